@@ -1,0 +1,160 @@
+//! Hypercalls: the port, the numbers and the per-CPU mailbox (PROTOCOL.md §3).
+//!
+//! A hypercall is one 32-bit `out` to [`PORT`] whose value is the hypercall
+//! number; its arguments and result live in the calling CPU's [`Mailbox`] page,
+//! whose guest-physical address the monitor chose at boot. Every hypercall is a
+//! VM exit (10–40 µs here), so they are for rare control only: the data path never
+//! uses them.
+
+use crate::assert_layout;
+
+/// The I/O port a hypercall writes its number to.
+pub const PORT: u16 = 0x0510;
+
+/// Hypercall numbers (§3.3). Numbers are never reused.
+pub mod nr {
+    /// Write bytes to the monitor's standard output or error.
+    pub const CONSOLE_WRITE: u32 = 1;
+    /// Stop the VM; the program's exit status is `args[0]`.
+    pub const EXIT: u32 = 2;
+    /// Kernel panic: message in `data`, registers in `args`.
+    pub const PANIC: u32 = 3;
+    /// CPU exception the kernel could not handle: a [`super::FaultReport`] in `data`.
+    pub const FAULT: u32 = 4;
+}
+
+/// `CONSOLE_WRITE` stream numbers (`args[0]`).
+pub mod console {
+    /// The monitor's standard output.
+    pub const STDOUT: u64 = 1;
+    /// The monitor's standard error.
+    pub const STDERR: u64 = 2;
+    /// `args[2]`: the bytes are in the mailbox's `data`.
+    pub const SOURCE_INLINE: u64 = 0;
+    /// `args[2]`: the bytes are at user virtual address `args[3]` in the address
+    /// space whose PML4 is at guest-physical `args[4]`; every page must be present
+    /// and user-accessible.
+    pub const SOURCE_USER: u64 = 1;
+    /// Largest `len` of one user-source write.
+    pub const MAX_USER_WRITE: u64 = 1 << 20;
+}
+
+/// Offset of `data` within the mailbox.
+pub const DATA_OFFSET: usize = 64;
+/// Size of the mailbox's `data` area.
+pub const DATA_LEN: usize = 4096 - DATA_OFFSET;
+
+/// The per-CPU hypercall mailbox, one 4 KiB page (§3.2).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Mailbox {
+    /// Arguments, meaning per hypercall.
+    pub args: [u64; 6],
+    /// Written by the monitor before the guest resumes: 0 or an [`crate::error::ErrorCode`].
+    pub result: u64,
+    /// Zero.
+    pub reserved: u64,
+    /// Inline payload.
+    pub data: [u8; DATA_LEN],
+}
+assert_layout!(Mailbox, size = 4096, args = 0, result = 48, reserved = 56, data = DATA_OFFSET);
+
+/// General-purpose registers and the CPU's exception frame, in the order the
+/// kernel's exception entry pushes them (lowest address first) (§3.4).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Exception vector (0..=31).
+    pub vector: u64,
+    /// The CPU's error code, or 0 for exceptions without one.
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+assert_layout!(FaultFrame, size = 176, r15 = 0, rbp = 64, rax = 112, vector = 120,
+    error_code = 128, rip = 136, cs = 144, rflags = 152, rsp = 160, ss = 168);
+
+/// The `FAULT` hypercall payload: the frame plus the control registers that
+/// explain it (§3.4).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultReport {
+    pub frame: FaultFrame,
+    /// `CR2`: the faulting linear address of a page fault.
+    pub cr2: u64,
+    /// `CR3`: the page-table root in use.
+    pub cr3: u64,
+}
+assert_layout!(FaultReport, size = 192, frame = 0, cr2 = 176, cr3 = 184);
+
+/// The architectural names of exception vectors 0..=31.
+pub fn exception_name(vector: u64) -> &'static str {
+    const NAMES: [&str; 22] = [
+        "divide error",
+        "debug",
+        "non-maskable interrupt",
+        "breakpoint",
+        "overflow",
+        "bound range exceeded",
+        "invalid opcode",
+        "device not available",
+        "double fault",
+        "coprocessor segment overrun",
+        "invalid TSS",
+        "segment not present",
+        "stack-segment fault",
+        "general protection fault",
+        "page fault",
+        "reserved",
+        "x87 floating-point error",
+        "alignment check",
+        "machine check",
+        "SIMD floating-point error",
+        "virtualization exception",
+        "control protection fault",
+    ];
+    usize::try_from(vector).ok().and_then(|v| NAMES.get(v)).copied().unwrap_or("reserved exception")
+}
+
+/// Page-fault error-code bits (§3.4).
+pub mod pf {
+    /// The page was present (a protection violation rather than a missing page).
+    pub const PRESENT: u64 = 1 << 0;
+    /// The access was a write.
+    pub const WRITE: u64 = 1 << 1;
+    /// The access came from ring 3.
+    pub const USER: u64 = 1 << 2;
+    /// The access was an instruction fetch.
+    pub const FETCH: u64 = 1 << 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exception_names_cover_known_vectors() {
+        assert_eq!(exception_name(14), "page fault");
+        assert_eq!(exception_name(13), "general protection fault");
+        assert_eq!(exception_name(31), "reserved exception");
+        assert_eq!(exception_name(u64::MAX), "reserved exception");
+    }
+}

@@ -1,0 +1,2 @@
+//! Placeholder: the data pipe is being written.
+#![no_std]
