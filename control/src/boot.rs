@@ -7,6 +7,7 @@
 //! [`PerCpu`] is the block `GS` points at in the kernel.
 
 use crate::assert_layout;
+use crate::codec::{Reader, Writer};
 use crate::layout::vector;
 
 /// `BootInfo::magic`: "WEFTBOOT" in ASCII, little-endian.
@@ -28,13 +29,11 @@ pub struct KernelManifest {
     pub version: u32,
     /// Number of valid entries in `vectors` ([`vector::TABLE_LEN`]).
     pub vector_count: u32,
-    /// Kernel virtual address of the `SYSCALL` entry point (`IA32_LSTAR`).
-    pub syscall_entry: u64,
-    /// Entry points for vectors 0..=32 then [`vector::SPURIOUS`].
+    /// Entry points for vectors 0..=32 then [`vector::SPURIOUS`]; entry
+    /// [`vector::SYSCALL`] is the syscall gate.
     pub vectors: [u64; vector::TABLE_LEN],
 }
-assert_layout!(KernelManifest, size = 296, magic = 0, version = 8, vector_count = 12,
-    syscall_entry = 16, vectors = 24);
+assert_layout!(KernelManifest, size = 288, magic = 0, version = 8, vector_count = 12, vectors = 16);
 
 impl KernelManifest {
     /// Size in bytes of the encoded manifest.
@@ -42,23 +41,13 @@ impl KernelManifest {
 
     /// Decodes a manifest from the start of `bytes` (little-endian).
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let bytes = bytes.get(..Self::SIZE)?;
-        let u64_at = |o: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&bytes[o..o + 8]);
-            u64::from_le_bytes(b)
-        };
+        let mut r = Reader::new(bytes.get(..Self::SIZE)?);
+        let (magic, version, vector_count) = (r.u64(), r.u32(), r.u32());
         let mut vectors = [0u64; vector::TABLE_LEN];
-        for (i, v) in vectors.iter_mut().enumerate() {
-            *v = u64_at(24 + 8 * i);
+        for v in vectors.iter_mut() {
+            *v = r.u64();
         }
-        Some(Self {
-            magic: u64_at(0),
-            version: u64_at(8) as u32,
-            vector_count: (u64_at(8) >> 32) as u32,
-            syscall_entry: u64_at(16),
-            vectors,
-        })
+        Some(Self { magic, version, vector_count, vectors })
     }
 
     /// The vector number served by entry `index` of `vectors`.
@@ -201,6 +190,42 @@ impl BootInfo {
         }
     }
 
+    /// Size in bytes of the encoded block.
+    pub const SIZE: usize = core::mem::size_of::<Self>();
+
+    /// The block's bytes as laid out in guest memory (§2.2).
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        let mut w = Writer::new(&mut out);
+        w.u64(self.magic);
+        w.u32(self.version);
+        w.u32(self.region_count);
+        for v in [self.tsc_hz, self.apic_timer_hz, self.mem_size, self.kernel_root] {
+            w.u64(v);
+        }
+        let p = &self.program;
+        for v in [p.root, p.entry, p.stack_top, p.args_addr, p.args_len, p.heap_base] {
+            w.u64(v);
+        }
+        let c = &self.control_pipe;
+        for v in [c.phys, c.len, c.doorbell] {
+            w.u64(v);
+        }
+        w.u32(c.vector);
+        w.u32(c.flags);
+        let s = &self.stamps;
+        for v in [s.kernel_entry, s.kernel_ready, s.program_entry, s.reserved] {
+            w.u64(v);
+        }
+        for r in &self.regions {
+            w.u64(r.base);
+            w.u64(r.len);
+            w.u32(r.kind);
+            w.u32(r.reserved);
+        }
+        out
+    }
+
     /// The valid memory-map entries.
     pub fn regions(&self) -> &[MemoryRegion] {
         let n = (self.region_count as usize).min(MAX_REGIONS);
@@ -214,16 +239,26 @@ impl Default for BootInfo {
     }
 }
 
-/// The per-CPU block `GS` points at in the kernel (§2.4). The monitor fills it;
-/// the kernel's `SYSCALL` entry uses the offsets below.
+impl BootStamps {
+    /// Size in bytes of the encoded stamps.
+    pub const SIZE: usize = core::mem::size_of::<Self>();
+
+    /// Decodes stamps read back from guest memory.
+    pub fn decode(bytes: &[u8; Self::SIZE]) -> Self {
+        let mut r = Reader::new(bytes);
+        Self { kernel_entry: r.u64(), kernel_ready: r.u64(), program_entry: r.u64(), reserved: r.u64() }
+    }
+}
+
+/// The per-CPU block `GS` points at in the kernel (§2.4). The monitor fills it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PerCpu {
     /// Kernel virtual address of this block.
     pub self_addr: u64,
-    /// Kernel stack pointer loaded on `SYSCALL`.
+    /// Top of this CPU's kernel stack.
     pub kernel_rsp: u64,
-    /// Scratch slot for the user stack pointer during a syscall.
+    /// Zero (reserved for the user stack pointer on a fast-syscall path).
     pub user_rsp: u64,
     /// Kernel virtual address of this CPU's hypercall mailbox (§3.2).
     pub mailbox: u64,
@@ -237,12 +272,22 @@ pub struct PerCpu {
 assert_layout!(PerCpu, size = 64, self_addr = 0, kernel_rsp = 8, user_rsp = 16, mailbox = 24,
     boot_info = 32, cpu_index = 40);
 
-/// Byte offsets into [`PerCpu`] for assembly.
-pub mod percpu_offset {
-    /// `PerCpu::kernel_rsp`.
-    pub const KERNEL_RSP: usize = core::mem::offset_of!(super::PerCpu, kernel_rsp);
-    /// `PerCpu::user_rsp`.
-    pub const USER_RSP: usize = core::mem::offset_of!(super::PerCpu, user_rsp);
+impl PerCpu {
+    /// Size in bytes of the encoded block.
+    pub const SIZE: usize = core::mem::size_of::<Self>();
+
+    /// The block's bytes as laid out in guest memory (§2.4).
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        let mut w = Writer::new(&mut out);
+        for v in [self.self_addr, self.kernel_rsp, self.user_rsp, self.mailbox, self.boot_info, self.cpu_index] {
+            w.u64(v);
+        }
+        for v in self.reserved {
+            w.u64(v);
+        }
+        out
+    }
 }
 
 /// Byte offset of `BootInfo::stamps.kernel_entry`, for the kernel's entry stub.
@@ -260,12 +305,12 @@ mod tests {
         bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
         bytes[12..16].copy_from_slice(&(vector::TABLE_LEN as u32).to_le_bytes());
         bytes[16..24].copy_from_slice(&0xFFFF_FFFF_8000_1000u64.to_le_bytes());
-        bytes[24 + 8 * 33..].copy_from_slice(&0xFFFF_FFFF_8000_2000u64.to_le_bytes());
+        bytes[16 + 8 * 33..].copy_from_slice(&0xFFFF_FFFF_8000_2000u64.to_le_bytes());
         let m = KernelManifest::decode(&bytes).unwrap();
         assert_eq!(m.magic, MANIFEST_MAGIC);
         assert_eq!(m.version, 7);
         assert_eq!(m.vector_count as usize, vector::TABLE_LEN);
-        assert_eq!(m.syscall_entry, 0xFFFF_FFFF_8000_1000);
+        assert_eq!(m.vectors[0], 0xFFFF_FFFF_8000_1000);
         assert_eq!(m.vectors[33], 0xFFFF_FFFF_8000_2000);
         assert!(KernelManifest::decode(&bytes[..KernelManifest::SIZE - 1]).is_none());
     }
@@ -275,6 +320,40 @@ mod tests {
         assert_eq!(KernelManifest::vector_of(0), 0);
         assert_eq!(KernelManifest::vector_of(32), vector::TIMER);
         assert_eq!(KernelManifest::vector_of(33), vector::SPURIOUS);
+    }
+
+    #[test]
+    fn boot_info_encodes_at_documented_offsets() {
+        let mut info = BootInfo::new();
+        info.tsc_hz = 0x1122;
+        info.program.heap_base = 0x3344;
+        info.control_pipe.vector = 0x55;
+        info.stamps.program_entry = 0x66;
+        info.region_count = 1;
+        info.regions[31] = MemoryRegion { base: 0x77, len: 0x88, kind: 5, reserved: 0 };
+        let b = info.encode();
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        assert_eq!(u64_at(0), BOOT_MAGIC);
+        assert_eq!(u64::from(b[8]), u64::from(crate::INTERFACE_VERSION));
+        assert_eq!(u64_at(16), 0x1122);
+        assert_eq!(u64_at(48 + 40), 0x3344);
+        assert_eq!(b[96 + 24], 0x55);
+        assert_eq!(u64_at(128 + 16), 0x66);
+        assert_eq!(u64_at(160 + 31 * 24), 0x77);
+        assert_eq!(u64_at(160 + 31 * 24 + 8), 0x88);
+        assert_eq!(b[160 + 31 * 24 + 16], 5);
+        let mut stamps = [0u8; BootStamps::SIZE];
+        stamps.copy_from_slice(&b[128..160]);
+        assert_eq!(BootStamps::decode(&stamps).program_entry, 0x66);
+    }
+
+    #[test]
+    fn percpu_encodes_in_field_order() {
+        let p = PerCpu { self_addr: 1, kernel_rsp: 2, user_rsp: 3, mailbox: 4, boot_info: 5, cpu_index: 6, reserved: [0; 2] };
+        let b = p.encode();
+        assert_eq!(b[8], 2);
+        assert_eq!(b[16], 3);
+        assert_eq!(b[24], 4);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! uses them.
 
 use crate::assert_layout;
+use crate::codec::Reader;
 
 /// The I/O port a hypercall writes its number to.
 pub const PORT: u16 = 0x0510;
@@ -105,6 +106,31 @@ pub struct FaultReport {
 }
 assert_layout!(FaultReport, size = 192, frame = 0, cr2 = 176, cr3 = 184);
 
+impl FaultReport {
+    /// Size in bytes of the encoded report.
+    pub const SIZE: usize = core::mem::size_of::<Self>();
+
+    /// Decodes a report from the mailbox's data area.
+    pub fn decode(bytes: &[u8; Self::SIZE]) -> Self {
+        let mut r = Reader::new(bytes);
+        let mut regs = [0u64; 22];
+        for v in regs.iter_mut() {
+            *v = r.u64();
+        }
+        let [r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax, vector, error_code, rip, cs, rflags, rsp, ss] = regs;
+        let frame = FaultFrame {
+            r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax,
+            vector, error_code, rip, cs, rflags, rsp, ss,
+        };
+        Self { frame, cr2: r.u64(), cr3: r.u64() }
+    }
+
+    /// True if the fault happened at ring 3 (in the program).
+    pub fn from_user(&self) -> bool {
+        self.frame.cs & 3 == 3
+    }
+}
+
 /// The architectural names of exception vectors 0..=31.
 pub fn exception_name(vector: u64) -> &'static str {
     const NAMES: [&str; 22] = [
@@ -149,6 +175,22 @@ pub mod pf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_report_decodes_in_push_order() {
+        let mut b = [0u8; FaultReport::SIZE];
+        for i in 0..24 {
+            b[i * 8..i * 8 + 8].copy_from_slice(&(i as u64 + 100).to_le_bytes());
+        }
+        let r = FaultReport::decode(&b);
+        assert_eq!(r.frame.r15, 100);
+        assert_eq!(r.frame.rbp, 108);
+        assert_eq!(r.frame.vector, 115);
+        assert_eq!(r.frame.rip, 117);
+        assert_eq!(r.frame.ss, 121);
+        assert_eq!((r.cr2, r.cr3), (122, 123));
+        assert!(!r.from_user());
+    }
 
     #[test]
     fn exception_names_cover_known_vectors() {

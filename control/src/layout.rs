@@ -15,6 +15,12 @@ pub const DIRECT_MAP_BASE: u64 = 0xFFFF_8000_0000_0000;
 /// Lowest address of the kernel half; the kernel ELF must load at or above it.
 pub const KERNEL_SPACE_BASE: u64 = 0xFFFF_8000_0000_0000;
 
+/// The kernel ELF's segments must lie in `[KERNEL_IMAGE_BASE, KERNEL_IMAGE_TOP)`
+/// (the top 2 GiB, as the kernel code model requires, below the stacks).
+pub const KERNEL_IMAGE_BASE: u64 = 0xFFFF_FFFF_8000_0000;
+/// See [`KERNEL_IMAGE_BASE`].
+pub const KERNEL_IMAGE_TOP: u64 = 0xFFFF_FFFF_BF00_0000;
+
 /// Top of the boot kernel stack (it grows down; the page below its lowest page is
 /// left unmapped as a guard).
 pub const KERNEL_STACK_TOP: u64 = 0xFFFF_FFFF_C000_0000;
@@ -63,6 +69,9 @@ pub mod vector {
     pub const EXCEPTIONS: u8 = 32;
     /// The local APIC timer.
     pub const TIMER: u8 = 0x20;
+    /// The syscall gate, the only vector ring 3 may raise: `int3` (PROTOCOL.md
+    /// §5.1 explains why not `syscall` or `int 0x80`).
+    pub const SYSCALL: u8 = 3;
     /// The local APIC spurious-interrupt vector.
     pub const SPURIOUS: u8 = 0xFF;
     /// The double-fault exception, which runs on IST1.
@@ -84,6 +93,7 @@ const _: () = {
     assert!(USER_ARGS_ADDR + USER_ARGS_MAX <= USER_TOP);
     assert!(USER_STACK_TOP <= USER_ARGS_ADDR);
     assert!(USER_HEAP_TOP <= USER_STACK_TOP - USER_STACK_SIZE);
+    assert!(KERNEL_IMAGE_TOP + PAGE_SIZE <= KERNEL_STACK_TOP - KERNEL_STACK_SIZE);
     assert!(KERNEL_STACK_TOP + PAGE_SIZE <= FAULT_STACK_TOP - FAULT_STACK_SIZE);
 };
 

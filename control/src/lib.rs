@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+mod codec;
 pub mod boot;
 pub mod error;
 pub mod hypercall;

@@ -1,1 +1,50 @@
+//! `weft-user`: the runtime for programs that run at ring 3 in a Weft guest.
+//!
+//! A program is a `#![no_std]`, `#![no_main]` binary for `x86_64-unknown-none`
+//! that names its main function with [`entry!`]:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! use weft_user::{println, Args};
+//!
+//! weft_user::entry!(main);
+//!
+//! fn main(args: Args) -> i32 {
+//!     println!("hello, {}", args.get(1).unwrap_or("world"));
+//!     0
+//! }
+//! ```
+//!
+//! The runtime provides the entry point, the panic handler (a panic prints to
+//! standard error and exits with status 101), a heap (`alloc` works; memory comes
+//! from the kernel's `map` syscall), `print!`/`println!`/`eprint!`/`eprintln!`,
+//! the program's arguments and [`exit`]/[`sleep`]. Every kernel call goes through
+//! the one [`syscall`] function.
 #![no_std]
+
+extern crate alloc;
+
+mod args;
+mod heap;
+mod io;
+mod rt;
+pub mod syscall;
+
+pub use args::Args;
+pub use io::{_print, Stream};
+pub use rt::{exit, sleep};
+pub use weft_abi::ErrorCode;
+
+/// Declares the program's main function: `fn(Args) -> i32`, whose return value
+/// is the exit status (0..=125).
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        fn weft_program_main(args: $crate::Args<'static>) -> i32 {
+            let main: fn($crate::Args<'static>) -> i32 = $main;
+            main(args)
+        }
+    };
+}

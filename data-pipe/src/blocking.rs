@@ -1,0 +1,135 @@
+//! Blocking I/O over a non-blocking ring end: [`Blocking`] implements the
+//! `embedded-io` traits, spinning adaptively and then sleeping through a
+//! [`Wait`] strategy with the §7.6 protocol.
+
+use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
+
+use crate::access::Memory;
+use crate::consumer::Consumer;
+use crate::error::Error;
+use crate::producer::Producer;
+use crate::wake::{Notify, Wait, WaitDecision, Waitable};
+
+/// How long to poll before sleeping. The budget doubles when polling found
+/// work and halves when it had to sleep, between 1 and `max` iterations
+/// (`max == 0` sleeps at once).
+#[derive(Clone, Copy, Debug)]
+struct AdaptiveSpin {
+    budget: u32,
+    max: u32,
+}
+
+impl AdaptiveSpin {
+    fn poll<E: Waitable>(&mut self, end: &mut E) -> Result<bool, Error> {
+        for _ in 0..self.budget {
+            if end.ready()? {
+                self.budget = self.budget.saturating_mul(2).min(self.max);
+                return Ok(true);
+            }
+            core::hint::spin_loop();
+        }
+        self.budget = (self.budget / 2).max(self.max.min(1));
+        Ok(false)
+    }
+}
+
+/// A ring end ([`Producer`] or [`Consumer`]) whose `read`/`write` block
+/// until they can move at least one byte, using `W` to sleep.
+pub struct Blocking<E, W> {
+    end: E,
+    wait: W,
+    spin: AdaptiveSpin,
+}
+
+impl<E: Waitable, W: Wait> Blocking<E, W> {
+    /// Polls up to `max_spin` iterations before each sleep.
+    pub fn new(end: E, wait: W, max_spin: u32) -> Self {
+        Self { end, wait, spin: AdaptiveSpin { budget: max_spin, max: max_spin } }
+    }
+
+    /// The non-blocking end.
+    pub fn get_mut(&mut self) -> &mut E {
+        &mut self.end
+    }
+
+    /// Runs `op` until it does not fail with [`Error::WouldBlock`].
+    fn block<T>(&mut self, mut op: impl FnMut(&mut E) -> Result<T, Error>) -> Result<T, Error> {
+        loop {
+            match op(&mut self.end) {
+                Err(Error::WouldBlock) => {}
+                done => return done,
+            }
+            if self.spin.poll(&mut self.end)? {
+                continue;
+            }
+            if self.end.prepare_wait()? == WaitDecision::Sleep {
+                self.wait.wait();
+                self.end.end_wait();
+            }
+        }
+    }
+}
+
+impl<E, W> ErrorType for Blocking<E, W> {
+    type Error = Error;
+}
+
+impl<M: Memory, N: Notify, W: Wait> Read for Blocking<Consumer<M, N>, W> {
+    /// Blocks until at least one byte or end-of-stream (`Ok(0)`).
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.block(|c| c.read(buf))
+    }
+}
+
+impl<M: Memory, N: Notify, W: Wait> ReadReady for Blocking<Consumer<M, N>, W> {
+    fn read_ready(&mut self) -> Result<bool, Error> {
+        self.end.ready()
+    }
+}
+
+impl<M: Memory, N: Notify, W: Wait> Write for Blocking<Producer<M, N>, W> {
+    /// Blocks until at least one byte is written.
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        self.block(|p| p.write(buf))
+    }
+
+    /// Bytes are visible to the consumer as soon as `write` returns.
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+impl<M: Memory, N: Notify, W: Wait> WriteReady for Blocking<Producer<M, N>, W> {
+    fn write_ready(&mut self) -> Result<bool, Error> {
+        self.end.ready()
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::layout::ring_size;
+    use crate::{HeapRegion, NoNotify, Yield};
+    use std::vec;
+    use std::vec::Vec;
+
+    #[test]
+    fn blocking_moves_a_stream_between_threads() {
+        let mem = HeapRegion::new(ring_size(256));
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let tx = Producer::new(&mem, 0, 256, NoNotify).unwrap();
+                let mut tx = Blocking::new(tx, Yield, 64);
+                tx.write_all(&data).unwrap();
+            });
+            let rx = Consumer::new(&mem, 0, 256, NoNotify).unwrap();
+            let mut rx = Blocking::new(rx, Yield, 0);
+            let mut got = vec![0; data.len()];
+            rx.read_exact(&mut got).unwrap();
+            assert_eq!(got, data);
+            assert_eq!(rx.read(&mut [0; 4]), Ok(0));
+            assert_eq!(rx.read_ready(), Ok(true));
+        });
+    }
+}

@@ -1,0 +1,237 @@
+//! x86_64 4-level page tables, built ([`map_4k`], [`map_2m`]) and walked
+//! ([`translate`], [`translate_range`]) through the [`PhysMemory`] trait, so the
+//! monitor (over the guest-memory mapping), the kernel (over its direct map) and
+//! host tests (over a `Vec<u8>`) share one implementation.
+//!
+//! # Invariants
+//!
+//! - Tables are only reached through `PhysMemory`; an address outside memory is an
+//!   error (`BadTable`), never a panic. A walk visits at most four entries, so a
+//!   table that points at itself cannot make it loop.
+//! - Entries this module creates: intermediate entries (PML4E, PDPTE, PDE pointing
+//!   to a table) are `PRESENT | WRITABLE | USER`, so the leaf alone decides the
+//!   effective permissions; leaves are `PRESENT`, plus `WRITABLE`, `USER`,
+//!   `GLOBAL` as asked, plus `NX` unless executable. Existing intermediate entries
+//!   are never modified, and no existing leaf is ever replaced.
+//! - The low 12 bits of `root` are ignored, as the CPU ignores CR3's flag bits.
+//! - Physical addresses are bits 12..51 of an entry ([`PTE_ADDR_MASK`]).
+//!
+//! A failed map may leave newly allocated, empty intermediate tables behind; they
+//! map nothing and are harmless.
+
+#[cfg(test)]
+mod tests;
+mod walk;
+
+pub use walk::{Access, RangeError, WalkError, translate, translate_range};
+
+use core::fmt;
+
+/// Entry maps something (a table or a page).
+pub const PTE_PRESENT: u64 = 1 << 0;
+/// Writes allowed (if every level allows them).
+pub const PTE_WRITABLE: u64 = 1 << 1;
+/// User-mode access allowed (if every level allows it).
+pub const PTE_USER: u64 = 1 << 2;
+/// Set by the CPU on access.
+pub const PTE_ACCESSED: u64 = 1 << 5;
+/// Set by the CPU on write to a leaf.
+pub const PTE_DIRTY: u64 = 1 << 6;
+/// In a PDPTE or PDE: the entry is a 1 GiB or 2 MiB leaf (reserved in a PML4E).
+pub const PTE_HUGE: u64 = 1 << 7;
+/// Leaf survives CR3 reloads (with CR4.PGE).
+pub const PTE_GLOBAL: u64 = 1 << 8;
+/// No instruction fetch (with EFER.NXE).
+pub const PTE_NX: u64 = 1 << 63;
+/// Physical-address bits 12..51 of an entry.
+pub const PTE_ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+
+/// Size of a 4 KiB page.
+pub const SIZE_4K: u64 = 1 << 12;
+/// Size of a 2 MiB page.
+pub const SIZE_2M: u64 = 1 << 21;
+/// Size of a 1 GiB page.
+pub const SIZE_1G: u64 = 1 << 30;
+
+/// Byte access to physical memory, 8 bytes at a time (page-table entries).
+pub trait PhysMemory {
+    /// The little-endian `u64` at `phys`, or `None` if it is outside memory.
+    fn read_u64(&self, phys: u64) -> Option<u64>;
+    /// Stores `value` at `phys`, or returns `None` if it is outside memory.
+    fn write_u64(&mut self, phys: u64, value: u64) -> Option<()>;
+}
+
+/// A source of page-table frames.
+pub trait FrameAllocator {
+    /// The physical address of a fresh, zeroed, 4 KiB-aligned frame, or `None`
+    /// when memory is exhausted.
+    fn alloc_zeroed(&mut self) -> Option<u64>;
+}
+
+/// Permissions of a leaf mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageFlags {
+    pub writable: bool,
+    pub user: bool,
+    pub executable: bool,
+    pub global: bool,
+}
+
+impl PageFlags {
+    /// The leaf-entry bits for these flags (without `PRESENT` or `HUGE`).
+    pub const fn bits(self) -> u64 {
+        let mut bits = 0;
+        if self.writable {
+            bits |= PTE_WRITABLE;
+        }
+        if self.user {
+            bits |= PTE_USER;
+        }
+        if !self.executable {
+            bits |= PTE_NX;
+        }
+        if self.global {
+            bits |= PTE_GLOBAL;
+        }
+        bits
+    }
+}
+
+/// Why a mapping was not made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// `vaddr` or `phys` is not aligned to the page size.
+    Misaligned { vaddr: u64, phys: u64 },
+    /// `vaddr` is not canonical (bits 63..47 are not all equal).
+    NonCanonical { vaddr: u64 },
+    /// `phys` does not fit in the 52 physical-address bits of an entry.
+    PhysTooLarge { phys: u64 },
+    /// A mapping already covers `vaddr` (for `map_2m`: a page table already
+    /// exists for the 2 MiB region).
+    AlreadyMapped { vaddr: u64 },
+    /// A large page already covers `vaddr`.
+    ConflictsWithLargePage { vaddr: u64 },
+    /// The frame allocator is exhausted.
+    OutOfFrames,
+    /// A table (or a frame from the allocator) at `phys` is outside memory or
+    /// misaligned.
+    BadTable { phys: u64 },
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Misaligned { vaddr, phys } => {
+                write!(
+                    f,
+                    "cannot map {vaddr:#x} to {phys:#x}: not aligned to the page size"
+                )
+            }
+            Self::NonCanonical { vaddr } => write!(f, "cannot map {vaddr:#x}: not canonical"),
+            Self::PhysTooLarge { phys } => {
+                write!(f, "cannot map physical {phys:#x}: beyond 52 address bits")
+            }
+            Self::AlreadyMapped { vaddr } => write!(f, "cannot map {vaddr:#x}: already mapped"),
+            Self::ConflictsWithLargePage { vaddr } => {
+                write!(f, "cannot map {vaddr:#x}: inside an existing large page")
+            }
+            Self::OutOfFrames => f.write_str("cannot map: out of page-table frames"),
+            Self::BadTable { phys } => {
+                write!(
+                    f,
+                    "cannot map: page table at {phys:#x} is outside memory or misaligned"
+                )
+            }
+        }
+    }
+}
+
+/// True if bits 63..47 of `vaddr` are all equal (48-bit virtual addresses).
+pub const fn is_canonical(vaddr: u64) -> bool {
+    (((vaddr << 16) as i64) >> 16) as u64 == vaddr
+}
+
+/// Index of `vaddr` in the table at `level` (4 = PML4, 3 = PDPT, 2 = PD, 1 = PT).
+pub(crate) const fn table_index(vaddr: u64, level: u32) -> u64 {
+    (vaddr >> (12 + 9 * (level - 1))) & 0x1FF
+}
+
+/// Maps the 4 KiB page at `vaddr` to the frame at `phys`.
+pub fn map_4k(
+    mem: &mut impl PhysMemory,
+    alloc: &mut impl FrameAllocator,
+    root: u64,
+    vaddr: u64,
+    phys: u64,
+    flags: PageFlags,
+) -> Result<(), MapError> {
+    map(mem, alloc, root, vaddr, phys, flags, 1)
+}
+
+/// Maps the 2 MiB page at `vaddr` to the 2 MiB-aligned region at `phys` with one
+/// PD-level entry.
+pub fn map_2m(
+    mem: &mut impl PhysMemory,
+    alloc: &mut impl FrameAllocator,
+    root: u64,
+    vaddr: u64,
+    phys: u64,
+    flags: PageFlags,
+) -> Result<(), MapError> {
+    map(mem, alloc, root, vaddr, phys, flags, 2)
+}
+
+/// Walks from the PML4 down to `leaf_level`, creating missing tables, then writes
+/// the leaf entry if the slot is empty.
+fn map(
+    mem: &mut impl PhysMemory,
+    alloc: &mut impl FrameAllocator,
+    root: u64,
+    vaddr: u64,
+    phys: u64,
+    flags: PageFlags,
+    leaf_level: u32,
+) -> Result<(), MapError> {
+    let size = if leaf_level == 2 { SIZE_2M } else { SIZE_4K };
+    if (vaddr | phys) & (size - 1) != 0 {
+        return Err(MapError::Misaligned { vaddr, phys });
+    }
+    if !is_canonical(vaddr) {
+        return Err(MapError::NonCanonical { vaddr });
+    }
+    if phys & !PTE_ADDR_MASK != 0 {
+        return Err(MapError::PhysTooLarge { phys });
+    }
+    let mut table = root & PTE_ADDR_MASK;
+    for level in (leaf_level + 1..=4).rev() {
+        let slot = table + table_index(vaddr, level) * 8;
+        let entry = mem
+            .read_u64(slot)
+            .ok_or(MapError::BadTable { phys: table })?;
+        if entry & PTE_PRESENT == 0 {
+            let frame = alloc.alloc_zeroed().ok_or(MapError::OutOfFrames)?;
+            if frame & !PTE_ADDR_MASK != 0 {
+                return Err(MapError::BadTable { phys: frame });
+            }
+            let new = frame | PTE_PRESENT | PTE_WRITABLE | PTE_USER;
+            mem.write_u64(slot, new)
+                .ok_or(MapError::BadTable { phys: table })?;
+            table = frame;
+        } else if entry & PTE_HUGE != 0 && level < 4 {
+            return Err(MapError::ConflictsWithLargePage { vaddr });
+        } else {
+            table = entry & PTE_ADDR_MASK;
+        }
+    }
+    let slot = table + table_index(vaddr, leaf_level) * 8;
+    let entry = mem
+        .read_u64(slot)
+        .ok_or(MapError::BadTable { phys: table })?;
+    if entry & PTE_PRESENT != 0 {
+        return Err(MapError::AlreadyMapped { vaddr });
+    }
+    let huge = if leaf_level == 2 { PTE_HUGE } else { 0 };
+    let leaf = phys | PTE_PRESENT | huge | flags.bits();
+    mem.write_u64(slot, leaf)
+        .ok_or(MapError::BadTable { phys: table })
+}

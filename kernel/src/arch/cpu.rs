@@ -1,0 +1,92 @@
+//! One wrapper per privileged instruction the kernel uses.
+
+use core::arch::asm;
+use weft_control::hypercall::PORT;
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` only reads the counter; CR4.TSD is clear (§2.4).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Reads CR2, the linear address of the last page fault.
+pub fn cr2() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Reads CR3, the current page-table root.
+pub fn cr3() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Writes a model-specific register.
+///
+/// # Safety
+///
+/// `msr` must exist and `value` must be valid for it; the caller owns whatever
+/// state the register controls.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+            options(nostack, preserves_flags));
+    }
+}
+
+/// Enables interrupts and halts until one arrives, atomically (the `sti` shadow
+/// covers the `hlt`, so an interrupt pending at `sti` still ends the halt), then
+/// masks interrupts again.
+pub fn wait_for_interrupt() {
+    // SAFETY: the kernel's interrupt handlers preserve all state of the code they
+    // interrupt; masking again afterwards restores the syscall path's invariant.
+    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+}
+
+/// Halts forever with interrupts masked: the end of every fatal path (the
+/// monitor stops the VM on the hypercall that precedes it).
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: halting with interrupts masked has no effect on memory.
+        unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
+    }
+}
+
+/// The one hypercall instruction (§3.1): writes `nr` to the hypercall port. The
+/// arguments and result are in the mailbox, so this must not claim `nomem`.
+pub fn hypercall(nr: u32) {
+    // SAFETY: the port is the monitor's; the exit is synchronous and the monitor
+    // only reads and writes this CPU's mailbox during it.
+    unsafe { asm!("out dx, eax", in("dx") PORT, in("eax") nr, options(nostack, preserves_flags)) };
+}
+
+/// The current frame pointer and stack pointer, for panic reports.
+pub fn frame_registers() -> (u64, u64) {
+    let (rbp, rsp): (u64, u64);
+    // SAFETY: reading registers has no side effects.
+    unsafe { asm!("mov {}, rbp", "mov {}, rsp", out(reg) rbp, out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    (rbp, rsp)
+}
+
+/// The per-CPU block (`gs:[0]` holds its own address, §2.4).
+pub fn percpu() -> *const weft_control::boot::PerCpu {
+    let p: u64;
+    // SAFETY: in the kernel, GS_BASE is the per-CPU block whose first field is
+    // its own address (the monitor set it up before boot).
+    unsafe { asm!("mov {}, gs:[0]", out(reg) p, options(readonly, nostack, preserves_flags)) };
+    p as *const _
+}
+
+/// The address of the instruction after this call's `lea`.
+#[inline(always)]
+pub fn current_rip() -> u64 {
+    let rip: u64;
+    // SAFETY: reading the instruction pointer has no side effects.
+    unsafe { asm!("lea {}, [rip]", out(reg) rip, options(nomem, nostack, preserves_flags)) };
+    rip
+}

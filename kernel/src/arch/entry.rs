@@ -1,0 +1,174 @@
+//! Assembly entry points and the kernel manifest (PROTOCOL.md §2.1, §2.5, §5.1).
+//!
+//! Every path here is straight-line and short: ring 0 is emulated on the machines
+//! Weft targets (~0.6 µs per instruction), so the monitor prepares all boot state
+//! and these stubs only save what the Rust handlers need.
+
+use core::arch::global_asm;
+use weft_control::boot::{MANIFEST_MAGIC, STAMP_KERNEL_ENTRY_OFFSET};
+use weft_control::layout::{selector, vector};
+
+// Boot entry. The monitor starts the CPU here in 64-bit mode with `rsp` at the top
+// of the boot stack, `gs` at the per-CPU block and `rdi` = the boot info (§2.3).
+global_asm!(
+    ".pushsection .text.entry, \"ax\"",
+    ".global _start",
+    "_start:",
+    "    rdtsc",
+    "    shl rdx, 32",
+    "    or rax, rdx",
+    "    mov [rdi + {stamp}], rax",
+    "    xor ebp, ebp",
+    "    call {main}",
+    "    ud2",
+    ".popsection",
+    stamp = const STAMP_KERNEL_ENTRY_OFFSET,
+    main = sym crate::kernel_main,
+);
+
+// Syscall entry: the `int3` gate (vector 3, DPL 3; §5.1). The CPU has switched
+// to the kernel stack (TSS.RSP0) and masked interrupts; `int3` is a trap, so the
+// saved RIP is already past it. Calls `weft_syscall(a0, a1, a2, a3, nr)`;
+// scratch registers are zeroed before returning so no kernel value leaks to the
+// program.
+//
+// Why `int3`: under nested PVM, `syscall` was observed to jump to IA32_LSTAR
+// without leaving CPL 3 and `int 0x80` to raise #UD, while exceptions raised
+// at ring 3 are delivered correctly. All cost one guest-kernel entry.
+global_asm!(
+    ".pushsection .text, \"ax\"",
+    ".global weft_syscall_entry",
+    "weft_syscall_entry:",
+    "    push rbp",
+    "    xor ebp, ebp",
+    "    mov rcx, r10",
+    "    mov r8, rax",
+    "    call {dispatch}",
+    "    pop rbp",
+    "    xor edi, edi",
+    "    xor esi, esi",
+    "    xor edx, edx",
+    "    xor ecx, ecx",
+    "    xor r8d, r8d",
+    "    xor r9d, r9d",
+    "    xor r10d, r10d",
+    "    xor r11d, r11d",
+    "    iretq",
+    ".popsection",
+    dispatch = sym crate::syscall::weft_syscall,
+);
+
+// Exception vectors 0..=31 except 3, the syscall gate (§2.5). Each pushes a zero error code when the CPU
+// pushes none, then its vector, then jumps to the common path, which pushes the
+// general-purpose registers so the stack holds a `FaultFrame` (§3.4).
+global_asm!(
+    ".pushsection .text, \"ax\"",
+    ".macro WEFT_EXC_NOERR n",
+    "weft_vector_\\n:",
+    "    push 0",
+    "    push \\n",
+    "    jmp weft_exception_common",
+    ".endm",
+    ".macro WEFT_EXC_ERR n",
+    "weft_vector_\\n:",
+    "    push \\n",
+    "    jmp weft_exception_common",
+    ".endm",
+    "WEFT_EXC_NOERR 0", "WEFT_EXC_NOERR 1", "WEFT_EXC_NOERR 2",
+    "WEFT_EXC_NOERR 4", "WEFT_EXC_NOERR 5", "WEFT_EXC_NOERR 6", "WEFT_EXC_NOERR 7",
+    "WEFT_EXC_ERR 8", "WEFT_EXC_NOERR 9", "WEFT_EXC_ERR 10", "WEFT_EXC_ERR 11",
+    "WEFT_EXC_ERR 12", "WEFT_EXC_ERR 13", "WEFT_EXC_ERR 14", "WEFT_EXC_NOERR 15",
+    "WEFT_EXC_NOERR 16", "WEFT_EXC_ERR 17", "WEFT_EXC_NOERR 18", "WEFT_EXC_NOERR 19",
+    "WEFT_EXC_NOERR 20", "WEFT_EXC_ERR 21", "WEFT_EXC_NOERR 22", "WEFT_EXC_NOERR 23",
+    "WEFT_EXC_NOERR 24", "WEFT_EXC_NOERR 25", "WEFT_EXC_NOERR 26", "WEFT_EXC_NOERR 27",
+    "WEFT_EXC_NOERR 28", "WEFT_EXC_ERR 29", "WEFT_EXC_ERR 30", "WEFT_EXC_NOERR 31",
+    "weft_exception_common:",
+    "    push rax", "    push rbx", "    push rcx", "    push rdx",
+    "    push rsi", "    push rdi", "    push rbp", "    push r8",
+    "    push r9", "    push r10", "    push r11", "    push r12",
+    "    push r13", "    push r14", "    push r15",
+    "    mov rdi, rsp",
+    "    xor ebp, ebp",
+    "    call {handler}",
+    "    ud2",
+    // Local APIC timer: acknowledge (x2APIC EOI), count, return.
+    "weft_timer_entry:",
+    "    push rax", "    push rcx", "    push rdx",
+    "    mov ecx, 0x80B",
+    "    xor eax, eax",
+    "    xor edx, edx",
+    "    wrmsr",
+    "    lock inc qword ptr [rip + {ticks}]",
+    "    pop rdx", "    pop rcx", "    pop rax",
+    "    iretq",
+    // Spurious interrupts need no EOI.
+    "weft_spurious_entry:",
+    "    iretq",
+    ".popsection",
+    handler = sym crate::exception::weft_exception,
+    ticks = sym crate::apic::TIMER_TICKS,
+);
+
+// The kernel manifest (§2.1), read by the monitor from the ELF before boot.
+global_asm!(
+    ".pushsection .weft_manifest, \"a\"",
+    ".balign 8",
+    "    .quad {magic}",
+    "    .long {version}",
+    "    .long {count}",
+    "    .quad weft_vector_0, weft_vector_1, weft_vector_2, weft_syscall_entry",
+    "    .quad weft_vector_4, weft_vector_5, weft_vector_6, weft_vector_7",
+    "    .quad weft_vector_8, weft_vector_9, weft_vector_10, weft_vector_11",
+    "    .quad weft_vector_12, weft_vector_13, weft_vector_14, weft_vector_15",
+    "    .quad weft_vector_16, weft_vector_17, weft_vector_18, weft_vector_19",
+    "    .quad weft_vector_20, weft_vector_21, weft_vector_22, weft_vector_23",
+    "    .quad weft_vector_24, weft_vector_25, weft_vector_26, weft_vector_27",
+    "    .quad weft_vector_28, weft_vector_29, weft_vector_30, weft_vector_31",
+    "    .quad weft_timer_entry",
+    "    .quad weft_spurious_entry",
+    ".popsection",
+    magic = const MANIFEST_MAGIC,
+    version = const weft_control::INTERFACE_VERSION,
+    count = const vector::TABLE_LEN,
+);
+
+// First entry into ring 3 (§5.1): rdi = entry, rsi = stack top, rdx = arguments
+// block address, rcx = its length, r8 = the program's page-table root. Builds an
+// interrupt frame (user SS, RSP, RFLAGS with IF, user CS, RIP) and returns into it.
+global_asm!(
+    ".pushsection .text, \"ax\"",
+    ".global weft_enter_user",
+    "weft_enter_user:",
+    "    mov cr3, r8",
+    "    push {user_ss}",
+    "    push rsi",
+    "    push 0x202",
+    "    push {user_cs}",
+    "    push rdi",
+    "    mov rdi, rdx",
+    "    mov rsi, rcx",
+    "    xor eax, eax", "    xor ebx, ebx", "    xor ecx, ecx", "    xor edx, edx",
+    "    xor ebp, ebp", "    xor r8d, r8d", "    xor r9d, r9d", "    xor r10d, r10d",
+    "    xor r11d, r11d", "    xor r12d, r12d", "    xor r13d, r13d", "    xor r14d, r14d",
+    "    xor r15d, r15d",
+    "    iretq",
+    ".popsection",
+    user_ss = const selector::USER_DATA,
+    user_cs = const selector::USER_CODE,
+);
+
+unsafe extern "C" {
+    fn weft_enter_user(entry: u64, stack_top: u64, args_addr: u64, args_len: u64, root: u64) -> !;
+}
+
+/// Switches to the program's address space and enters it at ring 3.
+///
+/// # Safety
+///
+/// `root` must be the guest-physical address of a PML4 whose kernel half equals
+/// the running kernel's, and `entry`/`stack_top` must be canonical user addresses
+/// mapped in it (the monitor validated the program and built that table, §2.2).
+pub unsafe fn enter_user(entry: u64, stack_top: u64, args_addr: u64, args_len: u64, root: u64) -> ! {
+    // SAFETY: the caller guarantees the address space; the stub never returns.
+    unsafe { weft_enter_user(entry, stack_top, args_addr, args_len, root) }
+}

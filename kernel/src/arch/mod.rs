@@ -1,0 +1,10 @@
+//! Everything architecture-specific and every `asm!` of the kernel.
+//!
+//! `entry` holds the assembly entry points (boot, `SYSCALL`, exception and
+//! interrupt vectors) and the kernel manifest; `cpu` the single-instruction
+//! wrappers the rest of the kernel calls.
+
+pub mod cpu;
+mod entry;
+
+pub use entry::enter_user;

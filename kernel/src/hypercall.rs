@@ -1,0 +1,93 @@
+//! The kernel side of hypercalls (PROTOCOL.md §3): fill this CPU's mailbox, then
+//! one `out` ([`crate::arch::cpu::hypercall`]).
+//!
+//! Invariant: the mailbox is only touched with interrupts masked on the CPU that
+//! owns it (syscalls and fatal paths run masked), so a hypercall's arguments are
+//! never overwritten by a nested one.
+
+use crate::arch::cpu;
+use core::fmt;
+use core::ptr::{addr_of_mut, write_volatile};
+use core::sync::atomic::{AtomicPtr, Ordering};
+use weft_control::error::ErrorCode;
+use weft_control::hypercall::{DATA_LEN, FaultReport, Mailbox, console, nr};
+
+static MAILBOX: AtomicPtr<Mailbox> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Records this CPU's mailbox (a kernel virtual address from the per-CPU block).
+pub fn init(mailbox: *mut Mailbox) {
+    MAILBOX.store(mailbox, Ordering::Relaxed);
+}
+
+fn mailbox() -> *mut Mailbox {
+    MAILBOX.load(Ordering::Relaxed)
+}
+
+/// Writes `args` and makes hypercall `number`; returns the monitor's result.
+fn call(number: u32, args: &[u64]) -> Result<(), ErrorCode> {
+    let mb = mailbox();
+    for (i, a) in args.iter().take(6).enumerate() {
+        // SAFETY: `mb` is this CPU's mailbox page, mapped for the kernel's
+        // lifetime (§3.2); `i < 6` keeps the write inside `args`.
+        unsafe { write_volatile(addr_of_mut!((*mb).args[i]), *a) };
+    }
+    cpu::hypercall(number);
+    // SAFETY: as above; the monitor wrote `result` before resuming us.
+    let result = unsafe { core::ptr::read_volatile(addr_of_mut!((*mb).result)) };
+    match result {
+        0 => Ok(()),
+        r => Err(u32::try_from(r).ok().and_then(ErrorCode::from_u32).unwrap_or(ErrorCode::Unsupported)),
+    }
+}
+
+/// Writes `len` bytes at user address `addr` of the address space `root` to the
+/// monitor's stream `stream`. The monitor checks every page is user-accessible.
+pub fn console_user(stream: u64, addr: u64, len: u64, root: u64) -> Result<(), ErrorCode> {
+    call(nr::CONSOLE_WRITE, &[stream, len, console::SOURCE_USER, addr, root])
+}
+
+/// Ends the VM with `status`.
+pub fn exit(status: u64) -> ! {
+    let _ = call(nr::EXIT, &[status]);
+    cpu::halt_forever()
+}
+
+/// Formats into the mailbox's data area, truncating at its end.
+struct DataWriter {
+    len: usize,
+}
+
+impl fmt::Write for DataWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mb = mailbox();
+        for &b in s.as_bytes() {
+            if self.len == DATA_LEN {
+                break;
+            }
+            // SAFETY: `len < DATA_LEN` keeps the write inside the data area of
+            // this CPU's mailbox.
+            unsafe { write_volatile(addr_of_mut!((*mb).data[self.len]), b) };
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Reports a kernel panic with `message` and stops.
+pub fn panic(message: fmt::Arguments<'_>, rip: u64) -> ! {
+    let mut w = DataWriter { len: 0 };
+    let _ = fmt::write(&mut w, message);
+    let (rbp, rsp) = cpu::frame_registers();
+    let _ = call(nr::PANIC, &[w.len as u64, rip, rbp, rsp, cpu::cr3()]);
+    cpu::halt_forever()
+}
+
+/// Reports an exception the kernel cannot handle and stops.
+pub fn fault(report: &FaultReport) -> ! {
+    let mb = mailbox();
+    // SAFETY: the data area starts 64 bytes into the page, so it is 8-byte
+    // aligned, and `FaultReport` (192 bytes) fits in it (§3.4).
+    unsafe { write_volatile(addr_of_mut!((*mb).data).cast::<FaultReport>(), *report) };
+    let _ = call(nr::FAULT, &[]);
+    cpu::halt_forever()
+}

@@ -1,0 +1,45 @@
+//! The Weft kernel: ring 0 of the guest.
+//!
+//! It starts in 64-bit mode on state the monitor prepared (page tables, GDT,
+//! IDT, TSS, MSRs, boot info: PROTOCOL.md §2) and keeps ring-0 work O(1), because
+//! ring-0 code is emulated on the machines Weft targets. Boot is: record the
+//! mailbox, take the memory map, set up the heap, enter the program. After that
+//! the kernel runs only on syscalls, interrupts and exceptions.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod apic;
+mod arch;
+mod exception;
+mod hypercall;
+mod memory;
+mod program;
+mod syscall;
+
+use arch::cpu;
+use core::ptr::{addr_of_mut, write_volatile};
+use weft_control::boot::{BootInfo, PerCpu};
+
+/// Called by `_start` with the boot info's kernel virtual address.
+extern "C" fn kernel_main(info: *mut BootInfo) -> ! {
+    let percpu = cpu::percpu();
+    // SAFETY: `gs` points at the per-CPU block the monitor filled (§2.4).
+    hypercall::init(unsafe { (*percpu).mailbox } as *mut _);
+    // SAFETY: the boot info page stays mapped and is written by no one else
+    // while the kernel runs (§2.2).
+    let boot: &BootInfo = unsafe { &*info };
+    memory::init(boot);
+    apic::init(boot.apic_timer_hz);
+    // SAFETY: as above; the stamp is a plain report for the monitor (§2.3).
+    unsafe { write_volatile(addr_of_mut!((*info).stamps.kernel_ready), cpu::rdtsc()) };
+    program::start(info)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    hypercall::panic(format_args!("{info}"), cpu::current_rip())
+}
+
+const _: () = assert!(core::mem::size_of::<PerCpu>() == 64);

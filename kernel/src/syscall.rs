@@ -1,0 +1,78 @@
+//! Syscall dispatch (PROTOCOL.md §5). Arguments are allegations from ring 3:
+//! every range is checked to lie in the user half before the monitor is asked
+//! to read it, and the monitor checks every page is user-mapped.
+
+use crate::{apic, hypercall, program};
+use weft_abi::{ErrorCode, MAX_EXIT_STATUS, encode, nr};
+use weft_control::hypercall::console;
+use weft_control::layout::is_user_range;
+
+/// Called by the syscall gate stub with interrupts masked.
+pub extern "C" fn weft_syscall(a0: u64, a1: u64, a2: u64, _a3: u64, number: u64) -> u64 {
+    encode(match number {
+        nr::WRITE => write(a0, a1, a2),
+        nr::EXIT => exit(a0),
+        nr::SLEEP => {
+            apic::sleep(a0);
+            Ok(0)
+        }
+        nr::MAP => program::with_current(|p| p.map_anonymous(a0)).unwrap_or(Err(ErrorCode::BadArgument)),
+        #[cfg(feature = "crash-test")]
+        nr::CRASH => crash::crash(a0),
+        _ => Err(ErrorCode::NoSyscall),
+    })
+}
+
+fn write(fd: u64, addr: u64, len: u64) -> Result<u64, ErrorCode> {
+    let stream = match fd {
+        weft_abi::FD_STDOUT => console::STDOUT,
+        weft_abi::FD_STDERR => console::STDERR,
+        _ => return Err(ErrorCode::BadArgument),
+    };
+    if len > console::MAX_USER_WRITE {
+        return Err(ErrorCode::BadLength);
+    }
+    if !is_user_range(addr, len) {
+        return Err(ErrorCode::BadAddress);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let root = program::with_current(|p| p.root).ok_or(ErrorCode::BadArgument)?;
+    hypercall::console_user(stream, addr, len, root)?;
+    Ok(len)
+}
+
+fn exit(status: u64) -> Result<u64, ErrorCode> {
+    if status > MAX_EXIT_STATUS {
+        return Err(ErrorCode::BadArgument);
+    }
+    hypercall::exit(status)
+}
+
+/// Deliberate kernel failures for the integration tests of the crash reports.
+#[cfg(feature = "crash-test")]
+mod crash {
+    use weft_abi::{ErrorCode, crash};
+
+    pub fn crash(kind: u64) -> Result<u64, ErrorCode> {
+        match kind {
+            crash::PANIC => nested_panic(),
+            crash::PAGE_FAULT => nested_fault(),
+            _ => Err(ErrorCode::BadArgument),
+        }
+    }
+
+    #[inline(never)]
+    fn nested_panic() -> ! {
+        panic!("crash test: the program asked the kernel to panic")
+    }
+
+    #[inline(never)]
+    fn nested_fault() -> ! {
+        // SAFETY: deliberately reads an address the kernel never maps, to exercise
+        // the ring-0 page-fault report; the fault handler never returns here.
+        let v = unsafe { core::ptr::read_volatile(0xFFFF_FFFF_F000_0000 as *const u64) };
+        panic!("unreachable: read {v:#x} from an unmapped address")
+    }
+}

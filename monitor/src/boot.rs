@@ -1,0 +1,244 @@
+//! Builds the whole boot state in guest memory before the first guest
+//! instruction (PROTOCOL.md §1, §2): kernel and program images, page tables,
+//! GDT, TSS, IDT, per-CPU block, hypercall mailbox, arguments and boot info.
+//!
+//! Ring-0 code is emulated on the machines Weft targets, so everything the
+//! kernel would otherwise compute at boot is computed here, natively.
+
+use crate::descriptors::{self, GDT_LEN, GateDpl, IDT_LEN, TSS_LEN};
+use crate::guest_memory::{BootFrames, MemoryError, PhysRam, Ram};
+use crate::loader::{self, LoadError, Owner};
+use thiserror::Error;
+use vm_memory::{Bytes, GuestAddress};
+use weft_control::args;
+use weft_control::boot::{BootInfo, KernelManifest, MANIFEST_MAGIC, MANIFEST_SECTION, PerCpu, region_kind};
+use weft_control::layout::*;
+use weft_control::INTERFACE_VERSION;
+use weft_image::elf::{self, ElfError, LoadPlan};
+use weft_image::paging::{MapError, PageFlags, map_2m};
+
+/// Size of a large page of the direct map.
+const LARGE_PAGE: u64 = 2 << 20;
+
+/// Why the boot state could not be built.
+#[derive(Debug, Error)]
+pub enum BootError {
+    /// The kernel ELF is unusable.
+    #[error("kernel image: {0}")]
+    KernelElf(ElfError),
+    /// The kernel has no valid manifest.
+    #[error("kernel image: {0}")]
+    Manifest(&'static str),
+    /// The kernel was built for another interface version.
+    #[error("kernel image speaks interface version {found}, this monitor speaks {INTERFACE_VERSION}")]
+    Version { found: u32 },
+    /// A manifest entry point lies outside the kernel's executable segments.
+    #[error("kernel manifest: entry point {0:#x} is outside the kernel's code")]
+    BadEntry(u64),
+    /// The program ELF is unusable.
+    #[error("{0}")]
+    ProgramElf(ElfError),
+    /// The arguments do not fit.
+    #[error("the program's arguments exceed {USER_ARGS_MAX} bytes")]
+    ArgsTooLarge,
+    /// Guest memory is too small or could not be laid out.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// An image could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A page-table entry could not be written.
+    #[error("cannot build the page tables: {0}")]
+    Map(MapError),
+    /// A write to guest memory failed (a bug: addresses come from the allocator).
+    #[error("cannot write boot structures into guest memory at {0:#x}")]
+    Write(u64),
+}
+
+impl BootError {
+    /// True if the error is the program's fault (the user gave a bad file).
+    pub fn is_program_error(&self) -> bool {
+        matches!(self, BootError::ProgramElf(_) | BootError::ArgsTooLarge)
+    }
+}
+
+/// What to boot.
+pub struct BootSpec<'a> {
+    /// Guest RAM size in bytes (a multiple of 2 MiB).
+    pub mem_size: u64,
+    /// The kernel ELF.
+    pub kernel: &'a [u8],
+    /// The program ELF.
+    pub program: &'a [u8],
+    /// The program's arguments, its name first.
+    pub args: &'a [Vec<u8>],
+    /// Guest TSC frequency.
+    pub tsc_hz: u64,
+    /// Local APIC timer frequency.
+    pub apic_timer_hz: u64,
+}
+
+/// Where things are, for setting up the vCPU and reading results back.
+#[derive(Clone, Copy, Debug)]
+pub struct BootState {
+    /// Kernel entry point.
+    pub entry: u64,
+    /// Kernel virtual address of the boot info (passed in `rdi`).
+    pub boot_info: u64,
+    /// Guest-physical address of the boot info.
+    pub boot_info_phys: u64,
+    /// Guest-physical address of the kernel PML4.
+    pub kernel_root: u64,
+    /// Kernel virtual addresses of the GDT, IDT, TSS and per-CPU block.
+    pub gdt: u64,
+    pub idt: u64,
+    pub tss: u64,
+    pub percpu: u64,
+    /// Guest-physical address of the hypercall mailbox.
+    pub mailbox_phys: u64,
+}
+
+/// The direct-map (kernel) virtual address of `phys`.
+pub const fn kva(phys: u64) -> u64 {
+    DIRECT_MAP_BASE + phys
+}
+
+/// Parses the kernel ELF and its manifest.
+pub fn kernel_plan(kernel: &[u8]) -> Result<(LoadPlan, KernelManifest), BootError> {
+    let plan = elf::parse(kernel, KERNEL_IMAGE_BASE..KERNEL_IMAGE_TOP).map_err(BootError::KernelElf)?;
+    let bytes = elf::section(kernel, MANIFEST_SECTION).ok_or(BootError::Manifest("no .weft_manifest section"))?;
+    let m = KernelManifest::decode(bytes).ok_or(BootError::Manifest("the .weft_manifest section is truncated"))?;
+    if m.magic != MANIFEST_MAGIC {
+        return Err(BootError::Manifest("the .weft_manifest section has a bad magic number"));
+    }
+    if m.version != INTERFACE_VERSION {
+        return Err(BootError::Version { found: m.version });
+    }
+    if m.vector_count as usize != vector::TABLE_LEN {
+        return Err(BootError::Manifest("the manifest's vector table has the wrong length"));
+    }
+    let in_code = |a: u64| {
+        plan.segments().iter().any(|s| s.flags.execute && a >= s.vaddr && a < s.vaddr + s.mem_size)
+    };
+    for a in m.vectors.iter().copied().chain([plan.entry]) {
+        if !in_code(a) {
+            return Err(BootError::BadEntry(a));
+        }
+    }
+    Ok((plan, m))
+}
+
+/// Parses the program ELF.
+pub fn program_plan(program: &[u8]) -> Result<LoadPlan, BootError> {
+    elf::parse(program, USER_BASE..USER_HEAP_BASE).map_err(BootError::ProgramElf)
+}
+
+fn write(ram: &Ram, phys: u64, bytes: &[u8]) -> Result<(), BootError> {
+    ram.write_slice(bytes, GuestAddress(phys)).map_err(|_| BootError::Write(phys))
+}
+
+/// Builds everything in `ram`.
+pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
+    let (kplan, manifest) = kernel_plan(spec.kernel)?;
+    let pplan = program_plan(spec.program)?;
+    let mut args_block = vec![0u8; USER_ARGS_MAX as usize];
+    let args_len = args::encode(spec.args, &mut args_block).map_err(|_| BootError::ArgsTooLarge)? as u64;
+
+    let mut frames = BootFrames::new(spec.mem_size);
+    // Boot structures: boot info, CPU page (GDT, TSS, per-CPU), IDT, mailbox.
+    let boot_info_phys = frames.alloc(1, region_kind::BOOT, "boot structures")?;
+    let cpu_phys = frames.alloc(1, region_kind::BOOT, "boot structures")?;
+    let idt_phys = frames.alloc(1, region_kind::BOOT, "boot structures")?;
+    let mailbox_phys = frames.alloc(1, region_kind::BOOT, "boot structures")?;
+    let (gdt_phys, tss_phys, percpu_phys) = (cpu_phys, cpu_phys + 0x80, cpu_phys + 0x100);
+    const _: () = assert!(GDT_LEN <= 0x80 && TSS_LEN <= 0x80 && PerCpu::SIZE <= 0x100);
+
+    let gib = spec.mem_size.div_ceil(1 << 30);
+    let image_pages = |p: &LoadPlan| {
+        let (lo, hi) = p.page_span();
+        (hi - lo) / PAGE_SIZE
+    };
+    frames.reserve_page_tables(32 + gib + (image_pages(&kplan) + image_pages(&pplan)) / 256)?;
+
+    // Kernel half: direct map, kernel image, stacks.
+    let kernel_root = weft_image::paging::FrameAllocator::alloc_zeroed(&mut frames)
+        .ok_or(BootError::Memory(MemoryError::TooSmall { needed: PAGE_SIZE, what: "page tables" }))?;
+    let direct = PageFlags { writable: true, user: false, executable: false, global: true };
+    let mut phys = 0;
+    while phys < spec.mem_size {
+        map_2m(&mut PhysRam(ram), &mut frames, kernel_root, kva(phys), phys, direct).map_err(BootError::Map)?;
+        phys += LARGE_PAGE;
+    }
+    loader::load(ram, &mut frames, kernel_root, spec.kernel, &kplan, Owner::Kernel, region_kind::KERNEL)?;
+    for (top, size) in [(KERNEL_STACK_TOP, KERNEL_STACK_SIZE), (FAULT_STACK_TOP, FAULT_STACK_SIZE)] {
+        loader::map_anonymous(ram, &mut frames, kernel_root, top - size, size / PAGE_SIZE, direct,
+            region_kind::KERNEL, "the kernel stacks")?;
+    }
+
+    // The program: a new root sharing the kernel half, image, stack, arguments.
+    let program_root = weft_image::paging::FrameAllocator::alloc_zeroed(&mut frames)
+        .ok_or(BootError::Memory(MemoryError::TooSmall { needed: PAGE_SIZE, what: "page tables" }))?;
+    for i in 256..512u64 {
+        let e = ram.read_obj::<u64>(GuestAddress(kernel_root + i * 8)).map_err(|_| BootError::Write(kernel_root))?;
+        ram.write_obj(e, GuestAddress(program_root + i * 8)).map_err(|_| BootError::Write(program_root))?;
+    }
+    loader::load(ram, &mut frames, program_root, spec.program, &pplan, Owner::Program, region_kind::PROGRAM)?;
+    let user_rw = PageFlags { writable: true, user: true, executable: false, global: false };
+    loader::map_anonymous(ram, &mut frames, program_root, USER_STACK_TOP - USER_STACK_SIZE,
+        USER_STACK_SIZE / PAGE_SIZE, user_rw, region_kind::PROGRAM, "the program stack")?;
+    let user_ro = PageFlags { writable: false, ..user_rw };
+    let args_phys = loader::map_anonymous(ram, &mut frames, program_root, USER_ARGS_ADDR,
+        args_len.div_ceil(PAGE_SIZE).max(1), user_ro, region_kind::PROGRAM, "the program arguments")?;
+    write(ram, args_phys, &args_block[..args_len as usize])?;
+
+    // Descriptor tables and the per-CPU block.
+    write(ram, gdt_phys, &descriptors::gdt(kva(tss_phys)))?;
+    write(ram, tss_phys, &descriptors::tss(KERNEL_STACK_TOP, FAULT_STACK_TOP))?;
+    let mut idt = vec![0u8; IDT_LEN];
+    for (i, handler) in manifest.vectors.iter().enumerate() {
+        let v = usize::from(KernelManifest::vector_of(i));
+        let ist = if v == usize::from(vector::DOUBLE_FAULT) { 1 } else { 0 };
+        let dpl = if v == usize::from(vector::SYSCALL) { GateDpl::User } else { GateDpl::Kernel };
+        idt[v * 16..v * 16 + 16].copy_from_slice(&descriptors::idt_gate(*handler, ist, dpl));
+    }
+    write(ram, idt_phys, &idt)?;
+    let percpu = PerCpu {
+        self_addr: kva(percpu_phys),
+        kernel_rsp: KERNEL_STACK_TOP,
+        user_rsp: 0,
+        mailbox: kva(mailbox_phys),
+        boot_info: kva(boot_info_phys),
+        cpu_index: 0,
+        reserved: [0; 2],
+    };
+    write(ram, percpu_phys, &percpu.encode())?;
+
+    // The boot info, last: it carries the final memory map.
+    let mut info = BootInfo::new();
+    info.tsc_hz = spec.tsc_hz;
+    info.apic_timer_hz = spec.apic_timer_hz;
+    info.mem_size = spec.mem_size;
+    info.kernel_root = kernel_root;
+    info.program.root = program_root;
+    info.program.entry = pplan.entry;
+    info.program.stack_top = USER_STACK_TOP;
+    info.program.args_addr = USER_ARGS_ADDR;
+    info.program.args_len = args_len;
+    info.program.heap_base = USER_HEAP_BASE;
+    let map = frames.memory_map()?;
+    info.region_count = map.len() as u32;
+    info.regions[..map.len()].copy_from_slice(&map);
+    write(ram, boot_info_phys, &info.encode())?;
+
+    Ok(BootState {
+        entry: kplan.entry,
+        boot_info: kva(boot_info_phys),
+        boot_info_phys,
+        kernel_root,
+        gdt: kva(gdt_phys),
+        idt: kva(idt_phys),
+        tss: kva(tss_phys),
+        percpu: kva(percpu_phys),
+        mailbox_phys,
+    })
+}

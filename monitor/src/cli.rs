@@ -1,0 +1,118 @@
+//! The `weft` command line (the contract in the README and `weft --help`).
+
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Boot programs in the Weft unikernel under KVM.
+///
+/// Exit status: the program's own (0-125); 2 for a usage or configuration
+/// error; 124 when --timeout expired; 125 when the guest crashed (kernel
+/// panic, fault, triple fault, protocol violation), with a report on stderr.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot a guest running PROGRAM with ARGS.
+    ///
+    /// PROGRAM is the name of a bundled example (hello, exit-code, fault,
+    /// spin, sleep) or a path to a user-procedure ELF. The program's standard
+    /// output and error are weft's own.
+    Run(RunArgs),
+}
+
+/// Options of `weft run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The directory the guest sees as `/` (file streams are refused without it).
+    #[arg(long, value_name = "DIR")]
+    pub fs_root: Option<PathBuf>,
+    /// File streams cannot modify the --fs-root directory.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Allow the guest to listen on ADDR:PORT (repeatable).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+    /// Allow the guest to connect to ADDR:PORT (repeatable).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub connect: Vec<SocketAddr>,
+    /// Guest RAM in MiB (16-3072; rounded up to an even number).
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(16..=3072))]
+    pub mem: u64,
+    /// Stop the guest after SECS seconds and exit with status 124.
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<f64>,
+    /// Boot this kernel ELF instead of the bundled one.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Print exit, hypercall and boot-phase figures to stderr when the guest stops.
+    #[arg(long)]
+    pub stats: bool,
+    /// The program: a bundled example's name or a path to an ELF file.
+    pub program: String,
+    /// Arguments passed to the program.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<OsString>,
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(v),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
+}
+
+impl RunArgs {
+    /// The first option given that this build does not support yet.
+    pub fn unsupported(&self) -> Option<&'static str> {
+        if self.fs_root.is_some() {
+            Some("--fs-root")
+        } else if self.read_only {
+            Some("--read-only")
+        } else if !self.listen.is_empty() {
+            Some("--listen")
+        } else if !self.connect.is_empty() {
+            Some("--connect")
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let cli = Cli::try_parse_from(std::iter::once("weft").chain(args.iter().copied()))?;
+        let Command::Run(r) = cli.command;
+        Ok(r)
+    }
+
+    #[test]
+    fn program_args_keep_their_dashes() {
+        let r = parse(&["run", "--stats", "--timeout", "2.5", "hello", "-x", "--mem", "y"]).unwrap();
+        assert!(r.stats);
+        assert_eq!(r.timeout, Some(2.5));
+        assert_eq!(r.program, "hello");
+        assert_eq!(r.args, ["-x", "--mem", "y"]);
+        assert_eq!(r.mem, 64);
+    }
+
+    #[test]
+    fn bad_options_are_usage_errors() {
+        for bad in [&["run"][..], &["run", "--timeout", "0", "hello"], &["run", "--mem", "8", "hello"], &["fly"]] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+        let r = parse(&["run", "--listen", "127.0.0.1:80", "hello"]).unwrap();
+        assert_eq!(r.unsupported(), Some("--listen"));
+    }
+}

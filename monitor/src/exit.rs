@@ -1,0 +1,249 @@
+//! The exit dispatcher: a pure function from one VM exit to what happens next
+//! (PROTOCOL.md §3). It reads and writes guest memory and the console sinks it is
+//! given, and nothing else, so it is unit-tested with made-up exits and no KVM.
+//!
+//! Everything in the mailbox is an allegation: lengths are bounded, user ranges
+//! are walked through the guest's page tables with user-access checks, and a
+//! malformed request either returns an error code to the kernel (the program's
+//! fault: a bad user pointer) or stops the VM as a protocol violation (the
+//! kernel's fault).
+
+use crate::guest_memory::{PhysRam, Ram};
+use crate::stats::Stats;
+use std::io::Write;
+use thiserror::Error;
+use vm_memory::{Bytes, GuestAddress};
+use weft_control::error::ErrorCode;
+use weft_control::hypercall::{self, DATA_LEN, DATA_OFFSET, FaultReport, console, nr};
+use weft_image::paging::{Access, translate_range};
+
+/// A VM exit, reduced to what the dispatcher needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// `out` to `port` of `size` bytes with `value`.
+    IoOut { port: u16, size: u8, value: u32 },
+    /// `in` from `port`.
+    IoIn { port: u16 },
+    /// An access to guest-physical memory that is not RAM.
+    Mmio { addr: u64, write: bool },
+    /// The vCPU halted.
+    Hlt,
+    /// The vCPU shut down (triple fault).
+    Shutdown,
+    /// `KVM_RUN` was interrupted by a signal.
+    Interrupted,
+    /// Anything else, by name.
+    Other(&'static str),
+}
+
+/// Why the VM stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The program exited with this status.
+    Exited(u8),
+    /// The kernel panicked.
+    Panic { message: String, rip: u64, rbp: u64, rsp: u64, cr3: u64 },
+    /// The kernel reported an exception.
+    Fault(FaultReport),
+    /// The vCPU shut down.
+    TripleFault,
+    /// The guest broke the protocol.
+    Violation(Violation),
+    /// `--timeout` expired.
+    Timeout,
+}
+
+/// What the dispatcher decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Resume the vCPU.
+    Continue,
+    /// Stop the VM.
+    Stop(Stop),
+}
+
+/// Ways the guest can break the protocol; each stops the VM with status 125.
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+pub enum Violation {
+    /// Port I/O to a port that is not the hypercall port.
+    #[error("port {direction} on port {port:#x}, which no device serves")]
+    UnexpectedPort { port: u16, direction: &'static str },
+    /// The hypercall `out` was not 32 bits wide.
+    #[error("hypercall written with a {0}-byte access (must be 4)")]
+    HypercallWidth(u8),
+    /// An unknown hypercall number.
+    #[error("unknown hypercall {0}")]
+    UnknownHypercall(u32),
+    /// The mailbox could not be read or written.
+    #[error("the hypercall mailbox at {0:#x} is outside guest memory")]
+    Mailbox(u64),
+    /// An inline console write longer than the mailbox data area.
+    #[error("inline console write of {0} bytes exceeds the mailbox's {DATA_LEN}")]
+    InlineLength(u64),
+    /// An exit status outside 0..=125.
+    #[error("exit status {0} is outside 0..=125")]
+    ExitStatus(u64),
+    /// An access to guest-physical memory that is not RAM.
+    #[error("{} guest-physical address {addr:#x}, which is not RAM", if *write { "write to" } else { "read from" })]
+    Mmio { addr: u64, write: bool },
+    /// Something KVM reported that the monitor does not handle.
+    #[error("unexpected VM exit: {0}")]
+    UnexpectedExit(&'static str),
+}
+
+/// What the dispatcher may touch.
+pub struct ExitContext<'a, O: Write, E: Write> {
+    pub ram: &'a Ram,
+    /// Guest-physical address of the vCPU's mailbox.
+    pub mailbox: u64,
+    pub stdout: O,
+    pub stderr: E,
+    pub stats: &'a mut Stats,
+}
+
+/// Decides what one exit means.
+pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E>) -> Outcome {
+    let e = &mut cx.stats.exits;
+    match exit {
+        Exit::IoOut { port, size, value } if port == hypercall::PORT => {
+            e.io += 1;
+            if size != 4 {
+                return Outcome::Stop(Stop::Violation(Violation::HypercallWidth(size)));
+            }
+            match hypercall_exit(value, cx) {
+                Ok(outcome) => outcome,
+                Err(v) => Outcome::Stop(Stop::Violation(v)),
+            }
+        }
+        Exit::IoOut { port, .. } => {
+            e.io += 1;
+            Outcome::Stop(Stop::Violation(Violation::UnexpectedPort { port, direction: "output" }))
+        }
+        Exit::IoIn { port } => {
+            e.io += 1;
+            Outcome::Stop(Stop::Violation(Violation::UnexpectedPort { port, direction: "input" }))
+        }
+        Exit::Mmio { addr, write } => {
+            e.mmio += 1;
+            Outcome::Stop(Stop::Violation(Violation::Mmio { addr, write }))
+        }
+        Exit::Hlt => {
+            e.hlt += 1;
+            Outcome::Continue
+        }
+        Exit::Shutdown => {
+            e.shutdown += 1;
+            Outcome::Stop(Stop::TripleFault)
+        }
+        Exit::Interrupted => {
+            e.interrupted += 1;
+            Outcome::Continue
+        }
+        Exit::Other(name) => {
+            e.other += 1;
+            Outcome::Stop(Stop::Violation(Violation::UnexpectedExit(name)))
+        }
+    }
+}
+
+fn read_u64(ram: &Ram, addr: u64) -> Result<u64, Violation> {
+    ram.read_obj::<u64>(GuestAddress(addr)).map_err(|_| Violation::Mailbox(addr))
+}
+
+fn hypercall_exit<O: Write, E: Write>(number: u32, cx: &mut ExitContext<'_, O, E>) -> Result<Outcome, Violation> {
+    let mb = cx.mailbox;
+    let mut args = [0u64; 6];
+    for (i, a) in args.iter_mut().enumerate() {
+        *a = read_u64(cx.ram, mb + 8 * i as u64)?;
+    }
+    let h = &mut cx.stats.hypercalls;
+    let outcome = match number {
+        nr::CONSOLE_WRITE => {
+            h.console_write += 1;
+            let result = match console_write(&args, cx) {
+                Ok(n) => {
+                    cx.stats.console_bytes += n;
+                    0
+                }
+                Err(ConsoleError::Guest(code)) => code as u64,
+                Err(ConsoleError::Violation(v)) => return Err(v),
+            };
+            cx.ram.write_obj(result, GuestAddress(mb + 48)).map_err(|_| Violation::Mailbox(mb))?;
+            Outcome::Continue
+        }
+        nr::EXIT => {
+            h.exit += 1;
+            let status = u8::try_from(args[0]).ok().filter(|s| *s <= 125).ok_or(Violation::ExitStatus(args[0]))?;
+            Outcome::Stop(Stop::Exited(status))
+        }
+        nr::PANIC => {
+            h.panic += 1;
+            let len = (args[0] as usize).min(DATA_LEN);
+            let mut msg = vec![0u8; len];
+            cx.ram.read_slice(&mut msg, GuestAddress(mb + DATA_OFFSET as u64)).map_err(|_| Violation::Mailbox(mb))?;
+            let message = String::from_utf8_lossy(&msg).into_owned();
+            Outcome::Stop(Stop::Panic { message, rip: args[1], rbp: args[2], rsp: args[3], cr3: args[4] })
+        }
+        nr::FAULT => {
+            h.fault += 1;
+            let mut bytes = [0u8; FaultReport::SIZE];
+            cx.ram.read_slice(&mut bytes, GuestAddress(mb + DATA_OFFSET as u64)).map_err(|_| Violation::Mailbox(mb))?;
+            Outcome::Stop(Stop::Fault(FaultReport::decode(&bytes)))
+        }
+        other => {
+            h.unknown += 1;
+            return Err(Violation::UnknownHypercall(other));
+        }
+    };
+    Ok(outcome)
+}
+
+enum ConsoleError {
+    /// Reported back to the kernel as an error code.
+    Guest(ErrorCode),
+    /// Stops the VM.
+    Violation(Violation),
+}
+
+/// `CONSOLE_WRITE` (§3.3): returns the number of bytes written.
+fn console_write<O: Write, E: Write>(args: &[u64; 6], cx: &mut ExitContext<'_, O, E>) -> Result<u64, ConsoleError> {
+    let [stream, len, source, addr, root, _] = *args;
+    let out: &mut dyn Write = match stream {
+        console::STDOUT => &mut cx.stdout,
+        console::STDERR => &mut cx.stderr,
+        _ => return Err(ConsoleError::Guest(ErrorCode::BadArgument)),
+    };
+    match source {
+        console::SOURCE_INLINE => {
+            if len > DATA_LEN as u64 {
+                return Err(ConsoleError::Violation(Violation::InlineLength(len)));
+            }
+            let mut buf = vec![0u8; len as usize];
+            cx.ram
+                .read_slice(&mut buf, GuestAddress(cx.mailbox + DATA_OFFSET as u64))
+                .map_err(|_| ConsoleError::Violation(Violation::Mailbox(cx.mailbox)))?;
+            let _ = out.write_all(&buf);
+        }
+        console::SOURCE_USER => {
+            if len > console::MAX_USER_WRITE {
+                return Err(ConsoleError::Guest(ErrorCode::BadLength));
+            }
+            let user = Access { user: true, write: false, execute: false };
+            let mut buf = Vec::with_capacity(len as usize);
+            translate_range(&PhysRam(cx.ram), root, addr, len, user, |phys, n| {
+                let start = buf.len();
+                buf.resize(start + n as usize, 0);
+                cx.ram.read_slice(&mut buf[start..], GuestAddress(phys)).map_err(|_| ())
+            })
+            .map_err(|_| ConsoleError::Guest(ErrorCode::BadAddress))?;
+            let _ = out.write_all(&buf);
+        }
+        _ => return Err(ConsoleError::Guest(ErrorCode::BadArgument)),
+    }
+    let _ = out.flush();
+    Ok(len)
+}
+
+#[cfg(test)]
+#[path = "exit_tests.rs"]
+mod tests;

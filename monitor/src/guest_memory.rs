@@ -1,0 +1,152 @@
+//! Guest RAM: creation, typed access for the page-table code, and the boot-time
+//! frame allocator that records the physical memory map (PROTOCOL.md §1, §2.2).
+//!
+//! Guest RAM is one anonymous mapping starting at guest-physical 0, zero-filled
+//! by the host, so every frame handed out at boot is already zero.
+
+use thiserror::Error;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use weft_control::boot::{MAX_REGIONS, MemoryRegion, region_kind};
+use weft_control::layout::PAGE_SIZE;
+use weft_image::paging::{FrameAllocator, PhysMemory};
+
+/// Guest RAM as the monitor sees it.
+pub type Ram = GuestMemoryMmap<()>;
+
+/// Failures creating or laying out guest memory.
+#[derive(Debug, Error)]
+pub enum MemoryError {
+    /// The host could not map guest RAM.
+    #[error("cannot allocate {0} bytes of guest memory: {1}")]
+    Map(u64, vm_memory::mmap::FromRangesError),
+    /// Boot allocations did not fit.
+    #[error("guest memory is too small: {needed} more bytes needed while laying out {what}")]
+    TooSmall { needed: u64, what: &'static str },
+    /// More distinct regions than the boot info can describe.
+    #[error("the boot memory map needs more than {MAX_REGIONS} regions")]
+    TooManyRegions,
+}
+
+/// Maps `size` bytes of zeroed guest RAM at guest-physical 0.
+pub fn create(size: u64) -> Result<Ram, MemoryError> {
+    let len = usize::try_from(size).map_err(|_| MemoryError::TooSmall { needed: size, what: "RAM" })?;
+    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), len)]).map_err(|e| MemoryError::Map(size, e))
+}
+
+/// [`PhysMemory`] over guest RAM: every access is bounds-checked by vm-memory.
+pub struct PhysRam<'a>(pub &'a Ram);
+
+impl PhysMemory for PhysRam<'_> {
+    fn read_u64(&self, phys: u64) -> Option<u64> {
+        self.0.read_obj::<u64>(GuestAddress(phys)).ok()
+    }
+
+    fn write_u64(&mut self, phys: u64, value: u64) -> Option<()> {
+        self.0.write_obj(value, GuestAddress(phys)).ok()
+    }
+}
+
+/// Hands out physical frames at boot, bottom up, and records what each range
+/// is for. Page 0 is never handed out.
+pub struct BootFrames {
+    next: u64,
+    end: u64,
+    regions: Vec<MemoryRegion>,
+    /// Frames reserved for page tables: `[pt_next, pt_end)`.
+    pt_next: u64,
+    pt_end: u64,
+}
+
+impl BootFrames {
+    /// An allocator over `[PAGE_SIZE, mem_size)`.
+    pub fn new(mem_size: u64) -> Self {
+        Self { next: PAGE_SIZE, end: mem_size, regions: Vec::new(), pt_next: 0, pt_end: 0 }
+    }
+
+    /// `pages` contiguous zeroed frames for `kind`; returns the first.
+    pub fn alloc(&mut self, pages: u64, kind: u32, what: &'static str) -> Result<u64, MemoryError> {
+        let bytes = pages.saturating_mul(PAGE_SIZE);
+        let base = self.next;
+        let end = base.checked_add(bytes).filter(|e| *e <= self.end).ok_or(MemoryError::TooSmall {
+            needed: bytes.saturating_sub(self.end.saturating_sub(base)),
+            what,
+        })?;
+        self.next = end;
+        match self.regions.last_mut() {
+            Some(last) if last.kind == kind && last.base + last.len == base => last.len += bytes,
+            _ => self.regions.push(MemoryRegion { base, len: bytes, kind, reserved: 0 }),
+        }
+        Ok(base)
+    }
+
+    /// Reserves `pages` frames from which [`FrameAllocator::alloc_zeroed`] serves
+    /// page tables.
+    pub fn reserve_page_tables(&mut self, pages: u64) -> Result<(), MemoryError> {
+        self.pt_next = self.alloc(pages, region_kind::PAGE_TABLES, "page tables")?;
+        self.pt_end = self.pt_next + pages * PAGE_SIZE;
+        Ok(())
+    }
+
+    /// The memory map: every allocation so far, then the rest as usable.
+    pub fn memory_map(&self) -> Result<Vec<MemoryRegion>, MemoryError> {
+        let mut map = self.regions.clone();
+        if self.next < self.end {
+            map.push(MemoryRegion { base: self.next, len: self.end - self.next, kind: region_kind::USABLE, reserved: 0 });
+        }
+        if map.len() > MAX_REGIONS {
+            return Err(MemoryError::TooManyRegions);
+        }
+        Ok(map)
+    }
+}
+
+impl FrameAllocator for BootFrames {
+    fn alloc_zeroed(&mut self) -> Option<u64> {
+        (self.pt_next < self.pt_end).then(|| {
+            let f = self.pt_next;
+            self.pt_next += PAGE_SIZE;
+            f
+        })
+    }
+}
+
+/// Bytes of `ram` resident in host memory (for `--stats`), from `mincore`.
+pub fn resident_bytes(ram: &Ram) -> u64 {
+    let mut total = 0u64;
+    for region in ram.iter() {
+        let Ok(slice) = region.get_slice(vm_memory::MemoryRegionAddress(0), region.len() as usize) else { continue };
+        let page = PAGE_SIZE as usize;
+        let mut vec = vec![0u8; slice.len().div_ceil(page)];
+        // SAFETY: `slice` is the whole mapping of this region, page-aligned, and
+        // `vec` has one byte per page of it, as mincore requires.
+        let rc = unsafe { libc::mincore(slice.ptr_guard_mut().as_ptr().cast(), slice.len(), vec.as_mut_ptr()) };
+        if rc == 0 {
+            total += vec.iter().filter(|b| **b & 1 == 1).count() as u64 * PAGE_SIZE;
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_frames_record_merged_regions_and_usable_rest() {
+        let mut f = BootFrames::new(64 * PAGE_SIZE);
+        assert_eq!(f.alloc(2, region_kind::BOOT, "boot").unwrap(), PAGE_SIZE);
+        assert_eq!(f.alloc(1, region_kind::BOOT, "boot").unwrap(), 3 * PAGE_SIZE);
+        f.reserve_page_tables(4).unwrap();
+        assert_eq!(f.alloc_zeroed(), Some(4 * PAGE_SIZE));
+        let map = f.memory_map().unwrap();
+        assert_eq!(map.len(), 3);
+        assert_eq!((map[0].base, map[0].len, map[0].kind), (PAGE_SIZE, 3 * PAGE_SIZE, region_kind::BOOT));
+        assert_eq!(map[1].kind, region_kind::PAGE_TABLES);
+        assert_eq!((map[2].base, map[2].kind), (8 * PAGE_SIZE, region_kind::USABLE));
+        assert!(matches!(f.alloc(100, region_kind::KERNEL, "kernel"), Err(MemoryError::TooSmall { .. })));
+        for _ in 0..3 {
+            assert!(f.alloc_zeroed().is_some());
+        }
+        assert_eq!(f.alloc_zeroed(), None);
+    }
+}

@@ -1,0 +1,113 @@
+//! Copies a validated ELF load plan into guest memory and maps it
+//! (PROTOCOL.md §2.2). The plan's invariants (segments inside the file and the
+//! allowed range, no byte overlap, shared pages only with equal permissions) come
+//! from `weft_image::elf::parse`; this module adds only the copying.
+
+use crate::guest_memory::{BootFrames, MemoryError, PhysRam, Ram};
+use thiserror::Error;
+use vm_memory::{Bytes, GuestAddress};
+use weft_control::layout::PAGE_SIZE;
+use weft_image::elf::LoadPlan;
+use weft_image::paging::{Access, MapError, PageFlags, map_4k, translate};
+
+/// Failures loading an image.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// Out of guest memory.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// A mapping could not be made.
+    #[error("cannot map the image: {0}")]
+    Map(MapError),
+    /// Guest memory refused a copy (a bug: frames come from guest RAM).
+    #[error("cannot copy the image into guest memory at {0:#x}")]
+    Copy(u64),
+}
+
+/// Whom the image's pages are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// The kernel: supervisor, global pages.
+    Kernel,
+    /// A program: user pages.
+    Program,
+}
+
+/// Loads every segment of `plan` from `image` into fresh frames and maps them
+/// in the address space `root`.
+pub fn load(
+    ram: &Ram,
+    frames: &mut BootFrames,
+    root: u64,
+    image: &[u8],
+    plan: &LoadPlan,
+    owner: Owner,
+    kind: u32,
+) -> Result<(), LoadError> {
+    for seg in plan.segments() {
+        let flags = PageFlags {
+            writable: seg.flags.write,
+            user: owner == Owner::Program,
+            executable: seg.flags.execute,
+            global: owner == Owner::Kernel,
+        };
+        let first = seg.vaddr & !(PAGE_SIZE - 1);
+        let end = seg.vaddr + seg.mem_size;
+        let file_end = seg.vaddr + seg.file_size;
+        let mut page = first;
+        while page < end {
+            let frame = page_frame(ram, frames, root, page, flags, kind)?;
+            // Copy the part of the file image that falls in this page.
+            let from = page.max(seg.vaddr);
+            let to = (page + PAGE_SIZE).min(file_end);
+            if from < to {
+                let off = (seg.file_offset + (from - seg.vaddr)) as usize;
+                let bytes = &image[off..off + (to - from) as usize];
+                let dst = frame + (from - page);
+                ram.write_slice(bytes, GuestAddress(dst)).map_err(|_| LoadError::Copy(dst))?;
+            }
+            page += PAGE_SIZE;
+        }
+    }
+    Ok(())
+}
+
+/// The frame backing `page`: the existing one when an earlier segment already
+/// mapped that page (the plan guarantees equal permissions), else a new one.
+fn page_frame(
+    ram: &Ram,
+    frames: &mut BootFrames,
+    root: u64,
+    page: u64,
+    flags: PageFlags,
+    kind: u32,
+) -> Result<u64, LoadError> {
+    let any = Access { user: false, write: false, execute: false };
+    if let Ok(phys) = translate(&PhysRam(ram), root, page, any) {
+        return Ok(phys);
+    }
+    let frame = frames.alloc(1, kind, "an ELF segment")?;
+    map_4k(&mut PhysRam(ram), frames, root, page, frame, flags).map_err(LoadError::Map)?;
+    Ok(frame)
+}
+
+/// Maps `pages` fresh zeroed, physically contiguous frames at
+/// `[bottom, bottom + pages * PAGE_SIZE)`: a stack or another anonymous area.
+/// Returns the first frame.
+pub fn map_anonymous(
+    ram: &Ram,
+    frames: &mut BootFrames,
+    root: u64,
+    bottom: u64,
+    pages: u64,
+    flags: PageFlags,
+    kind: u32,
+    what: &'static str,
+) -> Result<u64, LoadError> {
+    let first = frames.alloc(pages, kind, what)?;
+    for i in 0..pages {
+        map_4k(&mut PhysRam(ram), frames, root, bottom + i * PAGE_SIZE, first + i * PAGE_SIZE, flags)
+            .map_err(LoadError::Map)?;
+    }
+    Ok(first)
+}

@@ -1,0 +1,91 @@
+//! The kernel and example programs bundled into `weft`, and how a PROGRAM
+//! argument is resolved: a bundled name, else a path to a file.
+
+use std::borrow::Cow;
+use std::path::Path;
+use thiserror::Error;
+
+include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+
+/// The four bytes every Wasm module starts with.
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// Why a program could not be found or read.
+#[derive(Debug, Error)]
+pub enum ProgramError {
+    /// Neither a bundled program nor a readable file.
+    #[error("{name}: no such file, and no bundled program by that name (bundled: {})", bundled_names())]
+    NotFound { name: String },
+    /// The file exists but could not be read.
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// A Wasm module: Wasm apps arrive with the Wasm runtime.
+    #[error("{0}: Wasm modules are not supported yet (this build runs x86_64 ELF programs)")]
+    Wasm(String),
+}
+
+/// Names of the bundled programs, comma-separated.
+pub fn bundled_names() -> String {
+    PROGRAMS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// The bytes of PROGRAM: a path if it names an existing file or contains a
+/// `/`, otherwise a bundled program.
+pub fn resolve(name: &str) -> Result<Cow<'static, [u8]>, ProgramError> {
+    let path = Path::new(name);
+    let bytes = if name.contains('/') || path.is_file() {
+        match std::fs::read(path) {
+            Ok(b) => Cow::Owned(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ProgramError::NotFound { name: name.to_owned() });
+            }
+            Err(source) => return Err(ProgramError::Read { path: name.to_owned(), source }),
+        }
+    } else {
+        let (_, elf) = PROGRAMS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| ProgramError::NotFound { name: name.to_owned() })?;
+        Cow::Borrowed(*elf)
+    };
+    if bytes.starts_with(WASM_MAGIC) {
+        return Err(ProgramError::Wasm(name.to_owned()));
+    }
+    Ok(bytes)
+}
+
+/// The kernel ELF: `--kernel PATH`, or the bundled one.
+pub fn kernel(path: Option<&Path>) -> Result<Cow<'static, [u8]>, ProgramError> {
+    match path {
+        None => Ok(Cow::Borrowed(KERNEL)),
+        Some(p) => std::fs::read(p)
+            .map(Cow::Owned)
+            .map_err(|source| ProgramError::Read { path: p.display().to_string(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_programs_resolve_and_unknown_names_do_not() {
+        for name in ["hello", "exit-code", "fault", "spin", "sleep"] {
+            assert!(resolve(name).unwrap().starts_with(b"\x7fELF"), "{name}");
+        }
+        let err = resolve("no-such-program").unwrap_err().to_string();
+        assert!(err.contains("no bundled program") && err.contains("hello"), "{err}");
+        assert!(matches!(resolve("./no/such/file"), Err(ProgramError::NotFound { .. })));
+        assert!(kernel(None).unwrap().starts_with(b"\x7fELF"));
+    }
+
+    #[test]
+    fn wasm_files_are_recognised() {
+        let dir = std::env::temp_dir().join(format!("weft-programs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("app.wasm");
+        std::fs::write(&f, b"\0asm\x01\0\0\0").unwrap();
+        assert!(matches!(resolve(f.to_str().unwrap()), Err(ProgramError::Wasm(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

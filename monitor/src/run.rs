@@ -1,0 +1,150 @@
+//! `weft run`: build the VM, boot, serve exits until the guest stops, report.
+
+use crate::boot::{self, BootError, BootSpec};
+use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
+use crate::guest_memory::{self, MemoryError};
+use crate::report::{self, Context};
+use crate::stats::{self, MemoryFigures, Stats};
+use crate::status::ExitStatus;
+use crate::symbols::Symbols;
+use crate::vm::{self, VmError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use vm_memory::{Bytes, GuestAddress};
+use weft_control::boot::{BootStamps, BootInfo};
+
+/// Local APIC timer frequency under KVM (one bus cycle per nanosecond).
+const KVM_APIC_TIMER_HZ: u64 = 1_000_000_000;
+
+/// What to run.
+pub struct RunConfig<'a> {
+    pub kernel: &'a [u8],
+    pub program: &'a [u8],
+    /// The program's name as given (for reports).
+    pub program_name: &'a str,
+    /// The program's arguments, its name first.
+    pub args: Vec<Vec<u8>>,
+    pub mem_bytes: u64,
+    pub timeout: Option<Duration>,
+    pub stats: bool,
+}
+
+/// Why `weft run` could not run the guest to an end.
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error(transparent)]
+    Vm(#[from] VmError),
+}
+
+impl RunError {
+    /// The exit status for this error: configuration problems are 2, a VM
+    /// that fails while running is a crash.
+    pub fn status(&self) -> ExitStatus {
+        match self {
+            RunError::Vm(VmError::Kvm { op: "run vCPU", .. }) => ExitStatus::Crash,
+            _ => ExitStatus::Usage,
+        }
+    }
+}
+
+static TIMED_OUT: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// After `timeout`, interrupts `KVM_RUN` on this thread (repeatedly, so a
+/// signal that lands just before the ioctl is not lost).
+fn arm_watchdog(timeout: Duration) -> Result<(), VmError> {
+    let sig = vmm_sys_util::signal::SIGRTMIN();
+    vmm_sys_util::signal::register_signal_handler(sig, on_kick).map_err(|e| VmError::Kvm {
+        op: "install the timeout signal handler",
+        source: kvm_ioctls::Error::new(e.errno()),
+    })?;
+    // SAFETY: pthread_self has no preconditions.
+    let target = unsafe { libc::pthread_self() };
+    std::thread::spawn(move || {
+        std::thread::sleep(timeout);
+        TIMED_OUT.store(true, Ordering::SeqCst);
+        loop {
+            // SAFETY: `target` is the vCPU thread, which is the main thread and
+            // outlives this one (the process exits when it returns).
+            unsafe { libc::pthread_kill(target, sig) };
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    Ok(())
+}
+
+/// Runs the guest; returns its exit status after printing any report.
+pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
+    let mut stats = Stats::default();
+    // Validate both images before creating anything.
+    boot::kernel_plan(cfg.kernel)?;
+    boot::program_plan(cfg.program)?;
+
+    let ram = guest_memory::create(cfg.mem_bytes)?;
+    let (kvm_fd, vm_fd) = vm::create(&ram)?;
+    stats.phases.vm_created = Some(start.elapsed());
+    // The vCPU is created after the boot state, but the TSC rate is the host's.
+    let spec = BootSpec {
+        mem_size: cfg.mem_bytes,
+        kernel: cfg.kernel,
+        program: cfg.program,
+        args: &cfg.args,
+        tsc_hz: 0,
+        apic_timer_hz: KVM_APIC_TIMER_HZ,
+    };
+    let state = boot::build(&ram, &spec)?;
+    let mut vcpu = vm::create_vcpu(&kvm_fd, &vm_fd, &state)?;
+    let tsc_hz = vm::tsc_hz(&vcpu);
+    ram.write_obj(tsc_hz, GuestAddress(state.boot_info_phys + std::mem::offset_of!(BootInfo, tsc_hz) as u64))
+        .map_err(|_| BootError::Write(state.boot_info_phys))?;
+    stats.phases.kernel_loaded = Some(start.elapsed());
+    if let Some(t) = cfg.timeout {
+        arm_watchdog(t)?;
+    }
+
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let stop = {
+        let mut cx = ExitContext { ram: &ram, mailbox: state.mailbox_phys, stdout: stdout.lock(), stderr: stderr.lock(), stats: &mut stats };
+        loop {
+            let exit = vm::run(&mut vcpu)?;
+            if TIMED_OUT.load(Ordering::SeqCst) {
+                break Stop::Timeout;
+            }
+            if let Outcome::Stop(s) = handle_exit(exit, &mut cx) {
+                break s;
+            }
+        }
+    };
+    stats.phases.exit = Some(start.elapsed());
+
+    let kernel_syms = Symbols::new("kernel", cfg.kernel);
+    let program_syms = Symbols::new(cfg.program_name, cfg.program);
+    let (status, text) = report::report(&stop, &Context { ram: &ram, kernel: &kernel_syms, program: &program_syms });
+    if stop == Stop::Timeout {
+        eprintln!("weft: timed out after {:.1} s", cfg.timeout.unwrap_or_default().as_secs_f64());
+    }
+    eprint!("{text}");
+    if cfg.stats {
+        let mut raw = [0u8; BootStamps::SIZE];
+        let at = state.boot_info_phys + std::mem::offset_of!(BootInfo, stamps) as u64;
+        if ram.read_slice(&mut raw, GuestAddress(at)).is_ok() {
+            if let Some(tsc_now) = vm::guest_tsc(&vcpu) {
+                stats.phases.set_guest_stamps(start, &BootStamps::decode(&raw), tsc_hz, tsc_now, Instant::now());
+            }
+        }
+        let mem = MemoryFigures {
+            guest_mib: cfg.mem_bytes >> 20,
+            rss_peak_kib: stats::rss_peak_kib(),
+            guest_resident_kib: guest_memory::resident_bytes(&ram) / 1024,
+        };
+        eprint!("{}", stats.render(&mem));
+    }
+    Ok(status)
+}

@@ -1,0 +1,146 @@
+//! The KVM virtual machine: creation, the one memory slot, the vCPU's initial
+//! state (PROTOCOL.md §2.4) and the single `KVM_RUN` loop.
+
+use crate::boot::BootState;
+use crate::exit::Exit;
+use crate::guest_memory::Ram;
+use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_userspace_memory_region};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use thiserror::Error;
+use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+use weft_control::layout::selector;
+
+/// Failures setting up or running the VM.
+#[derive(Debug, Error)]
+pub enum VmError {
+    /// `/dev/kvm` could not be opened.
+    #[error("cannot open /dev/kvm (is KVM available and accessible?): {0}")]
+    Open(kvm_ioctls::Error),
+    /// A KVM ioctl failed.
+    #[error("KVM {op} failed: {source}")]
+    Kvm { op: &'static str, source: kvm_ioctls::Error },
+}
+
+fn kvm(op: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
+    move |source| VmError::Kvm { op, source }
+}
+
+/// Guest-physical address KVM may use for its real-mode TSS (above RAM).
+const KVM_TSS_ADDR: usize = 0xFFFB_D000;
+/// x2APIC base MSR value: base 0xFEE00000, enabled, x2APIC mode, bootstrap CPU.
+const APIC_BASE: u64 = 0xFEE0_0000 | (1 << 11) | (1 << 10) | (1 << 8);
+
+const MSR_TSC: u32 = 0x10;
+
+/// Creates the VM with its in-kernel interrupt controller and maps `ram`.
+pub fn create(ram: &Ram) -> Result<(Kvm, VmFd), VmError> {
+    let kvm_fd = Kvm::new().map_err(VmError::Open)?;
+    let vm = kvm_fd.create_vm().map_err(kvm("create VM"))?;
+    vm.set_tss_address(KVM_TSS_ADDR).map_err(kvm("set TSS address"))?;
+    vm.create_irq_chip().map_err(kvm("create interrupt controller"))?;
+    for (slot, region) in ram.iter().enumerate() {
+        let host = region.get_host_address(vm_memory::MemoryRegionAddress(0)).map_err(|_| VmError::Kvm {
+            op: "map guest memory",
+            source: kvm_ioctls::Error::new(libc::EFAULT),
+        })?;
+        let mem = kvm_userspace_memory_region {
+            slot: slot as u32,
+            flags: 0,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: region.len(),
+            userspace_addr: host as u64,
+        };
+        // SAFETY: the region is a live mapping owned by `ram`, which outlives the
+        // VM (both live until the monitor exits), and slots do not overlap.
+        unsafe { vm.set_user_memory_region(mem) }.map_err(kvm("set memory region"))?;
+    }
+    Ok((kvm_fd, vm))
+}
+
+/// Creates vCPU 0 with the given boot state.
+pub fn create_vcpu(kvm_fd: &Kvm, vm: &VmFd, boot: &BootState) -> Result<VcpuFd, VmError> {
+    let vcpu = vm.create_vcpu(0).map_err(kvm("create vCPU"))?;
+    let cpuid = filtered_cpuid(kvm_fd)?;
+    vcpu.set_cpuid2(&cpuid).map_err(kvm("set CPUID"))?;
+
+    let mut sregs = vcpu.get_sregs().map_err(kvm("get special registers"))?;
+    let code = kvm_segment {
+        base: 0, limit: 0xFFFF_FFFF, selector: selector::KERNEL_CODE, type_: 0xB,
+        present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0, padding: 0,
+    };
+    let data = kvm_segment { selector: selector::KERNEL_DATA, type_: 0x3, db: 1, l: 0, ..code };
+    sregs.cs = code;
+    (sregs.ds, sregs.es, sregs.fs, sregs.ss) = (data, data, data, data);
+    sregs.gs = kvm_segment { base: boot.percpu, ..data };
+    sregs.tr = kvm_segment {
+        base: boot.tss, limit: crate::descriptors::TSS_LEN as u32 - 1, selector: selector::TSS,
+        type_: crate::descriptors::TSS_TYPE_BUSY, s: 0, db: 0, g: 0, ..code
+    };
+    sregs.gdt.base = boot.gdt;
+    sregs.gdt.limit = crate::descriptors::GDT_LEN as u16 - 1;
+    sregs.idt.base = boot.idt;
+    sregs.idt.limit = crate::descriptors::IDT_LEN as u16 - 1;
+    // PE | MP | ET | NE | WP | PG.
+    sregs.cr0 = 0x8001_0033;
+    sregs.cr3 = boot.kernel_root;
+    // PAE | PGE | OSFXSR | OSXMMEXCPT.
+    sregs.cr4 = 0x6A0;
+    // SCE | LME | LMA | NXE.
+    sregs.efer = 0xD01;
+    sregs.apic_base = APIC_BASE;
+    vcpu.set_sregs(&sregs).map_err(kvm("set special registers"))?;
+
+    let regs = kvm_regs { rip: boot.entry, rsp: weft_control::layout::KERNEL_STACK_TOP, rdi: boot.boot_info, rflags: 2, ..Default::default() };
+    vcpu.set_regs(&regs).map_err(kvm("set registers"))?;
+    Ok(vcpu)
+}
+
+/// The host's supported CPUID with x2APIC and the hypervisor bit set and
+/// MONITOR/MWAIT hidden (the guest halts with `hlt`).
+fn filtered_cpuid(kvm_fd: &Kvm) -> Result<CpuId, VmError> {
+    let mut cpuid = kvm_fd.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm("get supported CPUID"))?;
+    for e in cpuid.as_mut_slice() {
+        if e.function == 1 {
+            e.ecx |= (1 << 21) | (1 << 31);
+            e.ecx &= !(1 << 3);
+            e.ebx &= 0x00FF_FFFF;
+        }
+    }
+    Ok(cpuid)
+}
+
+/// The guest's TSC frequency in Hz.
+pub fn tsc_hz(vcpu: &VcpuFd) -> u64 {
+    vcpu.get_tsc_khz().map(|k| u64::from(k) * 1000).unwrap_or(0)
+}
+
+/// The guest's current TSC value.
+pub fn guest_tsc(vcpu: &VcpuFd) -> Option<u64> {
+    let mut msrs = Msrs::from_entries(&[kvm_msr_entry { index: MSR_TSC, ..Default::default() }]).ok()?;
+    (vcpu.get_msrs(&mut msrs).ok()? == 1).then(|| msrs.as_slice()[0].data)
+}
+
+/// Runs the vCPU until the next exit the monitor must see.
+pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
+    match vcpu.run() {
+        Ok(exit) => Ok(match exit {
+            VcpuExit::IoOut(port, data) => {
+                let mut v = [0u8; 4];
+                let n = data.len().min(4);
+                v[..n].copy_from_slice(&data[..n]);
+                Exit::IoOut { port, size: data.len() as u8, value: u32::from_le_bytes(v) }
+            }
+            VcpuExit::IoIn(port, _) => Exit::IoIn { port },
+            VcpuExit::MmioRead(addr, _) => Exit::Mmio { addr, write: false },
+            VcpuExit::MmioWrite(addr, _) => Exit::Mmio { addr, write: true },
+            VcpuExit::Hlt => Exit::Hlt,
+            VcpuExit::Shutdown => Exit::Shutdown,
+            VcpuExit::FailEntry(..) => Exit::Other("hardware entry failure"),
+            VcpuExit::InternalError => Exit::Other("KVM internal error"),
+            VcpuExit::SystemEvent(..) => Exit::Other("system event"),
+            _ => Exit::Other("unhandled exit reason"),
+        }),
+        Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Ok(Exit::Interrupted),
+        Err(e) => Err(VmError::Kvm { op: "run vCPU", source: e }),
+    }
+}
