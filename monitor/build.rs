@@ -14,18 +14,26 @@ fn main() {
     println!("cargo:rerun-if-env-changed=WEFT_GUEST_DIR");
     let mut missing = Vec::new();
     let mut entries = String::new();
-    let mut need = |name: &str| -> String {
+    let mut statics = String::new();
+    // Each image is embedded 64-byte aligned, so ELF readers that need aligned
+    // headers can parse it in place.
+    let mut embed = |name: &str, ident: &str| -> String {
         let path = guest_dir.join(name);
         println!("cargo:rerun-if-changed={}", path.display());
-        if !path.is_file() {
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or_else(|_| {
             missing.push(path.display().to_string());
-        }
-        path.display().to_string()
+            0
+        });
+        statics.push_str(&format!(
+            "static {ident}: Aligned<{len}> = Aligned(*include_bytes!({:?}));\n",
+            path.display().to_string()
+        ));
+        format!("&{ident}.0")
     };
-    let kernel = need("weft-kernel");
-    for p in PROGRAMS {
-        let path = need(p);
-        entries.push_str(&format!("    ({p:?}, include_bytes!({path:?})),\n"));
+    let kernel = embed("weft-kernel", "KERNEL_IMAGE");
+    for (i, p) in PROGRAMS.iter().enumerate() {
+        let r = embed(p, &format!("PROGRAM_{i}"));
+        entries.push_str(&format!("    ({p:?}, {r}),\n"));
     }
     if !missing.is_empty() {
         panic!(
@@ -35,7 +43,8 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let code = format!(
-        "/// The bundled kernel ELF.\npub static KERNEL: &[u8] = include_bytes!({kernel:?});\n\
+        "#[repr(C, align(64))]\nstruct Aligned<const N: usize>([u8; N]);\n{statics}\
+         /// The bundled kernel ELF.\npub static KERNEL: &[u8] = {kernel};\n\
          /// The bundled programs: (name, ELF).\npub static PROGRAMS: &[(&str, &[u8])] = &[\n{entries}];\n"
     );
     std::fs::write(out.join("bundled.rs"), code).expect("write bundled.rs");

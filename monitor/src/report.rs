@@ -112,7 +112,7 @@ mod tests {
         r.cr2 = 0xdead;
         let (status, text) = report(&Stop::Fault(r), &cx);
         assert_eq!(status, ExitStatus::Crash);
-        assert!(text.contains("program `fault` fault: page fault at address 0xdead (read, page not mapped)"), "{text}");
+        assert!(text.contains("program `fault` fault: page fault at address 0xdead (read from ring 3, page not mapped)"), "{text}");
         assert!(text.contains("cr2=0x000000000000dead"), "{text}");
         let (status, text) = report(&Stop::Violation(Violation::ExitStatus(300)), &cx);
         assert_eq!(status, ExitStatus::Crash);

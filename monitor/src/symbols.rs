@@ -27,7 +27,11 @@ impl Symbols {
         let mut funcs: Vec<(u64, u64, String)> = object::File::parse(elf)
             .map(|f| {
                 f.symbols()
-                    .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+                    // Functions, and the untyped global labels of assembly stubs.
+                    .filter(|s| {
+                        let code = s.kind() == SymbolKind::Text || (s.kind() == SymbolKind::Unknown && s.is_global());
+                        code && s.is_definition() && s.address() != 0
+                    })
                     .filter_map(|s| {
                         let name = s.name().ok()?;
                         Some((s.address(), s.size(), format!("{:#}", rustc_demangle::demangle(name))))

@@ -1,0 +1,46 @@
+# Weft: the commands people type. `make` alone lists them.
+
+CARGO      ?= cargo
+GUEST      := x86_64-unknown-none
+GUEST_DIR  := target/$(GUEST)/release
+CRASH_DIR  := target/crash-test
+WEFT       := target/release/weft
+
+.PHONY: help setup guest build run test bench clean
+
+help:
+	@echo "Weft make targets:"
+	@echo "  make build   build the kernel, the example programs and target/release/weft"
+	@echo "  make run     build, then boot the hello demo in a KVM guest"
+	@echo "  make test    build, then run every test (unit, property, model, and KVM boot tests)"
+	@echo "  make bench   build, then run the benchmarks (results in target/bench/)"
+	@echo "  make setup   install what the build needs (the $(GUEST) Rust target)"
+	@echo "  make clean   remove build output"
+
+# The guest target is added on demand, so a fresh machine needs nothing else.
+setup:
+	@rustup target list --installed 2>/dev/null | grep -qx $(GUEST) || rustup target add $(GUEST)
+
+# The kernel and user programs, and a kernel with the crash-test syscall for
+# the integration tests of the kernel's crash reports.
+guest: setup
+	$(CARGO) build --release --target $(GUEST) -p weft-kernel -p weft-user
+	$(CARGO) build --release --target $(GUEST) -p weft-kernel --features crash-test --target-dir $(CRASH_DIR)
+
+build: guest
+	$(CARGO) build --release -p weft-monitor
+
+run: build
+	$(WEFT) run hello "from make run"
+
+test: build
+	$(CARGO) test --release
+	$(CARGO) test --release -p weft-data-pipe --features loom --test loom
+
+bench: build
+	$(CARGO) bench -p weft-monitor --bench boot
+	$(CARGO) bench -p weft-data-pipe --bench ring
+	@echo "results: target/bench/results.json, target/bench/report.md"
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,170 @@
+//! Integration tests: each case boots a real KVM guest through the `weft`
+//! binary and asserts on its exit status and output. The guest programs and
+//! the crash-test kernel are built by `make guest` (run by `make test`).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn weft() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+}
+
+fn target() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
+}
+
+/// A guest program built but not bundled (test-only).
+fn guest_program(name: &str) -> String {
+    let p = target().join("x86_64-unknown-none/release").join(name);
+    assert!(p.is_file(), "{} missing: run `make guest`", p.display());
+    p.display().to_string()
+}
+
+/// The kernel built with the `crash-test` feature.
+fn crash_kernel() -> String {
+    let p = target().join("crash-test/x86_64-unknown-none/release/weft-kernel");
+    assert!(p.is_file(), "{} missing: run `make guest`", p.display());
+    p.display().to_string()
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = weft().args(args).output().expect("spawn weft");
+    let code = status.code().expect("weft exited by a signal");
+    (code, String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weft-boot-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn hello_prints_greeting_and_each_argument() {
+    let (code, out, err) = run(&["run", "--timeout", "60", "hello", "one", "two words", "-x", "--mem"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "Hello from Weft!\none\ntwo words\n-x\n--mem\n");
+}
+
+#[test]
+fn exit_code_is_the_program_status() {
+    let (code, out, err) = run(&["run", "--timeout", "60", "exit-code", "7"]);
+    assert_eq!(code, 7, "stderr: {err}");
+    assert!(out.is_empty());
+    let (code, _, err) = run(&["run", "--timeout", "60", "exit-code", "0"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    // The program's own usage error.
+    let (code, _, err) = run(&["run", "--timeout", "60", "exit-code", "abc"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("usage: exit-code N"), "{err}");
+}
+
+#[test]
+fn program_fault_is_reported_with_address_and_symbols() {
+    let (code, out, err) = run(&["run", "--timeout", "60", "fault"]);
+    assert_eq!(code, 125, "stderr: {err}");
+    assert_eq!(out, "reading address 0xdead\n");
+    assert!(err.contains("program `fault` fault: page fault at address 0xdead (read from ring 3, page not mapped)"), "{err}");
+    assert!(err.contains("weft_program_main+"), "frames not symbolized: {err}");
+    assert!(err.contains("weft_user::rt::weft_user_start"), "{err}");
+    assert!(err.contains("cr2=0x000000000000dead"), "{err}");
+}
+
+#[test]
+fn kernel_panic_is_reported_with_message_and_symbolized_frames() {
+    let kernel = crash_kernel();
+    let (code, _, err) = run(&["run", "--timeout", "60", "--kernel", &kernel, &guest_program("crash-kernel"), "panic"]);
+    assert_eq!(code, 125, "stderr: {err}");
+    assert!(err.contains("guest crash: kernel panic"), "{err}");
+    assert!(err.contains("crash test: the program asked the kernel to panic"), "{err}");
+    assert!(err.contains("weft_kernel::syscall::crash::nested_panic"), "{err}");
+    assert!(err.contains("[kernel]"), "{err}");
+}
+
+#[test]
+fn kernel_fault_is_reported_with_registers_and_symbolized_frames() {
+    let kernel = crash_kernel();
+    let (code, _, err) = run(&["run", "--timeout", "60", "--kernel", &kernel, &guest_program("crash-kernel"), "fault"]);
+    assert_eq!(code, 125, "stderr: {err}");
+    assert!(err.contains("kernel fault: page fault at address 0xfffffffff0000000 (read from ring 0, page not mapped)"), "{err}");
+    assert!(err.contains("weft_kernel::syscall::crash::nested_fault"), "{err}");
+    assert!(err.contains("weft_kernel::syscall::weft_syscall"), "{err}");
+    assert!(err.contains("rip="), "{err}");
+}
+
+#[test]
+fn bundled_kernel_has_no_crash_syscall() {
+    let (code, _, err) = run(&["run", "--timeout", "60", &guest_program("crash-kernel"), "panic"]);
+    assert_eq!(code, 1, "stderr: {err}");
+    assert!(err.contains("the kernel did not crash: Err(NoSyscall)"), "{err}");
+}
+
+#[test]
+fn spin_is_stopped_by_timeout() {
+    let (code, out, err) = run(&["run", "--timeout", "2", "spin"]);
+    assert_eq!(code, 124, "stderr: {err}");
+    assert_eq!(out, "spinning\n");
+    assert!(err.contains("timed out after 2.0 s"), "{err}");
+}
+
+#[test]
+fn sleep_wakes_on_the_timer_interrupt() {
+    let (code, out, err) = run(&["run", "--timeout", "60", "sleep", "30"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(out, "slept 30 ms\n");
+}
+
+#[test]
+fn non_elf_and_truncated_programs_are_clean_usage_errors() {
+    let text = temp_file("notes.txt", b"just some text, not a program\n");
+    let (code, out, err) = run(&["run", text.to_str().unwrap()]);
+    assert_eq!(code, 2, "stderr: {err}");
+    assert!(out.is_empty());
+    assert!(err.contains("not an ELF file"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let hello = std::fs::read(guest_program("hello")).unwrap();
+    for len in [10, 64, 200, hello.len() / 2] {
+        let t = temp_file(&format!("hello-{len}"), &hello[..len]);
+        let (code, _, err) = run(&["run", t.to_str().unwrap()]);
+        assert_eq!(code, 2, "truncated to {len}: {err}");
+        assert!(err.starts_with("weft: ") && !err.contains("panicked"), "truncated to {len}: {err}");
+    }
+
+    let wasm = temp_file("app.wasm", b"\0asm\x01\0\0\0");
+    let (code, _, err) = run(&["run", wasm.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("Wasm modules are not supported yet"), "{err}");
+}
+
+#[test]
+fn usage_and_configuration_errors_exit_2() {
+    let (code, _, err) = run(&["run", "no-such-program"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no bundled program by that name"), "{err}");
+    let (code, _, err) = run(&["run", "--fs-root", "/tmp", "hello"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--fs-root is not supported yet"), "{err}");
+    let (code, _, _) = run(&["run", "--mem", "1", "hello"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = run(&["run", "--kernel", &guest_program("hello"), "hello"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("kernel image"), "{err}");
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("124") && out.contains("125"), "{out}");
+}
+
+#[test]
+fn stats_report_exits_hypercalls_and_phases() {
+    let (code, _, err) = run(&["run", "--stats", "hello"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(err.contains("hypercalls: console_write=1 exit=1"), "{err}");
+    for phase in ["vm_created=", "kernel_loaded=", "first_instruction=", "kernel_ready=", "program_entered=", "exit="] {
+        let value = err.split(phase).nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("");
+        assert!(value.parse::<u64>().is_ok(), "phase {phase} has no time: {err}");
+    }
+    assert!(err.contains("rss_peak_kib="), "{err}");
+}
