@@ -46,6 +46,9 @@ pub const USER_STACK_TOP: u64 = 0x0000_7FFF_E000_0000;
 pub const USER_STACK_SIZE: u64 = 256 * 1024;
 /// Anonymous user memory (the `map` syscall) is placed from here upwards.
 pub const USER_HEAP_BASE: u64 = 0x0000_4000_0000_0000;
+/// The first bytes of the anonymous area, mapped read/write and zeroed before
+/// the program starts; `map` hands out addresses after them.
+pub const USER_HEAP_INITIAL: u64 = 256 * 1024;
 /// One past the highest address of the anonymous user memory area.
 pub const USER_HEAP_TOP: u64 = 0x0000_6000_0000_0000;
 

@@ -44,7 +44,14 @@ pub struct Blocking<E, W> {
 impl<E: Waitable, W: Wait> Blocking<E, W> {
     /// Polls up to `max_spin` iterations before each sleep.
     pub fn new(end: E, wait: W, max_spin: u32) -> Self {
-        Self { end, wait, spin: AdaptiveSpin { budget: max_spin, max: max_spin } }
+        Self {
+            end,
+            wait,
+            spin: AdaptiveSpin {
+                budget: max_spin,
+                max: max_spin,
+            },
+        }
     }
 
     /// The non-blocking end.

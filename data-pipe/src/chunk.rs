@@ -61,8 +61,16 @@ impl<'a, M: Memory> Chunks<'a, M> {
         let first = len.min(to_end);
         let (wrapped, _) = geometry.data_at(0);
         Self {
-            first: Chunk { mem, offset, len: first },
-            second: Chunk { mem, offset: wrapped, len: len - first },
+            first: Chunk {
+                mem,
+                offset,
+                len: first,
+            },
+            second: Chunk {
+                mem,
+                offset: wrapped,
+                len: len - first,
+            },
         }
     }
 

@@ -23,7 +23,10 @@ impl<M: Memory, N: Notify> Consumer<M, N> {
     /// `mem`, notifying the producer through `notify`. The ring header must
     /// have been zeroed before either side attached (§7.5).
     pub fn new(mem: M, base: usize, capacity: usize, notify: N) -> Result<Self, LayoutError> {
-        Ok(Self { end: End::new(mem, base, capacity, notify, &CONSUMER)?, peeked: 0 })
+        Ok(Self {
+            end: End::new(mem, base, capacity, notify, &CONSUMER)?,
+            peeked: 0,
+        })
     }
 
     /// Data capacity of the ring in bytes.

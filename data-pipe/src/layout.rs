@@ -123,7 +123,9 @@ impl Geometry {
         if !base.is_multiple_of(CACHE_LINE) {
             return Err(LayoutError::Misaligned);
         }
-        let end = base.checked_add(ring_size(capacity)).ok_or(LayoutError::TooSmall)?;
+        let end = base
+            .checked_add(ring_size(capacity))
+            .ok_or(LayoutError::TooSmall)?;
         if end > region_len {
             return Err(LayoutError::TooSmall);
         }
@@ -168,10 +170,19 @@ mod tests {
     fn geometry_checks_capacity_alignment_and_size() {
         assert_eq!(Geometry::new(0, 0, 1 << 20), Err(LayoutError::Capacity));
         assert_eq!(Geometry::new(0, 3, 1 << 20), Err(LayoutError::Capacity));
-        assert_eq!(Geometry::new(0, 1 << 32, usize::MAX), Err(LayoutError::Capacity));
+        assert_eq!(
+            Geometry::new(0, 1 << 32, usize::MAX),
+            Err(LayoutError::Capacity)
+        );
         assert_eq!(Geometry::new(8, 64, 1 << 20), Err(LayoutError::Misaligned));
-        assert_eq!(Geometry::new(0, 64, HEADER + 63), Err(LayoutError::TooSmall));
-        assert_eq!(Geometry::new(usize::MAX - 63, 64, usize::MAX), Err(LayoutError::TooSmall));
+        assert_eq!(
+            Geometry::new(0, 64, HEADER + 63),
+            Err(LayoutError::TooSmall)
+        );
+        assert_eq!(
+            Geometry::new(usize::MAX - 63, 64, usize::MAX),
+            Err(LayoutError::TooSmall)
+        );
         let g = Geometry::new(64, 64, 64 + HEADER + 64).unwrap();
         assert_eq!(g.data_at(0), (64 + HEADER, 64));
         assert_eq!(g.data_at(130), (64 + HEADER + 2, 62));

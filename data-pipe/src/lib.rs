@@ -82,8 +82,8 @@ pub use chunk::{Chunk, Chunks};
 pub use consumer::Consumer;
 pub use error::Error;
 pub use layout::{
-    CACHE_LINE, CONSUMED, CONSUMER_CLOSED, CONSUMER_WAIT, Geometry, HEADER, Header, LayoutError, MAX_CAPACITY, PRODUCED,
-    PRODUCER_CLOSED, PRODUCER_WAIT, ring_size,
+    CACHE_LINE, CONSUMED, CONSUMER_CLOSED, CONSUMER_WAIT, Geometry, HEADER, Header, LayoutError,
+    MAX_CAPACITY, PRODUCED, PRODUCER_CLOSED, PRODUCER_WAIT, ring_size,
 };
 pub use pipe::{Pipe, Side, pipe_size};
 pub use producer::Producer;

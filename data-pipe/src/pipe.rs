@@ -36,8 +36,17 @@ impl<M: Memory + Clone, N: Notify> Pipe<M, N> {
     /// offset `base` of `mem`. `tx_notify` tells the peer that data arrived,
     /// `rx_notify` that space was freed (they may be the same doorbell if the
     /// peer re-checks both rings when woken).
-    pub fn new(mem: M, base: usize, capacity: usize, side: Side, tx_notify: N, rx_notify: N) -> Result<Self, LayoutError> {
-        let second = base.checked_add(ring_size(capacity)).ok_or(LayoutError::TooSmall)?;
+    pub fn new(
+        mem: M,
+        base: usize,
+        capacity: usize,
+        side: Side,
+        tx_notify: N,
+        rx_notify: N,
+    ) -> Result<Self, LayoutError> {
+        let second = base
+            .checked_add(ring_size(capacity))
+            .ok_or(LayoutError::TooSmall)?;
         let (tx_base, rx_base) = match side {
             Side::A => (base, second),
             Side::B => (second, base),
@@ -66,6 +75,9 @@ mod tests {
         assert_eq!(&buf[..4], b"ping");
         assert_eq!(a.rx.read(&mut buf), Ok(5));
         assert_eq!(&buf[..5], b"pong!");
-        assert_eq!(Pipe::new(&mem, 64, 64, Side::A, NoNotify, NoNotify).err(), Some(LayoutError::TooSmall));
+        assert_eq!(
+            Pipe::new(&mem, 64, 64, Side::A, NoNotify, NoNotify).err(),
+            Some(LayoutError::TooSmall)
+        );
     }
 }

@@ -29,7 +29,9 @@ impl HeapRegion {
             .expect("region length overflows a layout");
         // SAFETY: `layout` has a non-zero size (at least one cache line).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(ptr) else { alloc::handle_alloc_error(layout) };
+        let Some(ptr) = NonNull::new(ptr) else {
+            alloc::handle_alloc_error(layout)
+        };
         // SAFETY: `ptr` is a fresh allocation of `len` bytes, valid until
         // `drop` frees it; `region` never leaves this value except by
         // reference, so no copy outlives the allocation.
@@ -68,7 +70,8 @@ impl MemfdRegion {
         }
         // SAFETY: `raw` is a freshly created fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let size = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let size =
+            libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: `fd` is a valid memfd.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
             return Err(io::Error::last_os_error());
@@ -88,12 +91,14 @@ impl MemfdRegion {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
         // SAFETY: the mapping is `len` bytes, readable and writable, page
         // aligned, and stays mapped until `drop`; `region` is only lent out
         // by reference, so no copy outlives the mapping. The other process
         // is the untrusted peer the ring is designed for.
-        let region = unsafe { RawRegion::new(ptr, len) }.map_err(|_| io::Error::from(io::ErrorKind::Other))?;
+        let region = unsafe { RawRegion::new(ptr, len) }
+            .map_err(|_| io::Error::from(io::ErrorKind::Other))?;
         Ok(Self { region, fd })
     }
 

@@ -74,9 +74,26 @@ pub(crate) struct End<M: Memory, N: Notify> {
 }
 
 impl<M: Memory, N: Notify> End<M, N> {
-    pub(crate) fn new(mem: M, base: usize, capacity: usize, notify: N, role: &'static Role) -> Result<Self, LayoutError> {
+    pub(crate) fn new(
+        mem: M,
+        base: usize,
+        capacity: usize,
+        notify: N,
+        role: &'static Role,
+    ) -> Result<Self, LayoutError> {
         let geometry = Geometry::new(base, capacity, mem.size())?;
-        Ok(Self { mem, geometry, notify, role, own: 0, peer: 0, state: State::Open, peer_closed: false, peer_final: false, wake: WakeState::default() })
+        Ok(Self {
+            mem,
+            geometry,
+            notify,
+            role,
+            own: 0,
+            peer: 0,
+            state: State::Open,
+            peer_closed: false,
+            peer_final: false,
+            wake: WakeState::default(),
+        })
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -101,7 +118,9 @@ impl<M: Memory, N: Notify> End<M, N> {
     /// `limit` bytes since the last accepted value (§7.7). Returns the
     /// accepted index.
     pub(crate) fn refresh_peer(&mut self, limit: u64) -> Result<u64, Error> {
-        let index = self.mem.load_u64(self.geometry.field(self.role.peer_index), Ordering::Acquire);
+        let index = self
+            .mem
+            .load_u64(self.geometry.field(self.role.peer_index), Ordering::Acquire);
         if index.wrapping_sub(self.peer) > limit {
             return Err(self.corrupt());
         }
@@ -113,7 +132,10 @@ impl<M: Memory, N: Notify> End<M, N> {
     /// protocol violation. A flag once seen as 1 is not read again.
     pub(crate) fn peer_closed(&mut self) -> Result<bool, Error> {
         if !self.peer_closed {
-            match self.mem.load_u32(self.geometry.field(self.role.peer_closed), Ordering::Acquire) {
+            match self.mem.load_u32(
+                self.geometry.field(self.role.peer_closed),
+                Ordering::Acquire,
+            ) {
                 0 => {}
                 1 => self.peer_closed = true,
                 _ => return Err(self.corrupt()),
@@ -126,7 +148,11 @@ impl<M: Memory, N: Notify> End<M, N> {
     /// peer if it sleeps.
     pub(crate) fn publish(&mut self, n: usize) {
         self.own = self.own.wrapping_add(n as u64);
-        self.mem.store_u64(self.geometry.field(self.role.own_index), self.own, Ordering::Release);
+        self.mem.store_u64(
+            self.geometry.field(self.role.own_index),
+            self.own,
+            Ordering::Release,
+        );
         self.kick();
     }
 
@@ -134,7 +160,9 @@ impl<M: Memory, N: Notify> End<M, N> {
     /// per peer sleep epoch (§7.6).
     fn kick(&mut self) {
         self.mem.fence();
-        let word = self.mem.load_u64(self.geometry.field(self.role.peer_wait), Ordering::Relaxed);
+        let word = self
+            .mem
+            .load_u64(self.geometry.field(self.role.peer_wait), Ordering::Relaxed);
         if self.wake.should_notify(word) {
             self.notify.notify();
         }
@@ -142,9 +170,16 @@ impl<M: Memory, N: Notify> End<M, N> {
 
     /// The sleep half of §7.6: publish an epoch, fence, re-check with
     /// `ready`; clear the word again if there is work after all.
-    pub(crate) fn prepare_wait(&mut self, ready: impl FnOnce(&mut Self) -> Result<bool, Error>) -> Result<WaitDecision, Error> {
+    pub(crate) fn prepare_wait(
+        &mut self,
+        ready: impl FnOnce(&mut Self) -> Result<bool, Error>,
+    ) -> Result<WaitDecision, Error> {
         let epoch = self.wake.begin();
-        self.mem.store_u64(self.geometry.field(self.role.own_wait), epoch, Ordering::Relaxed);
+        self.mem.store_u64(
+            self.geometry.field(self.role.own_wait),
+            epoch,
+            Ordering::Relaxed,
+        );
         self.mem.fence();
         match ready(self) {
             Ok(false) => Ok(WaitDecision::Sleep),
@@ -157,7 +192,11 @@ impl<M: Memory, N: Notify> End<M, N> {
 
     pub(crate) fn end_wait(&mut self) {
         if self.wake.end() {
-            self.mem.store_u64(self.geometry.field(self.role.own_wait), 0, Ordering::Relaxed);
+            self.mem.store_u64(
+                self.geometry.field(self.role.own_wait),
+                0,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -166,7 +205,11 @@ impl<M: Memory, N: Notify> End<M, N> {
         if self.state != State::Closed {
             self.state = State::Closed;
             self.end_wait();
-            self.mem.store_u32(self.geometry.field(self.role.own_closed), 1, Ordering::Release);
+            self.mem.store_u32(
+                self.geometry.field(self.role.own_closed),
+                1,
+                Ordering::Release,
+            );
             self.kick();
         }
     }

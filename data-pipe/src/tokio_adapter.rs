@@ -71,14 +71,22 @@ impl<M: Memory, N: Notify> AsyncReader<M, N> {
     /// `wake` must be non-blocking (`EFD_NONBLOCK`); the producer signals it
     /// when data arrives. Must be called inside a tokio runtime.
     pub fn new(rx: Consumer<M, N>, wake: EventFd) -> io::Result<Self> {
-        Ok(Self { rx, wake: register(wake)? })
+        Ok(Self {
+            rx,
+            wake: register(wake)?,
+        })
     }
 }
 
 impl<M: Memory + Unpin, N: Notify + Unpin> AsyncRead for AsyncReader<M, N> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let n = ready!(poll_ring(&mut this.rx, &this.wake, cx, |rx| rx.read(buf.initialize_unfilled())))?;
+        let n = ready!(poll_ring(&mut this.rx, &this.wake, cx, |rx| rx
+            .read(buf.initialize_unfilled())))?;
         buf.advance(n);
         Poll::Ready(Ok(()))
     }
@@ -95,12 +103,19 @@ impl<M: Memory, N: Notify> AsyncWriter<M, N> {
     /// `wake` must be non-blocking (`EFD_NONBLOCK`); the consumer signals it
     /// when it frees space. Must be called inside a tokio runtime.
     pub fn new(tx: Producer<M, N>, wake: EventFd) -> io::Result<Self> {
-        Ok(Self { tx, wake: register(wake)? })
+        Ok(Self {
+            tx,
+            wake: register(wake)?,
+        })
     }
 }
 
 impl<M: Memory + Unpin, N: Notify + Unpin> AsyncWrite for AsyncWriter<M, N> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         poll_ring(&mut this.tx, &this.wake, cx, |tx| tx.write(buf))
     }

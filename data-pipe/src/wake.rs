@@ -150,7 +150,10 @@ mod tests {
 
     #[test]
     fn epochs_skip_zero_and_notify_once_per_epoch() {
-        let mut s = WakeState { epoch: u64::MAX, ..WakeState::default() };
+        let mut s = WakeState {
+            epoch: u64::MAX,
+            ..WakeState::default()
+        };
         assert_eq!(s.begin(), 1);
         assert!(s.end());
         assert!(!s.end());

@@ -87,10 +87,17 @@ fn one_gib_between_processes_with_checksum() {
     let mut sent = [0u8; 8];
     rx.read_exact(&mut sent).unwrap();
     assert_eq!(u64::from_le_bytes(sent), h, "checksum mismatch");
-    assert_eq!(rx.read(&mut sent), Ok(0), "stream must end after the checksum");
+    assert_eq!(
+        rx.read(&mut sent),
+        Ok(0),
+        "stream must end after the checksum"
+    );
 
     let mut status = 0;
     // SAFETY: waits for our own child.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status:#x}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed: {status:#x}"
+    );
 }

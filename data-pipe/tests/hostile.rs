@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 
 use proptest::prelude::*;
 use weft_data_pipe::{
-    CONSUMED, Consumer, Error, HeapRegion, Memory, NoNotify, PRODUCED, PRODUCER_CLOSED, Producer, ring_size,
+    CONSUMED, Consumer, Error, HeapRegion, Memory, NoNotify, PRODUCED, PRODUCER_CLOSED, Producer,
+    ring_size,
 };
 
 proptest! {

@@ -13,8 +13,8 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, AtomicU64, fence};
 use loom::sync::{Arc, Condvar, Mutex};
 use weft_data_pipe::{
-    Blocking, CONSUMED, CONSUMER_CLOSED, CONSUMER_WAIT, Consumer, HEADER, Memory, Notify, PRODUCED, PRODUCER_CLOSED,
-    PRODUCER_WAIT, Producer, Wait, ring_size,
+    Blocking, CONSUMED, CONSUMER_CLOSED, CONSUMER_WAIT, Consumer, HEADER, Memory, Notify, PRODUCED,
+    PRODUCER_CLOSED, PRODUCER_WAIT, Producer, Wait, ring_size,
 };
 
 const CAPACITY: usize = 2;
@@ -33,18 +33,31 @@ struct Words {
 impl LoomRegion {
     fn new() -> Self {
         Self(Arc::new(Words {
-            words64: [PRODUCED, CONSUMED, CONSUMER_WAIT, PRODUCER_WAIT].map(|o| (o, AtomicU64::new(0))),
+            words64: [PRODUCED, CONSUMED, CONSUMER_WAIT, PRODUCER_WAIT]
+                .map(|o| (o, AtomicU64::new(0))),
             words32: [CONSUMER_CLOSED, PRODUCER_CLOSED].map(|o| (o, AtomicU32::new(0))),
             data: (0..CAPACITY).map(|_| UnsafeCell::new(0)).collect(),
         }))
     }
 
     fn u64_at(&self, offset: usize) -> &AtomicU64 {
-        &self.0.words64.iter().find(|(o, _)| *o == offset).expect("u64 header field").1
+        &self
+            .0
+            .words64
+            .iter()
+            .find(|(o, _)| *o == offset)
+            .expect("u64 header field")
+            .1
     }
 
     fn u32_at(&self, offset: usize) -> &AtomicU32 {
-        &self.0.words32.iter().find(|(o, _)| *o == offset).expect("u32 header field").1
+        &self
+            .0
+            .words32
+            .iter()
+            .find(|(o, _)| *o == offset)
+            .expect("u32 header field")
+            .1
     }
 }
 

@@ -13,7 +13,10 @@ enum Op {
     Write(usize),
     Read(usize),
     /// Reserve `max`, fill, commit `commit` (possibly more than reserved).
-    ReserveCommit { max: usize, commit: usize },
+    ReserveCommit {
+        max: usize,
+        commit: usize,
+    },
     /// Peek, then consume `n` (possibly more than peeked).
     PeekConsume(usize),
     ReadableLen,
@@ -99,7 +102,13 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let region = HeapRegion::new(ring_size(capacity));
     let mut tx = Producer::new(&region, 0, capacity, NoNotify).unwrap();
     let mut rx = Consumer::new(&region, 0, capacity, NoNotify).unwrap();
-    let mut m = Model { queue: VecDeque::new(), capacity, writer_closed: false, reader_closed: false, next_byte: 0 };
+    let mut m = Model {
+        queue: VecDeque::new(),
+        capacity,
+        writer_closed: false,
+        reader_closed: false,
+        next_byte: 0,
+    };
     for op in ops {
         match *op {
             Op::Write(len) => {
@@ -143,7 +152,13 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                         prop_assert_eq!(Ok(chunks.len()), expected);
                         let mut buf = vec![0; chunks.len()];
                         prop_assert_eq!(chunks.read(&mut buf), buf.len());
-                        prop_assert!(m.queue.iter().copied().take(buf.len()).eq(buf.iter().copied()));
+                        prop_assert!(
+                            m.queue
+                                .iter()
+                                .copied()
+                                .take(buf.len())
+                                .eq(buf.iter().copied())
+                        );
                         if n <= buf.len() {
                             prop_assert_eq!(rx.consume(n), Ok(()));
                             m.take(n);
@@ -155,7 +170,11 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
             Op::ReadableLen => {
-                let expected = if m.reader_closed { Err(Error::Closed) } else { Ok(m.queue.len()) };
+                let expected = if m.reader_closed {
+                    Err(Error::Closed)
+                } else {
+                    Ok(m.queue.len())
+                };
                 prop_assert_eq!(rx.readable_len(), expected);
             }
             Op::WritableLen => {
@@ -186,6 +205,8 @@ proptest! {
 
 #[test]
 fn wraps_many_times_with_odd_sizes() {
-    let ops: Vec<Op> = (0..2000).flat_map(|i| [Op::Write(i % 37), Op::Read(i % 23), Op::PeekConsume(i % 5)]).collect();
+    let ops: Vec<Op> = (0..2000)
+        .flat_map(|i| [Op::Write(i % 37), Op::Read(i % 23), Op::PeekConsume(i % 5)])
+        .collect();
     run(16, &ops).unwrap();
 }

@@ -24,8 +24,24 @@ fn monitor_echoes_a_guest_stream() {
     let monitor_space = EventFd::new(EFD_NONBLOCK).unwrap();
     let guest_data = EventFd::new(0).unwrap();
     let guest_space = EventFd::new(0).unwrap();
-    let guest = Pipe::new(&region, 0, CAPACITY, Side::A, clone(&monitor_data), clone(&monitor_space)).unwrap();
-    let monitor = Pipe::new(&region, 0, CAPACITY, Side::B, clone(&guest_data), clone(&guest_space)).unwrap();
+    let guest = Pipe::new(
+        &region,
+        0,
+        CAPACITY,
+        Side::A,
+        clone(&monitor_data),
+        clone(&monitor_space),
+    )
+    .unwrap();
+    let monitor = Pipe::new(
+        &region,
+        0,
+        CAPACITY,
+        Side::B,
+        clone(&guest_data),
+        clone(&guest_space),
+    )
+    .unwrap();
 
     let data: Vec<u8> = (0..LEN).map(|i| (i * 7 % 253) as u8).collect();
     std::thread::scope(|s| {
@@ -43,7 +59,10 @@ fn monitor_echoes_a_guest_stream() {
             assert_eq!(rx.read(&mut [0; 1]), Ok(0));
         });
 
-        let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let mut reader = AsyncReader::new(monitor.rx, monitor_data).unwrap();
             let mut writer = AsyncWriter::new(monitor.tx, monitor_space).unwrap();

@@ -186,6 +186,8 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     let user_rw = PageFlags { writable: true, user: true, executable: false, global: false };
     loader::map_anonymous(ram, &mut frames, program_root, USER_STACK_TOP - USER_STACK_SIZE,
         USER_STACK_SIZE / PAGE_SIZE, user_rw, region_kind::PROGRAM, "the program stack")?;
+    loader::map_anonymous(ram, &mut frames, program_root, USER_HEAP_BASE,
+        USER_HEAP_INITIAL / PAGE_SIZE, user_rw, region_kind::PROGRAM, "the program heap")?;
     let user_ro = PageFlags { writable: false, ..user_rw };
     let args_phys = loader::map_anonymous(ram, &mut frames, program_root, USER_ARGS_ADDR,
         args_len.div_ceil(PAGE_SIZE).max(1), user_ro, region_kind::PROGRAM, "the program arguments")?;
@@ -224,7 +226,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     info.program.stack_top = USER_STACK_TOP;
     info.program.args_addr = USER_ARGS_ADDR;
     info.program.args_len = args_len;
-    info.program.heap_base = USER_HEAP_BASE;
+    info.program.heap_base = USER_HEAP_BASE + USER_HEAP_INITIAL;
     let map = frames.memory_map()?;
     info.region_count = map.len() as u32;
     info.regions[..map.len()].copy_from_slice(&map);

@@ -29,8 +29,8 @@ impl Symbols {
                 f.symbols()
                     // Functions, and the untyped global labels of assembly stubs.
                     .filter(|s| {
-                        let code = s.kind() == SymbolKind::Text || (s.kind() == SymbolKind::Unknown && s.is_global());
-                        code && s.is_definition() && s.address() != 0
+                        let label = matches!(s.kind(), SymbolKind::Unknown | SymbolKind::Label) && s.is_global();
+                        (s.kind() == SymbolKind::Text || label) && !s.is_undefined() && s.address() != 0
                     })
                     .filter_map(|s| {
                         let name = s.name().ok()?;

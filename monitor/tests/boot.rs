@@ -168,3 +168,28 @@ fn stats_report_exits_hypercalls_and_phases() {
     }
     assert!(err.contains("rss_peak_kib="), "{err}");
 }
+
+#[test]
+fn heap_grows_past_its_initial_area() {
+    let (code, out, err) = run(&["run", "--timeout", "120", &guest_program("alloc-check"), "2"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let n: u64 = 2 * (1 << 20) / 8;
+    assert_eq!(out, format!("allocated 2 MiB, sum {}\n", n * (n - 1) / 2));
+}
+
+#[test]
+fn hostile_syscall_arguments_get_errors_and_the_program_goes_on() {
+    let (code, out, err) = run(&["run", "--timeout", "60", &guest_program("syscall-check")]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let expected = "\
+write kernel address: Err(BadAddress)
+write unmapped user address: Err(BadAddress)
+write wrapping range: Err(BadAddress)
+write huge length: Err(BadLength)
+write bad fd: Err(BadArgument)
+exit status 200: Err(BadArgument)
+unknown syscall: Err(NoSyscall)
+map zero bytes: Err(BadLength)
+";
+    assert_eq!(out, expected);
+}

@@ -1,13 +1,16 @@
-//! The program heap: a linked-list allocator that grows by asking the kernel for
-//! more contiguous anonymous memory (`map` returns consecutive addresses).
+//! The program heap: a linked-list allocator over the anonymous memory area. Its
+//! first `USER_HEAP_INITIAL` bytes at `USER_HEAP_BASE` are mapped before the
+//! program starts (PROTOCOL.md §5.1), so small programs never enter the kernel
+//! to allocate; beyond that the heap grows with the `map` syscall, which hands
+//! out consecutive addresses right after it.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::null_mut;
 use linked_list_allocator::Heap;
+use weft_control::layout::{USER_HEAP_BASE, USER_HEAP_INITIAL};
 
 /// Smallest growth step.
 const GROW_MIN: u64 = 64 * 1024;
-
 struct GrowingHeap(spin_free::Cell);
 
 mod spin_free {
@@ -45,31 +48,39 @@ mod spin_free {
 }
 
 fn grow(heap: &mut Heap, need: usize) -> bool {
-    let by = (need as u64 + 4096).max(GROW_MIN);
-    let Ok(addr) = crate::syscall::map(by) else { return false };
     if heap.size() == 0 {
-        // SAFETY: `map` returned `by` bytes of fresh read/write memory that
-        // nothing else uses.
-        unsafe { heap.init(addr as *mut u8, by as usize) };
-    } else if heap.top() as u64 == addr {
-        // SAFETY: the new memory starts exactly at the heap's top.
-        unsafe { heap.extend(by as usize) };
-    } else {
-        return false;
+        // SAFETY: the initial area is mapped read/write at entry and used by
+        // nothing else (§5.1); this runs once, under the heap's cell.
+        unsafe { heap.init(USER_HEAP_BASE as *mut u8, USER_HEAP_INITIAL as usize) };
+        return true;
     }
-    true
+    let by = (need as u64 + 4096).max(GROW_MIN);
+    match crate::syscall::map(by) {
+        Ok(addr) if addr == heap.top() as u64 => {
+            // SAFETY: `map` returned `by` fresh read/write bytes starting
+            // exactly at the heap's top.
+            unsafe { heap.extend(by as usize) };
+            true
+        }
+        _ => false,
+    }
 }
 
 // SAFETY: allocation and deallocation go through `Heap`, serialized by the cell.
 unsafe impl GlobalAlloc for GrowingHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         self.0
-            .with(|h| match h.allocate_first_fit(layout) {
-                Ok(p) => p.as_ptr(),
-                Err(()) if grow(h, layout.size() + layout.align()) => {
-                    h.allocate_first_fit(layout).map_or(null_mut(), |p| p.as_ptr())
+            .with(|h| {
+                // At most: the first use initializes, a second growth maps more.
+                for _ in 0..3 {
+                    if let Ok(p) = h.allocate_first_fit(layout) {
+                        return p.as_ptr();
+                    }
+                    if !grow(h, layout.size() + layout.align()) {
+                        break;
+                    }
                 }
-                Err(()) => null_mut(),
+                null_mut()
             })
             .unwrap_or(null_mut())
     }

@@ -8,8 +8,8 @@
 use std::sync::atomic::Ordering;
 
 use weft_data_pipe::{
-    CONSUMED, CONSUMER_CLOSED, CONSUMER_WAIT, Consumer, Error, HeapRegion, Memory, NoNotify, PRODUCED,
-    PRODUCER_CLOSED, PRODUCER_WAIT, Producer, WaitDecision, Waitable, ring_size,
+    CONSUMED, CONSUMER_CLOSED, CONSUMER_WAIT, Consumer, Error, HeapRegion, Memory, NoNotify,
+    PRODUCED, PRODUCER_CLOSED, PRODUCER_WAIT, Producer, WaitDecision, Waitable, ring_size,
 };
 
 const U64_FIELDS: [usize; 4] = [PRODUCED, CONSUMED, CONSUMER_WAIT, PRODUCER_WAIT];
@@ -47,9 +47,18 @@ pub fn decode(bytes: &[u8]) -> Vec<Op> {
         let word = u64::from_le_bytes(arg);
         let small = usize::from(arg[0]) | usize::from(arg[1] & 1) << 8;
         let (op, used) = match tag % 12 {
-            0 => (Op::Set64(U64_FIELDS[usize::from(arg[0]) % 4], u64::from_le_bytes(arg)), 8),
-            1 => (Op::Set32(U32_FIELDS[usize::from(arg[0]) % 2], (word >> 8) as u32 % 4), 5),
-            2 => (Op::Nudge(U64_FIELDS[usize::from(arg[0]) % 4], arg[1] as i8), 2),
+            0 => (
+                Op::Set64(U64_FIELDS[usize::from(arg[0]) % 4], u64::from_le_bytes(arg)),
+                8,
+            ),
+            1 => (
+                Op::Set32(U32_FIELDS[usize::from(arg[0]) % 2], (word >> 8) as u32 % 4),
+                5,
+            ),
+            2 => (
+                Op::Nudge(U64_FIELDS[usize::from(arg[0]) % 4], arg[1] as i8),
+                2,
+            ),
             3 => (Op::Write(small), 2),
             4 => (Op::Read(small), 2),
             5 => (Op::ReserveCommit(small, usize::from(arg[2])), 3),
@@ -82,7 +91,11 @@ impl Watch {
                 self.corrupt = true;
             }
             Err(Error::Closed) => assert!(self.closed, "Closed before close"),
-            _ => assert!(!self.corrupt || self.closed, "Corrupt was not sticky: {:?}", r.as_ref().err()),
+            _ => assert!(
+                !self.corrupt || self.closed,
+                "Corrupt was not sticky: {:?}",
+                r.as_ref().err()
+            ),
         }
     }
 }
@@ -93,7 +106,16 @@ pub fn run(shift: u8, ops: &[Op]) {
     let region = HeapRegion::new(ring_size(capacity));
     let mut tx = Producer::new(&region, 0, capacity, NoNotify).expect("layout");
     let mut rx = Consumer::new(&region, 0, capacity, NoNotify).expect("layout");
-    let (mut wtx, mut wrx) = (Watch { corrupt: false, closed: false }, Watch { corrupt: false, closed: false });
+    let (mut wtx, mut wrx) = (
+        Watch {
+            corrupt: false,
+            closed: false,
+        },
+        Watch {
+            corrupt: false,
+            closed: false,
+        },
+    );
     let mut tampered = false;
     let mut buf = vec![0u8; 512];
     for op in ops {
@@ -108,7 +130,9 @@ pub fn run(shift: u8, ops: &[Op]) {
             }
             Op::Nudge(field, delta) => {
                 tampered = true;
-                let value = region.load_u64(field, Ordering::Relaxed).wrapping_add_signed(i64::from(delta));
+                let value = region
+                    .load_u64(field, Ordering::Relaxed)
+                    .wrapping_add_signed(i64::from(delta));
                 region.store_u64(field, value, Ordering::Relaxed);
             }
             Op::Write(len) => {
