@@ -35,7 +35,7 @@ run: build
 
 test: build
 	$(CARGO) test --release
-	$(CARGO) test --release -p weft-data-pipe --features loom --test loom
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release -p weft-data-pipe --test loom
 
 bench: build
 	$(CARGO) bench -p weft-monitor --bench boot
