@@ -7,7 +7,8 @@ use std::path::PathBuf;
 const PROGRAMS: &[&str] = &["hello", "exit-code", "fault", "spin", "sleep"];
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let guest_dir = std::env::var_os("WEFT_GUEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../target/x86_64-unknown-none/release"));
@@ -20,10 +21,12 @@ fn main() {
     let mut embed = |name: &str, ident: &str| -> String {
         let path = guest_dir.join(name);
         println!("cargo:rerun-if-changed={}", path.display());
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or_else(|_| {
-            missing.push(path.display().to_string());
-            0
-        });
+        let len = std::fs::metadata(&path)
+            .map(|m| m.len())
+            .unwrap_or_else(|_| {
+                missing.push(path.display().to_string());
+                0
+            });
         statics.push_str(&format!(
             "static {ident}: Aligned<{len}> = Aligned(*include_bytes!({:?}));\n",
             path.display().to_string()

@@ -123,7 +123,11 @@ mod tests {
         let n = encode(&["hello", "", "wörld"], &mut buf).unwrap();
         let args = Args::parse(&buf[..n]).unwrap();
         assert_eq!(args.len(), 3);
-        let got: [&[u8]; 3] = [args.get(0).unwrap(), args.get(1).unwrap(), args.get(2).unwrap()];
+        let got: [&[u8]; 3] = [
+            args.get(0).unwrap(),
+            args.get(1).unwrap(),
+            args.get(2).unwrap(),
+        ];
         assert_eq!(got, [b"hello".as_slice(), b"", "wörld".as_bytes()]);
         assert_eq!(args.get(3), None);
         assert_eq!(args.iter().count(), 3);
@@ -132,7 +136,10 @@ mod tests {
     #[test]
     fn encode_refuses_overflowing_output() {
         let mut buf = [0u8; 16];
-        assert_eq!(encode(&["too long for sixteen"], &mut buf), Err(ArgsError::TooLarge));
+        assert_eq!(
+            encode(&["too long for sixteen"], &mut buf),
+            Err(ArgsError::TooLarge)
+        );
     }
 
     #[test]

@@ -33,7 +33,14 @@ pub struct KernelManifest {
     /// [`vector::SYSCALL`] is the syscall gate.
     pub vectors: [u64; vector::TABLE_LEN],
 }
-assert_layout!(KernelManifest, size = 288, magic = 0, version = 8, vector_count = 12, vectors = 16);
+assert_layout!(
+    KernelManifest,
+    size = 288,
+    magic = 0,
+    version = 8,
+    vector_count = 12,
+    vectors = 16
+);
 
 impl KernelManifest {
     /// Size in bytes of the encoded manifest.
@@ -47,12 +54,21 @@ impl KernelManifest {
         for v in vectors.iter_mut() {
             *v = r.u64();
         }
-        Some(Self { magic, version, vector_count, vectors })
+        Some(Self {
+            magic,
+            version,
+            vector_count,
+            vectors,
+        })
     }
 
     /// The vector number served by entry `index` of `vectors`.
     pub const fn vector_of(index: usize) -> u8 {
-        if index < vector::TABLE_LEN - 1 { index as u8 } else { vector::SPURIOUS }
+        if index < vector::TABLE_LEN - 1 {
+            index as u8
+        } else {
+            vector::SPURIOUS
+        }
     }
 }
 
@@ -84,7 +100,14 @@ pub struct MemoryRegion {
     /// Zero.
     pub reserved: u32,
 }
-assert_layout!(MemoryRegion, size = 24, base = 0, len = 8, kind = 16, reserved = 20);
+assert_layout!(
+    MemoryRegion,
+    size = 24,
+    base = 0,
+    len = 8,
+    kind = 16,
+    reserved = 20
+);
 
 /// The first program, loaded and mapped by the monitor (§2.2).
 #[repr(C)]
@@ -104,8 +127,16 @@ pub struct ProgramInfo {
     /// Next free user virtual address for anonymous memory.
     pub heap_base: u64,
 }
-assert_layout!(ProgramInfo, size = 48, root = 0, entry = 8, stack_top = 16,
-    args_addr = 24, args_len = 32, heap_base = 40);
+assert_layout!(
+    ProgramInfo,
+    size = 48,
+    root = 0,
+    entry = 8,
+    stack_top = 16,
+    args_addr = 24,
+    args_len = 32,
+    heap_base = 40
+);
 
 /// Where the control pipe is; all zero until streams exist (§2.2).
 #[repr(C)]
@@ -122,7 +153,15 @@ pub struct PipeInfo {
     /// Zero.
     pub flags: u32,
 }
-assert_layout!(PipeInfo, size = 32, phys = 0, len = 8, doorbell = 16, vector = 24, flags = 28);
+assert_layout!(
+    PipeInfo,
+    size = 32,
+    phys = 0,
+    len = 8,
+    doorbell = 16,
+    vector = 24,
+    flags = 28
+);
 
 /// Guest time-stamp counter values the kernel records during boot (§2.3). The
 /// monitor reads them after the guest stops, for `--stats`; they are reports,
@@ -139,7 +178,13 @@ pub struct BootStamps {
     /// Zero.
     pub reserved: u64,
 }
-assert_layout!(BootStamps, size = 32, kernel_entry = 0, kernel_ready = 8, program_entry = 16);
+assert_layout!(
+    BootStamps,
+    size = 32,
+    kernel_entry = 0,
+    kernel_ready = 8,
+    program_entry = 16
+);
 
 /// The boot-info block (§2.2), one page at a page-aligned guest-physical address.
 #[repr(C)]
@@ -168,9 +213,21 @@ pub struct BootInfo {
     /// The physical memory map.
     pub regions: [MemoryRegion; MAX_REGIONS],
 }
-assert_layout!(BootInfo, size = 928, magic = 0, version = 8, region_count = 12, tsc_hz = 16,
-    apic_timer_hz = 24, mem_size = 32, kernel_root = 40, program = 48, control_pipe = 96,
-    stamps = 128, regions = 160);
+assert_layout!(
+    BootInfo,
+    size = 928,
+    magic = 0,
+    version = 8,
+    region_count = 12,
+    tsc_hz = 16,
+    apic_timer_hz = 24,
+    mem_size = 32,
+    kernel_root = 40,
+    program = 48,
+    control_pipe = 96,
+    stamps = 128,
+    regions = 160
+);
 
 impl BootInfo {
     /// A boot info with the magic and version set and everything else zero.
@@ -183,10 +240,33 @@ impl BootInfo {
             apic_timer_hz: 0,
             mem_size: 0,
             kernel_root: 0,
-            program: ProgramInfo { root: 0, entry: 0, stack_top: 0, args_addr: 0, args_len: 0, heap_base: 0 },
-            control_pipe: PipeInfo { phys: 0, len: 0, doorbell: 0, vector: 0, flags: 0 },
-            stamps: BootStamps { kernel_entry: 0, kernel_ready: 0, program_entry: 0, reserved: 0 },
-            regions: [MemoryRegion { base: 0, len: 0, kind: 0, reserved: 0 }; MAX_REGIONS],
+            program: ProgramInfo {
+                root: 0,
+                entry: 0,
+                stack_top: 0,
+                args_addr: 0,
+                args_len: 0,
+                heap_base: 0,
+            },
+            control_pipe: PipeInfo {
+                phys: 0,
+                len: 0,
+                doorbell: 0,
+                vector: 0,
+                flags: 0,
+            },
+            stamps: BootStamps {
+                kernel_entry: 0,
+                kernel_ready: 0,
+                program_entry: 0,
+                reserved: 0,
+            },
+            regions: [MemoryRegion {
+                base: 0,
+                len: 0,
+                kind: 0,
+                reserved: 0,
+            }; MAX_REGIONS],
         }
     }
 
@@ -200,11 +280,23 @@ impl BootInfo {
         w.u64(self.magic);
         w.u32(self.version);
         w.u32(self.region_count);
-        for v in [self.tsc_hz, self.apic_timer_hz, self.mem_size, self.kernel_root] {
+        for v in [
+            self.tsc_hz,
+            self.apic_timer_hz,
+            self.mem_size,
+            self.kernel_root,
+        ] {
             w.u64(v);
         }
         let p = &self.program;
-        for v in [p.root, p.entry, p.stack_top, p.args_addr, p.args_len, p.heap_base] {
+        for v in [
+            p.root,
+            p.entry,
+            p.stack_top,
+            p.args_addr,
+            p.args_len,
+            p.heap_base,
+        ] {
             w.u64(v);
         }
         let c = &self.control_pipe;
@@ -246,7 +338,12 @@ impl BootStamps {
     /// Decodes stamps read back from guest memory.
     pub fn decode(bytes: &[u8; Self::SIZE]) -> Self {
         let mut r = Reader::new(bytes);
-        Self { kernel_entry: r.u64(), kernel_ready: r.u64(), program_entry: r.u64(), reserved: r.u64() }
+        Self {
+            kernel_entry: r.u64(),
+            kernel_ready: r.u64(),
+            program_entry: r.u64(),
+            reserved: r.u64(),
+        }
     }
 }
 
@@ -269,8 +366,16 @@ pub struct PerCpu {
     /// Zero.
     pub reserved: [u64; 2],
 }
-assert_layout!(PerCpu, size = 64, self_addr = 0, kernel_rsp = 8, user_rsp = 16, mailbox = 24,
-    boot_info = 32, cpu_index = 40);
+assert_layout!(
+    PerCpu,
+    size = 64,
+    self_addr = 0,
+    kernel_rsp = 8,
+    user_rsp = 16,
+    mailbox = 24,
+    boot_info = 32,
+    cpu_index = 40
+);
 
 impl PerCpu {
     /// Size in bytes of the encoded block.
@@ -280,7 +385,14 @@ impl PerCpu {
     pub fn encode(&self) -> [u8; Self::SIZE] {
         let mut out = [0u8; Self::SIZE];
         let mut w = Writer::new(&mut out);
-        for v in [self.self_addr, self.kernel_rsp, self.user_rsp, self.mailbox, self.boot_info, self.cpu_index] {
+        for v in [
+            self.self_addr,
+            self.kernel_rsp,
+            self.user_rsp,
+            self.mailbox,
+            self.boot_info,
+            self.cpu_index,
+        ] {
             w.u64(v);
         }
         for v in self.reserved {
@@ -330,7 +442,12 @@ mod tests {
         info.control_pipe.vector = 0x55;
         info.stamps.program_entry = 0x66;
         info.region_count = 1;
-        info.regions[31] = MemoryRegion { base: 0x77, len: 0x88, kind: 5, reserved: 0 };
+        info.regions[31] = MemoryRegion {
+            base: 0x77,
+            len: 0x88,
+            kind: 5,
+            reserved: 0,
+        };
         let b = info.encode();
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
         assert_eq!(u64_at(0), BOOT_MAGIC);
@@ -349,7 +466,15 @@ mod tests {
 
     #[test]
     fn percpu_encodes_in_field_order() {
-        let p = PerCpu { self_addr: 1, kernel_rsp: 2, user_rsp: 3, mailbox: 4, boot_info: 5, cpu_index: 6, reserved: [0; 2] };
+        let p = PerCpu {
+            self_addr: 1,
+            kernel_rsp: 2,
+            user_rsp: 3,
+            mailbox: 4,
+            boot_info: 5,
+            cpu_index: 6,
+            reserved: [0; 2],
+        };
         let b = p.encode();
         assert_eq!(b[8], 2);
         assert_eq!(b[16], 3);

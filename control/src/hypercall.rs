@@ -58,7 +58,14 @@ pub struct Mailbox {
     /// Inline payload.
     pub data: [u8; DATA_LEN],
 }
-assert_layout!(Mailbox, size = 4096, args = 0, result = 48, reserved = 56, data = DATA_OFFSET);
+assert_layout!(
+    Mailbox,
+    size = 4096,
+    args = 0,
+    result = 48,
+    reserved = 56,
+    data = DATA_OFFSET
+);
 
 /// General-purpose registers and the CPU's exception frame, in the order the
 /// kernel's exception entry pushes them (lowest address first) (§3.4).
@@ -90,8 +97,20 @@ pub struct FaultFrame {
     pub rsp: u64,
     pub ss: u64,
 }
-assert_layout!(FaultFrame, size = 176, r15 = 0, rbp = 64, rax = 112, vector = 120,
-    error_code = 128, rip = 136, cs = 144, rflags = 152, rsp = 160, ss = 168);
+assert_layout!(
+    FaultFrame,
+    size = 176,
+    r15 = 0,
+    rbp = 64,
+    rax = 112,
+    vector = 120,
+    error_code = 128,
+    rip = 136,
+    cs = 144,
+    rflags = 152,
+    rsp = 160,
+    ss = 168
+);
 
 /// The `FAULT` hypercall payload: the frame plus the control registers that
 /// explain it (§3.4).
@@ -117,12 +136,59 @@ impl FaultReport {
         for v in regs.iter_mut() {
             *v = r.u64();
         }
-        let [r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax, vector, error_code, rip, cs, rflags, rsp, ss] = regs;
+        let [
+            r15,
+            r14,
+            r13,
+            r12,
+            r11,
+            r10,
+            r9,
+            r8,
+            rbp,
+            rdi,
+            rsi,
+            rdx,
+            rcx,
+            rbx,
+            rax,
+            vector,
+            error_code,
+            rip,
+            cs,
+            rflags,
+            rsp,
+            ss,
+        ] = regs;
         let frame = FaultFrame {
-            r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax,
-            vector, error_code, rip, cs, rflags, rsp, ss,
+            r15,
+            r14,
+            r13,
+            r12,
+            r11,
+            r10,
+            r9,
+            r8,
+            rbp,
+            rdi,
+            rsi,
+            rdx,
+            rcx,
+            rbx,
+            rax,
+            vector,
+            error_code,
+            rip,
+            cs,
+            rflags,
+            rsp,
+            ss,
         };
-        Self { frame, cr2: r.u64(), cr3: r.u64() }
+        Self {
+            frame,
+            cr2: r.u64(),
+            cr3: r.u64(),
+        }
     }
 
     /// True if the fault happened at ring 3 (in the program).
@@ -157,7 +223,11 @@ pub fn exception_name(vector: u64) -> &'static str {
         "virtualization exception",
         "control protection fault",
     ];
-    usize::try_from(vector).ok().and_then(|v| NAMES.get(v)).copied().unwrap_or("reserved exception")
+    usize::try_from(vector)
+        .ok()
+        .and_then(|v| NAMES.get(v))
+        .copied()
+        .unwrap_or("reserved exception")
 }
 
 /// Page-fault error-code bits (§3.4).

@@ -20,8 +20,8 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
-mod codec;
 pub mod boot;
+mod codec;
 pub mod error;
 pub mod hypercall;
 pub mod layout;

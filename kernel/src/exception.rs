@@ -13,5 +13,9 @@ pub extern "C" fn weft_exception(frame: *const FaultFrame) -> ! {
     // SAFETY: the stub passes the address of the `FaultFrame` it just pushed on
     // the current stack (§3.4); it stays valid because this never returns.
     let frame = unsafe { frame.read() };
-    hypercall::fault(&FaultReport { frame, cr2: cpu::cr2(), cr3: cpu::cr3() })
+    hypercall::fault(&FaultReport {
+        frame,
+        cr2: cpu::cr2(),
+        cr3: cpu::cr3(),
+    })
 }

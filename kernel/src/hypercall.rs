@@ -36,14 +36,20 @@ fn call(number: u32, args: &[u64]) -> Result<(), ErrorCode> {
     let result = unsafe { core::ptr::read_volatile(addr_of_mut!((*mb).result)) };
     match result {
         0 => Ok(()),
-        r => Err(u32::try_from(r).ok().and_then(ErrorCode::from_u32).unwrap_or(ErrorCode::Unsupported)),
+        r => Err(u32::try_from(r)
+            .ok()
+            .and_then(ErrorCode::from_u32)
+            .unwrap_or(ErrorCode::Unsupported)),
     }
 }
 
 /// Writes `len` bytes at user address `addr` of the address space `root` to the
 /// monitor's stream `stream`. The monitor checks every page is user-accessible.
 pub fn console_user(stream: u64, addr: u64, len: u64, root: u64) -> Result<(), ErrorCode> {
-    call(nr::CONSOLE_WRITE, &[stream, len, console::SOURCE_USER, addr, root])
+    call(
+        nr::CONSOLE_WRITE,
+        &[stream, len, console::SOURCE_USER, addr, root],
+    )
 }
 
 /// Ends the VM with `status`.

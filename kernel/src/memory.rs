@@ -35,7 +35,8 @@ impl DirectMap {
 
     fn slot(&self, phys: u64) -> Option<*mut u64> {
         let end = phys.checked_add(8)?;
-        (phys % 8 == 0 && end <= self.mem_size).then_some((DIRECT_MAP_BASE + phys) as *mut u64)
+        (phys.is_multiple_of(8) && end <= self.mem_size)
+            .then_some((DIRECT_MAP_BASE + phys) as *mut u64)
     }
 }
 
@@ -66,11 +67,25 @@ pub struct Frames {
 
 impl Frames {
     const fn empty() -> Self {
-        Self { regions: [MemoryRegion { base: 0, len: 0, kind: 0, reserved: 0 }; MAX_REGIONS], count: 0, current: 0, next: 0 }
+        Self {
+            regions: [MemoryRegion {
+                base: 0,
+                len: 0,
+                kind: 0,
+                reserved: 0,
+            }; MAX_REGIONS],
+            count: 0,
+            current: 0,
+            next: 0,
+        }
     }
 
     fn load(&mut self, info: &BootInfo) {
-        for r in info.regions().iter().filter(|r| r.kind == region_kind::USABLE) {
+        for r in info
+            .regions()
+            .iter()
+            .filter(|r| r.kind == region_kind::USABLE)
+        {
             self.regions[self.count] = *r;
             self.count += 1;
         }
@@ -109,7 +124,10 @@ pub fn init(info: &BootInfo) {
     match frames.alloc_contiguous(HEAP_SIZE / PAGE_SIZE) {
         // SAFETY: the frames are usable RAM handed out exactly once, mapped by
         // the direct map for the kernel's lifetime.
-        Some(base) => unsafe { HEAP.lock().init((DIRECT_MAP_BASE + base) as *mut u8, HEAP_SIZE as usize) },
+        Some(base) => unsafe {
+            HEAP.lock()
+                .init((DIRECT_MAP_BASE + base) as *mut u8, HEAP_SIZE as usize)
+        },
         None => panic!("no usable region of {HEAP_SIZE} bytes for the kernel heap"),
     }
 }

@@ -33,7 +33,11 @@ pub fn with_current<R>(f: impl FnOnce(&mut Process) -> R) -> Option<R> {
 pub fn start(info: *mut BootInfo) -> ! {
     // SAFETY: the boot info page is the monitor's and ours alone (§2.2).
     let (p, mem_size) = unsafe { ((*info).program, (*info).mem_size) };
-    *CURRENT.lock() = Some(Box::new(Process { root: p.root, heap_next: p.heap_base, mem_size }));
+    *CURRENT.lock() = Some(Box::new(Process {
+        root: p.root,
+        heap_next: p.heap_base,
+        mem_size,
+    }));
     // SAFETY: as above; the stamp is a plain report for the monitor (§2.3).
     unsafe { write_volatile(addr_of_mut!((*info).stamps.program_entry), cpu::rdtsc()) };
     // SAFETY: the monitor validated the program and built `root` with the
@@ -47,16 +51,27 @@ impl Process {
         if len == 0 {
             return Err(ErrorCode::BadLength);
         }
-        let bytes = len.checked_next_multiple_of(PAGE_SIZE).ok_or(ErrorCode::BadLength)?;
+        let bytes = len
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or(ErrorCode::BadLength)?;
         let start = self.heap_next;
-        let end = start.checked_add(bytes).filter(|e| *e <= USER_HEAP_TOP).ok_or(ErrorCode::OutOfMemory)?;
-        let flags = PageFlags { writable: true, user: true, executable: false, global: false };
+        let end = start
+            .checked_add(bytes)
+            .filter(|e| *e <= USER_HEAP_TOP)
+            .ok_or(ErrorCode::OutOfMemory)?;
+        let flags = PageFlags {
+            writable: true,
+            user: true,
+            executable: false,
+            global: false,
+        };
         let mut mem = DirectMap::new(self.mem_size);
         let mut frames = FRAMES.lock();
         let mut vaddr = start;
         while vaddr < end {
             let frame = frames.alloc_zeroed().ok_or(ErrorCode::OutOfMemory)?;
-            map_4k(&mut mem, &mut *frames, self.root, vaddr, frame, flags).map_err(|_| ErrorCode::OutOfMemory)?;
+            map_4k(&mut mem, &mut *frames, self.root, vaddr, frame, flags)
+                .map_err(|_| ErrorCode::OutOfMemory)?;
             vaddr += PAGE_SIZE;
         }
         self.heap_next = end;

@@ -16,7 +16,9 @@ pub extern "C" fn weft_syscall(a0: u64, a1: u64, a2: u64, _a3: u64, number: u64)
             apic::sleep(a0);
             Ok(0)
         }
-        nr::MAP => program::with_current(|p| p.map_anonymous(a0)).unwrap_or(Err(ErrorCode::BadArgument)),
+        nr::MAP => {
+            program::with_current(|p| p.map_anonymous(a0)).unwrap_or(Err(ErrorCode::BadArgument))
+        }
         #[cfg(feature = "crash-test")]
         nr::CRASH => crash::crash(a0),
         _ => Err(ErrorCode::NoSyscall),

@@ -26,7 +26,11 @@ fn main() {
     let time = |cmd: &mut Command| {
         let t = Instant::now();
         let out = cmd.output().expect("spawn");
-        assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         t.elapsed().as_secs_f64() * 1e3
     };
     // Warm the page cache, then alternate so drift hits both alike.
@@ -38,26 +42,61 @@ fn main() {
         floor.push(time(Command::new(&me).arg("floor")));
     }
 
-    let stats = Command::new(weft).args(["run", "--stats", "hello"]).output().expect("spawn weft");
+    let stats = Command::new(weft)
+        .args(["run", "--stats", "hello"])
+        .output()
+        .expect("spawn weft");
     let text = String::from_utf8_lossy(&stats.stderr).into_owned();
     let field = |name: &str| -> f64 {
-        text.split(&format!("{name}=")).nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+        text.split(&format!("{name}="))
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
     };
     let rss_mib = (field("rss_peak_kib") - field("guest_resident_kib")) / 1024.0;
-    let floor_out = Command::new(&me).arg("floor").output().expect("spawn floor");
-    let floor_rss_mib = String::from_utf8_lossy(&floor_out.stdout).trim().parse::<f64>().unwrap_or(f64::NAN) / 1024.0;
+    let floor_out = Command::new(&me)
+        .arg("floor")
+        .output()
+        .expect("spawn floor");
+    let floor_rss_mib = String::from_utf8_lossy(&floor_out.stdout)
+        .trim()
+        .parse::<f64>()
+        .unwrap_or(f64::NAN)
+        / 1024.0;
 
     let records = [
-        Record::new("hello_wall_ms", median(&hello), "ms",
-            "vm_floor: create VM + vCPU + 4 MiB + long mode, run to first exit (whole process)", median(&floor)),
-        Record::new("monitor_rss_mib", rss_mib, "MiB", "vm_floor process peak RSS", floor_rss_mib),
+        Record::new(
+            "hello_wall_ms",
+            median(&hello),
+            "ms",
+            "vm_floor: create VM + vCPU + 4 MiB + long mode, run to first exit (whole process)",
+            median(&floor),
+        ),
+        Record::new(
+            "monitor_rss_mib",
+            rss_mib,
+            "MiB",
+            "vm_floor process peak RSS",
+            floor_rss_mib,
+        ),
     ];
-    record(&records, &[("hello_wall_ms", &hello), ("vm_floor_ms", &floor)]).expect("write results");
+    record(
+        &records,
+        &[("hello_wall_ms", &hello), ("vm_floor_ms", &floor)],
+    )
+    .expect("write results");
     for r in &records {
-        println!("{:<18} {:>9.3} {:<4} baseline {:>9.3}  ratio {:.2}", r.name, r.value, r.unit, r.baseline_value, r.ratio);
+        println!(
+            "{:<18} {:>9.3} {:<4} baseline {:>9.3}  ratio {:.2}",
+            r.name, r.value, r.unit, r.baseline_value, r.ratio
+        );
     }
     println!("phases of one `weft run --stats hello`:");
-    for line in text.lines().filter(|l| l.contains("phases") || l.contains("exits") || l.contains("memory")) {
+    for line in text
+        .lines()
+        .filter(|l| l.contains("phases") || l.contains("exits") || l.contains("memory"))
+    {
         println!("  {}", line.trim());
     }
 }
@@ -68,34 +107,78 @@ fn floor() {
     const MEM: usize = 4 << 20;
     let kvm = Kvm::new().expect("open /dev/kvm");
     let vm = kvm.create_vm().expect("create VM");
-    let ram = vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), MEM)]).expect("mmap");
+    let ram = vm_memory::GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), MEM)])
+        .expect("mmap");
     use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryRegion};
-    let host = ram.iter().next().and_then(|r| r.get_host_address(vm_memory::MemoryRegionAddress(0)).ok()).expect("host address");
-    let region = kvm_userspace_memory_region { slot: 0, flags: 0, guest_phys_addr: 0, memory_size: MEM as u64, userspace_addr: host as u64 };
+    let host = ram
+        .iter()
+        .next()
+        .and_then(|r| r.get_host_address(vm_memory::MemoryRegionAddress(0)).ok())
+        .expect("host address");
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: MEM as u64,
+        userspace_addr: host as u64,
+    };
     // SAFETY: `ram` lives until the process exits, after the VM.
     unsafe { vm.set_user_memory_region(region) }.expect("set memory");
     // Identity map of the first 2 MiB: PML4 at 0x1000, PDPT 0x2000, PD 0x3000.
-    ram.write_obj(0x2003u64, GuestAddress(0x1000)).expect("pml4");
-    ram.write_obj(0x3003u64, GuestAddress(0x2000)).expect("pdpt");
+    ram.write_obj(0x2003u64, GuestAddress(0x1000))
+        .expect("pml4");
+    ram.write_obj(0x3003u64, GuestAddress(0x2000))
+        .expect("pdpt");
     ram.write_obj(0x83u64, GuestAddress(0x3000)).expect("pd");
     // out 0x510, eax; hlt
-    ram.write_slice(&[0x66, 0xBA, 0x10, 0x05, 0xEF, 0xF4], GuestAddress(0x4000)).expect("code");
+    ram.write_slice(&[0x66, 0xBA, 0x10, 0x05, 0xEF, 0xF4], GuestAddress(0x4000))
+        .expect("code");
     let vcpu = vm.create_vcpu(0).expect("create vCPU");
     let mut sregs = vcpu.get_sregs().expect("sregs");
-    let code = kvm_segment { base: 0, limit: 0xFFFF_FFFF, selector: 8, type_: 0xB, present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0, padding: 0 };
+    let code = kvm_segment {
+        base: 0,
+        limit: 0xFFFF_FFFF,
+        selector: 8,
+        type_: 0xB,
+        present: 1,
+        dpl: 0,
+        db: 0,
+        s: 1,
+        l: 1,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    };
     sregs.cs = code;
-    let data = kvm_segment { selector: 0x10, type_: 3, db: 1, l: 0, ..code };
+    let data = kvm_segment {
+        selector: 0x10,
+        type_: 3,
+        db: 1,
+        l: 0,
+        ..code
+    };
     (sregs.ds, sregs.es, sregs.ss) = (data, data, data);
     (sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer) = (0x8000_0033, 0x1000, 0x20, 0x500);
     vcpu.set_sregs(&sregs).expect("set sregs");
-    vcpu.set_regs(&kvm_regs { rip: 0x4000, rsp: 0x8000, rflags: 2, ..Default::default() }).expect("set regs");
+    vcpu.set_regs(&kvm_regs {
+        rip: 0x4000,
+        rsp: 0x8000,
+        rflags: 2,
+        ..Default::default()
+    })
+    .expect("set regs");
     let mut vcpu = vcpu;
     match vcpu.run().expect("run") {
         VcpuExit::IoOut(0x510, _) => {}
         other => panic!("unexpected first exit {other:?}"),
     }
-    let hwm = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
-        s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-    });
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
     println!("{}", hwm.unwrap_or(0));
 }

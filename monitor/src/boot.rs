@@ -7,13 +7,15 @@
 
 use crate::descriptors::{self, GDT_LEN, GateDpl, IDT_LEN, TSS_LEN};
 use crate::guest_memory::{BootFrames, MemoryError, PhysRam, Ram};
-use crate::loader::{self, LoadError, Owner};
+use crate::loader::{LoadError, Owner, Space};
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
-use weft_control::args;
-use weft_control::boot::{BootInfo, KernelManifest, MANIFEST_MAGIC, MANIFEST_SECTION, PerCpu, region_kind};
-use weft_control::layout::*;
 use weft_control::INTERFACE_VERSION;
+use weft_control::args;
+use weft_control::boot::{
+    BootInfo, KernelManifest, MANIFEST_MAGIC, MANIFEST_SECTION, PerCpu, region_kind,
+};
+use weft_control::layout::*;
 use weft_image::elf::{self, ElfError, LoadPlan};
 use weft_image::paging::{MapError, PageFlags, map_2m};
 
@@ -30,7 +32,9 @@ pub enum BootError {
     #[error("kernel image: {0}")]
     Manifest(&'static str),
     /// The kernel was built for another interface version.
-    #[error("kernel image speaks interface version {found}, this monitor speaks {INTERFACE_VERSION}")]
+    #[error(
+        "kernel image speaks interface version {found}, this monitor speaks {INTERFACE_VERSION}"
+    )]
     Version { found: u32 },
     /// A manifest entry point lies outside the kernel's executable segments.
     #[error("kernel manifest: entry point {0:#x} is outside the kernel's code")]
@@ -105,20 +109,30 @@ pub const fn kva(phys: u64) -> u64 {
 
 /// Parses the kernel ELF and its manifest.
 pub fn kernel_plan(kernel: &[u8]) -> Result<(LoadPlan, KernelManifest), BootError> {
-    let plan = elf::parse(kernel, KERNEL_IMAGE_BASE..KERNEL_IMAGE_TOP).map_err(BootError::KernelElf)?;
-    let bytes = elf::section(kernel, MANIFEST_SECTION).ok_or(BootError::Manifest("no .weft_manifest section"))?;
-    let m = KernelManifest::decode(bytes).ok_or(BootError::Manifest("the .weft_manifest section is truncated"))?;
+    let plan =
+        elf::parse(kernel, KERNEL_IMAGE_BASE..KERNEL_IMAGE_TOP).map_err(BootError::KernelElf)?;
+    let bytes = elf::section(kernel, MANIFEST_SECTION)
+        .ok_or(BootError::Manifest("no .weft_manifest section"))?;
+    let m = KernelManifest::decode(bytes).ok_or(BootError::Manifest(
+        "the .weft_manifest section is truncated",
+    ))?;
     if m.magic != MANIFEST_MAGIC {
-        return Err(BootError::Manifest("the .weft_manifest section has a bad magic number"));
+        return Err(BootError::Manifest(
+            "the .weft_manifest section has a bad magic number",
+        ));
     }
     if m.version != INTERFACE_VERSION {
         return Err(BootError::Version { found: m.version });
     }
     if m.vector_count as usize != vector::TABLE_LEN {
-        return Err(BootError::Manifest("the manifest's vector table has the wrong length"));
+        return Err(BootError::Manifest(
+            "the manifest's vector table has the wrong length",
+        ));
     }
     let in_code = |a: u64| {
-        plan.segments().iter().any(|s| s.flags.execute && a >= s.vaddr && a < s.vaddr + s.mem_size)
+        plan.segments()
+            .iter()
+            .any(|s| s.flags.execute && a >= s.vaddr && a < s.vaddr + s.mem_size)
     };
     for a in m.vectors.iter().copied().chain([plan.entry]) {
         if !in_code(a) {
@@ -134,7 +148,8 @@ pub fn program_plan(program: &[u8]) -> Result<LoadPlan, BootError> {
 }
 
 fn write(ram: &Ram, phys: u64, bytes: &[u8]) -> Result<(), BootError> {
-    ram.write_slice(bytes, GuestAddress(phys)).map_err(|_| BootError::Write(phys))
+    ram.write_slice(bytes, GuestAddress(phys))
+        .map_err(|_| BootError::Write(phys))
 }
 
 /// Builds everything in `ram`.
@@ -142,7 +157,8 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     let (kplan, manifest) = kernel_plan(spec.kernel)?;
     let pplan = program_plan(spec.program)?;
     let mut args_block = vec![0u8; USER_ARGS_MAX as usize];
-    let args_len = args::encode(spec.args, &mut args_block).map_err(|_| BootError::ArgsTooLarge)? as u64;
+    let args_len =
+        args::encode(spec.args, &mut args_block).map_err(|_| BootError::ArgsTooLarge)? as u64;
 
     let mut frames = BootFrames::new(spec.mem_size);
     // Boot structures: boot info, CPU page (GDT, TSS, per-CPU), IDT, mailbox.
@@ -160,60 +176,27 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     };
     frames.reserve_page_tables(32 + gib + (image_pages(&kplan) + image_pages(&pplan)) / 256)?;
 
-    // Kernel half: direct map, kernel image, stacks.
-    let kernel_root = weft_image::paging::FrameAllocator::alloc_zeroed(&mut frames)
-        .ok_or(BootError::Memory(MemoryError::TooSmall { needed: PAGE_SIZE, what: "page tables" }))?;
-    let direct = PageFlags { writable: true, user: false, executable: false, global: true };
-    let mut phys = 0;
-    while phys < spec.mem_size {
-        map_2m(&mut PhysRam(ram), &mut frames, kernel_root, kva(phys), phys, direct).map_err(BootError::Map)?;
-        phys += LARGE_PAGE;
-    }
-    loader::load(ram, &mut frames, kernel_root, spec.kernel, &kplan, Owner::Kernel, region_kind::KERNEL)?;
-    for (top, size) in [(KERNEL_STACK_TOP, KERNEL_STACK_SIZE), (FAULT_STACK_TOP, FAULT_STACK_SIZE)] {
-        loader::map_anonymous(ram, &mut frames, kernel_root, top - size, size / PAGE_SIZE, direct,
-            region_kind::KERNEL, "the kernel stacks")?;
-    }
-
-    // The program: a new root sharing the kernel half, image, stack, arguments.
-    let program_root = weft_image::paging::FrameAllocator::alloc_zeroed(&mut frames)
-        .ok_or(BootError::Memory(MemoryError::TooSmall { needed: PAGE_SIZE, what: "page tables" }))?;
-    for i in 256..512u64 {
-        let e = ram.read_obj::<u64>(GuestAddress(kernel_root + i * 8)).map_err(|_| BootError::Write(kernel_root))?;
-        ram.write_obj(e, GuestAddress(program_root + i * 8)).map_err(|_| BootError::Write(program_root))?;
-    }
-    loader::load(ram, &mut frames, program_root, spec.program, &pplan, Owner::Program, region_kind::PROGRAM)?;
-    let user_rw = PageFlags { writable: true, user: true, executable: false, global: false };
-    loader::map_anonymous(ram, &mut frames, program_root, USER_STACK_TOP - USER_STACK_SIZE,
-        USER_STACK_SIZE / PAGE_SIZE, user_rw, region_kind::PROGRAM, "the program stack")?;
-    loader::map_anonymous(ram, &mut frames, program_root, USER_HEAP_BASE,
-        USER_HEAP_INITIAL / PAGE_SIZE, user_rw, region_kind::PROGRAM, "the program heap")?;
-    let user_ro = PageFlags { writable: false, ..user_rw };
-    let args_phys = loader::map_anonymous(ram, &mut frames, program_root, USER_ARGS_ADDR,
-        args_len.div_ceil(PAGE_SIZE).max(1), user_ro, region_kind::PROGRAM, "the program arguments")?;
-    write(ram, args_phys, &args_block[..args_len as usize])?;
-
-    // Descriptor tables and the per-CPU block.
-    write(ram, gdt_phys, &descriptors::gdt(kva(tss_phys)))?;
-    write(ram, tss_phys, &descriptors::tss(KERNEL_STACK_TOP, FAULT_STACK_TOP))?;
-    let mut idt = vec![0u8; IDT_LEN];
-    for (i, handler) in manifest.vectors.iter().enumerate() {
-        let v = usize::from(KernelManifest::vector_of(i));
-        let ist = if v == usize::from(vector::DOUBLE_FAULT) { 1 } else { 0 };
-        let dpl = if v == usize::from(vector::SYSCALL) { GateDpl::User } else { GateDpl::Kernel };
-        idt[v * 16..v * 16 + 16].copy_from_slice(&descriptors::idt_gate(*handler, ist, dpl));
-    }
-    write(ram, idt_phys, &idt)?;
-    let percpu = PerCpu {
-        self_addr: kva(percpu_phys),
-        kernel_rsp: KERNEL_STACK_TOP,
-        user_rsp: 0,
-        mailbox: kva(mailbox_phys),
-        boot_info: kva(boot_info_phys),
-        cpu_index: 0,
-        reserved: [0; 2],
-    };
-    write(ram, percpu_phys, &percpu.encode())?;
+    let kernel_root = kernel_space(ram, &mut frames, spec, &kplan)?;
+    let program_root = program_space(
+        ram,
+        &mut frames,
+        spec,
+        &pplan,
+        kernel_root,
+        &args_block[..args_len as usize],
+    )?;
+    cpu_tables(
+        ram,
+        &manifest,
+        CpuPage {
+            gdt: gdt_phys,
+            tss: tss_phys,
+            percpu: percpu_phys,
+            idt: idt_phys,
+        },
+        mailbox_phys,
+        boot_info_phys,
+    )?;
 
     // The boot info, last: it carries the final memory map.
     let mut info = BootInfo::new();
@@ -243,4 +226,153 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         percpu: kva(percpu_phys),
         mailbox_phys,
     })
+}
+
+fn no_page_tables() -> BootError {
+    BootError::Memory(MemoryError::TooSmall {
+        needed: PAGE_SIZE,
+        what: "page tables",
+    })
+}
+
+/// The kernel half (§1.2): direct map, kernel image, stacks. Returns the
+/// kernel PML4.
+fn kernel_space(
+    ram: &Ram,
+    frames: &mut BootFrames,
+    spec: &BootSpec<'_>,
+    plan: &LoadPlan,
+) -> Result<u64, BootError> {
+    let root =
+        weft_image::paging::FrameAllocator::alloc_zeroed(frames).ok_or_else(no_page_tables)?;
+    let direct = PageFlags {
+        writable: true,
+        user: false,
+        executable: false,
+        global: true,
+    };
+    let mut phys = 0;
+    while phys < spec.mem_size {
+        map_2m(&mut PhysRam(ram), frames, root, kva(phys), phys, direct).map_err(BootError::Map)?;
+        phys += LARGE_PAGE;
+    }
+    let mut space = Space { ram, frames, root };
+    space.load(spec.kernel, plan, Owner::Kernel, region_kind::KERNEL)?;
+    for (top, size) in [
+        (KERNEL_STACK_TOP, KERNEL_STACK_SIZE),
+        (FAULT_STACK_TOP, FAULT_STACK_SIZE),
+    ] {
+        space.map_anonymous(
+            top - size,
+            size / PAGE_SIZE,
+            direct,
+            region_kind::KERNEL,
+            "the kernel stacks",
+        )?;
+    }
+    Ok(root)
+}
+
+/// The program's address space (§1.3): a new PML4 sharing the kernel half,
+/// the image, stack, initial heap and the arguments block. Returns the PML4.
+fn program_space(
+    ram: &Ram,
+    frames: &mut BootFrames,
+    spec: &BootSpec<'_>,
+    plan: &LoadPlan,
+    kernel_root: u64,
+    args: &[u8],
+) -> Result<u64, BootError> {
+    let root =
+        weft_image::paging::FrameAllocator::alloc_zeroed(frames).ok_or_else(no_page_tables)?;
+    for i in 256..512u64 {
+        let e = ram
+            .read_obj::<u64>(GuestAddress(kernel_root + i * 8))
+            .map_err(|_| BootError::Write(kernel_root))?;
+        ram.write_obj(e, GuestAddress(root + i * 8))
+            .map_err(|_| BootError::Write(root))?;
+    }
+    let mut space = Space { ram, frames, root };
+    space.load(spec.program, plan, Owner::Program, region_kind::PROGRAM)?;
+    let rw = PageFlags {
+        writable: true,
+        user: true,
+        executable: false,
+        global: false,
+    };
+    let kind = region_kind::PROGRAM;
+    space.map_anonymous(
+        USER_STACK_TOP - USER_STACK_SIZE,
+        USER_STACK_SIZE / PAGE_SIZE,
+        rw,
+        kind,
+        "the program stack",
+    )?;
+    space.map_anonymous(
+        USER_HEAP_BASE,
+        USER_HEAP_INITIAL / PAGE_SIZE,
+        rw,
+        kind,
+        "the program heap",
+    )?;
+    let ro = PageFlags {
+        writable: false,
+        ..rw
+    };
+    let pages = (args.len() as u64).div_ceil(PAGE_SIZE).max(1);
+    let args_phys =
+        space.map_anonymous(USER_ARGS_ADDR, pages, ro, kind, "the program arguments")?;
+    write(ram, args_phys, args)?;
+    Ok(root)
+}
+
+/// Guest-physical addresses of the structures in the CPU page and the IDT.
+struct CpuPage {
+    gdt: u64,
+    tss: u64,
+    percpu: u64,
+    idt: u64,
+}
+
+/// GDT, TSS, IDT (from the manifest's vectors) and the per-CPU block (§2.4,
+/// §2.5).
+fn cpu_tables(
+    ram: &Ram,
+    manifest: &KernelManifest,
+    at: CpuPage,
+    mailbox: u64,
+    boot_info: u64,
+) -> Result<(), BootError> {
+    write(ram, at.gdt, &descriptors::gdt(kva(at.tss)))?;
+    write(
+        ram,
+        at.tss,
+        &descriptors::tss(KERNEL_STACK_TOP, FAULT_STACK_TOP),
+    )?;
+    let mut idt = vec![0u8; IDT_LEN];
+    for (i, handler) in manifest.vectors.iter().enumerate() {
+        let v = usize::from(KernelManifest::vector_of(i));
+        let ist = if v == usize::from(vector::DOUBLE_FAULT) {
+            1
+        } else {
+            0
+        };
+        let dpl = if v == usize::from(vector::SYSCALL) {
+            GateDpl::User
+        } else {
+            GateDpl::Kernel
+        };
+        idt[v * 16..v * 16 + 16].copy_from_slice(&descriptors::idt_gate(*handler, ist, dpl));
+    }
+    write(ram, at.idt, &idt)?;
+    let percpu = PerCpu {
+        self_addr: kva(at.percpu),
+        kernel_rsp: KERNEL_STACK_TOP,
+        user_rsp: 0,
+        mailbox: kva(mailbox),
+        boot_info: kva(boot_info),
+        cpu_index: 0,
+        reserved: [0; 2],
+    };
+    write(ram, at.percpu, &percpu.encode())
 }

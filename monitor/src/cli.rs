@@ -98,7 +98,17 @@ mod tests {
 
     #[test]
     fn program_args_keep_their_dashes() {
-        let r = parse(&["run", "--stats", "--timeout", "2.5", "hello", "-x", "--mem", "y"]).unwrap();
+        let r = parse(&[
+            "run",
+            "--stats",
+            "--timeout",
+            "2.5",
+            "hello",
+            "-x",
+            "--mem",
+            "y",
+        ])
+        .unwrap();
         assert!(r.stats);
         assert_eq!(r.timeout, Some(2.5));
         assert_eq!(r.program, "hello");
@@ -108,7 +118,12 @@ mod tests {
 
     #[test]
     fn bad_options_are_usage_errors() {
-        for bad in [&["run"][..], &["run", "--timeout", "0", "hello"], &["run", "--mem", "8", "hello"], &["fly"]] {
+        for bad in [
+            &["run"][..],
+            &["run", "--timeout", "0", "hello"],
+            &["run", "--mem", "8", "hello"],
+            &["fly"],
+        ] {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");
         }

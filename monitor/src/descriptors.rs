@@ -98,7 +98,10 @@ mod tests {
         assert_eq!((low >> 40) & 0xFF, 0x8B);
         assert_eq!((low >> 56) & 0xFF, (base >> 24) & 0xFF);
         assert_eq!(high, base >> 32);
-        assert_eq!(u64::from_le_bytes(g[8..16].try_into().unwrap()), KERNEL_CODE);
+        assert_eq!(
+            u64::from_le_bytes(g[8..16].try_into().unwrap()),
+            KERNEL_CODE
+        );
     }
 
     #[test]

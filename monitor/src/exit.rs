@@ -42,7 +42,13 @@ pub enum Stop {
     /// The program exited with this status.
     Exited(u8),
     /// The kernel panicked.
-    Panic { message: String, rip: u64, rbp: u64, rsp: u64, cr3: u64 },
+    Panic {
+        message: String,
+        rip: u64,
+        rbp: u64,
+        rsp: u64,
+        cr3: u64,
+    },
     /// The kernel reported an exception.
     Fault(FaultReport),
     /// The vCPU shut down.
@@ -117,11 +123,17 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
         }
         Exit::IoOut { port, .. } => {
             e.io += 1;
-            Outcome::Stop(Stop::Violation(Violation::UnexpectedPort { port, direction: "output" }))
+            Outcome::Stop(Stop::Violation(Violation::UnexpectedPort {
+                port,
+                direction: "output",
+            }))
         }
         Exit::IoIn { port } => {
             e.io += 1;
-            Outcome::Stop(Stop::Violation(Violation::UnexpectedPort { port, direction: "input" }))
+            Outcome::Stop(Stop::Violation(Violation::UnexpectedPort {
+                port,
+                direction: "input",
+            }))
         }
         Exit::Mmio { addr, write } => {
             e.mmio += 1;
@@ -147,10 +159,14 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
 }
 
 fn read_u64(ram: &Ram, addr: u64) -> Result<u64, Violation> {
-    ram.read_obj::<u64>(GuestAddress(addr)).map_err(|_| Violation::Mailbox(addr))
+    ram.read_obj::<u64>(GuestAddress(addr))
+        .map_err(|_| Violation::Mailbox(addr))
 }
 
-fn hypercall_exit<O: Write, E: Write>(number: u32, cx: &mut ExitContext<'_, O, E>) -> Result<Outcome, Violation> {
+fn hypercall_exit<O: Write, E: Write>(
+    number: u32,
+    cx: &mut ExitContext<'_, O, E>,
+) -> Result<Outcome, Violation> {
     let mb = cx.mailbox;
     let mut args = [0u64; 6];
     for (i, a) in args.iter_mut().enumerate() {
@@ -168,26 +184,41 @@ fn hypercall_exit<O: Write, E: Write>(number: u32, cx: &mut ExitContext<'_, O, E
                 Err(ConsoleError::Guest(code)) => code as u64,
                 Err(ConsoleError::Violation(v)) => return Err(v),
             };
-            cx.ram.write_obj(result, GuestAddress(mb + 48)).map_err(|_| Violation::Mailbox(mb))?;
+            cx.ram
+                .write_obj(result, GuestAddress(mb + 48))
+                .map_err(|_| Violation::Mailbox(mb))?;
             Outcome::Continue
         }
         nr::EXIT => {
             h.exit += 1;
-            let status = u8::try_from(args[0]).ok().filter(|s| *s <= 125).ok_or(Violation::ExitStatus(args[0]))?;
+            let status = u8::try_from(args[0])
+                .ok()
+                .filter(|s| *s <= 125)
+                .ok_or(Violation::ExitStatus(args[0]))?;
             Outcome::Stop(Stop::Exited(status))
         }
         nr::PANIC => {
             h.panic += 1;
             let len = (args[0] as usize).min(DATA_LEN);
             let mut msg = vec![0u8; len];
-            cx.ram.read_slice(&mut msg, GuestAddress(mb + DATA_OFFSET as u64)).map_err(|_| Violation::Mailbox(mb))?;
+            cx.ram
+                .read_slice(&mut msg, GuestAddress(mb + DATA_OFFSET as u64))
+                .map_err(|_| Violation::Mailbox(mb))?;
             let message = String::from_utf8_lossy(&msg).into_owned();
-            Outcome::Stop(Stop::Panic { message, rip: args[1], rbp: args[2], rsp: args[3], cr3: args[4] })
+            Outcome::Stop(Stop::Panic {
+                message,
+                rip: args[1],
+                rbp: args[2],
+                rsp: args[3],
+                cr3: args[4],
+            })
         }
         nr::FAULT => {
             h.fault += 1;
             let mut bytes = [0u8; FaultReport::SIZE];
-            cx.ram.read_slice(&mut bytes, GuestAddress(mb + DATA_OFFSET as u64)).map_err(|_| Violation::Mailbox(mb))?;
+            cx.ram
+                .read_slice(&mut bytes, GuestAddress(mb + DATA_OFFSET as u64))
+                .map_err(|_| Violation::Mailbox(mb))?;
             Outcome::Stop(Stop::Fault(FaultReport::decode(&bytes)))
         }
         other => {
@@ -206,7 +237,10 @@ enum ConsoleError {
 }
 
 /// `CONSOLE_WRITE` (§3.3): returns the number of bytes written.
-fn console_write<O: Write, E: Write>(args: &[u64; 6], cx: &mut ExitContext<'_, O, E>) -> Result<u64, ConsoleError> {
+fn console_write<O: Write, E: Write>(
+    args: &[u64; 6],
+    cx: &mut ExitContext<'_, O, E>,
+) -> Result<u64, ConsoleError> {
     let [stream, len, source, addr, root, _] = *args;
     let out: &mut dyn Write = match stream {
         console::STDOUT => &mut cx.stdout,
@@ -228,12 +262,18 @@ fn console_write<O: Write, E: Write>(args: &[u64; 6], cx: &mut ExitContext<'_, O
             if len > console::MAX_USER_WRITE {
                 return Err(ConsoleError::Guest(ErrorCode::BadLength));
             }
-            let user = Access { user: true, write: false, execute: false };
+            let user = Access {
+                user: true,
+                write: false,
+                execute: false,
+            };
             let mut buf = Vec::with_capacity(len as usize);
             translate_range(&PhysRam(cx.ram), root, addr, len, user, |phys, n| {
                 let start = buf.len();
                 buf.resize(start + n as usize, 0);
-                cx.ram.read_slice(&mut buf[start..], GuestAddress(phys)).map_err(|_| ())
+                cx.ram
+                    .read_slice(&mut buf[start..], GuestAddress(phys))
+                    .map_err(|_| ())
             })
             .map_err(|_| ConsoleError::Guest(ErrorCode::BadAddress))?;
             let _ = out.write_all(&buf);

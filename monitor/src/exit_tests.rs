@@ -18,22 +18,39 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        Self { ram: guest_memory::create(MEM).unwrap(), stats: Stats::default(), out: Vec::new(), err: Vec::new() }
+        Self {
+            ram: guest_memory::create(MEM).unwrap(),
+            stats: Stats::default(),
+            out: Vec::new(),
+            err: Vec::new(),
+        }
     }
 
     fn args(&self, args: &[u64]) {
         for (i, a) in args.iter().enumerate() {
-            self.ram.write_obj(*a, GuestAddress(MB + 8 * i as u64)).unwrap();
+            self.ram
+                .write_obj(*a, GuestAddress(MB + 8 * i as u64))
+                .unwrap();
         }
     }
 
     fn run(&mut self, exit: Exit) -> Outcome {
-        let mut cx = ExitContext { ram: &self.ram, mailbox: MB, stdout: &mut self.out, stderr: &mut self.err, stats: &mut self.stats };
+        let mut cx = ExitContext {
+            ram: &self.ram,
+            mailbox: MB,
+            stdout: &mut self.out,
+            stderr: &mut self.err,
+            stats: &mut self.stats,
+        };
         handle_exit(exit, &mut cx)
     }
 
     fn hypercall(&mut self, number: u32) -> Outcome {
-        self.run(Exit::IoOut { port: hypercall::PORT, size: 4, value: number })
+        self.run(Exit::IoOut {
+            port: hypercall::PORT,
+            size: 4,
+            value: number,
+        })
     }
 
     fn result(&self) -> u64 {
@@ -47,7 +64,10 @@ fn exit_hypercall_stops_with_status_and_rejects_out_of_range() {
     h.args(&[7]);
     assert_eq!(h.hypercall(nr::EXIT), Outcome::Stop(Stop::Exited(7)));
     h.args(&[200]);
-    assert_eq!(h.hypercall(nr::EXIT), Outcome::Stop(Stop::Violation(Violation::ExitStatus(200))));
+    assert_eq!(
+        h.hypercall(nr::EXIT),
+        Outcome::Stop(Stop::Violation(Violation::ExitStatus(200)))
+    );
     assert_eq!(h.stats.hypercalls.exit, 2);
     assert_eq!(h.stats.exits.io, 2);
 }
@@ -55,7 +75,9 @@ fn exit_hypercall_stops_with_status_and_rejects_out_of_range() {
 #[test]
 fn inline_console_write_reaches_the_right_stream() {
     let mut h = Harness::new();
-    h.ram.write_slice(b"kernel says hi", GuestAddress(MB + DATA_OFFSET as u64)).unwrap();
+    h.ram
+        .write_slice(b"kernel says hi", GuestAddress(MB + DATA_OFFSET as u64))
+        .unwrap();
     h.args(&[console::STDERR, 14, console::SOURCE_INLINE]);
     assert_eq!(h.hypercall(nr::CONSOLE_WRITE), Outcome::Continue);
     assert_eq!(h.err, b"kernel says hi");
@@ -64,7 +86,9 @@ fn inline_console_write_reaches_the_right_stream() {
     h.args(&[console::STDOUT, DATA_LEN as u64 + 1, console::SOURCE_INLINE]);
     assert_eq!(
         h.hypercall(nr::CONSOLE_WRITE),
-        Outcome::Stop(Stop::Violation(Violation::InlineLength(DATA_LEN as u64 + 1)))
+        Outcome::Stop(Stop::Violation(Violation::InlineLength(
+            DATA_LEN as u64 + 1
+        )))
     );
 }
 
@@ -76,7 +100,12 @@ fn user_space(h: &Harness) -> u64 {
     frames.alloc(1, region_kind::BOOT, "mailbox").unwrap();
     frames.reserve_page_tables(16).unwrap();
     let root = weft_image::paging::FrameAllocator::alloc_zeroed(&mut frames).unwrap();
-    let user = PageFlags { writable: false, user: true, executable: false, global: false };
+    let user = PageFlags {
+        writable: false,
+        user: true,
+        executable: false,
+        global: false,
+    };
     let a = frames.alloc(1, region_kind::PROGRAM, "a").unwrap();
     frames.alloc(1, region_kind::PROGRAM, "gap").unwrap();
     let b = frames.alloc(1, region_kind::PROGRAM, "b").unwrap();
@@ -84,8 +113,21 @@ fn user_space(h: &Harness) -> u64 {
     let mut mem = PhysRam(&h.ram);
     map_4k(&mut mem, &mut frames, root, 0x40_0000, a, user).unwrap();
     map_4k(&mut mem, &mut frames, root, 0x40_1000, b, user).unwrap();
-    map_4k(&mut mem, &mut frames, root, 0x50_0000, k, PageFlags { user: false, ..user }).unwrap();
-    h.ram.write_slice(b"hello wo", GuestAddress(a + 0xFF8)).unwrap();
+    map_4k(
+        &mut mem,
+        &mut frames,
+        root,
+        0x50_0000,
+        k,
+        PageFlags {
+            user: false,
+            ..user
+        },
+    )
+    .unwrap();
+    h.ram
+        .write_slice(b"hello wo", GuestAddress(a + 0xFF8))
+        .unwrap();
     h.ram.write_slice(b"rld", GuestAddress(b)).unwrap();
     root
 }
@@ -100,14 +142,25 @@ fn user_console_write_walks_pages_and_refuses_bad_ranges() {
     assert_eq!(h.result(), 0);
     assert_eq!(h.stats.console_bytes, 11);
 
-    for (addr, len) in [(0x40_1000, 0x2000), (0x50_0000, 4), (0x60_0000, 1), (u64::MAX - 2, 8)] {
+    for (addr, len) in [
+        (0x40_1000, 0x2000),
+        (0x50_0000, 4),
+        (0x60_0000, 1),
+        (u64::MAX - 2, 8),
+    ] {
         h.out.clear();
         h.args(&[console::STDOUT, len, console::SOURCE_USER, addr, root]);
         assert_eq!(h.hypercall(nr::CONSOLE_WRITE), Outcome::Continue);
         assert_eq!(h.result(), ErrorCode::BadAddress as u64, "{addr:#x}+{len}");
         assert!(h.out.is_empty());
     }
-    h.args(&[console::STDOUT, console::MAX_USER_WRITE + 1, console::SOURCE_USER, 0x40_0000, root]);
+    h.args(&[
+        console::STDOUT,
+        console::MAX_USER_WRITE + 1,
+        console::SOURCE_USER,
+        0x40_0000,
+        root,
+    ]);
     h.hypercall(nr::CONSOLE_WRITE);
     assert_eq!(h.result(), ErrorCode::BadLength as u64);
     h.args(&[9, 1, console::SOURCE_USER, 0x40_0000, root]);
@@ -122,20 +175,32 @@ fn user_console_write_walks_pages_and_refuses_bad_ranges() {
 #[test]
 fn panic_and_fault_reports_are_decoded() {
     let mut h = Harness::new();
-    h.ram.write_slice(b"boom", GuestAddress(MB + DATA_OFFSET as u64)).unwrap();
+    h.ram
+        .write_slice(b"boom", GuestAddress(MB + DATA_OFFSET as u64))
+        .unwrap();
     h.args(&[4, 0x11, 0x22, 0x33, 0x44]);
     assert_eq!(
         h.hypercall(nr::PANIC),
-        Outcome::Stop(Stop::Panic { message: "boom".into(), rip: 0x11, rbp: 0x22, rsp: 0x33, cr3: 0x44 })
+        Outcome::Stop(Stop::Panic {
+            message: "boom".into(),
+            rip: 0x11,
+            rbp: 0x22,
+            rsp: 0x33,
+            cr3: 0x44
+        })
     );
     // An absurd length is clamped to the data area.
     h.args(&[u64::MAX]);
-    assert!(matches!(h.hypercall(nr::PANIC), Outcome::Stop(Stop::Panic { message, .. }) if message.len() == DATA_LEN));
+    assert!(
+        matches!(h.hypercall(nr::PANIC), Outcome::Stop(Stop::Panic { message, .. }) if message.len() == DATA_LEN)
+    );
 
     let mut bytes = [0u8; FaultReport::SIZE];
     bytes[120..128].copy_from_slice(&14u64.to_le_bytes());
     bytes[176..184].copy_from_slice(&0xdeadu64.to_le_bytes());
-    h.ram.write_slice(&bytes, GuestAddress(MB + DATA_OFFSET as u64)).unwrap();
+    h.ram
+        .write_slice(&bytes, GuestAddress(MB + DATA_OFFSET as u64))
+        .unwrap();
     match h.hypercall(nr::FAULT) {
         Outcome::Stop(Stop::Fault(r)) => assert_eq!((r.frame.vector, r.cr2), (14, 0xdead)),
         other => panic!("unexpected {other:?}"),
@@ -145,30 +210,72 @@ fn panic_and_fault_reports_are_decoded() {
 #[test]
 fn stray_exits_are_violations_and_halts_continue() {
     let mut h = Harness::new();
-    assert_eq!(h.hypercall(99), Outcome::Stop(Stop::Violation(Violation::UnknownHypercall(99))));
     assert_eq!(
-        h.run(Exit::IoOut { port: hypercall::PORT, size: 1, value: 2 }),
+        h.hypercall(99),
+        Outcome::Stop(Stop::Violation(Violation::UnknownHypercall(99)))
+    );
+    assert_eq!(
+        h.run(Exit::IoOut {
+            port: hypercall::PORT,
+            size: 1,
+            value: 2
+        }),
         Outcome::Stop(Stop::Violation(Violation::HypercallWidth(1)))
     );
     assert_eq!(
-        h.run(Exit::IoOut { port: 0x3F8, size: 1, value: 0 }),
-        Outcome::Stop(Stop::Violation(Violation::UnexpectedPort { port: 0x3F8, direction: "output" }))
+        h.run(Exit::IoOut {
+            port: 0x3F8,
+            size: 1,
+            value: 0
+        }),
+        Outcome::Stop(Stop::Violation(Violation::UnexpectedPort {
+            port: 0x3F8,
+            direction: "output"
+        }))
     );
-    assert!(matches!(h.run(Exit::IoIn { port: 0x60 }), Outcome::Stop(Stop::Violation(_))));
+    assert!(matches!(
+        h.run(Exit::IoIn { port: 0x60 }),
+        Outcome::Stop(Stop::Violation(_))
+    ));
     assert_eq!(
-        h.run(Exit::Mmio { addr: 0xFEC0_0000, write: true }),
-        Outcome::Stop(Stop::Violation(Violation::Mmio { addr: 0xFEC0_0000, write: true }))
+        h.run(Exit::Mmio {
+            addr: 0xFEC0_0000,
+            write: true
+        }),
+        Outcome::Stop(Stop::Violation(Violation::Mmio {
+            addr: 0xFEC0_0000,
+            write: true
+        }))
     );
     assert_eq!(h.run(Exit::Hlt), Outcome::Continue);
     assert_eq!(h.run(Exit::Interrupted), Outcome::Continue);
     assert_eq!(h.run(Exit::Shutdown), Outcome::Stop(Stop::TripleFault));
-    assert!(matches!(h.run(Exit::Other("FailEntry")), Outcome::Stop(Stop::Violation(_))));
+    assert!(matches!(
+        h.run(Exit::Other("FailEntry")),
+        Outcome::Stop(Stop::Violation(_))
+    ));
     let e = h.stats.exits;
-    assert_eq!((e.io, e.mmio, e.hlt, e.interrupted, e.shutdown, e.other), (4, 1, 1, 1, 1, 1));
-    // A mailbox outside guest memory is a violation, not a panic.
-    let mut cx = ExitContext { ram: &h.ram, mailbox: MEM - 8, stdout: Vec::new(), stderr: Vec::new(), stats: &mut h.stats };
     assert_eq!(
-        handle_exit(Exit::IoOut { port: hypercall::PORT, size: 4, value: nr::EXIT }, &mut cx),
+        (e.io, e.mmio, e.hlt, e.interrupted, e.shutdown, e.other),
+        (4, 1, 1, 1, 1, 1)
+    );
+    // A mailbox outside guest memory is a violation, not a panic.
+    let mut cx = ExitContext {
+        ram: &h.ram,
+        mailbox: MEM - 8,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        stats: &mut h.stats,
+    };
+    assert_eq!(
+        handle_exit(
+            Exit::IoOut {
+                port: hypercall::PORT,
+                size: 4,
+                value: nr::EXIT
+            },
+            &mut cx
+        ),
         Outcome::Stop(Stop::Violation(Violation::Mailbox(MEM)))
     );
 }

@@ -29,7 +29,10 @@ pub enum MemoryError {
 
 /// Maps `size` bytes of zeroed guest RAM at guest-physical 0.
 pub fn create(size: u64) -> Result<Ram, MemoryError> {
-    let len = usize::try_from(size).map_err(|_| MemoryError::TooSmall { needed: size, what: "RAM" })?;
+    let len = usize::try_from(size).map_err(|_| MemoryError::TooSmall {
+        needed: size,
+        what: "RAM",
+    })?;
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0), len)]).map_err(|e| MemoryError::Map(size, e))
 }
 
@@ -60,21 +63,35 @@ pub struct BootFrames {
 impl BootFrames {
     /// An allocator over `[PAGE_SIZE, mem_size)`.
     pub fn new(mem_size: u64) -> Self {
-        Self { next: PAGE_SIZE, end: mem_size, regions: Vec::new(), pt_next: 0, pt_end: 0 }
+        Self {
+            next: PAGE_SIZE,
+            end: mem_size,
+            regions: Vec::new(),
+            pt_next: 0,
+            pt_end: 0,
+        }
     }
 
     /// `pages` contiguous zeroed frames for `kind`; returns the first.
     pub fn alloc(&mut self, pages: u64, kind: u32, what: &'static str) -> Result<u64, MemoryError> {
         let bytes = pages.saturating_mul(PAGE_SIZE);
         let base = self.next;
-        let end = base.checked_add(bytes).filter(|e| *e <= self.end).ok_or(MemoryError::TooSmall {
-            needed: bytes.saturating_sub(self.end.saturating_sub(base)),
-            what,
-        })?;
+        let end =
+            base.checked_add(bytes)
+                .filter(|e| *e <= self.end)
+                .ok_or(MemoryError::TooSmall {
+                    needed: bytes.saturating_sub(self.end.saturating_sub(base)),
+                    what,
+                })?;
         self.next = end;
         match self.regions.last_mut() {
             Some(last) if last.kind == kind && last.base + last.len == base => last.len += bytes,
-            _ => self.regions.push(MemoryRegion { base, len: bytes, kind, reserved: 0 }),
+            _ => self.regions.push(MemoryRegion {
+                base,
+                len: bytes,
+                kind,
+                reserved: 0,
+            }),
         }
         Ok(base)
     }
@@ -91,7 +108,12 @@ impl BootFrames {
     pub fn memory_map(&self) -> Result<Vec<MemoryRegion>, MemoryError> {
         let mut map = self.regions.clone();
         if self.next < self.end {
-            map.push(MemoryRegion { base: self.next, len: self.end - self.next, kind: region_kind::USABLE, reserved: 0 });
+            map.push(MemoryRegion {
+                base: self.next,
+                len: self.end - self.next,
+                kind: region_kind::USABLE,
+                reserved: 0,
+            });
         }
         if map.len() > MAX_REGIONS {
             return Err(MemoryError::TooManyRegions);
@@ -114,12 +136,21 @@ impl FrameAllocator for BootFrames {
 pub fn resident_bytes(ram: &Ram) -> u64 {
     let mut total = 0u64;
     for region in ram.iter() {
-        let Ok(slice) = region.get_slice(vm_memory::MemoryRegionAddress(0), region.len() as usize) else { continue };
+        let Ok(slice) = region.get_slice(vm_memory::MemoryRegionAddress(0), region.len() as usize)
+        else {
+            continue;
+        };
         let page = PAGE_SIZE as usize;
         let mut vec = vec![0u8; slice.len().div_ceil(page)];
         // SAFETY: `slice` is the whole mapping of this region, page-aligned, and
         // `vec` has one byte per page of it, as mincore requires.
-        let rc = unsafe { libc::mincore(slice.ptr_guard_mut().as_ptr().cast(), slice.len(), vec.as_mut_ptr()) };
+        let rc = unsafe {
+            libc::mincore(
+                slice.ptr_guard_mut().as_ptr().cast(),
+                slice.len(),
+                vec.as_mut_ptr(),
+            )
+        };
         if rc == 0 {
             total += vec.iter().filter(|b| **b & 1 == 1).count() as u64 * PAGE_SIZE;
         }
@@ -135,15 +166,27 @@ mod tests {
     fn boot_frames_record_merged_regions_and_usable_rest() {
         let mut f = BootFrames::new(64 * PAGE_SIZE);
         assert_eq!(f.alloc(2, region_kind::BOOT, "boot").unwrap(), PAGE_SIZE);
-        assert_eq!(f.alloc(1, region_kind::BOOT, "boot").unwrap(), 3 * PAGE_SIZE);
+        assert_eq!(
+            f.alloc(1, region_kind::BOOT, "boot").unwrap(),
+            3 * PAGE_SIZE
+        );
         f.reserve_page_tables(4).unwrap();
         assert_eq!(f.alloc_zeroed(), Some(4 * PAGE_SIZE));
         let map = f.memory_map().unwrap();
         assert_eq!(map.len(), 3);
-        assert_eq!((map[0].base, map[0].len, map[0].kind), (PAGE_SIZE, 3 * PAGE_SIZE, region_kind::BOOT));
+        assert_eq!(
+            (map[0].base, map[0].len, map[0].kind),
+            (PAGE_SIZE, 3 * PAGE_SIZE, region_kind::BOOT)
+        );
         assert_eq!(map[1].kind, region_kind::PAGE_TABLES);
-        assert_eq!((map[2].base, map[2].kind), (8 * PAGE_SIZE, region_kind::USABLE));
-        assert!(matches!(f.alloc(100, region_kind::KERNEL, "kernel"), Err(MemoryError::TooSmall { .. })));
+        assert_eq!(
+            (map[2].base, map[2].kind),
+            (8 * PAGE_SIZE, region_kind::USABLE)
+        );
+        assert!(matches!(
+            f.alloc(100, region_kind::KERNEL, "kernel"),
+            Err(MemoryError::TooSmall { .. })
+        ));
         for _ in 0..3 {
             assert!(f.alloc_zeroed().is_some());
         }

@@ -33,81 +33,101 @@ pub enum Owner {
     Program,
 }
 
-/// Loads every segment of `plan` from `image` into fresh frames and maps them
-/// in the address space `root`.
-pub fn load(
-    ram: &Ram,
-    frames: &mut BootFrames,
-    root: u64,
-    image: &[u8],
-    plan: &LoadPlan,
-    owner: Owner,
-    kind: u32,
-) -> Result<(), LoadError> {
-    for seg in plan.segments() {
-        let flags = PageFlags {
-            writable: seg.flags.write,
-            user: owner == Owner::Program,
-            executable: seg.flags.execute,
-            global: owner == Owner::Kernel,
-        };
-        let first = seg.vaddr & !(PAGE_SIZE - 1);
-        let end = seg.vaddr + seg.mem_size;
-        let file_end = seg.vaddr + seg.file_size;
-        let mut page = first;
-        while page < end {
-            let frame = page_frame(ram, frames, root, page, flags, kind)?;
-            // Copy the part of the file image that falls in this page.
-            let from = page.max(seg.vaddr);
-            let to = (page + PAGE_SIZE).min(file_end);
-            if from < to {
-                let off = (seg.file_offset + (from - seg.vaddr)) as usize;
-                let bytes = &image[off..off + (to - from) as usize];
-                let dst = frame + (from - page);
-                ram.write_slice(bytes, GuestAddress(dst)).map_err(|_| LoadError::Copy(dst))?;
+/// One address space being built: guest RAM, the frames to build it from and
+/// its PML4.
+pub struct Space<'a> {
+    pub ram: &'a Ram,
+    pub frames: &'a mut BootFrames,
+    pub root: u64,
+}
+
+impl Space<'_> {
+    /// Loads every segment of `plan` from `image` into fresh frames and maps
+    /// them.
+    pub fn load(
+        &mut self,
+        image: &[u8],
+        plan: &LoadPlan,
+        owner: Owner,
+        kind: u32,
+    ) -> Result<(), LoadError> {
+        for seg in plan.segments() {
+            let flags = PageFlags {
+                writable: seg.flags.write,
+                user: owner == Owner::Program,
+                executable: seg.flags.execute,
+                global: owner == Owner::Kernel,
+            };
+            let end = seg.vaddr + seg.mem_size;
+            let file_end = seg.vaddr + seg.file_size;
+            let mut page = seg.vaddr & !(PAGE_SIZE - 1);
+            while page < end {
+                let frame = self.page_frame(page, flags, kind)?;
+                // Copy the part of the file image that falls in this page.
+                let from = page.max(seg.vaddr);
+                let to = (page + PAGE_SIZE).min(file_end);
+                if from < to {
+                    let off = (seg.file_offset + (from - seg.vaddr)) as usize;
+                    let bytes = &image[off..off + (to - from) as usize];
+                    let dst = frame + (from - page);
+                    self.ram
+                        .write_slice(bytes, GuestAddress(dst))
+                        .map_err(|_| LoadError::Copy(dst))?;
+                }
+                page += PAGE_SIZE;
             }
-            page += PAGE_SIZE;
         }
+        Ok(())
     }
-    Ok(())
-}
 
-/// The frame backing `page`: the existing one when an earlier segment already
-/// mapped that page (the plan guarantees equal permissions), else a new one.
-fn page_frame(
-    ram: &Ram,
-    frames: &mut BootFrames,
-    root: u64,
-    page: u64,
-    flags: PageFlags,
-    kind: u32,
-) -> Result<u64, LoadError> {
-    let any = Access { user: false, write: false, execute: false };
-    if let Ok(phys) = translate(&PhysRam(ram), root, page, any) {
-        return Ok(phys);
+    /// The frame backing `page`: the existing one when an earlier segment
+    /// already mapped that page (the plan guarantees equal permissions), else
+    /// a new one.
+    fn page_frame(&mut self, page: u64, flags: PageFlags, kind: u32) -> Result<u64, LoadError> {
+        let any = Access {
+            user: false,
+            write: false,
+            execute: false,
+        };
+        if let Ok(phys) = translate(&PhysRam(self.ram), self.root, page, any) {
+            return Ok(phys);
+        }
+        let frame = self.frames.alloc(1, kind, "an ELF segment")?;
+        map_4k(
+            &mut PhysRam(self.ram),
+            self.frames,
+            self.root,
+            page,
+            frame,
+            flags,
+        )
+        .map_err(LoadError::Map)?;
+        Ok(frame)
     }
-    let frame = frames.alloc(1, kind, "an ELF segment")?;
-    map_4k(&mut PhysRam(ram), frames, root, page, frame, flags).map_err(LoadError::Map)?;
-    Ok(frame)
-}
 
-/// Maps `pages` fresh zeroed, physically contiguous frames at
-/// `[bottom, bottom + pages * PAGE_SIZE)`: a stack or another anonymous area.
-/// Returns the first frame.
-pub fn map_anonymous(
-    ram: &Ram,
-    frames: &mut BootFrames,
-    root: u64,
-    bottom: u64,
-    pages: u64,
-    flags: PageFlags,
-    kind: u32,
-    what: &'static str,
-) -> Result<u64, LoadError> {
-    let first = frames.alloc(pages, kind, what)?;
-    for i in 0..pages {
-        map_4k(&mut PhysRam(ram), frames, root, bottom + i * PAGE_SIZE, first + i * PAGE_SIZE, flags)
+    /// Maps `pages` fresh zeroed, physically contiguous frames at
+    /// `[bottom, bottom + pages * PAGE_SIZE)`: a stack or another anonymous
+    /// area. Returns the first frame.
+    pub fn map_anonymous(
+        &mut self,
+        bottom: u64,
+        pages: u64,
+        flags: PageFlags,
+        kind: u32,
+        what: &'static str,
+    ) -> Result<u64, LoadError> {
+        let first = self.frames.alloc(pages, kind, what)?;
+        for i in 0..pages {
+            map_4k(
+                &mut PhysRam(self.ram),
+                self.frames,
+                self.root,
+                bottom + i * PAGE_SIZE,
+                first + i * PAGE_SIZE,
+                flags,
+            )
             .map_err(LoadError::Map)?;
+        }
+        Ok(first)
     }
-    Ok(first)
 }

@@ -22,10 +22,10 @@ mod symbols;
 mod vm;
 
 use clap::Parser;
+use status::ExitStatus;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use status::ExitStatus;
 
 fn main() -> ExitCode {
     let start = Instant::now();
@@ -35,7 +35,9 @@ fn main() -> ExitCode {
 
 fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
     if let Some(opt) = args.unsupported() {
-        eprintln!("weft: {opt} is not supported yet: file and network streams are not part of this build");
+        eprintln!(
+            "weft: {opt} is not supported yet: file and network streams are not part of this build"
+        );
         return ExitStatus::Usage;
     }
     let kernel = match programs::kernel(args.kernel.as_deref()) {
@@ -67,7 +69,9 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         Ok(status) => status,
         Err(e) => {
             match &e {
-                run::RunError::Boot(b) if b.is_program_error() => eprintln!("weft: {}: {e}", args.program),
+                run::RunError::Boot(b) if b.is_program_error() => {
+                    eprintln!("weft: {}: {e}", args.program)
+                }
                 _ => eprintln!("weft: {e}"),
             }
             e.status()

@@ -14,11 +14,17 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 #[derive(Debug, Error)]
 pub enum ProgramError {
     /// Neither a bundled program nor a readable file.
-    #[error("{name}: no such file, and no bundled program by that name (bundled: {})", bundled_names())]
+    #[error(
+        "{name}: no such file, and no bundled program by that name (bundled: {})",
+        bundled_names()
+    )]
     NotFound { name: String },
     /// The file exists but could not be read.
     #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     /// A Wasm module: Wasm apps arrive with the Wasm runtime.
     #[error("{0}: Wasm modules are not supported yet (this build runs x86_64 ELF programs)")]
     Wasm(String),
@@ -26,28 +32,41 @@ pub enum ProgramError {
 
 /// Names of the bundled programs, comma-separated.
 pub fn bundled_names() -> String {
-    PROGRAMS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    PROGRAMS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The bytes of PROGRAM: a path if it names an existing file or contains a
 /// `/`, otherwise a bundled program.
 pub fn resolve(name: &str) -> Result<Cow<'static, [u8]>, ProgramError> {
     let path = Path::new(name);
-    let bytes = if name.contains('/') || path.is_file() {
-        match std::fs::read(path) {
-            Ok(b) => Cow::Owned(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ProgramError::NotFound { name: name.to_owned() });
+    let bytes =
+        if name.contains('/') || path.is_file() {
+            match std::fs::read(path) {
+                Ok(b) => Cow::Owned(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ProgramError::NotFound {
+                        name: name.to_owned(),
+                    });
+                }
+                Err(source) => {
+                    return Err(ProgramError::Read {
+                        path: name.to_owned(),
+                        source,
+                    });
+                }
             }
-            Err(source) => return Err(ProgramError::Read { path: name.to_owned(), source }),
-        }
-    } else {
-        let (_, elf) = PROGRAMS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| ProgramError::NotFound { name: name.to_owned() })?;
-        Cow::Borrowed(*elf)
-    };
+        } else {
+            let (_, elf) = PROGRAMS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+                ProgramError::NotFound {
+                    name: name.to_owned(),
+                }
+            })?;
+            Cow::Borrowed(*elf)
+        };
     if bytes.starts_with(WASM_MAGIC) {
         return Err(ProgramError::Wasm(name.to_owned()));
     }
@@ -60,7 +79,10 @@ pub fn kernel(path: Option<&Path>) -> Result<Cow<'static, [u8]>, ProgramError> {
         None => Ok(Cow::Borrowed(KERNEL)),
         Some(p) => std::fs::read(p)
             .map(Cow::Owned)
-            .map_err(|source| ProgramError::Read { path: p.display().to_string(), source }),
+            .map_err(|source| ProgramError::Read {
+                path: p.display().to_string(),
+                source,
+            }),
     }
 }
 
@@ -74,8 +96,14 @@ mod tests {
             assert!(resolve(name).unwrap().starts_with(b"\x7fELF"), "{name}");
         }
         let err = resolve("no-such-program").unwrap_err().to_string();
-        assert!(err.contains("no bundled program") && err.contains("hello"), "{err}");
-        assert!(matches!(resolve("./no/such/file"), Err(ProgramError::NotFound { .. })));
+        assert!(
+            err.contains("no bundled program") && err.contains("hello"),
+            "{err}"
+        );
+        assert!(matches!(
+            resolve("./no/such/file"),
+            Err(ProgramError::NotFound { .. })
+        ));
         assert!(kernel(None).unwrap().starts_with(b"\x7fELF"));
     }
 
@@ -85,7 +113,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("app.wasm");
         std::fs::write(&f, b"\0asm\x01\0\0\0").unwrap();
-        assert!(matches!(resolve(f.to_str().unwrap()), Err(ProgramError::Wasm(_))));
+        assert!(matches!(
+            resolve(f.to_str().unwrap()),
+            Err(ProgramError::Wasm(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

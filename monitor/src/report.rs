@@ -24,7 +24,13 @@ pub fn report(stop: &Stop, cx: &Context<'_>) -> (ExitStatus, String) {
     let status = match stop {
         Stop::Exited(s) => return (ExitStatus::Program(*s), out),
         Stop::Timeout => return (ExitStatus::Timeout, out),
-        Stop::Panic { message, rip, rbp, cr3, .. } => {
+        Stop::Panic {
+            message,
+            rip,
+            rbp,
+            cr3,
+            ..
+        } => {
             let _ = writeln!(out, "weft: guest crash: kernel panic: {message}");
             let _ = writeln!(out, "  at {}", describe(*rip, &tables));
             backtrace(&mut out, &walk(cx.ram, *cr3, *rbp, false), &tables);
@@ -35,7 +41,10 @@ pub fn report(stop: &Stop, cx: &Context<'_>) -> (ExitStatus, String) {
             ExitStatus::Crash
         }
         Stop::TripleFault => {
-            let _ = writeln!(out, "weft: guest crash: triple fault (the guest CPU shut down)");
+            let _ = writeln!(
+                out,
+                "weft: guest crash: triple fault (the guest CPU shut down)"
+            );
             ExitStatus::Crash
         }
         Stop::Violation(v) => {
@@ -57,7 +66,11 @@ fn backtrace(out: &mut String, frames: &[u64], tables: &[&Symbols]) {
 fn fault(out: &mut String, r: &FaultReport, cx: &Context<'_>) {
     let f = &r.frame;
     let user = r.from_user();
-    let who = if user { format!("program `{}`", cx.program.image) } else { "kernel".to_owned() };
+    let who = if user {
+        format!("program `{}`", cx.program.image)
+    } else {
+        "kernel".to_owned()
+    };
     let mut what = exception_name(f.vector).to_owned();
     if f.vector == 14 {
         let access = if f.error_code & pf::FETCH != 0 {
@@ -67,9 +80,21 @@ fn fault(out: &mut String, r: &FaultReport, cx: &Context<'_>) {
         } else {
             "read"
         };
-        let why = if f.error_code & pf::PRESENT != 0 { "protection violation" } else { "page not mapped" };
-        let ring = if f.error_code & pf::USER != 0 { "ring 3" } else { "ring 0" };
-        let _ = write!(what, " at address {:#x} ({access} from {ring}, {why})", r.cr2);
+        let why = if f.error_code & pf::PRESENT != 0 {
+            "protection violation"
+        } else {
+            "page not mapped"
+        };
+        let ring = if f.error_code & pf::USER != 0 {
+            "ring 3"
+        } else {
+            "ring 0"
+        };
+        let _ = write!(
+            what,
+            " at address {:#x} ({access} from {ring}, {why})",
+            r.cr2
+        );
     } else if f.error_code != 0 {
         let _ = write!(what, " (error code {:#x})", f.error_code);
     }
@@ -77,15 +102,34 @@ fn fault(out: &mut String, r: &FaultReport, cx: &Context<'_>) {
     let tables = [cx.kernel, cx.program];
     let _ = writeln!(out, "  at {}", describe(f.rip, &tables));
     let regs = [
-        ("rax", f.rax), ("rbx", f.rbx), ("rcx", f.rcx), ("rdx", f.rdx),
-        ("rsi", f.rsi), ("rdi", f.rdi), ("rbp", f.rbp), ("rsp", f.rsp),
-        ("r8", f.r8), ("r9", f.r9), ("r10", f.r10), ("r11", f.r11),
-        ("r12", f.r12), ("r13", f.r13), ("r14", f.r14), ("r15", f.r15),
-        ("rip", f.rip), ("rflags", f.rflags), ("cs", f.cs), ("ss", f.ss),
-        ("cr2", r.cr2), ("cr3", r.cr3),
+        ("rax", f.rax),
+        ("rbx", f.rbx),
+        ("rcx", f.rcx),
+        ("rdx", f.rdx),
+        ("rsi", f.rsi),
+        ("rdi", f.rdi),
+        ("rbp", f.rbp),
+        ("rsp", f.rsp),
+        ("r8", f.r8),
+        ("r9", f.r9),
+        ("r10", f.r10),
+        ("r11", f.r11),
+        ("r12", f.r12),
+        ("r13", f.r13),
+        ("r14", f.r14),
+        ("r15", f.r15),
+        ("rip", f.rip),
+        ("rflags", f.rflags),
+        ("cs", f.cs),
+        ("ss", f.ss),
+        ("cr2", r.cr2),
+        ("cr3", r.cr3),
     ];
     for row in regs.chunks(4) {
-        let line: Vec<String> = row.iter().map(|(n, v)| format!("{n:>6}={v:#018x}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .map(|(n, v)| format!("{n:>6}={v:#018x}"))
+            .collect();
         let _ = writeln!(out, "  {}", line.join(" "));
     }
     let mut frames = vec![f.rip + 1];
@@ -104,7 +148,11 @@ mod tests {
         let ram = guest_memory::create(1 << 20).unwrap();
         let kernel = Symbols::new("kernel", b"");
         let program = Symbols::new("fault", b"");
-        let cx = Context { ram: &ram, kernel: &kernel, program: &program };
+        let cx = Context {
+            ram: &ram,
+            kernel: &kernel,
+            program: &program,
+        };
         let mut r = FaultReport::default();
         r.frame.vector = 14;
         r.frame.cs = 0x23;
@@ -117,6 +165,9 @@ mod tests {
         let (status, text) = report(&Stop::Violation(Violation::ExitStatus(300)), &cx);
         assert_eq!(status, ExitStatus::Crash);
         assert!(text.contains("protocol violation: exit status 300"));
-        assert_eq!(report(&Stop::Exited(3), &cx), (ExitStatus::Program(3), String::new()));
+        assert_eq!(
+            report(&Stop::Exited(3), &cx),
+            (ExitStatus::Program(3), String::new())
+        );
     }
 }

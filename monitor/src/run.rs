@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
-use weft_control::boot::{BootStamps, BootInfo};
+use weft_control::boot::{BootInfo, BootStamps};
 
 /// Local APIC timer frequency under KVM (one bus cycle per nanosecond).
 const KVM_APIC_TIMER_HZ: u64 = 1_000_000_000;
@@ -101,8 +101,11 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
     let state = boot::build(&ram, &spec)?;
     let mut vcpu = vm::create_vcpu(&kvm_fd, &vm_fd, &state)?;
     let tsc_hz = vm::tsc_hz(&vcpu);
-    ram.write_obj(tsc_hz, GuestAddress(state.boot_info_phys + std::mem::offset_of!(BootInfo, tsc_hz) as u64))
-        .map_err(|_| BootError::Write(state.boot_info_phys))?;
+    ram.write_obj(
+        tsc_hz,
+        GuestAddress(state.boot_info_phys + std::mem::offset_of!(BootInfo, tsc_hz) as u64),
+    )
+    .map_err(|_| BootError::Write(state.boot_info_phys))?;
     stats.phases.kernel_loaded = Some(start.elapsed());
     if let Some(t) = cfg.timeout {
         arm_watchdog(t)?;
@@ -111,7 +114,13 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let stop = {
-        let mut cx = ExitContext { ram: &ram, mailbox: state.mailbox_phys, stdout: stdout.lock(), stderr: stderr.lock(), stats: &mut stats };
+        let mut cx = ExitContext {
+            ram: &ram,
+            mailbox: state.mailbox_phys,
+            stdout: stdout.lock(),
+            stderr: stderr.lock(),
+            stats: &mut stats,
+        };
         loop {
             let exit = vm::run(&mut vcpu)?;
             if TIMED_OUT.load(Ordering::SeqCst) {
@@ -126,18 +135,35 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
 
     let kernel_syms = Symbols::new("kernel", cfg.kernel);
     let program_syms = Symbols::new(cfg.program_name, cfg.program);
-    let (status, text) = report::report(&stop, &Context { ram: &ram, kernel: &kernel_syms, program: &program_syms });
+    let (status, text) = report::report(
+        &stop,
+        &Context {
+            ram: &ram,
+            kernel: &kernel_syms,
+            program: &program_syms,
+        },
+    );
     if stop == Stop::Timeout {
-        eprintln!("weft: timed out after {:.1} s", cfg.timeout.unwrap_or_default().as_secs_f64());
+        eprintln!(
+            "weft: timed out after {:.1} s",
+            cfg.timeout.unwrap_or_default().as_secs_f64()
+        );
     }
     eprint!("{text}");
     if cfg.stats {
         let mut raw = [0u8; BootStamps::SIZE];
         let at = state.boot_info_phys + std::mem::offset_of!(BootInfo, stamps) as u64;
-        if ram.read_slice(&mut raw, GuestAddress(at)).is_ok() {
-            if let Some(tsc_now) = vm::guest_tsc(&vcpu) {
-                stats.phases.set_guest_stamps(start, &BootStamps::decode(&raw), tsc_hz, tsc_now, Instant::now());
-            }
+        if let (Ok(()), Some(tsc_now)) = (
+            ram.read_slice(&mut raw, GuestAddress(at)),
+            vm::guest_tsc(&vcpu),
+        ) {
+            stats.phases.set_guest_stamps(
+                start,
+                &BootStamps::decode(&raw),
+                tsc_hz,
+                tsc_now,
+                Instant::now(),
+            );
         }
         let mem = MemoryFigures {
             guest_mib: cfg.mem_bytes >> 20,

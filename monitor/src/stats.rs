@@ -50,13 +50,21 @@ impl Phases {
     /// simultaneous reading of the guest TSC (`tsc_now`) and the host clock
     /// (`now`). Stamps that are zero (never written) or later than `tsc_now`
     /// are left out: the guest wrote them, so they are only reports.
-    pub fn set_guest_stamps(&mut self, start: Instant, stamps: &BootStamps, tsc_hz: u64, tsc_now: u64, now: Instant) {
+    pub fn set_guest_stamps(
+        &mut self,
+        start: Instant,
+        stamps: &BootStamps,
+        tsc_hz: u64,
+        tsc_now: u64,
+        now: Instant,
+    ) {
         let at = |stamp: u64| -> Option<Duration> {
             if stamp == 0 || stamp > tsc_now || tsc_hz == 0 {
                 return None;
             }
             let ago = Duration::from_secs_f64((tsc_now - stamp) as f64 / tsc_hz as f64);
-            now.checked_sub(ago).map(|t| t.saturating_duration_since(start))
+            now.checked_sub(ago)
+                .map(|t| t.saturating_duration_since(start))
         };
         self.first_instruction = at(stamps.kernel_entry);
         self.kernel_ready = at(stamps.kernel_ready);
@@ -91,10 +99,16 @@ impl Stats {
         let h = &self.hypercalls;
         let total = e.io + e.mmio + e.hlt + e.shutdown + e.interrupted + e.other;
         let mut out = String::from("weft: stats\n");
-        let _ = writeln!(out, "  exits: io={} mmio={} hlt={} shutdown={} interrupted={} other={} total={total}",
-            e.io, e.mmio, e.hlt, e.shutdown, e.interrupted, e.other);
-        let _ = writeln!(out, "  hypercalls: console_write={} exit={} panic={} fault={} unknown={}",
-            h.console_write, h.exit, h.panic, h.fault, h.unknown);
+        let _ = writeln!(
+            out,
+            "  exits: io={} mmio={} hlt={} shutdown={} interrupted={} other={} total={total}",
+            e.io, e.mmio, e.hlt, e.shutdown, e.interrupted, e.other
+        );
+        let _ = writeln!(
+            out,
+            "  hypercalls: console_write={} exit={} panic={} fault={} unknown={}",
+            h.console_write, h.exit, h.panic, h.fault, h.unknown
+        );
         let _ = writeln!(out, "  console: bytes={}", self.console_bytes);
         let p = &self.phases;
         let mut phases = String::new();
@@ -107,13 +121,20 @@ impl Stats {
             ("exit", p.exit),
         ] {
             match t {
-                Some(t) => { let _ = write!(phases, " {name}={}", t.as_micros()); }
-                None => { let _ = write!(phases, " {name}=-"); }
+                Some(t) => {
+                    let _ = write!(phases, " {name}={}", t.as_micros());
+                }
+                None => {
+                    let _ = write!(phases, " {name}=-");
+                }
             }
         }
         let _ = writeln!(out, "  phases (us since monitor start):{phases}");
-        let _ = writeln!(out, "  memory: guest_mib={} rss_peak_kib={} guest_resident_kib={}",
-            mem.guest_mib, mem.rss_peak_kib, mem.guest_resident_kib);
+        let _ = writeln!(
+            out,
+            "  memory: guest_mib={} rss_peak_kib={} guest_resident_kib={}",
+            mem.guest_mib, mem.rss_peak_kib, mem.guest_resident_kib
+        );
         out
     }
 }
@@ -126,7 +147,12 @@ mod tests {
     fn guest_stamps_convert_and_bad_ones_are_dropped() {
         let start = Instant::now();
         let now = start + Duration::from_millis(10);
-        let stamps = BootStamps { kernel_entry: 1_000, kernel_ready: 0, program_entry: 9_999_999, reserved: 0 };
+        let stamps = BootStamps {
+            kernel_entry: 1_000,
+            kernel_ready: 0,
+            program_entry: 9_999_999,
+            reserved: 0,
+        };
         let mut p = Phases::default();
         // 1 MHz TSC read as 5_001_000 at `now`: kernel entry was 5 s ago, which
         // is before `start`, so it saturates to zero.
@@ -134,7 +160,16 @@ mod tests {
         assert_eq!(p.first_instruction, Some(Duration::ZERO));
         assert_eq!(p.kernel_ready, None);
         assert_eq!(p.program_entered, None);
-        p.set_guest_stamps(start, &BootStamps { kernel_entry: 996_000, ..stamps }, 1_000_000, 1_000_000, now);
+        p.set_guest_stamps(
+            start,
+            &BootStamps {
+                kernel_entry: 996_000,
+                ..stamps
+            },
+            1_000_000,
+            1_000_000,
+            now,
+        );
         assert_eq!(p.first_instruction, Some(Duration::from_millis(6)));
     }
 
@@ -143,7 +178,11 @@ mod tests {
         let mut s = Stats::default();
         s.exits.io = 3;
         s.hypercalls.exit = 1;
-        let out = s.render(&MemoryFigures { guest_mib: 64, rss_peak_kib: 10, guest_resident_kib: 4 });
+        let out = s.render(&MemoryFigures {
+            guest_mib: 64,
+            rss_peak_kib: 10,
+            guest_resident_kib: 4,
+        });
         assert!(out.contains("exits: io=3 mmio=0 hlt=0 shutdown=0 interrupted=0 other=0 total=3"));
         assert!(out.contains("hypercalls: console_write=0 exit=1"));
         assert!(out.contains("vm_created=-"));

@@ -29,18 +29,28 @@ impl Symbols {
                 f.symbols()
                     // Functions, and the untyped global labels of assembly stubs.
                     .filter(|s| {
-                        let label = matches!(s.kind(), SymbolKind::Unknown | SymbolKind::Label) && s.is_global();
-                        (s.kind() == SymbolKind::Text || label) && !s.is_undefined() && s.address() != 0
+                        let label = matches!(s.kind(), SymbolKind::Unknown | SymbolKind::Label)
+                            && s.is_global();
+                        (s.kind() == SymbolKind::Text || label)
+                            && !s.is_undefined()
+                            && s.address() != 0
                     })
                     .filter_map(|s| {
                         let name = s.name().ok()?;
-                        Some((s.address(), s.size(), format!("{:#}", rustc_demangle::demangle(name))))
+                        Some((
+                            s.address(),
+                            s.size(),
+                            format!("{:#}", rustc_demangle::demangle(name)),
+                        ))
                     })
                     .collect()
             })
             .unwrap_or_default();
         funcs.sort_by_key(|f| f.0);
-        Self { image: image.to_owned(), funcs }
+        Self {
+            image: image.to_owned(),
+            funcs,
+        }
     }
 
     /// `name+0xoffset` for `addr`, if a function covers it.
@@ -66,14 +76,20 @@ pub fn describe(addr: u64, tables: &[&Symbols]) -> String {
 /// space `root`; `user` requires user-accessible stack pages.
 pub fn walk(ram: &Ram, root: u64, mut rbp: u64, user: bool) -> Vec<u64> {
     let mem = PhysRam(ram);
-    let access = Access { user, write: false, execute: false };
+    let access = Access {
+        user,
+        write: false,
+        execute: false,
+    };
     let read = |vaddr: u64| -> Option<u64> {
         let phys = translate(&mem, root, vaddr, access).ok()?;
         mem.read_u64(phys)
     };
     let mut frames = Vec::new();
-    while frames.len() < MAX_FRAMES && rbp != 0 && rbp % 8 == 0 {
-        let (Some(next), Some(ret)) = (read(rbp), rbp.checked_add(8).and_then(read)) else { break };
+    while frames.len() < MAX_FRAMES && rbp != 0 && rbp.is_multiple_of(8) {
+        let (Some(next), Some(ret)) = (read(rbp), rbp.checked_add(8).and_then(read)) else {
+            break;
+        };
         if ret == 0 {
             break;
         }

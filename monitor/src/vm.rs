@@ -4,7 +4,10 @@
 use crate::boot::BootState;
 use crate::exit::Exit;
 use crate::guest_memory::Ram;
-use kvm_bindings::{CpuId, KVM_CAP_SPLIT_IRQCHIP, KVM_MAX_CPUID_ENTRIES, kvm_enable_cap, Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_userspace_memory_region};
+use kvm_bindings::{
+    CpuId, KVM_CAP_SPLIT_IRQCHIP, KVM_MAX_CPUID_ENTRIES, Msrs, kvm_enable_cap, kvm_msr_entry,
+    kvm_regs, kvm_segment, kvm_userspace_memory_region,
+};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use thiserror::Error;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
@@ -18,7 +21,10 @@ pub enum VmError {
     Open(kvm_ioctls::Error),
     /// A KVM ioctl failed.
     #[error("KVM {op} failed: {source}")]
-    Kvm { op: &'static str, source: kvm_ioctls::Error },
+    Kvm {
+        op: &'static str,
+        source: kvm_ioctls::Error,
+    },
 }
 
 fn kvm(op: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
@@ -38,12 +44,15 @@ const MSR_TSC: u32 = 0x10;
 pub fn create(ram: &Ram) -> Result<(Kvm, VmFd), VmError> {
     let kvm_fd = Kvm::new().map_err(VmError::Open)?;
     let vm = kvm_fd.create_vm().map_err(kvm("create VM"))?;
-    vm.set_tss_address(KVM_TSS_ADDR).map_err(kvm("set TSS address"))?;
+    vm.set_tss_address(KVM_TSS_ADDR)
+        .map_err(kvm("set TSS address"))?;
     for (slot, region) in ram.iter().enumerate() {
-        let host = region.get_host_address(vm_memory::MemoryRegionAddress(0)).map_err(|_| VmError::Kvm {
-            op: "map guest memory",
-            source: kvm_ioctls::Error::new(libc::EFAULT),
-        })?;
+        let host = region
+            .get_host_address(vm_memory::MemoryRegionAddress(0))
+            .map_err(|_| VmError::Kvm {
+                op: "map guest memory",
+                source: kvm_ioctls::Error::new(libc::EFAULT),
+            })?;
         let mem = kvm_userspace_memory_region {
             slot: slot as u32,
             flags: 0,
@@ -59,9 +68,13 @@ pub fn create(ram: &Ram) -> Result<(Kvm, VmFd), VmError> {
     // monitor will be MSIs). Measured here: a full in-kernel irqchip made VM
     // teardown cost ~15 ms (split: ~0.4 ms) and, created before the memory
     // slot, made the slot cost ~5 ms.
-    let mut cap = kvm_enable_cap { cap: KVM_CAP_SPLIT_IRQCHIP, ..Default::default() };
+    let mut cap = kvm_enable_cap {
+        cap: KVM_CAP_SPLIT_IRQCHIP,
+        ..Default::default()
+    };
     cap.args[0] = u64::from(IOAPIC_PINS);
-    vm.enable_cap(&cap).map_err(kvm("enable the split interrupt controller"))?;
+    vm.enable_cap(&cap)
+        .map_err(kvm("enable the split interrupt controller"))?;
     Ok((kvm_fd, vm))
 }
 
@@ -73,16 +86,42 @@ pub fn create_vcpu(kvm_fd: &Kvm, vm: &VmFd, boot: &BootState) -> Result<VcpuFd, 
 
     let mut sregs = vcpu.get_sregs().map_err(kvm("get special registers"))?;
     let code = kvm_segment {
-        base: 0, limit: 0xFFFF_FFFF, selector: selector::KERNEL_CODE, type_: 0xB,
-        present: 1, dpl: 0, db: 0, s: 1, l: 1, g: 1, avl: 0, unusable: 0, padding: 0,
+        base: 0,
+        limit: 0xFFFF_FFFF,
+        selector: selector::KERNEL_CODE,
+        type_: 0xB,
+        present: 1,
+        dpl: 0,
+        db: 0,
+        s: 1,
+        l: 1,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
     };
-    let data = kvm_segment { selector: selector::KERNEL_DATA, type_: 0x3, db: 1, l: 0, ..code };
+    let data = kvm_segment {
+        selector: selector::KERNEL_DATA,
+        type_: 0x3,
+        db: 1,
+        l: 0,
+        ..code
+    };
     sregs.cs = code;
     (sregs.ds, sregs.es, sregs.fs, sregs.ss) = (data, data, data, data);
-    sregs.gs = kvm_segment { base: boot.percpu, ..data };
+    sregs.gs = kvm_segment {
+        base: boot.percpu,
+        ..data
+    };
     sregs.tr = kvm_segment {
-        base: boot.tss, limit: crate::descriptors::TSS_LEN as u32 - 1, selector: selector::TSS,
-        type_: crate::descriptors::TSS_TYPE_BUSY, s: 0, db: 0, g: 0, ..code
+        base: boot.tss,
+        limit: crate::descriptors::TSS_LEN as u32 - 1,
+        selector: selector::TSS,
+        type_: crate::descriptors::TSS_TYPE_BUSY,
+        s: 0,
+        db: 0,
+        g: 0,
+        ..code
     };
     sregs.gdt.base = boot.gdt;
     sregs.gdt.limit = crate::descriptors::GDT_LEN as u16 - 1;
@@ -96,9 +135,16 @@ pub fn create_vcpu(kvm_fd: &Kvm, vm: &VmFd, boot: &BootState) -> Result<VcpuFd, 
     // SCE | LME | LMA | NXE.
     sregs.efer = 0xD01;
     sregs.apic_base = APIC_BASE;
-    vcpu.set_sregs(&sregs).map_err(kvm("set special registers"))?;
+    vcpu.set_sregs(&sregs)
+        .map_err(kvm("set special registers"))?;
 
-    let regs = kvm_regs { rip: boot.entry, rsp: weft_control::layout::KERNEL_STACK_TOP, rdi: boot.boot_info, rflags: 2, ..Default::default() };
+    let regs = kvm_regs {
+        rip: boot.entry,
+        rsp: weft_control::layout::KERNEL_STACK_TOP,
+        rdi: boot.boot_info,
+        rflags: 2,
+        ..Default::default()
+    };
     vcpu.set_regs(&regs).map_err(kvm("set registers"))?;
     Ok(vcpu)
 }
@@ -106,7 +152,9 @@ pub fn create_vcpu(kvm_fd: &Kvm, vm: &VmFd, boot: &BootState) -> Result<VcpuFd, 
 /// The host's supported CPUID with x2APIC and the hypervisor bit set and
 /// MONITOR/MWAIT hidden (the guest halts with `hlt`).
 fn filtered_cpuid(kvm_fd: &Kvm) -> Result<CpuId, VmError> {
-    let mut cpuid = kvm_fd.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm("get supported CPUID"))?;
+    let mut cpuid = kvm_fd
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(kvm("get supported CPUID"))?;
     for e in cpuid.as_mut_slice() {
         if e.function == 1 {
             e.ecx |= (1 << 21) | (1 << 31);
@@ -124,7 +172,11 @@ pub fn tsc_hz(vcpu: &VcpuFd) -> u64 {
 
 /// The guest's current TSC value.
 pub fn guest_tsc(vcpu: &VcpuFd) -> Option<u64> {
-    let mut msrs = Msrs::from_entries(&[kvm_msr_entry { index: MSR_TSC, ..Default::default() }]).ok()?;
+    let mut msrs = Msrs::from_entries(&[kvm_msr_entry {
+        index: MSR_TSC,
+        ..Default::default()
+    }])
+    .ok()?;
     (vcpu.get_msrs(&mut msrs).ok()? == 1).then(|| msrs.as_slice()[0].data)
 }
 
@@ -136,7 +188,11 @@ pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
                 let mut v = [0u8; 4];
                 let n = data.len().min(4);
                 v[..n].copy_from_slice(&data[..n]);
-                Exit::IoOut { port, size: data.len() as u8, value: u32::from_le_bytes(v) }
+                Exit::IoOut {
+                    port,
+                    size: data.len() as u8,
+                    value: u32::from_le_bytes(v),
+                }
             }
             VcpuExit::IoIn(port, _) => Exit::IoIn { port },
             VcpuExit::MmioRead(addr, _) => Exit::Mmio { addr, write: false },
@@ -149,6 +205,9 @@ pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
             _ => Exit::Other("unhandled exit reason"),
         }),
         Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Ok(Exit::Interrupted),
-        Err(e) => Err(VmError::Kvm { op: "run vCPU", source: e }),
+        Err(e) => Err(VmError::Kvm {
+            op: "run vCPU",
+            source: e,
+        }),
     }
 }

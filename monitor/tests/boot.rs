@@ -28,9 +28,17 @@ fn crash_kernel() -> String {
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = weft().args(args).output().expect("spawn weft");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = weft().args(args).output().expect("spawn weft");
     let code = status.code().expect("weft exited by a signal");
-    (code, String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+    (
+        code,
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
 }
 
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
@@ -43,7 +51,16 @@ fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
 
 #[test]
 fn hello_prints_greeting_and_each_argument() {
-    let (code, out, err) = run(&["run", "--timeout", "60", "hello", "one", "two words", "-x", "--mem"]);
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "60",
+        "hello",
+        "one",
+        "two words",
+        "-x",
+        "--mem",
+    ]);
     assert_eq!(code, 0, "stderr: {err}");
     assert_eq!(out, "Hello from Weft!\none\ntwo words\n-x\n--mem\n");
 }
@@ -67,7 +84,10 @@ fn program_fault_is_reported_with_address_and_symbols() {
     assert_eq!(code, 125, "stderr: {err}");
     assert_eq!(out, "reading address 0xdead\n");
     assert!(err.contains("program `fault` fault: page fault at address 0xdead (read from ring 3, page not mapped)"), "{err}");
-    assert!(err.contains("weft_program_main+"), "frames not symbolized: {err}");
+    assert!(
+        err.contains("weft_program_main+"),
+        "frames not symbolized: {err}"
+    );
     assert!(err.contains("weft_user::rt::weft_user_start"), "{err}");
     assert!(err.contains("cr2=0x000000000000dead"), "{err}");
 }
@@ -75,30 +95,64 @@ fn program_fault_is_reported_with_address_and_symbols() {
 #[test]
 fn kernel_panic_is_reported_with_message_and_symbolized_frames() {
     let kernel = crash_kernel();
-    let (code, _, err) = run(&["run", "--timeout", "60", "--kernel", &kernel, &guest_program("crash-kernel"), "panic"]);
+    let (code, _, err) = run(&[
+        "run",
+        "--timeout",
+        "60",
+        "--kernel",
+        &kernel,
+        &guest_program("crash-kernel"),
+        "panic",
+    ]);
     assert_eq!(code, 125, "stderr: {err}");
     assert!(err.contains("guest crash: kernel panic"), "{err}");
-    assert!(err.contains("crash test: the program asked the kernel to panic"), "{err}");
-    assert!(err.contains("weft_kernel::syscall::crash::nested_panic"), "{err}");
+    assert!(
+        err.contains("crash test: the program asked the kernel to panic"),
+        "{err}"
+    );
+    assert!(
+        err.contains("weft_kernel::syscall::crash::nested_panic"),
+        "{err}"
+    );
     assert!(err.contains("[kernel]"), "{err}");
 }
 
 #[test]
 fn kernel_fault_is_reported_with_registers_and_symbolized_frames() {
     let kernel = crash_kernel();
-    let (code, _, err) = run(&["run", "--timeout", "60", "--kernel", &kernel, &guest_program("crash-kernel"), "fault"]);
+    let (code, _, err) = run(&[
+        "run",
+        "--timeout",
+        "60",
+        "--kernel",
+        &kernel,
+        &guest_program("crash-kernel"),
+        "fault",
+    ]);
     assert_eq!(code, 125, "stderr: {err}");
     assert!(err.contains("kernel fault: page fault at address 0xfffffffff0000000 (read from ring 0, page not mapped)"), "{err}");
-    assert!(err.contains("weft_kernel::syscall::crash::nested_fault"), "{err}");
+    assert!(
+        err.contains("weft_kernel::syscall::crash::nested_fault"),
+        "{err}"
+    );
     assert!(err.contains("weft_kernel::syscall::weft_syscall"), "{err}");
     assert!(err.contains("rip="), "{err}");
 }
 
 #[test]
 fn bundled_kernel_has_no_crash_syscall() {
-    let (code, _, err) = run(&["run", "--timeout", "60", &guest_program("crash-kernel"), "panic"]);
+    let (code, _, err) = run(&[
+        "run",
+        "--timeout",
+        "60",
+        &guest_program("crash-kernel"),
+        "panic",
+    ]);
     assert_eq!(code, 1, "stderr: {err}");
-    assert!(err.contains("the kernel did not crash: Err(NoSyscall)"), "{err}");
+    assert!(
+        err.contains("the kernel did not crash: Err(NoSyscall)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -130,7 +184,10 @@ fn non_elf_and_truncated_programs_are_clean_usage_errors() {
         let t = temp_file(&format!("hello-{len}"), &hello[..len]);
         let (code, _, err) = run(&["run", t.to_str().unwrap()]);
         assert_eq!(code, 2, "truncated to {len}: {err}");
-        assert!(err.starts_with("weft: ") && !err.contains("panicked"), "truncated to {len}: {err}");
+        assert!(
+            err.starts_with("weft: ") && !err.contains("panicked"),
+            "truncated to {len}: {err}"
+        );
     }
 
     let wasm = temp_file("app.wasm", b"\0asm\x01\0\0\0");
@@ -162,16 +219,36 @@ fn stats_report_exits_hypercalls_and_phases() {
     let (code, _, err) = run(&["run", "--stats", "hello"]);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(err.contains("hypercalls: console_write=1 exit=1"), "{err}");
-    for phase in ["vm_created=", "kernel_loaded=", "first_instruction=", "kernel_ready=", "program_entered=", "exit="] {
-        let value = err.split(phase).nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("");
-        assert!(value.parse::<u64>().is_ok(), "phase {phase} has no time: {err}");
+    for phase in [
+        "vm_created=",
+        "kernel_loaded=",
+        "first_instruction=",
+        "kernel_ready=",
+        "program_entered=",
+        "exit=",
+    ] {
+        let value = err
+            .split(phase)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("");
+        assert!(
+            value.parse::<u64>().is_ok(),
+            "phase {phase} has no time: {err}"
+        );
     }
     assert!(err.contains("rss_peak_kib="), "{err}");
 }
 
 #[test]
 fn heap_grows_past_its_initial_area() {
-    let (code, out, err) = run(&["run", "--timeout", "120", &guest_program("alloc-check"), "2"]);
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "120",
+        &guest_program("alloc-check"),
+        "2",
+    ]);
     assert_eq!(code, 0, "stderr: {err}");
     let n: u64 = 2 * (1 << 20) / 8;
     assert_eq!(out, format!("allocated 2 MiB, sum {}\n", n * (n - 1) / 2));

@@ -18,7 +18,9 @@ impl Args<'static> {
         // SAFETY: the monitor maps `len` (≤ USER_ARGS_MAX) bytes read-only at
         // USER_ARGS_ADDR for the program's lifetime and nothing writes them.
         let block = unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) };
-        Self { inner: args::Args::parse(block).ok() }
+        Self {
+            inner: args::Args::parse(block).ok(),
+        }
     }
 }
 
@@ -35,7 +37,9 @@ impl<'a> Args<'a> {
 
     /// Argument `i` as UTF-8, if present and valid.
     pub fn get(&self, i: usize) -> Option<&'a str> {
-        self.inner.and_then(|a| a.get(i)).and_then(|b| core::str::from_utf8(b).ok())
+        self.inner
+            .and_then(|a| a.get(i))
+            .and_then(|b| core::str::from_utf8(b).ok())
     }
 
     /// Argument `i` as bytes.

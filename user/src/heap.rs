@@ -30,7 +30,10 @@ mod spin_free {
 
     impl Cell {
         pub const fn new() -> Self {
-            Self { busy: AtomicBool::new(false), heap: UnsafeCell::new(Heap::empty()) }
+            Self {
+                busy: AtomicBool::new(false),
+                heap: UnsafeCell::new(Heap::empty()),
+            }
         }
 
         /// Runs `f` with exclusive access, or returns `None` if re-entered.

@@ -62,7 +62,11 @@ impl Write for Buffered {
 
 #[doc(hidden)]
 pub fn _print(stream: Stream, args: fmt::Arguments<'_>) {
-    let mut out = Buffered { stream, buf: [0; 512], len: 0 };
+    let mut out = Buffered {
+        stream,
+        buf: [0; 512],
+        len: 0,
+    };
     let _ = out.write_fmt(args);
     out.flush();
 }

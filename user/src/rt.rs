@@ -32,7 +32,10 @@ extern "C" fn weft_user_start(args_addr: u64, args_len: u64) -> ! {
 
 /// Ends the program with `status` (0..=125; anything else exits with 125).
 pub fn exit(status: i32) -> ! {
-    let status = u64::try_from(status).ok().filter(|s| *s <= weft_abi::MAX_EXIT_STATUS).unwrap_or(125);
+    let status = u64::try_from(status)
+        .ok()
+        .filter(|s| *s <= weft_abi::MAX_EXIT_STATUS)
+        .unwrap_or(125);
     // SAFETY: no pointer arguments; `exit` does not return on success.
     let _ = unsafe { syscall(nr::EXIT, status, 0, 0, 0) };
     loop {

@@ -67,7 +67,10 @@ pub fn encode(result: Result<u64, ErrorCode>) -> u64 {
 pub fn decode(raw: u64) -> Result<u64, ErrorCode> {
     let neg = raw.wrapping_neg();
     if raw != 0 && neg <= MAX_ERROR {
-        Err(u32::try_from(neg).ok().and_then(ErrorCode::from_u32).unwrap_or(ErrorCode::Unsupported))
+        Err(u32::try_from(neg)
+            .ok()
+            .and_then(ErrorCode::from_u32)
+            .unwrap_or(ErrorCode::Unsupported))
     } else {
         Ok(raw)
     }

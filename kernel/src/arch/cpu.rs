@@ -69,7 +69,9 @@ pub fn hypercall(nr: u32) {
 pub fn frame_registers() -> (u64, u64) {
     let (rbp, rsp): (u64, u64);
     // SAFETY: reading registers has no side effects.
-    unsafe { asm!("mov {}, rbp", "mov {}, rsp", out(reg) rbp, out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("mov {}, rbp", "mov {}, rsp", out(reg) rbp, out(reg) rsp, options(nomem, nostack, preserves_flags))
+    };
     (rbp, rsp)
 }
 

@@ -168,7 +168,13 @@ unsafe extern "C" {
 /// `root` must be the guest-physical address of a PML4 whose kernel half equals
 /// the running kernel's, and `entry`/`stack_top` must be canonical user addresses
 /// mapped in it (the monitor validated the program and built that table, §2.2).
-pub unsafe fn enter_user(entry: u64, stack_top: u64, args_addr: u64, args_len: u64, root: u64) -> ! {
+pub unsafe fn enter_user(
+    entry: u64,
+    stack_top: u64,
+    args_addr: u64,
+    args_len: u64,
+    root: u64,
+) -> ! {
     // SAFETY: the caller guarantees the address space; the stub never returns.
     unsafe { weft_enter_user(entry, stack_top, args_addr, args_len, root) }
 }

@@ -36,7 +36,11 @@ pub struct Record {
 impl Record {
     /// A record for this machine with `ratio` computed.
     pub fn new(name: &str, value: f64, unit: &str, baseline: &str, baseline_value: f64) -> Self {
-        let ratio = if baseline_value != 0.0 { value / baseline_value } else { f64::NAN };
+        let ratio = if baseline_value != 0.0 {
+            value / baseline_value
+        } else {
+            f64::NAN
+        };
         Self {
             name: name.to_owned(),
             value,
@@ -52,9 +56,11 @@ impl Record {
 /// The directory results go to: `$WEFT_BENCH_DIR`, or `target/bench` in the
 /// workspace.
 pub fn bench_dir() -> PathBuf {
-    std::env::var_os("WEFT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench"))
-    })
+    std::env::var_os("WEFT_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench"))
+        })
 }
 
 /// A one-line description of this machine: CPU model, core count, and whether
@@ -63,12 +69,21 @@ pub fn machine() -> String {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':'])))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']))
+        })
         .unwrap_or("unknown CPU")
         .to_owned();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let kvm = if cmdline.contains("nested_pvm=1") { "nested KVM (PVM)" } else { "KVM" };
+    let kvm = if cmdline.contains("nested_pvm=1") {
+        "nested KVM (PVM)"
+    } else {
+        "KVM"
+    };
     format!("{model}, {cores} cores, {kvm}")
 }
 
@@ -80,7 +95,11 @@ pub fn median(samples: &[f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Merges `records` into `results.json`, stores `raw` samples per record name
@@ -91,7 +110,11 @@ pub fn record(records: &[Record], raw: &[(&str, &[f64])]) -> io::Result<()> {
 }
 
 /// [`record`] into the directory `dir`.
-pub fn record_in(dir: &std::path::Path, records: &[Record], raw: &[(&str, &[f64])]) -> io::Result<()> {
+pub fn record_in(
+    dir: &std::path::Path,
+    records: &[Record],
+    raw: &[(&str, &[f64])],
+) -> io::Result<()> {
     fs::create_dir_all(dir.join("raw"))?;
     let path = dir.join("results.json");
     let mut all: Vec<Record> = match fs::read(&path) {
@@ -104,7 +127,10 @@ pub fn record_in(dir: &std::path::Path, records: &[Record], raw: &[(&str, &[f64]
     }
     fs::write(&path, serde_json::to_vec_pretty(&all)?)?;
     for (name, samples) in raw {
-        fs::write(dir.join("raw").join(format!("{name}.json")), serde_json::to_vec(samples)?)?;
+        fs::write(
+            dir.join("raw").join(format!("{name}.json")),
+            serde_json::to_vec(samples)?,
+        )?;
     }
     fs::write(dir.join("report.md"), render(&all))?;
     Ok(())
@@ -155,8 +181,14 @@ mod tests {
         assert_eq!(back, vec![b, a2]);
         assert_eq!(back[0].ratio, 0.25);
         let md = fs::read_to_string(dir.join("report.md")).unwrap();
-        assert!(md.contains("| a | 3.0000 | ms | floor | 1.0000 | 3.000 |"), "{md}");
-        assert_eq!(fs::read_to_string(dir.join("raw/a.json")).unwrap(), "[1.0,2.0]");
+        assert!(
+            md.contains("| a | 3.0000 | ms | floor | 1.0000 | 3.000 |"),
+            "{md}"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("raw/a.json")).unwrap(),
+            "[1.0,2.0]"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }

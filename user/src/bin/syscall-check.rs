@@ -14,7 +14,11 @@ fn main(_args: Args) -> i32 {
     let kernel_addr = 0xFFFF_FFFF_8000_1000u64;
     let cases: [(&str, u64, [u64; 3]); 7] = [
         ("write kernel address", nr::WRITE, [1, kernel_addr, 16]),
-        ("write unmapped user address", nr::WRITE, [1, 0x1000_0000, 16]),
+        (
+            "write unmapped user address",
+            nr::WRITE,
+            [1, 0x1000_0000, 16],
+        ),
         ("write wrapping range", nr::WRITE, [1, u64::MAX - 8, 64]),
         ("write huge length", nr::WRITE, [1, 0x20_0000, 1 << 40]),
         ("write bad fd", nr::WRITE, [7, 0x20_0000, 1]),
@@ -28,6 +32,8 @@ fn main(_args: Args) -> i32 {
         println!("{name}: {r:?}");
     }
     // SAFETY: a zero-length map is refused before any memory is touched.
-    println!("map zero bytes: {:?}", unsafe { syscall(nr::MAP, 0, 0, 0, 0) });
+    println!("map zero bytes: {:?}", unsafe {
+        syscall(nr::MAP, 0, 0, 0, 0)
+    });
     0
 }
