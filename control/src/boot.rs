@@ -100,6 +100,16 @@ pub struct MemoryRegion {
     /// Zero.
     pub reserved: u32,
 }
+impl MemoryRegion {
+    /// An all-zero entry.
+    pub const EMPTY: Self = Self {
+        base: 0,
+        len: 0,
+        kind: 0,
+        reserved: 0,
+    };
+}
+
 assert_layout!(
     MemoryRegion,
     size = 24,
@@ -261,12 +271,7 @@ impl BootInfo {
                 program_entry: 0,
                 reserved: 0,
             },
-            regions: [MemoryRegion {
-                base: 0,
-                len: 0,
-                kind: 0,
-                reserved: 0,
-            }; MAX_REGIONS],
+            regions: [MemoryRegion::EMPTY; MAX_REGIONS],
         }
     }
 

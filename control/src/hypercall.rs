@@ -130,59 +130,16 @@ impl FaultReport {
     pub const SIZE: usize = core::mem::size_of::<Self>();
 
     /// Decodes a report from the mailbox's data area.
+    #[rustfmt::skip]
     pub fn decode(bytes: &[u8; Self::SIZE]) -> Self {
         let mut r = Reader::new(bytes);
-        let mut regs = [0u64; 22];
-        for v in regs.iter_mut() {
-            *v = r.u64();
-        }
-        let [
-            r15,
-            r14,
-            r13,
-            r12,
-            r11,
-            r10,
-            r9,
-            r8,
-            rbp,
-            rdi,
-            rsi,
-            rdx,
-            rcx,
-            rbx,
-            rax,
-            vector,
-            error_code,
-            rip,
-            cs,
-            rflags,
-            rsp,
-            ss,
-        ] = regs;
+        // Struct fields are evaluated in the order written: the push order.
         let frame = FaultFrame {
-            r15,
-            r14,
-            r13,
-            r12,
-            r11,
-            r10,
-            r9,
-            r8,
-            rbp,
-            rdi,
-            rsi,
-            rdx,
-            rcx,
-            rbx,
-            rax,
-            vector,
-            error_code,
-            rip,
-            cs,
-            rflags,
-            rsp,
-            ss,
+            r15: r.u64(), r14: r.u64(), r13: r.u64(), r12: r.u64(), r11: r.u64(),
+            r10: r.u64(), r9: r.u64(), r8: r.u64(), rbp: r.u64(), rdi: r.u64(),
+            rsi: r.u64(), rdx: r.u64(), rcx: r.u64(), rbx: r.u64(), rax: r.u64(),
+            vector: r.u64(), error_code: r.u64(), rip: r.u64(), cs: r.u64(),
+            rflags: r.u64(), rsp: r.u64(), ss: r.u64(),
         };
         Self {
             frame,

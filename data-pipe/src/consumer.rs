@@ -72,14 +72,7 @@ impl<M: Memory, N: Notify> Consumer<M, N> {
 
     /// Releases the first `n` bytes of the last [`peek`](Self::peek).
     pub fn consume(&mut self, n: usize) -> Result<(), Error> {
-        self.end.check()?;
-        if n > core::mem::take(&mut self.peeked) {
-            return Err(Error::Overrun);
-        }
-        if n > 0 {
-            self.end.publish(n);
-        }
-        Ok(())
+        self.end.release(n, &mut self.peeked)
     }
 
     /// Closes this end: the producer's later writes fail with

@@ -72,14 +72,7 @@ impl<M: Memory, N: Notify> Producer<M, N> {
 
     /// Publishes the first `n` bytes of the last reservation.
     pub fn commit(&mut self, n: usize) -> Result<(), Error> {
-        self.end.check()?;
-        if n > core::mem::take(&mut self.reserved) {
-            return Err(Error::Overrun);
-        }
-        if n > 0 {
-            self.end.publish(n);
-        }
-        Ok(())
+        self.end.release(n, &mut self.reserved)
     }
 
     /// Closes this end: the consumer sees end-of-stream once it has read

@@ -144,6 +144,19 @@ impl<M: Memory, N: Notify> End<M, N> {
         Ok(self.peer_closed)
     }
 
+    /// Publishes `n` bytes of the `granted` that the last reservation or peek
+    /// handed out (and voids that grant): [`Error::Overrun`] if `n` exceeds it.
+    pub(crate) fn release(&mut self, n: usize, granted: &mut usize) -> Result<(), Error> {
+        self.check()?;
+        if n > core::mem::take(granted) {
+            return Err(Error::Overrun);
+        }
+        if n > 0 {
+            self.publish(n);
+        }
+        Ok(())
+    }
+
     /// Makes this side's index `own + n` visible to the peer, then wakes the
     /// peer if it sleeps.
     pub(crate) fn publish(&mut self, n: usize) {

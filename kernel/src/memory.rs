@@ -68,12 +68,7 @@ pub struct Frames {
 impl Frames {
     const fn empty() -> Self {
         Self {
-            regions: [MemoryRegion {
-                base: 0,
-                len: 0,
-                kind: 0,
-                reserved: 0,
-            }; MAX_REGIONS],
+            regions: [MemoryRegion::EMPTY; MAX_REGIONS],
             count: 0,
             current: 0,
             next: 0,
