@@ -6,7 +6,7 @@ GUEST_DIR  := target/$(GUEST)/release
 CRASH_DIR  := target/crash-test
 WEFT       := target/release/weft
 
-.PHONY: help setup guest build run test bench clean
+.PHONY: help setup guest build run test bench fuzz clean
 
 help:
 	@echo "Weft make targets:"
@@ -14,6 +14,7 @@ help:
 	@echo "  make run     build, then boot the hello demo in a KVM guest"
 	@echo "  make test    build, then run every test (unit, property, model, and KVM boot tests)"
 	@echo "  make bench   build, then run the benchmarks (results in target/bench/)"
+	@echo "  make fuzz    fuzz the data pipe against a hostile peer (nightly Rust; FUZZ_SECONDS=60)"
 	@echo "  make setup   install what the build needs (the $(GUEST) Rust target)"
 	@echo "  make clean   remove build output"
 
@@ -41,6 +42,11 @@ bench: build
 	$(CARGO) bench -p weft-monitor --bench boot
 	$(CARGO) bench -p weft-data-pipe --bench ring
 	@echo "results: target/bench/results.json, target/bench/report.md"
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	cd data-pipe/fuzz && $(CARGO) +nightly fuzz run hostile_header -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean
