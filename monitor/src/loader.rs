@@ -70,7 +70,9 @@ impl Space<'_> {
                     let off = (seg.file_offset + (from - seg.vaddr)) as usize;
                     let dst = frame + (from - page);
                     // In bounds by the plan's invariants; checked anyway.
-                    let bytes = image.get(off..off + (to - from) as usize).ok_or(LoadError::Copy(dst))?;
+                    let bytes = image
+                        .get(off..off + (to - from) as usize)
+                        .ok_or(LoadError::Copy(dst))?;
                     self.ram
                         .write_slice(bytes, GuestAddress(dst))
                         .map_err(|_| LoadError::Copy(dst))?;

@@ -3,12 +3,14 @@
 //!
 //! Module map: `cli` (command line), `programs` (bundled images), `run`
 //! (orchestration), `boot` + `loader` + `descriptors` + `guest_memory` (the
-//! boot state, built before the first guest instruction), `vm` (KVM), `exit`
+//! boot state, built before the first guest instruction), `vm` + `cpuid`
+//! (KVM), `exit`
 //! (the pure exit dispatcher), `symbols` + `report` (crash reports), `stats`
 //! (`--stats`), `status` (exit statuses).
 
 mod boot;
 mod cli;
+mod cpuid;
 mod descriptors;
 mod exit;
 mod guest_memory;

@@ -87,7 +87,7 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
     boot::program_plan(cfg.program)?;
 
     let ram = guest_memory::create(cfg.mem_bytes)?;
-    let (kvm_fd, vm_fd) = vm::create(&ram)?;
+    let vm_fd = vm::create(&ram)?;
     stats.phases.vm_created = Some(start.elapsed());
     // The vCPU is created after the boot state, but the TSC rate is the host's.
     let spec = BootSpec {
@@ -99,7 +99,7 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
         apic_timer_hz: KVM_APIC_TIMER_HZ,
     };
     let state = boot::build(&ram, &spec)?;
-    let mut vcpu = vm::create_vcpu(&kvm_fd, &vm_fd, &state)?;
+    let mut vcpu = vm::create_vcpu(&vm_fd, &state)?;
     let tsc_hz = vm::tsc_hz(&vcpu);
     ram.write_obj(
         tsc_hz,

@@ -5,8 +5,8 @@ use crate::boot::BootState;
 use crate::exit::Exit;
 use crate::guest_memory::Ram;
 use kvm_bindings::{
-    CpuId, KVM_CAP_SPLIT_IRQCHIP, KVM_MAX_CPUID_ENTRIES, Msrs, kvm_enable_cap, kvm_msr_entry,
-    kvm_regs, kvm_segment, kvm_userspace_memory_region,
+    CpuId, KVM_CAP_SPLIT_IRQCHIP, Msrs, kvm_enable_cap, kvm_msr_entry, kvm_regs, kvm_segment,
+    kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use thiserror::Error;
@@ -41,7 +41,7 @@ const APIC_BASE: u64 = 0xFEE0_0000 | (1 << 11) | (1 << 10) | (1 << 8);
 const MSR_TSC: u32 = 0x10;
 
 /// Creates the VM, maps `ram` and adds the in-kernel local APIC.
-pub fn create(ram: &Ram) -> Result<(Kvm, VmFd), VmError> {
+pub fn create(ram: &Ram) -> Result<VmFd, VmError> {
     let kvm_fd = Kvm::new().map_err(VmError::Open)?;
     let vm = kvm_fd.create_vm().map_err(kvm("create VM"))?;
     vm.set_tss_address(KVM_TSS_ADDR)
@@ -75,13 +75,13 @@ pub fn create(ram: &Ram) -> Result<(Kvm, VmFd), VmError> {
     cap.args[0] = u64::from(IOAPIC_PINS);
     vm.enable_cap(&cap)
         .map_err(kvm("enable the split interrupt controller"))?;
-    Ok((kvm_fd, vm))
+    Ok(vm)
 }
 
 /// Creates vCPU 0 with the given boot state.
-pub fn create_vcpu(kvm_fd: &Kvm, vm: &VmFd, boot: &BootState) -> Result<VcpuFd, VmError> {
+pub fn create_vcpu(vm: &VmFd, boot: &BootState) -> Result<VcpuFd, VmError> {
     let vcpu = vm.create_vcpu(0).map_err(kvm("create vCPU"))?;
-    let cpuid = filtered_cpuid(kvm_fd)?;
+    let cpuid = filtered_cpuid()?;
     vcpu.set_cpuid2(&cpuid).map_err(kvm("set CPUID"))?;
 
     let mut sregs = vcpu.get_sregs().map_err(kvm("get special registers"))?;
@@ -149,20 +149,14 @@ pub fn create_vcpu(kvm_fd: &Kvm, vm: &VmFd, boot: &BootState) -> Result<VcpuFd, 
     Ok(vcpu)
 }
 
-/// The host's supported CPUID with x2APIC and the hypervisor bit set and
-/// MONITOR/MWAIT hidden (the guest halts with `hlt`).
-fn filtered_cpuid(kvm_fd: &Kvm) -> Result<CpuId, VmError> {
-    let mut cpuid = kvm_fd
-        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-        .map_err(kvm("get supported CPUID"))?;
-    for e in cpuid.as_mut_slice() {
-        if e.function == 1 {
-            e.ecx |= (1 << 21) | (1 << 31);
-            e.ecx &= !(1 << 3);
-            e.ebx &= 0x00FF_FFFF;
+/// The guest CPUID table (see `cpuid`).
+fn filtered_cpuid() -> Result<CpuId, VmError> {
+    CpuId::from_entries(&crate::cpuid::guest_cpuid(crate::cpuid::host_cpuid)).map_err(|_| {
+        VmError::Kvm {
+            op: "build the CPUID table",
+            source: kvm_ioctls::Error::new(libc::EINVAL),
         }
-    }
-    Ok(cpuid)
+    })
 }
 
 /// The guest's TSC frequency in Hz.
