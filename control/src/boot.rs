@@ -29,13 +29,13 @@ pub struct KernelManifest {
     pub version: u32,
     /// Number of valid entries in `vectors` ([`vector::TABLE_LEN`]).
     pub vector_count: u32,
-    /// Entry points for vectors 0..=32 then [`vector::SPURIOUS`]; entry
-    /// [`vector::SYSCALL`] is the syscall gate.
+    /// Entry points for vectors 0..=32, [`vector::STREAM`], then
+    /// [`vector::SPURIOUS`]; entry [`vector::SYSCALL`] is the syscall gate.
     pub vectors: [u64; vector::TABLE_LEN],
 }
 assert_layout!(
     KernelManifest,
-    size = 288,
+    size = 296,
     magic = 0,
     version = 8,
     vector_count = 12,
@@ -64,10 +64,10 @@ impl KernelManifest {
 
     /// The vector number served by entry `index` of `vectors`.
     pub const fn vector_of(index: usize) -> u8 {
-        if index < vector::TABLE_LEN - 1 {
-            index as u8
-        } else {
-            vector::SPURIOUS
+        match index {
+            0..=32 => index as u8,
+            33 => vector::STREAM,
+            _ => vector::SPURIOUS,
         }
     }
 }
@@ -422,13 +422,13 @@ mod tests {
         bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
         bytes[12..16].copy_from_slice(&(vector::TABLE_LEN as u32).to_le_bytes());
         bytes[16..24].copy_from_slice(&0xFFFF_FFFF_8000_1000u64.to_le_bytes());
-        bytes[16 + 8 * 33..].copy_from_slice(&0xFFFF_FFFF_8000_2000u64.to_le_bytes());
+        bytes[16 + 8 * 34..].copy_from_slice(&0xFFFF_FFFF_8000_2000u64.to_le_bytes());
         let m = KernelManifest::decode(&bytes).unwrap();
         assert_eq!(m.magic, MANIFEST_MAGIC);
         assert_eq!(m.version, 7);
         assert_eq!(m.vector_count as usize, vector::TABLE_LEN);
         assert_eq!(m.vectors[0], 0xFFFF_FFFF_8000_1000);
-        assert_eq!(m.vectors[33], 0xFFFF_FFFF_8000_2000);
+        assert_eq!(m.vectors[34], 0xFFFF_FFFF_8000_2000);
         assert!(KernelManifest::decode(&bytes[..KernelManifest::SIZE - 1]).is_none());
     }
 
@@ -436,7 +436,8 @@ mod tests {
     fn vector_of_maps_last_entry_to_spurious() {
         assert_eq!(KernelManifest::vector_of(0), 0);
         assert_eq!(KernelManifest::vector_of(32), vector::TIMER);
-        assert_eq!(KernelManifest::vector_of(33), vector::SPURIOUS);
+        assert_eq!(KernelManifest::vector_of(33), vector::STREAM);
+        assert_eq!(KernelManifest::vector_of(34), vector::SPURIOUS);
     }
 
     #[test]

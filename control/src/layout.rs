@@ -72,6 +72,8 @@ pub mod vector {
     pub const EXCEPTIONS: u8 = 32;
     /// The local APIC timer.
     pub const TIMER: u8 = 0x20;
+    /// The monitor's stream interrupt (an MSI from an irqfd, §8).
+    pub const STREAM: u8 = 0x21;
     /// The syscall gate, the only vector ring 3 may raise: `int3` (PROTOCOL.md
     /// §5.1 explains why not `syscall` or `int 0x80`).
     pub const SYSCALL: u8 = 3;
@@ -79,8 +81,9 @@ pub mod vector {
     pub const SPURIOUS: u8 = 0xFF;
     /// The double-fault exception, which runs on IST1.
     pub const DOUBLE_FAULT: u8 = 8;
-    /// Number of entries in the kernel's vector table: 0..=32, then SPURIOUS.
-    pub const TABLE_LEN: usize = 34;
+    /// Number of entries in the kernel's vector table: 0..=32, STREAM, then
+    /// SPURIOUS.
+    pub const TABLE_LEN: usize = 35;
 }
 
 /// True if `[addr, addr + len)` is a non-empty or empty range that lies entirely in

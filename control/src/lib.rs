@@ -3,7 +3,8 @@
 //!
 //! What this crate owns: the guest memory layout constants (PROTOCOL.md §1), the
 //! boot-info block and the kernel manifest (§2), the hypercall port, numbers and
-//! mailbox (§3), the program arguments block (§4) and the error codes (§6).
+//! mailbox (§3), the program arguments block (§4), the error codes (§6) and the
+//! pipe region's stream slots and doorbells (§8).
 //!
 //! What it does not own: any I/O, any `unsafe`, the syscall ABI between the kernel
 //! and user programs (`weft-abi`), or how either side reaches guest memory.
@@ -25,9 +26,10 @@ mod codec;
 pub mod error;
 pub mod hypercall;
 pub mod layout;
+pub mod streams;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 1;
+pub const INTERFACE_VERSION: u32 = 2;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

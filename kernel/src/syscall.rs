@@ -13,9 +13,10 @@ pub extern "C" fn weft_syscall(a0: u64, a1: u64, a2: u64, _a3: u64, number: u64)
         nr::WRITE => write(a0, a1, a2),
         nr::EXIT => exit(a0),
         nr::SLEEP => {
-            apic::sleep(a0);
+            apic::block_until(Some(a0), || false);
             Ok(0)
         }
+        nr::WAIT => Ok(wait(a0, a1)),
         nr::MAP => {
             program::with_current(|p| p.map_anonymous(a0)).unwrap_or(Err(ErrorCode::BadArgument))
         }
@@ -43,6 +44,15 @@ fn write(fd: u64, addr: u64, len: u64) -> Result<u64, ErrorCode> {
     let root = program::with_current(|p| p.root).ok_or(ErrorCode::BadArgument)?;
     hypercall::console_user(stream, addr, len, root)?;
     Ok(len)
+}
+
+/// Blocks until the stream-interrupt count differs from `seen` or `timeout_ns`
+/// passes (`u64::MAX`: no limit); returns the count.
+fn wait(seen: u64, timeout_ns: u64) -> u64 {
+    let events = || apic::STREAM_EVENTS.load(core::sync::atomic::Ordering::Relaxed);
+    let limit = (timeout_ns != u64::MAX).then_some(timeout_ns);
+    apic::block_until(limit, || events() != seen);
+    events()
 }
 
 fn exit(status: u64) -> Result<u64, ErrorCode> {

@@ -16,6 +16,9 @@ use weft_control::boot::{
     BootInfo, KernelManifest, MANIFEST_MAGIC, MANIFEST_SECTION, PerCpu, region_kind,
 };
 use weft_control::layout::*;
+use weft_control::streams::{
+    DOORBELL_GPA, PIPE_REGION_GPA, PIPE_REGION_SIZE, SLOTS, USER_DOORBELLS_ADDR, USER_PIPES_ADDR,
+};
 use weft_image::elf::{self, ElfError, LoadPlan};
 use weft_image::paging::{MapError, PageFlags, map_2m};
 
@@ -174,7 +177,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         let (lo, hi) = p.page_span();
         (hi - lo) / PAGE_SIZE
     };
-    frames.reserve_page_tables(32 + gib + (image_pages(&kplan) + image_pages(&pplan)) / 256)?;
+    frames.reserve_page_tables(40 + gib + (image_pages(&kplan) + image_pages(&pplan)) / 256)?;
 
     let kernel_root = kernel_space(ram, &mut frames, spec, &kplan)?;
     let program_root = program_space(
@@ -251,10 +254,11 @@ fn kernel_space(
         executable: false,
         global: true,
     };
-    let mut phys = 0;
-    while phys < spec.mem_size {
-        map_2m(&mut PhysRam(ram), frames, root, kva(phys), phys, direct).map_err(BootError::Map)?;
-        phys += LARGE_PAGE;
+    for (start, len) in [(0, spec.mem_size), (PIPE_REGION_GPA, PIPE_REGION_SIZE)] {
+        for phys in (start..start + len).step_by(LARGE_PAGE as usize) {
+            map_2m(&mut PhysRam(ram), frames, root, kva(phys), phys, direct)
+                .map_err(BootError::Map)?;
+        }
     }
     let mut space = Space { ram, frames, root };
     space.load(spec.kernel, plan, Owner::Kernel, region_kind::KERNEL)?;
@@ -323,6 +327,14 @@ fn program_space(
     let args_phys =
         space.map_anonymous(USER_ARGS_ADDR, pages, ro, kind, "the program arguments")?;
     write(ram, args_phys, args)?;
+    // The pipe region and every slot's doorbell page (§8).
+    space.map_range(
+        USER_PIPES_ADDR,
+        PIPE_REGION_GPA,
+        PIPE_REGION_SIZE / PAGE_SIZE,
+        rw,
+    )?;
+    space.map_range(USER_DOORBELLS_ADDR, DOORBELL_GPA, SLOTS, rw)?;
     Ok(root)
 }
 

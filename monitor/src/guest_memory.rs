@@ -8,6 +8,7 @@ use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use weft_control::boot::{MAX_REGIONS, MemoryRegion, region_kind};
 use weft_control::layout::PAGE_SIZE;
+use weft_control::streams::{PIPE_REGION_GPA, PIPE_REGION_SIZE};
 use weft_image::paging::{FrameAllocator, PhysMemory};
 
 /// Guest RAM as the monitor sees it.
@@ -27,13 +28,27 @@ pub enum MemoryError {
     TooManyRegions,
 }
 
-/// Maps `size` bytes of zeroed guest RAM at guest-physical 0.
+/// Maps `size` bytes of zeroed guest RAM at guest-physical 0 and the zeroed
+/// pipe region at `PIPE_REGION_GPA` (PROTOCOL.md §1.1, §8).
 pub fn create(size: u64) -> Result<Ram, MemoryError> {
     let len = usize::try_from(size).map_err(|_| MemoryError::TooSmall {
         needed: size,
         what: "RAM",
     })?;
-    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), len)]).map_err(|e| MemoryError::Map(size, e))
+    GuestMemoryMmap::from_ranges(&[
+        (GuestAddress(0), len),
+        (GuestAddress(PIPE_REGION_GPA), PIPE_REGION_SIZE as usize),
+    ])
+    .map_err(|e| MemoryError::Map(size, e))
+}
+
+/// The host address and length of the pipe region.
+pub fn pipe_region(ram: &Ram) -> Option<(std::ptr::NonNull<u8>, usize)> {
+    let region = ram.find_region(GuestAddress(PIPE_REGION_GPA))?;
+    let host = region
+        .get_host_address(vm_memory::MemoryRegionAddress(0))
+        .ok()?;
+    Some((std::ptr::NonNull::new(host)?, region.len() as usize))
 }
 
 /// [`PhysMemory`] over guest RAM: every access is bounds-checked by vm-memory.

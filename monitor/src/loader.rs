@@ -120,17 +120,30 @@ impl Space<'_> {
         what: &'static str,
     ) -> Result<u64, LoadError> {
         let first = self.frames.alloc(pages, kind, what)?;
+        self.map_range(bottom, first, pages, flags)?;
+        Ok(first)
+    }
+
+    /// Maps `pages` pages at `vaddr` to the guest-physical range at `phys`
+    /// (which need not be RAM: the pipe region, doorbells).
+    pub fn map_range(
+        &mut self,
+        vaddr: u64,
+        phys: u64,
+        pages: u64,
+        flags: PageFlags,
+    ) -> Result<(), LoadError> {
         for i in 0..pages {
             map_4k(
                 &mut PhysRam(self.ram),
                 self.frames,
                 self.root,
-                bottom + i * PAGE_SIZE,
-                first + i * PAGE_SIZE,
+                vaddr + i * PAGE_SIZE,
+                phys + i * PAGE_SIZE,
                 flags,
             )
             .map_err(LoadError::Map)?;
         }
-        Ok(first)
+        Ok(())
     }
 }

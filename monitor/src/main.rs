@@ -4,7 +4,7 @@
 //! Module map: `cli` (command line), `programs` (bundled images), `run`
 //! (orchestration), `boot` + `loader` + `descriptors` + `guest_memory` (the
 //! boot state, built before the first guest instruction), `vm` + `cpuid`
-//! (KVM), `exit`
+//! (KVM), `relay` (the tokio thread serving the guest's streams), `exit`
 //! (the pure exit dispatcher), `symbols` + `report` (crash reports), `stats`
 //! (`--stats`), `status` (exit statuses).
 
@@ -16,6 +16,7 @@ mod exit;
 mod guest_memory;
 mod loader;
 mod programs;
+mod relay;
 mod report;
 mod run;
 mod stats;

@@ -3,6 +3,7 @@
 use crate::boot::{self, BootError, BootSpec};
 use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
 use crate::guest_memory::{self, MemoryError};
+use crate::relay::{Relay, RelayError};
 use crate::report::{self, Context};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
@@ -39,6 +40,8 @@ pub enum RunError {
     Memory(#[from] MemoryError),
     #[error(transparent)]
     Vm(#[from] VmError),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
 }
 
 impl RunError {
@@ -88,6 +91,7 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
 
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let vm_fd = vm::create(&ram)?;
+    let relay = Relay::start(&ram, &vm_fd)?;
     stats.phases.vm_created = Some(start.elapsed());
     // The vCPU is created after the boot state, but the TSC rate is the host's.
     let spec = BootSpec {
@@ -111,14 +115,13 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
         arm_watchdog(t)?;
     }
 
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
     let stop = {
         let mut cx = ExitContext {
             ram: &ram,
             mailbox: state.mailbox_phys,
-            stdout: stdout.lock(),
-            stderr: stderr.lock(),
+            // Unlocked handles: the relay thread writes the same streams.
+            stdout: std::io::stdout(),
+            stderr: std::io::stderr(),
             stats: &mut stats,
         };
         loop {
@@ -132,6 +135,7 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
         }
     };
     stats.phases.exit = Some(start.elapsed());
+    (stats.stream_bytes, stats.stream_interrupts) = relay.finish();
 
     let kernel_syms = Symbols::new("kernel", cfg.kernel);
     let program_syms = Symbols::new(cfg.program_name, cfg.program);

@@ -31,6 +31,10 @@ pub struct Stats {
     pub exits: ExitCounts,
     pub hypercalls: HypercallCounts,
     pub console_bytes: u64,
+    /// Bytes relayed from the guest's output streams.
+    pub stream_bytes: u64,
+    /// Stream interrupts raised.
+    pub stream_interrupts: u64,
     pub phases: Phases,
 }
 
@@ -110,6 +114,11 @@ impl Stats {
             h.console_write, h.exit, h.panic, h.fault, h.unknown
         );
         let _ = writeln!(out, "  console: bytes={}", self.console_bytes);
+        let _ = writeln!(
+            out,
+            "  streams: bytes_out={} interrupts={}",
+            self.stream_bytes, self.stream_interrupts
+        );
         let p = &self.phases;
         let mut phases = String::new();
         for (name, t) in [

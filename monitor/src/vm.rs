@@ -8,9 +8,14 @@ use kvm_bindings::{
     CpuId, KVM_CAP_SPLIT_IRQCHIP, Msrs, kvm_enable_cap, kvm_msr_entry, kvm_regs, kvm_segment,
     kvm_userspace_memory_region,
 };
-use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use kvm_bindings::{
+    KVM_IRQ_ROUTING_MSI, KvmIrqRouting, kvm_irq_routing_entry, kvm_irq_routing_entry__bindgen_ty_1,
+    kvm_irq_routing_msi,
+};
+use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VcpuExit, VcpuFd, VmFd};
 use thiserror::Error;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+use vmm_sys_util::eventfd::{EFD_NONBLOCK, EventFd};
 use weft_control::layout::selector;
 
 /// Failures setting up or running the VM.
@@ -78,6 +83,68 @@ pub fn create(ram: &Ram) -> Result<VmFd, VmError> {
     Ok(vm)
 }
 
+/// The GSI that carries the stream interrupt.
+const STREAM_GSI: u32 = 0;
+
+/// Routes the stream GSI as an MSI to the stream vector on CPU 0 and returns
+/// the eventfd whose every write raises it (an irqfd, §8).
+pub fn stream_interrupt(vm: &VmFd) -> Result<EventFd, VmError> {
+    let mut routing = KvmIrqRouting::new(1).map_err(|_| VmError::Kvm {
+        op: "build the interrupt routing table",
+        source: kvm_ioctls::Error::new(libc::EINVAL),
+    })?;
+    routing.as_mut_slice()[0] = kvm_irq_routing_entry {
+        gsi: STREAM_GSI,
+        type_: KVM_IRQ_ROUTING_MSI,
+        u: kvm_irq_routing_entry__bindgen_ty_1 {
+            msi: kvm_irq_routing_msi {
+                // Destination APIC 0, fixed delivery, edge-triggered.
+                address_lo: 0xFEE0_0000,
+                data: u32::from(weft_control::layout::vector::STREAM),
+                ..Default::default()
+            },
+        },
+        ..Default::default()
+    };
+    vm.set_gsi_routing(&routing)
+        .map_err(kvm("set interrupt routing"))?;
+    let fd = EventFd::new(EFD_NONBLOCK).map_err(|e| VmError::Kvm {
+        op: "create an eventfd",
+        source: e.into(),
+    })?;
+    vm.register_irqfd(&fd, STREAM_GSI)
+        .map_err(kvm("register the stream irqfd"))?;
+    Ok(fd)
+}
+
+/// Registers stream slot `slot`'s doorbell (an MMIO ioeventfd, §8) and
+/// returns its non-blocking eventfd.
+pub fn doorbell(vm: &VmFd, slot: u64) -> Result<EventFd, VmError> {
+    let addr = weft_control::streams::doorbell(slot).ok_or(VmError::Kvm {
+        op: "register a doorbell",
+        source: kvm_ioctls::Error::new(libc::EINVAL),
+    })?;
+    let fd = EventFd::new(EFD_NONBLOCK).map_err(|e| VmError::Kvm {
+        op: "create an eventfd",
+        source: e.into(),
+    })?;
+    vm.register_ioevent(&fd, &IoEventAddress::Mmio(addr), NoDatamatch)
+        .map_err(kvm("register a doorbell"))?;
+    Ok(fd)
+}
+
+/// Local APIC register offsets in `kvm_lapic_state` and the values the kernel
+/// expects at boot (PROTOCOL.md §2.4).
+const LAPIC_SVR: usize = 0xF0;
+const LAPIC_LVT_TIMER: usize = 0x320;
+const LAPIC_TIMER_DIVIDE: usize = 0x3E0;
+
+fn set_lapic_reg(state: &mut kvm_bindings::kvm_lapic_state, offset: usize, value: u32) {
+    for (i, b) in value.to_le_bytes().into_iter().enumerate() {
+        state.regs[offset + i] = b as libc::c_char;
+    }
+}
+
 /// Creates vCPU 0 with the given boot state.
 pub fn create_vcpu(vm: &VmFd, boot: &BootState) -> Result<VcpuFd, VmError> {
     let vcpu = vm.create_vcpu(0).map_err(kvm("create vCPU"))?;
@@ -137,6 +204,19 @@ pub fn create_vcpu(vm: &VmFd, boot: &BootState) -> Result<VcpuFd, VmError> {
     sregs.apic_base = APIC_BASE;
     vcpu.set_sregs(&sregs)
         .map_err(kvm("set special registers"))?;
+
+    // Software-enabled with the spurious vector, timer one-shot on its vector,
+    // divide-by-1: the kernel never configures the APIC itself.
+    let mut lapic = vcpu.get_lapic().map_err(kvm("get the local APIC"))?;
+    let svr = 0x100 | u32::from(weft_control::layout::vector::SPURIOUS);
+    set_lapic_reg(&mut lapic, LAPIC_SVR, svr);
+    set_lapic_reg(
+        &mut lapic,
+        LAPIC_LVT_TIMER,
+        u32::from(weft_control::layout::vector::TIMER),
+    );
+    set_lapic_reg(&mut lapic, LAPIC_TIMER_DIVIDE, 0b1011);
+    vcpu.set_lapic(&lapic).map_err(kvm("set the local APIC"))?;
 
     let regs = kvm_regs {
         rip: boot.entry,

@@ -218,7 +218,8 @@ fn usage_and_configuration_errors_exit_2() {
 fn stats_report_exits_hypercalls_and_phases() {
     let (code, _, err) = run(&["run", "--stats", "hello"]);
     assert_eq!(code, 0, "stderr: {err}");
-    assert!(err.contains("hypercalls: console_write=1 exit=1"), "{err}");
+    assert!(err.contains("hypercalls: console_write=0 exit=1"), "{err}");
+    assert!(err.contains("streams: bytes_out=17 "), "{err}");
     for phase in [
         "vm_created=",
         "kernel_loaded=",
@@ -269,4 +270,36 @@ unknown syscall: Err(NoSyscall)
 map zero bytes: Err(BadLength)
 ";
     assert_eq!(out, expected);
+}
+
+#[test]
+fn output_far_larger_than_a_ring_arrives_whole_and_in_order() {
+    // 4 MiB through a 64 KiB ring: the program sleeps on the stream
+    // interrupt whenever the ring is full.
+    let total = 4 << 20;
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "120",
+        "--stats",
+        &guest_program("flood"),
+        &total.to_string(),
+    ]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(err.starts_with("done\n"), "{err}");
+    assert_eq!(out.len(), total);
+    let expected: String = (0..total)
+        .map(|i| {
+            if i % 64 == 63 {
+                '\n'
+            } else {
+                b"0123456789abcdef"[i % 16] as char
+            }
+        })
+        .collect();
+    assert!(out == expected, "output differs from the pattern");
+    assert!(
+        err.contains(&format!("streams: bytes_out={} ", total + 5)),
+        "{err}"
+    );
 }

@@ -4,6 +4,7 @@
 //! to allocate; beyond that the heap grows with the `map` syscall, which hands
 //! out consecutive addresses right after it.
 
+use crate::cell::ExclusiveCell;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::null_mut;
 use linked_list_allocator::Heap;
@@ -11,44 +12,7 @@ use weft_control::layout::{USER_HEAP_BASE, USER_HEAP_INITIAL};
 
 /// Smallest growth step.
 const GROW_MIN: u64 = 64 * 1024;
-struct GrowingHeap(spin_free::Cell);
-
-mod spin_free {
-    //! Programs are single-threaded, so the heap needs exclusion only against
-    //! itself; a flag catches re-entrance instead of deadlocking.
-    use core::cell::UnsafeCell;
-    use core::sync::atomic::{AtomicBool, Ordering};
-    use linked_list_allocator::Heap;
-
-    pub struct Cell {
-        busy: AtomicBool,
-        heap: UnsafeCell<Heap>,
-    }
-
-    // SAFETY: access to `heap` is serialized by `busy` (see `with`).
-    unsafe impl Sync for Cell {}
-
-    impl Cell {
-        pub const fn new() -> Self {
-            Self {
-                busy: AtomicBool::new(false),
-                heap: UnsafeCell::new(Heap::empty()),
-            }
-        }
-
-        /// Runs `f` with exclusive access, or returns `None` if re-entered.
-        pub fn with<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
-            if self.busy.swap(true, Ordering::Acquire) {
-                return None;
-            }
-            // SAFETY: `busy` was false and is now true, so this is the only
-            // live reference until it is cleared below.
-            let r = f(unsafe { &mut *self.heap.get() });
-            self.busy.store(false, Ordering::Release);
-            Some(r)
-        }
-    }
-}
+struct GrowingHeap(ExclusiveCell<Heap>);
 
 fn grow(heap: &mut Heap, need: usize) -> bool {
     if heap.size() == 0 {
@@ -97,4 +61,4 @@ unsafe impl GlobalAlloc for GrowingHeap {
 }
 
 #[global_allocator]
-static HEAP: GrowingHeap = GrowingHeap(spin_free::Cell::new());
+static HEAP: GrowingHeap = GrowingHeap(ExclusiveCell::new(Heap::empty()));

@@ -1,10 +1,14 @@
 //! Standard output and error, and the print macros.
 //!
-//! Each `print!` formats into a small buffer and writes it with as few `write`
-//! syscalls as possible (one, unless the text is longer than the buffer).
+//! Both are streams open from boot (PROTOCOL.md §8): text goes straight into
+//! a shared ring at ring 3, and the monitor is woken only if it sleeps. Each
+//! `print!` formats into a small buffer and writes it whole.
 
-use crate::syscall;
+use crate::cell::ExclusiveCell;
+use crate::stream::{self, Writer};
 use core::fmt::{self, Write};
+use embedded_io::Write as _;
+use weft_control::streams::slot;
 
 /// Where printed text goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,17 +19,39 @@ pub enum Stream {
     Stderr,
 }
 
+static STDOUT: ExclusiveCell<Option<Writer>> = ExclusiveCell::new(None);
+static STDERR: ExclusiveCell<Option<Writer>> = ExclusiveCell::new(None);
+
+/// Why bytes could not be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// The stream is closed or broken (the monitor stopped reading it, or its
+    /// ring was found corrupt).
+    Closed,
+    /// The stream is in use further up the call stack (a print inside a
+    /// print).
+    Busy,
+}
+
 impl Stream {
-    fn fd(self) -> u64 {
+    fn cell(self) -> (&'static ExclusiveCell<Option<Writer>>, u64) {
         match self {
-            Stream::Stdout => weft_abi::FD_STDOUT,
-            Stream::Stderr => weft_abi::FD_STDERR,
+            Stream::Stdout => (&STDOUT, slot::STDOUT),
+            Stream::Stderr => (&STDERR, slot::STDERR),
         }
     }
 
-    /// Writes all of `bytes`.
-    pub fn write_all(self, bytes: &[u8]) -> Result<(), weft_abi::ErrorCode> {
-        syscall::write(self.fd(), bytes).map(drop)
+    /// Writes all of `bytes`, blocking while the ring is full.
+    pub fn write_all(self, bytes: &[u8]) -> Result<(), WriteError> {
+        let (cell, slot) = self.cell();
+        cell.with(|w| {
+            if w.is_none() {
+                *w = stream::writer(slot);
+            }
+            let w = w.as_mut().ok_or(WriteError::Closed)?;
+            w.write_all(bytes).map_err(|_| WriteError::Closed)
+        })
+        .unwrap_or(Err(WriteError::Busy))
     }
 }
 

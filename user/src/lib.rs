@@ -26,13 +26,15 @@
 extern crate alloc;
 
 mod args;
+mod cell;
 mod heap;
 mod io;
 mod rt;
+mod stream;
 pub mod syscall;
 
 pub use args::Args;
-pub use io::{_print, Stream};
+pub use io::{_print, Stream, WriteError};
 pub use rt::{exit, sleep};
 pub use weft_abi::ErrorCode;
 

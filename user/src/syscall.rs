@@ -25,12 +25,6 @@ pub unsafe fn syscall(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> Result
     decode(ret)
 }
 
-/// Writes `bytes` to standard output (`fd` 1) or standard error (2).
-pub fn write(fd: u64, bytes: &[u8]) -> Result<u64, ErrorCode> {
-    // SAFETY: the kernel only reads `bytes.len()` bytes at `bytes`.
-    unsafe { syscall(nr::WRITE, fd, bytes.as_ptr() as u64, bytes.len() as u64, 0) }
-}
-
 /// Maps `len` bytes of zeroed read/write memory; returns its address.
 pub fn map(len: u64) -> Result<u64, ErrorCode> {
     // SAFETY: no pointer arguments.

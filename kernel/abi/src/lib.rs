@@ -30,6 +30,10 @@ pub mod nr {
     /// `map(len) -> addr`: map `len` bytes (rounded up to pages) of zeroed,
     /// read/write, non-executable memory and return its address.
     pub const MAP: u64 = 4;
+    /// `wait(seen, timeout_ns) -> count`: block until the stream-interrupt count
+    /// differs from `seen` or `timeout_ns` passes (`u64::MAX`: no limit);
+    /// returns the count. Programs wait for their streams with it (§8).
+    pub const WAIT: u64 = 5;
     /// `crash(kind) -> !`: make the kernel fail on purpose; only kernels built
     /// with the `crash-test` feature define it (others return `NoSyscall`).
     pub const CRASH: u64 = 0x7F00;

@@ -91,22 +91,27 @@ global_asm!(
     "    xor ebp, ebp",
     "    call {handler}",
     "    ud2",
-    // Local APIC timer: acknowledge (x2APIC EOI), count, return.
-    "weft_timer_entry:",
+    // Local APIC interrupts: acknowledge (x2APIC EOI), count, return.
+    ".macro WEFT_COUNTING_IRQ name, counter",
+    "\\name:",
     "    push rax", "    push rcx", "    push rdx",
     "    mov ecx, 0x80B",
     "    xor eax, eax",
     "    xor edx, edx",
     "    wrmsr",
-    "    lock inc qword ptr [rip + {ticks}]",
+    "    lock inc qword ptr [rip + \\counter]",
     "    pop rdx", "    pop rcx", "    pop rax",
     "    iretq",
+    ".endm",
+    "WEFT_COUNTING_IRQ weft_timer_entry, {ticks}",
+    "WEFT_COUNTING_IRQ weft_stream_entry, {events}",
     // Spurious interrupts need no EOI.
     "weft_spurious_entry:",
     "    iretq",
     ".popsection",
     handler = sym crate::exception::weft_exception,
     ticks = sym crate::apic::TIMER_TICKS,
+    events = sym crate::apic::STREAM_EVENTS,
 );
 
 // The kernel manifest (§2.1), read by the monitor from the ELF before boot.
@@ -125,6 +130,7 @@ global_asm!(
     "    .quad weft_vector_24, weft_vector_25, weft_vector_26, weft_vector_27",
     "    .quad weft_vector_28, weft_vector_29, weft_vector_30, weft_vector_31",
     "    .quad weft_timer_entry",
+    "    .quad weft_stream_entry",
     "    .quad weft_spurious_entry",
     ".popsection",
     magic = const MANIFEST_MAGIC,

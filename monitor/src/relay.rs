@@ -1,0 +1,213 @@
+//! The stream relay (PROTOCOL.md §8): a thread running a tokio runtime that
+//! serves the guest's streams. Open from boot: the program's standard output
+//! and error, each copied from its slot's `to_monitor` ring to `weft`'s own.
+//!
+//! The guest rings a slot's doorbell (an ioeventfd, completed in the host
+//! kernel) only when the relay sleeps on that ring; the relay raises the
+//! stream interrupt (an irqfd) only when the guest sleeps waiting for space.
+//! A ring the guest corrupts ends that stream with a message; the others and
+//! the VM go on.
+
+use crate::guest_memory::{self, Ram};
+use crate::vm::{self, VmError};
+use kvm_ioctls::VmFd;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use thiserror::Error;
+use tokio::io::AsyncReadExt;
+use vmm_sys_util::eventfd::EventFd;
+use weft_control::streams::{self, RING_CAPACITY, slot};
+use weft_data_pipe::{AsyncReader, Consumer, Notify, Producer, RawRegion};
+
+/// Failures starting the relay.
+#[derive(Debug, Error)]
+pub enum RelayError {
+    /// A KVM doorbell or interrupt could not be set up.
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    /// The pipe region is missing or misplaced (a bug).
+    #[error("the pipe region is not mapped as the stream layout requires")]
+    Region,
+    /// The relay thread could not be started.
+    #[error("cannot start the stream relay: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Figures for `--stats`.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Bytes the guest wrote to its output streams.
+    pub bytes_out: AtomicU64,
+    /// Stream interrupts raised.
+    pub interrupts: AtomicU64,
+}
+
+/// The stream interrupt, counted.
+struct Interrupt {
+    fd: EventFd,
+    stats: Arc<RelayStats>,
+}
+
+impl Notify for Interrupt {
+    fn notify(&self) {
+        self.stats.interrupts.fetch_add(1, Ordering::Relaxed);
+        self.fd.notify();
+    }
+}
+
+/// A running relay.
+pub struct Relay {
+    thread: JoinHandle<()>,
+    region: RawRegion,
+    /// (slot, a duplicate of its doorbell eventfd) of each output stream.
+    outputs: Vec<(u64, EventFd)>,
+    stats: Arc<RelayStats>,
+}
+
+/// The standard streams the guest writes.
+const OUTPUTS: [u64; 2] = [slot::STDOUT, slot::STDERR];
+
+fn ring_offset(slot: u64) -> Result<usize, RelayError> {
+    streams::rings(slot)
+        .map(|r| r.to_monitor as usize)
+        .ok_or(RelayError::Region)
+}
+
+impl Relay {
+    /// Registers the doorbells and the interrupt and starts the relay thread.
+    pub fn start(ram: &Ram, vm_fd: &VmFd) -> Result<Self, RelayError> {
+        let (ptr, len) = guest_memory::pipe_region(ram).ok_or(RelayError::Region)?;
+        // SAFETY: the pipe region is a live mapping owned by `ram`'s regions,
+        // which the relay thread keeps alive (it holds a clone of `ram`) for as
+        // long as it uses the region; the monitor touches it only through
+        // `RawRegion`s. The guest may write anything there at any time: the
+        // ring code treats every value it reads as untrusted.
+        let region = unsafe { RawRegion::new(ptr, len) }.map_err(|_| RelayError::Region)?;
+        let stats = Arc::new(RelayStats::default());
+        let irq = Arc::new(Interrupt {
+            fd: vm::stream_interrupt(vm_fd)?,
+            stats: stats.clone(),
+        });
+        let mut readers = Vec::new();
+        let mut outputs = Vec::new();
+        for slot in OUTPUTS {
+            let bell = vm::doorbell(vm_fd, slot)?;
+            outputs.push((slot, bell.try_clone().map_err(RelayError::Thread)?));
+            let rx = Consumer::new(
+                region,
+                ring_offset(slot)?,
+                RING_CAPACITY as usize,
+                irq.clone(),
+            )
+            .map_err(|_| RelayError::Region)?;
+            readers.push((slot, rx, bell));
+        }
+        let ram = ram.clone();
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("weft-relay".into())
+            .spawn(move || {
+                let _keep_mapped = ram;
+                relay_outputs(readers, thread_stats);
+            })
+            .map_err(RelayError::Thread)?;
+        Ok(Self {
+            thread,
+            region,
+            outputs,
+            stats,
+        })
+    }
+
+    /// After the guest stopped: closes the guest's ends of its output rings
+    /// (it can no longer write them), lets the relay copy what is left, waits
+    /// for it and returns its figures.
+    pub fn finish(self) -> (u64, u64) {
+        for (slot, bell) in &self.outputs {
+            let tx = ring_offset(*slot).ok().and_then(|offset| {
+                Producer::new(self.region, offset, RING_CAPACITY as usize, bell).ok()
+            });
+            if let Some(mut tx) = tx {
+                tx.close();
+            }
+        }
+        let _ = self.thread.join();
+        (
+            self.stats.bytes_out.load(Ordering::Relaxed),
+            self.stats.interrupts.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The relay thread: copies every output ring to its host stream, all
+/// concurrently, until the guest's ends are closed.
+fn relay_outputs(
+    readers: Vec<(u64, Consumer<RawRegion, Arc<Interrupt>>, EventFd)>,
+    stats: Arc<RelayStats>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weft: cannot start the stream relay runtime: {e}");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let tasks: Vec<_> = readers
+            .into_iter()
+            .map(|(slot, rx, bell)| tokio::spawn(copy_output(slot, rx, bell, stats.clone())))
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}
+
+/// Copies one output ring to `weft`'s standard output or error. The host
+/// write is synchronous on the relay thread (tokio's stdout defers it to a
+/// blocking pool, which delayed output until shutdown): a slow terminal
+/// back-pressures the guest through the full ring.
+async fn copy_output(
+    slot: u64,
+    rx: Consumer<RawRegion, Arc<Interrupt>>,
+    bell: EventFd,
+    stats: Arc<RelayStats>,
+) {
+    let name = if slot == slot::STDOUT {
+        "standard output"
+    } else {
+        "standard error"
+    };
+    let mut reader = match AsyncReader::new(rx, bell) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("weft: cannot serve the guest's {name}: {e}");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; RING_CAPACITY as usize];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("weft: the guest's {name} stream was closed: {e}");
+                return;
+            }
+        };
+        stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        let written = if slot == slot::STDOUT {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&buf[..n]).and_then(|()| out.flush())
+        } else {
+            std::io::stderr().lock().write_all(&buf[..n])
+        };
+        // A closed host stream drops the output, as a closed pipe would.
+        let _ = written;
+    }
+}
