@@ -15,6 +15,7 @@ use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::error::ErrorCode;
 use weft_control::hypercall::{self, DATA_LEN, DATA_OFFSET, FaultReport, console, nr};
+use weft_control::streams;
 use weft_image::paging::{Access, translate_range};
 
 /// A VM exit, reduced to what the dispatcher needs.
@@ -66,6 +67,9 @@ pub enum Outcome {
     Continue,
     /// Stop the VM.
     Stop(Stop),
+    /// The guest rang stream slot `slot`'s doorbell (§8.2); resume after
+    /// waking that slot's task.
+    Doorbell(u64),
 }
 
 /// Ways the guest can break the protocol; each stops the VM with status 125.
@@ -92,6 +96,9 @@ pub enum Violation {
     /// An access to guest-physical memory that is not RAM.
     #[error("{} guest-physical address {addr:#x}, which is not RAM", if *write { "write to" } else { "read from" })]
     Mmio { addr: u64, write: bool },
+    /// A doorbell of a stream slot that is not open.
+    #[error("doorbell of stream slot {0}, which is not open")]
+    UnusedDoorbell(u64),
     /// Something KVM reported that the monitor does not handle.
     #[error("unexpected VM exit: {0}")]
     UnexpectedExit(&'static str),
@@ -137,7 +144,10 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
         }
         Exit::Mmio { addr, write } => {
             e.mmio += 1;
-            Outcome::Stop(Stop::Violation(Violation::Mmio { addr, write }))
+            match doorbell_slot(addr) {
+                Some(slot) if write => Outcome::Doorbell(slot),
+                _ => Outcome::Stop(Stop::Violation(Violation::Mmio { addr, write })),
+            }
         }
         Exit::Hlt => {
             e.hlt += 1;
@@ -156,6 +166,12 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
             Outcome::Stop(Stop::Violation(Violation::UnexpectedExit(name)))
         }
     }
+}
+
+/// The slot whose doorbell page holds `addr`, if any (§8.2).
+fn doorbell_slot(addr: u64) -> Option<u64> {
+    let slot = addr.checked_sub(streams::DOORBELL_GPA)? / weft_control::layout::PAGE_SIZE;
+    (slot < streams::SLOTS).then_some(slot)
 }
 
 fn read_u64(ram: &Ram, addr: u64) -> Result<u64, Violation> {

@@ -247,6 +247,29 @@ fn stray_exits_are_violations_and_halts_continue() {
             write: true
         }))
     );
+    let bell = weft_control::streams::DOORBELL_GPA;
+    assert_eq!(
+        h.run(Exit::Mmio {
+            addr: bell + 2 * 4096 + 4,
+            write: true
+        }),
+        Outcome::Doorbell(2)
+    );
+    assert!(matches!(
+        h.run(Exit::Mmio {
+            addr: bell,
+            write: false
+        }),
+        Outcome::Stop(Stop::Violation(_))
+    ));
+    let past = bell + weft_control::streams::SLOTS * 4096;
+    assert!(matches!(
+        h.run(Exit::Mmio {
+            addr: past,
+            write: true
+        }),
+        Outcome::Stop(Stop::Violation(_))
+    ));
     assert_eq!(h.run(Exit::Hlt), Outcome::Continue);
     assert_eq!(h.run(Exit::Interrupted), Outcome::Continue);
     assert_eq!(h.run(Exit::Shutdown), Outcome::Stop(Stop::TripleFault));
@@ -257,7 +280,7 @@ fn stray_exits_are_violations_and_halts_continue() {
     let e = h.stats.exits;
     assert_eq!(
         (e.io, e.mmio, e.hlt, e.interrupted, e.shutdown, e.other),
-        (4, 1, 1, 1, 1, 1)
+        (4, 4, 1, 1, 1, 1)
     );
     // A mailbox outside guest memory is a violation, not a panic.
     let mut cx = ExitContext {

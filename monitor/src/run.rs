@@ -1,7 +1,7 @@
 //! `weft run`: build the VM, boot, serve exits until the guest stops, report.
 
 use crate::boot::{self, BootError, BootSpec};
-use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
+use crate::exit::{ExitContext, Outcome, Stop, Violation, handle_exit};
 use crate::guest_memory::{self, MemoryError};
 use crate::relay::{Relay, RelayError};
 use crate::report::{self, Context};
@@ -91,7 +91,7 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
 
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let vm_fd = vm::create(&ram)?;
-    let relay = Relay::start(&ram, &vm_fd)?;
+    let mut relay = Relay::start(&ram, &vm_fd)?;
     stats.phases.vm_created = Some(start.elapsed());
     // The vCPU is created after the boot state, but the TSC rate is the host's.
     let spec = BootSpec {
@@ -129,12 +129,19 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
             if TIMED_OUT.load(Ordering::SeqCst) {
                 break Stop::Timeout;
             }
-            if let Outcome::Stop(s) = handle_exit(exit, &mut cx) {
-                break s;
+            match handle_exit(exit, &mut cx) {
+                Outcome::Continue => {}
+                Outcome::Stop(s) => break s,
+                Outcome::Doorbell(slot) => {
+                    if !relay.ring(slot, &vm_fd) {
+                        break Stop::Violation(Violation::UnusedDoorbell(slot));
+                    }
+                }
             }
         }
     };
     stats.phases.exit = Some(start.elapsed());
+    stats.doorbells = relay.forwarded();
     (stats.stream_bytes, stats.stream_interrupts) = relay.finish();
 
     let kernel_syms = Symbols::new("kernel", cfg.kernel);

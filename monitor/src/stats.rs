@@ -35,6 +35,8 @@ pub struct Stats {
     pub stream_bytes: u64,
     /// Stream interrupts raised.
     pub stream_interrupts: u64,
+    /// Doorbells that exited to the monitor (before a slot got an ioeventfd).
+    pub doorbells: u64,
     pub phases: Phases,
 }
 
@@ -116,8 +118,8 @@ impl Stats {
         let _ = writeln!(out, "  console: bytes={}", self.console_bytes);
         let _ = writeln!(
             out,
-            "  streams: bytes_out={} interrupts={}",
-            self.stream_bytes, self.stream_interrupts
+            "  streams: bytes_out={} interrupts={} doorbell_exits={}",
+            self.stream_bytes, self.stream_interrupts, self.doorbells
         );
         let p = &self.phases;
         let mut phases = String::new();

@@ -108,29 +108,29 @@ pub fn stream_interrupt(vm: &VmFd) -> Result<EventFd, VmError> {
     };
     vm.set_gsi_routing(&routing)
         .map_err(kvm("set interrupt routing"))?;
-    let fd = EventFd::new(EFD_NONBLOCK).map_err(|e| VmError::Kvm {
-        op: "create an eventfd",
-        source: e.into(),
-    })?;
+    let fd = eventfd()?;
     vm.register_irqfd(&fd, STREAM_GSI)
         .map_err(kvm("register the stream irqfd"))?;
     Ok(fd)
 }
 
-/// Registers stream slot `slot`'s doorbell (an MMIO ioeventfd, §8) and
-/// returns its non-blocking eventfd.
-pub fn doorbell(vm: &VmFd, slot: u64) -> Result<EventFd, VmError> {
+/// A non-blocking eventfd.
+pub fn eventfd() -> Result<EventFd, VmError> {
+    EventFd::new(EFD_NONBLOCK).map_err(|e| VmError::Kvm {
+        op: "create an eventfd",
+        source: e.into(),
+    })
+}
+
+/// Makes writes to stream slot `slot`'s doorbell page signal `fd` inside the
+/// host kernel (an MMIO ioeventfd, §8.2), without an exit to the monitor.
+pub fn register_doorbell(vm: &VmFd, slot: u64, fd: &EventFd) -> Result<(), VmError> {
     let addr = weft_control::streams::doorbell(slot).ok_or(VmError::Kvm {
         op: "register a doorbell",
         source: kvm_ioctls::Error::new(libc::EINVAL),
     })?;
-    let fd = EventFd::new(EFD_NONBLOCK).map_err(|e| VmError::Kvm {
-        op: "create an eventfd",
-        source: e.into(),
-    })?;
-    vm.register_ioevent(&fd, &IoEventAddress::Mmio(addr), NoDatamatch)
-        .map_err(kvm("register a doorbell"))?;
-    Ok(fd)
+    vm.register_ioevent(fd, &IoEventAddress::Mmio(addr), NoDatamatch)
+        .map_err(kvm("register a doorbell"))
 }
 
 /// Local APIC register offsets in `kvm_lapic_state` and the values the kernel
