@@ -303,3 +303,14 @@ fn output_far_larger_than_a_ring_arrives_whole_and_in_order() {
         "{err}"
     );
 }
+
+#[test]
+fn a_corrupted_output_ring_closes_that_stream_only() {
+    let (code, _out, err) = run(&["run", "--timeout", "60", &guest_program("ring-corrupt")]);
+    assert_eq!(code, 7, "stderr: {err}");
+    assert!(err.contains("standard error still works"), "{err}");
+    assert!(
+        err.contains("the guest's standard output stream was closed"),
+        "{err}"
+    );
+}

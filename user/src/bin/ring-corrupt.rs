@@ -1,0 +1,29 @@
+//! `ring-corrupt`: a hostile program for the integration tests. It writes a
+//! line to standard output, then overwrites that ring's `produced` index with
+//! an impossible value and rings the doorbell. The monitor must close that
+//! stream with a message and keep serving standard error and the exit status.
+#![no_std]
+#![no_main]
+
+use weft_control::layout::PAGE_SIZE;
+use weft_control::streams::{USER_DOORBELLS_ADDR, USER_PIPES_ADDR, rings, slot};
+use weft_user::{Args, eprintln, println};
+
+weft_user::entry!(main);
+
+fn main(_args: Args) -> i32 {
+    println!("before the corruption");
+    let Some(r) = rings(slot::STDOUT) else {
+        return 1;
+    };
+    let produced = (USER_PIPES_ADDR + r.to_monitor) as *mut u64;
+    let bell = (USER_DOORBELLS_ADDR + slot::STDOUT * PAGE_SIZE) as *mut u32;
+    // SAFETY: both pages are mapped read/write for the program (§8); writing
+    // garbage into its own ring header is the point of this test.
+    unsafe {
+        core::ptr::write_volatile(produced, u64::MAX - 7);
+        core::ptr::write_volatile(bell, 1);
+    }
+    eprintln!("standard error still works");
+    7
+}
