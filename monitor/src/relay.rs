@@ -1,6 +1,10 @@
 //! The stream relay (PROTOCOL.md §8): a thread running a tokio runtime that
 //! serves the guest's streams. Open from boot: the program's standard output
-//! and error, each copied from its slot's `to_monitor` ring to `weft`'s own.
+//! and error, each copied from its slot's `to_monitor` ring to `weft`'s own,
+//! and its standard input, copied from `weft`'s own into the stdin slot's
+//! `to_guest` ring by a thread of its own (reading a terminal blocks), started
+//! only when the program first rings the stdin doorbell (§8.1), so a program
+//! that never reads leaves `weft`'s input alone.
 //!
 //! The guest rings a slot's doorbell only when the relay sleeps on that ring;
 //! the relay raises the stream interrupt (an irqfd) only when the guest sleeps
@@ -17,7 +21,7 @@
 use crate::guest_memory::{self, Ram};
 use crate::vm::{self, VmError};
 use kvm_ioctls::VmFd;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -25,7 +29,7 @@ use thiserror::Error;
 use tokio::io::AsyncReadExt;
 use vmm_sys_util::eventfd::EventFd;
 use weft_control::streams::{self, RING_CAPACITY, slot};
-use weft_data_pipe::{AsyncReader, Consumer, Notify, Producer, RawRegion};
+use weft_data_pipe::{AsyncReader, Blocking, Consumer, Notify, Producer, RawRegion};
 
 /// Failures starting the relay.
 #[derive(Debug, Error)]
@@ -70,14 +74,16 @@ impl Notify for Interrupt {
 pub struct Relay {
     thread: JoinHandle<()>,
     region: RawRegion,
-    outputs: Vec<Output>,
+    bells: Vec<SlotBell>,
     stats: Arc<RelayStats>,
+    /// The stdin copier, until the program first asks for input.
+    stdin: Option<StdinCopier>,
 }
 
-/// One output stream's doorbell as the vCPU thread sees it.
-struct Output {
+/// One open slot's doorbell as the vCPU thread sees it.
+struct SlotBell {
     slot: u64,
-    /// A duplicate of the eventfd the relay task sleeps on.
+    /// A duplicate of the eventfd the slot's task sleeps on.
     bell: EventFd,
     /// Doorbells forwarded by the vCPU thread so far.
     forwarded: u64,
@@ -87,9 +93,11 @@ struct Output {
 const OUTPUTS: [u64; 2] = [slot::STDOUT, slot::STDERR];
 
 fn ring_offset(slot: u64) -> Result<usize, RelayError> {
-    streams::rings(slot)
-        .map(|r| r.to_monitor as usize)
-        .ok_or(RelayError::Region)
+    rings(slot).map(|r| r.to_monitor as usize)
+}
+
+fn rings(slot: u64) -> Result<streams::SlotRings, RelayError> {
+    streams::rings(slot).ok_or(RelayError::Region)
 }
 
 impl Relay {
@@ -108,10 +116,10 @@ impl Relay {
             stats: stats.clone(),
         });
         let mut readers = Vec::new();
-        let mut outputs = Vec::new();
+        let mut bells = Vec::new();
         for slot in OUTPUTS {
             let bell = vm::eventfd()?;
-            outputs.push(Output {
+            bells.push(SlotBell {
                 slot,
                 bell: bell.try_clone().map_err(RelayError::Thread)?,
                 forwarded: 0,
@@ -125,6 +133,8 @@ impl Relay {
             .map_err(|_| RelayError::Region)?;
             readers.push((slot, rx, bell));
         }
+        let (stdin, bell) = StdinCopier::new(ram, region, irq)?;
+        bells.push(bell);
         let ram = ram.clone();
         let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
@@ -137,8 +147,9 @@ impl Relay {
         Ok(Self {
             thread,
             region,
-            outputs,
+            bells,
             stats,
+            stdin: Some(stdin),
         })
     }
 
@@ -146,11 +157,17 @@ impl Relay {
     /// upgrades the slot to an ioeventfd once it is busy. Returns whether the
     /// slot is an output stream.
     pub fn ring(&mut self, slot: u64, vm_fd: &VmFd) -> bool {
-        let Some(out) = self.outputs.iter_mut().find(|o| o.slot == slot) else {
+        let Some(out) = self.bells.iter_mut().find(|o| o.slot == slot) else {
             return false;
         };
         out.bell.notify();
         out.forwarded += 1;
+        if slot == slot::STDIN
+            && let Some(copier) = self.stdin.take()
+            && let Err(e) = copier.start()
+        {
+            eprintln!("weft: {e}");
+        }
         if out.forwarded == UPGRADE_AFTER
             && let Err(e) = vm::register_doorbell(vm_fd, slot, &out.bell)
         {
@@ -161,14 +178,14 @@ impl Relay {
 
     /// Doorbells forwarded by the vCPU thread, all slots.
     pub fn forwarded(&self) -> u64 {
-        self.outputs.iter().map(|o| o.forwarded).sum()
+        self.bells.iter().map(|o| o.forwarded).sum()
     }
 
     /// After the guest stopped: closes the guest's ends of its output rings
     /// (it can no longer write them), lets the relay copy what is left, waits
     /// for it and returns its figures.
     pub fn finish(self) -> (u64, u64) {
-        for out in &self.outputs {
+        for out in self.bells.iter().filter(|b| OUTPUTS.contains(&b.slot)) {
             let tx = ring_offset(out.slot).ok().and_then(|offset| {
                 Producer::new(self.region, offset, RING_CAPACITY as usize, &out.bell).ok()
             });
@@ -181,6 +198,72 @@ impl Relay {
             self.stats.bytes_out.load(Ordering::Relaxed),
             self.stats.interrupts.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// Copies `weft`'s standard input into the stdin slot's `to_guest` ring,
+/// closing it at end-of-file, on a thread started on demand. The thread is
+/// never joined: when the guest stops it may be blocked reading a terminal,
+/// and it ends with the process.
+struct StdinCopier {
+    ram: Ram,
+    tx: Producer<RawRegion, Arc<Interrupt>>,
+    /// Blocking: the copier sleeps in `read` on it while the ring is full.
+    wait: EventFd,
+}
+
+impl StdinCopier {
+    fn new(
+        ram: &Ram,
+        region: RawRegion,
+        irq: Arc<Interrupt>,
+    ) -> Result<(Self, SlotBell), RelayError> {
+        let slot = slot::STDIN;
+        let bell = EventFd::new(0).map_err(RelayError::Thread)?;
+        let wait = bell.try_clone().map_err(RelayError::Thread)?;
+        let tx = Producer::new(
+            region,
+            rings(slot)?.to_guest as usize,
+            RING_CAPACITY as usize,
+            irq,
+        )
+        .map_err(|_| RelayError::Region)?;
+        Ok((
+            Self {
+                ram: ram.clone(),
+                tx,
+                wait,
+            },
+            SlotBell {
+                slot,
+                bell,
+                forwarded: 0,
+            },
+        ))
+    }
+
+    fn start(self) -> Result<(), RelayError> {
+        let Self { ram, tx, wait } = self;
+        std::thread::Builder::new()
+            .name("weft-stdin".into())
+            .spawn(move || {
+                let _keep_mapped = ram;
+                let mut tx = Blocking::new(tx, wait, 64);
+                let mut buf = vec![0u8; RING_CAPACITY as usize];
+                loop {
+                    match std::io::stdin().lock().read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if embedded_io::Write::write_all(&mut tx, &buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                tx.get_mut().close();
+            })
+            .map(drop)
+            .map_err(RelayError::Thread)
     }
 }
 

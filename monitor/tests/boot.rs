@@ -314,3 +314,48 @@ fn a_corrupted_output_ring_closes_that_stream_only() {
         "{err}"
     );
 }
+
+#[test]
+fn standard_input_reaches_the_program_byte_exact() {
+    use std::io::Write;
+    use std::process::Stdio;
+    // 1 MiB of varied bytes (not valid UTF-8), more than a ring holds.
+    let input: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut child = weft()
+        .args(["run", "--timeout", "120", &guest_program("stdin-copy")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weft");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeder = {
+        let input = input.clone();
+        std::thread::spawn(move || stdin.write_all(&input))
+    };
+    let out = child.wait_with_output().expect("wait for weft");
+    feeder.join().expect("feeder thread").expect("write stdin");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {err}");
+    assert!(
+        out.stdout == input,
+        "stdout differs from stdin ({} bytes)",
+        out.stdout.len()
+    );
+    assert!(
+        err.contains(&format!("copied {} bytes", input.len())),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_program_that_never_reads_leaves_stdin_alone() {
+    // `hello` never reads: weft must not consume its input.
+    let (code, out, err) = run(&["run", "hello"]);
+    assert_eq!((code, out.as_str()), (0, "Hello from Weft!\n"), "{err}");
+    let (code, _, err) = run(&["run", "--timeout", "60", &guest_program("stdin-copy")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("copied 0 bytes"), "{err}");
+}

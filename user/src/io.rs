@@ -1,13 +1,13 @@
-//! Standard output and error, and the print macros.
+//! Standard input, output and error, and the print macros.
 //!
-//! Both are streams open from boot (PROTOCOL.md §8): text goes straight into
-//! a shared ring at ring 3, and the monitor is woken only if it sleeps. Each
-//! `print!` formats into a small buffer and writes it whole.
+//! All three are streams open from boot (PROTOCOL.md §8): bytes go straight
+//! through shared rings at ring 3, and the monitor is woken only if it sleeps.
+//! Each `print!` formats into a small buffer and writes it whole.
 
 use crate::cell::ExclusiveCell;
-use crate::stream::{self, Writer};
+use crate::stream::{self, Reader, Writer};
 use core::fmt::{self, Write};
-use embedded_io::Write as _;
+use embedded_io::{Read as _, Write as _};
 use weft_control::streams::slot;
 
 /// Where printed text goes.
@@ -21,8 +21,23 @@ pub enum Stream {
 
 static STDOUT: ExclusiveCell<Option<Writer>> = ExclusiveCell::new(None);
 static STDERR: ExclusiveCell<Option<Writer>> = ExclusiveCell::new(None);
+static STDIN: ExclusiveCell<Option<Reader>> = ExclusiveCell::new(None);
 
-/// Why bytes could not be written.
+/// Reads standard input into `buf`, blocking until at least one byte is
+/// there; `Ok(0)` is end-of-file.
+pub fn read_stdin(buf: &mut [u8]) -> Result<usize, WriteError> {
+    STDIN
+        .with(|r| {
+            if r.is_none() {
+                *r = stream::reader(slot::STDIN);
+            }
+            let r = r.as_mut().ok_or(WriteError::Closed)?;
+            r.read(buf).map_err(|_| WriteError::Closed)
+        })
+        .unwrap_or(Err(WriteError::Busy))
+}
+
+/// Why bytes could not be written or read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteError {
     /// The stream is closed or broken (the monitor stopped reading it, or its

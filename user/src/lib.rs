@@ -19,6 +19,7 @@
 //! The runtime provides the entry point, the panic handler (a panic prints to
 //! standard error and exits with status 101), a heap (`alloc` works; memory comes
 //! from the kernel's `map` syscall), `print!`/`println!`/`eprint!`/`eprintln!`,
+//! [`read_stdin`],
 //! the program's arguments and [`exit`]/[`sleep`]. Every kernel call goes through
 //! the one [`syscall`] function.
 #![no_std]
@@ -34,7 +35,7 @@ mod stream;
 pub mod syscall;
 
 pub use args::Args;
-pub use io::{_print, Stream, WriteError};
+pub use io::{_print, Stream, WriteError, read_stdin};
 pub use rt::{exit, sleep};
 pub use weft_abi::ErrorCode;
 

@@ -9,7 +9,7 @@ use weft_control::layout::PAGE_SIZE;
 use weft_control::streams::{
     self, PIPE_REGION_SIZE, RING_CAPACITY, USER_DOORBELLS_ADDR, USER_PIPES_ADDR,
 };
-use weft_data_pipe::{Blocking, Notify, Producer, RawRegion, Wait};
+use weft_data_pipe::{Blocking, Consumer, Notify, Producer, RawRegion, Wait};
 
 /// Spins this many times before sleeping in the kernel.
 const MAX_SPIN: u32 = 64;
@@ -65,4 +65,24 @@ pub fn writer(slot: u64) -> Option<Writer> {
     )
     .ok()?;
     Some(Blocking::new(tx, StreamWait::default(), MAX_SPIN))
+}
+
+/// A blocking reader of slot `slot`'s `to_guest` ring.
+pub type Reader = Blocking<Consumer<RawRegion, Doorbell>, StreamWait>;
+
+/// The reader of a stream open from boot (standard input). Rings the slot's
+/// doorbell once: the monitor starts supplying input on that first ring
+/// (§8.1).
+pub fn reader(slot: u64) -> Option<Reader> {
+    let rings = streams::rings(slot)?;
+    let bell = Doorbell(USER_DOORBELLS_ADDR + slot * PAGE_SIZE);
+    bell.notify();
+    let rx = Consumer::new(
+        region()?,
+        rings.to_guest as usize,
+        RING_CAPACITY as usize,
+        bell,
+    )
+    .ok()?;
+    Some(Blocking::new(rx, StreamWait::default(), MAX_SPIN))
 }
