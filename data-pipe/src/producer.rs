@@ -5,7 +5,7 @@ use crate::chunk::Chunks;
 use crate::error::Error;
 use crate::layout::LayoutError;
 use crate::ring::{End, PRODUCER};
-use crate::wake::{NoNotify, Notify, WaitDecision, Waitable};
+use crate::wake::{NoNotify, Notify};
 
 /// The writing end of one ring (PROTOCOL.md §7.4). Non-blocking: every
 /// operation returns at once; [`Blocking`](crate::Blocking) adds waiting.
@@ -83,19 +83,7 @@ impl<M: Memory, N: Notify> Producer<M, N> {
     }
 }
 
-impl<M: Memory, N: Notify> Waitable for Producer<M, N> {
-    fn ready(&mut self) -> Result<bool, Error> {
-        ready(&mut self.end)
-    }
-
-    fn prepare_wait(&mut self) -> Result<WaitDecision, Error> {
-        self.end.prepare_wait(ready)
-    }
-
-    fn end_wait(&mut self) {
-        self.end.end_wait();
-    }
-}
+crate::wake::impl_waitable!(Producer);
 
 /// Free space, re-reading the consumer's index only if the cached value
 /// shows less than `want` bytes.

@@ -144,6 +144,28 @@ impl WakeState {
     }
 }
 
+/// Implements [`Waitable`] for a ring end type whose `end` field is its ring
+/// state and whose module has a `ready(&mut End) -> Result<bool, Error>`
+/// function saying whether an operation would now make progress.
+macro_rules! impl_waitable {
+    ($end:ident) => {
+        impl<M: Memory, N: Notify> $crate::wake::Waitable for $end<M, N> {
+            fn ready(&mut self) -> Result<bool, Error> {
+                ready(&mut self.end)
+            }
+
+            fn prepare_wait(&mut self) -> Result<$crate::wake::WaitDecision, Error> {
+                self.end.prepare_wait(ready)
+            }
+
+            fn end_wait(&mut self) {
+                self.end.end_wait();
+            }
+        }
+    };
+}
+pub(crate) use impl_waitable;
+
 #[cfg(test)]
 mod tests {
     use super::*;

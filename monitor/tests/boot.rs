@@ -92,51 +92,50 @@ fn program_fault_is_reported_with_address_and_symbols() {
     assert!(err.contains("cr2=0x000000000000dead"), "{err}");
 }
 
-#[test]
-fn kernel_panic_is_reported_with_message_and_symbolized_frames() {
+/// Boots the crash-test kernel with `crash-kernel KIND` and checks it exits
+/// 125 with every expected fragment on standard error.
+fn crash_kernel_report(kind: &str, expected: &[&str]) {
     let kernel = crash_kernel();
+    let program = guest_program("crash-kernel");
     let (code, _, err) = run(&[
         "run",
         "--timeout",
         "60",
         "--kernel",
         &kernel,
-        &guest_program("crash-kernel"),
-        "panic",
+        &program,
+        kind,
     ]);
     assert_eq!(code, 125, "stderr: {err}");
-    assert!(err.contains("guest crash: kernel panic"), "{err}");
-    assert!(
-        err.contains("crash test: the program asked the kernel to panic"),
-        "{err}"
+    for fragment in expected {
+        assert!(err.contains(fragment), "missing {fragment:?} in: {err}");
+    }
+}
+
+#[test]
+fn kernel_panic_is_reported_with_message_and_symbolized_frames() {
+    crash_kernel_report(
+        "panic",
+        &[
+            "guest crash: kernel panic",
+            "crash test: the program asked the kernel to panic",
+            "weft_kernel::syscall::crash::nested_panic",
+            "[kernel]",
+        ],
     );
-    assert!(
-        err.contains("weft_kernel::syscall::crash::nested_panic"),
-        "{err}"
-    );
-    assert!(err.contains("[kernel]"), "{err}");
 }
 
 #[test]
 fn kernel_fault_is_reported_with_registers_and_symbolized_frames() {
-    let kernel = crash_kernel();
-    let (code, _, err) = run(&[
-        "run",
-        "--timeout",
-        "60",
-        "--kernel",
-        &kernel,
-        &guest_program("crash-kernel"),
+    crash_kernel_report(
         "fault",
-    ]);
-    assert_eq!(code, 125, "stderr: {err}");
-    assert!(err.contains("kernel fault: page fault at address 0xfffffffff0000000 (read from ring 0, page not mapped)"), "{err}");
-    assert!(
-        err.contains("weft_kernel::syscall::crash::nested_fault"),
-        "{err}"
+        &[
+            "kernel fault: page fault at address 0xfffffffff0000000 (read from ring 0, page not mapped)",
+            "weft_kernel::syscall::crash::nested_fault",
+            "weft_kernel::syscall::weft_syscall",
+            "rip=",
+        ],
     );
-    assert!(err.contains("weft_kernel::syscall::weft_syscall"), "{err}");
-    assert!(err.contains("rip="), "{err}");
 }
 
 #[test]

@@ -25,21 +25,21 @@ static STDIN: ExclusiveCell<Option<Reader>> = ExclusiveCell::new(None);
 
 /// Reads standard input into `buf`, blocking until at least one byte is
 /// there; `Ok(0)` is end-of-file.
-pub fn read_stdin(buf: &mut [u8]) -> Result<usize, WriteError> {
+pub fn read_stdin(buf: &mut [u8]) -> Result<usize, StreamError> {
     STDIN
         .with(|r| {
             if r.is_none() {
                 *r = stream::reader(slot::STDIN);
             }
-            let r = r.as_mut().ok_or(WriteError::Closed)?;
-            r.read(buf).map_err(|_| WriteError::Closed)
+            let r = r.as_mut().ok_or(StreamError::Closed)?;
+            r.read(buf).map_err(|_| StreamError::Closed)
         })
-        .unwrap_or(Err(WriteError::Busy))
+        .unwrap_or(Err(StreamError::Busy))
 }
 
 /// Why bytes could not be written or read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteError {
+pub enum StreamError {
     /// The stream is closed or broken (the monitor stopped reading it, or its
     /// ring was found corrupt).
     Closed,
@@ -57,16 +57,16 @@ impl Stream {
     }
 
     /// Writes all of `bytes`, blocking while the ring is full.
-    pub fn write_all(self, bytes: &[u8]) -> Result<(), WriteError> {
+    pub fn write_all(self, bytes: &[u8]) -> Result<(), StreamError> {
         let (cell, slot) = self.cell();
         cell.with(|w| {
             if w.is_none() {
                 *w = stream::writer(slot);
             }
-            let w = w.as_mut().ok_or(WriteError::Closed)?;
-            w.write_all(bytes).map_err(|_| WriteError::Closed)
+            let w = w.as_mut().ok_or(StreamError::Closed)?;
+            w.write_all(bytes).map_err(|_| StreamError::Closed)
         })
-        .unwrap_or(Err(WriteError::Busy))
+        .unwrap_or(Err(StreamError::Busy))
     }
 }
 

@@ -35,7 +35,7 @@ mod stream;
 pub mod syscall;
 
 pub use args::Args;
-pub use io::{_print, Stream, WriteError, read_stdin};
+pub use io::{_print, Stream, StreamError, read_stdin};
 pub use rt::{exit, sleep};
 pub use weft_abi::ErrorCode;
 
