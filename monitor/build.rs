@@ -4,7 +4,20 @@
 use std::path::PathBuf;
 
 /// Bundled programs: (name, file in the guest build directory).
-const PROGRAMS: &[&str] = &["hello", "exit-code", "fault", "spin", "sleep"];
+const PROGRAMS: &[&str] = &[
+    "hello",
+    "exit-code",
+    "fault",
+    "spin",
+    "sleep",
+    "cat",
+    "ls",
+    "cp",
+    "echo-server",
+    "http-get",
+    "udp-echo",
+    "httpd",
+];
 
 fn main() {
     let manifest =

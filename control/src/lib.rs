@@ -4,7 +4,8 @@
 //! What this crate owns: the guest memory layout constants (PROTOCOL.md §1), the
 //! boot-info block and the kernel manifest (§2), the hypercall port, numbers and
 //! mailbox (§3), the program arguments block (§4), the error codes (§6) and the
-//! pipe region's stream slots and doorbells (§8).
+//! pipe region's stream slots and doorbell (§8), and the frames of the control
+//! pipe and of every stream protocol (§9–§12).
 //!
 //! What it does not own: any I/O, any `unsafe`, the syscall ABI between the kernel
 //! and user programs (`weft-abi`), or how either side reaches guest memory.
@@ -23,13 +24,17 @@
 pub mod args;
 pub mod boot;
 mod codec;
+pub mod control_pipe;
 pub mod error;
+pub mod frame;
+pub mod fs_proto;
 pub mod hypercall;
 pub mod layout;
+pub mod net_proto;
 pub mod streams;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 2;
+pub const INTERFACE_VERSION: u32 = 3;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

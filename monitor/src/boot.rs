@@ -17,7 +17,7 @@ use weft_control::boot::{
 };
 use weft_control::layout::*;
 use weft_control::streams::{
-    DOORBELL_GPA, PIPE_REGION_GPA, PIPE_REGION_SIZE, SLOTS, USER_DOORBELLS_ADDR, USER_PIPES_ADDR,
+    DOORBELL_GPA, PIPE_REGION_GPA, PIPE_REGION_SIZE, USER_DOORBELLS_ADDR, USER_PIPES_ADDR,
 };
 use weft_image::elf::{self, ElfError, LoadPlan};
 use weft_image::paging::{MapError, PageFlags, map_2m};
@@ -327,14 +327,14 @@ fn program_space(
     let args_phys =
         space.map_anonymous(USER_ARGS_ADDR, pages, ro, kind, "the program arguments")?;
     write(ram, args_phys, args)?;
-    // The pipe region and every slot's doorbell page (§8).
+    // The pipe region and the doorbell page (§8).
     space.map_range(
         USER_PIPES_ADDR,
         PIPE_REGION_GPA,
         PIPE_REGION_SIZE / PAGE_SIZE,
         rw,
     )?;
-    space.map_range(USER_DOORBELLS_ADDR, DOORBELL_GPA, SLOTS, rw)?;
+    space.map_range(USER_DOORBELLS_ADDR, DOORBELL_GPA, 1, rw)?;
     Ok(root)
 }
 

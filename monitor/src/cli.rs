@@ -69,23 +69,6 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
     }
 }
 
-impl RunArgs {
-    /// The first option given that this build does not support yet.
-    pub fn unsupported(&self) -> Option<&'static str> {
-        if self.fs_root.is_some() {
-            Some("--fs-root")
-        } else if self.read_only {
-            Some("--read-only")
-        } else if !self.listen.is_empty() {
-            Some("--listen")
-        } else if !self.connect.is_empty() {
-            Some("--connect")
-        } else {
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,7 +110,19 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");
         }
-        let r = parse(&["run", "--listen", "127.0.0.1:80", "hello"]).unwrap();
-        assert_eq!(r.unsupported(), Some("--listen"));
+        let r = parse(&[
+            "run",
+            "--listen",
+            "127.0.0.1:80",
+            "--listen",
+            "[::1]:81",
+            "--connect",
+            "10.0.0.1:443",
+            "hello",
+        ])
+        .unwrap();
+        assert_eq!(r.listen.len(), 2);
+        assert_eq!(r.connect, ["10.0.0.1:443".parse().unwrap()]);
+        assert!(parse(&["run", "--listen", "localhost", "hello"]).is_err());
     }
 }

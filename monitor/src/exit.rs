@@ -67,9 +67,9 @@ pub enum Outcome {
     Continue,
     /// Stop the VM.
     Stop(Stop),
-    /// The guest rang stream slot `slot`'s doorbell (§8.2); resume after
-    /// waking that slot's task.
-    Doorbell(u64),
+    /// The guest rang the stream doorbell (§8.2); resume after waking the
+    /// relay.
+    Doorbell,
 }
 
 /// Ways the guest can break the protocol; each stops the VM with status 125.
@@ -96,9 +96,6 @@ pub enum Violation {
     /// An access to guest-physical memory that is not RAM.
     #[error("{} guest-physical address {addr:#x}, which is not RAM", if *write { "write to" } else { "read from" })]
     Mmio { addr: u64, write: bool },
-    /// A doorbell of a stream slot that is not open.
-    #[error("doorbell of stream slot {0}, which is not open")]
-    UnusedDoorbell(u64),
     /// Something KVM reported that the monitor does not handle.
     #[error("unexpected VM exit: {0}")]
     UnexpectedExit(&'static str),
@@ -144,9 +141,10 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
         }
         Exit::Mmio { addr, write } => {
             e.mmio += 1;
-            match doorbell_slot(addr) {
-                Some(slot) if write => Outcome::Doorbell(slot),
-                _ => Outcome::Stop(Stop::Violation(Violation::Mmio { addr, write })),
+            if write && is_doorbell(addr) {
+                Outcome::Doorbell
+            } else {
+                Outcome::Stop(Stop::Violation(Violation::Mmio { addr, write }))
             }
         }
         Exit::Hlt => {
@@ -168,10 +166,10 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
     }
 }
 
-/// The slot whose doorbell page holds `addr`, if any (§8.2).
-fn doorbell_slot(addr: u64) -> Option<u64> {
-    let slot = addr.checked_sub(streams::DOORBELL_GPA)? / weft_control::layout::PAGE_SIZE;
-    (slot < streams::SLOTS).then_some(slot)
+/// Whether `addr` is in the doorbell page (§8.2).
+fn is_doorbell(addr: u64) -> bool {
+    addr.checked_sub(streams::DOORBELL_GPA)
+        .is_some_and(|off| off < weft_control::layout::PAGE_SIZE)
 }
 
 fn read_u64(ram: &Ram, addr: u64) -> Result<u64, Violation> {

@@ -4,7 +4,7 @@
 //! Module map: `cli` (command line), `programs` (bundled images), `run`
 //! (orchestration), `boot` + `loader` + `descriptors` + `guest_memory` (the
 //! boot state, built before the first guest instruction), `vm` + `cpuid`
-//! (KVM), `relay` (the tokio thread serving the guest's streams), `exit`
+//! (KVM), `streams` (the tokio thread serving the guest's streams), `exit`
 //! (the pure exit dispatcher), `symbols` + `report` (crash reports), `stats`
 //! (`--stats`), `status` (exit statuses).
 
@@ -16,11 +16,11 @@ mod exit;
 mod guest_memory;
 mod loader;
 mod programs;
-mod relay;
 mod report;
 mod run;
 mod stats;
 mod status;
+mod streams;
 mod symbols;
 mod vm;
 
@@ -37,12 +37,18 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
-    if let Some(opt) = args.unsupported() {
-        eprintln!(
-            "weft: {opt} is not supported yet: file and network streams are not part of this build"
-        );
-        return ExitStatus::Usage;
-    }
+    let policy = match streams::Policy::new(
+        args.fs_root.as_deref(),
+        args.read_only,
+        args.listen.clone(),
+        args.connect.clone(),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("weft: {e}");
+            return ExitStatus::Usage;
+        }
+    };
     let kernel = match programs::kernel(args.kernel.as_deref()) {
         Ok(k) => k,
         Err(e) => {
@@ -67,8 +73,9 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         mem_bytes: args.mem.next_multiple_of(2) << 20,
         timeout: args.timeout.map(Duration::from_secs_f64),
         stats: args.stats,
+        policy,
     };
-    match run::run(&cfg, start) {
+    match run::run(cfg, start) {
         Ok(status) => status,
         Err(e) => {
             match &e {

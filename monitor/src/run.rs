@@ -1,12 +1,12 @@
 //! `weft run`: build the VM, boot, serve exits until the guest stops, report.
 
 use crate::boot::{self, BootError, BootSpec};
-use crate::exit::{ExitContext, Outcome, Stop, Violation, handle_exit};
+use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
 use crate::guest_memory::{self, MemoryError};
-use crate::relay::{Relay, RelayError};
 use crate::report::{self, Context};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
+use crate::streams::{Policy, Relay, RelayError};
 use crate::symbols::Symbols;
 use crate::vm::{self, VmError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +29,8 @@ pub struct RunConfig<'a> {
     pub mem_bytes: u64,
     pub timeout: Option<Duration>,
     pub stats: bool,
+    /// What the guest's streams may reach.
+    pub policy: Policy,
 }
 
 /// Why `weft run` could not run the guest to an end.
@@ -50,6 +52,7 @@ impl RunError {
     pub fn status(&self) -> ExitStatus {
         match self {
             RunError::Vm(VmError::Kvm { op: "run vCPU", .. }) => ExitStatus::Crash,
+            RunError::Relay(r) if !r.is_usage_error() => ExitStatus::Crash,
             _ => ExitStatus::Usage,
         }
     }
@@ -83,7 +86,7 @@ fn arm_watchdog(timeout: Duration) -> Result<(), VmError> {
 }
 
 /// Runs the guest; returns its exit status after printing any report.
-pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
+pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let mut stats = Stats::default();
     // Validate both images before creating anything.
     boot::kernel_plan(cfg.kernel)?;
@@ -91,7 +94,7 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
 
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let vm_fd = vm::create(&ram)?;
-    let mut relay = Relay::start(&ram, &vm_fd)?;
+    let mut relay = Relay::start(&ram, &vm_fd, cfg.policy)?;
     stats.phases.vm_created = Some(start.elapsed());
     // The vCPU is created after the boot state, but the TSC rate is the host's.
     let spec = BootSpec {
@@ -132,17 +135,16 @@ pub fn run(cfg: &RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> 
             match handle_exit(exit, &mut cx) {
                 Outcome::Continue => {}
                 Outcome::Stop(s) => break s,
-                Outcome::Doorbell(slot) => {
-                    if !relay.ring(slot, &vm_fd) {
-                        break Stop::Violation(Violation::UnusedDoorbell(slot));
-                    }
-                }
+                Outcome::Doorbell => relay.ring(&vm_fd),
             }
         }
     };
     stats.phases.exit = Some(start.elapsed());
     stats.doorbells = relay.forwarded();
-    (stats.stream_bytes, stats.stream_interrupts) = relay.finish();
+    let relay_stats = relay.finish();
+    stats.stream_bytes = relay_stats.bytes_out.load(Ordering::Relaxed);
+    stats.stream_interrupts = relay_stats.interrupts.load(Ordering::Relaxed);
+    stats.streams_opened = relay_stats.opened.load(Ordering::Relaxed);
 
     let kernel_syms = Symbols::new("kernel", cfg.kernel);
     let program_syms = Symbols::new(cfg.program_name, cfg.program);

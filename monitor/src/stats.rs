@@ -35,8 +35,11 @@ pub struct Stats {
     pub stream_bytes: u64,
     /// Stream interrupts raised.
     pub stream_interrupts: u64,
-    /// Doorbells that exited to the monitor (before a slot got an ioeventfd).
+    /// Doorbells that exited to the monitor (before the doorbell became an
+    /// ioeventfd).
     pub doorbells: u64,
+    /// Stream pairs the control pipe opened.
+    pub streams_opened: u64,
     pub phases: Phases,
 }
 
@@ -118,8 +121,8 @@ impl Stats {
         let _ = writeln!(out, "  console: bytes={}", self.console_bytes);
         let _ = writeln!(
             out,
-            "  streams: bytes_out={} interrupts={} doorbell_exits={}",
-            self.stream_bytes, self.stream_interrupts, self.doorbells
+            "  streams: opened={} bytes_out={} interrupts={} doorbell_exits={}",
+            self.streams_opened, self.stream_bytes, self.stream_interrupts, self.doorbells
         );
         let p = &self.phases;
         let mut phases = String::new();

@@ -122,13 +122,10 @@ pub fn eventfd() -> Result<EventFd, VmError> {
     })
 }
 
-/// Makes writes to stream slot `slot`'s doorbell page signal `fd` inside the
-/// host kernel (an MMIO ioeventfd, §8.2), without an exit to the monitor.
-pub fn register_doorbell(vm: &VmFd, slot: u64, fd: &EventFd) -> Result<(), VmError> {
-    let addr = weft_control::streams::doorbell(slot).ok_or(VmError::Kvm {
-        op: "register a doorbell",
-        source: kvm_ioctls::Error::new(libc::EINVAL),
-    })?;
+/// Makes writes to the doorbell page signal `fd` inside the host kernel (an
+/// MMIO ioeventfd, §8.2), without an exit to the monitor.
+pub fn register_doorbell(vm: &VmFd, fd: &EventFd) -> Result<(), VmError> {
+    let addr = weft_control::streams::DOORBELL_GPA;
     vm.register_ioevent(fd, &IoEventAddress::Mmio(addr), NoDatamatch)
         .map_err(kvm("register a doorbell"))
 }

@@ -2,44 +2,10 @@
 //! binary and asserts on its exit status and output. The guest programs and
 //! the crash-test kernel are built by `make guest` (run by `make test`).
 
+mod common;
+
+use common::{crash_kernel, guest_program, run, target, weft};
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn weft() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-}
-
-fn target() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
-}
-
-/// A guest program built but not bundled (test-only).
-fn guest_program(name: &str) -> String {
-    let p = target().join("x86_64-unknown-none/release").join(name);
-    assert!(p.is_file(), "{} missing: run `make guest`", p.display());
-    p.display().to_string()
-}
-
-/// The kernel built with the `crash-test` feature.
-fn crash_kernel() -> String {
-    let p = target().join("crash-test/x86_64-unknown-none/release/weft-kernel");
-    assert!(p.is_file(), "{} missing: run `make guest`", p.display());
-    p.display().to_string()
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = weft().args(args).output().expect("spawn weft");
-    let code = status.code().expect("weft exited by a signal");
-    (
-        code,
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
 
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("weft-boot-test-{}", std::process::id()));
@@ -200,9 +166,15 @@ fn usage_and_configuration_errors_exit_2() {
     let (code, _, err) = run(&["run", "no-such-program"]);
     assert_eq!(code, 2);
     assert!(err.contains("no bundled program by that name"), "{err}");
-    let (code, _, err) = run(&["run", "--fs-root", "/tmp", "hello"]);
+    let (code, _, err) = run(&["run", "--fs-root", "/no/such/dir", "hello"]);
     assert_eq!(code, 2);
-    assert!(err.contains("--fs-root is not supported yet"), "{err}");
+    assert!(
+        err.contains("--fs-root /no/such/dir: No such file"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["run", "--fs-root", "/etc/hostname", "hello"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a directory"), "{err}");
     let (code, _, _) = run(&["run", "--mem", "1", "hello"]);
     assert_eq!(code, 2);
     let (code, _, err) = run(&["run", "--kernel", &guest_program("hello"), "hello"]);
@@ -218,7 +190,7 @@ fn stats_report_exits_hypercalls_and_phases() {
     let (code, _, err) = run(&["run", "--stats", "hello"]);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(err.contains("hypercalls: console_write=0 exit=1"), "{err}");
-    assert!(err.contains("streams: bytes_out=17 "), "{err}");
+    assert!(err.contains("streams: opened=0 bytes_out=17 "), "{err}");
     for phase in [
         "vm_created=",
         "kernel_loaded=",
@@ -297,10 +269,7 @@ fn output_far_larger_than_a_ring_arrives_whole_and_in_order() {
         })
         .collect();
     assert!(out == expected, "output differs from the pattern");
-    assert!(
-        err.contains(&format!("streams: bytes_out={} ", total + 5)),
-        "{err}"
-    );
+    assert!(err.contains(&format!("bytes_out={} ", total + 5)), "{err}");
 }
 
 #[test]

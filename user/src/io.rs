@@ -29,7 +29,7 @@ pub fn read_stdin(buf: &mut [u8]) -> Result<usize, StreamError> {
     STDIN
         .with(|r| {
             if r.is_none() {
-                *r = stream::reader(slot::STDIN);
+                *r = stream::stdin_reader();
             }
             let r = r.as_mut().ok_or(StreamError::Closed)?;
             r.read(buf).map_err(|_| StreamError::Closed)

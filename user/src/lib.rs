@@ -28,16 +28,21 @@ extern crate alloc;
 
 mod args;
 mod cell;
+mod error;
+pub mod fs;
 mod heap;
 mod io;
+pub mod net;
 mod rt;
-mod stream;
+pub mod stream;
 pub mod syscall;
 
 pub use args::Args;
+pub use error::Error;
 pub use io::{_print, Stream, StreamError, read_stdin};
 pub use rt::{exit, sleep};
 pub use weft_abi::ErrorCode;
+pub use weft_control::frame::Code;
 
 /// Declares the program's main function: `fn(Args) -> i32`, whose return value
 /// is the exit status (0..=125).

@@ -1,43 +1,87 @@
-//! The program's side of its streams (PROTOCOL.md §8): rings mapped at
-//! `USER_PIPES_ADDR`, doorbells at `USER_DOORBELLS_ADDR`, and the `wait`
-//! syscall for sleeping. Reads and writes are plain memory operations at
-//! ring 3; the kernel is entered only to sleep.
+//! The program's side of its streams (PROTOCOL.md §8–§9): rings mapped at
+//! `USER_PIPES_ADDR`, the doorbell at `USER_DOORBELLS_ADDR`, the control pipe
+//! that opens and closes stream pairs, and the `wait` syscall for sleeping.
+//! Reads, writes and doorbells are plain memory operations at ring 3; the
+//! kernel is entered only to sleep.
+//!
+//! A [`Stream`] is one open stream pair: whole frames with [`Stream::send`]
+//! and [`Stream::recv`], raw bytes with the `embedded-io` traits, and
+//! [`poll`] to wait for any of several streams.
 
+use crate::cell::ExclusiveCell;
+use crate::error::Error;
 use crate::syscall;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use embedded_io::{ErrorType, Read, Write};
 use weft_abi::nr;
-use weft_control::layout::PAGE_SIZE;
+use weft_control::control_pipe::{self, Reply, Request};
+use weft_control::frame::{self, Code, ErrorBody, HEADER, Header, kind};
 use weft_control::streams::{
-    self, PIPE_REGION_SIZE, RING_CAPACITY, USER_DOORBELLS_ADDR, USER_PIPES_ADDR,
+    self, PIPE_REGION_SIZE, RING_CAPACITY, USER_DOORBELLS_ADDR, USER_PIPES_ADDR, bell, slot,
 };
-use weft_data_pipe::{Blocking, Consumer, Notify, Producer, RawRegion, Wait};
+use weft_data_pipe::{
+    Blocking, Consumer, Memory, Notify, Producer, RawRegion, Wait, WaitDecision, Waitable,
+};
 
 /// Spins this many times before sleeping in the kernel.
 const MAX_SPIN: u32 = 64;
 
-/// Rings a slot's doorbell: one write to its page, which the host kernel
-/// turns into a wake-up of the monitor's task (no exit to the monitor).
-pub struct Doorbell(u64);
+/// The stream-interrupt count the last `wait` syscall returned. Read before
+/// a ring end announces it will sleep, so an interrupt raised after that
+/// announcement makes the next `wait` return at once (§8.4).
+static SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Sleeps until the stream-interrupt count moves past [`SEEN`] or
+/// `timeout_ns` passes (`u64::MAX`: no limit). Returns whether it moved.
+fn wait_interrupt(seen: u64, timeout_ns: u64) -> bool {
+    // SAFETY: no pointer arguments.
+    match unsafe { syscall::syscall(nr::WAIT, seen, timeout_ns, 0, 0) } {
+        Ok(count) => {
+            SEEN.store(count, Ordering::Relaxed);
+            count != seen
+        }
+        Err(_) => true,
+    }
+}
+
+/// Tells the monitor that a slot's end changed: sets the slot's pending bit
+/// in the bell page and, if it was clear, writes the doorbell (§8.2).
+pub struct Doorbell {
+    word: u64,
+    mask: u64,
+}
+
+impl Doorbell {
+    /// The doorbell of `slot` for `reason` (`bell::DATA` or `bell::SPACE`).
+    pub fn new(slot: u64, reason: u64) -> Self {
+        let (word, mask) = bell::bit(slot, reason);
+        Self { word, mask }
+    }
+}
 
 impl Notify for Doorbell {
     fn notify(&self) {
-        // SAFETY: the monitor maps every slot's doorbell page read/write at
-        // USER_DOORBELLS_ADDR (§8); a write there has no effect on memory.
-        unsafe { core::ptr::write_volatile(self.0 as *mut u32, 1) };
+        // SAFETY: the monitor maps the pipe region read/write at
+        // USER_PIPES_ADDR for the program's lifetime (§8), `word` is an
+        // 8-aligned offset inside its bell page, which the runtime accesses
+        // only atomically; the monitor swaps it concurrently.
+        let pending = unsafe { AtomicU64::from_ptr((USER_PIPES_ADDR + self.word) as *mut u64) };
+        if pending.fetch_or(self.mask, Ordering::SeqCst) & self.mask == 0 {
+            // SAFETY: the doorbell page is mapped read/write at
+            // USER_DOORBELLS_ADDR (§8); a write there has no effect on memory.
+            unsafe { core::ptr::write_volatile(USER_DOORBELLS_ADDR as *mut u32, 1) };
+        }
     }
 }
 
 /// Sleeps in the kernel until the next stream interrupt.
 #[derive(Default)]
-pub struct StreamWait {
-    seen: u64,
-}
+pub struct StreamWait;
 
 impl Wait for StreamWait {
     fn wait(&mut self) {
-        // SAFETY: no pointer arguments.
-        if let Ok(count) = unsafe { syscall::syscall(nr::WAIT, self.seen, u64::MAX, 0, 0) } {
-            self.seen = count;
-        }
+        wait_interrupt(SEEN.load(Ordering::Relaxed), u64::MAX);
     }
 }
 
@@ -46,43 +90,339 @@ fn region() -> Option<RawRegion> {
     let ptr = core::ptr::NonNull::new(USER_PIPES_ADDR as *mut u8)?;
     // SAFETY: the monitor maps the whole pipe region read/write at
     // USER_PIPES_ADDR for the program's lifetime (§8), and the runtime reaches
-    // it only through ring ends.
+    // its rings only through ring ends.
     unsafe { RawRegion::new(ptr, PIPE_REGION_SIZE as usize) }.ok()
 }
 
-/// A blocking writer into slot `slot`'s `to_monitor` ring.
+/// A blocking writer into a slot's `to_monitor` ring.
 pub type Writer = Blocking<Producer<RawRegion, Doorbell>, StreamWait>;
+/// A blocking reader of a slot's `to_guest` ring.
+pub type Reader = Blocking<Consumer<RawRegion, Doorbell>, StreamWait>;
 
-/// The writer of a stream open from boot (standard output or error).
+/// The writer of slot `slot`'s `to_monitor` ring.
 pub fn writer(slot: u64) -> Option<Writer> {
     let rings = streams::rings(slot)?;
-    let bell = Doorbell(USER_DOORBELLS_ADDR + slot * PAGE_SIZE);
     let tx = Producer::new(
         region()?,
         rings.to_monitor as usize,
         RING_CAPACITY as usize,
-        bell,
+        Doorbell::new(slot, bell::DATA),
     )
     .ok()?;
-    Some(Blocking::new(tx, StreamWait::default(), MAX_SPIN))
+    Some(Blocking::new(tx, StreamWait, MAX_SPIN))
 }
 
-/// A blocking reader of slot `slot`'s `to_guest` ring.
-pub type Reader = Blocking<Consumer<RawRegion, Doorbell>, StreamWait>;
-
-/// The reader of a stream open from boot (standard input). Rings the slot's
-/// doorbell once: the monitor starts supplying input on that first ring
-/// (§8.1).
+/// The reader of slot `slot`'s `to_guest` ring.
 pub fn reader(slot: u64) -> Option<Reader> {
     let rings = streams::rings(slot)?;
-    let bell = Doorbell(USER_DOORBELLS_ADDR + slot * PAGE_SIZE);
-    bell.notify();
     let rx = Consumer::new(
         region()?,
         rings.to_guest as usize,
         RING_CAPACITY as usize,
-        bell,
+        Doorbell::new(slot, bell::SPACE),
     )
     .ok()?;
-    Some(Blocking::new(rx, StreamWait::default(), MAX_SPIN))
+    Some(Blocking::new(rx, StreamWait, MAX_SPIN))
+}
+
+/// The reader of standard input: rings the slot once, which asks the
+/// monitor to start supplying input (§8.1).
+pub fn stdin_reader() -> Option<Reader> {
+    Doorbell::new(slot::STDIN, bell::SPACE).notify();
+    reader(slot::STDIN)
+}
+
+/// The control pipe's client: one request at a time (programs are
+/// single-threaded), matched to its reply by id.
+struct Control {
+    tx: Writer,
+    rx: Reader,
+    next_request: u32,
+}
+
+static CONTROL: ExclusiveCell<Option<Control>> = ExclusiveCell::new(None);
+
+fn control<R>(f: impl FnOnce(&mut Control) -> Result<R, Error>) -> Result<R, Error> {
+    CONTROL
+        .with(|c| {
+            if c.is_none() {
+                *c = Some(Control {
+                    tx: writer(slot::CONTROL).ok_or(Error::from_code(Code::Closed))?,
+                    rx: reader(slot::CONTROL).ok_or(Error::from_code(Code::Closed))?,
+                    next_request: 1,
+                });
+            }
+            match c.as_mut() {
+                Some(c) => f(c),
+                None => Err(Error::from_code(Code::Closed)),
+            }
+        })
+        .unwrap_or(Err(Error::new(Code::Invalid, "control pipe re-entered")))
+}
+
+impl Control {
+    fn call(&mut self, make: impl FnOnce(u32) -> Request) -> Result<Reply, Error> {
+        let id = self.next_request;
+        self.next_request = id.wrapping_add(1);
+        let mut buf = [0u8; control_pipe::MAX_FRAME];
+        let n = make(id).encode(&mut buf);
+        self.tx.write_all(&buf[..n]).map_err(Error::ring)?;
+        let mut body = [0u8; control_pipe::MAX_FRAME];
+        let header = read_header(&mut self.rx)?;
+        if header.len as usize > body.len() {
+            return Err(Error::new(Code::Protocol, "control reply too long"));
+        }
+        let body = &mut body[..header.len as usize];
+        self.rx.read_exact(body).map_err(Error::read_exact)?;
+        let reply = Reply::decode(header, body).map_err(Error::wire)?;
+        if reply.request() != id {
+            return Err(Error::new(
+                Code::Protocol,
+                "control reply for another request",
+            ));
+        }
+        Ok(reply)
+    }
+}
+
+fn read_header(rx: &mut Reader) -> Result<Header, Error> {
+    let mut raw = [0u8; HEADER];
+    rx.read_exact(&mut raw).map_err(Error::read_exact)?;
+    Header::decode(&raw).map_err(Error::wire)
+}
+
+/// What a stream waits for in [`poll`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Data (or end of stream) to read.
+    Read,
+    /// Space to write.
+    Write,
+}
+
+/// One open stream pair (PROTOCOL.md §9). Dropping it closes the pair
+/// through the control pipe.
+pub struct Stream {
+    slot: u64,
+    rx: Reader,
+    tx: Writer,
+    status: usize,
+}
+
+impl Stream {
+    /// Opens a stream pair through the control pipe.
+    pub fn open() -> Result<Self, Error> {
+        let reply = control(|c| c.call(|request| Request::Open { request }))?;
+        match reply {
+            Reply::Opened { slot, rings, .. } => {
+                let slot = u64::from(slot);
+                let closed = || Error::from_code(Code::Closed);
+                Ok(Self {
+                    slot,
+                    rx: reader(slot).ok_or_else(closed)?,
+                    tx: writer(slot).ok_or_else(closed)?,
+                    status: rings.status as usize,
+                })
+            }
+            Reply::Refused { code, .. } => Err(Error::new(
+                code,
+                "the control pipe refused to open a stream",
+            )),
+            Reply::Closed { .. } => Err(Error::new(
+                Code::Protocol,
+                "control pipe answered open with closed",
+            )),
+        }
+    }
+
+    /// Opens a stream pair and sends the first frame of protocol `kind`
+    /// (the version, then `params`); returns the stream and the monitor's
+    /// reply to it, or the error it sent.
+    pub fn connect(kind: u16, params: &[u8], reply: &mut Vec<u8>) -> Result<(Self, u16), Error> {
+        let mut s = Self::open()?;
+        let mut first = Vec::new();
+        first.resize(HEADER + 4 + params.len(), 0);
+        let mut e = frame::Encoder::new(&mut first, kind);
+        e.u32(frame::VERSION).bytes(params);
+        let n = e
+            .finish()
+            .ok_or(Error::new(Code::TooLarge, "first frame too long"))?;
+        s.send(&first[..n])?;
+        let k = s.recv(reply)?;
+        Ok((s, k))
+    }
+
+    /// The stream's slot (its id).
+    pub fn slot(&self) -> u64 {
+        self.slot
+    }
+
+    /// Writes one whole frame (blocking while the ring is full).
+    pub fn send(&mut self, frame: &[u8]) -> Result<(), Error> {
+        self.tx.write_all(frame).map_err(|e| self.ended(e))
+    }
+
+    /// Reads one whole frame's body into `body` and returns its kind. An
+    /// error frame becomes `Err` with its code and message; the end of the
+    /// stream becomes `Err` with the stream's status code (or
+    /// [`Code::Closed`]).
+    pub fn recv(&mut self, body: &mut Vec<u8>) -> Result<u16, Error> {
+        let header = read_header(&mut self.rx).map_err(|e| self.status_or(e))?;
+        body.clear();
+        body.resize(header.len as usize, 0);
+        self.rx
+            .read_exact(body)
+            .map_err(|e| self.status_or(Error::read_exact(e)))?;
+        if header.kind == kind::ERROR {
+            let e = ErrorBody::decode(body).map_err(Error::wire)?;
+            return Err(Error::new(e.code, e.message));
+        }
+        Ok(header.kind)
+    }
+
+    /// Sends a frame and reads the reply's body into `body`.
+    pub fn call(&mut self, frame: &[u8], body: &mut Vec<u8>) -> Result<u16, Error> {
+        self.send(frame)?;
+        self.recv(body)
+    }
+
+    /// The stream's status word (§8.3): why the monitor ended it, if it did.
+    pub fn status(&self) -> Option<Code> {
+        let r = region()?;
+        Code::from_u32(r.load_u32(self.status, Ordering::Acquire))
+    }
+
+    /// Closes the writing direction: the monitor reads end of stream after
+    /// the bytes already written.
+    pub fn close_write(&mut self) {
+        self.tx.get_mut().close();
+    }
+
+    /// Reads what is there without blocking: `Ok(None)` if nothing yet,
+    /// `Ok(Some(0))` at the end of the stream.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+        match self.rx.get_mut().read(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(weft_data_pipe::Error::WouldBlock) => Ok(None),
+            Err(e) => Err(self.ended(e)),
+        }
+    }
+
+    /// Writes what fits without blocking (`Ok(0)` if the ring is full).
+    pub fn try_write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        match self.tx.get_mut().write(buf) {
+            Ok(n) => Ok(n),
+            Err(weft_data_pipe::Error::WouldBlock) => Ok(0),
+            Err(e) => Err(self.ended(e)),
+        }
+    }
+
+    /// The error for a ring operation that failed: the status word's code
+    /// if the monitor ended the stream, else what the ring said.
+    fn ended(&self, e: weft_data_pipe::Error) -> Error {
+        self.status_or(Error::ring(e))
+    }
+
+    fn status_or(&self, e: Error) -> Error {
+        match self.status() {
+            Some(code) => Error::new(code, "the monitor ended the stream"),
+            None => e,
+        }
+    }
+
+    fn ready(&mut self, interest: Interest) -> bool {
+        match interest {
+            Interest::Read => self.rx.get_mut().ready().unwrap_or(true),
+            Interest::Write => self.tx.get_mut().ready().unwrap_or(true),
+        }
+    }
+
+    fn prepare_wait(&mut self, interest: Interest) -> bool {
+        let decision = match interest {
+            Interest::Read => self.rx.get_mut().prepare_wait(),
+            Interest::Write => self.tx.get_mut().prepare_wait(),
+        };
+        decision != Ok(WaitDecision::Sleep)
+    }
+
+    fn end_wait(&mut self) {
+        self.rx.get_mut().end_wait();
+        self.tx.get_mut().end_wait();
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.tx.get_mut().close();
+        let slot = self.slot as u32;
+        let _ = control(|c| c.call(|request| Request::Close { request, slot }));
+    }
+}
+
+impl ErrorType for Stream {
+    type Error = Error;
+}
+
+impl Read for Stream {
+    /// Raw bytes (TCP connections): blocks until at least one byte, `Ok(0)`
+    /// at a clean end of stream.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        match self.rx.read(buf) {
+            Ok(0) => match self.status() {
+                Some(code) => Err(Error::new(code, "the monitor ended the stream")),
+                None => Ok(0),
+            },
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.ended(e)),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Error> {
+        self.tx.write(buf).map_err(|e| self.ended(e))
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Blocks until at least one of `streams` is ready for its interest (or
+/// ended), or `timeout_ns` passes (`None`: no limit). Returns the indices
+/// ready, as a bit per entry in the result's order (at most 64 entries are
+/// considered).
+pub fn poll(streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) -> u64 {
+    let len = streams.len().min(64);
+    let streams = &mut streams[..len];
+    let ready = |streams: &mut [(&mut Stream, Interest)]| {
+        let mut bits = 0u64;
+        for (n, (s, i)) in streams.iter_mut().enumerate() {
+            if s.ready(*i) {
+                bits |= 1 << n;
+            }
+        }
+        bits
+    };
+    loop {
+        for _ in 0..MAX_SPIN {
+            let r = ready(streams);
+            if r != 0 {
+                return r;
+            }
+            core::hint::spin_loop();
+        }
+        let seen = SEEN.load(Ordering::Relaxed);
+        let mut woke = false;
+        for (s, i) in streams.iter_mut() {
+            woke |= s.prepare_wait(*i);
+        }
+        let moved = woke || wait_interrupt(seen, timeout_ns.unwrap_or(u64::MAX));
+        for (s, _) in streams.iter_mut() {
+            s.end_wait();
+        }
+        if !moved {
+            return ready(streams);
+        }
+    }
 }

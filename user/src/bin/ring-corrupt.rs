@@ -5,8 +5,9 @@
 #![no_std]
 #![no_main]
 
-use weft_control::layout::PAGE_SIZE;
-use weft_control::streams::{USER_DOORBELLS_ADDR, USER_PIPES_ADDR, rings, slot};
+use weft_control::streams::{USER_PIPES_ADDR, bell, rings, slot};
+use weft_data_pipe::Notify;
+use weft_user::stream::Doorbell;
 use weft_user::{Args, eprintln, println};
 
 weft_user::entry!(main);
@@ -17,13 +18,10 @@ fn main(_args: Args) -> i32 {
         return 1;
     };
     let produced = (USER_PIPES_ADDR + r.to_monitor) as *mut u64;
-    let bell = (USER_DOORBELLS_ADDR + slot::STDOUT * PAGE_SIZE) as *mut u32;
-    // SAFETY: both pages are mapped read/write for the program (§8); writing
-    // garbage into its own ring header is the point of this test.
-    unsafe {
-        core::ptr::write_volatile(produced, u64::MAX - 7);
-        core::ptr::write_volatile(bell, 1);
-    }
+    // SAFETY: the pipe region is mapped read/write for the program (§8);
+    // writing garbage into its own ring header is the point of this test.
+    unsafe { core::ptr::write_volatile(produced, u64::MAX - 7) };
+    Doorbell::new(slot::STDOUT, bell::DATA).notify();
     eprintln!("standard error still works");
     7
 }

@@ -1,0 +1,1 @@
+//! The file-system protocols (PROTOCOL.md §10).

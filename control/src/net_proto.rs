@@ -1,0 +1,1 @@
+//! The TCP and UDP protocols (PROTOCOL.md §11, §12).

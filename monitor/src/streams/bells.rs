@@ -1,0 +1,123 @@
+//! Guest→monitor signals (PROTOCOL.md §8.2): the bell page's pending bits and
+//! the one doorbell, turned into wake-ups of each slot's tasks.
+//!
+//! The guest sets slot `s`'s bit for a reason (data or space) and writes the
+//! doorbell only if the bit was clear, so a burst of signals costs one
+//! doorbell. The doorbell signals one eventfd (an ioeventfd once busy, a
+//! forwarded exit before). [`ring_bells`] drains that eventfd, takes every
+//! pending word with an atomic swap, and signals the eventfd of each slot
+//! end named: the same object a `Consumer`/`Producer` task sleeps on.
+
+use super::Shared;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use vmm_sys_util::eventfd::EventFd;
+use weft_control::streams::{SLOTS, bell};
+use weft_data_pipe::Notify;
+
+/// The pending words at the start of the pipe region.
+pub struct BellPage {
+    base: NonNull<u8>,
+}
+
+// SAFETY: `BellPage` only performs atomic operations on guest-shared words
+// (see `new`); atomics may be used from any thread.
+unsafe impl Send for BellPage {}
+
+impl BellPage {
+    /// # Safety
+    ///
+    /// `base` must be the 8-aligned start of the pipe region, valid for
+    /// reads and writes of `bell::WORDS * 8` bytes for as long as the value
+    /// lives, and this process must access those bytes only through a
+    /// `BellPage`.
+    pub unsafe fn new(base: NonNull<u8>) -> Self {
+        Self { base }
+    }
+
+    /// Takes (and clears) pending word `i`.
+    fn take(&self, i: u64) -> u64 {
+        if i >= bell::WORDS {
+            return 0;
+        }
+        // SAFETY: `i < WORDS`, so the word lies inside the bell page, which
+        // `new`'s contract makes valid, 8-aligned and accessed by this
+        // process only atomically. The guest writes it concurrently, which
+        // is what the atomic is for.
+        let word = unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(8 * i as usize).cast()) };
+        word.swap(0, Ordering::AcqRel)
+    }
+}
+
+/// The eventfds one open slot's tasks sleep on.
+pub struct SlotWake {
+    /// Signalled when the guest published into (or closed) `to_monitor`.
+    pub data: EventFd,
+    /// Signalled when the guest freed space in (or closed) `to_guest`.
+    pub space: EventFd,
+}
+
+impl SlotWake {
+    /// Wake-up objects with the given eventfd flags: `EFD_NONBLOCK` for
+    /// tasks of the runtime, 0 for a thread that sleeps in `read`.
+    pub fn new(flags: i32) -> std::io::Result<Self> {
+        Ok(Self {
+            data: EventFd::new(flags)?,
+            space: EventFd::new(flags)?,
+        })
+    }
+}
+
+/// Serves the doorbell until the runtime stops: every pending bit wakes its
+/// slot's end. The first space signal on the stdin slot starts the stdin
+/// copier (§8.1).
+pub async fn ring_bells(doorbell: EventFd, page: BellPage, shared: Arc<Shared>) {
+    // SAFETY: `EventFd` owns its descriptor (it closes it on drop) and
+    // `as_raw_fd` always returns that same descriptor, which therefore stays
+    // open and unchanged for as long as the `AsyncFd` owns the `EventFd`.
+    let fd = match unsafe { AsyncFd::register_with_interest(doorbell, Interest::READABLE) } {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("weft: cannot serve the stream doorbell: {e}");
+            return;
+        }
+    };
+    loop {
+        let Ok(mut guard) = fd.readable().await else {
+            return;
+        };
+        // Drain the counter; an empty counter clears the readiness.
+        let _ = guard.try_io(|f| f.get_ref().read());
+        for word in 0..bell::WORDS {
+            let mut bits = page.take(word);
+            while bits != 0 {
+                let n = word * 64 + u64::from(bits.trailing_zeros());
+                bits &= bits - 1;
+                let (slot, reason) = (n / 2, n % 2);
+                if slot < SLOTS {
+                    shared.wake(slot, reason);
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Wakes the task sleeping on `slot`'s end named by `reason`, if open.
+    pub(super) fn wake(&self, slot: u64, reason: u64) {
+        if slot == weft_control::streams::slot::STDIN && reason == bell::SPACE {
+            self.start_stdin();
+        }
+        let wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some(w)) = wakes.get(slot as usize) {
+            if reason == bell::DATA {
+                w.data.notify();
+            } else {
+                w.space.notify();
+            }
+        }
+    }
+}

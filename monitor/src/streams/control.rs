@@ -1,0 +1,129 @@
+//! The control pipe (slot 0, PROTOCOL.md §9.1): opens and closes stream
+//! pairs, nothing else.
+//!
+//! `OPEN` takes the lowest free slot, zeroes its rings and status word, starts
+//! its task (which waits for the first frame) and replies with where the
+//! rings are. `CLOSE` stops the slot's task, waits until it is gone (so no
+//! monitor code touches the slot any more), and replies with the stream's
+//! final status; only then may the slot be handed out again. A control frame
+//! that breaks the protocol closes the control pipe: the guest can open no
+//! more streams, the open ones go on.
+
+use super::bells::SlotWake;
+use super::framed::{Failure, StreamIo, reset_slot};
+use super::{RelayError, Shared, dispatch};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::task::JoinHandle;
+use weft_control::control_pipe::{MAX_FRAME, Reply, Request};
+use weft_control::frame::Code;
+use weft_control::streams::{RING_CAPACITY, SLOTS, rings, slot};
+use weft_data_pipe::Memory;
+
+/// The control pipe before its task starts.
+pub struct ControlPipe {
+    wake: Arc<SlotWake>,
+}
+
+/// The tasks of the slots the control pipe opened, by slot.
+struct Slots {
+    tasks: Vec<Option<JoinHandle<()>>>,
+}
+
+impl ControlPipe {
+    pub fn new(_shared: &Shared, wake: Arc<SlotWake>) -> Result<Self, RelayError> {
+        // Slot 0's rings are zero from boot (fresh guest memory).
+        Ok(Self { wake })
+    }
+
+    /// Serves control requests until the guest closes the pipe or breaks
+    /// its protocol.
+    pub async fn serve(self, shared: Arc<Shared>) {
+        let mut io = match StreamIo::attach(&shared, slot::CONTROL, &self.wake) {
+            Ok(io) => io,
+            Err(e) => {
+                eprintln!("weft: cannot serve the control pipe: {e}");
+                return;
+            }
+        };
+        let mut slots = Slots {
+            tasks: (0..SLOTS).map(|_| None).collect(),
+        };
+        let mut body = Vec::new();
+        let mut out = [0u8; MAX_FRAME];
+        loop {
+            let request = match io.read_frame(&mut body).await {
+                Ok(Some(h)) => Request::decode(h, &body)
+                    .map_err(|e| Failure::protocol(format!("control pipe: {e}"))),
+                Ok(None) => return,
+                Err(f) => Err(f),
+            };
+            let reply = match request {
+                Ok(Request::Open { request }) => slots.open(request, &shared),
+                Ok(Request::Close { request, slot }) => slots.close(request, slot, &shared).await,
+                Err(f) => return io.fail(f).await,
+            };
+            let n = reply.encode(&mut out);
+            if io.write_frame(&out[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Slots {
+    fn open(&mut self, request: u32, shared: &Arc<Shared>) -> Reply {
+        let refused = |code| Reply::Refused { request, code };
+        let Some(slot) = (slot::FIRST_DYNAMIC..SLOTS).find(|&s| self.tasks[s as usize].is_none())
+        else {
+            return refused(Code::NoSlots);
+        };
+        let Some(r) = rings(slot) else {
+            return refused(Code::NoSlots);
+        };
+        reset_slot(&shared.region, r);
+        let io = shared
+            .open_wakes(slot, libc::EFD_NONBLOCK)
+            .and_then(|wake| StreamIo::attach(shared, slot, &wake));
+        let io = match io {
+            Ok(io) => io,
+            Err(e) => {
+                eprintln!("weft: cannot open stream slot {slot}: {e}");
+                shared.close_wakes(slot);
+                return refused(Code::Io);
+            }
+        };
+        self.tasks[slot as usize] = Some(tokio::spawn(dispatch::serve(io, shared.clone())));
+        shared.stats.opened.fetch_add(1, Ordering::Relaxed);
+        Reply::Opened {
+            request,
+            slot: slot as u32,
+            rings: r,
+            capacity: RING_CAPACITY as u32,
+        }
+    }
+
+    async fn close(&mut self, request: u32, slot: u32, shared: &Shared) -> Reply {
+        let task = self
+            .tasks
+            .get_mut(slot as usize)
+            .filter(|_| u64::from(slot) >= slot::FIRST_DYNAMIC)
+            .and_then(Option::take);
+        let (Some(task), Some(r)) = (task, rings(slot.into())) else {
+            return Reply::Refused {
+                request,
+                code: Code::BadSlot,
+            };
+        };
+        task.abort();
+        // Cancelled or finished: either way no monitor code holds the slot.
+        let _ = task.await;
+        shared.close_wakes(slot.into());
+        let status = shared.region.load_u32(r.status as usize, Ordering::Acquire);
+        Reply::Closed {
+            request,
+            slot,
+            status,
+        }
+    }
+}

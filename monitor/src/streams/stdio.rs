@@ -1,0 +1,136 @@
+//! The program's standard streams (PROTOCOL.md §8.1): output and error,
+//! copied from their slots' `to_monitor` rings to `weft`'s own, and input,
+//! copied from `weft`'s own into the stdin slot's `to_guest` ring by a thread
+//! of its own (reading a terminal blocks), started only when the program
+//! first rings the stdin slot, so a program that never reads leaves `weft`'s
+//! input alone.
+
+use super::bells::SlotWake;
+use super::{RelayError, Rx, Shared, Tx, rings};
+use crate::guest_memory::Ram;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::io::AsyncReadExt;
+use vmm_sys_util::eventfd::EventFd;
+use weft_control::streams::{RING_CAPACITY, slot};
+use weft_data_pipe::{AsyncReader, Blocking, Consumer, Producer};
+
+/// An output stream of the program (standard output or error).
+pub struct Output {
+    slot: u64,
+    rx: Rx,
+    wake: EventFd,
+}
+
+impl Output {
+    pub fn new(shared: &Shared, slot: u64, wake: Arc<SlotWake>) -> Result<Self, RelayError> {
+        let rx = Consumer::new(
+            shared.region,
+            rings(slot)?.to_monitor as usize,
+            RING_CAPACITY as usize,
+            shared.irq.clone(),
+        )
+        .map_err(|_| RelayError::Region)?;
+        Ok(Self {
+            slot,
+            rx,
+            wake: wake.data.try_clone().map_err(RelayError::Thread)?,
+        })
+    }
+
+    /// Copies the ring to `weft`'s standard output or error until the guest
+    /// closes it. The host write is synchronous on the relay thread (tokio's
+    /// stdout defers it to a blocking pool, which delayed output until
+    /// shutdown): a slow terminal back-pressures the guest through the full
+    /// ring.
+    pub async fn copy(self, shared: Arc<Shared>) {
+        let name = if self.slot == slot::STDOUT {
+            "standard output"
+        } else {
+            "standard error"
+        };
+        let mut reader = match AsyncReader::new(self.rx, self.wake) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("weft: cannot serve the guest's {name}: {e}");
+                return;
+            }
+        };
+        let mut buf = vec![0u8; RING_CAPACITY as usize];
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("weft: the guest's {name} stream was closed: {e}");
+                    return;
+                }
+            };
+            shared
+                .stats
+                .bytes_out
+                .fetch_add(n as u64, Ordering::Relaxed);
+            let written = if self.slot == slot::STDOUT {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&buf[..n]).and_then(|()| out.flush())
+            } else {
+                std::io::stderr().lock().write_all(&buf[..n])
+            };
+            // A closed host stream drops the output, as a closed pipe would.
+            let _ = written;
+        }
+    }
+}
+
+/// Copies `weft`'s standard input into the stdin slot's `to_guest` ring,
+/// closing it at end-of-file, on a thread started on demand. The thread is
+/// never joined: when the guest stops it may be blocked reading a terminal,
+/// and it ends with the process.
+pub struct StdinCopier {
+    ram: Ram,
+    tx: Tx,
+    /// Blocking: the copier sleeps in `read` on it while the ring is full.
+    wait: EventFd,
+}
+
+impl StdinCopier {
+    pub fn new(ram: &Ram, shared: &Shared, wake: &SlotWake) -> Result<Self, RelayError> {
+        let tx = Producer::new(
+            shared.region,
+            rings(slot::STDIN)?.to_guest as usize,
+            RING_CAPACITY as usize,
+            shared.irq.clone(),
+        )
+        .map_err(|_| RelayError::Region)?;
+        Ok(Self {
+            ram: ram.clone(),
+            tx,
+            wait: wake.space.try_clone().map_err(RelayError::Thread)?,
+        })
+    }
+
+    pub fn start(self) -> Result<(), RelayError> {
+        let Self { ram, tx, wait } = self;
+        std::thread::Builder::new()
+            .name("weft-stdin".into())
+            .spawn(move || {
+                let _keep_mapped = ram;
+                let mut tx = Blocking::new(tx, wait, 64);
+                let mut buf = vec![0u8; RING_CAPACITY as usize];
+                loop {
+                    match std::io::stdin().lock().read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if embedded_io::Write::write_all(&mut tx, &buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                tx.get_mut().close();
+            })
+            .map(drop)
+            .map_err(RelayError::Thread)
+    }
+}

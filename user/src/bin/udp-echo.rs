@@ -1,0 +1,12 @@
+//! `udp-echo`: placeholder until its protocol library exists.
+#![no_std]
+#![no_main]
+
+use weft_user::{Args, eprintln};
+
+weft_user::entry!(main);
+
+fn main(_args: Args) -> i32 {
+    eprintln!("udp-echo: not built yet");
+    1
+}

@@ -1,0 +1,95 @@
+//! The error of every stream operation: a [`Code`] (PROTOCOL.md §9.4) and a
+//! message naming what was wrong.
+
+use alloc::string::{String, ToString};
+use core::fmt;
+use embedded_io::{ErrorKind, ReadExactError};
+use weft_control::frame::{Code, WireError};
+
+/// Why a stream operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    code: Code,
+    message: String,
+}
+
+impl Error {
+    /// An error with `code` and a message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An error with `code` and its description as the message.
+    pub fn from_code(code: Code) -> Self {
+        Self::new(code, code.description())
+    }
+
+    /// What failed.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The detail: from the monitor's error frame, or the runtime's.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// A ring operation failed.
+    pub(crate) fn ring(e: weft_data_pipe::Error) -> Self {
+        let code = match e {
+            weft_data_pipe::Error::Corrupt => Code::Protocol,
+            _ => Code::Closed,
+        };
+        Self::new(code, e.to_string())
+    }
+
+    /// A `read_exact` on a ring failed.
+    pub(crate) fn read_exact(e: ReadExactError<weft_data_pipe::Error>) -> Self {
+        match e {
+            ReadExactError::UnexpectedEof => Self::new(Code::Closed, "the stream ended"),
+            ReadExactError::Other(e) => Self::ring(e),
+        }
+    }
+
+    /// A frame from the monitor did not decode.
+    pub(crate) fn wire(e: WireError) -> Self {
+        Self::new(Code::Protocol, e.to_string())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message == self.code.description() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.code, self.message)
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl embedded_io::Error for Error {
+    fn kind(&self) -> ErrorKind {
+        match self.code {
+            Code::NotFound => ErrorKind::NotFound,
+            Code::PermissionDenied | Code::NotAllowed | Code::Escape | Code::ReadOnly => {
+                ErrorKind::PermissionDenied
+            }
+            Code::Exists => ErrorKind::AlreadyExists,
+            Code::ConnectionRefused => ErrorKind::ConnectionRefused,
+            Code::ConnectionReset => ErrorKind::ConnectionReset,
+            Code::AddressInUse => ErrorKind::AddrInUse,
+            Code::TimedOut => ErrorKind::TimedOut,
+            Code::Invalid => ErrorKind::InvalidInput,
+            Code::Protocol => ErrorKind::InvalidData,
+            Code::Closed => ErrorKind::BrokenPipe,
+            Code::Unsupported => ErrorKind::Unsupported,
+            Code::NoSlots | Code::TooLarge => ErrorKind::OutOfMemory,
+            _ => ErrorKind::Other,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Files and directories under the file-system root (PROTOCOL.md §10).

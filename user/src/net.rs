@@ -1,0 +1,1 @@
+//! TCP and UDP sockets (PROTOCOL.md §11, §12).
