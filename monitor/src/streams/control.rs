@@ -10,7 +10,7 @@
 //! more streams, the open ones go on.
 
 use super::bells::SlotWake;
-use super::framed::{Failure, StreamIo, reset_slot};
+use super::framed::{Failure, Status, StreamIo, reset_slot};
 use super::{RelayError, Shared, dispatch};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,7 +18,6 @@ use tokio::task::JoinHandle;
 use weft_control::control_pipe::{MAX_FRAME, Reply, Request};
 use weft_control::frame::Code;
 use weft_control::streams::{RING_CAPACITY, SLOTS, rings, slot};
-use weft_data_pipe::Memory;
 
 /// The control pipe before its task starts.
 pub struct ControlPipe {
@@ -119,7 +118,7 @@ impl Slots {
         // Cancelled or finished: either way no monitor code holds the slot.
         let _ = task.await;
         shared.close_wakes(slot.into());
-        let status = shared.region.load_u32(r.status as usize, Ordering::Acquire);
+        let status = Status::of(shared.region, r).get();
         Reply::Closed {
             request,
             slot,
