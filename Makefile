@@ -40,6 +40,7 @@ test: build
 
 bench: build
 	$(CARGO) bench -p weft-monitor --bench boot
+	$(CARGO) bench -p weft-monitor --bench streams
 	$(CARGO) bench -p weft-data-pipe --bench ring
 	@echo "results: target/bench/results.json, target/bench/report.md"
 

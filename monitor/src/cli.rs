@@ -9,7 +9,9 @@ use std::path::PathBuf;
 ///
 /// Exit status: the program's own (0-125); 2 for a usage or configuration
 /// error; 124 when --timeout expired; 125 when the guest crashed (kernel
-/// panic, fault, triple fault, protocol violation), with a report on stderr.
+/// panic, fault, triple fault, protocol violation), with a report on stderr;
+/// 128+N when stopped by signal N (SIGINT, SIGTERM), after the guest's
+/// output and --stats.
 #[derive(Debug, Parser)]
 #[command(name = "weft", version)]
 pub struct Cli {

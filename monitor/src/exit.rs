@@ -58,6 +58,8 @@ pub enum Stop {
     Violation(Violation),
     /// `--timeout` expired.
     Timeout,
+    /// `weft` was asked to stop by this signal (SIGINT, SIGTERM).
+    Signal(i32),
 }
 
 /// What the dispatcher decided.

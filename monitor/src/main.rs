@@ -20,6 +20,7 @@ mod report;
 mod run;
 mod stats;
 mod status;
+mod stopper;
 mod streams;
 mod symbols;
 mod vm;

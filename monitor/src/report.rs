@@ -24,6 +24,10 @@ pub fn report(stop: &Stop, cx: &Context<'_>) -> (ExitStatus, String) {
     let status = match stop {
         Stop::Exited(s) => return (ExitStatus::Program(*s), out),
         Stop::Timeout => return (ExitStatus::Timeout, out),
+        Stop::Signal(sig) => {
+            let _ = writeln!(out, "weft: stopped by signal {sig}");
+            return (ExitStatus::Signal(*sig as u8), out);
+        }
         Stop::Panic {
             message,
             rip,

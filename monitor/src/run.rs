@@ -6,10 +6,11 @@ use crate::guest_memory::{self, MemoryError};
 use crate::report::{self, Context};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
+use crate::stopper::{self, StopRequest};
 use crate::streams::{Policy, Relay, RelayError};
 use crate::symbols::Symbols;
 use crate::vm::{self, VmError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
@@ -58,33 +59,6 @@ impl RunError {
     }
 }
 
-static TIMED_OUT: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
-
-/// After `timeout`, interrupts `KVM_RUN` on this thread (repeatedly, so a
-/// signal that lands just before the ioctl is not lost).
-fn arm_watchdog(timeout: Duration) -> Result<(), VmError> {
-    let sig = vmm_sys_util::signal::SIGRTMIN();
-    vmm_sys_util::signal::register_signal_handler(sig, on_kick).map_err(|e| VmError::Kvm {
-        op: "install the timeout signal handler",
-        source: kvm_ioctls::Error::new(e.errno()),
-    })?;
-    // SAFETY: pthread_self has no preconditions.
-    let target = unsafe { libc::pthread_self() };
-    std::thread::spawn(move || {
-        std::thread::sleep(timeout);
-        TIMED_OUT.store(true, Ordering::SeqCst);
-        loop {
-            // SAFETY: `target` is the vCPU thread, which is the main thread and
-            // outlives this one (the process exits when it returns).
-            unsafe { libc::pthread_kill(target, sig) };
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
-    Ok(())
-}
-
 /// Runs the guest; returns its exit status after printing any report.
 pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let mut stats = Stats::default();
@@ -114,9 +88,10 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     )
     .map_err(|_| BootError::Write(state.boot_info_phys))?;
     stats.phases.kernel_loaded = Some(start.elapsed());
-    if let Some(t) = cfg.timeout {
-        arm_watchdog(t)?;
-    }
+    stopper::arm(cfg.timeout).map_err(|e| VmError::Kvm {
+        op: "install the stop signal handlers",
+        source: kvm_ioctls::Error::new(e.raw_os_error().unwrap_or(libc::EINVAL)),
+    })?;
 
     let stop = {
         let mut cx = ExitContext {
@@ -129,8 +104,10 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         };
         loop {
             let exit = vm::run(&mut vcpu)?;
-            if TIMED_OUT.load(Ordering::SeqCst) {
-                break Stop::Timeout;
+            match stopper::requested() {
+                Some(StopRequest::Timeout) => break Stop::Timeout,
+                Some(StopRequest::Signal(sig)) => break Stop::Signal(sig),
+                None => {}
             }
             match handle_exit(exit, &mut cx) {
                 Outcome::Continue => {}
@@ -145,6 +122,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     stats.stream_bytes = relay_stats.bytes_out.load(Ordering::Relaxed);
     stats.stream_interrupts = relay_stats.interrupts.load(Ordering::Relaxed);
     stats.streams_opened = relay_stats.opened.load(Ordering::Relaxed);
+    stats.stream_doorbells = relay_stats.doorbells.load(Ordering::Relaxed);
 
     let kernel_syms = Symbols::new("kernel", cfg.kernel);
     let program_syms = Symbols::new(cfg.program_name, cfg.program);

@@ -40,6 +40,8 @@ pub struct Stats {
     pub doorbells: u64,
     /// Stream pairs the control pipe opened.
     pub streams_opened: u64,
+    /// Doorbells rung, all ways.
+    pub stream_doorbells: u64,
     pub phases: Phases,
 }
 
@@ -121,8 +123,12 @@ impl Stats {
         let _ = writeln!(out, "  console: bytes={}", self.console_bytes);
         let _ = writeln!(
             out,
-            "  streams: opened={} bytes_out={} interrupts={} doorbell_exits={}",
-            self.streams_opened, self.stream_bytes, self.stream_interrupts, self.doorbells
+            "  streams: opened={} bytes_out={} doorbells={} doorbell_exits={} interrupts={}",
+            self.streams_opened,
+            self.stream_bytes,
+            self.stream_doorbells,
+            self.doorbells,
+            self.stream_interrupts
         );
         let p = &self.phases;
         let mut phases = String::new();

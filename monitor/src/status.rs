@@ -11,6 +11,8 @@ pub enum ExitStatus {
     Timeout,
     /// The guest crashed: kernel panic, fault, triple fault or protocol violation.
     Crash,
+    /// `weft` was stopped by this signal (SIGINT, SIGTERM): 128 + its number.
+    Signal(u8),
 }
 
 impl ExitStatus {
@@ -21,6 +23,7 @@ impl ExitStatus {
             ExitStatus::Usage => 2,
             ExitStatus::Timeout => 124,
             ExitStatus::Crash => 125,
+            ExitStatus::Signal(sig) => 128u8.saturating_add(sig),
         }
     }
 }

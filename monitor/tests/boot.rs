@@ -327,3 +327,25 @@ fn a_program_that_never_reads_leaves_stdin_alone() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("copied 0 bytes"), "{err}");
 }
+
+#[test]
+fn sigint_stops_the_guest_with_its_report_and_status_130() {
+    let child = weft()
+        .args(["run", "--stats", "--timeout", "60", "spin"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn weft");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait for weft");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("weft: stopped by signal 2"), "{err}");
+    assert!(err.contains("weft: stats"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "spinning\n");
+}

@@ -89,8 +89,11 @@ pub async fn ring_bells(doorbell: EventFd, page: BellPage, shared: Arc<Shared>) 
         let Ok(mut guard) = fd.readable().await else {
             return;
         };
-        // Drain the counter; an empty counter clears the readiness.
-        let _ = guard.try_io(|f| f.get_ref().read());
+        // Drain the counter (the number of doorbells since the last drain);
+        // an empty counter clears the readiness.
+        if let Ok(Ok(rung)) = guard.try_io(|f| f.get_ref().read()) {
+            shared.stats.doorbells.fetch_add(rung, Ordering::Relaxed);
+        }
         for word in 0..bell::WORDS {
             let mut bits = page.take(word);
             while bits != 0 {

@@ -128,6 +128,8 @@ pub struct RelayStats {
     pub interrupts: AtomicU64,
     /// Stream pairs the control pipe opened.
     pub opened: AtomicU64,
+    /// Doorbells the guest rang (forwarded or through the ioeventfd).
+    pub doorbells: AtomicU64,
 }
 
 /// The stream interrupt, counted.

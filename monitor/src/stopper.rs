@@ -1,0 +1,102 @@
+//! Stopping a running guest from outside: `--timeout`, or SIGINT/SIGTERM (a
+//! server program is stopped with Ctrl-C and still gets its report and
+//! `--stats`).
+//!
+//! The vCPU thread (the main thread) sits in `KVM_RUN`; the only way to make
+//! it return is a signal to that thread. A stopper thread waits for the
+//! deadline or for a stop signal (the handler writes an eventfd, which is
+//! async-signal-safe), records why, and then kicks the vCPU thread with
+//! SIGRTMIN every 5 ms, so a kick that lands just before `KVM_RUN` is not
+//! lost. The run loop asks [`requested`] after every exit.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+use vmm_sys_util::eventfd::EventFd;
+
+/// Why the guest must stop: 0 nothing yet, -1 the timeout, else the signal.
+static REQUEST: AtomicI32 = AtomicI32::new(0);
+/// The eventfd the stop-signal handler writes (-1 before `arm`).
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+
+/// A request from outside to stop the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopRequest {
+    /// `--timeout` expired.
+    Timeout,
+    /// `weft` received this signal (SIGINT or SIGTERM).
+    Signal(i32),
+}
+
+/// The pending stop request, if any.
+pub fn requested() -> Option<StopRequest> {
+    match REQUEST.load(Ordering::SeqCst) {
+        0 => None,
+        -1 => Some(StopRequest::Timeout),
+        sig => Some(StopRequest::Signal(sig)),
+    }
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+extern "C" fn on_stop(sig: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let _ = REQUEST.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    let fd = WAKE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: `write` is async-signal-safe; `fd` is the stopper's
+        // eventfd, which stays open for the life of the process (`arm` leaks
+        // it), and `one` is a valid 8-byte buffer.
+        unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
+    }
+}
+
+/// Installs the handlers and starts the stopper thread for the calling
+/// thread, which must be the one that runs the vCPU for the rest of the
+/// process.
+pub fn arm(timeout: Option<Duration>) -> std::io::Result<()> {
+    let wake = EventFd::new(0)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&wake);
+    let kick = vmm_sys_util::signal::SIGRTMIN();
+    let install = |sig, handler| {
+        vmm_sys_util::signal::register_signal_handler(sig, handler)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    };
+    install(kick, on_kick)?;
+    WAKE.store(fd, Ordering::SeqCst);
+    install(libc::SIGINT, on_stop)?;
+    install(libc::SIGTERM, on_stop)?;
+    // SAFETY: pthread_self has no preconditions.
+    let target = unsafe { libc::pthread_self() };
+    std::thread::Builder::new()
+        .name("weft-stopper".into())
+        .spawn(move || {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+            let ready = loop {
+                // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+                let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+                // Interrupted by an unrelated signal: wait on (the deadline
+                // restarts, erring on the late side).
+                if r >= 0 || REQUEST.load(Ordering::SeqCst) != 0 {
+                    break r;
+                }
+            };
+            if ready == 0 {
+                let _ = REQUEST.compare_exchange(0, -1, Ordering::SeqCst, Ordering::SeqCst);
+            }
+            // The handler may have run on another thread: kick until the
+            // process ends.
+            let _keep_open = wake;
+            loop {
+                // SAFETY: `target` is the vCPU thread, the main thread, which
+                // outlives this one (the process exits when it returns).
+                unsafe { libc::pthread_kill(target, kick) };
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! Integration tests of the control pipe and first frames (PROTOCOL.md §9):
+//! real KVM guests that open, misuse and close streams.
+
+mod common;
+
+use common::{guest_program, run};
+
+#[test]
+fn control_pipe_opens_closes_and_refuses_cleanly() {
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "60",
+        "--stats",
+        &guest_program("stream-check"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("unknown kind: Some(Protocol)\n"), "{out}");
+    assert!(
+        out.contains("bad version: Some(Version) status Some(Version)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("file without root: Some(Unsupported)\n"),
+        "{out}"
+    );
+    // Slots 4..120 are handed out; one more is refused.
+    assert!(
+        out.contains("opened 116 then: no free stream slot"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reopened slot Some(4) (first was Some(4))"),
+        "{out}"
+    );
+    assert!(
+        err.contains("protocol violation: first frame kind 0x0777 names no protocol"),
+        "{err}"
+    );
+    assert!(err.contains("streams: opened=120 "), "{err}");
+}
