@@ -161,7 +161,7 @@ fn file_read(dir: &Path) -> (Vec<f64>, Vec<f64>, Signals) {
         cmd.args(["--fs-root", &dir.display().to_string(), "cat", "/big"]);
         cmd
     };
-    let mut native_cmd = || {
+    let native_cmd = || {
         let mut c = Command::new("cat");
         c.arg(&big);
         c

@@ -39,3 +39,27 @@ fn control_pipe_opens_closes_and_refuses_cleanly() {
     );
     assert!(err.contains("streams: opened=120 "), "{err}");
 }
+
+#[test]
+fn hostile_frames_and_indices_end_only_their_stream() {
+    let (code, out, err) = run(&["run", "--timeout", "60", &guest_program("stream-hostile")]);
+    assert_eq!(code, 0, "{out}{err}");
+    for attack in ["flags", "oversized", "noise", "truncated"] {
+        assert!(
+            out.contains(&format!(
+                "{attack}: sent true, answer Some(Protocol), status Some(Protocol)\n"
+            )),
+            "{attack}: {out}"
+        );
+    }
+    assert!(
+        out.contains("corrupt index: answer Some(Protocol), status Some(Protocol)\n"),
+        "{out}"
+    );
+    assert!(out.contains("control pipe still opens: 3\n"), "{out}");
+    assert!(
+        err.contains("frame body of 4294967295 bytes is too long"),
+        "{err}"
+    );
+    assert!(err.contains("ring peer violated the protocol"), "{err}");
+}

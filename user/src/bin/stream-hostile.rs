@@ -1,0 +1,78 @@
+//! `stream-hostile`: a hostile program for the integration tests. On fresh
+//! streams it writes a header with non-zero flags, a header announcing a
+//! 4 GiB body, a frame of random bytes, a first frame cut short, and a
+//! corrupt ring index; each must end only that stream, with status
+//! `Protocol`. It prints one line per attack, then proves the control pipe
+//! and standard output still work.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec;
+use alloc::vec::Vec;
+use weft_control::streams::{USER_PIPES_ADDR, bell, rings};
+use weft_data_pipe::Notify;
+use weft_user::stream::{Doorbell, Stream};
+use weft_user::{Args, println};
+
+weft_user::entry!(main);
+
+/// Sends `bytes` on a fresh stream, closes its writing side, and reports how
+/// the monitor answered.
+fn attack(name: &str, bytes: &[u8]) {
+    let Ok(mut s) = Stream::open() else {
+        println!("{name}: cannot open a stream");
+        return;
+    };
+    let sent = s.send(bytes);
+    s.close_write();
+    let mut reply = Vec::new();
+    let answer = s.recv(&mut reply).err().map(|e| e.code());
+    println!(
+        "{name}: sent {:?}, answer {answer:?}, status {:?}",
+        sent.is_ok(),
+        s.status()
+    );
+}
+
+fn main(_args: Args) -> i32 {
+    attack("flags", &[4, 0, 0, 0, 0x00, 0x01, 0xAA, 0xBB, 1, 0, 0, 0]);
+    attack("oversized", &[0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x01, 0, 0]);
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let noise: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    attack("noise", &noise);
+    attack("truncated", &[64, 0, 0, 0, 0x00, 0x01, 0, 0, 1, 0]);
+
+    // A ring index no honest producer could write.
+    match Stream::open() {
+        Ok(s) => {
+            if let Some(r) = rings(s.slot()) {
+                let produced = (USER_PIPES_ADDR + r.to_monitor) as *mut u64;
+                // SAFETY: the pipe region is mapped read/write for the
+                // program (§8); corrupting its own ring is the point.
+                unsafe { core::ptr::write_volatile(produced, u64::MAX - 3) };
+                Doorbell::new(s.slot(), bell::DATA).notify();
+            }
+            let mut s = s;
+            let mut reply = vec![];
+            let answer = s.recv(&mut reply).err().map(|e| e.code());
+            println!("corrupt index: answer {answer:?}, status {:?}", s.status());
+        }
+        Err(e) => println!("corrupt index: cannot open a stream: {e}"),
+    }
+
+    let again: Vec<u64> = (0..3)
+        .filter_map(|_| Stream::open().ok())
+        .map(|s| s.slot())
+        .collect();
+    println!("control pipe still opens: {}", again.len());
+    0
+}
