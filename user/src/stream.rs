@@ -24,8 +24,12 @@ use weft_data_pipe::{
     Blocking, Consumer, Memory, Notify, Producer, RawRegion, Wait, WaitDecision, Waitable,
 };
 
-/// Spins this many times before sleeping in the kernel.
-const MAX_SPIN: u32 = 64;
+/// Polls a ring this many times (tens of microseconds here) before sleeping
+/// in the kernel. Sleeping costs a `wait` syscall and an interrupt, both
+/// emulated ring-0 work on nested KVM (~100 µs); the monitor usually answers
+/// a request within ~50 µs. Measured with 240 open/close round trips: 64
+/// polls → 240 interrupts, 37 ms; 8192 polls → 2 interrupts, 16 ms.
+const MAX_SPIN: u32 = 8192;
 
 /// The stream-interrupt count the last `wait` syscall returned. Read before
 /// a ring end announces it will sleep, so an interrupt raised after that
@@ -404,8 +408,9 @@ pub fn poll(streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) ->
         }
         bits
     };
+    let rounds = (MAX_SPIN as usize / len.max(1)).max(16);
     loop {
-        for _ in 0..MAX_SPIN {
+        for _ in 0..rounds {
             let r = ready(streams);
             if r != 0 {
                 return r;
