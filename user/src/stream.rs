@@ -267,17 +267,35 @@ impl Stream {
     /// stream becomes `Err` with the stream's status code (or
     /// [`Code::Closed`]).
     pub fn recv(&mut self, body: &mut Vec<u8>) -> Result<u16, Error> {
-        let header = read_header(&mut self.rx).map_err(|e| self.status_or(e))?;
+        let header = self.recv_header()?;
         body.clear();
         body.resize(header.len as usize, 0);
-        self.rx
-            .read_exact(body)
-            .map_err(|e| self.status_or(Error::read_exact(e)))?;
+        self.recv_body(body)?;
+        Ok(header.kind)
+    }
+
+    /// Reads the next frame's header, leaving its body in the ring for
+    /// [`Stream::recv_body`] (which lets a caller read a body straight into
+    /// its own buffer). An error frame is read whole and becomes `Err`.
+    pub fn recv_header(&mut self) -> Result<Header, Error> {
+        let header = read_header(&mut self.rx).map_err(|e| self.status_or(e))?;
         if header.kind == kind::ERROR {
+            let mut body = [0u8; 4 + frame::MAX_MESSAGE];
+            let body = body
+                .get_mut(..header.len as usize)
+                .ok_or(Error::new(Code::Protocol, "error frame too long"))?;
+            self.recv_body(body)?;
             let e = ErrorBody::decode(body).map_err(Error::wire)?;
             return Err(Error::new(e.code, e.message));
         }
-        Ok(header.kind)
+        Ok(header)
+    }
+
+    /// Reads exactly `body.len()` bytes of the current frame's body.
+    pub fn recv_body(&mut self, body: &mut [u8]) -> Result<(), Error> {
+        self.rx
+            .read_exact(body)
+            .map_err(|e| self.status_or(Error::read_exact(e)))
     }
 
     /// Sends a frame and reads the reply's body into `body`.
