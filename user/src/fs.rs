@@ -264,7 +264,12 @@ impl Read for File {
         loop {
             if self.left > 0 {
                 let n = buf.len().min(self.left);
-                self.stream.recv_body(&mut buf[..n])?;
+                // What is there already (at least a byte): the rest of a
+                // long reply may still be on its way.
+                let n = self.stream.read(&mut buf[..n])?;
+                if n == 0 {
+                    return Err(Error::new(Code::Closed, "the stream ended inside a reply"));
+                }
                 self.left -= n;
                 if self.left == 0 && self.read_ahead {
                     self.fill()?;

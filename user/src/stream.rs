@@ -27,6 +27,13 @@ use weft_data_pipe::{
 /// Spins this many times before sleeping in the kernel.
 const MAX_SPIN: u32 = 64;
 
+/// The most a blocking ring end spins before sleeping (the budget adapts,
+/// see `weft_data_pipe::Blocking`). A sleep costs a trip through emulated
+/// ring 0 and an interrupt, tens of microseconds; a peer that answers
+/// within that time is cheaper to poll for (measured: reading a 100 MiB
+/// file went from 1500 sleeps to none, and twice as fast).
+const BLOCKING_SPIN: u32 = 1 << 14;
+
 /// The stream-interrupt count the last `wait` syscall returned. Read before
 /// a ring end announces it will sleep, so an interrupt raised after that
 /// announcement makes the next `wait` return at once (§8.4).
@@ -109,7 +116,7 @@ pub fn writer(slot: u64) -> Option<Writer> {
         Doorbell::new(slot, bell::DATA),
     )
     .ok()?;
-    Some(Blocking::new(tx, StreamWait, MAX_SPIN))
+    Some(Blocking::new(tx, StreamWait, BLOCKING_SPIN))
 }
 
 /// The reader of slot `slot`'s `to_guest` ring.
@@ -122,7 +129,7 @@ pub fn reader(slot: u64) -> Option<Reader> {
         Doorbell::new(slot, bell::SPACE),
     )
     .ok()?;
-    Some(Blocking::new(rx, StreamWait, MAX_SPIN))
+    Some(Blocking::new(rx, StreamWait, BLOCKING_SPIN))
 }
 
 /// The reader of standard input: rings the slot once, which asks the
