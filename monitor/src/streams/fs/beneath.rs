@@ -1,0 +1,207 @@
+//! Guest paths resolved beneath the file-system root (PROTOCOL.md §10.1).
+//!
+//! The guest sees `--fs-root` as `/`. Every lookup starts at the root's open
+//! directory and goes through `openat2(2)` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_MAGICLINKS`: the kernel refuses (`EXDEV`) any resolution that
+//! leaves the root — `..` above it, an absolute path or symlink, a symlink
+//! whose target lies outside — and `/proc`-style magic links, atomically,
+//! with no window for a concurrent rename to exploit. Operations on a path's
+//! last component (`mkdirat`, `unlinkat`, `renameat`) open its parent this
+//! way and name the component relative to it, never following it.
+//!
+//! This module holds the file system's only `unsafe`: the raw calls.
+
+use super::super::framed::{Failure, code_of};
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use weft_control::frame::Code;
+
+/// `struct open_how` of `openat2(2)` (libc's is `non_exhaustive`).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Times `openat2` is retried when a concurrent rename made it give up
+/// (`EAGAIN`).
+const RETRIES: usize = 8;
+
+/// Why a path could not be used.
+#[derive(Debug)]
+pub enum PathError {
+    /// The resolution would leave the root.
+    Escape,
+    /// The path is malformed; says how.
+    Invalid(&'static str),
+    /// The host refused.
+    Io(io::Error),
+}
+
+impl PathError {
+    /// The error frame for operation `op` on guest path `path`: the message
+    /// names both (and the host's words for an unclassified error).
+    pub fn failure(self, op: &str, path: &str) -> Failure {
+        match self {
+            Self::Escape => Failure::new(Code::Escape, format!("{op} {path}")),
+            Self::Invalid(why) => Failure::new(Code::Invalid, format!("{op} {path}: {why}")),
+            Self::Io(e) => match code_of(&e) {
+                Code::Io => Failure::new(Code::Io, format!("{op} {path}: {e}")),
+                code => Failure::new(code, format!("{op} {path}")),
+            },
+        }
+    }
+}
+
+impl From<io::Error> for PathError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// `path` relative to the root: leading `/`s dropped, the root itself is
+/// `.`. A NUL byte is refused.
+fn relative(path: &str) -> Result<CString, PathError> {
+    let rel = path.trim_start_matches('/');
+    CString::new(if rel.is_empty() { "." } else { rel })
+        .map_err(|_| PathError::Invalid("the path contains a NUL byte"))
+}
+
+/// A `-1`-on-error return as `io::Result`.
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Opens `path` beneath `root` with `open(2)` `flags` (`O_CLOEXEC` is
+/// added) and `mode` for a created file (ignored without `O_CREAT`, as
+/// `openat2` refuses a mode then).
+pub fn open(root: &File, path: &str, flags: i32, mode: u32) -> Result<File, PathError> {
+    let rel = relative(path)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: if flags & libc::O_CREAT != 0 {
+            mode.into()
+        } else {
+            0
+        },
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    let mut tries = 0;
+    loop {
+        // SAFETY: `rel` is a NUL-terminated string and `how` a live
+        // `open_how` whose size is passed; both outlive the call, which only
+        // reads them. `root` keeps its descriptor open for the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                rel.as_ptr(),
+                &how as *const OpenHow,
+                size_of::<OpenHow>(),
+            )
+        };
+        match check(ret) {
+            // SAFETY: a successful openat2 returns a new descriptor that
+            // nothing else owns.
+            Ok(fd) => return Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd as i32) })),
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return Err(PathError::Escape),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < RETRIES => tries += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A path's parent directory (opened beneath the root, `O_PATH`) and its
+/// last component, which is not empty, `.` or `..`; trailing `/`s are
+/// ignored.
+pub fn parent(root: &File, path: &str) -> Result<(File, CString), PathError> {
+    let trimmed = path.trim_end_matches('/');
+    let (dir, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+    if matches!(name, "" | "." | "..") {
+        return Err(PathError::Invalid("the path names no entry"));
+    }
+    let name =
+        CString::new(name).map_err(|_| PathError::Invalid("the path contains a NUL byte"))?;
+    let dir = open(root, dir, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    Ok((dir, name))
+}
+
+/// Creates directory `name` in `dir` (mode 0777 less the umask).
+pub fn mkdir_at(dir: &File, name: &CString) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and outlives the call; `dir` keeps its
+    // descriptor open.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o777) }.into()).map(drop)
+}
+
+/// Removes `name` from `dir`: a directory if `is_dir`, else a file or
+/// symlink (never followed).
+pub fn unlink_at(dir: &File, name: &CString, is_dir: bool) -> io::Result<()> {
+    let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: as in `mkdir_at`.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }.into()).map(drop)
+}
+
+/// Renames `from_dir/from` to `to_dir/to` (replacing `to`, as `rename(2)`
+/// does; neither is followed if it is a symlink).
+pub fn rename_at(from_dir: &File, from: &CString, to_dir: &File, to: &CString) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated and outlive the call; both
+    // directories keep their descriptors open.
+    let ret = unsafe {
+        libc::renameat(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+        )
+    };
+    check(ret.into()).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_start_at_the_root() {
+        assert_eq!(relative("/").unwrap().as_bytes(), b".");
+        assert_eq!(relative("").unwrap().as_bytes(), b".");
+        assert_eq!(relative("//a/b").unwrap().as_bytes(), b"a/b");
+        assert!(matches!(relative("a\0b"), Err(PathError::Invalid(_))));
+    }
+
+    #[test]
+    fn escapes_and_bad_names_are_refused() {
+        let dir = std::env::temp_dir().join(format!("weft-beneath-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+        std::os::unix::fs::symlink("../..", dir.join("sub/up")).unwrap();
+        let root = File::open(&dir).unwrap();
+        let rd = libc::O_RDONLY;
+        for escape in ["..", "/../x", "sub/../../x", "etc/passwd", "sub/up/x"] {
+            assert!(
+                matches!(open(&root, escape, rd, 0), Err(PathError::Escape)),
+                "{escape}"
+            );
+        }
+        assert!(open(&root, "/sub/..", rd, 0).is_ok());
+        for bad in ["/", "a/..", "a/.", ""] {
+            assert!(
+                matches!(parent(&root, bad), Err(PathError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        let (d, name) = parent(&root, "/sub/new/").unwrap();
+        assert_eq!(name.as_bytes(), b"new");
+        mkdir_at(&d, &name).unwrap();
+        assert!(dir.join("sub/new").is_dir());
+        unlink_at(&d, &name, true).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

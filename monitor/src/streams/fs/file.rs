@@ -1,0 +1,161 @@
+//! A `FILE_OPEN` stream (PROTOCOL.md §10.2): one open regular file, read,
+//! written, sought, stat'ed and synced at the guest's request.
+
+use super::beneath::{self, PathError};
+use super::{Fault, Root, broken, metadata, send, serve_requests};
+use crate::streams::framed::{Failure, StreamIo};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use weft_control::frame::{Code, HEADER, Header, MAX_BODY};
+use weft_control::fs_proto::{
+    FileKind, FileOpen, FileRequest, METADATA_LEN, OpenFlags, Reply, Whence, kind,
+};
+
+/// An open file and what the guest may do with it.
+struct OpenFile {
+    file: File,
+    flags: OpenFlags,
+    /// Room for the longest reply (a full `DATA` frame), reused.
+    buf: Vec<u8>,
+}
+
+/// Opens the file `params` names and serves its requests.
+pub async fn serve(mut io: StreamIo, params: &[u8], root: Root<'_>) {
+    let open = match FileOpen::decode(params) {
+        Ok(o) => o,
+        Err(e) => return io.fail(Failure::protocol(e)).await,
+    };
+    let mut file = match open_file(root, open) {
+        Ok(f) => f,
+        Err(f) => return io.fail(f).await,
+    };
+    let opened = match file.file.metadata() {
+        Ok(m) => Reply::FileOpened(metadata(&m)),
+        Err(e) => return io.fail(PathError::Io(e).failure("open", open.path)).await,
+    };
+    let mut frame = [0u8; HEADER + METADATA_LEN];
+    let n = opened.encode(&mut frame).unwrap_or(0);
+    if let Err(f) = io.write_frame(&frame[..n]).await {
+        return io.fail(f).await;
+    }
+    serve_requests(io, &mut file, answer).await
+}
+
+/// Opens `open.path` beneath the root: only regular files, and nothing
+/// that modifies under `--read-only`.
+fn open_file(root: Root<'_>, open: FileOpen<'_>) -> Result<OpenFile, Failure> {
+    let path = open.path;
+    let flags = OpenFlags::from_bits(open.flags)
+        .map_err(|why| Failure::new(Code::Invalid, format!("open {path}: {why}")))?;
+    if flags.modifies() {
+        root.check_writable("open for writing", path)?;
+    }
+    let mut oflags = match (flags.contains(OpenFlags::READ), flags.writes()) {
+        (true, true) => libc::O_RDWR,
+        (false, true) => libc::O_WRONLY,
+        _ => libc::O_RDONLY,
+    };
+    for (flag, bits) in [
+        (OpenFlags::CREATE, libc::O_CREAT),
+        (OpenFlags::TRUNCATE, libc::O_TRUNC),
+        (OpenFlags::APPEND, libc::O_APPEND),
+        (OpenFlags::EXCLUSIVE, libc::O_CREAT | libc::O_EXCL),
+    ] {
+        if flags.contains(flag) {
+            oflags |= bits;
+        }
+    }
+    // O_NONBLOCK: opening a FIFO or device must not stall the relay; it
+    // changes nothing for the regular files that are accepted.
+    oflags |= libc::O_NOCTTY | libc::O_NONBLOCK;
+    let file = beneath::open(root.dir, path, oflags, 0o666).map_err(|e| e.failure("open", path))?;
+    let kind = file
+        .metadata()
+        .map(|m| super::file_kind(m.file_type()))
+        .map_err(|e| PathError::Io(e).failure("open", path))?;
+    match kind {
+        FileKind::File => Ok(OpenFile {
+            file,
+            flags,
+            buf: vec![0; HEADER + MAX_BODY],
+        }),
+        FileKind::Dir => Err(Failure::new(Code::IsDirectory, format!("open {path}"))),
+        _ => Err(Failure::new(
+            Code::Invalid,
+            format!("open {path}: not a regular file"),
+        )),
+    }
+}
+
+/// A host error on the open file.
+fn host(op: &str, e: io::Error) -> Fault {
+    Fault::Request(Failure::io(op, &e))
+}
+
+/// Answers one request.
+async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> Result<(), Fault> {
+    let header = Header::new(kind, body.len());
+    let reply = match FileRequest::decode(header, body).map_err(broken)? {
+        FileRequest::Read { max } => {
+            if !f.flags.contains(OpenFlags::READ) {
+                return Err(Failure::new(Code::Invalid, "read: file not open for reading").into());
+            }
+            // The bytes go straight after the header: one copy into the ring.
+            let data = &mut f.buf[HEADER..HEADER + max as usize];
+            let n = retry(|| f.file.read(data)).map_err(|e| host("read", e))?;
+            f.buf[..HEADER].copy_from_slice(&Header::new(kind::DATA, n).encode());
+            return send(io, &f.buf[..HEADER + n]).await;
+        }
+        FileRequest::Write(bytes) => {
+            if !f.flags.writes() {
+                return Err(Failure::new(Code::Invalid, "write: file not open for writing").into());
+            }
+            Reply::Written(write_some(&mut f.file, bytes)? as u32)
+        }
+        FileRequest::Seek { whence, offset } => {
+            let to = match whence {
+                Whence::Start => SeekFrom::Start(
+                    u64::try_from(offset)
+                        .map_err(|_| Failure::new(Code::Invalid, "seek: negative position"))?,
+                ),
+                Whence::Current => SeekFrom::Current(offset),
+                Whence::End => SeekFrom::End(offset),
+            };
+            Reply::Position(f.file.seek(to).map_err(|e| host("seek", e))?)
+        }
+        FileRequest::Fstat => {
+            Reply::Metadata(metadata(&f.file.metadata().map_err(|e| host("stat", e))?))
+        }
+        FileRequest::Sync => {
+            f.file.sync_all().map_err(|e| host("sync", e))?;
+            Reply::Done
+        }
+    };
+    let n = reply.encode(&mut f.buf).unwrap_or(0);
+    send(io, &f.buf[..n]).await
+}
+
+/// Writes as much of `bytes` as the host takes: all of it, or what was
+/// written before an error (the error itself if nothing was).
+fn write_some(file: &mut File, bytes: &[u8]) -> Result<usize, Fault> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match retry(|| file.write(&bytes[done..])) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if done == 0 => return Err(host("write", e)),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// Runs `op` again while a signal interrupts it.
+fn retry<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}

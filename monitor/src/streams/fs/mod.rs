@@ -1,0 +1,138 @@
+//! The file-system protocols (PROTOCOL.md §10): a `FILE_OPEN` stream serves
+//! one open file ([`file`]), an `FS_SESSION` stream path operations
+//! ([`session`]). Paths resolve beneath `--fs-root` ([`beneath`]).
+//!
+//! File I/O runs synchronously on the relay thread: the files are the host's
+//! own, reads mostly hit the page cache and take microseconds, and a
+//! blocking-pool round trip per request would cost more than the call. A slow
+//! disk stalls the other streams for as long as one call takes.
+//!
+//! Requests are answered in order. A request that fails gets an `ERROR`
+//! frame and the stream goes on; a frame that does not decode ends it with
+//! `Protocol`. Without `--fs-root` both first frames get `ERROR Unsupported`
+//! and the stream ends.
+
+mod beneath;
+mod file;
+mod session;
+
+use super::Shared;
+use super::framed::{Failure, StreamIo};
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::Arc;
+use weft_control::frame::{Code, kind};
+use weft_control::fs_proto::{FileKind, Metadata};
+
+/// Serves a stream whose first frame was `kind` with `params`.
+pub async fn serve(io: StreamIo, kind: u16, params: &[u8], shared: Arc<Shared>) {
+    let Some(root) = shared.policy.fs_root.as_ref() else {
+        return io
+            .fail(Failure::new(Code::Unsupported, "no --fs-root given"))
+            .await;
+    };
+    let root = Root {
+        dir: root,
+        read_only: shared.policy.read_only,
+    };
+    match kind {
+        kind::FILE_OPEN => file::serve(io, params, root).await,
+        _ => session::serve(io, params, root).await,
+    }
+}
+
+/// The root directory and whether it may be changed.
+#[derive(Clone, Copy)]
+struct Root<'a> {
+    dir: &'a File,
+    read_only: bool,
+}
+
+impl Root<'_> {
+    /// Refuses operation `op` on `path` under `--read-only`.
+    fn check_writable(&self, op: &str, path: &str) -> Result<(), Failure> {
+        if self.read_only {
+            Err(Failure::new(Code::ReadOnly, format!("{op} {path}")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What `t` is, in the protocol's terms.
+fn file_kind(t: std::fs::FileType) -> FileKind {
+    if t.is_file() {
+        FileKind::File
+    } else if t.is_dir() {
+        FileKind::Dir
+    } else if t.is_symlink() {
+        FileKind::Symlink
+    } else {
+        FileKind::Other
+    }
+}
+
+/// Host metadata in the protocol's terms.
+fn metadata(m: &std::fs::Metadata) -> Metadata {
+    Metadata {
+        kind: file_kind(m.file_type()),
+        mode: m.permissions().mode() & 0o7777,
+        size: m.len(),
+        modified_ns: m
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.mtime_nsec()),
+    }
+}
+
+/// How a request went wrong.
+enum Fault {
+    /// The request failed: an `ERROR` frame answers it and the stream goes
+    /// on.
+    Request(Failure),
+    /// The stream cannot go on (a frame that does not decode, a guest that
+    /// stopped reading).
+    Stream(Failure),
+}
+
+impl From<Failure> for Fault {
+    fn from(f: Failure) -> Self {
+        Self::Request(f)
+    }
+}
+
+/// A frame that broke the protocol: ends the stream.
+fn broken(e: weft_control::frame::WireError) -> Fault {
+    Fault::Stream(Failure::protocol(e))
+}
+
+/// Writes a whole frame; a guest that stopped reading ends the stream.
+async fn send(io: &mut StreamIo, frame: &[u8]) -> Result<(), Fault> {
+    io.write_frame(frame).await.map_err(Fault::Stream)
+}
+
+/// Serves requests until the guest closes the stream: `answer` replies to
+/// each (header kind and body).
+async fn serve_requests<S>(
+    mut io: StreamIo,
+    state: &mut S,
+    mut answer: impl AsyncFnMut(&mut S, &mut StreamIo, u16, &[u8]) -> Result<(), Fault>,
+) {
+    let mut body = Vec::new();
+    loop {
+        let header = match io.read_frame(&mut body).await {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(f) => return io.fail(f).await,
+        };
+        let failure = match answer(state, &mut io, header.kind, &body).await {
+            Ok(()) => continue,
+            Err(Fault::Request(f)) => match io.write_error(f.code, &f.message).await {
+                Ok(()) => continue,
+                Err(f) => f,
+            },
+            Err(Fault::Stream(f)) => f,
+        };
+        return io.fail(failure).await;
+    }
+}
