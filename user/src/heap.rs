@@ -21,7 +21,9 @@ fn grow(heap: &mut Heap, need: usize) -> bool {
         unsafe { heap.init(USER_HEAP_BASE as *mut u8, USER_HEAP_INITIAL as usize) };
         return true;
     }
-    let by = (need as u64 + 4096).max(GROW_MIN);
+    // Whole pages: `map` hands out whole pages consecutively, so a ragged
+    // size would leave the next mapping short of the heap's top.
+    let by = (need as u64 + 4096).next_multiple_of(4096).max(GROW_MIN);
     match crate::syscall::map(by) {
         Ok(addr) if addr == heap.top() as u64 => {
             // SAFETY: `map` returned `by` fresh read/write bytes starting

@@ -24,19 +24,15 @@ use weft_data_pipe::{
     Blocking, Consumer, Memory, Notify, Producer, RawRegion, Wait, WaitDecision, Waitable,
 };
 
-/// Polls a ring this many times (tens of microseconds here) before sleeping
-/// in the kernel. Sleeping costs a `wait` syscall and an interrupt, both
-/// emulated ring-0 work on nested KVM (~100 µs); the monitor usually answers
-/// a request within ~50 µs. Measured with 240 open/close round trips: 64
-/// polls → 240 interrupts, 37 ms; 8192 polls → 2 interrupts, 16 ms.
-const MAX_SPIN: u32 = 8192;
-
-/// The most a blocking ring end spins before sleeping (the budget adapts,
-/// see `weft_data_pipe::Blocking`). A sleep costs a trip through emulated
-/// ring 0 and an interrupt, tens of microseconds; a peer that answers
-/// within that time is cheaper to poll for (measured: reading a 100 MiB
-/// file went from 1500 sleeps to none, and twice as fast).
-const BLOCKING_SPIN: u32 = 1 << 14;
+/// The most a ring end polls before sleeping in the kernel (the budget of a
+/// blocking end adapts, see `weft_data_pipe::Blocking`; [`poll`] shares it
+/// among its streams). Sleeping costs a `wait` syscall and an interrupt, both
+/// emulated ring-0 work on nested KVM (~100 µs), while the monitor usually
+/// answers within ~50 µs, so polling that long is cheaper. Measured: 240
+/// open/close round trips, 64 polls → 240 interrupts and 37 ms, 8192 polls →
+/// 2 interrupts and 16 ms; reading a 100 MiB file went from 1500 sleeps to
+/// none and twice as fast.
+const MAX_SPIN: u32 = 1 << 14;
 
 /// The stream-interrupt count the last `wait` syscall returned. Read before
 /// a ring end announces it will sleep, so an interrupt raised after that
@@ -120,7 +116,7 @@ pub fn writer(slot: u64) -> Option<Writer> {
         Doorbell::new(slot, bell::DATA),
     )
     .ok()?;
-    Some(Blocking::new(tx, StreamWait, BLOCKING_SPIN))
+    Some(Blocking::new(tx, StreamWait, MAX_SPIN))
 }
 
 /// The reader of slot `slot`'s `to_guest` ring.
@@ -133,7 +129,7 @@ pub fn reader(slot: u64) -> Option<Reader> {
         Doorbell::new(slot, bell::SPACE),
     )
     .ok()?;
-    Some(Blocking::new(rx, StreamWait, BLOCKING_SPIN))
+    Some(Blocking::new(rx, StreamWait, MAX_SPIN))
 }
 
 /// The reader of standard input: rings the slot once, which asks the
