@@ -55,13 +55,11 @@ pub async fn serve(mut io: StreamIo, kind: u16, params: &[u8], shared: Arc<Share
     let result = match request {
         TcpRequest::Listen { addr } => listen(&mut io, addr, &shared).await,
         TcpRequest::Connect { addr } => match connect(addr, &shared).await {
-            Ok(s) => return relay(io, s, |local, peer| TcpReply::Connected { local, peer }).await,
+            Ok(s) => return relay(io, s, addr, Connection::Connected).await,
             Err(f) => Err(f),
         },
         TcpRequest::Accept { listener, id } => match shared.pending.take(listener.into(), id) {
-            Some(s) => {
-                return relay(io, s, |local, peer| TcpReply::Accepted { local, peer }).await;
-            }
+            Some((s, peer)) => return relay(io, s, peer, Connection::Accepted).await,
             None => Err(Failure::new(
                 Code::Closed,
                 format!("listener stream {listener} has no pending connection {id}"),
@@ -154,7 +152,7 @@ async fn listen(io: &mut StreamIo, asked: SocketAddr, shared: &Shared) -> Result
             }
             Event::Guest(Err(e)) => return Err(Failure::protocol(format!("ring: {e}"))),
             Event::Accepted(Ok((socket, peer))) => {
-                let id = shared.pending.park(slot, socket);
+                let id = shared.pending.park(slot, socket, peer);
                 send(io, TcpReply::Connection { id, peer }).await?;
             }
             Event::Accepted(Err(_)) => tokio::time::sleep(ACCEPT_RETRY).await,
@@ -192,22 +190,28 @@ async fn send(io: &mut StreamIo, reply: TcpReply) -> Result<(), Failure> {
     io.write_frame(&buf[..n]).await
 }
 
-/// Tells the guest the connection is its (`reply` from the socket's local
-/// and peer addresses), then relays raw bytes both ways until both
-/// directions ended or the socket failed.
-async fn relay(
-    mut io: StreamIo,
-    socket: TcpStream,
-    reply: impl FnOnce(SocketAddr, SocketAddr) -> TcpReply,
-) {
-    let addrs = socket
-        .local_addr()
-        .and_then(|l| Ok((l, socket.peer_addr()?)));
-    let (local, peer) = match addrs {
+/// How a relayed connection came to be, which names the reply.
+#[derive(Clone, Copy)]
+enum Connection {
+    Connected,
+    Accepted,
+}
+
+/// Tells the guest the connection to `peer` is its (`CONNECTED` or
+/// `ACCEPTED`), then relays raw bytes both ways until both directions ended
+/// or the socket failed. A peer that reset the connection before it was
+/// taken is still handed over: the guest reads the reset, as from a host
+/// socket.
+async fn relay(mut io: StreamIo, socket: TcpStream, peer: SocketAddr, how: Connection) {
+    let local = match socket.local_addr() {
         Ok(a) => a,
-        Err(e) => return io.fail(Failure::io("connection addresses", &e)).await,
+        Err(e) => return io.fail(Failure::io("connection address", &e)).await,
     };
-    if let Err(f) = send(&mut io, reply(local, peer)).await {
+    let reply = match how {
+        Connection::Connected => TcpReply::Connected { local, peer },
+        Connection::Accepted => TcpReply::Accepted { local, peer },
+    };
+    if let Err(f) = send(&mut io, reply).await {
         return io.fail(f).await;
     }
     let _ = socket.set_nodelay(true);
@@ -391,7 +395,8 @@ struct Parked {
 /// One listener's parked connections.
 #[derive(Default)]
 struct Backlog {
-    connections: HashMap<u64, TcpStream>,
+    /// Each connection with its peer's address.
+    connections: HashMap<u64, (TcpStream, SocketAddr)>,
     /// The listener, waiting for room.
     waiting: Option<Waker>,
 }
@@ -435,25 +440,25 @@ impl Pending {
         }
     }
 
-    /// Parks an accepted connection; returns its id.
-    fn park(&self, slot: u64, socket: TcpStream) -> u64 {
+    /// Parks an accepted connection from `peer`; returns its id.
+    fn park(&self, slot: u64, socket: TcpStream, peer: SocketAddr) -> u64 {
         let mut p = self.lock();
         let id = p.next_id;
         p.next_id += 1;
         if let Some(b) = p.listeners.get_mut(&slot) {
-            b.connections.insert(id, socket);
+            b.connections.insert(id, (socket, peer));
         }
         id
     }
 
     /// Takes connection `id` of the listener in `slot`, if it is parked.
-    fn take(&self, slot: u64, id: u64) -> Option<TcpStream> {
+    fn take(&self, slot: u64, id: u64) -> Option<(TcpStream, SocketAddr)> {
         let mut p = self.lock();
         let b = p.listeners.get_mut(&slot)?;
-        let socket = b.connections.remove(&id)?;
+        let parked = b.connections.remove(&id)?;
         if let Some(w) = b.waiting.take() {
             w.wake();
         }
-        Some(socket)
+        Some(parked)
     }
 }

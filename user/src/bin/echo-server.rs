@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use weft_user::net::{TcpListener, TcpStream};
 use weft_user::stream::{Interest, Stream, poll};
-use weft_user::{Args, Error, eprintln};
+use weft_user::{Args, Code, Error, eprintln};
 
 weft_user::entry!(main);
 
@@ -43,10 +43,13 @@ fn main(args: Args) -> i32 {
             match listener.try_accept() {
                 Ok(Some((stream, _))) => conns.push(Echo::new(stream)),
                 Ok(None) => break,
-                Err(e) => {
+                // The listener itself ended.
+                Err(e) if matches!(e.code(), Code::Closed | Code::Protocol) => {
                     eprintln!("echo-server: accept: {e}");
                     return 1;
                 }
+                // One connection could not be taken: serve the others.
+                Err(e) => eprintln!("echo-server: accept: {e}"),
             }
         }
         conns.retain_mut(|c| match c.progress() {

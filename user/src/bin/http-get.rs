@@ -1,7 +1,7 @@
 //! `http-get IP:PORT PATH`: an HTTP/1.1 GET (with `Host` and
 //! `Connection: close`) of `PATH` from the server at `IP:PORT`, which
 //! `--connect` must grant. Prints the body (chunked transfer coding decoded)
-//! to standard output; exits 0 on a 2xx status, else 1 with the status line
+//! to standard output as it arrives; exits 0 on a 2xx status, else 1 with the status line
 //! on standard error.
 #![no_std]
 #![no_main]
@@ -10,6 +10,7 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 use embedded_io::{Read, Write};
 use weft_user::net::{TcpStream, parse_addr};
@@ -31,6 +32,9 @@ fn main(args: Args) -> i32 {
     }
 }
 
+/// The most header bytes accepted.
+const MAX_HEAD: usize = 64 * 1024;
+
 /// Fetches `path` and prints its body; `Ok(true)` on a 2xx status.
 fn get(target: &str, path: &str) -> Result<bool, String> {
     let addr = parse_addr(target).map_err(|e| format!("{e}"))?;
@@ -40,48 +44,55 @@ fn get(target: &str, path: &str) -> Result<bool, String> {
     );
     conn.write_all(request.as_bytes())
         .map_err(|e| format!("send: {e}"))?;
-    let mut response = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match conn.read(&mut buf).map_err(|e| format!("receive: {e}"))? {
-            0 => break,
-            n => response.extend_from_slice(&buf[..n]),
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut head = Vec::new();
+    let head_end = loop {
+        if let Some(at) = find(&head, b"\r\n\r\n") {
+            break at;
         }
-    }
-    let head_end = find(&response, b"\r\n\r\n").ok_or("response ends inside its header")?;
-    let head = core::str::from_utf8(&response[..head_end]).map_err(|_| "header is not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
+        if head.len() > MAX_HEAD {
+            return Err("response header too long".into());
+        }
+        match conn.read(&mut buf).map_err(|e| format!("receive: {e}"))? {
+            0 => return Err("response ends inside its header".into()),
+            n => head.extend_from_slice(&buf[..n]),
+        }
+    };
+    let text = core::str::from_utf8(&head[..head_end]).map_err(|_| "header is not UTF-8")?;
+    let mut lines = text.split("\r\n");
+    let status_line = String::from(lines.next().unwrap_or(""));
     let status = status_line
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| format!("bad status line `{status_line}`"))?;
-    let mut chunked = false;
-    let mut length = None;
+    let mut body = Body::UntilEnd;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.eq_ignore_ascii_case("chunked");
-        } else if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse::<usize>().ok();
+        if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
+            body = Body::Chunked(Dechunk::default());
+        } else if name.eq_ignore_ascii_case("content-length") && matches!(body, Body::UntilEnd) {
+            let n = value.parse().map_err(|_| "bad Content-Length")?;
+            body = Body::Length(n);
         }
     }
-    let raw = &response[head_end + 4..];
-    let body = if chunked {
-        dechunk(raw)?
-    } else {
-        let n = length.unwrap_or(raw.len());
-        raw.get(..n)
-            .ok_or("body shorter than its Content-Length")?
-            .to_vec()
-    };
-    Stream::Stdout
-        .write_all(&body)
-        .map_err(|e| format!("stdout: {e:?}"))?;
+    let mut pending = head.split_off(head_end + 4);
+    loop {
+        if body.feed(&pending)? {
+            break;
+        }
+        match conn.read(&mut buf).map_err(|e| format!("receive: {e}"))? {
+            0 if matches!(body, Body::UntilEnd) => break,
+            0 => return Err("the body ended early".into()),
+            n => {
+                pending.clear();
+                pending.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
     let ok = (200..300).contains(&status);
     if !ok {
         eprintln!("http-get: {status_line}");
@@ -93,20 +104,82 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Decodes the chunked transfer coding (trailers are ignored).
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        let line_end = find(raw, b"\r\n").ok_or("chunk size line unterminated")?;
-        let line = core::str::from_utf8(&raw[..line_end]).map_err(|_| "bad chunk size")?;
-        let hex = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(hex, 16).map_err(|_| format!("bad chunk size `{hex}`"))?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Ok(body);
+fn print(bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    Stream::Stdout
+        .write_all(bytes)
+        .map_err(|e| format!("stdout: {e:?}"))
+}
+
+/// How the body is delimited, and how much of it is left.
+enum Body {
+    /// Until the server closes.
+    UntilEnd,
+    /// This many bytes are left.
+    Length(usize),
+    Chunked(Dechunk),
+}
+
+impl Body {
+    /// Prints the body bytes in `input`; `Ok(true)` once the body is whole.
+    fn feed(&mut self, input: &[u8]) -> Result<bool, String> {
+        match self {
+            Self::UntilEnd => print(input).map(|()| false),
+            Self::Length(left) => {
+                let n = input.len().min(*left);
+                print(&input[..n])?;
+                *left -= n;
+                Ok(*left == 0)
+            }
+            Self::Chunked(d) => d.feed(input),
         }
-        let chunk = raw.get(..size).ok_or("chunk shorter than its size")?;
-        body.extend_from_slice(chunk);
-        raw = raw.get(size + 2..).ok_or("chunk unterminated")?;
+    }
+}
+
+/// A streaming decoder of the chunked transfer coding (extensions and
+/// trailers are ignored).
+#[derive(Default)]
+struct Dechunk {
+    /// The size line read so far.
+    line: Vec<u8>,
+    /// Data bytes left in the current chunk.
+    left: usize,
+    /// The chunk's data was read; its CRLF follows.
+    in_data: bool,
+}
+
+impl Dechunk {
+    fn feed(&mut self, mut input: &[u8]) -> Result<bool, String> {
+        while !input.is_empty() {
+            if self.in_data && self.left > 0 {
+                let n = input.len().min(self.left);
+                print(&input[..n])?;
+                self.left -= n;
+                input = &input[n..];
+                continue;
+            }
+            // A size line, or the CRLF after a chunk's data.
+            self.line.push(input[0]);
+            input = &input[1..];
+            if !self.line.ends_with(b"\r\n") {
+                continue;
+            }
+            let line = core::mem::take(&mut self.line);
+            if self.in_data {
+                self.in_data = false;
+                continue;
+            }
+            let text = core::str::from_utf8(&line).map_err(|_| "bad chunk size")?;
+            let hex = text.split([';', '\r']).next().unwrap_or("").trim();
+            let size =
+                usize::from_str_radix(hex, 16).map_err(|_| format!("bad chunk size `{hex}`"))?;
+            if size == 0 {
+                return Ok(true);
+            }
+            (self.left, self.in_data) = (size, true);
+        }
+        Ok(false)
     }
 }
