@@ -17,8 +17,8 @@
 //! Policy (default deny, [`grant_listen`], [`grant_connect`]) is checked
 //! before any socket is made.
 
-use super::Shared;
 use super::framed::{Failure, Reader, StreamIo};
+use super::{Policy, Shared};
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -32,6 +32,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use weft_control::frame::Code;
 use weft_control::net_proto::{MAX_TCP_FRAME, TcpReply, TcpRequest};
+use weft_control::streams::RING_CAPACITY;
 
 /// Connections a listener announces and the guest has not taken yet; while
 /// this many wait, the listener accepts no more (the host's backlog holds
@@ -79,8 +80,8 @@ pub async fn serve(mut io: StreamIo, kind: u16, params: &[u8], shared: Arc<Share
 /// (`0.0.0.0`, `[::]`) — the first `--listen` address with the asked port
 /// (any port if it is 0). Anything else is refused with `NotAllowed`.
 /// `what` names the request in the refusal ("listening on").
-pub fn grant_listen(shared: &Shared, asked: SocketAddr, what: &str) -> Result<SocketAddr, Failure> {
-    let granted = &shared.policy.listen;
+pub fn grant_listen(policy: &Policy, asked: SocketAddr, what: &str) -> Result<SocketAddr, Failure> {
+    let granted = &policy.listen;
     let found = if asked.ip().is_unspecified() {
         granted
             .iter()
@@ -97,13 +98,13 @@ pub fn grant_listen(shared: &Shared, asked: SocketAddr, what: &str) -> Result<So
 }
 
 /// Whether `--connect` names `addr` exactly.
-pub fn may_connect(shared: &Shared, addr: SocketAddr) -> bool {
-    shared.policy.connect.contains(&addr)
+pub fn may_connect(policy: &Policy, addr: SocketAddr) -> bool {
+    policy.connect.contains(&addr)
 }
 
 /// Refuses a connection (or datagram) to an address `--connect` does not name.
-pub fn grant_connect(shared: &Shared, addr: SocketAddr) -> Result<(), Failure> {
-    if may_connect(shared, addr) {
+pub fn grant_connect(policy: &Policy, addr: SocketAddr) -> Result<(), Failure> {
+    if may_connect(policy, addr) {
         Ok(())
     } else {
         Err(Failure::new(
@@ -116,7 +117,7 @@ pub fn grant_connect(shared: &Shared, addr: SocketAddr) -> Result<(), Failure> {
 /// Binds a listener and announces its connections until the guest closes
 /// its side of the stream (`Ok`) or breaks the protocol.
 async fn listen(io: &mut StreamIo, asked: SocketAddr, shared: &Shared) -> Result<(), Failure> {
-    let addr = grant_listen(shared, asked, "listening on")?;
+    let addr = grant_listen(&shared.policy, asked, "listening on")?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::io(&format!("listen on {addr}"), &e))?;
@@ -170,7 +171,7 @@ enum Event {
 
 /// Connects to `addr` if `--connect` grants it.
 async fn connect(addr: SocketAddr, shared: &Shared) -> Result<TcpStream, Failure> {
-    grant_connect(shared, addr)?;
+    grant_connect(&shared.policy, addr)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(Failure::io(&format!("connect to {addr}"), &e)),
@@ -314,9 +315,11 @@ impl Drop for Upstream {
         };
         let mut rest = self.buf[self.start..self.end].to_vec();
         // The ring is still the stream's until the task is gone; what the
-        // guest published before `CLOSE` is all there.
+        // guest published before `CLOSE` is all there, at most a ring's
+        // capacity (a guest that goes on writing gets no more than that).
         let mut cx = Context::from_waker(Waker::noop());
-        loop {
+        let limit = rest.len() + RING_CAPACITY as usize;
+        while rest.len() < limit {
             let mut buf = ReadBuf::new(&mut self.buf);
             match Pin::new(&mut self.rx).poll_read(&mut cx, &mut buf) {
                 Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
@@ -460,5 +463,51 @@ impl Pending {
             w.wake();
         }
         Some(parked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(listen: &[&str], connect: &[&str]) -> Policy {
+        let parse = |v: &[&str]| v.iter().map(|a| a.parse().unwrap()).collect();
+        Policy {
+            listen: parse(listen),
+            connect: parse(connect),
+            ..Policy::default()
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn listening_is_granted_exactly_or_by_port_for_an_unspecified_ip() {
+        let p = policy(&["127.0.0.1:8080", "[::1]:9090"], &[]);
+        let grant = |a| grant_listen(&p, addr(a), "listening on").map_err(|f| f.code);
+        assert_eq!(grant("127.0.0.1:8080"), Ok(addr("127.0.0.1:8080")));
+        assert_eq!(grant("0.0.0.0:8080"), Ok(addr("127.0.0.1:8080")));
+        assert_eq!(grant("0.0.0.0:9090"), Ok(addr("[::1]:9090")));
+        assert_eq!(grant("[::]:0"), Ok(addr("127.0.0.1:8080")));
+        assert_eq!(grant("127.0.0.2:8080"), Err(Code::NotAllowed));
+        assert_eq!(grant("0.0.0.0:1"), Err(Code::NotAllowed));
+        let f = grant_listen(&policy(&[], &[]), addr("0.0.0.0:80"), "listening on").unwrap_err();
+        assert_eq!(
+            f.message,
+            "listening on 0.0.0.0:80 is not allowed: not granted by --listen"
+        );
+    }
+
+    #[test]
+    fn connecting_is_granted_only_exactly() {
+        let p = policy(&[], &["10.0.0.1:443"]);
+        assert!(grant_connect(&p, addr("10.0.0.1:443")).is_ok());
+        for a in ["10.0.0.1:80", "10.0.0.2:443", "0.0.0.0:443"] {
+            let f = grant_connect(&p, addr(a)).unwrap_err();
+            assert_eq!(f.code, Code::NotAllowed);
+            assert!(f.message.contains(a) && f.message.contains("--connect"));
+        }
     }
 }

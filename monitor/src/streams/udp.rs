@@ -54,7 +54,7 @@ pub async fn serve(mut io: StreamIo, _kind: u16, params: &[u8], shared: Arc<Shar
 /// returns it once the guest was told its address.
 async fn bind(params: &[u8], shared: &Shared) -> Result<UdpSocket, Failure> {
     let asked = decode_lone_addr(params).map_err(Failure::protocol)?;
-    let addr = grant_listen(shared, asked, "binding UDP to")?;
+    let addr = grant_listen(&shared.policy, asked, "binding UDP to")?;
     UdpSocket::bind(addr)
         .await
         .map_err(|e| Failure::io(&format!("bind UDP to {addr}"), &e))
@@ -129,7 +129,7 @@ async fn send(
     peers: &VecDeque<SocketAddr>,
     shared: &Shared,
 ) -> Result<(), Failure> {
-    if !may_connect(shared, d.addr) && !peers.contains(&d.addr) {
+    if !may_connect(&shared.policy, d.addr) && !peers.contains(&d.addr) {
         return Err(Failure::new(
             Code::NotAllowed,
             format!(
