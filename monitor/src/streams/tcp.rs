@@ -1,17 +1,513 @@
-//! Placeholder for the tcp protocol handler.
+//! TCP streams (PROTOCOL.md §11): listeners that announce the connections
+//! they accept, and connections — taken from a listener or made outward —
+//! relayed as raw bytes.
+//!
+//! A listener stream's task accepts while its backlog ([`BACKLOG`]
+//! connections announced and not yet taken) has room, parks each accepted
+//! socket in [`Pending`] and announces it with a `CONNECTION` frame. The
+//! guest takes one on a new stream (`TCP_ACCEPT`), whose task then relays it.
+//! Ids come from one counter, so a stale id never names a newer connection,
+//! even after a listener's slot is reused.
+//!
+//! The relay copies both directions at once with [`COPY_BUF`]-byte buffers.
+//! A direction's end is passed on (guest closes its ring → `shutdown(Write)`;
+//! socket end-of-file → the `to_guest` ring is closed); a socket error sets
+//! the status word and ends the stream, which closes both rings.
+//!
+//! Policy (default deny, [`grant_listen`], [`grant_connect`]) is checked
+//! before any socket is made.
 
-use super::Shared;
-use super::framed::{Failure, StreamIo};
-use std::sync::Arc;
+use super::framed::{Failure, Reader, StreamIo};
+use super::{Policy, Shared};
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
 use weft_control::frame::Code;
+use weft_control::net_proto::{MAX_TCP_FRAME, TcpReply, TcpRequest};
+use weft_control::streams::RING_CAPACITY;
+
+/// Connections a listener announces and the guest has not taken yet; while
+/// this many wait, the listener accepts no more (the host's backlog holds
+/// further peers).
+pub const BACKLOG: usize = 64;
+/// Bytes of each direction's copy buffer.
+const COPY_BUF: usize = 64 * 1024;
+/// How long an outgoing connection may take before `TimedOut`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a closed stream's last bytes may take to reach a slow peer.
+const LINGER: Duration = Duration::from_secs(30);
+/// Pause after a failed `accept` (e.g. out of descriptors) before retrying.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// Serves a stream whose first frame was `kind` with `params`.
-pub async fn serve(io: StreamIo, kind: u16, params: &[u8], shared: Arc<Shared>) {
-    let _ = (kind, params, shared);
-    io.fail(Failure::new(Code::Unsupported, "not built yet"))
-        .await
+pub async fn serve(mut io: StreamIo, kind: u16, params: &[u8], shared: Arc<Shared>) {
+    let request = match TcpRequest::decode_params(kind, params) {
+        Ok(r) => r,
+        Err(e) => return io.fail(Failure::protocol(e)).await,
+    };
+    let result = match request {
+        TcpRequest::Listen { addr } => listen(&mut io, addr, &shared).await,
+        TcpRequest::Connect { addr } => match connect(addr, &shared).await {
+            Ok(s) => return relay(io, s, addr, Connection::Connected).await,
+            Err(f) => Err(f),
+        },
+        TcpRequest::Accept { listener, id } => match shared.pending.take(listener.into(), id) {
+            Some((s, peer)) => return relay(io, s, peer, Connection::Accepted).await,
+            None => Err(Failure::new(
+                Code::Closed,
+                format!("listener stream {listener} has no pending connection {id}"),
+            )),
+        },
+    };
+    match result {
+        Ok(()) => {
+            let _ = io.tx.shutdown().await;
+        }
+        Err(f) => io.fail(f).await,
+    }
 }
 
-/// Connections accepted by listeners and not yet taken by the guest.
-#[derive(Debug, Default)]
-pub struct Pending {}
+/// The address to bind for a guest's request to listen (or bind UDP) on
+/// `asked`: an exact `--listen` address, or — for an unspecified IP
+/// (`0.0.0.0`, `[::]`) — the first `--listen` address with the asked port
+/// (any port if it is 0). Anything else is refused with `NotAllowed`.
+/// `what` names the request in the refusal ("listening on").
+pub fn grant_listen(policy: &Policy, asked: SocketAddr, what: &str) -> Result<SocketAddr, Failure> {
+    let granted = &policy.listen;
+    let found = if asked.ip().is_unspecified() {
+        granted
+            .iter()
+            .find(|g| asked.port() == 0 || g.port() == asked.port())
+    } else {
+        granted.iter().find(|g| **g == asked)
+    };
+    found.copied().ok_or_else(|| {
+        Failure::new(
+            Code::NotAllowed,
+            format!("{what} {asked} is not allowed: not granted by --listen"),
+        )
+    })
+}
+
+/// Whether `--connect` names `addr` exactly.
+pub fn may_connect(policy: &Policy, addr: SocketAddr) -> bool {
+    policy.connect.contains(&addr)
+}
+
+/// Refuses a connection (or datagram) to an address `--connect` does not name.
+pub fn grant_connect(policy: &Policy, addr: SocketAddr) -> Result<(), Failure> {
+    if may_connect(policy, addr) {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Code::NotAllowed,
+            format!("connecting to {addr} is not allowed: not granted by --connect"),
+        ))
+    }
+}
+
+/// Binds a listener and announces its connections until the guest closes
+/// its side of the stream (`Ok`) or breaks the protocol.
+async fn listen(io: &mut StreamIo, asked: SocketAddr, shared: &Shared) -> Result<(), Failure> {
+    let addr = grant_listen(&shared.policy, asked, "listening on")?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::io(&format!("listen on {addr}"), &e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::io("listener address", &e))?;
+    send(io, TcpReply::Listening { local }).await?;
+    let slot = io.slot;
+    // Removes this listener's parked connections however the task ends
+    // (including when `CLOSE` aborts it).
+    let _backlog = shared.pending.open(slot);
+    let mut probe = [0u8; 1];
+    loop {
+        let event = poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut probe);
+            if let Poll::Ready(r) = Pin::new(&mut io.rx).poll_read(cx, &mut buf) {
+                return Poll::Ready(Event::Guest(r.map(|()| buf.filled().len())));
+            }
+            if shared.pending.poll_room(slot, cx).is_ready()
+                && let Poll::Ready(r) = listener.poll_accept(cx)
+            {
+                return Poll::Ready(Event::Accepted(r));
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Guest(Ok(0)) => return Ok(()),
+            Event::Guest(Ok(_)) => {
+                return Err(Failure::protocol(
+                    "the guest wrote to a listener stream, which takes no frames",
+                ));
+            }
+            Event::Guest(Err(e)) => return Err(Failure::protocol(format!("ring: {e}"))),
+            Event::Accepted(Ok((socket, peer))) => {
+                let id = shared.pending.park(slot, socket, peer);
+                send(io, TcpReply::Connection { id, peer }).await?;
+            }
+            Event::Accepted(Err(_)) => tokio::time::sleep(ACCEPT_RETRY).await,
+        }
+    }
+}
+
+/// What woke a listener.
+enum Event {
+    /// The guest wrote to the stream or closed it (bytes read).
+    Guest(io::Result<usize>),
+    /// A peer connected.
+    Accepted(io::Result<(TcpStream, SocketAddr)>),
+}
+
+/// Connects to `addr` if `--connect` grants it.
+async fn connect(addr: SocketAddr, shared: &Shared) -> Result<TcpStream, Failure> {
+    grant_connect(&shared.policy, addr)?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(Failure::io(&format!("connect to {addr}"), &e)),
+        Err(_) => Err(Failure::new(
+            Code::TimedOut,
+            format!(
+                "connect to {addr}: no answer in {}s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
+async fn send(io: &mut StreamIo, reply: TcpReply) -> Result<(), Failure> {
+    let mut buf = [0u8; MAX_TCP_FRAME];
+    let n = reply.encode(&mut buf);
+    io.write_frame(&buf[..n]).await
+}
+
+/// How a relayed connection came to be, which names the reply.
+#[derive(Clone, Copy)]
+enum Connection {
+    Connected,
+    Accepted,
+}
+
+/// Tells the guest the connection to `peer` is its (`CONNECTED` or
+/// `ACCEPTED`), then relays raw bytes both ways until both directions ended
+/// or the socket failed. A peer that reset the connection before it was
+/// taken is still handed over: the guest reads the reset, as from a host
+/// socket.
+async fn relay(mut io: StreamIo, socket: TcpStream, peer: SocketAddr, how: Connection) {
+    let local = match socket.local_addr() {
+        Ok(a) => a,
+        Err(e) => return io.fail(Failure::io("connection address", &e)).await,
+    };
+    let reply = match how {
+        Connection::Connected => TcpReply::Connected { local, peer },
+        Connection::Accepted => TcpReply::Accepted { local, peer },
+    };
+    if let Err(f) = send(&mut io, reply).await {
+        return io.fail(f).await;
+    }
+    let _ = socket.set_nodelay(true);
+    let StreamIo {
+        rx, mut tx, status, ..
+    } = io;
+    let (mut from_socket, to_socket) = socket.into_split();
+    let mut upstream = Upstream {
+        rx,
+        socket: Some(to_socket),
+        buf: vec![0u8; COPY_BUF],
+        start: 0,
+        end: 0,
+    };
+    let result = {
+        let up = pin!(upstream.run());
+        let down = pin!(async {
+            let mut buf = vec![0u8; COPY_BUF];
+            loop {
+                let n = from_socket
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| Failure::io("receive", &e))?;
+                if n == 0 {
+                    let _ = tx.shutdown().await;
+                    return Ok(());
+                }
+                if tx.write_all(&buf[..n]).await.is_err() {
+                    // The guest closed its reading end: it wants no more.
+                    return Ok(());
+                }
+            }
+        });
+        both(up, down).await
+    };
+    if let Err(f) = result {
+        // The connection is broken: nothing is left to deliver.
+        upstream.socket = None;
+        if f.code == Code::Protocol {
+            eprintln!("weft: stream closed: protocol violation: {}", f.message);
+        }
+        // Dropping the rings (when this task returns) closes them, after
+        // the status word tells the guest why.
+        status.set(f.code);
+    }
+}
+
+/// The guest-to-socket direction of a connection.
+///
+/// Invariant: `buf[start..end]` holds bytes read from the guest's ring and
+/// not yet sent; `socket` is `None` once the write side is shut down (or the
+/// connection failed). When the stream's task ends early — the guest closed
+/// the stream, so `CLOSE` aborted it — [`Drop`] takes what the guest wrote
+/// before closing (the unsent bytes and the rest of its ring) and a detached
+/// task delivers it, then shuts the write side down, as closing a socket
+/// does on a host.
+struct Upstream {
+    rx: Reader,
+    socket: Option<OwnedWriteHalf>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Upstream {
+    /// Copies until the guest closes its ring (then shuts the socket's write
+    /// side down) or the socket fails.
+    async fn run(&mut self) -> Result<(), Failure> {
+        loop {
+            let Some(socket) = self.socket.as_mut() else {
+                return Ok(());
+            };
+            while self.start < self.end {
+                let n = socket
+                    .write(&self.buf[self.start..self.end])
+                    .await
+                    .map_err(|e| Failure::io("send", &e))?;
+                self.start += n;
+            }
+            let n = self
+                .rx
+                .read(&mut self.buf)
+                .await
+                .map_err(|e| Failure::protocol(format!("ring: {e}")))?;
+            if n == 0 {
+                // Half-close: the peer reads end-of-file, may still answer.
+                let _ = socket.shutdown().await;
+                self.socket = None;
+                return Ok(());
+            }
+            (self.start, self.end) = (0, n);
+        }
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let Some(socket) = self.socket.take() else {
+            return;
+        };
+        let mut rest = self.buf[self.start..self.end].to_vec();
+        // The ring is still the stream's until the task is gone; what the
+        // guest published before `CLOSE` is all there, at most a ring's
+        // capacity (a guest that goes on writing gets no more than that).
+        let mut cx = Context::from_waker(Waker::noop());
+        let limit = rest.len() + RING_CAPACITY as usize;
+        while rest.len() < limit {
+            let mut buf = ReadBuf::new(&mut self.buf);
+            match Pin::new(&mut self.rx).poll_read(&mut cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    rest.extend_from_slice(buf.filled())
+                }
+                _ => break,
+            }
+        }
+        if rest.is_empty() {
+            // Dropping the write half shuts it down.
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(deliver(socket, rest));
+        }
+    }
+}
+
+/// Sends what a closed stream left, then shuts the write side down; gives
+/// up after [`LINGER`] (a peer that does not read).
+async fn deliver(mut socket: OwnedWriteHalf, rest: Vec<u8>) {
+    let _ = tokio::time::timeout(LINGER, async {
+        socket.write_all(&rest).await?;
+        socket.shutdown().await
+    })
+    .await;
+}
+
+/// Runs `a` and `b` concurrently until both succeed or either fails.
+async fn both<A, B>(a: Pin<&mut A>, b: Pin<&mut B>) -> Result<(), Failure>
+where
+    A: Future<Output = Result<(), Failure>>,
+    B: Future<Output = Result<(), Failure>>,
+{
+    let (mut a, mut b) = (Some(a), Some(b));
+    poll_fn(|cx| {
+        step(&mut a, cx)?;
+        step(&mut b, cx)?;
+        if a.is_none() && b.is_none() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Polls one side of [`both`] unless it is done; forgets it once it is.
+fn step<F>(side: &mut Option<Pin<&mut F>>, cx: &mut Context<'_>) -> Result<(), Failure>
+where
+    F: Future<Output = Result<(), Failure>>,
+{
+    if let Some(f) = side.as_mut()
+        && let Poll::Ready(r) = f.as_mut().poll(cx)
+    {
+        *side = None;
+        r?;
+    }
+    Ok(())
+}
+
+/// Connections accepted by listeners and not yet taken by the guest, by
+/// listener slot. Shared by every task of the relay's one thread.
+#[derive(Default)]
+pub struct Pending {
+    inner: Mutex<Parked>,
+}
+
+#[derive(Default)]
+struct Parked {
+    /// The next connection id; never reused.
+    next_id: u64,
+    listeners: HashMap<u64, Backlog>,
+}
+
+/// One listener's parked connections.
+#[derive(Default)]
+struct Backlog {
+    /// Each connection with its peer's address.
+    connections: HashMap<u64, (TcpStream, SocketAddr)>,
+    /// The listener, waiting for room.
+    waiting: Option<Waker>,
+}
+
+/// Forgets a listener's backlog (and drops its parked sockets) when dropped.
+pub struct BacklogGuard<'a> {
+    pending: &'a Pending,
+    slot: u64,
+}
+
+impl Drop for BacklogGuard<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().listeners.remove(&self.slot);
+    }
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Parked> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts an empty backlog for the listener in `slot`.
+    fn open(&self, slot: u64) -> BacklogGuard<'_> {
+        self.lock().listeners.insert(slot, Backlog::default());
+        BacklogGuard {
+            pending: self,
+            slot,
+        }
+    }
+
+    /// Ready when `slot`'s backlog has room; otherwise wakes `cx` when a
+    /// connection is taken.
+    fn poll_room(&self, slot: u64, cx: &mut Context<'_>) -> Poll<()> {
+        let mut p = self.lock();
+        match p.listeners.get_mut(&slot) {
+            Some(b) if b.connections.len() >= BACKLOG => {
+                b.waiting = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        }
+    }
+
+    /// Parks an accepted connection from `peer`; returns its id.
+    fn park(&self, slot: u64, socket: TcpStream, peer: SocketAddr) -> u64 {
+        let mut p = self.lock();
+        let id = p.next_id;
+        p.next_id += 1;
+        if let Some(b) = p.listeners.get_mut(&slot) {
+            b.connections.insert(id, (socket, peer));
+        }
+        id
+    }
+
+    /// Takes connection `id` of the listener in `slot`, if it is parked.
+    fn take(&self, slot: u64, id: u64) -> Option<(TcpStream, SocketAddr)> {
+        let mut p = self.lock();
+        let b = p.listeners.get_mut(&slot)?;
+        let parked = b.connections.remove(&id)?;
+        if let Some(w) = b.waiting.take() {
+            w.wake();
+        }
+        Some(parked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(listen: &[&str], connect: &[&str]) -> Policy {
+        let parse = |v: &[&str]| v.iter().map(|a| a.parse().unwrap()).collect();
+        Policy {
+            listen: parse(listen),
+            connect: parse(connect),
+            ..Policy::default()
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn listening_is_granted_exactly_or_by_port_for_an_unspecified_ip() {
+        let p = policy(&["127.0.0.1:8080", "[::1]:9090"], &[]);
+        let grant = |a| grant_listen(&p, addr(a), "listening on").map_err(|f| f.code);
+        assert_eq!(grant("127.0.0.1:8080"), Ok(addr("127.0.0.1:8080")));
+        assert_eq!(grant("0.0.0.0:8080"), Ok(addr("127.0.0.1:8080")));
+        assert_eq!(grant("0.0.0.0:9090"), Ok(addr("[::1]:9090")));
+        assert_eq!(grant("[::]:0"), Ok(addr("127.0.0.1:8080")));
+        assert_eq!(grant("127.0.0.2:8080"), Err(Code::NotAllowed));
+        assert_eq!(grant("0.0.0.0:1"), Err(Code::NotAllowed));
+        let f = grant_listen(&policy(&[], &[]), addr("0.0.0.0:80"), "listening on").unwrap_err();
+        assert_eq!(
+            f.message,
+            "listening on 0.0.0.0:80 is not allowed: not granted by --listen"
+        );
+    }
+
+    #[test]
+    fn connecting_is_granted_only_exactly() {
+        let p = policy(&[], &["10.0.0.1:443"]);
+        assert!(grant_connect(&p, addr("10.0.0.1:443")).is_ok());
+        for a in ["10.0.0.1:80", "10.0.0.2:443", "0.0.0.0:443"] {
+            let f = grant_connect(&p, addr(a)).unwrap_err();
+            assert_eq!(f.code, Code::NotAllowed);
+            assert!(f.message.contains(a) && f.message.contains("--connect"));
+        }
+    }
+}

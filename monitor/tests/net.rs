@@ -1,0 +1,405 @@
+//! Integration tests of the network streams (PROTOCOL.md §11, §12): real
+//! KVM guests running the bundled `echo-server`, `http-get` and `udp-echo`
+//! against real host sockets on the loopback interface.
+
+mod common;
+
+use common::{run, weft};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("probe a free port")
+        .port()
+}
+
+/// A guest server; killed (and reaped) when dropped, so no test leaves one.
+struct Server(Child);
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let child = weft()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weft");
+        Self(child)
+    }
+
+    /// Asserts the monitor is still running.
+    fn assert_running(&mut self) {
+        assert!(
+            self.0.try_wait().expect("poll weft").is_none(),
+            "weft exited"
+        );
+    }
+
+    /// Kills the server and returns what it wrote to standard error.
+    fn stop(mut self) -> String {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Connects to `port` once the guest listens (the VM takes a moment to
+/// boot).
+fn connect_when_up(port: u16) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+                return s;
+            }
+            Err(e) if Instant::now() > deadline => panic!("port {port} never opened: {e}"),
+            Err(_) => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn echo_server(port: u16) -> Server {
+    let listen = format!("127.0.0.1:{port}");
+    let port = port.to_string();
+    Server::start(&[
+        "run",
+        "--listen",
+        &listen,
+        "--timeout",
+        "300",
+        "echo-server",
+        &port,
+    ])
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different per `seed`.
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// Sends `data` from one thread while reading the echo on this one; returns
+/// what came back before end-of-file.
+fn echo_round_trip(mut conn: TcpStream, data: Vec<u8>) -> Vec<u8> {
+    let mut sender = conn.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        sender.write_all(&data).unwrap();
+        sender.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    conn.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    back
+}
+
+/// Makes dropping `s` reset the connection (SO_LINGER with a zero timeout).
+fn reset_on_drop(s: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `s` owns an open socket; the option value is a valid `linger`
+    // of the length passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+}
+
+#[test]
+fn echo_server_serves_fifty_clients_at_once_byte_exact() {
+    const CLIENTS: u64 = 50;
+    const BYTES: usize = 1 << 20;
+    let port = free_port();
+    let mut server = echo_server(port);
+    drop(connect_when_up(port));
+    let start = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            thread::spawn(move || {
+                let data = random_bytes(i + 1, BYTES);
+                let back = echo_round_trip(connect_when_up(port), data.clone());
+                assert_eq!(back.len(), data.len(), "client {i}: echo length");
+                assert!(back == data, "client {i}: echo differs");
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client failed");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "{CLIENTS} clients x 1 MiB echoed in {secs:.2}s ({:.1} MB/s each way)",
+        (CLIENTS as f64 * BYTES as f64) / secs / 1e6
+    );
+    server.assert_running();
+    server.stop();
+}
+
+#[test]
+fn echo_server_goes_on_after_a_peer_resets_and_a_peer_leaves_mid_transfer() {
+    let port = free_port();
+    let mut server = echo_server(port);
+    // A peer that resets the connection with bytes in flight.
+    let reset = connect_when_up(port);
+    (&reset).write_all(&random_bytes(7, 200_000)).unwrap();
+    reset_on_drop(&reset);
+    drop(reset);
+    // A peer that leaves without reading what is echoed to it.
+    let leaver = connect_when_up(port);
+    let mut w = leaver.try_clone().unwrap();
+    let _ = w.write_all(&random_bytes(8, 3 << 20));
+    drop((w, leaver));
+    // The server still serves a new client byte-exact.
+    let data = random_bytes(9, 100_000);
+    assert_eq!(echo_round_trip(connect_when_up(port), data.clone()), data);
+    server.assert_running();
+    let err = server.stop();
+    assert!(err.contains("listening on 127.0.0.1:"), "{err}");
+}
+
+/// Serves HTTP/1.1 on a host thread: `/data` is 200 with `body`, anything
+/// else 404. Answers `requests` connections, then stops.
+fn http_server(body: Vec<u8>, requests: usize) -> (SocketAddr, thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..requests {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "request ended early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let request = String::from_utf8(request).unwrap();
+            let (status, payload) = if request.starts_with("GET /data HTTP/1.1\r\n") {
+                ("200 OK", body.clone())
+            } else {
+                ("404 Not Found", b"not found\n".to_vec())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                payload.len()
+            );
+            conn.write_all(head.as_bytes()).unwrap();
+            conn.write_all(&payload).unwrap();
+            seen.push(request);
+        }
+        seen
+    });
+    (addr, handle)
+}
+
+#[test]
+fn http_get_prints_the_body_and_fails_on_404() {
+    let body = random_bytes(3, 300_000);
+    let (addr, server) = http_server(body.clone(), 2);
+    let target = addr.to_string();
+    let out = weft()
+        .args([
+            "run",
+            "--connect",
+            &target,
+            "--timeout",
+            "60",
+            "http-get",
+            &target,
+            "/data",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == body,
+        "body differs ({} bytes)",
+        out.stdout.len()
+    );
+    let (code, out, err) = run(&[
+        "run",
+        "--connect",
+        &target,
+        "--timeout",
+        "60",
+        "http-get",
+        &target,
+        "/missing",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "not found\n");
+    assert!(err.contains("404 Not Found"), "{err}");
+    let requests = server.join().unwrap();
+    assert!(
+        requests[0].contains(&format!("Host: {target}\r\n")),
+        "{}",
+        requests[0]
+    );
+    assert!(
+        requests[0].contains("Connection: close\r\n"),
+        "{}",
+        requests[0]
+    );
+}
+
+#[test]
+fn a_guest_that_stops_mid_transfer_leaves_the_peer_an_end() {
+    // The peer sends an endless body; the guest is stopped by --timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let peer = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let start = Instant::now();
+        while conn.write_all(&chunk).is_ok() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never ended");
+        }
+    });
+    let (code, _, err) = run(&[
+        "run",
+        "--connect",
+        &target,
+        "--timeout",
+        "3",
+        "http-get",
+        &target,
+        "/endless",
+    ]);
+    assert_eq!(code, 124, "{err}");
+    peer.join().unwrap();
+}
+
+#[test]
+fn udp_echo_returns_each_datagram_to_its_sender() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Server::start(&[
+        "run",
+        "--listen",
+        &listen,
+        "--timeout",
+        "120",
+        "udp-echo",
+        &port.to_string(),
+    ]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(&listen).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        client.send(b"ping").unwrap();
+        if let Ok(n) = client.recv(&mut buf) {
+            assert_eq!(&buf[..n], b"ping");
+            break;
+        }
+        assert!(Instant::now() < deadline, "udp-echo never answered");
+    }
+    // Drain duplicate answers to the retried pings.
+    while client.recv(&mut buf).is_ok() {}
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for (i, len) in [1, 100, 1400, 9000, 60_000].into_iter().enumerate() {
+        let data = random_bytes(i as u64 + 20, len);
+        client.send(&data).unwrap();
+        let n = client.recv(&mut buf).expect("echo");
+        assert_eq!(&buf[..n], &data[..], "datagram of {len} bytes");
+    }
+    server.assert_running();
+    let err = server.stop();
+    assert!(err.contains(&format!("bound to {listen}")), "{err}");
+}
+
+#[test]
+fn listening_and_connecting_without_a_grant_are_refused_naming_the_address() {
+    let (code, _, err) = run(&["run", "--timeout", "60", "echo-server", "8080"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("0.0.0.0:8080"), "{err}");
+    assert!(
+        err.contains("not allowed") && err.contains("--listen"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(&["run", "--timeout", "60", "udp-echo", "8080"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("0.0.0.0:8080") && err.contains("--listen"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(&[
+        "run",
+        "--connect",
+        "127.0.0.1:1",
+        "--timeout",
+        "60",
+        "http-get",
+        "127.0.0.1:9",
+        "/",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+    assert!(
+        err.contains("not allowed") && err.contains("--connect"),
+        "{err}"
+    );
+
+    // Granted, but nothing listens there.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let (code, _, err) = run(&[
+        "run",
+        "--connect",
+        &closed,
+        "--timeout",
+        "60",
+        "http-get",
+        &closed,
+        "/",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+}
