@@ -18,9 +18,13 @@ help:
 	@echo "  make setup   install what the build needs (the $(GUEST) Rust target)"
 	@echo "  make clean   remove build output"
 
-# The guest target is added on demand, so a fresh machine needs nothing else.
+# The guest target is added on demand, and `curl` (the HTTP client the
+# integration tests drive the guest's web server with) is installed from
+# Debian if missing, so a fresh machine needs nothing else.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx $(GUEST) || rustup target add $(GUEST)
+	@command -v curl >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq curl; }
 
 # The kernel and user programs, and a kernel with the crash-test syscall for
 # the integration tests of the kernel's crash reports.

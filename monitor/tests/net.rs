@@ -403,3 +403,69 @@ fn listening_and_connecting_without_a_grant_are_refused_naming_the_address() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("connection refused"), "{err}");
 }
+
+/// Runs `curl` with `args`; returns its exit status and output.
+fn curl(args: &[&str]) -> (i32, Vec<u8>) {
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "60"])
+        .args(args)
+        .output()
+        .expect("run curl (make setup installs it)");
+    (out.status.code().unwrap_or(-1), out.stdout)
+}
+
+#[test]
+fn curl_fetches_files_from_httpd_and_gets_404_and_403() {
+    let root = std::env::temp_dir().join(format!("weft-httpd-test-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("docs")).unwrap();
+    let blob = random_bytes(9, 2 << 20);
+    std::fs::write(root.join("docs/blob.bin"), &blob).unwrap();
+    std::fs::write(root.join("index.html"), b"<h1>weft</h1>\n").unwrap();
+    let secret = root.with_extension("secret");
+    std::fs::write(&secret, b"outside the root\n").unwrap();
+    let port = free_port();
+    let mut server = Server::start(&[
+        "run",
+        "--fs-root",
+        &root.display().to_string(),
+        "--read-only",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--timeout",
+        "300",
+        "httpd",
+        &port.to_string(),
+    ]);
+    drop(connect_when_up(port));
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+
+    let (code, body) = curl(&[&url("/docs/blob.bin")]);
+    assert_eq!(code, 0);
+    assert!(body == blob, "blob differs ({} bytes)", body.len());
+    let (_, body) = curl(&[&url("/")]);
+    assert_eq!(body, b"<h1>weft</h1>\n");
+    let (_, listing) = curl(&[&url("/docs/")]);
+    assert_eq!(listing, b"blob.bin\n");
+    let status = |path: &str| {
+        let (_, s) = curl(&[
+            "--path-as-is",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url(path),
+        ]);
+        String::from_utf8(s).unwrap()
+    };
+    assert_eq!(status("/missing.txt"), "404");
+    let name = secret.file_name().unwrap().to_str().unwrap().to_owned();
+    assert_eq!(status(&format!("/../{name}")), "403");
+    assert_eq!(status(&format!("/docs/../../{name}")), "403");
+    let (_, head) = curl(&["-I", &url("/docs/blob.bin")]);
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.contains("Content-Length: 2097152"), "{head}");
+    server.assert_running();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_file(&secret);
+}

@@ -42,7 +42,19 @@ fn control_pipe_opens_closes_and_refuses_cleanly() {
 
 #[test]
 fn hostile_frames_and_indices_end_only_their_stream() {
-    let (code, out, err) = run(&["run", "--timeout", "60", &guest_program("stream-hostile")]);
+    let root = std::env::temp_dir().join(format!("weft-hostile-test-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("data"), vec![7u8; 100_000]).unwrap();
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "60",
+        "--fs-root",
+        &root.display().to_string(),
+        &guest_program("stream-hostile"),
+        "/data",
+    ]);
+    let _ = std::fs::remove_dir_all(&root);
     assert_eq!(code, 0, "{out}{err}");
     for attack in ["flags", "oversized", "noise", "truncated"] {
         assert!(
@@ -57,6 +69,10 @@ fn hostile_frames_and_indices_end_only_their_stream() {
         "{out}"
     );
     assert!(out.contains("control pipe still opens: 3\n"), "{out}");
+    assert!(
+        out.contains("file stream still reads: 100000 bytes\n"),
+        "{out}"
+    );
     assert!(
         err.contains("frame body of 4294967295 bytes is too long"),
         "{err}"

@@ -2,8 +2,9 @@
 //! streams it writes a header with non-zero flags, a header announcing a
 //! 4 GiB body, a frame of random bytes, a first frame cut short, and a
 //! corrupt ring index; each must end only that stream, with status
-//! `Protocol`. It prints one line per attack, then proves the control pipe
-//! and standard output still work.
+//! `Protocol`. It prints one line per attack, then proves the control pipe,
+//! standard output and a file stream opened before the attacks (PATH, under
+//! `--fs-root`) still work.
 #![no_std]
 #![no_main]
 
@@ -11,8 +12,10 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
+use embedded_io::Read;
 use weft_control::streams::{USER_PIPES_ADDR, bell, rings};
 use weft_data_pipe::Notify;
+use weft_user::fs::File;
 use weft_user::stream::{Doorbell, Stream};
 use weft_user::{Args, println};
 
@@ -36,7 +39,18 @@ fn attack(name: &str, bytes: &[u8]) {
     );
 }
 
-fn main(_args: Args) -> i32 {
+fn main(args: Args) -> i32 {
+    let Some(path) = args.get(1) else {
+        println!("usage: stream-hostile PATH");
+        return 2;
+    };
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("cannot open {path}: {e}");
+            return 1;
+        }
+    };
     attack("flags", &[4, 0, 0, 0, 0x00, 0x01, 0xAA, 0xBB, 1, 0, 0, 0]);
     attack("oversized", &[0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x01, 0, 0]);
     let mut x = 0x2545_F491_4F6C_DD1Du64;
@@ -74,5 +88,18 @@ fn main(_args: Args) -> i32 {
         .map(|s| s.slot())
         .collect();
     println!("control pipe still opens: {}", again.len());
+    let mut buf = vec![0u8; 4096];
+    let mut total = 0;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => {
+                println!("file stream broke: {e}");
+                return 1;
+            }
+        }
+    }
+    println!("file stream still reads: {total} bytes");
     0
 }
