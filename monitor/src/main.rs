@@ -8,6 +8,7 @@
 //! (the pure exit dispatcher), `symbols` + `report` (crash reports), `stats`
 //! (`--stats`), `status` (exit statuses).
 
+mod affinity;
 mod boot;
 mod cli;
 mod cpuid;

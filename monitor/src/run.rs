@@ -93,6 +93,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         source: kvm_ioctls::Error::new(e.raw_os_error().unwrap_or(libc::EINVAL)),
     })?;
 
+    crate::affinity::pin(crate::affinity::Role::Vcpu);
     let stop = {
         let mut cx = ExitContext {
             ram: &ram,

@@ -264,6 +264,7 @@ impl Relay {
             .name("weft-relay".into())
             .spawn(move || {
                 let _keep_mapped = ram;
+                crate::affinity::pin(crate::affinity::Role::Relay);
                 serve(bell, page, thread_shared, control, outputs);
             })
             .map_err(RelayError::Thread)?;
