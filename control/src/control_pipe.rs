@@ -188,8 +188,7 @@ mod tests {
     use crate::streams::rings;
 
     fn split(buf: &[u8]) -> (Header, &[u8]) {
-        let h = Header::decode(buf[..HEADER].try_into().unwrap()).unwrap();
-        (h, &buf[HEADER..HEADER + h.len as usize])
+        crate::frame::split(buf).expect("a whole, valid frame")
     }
 
     #[test]

@@ -133,6 +133,17 @@ impl Header {
     }
 }
 
+/// Splits a buffer that starts with one whole frame into its checked header
+/// and its body.
+pub fn split(buf: &[u8]) -> Result<(Header, &[u8]), WireError> {
+    let raw = buf.first_chunk::<HEADER>().ok_or(WireError::Truncated)?;
+    let header = Header::decode(raw)?;
+    let body = buf
+        .get(HEADER..HEADER + header.len as usize)
+        .ok_or(WireError::Truncated)?;
+    Ok((header, body))
+}
+
 /// Reads the fields of a body in order.
 #[derive(Clone, Debug)]
 pub struct Decoder<'a> {

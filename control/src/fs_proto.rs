@@ -566,8 +566,7 @@ mod tests {
     use super::*;
 
     fn split(buf: &[u8]) -> (Header, &[u8]) {
-        let h = Header::decode(buf[..HEADER].try_into().unwrap()).unwrap();
-        (h, &buf[HEADER..HEADER + h.len as usize])
+        crate::frame::split(buf).expect("a whole, valid frame")
     }
 
     /// Every shorter body fails and one extra byte is `Trailing` (`error`

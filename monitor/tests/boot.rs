@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{crash_kernel, guest_program, run, target, weft};
+use common::{crash_kernel, guest_program, run, weft};
 use std::path::PathBuf;
 
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {

@@ -247,8 +247,7 @@ impl Stream {
     /// reply to it, or the error it sent.
     pub fn connect(kind: u16, params: &[u8], reply: &mut Vec<u8>) -> Result<(Self, u16), Error> {
         let mut s = Self::open()?;
-        let mut first = Vec::new();
-        first.resize(HEADER + 4 + params.len(), 0);
+        let mut first = alloc::vec![0u8; HEADER + 4 + params.len()];
         let mut e = frame::Encoder::new(&mut first, kind);
         e.u32(frame::VERSION).bytes(params);
         let n = e
