@@ -9,6 +9,7 @@ use super::bells::SlotWake;
 use super::{RelayError, Rx, Shared, Tx, rings};
 use crate::guest_memory::Ram;
 use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::AsyncReadExt;
@@ -43,7 +44,8 @@ impl Output {
     /// closes it. The host write is synchronous on the relay thread (tokio's
     /// stdout defers it to a blocking pool, which delayed output until
     /// shutdown): a slow terminal back-pressures the guest through the full
-    /// ring.
+    /// ring. It goes straight to the descriptor: `std`'s line-buffered
+    /// stdout would scan every chunk for newlines and copy its tail.
     pub async fn copy(self, shared: Arc<Shared>) {
         let name = if self.slot == slot::STDOUT {
             "standard output"
@@ -57,6 +59,11 @@ impl Output {
                 return;
             }
         };
+        let fd = if self.slot == slot::STDOUT { 1 } else { 2 };
+        // SAFETY: descriptors 1 and 2 are open for the whole life of the
+        // process (std relies on the same), and `ManuallyDrop` keeps this
+        // handle from ever closing them.
+        let mut out = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
         let mut buf = vec![0u8; RING_CAPACITY as usize];
         loop {
             let n = match reader.read(&mut buf).await {
@@ -71,14 +78,8 @@ impl Output {
                 .stats
                 .bytes_out
                 .fetch_add(n as u64, Ordering::Relaxed);
-            let written = if self.slot == slot::STDOUT {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&buf[..n]).and_then(|()| out.flush())
-            } else {
-                std::io::stderr().lock().write_all(&buf[..n])
-            };
             // A closed host stream drops the output, as a closed pipe would.
-            let _ = written;
+            let _ = out.write_all(&buf[..n]);
         }
     }
 }
