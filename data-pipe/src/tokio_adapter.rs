@@ -16,6 +16,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -27,11 +28,47 @@ use crate::error::Error;
 use crate::producer::Producer;
 use crate::wake::{Notify, WaitDecision, Waitable};
 
-/// Runs `op` on `end` until it moves bytes or fails for good, sleeping on
-/// `wake` (§7.6) while it would block.
+/// How a half waits when its ring would block: first by yielding to the
+/// runtime, for at most `spin` after its last progress, without announcing
+/// sleep (the peer then needs no notification, and an answer that comes
+/// within that time costs no wake-up); then by announcing sleep (§7.6) and
+/// sleeping on its eventfd.
+struct Waiter {
+    fd: AsyncFd<EventFd>,
+    spin: Duration,
+    /// When the ring first would block since the last progress.
+    idle_since: Option<Instant>,
+}
+
+impl Waiter {
+    fn new(wake: EventFd) -> io::Result<Self> {
+        // SAFETY: `EventFd` owns its descriptor (it closes it on drop) and its
+        // `as_raw_fd` always returns that same descriptor, which therefore
+        // stays open and unchanged for as long as the `AsyncFd` owns the
+        // `EventFd`.
+        let fd = unsafe { AsyncFd::register_with_interest(wake, Interest::READABLE) }?;
+        Ok(Self {
+            fd,
+            spin: Duration::ZERO,
+            idle_since: None,
+        })
+    }
+
+    /// Whether to keep yielding instead of sleeping.
+    fn keep_spinning(&mut self) -> bool {
+        if self.spin.is_zero() {
+            return false;
+        }
+        let now = Instant::now();
+        now.duration_since(*self.idle_since.get_or_insert(now)) < self.spin
+    }
+}
+
+/// Runs `op` on `end` until it moves bytes or fails for good, yielding and
+/// then sleeping on `waiter` while it would block.
 fn poll_ring<E: Waitable, T>(
     end: &mut E,
-    wake: &AsyncFd<EventFd>,
+    waiter: &mut Waiter,
     cx: &mut Context<'_>,
     mut op: impl FnMut(&mut E) -> Result<T, Error>,
 ) -> Poll<io::Result<T>> {
@@ -40,13 +77,18 @@ fn poll_ring<E: Waitable, T>(
             Err(Error::WouldBlock) => {}
             done => {
                 end.end_wait();
+                waiter.idle_since = None;
                 return Poll::Ready(done.map_err(io::Error::from));
             }
+        }
+        if waiter.keep_spinning() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         if end.prepare_wait()? == WaitDecision::Ready {
             continue;
         }
-        let mut guard = ready!(wake.poll_read_ready(cx))?;
+        let mut guard = ready!(waiter.fd.poll_read_ready(cx))?;
         // Drain the counter; if it was already empty, `try_io` clears the
         // readiness so that the next poll registers the waker.
         let _ = guard.try_io(|fd| fd.get_ref().read());
@@ -54,17 +96,10 @@ fn poll_ring<E: Waitable, T>(
     }
 }
 
-fn register(wake: EventFd) -> io::Result<AsyncFd<EventFd>> {
-    // SAFETY: `EventFd` owns its descriptor (it closes it on drop) and its
-    // `as_raw_fd` always returns that same descriptor, which therefore stays
-    // open and unchanged for as long as the `AsyncFd` owns the `EventFd`.
-    Ok(unsafe { AsyncFd::register_with_interest(wake, Interest::READABLE) }?)
-}
-
 /// The reading half: a [`Consumer`] whose peer notifies `wake`.
 pub struct AsyncReader<M: Memory, N: Notify> {
     rx: Consumer<M, N>,
-    wake: AsyncFd<EventFd>,
+    wait: Waiter,
 }
 
 impl<M: Memory, N: Notify> AsyncReader<M, N> {
@@ -73,8 +108,17 @@ impl<M: Memory, N: Notify> AsyncReader<M, N> {
     pub fn new(rx: Consumer<M, N>, wake: EventFd) -> io::Result<Self> {
         Ok(Self {
             rx,
-            wake: register(wake)?,
+            wait: Waiter::new(wake)?,
         })
+    }
+
+    /// Yields to the runtime for up to `spin` after the last progress before
+    /// sleeping (default: sleep at once). Worth it when the producer usually
+    /// answers sooner than a wake-up costs and the runtime's thread has a CPU
+    /// of its own.
+    pub fn spin_for(mut self, spin: Duration) -> Self {
+        self.wait.spin = spin;
+        self
     }
 }
 
@@ -85,7 +129,7 @@ impl<M: Memory + Unpin, N: Notify + Unpin> AsyncRead for AsyncReader<M, N> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let n = ready!(poll_ring(&mut this.rx, &this.wake, cx, |rx| rx
+        let n = ready!(poll_ring(&mut this.rx, &mut this.wait, cx, |rx| rx
             .read(buf.initialize_unfilled())))?;
         buf.advance(n);
         Poll::Ready(Ok(()))
@@ -96,7 +140,7 @@ impl<M: Memory + Unpin, N: Notify + Unpin> AsyncRead for AsyncReader<M, N> {
 /// frees space.
 pub struct AsyncWriter<M: Memory, N: Notify> {
     tx: Producer<M, N>,
-    wake: AsyncFd<EventFd>,
+    wait: Waiter,
 }
 
 impl<M: Memory, N: Notify> AsyncWriter<M, N> {
@@ -105,8 +149,14 @@ impl<M: Memory, N: Notify> AsyncWriter<M, N> {
     pub fn new(tx: Producer<M, N>, wake: EventFd) -> io::Result<Self> {
         Ok(Self {
             tx,
-            wake: register(wake)?,
+            wait: Waiter::new(wake)?,
         })
+    }
+
+    /// As [`AsyncReader::spin_for`], waiting for space.
+    pub fn spin_for(mut self, spin: Duration) -> Self {
+        self.wait.spin = spin;
+        self
     }
 }
 
@@ -117,7 +167,7 @@ impl<M: Memory + Unpin, N: Notify + Unpin> AsyncWrite for AsyncWriter<M, N> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        poll_ring(&mut this.tx, &this.wake, cx, |tx| tx.write(buf))
+        poll_ring(&mut this.tx, &mut this.wait, cx, |tx| tx.write(buf))
     }
 
     /// Written bytes are visible to the consumer at once.

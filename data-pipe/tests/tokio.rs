@@ -78,3 +78,42 @@ fn monitor_echoes_a_guest_stream() {
         });
     });
 }
+
+/// A reader that polls (`spin_for`) finds data its producer published
+/// without notifying, while one that sleeps at once would need the
+/// notification; after the spin it sleeps and the notification wakes it.
+#[test]
+fn a_spinning_reader_needs_no_notification_within_its_spin() {
+    use std::time::Duration;
+    use weft_data_pipe::{Consumer, NoNotify, Producer, ring_size};
+
+    let region = HeapRegion::new(ring_size(CAPACITY));
+    let wake = EventFd::new(EFD_NONBLOCK).unwrap();
+    let late = clone(&wake);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut tx = Producer::new(&region, 0, CAPACITY, NoNotify).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            tx.write(b"quiet").unwrap();
+            // Long after the reader's spin: this one needs the wake-up.
+            std::thread::sleep(Duration::from_millis(300));
+            tx.write(b"loud").unwrap();
+            late.write(1).unwrap();
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let rx = Consumer::new(&region, 0, CAPACITY, NoNotify).unwrap();
+            let mut reader = AsyncReader::new(rx, wake)
+                .unwrap()
+                .spin_for(Duration::from_millis(200));
+            let mut buf = [0u8; 16];
+            let n = reader.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"quiet");
+            let n = reader.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"loud");
+        });
+    });
+}

@@ -12,6 +12,13 @@ use weft_control::frame::{Code, ErrorBody, HEADER, Header, MAX_MESSAGE, WireErro
 use weft_control::streams::{RING_CAPACITY, RING_HEADER, SlotRings};
 use weft_data_pipe::{AsyncReader, AsyncWriter, Consumer, Memory, Producer, RawRegion};
 
+/// How long a relay task keeps polling a ring (yielding to the other tasks)
+/// after its last progress before it announces sleep. While it polls, the
+/// guest rings no doorbell for it: a doorbell is a VM exit, 10–40 µs of the
+/// guest's time here, and waking the relay's thread costs as much again.
+/// Measured reading a 256 MiB file: without polling, ~24 doorbells per MiB.
+pub const RELAY_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// Reads the ring the guest writes.
 pub type Reader = AsyncReader<RawRegion, Arc<Interrupt>>;
 /// Writes the ring the guest reads.
@@ -137,8 +144,8 @@ impl StreamIo {
         .map_err(layout)?;
         Ok(Self {
             slot,
-            rx: AsyncReader::new(rx, wake.data.try_clone()?)?,
-            tx: AsyncWriter::new(tx, wake.space.try_clone()?)?,
+            rx: AsyncReader::new(rx, wake.data.try_clone()?)?.spin_for(RELAY_SPIN),
+            tx: AsyncWriter::new(tx, wake.space.try_clone()?)?.spin_for(RELAY_SPIN),
             status: Status::of(shared.region, rings),
         })
     }

@@ -6,6 +6,7 @@
 //! input alone.
 
 use super::bells::SlotWake;
+use super::framed::RELAY_SPIN;
 use super::{RelayError, Rx, Shared, Tx, rings};
 use crate::guest_memory::Ram;
 use std::io::{Read, Write};
@@ -53,7 +54,7 @@ impl Output {
             "standard error"
         };
         let mut reader = match AsyncReader::new(self.rx, self.wake) {
-            Ok(r) => r,
+            Ok(r) => r.spin_for(RELAY_SPIN),
             Err(e) => {
                 eprintln!("weft: cannot serve the guest's {name}: {e}");
                 return;
