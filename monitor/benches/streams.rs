@@ -23,7 +23,7 @@ use weft_benchkit::{Record, median, record};
 const WEFT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/weft");
 const FILE_MIB: usize = 256;
 const ECHO_MIB: usize = 256;
-const RUNS: usize = 5;
+const RUNS: usize = 9;
 const ROUND_TRIPS: usize = 2000;
 /// Signals per MiB if every 64 KiB ring-full needed one.
 const ONE_PER_RING: f64 = 16.0;
