@@ -75,9 +75,12 @@ pub fn machine() -> String {
         })
         .unwrap_or("unknown CPU")
         .to_owned();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    // The machine's CPUs, not this thread's affinity (benchmarks pin threads).
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count()
+        .max(1);
     let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let kvm = if cmdline.contains("nested_pvm=1") {
         "nested KVM (PVM)"
