@@ -25,8 +25,10 @@ pub enum Command {
     /// Boot a guest running PROGRAM with ARGS.
     ///
     /// PROGRAM is the name of a bundled example (hello, exit-code, fault,
-    /// spin, sleep) or a path to a user-procedure ELF. The program's standard
-    /// output and error are weft's own.
+    /// spin, sleep, cat, ls, cp, echo-server, http-get, udp-echo, httpd) or a
+    /// path to a user-procedure ELF. The program's standard input, output and
+    /// error are weft's own; it reaches files and the network only as the
+    /// options below grant.
     Run(RunArgs),
 }
 
@@ -39,10 +41,13 @@ pub struct RunArgs {
     /// File streams cannot modify the --fs-root directory.
     #[arg(long)]
     pub read_only: bool,
-    /// Allow the guest to listen on ADDR:PORT (repeatable).
+    /// Allow the guest to listen (TCP) or bind (UDP) on ADDR:PORT
+    /// (repeatable); the guest asks for 0.0.0.0:PORT to get the granted
+    /// address with that port.
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Vec<SocketAddr>,
-    /// Allow the guest to connect to ADDR:PORT (repeatable).
+    /// Allow the guest to connect (TCP) or send datagrams (UDP) to ADDR:PORT
+    /// (repeatable).
     #[arg(long, value_name = "ADDR:PORT")]
     pub connect: Vec<SocketAddr>,
     /// Guest RAM in MiB (16-3072; rounded up to an even number).
@@ -54,7 +59,8 @@ pub struct RunArgs {
     /// Boot this kernel ELF instead of the bundled one.
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
-    /// Print exit, hypercall and boot-phase figures to stderr when the guest stops.
+    /// Print exit, hypercall, stream (doorbells, interrupts) and boot-phase
+    /// figures to stderr when the guest stops.
     #[arg(long)]
     pub stats: bool,
     /// The program: a bundled example's name or a path to an ELF file.
