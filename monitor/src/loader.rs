@@ -8,7 +8,7 @@ use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::layout::PAGE_SIZE;
 use weft_image::elf::LoadPlan;
-use weft_image::paging::{Access, MapError, PageFlags, map_4k, translate};
+use weft_image::paging::{Access, MapError, PageFlags, map_4k, map_4k_range, translate};
 
 /// Failures loading an image.
 #[derive(Debug, Error)]
@@ -133,17 +133,15 @@ impl Space<'_> {
         pages: u64,
         flags: PageFlags,
     ) -> Result<(), LoadError> {
-        for i in 0..pages {
-            map_4k(
-                &mut PhysRam(self.ram),
-                self.frames,
-                self.root,
-                vaddr + i * PAGE_SIZE,
-                phys + i * PAGE_SIZE,
-                flags,
-            )
-            .map_err(LoadError::Map)?;
-        }
-        Ok(())
+        map_4k_range(
+            &mut PhysRam(self.ram),
+            self.frames,
+            self.root,
+            vaddr,
+            phys,
+            pages,
+            flags,
+        )
+        .map_err(LoadError::Map)
     }
 }

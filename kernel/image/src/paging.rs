@@ -181,6 +181,49 @@ pub fn map_2m(
     map(mem, alloc, root, vaddr, phys, flags, 2)
 }
 
+/// Maps `pages` consecutive 4 KiB pages from `vaddr` to the frames from
+/// `phys`, walking the upper levels once per page table rather than once per
+/// page (the same result as `pages` calls of [`map_4k`]).
+pub fn map_4k_range(
+    mem: &mut impl PhysMemory,
+    alloc: &mut impl FrameAllocator,
+    root: u64,
+    vaddr: u64,
+    phys: u64,
+    pages: u64,
+    flags: PageFlags,
+) -> Result<(), MapError> {
+    let mut done = 0;
+    while done < pages {
+        let (v, p) = (vaddr + done * SIZE_4K, phys + done * SIZE_4K);
+        check(v, p, SIZE_4K)?;
+        let table = walk_create(mem, alloc, root, v, 1)?;
+        let first = table_index(v, 1);
+        let run = (512 - first).min(pages - done);
+        for k in 0..run {
+            let (v, p) = (v + k * SIZE_4K, p + k * SIZE_4K);
+            check(v, p, SIZE_4K)?;
+            write_leaf(mem, table, v, p, flags, 1)?;
+        }
+        done += run;
+    }
+    Ok(())
+}
+
+/// Checks a leaf's addresses: aligned to `size`, canonical, encodable.
+fn check(vaddr: u64, phys: u64, size: u64) -> Result<(), MapError> {
+    if (vaddr | phys) & (size - 1) != 0 {
+        return Err(MapError::Misaligned { vaddr, phys });
+    }
+    if !is_canonical(vaddr) {
+        return Err(MapError::NonCanonical { vaddr });
+    }
+    if phys & !PTE_ADDR_MASK != 0 {
+        return Err(MapError::PhysTooLarge { phys });
+    }
+    Ok(())
+}
+
 /// Walks from the PML4 down to `leaf_level`, creating missing tables, then writes
 /// the leaf entry if the slot is empty.
 fn map(
@@ -192,16 +235,20 @@ fn map(
     flags: PageFlags,
     leaf_level: u32,
 ) -> Result<(), MapError> {
-    let size = if leaf_level == 2 { SIZE_2M } else { SIZE_4K };
-    if (vaddr | phys) & (size - 1) != 0 {
-        return Err(MapError::Misaligned { vaddr, phys });
-    }
-    if !is_canonical(vaddr) {
-        return Err(MapError::NonCanonical { vaddr });
-    }
-    if phys & !PTE_ADDR_MASK != 0 {
-        return Err(MapError::PhysTooLarge { phys });
-    }
+    check(vaddr, phys, if leaf_level == 2 { SIZE_2M } else { SIZE_4K })?;
+    let table = walk_create(mem, alloc, root, vaddr, leaf_level)?;
+    write_leaf(mem, table, vaddr, phys, flags, leaf_level)
+}
+
+/// The table at `leaf_level` that holds `vaddr`'s leaf entry, creating
+/// missing tables on the way down.
+fn walk_create(
+    mem: &mut impl PhysMemory,
+    alloc: &mut impl FrameAllocator,
+    root: u64,
+    vaddr: u64,
+    leaf_level: u32,
+) -> Result<u64, MapError> {
     let mut table = root & PTE_ADDR_MASK;
     for level in (leaf_level + 1..=4).rev() {
         let slot = table + table_index(vaddr, level) * 8;
@@ -223,6 +270,18 @@ fn map(
             table = entry & PTE_ADDR_MASK;
         }
     }
+    Ok(table)
+}
+
+/// Writes `vaddr`'s leaf entry in `table` if the slot is empty.
+fn write_leaf(
+    mem: &mut impl PhysMemory,
+    table: u64,
+    vaddr: u64,
+    phys: u64,
+    flags: PageFlags,
+    leaf_level: u32,
+) -> Result<(), MapError> {
     let slot = table + table_index(vaddr, leaf_level) * 8;
     let entry = mem
         .read_u64(slot)

@@ -310,3 +310,52 @@ fn mapping_errors() {
     );
     assert_eq!(none, Err(MapError::OutOfFrames));
 }
+
+#[test]
+fn a_range_maps_like_single_pages_across_page_tables() {
+    // 700 pages from 0x1F_E000 cross two page-table boundaries.
+    let (start, phys, pages) = (0x1F_E000u64, 0x10_0000u64, 700u64);
+    let (mut one, mut one_alloc) = setup();
+    for i in 0..pages {
+        map_4k(
+            &mut one,
+            &mut one_alloc,
+            ROOT,
+            start + i * 4096,
+            phys + i * 4096,
+            RW_USER,
+        )
+        .unwrap();
+    }
+    let (mut range, mut range_alloc) = setup();
+    map_4k_range(
+        &mut range,
+        &mut range_alloc,
+        ROOT,
+        start,
+        phys,
+        pages,
+        RW_USER,
+    )
+    .unwrap();
+    for i in 0..pages {
+        let v = start + i * 4096;
+        assert_eq!(entry(&range, v, 1), entry(&one, v, 1), "page {i}");
+    }
+    assert_eq!(entry(&range, start + pages * 4096, 1), 0);
+    let again = map_4k_range(
+        &mut range,
+        &mut range_alloc,
+        ROOT,
+        start + 4096,
+        phys,
+        2,
+        RW_USER,
+    );
+    assert_eq!(
+        again,
+        Err(MapError::AlreadyMapped {
+            vaddr: start + 4096
+        })
+    );
+}
