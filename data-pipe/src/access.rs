@@ -116,6 +116,18 @@ impl RawRegion {
         self.ptr.as_ptr()
     }
 
+    /// The address of `len` bytes at `offset` (a [`Chunk`](crate::Chunk)'s
+    /// bytes), for handing to the host kernel, which copies to or from them
+    /// without a Rust reference ever being formed; `None` if the range is not
+    /// inside the region. The pointer is valid as long as the region; the
+    /// ring protocol, not this function, says which side may touch the bytes.
+    pub fn span(&self, offset: usize, len: usize) -> Option<*mut u8> {
+        let end = offset.checked_add(len)?;
+        // SAFETY: `offset <= end <= len`, so the result stays inside (or one
+        // past the end of) the allocation `ptr` is valid for (`new`).
+        (end <= self.len).then(|| unsafe { self.ptr.as_ptr().add(offset) })
+    }
+
     /// Pointer to `offset`, after checking that `size` bytes there are inside
     /// the region and that `offset` is a multiple of `align`.
     fn at(&self, offset: usize, size: usize, align: usize) -> *mut u8 {

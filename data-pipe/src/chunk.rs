@@ -24,6 +24,14 @@ impl<M: Memory> Chunk<'_, M> {
         self.len == 0
     }
 
+    /// Where the chunk starts, as an offset into the region: for an owner
+    /// of the region's mapping that hands the bytes to the host kernel
+    /// (`readv`, `writev`) without copying them through this process (see
+    /// [`RawRegion::span`](crate::RawRegion::span)).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
     /// Copies as much of `src` as fits from byte `at` of the chunk on;
     /// returns how many bytes were copied.
     pub fn write(&self, at: usize, src: &[u8]) -> usize {

@@ -120,6 +120,23 @@ impl<M: Memory, N: Notify> AsyncReader<M, N> {
         self.wait.spin = spin;
         self
     }
+
+    /// Waits until there are bytes to read (or the producer closed) and
+    /// returns how many (0: end of stream). Then [`consumer`](Self::consumer)
+    /// can `peek` and `consume` them in place.
+    pub async fn readable(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| {
+            poll_ring(&mut self.rx, &mut self.wait, cx, |rx| {
+                rx.peek().map(|c| c.len())
+            })
+        })
+        .await
+    }
+
+    /// The ring end, for zero-copy access after [`readable`](Self::readable).
+    pub fn consumer(&mut self) -> &mut Consumer<M, N> {
+        &mut self.rx
+    }
 }
 
 impl<M: Memory + Unpin, N: Notify + Unpin> AsyncRead for AsyncReader<M, N> {
@@ -157,6 +174,27 @@ impl<M: Memory, N: Notify> AsyncWriter<M, N> {
     pub fn spin_for(mut self, spin: Duration) -> Self {
         self.wait.spin = spin;
         self
+    }
+
+    /// Waits until bytes are free (or the consumer closed: then `Err`)
+    /// and returns how many are. Then [`producer`](Self::producer) can
+    /// `reserve` and `commit` them in place. (Waiting for more than one free
+    /// byte is not offered: the wake-up protocol signals any space.)
+    pub async fn writable(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| {
+            poll_ring(&mut self.tx, &mut self.wait, cx, |tx| {
+                match tx.writable_len()? {
+                    0 => Err(Error::WouldBlock),
+                    n => Ok(n),
+                }
+            })
+        })
+        .await
+    }
+
+    /// The ring end, for zero-copy access after [`writable`](Self::writable).
+    pub fn producer(&mut self) -> &mut Producer<M, N> {
+        &mut self.tx
     }
 }
 

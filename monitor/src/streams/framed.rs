@@ -119,6 +119,8 @@ pub struct StreamIo {
     pub rx: Reader,
     pub tx: Writer,
     pub status: Status,
+    /// The pipe region the rings are in (for zero-copy transfers).
+    pub region: RawRegion,
 }
 
 impl StreamIo {
@@ -147,6 +149,7 @@ impl StreamIo {
             rx: AsyncReader::new(rx, wake.data.try_clone()?)?.spin_for(RELAY_SPIN),
             tx: AsyncWriter::new(tx, wake.space.try_clone()?)?.spin_for(RELAY_SPIN),
             status: Status::of(shared.region, rings),
+            region: shared.region,
         })
     }
 

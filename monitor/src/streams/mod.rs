@@ -28,6 +28,7 @@ mod fs;
 mod stdio;
 mod tcp;
 mod udp;
+mod zero_copy;
 
 use crate::guest_memory::{self, Ram};
 use crate::vm::{self, VmError};

@@ -7,13 +7,12 @@
 
 use super::bells::SlotWake;
 use super::framed::RELAY_SPIN;
+use super::zero_copy;
 use super::{RelayError, Rx, Shared, Tx, rings};
 use crate::guest_memory::Ram;
-use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::AsyncReadExt;
 use vmm_sys_util::eventfd::EventFd;
 use weft_control::streams::{RING_CAPACITY, slot};
 use weft_data_pipe::{AsyncReader, Blocking, Consumer, Producer};
@@ -45,8 +44,8 @@ impl Output {
     /// closes it. The host write is synchronous on the relay thread (tokio's
     /// stdout defers it to a blocking pool, which delayed output until
     /// shutdown): a slow terminal back-pressures the guest through the full
-    /// ring. It goes straight to the descriptor: `std`'s line-buffered
-    /// stdout would scan every chunk for newlines and copy its tail.
+    /// ring. The bytes go from the ring to the descriptor (`writev`), not
+    /// through `std`'s line-buffered stdout or a buffer of the relay.
     pub async fn copy(self, shared: Arc<Shared>) {
         let name = if self.slot == slot::STDOUT {
             "standard output"
@@ -61,15 +60,18 @@ impl Output {
             }
         };
         let fd = if self.slot == slot::STDOUT { 1 } else { 2 };
-        // SAFETY: descriptors 1 and 2 are open for the whole life of the
-        // process (std relies on the same), and `ManuallyDrop` keeps this
-        // handle from ever closing them.
-        let mut out = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
-        let mut buf = vec![0u8; RING_CAPACITY as usize];
         loop {
-            let n = match reader.read(&mut buf).await {
+            let n = match zero_copy::write_from(fd, &mut reader, &shared.region).await {
                 Ok(0) => return,
                 Ok(n) => n,
+                Err(e) if e.raw_os_error().is_some() => {
+                    // A closed or failing host stream drops the output, as
+                    // a closed pipe would; the guest is not held up.
+                    let c = reader.consumer();
+                    let n = c.peek().map(|c| c.len()).unwrap_or(0);
+                    let _ = c.consume(n);
+                    n
+                }
                 Err(e) => {
                     eprintln!("weft: the guest's {name} stream was closed: {e}");
                     return;
@@ -79,8 +81,6 @@ impl Output {
                 .stats
                 .bytes_out
                 .fetch_add(n as u64, Ordering::Relaxed);
-            // A closed host stream drops the output, as a closed pipe would.
-            let _ = out.write_all(&buf[..n]);
         }
     }
 }

@@ -4,12 +4,17 @@
 use super::beneath::{self, PathError};
 use super::{Fault, Root, broken, metadata, send, serve_requests};
 use crate::streams::framed::{Failure, StreamIo};
+use crate::streams::zero_copy;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use weft_control::frame::{Code, HEADER, Header, MAX_BODY};
 use weft_control::fs_proto::{
     FileKind, FileOpen, FileRequest, METADATA_LEN, OpenFlags, Reply, Whence, kind,
 };
+
+/// The smallest `DATA` body worth reading straight into the ring.
+const MIN_DIRECT: usize = 4096;
 
 /// An open file and what the guest may do with it.
 struct OpenFile {
@@ -100,7 +105,29 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
             if !f.flags.contains(OpenFlags::READ) {
                 return Err(Failure::new(Code::Invalid, "read: file not open for reading").into());
             }
-            // The bytes go straight after the header: one copy into the ring.
+            // Straight from the file into the ring when there is room for a
+            // sizeable frame; otherwise by copying, which waits for space.
+            let fd = f.file.as_raw_fd();
+            let region = io.region;
+            let direct = zero_copy::read_into_frame(
+                fd,
+                &mut io.tx,
+                &region,
+                kind::DATA,
+                max as usize,
+                MIN_DIRECT,
+            )
+            .await
+            .map_err(|e| match e.raw_os_error() {
+                Some(_) => host("read", e),
+                None => Fault::Stream(Failure::new(
+                    Code::Closed,
+                    format!("guest stopped reading: {e}"),
+                )),
+            })?;
+            if direct.is_some() {
+                return Ok(());
+            }
             let data = &mut f.buf[HEADER..HEADER + max as usize];
             let n = retry(|| f.file.read(data)).map_err(|e| host("read", e))?;
             f.buf[..HEADER].copy_from_slice(&Header::new(kind::DATA, n).encode());
