@@ -61,7 +61,7 @@ impl Output {
         };
         let fd = if self.slot == slot::STDOUT { 1 } else { 2 };
         loop {
-            let n = match zero_copy::write_from(fd, &mut reader, &shared.region).await {
+            let n = match zero_copy::ring_to_fd(fd, &mut reader, &shared.region).await {
                 Ok(0) => return,
                 Ok(n) => n,
                 Err(e) if e.raw_os_error().is_some() => {

@@ -9,7 +9,8 @@
 //! Ids come from one counter, so a stale id never names a newer connection,
 //! even after a listener's slot is reused.
 //!
-//! The relay copies both directions at once with [`COPY_BUF`]-byte buffers.
+//! The relay moves both directions at once, between the socket and the rings
+//! in place (`readv`/`writev`, no buffer in between: [`zero_copy`]).
 //! A direction's end is passed on (guest closes its ring → `shutdown(Write)`;
 //! socket end-of-file → the `to_guest` ring is closed); a socket error sets
 //! the status word and ends the stream, which closes both rings.
@@ -18,6 +19,7 @@
 //! before any socket is made.
 
 use super::framed::{Failure, Reader, StreamIo};
+use super::zero_copy;
 use super::{Policy, Shared};
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
@@ -27,19 +29,18 @@ use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use weft_control::frame::Code;
 use weft_control::net_proto::{MAX_TCP_FRAME, TcpReply, TcpRequest};
 use weft_control::streams::RING_CAPACITY;
+use weft_data_pipe::RawRegion;
 
 /// Connections a listener announces and the guest has not taken yet; while
 /// this many wait, the listener accepts no more (the host's backlog holds
 /// further peers).
 pub const BACKLOG: usize = 64;
-/// Bytes of each direction's copy buffer.
-const COPY_BUF: usize = 64 * 1024;
 /// How long an outgoing connection may take before `TimedOut`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a closed stream's last bytes may take to reach a slow peer.
@@ -217,32 +218,31 @@ async fn relay(mut io: StreamIo, socket: TcpStream, peer: SocketAddr, how: Conne
     }
     let _ = socket.set_nodelay(true);
     let StreamIo {
-        rx, mut tx, status, ..
+        rx,
+        mut tx,
+        status,
+        region,
+        ..
     } = io;
-    let (mut from_socket, to_socket) = socket.into_split();
+    let (from_socket, to_socket) = socket.into_split();
     let mut upstream = Upstream {
         rx,
         socket: Some(to_socket),
-        buf: vec![0u8; COPY_BUF],
-        start: 0,
-        end: 0,
+        region,
     };
     let result = {
         let up = pin!(upstream.run());
         let down = pin!(async {
-            let mut buf = vec![0u8; COPY_BUF];
             loop {
-                let n = from_socket
-                    .read(&mut buf)
-                    .await
-                    .map_err(|e| Failure::io("receive", &e))?;
-                if n == 0 {
-                    let _ = tx.shutdown().await;
-                    return Ok(());
-                }
-                if tx.write_all(&buf[..n]).await.is_err() {
+                match zero_copy::socket_to_ring(from_socket.as_ref(), &mut tx, &region).await {
+                    Ok(0) => {
+                        let _ = tx.shutdown().await;
+                        return Ok(());
+                    }
+                    Ok(_) => {}
                     // The guest closed its reading end: it wants no more.
-                    return Ok(());
+                    Err(e) if e.raw_os_error().is_none() => return Ok(()),
+                    Err(e) => return Err(Failure::io("receive", &e)),
                 }
             }
         });
@@ -262,19 +262,17 @@ async fn relay(mut io: StreamIo, socket: TcpStream, peer: SocketAddr, how: Conne
 
 /// The guest-to-socket direction of a connection.
 ///
-/// Invariant: `buf[start..end]` holds bytes read from the guest's ring and
-/// not yet sent; `socket` is `None` once the write side is shut down (or the
-/// connection failed). When the stream's task ends early — the guest closed
-/// the stream, so `CLOSE` aborted it — [`Drop`] takes what the guest wrote
-/// before closing (the unsent bytes and the rest of its ring) and a detached
-/// task delivers it, then shuts the write side down, as closing a socket
-/// does on a host.
+/// Invariant: bytes leave the guest's ring only once the socket took them
+/// (they are sent from the ring in place); `socket` is `None` once the write
+/// side is shut down (or the connection failed). When the stream's task ends
+/// early — the guest closed the stream, so `CLOSE` aborted it — [`Drop`]
+/// takes what the guest wrote before closing (the rest of its ring) and a
+/// detached task delivers it, then shuts the write side down, as closing a
+/// socket does on a host.
 struct Upstream {
     rx: Reader,
     socket: Option<OwnedWriteHalf>,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    region: RawRegion,
 }
 
 impl Upstream {
@@ -285,25 +283,18 @@ impl Upstream {
             let Some(socket) = self.socket.as_mut() else {
                 return Ok(());
             };
-            while self.start < self.end {
-                let n = socket
-                    .write(&self.buf[self.start..self.end])
-                    .await
-                    .map_err(|e| Failure::io("send", &e))?;
-                self.start += n;
-            }
-            let n = self
-                .rx
-                .read(&mut self.buf)
+            let n = zero_copy::ring_to_socket(socket.as_ref(), &mut self.rx, &self.region)
                 .await
-                .map_err(|e| Failure::protocol(format!("ring: {e}")))?;
+                .map_err(|e| match e.raw_os_error() {
+                    Some(_) => Failure::io("send", &e),
+                    None => Failure::protocol(format!("ring: {e}")),
+                })?;
             if n == 0 {
                 // Half-close: the peer reads end-of-file, may still answer.
                 let _ = socket.shutdown().await;
                 self.socket = None;
                 return Ok(());
             }
-            (self.start, self.end) = (0, n);
         }
     }
 }
@@ -313,14 +304,14 @@ impl Drop for Upstream {
         let Some(socket) = self.socket.take() else {
             return;
         };
-        let mut rest = self.buf[self.start..self.end].to_vec();
         // The ring is still the stream's until the task is gone; what the
         // guest published before `CLOSE` is all there, at most a ring's
         // capacity (a guest that goes on writing gets no more than that).
+        let mut rest = Vec::new();
+        let mut chunk = vec![0u8; RING_CAPACITY as usize];
         let mut cx = Context::from_waker(Waker::noop());
-        let limit = rest.len() + RING_CAPACITY as usize;
-        while rest.len() < limit {
-            let mut buf = ReadBuf::new(&mut self.buf);
+        while rest.len() < RING_CAPACITY as usize {
+            let mut buf = ReadBuf::new(&mut chunk);
             match Pin::new(&mut self.rx).poll_read(&mut cx, &mut buf) {
                 Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
                     rest.extend_from_slice(buf.filled())

@@ -109,7 +109,7 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
             // sizeable frame; otherwise by copying, which waits for space.
             let fd = f.file.as_raw_fd();
             let region = io.region;
-            let direct = zero_copy::read_into_frame(
+            let direct = zero_copy::file_into_frame(
                 fd,
                 &mut io.tx,
                 &region,
