@@ -10,7 +10,7 @@
 //! - `tcp_relay_rtt_us`: 64-byte round trips through the same two servers.
 //! - `file_read_doorbells_per_mib`, `file_read_interrupts_per_mib`,
 //!   `tcp_echo_doorbells_per_mib`, `tcp_echo_interrupts_per_mib`: signals per
-//!   MiB moved (from `--stats`), against one per 64 KiB ring-full (16/MiB),
+//!   MiB moved (from `--stats`), against one per 256 KiB ring-full (4/MiB),
 //!   what a relay without wake-up suppression would need at the least.
 
 use std::io::{Read, Write};
@@ -25,8 +25,8 @@ const FILE_MIB: usize = 256;
 const ECHO_MIB: usize = 256;
 const RUNS: usize = 9;
 const ROUND_TRIPS: usize = 2000;
-/// Signals per MiB if every 64 KiB ring-full needed one.
-const ONE_PER_RING: f64 = 16.0;
+/// Signals per MiB if every 256 KiB ring-full needed one.
+const ONE_PER_RING: f64 = 4.0;
 
 fn main() {
     let dir = std::env::temp_dir().join(format!("weft-bench-streams-{}", std::process::id()));
@@ -118,7 +118,7 @@ impl Signals {
 }
 
 fn per_mib(prefix: &str, s: &Signals, mib: usize) -> [Record; 2] {
-    let baseline = "one signal per 64 KiB ring-full";
+    let baseline = "one signal per 256 KiB ring-full";
     [
         Record::new(
             &format!("{prefix}_doorbells_per_mib"),

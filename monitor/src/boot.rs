@@ -177,7 +177,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         let (lo, hi) = p.page_span();
         (hi - lo) / PAGE_SIZE
     };
-    frames.reserve_page_tables(40 + gib + (image_pages(&kplan) + image_pages(&pplan)) / 256)?;
+    frames.reserve_page_tables(80 + gib + (image_pages(&kplan) + image_pages(&pplan)) / 256)?;
 
     let kernel_root = kernel_space(ram, &mut frames, spec, &kplan)?;
     let program_root = program_space(

@@ -245,7 +245,7 @@ map zero bytes: Err(BadLength)
 
 #[test]
 fn output_far_larger_than_a_ring_arrives_whole_and_in_order() {
-    // 4 MiB through a 64 KiB ring: the program sleeps on the stream
+    // 4 MiB through a 256 KiB ring: the program sleeps on the stream
     // interrupt whenever the ring is full.
     let total = 4 << 20;
     let (code, out, err) = run(&[

@@ -24,9 +24,9 @@ fn control_pipe_opens_closes_and_refuses_cleanly() {
         out.contains("file without root: Some(Unsupported)\n"),
         "{out}"
     );
-    // Slots 4..120 are handed out; one more is refused.
+    // Slots 4..126 are handed out; one more is refused.
     assert!(
-        out.contains("opened 116 then: no free stream slot"),
+        out.contains("opened 122 then: no free stream slot"),
         "{out}"
     );
     assert!(
@@ -37,7 +37,7 @@ fn control_pipe_opens_closes_and_refuses_cleanly() {
         err.contains("protocol violation: first frame kind 0x0777 names no protocol"),
         "{err}"
     );
-    assert!(err.contains("streams: opened=120 "), "{err}");
+    assert!(err.contains("streams: opened=126 "), "{err}");
 }
 
 #[test]

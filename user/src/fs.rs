@@ -35,9 +35,9 @@ use weft_control::fs_proto::{
 pub use weft_control::fs_proto::{FileKind, Metadata};
 
 /// Bytes each read-ahead request asks for.
-pub const READ_CHUNK: u32 = 32 * 1024;
+pub const READ_CHUNK: u32 = 64 * 1024;
 /// Read requests kept in flight on a file opened only for reading.
-pub const READ_AHEAD: u32 = 4;
+pub const READ_AHEAD: u32 = 6;
 
 /// How to open a file, as `std::fs::OpenOptions`.
 #[derive(Clone, Copy, Debug)]
