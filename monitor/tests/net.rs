@@ -469,3 +469,44 @@ fn curl_fetches_files_from_httpd_and_gets_404_and_403() {
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_file(&secret);
 }
+
+#[test]
+fn bytes_written_just_before_the_program_ends_still_arrive() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    const LEN: usize = 8 << 20;
+    let reader = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        // A slow reader: when the program ends, the socket's buffers and
+        // the ring are full.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 32 * 1024];
+        loop {
+            thread::sleep(Duration::from_millis(2));
+            match conn.read(&mut buf).unwrap() {
+                0 => return got,
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    let (code, _, err) = run(&[
+        "run",
+        "--connect",
+        &addr,
+        "--timeout",
+        "60",
+        &common::guest_program("tcp-send"),
+        &addr,
+        &LEN.to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), LEN);
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, &b)| b == ((i % 4096) % 251) as u8)
+    );
+}
