@@ -4,6 +4,7 @@ CARGO      ?= cargo
 GUEST      := x86_64-unknown-none
 GUEST_DIR  := target/$(GUEST)/release
 CRASH_DIR  := target/crash-test
+WASM_DIR   := target/wasm
 WEFT       := target/release/weft
 
 .PHONY: help setup guest build run test bench fuzz clean
@@ -15,7 +16,7 @@ help:
 	@echo "  make test    build, then run every test (unit, property, model, and KVM boot tests)"
 	@echo "  make bench   build, then run the benchmarks (results in target/bench/)"
 	@echo "  make fuzz    fuzz the data pipe against a hostile peer (nightly Rust; FUZZ_SECONDS=60)"
-	@echo "  make setup   install what the build needs (the $(GUEST) Rust target)"
+	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl)"
 	@echo "  make clean   remove build output"
 
 # The guest target is added on demand, and `curl` (the HTTP client the
@@ -24,13 +25,18 @@ help:
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx $(GUEST) || rustup target add $(GUEST)
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v curl >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq curl; }
 
-# The kernel and user programs, and a kernel with the crash-test syscall for
-# the integration tests of the kernel's crash reports.
+# The kernel and user programs, a kernel with the crash-test syscall for the
+# integration tests of the kernel's crash reports, and the Wasm examples
+# (target/wasm/wasm32-wasip1/release/*.wasm, with host builds of the same
+# sources as the tests' reference).
 guest: setup
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel -p weft-user
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel --features crash-test --target-dir $(CRASH_DIR)
+	$(CARGO) build --release --manifest-path user/wasm/hello/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR)
+	$(CARGO) build --release --manifest-path user/wasm/hello/Cargo.toml --target-dir $(WASM_DIR)
 
 build: guest
 	$(CARGO) build --release -p weft-monitor

@@ -51,6 +51,12 @@ pub const USER_HEAP_BASE: u64 = 0x0000_4000_0000_0000;
 pub const USER_HEAP_INITIAL: u64 = 256 * 1024;
 /// One past the highest address of the anonymous user memory area.
 pub const USER_HEAP_TOP: u64 = 0x0000_6000_0000_0000;
+/// The payload block (§4.1), if the monitor gives one, is mapped read-only
+/// here: a little-endian `u64` length, then that many bytes (a Wasm module
+/// for the Wasm runtime).
+pub const USER_PAYLOAD_ADDR: u64 = 0x0000_6000_0000_0000;
+/// Largest payload block (length word included).
+pub const USER_PAYLOAD_MAX: u64 = 1 << 30;
 
 /// GDT selectors (§2.4). `USER_DATA` precedes `USER_CODE` as SYSRET requires.
 pub mod selector {
@@ -99,6 +105,8 @@ const _: () = {
     assert!(USER_ARGS_ADDR + USER_ARGS_MAX <= USER_TOP);
     assert!(USER_STACK_TOP <= USER_ARGS_ADDR);
     assert!(USER_HEAP_TOP <= USER_STACK_TOP - USER_STACK_SIZE);
+    assert!(USER_HEAP_TOP <= USER_PAYLOAD_ADDR);
+    assert!(USER_PAYLOAD_ADDR + USER_PAYLOAD_MAX <= crate::streams::USER_PIPES_ADDR);
     assert!(KERNEL_IMAGE_TOP + PAGE_SIZE <= KERNEL_STACK_TOP - KERNEL_STACK_SIZE);
     assert!(KERNEL_STACK_TOP + PAGE_SIZE <= FAULT_STACK_TOP - FAULT_STACK_SIZE);
 };

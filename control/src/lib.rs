@@ -34,7 +34,7 @@ pub mod net_proto;
 pub mod streams;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 3;
+pub const INTERFACE_VERSION: u32 = 4;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

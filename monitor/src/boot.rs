@@ -48,6 +48,9 @@ pub enum BootError {
     /// The arguments do not fit.
     #[error("the program's arguments exceed {USER_ARGS_MAX} bytes")]
     ArgsTooLarge,
+    /// The payload (a Wasm module) does not fit its block.
+    #[error("the module is {0} bytes; at most {max} fit", max = USER_PAYLOAD_MAX - 8)]
+    PayloadTooLarge(usize),
     /// Guest memory is too small or could not be laid out.
     #[error(transparent)]
     Memory(#[from] MemoryError),
@@ -65,7 +68,10 @@ pub enum BootError {
 impl BootError {
     /// True if the error is the program's fault (the user gave a bad file).
     pub fn is_program_error(&self) -> bool {
-        matches!(self, BootError::ProgramElf(_) | BootError::ArgsTooLarge)
+        matches!(
+            self,
+            BootError::ProgramElf(_) | BootError::ArgsTooLarge | BootError::PayloadTooLarge(_)
+        )
     }
 }
 
@@ -79,6 +85,8 @@ pub struct BootSpec<'a> {
     pub program: &'a [u8],
     /// The program's arguments, its name first.
     pub args: &'a [Vec<u8>],
+    /// Bytes for the payload block (§4.1), if any.
+    pub payload: Option<&'a [u8]>,
     /// Guest TSC frequency.
     pub tsc_hz: u64,
     /// Local APIC timer frequency.
@@ -177,7 +185,10 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         let (lo, hi) = p.page_span();
         (hi - lo) / PAGE_SIZE
     };
-    frames.reserve_page_tables(80 + gib + (image_pages(&kplan) + image_pages(&pplan)) / 256)?;
+    let payload_pages = (8 + spec.payload.map_or(0, <[u8]>::len) as u64).div_ceil(PAGE_SIZE);
+    frames.reserve_page_tables(
+        80 + gib + (image_pages(&kplan) + image_pages(&pplan) + payload_pages) / 256,
+    )?;
 
     let kernel_root = kernel_space(ram, &mut frames, spec, &kplan)?;
     let program_root = program_space(
@@ -327,6 +338,23 @@ fn program_space(
     let args_phys =
         space.map_anonymous(USER_ARGS_ADDR, pages, ro, kind, "the program arguments")?;
     write(ram, args_phys, args)?;
+    // Always mapped, so a program can tell "no payload" (length 0).
+    {
+        let payload = spec.payload.unwrap_or(&[]);
+        let len = 8 + payload.len() as u64;
+        if len > USER_PAYLOAD_MAX {
+            return Err(BootError::PayloadTooLarge(payload.len()));
+        }
+        let phys = space.map_anonymous(
+            USER_PAYLOAD_ADDR,
+            len.div_ceil(PAGE_SIZE),
+            ro,
+            kind,
+            "the payload",
+        )?;
+        write(ram, phys, &(payload.len() as u64).to_le_bytes())?;
+        write(ram, phys + 8, payload)?;
+    }
     // The pipe region and the doorbell page (§8).
     space.map_range(
         USER_PIPES_ADDR,

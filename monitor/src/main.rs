@@ -69,7 +69,8 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
     argv.extend(args.args.iter().map(|a| a.as_bytes().to_vec()));
     let cfg = run::RunConfig {
         kernel: &kernel,
-        program: &program,
+        program: &program.elf,
+        payload: program.payload.as_deref(),
         program_name: &args.program,
         args: argv,
         mem_bytes: args.mem.next_multiple_of(2) << 20,

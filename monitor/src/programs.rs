@@ -25,10 +25,19 @@ pub enum ProgramError {
         path: String,
         source: std::io::Error,
     },
-    /// A Wasm module: Wasm apps arrive with the Wasm runtime.
-    #[error("{0}: Wasm modules are not supported yet (this build runs x86_64 ELF programs)")]
-    Wasm(String),
 }
+
+/// What `weft run PROGRAM` boots.
+#[derive(Debug)]
+pub struct Program {
+    /// The ELF the kernel starts: the program itself, or the Wasm runtime.
+    pub elf: Cow<'static, [u8]>,
+    /// The payload block's bytes: the Wasm module, for the runtime.
+    pub payload: Option<Cow<'static, [u8]>>,
+}
+
+/// The bundled Wasm runtime, which runs the module in its payload block.
+const WASM_RUNTIME: &str = "wasm-run";
 
 /// Names of the bundled programs, comma-separated.
 pub fn bundled_names() -> String {
@@ -39,38 +48,52 @@ pub fn bundled_names() -> String {
         .join(", ")
 }
 
-/// The bytes of PROGRAM: a path if it names an existing file or contains a
-/// `/`, otherwise a bundled program.
-pub fn resolve(name: &str) -> Result<Cow<'static, [u8]>, ProgramError> {
+/// What PROGRAM names: a path if it names an existing file or contains a
+/// `/`, otherwise a bundled program. A Wasm module (recognised by its magic
+/// bytes) runs in the bundled Wasm runtime.
+pub fn resolve(name: &str) -> Result<Program, ProgramError> {
     let path = Path::new(name);
-    let bytes =
-        if name.contains('/') || path.is_file() {
-            match std::fs::read(path) {
-                Ok(b) => Cow::Owned(b),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(ProgramError::NotFound {
-                        name: name.to_owned(),
-                    });
-                }
-                Err(source) => {
-                    return Err(ProgramError::Read {
-                        path: name.to_owned(),
-                        source,
-                    });
-                }
-            }
-        } else {
-            let (_, elf) = PROGRAMS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-                ProgramError::NotFound {
+    let bytes = if name.contains('/') || path.is_file() {
+        match std::fs::read(path) {
+            Ok(b) => Cow::Owned(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ProgramError::NotFound {
                     name: name.to_owned(),
-                }
-            })?;
-            Cow::Borrowed(*elf)
-        };
+                });
+            }
+            Err(source) => {
+                return Err(ProgramError::Read {
+                    path: name.to_owned(),
+                    source,
+                });
+            }
+        }
+    } else {
+        bundled(name).ok_or_else(|| ProgramError::NotFound {
+            name: name.to_owned(),
+        })?
+    };
     if bytes.starts_with(WASM_MAGIC) {
-        return Err(ProgramError::Wasm(name.to_owned()));
+        let elf = bundled(WASM_RUNTIME).ok_or_else(|| ProgramError::NotFound {
+            name: WASM_RUNTIME.to_owned(),
+        })?;
+        return Ok(Program {
+            elf,
+            payload: Some(bytes),
+        });
     }
-    Ok(bytes)
+    Ok(Program {
+        elf: bytes,
+        payload: None,
+    })
+}
+
+/// The bundled program called `name`.
+fn bundled(name: &str) -> Option<Cow<'static, [u8]>> {
+    PROGRAMS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, elf)| Cow::Borrowed(*elf))
 }
 
 /// The kernel ELF: `--kernel PATH`, or the bundled one.
@@ -92,8 +115,12 @@ mod tests {
 
     #[test]
     fn bundled_programs_resolve_and_unknown_names_do_not() {
-        for name in ["hello", "exit-code", "fault", "spin", "sleep"] {
-            assert!(resolve(name).unwrap().starts_with(b"\x7fELF"), "{name}");
+        for name in ["hello", "exit-code", "fault", "spin", "sleep", "cat"] {
+            let p = resolve(name).unwrap();
+            assert!(
+                p.elf.starts_with(b"\x7fELF") && p.payload.is_none(),
+                "{name}"
+            );
         }
         let err = resolve("no-such-program").unwrap_err().to_string();
         assert!(
@@ -108,15 +135,14 @@ mod tests {
     }
 
     #[test]
-    fn wasm_files_are_recognised() {
+    fn wasm_files_run_in_the_runtime_with_the_module_as_payload() {
         let dir = std::env::temp_dir().join(format!("weft-programs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("app.wasm");
         std::fs::write(&f, b"\0asm\x01\0\0\0").unwrap();
-        assert!(matches!(
-            resolve(f.to_str().unwrap()),
-            Err(ProgramError::Wasm(_))
-        ));
+        let p = resolve(f.to_str().unwrap()).unwrap();
+        assert_eq!(p.elf, bundled(WASM_RUNTIME).unwrap());
+        assert_eq!(p.payload.as_deref(), Some(&b"\0asm\x01\0\0\0"[..]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

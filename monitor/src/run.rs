@@ -23,6 +23,8 @@ const KVM_APIC_TIMER_HZ: u64 = 1_000_000_000;
 pub struct RunConfig<'a> {
     pub kernel: &'a [u8],
     pub program: &'a [u8],
+    /// The payload block's bytes (a Wasm module), if any.
+    pub payload: Option<&'a [u8]>,
     /// The program's name as given (for reports).
     pub program_name: &'a str,
     /// The program's arguments, its name first.
@@ -76,6 +78,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         kernel: cfg.kernel,
         program: cfg.program,
         args: &cfg.args,
+        payload: cfg.payload,
         tsc_hz: 0,
         apic_timer_hz: KVM_APIC_TIMER_HZ,
     };

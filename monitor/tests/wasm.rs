@@ -1,0 +1,119 @@
+//! Integration tests of Wasm programs: real KVM guests running the bundled
+//! Wasm runtime on modules built by the stock `wasm32-wasip1` toolchain,
+//! compared with a host build of the same source.
+
+mod common;
+
+use common::{target, weft};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn wasm(name: &str) -> String {
+    let p = target()
+        .join("wasm/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    assert!(p.is_file(), "{} missing: run `make guest`", p.display());
+    p.display().to_string()
+}
+
+fn native(name: &str) -> Command {
+    let p = target().join("wasm/release").join(name);
+    assert!(p.is_file(), "{} missing: run `make guest`", p.display());
+    Command::new(p)
+}
+
+fn run_with_input(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn a_wasi_program_behaves_as_its_native_build() {
+    for (args, input) in [
+        (&["one", "two words", "exit=3"][..], &b""[..]),
+        (&["-"][..], &b"piped\ninput\n"[..]),
+        (&[][..], &b""[..]),
+    ] {
+        let mut guest = weft();
+        guest
+            .args(["run", "--timeout", "60", &wasm("hello")])
+            .args(args);
+        let guest = run_with_input(guest, input);
+        let mut host = native("hello");
+        host.args(args);
+        let host = run_with_input(host, input);
+        assert_eq!(guest.status.code(), host.status.code(), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&guest.stdout),
+            String::from_utf8_lossy(&host.stdout),
+            "{args:?}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&guest.stderr),
+            String::from_utf8_lossy(&host.stderr),
+            "{args:?}"
+        );
+    }
+}
+
+/// A module whose `_start` executes `unreachable`.
+const TRAPS: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type 0: () -> ()
+    0x03, 0x02, 0x01, 0x00, // function 0 has type 0
+    0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, // export
+    0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b, // body: unreachable
+];
+
+#[test]
+fn a_trap_ends_the_program_with_125_and_bad_modules_with_2() {
+    let dir = std::env::temp_dir().join(format!("weft-wasm-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let traps = dir.join("traps.wasm");
+    std::fs::write(&traps, TRAPS).unwrap();
+    let mut bad_import = TRAPS[..8].to_vec();
+    // An import of `env::f`, which no runtime provides.
+    bad_import.extend_from_slice(&[0x01, 0x04, 0x01, 0x60, 0x00, 0x00]);
+    bad_import.extend_from_slice(&[
+        0x02, 0x09, 0x01, 0x03, b'e', b'n', b'v', 0x01, b'f', 0x00, 0x00,
+    ]);
+    let imports = dir.join("imports.wasm");
+    std::fs::write(&imports, &bad_import).unwrap();
+    let garbage = dir.join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x01\0\0\0\xff\xff").unwrap();
+
+    let out = weft()
+        .args(["run", "--timeout", "60"])
+        .arg(&traps)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("trap") && err.contains("unreachable"), "{err}");
+
+    // Modules that cannot be loaded are usage errors, as a bad ELF is.
+    let out = weft()
+        .args(["run", "--timeout", "60"])
+        .arg(&imports)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("env::f"), "{err}");
+
+    let out = weft()
+        .args(["run", "--timeout", "60"])
+        .arg(&garbage)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("weft: "), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
