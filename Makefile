@@ -5,6 +5,7 @@ GUEST      := x86_64-unknown-none
 GUEST_DIR  := target/$(GUEST)/release
 CRASH_DIR  := target/crash-test
 WASM_DIR   := target/wasm
+WASM_APPS  := hello wc
 WEFT       := target/release/weft
 
 .PHONY: help setup guest build run test bench fuzz clean
@@ -35,8 +36,10 @@ setup:
 guest: setup
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel -p weft-user
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel --features crash-test --target-dir $(CRASH_DIR)
-	$(CARGO) build --release --manifest-path user/wasm/hello/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR)
-	$(CARGO) build --release --manifest-path user/wasm/hello/Cargo.toml --target-dir $(WASM_DIR)
+	for app in $(WASM_APPS); do \
+		$(CARGO) build --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) && \
+		$(CARGO) build --release --manifest-path user/wasm/$$app/Cargo.toml --target-dir $(WASM_DIR) || exit 1; \
+	done
 
 build: guest
 	$(CARGO) build --release -p weft-monitor

@@ -117,3 +117,50 @@ fn a_trap_ends_the_program_with_125_and_bad_modules_with_2() {
     assert!(err.starts_with("weft: "), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn wasi_files_behave_as_in_the_native_build() {
+    let base = std::env::temp_dir().join(format!("weft-wasm-wc-{}", std::process::id()));
+    let (guest_root, host_root) = (base.join("guest"), base.join("host"));
+    for root in [&guest_root, &host_root] {
+        std::fs::create_dir_all(root).unwrap();
+        std::fs::write(root.join("a.txt"), "one two\nthree\n").unwrap();
+        std::fs::write(root.join("b.txt"), "x y  z\n\n\tw\n".repeat(5000)).unwrap();
+    }
+    let args = ["a.txt", "b.txt", "missing.txt", "--out", "reports/r.txt"];
+    let guest = weft()
+        .args(["run", "--timeout", "60", "--fs-root"])
+        .arg(&guest_root)
+        .arg(wasm("wc"))
+        .args(args)
+        .output()
+        .unwrap();
+    let host = native("wc")
+        .current_dir(&host_root)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(guest.status.code(), host.status.code());
+    assert_eq!(guest.status.code(), Some(1));
+    assert_eq!(guest.stdout, host.stdout);
+    assert_eq!(
+        String::from_utf8_lossy(&guest.stderr),
+        String::from_utf8_lossy(&host.stderr)
+    );
+    let report = |root: &std::path::Path| std::fs::read(root.join("reports/r.txt")).unwrap();
+    assert_eq!(report(&guest_root), report(&host_root));
+
+    // Under --read-only the report cannot be written: the program fails
+    // (it panics on the error, as its native build would) and writes nothing.
+    std::fs::remove_dir_all(guest_root.join("reports")).unwrap();
+    let ro = weft()
+        .args(["run", "--timeout", "60", "--read-only", "--fs-root"])
+        .arg(&guest_root)
+        .arg(wasm("wc"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ne!(ro.status.code(), Some(0));
+    assert!(!guest_root.join("reports").exists());
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -12,6 +12,8 @@
 
 extern crate alloc;
 
+mod fds;
+mod mem;
 mod wasi;
 
 use weft_control::layout::{USER_PAYLOAD_ADDR, USER_PAYLOAD_MAX};
@@ -23,6 +25,35 @@ weft_user::entry!(main);
 const TRAPPED: i32 = 125;
 /// Status for a module that cannot be loaded.
 const UNUSABLE: i32 = 2;
+
+/// What the WASI host functions see.
+pub struct Ctx {
+    /// The module's arguments, its name first.
+    pub args: alloc::vec::Vec<alloc::vec::Vec<u8>>,
+    /// Its open descriptors.
+    pub fds: fds::Fds,
+}
+
+/// WASI error numbers used here.
+pub mod errno {
+    pub const SUCCESS: i32 = 0;
+    pub const ACCES: i32 = 2;
+    pub const BADF: i32 = 8;
+    pub const EXIST: i32 = 20;
+    pub const FAULT: i32 = 21;
+    pub const FBIG: i32 = 22;
+    pub const ILSEQ: i32 = 25;
+    pub const INVAL: i32 = 28;
+    pub const IO: i32 = 29;
+    pub const ISDIR: i32 = 31;
+    pub const NOENT: i32 = 44;
+    pub const NOSYS: i32 = 52;
+    pub const NOTDIR: i32 = 54;
+    pub const NOTEMPTY: i32 = 55;
+    pub const ROFS: i32 = 69;
+    pub const SPIPE: i32 = 70;
+    pub const NOTCAPABLE: i32 = 76;
+}
 
 /// The module bytes in the payload block.
 fn payload() -> &'static [u8] {

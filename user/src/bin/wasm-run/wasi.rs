@@ -1,29 +1,26 @@
 //! WASI preview 1 (`wasi_snapshot_preview1`) for the Wasm runtime: the
-//! arguments, an empty environment, standard input, output and error, and
-//! `proc_exit`. Every other import of that module returns `ENOSYS` (it never
-//! traps the runtime); imports of other modules fail the load with a message.
+//! arguments, an empty environment, the standard streams, files and
+//! directories under the root (`--fs-root`, preopened as `/`, descriptor 3)
+//! and `proc_exit`. Every other import of that module returns `ENOSYS` (it
+//! never traps the runtime); imports of other modules fail the load.
 
+use crate::fds::{self, Fds, Open, ROOT_FD, ROOT_NAME, path};
+use crate::mem::{self, WasiResult, errno_of};
+use crate::{Ctx, errno};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use wasmi::{Caller, Engine, Extern, Linker, Memory, Module, Store, Val};
-use weft_user::{Args, Stream, read_stdin};
+use embedded_io::SeekFrom;
+use wasmi::{Caller, Engine, Linker, Module, Store, Val};
+use weft_user::Args;
+use weft_user::fs::Metadata;
 
 const WASI: &str = "wasi_snapshot_preview1";
-
-/// WASI error numbers used here.
-mod errno {
-    pub const SUCCESS: i32 = 0;
-    pub const BADF: i32 = 8;
-    pub const FAULT: i32 = 21;
-    pub const IO: i32 = 29;
-    pub const NOSYS: i32 = 52;
-}
-
-/// What the host functions see.
-struct Ctx {
-    /// The module's arguments, its name first.
-    args: Vec<Vec<u8>>,
-}
+/// Every right: descriptors here are not restricted beyond what the
+/// monitor enforces.
+const ALL_RIGHTS: u64 = (1 << 29) - 1;
+/// `rights` bits that ask for reading and writing.
+const RIGHT_FD_READ: u64 = 1 << 1;
+const RIGHT_FD_WRITE: u64 = 1 << 6;
 
 /// Why a module did not run to its end.
 pub enum Failure {
@@ -44,6 +41,7 @@ fn run_module(bytes: &[u8], args: &Args) -> Result<Result<i32, Failure>, String>
     let module = Module::new(&engine, bytes).map_err(|e| e.to_string())?;
     let ctx = Ctx {
         args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        fds: Fds::new(),
     };
     let mut store = Store::new(&engine, ctx);
     let mut linker = <Linker<Ctx>>::new(&engine);
@@ -84,183 +82,320 @@ fn run_module(bytes: &[u8], args: &Args) -> Result<Result<i32, Failure>, String>
     })
 }
 
-/// The module's exported linear memory.
-fn memory(caller: &Caller<'_, Ctx>) -> Option<Memory> {
-    caller.get_export("memory").and_then(Extern::into_memory)
-}
-
-/// Reads a little-endian `u32` at `at` of the caller's memory.
-fn read_u32(caller: &Caller<'_, Ctx>, mem: Memory, at: i32) -> Option<u32> {
-    let mut b = [0u8; 4];
-    mem.read(caller, at as u32 as usize, &mut b).ok()?;
-    Some(u32::from_le_bytes(b))
-}
-
-/// Writes a little-endian `u32` at `at`; `false` if out of bounds.
-fn write_u32(caller: &mut Caller<'_, Ctx>, mem: Memory, at: i32, v: u32) -> bool {
-    mem.write(caller, at as u32 as usize, &v.to_le_bytes())
-        .is_ok()
-}
-
-/// The `(ptr, len)` pairs of an iovec array.
-fn iovecs(caller: &Caller<'_, Ctx>, mem: Memory, at: i32, n: i32) -> Option<Vec<(u32, u32)>> {
-    (0..n.max(0) as u32)
-        .map(|i| {
-            let e = (at as u32).checked_add(i.checked_mul(8)?)? as i32;
-            Some((
-                read_u32(caller, mem, e)?,
-                read_u32(caller, mem, e.wrapping_add(4))?,
-            ))
-        })
-        .collect()
-}
+type C<'a> = Caller<'a, Ctx>;
 
 /// `args_sizes_get` / `environ_sizes_get`: the count and the bytes of the
 /// NUL-terminated strings.
-fn sizes(caller: &mut Caller<'_, Ctx>, strings: &[Vec<u8>], count_at: i32, size_at: i32) -> i32 {
-    let Some(mem) = memory(caller) else {
-        return errno::FAULT;
-    };
+fn sizes(c: &mut C<'_>, strings: &[Vec<u8>], count_at: i32, size_at: i32) -> WasiResult<()> {
     let size: usize = strings.iter().map(|s| s.len() + 1).sum();
-    if write_u32(caller, mem, count_at, strings.len() as u32)
-        && write_u32(caller, mem, size_at, size as u32)
-    {
-        errno::SUCCESS
-    } else {
-        errno::FAULT
-    }
+    mem::write_u32(c, count_at, strings.len() as u32)?;
+    mem::write_u32(c, size_at, size as u32)
 }
 
 /// `args_get` / `environ_get`: the pointers, then the strings.
-fn strings_get(caller: &mut Caller<'_, Ctx>, strings: &[Vec<u8>], ptrs: i32, buf: i32) -> i32 {
-    let Some(mem) = memory(caller) else {
-        return errno::FAULT;
-    };
-    let mut at = buf as u32;
+fn strings_get(c: &mut C<'_>, strings: &[Vec<u8>], ptrs: i32, buf: i32) -> WasiResult<()> {
+    let mut at = buf;
     for (i, s) in strings.iter().enumerate() {
-        let slot = (ptrs as u32).wrapping_add(4 * i as u32) as i32;
-        if !write_u32(caller, mem, slot, at) {
-            return errno::FAULT;
-        }
-        let mut z = s.clone();
-        z.push(0);
-        if mem.write(&mut *caller, at as usize, &z).is_err() {
-            return errno::FAULT;
-        }
-        at = at.wrapping_add(z.len() as u32);
+        mem::write_u32(c, ptrs.wrapping_add(4 * i as i32), at as u32)?;
+        mem::write(c, at, s)?;
+        mem::write(c, at.wrapping_add(s.len() as i32), &[0])?;
+        at = at.wrapping_add(s.len() as i32 + 1);
     }
-    errno::SUCCESS
+    Ok(())
 }
 
-fn define(linker: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
-    linker.func_wrap(
-        WASI,
-        "args_sizes_get",
-        |mut c: Caller<'_, Ctx>, n: i32, size: i32| {
-            let args = c.data().args.clone();
-            sizes(&mut c, &args, n, size)
-        },
-    )?;
-    linker.func_wrap(
-        WASI,
-        "args_get",
-        |mut c: Caller<'_, Ctx>, ptrs: i32, buf: i32| {
-            let args = c.data().args.clone();
-            strings_get(&mut c, &args, ptrs, buf)
-        },
-    )?;
-    linker.func_wrap(
+/// Reads into the iovecs at `iovs` until one comes back short; stores the
+/// total at `out`.
+fn read_iovecs(c: &mut C<'_>, fd: i32, iovs: i32, n: i32, out: i32) -> WasiResult<()> {
+    let mut total = 0u32;
+    for (ptr, len) in mem::iovecs(c, iovs, n)? {
+        let mut buf = alloc::vec![0u8; len as u32 as usize];
+        let k = c.data_mut().fds.read(fd, &mut buf)?;
+        mem::write(c, ptr, &buf[..k])?;
+        total = total.wrapping_add(k as u32);
+        if k < buf.len() {
+            break;
+        }
+    }
+    mem::write_u32(c, out, total)
+}
+
+/// Writes the iovecs at `iovs`; stores the total at `out`.
+fn write_iovecs(c: &mut C<'_>, fd: i32, iovs: i32, n: i32, out: i32) -> WasiResult<()> {
+    let mut total = 0u32;
+    for (ptr, len) in mem::iovecs(c, iovs, n)? {
+        let bytes = mem::read(c, ptr, len)?;
+        total = total.wrapping_add(c.data_mut().fds.write(fd, &bytes)? as u32);
+    }
+    mem::write_u32(c, out, total)
+}
+
+/// A 64-byte `filestat`.
+fn write_filestat(c: &mut C<'_>, at: i32, ty: u8, m: Option<Metadata>) -> WasiResult<()> {
+    let mut b = [0u8; 64];
+    b[16] = ty;
+    b[24..32].copy_from_slice(&1u64.to_le_bytes());
+    if let Some(m) = m {
+        let t = m.modified_ns.max(0) as u64;
+        b[32..40].copy_from_slice(&m.size.to_le_bytes());
+        for off in [40, 48, 56] {
+            b[off..off + 8].copy_from_slice(&t.to_le_bytes());
+        }
+    }
+    mem::write(c, at, &b)
+}
+
+/// The absolute guest path of the string at `(p, len)` under `dir`.
+fn path_at(c: &mut C<'_>, dir: i32, p: i32, len: i32) -> WasiResult<String> {
+    let rel = mem::read_str(c, p, len)?;
+    c.data_mut().fds.resolve(dir, &rel)
+}
+
+/// `fd_readdir`: entries from `cookie` on, as many as fit in `len` bytes.
+fn readdir(c: &mut C<'_>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32) -> WasiResult<()> {
+    let entries = c.data_mut().fds.entries(fd)?;
+    let mut out = Vec::new();
+    for (i, (name, ty)) in entries.iter().enumerate().skip(cookie.max(0) as usize) {
+        let mut d = [0u8; 24];
+        d[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        d[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
+        d[20] = *ty;
+        out.extend_from_slice(&d);
+        out.extend_from_slice(name.as_bytes());
+        if out.len() >= len as u32 as usize {
+            break;
+        }
+    }
+    out.truncate(len as u32 as usize);
+    mem::write(c, buf, &out)?;
+    mem::write_u32(c, used, out.len() as u32)
+}
+
+fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
+    l.func_wrap(WASI, "args_sizes_get", |mut c: C<'_>, n: i32, size: i32| {
+        let args = c.data().args.clone();
+        errno_of(sizes(&mut c, &args, n, size))
+    })?;
+    l.func_wrap(WASI, "args_get", |mut c: C<'_>, ptrs: i32, buf: i32| {
+        let args = c.data().args.clone();
+        errno_of(strings_get(&mut c, &args, ptrs, buf))
+    })?;
+    l.func_wrap(
         WASI,
         "environ_sizes_get",
-        |mut c: Caller<'_, Ctx>, n: i32, size: i32| sizes(&mut c, &[], n, size),
+        |mut c: C<'_>, n: i32, size: i32| errno_of(sizes(&mut c, &[], n, size)),
     )?;
-    linker.func_wrap(
-        WASI,
-        "environ_get",
-        |mut c: Caller<'_, Ctx>, ptrs: i32, buf: i32| strings_get(&mut c, &[], ptrs, buf),
-    )?;
-    linker.func_wrap(
+    l.func_wrap(WASI, "environ_get", |mut c: C<'_>, ptrs: i32, buf: i32| {
+        errno_of(strings_get(&mut c, &[], ptrs, buf))
+    })?;
+    l.func_wrap(
         WASI,
         "fd_write",
-        |mut c: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, written: i32| -> i32 {
-            let stream = match fd {
-                1 => Stream::Stdout,
-                2 => Stream::Stderr,
-                _ => return errno::BADF,
-            };
-            let Some(mem) = memory(&c) else {
-                return errno::FAULT;
-            };
-            let Some(list) = iovecs(&c, mem, iovs, n) else {
-                return errno::FAULT;
-            };
-            let mut total = 0u32;
-            for (ptr, len) in list {
-                let mut buf = alloc::vec![0u8; len as usize];
-                if mem.read(&c, ptr as usize, &mut buf).is_err() {
-                    return errno::FAULT;
-                }
-                if stream.write_all(&buf).is_err() {
-                    return errno::IO;
-                }
-                total = total.wrapping_add(len);
-            }
-            if write_u32(&mut c, mem, written, total) {
-                errno::SUCCESS
-            } else {
-                errno::FAULT
-            }
+        |mut c: C<'_>, fd: i32, iovs: i32, n: i32, out: i32| {
+            errno_of(write_iovecs(&mut c, fd, iovs, n, out))
         },
     )?;
-    linker.func_wrap(
+    l.func_wrap(
         WASI,
         "fd_read",
-        |mut c: Caller<'_, Ctx>, fd: i32, iovs: i32, n: i32, read: i32| -> i32 {
-            if fd != 0 {
+        |mut c: C<'_>, fd: i32, iovs: i32, n: i32, out: i32| {
+            errno_of(read_iovecs(&mut c, fd, iovs, n, out))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "fd_pread",
+        |mut c: C<'_>, fd: i32, iovs: i32, n: i32, at: i64, out: i32| {
+            errno_of(at_offset(&mut c, fd, at, |c| {
+                read_iovecs(c, fd, iovs, n, out)
+            }))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "fd_pwrite",
+        |mut c: C<'_>, fd: i32, iovs: i32, n: i32, at: i64, out: i32| {
+            errno_of(at_offset(&mut c, fd, at, |c| {
+                write_iovecs(c, fd, iovs, n, out)
+            }))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "fd_seek",
+        |mut c: C<'_>, fd: i32, offset: i64, whence: i32, out: i32| {
+            let to = match whence {
+                0 => SeekFrom::Start(offset as u64),
+                1 => SeekFrom::Current(offset),
+                2 => SeekFrom::End(offset),
+                _ => return errno::INVAL,
+            };
+            errno_of(
+                c.data_mut()
+                    .fds
+                    .seek(fd, to)
+                    .and_then(|p| mem::write_u64(&mut c, out, p)),
+            )
+        },
+    )?;
+    l.func_wrap(WASI, "fd_tell", |mut c: C<'_>, fd: i32, out: i32| {
+        errno_of(
+            c.data_mut()
+                .fds
+                .seek(fd, SeekFrom::Current(0))
+                .and_then(|p| mem::write_u64(&mut c, out, p)),
+        )
+    })?;
+    l.func_wrap(WASI, "fd_close", |mut c: C<'_>, fd: i32| {
+        errno_of(c.data_mut().fds.close(fd))
+    })?;
+    l.func_wrap(WASI, "fd_sync", |mut c: C<'_>, fd: i32| {
+        errno_of(c.data_mut().fds.sync(fd))
+    })?;
+    l.func_wrap(WASI, "fd_datasync", |mut c: C<'_>, fd: i32| {
+        errno_of(c.data_mut().fds.sync(fd))
+    })?;
+    l.func_wrap(WASI, "fd_fdstat_get", |mut c: C<'_>, fd: i32, out: i32| {
+        let r = c.data_mut().fds.stat(fd).and_then(|(ty, _)| {
+            let mut b = [0u8; 24];
+            b[0] = ty;
+            b[8..16].copy_from_slice(&ALL_RIGHTS.to_le_bytes());
+            b[16..24].copy_from_slice(&ALL_RIGHTS.to_le_bytes());
+            mem::write(&mut c, out, &b)
+        });
+        errno_of(r)
+    })?;
+    l.func_wrap(
+        WASI,
+        "fd_filestat_get",
+        |mut c: C<'_>, fd: i32, out: i32| {
+            let r = c
+                .data_mut()
+                .fds
+                .stat(fd)
+                .and_then(|(ty, m)| write_filestat(&mut c, out, ty, m));
+            errno_of(r)
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_filestat_get",
+        |mut c: C<'_>, dir: i32, _flags: i32, p: i32, len: i32, out: i32| {
+            let r = path_at(&mut c, dir, p, len)
+                .and_then(|p| path::metadata(&p))
+                .and_then(|m| write_filestat(&mut c, out, fds::filetype_of(m.kind), Some(m)));
+            errno_of(r)
+        },
+    )?;
+    l.func_wrap(WASI, "fd_prestat_get", |mut c: C<'_>, fd: i32, out: i32| {
+        if fd != ROOT_FD {
+            return errno::BADF;
+        }
+        let mut b = [0u8; 8];
+        b[4..8].copy_from_slice(&(ROOT_NAME.len() as u32).to_le_bytes());
+        errno_of(mem::write(&mut c, out, &b))
+    })?;
+    l.func_wrap(
+        WASI,
+        "fd_prestat_dir_name",
+        |mut c: C<'_>, fd: i32, out: i32, len: i32| {
+            if fd != ROOT_FD {
                 return errno::BADF;
             }
-            let Some(mem) = memory(&c) else {
-                return errno::FAULT;
-            };
-            let Some(list) = iovecs(&c, mem, iovs, n) else {
-                return errno::FAULT;
-            };
-            // One read, into the first non-empty buffer (short reads are
-            // allowed).
-            let mut got = 0u32;
-            if let Some((ptr, len)) = list.into_iter().find(|(_, l)| *l > 0) {
-                let mut buf = alloc::vec![0u8; len as usize];
-                match read_stdin(&mut buf) {
-                    Ok(k) => {
-                        if mem.write(&mut c, ptr as usize, &buf[..k]).is_err() {
-                            return errno::FAULT;
-                        }
-                        got = k as u32;
-                    }
-                    Err(_) => return errno::IO,
-                }
-            }
-            if write_u32(&mut c, mem, read, got) {
-                errno::SUCCESS
-            } else {
-                errno::FAULT
-            }
+            let name = ROOT_NAME.as_bytes();
+            errno_of(mem::write(
+                &mut c,
+                out,
+                &name[..name.len().min(len as u32 as usize)],
+            ))
         },
     )?;
-    linker.func_wrap(
+    l.func_wrap(
         WASI,
-        "fd_prestat_get",
-        |_: Caller<'_, Ctx>, _fd: i32, _buf: i32| {
-            // No directories are preopened in this version.
-            errno::BADF
+        "path_open",
+        |mut c: C<'_>,
+         dir: i32,
+         _dirflags: i32,
+         p: i32,
+         len: i32,
+         oflags: i32,
+         rights: i64,
+         _inheriting: i64,
+         fdflags: i32,
+         out: i32| {
+            let want = Open {
+                read: rights as u64 & RIGHT_FD_READ != 0,
+                write: rights as u64 & RIGHT_FD_WRITE != 0,
+                create: oflags & 1 != 0,
+                directory: oflags & 2 != 0,
+                exclusive: oflags & 4 != 0,
+                truncate: oflags & 8 != 0,
+                append: fdflags & 1 != 0,
+            };
+            let r = path_at(&mut c, dir, p, len)
+                .and_then(|p| c.data_mut().fds.open(&p, want))
+                .and_then(|fd| mem::write_u32(&mut c, out, fd as u32));
+            errno_of(r)
         },
     )?;
-    linker.func_wrap(
+    l.func_wrap(
+        WASI,
+        "path_create_directory",
+        |mut c: C<'_>, dir: i32, p: i32, len: i32| {
+            errno_of(path_at(&mut c, dir, p, len).and_then(|p| path::create_dir(&p)))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_remove_directory",
+        |mut c: C<'_>, dir: i32, p: i32, len: i32| {
+            errno_of(path_at(&mut c, dir, p, len).and_then(|p| path::remove_dir(&p)))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_unlink_file",
+        |mut c: C<'_>, dir: i32, p: i32, len: i32| {
+            errno_of(path_at(&mut c, dir, p, len).and_then(|p| path::remove_file(&p)))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_rename",
+        |mut c: C<'_>, dir: i32, p: i32, len: i32, to_dir: i32, q: i32, qlen: i32| {
+            let r = path_at(&mut c, dir, p, len).and_then(|from| {
+                let to = path_at(&mut c, to_dir, q, qlen)?;
+                path::rename(&from, &to)
+            });
+            errno_of(r)
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "fd_readdir",
+        |mut c: C<'_>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32| {
+            errno_of(readdir(&mut c, fd, buf, len, cookie, used))
+        },
+    )?;
+    l.func_wrap(
         WASI,
         "proc_exit",
-        |_: Caller<'_, Ctx>, status: i32| -> Result<(), wasmi::Error> {
-            Err(wasmi::Error::i32_exit(status))
-        },
+        |_: C<'_>, status: i32| -> Result<(), wasmi::Error> { Err(wasmi::Error::i32_exit(status)) },
     )?;
     Ok(())
+}
+
+/// Runs `op` with `fd` positioned at `offset`, then restores the position.
+fn at_offset(
+    c: &mut C<'_>,
+    fd: i32,
+    offset: i64,
+    op: impl FnOnce(&mut C<'_>) -> WasiResult<()>,
+) -> WasiResult<()> {
+    let fds = &mut c.data_mut().fds;
+    let here = fds.seek(fd, SeekFrom::Current(0))?;
+    fds.seek(fd, SeekFrom::Start(offset as u64))?;
+    let r = op(c);
+    c.data_mut().fds.seek(fd, SeekFrom::Start(here))?;
+    r
 }

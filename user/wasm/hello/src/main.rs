@@ -14,7 +14,9 @@ fn main() {
     eprintln!("{} argument(s)", args.len() - 1);
     if args.get(1).map(String::as_str) == Some("-") {
         let mut input = Vec::new();
-        std::io::stdin().read_to_end(&mut input).expect("read stdin");
+        std::io::stdin()
+            .read_to_end(&mut input)
+            .expect("read stdin");
         std::io::stdout().write_all(&input).expect("write stdout");
     }
     if let Some(code) = args.iter().find_map(|a| a.strip_prefix("exit=")) {
