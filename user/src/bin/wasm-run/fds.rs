@@ -31,7 +31,8 @@ pub enum Fd {
     Stderr,
     /// A directory, by its absolute guest path.
     Dir(String),
-    File(File),
+    /// Boxed: a file is much larger than the other kinds.
+    File(alloc::boxed::Box<File>),
 }
 
 /// The descriptor table.
@@ -152,7 +153,7 @@ impl Fds {
                 .append(want.append)
                 .open(path),
         )?;
-        Ok(self.insert(Fd::File(file)))
+        Ok(self.insert(Fd::File(alloc::boxed::Box::new(file))))
     }
 
     pub fn read(&mut self, fd: i32, buf: &mut [u8]) -> WasiResult<usize> {
