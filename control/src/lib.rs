@@ -32,9 +32,10 @@ pub mod hypercall;
 pub mod layout;
 pub mod net_proto;
 pub mod streams;
+pub mod system;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 4;
+pub const INTERFACE_VERSION: u32 = 5;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

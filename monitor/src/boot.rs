@@ -111,6 +111,9 @@ pub struct BootState {
     pub percpu: u64,
     /// Guest-physical address of the hypercall mailbox.
     pub mailbox_phys: u64,
+    /// Guest-physical address of the system page (§4.2), filled once the
+    /// vCPU exists.
+    pub system_phys: u64,
 }
 
 /// The direct-map (kernel) virtual address of `phys`.
@@ -191,7 +194,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     )?;
 
     let kernel_root = kernel_space(ram, &mut frames, spec, &kplan)?;
-    let program_root = program_space(
+    let (program_root, system_phys) = program_space(
         ram,
         &mut frames,
         spec,
@@ -239,6 +242,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         tss: kva(tss_phys),
         percpu: kva(percpu_phys),
         mailbox_phys,
+        system_phys,
     })
 }
 
@@ -297,7 +301,7 @@ fn program_space(
     plan: &LoadPlan,
     kernel_root: u64,
     args: &[u8],
-) -> Result<u64, BootError> {
+) -> Result<(u64, u64), BootError> {
     let root =
         weft_image::paging::FrameAllocator::alloc_zeroed(frames).ok_or_else(no_page_tables)?;
     for i in 256..512u64 {
@@ -338,6 +342,8 @@ fn program_space(
     let args_phys =
         space.map_anonymous(USER_ARGS_ADDR, pages, ro, kind, "the program arguments")?;
     write(ram, args_phys, args)?;
+    // The system page, filled once the vCPU exists (§4.2).
+    let system_phys = space.map_anonymous(USER_SYSTEM_ADDR, 1, ro, kind, "the system page")?;
     // Always mapped, so a program can tell "no payload" (length 0).
     {
         let payload = spec.payload.unwrap_or(&[]);
@@ -363,7 +369,7 @@ fn program_space(
         rw,
     )?;
     space.map_range(USER_DOORBELLS_ADDR, DOORBELL_GPA, 1, rw)?;
-    Ok(root)
+    Ok((root, system_phys))
 }
 
 /// Guest-physical addresses of the structures in the CPU page and the IDT.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::boot::{BootInfo, BootStamps};
+use weft_control::system::SystemInfo;
 
 /// Local APIC timer frequency under KVM (one bus cycle per nanosecond).
 const KVM_APIC_TIMER_HZ: u64 = 1_000_000_000;
@@ -61,6 +62,33 @@ impl RunError {
     }
 }
 
+/// Fills the program's system page (PROTOCOL.md §4.2): the TSC rate, the
+/// Unix time at which the guest TSC read 0, and a seed from the host's
+/// random source.
+fn write_system_page(
+    ram: &guest_memory::Ram,
+    vcpu: &kvm_ioctls::VcpuFd,
+    phys: u64,
+    tsc_hz: u64,
+) -> Result<(), RunError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut info = SystemInfo {
+        tsc_hz,
+        ..SystemInfo::default()
+    };
+    let guest_ns = vm::guest_tsc(vcpu).map_or(0, |t| info.ticks_to_ns(t));
+    info.realtime_at_tsc0 = now.saturating_sub(guest_ns);
+    // SAFETY: `seed` is a valid, writable buffer of the length passed.
+    let got = unsafe { libc::getrandom(info.seed.as_mut_ptr().cast(), info.seed.len(), 0) };
+    if got != info.seed.len() as isize {
+        return Err(RunError::Boot(BootError::Write(phys)));
+    }
+    ram.write_slice(&info.encode(), GuestAddress(phys))
+        .map_err(|_| RunError::Boot(BootError::Write(phys)))
+}
+
 /// Runs the guest; returns its exit status after printing any report.
 pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let mut stats = Stats::default();
@@ -90,6 +118,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         GuestAddress(state.boot_info_phys + std::mem::offset_of!(BootInfo, tsc_hz) as u64),
     )
     .map_err(|_| BootError::Write(state.boot_info_phys))?;
+    write_system_page(&ram, &vcpu, state.system_phys, tsc_hz)?;
     stats.phases.kernel_loaded = Some(start.elapsed());
     stopper::arm(cfg.timeout).map_err(|e| VmError::Kvm {
         op: "install the stop signal handlers",

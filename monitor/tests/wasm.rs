@@ -39,6 +39,7 @@ fn a_wasi_program_behaves_as_its_native_build() {
         (&["one", "two words", "exit=3"][..], &b""[..]),
         (&["-"][..], &b"piped\ninput\n"[..]),
         (&[][..], &b""[..]),
+        (&["time", "x"][..], &b""[..]),
     ] {
         let mut guest = weft();
         guest

@@ -36,6 +36,7 @@ pub mod net;
 mod rt;
 pub mod stream;
 pub mod syscall;
+pub mod time;
 
 pub use args::Args;
 pub use error::Error;

@@ -50,6 +50,7 @@ pub mod errno {
     pub const NOSYS: i32 = 52;
     pub const NOTDIR: i32 = 54;
     pub const NOTEMPTY: i32 = 55;
+    pub const NOTSUP: i32 = 58;
     pub const ROFS: i32 = 69;
     pub const SPIPE: i32 = 70;
     pub const NOTCAPABLE: i32 = 76;

@@ -11,8 +11,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use embedded_io::SeekFrom;
 use wasmi::{Caller, Engine, Linker, Module, Store, Val};
-use weft_user::Args;
 use weft_user::fs::Metadata;
+use weft_user::{Args, time};
 
 const WASI: &str = "wasi_snapshot_preview1";
 /// Every right: descriptors here are not restricted beyond what the
@@ -379,10 +379,86 @@ fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
     )?;
     l.func_wrap(
         WASI,
+        "clock_time_get",
+        |mut c: C<'_>, id: i32, _precision: i64, out: i32| {
+            errno_of(clock_now(id).and_then(|t| mem::write_u64(&mut c, out, t)))
+        },
+    )?;
+    l.func_wrap(WASI, "clock_res_get", |mut c: C<'_>, id: i32, out: i32| {
+        let r = clock_now(id).and_then(|_| mem::write_u64(&mut c, out, time::resolution_ns()));
+        errno_of(r)
+    })?;
+    l.func_wrap(WASI, "random_get", |mut c: C<'_>, buf: i32, len: i32| {
+        let mut bytes = alloc::vec![0u8; len as u32 as usize];
+        if !time::fill_random(&mut bytes) {
+            return errno::IO;
+        }
+        errno_of(mem::write(&mut c, buf, &bytes))
+    })?;
+    l.func_wrap(WASI, "sched_yield", |_: C<'_>| errno::SUCCESS)?;
+    l.func_wrap(
+        WASI,
+        "poll_oneoff",
+        |mut c: C<'_>, subs: i32, events: i32, n: i32, out: i32| {
+            errno_of(poll_clocks(&mut c, subs, events, n, out))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
         "proc_exit",
         |_: C<'_>, status: i32| -> Result<(), wasmi::Error> { Err(wasmi::Error::i32_exit(status)) },
     )?;
     Ok(())
+}
+
+/// The time on WASI clock `id` (realtime, monotonic, process and thread
+/// CPU time, the last two measured as monotonic time), in nanoseconds.
+fn clock_now(id: i32) -> WasiResult<u64> {
+    match id {
+        0 => Ok(time::realtime_ns()),
+        1..=3 => Ok(time::monotonic_ns()),
+        _ => Err(errno::INVAL),
+    }
+}
+
+/// `poll_oneoff` for clock subscriptions (what `sleep` uses): sleeps until
+/// the earliest deadline and reports every subscription due by then. A
+/// subscription on a descriptor is not supported in this version
+/// (`ENOTSUP`).
+fn poll_clocks(c: &mut C<'_>, subs: i32, events: i32, n: i32, out: i32) -> WasiResult<()> {
+    const SUB: i32 = 48;
+    const EVENT: usize = 32;
+    if n <= 0 {
+        return Err(errno::INVAL);
+    }
+    let mut due = Vec::new();
+    for i in 0..n {
+        let s = mem::read(c, subs.wrapping_add(i.wrapping_mul(SUB)), SUB)?;
+        let word = |o: usize| u64::from_le_bytes(s[o..o + 8].try_into().unwrap_or([0; 8]));
+        if s[8] != 0 {
+            return Err(errno::NOTSUP);
+        }
+        let id = u32::from_le_bytes(s[16..20].try_into().unwrap_or([0; 4])) as i32;
+        let now = clock_now(id)?;
+        let absolute = u16::from_le_bytes([s[40], s[41]]) & 1 != 0;
+        let deadline = if absolute {
+            word(24)
+        } else {
+            now.saturating_add(word(24))
+        };
+        due.push((word(0), deadline.saturating_sub(now)));
+    }
+    let wait = due.iter().map(|&(_, w)| w).min().unwrap_or(0);
+    weft_user::sleep(core::time::Duration::from_nanos(wait));
+    let mut written = 0u32;
+    for userdata in due.into_iter().filter(|&(_, w)| w <= wait).map(|(u, _)| u) {
+        let mut e = [0u8; EVENT];
+        e[0..8].copy_from_slice(&userdata.to_le_bytes());
+        // error 0, type 0 (clock).
+        mem::write(c, events.wrapping_add(written as i32 * EVENT as i32), &e)?;
+        written += 1;
+    }
+    mem::write_u32(c, out, written)
 }
 
 /// Runs `op` with `fd` positioned at `offset`, then restores the position.

@@ -1,6 +1,7 @@
 //! `hello.wasm`: a plain Rust `std` program for `wasm32-wasip1`. It greets,
 //! prints each argument on its own line and a line on standard error, copies
-//! standard input to standard output if the first argument is `-`, and exits
+//! standard input to standard output if the first argument is `-`, checks
+//! the clocks, sleeping and randomness if an argument is `time`, and exits
 //! with the status N given as `exit=N`.
 
 use std::io::{Read, Write};
@@ -18,6 +19,22 @@ fn main() {
             .read_to_end(&mut input)
             .expect("read stdin");
         std::io::stdout().write_all(&input).expect("write stdout");
+    }
+    if args.iter().any(|a| a == "time") {
+        let start = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        println!(
+            "slept at least 30 ms: {}",
+            start.elapsed().as_millis() >= 30
+        );
+        let since_2020 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|d| d.as_secs() > 1_577_836_800);
+        println!("the wall clock is past 2020: {since_2020}");
+        // A HashMap's hasher is seeded from `random_get`.
+        let m: std::collections::HashMap<&str, usize> =
+            args.iter().map(|a| (a.as_str(), a.len())).collect();
+        println!("hash map of {} arguments", m.len());
     }
     if let Some(code) = args.iter().find_map(|a| a.strip_prefix("exit=")) {
         std::process::exit(code.parse().unwrap_or(1));
