@@ -11,7 +11,7 @@
 
 use super::bells::SlotWake;
 use super::framed::{Failure, Status, StreamIo, reset_slot};
-use super::{RelayError, Shared, dispatch};
+use super::{Shared, dispatch};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::task::JoinHandle;
@@ -30,9 +30,10 @@ struct Slots {
 }
 
 impl ControlPipe {
-    pub fn new(_shared: &Shared, wake: Arc<SlotWake>) -> Result<Self, RelayError> {
-        // Slot 0's rings are zero from boot (fresh guest memory).
-        Ok(Self { wake })
+    /// The control pipe on slot 0, whose rings are zero from boot (fresh
+    /// guest memory).
+    pub fn new(wake: Arc<SlotWake>) -> Self {
+        Self { wake }
     }
 
     /// Serves control requests until the guest closes the pipe or breaks

@@ -246,7 +246,7 @@ impl Relay {
                 .open_wakes(slot, libc::EFD_NONBLOCK)
                 .map_err(RelayError::Thread)
         };
-        let control = control::ControlPipe::new(&shared, wake(slot::CONTROL)?)?;
+        let control = control::ControlPipe::new(wake(slot::CONTROL)?);
         let outputs = [slot::STDOUT, slot::STDERR]
             .into_iter()
             .map(|s| stdio::Output::new(&shared, s, wake(s)?))
