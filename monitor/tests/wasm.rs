@@ -165,3 +165,35 @@ fn wasi_files_behave_as_in_the_native_build() {
     assert!(!guest_root.join("reports").exists());
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn a_wasi_program_cannot_leave_the_root() {
+    let base = std::env::temp_dir().join(format!("weft-wasm-escape-{}", std::process::id()));
+    let root = base.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(base.join("secret.txt"), "not for the guest\n").unwrap();
+    std::os::unix::fs::symlink(base.join("secret.txt"), root.join("link.txt")).unwrap();
+    for path in ["../secret.txt", "/../secret.txt", "link.txt"] {
+        let out = weft()
+            .args(["run", "--timeout", "60", "--fs-root"])
+            .arg(&root)
+            .arg(wasm("wc"))
+            .arg(path)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(1), "{path}: {stderr}");
+        assert!(
+            stderr.contains(&format!("wc: {path}: ")),
+            "{path}: {stderr}"
+        );
+        assert!(
+            stdout.contains("0       0       0 total"),
+            "{path}: {stdout}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
