@@ -22,15 +22,37 @@ use tokio::net::TcpStream;
 use weft_control::frame::{HEADER, Header};
 use weft_data_pipe::{Chunks, RawRegion};
 
-/// The host addresses of bytes `[skip, skip + len)` of `chunks`, as at most
-/// two iovecs.
+/// The host addresses of bytes `[skip, skip + len)` of `chunks`: at most
+/// two iovecs (no allocation: this runs for every transfer).
+struct Iovecs {
+    list: [libc::iovec; 2],
+    len: usize,
+}
+
+impl Iovecs {
+    fn as_ptr(&self) -> *const libc::iovec {
+        self.list.as_ptr()
+    }
+
+    fn count(&self) -> i32 {
+        self.len as i32
+    }
+}
+
 fn iovecs(
     region: &RawRegion,
     chunks: &Chunks<'_, RawRegion>,
     skip: usize,
     len: usize,
-) -> io::Result<Vec<libc::iovec>> {
-    let mut out = Vec::with_capacity(2);
+) -> io::Result<Iovecs> {
+    let empty = libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    };
+    let mut out = Iovecs {
+        list: [empty; 2],
+        len: 0,
+    };
     let (mut skip, mut left) = (skip, len);
     for c in [chunks.first, chunks.second] {
         if left == 0 {
@@ -44,10 +66,11 @@ fn iovecs(
         let base = region
             .span(c.offset() + skip, n)
             .ok_or(io::ErrorKind::InvalidInput)?;
-        out.push(libc::iovec {
+        out.list[out.len] = libc::iovec {
             iov_base: base.cast(),
             iov_len: n,
-        });
+        };
+        out.len += 1;
         left -= n;
         skip = 0;
     }
@@ -93,7 +116,7 @@ fn readv_into(
     // live pipe-region mapping (`RawRegion::span` checked the bounds); the
     // reservation makes them the relay's until `commit`, and no Rust
     // reference to them exists while the kernel writes them.
-    let n = retry(|| unsafe { libc::readv(fd, iov.as_ptr(), iov.len() as i32) })?;
+    let n = retry(|| unsafe { libc::readv(fd, iov.as_ptr(), iov.count()) })?;
     if let Some(kind) = kind {
         chunks.write(&Header::new(kind, n).encode());
     }
@@ -110,7 +133,7 @@ fn writev_from(fd: RawFd, rx: &mut Reader, region: &RawRegion) -> io::Result<usi
     // inside the live pipe-region mapping (bounds checked by `span`); they
     // are the relay's to read until `consume`, and the kernel only reads
     // them.
-    let n = retry(|| unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as i32) })?;
+    let n = retry(|| unsafe { libc::writev(fd, iov.as_ptr(), iov.count()) })?;
     c.consume(n).map_err(io::Error::from)?;
     Ok(n)
 }

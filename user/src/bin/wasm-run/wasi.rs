@@ -84,6 +84,9 @@ fn run_module(bytes: &[u8], args: &Args) -> Result<Result<i32, Failure>, String>
 
 type C<'a> = Caller<'a, Ctx>;
 
+/// An operation on one absolute guest path.
+type PathOp = fn(&str) -> WasiResult<()>;
+
 /// `args_sizes_get` / `environ_sizes_get`: the count and the bytes of the
 /// NUL-terminated strings.
 fn sizes(c: &mut C<'_>, strings: &[Vec<u8>], count_at: i32, size_at: i32) -> WasiResult<()> {
@@ -338,27 +341,20 @@ fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
             errno_of(r)
         },
     )?;
-    l.func_wrap(
-        WASI,
-        "path_create_directory",
-        |mut c: C<'_>, dir: i32, p: i32, len: i32| {
-            errno_of(path_at(&mut c, dir, p, len).and_then(|p| path::create_dir(&p)))
-        },
-    )?;
-    l.func_wrap(
-        WASI,
-        "path_remove_directory",
-        |mut c: C<'_>, dir: i32, p: i32, len: i32| {
-            errno_of(path_at(&mut c, dir, p, len).and_then(|p| path::remove_dir(&p)))
-        },
-    )?;
-    l.func_wrap(
-        WASI,
-        "path_unlink_file",
-        |mut c: C<'_>, dir: i32, p: i32, len: i32| {
-            errno_of(path_at(&mut c, dir, p, len).and_then(|p| path::remove_file(&p)))
-        },
-    )?;
+    let one_path: [(&str, PathOp); 3] = [
+        ("path_create_directory", path::create_dir),
+        ("path_remove_directory", path::remove_dir),
+        ("path_unlink_file", path::remove_file),
+    ];
+    for (name, op) in one_path {
+        l.func_wrap(
+            WASI,
+            name,
+            move |mut c: C<'_>, dir: i32, p: i32, len: i32| {
+                errno_of(path_at(&mut c, dir, p, len).and_then(|p| op(&p)))
+            },
+        )?;
+    }
     l.func_wrap(
         WASI,
         "path_rename",
