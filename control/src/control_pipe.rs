@@ -185,11 +185,8 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::tests::whole as split;
     use crate::streams::rings;
-
-    fn split(buf: &[u8]) -> (Header, &[u8]) {
-        crate::frame::split(buf).expect("a whole, valid frame")
-    }
 
     #[test]
     fn requests_and_replies_round_trip() {

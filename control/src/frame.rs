@@ -446,8 +446,14 @@ impl<'a> ErrorBody<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The header and body of the one whole, valid frame `buf` starts with
+    /// (for the protocol modules' tests).
+    pub(crate) fn whole(buf: &[u8]) -> (Header, &[u8]) {
+        split(buf).expect("a whole, valid frame")
+    }
 
     #[test]
     fn headers_round_trip_and_refuse_flags_and_oversize() {

@@ -564,10 +564,7 @@ impl<'a> Reply<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn split(buf: &[u8]) -> (Header, &[u8]) {
-        crate::frame::split(buf).expect("a whole, valid frame")
-    }
+    use crate::frame::tests::whole as split;
 
     /// Every shorter body fails and one extra byte is `Trailing` (`error`
     /// decodes and returns the error, if any). Bodies that end with raw

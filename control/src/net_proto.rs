@@ -253,11 +253,7 @@ pub fn decode_lone_addr(body: &[u8]) -> Result<SocketAddr, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Header;
-
-    fn split(buf: &[u8]) -> (Header, &[u8]) {
-        crate::frame::split(buf).expect("a whole, valid frame")
-    }
+    use crate::frame::tests::whole as split;
 
     fn v4() -> SocketAddr {
         "127.0.0.1:8080".parse().unwrap()

@@ -151,8 +151,8 @@ fn wasi_files_behave_as_in_the_native_build() {
     let report = |root: &std::path::Path| std::fs::read(root.join("reports/r.txt")).unwrap();
     assert_eq!(report(&guest_root), report(&host_root));
 
-    // Under --read-only the report cannot be written: the program fails
-    // (it panics on the error, as its native build would) and writes nothing.
+    // Under --read-only the report cannot be written: the program reports
+    // the error and fails, and nothing is written.
     std::fs::remove_dir_all(guest_root.join("reports")).unwrap();
     let ro = weft()
         .args(["run", "--timeout", "60", "--read-only", "--fs-root"])

@@ -15,10 +15,13 @@ fn main() {
     eprintln!("{} argument(s)", args.len() - 1);
     if args.get(1).map(String::as_str) == Some("-") {
         let mut input = Vec::new();
-        std::io::stdin()
+        let copied = std::io::stdin()
             .read_to_end(&mut input)
-            .expect("read stdin");
-        std::io::stdout().write_all(&input).expect("write stdout");
+            .and_then(|_| std::io::stdout().write_all(&input));
+        if let Err(e) = copied {
+            eprintln!("hello: copying standard input: {}", e.kind());
+            std::process::exit(1);
+        }
     }
     if args.iter().any(|a| a == "time") {
         let start = std::time::Instant::now();

@@ -2,7 +2,7 @@
 //! file with `std::fs`, prints one line per file and a total, and with
 //! `--out` also writes the report to FILE (creating a directory `reports`
 //! beside it first if it is named in the path). Exit status 1 if a file
-//! could not be read.
+//! could not be read or the report could not be written.
 
 use std::fs;
 use std::io::Write;
@@ -14,6 +14,17 @@ fn count(bytes: &[u8]) -> (usize, usize, usize) {
         .filter(|w| !w.is_empty())
         .count();
     (lines, words, bytes.len())
+}
+
+/// Writes `report` to `out`, creating its directory first.
+fn write_report(out: &str, report: &str) -> std::io::Result<()> {
+    if let Some(dir) = std::path::Path::new(out)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        fs::create_dir_all(dir)?;
+    }
+    fs::File::create(out)?.write_all(report.as_bytes())
 }
 
 fn main() {
@@ -47,15 +58,11 @@ fn main() {
         total.0, total.1, total.2
     ));
     print!("{report}");
-    if let Some(out) = out {
-        if let Some(dir) = std::path::Path::new(&out)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            fs::create_dir_all(dir).expect("create the report's directory");
-        }
-        let mut f = fs::File::create(&out).expect("create the report");
-        f.write_all(report.as_bytes()).expect("write the report");
+    if let Some(out) = out
+        && let Err(e) = write_report(&out, &report)
+    {
+        eprintln!("wc: {out}: {}", e.kind());
+        status = 1;
     }
     std::process::exit(status);
 }
