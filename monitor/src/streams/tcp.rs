@@ -22,10 +22,10 @@ use super::framed::{Failure, Reader, StreamIo};
 use super::zero_copy;
 use super::{Policy, Shared};
 use std::collections::HashMap;
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -231,8 +231,8 @@ async fn relay(mut io: StreamIo, socket: TcpStream, peer: SocketAddr, how: Conne
         region,
     };
     let result = {
-        let up = pin!(upstream.run());
-        let down = pin!(async {
+        let up = upstream.run();
+        let down = async {
             loop {
                 match zero_copy::socket_to_ring(from_socket.as_ref(), &mut tx, &region).await {
                     Ok(0) => {
@@ -245,8 +245,9 @@ async fn relay(mut io: StreamIo, socket: TcpStream, peer: SocketAddr, how: Conne
                     Err(e) => return Err(Failure::io("receive", &e)),
                 }
             }
-        });
-        both(up, down).await
+        };
+        // Both directions at once, until both end or either fails.
+        tokio::try_join!(up, down).map(drop)
     };
     if let Err(f) = result {
         // The connection is broken: nothing is left to deliver.
@@ -337,39 +338,6 @@ async fn deliver(mut socket: OwnedWriteHalf, rest: Vec<u8>) {
         socket.shutdown().await
     })
     .await;
-}
-
-/// Runs `a` and `b` concurrently until both succeed or either fails.
-async fn both<A, B>(a: Pin<&mut A>, b: Pin<&mut B>) -> Result<(), Failure>
-where
-    A: Future<Output = Result<(), Failure>>,
-    B: Future<Output = Result<(), Failure>>,
-{
-    let (mut a, mut b) = (Some(a), Some(b));
-    poll_fn(|cx| {
-        step(&mut a, cx)?;
-        step(&mut b, cx)?;
-        if a.is_none() && b.is_none() {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
-}
-
-/// Polls one side of [`both`] unless it is done; forgets it once it is.
-fn step<F>(side: &mut Option<Pin<&mut F>>, cx: &mut Context<'_>) -> Result<(), Failure>
-where
-    F: Future<Output = Result<(), Failure>>,
-{
-    if let Some(f) = side.as_mut()
-        && let Poll::Ready(r) = f.as_mut().poll(cx)
-    {
-        *side = None;
-        r?;
-    }
-    Ok(())
 }
 
 /// Connections accepted by listeners and not yet taken by the guest, by
