@@ -37,17 +37,17 @@ impl ControlPipe {
     }
 
     /// Serves control requests until the guest closes the pipe or breaks
-    /// its protocol.
-    pub async fn serve(self, shared: Arc<Shared>) {
+    /// its protocol; returns the tasks of the streams still open.
+    pub async fn serve(self, shared: Arc<Shared>) -> Vec<JoinHandle<()>> {
+        let mut slots = Slots {
+            tasks: (0..SLOTS).map(|_| None).collect(),
+        };
         let mut io = match StreamIo::attach(&shared, slot::CONTROL, &self.wake) {
             Ok(io) => io,
             Err(e) => {
                 eprintln!("weft: cannot serve the control pipe: {e}");
-                return;
+                return slots.open_tasks();
             }
-        };
-        let mut slots = Slots {
-            tasks: (0..SLOTS).map(|_| None).collect(),
         };
         let mut body = Vec::new();
         let mut out = [0u8; MAX_FRAME];
@@ -55,23 +55,30 @@ impl ControlPipe {
             let request = match io.read_frame(&mut body).await {
                 Ok(Some(h)) => Request::decode(h, &body)
                     .map_err(|e| Failure::protocol(format!("control pipe: {e}"))),
-                Ok(None) => return,
+                Ok(None) => return slots.open_tasks(),
                 Err(f) => Err(f),
             };
             let reply = match request {
                 Ok(Request::Open { request }) => slots.open(request, &shared),
                 Ok(Request::Close { request, slot }) => slots.close(request, slot, &shared).await,
-                Err(f) => return io.fail(f).await,
+                Err(f) => {
+                    io.fail(f).await;
+                    return slots.open_tasks();
+                }
             };
             let n = reply.encode(&mut out);
             if io.write_frame(&out[..n]).await.is_err() {
-                return;
+                return slots.open_tasks();
             }
         }
     }
 }
 
 impl Slots {
+    fn open_tasks(self) -> Vec<JoinHandle<()>> {
+        self.tasks.into_iter().flatten().collect()
+    }
+
     fn open(&mut self, request: u32, shared: &Arc<Shared>) -> Reply {
         let refused = |code| Reply::Refused { request, code };
         let Some(slot) = (slot::FIRST_DYNAMIC..SLOTS).find(|&s| self.tasks[s as usize].is_none())

@@ -16,6 +16,11 @@
 //! period), far more than the ~20 µs a forwarded doorbell costs a program
 //! that prints a few lines.
 //!
+//! When the guest stops, its ends of every open stream are closed, as a host
+//! process's descriptors are at its exit: what it wrote before is still
+//! delivered (a file's last writes, a connection's last bytes), for up to
+//! [`DRAIN_LIMIT`]; what a peer sends is dropped.
+//!
 //! Everything the guest writes is an allegation: a ring it corrupts or a
 //! frame that breaks its protocol ends that stream with a status code; the
 //! other streams and the VM go on.
@@ -39,10 +44,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use thiserror::Error;
+use tokio::sync::watch;
 use vmm_sys_util::eventfd::EventFd;
 use weft_control::streams::{self, RING_CAPACITY, SLOTS, slot};
-use weft_data_pipe::{NoNotify, Notify, Producer, RawRegion};
+use weft_data_pipe::{Consumer, NoNotify, Notify, Producer, RawRegion};
 
 /// Failures starting the relay.
 #[derive(Debug, Error)]
@@ -70,6 +77,11 @@ impl RelayError {
         matches!(self, Self::FsRoot { .. })
     }
 }
+
+/// How long the relay goes on delivering what the guest's streams hold
+/// after the guest stopped (a peer that does not read holds `weft` no
+/// longer than this).
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Forwarded doorbells after which the doorbell becomes an ioeventfd.
 pub const UPGRADE_AFTER: u64 = 16;
@@ -149,7 +161,7 @@ impl Notify for Interrupt {
 /// The monitor's end of a ring the guest reads.
 pub type Tx = Producer<RawRegion, Arc<Interrupt>>;
 /// The monitor's end of a ring the guest writes.
-pub type Rx = weft_data_pipe::Consumer<RawRegion, Arc<Interrupt>>;
+pub type Rx = Consumer<RawRegion, Arc<Interrupt>>;
 
 /// State every relay task shares.
 pub struct Shared {
@@ -166,6 +178,8 @@ pub struct Shared {
     pub stats: Arc<RelayStats>,
     /// TCP connections accepted and announced, not yet taken (§11).
     pub pending: tcp::Pending,
+    /// Becomes `true` once the guest has stopped.
+    stopped: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -186,6 +200,22 @@ impl Shared {
         if let Some(entry) = wakes.get_mut(slot as usize) {
             *entry = None;
         }
+    }
+
+    /// Returns once the guest has stopped: nothing sent to it from then on
+    /// can be read.
+    pub async fn stopped(&self) {
+        let mut stopped = self.stopped.subscribe();
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
+    /// Slots open now (the control pipe's, the standard streams and those
+    /// the control pipe opened).
+    fn open_slots(&self) -> Vec<u64> {
+        let wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
+        (0..SLOTS)
+            .filter(|&s| wakes[s as usize].is_some())
+            .collect()
     }
 
     fn start_stdin(&self) {
@@ -240,6 +270,7 @@ impl Relay {
             policy,
             stats,
             pending: tcp::Pending::default(),
+            stopped: watch::Sender::new(false),
         });
         let wake = |slot| {
             shared
@@ -294,24 +325,32 @@ impl Relay {
         self.forwarded
     }
 
-    /// After the guest stopped: closes the guest's ends of its output rings
-    /// (it can no longer write them), lets the relay copy what is left, waits
-    /// for it and returns its figures.
+    /// After the guest stopped: closes the guest's ends of every open stream
+    /// (it can no longer use them), lets the relay deliver what is left (for
+    /// at most [`DRAIN_LIMIT`]), waits for it and returns its figures.
     pub fn finish(self) -> Arc<RelayStats> {
-        for s in [slot::STDOUT, slot::STDERR] {
-            let tx = rings(s).ok().and_then(|r| {
-                Producer::new(
-                    self.shared.region,
-                    r.to_monitor as usize,
-                    RING_CAPACITY as usize,
-                    NoNotify,
-                )
-                .ok()
-            });
-            if let Some(mut tx) = tx {
+        let region = self.shared.region;
+        let capacity = RING_CAPACITY as usize;
+        // Stdin stays as it is: waking its copier would read `weft`'s input.
+        let open: Vec<u64> = self
+            .shared
+            .open_slots()
+            .into_iter()
+            .filter(|&s| s != slot::STDIN)
+            .collect();
+        for &s in &open {
+            let Ok(r) = rings(s) else { continue };
+            if let Ok(mut tx) = Producer::new(region, r.to_monitor as usize, capacity, NoNotify) {
                 tx.close();
             }
+            if let Ok(mut rx) = Consumer::new(region, r.to_guest as usize, capacity, NoNotify) {
+                rx.close();
+            }
+        }
+        self.shared.stopped.send_replace(true);
+        for &s in &open {
             self.shared.wake(s, weft_control::streams::bell::DATA);
+            self.shared.wake(s, weft_control::streams::bell::SPACE);
         }
         let _ = self.thread.join();
         self.shared.stats.clone()
@@ -319,7 +358,8 @@ impl Relay {
 }
 
 /// The relay thread: serves the doorbell, the control pipe and every stream
-/// until the guest's output streams are closed.
+/// until the guest has stopped and its streams are delivered (or
+/// [`DRAIN_LIMIT`] passed).
 fn serve(
     doorbell: EventFd,
     page: BellPage,
@@ -340,13 +380,29 @@ fn serve(
     };
     runtime.block_on(async {
         tokio::spawn(bells::ring_bells(doorbell, page, shared.clone()));
-        tokio::spawn(control.serve(shared.clone()));
-        let tasks: Vec<_> = outputs
+        let control = tokio::spawn(control.serve(shared.clone()));
+        let outputs: Vec<_> = outputs
             .into_iter()
             .map(|o| tokio::spawn(o.copy(shared.clone())))
             .collect();
-        for t in tasks {
-            let _ = t.await;
+        shared.stopped().await;
+        let drain = async {
+            for t in outputs {
+                let _ = t.await;
+            }
+            // The control pipe ends once its ring is closed, handing back
+            // the tasks of the streams still open.
+            if let Ok(streams) = control.await {
+                for t in streams {
+                    let _ = t.await;
+                }
+            }
+        };
+        if tokio::time::timeout(DRAIN_LIMIT, drain).await.is_err() {
+            eprintln!(
+                "weft: streams still undelivered {}s after the guest stopped were dropped",
+                DRAIN_LIMIT.as_secs()
+            );
         }
     });
 }

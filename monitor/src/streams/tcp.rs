@@ -57,11 +57,11 @@ pub async fn serve(mut io: StreamIo, kind: u16, params: &[u8], shared: Arc<Share
     let result = match request {
         TcpRequest::Listen { addr } => listen(&mut io, addr, &shared).await,
         TcpRequest::Connect { addr } => match connect(addr, &shared).await {
-            Ok(s) => return relay(io, s, addr, Connection::Connected).await,
+            Ok(s) => return relay(io, s, addr, Connection::Connected, &shared).await,
             Err(f) => Err(f),
         },
         TcpRequest::Accept { listener, id } => match shared.pending.take(listener.into(), id) {
-            Some((s, peer)) => return relay(io, s, peer, Connection::Accepted).await,
+            Some((s, peer)) => return relay(io, s, peer, Connection::Accepted, &shared).await,
             None => Err(Failure::new(
                 Code::Closed,
                 format!("listener stream {listener} has no pending connection {id}"),
@@ -203,8 +203,15 @@ enum Connection {
 /// `ACCEPTED`), then relays raw bytes both ways until both directions ended
 /// or the socket failed. A peer that reset the connection before it was
 /// taken is still handed over: the guest reads the reset, as from a host
-/// socket.
-async fn relay(mut io: StreamIo, socket: TcpStream, peer: SocketAddr, how: Connection) {
+/// socket. Once the guest has stopped, what the peer sends is dropped and
+/// the relay ends when the guest's bytes are sent.
+async fn relay(
+    mut io: StreamIo,
+    socket: TcpStream,
+    peer: SocketAddr,
+    how: Connection,
+    shared: &Shared,
+) {
     let local = match socket.local_addr() {
         Ok(a) => a,
         Err(e) => return io.fail(Failure::io("connection address", &e)).await,
@@ -233,17 +240,23 @@ async fn relay(mut io: StreamIo, socket: TcpStream, peer: SocketAddr, how: Conne
     let result = {
         let up = upstream.run();
         let down = async {
-            loop {
-                match zero_copy::socket_to_ring(from_socket.as_ref(), &mut tx, &region).await {
-                    Ok(0) => {
-                        let _ = tx.shutdown().await;
-                        return Ok(());
+            let copy = async {
+                loop {
+                    match zero_copy::socket_to_ring(from_socket.as_ref(), &mut tx, &region).await {
+                        Ok(0) => {
+                            let _ = tx.shutdown().await;
+                            return Ok(());
+                        }
+                        Ok(_) => {}
+                        // The guest closed its reading end: it wants no more.
+                        Err(e) if e.raw_os_error().is_none() => return Ok(()),
+                        Err(e) => return Err(Failure::io("receive", &e)),
                     }
-                    Ok(_) => {}
-                    // The guest closed its reading end: it wants no more.
-                    Err(e) if e.raw_os_error().is_none() => return Ok(()),
-                    Err(e) => return Err(Failure::io("receive", &e)),
                 }
+            };
+            tokio::select! {
+                r = copy => r,
+                () = shared.stopped() => Ok(()),
             }
         };
         // Both directions at once, until both end or either fails.
