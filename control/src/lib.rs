@@ -35,7 +35,7 @@ pub mod streams;
 pub mod system;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 5;
+pub const INTERFACE_VERSION: u32 = 6;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

@@ -38,36 +38,51 @@ pub mod net_kind {
     pub const DATAGRAM: u16 = 0x8301;
 }
 
-/// Appends `addr` in its [`ADDR`]-byte form.
-pub fn encode_addr(e: &mut Encoder<'_>, addr: SocketAddr) {
-    let mut ip = [0u8; 16];
-    let family = match addr.ip() {
+/// `addr` in its [`ADDR`]-byte form.
+pub fn addr_bytes(addr: SocketAddr) -> [u8; ADDR] {
+    let mut out = [0u8; ADDR];
+    match addr.ip() {
         IpAddr::V4(v4) => {
-            ip[..4].copy_from_slice(&v4.octets());
-            4
+            out[0] = 4;
+            out[3..7].copy_from_slice(&v4.octets());
         }
         IpAddr::V6(v6) => {
-            ip = v6.octets();
-            6
+            out[0] = 6;
+            out[3..19].copy_from_slice(&v6.octets());
         }
+    }
+    out[1..3].copy_from_slice(&addr.port().to_le_bytes());
+    out
+}
+
+/// The address of an [`ADDR`]-byte form.
+pub fn addr_from_bytes(b: &[u8; ADDR]) -> Result<SocketAddr, WireError> {
+    let port = u16::from_le_bytes([b[1], b[2]]);
+    let ip = match b[0] {
+        4 if b[7..].iter().all(|x| *x == 0) => IpAddr::V4(Ipv4Addr::new(b[3], b[4], b[5], b[6])),
+        4 => return Err(WireError::Field("address padding")),
+        6 => {
+            let mut raw = [0u8; 16];
+            raw.copy_from_slice(&b[3..19]);
+            IpAddr::V6(Ipv6Addr::from(raw))
+        }
+        _ => return Err(WireError::Field("address family")),
     };
-    e.u8(family).u16(addr.port()).bytes(&ip);
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Appends `addr` in its [`ADDR`]-byte form.
+pub fn encode_addr(e: &mut Encoder<'_>, addr: SocketAddr) {
+    e.bytes(&addr_bytes(addr));
 }
 
 /// Reads an address in its [`ADDR`]-byte form.
 pub fn decode_addr(d: &mut Decoder<'_>) -> Result<SocketAddr, WireError> {
-    let family = d.u8()?;
-    let port = d.u16()?;
-    let raw: [u8; 16] = d.bytes(16)?.try_into().map_err(|_| WireError::Truncated)?;
-    let ip = match family {
-        4 if raw[4..].iter().all(|b| *b == 0) => {
-            IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))
-        }
-        4 => return Err(WireError::Field("address padding")),
-        6 => IpAddr::V6(Ipv6Addr::from(raw)),
-        _ => return Err(WireError::Field("address family")),
-    };
-    Ok(SocketAddr::new(ip, port))
+    let raw: [u8; ADDR] = d
+        .bytes(ADDR)?
+        .try_into()
+        .map_err(|_| WireError::Truncated)?;
+    addr_from_bytes(&raw)
 }
 
 /// The parameters of a TCP first frame (after its `version`).

@@ -70,6 +70,7 @@ fn write_system_page(
     vcpu: &kvm_ioctls::VcpuFd,
     phys: u64,
     tsc_hz: u64,
+    listen: &[std::net::SocketAddr],
 ) -> Result<(), RunError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -77,7 +78,8 @@ fn write_system_page(
     let mut info = SystemInfo {
         tsc_hz,
         ..SystemInfo::default()
-    };
+    }
+    .with_listen(listen);
     let guest_ns = vm::guest_tsc(vcpu).map_or(0, |t| info.ticks_to_ns(t));
     info.realtime_at_tsc0 = now.saturating_sub(guest_ns);
     // SAFETY: `seed` is a valid, writable buffer of the length passed.
@@ -98,6 +100,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
 
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let vm_fd = vm::create(&ram)?;
+    let listen = cfg.policy.listen.clone();
     let mut relay = Relay::start(&ram, &vm_fd, cfg.policy)?;
     stats.phases.vm_created = Some(start.elapsed());
     // The vCPU is created after the boot state, but the TSC rate is the host's.
@@ -118,7 +121,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         GuestAddress(state.boot_info_phys + std::mem::offset_of!(BootInfo, tsc_hz) as u64),
     )
     .map_err(|_| BootError::Write(state.boot_info_phys))?;
-    write_system_page(&ram, &vcpu, state.system_phys, tsc_hz)?;
+    write_system_page(&ram, &vcpu, state.system_phys, tsc_hz, &listen)?;
     stats.phases.kernel_loaded = Some(start.elapsed());
     stopper::arm(cfg.timeout).map_err(|e| VmError::Kvm {
         op: "install the stop signal handlers",

@@ -27,6 +27,12 @@ use weft_control::net_proto::{
     self as proto, Datagram, MAX_TCP_FIRST, TcpReply, TcpRequest, net_kind,
 };
 
+/// The addresses `--listen` granted, as the system page lists them (the
+/// first 16, in order).
+pub fn listen_grants() -> impl Iterator<Item = SocketAddr> {
+    crate::time::info().listen.into_iter().flatten()
+}
+
 /// Parses `IP:PORT` (`[IPv6]:PORT` for IPv6). Host names are not resolved.
 pub fn parse_addr(s: &str) -> Result<SocketAddr, Error> {
     s.parse()

@@ -205,6 +205,8 @@ pub enum Interest {
     Read,
     /// Space to write.
     Write,
+    /// Either.
+    Both,
 }
 
 /// One open stream pair (PROTOCOL.md §9). Dropping it closes the pair
@@ -354,19 +356,30 @@ impl Stream {
         }
     }
 
-    fn ready(&mut self, interest: Interest) -> bool {
+    /// Whether the stream is ready for `interest` now (or ended), without
+    /// waiting.
+    pub fn ready(&mut self, interest: Interest) -> bool {
         match interest {
             Interest::Read => self.rx.get_mut().ready().unwrap_or(true),
             Interest::Write => self.tx.get_mut().ready().unwrap_or(true),
+            Interest::Both => {
+                self.rx.get_mut().ready().unwrap_or(true)
+                    || self.tx.get_mut().ready().unwrap_or(true)
+            }
         }
     }
 
     fn prepare_wait(&mut self, interest: Interest) -> bool {
-        let decision = match interest {
-            Interest::Read => self.rx.get_mut().prepare_wait(),
-            Interest::Write => self.tx.get_mut().prepare_wait(),
-        };
-        decision != Ok(WaitDecision::Sleep)
+        let awake = |d| d != Ok(WaitDecision::Sleep);
+        match interest {
+            Interest::Read => awake(self.rx.get_mut().prepare_wait()),
+            Interest::Write => awake(self.tx.get_mut().prepare_wait()),
+            // Both ends are armed (no short circuit): either may wake.
+            Interest::Both => {
+                let r = awake(self.rx.get_mut().prepare_wait());
+                awake(self.tx.get_mut().prepare_wait()) | r
+            }
+        }
     }
 
     fn end_wait(&mut self) {

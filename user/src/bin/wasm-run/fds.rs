@@ -1,15 +1,30 @@
-//! The module's file descriptors: 0–2 the standard streams, 3 the root
-//! directory (the `--fs-root` directory, preopened as `/`), then files and
-//! directories it opens. Files are `weft_user::fs` streams; a directory
-//! descriptor is only a path (for `*at` calls and `fd_readdir`).
+//! An app's file descriptors: 0–2 the standard streams, 3 the root
+//! directory (the `--fs-root` directory, preopened as `/`), for the first
+//! app the listeners `--listen` granted (4, 5, … in the order given), then
+//! what it opens. Files are `weft_user::fs` streams; a directory descriptor
+//! is only a path (for `*at` calls and `fd_readdir`); sockets are
+//! `weft_user::net` streams.
+//!
+//! A granted listener binds on its first use, so an app that listens on the
+//! same address itself (`weft.tcp_listen`) does not collide with it.
+//!
+//! Reads, writes and accepts on sockets never wait here: they report
+//! `Ok(None)` when they would, and the caller either fails with `EAGAIN`
+//! (a non-blocking descriptor) or suspends the app until the stream is
+//! ready. Files and the standard streams are served in place: their
+//! waits are short and bounded by the monitor.
 
 use crate::errno;
 use crate::mem::WasiResult;
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::net::SocketAddr;
 use embedded_io::{Read, Seek, SeekFrom, Write};
 use weft_user::fs::{self, File, FileKind, Metadata, OpenOptions};
-use weft_user::{Code, Error, Stream, read_stdin};
+use weft_user::net::{TcpListener, TcpStream};
+use weft_user::stream::Stream;
+use weft_user::{Code, Error, Stream as Output, read_stdin};
 
 /// The preopened root directory's descriptor and name.
 pub const ROOT_FD: i32 = 3;
@@ -21,8 +36,12 @@ pub mod filetype {
     pub const CHARACTER_DEVICE: u8 = 2;
     pub const DIRECTORY: u8 = 3;
     pub const REGULAR_FILE: u8 = 4;
+    pub const SOCKET_STREAM: u8 = 6;
     pub const SYMBOLIC_LINK: u8 = 7;
 }
+
+/// The `fdflags` bit for non-blocking I/O.
+pub const NONBLOCK: u16 = 1 << 2;
 
 /// One open descriptor.
 pub enum Fd {
@@ -32,7 +51,17 @@ pub enum Fd {
     /// A directory, by its absolute guest path.
     Dir(String),
     /// Boxed: a file is much larger than the other kinds.
-    File(alloc::boxed::Box<File>),
+    File(Box<File>),
+    /// A listener `--listen` granted, not bound yet.
+    Grant(SocketAddr),
+    Listener {
+        listener: Box<TcpListener>,
+        nonblock: bool,
+    },
+    Conn {
+        conn: Box<TcpStream>,
+        nonblock: bool,
+    },
 }
 
 /// The descriptor table.
@@ -54,6 +83,13 @@ pub fn errno_for(e: &Error) -> i32 {
         Code::Invalid => errno::INVAL,
         Code::Unsupported => errno::NOTCAPABLE,
         Code::TooLarge => errno::FBIG,
+        Code::NotAllowed => errno::ACCES,
+        Code::AddressInUse => errno::ADDRINUSE,
+        Code::ConnectionRefused => errno::CONNREFUSED,
+        Code::ConnectionReset => errno::CONNRESET,
+        Code::Unreachable => errno::HOSTUNREACH,
+        Code::TimedOut => errno::TIMEDOUT,
+        Code::Closed => errno::PIPE,
         _ => errno::IO,
     }
 }
@@ -73,15 +109,17 @@ pub fn filetype_of(kind: FileKind) -> u8 {
 }
 
 impl Fds {
-    pub fn new() -> Self {
-        Self {
-            table: alloc::vec![
-                Some(Fd::Stdin),
-                Some(Fd::Stdout),
-                Some(Fd::Stderr),
-                Some(Fd::Dir(String::from(ROOT_NAME))),
-            ],
-        }
+    /// The standard streams, the root, and a descriptor for each of
+    /// `grants`.
+    pub fn new(grants: impl IntoIterator<Item = SocketAddr>) -> Self {
+        let mut table = alloc::vec![
+            Some(Fd::Stdin),
+            Some(Fd::Stdout),
+            Some(Fd::Stderr),
+            Some(Fd::Dir(String::from(ROOT_NAME))),
+        ];
+        table.extend(grants.into_iter().map(|a| Some(Fd::Grant(a))));
+        Self { table }
     }
 
     pub fn get(&mut self, fd: i32) -> WasiResult<&mut Fd> {
@@ -92,7 +130,7 @@ impl Fds {
             .ok_or(errno::BADF)
     }
 
-    fn insert(&mut self, fd: Fd) -> i32 {
+    pub fn insert(&mut self, fd: Fd) -> i32 {
         let i = match self.table.iter().position(Option::is_none) {
             Some(i) => i,
             None => {
@@ -156,25 +194,139 @@ impl Fds {
         Ok(self.insert(Fd::File(alloc::boxed::Box::new(file))))
     }
 
-    pub fn read(&mut self, fd: i32, buf: &mut [u8]) -> WasiResult<usize> {
+    /// Reads into `buf`: `Ok(None)` if a socket has nothing yet.
+    pub fn read(&mut self, fd: i32, buf: &mut [u8]) -> WasiResult<Option<usize>> {
         match self.get(fd)? {
-            Fd::Stdin => read_stdin(buf).map_err(|_| errno::IO),
-            Fd::File(f) => wasi(f.read(buf)),
+            Fd::Stdin => read_stdin(buf).map(Some).map_err(|_| errno::IO),
+            Fd::File(f) => wasi(f.read(buf)).map(Some),
+            Fd::Conn { conn, .. } => wasi(conn.try_read(buf)),
             Fd::Dir(_) => Err(errno::ISDIR),
-            _ => Err(errno::BADF),
+            Fd::Grant(_) | Fd::Listener { .. } => Err(errno::NOTCONN),
+            Fd::Stdout | Fd::Stderr => Err(errno::BADF),
         }
     }
 
-    pub fn write(&mut self, fd: i32, bytes: &[u8]) -> WasiResult<usize> {
+    /// Writes `bytes` (a socket: what fits): `Ok(None)` if a socket has no
+    /// room yet.
+    pub fn write(&mut self, fd: i32, bytes: &[u8]) -> WasiResult<Option<usize>> {
         let stream = match self.get(fd)? {
-            Fd::Stdout => Stream::Stdout,
-            Fd::Stderr => Stream::Stderr,
-            Fd::File(f) => return wasi(f.write_all(bytes)).map(|()| bytes.len()),
+            Fd::Stdout => Output::Stdout,
+            Fd::Stderr => Output::Stderr,
+            Fd::File(f) => return wasi(f.write_all(bytes)).map(|()| Some(bytes.len())),
+            Fd::Conn { conn, .. } => {
+                return match wasi(conn.try_write(bytes))? {
+                    0 if !bytes.is_empty() => Ok(None),
+                    n => Ok(Some(n)),
+                };
+            }
             Fd::Dir(_) => return Err(errno::ISDIR),
+            Fd::Grant(_) | Fd::Listener { .. } => return Err(errno::NOTCONN),
             Fd::Stdin => return Err(errno::BADF),
         };
         stream.write_all(bytes).map_err(|_| errno::IO)?;
-        Ok(bytes.len())
+        Ok(Some(bytes.len()))
+    }
+
+    /// Takes a connection from listener `fd` (binding a granted one first):
+    /// `Ok(None)` if none is waiting.
+    pub fn accept(&mut self, fd: i32) -> WasiResult<Option<TcpStream>> {
+        self.bind_grant(fd)?;
+        match self.get(fd)? {
+            Fd::Listener { listener, .. } => Ok(wasi(listener.try_accept())?.map(|(conn, _)| conn)),
+            _ => Err(errno::NOTSOCK),
+        }
+    }
+
+    /// Binds `fd` if it is a granted listener not bound yet.
+    fn bind_grant(&mut self, fd: i32) -> WasiResult<()> {
+        if let Fd::Grant(addr) = self.get(fd)? {
+            let listener = Box::new(wasi(TcpListener::bind(*addr))?);
+            self.table[fd as usize] = Some(Fd::Listener {
+                listener,
+                nonblock: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `fd` is non-blocking.
+    pub fn nonblocking(&mut self, fd: i32) -> WasiResult<bool> {
+        Ok(match self.get(fd)? {
+            Fd::Listener { nonblock, .. } | Fd::Conn { nonblock, .. } => *nonblock,
+            _ => false,
+        })
+    }
+
+    /// `fd_fdstat_set_flags`: only `NONBLOCK`, only on sockets, changes
+    /// anything.
+    pub fn set_flags(&mut self, fd: i32, flags: u16) -> WasiResult<()> {
+        self.bind_grant(fd)?;
+        if let Fd::Listener { nonblock, .. } | Fd::Conn { nonblock, .. } = self.get(fd)? {
+            *nonblock = flags & NONBLOCK != 0;
+        }
+        Ok(())
+    }
+
+    /// `sock_shutdown`: the write side ends (the peer reads end-of-file);
+    /// shutting the read side only is accepted and changes nothing.
+    pub fn shutdown(&mut self, fd: i32, how: u8) -> WasiResult<()> {
+        match self.get(fd)? {
+            Fd::Conn { conn, .. } => {
+                if how & 2 != 0 {
+                    conn.shutdown_write();
+                }
+                Ok(())
+            }
+            Fd::Grant(_) | Fd::Listener { .. } => Err(errno::NOTCONN),
+            _ => Err(errno::NOTSOCK),
+        }
+    }
+
+    /// The stream behind socket `fd` (binding a granted listener first), to
+    /// wait on it.
+    pub fn stream(&mut self, fd: i32) -> Option<&mut Stream> {
+        self.bind_grant(fd).ok()?;
+        match self.get(fd).ok()? {
+            Fd::Listener { listener, .. } => Some(listener.as_stream_mut()),
+            Fd::Conn { conn, .. } => Some(conn.as_stream_mut()),
+            _ => None,
+        }
+    }
+
+    /// The streams of the sockets among `wanted`, each once, to wait on
+    /// them together.
+    pub fn streams_for<'a>(
+        &'a mut self,
+        wanted: &[(i32, weft_user::stream::Interest)],
+        out: &mut Vec<(&'a mut Stream, weft_user::stream::Interest)>,
+    ) {
+        use weft_user::stream::Interest;
+        for (i, slot) in self.table.iter_mut().enumerate() {
+            let mut want: Option<Interest> = None;
+            for &(_, interest) in wanted.iter().filter(|(fd, _)| *fd as usize == i) {
+                want = Some(match (want, interest) {
+                    (None, x) => x,
+                    (Some(a), b) if a == b => a,
+                    _ => Interest::Both,
+                });
+            }
+            let Some(interest) = want else { continue };
+            match slot {
+                Some(Fd::Listener { listener, .. }) => {
+                    out.push((listener.as_stream_mut(), interest))
+                }
+                Some(Fd::Conn { conn, .. }) => out.push((conn.as_stream_mut(), interest)),
+                _ => {}
+            }
+        }
+    }
+
+    /// How many sockets are open.
+    pub fn sockets(&self) -> usize {
+        self.table
+            .iter()
+            .filter(|f| matches!(f, Some(Fd::Listener { .. } | Fd::Conn { .. })))
+            .count()
     }
 
     pub fn seek(&mut self, fd: i32, to: SeekFrom) -> WasiResult<u64> {
@@ -185,9 +337,13 @@ impl Fds {
         }
     }
 
-    /// The file type and metadata (none for the standard streams).
+    /// The file type and metadata (none for the standard streams and
+    /// sockets).
     pub fn stat(&mut self, fd: i32) -> WasiResult<(u8, Option<Metadata>)> {
         match self.get(fd)? {
+            Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } => {
+                Ok((filetype::SOCKET_STREAM, None))
+            }
             Fd::File(f) => wasi(f.metadata()).map(|m| (filetype_of(m.kind), Some(m))),
             Fd::Dir(path) => {
                 let path = path.clone();

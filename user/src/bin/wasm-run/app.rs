@@ -1,0 +1,345 @@
+//! One app: a module instance in its own store, with its descriptors,
+//! its event registrations, and the call it is in.
+//!
+//! An app runs in calls of its exports, each given [`FUEL_SLICE`] units of
+//! fuel at a time: a call that uses them up is suspended and resumed on its
+//! next turn, so an app that spins cannot starve the others. A host call
+//! that would wait (a socket read with nothing to read, `poll_oneoff`)
+//! suspends the call too, until what it waits for is ready. Two kinds of
+//! app:
+//! - a *command* (it exports `_start` and not `weft_on_events`): `_start`
+//!   runs to its end, which ends the app (status 0, or `proc_exit`'s);
+//! - an *event app* (it exports `weft_on_events`): `_initialize` (if
+//!   exported), then `weft_init`, then `weft_on_events` for each batch of
+//!   events (`events`); it ends when it exits or nothing can wake it any
+//!   more.
+
+use crate::events::EventState;
+use crate::fds::Fds;
+use crate::ops::{Op, Wait};
+use crate::system::System;
+use crate::{errno, wasi};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::SocketAddr;
+use wasmi::{
+    Func, Instance, Linker, Memory, Module, ResumableCall, ResumableCallHostTrap,
+    ResumableCallOutOfFuel, Store, StoreLimits, StoreLimitsBuilder, Val,
+};
+use weft_user::time;
+
+/// Fuel an app runs on before another app gets a turn (about a million Wasm
+/// instructions, a few milliseconds here). `monitor/benches/wasm.rs` runs
+/// the host engine with the same slice.
+pub const FUEL_SLICE: u64 = 1_000_000;
+
+/// The largest linear memory an app may have unless its spawner says
+/// otherwise.
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
+
+/// What the host functions of one app see.
+pub struct Ctx {
+    pub pid: u32,
+    /// The app's arguments, its name first.
+    pub args: Vec<Vec<u8>>,
+    pub fds: Fds,
+    /// The app's exported memory, once known.
+    pub memory: Option<Memory>,
+    pub limits: StoreLimits,
+    /// Set by a host call that would wait: what to do again, and when.
+    pub blocked: Option<(Op, Wait)>,
+    pub events: EventState,
+    /// The runtime's shared state: the process table, the engine.
+    pub system: Rc<System>,
+}
+
+/// Raised by a host call that must wait; the runtime suspends the call.
+#[derive(Debug)]
+pub struct MustWait;
+
+impl fmt::Display for MustWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the call waits")
+    }
+}
+
+impl core::error::Error for MustWait {}
+impl wasmi::errors::HostError for MustWait {}
+
+/// Which export the app's current call is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// A command's `_start`.
+    Start,
+    /// An event app's `_initialize`.
+    Initialize,
+    /// An event app's `weft_init`.
+    Init,
+    /// An event app's `weft_on_events`.
+    Events,
+}
+
+/// Where the app is.
+pub enum Run {
+    /// A call to begin.
+    Begin(Func, Vec<Val>),
+    /// A call that used up its fuel.
+    Fuel(ResumableCallOutOfFuel),
+    /// A call whose waiting host call finished with this errno.
+    Resume(ResumableCallHostTrap, i32),
+    /// A call waiting in a host call.
+    Blocked(ResumableCallHostTrap, Op, Wait),
+    /// An event app between calls.
+    Idle,
+}
+
+/// How an app ended.
+pub enum End {
+    Exit(i32),
+    /// A trap, described.
+    Trap(String),
+}
+
+/// Status for an app that trapped.
+pub const TRAPPED: i32 = 125;
+
+impl End {
+    pub fn status(&self) -> i32 {
+        match self {
+            End::Exit(s) => *s,
+            End::Trap(_) => TRAPPED,
+        }
+    }
+}
+
+pub struct App {
+    pub pid: u32,
+    pub name: String,
+    pub store: Store<Ctx>,
+    instance: Instance,
+    stage: Stage,
+    pub run: Run,
+    /// Guest time spent running the app, in nanoseconds.
+    pub cpu_ns: u64,
+}
+
+/// What a new app is given.
+pub struct Spawn<'a> {
+    pub pid: u32,
+    pub bytes: &'a [u8],
+    /// Its arguments, its name first.
+    pub args: Vec<Vec<u8>>,
+    /// Listeners preopened for it (`--listen` grants, the first app only).
+    pub grants: Vec<SocketAddr>,
+    pub memory_limit: usize,
+}
+
+impl App {
+    /// Compiles and instantiates a module; `Err` says why it cannot run.
+    pub fn load(system: &Rc<System>, s: Spawn<'_>) -> Result<Self, String> {
+        let engine = system.engine();
+        let module = Module::new(engine, s.bytes).map_err(|e| e.to_string())?;
+        let name = s
+            .args
+            .first()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .unwrap_or_default();
+        let ctx = Ctx {
+            pid: s.pid,
+            args: s.args,
+            fds: Fds::new(s.grants),
+            memory: None,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(s.memory_limit)
+                .build(),
+            blocked: None,
+            events: EventState::default(),
+            system: system.clone(),
+        };
+        let mut store = Store::new(engine, ctx);
+        store.limiter(|c| &mut c.limits);
+        let linker = linker_for(system.linker(), &module)?;
+        let instance = linker
+            .instantiate_and_start(&mut store, &module)
+            .map_err(|e| e.to_string())?;
+        store.data_mut().memory = instance.get_memory(&store, "memory");
+        let func = |n| instance.get_func(&store, n);
+        let (stage, first) = match (func("weft_on_events"), func("_start")) {
+            (Some(_), _) => match (func("_initialize"), func("weft_init")) {
+                (Some(f), _) => (Stage::Initialize, f),
+                (None, Some(f)) => (Stage::Init, f),
+                (None, None) => {
+                    return Err("an event app must export `weft_init`".into());
+                }
+            },
+            (None, Some(f)) => (Stage::Start, f),
+            (None, None) => {
+                return Err("the module exports neither `_start` nor `weft_on_events`".into());
+            }
+        };
+        Ok(Self {
+            pid: s.pid,
+            name,
+            store,
+            instance,
+            stage,
+            run: Run::Begin(first, Vec::new()),
+            cpu_ns: 0,
+        })
+    }
+
+    /// Whether a call can go on now.
+    pub fn runnable(&self) -> bool {
+        matches!(self.run, Run::Begin(..) | Run::Fuel(_) | Run::Resume(..))
+    }
+
+    /// Starts a `weft_on_events` call for `count` events (the app must be
+    /// idle).
+    pub fn deliver(&mut self, count: u32) {
+        if let Some(f) = self.instance.get_func(&self.store, "weft_on_events") {
+            self.stage = Stage::Events;
+            self.run = Run::Begin(f, alloc::vec![Val::I32(count as i32)]);
+        }
+    }
+
+    /// Runs the current call for one slice of fuel; `Some` if the app
+    /// ended.
+    pub fn step(&mut self) -> Option<End> {
+        let t0 = time::monotonic_ns();
+        let end = self.slice();
+        self.cpu_ns += time::monotonic_ns().saturating_sub(t0);
+        end
+    }
+
+    fn slice(&mut self) -> Option<End> {
+        let _ = self.store.set_fuel(FUEL_SLICE);
+        let mut results = [Val::I32(0)];
+        let out: &mut [Val] = if self.stage == Stage::Init {
+            &mut results
+        } else {
+            &mut []
+        };
+        let called = match core::mem::replace(&mut self.run, Run::Idle) {
+            Run::Begin(f, params) => f.call_resumable(&mut self.store, &params, out),
+            Run::Fuel(call) => call.resume(&mut self.store, out),
+            Run::Resume(call, errno) => call.resume(&mut self.store, &[Val::I32(errno)], out),
+            other => {
+                self.run = other;
+                return None;
+            }
+        };
+        match called {
+            Ok(ResumableCall::Finished) => self.finished(&results),
+            Ok(ResumableCall::OutOfFuel(call)) => {
+                self.run = Run::Fuel(call);
+                None
+            }
+            Ok(ResumableCall::HostTrap(call)) => {
+                if let Some(status) = call.host_error().i32_exit_status() {
+                    return Some(End::Exit(status));
+                }
+                if call.host_error().downcast_ref::<MustWait>().is_some()
+                    && let Some((op, wait)) = self.store.data_mut().blocked.take()
+                {
+                    self.run = Run::Blocked(call, op, wait);
+                    return None;
+                }
+                Some(End::Trap(format!("{}", call.host_error())))
+            }
+            Err(e) => Some(match e.i32_exit_status() {
+                Some(status) => End::Exit(status),
+                None => End::Trap(format!("trap: {e}")),
+            }),
+        }
+    }
+
+    /// The current call returned.
+    fn finished(&mut self, results: &[Val]) -> Option<End> {
+        match self.stage {
+            Stage::Start => Some(End::Exit(0)),
+            Stage::Initialize => {
+                let init = self.instance.get_func(&self.store, "weft_init")?;
+                self.stage = Stage::Init;
+                self.run = Run::Begin(init, Vec::new());
+                None
+            }
+            Stage::Init => match results.first() {
+                Some(Val::I32(0)) | None => None,
+                Some(Val::I32(status)) => Some(End::Exit(*status)),
+                Some(_) => Some(End::Exit(0)),
+            },
+            Stage::Events => None,
+        }
+    }
+
+    /// If the app waits in a host call: retries it, and readies the call to
+    /// resume if it finished.
+    pub fn retry(&mut self) -> bool {
+        let Run::Blocked(..) = self.run else {
+            return false;
+        };
+        let Run::Blocked(call, op, wait) = core::mem::replace(&mut self.run, Run::Idle) else {
+            return false;
+        };
+        match crate::ops::retry(&mut self.store, &op) {
+            Some(errno) => {
+                self.run = Run::Resume(call, errno);
+                true
+            }
+            None => {
+                self.run = Run::Blocked(call, op, wait);
+                false
+            }
+        }
+    }
+
+    /// The linear memory's size in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.store
+            .data()
+            .memory
+            .map_or(0, |m| m.data(&self.store).len() as u64)
+    }
+}
+
+/// The shared linker, plus an `ENOSYS` stub for each WASI function the
+/// module imports that the runtime does not provide; refuses imports of
+/// other modules.
+fn linker_for(base: &Linker<Ctx>, module: &Module) -> Result<Box<Linker<Ctx>>, String> {
+    let mut linker = Box::new(base.clone());
+    for import in module.imports() {
+        let Some(ty) = import.ty().func() else {
+            continue;
+        };
+        if import.module() == crate::events::MODULE {
+            // The event ABI: a name it lacks fails the instantiation.
+            continue;
+        }
+        if import.module() != wasi::MODULE {
+            return Err(format!(
+                "imports {}::{}, which this runtime does not provide",
+                import.module(),
+                import.name()
+            ));
+        }
+        let ty = ty.clone();
+        let results = ty.results().len();
+        // Fails only for a name the runtime provides: nothing to do.
+        let _ = linker.func_new(
+            wasi::MODULE,
+            import.name(),
+            ty,
+            move |_, _, out: &mut [Val]| {
+                if results == 1 {
+                    out[0] = Val::I32(errno::NOSYS);
+                }
+                Ok(())
+            },
+        );
+    }
+    Ok(linker)
+}

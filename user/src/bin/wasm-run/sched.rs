@@ -1,0 +1,149 @@
+//! The scheduler: runs every app in turn, one slice of fuel at a time, and
+//! sleeps (the `wait` syscall, through `stream::poll`) when every app
+//! waits.
+//!
+//! Each round, in process-id order: an app with a call that can go on runs
+//! one slice; an app suspended in a host call retries it; an idle event app
+//! gets its due events. When a round moved nothing, the runtime waits for
+//! any stream an app waits on, or the earliest deadline.
+//!
+//! The first app is the runtime's life: when it ends, the runtime exits
+//! with its status and the others end with it.
+
+use crate::app::{App, End, Run};
+use crate::events;
+use crate::system::{FIRST_PID, State, System};
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use weft_user::stream::{self, Interest, Stream};
+use weft_user::{eprintln, time};
+
+/// Runs `first` and what it spawns; returns the first app's status.
+pub fn run(system: &Rc<System>, first: App) -> i32 {
+    let mut apps = alloc::vec![first];
+    loop {
+        let mut moved = false;
+        let mut i = 0;
+        while i < apps.len() {
+            let app = &mut apps[i];
+            let end = if app.runnable() {
+                moved = true;
+                app.step()
+            } else if app.retry() {
+                moved = true;
+                None
+            } else {
+                match events::deliver(app) {
+                    Some(delivered) => {
+                        moved |= delivered;
+                        None
+                    }
+                    None => Some(End::Exit(0)),
+                }
+            };
+            note(system, app);
+            if let Some(end) = end {
+                let app = apps.remove(i);
+                if let Some(status) = ended(system, &mut apps, app, end) {
+                    return status;
+                }
+                continue;
+            }
+            i += 1;
+            let (spawned, killed) = {
+                let mut t = system.table.borrow_mut();
+                (
+                    core::mem::take(&mut t.spawned),
+                    core::mem::take(&mut t.killed),
+                )
+            };
+            moved |= !spawned.is_empty() || !killed.is_empty();
+            apps.extend(spawned);
+            for pid in killed {
+                if let Some(at) = apps.iter().position(|a| a.pid == pid) {
+                    let app = apps.remove(at);
+                    if at < i {
+                        i -= 1;
+                    }
+                    // The first app cannot be killed: `ended` returns `None`.
+                    let _ = ended(system, &mut apps, app, End::Exit(KILLED));
+                }
+            }
+        }
+        if !moved {
+            sleep(&mut apps);
+        }
+    }
+}
+
+/// The status a killed app's parent sees.
+pub const KILLED: i32 = 137;
+
+/// Records what `app` is doing in the process table.
+fn note(system: &System, app: &App) {
+    let mut t = system.table.borrow_mut();
+    if let Some(p) = t.procs.get_mut(&app.pid) {
+        p.state = if app.runnable() {
+            State::Running
+        } else {
+            State::Waiting
+        };
+        p.cpu_ns = app.cpu_ns;
+        p.memory = app.memory_bytes();
+        p.sockets = app.store.data().fds.sockets() as u32;
+    }
+}
+
+/// Ends `app`: reports a trap, tells its parent, closes its streams (by
+/// dropping it). `Some(status)` if it was the first app.
+fn ended(system: &System, apps: &mut [App], app: App, end: End) -> Option<i32> {
+    if let End::Trap(why) = &end {
+        eprintln!("weft: {} (process {}): {why}", app.name, app.pid);
+    }
+    let status = end.status();
+    let parent = system
+        .table
+        .borrow_mut()
+        .procs
+        .remove(&app.pid)
+        .map_or(0, |p| p.parent);
+    if let Some(p) = apps.iter_mut().find(|a| a.pid == parent) {
+        p.store.data_mut().events.exits.push((app.pid, status));
+    }
+    let first = app.pid == FIRST_PID;
+    drop(app);
+    first.then_some(status)
+}
+
+/// Waits until a stream some app waits on is ready, or the earliest
+/// deadline.
+fn sleep(apps: &mut [App]) {
+    let mut list: Vec<(&mut Stream, Interest)> = Vec::new();
+    let mut deadline: Option<u64> = None;
+    let mut earliest = |d: Option<u64>| {
+        if let Some(d) = d {
+            deadline = Some(deadline.map_or(d, |e| e.min(d)));
+        }
+    };
+    for app in apps.iter_mut() {
+        let App { run, store, .. } = app;
+        let ctx = store.data_mut();
+        match run {
+            Run::Blocked(_, _, wait) => {
+                earliest(wait.deadline);
+                ctx.fds.streams_for(&wait.fds, &mut list);
+            }
+            Run::Idle => {
+                let (fds, timer) = ctx.events.wait();
+                earliest(timer);
+                ctx.fds.streams_for(&fds, &mut list);
+            }
+            _ => {}
+        }
+    }
+    let timeout = deadline.map(|d| d.saturating_sub(time::monotonic_ns()));
+    if timeout == Some(0) {
+        return;
+    }
+    stream::poll(&mut list, timeout);
+}
