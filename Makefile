@@ -5,7 +5,10 @@ GUEST      := x86_64-unknown-none
 GUEST_DIR  := target/$(GUEST)/release
 CRASH_DIR  := target/crash-test
 WASM_DIR   := target/wasm
+# Wasm apps: WASI programs also built for the host (the tests' reference),
+# and apps for the guest only (event apps and test apps).
 WASM_APPS  := hello wc
+WASM_GUEST := echo-server supervise spin trap
 WEFT       := target/release/weft
 
 .PHONY: help setup guest build run test bench fuzz clean
@@ -31,14 +34,17 @@ setup:
 
 # The kernel and user programs, a kernel with the crash-test syscall for the
 # integration tests of the kernel's crash reports, and the Wasm examples
-# (target/wasm/wasm32-wasip1/release/*.wasm, with host builds of the same
-# sources as the tests' reference).
+# (target/wasm/wasm32-wasip1/release/*.wasm, with host builds of the WASI
+# programs as the tests' reference).
 guest: setup
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel -p weft-user
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel --features crash-test --target-dir $(CRASH_DIR)
 	for app in $(WASM_APPS); do \
 		$(CARGO) build --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) && \
 		$(CARGO) build --release --manifest-path user/wasm/$$app/Cargo.toml --target-dir $(WASM_DIR) || exit 1; \
+	done
+	for app in $(WASM_GUEST); do \
+		$(CARGO) build --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) || exit 1; \
 	done
 
 build: guest

@@ -158,7 +158,10 @@ fn non_elf_and_truncated_programs_are_clean_usage_errors() {
     let wasm = temp_file("app.wasm", b"\0asm\x01\0\0\0");
     let (code, _, err) = run(&["run", wasm.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("exports neither `_start` nor `weft_on_events`"), "{err}");
+    assert!(
+        err.contains("exports neither `_start` nor `weft_on_events`"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,78 +4,12 @@
 
 mod common;
 
-use common::{run, weft};
+use common::{Server, connect_when_up, echo_round_trip, free_port, random_bytes, run, weft};
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("probe a free port")
-        .port()
-}
-
-/// A guest server; killed (and reaped) when dropped, so no test leaves one.
-struct Server(Child);
-
-impl Server {
-    fn start(args: &[&str]) -> Self {
-        let child = weft()
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn weft");
-        Self(child)
-    }
-
-    /// Asserts the monitor is still running.
-    fn assert_running(&mut self) {
-        assert!(
-            self.0.try_wait().expect("poll weft").is_none(),
-            "weft exited"
-        );
-    }
-
-    /// Kills the server and returns what it wrote to standard error.
-    fn stop(mut self) -> String {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let mut err = String::new();
-        if let Some(mut e) = self.0.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        err
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Connects to `port` once the guest listens (the VM takes a moment to
-/// boot).
-fn connect_when_up(port: u16) -> TcpStream {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => {
-                s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-                return s;
-            }
-            Err(e) if Instant::now() > deadline => panic!("port {port} never opened: {e}"),
-            Err(_) => thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
 
 fn echo_server(port: u16) -> Server {
     let listen = format!("127.0.0.1:{port}");
@@ -89,33 +23,6 @@ fn echo_server(port: u16) -> Server {
         "echo-server",
         &port,
     ])
-}
-
-/// Deterministic pseudo-random bytes (xorshift), different per `seed`.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
-/// Sends `data` from one thread while reading the echo on this one; returns
-/// what came back before end-of-file.
-fn echo_round_trip(mut conn: TcpStream, data: Vec<u8>) -> Vec<u8> {
-    let mut sender = conn.try_clone().unwrap();
-    let writer = thread::spawn(move || {
-        sender.write_all(&data).unwrap();
-        sender.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut back = Vec::new();
-    conn.read_to_end(&mut back).unwrap();
-    writer.join().unwrap();
-    back
 }
 
 /// Makes dropping `s` reset the connection (SO_LINGER with a zero timeout).

@@ -4,17 +4,9 @@
 
 mod common;
 
-use common::{target, weft};
+use common::{target, wasm, weft};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-
-fn wasm(name: &str) -> String {
-    let p = target()
-        .join("wasm/wasm32-wasip1/release")
-        .join(format!("{name}.wasm"));
-    assert!(p.is_file(), "{} missing: run `make guest`", p.display());
-    p.display().to_string()
-}
 
 fn native(name: &str) -> Command {
     let p = target().join("wasm/release").join(name);

@@ -2,8 +2,12 @@
 //! build directory, and running `weft` to completion.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 pub fn weft() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -16,6 +20,15 @@ pub fn target() -> PathBuf {
 /// A guest program built but not bundled (test-only).
 pub fn guest_program(name: &str) -> String {
     let p = target().join("x86_64-unknown-none/release").join(name);
+    assert!(p.is_file(), "{} missing: run `make guest`", p.display());
+    p.display().to_string()
+}
+
+/// A Wasm module built by `make guest` for wasm32-wasip1.
+pub fn wasm(name: &str) -> String {
+    let p = target()
+        .join("wasm/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
     assert!(p.is_file(), "{} missing: run `make guest`", p.display());
     p.display().to_string()
 }
@@ -39,4 +52,132 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&stdout).into_owned(),
         String::from_utf8_lossy(&stderr).into_owned(),
     )
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("probe a free port")
+        .port()
+}
+
+/// A guest server; killed (and reaped) when dropped, so no test leaves one.
+pub struct Server(Child);
+
+impl Server {
+    pub fn start(args: &[&str]) -> Self {
+        let child = weft()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weft");
+        Self(child)
+    }
+
+    /// Starts `weft ARGS` and passes each line of its standard output to
+    /// the receiver as it comes.
+    pub fn start_watched(args: &[&str]) -> (Self, std::sync::mpsc::Receiver<String>) {
+        let mut child = weft()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn weft");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (Self(child), rx)
+    }
+
+    /// Asserts the monitor is still running.
+    pub fn assert_running(&mut self) {
+        assert!(
+            self.0.try_wait().expect("poll weft").is_none(),
+            "weft exited"
+        );
+    }
+
+    /// Kills the server and returns what it wrote to standard error.
+    pub fn stop(mut self) -> String {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (up to a minute) for a line containing `what`; returns it.
+pub fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(what) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no line containing {what:?}: {e}"),
+        }
+    }
+}
+
+/// Connects to `port` once the guest listens (the VM takes a moment to
+/// boot).
+pub fn connect_when_up(port: u16) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+                return s;
+            }
+            Err(e) if Instant::now() > deadline => panic!("port {port} never opened: {e}"),
+            Err(_) => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different per `seed`.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// Sends `data` from one thread while reading the echo on this one; returns
+/// what came back before end-of-file.
+pub fn echo_round_trip(mut conn: TcpStream, data: Vec<u8>) -> Vec<u8> {
+    let mut sender = conn.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        sender.write_all(&data).unwrap();
+        sender.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    conn.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    back
 }

@@ -9,10 +9,10 @@
 //! app:
 //! - a *command* (it exports `_start` and not `weft_on_events`): `_start`
 //!   runs to its end, which ends the app (status 0, or `proc_exit`'s);
-//! - an *event app* (it exports `weft_on_events`): `_initialize` (if
-//!   exported), then `weft_init`, then `weft_on_events` for each batch of
-//!   events (`events`); it ends when it exits or nothing can wake it any
-//!   more.
+//! - an *event app* (it exports `weft_on_events`): its entry point (`_start`,
+//!   or a reactor's `_initialize`) sets up and returns, then
+//!   `weft_on_events` runs for each batch of events ([`crate::events`]); it
+//!   ends when it exits or nothing can wake it any more.
 
 use crate::events::EventState;
 use crate::fds::Fds;
@@ -70,19 +70,6 @@ impl fmt::Display for MustWait {
 impl core::error::Error for MustWait {}
 impl wasmi::errors::HostError for MustWait {}
 
-/// Which export the app's current call is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// A command's `_start`.
-    Start,
-    /// An event app's `_initialize`.
-    Initialize,
-    /// An event app's `weft_init`.
-    Init,
-    /// An event app's `weft_on_events`.
-    Events,
-}
-
 /// Where the app is.
 pub enum Run {
     /// A call to begin.
@@ -121,7 +108,8 @@ pub struct App {
     pub name: String,
     pub store: Store<Ctx>,
     instance: Instance,
-    stage: Stage,
+    /// Whether it is an event app (it exports `weft_on_events`).
+    event_app: bool,
     pub run: Run,
     /// Guest time spent running the app, in nanoseconds.
     pub cpu_ns: u64,
@@ -168,16 +156,11 @@ impl App {
             .map_err(|e| e.to_string())?;
         store.data_mut().memory = instance.get_memory(&store, "memory");
         let func = |n| instance.get_func(&store, n);
-        let (stage, first) = match (func("weft_on_events"), func("_start")) {
-            (Some(_), _) => match (func("_initialize"), func("weft_init")) {
-                (Some(f), _) => (Stage::Initialize, f),
-                (None, Some(f)) => (Stage::Init, f),
-                (None, None) => {
-                    return Err("an event app must export `weft_init`".into());
-                }
-            },
-            (None, Some(f)) => (Stage::Start, f),
-            (None, None) => {
+        let event_app = func("weft_on_events").is_some();
+        let entry = match (func("_start"), func("_initialize")) {
+            (Some(f), _) => f,
+            (None, Some(f)) if event_app => f,
+            _ => {
                 return Err("the module exports neither `_start` nor `weft_on_events`".into());
             }
         };
@@ -186,8 +169,8 @@ impl App {
             name,
             store,
             instance,
-            stage,
-            run: Run::Begin(first, Vec::new()),
+            event_app,
+            run: Run::Begin(entry, Vec::new()),
             cpu_ns: 0,
         })
     }
@@ -201,7 +184,6 @@ impl App {
     /// idle).
     pub fn deliver(&mut self, count: u32) {
         if let Some(f) = self.instance.get_func(&self.store, "weft_on_events") {
-            self.stage = Stage::Events;
             self.run = Run::Begin(f, alloc::vec![Val::I32(count as i32)]);
         }
     }
@@ -217,12 +199,7 @@ impl App {
 
     fn slice(&mut self) -> Option<End> {
         let _ = self.store.set_fuel(FUEL_SLICE);
-        let mut results = [Val::I32(0)];
-        let out: &mut [Val] = if self.stage == Stage::Init {
-            &mut results
-        } else {
-            &mut []
-        };
+        let out: &mut [Val] = &mut [];
         let called = match core::mem::replace(&mut self.run, Run::Idle) {
             Run::Begin(f, params) => f.call_resumable(&mut self.store, &params, out),
             Run::Fuel(call) => call.resume(&mut self.store, out),
@@ -233,7 +210,9 @@ impl App {
             }
         };
         match called {
-            Ok(ResumableCall::Finished) => self.finished(&results),
+            // An event app's entry point or handler returned: it waits for
+            // events. A command's `_start` returned: it is done.
+            Ok(ResumableCall::Finished) => (!self.event_app).then_some(End::Exit(0)),
             Ok(ResumableCall::OutOfFuel(call)) => {
                 self.run = Run::Fuel(call);
                 None
@@ -254,25 +233,6 @@ impl App {
                 Some(status) => End::Exit(status),
                 None => End::Trap(format!("trap: {e}")),
             }),
-        }
-    }
-
-    /// The current call returned.
-    fn finished(&mut self, results: &[Val]) -> Option<End> {
-        match self.stage {
-            Stage::Start => Some(End::Exit(0)),
-            Stage::Initialize => {
-                let init = self.instance.get_func(&self.store, "weft_init")?;
-                self.stage = Stage::Init;
-                self.run = Run::Begin(init, Vec::new());
-                None
-            }
-            Stage::Init => match results.first() {
-                Some(Val::I32(0)) | None => None,
-                Some(Val::I32(status)) => Some(End::Exit(*status)),
-                Some(_) => Some(End::Exit(0)),
-            },
-            Stage::Events => None,
         }
     }
 

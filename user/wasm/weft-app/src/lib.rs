@@ -1,0 +1,280 @@
+//! Event-driven Weft apps (PROTOCOL.md §13).
+//!
+//! An app is an ordinary `wasm32-wasip1` program: its `main` sets up (opens
+//! listeners, registers interest, starts timers), hands its state to
+//! [`run`] and returns. The runtime then calls the app with batches of
+//! [`Event`]s; waiting costs no CPU. Sockets are `std::net` types, used
+//! non-blocking: read and write until `WouldBlock`, then wait for the next
+//! event.
+//!
+//! ```no_run
+//! use weft_app::{App, Event, Interest};
+//!
+//! struct Ticker(u32);
+//!
+//! impl App for Ticker {
+//!     fn event(&mut self, event: Event) {
+//!         if let Event::Timer(_) = event {
+//!             self.0 += 1;
+//!             println!("tick {}", self.0);
+//!             if self.0 == 3 {
+//!                 weft_app::exit(0);
+//!             }
+//!             weft_app::timer(0, std::time::Duration::from_millis(100));
+//!         }
+//!     }
+//! }
+//!
+//! fn main() {
+//!     weft_app::timer(0, std::time::Duration::from_millis(100));
+//!     weft_app::run(Ticker(0));
+//! }
+//! ```
+//!
+//! The app ends when it calls [`exit`] (or `std::process::exit`), or when
+//! nothing can wake it any more: no interest, no timer, no child.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::time::Duration;
+
+/// The runtime's functions (the `weft` import module). Each returns a WASI
+/// errno, 0 for success.
+mod sys {
+    #[link(wasm_import_module = "weft")]
+    unsafe extern "C" {
+        pub fn event_buffer(at: *mut u8, capacity: u32) -> i32;
+        pub fn interest(fd: i32, bits: u32) -> i32;
+        pub fn timer(token: u64, delay_ns: u64) -> i32;
+        pub fn tcp_listen(addr: *const u8, len: usize, fd: *mut i32) -> i32;
+        pub fn tcp_connect(addr: *const u8, len: usize, fd: *mut i32) -> i32;
+        pub fn spawn(
+            path: *const u8,
+            path_len: usize,
+            argv: *const u8,
+            argv_len: usize,
+            pid: *mut u32,
+        ) -> i32;
+        pub fn kill(pid: u32) -> i32;
+        pub fn processes(at: *mut u8, capacity: u32, count: *mut u32) -> i32;
+        pub fn pid() -> u32;
+    }
+}
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The socket has data to read, a connection to accept, or its end.
+    Readable(RawFd),
+    /// The socket has room to write.
+    Writable(RawFd),
+    /// The monitor ended the socket with an error (a stream status code);
+    /// its interest is dropped.
+    Closed { fd: RawFd, code: u32 },
+    /// The timer with this token is due.
+    Timer(u64),
+    /// A child process ended with this status.
+    Exited { pid: u32, status: i32 },
+}
+
+/// What an app waits for on a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    Readable,
+    Writable,
+    Both,
+    /// No longer interested.
+    None,
+}
+
+/// An event-driven app.
+pub trait App: 'static {
+    /// Handles one event.
+    fn event(&mut self, event: Event);
+}
+
+/// One process as [`processes`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    /// Its spawner; 0 for the first app.
+    pub parent: u32,
+    /// Whether it is running (or ready to) rather than waiting.
+    pub running: bool,
+    pub sockets: u32,
+    /// Guest CPU time it used.
+    pub cpu: Duration,
+    /// Its linear memory in bytes.
+    pub memory: u64,
+    pub name: String,
+}
+
+/// Events per batch.
+const BATCH: usize = 64;
+const EVENT: usize = 16;
+const PROCESS: usize = 64;
+
+thread_local! {
+    static APP: RefCell<Option<Box<dyn App>>> = const { RefCell::new(None) };
+    static BUFFER: RefCell<Box<[u8; BATCH * EVENT]>> = RefCell::new(Box::new([0; BATCH * EVENT]));
+}
+
+fn check(errno: i32) -> io::Result<()> {
+    match errno {
+        0 => Ok(()),
+        // WASI errno values, as std maps them.
+        6 => Err(io::ErrorKind::WouldBlock.into()),
+        e => Err(io::Error::other(format!("weft: WASI error {e}"))),
+    }
+}
+
+/// Hands the app's state to the runtime; `main` should return after this.
+/// Events go to `app` from then on.
+pub fn run(app: impl App) {
+    let at = BUFFER.with(|b| b.borrow_mut().as_mut_ptr());
+    // SAFETY: the buffer is a live, never-moved heap allocation of
+    // BATCH * EVENT bytes owned by this thread-local for the program's life.
+    if let Err(e) = check(unsafe { sys::event_buffer(at, BATCH as u32) }) {
+        eprintln!("weft-app: cannot register the event buffer: {e}");
+        exit(1);
+    }
+    APP.with(|a| *a.borrow_mut() = Some(Box::new(app)));
+}
+
+/// Called by the runtime with `count` events in the buffer.
+#[unsafe(no_mangle)]
+pub extern "C" fn weft_on_events(count: u32) {
+    let events: Vec<Event> = BUFFER.with(|b| {
+        let b = b.borrow();
+        b.chunks_exact(EVENT)
+            .take(count as usize)
+            .filter_map(decode)
+            .collect()
+    });
+    APP.with(|a| {
+        if let Some(app) = a.borrow_mut().as_mut() {
+            for e in events {
+                app.event(e);
+            }
+        }
+    });
+}
+
+fn decode(r: &[u8]) -> Option<Event> {
+    let u32_at = |o: usize| u32::from_le_bytes([r[o], r[o + 1], r[o + 2], r[o + 3]]);
+    let value = u64::from_le_bytes(r[8..16].try_into().ok()?);
+    let id = u32_at(4);
+    Some(match u32_at(0) {
+        1 => Event::Readable(id as RawFd),
+        2 => Event::Writable(id as RawFd),
+        3 => Event::Closed {
+            fd: id as RawFd,
+            code: value as u32,
+        },
+        4 => Event::Timer(value),
+        5 => Event::Exited {
+            pid: id,
+            status: value as i32,
+        },
+        _ => return None,
+    })
+}
+
+/// Sets what the app waits for on socket `fd` (replacing what it was).
+pub fn interest(fd: &impl AsRawFd, interest: Interest) -> io::Result<()> {
+    let bits = match interest {
+        Interest::Readable => 1,
+        Interest::Writable => 2,
+        Interest::Both => 3,
+        Interest::None => 0,
+    };
+    // SAFETY: plain values.
+    check(unsafe { sys::interest(fd.as_raw_fd(), bits) })
+}
+
+/// Delivers [`Event::Timer`]`(token)` once, after `delay`.
+pub fn timer(token: u64, delay: Duration) {
+    // SAFETY: plain values; the call cannot fail.
+    unsafe { sys::timer(token, delay.as_nanos().min(u64::MAX as u128) as u64) };
+}
+
+/// Listens on `addr` (`IP:PORT`, granted by `weft run --listen`), non-blocking.
+pub fn listen(addr: &str) -> io::Result<TcpListener> {
+    let mut fd = -1;
+    // SAFETY: `addr` is valid for its length; `fd` is a valid out pointer.
+    check(unsafe { sys::tcp_listen(addr.as_ptr(), addr.len(), &mut fd) })?;
+    // SAFETY: the runtime just opened `fd` for this app, and nothing else
+    // owns it.
+    Ok(unsafe { TcpListener::from_raw_fd(fd) })
+}
+
+/// Connects to `addr` (granted by `weft run --connect`), non-blocking.
+pub fn connect(addr: &str) -> io::Result<TcpStream> {
+    let mut fd = -1;
+    // SAFETY: as for `listen`.
+    check(unsafe { sys::tcp_connect(addr.as_ptr(), addr.len(), &mut fd) })?;
+    // SAFETY: as for `listen`.
+    Ok(unsafe { TcpStream::from_raw_fd(fd) })
+}
+
+/// Starts the Wasm module at `path` (under `--fs-root`) with `args` as a new
+/// process; its end arrives as [`Event::Exited`]. Returns its id.
+pub fn spawn(path: &str, args: &[&str]) -> io::Result<u32> {
+    let mut argv = Vec::new();
+    for a in args {
+        argv.extend_from_slice(a.as_bytes());
+        argv.push(0);
+    }
+    let mut pid = 0;
+    // SAFETY: the slices are valid for their lengths; `pid` is a valid out
+    // pointer.
+    check(unsafe { sys::spawn(path.as_ptr(), path.len(), argv.as_ptr(), argv.len(), &mut pid) })?;
+    Ok(pid)
+}
+
+/// Ends process `pid` (not the first app); its parent sees status 137.
+pub fn kill(pid: u32) -> io::Result<()> {
+    // SAFETY: a plain value.
+    check(unsafe { sys::kill(pid) })
+}
+
+/// This process's id.
+pub fn pid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { sys::pid() }
+}
+
+/// Every process of the runtime, by id.
+pub fn processes() -> io::Result<Vec<Process>> {
+    const MAX: usize = 256;
+    let mut buf = vec![0u8; MAX * PROCESS];
+    let mut count = 0u32;
+    // SAFETY: `buf` holds MAX records; `count` is a valid out pointer.
+    check(unsafe { sys::processes(buf.as_mut_ptr(), MAX as u32, &mut count) })?;
+    Ok(buf
+        .chunks_exact(PROCESS)
+        .take(count as usize)
+        .map(|r| {
+            let u32_at = |o: usize| u32::from_le_bytes([r[o], r[o + 1], r[o + 2], r[o + 3]]);
+            let u64_at = |o: usize| u64::from_le_bytes(r[o..o + 8].try_into().unwrap_or([0; 8]));
+            let name = &r[32..64];
+            let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+            Process {
+                pid: u32_at(0),
+                parent: u32_at(4),
+                running: u32_at(8) == 1,
+                sockets: u32_at(12),
+                cpu: Duration::from_nanos(u64_at(16)),
+                memory: u64_at(24),
+                name: String::from_utf8_lossy(&name[..end]).into_owned(),
+            }
+        })
+        .collect())
+}
+
+/// Ends the app with `status`.
+pub fn exit(status: i32) -> ! {
+    std::process::exit(status)
+}
