@@ -135,8 +135,10 @@ fn apps_run_concurrently_and_are_listed_with_their_figures() {
             "--fs-root",
             root.to_str().unwrap(),
             "--timeout",
-            "10",
+            "60",
             &wasm("supervise"),
+            "--stop-after",
+            "2",
             "hello.wasm",
             "a",
             "--",
@@ -148,9 +150,13 @@ fn apps_run_concurrently_and_are_listed_with_their_figures() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // The supervisor waits for all three; spin never ends, so the run ends
-    // at the timeout, after the other two finished beside it.
-    assert_eq!(out.status.code(), Some(124), "{stdout}");
+    // spin never ends: once the other two finished beside it, the
+    // supervisor kills it, and reports a failure.
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("spin.wasm (process 4) exited with status 137"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("hello.wasm (process 2) exited with status 0"),
         "{stdout}"

@@ -1,7 +1,8 @@
-//! `supervise APP [ARGS]... [-- APP [ARGS]...]...`: spawns each Wasm app
-//! (a path under `--fs-root`) as a process, prints each one's end and then
-//! the process table, and exits when all have ended: 0 if every app
-//! exited 0, else 1.
+//! `supervise [--stop-after N] APP [ARGS]... [-- APP [ARGS]...]...`: spawns
+//! each Wasm app (a path under `--fs-root`) as a process, prints each one's
+//! end and then the process table, and exits when all have ended: 0 if
+//! every app exited 0, else 1. With `--stop-after N`, once N apps have
+//! ended it kills the others.
 
 use std::collections::BTreeMap;
 use weft_app::{App, Event};
@@ -10,6 +11,8 @@ struct Supervisor {
     /// Running children: id and name.
     children: BTreeMap<u32, String>,
     failed: bool,
+    /// Ends to wait for before killing the rest, if any.
+    stop_after: Option<usize>,
 }
 
 impl App for Supervisor {
@@ -21,6 +24,17 @@ impl App for Supervisor {
         println!("supervise: {name} (process {pid}) exited with status {status}");
         self.failed |= status != 0;
         print_table();
+        if let Some(n) = self.stop_after.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                for (&pid, name) in &self.children {
+                    println!("supervise: stopping {name} (process {pid})");
+                    if let Err(e) = weft_app::kill(pid) {
+                        eprintln!("supervise: kill {pid}: {e}");
+                    }
+                }
+            }
+        }
         if self.children.is_empty() {
             weft_app::exit(i32::from(self.failed));
         }
@@ -48,9 +62,18 @@ fn print_table() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut stop_after = None;
+    if args.first().is_some_and(|a| a == "--stop-after") {
+        stop_after = args.get(1).and_then(|n| n.parse::<usize>().ok());
+        if stop_after.is_none() {
+            eprintln!("supervise: --stop-after takes a count");
+            std::process::exit(2);
+        }
+        args.drain(..2);
+    }
     if args.is_empty() {
-        eprintln!("usage: supervise APP [ARGS]... [-- APP [ARGS]...]...");
+        eprintln!("usage: supervise [--stop-after N] APP [ARGS]... [-- APP [ARGS]...]...");
         std::process::exit(2);
     }
     let mut children = BTreeMap::new();
@@ -70,5 +93,6 @@ fn main() {
     weft_app::run(Supervisor {
         children,
         failed: false,
+        stop_after,
     });
 }
