@@ -7,9 +7,10 @@
 //! 0   tsc_hz            u64  guest TSC ticks per second (0: unknown)
 //! 8   realtime_at_tsc0  u64  Unix time in ns at which the guest TSC read 0
 //! 16  seed              [u8; 32] fresh random bytes from the host
-//! 48  listen_count      u32  addresses granted by `--listen` listed below
-//! 52  reserved          u32  zero
-//! 56  listen            [address; MAX_LISTEN], 19 bytes each (net_proto::ADDR)
+//! 48  heap_mapped       u64  bytes of the anonymous area mapped at entry
+//! 56  listen_count      u32  addresses granted by `--listen` listed below
+//! 60  reserved          u32  zero
+//! 64  listen            [address; MAX_LISTEN], 19 bytes each (net_proto::ADDR)
 //! ```
 
 use crate::net_proto::{ADDR, addr_bytes, addr_from_bytes};
@@ -18,7 +19,7 @@ use core::net::SocketAddr;
 /// Listen grants the page lists (further grants still apply, unlisted).
 pub const MAX_LISTEN: usize = 16;
 /// Offset of the listen grants.
-const LISTEN_AT: usize = 56;
+const LISTEN_AT: usize = 64;
 /// Bytes of the system page's contents.
 pub const SIZE: usize = LISTEN_AT + MAX_LISTEN * ADDR;
 
@@ -31,6 +32,9 @@ pub struct SystemInfo {
     pub realtime_at_tsc0: u64,
     /// Random bytes from the host, for seeding a generator.
     pub seed: [u8; 32],
+    /// Bytes of the anonymous memory area mapped before the program
+    /// started (`layout::heap_premapped`).
+    pub heap_mapped: u64,
     /// The first [`MAX_LISTEN`] addresses `--listen` granted, in order; the
     /// rest `None`.
     pub listen: [Option<SocketAddr>; MAX_LISTEN],
@@ -43,9 +47,10 @@ impl SystemInfo {
         out[0..8].copy_from_slice(&self.tsc_hz.to_le_bytes());
         out[8..16].copy_from_slice(&self.realtime_at_tsc0.to_le_bytes());
         out[16..48].copy_from_slice(&self.seed);
+        out[48..56].copy_from_slice(&self.heap_mapped.to_le_bytes());
         let granted = self.listen.iter().flatten();
         let count = granted.clone().count() as u32;
-        out[48..52].copy_from_slice(&count.to_le_bytes());
+        out[56..60].copy_from_slice(&count.to_le_bytes());
         for (i, addr) in granted.enumerate() {
             let at = LISTEN_AT + i * ADDR;
             out[at..at + ADDR].copy_from_slice(&addr_bytes(*addr));
@@ -70,7 +75,7 @@ impl SystemInfo {
         };
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&b[16..48]);
-        let count = u32::from_le_bytes([b[48], b[49], b[50], b[51]]) as usize;
+        let count = u32::from_le_bytes([b[56], b[57], b[58], b[59]]) as usize;
         let mut listen = [None; MAX_LISTEN];
         for (i, slot) in listen.iter_mut().enumerate().take(count.min(MAX_LISTEN)) {
             let at = LISTEN_AT + i * ADDR;
@@ -83,6 +88,7 @@ impl SystemInfo {
             tsc_hz: u64_at(0),
             realtime_at_tsc0: u64_at(8),
             seed,
+            heap_mapped: u64_at(48),
             listen,
         }
     }
@@ -110,6 +116,7 @@ mod tests {
             tsc_hz: 2_000_000_000,
             realtime_at_tsc0: 1_700_000_000_000_000_000,
             seed: [7; 32],
+            heap_mapped: 32 << 20,
             ..SystemInfo::default()
         }
         .with_listen(&grants);

@@ -189,8 +189,10 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         (hi - lo) / PAGE_SIZE
     };
     let payload_pages = (8 + spec.payload.map_or(0, <[u8]>::len) as u64).div_ceil(PAGE_SIZE);
+    // One page table per 2 MiB of premapped heap.
+    let heap_tables = heap_premapped(spec.mem_size) >> 21;
     frames.reserve_page_tables(
-        80 + gib + (image_pages(&kplan) + image_pages(&pplan) + payload_pages) / 256,
+        80 + gib + heap_tables + (image_pages(&kplan) + image_pages(&pplan) + payload_pages) / 256,
     )?;
 
     let kernel_root = kernel_space(ram, &mut frames, spec, &kplan)?;
@@ -226,7 +228,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     info.program.stack_top = USER_STACK_TOP;
     info.program.args_addr = USER_ARGS_ADDR;
     info.program.args_len = args_len;
-    info.program.heap_base = USER_HEAP_BASE + USER_HEAP_INITIAL;
+    info.program.heap_base = USER_HEAP_BASE + heap_premapped(spec.mem_size);
     let map = frames.memory_map()?;
     info.region_count = map.len() as u32;
     info.regions[..map.len()].copy_from_slice(&map);
@@ -329,7 +331,7 @@ fn program_space(
     )?;
     space.map_anonymous(
         USER_HEAP_BASE,
-        USER_HEAP_INITIAL / PAGE_SIZE,
+        heap_premapped(spec.mem_size) / PAGE_SIZE,
         rw,
         kind,
         "the program heap",

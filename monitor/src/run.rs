@@ -70,6 +70,7 @@ fn write_system_page(
     vcpu: &kvm_ioctls::VcpuFd,
     phys: u64,
     tsc_hz: u64,
+    mem_bytes: u64,
     listen: &[std::net::SocketAddr],
 ) -> Result<(), RunError> {
     let now = std::time::SystemTime::now()
@@ -77,6 +78,7 @@ fn write_system_page(
         .map_or(0, |d| d.as_nanos() as u64);
     let mut info = SystemInfo {
         tsc_hz,
+        heap_mapped: weft_control::layout::heap_premapped(mem_bytes),
         ..SystemInfo::default()
     }
     .with_listen(listen);
@@ -121,7 +123,14 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         GuestAddress(state.boot_info_phys + std::mem::offset_of!(BootInfo, tsc_hz) as u64),
     )
     .map_err(|_| BootError::Write(state.boot_info_phys))?;
-    write_system_page(&ram, &vcpu, state.system_phys, tsc_hz, &listen)?;
+    write_system_page(
+        &ram,
+        &vcpu,
+        state.system_phys,
+        tsc_hz,
+        cfg.mem_bytes,
+        &listen,
+    )?;
     stats.phases.kernel_loaded = Some(start.elapsed());
     stopper::arm(cfg.timeout).map_err(|e| VmError::Kvm {
         op: "install the stop signal handlers",

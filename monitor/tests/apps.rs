@@ -16,7 +16,15 @@ use std::thread;
 fn apps_root() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("weft-apps-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for app in ["echo-server", "spin", "trap", "hello", "wc", "supervise"] {
+    for app in [
+        "echo-server",
+        "spin",
+        "trap",
+        "hello",
+        "wc",
+        "supervise",
+        "hog",
+    ] {
         std::fs::copy(wasm(app), dir.join(format!("{app}.wasm"))).unwrap();
     }
     dir
@@ -184,4 +192,38 @@ fn apps_run_concurrently_and_are_listed_with_their_figures() {
         .unwrap();
     assert!(cpu > 0, "{spin}");
     assert!(stdout.contains("ps 1 parent=0"), "{stdout}");
+}
+
+#[test]
+fn an_app_cannot_grow_its_memory_past_its_cap() {
+    let root = apps_root();
+    let out = common::weft()
+        .args([
+            "run",
+            "--fs-root",
+            root.to_str().unwrap(),
+            "--timeout",
+            "60",
+            &wasm("supervise"),
+            "--memory",
+            "8",
+            "hog.wasm",
+            "--",
+            "hog.wasm",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let held: Vec<u32> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("hog: holding "))
+        .filter_map(|l| l.strip_suffix(" MiB")?.parse().ok())
+        .collect();
+    assert_eq!(held.len(), 2, "{stdout}");
+    // The unbounded one is refused below its 8 MiB cap (its memory also
+    // holds its stack and data); the bounded one got all it asked for.
+    assert!(held.contains(&4), "{stdout}");
+    assert!(held.iter().all(|&m| m > 0 && m < 8), "{stdout}");
 }

@@ -1,8 +1,9 @@
 //! The program heap: a linked-list allocator over the anonymous memory area. Its
-//! first `USER_HEAP_INITIAL` bytes at `USER_HEAP_BASE` are mapped before the
-//! program starts (PROTOCOL.md §5.1), so small programs never enter the kernel
-//! to allocate; beyond that the heap grows with the `map` syscall, which hands
-//! out consecutive addresses right after it.
+//! first `heap_mapped` bytes at `USER_HEAP_BASE` (the system page says how
+//! many, PROTOCOL.md §4.2) are mapped before the program starts, so most
+//! programs never enter the kernel to allocate; beyond that the heap grows
+//! with the `map` syscall, which hands out consecutive addresses right after
+//! it.
 
 use crate::cell::ExclusiveCell;
 use core::alloc::{GlobalAlloc, Layout};
@@ -16,9 +17,12 @@ struct GrowingHeap(ExclusiveCell<Heap>);
 
 fn grow(heap: &mut Heap, need: usize) -> bool {
     if heap.size() == 0 {
+        // The monitor maps at least USER_HEAP_INITIAL (an older monitor's
+        // page says 0).
+        let mapped = crate::time::info().heap_mapped.max(USER_HEAP_INITIAL);
         // SAFETY: the initial area is mapped read/write at entry and used by
-        // nothing else (§5.1); this runs once, under the heap's cell.
-        unsafe { heap.init(USER_HEAP_BASE as *mut u8, USER_HEAP_INITIAL as usize) };
+        // nothing else (§4.2); this runs once, under the heap's cell.
+        unsafe { heap.init(USER_HEAP_BASE as *mut u8, mapped as usize) };
         return true;
     }
     // Whole pages: `map` hands out whole pages consecutively, so a ragged

@@ -218,15 +218,18 @@ fn listen_or_connect(
     e.write_u32(out, fd as u32)
 }
 
-/// `spawn`: the module at the guest path, its arguments NUL-separated.
+/// `spawn`: the module at the guest path, its arguments NUL-separated, its
+/// linear memory capped at `limit` bytes (0: the default).
 fn spawn(
     e: &mut Env<'_>,
-    path: i32,
-    path_len: i32,
-    argv: i32,
-    argv_len: i32,
+    (path, path_len): (i32, i32),
+    (argv, argv_len): (i32, i32),
+    limit: i64,
     out: i32,
 ) -> WasiResult<()> {
+    if limit < 0 {
+        return Err(errno::INVAL);
+    }
     let path = e.read_str(path, path_len)?;
     let mut args: Vec<Vec<u8>> = alloc::vec![path.as_bytes().to_vec()];
     if argv_len > 0 {
@@ -236,7 +239,8 @@ fn spawn(
     }
     let bytes = weft_user::fs::read(&path).map_err(|e| crate::fds::errno_for(&e))?;
     let system = e.ctx.system.clone();
-    match system.spawn(e.ctx.pid, &bytes, args, None) {
+    let limit = (limit > 0).then_some(usize::try_from(limit).unwrap_or(usize::MAX));
+    match system.spawn(e.ctx.pid, &bytes, args, limit) {
         Ok(pid) => e.write_u32(out, pid),
         Err(why) => {
             weft_user::eprintln!("weft: cannot spawn {path}: {why}");
@@ -317,9 +321,9 @@ pub fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
     l.func_wrap(
         MODULE,
         "spawn",
-        |mut c: C<'_>, path: i32, path_len: i32, argv: i32, argv_len: i32, out: i32| {
+        |mut c: C<'_>, path: i32, path_len: i32, argv: i32, argv_len: i32, limit: i64, out: i32| {
             errno_of(with_env(&mut c, |e| {
-                spawn(e, path, path_len, argv, argv_len, out)
+                spawn(e, (path, path_len), (argv, argv_len), limit, out)
             }))
         },
     )?;

@@ -1,8 +1,9 @@
-//! `supervise [--stop-after N] APP [ARGS]... [-- APP [ARGS]...]...`: spawns
-//! each Wasm app (a path under `--fs-root`) as a process, prints each one's
-//! end and then the process table, and exits when all have ended: 0 if
-//! every app exited 0, else 1. With `--stop-after N`, once N apps have
-//! ended it kills the others.
+//! `supervise [--stop-after N] [--memory MIB] APP [ARGS]... [-- APP
+//! [ARGS]...]...`: spawns each Wasm app (a path under `--fs-root`) as a
+//! process, prints each one's end and then the process table, and exits
+//! when all have ended: 0 if every app exited 0, else 1. With
+//! `--stop-after N`, once N apps have ended it kills the others; with
+//! `--memory MIB`, each app's memory is capped at MIB MiB.
 
 use std::collections::BTreeMap;
 use weft_app::{App, Event};
@@ -64,22 +65,30 @@ fn print_table() {
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut stop_after = None;
-    if args.first().is_some_and(|a| a == "--stop-after") {
-        stop_after = args.get(1).and_then(|n| n.parse::<usize>().ok());
-        if stop_after.is_none() {
-            eprintln!("supervise: --stop-after takes a count");
+    let mut memory = 0u64;
+    while let Some(option) = args.first().filter(|a| a.starts_with("--") && *a != "--") {
+        let Some(n) = args.get(1).and_then(|n| n.parse::<u64>().ok()) else {
+            eprintln!("supervise: {option} takes a number");
             std::process::exit(2);
+        };
+        match option.as_str() {
+            "--stop-after" => stop_after = Some(n as usize),
+            "--memory" => memory = n << 20,
+            _ => {
+                eprintln!("supervise: unknown option {option}");
+                std::process::exit(2);
+            }
         }
         args.drain(..2);
     }
     if args.is_empty() {
-        eprintln!("usage: supervise [--stop-after N] APP [ARGS]... [-- APP [ARGS]...]...");
+        eprintln!("usage: supervise [--stop-after N] [--memory MIB] APP [ARGS]... [-- APP [ARGS]...]...");
         std::process::exit(2);
     }
     let mut children = BTreeMap::new();
     for command in args.split(|a| a == "--").filter(|c| !c.is_empty()) {
         let rest: Vec<&str> = command[1..].iter().map(String::as_str).collect();
-        match weft_app::spawn(&command[0], &rest) {
+        match weft_app::spawn_with_memory(&command[0], &rest, memory) {
             Ok(pid) => {
                 println!("supervise: started {} as process {pid}", command[0]);
                 children.insert(pid, command[0].clone());

@@ -55,6 +55,7 @@ mod sys {
             path_len: usize,
             argv: *const u8,
             argv_len: usize,
+            memory_limit: u64,
             pid: *mut u32,
         ) -> i32;
         pub fn kill(pid: u32) -> i32;
@@ -222,6 +223,12 @@ pub fn connect(addr: &str) -> io::Result<TcpStream> {
 /// Starts the Wasm module at `path` (under `--fs-root`) with `args` as a new
 /// process; its end arrives as [`Event::Exited`]. Returns its id.
 pub fn spawn(path: &str, args: &[&str]) -> io::Result<u32> {
+    spawn_with_memory(path, args, 0)
+}
+
+/// As [`spawn`], with the app's linear memory capped at `limit` bytes (0:
+/// the runtime's default); growing past it fails as out of memory.
+pub fn spawn_with_memory(path: &str, args: &[&str], limit: u64) -> io::Result<u32> {
     let mut argv = Vec::new();
     for a in args {
         argv.extend_from_slice(a.as_bytes());
@@ -230,7 +237,16 @@ pub fn spawn(path: &str, args: &[&str]) -> io::Result<u32> {
     let mut pid = 0;
     // SAFETY: the slices are valid for their lengths; `pid` is a valid out
     // pointer.
-    check(unsafe { sys::spawn(path.as_ptr(), path.len(), argv.as_ptr(), argv.len(), &mut pid) })?;
+    check(unsafe {
+        sys::spawn(
+            path.as_ptr(),
+            path.len(),
+            argv.as_ptr(),
+            argv.len(),
+            limit,
+            &mut pid,
+        )
+    })?;
     Ok(pid)
 }
 
