@@ -8,7 +8,7 @@ WASM_DIR   := target/wasm
 # Wasm apps: WASI programs also built for the host (the tests' reference),
 # and apps for the guest only (event apps and test apps).
 WASM_APPS  := hello wc
-WASM_GUEST := echo-server supervise spin trap hog
+WASM_GUEST := echo-server supervise spin trap hog spawn-bench
 WEFT       := target/release/weft
 
 .PHONY: help setup guest build run test bench fuzz clean

@@ -43,6 +43,8 @@ pub fn run(system: &Rc<System>, first: App) -> i32 {
             };
             note(system, app);
             if let Some(end) = end {
+                // Its parent has an event now.
+                moved = true;
                 let app = apps.remove(i);
                 if let Some(status) = ended(system, &mut apps, app, end) {
                     return status;
