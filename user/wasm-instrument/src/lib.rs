@@ -1,0 +1,124 @@
+//! `weft-wasm-instrument`: rewrites a Wasm module at load time so that,
+//! after a trap, the runtime can tell which function the trap happened in.
+//!
+//! The interpreter (wasmi) reports a trap's kind but neither a backtrace nor
+//! a location. [`instrument`] adds one mutable `i32` global, exported as
+//! [`CURRENT_FUNCTION`], that always holds the index of the function
+//! executing: every defined function sets it on entry, and sets it back
+//! after each call it makes returns. After a trap, the runtime reads the
+//! global and [`FunctionNames::describe`] turns it into a name.
+//!
+//! # What changes, what does not
+//!
+//! - The global is appended at the end of the global index space (index =
+//!   imported globals + defined globals), so no existing global index
+//!   changes. Its initial value is [`NOT_STARTED`].
+//! - Function indices, types, tables, memories, data and every custom
+//!   section stay as they are, byte for byte and in place. Only the global,
+//!   export and code sections are rewritten (the first two are added, in
+//!   their place in the section order, if absent).
+//! - Each body starts with `i32.const <own index>; global.set <global>`, and
+//!   the same two instructions follow every `call`, `call_indirect` and
+//!   `call_ref`, except right before `return` or the body's final `end`,
+//!   where nothing can trap. `return_call*` need nothing after them.
+//! - A function's name comes from the `name` custom section, else from an
+//!   export, else it is shown as `function[N]` ([`FunctionNames`]).
+//!
+//! # Invariants
+//!
+//! - A trap inside function F (including a stack exhaustion at a call F
+//!   makes) leaves F's index in the global. A trap in an imported (host)
+//!   function leaves the index of the Wasm function that called it. (With
+//!   exception handling, which wasmi does not implement, a caught exception
+//!   would leave the thrower's index until the catcher's next call returns.)
+//! - The output is valid if and only if the input is (short of the
+//!   format's size limits: a body right at the limit can grow past it). The
+//!   added global and export cannot collide with anything the module
+//!   declares: [`Error`] refuses a module that already exports
+//!   [`CURRENT_FUNCTION`] or names a global past its last one, which would
+//!   otherwise alias the added global.
+//! - Work is linear in the module's size (bar sorting the function names):
+//!   one pass over the sections and one over each body's instructions,
+//!   copying the bytes between insertions in bulk, with no allocation per
+//!   instruction.
+//! - Malformed input gives an [`Error`] saying what is wrong; nothing here
+//!   panics on any input. The crate parses but does not validate: the
+//!   runtime validates the output when it compiles it.
+//!
+//! Custom sections that refer to code offsets (DWARF `.debug_*`, branch
+//! hints) are copied unchanged and so point at the old offsets; Weft reads
+//! none of them. SIMD instructions are accepted only with this crate's
+//! `simd` feature (to enable along with wasmi's); without it they are
+//! malformed input, as they are to a wasmi built without SIMD.
+//!
+//! This crate owns the rewrite and the names; reading the global after a
+//! trap and printing the report belong to the runtime (`wasm-run`).
+//!
+//! # Example
+//!
+//! ```
+//! use weft_wasm_instrument::{CURRENT_FUNCTION, instrument};
+//!
+//! let wasm = wat::parse_str(r#"
+//!     (module
+//!       (func $inner (unreachable))
+//!       (func (export "run") (call $inner)))
+//! "#)?;
+//! let instrumented = instrument(&wasm)?;
+//!
+//! let engine = wasmi::Engine::default();
+//! let module = wasmi::Module::new(&engine, &instrumented.module)?;
+//! let mut store = wasmi::Store::new(&engine, ());
+//! let instance = wasmi::Linker::new(&engine).instantiate_and_start(&mut store, &module)?;
+//! let run = instance.get_typed_func::<(), ()>(&store, "run")?;
+//! assert!(run.call(&mut store, ()).is_err());
+//!
+//! let global = instance.get_global(&store, CURRENT_FUNCTION).unwrap();
+//! let current = global.get(&store).i32().unwrap();
+//! assert_eq!(instrumented.names.describe(current).to_string(), "inner");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod code;
+mod encode;
+mod error;
+mod module;
+mod names;
+
+use alloc::vec::Vec;
+
+pub use error::Error;
+pub use names::{CurrentFunction, FunctionNames};
+
+/// The name under which the instrumented module exports the global holding
+/// the index of the function executing.
+pub const CURRENT_FUNCTION: &str = "weft:current-function";
+
+/// The global's value before any function of the module has started.
+pub const NOT_STARTED: i32 = -1;
+
+/// An instrumented module and the names of its functions.
+#[derive(Debug, Clone)]
+pub struct Instrumented {
+    /// The rewritten module binary, to hand to the runtime in place of the
+    /// original.
+    pub module: Vec<u8>,
+    /// The name of each function, for [`FunctionNames::describe`].
+    pub names: FunctionNames,
+}
+
+/// Rewrites `module` (a core Wasm module binary) to keep the index of the
+/// executing function in an exported global, see the [crate] docs.
+///
+/// # Errors
+///
+/// [`Error`] if `module` is not a well-formed core module of binary version
+/// 1, or if it already exports [`CURRENT_FUNCTION`] or refers to a global
+/// it does not have.
+pub fn instrument(module: &[u8]) -> Result<Instrumented, Error> {
+    module::instrument(module)
+}
