@@ -5,7 +5,7 @@ GUEST      := x86_64-unknown-none
 GUEST_DIR  := target/$(GUEST)/release
 CRASH_DIR  := target/crash-test
 WASM_DIR   := target/wasm
-WASM_APPS  := hello wc
+WASM_APPS  := hello wc coremark
 WEFT       := target/release/weft
 
 .PHONY: help setup guest build run test bench fuzz clean
@@ -54,6 +54,7 @@ test: build
 bench: build
 	$(CARGO) bench -p weft-monitor --bench boot
 	$(CARGO) bench -p weft-monitor --bench streams
+	$(CARGO) bench -p weft-monitor --bench wasm
 	$(CARGO) bench -p weft-data-pipe --bench ring
 	@echo "results: target/bench/results.json, target/bench/report.md"
 
