@@ -7,7 +7,7 @@ CRASH_DIR  := target/crash-test
 WASM_DIR   := target/wasm
 # Wasm apps: WASI programs also built for the host (the tests' reference),
 # and apps for the guest only (event apps and test apps).
-WASM_APPS  := hello wc
+WASM_APPS  := hello wc coremark
 WASM_GUEST := echo-server supervise spin trap hog spawn-bench
 WEFT       := target/release/weft
 
@@ -60,6 +60,7 @@ test: build
 bench: build
 	$(CARGO) bench -p weft-monitor --bench boot
 	$(CARGO) bench -p weft-monitor --bench streams
+	$(CARGO) bench -p weft-monitor --bench wasm
 	$(CARGO) bench -p weft-data-pipe --bench ring
 	@echo "results: target/bench/results.json, target/bench/report.md"
 

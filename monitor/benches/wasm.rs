@@ -1,0 +1,371 @@
+//! `make bench`: Wasm CoreMark in the guest, beside the same module on the
+//! host with the same engine, and beside a native build of the same source,
+//! all measured in the same run.
+//!
+//! Every figure is CoreMark's own score (iterations per second of its timed
+//! loop, from its `coremark_iterations_per_sec=` line), so boot and module
+//! loading are left out alike. Each is the median of [`RUNS`] runs, the three
+//! kinds alternated so drift hits them alike; each run must validate its CRCs
+//! (exit status 0). Raw samples: `coremark_guest`, `coremark_host_engine`,
+//! `coremark_native`.
+//!
+//! - `coremark_guest_vs_host_engine`: `weft run coremark.wasm N` (the guest's
+//!   Wasm runtime at ring 3) against the same `.wasm` run in this process by
+//!   [`host_engine`]: the same `wasmi` with the same features and
+//!   configuration as the guest runtime. Target: ratio ≥ 0.9.
+//! - `coremark_guest_vs_native`: the guest against the host build of the same
+//!   program (`target/wasm/release/coremark`, a process, run for more
+//!   iterations than the interpreters so it also lasts about a second).
+//! - `coremark_host_engine_vs_native`: the host engine against native: the
+//!   cost of interpreting, without the guest.
+
+use std::process::Command;
+use weft_benchkit::{Record, median, record};
+
+const WEFT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/weft");
+const WASM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/wasm/wasm32-wasip1/release/coremark.wasm"
+);
+const NATIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/wasm/release/coremark"
+);
+/// CoreMark iterations per interpreted run: about 2 s here.
+const ITERATIONS: &str = "1200";
+/// Iterations per native run: about 1 s here, so CoreMark's 1 ms clock
+/// ticks cost no precision.
+const NATIVE_ITERATIONS: &str = "30000";
+const RUNS: usize = 7;
+/// The line CoreMark's program prints its score on.
+const SCORE: &str = "coremark_iterations_per_sec=";
+
+fn main() {
+    let wasm =
+        std::fs::read(WASM).unwrap_or_else(|e| panic!("{WASM}: {e} (run `make build` first)"));
+    let guest = || {
+        let out = Command::new(WEFT)
+            .args(["run", WASM, ITERATIONS])
+            .output()
+            .expect("spawn weft");
+        score("guest", out.status.code(), &out.stdout, &out.stderr)
+    };
+    let host = || {
+        let out = host_engine::run(&wasm, &["coremark.wasm", ITERATIONS]).expect("host engine");
+        score("host engine", Some(out.status), &out.stdout, &out.stderr)
+    };
+    let native = || {
+        let out = Command::new(NATIVE)
+            .arg(NATIVE_ITERATIONS)
+            .output()
+            .expect("spawn native coremark");
+        score("native", out.status.code(), &out.stdout, &out.stderr)
+    };
+    // Warm the page cache and the binaries, then alternate.
+    let _ = (guest(), host(), native());
+    let (mut g, mut h, mut n) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        g.push(guest());
+        h.push(host());
+        n.push(native());
+    }
+
+    let unit = "iterations/s";
+    let host_baseline = "same .wasm, same wasmi and configuration, on the host in-process";
+    let native_baseline = "native host build of the same program";
+    let records = [
+        Record::new(
+            "coremark_guest_vs_host_engine",
+            median(&g),
+            unit,
+            host_baseline,
+            median(&h),
+        ),
+        Record::new(
+            "coremark_guest_vs_native",
+            median(&g),
+            unit,
+            native_baseline,
+            median(&n),
+        ),
+        Record::new(
+            "coremark_host_engine_vs_native",
+            median(&h),
+            unit,
+            native_baseline,
+            median(&n),
+        ),
+    ];
+    record(
+        &records,
+        &[
+            ("coremark_guest", &g),
+            ("coremark_host_engine", &h),
+            ("coremark_native", &n),
+        ],
+    )
+    .expect("write results");
+    println!(
+        "CoreMark, {ITERATIONS} iterations ({NATIVE_ITERATIONS} native), median of {RUNS} runs:"
+    );
+    for r in &records {
+        println!(
+            "{:<32} {:>10.1} {unit} baseline {:>10.1}  ratio {:.3}",
+            r.name, r.value, r.baseline_value, r.ratio
+        );
+    }
+}
+
+/// The score of one run that exited with `status`, which must be 0 (its
+/// CRCs validated).
+fn score(what: &str, status: Option<i32>, stdout: &[u8], stderr: &[u8]) -> f64 {
+    let stdout = String::from_utf8_lossy(stdout);
+    assert_eq!(
+        status,
+        Some(0),
+        "CoreMark ({what}) failed:\n{stdout}{}",
+        String::from_utf8_lossy(stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(SCORE))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("CoreMark ({what}) printed no score:\n{stdout}"))
+}
+
+/// A WASI program run on the host with the engine configuration the guest's
+/// Wasm runtime (`user/src/bin/wasm-run`) time-slices modules with: fuel
+/// metering on, `_start` called resumably and given [`FUEL_SLICE`] more fuel
+/// each time it runs out. A load-time transformation of the module belongs
+/// in [`run`], before `Module::new`.
+mod host_engine {
+    use wasmi::{Caller, Config, Engine, Error, Extern, Linker, Module, Store, TypedResumableCall};
+
+    /// Fuel per time slice. Must match `FUEL_SLICE` in the guest runtime
+    /// (`user/src/bin/wasm-run`), or this is not the guest's configuration.
+    pub const FUEL_SLICE: u64 = 1_000_000;
+
+    /// How a run ended and what it printed.
+    pub struct Outcome {
+        pub status: i32,
+        pub stdout: Vec<u8>,
+        pub stderr: Vec<u8>,
+    }
+
+    /// Runs `wasm`'s `_start` with `args` (its name first) to its end.
+    pub fn run(wasm: &[u8], args: &[&str]) -> Result<Outcome, Error> {
+        let mut config = Config::default();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config);
+        let module = Module::new(&engine, wasm)?;
+        let mut store = Store::new(&engine, wasi::Ctx::new(args));
+        let linker = wasi::linker(&engine, &module)?;
+        store.set_fuel(FUEL_SLICE)?;
+        let instance = linker.instantiate_and_start(&mut store, &module)?;
+        let start = instance.get_typed_func::<(), ()>(&store, "_start")?;
+        let mut call = start.call_resumable(&mut store, ())?;
+        let status = loop {
+            call = match call {
+                TypedResumableCall::Finished(()) => break 0,
+                TypedResumableCall::OutOfFuel(paused) => {
+                    let left = store.get_fuel()?;
+                    store.set_fuel(left + FUEL_SLICE)?;
+                    paused.resume(&mut store)?
+                }
+                // Only `proc_exit` fails a host call here.
+                TypedResumableCall::HostTrap(trap) => match trap.host_error().i32_exit_status() {
+                    Some(status) => break status,
+                    None => return Err(Error::new(trap.host_error().to_string())),
+                },
+            };
+        };
+        let ctx = store.into_data();
+        Ok(Outcome {
+            status,
+            stdout: ctx.stdout,
+            stderr: ctx.stderr,
+        })
+    }
+
+    /// The WASI preview 1 calls CoreMark makes: arguments, an empty
+    /// environment, standard output and error (kept in memory), the clocks
+    /// and `proc_exit`. Every other import of `wasi_snapshot_preview1`
+    /// returns `ENOSYS`.
+    mod wasi {
+        use super::*;
+        use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+        const WASI: &str = "wasi_snapshot_preview1";
+        const BADF: i32 = 8;
+        const FAULT: i32 = 21;
+        const INVAL: i32 = 28;
+        const NOSYS: i32 = 52;
+
+        /// The program's side of the host.
+        pub struct Ctx {
+            args: Vec<Vec<u8>>,
+            started: Instant,
+            pub stdout: Vec<u8>,
+            pub stderr: Vec<u8>,
+        }
+
+        impl Ctx {
+            pub fn new(args: &[&str]) -> Self {
+                Self {
+                    args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+                    started: Instant::now(),
+                    stdout: Vec::new(),
+                    stderr: Vec::new(),
+                }
+            }
+        }
+
+        type C<'a> = Caller<'a, Ctx>;
+        /// A WASI call's result: `Err` holds its errno.
+        type Errno = Result<(), i32>;
+
+        fn errno(r: Errno) -> i32 {
+            r.err().unwrap_or(0)
+        }
+
+        /// The module's memory and the context.
+        fn memory<'a>(c: &'a mut C<'_>) -> Result<(&'a mut [u8], &'a mut Ctx), i32> {
+            let mem = c
+                .get_export("memory")
+                .and_then(Extern::into_memory)
+                .ok_or(FAULT)?;
+            Ok(mem.data_and_store_mut(c))
+        }
+
+        /// A Wasm address (an `i32` argument) as an offset in memory.
+        fn addr(a: i32) -> usize {
+            a as u32 as usize
+        }
+
+        /// `len` bytes at offset `at` of the module's memory, bounds-checked.
+        fn span(mem: &mut [u8], at: usize, len: usize) -> Result<&mut [u8], i32> {
+            mem.get_mut(at..at.checked_add(len).ok_or(FAULT)?)
+                .ok_or(FAULT)
+        }
+
+        fn read_u32(mem: &mut [u8], at: usize) -> Result<u32, i32> {
+            let b = span(mem, at, 4)?;
+            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        }
+
+        fn write(mem: &mut [u8], at: usize, bytes: &[u8]) -> Errno {
+            span(mem, at, bytes.len())?.copy_from_slice(bytes);
+            Ok(())
+        }
+
+        fn args_sizes_get(c: &mut C<'_>, count: usize, size: usize) -> Errno {
+            let (mem, ctx) = memory(c)?;
+            let bytes: usize = ctx.args.iter().map(|a| a.len() + 1).sum();
+            write(mem, count, &(ctx.args.len() as u32).to_le_bytes())?;
+            write(mem, size, &(bytes as u32).to_le_bytes())
+        }
+
+        fn args_get(c: &mut C<'_>, ptrs: usize, buf: usize) -> Errno {
+            let (mem, ctx) = memory(c)?;
+            let mut at = buf;
+            for (i, arg) in ctx.args.iter().enumerate() {
+                write(mem, ptrs + 4 * i, &(at as u32).to_le_bytes())?;
+                write(mem, at, arg)?;
+                write(mem, at + arg.len(), &[0])?;
+                at += arg.len() + 1;
+            }
+            Ok(())
+        }
+
+        fn fd_write(c: &mut C<'_>, fd: i32, iovs: usize, n: usize, written: usize) -> Errno {
+            let (mem, ctx) = memory(c)?;
+            let out = match fd {
+                1 => &mut ctx.stdout,
+                2 => &mut ctx.stderr,
+                _ => return Err(BADF),
+            };
+            let mut total = 0u32;
+            for i in 0..n {
+                let ptr = read_u32(mem, iovs + 8 * i)?;
+                let len = read_u32(mem, iovs + 8 * i + 4)?;
+                out.extend_from_slice(span(mem, ptr as usize, len as usize)?);
+                total = total.wrapping_add(len);
+            }
+            write(mem, written, &total.to_le_bytes())
+        }
+
+        /// Realtime (0) from the system clock; monotonic (1) and the CPU-time
+        /// clocks (2, 3) as time since the program started.
+        fn clock_time_get(c: &mut C<'_>, id: i32, out: usize) -> Errno {
+            let ns = match id {
+                0 => SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_err(|_| INVAL)?
+                    .as_nanos() as u64,
+                1..=3 => c.data().started.elapsed().as_nanos() as u64,
+                _ => return Err(INVAL),
+            };
+            let (mem, _) = memory(c)?;
+            write(mem, out, &ns.to_le_bytes())
+        }
+
+        /// A linker with the calls above and `ENOSYS` for every other WASI
+        /// import of `module`.
+        pub fn linker(engine: &Engine, module: &Module) -> Result<Linker<Ctx>, Error> {
+            let mut l = Linker::new(engine);
+            l.func_wrap(WASI, "args_sizes_get", |mut c: C<'_>, n: i32, size: i32| {
+                errno(args_sizes_get(&mut c, addr(n), addr(size)))
+            })?;
+            l.func_wrap(WASI, "args_get", |mut c: C<'_>, ptrs: i32, buf: i32| {
+                errno(args_get(&mut c, addr(ptrs), addr(buf)))
+            })?;
+            l.func_wrap(
+                WASI,
+                "environ_sizes_get",
+                |mut c: C<'_>, n: i32, size: i32| {
+                    errno(memory(&mut c).and_then(|(mem, _)| {
+                        write(mem, addr(n), &0u32.to_le_bytes())?;
+                        write(mem, addr(size), &0u32.to_le_bytes())
+                    }))
+                },
+            )?;
+            l.func_wrap(WASI, "environ_get", |_: C<'_>, _: i32, _: i32| 0)?;
+            l.func_wrap(
+                WASI,
+                "fd_write",
+                |mut c: C<'_>, fd: i32, iovs: i32, n: i32, written: i32| {
+                    errno(fd_write(&mut c, fd, addr(iovs), addr(n), addr(written)))
+                },
+            )?;
+            l.func_wrap(
+                WASI,
+                "clock_time_get",
+                |mut c: C<'_>, id: i32, _precision: i64, out: i32| {
+                    errno(clock_time_get(&mut c, id, addr(out)))
+                },
+            )?;
+            l.func_wrap(
+                WASI,
+                "proc_exit",
+                |_: C<'_>, status: i32| -> Result<(), Error> { Err(Error::i32_exit(status)) },
+            )?;
+            for import in module.imports() {
+                let Some(ty) = import.ty().func() else {
+                    continue;
+                };
+                if import.module() != WASI {
+                    continue;
+                }
+                let returns_errno = ty.results().len() == 1;
+                // Fails only for a name defined above: nothing to do.
+                let _ = l.func_new(WASI, import.name(), ty.clone(), move |_, _, out| {
+                    if returns_errno {
+                        out[0] = wasmi::Val::I32(NOSYS);
+                    }
+                    Ok(())
+                });
+            }
+            Ok(l)
+        }
+    }
+}
