@@ -136,10 +136,13 @@ fn score(what: &str, status: Option<i32>, stdout: &[u8], stderr: &[u8]) -> f64 {
 /// A WASI program run on the host with the engine configuration the guest's
 /// Wasm runtime (`user/src/bin/wasm-run`) time-slices modules with: fuel
 /// metering on, `_start` called resumably and given [`FUEL_SLICE`] more fuel
-/// each time it runs out. A load-time transformation of the module belongs
-/// in [`run`], before `Module::new`.
+/// each time it runs out, functions compiled eagerly, and the module
+/// rewritten first by the same load-time instrumentation (trap sites).
 mod host_engine {
-    use wasmi::{Caller, Config, Engine, Error, Extern, Linker, Module, Store, TypedResumableCall};
+    use wasmi::{
+        Caller, CompilationMode, Config, Engine, Error, Extern, Linker, Module, Store,
+        TypedResumableCall,
+    };
 
     /// Fuel per time slice. Must match `FUEL_SLICE` in the guest runtime
     /// (`user/src/bin/wasm-run`), or this is not the guest's configuration.
@@ -156,8 +159,12 @@ mod host_engine {
     pub fn run(wasm: &[u8], args: &[&str]) -> Result<Outcome, Error> {
         let mut config = Config::default();
         config.consume_fuel(true);
+        config.compilation_mode(CompilationMode::Eager);
         let engine = Engine::new(&config);
-        let module = Module::new(&engine, wasm)?;
+        let wasm = weft_wasm_instrument::instrument(wasm)
+            .map_err(|e| Error::new(e.to_string()))?
+            .module;
+        let module = Module::new(&engine, &wasm)?;
         let mut store = Store::new(&engine, wasi::Ctx::new(args));
         let linker = wasi::linker(&engine, &module)?;
         store.set_fuel(FUEL_SLICE)?;

@@ -128,7 +128,9 @@ fn a_trapping_app_ends_with_125_and_a_report_while_another_keeps_running() {
     server.assert_running();
     let err = server.stop();
     assert!(
-        err.contains("weft: trap.wasm (process 3): trap: wasm `unreachable` instruction executed"),
+        err.contains(
+            "weft: trap.wasm (process 3): trap: wasm `unreachable` instruction executed in `explode`"
+        ),
         "{err}"
     );
 }

@@ -133,8 +133,9 @@ fn wasi_files_behave_as_in_the_native_build() {
         .args(args)
         .output()
         .unwrap();
-    assert_eq!(guest.status.code(), host.status.code());
-    assert_eq!(guest.status.code(), Some(1));
+    let guest_err = String::from_utf8_lossy(&guest.stderr);
+    assert_eq!(guest.status.code(), host.status.code(), "{guest_err}");
+    assert_eq!(guest.status.code(), Some(1), "{guest_err}");
     assert_eq!(guest.stdout, host.stdout);
     assert_eq!(
         String::from_utf8_lossy(&guest.stderr),

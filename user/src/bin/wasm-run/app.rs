@@ -17,7 +17,7 @@
 use crate::events::EventState;
 use crate::fds::Fds;
 use crate::ops::{Op, Wait};
-use crate::system::System;
+use crate::system::{Compiled, System};
 use crate::{errno, wasi};
 use alloc::boxed::Box;
 use alloc::format;
@@ -31,6 +31,7 @@ use wasmi::{
     ResumableCallOutOfFuel, Store, StoreLimits, StoreLimitsBuilder, Val,
 };
 use weft_user::time;
+use weft_wasm_instrument::{CURRENT_FUNCTION, FunctionNames};
 
 /// Fuel an app runs on before another app gets a turn (about a million Wasm
 /// instructions, a few milliseconds here). `monitor/benches/wasm.rs` runs
@@ -110,6 +111,8 @@ pub struct App {
     instance: Instance,
     /// Whether it is an event app (it exports `weft_on_events`).
     event_app: bool,
+    /// Its functions' names, for trap reports.
+    names: Rc<FunctionNames>,
     pub run: Run,
     /// Guest time spent running the app, in nanoseconds.
     pub cpu_ns: u64,
@@ -130,7 +133,7 @@ impl App {
     /// Compiles and instantiates a module; `Err` says why it cannot run.
     pub fn load(system: &Rc<System>, s: Spawn<'_>) -> Result<Self, String> {
         let engine = system.engine();
-        let module = Module::new(engine, s.bytes).map_err(|e| e.to_string())?;
+        let Compiled { module, names } = system.compile(s.bytes)?;
         let name = s
             .args
             .first()
@@ -170,6 +173,7 @@ impl App {
             store,
             instance,
             event_app,
+            names,
             run: Run::Begin(entry, Vec::new()),
             cpu_ns: 0,
         })
@@ -227,12 +231,29 @@ impl App {
                     self.run = Run::Blocked(call, op, wait);
                     return None;
                 }
-                Some(End::Trap(format!("{}", call.host_error())))
+                Some(End::Trap(format!(
+                    "{} {}",
+                    call.host_error(),
+                    self.trap_site()
+                )))
             }
             Err(e) => Some(match e.i32_exit_status() {
                 Some(status) => End::Exit(status),
-                None => End::Trap(format!("trap: {e}")),
+                None => End::Trap(format!("trap: {e} {}", self.trap_site())),
             }),
+        }
+    }
+
+    /// Where the app trapped: "in `NAME`", from the function the load-time
+    /// instrumentation recorded last.
+    fn trap_site(&self) -> String {
+        let current = self
+            .instance
+            .get_global(&self.store, CURRENT_FUNCTION)
+            .and_then(|g| g.get(&self.store).i32());
+        match current {
+            Some(index) => format!("in `{}`", self.names.describe(index)),
+            None => String::from("in an unknown function"),
         }
     }
 

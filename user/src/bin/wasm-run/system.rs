@@ -4,15 +4,31 @@
 //! Host calls reach the table (to spawn, kill, list) through their app's
 //! context; apps they spawn wait in [`Table::spawned`] until the scheduler
 //! takes them after the slice, and kills in [`Table::killed`].
+//!
+//! Modules are rewritten at load so a trap report can name the function
+//! (`weft_wasm_instrument`), then compiled; the last [`CACHED`] modules are
+//! kept, by their exact bytes, so spawning the same app again only
+//! instantiates it.
 
 use crate::app::{App, Ctx, DEFAULT_MEMORY_LIMIT, Spawn};
 use crate::{events, wasi};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::Rc;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use wasmi::{Config, Engine, Linker};
+use wasmi::{CompilationMode, Config, Engine, Linker, Module};
+use weft_wasm_instrument::{FunctionNames, Instrumented, instrument};
+
+/// Compiled modules kept for later spawns.
+pub const CACHED: usize = 8;
+
+/// A module ready to instantiate, with its function names.
+#[derive(Clone)]
+pub struct Compiled {
+    pub module: Module,
+    pub names: Rc<FunctionNames>,
+}
 
 /// The first app's process id; killing it is refused (it is the runtime's
 /// life: when it ends, so do the others).
@@ -22,6 +38,8 @@ pub struct System {
     engine: Engine,
     linker: Linker<Ctx>,
     pub table: RefCell<Table>,
+    /// Recently compiled modules, by their bytes as given; newest last.
+    cache: RefCell<VecDeque<(Vec<u8>, Compiled)>>,
 }
 
 /// What a process is doing, as `processes` reports it.
@@ -73,10 +91,16 @@ pub enum KillError {
 }
 
 impl System {
-    /// The engine (fuel metering on) and the host functions.
+    /// The engine (fuel metering on, functions compiled when the module
+    /// is) and the host functions.
     pub fn new() -> Result<Rc<Self>, wasmi::Error> {
         let mut config = Config::default();
         config.consume_fuel(true);
+        // Lazy compilation charges a function's compilation to the fuel of
+        // its first call, and running out there is not resumable in wasmi
+        // 2: a large function called near the end of a slice would trap.
+        // Compiled modules are cached, so eager compilation is paid once.
+        config.compilation_mode(CompilationMode::Eager);
         let engine = Engine::new(&config);
         let mut linker = <Linker<Ctx>>::new(&engine);
         wasi::define(&mut linker)?;
@@ -88,6 +112,7 @@ impl System {
                 next_pid: FIRST_PID,
                 ..Table::default()
             }),
+            cache: RefCell::new(VecDeque::new()),
         }))
     }
 
@@ -97,6 +122,27 @@ impl System {
 
     pub fn linker(&self) -> &Linker<Ctx> {
         &self.linker
+    }
+
+    /// The module of `bytes`, instrumented and compiled, or from the cache.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, String> {
+        let mut cache = self.cache.borrow_mut();
+        if let Some(at) = cache.iter().position(|(b, _)| b.as_slice() == bytes) {
+            let hit = cache.remove(at).expect("a found entry");
+            let compiled = hit.1.clone();
+            cache.push_back(hit);
+            return Ok(compiled);
+        }
+        let Instrumented { module, names } = instrument(bytes).map_err(|e| e.to_string())?;
+        let compiled = Compiled {
+            module: Module::new(&self.engine, &module).map_err(|e| e.to_string())?,
+            names: Rc::new(names),
+        };
+        if cache.len() == CACHED {
+            cache.pop_front();
+        }
+        cache.push_back((bytes.to_vec(), compiled.clone()));
+        Ok(compiled)
     }
 
     /// Loads a module as a new process of `parent`; returns the app for the
