@@ -1,0 +1,109 @@
+//! `make bench`: how long a running guest takes to start a small Wasm app,
+//! beside a native process spawn measured in the same run.
+//!
+//! - `wasm_spawn_us`: in one guest, `spawn-bench.wasm` spawns itself [`SPAWNS`]
+//!   times, one after another; each child prints the time from just before
+//!   the parent's `spawn` call to its own `main` (both read the guest's
+//!   clock): reading the module through a file stream, finding it compiled
+//!   (the runtime keeps compiled modules), instantiating it, scheduling it
+//!   and running its entry point up to `main`. Target: ≤ 1 ms. Median of
+//!   every child's figure but each run's first.
+//! - `wasm_spawn_first_us`: each run's first spawn, which also pays for
+//!   memory the guest had not touched yet (host page faults) — the module is
+//!   already compiled, as the running parent is the same module.
+//! - Baseline for both, `native_spawn_us`: `posix_spawn` of the host build
+//!   of `hello` until its first byte of output arrives.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use weft_benchkit::{Record, median, record};
+
+const WEFT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/weft");
+const WASM_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/wasm/wasm32-wasip1/release"
+);
+const NATIVE_HELLO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm/release/hello");
+const RUNS: usize = 9;
+/// Spawns per guest run.
+const SPAWNS: &str = "30";
+
+fn main() {
+    let (mut first, mut warm, mut native) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let out = Command::new(WEFT)
+            .args(["run", "--fs-root", WASM_DIR])
+            .arg(format!("{WASM_DIR}/spawn-bench.wasm"))
+            .args(["spawn-bench.wasm", SPAWNS])
+            .output()
+            .expect("spawn weft");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "spawn-bench failed:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let samples: Vec<f64> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("spawn_us="))
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        assert_eq!(samples.len().to_string(), SPAWNS, "{stdout}");
+        first.push(samples[0]);
+        warm.extend_from_slice(&samples[1..]);
+        native.push(native_spawn_us());
+    }
+    let baseline = "posix_spawn of a native hello to its first output byte";
+    let records = [
+        Record::new(
+            "wasm_spawn_us",
+            median(&warm),
+            "us",
+            baseline,
+            median(&native),
+        ),
+        Record::new(
+            "wasm_spawn_first_us",
+            median(&first),
+            "us",
+            baseline,
+            median(&native),
+        ),
+    ];
+    record(
+        &records,
+        &[
+            ("wasm_spawn_us", &warm),
+            ("wasm_spawn_first_us", &first),
+            ("native_spawn_us", &native),
+        ],
+    )
+    .expect("write results");
+    for r in &records {
+        println!(
+            "{:<22} {:>9.1} us  baseline {:>9.1} us  ratio {:.2}",
+            r.name, r.value, r.baseline_value, r.ratio
+        );
+    }
+}
+
+/// Microseconds from spawning the native `hello` to its first output byte.
+fn native_spawn_us() -> f64 {
+    let t = Instant::now();
+    let mut child = Command::new(NATIVE_HELLO)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn native hello");
+    let mut byte = [0u8; 1];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut byte)
+        .expect("first byte");
+    let us = t.elapsed().as_secs_f64() * 1e6;
+    let _ = child.wait();
+    us
+}
