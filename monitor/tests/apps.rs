@@ -183,8 +183,7 @@ fn apps_run_concurrently_and_are_listed_with_their_figures() {
     );
     let spin = stdout
         .lines()
-        .filter(|l| l.contains("ps 4 parent=1 running"))
-        .last()
+        .rfind(|l| l.contains("ps 4 parent=1 running"))
         .unwrap_or_else(|| panic!("spin not listed as running: {stdout}"));
     let cpu: u64 = spin
         .split("cpu_us=")

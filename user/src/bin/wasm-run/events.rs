@@ -84,14 +84,11 @@ pub fn deliver(app: &mut App) -> Option<bool> {
     if !matches!(app.run, Run::Idle) {
         return Some(false);
     }
-    let Some(memory) = app.store.data().memory else {
-        return None;
-    };
+    // No memory or no buffer: nothing can be delivered, ever.
+    let memory = app.store.data().memory?;
     let (mem, ctx) = memory.data_and_store_mut(app.store.as_context_mut());
     let pid = ctx.pid;
-    let Some((at, cap)) = ctx.events.buffer else {
-        return None;
-    };
+    let (at, cap) = ctx.events.buffer?;
     let mut out: Vec<[u8; EVENT]> = Vec::new();
     let mut push = |kind: u32, id: u32, value: u64| {
         let mut r = [0u8; EVENT];

@@ -2,7 +2,10 @@
 //! end) or until refused, then prints how much it got.
 
 fn main() {
-    let most: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(usize::MAX);
+    let most: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(usize::MAX);
     let mut held: Vec<Vec<u8>> = Vec::new();
     while held.len() < most {
         let mut chunk = Vec::new();

@@ -82,7 +82,9 @@ fn main() {
         args.drain(..2);
     }
     if args.is_empty() {
-        eprintln!("usage: supervise [--stop-after N] [--memory MIB] APP [ARGS]... [-- APP [ARGS]...]...");
+        eprintln!(
+            "usage: supervise [--stop-after N] [--memory MIB] APP [ARGS]... [-- APP [ARGS]...]..."
+        );
         std::process::exit(2);
     }
     let mut children = BTreeMap::new();

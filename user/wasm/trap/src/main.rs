@@ -11,7 +11,10 @@ pub extern "C" fn explode(depth: u32) -> u32 {
 }
 
 fn main() {
-    let ms: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let ms: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
     std::thread::sleep(std::time::Duration::from_millis(ms));
     println!("trap: exploding");
     explode(3);
