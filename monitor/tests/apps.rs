@@ -30,6 +30,28 @@ fn apps_root() -> PathBuf {
     dir
 }
 
+/// Runs `supervise COMMANDS` in a guest with the test apps as its root and
+/// `addr` granted; returns it and its standard output's lines.
+fn supervise(
+    root: &std::path::Path,
+    addr: &str,
+    commands: &[&str],
+) -> (Server, std::sync::mpsc::Receiver<String>) {
+    let supervise = wasm("supervise");
+    let mut args = vec![
+        "run",
+        "--fs-root",
+        root.to_str().unwrap(),
+        "--listen",
+        addr,
+        "--timeout",
+        "300",
+        &supervise,
+    ];
+    args.extend_from_slice(commands);
+    Server::start_watched(&args)
+}
+
 /// Echoes a short message on a fresh connection and checks it comes back.
 fn echo_once(port: u16, msg: &[u8]) {
     let mut conn = connect_when_up(port);
@@ -78,20 +100,11 @@ fn a_spinning_app_is_preempted_and_the_other_still_answers() {
     let root = apps_root();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let (mut server, lines) = Server::start_watched(&[
-        "run",
-        "--fs-root",
-        root.to_str().unwrap(),
-        "--listen",
+    let (mut server, lines) = supervise(
+        &root,
         &addr,
-        "--timeout",
-        "300",
-        &wasm("supervise"),
-        "spin.wasm",
-        "--",
-        "echo-server.wasm",
-        &addr,
-    ]);
+        &["spin.wasm", "--", "echo-server.wasm", &addr],
+    );
     wait_for_line(&lines, "started spin.wasm as process 2");
     wait_for_line(&lines, "listening on");
     for i in 0..20u8 {
@@ -105,21 +118,11 @@ fn a_trapping_app_ends_with_125_and_a_report_while_another_keeps_running() {
     let root = apps_root();
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let (mut server, lines) = Server::start_watched(&[
-        "run",
-        "--fs-root",
-        root.to_str().unwrap(),
-        "--listen",
+    let (mut server, lines) = supervise(
+        &root,
         &addr,
-        "--timeout",
-        "300",
-        &wasm("supervise"),
-        "echo-server.wasm",
-        &addr,
-        "--",
-        "trap.wasm",
-        "200",
-    ]);
+        &["echo-server.wasm", &addr, "--", "trap.wasm", "200"],
+    );
     wait_for_line(&lines, "listening on");
     echo_once(port, b"before");
     let ended = wait_for_line(&lines, "trap.wasm (process 3) exited");

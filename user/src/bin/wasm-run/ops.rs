@@ -69,6 +69,20 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// A read into the iovecs at `iovs` (`fd_read`, `fd_pread`; `sock_recv`
+    /// with `flags_at`).
+    pub fn read(fd: i32, iovs: i32, n: i32, out: i32, flags_at: Option<i32>) -> Self {
+        Op::Read {
+            fd,
+            iovs,
+            n,
+            out,
+            flags_at,
+        }
+    }
+}
+
 /// Runs `op` for a host call: its errno, or `MustWait` (the call is
 /// suspended until the wait is over).
 pub fn call(c: &mut Caller<'_, Ctx>, op: Op) -> Result<i32, wasmi::Error> {

@@ -138,30 +138,16 @@ pub fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
         WASI,
         "fd_read",
         |mut c: C<'_>, fd: i32, iovs: i32, n: i32, out: i32| {
-            ops::call(
-                &mut c,
-                Op::Read {
-                    fd,
-                    iovs,
-                    n,
-                    out,
-                    flags_at: None,
-                },
-            )
+            ops::call(&mut c, Op::read(fd, iovs, n, out, None))
         },
     )?;
     l.func_wrap(
         WASI,
         "fd_pread",
         |mut c: C<'_>, fd: i32, iovs: i32, n: i32, at: i64, out: i32| {
-            let op = Op::Read {
-                fd,
-                iovs,
-                n,
-                out,
-                flags_at: None,
-            };
-            call(&mut c, |e| positioned(e, op, fd, at))
+            call(&mut c, |e| {
+                positioned(e, Op::read(fd, iovs, n, out, None), fd, at)
+            })
         },
     )?;
     l.func_wrap(
@@ -177,16 +163,7 @@ pub fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
         WASI,
         "sock_recv",
         |mut c: C<'_>, fd: i32, iovs: i32, n: i32, _flags: i32, out: i32, flags_at: i32| {
-            ops::call(
-                &mut c,
-                Op::Read {
-                    fd,
-                    iovs,
-                    n,
-                    out,
-                    flags_at: Some(flags_at),
-                },
-            )
+            ops::call(&mut c, Op::read(fd, iovs, n, out, Some(flags_at)))
         },
     )?;
     l.func_wrap(
