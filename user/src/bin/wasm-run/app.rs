@@ -105,7 +105,6 @@ impl End {
 }
 
 pub struct App {
-    pub pid: u32,
     pub name: String,
     pub store: Store<Ctx>,
     instance: Instance,
@@ -168,7 +167,6 @@ impl App {
             }
         };
         Ok(Self {
-            pid: s.pid,
             name,
             store,
             instance,
@@ -177,6 +175,11 @@ impl App {
             run: Run::Begin(entry, Vec::new()),
             cpu_ns: 0,
         })
+    }
+
+    /// The app's process id.
+    pub fn pid(&self) -> u32 {
+        self.store.data().pid
     }
 
     /// Whether a call can go on now.
@@ -260,22 +263,16 @@ impl App {
     /// If the app waits in a host call: retries it, and readies the call to
     /// resume if it finished.
     pub fn retry(&mut self) -> bool {
-        let Run::Blocked(..) = self.run else {
+        let Run::Blocked(_, op, _) = &self.run else {
             return false;
         };
-        let Run::Blocked(call, op, wait) = core::mem::replace(&mut self.run, Run::Idle) else {
+        let Some(errno) = crate::ops::retry(&mut self.store, op) else {
             return false;
         };
-        match crate::ops::retry(&mut self.store, &op) {
-            Some(errno) => {
-                self.run = Run::Resume(call, errno);
-                true
-            }
-            None => {
-                self.run = Run::Blocked(call, op, wait);
-                false
-            }
+        if let Run::Blocked(call, ..) = core::mem::replace(&mut self.run, Run::Idle) {
+            self.run = Run::Resume(call, errno);
         }
+        true
     }
 
     /// The linear memory's size in bytes.

@@ -106,7 +106,7 @@ fn main(args: Args) -> i32 {
     );
     match first {
         Ok(app) => {
-            debug_assert_eq!(app.pid, FIRST_PID);
+            debug_assert_eq!(app.pid(), FIRST_PID);
             sched::run(&system, app)
         }
         Err(e) => {

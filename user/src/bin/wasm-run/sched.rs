@@ -62,7 +62,7 @@ pub fn run(system: &Rc<System>, first: App) -> i32 {
             moved |= !spawned.is_empty() || !killed.is_empty();
             apps.extend(spawned);
             for pid in killed {
-                if let Some(at) = apps.iter().position(|a| a.pid == pid) {
+                if let Some(at) = apps.iter().position(|a| a.pid() == pid) {
                     let app = apps.remove(at);
                     if at < i {
                         i -= 1;
@@ -84,7 +84,7 @@ pub const KILLED: i32 = 137;
 /// Records what `app` is doing in the process table.
 fn note(system: &System, app: &App) {
     let mut t = system.table.borrow_mut();
-    if let Some(p) = t.procs.get_mut(&app.pid) {
+    if let Some(p) = t.procs.get_mut(&app.pid()) {
         p.state = if app.runnable() {
             State::Running
         } else {
@@ -100,19 +100,19 @@ fn note(system: &System, app: &App) {
 /// dropping it). `Some(status)` if it was the first app.
 fn ended(system: &System, apps: &mut [App], app: App, end: End) -> Option<i32> {
     if let End::Trap(why) = &end {
-        eprintln!("weft: {} (process {}): {why}", app.name, app.pid);
+        eprintln!("weft: {} (process {}): {why}", app.name, app.pid());
     }
     let status = end.status();
     let parent = system
         .table
         .borrow_mut()
         .procs
-        .remove(&app.pid)
+        .remove(&app.pid())
         .map_or(0, |p| p.parent);
-    if let Some(p) = apps.iter_mut().find(|a| a.pid == parent) {
-        p.store.data_mut().events.exits.push((app.pid, status));
+    if let Some(p) = apps.iter_mut().find(|a| a.pid() == parent) {
+        p.store.data_mut().events.exits.push((app.pid(), status));
     }
-    let first = app.pid == FIRST_PID;
+    let first = app.pid() == FIRST_PID;
     drop(app);
     first.then_some(status)
 }

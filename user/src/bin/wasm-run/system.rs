@@ -127,8 +127,8 @@ impl System {
     /// The module of `bytes`, instrumented and compiled, or from the cache.
     pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, String> {
         let mut cache = self.cache.borrow_mut();
-        if let Some(at) = cache.iter().position(|(b, _)| b.as_slice() == bytes) {
-            let hit = cache.remove(at).expect("a found entry");
+        let found = cache.iter().position(|(b, _)| b.as_slice() == bytes);
+        if let Some(hit) = found.and_then(|at| cache.remove(at)) {
             let compiled = hit.1.clone();
             cache.push_back(hit);
             return Ok(compiled);
@@ -150,7 +150,7 @@ impl System {
     pub fn load(self: &Rc<Self>, parent: u32, s: Spawn<'_>) -> Result<App, String> {
         let app = App::load(self, s)?;
         self.table.borrow_mut().procs.insert(
-            app.pid,
+            app.pid(),
             Info {
                 parent,
                 name: app.name.clone(),

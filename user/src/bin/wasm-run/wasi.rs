@@ -97,6 +97,17 @@ fn readdir(e: &mut Env<'_>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32)
 
 type C<'a> = Caller<'a, Ctx>;
 
+/// Runs `f` with the app's arguments beside its memory and context.
+fn with_args(
+    e: &mut Env<'_>,
+    f: impl FnOnce(&mut Env<'_>, &[Vec<u8>]) -> WasiResult<()>,
+) -> WasiResult<()> {
+    let args = core::mem::take(&mut e.ctx.args);
+    let r = f(e, &args);
+    e.ctx.args = args;
+    r
+}
+
 /// Runs `f` on the calling app's memory and context; its errno.
 fn call(c: &mut C<'_>, f: impl FnOnce(&mut Env<'_>) -> WasiResult<()>) -> i32 {
     errno_of(with_env(c, f))
@@ -104,19 +115,11 @@ fn call(c: &mut C<'_>, f: impl FnOnce(&mut Env<'_>) -> WasiResult<()>) -> i32 {
 
 pub fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
     l.func_wrap(WASI, "args_sizes_get", |mut c: C<'_>, n: i32, size: i32| {
-        call(&mut c, |e| {
-            let args = core::mem::take(&mut e.ctx.args);
-            let r = sizes(e, &args, n, size);
-            e.ctx.args = args;
-            r
-        })
+        call(&mut c, |e| with_args(e, |e, args| sizes(e, args, n, size)))
     })?;
     l.func_wrap(WASI, "args_get", |mut c: C<'_>, ptrs: i32, buf: i32| {
         call(&mut c, |e| {
-            let args = core::mem::take(&mut e.ctx.args);
-            let r = strings_get(e, &args, ptrs, buf);
-            e.ctx.args = args;
-            r
+            with_args(e, |e, args| strings_get(e, args, ptrs, buf))
         })
     })?;
     l.func_wrap(
