@@ -12,21 +12,13 @@ use std::path::PathBuf;
 use common::{Run, assert_valid, instrumented};
 use wasmi::{Caller, Error, Extern, Linker, Memory};
 
-/// `target/wasm/wasm32-wasip1/release/NAME.wasm`, if built.
-fn example(name: &str) -> Option<Vec<u8>> {
+/// `target/wasm/wasm32-wasip1/release/NAME.wasm` (`make guest` builds it).
+fn example(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/wasm/wasm32-wasip1/release")
         .join(format!("{name}.wasm"));
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            eprintln!(
-                "skipped: {} not readable ({e}); `make guest` builds it",
-                path.display()
-            );
-            None
-        }
-    }
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{} not readable ({e}): run `make guest`", path.display()))
 }
 
 /// What a WASI program did.
@@ -229,9 +221,7 @@ fn run(wasm: &[u8], args: &[&str], stdin: &[u8]) -> (Wasi, Option<i32>) {
 /// Instruments `name`.wasm and checks it behaves as the original for each
 /// of `cases` (arguments, standard input).
 fn check_example(name: &str, cases: &[(&[&str], &[u8])]) {
-    let Some(original) = example(name) else {
-        return;
-    };
+    let original = example(name);
     let out = instrumented(&original);
     assert_valid(&original);
     for (args, stdin) in cases {
@@ -270,9 +260,7 @@ fn wc_behaves_the_same() {
 
 #[test]
 fn real_modules_survive_random_damage_without_panic() {
-    let Some(original) = example("hello") else {
-        return;
-    };
+    let original = example("hello");
     // xorshift: deterministic, no dependency.
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
