@@ -29,6 +29,10 @@ impl<'a> Writer<'a> {
     pub(crate) fn u32(&mut self, v: u32) {
         self.put(v.to_le_bytes());
     }
+
+    pub(crate) fn bytes<const N: usize>(&mut self, v: &[u8; N]) {
+        self.put(*v);
+    }
 }
 
 pub(crate) struct Reader<'a> {

@@ -21,11 +21,21 @@ pub enum ErrorCode {
     OutOfMemory = 6,
     /// The operation is defined but not supported by this build.
     Unsupported = 7,
+    /// No process has that pid, or it is not the caller's child.
+    NoProcess = 8,
+    /// The wait's time limit passed first.
+    TimedOut = 9,
+    /// The program image is not a valid executable for Weft.
+    BadImage = 10,
+    /// No bundled program has that name.
+    NotFound = 11,
+    /// Every process slot is taken.
+    TooManyProcesses = 12,
 }
 
 impl ErrorCode {
     /// Every defined code, in numeric order.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 12] = [
         Self::BadAddress,
         Self::BadLength,
         Self::BadHypercall,
@@ -33,6 +43,11 @@ impl ErrorCode {
         Self::NoSyscall,
         Self::OutOfMemory,
         Self::Unsupported,
+        Self::NoProcess,
+        Self::TimedOut,
+        Self::BadImage,
+        Self::NotFound,
+        Self::TooManyProcesses,
     ];
 
     /// The code for `n`, if it is defined.
@@ -50,6 +65,11 @@ impl ErrorCode {
             Self::NoSyscall => "unknown syscall",
             Self::OutOfMemory => "out of memory",
             Self::Unsupported => "not supported",
+            Self::NoProcess => "no such child process",
+            Self::TimedOut => "timed out",
+            Self::BadImage => "not a valid program image",
+            Self::NotFound => "no such bundled program",
+            Self::TooManyProcesses => "too many processes",
         }
     }
 }
@@ -70,6 +90,6 @@ mod tests {
             assert_eq!(ErrorCode::from_u32(c as u32), Some(c));
         }
         assert_eq!(ErrorCode::from_u32(0), None);
-        assert_eq!(ErrorCode::from_u32(8), None);
+        assert_eq!(ErrorCode::from_u32(13), None);
     }
 }

@@ -22,6 +22,20 @@ pub mod nr {
     pub const PANIC: u32 = 3;
     /// CPU exception the kernel could not handle: a [`super::FaultReport`] in `data`.
     pub const FAULT: u32 = 4;
+    /// Build a process's address space (§14.4): `args` = slot, pid, the
+    /// caller's PML4, the user address of its `SpawnRequest`; on success
+    /// `data` holds the new program's `ProgramInfo` (§2.2).
+    pub const SPAWN: u32 = 5;
+    /// Map zeroed read/write user memory into a process (§14.4): `args` =
+    /// slot, PML4, user address, pages.
+    pub const MAP: u32 = 6;
+    /// A process other than the first ended (§14.4): `args` = slot, pid, how
+    /// (`crate::process` `END_*`), status; for a fault, a
+    /// [`super::FaultReport`] in `data`.
+    pub const PROCESS_END: u32 = 7;
+    /// Per-slot figures (§14.4): `data` receives `MAX_PROCESSES`
+    /// `SlotFigures` records.
+    pub const FIGURES: u32 = 8;
 }
 
 /// `CONSOLE_WRITE` stream numbers (`args[0]`).

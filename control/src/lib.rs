@@ -4,8 +4,9 @@
 //! What this crate owns: the guest memory layout constants (PROTOCOL.md §1), the
 //! boot-info block and the kernel manifest (§2), the hypercall port, numbers and
 //! mailbox (§3), the program arguments block (§4), the error codes (§6) and the
-//! pipe region's stream slots and doorbell (§8), and the frames of the control
-//! pipe and of every stream protocol (§9–§12).
+//! pipe region's stream slots and doorbell (§8), the frames of the control
+//! pipe and of every stream protocol (§9–§12), and the process records
+//! (§14).
 //!
 //! What it does not own: any I/O, any `unsafe`, the syscall ABI between the kernel
 //! and user programs (`weft-abi`), or how either side reaches guest memory.
@@ -31,11 +32,12 @@ pub mod fs_proto;
 pub mod hypercall;
 pub mod layout;
 pub mod net_proto;
+pub mod process;
 pub mod streams;
 pub mod system;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 6;
+pub const INTERFACE_VERSION: u32 = 7;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

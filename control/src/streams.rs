@@ -27,6 +27,15 @@ pub const PIPE_REGION_GPA: u64 = 0x1_0000_0000;
 pub const PIPE_REGION_SIZE: u64 = 64 << 20;
 /// Guest-physical address of the doorbell page.
 pub const DOORBELL_GPA: u64 = 0x1_4000_0000;
+/// Pipe regions: one per process slot (§14), region `i` at
+/// [`region_gpa`]`(i)`. Region 0 is the first program's and exists from
+/// boot; the others are created with the first spawn.
+pub const REGIONS: u64 = 16;
+
+/// Guest-physical address of pipe region `index` (< [`REGIONS`]).
+pub const fn region_gpa(index: u64) -> u64 {
+    PIPE_REGION_GPA + index * PIPE_REGION_SIZE
+}
 
 /// Bytes of a data-pipe ring header (§7.2).
 pub const RING_HEADER: u64 = 256;
@@ -111,7 +120,7 @@ const _: () = {
     assert!(SLOTS > slot::FIRST_DYNAMIC);
     assert!(bell::WORDS * 8 <= SLOTS_BASE);
     assert!(RING_HEADER + RING_CAPACITY + 4 <= RING_STRIDE);
-    assert!(DOORBELL_GPA >= PIPE_REGION_GPA + PIPE_REGION_SIZE);
+    assert!(DOORBELL_GPA >= PIPE_REGION_GPA + REGIONS * PIPE_REGION_SIZE);
     assert!(USER_PIPES_ADDR + PIPE_REGION_SIZE <= USER_DOORBELLS_ADDR);
     assert!(
         USER_DOORBELLS_ADDR + PAGE_SIZE

@@ -23,7 +23,8 @@ pub mod nr {
     /// `write(fd, ptr, len) -> len`: write bytes to standard output (fd 1) or
     /// standard error (fd 2).
     pub const WRITE: u64 = 1;
-    /// `exit(status) -> !`: end the program with `status` (0..=125).
+    /// `exit(status) -> !`: end the calling process with `status` (0..=125);
+    /// the first program's exit ends the guest.
     pub const EXIT: u64 = 2;
     /// `sleep(nanoseconds) -> 0`: block for at least that long.
     pub const SLEEP: u64 = 3;
@@ -34,6 +35,20 @@ pub mod nr {
     /// differs from `seen` or `timeout_ns` passes (`u64::MAX`: no limit);
     /// returns the count. Programs wait for their streams with it (§8).
     pub const WAIT: u64 = 5;
+    /// `spawn(request) -> pid`: start a program in a new process (§14.2);
+    /// `request` is the user address of a 48-byte `SpawnRequest`.
+    pub const SPAWN: u64 = 6;
+    /// `kill(pid) -> 0`: end a process (status 137).
+    pub const KILL: u64 = 7;
+    /// `await(pid, timeout_ns) -> status`: block until the caller's child
+    /// `pid` ends (or `timeout_ns` passes: `TimedOut`), collect it and return
+    /// its exit status.
+    pub const AWAIT: u64 = 8;
+    /// `processes(buf, max) -> count`: write up to `max` 64-byte process
+    /// records (§14.3) to `buf`; return how many processes exist.
+    pub const PROCESSES: u64 = 9;
+    /// `process(pid, buf) -> 0`: write process `pid`'s record to `buf`.
+    pub const PROCESS: u64 = 10;
     /// `crash(kind) -> !`: make the kernel fail on purpose; only kernels built
     /// with the `crash-test` feature define it (others return `NoSyscall`).
     pub const CRASH: u64 = 0x7F00;

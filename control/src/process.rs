@@ -1,0 +1,301 @@
+//! Processes (PROTOCOL.md §14): the spawn request a program hands the kernel,
+//! the records it reads back, and what the monitor reports per process slot.
+//!
+//! The kernel keeps the process table ([`MAX_PROCESSES`] slots); the monitor
+//! builds each process's address space (natively, through the `SPAWN`
+//! hypercall) and owns its memory and its pipe region: slot `i` uses pipe
+//! region `i` ([`crate::streams::region_gpa`]). All values little-endian.
+
+use crate::codec::{Reader, Writer};
+use crate::streams;
+
+/// Process-table slots, and so processes alive at once (slot 0 is the first
+/// program's).
+pub const MAX_PROCESSES: usize = streams::REGIONS as usize;
+/// Anonymous memory mapped before a spawned program starts, unless its
+/// request asks for another amount.
+pub const DEFAULT_HEAP: u64 = 8 << 20;
+/// The most anonymous memory a spawn request may ask to have mapped.
+pub const MAX_HEAP: u64 = 1 << 30;
+/// Bytes of a program name in records (the last path component of its
+/// first argument, truncated, NUL-padded).
+pub const NAME_LEN: usize = 24;
+
+/// Exit status of a process that was killed.
+pub const KILLED_STATUS: u32 = 137;
+/// Exit status of a process that faulted.
+pub const CRASHED_STATUS: u32 = 125;
+
+/// How a process ended (`PROCESS_END`'s third argument).
+pub mod end {
+    /// It called `exit`.
+    pub const EXITED: u64 = 0;
+    /// Another process killed it.
+    pub const KILLED: u64 = 1;
+    /// It faulted; the fault report is in the mailbox.
+    pub const FAULTED: u64 = 2;
+}
+
+/// [`SpawnRequest::source`] values.
+pub mod source {
+    /// `image` is the name of a program bundled with `weft`.
+    pub const BUNDLED: u32 = 1;
+    /// `image` is an ELF executable in the caller's memory.
+    pub const ELF: u32 = 2;
+}
+
+/// What to run: 48 bytes in the caller's memory (§14.2).
+///
+/// ```text
+/// 0   source      u32  [`source`]
+/// 4   reserved    u32  zero
+/// 8   image_addr  u64  user address of the name or ELF bytes
+/// 16  image_len   u64
+/// 24  args_addr   u64  user address of an arguments block (§4), name first
+/// 32  args_len    u64
+/// 40  heap_bytes  u64  anonymous memory mapped at entry; 0: DEFAULT_HEAP
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpawnRequest {
+    pub source: u32,
+    pub image_addr: u64,
+    pub image_len: u64,
+    pub args_addr: u64,
+    pub args_len: u64,
+    pub heap_bytes: u64,
+}
+
+impl SpawnRequest {
+    /// Encoded size.
+    pub const SIZE: usize = 48;
+
+    /// The request's bytes.
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        let mut w = Writer::new(&mut out);
+        w.u32(self.source);
+        w.u32(0);
+        for v in [
+            self.image_addr,
+            self.image_len,
+            self.args_addr,
+            self.args_len,
+            self.heap_bytes,
+        ] {
+            w.u64(v);
+        }
+        out
+    }
+
+    /// Decodes a request; `None` if the reserved word is not zero.
+    pub fn decode(b: &[u8; Self::SIZE]) -> Option<Self> {
+        let mut r = Reader::new(b);
+        let source = r.u32();
+        if r.u32() != 0 {
+            return None;
+        }
+        Some(Self {
+            source,
+            image_addr: r.u64(),
+            image_len: r.u64(),
+            args_addr: r.u64(),
+            args_len: r.u64(),
+            heap_bytes: r.u64(),
+        })
+    }
+}
+
+/// [`ProcessRecord::state`] values.
+pub mod state {
+    /// Running or ready to run.
+    pub const RUNNABLE: u32 = 1;
+    /// Waiting (streams, a timer, another process).
+    pub const BLOCKED: u32 = 2;
+    /// Ended; its parent has not yet collected its status.
+    pub const ENDED: u32 = 3;
+}
+
+/// One process as the `PROCESSES` and `PROCESS` syscalls report it: 64
+/// bytes (§14.3).
+///
+/// ```text
+/// 0   pid       u32
+/// 4   parent    u32  0: none
+/// 8   state     u32  [`state`]
+/// 12  status    u32  exit status once ENDED
+/// 16  cpu_ns    u64  time it has run
+/// 24  memory    u64  bytes of memory the monitor gave it
+/// 32  streams   u32  streams open (control pipe and standard streams included)
+/// 36  reserved  u32  zero
+/// 40  name      [u8; 24]
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessRecord {
+    pub pid: u32,
+    pub parent: u32,
+    pub state: u32,
+    pub status: u32,
+    pub cpu_ns: u64,
+    pub memory: u64,
+    pub streams: u32,
+    pub name: [u8; NAME_LEN],
+}
+
+impl ProcessRecord {
+    /// Encoded size.
+    pub const SIZE: usize = 64;
+
+    /// The record's bytes.
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        let mut w = Writer::new(&mut out);
+        for v in [self.pid, self.parent, self.state, self.status] {
+            w.u32(v);
+        }
+        w.u64(self.cpu_ns);
+        w.u64(self.memory);
+        w.u32(self.streams);
+        w.u32(0);
+        w.bytes(&self.name);
+        out
+    }
+
+    /// Decodes a record.
+    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
+        let mut r = Reader::new(b);
+        let (pid, parent, state, status) = (r.u32(), r.u32(), r.u32(), r.u32());
+        let (cpu_ns, memory, streams) = (r.u64(), r.u64(), r.u32());
+        let _ = r.u32();
+        let mut name = [0u8; NAME_LEN];
+        name.copy_from_slice(&b[40..]);
+        Self {
+            pid,
+            parent,
+            state,
+            status,
+            cpu_ns,
+            memory,
+            streams,
+            name,
+        }
+    }
+
+    /// The name up to its first NUL.
+    pub fn name(&self) -> &[u8] {
+        let end = self.name.iter().position(|b| *b == 0).unwrap_or(NAME_LEN);
+        &self.name[..end]
+    }
+}
+
+/// The name recorded for a program whose first argument is `arg0`: its last
+/// `/`-separated component, cut to [`NAME_LEN`] bytes.
+pub fn name_of(arg0: &[u8]) -> [u8; NAME_LEN] {
+    let base = arg0.rsplit(|b| *b == b'/').next().unwrap_or(arg0);
+    let mut name = [0u8; NAME_LEN];
+    let n = base.len().min(NAME_LEN);
+    name[..n].copy_from_slice(&base[..n]);
+    name
+}
+
+/// What the monitor knows of one process slot, as the `FIGURES` hypercall
+/// reports it: 40 bytes (§3.3).
+///
+/// ```text
+/// 0   memory   u64  bytes of guest memory the slot's process holds
+/// 8   streams  u32  streams open in its pipe region
+/// 12  live     u32  1 if a process holds the slot, else 0
+/// 16  name     [u8; 24]
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotFigures {
+    pub memory: u64,
+    pub streams: u32,
+    pub live: u32,
+    pub name: [u8; NAME_LEN],
+}
+
+impl SlotFigures {
+    /// Encoded size.
+    pub const SIZE: usize = 40;
+
+    /// The figures' bytes.
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        let mut w = Writer::new(&mut out);
+        w.u64(self.memory);
+        w.u32(self.streams);
+        w.u32(self.live);
+        w.bytes(&self.name);
+        out
+    }
+
+    /// Decodes figures.
+    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
+        let mut r = Reader::new(b);
+        let (memory, streams, live) = (r.u64(), r.u32(), r.u32());
+        let mut name = [0u8; NAME_LEN];
+        name.copy_from_slice(&b[16..]);
+        Self {
+            memory,
+            streams,
+            live,
+            name,
+        }
+    }
+}
+
+const _: () = assert!(MAX_PROCESSES * SlotFigures::SIZE <= crate::hypercall::DATA_LEN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_requests_round_trip_and_reject_reserved_bits() {
+        let r = SpawnRequest {
+            source: source::ELF,
+            image_addr: 0x1000,
+            image_len: 2,
+            args_addr: 0x2000,
+            args_len: 3,
+            heap_bytes: 4 << 20,
+        };
+        let mut b = r.encode();
+        assert_eq!(SpawnRequest::decode(&b), Some(r));
+        assert_eq!(&b[8..16], &0x1000u64.to_le_bytes());
+        b[4] = 1;
+        assert_eq!(SpawnRequest::decode(&b), None);
+    }
+
+    #[test]
+    fn records_and_figures_round_trip() {
+        let rec = ProcessRecord {
+            pid: 3,
+            parent: 1,
+            state: state::ENDED,
+            status: 137,
+            cpu_ns: 5,
+            memory: 6,
+            streams: 4,
+            name: name_of(b"/bin/spin"),
+        };
+        let b = rec.encode();
+        assert_eq!(&b[40..44], b"spin");
+        assert_eq!(ProcessRecord::decode(&b), rec);
+        assert_eq!(rec.name(), b"spin");
+        let f = SlotFigures {
+            memory: 1 << 20,
+            streams: 3,
+            live: 1,
+            name: name_of(b"hello"),
+        };
+        assert_eq!(SlotFigures::decode(&f.encode()), f);
+    }
+
+    #[test]
+    fn names_are_the_last_component_cut_to_fit() {
+        assert_eq!(&name_of(b"a/b/c")[..2], b"c\0");
+        assert_eq!(name_of(&[b'x'; 40]), [b'x'; NAME_LEN]);
+        assert_eq!(name_of(b""), [0; NAME_LEN]);
+    }
+}
