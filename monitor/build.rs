@@ -17,6 +17,7 @@ const PROGRAMS: &[&str] = &[
     "http-get",
     "udp-echo",
     "httpd",
+    "procs",
     "wasm-run",
 ];
 

@@ -84,6 +84,9 @@ pub mod region_kind {
     pub const KERNEL: u32 = 4;
     /// The first program's image, stack and arguments.
     pub const PROGRAM: u32 = 5;
+    /// RAM the monitor hands out to processes (`SPAWN`, `MAP`, §14.4); the
+    /// kernel never allocates from it.
+    pub const PROCESSES: u32 = 6;
 }
 
 /// One entry of the physical memory map (§2.2). Regions are page-aligned, sorted
@@ -147,6 +150,47 @@ assert_layout!(
     args_len = 32,
     heap_base = 40
 );
+
+impl ProgramInfo {
+    /// Size in bytes of the encoded block.
+    pub const SIZE: usize = core::mem::size_of::<Self>();
+
+    /// The fields in order, as laid out in memory.
+    fn words(&self) -> [u64; 6] {
+        [
+            self.root,
+            self.entry,
+            self.stack_top,
+            self.args_addr,
+            self.args_len,
+            self.heap_base,
+        ]
+    }
+
+    /// The block's bytes (as in the boot info, and in the mailbox after
+    /// `SPAWN`, §14.4).
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        let mut w = Writer::new(&mut out);
+        for v in self.words() {
+            w.u64(v);
+        }
+        out
+    }
+
+    /// Decodes the block.
+    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
+        let mut r = Reader::new(b);
+        Self {
+            root: r.u64(),
+            entry: r.u64(),
+            stack_top: r.u64(),
+            args_addr: r.u64(),
+            args_len: r.u64(),
+            heap_base: r.u64(),
+        }
+    }
+}
 
 /// Where the control pipe is; all zero until streams exist (§2.2).
 #[repr(C)]
@@ -293,15 +337,7 @@ impl BootInfo {
         ] {
             w.u64(v);
         }
-        let p = &self.program;
-        for v in [
-            p.root,
-            p.entry,
-            p.stack_top,
-            p.args_addr,
-            p.args_len,
-            p.heap_base,
-        ] {
+        for v in self.program.words() {
             w.u64(v);
         }
         let c = &self.control_pipe;
@@ -368,8 +404,11 @@ pub struct PerCpu {
     pub boot_info: u64,
     /// Index of this CPU (0 is the bootstrap CPU).
     pub cpu_index: u64,
+    /// Kernel virtual address of this CPU's task-state segment (the kernel
+    /// points its `RSP0` at the running process's kernel stack).
+    pub tss: u64,
     /// Zero.
-    pub reserved: [u64; 2],
+    pub reserved: u64,
 }
 assert_layout!(
     PerCpu,
@@ -379,7 +418,9 @@ assert_layout!(
     user_rsp = 16,
     mailbox = 24,
     boot_info = 32,
-    cpu_index = 40
+    cpu_index = 40,
+    tss = 48,
+    reserved = 56
 );
 
 impl PerCpu {
@@ -397,10 +438,9 @@ impl PerCpu {
             self.mailbox,
             self.boot_info,
             self.cpu_index,
+            self.tss,
+            self.reserved,
         ] {
-            w.u64(v);
-        }
-        for v in self.reserved {
             w.u64(v);
         }
         out

@@ -30,8 +30,8 @@ pub mod nr {
     /// slot, PML4, user address, pages.
     pub const MAP: u32 = 6;
     /// A process other than the first ended (§14.4): `args` = slot, pid, how
-    /// (`crate::process` `END_*`), status; for a fault, a
-    /// [`super::FaultReport`] in `data`.
+    /// (`crate::process::end`); for a fault, a [`super::FaultReport`] in
+    /// `data`.
     pub const PROCESS_END: u32 = 7;
     /// Per-slot figures (§14.4): `data` receives `MAX_PROCESSES`
     /// `SlotFigures` records.

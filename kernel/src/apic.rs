@@ -8,7 +8,7 @@
 //! machines Weft targets, so nothing here runs at boot).
 
 use crate::arch::cpu;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const MSR_TIMER_INITIAL: u32 = 0x838;
 
@@ -23,40 +23,30 @@ pub fn init(timer_hz: u64) {
     TIMER_HZ.store(timer_hz, Ordering::Relaxed);
 }
 
-fn arm(ticks: u64) {
+/// The stream-interrupt count.
+pub fn stream_events() -> u64 {
+    STREAM_EVENTS.load(Ordering::Relaxed)
+}
+
+/// Whether the timer may be counting (so stopping it needs a write).
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Arms the one-shot timer to fire in `ns` nanoseconds (at most one
+/// 32-bit count; the scheduler re-arms after an early interrupt), or stops
+/// it (`None`). Each write traps to the host, so a stopped timer is not
+/// stopped again.
+pub fn arm_ns(ns: Option<u64>) {
+    let ticks = match ns {
+        Some(ns) => {
+            let hz = TIMER_HZ.load(Ordering::Relaxed).max(1);
+            let t = (u128::from(ns) * u128::from(hz)).div_ceil(1_000_000_000);
+            t.clamp(1, u128::from(u32::MAX)) as u64
+        }
+        None if !ARMED.load(Ordering::Relaxed) => return,
+        None => 0,
+    };
+    ARMED.store(ticks != 0, Ordering::Relaxed);
     // SAFETY: the initial-count register of the x2APIC timer, which the
     // monitor configured one-shot; writing it (re)arms or, with 0, stops it.
     unsafe { cpu::wrmsr(MSR_TIMER_INITIAL, ticks) };
-}
-
-/// Halts until `done()` holds or `ns` nanoseconds have passed (`None`: no
-/// limit). Returns whether `done()` held. Call with interrupts masked.
-pub fn block_until(ns: Option<u64>, done: impl Fn() -> bool) -> bool {
-    let hz = TIMER_HZ.load(Ordering::Relaxed).max(1);
-    let mut left = ns.map(|ns| (u128::from(ns) * u128::from(hz)).div_ceil(1_000_000_000));
-    loop {
-        let armed = match left {
-            Some(0) => return done(),
-            Some(t) => {
-                let chunk = t.min(u128::from(u32::MAX));
-                left = Some(t - chunk);
-                arm(chunk as u64);
-                true
-            }
-            None => false,
-        };
-        let before = TIMER_TICKS.load(Ordering::Relaxed);
-        loop {
-            if done() {
-                if armed {
-                    arm(0);
-                }
-                return true;
-            }
-            if armed && TIMER_TICKS.load(Ordering::Relaxed) != before {
-                break;
-            }
-            cpu::wait_for_interrupt();
-        }
-    }
 }

@@ -10,7 +10,9 @@ use core::fmt;
 use core::ptr::{addr_of_mut, write_volatile};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use weft_control::error::ErrorCode;
+use weft_control::boot::ProgramInfo;
 use weft_control::hypercall::{DATA_LEN, FaultReport, Mailbox, console, nr};
+use weft_control::process::{MAX_PROCESSES, SlotFigures};
 
 static MAILBOX: AtomicPtr<Mailbox> = AtomicPtr::new(core::ptr::null_mut());
 
@@ -50,6 +52,61 @@ pub fn console_user(stream: u64, addr: u64, len: u64, root: u64) -> Result<(), E
         nr::CONSOLE_WRITE,
         &[stream, len, console::SOURCE_USER, addr, root],
     )
+}
+
+/// The first `N` bytes of the mailbox's data area.
+fn read_data<const N: usize>() -> [u8; N] {
+    const { assert!(N <= DATA_LEN) };
+    let mb = mailbox();
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        // SAFETY: `i < N <= DATA_LEN` keeps the read inside this CPU's
+        // mailbox page, which the monitor wrote before resuming us.
+        *b = unsafe { core::ptr::read_volatile(addr_of_mut!((*mb).data[i])) };
+    }
+    out
+}
+
+/// Builds process `pid`'s address space in slot `slot` from the spawn
+/// request at user address `request` of the caller's space `caller_root`
+/// (§14.4).
+pub fn spawn(slot: usize, pid: u32, caller_root: u64, request: u64) -> Result<ProgramInfo, ErrorCode> {
+    call(
+        nr::SPAWN,
+        &[slot as u64, u64::from(pid), caller_root, request],
+    )?;
+    Ok(ProgramInfo::decode(&read_data()))
+}
+
+/// Maps `pages` zeroed read/write user pages at `vaddr` into slot `slot`'s
+/// address space `root`.
+pub fn map(slot: usize, root: u64, vaddr: u64, pages: u64) -> Result<(), ErrorCode> {
+    call(nr::MAP, &[slot as u64, root, vaddr, pages])
+}
+
+/// Tells the monitor process `pid` in `slot` ended (`how`, §14.4); a fault
+/// carries its report.
+pub fn process_end(slot: usize, pid: u32, how: u64, report: Option<&FaultReport>) {
+    if let Some(r) = report {
+        // SAFETY: as in `fault`.
+        unsafe { write_volatile(addr_of_mut!((*mailbox()).data).cast::<FaultReport>(), *r) };
+    }
+    // The monitor cannot refuse: the process is gone either way.
+    let _ = call(nr::PROCESS_END, &[slot as u64, u64::from(pid), how]);
+}
+
+/// What the monitor knows of every slot (memory, open streams, name).
+pub fn figures() -> [SlotFigures; MAX_PROCESSES] {
+    let mut out = [SlotFigures::default(); MAX_PROCESSES];
+    if call(nr::FIGURES, &[]).is_ok() {
+        let raw: [u8; MAX_PROCESSES * SlotFigures::SIZE] = read_data();
+        for (f, chunk) in out.iter_mut().zip(raw.chunks_exact(SlotFigures::SIZE)) {
+            let mut b = [0u8; SlotFigures::SIZE];
+            b.copy_from_slice(chunk);
+            *f = SlotFigures::decode(&b);
+        }
+    }
+    out
 }
 
 /// Ends the VM with `status`.

@@ -15,8 +15,10 @@ mod arch;
 mod exception;
 mod hypercall;
 mod memory;
-mod program;
+mod process;
+mod sched;
 mod syscall;
+mod usercopy;
 
 use arch::cpu;
 use core::ptr::{addr_of_mut, write_volatile};
@@ -32,9 +34,11 @@ extern "C" fn kernel_main(info: *mut BootInfo) -> ! {
     let boot: &BootInfo = unsafe { &*info };
     memory::init(boot);
     apic::init(boot.apic_timer_hz);
+    // SAFETY: as for the mailbox.
+    sched::init(boot.tsc_hz, unsafe { (*percpu).tss }, boot.kernel_root);
     // SAFETY: as above; the stamp is a plain report for the monitor (§2.3).
     unsafe { write_volatile(addr_of_mut!((*info).stamps.kernel_ready), cpu::rdtsc()) };
-    program::start(info)
+    process::start(info)
 }
 
 #[panic_handler]

@@ -2,16 +2,18 @@
 //!
 //! Invariants (PROTOCOL.md §1, §2.2): all guest RAM is mapped at
 //! `DIRECT_MAP_BASE + phys`; the `USABLE` regions of the boot memory map are
-//! zero-filled at boot and used by no one else. Frames are handed out by a bump
-//! pointer and never reused yet, so every frame handed out is still zero and
-//! initialization is O(1).
+//! zero-filled at boot and used by no one else. They are small: the monitor
+//! owns the memory of processes (`PROCESSES` regions, §14.4), so the kernel
+//! allocates only its heap and the kernel stacks of process slots, by a bump
+//! pointer, once each. Initialization is O(1).
 
 use core::ptr::{read_volatile, write_volatile};
+use core::sync::atomic::{AtomicU64, Ordering};
 use linked_list_allocator::LockedHeap;
 use spin::Mutex;
 use weft_control::boot::{BootInfo, MAX_REGIONS, MemoryRegion, region_kind};
 use weft_control::layout::{DIRECT_MAP_BASE, PAGE_SIZE};
-use weft_image::paging::{FrameAllocator, PhysMemory};
+use weft_image::paging::PhysMemory;
 
 /// Size of the kernel heap, taken from the first usable region at boot.
 const HEAP_SIZE: u64 = 256 * 1024;
@@ -21,6 +23,31 @@ static HEAP: LockedHeap = LockedHeap::empty();
 
 /// The frame allocator.
 pub static FRAMES: Mutex<Frames> = Mutex::new(Frames::empty());
+
+/// Bytes of guest RAM (from the boot info).
+static MEM_SIZE: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of guest RAM.
+pub fn mem_size() -> u64 {
+    MEM_SIZE.load(Ordering::Relaxed)
+}
+
+/// The kernel (direct-map) address of guest-physical `phys`.
+pub const fn kernel_address(phys: u64) -> u64 {
+    DIRECT_MAP_BASE + phys
+}
+
+/// Guest RAM `[phys, phys + len)` as a byte slice, if it lies inside RAM.
+pub fn ram_slice(phys: u64, len: u64) -> Option<&'static mut [u8]> {
+    let end = phys.checked_add(len)?;
+    if end > mem_size() {
+        return None;
+    }
+    // SAFETY: the range lies in guest RAM, which the direct map covers
+    // read/write for the kernel's lifetime. Callers use the slice at once,
+    // with interrupts masked, for memory a page walk handed them.
+    Some(unsafe { core::slice::from_raw_parts_mut(kernel_address(phys) as *mut u8, len as usize) })
+}
 
 /// Guest RAM through the direct map, bounds-checked against its size.
 pub struct DirectMap {
@@ -105,15 +132,10 @@ impl Frames {
     }
 }
 
-impl FrameAllocator for Frames {
-    fn alloc_zeroed(&mut self) -> Option<u64> {
-        self.alloc_contiguous(1)
-    }
-}
-
 /// Takes the memory map from the boot info and sets up the heap. O(1) in the
 /// size of memory.
 pub fn init(info: &BootInfo) {
+    MEM_SIZE.store(info.mem_size, Ordering::Relaxed);
     let mut frames = FRAMES.lock();
     frames.load(info);
     match frames.alloc_contiguous(HEAP_SIZE / PAGE_SIZE) {

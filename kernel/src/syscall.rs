@@ -2,10 +2,12 @@
 //! every range is checked to lie in the user half before the monitor is asked
 //! to read it, and the monitor checks every page is user-mapped.
 
-use crate::{apic, hypercall, program};
+use crate::process::{self, Wait};
+use crate::{apic, hypercall, sched, usercopy};
 use weft_abi::{ErrorCode, MAX_EXIT_STATUS, encode, nr};
 use weft_control::hypercall::console;
 use weft_control::layout::is_user_range;
+use weft_control::process::ProcessRecord;
 
 /// Called by the syscall gate stub with interrupts masked.
 pub extern "C" fn weft_syscall(a0: u64, a1: u64, a2: u64, _a3: u64, number: u64) -> u64 {
@@ -13,13 +15,16 @@ pub extern "C" fn weft_syscall(a0: u64, a1: u64, a2: u64, _a3: u64, number: u64)
         nr::WRITE => write(a0, a1, a2),
         nr::EXIT => exit(a0),
         nr::SLEEP => {
-            apic::block_until(Some(a0), || false);
+            sched::block(Wait::Timer, Some(a0));
             Ok(0)
         }
         nr::WAIT => Ok(wait(a0, a1)),
-        nr::MAP => {
-            program::with_current(|p| p.map_anonymous(a0)).unwrap_or(Err(ErrorCode::BadArgument))
-        }
+        nr::MAP => process::map(a0),
+        nr::SPAWN => process::spawn(a0),
+        nr::KILL => process::kill(a0),
+        nr::AWAIT => process::await_child(a0, a1),
+        nr::PROCESSES => processes(a0, a1),
+        nr::PROCESS => one_process(a0, a1),
         #[cfg(feature = "crash-test")]
         nr::CRASH => crash::crash(a0),
         _ => Err(ErrorCode::NoSyscall),
@@ -41,25 +46,55 @@ fn write(fd: u64, addr: u64, len: u64) -> Result<u64, ErrorCode> {
     if len == 0 {
         return Ok(0);
     }
-    let root = program::with_current(|p| p.root).ok_or(ErrorCode::BadArgument)?;
-    hypercall::console_user(stream, addr, len, root)?;
+    hypercall::console_user(stream, addr, len, process::current_root()?)?;
     Ok(len)
 }
 
 /// Blocks until the stream-interrupt count differs from `seen` or `timeout_ns`
 /// passes (`u64::MAX`: no limit); returns the count.
 fn wait(seen: u64, timeout_ns: u64) -> u64 {
-    let events = || apic::STREAM_EVENTS.load(core::sync::atomic::Ordering::Relaxed);
-    let limit = (timeout_ns != u64::MAX).then_some(timeout_ns);
-    apic::block_until(limit, || events() != seen);
-    events()
+    if apic::stream_events() == seen && timeout_ns != 0 {
+        let limit = (timeout_ns != u64::MAX).then_some(timeout_ns);
+        sched::block(Wait::Streams(seen), limit);
+    }
+    apic::stream_events()
 }
 
 fn exit(status: u64) -> Result<u64, ErrorCode> {
     if status > MAX_EXIT_STATUS {
         return Err(ErrorCode::BadArgument);
     }
-    hypercall::exit(status)
+    process::exit(status as u32)
+}
+
+/// Writes up to `max` process records to `buf`; returns how many exist.
+fn processes(buf: u64, max: u64) -> Result<u64, ErrorCode> {
+    let (records, n) = process::records();
+    let shown = n.min(usize::try_from(max).unwrap_or(usize::MAX));
+    write_records(buf, &records[..shown])?;
+    Ok(n as u64)
+}
+
+/// Writes process `pid`'s record to `buf`.
+fn one_process(pid: u64, buf: u64) -> Result<u64, ErrorCode> {
+    let (records, n) = process::records();
+    let record = records[..n]
+        .iter()
+        .find(|r| u64::from(r.pid) == pid)
+        .ok_or(ErrorCode::NoProcess)?;
+    write_records(buf, core::slice::from_ref(record))?;
+    Ok(0)
+}
+
+fn write_records(buf: u64, records: &[ProcessRecord]) -> Result<(), ErrorCode> {
+    let root = process::current_root()?;
+    for (i, r) in records.iter().enumerate() {
+        let at = buf
+            .checked_add((i * ProcessRecord::SIZE) as u64)
+            .ok_or(ErrorCode::BadAddress)?;
+        usercopy::write(root, at, &r.encode())?;
+    }
+    Ok(())
 }
 
 /// Deliberate kernel failures for the integration tests of the crash reports.

@@ -7,7 +7,7 @@
 
 use crate::descriptors::{self, GDT_LEN, GateDpl, IDT_LEN, TSS_LEN};
 use crate::guest_memory::{BootFrames, MemoryError, PhysRam, Ram};
-use crate::loader::{LoadError, Owner, Space};
+use crate::loader::{Frames, LoadError, Owner, Space};
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::INTERFACE_VERSION;
@@ -18,6 +18,7 @@ use weft_control::boot::{
 use weft_control::layout::*;
 use weft_control::streams::{
     DOORBELL_GPA, PIPE_REGION_GPA, PIPE_REGION_SIZE, USER_DOORBELLS_ADDR, USER_PIPES_ADDR,
+    region_gpa,
 };
 use weft_image::elf::{self, ElfError, LoadPlan};
 use weft_image::paging::{MapError, PageFlags, map_2m};
@@ -114,6 +115,32 @@ pub struct BootState {
     /// Guest-physical address of the system page (§4.2), filled once the
     /// vCPU exists.
     pub system_phys: u64,
+    /// Guest-physical `[start, end)` of the memory left for spawned
+    /// processes (§14.4).
+    pub process_pool: (u64, u64),
+    /// The first program's PML4 and the bytes of memory built for it.
+    pub program_root: u64,
+    pub program_bytes: u64,
+}
+
+/// RAM the kernel keeps for itself (its heap and the kernel stacks of
+/// process slots); the rest after boot is the monitor's to give to
+/// processes.
+pub const KERNEL_POOL: u64 = 1 << 20;
+
+/// What goes into a program's address space (§1.3).
+pub struct ProgramImage<'a> {
+    /// The ELF and its validated plan.
+    pub elf: &'a [u8],
+    pub plan: &'a LoadPlan,
+    /// The encoded arguments block (§4).
+    pub args: &'a [u8],
+    /// The payload block's bytes (§4.1), if any.
+    pub payload: Option<&'a [u8]>,
+    /// Anonymous memory mapped before entry, a multiple of 2 MiB.
+    pub heap_bytes: u64,
+    /// The pipe region (= process slot) it uses.
+    pub region: u64,
 }
 
 /// The direct-map (kernel) virtual address of `phys`.
@@ -196,13 +223,19 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     )?;
 
     let kernel_root = kernel_space(ram, &mut frames, spec, &kplan)?;
+    let heap_bytes = heap_premapped(spec.mem_size);
     let (program_root, system_phys) = program_space(
         ram,
         &mut frames,
-        spec,
-        &pplan,
         kernel_root,
-        &args_block[..args_len as usize],
+        &ProgramImage {
+            elf: spec.program,
+            plan: &pplan,
+            args: &args_block[..args_len as usize],
+            payload: spec.payload,
+            heap_bytes,
+            region: 0,
+        },
     )?;
     cpu_tables(
         ram,
@@ -228,8 +261,8 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     info.program.stack_top = USER_STACK_TOP;
     info.program.args_addr = USER_ARGS_ADDR;
     info.program.args_len = args_len;
-    info.program.heap_base = USER_HEAP_BASE + heap_premapped(spec.mem_size);
-    let map = frames.memory_map()?;
+    info.program.heap_base = USER_HEAP_BASE + heap_bytes;
+    let (map, process_pool) = frames.memory_map(KERNEL_POOL)?;
     info.region_count = map.len() as u32;
     info.regions[..map.len()].copy_from_slice(&map);
     write(ram, boot_info_phys, &info.encode())?;
@@ -245,6 +278,13 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         percpu: kva(percpu_phys),
         mailbox_phys,
         system_phys,
+        process_pool,
+        program_root,
+        program_bytes: map
+            .iter()
+            .filter(|r| r.kind == region_kind::PROGRAM)
+            .map(|r| r.len)
+            .sum(),
     })
 }
 
@@ -271,7 +311,8 @@ fn kernel_space(
         executable: false,
         global: true,
     };
-    for (start, len) in [(0, spec.mem_size), (PIPE_REGION_GPA, PIPE_REGION_SIZE)] {
+    let regions = weft_control::streams::REGIONS * PIPE_REGION_SIZE;
+    for (start, len) in [(0, spec.mem_size), (PIPE_REGION_GPA, regions)] {
         for phys in (start..start + len).step_by(LARGE_PAGE as usize) {
             map_2m(&mut PhysRam(ram), frames, root, kva(phys), phys, direct)
                 .map_err(BootError::Map)?;
@@ -294,15 +335,15 @@ fn kernel_space(
     Ok(root)
 }
 
-/// The program's address space (§1.3): a new PML4 sharing the kernel half,
-/// the image, stack, initial heap and the arguments block. Returns the PML4.
-fn program_space(
+/// A program's address space (§1.3): a new PML4 sharing the kernel half,
+/// the image, stack, initial heap, the arguments block, the system page
+/// (left for the caller to fill), the payload block and its pipe region.
+/// Returns the PML4 and the system page.
+pub fn program_space<F: Frames>(
     ram: &Ram,
-    frames: &mut BootFrames,
-    spec: &BootSpec<'_>,
-    plan: &LoadPlan,
+    frames: &mut F,
     kernel_root: u64,
-    args: &[u8],
+    image: &ProgramImage<'_>,
 ) -> Result<(u64, u64), BootError> {
     let root =
         weft_image::paging::FrameAllocator::alloc_zeroed(frames).ok_or_else(no_page_tables)?;
@@ -314,7 +355,7 @@ fn program_space(
             .map_err(|_| BootError::Write(root))?;
     }
     let mut space = Space { ram, frames, root };
-    space.load(spec.program, plan, Owner::Program, region_kind::PROGRAM)?;
+    space.load(image.elf, image.plan, Owner::Program, region_kind::PROGRAM)?;
     let rw = PageFlags {
         writable: true,
         user: true,
@@ -331,7 +372,7 @@ fn program_space(
     )?;
     space.map_anonymous(
         USER_HEAP_BASE,
-        heap_premapped(spec.mem_size) / PAGE_SIZE,
+        image.heap_bytes / PAGE_SIZE,
         rw,
         kind,
         "the program heap",
@@ -340,15 +381,15 @@ fn program_space(
         writable: false,
         ..rw
     };
-    let pages = (args.len() as u64).div_ceil(PAGE_SIZE).max(1);
+    let pages = (image.args.len() as u64).div_ceil(PAGE_SIZE).max(1);
     let args_phys =
         space.map_anonymous(USER_ARGS_ADDR, pages, ro, kind, "the program arguments")?;
-    write(ram, args_phys, args)?;
+    write(ram, args_phys, image.args)?;
     // The system page, filled once the vCPU exists (§4.2).
     let system_phys = space.map_anonymous(USER_SYSTEM_ADDR, 1, ro, kind, "the system page")?;
     // Always mapped, so a program can tell "no payload" (length 0).
     {
-        let payload = spec.payload.unwrap_or(&[]);
+        let payload = image.payload.unwrap_or(&[]);
         let len = 8 + payload.len() as u64;
         if len > USER_PAYLOAD_MAX {
             return Err(BootError::PayloadTooLarge(payload.len()));
@@ -366,7 +407,7 @@ fn program_space(
     // The pipe region and the doorbell page (§8).
     space.map_range(
         USER_PIPES_ADDR,
-        PIPE_REGION_GPA,
+        region_gpa(image.region),
         PIPE_REGION_SIZE / PAGE_SIZE,
         rw,
     )?;
@@ -420,7 +461,8 @@ fn cpu_tables(
         mailbox: kva(mailbox),
         boot_info: kva(boot_info),
         cpu_index: 0,
-        reserved: [0; 2],
+        tss: kva(at.tss),
+        reserved: 0,
     };
     write(ram, at.percpu, &percpu.encode())
 }

@@ -8,15 +8,16 @@
 //! fault: a bad user pointer) or stops the VM as a protocol violation (the
 //! kernel's fault).
 
-use crate::guest_memory::{PhysRam, Ram};
+use crate::guest_memory::{Ram, read_user};
 use crate::stats::Stats;
 use std::io::Write;
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::error::ErrorCode;
+use weft_control::boot::ProgramInfo;
 use weft_control::hypercall::{self, DATA_LEN, DATA_OFFSET, FaultReport, console, nr};
+use weft_control::process::{MAX_PROCESSES, SlotFigures, end};
 use weft_control::streams;
-use weft_image::paging::{Access, translate_range};
 
 /// A VM exit, reduced to what the dispatcher needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +104,29 @@ pub enum Violation {
     UnexpectedExit(&'static str),
 }
 
+/// What the process hypercalls (§14.4) act on: the monitor's side of
+/// processes, behind a trait so the dispatcher stays testable without KVM.
+/// Arguments come from the kernel; implementations validate them.
+pub trait ProcessHost {
+    /// `SPAWN`: builds process `pid` in `slot` from the request at user
+    /// address `request` of the caller's address space `caller_root`.
+    fn spawn(
+        &mut self,
+        slot: u64,
+        pid: u32,
+        caller_root: u64,
+        request: u64,
+    ) -> Result<ProgramInfo, ErrorCode>;
+    /// `MAP`: maps `pages` zeroed user pages at `vaddr` into `slot`'s
+    /// address space `root`.
+    fn map(&mut self, slot: u64, root: u64, vaddr: u64, pages: u64) -> Result<(), ErrorCode>;
+    /// `PROCESS_END`: process `pid` in `slot` ended (`how`, with its fault
+    /// report if it faulted).
+    fn end(&mut self, slot: u64, pid: u32, how: u64, fault: Option<&FaultReport>);
+    /// `FIGURES`: what the monitor knows of each slot.
+    fn figures(&self) -> [SlotFigures; MAX_PROCESSES];
+}
+
 /// What the dispatcher may touch.
 pub struct ExitContext<'a, O: Write, E: Write> {
     pub ram: &'a Ram,
@@ -111,6 +135,7 @@ pub struct ExitContext<'a, O: Write, E: Write> {
     pub stdout: O,
     pub stderr: E,
     pub stats: &'a mut Stats,
+    pub processes: &'a mut dyn ProcessHost,
 }
 
 /// Decides what one exit means.
@@ -237,12 +262,71 @@ fn hypercall_exit<O: Write, E: Write>(
                 .map_err(|_| Violation::Mailbox(mb))?;
             Outcome::Stop(Stop::Fault(FaultReport::decode(&bytes)))
         }
+        nr::SPAWN | nr::MAP | nr::PROCESS_END | nr::FIGURES => {
+            h.process += 1;
+            process_call(number, &args, cx)?;
+            Outcome::Continue
+        }
         other => {
             h.unknown += 1;
             return Err(Violation::UnknownHypercall(other));
         }
     };
     Ok(outcome)
+}
+
+/// The process hypercalls (§14.4): the result code goes to the mailbox,
+/// and the data area receives what the call returns.
+fn process_call<O: Write, E: Write>(
+    number: u32,
+    args: &[u64; 6],
+    cx: &mut ExitContext<'_, O, E>,
+) -> Result<(), Violation> {
+    let mb = cx.mailbox;
+    let data = GuestAddress(mb + DATA_OFFSET as u64);
+    let pid = |a: u64| u32::try_from(a).map_err(|_| ErrorCode::BadArgument);
+    let result = match number {
+        nr::SPAWN => pid(args[1])
+            .and_then(|p| cx.processes.spawn(args[0], p, args[2], args[3]))
+            .map(|info| info.encode().to_vec()),
+        nr::MAP => cx
+            .processes
+            .map(args[0], args[1], args[2], args[3])
+            .map(|()| Vec::new()),
+        nr::PROCESS_END => {
+            let fault = if args[2] == end::FAULTED {
+                let mut bytes = [0u8; FaultReport::SIZE];
+                cx.ram
+                    .read_slice(&mut bytes, data)
+                    .map_err(|_| Violation::Mailbox(mb))?;
+                Some(FaultReport::decode(&bytes))
+            } else {
+                None
+            };
+            pid(args[1]).map(|p| {
+                cx.processes.end(args[0], p, args[2], fault.as_ref());
+                Vec::new()
+            })
+        }
+        _ => Ok(cx
+            .processes
+            .figures()
+            .iter()
+            .flat_map(SlotFigures::encode)
+            .collect()),
+    };
+    let code = match result {
+        Ok(bytes) => {
+            cx.ram
+                .write_slice(&bytes, data)
+                .map_err(|_| Violation::Mailbox(mb))?;
+            0
+        }
+        Err(e) => e as u64,
+    };
+    cx.ram
+        .write_obj(code, GuestAddress(mb + 48))
+        .map_err(|_| Violation::Mailbox(mb))
 }
 
 enum ConsoleError {
@@ -278,20 +362,8 @@ fn console_write<O: Write, E: Write>(
             if len > console::MAX_USER_WRITE {
                 return Err(ConsoleError::Guest(ErrorCode::BadLength));
             }
-            let user = Access {
-                user: true,
-                write: false,
-                execute: false,
-            };
-            let mut buf = Vec::with_capacity(len as usize);
-            translate_range(&PhysRam(cx.ram), root, addr, len, user, |phys, n| {
-                let start = buf.len();
-                buf.resize(start + n as usize, 0);
-                cx.ram
-                    .read_slice(&mut buf[start..], GuestAddress(phys))
-                    .map_err(|_| ())
-            })
-            .map_err(|_| ConsoleError::Guest(ErrorCode::BadAddress))?;
+            let buf = read_user(cx.ram, root, addr, len)
+                .ok_or(ConsoleError::Guest(ErrorCode::BadAddress))?;
             let _ = out.write_all(&buf);
         }
         _ => return Err(ConsoleError::Guest(ErrorCode::BadArgument)),

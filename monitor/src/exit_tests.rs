@@ -1,7 +1,7 @@
 //! Unit tests of the exit dispatcher with made-up exits over plain guest RAM.
 
 use super::*;
-use crate::guest_memory::{self, BootFrames};
+use crate::guest_memory::{self, BootFrames, PhysRam};
 use weft_control::boot::region_kind;
 use weft_control::error::ErrorCode;
 use weft_image::paging::{PageFlags, map_4k};
@@ -9,11 +9,44 @@ use weft_image::paging::{PageFlags, map_4k};
 const MB: u64 = 0x1000;
 const MEM: u64 = 1 << 20;
 
+/// Process calls, recorded; spawn succeeds for slot 1 only.
+#[derive(Default)]
+struct FakeProcesses {
+    calls: Vec<String>,
+}
+
+impl ProcessHost for FakeProcesses {
+    fn spawn(&mut self, slot: u64, pid: u32, root: u64, req: u64) -> Result<ProgramInfo, ErrorCode> {
+        self.calls.push(format!("spawn {slot} {pid} {root:#x} {req:#x}"));
+        (slot == 1)
+            .then_some(ProgramInfo {
+                root: 0x5000,
+                entry: 0x10_0000,
+                ..ProgramInfo::default()
+            })
+            .ok_or(ErrorCode::TooManyProcesses)
+    }
+    fn map(&mut self, slot: u64, root: u64, vaddr: u64, pages: u64) -> Result<(), ErrorCode> {
+        self.calls.push(format!("map {slot} {root:#x} {vaddr:#x} {pages}"));
+        Ok(())
+    }
+    fn end(&mut self, slot: u64, pid: u32, how: u64, fault: Option<&FaultReport>) {
+        let rip = fault.map(|f| f.frame.rip);
+        self.calls.push(format!("end {slot} {pid} {how} {rip:?}"));
+    }
+    fn figures(&self) -> [SlotFigures; MAX_PROCESSES] {
+        let mut f = [SlotFigures::default(); MAX_PROCESSES];
+        f[2].memory = 77;
+        f
+    }
+}
+
 struct Harness {
     ram: Ram,
     stats: Stats,
     out: Vec<u8>,
     err: Vec<u8>,
+    processes: FakeProcesses,
 }
 
 impl Harness {
@@ -23,6 +56,7 @@ impl Harness {
             stats: Stats::default(),
             out: Vec::new(),
             err: Vec::new(),
+            processes: FakeProcesses::default(),
         }
     }
 
@@ -41,6 +75,7 @@ impl Harness {
             stdout: &mut self.out,
             stderr: &mut self.err,
             stats: &mut self.stats,
+            processes: &mut self.processes,
         };
         handle_exit(exit, &mut cx)
     }
@@ -289,6 +324,7 @@ fn stray_exits_are_violations_and_halts_continue() {
         stdout: Vec::new(),
         stderr: Vec::new(),
         stats: &mut h.stats,
+        processes: &mut h.processes,
     };
     assert_eq!(
         handle_exit(
@@ -301,4 +337,61 @@ fn stray_exits_are_violations_and_halts_continue() {
         ),
         Outcome::Stop(Stop::Violation(Violation::Mailbox(MEM)))
     );
+}
+
+#[test]
+fn process_calls_reach_the_host_and_answer_in_the_mailbox() {
+    let mut h = Harness::new();
+    let call = |n| Exit::IoOut {
+        port: hypercall::PORT,
+        size: 4,
+        value: n,
+    };
+    let data = MB + DATA_OFFSET as u64;
+    let result = |h: &Harness| h.ram.read_obj::<u64>(GuestAddress(MB + 48)).unwrap();
+    h.args(&[1, 7, 0x3000, 0x2000]);
+    assert_eq!(h.run(call(nr::SPAWN)), Outcome::Continue);
+    assert_eq!(result(&h), 0);
+    let mut raw = [0u8; ProgramInfo::SIZE];
+    h.ram.read_slice(&mut raw, GuestAddress(data)).unwrap();
+    assert_eq!(ProgramInfo::decode(&raw).entry, 0x10_0000);
+    // A refusal is an error code for the kernel, not a stop.
+    h.args(&[2, 8, 0x3000, 0x2000]);
+    assert_eq!(h.run(call(nr::SPAWN)), Outcome::Continue);
+    assert_eq!(result(&h), ErrorCode::TooManyProcesses as u64);
+    // A pid that does not fit 32 bits is refused before the host sees it.
+    h.args(&[1, 1 << 40, 0x3000, 0x2000]);
+    h.run(call(nr::SPAWN));
+    assert_eq!(result(&h), ErrorCode::BadArgument as u64);
+    h.args(&[1, 0x5000, 0x4000_0000_0000, 3]);
+    h.run(call(nr::MAP));
+    assert_eq!(result(&h), 0);
+    // The fault report's rip is its 18th word (§3.4).
+    let mut bytes = Vec::new();
+    for i in 0..FaultReport::SIZE / 8 {
+        let v = if i == 17 { 0x1234u64 } else { 0 };
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    h.ram.write_slice(&bytes, GuestAddress(data)).unwrap();
+    h.args(&[1, 7, end::FAULTED]);
+    h.run(call(nr::PROCESS_END));
+    h.args(&[1, 7, end::EXITED]);
+    h.run(call(nr::PROCESS_END));
+    h.run(call(nr::FIGURES));
+    let mut f = [0u8; SlotFigures::SIZE];
+    h.ram
+        .read_slice(&mut f, GuestAddress(data + 2 * SlotFigures::SIZE as u64))
+        .unwrap();
+    assert_eq!(SlotFigures::decode(&f).memory, 77);
+    assert_eq!(
+        h.processes.calls,
+        [
+            "spawn 1 7 0x3000 0x2000",
+            "spawn 2 8 0x3000 0x2000",
+            "map 1 0x5000 0x400000000000 3",
+            "end 1 7 2 Some(4660)",
+            "end 1 7 0 None",
+        ]
+    );
+    assert_eq!(h.stats.hypercalls.process, 6);
 }

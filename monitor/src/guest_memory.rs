@@ -9,7 +9,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestM
 use weft_control::boot::{MAX_REGIONS, MemoryRegion, region_kind};
 use weft_control::layout::PAGE_SIZE;
 use weft_control::streams::{PIPE_REGION_GPA, PIPE_REGION_SIZE};
-use weft_image::paging::{FrameAllocator, PhysMemory};
+use weft_image::paging::{Access, FrameAllocator, PhysMemory, translate_range};
 
 /// Guest RAM as the monitor sees it.
 pub type Ram = GuestMemoryMmap<()>;
@@ -62,6 +62,26 @@ impl PhysMemory for PhysRam<'_> {
     fn write_u64(&mut self, phys: u64, value: u64) -> Option<()> {
         self.0.write_obj(value, GuestAddress(phys)).ok()
     }
+}
+
+/// Reads `len` bytes at user address `addr` of the address space whose PML4
+/// is at `root`; every page must be present and user-accessible. `None` if
+/// any is not (or the range wraps).
+pub fn read_user(ram: &Ram, root: u64, addr: u64, len: u64) -> Option<Vec<u8>> {
+    let user = Access {
+        user: true,
+        write: false,
+        execute: false,
+    };
+    let mut buf = Vec::with_capacity(usize::try_from(len).ok()?);
+    translate_range(&PhysRam(ram), root, addr, len, user, |phys, n| {
+        let start = buf.len();
+        buf.resize(start + n as usize, 0);
+        ram.read_slice(&mut buf[start..], GuestAddress(phys))
+            .map_err(|_| ())
+    })
+    .ok()?;
+    Some(buf)
 }
 
 /// Hands out physical frames at boot, bottom up, and records what each range
@@ -119,21 +139,32 @@ impl BootFrames {
         Ok(())
     }
 
-    /// The memory map: every allocation so far, then the rest as usable.
-    pub fn memory_map(&self) -> Result<Vec<MemoryRegion>, MemoryError> {
+    /// The memory map: every allocation so far, then up to `kernel_pool`
+    /// bytes usable by the kernel, then the rest as process memory, which
+    /// is returned as `[start, end)` too.
+    pub fn memory_map(
+        &self,
+        kernel_pool: u64,
+    ) -> Result<(Vec<MemoryRegion>, (u64, u64)), MemoryError> {
         let mut map = self.regions.clone();
-        if self.next < self.end {
-            map.push(MemoryRegion {
-                base: self.next,
-                len: self.end - self.next,
-                kind: region_kind::USABLE,
-                reserved: 0,
-            });
+        let pool_end = self.next.saturating_add(kernel_pool).min(self.end);
+        for (base, end, kind) in [
+            (self.next, pool_end, region_kind::USABLE),
+            (pool_end, self.end, region_kind::PROCESSES),
+        ] {
+            if base < end {
+                map.push(MemoryRegion {
+                    base,
+                    len: end - base,
+                    kind,
+                    reserved: 0,
+                });
+            }
         }
         if map.len() > MAX_REGIONS {
             return Err(MemoryError::TooManyRegions);
         }
-        Ok(map)
+        Ok((map, (pool_end, self.end)))
     }
 }
 
@@ -187,8 +218,10 @@ mod tests {
         );
         f.reserve_page_tables(4).unwrap();
         assert_eq!(f.alloc_zeroed(), Some(4 * PAGE_SIZE));
-        let map = f.memory_map().unwrap();
-        assert_eq!(map.len(), 3);
+        let (map, pool) = f.memory_map(8 * PAGE_SIZE).unwrap();
+        assert_eq!(map.len(), 4);
+        assert_eq!(pool, (16 * PAGE_SIZE, 64 * PAGE_SIZE));
+        assert_eq!(map[3].kind, region_kind::PROCESSES);
         assert_eq!(
             (map[0].base, map[0].len, map[0].kind),
             (PAGE_SIZE, 3 * PAGE_SIZE, region_kind::BOOT)

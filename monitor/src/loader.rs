@@ -8,7 +8,9 @@ use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::layout::PAGE_SIZE;
 use weft_image::elf::LoadPlan;
-use weft_image::paging::{Access, MapError, PageFlags, map_4k, map_4k_range, translate};
+use weft_image::paging::{
+    Access, FrameAllocator, MapError, PageFlags, map_4k, map_4k_range, translate,
+};
 
 /// Failures loading an image.
 #[derive(Debug, Error)]
@@ -33,15 +35,29 @@ pub enum Owner {
     Program,
 }
 
+/// Where an address space's frames come from: the boot allocator, or the
+/// pool of process memory at run time. Page tables come from
+/// [`FrameAllocator::alloc_zeroed`]; everything else from [`Frames::alloc`].
+pub trait Frames: FrameAllocator {
+    /// `pages` contiguous zeroed frames for `kind`; returns the first.
+    fn alloc(&mut self, pages: u64, kind: u32, what: &'static str) -> Result<u64, MemoryError>;
+}
+
+impl Frames for BootFrames {
+    fn alloc(&mut self, pages: u64, kind: u32, what: &'static str) -> Result<u64, MemoryError> {
+        BootFrames::alloc(self, pages, kind, what)
+    }
+}
+
 /// One address space being built: guest RAM, the frames to build it from and
 /// its PML4.
-pub struct Space<'a> {
+pub struct Space<'a, F: Frames> {
     pub ram: &'a Ram,
-    pub frames: &'a mut BootFrames,
+    pub frames: &'a mut F,
     pub root: u64,
 }
 
-impl Space<'_> {
+impl<F: Frames> Space<'_, F> {
     /// Loads every segment of `plan` from `image` into fresh frames and maps
     /// them.
     pub fn load(

@@ -16,6 +16,8 @@ mod descriptors;
 mod exit;
 mod guest_memory;
 mod loader;
+mod process_memory;
+mod processes;
 mod programs;
 mod report;
 mod run;

@@ -73,6 +73,12 @@ pub fn resolve(name: &str) -> Result<Program, ProgramError> {
             name: name.to_owned(),
         })?
     };
+    runnable(bytes)
+}
+
+/// What runs `bytes`: an ELF runs as itself; a Wasm module (recognised by
+/// its magic bytes) runs in the bundled Wasm runtime, as its payload.
+pub fn runnable(bytes: Cow<'static, [u8]>) -> Result<Program, ProgramError> {
     if bytes.starts_with(WASM_MAGIC) {
         let elf = bundled(WASM_RUNTIME).ok_or_else(|| ProgramError::NotFound {
             name: WASM_RUNTIME.to_owned(),
@@ -89,7 +95,7 @@ pub fn resolve(name: &str) -> Result<Program, ProgramError> {
 }
 
 /// The bundled program called `name`.
-fn bundled(name: &str) -> Option<Cow<'static, [u8]>> {
+pub fn bundled(name: &str) -> Option<Cow<'static, [u8]>> {
     PROGRAMS
         .iter()
         .find(|(n, _)| *n == name)

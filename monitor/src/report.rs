@@ -41,7 +41,12 @@ pub fn report(stop: &Stop, cx: &Context<'_>) -> (ExitStatus, String) {
             ExitStatus::Crash
         }
         Stop::Fault(r) => {
-            fault(&mut out, r, cx);
+            let who = if r.from_user() {
+                format!("program `{}`", cx.program.image)
+            } else {
+                "kernel".to_owned()
+            };
+            fault(&mut out, &format!("weft: guest crash: {who} fault"), r, cx);
             ExitStatus::Crash
         }
         Stop::TripleFault => {
@@ -67,14 +72,22 @@ fn backtrace(out: &mut String, frames: &[u64], tables: &[&Symbols]) {
     }
 }
 
-fn fault(out: &mut String, r: &FaultReport, cx: &Context<'_>) {
+/// The report of a fault in spawned process `pid` (§14.4), which ended
+/// only that process.
+pub fn process_fault(pid: u32, r: &FaultReport, cx: &Context<'_>) -> String {
+    let mut out = String::new();
+    let title = format!(
+        "weft: process {pid} (`{}`) crashed with status 125",
+        cx.program.image
+    );
+    fault(&mut out, &title, r, cx);
+    out
+}
+
+/// Writes `title: what happened`, the registers and the backtrace.
+fn fault(out: &mut String, title: &str, r: &FaultReport, cx: &Context<'_>) {
     let f = &r.frame;
     let user = r.from_user();
-    let who = if user {
-        format!("program `{}`", cx.program.image)
-    } else {
-        "kernel".to_owned()
-    };
     let mut what = exception_name(f.vector).to_owned();
     if f.vector == 14 {
         let access = if f.error_code & pf::FETCH != 0 {
@@ -102,7 +115,7 @@ fn fault(out: &mut String, r: &FaultReport, cx: &Context<'_>) {
     } else if f.error_code != 0 {
         let _ = write!(what, " (error code {:#x})", f.error_code);
     }
-    let _ = writeln!(out, "weft: guest crash: {who} fault: {what}");
+    let _ = writeln!(out, "{title}: {what}");
     let tables = [cx.kernel, cx.program];
     let _ = writeln!(out, "  at {}", describe(f.rip, &tables));
     let regs = [

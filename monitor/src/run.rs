@@ -1,6 +1,7 @@
 //! `weft run`: build the VM, boot, serve exits until the guest stops, report.
 
 use crate::boot::{self, BootError, BootSpec};
+use crate::processes::{FirstProgram, Processes, Regions};
 use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
 use crate::guest_memory::{self, MemoryError};
 use crate::report::{self, Context};
@@ -62,9 +63,33 @@ impl RunError {
     }
 }
 
+/// The relay's pipe regions, as the process host uses them.
+struct RelayRegions<'a> {
+    relay: &'a mut Relay,
+    vm_fd: &'a kvm_ioctls::VmFd,
+}
+
+impl Regions for RelayRegions<'_> {
+    fn open(&mut self, index: u64) -> Result<(), String> {
+        self.relay
+            .open_region(self.vm_fd, index)
+            .map_err(|e| e.to_string())
+    }
+    fn close(&mut self, index: u64) {
+        self.relay.close_region(index);
+    }
+    fn free(&self, index: u64) -> bool {
+        self.relay.region_free(index)
+    }
+    fn streams(&self, index: u64) -> u32 {
+        self.relay.open_streams(index)
+    }
+}
+
 /// Fills the program's system page (PROTOCOL.md §4.2): the TSC rate, the
 /// Unix time at which the guest TSC read 0, and a seed from the host's
-/// random source.
+/// random source. Returns what it wrote, the template of spawned
+/// programs' pages.
 fn write_system_page(
     ram: &guest_memory::Ram,
     vcpu: &kvm_ioctls::VcpuFd,
@@ -72,7 +97,7 @@ fn write_system_page(
     tsc_hz: u64,
     mem_bytes: u64,
     listen: &[std::net::SocketAddr],
-) -> Result<(), RunError> {
+) -> Result<SystemInfo, RunError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -90,7 +115,8 @@ fn write_system_page(
         return Err(RunError::Boot(BootError::Write(phys)));
     }
     ram.write_slice(&info.encode(), GuestAddress(phys))
-        .map_err(|_| RunError::Boot(BootError::Write(phys)))
+        .map_err(|_| RunError::Boot(BootError::Write(phys)))?;
+    Ok(info)
 }
 
 /// Runs the guest; returns its exit status after printing any report.
@@ -123,7 +149,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         GuestAddress(state.boot_info_phys + std::mem::offset_of!(BootInfo, tsc_hz) as u64),
     )
     .map_err(|_| BootError::Write(state.boot_info_phys))?;
-    write_system_page(
+    let system = write_system_page(
         &ram,
         &vcpu,
         state.system_phys,
@@ -139,14 +165,21 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
 
     crate::affinity::pin(crate::affinity::Role::Vcpu);
     let stop = {
-        let mut cx = ExitContext {
-            ram: &ram,
-            mailbox: state.mailbox_phys,
-            // Unlocked handles: the relay thread writes the same streams.
-            stdout: std::io::stdout(),
-            stderr: std::io::stderr(),
-            stats: &mut stats,
-        };
+        let mut processes = Processes::new(
+            &ram,
+            RelayRegions {
+                relay: &mut relay,
+                vm_fd: &vm_fd,
+            },
+            state.process_pool,
+            (state.kernel_root, cfg.kernel),
+            system,
+            FirstProgram {
+                root: state.program_root,
+                arg0: cfg.args.first().cloned().unwrap_or_default(),
+                bytes: state.program_bytes,
+            },
+        );
         loop {
             let exit = vm::run(&mut vcpu)?;
             match stopper::requested() {
@@ -154,10 +187,22 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
                 Some(StopRequest::Signal(sig)) => break Stop::Signal(sig),
                 None => {}
             }
+            let mut cx = ExitContext {
+                ram: &ram,
+                mailbox: state.mailbox_phys,
+                // Unlocked handles: the relay thread writes the same streams.
+                stdout: std::io::stdout(),
+                stderr: std::io::stderr(),
+                stats: &mut stats,
+                processes: &mut processes,
+            };
             match handle_exit(exit, &mut cx) {
                 Outcome::Continue => {}
                 Outcome::Stop(s) => break s,
-                Outcome::Doorbell => relay.ring(&vm_fd),
+                Outcome::Doorbell => {
+                    let regions = processes.regions();
+                    regions.relay.ring(regions.vm_fd);
+                }
             }
         }
     };

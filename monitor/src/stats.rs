@@ -22,6 +22,8 @@ pub struct HypercallCounts {
     pub exit: u64,
     pub panic: u64,
     pub fault: u64,
+    /// Spawn, map, process-end and figures calls.
+    pub process: u64,
     pub unknown: u64,
 }
 
@@ -117,8 +119,8 @@ impl Stats {
         );
         let _ = writeln!(
             out,
-            "  hypercalls: console_write={} exit={} panic={} fault={} unknown={}",
-            h.console_write, h.exit, h.panic, h.fault, h.unknown
+            "  hypercalls: console_write={} exit={} panic={} fault={} process={} unknown={}",
+            h.console_write, h.exit, h.panic, h.fault, h.process, h.unknown
         );
         let _ = writeln!(out, "  console: bytes={}", self.console_bytes);
         let _ = writeln!(

@@ -33,6 +33,7 @@ pub mod fs;
 mod heap;
 mod io;
 pub mod net;
+pub mod process;
 mod rt;
 pub mod stream;
 pub mod syscall;

@@ -25,6 +25,31 @@ pub fn cr3() -> u64 {
     v
 }
 
+/// Loads CR3: switches to the address space whose PML4 is at `root`.
+///
+/// # Safety
+///
+/// `root` must be a PML4 whose kernel half equals the running kernel's, so
+/// the code and stack in use stay mapped.
+pub unsafe fn write_cr3(root: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe { asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
+}
+
+/// Points the task-state segment's RSP0 (the stack ring-3 interrupts and
+/// syscalls land on) at `top`.
+///
+/// # Safety
+///
+/// `tss` must be the kernel address of this CPU's TSS (the per-CPU block's
+/// `tss`), and `top` the 16-aligned top of a kernel stack no other context
+/// uses.
+pub unsafe fn set_rsp0(tss: u64, top: u64) {
+    // SAFETY: RSP0 is the unaligned u64 at offset 4 of the 64-bit TSS the
+    // caller named; the CPU reads it only on the next ring-3 entry.
+    unsafe { core::ptr::write_unaligned((tss + 4) as *mut u64, top) };
+}
+
 /// Writes a model-specific register.
 ///
 /// # Safety

@@ -91,7 +91,12 @@ global_asm!(
     "    xor ebp, ebp",
     "    call {handler}",
     "    ud2",
-    // Local APIC interrupts: acknowledge (x2APIC EOI), count, return.
+    // Local APIC interrupts: acknowledge (x2APIC EOI), count, and, if the
+    // interrupt came from ring 3, let the scheduler run (it may switch to
+    // another process and come back here later). From ring 0 (the idle
+    // halt) nothing else happens: the scheduler's loop re-checks.
+    // Alignment: the CPU pushed 5 words onto the 16-aligned RSP0; 9 more
+    // make 112 bytes, so the call is made with RSP 16-aligned.
     ".macro WEFT_COUNTING_IRQ name, counter",
     "\\name:",
     "    push rax", "    push rcx", "    push rdx",
@@ -100,6 +105,12 @@ global_asm!(
     "    xor edx, edx",
     "    wrmsr",
     "    lock inc qword ptr [rip + \\counter]",
+    "    test byte ptr [rsp + 32], 3",
+    "    jz 2f",
+    "    push rsi", "    push rdi", "    push r8", "    push r9", "    push r10", "    push r11",
+    "    call {preempt}",
+    "    pop r11", "    pop r10", "    pop r9", "    pop r8", "    pop rdi", "    pop rsi",
+    "2:",
     "    pop rdx", "    pop rcx", "    pop rax",
     "    iretq",
     ".endm",
@@ -112,6 +123,7 @@ global_asm!(
     handler = sym crate::exception::weft_exception,
     ticks = sym crate::apic::TIMER_TICKS,
     events = sym crate::apic::STREAM_EVENTS,
+    preempt = sym crate::sched::weft_preempt,
 );
 
 // The kernel manifest (§2.1), read by the monitor from the ELF before boot.
@@ -163,7 +175,37 @@ global_asm!(
     user_cs = const selector::USER_CODE,
 );
 
+// Process switch (§14.5): saves the callee-saved registers on the current
+// kernel stack, stores RSP at `[rdi]`, loads `rsi` as the new RSP and pops
+// the next process's registers; `ret` resumes wherever that process
+// switched out (or, for a new process, `weft_first_entry`). The caller has
+// already loaded the next process's CR3 and RSP0.
+global_asm!(
+    ".pushsection .text, \"ax\"",
+    ".global weft_switch",
+    "weft_switch:",
+    "    push rbp", "    push rbx", "    push r12", "    push r13", "    push r14", "    push r15",
+    "    mov [rdi], rsp",
+    "    mov rsp, rsi",
+    "    pop r15", "    pop r14", "    pop r13", "    pop r12", "    pop rbx", "    pop rbp",
+    "    ret",
+    // A new process's first run: its kernel stack holds the arguments
+    // block's address and length, then an interrupt frame (§5.1).
+    ".global weft_first_entry",
+    "weft_first_entry:",
+    "    pop rdi",
+    "    pop rsi",
+    "    xor eax, eax", "    xor ebx, ebx", "    xor ecx, ecx", "    xor edx, edx",
+    "    xor ebp, ebp", "    xor r8d, r8d", "    xor r9d, r9d", "    xor r10d, r10d",
+    "    xor r11d, r11d", "    xor r12d, r12d", "    xor r13d, r13d", "    xor r14d, r14d",
+    "    xor r15d, r15d",
+    "    iretq",
+    ".popsection",
+);
+
 unsafe extern "C" {
+    fn weft_switch(save_rsp: *mut u64, next_rsp: u64);
+    fn weft_first_entry();
     fn weft_enter_user(entry: u64, stack_top: u64, args_addr: u64, args_len: u64, root: u64) -> !;
 }
 
@@ -183,4 +225,51 @@ pub unsafe fn enter_user(
 ) -> ! {
     // SAFETY: the caller guarantees the address space; the stub never returns.
     unsafe { weft_enter_user(entry, stack_top, args_addr, args_len, root) }
+}
+
+/// Words a new process's kernel stack starts with, lowest address first:
+/// six callee-saved registers (zero) for `weft_switch` to pop, its return
+/// address, the arguments block's address and length, then the interrupt
+/// frame `iretq` consumes.
+pub const FIRST_FRAME_WORDS: usize = 6 + 1 + 2 + 5;
+
+/// The initial kernel-stack contents of a new process entering `entry` with
+/// stack `stack_top` and the arguments block `[args_addr, +args_len)`.
+pub fn first_frame(
+    entry: u64,
+    stack_top: u64,
+    args_addr: u64,
+    args_len: u64,
+) -> [u64; FIRST_FRAME_WORDS] {
+    [
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        weft_first_entry as *const () as u64,
+        args_addr,
+        args_len,
+        entry,
+        u64::from(selector::USER_CODE),
+        0x202,
+        stack_top,
+        u64::from(selector::USER_DATA),
+    ]
+}
+
+/// Switches from the running process to the one whose saved stack pointer
+/// is `next_rsp`, storing the running one's at `save_rsp`; returns when
+/// some later switch resumes the running process.
+///
+/// # Safety
+///
+/// Interrupts are masked; CR3 and the TSS's RSP0 already name the next
+/// process; `next_rsp` was stored by a previous switch of that process or
+/// points at a [`first_frame`] on its kernel stack; `save_rsp` is valid for
+/// a write.
+pub unsafe fn switch(save_rsp: *mut u64, next_rsp: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe { weft_switch(save_rsp, next_rsp) }
 }

@@ -1,0 +1,354 @@
+//! The monitor's side of processes (PROTOCOL.md §14.4): it builds each
+//! spawned program's address space natively (ring 0 is emulated here, so
+//! the kernel only asks), owns its memory and its pipe region, and takes
+//! both back when the process ends.
+//!
+//! Everything the kernel passes is checked: slots are in range and match
+//! what was built there, the spawn request and everything it points to is
+//! read through the caller's page tables with user access required, sizes
+//! are bounded, images are validated ELF files (or Wasm modules, run by
+//! the bundled runtime). A bad request is an error code for the caller,
+//! never a monitor failure.
+
+use crate::boot::{self, ProgramImage};
+use crate::exit::ProcessHost;
+use crate::guest_memory::{Ram, read_user};
+use crate::loader::{LoadError, Space};
+use crate::process_memory::{Grant, Owned, Pool};
+use crate::programs;
+use crate::report::{self, Context};
+use crate::symbols::Symbols;
+use std::borrow::Cow;
+use vm_memory::{Bytes, GuestAddress};
+use weft_control::args::Args;
+use weft_control::boot::{ProgramInfo, region_kind};
+use weft_control::error::ErrorCode;
+use weft_control::hypercall::FaultReport;
+use weft_control::layout::{
+    PAGE_SIZE, USER_ARGS_ADDR, USER_ARGS_MAX, USER_HEAP_BASE, USER_HEAP_TOP, USER_STACK_TOP,
+};
+use weft_control::process::{
+    DEFAULT_HEAP, MAX_HEAP, MAX_PROCESSES, NAME_LEN, SlotFigures, SpawnRequest, end, name_of,
+    source,
+};
+use weft_control::system::SystemInfo;
+use weft_image::paging::PageFlags;
+
+/// Longest bundled-program name a request may give.
+const MAX_NAME: u64 = 256;
+/// Largest program image a request may hand over (ELF or Wasm).
+const MAX_IMAGE: u64 = 256 << 20;
+
+/// The pipe regions, one per slot (the relay serves them).
+pub trait Regions {
+    /// Opens region `index` for a new process; `Err` names why not.
+    fn open(&mut self, index: u64) -> Result<(), String>;
+    /// Closes region `index`'s streams: what they hold is still delivered.
+    fn close(&mut self, index: u64);
+    /// Whether region `index` can be opened now.
+    fn free(&self, index: u64) -> bool;
+    /// Streams open in region `index`.
+    fn streams(&self, index: u64) -> u32;
+}
+
+/// One live process, as the monitor knows it.
+struct Slot {
+    pid: u32,
+    root: u64,
+    name: [u8; NAME_LEN],
+    /// Memory handed out after boot.
+    owned: Owned,
+    /// Memory it was given at boot (the first program's).
+    boot_bytes: u64,
+    /// Its ELF, for symbolizing a fault report.
+    elf: Cow<'static, [u8]>,
+}
+
+/// The process in `slots[slot]`, if there is one and its page tables are at
+/// `root`.
+fn live(slots: &mut [Option<Slot>], slot: u64, root: u64) -> Result<&mut Slot, ErrorCode> {
+    usize::try_from(slot)
+        .ok()
+        .and_then(|s| slots.get_mut(s)?.as_mut())
+        .filter(|s| s.root == root)
+        .ok_or(ErrorCode::BadArgument)
+}
+
+/// A recorded name up to its first NUL.
+fn name_bytes(name: &[u8; NAME_LEN]) -> &[u8] {
+    &name[..name.iter().position(|b| *b == 0).unwrap_or(NAME_LEN)]
+}
+
+/// The first program, as boot built it.
+pub struct FirstProgram {
+    pub root: u64,
+    pub arg0: Vec<u8>,
+    pub bytes: u64,
+}
+
+/// The monitor's process state.
+pub struct Processes<'a, R: Regions> {
+    ram: &'a Ram,
+    regions: R,
+    pool: Pool,
+    kernel_root: u64,
+    kernel_elf: &'a [u8],
+    /// The first program's system page; spawned programs get a copy with
+    /// their own seed and heap size.
+    system: SystemInfo,
+    slots: [Option<Slot>; MAX_PROCESSES],
+}
+
+impl<'a, R: Regions> Processes<'a, R> {
+    /// The state after boot: the first program in slot 0, the process pool
+    /// `[pool.0, pool.1)` free.
+    pub fn new(
+        ram: &'a Ram,
+        regions: R,
+        pool: (u64, u64),
+        kernel: (u64, &'a [u8]),
+        system: SystemInfo,
+        first: FirstProgram,
+    ) -> Self {
+        let mut slots = [const { None }; MAX_PROCESSES];
+        slots[0] = Some(Slot {
+            pid: 1,
+            root: first.root,
+            name: name_of(&first.arg0),
+            owned: Owned::default(),
+            boot_bytes: first.bytes,
+            elf: Cow::Borrowed(&[]),
+        });
+        Self {
+            ram,
+            regions,
+            pool: Pool::new(pool.0, pool.1),
+            kernel_root: kernel.0,
+            kernel_elf: kernel.1,
+            system,
+            slots,
+        }
+    }
+
+    /// The pipe regions.
+    pub fn regions(&mut self) -> &mut R {
+        &mut self.regions
+    }
+
+    fn read(&self, root: u64, addr: u64, len: u64) -> Result<Vec<u8>, ErrorCode> {
+        read_user(self.ram, root, addr, len).ok_or(ErrorCode::BadAddress)
+    }
+
+    /// The program a request names: its bytes (bundled, or copied from the
+    /// caller), validated as runnable.
+    fn image(&self, root: u64, req: &SpawnRequest) -> Result<Cow<'static, [u8]>, ErrorCode> {
+        match req.source {
+            source::BUNDLED => {
+                if req.image_len > MAX_NAME {
+                    return Err(ErrorCode::BadLength);
+                }
+                let name = self.read(root, req.image_addr, req.image_len)?;
+                let name = std::str::from_utf8(&name).map_err(|_| ErrorCode::NotFound)?;
+                programs::bundled(name).ok_or(ErrorCode::NotFound)
+            }
+            source::ELF => {
+                if req.image_len > MAX_IMAGE {
+                    return Err(ErrorCode::BadLength);
+                }
+                Ok(Cow::Owned(self.read(root, req.image_addr, req.image_len)?))
+            }
+            _ => Err(ErrorCode::BadArgument),
+        }
+    }
+
+    /// Builds the address space of the program `req` names in `slot`.
+    fn build(
+        &mut self,
+        slot: u64,
+        pid: u32,
+        caller_root: u64,
+        req: &SpawnRequest,
+    ) -> Result<(Slot, ProgramInfo), ErrorCode> {
+        let heap_bytes = match req.heap_bytes {
+            0 => DEFAULT_HEAP,
+            n if n <= MAX_HEAP => n.next_multiple_of(2 << 20),
+            _ => return Err(ErrorCode::BadArgument),
+        };
+        if req.args_len > USER_ARGS_MAX {
+            return Err(ErrorCode::BadLength);
+        }
+        let args = self.read(caller_root, req.args_addr, req.args_len)?;
+        let arg0 = Args::parse(&args)
+            .ok()
+            .and_then(|a| a.get(0))
+            .ok_or(ErrorCode::BadArgument)?
+            .to_vec();
+        let program =
+            programs::runnable(self.image(caller_root, req)?).map_err(|_| ErrorCode::NotFound)?;
+        let plan = boot::program_plan(&program.elf).map_err(|_| ErrorCode::BadImage)?;
+        let mut owned = Owned::default();
+        let mut grant = Grant {
+            pool: &mut self.pool,
+            owned: &mut owned,
+        };
+        let built = boot::program_space(
+            self.ram,
+            &mut grant,
+            self.kernel_root,
+            &ProgramImage {
+                elf: &program.elf,
+                plan: &plan,
+                args: &args,
+                payload: program.payload.as_deref(),
+                heap_bytes,
+                region: slot,
+            },
+        );
+        let (root, system_phys) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                owned.release(self.ram, &mut self.pool);
+                return Err(if e.is_program_error() {
+                    ErrorCode::BadImage
+                } else {
+                    ErrorCode::OutOfMemory
+                });
+            }
+        };
+        let mut system = SystemInfo {
+            heap_mapped: heap_bytes,
+            ..self.system
+        };
+        // SAFETY: `seed` is a valid, writable buffer of the length passed.
+        let got = unsafe { libc::getrandom(system.seed.as_mut_ptr().cast(), system.seed.len(), 0) };
+        let written = self
+            .ram
+            .write_slice(&system.encode(), GuestAddress(system_phys));
+        if got != system.seed.len() as isize || written.is_err() {
+            owned.release(self.ram, &mut self.pool);
+            return Err(ErrorCode::OutOfMemory);
+        }
+        let info = ProgramInfo {
+            root,
+            entry: plan.entry,
+            stack_top: USER_STACK_TOP,
+            args_addr: USER_ARGS_ADDR,
+            args_len: args.len() as u64,
+            heap_base: USER_HEAP_BASE + heap_bytes,
+        };
+        let slot = Slot {
+            pid,
+            root,
+            name: name_of(&arg0),
+            owned,
+            boot_bytes: 0,
+            elf: program.elf,
+        };
+        Ok((slot, info))
+    }
+}
+
+impl<R: Regions> ProcessHost for Processes<'_, R> {
+    fn spawn(
+        &mut self,
+        slot: u64,
+        pid: u32,
+        caller_root: u64,
+        request: u64,
+    ) -> Result<ProgramInfo, ErrorCode> {
+        let index = usize::try_from(slot)
+            .ok()
+            .filter(|&s| (1..MAX_PROCESSES).contains(&s))
+            .ok_or(ErrorCode::BadArgument)?;
+        if self.slots[index].is_some() || !self.regions.free(slot) {
+            return Err(ErrorCode::TooManyProcesses);
+        }
+        let raw = self.read(caller_root, request, SpawnRequest::SIZE as u64)?;
+        let req = raw
+            .as_slice()
+            .try_into()
+            .ok()
+            .and_then(SpawnRequest::decode)
+            .ok_or(ErrorCode::BadArgument)?;
+        let (mut built, info) = self.build(slot, pid, caller_root, &req)?;
+        if let Err(e) = self.regions.open(slot) {
+            eprintln!("weft: cannot give process {pid} its streams: {e}");
+            built.owned.release(self.ram, &mut self.pool);
+            return Err(ErrorCode::OutOfMemory);
+        }
+        self.slots[index] = Some(built);
+        Ok(info)
+    }
+
+    fn map(&mut self, slot: u64, root: u64, vaddr: u64, pages: u64) -> Result<(), ErrorCode> {
+        let end = pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|b| vaddr.checked_add(b))
+            .ok_or(ErrorCode::BadLength)?;
+        if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < USER_HEAP_BASE || end > USER_HEAP_TOP {
+            return Err(ErrorCode::BadArgument);
+        }
+        let process = live(&mut self.slots, slot, root)?;
+        let mut grant = Grant {
+            pool: &mut self.pool,
+            owned: &mut process.owned,
+        };
+        let rw = PageFlags {
+            writable: true,
+            user: true,
+            executable: false,
+            global: false,
+        };
+        Space {
+            ram: self.ram,
+            frames: &mut grant,
+            root,
+        }
+        .map_anonymous(vaddr, pages, rw, region_kind::PROGRAM, "anonymous memory")
+        .map(|_| ())
+        .map_err(|e| match e {
+            LoadError::Memory(_) => ErrorCode::OutOfMemory,
+            _ => ErrorCode::BadArgument,
+        })
+    }
+
+    fn end(&mut self, slot: u64, pid: u32, how: u64, fault: Option<&FaultReport>) {
+        let Some(index) = usize::try_from(slot)
+            .ok()
+            .filter(|&s| (1..MAX_PROCESSES).contains(&s))
+        else {
+            return;
+        };
+        let Some(mut process) = self.slots[index].take_if(|p| p.pid == pid) else {
+            return;
+        };
+        if let (end::FAULTED, Some(r)) = (how, fault) {
+            let name = String::from_utf8_lossy(name_bytes(&process.name)).into_owned();
+            let kernel = Symbols::new("kernel", self.kernel_elf);
+            let program = Symbols::new(&name, &process.elf);
+            let cx = Context {
+                ram: self.ram,
+                kernel: &kernel,
+                program: &program,
+            };
+            eprint!("{}", report::process_fault(pid, r, &cx));
+        }
+        self.regions.close(slot);
+        process.owned.release(self.ram, &mut self.pool);
+    }
+
+    fn figures(&self) -> [SlotFigures; MAX_PROCESSES] {
+        let mut out = [SlotFigures::default(); MAX_PROCESSES];
+        for (i, (f, s)) in out.iter_mut().zip(&self.slots).enumerate() {
+            if let Some(s) = s {
+                *f = SlotFigures {
+                    memory: s.boot_bytes + s.owned.bytes(),
+                    streams: self.regions.streams(i as u64),
+                    live: 1,
+                    name: s.name,
+                };
+            }
+        }
+        out
+    }
+}
