@@ -244,7 +244,8 @@ exit status 200: Err(BadArgument)
 unknown syscall: Err(NoSyscall)
 map zero bytes: Err(BadLength)
 ";
-    assert_eq!(out, expected);
+    // The process calls that follow are checked in `processes.rs`.
+    assert!(out.starts_with(expected), "{out}");
 }
 
 #[test]

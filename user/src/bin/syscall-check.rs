@@ -12,7 +12,7 @@ weft_user::entry!(main);
 
 fn main(_args: Args) -> i32 {
     let kernel_addr = 0xFFFF_FFFF_8000_1000u64;
-    let cases: [(&str, u64, [u64; 3]); 7] = [
+    let cases: [(&str, u64, [u64; 3]); 14] = [
         ("write kernel address", nr::WRITE, [1, kernel_addr, 16]),
         (
             "write unmapped user address",
@@ -24,6 +24,13 @@ fn main(_args: Args) -> i32 {
         ("write bad fd", nr::WRITE, [7, 0x20_0000, 1]),
         ("exit status 200", nr::EXIT, [200, 0, 0]),
         ("unknown syscall", 0xDEAD, [0, 0, 0]),
+        ("spawn unmapped request", nr::SPAWN, [0x1000_0000, 0, 0]),
+        ("spawn kernel request", nr::SPAWN, [kernel_addr, 0, 0]),
+        ("kill pid 1", nr::KILL, [1, 0, 0]),
+        ("kill unknown pid", nr::KILL, [999, 0, 0]),
+        ("await unknown pid", nr::AWAIT, [999, 0, 0]),
+        ("processes into kernel memory", nr::PROCESSES, [kernel_addr, 4, 0]),
+        ("process unknown pid", nr::PROCESS, [999, 0x20_0000, 0]),
     ];
     for (name, number, [a, b, c]) in cases {
         // SAFETY: every pointer here is deliberately invalid; the kernel must
@@ -35,5 +42,41 @@ fn main(_args: Args) -> i32 {
     println!("map zero bytes: {:?}", unsafe {
         syscall(nr::MAP, 0, 0, 0, 0)
     });
+    spawn_requests();
     0
+}
+
+/// Spawn requests that are well placed but wrong inside.
+fn spawn_requests() {
+    use weft_control::process::{SpawnRequest, source};
+    let name = b"hello";
+    let mut args = [0u8; 64];
+    let args_len = weft_control::args::encode(&["hello"], &mut args).unwrap_or(0);
+    let good = SpawnRequest {
+        source: source::BUNDLED,
+        image_addr: name.as_ptr() as u64,
+        image_len: name.len() as u64,
+        args_addr: args.as_ptr() as u64,
+        args_len: args_len as u64,
+        heap_bytes: 0,
+    };
+    let cases = [
+        ("spawn unknown source", SpawnRequest { source: 9, ..good }),
+        ("spawn unknown name", SpawnRequest { image_len: 3, ..good }),
+        ("spawn huge heap", SpawnRequest { heap_bytes: 1 << 40, ..good }),
+        ("spawn bad arguments block", SpawnRequest { args_len: 3, ..good }),
+        (
+            "spawn ELF that is not one",
+            SpawnRequest {
+                source: source::ELF,
+                ..good
+            },
+        ),
+    ];
+    for (what, req) in cases {
+        let bytes = req.encode();
+        // SAFETY: the request and what it points to are live for the call.
+        let r = unsafe { syscall(nr::SPAWN, bytes.as_ptr() as u64, 0, 0, 0) };
+        println!("{what}: {r:?}");
+    }
 }

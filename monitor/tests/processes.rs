@@ -1,0 +1,160 @@
+//! Integration tests of native processes (PROTOCOL.md §14): each case boots a
+//! real KVM guest whose first program, `procs`, spawns others through the
+//! kernel, and asserts on what they print and how they end.
+
+mod common;
+
+use common::{guest_program, run, wasm};
+use std::path::PathBuf;
+
+fn procs(args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["run", "--timeout", "120", "procs"];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+fn ended(out: &str, name: &str, pid: u32, status: u32) -> bool {
+    out.lines()
+        .any(|l| l == format!("procs: {name} (pid {pid}) exited with status {status}"))
+}
+
+#[test]
+fn two_programs_run_as_separate_processes() {
+    let (code, out, err) = procs(&["hello", "one", "--", "exit-code", "3"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(out.contains("Hello from Weft!\none\n"), "{out}");
+    assert!(ended(&out, "hello", 2, 0), "{out}");
+    assert!(ended(&out, "exit-code", 3, 3), "{out}");
+}
+
+#[test]
+fn a_spinning_process_is_preempted_and_can_be_killed() {
+    // `procs` waits for `spin` first; `hello` can only run (and `procs`
+    // only wake to kill `spin`) if the timer takes the CPU from `spin`.
+    let (code, out, err) = procs(&["--kill-after", "3000", "spin", "--", "hello"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(out.contains("Hello from Weft!\n"), "{out}");
+    assert!(ended(&out, "spin", 2, 137), "{out}");
+    assert!(ended(&out, "hello", 3, 0), "{out}");
+}
+
+#[test]
+fn a_fault_ends_only_the_faulting_process_with_a_report() {
+    let (code, out, err) = procs(&["fault", "--", "hello"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(
+        err.contains(
+            "weft: process 2 (`fault`) crashed with status 125: page fault at address 0xdead (read from ring 3, page not mapped)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("weft_program_main+"), "not symbolized: {err}");
+    assert!(ended(&out, "fault", 2, 125), "{out}");
+    assert!(out.contains("Hello from Weft!\n"), "{out}");
+    assert!(ended(&out, "hello", 3, 0), "{out}");
+}
+
+#[test]
+fn processes_are_listed_with_their_figures() {
+    let (code, out, err) = procs(&[
+        "--list",
+        "--kill-after",
+        "2000",
+        "sleep",
+        "500",
+        "--",
+        "spin",
+    ]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip_while(|l| !l.contains("PID PARENT STATE"))
+        .skip(1)
+        .take(3)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    for (row, (pid, parent, name)) in rows.iter().zip([("1", "0", "procs"), ("2", "1", "sleep"), ("3", "1", "spin")]) {
+        assert_eq!((row[0], row[1], row[6]), (pid, parent, name), "{out}");
+        let mem_kib: u64 = row[4].parse().unwrap();
+        let streams: u32 = row[5].parse().unwrap();
+        assert!(mem_kib >= 256, "memory of {name}: {out}");
+        assert!(streams >= 3, "streams of {name}: {out}");
+    }
+    assert!(out.contains("slept 500 ms"), "{out}");
+    assert!(ended(&out, "sleep", 2, 0), "{out}");
+    assert!(ended(&out, "spin", 3, 137), "{out}");
+}
+
+fn fs_root(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weft-procs-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn programs_are_spawned_from_files_and_use_their_own_streams() {
+    let root = fs_root("files");
+    std::fs::copy(guest_program("hello"), root.join("hello")).unwrap();
+    std::fs::copy(wasm("hello"), root.join("hello.wasm")).unwrap();
+    std::fs::write(root.join("junk"), b"\x7fELF but not really").unwrap();
+    std::fs::write(root.join("data.txt"), "read by a child\n").unwrap();
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "120",
+        "--fs-root",
+        root.to_str().unwrap(),
+        "procs",
+        "/hello",
+        "from a file",
+        "--",
+        "/hello.wasm",
+        "wasm arg",
+        "--",
+        "cat",
+        "/data.txt",
+        "--",
+        "/junk",
+        "--",
+        "nosuch",
+    ]);
+    std::fs::remove_dir_all(&root).unwrap();
+    assert_eq!(code, 1, "stderr: {err}");
+    assert!(out.contains("Hello from Weft!\nfrom a file\n"), "{out}");
+    assert!(out.contains("Hello from Wasm!\narg: wasm arg\n"), "{out}");
+    assert!(out.contains("read by a child\n"), "{out}");
+    assert!(ended(&out, "/hello", 2, 0), "{out}");
+    assert!(ended(&out, "/hello.wasm", 3, 0), "{out}");
+    assert!(ended(&out, "cat", 4, 0), "{out}");
+    assert!(
+        err.contains("procs: /junk: cannot start: not a valid program image"),
+        "{err}"
+    );
+    assert!(
+        err.contains("procs: nosuch: cannot start: no such bundled program"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hostile_process_calls_get_errors() {
+    let (code, out, err) = run(&["run", "--timeout", "60", &guest_program("syscall-check")]);
+    assert_eq!(code, 0, "stderr: {err}");
+    for line in [
+        "spawn unmapped request: Err(BadAddress)",
+        "spawn kernel request: Err(BadAddress)",
+        "kill pid 1: Err(BadArgument)",
+        "kill unknown pid: Err(NoProcess)",
+        "await unknown pid: Err(NoProcess)",
+        "processes into kernel memory: Err(BadAddress)",
+        "process unknown pid: Err(NoProcess)",
+        "spawn unknown source: Err(BadArgument)",
+        "spawn unknown name: Err(NotFound)",
+        "spawn huge heap: Err(BadArgument)",
+        "spawn bad arguments block: Err(BadArgument)",
+        "spawn ELF that is not one: Err(BadImage)",
+    ] {
+        assert!(out.lines().any(|l| l == line), "missing `{line}` in:\n{out}");
+    }
+}
