@@ -355,7 +355,8 @@ impl Relay {
     /// open streams (as `finish` does for every region), let the relay
     /// deliver what they still hold for at most [`DRAIN_LIMIT`] in the
     /// background (never blocking the caller), then mark the region free.
-    /// A no-op for a region that is not open.
+    /// A no-op for a region that is not open. (Region 0 may be closed too,
+    /// when the first program ends before the others; it is never reopened.)
     #[cfg_attr(
         not(test),
         expect(dead_code, reason = "the process-end hypercall (exit.rs) calls it")

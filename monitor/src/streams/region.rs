@@ -24,8 +24,10 @@ use super::control::ControlPipe;
 use super::stdio::{self, Output};
 use super::{DRAIN_LIMIT, Interrupt, Policy, RelayError, RelayStats, VmWide, tcp};
 use std::future::Future;
+use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Instant;
 use thiserror::Error;
 use tokio::sync::watch;
@@ -33,8 +35,8 @@ use tokio::task::{AbortHandle, JoinHandle};
 use weft_control::streams::{REGIONS, RING_CAPACITY, SLOTS, bell, rings, slot};
 use weft_data_pipe::{Consumer, NoNotify, Notify, Producer, RawRegion};
 
-/// Locks `m`; a panic elsewhere while it was held leaves data that is still
-/// consistent (every critical section here is a single update).
+/// Locks `m`, ignoring poisoning: what these locks guard (tables of handles
+/// and wake-up objects) stays valid whatever a panicking holder did.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -64,7 +66,7 @@ pub struct Shared {
     /// The wake-up objects of each open slot, by slot.
     wakes: Mutex<Vec<Option<Arc<SlotWake>>>>,
     /// Region 0's stdin copier, until the program first asks for input.
-    pub(super) stdin: Mutex<Option<stdio::StdinCopier>>,
+    stdin: Mutex<Option<stdio::StdinCopier>>,
     /// What the guest may reach (one for the VM).
     pub policy: Arc<Policy>,
     pub stats: Arc<RelayStats>,
@@ -162,6 +164,12 @@ impl Shared {
             .take_pending(|slot, reason| self.wake(slot, reason));
     }
 
+    /// Keeps region 0's stdin copier until the program first signals the
+    /// stdin slot with reason `space`.
+    pub(super) fn keep_stdin(&self, copier: stdio::StdinCopier) {
+        *lock(&self.stdin) = Some(copier);
+    }
+
     fn start_stdin(&self) {
         let copier = lock(&self.stdin).take();
         if let Some(c) = copier
@@ -245,7 +253,7 @@ fn close_guest_ends(region: RawRegion, slot: u64) {
 
 /// The tasks serving one region, to be waited for and aborted together.
 struct Tasks {
-    /// Every live task holds a receiver of this channel, dropped with the
+    /// Every live task holds a receiver of this channel, dropped after the
     /// task's future (when it ends or is aborted): once none is left, no
     /// task of the region exists.
     live: watch::Sender<()>,
@@ -265,10 +273,9 @@ impl Default for Tasks {
 
 impl Tasks {
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
-        let live = self.live.subscribe();
-        let handle = tokio::spawn(async move {
-            let _live = live;
-            task.await;
+        let handle = tokio::spawn(Tracked {
+            task: Box::pin(task),
+            _live: self.live.subscribe(),
         });
         let mut aborts = lock(&self.aborts);
         aborts.retain(|a| !a.is_finished());
@@ -289,6 +296,23 @@ impl Tasks {
     /// Cancel safe: it only waits.
     async fn gone(&self) {
         self.live.closed().await;
+    }
+}
+
+/// A region task's future with its receiver of [`Tasks::live`]. Fields drop
+/// in declaration order: the future, with everything it holds (a copy of the
+/// region, a ring end whose `Drop` reads the ring), goes before the receiver
+/// says the task is gone.
+struct Tracked<F> {
+    task: Pin<Box<F>>,
+    _live: watch::Receiver<()>,
+}
+
+impl<F: Future<Output = ()>> Future for Tracked<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.task.as_mut().poll(cx)
     }
 }
 

@@ -93,7 +93,7 @@ pub fn copy_input(ram: &Ram, shared: &Shared) -> Result<(), RelayError> {
     // The copier is a thread that sleeps in `read`: a blocking eventfd.
     let wake = shared.open_wakes(slot::STDIN, 0)?;
     let copier = StdinCopier::new(ram, shared, &wake)?;
-    *shared.stdin.lock().unwrap_or_else(|e| e.into_inner()) = Some(copier);
+    shared.keep_stdin(copier);
     Ok(())
 }
 
