@@ -181,6 +181,10 @@ impl Shared {
 
     /// Returns once the region's process has ended (nothing sent to it from
     /// then on can be read), with when it ended.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits.
     pub async fn stopped(&self) -> Instant {
         let mut stopped = self.stopped.subscribe();
         let at = stopped
