@@ -9,8 +9,8 @@ use crate::arch::cpu;
 use core::fmt;
 use core::ptr::{addr_of_mut, write_volatile};
 use core::sync::atomic::{AtomicPtr, Ordering};
-use weft_control::error::ErrorCode;
 use weft_control::boot::ProgramInfo;
+use weft_control::error::ErrorCode;
 use weft_control::hypercall::{DATA_LEN, FaultReport, Mailbox, console, nr};
 use weft_control::process::{MAX_PROCESSES, SlotFigures};
 
@@ -70,7 +70,12 @@ fn read_data<const N: usize>() -> [u8; N] {
 /// Builds process `pid`'s address space in slot `slot` from the spawn
 /// request at user address `request` of the caller's space `caller_root`
 /// (§14.4).
-pub fn spawn(slot: usize, pid: u32, caller_root: u64, request: u64) -> Result<ProgramInfo, ErrorCode> {
+pub fn spawn(
+    slot: usize,
+    pid: u32,
+    caller_root: u64,
+    request: u64,
+) -> Result<ProgramInfo, ErrorCode> {
     call(
         nr::SPAWN,
         &[slot as u64, u64::from(pid), caller_root, request],

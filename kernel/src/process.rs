@@ -45,7 +45,10 @@ pub enum Wait {
 pub enum State {
     Runnable,
     /// Waiting until `wait` is over or the TSC reaches `deadline`.
-    Blocked { wait: Wait, deadline: Option<u64> },
+    Blocked {
+        wait: Wait,
+        deadline: Option<u64>,
+    },
     /// Ended with this status; its parent has not collected it.
     Ended(u32),
 }
@@ -185,13 +188,13 @@ pub fn start(info: *mut BootInfo) -> ! {
     TABLE.lock().put(
         0,
         Process {
-        pid: 1,
-        parent: 0,
-        state: State::Runnable,
-        root: p.root,
-        heap_next: p.heap_base,
-        cpu_ticks: 0,
-    },
+            pid: 1,
+            parent: 0,
+            state: State::Runnable,
+            root: p.root,
+            heap_next: p.heap_base,
+            cpu_ticks: 0,
+        },
     );
     sched::start_clock();
     // SAFETY: as above; the stamp is a plain report for the monitor (§2.3).
@@ -272,13 +275,13 @@ pub fn spawn(request: u64) -> Result<u64, ErrorCode> {
         TABLE.lock().put(
             slot,
             Process {
-            pid,
-            parent: caller,
-            state: State::Runnable,
-            root: info.root,
-            heap_next: info.heap_base,
-            cpu_ticks: 0,
-        },
+                pid,
+                parent: caller,
+                state: State::Runnable,
+                root: info.root,
+                heap_next: info.heap_base,
+                cpu_ticks: 0,
+            },
         );
         return Ok(u64::from(pid));
     }

@@ -113,7 +113,8 @@ impl Table {
     fn pick(&mut self, now: u64) -> Next {
         let mut earliest: Option<u64> = None;
         for slot in self.occupied() {
-            let Some(State::Blocked { wait, deadline }) = self.slots[slot].as_ref().map(|p| p.state)
+            let Some(State::Blocked { wait, deadline }) =
+                self.slots[slot].as_ref().map(|p| p.state)
             else {
                 continue;
             };

@@ -16,8 +16,15 @@ struct FakeProcesses {
 }
 
 impl ProcessHost for FakeProcesses {
-    fn spawn(&mut self, slot: u64, pid: u32, root: u64, req: u64) -> Result<ProgramInfo, ErrorCode> {
-        self.calls.push(format!("spawn {slot} {pid} {root:#x} {req:#x}"));
+    fn spawn(
+        &mut self,
+        slot: u64,
+        pid: u32,
+        root: u64,
+        req: u64,
+    ) -> Result<ProgramInfo, ErrorCode> {
+        self.calls
+            .push(format!("spawn {slot} {pid} {root:#x} {req:#x}"));
         (slot == 1)
             .then_some(ProgramInfo {
                 root: 0x5000,
@@ -27,7 +34,8 @@ impl ProcessHost for FakeProcesses {
             .ok_or(ErrorCode::TooManyProcesses)
     }
     fn map(&mut self, slot: u64, root: u64, vaddr: u64, pages: u64) -> Result<(), ErrorCode> {
-        self.calls.push(format!("map {slot} {root:#x} {vaddr:#x} {pages}"));
+        self.calls
+            .push(format!("map {slot} {root:#x} {vaddr:#x} {pages}"));
         Ok(())
     }
     fn end(&mut self, slot: u64, pid: u32, how: u64, fault: Option<&FaultReport>) {
@@ -393,5 +401,5 @@ fn process_calls_reach_the_host_and_answer_in_the_mailbox() {
             "end 1 7 0 None",
         ]
     );
-    assert_eq!(h.stats.hypercalls.process, 6);
+    assert_eq!(h.stats.hypercalls.process, 7);
 }

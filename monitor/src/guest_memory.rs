@@ -2,13 +2,17 @@
 //! frame allocator that records the physical memory map (PROTOCOL.md §1, §2.2).
 //!
 //! Guest RAM is one anonymous mapping starting at guest-physical 0, zero-filled
-//! by the host, so every frame handed out at boot is already zero.
+//! by the host, so every frame handed out at boot is already zero. The pipe
+//! regions (PROTOCOL.md §8.1) are guest memory too: region 0 is mapped with
+//! RAM; regions 1.. are one more mapping, made with the first spawn.
 
 use thiserror::Error;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{
+    Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+};
 use weft_control::boot::{MAX_REGIONS, MemoryRegion, region_kind};
 use weft_control::layout::PAGE_SIZE;
-use weft_control::streams::{PIPE_REGION_GPA, PIPE_REGION_SIZE};
+use weft_control::streams::{PIPE_REGION_GPA, PIPE_REGION_SIZE, REGIONS, region_gpa};
 use weft_image::paging::{Access, FrameAllocator, PhysMemory, translate_range};
 
 /// Guest RAM as the monitor sees it.
@@ -42,13 +46,47 @@ pub fn create(size: u64) -> Result<Ram, MemoryError> {
     .map_err(|e| MemoryError::Map(size, e))
 }
 
-/// The host address and length of the pipe region.
-pub fn pipe_region(ram: &Ram) -> Option<(std::ptr::NonNull<u8>, usize)> {
-    let region = ram.find_region(GuestAddress(PIPE_REGION_GPA))?;
-    let host = region
-        .get_host_address(vm_memory::MemoryRegionAddress(0))
-        .ok()?;
-    Some((std::ptr::NonNull::new(host)?, region.len() as usize))
+/// Maps the zeroed memory of pipe regions 1.. (PROTOCOL.md §8.1): one
+/// private anonymous mapping at `region_gpa(1)`, reserved but not committed
+/// (`MAP_NORESERVE`), so host memory is taken only as the guest touches it.
+pub fn create_spawn_regions() -> Result<Ram, MemoryError> {
+    let len = (REGIONS - 1) * PIPE_REGION_SIZE;
+    GuestMemoryMmap::from_ranges(&[(GuestAddress(region_gpa(1)), len as usize)])
+        .map_err(|e| MemoryError::Map(len, e))
+}
+
+/// The host address and length of pipe region `index`, if `memory` maps the
+/// whole of it.
+pub fn pipe_region(memory: &Ram, index: u64) -> Option<(std::ptr::NonNull<u8>, usize)> {
+    if index >= REGIONS {
+        return None;
+    }
+    let start = GuestAddress(region_gpa(index));
+    let region = memory.find_region(start)?;
+    let offset = region.to_region_addr(start)?;
+    region.check_address(offset.checked_add(PIPE_REGION_SIZE - 1)?)?;
+    let host = region.get_host_address(offset).ok()?;
+    Some((std::ptr::NonNull::new(host)?, PIPE_REGION_SIZE as usize))
+}
+
+/// Zeroes pipe region `index` of `memory` by handing its pages back to the
+/// host (`MADV_DONTNEED`): the next access reads a fresh zero page, in the
+/// monitor and, through KVM's MMU notifier, in the guest.
+pub fn zero_pipe_region(memory: &Ram, index: u64) -> std::io::Result<()> {
+    let (ptr, len) = pipe_region(memory, index).ok_or(std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: `[ptr, ptr + len)` is a page-aligned range (regions start at
+    // multiples of 64 MiB) of a private anonymous mapping owned by `memory`
+    // (every `Ram` is one: `create`, `create_spawn_regions`), so
+    // `MADV_DONTNEED` only replaces its contents with zeroes. No Rust
+    // reference into guest memory exists (the monitor reaches it through
+    // `RawRegion`'s atomics and copies, as it does while the guest writes
+    // it), so changing the bytes underneath is sound.
+    let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// [`PhysMemory`] over guest RAM: every access is bounds-checked by vm-memory.

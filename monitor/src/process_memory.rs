@@ -69,7 +69,8 @@ impl Pool {
     }
 
     /// Free pages.
-    pub fn free_pages(&self) -> u64 {
+    #[cfg(test)]
+    fn free_pages(&self) -> u64 {
         self.free.iter().map(|&(_, n)| n).sum()
     }
 }

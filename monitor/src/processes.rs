@@ -155,7 +155,11 @@ impl<'a, R: Regions> Processes<'a, R> {
                 if req.image_len > MAX_IMAGE {
                     return Err(ErrorCode::BadLength);
                 }
-                Ok(Cow::Owned(self.read(root, req.image_addr, req.image_len)?))
+                Ok(Cow::Owned(self.read(
+                    root,
+                    req.image_addr,
+                    req.image_len,
+                )?))
             }
             _ => Err(ErrorCode::BadArgument),
         }

@@ -1,9 +1,9 @@
 //! `weft run`: build the VM, boot, serve exits until the guest stops, report.
 
 use crate::boot::{self, BootError, BootSpec};
-use crate::processes::{FirstProgram, Processes, Regions};
 use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
 use crate::guest_memory::{self, MemoryError};
+use crate::processes::{FirstProgram, Processes, Regions};
 use crate::report::{self, Context};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;

@@ -74,7 +74,10 @@ fn processes_are_listed_with_their_figures() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(rows.len(), 3, "{out}");
-    for (row, (pid, parent, name)) in rows.iter().zip([("1", "0", "procs"), ("2", "1", "sleep"), ("3", "1", "spin")]) {
+    for (row, (pid, parent, name)) in
+        rows.iter()
+            .zip([("1", "0", "procs"), ("2", "1", "sleep"), ("3", "1", "spin")])
+    {
         assert_eq!((row[0], row[1], row[6]), (pid, parent, name), "{out}");
         let mem_kib: u64 = row[4].parse().unwrap();
         let streams: u32 = row[5].parse().unwrap();
@@ -155,6 +158,9 @@ fn hostile_process_calls_get_errors() {
         "spawn bad arguments block: Err(BadArgument)",
         "spawn ELF that is not one: Err(BadImage)",
     ] {
-        assert!(out.lines().any(|l| l == line), "missing `{line}` in:\n{out}");
+        assert!(
+            out.lines().any(|l| l == line),
+            "missing `{line}` in:\n{out}"
+        );
     }
 }

@@ -1,14 +1,17 @@
-//! Guest→monitor signals (PROTOCOL.md §8.2): the bell page's pending bits and
+//! Guest→monitor signals (PROTOCOL.md §8.2): the bell pages' pending bits and
 //! the one doorbell, turned into wake-ups of each slot's tasks.
 //!
-//! The guest sets slot `s`'s bit for a reason (data or space) and writes the
-//! doorbell only if the bit was clear, so a burst of signals costs one
-//! doorbell. The doorbell signals one eventfd (an ioeventfd once busy, a
+//! The guest sets slot `s`'s bit for a reason (data or space) in the bell
+//! page of the slot's pipe region and writes the doorbell only if the bit
+//! was clear, so a burst of signals costs one doorbell. Every region shares
+//! the one doorbell, which signals one eventfd (an ioeventfd once busy, a
 //! forwarded exit before). [`ring_bells`] drains that eventfd, takes every
-//! pending word with an atomic swap, and signals the eventfd of each slot
-//! end named: the same object a `Consumer`/`Producer` task sleeps on.
+//! pending word of every region served with an atomic swap, and signals the
+//! eventfd of each slot end named: the same object a `Consumer`/`Producer`
+//! task sleeps on.
 
-use super::Shared;
+use super::RelayStats;
+use super::region::{Regions, Shared};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +19,6 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use vmm_sys_util::eventfd::EventFd;
 use weft_control::streams::{SLOTS, bell};
-use weft_data_pipe::Notify;
 
 /// The pending words at the start of the pipe region.
 pub struct BellPage {
@@ -26,11 +28,13 @@ pub struct BellPage {
 // SAFETY: `BellPage` only performs atomic operations on guest-shared words
 // (see `new`); atomics may be used from any thread.
 unsafe impl Send for BellPage {}
+// SAFETY: as for `Send`: its one operation takes `&self` and is atomic.
+unsafe impl Sync for BellPage {}
 
 impl BellPage {
     /// # Safety
     ///
-    /// `base` must be the 8-aligned start of the pipe region, valid for
+    /// `base` must be the 8-aligned start of a pipe region, valid for
     /// reads and writes of `bell::WORDS * 8` bytes for as long as the value
     /// lives, and this process must access those bytes only through a
     /// `BellPage`.
@@ -49,6 +53,22 @@ impl BellPage {
         // is what the atomic is for.
         let word = unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(8 * i as usize).cast()) };
         word.swap(0, Ordering::AcqRel)
+    }
+
+    /// Takes every pending bit and calls `f(slot, reason)` for each (bits
+    /// beyond the last slot are dropped).
+    pub fn take_pending(&self, mut f: impl FnMut(u64, u64)) {
+        for word in 0..bell::WORDS {
+            let mut bits = self.take(word);
+            while bits != 0 {
+                let n = word * 64 + u64::from(bits.trailing_zeros());
+                bits &= bits - 1;
+                let (slot, reason) = (n / 2, n % 2);
+                if slot < SLOTS {
+                    f(slot, reason);
+                }
+            }
+        }
     }
 }
 
@@ -71,10 +91,9 @@ impl SlotWake {
     }
 }
 
-/// Serves the doorbell until the runtime stops: every pending bit wakes its
-/// slot's end. The first space signal on the stdin slot starts the stdin
-/// copier (§8.1).
-pub async fn ring_bells(doorbell: EventFd, page: BellPage, shared: Arc<Shared>) {
+/// Serves the doorbell until the runtime stops: every pending bit of every
+/// region in `regions` wakes its slot's end.
+pub async fn ring_bells(doorbell: EventFd, regions: Arc<Regions>, stats: Arc<RelayStats>) {
     // SAFETY: `EventFd` owns its descriptor (it closes it on drop) and
     // `as_raw_fd` always returns that same descriptor, which therefore stays
     // open and unchanged for as long as the `AsyncFd` owns the `EventFd`.
@@ -92,35 +111,8 @@ pub async fn ring_bells(doorbell: EventFd, page: BellPage, shared: Arc<Shared>) 
         // Drain the counter (the number of doorbells since the last drain);
         // an empty counter clears the readiness.
         if let Ok(Ok(rung)) = guard.try_io(|f| f.get_ref().read()) {
-            shared.stats.doorbells.fetch_add(rung, Ordering::Relaxed);
+            stats.doorbells.fetch_add(rung, Ordering::Relaxed);
         }
-        for word in 0..bell::WORDS {
-            let mut bits = page.take(word);
-            while bits != 0 {
-                let n = word * 64 + u64::from(bits.trailing_zeros());
-                bits &= bits - 1;
-                let (slot, reason) = (n / 2, n % 2);
-                if slot < SLOTS {
-                    shared.wake(slot, reason);
-                }
-            }
-        }
-    }
-}
-
-impl Shared {
-    /// Wakes the task sleeping on `slot`'s end named by `reason`, if open.
-    pub(super) fn wake(&self, slot: u64, reason: u64) {
-        if slot == weft_control::streams::slot::STDIN && reason == bell::SPACE {
-            self.start_stdin();
-        }
-        let wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(Some(w)) = wakes.get(slot as usize) {
-            if reason == bell::DATA {
-                w.data.notify();
-            } else {
-                w.space.notify();
-            }
-        }
+        regions.for_each(Shared::answer_bells);
     }
 }

@@ -7,11 +7,13 @@
 //! monitor code touches the slot any more), and replies with the stream's
 //! final status; only then may the slot be handed out again. A control frame
 //! that breaks the protocol closes the control pipe: the guest can open no
-//! more streams, the open ones go on.
+//! more streams, the open ones go on. Each region (process) has its own
+//! control pipe; the stream tasks it starts are its region's tasks.
 
 use super::bells::SlotWake;
+use super::dispatch;
 use super::framed::{Failure, Status, StreamIo, reset_slot};
-use super::{Shared, dispatch};
+use super::region::{OpenError, Shared};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::task::JoinHandle;
@@ -37,8 +39,8 @@ impl ControlPipe {
     }
 
     /// Serves control requests until the guest closes the pipe or breaks
-    /// its protocol; returns the tasks of the streams still open.
-    pub async fn serve(self, shared: Arc<Shared>) -> Vec<JoinHandle<()>> {
+    /// its protocol. The streams still open go on (as region tasks).
+    pub async fn serve(self, shared: Arc<Shared>) {
         let mut slots = Slots {
             tasks: (0..SLOTS).map(|_| None).collect(),
         };
@@ -46,7 +48,7 @@ impl ControlPipe {
             Ok(io) => io,
             Err(e) => {
                 eprintln!("weft: cannot serve the control pipe: {e}");
-                return slots.open_tasks();
+                return;
             }
         };
         let mut body = Vec::new();
@@ -55,30 +57,25 @@ impl ControlPipe {
             let request = match io.read_frame(&mut body).await {
                 Ok(Some(h)) => Request::decode(h, &body)
                     .map_err(|e| Failure::protocol(format!("control pipe: {e}"))),
-                Ok(None) => return slots.open_tasks(),
+                Ok(None) => return,
                 Err(f) => Err(f),
             };
             let reply = match request {
                 Ok(Request::Open { request }) => slots.open(request, &shared),
                 Ok(Request::Close { request, slot }) => slots.close(request, slot, &shared).await,
                 Err(f) => {
-                    io.fail(f).await;
-                    return slots.open_tasks();
+                    return io.fail(f).await;
                 }
             };
             let n = reply.encode(&mut out);
             if io.write_frame(&out[..n]).await.is_err() {
-                return slots.open_tasks();
+                return;
             }
         }
     }
 }
 
 impl Slots {
-    fn open_tasks(self) -> Vec<JoinHandle<()>> {
-        self.tasks.into_iter().flatten().collect()
-    }
-
     fn open(&mut self, request: u32, shared: &Arc<Shared>) -> Reply {
         let refused = |code| Reply::Refused { request, code };
         let Some(slot) = (slot::FIRST_DYNAMIC..SLOTS).find(|&s| self.tasks[s as usize].is_none())
@@ -89,9 +86,12 @@ impl Slots {
             return refused(Code::NoSlots);
         };
         reset_slot(&shared.region, r);
-        let io = shared
-            .open_wakes(slot, libc::EFD_NONBLOCK)
-            .and_then(|wake| StreamIo::attach(shared, slot, &wake));
+        let io = match shared.open_wakes(slot, libc::EFD_NONBLOCK) {
+            Ok(wake) => StreamIo::attach(shared, slot, &wake),
+            // Its process ended: nobody will read the reply.
+            Err(OpenError::Stopping) => return refused(Code::Closed),
+            Err(OpenError::Wake(e)) => Err(e),
+        };
         let io = match io {
             Ok(io) => io,
             Err(e) => {
@@ -100,7 +100,7 @@ impl Slots {
                 return refused(Code::Io);
             }
         };
-        self.tasks[slot as usize] = Some(tokio::spawn(dispatch::serve(io, shared.clone())));
+        self.tasks[slot as usize] = Some(shared.spawn(dispatch::serve(io, shared.clone())));
         shared.stats.opened.fetch_add(1, Ordering::Relaxed);
         Reply::Opened {
             request,

@@ -2,8 +2,8 @@
 //! its parameters, and the stream is handed to that protocol's module, which
 //! serves it to the end in this task.
 
-use super::Shared;
 use super::framed::{Failure, StreamIo};
+use super::region::Shared;
 use std::sync::Arc;
 use weft_control::frame::{Code, Decoder, VERSION, kind};
 

@@ -2,8 +2,9 @@
 //! ring ends as tokio reader and writer, whole frames in and out, the status
 //! word, and how a failure becomes an error frame and a status code.
 
+use super::Interrupt;
 use super::bells::SlotWake;
-use super::{Interrupt, Shared};
+use super::region::Shared;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,13 +1,17 @@
 //! The stream relay (PROTOCOL.md §8–§12): a thread running a tokio runtime
-//! that serves every stream of the guest.
+//! that serves every stream of the guest, in every pipe region.
 //!
-//! Open from boot: the control pipe (slot 0, [`control`]), which opens and
-//! closes the other slots, and the program's standard streams ([`stdio`]).
-//! A slot the control pipe opens is served by one task: it reads the guest's
-//! first frame and hands the stream to that protocol's module
-//! ([`dispatch`]). Guest doorbells arrive as pending bits plus one doorbell
-//! ([`bells`]); the relay raises the one stream interrupt only when the guest
-//! sleeps on a ring.
+//! Each process slot has its own pipe region ([`region`]): region 0, the
+//! first program's, is served from boot; the others are opened for spawned
+//! processes ([`Relay::open_region`]) and closed when they end
+//! ([`Relay::close_region`]). In each region: the control pipe (slot 0,
+//! [`control`]), which opens and closes the other slots, and the process's
+//! standard streams ([`stdio`]). A slot the control pipe opens is served by
+//! one task: it reads the guest's first frame and hands the stream to that
+//! protocol's module ([`dispatch`]). Guest doorbells arrive as pending bits
+//! in each region's bell page plus one doorbell for all ([`bells`]); the
+//! relay raises the one stream interrupt only when the guest sleeps on a
+//! ring.
 //!
 //! The doorbell starts as an MMIO exit the vCPU thread forwards
 //! ([`Relay::ring`]); after [`UPGRADE_AFTER`] of them it becomes an
@@ -16,10 +20,11 @@
 //! period), far more than the ~20 µs a forwarded doorbell costs a program
 //! that prints a few lines.
 //!
-//! When the guest stops, its ends of every open stream are closed, as a host
-//! process's descriptors are at its exit: what it wrote before is still
-//! delivered (a file's last writes, a connection's last bytes), for up to
-//! [`DRAIN_LIMIT`]; what a peer sends is dropped.
+//! When a process ends (or the guest stops: every process), its ends of
+//! every open stream are closed, as a host process's descriptors are at its
+//! exit: what it wrote before is still delivered (a file's last writes, a
+//! connection's last bytes), for up to [`DRAIN_LIMIT`]; what a peer sends is
+//! dropped.
 //!
 //! Everything the guest writes is an allegation: a ring it corrupts or a
 //! frame that breaks its protocol ends that stream with a status code; the
@@ -30,36 +35,56 @@ mod control;
 mod dispatch;
 mod framed;
 mod fs;
+mod region;
 mod stdio;
 mod tcp;
 mod udp;
 mod zero_copy;
 
-use crate::guest_memory::{self, Ram};
+use crate::guest_memory::{self, MemoryError, Ram};
 use crate::vm::{self, VmError};
-use bells::{BellPage, SlotWake};
 use kvm_ioctls::VmFd;
+use region::{Regions, Shared, Startup};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::mpsc;
+use vm_memory::GuestMemoryBackend;
 use vmm_sys_util::eventfd::EventFd;
-use weft_control::streams::{self, RING_CAPACITY, SLOTS, slot};
-use weft_data_pipe::{Consumer, NoNotify, Notify, Producer, RawRegion};
+use weft_control::streams::{self, REGIONS};
+use weft_data_pipe::{Consumer, Notify, Producer, RawRegion};
 
-/// Failures starting the relay.
+/// Failures starting the relay or opening a pipe region.
 #[derive(Debug, Error)]
 pub enum RelayError {
-    /// A KVM doorbell or interrupt could not be set up.
+    /// A KVM doorbell, interrupt or memory slot could not be set up.
     #[error(transparent)]
     Vm(#[from] VmError),
-    /// The pipe region is missing or misplaced (a bug).
+    /// The memory of the spawned processes' pipe regions could not be mapped.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// A pipe region is missing or misplaced (a bug).
     #[error("the pipe region is not mapped as the stream layout requires")]
     Region,
+    /// `open_region` named region 0 or one past the last.
+    #[error("pipe region {0} cannot be opened for a process (regions 1..{REGIONS} can)")]
+    NoSuchRegion(u64),
+    /// `open_region` named a region still open or still draining.
+    #[error("pipe region {0} is still in use")]
+    RegionBusy(u64),
+    /// A pipe region could not be zeroed before reuse.
+    #[error("cannot zero pipe region {index}: {source}")]
+    Zero { index: u64, source: std::io::Error },
+    /// A slot open from a region's start could not be opened.
+    #[error("cannot open a standard stream slot: {0}")]
+    Slot(#[from] region::OpenError),
+    /// The relay thread has ended (it could not start its runtime).
+    #[error("the stream relay has stopped")]
+    Stopped,
     /// The relay thread or its eventfds could not be created.
     #[error("cannot start the stream relay: {0}")]
     Thread(std::io::Error),
@@ -163,75 +188,34 @@ pub type Tx = Producer<RawRegion, Arc<Interrupt>>;
 /// The monitor's end of a ring the guest writes.
 pub type Rx = Consumer<RawRegion, Arc<Interrupt>>;
 
-/// State every relay task shares.
-pub struct Shared {
-    /// The pipe region.
-    pub region: RawRegion,
-    /// The stream interrupt.
-    pub irq: Arc<Interrupt>,
-    /// The wake-up objects of each open slot, by slot.
-    wakes: Mutex<Vec<Option<Arc<SlotWake>>>>,
-    /// The stdin copier, until the program first asks for input.
-    stdin: Mutex<Option<stdio::StdinCopier>>,
+/// What the pipe regions of one VM share.
+#[derive(Clone)]
+struct VmWide {
+    /// The one stream interrupt.
+    irq: Arc<Interrupt>,
     /// What the guest may reach.
-    pub policy: Policy,
-    pub stats: Arc<RelayStats>,
-    /// TCP connections accepted and announced, not yet taken (§11).
-    pub pending: tcp::Pending,
-    /// Becomes `true` once the guest has stopped.
-    stopped: watch::Sender<bool>,
-}
-
-impl Shared {
-    /// Gives `slot` fresh wake-up objects (eventfds with `flags`) and
-    /// returns them.
-    fn open_wakes(&self, slot: u64, flags: i32) -> std::io::Result<Arc<SlotWake>> {
-        let w = Arc::new(SlotWake::new(flags)?);
-        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = wakes.get_mut(slot as usize) {
-            *entry = Some(w.clone());
-        }
-        Ok(w)
-    }
-
-    /// Forgets `slot`'s wake-up objects.
-    fn close_wakes(&self, slot: u64) {
-        let mut wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = wakes.get_mut(slot as usize) {
-            *entry = None;
-        }
-    }
-
-    /// Returns once the guest has stopped: nothing sent to it from then on
-    /// can be read.
-    pub async fn stopped(&self) {
-        let mut stopped = self.stopped.subscribe();
-        let _ = stopped.wait_for(|s| *s).await;
-    }
-
-    /// Slots open now (the control pipe's, the standard streams and those
-    /// the control pipe opened).
-    fn open_slots(&self) -> Vec<u64> {
-        let wakes = self.wakes.lock().unwrap_or_else(|e| e.into_inner());
-        (0..SLOTS)
-            .filter(|&s| wakes[s as usize].is_some())
-            .collect()
-    }
-
-    fn start_stdin(&self) {
-        let copier = self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(c) = copier
-            && let Err(e) = c.start()
-        {
-            eprintln!("weft: {e}");
-        }
-    }
+    policy: Arc<Policy>,
+    stats: Arc<RelayStats>,
 }
 
 /// A running relay.
 pub struct Relay {
     thread: JoinHandle<()>,
-    shared: Arc<Shared>,
+    /// The regions served, shared with the relay thread.
+    regions: Arc<Regions>,
+    vm: VmWide,
+    /// Hands each region opened to the relay thread. Dropping it (`finish`)
+    /// tells the thread to end once every region is gone.
+    startups: mpsc::UnboundedSender<Startup>,
+    /// The memory of regions 1.., made by the first `open_region` (so that
+    /// a `weft run` that spawns nothing does not pay for its memory slot,
+    /// measured at ~0.5 ms). The relay thread holds this cell too and drops
+    /// it only after its runtime, with every task, is gone; so it stays
+    /// mapped for as long as the relay, or the guest (which runs only while
+    /// the `Relay` lives), may use it.
+    spawn_memory: Arc<OnceLock<Ram>>,
+    /// The KVM memory slot of `spawn_memory`: the first after guest RAM's.
+    spawn_slot: u32,
     /// The doorbell's eventfd, signalled by forwarded exits until upgraded.
     doorbell: EventFd,
     /// Doorbells forwarded by the vCPU thread so far.
@@ -243,66 +227,49 @@ fn rings(slot: u64) -> Result<streams::SlotRings, RelayError> {
 }
 
 impl Relay {
-    /// Sets up the interrupt and the slots open from boot and starts the
-    /// relay thread.
+    /// Sets up the interrupt and region 0 (the first program's: its slots
+    /// open from boot, stdin included) and starts the relay thread.
     pub fn start(ram: &Ram, vm_fd: &VmFd, policy: Policy) -> Result<Self, RelayError> {
-        let (ptr, len) = guest_memory::pipe_region(ram).ok_or(RelayError::Region)?;
-        // SAFETY: the pipe region is a live mapping owned by `ram`'s regions,
-        // which the relay thread keeps alive (it holds a clone of `ram`) for as
-        // long as it uses the region; the monitor touches its rings only
-        // through `RawRegion`s and its bell page only through `BellPage`.
-        // The guest may write anything there at any time: every value read
-        // is treated as untrusted.
-        let region = unsafe { RawRegion::new(ptr, len) }.map_err(|_| RelayError::Region)?;
-        // SAFETY: as above; the bell page is the region's first
-        // `bell::WORDS * 8` bytes, which no ring overlaps (`SLOTS_BASE`).
-        let page = unsafe { BellPage::new(ptr) };
         let stats = Arc::new(RelayStats::default());
-        let irq = Arc::new(Interrupt {
-            fd: vm::stream_interrupt(vm_fd)?,
-            stats: stats.clone(),
-        });
-        let shared = Arc::new(Shared {
-            region,
-            irq,
-            wakes: Mutex::new(vec![None; SLOTS as usize]),
-            stdin: Mutex::new(None),
-            policy,
+        let vm = VmWide {
+            irq: Arc::new(Interrupt {
+                fd: vm::stream_interrupt(vm_fd)?,
+                stats: stats.clone(),
+            }),
+            policy: Arc::new(policy),
             stats,
-            pending: tcp::Pending::default(),
-            stopped: watch::Sender::new(false),
-        });
-        let wake = |slot| {
-            shared
-                .open_wakes(slot, libc::EFD_NONBLOCK)
-                .map_err(RelayError::Thread)
         };
-        let control = control::ControlPipe::new(wake(slot::CONTROL)?);
-        let outputs = [slot::STDOUT, slot::STDERR]
-            .into_iter()
-            .map(|s| stdio::Output::new(&shared, s, wake(s)?))
-            .collect::<Result<Vec<_>, _>>()?;
-        // The stdin copier is a thread that sleeps in `read`.
-        let stdin_wake = shared
-            .open_wakes(slot::STDIN, 0)
-            .map_err(RelayError::Thread)?;
-        let copier = stdio::StdinCopier::new(ram, &shared, &stdin_wake)?;
-        *shared.stdin.lock().unwrap_or_else(|e| e.into_inner()) = Some(copier);
+        let host = guest_memory::pipe_region(ram, 0).ok_or(RelayError::Region)?;
+        // SAFETY: region 0 is part of `ram`, which the relay thread holds
+        // (below) until its runtime, with every task, is gone, and which
+        // outlives the `Relay` (`run` keeps it to the end).
+        let first = unsafe { Shared::new(0, host, &vm) }?;
+        let startup = Startup::new(first.clone())?;
+        stdio::copy_input(ram, &first)?;
+        let regions = Arc::new(Regions::default());
+        regions.insert(first);
+        let (startups, queue) = mpsc::unbounded_channel();
+        startups.send(startup).map_err(|_| RelayError::Stopped)?;
         let doorbell = vm::eventfd()?;
         let bell = doorbell.try_clone().map_err(RelayError::Thread)?;
-        let ram = ram.clone();
-        let thread_shared = shared.clone();
+        let spawn_memory = Arc::new(OnceLock::new());
+        let keep_mapped = (ram.clone(), spawn_memory.clone());
+        let (thread_regions, stats) = (regions.clone(), vm.stats.clone());
         let thread = std::thread::Builder::new()
             .name("weft-relay".into())
             .spawn(move || {
-                let _keep_mapped = ram;
+                let _keep_mapped = keep_mapped;
                 crate::affinity::pin(crate::affinity::Role::Relay);
-                serve(bell, page, thread_shared, control, outputs);
+                serve(bell, thread_regions, stats, queue);
             })
             .map_err(RelayError::Thread)?;
         Ok(Self {
             thread,
-            shared,
+            regions,
+            vm,
+            startups,
+            spawn_memory,
+            spawn_slot: ram.num_regions() as u32,
             doorbell,
             forwarded: 0,
         })
@@ -325,47 +292,119 @@ impl Relay {
         self.forwarded
     }
 
-    /// After the guest stopped: closes the guest's ends of every open stream
-    /// (it can no longer use them), lets the relay deliver what is left (for
-    /// at most [`DRAIN_LIMIT`]), waits for it and returns its figures.
+    /// Opens pipe region `index` (1..REGIONS) for a new process. On first
+    /// use this creates the memory of regions 1..REGIONS (one anonymous
+    /// `MAP_NORESERVE` mapping of (REGIONS-1)*PIPE_REGION_SIZE bytes at
+    /// guest-physical `region_gpa(1)`) and registers it as one more KVM
+    /// memory slot (measured: registering it at boot would add ~0.5 ms to
+    /// every `weft run`, so it is created lazily). Then: region `index` is
+    /// zeroed (`madvise` `MADV_DONTNEED` on its range, which also returns
+    /// host memory), its control pipe, stdout and stderr are served
+    /// (stdout/stderr copied to weft's own stdout/stderr exactly as region
+    /// 0's are), and its stdin reads end-of-file at once (the monitor's
+    /// producer end of the stdin slot's `to_guest` ring is closed; no copier
+    /// thread). Errors if `index` is 0, out of range, or still open or
+    /// draining.
+    ///
+    /// The region's wake-up objects exist when this returns, so the process
+    /// may ring at once: its tasks find what it wrote when they start.
+    pub fn open_region(&mut self, vm_fd: &VmFd, index: u64) -> Result<(), RelayError> {
+        if !(1..REGIONS).contains(&index) {
+            return Err(RelayError::NoSuchRegion(index));
+        }
+        if self.regions.get(index).is_some() {
+            return Err(RelayError::RegionBusy(index));
+        }
+        let memory = self.spawn_memory(vm_fd)?;
+        guest_memory::zero_pipe_region(memory, index)
+            .map_err(|source| RelayError::Zero { index, source })?;
+        let host = guest_memory::pipe_region(memory, index).ok_or(RelayError::Region)?;
+        // SAFETY: region `index` lies in `spawn_memory`, which stays mapped
+        // for as long as the relay may use it (see the field).
+        let region = unsafe { Shared::new(index, host, &self.vm) }?;
+        let startup = Startup::new(region.clone())?;
+        stdio::no_input(&region)?;
+        // Sent before the region is in the table: its tasks end (and take
+        // it out) only after `close_region` found it there.
+        self.startups
+            .send(startup)
+            .map_err(|_| RelayError::Stopped)?;
+        self.regions.insert(region);
+        Ok(())
+    }
+
+    /// The memory of regions 1.., made and registered as guest memory on
+    /// first use.
+    fn spawn_memory(&self, vm_fd: &VmFd) -> Result<&Ram, RelayError> {
+        if let Some(memory) = self.spawn_memory.get() {
+            return Ok(memory);
+        }
+        let memory = guest_memory::create_spawn_regions()?;
+        // SAFETY: `memory` goes into `self.spawn_memory` below, which stays
+        // mapped while the guest may run (see the field); if registering
+        // fails, KVM holds no slot over it.
+        unsafe { vm::map_memory(vm_fd, &memory, self.spawn_slot) }?;
+        Ok(self.spawn_memory.get_or_init(|| memory))
+    }
+
+    /// The process of region `index` ended: close the guest's ends of its
+    /// open streams (as `finish` does for every region), let the relay
+    /// deliver what they still hold for at most [`DRAIN_LIMIT`] in the
+    /// background (never blocking the caller), then mark the region free.
+    /// A no-op for a region that is not open. (Region 0 may be closed too,
+    /// when the first program ends before the others; it is never reopened.)
+    pub fn close_region(&mut self, index: u64) {
+        if let Some(region) = self.regions.get(index) {
+            region.stop();
+        }
+    }
+
+    /// Whether `open_region(index)` would succeed now (not open, not
+    /// draining).
+    pub fn region_free(&self, index: u64) -> bool {
+        (1..REGIONS).contains(&index) && self.regions.get(index).is_none()
+    }
+
+    /// Streams open in region `index` now (control pipe and standard
+    /// streams included; 0 for a region that is not open, or whose process
+    /// ended).
+    pub fn open_streams(&self, index: u64) -> u32 {
+        self.regions.get(index).map_or(0, |r| r.open_streams())
+    }
+
+    /// After the guest stopped: closes the guest's ends of every open
+    /// region's streams (it can no longer use them), lets the relay deliver
+    /// what is left (at most [`DRAIN_LIMIT`] in total: regions closed
+    /// earlier drain until their own, earlier, limit), waits for it and
+    /// returns its figures.
     pub fn finish(self) -> Arc<RelayStats> {
-        let region = self.shared.region;
-        let capacity = RING_CAPACITY as usize;
-        // Stdin stays as it is: waking its copier would read `weft`'s input.
-        let open: Vec<u64> = self
-            .shared
-            .open_slots()
-            .into_iter()
-            .filter(|&s| s != slot::STDIN)
-            .collect();
-        for &s in &open {
-            let Ok(r) = rings(s) else { continue };
-            if let Ok(mut tx) = Producer::new(region, r.to_monitor as usize, capacity, NoNotify) {
-                tx.close();
-            }
-            if let Ok(mut rx) = Consumer::new(region, r.to_guest as usize, capacity, NoNotify) {
-                rx.close();
-            }
-        }
-        self.shared.stopped.send_replace(true);
-        for &s in &open {
-            self.shared.wake(s, weft_control::streams::bell::DATA);
-            self.shared.wake(s, weft_control::streams::bell::SPACE);
-        }
-        let _ = self.thread.join();
-        self.shared.stats.clone()
+        self.regions.for_each(Shared::stop);
+        let Self {
+            thread,
+            startups,
+            vm,
+            ..
+        } = self;
+        drop(startups);
+        let _ = thread.join();
+        vm.stats
+    }
+
+    /// A copy of region `index`'s memory handle, to play the guest in tests
+    /// (it must not be used after the relay is finished).
+    #[cfg(test)]
+    fn region(&self, index: u64) -> Option<RawRegion> {
+        self.regions.get(index).map(|r| r.region)
     }
 }
 
-/// The relay thread: serves the doorbell, the control pipe and every stream
-/// until the guest has stopped and its streams are delivered (or
-/// [`DRAIN_LIMIT`] passed).
+/// The relay thread: serves the doorbell and every region handed to it
+/// until `startups` is closed and every region is gone.
 fn serve(
     doorbell: EventFd,
-    page: BellPage,
-    shared: Arc<Shared>,
-    control: control::ControlPipe,
-    outputs: Vec<stdio::Output>,
+    regions: Arc<Regions>,
+    stats: Arc<RelayStats>,
+    mut startups: mpsc::UnboundedReceiver<Startup>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -379,30 +418,15 @@ fn serve(
         }
     };
     runtime.block_on(async {
-        tokio::spawn(bells::ring_bells(doorbell, page, shared.clone()));
-        let control = tokio::spawn(control.serve(shared.clone()));
-        let outputs: Vec<_> = outputs
-            .into_iter()
-            .map(|o| tokio::spawn(o.copy(shared.clone())))
-            .collect();
-        shared.stopped().await;
-        let drain = async {
-            for t in outputs {
-                let _ = t.await;
-            }
-            // The control pipe ends once its ring is closed, handing back
-            // the tasks of the streams still open.
-            if let Ok(streams) = control.await {
-                for t in streams {
-                    let _ = t.await;
-                }
-            }
-        };
-        if tokio::time::timeout(DRAIN_LIMIT, drain).await.is_err() {
-            eprintln!(
-                "weft: streams still undelivered {}s after the guest stopped were dropped",
-                DRAIN_LIMIT.as_secs()
-            );
+        tokio::spawn(bells::ring_bells(doorbell, regions.clone(), stats));
+        let mut served = tokio::task::JoinSet::new();
+        while let Some(startup) = startups.recv().await {
+            while served.try_join_next().is_some() {}
+            served.spawn(startup.serve(regions.clone()));
         }
+        while served.join_next().await.is_some() {}
     });
 }
+
+#[cfg(test)]
+mod tests;

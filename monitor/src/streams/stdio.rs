@@ -1,21 +1,23 @@
-//! The program's standard streams (PROTOCOL.md §8.1): output and error,
-//! copied from their slots' `to_monitor` rings to `weft`'s own, and input,
-//! copied from `weft`'s own into the stdin slot's `to_guest` ring by a thread
-//! of its own (reading a terminal blocks), started only when the program
-//! first rings the stdin slot, so a program that never reads leaves `weft`'s
-//! input alone.
+//! The programs' standard streams (PROTOCOL.md §8.1): output and error,
+//! copied from their slots' `to_monitor` rings to `weft`'s own, in every
+//! region; and input. The first program's (region 0's) is copied from
+//! `weft`'s own into the stdin slot's `to_guest` ring by a thread of its own
+//! (reading a terminal blocks), started only when the program first rings
+//! the stdin slot, so a program that never reads leaves `weft`'s input
+//! alone. A spawned process's input is at end-of-file from the start.
 
 use super::bells::SlotWake;
 use super::framed::RELAY_SPIN;
+use super::region::Shared;
 use super::zero_copy;
-use super::{RelayError, Rx, Shared, Tx, rings};
+use super::{RelayError, Rx, Tx, rings};
 use crate::guest_memory::Ram;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use vmm_sys_util::eventfd::EventFd;
 use weft_control::streams::{RING_CAPACITY, slot};
-use weft_data_pipe::{AsyncReader, Blocking, Consumer, Producer};
+use weft_data_pipe::{AsyncReader, Blocking, Consumer, NoNotify, Producer};
 
 /// An output stream of the program (standard output or error).
 pub struct Output {
@@ -85,6 +87,27 @@ impl Output {
     }
 }
 
+/// Serves region 0's standard input from `weft`'s own: a [`StdinCopier`]
+/// that the program's first space signal on the stdin slot starts.
+pub fn copy_input(ram: &Ram, shared: &Shared) -> Result<(), RelayError> {
+    // The copier is a thread that sleeps in `read`: a blocking eventfd.
+    let wake = shared.open_wakes(slot::STDIN, 0)?;
+    let copier = StdinCopier::new(ram, shared, &wake)?;
+    shared.keep_stdin(copier);
+    Ok(())
+}
+
+/// A spawned process's standard input: at end-of-file at once (the
+/// monitor's end of the stdin slot's `to_guest` ring is closed; no slot
+/// task, no copier).
+pub fn no_input(shared: &Shared) -> Result<(), RelayError> {
+    let to_guest = rings(slot::STDIN)?.to_guest as usize;
+    Producer::new(shared.region, to_guest, RING_CAPACITY as usize, NoNotify)
+        .map_err(|_| RelayError::Region)?
+        .close();
+    Ok(())
+}
+
 /// Copies `weft`'s standard input into the stdin slot's `to_guest` ring,
 /// closing it at end-of-file, on a thread started on demand. The thread is
 /// never joined: when the guest stops it may be blocked reading a terminal,
@@ -97,7 +120,7 @@ pub struct StdinCopier {
 }
 
 impl StdinCopier {
-    pub fn new(ram: &Ram, shared: &Shared, wake: &SlotWake) -> Result<Self, RelayError> {
+    fn new(ram: &Ram, shared: &Shared, wake: &SlotWake) -> Result<Self, RelayError> {
         let tx = Producer::new(
             shared.region,
             rings(slot::STDIN)?.to_guest as usize,

@@ -18,9 +18,10 @@
 //! Policy (default deny, [`grant_listen`], [`grant_connect`]) is checked
 //! before any socket is made.
 
+use super::Policy;
 use super::framed::{Failure, Reader, StreamIo};
+use super::region::Shared;
 use super::zero_copy;
-use super::{Policy, Shared};
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
@@ -256,7 +257,7 @@ async fn relay(
             };
             tokio::select! {
                 r = copy => r,
-                () = shared.stopped() => Ok(()),
+                _ = shared.stopped() => Ok(()),
             }
         };
         // Both directions at once, until both end or either fails.

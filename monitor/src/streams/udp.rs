@@ -13,8 +13,8 @@
 //! the guest does not read its datagrams the task stops receiving, and the
 //! host drops what overflows the socket's buffer, as UDP may.
 
-use super::Shared;
 use super::framed::{Failure, Reader, StreamIo, code_of};
+use super::region::Shared;
 use super::tcp::{grant_listen, may_connect};
 use std::collections::VecDeque;
 use std::future::poll_fn;

@@ -20,7 +20,8 @@ use weft_user::{Args, eprintln, fs, println, time};
 
 weft_user::entry!(main);
 
-const USAGE: &str = "usage: procs [--list] [--kill-after MS] PROGRAM [ARGS]... [-- PROGRAM [ARGS]...]...";
+const USAGE: &str =
+    "usage: procs [--list] [--kill-after MS] PROGRAM [ARGS]... [-- PROGRAM [ARGS]...]...";
 
 fn main(args: Args) -> i32 {
     let mut words: Vec<&str> = args.iter().skip(1).collect();
@@ -45,7 +46,10 @@ fn main(args: Args) -> i32 {
             _ => break,
         }
     }
-    let groups: Vec<&[&str]> = words.split(|w| *w == "--").filter(|g| !g.is_empty()).collect();
+    let groups: Vec<&[&str]> = words
+        .split(|w| *w == "--")
+        .filter(|g| !g.is_empty())
+        .collect();
     if groups.is_empty() {
         eprintln!("{USAGE}");
         return 2;

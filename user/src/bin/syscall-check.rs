@@ -12,7 +12,7 @@ weft_user::entry!(main);
 
 fn main(_args: Args) -> i32 {
     let kernel_addr = 0xFFFF_FFFF_8000_1000u64;
-    let cases: [(&str, u64, [u64; 3]); 14] = [
+    let cases: [(&str, u64, [u64; 3]); 7] = [
         ("write kernel address", nr::WRITE, [1, kernel_addr, 16]),
         (
             "write unmapped user address",
@@ -24,26 +24,38 @@ fn main(_args: Args) -> i32 {
         ("write bad fd", nr::WRITE, [7, 0x20_0000, 1]),
         ("exit status 200", nr::EXIT, [200, 0, 0]),
         ("unknown syscall", 0xDEAD, [0, 0, 0]),
+    ];
+    try_all(&cases);
+    // SAFETY: a zero-length map is refused before any memory is touched.
+    println!("map zero bytes: {:?}", unsafe {
+        syscall(nr::MAP, 0, 0, 0, 0)
+    });
+    let process_cases: [(&str, u64, [u64; 3]); 7] = [
         ("spawn unmapped request", nr::SPAWN, [0x1000_0000, 0, 0]),
         ("spawn kernel request", nr::SPAWN, [kernel_addr, 0, 0]),
         ("kill pid 1", nr::KILL, [1, 0, 0]),
         ("kill unknown pid", nr::KILL, [999, 0, 0]),
         ("await unknown pid", nr::AWAIT, [999, 0, 0]),
-        ("processes into kernel memory", nr::PROCESSES, [kernel_addr, 4, 0]),
+        (
+            "processes into kernel memory",
+            nr::PROCESSES,
+            [kernel_addr, 4, 0],
+        ),
         ("process unknown pid", nr::PROCESS, [999, 0x20_0000, 0]),
     ];
-    for (name, number, [a, b, c]) in cases {
+    try_all(&process_cases);
+    spawn_requests();
+    0
+}
+
+/// Makes each call and prints its result.
+fn try_all(cases: &[(&str, u64, [u64; 3])]) {
+    for &(name, number, [a, b, c]) in cases {
         // SAFETY: every pointer here is deliberately invalid; the kernel must
         // refuse it without touching it on the program's behalf.
         let r = unsafe { syscall(number, a, b, c, 0) };
         println!("{name}: {r:?}");
     }
-    // SAFETY: a zero-length map is refused before any memory is touched.
-    println!("map zero bytes: {:?}", unsafe {
-        syscall(nr::MAP, 0, 0, 0, 0)
-    });
-    spawn_requests();
-    0
 }
 
 /// Spawn requests that are well placed but wrong inside.
@@ -62,9 +74,27 @@ fn spawn_requests() {
     };
     let cases = [
         ("spawn unknown source", SpawnRequest { source: 9, ..good }),
-        ("spawn unknown name", SpawnRequest { image_len: 3, ..good }),
-        ("spawn huge heap", SpawnRequest { heap_bytes: 1 << 40, ..good }),
-        ("spawn bad arguments block", SpawnRequest { args_len: 3, ..good }),
+        (
+            "spawn unknown name",
+            SpawnRequest {
+                image_len: 3,
+                ..good
+            },
+        ),
+        (
+            "spawn huge heap",
+            SpawnRequest {
+                heap_bytes: 1 << 40,
+                ..good
+            },
+        ),
+        (
+            "spawn bad arguments block",
+            SpawnRequest {
+                args_len: 3,
+                ..good
+            },
+        ),
         (
             "spawn ELF that is not one",
             SpawnRequest {

@@ -16,8 +16,8 @@ mod beneath;
 mod file;
 mod session;
 
-use super::Shared;
 use super::framed::{Failure, StreamIo};
+use super::region::Shared;
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
