@@ -14,7 +14,7 @@ use crate::streams;
 pub const MAX_PROCESSES: usize = streams::REGIONS as usize;
 /// Anonymous memory mapped before a spawned program starts, unless its
 /// request asks for another amount.
-pub const DEFAULT_HEAP: u64 = 8 << 20;
+pub const DEFAULT_HEAP: u64 = 2 << 20;
 /// The most anonymous memory a spawn request may ask to have mapped.
 pub const MAX_HEAP: u64 = 1 << 30;
 /// Bytes of a program name in records (the last path component of its

@@ -97,6 +97,11 @@ pub struct Processes<'a, R: Regions> {
     /// their own seed and heap size.
     system: SystemInfo,
     slots: [Option<Slot>; MAX_PROCESSES],
+    /// Each region's page tables, built on its first spawn and shared by
+    /// every process that uses it.
+    pipe_tables: [Vec<u64>; MAX_PROCESSES],
+    /// The frames they take (never given back).
+    tables_owned: Owned,
 }
 
 impl<'a, R: Regions> Processes<'a, R> {
@@ -127,6 +132,8 @@ impl<'a, R: Regions> Processes<'a, R> {
             kernel_elf: kernel.1,
             system,
             slots,
+            pipe_tables: [const { Vec::new() }; MAX_PROCESSES],
+            tables_owned: Owned::default(),
         }
     }
 
@@ -190,6 +197,15 @@ impl<'a, R: Regions> Processes<'a, R> {
         let program =
             programs::runnable(self.image(caller_root, req)?).map_err(|_| ErrorCode::NotFound)?;
         let plan = boot::program_plan(&program.elf).map_err(|_| ErrorCode::BadImage)?;
+        let index = slot as usize;
+        if self.pipe_tables[index].is_empty() {
+            let mut grant = Grant {
+                pool: &mut self.pool,
+                owned: &mut self.tables_owned,
+            };
+            self.pipe_tables[index] = boot::pipe_tables(self.ram, &mut grant, slot)
+                .map_err(|_| ErrorCode::OutOfMemory)?;
+        }
         let mut owned = Owned::default();
         let mut grant = Grant {
             pool: &mut self.pool,
@@ -205,7 +221,7 @@ impl<'a, R: Regions> Processes<'a, R> {
                 args: &args,
                 payload: program.payload.as_deref(),
                 heap_bytes,
-                region: slot,
+                pipe_tables: &self.pipe_tables[index],
             },
         );
         let (root, system_phys) = match built {

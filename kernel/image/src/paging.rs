@@ -210,6 +210,45 @@ pub fn map_4k_range(
     Ok(())
 }
 
+/// Entries per table.
+pub const ENTRIES: usize = 512;
+
+/// A whole last-level table mapping 512 consecutive 4 KiB pages to the
+/// frames from `phys` with `flags`: to be written into a frame in one go
+/// and linked into address spaces with [`link_table`] (a table that maps
+/// the same 2 MiB in many address spaces is built once).
+pub fn leaf_table(phys: u64, flags: PageFlags) -> Result<[u64; ENTRIES], MapError> {
+    check(0, phys, SIZE_4K)?;
+    check(0, phys + (ENTRIES as u64 - 1) * SIZE_4K, SIZE_4K)?;
+    let mut t = [0u64; ENTRIES];
+    for (k, e) in t.iter_mut().enumerate() {
+        *e = (phys + k as u64 * SIZE_4K) | PTE_PRESENT | flags.bits();
+    }
+    Ok(t)
+}
+
+/// Makes the last-level table at `table` map the 2 MiB at `vaddr` in the
+/// tables at `root` (one page-directory entry, missing upper tables
+/// created). The 2 MiB must not be mapped yet.
+pub fn link_table(
+    mem: &mut impl PhysMemory,
+    alloc: &mut impl FrameAllocator,
+    root: u64,
+    vaddr: u64,
+    table: u64,
+) -> Result<(), MapError> {
+    check(vaddr, 0, SIZE_2M)?;
+    check(0, table, SIZE_4K)?;
+    let pd = walk_create(mem, alloc, root, vaddr, 2)?;
+    let slot = pd + table_index(vaddr, 2) * 8;
+    let entry = mem.read_u64(slot).ok_or(MapError::BadTable { phys: pd })?;
+    if entry & PTE_PRESENT != 0 {
+        return Err(MapError::AlreadyMapped { vaddr });
+    }
+    mem.write_u64(slot, table | PTE_PRESENT | PTE_WRITABLE | PTE_USER)
+        .ok_or(MapError::BadTable { phys: pd })
+}
+
 /// Checks a leaf's addresses: aligned to `size`, canonical, encodable.
 fn check(vaddr: u64, phys: u64, size: u64) -> Result<(), MapError> {
     if (vaddr | phys) & (size - 1) != 0 {

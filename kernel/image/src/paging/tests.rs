@@ -359,3 +359,41 @@ fn a_range_maps_like_single_pages_across_page_tables() {
         })
     );
 }
+
+#[test]
+fn a_linked_leaf_table_maps_like_a_range() {
+    let (start, phys) = (0x40_0000u64, 0x20_0000u64);
+    let (mut range, mut range_alloc) = setup();
+    map_4k_range(
+        &mut range,
+        &mut range_alloc,
+        ROOT,
+        start,
+        phys,
+        512,
+        RW_USER,
+    )
+    .unwrap();
+    let (mut linked, mut linked_alloc) = setup();
+    let table = linked_alloc.alloc_zeroed().unwrap();
+    for (k, e) in leaf_table(phys, RW_USER).unwrap().iter().enumerate() {
+        linked.write_u64(table + 8 * k as u64, *e).unwrap();
+    }
+    link_table(&mut linked, &mut linked_alloc, ROOT, start, table).unwrap();
+    for i in 0..512 {
+        let v = start + i * 4096;
+        assert_eq!(entry(&linked, v, 1), entry(&range, v, 1), "page {i}");
+    }
+    assert_eq!(
+        link_table(&mut linked, &mut linked_alloc, ROOT, start, table),
+        Err(MapError::AlreadyMapped { vaddr: start })
+    );
+    assert!(matches!(
+        link_table(&mut linked, &mut linked_alloc, ROOT, start + 4096, table),
+        Err(MapError::Misaligned { .. })
+    ));
+    assert!(matches!(
+        leaf_table(phys + 1, RW_USER),
+        Err(MapError::Misaligned { .. })
+    ));
+}
