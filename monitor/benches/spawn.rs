@@ -11,7 +11,12 @@
 //! - `wasm_spawn_first_us`: each run's first spawn, which also pays for
 //!   memory the guest had not touched yet (host page faults) — the module is
 //!   already compiled, as the running parent is the same module.
-//! - Baseline for both, `native_spawn_us`: `posix_spawn` of the host build
+//! - `process_spawn_us`: in one guest, `proc-bench` spawns its own ELF as a
+//!   kernel process [`SPAWNS`] times; each child prints the time from just
+//!   before the `spawn` syscall to its `main`: the monitor building the
+//!   address space, the kernel scheduling it, its runtime starting. Median
+//!   of every child's figure but each run's first.
+//! - Baseline for all, `native_spawn_us`: `posix_spawn` of the host build
 //!   of `hello` until its first byte of output arrives.
 
 use std::io::Read;
@@ -25,33 +30,46 @@ const WASM_DIR: &str = concat!(
     "/../target/wasm/wasm32-wasip1/release"
 );
 const NATIVE_HELLO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm/release/hello");
+const GUEST_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/x86_64-unknown-none/release"
+);
 const RUNS: usize = 9;
 /// Spawns per guest run.
 const SPAWNS: &str = "30";
 
+/// The `spawn_us=` figures one `weft run --fs-root DIR PROGRAM ARGS` prints.
+fn spawn_samples(dir: &str, program: &str, args: &[&str]) -> Vec<f64> {
+    let out = Command::new(WEFT)
+        .args(["run", "--fs-root", dir])
+        .arg(format!("{dir}/{program}"))
+        .args(args)
+        .output()
+        .expect("spawn weft");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{program} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("spawn_us="))
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert_eq!(samples.len().to_string(), SPAWNS, "{stdout}");
+    samples
+}
+
 fn main() {
     let (mut first, mut warm, mut native) = (Vec::new(), Vec::new(), Vec::new());
+    let mut process = Vec::new();
     for _ in 0..RUNS {
-        let out = Command::new(WEFT)
-            .args(["run", "--fs-root", WASM_DIR])
-            .arg(format!("{WASM_DIR}/spawn-bench.wasm"))
-            .args(["spawn-bench.wasm", SPAWNS])
-            .output()
-            .expect("spawn weft");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "spawn-bench failed:\n{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let samples: Vec<f64> = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("spawn_us="))
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        assert_eq!(samples.len().to_string(), SPAWNS, "{stdout}");
+        let samples = spawn_samples(WASM_DIR, "spawn-bench.wasm", &["spawn-bench.wasm", SPAWNS]);
         first.push(samples[0]);
         warm.extend_from_slice(&samples[1..]);
+        let samples = spawn_samples(GUEST_DIR, "proc-bench", &["/proc-bench", SPAWNS]);
+        process.extend_from_slice(&samples[1..]);
         native.push(native_spawn_us());
     }
     let baseline = "posix_spawn of a native hello to its first output byte";
@@ -70,12 +88,20 @@ fn main() {
             baseline,
             median(&native),
         ),
+        Record::new(
+            "process_spawn_us",
+            median(&process),
+            "us",
+            baseline,
+            median(&native),
+        ),
     ];
     record(
         &records,
         &[
             ("wasm_spawn_us", &warm),
             ("wasm_spawn_first_us", &first),
+            ("process_spawn_us", &process),
             ("native_spawn_us", &native),
         ],
     )

@@ -143,6 +143,9 @@ pub struct ProgramImage<'a> {
     pub pipe_tables: &'a [u64],
 }
 
+/// Last-level tables that map one pipe region.
+const PIPE_TABLES: u64 = PIPE_REGION_SIZE / LARGE_PAGE;
+
 /// Builds the last-level tables that map pipe region `region` read/write
 /// for ring 3, one per 2 MiB, each written in one go. They are the same in
 /// every address space that uses the region, so they are built once and
@@ -158,10 +161,9 @@ pub fn pipe_tables<F: Frames>(
         executable: false,
         global: false,
     };
-    (0..PIPE_REGION_SIZE / LARGE_PAGE)
+    (0..PIPE_TABLES)
         .map(|k| {
-            let table =
-                frames.alloc(1, region_kind::PAGE_TABLES, "the pipe region's page tables")?;
+            let table = frames.alloc_zeroed().ok_or_else(no_page_tables)?;
             let entries =
                 leaf_table(region_gpa(region) + k * LARGE_PAGE, flags).map_err(BootError::Map)?;
             let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
@@ -247,7 +249,10 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     // One page table per 2 MiB of premapped heap.
     let heap_tables = heap_premapped(spec.mem_size) >> 21;
     frames.reserve_page_tables(
-        80 + gib + heap_tables + (image_pages(&kplan) + image_pages(&pplan) + payload_pages) / 256,
+        80 + PIPE_TABLES
+            + gib
+            + heap_tables
+            + (image_pages(&kplan) + image_pages(&pplan) + payload_pages) / 256,
     )?;
 
     let kernel_root = kernel_space(ram, &mut frames, spec, &kplan)?;

@@ -2,13 +2,22 @@
 //! left over, handed out in runs of frames and taken back when a process
 //! ends.
 //!
-//! Invariants: every frame in the free list is zero (fresh host memory, or
-//! returned to the host with `MADV_DONTNEED`, which makes the next touch
-//! read zeros); a frame is either free or owned by exactly one process;
-//! free runs are sorted, disjoint and merged with their neighbours.
+//! Invariants: every free frame is zero (fresh host memory, or returned to
+//! the host with `MADV_DONTNEED`, which makes the next touch read zeros); a
+//! frame is either free or owned by exactly one process; free runs are
+//! sorted, disjoint and merged with their neighbours.
+//!
+//! A frame that has been a page table is never a page table again: it is
+//! *retired* and handed out only as a data page. Under shadow paging (the
+//! nested KVM Weft targets), the host keeps shadows of the guest's page
+//! tables keyed by frame and does not see the monitor rewrite a frame from
+//! outside the guest; a recycled table frame was seen to keep translating
+//! through its old shadow (a spawned program's output went to another
+//! process's pipe region).
 
 use crate::guest_memory::{MemoryError, Ram};
 use crate::loader::Frames;
+use std::collections::BTreeSet;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 use weft_control::layout::PAGE_SIZE;
 use weft_image::paging::FrameAllocator;
@@ -20,6 +29,11 @@ pub type Run = (u64, u64);
 #[derive(Debug, Default)]
 pub struct Pool {
     free: Vec<Run>,
+    /// Former page-table frames, zero, for single data pages only.
+    retired: Vec<u64>,
+    /// Every frame that has been a page table: it returns to `retired`
+    /// whenever it is freed, also after serving as data.
+    tainted: BTreeSet<u64>,
 }
 
 impl Pool {
@@ -33,7 +47,46 @@ impl Pool {
             } else {
                 Vec::new()
             },
+            retired: Vec::new(),
+            tainted: BTreeSet::new(),
         }
+    }
+
+    /// A page-table frame: a free one that has never been a table's.
+    fn take_table(&mut self) -> Option<u64> {
+        let f = self.take(1)?;
+        self.tainted.insert(f);
+        Some(f)
+    }
+
+    /// Takes back a zeroed run: former table frames to `retired`, the
+    /// rest to the free runs.
+    fn give_back(&mut self, (base, pages): Run) {
+        let mut start = base;
+        let end = base + pages * PAGE_SIZE;
+        for f in (base..end).step_by(PAGE_SIZE as usize) {
+            if self.tainted.contains(&f) {
+                if f > start {
+                    self.give((start, (f - start) / PAGE_SIZE));
+                }
+                self.retired.push(f);
+                start = f + PAGE_SIZE;
+            }
+        }
+        if end > start {
+            self.give((start, (end - start) / PAGE_SIZE));
+        }
+    }
+
+    /// `pages` contiguous zero frames for data: a retired frame for a
+    /// single page, else a free run.
+    fn take_data(&mut self, pages: u64) -> Option<u64> {
+        if pages == 1
+            && let Some(f) = self.retired.pop()
+        {
+            return Some(f);
+        }
+        self.take(pages)
     }
 
     /// `pages` contiguous zero frames (first fit).
@@ -68,31 +121,39 @@ impl Pool {
         }
     }
 
-    /// Free pages.
+    /// Free pages (retired ones included).
     #[cfg(test)]
     fn free_pages(&self) -> u64 {
-        self.free.iter().map(|&(_, n)| n).sum()
+        self.free.iter().map(|&(_, n)| n).sum::<u64>() + self.retired.len() as u64
     }
 }
 
-/// The runs one process owns.
+/// The frames one process owns.
 #[derive(Debug, Default)]
 pub struct Owned {
+    /// Data runs.
     runs: Vec<Run>,
+    /// Page-table frames.
+    tables: Vec<u64>,
 }
 
 impl Owned {
     /// Bytes owned.
     pub fn bytes(&self) -> u64 {
-        self.runs.iter().map(|&(_, n)| n * PAGE_SIZE).sum()
+        let data: u64 = self.runs.iter().map(|&(_, n)| n).sum();
+        (data + self.tables.len() as u64) * PAGE_SIZE
     }
 
-    /// Gives every run back to `pool`, zeroing it by returning its host
-    /// memory (`MADV_DONTNEED`).
+    /// Gives every frame back to `pool`, zeroing it by returning its host
+    /// memory (`MADV_DONTNEED`); page-table frames are retired.
     pub fn release(&mut self, ram: &Ram, pool: &mut Pool) {
-        for run in self.runs.drain(..) {
+        for run in self
+            .runs
+            .drain(..)
+            .chain(self.tables.drain(..).map(|t| (t, 1)))
+        {
             discard(ram, run);
-            pool.give(run);
+            pool.give_back(run);
         }
     }
 }
@@ -133,16 +194,17 @@ impl Grant<'_> {
 }
 
 impl FrameAllocator for Grant<'_> {
+    /// A page-table frame: never a retired one.
     fn alloc_zeroed(&mut self) -> Option<u64> {
-        let f = self.pool.take(1)?;
-        self.record(f, 1);
+        let f = self.pool.take_table()?;
+        self.owned.tables.push(f);
         Some(f)
     }
 }
 
 impl Frames for Grant<'_> {
     fn alloc(&mut self, pages: u64, _kind: u32, what: &'static str) -> Result<u64, MemoryError> {
-        let base = self.pool.take(pages).ok_or(MemoryError::TooSmall {
+        let base = self.pool.take_data(pages).ok_or(MemoryError::TooSmall {
             needed: pages * PAGE_SIZE,
             what,
         })?;
@@ -165,9 +227,9 @@ mod tests {
             owned: &mut owned,
         };
         assert_eq!(g.alloc(3, 0, "a").unwrap(), p);
-        assert_eq!(g.alloc_zeroed(), Some(4 * p));
-        assert_eq!(g.alloc(6, 0, "b").unwrap(), 5 * p);
-        assert!(g.alloc(1, 0, "c").is_err());
+        assert_eq!(g.alloc(1, 0, "b").unwrap(), 4 * p);
+        assert_eq!(g.alloc(6, 0, "c").unwrap(), 5 * p);
+        assert!(g.alloc(1, 0, "d").is_err());
         assert_eq!(owned.runs, vec![(p, 10)]);
         assert_eq!(owned.bytes(), 10 * p);
         pool.give((5 * p, 6));
@@ -188,10 +250,34 @@ mod tests {
         }
         .alloc(2, 0, "test")
         .unwrap();
+        let table = Grant {
+            pool: &mut pool,
+            owned: &mut owned,
+        }
+        .alloc_zeroed()
+        .unwrap();
         ram.write_obj(0xABCDu64, GuestAddress(base + 8)).unwrap();
+        ram.write_obj(0x1234u64, GuestAddress(table)).unwrap();
+        assert_eq!(owned.bytes(), 3 * PAGE_SIZE);
         owned.release(&ram, &mut pool);
         assert_eq!(ram.read_obj::<u64>(GuestAddress(base + 8)).unwrap(), 0);
+        assert_eq!(ram.read_obj::<u64>(GuestAddress(table)).unwrap(), 0);
         assert_eq!(pool.free_pages(), (3 << 20) / PAGE_SIZE);
         assert_eq!(owned.bytes(), 0);
+        // The former table comes back as a data page, never as a table.
+        let mut g = Grant {
+            pool: &mut pool,
+            owned: &mut owned,
+        };
+        assert_ne!(g.alloc_zeroed(), Some(table));
+        assert_eq!(g.alloc(1, 0, "data").unwrap(), table);
+        // ... and, freed again as data, stays retired.
+        owned.release(&ram, &mut pool);
+        assert!(pool.retired.contains(&table));
+        assert!(
+            pool.free
+                .iter()
+                .all(|&(b, n)| table < b || table >= b + n * PAGE_SIZE)
+        );
     }
 }
