@@ -164,3 +164,33 @@ fn hostile_process_calls_get_errors() {
         );
     }
 }
+
+#[test]
+fn slots_are_reused_and_every_spawned_program_is_heard() {
+    // 40 programs one after another through 15 slots: each slot's memory,
+    // page tables and pipe region are taken back and handed out again, and
+    // every child's output must still arrive.
+    let program = guest_program("proc-bench");
+    let dir = std::path::Path::new(&program)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "120",
+        "--fs-root",
+        &dir,
+        &program,
+        "/proc-bench",
+        "40",
+    ]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("spawn_us=")).count(),
+        40,
+        "{out}"
+    );
+}
