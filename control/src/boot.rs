@@ -519,12 +519,14 @@ mod tests {
             mailbox: 4,
             boot_info: 5,
             cpu_index: 6,
-            reserved: [0; 2],
+            tss: 7,
+            reserved: 0,
         };
         let b = p.encode();
         assert_eq!(b[8], 2);
         assert_eq!(b[16], 3);
         assert_eq!(b[24], 4);
+        assert_eq!(b[48], 7);
     }
 
     #[test]
