@@ -182,9 +182,14 @@ impl ProcessRecord {
 
     /// The name up to its first NUL.
     pub fn name(&self) -> &[u8] {
-        let end = self.name.iter().position(|b| *b == 0).unwrap_or(NAME_LEN);
-        &self.name[..end]
+        name_text(&self.name)
     }
+}
+
+/// A recorded name up to its first NUL.
+pub fn name_text(name: &[u8; NAME_LEN]) -> &[u8] {
+    let end = name.iter().position(|b| *b == 0).unwrap_or(NAME_LEN);
+    &name[..end]
 }
 
 /// The name recorded for a program whose first argument is `arg0`: its last

@@ -1,5 +1,5 @@
-//! The local APIC (x2APIC mode): the one-shot timer and the interrupt
-//! counters the entry stubs increment.
+//! The local APIC (x2APIC mode): the one-shot timer and the count of stream
+//! interrupts the stream stub increments.
 //!
 //! The monitor configures the APIC before boot (PROTOCOL.md §2.4): software
 //! enabled with the spurious vector, the timer LVT one-shot on
@@ -12,8 +12,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const MSR_TIMER_INITIAL: u32 = 0x838;
 
-/// Timer interrupts taken so far (incremented by the timer stub).
-pub static TIMER_TICKS: AtomicU64 = AtomicU64::new(0);
 /// Stream interrupts taken so far (incremented by the stream stub, §8).
 pub static STREAM_EVENTS: AtomicU64 = AtomicU64::new(0);
 static TIMER_HZ: AtomicU64 = AtomicU64::new(0);

@@ -179,24 +179,24 @@ pub fn schedule() {
 
 /// Switches from the running process to the one in `slot`.
 fn switch_to(slot: usize, now: u64) {
+    // A stack exists for every slot that ever held a process.
+    let Ok(top) = crate::process::stack_top(slot) else {
+        return;
+    };
     let (from, root) = {
         let mut t = TABLE.lock();
+        let Some(root) = t.slots[slot].as_ref().map(|p| p.root) else {
+            return;
+        };
         let ran = now.saturating_sub(SWITCHED_IN.load(Ordering::Relaxed));
         if let Some(p) = t.running() {
             p.cpu_ticks += ran;
         }
         let from = t.current;
         t.current = slot;
-        let Some(root) = t.slots[slot].as_ref().map(|p| p.root) else {
-            return;
-        };
         (from, root)
     };
     SWITCHED_IN.store(now, Ordering::Relaxed);
-    // A stack exists for every slot that ever held a process.
-    let Ok(top) = crate::process::stack_top(slot) else {
-        return;
-    };
     // SAFETY: `root` was built by the monitor with the kernel half shared
     // (§14.4); `top` is the slot's own kernel stack; interrupts are masked;
     // the next RSP was stored by that slot's last switch or by `prepare`,

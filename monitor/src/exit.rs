@@ -308,6 +308,7 @@ fn process_call<O: Write, E: Write>(
                 Vec::new()
             })
         }
+        // FIGURES, the one left (`hypercall_exit` routes only these four).
         _ => Ok(cx
             .processes
             .figures()

@@ -29,7 +29,7 @@ use weft_control::layout::{
 };
 use weft_control::process::{
     DEFAULT_HEAP, MAX_HEAP, MAX_PROCESSES, NAME_LEN, SlotFigures, SpawnRequest, end, name_of,
-    source,
+    name_text, source,
 };
 use weft_control::system::SystemInfo;
 use weft_image::paging::PageFlags;
@@ -74,9 +74,11 @@ fn live(slots: &mut [Option<Slot>], slot: u64, root: u64) -> Result<&mut Slot, E
         .ok_or(ErrorCode::BadArgument)
 }
 
-/// A recorded name up to its first NUL.
-fn name_bytes(name: &[u8; NAME_LEN]) -> &[u8] {
-    &name[..name.iter().position(|b| *b == 0).unwrap_or(NAME_LEN)]
+/// The index of `slot` if it is one spawned processes may hold (1..16).
+fn spawned_index(slot: u64) -> Option<usize> {
+    usize::try_from(slot)
+        .ok()
+        .filter(|&s| (1..MAX_PROCESSES).contains(&s))
 }
 
 /// The first program, as boot built it.
@@ -172,10 +174,11 @@ impl<'a, R: Regions> Processes<'a, R> {
         }
     }
 
-    /// Builds the address space of the program `req` names in `slot`.
+    /// Builds the address space of the program `req` names in slot
+    /// `index` (checked by the caller: one of [`spawned_index`]).
     fn build(
         &mut self,
-        slot: u64,
+        index: usize,
         pid: u32,
         caller_root: u64,
         req: &SpawnRequest,
@@ -197,13 +200,12 @@ impl<'a, R: Regions> Processes<'a, R> {
         let program =
             programs::runnable(self.image(caller_root, req)?).map_err(|_| ErrorCode::NotFound)?;
         let plan = boot::program_plan(&program.elf).map_err(|_| ErrorCode::BadImage)?;
-        let index = slot as usize;
         if self.pipe_tables[index].is_empty() {
             let mut grant = Grant {
                 pool: &mut self.pool,
                 owned: &mut self.tables_owned,
             };
-            self.pipe_tables[index] = boot::pipe_tables(self.ram, &mut grant, slot)
+            self.pipe_tables[index] = boot::pipe_tables(self.ram, &mut grant, index as u64)
                 .map_err(|_| ErrorCode::OutOfMemory)?;
         }
         let mut owned = Owned::default();
@@ -276,10 +278,7 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
         caller_root: u64,
         request: u64,
     ) -> Result<ProgramInfo, ErrorCode> {
-        let index = usize::try_from(slot)
-            .ok()
-            .filter(|&s| (1..MAX_PROCESSES).contains(&s))
-            .ok_or(ErrorCode::BadArgument)?;
+        let index = spawned_index(slot).ok_or(ErrorCode::BadArgument)?;
         if self.slots[index].is_some() || !self.regions.free(slot) {
             return Err(ErrorCode::TooManyProcesses);
         }
@@ -290,7 +289,7 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
             .ok()
             .and_then(SpawnRequest::decode)
             .ok_or(ErrorCode::BadArgument)?;
-        let (mut built, info) = self.build(slot, pid, caller_root, &req)?;
+        let (mut built, info) = self.build(index, pid, caller_root, &req)?;
         if let Err(e) = self.regions.open(slot) {
             eprintln!("weft: cannot give process {pid} its streams: {e}");
             built.owned.release(self.ram, &mut self.pool);
@@ -333,17 +332,14 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
     }
 
     fn end(&mut self, slot: u64, pid: u32, how: u64, fault: Option<&FaultReport>) {
-        let Some(index) = usize::try_from(slot)
-            .ok()
-            .filter(|&s| (1..MAX_PROCESSES).contains(&s))
-        else {
+        let Some(index) = spawned_index(slot) else {
             return;
         };
         let Some(mut process) = self.slots[index].take_if(|p| p.pid == pid) else {
             return;
         };
         if let (end::FAULTED, Some(r)) = (how, fault) {
-            let name = String::from_utf8_lossy(name_bytes(&process.name)).into_owned();
+            let name = String::from_utf8_lossy(name_text(&process.name)).into_owned();
             let kernel = Symbols::new("kernel", self.kernel_elf);
             let program = Symbols::new(&name, &process.elf);
             let cx = Context {

@@ -48,7 +48,9 @@ pub fn spawn_with_heap<A: AsRef<[u8]>>(
     args: &[A],
     heap_bytes: u64,
 ) -> Result<Pid, ErrorCode> {
-    let mut block = vec![0u8; USER_ARGS_MAX as usize];
+    // The block's exact size (§4): header, one entry per argument, bytes.
+    let need = 8 + args.iter().map(|a| 8 + a.as_ref().len()).sum::<usize>();
+    let mut block = vec![0u8; need.min(USER_ARGS_MAX as usize)];
     let len = args::encode(args, &mut block).map_err(|_| ErrorCode::BadLength)?;
     let (kind, bytes) = match image {
         Image::Bundled(name) => (source::BUNDLED, name.as_bytes()),

@@ -91,20 +91,24 @@ global_asm!(
     "    xor ebp, ebp",
     "    call {handler}",
     "    ud2",
-    // Local APIC interrupts: acknowledge (x2APIC EOI), count, and, if the
+    // Local APIC interrupts: acknowledge (x2APIC EOI), count the stream
+    // interrupt (the timer's needs no count: its handler is the scheduler,
+    // which re-checks every deadline), and, if the
     // interrupt came from ring 3, let the scheduler run (it may switch to
     // another process and come back here later). From ring 0 (the idle
     // halt) nothing else happens: the scheduler's loop re-checks.
     // Alignment: the CPU pushed 5 words onto the 16-aligned RSP0; 9 more
     // make 112 bytes, so the call is made with RSP 16-aligned.
-    ".macro WEFT_COUNTING_IRQ name, counter",
+    ".macro WEFT_IRQ name, counter=",
     "\\name:",
     "    push rax", "    push rcx", "    push rdx",
     "    mov ecx, 0x80B",
     "    xor eax, eax",
     "    xor edx, edx",
     "    wrmsr",
+    ".ifnb \\counter",
     "    lock inc qword ptr [rip + \\counter]",
+    ".endif",
     "    test byte ptr [rsp + 32], 3",
     "    jz 2f",
     "    push rsi", "    push rdi", "    push r8", "    push r9", "    push r10", "    push r11",
@@ -114,14 +118,13 @@ global_asm!(
     "    pop rdx", "    pop rcx", "    pop rax",
     "    iretq",
     ".endm",
-    "WEFT_COUNTING_IRQ weft_timer_entry, {ticks}",
-    "WEFT_COUNTING_IRQ weft_stream_entry, {events}",
+    "WEFT_IRQ weft_timer_entry",
+    "WEFT_IRQ weft_stream_entry, {events}",
     // Spurious interrupts need no EOI.
     "weft_spurious_entry:",
     "    iretq",
     ".popsection",
     handler = sym crate::exception::weft_exception,
-    ticks = sym crate::apic::TIMER_TICKS,
     events = sym crate::apic::STREAM_EVENTS,
     preempt = sym crate::sched::weft_preempt,
 );
