@@ -6,8 +6,6 @@
 //! and passes its kernel virtual address in `rdi` at the kernel entry point.
 //! [`PerCpu`] is the block `GS` points at in the kernel.
 
-use crate::assert_layout;
-use crate::codec::{Reader, Writer};
 use crate::layout::vector;
 
 /// `BootInfo::magic`: "WEFTBOOT" in ASCII, little-endian.
@@ -16,50 +14,33 @@ pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"WEFTBOOT");
 pub const MANIFEST_MAGIC: u64 = u64::from_le_bytes(*b"WEFTKERN");
 /// Name of the ELF section that holds the kernel manifest.
 pub const MANIFEST_SECTION: &str = ".weft_manifest";
+/// `ProgramManifest::magic`: "WEFTPROG" in ASCII, little-endian.
+pub const PROGRAM_MAGIC: u64 = u64::from_le_bytes(*b"WEFTPROG");
+/// Name of the ELF section that holds a program's manifest.
+pub const PROGRAM_SECTION: &str = ".weft_program";
 /// Number of memory-map entries the boot info has room for.
 pub const MAX_REGIONS: usize = 32;
 
-/// What the kernel states about itself, in its ELF section `.weft_manifest` (§2.1).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelManifest {
-    /// [`MANIFEST_MAGIC`].
-    pub magic: u64,
-    /// The interface version the kernel was built against.
-    pub version: u32,
-    /// Number of valid entries in `vectors` ([`vector::TABLE_LEN`]).
-    pub vector_count: u32,
-    /// Entry points for vectors 0..=32, [`vector::STREAM`], then
-    /// [`vector::SPURIOUS`]; entry [`vector::SYSCALL`] is the syscall gate.
-    pub vectors: [u64; vector::TABLE_LEN],
+crate::wire_layout! {
+    /// What the kernel states about itself, in its ELF section `.weft_manifest` (§2.1).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct KernelManifest: 296, in_place {
+        /// [`MANIFEST_MAGIC`].
+        [0] pub magic: u64,
+        /// The interface version the kernel was built against.
+        [8] pub version: u32,
+        /// Number of valid entries in `vectors` ([`vector::TABLE_LEN`]).
+        [12] pub vector_count: u32,
+        /// Entry points for vectors 0..=32, [`vector::STREAM`], then
+        /// [`vector::SPURIOUS`]; entry [`vector::SYSCALL`] is the syscall gate.
+        [16] pub vectors: [u64; vector::TABLE_LEN],
+    }
 }
-assert_layout!(
-    KernelManifest,
-    size = 296,
-    magic = 0,
-    version = 8,
-    vector_count = 12,
-    vectors = 16
-);
 
 impl KernelManifest {
-    /// Size in bytes of the encoded manifest.
-    pub const SIZE: usize = core::mem::size_of::<Self>();
-
-    /// Decodes a manifest from the start of `bytes` (little-endian).
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut r = Reader::new(bytes.get(..Self::SIZE)?);
-        let (magic, version, vector_count) = (r.u64(), r.u32(), r.u32());
-        let mut vectors = [0u64; vector::TABLE_LEN];
-        for v in vectors.iter_mut() {
-            *v = r.u64();
-        }
-        Some(Self {
-            magic,
-            version,
-            vector_count,
-            vectors,
-        })
+    /// Decodes a manifest from the start of `bytes`; `None` if it is shorter.
+    pub fn decode_prefix(bytes: &[u8]) -> Option<Self> {
+        bytes.first_chunk::<{ Self::SIZE }>().map(Self::decode)
     }
 
     /// The vector number served by entry `index` of `vectors`.
@@ -69,6 +50,34 @@ impl KernelManifest {
             33 => vector::STREAM,
             _ => vector::SPURIOUS,
         }
+    }
+}
+
+crate::wire_layout! {
+    /// What a program states about itself, in its ELF section
+    /// `.weft_program` (§2.1): the interface version it was built for. The
+    /// user runtime (`weft-user`) emits it; the monitor refuses a program
+    /// without it or with another version.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ProgramManifest: 16, strict {
+        /// [`PROGRAM_MAGIC`].
+        [0] pub magic: u64,
+        /// The interface version the program was built against.
+        [8] pub version: u32,
+    }
+}
+
+impl ProgramManifest {
+    /// The manifest of a program built against this crate.
+    pub const CURRENT: Self = Self {
+        magic: PROGRAM_MAGIC,
+        version: crate::INTERFACE_VERSION,
+    };
+
+    /// Decodes a manifest from the start of `bytes`; `None` if it is
+    /// shorter, or its reserved bytes are not zero.
+    pub fn decode_prefix(bytes: &[u8]) -> Option<Self> {
+        bytes.first_chunk::<{ Self::SIZE }>().and_then(Self::decode)
     }
 }
 
@@ -89,20 +98,22 @@ pub mod region_kind {
     pub const PROCESSES: u32 = 6;
 }
 
-/// One entry of the physical memory map (§2.2). Regions are page-aligned, sorted
-/// by `base` and do not overlap.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemoryRegion {
-    /// Guest-physical start address.
-    pub base: u64,
-    /// Length in bytes.
-    pub len: u64,
-    /// One of [`region_kind`].
-    pub kind: u32,
-    /// Zero.
-    pub reserved: u32,
+crate::wire_layout! {
+    /// One entry of the physical memory map (§2.2). Regions are page-aligned,
+    /// sorted by `base` and do not overlap.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct MemoryRegion: 24, in_place {
+        /// Guest-physical start address.
+        [0] pub base: u64,
+        /// Length in bytes.
+        [8] pub len: u64,
+        /// One of [`region_kind`].
+        [16] pub kind: u32,
+        /// Zero.
+        [20] pub reserved: u32,
+    }
 }
+
 impl MemoryRegion {
     /// An all-zero entry.
     pub const EMPTY: Self = Self {
@@ -113,175 +124,90 @@ impl MemoryRegion {
     };
 }
 
-assert_layout!(
-    MemoryRegion,
-    size = 24,
-    base = 0,
-    len = 8,
-    kind = 16,
-    reserved = 20
-);
-
-/// The first program, loaded and mapped by the monitor (§2.2).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProgramInfo {
-    /// Guest-physical address of the program's PML4 (its kernel half equals the
-    /// kernel's).
-    pub root: u64,
-    /// User virtual address of the program's entry point.
-    pub entry: u64,
-    /// Initial user stack pointer (16-byte aligned).
-    pub stack_top: u64,
-    /// User virtual address of the arguments block (§4).
-    pub args_addr: u64,
-    /// Length in bytes of the arguments block.
-    pub args_len: u64,
-    /// Next free user virtual address for anonymous memory.
-    pub heap_base: u64,
-}
-assert_layout!(
-    ProgramInfo,
-    size = 48,
-    root = 0,
-    entry = 8,
-    stack_top = 16,
-    args_addr = 24,
-    args_len = 32,
-    heap_base = 40
-);
-
-impl ProgramInfo {
-    /// Size in bytes of the encoded block.
-    pub const SIZE: usize = core::mem::size_of::<Self>();
-
-    /// The fields in order, as laid out in memory.
-    fn words(&self) -> [u64; 6] {
-        [
-            self.root,
-            self.entry,
-            self.stack_top,
-            self.args_addr,
-            self.args_len,
-            self.heap_base,
-        ]
-    }
-
-    /// The block's bytes (as in the boot info, and in the mailbox after
-    /// `SPAWN`, §14.4).
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut out = [0u8; Self::SIZE];
-        let mut w = Writer::new(&mut out);
-        for v in self.words() {
-            w.u64(v);
-        }
-        out
-    }
-
-    /// Decodes the block.
-    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
-        let mut r = Reader::new(b);
-        Self {
-            root: r.u64(),
-            entry: r.u64(),
-            stack_top: r.u64(),
-            args_addr: r.u64(),
-            args_len: r.u64(),
-            heap_base: r.u64(),
-        }
+crate::wire_layout! {
+    /// The first program, loaded and mapped by the monitor (§2.2); also the
+    /// mailbox's contents after `SPAWN` (§14.4).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ProgramInfo: 48, in_place {
+        /// Guest-physical address of the program's PML4 (its kernel half
+        /// equals the kernel's).
+        [0] pub root: u64,
+        /// User virtual address of the program's entry point.
+        [8] pub entry: u64,
+        /// Initial user stack pointer (16-byte aligned).
+        [16] pub stack_top: u64,
+        /// User virtual address of the arguments block (§4).
+        [24] pub args_addr: u64,
+        /// Length in bytes of the arguments block.
+        [32] pub args_len: u64,
+        /// Next free user virtual address for anonymous memory.
+        [40] pub heap_base: u64,
     }
 }
 
-/// Where the control pipe is; all zero until streams exist (§2.2).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PipeInfo {
-    /// Guest-physical start of the pipe region.
-    pub phys: u64,
-    /// Length of the pipe region.
-    pub len: u64,
-    /// Doorbell identifier.
-    pub doorbell: u64,
-    /// Interrupt vector.
-    pub vector: u32,
-    /// Zero.
-    pub flags: u32,
+crate::wire_layout! {
+    /// Where the control pipe is; all zero until streams exist (§2.2).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PipeInfo: 32, in_place {
+        /// Guest-physical start of the pipe region.
+        [0] pub phys: u64,
+        /// Length of the pipe region.
+        [8] pub len: u64,
+        /// Doorbell identifier.
+        [16] pub doorbell: u64,
+        /// Interrupt vector.
+        [24] pub vector: u32,
+        /// Zero.
+        [28] pub flags: u32,
+    }
 }
-assert_layout!(
-    PipeInfo,
-    size = 32,
-    phys = 0,
-    len = 8,
-    doorbell = 16,
-    vector = 24,
-    flags = 28
-);
 
-/// Guest time-stamp counter values the kernel records during boot (§2.3). The
-/// monitor reads them after the guest stops, for `--stats`; they are reports,
-/// never trusted for anything else.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BootStamps {
-    /// First kernel instruction.
-    pub kernel_entry: u64,
-    /// Kernel initialization done.
-    pub kernel_ready: u64,
-    /// Just before the first instruction of the program.
-    pub program_entry: u64,
-    /// Zero.
-    pub reserved: u64,
+crate::wire_layout! {
+    /// Guest time-stamp counter values the kernel records during boot (§2.3).
+    /// The monitor reads them after the guest stops, for `--stats`; they are
+    /// reports, never trusted for anything else.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BootStamps: 32, in_place {
+        /// First kernel instruction.
+        [0] pub kernel_entry: u64,
+        /// Kernel initialization done.
+        [8] pub kernel_ready: u64,
+        /// Just before the first instruction of the program.
+        [16] pub program_entry: u64,
+        /// Zero.
+        [24] pub reserved: u64,
+    }
 }
-assert_layout!(
-    BootStamps,
-    size = 32,
-    kernel_entry = 0,
-    kernel_ready = 8,
-    program_entry = 16
-);
 
-/// The boot-info block (§2.2), one page at a page-aligned guest-physical address.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BootInfo {
-    /// [`BOOT_MAGIC`].
-    pub magic: u64,
-    /// [`crate::INTERFACE_VERSION`].
-    pub version: u32,
-    /// Number of valid entries in `regions`.
-    pub region_count: u32,
-    /// Guest TSC frequency in Hz.
-    pub tsc_hz: u64,
-    /// Local APIC timer frequency in Hz at divide-by-1.
-    pub apic_timer_hz: u64,
-    /// Guest RAM size in bytes (RAM is one range starting at physical 0).
-    pub mem_size: u64,
-    /// Guest-physical address of the kernel-only PML4.
-    pub kernel_root: u64,
-    /// The first program.
-    pub program: ProgramInfo,
-    /// The control pipe (reserved).
-    pub control_pipe: PipeInfo,
-    /// Boot-phase time stamps, written by the kernel.
-    pub stamps: BootStamps,
-    /// The physical memory map.
-    pub regions: [MemoryRegion; MAX_REGIONS],
+crate::wire_layout! {
+    /// The boot-info block (§2.2), one page at a page-aligned guest-physical
+    /// address.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BootInfo: 928, in_place {
+        /// [`BOOT_MAGIC`].
+        [0] pub magic: u64,
+        /// [`crate::INTERFACE_VERSION`].
+        [8] pub version: u32,
+        /// Number of valid entries in `regions`.
+        [12] pub region_count: u32,
+        /// Guest TSC frequency in Hz.
+        [16] pub tsc_hz: u64,
+        /// Local APIC timer frequency in Hz at divide-by-1.
+        [24] pub apic_timer_hz: u64,
+        /// Guest RAM size in bytes (RAM is one range starting at physical 0).
+        [32] pub mem_size: u64,
+        /// Guest-physical address of the kernel-only PML4.
+        [40] pub kernel_root: u64,
+        /// The first program.
+        [48] pub program: ProgramInfo,
+        /// The control pipe (reserved).
+        [96] pub control_pipe: PipeInfo,
+        /// Boot-phase time stamps, written by the kernel.
+        [128] pub stamps: BootStamps,
+        /// The physical memory map.
+        [160] pub regions: [MemoryRegion; MAX_REGIONS],
+    }
 }
-assert_layout!(
-    BootInfo,
-    size = 928,
-    magic = 0,
-    version = 8,
-    region_count = 12,
-    tsc_hz = 16,
-    apic_timer_hz = 24,
-    mem_size = 32,
-    kernel_root = 40,
-    program = 48,
-    control_pipe = 96,
-    stamps = 128,
-    regions = 160
-);
 
 impl BootInfo {
     /// A boot info with the magic and version set and everything else zero.
@@ -319,46 +245,6 @@ impl BootInfo {
         }
     }
 
-    /// Size in bytes of the encoded block.
-    pub const SIZE: usize = core::mem::size_of::<Self>();
-
-    /// The block's bytes as laid out in guest memory (§2.2).
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut out = [0u8; Self::SIZE];
-        let mut w = Writer::new(&mut out);
-        w.u64(self.magic);
-        w.u32(self.version);
-        w.u32(self.region_count);
-        for v in [
-            self.tsc_hz,
-            self.apic_timer_hz,
-            self.mem_size,
-            self.kernel_root,
-        ] {
-            w.u64(v);
-        }
-        for v in self.program.words() {
-            w.u64(v);
-        }
-        let c = &self.control_pipe;
-        for v in [c.phys, c.len, c.doorbell] {
-            w.u64(v);
-        }
-        w.u32(c.vector);
-        w.u32(c.flags);
-        let s = &self.stamps;
-        for v in [s.kernel_entry, s.kernel_ready, s.program_entry, s.reserved] {
-            w.u64(v);
-        }
-        for r in &self.regions {
-            w.u64(r.base);
-            w.u64(r.len);
-            w.u32(r.kind);
-            w.u32(r.reserved);
-        }
-        out
-    }
-
     /// The valid memory-map entries.
     pub fn regions(&self) -> &[MemoryRegion] {
         let n = (self.region_count as usize).min(MAX_REGIONS);
@@ -372,78 +258,28 @@ impl Default for BootInfo {
     }
 }
 
-impl BootStamps {
-    /// Size in bytes of the encoded stamps.
-    pub const SIZE: usize = core::mem::size_of::<Self>();
-
-    /// Decodes stamps read back from guest memory.
-    pub fn decode(bytes: &[u8; Self::SIZE]) -> Self {
-        let mut r = Reader::new(bytes);
-        Self {
-            kernel_entry: r.u64(),
-            kernel_ready: r.u64(),
-            program_entry: r.u64(),
-            reserved: r.u64(),
-        }
-    }
-}
-
-/// The per-CPU block `GS` points at in the kernel (§2.4). The monitor fills it.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PerCpu {
-    /// Kernel virtual address of this block.
-    pub self_addr: u64,
-    /// Top of this CPU's kernel stack.
-    pub kernel_rsp: u64,
-    /// Zero (reserved for the user stack pointer on a fast-syscall path).
-    pub user_rsp: u64,
-    /// Kernel virtual address of this CPU's hypercall mailbox (§3.2).
-    pub mailbox: u64,
-    /// Kernel virtual address of the boot info.
-    pub boot_info: u64,
-    /// Index of this CPU (0 is the bootstrap CPU).
-    pub cpu_index: u64,
-    /// Kernel virtual address of this CPU's task-state segment (the kernel
-    /// points its `RSP0` at the running process's kernel stack).
-    pub tss: u64,
-    /// Zero.
-    pub reserved: u64,
-}
-assert_layout!(
-    PerCpu,
-    size = 64,
-    self_addr = 0,
-    kernel_rsp = 8,
-    user_rsp = 16,
-    mailbox = 24,
-    boot_info = 32,
-    cpu_index = 40,
-    tss = 48,
-    reserved = 56
-);
-
-impl PerCpu {
-    /// Size in bytes of the encoded block.
-    pub const SIZE: usize = core::mem::size_of::<Self>();
-
-    /// The block's bytes as laid out in guest memory (§2.4).
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut out = [0u8; Self::SIZE];
-        let mut w = Writer::new(&mut out);
-        for v in [
-            self.self_addr,
-            self.kernel_rsp,
-            self.user_rsp,
-            self.mailbox,
-            self.boot_info,
-            self.cpu_index,
-            self.tss,
-            self.reserved,
-        ] {
-            w.u64(v);
-        }
-        out
+crate::wire_layout! {
+    /// The per-CPU block `GS` points at in the kernel (§2.4). The monitor
+    /// fills it.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PerCpu: 64, in_place {
+        /// Kernel virtual address of this block.
+        [0] pub self_addr: u64,
+        /// Top of this CPU's kernel stack.
+        [8] pub kernel_rsp: u64,
+        /// Zero (reserved for the user stack pointer on a fast-syscall path).
+        [16] pub user_rsp: u64,
+        /// Kernel virtual address of this CPU's hypercall mailbox (§3.2).
+        [24] pub mailbox: u64,
+        /// Kernel virtual address of the boot info.
+        [32] pub boot_info: u64,
+        /// Index of this CPU (0 is the bootstrap CPU).
+        [40] pub cpu_index: u64,
+        /// Kernel virtual address of this CPU's task-state segment (the
+        /// kernel points its `RSP0` at the running process's kernel stack).
+        [48] pub tss: u64,
+        /// Zero.
+        [56] pub reserved: u64,
     }
 }
 
@@ -463,13 +299,24 @@ mod tests {
         bytes[12..16].copy_from_slice(&(vector::TABLE_LEN as u32).to_le_bytes());
         bytes[16..24].copy_from_slice(&0xFFFF_FFFF_8000_1000u64.to_le_bytes());
         bytes[16 + 8 * 34..].copy_from_slice(&0xFFFF_FFFF_8000_2000u64.to_le_bytes());
-        let m = KernelManifest::decode(&bytes).unwrap();
+        let m = KernelManifest::decode_prefix(&bytes).unwrap();
         assert_eq!(m.magic, MANIFEST_MAGIC);
         assert_eq!(m.version, 7);
         assert_eq!(m.vector_count as usize, vector::TABLE_LEN);
         assert_eq!(m.vectors[0], 0xFFFF_FFFF_8000_1000);
         assert_eq!(m.vectors[34], 0xFFFF_FFFF_8000_2000);
-        assert!(KernelManifest::decode(&bytes[..KernelManifest::SIZE - 1]).is_none());
+        assert!(KernelManifest::decode_prefix(&bytes[..KernelManifest::SIZE - 1]).is_none());
+    }
+
+    #[test]
+    fn program_manifests_round_trip() {
+        let b = ProgramManifest::CURRENT.encode();
+        assert_eq!(&b[..8], b"WEFTPROG");
+        assert_eq!(
+            ProgramManifest::decode_prefix(&b),
+            Some(ProgramManifest::CURRENT)
+        );
+        assert_eq!(ProgramManifest::decode_prefix(&b[..15]), None);
     }
 
     #[test]

@@ -6,9 +6,6 @@
 //! VM exit (10–40 µs here), so they are for rare control only: the data path never
 //! uses them.
 
-use crate::assert_layout;
-use crate::codec::Reader;
-
 /// The I/O port a hypercall writes its number to.
 pub const PORT: u16 = 0x0510;
 
@@ -59,109 +56,68 @@ pub const DATA_OFFSET: usize = 64;
 /// Size of the mailbox's `data` area.
 pub const DATA_LEN: usize = 4096 - DATA_OFFSET;
 
-/// The per-CPU hypercall mailbox, one 4 KiB page (§3.2).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct Mailbox {
-    /// Arguments, meaning per hypercall.
-    pub args: [u64; 6],
-    /// Written by the monitor before the guest resumes: 0 or an [`crate::error::ErrorCode`].
-    pub result: u64,
-    /// Zero.
-    pub reserved: u64,
-    /// Inline payload.
-    pub data: [u8; DATA_LEN],
+crate::wire_layout! {
+    /// The per-CPU hypercall mailbox, one 4 KiB page (§3.2).
+    #[derive(Clone, Copy, Debug)]
+    pub struct Mailbox: 4096, in_place {
+        /// Arguments, meaning per hypercall.
+        [0] pub args: [u64; 6],
+        /// Written by the monitor before the guest resumes: 0 or an
+        /// [`crate::error::ErrorCode`].
+        [48] pub result: u64,
+        /// Zero.
+        [56] pub reserved: u64,
+        /// Inline payload.
+        [DATA_OFFSET] pub data: [u8; DATA_LEN],
+    }
 }
-assert_layout!(
-    Mailbox,
-    size = 4096,
-    args = 0,
-    result = 48,
-    reserved = 56,
-    data = DATA_OFFSET
-);
 
-/// General-purpose registers and the CPU's exception frame, in the order the
-/// kernel's exception entry pushes them (lowest address first) (§3.4).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FaultFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    /// Exception vector (0..=31).
-    pub vector: u64,
-    /// The CPU's error code, or 0 for exceptions without one.
-    pub error_code: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
+crate::wire_layout! {
+    /// General-purpose registers and the CPU's exception frame, in the order
+    /// the kernel's exception entry pushes them (lowest address first) (§3.4).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct FaultFrame: 176, in_place {
+        [0] pub r15: u64,
+        [8] pub r14: u64,
+        [16] pub r13: u64,
+        [24] pub r12: u64,
+        [32] pub r11: u64,
+        [40] pub r10: u64,
+        [48] pub r9: u64,
+        [56] pub r8: u64,
+        [64] pub rbp: u64,
+        [72] pub rdi: u64,
+        [80] pub rsi: u64,
+        [88] pub rdx: u64,
+        [96] pub rcx: u64,
+        [104] pub rbx: u64,
+        [112] pub rax: u64,
+        /// Exception vector (0..=31).
+        [120] pub vector: u64,
+        /// The CPU's error code, or 0 for exceptions without one.
+        [128] pub error_code: u64,
+        [136] pub rip: u64,
+        [144] pub cs: u64,
+        [152] pub rflags: u64,
+        [160] pub rsp: u64,
+        [168] pub ss: u64,
+    }
 }
-assert_layout!(
-    FaultFrame,
-    size = 176,
-    r15 = 0,
-    rbp = 64,
-    rax = 112,
-    vector = 120,
-    error_code = 128,
-    rip = 136,
-    cs = 144,
-    rflags = 152,
-    rsp = 160,
-    ss = 168
-);
 
-/// The `FAULT` hypercall payload: the frame plus the control registers that
-/// explain it (§3.4).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FaultReport {
-    pub frame: FaultFrame,
-    /// `CR2`: the faulting linear address of a page fault.
-    pub cr2: u64,
-    /// `CR3`: the page-table root in use.
-    pub cr3: u64,
+crate::wire_layout! {
+    /// The `FAULT` hypercall payload: the frame plus the control registers
+    /// that explain it (§3.4).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct FaultReport: 192, in_place {
+        [0] pub frame: FaultFrame,
+        /// `CR2`: the faulting linear address of a page fault.
+        [176] pub cr2: u64,
+        /// `CR3`: the page-table root in use.
+        [184] pub cr3: u64,
+    }
 }
-assert_layout!(FaultReport, size = 192, frame = 0, cr2 = 176, cr3 = 184);
 
 impl FaultReport {
-    /// Size in bytes of the encoded report.
-    pub const SIZE: usize = core::mem::size_of::<Self>();
-
-    /// Decodes a report from the mailbox's data area.
-    #[rustfmt::skip]
-    pub fn decode(bytes: &[u8; Self::SIZE]) -> Self {
-        let mut r = Reader::new(bytes);
-        // Struct fields are evaluated in the order written: the push order.
-        let frame = FaultFrame {
-            r15: r.u64(), r14: r.u64(), r13: r.u64(), r12: r.u64(), r11: r.u64(),
-            r10: r.u64(), r9: r.u64(), r8: r.u64(), rbp: r.u64(), rdi: r.u64(),
-            rsi: r.u64(), rdx: r.u64(), rcx: r.u64(), rbx: r.u64(), rax: r.u64(),
-            vector: r.u64(), error_code: r.u64(), rip: r.u64(), cs: r.u64(),
-            rflags: r.u64(), rsp: r.u64(), ss: r.u64(),
-        };
-        Self {
-            frame,
-            cr2: r.u64(),
-            cr3: r.u64(),
-        }
-    }
-
     /// True if the fault happened at ring 3 (in the program).
     pub fn from_user(&self) -> bool {
         self.frame.cs & 3 == 3

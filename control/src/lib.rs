@@ -24,7 +24,6 @@
 
 pub mod args;
 pub mod boot;
-mod codec;
 pub mod control_pipe;
 pub mod error;
 pub mod frame;
@@ -33,11 +32,13 @@ pub mod hypercall;
 pub mod layout;
 pub mod net_proto;
 pub mod process;
+pub mod status;
 pub mod streams;
 pub mod system;
+pub mod wire;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 7;
+pub const INTERFACE_VERSION: u32 = 8;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

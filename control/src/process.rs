@@ -6,7 +6,6 @@
 //! hypercall) and owns its memory and its pipe region: slot `i` uses pipe
 //! region `i` ([`crate::streams::region_gpa`]). All values little-endian.
 
-use crate::codec::{Reader, Writer};
 use crate::streams;
 
 /// Process-table slots, and so processes alive at once (slot 0 is the first
@@ -44,64 +43,23 @@ pub mod source {
     pub const ELF: u32 = 2;
 }
 
-/// What to run: 48 bytes in the caller's memory (§14.2).
-///
-/// ```text
-/// 0   source      u32  [`source`]
-/// 4   reserved    u32  zero
-/// 8   image_addr  u64  user address of the name or ELF bytes
-/// 16  image_len   u64
-/// 24  args_addr   u64  user address of an arguments block (§4), name first
-/// 32  args_len    u64
-/// 40  heap_bytes  u64  anonymous memory mapped at entry; 0: DEFAULT_HEAP
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SpawnRequest {
-    pub source: u32,
-    pub image_addr: u64,
-    pub image_len: u64,
-    pub args_addr: u64,
-    pub args_len: u64,
-    pub heap_bytes: u64,
-}
-
-impl SpawnRequest {
-    /// Encoded size.
-    pub const SIZE: usize = 48;
-
-    /// The request's bytes.
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut out = [0u8; Self::SIZE];
-        let mut w = Writer::new(&mut out);
-        w.u32(self.source);
-        w.u32(0);
-        for v in [
-            self.image_addr,
-            self.image_len,
-            self.args_addr,
-            self.args_len,
-            self.heap_bytes,
-        ] {
-            w.u64(v);
-        }
-        out
-    }
-
-    /// Decodes a request; `None` if the reserved word is not zero.
-    pub fn decode(b: &[u8; Self::SIZE]) -> Option<Self> {
-        let mut r = Reader::new(b);
-        let source = r.u32();
-        if r.u32() != 0 {
-            return None;
-        }
-        Some(Self {
-            source,
-            image_addr: r.u64(),
-            image_len: r.u64(),
-            args_addr: r.u64(),
-            args_len: r.u64(),
-            heap_bytes: r.u64(),
-        })
+crate::wire_layout! {
+    /// What to run: 48 bytes in the caller's memory (§14.2). Bytes 4..8 are
+    /// reserved and must be zero.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SpawnRequest: 48, strict {
+        /// [`source`].
+        [0] pub source: u32,
+        /// User address of the name or ELF bytes.
+        [8] pub image_addr: u64,
+        /// Their length.
+        [16] pub image_len: u64,
+        /// User address of an arguments block (§4), name first.
+        [24] pub args_addr: u64,
+        /// Its length.
+        [32] pub args_len: u64,
+        /// Anonymous memory mapped at entry; 0: [`DEFAULT_HEAP`].
+        [40] pub heap_bytes: u64,
     }
 }
 
@@ -115,71 +73,30 @@ pub mod state {
     pub const ENDED: u32 = 3;
 }
 
-/// One process as the `PROCESSES` and `PROCESS` syscalls report it: 64
-/// bytes (§14.3).
-///
-/// ```text
-/// 0   pid       u32
-/// 4   parent    u32  0: none
-/// 8   state     u32  [`state`]
-/// 12  status    u32  exit status once ENDED
-/// 16  cpu_ns    u64  time it has run
-/// 24  memory    u64  bytes of memory the monitor gave it
-/// 32  streams   u32  streams open (control pipe and standard streams included)
-/// 36  reserved  u32  zero
-/// 40  name      [u8; 24]
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProcessRecord {
-    pub pid: u32,
-    pub parent: u32,
-    pub state: u32,
-    pub status: u32,
-    pub cpu_ns: u64,
-    pub memory: u64,
-    pub streams: u32,
-    pub name: [u8; NAME_LEN],
+crate::wire_layout! {
+    /// One process as the `PROCESSES` and `PROCESS` syscalls report it: 64
+    /// bytes (§14.3). Bytes 36..40 are reserved (zero).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ProcessRecord: 64 {
+        [0] pub pid: u32,
+        /// 0: none.
+        [4] pub parent: u32,
+        /// [`state`].
+        [8] pub state: u32,
+        /// Exit status once [`state::ENDED`].
+        [12] pub status: u32,
+        /// Time it has run.
+        [16] pub cpu_ns: u64,
+        /// Bytes of memory the monitor gave it.
+        [24] pub memory: u64,
+        /// Streams open (control pipe and standard streams included).
+        [32] pub streams: u32,
+        /// [`name_of`] its first argument.
+        [40] pub name: [u8; NAME_LEN],
+    }
 }
 
 impl ProcessRecord {
-    /// Encoded size.
-    pub const SIZE: usize = 64;
-
-    /// The record's bytes.
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut out = [0u8; Self::SIZE];
-        let mut w = Writer::new(&mut out);
-        for v in [self.pid, self.parent, self.state, self.status] {
-            w.u32(v);
-        }
-        w.u64(self.cpu_ns);
-        w.u64(self.memory);
-        w.u32(self.streams);
-        w.u32(0);
-        w.bytes(&self.name);
-        out
-    }
-
-    /// Decodes a record.
-    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
-        let mut r = Reader::new(b);
-        let (pid, parent, state, status) = (r.u32(), r.u32(), r.u32(), r.u32());
-        let (cpu_ns, memory, streams) = (r.u64(), r.u64(), r.u32());
-        let _ = r.u32();
-        let mut name = [0u8; NAME_LEN];
-        name.copy_from_slice(&b[40..]);
-        Self {
-            pid,
-            parent,
-            state,
-            status,
-            cpu_ns,
-            memory,
-            streams,
-            name,
-        }
-    }
-
     /// The name up to its first NUL.
     pub fn name(&self) -> &[u8] {
         name_text(&self.name)
@@ -202,50 +119,19 @@ pub fn name_of(arg0: &[u8]) -> [u8; NAME_LEN] {
     name
 }
 
-/// What the monitor knows of one process slot, as the `FIGURES` hypercall
-/// reports it: 40 bytes (§3.3).
-///
-/// ```text
-/// 0   memory   u64  bytes of guest memory the slot's process holds
-/// 8   streams  u32  streams open in its pipe region
-/// 12  live     u32  1 if a process holds the slot, else 0
-/// 16  name     [u8; 24]
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SlotFigures {
-    pub memory: u64,
-    pub streams: u32,
-    pub live: u32,
-    pub name: [u8; NAME_LEN],
-}
-
-impl SlotFigures {
-    /// Encoded size.
-    pub const SIZE: usize = 40;
-
-    /// The figures' bytes.
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut out = [0u8; Self::SIZE];
-        let mut w = Writer::new(&mut out);
-        w.u64(self.memory);
-        w.u32(self.streams);
-        w.u32(self.live);
-        w.bytes(&self.name);
-        out
-    }
-
-    /// Decodes figures.
-    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
-        let mut r = Reader::new(b);
-        let (memory, streams, live) = (r.u64(), r.u32(), r.u32());
-        let mut name = [0u8; NAME_LEN];
-        name.copy_from_slice(&b[16..]);
-        Self {
-            memory,
-            streams,
-            live,
-            name,
-        }
+crate::wire_layout! {
+    /// What the monitor knows of one process slot, as the `FIGURES`
+    /// hypercall reports it: 40 bytes (§3.3).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SlotFigures: 40 {
+        /// Bytes of guest memory the slot's process holds.
+        [0] pub memory: u64,
+        /// Streams open in its pipe region.
+        [8] pub streams: u32,
+        /// 1 if a process holds the slot, else 0.
+        [12] pub live: u32,
+        /// [`name_of`] its program.
+        [16] pub name: [u8; NAME_LEN],
     }
 }
 

@@ -33,6 +33,9 @@ pub const PRODUCER_WAIT: usize = 3 * CACHE_LINE;
 pub const PRODUCER_CLOSED: usize = 3 * CACHE_LINE + 8;
 /// Size of the header; the data area starts here (§7.2).
 pub const HEADER: usize = 4 * CACHE_LINE;
+// The pipe region's slot layout (weft-control, PROTOCOL.md §8.1) reserves
+// this much before each ring's data.
+const _: () = assert!(HEADER as u64 == weft_control::streams::RING_HEADER);
 /// The largest capacity a ring may have: 2^31 bytes, so that every length and
 /// offset fits a `u32` and `usize` on every target.
 pub const MAX_CAPACITY: usize = 1 << 31;

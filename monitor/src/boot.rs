@@ -13,7 +13,8 @@ use vm_memory::{Bytes, GuestAddress};
 use weft_control::INTERFACE_VERSION;
 use weft_control::args;
 use weft_control::boot::{
-    BootInfo, KernelManifest, MANIFEST_MAGIC, MANIFEST_SECTION, PerCpu, region_kind,
+    BootInfo, KernelManifest, MANIFEST_MAGIC, MANIFEST_SECTION, PROGRAM_MAGIC, PROGRAM_SECTION,
+    PerCpu, ProgramManifest, region_kind,
 };
 use weft_control::layout::*;
 use weft_control::streams::{
@@ -46,6 +47,14 @@ pub enum BootError {
     /// The program ELF is unusable.
     #[error("{0}")]
     ProgramElf(ElfError),
+    /// The program has no valid manifest: not built with `weft-user`.
+    #[error("not a Weft program: {0} (build it with weft-user)")]
+    ProgramManifest(&'static str),
+    /// The program was built for another interface version.
+    #[error(
+        "the program was built for interface version {found}, this weft speaks {INTERFACE_VERSION} (rebuild it against this weft-user)"
+    )]
+    ProgramVersion { found: u32 },
     /// The arguments do not fit.
     #[error("the program's arguments exceed {USER_ARGS_MAX} bytes")]
     ArgsTooLarge,
@@ -71,7 +80,11 @@ impl BootError {
     pub fn is_program_error(&self) -> bool {
         matches!(
             self,
-            BootError::ProgramElf(_) | BootError::ArgsTooLarge | BootError::PayloadTooLarge(_)
+            BootError::ProgramElf(_)
+                | BootError::ProgramManifest(_)
+                | BootError::ProgramVersion { .. }
+                | BootError::ArgsTooLarge
+                | BootError::PayloadTooLarge(_)
         )
     }
 }
@@ -184,7 +197,7 @@ pub fn kernel_plan(kernel: &[u8]) -> Result<(LoadPlan, KernelManifest), BootErro
         elf::parse(kernel, KERNEL_IMAGE_BASE..KERNEL_IMAGE_TOP).map_err(BootError::KernelElf)?;
     let bytes = elf::section(kernel, MANIFEST_SECTION)
         .ok_or(BootError::Manifest("no .weft_manifest section"))?;
-    let m = KernelManifest::decode(bytes).ok_or(BootError::Manifest(
+    let m = KernelManifest::decode_prefix(bytes).ok_or(BootError::Manifest(
         "the .weft_manifest section is truncated",
     ))?;
     if m.magic != MANIFEST_MAGIC {
@@ -213,9 +226,24 @@ pub fn kernel_plan(kernel: &[u8]) -> Result<(LoadPlan, KernelManifest), BootErro
     Ok((plan, m))
 }
 
-/// Parses the program ELF.
+/// Parses the program ELF and checks its manifest (§2.1): the program must
+/// have been built for this interface version.
 pub fn program_plan(program: &[u8]) -> Result<LoadPlan, BootError> {
-    elf::parse(program, USER_BASE..USER_HEAP_BASE).map_err(BootError::ProgramElf)
+    let plan = elf::parse(program, USER_BASE..USER_HEAP_BASE).map_err(BootError::ProgramElf)?;
+    let bytes = elf::section(program, PROGRAM_SECTION)
+        .ok_or(BootError::ProgramManifest("no .weft_program section"))?;
+    let m = ProgramManifest::decode_prefix(bytes).ok_or(BootError::ProgramManifest(
+        "the .weft_program section is truncated or has reserved bits set",
+    ))?;
+    if m.magic != PROGRAM_MAGIC {
+        return Err(BootError::ProgramManifest(
+            "the .weft_program section has a bad magic number",
+        ));
+    }
+    if m.version != INTERFACE_VERSION {
+        return Err(BootError::ProgramVersion { found: m.version });
+    }
+    Ok(plan)
 }
 
 fn write(ram: &Ram, phys: u64, bytes: &[u8]) -> Result<(), BootError> {

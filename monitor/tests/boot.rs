@@ -164,6 +164,52 @@ fn non_elf_and_truncated_programs_are_clean_usage_errors() {
     );
 }
 
+/// A program carries the interface version it was built for (PROTOCOL.md
+/// §2.1); one built for another version, or without the manifest, is
+/// refused before boot with a message saying so, and the spawn of one fails.
+#[test]
+fn programs_built_for_another_interface_are_refused() {
+    let hello = std::fs::read(guest_program("hello")).unwrap();
+    let at = hello
+        .windows(8)
+        .position(|w| w == b"WEFTPROG")
+        .expect("hello has a .weft_program manifest");
+    let mut old = hello.clone();
+    old[at + 8..at + 12].copy_from_slice(&3u32.to_le_bytes());
+    let old = temp_file("hello-v3", &old);
+    let (code, out, err) = run(&["run", old.to_str().unwrap()]);
+    assert_eq!(code, 2, "stderr: {err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("the program was built for interface version 3, this weft speaks"),
+        "{err}"
+    );
+
+    let mut none = hello.clone();
+    none[at..at + 8].copy_from_slice(b"NOTAPROG");
+    let none = temp_file("hello-unmarked", &none);
+    let (code, _, err) = run(&["run", none.to_str().unwrap()]);
+    assert_eq!(code, 2, "stderr: {err}");
+    assert!(err.contains("not a Weft program"), "{err}");
+
+    // Spawned from a file, the same image is refused and the spawner goes
+    // on (`procs` exits 1 when a program could not start).
+    let dir = old.parent().unwrap().to_str().unwrap().to_owned();
+    let (code, out, err) = run(&[
+        "run",
+        "--fs-root",
+        &dir,
+        "procs",
+        "/hello-v3",
+        "--",
+        "exit-code",
+        "4",
+    ]);
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    assert!(err.contains("procs: /hello-v3: cannot start"), "{err}");
+    assert!(out.contains("exited with status 4"), "{out}");
+}
+
 #[test]
 fn usage_and_configuration_errors_exit_2() {
     let (code, _, err) = run(&["run", "no-such-program"]);

@@ -18,6 +18,21 @@ global_asm!(
     start = sym weft_user_start,
 );
 
+// The program manifest (PROTOCOL.md §2.1): the interface version this
+// program was built for, which the monitor checks before running it. "R"
+// (SHF_GNU_RETAIN) keeps the unreferenced section through the linker's
+// section garbage collection.
+global_asm!(
+    ".pushsection .weft_program, \"aR\"",
+    ".balign 8",
+    "    .quad {magic}",
+    "    .long {version}",
+    "    .long 0",
+    ".popsection",
+    magic = const weft_control::boot::PROGRAM_MAGIC,
+    version = const weft_control::INTERFACE_VERSION,
+);
+
 unsafe extern "Rust" {
     /// Defined by the program with [`crate::entry!`].
     fn weft_program_main(args: Args<'static>) -> i32;
