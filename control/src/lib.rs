@@ -5,20 +5,28 @@
 //! boot-info block and the kernel manifest (§2), the hypercall port, numbers and
 //! mailbox (§3), the program arguments block (§4), the error codes (§6) and the
 //! pipe region's stream slots and doorbell (§8), the frames of the control
-//! pipe and of every stream protocol (§9–§12), and the process records
-//! (§14).
+//! pipe and of every stream protocol (§9–§12), the process records (§14), and
+//! the exit statuses with a fixed meaning.
 //!
 //! What it does not own: any I/O, any `unsafe`, the syscall ABI between the kernel
 //! and user programs (`weft-abi`), or how either side reaches guest memory.
 //!
-//! Invariants: every `#[repr(C)]` type here has only unsigned-integer fields (no
-//! `bool`, no data-carrying enum, no implicit padding) and carries compile-time
-//! size and offset asserts naming the PROTOCOL.md section it implements. All
-//! multi-byte values are little-endian (the only architecture is x86_64).
+//! Invariants: every fixed-size layout is declared once, with
+//! [`wire_layout!`](crate::wire_layout): its field list with their offsets yields the struct, the
+//! compile-time checks (fields in order, no overlap, within the size; for a
+//! block read in place, the `#[repr(C)]` struct's size and offsets) and the
+//! codec, so a layout cannot be written three ways. Fields are unsigned
+//! integers, arrays of them or other layouts (no `bool`, no data-carrying
+//! enum); each names the PROTOCOL.md section it implements. All multi-byte
+//! values are little-endian (the only architecture is x86_64). Variable-length
+//! frames are built and read with [`frame::Encoder`] and [`frame::Decoder`],
+//! which report overflow and truncation instead of dropping bytes.
 //!
 //! The interface version ([`INTERFACE_VERSION`]) is independent of the crate's
-//! semver: it changes whenever a layout or meaning here changes, and the monitor
-//! refuses a kernel whose manifest states another version.
+//! semver: it changes whenever a layout or meaning here changes. The kernel
+//! states it in its manifest and every program in its own (§2.1); the monitor
+//! refuses either when it states another version. Exit statuses with a fixed
+//! meaning are in [`status`].
 #![no_std]
 #![forbid(unsafe_code)]
 

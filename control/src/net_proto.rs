@@ -17,8 +17,11 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub const ADDR: usize = 19;
 /// Bytes of the longest TCP frame (`ACCEPTED`/`CONNECTED`: two addresses).
 pub const MAX_TCP_FRAME: usize = HEADER + 2 * ADDR;
-/// The largest datagram payload a `SEND_TO` or `DATAGRAM` frame carries.
-pub const MAX_DATAGRAM: usize = MAX_BODY - ADDR;
+/// The largest datagram payload a `SEND_TO` or `DATAGRAM` frame carries: the
+/// largest UDP payload (65 535 bytes less the 8-byte UDP header; over IPv4
+/// the host refuses sends above 65 507).
+pub const MAX_DATAGRAM: usize = 65_527;
+const _: () = assert!(MAX_DATAGRAM <= MAX_BODY - ADDR);
 
 /// Kinds of the TCP and UDP protocols after their first frames.
 pub mod net_kind {
@@ -231,20 +234,25 @@ impl<'a> Datagram<'a> {
     /// Encodes the datagram as a frame of `kind` (`SEND_TO` or `DATAGRAM`)
     /// into `buf`; `None` if the payload exceeds [`MAX_DATAGRAM`] or `buf`.
     pub fn encode(&self, kind: u16, buf: &mut [u8]) -> Option<usize> {
+        if self.payload.len() > MAX_DATAGRAM {
+            return None;
+        }
         let mut e = Encoder::new(buf, kind);
         encode_addr(&mut e, self.addr);
         e.bytes(self.payload);
         e.finish()
     }
 
-    /// Decodes a datagram frame's body (the payload is the rest).
+    /// Decodes a datagram frame's body (the payload is the rest, at most
+    /// [`MAX_DATAGRAM`] bytes).
     pub fn decode(body: &'a [u8]) -> Result<Self, WireError> {
         let mut d = Decoder::new(body);
         let addr = decode_addr(&mut d)?;
-        Ok(Self {
-            addr,
-            payload: d.rest(),
-        })
+        let payload = d.rest();
+        if payload.len() > MAX_DATAGRAM {
+            return Err(WireError::TooLong(body.len() as u32));
+        }
+        Ok(Self { addr, payload })
     }
 }
 
@@ -380,8 +388,21 @@ mod tests {
             addr: v4(),
             payload: &big,
         };
-        assert_eq!(too_big.encode(net_kind::SEND_TO, &mut buf), None);
+        let mut roomy = [0u8; datagram_frame_len(MAX_DATAGRAM + 1)];
+        assert_eq!(too_big.encode(net_kind::SEND_TO, &mut roomy), None);
         assert_eq!(Datagram::decode(&[4, 0]), Err(WireError::Truncated));
+        // A body one byte longer than the limit is refused.
+        let empty = Datagram {
+            addr: v4(),
+            payload: &[],
+        };
+        let n = empty.encode(net_kind::SEND_TO, &mut buf).unwrap();
+        let mut body = [0u8; ADDR + MAX_DATAGRAM + 1];
+        body[..ADDR].copy_from_slice(&buf[HEADER..n]);
+        assert!(matches!(
+            Datagram::decode(&body),
+            Err(WireError::TooLong(_))
+        ));
     }
 
     #[test]

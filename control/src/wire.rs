@@ -1,6 +1,6 @@
 //! Fixed-size little-endian layouts, each declared once.
 //!
-//! A layout that crosses the boundary is written as one [`wire_layout!`]
+//! A layout that crosses the boundary is written as one [`wire_layout!`](crate::wire_layout)
 //! invocation: its fields with their byte offsets. From that one list the
 //! macro yields the struct, the compile-time checks that the fields are in
 //! order, do not overlap and fit the stated size (and, for a layout the other
@@ -56,7 +56,7 @@ impl<T: Field, const N: usize> Field for [T; N] {
 }
 
 /// True if the `(offset, size)` ranges are sorted, disjoint and end by
-/// `size` (evaluated at compile time by [`wire_layout!`]).
+/// `size` (evaluated at compile time by [`wire_layout!`](crate::wire_layout)).
 pub const fn fields_fit(fields: &[(usize, usize)], size: usize) -> bool {
     let mut end = 0;
     let mut i = 0;
