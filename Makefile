@@ -11,13 +11,14 @@ WASM_APPS  := hello wc coremark
 WASM_GUEST := echo-server supervise spin trap hog spawn-bench
 WEFT       := target/release/weft
 
-.PHONY: help setup guest build run test bench fuzz clean
+.PHONY: help setup guest build run test lint bench fuzz clean
 
 help:
 	@echo "Weft make targets:"
 	@echo "  make build   build the kernel, the example programs and target/release/weft"
 	@echo "  make run     build, then boot the hello demo in a KVM guest"
-	@echo "  make test    build, then run every test (unit, property, model, and KVM boot tests)"
+	@echo "  make test    build, check formatting and lints, then run every test (unit, property, model, and KVM boot tests)"
+	@echo "  make lint    rustfmt and clippy (warnings are errors) over every crate, guest and Wasm apps included"
 	@echo "  make bench   build, then run the benchmarks (results in target/bench/)"
 	@echo "  make fuzz    fuzz the data pipe against a hostile peer (nightly Rust; FUZZ_SECONDS=60)"
 	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl)"
@@ -53,7 +54,23 @@ build: guest
 run: build
 	$(WEFT) run hello "from make run"
 
-test: build
+# Formatting and lints gate the tests: rustfmt over every crate, clippy with
+# warnings denied (undocumented unsafe blocks included) over the host crates,
+# the guest crates and the Wasm apps (which live outside the workspace).
+WASM_CRATES := $(WASM_APPS) $(WASM_GUEST) weft-app
+lint: setup
+	$(CARGO) fmt --all --check
+	for app in $(WASM_CRATES); do \
+		$(CARGO) fmt --check --manifest-path user/wasm/$$app/Cargo.toml || exit 1; \
+	done
+	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --target $(GUEST) -p weft-kernel -p weft-user -- -D warnings
+	for app in $(WASM_CRATES); do \
+		$(CARGO) clippy --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) \
+			-- -D warnings -D clippy::undocumented_unsafe_blocks || exit 1; \
+	done
+
+test: build lint
 	$(CARGO) test --release
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release -p weft-data-pipe --test loom
 
