@@ -65,6 +65,7 @@ lint: setup
 	done
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) clippy --release --target $(GUEST) -p weft-kernel -p weft-user -- -D warnings
+	$(CARGO) clippy --release -p weft-user --lib --tests -- -D warnings
 	for app in $(WASM_CRATES); do \
 		$(CARGO) clippy --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) \
 			-- -D warnings -D clippy::undocumented_unsafe_blocks || exit 1; \
@@ -72,6 +73,7 @@ lint: setup
 
 test: build lint
 	$(CARGO) test --release
+	$(CARGO) test --release -p weft-user --lib
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release -p weft-data-pipe --test loom
 
 bench: build

@@ -104,6 +104,12 @@ impl OpenFlags {
         Self(self.0 | other.0)
     }
 
+    /// These flags without `other`'s.
+    #[must_use]
+    pub const fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
     /// Whether the file will be written (`WRITE` or `APPEND`).
     pub const fn writes(self) -> bool {
         self.0 & (Self::WRITE.0 | Self::APPEND.0) != 0

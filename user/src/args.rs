@@ -52,3 +52,36 @@ impl<'a> Args<'a> {
         (0..self.len()).map(|i| self.get(i).unwrap_or(""))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_anywhere_but_its_fixed_place_is_not_read() {
+        // Neither call dereferences the address: it is refused first.
+        for (addr, len) in [
+            (0x1000, 16),
+            (USER_ARGS_ADDR + 8, 16),
+            (USER_ARGS_ADDR, USER_ARGS_MAX + 1),
+        ] {
+            let a = Args::from_block(addr, len);
+            assert!(a.is_empty());
+            assert_eq!((a.len(), a.get(0), a.iter().count()), (0, None, 0));
+        }
+    }
+
+    #[test]
+    fn arguments_read_as_text_or_bytes() {
+        let mut block = [0u8; 256];
+        let n = args::encode(&[&b"prog"[..], b"two words", b"\xff\xfe"], &mut block).unwrap();
+        let a = Args {
+            inner: args::Args::parse(&block[..n]).ok(),
+        };
+        assert_eq!(a.len(), 3);
+        assert_eq!((a.get(0), a.get(1)), (Some("prog"), Some("two words")));
+        assert_eq!((a.get(2), a.get_bytes(2)), (None, Some(&b"\xff\xfe"[..])));
+        assert_eq!(a.iter().collect::<Vec<_>>(), ["prog", "two words", ""]);
+        assert_eq!(a.get(3), None);
+    }
+}

@@ -93,3 +93,52 @@ impl embedded_io::Error for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use embedded_io::Error as _;
+
+    #[test]
+    fn messages_name_the_code_unless_they_are_its_description() {
+        let e = Error::new(Code::NotFound, "open /a");
+        assert_eq!(e.to_string(), format!("{}: open /a", Code::NotFound));
+        assert_eq!(
+            Error::from_code(Code::Closed).to_string(),
+            Code::Closed.description()
+        );
+        assert_eq!((e.code(), e.message()), (Code::NotFound, "open /a"));
+    }
+
+    #[test]
+    fn ring_and_wire_failures_map_to_stream_codes() {
+        assert_eq!(
+            Error::ring(weft_data_pipe::Error::Corrupt).code(),
+            Code::Protocol
+        );
+        assert_eq!(
+            Error::ring(weft_data_pipe::Error::Closed).code(),
+            Code::Closed
+        );
+        let eof = Error::read_exact(ReadExactError::UnexpectedEof);
+        assert_eq!(
+            (eof.code(), eof.message()),
+            (Code::Closed, "the stream ended")
+        );
+        let w = Error::wire(WireError::Trailing);
+        assert_eq!(w.code(), Code::Protocol);
+        assert_eq!(w.message(), WireError::Trailing.to_string());
+    }
+
+    #[test]
+    fn codes_map_to_embedded_io_kinds() {
+        let kind = |c| Error::from_code(c).kind();
+        assert_eq!(kind(Code::NotFound), ErrorKind::NotFound);
+        assert_eq!(kind(Code::Escape), ErrorKind::PermissionDenied);
+        assert_eq!(kind(Code::ReadOnly), ErrorKind::PermissionDenied);
+        assert_eq!(kind(Code::Exists), ErrorKind::AlreadyExists);
+        assert_eq!(kind(Code::Closed), ErrorKind::BrokenPipe);
+        assert_eq!(kind(Code::TooLarge), ErrorKind::OutOfMemory);
+        assert_eq!(kind(Code::Protocol), ErrorKind::InvalidData);
+    }
+}

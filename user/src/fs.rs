@@ -59,11 +59,13 @@ impl OpenOptions {
         }
     }
 
+    /// Sets or clears `flag`. As with `std`, any order of calls is fine:
+    /// the combination is checked when the file is opened.
     fn set(&mut self, flag: OpenFlags, on: bool) -> &mut Self {
         self.flags = if on {
             self.flags.with(flag)
         } else {
-            OpenFlags::from_bits(self.flags.bits() & !flag.bits()).unwrap_or(OpenFlags::empty())
+            self.flags.without(flag)
         };
         self
     }
@@ -459,4 +461,29 @@ fn decode(kind: u16, body: &[u8]) -> Result<Reply<'_>, Error> {
 
 fn unexpected() -> Error {
     Error::new(Code::Protocol, "unexpected file-system reply")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_set_and_clear_flags_as_std_does() {
+        let mut o = OpenOptions::new();
+        o.read(true).write(true).create(true).truncate(true);
+        let want = OpenFlags::READ
+            .with(OpenFlags::WRITE)
+            .with(OpenFlags::CREATE)
+            .with(OpenFlags::TRUNCATE);
+        assert_eq!(o.flags.bits(), want.bits());
+        o.truncate(false).write(false).append(true);
+        let want = OpenFlags::READ
+            .with(OpenFlags::CREATE)
+            .with(OpenFlags::APPEND);
+        assert_eq!(o.flags.bits(), want.bits());
+        assert!(o.flags.writes());
+        o.create_new(true);
+        assert_ne!(o.flags.bits() & OpenFlags::EXCLUSIVE.bits(), 0);
+        assert_eq!(OpenOptions::default().flags.bits(), 0);
+    }
 }

@@ -329,3 +329,22 @@ impl UdpSocket {
         &mut self.stream
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_as_ip_and_port_only() {
+        assert_eq!(
+            parse_addr("127.0.0.1:7000").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 7000))
+        );
+        assert_eq!(parse_addr("[::1]:53").unwrap().port(), 53);
+        for bad in ["localhost:80", "127.0.0.1", "1.2.3.4:99999", ""] {
+            let e = parse_addr(bad).unwrap_err();
+            assert_eq!(e.code(), Code::Invalid);
+            assert!(e.message().contains(bad), "{e}");
+        }
+    }
+}

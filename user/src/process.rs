@@ -137,3 +137,26 @@ fn record(chunk: &[u8]) -> ProcessRecord {
     b.copy_from_slice(chunk);
     ProcessRecord::decode(&b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_control::process::{name_of, state};
+
+    #[test]
+    fn records_decode_from_the_kernels_bytes() {
+        let rec = ProcessRecord {
+            pid: 9,
+            parent: 1,
+            state: state::BLOCKED,
+            status: 0,
+            cpu_ns: 1234,
+            memory: 2 << 20,
+            streams: 3,
+            name: name_of(b"/apps/echo"),
+        };
+        let got = record(&rec.encode());
+        assert_eq!(got, rec);
+        assert_eq!(got.name(), b"echo");
+    }
+}

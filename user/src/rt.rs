@@ -1,12 +1,14 @@
 //! Program entry, exit and the panic handler.
 
+#[cfg(not(test))]
 use crate::args::Args;
 use crate::syscall::syscall;
 use core::arch::global_asm;
 use weft_abi::nr;
 
 // The kernel enters here with rdi = arguments block, rsi = its length and a
-// 16-byte aligned stack (PROTOCOL.md §5.1).
+// 16-byte aligned stack (PROTOCOL.md §5.1). Host unit tests have their own.
+#[cfg(not(test))]
 global_asm!(
     ".pushsection .text._start, \"ax\"",
     ".global _start",
@@ -33,11 +35,13 @@ global_asm!(
     version = const weft_control::INTERFACE_VERSION,
 );
 
+#[cfg(not(test))]
 unsafe extern "Rust" {
     /// Defined by the program with [`crate::entry!`].
     fn weft_program_main(args: Args<'static>) -> i32;
 }
 
+#[cfg(not(test))]
 extern "C" fn weft_user_start(args_addr: u64, args_len: u64) -> ! {
     let args = Args::from_block(args_addr, args_len);
     // SAFETY: `entry!` defines this function with exactly this signature.
@@ -65,6 +69,7 @@ pub fn sleep(duration: core::time::Duration) {
     let _ = unsafe { syscall(nr::SLEEP, ns, 0, 0, 0) };
 }
 
+#[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     crate::eprintln!("program panicked: {info}");
