@@ -5,6 +5,7 @@ use crate::args::Args;
 use crate::syscall::syscall;
 use core::arch::global_asm;
 use weft_abi::nr;
+use weft_control::status;
 
 // The kernel enters here with rdi = arguments block, rsi = its length and a
 // 16-byte aligned stack (PROTOCOL.md §5.1). Host unit tests have their own.
@@ -49,12 +50,13 @@ extern "C" fn weft_user_start(args_addr: u64, args_len: u64) -> ! {
     exit(status)
 }
 
-/// Ends the program with `status` (0..=125; anything else exits with 125).
+/// Ends the program with `status` (0..=125; anything else exits with
+/// [`status::CRASHED`], 125).
 pub fn exit(status: i32) -> ! {
     let status = u64::try_from(status)
         .ok()
         .filter(|s| *s <= weft_abi::MAX_EXIT_STATUS)
-        .unwrap_or(125);
+        .unwrap_or(status::CRASHED.into());
     // SAFETY: no pointer arguments; `exit` does not return on success.
     let _ = unsafe { syscall(nr::EXIT, status, 0, 0, 0) };
     loop {
@@ -73,5 +75,5 @@ pub fn sleep(duration: core::time::Duration) {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     crate::eprintln!("program panicked: {info}");
-    exit(101)
+    exit(status::PANICKED.into())
 }

@@ -70,8 +70,9 @@ pub const FD_STDERR: u64 = 2;
 /// Largest error code a result can carry.
 pub const MAX_ERROR: u64 = 4095;
 
-/// Largest exit status a program can report.
-pub const MAX_EXIT_STATUS: u64 = 125;
+/// Largest exit status a program can report
+/// ([`weft_control::status::MAX_PROGRAM`]).
+pub const MAX_EXIT_STATUS: u64 = weft_control::status::MAX_PROGRAM as u64;
 
 /// Encodes a syscall result for `rax`.
 pub fn encode(result: Result<u64, ErrorCode>) -> u64 {
