@@ -24,17 +24,6 @@ pub trait Catalog: Sync {
     fn find(&self, name: &str) -> Option<Cow<'static, [u8]>>;
 }
 
-/// A catalog with no programs (spawning by name is refused, Wasm modules
-/// cannot run).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoPrograms;
-
-impl Catalog for NoPrograms {
-    fn find(&self, _: &str) -> Option<Cow<'static, [u8]>> {
-        None
-    }
-}
-
 /// What the kernel starts for an image.
 #[derive(Debug)]
 pub struct Program {
@@ -69,6 +58,14 @@ pub fn runnable(catalog: &dyn Catalog, bytes: Cow<'static, [u8]>) -> Result<Prog
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoPrograms;
+
+    impl Catalog for NoPrograms {
+        fn find(&self, _: &str) -> Option<Cow<'static, [u8]>> {
+            None
+        }
+    }
 
     struct OnlyRuntime;
 

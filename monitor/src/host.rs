@@ -4,12 +4,14 @@
 //! discarding, the relay's scatter/gather I/O and its path calls beneath a
 //! directory.
 //!
-//! Invariant: outside this module only the guest-memory and KVM modules
-//! (`guest_memory`, `vm`, `process_memory`) hold `unsafe` that touches the
-//! host directly (mapping guest memory and registering it), and the relay's
-//! shared-memory accessors (`streams::bells`, `streams::region`) hold the
-//! rest. Wrappers that take raw addresses are `unsafe fn`s whose `# Safety`
-//! names what the caller must have established; the others are safe.
+//! Invariant: the monitor's calls into `libc` are made here, except that
+//! `process_memory` discards a finished process's pages itself. Mapping
+//! guest memory and registering it with KVM stay with their concepts
+//! (`guest_memory`, `vm`), and the relay's shared-memory accessors
+//! (`streams::bells`, `streams::region`) hold the `unsafe` of reaching guest
+//! memory. Wrappers that take raw addresses are `unsafe fn`s whose
+//! `# Safety` names what the caller must have established; the others are
+//! safe.
 
 use std::ffi::CStr;
 use std::fs::File;

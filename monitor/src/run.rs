@@ -242,3 +242,34 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     }
     Ok(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vm_that_fails_while_running_is_a_crash_and_setup_errors_are_usage() {
+        let crash = [
+            RunError::Vm(VmError::Run(kvm_ioctls::Error::new(libc::EFAULT))),
+            RunError::Relay(RelayError::Stopped),
+        ];
+        for e in crash {
+            assert_eq!(e.status(), ExitStatus::Crash, "{e}");
+        }
+        let usage = [
+            RunError::Vm(VmError::Open(kvm_ioctls::Error::new(libc::ENOENT))),
+            RunError::Boot(BootError::ArgsTooLarge),
+            RunError::Signals(std::io::ErrorKind::Other.into()),
+        ];
+        for e in usage {
+            assert_eq!(e.status(), ExitStatus::Usage, "{e}");
+        }
+    }
+
+    #[test]
+    fn only_the_programs_own_faults_name_it() {
+        assert!(RunError::Boot(BootError::ArgsTooLarge).is_program_error());
+        assert!(!RunError::Boot(BootError::Write(0)).is_program_error());
+        assert!(!RunError::Relay(RelayError::Stopped).is_program_error());
+    }
+}

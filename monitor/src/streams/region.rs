@@ -59,7 +59,7 @@ type StdinStart = Box<dyn FnOnce() + Send>;
 /// What every task serving one region shares.
 pub struct Shared {
     /// The region's index (its process slot).
-    pub index: u64,
+    index: u64,
     /// The pipe region.
     pub region: RawRegion,
     /// Its bell page (the region's first bytes).
