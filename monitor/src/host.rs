@@ -1,8 +1,8 @@
-//! The host calls the monitor makes through `libc`, each behind a wrapper
-//! that states what the call needs and checks what it returns: random
-//! bytes, thread placement, stop signals and kicks, page residency and
-//! discarding, the relay's scatter/gather I/O and its path calls beneath a
-//! directory.
+//! The host calls the monitor makes through `libc` (and signal
+//! installation), each behind a wrapper that states what the call needs and
+//! checks what it returns: random bytes, thread placement, signal handlers
+//! and kicks, page residency and discarding, the relay's scatter/gather I/O
+//! and its path calls beneath a directory.
 //!
 //! Invariant: the monitor's calls into `libc` are made here, except that
 //! `process_memory` discards a finished process's pages itself. Mapping
@@ -72,6 +72,22 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is this thread.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
     check(r.into()).map(drop)
+}
+
+/// A signal handler as `sigaction(2)` takes it with `SA_SIGINFO`.
+pub type SignalHandler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+
+/// The signal that only interrupts a blocking call of the thread it is sent
+/// to (`KVM_RUN`): the first real-time signal.
+pub fn kick_signal() -> i32 {
+    vmm_sys_util::signal::SIGRTMIN()
+}
+
+/// Installs `handler` for `sig`, for the whole process. The handler must
+/// be async-signal-safe.
+pub fn on_signal(sig: i32, handler: SignalHandler) -> io::Result<()> {
+    vmm_sys_util::signal::register_signal_handler(sig, handler)
+        .map_err(|e| io::Error::from_raw_os_error(e.errno()))
 }
 
 /// A thread of this process that signals can be sent to.

@@ -55,15 +55,11 @@ extern "C" fn on_stop(sig: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c
 pub fn arm(timeout: Option<Duration>) -> std::io::Result<()> {
     let wake = EventFd::new(0)?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&wake);
-    let kick = vmm_sys_util::signal::SIGRTMIN();
-    let install = |sig, handler| {
-        vmm_sys_util::signal::register_signal_handler(sig, handler)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
-    };
-    install(kick, on_kick)?;
+    let kick = host::kick_signal();
+    host::on_signal(kick, on_kick)?;
     WAKE.store(fd, Ordering::SeqCst);
-    install(libc::SIGINT, on_stop)?;
-    install(libc::SIGTERM, on_stop)?;
+    host::on_signal(libc::SIGINT, on_stop)?;
+    host::on_signal(libc::SIGTERM, on_stop)?;
     // The vCPU thread, the main thread, outlives the stopper (the process
     // exits when it returns).
     let target = host::Thread::current();
