@@ -8,20 +8,7 @@
 //! process may use at least two CPUs, the vCPU thread takes the first and
 //! the relay thread the last; otherwise nothing is pinned.
 
-/// The CPUs this process may run on, in order.
-fn allowed() -> Vec<usize> {
-    // SAFETY: `cpu_set_t` is plain data for which all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.
-    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-    if r != 0 {
-        return Vec::new();
-    }
-    (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect()
-}
+use crate::host;
 
 /// Which thread to place.
 #[derive(Clone, Copy, Debug)]
@@ -35,7 +22,7 @@ pub enum Role {
 /// Pins the calling thread for `role`, if the process has two CPUs or more.
 /// Failure only costs speed, so it is ignored.
 pub fn pin(role: Role) {
-    let cpus = allowed();
+    let cpus = host::allowed_cpus();
     if cpus.len() < 2 {
         return;
     }
@@ -43,10 +30,5 @@ pub fn pin(role: Role) {
         Role::Vcpu => cpus[0],
         Role::Relay => cpus[cpus.len() - 1],
     };
-    // SAFETY: as in `allowed`.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` came from the allowed set, so it is below CPU_SETSIZE.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is this thread.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    let _ = host::pin_current_thread(cpu);
 }

@@ -1,15 +1,17 @@
 //! Builds the whole boot state in guest memory before the first guest
-//! instruction (PROTOCOL.md §1, §2): kernel and program images, page tables,
-//! GDT, TSS, IDT, per-CPU block, hypercall mailbox, arguments and boot info.
+//! instruction (PROTOCOL.md §1, §2): kernel and program images and their
+//! address spaces ([`crate::address_space`]), GDT, TSS, IDT, per-CPU block,
+//! hypercall mailbox, arguments and boot info.
 //!
 //! Ring-0 code is emulated on the machines Weft targets, so everything the
 //! kernel would otherwise compute at boot is computed here, natively.
 
+use crate::address_space::{
+    PIPE_TABLES, ProgramImage, SpaceError, kernel_space, kva, pipe_tables, program_space, write,
+};
 use crate::descriptors::{self, GDT_LEN, GateDpl, IDT_LEN, TSS_LEN};
-use crate::guest_memory::{BootFrames, MemoryError, PhysRam, Ram};
-use crate::loader::{Frames, LoadError, Owner, Space};
+use crate::guest_memory::{BootFrames, MemoryError, Ram};
 use thiserror::Error;
-use vm_memory::{Bytes, GuestAddress};
 use weft_control::INTERFACE_VERSION;
 use weft_control::args;
 use weft_control::boot::{
@@ -17,15 +19,7 @@ use weft_control::boot::{
     PerCpu, ProgramManifest, region_kind,
 };
 use weft_control::layout::*;
-use weft_control::streams::{
-    DOORBELL_GPA, PIPE_REGION_GPA, PIPE_REGION_SIZE, USER_DOORBELLS_ADDR, USER_PIPES_ADDR,
-    region_gpa,
-};
 use weft_image::elf::{self, ElfError, LoadPlan};
-use weft_image::paging::{MapError, PageFlags, leaf_table, link_table, map_2m};
-
-/// Size of a large page of the direct map.
-const LARGE_PAGE: u64 = 2 << 20;
 
 /// Why the boot state could not be built.
 #[derive(Debug, Error)]
@@ -58,18 +52,12 @@ pub enum BootError {
     /// The arguments do not fit.
     #[error("the program's arguments exceed {USER_ARGS_MAX} bytes")]
     ArgsTooLarge,
-    /// The payload (a Wasm module) does not fit its block.
-    #[error("the module is {0} bytes; at most {max} fit", max = USER_PAYLOAD_MAX - 8)]
-    PayloadTooLarge(usize),
     /// Guest memory is too small or could not be laid out.
     #[error(transparent)]
     Memory(#[from] MemoryError),
-    /// An image could not be loaded.
+    /// An address space could not be built.
     #[error(transparent)]
-    Load(#[from] LoadError),
-    /// A page-table entry could not be written.
-    #[error("cannot build the page tables: {0}")]
-    Map(MapError),
+    Space(#[from] SpaceError),
     /// A write to guest memory failed (a bug: addresses come from the allocator).
     #[error("cannot write boot structures into guest memory at {0:#x}")]
     Write(u64),
@@ -78,14 +66,14 @@ pub enum BootError {
 impl BootError {
     /// True if the error is the program's fault (the user gave a bad file).
     pub fn is_program_error(&self) -> bool {
-        matches!(
-            self,
+        match self {
             BootError::ProgramElf(_)
-                | BootError::ProgramManifest(_)
-                | BootError::ProgramVersion { .. }
-                | BootError::ArgsTooLarge
-                | BootError::PayloadTooLarge(_)
-        )
+            | BootError::ProgramManifest(_)
+            | BootError::ProgramVersion { .. }
+            | BootError::ArgsTooLarge => true,
+            BootError::Space(e) => e.is_program_error(),
+            _ => false,
+        }
     }
 }
 
@@ -140,56 +128,6 @@ pub struct BootState {
 /// process slots); the rest after boot is the monitor's to give to
 /// processes.
 pub const KERNEL_POOL: u64 = 1 << 20;
-
-/// What goes into a program's address space (§1.3).
-pub struct ProgramImage<'a> {
-    /// The ELF and its validated plan.
-    pub elf: &'a [u8],
-    pub plan: &'a LoadPlan,
-    /// The encoded arguments block (§4).
-    pub args: &'a [u8],
-    /// The payload block's bytes (§4.1), if any.
-    pub payload: Option<&'a [u8]>,
-    /// Anonymous memory mapped before entry, a multiple of 2 MiB.
-    pub heap_bytes: u64,
-    /// The last-level tables that map its pipe region ([`pipe_tables`]).
-    pub pipe_tables: &'a [u64],
-}
-
-/// Last-level tables that map one pipe region.
-const PIPE_TABLES: u64 = PIPE_REGION_SIZE / LARGE_PAGE;
-
-/// Builds the last-level tables that map pipe region `region` read/write
-/// for ring 3, one per 2 MiB, each written in one go. They are the same in
-/// every address space that uses the region, so they are built once and
-/// linked in (§14.4): 16384 entries written one by one took ~0.6 ms.
-pub fn pipe_tables<F: Frames>(
-    ram: &Ram,
-    frames: &mut F,
-    region: u64,
-) -> Result<Vec<u64>, BootError> {
-    let flags = PageFlags {
-        writable: true,
-        user: true,
-        executable: false,
-        global: false,
-    };
-    (0..PIPE_TABLES)
-        .map(|k| {
-            let table = frames.alloc_zeroed().ok_or_else(no_page_tables)?;
-            let entries =
-                leaf_table(region_gpa(region) + k * LARGE_PAGE, flags).map_err(BootError::Map)?;
-            let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
-            write(ram, table, &bytes)?;
-            Ok(table)
-        })
-        .collect()
-}
-
-/// The direct-map (kernel) virtual address of `phys`.
-pub const fn kva(phys: u64) -> u64 {
-    DIRECT_MAP_BASE + phys
-}
 
 /// Parses the kernel ELF and its manifest.
 pub fn kernel_plan(kernel: &[u8]) -> Result<(LoadPlan, KernelManifest), BootError> {
@@ -246,11 +184,6 @@ pub fn program_plan(program: &[u8]) -> Result<LoadPlan, BootError> {
     Ok(plan)
 }
 
-fn write(ram: &Ram, phys: u64, bytes: &[u8]) -> Result<(), BootError> {
-    ram.write_slice(bytes, GuestAddress(phys))
-        .map_err(|_| BootError::Write(phys))
-}
-
 /// Builds everything in `ram`.
 pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     let (kplan, manifest) = kernel_plan(spec.kernel)?;
@@ -283,7 +216,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
             + (image_pages(&kplan) + image_pages(&pplan) + payload_pages) / 256,
     )?;
 
-    let kernel_root = kernel_space(ram, &mut frames, spec, &kplan)?;
+    let kernel_root = kernel_space(ram, &mut frames, spec.mem_size, spec.kernel, &kplan)?;
     let heap_bytes = heap_premapped(spec.mem_size);
     let tables = pipe_tables(ram, &mut frames, 0)?;
     let (program_root, system_phys) = program_space(
@@ -350,131 +283,6 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     })
 }
 
-fn no_page_tables() -> BootError {
-    BootError::Memory(MemoryError::TooSmall {
-        needed: PAGE_SIZE,
-        what: "page tables",
-    })
-}
-
-/// The kernel half (§1.2): direct map, kernel image, stacks. Returns the
-/// kernel PML4.
-fn kernel_space(
-    ram: &Ram,
-    frames: &mut BootFrames,
-    spec: &BootSpec<'_>,
-    plan: &LoadPlan,
-) -> Result<u64, BootError> {
-    let root =
-        weft_image::paging::FrameAllocator::alloc_zeroed(frames).ok_or_else(no_page_tables)?;
-    let direct = PageFlags {
-        writable: true,
-        user: false,
-        executable: false,
-        global: true,
-    };
-    let regions = weft_control::streams::REGIONS * PIPE_REGION_SIZE;
-    for (start, len) in [(0, spec.mem_size), (PIPE_REGION_GPA, regions)] {
-        for phys in (start..start + len).step_by(LARGE_PAGE as usize) {
-            map_2m(&mut PhysRam(ram), frames, root, kva(phys), phys, direct)
-                .map_err(BootError::Map)?;
-        }
-    }
-    let mut space = Space { ram, frames, root };
-    space.load(spec.kernel, plan, Owner::Kernel, region_kind::KERNEL)?;
-    for (top, size) in [
-        (KERNEL_STACK_TOP, KERNEL_STACK_SIZE),
-        (FAULT_STACK_TOP, FAULT_STACK_SIZE),
-    ] {
-        space.map_anonymous(
-            top - size,
-            size / PAGE_SIZE,
-            direct,
-            region_kind::KERNEL,
-            "the kernel stacks",
-        )?;
-    }
-    Ok(root)
-}
-
-/// A program's address space (§1.3): a new PML4 sharing the kernel half,
-/// the image, stack, initial heap, the arguments block, the system page
-/// (left for the caller to fill), the payload block and its pipe region.
-/// Returns the PML4 and the system page.
-pub fn program_space<F: Frames>(
-    ram: &Ram,
-    frames: &mut F,
-    kernel_root: u64,
-    image: &ProgramImage<'_>,
-) -> Result<(u64, u64), BootError> {
-    let root =
-        weft_image::paging::FrameAllocator::alloc_zeroed(frames).ok_or_else(no_page_tables)?;
-    for i in 256..512u64 {
-        let e = ram
-            .read_obj::<u64>(GuestAddress(kernel_root + i * 8))
-            .map_err(|_| BootError::Write(kernel_root))?;
-        ram.write_obj(e, GuestAddress(root + i * 8))
-            .map_err(|_| BootError::Write(root))?;
-    }
-    let mut space = Space { ram, frames, root };
-    space.load(image.elf, image.plan, Owner::Program, region_kind::PROGRAM)?;
-    let rw = PageFlags {
-        writable: true,
-        user: true,
-        executable: false,
-        global: false,
-    };
-    let kind = region_kind::PROGRAM;
-    space.map_anonymous(
-        USER_STACK_TOP - USER_STACK_SIZE,
-        USER_STACK_SIZE / PAGE_SIZE,
-        rw,
-        kind,
-        "the program stack",
-    )?;
-    space.map_anonymous(
-        USER_HEAP_BASE,
-        image.heap_bytes / PAGE_SIZE,
-        rw,
-        kind,
-        "the program heap",
-    )?;
-    let ro = PageFlags {
-        writable: false,
-        ..rw
-    };
-    let pages = (image.args.len() as u64).div_ceil(PAGE_SIZE).max(1);
-    let args_phys =
-        space.map_anonymous(USER_ARGS_ADDR, pages, ro, kind, "the program arguments")?;
-    write(ram, args_phys, image.args)?;
-    // The system page, filled once the vCPU exists (§4.2).
-    let system_phys = space.map_anonymous(USER_SYSTEM_ADDR, 1, ro, kind, "the system page")?;
-    // Always mapped, so a program can tell "no payload" (length 0).
-    {
-        let payload = image.payload.unwrap_or(&[]);
-        let len = 8 + payload.len() as u64;
-        if len > USER_PAYLOAD_MAX {
-            return Err(BootError::PayloadTooLarge(payload.len()));
-        }
-        let phys = space.map_anonymous(
-            USER_PAYLOAD_ADDR,
-            len.div_ceil(PAGE_SIZE),
-            ro,
-            kind,
-            "the payload",
-        )?;
-        write(ram, phys, &(payload.len() as u64).to_le_bytes())?;
-        write(ram, phys + 8, payload)?;
-    }
-    // The pipe region and the doorbell page (§8).
-    for (k, table) in image.pipe_tables.iter().enumerate() {
-        let vaddr = USER_PIPES_ADDR + k as u64 * LARGE_PAGE;
-        link_table(&mut PhysRam(ram), space.frames, root, vaddr, *table).map_err(BootError::Map)?;
-    }
-    space.map_range(USER_DOORBELLS_ADDR, DOORBELL_GPA, 1, rw)?;
-    Ok((root, system_phys))
-}
-
 /// Guest-physical addresses of the structures in the CPU page and the IDT.
 struct CpuPage {
     gdt: u64,
@@ -524,5 +332,5 @@ fn cpu_tables(
         tss: kva(at.tss),
         reserved: 0,
     };
-    write(ram, at.percpu, &percpu.encode())
+    Ok(write(ram, at.percpu, &percpu.encode())?)
 }

@@ -6,6 +6,7 @@
 //! regions (PROTOCOL.md §8.1) are guest memory too: region 0 is mapped with
 //! RAM; regions 1.. are one more mapping, made with the first spawn.
 
+use crate::host;
 use thiserror::Error;
 use vm_memory::{
     Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
@@ -81,12 +82,7 @@ pub fn zero_pipe_region(memory: &Ram, index: u64) -> std::io::Result<()> {
     // reference into guest memory exists (the monitor reaches it through
     // `RawRegion`'s atomics and copies, as it does while the guest writes
     // it), so changing the bytes underneath is sound.
-    let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    unsafe { host::discard_pages(ptr, len) }
 }
 
 /// [`PhysMemory`] over guest RAM: every access is bounds-checked by vm-memory.
@@ -224,19 +220,11 @@ pub fn resident_bytes(ram: &Ram) -> u64 {
         else {
             continue;
         };
-        let page = PAGE_SIZE as usize;
-        let mut vec = vec![0u8; slice.len().div_ceil(page)];
-        // SAFETY: `slice` is the whole mapping of this region, page-aligned, and
-        // `vec` has one byte per page of it, as mincore requires.
-        let rc = unsafe {
-            libc::mincore(
-                slice.ptr_guard_mut().as_ptr().cast(),
-                slice.len(),
-                vec.as_mut_ptr(),
-            )
+        let Some(base) = std::ptr::NonNull::new(slice.ptr_guard_mut().as_ptr()) else {
+            continue;
         };
-        if rc == 0 {
-            total += vec.iter().filter(|b| **b & 1 == 1).count() as u64 * PAGE_SIZE;
+        if let Ok(pages) = host::resident_pages(base, slice.len(), PAGE_SIZE as usize) {
+            total += pages.iter().filter(|b| **b & 1 == 1).count() as u64 * PAGE_SIZE;
         }
     }
     total

@@ -1,38 +1,23 @@
-//! `weft`: the Weft monitor. Boots the Weft kernel in a KVM virtual machine,
-//! runs one program in it, and relays its output and exit status.
+//! `weft`: the Weft monitor's command line. Boots the Weft kernel in a KVM
+//! virtual machine, runs one program in it, and relays its output and exit
+//! status.
 //!
-//! Module map: `cli` (command line), `programs` (bundled images), `run`
-//! (orchestration), `boot` + `loader` + `descriptors` + `guest_memory` (the
-//! boot state, built before the first guest instruction), `vm` + `cpuid`
-//! (KVM), `streams` (the tokio thread serving the guest's streams), `exit`
-//! (the pure exit dispatcher), `symbols` + `report` (crash reports), `stats`
-//! (`--stats`), `status` (exit statuses).
+//! Module map: `cli` (the command line), `programs` (the kernel and the
+//! programs bundled into the binary, and how PROGRAM is resolved). The
+//! monitor itself is the `weft_monitor` library (`src/lib.rs` has its map):
+//! this file turns the command line into a [`run::RunConfig`] and the
+//! outcome into an exit status.
 
-mod affinity;
-mod boot;
 mod cli;
-mod cpuid;
-mod descriptors;
-mod exit;
-mod guest_memory;
-mod loader;
-mod process_memory;
-mod processes;
 mod programs;
-mod report;
-mod run;
-mod stats;
-mod status;
-mod stopper;
-mod streams;
-mod symbols;
-mod vm;
 
 use clap::Parser;
-use status::ExitStatus;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use weft_monitor::run;
+use weft_monitor::status::ExitStatus;
+use weft_monitor::streams::Policy;
 
 fn main() -> ExitCode {
     let start = Instant::now();
@@ -41,7 +26,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
-    let policy = match streams::Policy::new(
+    let policy = match Policy::new(
         args.fs_root.as_deref(),
         args.read_only,
         args.listen.clone(),
@@ -79,15 +64,15 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         timeout: args.timeout.map(Duration::from_secs_f64),
         stats: args.stats,
         policy,
+        catalog: &programs::Bundled,
     };
     match run::run(cfg, start) {
         Ok(status) => status,
         Err(e) => {
-            match &e {
-                run::RunError::Boot(b) if b.is_program_error() => {
-                    eprintln!("weft: {}: {e}", args.program)
-                }
-                _ => eprintln!("weft: {e}"),
+            if e.is_program_error() {
+                eprintln!("weft: {}: {e}", args.program)
+            } else {
+                eprintln!("weft: {e}")
             }
             e.status()
         }

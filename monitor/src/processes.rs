@@ -10,13 +10,16 @@
 //! the bundled runtime). A bad request is an error code for the caller,
 //! never a monitor failure.
 
-use crate::boot::{self, ProgramImage};
+use crate::address_space::{self, ProgramImage};
+use crate::boot;
+use crate::catalog::{self, Catalog};
 use crate::exit::ProcessHost;
 use crate::guest_memory::{Ram, read_user};
+use crate::host;
 use crate::loader::{LoadError, Space};
 use crate::process_memory::{Grant, Owned, Pool};
-use crate::programs;
 use crate::report::{self, Context};
+use crate::streams::{Relay, RelayError};
 use crate::symbols::Symbols;
 use std::borrow::Cow;
 use vm_memory::{Bytes, GuestAddress};
@@ -39,16 +42,36 @@ const MAX_NAME: u64 = 256;
 /// Largest program image a request may hand over (ELF or Wasm).
 const MAX_IMAGE: u64 = 256 << 20;
 
-/// The pipe regions, one per slot (the relay serves them).
+/// The pipe regions, one per slot (the relay serves them; shared with the
+/// run loop, so every method takes `&self`).
 pub trait Regions {
-    /// Opens region `index` for a new process; `Err` names why not.
-    fn open(&mut self, index: u64) -> Result<(), String>;
+    /// Why a region could not be opened.
+    type Error: std::fmt::Display;
+    /// Opens region `index` for a new process.
+    fn open(&self, index: u64) -> Result<(), Self::Error>;
     /// Closes region `index`'s streams: what they hold is still delivered.
-    fn close(&mut self, index: u64);
+    fn close(&self, index: u64);
     /// Whether region `index` can be opened now.
     fn free(&self, index: u64) -> bool;
     /// Streams open in region `index`.
     fn streams(&self, index: u64) -> u32;
+}
+
+impl Regions for Relay {
+    type Error = RelayError;
+
+    fn open(&self, index: u64) -> Result<(), RelayError> {
+        self.open_region(index)
+    }
+    fn close(&self, index: u64) {
+        self.close_region(index);
+    }
+    fn free(&self, index: u64) -> bool {
+        self.region_free(index)
+    }
+    fn streams(&self, index: u64) -> u32 {
+        self.open_streams(index)
+    }
 }
 
 /// One live process, as the monitor knows it.
@@ -91,7 +114,9 @@ pub struct FirstProgram {
 /// The monitor's process state.
 pub struct Processes<'a, R: Regions> {
     ram: &'a Ram,
-    regions: R,
+    regions: &'a R,
+    /// The programs a spawn request may name.
+    catalog: &'a dyn Catalog,
     pool: Pool,
     kernel_root: u64,
     kernel_elf: &'a [u8],
@@ -111,7 +136,8 @@ impl<'a, R: Regions> Processes<'a, R> {
     /// `[pool.0, pool.1)` free.
     pub fn new(
         ram: &'a Ram,
-        regions: R,
+        regions: &'a R,
+        catalog: &'a dyn Catalog,
         pool: (u64, u64),
         kernel: (u64, &'a [u8]),
         system: SystemInfo,
@@ -129,6 +155,7 @@ impl<'a, R: Regions> Processes<'a, R> {
         Self {
             ram,
             regions,
+            catalog,
             pool: Pool::new(pool.0, pool.1),
             kernel_root: kernel.0,
             kernel_elf: kernel.1,
@@ -137,11 +164,6 @@ impl<'a, R: Regions> Processes<'a, R> {
             pipe_tables: [const { Vec::new() }; MAX_PROCESSES],
             tables_owned: Owned::default(),
         }
-    }
-
-    /// The pipe regions.
-    pub fn regions(&mut self) -> &mut R {
-        &mut self.regions
     }
 
     fn read(&self, root: u64, addr: u64, len: u64) -> Result<Vec<u8>, ErrorCode> {
@@ -158,7 +180,7 @@ impl<'a, R: Regions> Processes<'a, R> {
                 }
                 let name = self.read(root, req.image_addr, req.image_len)?;
                 let name = std::str::from_utf8(&name).map_err(|_| ErrorCode::NotFound)?;
-                programs::bundled(name).ok_or(ErrorCode::NotFound)
+                self.catalog.find(name).ok_or(ErrorCode::NotFound)
             }
             source::ELF => {
                 if req.image_len > MAX_IMAGE {
@@ -197,23 +219,24 @@ impl<'a, R: Regions> Processes<'a, R> {
             .and_then(|a| a.get(0))
             .ok_or(ErrorCode::BadArgument)?
             .to_vec();
-        let program =
-            programs::runnable(self.image(caller_root, req)?).map_err(|_| ErrorCode::NotFound)?;
+        let program = catalog::runnable(self.catalog, self.image(caller_root, req)?)
+            .map_err(|_| ErrorCode::NotFound)?;
         let plan = boot::program_plan(&program.elf).map_err(|_| ErrorCode::BadImage)?;
         if self.pipe_tables[index].is_empty() {
             let mut grant = Grant {
                 pool: &mut self.pool,
                 owned: &mut self.tables_owned,
             };
-            self.pipe_tables[index] = boot::pipe_tables(self.ram, &mut grant, index as u64)
-                .map_err(|_| ErrorCode::OutOfMemory)?;
+            self.pipe_tables[index] =
+                address_space::pipe_tables(self.ram, &mut grant, index as u64)
+                    .map_err(|_| ErrorCode::OutOfMemory)?;
         }
         let mut owned = Owned::default();
         let mut grant = Grant {
             pool: &mut self.pool,
             owned: &mut owned,
         };
-        let built = boot::program_space(
+        let built = address_space::program_space(
             self.ram,
             &mut grant,
             self.kernel_root,
@@ -241,12 +264,11 @@ impl<'a, R: Regions> Processes<'a, R> {
             heap_mapped: heap_bytes,
             ..self.system
         };
-        // SAFETY: `seed` is a valid, writable buffer of the length passed.
-        let got = unsafe { libc::getrandom(system.seed.as_mut_ptr().cast(), system.seed.len(), 0) };
+        let seeded = host::fill_random(&mut system.seed);
         let written = self
             .ram
             .write_slice(&system.encode(), GuestAddress(system_phys));
-        if got != system.seed.len() as isize || written.is_err() {
+        if seeded.is_err() || written.is_err() {
             owned.release(self.ram, &mut self.pool);
             return Err(ErrorCode::OutOfMemory);
         }

@@ -1,14 +1,13 @@
-//! The kernel and example programs bundled into `weft`, and how a PROGRAM
-//! argument is resolved: a bundled name, else a path to a file.
+//! The kernel and example programs bundled into `weft` (the catalog the
+//! guest's spawn requests name programs from), and how a PROGRAM argument
+//! is resolved: a bundled name, else a path to a file.
 
 use std::borrow::Cow;
 use std::path::Path;
 use thiserror::Error;
+use weft_monitor::catalog::{self, Catalog, Program, WASM_RUNTIME};
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
-
-/// The four bytes every Wasm module starts with.
-const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
 /// Why a program could not be found or read.
 #[derive(Debug, Error)]
@@ -27,17 +26,15 @@ pub enum ProgramError {
     },
 }
 
-/// What `weft run PROGRAM` boots.
-#[derive(Debug)]
-pub struct Program {
-    /// The ELF the kernel starts: the program itself, or the Wasm runtime.
-    pub elf: Cow<'static, [u8]>,
-    /// The payload block's bytes: the Wasm module, for the runtime.
-    pub payload: Option<Cow<'static, [u8]>>,
-}
+/// The programs bundled into `weft`.
+#[derive(Clone, Copy, Debug)]
+pub struct Bundled;
 
-/// The bundled Wasm runtime, which runs the module in its payload block.
-const WASM_RUNTIME: &str = "wasm-run";
+impl Catalog for Bundled {
+    fn find(&self, name: &str) -> Option<Cow<'static, [u8]>> {
+        bundled(name)
+    }
+}
 
 /// Names of the bundled programs, comma-separated.
 pub fn bundled_names() -> String {
@@ -73,29 +70,13 @@ pub fn resolve(name: &str) -> Result<Program, ProgramError> {
             name: name.to_owned(),
         })?
     };
-    runnable(bytes)
-}
-
-/// What runs `bytes`: an ELF runs as itself; a Wasm module (recognised by
-/// its magic bytes) runs in the bundled Wasm runtime, as its payload.
-pub fn runnable(bytes: Cow<'static, [u8]>) -> Result<Program, ProgramError> {
-    if bytes.starts_with(WASM_MAGIC) {
-        let elf = bundled(WASM_RUNTIME).ok_or_else(|| ProgramError::NotFound {
-            name: WASM_RUNTIME.to_owned(),
-        })?;
-        return Ok(Program {
-            elf,
-            payload: Some(bytes),
-        });
-    }
-    Ok(Program {
-        elf: bytes,
-        payload: None,
+    catalog::runnable(&Bundled, bytes).map_err(|catalog::NoRuntime| ProgramError::NotFound {
+        name: WASM_RUNTIME.to_owned(),
     })
 }
 
 /// The bundled program called `name`.
-pub fn bundled(name: &str) -> Option<Cow<'static, [u8]>> {
+fn bundled(name: &str) -> Option<Cow<'static, [u8]>> {
     PROGRAMS
         .iter()
         .find(|(n, _)| *n == name)

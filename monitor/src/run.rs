@@ -1,9 +1,13 @@
 //! `weft run`: build the VM, boot, serve exits until the guest stops, report.
 
+use crate::affinity::{self, Role};
 use crate::boot::{self, BootError, BootSpec};
+use crate::catalog::Catalog;
 use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
 use crate::guest_memory::{self, MemoryError};
-use crate::processes::{FirstProgram, Processes, Regions};
+use crate::host;
+use crate::kvm_streams::KvmGuest;
+use crate::processes::{FirstProgram, Processes};
 use crate::report::{self, Context};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
@@ -11,6 +15,7 @@ use crate::stopper::{self, StopRequest};
 use crate::streams::{Policy, Relay, RelayError};
 use crate::symbols::Symbols;
 use crate::vm::{self, VmError};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -36,6 +41,8 @@ pub struct RunConfig<'a> {
     pub stats: bool,
     /// What the guest's streams may reach.
     pub policy: Policy,
+    /// The programs the guest may spawn by name.
+    pub catalog: &'a dyn Catalog,
 }
 
 /// Why `weft run` could not run the guest to an end.
@@ -49,6 +56,12 @@ pub enum RunError {
     Vm(#[from] VmError),
     #[error(transparent)]
     Relay(#[from] RelayError),
+    /// The host's random source gave no seed for the system page.
+    #[error("cannot seed the system page: {0}")]
+    Seed(std::io::Error),
+    /// `--timeout` and the stop signals could not be armed.
+    #[error("cannot install the stop signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 impl RunError {
@@ -56,33 +69,19 @@ impl RunError {
     /// that fails while running is a crash.
     pub fn status(&self) -> ExitStatus {
         match self {
-            RunError::Vm(VmError::Kvm { op: "run vCPU", .. }) => ExitStatus::Crash,
-            RunError::Relay(r) if !r.is_usage_error() => ExitStatus::Crash,
-            _ => ExitStatus::Usage,
+            RunError::Vm(VmError::Run(_)) | RunError::Relay(_) => ExitStatus::Crash,
+            RunError::Vm(VmError::Open(_) | VmError::Kvm { .. })
+            | RunError::Boot(_)
+            | RunError::Memory(_)
+            | RunError::Seed(_)
+            | RunError::Signals(_) => ExitStatus::Usage,
         }
     }
-}
 
-/// The relay's pipe regions, as the process host uses them.
-struct RelayRegions<'a> {
-    relay: &'a mut Relay,
-    vm_fd: &'a kvm_ioctls::VmFd,
-}
-
-impl Regions for RelayRegions<'_> {
-    fn open(&mut self, index: u64) -> Result<(), String> {
-        self.relay
-            .open_region(self.vm_fd, index)
-            .map_err(|e| e.to_string())
-    }
-    fn close(&mut self, index: u64) {
-        self.relay.close_region(index);
-    }
-    fn free(&self, index: u64) -> bool {
-        self.relay.region_free(index)
-    }
-    fn streams(&self, index: u64) -> u32 {
-        self.relay.open_streams(index)
+    /// True if the program the user gave is at fault (a bad file): its name
+    /// belongs in the message.
+    pub fn is_program_error(&self) -> bool {
+        matches!(self, RunError::Boot(b) if b.is_program_error())
     }
 }
 
@@ -109,11 +108,7 @@ fn write_system_page(
     .with_listen(listen);
     let guest_ns = vm::guest_tsc(vcpu).map_or(0, |t| info.ticks_to_ns(t));
     info.realtime_at_tsc0 = now.saturating_sub(guest_ns);
-    // SAFETY: `seed` is a valid, writable buffer of the length passed.
-    let got = unsafe { libc::getrandom(info.seed.as_mut_ptr().cast(), info.seed.len(), 0) };
-    if got != info.seed.len() as isize {
-        return Err(RunError::Boot(BootError::Write(phys)));
-    }
+    host::fill_random(&mut info.seed).map_err(RunError::Seed)?;
     ram.write_slice(&info.encode(), GuestAddress(phys))
         .map_err(|_| RunError::Boot(BootError::Write(phys)))?;
     Ok(info)
@@ -127,9 +122,9 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     boot::program_plan(cfg.program)?;
 
     let ram = guest_memory::create(cfg.mem_bytes)?;
-    let vm_fd = vm::create(&ram)?;
+    let guest = Arc::new(KvmGuest::new(vm::create(&ram)?, ram.clone()));
     let listen = cfg.policy.listen.clone();
-    let mut relay = Relay::start(&ram, &vm_fd, cfg.policy)?;
+    let relay = Relay::start(guest.clone(), cfg.policy)?;
     stats.phases.vm_created = Some(start.elapsed());
     // The vCPU is created after the boot state, but the TSC rate is the host's.
     let spec = BootSpec {
@@ -142,7 +137,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         apic_timer_hz: KVM_APIC_TIMER_HZ,
     };
     let state = boot::build(&ram, &spec)?;
-    let mut vcpu = vm::create_vcpu(&vm_fd, &state)?;
+    let mut vcpu = vm::create_vcpu(guest.vm(), &state)?;
     let tsc_hz = vm::tsc_hz(&vcpu);
     ram.write_obj(
         tsc_hz,
@@ -158,19 +153,14 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         &listen,
     )?;
     stats.phases.kernel_loaded = Some(start.elapsed());
-    stopper::arm(cfg.timeout).map_err(|e| VmError::Kvm {
-        op: "install the stop signal handlers",
-        source: kvm_ioctls::Error::new(e.raw_os_error().unwrap_or(libc::EINVAL)),
-    })?;
+    stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
 
-    crate::affinity::pin(crate::affinity::Role::Vcpu);
+    affinity::pin(Role::Vcpu);
     let stop = {
         let mut processes = Processes::new(
             &ram,
-            RelayRegions {
-                relay: &mut relay,
-                vm_fd: &vm_fd,
-            },
+            &relay,
+            cfg.catalog,
             state.process_pool,
             (state.kernel_root, cfg.kernel),
             system,
@@ -199,10 +189,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
             match handle_exit(exit, &mut cx) {
                 Outcome::Continue => {}
                 Outcome::Stop(s) => break s,
-                Outcome::Doorbell => {
-                    let regions = processes.regions();
-                    regions.relay.ring(regions.vm_fd);
-                }
+                Outcome::Doorbell => relay.ring(),
             }
         }
     };
@@ -254,4 +241,35 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         eprint!("{}", stats.render(&mem));
     }
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vm_that_fails_while_running_is_a_crash_and_setup_errors_are_usage() {
+        let crash = [
+            RunError::Vm(VmError::Run(kvm_ioctls::Error::new(libc::EFAULT))),
+            RunError::Relay(RelayError::Stopped),
+        ];
+        for e in crash {
+            assert_eq!(e.status(), ExitStatus::Crash, "{e}");
+        }
+        let usage = [
+            RunError::Vm(VmError::Open(kvm_ioctls::Error::new(libc::ENOENT))),
+            RunError::Boot(BootError::ArgsTooLarge),
+            RunError::Signals(std::io::ErrorKind::Other.into()),
+        ];
+        for e in usage {
+            assert_eq!(e.status(), ExitStatus::Usage, "{e}");
+        }
+    }
+
+    #[test]
+    fn only_the_programs_own_faults_name_it() {
+        assert!(RunError::Boot(BootError::ArgsTooLarge).is_program_error());
+        assert!(!RunError::Boot(BootError::Write(0)).is_program_error());
+        assert!(!RunError::Relay(RelayError::Stopped).is_program_error());
+    }
 }

@@ -9,6 +9,7 @@
 //! SIGRTMIN every 5 ms, so a kick that lands just before `KVM_RUN` is not
 //! lost. The run loop asks [`requested`] after every exit.
 
+use crate::host;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 use vmm_sys_util::eventfd::EventFd;
@@ -40,13 +41,11 @@ extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_v
 
 extern "C" fn on_stop(sig: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
     let _ = REQUEST.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+    // The stopper's eventfd stays open for the life of the process (`arm`
+    // leaks it); -1 before `arm`.
     let fd = WAKE.load(Ordering::SeqCst);
     if fd >= 0 {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: `write` is async-signal-safe; `fd` is the stopper's
-        // eventfd, which stays open for the life of the process (`arm` leaks
-        // it), and `one` is a valid 8-byte buffer.
-        unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
+        host::signal_eventfd(fd);
     }
 }
 
@@ -56,45 +55,34 @@ extern "C" fn on_stop(sig: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c
 pub fn arm(timeout: Option<Duration>) -> std::io::Result<()> {
     let wake = EventFd::new(0)?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&wake);
-    let kick = vmm_sys_util::signal::SIGRTMIN();
-    let install = |sig, handler| {
-        vmm_sys_util::signal::register_signal_handler(sig, handler)
-            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
-    };
-    install(kick, on_kick)?;
+    let kick = host::kick_signal();
+    host::on_signal(kick, on_kick)?;
     WAKE.store(fd, Ordering::SeqCst);
-    install(libc::SIGINT, on_stop)?;
-    install(libc::SIGTERM, on_stop)?;
-    // SAFETY: pthread_self has no preconditions.
-    let target = unsafe { libc::pthread_self() };
+    host::on_signal(libc::SIGINT, on_stop)?;
+    host::on_signal(libc::SIGTERM, on_stop)?;
+    // The vCPU thread, the main thread, outlives the stopper (the process
+    // exits when it returns).
+    let target = host::Thread::current();
     std::thread::Builder::new()
         .name("weft-stopper".into())
         .spawn(move || {
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-            let ready = loop {
-                // SAFETY: `pfd` is one valid pollfd for the duration of the call.
-                let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-                // Interrupted by an unrelated signal: wait on (the deadline
-                // restarts, erring on the late side).
-                if r >= 0 || REQUEST.load(Ordering::SeqCst) != 0 {
-                    break r;
+            let expired = loop {
+                match host::wait_readable(fd, timeout) {
+                    Ok(ready) => break !ready,
+                    // Interrupted by an unrelated signal: wait on (the
+                    // deadline restarts, erring on the late side).
+                    Err(_) if REQUEST.load(Ordering::SeqCst) == 0 => {}
+                    Err(_) => break false,
                 }
             };
-            if ready == 0 {
+            if expired {
                 let _ = REQUEST.compare_exchange(0, -1, Ordering::SeqCst, Ordering::SeqCst);
             }
             // The handler may have run on another thread: kick until the
             // process ends.
             let _keep_open = wake;
             loop {
-                // SAFETY: `target` is the vCPU thread, the main thread, which
-                // outlives this one (the process exits when it returns).
-                unsafe { libc::pthread_kill(target, kick) };
+                target.kick(kick);
                 std::thread::sleep(Duration::from_millis(5));
             }
         })?;

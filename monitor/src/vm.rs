@@ -24,7 +24,11 @@ pub enum VmError {
     /// `/dev/kvm` could not be opened.
     #[error("cannot open /dev/kvm (is KVM available and accessible?): {0}")]
     Open(kvm_ioctls::Error),
-    /// A KVM ioctl failed.
+    /// `KVM_RUN` failed: the VM cannot go on (the guest crashed it, or
+    /// KVM did).
+    #[error("KVM run vCPU failed: {0}")]
+    Run(kvm_ioctls::Error),
+    /// A KVM ioctl that sets the VM up failed.
     #[error("KVM {op} failed: {source}")]
     Kvm {
         op: &'static str,
@@ -292,9 +296,6 @@ pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
             _ => Exit::Other("unhandled exit reason"),
         }),
         Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Ok(Exit::Interrupted),
-        Err(e) => Err(VmError::Kvm {
-            op: "run vCPU",
-            source: e,
-        }),
+        Err(e) => Err(VmError::Run(e)),
     }
 }

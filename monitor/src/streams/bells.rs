@@ -5,18 +5,14 @@
 //! page of the slot's pipe region and writes the doorbell only if the bit
 //! was clear, so a burst of signals costs one doorbell. Every region shares
 //! the one doorbell, which signals one eventfd (an ioeventfd once busy, a
-//! forwarded exit before). [`ring_bells`] drains that eventfd, takes every
-//! pending word of every region served with an atomic swap, and signals the
-//! eventfd of each slot end named: the same object a `Consumer`/`Producer`
-//! task sleeps on.
+//! forwarded exit before). The relay thread drains that eventfd, takes every
+//! pending word of every region served with an atomic swap
+//! ([`BellPage::take_pending`]), and signals the eventfd of each slot end
+//! named ([`SlotWake`]): the same object a `Consumer`/`Producer` task sleeps
+//! on. This module knows neither regions nor protocols.
 
-use super::RelayStats;
-use super::region::{Regions, Shared};
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use vmm_sys_util::eventfd::EventFd;
 use weft_control::streams::{SLOTS, bell};
 
@@ -88,31 +84,5 @@ impl SlotWake {
             data: EventFd::new(flags)?,
             space: EventFd::new(flags)?,
         })
-    }
-}
-
-/// Serves the doorbell until the runtime stops: every pending bit of every
-/// region in `regions` wakes its slot's end.
-pub async fn ring_bells(doorbell: EventFd, regions: Arc<Regions>, stats: Arc<RelayStats>) {
-    // SAFETY: `EventFd` owns its descriptor (it closes it on drop) and
-    // `as_raw_fd` always returns that same descriptor, which therefore stays
-    // open and unchanged for as long as the `AsyncFd` owns the `EventFd`.
-    let fd = match unsafe { AsyncFd::register_with_interest(doorbell, Interest::READABLE) } {
-        Ok(fd) => fd,
-        Err(e) => {
-            eprintln!("weft: cannot serve the stream doorbell: {e}");
-            return;
-        }
-    };
-    loop {
-        let Ok(mut guard) = fd.readable().await else {
-            return;
-        };
-        // Drain the counter (the number of doorbells since the last drain);
-        // an empty counter clears the readiness.
-        if let Ok(Ok(rung)) = guard.try_io(|f| f.get_ref().read()) {
-            stats.doorbells.fetch_add(rung, Ordering::Relaxed);
-        }
-        regions.for_each(Shared::answer_bells);
     }
 }

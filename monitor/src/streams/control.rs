@@ -11,7 +11,7 @@
 //! control pipe; the stream tasks it starts are its region's tasks.
 
 use super::bells::SlotWake;
-use super::dispatch;
+use super::dispatch::{self, Services};
 use super::framed::{Failure, Status, StreamIo, reset_slot};
 use super::region::{OpenError, Shared};
 use std::sync::Arc;
@@ -24,6 +24,8 @@ use weft_control::streams::{RING_CAPACITY, SLOTS, rings, slot};
 /// The control pipe before its task starts.
 pub struct ControlPipe {
     wake: Arc<SlotWake>,
+    /// What the streams it opens are served with.
+    services: Arc<Services>,
 }
 
 /// The tasks of the slots the control pipe opened, by slot.
@@ -34,8 +36,8 @@ struct Slots {
 impl ControlPipe {
     /// The control pipe on slot 0, whose rings are zero from boot (fresh
     /// guest memory).
-    pub fn new(wake: Arc<SlotWake>) -> Self {
-        Self { wake }
+    pub fn new(wake: Arc<SlotWake>, services: Arc<Services>) -> Self {
+        Self { wake, services }
     }
 
     /// Serves control requests until the guest closes the pipe or breaks
@@ -61,7 +63,7 @@ impl ControlPipe {
                 Err(f) => Err(f),
             };
             let reply = match request {
-                Ok(Request::Open { request }) => slots.open(request, &shared),
+                Ok(Request::Open { request }) => slots.open(request, &shared, &self.services),
                 Ok(Request::Close { request, slot }) => slots.close(request, slot, &shared).await,
                 Err(f) => {
                     return io.fail(f).await;
@@ -76,7 +78,7 @@ impl ControlPipe {
 }
 
 impl Slots {
-    fn open(&mut self, request: u32, shared: &Arc<Shared>) -> Reply {
+    fn open(&mut self, request: u32, shared: &Arc<Shared>, services: &Arc<Services>) -> Reply {
         let refused = |code| Reply::Refused { request, code };
         let Some(slot) = (slot::FIRST_DYNAMIC..SLOTS).find(|&s| self.tasks[s as usize].is_none())
         else {
@@ -100,8 +102,9 @@ impl Slots {
                 return refused(Code::Io);
             }
         };
-        self.tasks[slot as usize] = Some(shared.spawn(dispatch::serve(io, shared.clone())));
-        shared.stats.opened.fetch_add(1, Ordering::Relaxed);
+        let task = dispatch::serve(io, shared.clone(), services.clone());
+        self.tasks[slot as usize] = Some(shared.spawn(task));
+        services.stats.opened.fetch_add(1, Ordering::Relaxed);
         Reply::Opened {
             request,
             slot: slot as u32,

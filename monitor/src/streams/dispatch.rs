@@ -1,14 +1,29 @@
 //! The first frame of a stream (PROTOCOL.md §9.2): it names the protocol and
 //! its parameters, and the stream is handed to that protocol's module, which
-//! serves it to the end in this task.
+//! serves it to the end in this task, with what it needs of the region's
+//! [`Services`].
 
+use super::RelayStats;
 use super::framed::{Failure, StreamIo};
+use super::policy::Policy;
 use super::region::Shared;
+use super::tcp;
 use std::sync::Arc;
 use weft_control::frame::{Code, Decoder, VERSION, kind};
 
+/// What the protocol tasks of one region share besides the region itself.
+pub struct Services {
+    /// What the guest may reach (one for the VM).
+    pub policy: Arc<Policy>,
+    /// The relay's figures (one for the VM).
+    pub stats: Arc<RelayStats>,
+    /// TCP connections the region's listeners accepted and announced, not
+    /// yet taken (§11).
+    pub pending: tcp::Pending,
+}
+
 /// Serves one stream the control pipe opened.
-pub async fn serve(mut io: StreamIo, shared: Arc<Shared>) {
+pub async fn serve(mut io: StreamIo, shared: Arc<Shared>, services: Arc<Services>) {
     let mut body = Vec::new();
     let header = match io.read_frame(&mut body).await {
         Ok(Some(h)) => h,
@@ -22,12 +37,13 @@ pub async fn serve(mut io: StreamIo, shared: Arc<Shared>) {
     };
     match header.kind {
         kind::FILE_OPEN | kind::FS_SESSION => {
-            super::fs::serve(io, header.kind, params, shared).await
+            super::fs::serve(io, header.kind, params, &services.policy).await
         }
         kind::TCP_LISTEN | kind::TCP_CONNECT | kind::TCP_ACCEPT => {
-            super::tcp::serve(io, header.kind, params, shared).await
+            let (policy, pending) = (&services.policy, &services.pending);
+            tcp::serve(io, header.kind, params, &shared, policy, pending).await
         }
-        kind::UDP_BIND => super::udp::serve(io, header.kind, params, shared).await,
+        kind::UDP_BIND => super::udp::serve(io, params, &services.policy).await,
         other => {
             io.fail(Failure::protocol(format!(
                 "first frame kind {other:#06x} names no protocol"

@@ -11,7 +11,7 @@
 //! protocol's module ([`dispatch`]). Guest doorbells arrive as pending bits
 //! in each region's bell page plus one doorbell for all ([`bells`]); the
 //! relay raises the one stream interrupt only when the guest sleeps on a
-//! ring.
+//! ring. What a stream may reach is the [`Policy`]'s to say ([`policy`]).
 //!
 //! The doorbell starts as an MMIO exit the vCPU thread forwards
 //! ([`Relay::ring`]); after [`UPGRADE_AFTER`] of them it becomes an
@@ -29,44 +29,55 @@
 //! Everything the guest writes is an allegation: a ring it corrupts or a
 //! frame that breaks its protocol ends that stream with a status code; the
 //! other streams and the VM go on.
+//!
+//! The relay reaches the VMM only through the [`Vmm`] trait (memory of the
+//! pipe regions, the interrupt and doorbell eventfds, thread placement), so
+//! it serves a guest under any VMM that implements it. Its methods take
+//! `&self`: the run loop (which forwards doorbells) and the process host
+//! (which opens and closes regions) share one relay.
+//!
+//! Module dependencies point one way: the relay (this module) and its
+//! thread ([`serve`]) → the protocols (`control`, `dispatch`, `stdio`,
+//! `fs`, `tcp`, `udp`, with `policy`) → one stream's framing (`framed`,
+//! `zero_copy`) → the region (`region`) → its bells (`bells`).
 
 mod bells;
 mod control;
 mod dispatch;
 mod framed;
 mod fs;
+mod policy;
 mod region;
+mod serve;
 mod stdio;
 mod tcp;
 mod udp;
+mod vmm;
 mod zero_copy;
 
-use crate::guest_memory::{self, MemoryError, Ram};
-use crate::vm::{self, VmError};
-use kvm_ioctls::VmFd;
-use region::{Regions, Shared, Startup};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+pub use policy::{Policy, PolicyError};
+pub use vmm::{Vmm, VmmError};
+
+use dispatch::Services;
+use region::{Regions, Shared};
+use serve::Startup;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::mpsc;
-use vm_memory::GuestMemoryBackend;
 use vmm_sys_util::eventfd::EventFd;
-use weft_control::streams::{self, REGIONS};
+use weft_control::streams::{self, PIPE_REGION_SIZE, REGIONS};
 use weft_data_pipe::{Consumer, Notify, Producer, RawRegion};
 
 /// Failures starting the relay or opening a pipe region.
 #[derive(Debug, Error)]
 pub enum RelayError {
-    /// A KVM doorbell, interrupt or memory slot could not be set up.
+    /// The VMM could not set up the stream interrupt or the pipe regions'
+    /// memory.
     #[error(transparent)]
-    Vm(#[from] VmError),
-    /// The memory of the spawned processes' pipe regions could not be mapped.
-    #[error(transparent)]
-    Memory(#[from] MemoryError),
+    Vmm(VmmError),
     /// A pipe region is missing or misplaced (a bug).
     #[error("the pipe region is not mapped as the stream layout requires")]
     Region,
@@ -88,19 +99,6 @@ pub enum RelayError {
     /// The relay thread or its eventfds could not be created.
     #[error("cannot start the stream relay: {0}")]
     Thread(std::io::Error),
-    /// `--fs-root` does not name a usable directory.
-    #[error("--fs-root {}: {source}", path.display())]
-    FsRoot {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl RelayError {
-    /// Whether the user's configuration, not the host, is at fault.
-    pub fn is_usage_error(&self) -> bool {
-        matches!(self, Self::FsRoot { .. })
-    }
 }
 
 /// How long the relay goes on delivering what the guest's streams hold
@@ -110,52 +108,6 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Forwarded doorbells after which the doorbell becomes an ioeventfd.
 pub const UPGRADE_AFTER: u64 = 16;
-
-/// What the guest may reach (`--fs-root`, `--read-only`, `--listen`,
-/// `--connect`): everything else is refused.
-#[derive(Debug, Default)]
-pub struct Policy {
-    /// The directory the guest sees as `/`, opened once at start.
-    pub fs_root: Option<std::fs::File>,
-    /// File streams cannot modify `fs_root`.
-    pub read_only: bool,
-    /// Addresses the guest may listen on.
-    pub listen: Vec<SocketAddr>,
-    /// Addresses the guest may connect to.
-    pub connect: Vec<SocketAddr>,
-}
-
-impl Policy {
-    /// Opens `fs_root` (which must be a directory) and records the grants.
-    pub fn new(
-        fs_root: Option<&Path>,
-        read_only: bool,
-        listen: Vec<SocketAddr>,
-        connect: Vec<SocketAddr>,
-    ) -> Result<Self, RelayError> {
-        let fs_root = fs_root
-            .map(|path| {
-                let fail = |source| RelayError::FsRoot {
-                    path: path.to_path_buf(),
-                    source,
-                };
-                let dir = std::fs::File::open(path).map_err(fail)?;
-                if !dir.metadata().map_err(fail)?.is_dir() {
-                    return Err(fail(std::io::Error::from(
-                        std::io::ErrorKind::NotADirectory,
-                    )));
-                }
-                Ok(dir)
-            })
-            .transpose()?;
-        Ok(Self {
-            fs_root,
-            read_only,
-            listen,
-            connect,
-        })
-    }
-}
 
 /// Figures for `--stats`.
 #[derive(Debug, Default)]
@@ -188,38 +140,30 @@ pub type Tx = Producer<RawRegion, Arc<Interrupt>>;
 /// The monitor's end of a ring the guest writes.
 pub type Rx = Consumer<RawRegion, Arc<Interrupt>>;
 
-/// What the pipe regions of one VM share.
-#[derive(Clone)]
-struct VmWide {
-    /// The one stream interrupt.
-    irq: Arc<Interrupt>,
-    /// What the guest may reach.
-    policy: Arc<Policy>,
-    stats: Arc<RelayStats>,
-}
-
 /// A running relay.
 pub struct Relay {
     thread: JoinHandle<()>,
     /// The regions served, shared with the relay thread.
     regions: Arc<Regions>,
-    vm: VmWide,
+    /// The VMM. The relay thread holds it too and drops it only after its
+    /// runtime, with every task, is gone; so the pipe regions stay mapped
+    /// for as long as the relay, or the guest (which runs only while the
+    /// `Relay` lives), may use them.
+    vmm: Arc<dyn Vmm>,
+    /// The one stream interrupt.
+    irq: Arc<Interrupt>,
+    /// What the guest may reach.
+    policy: Arc<Policy>,
+    stats: Arc<RelayStats>,
     /// Hands each region opened to the relay thread. Dropping it (`finish`)
     /// tells the thread to end once every region is gone.
     startups: mpsc::UnboundedSender<Startup>,
-    /// The memory of regions 1.., made by the first `open_region` (so that
-    /// a `weft run` that spawns nothing does not pay for its memory slot,
-    /// measured at ~0.5 ms). The relay thread holds this cell too and drops
-    /// it only after its runtime, with every task, is gone; so it stays
-    /// mapped for as long as the relay, or the guest (which runs only while
-    /// the `Relay` lives), may use it.
-    spawn_memory: Arc<OnceLock<Ram>>,
-    /// The KVM memory slot of `spawn_memory`: the first after guest RAM's.
-    spawn_slot: u32,
+    /// Held while a region opens: two opens of one index cannot interleave.
+    opening: Mutex<()>,
     /// The doorbell's eventfd, signalled by forwarded exits until upgraded.
     doorbell: EventFd,
     /// Doorbells forwarded by the vCPU thread so far.
-    forwarded: u64,
+    forwarded: AtomicU64,
 }
 
 fn rings(slot: u64) -> Result<streams::SlotRings, RelayError> {
@@ -229,59 +173,57 @@ fn rings(slot: u64) -> Result<streams::SlotRings, RelayError> {
 impl Relay {
     /// Sets up the interrupt and region 0 (the first program's: its slots
     /// open from boot, stdin included) and starts the relay thread.
-    pub fn start(ram: &Ram, vm_fd: &VmFd, policy: Policy) -> Result<Self, RelayError> {
+    pub fn start(vmm: Arc<dyn Vmm>, policy: Policy) -> Result<Self, RelayError> {
         let stats = Arc::new(RelayStats::default());
-        let vm = VmWide {
-            irq: Arc::new(Interrupt {
-                fd: vm::stream_interrupt(vm_fd)?,
-                stats: stats.clone(),
-            }),
-            policy: Arc::new(policy),
-            stats,
-        };
-        let host = guest_memory::pipe_region(ram, 0).ok_or(RelayError::Region)?;
-        // SAFETY: region 0 is part of `ram`, which the relay thread holds
-        // (below) until its runtime, with every task, is gone, and which
-        // outlives the `Relay` (`run` keeps it to the end).
-        let first = unsafe { Shared::new(0, host, &vm) }?;
-        let startup = Startup::new(first.clone())?;
-        stdio::copy_input(ram, &first)?;
+        let irq = Arc::new(Interrupt {
+            fd: vmm.stream_interrupt().map_err(RelayError::Vmm)?,
+            stats: stats.clone(),
+        });
+        let policy = Arc::new(policy);
+        let base = vmm.pipe_region(0).ok_or(RelayError::Region)?;
+        // SAFETY: region 0 is mapped for as long as `vmm` lives (`Vmm`'s
+        // contract), which the relay thread holds (below) until its runtime,
+        // with every task, is gone, and which outlives the `Relay`.
+        let first = unsafe { Shared::new(0, (base, PIPE_REGION_SIZE as usize), irq.clone()) }?;
+        let startup = Startup::new(first.clone(), services(&policy, &stats))?;
+        stdio::copy_input(&vmm, &first)?;
         let regions = Arc::new(Regions::default());
         regions.insert(first);
         let (startups, queue) = mpsc::unbounded_channel();
         startups.send(startup).map_err(|_| RelayError::Stopped)?;
-        let doorbell = vm::eventfd()?;
+        let doorbell = EventFd::new(libc::EFD_NONBLOCK).map_err(RelayError::Thread)?;
         let bell = doorbell.try_clone().map_err(RelayError::Thread)?;
-        let spawn_memory = Arc::new(OnceLock::new());
-        let keep_mapped = (ram.clone(), spawn_memory.clone());
-        let (thread_regions, stats) = (regions.clone(), vm.stats.clone());
+        let keep_mapped = vmm.clone();
+        let (thread_regions, thread_stats) = (regions.clone(), stats.clone());
         let thread = std::thread::Builder::new()
             .name("weft-relay".into())
             .spawn(move || {
-                let _keep_mapped = keep_mapped;
-                crate::affinity::pin(crate::affinity::Role::Relay);
-                serve(bell, thread_regions, stats, queue);
+                keep_mapped.pin_relay_thread();
+                serve::run(bell, thread_regions, thread_stats, queue);
+                drop(keep_mapped);
             })
             .map_err(RelayError::Thread)?;
         Ok(Self {
             thread,
             regions,
-            vm,
+            vmm,
+            irq,
+            policy,
+            stats,
             startups,
-            spawn_memory,
-            spawn_slot: ram.num_regions() as u32,
+            opening: Mutex::new(()),
             doorbell,
-            forwarded: 0,
+            forwarded: AtomicU64::new(0),
         })
     }
 
-    /// Forwards a doorbell the guest rang (an MMIO exit), and upgrades the
-    /// doorbell to an ioeventfd once it is busy.
-    pub fn ring(&mut self, vm_fd: &VmFd) {
+    /// Forwards a doorbell the guest rang (an exit the VMM saw), and
+    /// upgrades the doorbell to an ioeventfd once it is busy.
+    pub fn ring(&self) {
         self.doorbell.notify();
-        self.forwarded += 1;
-        if self.forwarded == UPGRADE_AFTER
-            && let Err(e) = vm::register_doorbell(vm_fd, &self.doorbell)
+        let forwarded = self.forwarded.fetch_add(1, Ordering::Relaxed) + 1;
+        if forwarded == UPGRADE_AFTER
+            && let Err(e) = self.vmm.register_doorbell(&self.doorbell)
         {
             eprintln!("weft: {e}; stream doorbells keep exiting to the monitor");
         }
@@ -289,40 +231,38 @@ impl Relay {
 
     /// Doorbells forwarded by the vCPU thread.
     pub fn forwarded(&self) -> u64 {
-        self.forwarded
+        self.forwarded.load(Ordering::Relaxed)
     }
 
     /// Opens pipe region `index` (1..REGIONS) for a new process. On first
-    /// use this creates the memory of regions 1..REGIONS (one anonymous
-    /// `MAP_NORESERVE` mapping of (REGIONS-1)*PIPE_REGION_SIZE bytes at
-    /// guest-physical `region_gpa(1)`) and registers it as one more KVM
-    /// memory slot (measured: registering it at boot would add ~0.5 ms to
-    /// every `weft run`, so it is created lazily). Then: region `index` is
-    /// zeroed (`madvise` `MADV_DONTNEED` on its range, which also returns
-    /// host memory), its control pipe, stdout and stderr are served
-    /// (stdout/stderr copied to weft's own stdout/stderr exactly as region
-    /// 0's are), and its stdin reads end-of-file at once (the monitor's
-    /// producer end of the stdin slot's `to_guest` ring is closed; no copier
-    /// thread). Errors if `index` is 0, out of range, or still open or
-    /// draining.
+    /// use the VMM makes the memory of regions 1..REGIONS guest memory
+    /// ([`Vmm::map_spawn_regions`]). Then: region `index` is zeroed, its
+    /// control pipe, stdout and stderr are served (stdout/stderr copied to
+    /// weft's own stdout/stderr exactly as region 0's are), and its stdin
+    /// reads end-of-file at once (the monitor's producer end of the stdin
+    /// slot's `to_guest` ring is closed; no copier thread). Errors if
+    /// `index` is 0, out of range, or still open or draining.
     ///
     /// The region's wake-up objects exist when this returns, so the process
     /// may ring at once: its tasks find what it wrote when they start.
-    pub fn open_region(&mut self, vm_fd: &VmFd, index: u64) -> Result<(), RelayError> {
+    pub fn open_region(&self, index: u64) -> Result<(), RelayError> {
         if !(1..REGIONS).contains(&index) {
             return Err(RelayError::NoSuchRegion(index));
         }
+        let _opening = self.opening.lock().unwrap_or_else(|e| e.into_inner());
         if self.regions.get(index).is_some() {
             return Err(RelayError::RegionBusy(index));
         }
-        let memory = self.spawn_memory(vm_fd)?;
-        guest_memory::zero_pipe_region(memory, index)
+        self.vmm.map_spawn_regions().map_err(RelayError::Vmm)?;
+        self.vmm
+            .zero_pipe_region(index)
             .map_err(|source| RelayError::Zero { index, source })?;
-        let host = guest_memory::pipe_region(memory, index).ok_or(RelayError::Region)?;
-        // SAFETY: region `index` lies in `spawn_memory`, which stays mapped
-        // for as long as the relay may use it (see the field).
-        let region = unsafe { Shared::new(index, host, &self.vm) }?;
-        let startup = Startup::new(region.clone())?;
+        let base = self.vmm.pipe_region(index).ok_or(RelayError::Region)?;
+        // SAFETY: region `index` is mapped for as long as `self.vmm` lives
+        // (`Vmm`'s contract; see the field).
+        let region =
+            unsafe { Shared::new(index, (base, PIPE_REGION_SIZE as usize), self.irq.clone()) }?;
+        let startup = Startup::new(region.clone(), services(&self.policy, &self.stats))?;
         stdio::no_input(&region)?;
         // Sent before the region is in the table: its tasks end (and take
         // it out) only after `close_region` found it there.
@@ -333,27 +273,13 @@ impl Relay {
         Ok(())
     }
 
-    /// The memory of regions 1.., made and registered as guest memory on
-    /// first use.
-    fn spawn_memory(&self, vm_fd: &VmFd) -> Result<&Ram, RelayError> {
-        if let Some(memory) = self.spawn_memory.get() {
-            return Ok(memory);
-        }
-        let memory = guest_memory::create_spawn_regions()?;
-        // SAFETY: `memory` goes into `self.spawn_memory` below, which stays
-        // mapped while the guest may run (see the field); if registering
-        // fails, KVM holds no slot over it.
-        unsafe { vm::map_memory(vm_fd, &memory, self.spawn_slot) }?;
-        Ok(self.spawn_memory.get_or_init(|| memory))
-    }
-
     /// The process of region `index` ended: close the guest's ends of its
     /// open streams (as `finish` does for every region), let the relay
     /// deliver what they still hold for at most [`DRAIN_LIMIT`] in the
     /// background (never blocking the caller), then mark the region free.
     /// A no-op for a region that is not open. (Region 0 may be closed too,
     /// when the first program ends before the others; it is never reopened.)
-    pub fn close_region(&mut self, index: u64) {
+    pub fn close_region(&self, index: u64) {
         if let Some(region) = self.regions.get(index) {
             region.stop();
         }
@@ -382,12 +308,12 @@ impl Relay {
         let Self {
             thread,
             startups,
-            vm,
+            stats,
             ..
         } = self;
         drop(startups);
         let _ = thread.join();
-        vm.stats
+        stats
     }
 
     /// A copy of region `index`'s memory handle, to play the guest in tests
@@ -398,34 +324,14 @@ impl Relay {
     }
 }
 
-/// The relay thread: serves the doorbell and every region handed to it
-/// until `startups` is closed and every region is gone.
-fn serve(
-    doorbell: EventFd,
-    regions: Arc<Regions>,
-    stats: Arc<RelayStats>,
-    mut startups: mpsc::UnboundedReceiver<Startup>,
-) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("weft: cannot start the stream relay runtime: {e}");
-            return;
-        }
-    };
-    runtime.block_on(async {
-        tokio::spawn(bells::ring_bells(doorbell, regions.clone(), stats));
-        let mut served = tokio::task::JoinSet::new();
-        while let Some(startup) = startups.recv().await {
-            while served.try_join_next().is_some() {}
-            served.spawn(startup.serve(regions.clone()));
-        }
-        while served.join_next().await.is_some() {}
-    });
+/// The services of a region's streams: the VM's policy and figures, a new
+/// TCP backlog.
+fn services(policy: &Arc<Policy>, stats: &Arc<RelayStats>) -> Arc<Services> {
+    Arc::new(Services {
+        policy: policy.clone(),
+        stats: stats.clone(),
+        pending: tcp::Pending::default(),
+    })
 }
 
 #[cfg(test)]

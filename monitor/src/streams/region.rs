@@ -1,6 +1,8 @@
-//! One pipe region (PROTOCOL.md §8.1) as the relay serves it: the state its
-//! tasks share ([`Shared`]), its life from opening to gone ([`Startup`]),
-//! and the table of the regions served ([`Regions`]).
+//! One pipe region (PROTOCOL.md §8.1) as the relay serves it: what its
+//! tasks share ([`Shared`]: its memory, its wake-up objects and its tasks),
+//! and the table of the regions served ([`Regions`]). The protocols serve
+//! streams in a region; this module knows none of them (its life from
+//! opening to gone is driven by `serve`).
 //!
 //! Region 0 is the first program's, served from boot; region `i` ≥ 1 is
 //! opened for the process spawned into process slot `i`. A region goes
@@ -20,9 +22,7 @@
 //! before they sleep.
 
 use super::bells::{BellPage, SlotWake};
-use super::control::ControlPipe;
-use super::stdio::{self, Output};
-use super::{DRAIN_LIMIT, Interrupt, Policy, RelayError, RelayStats, VmWide, tcp};
+use super::{DRAIN_LIMIT, Interrupt, RelayError};
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
@@ -53,6 +53,9 @@ pub enum OpenError {
     Wake(#[from] std::io::Error),
 }
 
+/// Starts region 0's standard-input copier (see [`Shared::on_stdin_demand`]).
+type StdinStart = Box<dyn FnOnce() + Send>;
+
 /// What every task serving one region shares.
 pub struct Shared {
     /// The region's index (its process slot).
@@ -65,14 +68,9 @@ pub struct Shared {
     pub irq: Arc<Interrupt>,
     /// The wake-up objects of each open slot, by slot.
     wakes: Mutex<Vec<Option<Arc<SlotWake>>>>,
-    /// Region 0's stdin copier, until the program first asks for input.
-    stdin: Mutex<Option<stdio::StdinCopier>>,
-    /// What the guest may reach (one for the VM).
-    pub policy: Arc<Policy>,
-    pub stats: Arc<RelayStats>,
-    /// TCP connections accepted and announced, not yet taken (§11): a
-    /// process takes only connections its own listeners announced.
-    pub pending: tcp::Pending,
+    /// Starts region 0's stdin copier, until the program first asks for
+    /// input.
+    stdin: Mutex<Option<StdinStart>>,
     /// When the region's process ended; `None` while it runs.
     stopped: watch::Sender<Option<Instant>>,
     /// Every task serving the region.
@@ -92,7 +90,7 @@ impl Shared {
     pub unsafe fn new(
         index: u64,
         (base, len): (NonNull<u8>, usize),
-        vm: &VmWide,
+        irq: Arc<Interrupt>,
     ) -> Result<Arc<Self>, RelayError> {
         // SAFETY: the bytes are mapped for as long as any copy of the region
         // may be used and reached only through `RawRegion`s and the bell
@@ -107,12 +105,9 @@ impl Shared {
             index,
             region,
             bells,
-            irq: vm.irq.clone(),
+            irq,
             wakes: Mutex::new(vec![None; SLOTS as usize]),
             stdin: Mutex::new(None),
-            policy: vm.policy.clone(),
-            stats: vm.stats.clone(),
-            pending: tcp::Pending::default(),
             stopped: watch::Sender::new(None),
             tasks: Tasks::default(),
         }))
@@ -164,18 +159,16 @@ impl Shared {
             .take_pending(|slot, reason| self.wake(slot, reason));
     }
 
-    /// Keeps region 0's stdin copier until the program first signals the
-    /// stdin slot with reason `space`.
-    pub(super) fn keep_stdin(&self, copier: stdio::StdinCopier) {
-        *lock(&self.stdin) = Some(copier);
+    /// Calls `start` (once) when the program first signals the stdin slot
+    /// with reason `space`: region 0's stdin copier starts on demand (§8.1).
+    pub(super) fn on_stdin_demand(&self, start: impl FnOnce() + Send + 'static) {
+        *lock(&self.stdin) = Some(Box::new(start));
     }
 
     fn start_stdin(&self) {
-        let copier = lock(&self.stdin).take();
-        if let Some(c) = copier
-            && let Err(e) = c.start()
-        {
-            eprintln!("weft: {e}");
+        let start = lock(&self.stdin).take();
+        if let Some(start) = start {
+            start();
         }
     }
 
@@ -240,6 +233,30 @@ impl Shared {
     /// the region is gone only once it has ended (or was aborted).
     pub(super) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
         self.tasks.spawn(task)
+    }
+
+    /// Returns once the region's process has ended and every task of the
+    /// region is gone: the tasks deliver what is left until [`DRAIN_LIMIT`]
+    /// after the end, and the rest are aborted then.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits (an abort already made stays made).
+    pub async fn drained(&self) {
+        let ended = self.stopped().await;
+        let deadline = tokio::time::Instant::from_std(ended + DRAIN_LIMIT);
+        if tokio::time::timeout_at(deadline, self.tasks.gone())
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "weft: streams of process slot {} still undelivered {}s after it ended were dropped",
+                self.index,
+                DRAIN_LIMIT.as_secs()
+            );
+            self.tasks.abort();
+            self.tasks.gone().await;
+        }
     }
 }
 
@@ -320,64 +337,6 @@ impl<F: Future<Output = ()>> Future for Tracked<F> {
     }
 }
 
-/// A region about to be served: the wake-up objects of its control pipe and
-/// standard output and error exist already (bells rung from now on are
-/// kept), their tasks start on the relay thread ([`Startup::serve`]).
-pub struct Startup {
-    shared: Arc<Shared>,
-    control: ControlPipe,
-    outputs: Vec<Output>,
-}
-
-impl Startup {
-    /// Opens the slots every region serves from its start: the control pipe,
-    /// standard output and error. (Standard input is the caller's: region
-    /// 0's is copied from `weft`'s, a spawned process's is at end-of-file.)
-    pub fn new(shared: Arc<Shared>) -> Result<Self, RelayError> {
-        let wake = |slot| shared.open_wakes(slot, libc::EFD_NONBLOCK);
-        let control = ControlPipe::new(wake(slot::CONTROL)?);
-        let outputs = [slot::STDOUT, slot::STDERR]
-            .into_iter()
-            .map(|s| Output::new(&shared, s, wake(s)?))
-            .collect::<Result<Vec<_>, RelayError>>()?;
-        Ok(Self {
-            shared,
-            control,
-            outputs,
-        })
-    }
-
-    /// Serves the region until its process ends, lets its tasks deliver
-    /// what is left until [`DRAIN_LIMIT`] after that, aborts the rest, and
-    /// once every task is gone takes the region out of `regions`.
-    pub async fn serve(self, regions: Arc<Regions>) {
-        let Self {
-            shared,
-            control,
-            outputs,
-        } = self;
-        shared.spawn(control.serve(shared.clone()));
-        for o in outputs {
-            shared.spawn(o.copy(shared.clone()));
-        }
-        let ended = shared.stopped().await;
-        let deadline = tokio::time::Instant::from_std(ended + DRAIN_LIMIT);
-        if tokio::time::timeout_at(deadline, shared.tasks.gone())
-            .await
-            .is_err()
-        {
-            eprintln!(
-                "weft: streams of process slot {} still undelivered {}s after it ended were dropped",
-                shared.index,
-                DRAIN_LIMIT.as_secs()
-            );
-            shared.tasks.abort();
-            shared.tasks.gone().await;
-        }
-        regions.remove(&shared);
-    }
-}
-
 /// The regions the relay serves, by index. A region is in the table from
 /// the moment it opens until every task of it is gone, so a region that is
 /// not is touched by no monitor code.
@@ -403,7 +362,7 @@ impl Regions {
     }
 
     /// Takes `region` out of the table.
-    fn remove(&self, region: &Arc<Shared>) {
+    pub fn remove(&self, region: &Arc<Shared>) {
         if let Some(entry) = lock(&self.0).get_mut(region.index as usize)
             && entry.as_ref().is_some_and(|r| Arc::ptr_eq(r, region))
         {

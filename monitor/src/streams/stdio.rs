@@ -9,9 +9,9 @@
 use super::bells::SlotWake;
 use super::framed::RELAY_SPIN;
 use super::region::Shared;
+use super::vmm::Vmm;
 use super::zero_copy;
-use super::{RelayError, Rx, Tx, rings};
-use crate::guest_memory::Ram;
+use super::{RelayError, RelayStats, Rx, Tx, rings};
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,10 +24,16 @@ pub struct Output {
     slot: u64,
     rx: Rx,
     wake: EventFd,
+    stats: Arc<RelayStats>,
 }
 
 impl Output {
-    pub fn new(shared: &Shared, slot: u64, wake: Arc<SlotWake>) -> Result<Self, RelayError> {
+    pub fn new(
+        shared: &Shared,
+        slot: u64,
+        wake: Arc<SlotWake>,
+        stats: Arc<RelayStats>,
+    ) -> Result<Self, RelayError> {
         let rx = Consumer::new(
             shared.region,
             rings(slot)?.to_monitor as usize,
@@ -39,6 +45,7 @@ impl Output {
             slot,
             rx,
             wake: wake.data.try_clone().map_err(RelayError::Thread)?,
+            stats,
         })
     }
 
@@ -79,21 +86,23 @@ impl Output {
                     return;
                 }
             };
-            shared
-                .stats
-                .bytes_out
-                .fetch_add(n as u64, Ordering::Relaxed);
+            self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 }
 
 /// Serves region 0's standard input from `weft`'s own: a [`StdinCopier`]
-/// that the program's first space signal on the stdin slot starts.
-pub fn copy_input(ram: &Ram, shared: &Shared) -> Result<(), RelayError> {
+/// that the program's first space signal on the stdin slot starts. The
+/// copier keeps `vmm`, and so the region's memory, for as long as it runs.
+pub fn copy_input(vmm: &Arc<dyn Vmm>, shared: &Shared) -> Result<(), RelayError> {
     // The copier is a thread that sleeps in `read`: a blocking eventfd.
     let wake = shared.open_wakes(slot::STDIN, 0)?;
-    let copier = StdinCopier::new(ram, shared, &wake)?;
-    shared.keep_stdin(copier);
+    let copier = StdinCopier::new(vmm, shared, &wake)?;
+    shared.on_stdin_demand(move || {
+        if let Err(e) = copier.start() {
+            eprintln!("weft: {e}");
+        }
+    });
     Ok(())
 }
 
@@ -113,14 +122,15 @@ pub fn no_input(shared: &Shared) -> Result<(), RelayError> {
 /// never joined: when the guest stops it may be blocked reading a terminal,
 /// and it ends with the process.
 pub struct StdinCopier {
-    ram: Ram,
+    /// Keeps region 0 mapped while the thread may write it.
+    vmm: Arc<dyn Vmm>,
     tx: Tx,
     /// Blocking: the copier sleeps in `read` on it while the ring is full.
     wait: EventFd,
 }
 
 impl StdinCopier {
-    fn new(ram: &Ram, shared: &Shared, wake: &SlotWake) -> Result<Self, RelayError> {
+    fn new(vmm: &Arc<dyn Vmm>, shared: &Shared, wake: &SlotWake) -> Result<Self, RelayError> {
         let tx = Producer::new(
             shared.region,
             rings(slot::STDIN)?.to_guest as usize,
@@ -129,18 +139,18 @@ impl StdinCopier {
         )
         .map_err(|_| RelayError::Region)?;
         Ok(Self {
-            ram: ram.clone(),
+            vmm: vmm.clone(),
             tx,
             wait: wake.space.try_clone().map_err(RelayError::Thread)?,
         })
     }
 
-    pub fn start(self) -> Result<(), RelayError> {
-        let Self { ram, tx, wait } = self;
+    fn start(self) -> Result<(), RelayError> {
+        let Self { vmm, tx, wait } = self;
         std::thread::Builder::new()
             .name("weft-stdin".into())
             .spawn(move || {
-                let _keep_mapped = ram;
+                let _keep_mapped = vmm;
                 let mut tx = Blocking::new(tx, wait, 64);
                 let mut buf = vec![0u8; RING_CAPACITY as usize];
                 loop {

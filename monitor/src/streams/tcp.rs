@@ -15,11 +15,13 @@
 //! socket end-of-file → the `to_guest` ring is closed); a socket error sets
 //! the status word and ends the stream, which closes both rings.
 //!
-//! Policy (default deny, [`grant_listen`], [`grant_connect`]) is checked
-//! before any socket is made.
+//! The policy ([`Policy::grant_listen`], [`Policy::grant_connect`]) is
+//! checked before any socket is made. The parked connections ([`Pending`])
+//! are one region's: a process takes only connections its own listeners
+//! announced.
 
-use super::Policy;
 use super::framed::{Failure, Reader, StreamIo};
+use super::policy::Policy;
 use super::region::Shared;
 use super::zero_copy;
 use std::collections::HashMap;
@@ -27,7 +29,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
@@ -50,19 +52,27 @@ const LINGER: Duration = Duration::from_secs(30);
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// Serves a stream whose first frame was `kind` with `params`.
-pub async fn serve(mut io: StreamIo, kind: u16, params: &[u8], shared: Arc<Shared>) {
+/// `pending` is the backlog of the stream's region.
+pub async fn serve(
+    mut io: StreamIo,
+    kind: u16,
+    params: &[u8],
+    shared: &Shared,
+    policy: &Policy,
+    pending: &Pending,
+) {
     let request = match TcpRequest::decode_params(kind, params) {
         Ok(r) => r,
         Err(e) => return io.fail(Failure::protocol(e)).await,
     };
     let result = match request {
-        TcpRequest::Listen { addr } => listen(&mut io, addr, &shared).await,
-        TcpRequest::Connect { addr } => match connect(addr, &shared).await {
-            Ok(s) => return relay(io, s, addr, Connection::Connected, &shared).await,
+        TcpRequest::Listen { addr } => listen(&mut io, addr, policy, pending).await,
+        TcpRequest::Connect { addr } => match connect(addr, policy).await {
+            Ok(s) => return relay(io, s, addr, Connection::Connected, shared).await,
             Err(f) => Err(f),
         },
-        TcpRequest::Accept { listener, id } => match shared.pending.take(listener.into(), id) {
-            Some((s, peer)) => return relay(io, s, peer, Connection::Accepted, &shared).await,
+        TcpRequest::Accept { listener, id } => match pending.take(listener.into(), id) {
+            Some((s, peer)) => return relay(io, s, peer, Connection::Accepted, shared).await,
             None => Err(Failure::new(
                 Code::Closed,
                 format!("listener stream {listener} has no pending connection {id}"),
@@ -77,49 +87,15 @@ pub async fn serve(mut io: StreamIo, kind: u16, params: &[u8], shared: Arc<Share
     }
 }
 
-/// The address to bind for a guest's request to listen (or bind UDP) on
-/// `asked`: an exact `--listen` address, or — for an unspecified IP
-/// (`0.0.0.0`, `[::]`) — the first `--listen` address with the asked port
-/// (any port if it is 0). Anything else is refused with `NotAllowed`.
-/// `what` names the request in the refusal ("listening on").
-pub fn grant_listen(policy: &Policy, asked: SocketAddr, what: &str) -> Result<SocketAddr, Failure> {
-    let granted = &policy.listen;
-    let found = if asked.ip().is_unspecified() {
-        granted
-            .iter()
-            .find(|g| asked.port() == 0 || g.port() == asked.port())
-    } else {
-        granted.iter().find(|g| **g == asked)
-    };
-    found.copied().ok_or_else(|| {
-        Failure::new(
-            Code::NotAllowed,
-            format!("{what} {asked} is not allowed: not granted by --listen"),
-        )
-    })
-}
-
-/// Whether `--connect` names `addr` exactly.
-pub fn may_connect(policy: &Policy, addr: SocketAddr) -> bool {
-    policy.connect.contains(&addr)
-}
-
-/// Refuses a connection (or datagram) to an address `--connect` does not name.
-pub fn grant_connect(policy: &Policy, addr: SocketAddr) -> Result<(), Failure> {
-    if may_connect(policy, addr) {
-        Ok(())
-    } else {
-        Err(Failure::new(
-            Code::NotAllowed,
-            format!("connecting to {addr} is not allowed: not granted by --connect"),
-        ))
-    }
-}
-
 /// Binds a listener and announces its connections until the guest closes
 /// its side of the stream (`Ok`) or breaks the protocol.
-async fn listen(io: &mut StreamIo, asked: SocketAddr, shared: &Shared) -> Result<(), Failure> {
-    let addr = grant_listen(&shared.policy, asked, "listening on")?;
+async fn listen(
+    io: &mut StreamIo,
+    asked: SocketAddr,
+    policy: &Policy,
+    pending: &Pending,
+) -> Result<(), Failure> {
+    let addr = policy.grant_listen(asked, "listening on")?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| Failure::io(&format!("listen on {addr}"), &e))?;
@@ -130,7 +106,7 @@ async fn listen(io: &mut StreamIo, asked: SocketAddr, shared: &Shared) -> Result
     let slot = io.slot;
     // Removes this listener's parked connections however the task ends
     // (including when `CLOSE` aborts it).
-    let _backlog = shared.pending.open(slot);
+    let _backlog = pending.open(slot);
     let mut probe = [0u8; 1];
     loop {
         let event = poll_fn(|cx| {
@@ -138,7 +114,7 @@ async fn listen(io: &mut StreamIo, asked: SocketAddr, shared: &Shared) -> Result
             if let Poll::Ready(r) = Pin::new(&mut io.rx).poll_read(cx, &mut buf) {
                 return Poll::Ready(Event::Guest(r.map(|()| buf.filled().len())));
             }
-            if shared.pending.poll_room(slot, cx).is_ready()
+            if pending.poll_room(slot, cx).is_ready()
                 && let Poll::Ready(r) = listener.poll_accept(cx)
             {
                 return Poll::Ready(Event::Accepted(r));
@@ -155,7 +131,7 @@ async fn listen(io: &mut StreamIo, asked: SocketAddr, shared: &Shared) -> Result
             }
             Event::Guest(Err(e)) => return Err(Failure::protocol(format!("ring: {e}"))),
             Event::Accepted(Ok((socket, peer))) => {
-                let id = shared.pending.park(slot, socket, peer);
+                let id = pending.park(slot, socket, peer);
                 send(io, TcpReply::Connection { id, peer }).await?;
             }
             Event::Accepted(Err(_)) => tokio::time::sleep(ACCEPT_RETRY).await,
@@ -172,8 +148,8 @@ enum Event {
 }
 
 /// Connects to `addr` if `--connect` grants it.
-async fn connect(addr: SocketAddr, shared: &Shared) -> Result<TcpStream, Failure> {
-    grant_connect(&shared.policy, addr)?;
+async fn connect(addr: SocketAddr, policy: &Policy) -> Result<TcpStream, Failure> {
+    policy.grant_connect(addr)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(Failure::io(&format!("connect to {addr}"), &e)),
@@ -355,7 +331,7 @@ async fn deliver(mut socket: OwnedWriteHalf, rest: Vec<u8>) {
 }
 
 /// Connections accepted by listeners and not yet taken by the guest, by
-/// listener slot. Shared by every task of the relay's one thread.
+/// listener slot: one region's TCP backlog, shared by its tasks.
 #[derive(Default)]
 pub struct Pending {
     inner: Mutex<Parked>,
@@ -436,51 +412,5 @@ impl Pending {
             w.wake();
         }
         Some(parked)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy(listen: &[&str], connect: &[&str]) -> Policy {
-        let parse = |v: &[&str]| v.iter().map(|a| a.parse().unwrap()).collect();
-        Policy {
-            listen: parse(listen),
-            connect: parse(connect),
-            ..Policy::default()
-        }
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn listening_is_granted_exactly_or_by_port_for_an_unspecified_ip() {
-        let p = policy(&["127.0.0.1:8080", "[::1]:9090"], &[]);
-        let grant = |a| grant_listen(&p, addr(a), "listening on").map_err(|f| f.code);
-        assert_eq!(grant("127.0.0.1:8080"), Ok(addr("127.0.0.1:8080")));
-        assert_eq!(grant("0.0.0.0:8080"), Ok(addr("127.0.0.1:8080")));
-        assert_eq!(grant("0.0.0.0:9090"), Ok(addr("[::1]:9090")));
-        assert_eq!(grant("[::]:0"), Ok(addr("127.0.0.1:8080")));
-        assert_eq!(grant("127.0.0.2:8080"), Err(Code::NotAllowed));
-        assert_eq!(grant("0.0.0.0:1"), Err(Code::NotAllowed));
-        let f = grant_listen(&policy(&[], &[]), addr("0.0.0.0:80"), "listening on").unwrap_err();
-        assert_eq!(
-            f.message,
-            "listening on 0.0.0.0:80 is not allowed: not granted by --listen"
-        );
-    }
-
-    #[test]
-    fn connecting_is_granted_only_exactly() {
-        let p = policy(&[], &["10.0.0.1:443"]);
-        assert!(grant_connect(&p, addr("10.0.0.1:443")).is_ok());
-        for a in ["10.0.0.1:80", "10.0.0.2:443", "0.0.0.0:443"] {
-            let f = grant_connect(&p, addr(a)).unwrap_err();
-            assert_eq!(f.code, Code::NotAllowed);
-            assert!(f.message.contains(a) && f.message.contains("--connect"));
-        }
     }
 }

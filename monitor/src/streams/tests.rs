@@ -1,11 +1,16 @@
-//! Tests of the relay's pipe regions on a real VM whose vCPU never runs: the
-//! test plays the guest, writing rings and bell bits as a program would.
+//! Tests of the relay's pipe regions over a fake VMM (plain host memory, no
+//! VM): the test plays the guest, writing rings and bell bits as a program
+//! would.
 
 use super::*;
+use crate::host;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use weft_control::control_pipe::{MAX_FRAME, Reply, Request};
 use weft_control::frame::{self, Code};
+use weft_control::streams::region_gpa;
 use weft_control::streams::{PIPE_REGION_SIZE, RING_CAPACITY, bell, rings, slot};
 use weft_data_pipe::{Error, Memory, NoNotify};
 
@@ -25,6 +30,53 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         assert!(start.elapsed() < PATIENCE, "the relay never {what}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// A VMM with every pipe region in one host mapping and no guest: what the
+/// relay asks of it is counted.
+struct FakeVmm {
+    memory: GuestMemoryMmap<()>,
+    doorbells_registered: AtomicU64,
+}
+
+impl FakeVmm {
+    fn new() -> Arc<Self> {
+        let len = (REGIONS * PIPE_REGION_SIZE) as usize;
+        Arc::new(Self {
+            memory: GuestMemoryMmap::from_ranges(&[(GuestAddress(region_gpa(0)), len)]).unwrap(),
+            doorbells_registered: AtomicU64::new(0),
+        })
+    }
+}
+
+// SAFETY: every region is part of `memory`, one page-aligned private
+// anonymous mapping owned by the fake, read and written by the test only
+// through `RawRegion`s.
+unsafe impl Vmm for FakeVmm {
+    fn pipe_region(&self, index: u64) -> Option<NonNull<u8>> {
+        let region = self.memory.iter().next()?;
+        let offset = region.to_region_addr(GuestAddress(region_gpa(index)))?;
+        NonNull::new(region.get_host_address(offset).ok()?)
+    }
+    fn map_spawn_regions(&self) -> Result<(), VmmError> {
+        Ok(())
+    }
+    fn zero_pipe_region(&self, index: u64) -> std::io::Result<()> {
+        let base = self
+            .pipe_region(index)
+            .ok_or(std::io::ErrorKind::InvalidInput)?;
+        // SAFETY: the region is a page-aligned range of the fake's own
+        // private anonymous mapping, reached by no reference.
+        unsafe { host::discard_pages(base, PIPE_REGION_SIZE as usize) }
+    }
+    fn stream_interrupt(&self) -> Result<EventFd, VmmError> {
+        Ok(EventFd::new(libc::EFD_NONBLOCK)?)
+    }
+    fn register_doorbell(&self, _: &EventFd) -> Result<(), VmmError> {
+        self.doorbells_registered.fetch_add(1, SeqCst);
+        Ok(())
+    }
+    fn pin_relay_thread(&self) {}
 }
 
 /// The test's side of one process's region: its ends of the control pipe.
@@ -48,19 +100,19 @@ impl Process {
     /// Sets `slot`'s pending bit for `reason` and rings the doorbell (§8.2).
     /// Not an atomic OR: a bit the relay takes meanwhile is set again, which
     /// only costs a spurious wake-up.
-    fn signal(&self, relay: &mut Relay, vm_fd: &VmFd, slot: u64, reason: u64) {
+    fn signal(&self, relay: &Relay, slot: u64, reason: u64) {
         let (offset, mask) = bell::bit(slot, reason);
         let word = self.region.load_u64(offset as usize, SeqCst);
         self.region.store_u64(offset as usize, word | mask, SeqCst);
-        relay.ring(vm_fd);
+        relay.ring();
     }
 
     /// Sends a control request and returns the reply.
-    fn control(&mut self, relay: &mut Relay, vm_fd: &VmFd, request: Request) -> Reply {
+    fn control(&mut self, relay: &Relay, request: Request) -> Reply {
         let mut buf = [0u8; MAX_FRAME];
         let n = request.encode(&mut buf);
         assert_eq!(self.control_tx.write(&buf[..n]), Ok(n));
-        self.signal(relay, vm_fd, slot::CONTROL, bell::DATA);
+        self.signal(relay, slot::CONTROL, bell::DATA);
         let mut got = Vec::new();
         eventually("replied", || {
             let mut chunk = [0u8; MAX_FRAME];
@@ -75,8 +127,8 @@ impl Process {
     }
 
     /// Opens a stream: its slot.
-    fn open(&mut self, relay: &mut Relay, vm_fd: &VmFd, request: u32) -> u32 {
-        match self.control(relay, vm_fd, Request::Open { request }) {
+    fn open(&mut self, relay: &Relay, request: u32) -> u32 {
+        match self.control(relay, Request::Open { request }) {
             Reply::Opened {
                 request: r, slot, ..
             } if r == request => slot,
@@ -85,31 +137,23 @@ impl Process {
     }
 }
 
-/// A VM with guest RAM (and so region 0) and no vCPU.
-fn vm() -> (Ram, VmFd) {
-    let ram = guest_memory::create(16 << 20).unwrap();
-    let vm_fd = vm::create(&ram).unwrap();
-    (ram, vm_fd)
-}
-
 #[test]
 fn regions_open_only_when_free_and_in_range() {
-    let (ram, vm_fd) = vm();
-    let mut relay = Relay::start(&ram, &vm_fd, Policy::default()).unwrap();
+    let relay = Relay::start(FakeVmm::new(), Policy::default()).unwrap();
     assert!(!relay.region_free(0) && !relay.region_free(REGIONS));
     assert!((1..REGIONS).all(|i| relay.region_free(i)));
     assert_eq!(relay.open_streams(0), 4);
     assert_eq!(relay.open_streams(1), 0);
     for index in [0, REGIONS] {
-        let e = relay.open_region(&vm_fd, index).unwrap_err();
+        let e = relay.open_region(index).unwrap_err();
         assert!(
             matches!(e, RelayError::NoSuchRegion(i) if i == index),
             "{e}"
         );
     }
-    relay.open_region(&vm_fd, REGIONS - 1).unwrap();
+    relay.open_region(REGIONS - 1).unwrap();
     assert!(!relay.region_free(REGIONS - 1));
-    let e = relay.open_region(&vm_fd, REGIONS - 1).unwrap_err();
+    let e = relay.open_region(REGIONS - 1).unwrap_err();
     assert!(matches!(e, RelayError::RegionBusy(_)), "{e}");
     // Closing a region that is not open does nothing.
     relay.close_region(2);
@@ -121,9 +165,8 @@ fn regions_open_only_when_free_and_in_range() {
 
 #[test]
 fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
-    let (ram, vm_fd) = vm();
-    let mut relay = Relay::start(&ram, &vm_fd, Policy::default()).unwrap();
-    relay.open_region(&vm_fd, 1).unwrap();
+    let relay = Relay::start(FakeVmm::new(), Policy::default()).unwrap();
+    relay.open_region(1).unwrap();
     // Control pipe, stdout and stderr; stdin is closed from the start.
     assert_eq!(relay.open_streams(1), 3);
     let mut p = Process::attach(&relay, 1);
@@ -132,11 +175,10 @@ fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
     let mut stdin = Consumer::new(p.region, to_guest, CAPACITY, NoNotify).unwrap();
     assert_eq!(stdin.read(&mut [0u8; 8]), Ok(0), "stdin is at end-of-file");
 
-    assert_eq!(p.open(&mut relay, &vm_fd, 7), slot::FIRST_DYNAMIC as u32);
+    assert_eq!(p.open(&relay, 7), slot::FIRST_DYNAMIC as u32);
     assert_eq!(relay.open_streams(1), 4);
     let refused = p.control(
-        &mut relay,
-        &vm_fd,
+        &relay,
         Request::Close {
             request: 8,
             slot: 1,
@@ -155,7 +197,7 @@ fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
     let to_monitor = rings(slot::STDOUT).unwrap().to_monitor as usize;
     let mut stdout = Producer::new(p.region, to_monitor, CAPACITY, NoNotify).unwrap();
     assert_eq!(stdout.write(line), Ok(line.len()));
-    p.signal(&mut relay, &vm_fd, slot::STDOUT, bell::DATA);
+    p.signal(&relay, slot::STDOUT, bell::DATA);
     eventually("copied standard output", || {
         (stdout.writable_len() == Ok(CAPACITY)).then_some(())
     });
@@ -169,13 +211,28 @@ fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
     relay.close_region(1);
     assert_eq!(relay.open_streams(1), 0);
     eventually("freed the region", || relay.region_free(1).then_some(()));
-    relay.open_region(&vm_fd, 1).unwrap();
+    relay.open_region(1).unwrap();
     let mut p = Process::attach(&relay, 1);
     assert_eq!(p.region.load_u64(tail, SeqCst), 0);
-    assert_eq!(p.open(&mut relay, &vm_fd, 9), slot::FIRST_DYNAMIC as u32);
+    assert_eq!(p.open(&relay, 9), slot::FIRST_DYNAMIC as u32);
     drop(p);
 
     let stats = relay.finish();
     assert_eq!(stats.bytes_out.load(SeqCst), line.len() as u64);
     assert_eq!(stats.opened.load(SeqCst), 2);
+}
+
+#[test]
+fn the_doorbell_becomes_an_ioeventfd_once_busy() {
+    let vmm = FakeVmm::new();
+    let relay = Relay::start(vmm.clone(), Policy::default()).unwrap();
+    for _ in 1..UPGRADE_AFTER {
+        relay.ring();
+    }
+    assert_eq!(vmm.doorbells_registered.load(SeqCst), 0);
+    relay.ring();
+    relay.ring();
+    assert_eq!(vmm.doorbells_registered.load(SeqCst), 1);
+    assert_eq!(relay.forwarded(), UPGRADE_AFTER + 1);
+    relay.finish();
 }

@@ -14,18 +14,16 @@
 //! host drops what overflows the socket's buffer, as UDP may.
 
 use super::framed::{Failure, Reader, StreamIo, code_of};
-use super::region::Shared;
-use super::tcp::{grant_listen, may_connect};
+use super::policy::Policy;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::UdpSocket;
-use weft_control::frame::{Code, HEADER, Header};
+use weft_control::frame::{HEADER, Header};
 use weft_control::net_proto::{
     Datagram, MAX_DATAGRAM, datagram_frame_len, decode_lone_addr, encode_addr, net_kind,
 };
@@ -36,13 +34,13 @@ const PEERS: usize = 1024;
 /// whole and dropped rather than cut.
 const RECV_BUF: usize = 64 * 1024;
 
-/// Serves a stream whose first frame was `kind` (`UDP_BIND`) with `params`.
-pub async fn serve(mut io: StreamIo, _kind: u16, params: &[u8], shared: Arc<Shared>) {
-    let socket = match bind(params, &shared).await {
+/// Serves a stream whose first frame was `UDP_BIND` with `params`.
+pub async fn serve(mut io: StreamIo, params: &[u8], policy: &Policy) {
+    let socket = match bind(params, policy).await {
         Ok(s) => s,
         Err(f) => return io.fail(f).await,
     };
-    match exchange(&mut io, &socket, &shared).await {
+    match exchange(&mut io, &socket, policy).await {
         Ok(()) => {
             let _ = io.tx.shutdown().await;
         }
@@ -52,9 +50,9 @@ pub async fn serve(mut io: StreamIo, _kind: u16, params: &[u8], shared: Arc<Shar
 
 /// Binds the socket the parameters ask for, if `--listen` grants it, and
 /// returns it once the guest was told its address.
-async fn bind(params: &[u8], shared: &Shared) -> Result<UdpSocket, Failure> {
+async fn bind(params: &[u8], policy: &Policy) -> Result<UdpSocket, Failure> {
     let asked = decode_lone_addr(params).map_err(Failure::protocol)?;
-    let addr = grant_listen(&shared.policy, asked, "binding UDP to")?;
+    let addr = policy.grant_listen(asked, "binding UDP to")?;
     UdpSocket::bind(addr)
         .await
         .map_err(|e| Failure::io(&format!("bind UDP to {addr}"), &e))
@@ -62,7 +60,7 @@ async fn bind(params: &[u8], shared: &Shared) -> Result<UdpSocket, Failure> {
 
 /// Tells the guest the bound address, then relays datagrams until the guest
 /// closes its side (`Ok`) or breaks the protocol.
-async fn exchange(io: &mut StreamIo, socket: &UdpSocket, shared: &Shared) -> Result<(), Failure> {
+async fn exchange(io: &mut StreamIo, socket: &UdpSocket, policy: &Policy) -> Result<(), Failure> {
     let local = socket
         .local_addr()
         .map_err(|e| Failure::io("socket address", &e))?;
@@ -97,7 +95,7 @@ async fn exchange(io: &mut StreamIo, socket: &UdpSocket, shared: &Shared) -> Res
                     )));
                 }
                 let d = Datagram::decode(&incoming.body).map_err(Failure::protocol)?;
-                if let Err(f) = send(socket, d, &peers, shared).await {
+                if let Err(f) = send(socket, d, &peers, policy).await {
                     io.write_error(f.code, &f.message).await?;
                 }
             }
@@ -127,17 +125,9 @@ async fn send(
     socket: &UdpSocket,
     d: Datagram<'_>,
     peers: &VecDeque<SocketAddr>,
-    shared: &Shared,
+    policy: &Policy,
 ) -> Result<(), Failure> {
-    if !may_connect(&shared.policy, d.addr) && !peers.contains(&d.addr) {
-        return Err(Failure::new(
-            Code::NotAllowed,
-            format!(
-                "sending to {} is not allowed: not granted by --connect, and it sent nothing to this socket",
-                d.addr
-            ),
-        ));
-    }
+    policy.grant_send(d.addr, peers.contains(&d.addr))?;
     socket
         .send_to(d.payload, d.addr)
         .await

@@ -15,6 +15,7 @@
 //! change what it receives or what is written out for it.
 
 use super::framed::{Reader, Writer};
+use crate::host::{self, EMPTY_IOVEC, IoVec};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use tokio::io::Interest;
@@ -25,17 +26,13 @@ use weft_data_pipe::{Chunks, RawRegion};
 /// The host addresses of bytes `[skip, skip + len)` of `chunks`: at most
 /// two iovecs (no allocation: this runs for every transfer).
 struct Iovecs {
-    list: [libc::iovec; 2],
+    list: [IoVec; 2],
     len: usize,
 }
 
 impl Iovecs {
-    fn as_ptr(&self) -> *const libc::iovec {
-        self.list.as_ptr()
-    }
-
-    fn count(&self) -> i32 {
-        self.len as i32
+    fn as_slice(&self) -> &[IoVec] {
+        &self.list[..self.len]
     }
 }
 
@@ -45,12 +42,8 @@ fn iovecs(
     skip: usize,
     len: usize,
 ) -> io::Result<Iovecs> {
-    let empty = libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    };
     let mut out = Iovecs {
-        list: [empty; 2],
+        list: [EMPTY_IOVEC; 2],
         len: 0,
     };
     let (mut skip, mut left) = (skip, len);
@@ -66,7 +59,7 @@ fn iovecs(
         let base = region
             .span(c.offset() + skip, n)
             .ok_or(io::ErrorKind::InvalidInput)?;
-        out.list[out.len] = libc::iovec {
+        out.list[out.len] = IoVec {
             iov_base: base.cast(),
             iov_len: n,
         };
@@ -78,21 +71,6 @@ fn iovecs(
         return Err(io::ErrorKind::InvalidInput.into());
     }
     Ok(out)
-}
-
-/// Retries `op` while it fails with EINTR; a negative result becomes the
-/// OS error (EAGAIN included: the caller's readiness loop handles it).
-fn retry(mut op: impl FnMut() -> isize) -> io::Result<usize> {
-    loop {
-        let n = op();
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 /// Reads from `fd` into the ring's free space: after a frame header of
@@ -116,7 +94,7 @@ fn readv_into(
     // live pipe-region mapping (`RawRegion::span` checked the bounds); the
     // reservation makes them the relay's until `commit`, and no Rust
     // reference to them exists while the kernel writes them.
-    let n = retry(|| unsafe { libc::readv(fd, iov.as_ptr(), iov.count()) })?;
+    let n = unsafe { host::readv(fd, iov.as_slice()) }?;
     if let Some(kind) = kind {
         chunks.write(&Header::new(kind, n).encode());
     }
@@ -133,7 +111,7 @@ fn writev_from(fd: RawFd, rx: &mut Reader, region: &RawRegion) -> io::Result<usi
     // inside the live pipe-region mapping (bounds checked by `span`); they
     // are the relay's to read until `consume`, and the kernel only reads
     // them.
-    let n = retry(|| unsafe { libc::writev(fd, iov.as_ptr(), iov.count()) })?;
+    let n = unsafe { host::writev(fd, iov.as_slice()) }?;
     c.consume(n).map_err(io::Error::from)?;
     Ok(n)
 }

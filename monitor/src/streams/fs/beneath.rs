@@ -9,22 +9,15 @@
 //! last component (`mkdirat`, `unlinkat`, `renameat`) open its parent this
 //! way and name the component relative to it, never following it.
 //!
-//! This module holds the file system's only `unsafe`: the raw calls.
+//! The raw calls are [`crate::host`]'s; this module holds what makes them
+//! safe to hand a guest's path: the resolution flags and the checks.
 
 use super::super::framed::{Failure, code_of};
+use crate::host;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use weft_control::frame::Code;
-
-/// `struct open_how` of `openat2(2)` (libc's is `non_exhaustive`).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
 
 /// Times `openat2` is retried when a concurrent rename made it give up
 /// (`EAGAIN`).
@@ -70,47 +63,17 @@ fn relative(path: &str) -> Result<CString, PathError> {
         .map_err(|_| PathError::Invalid("the path contains a NUL byte"))
 }
 
-/// A `-1`-on-error return as `io::Result`.
-fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
 /// Opens `path` beneath `root` with `open(2)` `flags` (`O_CLOEXEC` is
 /// added) and `mode` for a created file (ignored without `O_CREAT`, as
 /// `openat2` refuses a mode then).
 pub fn open(root: &File, path: &str, flags: i32, mode: u32) -> Result<File, PathError> {
     let rel = relative(path)?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: if flags & libc::O_CREAT != 0 {
-            mode.into()
-        } else {
-            0
-        },
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-    };
+    let mode = if flags & libc::O_CREAT != 0 { mode } else { 0 };
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
     let mut tries = 0;
     loop {
-        // SAFETY: `rel` is a NUL-terminated string and `how` a live
-        // `open_how` whose size is passed; both outlive the call, which only
-        // reads them. `root` keeps its descriptor open for the call.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root.as_raw_fd(),
-                rel.as_ptr(),
-                &how as *const OpenHow,
-                size_of::<OpenHow>(),
-            )
-        };
-        match check(ret) {
-            // SAFETY: a successful openat2 returns a new descriptor that
-            // nothing else owns.
-            Ok(fd) => return Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd as i32) })),
+        match host::openat2(root, &rel, flags | libc::O_CLOEXEC, mode, resolve) {
+            Ok(file) => return Ok(file),
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return Err(PathError::Escape),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < RETRIES => tries += 1,
             Err(e) => return Err(e.into()),
@@ -135,33 +98,19 @@ pub fn parent(root: &File, path: &str) -> Result<(File, CString), PathError> {
 
 /// Creates directory `name` in `dir` (mode 0777 less the umask).
 pub fn mkdir_at(dir: &File, name: &CString) -> io::Result<()> {
-    // SAFETY: `name` is NUL-terminated and outlives the call; `dir` keeps its
-    // descriptor open.
-    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o777) }.into()).map(drop)
+    host::mkdirat(dir, name, 0o777)
 }
 
 /// Removes `name` from `dir`: a directory if `is_dir`, else a file or
 /// symlink (never followed).
 pub fn unlink_at(dir: &File, name: &CString, is_dir: bool) -> io::Result<()> {
-    let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
-    // SAFETY: as in `mkdir_at`.
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }.into()).map(drop)
+    host::unlinkat(dir, name, if is_dir { libc::AT_REMOVEDIR } else { 0 })
 }
 
 /// Renames `from_dir/from` to `to_dir/to` (replacing `to`, as `rename(2)`
 /// does; neither is followed if it is a symlink).
 pub fn rename_at(from_dir: &File, from: &CString, to_dir: &File, to: &CString) -> io::Result<()> {
-    // SAFETY: both names are NUL-terminated and outlive the call; both
-    // directories keep their descriptors open.
-    let ret = unsafe {
-        libc::renameat(
-            from_dir.as_raw_fd(),
-            from.as_ptr(),
-            to_dir.as_raw_fd(),
-            to.as_ptr(),
-        )
-    };
-    check(ret.into()).map(drop)
+    host::renameat(from_dir, from, to_dir, to)
 }
 
 #[cfg(test)]

@@ -17,23 +17,20 @@ mod file;
 mod session;
 
 use super::framed::{Failure, StreamIo};
-use super::region::Shared;
+use super::policy::Policy;
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::sync::Arc;
 use weft_control::frame::{Code, kind};
 use weft_control::fs_proto::{FileKind, Metadata};
 
 /// Serves a stream whose first frame was `kind` with `params`.
-pub async fn serve(io: StreamIo, kind: u16, params: &[u8], shared: Arc<Shared>) {
-    let Some(root) = shared.policy.fs_root.as_ref() else {
-        return io
-            .fail(Failure::new(Code::Unsupported, "no --fs-root given"))
-            .await;
-    };
-    let root = Root {
-        dir: root,
-        read_only: shared.policy.read_only,
+pub async fn serve(io: StreamIo, kind: u16, params: &[u8], policy: &Policy) {
+    let root = match policy.fs_root() {
+        Ok(dir) => Root {
+            dir,
+            read_only: policy.read_only,
+        },
+        Err(f) => return io.fail(f).await,
     };
     match kind {
         kind::FILE_OPEN => file::serve(io, params, root).await,

@@ -1,0 +1,93 @@
+//! The programs a guest can name without handing over their bytes, and how
+//! an image becomes something the kernel can start.
+//!
+//! The library owns no images: whoever runs it (the `weft` binary, which
+//! bundles the kernel and the example programs) supplies a [`Catalog`].
+//! A spawn request that names a program (PROTOCOL.md §14) is looked up in
+//! it; an image, named or handed over, goes through [`runnable`]: an ELF
+//! runs as itself, a Wasm module (recognised by its magic bytes) runs in
+//! the catalog's Wasm runtime ([`WASM_RUNTIME`]) as that runtime's payload.
+
+use std::borrow::Cow;
+use thiserror::Error;
+
+/// The four bytes every Wasm module starts with.
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// The name of the Wasm runtime in a catalog: the program that runs the
+/// module in its payload block.
+pub const WASM_RUNTIME: &str = "wasm-run";
+
+/// Programs known by name.
+pub trait Catalog: Sync {
+    /// The ELF of the program called `name`, if there is one.
+    fn find(&self, name: &str) -> Option<Cow<'static, [u8]>>;
+}
+
+/// What the kernel starts for an image.
+#[derive(Debug)]
+pub struct Program {
+    /// The ELF the kernel starts: the program itself, or the Wasm runtime.
+    pub elf: Cow<'static, [u8]>,
+    /// The payload block's bytes: the Wasm module, for the runtime.
+    pub payload: Option<Cow<'static, [u8]>>,
+}
+
+/// A Wasm module was given, and the catalog has no [`WASM_RUNTIME`].
+#[derive(Debug, Error)]
+#[error("no Wasm runtime ({WASM_RUNTIME}) to run the module")]
+pub struct NoRuntime;
+
+/// What runs `bytes`: an ELF runs as itself; a Wasm module runs in the
+/// catalog's runtime, as its payload. (Whether the ELF is valid is checked
+/// when it is loaded.)
+pub fn runnable(catalog: &dyn Catalog, bytes: Cow<'static, [u8]>) -> Result<Program, NoRuntime> {
+    if bytes.starts_with(WASM_MAGIC) {
+        let elf = catalog.find(WASM_RUNTIME).ok_or(NoRuntime)?;
+        return Ok(Program {
+            elf,
+            payload: Some(bytes),
+        });
+    }
+    Ok(Program {
+        elf: bytes,
+        payload: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoPrograms;
+
+    impl Catalog for NoPrograms {
+        fn find(&self, _: &str) -> Option<Cow<'static, [u8]>> {
+            None
+        }
+    }
+
+    struct OnlyRuntime;
+
+    impl Catalog for OnlyRuntime {
+        fn find(&self, name: &str) -> Option<Cow<'static, [u8]>> {
+            (name == WASM_RUNTIME).then_some(Cow::Borrowed(b"\x7fELF runtime"))
+        }
+    }
+
+    #[test]
+    fn an_elf_runs_as_itself() {
+        let p = runnable(&NoPrograms, Cow::Borrowed(b"\x7fELF")).unwrap();
+        assert_eq!(&*p.elf, b"\x7fELF");
+        assert!(p.payload.is_none());
+    }
+
+    #[test]
+    fn a_wasm_module_runs_in_the_runtime_as_its_payload() {
+        let module = Cow::Borrowed(&b"\0asm\x01\0\0\0"[..]);
+        let p = runnable(&OnlyRuntime, module.clone()).unwrap();
+        assert_eq!(&*p.elf, b"\x7fELF runtime");
+        assert_eq!(p.payload, Some(module.clone()));
+        assert!(runnable(&NoPrograms, module).is_err());
+    }
+}
