@@ -22,6 +22,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod args;
 pub mod boot;
 mod codec;
