@@ -87,7 +87,7 @@ pub enum Output {
 
 /// An open file. Calls are served in place: their waits are short and
 /// bounded by the monitor.
-pub trait File<H: Host + ?Sized> {
+pub trait File<H: Host> {
     /// Reads into `buf`; 0 at the end.
     fn read(&mut self, buf: &mut [u8]) -> WasiResult<usize>;
     /// Writes all of `bytes`.
@@ -100,7 +100,7 @@ pub trait File<H: Host + ?Sized> {
 }
 
 /// A stream an app's socket rides on, as the scheduler waits on it.
-pub trait Stream<H: Host + ?Sized> {
+pub trait Stream<H: Host> {
     /// Whether a call for `interest` would do something now.
     fn ready(&mut self, interest: Interest) -> bool;
     /// The error code the monitor ended the stream with (§9.4), if it did.
@@ -108,14 +108,14 @@ pub trait Stream<H: Host + ?Sized> {
 }
 
 /// A bound TCP listener.
-pub trait Listener<H: Host + ?Sized> {
+pub trait Listener<H: Host> {
     /// A waiting connection, `Ok(None)` if none is.
     fn try_accept(&mut self) -> WasiResult<Option<H::Conn>>;
     fn stream(&mut self) -> &mut H::Stream;
 }
 
 /// A TCP connection.
-pub trait Conn<H: Host + ?Sized> {
+pub trait Conn<H: Host> {
     /// Reads what is there into `buf` (`Some(0)` at the end), `Ok(None)`
     /// if nothing is yet.
     fn try_read(&mut self, buf: &mut [u8]) -> WasiResult<Option<usize>>;

@@ -1,5 +1,5 @@
 //! The scheduler: runs every app in turn, one slice of fuel at a time, and
-//! sleeps (the `wait` syscall, through `stream::poll`) when every app
+//! sleeps ([`Host::wait`]; in the guest the `wait` syscall) when every app
 //! waits.
 //!
 //! Each round, in process-id order: an app with a call that can go on runs
