@@ -168,36 +168,33 @@ impl host::Stream<Fake> for FakeStream {
     }
 }
 
-pub struct FakeListener(FakeStream);
-pub struct FakeConn(FakeStream);
+pub struct FakeListener {
+    backlog: Backlog,
+    /// The same backlog, as the scheduler waits on it.
+    stream: FakeStream,
+}
+pub struct FakeConn {
+    pipe: Rc<RefCell<Pipe>>,
+    /// The same pipe, as the scheduler waits on it.
+    stream: FakeStream,
+}
 
 impl Listener<Fake> for FakeListener {
     fn try_accept(&mut self) -> WasiResult<Option<FakeConn>> {
-        let FakeStream::Backlog(b) = &self.0 else {
-            return Err(errno::NOTSOCK);
-        };
-        Ok(b.borrow_mut()
-            .pop_front()
-            .map(|p| FakeConn(FakeStream::Pipe(p))))
+        Ok(self.backlog.borrow_mut().pop_front().map(|pipe| FakeConn {
+            stream: FakeStream::Pipe(pipe.clone()),
+            pipe,
+        }))
     }
 
     fn stream(&mut self) -> &mut FakeStream {
-        &mut self.0
-    }
-}
-
-impl FakeConn {
-    fn pipe(&self) -> &Rc<RefCell<Pipe>> {
-        match &self.0 {
-            FakeStream::Pipe(p) => p,
-            FakeStream::Backlog(_) => unreachable!("a connection has a pipe"),
-        }
+        &mut self.stream
     }
 }
 
 impl Conn<Fake> for FakeConn {
     fn try_read(&mut self, buf: &mut [u8]) -> WasiResult<Option<usize>> {
-        let mut p = self.pipe().borrow_mut();
+        let mut p = self.pipe.borrow_mut();
         if p.incoming.is_empty() {
             return Ok(p.ended.then_some(0));
         }
@@ -209,14 +206,14 @@ impl Conn<Fake> for FakeConn {
     }
 
     fn try_write(&mut self, bytes: &[u8]) -> WasiResult<usize> {
-        self.pipe().borrow_mut().outgoing.extend_from_slice(bytes);
+        self.pipe.borrow_mut().outgoing.extend_from_slice(bytes);
         Ok(bytes.len())
     }
 
     fn shutdown_write(&mut self) {}
 
     fn stream(&mut self) -> &mut FakeStream {
-        &mut self.0
+        &mut self.stream
     }
 }
 
@@ -369,7 +366,10 @@ impl Host for Fake {
         }
         let backlog = Backlog::default();
         s.backlogs.insert(addr, backlog.clone());
-        Ok(FakeListener(FakeStream::Backlog(backlog)))
+        Ok(FakeListener {
+            stream: FakeStream::Backlog(backlog.clone()),
+            backlog,
+        })
     }
 
     fn connect(&self, _addr: SocketAddr) -> WasiResult<FakeConn> {
