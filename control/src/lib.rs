@@ -30,6 +30,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod args;
 pub mod boot;
 pub mod control_pipe;

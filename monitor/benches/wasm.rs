@@ -12,7 +12,8 @@
 //! - `coremark_guest_vs_host_engine`: `weft run coremark.wasm N` (the guest's
 //!   Wasm runtime at ring 3) against the same `.wasm` run in this process by
 //!   [`host_engine`]: the same `wasmi` with the same features and
-//!   configuration as the guest runtime. Target: ratio ≥ 0.9.
+//!   configuration as the guest runtime (`weft_wasm_run::engine`, shared
+//!   with it). Target: ratio ≥ 0.9.
 //! - `coremark_guest_vs_native`: the guest against the host build of the same
 //!   program (`target/wasm/release/coremark`, a process, run for more
 //!   iterations than the interpreters so it also lasts about a second).
@@ -134,19 +135,15 @@ fn score(what: &str, status: Option<i32>, stdout: &[u8], stderr: &[u8]) -> f64 {
 }
 
 /// A WASI program run on the host with the engine configuration the guest's
-/// Wasm runtime (`user/src/bin/wasm-run`) time-slices modules with: fuel
-/// metering on, `_start` called resumably and given [`FUEL_SLICE`] more fuel
-/// each time it runs out, functions compiled eagerly, and the module
-/// rewritten first by the same load-time instrumentation (trap sites).
+/// Wasm runtime time-slices modules with (`weft_wasm_run::engine`: fuel
+/// metering on, functions compiled eagerly, the module rewritten first by
+/// the load-time instrumentation), `_start` called resumably and given
+/// [`FUEL_SLICE`] more fuel each time it runs out.
 mod host_engine {
-    use wasmi::{
-        Caller, CompilationMode, Config, Engine, Error, Extern, Linker, Module, Store,
-        TypedResumableCall,
+    use weft_wasm_run::engine::{self, FUEL_SLICE};
+    use weft_wasm_run::wasmi::{
+        Caller, Engine, Error, Extern, Linker, Module, Store, TypedResumableCall,
     };
-
-    /// Fuel per time slice. Must match `FUEL_SLICE` in the guest runtime
-    /// (`user/src/bin/wasm-run`), or this is not the guest's configuration.
-    pub const FUEL_SLICE: u64 = 1_000_000;
 
     /// How a run ended and what it printed.
     pub struct Outcome {
@@ -157,14 +154,10 @@ mod host_engine {
 
     /// Runs `wasm`'s `_start` with `args` (its name first) to its end.
     pub fn run(wasm: &[u8], args: &[&str]) -> Result<Outcome, Error> {
-        let mut config = Config::default();
-        config.consume_fuel(true);
-        config.compilation_mode(CompilationMode::Eager);
-        let engine = Engine::new(&config);
-        let wasm = weft_wasm_instrument::instrument(wasm)
+        let engine = engine::engine();
+        let module = engine::compile(&engine, wasm)
             .map_err(|e| Error::new(e.to_string()))?
             .module;
-        let module = Module::new(&engine, &wasm)?;
         let mut store = Store::new(&engine, wasi::Ctx::new(args));
         let linker = wasi::linker(&engine, &module)?;
         store.set_fuel(FUEL_SLICE)?;
@@ -202,11 +195,8 @@ mod host_engine {
         use super::*;
         use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-        const WASI: &str = "wasi_snapshot_preview1";
-        const BADF: i32 = 8;
-        const FAULT: i32 = 21;
-        const INVAL: i32 = 28;
-        const NOSYS: i32 = 52;
+        use weft_control::app::errno::{BADF, FAULT, INVAL, NOSYS};
+        use weft_wasm_run::wasi::MODULE as WASI;
 
         /// The program's side of the host.
         pub struct Ctx {
@@ -367,7 +357,7 @@ mod host_engine {
                 // Fails only for a name defined above: nothing to do.
                 let _ = l.func_new(WASI, import.name(), ty.clone(), move |_, _, out| {
                     if returns_errno {
-                        out[0] = wasmi::Val::I32(NOSYS);
+                        out[0] = weft_wasm_run::wasmi::Val::I32(NOSYS);
                     }
                     Ok(())
                 });

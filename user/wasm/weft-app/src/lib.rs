@@ -39,9 +39,11 @@ use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Duration;
+use weft_control::app::{EventRecord, ProcessRecord, errno, interest as bits, kind, state};
 
-/// The runtime's functions (the `weft` import module). Each returns a WASI
-/// errno, 0 for success.
+/// The runtime's functions (the `weft` import module,
+/// `weft_control::app::MODULE`; the attribute needs the literal). Each
+/// returns a WASI errno, 0 for success.
 mod sys {
     #[link(wasm_import_module = "weft")]
     unsafe extern "C" {
@@ -114,8 +116,7 @@ pub struct Process {
 
 /// Events per batch.
 const BATCH: usize = 64;
-const EVENT: usize = 16;
-const PROCESS: usize = 64;
+const EVENT: usize = EventRecord::SIZE;
 
 thread_local! {
     static APP: RefCell<Option<Box<dyn App>>> = const { RefCell::new(None) };
@@ -124,9 +125,8 @@ thread_local! {
 
 fn check(errno: i32) -> io::Result<()> {
     match errno {
-        0 => Ok(()),
-        // WASI errno values, as std maps them.
-        6 => Err(io::ErrorKind::WouldBlock.into()),
+        errno::SUCCESS => Ok(()),
+        errno::AGAIN => Err(io::ErrorKind::WouldBlock.into()),
         e => Err(io::Error::other(format!("weft: WASI error {e}"))),
     }
 }
@@ -151,7 +151,8 @@ pub extern "C" fn weft_on_events(count: u32) {
         let b = b.borrow();
         b.chunks_exact(EVENT)
             .take(count as usize)
-            .filter_map(decode)
+            .filter_map(|r| r.try_into().ok())
+            .filter_map(|r| decode(EventRecord::decode(r)))
             .collect()
     });
     APP.with(|a| {
@@ -163,19 +164,18 @@ pub extern "C" fn weft_on_events(count: u32) {
     });
 }
 
-fn decode(r: &[u8]) -> Option<Event> {
-    let u32_at = |o: usize| u32::from_le_bytes([r[o], r[o + 1], r[o + 2], r[o + 3]]);
-    let value = u64::from_le_bytes(r[8..16].try_into().ok()?);
-    let id = u32_at(4);
-    Some(match u32_at(0) {
-        1 => Event::Readable(id as RawFd),
-        2 => Event::Writable(id as RawFd),
-        3 => Event::Closed {
+/// The event of a record; `None` for a kind this SDK does not know.
+fn decode(r: EventRecord) -> Option<Event> {
+    let EventRecord { kind, id, value } = r;
+    Some(match kind {
+        kind::READABLE => Event::Readable(id as RawFd),
+        kind::WRITABLE => Event::Writable(id as RawFd),
+        kind::CLOSED => Event::Closed {
             fd: id as RawFd,
             code: value as u32,
         },
-        4 => Event::Timer(value),
-        5 => Event::Exited {
+        kind::TIMER => Event::Timer(value),
+        kind::EXITED => Event::Exited {
             pid: id,
             status: value as i32,
         },
@@ -186,9 +186,9 @@ fn decode(r: &[u8]) -> Option<Event> {
 /// Sets what the app waits for on socket `fd` (replacing what it was).
 pub fn interest(fd: &impl AsRawFd, interest: Interest) -> io::Result<()> {
     let bits = match interest {
-        Interest::Readable => 1,
-        Interest::Writable => 2,
-        Interest::Both => 3,
+        Interest::Readable => bits::READABLE,
+        Interest::Writable => bits::WRITABLE,
+        Interest::Both => bits::ALL,
         Interest::None => 0,
     };
     // SAFETY: plain values.
@@ -265,26 +265,24 @@ pub fn pid() -> u32 {
 /// Every process of the runtime, by id.
 pub fn processes() -> io::Result<Vec<Process>> {
     const MAX: usize = 256;
-    let mut buf = vec![0u8; MAX * PROCESS];
+    let mut buf = vec![0u8; MAX * ProcessRecord::SIZE];
     let mut count = 0u32;
     // SAFETY: `buf` holds MAX records; `count` is a valid out pointer.
     check(unsafe { sys::processes(buf.as_mut_ptr(), MAX as u32, &mut count) })?;
     Ok(buf
-        .chunks_exact(PROCESS)
+        .chunks_exact(ProcessRecord::SIZE)
         .take(count as usize)
+        .filter_map(|r| r.try_into().ok())
         .map(|r| {
-            let u32_at = |o: usize| u32::from_le_bytes([r[o], r[o + 1], r[o + 2], r[o + 3]]);
-            let u64_at = |o: usize| u64::from_le_bytes(r[o..o + 8].try_into().unwrap_or([0; 8]));
-            let name = &r[32..64];
-            let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+            let r = ProcessRecord::decode(r);
             Process {
-                pid: u32_at(0),
-                parent: u32_at(4),
-                running: u32_at(8) == 1,
-                sockets: u32_at(12),
-                cpu: Duration::from_nanos(u64_at(16)),
-                memory: u64_at(24),
-                name: String::from_utf8_lossy(&name[..end]).into_owned(),
+                pid: r.pid,
+                parent: r.parent,
+                running: r.state == state::RUNNING,
+                sockets: r.sockets,
+                cpu: Duration::from_nanos(r.cpu_ns),
+                memory: r.memory,
+                name: String::from_utf8_lossy(r.name()).into_owned(),
             }
         })
         .collect())

@@ -5,14 +5,13 @@
 //! nothing.
 
 use crate::app::{Ctx, MustWait};
-use crate::errno;
 use crate::fds::{Fd, NONBLOCK};
+use crate::host::{Host, Interest, Stream};
 use crate::mem::{Env, with_env};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use wasmi::{AsContextMut, Caller, Store};
-use weft_user::stream::Interest;
-use weft_user::time;
+use weft_control::app::errno;
 
 /// The most one read moves; WASI allows short reads.
 const MAX_READ: usize = 1 << 20;
@@ -85,7 +84,7 @@ impl Op {
 
 /// Runs `op` for a host call: its errno, or `MustWait` (the call is
 /// suspended until the wait is over).
-pub fn call(c: &mut Caller<'_, Ctx>, op: Op) -> Result<i32, wasmi::Error> {
+pub fn call<H: Host>(c: &mut Caller<'_, Ctx<H>>, op: Op) -> Result<i32, wasmi::Error> {
     match with_env(c, |e| Ok(op.run(e))) {
         Err(errno) | Ok(Flow::Done(errno)) => Ok(errno),
         Ok(Flow::Wait(wait)) => {
@@ -96,7 +95,7 @@ pub fn call(c: &mut Caller<'_, Ctx>, op: Op) -> Result<i32, wasmi::Error> {
 }
 
 /// Runs `op` again for a suspended call: `Some(errno)` once it finished.
-pub fn retry(store: &mut Store<Ctx>, op: &Op) -> Option<i32> {
+pub fn retry<H: Host>(store: &mut Store<Ctx<H>>, op: &Op) -> Option<i32> {
     let Some(memory) = store.data().memory else {
         return Some(errno::FAULT);
     };
@@ -109,7 +108,7 @@ pub fn retry(store: &mut Store<Ctx>, op: &Op) -> Option<i32> {
 
 /// Runs `op` where waiting is impossible (a file): its errno, `EAGAIN` if
 /// it would have waited.
-pub fn run_in_place(e: &mut Env<'_>, op: Op) -> i32 {
+pub fn run_in_place<H: Host>(e: &mut Env<'_, H>, op: Op) -> i32 {
     match op.run(e) {
         Flow::Done(errno) => errno,
         Flow::Wait(_) => errno::AGAIN,
@@ -117,7 +116,7 @@ pub fn run_in_place(e: &mut Env<'_>, op: Op) -> i32 {
 }
 
 impl Op {
-    fn run(&self, e: &mut Env<'_>) -> Flow {
+    fn run<H: Host>(&self, e: &mut Env<'_, H>) -> Flow {
         let r = match *self {
             Op::Read {
                 fd,
@@ -144,7 +143,7 @@ impl Op {
 }
 
 /// `EAGAIN` for a non-blocking descriptor, else a wait for `interest`.
-fn would_wait(e: &mut Env<'_>, fd: i32, interest: Interest) -> Result<(), Flow> {
+fn would_wait<H: Host>(e: &mut Env<'_, H>, fd: i32, interest: Interest) -> Result<(), Flow> {
     if e.ctx.fds.nonblocking(fd)? {
         return Err(Flow::Done(errno::AGAIN));
     }
@@ -154,8 +153,8 @@ fn would_wait(e: &mut Env<'_>, fd: i32, interest: Interest) -> Result<(), Flow> 
     }))
 }
 
-fn read(
-    e: &mut Env<'_>,
+fn read<H: Host>(
+    e: &mut Env<'_, H>,
     fd: i32,
     iovs: i32,
     n: i32,
@@ -179,7 +178,7 @@ fn read(
     Ok(e.write_u32(out, k as u32)?)
 }
 
-fn write(e: &mut Env<'_>, fd: i32, iovs: i32, n: i32, out: i32) -> Result<(), Flow> {
+fn write<H: Host>(e: &mut Env<'_, H>, fd: i32, iovs: i32, n: i32, out: i32) -> Result<(), Flow> {
     let data = e.gather(iovs, n)?;
     match e.ctx.fds.write(fd, &data)? {
         Some(k) => Ok(e.write_u32(out, k as u32)?),
@@ -187,7 +186,7 @@ fn write(e: &mut Env<'_>, fd: i32, iovs: i32, n: i32, out: i32) -> Result<(), Fl
     }
 }
 
-fn accept(e: &mut Env<'_>, fd: i32, flags: u16, out: i32) -> Result<(), Flow> {
+fn accept<H: Host>(e: &mut Env<'_, H>, fd: i32, flags: u16, out: i32) -> Result<(), Flow> {
     match e.ctx.fds.accept(fd)? {
         Some(conn) => {
             let new = e.ctx.fds.insert(Fd::Conn {
@@ -211,11 +210,19 @@ const FD_WRITE: u8 = 2;
 /// `poll_oneoff`: reports every subscription ready now; waits if none is.
 /// Clock timeouts count from the call's first run (`start`); sockets are
 /// ready when their stream is; files and the standard streams always are.
-fn poll(e: &mut Env<'_>, subs: i32, events: i32, n: i32, out: i32, start: u64) -> Result<(), Flow> {
+fn poll<H: Host>(
+    e: &mut Env<'_, H>,
+    subs: i32,
+    events: i32,
+    n: i32,
+    out: i32,
+    start: u64,
+) -> Result<(), Flow> {
     if n <= 0 {
         return Err(errno::INVAL.into());
     }
-    let now = time::monotonic_ns();
+    let host = e.ctx.system.host().clone();
+    let now = host.monotonic_ns();
     let mut ready: Vec<[u8; EVENT as usize]> = Vec::new();
     let mut wait = Wait::default();
     for i in 0..n {
@@ -231,7 +238,7 @@ fn poll(e: &mut Env<'_>, subs: i32, events: i32, n: i32, out: i32, start: u64) -
             CLOCK => {
                 let id = u32::from_le_bytes([s[16], s[17], s[18], s[19]]);
                 let absolute = u16::from_le_bytes([s[40], s[41]]) & 1 != 0;
-                let deadline = clock_deadline(id, word(24), absolute, start)?;
+                let deadline = clock_deadline(&host, id, word(24), absolute, start)?;
                 if deadline <= now {
                     ready.push(event);
                 } else {
@@ -272,12 +279,18 @@ fn poll(e: &mut Env<'_>, subs: i32, events: i32, n: i32, out: i32, start: u64) -
 }
 
 /// The monotonic deadline of a clock subscription on clock `id`.
-fn clock_deadline(id: u32, timeout: u64, absolute: bool, start: u64) -> Result<u64, Flow> {
+fn clock_deadline(
+    host: &impl Host,
+    id: u32,
+    timeout: u64,
+    absolute: bool,
+    start: u64,
+) -> Result<u64, Flow> {
     Ok(match (id, absolute) {
         (0, true) => {
             // Realtime: as far from now as the wall clock is from it.
-            let left = timeout.saturating_sub(time::realtime_ns());
-            time::monotonic_ns().saturating_add(left)
+            let left = timeout.saturating_sub(host.realtime_ns());
+            host.monotonic_ns().saturating_add(left)
         }
         (0..=3, true) => timeout,
         (0..=3, false) => start.saturating_add(timeout),

@@ -5,39 +5,34 @@
 //! context; apps they spawn wait in [`Table::spawned`] until the scheduler
 //! takes them after the slice, and kills in [`Table::killed`].
 //!
-//! Modules are rewritten at load so a trap report can name the function
-//! (`weft_wasm_instrument`), then compiled; the last [`CACHED`] modules are
+//! Modules are compiled as [`crate::engine`] says (instrumented first, so a
+//! trap report can name the function); the last [`CACHED`] modules are
 //! kept, by their exact bytes, so spawning the same app again only
 //! instantiates it.
+//!
+//! The first app ([`FIRST_PID`]) cannot be killed: it is the runtime's
+//! life, and when it ends, so do the others.
 
-use crate::app::{App, Ctx, DEFAULT_MEMORY_LIMIT, Spawn};
+use crate::app::{App, Ctx, Spawn};
+use crate::engine::{self, Compiled, LoadError};
+use crate::host::Host;
 use crate::{events, wasi};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::rc::Rc;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use wasmi::{CompilationMode, Config, Engine, Linker, Module};
-use weft_wasm_instrument::{FunctionNames, Instrumented, instrument};
+use wasmi::{Engine, Linker};
+use weft_control::app::{DEFAULT_MEMORY_LIMIT, FIRST_PID};
 
 /// Compiled modules kept for later spawns.
 pub const CACHED: usize = 8;
 
-/// A module ready to instantiate, with its function names.
-#[derive(Clone)]
-pub struct Compiled {
-    pub module: Module,
-    pub names: Rc<FunctionNames>,
-}
-
-/// The first app's process id; killing it is refused (it is the runtime's
-/// life: when it ends, so do the others).
-pub const FIRST_PID: u32 = 1;
-
-pub struct System {
+pub struct System<H: Host> {
+    host: H,
     engine: Engine,
-    linker: Linker<Ctx>,
-    pub table: RefCell<Table>,
+    linker: Linker<Ctx<H>>,
+    pub table: RefCell<Table<H>>,
     /// Recently compiled modules, by their bytes as given; newest last.
     cache: RefCell<VecDeque<(Vec<u8>, Compiled)>>,
 }
@@ -67,17 +62,16 @@ pub struct Info {
     pub sockets: u32,
 }
 
-#[derive(Default)]
-pub struct Table {
+pub struct Table<H: Host> {
     next_pid: u32,
     pub procs: BTreeMap<u32, Info>,
     /// Apps spawned during a slice, not yet scheduled.
-    pub spawned: Vec<App>,
+    pub spawned: Vec<App<H>>,
     /// Processes killed during a slice, not yet ended.
     pub killed: Vec<u32>,
 }
 
-impl Table {
+impl<H: Host> Table<H> {
     /// Whether `pid` has children still alive.
     pub fn has_children(&self, pid: u32) -> bool {
         self.procs.values().any(|p| p.parent == pid)
@@ -85,47 +79,48 @@ impl Table {
 }
 
 /// Why a process could not be killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KillError {
     NoSuchProcess,
     First,
 }
 
-impl System {
-    /// The engine (fuel metering on, functions compiled when the module
-    /// is) and the host functions.
-    pub fn new() -> Result<Rc<Self>, wasmi::Error> {
-        let mut config = Config::default();
-        config.consume_fuel(true);
-        // Lazy compilation charges a function's compilation to the fuel of
-        // its first call, and running out there is not resumable in wasmi
-        // 2: a large function called near the end of a slice would trap.
-        // Compiled modules are cached, so eager compilation is paid once.
-        config.compilation_mode(CompilationMode::Eager);
-        let engine = Engine::new(&config);
-        let mut linker = <Linker<Ctx>>::new(&engine);
+impl<H: Host> System<H> {
+    /// The engine ([`engine::config`]) and the host functions, over `host`.
+    pub fn new(host: H) -> Result<Rc<Self>, wasmi::Error> {
+        let engine = engine::engine();
+        let mut linker = <Linker<Ctx<H>>>::new(&engine);
         wasi::define(&mut linker)?;
         events::define(&mut linker)?;
         Ok(Rc::new(Self {
+            host,
             engine,
             linker,
             table: RefCell::new(Table {
                 next_pid: FIRST_PID,
-                ..Table::default()
+                procs: BTreeMap::new(),
+                spawned: Vec::new(),
+                killed: Vec::new(),
             }),
             cache: RefCell::new(VecDeque::new()),
         }))
+    }
+
+    /// The system the runtime runs on.
+    pub fn host(&self) -> &H {
+        &self.host
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    pub fn linker(&self) -> &Linker<Ctx> {
+    pub fn linker(&self) -> &Linker<Ctx<H>> {
         &self.linker
     }
 
     /// The module of `bytes`, instrumented and compiled, or from the cache.
-    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, String> {
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
         let mut cache = self.cache.borrow_mut();
         let found = cache.iter().position(|(b, _)| b.as_slice() == bytes);
         if let Some(hit) = found.and_then(|at| cache.remove(at)) {
@@ -133,11 +128,7 @@ impl System {
             cache.push_back(hit);
             return Ok(compiled);
         }
-        let Instrumented { module, names } = instrument(bytes).map_err(|e| e.to_string())?;
-        let compiled = Compiled {
-            module: Module::new(&self.engine, &module).map_err(|e| e.to_string())?,
-            names: Rc::new(names),
-        };
+        let compiled = engine::compile(&self.engine, bytes)?;
         if cache.len() == CACHED {
             cache.pop_front();
         }
@@ -147,7 +138,7 @@ impl System {
 
     /// Loads a module as a new process of `parent`; returns the app for the
     /// scheduler, or why the module cannot run.
-    pub fn load(self: &Rc<Self>, parent: u32, s: Spawn<'_>) -> Result<App, String> {
+    pub fn load(self: &Rc<Self>, parent: u32, s: Spawn<'_>) -> Result<App<H>, LoadError> {
         let app = App::load(self, s)?;
         self.table.borrow_mut().procs.insert(
             app.pid(),
@@ -179,7 +170,7 @@ impl System {
         bytes: &[u8],
         args: Vec<Vec<u8>>,
         memory_limit: Option<usize>,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, LoadError> {
         let pid = self.next_pid();
         let app = self.load(
             parent,
@@ -188,7 +179,7 @@ impl System {
                 bytes,
                 args,
                 grants: Vec::new(),
-                memory_limit: memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
+                memory_limit: memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT as usize),
             },
         )?;
         self.table.borrow_mut().spawned.push(app);

@@ -3,14 +3,12 @@
 //! `EFAULT`, never a trap of the runtime.
 
 use crate::app::Ctx;
-use crate::errno;
+use crate::host::{Host, WasiResult};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ops::Range;
 use wasmi::{AsContextMut, Caller, Extern};
-
-/// The result of a WASI call: `Err` holds the errno.
-pub type WasiResult<T> = Result<T, i32>;
+use weft_control::app::errno;
 
 /// The errno of a result, 0 for success.
 pub fn errno_of(r: WasiResult<()>) -> i32 {
@@ -18,16 +16,16 @@ pub fn errno_of(r: WasiResult<()>) -> i32 {
 }
 
 /// An app's memory and its context, borrowed together for one host call.
-pub struct Env<'a> {
+pub struct Env<'a, H: Host> {
     pub mem: &'a mut [u8],
-    pub ctx: &'a mut Ctx,
+    pub ctx: &'a mut Ctx<H>,
 }
 
 /// Runs `f` on the calling app's memory and context; `EFAULT` if the app
 /// exports no memory.
-pub fn with_env<R>(
-    c: &mut Caller<'_, Ctx>,
-    f: impl FnOnce(&mut Env<'_>) -> WasiResult<R>,
+pub fn with_env<H: Host, R>(
+    c: &mut Caller<'_, Ctx<H>>,
+    f: impl FnOnce(&mut Env<'_, H>) -> WasiResult<R>,
 ) -> WasiResult<R> {
     let memory = match c.data().memory {
         Some(m) => m,
@@ -44,7 +42,7 @@ pub fn with_env<R>(
     f(&mut Env { mem, ctx })
 }
 
-impl Env<'_> {
+impl<H: Host> Env<'_, H> {
     fn range(&self, at: i32, len: usize) -> WasiResult<Range<usize>> {
         let start = at as u32 as usize;
         let end = start.checked_add(len).ok_or(errno::FAULT)?;

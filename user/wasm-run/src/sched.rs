@@ -1,5 +1,5 @@
 //! The scheduler: runs every app in turn, one slice of fuel at a time, and
-//! sleeps (the `wait` syscall, through `stream::poll`) when every app
+//! sleeps ([`Host::wait`]; in the guest the `wait` syscall) when every app
 //! waits.
 //!
 //! Each round, in process-id order: an app with a call that can go on runs
@@ -12,14 +12,14 @@
 
 use crate::app::{App, End, Run};
 use crate::events;
-use crate::system::{FIRST_PID, State, System};
+use crate::host::{Host, Interest};
+use crate::system::{State, System};
 use alloc::rc::Rc;
 use alloc::vec::Vec;
-use weft_user::stream::{self, Interest, Stream};
-use weft_user::{eprintln, time};
+use weft_control::app::{FIRST_PID, KILLED_STATUS};
 
 /// Runs `first` and what it spawns; returns the first app's status.
-pub fn run(system: &Rc<System>, first: App) -> i32 {
+pub fn run<H: Host>(system: &Rc<System<H>>, first: App<H>) -> i32 {
     let mut apps = alloc::vec![first];
     loop {
         let mut moved = false;
@@ -68,21 +68,18 @@ pub fn run(system: &Rc<System>, first: App) -> i32 {
                         i -= 1;
                     }
                     // The first app cannot be killed: `ended` returns `None`.
-                    let _ = ended(system, &mut apps, app, End::Exit(KILLED));
+                    let _ = ended(system, &mut apps, app, End::Exit(KILLED_STATUS));
                 }
             }
         }
         if !moved {
-            sleep(&mut apps);
+            sleep(system.host(), &mut apps);
         }
     }
 }
 
-/// The status a killed app's parent sees.
-pub const KILLED: i32 = 137;
-
 /// Records what `app` is doing in the process table.
-fn note(system: &System, app: &App) {
+fn note<H: Host>(system: &System<H>, app: &App<H>) {
     let mut t = system.table.borrow_mut();
     if let Some(p) = t.procs.get_mut(&app.pid()) {
         p.state = if app.runnable() {
@@ -98,9 +95,13 @@ fn note(system: &System, app: &App) {
 
 /// Ends `app`: reports a trap, tells its parent, closes its streams (by
 /// dropping it). `Some(status)` if it was the first app.
-fn ended(system: &System, apps: &mut [App], app: App, end: End) -> Option<i32> {
+fn ended<H: Host>(system: &System<H>, apps: &mut [App<H>], app: App<H>, end: End) -> Option<i32> {
     if let End::Trap(why) = &end {
-        eprintln!("weft: {} (process {}): {why}", app.name, app.pid());
+        system.host().report(format_args!(
+            "weft: {} (process {}): {why}",
+            app.name,
+            app.pid()
+        ));
     }
     let status = end.status();
     let parent = system
@@ -119,8 +120,8 @@ fn ended(system: &System, apps: &mut [App], app: App, end: End) -> Option<i32> {
 
 /// Waits until a stream some app waits on is ready, or the earliest
 /// deadline.
-fn sleep(apps: &mut [App]) {
-    let mut list: Vec<(&mut Stream, Interest)> = Vec::new();
+fn sleep<H: Host>(host: &H, apps: &mut [App<H>]) {
+    let mut list: Vec<(&mut H::Stream, Interest)> = Vec::new();
     let mut deadline: Option<u64> = None;
     let mut earliest = |d: Option<u64>| {
         if let Some(d) = d {
@@ -143,9 +144,9 @@ fn sleep(apps: &mut [App]) {
             _ => {}
         }
     }
-    let timeout = deadline.map(|d| d.saturating_sub(time::monotonic_ns()));
+    let timeout = deadline.map(|d| d.saturating_sub(host.monotonic_ns()));
     if timeout == Some(0) {
         return;
     }
-    stream::poll(&mut list, timeout);
+    host.wait(&mut list, timeout);
 }

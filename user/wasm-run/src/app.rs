@@ -14,15 +14,17 @@
 //!   `weft_on_events` runs for each batch of events ([`crate::events`]); it
 //!   ends when it exits or nothing can wake it any more.
 
+use crate::engine::{Compiled, FUEL_SLICE, LoadError};
 use crate::events::EventState;
 use crate::fds::Fds;
+use crate::host::Host;
 use crate::ops::{Op, Wait};
-use crate::system::{Compiled, System};
-use crate::{errno, wasi};
+use crate::system::System;
+use crate::wasi;
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::rc::Rc;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::SocketAddr;
@@ -30,32 +32,23 @@ use wasmi::{
     Func, Instance, Linker, Memory, Module, ResumableCall, ResumableCallHostTrap,
     ResumableCallOutOfFuel, Store, StoreLimits, StoreLimitsBuilder, Val,
 };
-use weft_user::time;
+use weft_control::app::{MODULE, ON_EVENTS, TRAPPED_STATUS, errno};
 use weft_wasm_instrument::{CURRENT_FUNCTION, FunctionNames};
 
-/// Fuel an app runs on before another app gets a turn (about a million Wasm
-/// instructions, a few milliseconds here). `monitor/benches/wasm.rs` runs
-/// the host engine with the same slice.
-pub const FUEL_SLICE: u64 = 1_000_000;
-
-/// The largest linear memory an app may have unless its spawner says
-/// otherwise.
-pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
-
 /// What the host functions of one app see.
-pub struct Ctx {
+pub struct Ctx<H: Host> {
     pub pid: u32,
     /// The app's arguments, its name first.
     pub args: Vec<Vec<u8>>,
-    pub fds: Fds,
+    pub fds: Fds<H>,
     /// The app's exported memory, once known.
     pub memory: Option<Memory>,
     pub limits: StoreLimits,
     /// Set by a host call that would wait: what to do again, and when.
     pub blocked: Option<(Op, Wait)>,
     pub events: EventState,
-    /// The runtime's shared state: the process table, the engine.
-    pub system: Rc<System>,
+    /// The runtime's shared state: the process table, the engine, the host.
+    pub system: Rc<System<H>>,
 }
 
 /// Raised by a host call that must wait; the runtime suspends the call.
@@ -92,21 +85,18 @@ pub enum End {
     Trap(String),
 }
 
-/// Status for an app that trapped.
-pub const TRAPPED: i32 = 125;
-
 impl End {
     pub fn status(&self) -> i32 {
         match self {
             End::Exit(s) => *s,
-            End::Trap(_) => TRAPPED,
+            End::Trap(_) => TRAPPED_STATUS,
         }
     }
 }
 
-pub struct App {
+pub struct App<H: Host> {
     pub name: String,
-    pub store: Store<Ctx>,
+    pub store: Store<Ctx<H>>,
     instance: Instance,
     /// Whether it is an event app (it exports `weft_on_events`).
     event_app: bool,
@@ -128,9 +118,9 @@ pub struct Spawn<'a> {
     pub memory_limit: usize,
 }
 
-impl App {
+impl<H: Host> App<H> {
     /// Compiles and instantiates a module; `Err` says why it cannot run.
-    pub fn load(system: &Rc<System>, s: Spawn<'_>) -> Result<Self, String> {
+    pub fn load(system: &Rc<System<H>>, s: Spawn<'_>) -> Result<Self, LoadError> {
         let engine = system.engine();
         let Compiled { module, names } = system.compile(s.bytes)?;
         let name = s
@@ -141,7 +131,7 @@ impl App {
         let ctx = Ctx {
             pid: s.pid,
             args: s.args,
-            fds: Fds::new(s.grants),
+            fds: Fds::new(system.host().clone(), s.grants),
             memory: None,
             limits: StoreLimitsBuilder::new()
                 .memory_size(s.memory_limit)
@@ -155,16 +145,14 @@ impl App {
         let linker = linker_for(system.linker(), &module)?;
         let instance = linker
             .instantiate_and_start(&mut store, &module)
-            .map_err(|e| e.to_string())?;
+            .map_err(LoadError::Instantiate)?;
         store.data_mut().memory = instance.get_memory(&store, "memory");
         let func = |n| instance.get_func(&store, n);
-        let event_app = func("weft_on_events").is_some();
+        let event_app = func(ON_EVENTS).is_some();
         let entry = match (func("_start"), func("_initialize")) {
             (Some(f), _) => f,
             (None, Some(f)) if event_app => f,
-            _ => {
-                return Err("the module exports neither `_start` nor `weft_on_events`".into());
-            }
+            _ => return Err(LoadError::NoEntry),
         };
         Ok(Self {
             name,
@@ -190,7 +178,7 @@ impl App {
     /// Starts a `weft_on_events` call for `count` events (the app must be
     /// idle).
     pub fn deliver(&mut self, count: u32) {
-        if let Some(f) = self.instance.get_func(&self.store, "weft_on_events") {
+        if let Some(f) = self.instance.get_func(&self.store, ON_EVENTS) {
             self.run = Run::Begin(f, alloc::vec![Val::I32(count as i32)]);
         }
     }
@@ -198,9 +186,10 @@ impl App {
     /// Runs the current call for one slice of fuel; `Some` if the app
     /// ended.
     pub fn step(&mut self) -> Option<End> {
-        let t0 = time::monotonic_ns();
+        let host = self.store.data().system.host().clone();
+        let t0 = host.monotonic_ns();
         let end = self.slice();
-        self.cpu_ns += time::monotonic_ns().saturating_sub(t0);
+        self.cpu_ns += host.monotonic_ns().saturating_sub(t0);
         end
     }
 
@@ -287,22 +276,24 @@ impl App {
 /// The shared linker, plus an `ENOSYS` stub for each WASI function the
 /// module imports that the runtime does not provide; refuses imports of
 /// other modules.
-fn linker_for(base: &Linker<Ctx>, module: &Module) -> Result<Box<Linker<Ctx>>, String> {
+fn linker_for<H: Host>(
+    base: &Linker<Ctx<H>>,
+    module: &Module,
+) -> Result<Box<Linker<Ctx<H>>>, LoadError> {
     let mut linker = Box::new(base.clone());
     for import in module.imports() {
         let Some(ty) = import.ty().func() else {
             continue;
         };
-        if import.module() == crate::events::MODULE {
+        if import.module() == MODULE {
             // The event ABI: a name it lacks fails the instantiation.
             continue;
         }
         if import.module() != wasi::MODULE {
-            return Err(format!(
-                "imports {}::{}, which this runtime does not provide",
-                import.module(),
-                import.name()
-            ));
+            return Err(LoadError::Import {
+                module: import.module().into(),
+                name: import.name().into(),
+            });
         }
         let ty = ty.clone();
         let results = ty.results().len();

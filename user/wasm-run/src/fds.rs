@@ -1,9 +1,8 @@
 //! An app's file descriptors: 0–2 the standard streams, 3 the root
 //! directory (the `--fs-root` directory, preopened as `/`), for the first
 //! app the listeners `--listen` granted (4, 5, … in the order given), then
-//! what it opens. Files are `weft_user::fs` streams; a directory descriptor
-//! is only a path (for `*at` calls and `fd_readdir`); sockets are
-//! `weft_user::net` streams.
+//! what it opens. Files and sockets are the [`Host`]'s; a directory
+//! descriptor is only a path (for `*at` calls and `fd_readdir`).
 //!
 //! A granted listener binds on its first use, so an app that listens on the
 //! same address itself (`weft.tcp_listen`) does not collide with it.
@@ -14,17 +13,15 @@
 //! ready. Files and the standard streams are served in place: their
 //! waits are short and bounded by the monitor.
 
-use crate::errno;
-use crate::mem::WasiResult;
+use crate::host::{
+    Conn, File, FileKind, Host, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom,
+    WasiResult,
+};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
-use embedded_io::{Read, Seek, SeekFrom, Write};
-use weft_user::fs::{self, File, FileKind, Metadata, OpenOptions};
-use weft_user::net::{TcpListener, TcpStream};
-use weft_user::stream::Stream;
-use weft_user::{Code, Error, Stream as Output, read_stdin};
+use weft_control::app::errno;
 
 /// The preopened root directory's descriptor and name.
 pub const ROOT_FD: i32 = 3;
@@ -44,58 +41,31 @@ pub mod filetype {
 pub const NONBLOCK: u16 = 1 << 2;
 
 /// One open descriptor.
-pub enum Fd {
+pub enum Fd<H: Host> {
     Stdin,
     Stdout,
     Stderr,
     /// A directory, by its absolute guest path.
     Dir(String),
-    /// Boxed: a file is much larger than the other kinds.
-    File(Box<File>),
+    /// Boxed: a file may be much larger than the other kinds.
+    File(Box<H::File>),
     /// A listener `--listen` granted, not bound yet.
     Grant(SocketAddr),
     Listener {
-        listener: Box<TcpListener>,
+        listener: Box<H::Listener>,
         nonblock: bool,
     },
     Conn {
-        conn: Box<TcpStream>,
+        conn: Box<H::Conn>,
         nonblock: bool,
     },
 }
 
-/// The descriptor table.
-pub struct Fds {
-    table: Vec<Option<Fd>>,
-}
-
-/// The WASI errno for a stream error.
-pub fn errno_for(e: &Error) -> i32 {
-    match e.code() {
-        Code::NotFound => errno::NOENT,
-        Code::Exists => errno::EXIST,
-        Code::NotDirectory => errno::NOTDIR,
-        Code::IsDirectory => errno::ISDIR,
-        Code::NotEmpty => errno::NOTEMPTY,
-        Code::PermissionDenied => errno::ACCES,
-        Code::ReadOnly => errno::ROFS,
-        Code::Escape => errno::NOTCAPABLE,
-        Code::Invalid => errno::INVAL,
-        Code::Unsupported => errno::NOTCAPABLE,
-        Code::TooLarge => errno::FBIG,
-        Code::NotAllowed => errno::ACCES,
-        Code::AddressInUse => errno::ADDRINUSE,
-        Code::ConnectionRefused => errno::CONNREFUSED,
-        Code::ConnectionReset => errno::CONNRESET,
-        Code::Unreachable => errno::HOSTUNREACH,
-        Code::TimedOut => errno::TIMEDOUT,
-        Code::Closed => errno::PIPE,
-        _ => errno::IO,
-    }
-}
-
-fn wasi<T>(r: Result<T, Error>) -> WasiResult<T> {
-    r.map_err(|e| errno_for(&e))
+/// The descriptor table. Invariant: a closed descriptor's slot is `None`
+/// and is the first reused by [`Fds::insert`]; 0–3 are open from the start.
+pub struct Fds<H: Host> {
+    host: H,
+    table: Vec<Option<Fd<H>>>,
 }
 
 /// The WASI file type of `kind`.
@@ -108,10 +78,10 @@ pub fn filetype_of(kind: FileKind) -> u8 {
     }
 }
 
-impl Fds {
+impl<H: Host> Fds<H> {
     /// The standard streams, the root, and a descriptor for each of
-    /// `grants`.
-    pub fn new(grants: impl IntoIterator<Item = SocketAddr>) -> Self {
+    /// `grants`, over `host`.
+    pub fn new(host: H, grants: impl IntoIterator<Item = SocketAddr>) -> Self {
         let mut table = alloc::vec![
             Some(Fd::Stdin),
             Some(Fd::Stdout),
@@ -119,10 +89,10 @@ impl Fds {
             Some(Fd::Dir(String::from(ROOT_NAME))),
         ];
         table.extend(grants.into_iter().map(|a| Some(Fd::Grant(a))));
-        Self { table }
+        Self { host, table }
     }
 
-    pub fn get(&mut self, fd: i32) -> WasiResult<&mut Fd> {
+    pub fn get(&mut self, fd: i32) -> WasiResult<&mut Fd<H>> {
         usize::try_from(fd)
             .ok()
             .and_then(|i| self.table.get_mut(i))
@@ -130,7 +100,7 @@ impl Fds {
             .ok_or(errno::BADF)
     }
 
-    pub fn insert(&mut self, fd: Fd) -> i32 {
+    pub fn insert(&mut self, fd: Fd<H>) -> i32 {
         let i = match self.table.iter().position(Option::is_none) {
             Some(i) => i,
             None => {
@@ -167,10 +137,10 @@ impl Fds {
 
     /// `path_open`: a file (opened as asked) or a directory.
     pub fn open(&mut self, path: &str, want: Open) -> WasiResult<i32> {
-        let is_dir = match fs::metadata(path) {
+        let is_dir = match self.host.metadata(path) {
             Ok(m) => m.kind == FileKind::Dir,
-            Err(e) if e.code() == Code::NotFound && want.create => false,
-            Err(e) => return Err(errno_for(&e)),
+            Err(errno::NOENT) if want.create => false,
+            Err(e) => return Err(e),
         };
         if is_dir {
             if want.write || want.truncate || (want.create && want.exclusive) {
@@ -181,25 +151,26 @@ impl Fds {
         if want.directory {
             return Err(errno::NOTDIR);
         }
-        let file = wasi(
-            OpenOptions::new()
-                .read(want.read || !want.write)
-                .write(want.write)
-                .create(want.create)
-                .create_new(want.create && want.exclusive)
-                .truncate(want.truncate)
-                .append(want.append)
-                .open(path),
+        let file = self.host.open(
+            path,
+            OpenOptions {
+                read: want.read || !want.write,
+                write: want.write,
+                create: want.create,
+                create_new: want.create && want.exclusive,
+                truncate: want.truncate,
+                append: want.append,
+            },
         )?;
-        Ok(self.insert(Fd::File(alloc::boxed::Box::new(file))))
+        Ok(self.insert(Fd::File(Box::new(file))))
     }
 
     /// Reads into `buf`: `Ok(None)` if a socket has nothing yet.
     pub fn read(&mut self, fd: i32, buf: &mut [u8]) -> WasiResult<Option<usize>> {
         match self.get(fd)? {
-            Fd::Stdin => read_stdin(buf).map(Some).map_err(|_| errno::IO),
-            Fd::File(f) => wasi(f.read(buf)).map(Some),
-            Fd::Conn { conn, .. } => wasi(conn.try_read(buf)),
+            Fd::Stdin => self.host.read_stdin(buf).map(Some),
+            Fd::File(f) => f.read(buf).map(Some),
+            Fd::Conn { conn, .. } => conn.try_read(buf),
             Fd::Dir(_) => Err(errno::ISDIR),
             Fd::Grant(_) | Fd::Listener { .. } => Err(errno::NOTCONN),
             Fd::Stdout | Fd::Stderr => Err(errno::BADF),
@@ -209,12 +180,12 @@ impl Fds {
     /// Writes `bytes` (a socket: what fits): `Ok(None)` if a socket has no
     /// room yet.
     pub fn write(&mut self, fd: i32, bytes: &[u8]) -> WasiResult<Option<usize>> {
-        let stream = match self.get(fd)? {
+        let to = match self.get(fd)? {
             Fd::Stdout => Output::Stdout,
             Fd::Stderr => Output::Stderr,
-            Fd::File(f) => return wasi(f.write_all(bytes)).map(|()| Some(bytes.len())),
+            Fd::File(f) => return f.write_all(bytes).map(|()| Some(bytes.len())),
             Fd::Conn { conn, .. } => {
-                return match wasi(conn.try_write(bytes))? {
+                return match conn.try_write(bytes)? {
                     0 if !bytes.is_empty() => Ok(None),
                     n => Ok(Some(n)),
                 };
@@ -223,24 +194,24 @@ impl Fds {
             Fd::Grant(_) | Fd::Listener { .. } => return Err(errno::NOTCONN),
             Fd::Stdin => return Err(errno::BADF),
         };
-        stream.write_all(bytes).map_err(|_| errno::IO)?;
+        self.host.write(to, bytes)?;
         Ok(Some(bytes.len()))
     }
 
     /// Takes a connection from listener `fd` (binding a granted one first):
     /// `Ok(None)` if none is waiting.
-    pub fn accept(&mut self, fd: i32) -> WasiResult<Option<TcpStream>> {
+    pub fn accept(&mut self, fd: i32) -> WasiResult<Option<H::Conn>> {
         self.bind_grant(fd)?;
         match self.get(fd)? {
-            Fd::Listener { listener, .. } => Ok(wasi(listener.try_accept())?.map(|(conn, _)| conn)),
+            Fd::Listener { listener, .. } => listener.try_accept(),
             _ => Err(errno::NOTSOCK),
         }
     }
 
     /// Binds `fd` if it is a granted listener not bound yet.
     fn bind_grant(&mut self, fd: i32) -> WasiResult<()> {
-        if let Fd::Grant(addr) = self.get(fd)? {
-            let listener = Box::new(wasi(TcpListener::bind(*addr))?);
+        if let Fd::Grant(addr) = *self.get(fd)? {
+            let listener = Box::new(self.host.bind(addr)?);
             self.table[fd as usize] = Some(Fd::Listener {
                 listener,
                 nonblock: false,
@@ -284,11 +255,11 @@ impl Fds {
 
     /// The stream behind socket `fd` (binding a granted listener first), to
     /// wait on it.
-    pub fn stream(&mut self, fd: i32) -> Option<&mut Stream> {
+    pub fn stream(&mut self, fd: i32) -> Option<&mut H::Stream> {
         self.bind_grant(fd).ok()?;
         match self.get(fd).ok()? {
-            Fd::Listener { listener, .. } => Some(listener.as_stream_mut()),
-            Fd::Conn { conn, .. } => Some(conn.as_stream_mut()),
+            Fd::Listener { listener, .. } => Some(listener.stream()),
+            Fd::Conn { conn, .. } => Some(conn.stream()),
             _ => None,
         }
     }
@@ -297,25 +268,19 @@ impl Fds {
     /// them together.
     pub fn streams_for<'a>(
         &'a mut self,
-        wanted: &[(i32, weft_user::stream::Interest)],
-        out: &mut Vec<(&'a mut Stream, weft_user::stream::Interest)>,
+        wanted: &[(i32, Interest)],
+        out: &mut Vec<(&'a mut H::Stream, Interest)>,
     ) {
-        use weft_user::stream::Interest;
         for (i, slot) in self.table.iter_mut().enumerate() {
-            let mut want: Option<Interest> = None;
-            for &(_, interest) in wanted.iter().filter(|(fd, _)| *fd as usize == i) {
-                want = Some(match (want, interest) {
-                    (None, x) => x,
-                    (Some(a), b) if a == b => a,
-                    _ => Interest::Both,
-                });
-            }
+            let want = wanted
+                .iter()
+                .filter(|(fd, _)| *fd as usize == i)
+                .map(|&(_, interest)| interest)
+                .reduce(Interest::union);
             let Some(interest) = want else { continue };
             match slot {
-                Some(Fd::Listener { listener, .. }) => {
-                    out.push((listener.as_stream_mut(), interest))
-                }
-                Some(Fd::Conn { conn, .. }) => out.push((conn.as_stream_mut(), interest)),
+                Some(Fd::Listener { listener, .. }) => out.push((listener.stream(), interest)),
+                Some(Fd::Conn { conn, .. }) => out.push((conn.stream(), interest)),
                 _ => {}
             }
         }
@@ -331,7 +296,7 @@ impl Fds {
 
     pub fn seek(&mut self, fd: i32, to: SeekFrom) -> WasiResult<u64> {
         match self.get(fd)? {
-            Fd::File(f) => wasi(f.seek(to)),
+            Fd::File(f) => f.seek(to),
             Fd::Dir(_) => Err(errno::ISDIR),
             _ => Err(errno::SPIPE),
         }
@@ -344,10 +309,12 @@ impl Fds {
             Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } => {
                 Ok((filetype::SOCKET_STREAM, None))
             }
-            Fd::File(f) => wasi(f.metadata()).map(|m| (filetype_of(m.kind), Some(m))),
+            Fd::File(f) => f.metadata().map(|m| (filetype_of(m.kind), Some(m))),
             Fd::Dir(path) => {
                 let path = path.clone();
-                wasi(fs::metadata(&path)).map(|m| (filetype::DIRECTORY, Some(m)))
+                self.host
+                    .metadata(&path)
+                    .map(|m| (filetype::DIRECTORY, Some(m)))
             }
             _ => Ok((filetype::CHARACTER_DEVICE, None)),
         }
@@ -355,7 +322,7 @@ impl Fds {
 
     pub fn sync(&mut self, fd: i32) -> WasiResult<()> {
         match self.get(fd)? {
-            Fd::File(f) => wasi(f.sync_all()),
+            Fd::File(f) => f.sync(),
             _ => Ok(()),
         }
     }
@@ -370,8 +337,8 @@ impl Fds {
             (String::from("."), filetype::DIRECTORY),
             (String::from(".."), filetype::DIRECTORY),
         ];
-        for e in wasi(fs::read_dir(&path))? {
-            out.push((String::from(e.name()), filetype_of(e.file_type())));
+        for (name, kind) in self.host.read_dir(&path)? {
+            out.push((name, filetype_of(kind)));
         }
         Ok(out)
     }
@@ -387,27 +354,4 @@ pub struct Open {
     pub exclusive: bool,
     pub truncate: bool,
     pub append: bool,
-}
-
-/// `path_create_directory`, `path_remove_directory`, `path_unlink_file`,
-/// `path_rename`, `path_filestat_get` on absolute guest paths.
-pub mod path {
-    use super::{WasiResult, wasi};
-    use weft_user::fs::{self, Metadata};
-
-    pub fn create_dir(p: &str) -> WasiResult<()> {
-        wasi(fs::create_dir(p))
-    }
-    pub fn remove_dir(p: &str) -> WasiResult<()> {
-        wasi(fs::remove_dir(p))
-    }
-    pub fn remove_file(p: &str) -> WasiResult<()> {
-        wasi(fs::remove_file(p))
-    }
-    pub fn rename(from: &str, to: &str) -> WasiResult<()> {
-        wasi(fs::rename(from, to))
-    }
-    pub fn metadata(p: &str) -> WasiResult<Metadata> {
-        wasi(fs::metadata(p))
-    }
 }

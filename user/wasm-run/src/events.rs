@@ -8,37 +8,18 @@
 //! is there.
 
 use crate::app::{App, Ctx, Run};
-use crate::errno;
 use crate::fds::Fd;
-use crate::mem::{Env, WasiResult, errno_of, with_env};
+use crate::host::{Host, Interest, Stream, WasiResult};
+use crate::mem::{Env, errno_of, with_env};
 use crate::system::KillError;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::net::SocketAddr;
 use wasmi::{AsContextMut, Caller, Linker};
-use weft_user::net::{TcpListener, TcpStream, parse_addr};
-use weft_user::stream::Interest;
-use weft_user::time;
-
-pub const MODULE: &str = "weft";
-
-/// Bytes of one event record.
-pub const EVENT: usize = 16;
-/// Bytes of one `processes` record.
-pub const PROCESS: usize = 64;
-/// Interest bits.
-pub const READABLE: u32 = 1;
-pub const WRITABLE: u32 = 2;
-
-/// Event kinds.
-pub mod kind {
-    pub const READABLE: u32 = 1;
-    pub const WRITABLE: u32 = 2;
-    /// The monitor ended the stream with an error; `value` is its code.
-    pub const CLOSED: u32 = 3;
-    pub const TIMER: u32 = 4;
-    /// A child ended; `id` is its process id, `value` its status.
-    pub const EXITED: u32 = 5;
-}
+use weft_control::app::interest::{READABLE, WRITABLE};
+use weft_control::app::{
+    EventRecord, MODULE, ProcessRecord, errno, import, interest as bits_of, kind, name_of,
+};
 
 /// An event app's registrations and undelivered events.
 #[derive(Default)]
@@ -60,7 +41,7 @@ impl EventState {
             .interests
             .iter()
             .map(|&(fd, bits)| {
-                let i = match bits & (READABLE | WRITABLE) {
+                let i = match bits & bits_of::ALL {
                     READABLE => Interest::Read,
                     WRITABLE => Interest::Write,
                     _ => Interest::Both,
@@ -80,7 +61,7 @@ impl EventState {
 /// For an idle event app: gathers the events due into its buffer and
 /// starts `weft_on_events`; `Some(true)` if it did, `Some(false)` if there
 /// was nothing, `None` if nothing can ever wake it (the app is done).
-pub fn deliver(app: &mut App) -> Option<bool> {
+pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
     if !matches!(app.run, Run::Idle) {
         return Some(false);
     }
@@ -89,22 +70,17 @@ pub fn deliver(app: &mut App) -> Option<bool> {
     let (mem, ctx) = memory.data_and_store_mut(app.store.as_context_mut());
     let pid = ctx.pid;
     let (at, cap) = ctx.events.buffer?;
-    let mut out: Vec<[u8; EVENT]> = Vec::new();
-    let mut push = |kind: u32, id: u32, value: u64| {
-        let mut r = [0u8; EVENT];
-        r[0..4].copy_from_slice(&kind.to_le_bytes());
-        r[4..8].copy_from_slice(&id.to_le_bytes());
-        r[8..16].copy_from_slice(&value.to_le_bytes());
-        out.push(r);
-    };
+    let now = ctx.system.host().monotonic_ns();
+    let mut out: Vec<EventRecord> = Vec::new();
+    let mut push = |kind: u32, id: u32, value: u64| out.push(EventRecord { kind, id, value });
     let cap = cap as usize;
     let state = &mut ctx.events;
     // Children's ends first, then timers, then sockets.
     let take = state.exits.len().min(cap);
     for (id, status) in state.exits.drain(..take) {
-        push(kind::EXITED, id, status as i64 as u64);
+        let r = EventRecord::exited(id, status);
+        push(r.kind, r.id, r.value);
     }
-    let now = time::monotonic_ns();
     let mut left = cap.saturating_sub(take);
     state.timers.retain(|&(deadline, token)| {
         if deadline <= now && left > 0 {
@@ -125,7 +101,7 @@ pub fn deliver(app: &mut App) -> Option<bool> {
             return false;
         };
         if let Some(code) = stream.status() {
-            push(kind::CLOSED, fd as u32, code as u64);
+            push(kind::CLOSED, fd as u32, u64::from(code));
             left -= 1;
             return false;
         }
@@ -150,10 +126,8 @@ pub fn deliver(app: &mut App) -> Option<bool> {
     }
     let mut env = Env { mem, ctx };
     for (i, r) in out.iter().enumerate() {
-        if env
-            .write(at.wrapping_add((i * EVENT) as u32) as i32, r)
-            .is_err()
-        {
+        let at = at.wrapping_add((i * EventRecord::SIZE) as u32) as i32;
+        if env.write(at, &r.encode()).is_err() {
             // The buffer left memory (it cannot shrink; a bug in the app's
             // registration, checked when made): deliver nothing.
             return Some(false);
@@ -163,19 +137,19 @@ pub fn deliver(app: &mut App) -> Option<bool> {
     Some(true)
 }
 
-type C<'a> = Caller<'a, Ctx>;
+type C<'a, H> = Caller<'a, Ctx<H>>;
 
 /// A socket's descriptor for `interest`: it must be one.
-fn socket(e: &mut Env<'_>, fd: i32) -> WasiResult<()> {
+fn socket<H: Host>(e: &mut Env<'_, H>, fd: i32) -> WasiResult<()> {
     match e.ctx.fds.get(fd)? {
         Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } => Ok(()),
         _ => Err(errno::NOTSOCK),
     }
 }
 
-fn interest(e: &mut Env<'_>, fd: i32, bits: i32) -> WasiResult<()> {
+fn interest<H: Host>(e: &mut Env<'_, H>, fd: i32, bits: i32) -> WasiResult<()> {
     let bits = bits as u32;
-    if bits & !(READABLE | WRITABLE) != 0 {
+    if bits & !bits_of::ALL != 0 {
         return Err(errno::INVAL);
     }
     socket(e, fd)?;
@@ -189,23 +163,23 @@ fn interest(e: &mut Env<'_>, fd: i32, bits: i32) -> WasiResult<()> {
     Ok(())
 }
 
-fn listen_or_connect(
-    e: &mut Env<'_>,
+fn listen_or_connect<H: Host>(
+    e: &mut Env<'_, H>,
     addr: i32,
     len: i32,
     out: i32,
     listen: bool,
 ) -> WasiResult<()> {
     let text = e.read_str(addr, len)?;
-    let addr = parse_addr(&text).map_err(|_| errno::INVAL)?;
+    let addr: SocketAddr = text.parse().map_err(|_| errno::INVAL)?;
+    let host = e.ctx.system.host();
     let fd = if listen {
-        let listener = TcpListener::bind(addr).map_err(|e| crate::fds::errno_for(&e))?;
         Fd::Listener {
-            listener: Box::new(listener),
+            listener: Box::new(host.bind(addr)?),
             nonblock: true,
         }
     } else {
-        let conn = TcpStream::connect(addr).map_err(|e| crate::fds::errno_for(&e))?;
+        let conn = host.connect(addr)?;
         Fd::Conn {
             conn: Box::new(conn),
             nonblock: true,
@@ -217,8 +191,8 @@ fn listen_or_connect(
 
 /// `spawn`: the module at the guest path, its arguments NUL-separated, its
 /// linear memory capped at `limit` bytes (0: the default).
-fn spawn(
-    e: &mut Env<'_>,
+fn spawn<H: Host>(
+    e: &mut Env<'_, H>,
     (path, path_len): (i32, i32),
     (argv, argv_len): (i32, i32),
     limit: i64,
@@ -234,73 +208,81 @@ fn spawn(
         let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
         args.extend(raw.split(|b| *b == 0).map(<[u8]>::to_vec));
     }
-    let bytes = weft_user::fs::read(&path).map_err(|e| crate::fds::errno_for(&e))?;
     let system = e.ctx.system.clone();
+    let bytes = system.host().read_file(&path)?;
     let limit = (limit > 0).then_some(usize::try_from(limit).unwrap_or(usize::MAX));
     match system.spawn(e.ctx.pid, &bytes, args, limit) {
         Ok(pid) => e.write_u32(out, pid),
         Err(why) => {
-            weft_user::eprintln!("weft: cannot spawn {path}: {why}");
+            system
+                .host()
+                .report(format_args!("weft: cannot spawn {path}: {why}"));
             Err(errno::NOEXEC)
         }
     }
 }
 
 /// `processes`: up to `cap` records; the count at `out`.
-fn processes(e: &mut Env<'_>, buf: i32, cap: i32, out: i32) -> WasiResult<()> {
-    let records: Vec<[u8; PROCESS]> = {
+fn processes<H: Host>(e: &mut Env<'_, H>, buf: i32, cap: i32, out: i32) -> WasiResult<()> {
+    let records: Vec<ProcessRecord> = {
         let t = e.ctx.system.table.borrow();
         t.procs
             .iter()
             .take(cap.max(0) as usize)
-            .map(|(pid, p)| {
-                let mut r = [0u8; PROCESS];
-                r[0..4].copy_from_slice(&pid.to_le_bytes());
-                r[4..8].copy_from_slice(&p.parent.to_le_bytes());
-                r[8..12].copy_from_slice(&(p.state as u32).to_le_bytes());
-                r[12..16].copy_from_slice(&p.sockets.to_le_bytes());
-                r[16..24].copy_from_slice(&p.cpu_ns.to_le_bytes());
-                r[24..32].copy_from_slice(&p.memory.to_le_bytes());
-                let name = p.name.rsplit('/').next().unwrap_or("").as_bytes();
-                let n = name.len().min(32);
-                r[32..32 + n].copy_from_slice(&name[..n]);
-                r
+            .map(|(&pid, p)| ProcessRecord {
+                pid,
+                parent: p.parent,
+                state: p.state as u32,
+                sockets: p.sockets,
+                cpu_ns: p.cpu_ns,
+                memory: p.memory,
+                name: name_of(p.name.as_bytes()),
             })
             .collect()
     };
     for (i, r) in records.iter().enumerate() {
-        e.write(buf.wrapping_add((i * PROCESS) as i32), r)?;
+        e.write(
+            buf.wrapping_add((i * ProcessRecord::SIZE) as i32),
+            &r.encode(),
+        )?;
     }
     e.write_u32(out, records.len() as u32)
 }
 
-pub fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
-    l.func_wrap(MODULE, "event_buffer", |mut c: C<'_>, at: i32, cap: i32| {
-        errno_of(with_env(&mut c, |e| {
-            if cap <= 0 {
-                return Err(errno::INVAL);
-            }
-            e.bytes(at, cap.saturating_mul(EVENT as i32))?;
-            e.ctx.events.buffer = Some((at as u32, cap as u32));
-            Ok(())
-        }))
-    })?;
-    l.func_wrap(MODULE, "interest", |mut c: C<'_>, fd: i32, bits: i32| {
-        errno_of(with_env(&mut c, |e| interest(e, fd, bits)))
-    })?;
+pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
     l.func_wrap(
         MODULE,
-        "timer",
-        |mut c: C<'_>, token: i64, delay_ns: i64| {
-            let deadline = time::monotonic_ns().saturating_add(delay_ns.max(0) as u64);
+        import::EVENT_BUFFER,
+        |mut c: C<'_, H>, at: i32, cap: i32| {
+            errno_of(with_env(&mut c, |e| {
+                if cap <= 0 {
+                    return Err(errno::INVAL);
+                }
+                e.bytes(at, cap.saturating_mul(EventRecord::SIZE as i32))?;
+                e.ctx.events.buffer = Some((at as u32, cap as u32));
+                Ok(())
+            }))
+        },
+    )?;
+    l.func_wrap(
+        MODULE,
+        import::INTEREST,
+        |mut c: C<'_, H>, fd: i32, bits: i32| errno_of(with_env(&mut c, |e| interest(e, fd, bits))),
+    )?;
+    l.func_wrap(
+        MODULE,
+        import::TIMER,
+        |mut c: C<'_, H>, token: i64, delay_ns: i64| {
+            let now = c.data().system.host().monotonic_ns();
+            let deadline = now.saturating_add(delay_ns.max(0) as u64);
             c.data_mut().events.timers.push((deadline, token as u64));
             errno::SUCCESS
         },
     )?;
     l.func_wrap(
         MODULE,
-        "tcp_listen",
-        |mut c: C<'_>, addr: i32, len: i32, out: i32| {
+        import::TCP_LISTEN,
+        |mut c: C<'_, H>, addr: i32, len: i32, out: i32| {
             errno_of(with_env(&mut c, |e| {
                 listen_or_connect(e, addr, len, out, true)
             }))
@@ -308,8 +290,8 @@ pub fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
     )?;
     l.func_wrap(
         MODULE,
-        "tcp_connect",
-        |mut c: C<'_>, addr: i32, len: i32, out: i32| {
+        import::TCP_CONNECT,
+        |mut c: C<'_, H>, addr: i32, len: i32, out: i32| {
             errno_of(with_env(&mut c, |e| {
                 listen_or_connect(e, addr, len, out, false)
             }))
@@ -317,14 +299,20 @@ pub fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
     )?;
     l.func_wrap(
         MODULE,
-        "spawn",
-        |mut c: C<'_>, path: i32, path_len: i32, argv: i32, argv_len: i32, limit: i64, out: i32| {
+        import::SPAWN,
+        |mut c: C<'_, H>,
+         path: i32,
+         path_len: i32,
+         argv: i32,
+         argv_len: i32,
+         limit: i64,
+         out: i32| {
             errno_of(with_env(&mut c, |e| {
                 spawn(e, (path, path_len), (argv, argv_len), limit, out)
             }))
         },
     )?;
-    l.func_wrap(MODULE, "kill", |c: C<'_>, pid: i32| {
+    l.func_wrap(MODULE, import::KILL, |c: C<'_, H>, pid: i32| {
         match c.data().system.kill(pid as u32) {
             Ok(()) => errno::SUCCESS,
             Err(KillError::NoSuchProcess) => errno::SRCH,
@@ -333,11 +321,11 @@ pub fn define(l: &mut Linker<Ctx>) -> Result<(), wasmi::Error> {
     })?;
     l.func_wrap(
         MODULE,
-        "processes",
-        |mut c: C<'_>, buf: i32, cap: i32, out: i32| {
+        import::PROCESSES,
+        |mut c: C<'_, H>, buf: i32, cap: i32, out: i32| {
             errno_of(with_env(&mut c, |e| processes(e, buf, cap, out)))
         },
     )?;
-    l.func_wrap(MODULE, "pid", |c: C<'_>| c.data().pid as i32)?;
+    l.func_wrap(MODULE, import::PID, |c: C<'_, H>| c.data().pid as i32)?;
     Ok(())
 }

@@ -1,0 +1,295 @@
+//! Wasm apps (PROTOCOL.md §13): what an app and the bundled runtime
+//! `wasm-run` exchange through the app's linear memory. The runtime
+//! (`weft-wasm-run`) writes these layouts and the SDK (`user/wasm/weft-app`)
+//! reads them; neither repeats a number given here.
+//!
+//! Owned here: the `weft` import module's name and function names (§13.3),
+//! the event record and its kinds (§13.4), the interest bits (§13.3), the
+//! process record (§13.5), the statuses and limits apps see (§13.3, §13.6)
+//! and the WASI preview 1 errnos the runtime returns (§13.1, §13.3).
+//!
+//! Invariants: the records are little-endian, with the sizes and offsets
+//! asserted below; `decode` never fails on a record of the right size (an
+//! unknown kind is for the reader to refuse).
+
+use crate::assert_layout;
+
+/// The import module of the event app ABI (§13.3).
+pub const MODULE: &str = "weft";
+
+/// The export the runtime calls with each batch of events (§13.2).
+pub const ON_EVENTS: &str = "weft_on_events";
+
+/// The functions of the [`MODULE`] import module (§13.3).
+pub mod import {
+    pub const EVENT_BUFFER: &str = "event_buffer";
+    pub const INTEREST: &str = "interest";
+    pub const TIMER: &str = "timer";
+    pub const TCP_LISTEN: &str = "tcp_listen";
+    pub const TCP_CONNECT: &str = "tcp_connect";
+    pub const SPAWN: &str = "spawn";
+    pub const KILL: &str = "kill";
+    pub const PROCESSES: &str = "processes";
+    pub const PID: &str = "pid";
+}
+
+/// The first app's process id; it cannot be killed (§13.3).
+pub const FIRST_PID: u32 = 1;
+/// The status a killed app's parent sees (§13.3).
+pub const KILLED_STATUS: i32 = 137;
+/// The status of an app that trapped (§13.6).
+pub const TRAPPED_STATUS: i32 = 125;
+/// The largest linear memory of an app whose spawner gave no limit (§13.3).
+pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
+
+/// Interest bits of `interest` (§13.3).
+pub mod interest {
+    pub const READABLE: u32 = 1;
+    pub const WRITABLE: u32 = 2;
+    /// Every bit that means something; others are `EINVAL`.
+    pub const ALL: u32 = READABLE | WRITABLE;
+}
+
+/// [`EventRecord::kind`] values (§13.4).
+pub mod kind {
+    /// Data, a connection to accept, or the end; `id` is the descriptor.
+    pub const READABLE: u32 = 1;
+    /// Room to write; `id` is the descriptor.
+    pub const WRITABLE: u32 = 2;
+    /// The monitor ended the stream with an error; `value` is its code.
+    pub const CLOSED: u32 = 3;
+    /// A timer is due; `value` is its token.
+    pub const TIMER: u32 = 4;
+    /// A child ended; `id` is its process id, `value` its status
+    /// (sign-extended).
+    pub const EXITED: u32 = 5;
+}
+
+/// One event as the runtime writes it into the app's event buffer: 16
+/// bytes (§13.4).
+///
+/// ```text
+/// 0   kind   u32  [`kind`]
+/// 4   id     u32  descriptor, 0 or process id
+/// 8   value  u64
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct EventRecord {
+    pub kind: u32,
+    pub id: u32,
+    pub value: u64,
+}
+
+assert_layout!(EventRecord, size = 16, kind = 0, id = 4, value = 8);
+
+impl EventRecord {
+    /// Encoded size.
+    pub const SIZE: usize = 16;
+
+    /// An `EXITED` record for child `pid` that ended with `status`.
+    pub fn exited(pid: u32, status: i32) -> Self {
+        Self {
+            kind: kind::EXITED,
+            id: pid,
+            value: i64::from(status) as u64,
+        }
+    }
+
+    /// The record's bytes.
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        out[0..4].copy_from_slice(&self.kind.to_le_bytes());
+        out[4..8].copy_from_slice(&self.id.to_le_bytes());
+        out[8..16].copy_from_slice(&self.value.to_le_bytes());
+        out
+    }
+
+    /// Decodes a record.
+    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
+        Self {
+            kind: u32_at(b, 0),
+            id: u32_at(b, 4),
+            value: u64_at(b, 8),
+        }
+    }
+}
+
+/// [`ProcessRecord::state`] values (§13.5).
+pub mod state {
+    /// Running or ready to run.
+    pub const RUNNING: u32 = 1;
+    /// Waiting for a stream, a timer or an event.
+    pub const WAITING: u32 = 2;
+}
+
+/// Bytes of a process name in a [`ProcessRecord`].
+pub const NAME_LEN: usize = 32;
+
+/// One process as `processes` lists it: 64 bytes (§13.5).
+///
+/// ```text
+/// 0   pid      u32
+/// 4   parent   u32  0 for the first app
+/// 8   state    u32  [`state`]
+/// 12  sockets  u32  open sockets
+/// 16  cpu_ns   u64  guest CPU time used
+/// 24  memory   u64  linear memory, bytes
+/// 32  name     [u8; 32]  UTF-8, NUL-padded
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ProcessRecord {
+    pub pid: u32,
+    pub parent: u32,
+    pub state: u32,
+    pub sockets: u32,
+    pub cpu_ns: u64,
+    pub memory: u64,
+    pub name: [u8; NAME_LEN],
+}
+
+assert_layout!(
+    ProcessRecord,
+    size = 64,
+    pid = 0,
+    parent = 4,
+    state = 8,
+    sockets = 12,
+    cpu_ns = 16,
+    memory = 24,
+    name = 32,
+);
+
+impl ProcessRecord {
+    /// Encoded size.
+    pub const SIZE: usize = 64;
+
+    /// The record's bytes.
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        for (at, v) in [
+            (0, self.pid),
+            (4, self.parent),
+            (8, self.state),
+            (12, self.sockets),
+        ] {
+            out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        out[16..24].copy_from_slice(&self.cpu_ns.to_le_bytes());
+        out[24..32].copy_from_slice(&self.memory.to_le_bytes());
+        out[32..].copy_from_slice(&self.name);
+        out
+    }
+
+    /// Decodes a record.
+    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
+        let mut name = [0u8; NAME_LEN];
+        name.copy_from_slice(&b[32..]);
+        Self {
+            pid: u32_at(b, 0),
+            parent: u32_at(b, 4),
+            state: u32_at(b, 8),
+            sockets: u32_at(b, 12),
+            cpu_ns: u64_at(b, 16),
+            memory: u64_at(b, 24),
+            name,
+        }
+    }
+
+    /// The name up to its first NUL.
+    pub fn name(&self) -> &[u8] {
+        let end = self.name.iter().position(|b| *b == 0).unwrap_or(NAME_LEN);
+        &self.name[..end]
+    }
+}
+
+/// The name recorded for an app whose argument 0 is `arg0`: its last
+/// `/`-separated component, cut to [`NAME_LEN`] bytes.
+pub fn name_of(arg0: &[u8]) -> [u8; NAME_LEN] {
+    let base = arg0.rsplit(|b| *b == b'/').next().unwrap_or(arg0);
+    let mut name = [0u8; NAME_LEN];
+    let n = base.len().min(NAME_LEN);
+    name[..n].copy_from_slice(&base[..n]);
+    name
+}
+
+/// The WASI preview 1 errnos the runtime returns (§13.1, §13.3): the
+/// values of the WASI specification, as the `i32` a host function returns.
+pub mod errno {
+    pub const SUCCESS: i32 = 0;
+    pub const ACCES: i32 = 2;
+    pub const ADDRINUSE: i32 = 3;
+    pub const AGAIN: i32 = 6;
+    pub const BADF: i32 = 8;
+    pub const CONNREFUSED: i32 = 14;
+    pub const CONNRESET: i32 = 15;
+    pub const EXIST: i32 = 20;
+    pub const FAULT: i32 = 21;
+    pub const FBIG: i32 = 22;
+    pub const HOSTUNREACH: i32 = 23;
+    pub const ILSEQ: i32 = 25;
+    pub const INVAL: i32 = 28;
+    pub const IO: i32 = 29;
+    pub const ISDIR: i32 = 31;
+    pub const NOENT: i32 = 44;
+    pub const NOEXEC: i32 = 45;
+    pub const NOSYS: i32 = 52;
+    pub const NOTCONN: i32 = 53;
+    pub const NOTDIR: i32 = 54;
+    pub const NOTEMPTY: i32 = 55;
+    pub const NOTSOCK: i32 = 57;
+    pub const NOTSUP: i32 = 58;
+    pub const PERM: i32 = 63;
+    pub const PIPE: i32 = 64;
+    pub const ROFS: i32 = 69;
+    pub const SPIPE: i32 = 70;
+    pub const SRCH: i32 = 71;
+    pub const TIMEDOUT: i32 = 73;
+    pub const NOTCAPABLE: i32 = 76;
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_records_round_trip_and_sign_extend_statuses() {
+        let r = EventRecord::exited(7, -1);
+        let b = r.encode();
+        assert_eq!(&b[0..4], &kind::EXITED.to_le_bytes());
+        assert_eq!(&b[4..8], &7u32.to_le_bytes());
+        assert_eq!(&b[8..16], &u64::MAX.to_le_bytes());
+        assert_eq!(EventRecord::decode(&b), r);
+    }
+
+    #[test]
+    fn process_records_round_trip_with_their_names() {
+        let r = ProcessRecord {
+            pid: 2,
+            parent: 1,
+            state: state::WAITING,
+            sockets: 3,
+            cpu_ns: 1 << 40,
+            memory: 65536,
+            name: name_of(b"/apps/echo-server.wasm"),
+        };
+        let b = r.encode();
+        assert_eq!(&b[16..24], &(1u64 << 40).to_le_bytes());
+        assert_eq!(ProcessRecord::decode(&b), r);
+        assert_eq!(r.name(), b"echo-server.wasm");
+        assert_eq!(name_of(&[b'x'; 40]), [b'x'; NAME_LEN]);
+    }
+}

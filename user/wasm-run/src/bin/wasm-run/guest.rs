@@ -1,0 +1,236 @@
+//! The runtime's [`Host`] in the guest: `weft-user`'s standard streams,
+//! file and TCP streams (PROTOCOL.md §8–§11), clocks and random bytes. The
+//! monitor's refusals (stream error codes, §6) become the WASI errnos of
+//! §13.3 here, and nowhere else.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use embedded_io::{Read, Seek, Write};
+use weft_control::app::errno;
+use weft_user::fs::{self, OpenOptions as FsOpen};
+use weft_user::net::{TcpListener, TcpStream};
+use weft_user::stream::{self, Stream};
+use weft_user::{Code, Error, time};
+use weft_wasm_run::Host;
+use weft_wasm_run::host::{
+    self, Conn, FileKind, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom, WasiResult,
+};
+
+/// The guest's system: every call goes to `weft-user`.
+#[derive(Clone, Copy, Debug)]
+pub struct Guest;
+
+/// The WASI errno for a stream error.
+fn errno_for(e: &Error) -> i32 {
+    match e.code() {
+        Code::NotFound => errno::NOENT,
+        Code::Exists => errno::EXIST,
+        Code::NotDirectory => errno::NOTDIR,
+        Code::IsDirectory => errno::ISDIR,
+        Code::NotEmpty => errno::NOTEMPTY,
+        Code::PermissionDenied => errno::ACCES,
+        Code::ReadOnly => errno::ROFS,
+        Code::Escape => errno::NOTCAPABLE,
+        Code::Invalid => errno::INVAL,
+        Code::Unsupported => errno::NOTCAPABLE,
+        Code::TooLarge => errno::FBIG,
+        Code::NotAllowed => errno::ACCES,
+        Code::AddressInUse => errno::ADDRINUSE,
+        Code::ConnectionRefused => errno::CONNREFUSED,
+        Code::ConnectionReset => errno::CONNRESET,
+        Code::Unreachable => errno::HOSTUNREACH,
+        Code::TimedOut => errno::TIMEDOUT,
+        Code::Closed => errno::PIPE,
+        _ => errno::IO,
+    }
+}
+
+fn wasi<T>(r: Result<T, Error>) -> WasiResult<T> {
+    r.map_err(|e| errno_for(&e))
+}
+
+fn kind_of(kind: fs::FileKind) -> FileKind {
+    match kind {
+        fs::FileKind::File => FileKind::File,
+        fs::FileKind::Dir => FileKind::Dir,
+        fs::FileKind::Symlink => FileKind::Symlink,
+        fs::FileKind::Other => FileKind::Other,
+    }
+}
+
+fn metadata_of(m: fs::Metadata) -> Metadata {
+    Metadata {
+        kind: kind_of(m.kind),
+        size: m.size,
+        modified_ns: m.modified_ns,
+    }
+}
+
+fn interest_of(i: Interest) -> stream::Interest {
+    match i {
+        Interest::Read => stream::Interest::Read,
+        Interest::Write => stream::Interest::Write,
+        Interest::Both => stream::Interest::Both,
+    }
+}
+
+impl host::File<Guest> for fs::File {
+    fn read(&mut self, buf: &mut [u8]) -> WasiResult<usize> {
+        wasi(Read::read(self, buf))
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> WasiResult<()> {
+        wasi(Write::write_all(self, bytes))
+    }
+
+    fn seek(&mut self, to: SeekFrom) -> WasiResult<u64> {
+        let to = match to {
+            SeekFrom::Start(n) => embedded_io::SeekFrom::Start(n),
+            SeekFrom::Current(n) => embedded_io::SeekFrom::Current(n),
+            SeekFrom::End(n) => embedded_io::SeekFrom::End(n),
+        };
+        wasi(Seek::seek(self, to))
+    }
+
+    fn metadata(&mut self) -> WasiResult<Metadata> {
+        wasi(fs::File::metadata(self)).map(metadata_of)
+    }
+
+    fn sync(&mut self) -> WasiResult<()> {
+        wasi(self.sync_all())
+    }
+}
+
+impl host::Stream<Guest> for Stream {
+    fn ready(&mut self, interest: Interest) -> bool {
+        Stream::ready(self, interest_of(interest))
+    }
+
+    fn status(&self) -> Option<u32> {
+        Stream::status(self).map(|code| code as u32)
+    }
+}
+
+impl Listener<Guest> for TcpListener {
+    fn try_accept(&mut self) -> WasiResult<Option<TcpStream>> {
+        Ok(wasi(TcpListener::try_accept(self))?.map(|(conn, _)| conn))
+    }
+
+    fn stream(&mut self) -> &mut Stream {
+        self.as_stream_mut()
+    }
+}
+
+impl Conn<Guest> for TcpStream {
+    fn try_read(&mut self, buf: &mut [u8]) -> WasiResult<Option<usize>> {
+        wasi(TcpStream::try_read(self, buf))
+    }
+
+    fn try_write(&mut self, bytes: &[u8]) -> WasiResult<usize> {
+        wasi(TcpStream::try_write(self, bytes))
+    }
+
+    fn shutdown_write(&mut self) {
+        TcpStream::shutdown_write(self);
+    }
+
+    fn stream(&mut self) -> &mut Stream {
+        self.as_stream_mut()
+    }
+}
+
+impl Host for Guest {
+    type File = fs::File;
+    type Stream = Stream;
+    type Listener = TcpListener;
+    type Conn = TcpStream;
+
+    fn monotonic_ns(&self) -> u64 {
+        time::monotonic_ns()
+    }
+
+    fn realtime_ns(&self) -> u64 {
+        time::realtime_ns()
+    }
+
+    fn resolution_ns(&self) -> u64 {
+        time::resolution_ns()
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) -> bool {
+        time::fill_random(buf)
+    }
+
+    fn read_stdin(&self, buf: &mut [u8]) -> WasiResult<usize> {
+        weft_user::read_stdin(buf).map_err(|_| errno::IO)
+    }
+
+    fn write(&self, to: Output, bytes: &[u8]) -> WasiResult<()> {
+        let stream = match to {
+            Output::Stdout => weft_user::Stream::Stdout,
+            Output::Stderr => weft_user::Stream::Stderr,
+        };
+        stream.write_all(bytes).map_err(|_| errno::IO)
+    }
+
+    fn open(&self, path: &str, how: OpenOptions) -> WasiResult<fs::File> {
+        wasi(
+            FsOpen::new()
+                .read(how.read)
+                .write(how.write)
+                .create(how.create)
+                .create_new(how.create_new)
+                .truncate(how.truncate)
+                .append(how.append)
+                .open(path),
+        )
+    }
+
+    fn metadata(&self, path: &str) -> WasiResult<Metadata> {
+        wasi(fs::metadata(path)).map(metadata_of)
+    }
+
+    fn read_dir(&self, path: &str) -> WasiResult<Vec<(String, FileKind)>> {
+        Ok(wasi(fs::read_dir(path))?
+            .into_iter()
+            .map(|e| (String::from(e.name()), kind_of(e.file_type())))
+            .collect())
+    }
+
+    fn create_dir(&self, path: &str) -> WasiResult<()> {
+        wasi(fs::create_dir(path))
+    }
+
+    fn remove_dir(&self, path: &str) -> WasiResult<()> {
+        wasi(fs::remove_dir(path))
+    }
+
+    fn remove_file(&self, path: &str) -> WasiResult<()> {
+        wasi(fs::remove_file(path))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> WasiResult<()> {
+        wasi(fs::rename(from, to))
+    }
+
+    fn read_file(&self, path: &str) -> WasiResult<Vec<u8>> {
+        wasi(fs::read(path))
+    }
+
+    fn bind(&self, addr: SocketAddr) -> WasiResult<TcpListener> {
+        wasi(TcpListener::bind(addr))
+    }
+
+    fn connect(&self, addr: SocketAddr) -> WasiResult<TcpStream> {
+        wasi(TcpStream::connect(addr))
+    }
+
+    fn wait(&self, streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) {
+        let mut list: Vec<(&mut Stream, stream::Interest)> = streams
+            .iter_mut()
+            .map(|(s, i)| (&mut **s, interest_of(*i)))
+            .collect();
+        stream::poll(&mut list, timeout_ns);
+    }
+}

@@ -1,0 +1,45 @@
+//! `wasm-run`: the Wasm runtime as a ring-3 program. `weft run app.wasm
+//! ARGS` boots it with the module in its payload block (PROTOCOL.md §4.1);
+//! it runs the module with `weft_wasm_run::run` over the guest's streams
+//! ([`guest::Guest`]), the `--listen` grants preopened for the first app.
+//!
+//! Exit status: the first app's (see `weft_wasm_run::run`); 2 when there is
+//! no module.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod guest;
+
+use weft_control::layout::{USER_PAYLOAD_ADDR, USER_PAYLOAD_MAX};
+use weft_user::{Args, eprintln};
+use weft_wasm_run::UNUSABLE;
+
+weft_user::entry!(main);
+
+/// The module bytes in the payload block.
+fn payload() -> &'static [u8] {
+    // SAFETY: the monitor maps the payload block read-only at
+    // USER_PAYLOAD_ADDR for every program, for its whole life, and nothing
+    // writes it (§4.1); the length word comes first.
+    let len = unsafe { core::ptr::read_volatile(USER_PAYLOAD_ADDR as *const u64) };
+    let len = len.min(USER_PAYLOAD_MAX - 8) as usize;
+    // SAFETY: as above; the block holds `len` bytes after the length word
+    // (clamped to the block's largest size).
+    unsafe { core::slice::from_raw_parts((USER_PAYLOAD_ADDR + 8) as *const u8, len) }
+}
+
+fn main(args: Args) -> i32 {
+    let module = payload();
+    if module.is_empty() {
+        eprintln!("wasm-run: no module: run a .wasm file with `weft run app.wasm`");
+        return UNUSABLE;
+    }
+    weft_wasm_run::run(
+        guest::Guest,
+        module,
+        args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        weft_user::net::listen_grants().collect(),
+    )
+}

@@ -1,0 +1,86 @@
+//! The engine configuration, defined once: what the guest runtime runs
+//! apps with, and what `monitor/benches/wasm.rs` runs the host engine with
+//! so the two are compared like for like.
+//!
+//! - `wasmi` with the features of this crate's manifest (`validate`,
+//!   `stable`, `portable-dispatch`), fuel metering on;
+//! - functions compiled eagerly, when the module is: lazy compilation
+//!   charges a function's compilation to the fuel of its first call, and
+//!   running out there is not resumable in wasmi 2 (a large function called
+//!   near the end of a slice would trap). Compiled modules are cached by
+//!   the runtime, so eager compilation is paid once;
+//! - every module rewritten first by the load-time instrumentation
+//!   (`weft_wasm_instrument`) so a trap report can name its function;
+//! - calls run [`FUEL_SLICE`] units of fuel at a time.
+
+use alloc::rc::Rc;
+use alloc::string::String;
+use core::fmt;
+use wasmi::{CompilationMode, Config, Engine, Module};
+use weft_wasm_instrument::{FunctionNames, Instrumented, instrument};
+
+/// Fuel an app runs on before another app gets a turn (about a million Wasm
+/// instructions, a few milliseconds here; PROTOCOL.md §13.6).
+pub const FUEL_SLICE: u64 = 1_000_000;
+
+/// The engine configuration (see the module docs).
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.consume_fuel(true);
+    config.compilation_mode(CompilationMode::Eager);
+    config
+}
+
+/// A new engine with [`config`].
+pub fn engine() -> Engine {
+    Engine::new(&config())
+}
+
+/// A module ready to instantiate, with its function names.
+#[derive(Clone)]
+pub struct Compiled {
+    pub module: Module,
+    pub names: Rc<FunctionNames>,
+}
+
+/// Instruments and compiles the module of `bytes` for `engine`.
+pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Compiled, LoadError> {
+    let Instrumented { module, names } = instrument(bytes).map_err(LoadError::Instrument)?;
+    Ok(Compiled {
+        module: Module::new(engine, &module).map_err(LoadError::Compile)?,
+        names: Rc::new(names),
+    })
+}
+
+/// Why a module cannot run as an app.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Not a module the instrumentation can parse.
+    Instrument(weft_wasm_instrument::Error),
+    /// Not a valid module, or one using a feature the engine lacks.
+    Compile(wasmi::Error),
+    /// It imports a function of a module the runtime does not provide.
+    Import { module: String, name: String },
+    /// Instantiation failed (a missing `weft` function, its start trapped).
+    Instantiate(wasmi::Error),
+    /// It exports neither an entry point nor an event handler.
+    NoEntry,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Instrument(e) => write!(f, "{e}"),
+            LoadError::Compile(e) | LoadError::Instantiate(e) => write!(f, "{e}"),
+            LoadError::Import { module, name } => write!(
+                f,
+                "imports {module}::{name}, which this runtime does not provide"
+            ),
+            LoadError::NoEntry => {
+                f.write_str("the module exports neither `_start` nor `weft_on_events`")
+            }
+        }
+    }
+}
+
+impl core::error::Error for LoadError {}

@@ -1,0 +1,180 @@
+//! The boundary between the runtime and the system it runs on: the streams,
+//! files, sockets, clocks and randomness that apps reach through WASI and
+//! the `weft` module. The guest binary implements [`Host`] over `weft-user`
+//! (the monitor's streams, PROTOCOL.md §8–§11); the host tests implement it
+//! with in-memory files and scripted sockets.
+//!
+//! Every failure is already a WASI errno ([`Errno`]): the implementation
+//! maps its own errors (the stream error codes of §6, §13.3), so the
+//! runtime never sees them. Nothing here waits except [`Host::wait`]:
+//! socket calls report `Ok(None)` when they would, and the runtime decides
+//! whether to suspend the app or return `EAGAIN`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::SocketAddr;
+
+/// A WASI errno (`weft_control::app::errno`), never `SUCCESS`.
+pub type Errno = i32;
+
+/// The result of a WASI call: `Err` holds the errno.
+pub type WasiResult<T> = Result<T, Errno>;
+
+/// What a waiter wants of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Data (or the end) to read, or a connection to accept.
+    Read,
+    /// Room to write.
+    Write,
+    Both,
+}
+
+impl Interest {
+    /// The interest that covers both `self` and `other`.
+    pub fn union(self, other: Interest) -> Interest {
+        if self == other { self } else { Interest::Both }
+    }
+}
+
+/// What a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// What the runtime reads of a file's metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: FileKind,
+    /// Length in bytes.
+    pub size: u64,
+    /// Last modification, nanoseconds since the Unix epoch.
+    pub modified_ns: i64,
+}
+
+/// How to open a file (the host's open flags, already decided by the
+/// runtime from `path_open`'s arguments).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    pub read: bool,
+    pub write: bool,
+    pub create: bool,
+    /// Fail if the file exists.
+    pub create_new: bool,
+    pub truncate: bool,
+    pub append: bool,
+}
+
+/// A position to seek to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeekFrom {
+    Start(u64),
+    Current(i64),
+    End(i64),
+}
+
+/// The standard output streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+/// An open file. Calls are served in place: their waits are short and
+/// bounded by the monitor.
+pub trait File<H: Host> {
+    /// Reads into `buf`; 0 at the end.
+    fn read(&mut self, buf: &mut [u8]) -> WasiResult<usize>;
+    /// Writes all of `bytes`.
+    fn write_all(&mut self, bytes: &[u8]) -> WasiResult<()>;
+    /// Moves the position; the new one.
+    fn seek(&mut self, to: SeekFrom) -> WasiResult<u64>;
+    fn metadata(&mut self) -> WasiResult<Metadata>;
+    /// Flushes the file to storage.
+    fn sync(&mut self) -> WasiResult<()>;
+}
+
+/// A stream an app's socket rides on, as the scheduler waits on it.
+pub trait Stream<H: Host> {
+    /// Whether a call for `interest` would do something now.
+    fn ready(&mut self, interest: Interest) -> bool;
+    /// The error code the monitor ended the stream with (§9.4), if it did.
+    fn status(&self) -> Option<u32>;
+}
+
+/// A bound TCP listener.
+pub trait Listener<H: Host> {
+    /// A waiting connection, `Ok(None)` if none is.
+    fn try_accept(&mut self) -> WasiResult<Option<H::Conn>>;
+    fn stream(&mut self) -> &mut H::Stream;
+}
+
+/// A TCP connection.
+pub trait Conn<H: Host> {
+    /// Reads what is there into `buf` (`Some(0)` at the end), `Ok(None)`
+    /// if nothing is yet.
+    fn try_read(&mut self, buf: &mut [u8]) -> WasiResult<Option<usize>>;
+    /// Writes what fits of `bytes` (0 if nothing does yet).
+    fn try_write(&mut self, bytes: &[u8]) -> WasiResult<usize>;
+    /// Ends the write side: the peer reads the end.
+    fn shutdown_write(&mut self);
+    fn stream(&mut self) -> &mut H::Stream;
+}
+
+/// The system the runtime runs on. The traits of its parts take the host
+/// as a parameter so an implementation can be written for another crate's
+/// types. Cloning is cheap and shares the system
+/// (the guest's is a unit; a fake shares its state).
+pub trait Host: Clone + 'static {
+    type File: File<Self>;
+    type Stream: Stream<Self>;
+    type Listener: Listener<Self>;
+    type Conn: Conn<Self>;
+
+    /// Monotonic time, nanoseconds.
+    fn monotonic_ns(&self) -> u64;
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    fn realtime_ns(&self) -> u64;
+    /// The clocks' resolution, nanoseconds.
+    fn resolution_ns(&self) -> u64;
+    /// Fills `buf` with random bytes; `false` if there is no source.
+    fn fill_random(&self, buf: &mut [u8]) -> bool;
+
+    /// Reads standard input into `buf`; 0 at its end.
+    fn read_stdin(&self, buf: &mut [u8]) -> WasiResult<usize>;
+    /// Writes all of `bytes` to `to`.
+    fn write(&self, to: Output, bytes: &[u8]) -> WasiResult<()>;
+    /// Reports a runtime message (a trap, a failed spawn) on standard
+    /// error, followed by a newline.
+    fn report(&self, message: fmt::Arguments<'_>) {
+        let line = alloc::format!("{message}\n");
+        // Nothing to do if standard error is gone.
+        let _ = self.write(Output::Stderr, line.as_bytes());
+    }
+
+    /// Opens the file at absolute guest path `path`.
+    fn open(&self, path: &str, how: OpenOptions) -> WasiResult<Self::File>;
+    fn metadata(&self, path: &str) -> WasiResult<Metadata>;
+    /// The entries of directory `path` (without `.` and `..`).
+    fn read_dir(&self, path: &str) -> WasiResult<Vec<(String, FileKind)>>;
+    fn create_dir(&self, path: &str) -> WasiResult<()>;
+    fn remove_dir(&self, path: &str) -> WasiResult<()>;
+    fn remove_file(&self, path: &str) -> WasiResult<()>;
+    fn rename(&self, from: &str, to: &str) -> WasiResult<()>;
+    /// The whole file at `path` (a module to spawn).
+    fn read_file(&self, path: &str) -> WasiResult<Vec<u8>>;
+
+    /// Listens on `addr` (granted by `--listen`).
+    fn bind(&self, addr: SocketAddr) -> WasiResult<Self::Listener>;
+    /// Connects to `addr` (granted by `--connect`).
+    fn connect(&self, addr: SocketAddr) -> WasiResult<Self::Conn>;
+
+    /// Sleeps until one of `streams` is ready for its interest (or ended),
+    /// or `timeout_ns` passed (`None`: no limit).
+    fn wait(&self, streams: &mut [(&mut Self::Stream, Interest)], timeout_ns: Option<u64>);
+}

@@ -1,0 +1,392 @@
+//! A fake [`Host`]: in-memory files, scripted sockets, and a clock that
+//! moves only when the runtime sleeps, so every test is deterministic.
+//!
+//! The runtime sleeping with nothing scripted and no deadline would be a
+//! hang in the guest; here it fails the test.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use weft_control::app::errno;
+use weft_wasm_run::Host;
+use weft_wasm_run::host::{
+    self, Conn, FileKind, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom, WasiResult,
+};
+
+/// One connection's two directions, shared by the app's socket and the
+/// test.
+#[derive(Default)]
+pub struct Pipe {
+    /// Bytes the peer sent, not yet read.
+    pub incoming: VecDeque<u8>,
+    /// The peer ended its side.
+    pub ended: bool,
+    /// What the app wrote.
+    pub outgoing: Vec<u8>,
+}
+
+type Backlog = Rc<RefCell<VecDeque<Rc<RefCell<Pipe>>>>>;
+
+/// Something done when the runtime sleeps (a connection arriving, data).
+type Script = Box<dyn FnOnce(&mut State)>;
+
+#[derive(Default)]
+pub struct State {
+    /// Monotonic nanoseconds.
+    pub now: u64,
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub dirs: BTreeSet<String>,
+    pub stdin: VecDeque<u8>,
+    pub stdout: Vec<u8>,
+    /// Each write to standard error, as written.
+    pub stderr: Vec<Vec<u8>>,
+    /// The runtime's own reports.
+    pub reports: Vec<String>,
+    /// Connections waiting on each bound address.
+    pub backlogs: BTreeMap<SocketAddr, Backlog>,
+    /// Run one per sleep, in order.
+    pub scripts: VecDeque<Script>,
+    /// The timeout of each sleep.
+    pub sleeps: Vec<Option<u64>>,
+}
+
+/// The fake host; clones share one state.
+#[derive(Clone, Default)]
+pub struct Fake(pub Rc<RefCell<State>>);
+
+impl Fake {
+    pub fn new() -> Self {
+        let fake = Self::default();
+        fake.0.borrow_mut().dirs.insert("/".into());
+        fake
+    }
+
+    pub fn file(&self, path: &str, bytes: &[u8]) -> &Self {
+        self.0
+            .borrow_mut()
+            .files
+            .insert(path.into(), bytes.to_vec());
+        self
+    }
+
+    /// Runs `f` when the runtime next sleeps (after earlier scripts).
+    pub fn on_sleep(&self, f: impl FnOnce(&mut State) + 'static) -> &Self {
+        self.0.borrow_mut().scripts.push_back(Box::new(f));
+        self
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow().stdout).into_owned()
+    }
+}
+
+impl State {
+    /// A connection arriving at `addr` (which must be bound); the test's
+    /// end of it.
+    pub fn connect_to(&mut self, addr: SocketAddr) -> Rc<RefCell<Pipe>> {
+        let pipe = Rc::new(RefCell::new(Pipe::default()));
+        self.backlogs[&addr].borrow_mut().push_back(pipe.clone());
+        pipe
+    }
+}
+
+pub struct FakeFile {
+    host: Fake,
+    path: String,
+    pos: u64,
+    append: bool,
+}
+
+impl host::File<Fake> for FakeFile {
+    fn read(&mut self, buf: &mut [u8]) -> WasiResult<usize> {
+        let s = self.host.0.borrow();
+        let data = s.files.get(&self.path).ok_or(errno::NOENT)?;
+        let from = (self.pos as usize).min(data.len());
+        let n = buf.len().min(data.len() - from);
+        buf[..n].copy_from_slice(&data[from..from + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> WasiResult<()> {
+        let mut s = self.host.0.borrow_mut();
+        let data = s.files.get_mut(&self.path).ok_or(errno::NOENT)?;
+        if self.append {
+            self.pos = data.len() as u64;
+        }
+        let at = self.pos as usize;
+        if data.len() < at + bytes.len() {
+            data.resize(at + bytes.len(), 0);
+        }
+        data[at..at + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn seek(&mut self, to: SeekFrom) -> WasiResult<u64> {
+        let len = self.host.0.borrow().files[&self.path].len() as i64;
+        let pos = match to {
+            SeekFrom::Start(n) => n as i64,
+            SeekFrom::Current(d) => self.pos as i64 + d,
+            SeekFrom::End(d) => len + d,
+        };
+        self.pos = u64::try_from(pos).map_err(|_| errno::INVAL)?;
+        Ok(self.pos)
+    }
+
+    fn metadata(&mut self) -> WasiResult<Metadata> {
+        self.host.metadata(&self.path)
+    }
+
+    fn sync(&mut self) -> WasiResult<()> {
+        Ok(())
+    }
+}
+
+/// A socket's stream: a listener's backlog or a connection's pipe.
+pub enum FakeStream {
+    Backlog(Backlog),
+    Pipe(Rc<RefCell<Pipe>>),
+}
+
+impl host::Stream<Fake> for FakeStream {
+    fn ready(&mut self, interest: Interest) -> bool {
+        match (self, interest) {
+            (_, Interest::Write) => true,
+            (FakeStream::Backlog(b), _) => !b.borrow().is_empty(),
+            (FakeStream::Pipe(p), _) => {
+                let p = p.borrow();
+                interest == Interest::Both || !p.incoming.is_empty() || p.ended
+            }
+        }
+    }
+
+    fn status(&self) -> Option<u32> {
+        None
+    }
+}
+
+pub struct FakeListener {
+    backlog: Backlog,
+    /// The same backlog, as the scheduler waits on it.
+    stream: FakeStream,
+}
+pub struct FakeConn {
+    pipe: Rc<RefCell<Pipe>>,
+    /// The same pipe, as the scheduler waits on it.
+    stream: FakeStream,
+}
+
+impl Listener<Fake> for FakeListener {
+    fn try_accept(&mut self) -> WasiResult<Option<FakeConn>> {
+        Ok(self.backlog.borrow_mut().pop_front().map(|pipe| FakeConn {
+            stream: FakeStream::Pipe(pipe.clone()),
+            pipe,
+        }))
+    }
+
+    fn stream(&mut self) -> &mut FakeStream {
+        &mut self.stream
+    }
+}
+
+impl Conn<Fake> for FakeConn {
+    fn try_read(&mut self, buf: &mut [u8]) -> WasiResult<Option<usize>> {
+        let mut p = self.pipe.borrow_mut();
+        if p.incoming.is_empty() {
+            return Ok(p.ended.then_some(0));
+        }
+        let n = buf.len().min(p.incoming.len());
+        for (b, v) in buf.iter_mut().zip(p.incoming.drain(..n)) {
+            *b = v;
+        }
+        Ok(Some(n))
+    }
+
+    fn try_write(&mut self, bytes: &[u8]) -> WasiResult<usize> {
+        self.pipe.borrow_mut().outgoing.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn shutdown_write(&mut self) {}
+
+    fn stream(&mut self) -> &mut FakeStream {
+        &mut self.stream
+    }
+}
+
+/// The parent directory of absolute `path`.
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+impl Host for Fake {
+    type File = FakeFile;
+    type Stream = FakeStream;
+    type Listener = FakeListener;
+    type Conn = FakeConn;
+
+    fn monotonic_ns(&self) -> u64 {
+        self.0.borrow().now
+    }
+
+    fn realtime_ns(&self) -> u64 {
+        1_700_000_000_000_000_000 + self.0.borrow().now
+    }
+
+    fn resolution_ns(&self) -> u64 {
+        1
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) -> bool {
+        buf.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+        true
+    }
+
+    fn read_stdin(&self, buf: &mut [u8]) -> WasiResult<usize> {
+        let mut s = self.0.borrow_mut();
+        let n = buf.len().min(s.stdin.len());
+        for (b, v) in buf.iter_mut().zip(s.stdin.drain(..n)) {
+            *b = v;
+        }
+        Ok(n)
+    }
+
+    fn write(&self, to: Output, bytes: &[u8]) -> WasiResult<()> {
+        let mut s = self.0.borrow_mut();
+        match to {
+            Output::Stdout => s.stdout.extend_from_slice(bytes),
+            Output::Stderr => s.stderr.push(bytes.to_vec()),
+        }
+        Ok(())
+    }
+
+    fn report(&self, message: fmt::Arguments<'_>) {
+        self.0.borrow_mut().reports.push(message.to_string());
+    }
+
+    fn open(&self, path: &str, how: OpenOptions) -> WasiResult<FakeFile> {
+        let mut s = self.0.borrow_mut();
+        if !s.dirs.contains(parent(path)) {
+            return Err(errno::NOENT);
+        }
+        let exists = s.files.contains_key(path);
+        match (exists, how.create, how.create_new) {
+            (true, _, true) => return Err(errno::EXIST),
+            (false, false, _) => return Err(errno::NOENT),
+            (false, true, _) => {
+                s.files.insert(path.into(), Vec::new());
+            }
+            (true, _, false) => {}
+        }
+        if how.truncate {
+            s.files.insert(path.into(), Vec::new());
+        }
+        Ok(FakeFile {
+            host: self.clone(),
+            path: path.into(),
+            pos: 0,
+            append: how.append,
+        })
+    }
+
+    fn metadata(&self, path: &str) -> WasiResult<Metadata> {
+        let s = self.0.borrow();
+        let (kind, size) = if s.dirs.contains(path) {
+            (FileKind::Dir, 0)
+        } else {
+            (FileKind::File, s.files.get(path).ok_or(errno::NOENT)?.len())
+        };
+        Ok(Metadata {
+            kind,
+            size: size as u64,
+            modified_ns: 0,
+        })
+    }
+
+    fn read_dir(&self, path: &str) -> WasiResult<Vec<(String, FileKind)>> {
+        let s = self.0.borrow();
+        if !s.dirs.contains(path) {
+            return Err(errno::NOTDIR);
+        }
+        let under = |p: &&String| parent(p) == path && p.as_str() != "/";
+        let name = |p: &String| p.rsplit('/').next().unwrap_or("").to_string();
+        let dirs = s
+            .dirs
+            .iter()
+            .filter(under)
+            .map(|p| (name(p), FileKind::Dir));
+        let files = s
+            .files
+            .keys()
+            .filter(under)
+            .map(|p| (name(p), FileKind::File));
+        Ok(dirs.chain(files).collect())
+    }
+
+    fn create_dir(&self, path: &str) -> WasiResult<()> {
+        if !self.0.borrow_mut().dirs.insert(path.into()) {
+            return Err(errno::EXIST);
+        }
+        Ok(())
+    }
+
+    fn remove_dir(&self, path: &str) -> WasiResult<()> {
+        if !self.0.borrow_mut().dirs.remove(path) {
+            return Err(errno::NOENT);
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &str) -> WasiResult<()> {
+        self.0.borrow_mut().files.remove(path).ok_or(errno::NOENT)?;
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> WasiResult<()> {
+        let mut s = self.0.borrow_mut();
+        let data = s.files.remove(from).ok_or(errno::NOENT)?;
+        s.files.insert(to.into(), data);
+        Ok(())
+    }
+
+    fn read_file(&self, path: &str) -> WasiResult<Vec<u8>> {
+        self.0.borrow().files.get(path).cloned().ok_or(errno::NOENT)
+    }
+
+    fn bind(&self, addr: SocketAddr) -> WasiResult<FakeListener> {
+        let mut s = self.0.borrow_mut();
+        if s.backlogs.contains_key(&addr) {
+            return Err(errno::ADDRINUSE);
+        }
+        let backlog = Backlog::default();
+        s.backlogs.insert(addr, backlog.clone());
+        Ok(FakeListener {
+            stream: FakeStream::Backlog(backlog.clone()),
+            backlog,
+        })
+    }
+
+    fn connect(&self, _addr: SocketAddr) -> WasiResult<FakeConn> {
+        Err(errno::CONNREFUSED)
+    }
+
+    fn wait(&self, streams: &mut [(&mut FakeStream, Interest)], timeout_ns: Option<u64>) {
+        let mut s = self.0.borrow_mut();
+        s.sleeps.push(timeout_ns);
+        if let Some(script) = s.scripts.pop_front() {
+            script(&mut s);
+            return;
+        }
+        let waiting = streams.len();
+        match timeout_ns {
+            Some(t) => s.now += t,
+            None => panic!("the runtime sleeps forever (on {waiting} streams)"),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The descriptor table: allocation, close, reuse, bad descriptors.
+
+use crate::Fake;
+use std::net::SocketAddr;
+use weft_control::app::errno;
+use weft_wasm_run::fds::{Fd, Fds, ROOT_FD};
+
+fn dir(path: &str) -> Fd<Fake> {
+    Fd::Dir(path.into())
+}
+
+#[test]
+fn the_table_starts_with_the_standard_streams_and_the_root() {
+    let mut fds = Fds::new(Fake::new(), []);
+    assert!(matches!(fds.get(0), Ok(Fd::Stdin)));
+    assert!(matches!(fds.get(1), Ok(Fd::Stdout)));
+    assert!(matches!(fds.get(2), Ok(Fd::Stderr)));
+    assert!(matches!(fds.get(ROOT_FD), Ok(Fd::Dir(p)) if p == "/"));
+    for bad in [4, -1, i32::MAX, i32::MIN] {
+        assert_eq!(fds.get(bad).err(), Some(errno::BADF), "fd {bad}");
+    }
+}
+
+#[test]
+fn closed_descriptors_are_reused_lowest_first() {
+    let mut fds = Fds::new(Fake::new(), []);
+    assert_eq!(fds.insert(dir("/a")), 4);
+    assert_eq!(fds.insert(dir("/b")), 5);
+    assert_eq!(fds.insert(dir("/c")), 6);
+    fds.close(5).unwrap();
+    fds.close(4).unwrap();
+    assert_eq!(fds.get(4).err(), Some(errno::BADF));
+    assert_eq!(fds.close(4), Err(errno::BADF));
+    assert_eq!(fds.insert(dir("/d")), 4);
+    assert_eq!(fds.insert(dir("/e")), 5);
+    assert_eq!(fds.insert(dir("/f")), 7);
+    assert!(matches!(fds.get(6), Ok(Fd::Dir(p)) if p == "/c"));
+    assert_eq!(fds.close(-3), Err(errno::BADF));
+}
+
+#[test]
+fn wrong_kinds_of_descriptor_are_refused() {
+    let mut fds = Fds::new(Fake::new(), []);
+    let mut buf = [0u8; 4];
+    assert_eq!(fds.read(ROOT_FD, &mut buf), Err(errno::ISDIR));
+    assert_eq!(fds.read(1, &mut buf), Err(errno::BADF));
+    assert_eq!(fds.write(0, b"x"), Err(errno::BADF));
+    assert_eq!(fds.shutdown(1, 2), Err(errno::NOTSOCK));
+    assert_eq!(fds.entries(1).err(), Some(errno::NOTDIR));
+    assert_eq!(fds.resolve(ROOT_FD, "/etc"), Err(errno::NOTCAPABLE));
+    assert_eq!(fds.resolve(ROOT_FD, "a/b").as_deref(), Ok("/a/b"));
+}
+
+#[test]
+fn grants_follow_the_root_and_bind_on_first_use() {
+    let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    let fake = Fake::new();
+    let mut fds = Fds::new(fake.clone(), [addr]);
+    assert!(matches!(fds.get(4), Ok(Fd::Grant(a)) if *a == addr));
+    assert_eq!(fds.sockets(), 0);
+    assert!(fake.0.borrow().backlogs.is_empty());
+    assert!(fds.stream(4).is_some());
+    assert!(fake.0.borrow().backlogs.contains_key(&addr));
+    assert!(matches!(fds.get(4), Ok(Fd::Listener { .. })));
+    assert_eq!(fds.sockets(), 1);
+    assert_eq!(fds.accept(4).map(|c| c.is_none()).ok(), Some(true));
+    assert_eq!(fds.insert(dir("/a")), 5);
+}
