@@ -8,11 +8,11 @@
 //! process record (§13.5), the statuses and limits apps see (§13.3, §13.6)
 //! and the WASI preview 1 errnos the runtime returns (§13.1, §13.3).
 //!
-//! Invariants: the records are little-endian, with the sizes and offsets
-//! asserted below; `decode` never fails on a record of the right size (an
-//! unknown kind is for the reader to refuse).
+//! Invariants: the records are little-endian layouts declared once with
+//! [`wire_layout!`](crate::wire_layout); `decode` never fails on a record of
+//! the right size (an unknown kind is for the reader to refuse).
 
-use crate::assert_layout;
+use crate::status;
 
 /// The import module of the event app ABI (§13.3).
 pub const MODULE: &str = "weft";
@@ -35,10 +35,10 @@ pub mod import {
 
 /// The first app's process id; it cannot be killed (§13.3).
 pub const FIRST_PID: u32 = 1;
-/// The status a killed app's parent sees (§13.3).
-pub const KILLED_STATUS: i32 = 137;
-/// The status of an app that trapped (§13.6).
-pub const TRAPPED_STATUS: i32 = 125;
+/// The status a killed app's parent sees (§13.3): [`status::KILLED`].
+pub const KILLED_STATUS: i32 = status::KILLED as i32;
+/// The status of an app that trapped (§13.6): [`status::CRASHED`].
+pub const TRAPPED_STATUS: i32 = status::CRASHED as i32;
 /// The largest linear memory of an app whose spawner gave no limit (§13.3).
 pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
 
@@ -65,52 +65,27 @@ pub mod kind {
     pub const EXITED: u32 = 5;
 }
 
-/// One event as the runtime writes it into the app's event buffer: 16
-/// bytes (§13.4).
-///
-/// ```text
-/// 0   kind   u32  [`kind`]
-/// 4   id     u32  descriptor, 0 or process id
-/// 8   value  u64
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct EventRecord {
-    pub kind: u32,
-    pub id: u32,
-    pub value: u64,
+crate::wire_layout! {
+    /// One event as the runtime writes it into the app's event buffer: 16
+    /// bytes (§13.4).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct EventRecord: 16, in_place {
+        /// [`kind`].
+        [0] pub kind: u32,
+        /// Descriptor, 0 or process id.
+        [4] pub id: u32,
+        /// Meaning per kind.
+        [8] pub value: u64,
+    }
 }
 
-assert_layout!(EventRecord, size = 16, kind = 0, id = 4, value = 8);
-
 impl EventRecord {
-    /// Encoded size.
-    pub const SIZE: usize = 16;
-
     /// An `EXITED` record for child `pid` that ended with `status`.
     pub fn exited(pid: u32, status: i32) -> Self {
         Self {
             kind: kind::EXITED,
             id: pid,
             value: i64::from(status) as u64,
-        }
-    }
-
-    /// The record's bytes.
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut out = [0u8; Self::SIZE];
-        out[0..4].copy_from_slice(&self.kind.to_le_bytes());
-        out[4..8].copy_from_slice(&self.id.to_le_bytes());
-        out[8..16].copy_from_slice(&self.value.to_le_bytes());
-        out
-    }
-
-    /// Decodes a record.
-    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
-        Self {
-            kind: u32_at(b, 0),
-            id: u32_at(b, 4),
-            value: u64_at(b, 8),
         }
     }
 }
@@ -126,77 +101,27 @@ pub mod state {
 /// Bytes of a process name in a [`ProcessRecord`].
 pub const NAME_LEN: usize = 32;
 
-/// One process as `processes` lists it: 64 bytes (§13.5).
-///
-/// ```text
-/// 0   pid      u32
-/// 4   parent   u32  0 for the first app
-/// 8   state    u32  [`state`]
-/// 12  sockets  u32  open sockets
-/// 16  cpu_ns   u64  guest CPU time used
-/// 24  memory   u64  linear memory, bytes
-/// 32  name     [u8; 32]  UTF-8, NUL-padded
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct ProcessRecord {
-    pub pid: u32,
-    pub parent: u32,
-    pub state: u32,
-    pub sockets: u32,
-    pub cpu_ns: u64,
-    pub memory: u64,
-    pub name: [u8; NAME_LEN],
+crate::wire_layout! {
+    /// One process as `processes` lists it: 64 bytes (§13.5).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ProcessRecord: 64, in_place {
+        [0] pub pid: u32,
+        /// 0 for the first app.
+        [4] pub parent: u32,
+        /// [`state`].
+        [8] pub state: u32,
+        /// Open sockets.
+        [12] pub sockets: u32,
+        /// Guest CPU time used.
+        [16] pub cpu_ns: u64,
+        /// Linear memory, bytes.
+        [24] pub memory: u64,
+        /// UTF-8, NUL-padded ([`name_of`]).
+        [32] pub name: [u8; NAME_LEN],
+    }
 }
 
-assert_layout!(
-    ProcessRecord,
-    size = 64,
-    pid = 0,
-    parent = 4,
-    state = 8,
-    sockets = 12,
-    cpu_ns = 16,
-    memory = 24,
-    name = 32,
-);
-
 impl ProcessRecord {
-    /// Encoded size.
-    pub const SIZE: usize = 64;
-
-    /// The record's bytes.
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut out = [0u8; Self::SIZE];
-        for (at, v) in [
-            (0, self.pid),
-            (4, self.parent),
-            (8, self.state),
-            (12, self.sockets),
-        ] {
-            out[at..at + 4].copy_from_slice(&v.to_le_bytes());
-        }
-        out[16..24].copy_from_slice(&self.cpu_ns.to_le_bytes());
-        out[24..32].copy_from_slice(&self.memory.to_le_bytes());
-        out[32..].copy_from_slice(&self.name);
-        out
-    }
-
-    /// Decodes a record.
-    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
-        let mut name = [0u8; NAME_LEN];
-        name.copy_from_slice(&b[32..]);
-        Self {
-            pid: u32_at(b, 0),
-            parent: u32_at(b, 4),
-            state: u32_at(b, 8),
-            sockets: u32_at(b, 12),
-            cpu_ns: u64_at(b, 16),
-            memory: u64_at(b, 24),
-            name,
-        }
-    }
-
     /// The name up to its first NUL.
     pub fn name(&self) -> &[u8] {
         let end = self.name.iter().position(|b| *b == 0).unwrap_or(NAME_LEN);
@@ -247,18 +172,6 @@ pub mod errno {
     pub const SRCH: i32 = 71;
     pub const TIMEDOUT: i32 = 73;
     pub const NOTCAPABLE: i32 = 76;
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(w)
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
 }
 
 #[cfg(test)]

@@ -20,10 +20,10 @@ pub const MAX_HEAP: u64 = 1 << 30;
 /// first argument, truncated, NUL-padded).
 pub const NAME_LEN: usize = 24;
 
-/// Exit status of a process that was killed.
-pub const KILLED_STATUS: u32 = 137;
-/// Exit status of a process that faulted.
-pub const CRASHED_STATUS: u32 = 125;
+/// Exit status of a process that was killed ([`crate::status::KILLED`]).
+pub const KILLED_STATUS: u32 = crate::status::KILLED as u32;
+/// Exit status of a process that faulted ([`crate::status::CRASHED`]).
+pub const CRASHED_STATUS: u32 = crate::status::CRASHED as u32;
 
 /// How a process ended (`PROCESS_END`'s third argument).
 pub mod end {

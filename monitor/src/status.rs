@@ -1,4 +1,7 @@
-//! The `weft` process's exit statuses (the contract in the README).
+//! The `weft` process's exit statuses (the contract in the README); the
+//! numbers are `weft_control::status`'s.
+
+use weft_control::status;
 
 /// How `weft` exits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,10 +23,10 @@ impl ExitStatus {
     pub fn code(self) -> u8 {
         match self {
             ExitStatus::Program(s) => s,
-            ExitStatus::Usage => 2,
-            ExitStatus::Timeout => 124,
-            ExitStatus::Crash => 125,
-            ExitStatus::Signal(sig) => 128u8.saturating_add(sig),
+            ExitStatus::Usage => status::UNUSABLE,
+            ExitStatus::Timeout => status::TIMEOUT,
+            ExitStatus::Crash => status::CRASHED,
+            ExitStatus::Signal(sig) => status::signalled(sig),
         }
     }
 }

@@ -54,8 +54,8 @@ use system::System;
 use weft_control::app::DEFAULT_MEMORY_LIMIT;
 
 /// Status for a module that cannot be loaded, as for a program that is not
-/// a valid ELF.
-pub const UNUSABLE: i32 = 2;
+/// a valid ELF ([`weft_control::status::UNUSABLE`]).
+pub const UNUSABLE: i32 = weft_control::status::UNUSABLE as i32;
 
 /// Runs `module` as the first app with `args` (its name first) and the
 /// listeners `grants` preopened, and everything it spawns; returns the
