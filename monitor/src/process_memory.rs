@@ -25,14 +25,16 @@ use weft_image::paging::FrameAllocator;
 /// A run of frames: first guest-physical address, number of pages.
 pub type Run = (u64, u64);
 
-/// The free runs.
+/// The free frames of the process pool.
 #[derive(Debug, Default)]
 pub struct Pool {
+    /// Clean free runs: zero, and not a page table since the last launder.
     free: Vec<Run>,
-    /// Former page-table frames, zero, for single data pages only.
-    retired: Vec<u64>,
-    /// Every frame that has been a page table: it returns to `retired`
-    /// whenever it is freed, also after serving as data.
+    /// Tainted free frames: zero, single data pages only until laundered.
+    tainted_free: Vec<u64>,
+    /// Every frame handed out as a page table and not laundered since: it
+    /// returns to `tainted_free` whenever it is freed, also after serving
+    /// as data.
     tainted: BTreeSet<u64>,
 }
 
@@ -47,20 +49,26 @@ impl Pool {
             } else {
                 Vec::new()
             },
-            retired: Vec::new(),
+            tainted_free: Vec::new(),
             tainted: BTreeSet::new(),
         }
     }
 
-    /// A page-table frame: a free one that has never been a table's.
+    /// A page-table frame: a clean one, the highest free (data runs are
+    /// taken from the bottom, so tables do not cut them up).
     fn take_table(&mut self) -> Option<u64> {
-        let f = self.take(1)?;
+        let (base, n) = self.free.last_mut()?;
+        *n -= 1;
+        let f = *base + *n * PAGE_SIZE;
+        if *n == 0 {
+            self.free.pop();
+        }
         self.tainted.insert(f);
         Some(f)
     }
 
-    /// Takes back a zeroed run: former table frames to `retired`, the
-    /// rest to the free runs.
+    /// Takes back a zeroed run: tainted frames to `tainted_free`, the rest
+    /// to the free runs.
     fn give_back(&mut self, (base, pages): Run) {
         let mut start = base;
         let end = base + pages * PAGE_SIZE;
@@ -69,7 +77,7 @@ impl Pool {
                 if f > start {
                     self.give((start, (f - start) / PAGE_SIZE));
                 }
-                self.retired.push(f);
+                self.tainted_free.push(f);
                 start = f + PAGE_SIZE;
             }
         }
@@ -78,19 +86,14 @@ impl Pool {
         }
     }
 
-    /// `pages` contiguous zero frames for data: a retired frame for a
-    /// single page, else a free run.
+    /// `pages` contiguous zero frames for data: a tainted frame for a
+    /// single page, else a clean run (first fit).
     fn take_data(&mut self, pages: u64) -> Option<u64> {
         if pages == 1
-            && let Some(f) = self.retired.pop()
+            && let Some(f) = self.tainted_free.pop()
         {
             return Some(f);
         }
-        self.take(pages)
-    }
-
-    /// `pages` contiguous zero frames (first fit).
-    fn take(&mut self, pages: u64) -> Option<u64> {
         let i = self.free.iter().position(|&(_, n)| n >= pages)?;
         let (base, n) = self.free[i];
         if n == pages {
@@ -101,7 +104,23 @@ impl Pool {
         Some(base)
     }
 
-    /// Returns a zeroed run.
+    /// Whether a launder would make more frames clean.
+    pub fn launderable(&self) -> bool {
+        !self.tainted_free.is_empty()
+    }
+
+    /// Makes every free frame clean. Only right after the host dropped
+    /// every shadow page of the pool's frames (`vm::reset_ram_slot`):
+    /// frames still in use stay tainted, since the guest may go on using
+    /// their tables, and with them a fresh shadow.
+    pub fn launder(&mut self) {
+        for f in std::mem::take(&mut self.tainted_free) {
+            self.tainted.remove(&f);
+            self.give((f, 1));
+        }
+    }
+
+    /// Returns a zeroed clean run.
     fn give(&mut self, (base, pages): Run) {
         let i = self.free.partition_point(|&(b, _)| b < base);
         self.free.insert(i, (base, pages));
@@ -121,10 +140,10 @@ impl Pool {
         }
     }
 
-    /// Free pages (retired ones included).
+    /// Free pages (tainted ones included).
     #[cfg(test)]
     fn free_pages(&self) -> u64 {
-        self.free.iter().map(|&(_, n)| n).sum::<u64>() + self.retired.len() as u64
+        self.free.iter().map(|&(_, n)| n).sum::<u64>() + self.tainted_free.len() as u64
     }
 }
 
@@ -273,7 +292,7 @@ mod tests {
         assert_eq!(g.alloc(1, 0, "data").unwrap(), table);
         // ... and, freed again as data, stays retired.
         owned.release(&ram, &mut pool);
-        assert!(pool.retired.contains(&table));
+        assert!(pool.tainted_free.contains(&table));
         assert!(
             pool.free
                 .iter()

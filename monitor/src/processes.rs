@@ -18,6 +18,8 @@ use crate::process_memory::{Grant, Owned, Pool};
 use crate::programs;
 use crate::report::{self, Context};
 use crate::symbols::Symbols;
+use crate::vm;
+use kvm_ioctls::VmFd;
 use std::borrow::Cow;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::args::Args;
@@ -91,6 +93,8 @@ pub struct FirstProgram {
 /// The monitor's process state.
 pub struct Processes<'a, R: Regions> {
     ram: &'a Ram,
+    /// The VM `ram` is registered with (slot 0), for laundering the pool.
+    vm: &'a VmFd,
     regions: R,
     pool: Pool,
     kernel_root: u64,
@@ -111,6 +115,7 @@ impl<'a, R: Regions> Processes<'a, R> {
     /// `[pool.0, pool.1)` free.
     pub fn new(
         ram: &'a Ram,
+        vm: &'a VmFd,
         regions: R,
         pool: (u64, u64),
         kernel: (u64, &'a [u8]),
@@ -128,6 +133,7 @@ impl<'a, R: Regions> Processes<'a, R> {
         });
         Self {
             ram,
+            vm,
             regions,
             pool: Pool::new(pool.0, pool.1),
             kernel_root: kernel.0,
@@ -142,6 +148,30 @@ impl<'a, R: Regions> Processes<'a, R> {
     /// The pipe regions.
     pub fn regions(&mut self) -> &mut R {
         &mut self.regions
+    }
+
+    /// Launders the pool (`process_memory`) if that frees frames for page
+    /// tables: the host drops every shadow of guest page tables, then the
+    /// pool takes every free frame as clean. Called while the vCPU is
+    /// stopped in an exit. False if there was nothing to launder or the
+    /// host refused.
+    fn launder(&mut self) -> bool {
+        if !self.pool.launderable() {
+            return false;
+        }
+        // SAFETY: `ram` is the memory `vm::create` registered with `vm`,
+        // mapped for the whole run (`run::run` keeps both), and the vCPU
+        // is stopped: this runs inside an exit.
+        match unsafe { vm::reset_ram_slot(self.vm, self.ram) } {
+            Ok(()) => {
+                self.pool.launder();
+                true
+            }
+            Err(e) => {
+                eprintln!("weft: cannot launder process memory: {e}");
+                false
+            }
+        }
     }
 
     fn read(&self, root: u64, addr: u64, len: u64) -> Result<Vec<u8>, ErrorCode> {
@@ -268,45 +298,10 @@ impl<'a, R: Regions> Processes<'a, R> {
         };
         Ok((slot, info))
     }
-}
 
-impl<R: Regions> ProcessHost for Processes<'_, R> {
-    fn spawn(
-        &mut self,
-        slot: u64,
-        pid: u32,
-        caller_root: u64,
-        request: u64,
-    ) -> Result<ProgramInfo, ErrorCode> {
-        let index = spawned_index(slot).ok_or(ErrorCode::BadArgument)?;
-        if self.slots[index].is_some() || !self.regions.free(slot) {
-            return Err(ErrorCode::TooManyProcesses);
-        }
-        let raw = self.read(caller_root, request, SpawnRequest::SIZE as u64)?;
-        let req = raw
-            .as_slice()
-            .try_into()
-            .ok()
-            .and_then(SpawnRequest::decode)
-            .ok_or(ErrorCode::BadArgument)?;
-        let (mut built, info) = self.build(index, pid, caller_root, &req)?;
-        if let Err(e) = self.regions.open(slot) {
-            eprintln!("weft: cannot give process {pid} its streams: {e}");
-            built.owned.release(self.ram, &mut self.pool);
-            return Err(ErrorCode::OutOfMemory);
-        }
-        self.slots[index] = Some(built);
-        Ok(info)
-    }
-
-    fn map(&mut self, slot: u64, root: u64, vaddr: u64, pages: u64) -> Result<(), ErrorCode> {
-        let end = pages
-            .checked_mul(PAGE_SIZE)
-            .and_then(|b| vaddr.checked_add(b))
-            .ok_or(ErrorCode::BadLength)?;
-        if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < USER_HEAP_BASE || end > USER_HEAP_TOP {
-            return Err(ErrorCode::BadArgument);
-        }
+    /// Maps `pages` fresh zeroed frames at `vaddr` (checked by the caller)
+    /// into the address space `root` of the process in `slot`.
+    fn map_fresh(&mut self, slot: u64, root: u64, vaddr: u64, pages: u64) -> Result<(), ErrorCode> {
         let process = live(&mut self.slots, slot, root)?;
         let mut grant = Grant {
             pool: &mut self.pool,
@@ -329,6 +324,57 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
             LoadError::Memory(_) => ErrorCode::OutOfMemory,
             _ => ErrorCode::BadArgument,
         })
+    }
+}
+
+impl<R: Regions> ProcessHost for Processes<'_, R> {
+    fn spawn(
+        &mut self,
+        slot: u64,
+        pid: u32,
+        caller_root: u64,
+        request: u64,
+    ) -> Result<ProgramInfo, ErrorCode> {
+        let index = spawned_index(slot).ok_or(ErrorCode::BadArgument)?;
+        if self.slots[index].is_some() || !self.regions.free(slot) {
+            return Err(ErrorCode::TooManyProcesses);
+        }
+        let raw = self.read(caller_root, request, SpawnRequest::SIZE as u64)?;
+        let req = raw
+            .as_slice()
+            .try_into()
+            .ok()
+            .and_then(SpawnRequest::decode)
+            .ok_or(ErrorCode::BadArgument)?;
+        let (mut built, info) = match self.build(index, pid, caller_root, &req) {
+            Err(ErrorCode::OutOfMemory) if self.launder() => {
+                self.build(index, pid, caller_root, &req)?
+            }
+            built => built?,
+        };
+        if let Err(e) = self.regions.open(slot) {
+            eprintln!("weft: cannot give process {pid} its streams: {e}");
+            built.owned.release(self.ram, &mut self.pool);
+            return Err(ErrorCode::OutOfMemory);
+        }
+        self.slots[index] = Some(built);
+        Ok(info)
+    }
+
+    fn map(&mut self, slot: u64, root: u64, vaddr: u64, pages: u64) -> Result<(), ErrorCode> {
+        let end = pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|b| vaddr.checked_add(b))
+            .ok_or(ErrorCode::BadLength)?;
+        if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < USER_HEAP_BASE || end > USER_HEAP_TOP {
+            return Err(ErrorCode::BadArgument);
+        }
+        match self.map_fresh(slot, root, vaddr, pages) {
+            Err(ErrorCode::OutOfMemory) if self.launder() => {
+                self.map_fresh(slot, root, vaddr, pages)
+            }
+            mapped => mapped,
+        }
     }
 
     fn end(&mut self, slot: u64, pid: u32, how: u64, fault: Option<&FaultReport>) {

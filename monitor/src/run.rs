@@ -167,6 +167,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let stop = {
         let mut processes = Processes::new(
             &ram,
+            &vm_fd,
             RelayRegions {
                 relay: &mut relay,
                 vm_fd: &vm_fd,
