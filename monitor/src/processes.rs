@@ -14,7 +14,7 @@ use crate::boot::{self, ProgramImage};
 use crate::exit::ProcessHost;
 use crate::guest_memory::{Ram, read_user};
 use crate::loader::{LoadError, Space};
-use crate::process_memory::{Grant, Owned, Pool};
+use crate::process_memory::{Grant, Owned, Pool, map_demand};
 use crate::programs;
 use crate::report::{self, Context};
 use crate::symbols::Symbols;
@@ -231,12 +231,21 @@ impl<'a, R: Regions> Processes<'a, R> {
             programs::runnable(self.image(caller_root, req)?).map_err(|_| ErrorCode::NotFound)?;
         let plan = boot::program_plan(&program.elf).map_err(|_| ErrorCode::BadImage)?;
         if self.pipe_tables[index].is_empty() {
+            let mut owned = Owned::default();
             let mut grant = Grant {
                 pool: &mut self.pool,
-                owned: &mut self.tables_owned,
+                owned: &mut owned,
             };
-            self.pipe_tables[index] = boot::pipe_tables(self.ram, &mut grant, index as u64)
-                .map_err(|_| ErrorCode::OutOfMemory)?;
+            match boot::pipe_tables(self.ram, &mut grant, index as u64) {
+                Ok(tables) => {
+                    self.pipe_tables[index] = tables;
+                    self.tables_owned.extend(owned);
+                }
+                Err(_) => {
+                    owned.release(self.ram, &mut self.pool);
+                    return Err(ErrorCode::OutOfMemory);
+                }
+            }
         }
         let mut owned = Owned::default();
         let mut grant = Grant {
@@ -318,8 +327,7 @@ impl<'a, R: Regions> Processes<'a, R> {
             frames: &mut grant,
             root,
         }
-        .map_anonymous(vaddr, pages, rw, region_kind::PROGRAM, "anonymous memory")
-        .map(|_| ())
+        .map_fresh(vaddr, pages, rw, region_kind::PROGRAM, "anonymous memory")
         .map_err(|e| match e {
             LoadError::Memory(_) => ErrorCode::OutOfMemory,
             _ => ErrorCode::BadArgument,
@@ -369,12 +377,16 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
         if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < USER_HEAP_BASE || end > USER_HEAP_TOP {
             return Err(ErrorCode::BadArgument);
         }
-        match self.map_fresh(slot, root, vaddr, pages) {
-            Err(ErrorCode::OutOfMemory) if self.launder() => {
-                self.map_fresh(slot, root, vaddr, pages)
-            }
-            mapped => mapped,
+        // Refused unless the pool covers it: a partial mapping is not
+        // undone (and a retry would find it mapped).
+        let need = map_demand(pages);
+        if need > self.pool.clean_pages() {
+            self.launder();
         }
+        if need > self.pool.clean_pages() {
+            return Err(ErrorCode::OutOfMemory);
+        }
+        self.map_fresh(slot, root, vaddr, pages)
     }
 
     fn end(&mut self, slot: u64, pid: u32, how: u64, fault: Option<&FaultReport>) {
