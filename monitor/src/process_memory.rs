@@ -17,16 +17,18 @@
 //! process's pipe region. Flushing the TLB on every switch did not help.
 //!
 //! So a frame handed out as a page table is *tainted*: once freed, it is
-//! handed out again (as anything) only after a *launder*, which the
-//! caller does when the pool runs out: it deletes guest RAM's memory slot
+//! handed out again (as anything) only after a *launder*. The process host
+//! launders when a spawn runs short (then builds it again) and before a
+//! `MAP` the clean frames cannot cover: it deletes guest RAM's memory slot
 //! and adds it back (`vm::reset_ram_slot`), which makes KVM drop every
 //! shadow page of the frames in it, then [`Pool::launder`] takes every
-//! free frame as clean. Frames in use stay tainted (the guest goes on
-//! using their tables, and with them a fresh shadow).
+//! tainted free frame as clean. Frames in use stay tainted (the guest goes
+//! on using their tables, and with them a fresh shadow). A pool that kept
+//! former tables out of table use for ever ran out after ~360 spawns at
+//! `--mem 64`, however its data was placed.
 //!
-//! Measured on the development machine (`proc-bench`, 40 spawns one after
-//! another through 15 slots, `slots_are_reused_and_every_spawned_program_
-//! is_heard`):
+//! Measured on the development machine (`proc-bench`: the 40 spawns one
+//! after another of `monitor/tests/processes.rs`):
 //! - tables reused at once with no launder (tables come from the top of
 //!   the pool, so a freed table frame is the next one handed out): output
 //!   lost in 10 runs of 10, 7 to 11 children of 40 heard;
@@ -35,8 +37,8 @@
 //! - cost of a launder: the two slot calls take ~0.2 ms (median of 100; up
 //!   to 10 ms), the next spawn ~0.5 ms more (2.1 against 1.6 ms, medians of
 //!   300) while the host shadows the kernel's tables again. Laundering
-//!   only when the pool runs out, that is every few hundred spawns at
-//!   `--mem 64`, costs nothing measurable per spawn.
+//!   only when the pool runs short is rare: `churn` (3,000 spawns, 4 at a
+//!   time) laundered 11 times at `--mem 64` and once at `--mem 256`.
 //!
 //! The slot deleted is the whole of RAM's rather than one of the pool's
 //! own: by default KVM drops every shadow page of the VM on any slot
