@@ -111,13 +111,14 @@ fn memory_slot(
 /// and adds it back unchanged. KVM drops every shadow page of the frames
 /// in a deleted slot (and, by default, every shadow page of the VM:
 /// `KVM_X86_QUIRK_SLOT_ZAP_ALL`), so no page-table frame translates
-/// through an old shadow afterwards (`process_memory`). Only while the
-/// vCPU is stopped: between the two calls the guest has no RAM.
+/// through an old shadow afterwards (`process_memory`).
 ///
 /// # Safety
 ///
 /// `ram` must be the memory [`create`] registered, and stay mapped for as
-/// long as the guest may run (as for [`map_memory`]).
+/// long as the guest may run (as for [`map_memory`]). The vCPU must be
+/// stopped (the caller is handling one of its exits): between the two
+/// calls the guest has no RAM.
 pub unsafe fn reset_ram_slot(vm: &VmFd, ram: &Ram) -> Result<(), VmError> {
     let region = ram.iter().next().ok_or(VmError::Kvm {
         op: "reset guest RAM's memory slot",
