@@ -355,3 +355,36 @@ proptest! {
         prop_assert!(owned.bytes() / P - 1 <= map_demand(pages));
     }
 }
+
+#[test]
+fn a_small_pool_serves_spawn_shaped_requests_for_ever() {
+    let ram = ram();
+    let pages = 64;
+    let mut pool = Pool::new(BASE, BASE + pages * P);
+    let mut model = Model {
+        pages,
+        owner: BTreeMap::new(),
+        tainted: BTreeSet::new(),
+        next_owner: 0,
+    };
+    let shape = Shape {
+        tables: 5,
+        single: 1,
+        scattered: 9,
+    };
+    let mut live = std::collections::VecDeque::new();
+    for who in 0..5_000 {
+        if live.len() == 4 {
+            let (gone, mut owned): (usize, Owned) = live.pop_front().unwrap();
+            model.owner.retain(|_, w| *w != gone);
+            owned.release(&ram, &mut pool);
+        }
+        let mut owned = Owned::default();
+        assert!(
+            model.take(&ram, &mut pool, &mut owned, who, &shape),
+            "spawn {who}"
+        );
+        live.push_back((who, owned));
+    }
+    model.check(&ram, &pool);
+}
