@@ -16,8 +16,14 @@
 //!   before the `spawn` syscall to its `main`: the monitor building the
 //!   address space, the kernel scheduling it, its runtime starting. Median
 //!   of every child's figure but each run's first.
-//! - Baseline for all, `native_spawn_us`: `posix_spawn` of the host build
+//! - Baseline for these, `native_spawn_us`: `posix_spawn` of the host build
 //!   of `hello` until its first byte of output arrives.
+//! - `spawn_churn_per_s`: in one guest, `churn` spawns the bundled `hello`
+//!   [`CHURN_SPAWNS`] times, up to [`CHURN_CONCURRENCY`] at a time, and
+//!   reaps each: spawns and reaps per second of guest time, median of the
+//!   runs. The process pool is laundered as it runs out (at the default
+//!   `--mem`, rarely). Baseline: the same on the host, `posix_spawn` and
+//!   `wait` of the host build of `hello` (output discarded).
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -37,6 +43,10 @@ const GUEST_DIR: &str = concat!(
 const RUNS: usize = 9;
 /// Spawns per guest run.
 const SPAWNS: &str = "30";
+
+/// Programs `churn` spawns per guest run, and how many at a time.
+const CHURN_SPAWNS: usize = 1000;
+const CHURN_CONCURRENCY: usize = 4;
 
 /// The `spawn_us=` figures one `weft run --fs-root DIR PROGRAM ARGS` prints.
 fn spawn_samples(dir: &str, program: &str, args: &[&str]) -> Vec<f64> {
@@ -63,7 +73,7 @@ fn spawn_samples(dir: &str, program: &str, args: &[&str]) -> Vec<f64> {
 
 fn main() {
     let (mut first, mut warm, mut native) = (Vec::new(), Vec::new(), Vec::new());
-    let mut process = Vec::new();
+    let (mut process, mut churn, mut native_churn) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let samples = spawn_samples(WASM_DIR, "spawn-bench.wasm", &["spawn-bench.wasm", SPAWNS]);
         first.push(samples[0]);
@@ -71,6 +81,8 @@ fn main() {
         let samples = spawn_samples(GUEST_DIR, "proc-bench", &["/proc-bench", SPAWNS]);
         process.extend_from_slice(&samples[1..]);
         native.push(native_spawn_us());
+        churn.push(churn_per_s());
+        native_churn.push(native_churn_per_s());
     }
     let baseline = "posix_spawn of a native hello to its first output byte";
     let records = [
@@ -95,6 +107,13 @@ fn main() {
             baseline,
             median(&native),
         ),
+        Record::new(
+            "spawn_churn_per_s",
+            median(&churn),
+            "1/s",
+            "posix_spawn and wait of a native hello, 4 at a time",
+            median(&native_churn),
+        ),
     ];
     record(
         &records,
@@ -103,13 +122,15 @@ fn main() {
             ("wasm_spawn_first_us", &first),
             ("process_spawn_us", &process),
             ("native_spawn_us", &native),
+            ("spawn_churn_per_s", &churn),
+            ("native_churn_per_s", &native_churn),
         ],
     )
     .expect("write results");
     for r in &records {
         println!(
-            "{:<22} {:>9.1} us  baseline {:>9.1} us  ratio {:.2}",
-            r.name, r.value, r.baseline_value, r.ratio
+            "{:<22} {:>9.1} {:<3} baseline {:>9.1} {:<3} ratio {:.2}",
+            r.name, r.value, r.unit, r.baseline_value, r.unit, r.ratio
         );
     }
 }
@@ -132,4 +153,57 @@ fn native_spawn_us() -> f64 {
     let us = t.elapsed().as_secs_f64() * 1e6;
     let _ = child.wait();
     us
+}
+
+/// Spawns and reaps per second in one guest running `churn`.
+fn churn_per_s() -> f64 {
+    let (n, at_once) = (CHURN_SPAWNS.to_string(), CHURN_CONCURRENCY.to_string());
+    let out = Command::new(WEFT)
+        .arg("run")
+        .arg(format!("{GUEST_DIR}/churn"))
+        .args([n.as_str(), at_once.as_str(), "hello"])
+        .output()
+        .expect("spawn weft");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "churn failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = format!("churn: {n} spawned, {n} exited with status 0 in ");
+    let us: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(done.as_str())?.strip_suffix(" us"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no `{done}` line in:\n{stdout}"));
+    CHURN_SPAWNS as f64 / (us / 1e6)
+}
+
+/// Spawns and reaps per second of the native `hello` on the host, as
+/// `churn` does: up to [`CHURN_CONCURRENCY`] alive, the oldest reaped first.
+fn native_churn_per_s() -> f64 {
+    let t = Instant::now();
+    let mut live = std::collections::VecDeque::with_capacity(CHURN_CONCURRENCY);
+    for _ in 0..CHURN_SPAWNS {
+        if live.len() == CHURN_CONCURRENCY {
+            reap(live.pop_front());
+        }
+        let child = Command::new(NATIVE_HELLO)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn native hello");
+        live.push_back(child);
+    }
+    while let Some(child) = live.pop_front() {
+        reap(Some(child));
+    }
+    CHURN_SPAWNS as f64 / t.elapsed().as_secs_f64()
+}
+
+fn reap(child: Option<std::process::Child>) {
+    if let Some(mut child) = child {
+        let status = child.wait().expect("wait for native hello");
+        assert!(status.success(), "native hello: {status}");
+    }
 }

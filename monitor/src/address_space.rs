@@ -187,14 +187,14 @@ pub fn program_space<F: Frames>(
         global: false,
     };
     let kind = region_kind::PROGRAM;
-    space.map_anonymous(
+    space.map_fresh(
         USER_STACK_TOP - USER_STACK_SIZE,
         USER_STACK_SIZE / PAGE_SIZE,
         rw,
         kind,
         "the program stack",
     )?;
-    space.map_anonymous(
+    space.map_fresh(
         USER_HEAP_BASE,
         image.heap_bytes / PAGE_SIZE,
         rw,

@@ -41,6 +41,17 @@ pub enum Owner {
 pub trait Frames: FrameAllocator {
     /// `pages` contiguous zeroed frames for `kind`; returns the first.
     fn alloc(&mut self, pages: u64, kind: u32, what: &'static str) -> Result<u64, MemoryError>;
+
+    /// Between 1 and `pages` contiguous zeroed frames for `kind`: returns
+    /// the first and how many. By default all of them, as [`Self::alloc`].
+    fn alloc_part(
+        &mut self,
+        pages: u64,
+        kind: u32,
+        what: &'static str,
+    ) -> Result<(u64, u64), MemoryError> {
+        Ok((self.alloc(pages, kind, what)?, pages))
+    }
 }
 
 impl Frames for BootFrames {
@@ -125,8 +136,8 @@ impl<F: Frames> Space<'_, F> {
     }
 
     /// Maps `pages` fresh zeroed, physically contiguous frames at
-    /// `[bottom, bottom + pages * PAGE_SIZE)`: a stack or another anonymous
-    /// area. Returns the first frame.
+    /// `[bottom, bottom + pages * PAGE_SIZE)`: an area the caller fills
+    /// through its physical address. Returns the first frame.
     pub fn map_anonymous(
         &mut self,
         bottom: u64,
@@ -138,6 +149,26 @@ impl<F: Frames> Space<'_, F> {
         let first = self.frames.alloc(pages, kind, what)?;
         self.map_range(bottom, first, pages, flags)?;
         Ok(first)
+    }
+
+    /// Maps `pages` fresh zeroed frames at `[bottom, bottom + pages *
+    /// PAGE_SIZE)`, in as many physical runs as [`Frames::alloc_part`]
+    /// gives: a stack, a heap, anonymous memory.
+    pub fn map_fresh(
+        &mut self,
+        bottom: u64,
+        pages: u64,
+        flags: PageFlags,
+        kind: u32,
+        what: &'static str,
+    ) -> Result<(), LoadError> {
+        let mut done = 0;
+        while done < pages {
+            let (first, n) = self.frames.alloc_part(pages - done, kind, what)?;
+            self.map_range(bottom + done * PAGE_SIZE, first, n, flags)?;
+            done += n;
+        }
+        Ok(())
     }
 
     /// Maps `pages` pages at `vaddr` to the guest-physical range at `phys`

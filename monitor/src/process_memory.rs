@@ -1,21 +1,65 @@
 //! The memory of spawned processes (PROTOCOL.md §14.4): the RAM the boot
-//! left over, handed out in runs of frames and taken back when a process
-//! ends.
+//! left over, handed out as page-table frames and runs of data frames, and
+//! taken back when a process ends.
 //!
 //! Invariants: every free frame is zero (fresh host memory, or returned to
 //! the host with `MADV_DONTNEED`, which makes the next touch read zeros); a
-//! frame is either free or owned by exactly one process; free runs are
-//! sorted, disjoint and merged with their neighbours.
+//! frame is either free or owned by exactly one process; clean free runs
+//! are sorted, disjoint and merged with their neighbours.
 //!
-//! A frame that has been a page table is never a page table again: it is
-//! *retired* and handed out only as a data page. Under shadow paging (the
-//! nested KVM Weft targets), the host keeps shadows of the guest's page
-//! tables keyed by frame and does not see the monitor rewrite a frame from
-//! outside the guest; a recycled table frame was seen to keep translating
-//! through its old shadow (a spawned program's output went to another
-//! process's pipe region).
+//! # Page-table frames and shadow paging
+//!
+//! Under shadow paging (the nested KVM Weft targets, "PVM"), the host keeps
+//! shadows of the guest's page tables keyed by frame, write-protects them
+//! against the guest, and does not see the monitor rewrite a frame from
+//! outside the guest. A recycled table frame was seen to keep translating
+//! through its old shadow: a spawned program's output went to another
+//! process's pipe region. Flushing the TLB on every switch did not help.
+//!
+//! So a frame handed out as a page table is *tainted*: once freed, it is
+//! handed out again (as anything) only after a *launder*. The process host
+//! launders when a spawn runs short (then builds it again) and before a
+//! `MAP` the clean frames cannot cover: it deletes guest RAM's memory slot
+//! and adds it back (`vm::reset_ram_slot`), which makes KVM drop every
+//! shadow page of the frames in it, then [`Pool::launder`] takes every
+//! tainted free frame as clean. Frames in use stay tainted (the guest goes
+//! on using their tables, and with them a fresh shadow). A pool that kept
+//! former tables out of table use for ever ran out after ~360 spawns at
+//! `--mem 64`, however its data was placed.
+//!
+//! Measured on the development machine (`proc-bench`: the 40 spawns one
+//! after another of `monitor/tests/processes.rs`):
+//! - tables reused at once with no launder (tables come from the top of
+//!   the pool, so a freed table frame is the next one handed out): output
+//!   lost in 10 runs of 10, 7 to 11 children of 40 heard;
+//! - a launder before every spawn, tables reused at once: every child
+//!   heard in 60 runs of 60;
+//! - cost of a launder: the two slot calls take ~0.2 ms (median of 100; up
+//!   to 10 ms), the next spawn ~0.5 ms more (2.1 against 1.6 ms, medians of
+//!   300) while the host shadows the kernel's tables again. Laundering
+//!   only when the pool runs short is rare: `churn` (3,000 spawns, 4 at a
+//!   time) laundered 11 times at `--mem 64` and once at `--mem 256`.
+//!
+//! The slot deleted is the whole of RAM's rather than one of the pool's
+//! own: by default KVM drops every shadow page of the VM on any slot
+//! deletion (`KVM_X86_QUIRK_SLOT_ZAP_ALL`), so a slot of its own would
+//! save nothing, and deleting RAM's drops the pool's shadows under either
+//! rule. Not tried: having the kernel write to a reused table frame so
+//! that the host zaps its shadow (KVM does, after a few emulated writes to
+//! a shadowed frame): a heuristic of the host's, and every write an exit
+//! from emulated ring 0.
+//!
+//! # Fragmentation
+//!
+//! Data frames need not be contiguous (address spaces map page by page):
+//! stacks, heaps and anonymous memory take whatever runs there are
+//! ([`Frames::alloc_part`]), so a spawn succeeds whenever enough frames are
+//! free, after a launder if need be. Only areas the monitor fills through
+//! their physical address (arguments, system page, payload) need one run.
+//! Tables come from the top of the pool, data from the bottom.
 
 use crate::guest_memory::{MemoryError, Ram};
+use crate::host;
 use crate::loader::Frames;
 use std::collections::BTreeSet;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
@@ -25,14 +69,15 @@ use weft_image::paging::FrameAllocator;
 /// A run of frames: first guest-physical address, number of pages.
 pub type Run = (u64, u64);
 
-/// The free runs.
+/// The free frames of the process pool.
 #[derive(Debug, Default)]
 pub struct Pool {
+    /// Clean free runs: zero, and not a page table since the last launder.
     free: Vec<Run>,
-    /// Former page-table frames, zero, for single data pages only.
-    retired: Vec<u64>,
-    /// Every frame that has been a page table: it returns to `retired`
-    /// whenever it is freed, also after serving as data.
+    /// Tainted free frames, zero: out of use until the next launder.
+    tainted_free: Vec<u64>,
+    /// Every frame handed out as a page table since the last launder that
+    /// found it free (owned ones; freed ones are in `tainted_free` too).
     tainted: BTreeSet<u64>,
 }
 
@@ -47,61 +92,90 @@ impl Pool {
             } else {
                 Vec::new()
             },
-            retired: Vec::new(),
+            tainted_free: Vec::new(),
             tainted: BTreeSet::new(),
         }
     }
 
-    /// A page-table frame: a free one that has never been a table's.
+    /// A page-table frame: the highest clean one (data is taken from the
+    /// bottom, so tables do not cut up its runs).
     fn take_table(&mut self) -> Option<u64> {
-        let f = self.take(1)?;
+        let (base, n) = self.free.last_mut()?;
+        *n -= 1;
+        let f = *base + *n * PAGE_SIZE;
+        if *n == 0 {
+            self.free.pop();
+        }
         self.tainted.insert(f);
         Some(f)
     }
 
-    /// Takes back a zeroed run: former table frames to `retired`, the
-    /// rest to the free runs.
-    fn give_back(&mut self, (base, pages): Run) {
-        let mut start = base;
-        let end = base + pages * PAGE_SIZE;
-        for f in (base..end).step_by(PAGE_SIZE as usize) {
-            if self.tainted.contains(&f) {
-                if f > start {
-                    self.give((start, (f - start) / PAGE_SIZE));
-                }
-                self.retired.push(f);
-                start = f + PAGE_SIZE;
-            }
-        }
-        if end > start {
-            self.give((start, (end - start) / PAGE_SIZE));
-        }
-    }
-
-    /// `pages` contiguous zero frames for data: a retired frame for a
-    /// single page, else a free run.
-    fn take_data(&mut self, pages: u64) -> Option<u64> {
-        if pages == 1
-            && let Some(f) = self.retired.pop()
-        {
-            return Some(f);
-        }
-        self.take(pages)
-    }
-
-    /// `pages` contiguous zero frames (first fit).
+    /// `pages` contiguous clean frames (first fit).
     fn take(&mut self, pages: u64) -> Option<u64> {
         let i = self.free.iter().position(|&(_, n)| n >= pages)?;
+        Some(self.take_from(i, pages))
+    }
+
+    /// Between 1 and `pages` contiguous clean frames: the lowest run, or
+    /// as much of it as is asked for.
+    fn take_part(&mut self, pages: u64) -> Option<Run> {
+        let n = self.free.first()?.1.min(pages);
+        (n > 0).then(|| (self.take_from(0, n), n))
+    }
+
+    /// The first `pages` frames of free run `i` (which holds as many).
+    fn take_from(&mut self, i: usize, pages: u64) -> u64 {
         let (base, n) = self.free[i];
         if n == pages {
             self.free.remove(i);
         } else {
             self.free[i] = (base + pages * PAGE_SIZE, n - pages);
         }
-        Some(base)
+        base
     }
 
-    /// Returns a zeroed run.
+    /// Takes back a zeroed run: tainted frames to `tainted_free`, the rest
+    /// to the clean runs.
+    fn give_back(&mut self, (base, pages): Run) {
+        let end = base + pages * PAGE_SIZE;
+        let tainted: Vec<u64> = self.tainted.range(base..end).copied().collect();
+        let mut start = base;
+        for f in tainted {
+            if f > start {
+                self.give((start, (f - start) / PAGE_SIZE));
+            }
+            self.tainted_free.push(f);
+            start = f + PAGE_SIZE;
+        }
+        if end > start {
+            self.give((start, (end - start) / PAGE_SIZE));
+        }
+    }
+
+    /// Clean free frames.
+    pub fn clean_pages(&self) -> u64 {
+        self.free.iter().map(|&(_, n)| n).sum()
+    }
+
+    /// Whether a launder would give back frames.
+    pub fn launderable(&self) -> bool {
+        !self.tainted_free.is_empty()
+    }
+
+    /// Takes every tainted free frame as clean. Only right after the host
+    /// dropped every shadow page of the pool's frames.
+    pub fn launder(&mut self) {
+        let mut frames = std::mem::take(&mut self.tainted_free);
+        frames.sort_unstable();
+        for &f in &frames {
+            self.tainted.remove(&f);
+        }
+        for run in runs_of(&frames) {
+            self.give(run);
+        }
+    }
+
+    /// Returns a zeroed clean run.
     fn give(&mut self, (base, pages): Run) {
         let i = self.free.partition_point(|&(b, _)| b < base);
         self.free.insert(i, (base, pages));
@@ -120,38 +194,65 @@ impl Pool {
             }
         }
     }
-
-    /// Free pages (retired ones included).
-    #[cfg(test)]
-    fn free_pages(&self) -> u64 {
-        self.free.iter().map(|&(_, n)| n).sum::<u64>() + self.retired.len() as u64
-    }
 }
 
-/// The frames one process owns.
+/// The runs of sorted, distinct `frames`.
+fn runs_of(frames: &[u64]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for &f in frames {
+        match runs.last_mut() {
+            Some((b, n)) if *b + *n * PAGE_SIZE == f => *n += 1,
+            _ => runs.push((f, 1)),
+        }
+    }
+    runs
+}
+
+/// The most frames mapping `pages` fresh pages may take: the pages and
+/// the tables of every level that may map them.
+pub fn map_demand(pages: u64) -> u64 {
+    let entries = PAGE_SIZE / 8;
+    let tables = |span: u64| pages.div_ceil(span) + 1;
+    pages + tables(entries) + tables(entries * entries) + tables(entries * entries * entries)
+}
+
+/// The frames one process owns: data runs and page-table frames alike.
 #[derive(Debug, Default)]
 pub struct Owned {
-    /// Data runs.
     runs: Vec<Run>,
-    /// Page-table frames.
-    tables: Vec<u64>,
 }
 
 impl Owned {
     /// Bytes owned.
     pub fn bytes(&self) -> u64 {
-        let data: u64 = self.runs.iter().map(|&(_, n)| n).sum();
-        (data + self.tables.len() as u64) * PAGE_SIZE
+        self.runs.iter().map(|&(_, n)| n * PAGE_SIZE).sum()
+    }
+
+    /// Takes over `other`'s frames.
+    pub fn extend(&mut self, other: Owned) {
+        self.runs.extend(other.runs);
+    }
+
+    fn record(&mut self, base: u64, pages: u64) {
+        match self.runs.last_mut() {
+            Some((b, n)) if *b + *n * PAGE_SIZE == base => *n += pages,
+            _ => self.runs.push((base, pages)),
+        }
     }
 
     /// Gives every frame back to `pool`, zeroing it by returning its host
-    /// memory (`MADV_DONTNEED`); page-table frames are retired.
+    /// memory (`MADV_DONTNEED`, once per run of neighbouring frames).
     pub fn release(&mut self, ram: &Ram, pool: &mut Pool) {
-        for run in self
-            .runs
-            .drain(..)
-            .chain(self.tables.drain(..).map(|t| (t, 1)))
-        {
+        let mut runs = std::mem::take(&mut self.runs);
+        runs.sort_unstable();
+        let mut merged: Vec<Run> = Vec::with_capacity(runs.len());
+        for (base, n) in runs {
+            match merged.last_mut() {
+                Some((b, m)) if *b + *m * PAGE_SIZE == base => *m += n,
+                _ => merged.push((base, n)),
+            }
+        }
+        for run in merged {
             discard(ram, run);
             pool.give_back(run);
         }
@@ -165,13 +266,14 @@ fn discard(ram: &Ram, (base, pages): Run) {
     let Ok(slice) = ram.get_slice(GuestAddress(base), len) else {
         return;
     };
-    let host = slice.ptr_guard_mut().as_ptr();
+    let Some(host) = std::ptr::NonNull::new(slice.ptr_guard_mut().as_ptr()) else {
+        return;
+    };
     // SAFETY: `[host, host + len)` is the page-aligned guest RAM of a run
-    // the pool handed out; the process that owned it has ended and the
-    // guest no longer maps it, and the monitor holds no reference into
-    // it, so dropping its contents is sound.
-    let rc = unsafe { libc::madvise(host.cast(), len, libc::MADV_DONTNEED) };
-    if rc != 0 {
+    // the pool handed out, in guest RAM's private anonymous mapping; the
+    // process that owned it has ended and the guest no longer maps it, and
+    // the monitor holds no reference into it.
+    if unsafe { host::discard_pages(host, len) }.is_err() {
         // The pages keep their contents: zero them through the slice.
         let _ = slice.write_slice(&vec![0u8; len], 0);
     }
@@ -184,100 +286,41 @@ pub struct Grant<'a> {
     pub owned: &'a mut Owned,
 }
 
-impl Grant<'_> {
-    fn record(&mut self, base: u64, pages: u64) {
-        match self.owned.runs.last_mut() {
-            Some((b, n)) if *b + *n * PAGE_SIZE == base => *n += pages,
-            _ => self.owned.runs.push((base, pages)),
-        }
+fn too_small(pages: u64, what: &'static str) -> MemoryError {
+    MemoryError::TooSmall {
+        needed: pages * PAGE_SIZE,
+        what,
     }
 }
 
 impl FrameAllocator for Grant<'_> {
-    /// A page-table frame: never a retired one.
+    /// A page-table frame: a clean one.
     fn alloc_zeroed(&mut self) -> Option<u64> {
         let f = self.pool.take_table()?;
-        self.owned.tables.push(f);
+        self.owned.record(f, 1);
         Some(f)
     }
 }
 
 impl Frames for Grant<'_> {
     fn alloc(&mut self, pages: u64, _kind: u32, what: &'static str) -> Result<u64, MemoryError> {
-        let base = self.pool.take_data(pages).ok_or(MemoryError::TooSmall {
-            needed: pages * PAGE_SIZE,
-            what,
-        })?;
-        self.record(base, pages);
+        let base = self.pool.take(pages).ok_or(too_small(pages, what))?;
+        self.owned.record(base, pages);
         Ok(base)
+    }
+
+    fn alloc_part(
+        &mut self,
+        pages: u64,
+        _kind: u32,
+        what: &'static str,
+    ) -> Result<Run, MemoryError> {
+        let (base, n) = self.pool.take_part(pages).ok_or(too_small(pages, what))?;
+        self.owned.record(base, n);
+        Ok((base, n))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_are_taken_first_fit_and_merged_when_given_back() {
-        let p = PAGE_SIZE;
-        let mut pool = Pool::new(p, 11 * p);
-        let mut owned = Owned::default();
-        let mut g = Grant {
-            pool: &mut pool,
-            owned: &mut owned,
-        };
-        assert_eq!(g.alloc(3, 0, "a").unwrap(), p);
-        assert_eq!(g.alloc(1, 0, "b").unwrap(), 4 * p);
-        assert_eq!(g.alloc(6, 0, "c").unwrap(), 5 * p);
-        assert!(g.alloc(1, 0, "d").is_err());
-        assert_eq!(owned.runs, vec![(p, 10)]);
-        assert_eq!(owned.bytes(), 10 * p);
-        pool.give((5 * p, 6));
-        pool.give((p, 3));
-        pool.give((4 * p, 1));
-        assert_eq!(pool.free, vec![(p, 10)]);
-        assert_eq!(pool.free_pages(), 10);
-    }
-
-    #[test]
-    fn released_memory_reads_zero_and_returns_to_the_pool() {
-        let ram = crate::guest_memory::create(4 << 20).unwrap();
-        let mut pool = Pool::new(1 << 20, 4 << 20);
-        let mut owned = Owned::default();
-        let base = Grant {
-            pool: &mut pool,
-            owned: &mut owned,
-        }
-        .alloc(2, 0, "test")
-        .unwrap();
-        let table = Grant {
-            pool: &mut pool,
-            owned: &mut owned,
-        }
-        .alloc_zeroed()
-        .unwrap();
-        ram.write_obj(0xABCDu64, GuestAddress(base + 8)).unwrap();
-        ram.write_obj(0x1234u64, GuestAddress(table)).unwrap();
-        assert_eq!(owned.bytes(), 3 * PAGE_SIZE);
-        owned.release(&ram, &mut pool);
-        assert_eq!(ram.read_obj::<u64>(GuestAddress(base + 8)).unwrap(), 0);
-        assert_eq!(ram.read_obj::<u64>(GuestAddress(table)).unwrap(), 0);
-        assert_eq!(pool.free_pages(), (3 << 20) / PAGE_SIZE);
-        assert_eq!(owned.bytes(), 0);
-        // The former table comes back as a data page, never as a table.
-        let mut g = Grant {
-            pool: &mut pool,
-            owned: &mut owned,
-        };
-        assert_ne!(g.alloc_zeroed(), Some(table));
-        assert_eq!(g.alloc(1, 0, "data").unwrap(), table);
-        // ... and, freed again as data, stays retired.
-        owned.release(&ram, &mut pool);
-        assert!(pool.retired.contains(&table));
-        assert!(
-            pool.free
-                .iter()
-                .all(|&(b, n)| table < b || table >= b + n * PAGE_SIZE)
-        );
-    }
-}
+#[path = "process_memory_tests.rs"]
+mod tests;

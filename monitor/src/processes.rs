@@ -17,10 +17,12 @@ use crate::exit::ProcessHost;
 use crate::guest_memory::{Ram, read_user};
 use crate::host;
 use crate::loader::{LoadError, Space};
-use crate::process_memory::{Grant, Owned, Pool};
+use crate::process_memory::{Grant, Owned, Pool, map_demand};
 use crate::report::{self, Context};
 use crate::streams::{Relay, RelayError};
 use crate::symbols::Symbols;
+use crate::vm;
+use kvm_ioctls::VmFd;
 use std::borrow::Cow;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::args::Args;
@@ -114,6 +116,8 @@ pub struct FirstProgram {
 /// The monitor's process state.
 pub struct Processes<'a, R: Regions> {
     ram: &'a Ram,
+    /// The VM `ram` is registered with (slot 0), for laundering the pool.
+    vm: &'a VmFd,
     regions: &'a R,
     /// The programs a spawn request may name.
     catalog: &'a dyn Catalog,
@@ -136,6 +140,7 @@ impl<'a, R: Regions> Processes<'a, R> {
     /// `[pool.0, pool.1)` free.
     pub fn new(
         ram: &'a Ram,
+        vm: &'a VmFd,
         regions: &'a R,
         catalog: &'a dyn Catalog,
         pool: (u64, u64),
@@ -154,6 +159,7 @@ impl<'a, R: Regions> Processes<'a, R> {
         });
         Self {
             ram,
+            vm,
             regions,
             catalog,
             pool: Pool::new(pool.0, pool.1),
@@ -163,6 +169,30 @@ impl<'a, R: Regions> Processes<'a, R> {
             slots,
             pipe_tables: [const { Vec::new() }; MAX_PROCESSES],
             tables_owned: Owned::default(),
+        }
+    }
+
+    /// Launders the pool (`process_memory`) if that frees frames for page
+    /// tables: the host drops every shadow of guest page tables, then the
+    /// pool takes every free frame as clean. Called while the vCPU is
+    /// stopped in an exit. False if there was nothing to launder or the
+    /// host refused.
+    fn launder(&mut self) -> bool {
+        if !self.pool.launderable() {
+            return false;
+        }
+        // SAFETY: `ram` is the memory `vm::create` registered with `vm`,
+        // mapped for the whole run (`run::run` keeps both), and the vCPU
+        // is stopped: this runs inside an exit.
+        match unsafe { vm::reset_ram_slot(self.vm, self.ram) } {
+            Ok(()) => {
+                self.pool.launder();
+                true
+            }
+            Err(e) => {
+                eprintln!("weft: cannot launder process memory: {e}");
+                false
+            }
         }
     }
 
@@ -223,13 +253,21 @@ impl<'a, R: Regions> Processes<'a, R> {
             .map_err(|_| ErrorCode::NotFound)?;
         let plan = boot::program_plan(&program.elf).map_err(|_| ErrorCode::BadImage)?;
         if self.pipe_tables[index].is_empty() {
+            let mut owned = Owned::default();
             let mut grant = Grant {
                 pool: &mut self.pool,
-                owned: &mut self.tables_owned,
+                owned: &mut owned,
             };
-            self.pipe_tables[index] =
-                address_space::pipe_tables(self.ram, &mut grant, index as u64)
-                    .map_err(|_| ErrorCode::OutOfMemory)?;
+            match address_space::pipe_tables(self.ram, &mut grant, index as u64) {
+                Ok(tables) => {
+                    self.pipe_tables[index] = tables;
+                    self.tables_owned.extend(owned);
+                }
+                Err(_) => {
+                    owned.release(self.ram, &mut self.pool);
+                    return Err(ErrorCode::OutOfMemory);
+                }
+            }
         }
         let mut owned = Owned::default();
         let mut grant = Grant {
@@ -290,6 +328,32 @@ impl<'a, R: Regions> Processes<'a, R> {
         };
         Ok((slot, info))
     }
+
+    /// Maps `pages` fresh zeroed frames at `vaddr` (checked by the caller)
+    /// into the address space `root` of the process in `slot`.
+    fn map_fresh(&mut self, slot: u64, root: u64, vaddr: u64, pages: u64) -> Result<(), ErrorCode> {
+        let process = live(&mut self.slots, slot, root)?;
+        let mut grant = Grant {
+            pool: &mut self.pool,
+            owned: &mut process.owned,
+        };
+        let rw = PageFlags {
+            writable: true,
+            user: true,
+            executable: false,
+            global: false,
+        };
+        Space {
+            ram: self.ram,
+            frames: &mut grant,
+            root,
+        }
+        .map_fresh(vaddr, pages, rw, region_kind::PROGRAM, "anonymous memory")
+        .map_err(|e| match e {
+            LoadError::Memory(_) => ErrorCode::OutOfMemory,
+            _ => ErrorCode::BadArgument,
+        })
+    }
 }
 
 impl<R: Regions> ProcessHost for Processes<'_, R> {
@@ -311,7 +375,12 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
             .ok()
             .and_then(SpawnRequest::decode)
             .ok_or(ErrorCode::BadArgument)?;
-        let (mut built, info) = self.build(index, pid, caller_root, &req)?;
+        let (mut built, info) = match self.build(index, pid, caller_root, &req) {
+            Err(ErrorCode::OutOfMemory) if self.launder() => {
+                self.build(index, pid, caller_root, &req)?
+            }
+            built => built?,
+        };
         if let Err(e) = self.regions.open(slot) {
             eprintln!("weft: cannot give process {pid} its streams: {e}");
             built.owned.release(self.ram, &mut self.pool);
@@ -329,28 +398,16 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
         if !vaddr.is_multiple_of(PAGE_SIZE) || vaddr < USER_HEAP_BASE || end > USER_HEAP_TOP {
             return Err(ErrorCode::BadArgument);
         }
-        let process = live(&mut self.slots, slot, root)?;
-        let mut grant = Grant {
-            pool: &mut self.pool,
-            owned: &mut process.owned,
-        };
-        let rw = PageFlags {
-            writable: true,
-            user: true,
-            executable: false,
-            global: false,
-        };
-        Space {
-            ram: self.ram,
-            frames: &mut grant,
-            root,
+        // Refused unless the pool covers it: a partial mapping is not
+        // undone (and a retry would find it mapped).
+        let need = map_demand(pages);
+        if need > self.pool.clean_pages() {
+            self.launder();
         }
-        .map_anonymous(vaddr, pages, rw, region_kind::PROGRAM, "anonymous memory")
-        .map(|_| ())
-        .map_err(|e| match e {
-            LoadError::Memory(_) => ErrorCode::OutOfMemory,
-            _ => ErrorCode::BadArgument,
-        })
+        if need > self.pool.clean_pages() {
+            return Err(ErrorCode::OutOfMemory);
+        }
+        self.map_fresh(slot, root, vaddr, pages)
     }
 
     fn end(&mut self, slot: u64, pid: u32, how: u64, fault: Option<&FaultReport>) {

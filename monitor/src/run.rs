@@ -159,6 +159,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let stop = {
         let mut processes = Processes::new(
             &ram,
+            guest.vm(),
             &relay,
             cfg.catalog,
             state.process_pool,

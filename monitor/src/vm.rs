@@ -82,25 +82,64 @@ pub fn create(ram: &Ram) -> Result<VmFd, VmError> {
 /// guest would reach whatever the host maps there next.
 pub unsafe fn map_memory(vm: &VmFd, memory: &Ram, first_slot: u32) -> Result<(), VmError> {
     for (slot, region) in (first_slot..).zip(memory.iter()) {
-        let host = region
-            .get_host_address(vm_memory::MemoryRegionAddress(0))
-            .map_err(|_| VmError::Kvm {
-                op: "map guest memory",
-                source: kvm_ioctls::Error::new(libc::EFAULT),
-            })?;
-        let mem = kvm_userspace_memory_region {
-            slot,
-            flags: 0,
-            guest_phys_addr: region.start_addr().0,
-            memory_size: region.len(),
-            userspace_addr: host as u64,
-        };
+        let mem = memory_slot(slot, region)?;
         // SAFETY: the region is a live mapping owned by `memory`, which the
         // caller keeps mapped while the guest may run (this function's
         // contract). A busy slot or an overlap is refused by KVM.
         unsafe { vm.set_user_memory_region(mem) }.map_err(kvm("set memory region"))?;
     }
     Ok(())
+}
+
+/// The KVM memory slot `slot` over `region`.
+fn memory_slot(
+    slot: u32,
+    region: &vm_memory::GuestRegionMmap<()>,
+) -> Result<kvm_userspace_memory_region, VmError> {
+    let host = region
+        .get_host_address(vm_memory::MemoryRegionAddress(0))
+        .map_err(|_| VmError::Kvm {
+            op: "map guest memory",
+            source: kvm_ioctls::Error::new(libc::EFAULT),
+        })?;
+    Ok(kvm_userspace_memory_region {
+        slot,
+        flags: 0,
+        guest_phys_addr: region.start_addr().0,
+        memory_size: region.len(),
+        userspace_addr: host as u64,
+    })
+}
+
+/// Deletes the memory slot of guest RAM (slot 0, as [`create`] made it)
+/// and adds it back unchanged. KVM drops every shadow page of the frames
+/// in a deleted slot (and, by default, every shadow page of the VM:
+/// `KVM_X86_QUIRK_SLOT_ZAP_ALL`), so no page-table frame translates
+/// through an old shadow afterwards (`process_memory`).
+///
+/// # Safety
+///
+/// `ram` must be the memory [`create`] registered, and stay mapped for as
+/// long as the guest may run (as for [`map_memory`]). The vCPU must be
+/// stopped (the caller is handling one of its exits): between the two
+/// calls the guest has no RAM.
+pub unsafe fn reset_ram_slot(vm: &VmFd, ram: &Ram) -> Result<(), VmError> {
+    let region = ram.iter().next().ok_or(VmError::Kvm {
+        op: "reset guest RAM's memory slot",
+        source: kvm_ioctls::Error::new(libc::EINVAL),
+    })?;
+    let mem = memory_slot(0, region)?;
+    let gone = kvm_userspace_memory_region {
+        memory_size: 0,
+        ..mem
+    };
+    // SAFETY: deleting a slot removes KVM's use of the host memory; the
+    // vCPU is stopped (this function's contract), so nothing runs while
+    // the guest has no RAM.
+    unsafe { vm.set_user_memory_region(gone) }.map_err(kvm("delete guest RAM's memory slot"))?;
+    // SAFETY: the same live mapping, owned by `ram`, that slot 0 held a
+    // moment ago; the caller keeps it mapped while the guest may run.
+    unsafe { vm.set_user_memory_region(mem) }.map_err(kvm("re-add guest RAM's memory slot"))
 }
 
 /// The GSI that carries the stream interrupt.
