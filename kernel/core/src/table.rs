@@ -355,8 +355,10 @@ impl Table {
     ) -> ([ProcessRecord; MAX_PROCESSES], usize) {
         let mut out = [ProcessRecord::default(); MAX_PROCESSES];
         let mut n = 0;
-        for (slot, record) in self.occupied().zip(out.iter_mut()) {
-            let Some(p) = &self.slots[slot] else { continue };
+        let processes = self
+            .occupied()
+            .filter_map(|s| self.slots[s].as_ref().map(|p| (s, p)));
+        for ((slot, p), record) in processes.zip(out.iter_mut()) {
             let f = &figures[slot];
             let running = if slot == self.current {
                 self.running_ticks(now)
