@@ -9,6 +9,7 @@
 
 use crate::arch::cpu;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use weft_kernel_core::clock;
 
 const MSR_TIMER_INITIAL: u32 = 0x838;
 
@@ -32,19 +33,14 @@ static ARMED: AtomicBool = AtomicBool::new(false);
 /// Arms the one-shot timer to fire in `ns` nanoseconds (at most one
 /// 32-bit count; the scheduler re-arms after an early interrupt), or stops
 /// it (`None`). Each write traps to the host, so a stopped timer is not
-/// stopped again.
+/// stopped again ([`clock::timer_write`]).
 pub fn arm_ns(ns: Option<u64>) {
-    let ticks = match ns {
-        Some(ns) => {
-            let hz = TIMER_HZ.load(Ordering::Relaxed).max(1);
-            let t = (u128::from(ns) * u128::from(hz)).div_ceil(1_000_000_000);
-            t.clamp(1, u128::from(u32::MAX)) as u64
-        }
-        None if !ARMED.load(Ordering::Relaxed) => return,
-        None => 0,
+    let armed = ARMED.load(Ordering::Relaxed);
+    let Some(count) = clock::timer_write(armed, ns, TIMER_HZ.load(Ordering::Relaxed)) else {
+        return;
     };
-    ARMED.store(ticks != 0, Ordering::Relaxed);
+    ARMED.store(count != 0, Ordering::Relaxed);
     // SAFETY: the initial-count register of the x2APIC timer, which the
     // monitor configured one-shot; writing it (re)arms or, with 0, stops it.
-    unsafe { cpu::wrmsr(MSR_TIMER_INITIAL, ticks) };
+    unsafe { cpu::wrmsr(MSR_TIMER_INITIAL, count) };
 }

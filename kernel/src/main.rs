@@ -5,6 +5,15 @@
 //! ring-0 code is emulated on the machines Weft targets. Boot is: record the
 //! mailbox, take the memory map, set up the heap, enter the program. After that
 //! the kernel runs only on syscalls, interrupts and exceptions.
+//!
+//! The decisions (the process table, scheduling, the timer deadline, frame
+//! and heap arithmetic) live in `weft-kernel-core`, which has no `unsafe`
+//! and is tested on the host; this crate holds the hardware half: `arch`
+//! (every `asm!`: entry stubs, the switch, privileged instructions), `apic`
+//! (the timer), `hypercall` (the mailbox), `memory` (the direct map and the
+//! heap), `sched` (the table's home, switching and halting), and `process`
+//! and `syscall` (the calls, glued to the monitor's hypercalls). Modules
+//! depend one way: `syscall` → `process` → `sched` → `apic`, `arch`.
 #![no_std]
 #![no_main]
 

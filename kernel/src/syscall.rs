@@ -2,12 +2,14 @@
 //! every range is checked to lie in the user half before the monitor is asked
 //! to read it, and the monitor checks every page is user-mapped.
 
-use crate::process::{self, Wait};
-use crate::{apic, hypercall, sched, usercopy};
-use weft_abi::{ErrorCode, MAX_EXIT_STATUS, encode, nr};
+use crate::{apic, hypercall, process, sched, usercopy};
+use weft_abi::{ErrorCode, encode, nr};
 use weft_control::hypercall::console;
 use weft_control::layout::is_user_range;
 use weft_control::process::ProcessRecord;
+use weft_kernel_core::clock;
+use weft_kernel_core::end::End;
+use weft_kernel_core::pick::Wait;
 
 /// Called by the syscall gate stub with interrupts masked.
 pub extern "C" fn weft_syscall(a0: u64, a1: u64, a2: u64, _a3: u64, number: u64) -> u64 {
@@ -54,17 +56,13 @@ fn write(fd: u64, addr: u64, len: u64) -> Result<u64, ErrorCode> {
 /// passes (`u64::MAX`: no limit); returns the count.
 fn wait(seen: u64, timeout_ns: u64) -> u64 {
     if apic::stream_events() == seen && timeout_ns != 0 {
-        let limit = (timeout_ns != u64::MAX).then_some(timeout_ns);
-        sched::block(Wait::Streams(seen), limit);
+        sched::block(Wait::Streams(seen), clock::timeout(timeout_ns));
     }
     apic::stream_events()
 }
 
 fn exit(status: u64) -> Result<u64, ErrorCode> {
-    if status > MAX_EXIT_STATUS {
-        return Err(ErrorCode::BadArgument);
-    }
-    process::exit(status as u32)
+    process::end_current(End::exit(status)?, None)
 }
 
 /// Writes up to `max` process records to `buf`; returns how many exist.

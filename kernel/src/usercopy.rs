@@ -21,7 +21,7 @@ pub fn write(root: u64, addr: u64, bytes: &[u8]) -> Result<(), ErrorCode> {
         write: true,
         execute: false,
     };
-    let mem = DirectMap::new(memory::mem_size());
+    let mem = DirectMap::new(memory::ram());
     let mut done = 0usize;
     translate_range(&mem, root, addr, len, access, |phys, n| {
         let dst = memory::ram_slice(phys, n).ok_or(())?;
