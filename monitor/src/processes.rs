@@ -113,6 +113,20 @@ pub struct FirstProgram {
     pub bytes: u64,
 }
 
+/// What the boot leaves for the process host.
+pub struct Booted<'a> {
+    /// The process pool: `[pool.0, pool.1)` is free.
+    pub pool: (u64, u64),
+    /// The kernel's PML4, whose upper half every address space shares.
+    pub kernel_root: u64,
+    /// The kernel ELF (for symbolizing crash reports).
+    pub kernel_elf: &'a [u8],
+    /// The system page every program sees.
+    pub system: SystemInfo,
+    /// The first program, in slot 0.
+    pub first: FirstProgram,
+}
+
 /// The monitor's process state.
 pub struct Processes<'a, R: Regions> {
     ram: &'a Ram,
@@ -137,17 +151,21 @@ pub struct Processes<'a, R: Regions> {
 
 impl<'a, R: Regions> Processes<'a, R> {
     /// The state after boot: the first program in slot 0, the process pool
-    /// `[pool.0, pool.1)` free.
+    /// free.
     pub fn new(
         ram: &'a Ram,
         vm: &'a VmFd,
         regions: &'a R,
         catalog: &'a dyn Catalog,
-        pool: (u64, u64),
-        kernel: (u64, &'a [u8]),
-        system: SystemInfo,
-        first: FirstProgram,
+        booted: Booted<'a>,
     ) -> Self {
+        let Booted {
+            pool,
+            kernel_root,
+            kernel_elf,
+            system,
+            first,
+        } = booted;
         let mut slots = [const { None }; MAX_PROCESSES];
         slots[0] = Some(Slot {
             pid: 1,
@@ -163,8 +181,8 @@ impl<'a, R: Regions> Processes<'a, R> {
             regions,
             catalog,
             pool: Pool::new(pool.0, pool.1),
-            kernel_root: kernel.0,
-            kernel_elf: kernel.1,
+            kernel_root,
+            kernel_elf,
             system,
             slots,
             pipe_tables: [const { Vec::new() }; MAX_PROCESSES],

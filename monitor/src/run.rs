@@ -7,7 +7,7 @@ use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
 use crate::guest_memory::{self, MemoryError};
 use crate::host;
 use crate::kvm_streams::KvmGuest;
-use crate::processes::{FirstProgram, Processes};
+use crate::processes::{Booted, FirstProgram, Processes};
 use crate::report::{self, Context};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
@@ -162,13 +162,16 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
             guest.vm(),
             &relay,
             cfg.catalog,
-            state.process_pool,
-            (state.kernel_root, cfg.kernel),
-            system,
-            FirstProgram {
-                root: state.program_root,
-                arg0: cfg.args.first().cloned().unwrap_or_default(),
-                bytes: state.program_bytes,
+            Booted {
+                pool: state.process_pool,
+                kernel_root: state.kernel_root,
+                kernel_elf: cfg.kernel,
+                system,
+                first: FirstProgram {
+                    root: state.program_root,
+                    arg0: cfg.args.first().cloned().unwrap_or_default(),
+                    bytes: state.program_bytes,
+                },
             },
         );
         loop {
