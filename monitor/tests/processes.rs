@@ -194,3 +194,36 @@ fn slots_are_reused_and_every_spawned_program_is_heard() {
         "{out}"
     );
 }
+
+/// A spawned program's heap starts as what its spawn request asked for (2
+/// MiB by default, §14.2), and grows past it through `map` like the first
+/// program's.
+#[test]
+fn a_spawned_programs_heap_grows_past_its_premapped_area() {
+    let root = fs_root("heap");
+    std::fs::copy(guest_program("alloc-check"), root.join("alloc-check")).unwrap();
+    let root = root.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "120",
+        "--fs-root",
+        root,
+        "procs",
+        "/alloc-check",
+        "3",
+        "--",
+        "/alloc-check",
+        "12",
+    ]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("allocated 3 MiB, sum 77309214720\n"), "{out}");
+    assert!(
+        out.contains("allocated 12 MiB, sum 1236949794816\n"),
+        "{out}"
+    );
+    assert!(
+        ended(&out, "/alloc-check", 2, 0) && ended(&out, "/alloc-check", 3, 0),
+        "{out}"
+    );
+}

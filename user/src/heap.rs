@@ -9,7 +9,7 @@ use crate::cell::ExclusiveCell;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::null_mut;
 use linked_list_allocator::Heap;
-use weft_control::layout::{USER_HEAP_BASE, USER_HEAP_INITIAL};
+use weft_control::layout::USER_HEAP_BASE;
 
 /// Smallest growth step.
 const GROW_MIN: u64 = 64 * 1024;
@@ -17,11 +17,16 @@ struct GrowingHeap(ExclusiveCell<Heap>);
 
 fn grow(heap: &mut Heap, need: usize) -> bool {
     if heap.size() == 0 {
-        // The monitor maps at least USER_HEAP_INITIAL (an older monitor's
-        // page says 0).
-        let mapped = crate::time::info().heap_mapped.max(USER_HEAP_INITIAL);
-        // SAFETY: the initial area is mapped read/write at entry and used by
-        // nothing else (§4.2); this runs once, under the heap's cell.
+        // Exactly what the monitor mapped for this process: at least
+        // USER_HEAP_INITIAL for the first program, what the spawn request
+        // asked for (2 MiB by default) for a spawned one (§4.2, §14.2).
+        let mapped = crate::time::info().heap_mapped;
+        if mapped < GROW_MIN {
+            return false;
+        }
+        // SAFETY: the monitor maps `mapped` bytes read/write at
+        // USER_HEAP_BASE before the program starts, used by nothing else
+        // (§4.2); this runs once, under the heap's cell.
         unsafe { heap.init(USER_HEAP_BASE as *mut u8, mapped as usize) };
         return true;
     }
