@@ -1,17 +1,11 @@
 //! The `weft` command line (the contract in the README and `weft --help`).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Boot programs in the Weft unikernel under KVM.
-///
-/// Exit status: the program's own (0-125); 2 for a usage or configuration
-/// error; 124 when --timeout expired; 125 when the guest crashed (kernel
-/// panic, fault, triple fault, protocol violation), with a report on stderr;
-/// 128+N when stopped by signal N (SIGINT, SIGTERM), after the guest's
-/// output and --stats.
 #[derive(Debug, Parser)]
 #[command(name = "weft", version)]
 pub struct Cli {
@@ -24,11 +18,12 @@ pub struct Cli {
 pub enum Command {
     /// Boot a guest running PROGRAM with ARGS.
     ///
-    /// PROGRAM is the name of a bundled example (hello, exit-code, fault,
-    /// spin, sleep, cat, ls, cp, echo-server, http-get, udp-echo, httpd) or a
-    /// path to a user-procedure ELF. The program's standard input, output and
-    /// error are weft's own; it reaches files and the network only as the
-    /// options below grant.
+    /// PROGRAM is the name of a bundled program (listed below), a path to a
+    /// user-procedure ELF built with weft-user, or a path to a Wasm module
+    /// (a wasm32-wasip1 program, or an event app), which runs in the bundled
+    /// Wasm runtime. The program's standard input, output and error are
+    /// weft's own; it reaches files and the network only as the options
+    /// below grant.
     Run(RunArgs),
 }
 
@@ -63,11 +58,38 @@ pub struct RunArgs {
     /// figures to stderr when the guest stops.
     #[arg(long)]
     pub stats: bool,
-    /// The program: a bundled example's name or a path to an ELF file.
+    /// The program: a bundled program's name, or a path to an ELF file or a
+    /// Wasm module.
     pub program: String,
     /// Arguments passed to the program.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<OsString>,
+}
+
+/// The exit statuses (the contract in the README), at the end of `--help`.
+const EXIT_STATUSES: &str = "\
+Exit status: the program's own (0-125; a Rust program that panics exits 101);
+2 for a usage or configuration error (bad option, unknown program, a file
+that is not a valid Weft program or Wasm module); 124 when --timeout expired;
+125 when the guest crashed (kernel panic, fault, triple fault, protocol violation,
+a Wasm trap), with a report on stderr; 128+N when stopped by signal N (SIGINT,
+SIGTERM), after the guest's output and --stats.";
+
+impl Cli {
+    /// Parses the command line; `run --help` lists `examples` (the bundled
+    /// programs), and both helps end with the exit statuses.
+    pub fn parse_with_examples(examples: String) -> Self {
+        let command = Self::command()
+            .after_help(EXIT_STATUSES)
+            .mut_subcommand("run", |run| {
+                run.after_help(format!("{examples}\n{EXIT_STATUSES}"))
+            });
+        let matches = command.get_matches();
+        match Self::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        }
+    }
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {

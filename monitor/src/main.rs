@@ -11,7 +11,6 @@
 mod cli;
 mod programs;
 
-use clap::Parser;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use weft_monitor::streams::Policy;
 
 fn main() -> ExitCode {
     let start = Instant::now();
-    let cli::Command::Run(args) = cli::Cli::parse().command;
+    let cli::Command::Run(args) = cli::Cli::parse_with_examples(programs::examples_help()).command;
     ExitCode::from(run(&args, start).code())
 }
 

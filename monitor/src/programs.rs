@@ -36,13 +36,70 @@ impl Catalog for Bundled {
     }
 }
 
-/// Names of the bundled programs, comma-separated.
+/// The bundled programs a user runs by name: each one's usage and what it
+/// does (`weft run --help`). Every other bundled program is internal (the
+/// Wasm runtime, which runs `.wasm` files) and cannot be named.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "hello [ARGS]...",
+        "prints a greeting, then each argument on its own line",
+    ),
+    ("exit-code N", "exits with status N"),
+    (
+        "fault",
+        "reads an unmapped address: weft reports the fault and exits 125",
+    ),
+    ("spin", "loops forever (try --timeout 2)"),
+    ("sleep MS", "sleeps on the kernel's timer, then exits 0"),
+    (
+        "cat [PATH]...",
+        "copies files under --fs-root (or standard input) to standard output",
+    ),
+    ("ls [DIR]", "lists a directory under --fs-root"),
+    ("cp SRC DST", "copies a file under --fs-root"),
+    (
+        "echo-server PORT",
+        "TCP echo, many connections at once (needs --listen)",
+    ),
+    (
+        "http-get HOST:PORT PATH",
+        "HTTP/1.1 GET, the body to standard output (needs --connect)",
+    ),
+    (
+        "udp-echo PORT",
+        "echoes each UDP datagram to its sender (needs --listen)",
+    ),
+    (
+        "httpd PORT",
+        "serves the files under --fs-root over HTTP/1.1 (needs --listen)",
+    ),
+    (
+        "procs [--list] [--kill-after MS] PROG ARGS [-- PROG ARGS]...",
+        "runs programs as processes side by side and reports how each ended",
+    ),
+];
+
+/// The name of an [`EXAMPLES`] entry.
+fn example_name(usage: &str) -> &str {
+    usage.split(' ').next().unwrap_or(usage)
+}
+
+/// Names of the bundled programs a user may run, comma-separated.
 pub fn bundled_names() -> String {
-    PROGRAMS
+    EXAMPLES
         .iter()
-        .map(|(n, _)| *n)
+        .map(|(usage, _)| example_name(usage))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The bundled examples, one per line, for `weft run --help`.
+pub fn examples_help() -> String {
+    let mut text = String::from("Bundled programs:\n");
+    for (usage, what) in EXAMPLES {
+        text.push_str(&format!("  {usage}\n      {what}\n"));
+    }
+    text
 }
 
 /// What PROGRAM names: a path if it names an existing file or contains a
@@ -66,9 +123,14 @@ pub fn resolve(name: &str) -> Result<Program, ProgramError> {
             }
         }
     } else {
-        bundled(name).ok_or_else(|| ProgramError::NotFound {
-            name: name.to_owned(),
-        })?
+        EXAMPLES
+            .iter()
+            .any(|(usage, _)| example_name(usage) == name)
+            .then(|| bundled(name))
+            .flatten()
+            .ok_or_else(|| ProgramError::NotFound {
+                name: name.to_owned(),
+            })?
     };
     catalog::runnable(&Bundled, bytes).map_err(|catalog::NoRuntime| ProgramError::NotFound {
         name: WASM_RUNTIME.to_owned(),
@@ -119,6 +181,22 @@ mod tests {
             Err(ProgramError::NotFound { .. })
         ));
         assert!(kernel(None).unwrap().starts_with(b"\x7fELF"));
+    }
+
+    #[test]
+    fn every_bundled_program_is_an_example_but_the_internal_runtime() {
+        let mut bundled: Vec<&str> = PROGRAMS.iter().map(|(n, _)| *n).collect();
+        bundled.retain(|n| *n != WASM_RUNTIME);
+        let mut examples: Vec<&str> = EXAMPLES.iter().map(|(u, _)| example_name(u)).collect();
+        bundled.sort_unstable();
+        examples.sort_unstable();
+        assert_eq!(bundled, examples);
+        assert!(matches!(
+            resolve(WASM_RUNTIME),
+            Err(ProgramError::NotFound { .. })
+        ));
+        assert!(!bundled_names().contains(WASM_RUNTIME));
+        assert!(examples_help().contains("  procs [--list]"));
     }
 
     #[test]

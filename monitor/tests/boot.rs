@@ -210,6 +210,29 @@ fn programs_built_for_another_interface_are_refused() {
     assert!(out.contains("exited with status 4"), "{out}");
 }
 
+/// `weft run --help` names every bundled program a user may run, Wasm
+/// modules and the exit statuses; the internal Wasm runtime stays hidden.
+#[test]
+fn run_help_lists_programs_wasm_and_exit_statuses() {
+    let (code, out, err) = run(&["run", "--help"]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "Wasm module",
+        "Bundled programs:",
+        "  hello [ARGS]...",
+        "  httpd PORT",
+        "  procs [--list]",
+        "124 when --timeout expired",
+        "128+N when stopped by signal N",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("wasm-run"), "{out}");
+    let (code, _, err) = run(&["run", "wasm-run"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no bundled program by that name"), "{err}");
+}
+
 #[test]
 fn usage_and_configuration_errors_exit_2() {
     let (code, _, err) = run(&["run", "no-such-program"]);
