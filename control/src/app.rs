@@ -17,6 +17,15 @@ use crate::status;
 /// The import module of the event app ABI (§13.3).
 pub const MODULE: &str = "weft";
 
+/// The custom section in which an app built on the SDK states the interface
+/// version it was built for (§13.3): [`crate::INTERFACE_VERSION`] as a
+/// little-endian `u32`. The runtime refuses a module that imports from
+/// [`MODULE`] without it, or with another version.
+pub const INTERFACE_SECTION: &str = "weft_interface";
+
+/// The contents of [`INTERFACE_SECTION`] for this interface version.
+pub const INTERFACE_BYTES: [u8; 4] = crate::INTERFACE_VERSION.to_le_bytes();
+
 /// The export the runtime calls with each batch of events (§13.2).
 pub const ON_EVENTS: &str = "weft_on_events";
 

@@ -18,10 +18,8 @@ use core::net::SocketAddr;
 
 /// Listen grants the page lists (further grants still apply, unlisted).
 pub const MAX_LISTEN: usize = 16;
-/// Offset of the listen grants.
-const LISTEN_AT: usize = 64;
-/// Bytes of the system page's contents.
-pub const SIZE: usize = LISTEN_AT + MAX_LISTEN * ADDR;
+/// Bytes of the system page's contents: the listen grants start at 64.
+pub const SIZE: usize = 64 + MAX_LISTEN * ADDR;
 
 /// The system page's contents.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,22 +38,36 @@ pub struct SystemInfo {
     pub listen: [Option<SocketAddr>; MAX_LISTEN],
 }
 
+crate::wire_layout! {
+    /// The system page's bytes (§4.2); [`SystemInfo`] is what they mean.
+    #[derive(Clone, Copy, Debug)]
+    struct SystemPage: 368 {
+        [0] tsc_hz: u64,
+        [8] realtime_at_tsc0: u64,
+        [16] seed: [u8; 32],
+        [48] heap_mapped: u64,
+        [56] listen_count: u32,
+        [64] listen: [[u8; ADDR]; MAX_LISTEN],
+    }
+}
+const _: () = assert!(SystemPage::SIZE == SIZE);
+
 impl SystemInfo {
     /// The page's bytes.
     pub fn encode(&self) -> [u8; SIZE] {
-        let mut out = [0u8; SIZE];
-        out[0..8].copy_from_slice(&self.tsc_hz.to_le_bytes());
-        out[8..16].copy_from_slice(&self.realtime_at_tsc0.to_le_bytes());
-        out[16..48].copy_from_slice(&self.seed);
-        out[48..56].copy_from_slice(&self.heap_mapped.to_le_bytes());
-        let granted = self.listen.iter().flatten();
-        let count = granted.clone().count() as u32;
-        out[56..60].copy_from_slice(&count.to_le_bytes());
-        for (i, addr) in granted.enumerate() {
-            let at = LISTEN_AT + i * ADDR;
-            out[at..at + ADDR].copy_from_slice(&addr_bytes(*addr));
+        let mut page = SystemPage {
+            tsc_hz: self.tsc_hz,
+            realtime_at_tsc0: self.realtime_at_tsc0,
+            seed: self.seed,
+            heap_mapped: self.heap_mapped,
+            listen_count: 0,
+            listen: [[0; ADDR]; MAX_LISTEN],
+        };
+        for (slot, addr) in page.listen.iter_mut().zip(self.listen.iter().flatten()) {
+            *slot = addr_bytes(*addr);
+            page.listen_count += 1;
         }
-        out
+        page.encode()
     }
 
     /// Lists `addrs` as the listen grants (the first [`MAX_LISTEN`]).
@@ -66,29 +78,20 @@ impl SystemInfo {
         self
     }
 
-    /// Decodes the page's bytes.
+    /// Decodes the page's bytes. A malformed listen entry is left out, as
+    /// if not listed.
     pub fn decode(b: &[u8; SIZE]) -> Self {
-        let u64_at = |o: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&b[o..o + 8]);
-            u64::from_le_bytes(w)
-        };
-        let mut seed = [0u8; 32];
-        seed.copy_from_slice(&b[16..48]);
-        let count = u32::from_le_bytes([b[56], b[57], b[58], b[59]]) as usize;
+        let page = SystemPage::decode(b);
         let mut listen = [None; MAX_LISTEN];
-        for (i, slot) in listen.iter_mut().enumerate().take(count.min(MAX_LISTEN)) {
-            let at = LISTEN_AT + i * ADDR;
-            // A malformed entry is left out, as if not listed.
-            let mut raw = [0u8; ADDR];
-            raw.copy_from_slice(&b[at..at + ADDR]);
-            *slot = addr_from_bytes(&raw).ok();
+        let count = (page.listen_count as usize).min(MAX_LISTEN);
+        for (slot, raw) in listen.iter_mut().zip(&page.listen[..count]) {
+            *slot = addr_from_bytes(raw).ok();
         }
         Self {
-            tsc_hz: u64_at(0),
-            realtime_at_tsc0: u64_at(8),
-            seed,
-            heap_mapped: u64_at(48),
+            tsc_hz: page.tsc_hz,
+            realtime_at_tsc0: page.realtime_at_tsc0,
+            seed: page.seed,
+            heap_mapped: page.heap_mapped,
             listen,
         }
     }

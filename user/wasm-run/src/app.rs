@@ -32,7 +32,9 @@ use wasmi::{
     Func, Instance, Linker, Memory, Module, ResumableCall, ResumableCallHostTrap,
     ResumableCallOutOfFuel, Store, StoreLimits, StoreLimitsBuilder, Val,
 };
-use weft_control::app::{MODULE, ON_EVENTS, TRAPPED_STATUS, errno};
+use weft_control::app::{
+    INTERFACE_BYTES, INTERFACE_SECTION, MODULE, ON_EVENTS, TRAPPED_STATUS, errno,
+};
 use weft_wasm_instrument::{CURRENT_FUNCTION, FunctionNames};
 
 /// What the host functions of one app see.
@@ -273,6 +275,22 @@ impl<H: Host> App<H> {
     }
 }
 
+/// Checks that a module using the event ABI states this interface version
+/// in its [`INTERFACE_SECTION`] (§13.3).
+fn check_interface(module: &Module) -> Result<(), LoadError> {
+    let mut stated = module
+        .custom_sections()
+        .filter(|s| s.name() == INTERFACE_SECTION)
+        .map(|s| s.data());
+    match (stated.next(), stated.next()) {
+        (Some(data), None) if data == INTERFACE_BYTES => Ok(()),
+        (Some(data), None) => Err(LoadError::Interface {
+            found: data.try_into().ok().map(u32::from_le_bytes),
+        }),
+        _ => Err(LoadError::Interface { found: None }),
+    }
+}
+
 /// The shared linker, plus an `ENOSYS` stub for each WASI function the
 /// module imports that the runtime does not provide; refuses imports of
 /// other modules.
@@ -281,6 +299,9 @@ fn linker_for<H: Host>(
     module: &Module,
 ) -> Result<Box<Linker<Ctx<H>>>, LoadError> {
     let mut linker = Box::new(base.clone());
+    if module.imports().any(|i| i.module() == MODULE) {
+        check_interface(module)?;
+    }
     for import in module.imports() {
         let Some(ty) = import.ty().func() else {
             continue;

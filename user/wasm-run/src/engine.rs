@@ -61,6 +61,9 @@ pub enum LoadError {
     Compile(wasmi::Error),
     /// It imports a function of a module the runtime does not provide.
     Import { module: String, name: String },
+    /// It uses the event ABI but states no interface version, several, or
+    /// another one (`found`) than this runtime's.
+    Interface { found: Option<u32> },
     /// Instantiation failed (a missing `weft` function, its start trapped).
     Instantiate(wasmi::Error),
     /// It exports neither an entry point nor an event handler.
@@ -75,6 +78,14 @@ impl fmt::Display for LoadError {
             LoadError::Import { module, name } => write!(
                 f,
                 "imports {module}::{name}, which this runtime does not provide"
+            ),
+            LoadError::Interface { found: Some(v) } => write!(
+                f,
+                "the app was built for interface version {v}, this runtime speaks {} (rebuild it against this weft-app)",
+                weft_control::INTERFACE_VERSION
+            ),
+            LoadError::Interface { found: None } => f.write_str(
+                "the app imports `weft` but states no interface version (build it with weft-app)",
             ),
             LoadError::NoEntry => {
                 f.write_str("the module exports neither `_start` nor `weft_on_events`")

@@ -8,6 +8,7 @@ mod sched;
 mod wasi;
 
 use fake::Fake;
+use weft_control::app::{INTERFACE_BYTES, INTERFACE_SECTION};
 
 /// The imports every test module may use, a memory, and `$print` (writes
 /// `len` bytes at `ptr` to descriptor `fd`; its errno). Bytes 0–255 are
@@ -36,9 +37,20 @@ const PRELUDE: &str = r#"
     (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
 "#;
 
-/// The module of `body` (exports and data) after the prelude.
+/// The module of `body` (exports and data) after the prelude, stating this
+/// interface version as the SDK does (PROTOCOL.md §13.3).
 pub fn module(body: &str) -> Vec<u8> {
-    wat::parse_str(format!("(module {PRELUDE} {body})")).expect("valid WAT")
+    wat::parse_str(format!(
+        "(module {} {PRELUDE} {body})",
+        interface_section(&INTERFACE_BYTES)
+    ))
+    .expect("valid WAT")
+}
+
+/// A custom section stating `bytes` as the interface version.
+pub fn interface_section(bytes: &[u8]) -> String {
+    let escaped: String = bytes.iter().map(|b| format!("\\{b:02x}")).collect();
+    format!(r#"(@custom "{INTERFACE_SECTION}" "{escaped}")"#)
 }
 
 /// `text` as a WAT string's contents.

@@ -174,6 +174,42 @@ fn unknown_wasi_functions_return_enosys() {
     assert_eq!(run(&Fake::new(), &wasm, &[]), errno::NOSYS);
 }
 
+/// An app using the event ABI must state the interface version it was
+/// built for (§13.3): without it, or with another, it is refused.
+#[test]
+fn event_apps_built_for_another_interface_are_unusable() {
+    let app = |section: &str| {
+        wat::parse_str(format!(
+            r#"(module {section}
+                 (import "weft" "pid" (func (result i32)))
+                 (func (export "_start")))"#
+        ))
+        .unwrap()
+    };
+    let cases = [
+        (String::new(), "weft: app.wasm: the app imports `weft` but states no interface version (build it with weft-app)".to_owned()),
+        (
+            crate::interface_section(&7u32.to_le_bytes()),
+            format!("weft: app.wasm: the app was built for interface version 7, this runtime speaks {} (rebuild it against this weft-app)", weft_control::INTERFACE_VERSION),
+        ),
+        (
+            crate::interface_section(&[1, 2]),
+            "weft: app.wasm: the app imports `weft` but states no interface version (build it with weft-app)".to_owned(),
+        ),
+    ];
+    for (section, report) in cases {
+        let fake = Fake::new();
+        assert_eq!(
+            run(&fake, &app(&section), &[]),
+            weft_wasm_run::UNUSABLE,
+            "{section}"
+        );
+        assert_eq!(fake.0.borrow().reports.as_slice(), [report]);
+    }
+    // A WASI command (no `weft` import) states nothing and needs not:
+    // `unknown_wasi_functions_return_enosys` runs one.
+}
+
 #[test]
 fn a_module_importing_another_module_is_unusable() {
     let wasm =

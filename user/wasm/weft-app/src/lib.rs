@@ -39,7 +39,17 @@ use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::time::Duration;
-use weft_control::app::{EventRecord, ProcessRecord, errno, interest as bits, kind, state};
+use weft_control::app::{
+    EventRecord, INTERFACE_BYTES, ProcessRecord, errno, interest as bits, kind, state,
+};
+
+/// The interface version this app is built for, in the custom section the
+/// runtime checks before running an app that imports `weft` (PROTOCOL.md
+/// §13.3). The section name must be a literal (`weft_control::app::
+/// INTERFACE_SECTION`).
+#[used]
+#[unsafe(link_section = "weft_interface")]
+static INTERFACE: [u8; 4] = INTERFACE_BYTES;
 
 /// The runtime's functions (the `weft` import module,
 /// `weft_control::app::MODULE`; the attribute needs the literal). Each
