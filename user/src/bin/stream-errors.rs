@@ -1,6 +1,6 @@
 //! `stream-errors`: error paths of the stream protocols, for the
 //! integration tests. It prints one line per case: the code and the message
-//! the program got, then shows what must be unharmed is.
+//! the program got, and whether what must be unharmed is.
 //!
 //! - `stream-errors accept`: listens on the first `--listen` grant and asks
 //!   to take connections that were never announced (§11.5), on its listener
@@ -56,7 +56,7 @@ fn take(listener: u32, id: u64) -> Result<(), Error> {
 
 fn accept() -> i32 {
     let Some(addr) = listen_grants().next() else {
-        println!("usage: refusals accept (needs --listen ADDR)");
+        println!("usage: stream-errors accept (needs --listen ADDR)");
         return 2;
     };
     let mut listener = match TcpListener::bind(addr) {
