@@ -61,6 +61,11 @@ pub mod kind {
 /// Bytes of an encoded [`Metadata`].
 pub const METADATA_LEN: usize = 1 + 4 + 8 + 8;
 
+/// The longest file a guest may make, 64 GiB (§10.2): a `WRITE` that would
+/// put a file's end past it is refused with `TooLarge`, so a guest cannot
+/// make huge sparse files on the host.
+pub const MAX_FILE_SIZE: u64 = 64 << 30;
+
 /// `FILE_OPEN` flags (a `u32` bit set). Any other bit is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenFlags(u32);

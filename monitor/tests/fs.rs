@@ -216,3 +216,27 @@ fn a_missing_root_is_a_usage_error() {
     let o = s.run(&["--fs-root", missing.to_str().unwrap()], &["ls"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn a_write_past_the_largest_file_size_is_refused_and_makes_no_sparse_file() {
+    let s = Scratch::new("toolarge");
+    let root = s.root_arg();
+    let o = s.run(
+        &["--fs-root", &root],
+        &[&common::guest_program("stream-errors"), "grow", "/big"],
+    );
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains(
+            "write at 2^40: Some(TooLarge) (write at offset 1099511627776: the file would \
+             grow to 1099511627777 bytes, past the largest a guest may make \
+             (68719476736 bytes, 64 GiB))\n"
+        ),
+        "{out}"
+    );
+    // The stream goes on: a write below the limit lands.
+    assert!(out.contains("write at 0: Ok(1)\nsize: 1\n"), "{out}");
+    let big = fs::metadata(s.root().join("big")).unwrap();
+    assert_eq!(big.len(), 1, "no sparse file was made");
+}

@@ -417,3 +417,74 @@ fn bytes_written_just_before_the_program_ends_still_arrive() {
             .all(|(i, &b)| b == ((i % 4096) % 251) as u8)
     );
 }
+
+#[test]
+fn taking_a_connection_that_is_not_there_is_answered_with_an_error_frame() {
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "60",
+        "--listen",
+        "127.0.0.1:0",
+        &common::guest_program("stream-errors"),
+        "accept",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The listener is the first stream the control pipe opened (slot 4).
+    assert!(
+        out.contains(
+            "never announced: Some(Closed) (no connection 99 waits on listener stream 4: \
+             never announced, already taken, or not a listener of this process)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "no listener: Some(Closed) (no connection 0 waits on listener stream 2: \
+             never announced, already taken, or not a listener of this process)\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_corrupted_connection_ring_ends_that_connection_with_protocol() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // The guest connects, corrupts the connection's ring, then connects
+    // again: the cue for the peer to send a byte on the first. The monitor
+    // reads the ring's header when it has bytes to deliver, finds the
+    // corruption and drops the connection (the peer reads end-of-file).
+    let peer = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let (_cue, _) = listener.accept().unwrap();
+        conn.write_all(b"x").unwrap();
+        let _ = conn.read(&mut [0u8; 1]);
+    });
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "60",
+        "--connect",
+        &addr,
+        &common::guest_program("stream-errors"),
+        "corrupt",
+        &addr,
+    ]);
+    peer.join().unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(
+            "corrupted; second connection: true\n\
+             read: Some(Protocol) (the monitor ended the stream)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        err.contains(
+            "weft: stream 4 closed: protocol violation: to_guest ring: \
+             ring peer violated the protocol"
+        ),
+        "{err}"
+    );
+}

@@ -68,6 +68,24 @@ fn hostile_frames_and_indices_end_only_their_stream() {
         out.contains("corrupt index: answer Some(Protocol), status Some(Protocol)\n"),
         "{out}"
     );
+    // The ring the monitor writes, corrupted by the guest: `Protocol` in the
+    // status word (no frame can travel in that ring any more) and a line on
+    // weft's standard error naming the stream and the ring.
+    for attack in ["to_guest index", "to_guest close flag"] {
+        assert!(
+            out.contains(&format!(
+                "{attack}: answer Some(Protocol) (the monitor ended the stream), \
+                 status Some(Protocol)\n"
+            )),
+            "{attack}: {out}"
+        );
+    }
+    assert_eq!(
+        err.matches("closed: protocol violation: to_guest ring: ring peer violated the protocol")
+            .count(),
+        2,
+        "{err}"
+    );
     assert!(out.contains("control pipe still opens: 3\n"), "{out}");
     assert!(
         out.contains("file stream still reads: 100000 bytes\n"),

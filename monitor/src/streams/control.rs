@@ -70,8 +70,10 @@ impl ControlPipe {
                 }
             };
             let n = reply.encode(&mut out);
-            if io.write_frame(&out[..n]).await.is_err() {
-                return;
+            match io.write_frame(&out[..n]).await {
+                Ok(()) => {}
+                Err(f) if f.is_protocol() => return io.fail(f).await,
+                Err(_) => return,
             }
         }
     }

@@ -11,7 +11,9 @@ use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_control::frame::{Code, ErrorBody, HEADER, Header, MAX_MESSAGE, WireError};
 use weft_control::streams::{RING_CAPACITY, RING_HEADER, SlotRings};
-use weft_data_pipe::{AsyncReader, AsyncWriter, Consumer, Memory, Producer, RawRegion};
+use weft_data_pipe::{
+    AsyncReader, AsyncWriter, Consumer, Error as RingError, Memory, Producer, RawRegion,
+};
 
 /// How long a relay task keeps polling a ring (yielding to the other tasks)
 /// after its last progress before it announces sleep. While it polls, the
@@ -48,6 +50,44 @@ impl Failure {
     /// A host I/O error, with what was being done.
     pub fn io(what: &str, e: &io::Error) -> Self {
         Self::new(code_of(e), format!("{what}: {e}"))
+    }
+
+    /// Reading the `to_monitor` ring failed: the guest corrupted it
+    /// (§7.7), which breaks the protocol.
+    pub fn to_monitor(e: &io::Error) -> Self {
+        Self::protocol(format!("to_monitor ring: {e}"))
+    }
+
+    /// Writing the `to_guest` ring failed: the guest corrupted it (an index
+    /// out of range, a close flag other than 0 or 1: `Protocol`, §7.7), or
+    /// it closed its reading end (`Closed`).
+    pub fn to_guest(e: &io::Error) -> Self {
+        match ring_error(e) {
+            Some(RingError::Corrupt) => Self::protocol(format!("to_guest ring: {e}")),
+            _ => Self::new(Code::Closed, format!("guest stopped reading: {e}")),
+        }
+    }
+
+    /// Whether the guest broke the protocol.
+    pub fn is_protocol(&self) -> bool {
+        self.code == Code::Protocol
+    }
+}
+
+/// The ring's own error inside an I/O error from a [`Reader`] or a
+/// [`Writer`]; `None` for a host error.
+fn ring_error(e: &io::Error) -> Option<RingError> {
+    e.get_ref()?.downcast_ref::<RingError>().copied()
+}
+
+/// Tells `weft`'s standard error that the guest broke the protocol of the
+/// stream in `slot` (§9.3); other failures are the guest's to report.
+pub fn report(slot: u64, f: &Failure) {
+    if f.is_protocol() {
+        eprintln!(
+            "weft: stream {slot} closed: protocol violation: {}",
+            f.message
+        );
     }
 }
 
@@ -172,24 +212,19 @@ impl StreamIo {
         self.write_frame(&buf[..n]).await
     }
 
-    /// Ends the stream after `f`: an error frame (best effort, if the guest
-    /// still reads), the status word, both rings closed.
+    /// Ends the stream after `f`: an error frame (one attempt, whatever the
+    /// code: it fails at once if the guest closed or corrupted its reading
+    /// end), the status word, both rings closed; a protocol violation is
+    /// [`report`]ed.
     pub async fn fail(mut self, f: Failure) {
-        if f.code == Code::Protocol {
-            eprintln!(
-                "weft: stream {} closed: protocol violation: {}",
-                self.slot, f.message
-            );
-        }
+        report(self.slot, &f);
         self.status.set(f.code);
-        if !matches!(f.code, Code::Closed) {
-            // One attempt: a guest that does not read must not hold the task.
-            let _ = tokio::time::timeout(
-                std::time::Duration::ZERO,
-                self.write_error(f.code, &f.message),
-            )
-            .await;
-        }
+        // One attempt: a guest that does not read must not hold the task.
+        let _ = tokio::time::timeout(
+            std::time::Duration::ZERO,
+            self.write_error(f.code, &f.message),
+        )
+        .await;
         let _ = self.tx.shutdown().await;
     }
 }
@@ -203,7 +238,7 @@ pub async fn read_frame(rx: &mut Reader, body: &mut Vec<u8>) -> Result<Option<He
             Ok(0) if got == 0 => return Ok(None),
             Ok(0) => return Err(Failure::protocol("stream ended inside a frame header")),
             Ok(n) => got += n,
-            Err(e) => return Err(Failure::protocol(format!("ring: {e}"))),
+            Err(e) => return Err(Failure::to_monitor(&e)),
         }
     }
     let header = Header::decode(&raw).map_err(Failure::protocol)?;
@@ -213,13 +248,39 @@ pub async fn read_frame(rx: &mut Reader, body: &mut Vec<u8>) -> Result<Option<He
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Failure::protocol(
             WireError::Truncated.to_string() + " (stream ended)",
         )),
-        Err(e) => Err(Failure::protocol(format!("ring: {e}"))),
+        Err(e) => Err(Failure::to_monitor(&e)),
     }
 }
 
 /// Writes one whole frame to `tx`.
 pub async fn write_frame(tx: &mut Writer, frame: &[u8]) -> Result<(), Failure> {
-    tx.write_all(frame)
-        .await
-        .map_err(|e| Failure::new(Code::Closed, format!("guest stopped reading: {e}")))
+    tx.write_all(frame).await.map_err(|e| Failure::to_guest(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_ring_is_a_protocol_violation_and_a_closed_one_is_not() {
+        let corrupt = io::Error::from(RingError::Corrupt);
+        let f = Failure::to_guest(&corrupt);
+        assert_eq!(f.code, Code::Protocol);
+        assert_eq!(f.message, "to_guest ring: ring peer violated the protocol");
+        let f = Failure::to_monitor(&corrupt);
+        assert_eq!(f.code, Code::Protocol);
+        assert_eq!(
+            f.message,
+            "to_monitor ring: ring peer violated the protocol"
+        );
+        for gone in [
+            io::Error::from(RingError::BrokenPipe),
+            io::Error::from(RingError::Closed),
+            io::Error::from(io::ErrorKind::BrokenPipe),
+        ] {
+            let f = Failure::to_guest(&gone);
+            assert_eq!(f.code, Code::Closed, "{gone}");
+            assert!(!f.is_protocol());
+        }
+    }
 }

@@ -13,14 +13,16 @@
 //! in place (`readv`/`writev`, no buffer in between: [`zero_copy`]).
 //! A direction's end is passed on (guest closes its ring → `shutdown(Write)`;
 //! socket end-of-file → the `to_guest` ring is closed); a socket error sets
-//! the status word and ends the stream, which closes both rings.
+//! the status word and ends the stream, which closes both rings; a ring the
+//! guest corrupted ends it with `Protocol` and a line on `weft`'s standard
+//! error (§7.7).
 //!
 //! The policy ([`Policy::grant_listen`], [`Policy::grant_connect`]) is
 //! checked before any socket is made. The parked connections ([`Pending`])
 //! are one region's: a process takes only connections its own listeners
 //! announced.
 
-use super::framed::{Failure, Reader, StreamIo};
+use super::framed::{self, Failure, Reader, StreamIo};
 use super::policy::Policy;
 use super::region::Shared;
 use super::zero_copy;
@@ -75,7 +77,10 @@ pub async fn serve(
             Some((s, peer)) => return relay(io, s, peer, Connection::Accepted, shared).await,
             None => Err(Failure::new(
                 Code::Closed,
-                format!("listener stream {listener} has no pending connection {id}"),
+                format!(
+                    "no connection {id} waits on listener stream {listener}: never announced, \
+                     already taken, or not a listener of this process"
+                ),
             )),
         },
     };
@@ -129,7 +134,7 @@ async fn listen(
                     "the guest wrote to a listener stream, which takes no frames",
                 ));
             }
-            Event::Guest(Err(e)) => return Err(Failure::protocol(format!("ring: {e}"))),
+            Event::Guest(Err(e)) => return Err(Failure::to_monitor(&e)),
             Event::Accepted(Ok((socket, peer))) => {
                 let id = pending.park(slot, socket, peer);
                 send(io, TcpReply::Connection { id, peer }).await?;
@@ -202,11 +207,11 @@ async fn relay(
     }
     let _ = socket.set_nodelay(true);
     let StreamIo {
+        slot,
         rx,
         mut tx,
         status,
         region,
-        ..
     } = io;
     let (from_socket, to_socket) = socket.into_split();
     let mut upstream = Upstream {
@@ -225,9 +230,15 @@ async fn relay(
                             return Ok(());
                         }
                         Ok(_) => {}
-                        // The guest closed its reading end: it wants no more.
-                        Err(e) if e.raw_os_error().is_none() => return Ok(()),
-                        Err(e) => return Err(Failure::io("receive", &e)),
+                        Err(e) if e.raw_os_error().is_some() => {
+                            return Err(Failure::io("receive", &e));
+                        }
+                        // The guest corrupted its reading end, or closed it:
+                        // it wants no more.
+                        Err(e) => {
+                            let f = Failure::to_guest(&e);
+                            return if f.is_protocol() { Err(f) } else { Ok(()) };
+                        }
                     }
                 }
             };
@@ -242,9 +253,7 @@ async fn relay(
     if let Err(f) = result {
         // The connection is broken: nothing is left to deliver.
         upstream.socket = None;
-        if f.code == Code::Protocol {
-            eprintln!("weft: stream closed: protocol violation: {}", f.message);
-        }
+        framed::report(slot, &f);
         // Dropping the rings (when this task returns) closes them, after
         // the status word tells the guest why.
         status.set(f.code);
@@ -278,7 +287,7 @@ impl Upstream {
                 .await
                 .map_err(|e| match e.raw_os_error() {
                     Some(_) => Failure::io("send", &e),
-                    None => Failure::protocol(format!("ring: {e}")),
+                    None => Failure::to_monitor(&e),
                 })?;
             if n == 0 {
                 // Half-close: the peer reads end-of-file, may still answer.

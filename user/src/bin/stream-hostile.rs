@@ -2,9 +2,12 @@
 //! streams it writes a header with non-zero flags, a header announcing a
 //! 4 GiB body, a frame of random bytes, a first frame cut short, and a
 //! corrupt ring index; each must end only that stream, with status
-//! `Protocol`. It prints one line per attack, then proves the control pipe,
-//! standard output and a file stream opened before the attacks (PATH, under
-//! `--fs-root`) still work.
+//! `Protocol`. On file streams of PATH it then corrupts the header of the
+//! ring the monitor writes (`to_guest`): an impossible `consumed` index
+//! before a `READ`, a close flag of 2 before an `FSTAT`; each must end that
+//! stream with `Protocol` too. It prints one line per attack, then proves
+//! the control pipe, standard output and a file stream opened before the
+//! attacks (PATH, under `--fs-root`) still work.
 #![no_std]
 #![no_main]
 
@@ -13,8 +16,9 @@ extern crate alloc;
 use alloc::vec;
 use alloc::vec::Vec;
 use embedded_io::Read;
+use weft_control::fs_proto::{FileOpen, FileRequest, OpenFlags, kind};
 use weft_control::streams::{USER_PIPES_ADDR, bell, rings};
-use weft_data_pipe::Notify;
+use weft_data_pipe::{CONSUMED, CONSUMER_CLOSED, Notify};
 use weft_user::fs::File;
 use weft_user::stream::{Doorbell, Stream};
 use weft_user::{Args, println};
@@ -35,6 +39,42 @@ fn attack(name: &str, bytes: &[u8]) {
     println!(
         "{name}: sent {:?}, answer {answer:?}, status {:?}",
         sent.is_ok(),
+        s.status()
+    );
+}
+
+/// Opens `path` as a raw file stream, lets `poke` scribble on the header of
+/// its `to_guest` ring (given the header's address), sends `request` and
+/// reports how the monitor answered.
+fn corrupt_to_guest(name: &str, path: &str, poke: impl FnOnce(usize), request: FileRequest) {
+    let mut first = [0u8; 256];
+    let open = FileOpen {
+        flags: OpenFlags::READ.bits(),
+        path,
+    };
+    let Some(n) = open.encode(&mut first) else {
+        println!("{name}: path too long");
+        return;
+    };
+    let mut reply = Vec::new();
+    let mut s = match Stream::open() {
+        Ok(s) => s,
+        Err(e) => return println!("{name}: cannot open a stream: {e}"),
+    };
+    match s.call(&first[..n], &mut reply) {
+        Ok(kind::FILE_OPENED) => {}
+        other => return println!("{name}: cannot open {path}: {other:?}"),
+    }
+    if let Some(r) = rings(s.slot()) {
+        poke((USER_PIPES_ADDR + r.to_guest) as usize);
+    }
+    let mut frame = [0u8; 32];
+    let n = request.encode(&mut frame).unwrap_or(0);
+    let answer = s.call(&frame[..n], &mut reply).err();
+    println!(
+        "{name}: answer {:?} ({}), status {:?}",
+        answer.as_ref().map(|e| e.code()),
+        answer.as_ref().map_or("", |e| e.message()),
         s.status()
     );
 }
@@ -82,6 +122,26 @@ fn main(args: Args) -> i32 {
         }
         Err(e) => println!("corrupt index: cannot open a stream: {e}"),
     }
+
+    corrupt_to_guest(
+        "to_guest index",
+        path,
+        |ring| {
+            // SAFETY: the ring header lies in the pipe region, mapped
+            // read/write for the program (§8); `consumed` is 8-aligned.
+            unsafe { core::ptr::write_volatile((ring + CONSUMED) as *mut u64, u64::MAX - 3) }
+        },
+        FileRequest::Read { max: 4096 },
+    );
+    corrupt_to_guest(
+        "to_guest close flag",
+        path,
+        |ring| {
+            // SAFETY: as above; `consumer_closed` is 4-aligned.
+            unsafe { core::ptr::write_volatile((ring + CONSUMER_CLOSED) as *mut u32, 2) }
+        },
+        FileRequest::Fstat,
+    );
 
     let again: Vec<u64> = (0..3)
         .filter_map(|_| Stream::open().ok())

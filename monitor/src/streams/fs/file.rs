@@ -10,7 +10,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use weft_control::frame::{Code, HEADER, Header, MAX_BODY};
 use weft_control::fs_proto::{
-    FileKind, FileOpen, FileRequest, METADATA_LEN, OpenFlags, Reply, Whence, kind,
+    FileKind, FileOpen, FileRequest, MAX_FILE_SIZE, METADATA_LEN, OpenFlags, Reply, Whence, kind,
 };
 
 /// The smallest `DATA` body worth reading straight into the ring.
@@ -120,10 +120,7 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
             .await
             .map_err(|e| match e.raw_os_error() {
                 Some(_) => host("read", e),
-                None => Fault::Stream(Failure::new(
-                    Code::Closed,
-                    format!("guest stopped reading: {e}"),
-                )),
+                None => Fault::Stream(Failure::to_guest(&e)),
             })?;
             if direct.is_some() {
                 return Ok(());
@@ -137,6 +134,7 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
             if !f.flags.writes() {
                 return Err(Failure::new(Code::Invalid, "write: file not open for writing").into());
             }
+            check_growth(f, bytes.len())?;
             Reply::Written(write_some(&mut f.file, bytes)? as u32)
         }
         FileRequest::Seek { whence, offset } => {
@@ -162,6 +160,34 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
     send(io, &f.buf[..n]).await
 }
 
+/// Refuses a write of `len` bytes at the file position (at the end with
+/// `APPEND`) that would make the file longer than [`MAX_FILE_SIZE`]
+/// (§10.2): a guest must not make huge sparse files on the host. A write
+/// that does not move the end (of a file the host made longer) is allowed.
+fn check_growth(f: &mut OpenFile, len: usize) -> Result<(), Fault> {
+    let size = |file: &File| file.metadata().map(|m| m.len());
+    let at = if f.flags.contains(OpenFlags::APPEND) {
+        size(&f.file)
+    } else {
+        f.file.stream_position()
+    }
+    .map_err(|e| host("write", e))?;
+    let end = at.saturating_add(len as u64);
+    if end <= MAX_FILE_SIZE || end <= size(&f.file).map_err(|e| host("write", e))? {
+        return Ok(());
+    }
+    Err(Failure::new(Code::TooLarge, too_large(at, end)).into())
+}
+
+/// The message of a write refused by [`check_growth`].
+fn too_large(at: u64, end: u64) -> String {
+    format!(
+        "write at offset {at}: the file would grow to {end} bytes, past the largest a guest \
+         may make ({MAX_FILE_SIZE} bytes, {} GiB)",
+        MAX_FILE_SIZE >> 30
+    )
+}
+
 /// Writes as much of `bytes` as the host takes: all of it, or what was
 /// written before an error (the error itself if nothing was).
 fn write_some(file: &mut File, bytes: &[u8]) -> Result<usize, Fault> {
@@ -184,5 +210,61 @@ fn retry<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => return r,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An open scratch file named after `test` (removed at once: the
+    /// descriptor keeps it).
+    fn scratch(test: &str, flags: OpenFlags) -> OpenFile {
+        let name = format!("weft-growth-{test}-{}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        OpenFile {
+            file,
+            flags,
+            buf: Vec::new(),
+        }
+    }
+
+    fn refused(f: &mut OpenFile, len: usize) -> Option<Failure> {
+        match check_growth(f, len) {
+            Ok(()) => None,
+            Err(Fault::Request(f)) | Err(Fault::Stream(f)) => Some(f),
+        }
+    }
+
+    #[test]
+    fn writes_may_end_at_the_limit_and_not_past_it() {
+        let mut f = scratch("limit", OpenFlags::WRITE);
+        f.file.seek(SeekFrom::Start(MAX_FILE_SIZE - 4)).unwrap();
+        assert!(refused(&mut f, 4).is_none());
+        let past = refused(&mut f, 5).expect("a write past the limit");
+        assert_eq!(past.code, Code::TooLarge);
+        assert_eq!(
+            past.message,
+            too_large(MAX_FILE_SIZE - 4, MAX_FILE_SIZE + 1)
+        );
+        f.file.seek(SeekFrom::Start(1 << 40)).unwrap();
+        let far = refused(&mut f, usize::MAX).expect("a write far past the limit");
+        assert_eq!(far.message, too_large(1 << 40, u64::MAX));
+    }
+
+    #[test]
+    fn appends_count_from_the_end_of_the_file() {
+        let mut f = scratch("append", OpenFlags::APPEND);
+        f.file.write_all(b"abc").unwrap();
+        assert!(refused(&mut f, MAX_FILE_SIZE as usize - 3).is_none());
+        let past = refused(&mut f, MAX_FILE_SIZE as usize - 2).expect("past the limit");
+        assert_eq!(past.message, too_large(3, MAX_FILE_SIZE + 1));
     }
 }
