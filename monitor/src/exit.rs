@@ -6,10 +6,13 @@
 //! are walked through the guest's page tables with user-access checks, and a
 //! malformed request either returns an error code to the kernel (the program's
 //! fault: a bad user pointer) or stops the VM as a protocol violation (the
-//! kernel's fault).
+//! kernel's fault). An access to memory that is not RAM is judged by who made
+//! it: by ring 3 it is the running program's fault, refused with a page fault
+//! in the program (`stray_mmio`); by ring 0 it is a violation.
 
-use crate::guest_memory::{Ram, read_user};
+use crate::guest_memory::{PhysRam, Ram, read_user};
 use crate::stats::Stats;
+use crate::stray_mmio::{self, PageFault};
 use std::io::Write;
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
@@ -26,8 +29,8 @@ pub enum Exit {
     IoOut { port: u16, size: u8, value: u32 },
     /// `in` from `port`.
     IoIn { port: u16 },
-    /// An access to guest-physical memory that is not RAM.
-    Mmio { addr: u64, write: bool },
+    /// An access to guest-physical memory that is not RAM, made by `ring`.
+    Mmio { addr: u64, write: bool, ring: Ring },
     /// The vCPU halted.
     Hlt,
     /// The vCPU shut down (triple fault).
@@ -36,6 +39,17 @@ pub enum Exit {
     Interrupted,
     /// Anything else, by name.
     Other(&'static str),
+}
+
+/// The privilege level an access was made at, as the vCPU's registers
+/// tell (CPL, and CR3 for a program).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ring {
+    /// Ring 0: the kernel.
+    Kernel,
+    /// Ring 3: the running program, with its CR3 (its PML4's guest-physical
+    /// address, and flag bits).
+    User { cr3: u64 },
 }
 
 /// Why the VM stopped.
@@ -73,6 +87,10 @@ pub enum Outcome {
     /// The guest rang the stream doorbell (§8.2); resume after waking the
     /// relay.
     Doorbell,
+    /// The running program accessed memory that is not RAM (§3.6): resume
+    /// with this page fault taken in place of the access, which the
+    /// kernel's fault path turns into the program's end (§14.1).
+    Refuse(PageFault),
 }
 
 /// Ways the guest can break the protocol; each stops the VM with status 125.
@@ -96,7 +114,8 @@ pub enum Violation {
     /// An exit status outside 0..=125.
     #[error("exit status {0} is outside 0..=125")]
     ExitStatus(u64),
-    /// An access to guest-physical memory that is not RAM.
+    /// An access to guest-physical memory that is not RAM, by the kernel
+    /// (or by ring 3 through no user mapping of the page tables).
     #[error("{} guest-physical address {addr:#x}, which is not RAM", if *write { "write to" } else { "read from" })]
     Mmio { addr: u64, write: bool },
     /// Something KVM reported that the monitor does not handle.
@@ -166,13 +185,19 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
                 direction: "input",
             }))
         }
-        Exit::Mmio { addr, write } => {
+        Exit::Mmio { addr, write, ring } => {
             e.mmio += 1;
             if write && is_doorbell(addr) {
-                Outcome::Doorbell
-            } else {
-                Outcome::Stop(Stop::Violation(Violation::Mmio { addr, write }))
+                return Outcome::Doorbell;
             }
+            let refused = match ring {
+                Ring::User { cr3 } => stray_mmio::refusal(&PhysRam(cx.ram), cr3, addr, write),
+                Ring::Kernel => None,
+            };
+            refused.map_or(
+                Outcome::Stop(Stop::Violation(Violation::Mmio { addr, write })),
+                Outcome::Refuse,
+            )
         }
         Exit::Hlt => {
             e.hlt += 1;

@@ -137,7 +137,9 @@ fn inline_console_write_reaches_the_right_stream() {
 
 /// Builds an address space at `root` with a user page at 0x40_0000 holding
 /// "hello " then the start of "world", a second user page at 0x40_1000 (a
-/// non-adjacent frame) and a supervisor page at 0x50_0000.
+/// non-adjacent frame), a supervisor page at 0x50_0000, the doorbell page
+/// at its user address (§1.3) and, at [`STRAY_USER`], a user page over
+/// [`STRAY_GPA`], which is not RAM (no monitor-built space maps one).
 fn user_space(h: &Harness) -> u64 {
     let mut frames = BootFrames::new(MEM);
     frames.alloc(1, region_kind::BOOT, "mailbox").unwrap();
@@ -168,11 +170,96 @@ fn user_space(h: &Harness) -> u64 {
         },
     )
     .unwrap();
+    map_4k(
+        &mut mem,
+        &mut frames,
+        root,
+        weft_control::streams::USER_DOORBELLS_ADDR,
+        weft_control::streams::DOORBELL_GPA,
+        PageFlags {
+            writable: true,
+            ..user
+        },
+    )
+    .unwrap();
+    map_4k(&mut mem, &mut frames, root, STRAY_USER, STRAY_GPA, user).unwrap();
     h.ram
         .write_slice(b"hello wo", GuestAddress(a + 0xFF8))
         .unwrap();
     h.ram.write_slice(b"rld", GuestAddress(b)).unwrap();
     root
+}
+
+/// A guest-physical address that is not RAM, and where [`user_space`] maps
+/// it for ring 3.
+const STRAY_GPA: u64 = 0xFEC0_0000;
+const STRAY_USER: u64 = 0x70_0000;
+
+#[test]
+fn a_programs_access_to_memory_that_is_not_ram_is_refused_as_its_page_fault() {
+    use weft_control::hypercall::pf;
+    use weft_control::streams::{DOORBELL_GPA, USER_DOORBELLS_ADDR};
+    let mut h = Harness::new();
+    let root = user_space(&h);
+    // CR3's flag bits do not hide the PML4.
+    let program = Ring::User { cr3: root | 0x8 };
+    let refused = |address, write| Outcome::Refuse(PageFault { address, write });
+    // A read of the doorbell page (§8.2), at the user address that maps it.
+    let read = h.run(Exit::Mmio {
+        addr: DOORBELL_GPA + 0x10,
+        write: false,
+        ring: program,
+    });
+    assert_eq!(read, refused(USER_DOORBELLS_ADDR + 0x10, false));
+    let Outcome::Refuse(fault) = read else {
+        unreachable!()
+    };
+    assert_eq!(fault.error_code(), pf::PRESENT | pf::USER);
+    // Any other address that is not RAM, read or written.
+    for write in [false, true] {
+        assert_eq!(
+            h.run(Exit::Mmio {
+                addr: STRAY_GPA + 0x123,
+                write,
+                ring: program
+            }),
+            refused(STRAY_USER + 0x123, write)
+        );
+    }
+    // A doorbell is a doorbell whoever rings it.
+    assert_eq!(
+        h.run(Exit::Mmio {
+            addr: DOORBELL_GPA,
+            write: true,
+            ring: program
+        }),
+        Outcome::Doorbell
+    );
+    // The same accesses by the kernel are violations.
+    for (addr, write) in [(DOORBELL_GPA, false), (STRAY_GPA, true)] {
+        assert_eq!(
+            h.run(Exit::Mmio {
+                addr,
+                write,
+                ring: Ring::Kernel
+            }),
+            Outcome::Stop(Stop::Violation(Violation::Mmio { addr, write }))
+        );
+    }
+    // Ring 3 through page tables that map the address to no user page:
+    // not the program's doing.
+    assert_eq!(
+        h.run(Exit::Mmio {
+            addr: 0xFED0_0000,
+            write: false,
+            ring: program
+        }),
+        Outcome::Stop(Stop::Violation(Violation::Mmio {
+            addr: 0xFED0_0000,
+            write: false
+        }))
+    );
+    assert_eq!(h.stats.exits.mmio, 7);
 }
 
 #[test]
@@ -283,7 +370,8 @@ fn stray_exits_are_violations_and_halts_continue() {
     assert_eq!(
         h.run(Exit::Mmio {
             addr: 0xFEC0_0000,
-            write: true
+            write: true,
+            ring: Ring::Kernel
         }),
         Outcome::Stop(Stop::Violation(Violation::Mmio {
             addr: 0xFEC0_0000,
@@ -294,14 +382,16 @@ fn stray_exits_are_violations_and_halts_continue() {
     assert_eq!(
         h.run(Exit::Mmio {
             addr: bell + 4,
-            write: true
+            write: true,
+            ring: Ring::Kernel
         }),
         Outcome::Doorbell
     );
     assert!(matches!(
         h.run(Exit::Mmio {
             addr: bell,
-            write: false
+            write: false,
+            ring: Ring::Kernel
         }),
         Outcome::Stop(Stop::Violation(_))
     ));
@@ -309,7 +399,8 @@ fn stray_exits_are_violations_and_halts_continue() {
     assert!(matches!(
         h.run(Exit::Mmio {
             addr: past,
-            write: true
+            write: true,
+            ring: Ring::Kernel
         }),
         Outcome::Stop(Stop::Violation(_))
     ));

@@ -16,7 +16,9 @@
 //!   each program), `loader` (ELF segments into an address space),
 //!   `descriptors` (GDT, TSS, IDT);
 //! - the guest's requests: `exit` (the pure exit dispatcher, tested
-//!   against a fake process host), `processes` + `process_memory` (the
+//!   against a fake process host), `stray_mmio` (a program's access to
+//!   memory that is not RAM, refused as a page fault in the program),
+//!   `processes` + `process_memory` (the
 //!   process host: spawned programs' address spaces and memory),
 //!   [`catalog`] (the programs a guest may name, supplied by the caller);
 //! - [`streams`]: the relay, a thread that serves every stream of the guest
@@ -49,6 +51,7 @@ pub mod run;
 mod stats;
 pub mod status;
 mod stopper;
+mod stray_mmio;
 pub mod streams;
 mod symbols;
 mod vm;

@@ -8,7 +8,8 @@ use crate::status::ExitStatus;
 use crate::symbols::{Symbols, describe, walk};
 use std::fmt::Write;
 use weft_control::hypercall::{FaultReport, exception_name, pf};
-use weft_control::layout::USER_TOP;
+use weft_control::layout::{PAGE_SIZE, USER_TOP};
+use weft_control::streams::USER_DOORBELLS_ADDR;
 
 /// What a report needs besides the stop itself.
 pub struct Context<'a> {
@@ -84,6 +85,12 @@ pub fn process_fault(pid: u32, r: &FaultReport, cx: &Context<'_>) -> String {
     out
 }
 
+/// Whether user address `addr` is in the doorbell page (§1.3).
+fn in_doorbell_page(addr: u64) -> bool {
+    addr.checked_sub(USER_DOORBELLS_ADDR)
+        .is_some_and(|off| off < PAGE_SIZE)
+}
+
 /// Writes `title: what happened`, the registers and the backtrace.
 fn fault(out: &mut String, title: &str, r: &FaultReport, cx: &Context<'_>) {
     let f = &r.frame;
@@ -97,10 +104,13 @@ fn fault(out: &mut String, title: &str, r: &FaultReport, cx: &Context<'_>) {
         } else {
             "read"
         };
-        let why = if f.error_code & pf::PRESENT != 0 {
-            "protection violation"
-        } else {
+        let why = if f.error_code & pf::PRESENT == 0 {
             "page not mapped"
+        } else if access == "read" && in_doorbell_page(r.cr2) {
+            // What the monitor injects for a program's read there (§8.2).
+            "protection violation: the doorbell page may only be written"
+        } else {
+            "protection violation"
         };
         let ring = if f.error_code & pf::USER != 0 {
             "ring 3"
@@ -179,6 +189,10 @@ mod tests {
         assert_eq!(status, ExitStatus::Crash);
         assert!(text.contains("program `fault` fault: page fault at address 0xdead (read from ring 3, page not mapped)"), "{text}");
         assert!(text.contains("cr2=0x000000000000dead"), "{text}");
+        r.frame.error_code = pf::USER | pf::PRESENT;
+        r.cr2 = USER_DOORBELLS_ADDR + 8;
+        let text = process_fault(4, &r, &cx);
+        assert!(text.starts_with("weft: process 4 (`fault`) crashed with status 125: page fault at address 0x710000000008 (read from ring 3, protection violation: the doorbell page may only be written)\n"), "{text}");
         let (status, text) = report(&Stop::Violation(Violation::ExitStatus(300)), &cx);
         assert_eq!(status, ExitStatus::Crash);
         assert!(text.contains("protocol violation: exit status 300"));

@@ -69,7 +69,9 @@ impl RunError {
     /// that fails while running is a crash.
     pub fn status(&self) -> ExitStatus {
         match self {
-            RunError::Vm(VmError::Run(_)) | RunError::Relay(_) => ExitStatus::Crash,
+            RunError::Vm(VmError::Run(_) | VmError::Refuse { .. }) | RunError::Relay(_) => {
+                ExitStatus::Crash
+            }
             RunError::Vm(VmError::Open(_) | VmError::Kvm { .. })
             | RunError::Boot(_)
             | RunError::Memory(_)
@@ -194,6 +196,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
                 Outcome::Continue => {}
                 Outcome::Stop(s) => break s,
                 Outcome::Doorbell => relay.ring(),
+                Outcome::Refuse(fault) => vm::inject_page_fault(&mut vcpu, fault)?,
             }
         }
     };

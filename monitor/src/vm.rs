@@ -1,12 +1,15 @@
 //! The KVM virtual machine: creation, its memory slots, the vCPU's initial
-//! state (PROTOCOL.md §2.4) and the single `KVM_RUN` loop.
+//! state (PROTOCOL.md §2.4), the single `KVM_RUN` loop, and the one change
+//! the monitor makes to a running vCPU: a page fault in place of a
+//! program's access to memory that is not RAM (§3.6).
 
 use crate::boot::BootState;
-use crate::exit::Exit;
+use crate::exit::{Exit, Ring};
 use crate::guest_memory::Ram;
+use crate::stray_mmio::PageFault;
 use kvm_bindings::{
     CpuId, KVM_CAP_SPLIT_IRQCHIP, Msrs, kvm_enable_cap, kvm_msr_entry, kvm_regs, kvm_segment,
-    kvm_userspace_memory_region,
+    kvm_userspace_memory_region, kvm_vcpu_events__bindgen_ty_1,
 };
 use kvm_bindings::{
     KVM_IRQ_ROUTING_MSI, KvmIrqRouting, kvm_irq_routing_entry, kvm_irq_routing_entry__bindgen_ty_1,
@@ -31,6 +34,15 @@ pub enum VmError {
     /// A KVM ioctl that sets the VM up failed.
     #[error("KVM {op} failed: {source}")]
     Kvm {
+        op: &'static str,
+        source: kvm_ioctls::Error,
+    },
+    /// Turning a program's access into a page fault failed: the VM cannot
+    /// go on.
+    #[error(
+        "cannot refuse the program's access to memory that is not RAM: KVM {op} failed: {source}"
+    )]
+    Refuse {
         op: &'static str,
         source: kvm_ioctls::Error,
     },
@@ -312,29 +324,105 @@ pub fn guest_tsc(vcpu: &VcpuFd) -> Option<u64> {
 
 /// Runs the vCPU until the next exit the monitor must see.
 pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
-    match vcpu.run() {
-        Ok(exit) => Ok(match exit {
-            VcpuExit::IoOut(port, data) => {
-                let mut v = [0u8; 4];
-                let n = data.len().min(4);
-                v[..n].copy_from_slice(&data[..n]);
-                Exit::IoOut {
-                    port,
-                    size: data.len() as u8,
-                    value: u32::from_le_bytes(v),
+    let (addr, write) = match vcpu.run() {
+        Ok(VcpuExit::MmioRead(addr, _)) => (addr, false),
+        Ok(VcpuExit::MmioWrite(addr, _)) => (addr, true),
+        Ok(exit) => {
+            return Ok(match exit {
+                VcpuExit::IoOut(port, data) => {
+                    let mut v = [0u8; 4];
+                    let n = data.len().min(4);
+                    v[..n].copy_from_slice(&data[..n]);
+                    Exit::IoOut {
+                        port,
+                        size: data.len() as u8,
+                        value: u32::from_le_bytes(v),
+                    }
                 }
-            }
-            VcpuExit::IoIn(port, _) => Exit::IoIn { port },
-            VcpuExit::MmioRead(addr, _) => Exit::Mmio { addr, write: false },
-            VcpuExit::MmioWrite(addr, _) => Exit::Mmio { addr, write: true },
-            VcpuExit::Hlt => Exit::Hlt,
-            VcpuExit::Shutdown => Exit::Shutdown,
-            VcpuExit::FailEntry(..) => Exit::Other("hardware entry failure"),
-            VcpuExit::InternalError => Exit::Other("KVM internal error"),
-            VcpuExit::SystemEvent(..) => Exit::Other("system event"),
-            _ => Exit::Other("unhandled exit reason"),
-        }),
-        Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Ok(Exit::Interrupted),
-        Err(e) => Err(VmError::Run(e)),
+                VcpuExit::IoIn(port, _) => Exit::IoIn { port },
+                VcpuExit::Hlt => Exit::Hlt,
+                VcpuExit::Shutdown => Exit::Shutdown,
+                VcpuExit::FailEntry(..) => Exit::Other("hardware entry failure"),
+                VcpuExit::InternalError => Exit::Other("KVM internal error"),
+                VcpuExit::SystemEvent(..) => Exit::Other("system event"),
+                _ => Exit::Other("unhandled exit reason"),
+            });
+        }
+        Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+            return Ok(Exit::Interrupted);
+        }
+        Err(e) => return Err(VmError::Run(e)),
+    };
+    let sregs = vcpu.get_sregs().map_err(VmError::Run)?;
+    // In 64-bit mode the CPL is the code selector's RPL.
+    let ring = if sregs.cs.selector & 3 == 3 {
+        Ring::User { cr3: sregs.cr3 }
+    } else {
+        Ring::Kernel
+    };
+    Ok(Exit::Mmio { addr, write, ring })
+}
+
+/// The page-fault exception's vector.
+const PAGE_FAULT: u8 = 14;
+/// How many more exits one instruction may make while KVM finishes it: an
+/// access split across two pages, a read then a write.
+const MAX_FINISHING_EXITS: usize = 4;
+
+fn refuse(op: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
+    move |source| VmError::Refuse { op, source }
+}
+
+/// Makes the access of the last exit (an MMIO exit made at ring 3) take
+/// `fault` instead: the vCPU resumes in the kernel's page-fault handler
+/// with `fault.address` in CR2, as if the page had refused the access.
+///
+/// KVM finishes an MMIO instruction on the next `KVM_RUN`, so this runs the
+/// vCPU once with `immediate_exit` set, which finishes it and returns
+/// before any guest code runs, then puts the general registers back as
+/// they were at the exit. A read had not finished then: its destination
+/// and `rip` come back, and the fault names the reading instruction. (A
+/// write had: `rip` is already past it.)
+pub fn inject_page_fault(vcpu: &mut VcpuFd, fault: PageFault) -> Result<(), VmError> {
+    let regs = vcpu.get_regs().map_err(refuse("get registers"))?;
+    vcpu.set_kvm_immediate_exit(1);
+    let finished = finish_instruction(vcpu);
+    vcpu.set_kvm_immediate_exit(0);
+    finished?;
+    vcpu.set_regs(&regs).map_err(refuse("set registers"))?;
+    let mut sregs = vcpu.get_sregs().map_err(refuse("get special registers"))?;
+    sregs.cr2 = fault.address;
+    vcpu.set_sregs(&sregs)
+        .map_err(refuse("set special registers"))?;
+    let mut events = vcpu.get_vcpu_events().map_err(refuse("get vCPU events"))?;
+    // Injected, not pending: delivered as is on the next entry, with CR2
+    // as set above (the VM has no exception payloads enabled).
+    events.exception = kvm_vcpu_events__bindgen_ty_1 {
+        injected: 1,
+        nr: PAGE_FAULT,
+        has_error_code: 1,
+        pending: 0,
+        // Bits 0..=2 at most: it fits.
+        error_code: fault.error_code() as u32,
+    };
+    // None of the optional fields (NMI, SIPI, SMM, payload) is set.
+    events.flags = 0;
+    vcpu.set_vcpu_events(&events)
+        .map_err(refuse("inject the page fault"))
+}
+
+/// Runs `vcpu`, whose `immediate_exit` is set, until KVM has finished the
+/// instruction of the last exit and returned before running the guest.
+fn finish_instruction(vcpu: &mut VcpuFd) -> Result<(), VmError> {
+    for _ in 0..MAX_FINISHING_EXITS {
+        match run(vcpu)? {
+            Exit::Mmio { .. } => {}
+            Exit::Interrupted => return Ok(()),
+            _ => break,
+        }
     }
+    Err(VmError::Refuse {
+        op: "finish the instruction",
+        source: kvm_ioctls::Error::new(libc::EPROTO),
+    })
 }

@@ -227,3 +227,62 @@ fn a_spawned_programs_heap_grows_past_its_premapped_area() {
         "{out}"
     );
 }
+
+/// Where `make guest` puts the test-only programs, as an `--fs-root`.
+fn guest_programs_dir(program: &str) -> String {
+    std::path::Path::new(&guest_program(program))
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A program may only write the doorbell page (§8.2): a read is its fault,
+/// which ends it alone with status 125 and a report naming the access,
+/// while `hello` and `procs` go on.
+#[test]
+fn a_doorbell_read_ends_only_the_reading_process() {
+    let dir = guest_programs_dir("doorbell-read");
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "120",
+        "--fs-root",
+        &dir,
+        "procs",
+        "/doorbell-read",
+        "--",
+        "hello",
+    ]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains(
+            "weft: process 2 (`doorbell-read`) crashed with status 125: page fault at address 0x710000000000 (read from ring 3, protection violation: the doorbell page may only be written)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("weft_program_main+"), "not symbolized: {err}");
+    assert!(!err.contains("protocol violation"), "{err}");
+    assert!(!out.contains("was not refused"), "{out}");
+    assert!(ended(&out, "/doorbell-read", 2, 125), "{out}");
+    assert!(out.contains("Hello from Weft!\n"), "{out}");
+    assert!(ended(&out, "hello", 3, 0), "{out}");
+}
+
+/// The same read by the first program ends the guest, as any fault of the
+/// first program does, and the report names that program.
+#[test]
+fn a_doorbell_read_by_the_first_program_is_its_fault() {
+    let program = guest_program("doorbell-read");
+    let (code, out, err) = run(&["run", "--timeout", "60", &program]);
+    assert_eq!(code, 125, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains(&format!(
+            "weft: guest crash: program `{program}` fault: page fault at address 0x710000000000 (read from ring 3, protection violation: the doorbell page may only be written)"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("protocol violation"), "{err}");
+    assert!(!out.contains("was not refused"), "{out}");
+}
