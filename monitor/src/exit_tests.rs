@@ -494,3 +494,63 @@ fn process_calls_reach_the_host_and_answer_in_the_mailbox() {
     );
     assert_eq!(h.stats.hypercalls.process, 7);
 }
+
+mod hostile {
+    //! The dispatcher under a hostile guest: any exit, with any hypercall
+    //! number and any mailbox (arguments, result word and inline data),
+    //! gives an outcome and never panics; the fake host sees only calls
+    //! whose numbers name them.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exit() -> impl Strategy<Value = Exit> {
+        prop_oneof![
+            4 => (0u32..24).prop_map(|value| Exit::IoOut { port: hypercall::PORT, size: 4, value }),
+            1 => any::<u32>().prop_map(|value| Exit::IoOut { port: hypercall::PORT, size: 4, value }),
+            1 => (any::<u16>(), any::<u8>(), any::<u32>())
+                .prop_map(|(port, size, value)| Exit::IoOut { port, size, value }),
+            1 => any::<u16>().prop_map(|port| Exit::IoIn { port }),
+            1 => (any::<u64>(), any::<bool>(), any::<Option<u64>>()).prop_map(|(addr, write, cr3)| {
+                let ring = cr3.map_or(Ring::Kernel, |cr3| Ring::User { cr3 });
+                Exit::Mmio { addr, write, ring }
+            }),
+            1 => Just(Exit::Hlt),
+            1 => Just(Exit::Shutdown),
+            1 => Just(Exit::Interrupted),
+        ]
+    }
+
+    /// A mailbox argument: small values, values near the ends of RAM and
+    /// of the address space, anything.
+    fn word() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..64,
+            (MEM - 64)..(MEM + 64),
+            (u64::MAX - 64)..=u64::MAX,
+            any::<u64>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn any_exit_and_mailbox_gets_an_outcome(
+            exits in proptest::collection::vec(exit(), 1..6),
+            args in proptest::collection::vec(word(), 6),
+            data in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let mut h = Harness::new();
+            h.args(&args);
+            h.ram.write_slice(&data, GuestAddress(MB + DATA_OFFSET as u64)).unwrap();
+            for e in exits {
+                // Every outcome is acceptable; a panic is not.
+                let _ = h.run(e);
+            }
+            for call in &h.processes.calls {
+                let name = call.split(' ').next().unwrap_or("");
+                prop_assert!(["spawn", "map", "end"].contains(&name), "{call}");
+            }
+        }
+    }
+}
