@@ -1,8 +1,8 @@
 //! The host calls the monitor makes through `libc` (and signal
 //! installation), each behind a wrapper that states what the call needs and
 //! checks what it returns: random bytes, thread placement, signal handlers
-//! and kicks, page residency and discarding, the relay's scatter/gather I/O
-//! and its path calls beneath a directory.
+//! and kicks, page residency and discarding, the relay's scatter/gather I/O,
+//! the writes to `weft`'s own output and its path calls beneath a directory.
 //!
 //! Invariant: the monitor's calls into `libc` are made here, except that
 //! `process_memory` discards a finished process's pages itself. Mapping
@@ -16,7 +16,7 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -124,15 +124,40 @@ pub fn signal_eventfd(fd: RawFd) {
 /// Waits until `fd` is readable (`true`) or `timeout` passed (`false`;
 /// `None` waits for ever). Interrupted waits are errors (`Interrupted`).
 pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+    poll_one(fd, libc::POLLIN, timeout)
+}
+
+/// Waits until a write to `fd` would not block (or would fail at once: a
+/// hang-up or an error). Interrupted waits are retried.
+pub fn wait_writable(fd: BorrowedFd<'_>) -> io::Result<()> {
+    loop {
+        match poll_one(fd.as_raw_fd(), libc::POLLOUT, None) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other.map(drop),
+        }
+    }
+}
+
+/// `poll` on one descriptor for `events`: `true` once ready, `false` when
+/// `timeout` passed (`None` waits for ever).
+fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> io::Result<bool> {
     let mut pfd = libc::pollfd {
         fd,
-        events: libc::POLLIN,
+        events,
         revents: 0,
     };
     let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
     // SAFETY: `pfd` is one valid pollfd for the duration of the call.
     let r = unsafe { libc::poll(&mut pfd, 1, ms) };
     check(r.into()).map(|n| n > 0)
+}
+
+/// Writes bytes of `buf` to `fd` (a blocking descriptor waits for room);
+/// returns how many. Interrupted writes are retried.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live slice, valid for reads of the length passed;
+    // the borrow keeps `fd` open for the call.
+    retry(|| unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
 }
 
 /// Which of the pages of `[base, base + len)` are resident in host memory:

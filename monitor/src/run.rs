@@ -12,7 +12,7 @@ use crate::report::{self, Context};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
 use crate::stopper::{self, StopRequest};
-use crate::streams::{Policy, Relay, RelayError};
+use crate::streams::{DRAIN_LIMIT, Policy, Relay, RelayError, host_output};
 use crate::symbols::Symbols;
 use crate::vm::{self, VmError};
 use std::sync::Arc;
@@ -183,12 +183,14 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
                 Some(StopRequest::Signal(sig)) => break Stop::Signal(sig),
                 None => {}
             }
+            // Console writes (§3.3) join the queues the relay's copies go
+            // to, waiting for room only until a stop is requested.
+            let stopping = || stopper::requested().is_some();
             let mut cx = ExitContext {
                 ram: &ram,
                 mailbox: state.mailbox_phys,
-                // Unlocked handles: the relay thread writes the same streams.
-                stdout: std::io::stdout(),
-                stderr: std::io::stderr(),
+                stdout: host_output::stdout().until(stopping),
+                stderr: host_output::stderr().until(stopping),
                 stats: &mut stats,
                 processes: &mut processes,
             };
@@ -201,6 +203,8 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         }
     };
     stats.phases.exit = Some(start.elapsed());
+    // Nothing waits on `weft`'s output past this (§8.5).
+    let deadline = Instant::now() + DRAIN_LIMIT;
     stats.doorbells = relay.forwarded();
     let relay_stats = relay.finish();
     stats.stream_bytes = relay_stats.bytes_out.load(Ordering::Relaxed);
@@ -218,13 +222,16 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
             program: &program_syms,
         },
     );
+    // Written through standard error's queue, never waiting past the
+    // deadline: a reader that stopped reading does not hold `weft`.
+    let mut last = String::new();
     if stop == Stop::Timeout {
-        eprintln!(
-            "weft: timed out after {:.1} s",
+        last += &format!(
+            "weft: timed out after {:.1} s\n",
             cfg.timeout.unwrap_or_default().as_secs_f64()
         );
     }
-    eprint!("{text}");
+    last += &text;
     if cfg.stats {
         let mut raw = [0u8; BootStamps::SIZE];
         let at = state.boot_info_phys + std::mem::offset_of!(BootInfo, stamps) as u64;
@@ -245,8 +252,9 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
             rss_peak_kib: stats::rss_peak_kib(),
             guest_resident_kib: guest_memory::resident_bytes(&ram) / 1024,
         };
-        eprint!("{}", stats.render(&mem));
+        last += &stats.render(&mem);
     }
+    host_output::settle(&last, deadline);
     Ok(status)
 }
 

@@ -36,16 +36,23 @@
 //! `&self`: the run loop (which forwards doorbells) and the process host
 //! (which opens and closes regions) share one relay.
 //!
+//! The guest's standard output and error reach `weft`'s own through a
+//! writer thread per descriptor ([`host_output`]), never written by the
+//! relay's thread: a reader of `weft`'s output that stalls stalls only those
+//! streams, and never the relay, the vCPU or the stop.
+//!
 //! Module dependencies point one way: the relay (this module) and its
 //! thread ([`serve`]) → the protocols (`control`, `dispatch`, `stdio`,
 //! `fs`, `tcp`, `udp`, with `policy`) → one stream's framing (`framed`,
-//! `zero_copy`) → the region (`region`) → its bells (`bells`).
+//! `zero_copy`) → the region (`region`) → its bells (`bells`); `stdio`,
+//! `region` and the monitor's end of the run → `host_output`.
 
 mod bells;
 mod control;
 mod dispatch;
 mod framed;
 mod fs;
+pub(crate) mod host_output;
 mod policy;
 mod region;
 mod serve;
@@ -225,7 +232,9 @@ impl Relay {
         if forwarded == UPGRADE_AFTER
             && let Err(e) = self.vmm.register_doorbell(&self.doorbell)
         {
-            eprintln!("weft: {e}; stream doorbells keep exiting to the monitor");
+            host_output::stderr().notice(&format!(
+                "weft: {e}; stream doorbells keep exiting to the monitor\n"
+            ));
         }
     }
 

@@ -249,11 +249,11 @@ impl Shared {
             .await
             .is_err()
         {
-            eprintln!(
-                "weft: streams of process slot {} still undelivered {}s after it ended were dropped",
+            super::host_output::stderr().notice(&format!(
+                "weft: streams of process slot {} still undelivered {}s after it ended were dropped\n",
                 self.index,
                 DRAIN_LIMIT.as_secs()
-            );
+            ));
             self.tasks.abort();
             self.tasks.gone().await;
         }

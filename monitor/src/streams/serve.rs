@@ -62,7 +62,7 @@ impl Startup {
         } = self;
         shared.spawn(control.serve(shared.clone()));
         for o in outputs {
-            shared.spawn(o.copy(shared.clone()));
+            shared.spawn(o.copy());
         }
         shared.drained().await;
         regions.remove(&shared);

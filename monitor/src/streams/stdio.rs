@@ -1,6 +1,7 @@
 //! The programs' standard streams (PROTOCOL.md §8.1): output and error,
-//! copied from their slots' `to_monitor` rings to `weft`'s own, in every
-//! region; and input. The first program's (region 0's) is copied from
+//! copied from their slots' `to_monitor` rings to `weft`'s own (through the
+//! queues of their writer threads, [`host_output`]), in every region; and
+//! input. The first program's (region 0's) is copied from
 //! `weft`'s own into the stdin slot's `to_guest` ring by a thread of its own
 //! (reading a terminal blocks), started only when the program first rings
 //! the stdin slot, so a program that never reads leaves `weft`'s input
@@ -8,11 +9,11 @@
 
 use super::bells::SlotWake;
 use super::framed::RELAY_SPIN;
+use super::host_output;
 use super::region::Shared;
 use super::vmm::Vmm;
-use super::zero_copy;
 use super::{RelayError, RelayStats, Rx, Tx, rings};
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use vmm_sys_util::eventfd::EventFd;
@@ -49,45 +50,56 @@ impl Output {
         })
     }
 
-    /// Copies the ring to `weft`'s standard output or error until the guest
-    /// closes it. The host write is synchronous on the relay thread (tokio's
-    /// stdout defers it to a blocking pool, which delayed output until
-    /// shutdown): a slow terminal back-pressures the guest through the full
-    /// ring. The bytes go from the ring to the descriptor (`writev`), not
-    /// through `std`'s line-buffered stdout or a buffer of the relay.
-    pub async fn copy(self, shared: Arc<Shared>) {
-        let name = if self.slot == slot::STDOUT {
-            "standard output"
+    /// Copies the ring into the queue of `weft`'s standard output or error
+    /// ([`host_output`]) until the guest closes it, then waits until the
+    /// queue has written it all. The relay never writes the descriptor
+    /// itself: it waits for room in the queue, leaving the guest's bytes in
+    /// the ring meanwhile, so a slow reader back-pressures the guest
+    /// through the full ring (this stream only), and one that does not read
+    /// at all holds this task until the drain limit aborts it (§8.5).
+    pub async fn copy(self) {
+        let out = if self.slot == slot::STDOUT {
+            host_output::stdout()
         } else {
-            "standard error"
+            host_output::stderr()
         };
+        let name = out.name();
         let mut reader = match AsyncReader::new(self.rx, self.wake) {
             Ok(r) => r.spin_for(RELAY_SPIN),
             Err(e) => {
-                eprintln!("weft: cannot serve the guest's {name}: {e}");
-                return;
+                let text = format!("weft: cannot serve the guest's {name}: {e}\n");
+                return host_output::stderr().notice(&text);
             }
         };
-        let fd = if self.slot == slot::STDOUT { 1 } else { 2 };
         loop {
-            let n = match zero_copy::ring_to_fd(fd, &mut reader, &shared.region).await {
-                Ok(0) => return,
-                Ok(n) => n,
-                Err(e) if e.raw_os_error().is_some() => {
-                    // A closed or failing host stream drops the output, as
-                    // a closed pipe would; the guest is not held up.
-                    let c = reader.consumer();
-                    let n = c.peek().map(|c| c.len()).unwrap_or(0);
-                    let _ = c.consume(n);
-                    n
+            let moved = match reader.readable().await {
+                Ok(0) => break,
+                Ok(n) => match out.room(n).await {
+                    Some(room) => {
+                        let mut bytes = vec![0u8; room.bytes()];
+                        let read = reader.consumer().read(&mut bytes);
+                        if let Ok(n) = read {
+                            bytes.truncate(n);
+                            out.send(room, bytes);
+                        }
+                        read
+                    }
+                    // The writer never started: the output is dropped, as
+                    // a closed descriptor's would be; the guest goes on.
+                    None => reader.consumer().consume(n).map(|()| n),
                 }
+                .map_err(io::Error::from),
+                Err(e) => Err(e),
+            };
+            match moved {
+                Ok(n) => self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed),
                 Err(e) => {
-                    eprintln!("weft: the guest's {name} stream was closed: {e}");
-                    return;
+                    let text = format!("weft: the guest's {name} stream was closed: {e}\n");
+                    return host_output::stderr().notice(&text);
                 }
             };
-            self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         }
+        out.flushed().await;
     }
 }
 
@@ -100,7 +112,7 @@ pub fn copy_input(vmm: &Arc<dyn Vmm>, shared: &Shared) -> Result<(), RelayError>
     let copier = StdinCopier::new(vmm, shared, &wake)?;
     shared.on_stdin_demand(move || {
         if let Err(e) = copier.start() {
-            eprintln!("weft: {e}");
+            host_output::stderr().notice(&format!("weft: {e}\n"));
         }
     });
     Ok(())
