@@ -19,7 +19,7 @@ use crate::host;
 use crate::loader::{LoadError, Space};
 use crate::process_memory::{Grant, Owned, Pool, map_demand};
 use crate::report::{self, Context};
-use crate::streams::{Relay, RelayError};
+use crate::streams::{Relay, RelayError, host_output};
 use crate::symbols::Symbols;
 use crate::vm;
 use kvm_ioctls::VmFd;
@@ -208,7 +208,8 @@ impl<'a, R: Regions> Processes<'a, R> {
                 true
             }
             Err(e) => {
-                eprintln!("weft: cannot launder process memory: {e}");
+                host_output::stderr()
+                    .notice(&format!("weft: cannot launder process memory: {e}\n"));
                 false
             }
         }
@@ -400,7 +401,9 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
             built => built?,
         };
         if let Err(e) = self.regions.open(slot) {
-            eprintln!("weft: cannot give process {pid} its streams: {e}");
+            host_output::stderr().notice(&format!(
+                "weft: cannot give process {pid} its streams: {e}\n"
+            ));
             built.owned.release(self.ram, &mut self.pool);
             return Err(ErrorCode::OutOfMemory);
         }
@@ -444,7 +447,9 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
                 kernel: &kernel,
                 program: &program,
             };
-            eprint!("{}", report::process_fault(pid, r, &cx));
+            // Queued behind the guest's own standard error, never waiting
+            // on a stalled reader (the vCPU thread must not block).
+            host_output::stderr().notice(&report::process_fault(pid, r, &cx));
         }
         self.regions.close(slot);
         process.owned.release(self.ram, &mut self.pool);

@@ -49,7 +49,8 @@ impl ControlPipe {
         let mut io = match StreamIo::attach(&shared, slot::CONTROL, &self.wake) {
             Ok(io) => io,
             Err(e) => {
-                eprintln!("weft: cannot serve the control pipe: {e}");
+                super::host_output::stderr()
+                    .notice(&format!("weft: cannot serve the control pipe: {e}\n"));
                 return;
             }
         };
@@ -99,7 +100,8 @@ impl Slots {
         let io = match io {
             Ok(io) => io,
             Err(e) => {
-                eprintln!("weft: cannot open stream slot {slot}: {e}");
+                super::host_output::stderr()
+                    .notice(&format!("weft: cannot open stream slot {slot}: {e}\n"));
                 shared.close_wakes(slot);
                 return refused(Code::Io);
             }

@@ -84,10 +84,10 @@ fn ring_error(e: &io::Error) -> Option<RingError> {
 /// stream in `slot` (§9.3); other failures are the guest's to report.
 pub fn report(slot: u64, f: &Failure) {
     if f.is_protocol() {
-        eprintln!(
-            "weft: stream {slot} closed: protocol violation: {}",
+        super::host_output::stderr().notice(&format!(
+            "weft: stream {slot} closed: protocol violation: {}\n",
             f.message
-        );
+        ));
     }
 }
 

@@ -108,7 +108,8 @@ async fn ring_bells(doorbell: EventFd, regions: Arc<Regions>, stats: Arc<RelaySt
     let fd = match unsafe { AsyncFd::register_with_interest(doorbell, Interest::READABLE) } {
         Ok(fd) => fd,
         Err(e) => {
-            eprintln!("weft: cannot serve the stream doorbell: {e}");
+            super::host_output::stderr()
+                .notice(&format!("weft: cannot serve the stream doorbell: {e}\n"));
             return;
         }
     };

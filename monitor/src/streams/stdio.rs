@@ -169,7 +169,16 @@ impl StdinCopier {
                     match std::io::stdin().lock().read(&mut buf) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if embedded_io::Write::write_all(&mut tx, &buf[..n]).is_err() {
+                            if let Err(e) = embedded_io::Write::write_all(&mut tx, &buf[..n]) {
+                                // The guest corrupted the ring it reads
+                                // (§7.7): say so; a close of its end is not.
+                                if matches!(e, weft_data_pipe::Error::Corrupt) {
+                                    host_output::stderr().notice(&format!(
+                                        "weft: stream {} closed: protocol violation: to_guest ring: {}\n",
+                                        slot::STDIN,
+                                        e
+                                    ));
+                                }
                                 break;
                             }
                         }
