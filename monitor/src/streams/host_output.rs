@@ -37,7 +37,7 @@ use crate::host;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 use weft_control::streams::RING_CAPACITY;
@@ -69,10 +69,16 @@ pub fn stderr() -> &'static HostOutput {
     ERR.get_or_init(|| HostOutput::start("standard error", "weft-stderr", io::stderr()))
 }
 
+/// Whole-chunk buffers the writer thread hands back for reuse, at most:
+/// one being filled while one is written, so the relay neither allocates
+/// nor zeroes a fresh chunk (page faults on fresh memory) per hand-over.
+const SPARE_CHUNKS: usize = 2;
+
 /// What the writer thread is asked to do, in order.
 enum Job {
-    /// Write the bytes; the room they take is free again once they are.
-    Write(Vec<u8>, Room),
+    /// Write the first `len` bytes; the room they take is free again once
+    /// they are.
+    Write(Vec<u8>, usize, Room),
     /// Call this once everything queued before it is written (or dropped).
     Then(Box<dyn FnOnce() + Send>),
 }
@@ -97,6 +103,8 @@ pub struct HostOutput {
     room: Arc<Semaphore>,
     /// Bytes queued and not yet written or dropped.
     queued: Arc<AtomicUsize>,
+    /// Written [`CHUNK`]-long buffers, for [`HostOutput::chunk`].
+    spare: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl HostOutput {
@@ -107,9 +115,11 @@ impl HostOutput {
         let room = Arc::new(Semaphore::new(QUEUE_LIMIT));
         let queued = Arc::new(AtomicUsize::new(0));
         let written = queued.clone();
+        let spare = Arc::new(Mutex::new(Vec::new()));
+        let returned = spare.clone();
         let started = std::thread::Builder::new()
             .name(thread.into())
-            .spawn(move || write_out(fd, queue, &written));
+            .spawn(move || write_out(fd, queue, &written, &returned));
         if let Err(e) = started {
             eprintln!("weft: cannot start the writer of {name}: {e}; the guest's is dropped");
             room.close();
@@ -119,7 +129,21 @@ impl HostOutput {
             jobs,
             room,
             queued,
+            spare,
         }
+    }
+
+    /// A [`CHUNK`]-long buffer to fill and [`send_chunk`](Self::send_chunk):
+    /// one the writer has finished with, or a new one.
+    pub fn chunk(&self) -> Vec<u8> {
+        let reused = self.spare.lock().ok().and_then(|mut s| s.pop());
+        reused.unwrap_or_else(|| vec![0u8; CHUNK])
+    }
+
+    /// Queues the first `len` bytes of `chunk` (from [`chunk`](Self::chunk);
+    /// at most `room.bytes()` of them); the writer hands the buffer back.
+    pub fn send_chunk(&self, room: Room, chunk: Vec<u8>, len: usize) {
+        self.queue(room, chunk, len);
     }
 
     /// "standard output" or "standard error".
@@ -142,9 +166,14 @@ impl HostOutput {
     /// queued before.
     pub fn send(&self, room: Room, bytes: Vec<u8>) {
         let n = bytes.len();
-        self.queued.fetch_add(n, Ordering::SeqCst);
-        if self.jobs.send(Job::Write(bytes, room)).is_err() {
-            self.queued.fetch_sub(n, Ordering::SeqCst);
+        self.queue(room, bytes, n);
+    }
+
+    fn queue(&self, room: Room, bytes: Vec<u8>, len: usize) {
+        let len = len.min(bytes.len());
+        self.queued.fetch_add(len, Ordering::SeqCst);
+        if self.jobs.send(Job::Write(bytes, len, room)).is_err() {
+            self.queued.fetch_sub(len, Ordering::SeqCst);
         }
     }
 
@@ -273,12 +302,23 @@ pub fn settle(last: &str, deadline: Instant) {
 
 /// The writer thread: writes each queued job to `fd` in order, until every
 /// sender is gone.
-fn write_out(fd: impl AsFd, mut queue: mpsc::UnboundedReceiver<Job>, queued: &AtomicUsize) {
+fn write_out(
+    fd: impl AsFd,
+    mut queue: mpsc::UnboundedReceiver<Job>,
+    queued: &AtomicUsize,
+    spare: &Mutex<Vec<Vec<u8>>>,
+) {
     while let Some(job) = queue.blocking_recv() {
         match job {
-            Job::Write(bytes, room) => {
-                write_all(&fd, &bytes, queued);
+            Job::Write(bytes, len, room) => {
+                write_all(&fd, &bytes[..len], queued);
                 drop(room);
+                if bytes.len() == CHUNK
+                    && let Ok(mut spare) = spare.lock()
+                    && spare.len() < SPARE_CHUNKS
+                {
+                    spare.push(bytes);
+                }
             }
             Job::Then(f) => f(),
         }

@@ -76,11 +76,10 @@ impl Output {
                 Ok(0) => break,
                 Ok(n) => match out.room(n).await {
                     Some(room) => {
-                        let mut bytes = vec![0u8; room.bytes()];
-                        let read = reader.consumer().read(&mut bytes);
+                        let mut chunk = out.chunk();
+                        let read = reader.consumer().read(&mut chunk[..room.bytes()]);
                         if let Ok(n) = read {
-                            bytes.truncate(n);
-                            out.send(room, bytes);
+                            out.send_chunk(room, chunk, n);
                         }
                         read
                     }
