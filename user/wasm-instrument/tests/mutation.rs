@@ -6,21 +6,11 @@
 
 mod common;
 
-use common::{assert_valid, wasm};
-use std::path::PathBuf;
+use common::{assert_valid, example, wasm};
 use weft_wasm_instrument::instrument;
 
 /// Mutants per seed.
 const MUTANTS: usize = 2_000;
-
-/// `target/wasm/wasm32-wasip1/release/NAME.wasm` (`make guest` builds it).
-fn example(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/wasm/wasm32-wasip1/release")
-        .join(format!("{name}.wasm"));
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{} not readable ({e}): run `make guest`", path.display()))
-}
 
 /// xorshift64*: deterministic pseudo-random numbers.
 struct Rng(u64);

@@ -7,19 +7,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{Run, assert_valid, instrumented};
+use common::{Run, assert_valid, example, instrumented};
 use wasmi::{Caller, Error, Extern, Linker, Memory};
-
-/// `target/wasm/wasm32-wasip1/release/NAME.wasm` (`make guest` builds it).
-fn example(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/wasm/wasm32-wasip1/release")
-        .join(format!("{name}.wasm"));
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{} not readable ({e}): run `make guest`", path.display()))
-}
 
 /// What a WASI program did.
 #[derive(Debug, Default, PartialEq, Eq)]

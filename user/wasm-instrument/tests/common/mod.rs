@@ -7,6 +7,15 @@
 use wasmi::{Engine, Instance, Linker, Module, Store, TrapCode};
 use weft_wasm_instrument::{CURRENT_FUNCTION, Instrumented, instrument};
 
+/// `target/wasm/wasm32-wasip1/release/NAME.wasm` (`make guest` builds it).
+pub fn example(name: &str) -> Vec<u8> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm/wasm32-wasip1/release")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{} not readable ({e}): run `make guest`", path.display()))
+}
+
 /// The binary of a WAT module.
 pub fn wasm(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).expect("test WAT parses")
