@@ -12,6 +12,7 @@
 //! [`wire_layout!`](crate::wire_layout); `decode` never fails on a record of
 //! the right size (an unknown kind is for the reader to refuse).
 
+use crate::process::name_text;
 use crate::status;
 
 /// The import module of the event app ABI (§13.3).
@@ -133,19 +134,14 @@ crate::wire_layout! {
 impl ProcessRecord {
     /// The name up to its first NUL.
     pub fn name(&self) -> &[u8] {
-        let end = self.name.iter().position(|b| *b == 0).unwrap_or(NAME_LEN);
-        &self.name[..end]
+        name_text(&self.name)
     }
 }
 
 /// The name recorded for an app whose argument 0 is `arg0`: its last
 /// `/`-separated component, cut to [`NAME_LEN`] bytes.
 pub fn name_of(arg0: &[u8]) -> [u8; NAME_LEN] {
-    let base = arg0.rsplit(|b| *b == b'/').next().unwrap_or(arg0);
-    let mut name = [0u8; NAME_LEN];
-    let n = base.len().min(NAME_LEN);
-    name[..n].copy_from_slice(&base[..n]);
-    name
+    crate::process::name_of(arg0)
 }
 
 /// The WASI preview 1 errnos the runtime returns (§13.1, §13.3): the

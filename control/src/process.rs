@@ -103,18 +103,20 @@ impl ProcessRecord {
     }
 }
 
-/// A recorded name up to its first NUL.
-pub fn name_text(name: &[u8; NAME_LEN]) -> &[u8] {
-    let end = name.iter().position(|b| *b == 0).unwrap_or(NAME_LEN);
+/// A recorded name up to its first NUL (process records here, Wasm app
+/// records in [`crate::app`]).
+pub fn name_text<const N: usize>(name: &[u8; N]) -> &[u8] {
+    let end = name.iter().position(|b| *b == 0).unwrap_or(N);
     &name[..end]
 }
 
 /// The name recorded for a program whose first argument is `arg0`: its last
-/// `/`-separated component, cut to [`NAME_LEN`] bytes.
-pub fn name_of(arg0: &[u8]) -> [u8; NAME_LEN] {
+/// `/`-separated component, cut to the record's `N` bytes
+/// ([`NAME_LEN`] here, [`crate::app::NAME_LEN`] for Wasm apps).
+pub fn name_of<const N: usize>(arg0: &[u8]) -> [u8; N] {
     let base = arg0.rsplit(|b| *b == b'/').next().unwrap_or(arg0);
-    let mut name = [0u8; NAME_LEN];
-    let n = base.len().min(NAME_LEN);
+    let mut name = [0u8; N];
+    let n = base.len().min(N);
     name[..n].copy_from_slice(&base[..n]);
     name
 }
@@ -185,7 +187,7 @@ mod tests {
 
     #[test]
     fn names_are_the_last_component_cut_to_fit() {
-        assert_eq!(&name_of(b"a/b/c")[..2], b"c\0");
+        assert_eq!(&name_of::<NAME_LEN>(b"a/b/c")[..2], b"c\0");
         assert_eq!(name_of(&[b'x'; 40]), [b'x'; NAME_LEN]);
         assert_eq!(name_of(b""), [0; NAME_LEN]);
     }
