@@ -110,6 +110,14 @@ pub fn reserved_clear(bytes: &[u8], fields: &[(usize, usize)]) -> bool {
 /// byte is not zero (otherwise `decode` returns the value and ignores them).
 /// Field types implement [`Field`]: unsigned integers, arrays of fields, and
 /// other layouts.
+///
+/// Any other flag is refused at compile time:
+///
+/// ```compile_fail
+/// weft_control::wire_layout! {
+///     struct Typo: 4, stirct { [0] a: u32 }
+/// }
+/// ```
 #[macro_export]
 macro_rules! wire_layout {
     (
@@ -118,6 +126,7 @@ macro_rules! wire_layout {
             $( $(#[$fmeta:meta])* [$off:expr] $fvis:vis $field:ident : $ty:ty ),* $(,)?
         }
     ) => {
+        $( $crate::wire_layout!(@flag $flag); )*
         $crate::wire_layout!(@struct [$($flag)*] $(#[$meta])* $vis struct $name {
             $( $(#[$fmeta])* $fvis $field : $ty ),*
         });
@@ -161,6 +170,12 @@ macro_rules! wire_layout {
                 }
             }
         }
+    };
+
+    (@flag in_place) => {};
+    (@flag strict) => {};
+    (@flag $other:ident) => {
+        compile_error!(concat!("wire_layout!: unknown flag `", stringify!($other), "` (in_place, strict)"));
     };
 
     (@struct [in_place $($rest:ident)*] $(#[$meta:meta])* $vis:vis struct $name:ident { $($body:tt)* }) => {

@@ -170,7 +170,7 @@ impl Pool {
         for &f in &frames {
             self.tainted.remove(&f);
         }
-        for run in runs_of(&frames) {
+        for run in coalesce(frames.iter().map(|&f| (f, 1))) {
             self.give(run);
         }
     }
@@ -196,16 +196,16 @@ impl Pool {
     }
 }
 
-/// The runs of sorted, distinct `frames`.
-fn runs_of(frames: &[u64]) -> Vec<Run> {
-    let mut runs: Vec<Run> = Vec::new();
-    for &f in frames {
-        match runs.last_mut() {
-            Some((b, n)) if *b + *n * PAGE_SIZE == f => *n += 1,
-            _ => runs.push((f, 1)),
+/// Sorted, disjoint `runs` with neighbours merged.
+fn coalesce(runs: impl IntoIterator<Item = Run>) -> Vec<Run> {
+    let mut merged: Vec<Run> = Vec::new();
+    for (base, n) in runs {
+        match merged.last_mut() {
+            Some((b, m)) if *b + *m * PAGE_SIZE == base => *m += n,
+            _ => merged.push((base, n)),
         }
     }
-    runs
+    merged
 }
 
 /// The most frames mapping `pages` fresh pages may take: the pages and
@@ -245,14 +245,7 @@ impl Owned {
     pub fn release(&mut self, ram: &Ram, pool: &mut Pool) {
         let mut runs = std::mem::take(&mut self.runs);
         runs.sort_unstable();
-        let mut merged: Vec<Run> = Vec::with_capacity(runs.len());
-        for (base, n) in runs {
-            match merged.last_mut() {
-                Some((b, m)) if *b + *m * PAGE_SIZE == base => *m += n,
-                _ => merged.push((base, n)),
-            }
-        }
-        for run in merged {
+        for run in coalesce(runs) {
             discard(ram, run);
             pool.give_back(run);
         }

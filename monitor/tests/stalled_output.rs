@@ -12,7 +12,7 @@
 mod common;
 
 use common::{connect_when_up, echo_round_trip, free_port, guest_program, random_bytes, weft};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -44,16 +44,7 @@ impl Stalled {
             .spawn()
             .expect("spawn weft");
         let unread = child.stdout.take().expect("stdout").into();
-        let err = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let lines = common::lines(child.stderr.take().expect("stderr"));
         Self {
             child,
             _unread: unread,

@@ -62,6 +62,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Each line `from` yields, passed to the receiver as it comes (by a thread
+/// that ends with the stream, or when the receiver is dropped).
+pub fn lines(from: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(from).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// A guest server; killed (and reaped) when dropped, so no test leaves one.
 pub struct Server(Child);
 
@@ -85,17 +101,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn weft");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(out).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let rx = lines(child.stdout.take().expect("stdout"));
         (Self(child), rx)
     }
 
