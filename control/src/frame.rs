@@ -48,6 +48,8 @@ pub mod kind {
     pub const TCP_ACCEPT: u16 = 0x0202;
     /// First frame: bind a UDP socket (§12).
     pub const UDP_BIND: u16 = 0x0300;
+    /// First frame: the agent of a device guest, driven by the monitor (§15).
+    pub const DEVICE: u16 = 0x0400;
 
     /// Any protocol: the request failed (body: [`super::ErrorBody`]).
     pub const ERROR: u16 = 0xFFFF;
@@ -56,7 +58,7 @@ pub mod kind {
     pub const fn is_first(kind: u16) -> bool {
         matches!(
             kind,
-            FILE_OPEN | FS_SESSION | TCP_LISTEN | TCP_CONNECT | TCP_ACCEPT | UDP_BIND
+            FILE_OPEN | FS_SESSION | TCP_LISTEN | TCP_CONNECT | TCP_ACCEPT | UDP_BIND | DEVICE
         )
     }
 }
