@@ -19,6 +19,7 @@ const PROGRAMS: &[&str] = &[
     "httpd",
     "procs",
     "wasm-run",
+    "device",
 ];
 
 fn main() {

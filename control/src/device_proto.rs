@@ -213,9 +213,9 @@ impl<'a> Request<'a> {
         match *self {
             Self::Spawn { head, .. } => head.request,
             Self::Kill(t) | Self::Stats(t) => t.request,
-            Self::Image { request, .. }
-            | Self::List { request }
-            | Self::Shutdown { request } => request,
+            Self::Image { request, .. } | Self::List { request } | Self::Shutdown { request } => {
+                request
+            }
         }
     }
 
@@ -339,7 +339,10 @@ impl<'a> Records<'a> {
             return None;
         }
         let out = buf.get_mut(..len)?;
-        for (r, chunk) in records.iter().zip(out.chunks_exact_mut(ProcessRecord::SIZE)) {
+        for (r, chunk) in records
+            .iter()
+            .zip(out.chunks_exact_mut(ProcessRecord::SIZE))
+        {
             chunk.copy_from_slice(&r.encode());
         }
         Some(Self { raw: out })

@@ -18,6 +18,11 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 /// module in its payload block.
 pub const WASM_RUNTIME: &str = "wasm-run";
 
+/// The name of the device agent in a catalog: the first program of a
+/// device guest, which the monitor drives over its `DEVICE` stream
+/// (PROTOCOL.md §15; [`crate::streams::device_link`]).
+pub const DEVICE_AGENT: &str = "device";
+
 /// Programs known by name.
 pub trait Catalog: Sync {
     /// The ELF of the program called `name`, if there is one.

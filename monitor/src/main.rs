@@ -64,6 +64,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         stats: args.stats,
         policy,
         catalog: &programs::Bundled,
+        device: None,
     };
     match run::run(cfg, start) {
         Ok(status) => status,

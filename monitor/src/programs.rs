@@ -37,8 +37,11 @@ impl Catalog for Bundled {
 }
 
 /// The bundled programs a user runs by name: each one's usage and what it
-/// does (`weft run --help`). Every other bundled program is internal (the
-/// Wasm runtime, which runs `.wasm` files) and cannot be named.
+/// does (`weft run --help`). Every other bundled program is internal and
+/// cannot be named: the Wasm runtime ([`WASM_RUNTIME`]), which runs `.wasm`
+/// files, and the device agent ([`catalog::DEVICE_AGENT`]), which `weft daemon`
+/// boots as its guest's first program (`Bundled.find(DEVICE_AGENT)` gives
+/// its ELF).
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "hello [ARGS]...",
@@ -183,19 +186,26 @@ mod tests {
         assert!(kernel(None).unwrap().starts_with(b"\x7fELF"));
     }
 
+    /// The bundled programs that are not examples.
+    const INTERNAL: &[&str] = &[WASM_RUNTIME, weft_monitor::catalog::DEVICE_AGENT];
+
     #[test]
-    fn every_bundled_program_is_an_example_but_the_internal_runtime() {
+    fn every_bundled_program_is_an_example_but_the_internal_ones() {
         let mut bundled: Vec<&str> = PROGRAMS.iter().map(|(n, _)| *n).collect();
-        bundled.retain(|n| *n != WASM_RUNTIME);
+        bundled.retain(|n| !INTERNAL.contains(n));
         let mut examples: Vec<&str> = EXAMPLES.iter().map(|(u, _)| example_name(u)).collect();
         bundled.sort_unstable();
         examples.sort_unstable();
         assert_eq!(bundled, examples);
-        assert!(matches!(
-            resolve(WASM_RUNTIME),
-            Err(ProgramError::NotFound { .. })
-        ));
-        assert!(!bundled_names().contains(WASM_RUNTIME));
+        for internal in INTERNAL {
+            assert!(matches!(
+                resolve(internal),
+                Err(ProgramError::NotFound { .. })
+            ));
+            assert!(!bundled_names().contains(internal));
+            let elf = Bundled.find(internal).unwrap();
+            assert!(elf.starts_with(b"\x7fELF"), "{internal}");
+        }
         assert!(examples_help().contains("  procs [--list]"));
     }
 

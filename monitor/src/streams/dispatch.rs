@@ -4,6 +4,7 @@
 //! [`Services`].
 
 use super::RelayStats;
+use super::device::{self, DeviceSlot};
 use super::framed::{Failure, StreamIo};
 use super::policy::Policy;
 use super::region::Shared;
@@ -20,6 +21,8 @@ pub struct Services {
     /// TCP connections the region's listeners accepted and announced, not
     /// yet taken (§11).
     pub pending: tcp::Pending,
+    /// The guest's device link (§15), in the first program's region only.
+    pub device: Option<Arc<DeviceSlot>>,
 }
 
 /// Serves one stream the control pipe opened.
@@ -44,6 +47,7 @@ pub async fn serve(mut io: StreamIo, shared: Arc<Shared>, services: Arc<Services
             tcp::serve(io, header.kind, params, &shared, policy, pending).await
         }
         kind::UDP_BIND => super::udp::serve(io, params, &services.policy).await,
+        kind::DEVICE => device::serve(io, params, services.device.as_deref()).await,
         other => {
             io.fail(Failure::protocol(format!(
                 "first frame kind {other:#06x} names no protocol"

@@ -49,6 +49,7 @@
 
 mod bells;
 mod control;
+mod device;
 mod dispatch;
 mod framed;
 mod fs;
@@ -62,9 +63,11 @@ mod udp;
 mod vmm;
 mod zero_copy;
 
+pub use device::{DeviceError, DeviceHandle, DeviceLink, Exit, SpawnImage, device_link};
 pub use policy::{Policy, PolicyError};
 pub use vmm::{Vmm, VmmError};
 
+use device::DeviceSlot;
 use dispatch::Services;
 use region::{Regions, Shared};
 use serve::Startup;
@@ -179,8 +182,13 @@ fn rings(slot: u64) -> Result<streams::SlotRings, RelayError> {
 
 impl Relay {
     /// Sets up the interrupt and region 0 (the first program's: its slots
-    /// open from boot, stdin included) and starts the relay thread.
-    pub fn start(vmm: Arc<dyn Vmm>, policy: Policy) -> Result<Self, RelayError> {
+    /// open from boot, stdin included) and starts the relay thread. The
+    /// first program may take `device` with a `DEVICE` stream (§15).
+    pub fn start(
+        vmm: Arc<dyn Vmm>,
+        policy: Policy,
+        device: Option<DeviceLink>,
+    ) -> Result<Self, RelayError> {
         let stats = Arc::new(RelayStats::default());
         let irq = Arc::new(Interrupt {
             fd: vmm.stream_interrupt().map_err(RelayError::Vmm)?,
@@ -192,7 +200,8 @@ impl Relay {
         // contract), which the relay thread holds (below) until its runtime,
         // with every task, is gone, and which outlives the `Relay`.
         let first = unsafe { Shared::new(0, (base, PIPE_REGION_SIZE as usize), irq.clone()) }?;
-        let startup = Startup::new(first.clone(), services(&policy, &stats))?;
+        let device = Arc::new(DeviceSlot::new(device));
+        let startup = Startup::new(first.clone(), services(&policy, &stats, Some(device)))?;
         stdio::copy_input(&vmm, &first)?;
         let regions = Arc::new(Regions::default());
         regions.insert(first);
@@ -271,7 +280,7 @@ impl Relay {
         // (`Vmm`'s contract; see the field).
         let region =
             unsafe { Shared::new(index, (base, PIPE_REGION_SIZE as usize), self.irq.clone()) }?;
-        let startup = Startup::new(region.clone(), services(&self.policy, &self.stats))?;
+        let startup = Startup::new(region.clone(), services(&self.policy, &self.stats, None))?;
         stdio::no_input(&region)?;
         // Sent before the region is in the table: its tasks end (and take
         // it out) only after `close_region` found it there.
@@ -334,12 +343,17 @@ impl Relay {
 }
 
 /// The services of a region's streams: the VM's policy and figures, a new
-/// TCP backlog.
-fn services(policy: &Arc<Policy>, stats: &Arc<RelayStats>) -> Arc<Services> {
+/// TCP backlog, and for the first program's region the device link.
+fn services(
+    policy: &Arc<Policy>,
+    stats: &Arc<RelayStats>,
+    device: Option<Arc<DeviceSlot>>,
+) -> Arc<Services> {
     Arc::new(Services {
         policy: policy.clone(),
         stats: stats.clone(),
         pending: tcp::Pending::default(),
+        device,
     })
 }
 

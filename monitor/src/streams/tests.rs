@@ -139,7 +139,7 @@ impl Process {
 
 #[test]
 fn regions_open_only_when_free_and_in_range() {
-    let relay = Relay::start(FakeVmm::new(), Policy::default()).unwrap();
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None).unwrap();
     assert!(!relay.region_free(0) && !relay.region_free(REGIONS));
     assert!((1..REGIONS).all(|i| relay.region_free(i)));
     assert_eq!(relay.open_streams(0), 4);
@@ -165,7 +165,7 @@ fn regions_open_only_when_free_and_in_range() {
 
 #[test]
 fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
-    let relay = Relay::start(FakeVmm::new(), Policy::default()).unwrap();
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None).unwrap();
     relay.open_region(1).unwrap();
     // Control pipe, stdout and stderr; stdin is closed from the start.
     assert_eq!(relay.open_streams(1), 3);
@@ -225,7 +225,7 @@ fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
 #[test]
 fn the_doorbell_becomes_an_ioeventfd_once_busy() {
     let vmm = FakeVmm::new();
-    let relay = Relay::start(vmm.clone(), Policy::default()).unwrap();
+    let relay = Relay::start(vmm.clone(), Policy::default(), None).unwrap();
     for _ in 1..UPGRADE_AFTER {
         relay.ring();
     }
