@@ -88,7 +88,7 @@ bench: build
 
 FUZZ_SECONDS ?= 60
 CONTROL_FUZZ := control_pipe_frames file_frames session_frames fs_replies first_frames \
-                net_frames error_frames fixed_layouts args_block
+                net_frames error_frames fixed_layouts args_block device_frames
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	cd data-pipe/fuzz && $(CARGO) +nightly fuzz run hostile_header -- -max_total_time=$(FUZZ_SECONDS)

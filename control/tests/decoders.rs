@@ -12,6 +12,8 @@ use decoders::DRIVERS;
 use weft_control::app::EventRecord;
 use weft_control::args;
 use weft_control::control_pipe::{MAX_FRAME, Request};
+use weft_control::device_proto::{self, ArgList, Exited, Records, SpawnHead, Target};
+use weft_control::error::ErrorCode;
 use weft_control::frame::{Code, ErrorBody};
 use weft_control::fs_proto::{
     DirEntry, FileKind, FileOpen, FileRequest, Metadata, OpenFlags, Reply, SessionRequest, Whence,
@@ -212,6 +214,59 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
             let n = args::encode(&[&b"prog"[..], b"two words", b""], &mut buf).expect("seed args");
             buf.truncate(n);
             vec![buf]
+        }
+        "device_frames" => {
+            let mut raw = [0u8; 64];
+            let args = ArgList::new(&["hello", "", "two words"], &mut raw).expect("seed args");
+            let head = SpawnHead {
+                request: 1,
+                source: device_proto::source::BYTES,
+                image_len: 4,
+            };
+            let target = Target { request: 2, pid: 3 };
+            let mut out: Vec<Vec<u8>> = [
+                device_proto::Request::Spawn { head, args },
+                device_proto::Request::Image {
+                    request: 1,
+                    chunk: b"\0asm",
+                },
+                device_proto::Request::Kill(target),
+                device_proto::Request::List { request: 4 },
+                device_proto::Request::Stats(target),
+                device_proto::Request::Shutdown { request: 5 },
+            ]
+            .iter()
+            .map(|r| encoded(|b| r.encode(b)))
+            .collect();
+            let record = ProcessRecord {
+                pid: 3,
+                parent: 1,
+                name: name_of(b"spin"),
+                ..ProcessRecord::default()
+            };
+            let mut raw = [0u8; 2 * ProcessRecord::SIZE];
+            let records = Records::encode(&[record, record], &mut raw).expect("seed records");
+            out.extend(
+                [
+                    device_proto::Reply::Spawned(target),
+                    device_proto::Reply::Done { request: 6 },
+                    device_proto::Reply::Records {
+                        request: 7,
+                        records,
+                    },
+                    device_proto::Reply::Failed {
+                        request: 8,
+                        code: ErrorCode::BadImage,
+                    },
+                    device_proto::Reply::Exited(Exited {
+                        pid: 3,
+                        status: 137,
+                    }),
+                ]
+                .iter()
+                .map(|r| encoded(|b| r.encode(b))),
+            );
+            out
         }
         other => panic!("no seeds for driver {other}"),
     }

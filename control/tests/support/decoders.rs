@@ -13,6 +13,7 @@
 use weft_control::app::{EventRecord, ProcessRecord as AppRecord};
 use weft_control::args::Args;
 use weft_control::control_pipe::{self, MAX_FRAME};
+use weft_control::device_proto;
 use weft_control::frame::{self, ErrorBody, HEADER, Header};
 use weft_control::fs_proto::{self, Entries, FileOpen, FileRequest, SessionRequest};
 use weft_control::net_proto::{self, Datagram, MAX_TCP_FIRST, MAX_TCP_FRAME, TcpReply, TcpRequest};
@@ -34,6 +35,7 @@ pub const DRIVERS: &[(&str, Driver)] = &[
     ("error_frames", error_frames),
     ("fixed_layouts", fixed_layouts),
     ("args_block", args_block),
+    ("device_frames", device_frames),
 ];
 
 /// The frame at the start of `data`, and the frame's own bytes.
@@ -244,6 +246,30 @@ pub fn args_block(data: &[u8]) -> usize {
         let n = weft_control::args::encode(&listed, &mut buf).expect("decoded arguments fit again");
         let again = Args::parse(&buf[..n]).expect("re-encoded arguments parse");
         assert!(again.iter().eq(listed.iter().copied()));
+    }
+    accepted
+}
+
+/// The device stream (§15): requests (monitor → agent), and replies and
+/// events (agent → monitor).
+pub fn device_frames(data: &[u8]) -> usize {
+    let mut accepted = 0;
+    let Some((h, body, whole)) = frame(data) else {
+        return 0;
+    };
+    let mut buf = vec![0u8; whole.len()];
+    if let Ok(r) = device_proto::Request::decode(h.kind, body) {
+        accepted += 1;
+        if let device_proto::Request::Spawn { args, .. } = r {
+            assert_eq!(args.iter().count(), args.len(), "every argument is there");
+        }
+        let n = r.encode(&mut buf);
+        same("device request", whole, n.and_then(|n| buf.get(..n)));
+    }
+    if let Ok(r) = device_proto::Reply::decode(h.kind, body) {
+        accepted += 1;
+        let n = r.encode(&mut buf);
+        same("device reply", whole, n.and_then(|n| buf.get(..n)));
     }
     accepted
 }

@@ -236,3 +236,182 @@ fn the_doorbell_becomes_an_ioeventfd_once_busy() {
     assert_eq!(relay.forwarded(), UPGRADE_AFTER + 1);
     relay.finish();
 }
+
+/// The test's ends of one open stream's rings, as its program's.
+struct Ends {
+    slot: u64,
+    tx: Producer<RawRegion>,
+    rx: Consumer<RawRegion>,
+    /// Bytes read and not yet taken as a frame.
+    got: Vec<u8>,
+}
+
+impl Ends {
+    fn new(p: &Process, slot: u32) -> Self {
+        let r = rings(slot.into()).unwrap();
+        Self {
+            slot: slot.into(),
+            tx: Producer::new(p.region, r.to_monitor as usize, CAPACITY, NoNotify).unwrap(),
+            rx: Consumer::new(p.region, r.to_guest as usize, CAPACITY, NoNotify).unwrap(),
+            got: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, p: &Process, relay: &Relay, frame: &[u8]) {
+        assert_eq!(self.tx.write(frame), Ok(frame.len()));
+        p.signal(relay, self.slot, bell::DATA);
+    }
+
+    /// The next whole frame the relay writes: its kind and body.
+    fn recv(&mut self) -> (u16, Vec<u8>) {
+        eventually("answered", || {
+            let mut chunk = [0u8; 512];
+            match self.rx.read(&mut chunk) {
+                Ok(n) => self.got.extend_from_slice(&chunk[..n]),
+                Err(Error::WouldBlock) => {}
+                Err(e) => panic!("stream {}: {e}", self.slot),
+            }
+            let (header, body) = frame::split(&self.got).ok()?;
+            let taken = (header.kind, body.to_vec());
+            self.got.drain(..frame::HEADER + body.len());
+            Some(taken)
+        })
+    }
+
+    /// The code of the `ERROR` frame the relay answers with.
+    fn error(&mut self) -> Code {
+        let (kind, body) = self.recv();
+        assert_eq!(kind, frame::kind::ERROR);
+        frame::ErrorBody::decode(&body).unwrap().code
+    }
+}
+
+fn device_first() -> Vec<u8> {
+    let mut buf = [0u8; frame::HEADER + 4];
+    let mut e = frame::Encoder::new(&mut buf, frame::kind::DEVICE);
+    e.u32(frame::VERSION);
+    let n = e.finish().unwrap();
+    buf[..n].to_vec()
+}
+
+/// Runs `call` on a thread and runtime of its own, as the daemon does.
+fn on_the_side<T: Send + 'static>(
+    call: impl Future<Output = T> + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(call)
+    })
+}
+
+#[test]
+fn the_device_stream_is_the_first_programs_once_and_its_replies_are_checked() {
+    use weft_control::device_proto::{self as proto, Records, Request};
+    use weft_control::process::ProcessRecord;
+
+    let (link, handle) = device_link();
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), Some(link)).unwrap();
+    let mut p = Process::attach(&relay, 0);
+    let slot = p.open(&relay, 1);
+    let mut agent = Ends::new(&p, slot);
+    agent.send(&p, &relay, &device_first());
+    assert_eq!(agent.recv(), (proto::kind::ATTACHED, Vec::new()));
+    on_the_side({
+        let h = handle.clone();
+        async move { h.ready().await }
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+
+    // A second DEVICE stream, and one of a spawned process, are refused.
+    let slot2 = p.open(&relay, 2);
+    let mut second = Ends::new(&p, slot2);
+    second.send(&p, &relay, &device_first());
+    assert_eq!(second.error(), Code::Exists);
+    relay.open_region(1).unwrap();
+    let mut child = Process::attach(&relay, 1);
+    let slot3 = child.open(&relay, 3);
+    let mut theirs = Ends::new(&child, slot3);
+    theirs.send(&child, &relay, &device_first());
+    assert_eq!(theirs.error(), Code::NotAllowed);
+
+    // A request, answered as the protocol says.
+    let h = handle.clone();
+    let call = on_the_side(async move { h.stats(5).await });
+    let (kind, body) = agent.recv();
+    let Ok(Request::Stats(target)) = Request::decode(kind, &body) else {
+        panic!("not STATS: {kind:#x}");
+    };
+    assert_eq!(target.pid, 5);
+    let record = ProcessRecord {
+        pid: 5,
+        parent: 1,
+        ..ProcessRecord::default()
+    };
+    let mut raw = [0u8; ProcessRecord::SIZE];
+    let records = Records::encode(&[record], &mut raw).unwrap();
+    let mut buf = [0u8; proto::MAX_REPLY];
+    let reply = proto::Reply::Records {
+        request: target.request,
+        records,
+    };
+    let n = reply.encode(&mut buf).unwrap();
+    agent.send(&p, &relay, &buf[..n]);
+    assert_eq!(call.join().unwrap(), Ok(record));
+
+    // A reply to no request breaks the protocol: the stream ends with that
+    // status, and the call waiting, and every later one, finds it gone.
+    let h = handle.clone();
+    let call = on_the_side(async move { h.list().await });
+    let (kind, _) = agent.recv();
+    assert_eq!(kind, proto::kind::LIST);
+    let n = proto::Reply::Done { request: 999 }
+        .encode(&mut buf)
+        .unwrap();
+    agent.send(&p, &relay, &buf[..n]);
+    assert_eq!(call.join().unwrap(), Err(DeviceError::Gone));
+    let status = rings(slot.into()).unwrap().status as usize;
+    eventually("ended the stream", || {
+        (p.region.load_u32(status, SeqCst) == Code::Protocol as u32).then_some(())
+    });
+    let h = handle.clone();
+    let later = on_the_side(async move { h.kill(2).await });
+    assert_eq!(later.join().unwrap(), Err(DeviceError::Gone));
+
+    drop((agent, second, theirs, p, child));
+    relay.finish();
+}
+
+#[test]
+fn without_a_link_a_device_stream_is_refused_and_an_unused_link_is_gone() {
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None).unwrap();
+    let mut p = Process::attach(&relay, 0);
+    let slot = p.open(&relay, 1);
+    let mut agent = Ends::new(&p, slot);
+    agent.send(&p, &relay, &device_first());
+    assert_eq!(agent.error(), Code::Unsupported);
+    drop((agent, p));
+    relay.finish();
+
+    let (link, handle) = device_link();
+    let mut exits = handle.exits();
+    drop(link);
+    let h = handle.clone();
+    let (ready, spawned) = on_the_side(async move {
+        let spawned = h.spawn(SpawnImage::Bundled("hello".into()), Vec::new());
+        (h.ready().await, spawned.await)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        (ready, spawned),
+        (Err(DeviceError::Gone), Err(DeviceError::Gone))
+    );
+    assert_eq!(
+        exits.try_recv(),
+        Err(tokio::sync::broadcast::error::TryRecvError::Closed)
+    );
+}

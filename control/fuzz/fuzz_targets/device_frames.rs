@@ -1,0 +1,12 @@
+//! Fuzzes `device_frames` (the driver in `control/tests/support/decoders.rs`,
+//! which `make test` also runs over seeds, mutations and random bytes).
+//!
+//! Run: `make fuzz`, or `cd control/fuzz && cargo +nightly fuzz run device_frames`
+#![no_main]
+
+#[path = "../../tests/support/decoders.rs"]
+mod decoders;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    decoders::device_frames(data);
+});
