@@ -305,7 +305,7 @@ pub struct Records<'a> {
 impl<'a> Records<'a> {
     /// `raw` as records, if it is at most [`MAX_PROCESSES`] whole ones.
     pub fn new(raw: &'a [u8]) -> Result<Self, WireError> {
-        if raw.len() % ProcessRecord::SIZE != 0 {
+        if !raw.len().is_multiple_of(ProcessRecord::SIZE) {
             return Err(WireError::Field("records"));
         }
         if raw.len() > MAX_PROCESSES * ProcessRecord::SIZE {
