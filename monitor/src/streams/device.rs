@@ -45,8 +45,9 @@ pub enum DeviceError {
     /// protocol, or never started).
     #[error("the device guest is gone (its agent ended or the guest stopped)")]
     Gone,
-    /// The agent could not carry out the request.
-    #[error("the device agent could not {op}: {code}")]
+    /// The agent could not carry out the request (`op`: `spawn`, `kill`,
+    /// `list`, `stats` or `shutdown`); `code` is what the kernel said.
+    #[error("the device agent refused a {op} request: {code}")]
     Refused { op: &'static str, code: ErrorCode },
     /// A spawn image is empty or larger than [`MAX_IMAGE`].
     #[error("a spawn image of {0} bytes: it must be 1 to {MAX_IMAGE} bytes")]
@@ -259,8 +260,7 @@ impl DeviceHandle {
             Reply::Records { records, .. } if records.len() == 1 => records.iter().next(),
             _ => None,
         };
-        self.call("read the figures of", &request, Vec::new(), one)
-            .await
+        self.call("stats", &request, Vec::new(), one).await
     }
 
     /// Kills every process the agent spawned (each end announced), then
@@ -273,7 +273,7 @@ impl DeviceHandle {
         let request = Request::Shutdown {
             request: self.next_id(),
         };
-        self.call("shut down", &request, Vec::new(), done).await?;
+        self.call("shutdown", &request, Vec::new(), done).await?;
         let mut phase = self.phase.clone();
         // An error means the link itself is gone: as good.
         let _ = phase.wait_for(|p| *p == Phase::Gone).await;
@@ -315,7 +315,7 @@ impl DeviceHandle {
                 Reply::Failed { code, .. } => Err(DeviceError::Refused { op, code }),
                 reply => Ok(take(reply).ok_or_else(|| {
                     Failure::protocol(format!(
-                        "frame kind {kind:#06x} cannot answer a request to {op}"
+                        "frame kind {kind:#06x} cannot answer a {op} request"
                     ))
                 })?),
             };

@@ -26,6 +26,9 @@
 //! connection's last bytes), for up to [`DRAIN_LIMIT`]; what a peer sends is
 //! dropped.
 //!
+//! A device guest's first program, its agent, may open one `DEVICE` stream
+//! through which the host drives it ([`device_link`]; PROTOCOL.md §15).
+//!
 //! Everything the guest writes is an allegation: a ring it corrupts or a
 //! frame that breaks its protocol ends that stream with a status code; the
 //! other streams and the VM go on.
@@ -43,7 +46,7 @@
 //!
 //! Module dependencies point one way: the relay (this module) and its
 //! thread ([`serve`]) → the protocols (`control`, `dispatch`, `stdio`,
-//! `fs`, `tcp`, `udp`, with `policy`) → one stream's framing (`framed`,
+//! `fs`, `tcp`, `udp`, `device`, with `policy`) → one stream's framing (`framed`,
 //! `zero_copy`) → the region (`region`) → its bells (`bells`); `stdio`,
 //! `region` and the monitor's end of the run → `host_output`.
 
