@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+use weft_control::device_proto::MAX_IMAGE;
 use weft_control::error::ErrorCode;
 use weft_control::process::state;
 use weft_monitor::catalog::{Catalog, DEVICE_AGENT};
@@ -139,6 +140,17 @@ fn bundled_programs_run_and_their_exits_are_announced() {
                 status: 7
             }
         );
+        // A fault ends only the faulting process.
+        let fault = step(d.spawn(bundled("fault"), args(&["fault"])))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_exit(&mut exits).await,
+            Exit {
+                pid: fault,
+                status: 125
+            }
+        );
     });
 }
 
@@ -202,7 +214,10 @@ fn processes_are_listed_inspected_and_killed() {
         assert_eq!((agent.parent, agent.name()), (0, DEVICE_AGENT.as_bytes()));
         let child = list.iter().find(|r| r.pid == spin).expect("spin is listed");
         assert_eq!((child.parent, child.name()), (1, &b"spin"[..]));
-        let rec = step(d.stats(spin)).await.unwrap();
+        // Requests in flight together are answered each in turn.
+        let (again, rec) = step(async { tokio::join!(d.list(), d.stats(spin)) }).await;
+        assert_eq!(again.unwrap().len(), list.len());
+        let rec = rec.unwrap();
         assert_eq!((rec.pid, rec.parent, rec.name()), (spin, 1, &b"spin"[..]));
         assert!(
             matches!(rec.state, state::RUNNABLE | state::BLOCKED),
@@ -234,6 +249,9 @@ fn refused_requests_carry_the_agents_error_code() {
         assert_eq!(refused(e), ErrorCode::NotFound);
         let e = step(d.spawn(SpawnImage::Bytes(Vec::new()), args(&["x"]))).await;
         assert_eq!(e, Err(DeviceError::ImageSize(0)));
+        let huge = SpawnImage::Bytes(vec![0; MAX_IMAGE + 1]);
+        let e = step(d.spawn(huge, args(&["x"]))).await;
+        assert_eq!(e, Err(DeviceError::ImageSize(MAX_IMAGE + 1)));
         let e = step(d.spawn(bundled(""), args(&["x"]))).await;
         assert_eq!(e, Err(DeviceError::NameSize(0)));
         // The agent still serves after refusals.
