@@ -149,6 +149,14 @@ impl Clone for DeviceHandle {
     }
 }
 
+// The daemon shares handles between threads and runtimes; the run hands
+// the link to the relay's thread.
+const _: () = {
+    const fn crosses_threads<T: Send + Sync>() {}
+    crosses_threads::<DeviceHandle>();
+    crosses_threads::<DeviceLink>();
+};
+
 /// A new device link: the [`DeviceLink`] for the run, the [`DeviceHandle`]
 /// for whoever drives the agent.
 pub fn device_link() -> (DeviceLink, DeviceHandle) {
