@@ -129,6 +129,8 @@ impl std::fmt::Debug for DeviceLink {
 }
 
 /// The host's end of a device link: drives the agent. Clones share it.
+/// Requests made before the agent attaches wait for it; requests in flight
+/// together are answered each in turn.
 #[derive(Debug)]
 pub struct DeviceHandle {
     commands: mpsc::UnboundedSender<Outgoing>,
@@ -238,7 +240,9 @@ impl DeviceHandle {
         self.call("kill", &request, Vec::new(), done).await
     }
 
-    /// Every process's record, the agent's (pid 1) first.
+    /// Every process's record, the agent's (pid 1) first. A process that
+    /// has just ended may still be listed (state ended) until its end is
+    /// announced.
     ///
     /// # Cancel safety
     ///
