@@ -327,7 +327,7 @@ impl DeviceHandle {
                 Reply::Failed { code, .. } => Err(DeviceError::Refused { op, code }),
                 reply => Ok(take(reply).ok_or_else(|| {
                     Failure::protocol(format!(
-                        "frame kind {kind:#06x} cannot answer a {op} request"
+                        "frame kind {kind:#06x} is no valid answer to a {op} request"
                     ))
                 })?),
             };
