@@ -22,15 +22,15 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType,
-    SerialNumber, SignatureAlgorithm,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SerialNumber,
+    SignatureAlgorithm,
 };
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::certificate::X509Certificate;
+use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -265,7 +265,11 @@ impl fmt::Debug for CaMaterial {
 impl CaMaterial {
     /// Rebuilds the CA from `ca.crt` and `ca.key`, checking they belong together and to
     /// `fabric`.
-    pub fn from_pem(fabric: FabricId, cert_pem: String, key_pem: &str) -> Result<Self, IdentityError> {
+    pub fn from_pem(
+        fabric: FabricId,
+        cert_pem: String,
+        key_pem: &str,
+    ) -> Result<Self, IdentityError> {
         let key = KeyPair::from_pem_and_sign_algo(key_pem, &PKCS_ECDSA_P256_SHA256)?;
         let der = pem_der(&cert_pem, "the CA certificate")?;
         let cert = parse_cert(&der, "the CA certificate")?;
@@ -324,12 +328,11 @@ impl CaMaterial {
         validity: Duration,
     ) -> Result<SignedCert, IdentityError> {
         let der = pem_der(csr_pem, "the certificate signing request")?;
-        let (_, csr) = X509CertificationRequest::from_der(&der).map_err(|reason| {
-            IdentityError::Der {
+        let (_, csr) =
+            X509CertificationRequest::from_der(&der).map_err(|reason| IdentityError::Der {
                 what: "the certificate signing request",
                 reason,
-            }
-        })?;
+            })?;
         csr.verify_signature()
             .map_err(|_| IdentityError::CsrSignature)?;
         let spki = &csr.certification_request_info.subject_pki;
@@ -664,7 +667,10 @@ struct P256PublicKey {
 }
 
 impl P256PublicKey {
-    fn from_spki(spki: &SubjectPublicKeyInfo<'_>, what: &'static str) -> Result<Self, IdentityError> {
+    fn from_spki(
+        spki: &SubjectPublicKeyInfo<'_>,
+        what: &'static str,
+    ) -> Result<Self, IdentityError> {
         let curve = spki
             .algorithm
             .parameters
@@ -746,7 +752,10 @@ mod tests {
         assert!(summary.not_after_unix.abs_diff(expected_end as i64) < 60);
 
         let ca = CertSummary::of_pem(fabric.ca.cert_pem()).unwrap();
-        assert_eq!(ca.common_name, format!("weft fabric {}", fabric.ca.fabric()));
+        assert_eq!(
+            ca.common_name,
+            format!("weft fabric {}", fabric.ca.fabric())
+        );
     }
 
     #[test]

@@ -229,7 +229,10 @@ impl Invitation {
 
     /// Reads the text form, checking every field and that it has not expired.
     pub fn decode(text: &str) -> Result<Self, InviteError> {
-        let rest = text.trim().strip_prefix(PREFIX).ok_or(InviteError::BadPrefix)?;
+        let rest = text
+            .trim()
+            .strip_prefix(PREFIX)
+            .ok_or(InviteError::BadPrefix)?;
         let (version, body) = rest.split_once('.').ok_or(InviteError::BadPrefix)?;
         if version != VERSION.to_string() {
             return Err(InviteError::BadVersion {
@@ -276,11 +279,14 @@ struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], InviteError> {
-        let (head, rest) = self.0.split_first_chunk::<N>().ok_or(InviteError::Truncated {
-            field,
-            needed: N,
-            left: self.0.len(),
-        })?;
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(InviteError::Truncated {
+                field,
+                needed: N,
+                left: self.0.len(),
+            })?;
         self.0 = rest;
         Ok(*head)
     }
@@ -490,7 +496,10 @@ mod tests {
         let text = invitation.encode();
         assert!(text.starts_with("weft-invite-1."), "{text}");
         assert_eq!(Invitation::decode(&text).unwrap(), invitation);
-        assert_eq!(Invitation::decode(&format!(" {text}\n")).unwrap(), invitation);
+        assert_eq!(
+            Invitation::decode(&format!(" {text}\n")).unwrap(),
+            invitation
+        );
         let debug = format!("{invitation:?}");
         assert!(!debug.contains("secret"), "{debug}");
     }
@@ -505,7 +514,10 @@ mod tests {
         let bytes = URL_SAFE_NO_PAD.decode(body).unwrap();
         let with_body = |bytes: &[u8]| format!("weft-invite-1.{}", URL_SAFE_NO_PAD.encode(bytes));
 
-        assert!(matches!(Invitation::decode("hello"), Err(InviteError::BadPrefix)));
+        assert!(matches!(
+            Invitation::decode("hello"),
+            Err(InviteError::BadPrefix)
+        ));
         assert!(matches!(
             Invitation::decode(&format!("weft-invite-2.{body}")),
             Err(InviteError::BadVersion { found }) if found == "2"
@@ -572,8 +584,15 @@ mod tests {
         assert!(pending.outstanding().unwrap().is_empty());
 
         let stored = String::from_utf8(dir.read(INVITATIONS_JSON).unwrap()).unwrap();
-        let secret_hex: String = invitation.secret.iter().map(|b| format!("{b:02x}")).collect();
-        assert!(!stored.contains(&secret_hex), "the secret is stored: {stored}");
+        let secret_hex: String = invitation
+            .secret
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(
+            !stored.contains(&secret_hex),
+            "the secret is stored: {stored}"
+        );
 
         let mut expired = Invitation::new(&fabric.device, addresses(), Duration::ZERO).unwrap();
         expired.expires_unix = now_unix() - 1;
@@ -616,7 +635,10 @@ mod tests {
             Invitation::new(&fabric.device, addresses(), Duration::from_secs(600)).unwrap();
         let lock = dir.file(LOCK_FILE);
         fs::write(&lock, b"").unwrap();
-        assert!(matches!(pending.add(&invitation), Err(InviteError::Busy { .. })));
+        assert!(matches!(
+            pending.add(&invitation),
+            Err(InviteError::Busy { .. })
+        ));
         let old = SystemTime::now() - STALE_LOCK - Duration::from_secs(1);
         fs::File::options()
             .write(true)

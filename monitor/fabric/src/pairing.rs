@@ -83,10 +83,10 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::identity::{
-    CaMaterial, CertSummary, DEFAULT_VALIDITY, Device, DeviceId, DeviceInfo, DeviceKey,
-    DeviceName, IdentityError, NameError, random, verify_issued_by,
+    CaMaterial, CertSummary, DEFAULT_VALIDITY, Device, DeviceId, DeviceInfo, DeviceKey, DeviceName,
+    IdentityError, NameError, random, verify_issued_by,
 };
-use crate::invite::{InviteError, Invitation, Pending};
+use crate::invite::{Invitation, InviteError, Pending};
 use crate::state::{StateDir, StateError};
 use wire::{Admission, Reply, Request, WireError};
 
@@ -201,7 +201,7 @@ impl PairError {
     fn status(&self) -> Status {
         match self {
             Self::Wire(WireError::Version { .. }) => Status::BadVersion,
-            Self::Wire(_) | Self::FrameSize { .. } => Status::Malformed,
+            Self::Wire(_) | Self::FrameSize { .. } | Self::Closed => Status::Malformed,
             Self::Invite(InviteError::Unknown) => Status::TokenUnknown,
             Self::Invite(InviteError::Used) => Status::TokenUsed,
             Self::Invite(InviteError::Expired { .. }) => Status::TokenExpired,

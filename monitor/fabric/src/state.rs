@@ -71,7 +71,10 @@ pub enum StateError {
     #[error("{path} is not UTF-8")]
     NotText { path: PathBuf },
     #[error("the identity files in {path} do not fit together: {source}")]
-    Identity { path: PathBuf, source: IdentityError },
+    Identity {
+        path: PathBuf,
+        source: IdentityError,
+    },
 }
 
 /// A state directory that is owner-only.
@@ -193,12 +196,11 @@ impl StateDir {
         self.write_private(DEVICE_KEY, device.key_pem().as_bytes())?;
         self.write_private(DEVICE_CRT, device.cert_pem().as_bytes())?;
         self.write_private(CA_CRT, device.ca_cert_pem().as_bytes())?;
-        let info = serde_json::to_vec_pretty(device.info()).map_err(|source| {
-            StateError::DeviceJson {
+        let info =
+            serde_json::to_vec_pretty(device.info()).map_err(|source| StateError::DeviceJson {
                 path: self.file(DEVICE_JSON),
                 source,
-            }
-        })?;
+            })?;
         self.write_private(DEVICE_JSON, &info)
     }
 
@@ -368,7 +370,10 @@ mod tests {
             "{error:?}"
         );
         let message = error.to_string();
-        assert!(message.contains("device.key") && message.contains("0644"), "{message}");
+        assert!(
+            message.contains("device.key") && message.contains("0644"),
+            "{message}"
+        );
         fs::set_permissions(&key, Permissions::from_mode(0o600)).unwrap();
 
         fs::set_permissions(root.path(), Permissions::from_mode(0o750)).unwrap();

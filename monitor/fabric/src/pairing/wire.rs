@@ -69,7 +69,12 @@ impl Request {
         out.extend_from_slice(&token.0);
         out.extend_from_slice(nonce);
         put_bytes::<1>("the device name", name.as_bytes(), MAX_NAME_LEN, &mut out)?;
-        put_bytes::<2>("the CSR", csr_pem.as_bytes(), usize::from(u16::MAX), &mut out)?;
+        put_bytes::<2>(
+            "the CSR",
+            csr_pem.as_bytes(),
+            usize::from(u16::MAX),
+            &mut out,
+        )?;
         let mac = sign(key, &[REQUEST_LABEL, &out]);
         out.extend_from_slice(&mac);
         Ok(out)
@@ -138,9 +143,24 @@ pub(super) fn encode_admission(
     let mut out = vec![VERSION, Status::Admitted as u8];
     out.extend_from_slice(&admission.fabric.0);
     let max = MAX_FRAME as usize;
-    put_bytes::<4>("the certificate", admission.cert_pem.as_bytes(), max, &mut out)?;
-    put_bytes::<4>("the CA certificate", admission.ca_cert_pem.as_bytes(), max, &mut out)?;
-    put_bytes::<4>("the registry", admission.registry_json.as_bytes(), max, &mut out)?;
+    put_bytes::<4>(
+        "the certificate",
+        admission.cert_pem.as_bytes(),
+        max,
+        &mut out,
+    )?;
+    put_bytes::<4>(
+        "the CA certificate",
+        admission.ca_cert_pem.as_bytes(),
+        max,
+        &mut out,
+    )?;
+    put_bytes::<4>(
+        "the registry",
+        admission.registry_json.as_bytes(),
+        max,
+        &mut out,
+    )?;
     let mac = sign(key, &[REPLY_LABEL, nonce, &out]);
     out.extend_from_slice(&mac);
     Ok(out)
@@ -235,17 +255,24 @@ struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], WireError> {
-        let (head, rest) = self.0.split_first_chunk::<N>().ok_or(WireError::Truncated {
-            field,
-            needed: N,
-            left: self.0.len(),
-        })?;
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or(WireError::Truncated {
+                field,
+                needed: N,
+                left: self.0.len(),
+            })?;
         self.0 = rest;
         Ok(*head)
     }
 
     /// A UTF-8 field behind its `N`-byte little-endian length, at most `max` bytes.
-    fn text<const N: usize>(&mut self, field: &'static str, max: usize) -> Result<String, WireError> {
+    fn text<const N: usize>(
+        &mut self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<String, WireError> {
         let mut len = [0; 8];
         len[..N].copy_from_slice(&self.array::<N>(field)?);
         let len = usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX);
@@ -334,7 +361,10 @@ mod tests {
         let bytes = Request::encode(&key(), &token, &[9; 32], "beta", "CSR").unwrap();
         let request = Request::decode(&bytes).unwrap();
         assert_eq!((request.token, request.nonce), (token, [9; 32]));
-        assert_eq!((request.name.as_str(), request.csr_pem.as_str()), ("beta", "CSR"));
+        assert_eq!(
+            (request.name.as_str(), request.csr_pem.as_str()),
+            ("beta", "CSR")
+        );
         assert!(request.verify(&key()));
         let other: MacKey = serde_json::from_value(serde_json::json!("22".repeat(32))).unwrap();
         assert!(!request.verify(&other));
@@ -342,7 +372,10 @@ mod tests {
             let mut flipped = bytes.clone();
             flipped[at] ^= 0x01;
             if let Ok(request) = Request::decode(&flipped) {
-                assert!(!request.verify(&key()), "flipping byte {at} kept the MAC valid");
+                assert!(
+                    !request.verify(&key()),
+                    "flipping byte {at} kept the MAC valid"
+                );
             }
         }
     }
@@ -373,7 +406,11 @@ mod tests {
             registry_json: "[]".into(),
         };
         let reply = encode_admission(&key(), &[9; 32], &admission).unwrap();
-        let Reply::Admitted { admission: read, signed, mac } = Reply::decode(&reply).unwrap()
+        let Reply::Admitted {
+            admission: read,
+            signed,
+            mac,
+        } = Reply::decode(&reply).unwrap()
         else {
             panic!("not an admission");
         };
