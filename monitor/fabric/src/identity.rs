@@ -70,6 +70,8 @@ pub enum IdentityError {
     CaSubject { fabric: FabricId },
     #[error("the device certificate does not hold the device key's public key")]
     DeviceKeyMismatch,
+    #[error("the device certificate was not issued by the fabric's CA certificate")]
+    NotIssuedByCa,
     #[error("the certificate has no common name")]
     NoCommonName,
 }
@@ -559,10 +561,10 @@ pub fn verify_issued_by(cert_pem: &str, ca_pem: &str) -> Result<(), IdentityErro
     let der = pem_der(cert_pem, "the device certificate")?;
     let cert = parse_cert(&der, "the device certificate")?;
     if cert.issuer() != ca.subject() {
-        return Err(IdentityError::CaKeyMismatch);
+        return Err(IdentityError::NotIssuedByCa);
     }
     cert.verify_signature(Some(ca.public_key()))
-        .map_err(|_| IdentityError::CaKeyMismatch)
+        .map_err(|_| IdentityError::NotIssuedByCa)
 }
 
 /// SHA-256 of `bytes`.

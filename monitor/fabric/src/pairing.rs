@@ -62,8 +62,9 @@
 //!
 //! Inviter, in order: version; token outstanding (unknown, used, expired); mac_j (constant
 //! time); name valid; name free (the daemon's [`Admit::name_taken`]); holds the CA; CSR
-//! signature and key type; then it consumes the token (once, even against concurrent
-//! pairings), signs, records the device ([`Admit::admit`]) and replies. A refusal before
+//! signature and key type; signs and builds the reply (it must fit a frame); then it
+//! consumes the token (once, even against concurrent pairings), records the device
+//! ([`Admit::admit`]) and replies. A refusal before
 //! the token is consumed leaves the invitation usable (a joiner can retry with another
 //! name). Joiner: version; mac_i over its own nonce; fabric id equals the invitation's;
 //! SHA-256 of the CA certificate's DER equals the invitation's `ca_sha256`; the
@@ -182,6 +183,8 @@ pub enum PairError {
         expected: DeviceName,
         found: Vec<String>,
     },
+    #[error("the reply (certificates and registry) does not fit in a frame of {MAX_FRAME} bytes")]
+    ReplyTooLarge,
     #[error("the registry received is not JSON: {0}")]
     Registry(#[source] serde_json::Error),
     #[error(transparent)]
@@ -208,7 +211,12 @@ impl PairError {
             Self::BadRequestMac => Status::BadMac,
             Self::Name(_) => Status::NameInvalid,
             Self::NameTaken { .. } => Status::NameTaken,
-            Self::Identity(_) => Status::BadCsr,
+            Self::Identity(
+                IdentityError::CsrSignature
+                | IdentityError::KeyAlgorithm { .. }
+                | IdentityError::Pem { .. }
+                | IdentityError::Der { .. },
+            ) => Status::BadCsr,
             Self::NoCa => Status::NoCa,
             _ => Status::Internal,
         }
@@ -225,7 +233,8 @@ pub trait Admit {
     /// Records a newly admitted device.
     fn admit(&self, name: &DeviceName, id: DeviceId, cert_pem: &str) -> Result<(), Self::Error>;
 
-    /// The known devices, sent to the new device as they are.
+    /// The known devices, sent to the new device as they are. Called before
+    /// [`admit`](Self::admit), so it lists the fabric as the new device finds it.
     fn registry(&self) -> serde_json::Value;
 }
 
@@ -300,9 +309,8 @@ where
     }
     let ca = ca.ok_or(PairError::NoCa)?;
     let signed = ca.sign(&request.csr_pem, &name, DEFAULT_VALIDITY)?;
-    pending.take(&request.token)?;
-    ctx.admit(&name, signed.id, &signed.cert_pem)
-        .map_err(|error| PairError::Admit(Box::new(error)))?;
+    // The reply is built, and known to fit a frame, before anything is consumed or
+    // recorded.
     let registry_json = serde_json::to_string(&ctx.registry()).map_err(PairError::Registry)?;
     let admission = Admission {
         fabric: ca.fabric(),
@@ -310,7 +318,13 @@ where
         ca_cert_pem: ca.cert_pem().to_owned(),
         registry_json,
     };
-    let reply = wire::encode_admission(&key, &request.nonce, &admission)?;
+    let reply = wire::encode_admission(&key, &request.nonce, &admission)
+        .ok()
+        .filter(|reply| reply.len() <= MAX_FRAME as usize)
+        .ok_or(PairError::ReplyTooLarge)?;
+    pending.take(&request.token)?;
+    ctx.admit(&name, signed.id, &signed.cert_pem)
+        .map_err(|error| PairError::Admit(Box::new(error)))?;
     let admitted = Admitted {
         name,
         id: signed.id,

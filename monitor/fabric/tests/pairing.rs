@@ -105,16 +105,26 @@ impl Inviter {
         connections: usize,
         with_ca: bool,
     ) -> (SocketAddr, JoinHandle<Vec<Result<Admitted, PairError>>>) {
+        self.listen_with(connections, with_ca, self.registry.clone())
+            .await
+    }
+
+    /// Like [`listen`](Self::listen), with another daemon side.
+    async fn listen_with<A: Admit + Send + Sync + 'static>(
+        &self,
+        connections: usize,
+        with_ca: bool,
+        ctx: Arc<A>,
+    ) -> (SocketAddr, JoinHandle<Vec<Result<Admitted, PairError>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let (ca, pending, registry) =
-            (self.ca.clone(), self.pending.clone(), self.registry.clone());
+        let (ca, pending) = (self.ca.clone(), self.pending.clone());
         let server = tokio::spawn(async move {
             let mut outcomes = Vec::new();
             for _ in 0..connections {
                 let (stream, _) = listener.accept().await.unwrap();
                 let ca = with_ca.then_some(&*ca);
-                outcomes.push(serve_pairing(stream, &*registry, ca, &pending).await);
+                outcomes.push(serve_pairing(stream, &*ctx, ca, &pending).await);
             }
             outcomes
         });
@@ -158,10 +168,7 @@ async fn a_joined_device_holds_a_certificate_the_fabric_trusts() {
     assert_eq!(admitted.cert_pem, joined.device.cert_pem());
     assert_eq!(
         joined.registry,
-        json!([
-            {"name": "alpha", "id": inviter.device.info().id.to_string()},
-            {"name": "beta", "id": info.id.to_string()},
-        ])
+        json!([{"name": "alpha", "id": inviter.device.info().id.to_string()}])
     );
     verify_issued_by(joined.device.cert_pem(), inviter.ca.cert_pem()).unwrap();
     let cert = CertSummary::of_pem(joined.device.cert_pem()).unwrap();
@@ -204,6 +211,50 @@ async fn a_used_invitation_is_refused_the_second_time() {
     ));
     assert_eq!(inviter.registry.names(), ["alpha", "beta"]);
     assert!(StateDir::open(&root.path().join("gamma")).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_joins_with_one_invitation_admit_one_device() {
+    let inviter = Inviter::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let token = inviter.invite(address, Duration::from_secs(600));
+    let (ca, pending, registry) = (
+        inviter.ca.clone(),
+        inviter.pending.clone(),
+        inviter.registry.clone(),
+    );
+    let server = tokio::spawn(async move {
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (ca, pending, registry) = (ca.clone(), pending.clone(), registry.clone());
+            servers.push(tokio::spawn(async move {
+                serve_pairing(stream, &*registry, Some(&ca), &pending).await
+            }));
+        }
+        servers
+    });
+    let root = tempfile::tempdir().unwrap();
+    let (beta_dir, gamma_dir) = (root.path().join("beta"), root.path().join("gamma"));
+    let (beta, gamma) = tokio::join!(
+        join(&token, "beta", &beta_dir),
+        join(&token, "gamma", &gamma_dir),
+    );
+    let mut admitted = 0;
+    for handle in server.await.unwrap() {
+        admitted += usize::from(handle.await.unwrap().is_ok());
+    }
+    assert_eq!(admitted, 1);
+    let (winner, loser) = match (beta, gamma) {
+        (Ok(winner), loser @ Err(_)) | (loser @ Err(_), Ok(winner)) => (winner, loser),
+        other => panic!("expected exactly one admission, got {other:?}"),
+    };
+    refused_with(loser, Status::TokenUsed);
+    assert_eq!(
+        inviter.registry.names(),
+        ["alpha", winner.device.info().name.as_str()]
+    );
 }
 
 #[tokio::test]
@@ -361,6 +412,44 @@ async fn a_device_without_the_ca_says_so() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(matches!(server.await.unwrap()[0], Err(PairError::NoCa)));
+    assert_eq!(inviter.pending.outstanding().unwrap().len(), 1);
+}
+
+/// A daemon side whose registry is too big for one reply frame.
+struct Bloated(Registry);
+
+impl Admit for Bloated {
+    type Error = Never;
+
+    fn name_taken(&self, name: &DeviceName) -> bool {
+        self.0.name_taken(name)
+    }
+
+    fn admit(&self, name: &DeviceName, id: DeviceId, cert_pem: &str) -> Result<(), Never> {
+        self.0.admit(name, id, cert_pem)
+    }
+
+    fn registry(&self) -> serde_json::Value {
+        json!("x".repeat(70_000))
+    }
+}
+
+#[tokio::test]
+async fn a_reply_too_large_for_a_frame_consumes_and_admits_nothing() {
+    let inviter = Inviter::new();
+    let bloated = Arc::new(Bloated(Registry::default()));
+    let (address, server) = inviter.listen_with(1, true, bloated.clone()).await;
+    let token = inviter.invite(address, Duration::from_secs(600));
+    let root = tempfile::tempdir().unwrap();
+    refused_with(
+        join(&token, "beta", &root.path().join("beta")).await,
+        Status::Internal,
+    );
+    assert!(matches!(
+        server.await.unwrap()[0],
+        Err(PairError::ReplyTooLarge)
+    ));
+    assert!(bloated.0.names().is_empty());
     assert_eq!(inviter.pending.outstanding().unwrap().len(), 1);
 }
 
