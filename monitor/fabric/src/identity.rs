@@ -1,5 +1,5 @@
-//! Who is who in a fabric: the fabric's certificate authority, device names and ids, and
-//! device certificates.
+//! Who is who in a fabric: the fabric's certificate authority, device keys and device
+//! certificates. Names and ids are in `naming`, reading certificates back in `cert`.
 //!
 //! Invariants:
 //! - Every key is ECDSA P-256 and is generated on the device that uses it; a device's
@@ -13,12 +13,16 @@
 //!   (Zenoh's TLS presents the same certificate when listening and when connecting), a
 //!   random positive serial, and validity from 5 minutes ago (clock skew) to now + the
 //!   requested duration.
-//! - A device id is the hex of the first 8 bytes of SHA-256 over the device's public key
-//!   (SubjectPublicKeyInfo DER); it is derived, never chosen.
-//! - A device name is 1–32 characters of `[a-z0-9-]`, not starting with `-`.
+
+mod cert;
+mod naming;
+
+pub use cert::{CertSummary, verify_issued_by};
+use cert::{common_name, parse_cert, pem_der};
+pub use naming::{DeviceId, DeviceName, FabricId, HexIdError, MAX_NAME_LEN, NameError};
+pub(crate) use naming::{hex_id, parse_hex, to_hex};
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
@@ -29,7 +33,6 @@ use rcgen::{
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-use x509_parser::certificate::X509Certificate;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY};
 use x509_parser::prelude::FromDer;
@@ -41,8 +44,6 @@ pub const DEFAULT_VALIDITY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// How long the fabric's CA certificate is valid.
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
-/// The longest device name.
-pub const MAX_NAME_LEN: usize = 32;
 
 /// Why an identity operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,170 +75,6 @@ pub enum IdentityError {
     NotIssuedByCa,
     #[error("the certificate has no common name")]
     NoCommonName,
-}
-
-/// Why a device name was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NameError {
-    #[error("a device name cannot be empty")]
-    Empty,
-    #[error("device name {name:?} is longer than {MAX_NAME_LEN} characters")]
-    TooLong { name: String },
-    #[error("device name {name:?} starts with '-'")]
-    LeadingDash { name: String },
-    #[error("device name {name:?} holds {found:?}; only a-z, 0-9 and '-' are allowed")]
-    BadCharacter { name: String, found: char },
-}
-
-/// Why a hex id did not parse.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{text:?} is not {len} hex digits")]
-pub struct HexIdError {
-    text: String,
-    len: usize,
-}
-
-/// Defines a fixed-size id shown as lowercase hex (Display, FromStr, serde as a string).
-macro_rules! hex_id {
-    ($(#[$doc:meta])* $name:ident, $len:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-        #[serde(into = "String", try_from = "String")]
-        pub struct $name(pub [u8; $len]);
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-            }
-        }
-
-        impl std::fmt::Debug for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "{}({self})", stringify!($name))
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = $crate::identity::HexIdError;
-            fn from_str(text: &str) -> Result<Self, Self::Err> {
-                $crate::identity::parse_hex(text).map(Self)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.to_string()
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = $crate::identity::HexIdError;
-            fn try_from(text: String) -> Result<Self, Self::Error> {
-                text.parse()
-            }
-        }
-    };
-}
-pub(crate) use hex_id;
-
-/// Parses exactly `2 * N` lowercase or uppercase hex digits.
-pub(crate) fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], HexIdError> {
-    let error = || HexIdError {
-        text: text.to_owned(),
-        len: 2 * N,
-    };
-    if text.len() != 2 * N || !text.is_ascii() {
-        return Err(error());
-    }
-    let mut out = [0; N];
-    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        let pair = std::str::from_utf8(pair).map_err(|_| error())?;
-        *byte = u8::from_str_radix(pair, 16).map_err(|_| error())?;
-    }
-    Ok(out)
-}
-
-hex_id!(
-    /// A fabric's id: 16 random bytes chosen when the fabric is created.
-    FabricId,
-    16
-);
-hex_id!(
-    /// A device's id: the first 8 bytes of SHA-256 over its public key (SPKI DER).
-    DeviceId,
-    8
-);
-
-impl DeviceId {
-    /// The id of the device whose public key is `spki_der`.
-    pub fn of_public_key(spki_der: &[u8]) -> Self {
-        let hash = sha256(spki_der);
-        let mut id = [0; 8];
-        id.copy_from_slice(&hash[..8]);
-        Self(id)
-    }
-}
-
-/// A checked device name: 1–32 characters of `[a-z0-9-]`, not starting with `-`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub struct DeviceName(String);
-
-impl DeviceName {
-    /// Checks `name` against the naming rule.
-    pub fn new(name: &str) -> Result<Self, NameError> {
-        let owned = || name.to_owned();
-        if name.is_empty() {
-            return Err(NameError::Empty);
-        }
-        if name.chars().count() > MAX_NAME_LEN {
-            return Err(NameError::TooLong { name: owned() });
-        }
-        if let Some(found) = name
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-        {
-            return Err(NameError::BadCharacter {
-                name: owned(),
-                found,
-            });
-        }
-        if name.starts_with('-') {
-            return Err(NameError::LeadingDash { name: owned() });
-        }
-        Ok(Self(owned()))
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for DeviceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for DeviceName {
-    type Err = NameError;
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::new(name)
-    }
-}
-
-impl From<DeviceName> for String {
-    fn from(name: DeviceName) -> String {
-        name.0
-    }
-}
-
-impl TryFrom<String> for DeviceName {
-    type Error = NameError;
-    fn try_from(name: String) -> Result<Self, Self::Error> {
-        Self::new(&name)
-    }
 }
 
 /// What `device.json` holds: the device's name, id and fabric.
@@ -507,66 +344,6 @@ impl Fabric {
     }
 }
 
-/// What a certificate says about its subject.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CertSummary {
-    /// The subject's common name.
-    pub common_name: String,
-    /// The DNS names in the subject alternative name extension.
-    pub dns_names: Vec<String>,
-    /// The end of validity, in seconds since the Unix epoch.
-    pub not_after_unix: i64,
-    /// The subject's public key (SubjectPublicKeyInfo DER).
-    pub spki_der: Vec<u8>,
-    /// SHA-256 of the certificate's DER.
-    pub sha256: [u8; 32],
-}
-
-impl CertSummary {
-    /// Reads a PEM certificate.
-    pub fn of_pem(cert_pem: &str) -> Result<Self, IdentityError> {
-        let der = pem_der(cert_pem, "the certificate")?;
-        let cert = parse_cert(&der, "the certificate")?;
-        let dns_names = cert
-            .subject_alternative_name()
-            .ok()
-            .flatten()
-            .map(|san| {
-                san.value
-                    .general_names
-                    .iter()
-                    .filter_map(|name| match name {
-                        x509_parser::extensions::GeneralName::DNSName(dns) => {
-                            Some((*dns).to_owned())
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Self {
-            common_name: common_name(&cert)?,
-            dns_names,
-            not_after_unix: cert.validity().not_after.timestamp(),
-            spki_der: cert.public_key().raw.to_vec(),
-            sha256: sha256(&der),
-        })
-    }
-}
-
-/// Checks that the certificate `cert_pem` was signed by the CA certificate `ca_pem`.
-pub fn verify_issued_by(cert_pem: &str, ca_pem: &str) -> Result<(), IdentityError> {
-    let ca_der = pem_der(ca_pem, "the CA certificate")?;
-    let ca = parse_cert(&ca_der, "the CA certificate")?;
-    let der = pem_der(cert_pem, "the device certificate")?;
-    let cert = parse_cert(&der, "the device certificate")?;
-    if cert.issuer() != ca.subject() {
-        return Err(IdentityError::NotIssuedByCa);
-    }
-    cert.verify_signature(Some(ca.public_key()))
-        .map_err(|_| IdentityError::NotIssuedByCa)
-}
-
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0; 32];
@@ -640,28 +417,6 @@ fn cert_time(now: SystemTime, offset: Sign) -> Result<time::OffsetDateTime, Iden
     time::OffsetDateTime::from_unix_timestamp(secs).map_err(|_| IdentityError::Clock)
 }
 
-/// The DER inside a PEM block.
-fn pem_der(pem: &str, what: &'static str) -> Result<Vec<u8>, IdentityError> {
-    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map_err(|_| IdentityError::Pem { what })?;
-    Ok(block.contents)
-}
-
-fn parse_cert<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>, IdentityError> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|reason| IdentityError::Der { what, reason })?;
-    Ok(cert)
-}
-
-fn common_name(cert: &X509Certificate<'_>) -> Result<String, IdentityError> {
-    cert.subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_owned)
-        .ok_or(IdentityError::NoCommonName)
-}
-
 /// An ECDSA P-256 public key taken from someone's SubjectPublicKeyInfo, for rcgen to
 /// certify.
 struct P256PublicKey {
@@ -700,44 +455,6 @@ impl PublicKeyData for P256PublicKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_follow_the_rule() {
-        for good in ["a", "laptop", "pi-4", "0", &"x".repeat(32)] {
-            assert!(DeviceName::new(good).is_ok(), "{good} should be accepted");
-        }
-        assert_eq!(DeviceName::new(""), Err(NameError::Empty));
-        assert!(matches!(
-            DeviceName::new(&"x".repeat(33)),
-            Err(NameError::TooLong { .. })
-        ));
-        assert!(matches!(
-            DeviceName::new("-a"),
-            Err(NameError::LeadingDash { .. })
-        ));
-        for (bad, found) in [("Laptop", 'L'), ("a b", ' '), ("a.b", '.'), ("é", 'é')] {
-            assert_eq!(
-                DeviceName::new(bad),
-                Err(NameError::BadCharacter {
-                    name: bad.to_owned(),
-                    found
-                })
-            );
-        }
-    }
-
-    #[test]
-    fn hex_ids_round_trip_and_refuse_bad_text() {
-        let id = DeviceId([0, 1, 0xab, 0xff, 2, 3, 4, 5]);
-        assert_eq!(id.to_string(), "0001abff02030405");
-        assert_eq!("0001abff02030405".parse::<DeviceId>(), Ok(id));
-        assert!("0001abff0203040".parse::<DeviceId>().is_err());
-        assert!("0001abff020304zz".parse::<DeviceId>().is_err());
-        assert!("0001abff02030405é".parse::<DeviceId>().is_err());
-        let json = serde_json::to_string(&id).unwrap();
-        assert_eq!(json, "\"0001abff02030405\"");
-        assert_eq!(serde_json::from_str::<DeviceId>(&json).unwrap(), id);
-    }
 
     #[test]
     fn created_fabric_certifies_its_first_device() {

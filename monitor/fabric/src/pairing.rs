@@ -55,8 +55,8 @@
 //! | 30+A+B+R    | 32   | mac_i = HMAC-SHA256(K, "weft-pair-rep" ‖ nonce_j ‖ bytes 0..30+A+B+R) |
 //!
 //! Any other status continues with a u16 little-endian length M and M bytes of UTF-8
-//! message. A refusal carries no MAC (an unknown token has no key); the joiner reports it
-//! and stores nothing.
+//! message. A refusal carries no MAC (an unknown token has no key); the joiner reports it,
+//! with control characters replaced by U+FFFD, and stores nothing.
 //!
 //! ## Checks
 //!

@@ -191,6 +191,17 @@ impl Reply {
         if status != Status::Admitted {
             let message = reader.text::<2>("the message", usize::from(u16::MAX))?;
             reader.end()?;
+            // The joiner prints the message: no terminal control sequences from the peer.
+            let message = message
+                .chars()
+                .map(|c| {
+                    if c.is_control() {
+                        char::REPLACEMENT_CHARACTER
+                    } else {
+                        c
+                    }
+                })
+                .collect();
             return Ok(Self::Refused { status, message });
         }
         let max = MAX_FRAME as usize;
@@ -352,7 +363,7 @@ mod tests {
     use super::*;
 
     fn key() -> MacKey {
-        serde_json::from_value(serde_json::json!("11".repeat(32))).unwrap()
+        MacKey::try_from("11".repeat(32)).unwrap()
     }
 
     #[test]
@@ -366,7 +377,7 @@ mod tests {
             ("beta", "CSR")
         );
         assert!(request.verify(&key()));
-        let other: MacKey = serde_json::from_value(serde_json::json!("22".repeat(32))).unwrap();
+        let other: MacKey = MacKey::try_from("22".repeat(32)).unwrap();
         assert!(!request.verify(&other));
         for at in 0..bytes.len() {
             let mut flipped = bytes.clone();
@@ -442,5 +453,11 @@ mod tests {
         };
         assert_eq!(status, Status::NameTaken);
         assert_eq!(message.len(), 65_534);
+        let Reply::Refused { message, .. } =
+            Reply::decode(&encode_refusal(Status::Internal, "a\x1b[2Jb\n")).unwrap()
+        else {
+            panic!("not a refusal");
+        };
+        assert_eq!(message, "a\u{fffd}[2Jb\u{fffd}");
     }
 }
