@@ -85,7 +85,7 @@ use tokio::time::timeout;
 
 use crate::identity::{
     CaMaterial, CertSummary, DEFAULT_VALIDITY, Device, DeviceId, DeviceInfo, DeviceKey, DeviceName,
-    IdentityError, NameError, random, verify_issued_by,
+    FabricId, IdentityError, NameError, random, verify_issued_by,
 };
 use crate::invite::{Invitation, InviteError, Pending};
 use crate::state::{StateDir, StateError};
@@ -172,10 +172,7 @@ pub enum PairError {
     #[error("this device does not hold the fabric's CA")]
     NoCa,
     #[error("the peer sent fabric {found}, but the invitation is for fabric {expected}")]
-    FabricMismatch {
-        expected: crate::identity::FabricId,
-        found: crate::identity::FabricId,
-    },
+    FabricMismatch { expected: FabricId, found: FabricId },
     #[error("the peer's CA certificate does not match the invitation's CA hash")]
     CaMismatch,
     #[error("the certificate received names {found:?}, not the requested {expected}")]

@@ -460,4 +460,46 @@ mod tests {
         };
         assert_eq!(message, "a\u{fffd}[2Jb\u{fffd}");
     }
+
+    #[test]
+    fn random_and_mutated_input_is_refused_without_panicking() {
+        let request = Request::encode(&key(), &TokenId([7; 32]), &[9; 32], "beta", "CSR").unwrap();
+        let admission = Admission {
+            fabric: FabricId([1; 16]),
+            cert_pem: "C".into(),
+            ca_cert_pem: "CA".into(),
+            registry_json: "[]".into(),
+        };
+        let reply = encode_admission(&key(), &[9; 32], &admission).unwrap();
+        // xorshift64: deterministic, so a failure reproduces.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let original = if round % 2 == 0 { &request } else { &reply };
+            let mut bytes = original.clone();
+            match next() % 3 {
+                0 => bytes = (0..next() % 200).map(|_| next() as u8).collect(),
+                1 => {
+                    for _ in 0..1 + next() % 4 {
+                        let at = (next() as usize) % bytes.len();
+                        bytes[at] = next() as u8;
+                    }
+                }
+                _ => bytes.truncate((next() as usize) % bytes.len()),
+            }
+            let changed = bytes != *original;
+            if let Ok(request) = Request::decode(&bytes) {
+                assert!(!(changed && request.verify(&key())), "round {round}");
+            }
+            if let Ok(Reply::Admitted { signed, mac, .. }) = Reply::decode(&bytes) {
+                let verified = verify_admission(&key(), &[9; 32], &signed, &mac);
+                assert!(!(changed && verified), "round {round}");
+            }
+        }
+    }
 }
