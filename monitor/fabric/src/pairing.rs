@@ -275,7 +275,13 @@ where
             Ok(admitted)
         }
         Err(error) => {
-            let refusal = wire::encode_refusal(error.status(), &error.to_string());
+            let status = error.status();
+            // The peer is not trusted yet: our own failures stay in our log.
+            let message = match status {
+                Status::Internal => "the inviting device failed on its side; see its log".into(),
+                _ => error.to_string(),
+            };
+            let refusal = wire::encode_refusal(status, &message);
             // The joiner may be gone or be the garbage's sender; the error that matters
             // is the one that made us refuse.
             let _ = wire::write_frame(&mut stream, &refusal).await;

@@ -441,10 +441,16 @@ async fn a_reply_too_large_for_a_frame_consumes_and_admits_nothing() {
     let (address, server) = inviter.listen_with(1, true, bloated.clone()).await;
     let token = inviter.invite(address, Duration::from_secs(600));
     let root = tempfile::tempdir().unwrap();
-    refused_with(
-        join(&token, "beta", &root.path().join("beta")).await,
-        Status::Internal,
-    );
+    match join(&token, "beta", &root.path().join("beta")).await {
+        Err(PairError::Refused { status, message }) => {
+            assert_eq!(status, Status::Internal);
+            assert_eq!(
+                message,
+                "the inviting device failed on its side; see its log"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     assert!(matches!(
         server.await.unwrap()[0],
         Err(PairError::ReplyTooLarge)
