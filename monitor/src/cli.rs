@@ -25,11 +25,171 @@ pub enum Command {
     /// weft's own; it reaches files and the network only as the options
     /// below grant.
     Run(RunArgs),
+    /// Run this device of a fabric: a long-running guest whose processes
+    /// are the device's apps, reachable from every device of the fabric.
+    Daemon(DaemonArgs),
+    /// Create, join and manage a fabric of devices.
+    #[command(subcommand)]
+    Fabric(FabricCommand),
+    /// List the processes of every available device (or of one).
+    Ps(PsArgs),
+    /// Start FILE on a device (default: this one) and print its pid.
+    ///
+    /// FILE is a Wasm module (its bytes travel to the device by content
+    /// hash), or the name of one of the device's own native programs.
+    Spawn(SpawnArgs),
+    /// End a process anywhere in the fabric (it exits with status 137).
+    Kill(PidArgs),
+    /// Show one process: device, name, state, CPU time, memory, streams.
+    Stats(StatsArgs),
 }
 
-/// Options of `weft run`.
+/// The fabric's own commands.
+#[derive(Debug, Subcommand)]
+pub enum FabricCommand {
+    /// Create a new fabric in DIR; this device is its first.
+    Create(CreateArgs),
+    /// Print a one-time token with which one more device can join.
+    Invite(InviteArgs),
+    /// Pair this device with a fabric, using a token from `weft fabric invite`.
+    Join(JoinArgs),
+    /// List the fabric's known devices: name, id, available, addresses.
+    Devices(DevicesArgs),
+    /// Remove a device from the fabric, for good: every daemon refuses it.
+    Remove(RemoveArgs),
+}
+
+/// The state directory option every fabric command takes.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct State {
+    /// The device's state directory (key, certificates, known devices).
+    #[arg(long, value_name = "DIR", env = "WEFT_STATE")]
+    pub state: PathBuf,
+}
+
+/// Options of `weft daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// Where the device listens for the fabric's (TLS) connections.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:7447")]
+    pub bind: SocketAddr,
+    /// A device to connect to at start (repeatable); known devices are
+    /// connected to as well.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub peer: Vec<SocketAddr>,
+    #[command(flatten)]
+    pub grants: Grants,
+}
+
+/// Options of `weft fabric create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// This device's name (1-32 of a-z, 0-9 and -).
+    #[arg(long)]
+    pub name: String,
+}
+
+/// Options of `weft fabric invite`.
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// Seconds the token stays valid.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub expires: u64,
+}
+
+/// Options of `weft fabric join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// This device's name (1-32 of a-z, 0-9 and -), unique in the fabric.
+    #[arg(long)]
+    pub name: String,
+    /// The token `weft fabric invite` printed.
+    pub token: String,
+}
+
+/// Options of `weft fabric devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// Only the devices online now.
+    #[arg(long)]
+    pub available: bool,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `weft fabric remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// The device to remove.
+    pub name: String,
+}
+
+/// Options of `weft ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// Only this device's processes.
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `weft spawn`.
+#[derive(Debug, Args)]
+pub struct SpawnArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// The device to run it on (default: this one).
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    /// Wait for the process to end and exit with its status.
+    #[arg(long)]
+    pub wait: bool,
+    /// A Wasm module's path, or a native program's name.
+    pub file: String,
+    /// Arguments passed to the program.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// A command on one process.
+#[derive(Debug, Args)]
+pub struct PidArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// The process, DEVICE:N.
+    pub pid: String,
+}
+
+/// Options of `weft stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub pid: PidArgs,
+    /// One JSON object instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a guest's programs may reach (`weft run` and `weft daemon`).
+#[derive(Debug, Args)]
+pub struct Grants {
     /// The directory the guest sees as `/` (file streams are refused without it).
     #[arg(long, value_name = "DIR")]
     pub fs_root: Option<PathBuf>,
@@ -48,6 +208,13 @@ pub struct RunArgs {
     /// Guest RAM in MiB (16-3072; rounded up to an even number).
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(16..=3072))]
     pub mem: u64,
+}
+
+/// Options of `weft run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub grants: Grants,
     /// Stop the guest after SECS seconds and exit with status 124.
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: Option<f64>,
@@ -105,8 +272,10 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
         let cli = Cli::try_parse_from(std::iter::once("weft").chain(args.iter().copied()))?;
-        let Command::Run(r) = cli.command;
-        Ok(r)
+        match cli.command {
+            Command::Run(r) => Ok(r),
+            other => panic!("not run: {other:?}"),
+        }
     }
 
     #[test]
@@ -126,7 +295,7 @@ mod tests {
         assert_eq!(r.timeout, Some(2.5));
         assert_eq!(r.program, "hello");
         assert_eq!(r.args, ["-x", "--mem", "y"]);
-        assert_eq!(r.mem, 64);
+        assert_eq!(r.grants.mem, 64);
     }
 
     #[test]
@@ -151,8 +320,8 @@ mod tests {
             "hello",
         ])
         .unwrap();
-        assert_eq!(r.listen.len(), 2);
-        assert_eq!(r.connect, ["10.0.0.1:443".parse().unwrap()]);
+        assert_eq!(r.grants.listen.len(), 2);
+        assert_eq!(r.grants.connect, ["10.0.0.1:443".parse().unwrap()]);
         assert!(parse(&["run", "--listen", "localhost", "hello"]).is_err());
     }
 }

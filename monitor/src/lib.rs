@@ -39,6 +39,7 @@ mod affinity;
 mod boot;
 pub mod catalog;
 mod cpuid;
+pub mod daemon;
 mod descriptors;
 mod exit;
 mod guest_memory;

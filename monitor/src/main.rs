@@ -9,33 +9,77 @@
 //! outcome into an exit status.
 
 mod cli;
+mod fabric_cli;
 mod programs;
 
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use weft_monitor::catalog::Catalog;
 use weft_monitor::run;
 use weft_monitor::status::ExitStatus;
 use weft_monitor::streams::Policy;
 
 fn main() -> ExitCode {
     let start = Instant::now();
-    let cli::Command::Run(args) = cli::Cli::parse_with_examples(programs::examples_help()).command;
-    ExitCode::from(run(&args, start).code())
+    let status = match cli::Cli::parse_with_examples(programs::examples_help()).command {
+        cli::Command::Run(args) => run(&args, start),
+        cli::Command::Daemon(args) => daemon(&args, start),
+        cli::Command::Fabric(command) => fabric_cli::fabric(&command),
+        cli::Command::Ps(args) => fabric_cli::ps(&args),
+        cli::Command::Spawn(args) => fabric_cli::spawn(&args),
+        cli::Command::Kill(args) => fabric_cli::kill(&args),
+        cli::Command::Stats(args) => fabric_cli::stats(&args),
+    };
+    ExitCode::from(status.code())
+}
+
+fn policy(grants: &cli::Grants) -> Result<Policy, ExitStatus> {
+    Policy::new(
+        grants.fs_root.as_deref(),
+        grants.read_only,
+        grants.listen.clone(),
+        grants.connect.clone(),
+    )
+    .map_err(|e| {
+        eprintln!("weft: {e}");
+        ExitStatus::Usage
+    })
+}
+
+fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
+    let policy = match policy(&args.grants) {
+        Ok(p) => p,
+        Err(s) => return s,
+    };
+    let kernel = match programs::kernel(None) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("weft: kernel: {e}");
+            return ExitStatus::Usage;
+        }
+    };
+    let Some(agent) = programs::Bundled.find(weft_monitor::catalog::DEVICE_AGENT) else {
+        eprintln!("weft: this build bundles no device agent");
+        return ExitStatus::Usage;
+    };
+    let cfg = weft_monitor::daemon::DaemonConfig {
+        state: args.state.state.clone(),
+        bind: args.bind,
+        peers: args.peer.clone(),
+        kernel: &kernel,
+        agent: &agent,
+        mem_bytes: args.grants.mem.next_multiple_of(2) << 20,
+        policy,
+        catalog: &programs::Bundled,
+    };
+    weft_monitor::daemon::run(cfg, start)
 }
 
 fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
-    let policy = match Policy::new(
-        args.fs_root.as_deref(),
-        args.read_only,
-        args.listen.clone(),
-        args.connect.clone(),
-    ) {
+    let policy = match policy(&args.grants) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("weft: {e}");
-            return ExitStatus::Usage;
-        }
+        Err(s) => return s,
     };
     let kernel = match programs::kernel(args.kernel.as_deref()) {
         Ok(k) => k,
@@ -59,7 +103,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         payload: program.payload.as_deref(),
         program_name: &args.program,
         args: argv,
-        mem_bytes: args.mem.next_multiple_of(2) << 20,
+        mem_bytes: args.grants.mem.next_multiple_of(2) << 20,
         timeout: args.timeout.map(Duration::from_secs_f64),
         stats: args.stats,
         policy,

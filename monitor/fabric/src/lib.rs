@@ -5,10 +5,23 @@
 //! - [`state`]: the device's owner-only state directory and its files;
 //! - [`identity`]: the fabric's CA, device keys, names, ids and certificates;
 //! - [`invite`]: one-time invitations and the inviter's store of outstanding ones;
-//! - [`pairing`]: the exchange by which a device joins (frame layout in its docs).
+//! - [`pairing`]: the exchange by which a device joins (frame layout in its docs);
+//! - [`registry`]: the known devices, as one device holds them.
+//!
+//! The network:
+//! - [`keys`]: the Zenoh key space; [`wire`]: the payloads on it;
+//! - [`zconfig`]: the device's Zenoh configuration; [`node`]: its session
+//!   (presence, calls served and made, modules offered, exits, removals);
+//! - [`local`]: the daemon's local socket (the CLI's requests).
 #![forbid(unsafe_code)]
 
 pub mod identity;
 pub mod invite;
+pub mod keys;
+pub mod local;
+pub mod node;
 pub mod pairing;
+pub mod registry;
 pub mod state;
+pub mod wire;
+pub mod zconfig;

@@ -1,0 +1,99 @@
+//! The fabric's Zenoh key space (PROTOCOL.md §16.2), version 1.
+//!
+//! Every key is under `weft/`; a device's keys are under its name, which
+//! [`valid_name`] restricts to `[a-z0-9-]` so that a name can never add a
+//! chunk or a wildcard to a key expression.
+//!
+//! | key | Zenoh entity | meaning |
+//! |---|---|---|
+//! | `weft/dev/<name>` | liveliness token | the device is available |
+//! | `weft/dev/<name>/call` | queryable | the device's fabric calls ([`crate::wire::Request`]) |
+//! | `weft/dev/<name>/blob/<sha256>` | queryable | a Wasm module this device offers by content hash |
+//! | `weft/dev/<name>/exit/<n>` | put | process `<name>:<n>` ended ([`crate::wire::Exit`]) |
+//! | `weft/fabric/removed/<name>` | put | device `<name>` was removed from the fabric |
+
+/// The liveliness key expression every device's presence matches.
+pub const PRESENCE_ALL: &str = "weft/dev/*";
+/// Removal notices, for every device.
+pub const REMOVED_ALL: &str = "weft/fabric/removed/*";
+
+/// The longest device name.
+pub const NAME_MAX: usize = 32;
+
+/// Whether `name` is a valid device name: 1 to [`NAME_MAX`] characters of
+/// `[a-z0-9-]`, not starting with `-`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=NAME_MAX).contains(&name.len())
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `weft/dev/<name>`: the device's presence token.
+pub fn presence(name: &str) -> String {
+    format!("weft/dev/{name}")
+}
+
+/// The device name of a presence key, if it is one of a valid name.
+pub fn device_of_presence(key: &str) -> Option<&str> {
+    key.strip_prefix("weft/dev/").filter(|n| valid_name(n))
+}
+
+/// `weft/dev/<name>/call`: the device's fabric calls.
+pub fn call(name: &str) -> String {
+    format!("weft/dev/{name}/call")
+}
+
+/// `weft/dev/<name>/blob/<sha256>`: a module offered by content hash.
+pub fn blob(name: &str, sha256_hex: &str) -> String {
+    format!("weft/dev/{name}/blob/{sha256_hex}")
+}
+
+/// Every blob device `name` offers.
+pub fn blobs(name: &str) -> String {
+    format!("weft/dev/{name}/blob/*")
+}
+
+/// `weft/dev/<name>/exit/<n>`: the exit of process `<name>:<n>`.
+pub fn exit(name: &str, pid: u32) -> String {
+    format!("weft/dev/{name}/exit/{pid}")
+}
+
+/// `weft/fabric/removed/<name>`: device `name` was removed.
+pub fn removed(name: &str) -> String {
+    format!("weft/fabric/removed/{name}")
+}
+
+/// The device name of a removal key, if it is one of a valid name.
+pub fn device_of_removal(key: &str) -> Option<&str> {
+    key.strip_prefix("weft/fabric/removed/")
+        .filter(|n| valid_name(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_reach_outside_their_chunk() {
+        for good in ["a", "alpha", "dev-2", "0", &"x".repeat(NAME_MAX)] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in [
+            "", "-a", "A", "a/b", "a*", "**", "a$", "a b", "é", &"x".repeat(NAME_MAX + 1),
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_to_their_device() {
+        assert_eq!(device_of_presence(&presence("beta")), Some("beta"));
+        assert_eq!(device_of_presence("weft/dev/beta/call"), None);
+        assert_eq!(device_of_presence("weft/dev/"), None);
+        assert_eq!(device_of_removal(&removed("c-3")), Some("c-3"));
+        assert_eq!(device_of_removal("weft/fabric/removed/X"), None);
+        assert_eq!(exit("c", 7), "weft/dev/c/exit/7");
+    }
+}

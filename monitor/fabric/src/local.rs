@@ -1,0 +1,148 @@
+//! The daemon's local socket: how `weft fabric devices|invite|remove`,
+//! `weft ps|spawn|kill|stats` reach the daemon of their state directory.
+//!
+//! The socket is `DIR/daemon.sock`, owner-only (mode 0600, in the 0700
+//! state directory). A client connects, writes one request as one line of
+//! JSON, and reads one response line; the daemon closes the connection
+//! after answering. Requests over [`MAX_LINE`] bytes are refused.
+
+use crate::wire::{Device, Process};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+/// The socket's file name in the state directory.
+pub const SOCKET: &str = "daemon.sock";
+/// The longest request or response line.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// The socket of the daemon of state directory `dir`.
+pub fn socket_path(dir: &Path) -> PathBuf {
+    dir.join(SOCKET)
+}
+
+/// A command for the local daemon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum LocalRequest {
+    /// Known devices (only the available ones with `available`).
+    Devices { available: bool },
+    /// A one-time invitation valid for `expires_secs`.
+    Invite { expires_secs: u64 },
+    /// Removes a device from the fabric.
+    Remove { name: String },
+    /// Processes of every available device, or of one.
+    Ps { device: Option<String> },
+    /// One process, `DEVICE:N`.
+    Stats { pid: String },
+    /// Ends a process, `DEVICE:N`.
+    Kill { pid: String },
+    /// Starts `program` on `device` (default: this one).
+    Spawn {
+        device: Option<String>,
+        program: Program,
+        args: Vec<String>,
+    },
+    /// Waits for process `pid` to end, at most `limit_secs`.
+    Wait { pid: String, limit_secs: u64 },
+}
+
+/// What a spawn runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Program {
+    /// One of the target device's own programs.
+    Name { name: String },
+    /// A Wasm module file on this machine (an absolute path).
+    Wasm { path: PathBuf },
+}
+
+/// The daemon's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum LocalResponse {
+    Devices { devices: Vec<Device> },
+    Processes { processes: Vec<Process> },
+    Process { process: Process },
+    Invitation { token: String },
+    Spawned { pid: String },
+    Exited { pid: String, status: u32 },
+    /// `Wait` ran out of time with the process still running.
+    Running { pid: String },
+    Done,
+    Error { message: String },
+}
+
+/// Why a command could not reach the daemon or read its answer.
+#[derive(Debug, Error)]
+pub enum LocalError {
+    #[error("no daemon is running for {0} (start one with `weft daemon --state {0}`)")]
+    NoDaemon(String),
+    #[error("the daemon's socket {path}: {error}")]
+    Io {
+        path: String,
+        error: std::io::Error,
+    },
+    #[error("the daemon's answer: {0}")]
+    Answer(String),
+}
+
+/// Sends `request` to the daemon of `dir` and returns its answer, waiting
+/// at most `limit` for it.
+pub fn request(
+    dir: &Path,
+    request: &LocalRequest,
+    limit: Duration,
+) -> Result<LocalResponse, LocalError> {
+    let path = socket_path(dir);
+    let io = |error| LocalError::Io {
+        path: path.display().to_string(),
+        error,
+    };
+    let mut stream = UnixStream::connect(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            LocalError::NoDaemon(dir.display().to_string())
+        }
+        _ => io(e),
+    })?;
+    stream.set_read_timeout(Some(limit)).map_err(io)?;
+    let mut line = serde_json::to_vec(request).map_err(|e| LocalError::Answer(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(std::io::Read::take(stream, MAX_LINE as u64))
+        .read_line(&mut answer)
+        .map_err(io)?;
+    if answer.is_empty() {
+        return Err(LocalError::Answer("the daemon closed the connection".into()));
+    }
+    serde_json::from_str(&answer).map_err(|e| LocalError::Answer(e.to_string()))
+}
+
+/// Reads one request line from a client (at most [`MAX_LINE`] bytes).
+pub async fn read_request<R>(reader: R) -> Result<LocalRequest, String>
+where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    tokio::io::BufReader::new(reader.take(MAX_LINE as u64))
+        .read_line(&mut line)
+        .await
+        .map_err(|e| format!("reading the request: {e}"))?;
+    serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))
+}
+
+/// Writes one response line to a client.
+pub async fn write_response<W>(writer: &mut W, response: &LocalResponse) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let mut line = serde_json::to_vec(response).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    writer.write_all(&line).await
+}

@@ -1,0 +1,387 @@
+//! A device's Zenoh session: its presence, the fabric's view of which
+//! devices are available, its fabric calls (served and made), the Wasm
+//! modules it offers by content hash, exits and removal notices.
+//!
+//! The node maps the fabric onto Zenoh and nothing more: Zenoh finds the
+//! other devices, routes between them, authenticates them (mutual TLS) and
+//! drops a removed device's messages (access control). Calls it serves are
+//! handed to the daemon as [`Incoming`] values on a channel; each is
+//! answered within [`SERVE_LIMIT`] or gets an error reply, and at most
+//! [`MAX_IN_FLIGHT`] are served at once, so no peer can make the node hold
+//! unbounded work.
+
+use crate::keys;
+use crate::wire::{self, Exit, Request, Response};
+use crate::zconfig::{self, Endpoints, TlsFiles};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use zenoh::Session;
+use zenoh::liveliness::LivelinessToken;
+use zenoh::sample::SampleKind;
+
+/// How long a served call may take before the caller gets an error.
+pub const SERVE_LIMIT: Duration = Duration::from_secs(30);
+/// Calls served at once; more get a "busy" error at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Bytes of Wasm modules a node keeps on offer (oldest dropped first).
+pub const OFFER_BYTES: usize = 64 << 20;
+
+/// What a device's node is opened with.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub name: String,
+    pub tls: TlsFiles,
+    pub endpoints: Endpoints,
+    /// Devices whose every message is dropped (removed devices).
+    pub denied: Vec<String>,
+}
+
+/// A failure of the fabric.
+#[derive(Debug, Error)]
+pub enum FabricError {
+    #[error(transparent)]
+    Config(#[from] zconfig::ConfigError),
+    #[error("zenoh: {0}")]
+    Zenoh(String),
+    #[error("device {0} did not answer (not available?)")]
+    NoReply(String),
+    #[error("device {device}: {message}")]
+    Refused { device: String, message: String },
+    #[error("device {device} sent a bad reply: {error}")]
+    BadReply {
+        device: String,
+        error: wire::WireError,
+    },
+}
+
+fn zerr(e: impl std::fmt::Display) -> FabricError {
+    FabricError::Zenoh(e.to_string())
+}
+
+/// A call another device made to this one, for the daemon to answer.
+#[derive(Debug)]
+pub struct Incoming {
+    pub request: Request,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Modules on offer by hex SHA-256, bounded by [`OFFER_BYTES`].
+#[derive(Default)]
+struct Offers {
+    by_hash: HashMap<String, Arc<Vec<u8>>>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl Offers {
+    fn insert(&mut self, hash: String, module: Arc<Vec<u8>>) {
+        if self.by_hash.contains_key(&hash) {
+            return;
+        }
+        self.bytes += module.len();
+        self.order.push_back(hash.clone());
+        self.by_hash.insert(hash, module);
+        while self.bytes > OFFER_BYTES && self.order.len() > 1 {
+            if let Some(old) = self.order.pop_front()
+                && let Some(m) = self.by_hash.remove(&old)
+            {
+                self.bytes -= m.len();
+            }
+        }
+    }
+}
+
+/// A device's open Zenoh session and what it declared.
+pub struct Node {
+    name: String,
+    session: Session,
+    available: watch::Receiver<BTreeSet<String>>,
+    offers: Arc<Mutex<Offers>>,
+    tasks: Vec<JoinHandle<()>>,
+    _token: LivelinessToken,
+}
+
+impl Node {
+    /// Opens the session, declares the device present, and starts serving
+    /// its calls (to `calls`) and blobs, and watching presence and removal
+    /// notices (names to `removals`).
+    pub async fn open(
+        cfg: &NodeConfig,
+        calls: mpsc::Sender<Incoming>,
+        removals: mpsc::Sender<String>,
+    ) -> Result<Node, FabricError> {
+        let config = zconfig::config(&cfg.tls, &cfg.endpoints, &cfg.denied)?;
+        let session = zenoh::open(config).await.map_err(zerr)?;
+        let name = cfg.name.clone();
+        let offers = Arc::new(Mutex::new(Offers::default()));
+        let (available_tx, available) = watch::channel(BTreeSet::new());
+        let tasks = vec![
+            tokio::spawn(watch_presence(session.clone(), available_tx)),
+            tokio::spawn(serve_calls(session.clone(), name.clone(), calls)),
+            tokio::spawn(serve_blobs(session.clone(), name.clone(), offers.clone())),
+            tokio::spawn(watch_removals(session.clone(), removals)),
+        ];
+        let token = session
+            .liveliness()
+            .declare_token(keys::presence(&name))
+            .await
+            .map_err(zerr)?;
+        Ok(Node {
+            name,
+            session,
+            available,
+            offers,
+            tasks,
+            _token: token,
+        })
+    }
+
+    /// This device's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The devices available now (this one included), updated as they come
+    /// and go.
+    pub fn available(&self) -> watch::Receiver<BTreeSet<String>> {
+        self.available.clone()
+    }
+
+    /// Calls `device` and waits for its answer, at most `limit`. A refusal
+    /// (`Response::Error`) is returned as [`FabricError::Refused`].
+    pub async fn call(
+        &self,
+        device: &str,
+        request: &Request,
+        limit: Duration,
+    ) -> Result<Response, FabricError> {
+        let replies = self
+            .session
+            .get(keys::call(device))
+            .payload(wire::encode(request))
+            .timeout(limit)
+            .await
+            .map_err(zerr)?;
+        let Ok(reply) = replies.recv_async().await else {
+            return Err(FabricError::NoReply(device.to_string()));
+        };
+        let sample = reply.into_result().map_err(|e| FabricError::Refused {
+            device: device.to_string(),
+            message: e.payload().try_to_string().map_or_else(
+                |_| "an error reply that is not text".to_string(),
+                |s| s.into_owned(),
+            ),
+        })?;
+        match wire::decode(&sample.payload().to_bytes()) {
+            Ok(Response::Error { message }) => Err(FabricError::Refused {
+                device: device.to_string(),
+                message,
+            }),
+            Ok(r) => Ok(r),
+            Err(error) => Err(FabricError::BadReply {
+                device: device.to_string(),
+                error,
+            }),
+        }
+    }
+
+    /// Offers `module` by its hex SHA-256 `hash` until the offer store
+    /// drops it for newer ones.
+    pub fn offer(&self, hash: String, module: Arc<Vec<u8>>) {
+        if let Ok(mut offers) = self.offers.lock() {
+            offers.insert(hash, module);
+        }
+    }
+
+    /// Fetches the module `hash` that `device` offers.
+    pub async fn fetch(
+        &self,
+        device: &str,
+        hash: &str,
+        limit: Duration,
+    ) -> Result<Vec<u8>, FabricError> {
+        let replies = self
+            .session
+            .get(keys::blob(device, hash))
+            .timeout(limit)
+            .await
+            .map_err(zerr)?;
+        match replies.recv_async().await {
+            Ok(reply) => match reply.into_result() {
+                Ok(sample) => Ok(sample.payload().to_bytes().into_owned()),
+                Err(_) => Err(FabricError::Refused {
+                    device: device.to_string(),
+                    message: format!("it does not offer module {hash}"),
+                }),
+            },
+            Err(_) => Err(FabricError::NoReply(device.to_string())),
+        }
+    }
+
+    /// Tells whoever waits that process `pid` of this device ended.
+    pub async fn publish_exit(&self, pid: u32, status: u32) -> Result<(), FabricError> {
+        let exit = Exit {
+            pid: format!("{}:{pid}", self.name),
+            status,
+        };
+        self.session
+            .put(keys::exit(&self.name, pid), wire::encode(&exit))
+            .await
+            .map_err(zerr)
+    }
+
+    /// Waits for the exit of process `device:pid`, at most `limit`;
+    /// `check` runs once the subscription is in place (to find an exit
+    /// that happened before it) and its `Some` ends the wait at once.
+    pub async fn wait_exit<F>(
+        &self,
+        device: &str,
+        pid: u32,
+        limit: Duration,
+        check: F,
+    ) -> Result<Option<u32>, FabricError>
+    where
+        F: Future<Output = Option<u32>>,
+    {
+        let sub = self
+            .session
+            .declare_subscriber(keys::exit(device, pid))
+            .await
+            .map_err(zerr)?;
+        if let Some(status) = check.await {
+            return Ok(Some(status));
+        }
+        let wait = async {
+            while let Ok(sample) = sub.recv_async().await {
+                if let Ok(exit) = wire::decode::<Exit>(&sample.payload().to_bytes()) {
+                    return Some(exit.status);
+                }
+            }
+            None
+        };
+        Ok(tokio::time::timeout(limit, wait).await.ok().flatten())
+    }
+
+    /// Tells every device that `name` is removed from the fabric.
+    pub async fn announce_removal(&self, name: &str) -> Result<(), FabricError> {
+        self.session
+            .put(keys::removed(name), Vec::<u8>::new())
+            .await
+            .map_err(zerr)
+    }
+
+    /// Withdraws the device's presence and closes the session.
+    pub async fn close(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        // Presence goes with the session: the others see it go at once.
+        let _ = self.session.close().await;
+    }
+}
+
+async fn watch_presence(session: Session, available: watch::Sender<BTreeSet<String>>) {
+    let Ok(sub) = session
+        .liveliness()
+        .declare_subscriber(keys::PRESENCE_ALL)
+        .history(true)
+        .await
+    else {
+        return;
+    };
+    while let Ok(sample) = sub.recv_async().await {
+        let Some(device) = keys::device_of_presence(sample.key_expr().as_str()) else {
+            continue;
+        };
+        let device = device.to_string();
+        available.send_modify(|set| {
+            if sample.kind() == SampleKind::Put {
+                set.insert(device);
+            } else {
+                set.remove(&device);
+            }
+        });
+    }
+}
+
+async fn serve_calls(session: Session, name: String, calls: mpsc::Sender<Incoming>) {
+    let Ok(queryable) = session.declare_queryable(keys::call(&name)).await else {
+        return;
+    };
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Ok(query) = queryable.recv_async().await {
+        let key = keys::call(&name);
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            let busy = Response::Error {
+                message: format!("busy: {MAX_IN_FLIGHT} calls in flight"),
+            };
+            let _ = query.reply(key, wire::encode(&busy)).await;
+            continue;
+        };
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            let payload = query.payload().map(|p| p.to_bytes().into_owned());
+            let response = match wire::decode::<Request>(payload.as_deref().unwrap_or(b"")) {
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+                Ok(request) => answer(&calls, request).await,
+            };
+            let _ = query.reply(key, wire::encode(&response)).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(calls: &mpsc::Sender<Incoming>, request: Request) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if calls.send(Incoming { request, reply }).await.is_err() {
+        return Response::Error {
+            message: "the device is shutting down".into(),
+        };
+    }
+    match tokio::time::timeout(SERVE_LIMIT, answer).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Response::Error {
+            message: "the device dropped the call".into(),
+        },
+        Err(_) => Response::Error {
+            message: format!("no answer within {SERVE_LIMIT:?}"),
+        },
+    }
+}
+
+async fn serve_blobs(session: Session, name: String, offers: Arc<Mutex<Offers>>) {
+    let Ok(queryable) = session.declare_queryable(keys::blobs(&name)).await else {
+        return;
+    };
+    while let Ok(query) = queryable.recv_async().await {
+        let key = query.key_expr().clone();
+        let hash = key.as_str().rsplit('/').next().unwrap_or("").to_string();
+        let module = offers
+            .lock()
+            .ok()
+            .and_then(|o| o.by_hash.get(&hash).cloned());
+        let _ = match module {
+            Some(m) => query.reply(key, m.as_slice().to_vec()).await,
+            None => query.reply_err(format!("no module {hash}")).await,
+        };
+    }
+}
+
+async fn watch_removals(session: Session, removals: mpsc::Sender<String>) {
+    let Ok(sub) = session.declare_subscriber(keys::REMOVED_ALL).await else {
+        return;
+    };
+    while let Ok(sample) = sub.recv_async().await {
+        if let Some(name) = keys::device_of_removal(sample.key_expr().as_str())
+            && removals.send(name.to_string()).await.is_err()
+        {
+            return;
+        }
+    }
+}

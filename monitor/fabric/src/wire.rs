@@ -1,0 +1,247 @@
+//! The payloads of the fabric's Zenoh keys (PROTOCOL.md §16.3): UTF-8
+//! JSON objects, each carrying `"v": 1`. A payload of another version, or
+//! one that does not parse, is refused with a [`WireError`] naming what was
+//! wrong; nothing a peer sends can make a daemon panic.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The payload version this build speaks.
+pub const VERSION: u32 = 1;
+/// The largest call payload a daemon reads (a spawn's arguments included).
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// A payload that could not be read.
+#[derive(Debug, Error)]
+pub enum WireError {
+    #[error("payload of {0} bytes is over the {MAX_PAYLOAD}-byte limit")]
+    TooLarge(usize),
+    #[error("payload version {0} is not {VERSION}")]
+    Version(u32),
+    #[error("bad payload: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    v: u32,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u32,
+}
+
+/// `body` as a version-1 payload.
+pub fn encode<T: Serialize>(body: &T) -> Vec<u8> {
+    // Serializing these plain data types cannot fail: every map key is a
+    // string and no `Serialize` impl here returns an error.
+    serde_json::to_vec(&Envelope { v: VERSION, body }).unwrap_or_default()
+}
+
+/// Reads a payload: its size, its version, then its body.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    if bytes.len() > MAX_PAYLOAD {
+        return Err(WireError::TooLarge(bytes.len()));
+    }
+    decode_file(bytes)
+}
+
+/// Reads a versioned document of any size (a file of the state directory).
+pub fn decode_file<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    let VersionOnly { v } = serde_json::from_slice(bytes)?;
+    if v != VERSION {
+        return Err(WireError::Version(v));
+    }
+    Ok(serde_json::from_slice::<Envelope<T>>(bytes)?.body)
+}
+
+/// A device as the fabric lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub name: String,
+    /// Hex of the first 8 bytes of SHA-256 of its public key.
+    pub id: String,
+    /// Whether it is online now.
+    pub available: bool,
+    /// Where its daemon listens (`ADDR:PORT`).
+    pub addresses: Vec<String>,
+    /// Its figures, when available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<Figures>,
+}
+
+/// A device's figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Processes running in its guest.
+    pub processes: u32,
+    /// Bytes of memory its processes hold.
+    pub memory: u64,
+}
+
+/// A process as the fabric lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    /// `DEVICE:N`.
+    pub pid: String,
+    pub device: String,
+    pub name: String,
+    /// `running` (or ready to run), `waiting` (streams, a timer, another
+    /// process) or `ended`.
+    pub state: String,
+    pub cpu_ns: u64,
+    pub memory: u64,
+    pub streams: u32,
+    /// The exit status, once ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u32>,
+}
+
+/// The program a spawn runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Image {
+    /// One of the target device's own programs, by name.
+    Program { name: String },
+    /// A Wasm module, by the hex SHA-256 of its bytes, fetched from
+    /// `weft/dev/<from>/blob/<sha256>` unless the target has it cached.
+    Wasm {
+        sha256: String,
+        size: u64,
+        from: String,
+    },
+}
+
+/// A fabric call to a device (the query payload on `weft/dev/<name>/call`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// The device itself: name, id, addresses, figures.
+    Info,
+    /// The devices it knows (its registry).
+    Registry,
+    /// Its processes.
+    Ps,
+    /// One process (`n` of `DEVICE:n`).
+    Stats { pid: u32 },
+    /// Ends one process (it exits with status 137).
+    Kill { pid: u32 },
+    /// Starts a program with `args` (its name first).
+    Spawn { image: Image, args: Vec<String> },
+}
+
+/// A device's answer to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Response {
+    Info { device: Device },
+    Registry { devices: Vec<Known> },
+    Processes { processes: Vec<Process> },
+    Process { process: Process },
+    Spawned { pid: String },
+    Done,
+    /// The call was refused: `message` says why.
+    Error { message: String },
+}
+
+/// A device in a registry: known (paired), or removed for good.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Known {
+    pub name: String,
+    pub id: String,
+    pub addresses: Vec<String>,
+    /// Removed devices stay listed so that every daemon keeps refusing them.
+    #[serde(default)]
+    pub removed: bool,
+}
+
+/// A process's exit (the put on `weft/dev/<name>/exit/<n>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    pub pid: String,
+    pub status: u32,
+}
+
+/// A fabric pid, `DEVICE:N`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pid {
+    pub device: String,
+    pub n: u32,
+}
+
+impl Pid {
+    /// Reads `DEVICE:N`.
+    pub fn parse(text: &str) -> Result<Pid, String> {
+        let (device, n) = text
+            .rsplit_once(':')
+            .ok_or_else(|| format!("pid {text:?} is not DEVICE:N"))?;
+        if !crate::keys::valid_name(device) {
+            return Err(format!("pid {text:?}: {device:?} is not a device name"));
+        }
+        let n = n
+            .parse()
+            .map_err(|_| format!("pid {text:?}: {n:?} is not a process number"))?;
+        Ok(Pid {
+            device: device.to_string(),
+            n,
+        })
+    }
+}
+
+impl std::fmt::Display for Pid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.device, self.n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_with_their_version() {
+        let requests = [
+            Request::Info,
+            Request::Ps,
+            Request::Kill { pid: 3 },
+            Request::Spawn {
+                image: Image::Wasm {
+                    sha256: "ab".repeat(32),
+                    size: 10,
+                    from: "a".into(),
+                },
+                args: vec!["x".into()],
+            },
+        ];
+        for r in requests {
+            let bytes = encode(&r);
+            assert!(bytes.starts_with(b"{\"v\":1,"), "{}", String::from_utf8_lossy(&bytes));
+            assert_eq!(decode::<Request>(&bytes).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn bad_payloads_are_refused_by_name() {
+        let err = |b: &[u8]| decode::<Request>(b).unwrap_err().to_string();
+        assert!(err(br#"{"v":2,"op":"ps"}"#).contains("version 2"));
+        assert!(err(br#"{"op":"ps"}"#).contains("missing field `v`"));
+        assert!(err(br#"{"v":1,"op":"format"}"#).contains("unknown variant"));
+        assert!(err(br#"{"v":1,"op":"kill","pid":-1}"#).contains("bad payload"));
+        assert!(err(b"\xff\x00").contains("bad payload"));
+        assert!(err(&vec![b' '; MAX_PAYLOAD + 1]).contains("over the"));
+    }
+
+    #[test]
+    fn pids_name_their_device() {
+        let p = Pid::parse("alpha:12").unwrap();
+        assert_eq!((p.device.as_str(), p.n), ("alpha", 12));
+        assert_eq!(p.to_string(), "alpha:12");
+        for bad in ["12", "alpha:", "alpha:x", "Al:1", ":1", "a:1:2"] {
+            assert!(Pid::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The device's Zenoh configuration: router mode (every device routes, so
+//! devices that cannot reach each other directly still reach each other
+//! through a third), TLS only, mutual authentication against the fabric's
+//! CA, and an access-control list that drops every message to and from a
+//! removed device (by its certificate's common name, which is its name).
+
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// The files of the device's TLS identity.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The fabric's CA certificate (PEM).
+    pub ca: PathBuf,
+    /// The device's certificate (PEM), signed by the CA, CN = its name.
+    pub certificate: PathBuf,
+    /// The device's private key (PEM).
+    pub key: PathBuf,
+}
+
+/// Where the device listens and whom it connects to.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    pub listen: Vec<SocketAddr>,
+    pub peers: Vec<SocketAddr>,
+}
+
+/// A configuration Zenoh refused.
+#[derive(Debug, Error)]
+#[error("zenoh configuration: {0}")]
+pub struct ConfigError(String);
+
+/// Every message kind Zenoh's access control knows.
+const ALL_MESSAGES: [&str; 9] = [
+    "put",
+    "delete",
+    "declare_subscriber",
+    "query",
+    "reply",
+    "declare_queryable",
+    "liveliness_token",
+    "liveliness_query",
+    "declare_liveliness_subscriber",
+];
+
+fn tls_locator(addr: &SocketAddr) -> String {
+    format!("tls/{addr}")
+}
+
+/// The configuration as JSON (what [`config`] hands to Zenoh).
+pub fn config_json(tls: &TlsFiles, endpoints: &Endpoints, denied: &[String]) -> Value {
+    let mut cfg = json!({
+        "mode": "router",
+        "listen": { "endpoints": endpoints.listen.iter().map(tls_locator).collect::<Vec<_>>() },
+        "connect": {
+            "endpoints": endpoints.peers.iter().map(tls_locator).collect::<Vec<_>>(),
+            // Keep retrying peers that are down; never give up on start.
+            "timeout_ms": -1,
+            "exit_on_failure": false,
+            "retry": { "period_init_ms": 250, "period_max_ms": 2000, "period_increase_factor": 2 },
+        },
+        "scouting": {
+            // Devices are found through their peers' gossip, not multicast
+            // (slow with listeners on 0.0.0.0, and it crosses fabrics).
+            "multicast": { "enabled": false },
+            "gossip": { "enabled": true, "multihop": true, "autoconnect": { "router": ["router"] } },
+        },
+        "transport": {
+            "link": {
+                "protocols": ["tls"],
+                "tls": {
+                    "root_ca_certificate": tls.ca,
+                    "listen_private_key": tls.key,
+                    "listen_certificate": tls.certificate,
+                    "enable_mtls": true,
+                    "connect_private_key": tls.key,
+                    "connect_certificate": tls.certificate,
+                    // Devices are named by their certificates, not by DNS.
+                    "verify_name_on_connect": false,
+                    "close_link_on_expiration": true,
+                },
+            },
+        },
+        "adminspace": { "enabled": false },
+    });
+    if !denied.is_empty() {
+        cfg["access_control"] = json!({
+            "enabled": true,
+            "default_permission": "allow",
+            "rules": [{
+                "id": "removed-devices",
+                "messages": ALL_MESSAGES,
+                "flows": ["ingress", "egress"],
+                "permission": "deny",
+                "key_exprs": ["**"],
+            }],
+            "subjects": [{ "id": "removed-devices", "cert_common_names": denied }],
+            "policies": [{ "rules": ["removed-devices"], "subjects": ["removed-devices"] }],
+        });
+    }
+    cfg
+}
+
+/// The Zenoh configuration of a device.
+pub fn config(
+    tls: &TlsFiles,
+    endpoints: &Endpoints,
+    denied: &[String],
+) -> Result<zenoh::Config, ConfigError> {
+    let text = config_json(tls, endpoints, denied).to_string();
+    zenoh::Config::from_json5(&text).map_err(|e| ConfigError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> TlsFiles {
+        TlsFiles {
+            ca: "/s/ca.crt".into(),
+            certificate: "/s/device.crt".into(),
+            key: "/s/device.key".into(),
+        }
+    }
+
+    #[test]
+    fn zenoh_accepts_the_configuration() {
+        let endpoints = Endpoints {
+            listen: vec!["127.0.0.1:7447".parse().unwrap()],
+            peers: vec!["10.0.0.2:7447".parse().unwrap()],
+        };
+        config(&files(), &endpoints, &[]).unwrap();
+        config(&files(), &endpoints, &["gone".into()]).unwrap();
+        let json = config_json(&files(), &endpoints, &["gone".into()]);
+        assert_eq!(json["mode"], "router");
+        assert_eq!(json["connect"]["endpoints"][0], "tls/10.0.0.2:7447");
+        assert_eq!(json["access_control"]["subjects"][0]["cert_common_names"][0], "gone");
+    }
+}

@@ -1,0 +1,266 @@
+//! The fabric's calls as this device answers them: its processes live in
+//! the device guest and are reached through the guest's agent
+//! ([`DeviceHandle`]); Wasm modules other devices offer are fetched by
+//! content hash and kept in a bounded cache; exits are remembered for a
+//! while so that a waiter that asks late still learns the status.
+
+use crate::streams::{DeviceHandle, SpawnImage};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use weft_control::process::{ProcessRecord, state};
+use weft_fabric::wire::{Figures, Image, Process};
+
+/// Ended processes remembered (oldest forgotten first).
+pub const RECENT_EXITS: usize = 1024;
+/// Bytes of fetched Wasm modules kept (oldest dropped first).
+pub const CACHE_BYTES: usize = 256 << 20;
+/// The largest Wasm module a spawn takes.
+pub const MAX_MODULE: u64 = 16 << 20;
+/// The device agent's pid: infrastructure, not listed among the apps.
+pub const AGENT_PID: u32 = 1;
+
+/// A bounded map, oldest entry evicted first, by count or by weight.
+pub struct Bounded<V> {
+    map: HashMap<String, V>,
+    order: VecDeque<String>,
+    weight: usize,
+    limit: usize,
+    weigh: fn(&V) -> usize,
+}
+
+impl<V: Clone> Bounded<V> {
+    pub fn new(limit: usize, weigh: fn(&V) -> usize) -> Self {
+        Bounded {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            weight: 0,
+            limit,
+            weigh,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<V> {
+        self.map.get(key).cloned()
+    }
+
+    pub fn insert(&mut self, key: String, value: V) {
+        self.weight += (self.weigh)(&value);
+        if let Some(old) = self.map.insert(key.clone(), value) {
+            self.weight -= (self.weigh)(&old);
+        } else {
+            self.order.push_back(key);
+        }
+        while self.weight > self.limit && self.order.len() > 1 {
+            if let Some(k) = self.order.pop_front()
+                && let Some(v) = self.map.remove(&k)
+            {
+                self.weight -= (self.weigh)(&v);
+            }
+        }
+    }
+}
+
+/// What the daemon keeps of its device guest.
+pub struct LocalDevice {
+    pub name: String,
+    pub handle: DeviceHandle,
+    exits: Mutex<Bounded<u32>>,
+    modules: Mutex<Bounded<Arc<Vec<u8>>>>,
+}
+
+fn state_name(s: u32) -> &'static str {
+    match s {
+        state::RUNNABLE => "running",
+        state::BLOCKED => "waiting",
+        state::ENDED => "ended",
+        _ => "unknown",
+    }
+}
+
+impl LocalDevice {
+    pub fn new(name: String, handle: DeviceHandle) -> Self {
+        LocalDevice {
+            name,
+            handle,
+            exits: Mutex::new(Bounded::new(RECENT_EXITS, |_| 1)),
+            modules: Mutex::new(Bounded::new(CACHE_BYTES, |m: &Arc<Vec<u8>>| m.len())),
+        }
+    }
+
+    /// A process record as the fabric lists it.
+    pub fn process(&self, r: &ProcessRecord) -> Process {
+        Process {
+            pid: format!("{}:{}", self.name, r.pid),
+            device: self.name.clone(),
+            name: String::from_utf8_lossy(r.name()).into_owned(),
+            state: state_name(r.state).to_string(),
+            cpu_ns: r.cpu_ns,
+            memory: r.memory,
+            streams: r.streams,
+            status: (r.state == state::ENDED).then_some(r.status),
+        }
+    }
+
+    /// Records that `pid` ended with `status`.
+    pub fn ended(&self, pid: u32, status: u32) {
+        if let Ok(mut e) = self.exits.lock() {
+            e.insert(pid.to_string(), status);
+        }
+    }
+
+    /// The status `pid` ended with, if it ended lately.
+    pub fn exit_of(&self, pid: u32) -> Option<u32> {
+        self.exits.lock().ok()?.get(&pid.to_string())
+    }
+
+    /// The apps running in the guest (the agent left out).
+    pub async fn processes(&self) -> Result<Vec<Process>, String> {
+        let records = self.handle.list().await.map_err(|e| e.to_string())?;
+        Ok(records
+            .iter()
+            .filter(|r| r.pid != AGENT_PID)
+            .map(|r| self.process(r))
+            .collect())
+    }
+
+    /// The device's figures.
+    pub async fn figures(&self) -> Figures {
+        let apps = self.processes().await.unwrap_or_default();
+        Figures {
+            processes: apps.iter().filter(|p| p.state != "ended").count() as u32,
+            memory: apps.iter().map(|p| p.memory).sum(),
+        }
+    }
+
+    /// One process, running or lately ended.
+    pub async fn stats(&self, pid: u32) -> Result<Process, String> {
+        if pid == AGENT_PID {
+            return Err(format!("no process {}:{pid}", self.name));
+        }
+        match self.handle.stats(pid).await {
+            Ok(r) => Ok(self.process(&r)),
+            Err(e) => match self.exit_of(pid) {
+                Some(status) => Ok(Process {
+                    pid: format!("{}:{pid}", self.name),
+                    device: self.name.clone(),
+                    name: String::new(),
+                    state: "ended".into(),
+                    cpu_ns: 0,
+                    memory: 0,
+                    streams: 0,
+                    status: Some(status),
+                }),
+                None => Err(format!("no process {}:{pid} ({e})", self.name)),
+            },
+        }
+    }
+
+    /// Ends a process.
+    pub async fn kill(&self, pid: u32) -> Result<(), String> {
+        if pid == AGENT_PID {
+            return Err(format!("process {}:{pid} is the device's agent", self.name));
+        }
+        self.handle
+            .kill(pid)
+            .await
+            .map_err(|e| format!("kill {}:{pid}: {e}", self.name))
+    }
+
+    /// A cached module.
+    pub fn module(&self, hash: &str) -> Option<Arc<Vec<u8>>> {
+        self.modules.lock().ok()?.get(hash)
+    }
+
+    /// Caches a module under its hash.
+    pub fn cache(&self, hash: String, module: Arc<Vec<u8>>) {
+        if let Ok(mut m) = self.modules.lock() {
+            m.insert(hash, module);
+        }
+    }
+
+    /// Starts a program already resolved to an image.
+    pub async fn spawn(&self, image: SpawnImage, args: Vec<String>) -> Result<u32, String> {
+        let args = args.into_iter().map(String::into_bytes).collect();
+        self.handle
+            .spawn(image, args)
+            .await
+            .map_err(|e| format!("spawn on {}: {e}", self.name))
+    }
+}
+
+/// The hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks a spawn's image before anything is fetched: a program name must
+/// be a bare name, a module must be of an allowed size with a well-formed
+/// hash.
+pub fn check_image(image: &Image) -> Result<(), String> {
+    match image {
+        Image::Program { name } => {
+            if name.is_empty() || name.contains('/') || name.len() > 64 {
+                return Err(format!(
+                    "native programs run only from the target device's own programs; {name:?} is not one's name"
+                ));
+            }
+        }
+        Image::Wasm { sha256, size, from } => {
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                return Err(format!("module hash {sha256:?} is not 64 lowercase hex digits"));
+            }
+            if *size == 0 || *size > MAX_MODULE {
+                return Err(format!("module of {size} bytes: the limit is {MAX_MODULE}"));
+            }
+            if !weft_fabric::keys::valid_name(from) {
+                return Err(format!("module offered by {from:?}, which is not a device name"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_evicts_oldest_by_weight() {
+        let mut b: Bounded<Vec<u8>> = Bounded::new(10, |v| v.len());
+        b.insert("a".into(), vec![0; 4]);
+        b.insert("b".into(), vec![0; 4]);
+        b.insert("c".into(), vec![0; 4]);
+        assert!(b.get("a").is_none());
+        assert!(b.get("b").is_some() && b.get("c").is_some());
+        // Replacing an entry re-weighs it without a second place in line.
+        b.insert("c".into(), vec![0; 1]);
+        assert_eq!(b.weight, 5);
+        assert_eq!(b.order.len(), 2);
+    }
+
+    #[test]
+    fn images_are_checked_before_any_fetch() {
+        let wasm = |sha256: &str, size, from: &str| Image::Wasm {
+            sha256: sha256.into(),
+            size,
+            from: from.into(),
+        };
+        let good = "0f".repeat(32);
+        assert!(check_image(&wasm(&good, 100, "alpha")).is_ok());
+        assert!(check_image(&wasm(&good.to_uppercase(), 100, "alpha")).is_err());
+        assert!(check_image(&wasm("00", 100, "alpha")).is_err());
+        assert!(check_image(&wasm(&good, MAX_MODULE + 1, "alpha")).is_err());
+        assert!(check_image(&wasm(&good, 100, "a/b")).is_err());
+        assert!(check_image(&Image::Program { name: "hello".into() }).is_ok());
+        assert!(check_image(&Image::Program { name: "/bin/sh".into() }).is_err());
+    }
+
+    #[test]
+    fn sha256_is_lowercase_hex() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

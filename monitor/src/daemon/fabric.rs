@@ -1,0 +1,526 @@
+//! The daemon's fabric side: its Zenoh node (reopened when the deny list
+//! changes), the registry of known devices (kept in the state directory and
+//! merged with what other devices know), the calls other devices make to
+//! this one, and the commands of the local CLI.
+//!
+//! Invariants: a removed device is refused by this daemon from the moment
+//! it learns of the removal (its node is reopened with the device on the
+//! access-control deny list, and the registry, where removal is for good,
+//! is saved first); calls to this device itself never leave the daemon.
+
+use super::device::{LocalDevice, MAX_MODULE, check_image, sha256_hex};
+use super::identity::Identity;
+use crate::streams::SpawnImage;
+use crate::streams::host_output;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::{RwLock, mpsc};
+use weft_fabric::local::{LocalRequest, LocalResponse, Program};
+use weft_fabric::node::{FabricError, Incoming, Node, NodeConfig};
+use weft_fabric::registry::Registry;
+use weft_fabric::wire::{Device, Image, Pid, Process, Request, Response};
+
+/// How long a call to another device may take.
+pub const CALL_LIMIT: Duration = Duration::from_secs(10);
+/// How long a device's figures may take when listing devices.
+const FIGURES_LIMIT: Duration = Duration::from_secs(2);
+
+/// One running daemon.
+pub struct Daemon {
+    pub identity: Identity,
+    pub device: LocalDevice,
+    node_cfg: NodeConfig,
+    node: RwLock<Arc<Node>>,
+    registry: Mutex<Registry>,
+    calls: mpsc::Sender<Incoming>,
+    removals: mpsc::Sender<String>,
+    /// Set once this device learns it was removed: it serves nothing more.
+    removed: std::sync::atomic::AtomicBool,
+}
+
+fn notice(text: &str) {
+    host_output::stderr().notice(&format!("weft daemon: {text}\n"));
+}
+
+impl Daemon {
+    /// Opens the node and starts every task of the daemon's fabric side.
+    pub async fn start(
+        identity: Identity,
+        device: LocalDevice,
+        mut node_cfg: NodeConfig,
+        registry: Registry,
+    ) -> Result<Arc<Daemon>, FabricError> {
+        let (calls, calls_rx) = mpsc::channel(64);
+        let (removals, removals_rx) = mpsc::channel(16);
+        node_cfg.denied = registry.removed();
+        let node = Node::open(&node_cfg, calls.clone(), removals.clone()).await?;
+        let daemon = Arc::new(Daemon {
+            identity,
+            device,
+            node_cfg,
+            node: RwLock::new(Arc::new(node)),
+            registry: Mutex::new(registry),
+            calls,
+            removals,
+            removed: Default::default(),
+        });
+        tokio::spawn(daemon.clone().serve_calls(calls_rx));
+        tokio::spawn(daemon.clone().follow_removals(removals_rx));
+        tokio::spawn(daemon.clone().publish_exits());
+        tokio::spawn(daemon.clone().sync_registries());
+        Ok(daemon)
+    }
+
+    async fn node(&self) -> Arc<Node> {
+        self.node.read().await.clone()
+    }
+
+    /// Withdraws presence and closes the session.
+    pub async fn stop(&self) {
+        self.node().await.close().await;
+    }
+
+    fn is_removed(&self) -> bool {
+        self.removed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Reopens the node with the registry's current deny list.
+    async fn reopen(&self) -> Result<(), FabricError> {
+        let mut cfg = self.node_cfg.clone();
+        cfg.denied = self.registry().removed();
+        let mut node = self.node.write().await;
+        node.close().await;
+        *node = Arc::new(Node::open(&cfg, self.calls.clone(), self.removals.clone()).await?);
+        Ok(())
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // The registry is never left half-changed: a panic while it is held
+        // cannot break its invariants, so a poisoned lock is still usable.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save_registry(&self, registry: &Registry) {
+        if let Err(e) = self.identity.save_registry(registry) {
+            notice(&format!("cannot save the registry: {e}"));
+        }
+    }
+
+    async fn serve_calls(self: Arc<Self>, mut calls: mpsc::Receiver<Incoming>) {
+        while let Some(Incoming { request, reply }) = calls.recv().await {
+            let daemon = self.clone();
+            tokio::spawn(async move {
+                let _ = reply.send(daemon.answer(request).await);
+            });
+        }
+    }
+
+    async fn follow_removals(self: Arc<Self>, mut removals: mpsc::Receiver<String>) {
+        while let Some(name) = removals.recv().await {
+            self.removal(&name).await;
+        }
+    }
+
+    /// Acts on the news that `name` was removed.
+    async fn removal(&self, name: &str) {
+        {
+            let mut registry = self.registry();
+            if !registry.remove(name) && name != self.identity.name {
+                return;
+            }
+            self.save_registry(&registry);
+        }
+        if name == self.identity.name {
+            notice("this device was removed from the fabric; it reaches nothing more");
+            self.removed.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.stop().await;
+            return;
+        }
+        notice(&format!("device {name} was removed from the fabric"));
+        if let Err(e) = self.reopen().await {
+            notice(&format!("cannot reopen the fabric session: {e}"));
+        }
+    }
+
+    /// Publishes every exit of the guest's processes.
+    async fn publish_exits(self: Arc<Self>) {
+        let mut exits = self.device.handle.exits();
+        loop {
+            match exits.recv().await {
+                Ok(exit) => {
+                    self.device.ended(exit.pid, exit.status);
+                    let _ = self.node().await.publish_exit(exit.pid, exit.status).await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Learns the devices other devices know: whenever a device becomes
+    /// available, its registry is merged into this one.
+    async fn sync_registries(self: Arc<Self>) {
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let node = self.node().await;
+            let mut available = node.available();
+            let now = available.borrow_and_update().clone();
+            for device in now.difference(&seen) {
+                if *device == self.identity.name {
+                    continue;
+                }
+                if let Ok(Response::Registry { devices }) =
+                    node.call(device, &Request::Registry, CALL_LIMIT).await
+                {
+                    let changes = {
+                        let mut registry = self.registry();
+                        let changes = registry.merge(devices);
+                        if !changes.is_empty() {
+                            self.save_registry(&registry);
+                        }
+                        changes
+                    };
+                    let me_removed = changes.removed.contains(&self.identity.name);
+                    let others_removed = changes.removed.iter().any(|n| *n != self.identity.name);
+                    if me_removed {
+                        self.removal(&self.identity.name.clone()).await;
+                        return;
+                    }
+                    if others_removed && let Err(e) = self.reopen().await {
+                        notice(&format!("cannot reopen the fabric session: {e}"));
+                    }
+                }
+            }
+            seen = now;
+            // A reopened node has a new presence watch: the old one closes.
+            if available.changed().await.is_err() {
+                if self.is_removed() {
+                    return;
+                }
+                seen.clear();
+            }
+        }
+    }
+
+    /// The answer of this device to a call (another device's, or this
+    /// daemon's own CLI's).
+    pub async fn answer(&self, request: Request) -> Response {
+        if self.is_removed() {
+            return Response::Error {
+                message: "this device was removed from the fabric".into(),
+            };
+        }
+        let err = |message: String| Response::Error { message };
+        match request {
+            Request::Info => Response::Info {
+                device: self.this_device().await,
+            },
+            Request::Registry => Response::Registry {
+                devices: self.registry().list(),
+            },
+            Request::Ps => match self.device.processes().await {
+                Ok(processes) => Response::Processes { processes },
+                Err(e) => err(e),
+            },
+            Request::Stats { pid } => match self.device.stats(pid).await {
+                Ok(process) => Response::Process { process },
+                Err(e) => err(e),
+            },
+            Request::Kill { pid } => match self.device.kill(pid).await {
+                Ok(()) => Response::Done,
+                Err(e) => err(e),
+            },
+            Request::Spawn { image, args } => match self.spawn_here(image, args).await {
+                Ok(pid) => Response::Spawned {
+                    pid: format!("{}:{pid}", self.identity.name),
+                },
+                Err(e) => err(e),
+            },
+        }
+    }
+
+    async fn spawn_here(&self, image: Image, args: Vec<String>) -> Result<u32, String> {
+        check_image(&image)?;
+        let image = match image {
+            Image::Program { name } => SpawnImage::Bundled(name),
+            Image::Wasm { sha256, size, from } => {
+                let module = match self.device.module(&sha256) {
+                    Some(m) => m,
+                    None => {
+                        let bytes = self
+                            .node()
+                            .await
+                            .fetch(&from, &sha256, CALL_LIMIT)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if bytes.len() as u64 != size || sha256_hex(&bytes) != sha256 {
+                            return Err(format!(
+                                "module {sha256} from {from} does not match its hash and size"
+                            ));
+                        }
+                        let m = Arc::new(bytes);
+                        self.device.cache(sha256, m.clone());
+                        m
+                    }
+                };
+                SpawnImage::Bytes(module.as_ref().clone())
+            }
+        };
+        self.device.spawn(image, args).await
+    }
+
+    async fn this_device(&self) -> Device {
+        Device {
+            name: self.identity.name.clone(),
+            id: self.identity.id.clone(),
+            available: true,
+            addresses: self.identity.addresses.clone(),
+            figures: Some(self.device.figures().await),
+        }
+    }
+
+    /// Calls `device`, this one included (answered here, without Zenoh).
+    async fn call(&self, device: &str, request: Request) -> Result<Response, String> {
+        let response = if device == self.identity.name {
+            self.answer(request).await
+        } else {
+            if !self.registry().is_member(device) {
+                return Err(format!("no device {device} in this fabric"));
+            }
+            return self
+                .node()
+                .await
+                .call(device, &request, CALL_LIMIT)
+                .await
+                .map_err(|e| e.to_string());
+        };
+        match response {
+            Response::Error { message } => Err(message),
+            r => Ok(r),
+        }
+    }
+
+    /// The devices available now that this device knows.
+    async fn available_members(&self) -> Vec<String> {
+        let available = self.node().await.available().borrow().clone();
+        let registry = self.registry();
+        available
+            .into_iter()
+            .filter(|d| registry.is_member(d))
+            .collect()
+    }
+
+    /// Answers a command of the local CLI.
+    pub async fn command(&self, request: LocalRequest) -> LocalResponse {
+        if self.is_removed() {
+            return LocalResponse::Error {
+                message: "this device was removed from the fabric".into(),
+            };
+        }
+        match self.run_command(request).await {
+            Ok(r) => r,
+            Err(message) => LocalResponse::Error { message },
+        }
+    }
+
+    async fn run_command(&self, request: LocalRequest) -> Result<LocalResponse, String> {
+        Ok(match request {
+            LocalRequest::Devices { available } => LocalResponse::Devices {
+                devices: self.devices(available).await,
+            },
+            LocalRequest::Ps { device } => LocalResponse::Processes {
+                processes: self.ps(device).await?,
+            },
+            LocalRequest::Stats { pid } => {
+                let pid = Pid::parse(&pid)?;
+                match self.call(&pid.device, Request::Stats { pid: pid.n }).await? {
+                    Response::Process { process } => LocalResponse::Process { process },
+                    other => return Err(unexpected(&other)),
+                }
+            }
+            LocalRequest::Kill { pid } => {
+                let pid = Pid::parse(&pid)?;
+                self.call(&pid.device, Request::Kill { pid: pid.n }).await?;
+                LocalResponse::Done
+            }
+            LocalRequest::Spawn {
+                device,
+                program,
+                args,
+            } => {
+                let device = device.unwrap_or_else(|| self.identity.name.clone());
+                let image = self.image_of(program).await?;
+                match self.call(&device, Request::Spawn { image, args }).await? {
+                    Response::Spawned { pid } => LocalResponse::Spawned { pid },
+                    other => return Err(unexpected(&other)),
+                }
+            }
+            LocalRequest::Wait { pid, limit_secs } => self.wait(&pid, limit_secs).await?,
+            LocalRequest::Remove { name } => {
+                self.remove(&name).await?;
+                LocalResponse::Done
+            }
+            LocalRequest::Invite { expires_secs } => LocalResponse::Invitation {
+                token: self.identity.invite(expires_secs)?,
+            },
+        })
+    }
+
+    async fn devices(&self, only_available: bool) -> Vec<Device> {
+        let available = self.node().await.available().borrow().clone();
+        let known = self.registry().list();
+        let mut devices = Vec::new();
+        for k in known.into_iter().filter(|k| !k.removed) {
+            let is_available = available.contains(&k.name);
+            if only_available && !is_available {
+                continue;
+            }
+            let figures = if k.name == self.identity.name {
+                Some(self.device.figures().await)
+            } else if is_available {
+                match self.node().await.call(&k.name, &Request::Info, FIGURES_LIMIT).await {
+                    Ok(Response::Info { device }) => device.figures,
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            devices.push(Device {
+                name: k.name,
+                id: k.id,
+                available: is_available,
+                addresses: k.addresses,
+                figures,
+            });
+        }
+        devices
+    }
+
+    async fn ps(&self, device: Option<String>) -> Result<Vec<Process>, String> {
+        if let Some(device) = device {
+            return match self.call(&device, Request::Ps).await? {
+                Response::Processes { processes } => Ok(processes),
+                other => Err(unexpected(&other)),
+            };
+        }
+        // Every available device at once; those that answer are listed.
+        let node = self.node().await;
+        let mut calls = tokio::task::JoinSet::new();
+        for d in self.available_members().await {
+            if d != self.identity.name {
+                let node = node.clone();
+                calls.spawn(async move { node.call(&d, &Request::Ps, CALL_LIMIT).await });
+            }
+        }
+        let mut processes = self.device.processes().await?;
+        while let Some(r) = calls.join_next().await {
+            match r {
+                Ok(Ok(Response::Processes { processes: p })) => processes.extend(p),
+                Ok(Err(e)) => notice(&format!("ps: {e}")),
+                _ => {}
+            }
+        }
+        Ok(processes)
+    }
+
+    async fn image_of(&self, program: Program) -> Result<Image, String> {
+        Ok(match program {
+            Program::Name { name } => Image::Program { name },
+            Program::Wasm { path } => {
+                let bytes = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                if bytes.len() as u64 > MAX_MODULE {
+                    return Err(format!(
+                        "{}: {} bytes; a module may have at most {MAX_MODULE}",
+                        path.display(),
+                        bytes.len()
+                    ));
+                }
+                if !bytes.starts_with(b"\0asm") {
+                    return Err(format!(
+                        "{}: not a Wasm module (native programs run only from the target device's own programs)",
+                        path.display()
+                    ));
+                }
+                let sha256 = sha256_hex(&bytes);
+                let size = bytes.len() as u64;
+                let module = Arc::new(bytes);
+                self.device.cache(sha256.clone(), module.clone());
+                self.node().await.offer(sha256.clone(), module);
+                Image::Wasm {
+                    sha256,
+                    size,
+                    from: self.identity.name.clone(),
+                }
+            }
+        })
+    }
+
+    async fn wait(&self, pid: &str, limit_secs: u64) -> Result<LocalResponse, String> {
+        let parsed = Pid::parse(pid)?;
+        let check = async {
+            match self.call(&parsed.device, Request::Stats { pid: parsed.n }).await {
+                Ok(Response::Process { process }) => process.status,
+                _ => None,
+            }
+        };
+        let node = self.node().await;
+        let limit = Duration::from_secs(limit_secs);
+        match node.wait_exit(&parsed.device, parsed.n, limit, check).await {
+            Ok(Some(status)) => Ok(LocalResponse::Exited {
+                pid: pid.to_string(),
+                status,
+            }),
+            Ok(None) => Ok(LocalResponse::Running {
+                pid: pid.to_string(),
+            }),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), String> {
+        if name == self.identity.name {
+            return Err(format!(
+                "a device cannot remove itself: remove {name} from another device"
+            ));
+        }
+        {
+            let mut registry = self.registry();
+            if !registry.remove(name) {
+                return Err(format!("no device {name} in this fabric"));
+            }
+            self.save_registry(&registry);
+        }
+        // Tell the others first, while the removed device still hears too.
+        let _ = self.node().await.announce_removal(name).await;
+        self.reopen().await.map_err(|e| e.to_string())
+    }
+
+    /// Records a device admitted by pairing.
+    pub fn admit(&self, entry: weft_fabric::wire::Known) -> Result<(), String> {
+        let mut registry = self.registry();
+        if registry.is_taken(&entry.name) {
+            return Err(format!("the name {} is taken", entry.name));
+        }
+        registry.merge(vec![entry]);
+        self.save_registry(&registry);
+        Ok(())
+    }
+
+    /// Whether a name is taken in this fabric (as far as this device knows).
+    pub fn name_taken(&self, name: &str) -> bool {
+        self.registry().is_taken(name)
+    }
+
+    /// The registry's entries.
+    pub fn known(&self) -> Vec<weft_fabric::wire::Known> {
+        self.registry().list()
+    }
+}
+
+fn unexpected(r: &Response) -> String {
+    format!("unexpected answer {r:?}")
+}

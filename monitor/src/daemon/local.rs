@@ -1,0 +1,52 @@
+//! The daemon's local socket (`DIR/daemon.sock`, PROTOCOL.md §16.5): the
+//! CLI's commands, one request and one answer per connection. A client
+//! that sends nothing or garbage gets an error answer or is dropped after
+//! [`CLIENT_LIMIT`]; it never holds the daemon.
+
+use super::fabric::Daemon;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UnixListener;
+use weft_fabric::local::{self, LocalResponse};
+
+/// How long a client may take to send its request.
+pub const CLIENT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Whether a daemon answers on `dir`'s socket now.
+pub fn daemon_running(dir: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(local::socket_path(dir)).is_ok()
+}
+
+/// Binds the socket (replacing a stale one: check [`daemon_running`]
+/// first), owner-only.
+pub fn bind(dir: &Path) -> std::io::Result<UnixListener> {
+    let path = local::socket_path(dir);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves the CLI's commands until the listener fails.
+pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            let (reader, mut writer) = stream.into_split();
+            let request = tokio::time::timeout(CLIENT_LIMIT, local::read_request(reader)).await;
+            let response = match request {
+                Ok(Ok(request)) => daemon.command(request).await,
+                Ok(Err(message)) => LocalResponse::Error { message },
+                Err(_) => LocalResponse::Error {
+                    message: format!("no request within {CLIENT_LIMIT:?}"),
+                },
+            };
+            let _ = local::write_response(&mut writer, &response).await;
+        });
+    }
+}

@@ -1,0 +1,205 @@
+//! `weft daemon`: a device of the fabric. One device guest, whose first
+//! program is the device agent (the guest's processes are the device's
+//! apps), and one Zenoh node; the local CLI reaches it on its socket.
+//!
+//! Threads: the guest's vCPU runs on the calling thread (as in `weft run`,
+//! so SIGINT/SIGTERM stop it the same way); the fabric side runs on a
+//! tokio runtime of its own. When the guest ends — stopped by a signal,
+//! crashed, or its agent gone — the node is closed at once (the device's
+//! presence is withdrawn, so the others see it unavailable rather than a
+//! device that hangs), the socket is removed, and the daemon exits with
+//! the guest's status.
+
+mod device;
+mod fabric;
+mod identity;
+mod local;
+
+pub use identity::Identity;
+
+use crate::catalog::Catalog;
+use crate::run::{self, RunConfig};
+use crate::status::ExitStatus;
+use crate::streams::Policy;
+use crate::streams::{DeviceHandle, device_link};
+use crate::streams::host_output;
+use fabric::Daemon;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use weft_fabric::node::NodeConfig;
+use weft_fabric::zconfig::Endpoints;
+
+/// What `weft daemon` runs with.
+pub struct DaemonConfig<'a> {
+    pub state: PathBuf,
+    /// Where the node listens.
+    pub bind: SocketAddr,
+    /// Devices to connect to at start (besides the known ones).
+    pub peers: Vec<SocketAddr>,
+    pub kernel: &'a [u8],
+    /// The device agent's ELF.
+    pub agent: &'a [u8],
+    pub mem_bytes: u64,
+    /// The grants of the device's apps.
+    pub policy: Policy,
+    pub catalog: &'a dyn Catalog,
+}
+
+fn say(text: &str) {
+    host_output::stderr().notice(&format!("weft daemon: {text}\n"));
+}
+
+/// Runs a device until its guest ends; returns the daemon's exit status.
+pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
+    if local::daemon_running(&cfg.state) {
+        eprintln!(
+            "weft daemon: a daemon already runs for {}",
+            cfg.state.display()
+        );
+        return ExitStatus::Usage;
+    }
+    let identity = match Identity::load(&cfg.state, cfg.bind) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("weft daemon: {e}");
+            return ExitStatus::Usage;
+        }
+    };
+    let registry = match identity.load_registry() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("weft daemon: {e}");
+            return ExitStatus::Usage;
+        }
+    };
+    if registry.get(&identity.name).is_some_and(|k| k.removed) {
+        eprintln!(
+            "weft daemon: device {} was removed from its fabric; it reaches nothing more",
+            identity.name
+        );
+        return ExitStatus::Usage;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("weft-fabric")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("weft daemon: cannot start the fabric's runtime: {e}");
+            return ExitStatus::Usage;
+        }
+    };
+    let listener = {
+        let _guard = runtime.enter();
+        match local::bind(&cfg.state) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("weft daemon: the local socket in {}: {e}", cfg.state.display());
+                return ExitStatus::Usage;
+            }
+        }
+    };
+    let node_cfg = NodeConfig {
+        name: identity.name.clone(),
+        tls: identity.tls.clone(),
+        endpoints: Endpoints {
+            listen: vec![cfg.bind],
+            peers: identity.peers(&registry, &cfg.peers),
+        },
+        denied: Vec::new(),
+    };
+    let (link, handle) = device_link();
+    let running: Arc<Mutex<Option<Arc<Daemon>>>> = Arc::default();
+    let failed: Arc<Mutex<Option<String>>> = Arc::default();
+    runtime.spawn(start_fabric(
+        identity,
+        handle,
+        node_cfg,
+        registry,
+        listener,
+        running.clone(),
+        failed.clone(),
+    ));
+
+    let status = match run::run(
+        RunConfig {
+            kernel: cfg.kernel,
+            program: cfg.agent,
+            payload: None,
+            program_name: "device",
+            args: vec![b"device".to_vec()],
+            mem_bytes: cfg.mem_bytes,
+            timeout: None,
+            stats: false,
+            policy: cfg.policy,
+            catalog: cfg.catalog,
+            device: Some(link),
+        },
+        start,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("weft daemon: {e}");
+            e.status()
+        }
+    };
+    let daemon = running.lock().ok().and_then(|mut d| d.take());
+    if let Some(daemon) = daemon {
+        runtime.block_on(daemon.stop());
+    }
+    let _ = std::fs::remove_file(weft_fabric::local::socket_path(&cfg.state));
+    if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
+        eprintln!("weft daemon: {e}");
+        return ExitStatus::Usage;
+    }
+    match status {
+        ExitStatus::Signal(_) => say("stopped"),
+        s => say(&format!(
+            "the device guest ended (status {}); the device is unavailable",
+            s.code()
+        )),
+    }
+    status
+}
+
+/// Waits for the guest's agent, then opens the node and serves the fabric
+/// and the local socket. On failure the guest is shut down, so that the
+/// daemon ends instead of running a device nobody can reach.
+async fn start_fabric(
+    identity: Identity,
+    handle: DeviceHandle,
+    node_cfg: NodeConfig,
+    registry: weft_fabric::registry::Registry,
+    listener: tokio::net::UnixListener,
+    running: Arc<Mutex<Option<Arc<Daemon>>>>,
+    failed: Arc<Mutex<Option<String>>>,
+) {
+    let result = async {
+        handle
+            .ready()
+            .await
+            .map_err(|e| format!("the device guest did not start: {e}"))?;
+        let device = device::LocalDevice::new(identity.name.clone(), handle.clone());
+        let daemon = Daemon::start(identity, device, node_cfg, registry)
+            .await
+            .map_err(|e| format!("cannot join the fabric: {e}"))?;
+        identity::serve_pairing(daemon.clone()).await?;
+        if let Ok(mut r) = running.lock() {
+            *r = Some(daemon.clone());
+        }
+        say(&format!("device {} is up", daemon.identity.name));
+        tokio::spawn(local::serve(daemon, listener));
+        Ok::<(), String>(())
+    }
+    .await;
+    if let Err(e) = result {
+        if let Ok(mut f) = failed.lock() {
+            *f = Some(e);
+        }
+        let _ = handle.shutdown().await;
+    }
+}

@@ -1,0 +1,235 @@
+//! The fabric's commands: `weft fabric create|invite|join|devices|remove`,
+//! `weft ps|spawn|kill|stats`. `create` and `join` work on the state
+//! directory alone; the others ask the daemon of that directory, and say
+//! so (status 2) when none runs.
+
+use crate::cli::{FabricCommand, PsArgs, SpawnArgs, StatsArgs, PidArgs};
+use std::path::Path;
+use std::time::Duration;
+use weft_fabric::local::{self, LocalError, LocalRequest, LocalResponse, Program};
+use weft_fabric::wire::{Device, Process};
+use weft_monitor::daemon::Identity;
+use weft_monitor::status::ExitStatus;
+
+/// How long a command waits for the daemon's answer (a spawn may fetch a
+/// module; `--wait` waits longer).
+const ANSWER_LIMIT: Duration = Duration::from_secs(60);
+
+/// A command's failure: its message and exit status.
+struct Failed(String, ExitStatus);
+
+impl From<LocalError> for Failed {
+    fn from(e: LocalError) -> Self {
+        let status = match e {
+            LocalError::NoDaemon(_) => ExitStatus::Usage,
+            _ => ExitStatus::Program(1),
+        };
+        Failed(e.to_string(), status)
+    }
+}
+
+fn failed(message: String) -> Failed {
+    Failed(message, ExitStatus::Program(1))
+}
+
+fn ask(dir: &Path, request: LocalRequest, limit: Duration) -> Result<LocalResponse, Failed> {
+    match local::request(dir, &request, limit)? {
+        LocalResponse::Error { message } => Err(failed(message)),
+        r => Ok(r),
+    }
+}
+
+fn unexpected(r: &LocalResponse) -> Failed {
+    failed(format!("unexpected answer from the daemon: {r:?}"))
+}
+
+fn finish(result: Result<ExitStatus, Failed>) -> ExitStatus {
+    match result {
+        Ok(s) => s,
+        Err(Failed(message, status)) => {
+            eprintln!("weft: {message}");
+            status
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("weft: {e}"),
+    }
+}
+
+/// `weft fabric ...`.
+pub fn fabric(command: &FabricCommand) -> ExitStatus {
+    finish(match command {
+        FabricCommand::Create(a) => Identity::create_fabric(&a.state.state, &a.name)
+            .map(|id| {
+                println!("created fabric {} with device {} ({id})", id_fabric(&a.state.state), a.name);
+                ExitStatus::Program(0)
+            })
+            .map_err(|e| Failed(e, ExitStatus::Usage)),
+        FabricCommand::Join(a) => Identity::join(&a.state.state, &a.name, &a.token)
+            .map(|fabric| {
+                println!("device {} joined fabric {fabric}", a.name);
+                ExitStatus::Program(0)
+            })
+            .map_err(|e| Failed(e, ExitStatus::Usage)),
+        FabricCommand::Invite(a) => invite(&a.state.state, a.expires),
+        FabricCommand::Devices(a) => devices(&a.state.state, a.available, a.json),
+        FabricCommand::Remove(a) => {
+            let request = LocalRequest::Remove {
+                name: a.name.clone(),
+            };
+            ask(&a.state.state, request, ANSWER_LIMIT).map(|_| ExitStatus::Program(0))
+        }
+    })
+}
+
+fn id_fabric(dir: &Path) -> String {
+    Identity::fabric_of(dir).unwrap_or_default()
+}
+
+fn invite(dir: &Path, expires_secs: u64) -> Result<ExitStatus, Failed> {
+    match ask(dir, LocalRequest::Invite { expires_secs }, ANSWER_LIMIT)? {
+        LocalResponse::Invitation { token } => {
+            println!("{token}");
+            Ok(ExitStatus::Program(0))
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn devices(dir: &Path, available: bool, json: bool) -> Result<ExitStatus, Failed> {
+    let devices = match ask(dir, LocalRequest::Devices { available }, ANSWER_LIMIT)? {
+        LocalResponse::Devices { devices } => devices,
+        other => return Err(unexpected(&other)),
+    };
+    if json {
+        print_json(&devices);
+    } else {
+        print_devices(&devices);
+    }
+    Ok(ExitStatus::Program(0))
+}
+
+fn print_devices(devices: &[Device]) {
+    println!(
+        "{:<16} {:<16} {:<9} {:>9} {:>10}  ADDRESSES",
+        "NAME", "ID", "AVAILABLE", "PROCESSES", "MEMORY"
+    );
+    for d in devices {
+        let (processes, memory) = d
+            .figures
+            .map_or(("-".into(), "-".into()), |f| (f.processes.to_string(), f.memory.to_string()));
+        println!(
+            "{:<16} {:<16} {:<9} {:>9} {:>10}  {}",
+            d.name,
+            d.id,
+            if d.available { "yes" } else { "no" },
+            processes,
+            memory,
+            d.addresses.join(",")
+        );
+    }
+}
+
+/// `weft ps`.
+pub fn ps(a: &PsArgs) -> ExitStatus {
+    finish((|| {
+        let request = LocalRequest::Ps {
+            device: a.device.clone(),
+        };
+        let processes = match ask(&a.state.state, request, ANSWER_LIMIT)? {
+            LocalResponse::Processes { processes } => processes,
+            other => return Err(unexpected(&other)),
+        };
+        if a.json {
+            print_json(&processes);
+        } else {
+            println!(
+                "{:<20} {:<16} {:<16} {:<8} {:>14} {:>10}",
+                "PID", "DEVICE", "NAME", "STATE", "CPU_NS", "MEMORY"
+            );
+            for p in &processes {
+                println!(
+                    "{:<20} {:<16} {:<16} {:<8} {:>14} {:>10}",
+                    p.pid, p.device, p.name, p.state, p.cpu_ns, p.memory
+                );
+            }
+        }
+        Ok(ExitStatus::Program(0))
+    })())
+}
+
+/// `weft spawn`.
+pub fn spawn(a: &SpawnArgs) -> ExitStatus {
+    finish((|| {
+        let program = if a.file.contains('/') || a.file.ends_with(".wasm") {
+            let path = std::fs::canonicalize(&a.file).map_err(|e| failed(format!("{}: {e}", a.file)))?;
+            Program::Wasm { path }
+        } else {
+            Program::Name {
+                name: a.file.clone(),
+            }
+        };
+        let name = Path::new(&a.file)
+            .file_name()
+            .map_or(a.file.clone(), |n| n.to_string_lossy().into_owned());
+        let mut args = vec![name];
+        args.extend(a.args.iter().cloned());
+        let request = LocalRequest::Spawn {
+            device: a.device.clone(),
+            program,
+            args,
+        };
+        let pid = match ask(&a.state.state, request, ANSWER_LIMIT)? {
+            LocalResponse::Spawned { pid } => pid,
+            other => return Err(unexpected(&other)),
+        };
+        println!("{pid}");
+        if !a.wait {
+            return Ok(ExitStatus::Program(0));
+        }
+        let limit_secs = 24 * 3600;
+        let request = LocalRequest::Wait { pid, limit_secs };
+        match ask(&a.state.state, request, Duration::from_secs(limit_secs + 10))? {
+            LocalResponse::Exited { status, .. } => Ok(ExitStatus::Program(status.min(255) as u8)),
+            other => Err(unexpected(&other)),
+        }
+    })())
+}
+
+/// `weft kill`.
+pub fn kill(a: &PidArgs) -> ExitStatus {
+    let request = LocalRequest::Kill { pid: a.pid.clone() };
+    finish(ask(&a.state.state, request, ANSWER_LIMIT).map(|_| ExitStatus::Program(0)))
+}
+
+/// `weft stats`.
+pub fn stats(a: &StatsArgs) -> ExitStatus {
+    finish((|| {
+        let request = LocalRequest::Stats {
+            pid: a.pid.pid.clone(),
+        };
+        let process: Process = match ask(&a.pid.state.state, request, ANSWER_LIMIT)? {
+            LocalResponse::Process { process } => process,
+            other => return Err(unexpected(&other)),
+        };
+        if a.json {
+            print_json(&process);
+        } else {
+            println!("pid      {}", process.pid);
+            println!("device   {}", process.device);
+            println!("name     {}", process.name);
+            println!("state    {}", process.state);
+            println!("cpu_ns   {}", process.cpu_ns);
+            println!("memory   {}", process.memory);
+            println!("streams  {}", process.streams);
+            if let Some(status) = process.status {
+                println!("status   {status}");
+            }
+        }
+        Ok(ExitStatus::Program(0))
+    })())
+}

@@ -1,0 +1,346 @@
+//! The fabric, end to end: real daemons (each a KVM device guest and a
+//! Zenoh router with mutual TLS) in network namespaces joined by a bridge,
+//! and on loopback with `--peer`, driven by the `weft` CLI as a user would.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod netns;
+
+use common::{wasm, weft};
+use netns::Net;
+use serde_json::Value;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Everything fabric-related in one test process at a time: the tests share
+/// the machine's two cores, and a daemon's guest is not small.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A scratch directory for state directories and logs, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("weft-fabric-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+
+    fn state(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a finished `weft` command; returns (status, stdout, stderr).
+fn output(mut c: Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.stdin(Stdio::null()).output().expect("spawn weft");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn cli(state: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut c = weft();
+    c.args(args).arg("--state").arg(state);
+    output(c)
+}
+
+/// `weft ARGS --state DIR`, which must succeed; its stdout.
+fn ok(state: &Path, args: &[&str]) -> String {
+    let (code, out, err) = cli(state, args);
+    assert_eq!(code, 0, "weft {args:?} --state {}: {err}{out}", state.display());
+    out
+}
+
+fn json(state: &Path, args: &[&str]) -> Vec<Value> {
+    let out = ok(state, args);
+    serde_json::from_str::<Vec<Value>>(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+/// Names of the devices `state`'s daemon lists, known or available.
+fn device_names(state: &Path, available: bool) -> Vec<String> {
+    let mut args = vec!["fabric", "devices", "--json"];
+    if available {
+        args.push("--available");
+    }
+    let mut names: Vec<String> = json(state, &args)
+        .iter()
+        .map(|d| d["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Polls `check` until it holds or `limit` passes; returns the time taken.
+fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    start.elapsed()
+}
+
+/// A running daemon; SIGKILLed when dropped. Its output goes to files.
+struct Daemon {
+    child: Child,
+    state: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(mut command: Command, state: &Path, bind: &str, peers: &[String]) -> Daemon {
+        let log = state.with_extension("log");
+        command
+            .args(["daemon", "--state"])
+            .arg(state)
+            .args(["--bind", bind]);
+        for p in peers {
+            command.args(["--peer", p]);
+        }
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn weft daemon");
+        let mut d = Daemon {
+            child,
+            state: state.to_path_buf(),
+            log,
+        };
+        eventually("the daemon answers", Duration::from_secs(30), || {
+            assert!(d.child.try_wait().unwrap().is_none(), "daemon exited: {}", d.log());
+            cli(&d.state, &["fabric", "devices"]).0 == 0
+        });
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn weft_in(net: &Net, host: usize) -> Command {
+    net.command(host, env!("CARGO_BIN_EXE_weft"))
+}
+
+/// Pairs `name` (state `dir`, joining from `joiner`) through `inviter`'s daemon.
+fn pair(inviter: &Path, dir: &Path, name: &str, mut joiner: Command) {
+    let token = ok(inviter, &["fabric", "invite", "--expires", "60"]);
+    let token = token.trim();
+    joiner
+        .args(["fabric", "join", "--state"])
+        .arg(dir)
+        .args(["--name", name, token]);
+    let (code, out, err) = output(joiner);
+    assert_eq!(code, 0, "join {name}: {err}{out}");
+    // The token is one-time.
+    let mut again = weft();
+    again
+        .args(["fabric", "join", "--state"])
+        .arg(dir.with_extension("again"))
+        .args(["--name", "again", token]);
+    let (code, _, err) = output(again);
+    assert_ne!(code, 0, "a used token joined again");
+    assert!(!err.is_empty());
+}
+
+fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_default()
+}
+
+#[test]
+fn three_devices_in_namespaces() {
+    let _serial = serial();
+    let net = Net::new(4);
+    let scratch = Scratch::new("netns");
+    let (a, b, c, x) = (
+        scratch.state("a"),
+        scratch.state("b"),
+        scratch.state("c"),
+        scratch.state("x"),
+    );
+    let addr = |i: usize| format!("{}:7447", net.addr(i));
+
+    ok(&a, &["fabric", "create", "--name", "a"]);
+    let _da = Daemon::start(weft_in(&net, 0), &a, &addr(0), &[]);
+    pair(&a, &b, "b", weft_in(&net, 1));
+    let _db = Daemon::start(weft_in(&net, 1), &b, &addr(1), &[]);
+    pair(&a, &c, "c", weft_in(&net, 2));
+    let mut dc = Daemon::start(weft_in(&net, 2), &c, &addr(2), &[]);
+
+    // Every device knows and sees all three.
+    let all = ["a", "b", "c"];
+    for s in [&a, &b, &c] {
+        eventually("three known, three available", Duration::from_secs(20), || {
+            device_names(s, false) == all && device_names(s, true) == all
+        });
+    }
+    let listed = json(&b, &["fabric", "devices", "--json"]);
+    for d in &listed {
+        assert!(d["id"].as_str().is_some_and(|id| id.len() == 16), "{d}");
+        assert_eq!(d["available"], true);
+        assert!(d["addresses"][0].as_str().is_some_and(|a| a.starts_with("10.77.0.")), "{d}");
+    }
+
+    // A device of another fabric on the same network sees nothing and is
+    // seen by no one, even pointed straight at a.
+    ok(&x, &["fabric", "create", "--name", "x"]);
+    let _dx = Daemon::start(weft_in(&net, 3), &x, &addr(3), &[addr(0)]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(device_names(&x, true), ["x"]);
+    assert_eq!(device_names(&a, true), all);
+    let (code, _, err) = cli(&x, &["ps", "--device", "a"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no device a"), "{err}");
+
+    // Spawn from a onto c: its output (in c's log) and its exit.
+    let hello = wasm("hello");
+    let (code, out, err) = cli(&a, &["spawn", "--device", "c", "--wait", &hello, "fabric", "exit=3"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(out.trim().starts_with("c:"), "{out}");
+    eventually("hello's output on c", Duration::from_secs(5), || {
+        dc.log().contains("arg: fabric")
+    });
+
+    // ps on b lists processes of all three (native ones: each device's
+    // own `sleep`).
+    let mut sleepers = Vec::new();
+    for (device, s) in [("a", &a), ("b", &b), ("c", &a)] {
+        let out = ok(s, &["spawn", "--device", device, "sleep", "600000"]);
+        sleepers.push(out.trim().to_string());
+    }
+    let ps = json(&b, &["ps", "--json"]);
+    for pid in &sleepers {
+        let p = ps
+            .iter()
+            .find(|p| field(p, "pid") == pid)
+            .unwrap_or_else(|| panic!("{pid} not in {ps:?}"));
+        assert_eq!(field(p, "device"), &pid[..1]);
+        assert!(p["memory"].as_u64().is_some_and(|m| m > 0), "{p}");
+    }
+    let only_c = json(&b, &["ps", "--device", "c", "--json"]);
+    assert!(only_c.iter().all(|p| field(p, "device") == "c"));
+
+    // Stats of one, from a device other than its own.
+    let stats = ok(&b, &["stats", "--json", &sleepers[2]]);
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(field(&stats, "pid"), sleepers[2]);
+    assert_eq!(field(&stats, "name"), "sleep");
+    assert_eq!(field(&stats, "state"), "waiting");
+
+    // Kill from a of a process on c: 137 reported to a waiter.
+    let spin = wasm("spin");
+    let mut waiter = weft()
+        .args(["spawn", "--state"])
+        .arg(&a)
+        .args(["--device", "c", "--wait", &spin])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = common::lines(waiter.stdout.take().unwrap())
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the waiter prints the pid");
+    ok(&a, &["kill", &pid]);
+    let status = waiter.wait().unwrap();
+    assert_eq!(status.code(), Some(137));
+    let stats = ok(&c, &["stats", "--json", &pid]);
+    assert!(stats.contains("\"status\":137"), "{stats}");
+
+    // kill -9 of c's daemon: unavailable at a and b within 5 s, still known.
+    dc.kill9();
+    for s in [&a, &b] {
+        let took = eventually("c unavailable", Duration::from_secs(5), || {
+            device_names(s, true) == ["a", "b"]
+        });
+        eprintln!("c unavailable after {took:?}");
+        assert_eq!(device_names(s, false), all);
+    }
+
+    // c restarted: available again.
+    let mut dc = Daemon::start(weft_in(&net, 2), &c, &addr(2), &[]);
+    for s in [&a, &b] {
+        eventually("c available again", Duration::from_secs(20), || {
+            device_names(s, true) == all
+        });
+    }
+
+    // c removed: it can no longer list or reach anything, nor after a restart.
+    ok(&a, &["fabric", "remove", "c"]);
+    for s in [&a, &b] {
+        eventually("c gone", Duration::from_secs(20), || {
+            device_names(s, false) == ["a", "b"]
+        });
+    }
+    eventually("c refuses to work", Duration::from_secs(20), || {
+        let (code, _, err) = cli(&c, &["ps", "--device", "a"]);
+        code != 0 && !err.is_empty()
+    });
+    dc.kill9();
+    let mut restart = weft_in(&net, 2);
+    restart.args(["daemon", "--state"]).arg(&c).args(["--bind", &addr(2)]);
+    let (code, _, err) = output(restart);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("removed"), "{err}");
+    // Nor can a removed name be given again.
+    let (code, out, err) = cli(&a, &["fabric", "remove", "c"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("no device c"), "{err}");
+}
+
+#[test]
+fn cli_without_a_daemon_says_so() {
+    let scratch = Scratch::new("nodaemon");
+    let a = scratch.state("a");
+    ok(&a, &["fabric", "create", "--name", "a"]);
+    for args in [
+        &["fabric", "devices"][..],
+        &["ps"],
+        &["kill", "a:3"],
+        &["stats", "a:3"],
+        &["fabric", "invite"],
+    ] {
+        let (code, _, err) = cli(&a, args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("no daemon is running"), "{args:?}: {err}");
+    }
+    // create refuses a directory that holds a device; names are checked.
+    let (code, _, err) = cli(&a, &["fabric", "create", "--name", "a"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = cli(&scratch.state("bad"), &["fabric", "create", "--name", "Bad/Name"]);
+    assert_eq!(code, 2, "{err}");
+}
