@@ -255,6 +255,9 @@ pub struct Joined {
 /// joiner's CSR with `ca` (None: this device does not hold the CA, and says so), records
 /// the device through `ctx` and replies. Any refusal is also sent to the joiner.
 ///
+/// Signing and the pending store's file I/O run on the calling task; they block it
+/// briefly (up to the store's lock wait if another process holds the lock).
+///
 /// # Cancel safety
 ///
 /// Not cancel safe: cancelled after the token is consumed, the invitation is used and the
