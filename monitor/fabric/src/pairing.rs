@@ -89,7 +89,8 @@ use crate::identity::{
 };
 use crate::invite::{Invitation, InviteError, Pending};
 use crate::state::{StateDir, StateError};
-use wire::{Admission, Reply, Request, WireError};
+pub use wire::WireError;
+use wire::{Admission, Reply, Request};
 
 /// The pairing protocol version.
 pub const VERSION: u8 = 1;
