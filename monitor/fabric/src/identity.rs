@@ -177,11 +177,7 @@ impl CaMaterial {
         let spki = &csr.certification_request_info.subject_pki;
         let public_key = P256PublicKey::from_spki(spki, "the certificate signing request")?;
 
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, name.as_str());
+        let mut params = params_named(name.as_str());
         params.subject_alt_names = vec![SanType::DnsName(name.as_str().try_into()?)];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -291,12 +287,9 @@ impl DeviceKey {
 
     /// A CSR (PEM) for this key with CN = `name`.
     pub fn csr_pem(&self, name: &DeviceName) -> Result<String, IdentityError> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, name.as_str());
-        Ok(params.serialize_request(&self.0)?.pem()?)
+        Ok(params_named(name.as_str())
+            .serialize_request(&self.0)?
+            .pem()?)
     }
 
     /// Checks that `cert_pem` certifies this key.
@@ -376,17 +369,23 @@ fn ca_common_name(fabric: FabricId) -> String {
 /// from (subject, key usages, key identifier method). Validity and serial are set by
 /// [`CaMaterial::generate`] only; signing does not use them.
 fn ca_params(fabric: FabricId) -> CertificateParams {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, ca_common_name(fabric));
+    let mut params = params_named(&ca_common_name(fabric));
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
+    params
+}
+
+/// Certificate parameters whose subject is exactly `CN=<common_name>`.
+fn params_named(common_name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     params
 }
 

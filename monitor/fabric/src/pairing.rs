@@ -89,7 +89,8 @@ use crate::identity::{
 };
 use crate::invite::{Invitation, InviteError, Pending};
 use crate::state::{StateDir, StateError};
-use wire::{Admission, Reply, Request, WireError};
+pub use wire::WireError;
+use wire::{Admission, Reply, Request};
 
 /// The pairing protocol version.
 pub const VERSION: u8 = 1;
@@ -254,6 +255,9 @@ pub struct Joined {
 /// Serves one pairing request on `stream` as the inviting device: checks it, signs the
 /// joiner's CSR with `ca` (None: this device does not hold the CA, and says so), records
 /// the device through `ctx` and replies. Any refusal is also sent to the joiner.
+///
+/// Signing and the pending store's file I/O run on the calling task; they block it
+/// briefly (up to the store's lock wait if another process holds the lock).
 ///
 /// # Cancel safety
 ///

@@ -20,11 +20,13 @@ use tokio::task::JoinHandle;
 
 use weft_fabric::identity::{
     CaMaterial, CertSummary, DEFAULT_VALIDITY, Device, DeviceId, DeviceKey, DeviceName, Fabric,
-    now_unix, verify_issued_by,
+    IdentityError, now_unix, verify_issued_by,
 };
 use weft_fabric::invite::{Invitation, InviteError, Pending};
 use weft_fabric::pairing::{Admit, Admitted, PairError, Status, join, serve_pairing};
-use weft_fabric::state::{CA_CRT, DEVICE_CRT, DEVICE_JSON, DEVICE_KEY, INVITATIONS_JSON, StateDir};
+use weft_fabric::state::{
+    CA_CRT, DEVICE_CRT, DEVICE_JSON, DEVICE_KEY, INVITATIONS_JSON, StateDir, StateError,
+};
 
 /// The daemon's side as the tests see it: a list of known devices.
 #[derive(Default)]
@@ -539,6 +541,82 @@ async fn a_joiner_refuses_a_garbage_reply() {
     ));
     fake.await.unwrap();
     assert!(!dir.join(DEVICE_JSON).exists());
+}
+
+/// An admission laid out by hand as the protocol documents it, MACed under `mac_key`.
+fn admission(mac_key: &[u8], nonce: &[u8], fabric: &[u8; 16], cert: &str, ca: &str) -> Vec<u8> {
+    let mut body = vec![1, Status::Admitted as u8];
+    body.extend_from_slice(fabric);
+    for field in [cert, ca, "[]"] {
+        body.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        body.extend_from_slice(field.as_bytes());
+    }
+    let key = hmac::Key::new(hmac::HMAC_SHA256, mac_key);
+    let mac = hmac::sign(&key, &[&b"weft-pair-rep"[..], nonce, &body].concat());
+    body.extend_from_slice(mac.as_ref());
+    body
+}
+
+#[tokio::test]
+async fn a_joiner_refuses_a_forged_or_foreign_admission() {
+    let inviter = Inviter::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token = inviter.invite(listener.local_addr().unwrap(), Duration::from_secs(600));
+    let name = DeviceName::new("beta").unwrap();
+    let other_key = DeviceKey::generate().unwrap();
+    let foreign = inviter
+        .ca
+        .sign(&other_key.csr_pem(&name).unwrap(), &name, DEFAULT_VALIDITY)
+        .unwrap();
+    let (right_key, ca_pem, fabric) = (
+        mac_key(&token),
+        inviter.ca.cert_pem().to_owned(),
+        inviter.ca.fabric().0,
+    );
+    let fake = tokio::spawn(async move {
+        // First a reply MACed without the secret, then a MACed one for someone else's key.
+        for mac_key in [vec![0x42; 32], right_key] {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut len = [0; 4];
+            stream.read_exact(&mut len).await.unwrap();
+            let mut request = vec![0; u32::from_le_bytes(len) as usize];
+            stream.read_exact(&mut request).await.unwrap();
+            let nonce = &request[33..65];
+            let reply = admission(&mac_key, nonce, &fabric, &foreign.cert_pem, &ca_pem);
+            stream.write_all(&framed(&reply)).await.unwrap();
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("beta");
+    assert!(matches!(
+        join(&token, "beta", &dir).await,
+        Err(PairError::BadReplyMac)
+    ));
+    assert!(matches!(
+        join(&token, "beta", &dir).await,
+        Err(PairError::Identity(IdentityError::DeviceKeyMismatch))
+    ));
+    fake.await.unwrap();
+    assert!(!dir.join(DEVICE_JSON).exists());
+    assert!(!dir.join(DEVICE_KEY).exists());
+}
+
+#[tokio::test]
+async fn joining_into_a_directory_that_holds_a_device_is_refused_before_connecting() {
+    let inviter = Inviter::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token = inviter.invite(listener.local_addr().unwrap(), Duration::from_secs(600));
+    let root = tempfile::tempdir().unwrap();
+    let dir = StateDir::create(root.path()).unwrap();
+    dir.save_device(&inviter.device).unwrap();
+    assert!(matches!(
+        join(&token, "beta", root.path()).await,
+        Err(PairError::State(StateError::HoldsDevice { .. }))
+    ));
+    // Had the joiner connected, the kernel would have queued the connection before `join`
+    // returned, and accept would be ready at once.
+    let accepted = tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;
+    assert!(accepted.is_err(), "the joiner connected");
 }
 
 #[tokio::test(start_paused = true)]
