@@ -24,6 +24,8 @@ use weft_fabric::wire::{Device, Image, Pid, Process, Request, Response};
 
 /// How long a call to another device may take.
 pub const CALL_LIMIT: Duration = Duration::from_secs(10);
+/// How often a registry that could not be read is asked for again.
+const RESYNC: Duration = Duration::from_secs(1);
 /// How long a device's figures may take when listing devices.
 const FIGURES_LIMIT: Duration = Duration::from_secs(2);
 
@@ -160,48 +162,68 @@ impl Daemon {
     }
 
     /// Learns the devices other devices know: whenever a device becomes
-    /// available, its registry is merged into this one.
+    /// available, its registry is merged into this one; a device whose
+    /// registry could not be read yet (routes still converging) is asked
+    /// again every [`RESYNC`].
     async fn sync_registries(self: Arc<Self>) {
         let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut due: BTreeSet<String> = BTreeSet::new();
         loop {
             let node = self.node().await;
             let mut available = node.available();
             let now = available.borrow_and_update().clone();
-            for device in now.difference(&seen) {
-                if *device == self.identity.name {
-                    continue;
-                }
-                if let Ok(Response::Registry { devices }) =
-                    node.call(device, &Request::Registry, CALL_LIMIT).await
-                {
-                    let changes = {
-                        let mut registry = self.registry();
-                        let changes = registry.merge(devices);
-                        if !changes.is_empty() {
-                            self.save_registry(&registry);
+            due.extend(now.difference(&seen).cloned());
+            due.retain(|d| now.contains(d) && *d != self.identity.name);
+            seen = now;
+            for device in std::mem::take(&mut due) {
+                match node.call(&device, &Request::Registry, CALL_LIMIT).await {
+                    Ok(Response::Registry { devices }) => {
+                        if self.merge(devices).await {
+                            return;
                         }
-                        changes
-                    };
-                    let me_removed = changes.removed.contains(&self.identity.name);
-                    let others_removed = changes.removed.iter().any(|n| *n != self.identity.name);
-                    if me_removed {
-                        self.removal(&self.identity.name.clone()).await;
-                        return;
                     }
-                    if others_removed && let Err(e) = self.reopen().await {
-                        notice(&format!("cannot reopen the fabric session: {e}"));
+                    _ => {
+                        due.insert(device);
                     }
                 }
             }
-            seen = now;
-            // A reopened node has a new presence watch: the old one closes.
-            if available.changed().await.is_err() {
-                if self.is_removed() {
-                    return;
+            tokio::select! {
+                changed = available.changed() => {
+                    // A reopened node has a new presence watch: the old one
+                    // closes, and every device is asked again.
+                    if changed.is_err() {
+                        if self.is_removed() {
+                            return;
+                        }
+                        seen.clear();
+                    }
                 }
-                seen.clear();
+                () = tokio::time::sleep(RESYNC), if !due.is_empty() => {}
             }
         }
+    }
+
+    /// Merges entries another device knows; true if they say this device
+    /// was removed (it then stops).
+    async fn merge(&self, devices: Vec<weft_fabric::wire::Known>) -> bool {
+        let changes = {
+            let mut registry = self.registry();
+            let changes = registry.merge(devices);
+            if !changes.is_empty() {
+                self.save_registry(&registry);
+            }
+            changes
+        };
+        if changes.removed.contains(&self.identity.name) {
+            self.removal(&self.identity.name.clone()).await;
+            return true;
+        }
+        if changes.removed.iter().any(|n| *n != self.identity.name)
+            && let Err(e) = self.reopen().await
+        {
+            notice(&format!("cannot reopen the fabric session: {e}"));
+        }
+        false
     }
 
     /// The answer of this device to a call (another device's, or this
