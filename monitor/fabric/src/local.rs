@@ -58,6 +58,8 @@ pub enum Program {
     Name { name: String },
     /// A Wasm module file on this machine (an absolute path).
     Wasm { path: PathBuf },
+    /// A Wasm module's bytes (what an app in the device guest sends).
+    Module { bytes: Vec<u8> },
 }
 
 /// The daemon's answer.

@@ -454,30 +454,34 @@ impl Daemon {
                 let bytes = tokio::fs::read(&path)
                     .await
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                if bytes.len() as u64 > MAX_MODULE {
-                    return Err(format!(
-                        "{}: {} bytes; a module may have at most {MAX_MODULE}",
-                        path.display(),
-                        bytes.len()
-                    ));
-                }
-                if !bytes.starts_with(b"\0asm") {
-                    return Err(format!(
-                        "{}: not a Wasm module (native programs run only from the target device's own programs)",
-                        path.display()
-                    ));
-                }
-                let sha256 = sha256_hex(&bytes);
-                let size = bytes.len() as u64;
-                let module = Arc::new(bytes);
-                self.device.cache(sha256.clone(), module.clone());
-                self.node().await.offer(sha256.clone(), module);
-                Image::Wasm {
-                    sha256,
-                    size,
-                    from: self.identity.name.clone(),
-                }
+                self.offer_module(&path.display().to_string(), bytes).await?
             }
+            Program::Module { bytes } => self.offer_module("the module", bytes).await?,
+        })
+    }
+
+    /// Checks a Wasm module, caches it here and offers it to the fabric.
+    async fn offer_module(&self, what: &str, bytes: Vec<u8>) -> Result<Image, String> {
+        if bytes.len() as u64 > MAX_MODULE {
+            return Err(format!(
+                "{what}: {} bytes; a module may have at most {MAX_MODULE}",
+                bytes.len()
+            ));
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(format!(
+                "{what}: not a Wasm module (native programs run only from the target device's own programs)"
+            ));
+        }
+        let sha256 = sha256_hex(&bytes);
+        let size = bytes.len() as u64;
+        let module = Arc::new(bytes);
+        self.device.cache(sha256.clone(), module.clone());
+        self.node().await.offer(sha256.clone(), module);
+        Ok(Image::Wasm {
+            sha256,
+            size,
+            from: self.identity.name.clone(),
         })
     }
 
