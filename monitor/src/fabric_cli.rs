@@ -64,8 +64,8 @@ fn print_json<T: serde::Serialize>(value: &T) {
 pub fn fabric(command: &FabricCommand) -> ExitStatus {
     finish(match command {
         FabricCommand::Create(a) => Identity::create_fabric(&a.state.state, &a.name)
-            .map(|id| {
-                println!("created fabric {} with device {} ({id})", id_fabric(&a.state.state), a.name);
+            .map(|fabric| {
+                println!("created fabric {fabric}; this device is {}", a.name);
                 ExitStatus::Program(0)
             })
             .map_err(|e| Failed(e, ExitStatus::Usage)),
@@ -84,10 +84,6 @@ pub fn fabric(command: &FabricCommand) -> ExitStatus {
             ask(&a.state.state, request, ANSWER_LIMIT).map(|_| ExitStatus::Program(0))
         }
     })
-}
-
-fn id_fabric(dir: &Path) -> String {
-    Identity::fabric_of(dir).unwrap_or_default()
 }
 
 fn invite(dir: &Path, expires_secs: u64) -> Result<ExitStatus, Failed> {

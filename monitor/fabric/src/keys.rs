@@ -12,22 +12,17 @@
 //! | `weft/dev/<name>/exit/<n>` | put | process `<name>:<n>` ended ([`crate::wire::Exit`]) |
 //! | `weft/fabric/removed/<name>` | put | device `<name>` was removed from the fabric |
 
+use crate::identity::DeviceName;
+
 /// The liveliness key expression every device's presence matches.
 pub const PRESENCE_ALL: &str = "weft/dev/*";
 /// Removal notices, for every device.
 pub const REMOVED_ALL: &str = "weft/fabric/removed/*";
 
-/// The longest device name.
-pub const NAME_MAX: usize = 32;
-
-/// Whether `name` is a valid device name: 1 to [`NAME_MAX`] characters of
-/// `[a-z0-9-]`, not starting with `-`.
+/// Whether `name` is a valid device name ([`DeviceName`]'s rule: 1 to 32
+/// characters of `[a-z0-9-]`, not starting with `-`).
 pub fn valid_name(name: &str) -> bool {
-    (1..=NAME_MAX).contains(&name.len())
-        && !name.starts_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    DeviceName::new(name).is_ok()
 }
 
 /// `weft/dev/<name>`: the device's presence token.
@@ -77,11 +72,11 @@ mod tests {
 
     #[test]
     fn names_cannot_reach_outside_their_chunk() {
-        for good in ["a", "alpha", "dev-2", "0", &"x".repeat(NAME_MAX)] {
+        for good in ["a", "alpha", "dev-2", "0", &"x".repeat(32)] {
             assert!(valid_name(good), "{good}");
         }
         for bad in [
-            "", "-a", "A", "a/b", "a*", "**", "a$", "a b", "é", &"x".repeat(NAME_MAX + 1),
+            "", "-a", "A", "a/b", "a*", "**", "a$", "a b", "é", &"x".repeat(33),
         ] {
             assert!(!valid_name(bad), "{bad}");
         }

@@ -26,6 +26,8 @@ use weft_fabric::wire::{Device, Image, Pid, Process, Request, Response};
 pub const CALL_LIMIT: Duration = Duration::from_secs(10);
 /// How often a registry that could not be read is asked for again.
 const RESYNC: Duration = Duration::from_secs(1);
+/// How often every available device's registry is merged again.
+const REFRESH: Duration = Duration::from_secs(5);
 /// How long a device's figures may take when listing devices.
 const FIGURES_LIMIT: Duration = Duration::from_secs(2);
 
@@ -164,7 +166,8 @@ impl Daemon {
     /// Learns the devices other devices know: whenever a device becomes
     /// available, its registry is merged into this one; a device whose
     /// registry could not be read yet (routes still converging) is asked
-    /// again every [`RESYNC`].
+    /// again every [`RESYNC`], and every available device every
+    /// [`REFRESH`] (devices paired elsewhere, removals missed).
     async fn sync_registries(self: Arc<Self>) {
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut due: BTreeSet<String> = BTreeSet::new();
@@ -188,6 +191,7 @@ impl Daemon {
                 }
             }
             tokio::select! {
+                () = tokio::time::sleep(REFRESH) => seen.clear(),
                 changed = available.changed() => {
                     // A reopened node has a new presence watch: the old one
                     // closes, and every device is asked again.

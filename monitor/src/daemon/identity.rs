@@ -172,12 +172,6 @@ impl Identity {
         self.pending.add(&invitation).map_err(text)?;
         Ok(invitation.encode())
     }
-
-    /// The fabric of the device in `dir`.
-    pub fn fabric_of(dir: &Path) -> Result<String, String> {
-        let state = StateDir::open(dir).map_err(text)?;
-        Ok(state.device_info().map_err(text)?.fabric.to_string())
-    }
 }
 
 /// The daemon as pairing sees it: its registry.

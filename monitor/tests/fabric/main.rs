@@ -372,3 +372,156 @@ fn cli_without_a_daemon_says_so() {
     let (code, _, err) = cli(&scratch.state("bad"), &["fabric", "create", "--name", "Bad/Name"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// A Zenoh session of device `dir` (paired, no daemon), connected to
+/// `peer`, to send what no daemon would.
+async fn raw_session(dir: &Path, peer: &str) -> zenoh::Session {
+    use weft_fabric::zconfig::{Endpoints, TlsFiles, config};
+    let tls = TlsFiles {
+        ca: dir.join("ca.crt"),
+        certificate: dir.join("device.crt"),
+        key: dir.join("device.key"),
+    };
+    let endpoints = Endpoints {
+        listen: vec![format!("127.0.0.1:{}", common::free_port()).parse().unwrap()],
+        peers: vec![peer.parse().unwrap()],
+    };
+    zenoh::open(config(&tls, &endpoints, &[]).unwrap())
+        .await
+        .unwrap()
+}
+
+/// The one reply to a `get` on `key` with `payload`, as text.
+async fn ask_raw(session: &zenoh::Session, key: &str, payload: Vec<u8>) -> Result<String, String> {
+    let replies = session
+        .get(key)
+        .payload(payload)
+        .timeout(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let reply = replies.recv_async().await.map_err(|_| "no reply".to_string())?;
+    match reply.into_result() {
+        Ok(sample) => Ok(String::from_utf8_lossy(&sample.payload().to_bytes()).into_owned()),
+        Err(e) => Err(String::from_utf8_lossy(&e.payload().to_bytes()).into_owned()),
+    }
+}
+
+#[test]
+fn loopback_peers_and_a_hostile_member() {
+    let _serial = serial();
+    let scratch = Scratch::new("loopback");
+    let (a, b, g) = (scratch.state("a"), scratch.state("b"), scratch.state("g"));
+    let (pa, pb) = (common::free_port(), common::free_port());
+    let (addr_a, addr_b) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
+
+    ok(&a, &["fabric", "create", "--name", "a"]);
+    let da = Daemon::start(weft(), &a, &addr_a, &[]);
+    pair(&a, &b, "b", weft());
+    // b is told where a is with --peer (a's address is also in b's registry).
+    let db = Daemon::start(weft(), &b, &addr_b, &[addr_a.clone()]);
+    for s in [&a, &b] {
+        eventually("both available", Duration::from_secs(20), || {
+            device_names(s, true) == ["a", "b"]
+        });
+    }
+    let devices = json(&b, &["fabric", "devices", "--json"]);
+    let a_entry = devices.iter().find(|d| d["name"] == "a").unwrap();
+    assert_eq!(a_entry["addresses"][0], addr_a.as_str());
+    assert!(a_entry["figures"]["processes"].is_u64(), "{a_entry}");
+
+    // g is a paired device that speaks Zenoh directly, and badly.
+    pair(&a, &g, "g", weft());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let session = raw_session(&g, &addr_a).await;
+        let call = "weft/dev/b/call";
+        let wait_for_b = Instant::now();
+        while ask_raw(&session, call, br#"{"v":1,"op":"info"}"#.to_vec()).await.is_err() {
+            assert!(wait_for_b.elapsed() < Duration::from_secs(20), "b never answered g");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let big = {
+            let mut v = br#"{"v":1,"op":"ps","pad":""#.to_vec();
+            v.extend(std::iter::repeat_n(b'x', 300 * 1024));
+            v.extend(br#""}"#);
+            v
+        };
+        let hostile: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("nothing", vec![], "bad payload"),
+            ("not JSON", b"\xff\xfe garbage".to_vec(), "bad payload"),
+            ("a number", b"17".to_vec(), "bad payload"),
+            ("another version", br#"{"v":9,"op":"ps"}"#.to_vec(), "version 9"),
+            ("an unknown call", br#"{"v":1,"op":"reboot"}"#.to_vec(), "unknown variant"),
+            ("a negative pid", br#"{"v":1,"op":"kill","pid":-4}"#.to_vec(), "bad payload"),
+            ("the agent", br#"{"v":1,"op":"kill","pid":1}"#.to_vec(), "agent"),
+            ("no such pid", br#"{"v":1,"op":"stats","pid":4000}"#.to_vec(), "no process"),
+            ("over the limit", big, "over the"),
+            (
+                "a native path",
+                br#"{"v":1,"op":"spawn","image":{"kind":"program","name":"/bin/sh"},"args":[]}"#.to_vec(),
+                "own programs",
+            ),
+            (
+                "an unknown program",
+                br#"{"v":1,"op":"spawn","image":{"kind":"program","name":"rm"},"args":["rm"]}"#.to_vec(),
+                "spawn on b",
+            ),
+            (
+                "a bad hash",
+                br#"{"v":1,"op":"spawn","image":{"kind":"wasm","sha256":"zz","size":9,"from":"g"},"args":[]}"#.to_vec(),
+                "hash",
+            ),
+            (
+                "a module nobody offers",
+                format!(
+                    r#"{{"v":1,"op":"spawn","image":{{"kind":"wasm","sha256":"{}","size":9,"from":"g"}},"args":[]}}"#,
+                    "ab".repeat(32)
+                )
+                .into_bytes(),
+                "g",
+            ),
+        ];
+        for (what, payload, expect) in hostile {
+            let answer = ask_raw(&session, call, payload).await;
+            let text = answer.unwrap_or_else(|e| e);
+            assert!(
+                text.contains("\"reply\":\"error\"") && text.contains(expect),
+                "{what}: {text}"
+            );
+        }
+        // Garbage where nothing is asked: an exit nobody ended, a blob
+        // nobody offers, a removal of no device.
+        session.put("weft/dev/b/exit/3", b"\x00garbage".to_vec()).await.unwrap();
+        session.put("weft/fabric/removed/Not-A-Name", vec![]).await.unwrap();
+        session.put("weft/fabric/removed/nobody", vec![]).await.unwrap();
+        let blob = ask_raw(&session, "weft/dev/a/blob/..", vec![]).await;
+        assert!(blob.is_err(), "{blob:?}");
+        // Many calls at once: each answered, some perhaps "busy".
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let session = session.clone();
+            calls.spawn(async move { ask_raw(&session, call, br#"{"v":1,"op":"ps"}"#.to_vec()).await });
+        }
+        while let Some(r) = calls.join_next().await {
+            let text = r.unwrap().unwrap_or_else(|e| e);
+            assert!(text.contains("\"reply\":\"processes\"") || text.contains("busy"), "{text}");
+        }
+        session.close().await.unwrap();
+    });
+
+    // Both daemons still work, know nobody new, and never panicked.
+    for s in [&a, &b] {
+        eventually("g known everywhere", Duration::from_secs(15), || {
+            device_names(s, false) == ["a", "b", "g"]
+        });
+        assert_eq!(device_names(s, true), ["a", "b"]);
+        json(s, &["ps", "--json"]);
+    }
+    for d in [&da, &db] {
+        assert!(!d.log().contains("panicked"), "{}", d.log());
+    }
+}
