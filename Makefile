@@ -21,17 +21,19 @@ help:
 	@echo "  make lint    rustfmt and clippy (warnings are errors) over every crate, guest and Wasm apps included"
 	@echo "  make bench   build, then run the benchmarks (results in target/bench/)"
 	@echo "  make fuzz    fuzz the data pipe against a hostile peer and every decoder in control/ (nightly Rust; FUZZ_SECONDS=60 each)"
-	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl)"
+	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2)"
 	@echo "  make clean   remove build output"
 
 # The guest target is added on demand, and `curl` (the HTTP client the
-# integration tests drive the guest's web server with) is installed from
-# Debian if missing, so a fresh machine needs nothing else.
+# integration tests drive the guest's web server with) and `iproute2` (the
+# fabric tests' network namespaces) are installed from Debian if missing,
+# so a fresh machine needs nothing else.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx $(GUEST) || rustup target add $(GUEST)
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v curl >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq curl; }
+	@command -v ip >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iproute2; }
 
 # The kernel and user programs, a kernel with the crash-test syscall for the
 # integration tests of the kernel's crash reports, and the Wasm examples

@@ -3,7 +3,7 @@
 //! directory alone; the others ask the daemon of that directory, and say
 //! so (status 2) when none runs.
 
-use crate::cli::{FabricCommand, PsArgs, SpawnArgs, StatsArgs, PidArgs};
+use crate::cli::{FabricCommand, PidArgs, PsArgs, SpawnArgs, StatsArgs};
 use std::path::Path;
 use std::time::Duration;
 use weft_fabric::local::{self, LocalError, LocalRequest, LocalResponse, Program};
@@ -115,9 +115,9 @@ fn print_devices(devices: &[Device]) {
         "NAME", "ID", "AVAILABLE", "PROCESSES", "MEMORY"
     );
     for d in devices {
-        let (processes, memory) = d
-            .figures
-            .map_or(("-".into(), "-".into()), |f| (f.processes.to_string(), f.memory.to_string()));
+        let (processes, memory) = d.figures.map_or(("-".into(), "-".into()), |f| {
+            (f.processes.to_string(), f.memory.to_string())
+        });
         println!(
             "{:<16} {:<16} {:<9} {:>9} {:>10}  {}",
             d.name,
@@ -162,7 +162,8 @@ pub fn ps(a: &PsArgs) -> ExitStatus {
 pub fn spawn(a: &SpawnArgs) -> ExitStatus {
     finish((|| {
         let program = if a.file.contains('/') || a.file.ends_with(".wasm") {
-            let path = std::fs::canonicalize(&a.file).map_err(|e| failed(format!("{}: {e}", a.file)))?;
+            let path =
+                std::fs::canonicalize(&a.file).map_err(|e| failed(format!("{}: {e}", a.file)))?;
             Program::Wasm { path }
         } else {
             Program::Name {
@@ -189,7 +190,11 @@ pub fn spawn(a: &SpawnArgs) -> ExitStatus {
         }
         let limit_secs = 24 * 3600;
         let request = LocalRequest::Wait { pid, limit_secs };
-        match ask(&a.state.state, request, Duration::from_secs(limit_secs + 10))? {
+        match ask(
+            &a.state.state,
+            request,
+            Duration::from_secs(limit_secs + 10),
+        )? {
             LocalResponse::Exited { status, .. } => Ok(ExitStatus::Program(status.min(255) as u8)),
             other => Err(unexpected(&other)),
         }

@@ -1,4 +1,5 @@
-//! One-time invitations into a fabric, and the inviting device's store of outstanding ones.
+//! One-time invitations into a fabric, and the inviting device's store of outstanding ones
+//! (PROTOCOL.md §16.4).
 //!
 //! An invitation travels as text: `weft-invite-1.<body>`, where `1` is the body's version
 //! and `<body>` is the unpadded base64url (RFC 4648 §5) of these bytes:

@@ -76,7 +76,16 @@ mod tests {
             assert!(valid_name(good), "{good}");
         }
         for bad in [
-            "", "-a", "A", "a/b", "a*", "**", "a$", "a b", "é", &"x".repeat(33),
+            "",
+            "-a",
+            "A",
+            "a/b",
+            "a*",
+            "**",
+            "a$",
+            "a b",
+            "é",
+            &"x".repeat(33),
         ] {
             assert!(!valid_name(bad), "{bad}");
         }

@@ -66,16 +66,33 @@ pub enum Program {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum LocalResponse {
-    Devices { devices: Vec<Device> },
-    Processes { processes: Vec<Process> },
-    Process { process: Process },
-    Invitation { token: String },
-    Spawned { pid: String },
-    Exited { pid: String, status: u32 },
+    Devices {
+        devices: Vec<Device>,
+    },
+    Processes {
+        processes: Vec<Process>,
+    },
+    Process {
+        process: Process,
+    },
+    Invitation {
+        token: String,
+    },
+    Spawned {
+        pid: String,
+    },
+    Exited {
+        pid: String,
+        status: u32,
+    },
     /// `Wait` ran out of time with the process still running.
-    Running { pid: String },
+    Running {
+        pid: String,
+    },
     Done,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// Why a command could not reach the daemon or read its answer.
@@ -84,10 +101,7 @@ pub enum LocalError {
     #[error("no daemon is running for {0} (start one with `weft daemon --state {0}`)")]
     NoDaemon(String),
     #[error("the daemon's socket {path}: {error}")]
-    Io {
-        path: String,
-        error: std::io::Error,
-    },
+    Io { path: String, error: std::io::Error },
     #[error("the daemon's answer: {0}")]
     Answer(String),
 }
@@ -119,7 +133,9 @@ pub fn request(
         .read_line(&mut answer)
         .map_err(io)?;
     if answer.is_empty() {
-        return Err(LocalError::Answer("the daemon closed the connection".into()));
+        return Err(LocalError::Answer(
+            "the daemon closed the connection".into(),
+        ));
     }
     serde_json::from_str(&answer).map_err(|e| LocalError::Answer(e.to_string()))
 }

@@ -1,5 +1,5 @@
 //! Pairing: a device joins a fabric over one TCP connection to an inviting daemon,
-//! authenticated by an invitation's secret, which is never sent.
+//! authenticated by an invitation's secret, which is never sent. (PROTOCOL.md §16.4.)
 //!
 //! ## Exchange
 //!

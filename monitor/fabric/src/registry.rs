@@ -187,7 +187,10 @@ mod tests {
     fn a_known_name_keeps_its_id_and_bad_names_are_dropped() {
         let mut r = Registry::from_list(vec![known("a", "1", false)]);
         // Another device claiming "a" can neither replace nor remove it.
-        assert!(r.merge(vec![known("a", "9", true), known("A/x", "2", false)]).is_empty());
+        assert!(
+            r.merge(vec![known("a", "9", true), known("A/x", "2", false)])
+                .is_empty()
+        );
         assert!(r.is_member("a"));
         assert_eq!(r.get("a").map(|k| k.id.as_str()), Some("1"));
         assert_eq!(r.list().len(), 1);

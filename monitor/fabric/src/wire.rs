@@ -138,14 +138,26 @@ pub enum Request {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Response {
-    Info { device: Device },
-    Registry { devices: Vec<Known> },
-    Processes { processes: Vec<Process> },
-    Process { process: Process },
-    Spawned { pid: String },
+    Info {
+        device: Device,
+    },
+    Registry {
+        devices: Vec<Known>,
+    },
+    Processes {
+        processes: Vec<Process>,
+    },
+    Process {
+        process: Process,
+    },
+    Spawned {
+        pid: String,
+    },
     Done,
     /// The call was refused: `message` says why.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// A device in a registry: known (paired), or removed for good.
@@ -219,7 +231,11 @@ mod tests {
         ];
         for r in requests {
             let bytes = encode(&r);
-            assert!(bytes.starts_with(b"{\"v\":1,"), "{}", String::from_utf8_lossy(&bytes));
+            assert!(
+                bytes.starts_with(b"{\"v\":1,"),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
             assert_eq!(decode::<Request>(&bytes).unwrap(), r);
         }
     }

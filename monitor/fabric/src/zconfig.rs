@@ -136,6 +136,9 @@ mod tests {
         let json = config_json(&files(), &endpoints, &["gone".into()]);
         assert_eq!(json["mode"], "router");
         assert_eq!(json["connect"]["endpoints"][0], "tls/10.0.0.2:7447");
-        assert_eq!(json["access_control"]["subjects"][0]["cert_common_names"][0], "gone");
+        assert_eq!(
+            json["access_control"]["subjects"][0]["cert_common_names"][0],
+            "gone"
+        );
     }
 }

@@ -65,6 +65,8 @@ pub struct LocalDevice {
     pub name: String,
     pub handle: DeviceHandle,
     exits: Mutex<Bounded<u32>>,
+    /// Names of the processes spawned lately (for their ended records).
+    names: Mutex<Bounded<String>>,
     modules: Mutex<Bounded<Arc<Vec<u8>>>>,
 }
 
@@ -83,6 +85,7 @@ impl LocalDevice {
             name,
             handle,
             exits: Mutex::new(Bounded::new(RECENT_EXITS, |_| 1)),
+            names: Mutex::new(Bounded::new(RECENT_EXITS, |_| 1)),
             modules: Mutex::new(Bounded::new(CACHE_BYTES, |m: &Arc<Vec<u8>>| m.len())),
         }
     }
@@ -143,7 +146,12 @@ impl LocalDevice {
                 Some(status) => Ok(Process {
                     pid: format!("{}:{pid}", self.name),
                     device: self.name.clone(),
-                    name: String::new(),
+                    name: self
+                        .names
+                        .lock()
+                        .ok()
+                        .and_then(|n| n.get(&pid.to_string()))
+                        .unwrap_or_default(),
                     state: "ended".into(),
                     cpu_ns: 0,
                     memory: 0,
@@ -180,11 +188,17 @@ impl LocalDevice {
 
     /// Starts a program already resolved to an image.
     pub async fn spawn(&self, image: SpawnImage, args: Vec<String>) -> Result<u32, String> {
+        let name = args.first().cloned().unwrap_or_default();
         let args = args.into_iter().map(String::into_bytes).collect();
-        self.handle
+        let pid = self
+            .handle
             .spawn(image, args)
             .await
-            .map_err(|e| format!("spawn on {}: {e}", self.name))
+            .map_err(|e| format!("spawn on {}: {e}", self.name))?;
+        if let Ok(mut names) = self.names.lock() {
+            names.insert(pid.to_string(), name);
+        }
+        Ok(pid)
     }
 }
 
@@ -207,14 +221,22 @@ pub fn check_image(image: &Image) -> Result<(), String> {
             }
         }
         Image::Wasm { sha256, size, from } => {
-            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-                return Err(format!("module hash {sha256:?} is not 64 lowercase hex digits"));
+            if sha256.len() != 64
+                || !sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err(format!(
+                    "module hash {sha256:?} is not 64 lowercase hex digits"
+                ));
             }
             if *size == 0 || *size > MAX_MODULE {
                 return Err(format!("module of {size} bytes: the limit is {MAX_MODULE}"));
             }
             if !weft_fabric::keys::valid_name(from) {
-                return Err(format!("module offered by {from:?}, which is not a device name"));
+                return Err(format!(
+                    "module offered by {from:?}, which is not a device name"
+                ));
             }
         }
     }
@@ -252,8 +274,18 @@ mod tests {
         assert!(check_image(&wasm("00", 100, "alpha")).is_err());
         assert!(check_image(&wasm(&good, MAX_MODULE + 1, "alpha")).is_err());
         assert!(check_image(&wasm(&good, 100, "a/b")).is_err());
-        assert!(check_image(&Image::Program { name: "hello".into() }).is_ok());
-        assert!(check_image(&Image::Program { name: "/bin/sh".into() }).is_err());
+        assert!(
+            check_image(&Image::Program {
+                name: "hello".into()
+            })
+            .is_ok()
+        );
+        assert!(
+            check_image(&Image::Program {
+                name: "/bin/sh".into()
+            })
+            .is_err()
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::streams::SpawnImage;
 use crate::streams::host_output;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::{RwLock, mpsc};
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
 use weft_fabric::node::{FabricError, Incoming, Node, NodeConfig};
@@ -138,7 +138,8 @@ impl Daemon {
         }
         if name == self.identity.name {
             notice("this device was removed from the fabric; it reaches nothing more");
-            self.removed.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.removed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.stop().await;
             return;
         }
@@ -361,7 +362,10 @@ impl Daemon {
             },
             LocalRequest::Stats { pid } => {
                 let pid = Pid::parse(&pid)?;
-                match self.call(&pid.device, Request::Stats { pid: pid.n }).await? {
+                match self
+                    .call(&pid.device, Request::Stats { pid: pid.n })
+                    .await?
+                {
                     Response::Process { process } => LocalResponse::Process { process },
                     other => return Err(unexpected(&other)),
                 }
@@ -406,7 +410,12 @@ impl Daemon {
             let figures = if k.name == self.identity.name {
                 Some(self.device.figures().await)
             } else if is_available {
-                match self.node().await.call(&k.name, &Request::Info, FIGURES_LIMIT).await {
+                match self
+                    .node()
+                    .await
+                    .call(&k.name, &Request::Info, FIGURES_LIMIT)
+                    .await
+                {
                     Ok(Response::Info { device }) => device.figures,
                     _ => None,
                 }
@@ -458,7 +467,8 @@ impl Daemon {
                 let bytes = tokio::fs::read(&path)
                     .await
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                self.offer_module(&path.display().to_string(), bytes).await?
+                self.offer_module(&path.display().to_string(), bytes)
+                    .await?
             }
             Program::Module { bytes } => self.offer_module("the module", bytes).await?,
         })
@@ -492,7 +502,10 @@ impl Daemon {
     async fn wait(&self, pid: &str, limit_secs: u64) -> Result<LocalResponse, String> {
         let parsed = Pid::parse(pid)?;
         let check = async {
-            match self.call(&parsed.device, Request::Stats { pid: parsed.n }).await {
+            match self
+                .call(&parsed.device, Request::Stats { pid: parsed.n })
+                .await
+            {
                 Ok(Response::Process { process }) => process.status,
                 _ => None,
             }

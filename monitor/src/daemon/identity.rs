@@ -75,7 +75,8 @@ impl Identity {
         state.save_device(&fabric.device).map_err(text)?;
         state.save_ca(&fabric.ca).map_err(text)?;
         let info = fabric.device.info();
-        let registry = Registry::from_list(vec![entry(name.as_str(), &info.id.to_string(), vec![])]);
+        let registry =
+            Registry::from_list(vec![entry(name.as_str(), &info.id.to_string(), vec![])]);
         registry.save(&state).map_err(text)?;
         Ok(info.fabric.to_string())
     }
@@ -166,9 +167,12 @@ impl Identity {
             .pairing
             .get()
             .ok_or("the pairing listener is not running")?;
-        let invitation =
-            Invitation::new(&self.device, vec![address], Duration::from_secs(expires_secs))
-                .map_err(text)?;
+        let invitation = Invitation::new(
+            &self.device,
+            vec![address],
+            Duration::from_secs(expires_secs),
+        )
+        .map_err(text)?;
         self.pending.add(&invitation).map_err(text)?;
         Ok(invitation.encode())
     }
@@ -214,8 +218,12 @@ pub async fn serve_pairing(daemon: Arc<Daemon>) -> Result<(), String> {
             tokio::spawn(async move {
                 let admitter = Admitter(daemon.clone());
                 let identity = &daemon.identity;
-                let pairing =
-                    pairing::serve_pairing(stream, &admitter, identity.ca.as_ref(), &identity.pending);
+                let pairing = pairing::serve_pairing(
+                    stream,
+                    &admitter,
+                    identity.ca.as_ref(),
+                    &identity.pending,
+                );
                 match tokio::time::timeout(PAIRING_LIMIT, pairing).await {
                     Ok(Ok(admitted)) => super::say(&format!(
                         "device {} ({}) joined the fabric",

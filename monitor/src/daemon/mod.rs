@@ -21,8 +21,8 @@ use crate::catalog::Catalog;
 use crate::run::{self, RunConfig};
 use crate::status::ExitStatus;
 use crate::streams::Policy;
-use crate::streams::{DeviceHandle, device_link};
 use crate::streams::host_output;
+use crate::streams::{DeviceHandle, device_link};
 use fabric::Daemon;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -98,7 +98,10 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
         match local::bind(&cfg.state) {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("weft daemon: the local socket in {}: {e}", cfg.state.display());
+                eprintln!(
+                    "weft daemon: the local socket in {}: {e}",
+                    cfg.state.display()
+                );
                 return ExitStatus::Usage;
             }
         }

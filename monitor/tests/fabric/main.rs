@@ -73,7 +73,12 @@ fn cli(state: &Path, args: &[&str]) -> (i32, String, String) {
 /// `weft ARGS --state DIR`, which must succeed; its stdout.
 fn ok(state: &Path, args: &[&str]) -> String {
     let (code, out, err) = cli(state, args);
-    assert_eq!(code, 0, "weft {args:?} --state {}: {err}{out}", state.display());
+    assert_eq!(
+        code,
+        0,
+        "weft {args:?} --state {}: {err}{out}",
+        state.display()
+    );
     out
 }
 
@@ -137,7 +142,11 @@ impl Daemon {
             log,
         };
         eventually("the daemon answers", Duration::from_secs(30), || {
-            assert!(d.child.try_wait().unwrap().is_none(), "daemon exited: {}", d.log());
+            assert!(
+                d.child.try_wait().unwrap().is_none(),
+                "daemon exited: {}",
+                d.log()
+            );
             cli(&d.state, &["fabric", "devices"]).0 == 0
         });
         d
@@ -211,15 +220,22 @@ fn three_devices_in_namespaces() {
     // Every device knows and sees all three.
     let all = ["a", "b", "c"];
     for s in [&a, &b, &c] {
-        eventually("three known, three available", Duration::from_secs(20), || {
-            device_names(s, false) == all && device_names(s, true) == all
-        });
+        eventually(
+            "three known, three available",
+            Duration::from_secs(20),
+            || device_names(s, false) == all && device_names(s, true) == all,
+        );
     }
     let listed = json(&b, &["fabric", "devices", "--json"]);
     for d in &listed {
         assert!(d["id"].as_str().is_some_and(|id| id.len() == 16), "{d}");
         assert_eq!(d["available"], true);
-        assert!(d["addresses"][0].as_str().is_some_and(|a| a.starts_with("10.77.0.")), "{d}");
+        assert!(
+            d["addresses"][0]
+                .as_str()
+                .is_some_and(|a| a.starts_with("10.77.0.")),
+            "{d}"
+        );
     }
 
     // A device of another fabric on the same network sees nothing and is
@@ -235,7 +251,12 @@ fn three_devices_in_namespaces() {
 
     // Spawn from a onto c: its output (in c's log) and its exit.
     let hello = wasm("hello");
-    let (code, out, err) = cli(&a, &["spawn", "--device", "c", "--wait", &hello, "fabric", "exit=3"]);
+    let (code, out, err) = cli(
+        &a,
+        &[
+            "spawn", "--device", "c", "--wait", &hello, "fabric", "exit=3",
+        ],
+    );
     assert_eq!(code, 3, "{err}");
     assert!(out.trim().starts_with("c:"), "{out}");
     eventually("hello's output on c", Duration::from_secs(5), || {
@@ -262,9 +283,8 @@ fn three_devices_in_namespaces() {
     assert!(only_c.iter().all(|p| field(p, "device") == "c"));
 
     // Stats of one, from a device other than its own.
-    let stats = || -> Value {
-        serde_json::from_str(&ok(&b, &["stats", "--json", &sleepers[2]])).unwrap()
-    };
+    let stats =
+        || -> Value { serde_json::from_str(&ok(&b, &["stats", "--json", &sleepers[2]])).unwrap() };
     let first = stats();
     assert_eq!(field(&first, "pid"), sleepers[2]);
     assert_eq!(field(&first, "device"), "c");
@@ -340,7 +360,10 @@ fn three_devices_in_namespaces() {
     });
     dc.kill9();
     let mut restart = weft_in(&net, 2);
-    restart.args(["daemon", "--state"]).arg(&c).args(["--bind", &addr(2)]);
+    restart
+        .args(["daemon", "--state"])
+        .arg(&c)
+        .args(["--bind", &addr(2)]);
     let (code, _, err) = output(restart);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("removed"), "{err}");
@@ -369,7 +392,10 @@ fn cli_without_a_daemon_says_so() {
     // create refuses a directory that holds a device; names are checked.
     let (code, _, err) = cli(&a, &["fabric", "create", "--name", "a"]);
     assert_eq!(code, 2, "{err}");
-    let (code, _, err) = cli(&scratch.state("bad"), &["fabric", "create", "--name", "Bad/Name"]);
+    let (code, _, err) = cli(
+        &scratch.state("bad"),
+        &["fabric", "create", "--name", "Bad/Name"],
+    );
     assert_eq!(code, 2, "{err}");
 }
 
@@ -383,7 +409,11 @@ async fn raw_session(dir: &Path, peer: &str) -> zenoh::Session {
         key: dir.join("device.key"),
     };
     let endpoints = Endpoints {
-        listen: vec![format!("127.0.0.1:{}", common::free_port()).parse().unwrap()],
+        listen: vec![
+            format!("127.0.0.1:{}", common::free_port())
+                .parse()
+                .unwrap(),
+        ],
         peers: vec![peer.parse().unwrap()],
     };
     zenoh::open(config(&tls, &endpoints, &[]).unwrap())
@@ -399,7 +429,10 @@ async fn ask_raw(session: &zenoh::Session, key: &str, payload: Vec<u8>) -> Resul
         .timeout(Duration::from_secs(10))
         .await
         .unwrap();
-    let reply = replies.recv_async().await.map_err(|_| "no reply".to_string())?;
+    let reply = replies
+        .recv_async()
+        .await
+        .map_err(|_| "no reply".to_string())?;
     match reply.into_result() {
         Ok(sample) => Ok(String::from_utf8_lossy(&sample.payload().to_bytes()).into_owned()),
         Err(e) => Err(String::from_utf8_lossy(&e.payload().to_bytes()).into_owned()),
@@ -418,7 +451,7 @@ fn loopback_peers_and_a_hostile_member() {
     let da = Daemon::start(weft(), &a, &addr_a, &[]);
     pair(&a, &b, "b", weft());
     // b is told where a is with --peer (a's address is also in b's registry).
-    let db = Daemon::start(weft(), &b, &addr_b, &[addr_a.clone()]);
+    let db = Daemon::start(weft(), &b, &addr_b, std::slice::from_ref(&addr_a));
     for s in [&a, &b] {
         eventually("both available", Duration::from_secs(20), || {
             device_names(s, true) == ["a", "b"]

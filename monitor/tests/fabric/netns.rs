@@ -49,9 +49,20 @@ impl Net {
             ip(&["netns", "add", &ns]);
             net.hosts.push(ns.clone());
             let (inner, outer) = (format!("{tag}i{i}"), format!("{tag}o{i}"));
-            ip(&["-n", &ns, "link", "add", &inner, "type", "veth", "peer", "name", &outer]);
+            ip(&[
+                "-n", &ns, "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+            ]);
             ip(&["-n", &ns, "link", "set", &outer, "netns", &net.switch]);
-            ip(&["-n", &net.switch, "link", "set", &outer, "master", "br0", "up"]);
+            ip(&[
+                "-n",
+                &net.switch,
+                "link",
+                "set",
+                &outer,
+                "master",
+                "br0",
+                "up",
+            ]);
             let addr = format!("{}/24", net.addr(i));
             ip(&["-n", &ns, "addr", "add", &addr, "dev", &inner]);
             ip(&["-n", &ns, "link", "set", &inner, "up"]);
