@@ -126,6 +126,11 @@ pub struct DevicesArgs {
     /// One JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// After the list, print a line each time a device comes or goes
+    /// (`NAME available` / `NAME unavailable`; with --json, one JSON object
+    /// per line), until interrupted.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// Options of `weft fabric remove`.

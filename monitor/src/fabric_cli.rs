@@ -4,6 +4,7 @@
 //! so (status 2) when none runs.
 
 use crate::cli::{FabricCommand, PidArgs, PsArgs, SpawnArgs, StatsArgs};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 use weft_fabric::local::{self, LocalError, LocalRequest, LocalResponse, Program};
@@ -76,7 +77,13 @@ pub fn fabric(command: &FabricCommand) -> ExitStatus {
             })
             .map_err(|e| Failed(e, ExitStatus::Usage)),
         FabricCommand::Invite(a) => invite(&a.state.state, a.expires),
-        FabricCommand::Devices(a) => devices(&a.state.state, a.available, a.json),
+        FabricCommand::Devices(a) => devices(&a.state.state, a.available, a.json).and_then(|s| {
+            if a.watch {
+                watch(&a.state.state, a.json)
+            } else {
+                Ok(s)
+            }
+        }),
         FabricCommand::Remove(a) => {
             let request = LocalRequest::Remove {
                 name: a.name.clone(),
@@ -106,6 +113,39 @@ fn devices(dir: &Path, available: bool, json: bool) -> Result<ExitStatus, Failed
     } else {
         print_devices(&devices);
     }
+    Ok(ExitStatus::Program(0))
+}
+
+/// Prints each device that comes or goes, until the daemon ends.
+fn watch(dir: &Path, json: bool) -> Result<ExitStatus, Failed> {
+    let mut known: Option<BTreeSet<String>> = None;
+    local::exchange(dir, &LocalRequest::Watch, None, |r| {
+        let LocalResponse::Available { names } = r else {
+            return false;
+        };
+        let now: BTreeSet<String> = names.into_iter().collect();
+        if let Some(before) = &known {
+            let came = now.difference(before).map(|n| (n, true));
+            let went = before.difference(&now).map(|n| (n, false));
+            for (name, available) in came.chain(went) {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "name": name, "available": available })
+                    );
+                } else {
+                    let state = if available {
+                        "available"
+                    } else {
+                        "unavailable"
+                    };
+                    println!("{name} {state}");
+                }
+            }
+        }
+        known = Some(now);
+        true
+    })?;
     Ok(ExitStatus::Program(0))
 }
 

@@ -3,12 +3,13 @@
 //!
 //! The socket is `DIR/daemon.sock`, owner-only (mode 0600, in the 0700
 //! state directory). A client connects, writes one request as one line of
-//! JSON, and reads one response line; the daemon closes the connection
-//! after answering. Requests over [`MAX_LINE`] bytes are refused.
+//! JSON, and reads one response line (a `watch`: one line per change); the
+//! daemon closes the connection after answering. Requests over
+//! [`MAX_LINE`] bytes are refused.
 
 use crate::wire::{Device, Process};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,6 +49,9 @@ pub enum LocalRequest {
     },
     /// Waits for process `pid` to end, at most `limit_secs`.
     Wait { pid: String, limit_secs: u64 },
+    /// Answers `available` now and again whenever the set of available
+    /// devices changes, until the client goes.
+    Watch,
 }
 
 /// What a spawn runs.
@@ -89,6 +93,10 @@ pub enum LocalResponse {
     Running {
         pid: String,
     },
+    /// The devices available now (`Watch`).
+    Available {
+        names: Vec<String>,
+    },
     Done,
     Error {
         message: String,
@@ -113,6 +121,23 @@ pub fn request(
     request: &LocalRequest,
     limit: Duration,
 ) -> Result<LocalResponse, LocalError> {
+    let mut answer = None;
+    exchange(dir, request, Some(limit), |r| {
+        answer = Some(r);
+        false
+    })?;
+    answer.ok_or_else(|| LocalError::Answer("the daemon closed the connection".into()))
+}
+
+/// Sends `request` and hands each answer line to `each` until it returns
+/// false or the daemon closes the connection (a `watch`), waiting at most
+/// `limit` for each line (`None`: for ever).
+pub fn exchange(
+    dir: &Path,
+    request: &LocalRequest,
+    limit: Option<Duration>,
+    mut each: impl FnMut(LocalResponse) -> bool,
+) -> Result<(), LocalError> {
     let path = socket_path(dir);
     let io = |error| LocalError::Io {
         path: path.display().to_string(),
@@ -124,20 +149,26 @@ pub fn request(
         }
         _ => io(e),
     })?;
-    stream.set_read_timeout(Some(limit)).map_err(io)?;
+    stream.set_read_timeout(limit).map_err(io)?;
     let mut line = serde_json::to_vec(request).map_err(|e| LocalError::Answer(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(io)?;
-    let mut answer = String::new();
-    BufReader::new(std::io::Read::take(stream, MAX_LINE as u64))
-        .read_line(&mut answer)
-        .map_err(io)?;
-    if answer.is_empty() {
-        return Err(LocalError::Answer(
-            "the daemon closed the connection".into(),
-        ));
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut answer = String::new();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_line(&mut answer)
+            .map_err(io)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let response =
+            serde_json::from_str(&answer).map_err(|e| LocalError::Answer(e.to_string()))?;
+        if !each(response) {
+            return Ok(());
+        }
     }
-    serde_json::from_str(&answer).map_err(|e| LocalError::Answer(e.to_string()))
 }
 
 /// Reads one request line from a client (at most [`MAX_LINE`] bytes).

@@ -329,6 +329,38 @@ impl Daemon {
         }
     }
 
+    /// Writes the available devices to `client` now and at every change,
+    /// until the client goes or this device is removed.
+    pub async fn watch<W>(&self, client: &mut W)
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let mut last = None;
+        while !self.is_removed() {
+            let mut available = self.node().await.available();
+            loop {
+                available.borrow_and_update();
+                let names = self.available_members().await;
+                if last.as_ref() != Some(&names) {
+                    let response = LocalResponse::Available {
+                        names: names.clone(),
+                    };
+                    if weft_fabric::local::write_response(client, &response)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    last = Some(names);
+                }
+                // A reopened node has a new presence watch.
+                if available.changed().await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
     /// The devices available now that this device knows.
     async fn available_members(&self) -> Vec<String> {
         let available = self.node().await.available().borrow().clone();
@@ -395,6 +427,7 @@ impl Daemon {
             LocalRequest::Invite { expires_secs } => LocalResponse::Invitation {
                 token: self.identity.invite(expires_secs)?,
             },
+            LocalRequest::Watch => return Err("watch is answered on its own connection".into()),
         })
     }
 

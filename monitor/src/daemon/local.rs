@@ -8,8 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::UnixListener;
-use weft_fabric::local::{self, LocalResponse};
+use weft_fabric::local::{self, LocalRequest, LocalResponse};
 
 /// How long a client may take to send its request.
 pub const CLIENT_LIMIT: Duration = Duration::from_secs(10);
@@ -37,9 +38,19 @@ pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
     while let Ok((stream, _)) = listener.accept().await {
         let daemon = daemon.clone();
         tokio::spawn(async move {
-            let (reader, mut writer) = stream.into_split();
-            let request = tokio::time::timeout(CLIENT_LIMIT, local::read_request(reader)).await;
+            let (mut reader, mut writer) = stream.into_split();
+            let request =
+                tokio::time::timeout(CLIENT_LIMIT, local::read_request(&mut reader)).await;
             let response = match request {
+                Ok(Ok(LocalRequest::Watch)) => {
+                    // Until the watcher goes (its end reads as closed).
+                    let mut probe = [0u8; 1];
+                    tokio::select! {
+                        () = daemon.watch(&mut writer) => {}
+                        _ = reader.read(&mut probe) => {}
+                    }
+                    return;
+                }
                 Ok(Ok(request)) => daemon.command(request).await,
                 Ok(Err(message)) => LocalResponse::Error { message },
                 Err(_) => LocalResponse::Error {

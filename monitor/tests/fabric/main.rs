@@ -557,4 +557,42 @@ fn loopback_peers_and_a_hostile_member() {
     for d in [&da, &db] {
         assert!(!d.log().contains("panicked"), "{}", d.log());
     }
+
+    // SIGTERM stops b cleanly: status 143, withdrawn at once (a watcher
+    // on a sees it go), socket gone.
+    let mut watcher = weft()
+        .args(["fabric", "devices", "--watch", "--json", "--state"])
+        .arg(&a)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let watched = common::lines(watcher.stdout.take().unwrap());
+    let listing = watched.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        listing.starts_with('[') && listing.contains("\"b\""),
+        "{listing}"
+    );
+    let mut db = db;
+    let term = Command::new("kill")
+        .args(["-TERM", &db.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let took = eventually(
+        "b unavailable after SIGTERM",
+        Duration::from_secs(5),
+        || device_names(&a, true) == ["a"],
+    );
+    eprintln!("b unavailable {took:?} after SIGTERM");
+    let event = watched.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(event, r#"{"available":false,"name":"b"}"#);
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let status = db.child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{}", db.log());
+    assert!(db.log().contains("stopped"), "{}", db.log());
+    assert!(!b.join("daemon.sock").exists());
+    let (code, _, err) = cli(&b, &["ps"]);
+    assert_eq!(code, 2, "{err}");
 }
