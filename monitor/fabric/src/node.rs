@@ -27,6 +27,8 @@ use zenoh::sample::SampleKind;
 pub const SERVE_LIMIT: Duration = Duration::from_secs(30);
 /// Calls served at once; more get a "busy" error at once.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// How soon a call that reached no one is made again.
+pub const RETRY: Duration = Duration::from_millis(50);
 /// Bytes of Wasm modules a node keeps on offer (oldest dropped first).
 pub const OFFER_BYTES: usize = 64 << 20;
 
@@ -153,7 +155,32 @@ impl Node {
 
     /// Calls `device` and waits for its answer, at most `limit`. A refusal
     /// (`Response::Error`) is returned as [`FabricError::Refused`].
+    ///
+    /// A device that is available but not yet reachable (its queryable's
+    /// route still converging, Zenoh #2516) answers no one at once: the
+    /// call is made again every [`RETRY`] while time is left. Such a call
+    /// reached no one, so even a spawn is safe to repeat.
     pub async fn call(
+        &self,
+        device: &str,
+        request: &Request,
+        limit: Duration,
+    ) -> Result<Response, FabricError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.call_once(device, request, left).await {
+                Err(FabricError::NoReply(_))
+                    if self.available.borrow().contains(device) && left > RETRY * 2 =>
+                {
+                    tokio::time::sleep(RETRY).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn call_once(
         &self,
         device: &str,
         request: &Request,

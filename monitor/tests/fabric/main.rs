@@ -457,6 +457,9 @@ fn loopback_peers_and_a_hostile_member() {
             device_names(s, true) == ["a", "b"]
         });
     }
+    // Calls right after a device appears are answered (Zenoh #2516).
+    ok(&a, &["ps", "--device", "b"]);
+    ok(&b, &["ps", "--device", "a"]);
     let devices = json(&b, &["fabric", "devices", "--json"]);
     let a_entry = devices.iter().find(|d| d["name"] == "a").unwrap();
     assert_eq!(a_entry["addresses"][0], addr_a.as_str());
