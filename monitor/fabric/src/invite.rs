@@ -39,6 +39,7 @@ use crate::identity::{
     CertSummary, Device, FabricId, HexIdError, IdentityError, hex_id, now_unix, parse_hex, random,
     sha256, to_hex,
 };
+use crate::reader::{Reader, Truncated};
 use crate::state::{INVITATIONS_JSON, StateError};
 
 /// What an invitation's text starts with, up to its version.
@@ -61,12 +62,8 @@ pub enum InviteError {
     BadVersion { found: String },
     #[error("the invitation's body is not base64url")]
     BadBase64,
-    #[error("the invitation is truncated: {field} needs {needed} bytes, {left} are left")]
-    Truncated {
-        field: &'static str,
-        needed: usize,
-        left: usize,
-    },
+    #[error("the invitation is truncated: {0}")]
+    Truncated(#[from] Truncated),
     #[error("the invitation has {count} bytes after its last address")]
     TrailingBytes { count: usize },
     #[error("the invitation holds {count} addresses; it must hold 1 to {MAX_ADDRESSES}")]
@@ -246,7 +243,7 @@ impl Invitation {
         let body = URL_SAFE_NO_PAD
             .decode(body)
             .map_err(|_| InviteError::BadBase64)?;
-        let mut reader = Reader(&body);
+        let mut reader = Reader::new(&body);
         let fabric = FabricId(reader.array("the fabric id")?);
         let ca_sha256 = reader.array("the CA hash")?;
         let secret = reader.array("the secret")?;
@@ -257,11 +254,11 @@ impl Invitation {
             return Err(InviteError::AddressCount { count });
         }
         let addresses = (0..count)
-            .map(|_| reader.address())
+            .map(|_| address(&mut reader))
             .collect::<Result<Vec<_>, _>>()?;
-        if !reader.0.is_empty() {
+        if reader.left() != 0 {
             return Err(InviteError::TrailingBytes {
-                count: reader.0.len(),
+                count: reader.left(),
             });
         }
         let invitation = Self {
@@ -278,32 +275,15 @@ impl Invitation {
     }
 }
 
-/// Reads the invitation body front to back.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], InviteError> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(InviteError::Truncated {
-                field,
-                needed: N,
-                left: self.0.len(),
-            })?;
-        self.0 = rest;
-        Ok(*head)
-    }
-
-    fn address(&mut self) -> Result<SocketAddr, InviteError> {
-        let ip = match self.array("an address family")? {
-            [4] => IpAddr::V4(Ipv4Addr::from(self.array::<4>("an IPv4 address")?)),
-            [6] => IpAddr::V6(Ipv6Addr::from(self.array::<16>("an IPv6 address")?)),
-            [family] => return Err(InviteError::BadFamily { family }),
-        };
-        let port = u16::from_le_bytes(self.array("a port")?);
-        Ok(SocketAddr::new(ip, port))
-    }
+/// Reads one address: family, IP, port.
+fn address(reader: &mut Reader<'_>) -> Result<SocketAddr, InviteError> {
+    let ip = match reader.array("an address family")? {
+        [4] => IpAddr::V4(Ipv4Addr::from(reader.array::<4>("an IPv4 address")?)),
+        [6] => IpAddr::V6(Ipv6Addr::from(reader.array::<16>("an IPv6 address")?)),
+        [family] => return Err(InviteError::BadFamily { family }),
+    };
+    let port = u16::from_le_bytes(reader.array("a port")?);
+    Ok(SocketAddr::new(ip, port))
 }
 
 #[cfg(test)]
@@ -369,7 +349,7 @@ mod tests {
             assert!(
                 matches!(
                     Invitation::decode(&with_body(&bytes[..len])),
-                    Err(InviteError::Truncated { .. })
+                    Err(InviteError::Truncated(_))
                 ),
                 "length {len}"
             );

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod local;
 pub mod node;
 pub mod pairing;
+mod reader;
 pub mod registry;
 pub mod state;
 pub mod wire;

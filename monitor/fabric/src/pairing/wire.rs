@@ -11,6 +11,7 @@ use tokio::time::timeout;
 use super::{IO_TIMEOUT, MAX_FRAME, PairError, Status, VERSION};
 use crate::identity::{FabricId, MAX_NAME_LEN};
 use crate::invite::{MacKey, TokenId};
+use crate::reader::{Reader, Truncated};
 
 /// The label in front of a request's MAC input.
 const REQUEST_LABEL: &[u8] = b"weft-pair-req";
@@ -24,12 +25,8 @@ pub(super) const TAG_LEN: usize = 32;
 pub enum WireError {
     #[error("message version {found} is not supported (this device speaks version {VERSION})")]
     Version { found: u8 },
-    #[error("the message is truncated at {field}: it needs {needed} bytes, {left} are left")]
-    Truncated {
-        field: &'static str,
-        needed: usize,
-        left: usize,
-    },
+    #[error("the message is truncated: {0}")]
+    Truncated(#[from] Truncated),
     #[error("{field} is {len} bytes, more than its limit of {max}")]
     TooLong {
         field: &'static str,
@@ -82,18 +79,18 @@ impl Request {
 
     /// Decodes a request; its MAC is checked by [`verify`](Self::verify).
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        let mut reader = Reader(bytes);
+        let mut reader = Reader::new(bytes);
         let [version] = reader.array("the version")?;
         if version != VERSION {
             return Err(WireError::Version { found: version });
         }
         let token = TokenId(reader.array("the token id")?);
         let nonce = reader.array("the nonce")?;
-        let name = reader.text::<1>("the device name", MAX_NAME_LEN)?;
-        let csr_pem = reader.text::<2>("the CSR", usize::from(u16::MAX))?;
-        let signed = bytes[..bytes.len() - reader.0.len()].to_vec();
+        let name = text::<1>(&mut reader, "the device name", MAX_NAME_LEN)?;
+        let csr_pem = text::<2>(&mut reader, "the CSR", usize::from(u16::MAX))?;
+        let signed = bytes[..bytes.len() - reader.left()].to_vec();
         let mac = reader.array("the MAC")?;
-        reader.end()?;
+        end(&reader)?;
         Ok(Self {
             token,
             nonce,
@@ -182,15 +179,15 @@ pub(super) fn encode_refusal(status: Status, message: &str) -> Vec<u8> {
 
 impl Reply {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
-        let mut reader = Reader(bytes);
+        let mut reader = Reader::new(bytes);
         let [version, status] = reader.array("the version and status")?;
         if version != VERSION {
             return Err(WireError::Version { found: version });
         }
         let status = Status::from_code(status).ok_or(WireError::UnknownStatus { found: status })?;
         if status != Status::Admitted {
-            let message = reader.text::<2>("the message", usize::from(u16::MAX))?;
-            reader.end()?;
+            let message = text::<2>(&mut reader, "the message", usize::from(u16::MAX))?;
+            end(&reader)?;
             // The joiner prints the message: no terminal control sequences from the peer.
             let message = message
                 .chars()
@@ -207,13 +204,13 @@ impl Reply {
         let max = MAX_FRAME as usize;
         let admission = Admission {
             fabric: FabricId(reader.array("the fabric id")?),
-            cert_pem: reader.text::<4>("the certificate", max)?,
-            ca_cert_pem: reader.text::<4>("the CA certificate", max)?,
-            registry_json: reader.text::<4>("the registry", max)?,
+            cert_pem: text::<4>(&mut reader, "the certificate", max)?,
+            ca_cert_pem: text::<4>(&mut reader, "the CA certificate", max)?,
+            registry_json: text::<4>(&mut reader, "the registry", max)?,
         };
-        let signed = bytes[..bytes.len() - reader.0.len()].to_vec();
+        let signed = bytes[..bytes.len() - reader.left()].to_vec();
         let mac = reader.array("the MAC")?;
-        reader.end()?;
+        end(&reader)?;
         Ok(Self::Admitted {
             admission,
             signed,
@@ -261,49 +258,27 @@ fn put_bytes<const N: usize>(
     Ok(())
 }
 
-/// Reads a message front to back.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], WireError> {
-        let (head, rest) = self
-            .0
-            .split_first_chunk::<N>()
-            .ok_or(WireError::Truncated {
-                field,
-                needed: N,
-                left: self.0.len(),
-            })?;
-        self.0 = rest;
-        Ok(*head)
+/// A UTF-8 field behind its `N`-byte little-endian length, at most `max` bytes.
+fn text<const N: usize>(
+    reader: &mut Reader<'_>,
+    field: &'static str,
+    max: usize,
+) -> Result<String, WireError> {
+    let mut len = [0; 8];
+    len[..N].copy_from_slice(&reader.array::<N>(field)?);
+    let len = usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX);
+    if len > max {
+        return Err(WireError::TooLong { field, len, max });
     }
+    let bytes = reader.bytes(field, len)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| WireError::NotText { field })
+}
 
-    /// A UTF-8 field behind its `N`-byte little-endian length, at most `max` bytes.
-    fn text<const N: usize>(
-        &mut self,
-        field: &'static str,
-        max: usize,
-    ) -> Result<String, WireError> {
-        let mut len = [0; 8];
-        len[..N].copy_from_slice(&self.array::<N>(field)?);
-        let len = usize::try_from(u64::from_le_bytes(len)).unwrap_or(usize::MAX);
-        if len > max {
-            return Err(WireError::TooLong { field, len, max });
-        }
-        let (bytes, rest) = self.0.split_at_checked(len).ok_or(WireError::Truncated {
-            field,
-            needed: len,
-            left: self.0.len(),
-        })?;
-        self.0 = rest;
-        String::from_utf8(bytes.to_vec()).map_err(|_| WireError::NotText { field })
-    }
-
-    fn end(&self) -> Result<(), WireError> {
-        match self.0.len() {
-            0 => Ok(()),
-            count => Err(WireError::TrailingBytes { count }),
-        }
+/// Refuses bytes after the last field.
+fn end(reader: &Reader<'_>) -> Result<(), WireError> {
+    match reader.left() {
+        0 => Ok(()),
+        count => Err(WireError::TrailingBytes { count }),
     }
 }
 
