@@ -7,6 +7,8 @@
 //! - `fabric_call_rtt_us` ([`call`]): a `stats` fabric call from `a`'s
 //!   namespace to `b`, answered by `b`'s guest; baseline a raw Zenoh
 //!   get/reply over the same hops and configuration. Target: ≤ 1.5×.
+//!   Beside it, `fabric_daemon_call_rtt_us`: a call `b`'s daemon answers
+//!   without its guest.
 //! - `fabric_remote_spawn_ms` ([`remote_spawn`]): `weft spawn --device b
 //!   hello.wasm` from `a` to hello's first line on `b`; baseline the same
 //!   spawn on `a` itself.
@@ -19,15 +21,23 @@
 //! there with a role ([`roles`]). Namespaces, daemons and state
 //! directories are removed on every way out, a failure included.
 
+// The crate root is this file, so its modules' paths are written out.
+#[path = "fabric/call.rs"]
 mod call;
+#[path = "fabric/device_down.rs"]
 mod device_down;
+#[path = "fabric/devices.rs"]
 mod devices;
+#[path = "fabric/error.rs"]
 mod error;
+#[path = "fabric/lines.rs"]
 mod lines;
 #[path = "../tests/fabric/netns.rs"]
 #[allow(dead_code, reason = "shared with the tests, which also cut links")]
 mod netns;
+#[path = "fabric/remote_spawn.rs"]
 mod remote_spawn;
+#[path = "fabric/roles.rs"]
 mod roles;
 
 use devices::Fabric;
@@ -61,11 +71,9 @@ fn main() -> ExitCode {
 
 fn bench() -> Result<(), BenchError> {
     let mut fabric = Fabric::new(&["a", "b"])?;
-    let figures = [
-        call::measure(&fabric)?,
-        remote_spawn::measure(&fabric)?,
-        device_down::measure(&mut fabric)?,
-    ];
+    let mut figures = Vec::from(call::measure(&fabric)?);
+    figures.push(remote_spawn::measure(&fabric)?);
+    figures.push(device_down::measure(&mut fabric)?);
     drop(fabric);
     let records: Vec<Record> = figures
         .iter()

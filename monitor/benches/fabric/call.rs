@@ -10,6 +10,10 @@
 //! ([`weft_fabric::zconfig::config`]) connected to `a`'s router, which
 //! answers a fixed stats reply of the same shape: client → `a`'s daemon →
 //! the replier and back, the same hops over the same mutual-TLS links.
+//!
+//! `fabric_daemon_call_rtt_us`, to tell the guest's share from the
+//! daemons': a `registry` call to `b` in the same turns, which `b`'s daemon
+//! answers itself, without its guest; the same baseline.
 
 use crate::Figure;
 use crate::devices::Fabric;
@@ -31,7 +35,7 @@ const REPLIER_PORT: u16 = 7448;
 const READY_LIMIT: Duration = Duration::from_secs(20);
 const QUERIES_LIMIT: Duration = Duration::from_secs(60);
 
-pub fn measure(fabric: &Fabric) -> Result<Figure, BenchError> {
+pub fn measure(fabric: &Fabric) -> Result<[Figure; 2], BenchError> {
     let (a, b) = (0, 1);
     let spawned = fabric.cli(a, &["spawn", "--device", "b", "sleep", "600000"])?;
     let pid = Pid::parse(spawned.trim()).map_err(|text| BenchError::Output {
@@ -76,38 +80,48 @@ pub fn measure(fabric: &Fabric) -> Result<Figure, BenchError> {
             ROUNDS.to_string(),
             keys::call(&pid.device),
             request.clone(),
+            keys::call(&pid.device),
+            text(wire::encode(&Request::Registry)),
             BASELINE_KEY.into(),
             request,
         ],
     )?;
-    let ([call, baseline], replies) = querier_report(querier.output())?;
+    let ([stats, registry, baseline], replies) = querier_report(querier.output())?;
     let stats_answered = matches!(
         wire::decode::<Response>(replies[0].as_bytes()),
         Ok(Response::Process { process }) if process.pid == pid.to_string()
     );
-    if !stats_answered || replies[1] != fixed_reply {
+    let registry_answered = matches!(
+        wire::decode::<Response>(replies[1].as_bytes()),
+        Ok(Response::Registry { devices }) if !devices.is_empty()
+    );
+    if !stats_answered || !registry_answered || replies[2] != fixed_reply {
         return Err(BenchError::Output {
-            what: format!("the replies to stats of {pid} and to the baseline"),
+            what: format!("the replies to stats of {pid}, registry and the baseline"),
             text: replies.join(" / "),
         });
     }
-    Ok(Figure {
-        name: "fabric_call_rtt_us",
+    let figure = |name, samples| Figure {
+        name,
         unit: "us",
-        samples: call,
+        samples,
         baseline: "raw Zenoh get/reply, same hops, TLS and router config",
         baseline_name: "zenoh_get_rtt_us",
-        baseline_samples: baseline,
-    })
+        baseline_samples: baseline.clone(),
+    };
+    Ok([
+        figure("fabric_call_rtt_us", stats),
+        figure("fabric_daemon_call_rtt_us", registry),
+    ])
 }
 
 fn text(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// The querier's samples and last replies, per key (the fabric call's,
-/// then the baseline's).
-type Report = ([Vec<f64>; 2], [String; 2]);
+/// The querier's samples and last replies, per key (the stats call's,
+/// the registry call's, then the baseline's).
+type Report = ([Vec<f64>; 3], [String; 3]);
 
 fn querier_report(output: &StampedLines) -> Result<Report, BenchError> {
     let (_, line) = output.next("the querier's samples", QUERIES_LIMIT, |_| true)?;
