@@ -55,6 +55,9 @@ pub struct Figure {
     /// The name the baseline's raw samples are kept under.
     baseline_name: &'static str,
     baseline_samples: Vec<f64>,
+    /// A series that bounds how finely the figure could be measured
+    /// (name, samples): kept raw, its median printed beside the figure.
+    resolution: Option<(&'static str, Vec<f64>)>,
 }
 
 fn main() -> ExitCode {
@@ -90,11 +93,14 @@ fn bench() -> Result<(), BenchError> {
     let raw: Vec<(&str, &[f64])> = figures
         .iter()
         .flat_map(|f| {
+            let resolution = f.resolution.as_ref().map(|(n, s)| (*n, s.as_slice()));
             [
-                (f.name, f.samples.as_slice()),
-                (f.baseline_name, f.baseline_samples.as_slice()),
+                Some((f.name, f.samples.as_slice())),
+                Some((f.baseline_name, f.baseline_samples.as_slice())),
+                resolution,
             ]
         })
+        .flatten()
         .collect();
     record(&records, &raw).map_err(BenchError::Record)?;
     for (r, f) in records.iter().zip(&figures) {
@@ -108,6 +114,14 @@ fn bench() -> Result<(), BenchError> {
             r.ratio,
             f.samples.len()
         );
+        if let Some((name, samples)) = &f.resolution {
+            println!(
+                "{:<24} {:>9.1} {:<2} (resolution)",
+                name,
+                median(samples),
+                f.unit
+            );
+        }
     }
     Ok(())
 }

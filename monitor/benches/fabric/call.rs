@@ -108,6 +108,7 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 2], BenchError> {
         baseline: "raw Zenoh get/reply, same hops, TLS and router config",
         baseline_name: "zenoh_get_rtt_us",
         baseline_samples: baseline.clone(),
+        resolution: None,
     };
     Ok([
         figure("fabric_call_rtt_us", stats),

@@ -1,7 +1,9 @@
 //! `fabric_device_down_ms`: from `kill -9` of `b`'s daemon to `b` missing
 //! from `weft fabric devices --state A --available --json`, polled every
-//! [`POLL`] (each poll is a CLI run, a few milliseconds itself). `b` is
-//! started again, and seen by `a`, before the next sample.
+//! [`POLL`]; each poll is a CLI run, which takes milliseconds itself, so
+//! the figure counts up to one whole run past the moment `a` knew (the
+//! runs' durations are kept as `weft_cli_poll_ms`). `b` is started again,
+//! and seen by `a`, before the next sample.
 //!
 //! Baseline, from the same kill: a plain TCP connection from `a`'s
 //! namespace to `b`'s Zenoh port seeing the connection closed — when the
@@ -22,7 +24,7 @@ const NOTICE_LIMIT: Duration = Duration::from_secs(10);
 pub fn measure(fabric: &mut Fabric) -> Result<Figure, BenchError> {
     let (a, b) = (0, 1);
     let program = this_program()?;
-    let (mut fabric_ms, mut tcp_ms) = (Vec::new(), Vec::new());
+    let (mut fabric_ms, mut tcp_ms, mut poll_ms) = (Vec::new(), Vec::new(), Vec::new());
     for sample in 0..SAMPLES {
         let watcher = Helper::start(
             fabric.command_in(a, &program),
@@ -37,7 +39,10 @@ pub fn measure(fabric: &mut Fabric) -> Result<Figure, BenchError> {
         let start = Instant::now();
         fabric.kill9(b);
         poll("b unavailable at a", NOTICE_LIMIT, POLL, || {
-            Ok(!fabric.available(a)?.iter().any(|n| n == "b"))
+            let asked = Instant::now();
+            let available = fabric.available(a)?;
+            poll_ms.push(asked.elapsed().as_secs_f64() * 1e3);
+            Ok(!available.iter().any(|n| n == "b"))
         })?;
         fabric_ms.push(start.elapsed().as_secs_f64() * 1e3);
         let (closed, _) =
@@ -58,5 +63,6 @@ pub fn measure(fabric: &mut Fabric) -> Result<Figure, BenchError> {
         baseline: "the same kill seen on a raw TCP connection to its Zenoh port",
         baseline_name: "tcp_close_seen_ms",
         baseline_samples: tcp_ms,
+        resolution: Some(("weft_cli_poll_ms", poll_ms)),
     })
 }

@@ -46,6 +46,7 @@ pub fn measure(fabric: &Fabric) -> Result<Figure, BenchError> {
         baseline: "local spawn of hello.wasm to its first output line",
         baseline_name: "local_spawn_ms",
         baseline_samples: local,
+        resolution: None,
     })
 }
 
