@@ -98,7 +98,7 @@ impl Drop for Scratch {
 /// A running `weft daemon`; SIGKILLed when dropped.
 pub struct Daemon {
     child: Child,
-    output: Option<StampedLines>,
+    output: StampedLines,
     log: PathBuf,
 }
 
@@ -117,7 +117,7 @@ impl Daemon {
             .stderr(err)
             .spawn()
             .map_err(io("starting weft daemon"))?;
-        let output = child.stdout.take().map(StampedLines::new);
+        let output = StampedLines::of(&mut child, "weft daemon")?;
         let mut daemon = Daemon { child, output, log };
         let what = format!("the daemon of {} answers", state.display());
         poll(&what, START_LIMIT, Duration::from_millis(20), || {
@@ -145,27 +145,23 @@ impl Daemon {
 
     /// Drops the output lines that arrived so far.
     pub fn skip_output(&self) {
-        if let Some(out) = &self.output {
-            out.skip();
-        }
+        self.output.skip();
     }
 
     /// The next output line that `wanted` accepts (earlier ones dropped),
-    /// within `limit`.
+    /// within `limit`; a failure carries the daemon's log.
     pub fn next_line(
         &self,
         what: &str,
         limit: Duration,
         wanted: impl Fn(&str) -> bool,
     ) -> Result<Line, BenchError> {
-        let what = format!("{what} (daemon log: {})", self.log());
-        match &self.output {
-            Some(out) => out.next(&what, limit, wanted),
-            None => Err(BenchError::Output {
-                what,
-                text: "the daemon's output is not piped".into(),
-            }),
-        }
+        self.output
+            .next(what, limit, wanted)
+            .map_err(|error| BenchError::Daemon {
+                error: Box::new(error),
+                log: self.log(),
+            })
     }
 
     /// `kill -9` of the daemon, reaped.
@@ -232,6 +228,7 @@ impl Fabric {
         self.net.command(i, program)
     }
 
+    /// Device `i`'s daemon.
     pub fn daemon(&self, i: usize) -> &Daemon {
         &self.daemons[i]
     }

@@ -22,6 +22,8 @@ pub enum BenchError {
     Output { what: String, text: String },
     #[error("zenoh, {what}: {message}")]
     Zenoh { what: String, message: String },
+    #[error("{error}; the daemon's log:\n{log}")]
+    Daemon { error: Box<BenchError>, log: String },
     #[error("writing the results: {0}")]
     Record(std::io::Error),
 }

@@ -4,6 +4,7 @@
 
 use crate::error::BenchError;
 use std::io::{BufRead, BufReader, Read};
+use std::process::Child;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ pub struct StampedLines {
 
 impl StampedLines {
     /// Starts reading `out` until its end.
-    pub fn new(out: impl Read + Send + 'static) -> StampedLines {
+    fn new(out: impl Read + Send + 'static) -> StampedLines {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
@@ -27,6 +28,22 @@ impl StampedLines {
             }
         });
         StampedLines { lines }
+    }
+
+    /// Starts reading the piped standard output of `child` (`what`); a
+    /// child without one is killed.
+    pub fn of(child: &mut Child, what: &str) -> Result<StampedLines, BenchError> {
+        match child.stdout.take() {
+            Some(out) => Ok(StampedLines::new(out)),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(BenchError::Output {
+                    what: what.to_string(),
+                    text: "no piped standard output".into(),
+                })
+            }
+        }
     }
 
     /// Drops the lines that arrived so far.

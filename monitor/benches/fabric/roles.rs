@@ -222,15 +222,7 @@ impl Helper {
             .spawn()
             .map_err(io(format!("starting the {role}")))?;
         let stdin = child.stdin.take();
-        let output =
-            child
-                .stdout
-                .take()
-                .map(StampedLines::new)
-                .ok_or_else(|| BenchError::Output {
-                    what: format!("the {role}"),
-                    text: "no standard output".into(),
-                })?;
+        let output = StampedLines::of(&mut child, role)?;
         Ok(Helper {
             child,
             stdin,
