@@ -85,6 +85,7 @@ bench: build
 	$(CARGO) bench -p weft-monitor --bench streams
 	$(CARGO) bench -p weft-monitor --bench wasm
 	$(CARGO) bench -p weft-monitor --bench spawn
+	$(CARGO) bench -p weft-monitor --bench fabric
 	$(CARGO) bench -p weft-data-pipe --bench ring
 	@echo "results: target/bench/results.json, target/bench/report.md"
 

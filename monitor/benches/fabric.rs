@@ -1,0 +1,127 @@
+//! `make bench`: the fabric's costs, each beside a baseline measured in
+//! the same run, on two devices `a` and `b` — real `weft daemon`s (a KVM
+//! device guest and a Zenoh router with mutual TLS each) in network
+//! namespaces of their own on one bridge, paired with `weft fabric
+//! create|invite|join`.
+//!
+//! - `fabric_call_rtt_us` ([`call`]): a `stats` fabric call from `a`'s
+//!   namespace to `b`, answered by `b`'s guest; baseline a raw Zenoh
+//!   get/reply over the same hops and configuration. Target: ≤ 1.5×.
+//!   Beside it, `fabric_daemon_call_rtt_us`: a call `b`'s daemon answers
+//!   without its guest.
+//! - `fabric_remote_spawn_ms` ([`remote_spawn`]): `weft spawn --device b
+//!   hello.wasm` from `a` to hello's first line on `b`; baseline the same
+//!   spawn on `a` itself.
+//! - `fabric_device_down_ms` ([`device_down`]): `kill -9` of `b`'s daemon
+//!   to `a` listing `b` unavailable; baseline the same kill seen on a raw
+//!   TCP connection to `b`'s Zenoh port.
+//!
+//! Figures are medians; every sample goes to `target/bench/raw/`. Code
+//! that must run inside a namespace runs in this benchmark started again
+//! there with a role ([`roles`]). Namespaces, daemons and state
+//! directories are removed on every way out, a failure included.
+
+// The crate root is this file, so its modules' paths are written out.
+#[path = "fabric/call.rs"]
+mod call;
+#[path = "fabric/device_down.rs"]
+mod device_down;
+#[path = "fabric/devices.rs"]
+mod devices;
+#[path = "fabric/error.rs"]
+mod error;
+#[path = "fabric/lines.rs"]
+mod lines;
+#[path = "../tests/fabric/netns.rs"]
+#[allow(dead_code, reason = "shared with the tests, which also cut links")]
+mod netns;
+#[path = "fabric/remote_spawn.rs"]
+mod remote_spawn;
+#[path = "fabric/roles.rs"]
+mod roles;
+
+use devices::Fabric;
+use error::BenchError;
+use std::process::ExitCode;
+use weft_benchkit::{Record, median, record};
+
+/// One figure, its baseline, and the raw samples of both.
+pub struct Figure {
+    name: &'static str,
+    unit: &'static str,
+    samples: Vec<f64>,
+    /// What the baseline is.
+    baseline: &'static str,
+    /// The name the baseline's raw samples are kept under.
+    baseline_name: &'static str,
+    baseline_samples: Vec<f64>,
+    /// A series that bounds how finely the figure could be measured
+    /// (name, samples): kept raw, its median printed beside the figure.
+    resolution: Option<(&'static str, Vec<f64>)>,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = roles::run(&args).unwrap_or_else(bench);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fabric bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench() -> Result<(), BenchError> {
+    let mut fabric = Fabric::new(&["a", "b"])?;
+    let mut figures = Vec::from(call::measure(&fabric)?);
+    figures.push(remote_spawn::measure(&fabric)?);
+    figures.push(device_down::measure(&mut fabric)?);
+    drop(fabric);
+    let records: Vec<Record> = figures
+        .iter()
+        .map(|f| {
+            Record::new(
+                f.name,
+                median(&f.samples),
+                f.unit,
+                f.baseline,
+                median(&f.baseline_samples),
+            )
+        })
+        .collect();
+    let raw: Vec<(&str, &[f64])> = figures
+        .iter()
+        .flat_map(|f| {
+            let resolution = f.resolution.as_ref().map(|(n, s)| (*n, s.as_slice()));
+            [
+                Some((f.name, f.samples.as_slice())),
+                Some((f.baseline_name, f.baseline_samples.as_slice())),
+                resolution,
+            ]
+        })
+        .flatten()
+        .collect();
+    record(&records, &raw).map_err(BenchError::Record)?;
+    for (r, f) in records.iter().zip(&figures) {
+        println!(
+            "{:<24} {:>9.1} {:<2} baseline {:>9.1} {:<2} ratio {:.2}  ({} samples)",
+            r.name,
+            r.value,
+            r.unit,
+            r.baseline_value,
+            r.unit,
+            r.ratio,
+            f.samples.len()
+        );
+        if let Some((name, samples)) = &f.resolution {
+            println!(
+                "{:<24} {:>9.1} {:<2} (resolution)",
+                name,
+                median(samples),
+                f.unit
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! The parts of the benchmark that run inside a device's network
+//! namespace. The benchmark runs itself again under `ip netns exec NS`
+//! with a role and its arguments ([`Helper::start`]); a role reports on
+//! standard output, one line at a time, and a [`Helper`] is killed when
+//! dropped.
+//!
+//! - `querier STATE ROUTER ROUNDS KEY PAYLOAD [KEY PAYLOAD]...`: a Zenoh
+//!   session with the configuration of the device of STATE (its TLS
+//!   identity, [`zconfig::config`]) but in client mode, connected to the
+//!   router ROUTER only, so that its queries go through that router. It
+//!   waits for a first answer on every KEY, then asks each KEY in turn
+//!   with its PAYLOAD, [`WARMUP`] rounds unrecorded and ROUNDS recorded,
+//!   and prints `{"samples_us": [[...], ...], "replies": [...]}`: the
+//!   microseconds from each query to its first reply, per key, and the
+//!   last reply per key.
+//! - `replier STATE LISTEN PEER KEY PAYLOAD`: a Zenoh router with the
+//!   device configuration of STATE, listening on LISTEN and connected to
+//!   PEER, that answers every query on KEY with PAYLOAD; prints `ready`
+//!   once its queryable is declared, and exits when its standard input
+//!   ends.
+//! - `watcher ADDR`: a plain TCP connection to ADDR; prints `connected`,
+//!   then `closed` when the other side closes it (or resets it).
+
+use crate::error::{BenchError, io, zerr};
+use crate::lines::StampedLines;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+use weft_fabric::state::{CA_CRT, DEVICE_CRT, DEVICE_KEY};
+use weft_fabric::zconfig::{self, Endpoints, TlsFiles};
+use zenoh::Wait;
+
+/// Rounds of queries before the recorded ones.
+const WARMUP: usize = 20;
+/// How long one query may wait for its reply.
+const ASK_LIMIT: Duration = Duration::from_secs(5);
+/// How long the querier waits for a first answer on a key (routes to a
+/// queryable spread through the routers when it is declared).
+const FIRST_ANSWER_LIMIT: Duration = Duration::from_secs(20);
+
+pub const QUERIER: &str = "querier";
+pub const REPLIER: &str = "replier";
+pub const WATCHER: &str = "watcher";
+
+/// Runs the role `args[0]` with its arguments, if `args[0]` names one.
+pub fn run(args: &[String]) -> Option<Result<(), BenchError>> {
+    let (role, rest) = args.split_first()?;
+    match role.as_str() {
+        QUERIER => Some(querier(rest)),
+        REPLIER => Some(replier(rest)),
+        WATCHER => Some(watcher(rest)),
+        _ => None,
+    }
+}
+
+fn usage(role: &str, args: &[String]) -> BenchError {
+    BenchError::Output {
+        what: format!("the arguments of role {role}"),
+        text: args.join(" "),
+    }
+}
+
+fn parse<T: std::str::FromStr>(role: &str, args: &[String], text: &str) -> Result<T, BenchError> {
+    text.parse().map_err(|_| usage(role, args))
+}
+
+/// The TLS identity in the device state directory `state`.
+fn tls(state: &Path) -> TlsFiles {
+    TlsFiles {
+        ca: state.join(CA_CRT),
+        certificate: state.join(DEVICE_CRT),
+        key: state.join(DEVICE_KEY),
+    }
+}
+
+fn say(line: &str) -> Result<(), BenchError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(io("writing to the benchmark"))
+}
+
+fn querier(args: &[String]) -> Result<(), BenchError> {
+    let [state, router, rounds, targets @ ..] = args else {
+        return Err(usage(QUERIER, args));
+    };
+    if targets.is_empty() || targets.len() % 2 != 0 {
+        return Err(usage(QUERIER, args));
+    }
+    let endpoints = Endpoints {
+        listen: Vec::new(),
+        peers: vec![parse(QUERIER, args, router)?],
+    };
+    let rounds: usize = parse(QUERIER, args, rounds)?;
+    let mut config = zconfig::config(&tls(Path::new(state)), &endpoints, &[])
+        .map_err(zerr("the querier's configuration"))?;
+    config
+        .insert_json5("mode", "\"client\"")
+        .map_err(zerr("the querier's client mode"))?;
+    let session = zenoh::open(config)
+        .wait()
+        .map_err(zerr("opening the querier's session"))?;
+    let targets: Vec<(&str, &[u8])> = targets
+        .chunks_exact(2)
+        .map(|t| (t[0].as_str(), t[1].as_bytes()))
+        .collect();
+    for &(key, payload) in &targets {
+        let start = Instant::now();
+        while ask(&session, key, payload).is_err() {
+            if start.elapsed() > FIRST_ANSWER_LIMIT {
+                return Err(BenchError::Timeout {
+                    what: format!("a first answer on {key}"),
+                    limit: FIRST_ANSWER_LIMIT,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let mut samples = vec![Vec::with_capacity(rounds); targets.len()];
+    let mut replies = vec![String::new(); targets.len()];
+    for round in 0..WARMUP + rounds {
+        for (i, &(key, payload)) in targets.iter().enumerate() {
+            let start = Instant::now();
+            let reply = ask(&session, key, payload)?;
+            let us = start.elapsed().as_secs_f64() * 1e6;
+            if round >= WARMUP {
+                samples[i].push(us);
+            }
+            replies[i] = String::from_utf8_lossy(&reply).into_owned();
+        }
+    }
+    let _ = session.close().wait();
+    say(&json!({ "samples_us": samples, "replies": replies }).to_string())
+}
+
+/// One query on `key` with `payload`; its first reply's payload.
+fn ask(session: &zenoh::Session, key: &str, payload: &[u8]) -> Result<Vec<u8>, BenchError> {
+    let what = format!("a query on {key}");
+    let replies = session
+        .get(key)
+        .payload(payload.to_vec())
+        .timeout(ASK_LIMIT)
+        .wait()
+        .map_err(zerr(&what))?;
+    let reply = replies.recv().map_err(zerr(&what))?;
+    match reply.result() {
+        Ok(sample) => Ok(sample.payload().to_bytes().into_owned()),
+        Err(e) => Err(BenchError::Zenoh {
+            what,
+            message: format!(
+                "an error reply: {}",
+                e.payload().try_to_string().unwrap_or_default()
+            ),
+        }),
+    }
+}
+
+fn replier(args: &[String]) -> Result<(), BenchError> {
+    let [state, listen, peer, key, payload] = args else {
+        return Err(usage(REPLIER, args));
+    };
+    let endpoints = Endpoints {
+        listen: vec![parse(REPLIER, args, listen)?],
+        peers: vec![parse(REPLIER, args, peer)?],
+    };
+    let config = zconfig::config(&tls(Path::new(state)), &endpoints, &[])
+        .map_err(zerr("the replier's configuration"))?;
+    let session = zenoh::open(config)
+        .wait()
+        .map_err(zerr("opening the replier's session"))?;
+    let queryable = session
+        .declare_queryable(key.as_str())
+        .wait()
+        .map_err(zerr("declaring the replier's queryable"))?;
+    // The benchmark ends the replier by closing its standard input (or by
+    // killing it).
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    say("ready")?;
+    while let Ok(query) = queryable.recv() {
+        query
+            .reply(key.as_str(), payload.as_bytes().to_vec())
+            .wait()
+            .map_err(zerr("replying"))?;
+    }
+    Ok(())
+}
+
+fn watcher(args: &[String]) -> Result<(), BenchError> {
+    let [addr] = args else {
+        return Err(usage(WATCHER, args));
+    };
+    let addr: SocketAddr = parse(WATCHER, args, addr)?;
+    let mut stream = TcpStream::connect(addr).map_err(io(format!("connecting to {addr}")))?;
+    say("connected")?;
+    let mut buf = [0u8; 512];
+    while let Ok(1..) = stream.read(&mut buf) {}
+    say("closed")
+}
+
+/// A role running in a device's namespace; killed when dropped.
+pub struct Helper {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    output: StampedLines,
+}
+
+impl Helper {
+    /// Runs this benchmark as `role` with `args` in `command`, which is
+    /// `ip netns exec NS` for the namespace wanted.
+    pub fn start(mut command: Command, role: &str, args: &[String]) -> Result<Helper, BenchError> {
+        let mut child = command
+            .arg(role)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(io(format!("starting the {role}")))?;
+        let stdin = child.stdin.take();
+        let output = StampedLines::of(&mut child, role)?;
+        Ok(Helper {
+            child,
+            stdin,
+            output,
+        })
+    }
+
+    /// The helper's standard output.
+    pub fn output(&self) -> &StampedLines {
+        &self.output
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// This benchmark's own executable, to run as a role.
+pub fn this_program() -> Result<String, BenchError> {
+    let exe = std::env::current_exe().map_err(io("finding the benchmark's executable"))?;
+    Ok(exe.display().to_string())
+}
