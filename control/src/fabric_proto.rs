@@ -350,6 +350,35 @@ impl<'a> Request<'a> {
     }
 }
 
+/// Checks that `frames` are exactly one call's request frames: one request
+/// other than `IMAGE`, and after a `SPAWN` exactly its image in `IMAGE`
+/// frames of its request (how a Wasm app hands a call to the runtime,
+/// §13.3).
+pub fn check_call(frames: &[u8]) -> Result<(), WireError> {
+    let (header, body) = crate::frame::split(frames)?;
+    let mut rest = &frames[HEADER + body.len()..];
+    let (request, mut image_left) = match Request::decode(header.kind, body)? {
+        Request::Image { .. } => return Err(WireError::Kind(kind::IMAGE)),
+        Request::Spawn { head, .. } => (head.request, head.image_len as usize),
+        _ => (0, 0),
+    };
+    while image_left > 0 {
+        let (header, body) = crate::frame::split(rest)?;
+        match Request::decode(header.kind, body)? {
+            Request::Image { request: r, chunk } if r == request && chunk.len() <= image_left => {
+                image_left -= chunk.len();
+            }
+            _ => return Err(WireError::Field("image")),
+        }
+        rest = &rest[HEADER + body.len()..];
+    }
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(WireError::Trailing)
+    }
+}
+
 /// A validated list of text entries: `count: u16`, then `count` texts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TextList<'a> {

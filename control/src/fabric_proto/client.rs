@@ -122,6 +122,11 @@ impl<T: Transport> Client<T> {
         }
     }
 
+    /// The transport, for a caller that relays frames it built itself.
+    pub fn transport(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
     /// The known devices (only the available ones with `available`).
     pub fn devices(&mut self, available: bool) -> Result<Vec<Device>, T::Error> {
         self.call("devices", |request| Request::Devices { request, available }, |r| match r {
