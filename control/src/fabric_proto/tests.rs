@@ -233,3 +233,100 @@ fn malformed_replies_are_refused() {
         Err(WireError::Kind(kind::KILL))
     );
 }
+
+#[cfg(feature = "alloc")]
+mod client {
+    use super::super::client::{CallError, Client, Image, Transport};
+    use super::*;
+    use std::string::ToString;
+    use std::vec;
+
+    /// Answers each call with the next canned reply frame, and keeps what
+    /// was sent.
+    struct Canned {
+        replies: Vec<Vec<u8>>,
+        sent: Vec<Vec<u8>>,
+    }
+
+    impl Transport for Canned {
+        type Error = CallError;
+        fn call(&mut self, frames: &[u8], _: u32) -> Result<Vec<u8>, CallError> {
+            self.sent.push(frames.to_vec());
+            Ok(self.replies.remove(0))
+        }
+    }
+
+    fn reply(r: Reply<'_>) -> Vec<u8> {
+        let mut buf = vec![0u8; 512];
+        let n = r.encode(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn calls_are_matched_to_their_replies_by_id_and_kind() {
+        let p = Process {
+            head: ProcessHead::new(1, 2, 3, Some(0)),
+            pid: "b:7",
+            device: "b",
+            name: "hello",
+            state: "ended",
+        };
+        let mut c = Client::new(Canned {
+            replies: vec![
+                reply(Reply::Spawned {
+                    request: 1,
+                    pid: "b:7",
+                }),
+                reply(Reply::Process {
+                    request: 2,
+                    process: p,
+                }),
+                reply(Reply::Failed {
+                    request: 3,
+                    message: "no process a:99",
+                }),
+                // The wrong kind, then the wrong id.
+                reply(Reply::Done { request: 4 }),
+                reply(Reply::Running {
+                    request: 9,
+                    pid: "b:7",
+                }),
+            ],
+            sent: Vec::new(),
+        });
+        let module = vec![1u8; MAX_CHUNK + 1];
+        assert_eq!(
+            c.spawn(Some("b"), Image::Module(&module), &["app.wasm"]),
+            Ok("b:7".to_string())
+        );
+        let stats = c.stats("b:7").unwrap();
+        assert_eq!((stats.status, stats.streams), (Some(0), 3));
+        assert_eq!(
+            c.kill("a:99"),
+            Err(CallError::Failed("no process a:99".to_string()))
+        );
+        assert_eq!(
+            c.wait("b:7", 1),
+            Err(CallError::Unexpected {
+                call: "wait",
+                kind: kind::DONE
+            })
+        );
+        assert_eq!(
+            c.wait("b:7", 1),
+            Err(CallError::Unexpected {
+                call: "wait",
+                kind: kind::RUNNING
+            })
+        );
+        // The spawn went as one call: its frames, checked whole.
+        let sent = &c.transport().sent;
+        assert_eq!(check_call(&sent[0]), Ok(()));
+        assert_eq!(sent[0].len(), 3 * HEADER + 12 + 2 + 1 + 2 + 2 + 8 + 2 * 4 + module.len());
+        assert_eq!(
+            c.spawn(None, Image::Name(""), &["x"]),
+            Err(CallError::Argument("the spawn image's size"))
+        );
+    }
+}
