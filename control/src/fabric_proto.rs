@@ -143,8 +143,15 @@ impl DeviceHead {
     /// (processes, memory bytes) if known.
     pub fn new(available: bool, figures: Option<(u32, u64)>) -> Self {
         let (processes, memory) = figures.unwrap_or_default();
-        let flags = if available { device_flags::AVAILABLE } else { 0 }
-            | if figures.is_some() { device_flags::FIGURES } else { 0 };
+        let flags = if available {
+            device_flags::AVAILABLE
+        } else {
+            0
+        } | if figures.is_some() {
+            device_flags::FIGURES
+        } else {
+            0
+        };
         Self {
             flags,
             processes,
@@ -291,7 +298,8 @@ impl<'a> Request<'a> {
     /// Decodes a frame of `kind` with `body`.
     pub fn decode(kind: u16, body: &'a [u8]) -> Result<Self, WireError> {
         let mut d = Decoder::new(body);
-        let device = |d: &mut Decoder<'a>| text(d, "device").map(|t| Some(t).filter(|t| !t.is_empty()));
+        let device =
+            |d: &mut Decoder<'a>| text(d, "device").map(|t| Some(t).filter(|t| !t.is_empty()));
         let r = match kind {
             kind::DEVICES => Self::Devices {
                 request: d.u32()?,
@@ -400,7 +408,6 @@ impl<'a> TextList<'a> {
         })
     }
 
-
     /// How many texts.
     pub fn len(&self) -> usize {
         self.count.into()
@@ -445,7 +452,6 @@ impl<'a> Device<'a> {
             addresses: TextList::decode(d, "address")?,
         })
     }
-
 }
 
 /// One process of a `PROCESS_LIST` or `PROCESS` reply.
@@ -637,10 +643,7 @@ pub enum Reply<'a> {
         processes: List<'a, Process<'a>>,
     },
     /// The process `STATS` asked for.
-    Process {
-        request: u32,
-        process: Process<'a>,
-    },
+    Process { request: u32, process: Process<'a> },
     /// `SPAWN` started process `pid`.
     Spawned { request: u32, pid: &'a str },
     /// `WAIT`'s process ended with `status`.

@@ -13,8 +13,8 @@ use weft_control::app::EventRecord;
 use weft_control::args;
 use weft_control::control_pipe::{MAX_FRAME, Request};
 use weft_control::device_proto::{self, ArgList, Exited, Records, SpawnHead, Target};
-use weft_control::fabric_proto;
 use weft_control::error::ErrorCode;
+use weft_control::fabric_proto;
 use weft_control::frame::{Code, ErrorBody};
 use weft_control::fs_proto::{
     DirEntry, FileKind, FileOpen, FileRequest, Metadata, OpenFlags, Reply, SessionRequest, Whence,
@@ -337,8 +337,8 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                 state: "ended",
             };
             let mut praw = [0u8; 256];
-            let processes =
-                List::<fabric_proto::Process>::encode(&[process], &mut praw).expect("seed processes");
+            let processes = List::<fabric_proto::Process>::encode(&[process], &mut praw)
+                .expect("seed processes");
             out.extend(
                 [
                     fabric_proto::Reply::Devices {

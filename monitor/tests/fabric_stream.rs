@@ -3,7 +3,8 @@
 //! tokio task answers with canned responses (two devices, three processes,
 //! a spawn that returns `b:7`, an error for the kill of an unknown pid);
 //! the native `fabric-ls` and the Wasm `fabric-ls.wasm` make the calls and
-//! print what they got. Plus `weft run fabric-ls`, where no daemon answers.
+//! print what they got; `fabric-hostile` sends frames that break the
+//! protocol. Plus `weft run fabric-ls`, where no daemon answers.
 //!
 //! The guest's output is the process's own standard output, so each case
 //! boots in a child process: this binary (no test harness) runs itself
@@ -24,8 +25,8 @@ use weft_monitor::run::{self, RunConfig};
 use weft_monitor::status::ExitStatus;
 use weft_monitor::streams::{FabricCall, Policy};
 
-/// Set in a child: the case to boot (`native` or `wasm`), the program's
-/// arguments after it, space-separated.
+/// Set in a child: the case to boot (`native`, `wasm` or `hostile`), the
+/// program's arguments after it, space-separated.
 const CHILD: &str = "WEFT_FABRIC_STREAM_CASE";
 
 fn main() {
@@ -46,7 +47,9 @@ const TESTS: &[(&str, fn())] = &[
     ("native_fabric_ls_lists_the_fabric", || {
         lists_the_fabric("native")
     }),
-    ("wasm_fabric_ls_lists_the_fabric", || lists_the_fabric("wasm")),
+    ("wasm_fabric_ls_lists_the_fabric", || {
+        lists_the_fabric("wasm")
+    }),
     ("native_spawn_and_a_refused_kill", || {
         spawn_and_refused_kill("native")
     }),
@@ -57,6 +60,7 @@ const TESTS: &[(&str, fn())] = &[
         "under_plain_run_fabric_ls_says_the_guest_is_no_device",
         plain_run,
     ),
+    ("hostile_frames_end_only_their_stream", hostile),
 ];
 
 const LISTING: &str = "device alpha available\n\
@@ -79,6 +83,22 @@ fn spawn_and_refused_kill(case: &str) {
         err.contains("fabric-ls: kill: no process a:99 on device a"),
         "{err}"
     );
+}
+
+fn hostile() {
+    let (status, out, err) = boot("hostile", "");
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            0,
+            "unknown kind: sent Ok(()), answer Some(Protocol)\n\
+             image alone: sent Ok(()), answer Some(Protocol)\n\
+             spawn cut short: sent Ok(()), answer Some(Protocol)\n\
+             devices: 2\n"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("protocol violation").count(), 3, "{err}");
 }
 
 fn plain_run() {
@@ -124,6 +144,7 @@ fn child(case: &str) -> i32 {
     let kernel = guest("weft-kernel");
     let (program, payload) = match kind {
         "native" => (guest("fabric-ls"), None),
+        "hostile" => (guest("fabric-hostile"), None),
         _ => (
             guest(WASM_RUNTIME),
             Some(std::fs::read(wasm("fabric-ls")).unwrap()),

@@ -89,7 +89,10 @@ impl Fabric {
         if k != kind::READY || !body.is_empty() {
             return Err(Error::new(
                 Code::Protocol,
-                alloc::format!("FABRIC answered with kind {k:#06x} and {} bytes", body.len()),
+                alloc::format!(
+                    "FABRIC answered with kind {k:#06x} and {} bytes",
+                    body.len()
+                ),
             )
             .into());
         }

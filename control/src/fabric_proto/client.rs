@@ -10,8 +10,8 @@
 //! [`CallError::Unexpected`]); a client makes one call at a time.
 
 use super::{
-    DeviceHead, MAX_CHUNK, MAX_MODULE, MAX_NAME, NO_STATUS, ProcessHead, Reply, Request,
-    SpawnHead, device_flags, source,
+    DeviceHead, MAX_CHUNK, MAX_MODULE, MAX_NAME, NO_STATUS, ProcessHead, Reply, Request, SpawnHead,
+    device_flags, source,
 };
 use crate::device_proto::ArgList;
 use crate::frame::{self, HEADER, MAX_BODY, WireError};
@@ -129,10 +129,14 @@ impl<T: Transport> Client<T> {
 
     /// The known devices (only the available ones with `available`).
     pub fn devices(&mut self, available: bool) -> Result<Vec<Device>, T::Error> {
-        self.call("devices", |request| Request::Devices { request, available }, |r| match r {
-            Reply::Devices { devices, .. } => Some(devices.iter().map(device).collect()),
-            _ => None,
-        })
+        self.call(
+            "devices",
+            |request| Request::Devices { request, available },
+            |r| match r {
+                Reply::Devices { devices, .. } => Some(devices.iter().map(device).collect()),
+                _ => None,
+            },
+        )
     }
 
     /// The processes of `device`, or of every available device.
@@ -146,18 +150,26 @@ impl<T: Transport> Client<T> {
 
     /// Process `pid`'s figures (`DEVICE:N`).
     pub fn stats(&mut self, pid: &str) -> Result<Process, T::Error> {
-        self.call("stats", |request| Request::Stats { request, pid }, |r| match r {
-            Reply::Process { process: p, .. } => Some(process(p)),
-            _ => None,
-        })
+        self.call(
+            "stats",
+            |request| Request::Stats { request, pid },
+            |r| match r {
+                Reply::Process { process: p, .. } => Some(process(p)),
+                _ => None,
+            },
+        )
     }
 
     /// Ends process `pid` (it exits with status 137).
     pub fn kill(&mut self, pid: &str) -> Result<(), T::Error> {
-        self.call("kill", |request| Request::Kill { request, pid }, |r| match r {
-            Reply::Done { .. } => Some(()),
-            _ => None,
-        })
+        self.call(
+            "kill",
+            |request| Request::Kill { request, pid },
+            |r| match r {
+                Reply::Done { .. } => Some(()),
+                _ => None,
+            },
+        )
     }
 
     /// Starts `image` on `device` (this one if `None`) with `args` (the
@@ -176,7 +188,8 @@ impl<T: Transport> Client<T> {
             return Err(CallError::Argument("the spawn image's size").into());
         }
         let mut raw = vec![0u8; args.iter().map(|a| 2 + a.len()).sum()];
-        let args = ArgList::new(args, &mut raw).ok_or(CallError::Argument("the spawn arguments"))?;
+        let args =
+            ArgList::new(args, &mut raw).ok_or(CallError::Argument("the spawn arguments"))?;
         let id = self.next();
         let head = SpawnHead {
             request: id,

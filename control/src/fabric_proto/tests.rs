@@ -1,8 +1,8 @@
 extern crate std;
 
 use super::*;
-use std::vec::Vec;
 use crate::frame::tests::whole;
+use std::vec::Vec;
 
 fn round_trip_request(r: Request<'_>) {
     let mut buf = [0u8; 512];
@@ -190,11 +190,13 @@ fn replies_round_trip() {
 fn malformed_replies_are_refused() {
     // Unknown device flags; figures without the FIGURES flag.
     let mut body = [1u8, 0, 0, 0, 1, 0].to_vec();
-    body.extend_from_slice(&DeviceHead {
-        flags: 4,
-        ..DeviceHead::default()
-    }
-    .encode());
+    body.extend_from_slice(
+        &DeviceHead {
+            flags: 4,
+            ..DeviceHead::default()
+        }
+        .encode(),
+    );
     body.extend_from_slice(&[1, 0, b'a', 0, 0, 0, 0]);
     assert_eq!(
         Reply::decode(kind::DEVICE_LIST, &body),
@@ -323,7 +325,10 @@ mod client {
         // The spawn went as one call: its frames, checked whole.
         let sent = &c.transport().sent;
         assert_eq!(check_call(&sent[0]), Ok(()));
-        assert_eq!(sent[0].len(), 3 * HEADER + 12 + 2 + 1 + 2 + 2 + 8 + 2 * 4 + module.len());
+        assert_eq!(
+            sent[0].len(),
+            3 * HEADER + 12 + 2 + 1 + 2 + 2 + 8 + 2 * 4 + module.len()
+        );
         assert_eq!(
             c.spawn(None, Image::Name(""), &["x"]),
             Err(CallError::Argument("the spawn image's size"))

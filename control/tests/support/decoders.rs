@@ -299,9 +299,16 @@ pub fn fabric_frames(data: &[u8]) -> usize {
         let mut raw = vec![0u8; whole.len()];
         let rebuilt = match r {
             fabric_proto::Reply::Devices { request, devices } => {
-                let addresses: Vec<Vec<&str>> =
-                    devices.iter().map(|d| d.addresses.iter().collect()).collect();
-                assert!(devices.iter().zip(&addresses).all(|(d, a)| d.addresses.len() == a.len()));
+                let addresses: Vec<Vec<&str>> = devices
+                    .iter()
+                    .map(|d| d.addresses.iter().collect())
+                    .collect();
+                assert!(
+                    devices
+                        .iter()
+                        .zip(&addresses)
+                        .all(|(d, a)| d.addresses.len() == a.len())
+                );
                 let entries: Vec<_> = devices
                     .iter()
                     .zip(&addresses)

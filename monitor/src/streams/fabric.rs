@@ -94,7 +94,10 @@ pub async fn serve(mut io: StreamIo, params: &[u8], link: Option<&FabricLink>) {
 }
 
 /// Writes each reply frame as it comes, until every sender is gone.
-async fn write_replies(tx: &mut Writer, replies: &mut mpsc::Receiver<Vec<u8>>) -> Result<(), Failure> {
+async fn write_replies(
+    tx: &mut Writer,
+    replies: &mut mpsc::Receiver<Vec<u8>>,
+) -> Result<(), Failure> {
     while let Some(frame) = replies.recv().await {
         write_frame(tx, &frame).await?;
     }
@@ -121,7 +124,9 @@ async fn read_requests(
         let request = Request::decode(header.kind, &body).map_err(Failure::protocol)?;
         let id = request.id();
         let (call, wants) = match request {
-            Request::Devices { available, .. } => (LocalRequest::Devices { available }, Wants::Devices),
+            Request::Devices { available, .. } => {
+                (LocalRequest::Devices { available }, Wants::Devices)
+            }
             Request::Processes { device, .. } => (
                 LocalRequest::Ps {
                     device: device.map(str::to_string),

@@ -212,7 +212,10 @@ impl Relay {
         // with every task, is gone, and which outlives the `Relay`.
         let first = unsafe { Shared::new(0, (base, PIPE_REGION_SIZE as usize), irq.clone()) }?;
         let device = Arc::new(DeviceSlot::new(device));
-        let startup = Startup::new(first.clone(), services(&policy, &stats, &fabric, Some(device)))?;
+        let startup = Startup::new(
+            first.clone(),
+            services(&policy, &stats, &fabric, Some(device)),
+        )?;
         stdio::copy_input(&vmm, &first)?;
         let regions = Arc::new(Regions::default());
         regions.insert(first);
@@ -292,7 +295,10 @@ impl Relay {
         // (`Vmm`'s contract; see the field).
         let region =
             unsafe { Shared::new(index, (base, PIPE_REGION_SIZE as usize), self.irq.clone()) }?;
-        let startup = Startup::new(region.clone(), services(&self.policy, &self.stats, &self.fabric, None))?;
+        let startup = Startup::new(
+            region.clone(),
+            services(&self.policy, &self.stats, &self.fabric, None),
+        )?;
         stdio::no_input(&region)?;
         // Sent before the region is in the table: its tasks end (and take
         // it out) only after `close_region` found it there.

@@ -445,8 +445,8 @@ fn fabric_stream(p: &mut Process, relay: &Relay, request: u32) -> Ends {
 
 #[test]
 fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
-    use weft_control::fabric_proto::{Reply, Request, SpawnHead, kind, source};
     use weft_control::device_proto::ArgList;
+    use weft_control::fabric_proto::{Reply, Request, SpawnHead, kind, source};
     use weft_fabric::local::{LocalRequest, LocalResponse, Program};
     use weft_fabric::wire::Device;
 
@@ -553,7 +553,11 @@ fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
     wait.reply.send(LocalResponse::Done).unwrap();
     let (k, body) = app.recv();
     assert_eq!(k, kind::FAILED);
-    let Ok(Reply::Failed { request: 10, message }) = Reply::decode(k, &body) else {
+    let Ok(Reply::Failed {
+        request: 10,
+        message,
+    }) = Reply::decode(k, &body)
+    else {
         panic!("not FAILED for 10");
     };
     assert!(message.contains("Exit"), "{message}");
@@ -582,8 +586,8 @@ fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
 
 #[test]
 fn hostile_fabric_frames_end_only_their_stream() {
-    use weft_control::fabric_proto::{Request, SpawnHead, source};
     use weft_control::device_proto::ArgList;
+    use weft_control::fabric_proto::{Request, SpawnHead, source};
 
     let (link, _calls) = tokio::sync::mpsc::channel(4);
     let relay = Relay::start(FakeVmm::new(), Policy::default(), None, Some(link)).unwrap();
@@ -653,7 +657,11 @@ fn without_a_link_a_fabric_stream_is_refused() {
     assert_eq!(kind, frame::kind::ERROR);
     let e = frame::ErrorBody::decode(&body).unwrap();
     assert_eq!(e.code, Code::Unsupported);
-    assert!(e.message.contains("not a device of a fabric"), "{}", e.message);
+    assert!(
+        e.message.contains("not a device of a fabric"),
+        "{}",
+        e.message
+    );
     drop((app, p));
     relay.finish();
 }

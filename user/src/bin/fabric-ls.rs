@@ -25,17 +25,19 @@ const USAGE: &str = "usage: fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait 
 
 fn main(args: Args) -> i32 {
     let words: Vec<&str> = args.iter().skip(1).collect();
-    let (call, run): (&str, fn(&mut Fabric, &[&str]) -> Result<String, FabricError>) =
-        match words.as_slice() {
-            [] => ("list", list),
-            ["spawn", _] | ["spawn", _, _] => ("spawn", spawn),
-            ["kill", _] => ("kill", kill),
-            ["wait", _, secs] if secs.parse::<u32>().is_ok() => ("wait", wait),
-            _ => {
-                eprintln!("{USAGE}");
-                return 2;
-            }
-        };
+    let (call, run): (
+        &str,
+        fn(&mut Fabric, &[&str]) -> Result<String, FabricError>,
+    ) = match words.as_slice() {
+        [] => ("list", list),
+        ["spawn", _] | ["spawn", _, _] => ("spawn", spawn),
+        ["kill", _] => ("kill", kill),
+        ["wait", _, secs] if secs.parse::<u32>().is_ok() => ("wait", wait),
+        _ => {
+            eprintln!("{USAGE}");
+            return 2;
+        }
+    };
     let done = Fabric::open().and_then(|mut f| run(&mut f, words.get(1..).unwrap_or_default()));
     match done {
         Ok(out) => {
@@ -52,7 +54,11 @@ fn main(args: Args) -> i32 {
 fn list(f: &mut Fabric, _: &[&str]) -> Result<String, FabricError> {
     let mut out = String::new();
     for d in f.devices(false)? {
-        let state = if d.available { "available" } else { "unavailable" };
+        let state = if d.available {
+            "available"
+        } else {
+            "unavailable"
+        };
         let _ = writeln!(out, "device {} {state}", d.name);
     }
     for p in f.processes(None)? {
@@ -75,7 +81,10 @@ fn kill(f: &mut Fabric, words: &[&str]) -> Result<String, FabricError> {
 
 fn wait(f: &mut Fabric, words: &[&str]) -> Result<String, FabricError> {
     let pid = words.first().copied().unwrap_or_default();
-    let secs = words.get(1).and_then(|s| s.parse().ok()).unwrap_or_default();
+    let secs = words
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default();
     Ok(match f.wait(pid, secs)? {
         Some(status) => alloc::format!("exited {pid} {status}\n"),
         None => alloc::format!("running {pid}\n"),

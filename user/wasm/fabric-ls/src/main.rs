@@ -18,7 +18,10 @@ fn main() {
         [] => ("list", list()),
         ["spawn", program] => ("spawn", spawn(program, None)),
         ["spawn", program, device] => ("spawn", spawn(program, Some(device))),
-        ["kill", pid] => ("kill", fabric::kill(pid).map(|()| format!("killed {pid}\n"))),
+        ["kill", pid] => (
+            "kill",
+            fabric::kill(pid).map(|()| format!("killed {pid}\n")),
+        ),
         ["wait", pid, secs] if secs.parse::<u32>().is_ok() => {
             ("wait", wait(pid, secs.parse().unwrap_or_default()))
         }
@@ -39,7 +42,11 @@ fn main() {
 fn list() -> Result<String, Error> {
     let mut out = String::new();
     for d in fabric::devices(false)? {
-        let state = if d.available { "available" } else { "unavailable" };
+        let state = if d.available {
+            "available"
+        } else {
+            "unavailable"
+        };
         out += &format!("device {} {state}\n", d.name);
     }
     for p in fabric::processes(None)? {
