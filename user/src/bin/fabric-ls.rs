@@ -21,14 +21,14 @@ use weft_user::{Args, eprintln, print};
 
 weft_user::entry!(main);
 
+/// One of the calls, over an open stream with the arguments after its name.
+type Call = fn(&mut Fabric, &[&str]) -> Result<String, FabricError>;
+
 const USAGE: &str = "usage: fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS]";
 
 fn main(args: Args) -> i32 {
     let words: Vec<&str> = args.iter().skip(1).collect();
-    let (call, run): (
-        &str,
-        fn(&mut Fabric, &[&str]) -> Result<String, FabricError>,
-    ) = match words.as_slice() {
+    let (call, run): (&str, Call) = match words.as_slice() {
         [] => ("list", list),
         ["spawn", _] | ["spawn", _, _] => ("spawn", spawn),
         ["kill", _] => ("kill", kill),
