@@ -8,7 +8,7 @@ WASM_DIR   := target/wasm
 # Wasm apps: WASI programs also built for the host (the tests' reference),
 # and apps for the guest only (event apps and test apps).
 WASM_APPS  := hello wc coremark
-WASM_GUEST := echo-server supervise spin trap hog spawn-bench
+WASM_GUEST := echo-server supervise spin trap hog spawn-bench fabric-ls
 WEFT       := target/release/weft
 
 .PHONY: help setup guest build run test lint bench fuzz clean
@@ -91,7 +91,7 @@ bench: build
 
 FUZZ_SECONDS ?= 60
 CONTROL_FUZZ := control_pipe_frames file_frames session_frames fs_replies first_frames \
-                net_frames error_frames fixed_layouts args_block device_frames
+                net_frames error_frames fixed_layouts args_block device_frames fabric_frames
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	cd data-pipe/fuzz && $(CARGO) +nightly fuzz run hostile_header -- -max_total_time=$(FUZZ_SECONDS)

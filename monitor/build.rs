@@ -18,6 +18,7 @@ const PROGRAMS: &[&str] = &[
     "udp-echo",
     "httpd",
     "procs",
+    "fabric-ls",
     "wasm-run",
     "device",
 ];

@@ -41,6 +41,8 @@ pub mod import {
     pub const KILL: &str = "kill";
     pub const PROCESSES: &str = "processes";
     pub const PID: &str = "pid";
+    pub const FABRIC_CALL: &str = "fabric_call";
+    pub const FABRIC_REPLY: &str = "fabric_reply";
 }
 
 /// The first app's process id; it cannot be killed (§13.3).
@@ -172,6 +174,7 @@ pub mod errno {
     pub const NOTSUP: i32 = 58;
     pub const PERM: i32 = 63;
     pub const PIPE: i32 = 64;
+    pub const RANGE: i32 = 68;
     pub const ROFS: i32 = 69;
     pub const SPIPE: i32 = 70;
     pub const SRCH: i32 = 71;

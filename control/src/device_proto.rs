@@ -152,7 +152,7 @@ impl<'a> ArgList<'a> {
     }
 
     /// Reads the list that fills the rest of `d`.
-    fn decode(d: &mut Decoder<'a>) -> Result<Self, WireError> {
+    pub(crate) fn decode(d: &mut Decoder<'a>) -> Result<Self, WireError> {
         let count = d.u16()?;
         let raw = d.rest();
         let mut check = Decoder::new(raw);
@@ -163,7 +163,7 @@ impl<'a> ArgList<'a> {
         Ok(Self { count, raw })
     }
 
-    fn encode(&self, e: &mut Encoder<'_>) {
+    pub(crate) fn encode(&self, e: &mut Encoder<'_>) {
         e.u16(self.count).bytes(self.raw);
     }
 

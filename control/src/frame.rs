@@ -50,6 +50,8 @@ pub mod kind {
     pub const UDP_BIND: u16 = 0x0300;
     /// First frame: the agent of a device guest, driven by the monitor (§15).
     pub const DEVICE: u16 = 0x0400;
+    /// First frame: fabric calls of a program in a device guest (§17).
+    pub const FABRIC: u16 = 0x0500;
 
     /// Any protocol: the request failed (body: [`super::ErrorBody`]).
     pub const ERROR: u16 = 0xFFFF;
@@ -58,7 +60,14 @@ pub mod kind {
     pub const fn is_first(kind: u16) -> bool {
         matches!(
             kind,
-            FILE_OPEN | FS_SESSION | TCP_LISTEN | TCP_CONNECT | TCP_ACCEPT | UDP_BIND | DEVICE
+            FILE_OPEN
+                | FS_SESSION
+                | TCP_LISTEN
+                | TCP_CONNECT
+                | TCP_ACCEPT
+                | UDP_BIND
+                | DEVICE
+                | FABRIC
         )
     }
 }

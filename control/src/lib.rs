@@ -5,7 +5,7 @@
 //! boot-info block and the kernel manifest (§2), the hypercall port, numbers and
 //! mailbox (§3), the program arguments block (§4), the error codes (§6) and the
 //! pipe region's stream slots and doorbell (§8), the frames of the control
-//! pipe and of every stream protocol (§9–§12, §15), the process records (§14), and
+//! pipe and of every stream protocol (§9–§12, §15, §17), the process records (§14), and
 //! the exit statuses with a fixed meaning.
 //!
 //! What it does not own: any I/O, any `unsafe`, the syscall ABI between the kernel
@@ -30,12 +30,16 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub mod app;
 pub mod args;
 pub mod boot;
 pub mod control_pipe;
 pub mod device_proto;
 pub mod error;
+pub mod fabric_proto;
 pub mod frame;
 pub mod fs_proto;
 pub mod hypercall;

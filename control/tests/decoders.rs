@@ -14,6 +14,7 @@ use weft_control::args;
 use weft_control::control_pipe::{MAX_FRAME, Request};
 use weft_control::device_proto::{self, ArgList, Exited, Records, SpawnHead, Target};
 use weft_control::error::ErrorCode;
+use weft_control::fabric_proto;
 use weft_control::frame::{Code, ErrorBody};
 use weft_control::fs_proto::{
     DirEntry, FileKind, FileOpen, FileRequest, Metadata, OpenFlags, Reply, SessionRequest, Whence,
@@ -262,6 +263,114 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                         pid: 3,
                         status: 137,
                     }),
+                ]
+                .iter()
+                .map(|r| encoded(|b| r.encode(b))),
+            );
+            out
+        }
+        "fabric_frames" => {
+            use fabric_proto::{DeviceEntry, DeviceHead, List, ProcessHead};
+            let mut raw = [0u8; 64];
+            let args = ArgList::new(&["fabric-ls", "x"], &mut raw).expect("seed args");
+            let head = fabric_proto::SpawnHead {
+                request: 1,
+                source: fabric_proto::source::MODULE,
+                image_len: 4,
+            };
+            let spawn = fabric_proto::Request::Spawn {
+                head,
+                device: Some("b"),
+                args,
+            };
+            let image = fabric_proto::Request::Image {
+                request: 1,
+                chunk: b"\0asm",
+            };
+            let mut call = encoded(|b| spawn.encode(b));
+            call.extend(encoded(|b| image.encode(b)));
+            let mut out: Vec<Vec<u8>> = [
+                spawn,
+                image,
+                fabric_proto::Request::Devices {
+                    request: 2,
+                    available: true,
+                },
+                fabric_proto::Request::Processes {
+                    request: 3,
+                    device: Some("alpha"),
+                },
+                fabric_proto::Request::Stats {
+                    request: 4,
+                    pid: "alpha:2",
+                },
+                fabric_proto::Request::Kill {
+                    request: 5,
+                    pid: "alpha:2",
+                },
+                fabric_proto::Request::Wait {
+                    request: 6,
+                    limit_secs: 9,
+                    pid: "b:7",
+                },
+            ]
+            .iter()
+            .map(|r| encoded(|b| r.encode(b)))
+            .collect();
+            out.push(call);
+            let mut draw = [0u8; 256];
+            let devices = List::<fabric_proto::Device>::encode(
+                &[DeviceEntry {
+                    head: DeviceHead::new(true, Some((2, 4096))),
+                    name: "alpha",
+                    id: "00aa",
+                    addresses: &["10.0.0.1:7447"],
+                }],
+                &mut draw,
+            )
+            .expect("seed devices");
+            let process = fabric_proto::Process {
+                head: ProcessHead::new(5, 6, 7, Some(0)),
+                pid: "b:7",
+                device: "b",
+                name: "hello",
+                state: "ended",
+            };
+            let mut praw = [0u8; 256];
+            let processes = List::<fabric_proto::Process>::encode(&[process], &mut praw)
+                .expect("seed processes");
+            out.extend(
+                [
+                    fabric_proto::Reply::Devices {
+                        request: 2,
+                        devices,
+                    },
+                    fabric_proto::Reply::Processes {
+                        request: 3,
+                        processes,
+                    },
+                    fabric_proto::Reply::Process {
+                        request: 4,
+                        process,
+                    },
+                    fabric_proto::Reply::Spawned {
+                        request: 1,
+                        pid: "b:7",
+                    },
+                    fabric_proto::Reply::Exited {
+                        request: 6,
+                        status: 0,
+                        pid: "b:7",
+                    },
+                    fabric_proto::Reply::Running {
+                        request: 6,
+                        pid: "b:7",
+                    },
+                    fabric_proto::Reply::Done { request: 5 },
+                    fabric_proto::Reply::Failed {
+                        request: 5,
+                        message: "no process alpha:2",
+                    },
                 ]
                 .iter()
                 .map(|r| encoded(|b| r.encode(b))),

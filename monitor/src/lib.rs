@@ -22,8 +22,9 @@
 //!   process host: spawned programs' address spaces and memory),
 //!   [`catalog`] (the programs a guest may name, supplied by the caller);
 //! - [`streams`]: the relay, a thread that serves every stream of the guest
-//!   (files, TCP, UDP, standard streams, and a device guest's agent, driven
-//!   through [`streams::device_link`]'s [`streams::DeviceHandle`]), reaching
+//!   (files, TCP, UDP, standard streams, a device guest's agent, driven
+//!   through [`streams::device_link`]'s [`streams::DeviceHandle`], and its
+//!   programs' fabric calls, handed over a [`streams::FabricLink`]), reaching
 //!   the VMM only through its [`streams::Vmm`] trait;
 //! - the end: `symbols` + `report` (crash reports), `stats`
 //!   (`--stats`), [`status`] (exit statuses), `stopper` (`--timeout` and

@@ -109,6 +109,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         policy,
         catalog: &programs::Bundled,
         device: None,
+        fabric: None,
     };
     match run::run(cfg, start) {
         Ok(status) => status,

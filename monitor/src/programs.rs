@@ -80,6 +80,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "procs [--list] [--kill-after MS] PROG ARGS [-- PROG ARGS]...",
         "runs programs as processes side by side and reports how each ended",
     ),
+    (
+        "fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS]",
+        "lists the fabric's devices and processes, or spawns, kills, waits (in a device guest under `weft daemon`)",
+    ),
 ];
 
 /// The name of an [`EXAMPLES`] entry.

@@ -12,7 +12,7 @@ use crate::report::{self, Context};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
 use crate::stopper::{self, StopRequest};
-use crate::streams::{DRAIN_LIMIT, DeviceLink, Policy, Relay, RelayError, host_output};
+use crate::streams::{DRAIN_LIMIT, DeviceLink, FabricLink, Policy, Relay, RelayError, host_output};
 use crate::symbols::Symbols;
 use crate::vm::{self, VmError};
 use std::sync::Arc;
@@ -47,6 +47,9 @@ pub struct RunConfig<'a> {
     /// with a `DEVICE` stream (PROTOCOL.md §15), so that the link's handle
     /// drives it.
     pub device: Option<DeviceLink>,
+    /// For a device guest: where its programs' fabric calls (`FABRIC`
+    /// streams, PROTOCOL.md §17) go. Without it they are refused.
+    pub fabric: Option<FabricLink>,
 }
 
 /// Why `weft run` could not run the guest to an end.
@@ -130,7 +133,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let guest = Arc::new(KvmGuest::new(vm::create(&ram)?, ram.clone()));
     let listen = cfg.policy.listen.clone();
-    let relay = Relay::start(guest.clone(), cfg.policy, cfg.device)?;
+    let relay = Relay::start(guest.clone(), cfg.policy, cfg.device, cfg.fabric)?;
     stats.phases.vm_created = Some(start.elapsed());
     // The vCPU is created after the boot state, but the TSC rate is the host's.
     let spec = BootSpec {

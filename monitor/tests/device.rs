@@ -67,6 +67,7 @@ fn boot() -> Device {
             policy: Policy::default(),
             catalog: &Built,
             device: Some(link),
+            fabric: None,
         };
         run::run(cfg, Instant::now())
     });

@@ -33,6 +33,7 @@ extern crate alloc;
 mod args;
 mod cell;
 mod error;
+pub mod fabric;
 pub mod fs;
 #[cfg(not(test))]
 mod heap;

@@ -14,6 +14,7 @@ use weft_control::app::{EventRecord, ProcessRecord as AppRecord};
 use weft_control::args::Args;
 use weft_control::control_pipe::{self, MAX_FRAME};
 use weft_control::device_proto;
+use weft_control::fabric_proto;
 use weft_control::frame::{self, ErrorBody, HEADER, Header};
 use weft_control::fs_proto::{self, Entries, FileOpen, FileRequest, SessionRequest};
 use weft_control::net_proto::{self, Datagram, MAX_TCP_FIRST, MAX_TCP_FRAME, TcpReply, TcpRequest};
@@ -36,6 +37,7 @@ pub const DRIVERS: &[(&str, Driver)] = &[
     ("fixed_layouts", fixed_layouts),
     ("args_block", args_block),
     ("device_frames", device_frames),
+    ("fabric_frames", fabric_frames),
 ];
 
 /// The frame at the start of `data`, and the frame's own bytes.
@@ -270,6 +272,67 @@ pub fn device_frames(data: &[u8]) -> usize {
         accepted += 1;
         let n = r.encode(&mut buf);
         same("device reply", whole, n.and_then(|n| buf.get(..n)));
+    }
+    accepted
+}
+
+/// The FABRIC stream (§17): requests (guest → monitor), replies (monitor →
+/// guest), and whole calls as a Wasm app hands them over (§13.3).
+pub fn fabric_frames(data: &[u8]) -> usize {
+    let mut accepted = usize::from(fabric_proto::check_call(data).is_ok());
+    let Some((h, body, whole)) = frame(data) else {
+        return accepted;
+    };
+    let mut buf = vec![0u8; whole.len()];
+    if let Ok(r) = fabric_proto::Request::decode(h.kind, body) {
+        accepted += 1;
+        if let fabric_proto::Request::Spawn { args, .. } = r {
+            assert_eq!(args.iter().count(), args.len(), "every argument is there");
+        }
+        let n = r.encode(&mut buf);
+        same("fabric request", whole, n.and_then(|n| buf.get(..n)));
+    }
+    if let Ok(r) = fabric_proto::Reply::decode(h.kind, body) {
+        accepted += 1;
+        // Every entry of a list is there, and rebuilding the list from its
+        // entries gives the same bytes.
+        let mut raw = vec![0u8; whole.len()];
+        let rebuilt = match r {
+            fabric_proto::Reply::Devices { request, devices } => {
+                let addresses: Vec<Vec<&str>> = devices
+                    .iter()
+                    .map(|d| d.addresses.iter().collect())
+                    .collect();
+                assert!(
+                    devices
+                        .iter()
+                        .zip(&addresses)
+                        .all(|(d, a)| d.addresses.len() == a.len())
+                );
+                let entries: Vec<_> = devices
+                    .iter()
+                    .zip(&addresses)
+                    .map(|(d, addresses)| fabric_proto::DeviceEntry {
+                        head: d.head,
+                        name: d.name,
+                        id: d.id,
+                        addresses,
+                    })
+                    .collect();
+                assert_eq!(entries.len(), devices.len());
+                fabric_proto::List::<fabric_proto::Device>::encode(&entries, &mut raw)
+                    .map(|devices| fabric_proto::Reply::Devices { request, devices })
+            }
+            fabric_proto::Reply::Processes { request, processes } => {
+                let entries: Vec<_> = processes.iter().collect();
+                assert_eq!(entries.len(), processes.len());
+                fabric_proto::List::<fabric_proto::Process>::encode(&entries, &mut raw)
+                    .map(|processes| fabric_proto::Reply::Processes { request, processes })
+            }
+            other => Some(other),
+        };
+        let n = rebuilt.and_then(|r| r.encode(&mut buf));
+        same("fabric reply", whole, n.and_then(|n| buf.get(..n)));
     }
     accepted
 }

@@ -141,6 +141,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             policy: cfg.policy,
             catalog: cfg.catalog,
             device: Some(link),
+            fabric: None,
         },
         start,
     ) {

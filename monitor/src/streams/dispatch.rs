@@ -5,6 +5,7 @@
 
 use super::RelayStats;
 use super::device::{self, DeviceSlot};
+use super::fabric::{self, FabricLink};
 use super::framed::{Failure, StreamIo};
 use super::policy::Policy;
 use super::region::Shared;
@@ -23,6 +24,8 @@ pub struct Services {
     pub pending: tcp::Pending,
     /// The guest's device link (§15), in the first program's region only.
     pub device: Option<Arc<DeviceSlot>>,
+    /// The daemon's end of the guest's fabric calls (§17), in every region.
+    pub fabric: Option<FabricLink>,
 }
 
 /// Serves one stream the control pipe opened.
@@ -48,6 +51,7 @@ pub async fn serve(mut io: StreamIo, shared: Arc<Shared>, services: Arc<Services
         }
         kind::UDP_BIND => super::udp::serve(io, params, &services.policy).await,
         kind::DEVICE => device::serve(io, params, services.device.as_deref()).await,
+        kind::FABRIC => fabric::serve(io, params, services.fabric.as_ref()).await,
         other => {
             io.fail(Failure::protocol(format!(
                 "first frame kind {other:#06x} names no protocol"

@@ -28,6 +28,8 @@
 //!
 //! A device guest's first program, its agent, may open one `DEVICE` stream
 //! through which the host drives it ([`device_link`]; PROTOCOL.md §15).
+//! Under a daemon, any process may open `FABRIC` streams: its fabric calls
+//! go to the daemon over the run's [`FabricLink`] (PROTOCOL.md §17).
 //!
 //! Everything the guest writes is an allegation: a ring it corrupts or a
 //! frame that breaks its protocol ends that stream with a status code; the
@@ -46,7 +48,7 @@
 //!
 //! Module dependencies point one way: the relay (this module) and its
 //! thread ([`serve`]) → the protocols (`control`, `dispatch`, `stdio`,
-//! `fs`, `tcp`, `udp`, `device`, with `policy`) → one stream's framing (`framed`,
+//! `fs`, `tcp`, `udp`, `device`, `fabric`, with `policy`) → one stream's framing (`framed`,
 //! `zero_copy`) → the region (`region`) → its bells (`bells`); `stdio`,
 //! `region` and the monitor's end of the run → `host_output`.
 
@@ -54,6 +56,7 @@ mod bells;
 mod control;
 mod device;
 mod dispatch;
+mod fabric;
 mod framed;
 mod fs;
 pub(crate) mod host_output;
@@ -67,6 +70,7 @@ mod vmm;
 mod zero_copy;
 
 pub use device::{DeviceError, DeviceHandle, DeviceLink, Exit, SpawnImage, device_link};
+pub use fabric::{FabricCall, FabricLink, MAX_IN_FLIGHT};
 pub use policy::{Policy, PolicyError};
 pub use vmm::{Vmm, VmmError};
 
@@ -168,6 +172,8 @@ pub struct Relay {
     /// What the guest may reach.
     policy: Arc<Policy>,
     stats: Arc<RelayStats>,
+    /// The daemon's end of the guest's fabric calls, for every region.
+    fabric: Option<FabricLink>,
     /// Hands each region opened to the relay thread. Dropping it (`finish`)
     /// tells the thread to end once every region is gone.
     startups: mpsc::UnboundedSender<Startup>,
@@ -186,11 +192,13 @@ fn rings(slot: u64) -> Result<streams::SlotRings, RelayError> {
 impl Relay {
     /// Sets up the interrupt and region 0 (the first program's: its slots
     /// open from boot, stdin included) and starts the relay thread. The
-    /// first program may take `device` with a `DEVICE` stream (§15).
+    /// first program may take `device` with a `DEVICE` stream (§15); every
+    /// process's `FABRIC` streams call the daemon over `fabric` (§17).
     pub fn start(
         vmm: Arc<dyn Vmm>,
         policy: Policy,
         device: Option<DeviceLink>,
+        fabric: Option<FabricLink>,
     ) -> Result<Self, RelayError> {
         let stats = Arc::new(RelayStats::default());
         let irq = Arc::new(Interrupt {
@@ -204,7 +212,10 @@ impl Relay {
         // with every task, is gone, and which outlives the `Relay`.
         let first = unsafe { Shared::new(0, (base, PIPE_REGION_SIZE as usize), irq.clone()) }?;
         let device = Arc::new(DeviceSlot::new(device));
-        let startup = Startup::new(first.clone(), services(&policy, &stats, Some(device)))?;
+        let startup = Startup::new(
+            first.clone(),
+            services(&policy, &stats, &fabric, Some(device)),
+        )?;
         stdio::copy_input(&vmm, &first)?;
         let regions = Arc::new(Regions::default());
         regions.insert(first);
@@ -229,6 +240,7 @@ impl Relay {
             irq,
             policy,
             stats,
+            fabric,
             startups,
             opening: Mutex::new(()),
             doorbell,
@@ -283,7 +295,10 @@ impl Relay {
         // (`Vmm`'s contract; see the field).
         let region =
             unsafe { Shared::new(index, (base, PIPE_REGION_SIZE as usize), self.irq.clone()) }?;
-        let startup = Startup::new(region.clone(), services(&self.policy, &self.stats, None))?;
+        let startup = Startup::new(
+            region.clone(),
+            services(&self.policy, &self.stats, &self.fabric, None),
+        )?;
         stdio::no_input(&region)?;
         // Sent before the region is in the table: its tasks end (and take
         // it out) only after `close_region` found it there.
@@ -346,10 +361,12 @@ impl Relay {
 }
 
 /// The services of a region's streams: the VM's policy and figures, a new
-/// TCP backlog, and for the first program's region the device link.
+/// TCP backlog, the fabric link, and for the first program's region the
+/// device link.
 fn services(
     policy: &Arc<Policy>,
     stats: &Arc<RelayStats>,
+    fabric: &Option<FabricLink>,
     device: Option<Arc<DeviceSlot>>,
 ) -> Arc<Services> {
     Arc::new(Services {
@@ -357,6 +374,7 @@ fn services(
         stats: stats.clone(),
         pending: tcp::Pending::default(),
         device,
+        fabric: fabric.clone(),
     })
 }
 

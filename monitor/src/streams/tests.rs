@@ -139,7 +139,7 @@ impl Process {
 
 #[test]
 fn regions_open_only_when_free_and_in_range() {
-    let relay = Relay::start(FakeVmm::new(), Policy::default(), None).unwrap();
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None, None).unwrap();
     assert!(!relay.region_free(0) && !relay.region_free(REGIONS));
     assert!((1..REGIONS).all(|i| relay.region_free(i)));
     assert_eq!(relay.open_streams(0), 4);
@@ -165,7 +165,7 @@ fn regions_open_only_when_free_and_in_range() {
 
 #[test]
 fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
-    let relay = Relay::start(FakeVmm::new(), Policy::default(), None).unwrap();
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None, None).unwrap();
     relay.open_region(1).unwrap();
     // Control pipe, stdout and stderr; stdin is closed from the start.
     assert_eq!(relay.open_streams(1), 3);
@@ -225,7 +225,7 @@ fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
 #[test]
 fn the_doorbell_becomes_an_ioeventfd_once_busy() {
     let vmm = FakeVmm::new();
-    let relay = Relay::start(vmm.clone(), Policy::default(), None).unwrap();
+    let relay = Relay::start(vmm.clone(), Policy::default(), None, None).unwrap();
     for _ in 1..UPGRADE_AFTER {
         relay.ring();
     }
@@ -312,7 +312,7 @@ fn the_device_stream_is_the_first_programs_once_and_its_replies_are_checked() {
     use weft_control::process::ProcessRecord;
 
     let (link, handle) = device_link();
-    let relay = Relay::start(FakeVmm::new(), Policy::default(), Some(link)).unwrap();
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), Some(link), None).unwrap();
     let mut p = Process::attach(&relay, 0);
     let slot = p.open(&relay, 1);
     let mut agent = Ends::new(&p, slot);
@@ -387,7 +387,7 @@ fn the_device_stream_is_the_first_programs_once_and_its_replies_are_checked() {
 
 #[test]
 fn without_a_link_a_device_stream_is_refused_and_an_unused_link_is_gone() {
-    let relay = Relay::start(FakeVmm::new(), Policy::default(), None).unwrap();
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None, None).unwrap();
     let mut p = Process::attach(&relay, 0);
     let slot = p.open(&relay, 1);
     let mut agent = Ends::new(&p, slot);
@@ -414,4 +414,254 @@ fn without_a_link_a_device_stream_is_refused_and_an_unused_link_is_gone() {
         exits.try_recv(),
         Err(tokio::sync::broadcast::error::TryRecvError::Closed)
     );
+}
+
+fn fabric_first() -> Vec<u8> {
+    let mut buf = [0u8; frame::HEADER + 4];
+    let mut e = frame::Encoder::new(&mut buf, frame::kind::FABRIC);
+    e.u32(frame::VERSION);
+    let n = e.finish().unwrap();
+    buf[..n].to_vec()
+}
+
+fn fabric_request(r: weft_control::fabric_proto::Request<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; frame::HEADER + frame::MAX_BODY];
+    let n = r.encode(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Opens a FABRIC stream in `p`'s region and checks the monitor is ready.
+fn fabric_stream(p: &mut Process, relay: &Relay, request: u32) -> Ends {
+    let slot = p.open(relay, request);
+    let mut ends = Ends::new(p, slot);
+    ends.send(p, relay, &fabric_first());
+    assert_eq!(
+        ends.recv(),
+        (weft_control::fabric_proto::kind::READY, Vec::new())
+    );
+    ends
+}
+
+#[test]
+fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
+    use weft_control::device_proto::ArgList;
+    use weft_control::fabric_proto::{Reply, Request, SpawnHead, kind, source};
+    use weft_fabric::local::{LocalRequest, LocalResponse, Program};
+    use weft_fabric::wire::Device;
+
+    let (link, mut calls) = tokio::sync::mpsc::channel(4);
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None, Some(link)).unwrap();
+    // A spawned process's stream, not only the first program's.
+    relay.open_region(1).unwrap();
+    let mut p = Process::attach(&relay, 1);
+    let mut app = fabric_stream(&mut p, &relay, 1);
+
+    // Three requests in flight at once.
+    app.send(
+        &p,
+        &relay,
+        &fabric_request(Request::Wait {
+            request: 10,
+            limit_secs: 5,
+            pid: "b:7",
+        }),
+    );
+    app.send(
+        &p,
+        &relay,
+        &fabric_request(Request::Devices {
+            request: 11,
+            available: false,
+        }),
+    );
+    // In several IMAGE frames.
+    let module = vec![7u8; 2500];
+    let mut raw = [0u8; 32];
+    let head = SpawnHead {
+        request: 12,
+        source: source::MODULE,
+        image_len: module.len() as u32,
+    };
+    let spawn = Request::Spawn {
+        head,
+        device: Some("b"),
+        args: ArgList::new(&["app.wasm", "x"], &mut raw).unwrap(),
+    };
+    app.send(&p, &relay, &fabric_request(spawn));
+    for chunk in module.chunks(1000) {
+        let image = Request::Image { request: 12, chunk };
+        app.send(&p, &relay, &fabric_request(image));
+    }
+
+    let mut next = || calls.blocking_recv().unwrap();
+    let wait = next();
+    assert_eq!(
+        wait.request,
+        LocalRequest::Wait {
+            pid: "b:7".into(),
+            limit_secs: 5
+        }
+    );
+    let devices = next();
+    assert_eq!(devices.request, LocalRequest::Devices { available: false });
+    let spawned = next();
+    assert_eq!(
+        spawned.request,
+        LocalRequest::Spawn {
+            device: Some("b".into()),
+            program: Program::Module { bytes: module },
+            args: vec!["app.wasm".into(), "x".into()],
+        }
+    );
+    // Answered last to first.
+    spawned
+        .reply
+        .send(LocalResponse::Spawned { pid: "b:7".into() })
+        .unwrap();
+    let (k, body) = app.recv();
+    assert_eq!(
+        Reply::decode(k, &body),
+        Ok(Reply::Spawned {
+            request: 12,
+            pid: "b:7"
+        })
+    );
+    let alpha = Device {
+        name: "alpha".into(),
+        id: "00aa".into(),
+        available: true,
+        addresses: vec!["10.0.0.1:7447".into()],
+        figures: None,
+    };
+    devices
+        .reply
+        .send(LocalResponse::Devices {
+            devices: vec![alpha],
+        })
+        .unwrap();
+    let (k, body) = app.recv();
+    let Ok(Reply::Devices { request, devices }) = Reply::decode(k, &body) else {
+        panic!("not a device list: {k:#x}");
+    };
+    assert_eq!(request, 11);
+    let listed: Vec<_> = devices.iter().collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].name, listed[0].id), ("alpha", "00aa"));
+    assert!(listed[0].addresses.iter().eq(["10.0.0.1:7447"]));
+    // An answer that does not fit the call is a FAILED reply, not silence.
+    wait.reply.send(LocalResponse::Done).unwrap();
+    let (k, body) = app.recv();
+    assert_eq!(k, kind::FAILED);
+    let Ok(Reply::Failed {
+        request: 10,
+        message,
+    }) = Reply::decode(k, &body)
+    else {
+        panic!("not FAILED for 10");
+    };
+    assert!(message.contains("Exit"), "{message}");
+
+    // A dropped call is answered too.
+    app.send(
+        &p,
+        &relay,
+        &fabric_request(Request::Kill {
+            request: 13,
+            pid: "a:99",
+        }),
+    );
+    drop(next());
+    let (k, body) = app.recv();
+    assert_eq!(
+        Reply::decode(k, &body),
+        Ok(Reply::Failed {
+            request: 13,
+            message: "the fabric daemon dropped the call"
+        })
+    );
+    drop((app, p));
+    relay.finish();
+}
+
+#[test]
+fn hostile_fabric_frames_end_only_their_stream() {
+    use weft_control::device_proto::ArgList;
+    use weft_control::fabric_proto::{Request, SpawnHead, source};
+
+    let (link, _calls) = tokio::sync::mpsc::channel(4);
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None, Some(link)).unwrap();
+    let mut p = Process::attach(&relay, 0);
+    let status = |ends: &Ends| rings(ends.slot).unwrap().status as usize;
+    let hostile: Vec<Vec<u8>> = vec![
+        // A kind no request has.
+        {
+            let mut f = fabric_request(Request::Devices {
+                request: 1,
+                available: true,
+            });
+            f[4] = 0x77;
+            f
+        },
+        // An image with no SPAWN.
+        fabric_request(Request::Image {
+            request: 1,
+            chunk: b"x",
+        }),
+        // A SPAWN whose image is interrupted by another request.
+        {
+            let mut raw = [0u8; 8];
+            let head = SpawnHead {
+                request: 2,
+                source: source::NAME,
+                image_len: 5,
+            };
+            let args = ArgList::new(&["a"], &mut raw).unwrap();
+            let mut f = fabric_request(Request::Spawn {
+                head,
+                device: None,
+                args,
+            });
+            f.extend(fabric_request(Request::Kill {
+                request: 3,
+                pid: "a:1",
+            }));
+            f
+        },
+        // Flags in the header.
+        vec![0, 0, 0, 0, 1, 5, 1, 0],
+    ];
+    for (i, frames) in hostile.iter().enumerate() {
+        let mut ends = fabric_stream(&mut p, &relay, 10 + i as u32);
+        ends.send(&p, &relay, frames);
+        assert_eq!(ends.error(), Code::Protocol, "case {i}");
+        let at = status(&ends);
+        eventually("ended the stream", || {
+            (p.region.load_u32(at, SeqCst) == Code::Protocol as u32).then_some(())
+        });
+    }
+    // The relay still serves new streams.
+    let ends = fabric_stream(&mut p, &relay, 20);
+    drop((ends, p));
+    relay.finish();
+}
+
+#[test]
+fn without_a_link_a_fabric_stream_is_refused() {
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None, None).unwrap();
+    let mut p = Process::attach(&relay, 0);
+    let slot = p.open(&relay, 1);
+    let mut app = Ends::new(&p, slot);
+    app.send(&p, &relay, &fabric_first());
+    let (kind, body) = app.recv();
+    assert_eq!(kind, frame::kind::ERROR);
+    let e = frame::ErrorBody::decode(&body).unwrap();
+    assert_eq!(e.code, Code::Unsupported);
+    assert!(
+        e.message.contains("not a device of a fabric"),
+        "{}",
+        e.message
+    );
+    drop((app, p));
+    relay.finish();
 }

@@ -49,6 +49,9 @@ pub struct Ctx<H: Host> {
     /// Set by a host call that would wait: what to do again, and when.
     pub blocked: Option<(Op, Wait)>,
     pub events: EventState,
+    /// The reply of the latest fabric call, kept when it did not fit the
+    /// app's buffer ([`crate::fabric`]).
+    pub fabric_reply: Option<Vec<u8>>,
     /// The runtime's shared state: the process table, the engine, the host.
     pub system: Rc<System<H>>,
 }
@@ -140,6 +143,7 @@ impl<H: Host> App<H> {
                 .build(),
             blocked: None,
             events: EventState::default(),
+            fabric_reply: None,
             system: system.clone(),
         };
         let mut store = Store::new(engine, ctx);

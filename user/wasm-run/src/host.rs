@@ -174,6 +174,12 @@ pub trait Host: Clone + 'static {
     /// Connects to `addr` (granted by `--connect`).
     fn connect(&self, addr: SocketAddr) -> WasiResult<Self::Conn>;
 
+    /// Makes one fabric call (PROTOCOL.md §17): sends `frames` (one call's
+    /// request frames, already checked) and returns the whole reply frame,
+    /// waiting for it. `ENOTCAPABLE` where the guest is no device of a
+    /// fabric.
+    fn fabric(&self, frames: &[u8]) -> WasiResult<Vec<u8>>;
+
     /// Sleeps until one of `streams` is ready for its interest (or ended),
     /// or `timeout_ns` passed (`None`: no limit).
     fn wait(&self, streams: &mut [(&mut Self::Stream, Interest)], timeout_ns: Option<u64>);

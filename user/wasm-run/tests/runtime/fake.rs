@@ -50,6 +50,11 @@ pub struct State {
     pub scripts: VecDeque<Script>,
     /// The timeout of each sleep.
     pub sleeps: Vec<Option<u64>>,
+    /// Each fabric call's request frames, as the runtime passed them.
+    pub fabric_calls: Vec<Vec<u8>>,
+    /// The reply frame of each fabric call, in order; none left: the
+    /// guest is no device of a fabric (`ENOTCAPABLE`).
+    pub fabric_replies: VecDeque<Vec<u8>>,
 }
 
 /// The fake host; clones share one state.
@@ -374,6 +379,12 @@ impl Host for Fake {
 
     fn connect(&self, _addr: SocketAddr) -> WasiResult<FakeConn> {
         Err(errno::CONNREFUSED)
+    }
+
+    fn fabric(&self, frames: &[u8]) -> WasiResult<Vec<u8>> {
+        let mut s = self.0.borrow_mut();
+        s.fabric_calls.push(frames.to_vec());
+        s.fabric_replies.pop_front().ok_or(errno::NOTCAPABLE)
     }
 
     fn wait(&self, streams: &mut [(&mut FakeStream, Interest)], timeout_ns: Option<u64>) {

@@ -2,6 +2,7 @@
 //! run by `weft_wasm_run` over a fake host ([`fake::Fake`]).
 
 mod events;
+mod fabric;
 mod fake;
 mod fds;
 mod sched;
@@ -30,6 +31,8 @@ const PRELUDE: &str = r#"
   (import "weft" "interest" (func $interest (param i32 i32) (result i32)))
   (import "weft" "timer" (func $timer (param i64 i64) (result i32)))
   (import "weft" "spawn" (func $spawn (param i32 i32 i32 i32 i64 i32) (result i32)))
+  (import "weft" "fabric_call" (func $fabric_call (param i32 i32 i32 i32 i32) (result i32)))
+  (import "weft" "fabric_reply" (func $fabric_reply (param i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func $print (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
     (i32.store (i32.const 0) (local.get $ptr))

@@ -33,6 +33,11 @@
 //!
 //! The app ends when it calls [`exit`] (or `std::process::exit`), or when
 //! nothing can wake it any more: no interest, no timer, no child.
+//!
+//! In a device guest, [`fabric`] makes fabric calls: devices, processes,
+//! spawn, kill, wait.
+
+pub mod fabric;
 
 use std::cell::RefCell;
 use std::io;
@@ -73,6 +78,14 @@ mod sys {
         pub fn kill(pid: u32) -> i32;
         pub fn processes(at: *mut u8, capacity: u32, count: *mut u32) -> i32;
         pub fn pid() -> u32;
+        pub fn fabric_call(
+            req: *const u8,
+            req_len: usize,
+            reply: *mut u8,
+            cap: usize,
+            len: *mut u32,
+        ) -> i32;
+        pub fn fabric_reply(reply: *mut u8, cap: usize, len: *mut u32) -> i32;
     }
 }
 

@@ -1,5 +1,5 @@
 //! The runtime's [`Host`] in the guest: `weft-user`'s standard streams,
-//! file and TCP streams (PROTOCOL.md §8–§11), clocks and random bytes. The
+//! file and TCP streams (PROTOCOL.md §8–§11), fabric calls (§17), clocks and random bytes. The
 //! monitor's refusals (stream error codes, §6) become the WASI errnos of
 //! §13.3 here, and nowhere else.
 
@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use embedded_io::{Read, Seek, Write};
 use weft_control::app::errno;
+use weft_user::fabric::{Fabric, FabricError};
 use weft_user::fs::{self, OpenOptions as FsOpen};
 use weft_user::net::{TcpListener, TcpStream};
 use weft_user::stream::{self, Stream};
@@ -224,6 +225,16 @@ impl Host for Guest {
 
     fn connect(&self, addr: SocketAddr) -> WasiResult<TcpStream> {
         wasi(TcpStream::connect(addr))
+    }
+
+    /// One `FABRIC` stream per call: calls are rare, and a stream per
+    /// call needs no state shared between the runtime's apps.
+    fn fabric(&self, frames: &[u8]) -> WasiResult<Vec<u8>> {
+        let relayed = Fabric::open().and_then(|mut f| f.relay(frames));
+        relayed.map_err(|e| match e {
+            FabricError::Stream(e) => errno_for(&e),
+            FabricError::Call(_) => errno::IO,
+        })
     }
 
     fn wait(&self, streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) {

@@ -1,0 +1,243 @@
+//! Integration tests of the FABRIC stream (PROTOCOL.md §17): a real KVM
+//! guest booted through the library with a fabric link, whose calls a
+//! tokio task answers with canned responses (two devices, three processes,
+//! a spawn that returns `b:7`, an error for the kill of an unknown pid);
+//! the native `fabric-ls` and the Wasm `fabric-ls.wasm` make the calls and
+//! print what they got; `fabric-hostile` sends frames that break the
+//! protocol. Plus `weft run fabric-ls`, where no daemon answers.
+//!
+//! The guest's output is the process's own standard output, so each case
+//! boots in a child process: this binary (no test harness) runs itself
+//! with [`CHILD`] naming the case, and the parent asserts on what the child
+//! printed and how it exited.
+
+mod common;
+
+use common::{target, wasm};
+use std::borrow::Cow;
+use std::process::Command;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use weft_fabric::local::{LocalRequest, LocalResponse, Program};
+use weft_fabric::wire::{Device, Process};
+use weft_monitor::catalog::{Catalog, WASM_RUNTIME};
+use weft_monitor::run::{self, RunConfig};
+use weft_monitor::status::ExitStatus;
+use weft_monitor::streams::{FabricCall, Policy};
+
+/// Set in a child: the case to boot (`native`, `wasm` or `hostile`), the
+/// program's arguments after it, space-separated.
+const CHILD: &str = "WEFT_FABRIC_STREAM_CASE";
+
+fn main() {
+    match std::env::var(CHILD) {
+        Ok(case) => std::process::exit(child(&case)),
+        Err(_) => {
+            for (name, test) in TESTS {
+                println!("test {name} ...");
+                test();
+                println!("test {name} ... ok");
+            }
+            println!("test result: ok. {} passed", TESTS.len());
+        }
+    }
+}
+
+const TESTS: &[(&str, fn())] = &[
+    ("native_fabric_ls_lists_the_fabric", || {
+        lists_the_fabric("native")
+    }),
+    ("wasm_fabric_ls_lists_the_fabric", || {
+        lists_the_fabric("wasm")
+    }),
+    ("native_spawn_and_a_refused_kill", || {
+        spawn_and_refused_kill("native")
+    }),
+    ("wasm_spawn_and_a_refused_kill", || {
+        spawn_and_refused_kill("wasm")
+    }),
+    (
+        "under_plain_run_fabric_ls_says_the_guest_is_no_device",
+        plain_run,
+    ),
+    ("hostile_frames_end_only_their_stream", hostile),
+];
+
+const LISTING: &str = "device alpha available\n\
+                       device beta unavailable\n\
+                       process alpha:2 alpha httpd running\n\
+                       process alpha:3 alpha spin waiting\n\
+                       process b:7 b hello ended\n";
+
+fn lists_the_fabric(case: &str) {
+    let (status, out, err) = boot(case, "");
+    assert_eq!((status, out.as_str()), (0, LISTING), "{err}");
+}
+
+fn spawn_and_refused_kill(case: &str) {
+    let (status, out, err) = boot(case, "spawn hello b");
+    assert_eq!((status, out.as_str()), (0, "spawned b:7\n"), "{err}");
+    let (status, out, err) = boot(case, "kill a:99");
+    assert_eq!((status, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.contains("fabric-ls: kill: no process a:99 on device a"),
+        "{err}"
+    );
+}
+
+fn hostile() {
+    let (status, out, err) = boot("hostile", "");
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            0,
+            "unknown kind: sent Ok(()), answer Some(Protocol)\n\
+             image alone: sent Ok(()), answer Some(Protocol)\n\
+             spawn cut short: sent Ok(()), answer Some(Protocol)\n\
+             devices: 2\n"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("protocol violation").count(), 3, "{err}");
+}
+
+fn plain_run() {
+    let (status, out, err) = common::run(&["run", "fabric-ls"]);
+    assert_eq!((status, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("not a device of a fabric"), "{err}");
+}
+
+/// Boots `case` in a child process with `args`: its status and output.
+fn boot(case: &str, args: &str) -> (i32, String, String) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, format!("{case} {args}"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn guest(name: &str) -> Vec<u8> {
+    let p = target().join("x86_64-unknown-none/release").join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e} (run `make guest`)", p.display()))
+}
+
+/// No program is spawned by name in these cases.
+struct NoPrograms;
+
+impl Catalog for NoPrograms {
+    fn find(&self, _: &str) -> Option<Cow<'static, [u8]>> {
+        None
+    }
+}
+
+/// The child: boots fabric-ls (native or Wasm) with a fabric link answered
+/// by [`answer`]; the program's status.
+fn child(case: &str) -> i32 {
+    let mut words = case.split_whitespace();
+    let kind = words.next().unwrap_or_default();
+    let mut argv = vec![b"fabric-ls".to_vec()];
+    argv.extend(words.map(|w| w.as_bytes().to_vec()));
+    let kernel = guest("weft-kernel");
+    let (program, payload) = match kind {
+        "native" => (guest("fabric-ls"), None),
+        "hostile" => (guest("fabric-hostile"), None),
+        _ => (
+            guest(WASM_RUNTIME),
+            Some(std::fs::read(wasm("fabric-ls")).unwrap()),
+        ),
+    };
+    let (link, calls) = mpsc::channel(4);
+    let daemon = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(answer(calls))
+    });
+    let cfg = RunConfig {
+        kernel: &kernel,
+        program: &program,
+        payload: payload.as_deref(),
+        program_name: "fabric-ls",
+        args: argv,
+        mem_bytes: 256 << 20,
+        timeout: Some(std::time::Duration::from_secs(60)),
+        stats: false,
+        policy: Policy::default(),
+        catalog: &NoPrograms,
+        device: None,
+        fabric: Some(link),
+    };
+    let status = run::run(cfg, Instant::now()).unwrap();
+    // The link is gone with the run: the daemon's task ends.
+    daemon.join().unwrap();
+    match status {
+        ExitStatus::Program(s) => s.into(),
+        other => panic!("the guest ended with {other:?}"),
+    }
+}
+
+fn process(pid: &str, name: &str, state: &str, status: Option<u32>) -> Process {
+    let device = pid.split(':').next().unwrap_or_default().to_string();
+    Process {
+        pid: pid.into(),
+        device,
+        name: name.into(),
+        state: state.into(),
+        cpu_ns: 1000,
+        memory: 4096,
+        streams: 3,
+        status,
+    }
+}
+
+/// The canned daemon: answers each call until the link is dropped.
+async fn answer(mut calls: mpsc::Receiver<FabricCall>) {
+    while let Some(FabricCall { request, reply }) = calls.recv().await {
+        let response = match request {
+            LocalRequest::Devices { available: false } => LocalResponse::Devices {
+                devices: vec![
+                    Device {
+                        name: "alpha".into(),
+                        id: "00aa".into(),
+                        available: true,
+                        addresses: vec!["10.0.0.1:7447".into()],
+                        figures: None,
+                    },
+                    Device {
+                        name: "beta".into(),
+                        id: "00bb".into(),
+                        available: false,
+                        addresses: Vec::new(),
+                        figures: None,
+                    },
+                ],
+            },
+            LocalRequest::Ps { device: None } => LocalResponse::Processes {
+                processes: vec![
+                    process("alpha:2", "httpd", "running", None),
+                    process("alpha:3", "spin", "waiting", None),
+                    process("b:7", "hello", "ended", Some(0)),
+                ],
+            },
+            LocalRequest::Spawn {
+                device: Some(device),
+                program: Program::Name { name },
+                args,
+            } if device == "b" && name == "hello" && args == ["hello"] => {
+                LocalResponse::Spawned { pid: "b:7".into() }
+            }
+            LocalRequest::Kill { pid } => LocalResponse::Error {
+                message: format!("no process {pid} on device a"),
+            },
+            other => LocalResponse::Error {
+                message: format!("unexpected call {other:?}"),
+            },
+        };
+        // The guest may be gone.
+        let _ = reply.send(response);
+    }
+}

@@ -1,0 +1,92 @@
+//! `fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS]`: fabric
+//! calls from a device guest (PROTOCOL.md §17).
+//!
+//! Without arguments it prints every known device (`device NAME
+//! available|unavailable`) and every process of the available devices
+//! (`process PID DEVICE NAME STATE`), one per line. `spawn` starts a
+//! device's own program (on DEVICE, or this device) and prints `spawned
+//! PID`; `kill` prints `killed PID`; `wait` prints `exited PID STATUS` or
+//! `running PID`. A failure prints `fabric-ls: CALL: WHY` on standard error
+//! and exits 1; bad arguments exit 2.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use weft_user::fabric::{Fabric, FabricError, Image};
+use weft_user::{Args, eprintln, print};
+
+weft_user::entry!(main);
+
+/// One of the calls, over an open stream with the arguments after its name.
+type Call = fn(&mut Fabric, &[&str]) -> Result<String, FabricError>;
+
+const USAGE: &str = "usage: fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS]";
+
+fn main(args: Args) -> i32 {
+    let words: Vec<&str> = args.iter().skip(1).collect();
+    let (call, run): (&str, Call) = match words.as_slice() {
+        [] => ("list", list),
+        ["spawn", _] | ["spawn", _, _] => ("spawn", spawn),
+        ["kill", _] => ("kill", kill),
+        ["wait", _, secs] if secs.parse::<u32>().is_ok() => ("wait", wait),
+        _ => {
+            eprintln!("{USAGE}");
+            return 2;
+        }
+    };
+    let done = Fabric::open().and_then(|mut f| run(&mut f, words.get(1..).unwrap_or_default()));
+    match done {
+        Ok(out) => {
+            print!("{out}");
+            0
+        }
+        Err(e) => {
+            eprintln!("fabric-ls: {call}: {e}");
+            1
+        }
+    }
+}
+
+fn list(f: &mut Fabric, _: &[&str]) -> Result<String, FabricError> {
+    let mut out = String::new();
+    for d in f.devices(false)? {
+        let state = if d.available {
+            "available"
+        } else {
+            "unavailable"
+        };
+        let _ = writeln!(out, "device {} {state}", d.name);
+    }
+    for p in f.processes(None)? {
+        let _ = writeln!(out, "process {} {} {} {}", p.pid, p.device, p.name, p.state);
+    }
+    Ok(out)
+}
+
+fn spawn(f: &mut Fabric, words: &[&str]) -> Result<String, FabricError> {
+    let program = words.first().copied().unwrap_or_default();
+    let pid = f.spawn(words.get(1).copied(), Image::Name(program), &[program])?;
+    Ok(alloc::format!("spawned {pid}\n"))
+}
+
+fn kill(f: &mut Fabric, words: &[&str]) -> Result<String, FabricError> {
+    let pid = words.first().copied().unwrap_or_default();
+    f.kill(pid)?;
+    Ok(alloc::format!("killed {pid}\n"))
+}
+
+fn wait(f: &mut Fabric, words: &[&str]) -> Result<String, FabricError> {
+    let pid = words.first().copied().unwrap_or_default();
+    let secs = words
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default();
+    Ok(match f.wait(pid, secs)? {
+        Some(status) => alloc::format!("exited {pid} {status}\n"),
+        None => alloc::format!("running {pid}\n"),
+    })
+}

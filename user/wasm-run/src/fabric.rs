@@ -1,0 +1,77 @@
+//! Fabric calls of the `weft` module (PROTOCOL.md §13.3, §17): an app in a
+//! device guest lists the fabric's devices and processes, spawns, kills
+//! and waits, through two imports.
+//!
+//! `fabric_call(req, req_len, reply, cap, len_out)` hands over one call's
+//! request frames (§17.2, a `SPAWN` followed by its `IMAGE` frames), which
+//! the runtime checks before the [`Host`] makes the call; the whole reply
+//! frame is written at `reply` and its length at `len_out`. A reply longer
+//! than `cap` is kept: `len_out` gets its length, the call returns
+//! `ERANGE`, and `fabric_reply(reply, cap, len_out)` takes it into a larger
+//! buffer. Only the latest call's reply is kept.
+//!
+//! The call waits in place for the answer (the runtime's other apps wait
+//! with it): fabric calls are rare and answered by the device's daemon.
+
+use crate::app::Ctx;
+use crate::host::{Host, WasiResult};
+use crate::mem::{Env, errno_of, with_env};
+use alloc::vec::Vec;
+use wasmi::{Caller, Linker};
+use weft_control::app::{MODULE, errno, import};
+use weft_control::fabric_proto::check_call;
+
+type C<'a, H> = Caller<'a, Ctx<H>>;
+
+/// `fabric_call`: checks and makes the call, then delivers its reply.
+fn call<H: Host>(
+    e: &mut Env<'_, H>,
+    (req, req_len): (i32, i32),
+    (reply, cap): (i32, i32),
+    out: i32,
+) -> WasiResult<()> {
+    let frames = e.bytes(req, req_len)?;
+    check_call(frames).map_err(|_| errno::INVAL)?;
+    let answer = e.ctx.system.host().fabric(frames)?;
+    deliver(e, answer, reply, cap, out)
+}
+
+/// Writes `answer`'s length at `out` and the reply at `at` if it fits
+/// `cap` bytes; else keeps it for `fabric_reply` (`ERANGE`).
+fn deliver<H: Host>(
+    e: &mut Env<'_, H>,
+    answer: Vec<u8>,
+    at: i32,
+    cap: i32,
+    out: i32,
+) -> WasiResult<()> {
+    e.write_u32(out, answer.len() as u32)?;
+    if answer.len() > cap.max(0) as usize {
+        e.ctx.fabric_reply = Some(answer);
+        return Err(errno::RANGE);
+    }
+    e.write(at, &answer)
+}
+
+pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
+    l.func_wrap(
+        MODULE,
+        import::FABRIC_CALL,
+        |mut c: C<'_, H>, req: i32, req_len: i32, reply: i32, cap: i32, out: i32| {
+            errno_of(with_env(&mut c, |e| {
+                call(e, (req, req_len), (reply, cap), out)
+            }))
+        },
+    )?;
+    l.func_wrap(
+        MODULE,
+        import::FABRIC_REPLY,
+        |mut c: C<'_, H>, reply: i32, cap: i32, out: i32| {
+            errno_of(with_env(&mut c, |e| {
+                let kept = e.ctx.fabric_reply.take().ok_or(errno::NOENT)?;
+                deliver(e, kept, reply, cap, out)
+            }))
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Fabric calls from an app in a device guest (PROTOCOL.md §13.3, §17):
+//! the devices and processes of the fabric, one process's figures, kill,
+//! spawn (a device's own program, or a Wasm module's bytes) and waiting for
+//! a process's end, answered by the device's `weft daemon`.
+//!
+//! Each call waits for its answer. Where the app does not run in a device
+//! guest (under `weft run`) every call fails with [`Error::Unavailable`].
+//!
+//! ```no_run
+//! for d in weft_app::fabric::devices(false).unwrap() {
+//!     println!("{} {}", d.name, d.available);
+//! }
+//! ```
+
+use crate::sys;
+use std::fmt;
+use weft_control::app::errno;
+use weft_control::fabric_proto::client::{Client, Transport};
+
+pub use weft_control::fabric_proto::client::{CallError, Device, Figures, Image, Process};
+
+/// Why a fabric call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The runtime could not make the call: this WASI errno (76,
+    /// `ENOTCAPABLE`: the app is not in a device guest).
+    Unavailable(i32),
+    /// The call itself failed (the fabric's message, or a bad argument).
+    Call(CallError),
+}
+
+impl From<CallError> for Error {
+    fn from(e: CallError) -> Self {
+        Self::Call(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(errno::NOTCAPABLE) => f.write_str(
+                "fabric calls are not available: the app does not run in a device guest (`weft daemon`)",
+            ),
+            Self::Unavailable(e) => write!(f, "the fabric call failed: WASI error {e}"),
+            Self::Call(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The first reply buffer's size; a longer reply is taken with
+/// `fabric_reply` into a buffer of its size.
+const FIRST_BUFFER: usize = 16 << 10;
+
+/// The runtime's `fabric_call` import as the client's transport.
+struct Import;
+
+impl Transport for Import {
+    type Error = Error;
+
+    fn call(&mut self, frames: &[u8], _id: u32) -> Result<Vec<u8>, Error> {
+        let mut reply = vec![0u8; FIRST_BUFFER];
+        let mut len = 0u32;
+        // SAFETY: `frames` and `reply` are valid for their lengths; `len` is
+        // a valid out pointer.
+        let mut e = unsafe {
+            sys::fabric_call(
+                frames.as_ptr(),
+                frames.len(),
+                reply.as_mut_ptr(),
+                reply.len(),
+                &mut len,
+            )
+        };
+        if e == errno::RANGE {
+            reply.resize(len as usize, 0);
+            // SAFETY: as above; `reply` now holds `len` bytes.
+            e = unsafe { sys::fabric_reply(reply.as_mut_ptr(), reply.len(), &mut len) };
+        }
+        if e != errno::SUCCESS {
+            return Err(Error::Unavailable(e));
+        }
+        reply.truncate(len as usize);
+        Ok(reply)
+    }
+}
+
+fn client() -> Client<Import> {
+    Client::new(Import)
+}
+
+/// The known devices (only the available ones with `available`).
+pub fn devices(available: bool) -> Result<Vec<Device>, Error> {
+    client().devices(available)
+}
+
+/// The processes of `device`, or of every available device.
+pub fn processes(device: Option<&str>) -> Result<Vec<Process>, Error> {
+    client().processes(device)
+}
+
+/// Process `pid`'s figures (`DEVICE:N`).
+pub fn stats(pid: &str) -> Result<Process, Error> {
+    client().stats(pid)
+}
+
+/// Ends process `pid` (it exits with status 137).
+pub fn kill(pid: &str) -> Result<(), Error> {
+    client().kill(pid)
+}
+
+/// Starts `image` on `device` (this one if `None`) with `args` (the
+/// program's name first); returns the new process's pid.
+pub fn spawn(device: Option<&str>, image: Image<'_>, args: &[&str]) -> Result<String, Error> {
+    client().spawn(device, image, args)
+}
+
+/// Waits at most `limit_secs` for process `pid` to end: its exit status, or
+/// `None` if it still runs.
+pub fn wait(pid: &str, limit_secs: u32) -> Result<Option<u32>, Error> {
+    client().wait(pid, limit_secs)
+}
