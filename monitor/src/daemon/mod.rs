@@ -22,7 +22,7 @@ use crate::run::{self, RunConfig};
 use crate::status::ExitStatus;
 use crate::streams::Policy;
 use crate::streams::host_output;
-use crate::streams::{DeviceHandle, device_link};
+use crate::streams::{DeviceHandle, FabricCall, device_link};
 use fabric::Daemon;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use weft_fabric::node::NodeConfig;
 use weft_fabric::zconfig::Endpoints;
+
+/// Fabric calls of the guest's apps waiting for the daemon (the streams
+/// themselves hold at most `streams::MAX_IN_FLIGHT` each).
+const FABRIC_QUEUE: usize = 64;
 
 /// What `weft daemon` runs with.
 pub struct DaemonConfig<'a> {
@@ -116,6 +120,9 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
         denied: Vec::new(),
     };
     let (link, handle) = device_link();
+    // The guest's apps' fabric calls (FABRIC streams, §17), answered as the
+    // CLI's are once the node is up.
+    let (fabric_link, fabric_calls) = tokio::sync::mpsc::channel(FABRIC_QUEUE);
     let running: Arc<Mutex<Option<Arc<Daemon>>>> = Arc::default();
     let failed: Arc<Mutex<Option<String>>> = Arc::default();
     runtime.spawn(start_fabric(
@@ -123,7 +130,10 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
         handle,
         node_cfg,
         registry,
-        listener,
+        Clients {
+            listener,
+            fabric_calls,
+        },
         running.clone(),
         failed.clone(),
     ));
@@ -141,7 +151,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             policy: cfg.policy,
             catalog: cfg.catalog,
             device: Some(link),
-            fabric: None,
+            fabric: Some(fabric_link),
         },
         start,
     ) {
@@ -170,6 +180,13 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
     status
 }
 
+/// Who asks the daemon besides other devices: the CLI on the local socket,
+/// and the guest's apps on FABRIC streams.
+struct Clients {
+    listener: tokio::net::UnixListener,
+    fabric_calls: tokio::sync::mpsc::Receiver<FabricCall>,
+}
+
 /// Waits for the guest's agent, then opens the node and serves the fabric
 /// and the local socket. On failure the guest is shut down, so that the
 /// daemon ends instead of running a device nobody can reach.
@@ -178,7 +195,7 @@ async fn start_fabric(
     handle: DeviceHandle,
     node_cfg: NodeConfig,
     registry: weft_fabric::registry::Registry,
-    listener: tokio::net::UnixListener,
+    clients: Clients,
     running: Arc<Mutex<Option<Arc<Daemon>>>>,
     failed: Arc<Mutex<Option<String>>>,
 ) {
@@ -196,7 +213,19 @@ async fn start_fabric(
             *r = Some(daemon.clone());
         }
         say(&format!("device {} is up", daemon.identity.name));
-        tokio::spawn(local::serve(daemon, listener));
+        let Clients {
+            listener,
+            mut fabric_calls,
+        } = clients;
+        tokio::spawn(local::serve(daemon.clone(), listener));
+        tokio::spawn(async move {
+            while let Some(FabricCall { request, reply }) = fabric_calls.recv().await {
+                let daemon = daemon.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(daemon.command(request).await);
+                });
+            }
+        });
         Ok::<(), String>(())
     }
     .await;

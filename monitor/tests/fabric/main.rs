@@ -213,7 +213,7 @@ fn three_devices_in_namespaces() {
     ok(&a, &["fabric", "create", "--name", "a"]);
     let _da = Daemon::start(weft_in(&net, 0), &a, &addr(0), &[]);
     pair(&a, &b, "b", weft_in(&net, 1));
-    let _db = Daemon::start(weft_in(&net, 1), &b, &addr(1), &[]);
+    let db = Daemon::start(weft_in(&net, 1), &b, &addr(1), &[]);
     pair(&a, &c, "c", weft_in(&net, 2));
     let mut dc = Daemon::start(weft_in(&net, 2), &c, &addr(2), &[]);
 
@@ -281,6 +281,29 @@ fn three_devices_in_namespaces() {
     }
     let only_c = json(&b, &["ps", "--device", "c", "--json"]);
     assert!(only_c.iter().all(|p| field(p, "device") == "c"));
+
+    // An app inside b's guest makes the same calls (a FABRIC stream): it
+    // lists the three devices and a's sleeper, and spawns on c.
+    let (code, _, err) = cli(&b, &["spawn", "--wait", "fabric-ls"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&b, &["spawn", "--wait", "fabric-ls", "spawn", "hello", "c"]);
+    assert_eq!(code, 0, "{err}");
+    eventually(
+        "fabric-ls's listing in b's output",
+        Duration::from_secs(5),
+        || {
+            let log = db.log();
+            [
+                "device a available",
+                "device b available",
+                "device c available",
+            ]
+            .iter()
+            .all(|line| log.contains(line))
+                && log.contains(&format!("process {} a sleep", sleepers[0]))
+                && log.contains("spawned c:")
+        },
+    );
 
     // Stats of one, from a device other than its own.
     let stats =
