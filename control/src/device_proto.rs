@@ -75,15 +75,16 @@ pub mod source {
 }
 
 crate::wire_layout! {
-    /// The fixed start of a `SPAWN` body: 12 bytes (§15.2).
+    /// The fixed start of a `SPAWN` body: 12 bytes (§15.2; the FABRIC
+    /// stream's `SPAWN` has the same, §17.2).
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct SpawnHead: 12 {
         /// The request id.
         [0] pub request: u32,
-        /// [`source`].
+        /// [`source`] (the FABRIC stream's: `fabric_proto::source`).
         [4] pub source: u32,
         /// Bytes of the image the `IMAGE` frames carry: 1..=[`MAX_IMAGE`]
-        /// ([`MAX_NAME`] for a name).
+        /// ([`MAX_NAME`] for a name; the FABRIC stream's own limits).
         [8] pub image_len: u32,
     }
 }

@@ -97,18 +97,9 @@ pub mod device_flags {
     pub const ALL: u32 = AVAILABLE | FIGURES;
 }
 
-crate::wire_layout! {
-    /// The fixed start of a `SPAWN` body: 12 bytes (§17.2).
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct SpawnHead: 12 {
-        /// The request id.
-        [0] pub request: u32,
-        /// [`source`].
-        [4] pub source: u32,
-        /// Bytes of the image the `IMAGE` frames carry.
-        [8] pub image_len: u32,
-    }
-}
+/// The fixed start of a `SPAWN` body (§17.2): the DEVICE stream's layout,
+/// with [`source`]'s values.
+pub use crate::device_proto::SpawnHead;
 
 crate::wire_layout! {
     /// The fixed start of a device entry: 16 bytes (§17.3).
