@@ -444,6 +444,30 @@ async fn raw_session(dir: &Path, peer: &str) -> zenoh::Session {
         .unwrap()
 }
 
+/// A state directory for device `name` of `creator`'s fabric, its
+/// certificate signed by the fabric's CA for `validity`.
+fn signed_device(creator: &Path, name: &str, dir: &Path, validity: Duration) -> PathBuf {
+    use weft_fabric::identity::{DeviceKey, DeviceName};
+    use weft_fabric::state::StateDir;
+    let ca = StateDir::open(creator).unwrap().load_ca().unwrap().unwrap();
+    let name = DeviceName::new(name).unwrap();
+    let key = DeviceKey::generate().unwrap();
+    let signed = ca
+        .sign(&key.csr_pem(&name).unwrap(), &name, validity)
+        .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.cert_pem()).unwrap();
+    std::fs::write(dir.join("device.crt"), &signed.cert_pem).unwrap();
+    let info = weft_fabric::identity::DeviceInfo {
+        name,
+        id: signed.id,
+        fabric: ca.fabric(),
+    };
+    let device = key.into_device(info, signed.cert_pem, ca.cert_pem().to_owned());
+    std::fs::write(dir.join("device.key"), device.key_pem()).unwrap();
+    dir.to_path_buf()
+}
+
 /// The one reply to a `get` on `key` with `payload`, as text.
 async fn ask_raw(session: &zenoh::Session, key: &str, payload: Vec<u8>) -> Result<String, String> {
     let replies = session
@@ -568,6 +592,43 @@ fn loopback_peers_and_a_hostile_member() {
         while let Some(r) = calls.join_next().await {
             let text = r.unwrap().unwrap_or_else(|e| e);
             assert!(text.contains("\"reply\":\"processes\"") || text.contains("busy"), "{text}");
+        }
+        session.close().await.unwrap();
+    });
+
+    // A device whose certificate expired reaches nothing, though the CA
+    // signed it: "e", valid for one second, asks a second later (and "f",
+    // made the same way but valid for an hour, is answered).
+    let f = signed_device(&a, "f", &scratch.state("f"), Duration::from_secs(3600));
+    let e = signed_device(&a, "e", &scratch.state("e"), Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(2));
+    runtime.block_on(async {
+        let session = raw_session(&f, &addr_a).await;
+        let started = Instant::now();
+        while ask_raw(
+            &session,
+            "weft/dev/a/call",
+            br#"{"v":1,"op":"info"}"#.to_vec(),
+        )
+        .await
+        .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "f never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        session.close().await.unwrap();
+        let session = raw_session(&e, &addr_a).await;
+        for _ in 0..5 {
+            let answer = ask_raw(
+                &session,
+                "weft/dev/a/call",
+                br#"{"v":1,"op":"info"}"#.to_vec(),
+            );
+            assert_eq!(answer.await, Err("no reply".to_string()));
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         session.close().await.unwrap();
     });
