@@ -12,9 +12,11 @@
 //! - [`keys`]: the Zenoh key space; [`wire`]: the payloads on it;
 //! - [`zconfig`]: the device's Zenoh configuration; [`node`]: its session
 //!   (presence, calls served and made, modules offered, exits, removals);
-//! - [`local`]: the daemon's local socket (the CLI's requests).
+//! - [`local`]: the daemon's local socket (the CLI's requests);
+//! - [`bounded`]: the bounded maps that keep a long-running daemon flat.
 #![forbid(unsafe_code)]
 
+pub mod bounded;
 pub mod identity;
 pub mod invite;
 pub mod keys;

@@ -10,10 +10,11 @@
 //! [`MAX_IN_FLIGHT`] are served at once, so no peer can make the node hold
 //! unbounded work.
 
+use crate::bounded::Bounded;
 use crate::keys;
 use crate::wire::{self, Exit, Request, Response};
 use crate::zconfig::{self, Endpoints, TlsFiles};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
@@ -71,38 +72,13 @@ pub struct Incoming {
     pub reply: oneshot::Sender<Response>,
 }
 
-/// Modules on offer by hex SHA-256, bounded by [`OFFER_BYTES`].
-#[derive(Default)]
-struct Offers {
-    by_hash: HashMap<String, Arc<Vec<u8>>>,
-    order: VecDeque<String>,
-    bytes: usize,
-}
-
-impl Offers {
-    fn insert(&mut self, hash: String, module: Arc<Vec<u8>>) {
-        if self.by_hash.contains_key(&hash) {
-            return;
-        }
-        self.bytes += module.len();
-        self.order.push_back(hash.clone());
-        self.by_hash.insert(hash, module);
-        while self.bytes > OFFER_BYTES && self.order.len() > 1 {
-            if let Some(old) = self.order.pop_front()
-                && let Some(m) = self.by_hash.remove(&old)
-            {
-                self.bytes -= m.len();
-            }
-        }
-    }
-}
-
 /// A device's open Zenoh session and what it declared.
 pub struct Node {
     name: String,
     session: Session,
     available: watch::Receiver<BTreeSet<String>>,
-    offers: Arc<Mutex<Offers>>,
+    /// Modules on offer by hex SHA-256, at most [`OFFER_BYTES`].
+    offers: Arc<Mutex<Bounded<Arc<Vec<u8>>>>>,
     tasks: Vec<JoinHandle<()>>,
     _token: LivelinessToken,
 }
@@ -119,7 +95,9 @@ impl Node {
         let config = zconfig::config(&cfg.tls, &cfg.endpoints, &cfg.denied)?;
         let session = zenoh::open(config).await.map_err(zerr)?;
         let name = cfg.name.clone();
-        let offers = Arc::new(Mutex::new(Offers::default()));
+        let offers = Arc::new(Mutex::new(Bounded::new(OFFER_BYTES, |m: &Arc<Vec<u8>>| {
+            m.len()
+        })));
         let (available_tx, available) = watch::channel(BTreeSet::new());
         let tasks = vec![
             tokio::spawn(watch_presence(session.clone(), available_tx)),
@@ -252,7 +230,7 @@ impl Node {
     /// Tells whoever waits that process `pid` of this device ended.
     pub async fn publish_exit(&self, pid: u32, status: u32) -> Result<(), FabricError> {
         let exit = Exit {
-            pid: format!("{}:{pid}", self.name),
+            pid: wire::Pid::text(&self.name, pid),
             status,
         };
         self.session
@@ -382,17 +360,14 @@ async fn answer(calls: &mpsc::Sender<Incoming>, request: Request) -> Response {
     }
 }
 
-async fn serve_blobs(session: Session, name: String, offers: Arc<Mutex<Offers>>) {
+async fn serve_blobs(session: Session, name: String, offers: Arc<Mutex<Bounded<Arc<Vec<u8>>>>>) {
     let Ok(queryable) = session.declare_queryable(keys::blobs(&name)).await else {
         return;
     };
     while let Ok(query) = queryable.recv_async().await {
         let key = query.key_expr().clone();
         let hash = key.as_str().rsplit('/').next().unwrap_or("").to_string();
-        let module = offers
-            .lock()
-            .ok()
-            .and_then(|o| o.by_hash.get(&hash).cloned());
+        let module = offers.lock().ok().and_then(|o| o.get(&hash));
         let _ = match module {
             Some(m) => query.reply(key, m.as_slice().to_vec()).await,
             None => query.reply_err(format!("no module {hash}")).await,

@@ -186,6 +186,11 @@ pub struct Pid {
 }
 
 impl Pid {
+    /// `DEVICE:N` of process `n` of `device`.
+    pub fn text(device: &str, n: u32) -> String {
+        format!("{device}:{n}")
+    }
+
     /// Reads `DEVICE:N`.
     pub fn parse(text: &str) -> Result<Pid, String> {
         let (device, n) = text
@@ -206,7 +211,7 @@ impl Pid {
 
 impl std::fmt::Display for Pid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.device, self.n)
+        f.write_str(&Pid::text(&self.device, self.n))
     }
 }
 

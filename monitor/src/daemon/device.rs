@@ -5,10 +5,10 @@
 //! while so that a waiter that asks late still learns the status.
 
 use crate::streams::{DeviceHandle, SpawnImage};
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use weft_control::process::{ProcessRecord, state};
-use weft_fabric::wire::{Figures, Image, Process};
+use weft_fabric::bounded::Bounded;
+use weft_fabric::wire::{Figures, Image, Pid, Process};
 
 /// Ended processes remembered (oldest forgotten first).
 pub const RECENT_EXITS: usize = 1024;
@@ -18,47 +18,6 @@ pub const CACHE_BYTES: usize = 256 << 20;
 pub const MAX_MODULE: u64 = 16 << 20;
 /// The device agent's pid: infrastructure, not listed among the apps.
 pub const AGENT_PID: u32 = 1;
-
-/// A bounded map, oldest entry evicted first, by count or by weight.
-pub struct Bounded<V> {
-    map: HashMap<String, V>,
-    order: VecDeque<String>,
-    weight: usize,
-    limit: usize,
-    weigh: fn(&V) -> usize,
-}
-
-impl<V: Clone> Bounded<V> {
-    pub fn new(limit: usize, weigh: fn(&V) -> usize) -> Self {
-        Bounded {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            weight: 0,
-            limit,
-            weigh,
-        }
-    }
-
-    pub fn get(&self, key: &str) -> Option<V> {
-        self.map.get(key).cloned()
-    }
-
-    pub fn insert(&mut self, key: String, value: V) {
-        self.weight += (self.weigh)(&value);
-        if let Some(old) = self.map.insert(key.clone(), value) {
-            self.weight -= (self.weigh)(&old);
-        } else {
-            self.order.push_back(key);
-        }
-        while self.weight > self.limit && self.order.len() > 1 {
-            if let Some(k) = self.order.pop_front()
-                && let Some(v) = self.map.remove(&k)
-            {
-                self.weight -= (self.weigh)(&v);
-            }
-        }
-    }
-}
 
 /// What the daemon keeps of its device guest.
 pub struct LocalDevice {
@@ -93,7 +52,7 @@ impl LocalDevice {
     /// A process record as the fabric lists it.
     pub fn process(&self, r: &ProcessRecord) -> Process {
         Process {
-            pid: format!("{}:{}", self.name, r.pid),
+            pid: Pid::text(&self.name, r.pid),
             device: self.name.clone(),
             name: String::from_utf8_lossy(r.name()).into_owned(),
             state: state_name(r.state).to_string(),
@@ -144,7 +103,7 @@ impl LocalDevice {
             Ok(r) => Ok(self.process(&r)),
             Err(e) => match self.exit_of(pid) {
                 Some(status) => Ok(Process {
-                    pid: format!("{}:{pid}", self.name),
+                    pid: Pid::text(&self.name, pid),
                     device: self.name.clone(),
                     name: self
                         .names
@@ -246,20 +205,6 @@ pub fn check_image(image: &Image) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bounded_evicts_oldest_by_weight() {
-        let mut b: Bounded<Vec<u8>> = Bounded::new(10, |v| v.len());
-        b.insert("a".into(), vec![0; 4]);
-        b.insert("b".into(), vec![0; 4]);
-        b.insert("c".into(), vec![0; 4]);
-        assert!(b.get("a").is_none());
-        assert!(b.get("b").is_some() && b.get("c").is_some());
-        // Replacing an entry re-weighs it without a second place in line.
-        b.insert("c".into(), vec![0; 1]);
-        assert_eq!(b.weight, 5);
-        assert_eq!(b.order.len(), 2);
-    }
 
     #[test]
     fn images_are_checked_before_any_fetch() {

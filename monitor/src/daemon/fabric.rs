@@ -10,8 +10,8 @@
 
 use super::device::{LocalDevice, MAX_MODULE, check_image, sha256_hex};
 use super::identity::Identity;
+use super::say;
 use crate::streams::SpawnImage;
-use crate::streams::host_output;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
@@ -42,10 +42,6 @@ pub struct Daemon {
     removals: mpsc::Sender<String>,
     /// Set once this device learns it was removed: it serves nothing more.
     removed: std::sync::atomic::AtomicBool,
-}
-
-fn notice(text: &str) {
-    host_output::stderr().notice(&format!("weft daemon: {text}\n"));
 }
 
 impl Daemon {
@@ -108,7 +104,7 @@ impl Daemon {
 
     fn save_registry(&self, registry: &Registry) {
         if let Err(e) = self.identity.save_registry(registry) {
-            notice(&format!("cannot save the registry: {e}"));
+            say(&format!("cannot save the registry: {e}"));
         }
     }
 
@@ -137,15 +133,15 @@ impl Daemon {
             self.save_registry(&registry);
         }
         if name == self.identity.name {
-            notice("this device was removed from the fabric; it reaches nothing more");
+            say("this device was removed from the fabric; it reaches nothing more");
             self.removed
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             self.stop().await;
             return;
         }
-        notice(&format!("device {name} was removed from the fabric"));
+        say(&format!("device {name} was removed from the fabric"));
         if let Err(e) = self.reopen().await {
-            notice(&format!("cannot reopen the fabric session: {e}"));
+            say(&format!("cannot reopen the fabric session: {e}"));
         }
     }
 
@@ -226,7 +222,7 @@ impl Daemon {
         if changes.removed.iter().any(|n| *n != self.identity.name)
             && let Err(e) = self.reopen().await
         {
-            notice(&format!("cannot reopen the fabric session: {e}"));
+            say(&format!("cannot reopen the fabric session: {e}"));
         }
         false
     }
@@ -261,7 +257,7 @@ impl Daemon {
             },
             Request::Spawn { image, args } => match self.spawn_here(image, args).await {
                 Ok(pid) => Response::Spawned {
-                    pid: format!("{}:{pid}", self.identity.name),
+                    pid: Pid::text(&self.identity.name, pid),
                 },
                 Err(e) => err(e),
             },
@@ -486,7 +482,7 @@ impl Daemon {
         while let Some(r) = calls.join_next().await {
             match r {
                 Ok(Ok(Response::Processes { processes: p })) => processes.extend(p),
-                Ok(Err(e)) => notice(&format!("ps: {e}")),
+                Ok(Err(e)) => say(&format!("ps: {e}")),
                 _ => {}
             }
         }

@@ -51,6 +51,7 @@ pub struct DaemonConfig<'a> {
     pub catalog: &'a dyn Catalog,
 }
 
+/// A line of the daemon's own on its standard error (never blocking).
 fn say(text: &str) {
     host_output::stderr().notice(&format!("weft daemon: {text}\n"));
 }
