@@ -85,7 +85,8 @@ impl ProgramManifest {
 pub mod region_kind {
     /// Free RAM the kernel may allocate from (zero-filled at boot).
     pub const USABLE: u32 = 1;
-    /// Boot structures: boot info, GDT, TSS, IDT, per-CPU block, mailbox.
+    /// Boot structures: boot info, GDT, TSS, IDT, per-CPU block, mailbox,
+    /// process status page.
     pub const BOOT: u32 = 2;
     /// Page tables built by the monitor.
     pub const PAGE_TABLES: u32 = 3;
@@ -278,8 +279,8 @@ crate::wire_layout! {
         /// Kernel virtual address of this CPU's task-state segment (the
         /// kernel points its `RSP0` at the running process's kernel stack).
         [48] pub tss: u64,
-        /// Zero.
-        [56] pub reserved: u64,
+        /// Kernel virtual address of the process status page (§14.6).
+        [56] pub status: u64,
     }
 }
 
@@ -367,13 +368,14 @@ mod tests {
             boot_info: 5,
             cpu_index: 6,
             tss: 7,
-            reserved: 0,
+            status: 8,
         };
         let b = p.encode();
         assert_eq!(b[8], 2);
         assert_eq!(b[16], 3);
         assert_eq!(b[24], 4);
         assert_eq!(b[48], 7);
+        assert_eq!(b[56], 8);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The device protocol (PROTOCOL.md §15): the stream over which the monitor
-//! drives the resident agent of a device guest, which starts, lists, inspects
-//! and ends processes for it and tells it when they end.
+//! drives the resident agent of a device guest, which starts and ends
+//! processes for it and tells it when they end. (The monitor lists and
+//! inspects processes without the agent, from the status page, §14.6.)
 //!
 //! The agent opens the stream with the first frame `frame::kind::DEVICE`
 //! (its `version` only) and the monitor answers [`kind::ATTACHED`]. Then the
 //! monitor sends requests (bit 15 set), each with a `request` id it chooses,
 //! and the agent answers each, in order, with one reply carrying the id:
-//! [`kind::SPAWNED`], [`kind::DONE`], [`kind::RECORDS`] or [`kind::FAILED`].
-//! Unasked, the agent sends [`kind::EXITED`] once for every process it
-//! spawned, when that process ends.
+//! [`kind::SPAWNED`], [`kind::DONE`] or [`kind::FAILED`]. Unasked, the
+//! agent sends [`kind::EXITED`] once for every process it spawned, when
+//! that process ends; the monitor's [`kind::REAP`] (no id, no reply) tells
+//! it a process of the guest ended, so it never has to look by itself.
 //!
 //! A `SPAWN` frame states the image's length; the image itself (a bundled
 //! program's name, or the bytes of an ELF or a Wasm module, at most
@@ -23,7 +25,6 @@
 
 use crate::error::ErrorCode;
 use crate::frame::{Decoder, Encoder, HEADER, MAX_BODY, WireError};
-use crate::process::{MAX_PROCESSES, ProcessRecord};
 
 /// Frame kinds of the device protocol (the first frame itself is
 /// `frame::kind::DEVICE`).
@@ -36,19 +37,15 @@ pub mod kind {
     pub const IMAGE: u16 = 0x8402;
     /// End a process (it exits with status 137).
     pub const KILL: u16 = 0x8403;
-    /// Every process's record.
-    pub const LIST: u16 = 0x8404;
-    /// One process's record.
-    pub const STATS: u16 = 0x8405;
     /// End every spawned process, then the agent (and so the guest).
     pub const SHUTDOWN: u16 = 0x8406;
+    /// A process of the guest ended: collect the ended children (no reply).
+    pub const REAP: u16 = 0x8407;
 
     /// Reply to `SPAWN`: the new process's pid.
     pub const SPAWNED: u16 = 0x0401;
     /// Reply to `KILL` and `SHUTDOWN`.
     pub const DONE: u16 = 0x0402;
-    /// Reply to `LIST` (every record) and `STATS` (one).
-    pub const RECORDS: u16 = 0x0403;
     /// Reply to any request the agent could not carry out: an error code.
     pub const FAILED: u16 = 0x0404;
     /// Event: a process the agent spawned ended.
@@ -61,9 +58,8 @@ pub const MAX_IMAGE: usize = 16 << 20;
 pub const MAX_NAME: usize = 256;
 /// The most image bytes one `IMAGE` frame carries.
 pub const MAX_CHUNK: usize = MAX_BODY - 4;
-/// Room for the longest reply or event the agent sends (`RECORDS` with a
-/// record per process slot).
-pub const MAX_REPLY: usize = HEADER + 4 + MAX_PROCESSES * ProcessRecord::SIZE;
+/// Room for the longest reply or event the agent sends.
+pub const MAX_REPLY: usize = HEADER + 8;
 
 /// `SPAWN`'s [`SpawnHead::source`] values (as §14.2's).
 pub mod source {
@@ -90,8 +86,8 @@ crate::wire_layout! {
 }
 
 crate::wire_layout! {
-    /// A request id and a process id: `KILL` and `STATS` requests, and the
-    /// `SPAWNED` reply (§15.2, §15.3).
+    /// A request id and a process id: the `KILL` request and the `SPAWNED`
+    /// reply (§15.2, §15.3).
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct Target: 8 {
         /// The request id.
@@ -200,23 +196,21 @@ pub enum Request<'a> {
     Image { request: u32, chunk: &'a [u8] },
     /// End process `pid`.
     Kill(Target),
-    /// Every process's record.
-    List { request: u32 },
-    /// Process `pid`'s record.
-    Stats(Target),
     /// End every spawned process, answer, then exit 0.
     Shutdown { request: u32 },
+    /// A process ended: collect and report the ended children (no id, no
+    /// reply).
+    Reap,
 }
 
 impl<'a> Request<'a> {
-    /// The request id.
+    /// The request id (0 for `Reap`, which has none).
     pub fn id(&self) -> u32 {
         match *self {
             Self::Spawn { head, .. } => head.request,
-            Self::Kill(t) | Self::Stats(t) => t.request,
-            Self::Image { request, .. } | Self::List { request } | Self::Shutdown { request } => {
-                request
-            }
+            Self::Kill(t) => t.request,
+            Self::Image { request, .. } | Self::Shutdown { request } => request,
+            Self::Reap => 0,
         }
     }
 
@@ -226,8 +220,9 @@ impl<'a> Request<'a> {
             + match self {
                 Self::Spawn { args, .. } => SpawnHead::SIZE + args.wire_len(),
                 Self::Image { chunk, .. } => 4 + chunk.len(),
-                Self::Kill(_) | Self::Stats(_) => Target::SIZE,
-                Self::List { .. } | Self::Shutdown { .. } => 4,
+                Self::Kill(_) => Target::SIZE,
+                Self::Shutdown { .. } => 4,
+                Self::Reap => 0,
             }
     }
 
@@ -237,9 +232,8 @@ impl<'a> Request<'a> {
             Self::Spawn { .. } => kind::SPAWN,
             Self::Image { .. } => kind::IMAGE,
             Self::Kill(_) => kind::KILL,
-            Self::List { .. } => kind::LIST,
-            Self::Stats(_) => kind::STATS,
             Self::Shutdown { .. } => kind::SHUTDOWN,
+            Self::Reap => kind::REAP,
         }
     }
 
@@ -255,12 +249,13 @@ impl<'a> Request<'a> {
             Self::Image { request, chunk } => {
                 e.u32(*request).bytes(chunk);
             }
-            Self::Kill(t) | Self::Stats(t) => {
+            Self::Kill(t) => {
                 e.bytes(&t.encode());
             }
-            Self::List { request } | Self::Shutdown { request } => {
+            Self::Shutdown { request } => {
                 e.u32(*request);
             }
+            Self::Reap => {}
         }
         e.finish()
     }
@@ -282,9 +277,8 @@ impl<'a> Request<'a> {
                 Self::Image { request, chunk }
             }
             kind::KILL => Self::Kill(Target::decode(fixed(&mut d)?)),
-            kind::STATS => Self::Stats(Target::decode(fixed(&mut d)?)),
-            kind::LIST => Self::List { request: d.u32()? },
             kind::SHUTDOWN => Self::Shutdown { request: d.u32()? },
+            kind::REAP => Self::Reap,
             other => return Err(WireError::Kind(other)),
         };
         d.finish()?;
@@ -297,81 +291,25 @@ fn fixed<'a, const N: usize>(d: &mut Decoder<'a>) -> Result<&'a [u8; N], WireErr
     d.bytes(N)?.try_into().map_err(|_| WireError::Truncated)
 }
 
-/// A list of whole process records (a `RECORDS` body after its id).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Records<'a> {
-    raw: &'a [u8],
-}
-
-impl<'a> Records<'a> {
-    /// `raw` as records, if it is at most [`MAX_PROCESSES`] whole ones.
-    pub fn new(raw: &'a [u8]) -> Result<Self, WireError> {
-        if !raw.len().is_multiple_of(ProcessRecord::SIZE) {
-            return Err(WireError::Field("records"));
-        }
-        if raw.len() > MAX_PROCESSES * ProcessRecord::SIZE {
-            return Err(WireError::TooLong(raw.len() as u32));
-        }
-        Ok(Self { raw })
-    }
-
-    /// How many records.
-    pub fn len(&self) -> usize {
-        self.raw.len() / ProcessRecord::SIZE
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
-
-    /// The records in order.
-    pub fn iter(&self) -> impl Iterator<Item = ProcessRecord> + use<'a> {
-        self.raw
-            .chunks_exact(ProcessRecord::SIZE)
-            .filter_map(|c| c.try_into().ok().map(ProcessRecord::decode))
-    }
-
-    /// The bytes of `records`, encoded into `buf`; `None` if they do not fit
-    /// or are more than [`MAX_PROCESSES`].
-    pub fn encode(records: &[ProcessRecord], buf: &'a mut [u8]) -> Option<Self> {
-        let len = records.len().checked_mul(ProcessRecord::SIZE)?;
-        if records.len() > MAX_PROCESSES {
-            return None;
-        }
-        let out = buf.get_mut(..len)?;
-        for (r, chunk) in records
-            .iter()
-            .zip(out.chunks_exact_mut(ProcessRecord::SIZE))
-        {
-            chunk.copy_from_slice(&r.encode());
-        }
-        Some(Self { raw: out })
-    }
-}
-
 /// A frame the agent sends the monitor after `ATTACHED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reply<'a> {
+pub enum Reply {
     /// `SPAWN` started process `pid`.
     Spawned(Target),
     /// `KILL` or `SHUTDOWN` is done.
     Done { request: u32 },
-    /// The records `LIST` or `STATS` asked for.
-    Records { request: u32, records: Records<'a> },
     /// The request failed with `code`.
     Failed { request: u32, code: ErrorCode },
     /// A spawned process ended (not a reply: no request id).
     Exited(Exited),
 }
 
-impl<'a> Reply<'a> {
+impl Reply {
     /// The frame's kind.
     pub fn kind(&self) -> u16 {
         match self {
             Self::Spawned(_) => kind::SPAWNED,
             Self::Done { .. } => kind::DONE,
-            Self::Records { .. } => kind::RECORDS,
             Self::Failed { .. } => kind::FAILED,
             Self::Exited(_) => kind::EXITED,
         }
@@ -387,9 +325,6 @@ impl<'a> Reply<'a> {
             }
             Self::Done { request } => {
                 e.u32(*request);
-            }
-            Self::Records { request, records } => {
-                e.u32(*request).bytes(records.raw);
             }
             Self::Failed { request, code } => {
                 let f = Failed {
@@ -407,15 +342,11 @@ impl<'a> Reply<'a> {
 
     /// Decodes a frame of `kind` with `body`. A `FAILED` code that is not
     /// one of §6's is refused.
-    pub fn decode(kind: u16, body: &'a [u8]) -> Result<Self, WireError> {
+    pub fn decode(kind: u16, body: &[u8]) -> Result<Self, WireError> {
         let mut d = Decoder::new(body);
         let r = match kind {
             kind::SPAWNED => Self::Spawned(Target::decode(fixed(&mut d)?)),
             kind::DONE => Self::Done { request: d.u32()? },
-            kind::RECORDS => Self::Records {
-                request: d.u32()?,
-                records: Records::new(d.rest())?,
-            },
             kind::FAILED => {
                 let f = Failed::decode(fixed(&mut d)?);
                 let code = ErrorCode::from_u32(f.code).ok_or(WireError::Field("code"))?;
@@ -436,7 +367,6 @@ impl<'a> Reply<'a> {
 mod tests {
     use super::*;
     use crate::frame::tests::whole;
-    use crate::process::name_of;
 
     fn round_trip_request(r: Request<'_>) {
         let mut buf = [0u8; 512];
@@ -465,9 +395,8 @@ mod tests {
         });
         let t = Target { request: 8, pid: 3 };
         round_trip_request(Request::Kill(t));
-        round_trip_request(Request::Stats(t));
-        round_trip_request(Request::List { request: 9 });
         round_trip_request(Request::Shutdown { request: 10 });
+        round_trip_request(Request::Reap);
     }
 
     #[test]
@@ -491,9 +420,10 @@ mod tests {
             Err(WireError::Field("image chunk"))
         );
         assert_eq!(
-            Request::decode(kind::LIST, &[1, 0, 0, 0, 0]),
+            Request::decode(kind::SHUTDOWN, &[1, 0, 0, 0, 0]),
             Err(WireError::Trailing)
         );
+        assert_eq!(Request::decode(kind::REAP, &[0]), Err(WireError::Trailing));
         assert_eq!(
             Request::decode(kind::SPAWNED, &[0; 8]),
             Err(WireError::Kind(kind::SPAWNED))
@@ -504,24 +434,10 @@ mod tests {
 
     #[test]
     fn replies_round_trip() {
-        let rec = ProcessRecord {
-            pid: 2,
-            parent: 1,
-            state: crate::process::state::RUNNABLE,
-            name: name_of(b"spin"),
-            ..ProcessRecord::default()
-        };
-        let mut raw = [0u8; 2 * ProcessRecord::SIZE];
-        let records = Records::encode(&[rec, rec], &mut raw).unwrap();
-        assert!(records.iter().eq([rec, rec]));
         let mut buf = [0u8; MAX_REPLY];
         for r in [
             Reply::Spawned(Target { request: 1, pid: 2 }),
             Reply::Done { request: 3 },
-            Reply::Records {
-                request: 4,
-                records,
-            },
             Reply::Failed {
                 request: 5,
                 code: ErrorCode::NoProcess,
@@ -543,15 +459,6 @@ mod tests {
             Reply::decode(kind::FAILED, &[1, 0, 0, 0, 0, 0, 0, 0]),
             Err(WireError::Field("code"))
         );
-        assert_eq!(
-            Reply::decode(kind::RECORDS, &[0; 4 + 63]),
-            Err(WireError::Field("records"))
-        );
-        let too_many = [0u8; 4 + (MAX_PROCESSES + 1) * ProcessRecord::SIZE];
-        assert!(matches!(
-            Reply::decode(kind::RECORDS, &too_many),
-            Err(WireError::TooLong(_))
-        ));
         assert_eq!(
             Reply::decode(kind::EXITED, &[0; 7]),
             Err(WireError::Truncated)

@@ -122,6 +122,47 @@ pub fn name_of<const N: usize>(arg0: &[u8]) -> [u8; N] {
 }
 
 crate::wire_layout! {
+    /// One slot of the process status page (§14.6): 24 bytes.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SlotStatus: 24, in_place {
+        [0] pub pid: u32,
+        /// 0: none.
+        [4] pub parent: u32,
+        /// [`state`].
+        [8] pub state: u32,
+        /// Exit status once [`state::ENDED`].
+        [12] pub status: u32,
+        /// Guest TSC ticks it ran up to its last switch out (or the CPU's
+        /// last halt); the running process has run since
+        /// [`StatusPage::switched_in`] too.
+        [16] pub cpu_ticks: u64,
+    }
+}
+
+crate::wire_layout! {
+    /// The process status page (§14.6): the kernel's table as the monitor
+    /// reads it without entering the guest. The kernel writes it at each
+    /// scheduling decision, `seq` odd while it does (a sequence lock: a
+    /// reader copies the page and keeps the copy only if `seq` was even
+    /// and unchanged around it). Only the slots `occupied` names mean
+    /// anything.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct StatusPage: 416, in_place {
+        /// Even when the page is whole; odd while the kernel writes it.
+        [0] pub seq: u64,
+        /// Bit `i` set: slot `i` holds a process.
+        [8] pub occupied: u32,
+        /// The slot that runs, or last ran.
+        [12] pub current: u32,
+        /// Guest TSC when `current` was switched in (or woke from a halt).
+        [16] pub switched_in: u64,
+        /// 1 while the CPU halts with nothing to run.
+        [24] pub idle: u32,
+        [32] pub slots: [SlotStatus; MAX_PROCESSES],
+    }
+}
+
+crate::wire_layout! {
     /// What the monitor knows of one process slot, as the `FIGURES`
     /// hypercall reports it: 40 bytes (§3.3).
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

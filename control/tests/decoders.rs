@@ -12,7 +12,7 @@ use decoders::DRIVERS;
 use weft_control::app::EventRecord;
 use weft_control::args;
 use weft_control::control_pipe::{MAX_FRAME, Request};
-use weft_control::device_proto::{self, ArgList, Exited, Records, SpawnHead, Target};
+use weft_control::device_proto::{self, ArgList, Exited, SpawnHead, Target};
 use weft_control::error::ErrorCode;
 use weft_control::fabric_proto;
 use weft_control::frame::{Code, ErrorBody};
@@ -232,29 +232,16 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                     chunk: b"\0asm",
                 },
                 device_proto::Request::Kill(target),
-                device_proto::Request::List { request: 4 },
-                device_proto::Request::Stats(target),
                 device_proto::Request::Shutdown { request: 5 },
+                device_proto::Request::Reap,
             ]
             .iter()
             .map(|r| encoded(|b| r.encode(b)))
             .collect();
-            let record = ProcessRecord {
-                pid: 3,
-                parent: 1,
-                name: name_of(b"spin"),
-                ..ProcessRecord::default()
-            };
-            let mut raw = [0u8; 2 * ProcessRecord::SIZE];
-            let records = Records::encode(&[record, record], &mut raw).expect("seed records");
             out.extend(
                 [
                     device_proto::Reply::Spawned(target),
                     device_proto::Reply::Done { request: 6 },
-                    device_proto::Reply::Records {
-                        request: 7,
-                        records,
-                    },
                     device_proto::Reply::Failed {
                         request: 8,
                         code: ErrorCode::BadImage,

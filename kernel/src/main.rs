@@ -44,7 +44,7 @@ extern "C" fn kernel_main(info: *mut BootInfo) -> ! {
     memory::init(boot);
     apic::init(boot.apic_timer_hz);
     // SAFETY: as for the mailbox.
-    sched::init(boot.tsc_hz, unsafe { (*percpu).tss }, boot.kernel_root);
+    sched::init(boot.tsc_hz, unsafe { &*percpu }, boot.kernel_root);
     // SAFETY: as above; the stamp is a plain report for the monitor (§2.3).
     unsafe { write_volatile(addr_of_mut!((*info).stamps.kernel_ready), cpu::rdtsc()) };
     process::start(info)

@@ -36,9 +36,11 @@ pub fn start(info: *mut BootInfo) -> ! {
     // SAFETY: the boot info page is the monitor's and ours alone (§2.2).
     let p = unsafe { (*info).program };
     // Slot 0 runs on the boot stack.
-    TABLE
-        .lock()
-        .start(p.root, p.heap_base, KERNEL_STACK_TOP, cpu::rdtsc());
+    {
+        let mut t = TABLE.lock();
+        t.start(p.root, p.heap_base, KERNEL_STACK_TOP, cpu::rdtsc());
+        sched::publish(&t);
+    }
     // SAFETY: as above; the stamp is a plain report for the monitor (§2.3).
     unsafe {
         core::ptr::write_volatile(
@@ -75,7 +77,8 @@ pub fn map(len: u64) -> Result<u64, ErrorCode> {
 /// offers the next free one.
 #[inline(never)]
 pub fn spawn(request: u64) -> Result<u64, ErrorCode> {
-    let pid = TABLE.lock().spawn(|a| {
+    let mut t = TABLE.lock();
+    let pid = t.spawn(|a| {
         let top = memory::kernel_stack(a.slot)?;
         let info = hypercall::spawn(a.slot, a.pid, a.caller_root, request)?;
         sched::prepare(
@@ -89,6 +92,7 @@ pub fn spawn(request: u64) -> Result<u64, ErrorCode> {
             kernel_stack: top,
         })
     })?;
+    sched::publish(&t);
     Ok(u64::from(pid))
 }
 
@@ -99,7 +103,9 @@ fn end_slot(slot: usize, end: End, report: Option<&FaultReport>) {
         return;
     };
     hypercall::process_end(slot, pid, end.how(), report);
-    TABLE.lock().end(slot, end.status());
+    let mut t = TABLE.lock();
+    t.end(slot, end.status());
+    sched::publish(&t);
 }
 
 /// Ends the running process and runs the others; never returns. The first
@@ -148,9 +154,12 @@ pub fn await_child(pid: u64, timeout_ns: u64) -> Result<u64, ErrorCode> {
     let pid = pid_arg(pid)?;
     let mut waited = false;
     loop {
-        if let Some(status) = TABLE.lock().collect(pid)? {
+        let mut t = TABLE.lock();
+        if let Some(status) = t.collect(pid)? {
+            sched::publish(&t);
             return Ok(u64::from(status));
         }
+        drop(t);
         if waited || timeout_ns == 0 {
             return Err(ErrorCode::TimedOut);
         }

@@ -8,6 +8,11 @@
 //! tickless and short: one table lock per decision, the timer written only
 //! when its deadline changes, no work for free slots.
 //!
+//! Each decision, and each change of the slots, is published on the
+//! process status page (§14.6), from
+//! which the monitor answers for the processes without entering the guest:
+//! the occupied slots' entries only, under a sequence word.
+//!
 //! Invariants: the kernel runs on one CPU with interrupts masked, so
 //! nothing else touches the table while a decision is made, and the table's
 //! lock is never held across a switch or a halt. A switch saves the
@@ -18,9 +23,11 @@
 
 use crate::apic;
 use crate::arch::{self, FIRST_FRAME_WORDS, cpu};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::ptr::{addr_of_mut, read_volatile, write_volatile};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use spin::Mutex;
-use weft_control::process::MAX_PROCESSES;
+use weft_control::boot::PerCpu;
+use weft_control::process::{MAX_PROCESSES, StatusPage};
 use weft_kernel_core::clock::{self, SLICE_NS};
 use weft_kernel_core::pick::{Next, Wait};
 use weft_kernel_core::table::{Switch, Table};
@@ -37,13 +44,17 @@ static SLICE_TICKS: AtomicU64 = AtomicU64::new(0);
 static TSS: AtomicU64 = AtomicU64::new(0);
 /// The kernel's own PML4 (the kernel half only).
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+/// The process status page (§14.6).
+static STATUS: AtomicPtr<StatusPage> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Records the TSC rate, where the TSS is and the kernel's PML4.
-pub fn init(tsc_hz: u64, tss: u64, kernel_root: u64) {
+/// Records the TSC rate, where the TSS and the status page are (from the
+/// per-CPU block) and the kernel's PML4.
+pub fn init(tsc_hz: u64, percpu: &PerCpu, kernel_root: u64) {
     let hz = tsc_hz.max(1);
     TSC_HZ.store(hz, Ordering::Relaxed);
     SLICE_TICKS.store(clock::ns_to_ticks(SLICE_NS, hz), Ordering::Relaxed);
-    TSS.store(tss, Ordering::Relaxed);
+    TSS.store(percpu.tss, Ordering::Relaxed);
+    STATUS.store(percpu.status as *mut StatusPage, Ordering::Relaxed);
     KERNEL_ROOT.store(kernel_root, Ordering::Relaxed);
 }
 
@@ -100,20 +111,56 @@ pub fn schedule() {
         );
         apic::arm_ns(clock::until(now, decision.arm, tsc_hz()));
         match decision.next {
-            Next::Stay => return,
+            Next::Stay => {
+                t.stay(now);
+                publish(&t);
+                return;
+            }
             Next::Run(slot) => {
-                let Some(to) = t.switch_to(slot, now) else {
-                    return;
-                };
+                let to = t.switch_to(slot, now);
+                publish(&t);
                 drop(t);
-                switch(to);
+                if let Some(to) = to {
+                    switch(to);
+                }
                 return;
             }
             Next::Idle => {
+                t.halt(now);
+                publish(&t);
                 drop(t);
                 cpu::wait_for_interrupt();
             }
         }
+    }
+}
+
+/// Writes the table's state on the status page (§14.6): `seq` odd, the
+/// header, each occupied slot's entry, `seq` even again. Called at each
+/// scheduling decision and after each change of the table's slots (a
+/// spawn, an end, a collection).
+pub fn publish(t: &Table) {
+    let page = STATUS.load(Ordering::Relaxed);
+    if page.is_null() {
+        return;
+    }
+    // SAFETY: `page` is the kernel address of the status page the monitor
+    // set aside for this (a BOOT page of the direct map, §2.2, §14.6),
+    // which only this function writes; volatile accesses keep their order,
+    // and the CPU's stores are seen in program order (x86), so a reader
+    // that finds `seq` even and unchanged around its copy has a whole one.
+    unsafe {
+        let seq = addr_of_mut!((*page).seq);
+        let before = read_volatile(seq);
+        write_volatile(seq, before | 1);
+        write_volatile(addr_of_mut!((*page).occupied), t.occupied_bits());
+        write_volatile(addr_of_mut!((*page).current), t.current() as u32);
+        write_volatile(addr_of_mut!((*page).switched_in), t.switched_in());
+        write_volatile(addr_of_mut!((*page).idle), u32::from(t.idle()));
+        for slot in t.occupied() {
+            write_volatile(addr_of_mut!((*page).slots[slot]), t.slot_status(slot));
+        }
+        write_volatile(seq, (before | 1).wrapping_add(1));
     }
 }
 

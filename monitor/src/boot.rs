@@ -113,6 +113,8 @@ pub struct BootState {
     pub percpu: u64,
     /// Guest-physical address of the hypercall mailbox.
     pub mailbox_phys: u64,
+    /// Guest-physical address of the process status page (§14.6).
+    pub status_phys: u64,
     /// Guest-physical address of the system page (§4.2), filled once the
     /// vCPU exists.
     pub system_phys: u64,
@@ -193,11 +195,13 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         args::encode(spec.args, &mut args_block).map_err(|_| BootError::ArgsTooLarge)? as u64;
 
     let mut frames = BootFrames::new(spec.mem_size);
-    // Boot structures: boot info, CPU page (GDT, TSS, per-CPU), IDT, mailbox.
+    // Boot structures: boot info, CPU page (GDT, TSS, per-CPU), IDT, mailbox,
+    // process status page.
     let boot_info_phys = frames.alloc(1, region_kind::BOOT, "boot structures")?;
     let cpu_phys = frames.alloc(1, region_kind::BOOT, "boot structures")?;
     let idt_phys = frames.alloc(1, region_kind::BOOT, "boot structures")?;
     let mailbox_phys = frames.alloc(1, region_kind::BOOT, "boot structures")?;
+    let status_phys = frames.alloc(1, region_kind::BOOT, "boot structures")?;
     let (gdt_phys, tss_phys, percpu_phys) = (cpu_phys, cpu_phys + 0x80, cpu_phys + 0x100);
     const _: () = assert!(GDT_LEN <= 0x80 && TSS_LEN <= 0x80 && PerCpu::SIZE <= 0x100);
 
@@ -241,8 +245,11 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
             percpu: percpu_phys,
             idt: idt_phys,
         },
-        mailbox_phys,
-        boot_info_phys,
+        BootPages {
+            mailbox: mailbox_phys,
+            boot_info: boot_info_phys,
+            status: status_phys,
+        },
     )?;
 
     // The boot info, last: it carries the final memory map.
@@ -272,6 +279,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         tss: kva(tss_phys),
         percpu: kva(percpu_phys),
         mailbox_phys,
+        status_phys,
         system_phys,
         process_pool,
         program_root,
@@ -291,14 +299,20 @@ struct CpuPage {
     idt: u64,
 }
 
+/// Guest-physical addresses of the pages the per-CPU block points at.
+struct BootPages {
+    mailbox: u64,
+    boot_info: u64,
+    status: u64,
+}
+
 /// GDT, TSS, IDT (from the manifest's vectors) and the per-CPU block (§2.4,
 /// §2.5).
 fn cpu_tables(
     ram: &Ram,
     manifest: &KernelManifest,
     at: CpuPage,
-    mailbox: u64,
-    boot_info: u64,
+    pages: BootPages,
 ) -> Result<(), BootError> {
     write(ram, at.gdt, &descriptors::gdt(kva(at.tss)))?;
     write(
@@ -326,11 +340,11 @@ fn cpu_tables(
         self_addr: kva(at.percpu),
         kernel_rsp: KERNEL_STACK_TOP,
         user_rsp: 0,
-        mailbox: kva(mailbox),
-        boot_info: kva(boot_info),
+        mailbox: kva(pages.mailbox),
+        boot_info: kva(pages.boot_info),
         cpu_index: 0,
         tss: kva(at.tss),
-        reserved: 0,
+        status: kva(pages.status),
     };
     Ok(write(ram, at.percpu, &percpu.encode())?)
 }

@@ -20,7 +20,9 @@
 //!   memory that is not RAM, refused as a page fault in the program),
 //!   `processes` + `process_memory` (the
 //!   process host: spawned programs' address spaces and memory),
-//!   [`catalog`] (the programs a guest may name, supplied by the caller);
+//!   [`catalog`] (the programs a guest may name, supplied by the caller),
+//!   [`process_view`] (the processes read from the host: the kernel's
+//!   status page and the process host's figures);
 //! - [`streams`]: the relay, a thread that serves every stream of the guest
 //!   (files, TCP, UDP, standard streams, a device guest's agent, driven
 //!   through [`streams::device_link`]'s [`streams::DeviceHandle`], and its
@@ -48,6 +50,7 @@ mod host;
 mod kvm_streams;
 mod loader;
 mod process_memory;
+pub mod process_view;
 mod processes;
 mod report;
 pub mod run;

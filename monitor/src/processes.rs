@@ -18,12 +18,14 @@ use crate::guest_memory::{Ram, read_user};
 use crate::host;
 use crate::loader::{LoadError, Space};
 use crate::process_memory::{Grant, Owned, Pool, map_demand};
+use crate::process_view::ProcessBook;
 use crate::report::{self, Context};
 use crate::streams::{Relay, RelayError, host_output};
 use crate::symbols::Symbols;
 use crate::vm;
 use kvm_ioctls::VmFd;
 use std::borrow::Cow;
+use std::sync::Arc;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::args::Args;
 use weft_control::boot::{ProgramInfo, region_kind};
@@ -89,6 +91,13 @@ struct Slot {
     elf: Cow<'static, [u8]>,
 }
 
+impl Slot {
+    /// Bytes of guest memory it holds.
+    fn memory(&self) -> u64 {
+        self.boot_bytes + self.owned.bytes()
+    }
+}
+
 /// The process in `slots[slot]`, if there is one and its page tables are at
 /// `root`.
 fn live(slots: &mut [Option<Slot>], slot: u64, root: u64) -> Result<&mut Slot, ErrorCode> {
@@ -125,6 +134,8 @@ pub struct Booted<'a> {
     pub system: SystemInfo,
     /// The first program, in slot 0.
     pub first: FirstProgram,
+    /// Where the figures of each slot are published (`process_view`).
+    pub book: Arc<ProcessBook>,
 }
 
 /// The monitor's process state.
@@ -147,6 +158,8 @@ pub struct Processes<'a, R: Regions> {
     pipe_tables: [Vec<u64>; MAX_PROCESSES],
     /// The frames they take (never given back).
     tables_owned: Owned,
+    /// Each slot's figures, for readers on other threads.
+    book: Arc<ProcessBook>,
 }
 
 impl<'a, R: Regions> Processes<'a, R> {
@@ -165,6 +178,7 @@ impl<'a, R: Regions> Processes<'a, R> {
             kernel_elf,
             system,
             first,
+            book,
         } = booted;
         let mut slots = [const { None }; MAX_PROCESSES];
         slots[0] = Some(Slot {
@@ -175,7 +189,7 @@ impl<'a, R: Regions> Processes<'a, R> {
             boot_bytes: first.bytes,
             elf: Cow::Borrowed(&[]),
         });
-        Self {
+        let processes = Self {
             ram,
             vm,
             regions,
@@ -187,6 +201,16 @@ impl<'a, R: Regions> Processes<'a, R> {
             slots,
             pipe_tables: [const { Vec::new() }; MAX_PROCESSES],
             tables_owned: Owned::default(),
+            book,
+        };
+        processes.publish(0);
+        processes
+    }
+
+    /// Publishes slot `index`'s figures in the book.
+    fn publish(&self, index: usize) {
+        if let Some(Some(s)) = self.slots.get(index) {
+            self.book.set(index, s.pid, s.memory(), s.name);
         }
     }
 
@@ -408,6 +432,7 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
             return Err(ErrorCode::OutOfMemory);
         }
         self.slots[index] = Some(built);
+        self.publish(index);
         Ok(info)
     }
 
@@ -428,7 +453,11 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
         if need > self.pool.clean_pages() {
             return Err(ErrorCode::OutOfMemory);
         }
-        self.map_fresh(slot, root, vaddr, pages)
+        self.map_fresh(slot, root, vaddr, pages)?;
+        if let Ok(index) = usize::try_from(slot) {
+            self.publish(index);
+        }
+        Ok(())
     }
 
     fn end(&mut self, slot: u64, pid: u32, how: u64, fault: Option<&FaultReport>) {
@@ -453,6 +482,7 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
         }
         self.regions.close(slot);
         process.owned.release(self.ram, &mut self.pool);
+        self.book.end(index);
     }
 
     fn figures(&self) -> [SlotFigures; MAX_PROCESSES] {
@@ -460,7 +490,7 @@ impl<R: Regions> ProcessHost for Processes<'_, R> {
         for (i, (f, s)) in out.iter_mut().zip(&self.slots).enumerate() {
             if let Some(s) = s {
                 *f = SlotFigures {
-                    memory: s.boot_bytes + s.owned.bytes(),
+                    memory: s.memory(),
                     streams: self.regions.streams(i as u64),
                     live: 1,
                     name: s.name,

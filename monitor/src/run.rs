@@ -7,6 +7,7 @@ use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
 use crate::guest_memory::{self, MemoryError};
 use crate::host;
 use crate::kvm_streams::KvmGuest;
+use crate::process_view::{GuestClock, ProcessBook, ProcessView};
 use crate::processes::{Booted, FirstProgram, Processes};
 use crate::report::{self, Context};
 use crate::stats::{self, MemoryFigures, Stats};
@@ -133,6 +134,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let guest = Arc::new(KvmGuest::new(vm::create(&ram)?, ram.clone()));
     let listen = cfg.policy.listen.clone();
+    let view_slot = cfg.device.as_ref().map(DeviceLink::view_slot);
     let relay = Relay::start(guest.clone(), cfg.policy, cfg.device, cfg.fabric)?;
     stats.phases.vm_created = Some(start.elapsed());
     // The vCPU is created after the boot state, but the TSC rate is the host's.
@@ -161,6 +163,19 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         cfg.mem_bytes,
         &listen,
     )?;
+    let book = Arc::new(ProcessBook::default());
+    if let Some(slot) = view_slot {
+        let clock = GuestClock::new(Instant::now(), vm::guest_tsc(&vcpu).unwrap_or(0), system);
+        let view = ProcessView::new(
+            ram.clone(),
+            state.status_phys,
+            clock,
+            book.clone(),
+            relay.stream_counts(),
+        );
+        // Empty: a link goes to one run only (the run takes it).
+        let _ = slot.set(view);
+    }
     stats.phases.kernel_loaded = Some(start.elapsed());
     stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
 
@@ -181,6 +196,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
                     arg0: cfg.args.first().cloned().unwrap_or_default(),
                     bytes: state.program_bytes,
                 },
+                book,
             },
         );
         loop {

@@ -1,8 +1,9 @@
 //! Integration tests of the device agent (PROTOCOL.md §15): each case boots
 //! a real KVM guest through the library, with the agent (`device`) as its
 //! first program and a device link, and drives it through the link's
-//! handle: spawning bundled programs and images, listing, inspecting,
-//! killing, refusals, shutting down.
+//! handle: spawning bundled programs and images, listing, inspecting
+//! (from the status page, live), killing, refusals, shutting down, and an
+//! idle device staying idle.
 
 mod common;
 
@@ -235,6 +236,58 @@ fn processes_are_listed_inspected_and_killed() {
         );
         let list = step(d.list()).await.unwrap();
         assert!(list.iter().all(|r| r.pid != spin), "{list:?}");
+    });
+}
+
+/// Process `pid`'s CPU time and state, as listed.
+async fn cpu_of(d: &DeviceHandle, pid: u32) -> (u64, u32) {
+    let r = step(d.stats(pid)).await.unwrap();
+    (r.cpu_ns, r.state)
+}
+
+#[test]
+fn cpu_time_is_read_live_and_a_sleeping_device_stays_asleep() {
+    with_device(|d| async move {
+        let sleeper = step(d.spawn(bundled("sleep"), args(&["sleep", "600000"])))
+            .await
+            .unwrap();
+        let asleep = async {
+            loop {
+                if cpu_of(&d, sleeper).await.1 == state::BLOCKED {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        step(asleep).await;
+        let (agent_before, child_before) = (cpu_of(&d, 1).await, cpu_of(&d, sleeper).await);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (agent_after, child_after) = (cpu_of(&d, 1).await, cpu_of(&d, sleeper).await);
+        // Nothing wakes the guest while its child sleeps (an agent that
+        // looked for ended children every 10 ms spent a few ms of emulated
+        // ring 0 each time), and halted time is no one's.
+        assert!(
+            agent_after.0 - agent_before.0 < 20_000_000,
+            "the agent ran {} ns in a second of rest",
+            agent_after.0 - agent_before.0
+        );
+        assert_eq!(child_after, child_before);
+        // A spinning process's time is read as it runs, without entering
+        // the guest: it grows with the wall clock.
+        let spin = step(d.spawn(bundled("spin"), args(&["spin"])))
+            .await
+            .unwrap();
+        let (first, _) = cpu_of(&d, spin).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (second, running) = cpu_of(&d, spin).await;
+        assert_eq!(running, state::RUNNABLE);
+        assert!(
+            second - first >= 250_000_000,
+            "spin ran {} ns in 500 ms",
+            second - first
+        );
+        step(d.kill(spin)).await.unwrap();
+        step(d.kill(sleeper)).await.unwrap();
     });
 }
 

@@ -15,6 +15,8 @@
 //!   (parent 0) is freed as soon as it ends ([`crate::end`]).
 //! - `current` is the slot that runs, or last ran: between a process's end
 //!   and the next switch it may name an ended or free slot.
+//! - CPU time is charged to `current` from `switched_in` until the next
+//!   switch, or until the CPU halts (`idle`): halted time is no one's.
 //!
 //! The kernel does the work (the monitor's hypercalls, the stack and page
 //! table switch) in callbacks the methods take or after they answer; the
@@ -24,7 +26,7 @@ use crate::clock;
 use crate::pick::Wait;
 use weft_control::error::ErrorCode;
 use weft_control::layout::{PAGE_SIZE, USER_HEAP_TOP};
-use weft_control::process::{MAX_PROCESSES, ProcessRecord, SlotFigures, state};
+use weft_control::process::{MAX_PROCESSES, ProcessRecord, SlotFigures, SlotStatus, state};
 
 const _: () = assert!(MAX_PROCESSES <= u32::BITS as usize);
 
@@ -37,6 +39,18 @@ pub enum State {
     Blocked { wait: Wait, deadline: Option<u64> },
     /// Ended with this status; its parent has not collected it.
     Ended(u32),
+}
+
+impl State {
+    /// Its [`state`] code and the exit status (0 unless ended), as records
+    /// and the status page give them.
+    pub fn code(self) -> (u32, u32) {
+        match self {
+            Self::Runnable => (state::RUNNABLE, 0),
+            Self::Blocked { .. } => (state::BLOCKED, 0),
+            Self::Ended(s) => (state::ENDED, s),
+        }
+    }
 }
 
 /// One process.
@@ -152,8 +166,10 @@ pub struct Table {
     occupied: u32,
     pub(crate) current: usize,
     next_pid: u32,
-    /// TSC when the running process was switched in.
+    /// TSC when the running process was switched in, or woke the CPU.
     switched_in: u64,
+    /// The CPU halts with nothing to run.
+    idle: bool,
 }
 
 impl Default for Table {
@@ -171,6 +187,7 @@ impl Table {
             current: 0,
             next_pid: 2,
             switched_in: 0,
+            idle: false,
         }
     }
 
@@ -321,15 +338,11 @@ impl Table {
     pub fn switch_to(&mut self, slot: usize, now: u64) -> Option<Switch> {
         let next = self.slots.get(slot)?.as_ref()?;
         let (root, kernel_stack) = (next.root, next.kernel_stack);
-        let ran = self.running_ticks(now);
-        if let Some(p) = self.running_mut() {
-            // A u64 of TSC ticks lasts centuries: no overflow check on
-            // the switch path.
-            p.cpu_ticks = p.cpu_ticks.wrapping_add(ran);
-        }
+        self.charge(now);
         let from = self.current;
         self.current = slot;
         self.switched_in = now;
+        self.idle = false;
         Some(Switch {
             from,
             to: slot,
@@ -338,10 +351,78 @@ impl Table {
         })
     }
 
-    /// TSC ticks the running process has run since it was switched in.
+    /// TSC ticks the running process has run since it was switched in (0
+    /// while the CPU halts).
     #[inline]
     pub fn running_ticks(&self, now: u64) -> u64 {
-        now.saturating_sub(self.switched_in)
+        if self.idle {
+            0
+        } else {
+            now.saturating_sub(self.switched_in)
+        }
+    }
+
+    /// Charges the running process its time up to TSC `now`.
+    #[inline]
+    fn charge(&mut self, now: u64) {
+        let ran = self.running_ticks(now);
+        if let Some(p) = self.running_mut() {
+            // A u64 of TSC ticks lasts centuries: no overflow check on
+            // the switch path.
+            p.cpu_ticks = p.cpu_ticks.wrapping_add(ran);
+        }
+        self.switched_in = now;
+    }
+
+    /// The CPU halts at TSC `now`, nothing runnable: the last process's
+    /// time stops here.
+    #[inline]
+    pub fn halt(&mut self, now: u64) {
+        self.charge(now);
+        self.idle = true;
+    }
+
+    /// The current process goes on running at TSC `now` (after a halt, its
+    /// time starts again).
+    #[inline]
+    pub fn stay(&mut self, now: u64) {
+        if self.idle {
+            self.switched_in = now;
+            self.idle = false;
+        }
+    }
+
+    /// Bit `i` set: slot `i` holds a process.
+    #[inline]
+    pub fn occupied_bits(&self) -> u32 {
+        self.occupied
+    }
+
+    /// TSC when the current process was switched in (or woke the CPU).
+    #[inline]
+    pub fn switched_in(&self) -> u64 {
+        self.switched_in
+    }
+
+    /// Whether the CPU halts with nothing to run.
+    #[inline]
+    pub fn idle(&self) -> bool {
+        self.idle
+    }
+
+    /// Slot `slot`'s entry on the status page (§14.6); all zero if free.
+    #[inline]
+    pub fn slot_status(&self, slot: usize) -> SlotStatus {
+        self.process(slot).map_or_else(SlotStatus::default, |p| {
+            let (state, status) = p.state.code();
+            SlotStatus {
+                pid: p.pid,
+                parent: p.parent,
+                state,
+                status,
+                cpu_ticks: p.cpu_ticks,
+            }
+        })
     }
 
     /// The records of every process at TSC `now` (in slot order), with the
@@ -365,11 +446,7 @@ impl Table {
             } else {
                 0
             };
-            let (state, status) = match p.state {
-                State::Runnable => (state::RUNNABLE, 0),
-                State::Blocked { .. } => (state::BLOCKED, 0),
-                State::Ended(s) => (state::ENDED, s),
-            };
+            let (state, status) = p.state.code();
             *record = ProcessRecord {
                 pid: p.pid,
                 parent: p.parent,

@@ -1,6 +1,6 @@
 //! `fabric_call_rtt_us`: a fabric call from device `a` to device `b` —
-//! `stats` of a live process on `b`, which `b`'s daemon answers by asking
-//! its guest's agent — made by a Zenoh client session in `a`'s namespace
+//! `stats` of a live process on `b`, which `b`'s daemon reads from its
+//! guest's process status page (PROTOCOL.md §14.6) — made by a Zenoh client session in `a`'s namespace
 //! with `a`'s identity, connected to `a`'s router only: client → `a`'s
 //! daemon → `b`'s daemon → `b`'s guest and back.
 //!
@@ -11,9 +11,9 @@
 //! answers a fixed stats reply of the same shape: client → `a`'s daemon →
 //! the replier and back, the same hops over the same mutual-TLS links.
 //!
-//! `fabric_daemon_call_rtt_us`, to tell the guest's share from the
+//! `fabric_daemon_call_rtt_us`, to tell the process view's share from the
 //! daemons': a `registry` call to `b` in the same turns, which `b`'s daemon
-//! answers itself, without its guest; the same baseline.
+//! answers from its registry alone; the same baseline.
 
 use crate::Figure;
 use crate::devices::Fabric;

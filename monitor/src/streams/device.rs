@@ -1,6 +1,7 @@
 //! The DEVICE stream (PROTOCOL.md §15): how the host drives the resident
-//! agent of a device guest, which starts, lists, inspects and kills
-//! processes in it and reports when they end.
+//! agent of a device guest, which starts and kills processes in it and
+//! reports when they end; and the device's processes, which a handle lists
+//! and inspects without the agent, from the run's [`ProcessView`] (§14.6).
 //!
 //! [`device_link`] makes the two ends: the [`DeviceLink`] goes into the run
 //! ([`crate::run::RunConfig::device`]) and is taken by the first `DEVICE`
@@ -9,7 +10,8 @@
 //! sends requests and hears of exits.
 //!
 //! The stream's task runs two halves at once: one writes each request
-//! (after recording it as pending), the other reads every reply and event,
+//! (after recording it as pending), and a `REAP` whenever a process of the
+//! guest ended (the view's book says so), the other reads every reply and event,
 //! validates it (a reply must answer a pending request with a kind that
 //! fits it; an `EXITED` must name a pid the agent spawned and has not yet
 //! reported) and hands it on. A frame that breaks the protocol ends the
@@ -22,9 +24,10 @@
 //! may open a `DEVICE` stream, once per guest.
 
 use super::framed::{Failure, Reader, StreamIo, Writer, read_frame, write_frame};
+use crate::process_view::ProcessView;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use weft_control::device_proto::{
@@ -46,9 +49,13 @@ pub enum DeviceError {
     #[error("the device guest is gone (its agent ended or the guest stopped)")]
     Gone,
     /// The agent could not carry out the request (`op`: `spawn`, `kill`,
-    /// `list`, `stats` or `shutdown`); `code` is what the kernel said.
+    /// or `shutdown`; `stats` of no such process); `code` is what the
+    /// kernel said.
     #[error("the device agent refused a {op} request: {code}")]
     Refused { op: &'static str, code: ErrorCode },
+    /// The processes could not be read from the status page.
+    #[error("the device's processes cannot be read: {0}")]
+    Unreadable(String),
     /// A spawn image is empty or larger than [`MAX_IMAGE`].
     #[error("a spawn image of {0} bytes: it must be 1 to {MAX_IMAGE} bytes")]
     ImageSize(usize),
@@ -94,7 +101,7 @@ enum Phase {
 
 /// Hands a reply to the caller waiting for it: the caller's answer, or
 /// the protocol failure of a reply that cannot answer its request.
-type Deliver = Box<dyn for<'a> FnOnce(Reply<'a>) -> Result<(), Failure> + Send>;
+type Deliver = Box<dyn FnOnce(Reply) -> Result<(), Failure> + Send>;
 
 /// A request on its way to the stream's task: its frame (and a `SPAWN`'s
 /// image, sent after it in `IMAGE` frames), and where its reply goes.
@@ -112,6 +119,16 @@ pub struct DeviceLink {
     commands: mpsc::UnboundedReceiver<Outgoing>,
     exits: broadcast::Sender<Exit>,
     phase: watch::Sender<Phase>,
+    /// The run's processes, set by the run once the guest is built.
+    view: Arc<OnceLock<ProcessView>>,
+}
+
+impl DeviceLink {
+    /// Where the run puts its [`ProcessView`] (before the guest's first
+    /// instruction, so before any agent attaches).
+    pub fn view_slot(&self) -> Arc<OnceLock<ProcessView>> {
+        self.view.clone()
+    }
 }
 
 impl Drop for DeviceLink {
@@ -138,6 +155,7 @@ pub struct DeviceHandle {
     exits: broadcast::Receiver<Exit>,
     phase: watch::Receiver<Phase>,
     ids: Arc<AtomicU32>,
+    view: Arc<OnceLock<ProcessView>>,
 }
 
 impl Clone for DeviceHandle {
@@ -147,6 +165,7 @@ impl Clone for DeviceHandle {
             exits: self.exits.resubscribe(),
             phase: self.phase.clone(),
             ids: self.ids.clone(),
+            view: self.view.clone(),
         }
     }
 }
@@ -165,16 +184,19 @@ pub fn device_link() -> (DeviceLink, DeviceHandle) {
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (exits, exits_rx) = broadcast::channel(EXIT_BACKLOG);
     let (phase, phase_rx) = watch::channel(Phase::Waiting);
+    let view = Arc::new(OnceLock::new());
     let link = DeviceLink {
         commands,
         exits,
         phase,
+        view: view.clone(),
     };
     let handle = DeviceHandle {
         commands: commands_tx,
         exits: exits_rx,
         phase: phase_rx,
         ids: Arc::new(AtomicU32::new(1)),
+        view,
     };
     (link, handle)
 }
@@ -218,7 +240,7 @@ impl DeviceHandle {
             source,
             image_len: image.len() as u32,
         };
-        let spawned = |r: Reply<'_>| match r {
+        let spawned = |r: Reply| match r {
             Reply::Spawned(t) if t.pid > 1 => Some(t.pid),
             _ => None,
         };
@@ -240,39 +262,42 @@ impl DeviceHandle {
         self.call("kill", &request, Vec::new(), done).await
     }
 
-    /// Every process's record, the agent's (pid 1) first. A process that
-    /// has just ended may still be listed (state ended) until its end is
-    /// announced.
+    /// Every process's record, the agent's (pid 1) first, read from the
+    /// status page without entering the guest. A process that has just
+    /// ended may still be listed (state ended) until its end is announced.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: the request changes nothing.
+    /// Cancel safe: it only reads.
     pub async fn list(&self) -> Result<Vec<ProcessRecord>, DeviceError> {
-        let request = Request::List {
-            request: self.next_id(),
-        };
-        let all = |r: Reply<'_>| match r {
-            Reply::Records { records, .. } => Some(records.iter().collect()),
-            _ => None,
-        };
-        self.call("list", &request, Vec::new(), all).await
+        self.ready().await?;
+        let view = self.view.get().ok_or(DeviceError::Gone)?;
+        let records = view
+            .records()
+            .await
+            .map_err(|e| DeviceError::Unreadable(e.to_string()))?;
+        // The page outlives the guest: what it says once the guest is gone
+        // is no answer.
+        if *self.phase.borrow() == Phase::Gone {
+            return Err(DeviceError::Gone);
+        }
+        Ok(records)
     }
 
-    /// Process `pid`'s record.
+    /// Process `pid`'s record, as [`DeviceHandle::list`] reads it.
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: the request changes nothing.
+    /// Cancel safe: it only reads.
     pub async fn stats(&self, pid: u32) -> Result<ProcessRecord, DeviceError> {
-        let request = Request::Stats(Target {
-            request: self.next_id(),
-            pid,
-        });
-        let one = |r: Reply<'_>| match r {
-            Reply::Records { records, .. } if records.len() == 1 => records.iter().next(),
-            _ => None,
-        };
-        self.call("stats", &request, Vec::new(), one).await
+        self.list()
+            .await?
+            .into_iter()
+            .find(|r| r.pid == pid)
+            .ok_or(DeviceError::Refused {
+                op: "stats",
+                code: ErrorCode::NoProcess,
+            })
     }
 
     /// Kills every process the agent spawned (each end announced), then
@@ -312,7 +337,7 @@ impl DeviceHandle {
         op: &'static str,
         request: &Request<'_>,
         image: Vec<u8>,
-        take: fn(Reply<'_>) -> Option<T>,
+        take: fn(Reply) -> Option<T>,
     ) -> Result<T, DeviceError> {
         let bytes = request.frame_len();
         let mut frame = vec![0u8; bytes];
@@ -321,7 +346,7 @@ impl DeviceHandle {
             .ok_or(DeviceError::RequestSize { op, bytes })?;
         frame.truncate(n);
         let (answer, answered) = oneshot::channel();
-        let deliver: Deliver = Box::new(move |reply: Reply<'_>| {
+        let deliver: Deliver = Box::new(move |reply: Reply| {
             let kind = reply.kind();
             let result = match reply {
                 Reply::Failed { code, .. } => Err(DeviceError::Refused { op, code }),
@@ -349,7 +374,7 @@ impl DeviceHandle {
 }
 
 /// A `DONE` reply.
-fn done(reply: Reply<'_>) -> Option<()> {
+fn done(reply: Reply) -> Option<()> {
     matches!(reply, Reply::Done { .. }).then_some(())
 }
 
@@ -419,9 +444,10 @@ pub async fn serve(mut io: StreamIo, params: &[u8], slot: Option<&DeviceSlot>) {
     }
     link.phase.send_replace(Phase::Attached);
     let pending = Mutex::new(HashMap::new());
+    let view = link.view.get().cloned();
     let ended = tokio::select! {
         r = read_replies(&mut io.rx, &pending, &link.exits) => r,
-        r = write_requests(&mut io.tx, &mut link.commands, &pending) => r,
+        r = write_requests(&mut io.tx, &mut link.commands, &pending, view.as_ref()) => r,
     };
     // Gone: every pending and later call fails.
     drop(link);
@@ -434,16 +460,32 @@ pub async fn serve(mut io: StreamIo, params: &[u8], slot: Option<&DeviceSlot>) {
 /// Requests written and not yet answered, by id.
 type Pending = Mutex<HashMap<u32, Deliver>>;
 
-/// Writes each request the handles send, recording it as pending first.
-/// Returns only when a write fails (when every handle is gone it waits for
-/// the replies' half to end).
+/// Writes each request the handles send, recording it as pending first,
+/// and a `REAP` whenever `view`'s book tells of an end. Returns only when a
+/// write fails (once every handle is gone it goes on with `REAP`s only).
 async fn write_requests(
     tx: &mut Writer,
     commands: &mut mpsc::UnboundedReceiver<Outgoing>,
     pending: &Pending,
+    view: Option<&ProcessView>,
 ) -> Result<(), Failure> {
     let mut buf = vec![0u8; HEADER + 4 + MAX_CHUNK];
-    while let Some(out) = commands.recv().await {
+    let mut open = true;
+    loop {
+        let next = tokio::select! {
+            out = commands.recv(), if open => out,
+            () = an_end(view) => {
+                let n = Request::Reap
+                    .encode(&mut buf)
+                    .ok_or_else(|| Failure::new(Code::TooLarge, "a REAP frame outgrew its buffer"))?;
+                write_frame(tx, &buf[..n]).await?;
+                continue;
+            }
+        };
+        let Some(out) = next else {
+            open = false;
+            continue;
+        };
         lock(pending).insert(out.id, out.deliver);
         write_frame(tx, &out.frame).await?;
         for chunk in out.image.chunks(MAX_CHUNK) {
@@ -457,7 +499,18 @@ async fn write_requests(
             write_frame(tx, &buf[..n]).await?;
         }
     }
-    std::future::pending().await
+}
+
+/// Returns when a process of the guest has ended (never without a view).
+///
+/// # Cancel safety
+///
+/// Cancel safe, as [`crate::process_view::ProcessBook::ended`].
+async fn an_end(view: Option<&ProcessView>) {
+    match view {
+        Some(v) => v.book().ended().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads the agent's replies and events until the stream ends, handing
@@ -515,11 +568,10 @@ async fn read_replies(
 }
 
 /// The request a reply answers (an event answers none: 0, never an id).
-fn request_of(reply: &Reply<'_>) -> u32 {
+fn request_of(reply: &Reply) -> u32 {
     match *reply {
         Reply::Spawned(Target { request, .. })
         | Reply::Done { request }
-        | Reply::Records { request, .. }
         | Reply::Failed { request, .. } => request,
         Reply::Exited(_) => 0,
     }

@@ -157,6 +157,29 @@ pub type Tx = Producer<RawRegion, Arc<Interrupt>>;
 /// The monitor's end of a ring the guest writes.
 pub type Rx = Consumer<RawRegion, Arc<Interrupt>>;
 
+/// Streams open in region `index` of `regions`.
+fn open_in(regions: &Regions, index: u64) -> u32 {
+    regions.get(index).map_or(0, |r| r.open_streams())
+}
+
+/// The streams open in each region, readable from any thread while the
+/// relay runs (all zero once it stopped; the default has no regions).
+#[derive(Clone, Default)]
+pub struct StreamCounts(Arc<Regions>);
+
+impl StreamCounts {
+    /// Streams open in region `index` now.
+    pub fn open(&self, index: u64) -> u32 {
+        open_in(&self.0, index)
+    }
+}
+
+impl std::fmt::Debug for StreamCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamCounts")
+    }
+}
+
 /// A running relay.
 pub struct Relay {
     thread: JoinHandle<()>,
@@ -331,7 +354,12 @@ impl Relay {
     /// streams included; 0 for a region that is not open, or whose process
     /// ended).
     pub fn open_streams(&self, index: u64) -> u32 {
-        self.regions.get(index).map_or(0, |r| r.open_streams())
+        open_in(&self.regions, index)
+    }
+
+    /// The counts [`Relay::open_streams`] gives, for other threads.
+    pub fn stream_counts(&self) -> StreamCounts {
+        StreamCounts(self.regions.clone())
     }
 
     /// After the guest stopped: closes the guest's ends of every open

@@ -308,8 +308,7 @@ fn on_the_side<T: Send + 'static>(
 
 #[test]
 fn the_device_stream_is_the_first_programs_once_and_its_replies_are_checked() {
-    use weft_control::device_proto::{self as proto, Records, Request};
-    use weft_control::process::ProcessRecord;
+    use weft_control::device_proto::{self as proto, Request};
 
     let (link, handle) = device_link();
     let relay = Relay::start(FakeVmm::new(), Policy::default(), Some(link), None).unwrap();
@@ -340,34 +339,31 @@ fn the_device_stream_is_the_first_programs_once_and_its_replies_are_checked() {
 
     // A request, answered as the protocol says.
     let h = handle.clone();
-    let call = on_the_side(async move { h.stats(5).await });
+    let call = on_the_side(async move { h.kill(5).await });
     let (kind, body) = agent.recv();
-    let Ok(Request::Stats(target)) = Request::decode(kind, &body) else {
-        panic!("not STATS: {kind:#x}");
+    let Ok(Request::Kill(target)) = Request::decode(kind, &body) else {
+        panic!("not KILL: {kind:#x}");
     };
     assert_eq!(target.pid, 5);
-    let record = ProcessRecord {
-        pid: 5,
-        parent: 1,
-        ..ProcessRecord::default()
-    };
-    let mut raw = [0u8; ProcessRecord::SIZE];
-    let records = Records::encode(&[record], &mut raw).unwrap();
     let mut buf = [0u8; proto::MAX_REPLY];
-    let reply = proto::Reply::Records {
+    let n = proto::Reply::Done {
         request: target.request,
-        records,
-    };
-    let n = reply.encode(&mut buf).unwrap();
+    }
+    .encode(&mut buf)
+    .unwrap();
     agent.send(&p, &relay, &buf[..n]);
-    assert_eq!(call.join().unwrap(), Ok(record));
+    assert_eq!(call.join().unwrap(), Ok(()));
+    // Without a run, no status page to list from: nothing answers.
+    let h = handle.clone();
+    let listed = on_the_side(async move { h.list().await }).join().unwrap();
+    assert_eq!(listed, Err(DeviceError::Gone));
 
     // A reply to no request breaks the protocol: the stream ends with that
     // status, and the call waiting, and every later one, finds it gone.
     let h = handle.clone();
-    let call = on_the_side(async move { h.list().await });
+    let call = on_the_side(async move { h.kill(6).await });
     let (kind, _) = agent.recv();
-    assert_eq!(kind, proto::kind::LIST);
+    assert_eq!(kind, proto::kind::KILL);
     let n = proto::Reply::Done { request: 999 }
         .encode(&mut buf)
         .unwrap();

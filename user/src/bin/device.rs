@@ -3,12 +3,13 @@
 //!
 //! It opens one `DEVICE` stream and serves the monitor's requests on it, in
 //! order, one reply each: it spawns processes (a bundled program, or an ELF
-//! or Wasm image the monitor hands over in chunks), kills them, lists them
-//! and reads their figures. It keeps the pids it spawned and, once one of
-//! them ends, collects its status and sends `EXITED`: between requests it
-//! waits on its stream for at most [`REAP_EVERY_NS`] while a child runs (for
-//! as long as it takes when none does), then looks for ended children in
-//! one process-table read.
+//! or Wasm image the monitor hands over in chunks) and kills them. It keeps
+//! the pids it spawned and, once one of them ends, collects its status and
+//! sends `EXITED`: the monitor sends `REAP` whenever a process of the guest
+//! ends, and the agent then looks for ended children in one process-table
+//! read. Between requests it sleeps on its stream, with no timer: an idle
+//! device costs no guest time. (The monitor lists processes and reads their
+//! figures itself, from the kernel's status page.)
 //!
 //! `SHUTDOWN` kills every child it spawned, reports each, answers `DONE` and
 //! exits 0, which ends the guest. It exits 1 (with a line on standard error)
@@ -24,8 +25,8 @@ use alloc::vec::Vec;
 use core::convert::Infallible;
 use core::fmt;
 use weft_control::device_proto::{
-    ArgList, Exited, MAX_IMAGE, MAX_NAME, MAX_REPLY, Records, Reply, Request, SpawnHead, Target,
-    kind, source,
+    ArgList, Exited, MAX_IMAGE, MAX_NAME, MAX_REPLY, Reply, Request, SpawnHead, Target, kind,
+    source,
 };
 use weft_control::frame;
 use weft_control::process::state;
@@ -34,10 +35,6 @@ use weft_user::stream::{Interest, Stream, poll};
 use weft_user::{Args, Code, Error, ErrorCode, eprintln};
 
 weft_user::entry!(main);
-
-/// The longest the agent waits on its stream while a child it spawned runs,
-/// before it looks for ended children: the most an `EXITED` is late.
-const REAP_EVERY_NS: u64 = 10_000_000;
 
 fn main(_: Args) -> i32 {
     let Err(e) = serve();
@@ -100,8 +97,7 @@ fn serve() -> Result<Infallible, Failure> {
         chunk: Vec::new(),
     };
     loop {
-        let limit = (!agent.children.is_empty()).then_some(REAP_EVERY_NS);
-        poll(&mut [(&mut agent.stream, Interest::Read)], limit);
+        poll(&mut [(&mut agent.stream, Interest::Read)], None);
         while agent.stream.ready(Interest::Read) {
             if agent.serve_one()? == Flow::Stop {
                 // At once, its stream still open: what it wrote is
@@ -110,7 +106,6 @@ fn serve() -> Result<Infallible, Failure> {
                 weft_user::exit(0);
             }
         }
-        agent.reap()?;
     }
 }
 
@@ -135,15 +130,9 @@ impl Agent {
         served
     }
 
-    /// Carries out the request of kind `k` and answers it.
+    /// Carries out the request of kind `k` and answers it (`REAP` has no
+    /// answer but the `EXITED`s it finds).
     fn answer(&mut self, k: u16, body: &[u8]) -> Result<Flow, Failure> {
-        let mut raw = [0u8; MAX_REPLY];
-        let records = |request, found: Result<Vec<_>, _>, raw| match found {
-            Ok(list) => Records::encode(&list, raw)
-                .map(|records| Reply::Records { request, records })
-                .ok_or(Failure::Kernel("list", ErrorCode::BadLength)),
-            Err(code) => Ok(Reply::Failed { request, code }),
-        };
         let mut flow = Flow::Serve;
         let reply = match Request::decode(k, body).map_err(protocol)? {
             Request::Spawn { head, args } => self.spawn(head, args)?,
@@ -156,10 +145,9 @@ impl Agent {
                 Ok(()) => Reply::Done { request },
                 Err(code) => Reply::Failed { request, code },
             },
-            Request::List { request } => records(request, process::list(), &mut raw)?,
-            Request::Stats(Target { request, pid }) => {
-                let one = process::stats(pid).map(|r| alloc::vec![r]);
-                records(request, one, &mut raw)?
+            Request::Reap => {
+                self.reap()?;
+                return Ok(flow);
             }
             Request::Shutdown { request } => {
                 self.end_children()?;
@@ -172,7 +160,7 @@ impl Agent {
     }
 
     /// Receives the image of `head`'s request and starts it.
-    fn spawn(&mut self, head: SpawnHead, args: ArgList<'_>) -> Result<Reply<'static>, Failure> {
+    fn spawn(&mut self, head: SpawnHead, args: ArgList<'_>) -> Result<Reply, Failure> {
         let len = head.image_len as usize;
         let limit = match head.source {
             source::BUNDLED => MAX_NAME,
@@ -264,7 +252,7 @@ impl Agent {
         self.send(&Reply::Exited(Exited { pid, status }))
     }
 
-    fn send(&mut self, reply: &Reply<'_>) -> Result<(), Failure> {
+    fn send(&mut self, reply: &Reply) -> Result<(), Failure> {
         let mut buf = [0u8; MAX_REPLY];
         let n = reply
             .encode(&mut buf)

@@ -167,3 +167,36 @@ fn a_blocked_process_is_reported_blocked() {
         (1, state::BLOCKED, 0)
     );
 }
+
+#[test]
+fn halted_time_is_no_ones_and_the_status_page_says_so() {
+    let mut t = started();
+    t.spawn(|_| Ok(admitted(0x2000))).unwrap();
+    // Slot 0 runs 7..50, blocks; the CPU halts until 1_000.
+    t.block(Wait::Timer, None);
+    t.halt(50);
+    assert!(t.idle());
+    assert_eq!(t.running_ticks(900), 0);
+    // The child wakes it: switched in at 1_000, charged from there.
+    t.switch_to(1, 1_000).unwrap();
+    assert!(!t.idle());
+    t.switch_to(0, 1_030).unwrap();
+    assert_eq!(t.process(0).map(|p| p.cpu_ticks()), Some(43));
+    assert_eq!(t.process(1).map(|p| p.cpu_ticks()), Some(30));
+    // Halting again and staying: the time starts again at the wake.
+    t.halt(1_040);
+    t.stay(2_000);
+    assert_eq!(t.switched_in(), 2_000);
+    assert_eq!(t.running_ticks(2_005), 5);
+    assert_eq!(t.process(0).map(|p| p.cpu_ticks()), Some(53));
+    let s = t.slot_status(1);
+    assert_eq!(
+        (s.pid, s.parent, s.state, s.status, s.cpu_ticks),
+        (2, 1, state::RUNNABLE, 0, 30)
+    );
+    t.end(1, End::Killed.status());
+    let s = t.slot_status(1);
+    assert_eq!((s.state, s.status), (state::ENDED, 137));
+    assert_eq!(t.occupied_bits(), 0b11);
+    assert_eq!(t.slot_status(5), SlotStatus::default());
+}
