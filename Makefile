@@ -20,7 +20,7 @@ help:
 	@echo "  make test    build, check formatting and lints, then run every test (unit, property, model, and KVM boot tests)"
 	@echo "  make lint    rustfmt and clippy (warnings are errors) over every crate, guest and Wasm apps included"
 	@echo "  make bench   build, then run the benchmarks (results in target/bench/)"
-	@echo "  make fuzz    fuzz the data pipe against a hostile peer and every decoder in control/ (nightly Rust; FUZZ_SECONDS=60 each)"
+	@echo "  make fuzz    fuzz the data pipe against a hostile peer, every decoder in control/ and the fabric's (nightly Rust; FUZZ_SECONDS=60 each)"
 	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2)"
 	@echo "  make clean   remove build output"
 
@@ -67,6 +67,7 @@ lint: setup
 	done
 	$(CARGO) fmt --check --manifest-path data-pipe/fuzz/Cargo.toml
 	$(CARGO) fmt --check --manifest-path control/fuzz/Cargo.toml
+	$(CARGO) fmt --check --manifest-path monitor/fabric/fuzz/Cargo.toml
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) clippy --release --target $(GUEST) -p weft-kernel -p weft-user -p weft-wasm-run --features weft-wasm-run/guest -- -D warnings
 	$(CARGO) clippy --release -p weft-user --lib --tests -- -D warnings
@@ -92,10 +93,14 @@ bench: build
 FUZZ_SECONDS ?= 60
 CONTROL_FUZZ := control_pipe_frames file_frames session_frames fs_replies first_frames \
                 net_frames error_frames fixed_layouts args_block device_frames fabric_frames
+FABRIC_FUZZ  := fabric_payloads local_lines names invitations
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	cd data-pipe/fuzz && $(CARGO) +nightly fuzz run hostile_header -- -max_total_time=$(FUZZ_SECONDS)
 	cd control/fuzz && for t in $(CONTROL_FUZZ); do \
+		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+	cd monitor/fabric/fuzz && for t in $(FABRIC_FUZZ); do \
 		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 

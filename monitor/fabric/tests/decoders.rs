@@ -1,0 +1,240 @@
+//! Every decoder of what a peer device, a local client or a user hands the
+//! fabric, run on the stable toolchain (`make test`): over seeds of valid
+//! encodings, every truncation and every single-bit flip of them, and
+//! pseudo-random bytes, a bounded number each. The drivers
+//! (`support/decoders.rs`) are the cargo-fuzz targets' too (`make fuzz`
+//! runs those unbounded).
+
+#[path = "support/decoders.rs"]
+mod decoders;
+
+use decoders::DRIVERS;
+use weft_fabric::invite::Invitation;
+use weft_fabric::local::{LocalRequest, LocalResponse, Program};
+use weft_fabric::wire::{self, Device, Exit, Figures, Image, Known, Process, Request, Response};
+
+/// Pseudo-random inputs per driver.
+const RANDOM_INPUTS: usize = 50_000;
+
+fn process() -> Process {
+    Process {
+        pid: "b:7".into(),
+        device: "b".into(),
+        name: "fabric-ls".into(),
+        state: "running".into(),
+        cpu_ns: 1_000_000,
+        memory: 1 << 20,
+        streams: 3,
+        status: Some(137),
+    }
+}
+
+fn device() -> Device {
+    Device {
+        name: "a".into(),
+        id: "0123456789abcdef".into(),
+        available: true,
+        addresses: vec!["10.0.0.1:7447".into()],
+        figures: Some(Figures {
+            processes: 2,
+            memory: 4096,
+        }),
+    }
+}
+
+fn known() -> Known {
+    Known {
+        name: "c".into(),
+        id: "fedcba9876543210".into(),
+        addresses: vec!["[::1]:7449".into()],
+        removed: true,
+    }
+}
+
+/// Valid encodings for `driver`.
+fn seeds(driver: &str) -> Vec<Vec<u8>> {
+    match driver {
+        "fabric_payloads" => {
+            let requests = [
+                Request::Info,
+                Request::Registry,
+                Request::Ps,
+                Request::Stats { pid: 3 },
+                Request::Kill { pid: 4 },
+                Request::Spawn {
+                    image: Image::Wasm {
+                        sha256: "ab".repeat(32),
+                        size: 10,
+                        from: "a".into(),
+                    },
+                    args: vec!["x".into(), "".into(), "é ✓".into()],
+                },
+                Request::Spawn {
+                    image: Image::Program {
+                        name: "hello".into(),
+                    },
+                    args: Vec::new(),
+                },
+            ];
+            let responses = [
+                Response::Info { device: device() },
+                Response::Registry {
+                    devices: vec![known()],
+                },
+                Response::Processes {
+                    processes: vec![process(), process()],
+                },
+                Response::Process { process: process() },
+                Response::Spawned { pid: "b:9".into() },
+                Response::Done,
+                Response::Error {
+                    message: "no \"such\" process\n".into(),
+                },
+            ];
+            let mut out: Vec<Vec<u8>> = requests.iter().map(wire::encode).collect();
+            out.extend(responses.iter().map(wire::encode));
+            out.push(wire::encode(&Exit {
+                pid: "c:2".into(),
+                status: 0,
+            }));
+            out
+        }
+        "local_lines" => {
+            let requests = [
+                LocalRequest::Devices { available: true },
+                LocalRequest::Invite { expires_secs: 600 },
+                LocalRequest::Remove { name: "c".into() },
+                LocalRequest::Ps { device: None },
+                LocalRequest::Stats { pid: "a:2".into() },
+                LocalRequest::Kill { pid: "b:3".into() },
+                LocalRequest::Spawn {
+                    device: Some("c".into()),
+                    program: Program::Module {
+                        bytes: b"\0asm\x01\0\0\0".to_vec(),
+                    },
+                    args: vec!["app".into()],
+                },
+                LocalRequest::Spawn {
+                    device: None,
+                    program: Program::Wasm {
+                        path: "/tmp/app.wasm".into(),
+                    },
+                    args: Vec::new(),
+                },
+                LocalRequest::Wait {
+                    pid: "a:2".into(),
+                    limit_secs: 5,
+                },
+                LocalRequest::Watch,
+            ];
+            let responses = [
+                LocalResponse::Devices {
+                    devices: vec![device()],
+                },
+                LocalResponse::Processes {
+                    processes: vec![process()],
+                },
+                LocalResponse::Process { process: process() },
+                LocalResponse::Done,
+            ];
+            let mut out: Vec<Vec<u8>> = requests
+                .iter()
+                .map(|r| serde_json::to_vec(r).expect("a seed encodes"))
+                .collect();
+            out.extend(
+                responses
+                    .iter()
+                    .map(|r| serde_json::to_vec(r).expect("a seed encodes")),
+            );
+            out
+        }
+        "names" => ["weft/dev/a", "weft/fabric/removed/kitchen-2", "laptop:42"]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect(),
+        "invitations" => {
+            let invitation = Invitation {
+                fabric: "00112233445566778899aabbccddeeff"
+                    .parse()
+                    .expect("a seed fabric id"),
+                ca_sha256: [7; 32],
+                addresses: vec![
+                    "10.1.2.3:7447".parse().expect("a seed address"),
+                    "[fe80::1]:9000".parse().expect("a seed address"),
+                ],
+                secret: [9; 32],
+                // Far enough ahead never to expire while tests run.
+                expires_unix: u64::from(u32::MAX) * 4,
+            };
+            vec![invitation.encode().into_bytes()]
+        }
+        other => panic!("no seeds for driver {other}"),
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+#[test]
+fn decoders_survive_seeds_their_mutations_and_random_bytes() {
+    let mut random = Random(0x9E37_79B9_7F4A_7C15);
+    for &(name, driver) in DRIVERS {
+        let seeds = seeds(name);
+        for seed in &seeds {
+            for len in 0..seed.len() {
+                driver(&seed[..len]);
+            }
+            let mut flipped = seed.clone();
+            for bit in 0..seed.len() * 8 {
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                driver(&flipped);
+                flipped[bit / 8] ^= 1 << (bit % 8);
+            }
+        }
+        for i in 0..RANDOM_INPUTS {
+            // Random bytes, and random splices of a seed (more likely to
+            // get past the first checks).
+            let seed = &seeds[i % seeds.len()];
+            let mut input = seed.clone();
+            let at = (random.next() as usize) % (input.len() + 1);
+            let len = (random.next() % 16) as usize;
+            let junk: Vec<u8> = (0..len).map(|_| random.next() as u8).collect();
+            input.splice(at..at, junk);
+            driver(&input);
+            let raw: Vec<u8> = (0..random.next() % 64)
+                .map(|_| random.next() as u8)
+                .collect();
+            driver(&raw);
+        }
+    }
+}
+
+#[test]
+fn seeds_are_accepted_by_their_decoders() {
+    // A seed that no longer decodes would leave its driver checking only
+    // refusals: each is accepted, and round-trips.
+    for &(name, driver) in DRIVERS {
+        for (i, seed) in seeds(name).iter().enumerate() {
+            assert!(driver(seed) > 0, "{name}: seed {i} is refused");
+        }
+    }
+}
+
+#[test]
+fn payloads_over_the_limit_are_refused_before_parsing() {
+    let mut big = wire::encode(&Request::Ps);
+    big.resize(wire::MAX_PAYLOAD + 1, b' ');
+    assert!(matches!(
+        wire::decode::<Request>(&big),
+        Err(wire::WireError::TooLarge(_))
+    ));
+}
