@@ -8,9 +8,9 @@
 //! process slots, by a bump pointer, once each.
 //!
 //! Invariants of [`Frames`]:
-//! - Only `USABLE` regions are used, shrunk inward to whole pages (a region
-//!   whose end would overflow ends at the last page below 2^64), and only
-//!   in increasing address order without overlap.
+//! - Only `USABLE` regions are used, shrunk inward to whole pages and cut at
+//!   [`DIRECT_MAP_END`] (so every frame has a kernel address), and only in
+//!   increasing address order without overlap.
 //! - Every allocation is page-aligned, lies inside one region, and never
 //!   overlaps another: the bump pointer only grows within a region, and
 //!   moves to the next region (leaving the rest of the current one unused)
@@ -19,7 +19,7 @@
 
 use weft_control::boot::{MAX_REGIONS, MemoryRegion, region_kind};
 use weft_control::error::ErrorCode;
-use weft_control::layout::{DIRECT_MAP_BASE, KERNEL_STACK_TOP, PAGE_SIZE};
+use weft_control::layout::{DIRECT_MAP_BASE, KERNEL_IMAGE_BASE, KERNEL_STACK_TOP, PAGE_SIZE};
 use weft_control::process::MAX_PROCESSES;
 
 /// Size of the kernel heap, carved from the usable regions at boot.
@@ -27,7 +27,12 @@ pub const HEAP_BYTES: u64 = 256 * 1024;
 /// Pages of each spawned process's kernel stack.
 pub const KERNEL_STACK_PAGES: u64 = 4;
 
-/// The kernel (direct-map) address of guest-physical `phys`.
+/// One past the highest physical address the direct map reaches: it ends
+/// where the kernel image's range begins.
+pub const DIRECT_MAP_END: u64 = KERNEL_IMAGE_BASE - DIRECT_MAP_BASE;
+
+/// The kernel (direct-map) address of guest-physical `phys` (below
+/// [`DIRECT_MAP_END`]).
 #[inline]
 pub const fn kernel_address(phys: u64) -> u64 {
     DIRECT_MAP_BASE + phys
@@ -73,7 +78,7 @@ impl Frames {
                 return None;
             }
             let base = r.base.checked_next_multiple_of(PAGE_SIZE)?;
-            let end = r.base.saturating_add(r.len) / PAGE_SIZE * PAGE_SIZE;
+            let end = r.base.saturating_add(r.len).min(DIRECT_MAP_END) / PAGE_SIZE * PAGE_SIZE;
             if base >= end || base < floor {
                 return None;
             }

@@ -13,7 +13,7 @@ use weft_control::error::ErrorCode;
 use weft_control::layout::PAGE_SIZE;
 use weft_control::process::MAX_PROCESSES;
 use weft_kernel_core::memory::{
-    Frames, HEAP_BYTES, KERNEL_STACK_PAGES, KernelStacks, kernel_address,
+    DIRECT_MAP_END, Frames, HEAP_BYTES, KERNEL_STACK_PAGES, KernelStacks, kernel_address,
 };
 
 fn region() -> impl Strategy<Value = MemoryRegion> {
@@ -69,8 +69,9 @@ impl Model {
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         for r in map.iter().filter(|r| r.kind == region_kind::USABLE) {
             let base = u128::from(r.base).div_ceil(page) * page;
-            let end =
-                (u128::from(r.base) + u128::from(r.len)).min(u128::from(u64::MAX)) / page * page;
+            let end = (u128::from(r.base) + u128::from(r.len)).min(u128::from(DIRECT_MAP_END))
+                / page
+                * page;
             let after_last = ranges.last().is_none_or(|&(_, e)| base >= u128::from(e));
             if base < end && after_last {
                 ranges.push((base as u64, end as u64));

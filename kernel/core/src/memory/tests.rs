@@ -44,20 +44,26 @@ fn a_request_that_does_not_fit_moves_on_for_good() {
 }
 
 #[test]
-fn regions_shrink_to_whole_pages_and_overflow_is_refused() {
+fn regions_shrink_to_whole_pages_and_the_direct_maps_reach() {
     let mut f = Frames::empty();
     f.load(&[
         usable(0x1234, 0x1000),
         usable(0x3001, 0x2000),
+        usable(DIRECT_MAP_END - 0x2000, 0x8000),
         usable(u64::MAX - 0x2fff, 0x8000),
     ]);
     // 0x1234..0x2234 holds no whole page; 0x3001..0x5001 holds one.
     assert_eq!(f.alloc_contiguous(1), Some(0x4000));
     assert_eq!(f.alloc_contiguous(u64::MAX), None);
     assert_eq!(f.alloc_contiguous(u64::MAX / PAGE_SIZE), None);
-    // The last region ends at the last page below 2^64.
-    assert_eq!(f.alloc_contiguous(2), Some(u64::MAX - 0x2fff));
+    // The third region ends where the direct map does; the last is beyond
+    // it, so never used: every frame has a kernel address.
+    assert_eq!(f.alloc_contiguous(2), Some(DIRECT_MAP_END - 0x2000));
     assert_eq!(f.alloc_contiguous(1), None);
+    assert_eq!(
+        kernel_address(DIRECT_MAP_END - PAGE_SIZE),
+        KERNEL_IMAGE_BASE - PAGE_SIZE
+    );
 }
 
 #[test]
