@@ -281,6 +281,15 @@ mod tests {
         }
     }
 
+    /// Guest RAM holding `page` at [`PAGE`], and a view of it whose guest
+    /// TSC read `guest_tsc` just now.
+    fn with_page(page: StatusPage, guest_tsc: u64) -> (Ram, ProcessView) {
+        let ram = guest_memory::create(1 << 20).unwrap();
+        ram.write_slice(&page.encode(), GuestAddress(PAGE)).unwrap();
+        let v = view(&ram, guest_tsc);
+        (ram, v)
+    }
+
     fn records(v: &ProcessView) -> Result<Vec<ProcessRecord>, ViewError> {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -291,14 +300,11 @@ mod tests {
 
     #[test]
     fn occupied_slots_are_read_with_the_books_figures_for_the_same_pid_only() {
-        let ram = guest_memory::create(1 << 20).unwrap();
-        let v = view(&ram, 10_000);
+        let (_ram, v) = with_page(page(4, 0, true), 10_000);
         v.book().set(0, 1, 4096, name_of(b"device"));
         v.book().set(2, 6, 8192, name_of(b"gone-before"));
         v.book().set(3, 8, 12288, name_of(b"sleep"));
         v.book().end(3);
-        ram.write_slice(&page(4, 0, true).encode(), GuestAddress(PAGE))
-            .unwrap();
         let r = records(&v).unwrap();
         assert_eq!(r.iter().map(|r| r.pid).collect::<Vec<_>>(), [1, 7, 8]);
         assert_eq!(
@@ -318,12 +324,9 @@ mod tests {
 
     #[test]
     fn the_running_process_has_run_since_its_switch_in() {
-        let ram = guest_memory::create(1 << 20).unwrap();
         // The guest TSC read 10_000 a moment ago; slot 2 was switched in
         // then.
-        let v = view(&ram, 10_000);
-        ram.write_slice(&page(2, 2, false).encode(), GuestAddress(PAGE))
-            .unwrap();
+        let (_ram, v) = with_page(page(2, 2, false), 10_000);
         std::thread::sleep(Duration::from_millis(2));
         let r = records(&v).unwrap();
         assert!(r[1].cpu_ns >= 1_000 + 2_000_000, "{:?}", r[1]);
@@ -334,10 +337,7 @@ mod tests {
 
     #[test]
     fn a_page_being_written_is_not_read() {
-        let ram = guest_memory::create(1 << 20).unwrap();
-        let v = view(&ram, 0);
-        ram.write_slice(&page(3, 0, true).encode(), GuestAddress(PAGE))
-            .unwrap();
+        let (ram, v) = with_page(page(3, 0, true), 0);
         let start = Instant::now();
         assert!(matches!(records(&v), Err(ViewError::Busy(_))));
         assert!(start.elapsed() >= READ_LIMIT);

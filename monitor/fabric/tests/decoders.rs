@@ -9,6 +9,7 @@
 mod decoders;
 
 use decoders::DRIVERS;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use weft_fabric::invite::Invitation;
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
 use weft_fabric::wire::{self, Device, Exit, Figures, Image, Known, Process, Request, Response};
@@ -172,48 +173,50 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
     }
 }
 
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Random(u64);
+/// Deterministic noise (SipHash with fixed keys of a counter), so a
+/// failure reproduces.
+fn noise(n: usize) -> u64 {
+    let mut h = DefaultHasher::new();
+    n.hash(&mut h);
+    h.finish()
+}
 
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+/// Every prefix of `seed` and every one-bit change of it.
+fn mutants(seed: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let prefixes = (0..seed.len()).map(|len| seed[..len].to_vec());
+    let flips = (0..seed.len() * 8).map(|bit| {
+        let mut m = seed.to_vec();
+        m[bit / 8] ^= 1 << (bit % 8);
+        m
+    });
+    prefixes.chain(flips)
+}
+
+/// `seed` with a few noise bytes spliced in at a noisy place (more likely
+/// to get past a decoder's first checks than noise alone), or noise alone.
+fn spliced(seed: &[u8], n: usize) -> Vec<u8> {
+    let k = noise(n);
+    if k % 4 == 0 {
+        return (0..k % 64)
+            .map(|i| noise(n ^ (i as usize) << 20) as u8)
+            .collect();
     }
+    let mut out = seed.to_vec();
+    let at = (k >> 8) as usize % (seed.len() + 1);
+    let junk = (0..(k >> 40) % 16).map(|i| noise(n + (i as usize) * 7919) as u8);
+    out.splice(at..at, junk);
+    out
 }
 
 #[test]
 fn decoders_survive_seeds_their_mutations_and_random_bytes() {
-    let mut random = Random(0x9E37_79B9_7F4A_7C15);
     for &(name, driver) in DRIVERS {
         let seeds = seeds(name);
-        for seed in &seeds {
-            for len in 0..seed.len() {
-                driver(&seed[..len]);
-            }
-            let mut flipped = seed.clone();
-            for bit in 0..seed.len() * 8 {
-                flipped[bit / 8] ^= 1 << (bit % 8);
-                driver(&flipped);
-                flipped[bit / 8] ^= 1 << (bit % 8);
-            }
+        for mutant in seeds.iter().flat_map(|s| mutants(s)) {
+            driver(&mutant);
         }
-        for i in 0..RANDOM_INPUTS {
-            // Random bytes, and random splices of a seed (more likely to
-            // get past the first checks).
-            let seed = &seeds[i % seeds.len()];
-            let mut input = seed.clone();
-            let at = (random.next() as usize) % (input.len() + 1);
-            let len = (random.next() % 16) as usize;
-            let junk: Vec<u8> = (0..len).map(|_| random.next() as u8).collect();
-            input.splice(at..at, junk);
-            driver(&input);
-            let raw: Vec<u8> = (0..random.next() % 64)
-                .map(|_| random.next() as u8)
-                .collect();
-            driver(&raw);
+        for n in 0..RANDOM_INPUTS {
+            driver(&spliced(&seeds[n % seeds.len()], n));
         }
     }
 }
