@@ -131,6 +131,11 @@ impl<T: Transport> Client<T> {
         &mut self.transport
     }
 
+    /// The transport itself (a watching stream's reader takes it over).
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
     /// The known devices (only the available ones with `available`).
     pub fn devices(&mut self, available: bool) -> Result<Vec<Device>, T::Error> {
         self.call(
@@ -308,10 +313,16 @@ impl Event {
     /// The event an `EVENT` frame (header and body) carries.
     pub fn from_frame(frame: &[u8]) -> Result<Event, CallError> {
         let (header, body) = frame::split(frame).map_err(CallError::Wire)?;
-        if header.kind != super::kind::EVENT {
+        Self::decode(header.kind, body)
+    }
+
+    /// The event a frame of `kind` with `body` carries (`kind` must be
+    /// `EVENT`).
+    pub fn decode(kind: u16, body: &[u8]) -> Result<Event, CallError> {
+        if kind != super::kind::EVENT {
             return Err(CallError::Unexpected {
                 call: "watch",
-                kind: header.kind,
+                kind,
             });
         }
         Ok(match super::Event::decode(body).map_err(CallError::Wire)? {

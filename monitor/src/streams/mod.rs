@@ -70,7 +70,9 @@ mod vmm;
 mod zero_copy;
 
 pub use device::{DeviceError, DeviceHandle, DeviceLink, Exit, SpawnImage, device_link};
-pub use fabric::{FabricCall, FabricLink, MAX_IN_FLIGHT};
+pub use fabric::{
+    FabricAsk, FabricCall, FabricEvent, FabricLink, FabricWatch, MAX_IN_FLIGHT, MAX_QUEUED,
+};
 pub use policy::{Policy, PolicyError};
 pub use vmm::{Vmm, VmmError};
 
