@@ -490,7 +490,10 @@ fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
         app.send(&p, &relay, &fabric_request(image));
     }
 
-    let mut next = || calls.blocking_recv().unwrap();
+    let mut next = || match calls.blocking_recv().unwrap() {
+        super::FabricAsk::Call(call) => call,
+        other => panic!("not a call: {other:?}"),
+    };
     let wait = next();
     assert_eq!(
         wait.request,

@@ -8,9 +8,10 @@
 //! [`Queue`] at once, and from the queue to the stream's writer as the
 //! guest makes room.
 //!
-//! Invariants: a stream holds at most [`MAX_QUEUED`] undelivered events
-//! plus one `LOST` marker, whatever the guest does; an event is dropped
-//! only when that many wait (or the daemon's subscription itself lagged),
+//! Invariants: a stream holds at most [`MAX_QUEUED`] undelivered entries
+//! (events and `LOST` markers) plus one `LOST` marker, whatever the guest
+//! does; an event is dropped only when that many wait (or the daemon's
+//! subscription itself lagged),
 //! and every run of drops becomes one `LOST` event with their number, in
 //! the place of the events it stands for; events are delivered in the
 //! order the daemon published them.
@@ -52,7 +53,7 @@ pub enum Queued {
     Lost(u32),
 }
 
-/// A stream's undelivered events: at most [`MAX_QUEUED`] of them, then
+/// A stream's undelivered events: at most [`MAX_QUEUED`] entries, then
 /// one `Lost` entry that counts what did not fit.
 #[derive(Debug, Default)]
 pub struct Queue {
@@ -171,12 +172,15 @@ mod tests {
         q.lost(5);
         assert_eq!(q.len(), MAX_QUEUED + 1);
         assert_eq!(q.pop(), Some(Queued::Event(started(0))));
+        // The marker holds a place: one more is lost.
+        q.push(started(998));
+        assert_eq!(q.pop(), Some(Queued::Event(started(1))));
         // Room again: a new event goes after the marker.
         q.push(started(999));
-        for n in 1..MAX_QUEUED {
+        for n in 2..MAX_QUEUED {
             assert_eq!(q.pop(), Some(Queued::Event(started(n))));
         }
-        assert_eq!(q.pop(), Some(Queued::Lost(15)));
+        assert_eq!(q.pop(), Some(Queued::Lost(16)));
         assert_eq!(q.pop(), Some(Queued::Event(started(999))));
         assert_eq!(q.pop(), None);
         q.lost(u64::MAX);
@@ -233,7 +237,7 @@ mod tests {
         let seen = got.iter().filter(|g| g.starts_with("Started")).count();
         let lost: u32 = got
             .iter()
-            .filter_map(|g| g.strip_prefix("Lost(")?.strip_suffix(')')?.parse().ok())
+            .filter_map(|g| g.strip_prefix("Lost(")?.strip_suffix(')')?.parse::<u32>().ok())
             .sum();
         assert_eq!(got[0], r#"DeviceUp("a")"#);
         assert_eq!(seen as u32 + lost, 1000, "{got:?}");
