@@ -189,4 +189,26 @@ impl Watch {
     pub fn try_event(&mut self) -> Result<Option<Event>, FabricError> {
         self.next_event(Some(Duration::ZERO))
     }
+
+    /// The next event's whole `EVENT` frame if one is there now (for a
+    /// runtime that hands it on to an app, which decodes it).
+    pub fn try_frame(&mut self) -> Result<Option<Vec<u8>>, FabricError> {
+        if !self.stream.ready(Interest::Read) {
+            return Ok(None);
+        }
+        let k = self.stream.recv(&mut self.body)?;
+        if k != kind::EVENT {
+            return Err(CallError::Unexpected { call: "watch", kind: k }.into());
+        }
+        let mut frame = Vec::with_capacity(frame::HEADER + self.body.len());
+        frame.extend_from_slice(&Header::new(k, self.body.len()).encode());
+        frame.extend_from_slice(&self.body);
+        Ok(Some(frame))
+    }
+
+    /// The watch's stream, to wait on it together with others
+    /// ([`crate::stream::poll`]).
+    pub fn stream(&mut self) -> &mut Stream {
+        &mut self.stream
+    }
 }
