@@ -66,14 +66,18 @@ const TESTS: &[(&str, fn())] = &[
         plain_run,
     ),
     ("hostile_frames_end_only_their_stream", hostile),
-    ("native_watch_sees_devices_and_processes", watch),
-    ("native_slow_watcher_is_told_what_it_lost", slow_watch),
+    ("native_watch_sees_devices_and_processes", || watch("native")),
+    ("wasm_watch_sees_devices_and_processes", || watch("wasm")),
+    ("native_slow_watcher_is_told_what_it_lost", || {
+        slow_watch("native")
+    }),
+    ("wasm_slow_watcher_is_told_what_it_lost", || slow_watch("wasm")),
 ];
 
 /// Events published after a watch is granted with `alpha` available.
 fn watch_script(case: &str) -> Vec<FabricEvent> {
     match case {
-        "native-watch-slow" => (0..SLOW_EVENTS)
+        "native-watch-slow" | "wasm-watch-slow" => (0..SLOW_EVENTS)
             .map(|n| FabricEvent::Started(format!("{}:{n}", "d".repeat(1000))))
             .collect(),
         _ => vec![
@@ -91,8 +95,8 @@ fn watch_script(case: &str) -> Vec<FabricEvent> {
 /// stream's queue hold.
 const SLOW_EVENTS: usize = 2000;
 
-fn watch() {
-    let (status, out, err) = boot("native-watch", "watch 4");
+fn watch(case: &str) {
+    let (status, out, err) = boot(&format!("{case}-watch"), "watch 4");
     assert_eq!(
         (status, out.as_str()),
         (
@@ -106,9 +110,9 @@ fn watch() {
     );
 }
 
-fn slow_watch() {
+fn slow_watch(case: &str) {
     let total = SLOW_EVENTS + 1;
-    let (status, out, err) = boot("native-watch-slow", &format!("watch {total} slow"));
+    let (status, out, err) = boot(&format!("{case}-watch-slow"), &format!("watch {total} slow"));
     assert_eq!(status, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.first(), Some(&"event up alpha"), "{err}");
