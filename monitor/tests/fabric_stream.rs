@@ -26,9 +26,7 @@ use weft_fabric::wire::{Device, Process};
 use weft_monitor::catalog::{Catalog, WASM_RUNTIME};
 use weft_monitor::run::{self, RunConfig};
 use weft_monitor::status::ExitStatus;
-use weft_monitor::streams::{
-    FabricAsk, FabricCall, FabricEvent, FabricWatch, MAX_QUEUED, Policy,
-};
+use weft_monitor::streams::{FabricAsk, FabricCall, FabricEvent, FabricWatch, MAX_QUEUED, Policy};
 
 /// Set in a child: the case to boot (`native`, `wasm` or `hostile`), the
 /// program's arguments after it, space-separated.
@@ -66,12 +64,16 @@ const TESTS: &[(&str, fn())] = &[
         plain_run,
     ),
     ("hostile_frames_end_only_their_stream", hostile),
-    ("native_watch_sees_devices_and_processes", || watch("native")),
+    ("native_watch_sees_devices_and_processes", || {
+        watch("native")
+    }),
     ("wasm_watch_sees_devices_and_processes", || watch("wasm")),
     ("native_slow_watcher_is_told_what_it_lost", || {
         slow_watch("native")
     }),
-    ("wasm_slow_watcher_is_told_what_it_lost", || slow_watch("wasm")),
+    ("wasm_slow_watcher_is_told_what_it_lost", || {
+        slow_watch("wasm")
+    }),
 ];
 
 /// Events published after a watch is granted with `alpha` available.
@@ -112,7 +114,10 @@ fn watch(case: &str) {
 
 fn slow_watch(case: &str) {
     let total = SLOW_EVENTS + 1;
-    let (status, out, err) = boot(&format!("{case}-watch-slow"), &format!("watch {total} slow"));
+    let (status, out, err) = boot(
+        &format!("{case}-watch-slow"),
+        &format!("watch {total} slow"),
+    );
     assert_eq!(status, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.first(), Some(&"event up alpha"), "{err}");
@@ -127,7 +132,13 @@ fn slow_watch(case: &str) {
     // (the ring holds more).
     let seen: Vec<usize> = lines
         .iter()
-        .filter_map(|l| l.strip_prefix("event started ")?.rsplit(':').next()?.parse().ok())
+        .filter_map(|l| {
+            l.strip_prefix("event started ")?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
     assert!(lines.len() - lost.len() >= MAX_QUEUED, "{}", lines.len());

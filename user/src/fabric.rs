@@ -31,9 +31,7 @@ use weft_control::fabric_proto::client::{Client, Transport};
 use weft_control::fabric_proto::kind;
 use weft_control::frame::{self, Code, Header};
 
-pub use weft_control::fabric_proto::client::{
-    CallError, Device, Event, Figures, Image, Process,
-};
+pub use weft_control::fabric_proto::client::{CallError, Device, Event, Figures, Image, Process};
 
 /// Why a fabric call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,7 +196,11 @@ impl Watch {
         }
         let k = self.stream.recv(&mut self.body)?;
         if k != kind::EVENT {
-            return Err(CallError::Unexpected { call: "watch", kind: k }.into());
+            return Err(CallError::Unexpected {
+                call: "watch",
+                kind: k,
+            }
+            .into());
         }
         let mut frame = Vec::with_capacity(frame::HEADER + self.body.len());
         frame.extend_from_slice(&Header::new(k, self.body.len()).encode());

@@ -123,7 +123,10 @@ mod tests {
         assert_eq!(device_of_removal("weft/fabric/removed/X"), None);
         assert_eq!(exit("c", 7), "weft/dev/c/exit/7");
         assert_eq!(pid_of_process_key(&exit("c", 7)).as_deref(), Some("c:7"));
-        assert_eq!(pid_of_process_key(&start("b-2", 40)).as_deref(), Some("b-2:40"));
+        assert_eq!(
+            pid_of_process_key(&start("b-2", 40)).as_deref(),
+            Some("b-2:40")
+        );
         for bad in [
             "weft/dev/c/exit/07",
             "weft/dev/c/exit/-1",

@@ -16,11 +16,11 @@
 //! stream counts what it lost).
 
 use super::fabric::Daemon;
+use crate::streams::{FabricEvent, FabricWatch};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::broadcast;
-use crate::streams::{FabricEvent, FabricWatch};
 use weft_fabric::node::Lifecycle;
 
 /// Events the broadcast channel holds for a watcher that lags.

@@ -709,23 +709,31 @@ fn loopback_watching_app_sees_devices_and_processes() {
     let watcher = ok(&a, &["spawn", "fabric-ls", "watch", "1000"]);
     assert!(watcher.trim().starts_with("a:"), "{watcher}");
     let seen = |what: &str| da.log().lines().any(|l| l == what);
-    eventually("the watcher sees a, b and c", Duration::from_secs(10), || {
-        ["event up a", "event up b", "event up c"]
-            .iter()
-            .all(|e| seen(e))
-    });
+    eventually(
+        "the watcher sees a, b and c",
+        Duration::from_secs(10),
+        || {
+            ["event up a", "event up b", "event up c"]
+                .iter()
+                .all(|e| seen(e))
+        },
+    );
 
     let hello = wasm("hello");
     let (code, out, err) = cli(
         &a,
-        &["spawn", "--device", "b", "--wait", &hello, "watched", "exit=3"],
+        &[
+            "spawn", "--device", "b", "--wait", &hello, "watched", "exit=3",
+        ],
     );
     assert_eq!(code, 3, "{err}");
     let pid = out.trim().to_string();
     assert!(pid.starts_with("b:"), "{out}");
-    eventually("the watcher sees b's process end", Duration::from_secs(10), || {
-        seen(&format!("event started {pid}")) && seen(&format!("event ended {pid} 3"))
-    });
+    eventually(
+        "the watcher sees b's process end",
+        Duration::from_secs(10),
+        || seen(&format!("event started {pid}")) && seen(&format!("event ended {pid} 3")),
+    );
 
     dc.kill9();
     eventually("the watcher sees c go", Duration::from_secs(10), || {

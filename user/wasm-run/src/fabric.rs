@@ -102,11 +102,9 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
             }))
         },
     )?;
-    l.func_wrap(
-        MODULE,
-        import::FABRIC_WATCH,
-        |mut c: C<'_, H>, out: i32| errno_of(with_env(&mut c, |e| watch(e, out))),
-    )?;
+    l.func_wrap(MODULE, import::FABRIC_WATCH, |mut c: C<'_, H>, out: i32| {
+        errno_of(with_env(&mut c, |e| watch(e, out)))
+    })?;
     l.func_wrap(
         MODULE,
         import::FABRIC_EVENT,

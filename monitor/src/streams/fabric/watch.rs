@@ -110,11 +110,9 @@ pub fn frame(entry: &Queued) -> Vec<u8> {
     let mut buf = vec![0u8; Event::MAX_FRAME];
     // Names and pids from the daemon are short; one too long for a frame
     // (a bug) is delivered as one lost event.
-    let n = event.encode(&mut buf).unwrap_or_else(|| {
-        Event::Lost(1)
-            .encode(&mut buf)
-            .unwrap_or_default()
-    });
+    let n = event
+        .encode(&mut buf)
+        .unwrap_or_else(|| Event::Lost(1).encode(&mut buf).unwrap_or_default());
     buf.truncate(n);
     buf
 }
@@ -237,7 +235,12 @@ mod tests {
         let seen = got.iter().filter(|g| g.starts_with("Started")).count();
         let lost: u32 = got
             .iter()
-            .filter_map(|g| g.strip_prefix("Lost(")?.strip_suffix(')')?.parse::<u32>().ok())
+            .filter_map(|g| {
+                g.strip_prefix("Lost(")?
+                    .strip_suffix(')')?
+                    .parse::<u32>()
+                    .ok()
+            })
             .sum();
         assert_eq!(got[0], r#"DeviceUp("a")"#);
         assert_eq!(seen as u32 + lost, 1000, "{got:?}");

@@ -44,9 +44,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use weft_control::app::errno;
 use weft_control::fabric_proto::client::{Client, Transport};
 
-pub use weft_control::fabric_proto::client::{
-    CallError, Device, Event, Figures, Image, Process,
-};
+pub use weft_control::fabric_proto::client::{CallError, Device, Event, Figures, Image, Process};
 
 /// Why a fabric call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,9 +164,9 @@ pub fn watch() -> Result<Watch, Error> {
     let mut fd = -1;
     // SAFETY: `fd` is a valid out pointer.
     match unsafe { sys::fabric_watch(&mut fd) } {
-        // SAFETY: the runtime just opened `fd` for this app, and nothing
-        // else owns it.
         errno::SUCCESS => Ok(Watch {
+            // SAFETY: the runtime just opened `fd` for this app, and
+            // nothing else owns it.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         }),
         e => Err(Error::Unavailable(e)),
@@ -183,7 +181,14 @@ impl Watch {
         let mut len = 0u32;
         // SAFETY: `frame` is valid for its length; `len` is a valid out
         // pointer.
-        let e = unsafe { sys::fabric_event(self.fd.as_raw_fd(), frame.as_mut_ptr(), frame.len(), &mut len) };
+        let e = unsafe {
+            sys::fabric_event(
+                self.fd.as_raw_fd(),
+                frame.as_mut_ptr(),
+                frame.len(),
+                &mut len,
+            )
+        };
         match e {
             errno::SUCCESS => {
                 frame.truncate(len as usize);
