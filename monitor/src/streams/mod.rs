@@ -29,7 +29,8 @@
 //! A device guest's first program, its agent, may open one `DEVICE` stream
 //! through which the host drives it ([`device_link`]; PROTOCOL.md §15).
 //! Under a daemon, any process may open `FABRIC` streams: its fabric calls
-//! go to the daemon over the run's [`FabricLink`] (PROTOCOL.md §17).
+//! and watches go to the daemon over the run's [`FabricLink`] (PROTOCOL.md
+//! §17).
 //!
 //! Everything the guest writes is an allegation: a ring it corrupts or a
 //! frame that breaks its protocol ends that stream with a status code; the
