@@ -43,6 +43,8 @@ pub mod import {
     pub const PID: &str = "pid";
     pub const FABRIC_CALL: &str = "fabric_call";
     pub const FABRIC_REPLY: &str = "fabric_reply";
+    pub const FABRIC_WATCH: &str = "fabric_watch";
+    pub const FABRIC_EVENT: &str = "fabric_event";
 }
 
 /// The first app's process id; it cannot be killed (§13.3).

@@ -12,6 +12,10 @@
 //! follows at once in [`kind::IMAGE`] frames of the same request, in order,
 //! each at most [`MAX_CHUNK`] bytes, nothing else in between.
 //!
+//! A `WATCH` request turns the stream into a watch as well: once it is
+//! answered [`kind::WATCHING`], the monitor sends [`kind::EVENT`] frames of
+//! its own ([`event`]) as devices come and go and processes start and end.
+//!
 //! Strings ("text") are a `u16` length and that many bytes of UTF-8, at
 //! most [`MAX_TEXT`]; lists are a `u16` count and that many entries.
 //!
@@ -27,6 +31,9 @@ use crate::frame::{Decoder, Encoder, HEADER, MAX_BODY, WireError};
 
 #[cfg(feature = "alloc")]
 pub mod client;
+pub mod event;
+
+pub use event::{Event, EventHead};
 
 /// Frame kinds of the FABRIC protocol (the first frame itself is
 /// `frame::kind::FABRIC`).
@@ -45,6 +52,8 @@ pub mod kind {
     pub const IMAGE: u16 = 0x0506;
     /// Request: wait for a process to end, for at most some seconds.
     pub const WAIT: u16 = 0x0507;
+    /// Request: send events from now on (devices, processes).
+    pub const WATCH: u16 = 0x0508;
 
     /// Reply to the first frame: the stream serves fabric calls.
     pub const READY: u16 = 0x8500;
@@ -64,6 +73,10 @@ pub mod kind {
     pub const DONE: u16 = 0x8507;
     /// Reply to any request the fabric could not carry out: why.
     pub const FAILED: u16 = 0x8508;
+    /// Reply to `WATCH`: events follow.
+    pub const WATCHING: u16 = 0x8509;
+    /// Sent by the monitor on a watching stream, unasked: one event.
+    pub const EVENT: u16 = 0x850A;
 }
 
 /// The longest string a frame carries (a name, a pid, an address, a
@@ -221,6 +234,8 @@ pub enum Request<'a> {
         limit_secs: u32,
         pid: &'a str,
     },
+    /// Send events from now on.
+    Watch { request: u32 },
 }
 
 impl<'a> Request<'a> {
@@ -233,7 +248,8 @@ impl<'a> Request<'a> {
             | Self::Stats { request, .. }
             | Self::Kill { request, .. }
             | Self::Image { request, .. }
-            | Self::Wait { request, .. } => request,
+            | Self::Wait { request, .. }
+            | Self::Watch { request } => request,
         }
     }
 
@@ -247,6 +263,7 @@ impl<'a> Request<'a> {
             Self::Spawn { .. } => kind::SPAWN,
             Self::Image { .. } => kind::IMAGE,
             Self::Wait { .. } => kind::WAIT,
+            Self::Watch { .. } => kind::WATCH,
         }
     }
 
@@ -281,6 +298,9 @@ impl<'a> Request<'a> {
             } => {
                 e.u32(request).u32(limit_secs);
                 put_text(&mut e, pid)?;
+            }
+            Self::Watch { request } => {
+                e.u32(request);
             }
         }
         e.finish()
@@ -342,6 +362,7 @@ impl<'a> Request<'a> {
                 limit_secs: d.u32()?,
                 pid: some_text(&mut d, "pid")?,
             },
+            kind::WATCH => Self::Watch { request: d.u32()? },
             other => return Err(WireError::Kind(other)),
         };
         d.finish()?;
@@ -649,6 +670,8 @@ pub enum Reply<'a> {
     Done { request: u32 },
     /// The request failed: `message` says why.
     Failed { request: u32, message: &'a str },
+    /// `WATCH` is in place: events follow.
+    Watching { request: u32 },
 }
 
 impl<'a> Reply<'a> {
@@ -662,6 +685,7 @@ impl<'a> Reply<'a> {
             | Self::Exited { request, .. }
             | Self::Running { request, .. }
             | Self::Done { request }
+            | Self::Watching { request }
             | Self::Failed { request, .. } => request,
         }
     }
@@ -677,6 +701,7 @@ impl<'a> Reply<'a> {
             Self::Running { .. } => kind::RUNNING,
             Self::Done { .. } => kind::DONE,
             Self::Failed { .. } => kind::FAILED,
+            Self::Watching { .. } => kind::WATCHING,
         }
     }
 
@@ -698,7 +723,7 @@ impl<'a> Reply<'a> {
                 e.u32(status);
                 put_text(&mut e, pid)?;
             }
-            Self::Done { .. } => {}
+            Self::Done { .. } | Self::Watching { .. } => {}
             Self::Failed { message, .. } => put_text(&mut e, message)?,
         }
         e.finish()
@@ -735,6 +760,7 @@ impl<'a> Reply<'a> {
                 pid: some_text(&mut d, "pid")?,
             },
             kind::DONE => Self::Done { request: request? },
+            kind::WATCHING => Self::Watching { request: request? },
             kind::FAILED => Self::Failed {
                 request: request?,
                 message: text(&mut d, "message")?,

@@ -81,7 +81,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "runs programs as processes side by side and reports how each ended",
     ),
     (
-        "fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS]",
+        "fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS | watch COUNT [slow]]",
         "lists the fabric's devices and processes, or spawns, kills, waits (in a device guest under `weft daemon`)",
     ),
 ];

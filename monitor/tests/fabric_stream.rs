@@ -4,7 +4,10 @@
 //! a spawn that returns `b:7`, an error for the kill of an unknown pid);
 //! the native `fabric-ls` and the Wasm `fabric-ls.wasm` make the calls and
 //! print what they got; `fabric-hostile` sends frames that break the
-//! protocol. Plus `weft run fabric-ls`, where no daemon answers.
+//! protocol. A watch is granted with one device available and a few
+//! events, or two thousand events for a program that does not read them
+//! at once (its stream drops what does not fit and says how many). Plus
+//! `weft run fabric-ls`, where no daemon answers.
 //!
 //! The guest's output is the process's own standard output, so each case
 //! boots in a child process: this binary (no test harness) runs itself
@@ -17,13 +20,13 @@ use common::{target, wasm};
 use std::borrow::Cow;
 use std::process::Command;
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
 use weft_fabric::wire::{Device, Process};
 use weft_monitor::catalog::{Catalog, WASM_RUNTIME};
 use weft_monitor::run::{self, RunConfig};
 use weft_monitor::status::ExitStatus;
-use weft_monitor::streams::{FabricCall, Policy};
+use weft_monitor::streams::{FabricAsk, FabricCall, FabricEvent, FabricWatch, MAX_QUEUED, Policy};
 
 /// Set in a child: the case to boot (`native`, `wasm` or `hostile`), the
 /// program's arguments after it, space-separated.
@@ -61,7 +64,85 @@ const TESTS: &[(&str, fn())] = &[
         plain_run,
     ),
     ("hostile_frames_end_only_their_stream", hostile),
+    ("native_watch_sees_devices_and_processes", || {
+        watch("native")
+    }),
+    ("wasm_watch_sees_devices_and_processes", || watch("wasm")),
+    ("native_slow_watcher_is_told_what_it_lost", || {
+        slow_watch("native")
+    }),
+    ("wasm_slow_watcher_is_told_what_it_lost", || {
+        slow_watch("wasm")
+    }),
 ];
+
+/// Events published after a watch is granted with `alpha` available.
+fn watch_script(case: &str) -> Vec<FabricEvent> {
+    match case {
+        "native-watch-slow" | "wasm-watch-slow" => (0..SLOW_EVENTS)
+            .map(|n| FabricEvent::Started(format!("{}:{n}", "d".repeat(1000))))
+            .collect(),
+        _ => vec![
+            FabricEvent::DeviceDown("beta".into()),
+            FabricEvent::Started("b:7".into()),
+            FabricEvent::Ended {
+                pid: "b:7".into(),
+                status: 3,
+            },
+        ],
+    }
+}
+
+/// Events published for the slow watcher: far more than its ring and its
+/// stream's queue hold.
+const SLOW_EVENTS: usize = 2000;
+
+fn watch(case: &str) {
+    let (status, out, err) = boot(&format!("{case}-watch"), "watch 4");
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            0,
+            "event up alpha\n\
+             event down beta\n\
+             event started b:7\n\
+             event ended b:7 3\n"
+        ),
+        "{err}"
+    );
+}
+
+fn slow_watch(case: &str) {
+    let total = SLOW_EVENTS + 1;
+    let (status, out, err) = boot(
+        &format!("{case}-watch-slow"),
+        &format!("watch {total} slow"),
+    );
+    assert_eq!(status, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"event up alpha"), "{err}");
+    let lost: Vec<usize> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("event lost ")?.parse().ok())
+        .collect();
+    // The program stops once every event is told: seen or counted lost.
+    assert_eq!(lines.len() - lost.len() + lost.iter().sum::<usize>(), total);
+    assert!(!lost.is_empty(), "nothing was lost: {}", lines.len());
+    // What is seen is in the order published, and at least a queue's worth
+    // (the ring holds more).
+    let seen: Vec<usize> = lines
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("event started ")?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert!(lines.len() - lost.len() >= MAX_QUEUED, "{}", lines.len());
+}
 
 const LISTING: &str = "device alpha available\n\
                        device beta unavailable\n\
@@ -143,7 +224,7 @@ fn child(case: &str) -> i32 {
     argv.extend(words.map(|w| w.as_bytes().to_vec()));
     let kernel = guest("weft-kernel");
     let (program, payload) = match kind {
-        "native" => (guest("fabric-ls"), None),
+        "native" | "native-watch" | "native-watch-slow" => (guest("fabric-ls"), None),
         "hostile" => (guest("fabric-hostile"), None),
         _ => (
             guest(WASM_RUNTIME),
@@ -151,11 +232,12 @@ fn child(case: &str) -> i32 {
         ),
     };
     let (link, calls) = mpsc::channel(4);
+    let script = watch_script(kind);
     let daemon = std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(answer(calls))
+            .block_on(answer(calls, script))
     });
     let cfg = RunConfig {
         kernel: &kernel,
@@ -194,9 +276,25 @@ fn process(pid: &str, name: &str, state: &str, status: Option<u32>) -> Process {
     }
 }
 
-/// The canned daemon: answers each call until the link is dropped.
-async fn answer(mut calls: mpsc::Receiver<FabricCall>) {
-    while let Some(FabricCall { request, reply }) = calls.recv().await {
+/// The canned daemon: answers each call until the link is dropped; a
+/// watch is granted with `alpha` available, then `script` is published.
+async fn answer(mut calls: mpsc::Receiver<FabricAsk>, script: Vec<FabricEvent>) {
+    let (publish, _) = broadcast::channel(2 * SLOW_EVENTS);
+    while let Some(ask) = calls.recv().await {
+        let FabricCall { request, reply } = match ask {
+            FabricAsk::Call(call) => call,
+            FabricAsk::Watch(granted) => {
+                let watch = FabricWatch {
+                    available: vec!["alpha".into()],
+                    events: publish.subscribe(),
+                };
+                let _ = granted.send(watch);
+                for event in &script {
+                    publish.send(event.clone()).unwrap();
+                }
+                continue;
+            }
+        };
         let response = match request {
             LocalRequest::Devices { available: false } => LocalResponse::Devices {
                 devices: vec![

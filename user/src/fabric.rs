@@ -4,7 +4,10 @@
 //! for a process's end, answered by the device's `weft daemon`.
 //!
 //! A [`Fabric`] is one `FABRIC` stream; it makes one call at a time (a call
-//! blocks until its reply). Under `weft run` (no daemon) [`Fabric::open`]
+//! blocks until its reply). [`Fabric::watch`] turns the stream into a
+//! [`Watch`]: the fabric's events (devices that come and go, processes
+//! that start and end anywhere), read one at a time with
+//! [`Watch::next_event`]. Under `weft run` (no daemon) [`Fabric::open`]
 //! fails with [`Code::Unsupported`] and the monitor's message.
 //!
 //! ```ignore
@@ -12,18 +15,23 @@
 //! for d in fabric.devices(false)? {
 //!     weft_user::println!("{} {}", d.name, d.available);
 //! }
+//! let mut watch = fabric.watch()?;
+//! while let Some(event) = watch.next_event(Some(Duration::from_secs(5)))? {
+//!     weft_user::println!("{event}");
+//! }
 //! ```
 
 use crate::error::Error;
-use crate::stream::Stream;
+use crate::stream::{Interest, Stream, poll};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::time::Duration;
 use weft_control::fabric_proto::client::{Client, Transport};
 use weft_control::fabric_proto::kind;
 use weft_control::frame::{self, Code, Header};
 
-pub use weft_control::fabric_proto::client::{CallError, Device, Figures, Image, Process};
+pub use weft_control::fabric_proto::client::{CallError, Device, Event, Figures, Image, Process};
 
 /// Why a fabric call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,5 +150,67 @@ impl Fabric {
     /// validated) and returns the whole reply frame.
     pub fn relay(&mut self, frames: &[u8]) -> Result<Vec<u8>, FabricError> {
         self.client.transport().call(frames, 0)
+    }
+
+    /// Watches the fabric on this stream from now on: the [`Watch`] yields
+    /// first a [`Event::DeviceUp`] for each device available now, then
+    /// every change. Calls are made on another [`Fabric`].
+    pub fn watch(mut self) -> Result<Watch, FabricError> {
+        self.client.watch()?;
+        let Link { stream, body } = self.client.into_transport();
+        Ok(Watch { stream, body })
+    }
+}
+
+/// A watching `FABRIC` stream (PROTOCOL.md §17.4): the fabric's events in
+/// the order they happened. Events the program does not read in time are
+/// dropped by the monitor beyond a fixed number, and counted in one
+/// [`Event::Lost`]: the program then lists devices and processes again.
+pub struct Watch {
+    stream: Stream,
+    body: Vec<u8>,
+}
+
+impl Watch {
+    /// The next event; `None` if none came within `timeout` (`None`: wait
+    /// as long as it takes). Only this program waits.
+    pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>, FabricError> {
+        let timeout_ns = timeout.map(|t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        if poll(&mut [(&mut self.stream, Interest::Read)], timeout_ns) == 0 {
+            return Ok(None);
+        }
+        let k = self.stream.recv(&mut self.body)?;
+        Ok(Some(Event::decode(k, &self.body)?))
+    }
+
+    /// The next event if one is there now.
+    pub fn try_event(&mut self) -> Result<Option<Event>, FabricError> {
+        self.next_event(Some(Duration::ZERO))
+    }
+
+    /// The next event's whole `EVENT` frame if one is there now (for a
+    /// runtime that hands it on to an app, which decodes it).
+    pub fn try_frame(&mut self) -> Result<Option<Vec<u8>>, FabricError> {
+        if !self.stream.ready(Interest::Read) {
+            return Ok(None);
+        }
+        let k = self.stream.recv(&mut self.body)?;
+        if k != kind::EVENT {
+            return Err(CallError::Unexpected {
+                call: "watch",
+                kind: k,
+            }
+            .into());
+        }
+        let mut frame = Vec::with_capacity(frame::HEADER + self.body.len());
+        frame.extend_from_slice(&Header::new(k, self.body.len()).encode());
+        frame.extend_from_slice(&self.body);
+        Ok(Some(frame))
+    }
+
+    /// The watch's stream, to wait on it together with others
+    /// ([`crate::stream::poll`]).
+    pub fn stream(&mut self) -> &mut Stream {
+        &mut self.stream
     }
 }

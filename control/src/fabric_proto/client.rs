@@ -5,6 +5,10 @@
 //! that turns each call into its request frames and its reply frame into
 //! those values, over any [`Transport`].
 //!
+//! A watch ([`Client::watch`]) is a call too; the `EVENT` frames that
+//! follow it are read by the transport's owner and turned into [`Event`]s
+//! with [`Event::from_frame`].
+//!
 //! Invariants: a call is one request and exactly one reply, matched by id
 //! (a reply to another id, or of a kind that does not answer the call, is
 //! [`CallError::Unexpected`]); a client makes one call at a time.
@@ -127,6 +131,11 @@ impl<T: Transport> Client<T> {
         &mut self.transport
     }
 
+    /// The transport itself (a watching stream's reader takes it over).
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
     /// The known devices (only the available ones with `available`).
     pub fn devices(&mut self, available: bool) -> Result<Vec<Device>, T::Error> {
         self.call(
@@ -206,6 +215,17 @@ impl<T: Transport> Client<T> {
         })
     }
 
+    /// Asks for the stream's events from now on: once this returns, the
+    /// monitor sends `EVENT` frames on the stream ([`Event::from_frame`]),
+    /// first a `DeviceUp` for each device available now.
+    pub fn watch(&mut self) -> Result<(), T::Error> {
+        self.call(
+            "watch",
+            |request| Request::Watch { request },
+            |r| matches!(r, Reply::Watching { .. }).then_some(()),
+        )
+    }
+
     /// Waits at most `limit_secs` for process `pid` to end: its status, or
     /// `None` if it still runs.
     pub fn wait(&mut self, pid: &str, limit_secs: u32) -> Result<Option<u32>, T::Error> {
@@ -271,6 +291,65 @@ fn encode(request: &Request<'_>) -> Result<Vec<u8>, CallError> {
         .ok_or(CallError::Argument("the request's size"))?;
     buf.truncate(n);
     Ok(buf)
+}
+
+/// An event of a watched stream (§17.4), owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The device of this name became available.
+    DeviceUp(String),
+    /// The device of this name became unavailable.
+    DeviceDown(String),
+    /// The process of this pid (`NAME:N`) started.
+    Started(String),
+    /// Process `pid` ended with `status`.
+    Ended { pid: String, status: u32 },
+    /// This many events were dropped because they were not read in time:
+    /// list the devices and processes again.
+    Lost(u32),
+}
+
+impl Event {
+    /// The event an `EVENT` frame (header and body) carries.
+    pub fn from_frame(frame: &[u8]) -> Result<Event, CallError> {
+        let (header, body) = frame::split(frame).map_err(CallError::Wire)?;
+        Self::decode(header.kind, body)
+    }
+
+    /// The event a frame of `kind` with `body` carries (`kind` must be
+    /// `EVENT`).
+    pub fn decode(kind: u16, body: &[u8]) -> Result<Event, CallError> {
+        if kind != super::kind::EVENT {
+            return Err(CallError::Unexpected {
+                call: "watch",
+                kind,
+            });
+        }
+        Ok(match super::Event::decode(body).map_err(CallError::Wire)? {
+            super::Event::DeviceUp(name) => Event::DeviceUp(name.to_string()),
+            super::Event::DeviceDown(name) => Event::DeviceDown(name.to_string()),
+            super::Event::Started(pid) => Event::Started(pid.to_string()),
+            super::Event::Ended { pid, status } => Event::Ended {
+                pid: pid.to_string(),
+                status,
+            },
+            super::Event::Lost(count) => Event::Lost(count),
+        })
+    }
+}
+
+/// One line of text per event: `up NAME`, `down NAME`, `started PID`,
+/// `ended PID STATUS`, `lost COUNT`.
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DeviceUp(name) => write!(f, "up {name}"),
+            Self::DeviceDown(name) => write!(f, "down {name}"),
+            Self::Started(pid) => write!(f, "started {pid}"),
+            Self::Ended { pid, status } => write!(f, "ended {pid} {status}"),
+            Self::Lost(count) => write!(f, "lost {count}"),
+        }
+    }
 }
 
 fn device(d: super::Device<'_>) -> Device {

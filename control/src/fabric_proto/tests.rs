@@ -55,6 +55,11 @@ fn requests_round_trip() {
         limit_secs: 30,
         pid: "b:7",
     });
+    round_trip_request(Request::Watch { request: 8 });
+    assert_eq!(
+        Request::decode(kind::WATCH, &[1, 0, 0, 0, 0]),
+        Err(WireError::Trailing)
+    );
 }
 
 #[test]
@@ -179,6 +184,7 @@ fn replies_round_trip() {
             request: 8,
             message: "no process a:99",
         },
+        Reply::Watching { request: 9 },
     ] {
         let n = r.encode(&mut buf).unwrap();
         let (h, body) = whole(&buf[..n]);
@@ -234,6 +240,63 @@ fn malformed_replies_are_refused() {
         Reply::decode(kind::KILL, &[1, 0, 0, 0]),
         Err(WireError::Kind(kind::KILL))
     );
+}
+
+#[test]
+fn events_round_trip_byte_by_byte() {
+    let mut buf = [0u8; Event::MAX_FRAME];
+    let n = Event::Ended {
+        pid: "b:7",
+        status: 137,
+    }
+    .encode(&mut buf)
+    .unwrap();
+    assert_eq!(
+        &buf[..n],
+        &[
+            13, 0, 0, 0, 0x0A, 0x85, 0, 0, // header: 13 bytes, EVENT
+            4, 0, 0, 0, 137, 0, 0, 0, // ENDED, status 137
+            3, 0, b'b', b':', b'7',
+        ]
+    );
+    for e in [
+        Event::DeviceUp("c"),
+        Event::DeviceDown("c"),
+        Event::Started("a:4"),
+        Event::Ended {
+            pid: "a:4",
+            status: 0,
+        },
+        Event::Lost(3),
+    ] {
+        let n = e.encode(&mut buf).unwrap();
+        let (h, body) = whole(&buf[..n]);
+        assert_eq!(h.kind, kind::EVENT);
+        assert_eq!(Event::decode(body), Ok(e));
+    }
+}
+
+#[test]
+fn malformed_events_are_refused() {
+    let event = |what: u32, status: u32, subject: &[u8]| {
+        let mut body = EventHead { what, status }.encode().to_vec();
+        body.extend_from_slice(&(subject.len() as u16).to_le_bytes());
+        body.extend_from_slice(subject);
+        body
+    };
+    let field = |f| Err(WireError::Field(f));
+    assert_eq!(Event::decode(&event(1, 0, b"")), field("event subject"));
+    assert_eq!(Event::decode(&event(1, 5, b"c")), field("event status"));
+    assert_eq!(Event::decode(&event(3, 1, b"a:1")), field("event status"));
+    assert_eq!(Event::decode(&event(5, 0, b"")), field("lost event"));
+    assert_eq!(Event::decode(&event(5, 2, b"c")), field("lost event"));
+    assert_eq!(Event::decode(&event(6, 0, b"c")), field("event what"));
+    assert_eq!(Event::decode(&event(0, 0, b"c")), field("event what"));
+    assert_eq!(Event::decode(&event(1, 0, b"\xff")), field("event subject"));
+    let mut trailing = event(2, 0, b"c");
+    trailing.push(0);
+    assert_eq!(Event::decode(&trailing), Err(WireError::Trailing));
+    assert_eq!(Event::decode(&[2, 0, 0]), Err(WireError::Truncated));
 }
 
 #[cfg(feature = "alloc")]

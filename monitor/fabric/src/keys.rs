@@ -10,6 +10,7 @@
 //! | `weft/dev/<name>/call` | queryable | the device's fabric calls ([`crate::wire::Request`]) |
 //! | `weft/dev/<name>/blob/<sha256>` | queryable | a Wasm module this device offers by content hash |
 //! | `weft/dev/<name>/exit/<n>` | put | process `<name>:<n>` ended ([`crate::wire::Exit`]) |
+//! | `weft/dev/<name>/start/<n>` | put | process `<name>:<n>` started ([`crate::wire::Start`]) |
 //! | `weft/fabric/removed/<name>` | put | device `<name>` was removed from the fabric |
 
 use crate::identity::DeviceName;
@@ -18,6 +19,10 @@ use crate::identity::DeviceName;
 pub const PRESENCE_ALL: &str = "weft/dev/*";
 /// Removal notices, for every device.
 pub const REMOVED_ALL: &str = "weft/fabric/removed/*";
+/// Every device's process exits.
+pub const EXIT_ALL: &str = "weft/dev/*/exit/*";
+/// Every device's process starts.
+pub const START_ALL: &str = "weft/dev/*/start/*";
 
 /// Whether `name` is a valid device name ([`DeviceName`]'s rule: 1 to 32
 /// characters of `[a-z0-9-]`, not starting with `-`).
@@ -53,6 +58,24 @@ pub fn blobs(name: &str) -> String {
 /// `weft/dev/<name>/exit/<n>`: the exit of process `<name>:<n>`.
 pub fn exit(name: &str, pid: u32) -> String {
     format!("weft/dev/{name}/exit/{pid}")
+}
+
+/// `weft/dev/<name>/start/<n>`: the start of process `<name>:<n>`.
+pub fn start(name: &str, pid: u32) -> String {
+    format!("weft/dev/{name}/start/{pid}")
+}
+
+/// The pid (`NAME:N`) an exit or start key names, if it is one of a valid
+/// device name and process number.
+pub fn pid_of_process_key(key: &str) -> Option<String> {
+    let rest = key.strip_prefix("weft/dev/")?;
+    let (name, rest) = rest.split_once('/')?;
+    let (what, n) = rest.split_once('/')?;
+    let number: u32 = n.parse().ok()?;
+    // One spelling per number: no sign, no leading zeros.
+    let canonical = number.to_string() == n;
+    (valid_name(name) && matches!(what, "exit" | "start") && canonical)
+        .then(|| crate::wire::Pid::text(name, number))
 }
 
 /// `weft/fabric/removed/<name>`: device `name` was removed.
@@ -99,5 +122,21 @@ mod tests {
         assert_eq!(device_of_removal(&removed("c-3")), Some("c-3"));
         assert_eq!(device_of_removal("weft/fabric/removed/X"), None);
         assert_eq!(exit("c", 7), "weft/dev/c/exit/7");
+        assert_eq!(pid_of_process_key(&exit("c", 7)).as_deref(), Some("c:7"));
+        assert_eq!(
+            pid_of_process_key(&start("b-2", 40)).as_deref(),
+            Some("b-2:40")
+        );
+        for bad in [
+            "weft/dev/c/exit/07",
+            "weft/dev/c/exit/-1",
+            "weft/dev/c/exit/",
+            "weft/dev/C/exit/1",
+            "weft/dev/c/call/1",
+            "weft/dev/c/exit/1/2",
+            "weft/dev/c/exit/99999999999",
+        ] {
+            assert_eq!(pid_of_process_key(bad), None, "{bad}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! A device's Zenoh session: its presence, the fabric's view of which
 //! devices are available, its fabric calls (served and made), the Wasm
-//! modules it offers by content hash, exits and removal notices.
+//! modules it offers by content hash, process starts and exits, and removal
+//! notices.
 //!
 //! The node maps the fabric onto Zenoh and nothing more: Zenoh finds the
 //! other devices, routes between them, authenticates them (mutual TLS) and
@@ -12,7 +13,7 @@
 
 use crate::bounded::Bounded;
 use crate::keys;
-use crate::wire::{self, Exit, Request, Response};
+use crate::wire::{self, Exit, Request, Response, Start};
 use crate::zconfig::{self, Endpoints, TlsFiles};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,8 @@ pub const MAX_IN_FLIGHT: usize = 64;
 pub const RETRY: Duration = Duration::from_millis(50);
 /// Bytes of Wasm modules a node keeps on offer (oldest dropped first).
 pub const OFFER_BYTES: usize = 64 << 20;
+/// Process starts and ends [`Node::lifecycle`] holds for its reader.
+pub const LIFECYCLE_BACKLOG: usize = 256;
 
 /// What a device's node is opened with.
 #[derive(Clone, Debug)]
@@ -70,6 +73,15 @@ fn zerr(e: impl std::fmt::Display) -> FabricError {
 pub struct Incoming {
     pub request: Request,
     pub reply: oneshot::Sender<Response>,
+}
+
+/// A process's start or end somewhere in the fabric.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Process `pid` (`NAME:N`) started.
+    Started { pid: String },
+    /// Process `pid` ended with `status`.
+    Ended { pid: String, status: u32 },
 }
 
 /// A device's open Zenoh session and what it declared.
@@ -239,6 +251,51 @@ impl Node {
             .map_err(zerr)
     }
 
+    /// Tells whoever watches that process `pid` of this device started.
+    pub async fn publish_start(&self, pid: u32) -> Result<(), FabricError> {
+        let start = Start {
+            pid: wire::Pid::text(&self.name, pid),
+        };
+        self.session
+            .put(keys::start(&self.name, pid), wire::encode(&start))
+            .await
+            .map_err(zerr)
+    }
+
+    /// Follows every device's process starts and exits, this one's
+    /// included, from now until the session closes or the receiver is
+    /// dropped. A put whose key is no process's, or whose payload does not
+    /// decode or names another pid than its key, is ignored.
+    pub async fn lifecycle(&self) -> Result<mpsc::Receiver<Lifecycle>, FabricError> {
+        let starts = self
+            .session
+            .declare_subscriber(keys::START_ALL)
+            .await
+            .map_err(zerr)?;
+        let exits = self
+            .session
+            .declare_subscriber(keys::EXIT_ALL)
+            .await
+            .map_err(zerr)?;
+        let (tx, rx) = mpsc::channel(LIFECYCLE_BACKLOG);
+        tokio::spawn(async move {
+            loop {
+                let (sample, ended) = tokio::select! {
+                    s = starts.recv_async() => (s, false),
+                    s = exits.recv_async() => (s, true),
+                };
+                let Ok(sample) = sample else { return };
+                let Some(event) = lifecycle_of(&sample, ended) else {
+                    continue;
+                };
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     /// Waits for the exit of process `device:pid`, at most `limit`;
     /// `check` runs once the subscription is in place (to find an exit
     /// that happened before it) and its `Some` ends the wait at once.
@@ -286,6 +343,22 @@ impl Node {
         }
         // Presence goes with the session: the others see it go at once.
         let _ = self.session.close().await;
+    }
+}
+
+/// The start (or, if `ended`, the exit) a put on a process key announces.
+fn lifecycle_of(sample: &zenoh::sample::Sample, ended: bool) -> Option<Lifecycle> {
+    let pid = keys::pid_of_process_key(sample.key_expr().as_str())?;
+    let payload = sample.payload().to_bytes();
+    if ended {
+        let exit = wire::decode::<Exit>(&payload).ok()?;
+        (exit.pid == pid).then_some(Lifecycle::Ended {
+            pid,
+            status: exit.status,
+        })
+    } else {
+        let start = wire::decode::<Start>(&payload).ok()?;
+        (start.pid == pid).then_some(Lifecycle::Started { pid })
     }
 }
 

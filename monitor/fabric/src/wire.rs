@@ -178,6 +178,12 @@ pub struct Exit {
     pub status: u32,
 }
 
+/// A process's start (the put on `weft/dev/<name>/start/<n>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Start {
+    pub pid: String,
+}
+
 /// A fabric pid, `DEVICE:N`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pid {

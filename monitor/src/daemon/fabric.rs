@@ -73,7 +73,7 @@ impl Daemon {
         Ok(daemon)
     }
 
-    async fn node(&self) -> Arc<Node> {
+    pub(super) async fn node(&self) -> Arc<Node> {
         self.node.read().await.clone()
     }
 
@@ -82,7 +82,7 @@ impl Daemon {
         self.node().await.close().await;
     }
 
-    fn is_removed(&self) -> bool {
+    pub(super) fn is_removed(&self) -> bool {
         self.removed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
@@ -291,7 +291,10 @@ impl Daemon {
                 SpawnImage::Bytes(module.as_ref().clone())
             }
         };
-        self.device.spawn(image, args).await
+        let pid = self.device.spawn(image, args).await?;
+        // For the fabric's watchers (§17.4); an exit is published anyway.
+        let _ = self.node().await.publish_start(pid).await;
+        Ok(pid)
     }
 
     async fn this_device(&self) -> Device {
@@ -358,7 +361,7 @@ impl Daemon {
     }
 
     /// The devices available now that this device knows.
-    async fn available_members(&self) -> Vec<String> {
+    pub(super) async fn available_members(&self) -> Vec<String> {
         let available = self.node().await.available().borrow().clone();
         let registry = self.registry();
         available

@@ -14,6 +14,7 @@ mod device;
 mod fabric;
 mod identity;
 mod local;
+mod watch;
 
 pub use identity::Identity;
 
@@ -22,7 +23,7 @@ use crate::run::{self, RunConfig};
 use crate::status::ExitStatus;
 use crate::streams::Policy;
 use crate::streams::host_output;
-use crate::streams::{DeviceHandle, FabricCall, device_link};
+use crate::streams::{DeviceHandle, FabricAsk, FabricCall, device_link};
 use fabric::Daemon;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -185,7 +186,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
 /// and the guest's apps on FABRIC streams.
 struct Clients {
     listener: tokio::net::UnixListener,
-    fabric_calls: tokio::sync::mpsc::Receiver<FabricCall>,
+    fabric_calls: tokio::sync::mpsc::Receiver<FabricAsk>,
 }
 
 /// Waits for the guest's agent, then opens the node and serves the fabric
@@ -219,12 +220,20 @@ async fn start_fabric(
             mut fabric_calls,
         } = clients;
         tokio::spawn(local::serve(daemon.clone(), listener));
+        let events = watch::Events::start(daemon.clone());
         tokio::spawn(async move {
-            while let Some(FabricCall { request, reply }) = fabric_calls.recv().await {
-                let daemon = daemon.clone();
-                tokio::spawn(async move {
-                    let _ = reply.send(daemon.command(request).await);
-                });
+            while let Some(ask) = fabric_calls.recv().await {
+                match ask {
+                    FabricAsk::Call(FabricCall { request, reply }) => {
+                        let daemon = daemon.clone();
+                        tokio::spawn(async move {
+                            let _ = reply.send(daemon.command(request).await);
+                        });
+                    }
+                    FabricAsk::Watch(granted) => {
+                        let _ = granted.send(events.subscribe());
+                    }
+                }
             }
         });
         Ok::<(), String>(())

@@ -11,11 +11,21 @@
 //! any order, each by its id. At most [`MAX_IN_FLIGHT`] calls of one stream
 //! are in flight; the next request is read only once one is answered.
 //!
+//! A `WATCH` request asks the daemon for a [`FabricWatch`]; once it is
+//! answered `WATCHING`, the stream's watch task ([`watch`]) writes the
+//! daemon's events as `EVENT` frames between the replies, through a queue
+//! of its own with a fixed limit. One watch per stream; it ends with the
+//! stream, or when the program closes its end.
+//!
 //! Invariants: every request is answered exactly once while the stream
 //! lives (a daemon that is gone or drops a call is a `FAILED` reply, as is
 //! an answer that does not fit the call or one frame); a frame that breaks
 //! the protocol ends the stream as a protocol violation; when the stream
 //! ends, its calls still in flight are abandoned (their answers dropped).
+
+mod watch;
+
+pub use watch::{FabricEvent, FabricWatch, MAX_QUEUED};
 
 use super::framed::{Failure, Reader, StreamIo, Writer, read_frame, write_frame};
 use std::sync::Arc;
@@ -38,8 +48,18 @@ pub struct FabricCall {
     pub reply: oneshot::Sender<LocalResponse>,
 }
 
+/// What a FABRIC stream asks of the daemon.
+#[derive(Debug)]
+pub enum FabricAsk {
+    /// A call, answered once.
+    Call(FabricCall),
+    /// A watch: the daemon answers with the devices available now and a
+    /// subscription to its events.
+    Watch(oneshot::Sender<FabricWatch>),
+}
+
 /// How the guest's FABRIC streams reach the daemon.
-pub type FabricLink = mpsc::Sender<FabricCall>;
+pub type FabricLink = mpsc::Sender<FabricAsk>;
 
 /// What answer a request wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,21 +93,26 @@ pub async fn serve(mut io: StreamIo, params: &[u8], link: Option<&FabricLink>) {
     }
     let (answers, mut replies) = mpsc::channel(MAX_IN_FLIGHT);
     let mut calls = JoinSet::new();
+    let mut watching = None;
     let ended = {
-        let reading = read_requests(&mut io.rx, link, answers, &mut calls);
+        let reading = read_requests(&mut io.rx, link, answers, &mut calls, &mut watching);
         let writing = write_replies(&mut io.tx, &mut replies);
         tokio::pin!(reading, writing);
         tokio::select! {
             r = &mut reading => match r {
-                // The program closed its end: answer what is in flight.
+                // The program closed its end (which ended its watch):
+                // answer what is in flight.
                 Ok(()) => writing.await,
                 Err(f) => Err(f),
             },
             r = &mut writing => r,
         }
     };
-    // Abandons the calls still in flight.
+    // Abandons the calls still in flight, and the watch.
     drop(calls);
+    if let Some(w) = watching {
+        w.abort();
+    }
     if let Err(f) = ended {
         io.fail(f).await;
     }
@@ -105,12 +130,14 @@ async fn write_replies(
 }
 
 /// Reads requests until the program closes its end, starting a call for
-/// each (at most [`MAX_IN_FLIGHT`] at once).
+/// each (at most [`MAX_IN_FLIGHT`] at once) and the watch a `WATCH` asks
+/// for (into `watching`; ended when the program closes its end).
 async fn read_requests(
     rx: &mut Reader,
     link: &FabricLink,
     answers: mpsc::Sender<Vec<u8>>,
     calls: &mut JoinSet<()>,
+    watching: &mut Option<tokio::task::JoinHandle<()>>,
 ) -> Result<(), Failure> {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut body = Vec::new();
@@ -119,6 +146,9 @@ async fn read_requests(
             return Ok(());
         };
         let Some(header) = read_frame(rx, &mut body).await? else {
+            if let Some(w) = watching.take() {
+                w.abort();
+            }
             return Ok(());
         };
         let request = Request::decode(header.kind, &body).map_err(Failure::protocol)?;
@@ -172,6 +202,20 @@ async fn read_requests(
                     "IMAGE frame of request {request}, which is no SPAWN being sent"
                 )));
             }
+            Request::Watch { request } => {
+                if watching.is_some() {
+                    let frame = failed(request, "this stream already watches the fabric");
+                    let _ = answers.send(frame).await;
+                } else {
+                    *watching = Some(tokio::spawn(start_watch(
+                        request,
+                        link.clone(),
+                        answers.clone(),
+                    )));
+                }
+                drop(slot);
+                continue;
+            }
         };
         let (link, answers) = (link.clone(), answers.clone());
         calls.spawn(async move {
@@ -180,6 +224,28 @@ async fn read_requests(
             let _ = answers.send(frame).await;
             drop(slot);
         });
+    }
+}
+
+/// Asks the daemon for a watch, answers `WATCHING` (or `FAILED`), then
+/// delivers its events until the stream ends.
+async fn start_watch(request: u32, link: FabricLink, answers: mpsc::Sender<Vec<u8>>) {
+    let (reply, granted) = oneshot::channel();
+    let granted = match link.send(FabricAsk::Watch(reply)).await {
+        Ok(()) => granted.await.ok(),
+        Err(_) => None,
+    };
+    let Some(watch) = granted else {
+        let _ = answers
+            .send(failed(request, "the fabric daemon is gone"))
+            .await;
+        return;
+    };
+    let mut buf = vec![0u8; HEADER + 4];
+    let n = Reply::Watching { request }.encode(&mut buf).unwrap_or(0);
+    buf.truncate(n);
+    if answers.send(buf).await.is_ok() {
+        watch::forward(watch, answers).await;
     }
 }
 
@@ -218,7 +284,8 @@ async fn read_image(rx: &mut Reader, head: proto::SpawnHead) -> Result<Vec<u8>, 
 /// is gone, or drops the call, answers an error.
 async fn ask(link: &FabricLink, request: LocalRequest) -> LocalResponse {
     let (reply, answer) = oneshot::channel();
-    if link.send(FabricCall { request, reply }).await.is_err() {
+    let call = FabricAsk::Call(FabricCall { request, reply });
+    if link.send(call).await.is_err() {
         return LocalResponse::Error {
             message: "the fabric daemon is gone".into(),
         };

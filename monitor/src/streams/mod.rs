@@ -29,7 +29,8 @@
 //! A device guest's first program, its agent, may open one `DEVICE` stream
 //! through which the host drives it ([`device_link`]; PROTOCOL.md §15).
 //! Under a daemon, any process may open `FABRIC` streams: its fabric calls
-//! go to the daemon over the run's [`FabricLink`] (PROTOCOL.md §17).
+//! and watches go to the daemon over the run's [`FabricLink`] (PROTOCOL.md
+//! §17).
 //!
 //! Everything the guest writes is an allegation: a ring it corrupts or a
 //! frame that breaks its protocol ends that stream with a status code; the
@@ -70,7 +71,9 @@ mod vmm;
 mod zero_copy;
 
 pub use device::{DeviceError, DeviceHandle, DeviceLink, Exit, SpawnImage, device_link};
-pub use fabric::{FabricCall, FabricLink, MAX_IN_FLIGHT};
+pub use fabric::{
+    FabricAsk, FabricCall, FabricEvent, FabricLink, FabricWatch, MAX_IN_FLIGHT, MAX_QUEUED,
+};
 pub use policy::{Policy, PolicyError};
 pub use vmm::{Vmm, VmmError};
 

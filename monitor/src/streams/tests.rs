@@ -490,7 +490,10 @@ fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
         app.send(&p, &relay, &fabric_request(image));
     }
 
-    let mut next = || calls.blocking_recv().unwrap();
+    let mut next = || match calls.blocking_recv().unwrap() {
+        super::FabricAsk::Call(call) => call,
+        other => panic!("not a call: {other:?}"),
+    };
     let wait = next();
     assert_eq!(
         wait.request,
@@ -576,6 +579,80 @@ fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
             message: "the fabric daemon dropped the call"
         })
     );
+    drop((app, p));
+    relay.finish();
+}
+
+#[test]
+fn a_watching_stream_interleaves_events_with_replies_and_ends_with_its_writer() {
+    use super::{FabricAsk, FabricEvent, FabricWatch};
+    use weft_control::fabric_proto::{Event, Reply, Request, kind};
+    use weft_fabric::local::LocalResponse;
+
+    let (link, mut calls) = tokio::sync::mpsc::channel(4);
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None, Some(link)).unwrap();
+    let mut p = Process::attach(&relay, 0);
+    let mut app = fabric_stream(&mut p, &relay, 1);
+    let event = |(k, body): (u16, Vec<u8>)| {
+        assert_eq!(k, kind::EVENT);
+        format!("{:?}", Event::decode(&body).unwrap())
+    };
+
+    app.send(&p, &relay, &fabric_request(Request::Watch { request: 20 }));
+    let Some(FabricAsk::Watch(granted)) = calls.blocking_recv() else {
+        panic!("no watch asked for");
+    };
+    let (publish, events) = tokio::sync::broadcast::channel(16);
+    let watch = FabricWatch {
+        available: vec!["a".into()],
+        events,
+    };
+    granted.send(watch).unwrap();
+    let (k, body) = app.recv();
+    assert_eq!(Reply::decode(k, &body), Ok(Reply::Watching { request: 20 }));
+    assert_eq!(event(app.recv()), r#"DeviceUp("a")"#);
+    publish.send(FabricEvent::DeviceDown("c".into())).unwrap();
+    assert_eq!(event(app.recv()), r#"DeviceDown("c")"#);
+
+    // One watch per stream.
+    app.send(&p, &relay, &fabric_request(Request::Watch { request: 21 }));
+    let (k, body) = app.recv();
+    assert!(
+        matches!(Reply::decode(k, &body), Ok(Reply::Failed { request: 21, message }) if message.contains("already")),
+        "{k:#x}"
+    );
+
+    // A call on the watching stream is answered among the events.
+    let devices = Request::Devices {
+        request: 22,
+        available: true,
+    };
+    app.send(&p, &relay, &fabric_request(devices));
+    let Some(FabricAsk::Call(call)) = calls.blocking_recv() else {
+        panic!("no call");
+    };
+    publish
+        .send(FabricEvent::Ended {
+            pid: "b:3".into(),
+            status: 3,
+        })
+        .unwrap();
+    call.reply
+        .send(LocalResponse::Devices {
+            devices: Vec::new(),
+        })
+        .unwrap();
+    let mut got = [app.recv(), app.recv()];
+    got.sort();
+    assert_eq!(got[0].0, kind::DEVICE_LIST);
+    assert_eq!(event(got[1].clone()), r#"Ended { pid: "b:3", status: 3 }"#);
+
+    // The program closes its end: the watch ends with it.
+    app.tx.close();
+    p.signal(&relay, app.slot, bell::DATA);
+    eventually("ended the watch", || {
+        (publish.receiver_count() == 0).then_some(())
+    });
     drop((app, p));
     relay.finish();
 }

@@ -683,3 +683,61 @@ fn loopback_peers_and_a_hostile_member() {
     let (code, _, err) = cli(&b, &["ps"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// An app inside device a watches the fabric (a FABRIC stream's WATCH,
+/// PROTOCOL.md §17.4): it sees the three devices, a process on b start
+/// and end with its status, and c go away when c's daemon is killed.
+#[test]
+fn loopback_watching_app_sees_devices_and_processes() {
+    let _serial = serial();
+    let scratch = Scratch::new("watch");
+    let (a, b, c) = (scratch.state("a"), scratch.state("b"), scratch.state("c"));
+    let addr_a = format!("127.0.0.1:{}", common::free_port());
+    let peers = [addr_a.clone()];
+    ok(&a, &["fabric", "create", "--name", "a"]);
+    let da = Daemon::start(weft(), &a, &addr_a, &[]);
+    pair(&a, &b, "b", weft());
+    let addr_b = format!("127.0.0.1:{}", common::free_port());
+    let _db = Daemon::start(weft(), &b, &addr_b, &peers);
+    pair(&a, &c, "c", weft());
+    let addr_c = format!("127.0.0.1:{}", common::free_port());
+    let mut dc = Daemon::start(weft(), &c, &addr_c, &peers);
+    eventually("three available at a", Duration::from_secs(20), || {
+        device_names(&a, true) == ["a", "b", "c"]
+    });
+
+    let watcher = ok(&a, &["spawn", "fabric-ls", "watch", "1000"]);
+    assert!(watcher.trim().starts_with("a:"), "{watcher}");
+    let seen = |what: &str| da.log().lines().any(|l| l == what);
+    eventually(
+        "the watcher sees a, b and c",
+        Duration::from_secs(10),
+        || {
+            ["event up a", "event up b", "event up c"]
+                .iter()
+                .all(|e| seen(e))
+        },
+    );
+
+    let hello = wasm("hello");
+    let (code, out, err) = cli(
+        &a,
+        &[
+            "spawn", "--device", "b", "--wait", &hello, "watched", "exit=3",
+        ],
+    );
+    assert_eq!(code, 3, "{err}");
+    let pid = out.trim().to_string();
+    assert!(pid.starts_with("b:"), "{out}");
+    eventually(
+        "the watcher sees b's process end",
+        Duration::from_secs(10),
+        || seen(&format!("event started {pid}")) && seen(&format!("event ended {pid} 3")),
+    );
+
+    dc.kill9();
+    eventually("the watcher sees c go", Duration::from_secs(10), || {
+        seen("event down c")
+    });
+    assert!(!da.log().contains("panicked"), "{}", da.log());
+}

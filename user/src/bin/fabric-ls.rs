@@ -1,12 +1,16 @@
-//! `fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS]`: fabric
-//! calls from a device guest (PROTOCOL.md §17).
+//! `fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS | watch
+//! COUNT [slow]]`: fabric calls from a device guest (PROTOCOL.md §17).
 //!
 //! Without arguments it prints every known device (`device NAME
 //! available|unavailable`) and every process of the available devices
 //! (`process PID DEVICE NAME STATE`), one per line. `spawn` starts a
 //! device's own program (on DEVICE, or this device) and prints `spawned
 //! PID`; `kill` prints `killed PID`; `wait` prints `exited PID STATUS` or
-//! `running PID`. A failure prints `fabric-ls: CALL: WHY` on standard error
+//! `running PID`. `watch` prints the fabric's events as they come (`event
+//! up NAME`, `event down NAME`, `event started PID`, `event ended PID
+//! STATUS`, `event lost N`) until COUNT events are told (a `lost N` tells
+//! N); with `slow` it lets a second pass before it reads the first. A
+//! failure prints `fabric-ls: CALL: WHY` on standard error
 //! and exits 1; bad arguments exit 2.
 #![no_std]
 #![no_main]
@@ -16,18 +20,25 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use weft_user::fabric::{Fabric, FabricError, Image};
-use weft_user::{Args, eprintln, print};
+use weft_user::fabric::{Event, Fabric, FabricError, Image};
+use weft_user::{Args, eprintln, print, println};
 
 weft_user::entry!(main);
 
 /// One of the calls, over an open stream with the arguments after its name.
 type Call = fn(&mut Fabric, &[&str]) -> Result<String, FabricError>;
 
-const USAGE: &str = "usage: fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS]";
+const USAGE: &str =
+    "usage: fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS | watch COUNT [slow]]";
 
 fn main(args: Args) -> i32 {
     let words: Vec<&str> = args.iter().skip(1).collect();
+    if let ["watch", count, rest @ ..] = words.as_slice()
+        && let (Ok(count), [] | ["slow"]) = (count.parse::<u64>(), rest)
+    {
+        let slow = !rest.is_empty();
+        return report("watch", Fabric::open().and_then(|f| watch(f, count, slow)));
+    }
     let (call, run): (&str, Call) = match words.as_slice() {
         [] => ("list", list),
         ["spawn", _] | ["spawn", _, _] => ("spawn", spawn),
@@ -39,6 +50,11 @@ fn main(args: Args) -> i32 {
         }
     };
     let done = Fabric::open().and_then(|mut f| run(&mut f, words.get(1..).unwrap_or_default()));
+    report(call, done)
+}
+
+/// Prints what `call` gave, or why it failed; the program's status.
+fn report(call: &str, done: Result<String, FabricError>) -> i32 {
     match done {
         Ok(out) => {
             print!("{out}");
@@ -89,4 +105,24 @@ fn wait(f: &mut Fabric, words: &[&str]) -> Result<String, FabricError> {
         Some(status) => alloc::format!("exited {pid} {status}\n"),
         None => alloc::format!("running {pid}\n"),
     })
+}
+
+/// Prints each event of a watch on `f` until `count` are told.
+fn watch(f: Fabric, count: u64, slow: bool) -> Result<String, FabricError> {
+    let mut watch = f.watch()?;
+    if slow {
+        weft_user::sleep(core::time::Duration::from_secs(1));
+    }
+    let mut told = 0;
+    while told < count {
+        let Some(event) = watch.next_event(None)? else {
+            continue;
+        };
+        told += match event {
+            Event::Lost(n) => u64::from(n),
+            _ => 1,
+        };
+        println!("event {event}");
+    }
+    Ok(String::new())
 }

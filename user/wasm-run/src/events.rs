@@ -139,10 +139,11 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
 
 type C<'a, H> = Caller<'a, Ctx<H>>;
 
-/// A socket's descriptor for `interest`: it must be one.
+/// A socket's (or a fabric watch's) descriptor for `interest`: it must be
+/// one.
 fn socket<H: Host>(e: &mut Env<'_, H>, fd: i32) -> WasiResult<()> {
     match e.ctx.fds.get(fd)? {
-        Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } => Ok(()),
+        Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } | Fd::Watch(_) => Ok(()),
         _ => Err(errno::NOTSOCK),
     }
 }

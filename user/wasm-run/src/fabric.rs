@@ -12,14 +12,21 @@
 //!
 //! The call waits in place for the answer (the runtime's other apps wait
 //! with it): fabric calls are rare and answered by the device's daemon.
+//!
+//! `fabric_watch(fd_out)` starts a watch of the fabric (§17.4) on a stream
+//! of its own, as a non-blocking descriptor: the app registers interest in
+//! it (readable) like a socket's, and `fabric_event(fd, buf, cap, len_out)`
+//! takes the next event's whole `EVENT` frame (`EAGAIN` if none is there),
+//! so waiting for events suspends only that app.
 
 use crate::app::Ctx;
+use crate::fds::Fd;
 use crate::host::{Host, WasiResult};
 use crate::mem::{Env, errno_of, with_env};
 use alloc::vec::Vec;
 use wasmi::{Caller, Linker};
 use weft_control::app::{MODULE, errno, import};
-use weft_control::fabric_proto::check_call;
+use weft_control::fabric_proto::{Event, check_call};
 
 type C<'a, H> = Caller<'a, Ctx<H>>;
 
@@ -53,6 +60,28 @@ fn deliver<H: Host>(
     e.write(at, &answer)
 }
 
+/// `fabric_watch`: a watch's descriptor at `out`.
+fn watch<H: Host>(e: &mut Env<'_, H>, out: i32) -> WasiResult<()> {
+    // The out pointer is checked before the stream is opened.
+    e.write_u32(out, 0)?;
+    let watch = e.ctx.system.host().fabric_watch()?;
+    let fd = e.ctx.fds.insert(Fd::Watch(alloc::boxed::Box::new(watch)));
+    e.write_u32(out, fd as u32)
+}
+
+/// `fabric_event`: the next event of watch `fd` at `at` (its length at
+/// `out`); `cap` must hold the longest event frame.
+fn event<H: Host>(e: &mut Env<'_, H>, fd: i32, (at, cap): (i32, i32), out: i32) -> WasiResult<()> {
+    if (cap.max(0) as usize) < Event::MAX_FRAME {
+        return Err(errno::INVAL);
+    }
+    e.bytes(at, cap)?;
+    e.write_u32(out, 0)?;
+    let frame = e.ctx.fds.watch_event(fd)?.ok_or(errno::AGAIN)?;
+    e.write_u32(out, frame.len() as u32)?;
+    e.write(at, &frame)
+}
+
 pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
     l.func_wrap(
         MODULE,
@@ -71,6 +100,16 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
                 let kept = e.ctx.fabric_reply.take().ok_or(errno::NOENT)?;
                 deliver(e, kept, reply, cap, out)
             }))
+        },
+    )?;
+    l.func_wrap(MODULE, import::FABRIC_WATCH, |mut c: C<'_, H>, out: i32| {
+        errno_of(with_env(&mut c, |e| watch(e, out)))
+    })?;
+    l.func_wrap(
+        MODULE,
+        import::FABRIC_EVENT,
+        |mut c: C<'_, H>, fd: i32, at: i32, cap: i32, out: i32| {
+            errno_of(with_env(&mut c, |e| event(e, fd, (at, cap), out)))
         },
     )?;
     Ok(())

@@ -15,7 +15,7 @@
 
 use crate::host::{
     Conn, File, FileKind, Host, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom,
-    WasiResult,
+    WasiResult, Watch,
 };
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -59,6 +59,8 @@ pub enum Fd<H: Host> {
         conn: Box<H::Conn>,
         nonblock: bool,
     },
+    /// A watch of the fabric (always non-blocking).
+    Watch(Box<H::Watch>),
 }
 
 /// The descriptor table. Invariant: a closed descriptor's slot is `None`
@@ -173,7 +175,7 @@ impl<H: Host> Fds<H> {
             Fd::Conn { conn, .. } => conn.try_read(buf),
             Fd::Dir(_) => Err(errno::ISDIR),
             Fd::Grant(_) | Fd::Listener { .. } => Err(errno::NOTCONN),
-            Fd::Stdout | Fd::Stderr => Err(errno::BADF),
+            Fd::Stdout | Fd::Stderr | Fd::Watch(_) => Err(errno::BADF),
         }
     }
 
@@ -192,7 +194,7 @@ impl<H: Host> Fds<H> {
             }
             Fd::Dir(_) => return Err(errno::ISDIR),
             Fd::Grant(_) | Fd::Listener { .. } => return Err(errno::NOTCONN),
-            Fd::Stdin => return Err(errno::BADF),
+            Fd::Stdin | Fd::Watch(_) => return Err(errno::BADF),
         };
         self.host.write(to, bytes)?;
         Ok(Some(bytes.len()))
@@ -260,7 +262,17 @@ impl<H: Host> Fds<H> {
         match self.get(fd).ok()? {
             Fd::Listener { listener, .. } => Some(listener.stream()),
             Fd::Conn { conn, .. } => Some(conn.stream()),
+            Fd::Watch(watch) => Some(watch.stream()),
             _ => None,
+        }
+    }
+
+    /// The next event of watch `fd`: its `EVENT` frame, `Ok(None)` if none
+    /// is there yet; `EBADF` for another descriptor.
+    pub fn watch_event(&mut self, fd: i32) -> WasiResult<Option<Vec<u8>>> {
+        match self.get(fd)? {
+            Fd::Watch(watch) => watch.try_event(),
+            _ => Err(errno::BADF),
         }
     }
 
@@ -281,6 +293,7 @@ impl<H: Host> Fds<H> {
             match slot {
                 Some(Fd::Listener { listener, .. }) => out.push((listener.stream(), interest)),
                 Some(Fd::Conn { conn, .. }) => out.push((conn.stream(), interest)),
+                Some(Fd::Watch(watch)) => out.push((watch.stream(), interest)),
                 _ => {}
             }
         }

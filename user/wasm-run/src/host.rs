@@ -107,6 +107,14 @@ pub trait Stream<H: Host> {
     fn status(&self) -> Option<u32>;
 }
 
+/// A watch of the fabric (PROTOCOL.md §17.4): a stream of `EVENT` frames.
+pub trait Watch<H: Host> {
+    /// The next event's whole `EVENT` frame (header included) if one is
+    /// there, `Ok(None)` if none is yet.
+    fn try_event(&mut self) -> WasiResult<Option<Vec<u8>>>;
+    fn stream(&mut self) -> &mut H::Stream;
+}
+
 /// A bound TCP listener.
 pub trait Listener<H: Host> {
     /// A waiting connection, `Ok(None)` if none is.
@@ -135,6 +143,7 @@ pub trait Host: Clone + 'static {
     type Stream: Stream<Self>;
     type Listener: Listener<Self>;
     type Conn: Conn<Self>;
+    type Watch: Watch<Self>;
 
     /// Monotonic time, nanoseconds.
     fn monotonic_ns(&self) -> u64;
@@ -179,6 +188,11 @@ pub trait Host: Clone + 'static {
     /// waiting for it. `ENOTCAPABLE` where the guest is no device of a
     /// fabric.
     fn fabric(&self, frames: &[u8]) -> WasiResult<Vec<u8>>;
+
+    /// Starts a watch of the fabric (§17.4): a stream whose `WATCH` was
+    /// answered `WATCHING`. `ENOTCAPABLE` where the guest is no device of
+    /// a fabric.
+    fn fabric_watch(&self) -> WasiResult<Self::Watch>;
 
     /// Sleeps until one of `streams` is ready for its interest (or ended),
     /// or `timeout_ns` passed (`None`: no limit).

@@ -1,8 +1,8 @@
 //! Fabric calls through the `weft` module (PROTOCOL.md §13.3, §17).
 
-use crate::{Fake, module, run};
-use weft_control::app::errno;
-use weft_control::fabric_proto::{Reply, Request};
+use crate::{Fake, batches, module, run};
+use weft_control::app::{EventRecord, errno, kind};
+use weft_control::fabric_proto::{Event, Reply, Request};
 
 fn frame(r: Request<'_>) -> Vec<u8> {
     let mut buf = vec![0u8; 256];
@@ -103,4 +103,64 @@ fn without_a_fabric_the_call_is_not_capable() {
     let fake = Fake::new();
     assert_eq!(run(&fake, &caller(&request, 512), &[]), 0);
     assert_eq!(fake.0.borrow().stdout[0], errno::NOTCAPABLE as u8);
+}
+
+/// An event app watches the fabric: `fabric_event` refuses a descriptor
+/// that is no watch and a buffer too small for any event, says `EAGAIN`
+/// while nothing is there, and the app sleeps (suspended, not spinning)
+/// until its watch is readable, then takes the event.
+#[test]
+fn a_watch_is_a_descriptor_the_app_waits_on_like_a_socket() {
+    let wasm = module(
+        r#"(func (export "_start")
+             (i32.store8 (i32.const 300) (call $fabric_watch (i32.const 200)))
+             (i32.store8 (i32.const 301)
+               (call $fabric_event (i32.const 1) (i32.const 2048) (i32.const 2048) (i32.const 204)))
+             (i32.store8 (i32.const 302)
+               (call $fabric_event (i32.load (i32.const 200)) (i32.const 2048) (i32.const 16) (i32.const 204)))
+             (i32.store8 (i32.const 303)
+               (call $fabric_event (i32.load (i32.const 200)) (i32.const 2048) (i32.const 2048) (i32.const 204)))
+             (drop (call $print (i32.const 1) (i32.const 300) (i32.const 4)))
+             (drop (call $event_buffer (i32.const 1024) (i32.const 8)))
+             (drop (call $interest (i32.load (i32.const 200)) (i32.const 1))))
+           (func (export "weft_on_events") (param $n i32)
+             (drop (call $print (i32.const 2) (i32.const 1024) (i32.mul (local.get $n) (i32.const 16))))
+             (i32.store8 (i32.const 304)
+               (call $fabric_event (i32.load (i32.const 200)) (i32.const 2048) (i32.const 2048) (i32.const 204)))
+             (drop (call $print (i32.const 1) (i32.const 304) (i32.const 1)))
+             (drop (call $print (i32.const 1) (i32.const 2048) (i32.load (i32.const 204))))
+             (i32.store8 (i32.const 305)
+               (call $fabric_event (i32.load (i32.const 200)) (i32.const 2048) (i32.const 2048) (i32.const 204)))
+             (drop (call $print (i32.const 1) (i32.const 305) (i32.const 1)))
+             (drop (call $interest (i32.load (i32.const 200)) (i32.const 0))))"#,
+    );
+    let mut frame = vec![0u8; Event::MAX_FRAME];
+    let n = Event::Ended {
+        pid: "b:7",
+        status: 3,
+    }
+    .encode(&mut frame)
+    .unwrap();
+    frame.truncate(n);
+    let fake = Fake::new();
+    let sent = frame.clone();
+    fake.on_sleep(move |s| s.watches[0].borrow_mut().incoming.extend(sent));
+    assert_eq!(run(&fake, &wasm, &[]), 0);
+    let mut expected = vec![
+        errno::SUCCESS as u8,
+        errno::BADF as u8,
+        errno::INVAL as u8,
+        errno::AGAIN as u8,
+        errno::SUCCESS as u8,
+    ];
+    expected.extend_from_slice(&frame);
+    expected.push(errno::AGAIN as u8);
+    assert_eq!(fake.0.borrow().stdout, expected);
+    let readable = EventRecord {
+        kind: kind::READABLE,
+        id: 4,
+        value: 0,
+    };
+    assert_eq!(batches(&fake), [vec![readable]]);
+    assert_eq!(fake.0.borrow().sleeps, [None]);
 }

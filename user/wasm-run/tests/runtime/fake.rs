@@ -55,6 +55,8 @@ pub struct State {
     /// The reply frame of each fabric call, in order; none left: the
     /// guest is no device of a fabric (`ENOTCAPABLE`).
     pub fabric_replies: VecDeque<Vec<u8>>,
+    /// Each fabric watch's stream: the test writes `EVENT` frames into it.
+    pub watches: Vec<Rc<RefCell<Pipe>>>,
 }
 
 /// The fake host; clones share one state.
@@ -222,6 +224,31 @@ impl Conn<Fake> for FakeConn {
     }
 }
 
+/// A fabric watch: whole frames from its pipe.
+pub struct FakeWatch {
+    pipe: Rc<RefCell<Pipe>>,
+    stream: FakeStream,
+}
+
+impl host::Watch<Fake> for FakeWatch {
+    fn try_event(&mut self) -> WasiResult<Option<Vec<u8>>> {
+        let mut p = self.pipe.borrow_mut();
+        let header: Vec<u8> = p.incoming.iter().take(4).copied().collect();
+        let Ok(len) = <[u8; 4]>::try_from(header) else {
+            return if p.ended { Err(errno::PIPE) } else { Ok(None) };
+        };
+        let whole = 8 + u32::from_le_bytes(len) as usize;
+        if p.incoming.len() < whole {
+            return Ok(None);
+        }
+        Ok(Some(p.incoming.drain(..whole).collect()))
+    }
+
+    fn stream(&mut self) -> &mut FakeStream {
+        &mut self.stream
+    }
+}
+
 /// The parent directory of absolute `path`.
 fn parent(path: &str) -> &str {
     match path.rfind('/') {
@@ -235,6 +262,7 @@ impl Host for Fake {
     type Stream = FakeStream;
     type Listener = FakeListener;
     type Conn = FakeConn;
+    type Watch = FakeWatch;
 
     fn monotonic_ns(&self) -> u64 {
         self.0.borrow().now
@@ -385,6 +413,15 @@ impl Host for Fake {
         let mut s = self.0.borrow_mut();
         s.fabric_calls.push(frames.to_vec());
         s.fabric_replies.pop_front().ok_or(errno::NOTCAPABLE)
+    }
+
+    fn fabric_watch(&self) -> WasiResult<FakeWatch> {
+        let pipe = Rc::new(RefCell::new(Pipe::default()));
+        self.0.borrow_mut().watches.push(pipe.clone());
+        Ok(FakeWatch {
+            stream: FakeStream::Pipe(pipe.clone()),
+            pipe,
+        })
     }
 
     fn wait(&self, streams: &mut [(&mut FakeStream, Interest)], timeout_ns: Option<u64>) {

@@ -33,6 +33,8 @@ const PRELUDE: &str = r#"
   (import "weft" "spawn" (func $spawn (param i32 i32 i32 i32 i64 i32) (result i32)))
   (import "weft" "fabric_call" (func $fabric_call (param i32 i32 i32 i32 i32) (result i32)))
   (import "weft" "fabric_reply" (func $fabric_reply (param i32 i32 i32) (result i32)))
+  (import "weft" "fabric_watch" (func $fabric_watch (param i32) (result i32)))
+  (import "weft" "fabric_event" (func $fabric_event (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func $print (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
     (i32.store (i32.const 0) (local.get $ptr))

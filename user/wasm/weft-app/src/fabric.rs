@@ -11,13 +11,40 @@
 //!     println!("{} {}", d.name, d.available);
 //! }
 //! ```
+//!
+//! A [`Watch`] delivers the fabric's events (devices that come and go,
+//! processes that start and end anywhere) through the app's event model:
+//! register interest in it as in a socket, and on each
+//! [`crate::Event::Readable`] of its descriptor take what
+//! [`Watch::next_event`] has until it says `None`. Waiting costs the app
+//! nothing and holds up no other app.
+//!
+//! ```no_run
+//! use weft_app::{App, Event, Interest};
+//! use weft_app::fabric::Watch;
+//!
+//! struct Watcher(Watch);
+//!
+//! impl App for Watcher {
+//!     fn event(&mut self, _: Event) {
+//!         while let Ok(Some(e)) = self.0.next_event() {
+//!             println!("{e}");
+//!         }
+//!     }
+//! }
+//!
+//! let watch = weft_app::fabric::watch().unwrap();
+//! weft_app::interest(&watch, Interest::Readable).unwrap();
+//! weft_app::run(Watcher(watch));
+//! ```
 
 use crate::sys;
 use std::fmt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use weft_control::app::errno;
 use weft_control::fabric_proto::client::{Client, Transport};
 
-pub use weft_control::fabric_proto::client::{CallError, Device, Figures, Image, Process};
+pub use weft_control::fabric_proto::client::{CallError, Device, Event, Figures, Image, Process};
 
 /// Why a fabric call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,4 +147,61 @@ pub fn spawn(device: Option<&str>, image: Image<'_>, args: &[&str]) -> Result<St
 /// `None` if it still runs.
 pub fn wait(pid: &str, limit_secs: u32) -> Result<Option<u32>, Error> {
     client().wait(pid, limit_secs)
+}
+
+/// A watch of the fabric (PROTOCOL.md §17.4): first an
+/// [`Event::DeviceUp`] for each device available when it began, then every
+/// change. Events not taken in time are dropped beyond a fixed number and
+/// counted in one [`Event::Lost`]: list devices and processes again.
+/// Dropping it ends the watch.
+#[derive(Debug)]
+pub struct Watch {
+    fd: OwnedFd,
+}
+
+/// Starts watching the fabric.
+pub fn watch() -> Result<Watch, Error> {
+    let mut fd = -1;
+    // SAFETY: `fd` is a valid out pointer.
+    match unsafe { sys::fabric_watch(&mut fd) } {
+        errno::SUCCESS => Ok(Watch {
+            // SAFETY: the runtime just opened `fd` for this app, and
+            // nothing else owns it.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        }),
+        e => Err(Error::Unavailable(e)),
+    }
+}
+
+impl Watch {
+    /// The next event if one is there now; `None` until the watch is
+    /// readable again.
+    pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        let mut frame = vec![0u8; weft_control::fabric_proto::Event::MAX_FRAME];
+        let mut len = 0u32;
+        // SAFETY: `frame` is valid for its length; `len` is a valid out
+        // pointer.
+        let e = unsafe {
+            sys::fabric_event(
+                self.fd.as_raw_fd(),
+                frame.as_mut_ptr(),
+                frame.len(),
+                &mut len,
+            )
+        };
+        match e {
+            errno::SUCCESS => {
+                frame.truncate(len as usize);
+                Ok(Some(Event::from_frame(&frame)?))
+            }
+            errno::AGAIN => Ok(None),
+            e => Err(Error::Unavailable(e)),
+        }
+    }
+}
+
+impl AsRawFd for Watch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
 }

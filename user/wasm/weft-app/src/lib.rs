@@ -35,7 +35,8 @@
 //! nothing can wake it any more: no interest, no timer, no child.
 //!
 //! In a device guest, [`fabric`] makes fabric calls: devices, processes,
-//! spawn, kill, wait.
+//! spawn, kill, wait; and watches the fabric ([`fabric::watch`]): its
+//! events come as [`Event::Readable`] of the watch's descriptor.
 
 pub mod fabric;
 
@@ -86,6 +87,8 @@ mod sys {
             len: *mut u32,
         ) -> i32;
         pub fn fabric_reply(reply: *mut u8, cap: usize, len: *mut u32) -> i32;
+        pub fn fabric_watch(fd: *mut i32) -> i32;
+        pub fn fabric_event(fd: i32, buf: *mut u8, cap: usize, len: *mut u32) -> i32;
     }
 }
 

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use embedded_io::{Read, Seek, Write};
 use weft_control::app::errno;
-use weft_user::fabric::{Fabric, FabricError};
+use weft_user::fabric::{Fabric, FabricError, Watch};
 use weft_user::fs::{self, OpenOptions as FsOpen};
 use weft_user::net::{TcpListener, TcpStream};
 use weft_user::stream::{self, Stream};
@@ -141,11 +141,30 @@ impl Conn<Guest> for TcpStream {
     }
 }
 
+/// The WASI errno for a failed fabric call or watch.
+fn fabric_errno(e: FabricError) -> i32 {
+    match e {
+        FabricError::Stream(e) => errno_for(&e),
+        FabricError::Call(_) => errno::IO,
+    }
+}
+
+impl host::Watch<Guest> for Watch {
+    fn try_event(&mut self) -> WasiResult<Option<Vec<u8>>> {
+        self.try_frame().map_err(fabric_errno)
+    }
+
+    fn stream(&mut self) -> &mut Stream {
+        Watch::stream(self)
+    }
+}
+
 impl Host for Guest {
     type File = fs::File;
     type Stream = Stream;
     type Listener = TcpListener;
     type Conn = TcpStream;
+    type Watch = Watch;
 
     fn monotonic_ns(&self) -> u64 {
         time::monotonic_ns()
@@ -231,10 +250,12 @@ impl Host for Guest {
     /// call needs no state shared between the runtime's apps.
     fn fabric(&self, frames: &[u8]) -> WasiResult<Vec<u8>> {
         let relayed = Fabric::open().and_then(|mut f| f.relay(frames));
-        relayed.map_err(|e| match e {
-            FabricError::Stream(e) => errno_for(&e),
-            FabricError::Call(_) => errno::IO,
-        })
+        relayed.map_err(fabric_errno)
+    }
+
+    /// A `FABRIC` stream of the watch's own.
+    fn fabric_watch(&self) -> WasiResult<Watch> {
+        Fabric::open().and_then(Fabric::watch).map_err(fabric_errno)
     }
 
     fn wait(&self, streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) {
