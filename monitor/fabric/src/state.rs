@@ -204,6 +204,12 @@ impl StateDir {
         self.write_private(DEVICE_JSON, &info)
     }
 
+    /// Replaces `device.crt` with the device's (renewed) certificate, atomically: a reader
+    /// (a Zenoh session being opened) sees the old certificate or the new, never a mix.
+    pub fn save_certificate(&self, device: &Device) -> Result<(), StateError> {
+        self.write_private(DEVICE_CRT, device.cert_pem().as_bytes())
+    }
+
     /// Reads the device's files back.
     pub fn load_device(&self) -> Result<Device, StateError> {
         let info = self.device_info()?;

@@ -14,6 +14,7 @@ mod device;
 mod fabric;
 mod identity;
 mod local;
+mod renewal;
 
 pub use identity::Identity;
 
@@ -63,6 +64,12 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             "weft daemon: a daemon already runs for {}",
             cfg.state.display()
         );
+        return ExitStatus::Usage;
+    }
+    // Read again at each certificate this daemon issues; a bad value is
+    // refused now rather than at the first pairing or renewal.
+    if let Err(e) = weft_fabric::identity::issue_validity() {
+        eprintln!("weft daemon: {e}");
         return ExitStatus::Usage;
     }
     let identity = match Identity::load(&cfg.state, cfg.bind) {
@@ -210,6 +217,7 @@ async fn start_fabric(
             .await
             .map_err(|e| format!("cannot join the fabric: {e}"))?;
         identity::serve_pairing(daemon.clone()).await?;
+        tokio::spawn(renewal::keep_renewed(daemon.clone()));
         if let Ok(mut r) = running.lock() {
             *r = Some(daemon.clone());
         }
