@@ -147,8 +147,14 @@ mod tests {
         let new = CertSummary::of_pem(&signed.cert_pem).unwrap();
         assert_eq!(signed.id, b.info().id);
         assert_eq!(new.spki_der, old.spki_der);
-        assert_eq!((new.common_name.as_str(), &new.dns_names[..]), ("b", &["b".to_string()][..]));
-        assert!(new.not_after_unix >= old.not_after_unix + 3000, "{new:?} {old:?}");
+        assert_eq!(
+            (new.common_name.as_str(), &new.dns_names[..]),
+            ("b", &["b".to_string()][..])
+        );
+        assert!(
+            new.not_after_unix >= old.not_after_unix + 3000,
+            "{new:?} {old:?}"
+        );
         b.replace_cert(signed.cert_pem.clone()).unwrap();
         assert_eq!(b.cert_pem(), signed.cert_pem);
     }
@@ -161,13 +167,19 @@ mod tests {
         // A key of the attacker's own, asking for b's name.
         let csr = DeviceKey::generate().unwrap().csr_pem(&name("b")).unwrap();
         let refused = sign_renewal(&fabric.ca, &registry, &csr, DEFAULT_VALIDITY);
-        assert!(matches!(refused, Err(RenewError::KeyMismatch { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(RenewError::KeyMismatch { .. })),
+            "{refused:?}"
+        );
         // Without a recorded key, the id still tells them apart.
         let mut entry = registry.get("b").unwrap().clone();
         entry.key = None;
         let by_id = Registry::from_list(vec![entry]);
         let refused = sign_renewal(&fabric.ca, &by_id, &csr, DEFAULT_VALIDITY);
-        assert!(matches!(refused, Err(RenewError::KeyMismatch { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(RenewError::KeyMismatch { .. })),
+            "{refused:?}"
+        );
     }
 
     #[test]
@@ -180,10 +192,16 @@ mod tests {
         let csr = b.csr_pem().unwrap();
         assert!(registry.remove("b"));
         let refused = sign_renewal(&fabric.ca, &registry, &csr, DEFAULT_VALIDITY);
-        assert!(matches!(refused, Err(RenewError::Removed { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(RenewError::Removed { .. })),
+            "{refused:?}"
+        );
 
         let refused = sign_renewal(&fabric.ca, &Registry::default(), &csr, DEFAULT_VALIDITY);
-        assert!(matches!(refused, Err(RenewError::Unknown { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(RenewError::Unknown { .. })),
+            "{refused:?}"
+        );
 
         let csr_of = |params: rcgen::CertificateParams| {
             let key = rcgen::KeyPair::generate().unwrap();
@@ -196,7 +214,10 @@ mod tests {
         // rcgen's default subject, "rcgen self signed cert", is no device name.
         let default = csr_of(rcgen::CertificateParams::default());
         let refused = sign_renewal(&fabric.ca, &registry, &default, DEFAULT_VALIDITY);
-        assert!(matches!(refused, Err(RenewError::BadName { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(RenewError::BadName { .. })),
+            "{refused:?}"
+        );
         let refused = sign_renewal(&fabric.ca, &registry, "garbage", DEFAULT_VALIDITY);
         assert!(matches!(refused, Err(RenewError::Csr(_))), "{refused:?}");
     }
@@ -207,7 +228,10 @@ mod tests {
         let cert = CertSummary::of_pem(b.cert_pem()).unwrap();
         let issued = now_unix() as i64;
         let due = renewal_due(&cert);
-        assert!(due.abs_diff(issued + 2000) <= 2, "due {due}, issued {issued}");
+        assert!(
+            due.abs_diff(issued + 2000) <= 2,
+            "due {due}, issued {issued}"
+        );
         let expired = CertSummary {
             not_before_unix: 100,
             not_after_unix: 50,
@@ -235,8 +259,13 @@ mod tests {
         ));
         // Same name and key, another fabric's CA.
         let stranger = Fabric::create(&name("a"), DEFAULT_VALIDITY).unwrap();
-        let foreign =
-            sign_renewal(&stranger.ca, &registry, &b.csr_pem().unwrap(), DEFAULT_VALIDITY).unwrap();
+        let foreign = sign_renewal(
+            &stranger.ca,
+            &registry,
+            &b.csr_pem().unwrap(),
+            DEFAULT_VALIDITY,
+        )
+        .unwrap();
         assert!(matches!(
             b.replace_cert(foreign.cert_pem),
             Err(IdentityError::NotIssuedByCa)
@@ -245,7 +274,11 @@ mod tests {
         let key = DeviceKey::generate().unwrap();
         let theirs = fabric
             .ca
-            .sign(&key.csr_pem(&name("b")).unwrap(), &name("b"), DEFAULT_VALIDITY)
+            .sign(
+                &key.csr_pem(&name("b")).unwrap(),
+                &name("b"),
+                DEFAULT_VALIDITY,
+            )
             .unwrap();
         assert!(matches!(
             b.replace_cert(theirs.cert_pem),

@@ -14,7 +14,7 @@
 //! so it can no longer reach a signer; only the device that holds the CA
 //! renews itself even then.
 
-use super::fabric::Daemon;
+use super::fabric::{CALL_LIMIT, Daemon};
 use super::say;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,12 @@ use weft_fabric::wire::{Request, Response};
 pub const CHECK_EVERY: Duration = Duration::from_secs(10 * 60);
 /// The first wait after a failed renewal.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// How long the session stays closed before it is opened again with the
+/// renewed certificate: time for every other router to forget the old one
+/// before the new one (a new Zenoh id on the same address) appears.
+pub const REOPEN_PAUSE: Duration = Duration::from_secs(2);
+/// The longest one signer is waited for.
+const ASK_LIMIT: Duration = CALL_LIMIT.saturating_add(Duration::from_secs(5));
 /// The longest wait between renewal attempts.
 pub const MAX_RETRY: Duration = Duration::from_secs(5 * 60);
 
@@ -64,7 +70,9 @@ pub async fn keep_renewed(daemon: Arc<Daemon>) {
                     Failure::Renew(e) => format!("cannot renew this device's certificate: {e}"),
                     Failure::Reopen(e) => {
                         reopen = true;
-                        format!("the certificate was renewed, but reopening the session failed: {e}")
+                        format!(
+                            "the certificate was renewed, but reopening the session failed: {e}"
+                        )
                     }
                 };
                 say(&format!("{what}; trying again in {retry:?}"));
@@ -87,6 +95,8 @@ enum Failure {
 }
 
 async fn reopen_session(daemon: &Daemon) -> Result<(), Failure> {
+    daemon.stop().await;
+    tokio::time::sleep(REOPEN_PAUSE).await;
     daemon
         .reopen()
         .await
@@ -165,10 +175,14 @@ async fn ask_signers(daemon: &Daemon, csr: String) -> Result<(String, String), S
     let mut refusals = Vec::new();
     for signer in signers {
         let request = Request::Renew { csr: csr.clone() };
-        match daemon.call(&signer, request).await {
-            Ok(Response::Renewed { certificate }) => return Ok((signer, certificate)),
-            Ok(other) => refusals.push(format!("{signer}: unexpected answer {other:?}")),
-            Err(e) => refusals.push(e),
+        // A call has its own limit; this one also bounds a session that
+        // stopped answering altogether.
+        let call = tokio::time::timeout(ASK_LIMIT, daemon.call(&signer, request));
+        match call.await {
+            Ok(Ok(Response::Renewed { certificate })) => return Ok((signer, certificate)),
+            Ok(Ok(other)) => refusals.push(format!("{signer}: unexpected answer {other:?}")),
+            Ok(Err(e)) => refusals.push(e),
+            Err(_) => refusals.push(format!("{signer}: no answer within {ASK_LIMIT:?}")),
         }
     }
     if refusals.is_empty() {
