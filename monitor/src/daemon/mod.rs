@@ -9,6 +9,11 @@
 //! presence is withdrawn, so the others see it unavailable rather than a
 //! device that hangs), the socket is removed, and the daemon exits with
 //! the guest's status.
+//!
+//! The fabric side: `fabric` (the node, the registry, calls), `identity`
+//! (the state directory, pairing, signing renewals on the CA's device),
+//! `renewal` (keeping this device's own certificate valid), `local` (the
+//! CLI's socket), `device` (the guest's processes).
 
 mod device;
 mod fabric;
