@@ -21,6 +21,7 @@ const PROGRAMS: &[&str] = &[
     "fabric-ls",
     "wasm-run",
     "device",
+    "crash-kernel",
 ];
 
 fn main() {

@@ -79,6 +79,9 @@ pub struct DaemonArgs {
     /// connected to as well.
     #[arg(long, value_name = "ADDR:PORT")]
     pub peer: Vec<SocketAddr>,
+    /// Boot the device guest with this kernel ELF instead of the bundled one.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
     #[command(flatten)]
     pub grants: Grants,
 }

@@ -52,7 +52,7 @@ fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
         Ok(p) => p,
         Err(s) => return s,
     };
-    let kernel = match programs::kernel(None) {
+    let kernel = match programs::kernel(args.kernel.as_deref()) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("weft: kernel: {e}");

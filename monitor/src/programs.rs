@@ -39,9 +39,12 @@ impl Catalog for Bundled {
 /// The bundled programs a user runs by name: each one's usage and what it
 /// does (`weft run --help`). Every other bundled program is internal and
 /// cannot be named: the Wasm runtime ([`WASM_RUNTIME`]), which runs `.wasm`
-/// files, and the device agent ([`catalog::DEVICE_AGENT`]), which `weft daemon`
+/// files, the device agent ([`catalog::DEVICE_AGENT`]), which `weft daemon`
 /// boots as its guest's first program (`Bundled.find(DEVICE_AGENT)` gives
-/// its ELF).
+/// its ELF), and `crash-kernel`, which asks a kernel built with the
+/// `crash-test` feature to crash (a device's guest spawns it by name, so
+/// that a daemon started with `--kernel` on such a kernel can be crashed;
+/// the bundled kernel refuses the request and it exits 1).
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "hello [ARGS]...",

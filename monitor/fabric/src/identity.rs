@@ -13,6 +13,10 @@
 //!   (Zenoh's TLS presents the same certificate when listening and when connecting), a
 //!   random positive serial, and validity from 5 minutes ago (clock skew) to now + the
 //!   requested duration.
+//! - Every device certificate is issued for [`issue_validity`]: [`DEFAULT_VALIDITY`], or the
+//!   seconds in `WEFT_CERT_VALIDITY_SECS` ([`VALIDITY_ENV`]) of the issuing process (the
+//!   device that signs), read at each issue. A renewed certificate holds the same name and
+//!   key as the one it replaces ([`Device::replace_cert`] checks it).
 
 mod cert;
 mod naming;
@@ -40,8 +44,15 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// How long a device certificate is valid unless the caller asks otherwise.
 pub const DEFAULT_VALIDITY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// The environment variable that sets the validity of the device certificates a process
+/// issues, in seconds ([`MIN_VALIDITY`] to [`MAX_VALIDITY`]); short ones are for tests.
+pub const VALIDITY_ENV: &str = "WEFT_CERT_VALIDITY_SECS";
+/// The shortest validity [`VALIDITY_ENV`] may ask for.
+pub const MIN_VALIDITY: Duration = Duration::from_secs(10);
+/// The longest validity [`VALIDITY_ENV`] may ask for.
+pub const MAX_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// How far back a device certificate's validity starts, for clocks that disagree.
-const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// How long the fabric's CA certificate is valid.
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
@@ -75,6 +86,35 @@ pub enum IdentityError {
     NotIssuedByCa,
     #[error("the certificate has no common name")]
     NoCommonName,
+    #[error("the certificate names {found:?}, not device {expected}")]
+    WrongName { expected: DeviceName, found: String },
+    #[error(
+        "{VALIDITY_ENV}={text:?} is not a number of seconds from {} to {}",
+        MIN_VALIDITY.as_secs(),
+        MAX_VALIDITY.as_secs()
+    )]
+    Validity { text: String },
+}
+
+/// The validity of a device certificate issued now: `WEFT_CERT_VALIDITY_SECS` if set,
+/// else [`DEFAULT_VALIDITY`].
+pub fn issue_validity() -> Result<Duration, IdentityError> {
+    match std::env::var(VALIDITY_ENV) {
+        Err(_) => Ok(DEFAULT_VALIDITY),
+        Ok(text) => parse_validity(&text),
+    }
+}
+
+/// Reads a validity in seconds, [`MIN_VALIDITY`] to [`MAX_VALIDITY`].
+fn parse_validity(text: &str) -> Result<Duration, IdentityError> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+        .filter(|v| (MIN_VALIDITY..=MAX_VALIDITY).contains(v))
+        .ok_or_else(|| IdentityError::Validity {
+            text: text.to_owned(),
+        })
 }
 
 /// What `device.json` holds: the device's name, id and fabric.
@@ -166,17 +206,16 @@ impl CaMaterial {
         name: &DeviceName,
         validity: Duration,
     ) -> Result<SignedCert, IdentityError> {
-        let der = pem_der(csr_pem, "the certificate signing request")?;
-        let (_, csr) =
-            X509CertificationRequest::from_der(&der).map_err(|reason| IdentityError::Der {
-                what: "the certificate signing request",
-                reason,
-            })?;
-        csr.verify_signature()
-            .map_err(|_| IdentityError::CsrSignature)?;
-        let spki = &csr.certification_request_info.subject_pki;
-        let public_key = P256PublicKey::from_spki(spki, "the certificate signing request")?;
+        self.sign_checked(&CheckedCsr::parse(csr_pem)?, name, validity)
+    }
 
+    /// Signs a CSR already checked by [`CheckedCsr::parse`] (see [`sign`](Self::sign)).
+    pub fn sign_checked(
+        &self,
+        csr: &CheckedCsr,
+        name: &DeviceName,
+        validity: Duration,
+    ) -> Result<SignedCert, IdentityError> {
         let mut params = params_named(name.as_str());
         params.subject_alt_names = vec![SanType::DnsName(name.as_str().try_into()?)];
         params.extended_key_usages = vec![
@@ -191,10 +230,54 @@ impl CaMaterial {
         params.serial_number = Some(random_serial()?);
 
         let issuer = ca_params(self.fabric).self_signed(&self.key)?;
-        let cert = params.signed_by(&public_key, &issuer, &self.key)?;
+        let cert = params.signed_by(&csr.public_key, &issuer, &self.key)?;
         Ok(SignedCert {
-            id: DeviceId::of_public_key(spki.raw),
+            id: DeviceId::of_public_key(&csr.spki_der),
             cert_pem: cert.pem(),
+        })
+    }
+}
+
+/// A certificate signing request whose signature verified and whose key is ECDSA P-256.
+pub struct CheckedCsr {
+    /// The subject's common name, if it has one (untrusted: a name the requester chose).
+    pub common_name: Option<String>,
+    /// The requester's public key (SubjectPublicKeyInfo DER).
+    pub spki_der: Vec<u8>,
+    public_key: P256PublicKey,
+}
+
+impl fmt::Debug for CheckedCsr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckedCsr")
+            .field("common_name", &self.common_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckedCsr {
+    /// Reads the PEM CSR `csr_pem`, verifying its signature (the requester holds the key)
+    /// and its key type.
+    pub fn parse(csr_pem: &str) -> Result<Self, IdentityError> {
+        let what = "the certificate signing request";
+        let der = pem_der(csr_pem, what)?;
+        let (_, csr) = X509CertificationRequest::from_der(&der)
+            .map_err(|reason| IdentityError::Der { what, reason })?;
+        csr.verify_signature()
+            .map_err(|_| IdentityError::CsrSignature)?;
+        let info = &csr.certification_request_info;
+        let spki = &info.subject_pki;
+        let public_key = P256PublicKey::from_spki(spki, what)?;
+        let common_name = info
+            .subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned);
+        Ok(Self {
+            common_name,
+            spki_der: spki.raw.to_vec(),
+            public_key,
         })
     }
 }
@@ -263,6 +346,30 @@ impl Device {
     pub fn ca_cert_pem(&self) -> &str {
         &self.ca_cert_pem
     }
+
+    /// A CSR (PEM) for this device's own key, CN = its name: what it sends to renew its
+    /// certificate (the key itself never leaves the device).
+    pub fn csr_pem(&self) -> Result<String, IdentityError> {
+        Ok(params_named(self.info.name.as_str())
+            .serialize_request(&self.key)?
+            .pem()?)
+    }
+
+    /// Takes `cert_pem` as this device's certificate, once it is shown to be signed by the
+    /// fabric's CA, to hold this device's key and to name it (CN); else nothing changes.
+    pub fn replace_cert(&mut self, cert_pem: String) -> Result<(), IdentityError> {
+        verify_issued_by(&cert_pem, &self.ca_cert_pem)?;
+        cert_holds_key(&cert_pem, &self.key.public_key_der())?;
+        let found = CertSummary::of_pem(&cert_pem)?.common_name;
+        if found != self.info.name.as_str() {
+            return Err(IdentityError::WrongName {
+                expected: self.info.name.clone(),
+                found,
+            });
+        }
+        self.cert_pem = cert_pem;
+        Ok(())
+    }
 }
 
 /// A device key pair generated locally, before the device has a certificate.
@@ -294,12 +401,7 @@ impl DeviceKey {
 
     /// Checks that `cert_pem` certifies this key.
     pub fn check_cert(&self, cert_pem: &str) -> Result<(), IdentityError> {
-        let der = pem_der(cert_pem, "the device certificate")?;
-        let cert = parse_cert(&der, "the device certificate")?;
-        if cert.public_key().raw != self.0.public_key_der().as_slice() {
-            return Err(IdentityError::DeviceKeyMismatch);
-        }
-        Ok(())
+        cert_holds_key(cert_pem, &self.0.public_key_der())
     }
 
     /// Becomes a device once its certificate is known.
@@ -335,6 +437,16 @@ impl Fabric {
         let device = key.into_device(info, signed.cert_pem, ca.cert_pem.clone());
         Ok(Self { ca, device })
     }
+}
+
+/// Checks that the device certificate `cert_pem` certifies the public key `spki_der`.
+fn cert_holds_key(cert_pem: &str, spki_der: &[u8]) -> Result<(), IdentityError> {
+    let der = pem_der(cert_pem, "the device certificate")?;
+    let cert = parse_cert(&der, "the device certificate")?;
+    if cert.public_key().raw != spki_der {
+        return Err(IdentityError::DeviceKeyMismatch);
+    }
+    Ok(())
 }
 
 /// SHA-256 of `bytes`.
@@ -501,6 +613,18 @@ mod tests {
             Err(IdentityError::CaSubject { .. })
         ));
         assert!(verify_issued_by(&signed.cert_pem, other.ca.cert_pem()).is_err());
+    }
+
+    #[test]
+    fn a_validity_is_a_number_of_seconds_in_range() {
+        assert_eq!(parse_validity("40").unwrap(), Duration::from_secs(40));
+        assert_eq!(parse_validity(" 10\n").unwrap(), MIN_VALIDITY);
+        for bad in ["", "9", "-40", "4e1", "forty", "31536001"] {
+            assert!(
+                matches!(parse_validity(bad), Err(IdentityError::Validity { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

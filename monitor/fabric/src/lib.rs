@@ -6,7 +6,8 @@
 //! - [`identity`]: the fabric's CA, device keys, names, ids and certificates;
 //! - [`invite`]: one-time invitations and the inviter's store of outstanding ones;
 //! - [`pairing`]: the exchange by which a device joins (frame layout in its docs);
-//! - [`registry`]: the known devices, as one device holds them.
+//! - [`registry`]: the known devices, as one device holds them;
+//! - [`renewal`]: renewing device certificates before they expire.
 //!
 //! The network:
 //! - [`keys`]: the Zenoh key space; [`wire`]: the payloads on it;
@@ -25,6 +26,7 @@ pub mod node;
 pub mod pairing;
 mod reader;
 pub mod registry;
+pub mod renewal;
 pub mod state;
 pub mod wire;
 pub mod zconfig;

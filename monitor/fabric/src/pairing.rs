@@ -84,8 +84,8 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::identity::{
-    CaMaterial, CertSummary, DEFAULT_VALIDITY, Device, DeviceId, DeviceInfo, DeviceKey, DeviceName,
-    FabricId, IdentityError, NameError, random, verify_issued_by,
+    CaMaterial, CertSummary, Device, DeviceId, DeviceInfo, DeviceKey, DeviceName, FabricId,
+    IdentityError, NameError, issue_validity, random, verify_issued_by,
 };
 use crate::invite::{Invitation, InviteError, Pending};
 use crate::state::{StateDir, StateError};
@@ -315,7 +315,7 @@ where
         return Err(PairError::NameTaken { name });
     }
     let ca = ca.ok_or(PairError::NoCa)?;
-    let signed = ca.sign(&request.csr_pem, &name, DEFAULT_VALIDITY)?;
+    let signed = ca.sign(&request.csr_pem, &name, issue_validity()?)?;
     // The reply is built, and known to fit a frame, before anything is consumed or
     // recorded.
     let registry_json = serde_json::to_string(&ctx.registry()).map_err(PairError::Registry)?;

@@ -3,7 +3,9 @@
 //! Invariants: one entry per name; an entry's id never changes once known
 //! (a different id under a known name is refused, not merged); a removed
 //! device stays listed as removed for good, and removal wins every merge,
-//! so that a removal reaches every daemon however registries travel.
+//! so that a removal reaches every daemon however registries travel; an
+//! entry's `key` (the whole SHA-256 of its public key) is kept only if its
+//! first 16 hex digits are the entry's id, and once known never changes.
 
 use crate::keys::valid_name;
 use crate::state::{StateDir, StateError};
@@ -113,9 +115,12 @@ impl Registry {
     /// Merges entries learned from another device (or a pairing).
     pub fn merge(&mut self, entries: Vec<Known>) -> Changes {
         let mut changes = Changes::default();
-        for entry in entries {
+        for mut entry in entries {
             if !valid_name(&entry.name) {
                 continue;
+            }
+            if !entry.key.as_deref().is_some_and(|k| key_fits(k, &entry.id)) {
+                entry.key = None;
             }
             match self.devices.get_mut(&entry.name) {
                 None => {
@@ -128,6 +133,9 @@ impl Registry {
                 }
                 Some(mine) if mine.id != entry.id => {}
                 Some(mine) => {
+                    if mine.key.is_none() {
+                        mine.key = entry.key;
+                    }
                     if entry.removed && !mine.removed {
                         mine.removed = true;
                         changes.removed.push(entry.name.clone());
@@ -157,6 +165,17 @@ impl Registry {
     }
 }
 
+/// Whether `key` is the hex of a whole SHA-256 (64 lowercase hex digits)
+/// that extends the device id `id`.
+fn key_fits(key: &str, id: &str) -> bool {
+    key.len() == 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && !id.is_empty()
+        && key.starts_with(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,7 +186,26 @@ mod tests {
             id: id.into(),
             addresses: vec!["10.0.0.1:7447".into()],
             removed,
+            key: None,
         }
+    }
+
+    #[test]
+    fn a_key_is_kept_only_if_it_extends_the_id_and_never_changes() {
+        let id = "0123456789abcdef";
+        let key = |tail: char| format!("{id}{}", tail.to_string().repeat(48));
+        let with_key = |k: String| Known {
+            key: Some(k),
+            ..known("a", id, false)
+        };
+        let mut r = Registry::from_list(vec![with_key(format!("ff{}", "0".repeat(62)))]);
+        assert_eq!(r.get("a").and_then(|k| k.key.clone()), None);
+        r.merge(vec![with_key(key('1'))]);
+        assert_eq!(r.get("a").and_then(|k| k.key.clone()), Some(key('1')));
+        r.merge(vec![with_key(key('2'))]);
+        assert_eq!(r.get("a").and_then(|k| k.key.clone()), Some(key('1')));
+        let upper = Registry::from_list(vec![with_key(key('A'))]);
+        assert_eq!(upper.get("a").and_then(|k| k.key.clone()), None);
     }
 
     #[test]

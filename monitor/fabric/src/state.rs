@@ -6,7 +6,7 @@
 //! | file               | holds                                                        |
 //! |--------------------|--------------------------------------------------------------|
 //! | `device.key`       | the device's private key, PKCS#8 PEM (secret)                |
-//! | `device.crt`       | the device's certificate, PEM, signed by the fabric's CA      |
+//! | `device.crt`       | the device's certificate, PEM, signed by the fabric's CA (replaced when renewed) |
 //! | `ca.crt`           | the fabric CA's certificate, PEM                             |
 //! | `ca.key`           | the CA's private key, PKCS#8 PEM (secret); only on the device that created the fabric |
 //! | `device.json`      | `{"name": "<device name>", "id": "<16 hex>", "fabric": "<32 hex>"}` |
@@ -202,6 +202,12 @@ impl StateDir {
                 source,
             })?;
         self.write_private(DEVICE_JSON, &info)
+    }
+
+    /// Replaces `device.crt` with the device's (renewed) certificate, atomically: a reader
+    /// (a Zenoh session being opened) sees the old certificate or the new, never a mix.
+    pub fn save_certificate(&self, device: &Device) -> Result<(), StateError> {
+        self.write_private(DEVICE_CRT, device.cert_pem().as_bytes())
     }
 
     /// Reads the device's files back.

@@ -132,6 +132,10 @@ pub enum Request {
     Kill { pid: u32 },
     /// Starts a program with `args` (its name first).
     Spawn { image: Image, args: Vec<String> },
+    /// Asks a device that holds the fabric's CA key for a fresh certificate
+    /// for the key and name of `csr` (PEM, PKCS#10), whose device must be
+    /// a member; see [`crate::renewal`].
+    Renew { csr: String },
 }
 
 /// A device's answer to a [`Request`].
@@ -153,6 +157,10 @@ pub enum Response {
     Spawned {
         pid: String,
     },
+    /// The renewed device certificate (PEM).
+    Renewed {
+        certificate: String,
+    },
     Done,
     /// The call was refused: `message` says why.
     Error {
@@ -169,6 +177,11 @@ pub struct Known {
     /// Removed devices stay listed so that every daemon keeps refusing them.
     #[serde(default)]
     pub removed: bool,
+    /// Hex of the whole SHA-256 of its public key (SPKI DER), whose first 16
+    /// digits are `id`: what a renewal's key is compared with. Recorded by
+    /// the device that admitted it; absent in entries from before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// A process's exit (the put on `weft/dev/<name>/exit/<n>`).
@@ -231,6 +244,9 @@ mod tests {
             Request::Info,
             Request::Ps,
             Request::Kill { pid: 3 },
+            Request::Renew {
+                csr: "-----BEGIN CERTIFICATE REQUEST-----".into(),
+            },
             Request::Spawn {
                 image: Image::Wasm {
                     sha256: "ab".repeat(32),

@@ -87,7 +87,7 @@ impl Daemon {
     }
 
     /// Reopens the node with the registry's current deny list.
-    async fn reopen(&self) -> Result<(), FabricError> {
+    pub(super) async fn reopen(&self) -> Result<(), FabricError> {
         let mut cfg = self.node_cfg.clone();
         cfg.denied = self.registry().removed();
         let mut node = self.node.write().await;
@@ -261,6 +261,16 @@ impl Daemon {
                 },
                 Err(e) => err(e),
             },
+            Request::Renew { csr } => self.renew_for(&csr),
+        }
+    }
+
+    /// Answers a renewal of another device's (or this one's) certificate.
+    fn renew_for(&self, csr: &str) -> Response {
+        let signed = self.identity.sign_renewal(&self.registry(), csr);
+        match signed {
+            Ok(certificate) => Response::Renewed { certificate },
+            Err(message) => Response::Error { message },
         }
     }
 
@@ -308,7 +318,7 @@ impl Daemon {
     }
 
     /// Calls `device`, this one included (answered here, without Zenoh).
-    async fn call(&self, device: &str, request: Request) -> Result<Response, String> {
+    pub(super) async fn call(&self, device: &str, request: Request) -> Result<Response, String> {
         let response = if device == self.identity.name {
             self.answer(request).await
         } else {

@@ -6,16 +6,21 @@
 //!
 //! Only a device that holds the CA key can invite; it listens for pairing
 //! on an ephemeral TCP port of its advertised address, named in every token.
+//! It is also the one that renews the other devices' certificates
+//! ([`Identity::sign_renewal`]); its own it renews itself.
 
 use super::fabric::Daemon;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener as StdListener, UdpSocket};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use weft_fabric::identity::{CaMaterial, DEFAULT_VALIDITY, DeviceId, DeviceName, Fabric};
+use weft_fabric::identity::{
+    CaMaterial, CertSummary, DeviceId, DeviceName, Fabric, issue_validity,
+};
 use weft_fabric::invite::{Invitation, Pending};
 use weft_fabric::pairing::{self, Admit};
 use weft_fabric::registry::Registry;
+use weft_fabric::renewal::{self, key_fingerprint};
 use weft_fabric::state::{CA_CRT, DEVICE_CRT, DEVICE_KEY, StateDir};
 use weft_fabric::wire::Known;
 use weft_fabric::zconfig::TlsFiles;
@@ -28,6 +33,8 @@ pub struct Identity {
     pub name: String,
     pub id: String,
     pub fabric: String,
+    /// The whole SHA-256 of its public key, hex (the registry's `key`).
+    key: String,
     /// Where other devices reach this one (`ADDR:PORT`).
     pub addresses: Vec<String>,
     pub tls: TlsFiles,
@@ -56,13 +63,21 @@ fn advertised(bind: SocketAddr) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip())
 }
 
-fn entry(name: &str, id: &str, addresses: Vec<String>) -> Known {
+fn entry(name: &str, id: &str, addresses: Vec<String>, key: Option<String>) -> Known {
     Known {
         name: name.to_string(),
         id: id.to_string(),
         addresses,
         removed: false,
+        key,
     }
+}
+
+/// The registry's `key` of the device certificate `cert_pem`.
+fn key_of(cert_pem: &str) -> Result<String, String> {
+    Ok(key_fingerprint(
+        &CertSummary::of_pem(cert_pem).map_err(text)?.spki_der,
+    ))
 }
 
 impl Identity {
@@ -71,12 +86,17 @@ impl Identity {
     pub fn create_fabric(dir: &Path, name: &str) -> Result<String, String> {
         let name = DeviceName::new(name).map_err(text)?;
         let state = StateDir::create(dir).map_err(text)?;
-        let fabric = Fabric::create(&name, DEFAULT_VALIDITY).map_err(text)?;
+        let fabric = Fabric::create(&name, issue_validity().map_err(text)?).map_err(text)?;
         state.save_device(&fabric.device).map_err(text)?;
         state.save_ca(&fabric.ca).map_err(text)?;
         let info = fabric.device.info();
-        let registry =
-            Registry::from_list(vec![entry(name.as_str(), &info.id.to_string(), vec![])]);
+        let key = key_of(fabric.device.cert_pem())?;
+        let registry = Registry::from_list(vec![entry(
+            name.as_str(),
+            &info.id.to_string(),
+            vec![],
+            Some(key),
+        )]);
         registry.save(&state).map_err(text)?;
         Ok(info.fabric.to_string())
     }
@@ -94,7 +114,13 @@ impl Identity {
             .map_err(text)?;
         let info = joined.device.info();
         let mut known: Vec<Known> = serde_json::from_value(joined.registry).unwrap_or_default();
-        known.push(entry(info.name.as_str(), &info.id.to_string(), vec![]));
+        let key = key_of(joined.device.cert_pem())?;
+        known.push(entry(
+            info.name.as_str(),
+            &info.id.to_string(),
+            vec![],
+            Some(key),
+        ));
         let state = StateDir::open(dir).map_err(text)?;
         Registry::from_list(known).save(&state).map_err(text)?;
         Ok(info.fabric.to_string())
@@ -111,6 +137,7 @@ impl Identity {
             name: info.name.to_string(),
             id: info.id.to_string(),
             fabric: info.fabric.to_string(),
+            key: key_of(device.cert_pem())?,
             addresses: vec![SocketAddr::new(ip, bind.port()).to_string()],
             tls: TlsFiles {
                 ca: state.file(CA_CRT),
@@ -129,7 +156,12 @@ impl Identity {
     /// The registry, with this device's own entry up to date.
     pub fn load_registry(&self) -> Result<Registry, String> {
         let mut registry = Registry::load(&self.dir).map_err(text)?;
-        registry.merge(vec![entry(&self.name, &self.id, self.addresses.clone())]);
+        registry.merge(vec![entry(
+            &self.name,
+            &self.id,
+            self.addresses.clone(),
+            Some(self.key.clone()),
+        )]);
         Ok(registry)
     }
 
@@ -153,6 +185,34 @@ impl Identity {
             }
         }
         peers
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> &StateDir {
+        &self.dir
+    }
+
+    /// Whether this device holds the fabric's CA key (it invites and renews).
+    pub fn holds_ca(&self) -> bool {
+        self.ca.is_some()
+    }
+
+    /// Answers a renewal (`Request::Renew`): signs `csr` after the checks of
+    /// [`renewal::sign_renewal`] against `registry`, for the validity this
+    /// process issues ([`issue_validity`]). Returns the certificate (PEM).
+    pub fn sign_renewal(&self, registry: &Registry, csr: &str) -> Result<String, String> {
+        let Some(ca) = &self.ca else {
+            return Err(format!(
+                "device {} does not hold the fabric's CA: it renews no certificates",
+                self.name
+            ));
+        };
+        let validity = issue_validity().map_err(text)?;
+        let signed = renewal::sign_renewal(ca, registry, csr, validity).map_err(|e| {
+            super::say(&format!("certificate renewal refused: {e}"));
+            e.to_string()
+        })?;
+        Ok(signed.cert_pem)
     }
 
     /// A one-time invitation valid for `expires_secs`.
@@ -188,9 +248,10 @@ impl Admit for Admitter {
         self.0.name_taken(name.as_str())
     }
 
-    fn admit(&self, name: &DeviceName, id: DeviceId, _cert_pem: &str) -> Result<(), Self::Error> {
+    fn admit(&self, name: &DeviceName, id: DeviceId, cert_pem: &str) -> Result<(), Self::Error> {
+        let key = key_of(cert_pem).map_err(std::io::Error::other)?;
         self.0
-            .admit(entry(name.as_str(), &id.to_string(), vec![]))
+            .admit(entry(name.as_str(), &id.to_string(), vec![], Some(key)))
             .map_err(std::io::Error::other)
     }
 

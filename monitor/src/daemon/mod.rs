@@ -9,11 +9,17 @@
 //! presence is withdrawn, so the others see it unavailable rather than a
 //! device that hangs), the socket is removed, and the daemon exits with
 //! the guest's status.
+//!
+//! The fabric side: `fabric` (the node, the registry, calls), `identity`
+//! (the state directory, pairing, signing renewals on the CA's device),
+//! `renewal` (keeping this device's own certificate valid), `local` (the
+//! CLI's socket), `device` (the guest's processes).
 
 mod device;
 mod fabric;
 mod identity;
 mod local;
+mod renewal;
 mod watch;
 
 pub use identity::Identity;
@@ -64,6 +70,12 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             "weft daemon: a daemon already runs for {}",
             cfg.state.display()
         );
+        return ExitStatus::Usage;
+    }
+    // Read again at each certificate this daemon issues; a bad value is
+    // refused now rather than at the first pairing or renewal.
+    if let Err(e) = weft_fabric::identity::issue_validity() {
+        eprintln!("weft daemon: {e}");
         return ExitStatus::Usage;
     }
     let identity = match Identity::load(&cfg.state, cfg.bind) {
@@ -211,6 +223,7 @@ async fn start_fabric(
             .await
             .map_err(|e| format!("cannot join the fabric: {e}"))?;
         identity::serve_pairing(daemon.clone()).await?;
+        tokio::spawn(renewal::keep_renewed(daemon.clone()));
         if let Ok(mut r) = running.lock() {
             *r = Some(daemon.clone());
         }

@@ -15,6 +15,8 @@ pub struct CertSummary {
     pub common_name: String,
     /// The DNS names in the subject alternative name extension.
     pub dns_names: Vec<String>,
+    /// The start of validity, in seconds since the Unix epoch.
+    pub not_before_unix: i64,
     /// The end of validity, in seconds since the Unix epoch.
     pub not_after_unix: i64,
     /// The subject's public key (SubjectPublicKeyInfo DER).
@@ -48,6 +50,7 @@ impl CertSummary {
         Ok(Self {
             common_name: common_name(&cert)?,
             dns_names,
+            not_before_unix: cert.validity().not_before.timestamp(),
             not_after_unix: cert.validity().not_after.timestamp(),
             spki_der: cert.public_key().raw.to_vec(),
             sha256: sha256(&der),
