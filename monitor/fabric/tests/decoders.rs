@@ -49,6 +49,7 @@ fn known() -> Known {
         id: "fedcba9876543210".into(),
         addresses: vec!["[::1]:7449".into()],
         removed: true,
+        key: Some(format!("fedcba9876543210{}", "0".repeat(48))),
     }
 }
 
@@ -62,6 +63,9 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                 Request::Ps,
                 Request::Stats { pid: 3 },
                 Request::Kill { pid: 4 },
+                Request::Renew {
+                    csr: "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n".into(),
+                },
                 Request::Spawn {
                     image: Image::Wasm {
                         sha256: "ab".repeat(32),
@@ -88,6 +92,10 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                 Response::Process { process: process() },
                 Response::Spawned { pid: "b:9".into() },
                 Response::Done,
+                Response::Renewed {
+                    certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+                        .into(),
+                },
                 Response::Error {
                     message: "no \"such\" process\n".into(),
                 },
@@ -196,7 +204,7 @@ fn mutants(seed: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
 /// to get past a decoder's first checks than noise alone), or noise alone.
 fn spliced(seed: &[u8], n: usize) -> Vec<u8> {
     let k = noise(n);
-    if k % 4 == 0 {
+    if k.is_multiple_of(4) {
         return (0..k % 64)
             .map(|i| noise(n ^ (i as usize) << 20) as u8)
             .collect();
