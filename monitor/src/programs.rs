@@ -194,7 +194,11 @@ mod tests {
     }
 
     /// The bundled programs that are not examples.
-    const INTERNAL: &[&str] = &[WASM_RUNTIME, weft_monitor::catalog::DEVICE_AGENT];
+    const INTERNAL: &[&str] = &[
+        WASM_RUNTIME,
+        weft_monitor::catalog::DEVICE_AGENT,
+        "crash-kernel",
+    ];
 
     #[test]
     fn every_bundled_program_is_an_example_but_the_internal_ones() {
