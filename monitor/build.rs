@@ -19,6 +19,8 @@ const PROGRAMS: &[&str] = &[
     "httpd",
     "procs",
     "fabric-ls",
+    "kv",
+    "ipc-check",
     "wasm-run",
     "device",
     "crash-kernel",

@@ -52,6 +52,9 @@ pub mod kind {
     pub const DEVICE: u16 = 0x0400;
     /// First frame: fabric calls of a program in a device guest (§17).
     pub const FABRIC: u16 = 0x0500;
+    /// First frame: IPC services and messages of a program in a device
+    /// guest (§18).
+    pub const IPC: u16 = 0x0600;
 
     /// Any protocol: the request failed (body: [`super::ErrorBody`]).
     pub const ERROR: u16 = 0xFFFF;
@@ -68,6 +71,7 @@ pub mod kind {
                 | UDP_BIND
                 | DEVICE
                 | FABRIC
+                | IPC
         )
     }
 }

@@ -5,7 +5,7 @@
 //! boot-info block and the kernel manifest (§2), the hypercall port, numbers and
 //! mailbox (§3), the program arguments block (§4), the error codes (§6) and the
 //! pipe region's stream slots and doorbell (§8), the frames of the control
-//! pipe and of every stream protocol (§9–§12, §15, §17), the process records (§14), and
+//! pipe and of every stream protocol (§9–§12, §15, §17, §18), the process records (§14), and
 //! the exit statuses with a fixed meaning.
 //!
 //! What it does not own: any I/O, any `unsafe`, the syscall ABI between the kernel
@@ -43,6 +43,7 @@ pub mod fabric_proto;
 pub mod frame;
 pub mod fs_proto;
 pub mod hypercall;
+pub mod ipc_proto;
 pub mod layout;
 pub mod net_proto;
 pub mod process;
@@ -52,7 +53,7 @@ pub mod system;
 pub mod wire;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 11;
+pub const INTERFACE_VERSION: u32 = 12;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

@@ -42,6 +42,54 @@ pub enum Command {
     Kill(PidArgs),
     /// Show one process: device, name, state, CPU time, memory, streams.
     Stats(StatsArgs),
+    /// Services by GUID: list them, call one (print its reply), send to one.
+    #[command(subcommand)]
+    Ipc(IpcCommand),
+}
+
+/// `weft ipc ...`.
+#[derive(Debug, Subcommand)]
+pub enum IpcCommand {
+    /// List the services running on every available device: GUID, name, pid.
+    Services(ServicesArgs),
+    /// Send DATA as a request to service GUID and print the reply.
+    Call(IpcCallArgs),
+    /// Send DATA to service GUID, one way (no reply; done once it is queued).
+    Send(IpcSendArgs),
+}
+
+/// Options of `weft ipc services`.
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `weft ipc send` and `weft ipc call` both take.
+#[derive(Debug, Args)]
+pub struct IpcSendArgs {
+    #[command(flatten)]
+    pub state: State,
+    /// Only this instance of the service (DEVICE:N).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<String>,
+    /// The service, an RFC 9562 UUID (8-4-4-4-12 hex digits).
+    pub guid: String,
+    /// The message (UTF-8 as given).
+    pub data: String,
+}
+
+/// Options of `weft ipc call`.
+#[derive(Debug, Args)]
+pub struct IpcCallArgs {
+    #[command(flatten)]
+    pub send: IpcSendArgs,
+    /// Wait at most SECS for the reply.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_ipc_timeout)]
+    pub timeout: f64,
 }
 
 /// The fabric's own commands.
@@ -193,6 +241,14 @@ pub struct StatsArgs {
     /// One JSON object instead of lines.
     #[arg(long)]
     pub json: bool,
+}
+
+/// An IPC request's timeout: 0.001 to 3600 seconds.
+fn parse_ipc_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.001..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0.001 to 3600")),
+    }
 }
 
 /// What a guest's programs may reach (`weft run` and `weft daemon`).

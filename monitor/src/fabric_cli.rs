@@ -14,10 +14,10 @@ use weft_monitor::status::ExitStatus;
 
 /// How long a command waits for the daemon's answer (a spawn may fetch a
 /// module; `--wait` waits longer).
-const ANSWER_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const ANSWER_LIMIT: Duration = Duration::from_secs(60);
 
 /// A command's failure: its message and exit status.
-struct Failed(String, ExitStatus);
+pub(crate) struct Failed(pub String, pub ExitStatus);
 
 impl From<LocalError> for Failed {
     fn from(e: LocalError) -> Self {
@@ -29,22 +29,22 @@ impl From<LocalError> for Failed {
     }
 }
 
-fn failed(message: String) -> Failed {
+pub(crate) fn failed(message: String) -> Failed {
     Failed(message, ExitStatus::Program(1))
 }
 
-fn ask(dir: &Path, request: LocalRequest, limit: Duration) -> Result<LocalResponse, Failed> {
+pub(crate) fn ask(dir: &Path, request: LocalRequest, limit: Duration) -> Result<LocalResponse, Failed> {
     match local::request(dir, &request, limit)? {
         LocalResponse::Error { message } => Err(failed(message)),
         r => Ok(r),
     }
 }
 
-fn unexpected(r: &LocalResponse) -> Failed {
+pub(crate) fn unexpected(r: &LocalResponse) -> Failed {
     failed(format!("unexpected answer from the daemon: {r:?}"))
 }
 
-fn finish(result: Result<ExitStatus, Failed>) -> ExitStatus {
+pub(crate) fn finish(result: Result<ExitStatus, Failed>) -> ExitStatus {
     match result {
         Ok(s) => s,
         Err(Failed(message, status)) => {
@@ -54,7 +54,7 @@ fn finish(result: Result<ExitStatus, Failed>) -> ExitStatus {
     }
 }
 
-fn print_json<T: serde::Serialize>(value: &T) {
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string(value) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("weft: {e}"),

@@ -10,6 +10,7 @@
 
 mod cli;
 mod fabric_cli;
+mod ipc_cli;
 mod programs;
 
 use std::os::unix::ffi::OsStrExt;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Spawn(args) => fabric_cli::spawn(&args),
         cli::Command::Kill(args) => fabric_cli::kill(&args),
         cli::Command::Stats(args) => fabric_cli::stats(&args),
+        cli::Command::Ipc(command) => ipc_cli::ipc(&command),
     };
     ExitCode::from(status.code())
 }

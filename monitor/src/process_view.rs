@@ -59,6 +59,15 @@ impl ProcessBook {
         }
     }
 
+    /// The pid of the process in slot `slot`, if one is there and has not
+    /// ended.
+    pub fn pid(&self, slot: usize) -> Option<u32> {
+        self.lock()
+            .get(slot)
+            .filter(|e| e.pid != 0 && e.memory != 0)
+            .map(|e| e.pid)
+    }
+
     /// Slot `slot`'s process ended: its memory went back (its name stays
     /// until another process takes the slot), and whoever waits in
     /// [`ProcessBook::ended`] wakes.

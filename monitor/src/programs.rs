@@ -87,6 +87,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS | watch COUNT [slow]]",
         "lists the fabric's devices and processes, or spawns, kills, waits (in a device guest under `weft daemon`)",
     ),
+    (
+        "kv serve GUID | kv set|get|del GUID KEY [VALUE]",
+        "a key-value service by GUID, and its client (IPC, under `weft daemon`)",
+    ),
+    (
+        "ipc-check serve GUID | call GUID N TAG [PID] | send GUID N TAG | cancel GUID | rtt GUID N",
+        "exercises IPC: a checking service, requests, one-way sends, cancel, timing",
+    ),
 ];
 
 /// The name of an [`EXAMPLES`] entry.

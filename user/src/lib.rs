@@ -35,6 +35,7 @@ mod cell;
 mod error;
 pub mod fabric;
 pub mod fs;
+pub mod ipc;
 #[cfg(not(test))]
 mod heap;
 mod io;

@@ -13,6 +13,8 @@
 //! - [`keys`]: the Zenoh key space; [`wire`]: the payloads on it;
 //! - [`zconfig`]: the device's Zenoh configuration; [`node`]: its session
 //!   (presence, calls served and made, modules offered, exits, removals);
+//! - [`ipc`]: services by GUID between devices (tokens, queryables,
+//!   payloads);
 //! - [`local`]: the daemon's local socket (the CLI's requests);
 //! - [`bounded`]: the bounded maps that keep a long-running daemon flat.
 #![forbid(unsafe_code)]
@@ -20,6 +22,7 @@
 pub mod bounded;
 pub mod identity;
 pub mod invite;
+pub mod ipc;
 pub mod keys;
 pub mod local;
 pub mod node;

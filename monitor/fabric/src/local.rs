@@ -52,6 +52,19 @@ pub enum LocalRequest {
     /// Answers `available` now and again whenever the set of available
     /// devices changes, until the client goes.
     Watch,
+    /// The services running in the fabric (`weft ipc services`).
+    IpcServices,
+    /// A message to service `guid` (instance `pid` if given), as the
+    /// device's own (`weft ipc call|send`): a request waits at most
+    /// `timeout_ms` for its answer; a one-way message is answered `done`
+    /// once queued.
+    IpcSend {
+        guid: String,
+        pid: Option<String>,
+        request: bool,
+        timeout_ms: u32,
+        data: Vec<u8>,
+    },
 }
 
 /// What a spawn runs.
@@ -96,6 +109,13 @@ pub enum LocalResponse {
     /// The devices available now (`Watch`).
     Available {
         names: Vec<String>,
+    },
+    Services {
+        services: Vec<crate::wire::Service>,
+    },
+    /// A request's answer.
+    Answer {
+        data: Vec<u8>,
     },
     Done,
     Error {

@@ -12,6 +12,7 @@
 //! unbounded work.
 
 use crate::bounded::Bounded;
+use crate::ipc::{self, Answer, Deliver, Ipc, Message};
 use crate::keys;
 use crate::wire::{self, Exit, Request, Response, Start};
 use crate::zconfig::{self, Endpoints, TlsFiles};
@@ -21,6 +22,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use weft_control::ipc_proto::{Guid, IpcError};
 use zenoh::Session;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::sample::SampleKind;
@@ -92,17 +94,20 @@ pub struct Node {
     /// Modules on offer by hex SHA-256, at most [`OFFER_BYTES`].
     offers: Arc<Mutex<Bounded<Arc<Vec<u8>>>>>,
     tasks: Vec<JoinHandle<()>>,
+    ipc: Ipc,
     _token: LivelinessToken,
 }
 
 impl Node {
     /// Opens the session, declares the device present, and starts serving
-    /// its calls (to `calls`) and blobs, and watching presence and removal
-    /// notices (names to `removals`).
+    /// its calls (to `calls`) and blobs, watching presence and removal
+    /// notices (names to `removals`), and following the fabric's IPC
+    /// providers (messages to this device's go to `deliver`).
     pub async fn open(
         cfg: &NodeConfig,
         calls: mpsc::Sender<Incoming>,
         removals: mpsc::Sender<String>,
+        deliver: Deliver,
     ) -> Result<Node, FabricError> {
         let config = zconfig::config(&cfg.tls, &cfg.endpoints, &cfg.denied)?;
         let session = zenoh::open(config).await.map_err(zerr)?;
@@ -117,6 +122,7 @@ impl Node {
             tokio::spawn(serve_blobs(session.clone(), name.clone(), offers.clone())),
             tokio::spawn(watch_removals(session.clone(), removals)),
         ];
+        let ipc = Ipc::start(&session, deliver);
         let token = session
             .liveliness()
             .declare_token(keys::presence(&name))
@@ -128,6 +134,7 @@ impl Node {
             available,
             offers,
             tasks,
+            ipc,
             _token: token,
         })
     }
@@ -336,11 +343,97 @@ impl Node {
             .map_err(zerr)
     }
 
+    /// Declares process `pid` of this device a provider of `guid`
+    /// (§18.5).
+    pub async fn provide(&self, guid: Guid, pid: u32) -> Result<(), FabricError> {
+        self.ipc
+            .add(&self.session, &self.name, guid, pid)
+            .await
+            .map_err(FabricError::Zenoh)
+    }
+
+    /// Withdraws what [`Node::provide`] declared.
+    pub fn withdraw(&self, guid: Guid, pid: u32) {
+        self.ipc.remove(guid, pid);
+    }
+
+    /// The instances of `guid` running in the fabric: (device, process
+    /// number), in that order.
+    pub fn providers(&self, guid: &Guid) -> Vec<(String, u32)> {
+        self.ipc.providers(guid)
+    }
+
+    /// Sends `message` to `device`'s instances of `guid` and returns, once
+    /// it is on its way, the future of its answer, which waits at most
+    /// `limit`. A device whose queryable no route reaches yet (Zenoh
+    /// #2516) is asked again every [`RETRY`] while it still lists a
+    /// provider and time is left; such a message reached no one, so it is
+    /// safe to send again (only a message sent again may arrive after a
+    /// later one of the same sender).
+    pub async fn send_message(
+        self: &Arc<Self>,
+        device: &str,
+        guid: Guid,
+        message: Message,
+        limit: Duration,
+    ) -> Result<impl Future<Output = Answer> + Send + 'static, FabricError> {
+        let key = ipc::service_key(&guid, device);
+        let payload = message.encode();
+        let deadline = tokio::time::Instant::now() + limit;
+        let first = self.get_answer(&key, payload.clone(), limit).await?;
+        let (node, device) = (self.clone(), device.to_string());
+        Ok(async move {
+            let mut replies = first;
+            loop {
+                if let Ok(reply) = replies.recv_async().await {
+                    return match reply.into_result() {
+                        Ok(sample) => ipc::decode_answer(&sample.payload().to_bytes())
+                            .unwrap_or_else(|e| Err((IpcError::Unreachable, format!("{device}: {e}")))),
+                        Err(e) => Err((
+                            IpcError::Unreachable,
+                            format!("{device}: {}", e.payload().try_to_string().unwrap_or_default()),
+                        )),
+                    };
+                }
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let listed = node.providers(&guid).iter().any(|(d, _)| *d == device);
+                if !listed || left <= RETRY * 2 {
+                    let why = if left <= RETRY * 2 {
+                        (IpcError::Timeout, format!("device {device} did not answer in time"))
+                    } else {
+                        (IpcError::Unreachable, format!("device {device} could not be reached"))
+                    };
+                    return Err(why);
+                }
+                tokio::time::sleep(RETRY).await;
+                match node.get_answer(&key, payload.clone(), left - RETRY).await {
+                    Ok(r) => replies = r,
+                    Err(e) => return Err((IpcError::Unreachable, e.to_string())),
+                }
+            }
+        })
+    }
+
+    async fn get_answer(
+        &self,
+        key: &str,
+        payload: Vec<u8>,
+        limit: Duration,
+    ) -> Result<zenoh::handlers::FifoChannelHandler<zenoh::query::Reply>, FabricError> {
+        self.session
+            .get(key)
+            .payload(payload)
+            .timeout(limit)
+            .await
+            .map_err(zerr)
+    }
+
     /// Withdraws the device's presence and closes the session.
     pub async fn close(&self) {
         for t in &self.tasks {
             t.abort();
         }
+        self.ipc.stop();
         // Presence goes with the session: the others see it go at once.
         let _ = self.session.close().await;
     }

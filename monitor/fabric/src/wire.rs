@@ -136,6 +136,8 @@ pub enum Request {
     /// for the key and name of `csr` (PEM, PKCS#10), whose device must be
     /// a member; see [`crate::renewal`].
     Renew { csr: String },
+    /// The services its processes provide (§18).
+    Services,
 }
 
 /// A device's answer to a [`Request`].
@@ -161,11 +163,27 @@ pub enum Response {
     Renewed {
         certificate: String,
     },
+    /// The services its processes provide, one entry per instance.
+    Services {
+        services: Vec<Service>,
+    },
     Done,
     /// The call was refused: `message` says why.
     Error {
         message: String,
     },
+}
+
+/// A running instance of a service (§18).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// The service's GUID, in its canonical lower-case text form.
+    pub guid: String,
+    /// Its display name.
+    pub name: String,
+    /// The providing process, `DEVICE:N`.
+    pub pid: String,
+    pub device: String,
 }
 
 /// A device in a registry: known (paired), or removed for good.

@@ -10,6 +10,7 @@
 
 use super::device::{LocalDevice, MAX_MODULE, check_image, sha256_hex};
 use super::identity::Identity;
+use super::ipc::Hub;
 use super::say;
 use crate::streams::SpawnImage;
 use std::collections::BTreeSet;
@@ -20,7 +21,8 @@ use tokio::sync::{RwLock, mpsc};
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
 use weft_fabric::node::{FabricError, Incoming, Node, NodeConfig};
 use weft_fabric::registry::Registry;
-use weft_fabric::wire::{Device, Image, Pid, Process, Request, Response};
+use weft_control::ipc_proto::{Guid, IpcError, MAX_DATA, MAX_TIMEOUT_MS};
+use weft_fabric::wire::{Device, Image, Pid, Process, Request, Response, Service};
 
 /// How long a call to another device may take.
 pub const CALL_LIMIT: Duration = Duration::from_secs(10);
@@ -35,6 +37,8 @@ const FIGURES_LIMIT: Duration = Duration::from_secs(2);
 pub struct Daemon {
     pub identity: Identity,
     pub device: LocalDevice,
+    /// This device's IPC services and the routing of messages (§18).
+    pub ipc: Arc<Hub>,
     node_cfg: NodeConfig,
     node: RwLock<Arc<Node>>,
     registry: Mutex<Registry>,
@@ -55,10 +59,12 @@ impl Daemon {
         let (calls, calls_rx) = mpsc::channel(64);
         let (removals, removals_rx) = mpsc::channel(16);
         node_cfg.denied = registry.removed();
-        let node = Node::open(&node_cfg, calls.clone(), removals.clone()).await?;
+        let ipc = Hub::new(identity.name.clone(), device.handle.clone());
+        let node = Node::open(&node_cfg, calls.clone(), removals.clone(), ipc.deliverer()).await?;
         let daemon = Arc::new(Daemon {
             identity,
             device,
+            ipc,
             node_cfg,
             node: RwLock::new(Arc::new(node)),
             registry: Mutex::new(registry),
@@ -92,7 +98,12 @@ impl Daemon {
         cfg.denied = self.registry().removed();
         let mut node = self.node.write().await;
         node.close().await;
-        *node = Arc::new(Node::open(&cfg, self.calls.clone(), self.removals.clone()).await?);
+        let (calls, removals) = (self.calls.clone(), self.removals.clone());
+        *node = Arc::new(Node::open(&cfg, calls, removals, self.ipc.deliverer()).await?);
+        // The new session declares this device's services again.
+        for (guid, pid) in self.ipc.declared() {
+            node.provide(guid, pid).await?;
+        }
         Ok(())
     }
 
@@ -262,6 +273,89 @@ impl Daemon {
                 Err(e) => err(e),
             },
             Request::Renew { csr } => self.renew_for(&csr),
+            Request::Services => Response::Services {
+                services: self.services_here(),
+            },
+        }
+    }
+
+    /// This device's service instances.
+    fn services_here(&self) -> Vec<Service> {
+        let device = &self.identity.name;
+        self.ipc
+            .listed()
+            .into_iter()
+            .map(|l| Service {
+                guid: l.guid.to_string(),
+                name: l.name,
+                pid: Pid::text(device, l.pid),
+                device: device.clone(),
+            })
+            .collect()
+    }
+
+    /// The service instances of every available device (those that
+    /// answer).
+    async fn services(&self) -> Vec<Service> {
+        let node = self.node().await;
+        let mut calls = tokio::task::JoinSet::new();
+        for d in self.available_members().await {
+            if d != self.identity.name {
+                let node = node.clone();
+                calls.spawn(async move { node.call(&d, &Request::Services, CALL_LIMIT).await });
+            }
+        }
+        let mut services = self.services_here();
+        while let Some(r) = calls.join_next().await {
+            match r {
+                Ok(Ok(Response::Services { services: s })) => services.extend(s),
+                Ok(Err(e)) => say(&format!("ipc services: {e}")),
+                _ => {}
+            }
+        }
+        services.sort_by(|a, b| (&a.guid, &a.pid).cmp(&(&b.guid, &b.pid)));
+        services
+    }
+
+    /// Sends a message as this device's own (its CLI), and waits for its
+    /// answer.
+    async fn ipc_send(
+        &self,
+        guid: &str,
+        pid: Option<String>,
+        request: bool,
+        timeout_ms: u32,
+        data: Vec<u8>,
+    ) -> Result<LocalResponse, String> {
+        let guid = Guid::parse(guid)
+            .ok_or_else(|| format!("{guid:?} is not a GUID (8-4-4-4-12 hex digits)"))?;
+        if data.len() > MAX_DATA {
+            return Err(format!("a message carries at most {MAX_DATA} bytes"));
+        }
+        if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+            return Err(format!("the timeout is 1 to {MAX_TIMEOUT_MS} ms"));
+        }
+        let timeout = Duration::from_millis(timeout_ms.into());
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let out = crate::streams::Outgoing {
+            region: None,
+            guid,
+            pid,
+            request,
+            timeout,
+            data,
+            answer,
+        };
+        self.ipc.send(self, out).await;
+        let result = match tokio::time::timeout(timeout, answered).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err((IpcError::Unreachable, "the message was dropped".into())),
+            Err(_) => Err((IpcError::Timeout, format!("no answer within {timeout_ms} ms"))),
+        };
+        match result {
+            Ok(_) if !request => Ok(LocalResponse::Done),
+            Ok(data) => Ok(LocalResponse::Answer { data }),
+            Err((error, message)) => Err(format!("{error}: {message}")),
         }
     }
 
@@ -437,6 +531,16 @@ impl Daemon {
                 token: self.identity.invite(expires_secs)?,
             },
             LocalRequest::Watch => return Err("watch is answered on its own connection".into()),
+            LocalRequest::IpcServices => LocalResponse::Services {
+                services: self.services().await,
+            },
+            LocalRequest::IpcSend {
+                guid,
+                pid,
+                request,
+                timeout_ms,
+                data,
+            } => self.ipc_send(&guid, pid, request, timeout_ms, data).await?,
         })
     }
 

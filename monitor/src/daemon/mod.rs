@@ -18,6 +18,7 @@
 mod device;
 mod fabric;
 mod identity;
+mod ipc;
 mod local;
 mod renewal;
 mod watch;
@@ -29,7 +30,7 @@ use crate::run::{self, RunConfig};
 use crate::status::ExitStatus;
 use crate::streams::Policy;
 use crate::streams::host_output;
-use crate::streams::{DeviceHandle, FabricAsk, FabricCall, device_link};
+use crate::streams::{DeviceHandle, FabricAsk, FabricCall, IpcAsk, device_link};
 use fabric::Daemon;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -245,6 +246,17 @@ async fn start_fabric(
                     }
                     FabricAsk::Watch(granted) => {
                         let _ = granted.send(events.subscribe());
+                    }
+                    // In the order asked: one stream's messages are
+                    // routed, and so queued, in the order it sent them.
+                    FabricAsk::Ipc(IpcAsk::Send(out)) => daemon.ipc.send(&daemon, out).await,
+                    FabricAsk::Ipc(IpcAsk::Serve {
+                        region,
+                        guid,
+                        name,
+                        granted,
+                    }) => {
+                        let _ = granted.send(daemon.ipc.serve(&daemon, region, guid, name).await);
                     }
                 }
             }

@@ -284,6 +284,13 @@ impl DeviceHandle {
         Ok(records)
     }
 
+    /// The pid of the running process whose pipe region is `region` (its
+    /// slot).
+    pub fn pid_of_region(&self, region: u64) -> Option<u32> {
+        let view = self.view.get()?;
+        view.book().pid(usize::try_from(region).ok()?)
+    }
+
     /// Process `pid`'s record, as [`DeviceHandle::list`] reads it.
     ///
     /// # Cancel safety

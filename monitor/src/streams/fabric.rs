@@ -56,6 +56,8 @@ pub enum FabricAsk {
     /// A watch: the daemon answers with the devices available now and a
     /// subscription to its events.
     Watch(oneshot::Sender<FabricWatch>),
+    /// IPC (§18) from an `IPC` stream: handled in the order asked.
+    Ipc(super::ipc::IpcAsk),
 }
 
 /// How the guest's FABRIC streams reach the daemon.

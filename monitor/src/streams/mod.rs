@@ -61,6 +61,7 @@ mod fabric;
 mod framed;
 mod fs;
 pub(crate) mod host_output;
+mod ipc;
 mod policy;
 mod region;
 mod serve;
@@ -74,6 +75,7 @@ pub use device::{DeviceError, DeviceHandle, DeviceLink, Exit, SpawnImage, device
 pub use fabric::{
     FabricAsk, FabricCall, FabricEvent, FabricLink, FabricWatch, MAX_IN_FLIGHT, MAX_QUEUED,
 };
+pub use ipc::{Answer, Delivery, INBOX, Inbox, IpcAsk, Outgoing};
 pub use policy::{Policy, PolicyError};
 pub use vmm::{Vmm, VmmError};
 

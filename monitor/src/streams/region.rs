@@ -78,6 +78,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The region's index (its process slot).
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
     /// Pipe region `index`, `len` bytes at `base`, with no slot open yet.
     ///
     /// # Safety

@@ -1,0 +1,367 @@
+//! IPC between devices on Zenoh (PROTOCOL.md §18.5): each running
+//! instance of a service is a liveliness token, each device providing a
+//! service answers it with one queryable, and a message is a `get` whose
+//! one reply is its answer.
+//!
+//! | key | Zenoh entity | meaning |
+//! |---|---|---|
+//! | `weft/ipc/<guid>/<device>` | queryable | the device delivers messages to its instances of the service |
+//! | `weft/ipc/<guid>/<device>/<n>` | liveliness token | process `<device>:<n>` provides the service |
+//!
+//! The node keeps the fabric's providers (every token it sees) so that a
+//! sender picks a device without asking around, and declares this device's
+//! own instances as the daemon adds and removes them. Messages that arrive
+//! are handed to the daemon's [`Deliver`] function, synchronously and in
+//! the order the queryable received them, so the order one sender's
+//! messages were sent in is the order they are queued in.
+//!
+//! Invariants: a payload that does not decode is answered with an error
+//! reply naming what was wrong, never delivered; at most
+//! [`MAX_PENDING`] messages wait for their answers at once (more are
+//! answered `Busy`); every delivered message gets one reply, within its
+//! timeout (the requester stops waiting then anyway).
+
+use crate::keys::valid_name;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+use weft_control::ipc_proto::{Guid, IpcError, MAX_DATA, MAX_TEXT};
+use zenoh::Session;
+use zenoh::liveliness::LivelinessToken;
+use zenoh::sample::SampleKind;
+
+/// The payload version.
+pub const VERSION: u8 = 1;
+/// Messages a device holds for their answers at once.
+pub const MAX_PENDING: usize = 4096;
+/// A query's target when any instance will do.
+pub const ANY: u32 = u32::MAX;
+/// How long a one-way message waits for the provider's device to say it is
+/// queued.
+pub const DELIVERY_LIMIT: Duration = Duration::from_secs(10);
+/// Every instance's token, on every device.
+pub const PROVIDERS_ALL: &str = "weft/ipc/*/*/*";
+
+/// `weft/ipc/<guid>/<device>`: the device's queryable for the service.
+pub fn service_key(guid: &Guid, device: &str) -> String {
+    format!("weft/ipc/{guid}/{device}")
+}
+
+/// `weft/ipc/<guid>/<device>/<n>`: process `<device>:<n>`'s token.
+pub fn instance_key(guid: &Guid, device: &str, pid: u32) -> String {
+    format!("weft/ipc/{guid}/{device}/{pid}")
+}
+
+/// The instance a token's key names: the service, device and process
+/// number, if the key is one of a lower-case GUID, a valid device name and
+/// a canonical decimal number.
+pub fn instance_of(key: &str) -> Option<(Guid, String, u32)> {
+    let mut chunks = key.strip_prefix("weft/ipc/")?.split('/');
+    let (guid, device, n) = (chunks.next()?, chunks.next()?, chunks.next()?);
+    let parsed = Guid::parse(guid).filter(|g| g.to_string() == guid)?;
+    let pid: u32 = n.parse().ok()?;
+    (chunks.next().is_none() && valid_name(device) && pid.to_string() == n)
+        .then(|| (parsed, device.to_string(), pid))
+}
+
+/// A message as it travels: the query's payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Whether it is a request (it gets the provider's answer; a one-way
+    /// message gets an empty answer once it is queued).
+    pub request: bool,
+    /// The instance wanted (its process number), or [`ANY`].
+    pub target: u32,
+    /// How long the sender waits for the answer, in milliseconds.
+    pub timeout_ms: u32,
+    /// Who sent it: a pid `DEVICE:N`, or a device's name.
+    pub sender: String,
+    pub data: Vec<u8>,
+}
+
+/// What a message gets back: the answer's bytes, or why there is none.
+pub type Answer = Result<Vec<u8>, (IpcError, String)>;
+
+/// Why a payload was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("IPC payload version {0}; this device speaks {VERSION}")]
+    Version(u8),
+    #[error("IPC payload cut short")]
+    Truncated,
+    #[error("IPC payload field {0} is invalid")]
+    Field(&'static str),
+}
+
+impl Message {
+    /// Encodes the payload (§18.5).
+    pub fn encode(&self) -> Vec<u8> {
+        let sender = self.sender.as_bytes();
+        let mut out = Vec::with_capacity(12 + sender.len() + self.data.len());
+        out.push(VERSION);
+        out.push(u8::from(self.request));
+        out.extend_from_slice(&(sender.len() as u16).to_le_bytes());
+        out.extend_from_slice(&self.target.to_le_bytes());
+        out.extend_from_slice(&self.timeout_ms.to_le_bytes());
+        out.extend_from_slice(sender);
+        out.extend_from_slice(&self.data);
+        out
+    }
+
+    /// Decodes a payload.
+    pub fn decode(raw: &[u8]) -> Result<Message, PayloadError> {
+        let head: &[u8; 12] = raw
+            .get(..12)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(PayloadError::Truncated)?;
+        if head[0] != VERSION {
+            return Err(PayloadError::Version(head[0]));
+        }
+        let request = match head[1] {
+            0 => false,
+            1 => true,
+            _ => return Err(PayloadError::Field("flags")),
+        };
+        let len = usize::from(u16::from_le_bytes([head[2], head[3]]));
+        if !(1..=MAX_TEXT).contains(&len) {
+            return Err(PayloadError::Field("sender length"));
+        }
+        let word = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+        let rest = &raw[12..];
+        let sender = rest.get(..len).ok_or(PayloadError::Truncated)?;
+        let sender = std::str::from_utf8(sender).map_err(|_| PayloadError::Field("sender"))?;
+        let data = &rest[len..];
+        if data.len() > MAX_DATA {
+            return Err(PayloadError::Field("data length"));
+        }
+        Ok(Message {
+            request,
+            target: word(4),
+            timeout_ms: word(8),
+            sender: sender.to_string(),
+            data: data.to_vec(),
+        })
+    }
+}
+
+/// Encodes an answer as the reply's payload (§18.5).
+pub fn encode_answer(answer: &Answer) -> Vec<u8> {
+    let (status, rest) = match answer {
+        Ok(data) => (0, data.as_slice()),
+        Err((error, message)) => (*error as u8, cut(message).as_bytes()),
+    };
+    let mut out = Vec::with_capacity(2 + rest.len());
+    out.extend_from_slice(&[VERSION, status]);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// Decodes a reply's payload.
+pub fn decode_answer(raw: &[u8]) -> Result<Answer, PayloadError> {
+    let [version, status, rest @ ..] = raw else {
+        return Err(PayloadError::Truncated);
+    };
+    if *version != VERSION {
+        return Err(PayloadError::Version(*version));
+    }
+    if *status == 0 {
+        if rest.len() > MAX_DATA {
+            return Err(PayloadError::Field("data length"));
+        }
+        return Ok(Ok(rest.to_vec()));
+    }
+    let error = IpcError::from_u32(u32::from(*status)).ok_or(PayloadError::Field("status"))?;
+    if rest.len() > MAX_TEXT {
+        return Err(PayloadError::Field("message length"));
+    }
+    let message = std::str::from_utf8(rest).map_err(|_| PayloadError::Field("message"))?;
+    Ok(Err((error, message.to_string())))
+}
+
+/// `message` cut to at most [`MAX_TEXT`] bytes on a character boundary.
+fn cut(message: &str) -> &str {
+    let mut end = message.len().min(MAX_TEXT);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    &message[..end]
+}
+
+/// What the daemon does with a message that arrived for `guid`: queue it
+/// (synchronously, so that order is kept) and return where its answer
+/// will come.
+pub type Deliver = Arc<dyn Fn(Guid, Message) -> oneshot::Receiver<Answer> + Send + Sync>;
+
+/// The services a node declares and the providers it sees.
+pub(crate) struct Ipc {
+    deliver: Deliver,
+    pending: Arc<Semaphore>,
+    /// This device's services: the queryable's task and each instance's
+    /// token.
+    declared: Mutex<BTreeMap<Guid, Declared>>,
+    /// Every instance the node has seen a token of.
+    providers: Arc<Mutex<BTreeSet<(Guid, String, u32)>>>,
+    watcher: JoinHandle<()>,
+}
+
+struct Declared {
+    serving: JoinHandle<()>,
+    tokens: BTreeMap<u32, LivelinessToken>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each change is one insert or remove: a panic cannot leave it half
+    // done, so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Ipc {
+    /// Starts following every provider's token.
+    pub(crate) fn start(session: &Session, deliver: Deliver) -> Ipc {
+        let providers = Arc::new(Mutex::new(BTreeSet::new()));
+        let watcher = tokio::spawn(watch_providers(session.clone(), providers.clone()));
+        Ipc {
+            deliver,
+            pending: Arc::new(Semaphore::new(MAX_PENDING)),
+            declared: Mutex::new(BTreeMap::new()),
+            providers,
+            watcher,
+        }
+    }
+
+    /// Declares process `device:pid` a provider of `guid`, and the
+    /// device's queryable for it if it is the first.
+    pub(crate) async fn add(
+        &self,
+        session: &Session,
+        device: &str,
+        guid: Guid,
+        pid: u32,
+    ) -> Result<(), String> {
+        let token = session
+            .liveliness()
+            .declare_token(instance_key(&guid, device, pid))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut declared = locked(&self.declared);
+        let entry = declared.entry(guid).or_insert_with(|| Declared {
+            serving: tokio::spawn(serve(
+                session.clone(),
+                service_key(&guid, device),
+                guid,
+                self.deliver.clone(),
+                self.pending.clone(),
+            )),
+            tokens: BTreeMap::new(),
+        });
+        entry.tokens.insert(pid, token);
+        Ok(())
+    }
+
+    /// Withdraws process `pid`'s token for `guid`, and the queryable with
+    /// the last one.
+    pub(crate) fn remove(&self, guid: Guid, pid: u32) {
+        let mut declared = locked(&self.declared);
+        if let Some(d) = declared.get_mut(&guid) {
+            d.tokens.remove(&pid);
+            if d.tokens.is_empty() {
+                d.serving.abort();
+                declared.remove(&guid);
+            }
+        }
+    }
+
+    /// The devices with a running instance of `guid` (and those
+    /// instances' process numbers), in name order.
+    pub(crate) fn providers(&self, guid: &Guid) -> Vec<(String, u32)> {
+        locked(&self.providers)
+            .range((*guid, String::new(), 0)..)
+            .take_while(|(g, ..)| g == guid)
+            .map(|(_, d, n)| (d.clone(), *n))
+            .collect()
+    }
+
+    /// Stops every task (the session is closing).
+    pub(crate) fn stop(&self) {
+        self.watcher.abort();
+        for (_, d) in std::mem::take(&mut *locked(&self.declared)) {
+            d.serving.abort();
+        }
+    }
+}
+
+/// Serves `key`: each query is decoded and delivered, and its answer sent
+/// as the one reply.
+async fn serve(
+    session: Session,
+    key: String,
+    guid: Guid,
+    deliver: Deliver,
+    pending: Arc<Semaphore>,
+) {
+    let Ok(queryable) = session.declare_queryable(&key).await else {
+        return;
+    };
+    while let Ok(query) = queryable.recv_async().await {
+        let payload = query.payload().map(|p| p.to_bytes().into_owned());
+        let message = match Message::decode(payload.as_deref().unwrap_or(b"")) {
+            Ok(m) => m,
+            Err(e) => {
+                let answer = Err((IpcError::Invalid, e.to_string()));
+                let _ = query.reply(&key, encode_answer(&answer)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            let busy = Err((
+                IpcError::Busy,
+                format!("{MAX_PENDING} messages wait for answers on this device"),
+            ));
+            let _ = query.reply(&key, encode_answer(&busy)).await;
+            continue;
+        };
+        let limit = Duration::from_millis(u64::from(message.timeout_ms)).max(DELIVERY_LIMIT);
+        let answer = deliver(guid, message);
+        let key = key.clone();
+        tokio::spawn(async move {
+            let answer = match tokio::time::timeout(limit, answer).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(_)) => Err((
+                    IpcError::ProviderEnded,
+                    "the provider ended before it answered".to_string(),
+                )),
+                Err(_) => Err((IpcError::Timeout, "no answer in time".to_string())),
+            };
+            let _ = query.reply(&key, encode_answer(&answer)).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Keeps `providers` equal to the instances whose tokens are alive.
+async fn watch_providers(session: Session, providers: Arc<Mutex<BTreeSet<(Guid, String, u32)>>>) {
+    let Ok(sub) = session
+        .liveliness()
+        .declare_subscriber(PROVIDERS_ALL)
+        .history(true)
+        .await
+    else {
+        return;
+    };
+    while let Ok(sample) = sub.recv_async().await {
+        let Some(instance) = instance_of(sample.key_expr().as_str()) else {
+            continue;
+        };
+        let mut set = locked(&providers);
+        if sample.kind() == SampleKind::Put {
+            set.insert(instance);
+        } else {
+            set.remove(&instance);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

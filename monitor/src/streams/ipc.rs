@@ -1,0 +1,390 @@
+//! The IPC stream (PROTOCOL.md §18): services by GUID, one-way messages
+//! and requests, for a program in a device guest.
+//!
+//! The stream's task reads the program's frames in order. A `SEND` is
+//! handed to the daemon at once (in the order it came, so one sender's
+//! messages to one service are queued in order) as an [`Outgoing`], and a
+//! task of its own waits for the answer, at most the request's timeout or
+//! until the program cancels it; at most [`MAX_IN_FLIGHT`] sends of one
+//! stream wait at once, and the next frame is read only once one is
+//! answered. A `SERVE` makes the daemon register the process as an
+//! instance of the service and hand back its [`Inbox`]: from then on the
+//! stream's delivery task writes each message as a `MESSAGE` frame, and
+//! keeps each request's way back until the program answers it (`REPLY`,
+//! `REFUSE`).
+//!
+//! Invariants: every `SEND` is answered exactly once while the stream
+//! lives; every request delivered to the stream gets exactly one answer:
+//! the program's, or `ProviderEnded` when the stream ends first (its
+//! [`Inbox`] and the ways back it held are dropped, and the daemon
+//! withdraws the instance); a frame that breaks the protocol ends the
+//! stream as a protocol violation.
+
+use super::fabric::{FabricAsk, FabricLink};
+use super::framed::{Failure, Reader, StreamIo, Writer, read_frame, write_frame};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use weft_control::frame::{Code, HEADER, Header};
+use weft_control::ipc_proto::{
+    DEFAULT_TIMEOUT_MS, Guid, IpcError, MAX_DATA, MAX_TEXT, Request, Response, kind, send_flags,
+};
+pub use weft_fabric::ipc::Answer;
+use weft_fabric::ipc::DELIVERY_LIMIT;
+
+/// Sends of one stream waiting for their answers at most.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Messages queued for one instance of a service, not yet written to its
+/// stream; more are answered `Busy`.
+pub const INBOX: usize = 1024;
+/// Requests delivered to one stream and not yet answered, beyond which
+/// those whose requester stopped waiting are forgotten.
+const PRUNE_AT: usize = 4096;
+
+/// A message for the daemon to route.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The sending process's pipe region (its slot); `None` for the
+    /// device's own CLI.
+    pub region: Option<u64>,
+    pub guid: Guid,
+    /// The instance wanted (`DEVICE:N`), if one.
+    pub pid: Option<String>,
+    /// Whether it wants an answer (else it is answered once queued).
+    pub request: bool,
+    /// How long the sender waits (the provider's side drops it after).
+    pub timeout: Duration,
+    pub data: Vec<u8>,
+    /// Where its answer goes, exactly once.
+    pub answer: oneshot::Sender<Answer>,
+}
+
+/// A message delivered to an instance of a service.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Its id on this device, for the answer.
+    pub id: u64,
+    pub request: bool,
+    /// The sender's pid (`DEVICE:N`), or a device's name for its CLI.
+    pub sender: String,
+    pub data: Vec<u8>,
+    /// A request's way back (none for a one-way message).
+    pub answer: Option<oneshot::Sender<Answer>>,
+}
+
+/// An instance's messages; dropping it withdraws the instance.
+pub struct Inbox {
+    pub messages: mpsc::Receiver<Delivery>,
+    /// What keeps the instance registered while the stream lives.
+    pub registration: Box<dyn Send + Sync>,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}
+
+/// What an IPC stream asks of the daemon.
+#[derive(Debug)]
+pub enum IpcAsk {
+    /// Register the process of `region` as an instance of `guid`.
+    Serve {
+        region: u64,
+        guid: Guid,
+        name: String,
+        granted: oneshot::Sender<Result<Inbox, (IpcError, String)>>,
+    },
+    /// Route a message (its answer comes on its own channel).
+    Send(Outgoing),
+}
+
+/// Requests delivered to this stream, by id, with their ways back.
+type WaysBack = Arc<Mutex<HashMap<u64, oneshot::Sender<Answer>>>>;
+/// The cancel switches of the stream's requests in flight, by request id.
+type Switches = Arc<Mutex<HashMap<u32, oneshot::Sender<()>>>>;
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // One insert or remove at a time: never left half done.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves a stream whose first frame was `IPC` with `params` (none), for
+/// the process of pipe region `region`.
+pub async fn serve(mut io: StreamIo, params: &[u8], link: Option<&FabricLink>, region: u64) {
+    if !params.is_empty() {
+        let f = Failure::protocol(format!(
+            "IPC first frame has {} bytes after its version",
+            params.len()
+        ));
+        return io.fail(f).await;
+    }
+    let Some(link) = link else {
+        let f = Failure::new(
+            Code::Unsupported,
+            "this guest is not a device of a fabric: IPC streams are served only under `weft daemon`",
+        );
+        return io.fail(f).await;
+    };
+    if let Err(f) = io.write_frame(&Header::new(kind::READY, 0).encode()).await {
+        return io.fail(f).await;
+    }
+    let (frames, mut out) = mpsc::channel(MAX_IN_FLIGHT);
+    let mut tasks = JoinSet::new();
+    let ended = {
+        let stream = Stream {
+            link,
+            region,
+            frames,
+            ways_back: WaysBack::default(),
+            switches: Switches::default(),
+            serving: false,
+        };
+        let reading = stream.read(&mut io.rx, &mut tasks);
+        let writing = write_all(&mut io.tx, &mut out);
+        tokio::pin!(reading, writing);
+        tokio::select! {
+            r = &mut reading => match r {
+                Ok(()) => writing.await,
+                Err(f) => Err(f),
+            },
+            r = &mut writing => r,
+        }
+    };
+    // Abandons the sends in flight and the delivery task, which drops the
+    // inbox and the ways back (their requesters learn the provider ended).
+    drop(tasks);
+    if let Err(f) = ended {
+        io.fail(f).await;
+    }
+}
+
+/// Writes each frame as it comes, until every sender is gone.
+async fn write_all(tx: &mut Writer, frames: &mut mpsc::Receiver<Vec<u8>>) -> Result<(), Failure> {
+    while let Some(frame) = frames.recv().await {
+        write_frame(tx, &frame).await?;
+    }
+    Ok(())
+}
+
+/// One IPC stream's reading side.
+struct Stream<'a> {
+    link: &'a FabricLink,
+    region: u64,
+    /// Frames for the program.
+    frames: mpsc::Sender<Vec<u8>>,
+    ways_back: WaysBack,
+    switches: Switches,
+    serving: bool,
+}
+
+impl Stream<'_> {
+    /// Reads frames until the program closes its end.
+    async fn read(mut self, rx: &mut Reader, tasks: &mut JoinSet<()>) -> Result<(), Failure> {
+        let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+        let mut body = Vec::new();
+        loop {
+            let Some(header) = read_frame(rx, &mut body).await? else {
+                return Ok(());
+            };
+            match Request::decode(header.kind, &body).map_err(Failure::protocol)? {
+                Request::Serve {
+                    request,
+                    guid,
+                    name,
+                } => self.serve(request, guid, name, tasks).await,
+                Request::Send {
+                    request,
+                    flags,
+                    timeout_ms,
+                    guid,
+                    pid,
+                    data,
+                } => {
+                    let Ok(slot) = slots.clone().acquire_owned().await else {
+                        return Ok(());
+                    };
+                    let is_request = flags & send_flags::REQUEST != 0;
+                    let timeout = if is_request {
+                        let ms = if timeout_ms == 0 {
+                            DEFAULT_TIMEOUT_MS
+                        } else {
+                            timeout_ms
+                        };
+                        Duration::from_millis(ms.into())
+                    } else {
+                        DELIVERY_LIMIT
+                    };
+                    let (answer, answered) = oneshot::channel();
+                    let out = Outgoing {
+                        region: Some(self.region),
+                        guid,
+                        pid: pid.map(str::to_string),
+                        request: is_request,
+                        timeout,
+                        data: data.to_vec(),
+                        answer,
+                    };
+                    let (cancel, cancelled) = oneshot::channel();
+                    locked(&self.switches).insert(request, cancel);
+                    // Handed over here, in order: one sender's messages
+                    // are routed in the order they were sent.
+                    let gone = self.link.send(FabricAsk::Ipc(IpcAsk::Send(out))).await;
+                    let (frames, switches) = (self.frames.clone(), self.switches.clone());
+                    tasks.spawn(async move {
+                        let result = match gone {
+                            Err(_) => Err(gone_daemon()),
+                            Ok(()) => tokio::select! {
+                                a = answered => a.unwrap_or_else(|_| Err(gone_daemon())),
+                                _ = tokio::time::sleep(timeout) => Err((
+                                    IpcError::Timeout,
+                                    format!("no answer within {} ms", timeout.as_millis()),
+                                )),
+                                Ok(()) = cancelled => Err((
+                                    IpcError::Cancelled,
+                                    "cancelled by the sender".to_string(),
+                                )),
+                            },
+                        };
+                        locked(&switches).remove(&request);
+                        let _ = frames.send(send_answer(request, is_request, result)).await;
+                        drop(slot);
+                    });
+                }
+                Request::Cancel { request } => {
+                    if let Some(switch) = locked(&self.switches).remove(&request) {
+                        let _ = switch.send(());
+                    }
+                }
+                Request::Reply { message, data } => {
+                    if let Some(way) = locked(&self.ways_back).remove(&message) {
+                        let _ = way.send(Ok(data.to_vec()));
+                    }
+                }
+                Request::Refuse { message, reason } => {
+                    if let Some(way) = locked(&self.ways_back).remove(&message) {
+                        let _ = way.send(Err((IpcError::Refused, reason.to_string())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks the daemon to make this process an instance of `guid`; on
+    /// success answers `SERVING` and starts delivering its messages.
+    async fn serve(&mut self, request: u32, guid: Guid, name: &str, tasks: &mut JoinSet<()>) {
+        if self.serving {
+            let why = (
+                IpcError::Invalid,
+                "this stream provides a service already".to_string(),
+            );
+            let _ = self.frames.send(failed(request, &why)).await;
+            return;
+        }
+        let (granted, inbox) = oneshot::channel();
+        let ask = IpcAsk::Serve {
+            region: self.region,
+            guid,
+            name: name.to_string(),
+            granted,
+        };
+        let inbox = match self.link.send(FabricAsk::Ipc(ask)).await {
+            Ok(()) => inbox.await.unwrap_or_else(|_| Err(gone_daemon())),
+            Err(_) => Err(gone_daemon()),
+        };
+        match inbox {
+            Ok(inbox) => {
+                self.serving = true;
+                let _ = self.frames.send(small(Response::Serving { request })).await;
+                tasks.spawn(deliver(inbox, self.frames.clone(), self.ways_back.clone()));
+            }
+            Err(why) => {
+                let _ = self.frames.send(failed(request, &why)).await;
+            }
+        }
+    }
+}
+
+/// Writes the inbox's messages as `MESSAGE` frames, keeping each
+/// request's way back; ends with the stream.
+async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<Vec<u8>>, ways_back: WaysBack) {
+    let mut buf = vec![0u8; HEADER + 14 + MAX_TEXT + MAX_DATA];
+    while let Some(d) = inbox.messages.recv().await {
+        let flags = if d.request { send_flags::REQUEST } else { 0 };
+        let frame = Response::Message {
+            message: d.id,
+            flags,
+            sender: &d.sender,
+            data: &d.data,
+        };
+        let Some(n) = frame.encode(&mut buf) else {
+            if let Some(way) = d.answer {
+                let _ = way.send(Err((IpcError::Invalid, "the message does not fit a frame".into())));
+            }
+            continue;
+        };
+        if let Some(way) = d.answer {
+            let mut ways = locked(&ways_back);
+            if ways.len() >= PRUNE_AT {
+                ways.retain(|_, w| !w.is_closed());
+            }
+            ways.insert(d.id, way);
+        }
+        if frames.send(buf[..n].to_vec()).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn gone_daemon() -> (IpcError, String) {
+    (IpcError::Unreachable, "the fabric daemon is gone".to_string())
+}
+
+/// The frame answering `SEND` `request` with `result`.
+fn send_answer(request: u32, is_request: bool, result: Answer) -> Vec<u8> {
+    match result {
+        Ok(_) if !is_request => small(Response::Sent { request }),
+        Ok(data) => {
+            let mut buf = vec![0u8; HEADER + 4 + data.len()];
+            match (Response::Answer {
+                request,
+                data: &data,
+            })
+            .encode(&mut buf)
+            {
+                Some(n) => {
+                    buf.truncate(n);
+                    buf
+                }
+                None => failed(
+                    request,
+                    &(IpcError::Invalid, "the answer does not fit a frame".into()),
+                ),
+            }
+        }
+        Err(why) => failed(request, &why),
+    }
+}
+
+/// A `FAILED` frame answering `request`.
+fn failed(request: u32, (error, message): &(IpcError, String)) -> Vec<u8> {
+    let mut end = message.len().min(MAX_TEXT);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    small(Response::Failed {
+        request,
+        error: *error,
+        message: &message[..end],
+    })
+}
+
+/// A frame with no data.
+fn small(r: Response<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; HEADER + 8 + 2 + MAX_TEXT];
+    let n = r.encode(&mut buf).unwrap_or(0);
+    buf.truncate(n);
+    buf
+}
