@@ -21,7 +21,13 @@
 //! answered `Busy`); every delivered message gets one reply, within its
 //! timeout (the requester stops waiting then anyway).
 
+mod order;
+mod recent;
+
 use crate::keys::valid_name;
+pub use recent::Stamp;
+use order::Order;
+use recent::{Recent, Seen};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -95,25 +101,30 @@ pub enum PayloadError {
     Field(&'static str),
 }
 
+/// Bytes before a payload's sender.
+const HEAD: usize = 28;
+
 impl Message {
-    /// Encodes the payload (§18.5).
-    pub fn encode(&self) -> Vec<u8> {
+    /// Encodes the payload (§18.5) with its `stamp`.
+    pub fn encode(&self, stamp: Stamp) -> Vec<u8> {
         let sender = self.sender.as_bytes();
-        let mut out = Vec::with_capacity(12 + sender.len() + self.data.len());
+        let mut out = Vec::with_capacity(HEAD + sender.len() + self.data.len());
         out.push(VERSION);
         out.push(u8::from(self.request));
         out.extend_from_slice(&(sender.len() as u16).to_le_bytes());
         out.extend_from_slice(&self.target.to_le_bytes());
         out.extend_from_slice(&self.timeout_ms.to_le_bytes());
+        out.extend_from_slice(&stamp.0.to_le_bytes());
+        out.extend_from_slice(&stamp.1.to_le_bytes());
         out.extend_from_slice(sender);
         out.extend_from_slice(&self.data);
         out
     }
 
-    /// Decodes a payload.
-    pub fn decode(raw: &[u8]) -> Result<Message, PayloadError> {
-        let head: &[u8; 12] = raw
-            .get(..12)
+    /// Decodes a payload: its stamp and the message.
+    pub fn decode(raw: &[u8]) -> Result<(Stamp, Message), PayloadError> {
+        let head: &[u8; HEAD] = raw
+            .get(..HEAD)
             .and_then(|h| h.try_into().ok())
             .ok_or(PayloadError::Truncated)?;
         if head[0] != VERSION {
@@ -129,20 +140,22 @@ impl Message {
             return Err(PayloadError::Field("sender length"));
         }
         let word = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
-        let rest = &raw[12..];
+        let long = |at: usize| u64::from(word(at)) | u64::from(word(at + 4)) << 32;
+        let rest = &raw[HEAD..];
         let sender = rest.get(..len).ok_or(PayloadError::Truncated)?;
         let sender = std::str::from_utf8(sender).map_err(|_| PayloadError::Field("sender"))?;
         let data = &rest[len..];
         if data.len() > MAX_DATA {
             return Err(PayloadError::Field("data length"));
         }
-        Ok(Message {
+        let message = Message {
             request,
             target: word(4),
             timeout_ms: word(8),
             sender: sender.to_string(),
             data: data.to_vec(),
-        })
+        };
+        Ok(((long(12), long(20)), message))
     }
 }
 
@@ -292,21 +305,57 @@ impl Ipc {
     }
 }
 
-/// Serves `key`: each query is decoded and delivered, and its answer sent
-/// as the one reply.
-async fn serve(
-    session: Session,
-    key: String,
-    guid: Guid,
-    deliver: Deliver,
-    pending: Arc<Semaphore>,
-) {
-    let Ok(queryable) = session.declare_queryable(&key).await else {
+/// A message that arrived, with what its answer needs.
+struct Arrival {
+    stamp: Stamp,
+    message: Message,
+    query: zenoh::query::Query,
+    first: tokio::sync::watch::Sender<Option<Answer>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    /// How long its answer may take.
+    limit: Duration,
+}
+
+/// Serves `key`: each query is decoded and, unless its stamp was seen
+/// lately, delivered in its lane's order; its answer (the first one's,
+/// for a message seen again) is the one reply.
+async fn serve(session: Session, key: String, guid: Guid, deliver: Deliver, pending: Arc<Semaphore>) {
+    let Ok(queryable) = session.declare_queryable(&key).complete(true).await else {
         return;
     };
-    while let Ok(query) = queryable.recv_async().await {
+    let recent = Arc::new(Recent::default());
+    let mut order = Order::default();
+    let start = |a: Arrival| {
+        let answer = deliver(guid, a.message);
+        let (key, recent) = (key.clone(), recent.clone());
+        tokio::spawn(async move {
+            let answer = match tokio::time::timeout(a.limit, answer).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err((
+                    IpcError::ProviderEnded,
+                    "the provider ended before it answered".to_string(),
+                )),
+                Err(_) => Err((IpcError::Timeout, "no answer in time".to_string())),
+            };
+            recent.answered(a.stamp, &a.first, &answer);
+            let _ = a.query.reply(&key, encode_answer(&answer)).await;
+            drop(a.permit);
+        });
+    };
+    loop {
+        let deadline = order.deadline();
+        let query = tokio::select! {
+            q = queryable.recv_async() => match q {
+                Ok(q) => q,
+                Err(_) => return,
+            },
+            () = sleep_until(deadline), if deadline.is_some() => {
+                order.expire(std::time::Instant::now()).into_iter().for_each(start);
+                continue;
+            }
+        };
         let payload = query.payload().map(|p| p.to_bytes().into_owned());
-        let message = match Message::decode(payload.as_deref().unwrap_or(b"")) {
+        let (stamp, message) = match Message::decode(payload.as_deref().unwrap_or(b"")) {
             Ok(m) => m,
             Err(e) => {
                 let answer = Err((IpcError::Invalid, e.to_string()));
@@ -323,21 +372,49 @@ async fn serve(
             continue;
         };
         let limit = Duration::from_millis(u64::from(message.timeout_ms)).max(DELIVERY_LIMIT);
-        let answer = deliver(guid, message);
-        let key = key.clone();
-        tokio::spawn(async move {
-            let answer = match tokio::time::timeout(limit, answer).await {
-                Ok(Ok(a)) => a,
-                Ok(Err(_)) => Err((
-                    IpcError::ProviderEnded,
-                    "the provider ended before it answered".to_string(),
-                )),
-                Err(_) => Err((IpcError::Timeout, "no answer in time".to_string())),
-            };
-            let _ = query.reply(&key, encode_answer(&answer)).await;
-            drop(permit);
-        });
+        match recent.check(stamp) {
+            Seen::New(first) => {
+                let arrival = Arrival {
+                    stamp,
+                    message,
+                    query,
+                    first,
+                    permit,
+                    limit,
+                };
+                let now = std::time::Instant::now();
+                order.arrive(stamp.0, stamp.1, arrival, now).into_iter().for_each(start);
+            }
+            Seen::Again(mut rx) => {
+                let key = key.clone();
+                tokio::spawn(async move {
+                    let first = tokio::time::timeout(limit, rx.wait_for(Option::is_some))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok().and_then(|a| a.clone()));
+                    let answer = first.unwrap_or_else(|| Err(forgotten()));
+                    let _ = query.reply(&key, encode_answer(&answer)).await;
+                    drop(permit);
+                });
+            }
+        }
     }
+}
+
+/// Sleeps until `deadline` (never returns without one).
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The answer to a message seen again whose first answer is gone.
+fn forgotten() -> (IpcError, String) {
+    (
+        IpcError::Unreachable,
+        "the message came again and its first answer is no longer known".to_string(),
+    )
 }
 
 /// Keeps `providers` equal to the instances whose tokens are alive.

@@ -17,6 +17,7 @@ use crate::keys;
 use crate::wire::{self, Exit, Request, Response, Start};
 use crate::zconfig::{self, Endpoints, TlsFiles};
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
@@ -95,6 +96,8 @@ pub struct Node {
     offers: Arc<Mutex<Bounded<Arc<Vec<u8>>>>>,
     tasks: Vec<JoinHandle<()>>,
     ipc: Ipc,
+    /// The stamps of IPC messages sent (§18.5).
+    lanes: Mutex<Lanes>,
     _token: LivelinessToken,
 }
 
@@ -135,6 +138,7 @@ impl Node {
             offers,
             tasks,
             ipc,
+            lanes: Mutex::new(Lanes::new()?),
             _token: token,
         })
     }
@@ -378,7 +382,14 @@ impl Node {
         limit: Duration,
     ) -> Result<impl Future<Output = Answer> + Send + 'static, FabricError> {
         let key = ipc::service_key(&guid, device);
-        let payload = message.encode();
+        // One stamp for every time it is sent: the device delivers it once,
+        // and in its lane's order.
+        let stamp = self
+            .lanes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stamp(device, guid)?;
+        let payload = message.encode(stamp);
         let deadline = tokio::time::Instant::now() + limit;
         let first = self.get_answer(&key, payload.clone(), limit).await?;
         let (node, device) = (self.clone(), device.to_string());
@@ -437,6 +448,48 @@ impl Node {
         // Presence goes with the session: the others see it go at once.
         let _ = self.session.close().await;
     }
+}
+
+/// The lanes of the IPC messages a session sends: one per (device,
+/// service), numbered from 0 under the session's random origin. At most
+/// [`MAX_LANES`] are kept; past that, a new origin starts them all again.
+struct Lanes {
+    origin: u64,
+    next: HashMap<(String, Guid), u64>,
+}
+
+/// Lanes a session numbers at once.
+const MAX_LANES: usize = 4096;
+
+impl Lanes {
+    fn new() -> Result<Lanes, FabricError> {
+        Ok(Lanes {
+            origin: random_origin()?,
+            next: HashMap::new(),
+        })
+    }
+
+    /// The stamp of the next message to `guid` on `device`.
+    fn stamp(&mut self, device: &str, guid: Guid) -> Result<ipc::Stamp, FabricError> {
+        let lane = (device.to_string(), guid);
+        if self.next.len() >= MAX_LANES && !self.next.contains_key(&lane) {
+            *self = Lanes::new()?;
+        }
+        let n = self.next.entry(lane).or_insert(0);
+        let stamp = (self.origin, *n);
+        *n += 1;
+        Ok(stamp)
+    }
+}
+
+/// A random 64-bit number for a session's message stamps.
+fn random_origin() -> Result<u64, FabricError> {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut raw = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| FabricError::Zenoh("no random numbers for message stamps".into()))?;
+    Ok(u64::from_le_bytes(raw))
 }
 
 /// The start (or, if `ended`, the exit) a put on a process key announces.

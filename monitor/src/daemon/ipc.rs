@@ -192,7 +192,15 @@ impl Hub {
                 self.deliver(out.guid, Some(p.n), out.request, sender, data, out.answer);
                 return;
             }
-            Some(p) => (p.device, p.n),
+            Some(p) => {
+                let node = daemon.node().await;
+                if !node.providers(&out.guid).contains(&(p.device.clone(), p.n)) {
+                    let why = format!("process {} provides no service {}", Pid::text(&p.device, p.n), out.guid);
+                    let _ = out.answer.send(Err((IpcError::NoProvider, why)));
+                    return;
+                }
+                (p.device, p.n)
+            }
             None if locked(&self.instances).contains_key(&out.guid) => {
                 let data = out.data;
                 self.deliver(out.guid, None, out.request, sender, data, out.answer);

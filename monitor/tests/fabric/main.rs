@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod ipc;
 mod netns;
 
 use common::{wasm, weft};
@@ -61,7 +62,11 @@ fn output(mut c: Command) -> (i32, String, String) {
 /// `weft COMMAND --state DIR ARGS` (the state option goes before the
 /// arguments: `spawn` takes everything after FILE as the program's).
 fn cli(state: &Path, args: &[&str]) -> (i32, String, String) {
-    let command = if args[0] == "fabric" { 2 } else { 1 };
+    let command = if matches!(args[0], "fabric" | "ipc") {
+        2
+    } else {
+        1
+    };
     let mut c = weft();
     c.args(&args[..command])
         .arg("--state")
