@@ -43,6 +43,20 @@ pub struct Program {
 #[error("no Wasm runtime ({WASM_RUNTIME}) to run the module")]
 pub struct NoRuntime;
 
+/// The hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A program's identity, as the IPC registry names providers and grants
+/// (PROTOCOL.md §18.7): `program:NAME` for a bundled program run by name,
+/// `sha256:HEX` for an image given as bytes (a Wasm module or an ELF), by
+/// the SHA-256 of those bytes.
+pub fn identity_of_bytes(bytes: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(bytes))
+}
+
 /// What runs `bytes`: an ELF runs as itself; a Wasm module runs in the
 /// catalog's runtime, as its payload. (Whether the ELF is valid is checked
 /// when it is loaded.)

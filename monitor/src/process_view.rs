@@ -48,6 +48,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct ProcessBook {
     slots: Mutex<[Entry; MAX_PROCESSES]>,
+    /// What each slot's process runs (`catalog::identity_of_bytes`).
+    identities: Mutex<[Option<Arc<str>>; MAX_PROCESSES]>,
     ended: Notify,
 }
 
@@ -57,6 +59,22 @@ impl ProcessBook {
         if let Some(e) = self.lock().get_mut(slot) {
             *e = Entry { pid, memory, name };
         }
+    }
+
+    /// Slot `slot`'s process runs `identity`.
+    pub fn identify(&self, slot: usize, identity: Arc<str>) {
+        let mut ids = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = ids.get_mut(slot) {
+            *i = Some(identity);
+        }
+    }
+
+    /// The pid and identity of the process in slot `slot`, if one is there
+    /// and has not ended.
+    pub fn process(&self, slot: usize) -> Option<(u32, Arc<str>)> {
+        let pid = self.pid(slot)?;
+        let ids = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+        Some((pid, ids.get(slot)?.clone()?))
     }
 
     /// The pid of the process in slot `slot`, if one is there and has not

@@ -83,6 +83,9 @@ struct Slot {
     pid: u32,
     root: u64,
     name: [u8; NAME_LEN],
+    /// What it runs, as the IPC registry names it
+    /// ([`catalog::identity_of_bytes`]).
+    identity: Arc<str>,
     /// Memory handed out after boot.
     owned: Owned,
     /// Memory it was given at boot (the first program's).
@@ -185,6 +188,7 @@ impl<'a, R: Regions> Processes<'a, R> {
             pid: 1,
             root: first.root,
             name: name_of(&first.arg0),
+            identity: format!("program:{}", String::from_utf8_lossy(&first.arg0)).into(),
             owned: Owned::default(),
             boot_bytes: first.bytes,
             elf: Cow::Borrowed(&[]),
@@ -211,6 +215,7 @@ impl<'a, R: Regions> Processes<'a, R> {
     fn publish(&self, index: usize) {
         if let Some(Some(s)) = self.slots.get(index) {
             self.book.set(index, s.pid, s.memory(), s.name);
+            self.book.identify(index, s.identity.clone());
         }
     }
 
@@ -244,8 +249,13 @@ impl<'a, R: Regions> Processes<'a, R> {
     }
 
     /// The program a request names: its bytes (bundled, or copied from the
-    /// caller), validated as runnable.
-    fn image(&self, root: u64, req: &SpawnRequest) -> Result<Cow<'static, [u8]>, ErrorCode> {
+    /// caller), validated as runnable, and its identity
+    /// ([`catalog::identity_of_bytes`]).
+    fn image(
+        &self,
+        root: u64,
+        req: &SpawnRequest,
+    ) -> Result<(Cow<'static, [u8]>, String), ErrorCode> {
         match req.source {
             source::BUNDLED => {
                 if req.image_len > MAX_NAME {
@@ -253,17 +263,16 @@ impl<'a, R: Regions> Processes<'a, R> {
                 }
                 let name = self.read(root, req.image_addr, req.image_len)?;
                 let name = std::str::from_utf8(&name).map_err(|_| ErrorCode::NotFound)?;
-                self.catalog.find(name).ok_or(ErrorCode::NotFound)
+                let bytes = self.catalog.find(name).ok_or(ErrorCode::NotFound)?;
+                Ok((bytes, format!("program:{name}")))
             }
             source::ELF => {
                 if req.image_len > MAX_IMAGE {
                     return Err(ErrorCode::BadLength);
                 }
-                Ok(Cow::Owned(self.read(
-                    root,
-                    req.image_addr,
-                    req.image_len,
-                )?))
+                let bytes = self.read(root, req.image_addr, req.image_len)?;
+                let identity = catalog::identity_of_bytes(&bytes);
+                Ok((Cow::Owned(bytes), identity))
             }
             _ => Err(ErrorCode::BadArgument),
         }
@@ -292,8 +301,8 @@ impl<'a, R: Regions> Processes<'a, R> {
             .and_then(|a| a.get(0))
             .ok_or(ErrorCode::BadArgument)?
             .to_vec();
-        let program = catalog::runnable(self.catalog, self.image(caller_root, req)?)
-            .map_err(|_| ErrorCode::NotFound)?;
+        let (image, identity) = self.image(caller_root, req)?;
+        let program = catalog::runnable(self.catalog, image).map_err(|_| ErrorCode::NotFound)?;
         let plan = boot::program_plan(&program.elf).map_err(|_| ErrorCode::BadImage)?;
         if self.pipe_tables[index].is_empty() {
             let mut owned = Owned::default();
@@ -365,6 +374,7 @@ impl<'a, R: Regions> Processes<'a, R> {
             pid,
             root,
             name: name_of(&arg0),
+            identity: identity.into(),
             owned,
             boot_bytes: 0,
             elf: program.elf,

@@ -49,6 +49,21 @@ pub const ANY: u32 = u32::MAX;
 pub const DELIVERY_LIMIT: Duration = Duration::from_secs(10);
 /// Every instance's token, on every device.
 pub const PROVIDERS_ALL: &str = "weft/ipc/*/*/*";
+/// Every device's activatable services.
+pub const ACTIVATORS_ALL: &str = "weft/act/*/*";
+
+/// `weft/act/<guid>/<device>`: the device starts a provider of the service
+/// on a first message.
+pub fn activator_key(guid: &Guid, device: &str) -> String {
+    format!("weft/act/{guid}/{device}")
+}
+
+/// The service and device an activator token's key names.
+pub fn activator_of(key: &str) -> Option<(Guid, String)> {
+    let (guid, device) = key.strip_prefix("weft/act/")?.split_once('/')?;
+    let parsed = Guid::parse(guid).filter(|g| g.to_string() == guid)?;
+    valid_name(device).then(|| (parsed, device.to_string()))
+}
 
 /// `weft/ipc/<guid>/<device>`: the device's queryable for the service.
 pub fn service_key(guid: &Guid, device: &str) -> String {
@@ -216,7 +231,11 @@ pub(crate) struct Ipc {
     declared: Mutex<BTreeMap<Guid, Declared>>,
     /// Every instance the node has seen a token of.
     providers: Arc<Mutex<BTreeSet<(Guid, String, u32)>>>,
-    watcher: JoinHandle<()>,
+    /// Every (service, device) that starts a provider on a first message.
+    activators: Arc<Mutex<BTreeSet<(Guid, String)>>>,
+    /// This device's activator tokens.
+    activatable: Mutex<BTreeMap<Guid, LivelinessToken>>,
+    watchers: [JoinHandle<()>; 2],
 }
 
 struct Declared {
@@ -234,13 +253,19 @@ impl Ipc {
     /// Starts following every provider's token.
     pub(crate) fn start(session: &Session, deliver: Deliver) -> Ipc {
         let providers = Arc::new(Mutex::new(BTreeSet::new()));
-        let watcher = tokio::spawn(watch_providers(session.clone(), providers.clone()));
+        let activators = Arc::new(Mutex::new(BTreeSet::new()));
+        let watchers = [
+            tokio::spawn(watch_tokens(session.clone(), PROVIDERS_ALL, providers.clone(), instance_of)),
+            tokio::spawn(watch_tokens(session.clone(), ACTIVATORS_ALL, activators.clone(), activator_of)),
+        ];
         Ipc {
             deliver,
             pending: Arc::new(Semaphore::new(MAX_PENDING)),
             declared: Mutex::new(BTreeMap::new()),
             providers,
-            watcher,
+            activators,
+            activatable: Mutex::new(BTreeMap::new()),
+            watchers,
         }
     }
 
@@ -296,9 +321,43 @@ impl Ipc {
             .collect()
     }
 
+    /// The devices that start a provider of `guid` on a first message, in
+    /// name order.
+    pub(crate) fn activators(&self, guid: &Guid) -> Vec<String> {
+        locked(&self.activators)
+            .range((*guid, String::new())..)
+            .take_while(|(g, _)| g == guid)
+            .map(|(_, d)| d.clone())
+            .collect()
+    }
+
+    /// Declares this device an activator of exactly `guids`.
+    pub(crate) async fn set_activatable(
+        &self,
+        session: &Session,
+        device: &str,
+        guids: &BTreeSet<Guid>,
+    ) -> Result<(), String> {
+        locked(&self.activatable).retain(|g, _| guids.contains(g));
+        for guid in guids {
+            if locked(&self.activatable).contains_key(guid) {
+                continue;
+            }
+            let token = session
+                .liveliness()
+                .declare_token(activator_key(guid, device))
+                .await
+                .map_err(|e| e.to_string())?;
+            locked(&self.activatable).insert(*guid, token);
+        }
+        Ok(())
+    }
+
     /// Stops every task (the session is closing).
     pub(crate) fn stop(&self) {
-        self.watcher.abort();
+        for w in &self.watchers {
+            w.abort();
+        }
         for (_, d) in std::mem::take(&mut *locked(&self.declared)) {
             d.serving.abort();
         }
@@ -417,25 +476,31 @@ fn forgotten() -> (IpcError, String) {
     )
 }
 
-/// Keeps `providers` equal to the instances whose tokens are alive.
-async fn watch_providers(session: Session, providers: Arc<Mutex<BTreeSet<(Guid, String, u32)>>>) {
+/// Keeps `set` equal to what the live tokens matching `keys` name (as
+/// `parse` reads their keys; a key it refuses is ignored).
+async fn watch_tokens<T: Ord>(
+    session: Session,
+    keys: &'static str,
+    set: Arc<Mutex<BTreeSet<T>>>,
+    parse: fn(&str) -> Option<T>,
+) {
     let Ok(sub) = session
         .liveliness()
-        .declare_subscriber(PROVIDERS_ALL)
+        .declare_subscriber(keys)
         .history(true)
         .await
     else {
         return;
     };
     while let Ok(sample) = sub.recv_async().await {
-        let Some(instance) = instance_of(sample.key_expr().as_str()) else {
+        let Some(item) = parse(sample.key_expr().as_str()) else {
             continue;
         };
-        let mut set = locked(&providers);
+        let mut set = locked(&set);
         if sample.kind() == SampleKind::Put {
-            set.insert(instance);
+            set.insert(item);
         } else {
-            set.remove(&instance);
+            set.remove(&item);
         }
     }
 }

@@ -367,19 +367,36 @@ impl Node {
         self.ipc.providers(guid)
     }
 
+    /// The devices that start a provider of `guid` on a first message
+    /// (§18.7), in name order.
+    pub fn activators(&self, guid: &Guid) -> Vec<String> {
+        self.ipc.activators(guid)
+    }
+
+    /// Declares this device an activator of exactly `guids`.
+    pub async fn set_activatable(&self, guids: &std::collections::BTreeSet<Guid>) -> Result<(), FabricError> {
+        self.ipc
+            .set_activatable(&self.session, &self.name, guids)
+            .await
+            .map_err(FabricError::Zenoh)
+    }
+
     /// Sends `message` to `device`'s instances of `guid` and returns, once
     /// it is on its way, the future of its answer, which waits at most
     /// `limit`. A device whose queryable no route reaches yet (Zenoh
     /// #2516) is asked again every [`RETRY`] while it still lists a
     /// provider and time is left; such a message reached no one, so it is
     /// safe to send again (only a message sent again may arrive after a
-    /// later one of the same sender).
+    /// later one of the same sender; the device puts them back in order).
+    /// With `expected` (a provider was just started there) it is asked
+    /// again while time is left, listed or not.
     pub async fn send_message(
         self: &Arc<Self>,
         device: &str,
         guid: Guid,
         message: Message,
         limit: Duration,
+        expected: bool,
     ) -> Result<impl Future<Output = Answer> + Send + 'static, FabricError> {
         let key = ipc::service_key(&guid, device);
         // One stamp for every time it is sent: the device delivers it once,
@@ -407,7 +424,9 @@ impl Node {
                     };
                 }
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let listed = node.providers(&guid).iter().any(|(d, _)| *d == device);
+                // A provider just started there (`expected`) may not be
+                // listed yet.
+                let listed = expected || node.providers(&guid).iter().any(|(d, _)| *d == device);
                 if !listed || left <= RETRY * 2 {
                     let why = if left <= RETRY * 2 {
                         (IpcError::Timeout, format!("device {device} did not answer in time"))

@@ -138,6 +138,9 @@ pub enum Request {
     Renew { csr: String },
     /// The services its processes provide (§18).
     Services,
+    /// Start a provider of `guid` unless one runs there (§18.7); answered
+    /// `done` once one runs.
+    Activate { guid: String },
 }
 
 /// A device's answer to a [`Request`].

@@ -4,6 +4,7 @@
 //! content hash and kept in a bounded cache; exits are remembered for a
 //! while so that a waiter that asks late still learns the status.
 
+pub use crate::catalog::sha256_hex;
 use crate::streams::{DeviceHandle, SpawnImage};
 use std::sync::{Arc, Mutex};
 use weft_control::process::{ProcessRecord, state};
@@ -159,12 +160,6 @@ impl LocalDevice {
         }
         Ok(pid)
     }
-}
-
-/// The hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks a spawn's image before anything is fetched: a program name must

@@ -30,6 +30,9 @@ pub const CALL_LIMIT: Duration = Duration::from_secs(10);
 const RESYNC: Duration = Duration::from_secs(1);
 /// How often every available device's registry is merged again.
 const REFRESH: Duration = Duration::from_secs(5);
+/// How often the registry's activatable services are declared again if
+/// they changed.
+const ACTIVATABLE_EVERY: Duration = Duration::from_secs(1);
 /// How long a device's figures may take when listing devices.
 const FIGURES_LIMIT: Duration = Duration::from_secs(2);
 
@@ -59,7 +62,11 @@ impl Daemon {
         let (calls, calls_rx) = mpsc::channel(64);
         let (removals, removals_rx) = mpsc::channel(16);
         node_cfg.denied = registry.removed();
-        let ipc = Hub::new(identity.name.clone(), device.handle.clone());
+        let ipc = Hub::new(
+            identity.name.clone(),
+            device.handle.clone(),
+            identity.state().path(),
+        );
         let node = Node::open(&node_cfg, calls.clone(), removals.clone(), ipc.deliverer()).await?;
         let daemon = Arc::new(Daemon {
             identity,
@@ -72,6 +79,8 @@ impl Daemon {
             removals,
             removed: Default::default(),
         });
+        daemon.ipc.attach(&daemon);
+        tokio::spawn(daemon.clone().keep_activatable());
         tokio::spawn(daemon.clone().serve_calls(calls_rx));
         tokio::spawn(daemon.clone().follow_removals(removals_rx));
         tokio::spawn(daemon.clone().publish_exits());
@@ -276,6 +285,34 @@ impl Daemon {
             Request::Services => Response::Services {
                 services: self.services_here(),
             },
+            Request::Activate { guid } => match Guid::parse(&guid) {
+                None => err(format!("{guid:?} is not a GUID")),
+                Some(guid) => match self.ipc.activate(guid).await {
+                    Ok(()) => Response::Done,
+                    Err((_, why)) => err(why),
+                },
+            },
+        }
+    }
+
+    /// Keeps this device declared as the starter of the services its
+    /// registry activates (§18.7), on whichever node is open: checked
+    /// every [`ACTIVATABLE_EVERY`].
+    async fn keep_activatable(self: Arc<Self>) {
+        let mut declared: Option<(Arc<Node>, std::collections::BTreeSet<Guid>)> = None;
+        loop {
+            let node = self.node().await;
+            let wanted = self.ipc.activatable();
+            let same = declared
+                .as_ref()
+                .is_some_and(|(n, g)| Arc::ptr_eq(n, &node) && *g == wanted);
+            if !same {
+                match node.set_activatable(&wanted).await {
+                    Ok(()) => declared = Some((node, wanted)),
+                    Err(e) => say(&format!("cannot declare the activatable services: {e}")),
+                }
+            }
+            tokio::time::sleep(ACTIVATABLE_EVERY).await;
         }
     }
 
@@ -346,7 +383,7 @@ impl Daemon {
             data,
             answer,
         };
-        self.ipc.send(self, out).await;
+        self.ipc.send(out).await;
         let result = match tokio::time::timeout(timeout, answered).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err((IpcError::Unreachable, "the message was dropped".into())),

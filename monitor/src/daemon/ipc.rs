@@ -11,20 +11,35 @@
 //! Messages are queued in the order the hub routes them, which is the
 //! order each stream sent them.
 //!
+//! Only what this device's registry ([`super::services`]) allows happens:
+//! a process provides a service only if the registry names what it runs
+//! as the provider, and sends only to what its grants allow (`Denied`
+//! otherwise). A message to a service with no instance anywhere starts
+//! one ([`activation`]) on a device that declares it, and waits (with the
+//! messages that follow it, in order) until it runs.
+//!
 //! Invariants: every [`Outgoing`] gets exactly one answer (the provider's,
 //! or an error saying why there is none); an instance is listed (and its
 //! token declared) exactly while its stream's [`Inbox`] lives, across
 //! reopenings of the node; the hub never waits for a program.
 
+mod activation;
+
 use super::fabric::Daemon;
+use super::services::Services;
 use crate::streams::{Answer, DeviceHandle, Delivery, INBOX, Inbox, Outgoing};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use weft_control::ipc_proto::{Guid, IpcError};
 use weft_fabric::ipc::{ANY, Deliver, Message};
 use weft_fabric::wire::Pid;
+
+/// How much longer a query to another device lasts than its sender waits.
+const QUERY_GRACE: Duration = Duration::from_secs(1);
 
 /// One running instance of a service on this device.
 struct Instance {
@@ -43,11 +58,35 @@ pub struct Listed {
     pub pid: u32,
 }
 
+/// A message whose sender is known and allowed, being routed.
+struct Routed {
+    guid: Guid,
+    target: Option<Pid>,
+    request: bool,
+    timeout: Duration,
+    sender: String,
+    data: Vec<u8>,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// The outcome of an activation, shared by everyone who waits for it.
+type Started = Option<Result<(), (IpcError, String)>>;
+
 /// This device's services and the routing of messages.
 pub struct Hub {
     device: String,
     handle: DeviceHandle,
+    registry: Services,
+    /// The daemon, once it exists.
+    daemon: OnceLock<Weak<Daemon>>,
     instances: Mutex<BTreeMap<Guid, Vec<Instance>>>,
+    /// Told whenever an instance is added.
+    served: Notify,
+    /// Messages waiting for a provider being started, by service, in the
+    /// order they came.
+    parked: Mutex<HashMap<Guid, VecDeque<Routed>>>,
+    /// Activations of this device's services in progress.
+    starting: Mutex<HashMap<Guid, watch::Receiver<Started>>>,
     /// Message ids and registration keys.
     next: AtomicU64,
     /// The daemon's runtime, for withdrawals made where no runtime runs.
@@ -61,15 +100,35 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hub {
     /// A hub with no instances, for device `device`, whose programs are
-    /// found through `handle`. Must be called inside the daemon's runtime.
-    pub fn new(device: String, handle: DeviceHandle) -> Arc<Hub> {
+    /// found through `handle` and whose registry is in `state`. Must be
+    /// called inside the daemon's runtime.
+    pub fn new(device: String, handle: DeviceHandle, state: &Path) -> Arc<Hub> {
         Arc::new(Hub {
             device,
             handle,
+            registry: Services::new(state),
+            daemon: OnceLock::new(),
             instances: Mutex::new(BTreeMap::new()),
+            served: Notify::new(),
+            parked: Mutex::new(HashMap::new()),
+            starting: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             runtime: tokio::runtime::Handle::current(),
         })
+    }
+
+    /// Tells the hub its daemon.
+    pub fn attach(&self, daemon: &Arc<Daemon>) {
+        let _ = self.daemon.set(Arc::downgrade(daemon));
+    }
+
+    fn daemon(&self) -> Option<Arc<Daemon>> {
+        self.daemon.get()?.upgrade()
+    }
+
+    /// The registry's services this device starts on a first message.
+    pub fn activatable(&self) -> std::collections::BTreeSet<Guid> {
+        self.registry.current().activatable().into_iter().map(|(g, _)| g).collect()
     }
 
     /// The node's way of handing this device the messages other devices
@@ -122,10 +181,14 @@ impl Hub {
         guid: Guid,
         name: String,
     ) -> Result<Inbox, (IpcError, String)> {
-        let pid = self.handle.pid_of_region(region).ok_or((
+        let (pid, identity) = self.handle.process_of_region(region).ok_or((
             IpcError::Invalid,
             "the serving process is not running".to_string(),
         ))?;
+        self.registry
+            .current()
+            .may_provide(&guid, &identity)
+            .map_err(|why| (IpcError::Denied, why))?;
         let (inbox, messages) = mpsc::channel(INBOX);
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         // A reopening of the node in between declares the instance on the
@@ -146,6 +209,7 @@ impl Hub {
                 inbox,
             });
         }
+        self.served.notify_waiters();
         let registration = Registration {
             hub: Arc::downgrade(self),
             daemon: Arc::downgrade(daemon),
@@ -162,13 +226,18 @@ impl Hub {
         })
     }
 
-    /// Routes `out` (§18.4): to the instance its pid names, else one on
-    /// this device, else a device that lists one.
-    pub async fn send(&self, daemon: &Daemon, out: Outgoing) {
+    /// Routes `out` (§18.4) if its sender may send it (§18.7).
+    pub async fn send(self: &Arc<Self>, out: Outgoing) {
         let sender = match out.region {
             None => self.device.clone(),
-            Some(region) => match self.handle.pid_of_region(region) {
-                Some(pid) => Pid::text(&self.device, pid),
+            Some(region) => match self.handle.process_of_region(region) {
+                Some((pid, identity)) => {
+                    if let Err(why) = self.registry.current().may_send(&out.guid, &identity) {
+                        let _ = out.answer.send(Err((IpcError::Denied, why)));
+                        return;
+                    }
+                    Pid::text(&self.device, pid)
+                }
                 None => {
                     let _ = out.answer.send(Err((
                         IpcError::Invalid,
@@ -186,59 +255,78 @@ impl Hub {
                 return;
             }
         };
-        let (device, number) = match target {
+        let routed = Routed {
+            guid: out.guid,
+            target,
+            request: out.request,
+            timeout: out.timeout,
+            sender,
+            data: out.data,
+            answer: out.answer,
+        };
+        self.route(routed, None).await;
+    }
+
+    /// Routes `m`: to its target, else an instance here, else one
+    /// elsewhere (on `started`, the device a provider was just started on,
+    /// if given), else it waits for one to be started.
+    async fn route(self: &Arc<Self>, m: Routed, started: Option<&str>) {
+        let Some(daemon) = self.daemon() else {
+            let _ = m.answer.send(Err((IpcError::Unreachable, "the device is stopping".into())));
+            return;
+        };
+        let (device, number, expected) = match &m.target {
             Some(p) if p.device == self.device => {
-                let data = out.data;
-                self.deliver(out.guid, Some(p.n), out.request, sender, data, out.answer);
-                return;
+                let n = p.n;
+                return self.deliver(m.guid, Some(n), m.request, m.sender, m.data, m.answer);
             }
             Some(p) => {
                 let node = daemon.node().await;
-                if !node.providers(&out.guid).contains(&(p.device.clone(), p.n)) {
-                    let why = format!("process {} provides no service {}", Pid::text(&p.device, p.n), out.guid);
-                    let _ = out.answer.send(Err((IpcError::NoProvider, why)));
+                if !node.providers(&m.guid).contains(&(p.device.clone(), p.n)) {
+                    let why = format!("process {p} provides no service {}", m.guid);
+                    let _ = m.answer.send(Err((IpcError::NoProvider, why)));
                     return;
                 }
-                (p.device, p.n)
+                (p.device.clone(), p.n, false)
             }
-            None if locked(&self.instances).contains_key(&out.guid) => {
-                let data = out.data;
-                self.deliver(out.guid, None, out.request, sender, data, out.answer);
-                return;
+            None if locked(&self.instances).contains_key(&m.guid) || started == Some(&self.device) => {
+                return self.deliver(m.guid, None, m.request, m.sender, m.data, m.answer);
             }
-            None => {
-                let node = daemon.node().await;
-                let elsewhere = node
-                    .providers(&out.guid)
-                    .into_iter()
-                    .find(|(d, _)| *d != self.device);
-                match elsewhere {
-                    Some((device, _)) => (device, ANY),
-                    None => {
-                        let why = format!("no instance of service {} runs in the fabric", out.guid);
-                        let _ = out.answer.send(Err((IpcError::NoProvider, why)));
-                        return;
+            None => match started {
+                Some(device) => (device.to_string(), ANY, true),
+                None => {
+                    let node = daemon.node().await;
+                    let elsewhere = node
+                        .providers(&m.guid)
+                        .into_iter()
+                        .find(|(d, _)| *d != self.device);
+                    match elsewhere {
+                        Some((device, _)) => (device, ANY, false),
+                        None => return self.park(m),
                     }
                 }
-            }
+            },
         };
         let message = Message {
-            request: out.request,
+            request: m.request,
             target: number,
-            timeout_ms: u32::try_from(out.timeout.as_millis()).unwrap_or(u32::MAX),
-            sender,
-            data: out.data,
+            timeout_ms: u32::try_from(m.timeout.as_millis()).unwrap_or(u32::MAX),
+            sender: m.sender,
+            data: m.data,
         };
         let node = daemon.node().await;
-        match node.send_message(&device, out.guid, message, out.timeout).await {
+        // The requester gives up at its timeout; the query lasts a little
+        // longer, so that it is the requester's `Timeout` that answers.
+        let limit = m.timeout + QUERY_GRACE;
+        match node.send_message(&device, m.guid, message, limit, expected).await {
             Ok(answer) => {
-                let way = out.answer;
+                let way = m.answer;
                 tokio::spawn(async move {
                     let _ = way.send(answer.await);
                 });
             }
             Err(e) => {
-                let _ = out.answer.send(Err((IpcError::Unreachable, e.to_string())));
+                let _ = m.answer.send(Err((IpcError::Unreachable, e.to_string())));
             }
         }
     }

@@ -21,6 +21,7 @@ mod identity;
 mod ipc;
 mod local;
 mod renewal;
+mod services;
 mod watch;
 
 pub use identity::Identity;
@@ -249,7 +250,7 @@ async fn start_fabric(
                     }
                     // In the order asked: one stream's messages are
                     // routed, and so queued, in the order it sent them.
-                    FabricAsk::Ipc(IpcAsk::Send(out)) => daemon.ipc.send(&daemon, out).await,
+                    FabricAsk::Ipc(IpcAsk::Send(out)) => daemon.ipc.send(out).await,
                     FabricAsk::Ipc(IpcAsk::Serve {
                         region,
                         guid,

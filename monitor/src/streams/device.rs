@@ -284,11 +284,11 @@ impl DeviceHandle {
         Ok(records)
     }
 
-    /// The pid of the running process whose pipe region is `region` (its
-    /// slot).
-    pub fn pid_of_region(&self, region: u64) -> Option<u32> {
+    /// The pid and identity (what it runs) of the running process whose
+    /// pipe region is `region` (its slot).
+    pub fn process_of_region(&self, region: u64) -> Option<(u32, std::sync::Arc<str>)> {
         let view = self.view.get()?;
-        view.book().pid(usize::try_from(region).ok()?)
+        view.book().process(usize::try_from(region).ok()?)
     }
 
     /// Process `pid`'s record, as [`DeviceHandle::list`] reads it.

@@ -14,6 +14,34 @@ const CHECK: &str = "6f1c2a4e-8b3d-4f0a-9c11-223344556677";
 const KV: &str = "0b5e1a7c-3d2f-4e6a-8b9c-0d1e2f3a4b5c";
 const HOLDER: &str = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d";
 const NOBODY: &str = "11111111-2222-4333-8444-555555555555";
+const STARTED: &str = "5d6e7f80-91a2-4b3c-8d4e-5f60718293a4";
+
+/// Each device's registry (`services.json`): every service named, so
+/// every app may send to each (no grants) — but on b, grants: ipc-check
+/// may send anywhere, kv only to the key-value service. Only c starts
+/// STARTED on a first message.
+fn registry(device: &str) -> String {
+    let named = |guid: &str, name: &str, program: &str, activate: bool| {
+        format!(
+            r#"{{"guid":"{guid}","name":"{name}","provider":"program:{program}","args":["serve","{guid}"],"activate":{activate}}}"#
+        )
+    };
+    let services = [
+        named(CHECK, "ipc-check", "ipc-check", false),
+        named(KV, "kv", "kv", false),
+        named(HOLDER, "holder", "ipc-check", false),
+        named(STARTED, "started", "ipc-check", device == "c"),
+    ]
+    .join(",");
+    let grants = if device == "b" {
+        format!(
+            r#","grants":[{{"to":"program:ipc-check","send":["*"]}},{{"to":"program:kv","send":["{KV}"]}}]"#
+        )
+    } else {
+        String::new()
+    };
+    format!(r#"{{"services":[{services}]{grants}}}"#)
+}
 
 /// Three devices a, b, c, each in its namespace.
 struct Three {
@@ -29,9 +57,11 @@ fn three(tag: &str) -> Three {
     let dirs = ["a", "b", "c"].map(|n| scratch.state(n));
     let addr = |i: usize| format!("{}:7447", net.addr(i));
     ok(&dirs[0], &["fabric", "create", "--name", "a"]);
+    std::fs::write(dirs[0].join("services.json"), registry("a")).unwrap();
     let mut daemons = vec![Daemon::start(weft_in(&net, 0), &dirs[0], &addr(0), &[])];
     for (i, name) in [(1, "b"), (2, "c")] {
         pair(&dirs[0], &dirs[i], name, weft_in(&net, i));
+        std::fs::write(dirs[i].join("services.json"), registry(name)).unwrap();
         daemons.push(Daemon::start(weft_in(&net, i), &dirs[i], &addr(i), &[]));
     }
     for d in &dirs {
@@ -204,6 +234,73 @@ fn ipc_across_three_devices_in_namespaces() {
     let (code, _, err) = call(a, &[HOLDER, "x"]);
     assert_eq!(code, 1);
     assert!(err.contains("no provider"), "{err}");
+
+    // Named services only: an imposter (kv claiming the checking
+    // service) is refused, and the real provider keeps working.
+    let (code, _, err) = finished(waiting(&t, 0, "b", &["kv", "serve", CHECK]));
+    assert_eq!(code, 1, "{err}");
+    eventually("the imposter's refusal in b's output", Duration::from_secs(5), || {
+        t.daemons[1].log().contains("kv: denied: this device's registry names program:ipc-check")
+    });
+    let (code, _, err) = finished(waiting(&t, 0, "c", &["kv", "serve", NOBODY]));
+    assert_eq!(code, 1, "{err}");
+    eventually("an unnamed service refused on c", Duration::from_secs(5), || {
+        t.daemons[2].log().contains("is not named in this device's registry")
+    });
+    let (code, out, err) = call(a, &[CHECK, "still 0"]);
+    assert_eq!((code, out.as_str()), (0, "echo:still 0"), "{err}");
+    // Grants: on b, kv may send only to the key-value service.
+    let (code, _, err) = finished(waiting(&t, 0, "b", &["kv", "get", CHECK, "k"]));
+    assert_eq!(code, 1, "{err}");
+    eventually("an ungranted send refused on b", Duration::from_secs(5), || {
+        t.daemons[1]
+            .log()
+            .contains(&format!("kv: denied: no grant in this device's registry (services.json) lets program:kv send to service {CHECK}"))
+    });
+    let (code, _, err) = finished(waiting(&t, 0, "b", &["ipc-check", "call", CHECK, "3", "g"]));
+    assert_eq!(code, 0, "{err}");
+
+    // Activation: twenty first messages at once, from a and b (the CLI
+    // and apps), start one provider on c, and every one is answered.
+    let mut firsts: Vec<Child> = (0..14)
+        .map(|i| {
+            t.net
+                .command(i % 2, env!("CARGO_BIN_EXE_weft"))
+                .args(["ipc", "call", "--state"])
+                .arg(&t.dirs[i % 2])
+                .args([STARTED, &format!("first{i} 0")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let apps: Vec<Child> = (0..6)
+        .map(|i| {
+            let on = if i < 3 { "a" } else { "b" };
+            waiting(&t, 0, on, &["ipc-check", "call", STARTED, "1", &format!("app{i}")])
+        })
+        .collect();
+    for (i, first) in firsts.drain(..).enumerate() {
+        let (code, out, err) = finished(first);
+        assert_eq!((code, out), (0, format!("echo:first{i} 0")), "{err}");
+    }
+    for (i, app) in apps.into_iter().enumerate() {
+        let (code, _, err) = finished(app);
+        assert_eq!(code, 0, "app {i}: {err}");
+    }
+    let instances: Vec<Value> = json(a, &["ipc", "services", "--json"])
+        .into_iter()
+        .filter(|s| s["guid"] == STARTED)
+        .collect();
+    assert_eq!(instances.len(), 1, "{instances:?}");
+    assert_eq!(instances[0]["device"], "c");
+    let started_on_c = json(a, &["ps", "--device", "c", "--json"])
+        .iter()
+        .filter(|p| p["name"] == "ipc-check" && p["state"] != "ended")
+        .count();
+    assert_eq!(started_on_c, 2, "the checking service and one started provider");
 
     // A bad GUID is the CLI's error.
     let (code, _, err) = call(a, &["not-a-guid", "x"]);
