@@ -247,7 +247,9 @@ pub struct StatsArgs {
 fn parse_ipc_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.001..=3600.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds from 0.001 to 3600")),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds from 0.001 to 3600"
+        )),
     }
 }
 

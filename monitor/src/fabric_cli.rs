@@ -33,7 +33,11 @@ pub(crate) fn failed(message: String) -> Failed {
     Failed(message, ExitStatus::Program(1))
 }
 
-pub(crate) fn ask(dir: &Path, request: LocalRequest, limit: Duration) -> Result<LocalResponse, Failed> {
+pub(crate) fn ask(
+    dir: &Path,
+    request: LocalRequest,
+    limit: Duration,
+) -> Result<LocalResponse, Failed> {
     match local::request(dir, &request, limit)? {
         LocalResponse::Error { message } => Err(failed(message)),
         r => Ok(r),

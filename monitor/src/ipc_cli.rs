@@ -16,7 +16,7 @@ pub fn ipc(command: &IpcCommand) -> ExitStatus {
     finish(match command {
         IpcCommand::Services(a) => services(a),
         IpcCommand::Call(a) => call(a),
-        IpcCommand::Send(a) => send(&a, false, SEND_LIMIT_MS).map(|_| ExitStatus::Program(0)),
+        IpcCommand::Send(a) => send(a, false, SEND_LIMIT_MS).map(|_| ExitStatus::Program(0)),
     })
 }
 

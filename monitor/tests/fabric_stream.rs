@@ -188,7 +188,10 @@ fn plain_run() {
     assert!(err.contains("not a device of a fabric"), "{err}");
     // IPC streams too (§18.1), for providers and senders alike.
     let guid = "0b5e1a7c-3d2f-4e6a-8b9c-0d1e2f3a4b5c";
-    for args in [["run", "kv", "serve", guid, ""], ["run", "kv", "get", guid, "k"]] {
+    for args in [
+        ["run", "kv", "serve", guid, ""],
+        ["run", "kv", "get", guid, "k"],
+    ] {
         let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
         let (status, out, err) = common::run(&args);
         assert_eq!((status, out.as_str()), (1, ""), "{err}");

@@ -268,7 +268,10 @@ impl Service {
 
     /// The next message; `None` if none came within `timeout` (`None`:
     /// wait as long as it takes; zero: only look).
-    pub fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Message>, IpcFailure> {
+    pub fn next_message(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Message>, IpcFailure> {
         if timeout.is_some() && !wait_readable(&mut self.stream, timeout) {
             return Ok(None);
         }

@@ -35,10 +35,10 @@ mod cell;
 mod error;
 pub mod fabric;
 pub mod fs;
-pub mod ipc;
 #[cfg(not(test))]
 mod heap;
 mod io;
+pub mod ipc;
 pub mod net;
 pub mod process;
 mod rt;

@@ -29,7 +29,10 @@ fn round_response(r: Response<'_>) {
 fn guids_read_and_print_the_canonical_form() {
     let text = "6f1c2a4e-8b3d-4f0a-9c11-223344556677";
     assert_eq!(Guid::parse(text), Some(G));
-    assert_eq!(Guid::parse(&std::string::String::from(text).to_uppercase()), Some(G));
+    assert_eq!(
+        Guid::parse(&std::string::String::from(text).to_uppercase()),
+        Some(G)
+    );
     assert_eq!(G.to_string(), text);
     for bad in [
         "",

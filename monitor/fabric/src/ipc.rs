@@ -25,8 +25,8 @@ mod order;
 mod recent;
 
 use crate::keys::valid_name;
-pub use recent::Stamp;
 use order::Order;
+pub use recent::Stamp;
 use recent::{Recent, Seen};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -154,7 +154,8 @@ impl Message {
         if !(1..=MAX_TEXT).contains(&len) {
             return Err(PayloadError::Field("sender length"));
         }
-        let word = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+        let word =
+            |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
         let long = |at: usize| u64::from(word(at)) | u64::from(word(at + 4)) << 32;
         let rest = &raw[HEAD..];
         let sender = rest.get(..len).ok_or(PayloadError::Truncated)?;
@@ -255,8 +256,18 @@ impl Ipc {
         let providers = Arc::new(Mutex::new(BTreeSet::new()));
         let activators = Arc::new(Mutex::new(BTreeSet::new()));
         let watchers = [
-            tokio::spawn(watch_tokens(session.clone(), PROVIDERS_ALL, providers.clone(), instance_of)),
-            tokio::spawn(watch_tokens(session.clone(), ACTIVATORS_ALL, activators.clone(), activator_of)),
+            tokio::spawn(watch_tokens(
+                session.clone(),
+                PROVIDERS_ALL,
+                providers.clone(),
+                instance_of,
+            )),
+            tokio::spawn(watch_tokens(
+                session.clone(),
+                ACTIVATORS_ALL,
+                activators.clone(),
+                activator_of,
+            )),
         ];
         Ipc {
             deliver,
@@ -378,7 +389,13 @@ struct Arrival {
 /// Serves `key`: each query is decoded and, unless its stamp was seen
 /// lately, delivered in its lane's order; its answer (the first one's,
 /// for a message seen again) is the one reply.
-async fn serve(session: Session, key: String, guid: Guid, deliver: Deliver, pending: Arc<Semaphore>) {
+async fn serve(
+    session: Session,
+    key: String,
+    guid: Guid,
+    deliver: Deliver,
+    pending: Arc<Semaphore>,
+) {
     let Ok(queryable) = session.declare_queryable(&key).complete(true).await else {
         return;
     };
@@ -442,7 +459,10 @@ async fn serve(session: Session, key: String, guid: Guid, deliver: Deliver, pend
                     limit,
                 };
                 let now = std::time::Instant::now();
-                order.arrive(stamp.0, stamp.1, arrival, now).into_iter().for_each(start);
+                order
+                    .arrive(stamp.0, stamp.1, arrival, now)
+                    .into_iter()
+                    .for_each(start);
             }
             Seen::Again(mut rx) => {
                 let key = key.clone();

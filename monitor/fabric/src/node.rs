@@ -374,7 +374,10 @@ impl Node {
     }
 
     /// Declares this device an activator of exactly `guids`.
-    pub async fn set_activatable(&self, guids: &std::collections::BTreeSet<Guid>) -> Result<(), FabricError> {
+    pub async fn set_activatable(
+        &self,
+        guids: &std::collections::BTreeSet<Guid>,
+    ) -> Result<(), FabricError> {
         self.ipc
             .set_activatable(&self.session, &self.name, guids)
             .await
@@ -416,10 +419,15 @@ impl Node {
                 if let Ok(reply) = replies.recv_async().await {
                     return match reply.into_result() {
                         Ok(sample) => ipc::decode_answer(&sample.payload().to_bytes())
-                            .unwrap_or_else(|e| Err((IpcError::Unreachable, format!("{device}: {e}")))),
+                            .unwrap_or_else(|e| {
+                                Err((IpcError::Unreachable, format!("{device}: {e}")))
+                            }),
                         Err(e) => Err((
                             IpcError::Unreachable,
-                            format!("{device}: {}", e.payload().try_to_string().unwrap_or_default()),
+                            format!(
+                                "{device}: {}",
+                                e.payload().try_to_string().unwrap_or_default()
+                            ),
                         )),
                     };
                 }
@@ -429,9 +437,15 @@ impl Node {
                 let listed = expected || node.providers(&guid).iter().any(|(d, _)| *d == device);
                 if !listed || left <= RETRY * 2 {
                     let why = if left <= RETRY * 2 {
-                        (IpcError::Timeout, format!("device {device} did not answer in time"))
+                        (
+                            IpcError::Timeout,
+                            format!("device {device} did not answer in time"),
+                        )
                     } else {
-                        (IpcError::Unreachable, format!("device {device} could not be reached"))
+                        (
+                            IpcError::Unreachable,
+                            format!("device {device} could not be reached"),
+                        )
                     };
                     return Err(why);
                 }

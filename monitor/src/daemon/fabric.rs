@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{RwLock, mpsc};
+use weft_control::ipc_proto::{Guid, IpcError, MAX_DATA, MAX_TIMEOUT_MS};
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
 use weft_fabric::node::{FabricError, Incoming, Node, NodeConfig};
 use weft_fabric::registry::Registry;
-use weft_control::ipc_proto::{Guid, IpcError, MAX_DATA, MAX_TIMEOUT_MS};
 use weft_fabric::wire::{Device, Image, Pid, Process, Request, Response, Service};
 
 /// How long a call to another device may take.
@@ -387,7 +387,10 @@ impl Daemon {
         let result = match tokio::time::timeout(timeout, answered).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err((IpcError::Unreachable, "the message was dropped".into())),
-            Err(_) => Err((IpcError::Timeout, format!("no answer within {timeout_ms} ms"))),
+            Err(_) => Err((
+                IpcError::Timeout,
+                format!("no answer within {timeout_ms} ms"),
+            )),
         };
         match result {
             Ok(_) if !request => Ok(LocalResponse::Done),

@@ -27,7 +27,7 @@ mod activation;
 
 use super::fabric::Daemon;
 use super::services::Services;
-use crate::streams::{Answer, DeviceHandle, Delivery, INBOX, Inbox, Outgoing};
+use crate::streams::{Answer, Delivery, DeviceHandle, INBOX, Inbox, Outgoing};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,7 +128,12 @@ impl Hub {
 
     /// The registry's services this device starts on a first message.
     pub fn activatable(&self) -> std::collections::BTreeSet<Guid> {
-        self.registry.current().activatable().into_iter().map(|(g, _)| g).collect()
+        self.registry
+            .current()
+            .activatable()
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect()
     }
 
     /// The node's way of handing this device the messages other devices
@@ -143,7 +148,10 @@ impl Hub {
                     hub.deliver(guid, target, m.request, m.sender, m.data, answer);
                 }
                 None => {
-                    let _ = answer.send(Err((IpcError::Unreachable, "the device is stopping".into())));
+                    let _ = answer.send(Err((
+                        IpcError::Unreachable,
+                        "the device is stopping".into(),
+                    )));
                 }
             }
             answered
@@ -217,9 +225,12 @@ impl Hub {
             key,
             pid,
         };
-        node.provide(guid, pid)
-            .await
-            .map_err(|e| (IpcError::Unreachable, format!("cannot declare the service: {e}")))?;
+        node.provide(guid, pid).await.map_err(|e| {
+            (
+                IpcError::Unreachable,
+                format!("cannot declare the service: {e}"),
+            )
+        })?;
         Ok(Inbox {
             messages,
             registration: Box::new(registration),
@@ -272,7 +283,10 @@ impl Hub {
     /// if given), else it waits for one to be started.
     async fn route(self: &Arc<Self>, m: Routed, started: Option<&str>) {
         let Some(daemon) = self.daemon() else {
-            let _ = m.answer.send(Err((IpcError::Unreachable, "the device is stopping".into())));
+            let _ = m.answer.send(Err((
+                IpcError::Unreachable,
+                "the device is stopping".into(),
+            )));
             return;
         };
         let (device, number, expected) = match &m.target {
@@ -289,7 +303,9 @@ impl Hub {
                 }
                 (p.device.clone(), p.n, false)
             }
-            None if locked(&self.instances).contains_key(&m.guid) || started == Some(&self.device) => {
+            None if locked(&self.instances).contains_key(&m.guid)
+                || started == Some(&self.device) =>
+            {
                 return self.deliver(m.guid, None, m.request, m.sender, m.data, m.answer);
             }
             None => match started {
@@ -318,7 +334,10 @@ impl Hub {
         // The requester gives up at its timeout; the query lasts a little
         // longer, so that it is the requester's `Timeout` that answers.
         let limit = m.timeout + QUERY_GRACE;
-        match node.send_message(&device, m.guid, message, limit, expected).await {
+        match node
+            .send_message(&device, m.guid, message, limit, expected)
+            .await
+        {
             Ok(answer) => {
                 let way = m.answer;
                 tokio::spawn(async move {
@@ -379,11 +398,9 @@ impl Hub {
                 IpcError::Busy,
                 format!("the provider has {INBOX} messages queued"),
             ),
-            Err(mpsc::error::TrySendError::Closed(d)) => (
-                d,
-                IpcError::ProviderEnded,
-                "the provider ended".to_string(),
-            ),
+            Err(mpsc::error::TrySendError::Closed(d)) => {
+                (d, IpcError::ProviderEnded, "the provider ended".to_string())
+            }
         };
         let (d, error, why) = refused;
         if let Some(way) = d.answer.or(ack) {

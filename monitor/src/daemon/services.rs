@@ -87,7 +87,10 @@ pub struct Registry {
 /// Whether `identity` is one a program can have.
 fn valid_identity(identity: &str) -> bool {
     if let Some(hex) = identity.strip_prefix("sha256:") {
-        return hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        return hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     }
     identity
         .strip_prefix("program:")
@@ -120,9 +123,16 @@ impl Registry {
         }
         for g in file.grants.iter().flatten() {
             if g.to != "*" && !valid_identity(&g.to) {
-                return Err(format!("grant to {:?}: not *, program:NAME or sha256:HEX", g.to));
+                return Err(format!(
+                    "grant to {:?}: not *, program:NAME or sha256:HEX",
+                    g.to
+                ));
             }
-            if let Some(bad) = g.send.iter().find(|s| *s != "*" && Guid::parse(s).is_none()) {
+            if let Some(bad) = g
+                .send
+                .iter()
+                .find(|s| *s != "*" && Guid::parse(s).is_none())
+            {
                 return Err(format!("grant to {:?}: {bad:?} is not * or a GUID", g.to));
             }
         }
@@ -136,7 +146,9 @@ impl Registry {
     pub fn may_provide(&self, guid: &Guid, identity: &str) -> Result<(), String> {
         let entries: Vec<&Named> = self.entries(guid).collect();
         if entries.is_empty() {
-            return Err(format!("service {guid} is not named in this device's registry ({FILE})"));
+            return Err(format!(
+                "service {guid} is not named in this device's registry ({FILE})"
+            ));
         }
         if entries.iter().any(|n| n.provider == identity) {
             return Ok(());
@@ -153,7 +165,9 @@ impl Registry {
             None => self.entries(guid).next().is_some(),
             Some(grants) => grants.iter().any(|g| {
                 (g.to == "*" || g.to == identity)
-                    && g.send.iter().any(|s| s == "*" || Guid::parse(s).as_ref() == Some(guid))
+                    && g.send
+                        .iter()
+                        .any(|s| s == "*" || Guid::parse(s).as_ref() == Some(guid))
             }),
         };
         if allowed {
@@ -163,18 +177,27 @@ impl Registry {
             None => format!(
                 "service {guid} is not named in this device's registry ({FILE}), so its programs may not send to it"
             ),
-            Some(_) => format!("no grant in this device's registry ({FILE}) lets {identity} send to service {guid}"),
+            Some(_) => format!(
+                "no grant in this device's registry ({FILE}) lets {identity} send to service {guid}"
+            ),
         })
     }
 
     /// The entries naming `guid`.
     pub fn entries<'a>(&'a self, guid: &'a Guid) -> impl Iterator<Item = &'a Named> + 'a {
-        self.named.iter().filter(move |(g, _)| g == guid).map(|(_, n)| n)
+        self.named
+            .iter()
+            .filter(move |(g, _)| g == guid)
+            .map(|(_, n)| n)
     }
 
     /// The services a first message starts here.
     pub fn activatable(&self) -> Vec<(Guid, Named)> {
-        self.named.iter().filter(|(_, n)| n.activate).cloned().collect()
+        self.named
+            .iter()
+            .filter(|(_, n)| n.activate)
+            .cloned()
+            .collect()
     }
 }
 
@@ -256,7 +279,10 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(r.may_send(&kv(), "program:anything"), Ok(()));
-        assert!(r.may_send(&Guid::parse(OTHER).unwrap(), "program:x").is_err());
+        assert!(
+            r.may_send(&Guid::parse(OTHER).unwrap(), "program:x")
+                .is_err()
+        );
         assert!(Registry::default().may_send(&kv(), "program:x").is_err());
     }
 

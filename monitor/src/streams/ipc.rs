@@ -321,7 +321,10 @@ async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<Vec<u8>>, ways_back: Way
         };
         let Some(n) = frame.encode(&mut buf) else {
             if let Some(way) = d.answer {
-                let _ = way.send(Err((IpcError::Invalid, "the message does not fit a frame".into())));
+                let _ = way.send(Err((
+                    IpcError::Invalid,
+                    "the message does not fit a frame".into(),
+                )));
             }
             continue;
         };
@@ -339,7 +342,10 @@ async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<Vec<u8>>, ways_back: Way
 }
 
 fn gone_daemon() -> (IpcError, String) {
-    (IpcError::Unreachable, "the fabric daemon is gone".to_string())
+    (
+        IpcError::Unreachable,
+        "the fabric daemon is gone".to_string(),
+    )
 }
 
 /// The frame answering `SEND` `request` with `result`.

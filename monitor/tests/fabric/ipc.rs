@@ -156,7 +156,12 @@ fn ipc_across_three_devices_in_namespaces() {
     let clients: Vec<Child> = (0..10)
         .map(|i| {
             let on = if i < 5 { "a" } else { "b" };
-            waiting(&t, i % 3, on, &["ipc-check", "call", CHECK, "1000", &format!("r{i}")])
+            waiting(
+                &t,
+                i % 3,
+                on,
+                &["ipc-check", "call", CHECK, "1000", &format!("r{i}")],
+            )
         })
         .collect();
     for (i, client) in clients.into_iter().enumerate() {
@@ -168,7 +173,12 @@ fn ipc_across_three_devices_in_namespaces() {
     let senders: Vec<Child> = (0..10)
         .map(|i| {
             let on = if i < 5 { "a" } else { "b" };
-            waiting(&t, 0, on, &["ipc-check", "send", CHECK, "500", &format!("s{i}")])
+            waiting(
+                &t,
+                0,
+                on,
+                &["ipc-check", "send", CHECK, "500", &format!("s{i}")],
+            )
         })
         .collect();
     for (i, sender) in senders.into_iter().enumerate() {
@@ -178,11 +188,20 @@ fn ipc_across_three_devices_in_namespaces() {
     }
     let (code, stats, err) = call(b, &[CHECK, "stats"]);
     assert_eq!(code, 0, "{err}");
-    let dbg: Vec<usize> = t.daemons.iter().map(|d| d.log().matches("DEBUG").count()).collect();
+    let dbg: Vec<usize> = t
+        .daemons
+        .iter()
+        .map(|d| d.log().matches("DEBUG").count())
+        .collect();
     assert_eq!(stats, "requests=10001 oneway=5000 disorder=0", "{dbg:?}");
 
     // The same-device path: a client on c itself.
-    let (code, _, err) = finished(waiting(&t, 2, "c", &["ipc-check", "call", CHECK, "200", "l"]));
+    let (code, _, err) = finished(waiting(
+        &t,
+        2,
+        "c",
+        &["ipc-check", "call", CHECK, "200", "l"],
+    ));
     assert_eq!(code, 0, "{err}");
 
     // One instance by pid; a pid that provides nothing.
@@ -239,24 +258,40 @@ fn ipc_across_three_devices_in_namespaces() {
     // service) is refused, and the real provider keeps working.
     let (code, _, err) = finished(waiting(&t, 0, "b", &["kv", "serve", CHECK]));
     assert_eq!(code, 1, "{err}");
-    eventually("the imposter's refusal in b's output", Duration::from_secs(5), || {
-        t.daemons[1].log().contains("kv: denied: this device's registry names program:ipc-check")
-    });
+    eventually(
+        "the imposter's refusal in b's output",
+        Duration::from_secs(5),
+        || {
+            t.daemons[1]
+                .log()
+                .contains("kv: denied: this device's registry names program:ipc-check")
+        },
+    );
     let (code, _, err) = finished(waiting(&t, 0, "c", &["kv", "serve", NOBODY]));
     assert_eq!(code, 1, "{err}");
-    eventually("an unnamed service refused on c", Duration::from_secs(5), || {
-        t.daemons[2].log().contains("is not named in this device's registry")
-    });
+    eventually(
+        "an unnamed service refused on c",
+        Duration::from_secs(5),
+        || {
+            t.daemons[2]
+                .log()
+                .contains("is not named in this device's registry")
+        },
+    );
     let (code, out, err) = call(a, &[CHECK, "still 0"]);
     assert_eq!((code, out.as_str()), (0, "echo:still 0"), "{err}");
     // Grants: on b, kv may send only to the key-value service.
     let (code, _, err) = finished(waiting(&t, 0, "b", &["kv", "get", CHECK, "k"]));
     assert_eq!(code, 1, "{err}");
-    eventually("an ungranted send refused on b", Duration::from_secs(5), || {
-        t.daemons[1]
+    eventually(
+        "an ungranted send refused on b",
+        Duration::from_secs(5),
+        || {
+            t.daemons[1]
             .log()
             .contains(&format!("kv: denied: no grant in this device's registry (services.json) lets program:kv send to service {CHECK}"))
-    });
+        },
+    );
     let (code, _, err) = finished(waiting(&t, 0, "b", &["ipc-check", "call", CHECK, "3", "g"]));
     assert_eq!(code, 0, "{err}");
 
@@ -279,7 +314,12 @@ fn ipc_across_three_devices_in_namespaces() {
     let apps: Vec<Child> = (0..6)
         .map(|i| {
             let on = if i < 3 { "a" } else { "b" };
-            waiting(&t, 0, on, &["ipc-check", "call", STARTED, "1", &format!("app{i}")])
+            waiting(
+                &t,
+                0,
+                on,
+                &["ipc-check", "call", STARTED, "1", &format!("app{i}")],
+            )
         })
         .collect();
     for (i, first) in firsts.drain(..).enumerate() {
@@ -300,7 +340,10 @@ fn ipc_across_three_devices_in_namespaces() {
         .iter()
         .filter(|p| p["name"] == "ipc-check" && p["state"] != "ended")
         .count();
-    assert_eq!(started_on_c, 2, "the checking service and one started provider");
+    assert_eq!(
+        started_on_c, 2,
+        "the checking service and one started provider"
+    );
 
     // A bad GUID is the CLI's error.
     let (code, _, err) = call(a, &["not-a-guid", "x"]);

@@ -41,7 +41,14 @@ fn main(args: Args) -> i32 {
     let result = match words.as_slice() {
         ["serve", _] => serve(guid),
         ["call", _, n, tag, rest @ ..] if rest.len() <= 1 => match count(n) {
-            Some(n) => call(To { guid, pid: rest.first().copied() }, n, tag),
+            Some(n) => call(
+                To {
+                    guid,
+                    pid: rest.first().copied(),
+                },
+                n,
+                tag,
+            ),
             None => Err(usage()),
         },
         ["send", _, n, tag] => match count(n) {
@@ -186,7 +193,13 @@ fn cancel(guid: Guid) -> Result<(), Failure> {
     let id = ipc.submit(to, b"hold", Some(Duration::from_secs(30)))?;
     ipc.cancel(id)?;
     match ipc.next_answer()? {
-        (got, Err(IpcFailure::Failed { error: IpcError::Cancelled, .. })) if got == id => Ok(()),
+        (
+            got,
+            Err(IpcFailure::Failed {
+                error: IpcError::Cancelled,
+                ..
+            }),
+        ) if got == id => Ok(()),
         (got, other) => Err(Failure::Failed(format!("request {got} answered {other:?}"))),
     }
 }

@@ -20,7 +20,8 @@ use weft_user::{Args, eprintln, println};
 
 weft_user::entry!(main);
 
-const USAGE: &str = "usage: kv serve GUID | kv set GUID KEY VALUE | kv get GUID KEY | kv del GUID KEY";
+const USAGE: &str =
+    "usage: kv serve GUID | kv set GUID KEY VALUE | kv get GUID KEY | kv del GUID KEY";
 
 fn main(args: Args) -> i32 {
     let words: Vec<&str> = args.iter().skip(1).collect();
@@ -39,9 +40,13 @@ fn main(args: Args) -> i32 {
         }
     };
     let to = To { guid, pid: None };
-    report(Ipc::open().and_then(|mut ipc| ipc.request(to, request.as_bytes(), None)).map(|a| {
-        println!("{}", core::str::from_utf8(&a).unwrap_or("(not UTF-8)"));
-    }))
+    report(
+        Ipc::open()
+            .and_then(|mut ipc| ipc.request(to, request.as_bytes(), None))
+            .map(|a| {
+                println!("{}", core::str::from_utf8(&a).unwrap_or("(not UTF-8)"));
+            }),
+    )
 }
 
 fn report(r: Result<(), IpcFailure>) -> i32 {
@@ -66,7 +71,9 @@ fn apply<'a>(
             Ok(b"ok")
         }
         (Some(b"get"), Some(key), None) => store.get(key).map(Vec::as_slice).ok_or("no such key"),
-        (Some(b"del"), Some(key), None) => store.remove(key).map(|_| &b"ok"[..]).ok_or("no such key"),
+        (Some(b"del"), Some(key), None) => {
+            store.remove(key).map(|_| &b"ok"[..]).ok_or("no such key")
+        }
         _ => Err("bad request"),
     }
 }

@@ -84,7 +84,11 @@ impl<T> Order<T> {
 
     /// When the oldest gap is given up on, if any waits.
     pub fn deadline(&self) -> Option<Instant> {
-        self.lanes.values().filter_map(|l| l.since).min().map(|s| s + GAP_WAIT)
+        self.lanes
+            .values()
+            .filter_map(|l| l.since)
+            .min()
+            .map(|s| s + GAP_WAIT)
     }
 
     /// Gives up the gaps that waited [`GAP_WAIT`]: their lanes' held
@@ -92,7 +96,10 @@ impl<T> Order<T> {
     pub fn expire(&mut self, now: Instant) -> Vec<T> {
         let mut out = Vec::new();
         for lane in self.lanes.values_mut() {
-            if lane.since.is_some_and(|s| now.duration_since(s) >= GAP_WAIT) {
+            if lane
+                .since
+                .is_some_and(|s| now.duration_since(s) >= GAP_WAIT)
+            {
                 out.extend(release(lane));
             }
         }

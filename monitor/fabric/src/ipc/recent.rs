@@ -65,7 +65,13 @@ impl Recent {
             return Seen::Again(e.answer.clone());
         }
         let (tx, rx) = watch::channel(None);
-        inner.entries.insert(stamp, Entry { answer: rx, bytes: 0 });
+        inner.entries.insert(
+            stamp,
+            Entry {
+                answer: rx,
+                bytes: 0,
+            },
+        );
         inner.order.push_back((stamp, Instant::now()));
         inner.evict(Instant::now());
         Seen::New(tx)

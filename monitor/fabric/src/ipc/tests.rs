@@ -134,7 +134,11 @@ fn recent_stamps_are_bounded() {
     }
     assert!(recent.len() <= recent::MAX);
     // 2 KiB answers: the byte budget holds fewer than MAX.
-    assert!(recent.len() <= recent::BUDGET / 2048 + 1, "{}", recent.len());
+    assert!(
+        recent.len() <= recent::BUDGET / 2048 + 1,
+        "{}",
+        recent.len()
+    );
     // The oldest are the ones forgotten.
     assert!(matches!(recent.check((7, 0)), Seen::New(_)));
 }

@@ -99,7 +99,10 @@ impl Hub {
             match outcome {
                 Ok(()) => return Ok(device),
                 Err((error, message)) => {
-                    why = (error, format!("starting service {guid} on {device}: {message}"));
+                    why = (
+                        error,
+                        format!("starting service {guid} on {device}: {message}"),
+                    );
                 }
             }
         }
@@ -128,7 +131,11 @@ impl Hub {
             locked(&self.starting).remove(&guid);
             tx.send_replace(Some(result));
         }
-        let done: Started = outcome.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
+        let done: Started = outcome
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|r| r.clone());
         done.unwrap_or_else(|| Err((IpcError::NoProvider, "the start was abandoned".into())))
     }
 
@@ -185,7 +192,10 @@ impl Hub {
             }
             // Woken by a new instance, or every so often to see an end.
             let wake = tokio::time::Instant::now() + Duration::from_millis(100);
-            if tokio::time::timeout_at(wake.min(deadline), served.as_mut()).await.is_ok() {
+            if tokio::time::timeout_at(wake.min(deadline), served.as_mut())
+                .await
+                .is_ok()
+            {
                 served.set(self.served.notified());
             }
             if tokio::time::Instant::now() >= deadline {
