@@ -334,20 +334,10 @@ impl Daemon {
     /// The service instances of every available device (those that
     /// answer).
     async fn services(&self) -> Vec<Service> {
-        let node = self.node().await;
-        let mut calls = tokio::task::JoinSet::new();
-        for d in self.available_members().await {
-            if d != self.identity.name {
-                let node = node.clone();
-                calls.spawn(async move { node.call(&d, &Request::Services, CALL_LIMIT).await });
-            }
-        }
         let mut services = self.services_here();
-        while let Some(r) = calls.join_next().await {
-            match r {
-                Ok(Ok(Response::Services { services: s })) => services.extend(s),
-                Ok(Err(e)) => say(&format!("ipc services: {e}")),
-                _ => {}
+        for r in self.ask_the_others(Request::Services, "ipc services").await {
+            if let Response::Services { services: s } = r {
+                services.extend(s);
             }
         }
         services.sort_by(|a, b| (&a.guid, &a.pid).cmp(&(&b.guid, &b.pid)));
@@ -627,23 +617,35 @@ impl Daemon {
             };
         }
         // Every available device at once; those that answer are listed.
+        let mut processes = self.device.processes().await?;
+        for r in self.ask_the_others(Request::Ps, "ps").await {
+            if let Response::Processes { processes: p } = r {
+                processes.extend(p);
+            }
+        }
+        Ok(processes)
+    }
+
+    /// Calls every other available device at once with `request`; the
+    /// answers of those that answer (a failure is logged, under `what`).
+    async fn ask_the_others(&self, request: Request, what: &str) -> Vec<Response> {
         let node = self.node().await;
         let mut calls = tokio::task::JoinSet::new();
         for d in self.available_members().await {
             if d != self.identity.name {
-                let node = node.clone();
-                calls.spawn(async move { node.call(&d, &Request::Ps, CALL_LIMIT).await });
+                let (node, request) = (node.clone(), request.clone());
+                calls.spawn(async move { node.call(&d, &request, CALL_LIMIT).await });
             }
         }
-        let mut processes = self.device.processes().await?;
+        let mut answers = Vec::new();
         while let Some(r) = calls.join_next().await {
             match r {
-                Ok(Ok(Response::Processes { processes: p })) => processes.extend(p),
-                Ok(Err(e)) => say(&format!("ps: {e}")),
-                _ => {}
+                Ok(Ok(answer)) => answers.push(answer),
+                Ok(Err(e)) => say(&format!("{what}: {e}")),
+                Err(_) => {}
             }
         }
-        Ok(processes)
+        answers
     }
 
     async fn image_of(&self, program: Program) -> Result<Image, String> {

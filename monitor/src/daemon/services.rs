@@ -100,6 +100,9 @@ fn valid_identity(identity: &str) -> bool {
 impl Registry {
     /// Parses and checks the file's text.
     pub fn parse(text: &str) -> Result<Registry, String> {
+        if !text.trim_start().starts_with('{') {
+            return Err("not a JSON object".into());
+        }
         let file: File = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let mut named = Vec::new();
         for n in file.services {

@@ -75,24 +75,10 @@ enum Wants {
 }
 
 /// Serves a stream whose first frame was `FABRIC` with `params` (none).
-pub async fn serve(mut io: StreamIo, params: &[u8], link: Option<&FabricLink>) {
-    if !params.is_empty() {
-        let f = Failure::protocol(format!(
-            "FABRIC first frame has {} bytes after its version",
-            params.len()
-        ));
-        return io.fail(f).await;
-    }
-    let Some(link) = link else {
-        let f = Failure::new(
-            Code::Unsupported,
-            "this guest is not a device of a fabric: FABRIC streams are served only under `weft daemon`",
-        );
-        return io.fail(f).await;
+pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>) {
+    let Some((mut io, link)) = open(io, params, link, "FABRIC", kind::READY).await else {
+        return;
     };
-    if let Err(f) = io.write_frame(&Header::new(kind::READY, 0).encode()).await {
-        return io.fail(f).await;
-    }
     let (answers, mut replies) = mpsc::channel(MAX_IN_FLIGHT);
     let mut calls = JoinSet::new();
     let mut watching = None;
@@ -118,6 +104,36 @@ pub async fn serve(mut io: StreamIo, params: &[u8], link: Option<&FabricLink>) {
     if let Err(f) = ended {
         io.fail(f).await;
     }
+}
+
+/// Opens a stream the daemon serves (`protocol`: FABRIC, IPC): its first
+/// frame carries nothing after its version, and only a device guest has a
+/// daemon (`link`); answers `ready`, or ends the stream saying why.
+pub(super) async fn open<'a>(
+    mut io: StreamIo,
+    params: &[u8],
+    link: Option<&'a FabricLink>,
+    protocol: &str,
+    ready: u16,
+) -> Option<(StreamIo, &'a FabricLink)> {
+    let failure = match link {
+        _ if !params.is_empty() => Failure::protocol(format!(
+            "{protocol} first frame has {} bytes after its version",
+            params.len()
+        )),
+        None => Failure::new(
+            Code::Unsupported,
+            format!(
+                "this guest is not a device of a fabric: {protocol} streams are served only under `weft daemon`"
+            ),
+        ),
+        Some(link) => match io.write_frame(&Header::new(ready, 0).encode()).await {
+            Ok(()) => return Some((io, link)),
+            Err(f) => f,
+        },
+    };
+    io.fail(failure).await;
+    None
 }
 
 /// Writes each reply frame as it comes, until every sender is gone.

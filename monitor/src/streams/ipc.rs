@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
-use weft_control::frame::{Code, HEADER, Header};
+use weft_control::frame::HEADER;
 use weft_control::ipc_proto::{
     DEFAULT_TIMEOUT_MS, Guid, IpcError, MAX_DATA, MAX_TEXT, Request, Response, kind, send_flags,
 };
@@ -113,24 +113,11 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Serves a stream whose first frame was `IPC` with `params` (none), for
 /// the process of pipe region `region`.
-pub async fn serve(mut io: StreamIo, params: &[u8], link: Option<&FabricLink>, region: u64) {
-    if !params.is_empty() {
-        let f = Failure::protocol(format!(
-            "IPC first frame has {} bytes after its version",
-            params.len()
-        ));
-        return io.fail(f).await;
-    }
-    let Some(link) = link else {
-        let f = Failure::new(
-            Code::Unsupported,
-            "this guest is not a device of a fabric: IPC streams are served only under `weft daemon`",
-        );
-        return io.fail(f).await;
+pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, region: u64) {
+    let Some((mut io, link)) = super::fabric::open(io, params, link, "IPC", kind::READY).await
+    else {
+        return;
     };
-    if let Err(f) = io.write_frame(&Header::new(kind::READY, 0).encode()).await {
-        return io.fail(f).await;
-    }
     let (frames, mut out) = mpsc::channel(MAX_IN_FLIGHT);
     let mut tasks = JoinSet::new();
     let ended = {
