@@ -236,6 +236,8 @@ async fn read_requests(
             }
         };
         let (link, answers) = (link.clone(), answers.clone());
+        // Forget the calls answered so far: a stream may make many.
+        while calls.try_join_next().is_some() {}
         calls.spawn(async move {
             let frame = reply_frame(id, wants, ask(&link, call).await);
             // The stream may have ended meanwhile.

@@ -176,6 +176,9 @@ impl Stream<'_> {
             let Some(header) = read_frame(rx, &mut body).await? else {
                 return Ok(());
             };
+            // Forget the sends answered so far: a stream may live for
+            // millions of them.
+            while tasks.try_join_next().is_some() {}
             match Request::decode(header.kind, &body).map_err(Failure::protocol)? {
                 Request::Serve {
                     request,
