@@ -11,12 +11,13 @@
 //!   threads of this benchmark.
 //! - `ipc_rtt_cross_device_us`: the same client on `a`: app → `a`'s
 //!   daemon → Zenoh → `b`'s daemon → the service and back. Baseline, in
-//!   turn with it: a raw Zenoh get/reply of the same payloads from `a`'s
-//!   namespace (a client session with `a`'s identity and the device
-//!   configuration) to a router of its own in `b`'s namespace (`b`'s
-//!   identity, the device configuration) that answers with a fixed reply,
-//!   over one mutual-TLS link between the namespaces, as the daemons' is.
-//!   Target: ≤ 1.5×.
+//!   the same run after the IPC runs: a raw Zenoh get/reply of the same
+//!   payloads from a client session in `a`'s namespace (`a`'s identity,
+//!   the device configuration) connected straight to a router of its own
+//!   in `b`'s namespace (`b`'s identity, the device configuration; like
+//!   the call baseline's, also linked to `a`'s router) that answers with
+//!   a fixed reply: one mutual-TLS link between the namespaces, as
+//!   between the daemons. Target: ≤ 1.5×.
 //! - `ipc_msgs_per_s`: `ipc-check send GUID N TAG` on `a` (one-way
 //!   messages, 32 in flight, each acknowledged once queued at the service
 //!   on `b`), the rate the client prints. Baseline, in turn with it: the
@@ -26,7 +27,9 @@
 //! Before the recorded runs each client runs once unrecorded (routes to
 //! the service spread, the program is loaded). Afterwards the service's
 //! own counts must match what was sent: every request and every one-way
-//! message seen, none out of order.
+//! message seen, none out of order. A client run that fails while `a`
+//! and `b` do not see each other (their Zenoh link was lost) is run again
+//! once they do, a few times at most, and the benchmark says how often.
 
 use crate::Figure;
 use crate::devices::{Fabric, WEFT, poll, run};
