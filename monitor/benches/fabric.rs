@@ -12,6 +12,12 @@
 //! - `fabric_remote_spawn_ms` ([`remote_spawn`]): `weft spawn --device b
 //!   hello.wasm` from `a` to hello's first line on `b`; baseline the same
 //!   spawn on `a` itself.
+//! - `ipc_rtt_same_device_us`, `ipc_rtt_cross_device_us`, `ipc_msgs_per_s`
+//!   ([`ipc`]): an app's requests to a service by GUID on its own device
+//!   and on another, and one-way messages to another; baselines a Unix
+//!   socket round trip, a raw Zenoh get/reply between the namespaces, and
+//!   the same messages to the sender's own device. Target: cross-device
+//!   round trip ≤ 1.5× the raw get/reply.
 //! - `fabric_device_down_ms` ([`device_down`]): `kill -9` of `b`'s daemon
 //!   to `a` listing `b` unavailable; baseline the same kill seen on a raw
 //!   TCP connection to `b`'s Zenoh port.
@@ -30,6 +36,8 @@ mod device_down;
 mod devices;
 #[path = "fabric/error.rs"]
 mod error;
+#[path = "fabric/ipc.rs"]
+mod ipc;
 #[path = "fabric/lines.rs"]
 mod lines;
 #[path = "../tests/fabric/netns.rs"]
@@ -76,6 +84,7 @@ fn bench() -> Result<(), BenchError> {
     let mut fabric = Fabric::new(&["a", "b"])?;
     let mut figures = Vec::from(call::measure(&fabric)?);
     figures.push(remote_spawn::measure(&fabric)?);
+    figures.extend(ipc::measure(&fabric)?);
     figures.push(device_down::measure(&mut fabric)?);
     drop(fabric);
     let records: Vec<Record> = figures

@@ -8,10 +8,13 @@
 //! reading each message as `TAG SEQ` and expecting each sender's TAG's
 //! SEQs to count up from 0). `call` makes N requests `TAG 0` … one after
 //! another and checks each answer; `send` sends N one-way messages,
-//! keeping up to 32 in flight; `cancel` makes a `hold` request, cancels it
-//! and expects `cancelled`; `rtt` times N requests and prints `rtt_ns
-//! MEDIAN`. Each prints `ok` and exits 0, or prints `ipc-check: WHY` on
-//! standard error and exits 1; bad arguments exit 2.
+//! keeping up to 32 in flight, and prints `msgs_per_s RATE` (N over the
+//! nanoseconds from the first send to the last one queued, rounded down);
+//! `cancel` makes a `hold` request, cancels it and expects `cancelled`;
+//! `rtt` times N requests and prints every time in order on lines
+//! `rtt_samples_ns T1 T2 ...` (up to [`SAMPLES_PER_LINE`] a line), then
+//! `rtt_ns MEDIAN`. Each prints `ok` and exits 0, or prints `ipc-check:
+//! WHY` on standard error and exits 1; bad arguments exit 2.
 #![no_std]
 #![no_main]
 
@@ -21,6 +24,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt::Write;
 use core::time::Duration;
 use weft_user::ipc::{Guid, Ipc, IpcError, IpcFailure, Service, To};
 use weft_user::{Args, eprintln, println};
@@ -30,6 +34,10 @@ weft_user::entry!(main);
 const USAGE: &str = "usage: ipc-check serve GUID | call GUID N TAG [PID] | send GUID N TAG | cancel GUID | rtt GUID N";
 /// One-way messages `send` keeps in flight.
 const WINDOW: u32 = 32;
+/// Times on one `rtt_samples_ns` line: each line stays within one write
+/// of standard output (512 bytes), so lines of programs printing at once
+/// do not interleave.
+const SAMPLES_PER_LINE: usize = 32;
 
 fn main(args: Args) -> i32 {
     let words: Vec<&str> = args.iter().skip(1).collect();
@@ -173,6 +181,7 @@ fn send(guid: Guid, n: u32, tag: &str) -> Result<(), Failure> {
     let mut ipc = Ipc::open()?;
     let to = To { guid, pid: None };
     let mut outstanding = 0;
+    let start = weft_user::time::monotonic_ns();
     for i in 0..n {
         if outstanding == WINDOW {
             ipc.next_answer()?.1?;
@@ -184,6 +193,11 @@ fn send(guid: Guid, n: u32, tag: &str) -> Result<(), Failure> {
     for _ in 0..outstanding {
         ipc.next_answer()?.1?;
     }
+    let elapsed = weft_user::time::monotonic_ns().saturating_sub(start).max(1);
+    println!(
+        "msgs_per_s {}",
+        u128::from(n) * 1_000_000_000 / u128::from(elapsed)
+    );
     Ok(())
 }
 
@@ -213,6 +227,13 @@ fn rtt(guid: Guid, n: u32) -> Result<(), Failure> {
         let start = weft_user::time::monotonic_ns();
         ipc.request(to, data.as_bytes(), None)?;
         times.push(weft_user::time::monotonic_ns() - start);
+    }
+    for line in times.chunks(SAMPLES_PER_LINE) {
+        let mut text = String::from("rtt_samples_ns");
+        for t in line {
+            let _ = write!(text, " {t}");
+        }
+        println!("{text}");
     }
     times.sort_unstable();
     println!("rtt_ns {}", times[times.len() / 2]);
