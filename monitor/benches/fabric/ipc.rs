@@ -79,6 +79,16 @@ const B: usize = 1;
 
 pub fn measure(fabric: &Fabric) -> Result<[Figure; 3], BenchError> {
     let (a, b) = (A, B);
+    // Both devices' registries name the service (PROTOCOL.md §18.7): `b`'s
+    // so that ipc-check may provide it there, both so that their apps may
+    // send to it.
+    let registry = format!(
+        r#"{{"services":[{{"guid":"{GUID}","name":"ipc-check","provider":"program:ipc-check"}}]}}"#
+    );
+    for device in [a, b] {
+        let path = fabric.state(device).join("services.json");
+        std::fs::write(&path, &registry).map_err(io(format!("writing {}", path.display())))?;
+    }
     let pid = fabric.cli(a, &["spawn", "--device", "b", "ipc-check", "serve", GUID])?;
     let pid = pid.trim().to_string();
     for device in [a, b] {
