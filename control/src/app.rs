@@ -289,6 +289,36 @@ mod tests {
     }
 
     #[test]
+    fn ipc_records_are_the_bytes_of_protocol_13_7() {
+        let message = IpcRecord {
+            kind: ipc_kind::MESSAGE,
+            flags: ipc_flags::REQUEST,
+            id: 7,
+            sender_len: 3,
+            data_len: 10,
+            ..IpcRecord::default()
+        };
+        let mut expected = [0u8; 32];
+        expected[..12].copy_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0]);
+        expected[20] = 3;
+        expected[24] = 10;
+        assert_eq!(message.encode(), expected);
+        let refused = IpcRecord {
+            kind: ipc_kind::FAILED,
+            id: 2,
+            error: crate::ipc_proto::IpcError::Refused as u32,
+            data_len: 11,
+            ..IpcRecord::default()
+        };
+        let mut expected = [0u8; 32];
+        expected[0] = 4;
+        expected[8] = 2;
+        expected[16] = 5;
+        expected[24] = 11;
+        assert_eq!(refused.encode(), expected);
+    }
+
+    #[test]
     fn process_records_round_trip_with_their_names() {
         let r = ProcessRecord {
             pid: 2,
