@@ -46,7 +46,12 @@ fn data<'a, H: Host>(e: &'a Env<'_, H>, at: i32, len: i32) -> WasiResult<&'a [u8
 }
 
 /// The UTF-8 text of `len` bytes at `at`, at most `limit` bytes.
-fn text<H: Host>(e: &Env<'_, H>, at: i32, len: i32, limit: usize) -> WasiResult<alloc::string::String> {
+fn text<H: Host>(
+    e: &Env<'_, H>,
+    at: i32,
+    len: i32,
+    limit: usize,
+) -> WasiResult<alloc::string::String> {
     if usize::try_from(len).map_err(|_| errno::INVAL)? > limit {
         return Err(errno::INVAL);
     }
@@ -54,7 +59,12 @@ fn text<H: Host>(e: &Env<'_, H>, at: i32, len: i32, limit: usize) -> WasiResult<
 }
 
 /// `ipc_serve`: provides the service, its descriptor at `out`.
-fn serve<H: Host>(e: &mut Env<'_, H>, at: i32, (name, len): (i32, i32), out: i32) -> WasiResult<()> {
+fn serve<H: Host>(
+    e: &mut Env<'_, H>,
+    at: i32,
+    (name, len): (i32, i32),
+    out: i32,
+) -> WasiResult<()> {
     let guid = guid(e, at)?;
     let name = text(e, name, len, MAX_NAME)?;
     if name.is_empty() {
@@ -63,7 +73,10 @@ fn serve<H: Host>(e: &mut Env<'_, H>, at: i32, (name, len): (i32, i32), out: i32
     // The out pointer is checked before the stream is opened.
     e.write_u32(out, 0)?;
     let service = e.ctx.system.host().ipc_serve(guid, &name)?;
-    let fd = e.ctx.fds.insert(Fd::Ipc(Box::new(IpcEnd::service(service))));
+    let fd = e
+        .ctx
+        .fds
+        .insert(Fd::Ipc(Box::new(IpcEnd::service(service))));
     e.write_u32(out, fd as u32)
 }
 
@@ -97,13 +110,23 @@ fn send<H: Host>(e: &mut Env<'_, H>, s: Send) -> WasiResult<()> {
     let pid = (!pid.is_empty()).then_some(pid);
     e.write_u32(s.id_out, 0)?;
     let bytes = data(e, s.data.0, s.data.1)?.to_vec();
-    let id = e.ctx.fds.ipc(s.fd)?.submit(guid, pid.as_deref(), &bytes, timeout)?;
+    let id = e
+        .ctx
+        .fds
+        .ipc(s.fd)?
+        .submit(guid, pid.as_deref(), &bytes, timeout)?;
     e.write_u32(s.id_out, id)
 }
 
 /// `ipc_reply` (`reason: None`) or `ipc_refuse`: answers message `id` of
 /// service descriptor `fd`.
-fn answer<H: Host>(e: &mut Env<'_, H>, fd: i32, id: i64, (at, len): (i32, i32), refuse: bool) -> WasiResult<()> {
+fn answer<H: Host>(
+    e: &mut Env<'_, H>,
+    fd: i32,
+    id: i64,
+    (at, len): (i32, i32),
+    refuse: bool,
+) -> WasiResult<()> {
     if refuse {
         let reason = text(e, at, len, MAX_TEXT)?;
         return e.ctx.fds.ipc(fd)?.service_mut()?.refuse(id as u64, &reason);

@@ -10,8 +10,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use weft_control::app::errno;
-use weft_wasm_run::Host;
 use weft_control::ipc_proto::Guid;
+use weft_wasm_run::Host;
 use weft_wasm_run::host::{
     self, Conn, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions, Output, SeekFrom,
     WasiResult,
@@ -313,7 +313,10 @@ impl host::IpcService<Fake> for FakeIpc {
     }
 
     fn refuse(&mut self, id: u64, reason: &str) -> WasiResult<()> {
-        self.pipe.borrow_mut().answers.push((id, Err(reason.into())));
+        self.pipe
+            .borrow_mut()
+            .answers
+            .push((id, Err(reason.into())));
         Ok(())
     }
 

@@ -9,7 +9,8 @@ use weft_wasm_run::host::IpcItem;
 
 /// The GUID the test modules use (bytes 1 to 16), as a WAT data segment
 /// at 256.
-const GUID_DATA: &str = r#"(data (i32.const 256) "\01\02\03\04\05\06\07\08\09\0a\0b\0c\0d\0e\0f\10")"#;
+const GUID_DATA: &str =
+    r#"(data (i32.const 256) "\01\02\03\04\05\06\07\08\09\0a\0b\0c\0d\0e\0f\10")"#;
 
 fn guid() -> Guid {
     Guid(core::array::from_fn(|i| i as u8 + 1))
@@ -66,7 +67,11 @@ fn a_service_gets_its_messages_as_events_and_answers_requests() {
     let s = fake.0.borrow();
     let p = s.services[0].borrow();
     assert_eq!(p.serving, Some((guid(), "kv".into())));
-    assert_eq!(p.answers, [(7, Ok(b"hello".to_vec()))], "one-way: no answer");
+    assert_eq!(
+        p.answers,
+        [(7, Ok(b"hello".to_vec()))],
+        "one-way: no answer"
+    );
     assert_eq!(s.stdout[0], errno::SUCCESS as u8);
     let (first, rest) = record(&s.stdout[1..]);
     let message = |id, flags, sender_len, data_len| IpcRecord {
@@ -123,9 +128,7 @@ fn a_blocking_receive_suspends_only_its_app() {
     // First sleep: the waiter is blocked and its parent idle with a timer
     // due in 1 µs; time passes, and the parent alone moves.
     fake.on_sleep(|s| s.now += 1000).on_sleep(|s| {
-        s.services[0]
-            .borrow_mut()
-            .deliver(1, false, "a:1", b"now");
+        s.services[0].borrow_mut().deliver(1, false, "a:1", b"now");
     });
     assert_eq!(run(&fake, &timer_beside_waiter(), &[]), 0);
     assert_eq!(fake.0.borrow().sleeps[0], Some(1000));
@@ -274,9 +277,7 @@ fn bad_calls() -> Vec<u8> {
 fn bad_calls_are_errnos_and_a_message_too_long_for_the_buffer_is_kept() {
     let fake = Fake::new();
     fake.on_sleep(|s| {
-        s.services[0]
-            .borrow_mut()
-            .deliver(4, true, "b:1", b"hello");
+        s.services[0].borrow_mut().deliver(4, true, "b:1", b"hello");
     });
     assert_eq!(run(&fake, &bad_calls(), &[]), 0);
     let s = fake.0.borrow();
@@ -306,9 +307,16 @@ fn bad_calls_are_errnos_and_a_message_too_long_for_the_buffer_is_kept() {
     .map(|e| e as u8);
     assert_eq!(s.stdout[..expected.len()], expected);
     let (r, bytes) = record(&s.stdout[expected.len()..]);
-    assert_eq!((r.kind, r.id, r.sender_len, r.data_len), (ipc_kind::MESSAGE, 4, 3, 5));
+    assert_eq!(
+        (r.kind, r.id, r.sender_len, r.data_len),
+        (ipc_kind::MESSAGE, 4, 3, 5)
+    );
     assert_eq!(bytes, b"b:1hello");
-    assert_eq!(s.services.len(), 1, "only the good ipc_serve reached the host");
+    assert_eq!(
+        s.services.len(),
+        1,
+        "only the good ipc_serve reached the host"
+    );
     assert!(s.senders[0].borrow().sent.is_empty());
     assert!(s.services[0].borrow().answers.is_empty());
 }

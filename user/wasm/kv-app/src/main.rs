@@ -38,9 +38,8 @@ fn main() {
         ["serve", _, "beside", path, rest @ ..] => return report(serve(guid, Some((path, rest)))),
         ["wait", _] => return report(wait(guid)),
         ["put", _, key, value] => {
-            let sent = Ipc::open().and_then(|mut ipc| {
-                ipc.send(guid, None, format!("set {key} {value}").as_bytes())
-            });
+            let sent = Ipc::open()
+                .and_then(|mut ipc| ipc.send(guid, None, format!("set {key} {value}").as_bytes()));
             return report(sent.map(|()| println!("queued")));
         }
         ["set", _, key, value] => format!("set {key} {value}"),
