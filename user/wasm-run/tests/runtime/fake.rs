@@ -67,6 +67,9 @@ pub struct State {
     pub serve_errno: Option<i32>,
 }
 
+/// A message sent: GUID, pid, data, timeout (`None`: one way).
+pub type Sent = (Guid, Option<String>, Vec<u8>, Option<u32>);
+
 /// One IPC stream, shared by the app's descriptor and the test.
 #[derive(Default)]
 pub struct IpcPipe {
@@ -74,9 +77,8 @@ pub struct IpcPipe {
     pub serving: Option<(Guid, String)>,
     /// What the stream delivers next: messages, or answers.
     pub incoming: VecDeque<IpcItem>,
-    /// Messages sent: GUID, pid, data, timeout (`None`: one way); their
-    /// ids are 1, 2, 3, …
-    pub sent: Vec<(Guid, Option<String>, Vec<u8>, Option<u32>)>,
+    /// Messages sent; their ids are 1, 2, 3, …
+    pub sent: Vec<Sent>,
     /// Answers given by the service: id and `Ok(data)` or `Err(reason)`.
     pub answers: Vec<(u64, Result<Vec<u8>, String>)>,
 }
