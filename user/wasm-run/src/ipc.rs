@@ -118,7 +118,7 @@ fn send<H: Host>(e: &mut Env<'_, H>, s: Send) -> WasiResult<()> {
     e.write_u32(s.id_out, id)
 }
 
-/// `ipc_reply` (`reason: None`) or `ipc_refuse`: answers message `id` of
+/// `ipc_reply`, or `ipc_refuse` if `refuse`: answers message `id` of
 /// service descriptor `fd`.
 fn answer<H: Host>(
     e: &mut Env<'_, H>,
