@@ -50,7 +50,7 @@ fn wasm_apps_provide_and_use_services_by_guid() {
         common::weft(),
         &b,
         &addr_b,
-        &[addr_a.clone()],
+        std::slice::from_ref(&addr_a),
         &["--fs-root", &root_arg, "--read-only"],
     );
     eventually("both available at a", Duration::from_secs(20), || {
