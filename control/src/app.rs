@@ -5,8 +5,9 @@
 //!
 //! Owned here: the `weft` import module's name and function names (§13.3),
 //! the event record and its kinds (§13.4), the interest bits (§13.3), the
-//! process record (§13.5), the statuses and limits apps see (§13.3, §13.6)
-//! and the WASI preview 1 errnos the runtime returns (§13.1, §13.3).
+//! process record (§13.5), the IPC record and its kinds (§13.7), the
+//! statuses and limits apps see (§13.3, §13.6) and the WASI preview 1
+//! errnos the runtime returns (§13.1, §13.3).
 //!
 //! Invariants: the records are little-endian layouts declared once with
 //! [`wire_layout!`](crate::wire_layout); `decode` never fails on a record of
@@ -45,6 +46,12 @@ pub mod import {
     pub const FABRIC_REPLY: &str = "fabric_reply";
     pub const FABRIC_WATCH: &str = "fabric_watch";
     pub const FABRIC_EVENT: &str = "fabric_event";
+    pub const IPC_SERVE: &str = "ipc_serve";
+    pub const IPC_OPEN: &str = "ipc_open";
+    pub const IPC_SEND: &str = "ipc_send";
+    pub const IPC_RECEIVE: &str = "ipc_receive";
+    pub const IPC_REPLY: &str = "ipc_reply";
+    pub const IPC_REFUSE: &str = "ipc_refuse";
 }
 
 /// The first app's process id; it cannot be killed (§13.3).
@@ -148,6 +155,70 @@ pub fn name_of(arg0: &[u8]) -> [u8; NAME_LEN] {
     crate::process::name_of(arg0)
 }
 
+/// `ipc_send`'s `timeout_ms` for a one-way message (§13.7); 0 is a
+/// request with the default timeout, a positive value a request waiting
+/// at most that long.
+pub const IPC_ONE_WAY: i32 = -1;
+
+/// `ipc_receive`'s `wait` (§13.7).
+pub mod ipc_wait {
+    /// Take what is there now; `EAGAIN` if nothing is.
+    pub const NOW: i32 = 0;
+    /// Suspend the app (only it) until something is there.
+    pub const BLOCK: i32 = 1;
+}
+
+/// [`IpcRecord::kind`] values (§13.7).
+pub mod ipc_kind {
+    /// A message to the service: `id` is its id (for `ipc_reply`),
+    /// `flags` bit 0 says it is a request, the sender's text and the data
+    /// follow in the buffer.
+    pub const MESSAGE: u32 = 1;
+    /// A one-way message `id` is in a provider's queue.
+    pub const SENT: u32 = 2;
+    /// Request `id`'s answer: the data in the buffer.
+    pub const ANSWER: u32 = 3;
+    /// Message `id` failed: `error` is why (`weft_control::ipc_proto::
+    /// IpcError`), the fabric's message is the data.
+    pub const FAILED: u32 = 4;
+}
+
+/// [`IpcRecord::flags`] bits (§13.7): those of a `MESSAGE` frame (§18).
+pub mod ipc_flags {
+    /// The message is a request: answer it exactly once.
+    pub const REQUEST: u32 = crate::ipc_proto::send_flags::REQUEST;
+}
+
+crate::wire_layout! {
+    /// What `ipc_receive` took, as it writes it at `record_out`: 32 bytes
+    /// (§13.7). The variable parts go to the buffer: the sender's text
+    /// first (`MESSAGE` only), then the data.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct IpcRecord: 32, in_place {
+        /// [`ipc_kind`].
+        [0] pub kind: u32,
+        /// [`ipc_flags`] (`MESSAGE`), else 0.
+        [4] pub flags: u32,
+        /// The message's id (`MESSAGE`), or the id `ipc_send` gave.
+        [8] pub id: u64,
+        /// `FAILED`: the `IpcError` number; else 0.
+        [16] pub error: u32,
+        /// Bytes of the sender's text (`MESSAGE`), else 0.
+        [20] pub sender_len: u32,
+        /// Bytes of data.
+        [24] pub data_len: u32,
+        /// 0.
+        [28] pub reserved: u32,
+    }
+}
+
+impl IpcRecord {
+    /// The bytes the buffer must hold: the sender's text and the data.
+    pub fn bytes(&self) -> usize {
+        self.sender_len as usize + self.data_len as usize
+    }
+}
+
 /// The WASI preview 1 errnos the runtime returns (§13.1, §13.3): the
 /// values of the WASI specification, as the `i32` a host function returns.
 pub mod errno {
@@ -166,6 +237,7 @@ pub mod errno {
     pub const INVAL: i32 = 28;
     pub const IO: i32 = 29;
     pub const ISDIR: i32 = 31;
+    pub const MSGSIZE: i32 = 35;
     pub const NOENT: i32 = 44;
     pub const NOEXEC: i32 = 45;
     pub const NOSYS: i32 = 52;
@@ -196,6 +268,54 @@ mod tests {
         assert_eq!(&b[4..8], &7u32.to_le_bytes());
         assert_eq!(&b[8..16], &u64::MAX.to_le_bytes());
         assert_eq!(EventRecord::decode(&b), r);
+    }
+
+    #[test]
+    fn ipc_records_round_trip_at_their_offsets() {
+        let r = IpcRecord {
+            kind: ipc_kind::MESSAGE,
+            flags: ipc_flags::REQUEST,
+            id: 1 << 40,
+            error: 0,
+            sender_len: 3,
+            data_len: 70_000,
+            reserved: 0,
+        };
+        let b = r.encode();
+        assert_eq!(&b[8..16], &(1u64 << 40).to_le_bytes());
+        assert_eq!(&b[24..28], &70_000u32.to_le_bytes());
+        assert_eq!(IpcRecord::decode(&b), r);
+        assert_eq!(r.bytes(), 70_003);
+    }
+
+    #[test]
+    fn ipc_records_are_the_bytes_of_protocol_13_7() {
+        let message = IpcRecord {
+            kind: ipc_kind::MESSAGE,
+            flags: ipc_flags::REQUEST,
+            id: 7,
+            sender_len: 3,
+            data_len: 10,
+            ..IpcRecord::default()
+        };
+        let mut expected = [0u8; 32];
+        expected[..12].copy_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0]);
+        expected[20] = 3;
+        expected[24] = 10;
+        assert_eq!(message.encode(), expected);
+        let refused = IpcRecord {
+            kind: ipc_kind::FAILED,
+            id: 2,
+            error: crate::ipc_proto::IpcError::Refused as u32,
+            data_len: 11,
+            ..IpcRecord::default()
+        };
+        let mut expected = [0u8; 32];
+        expected[0] = 4;
+        expected[8] = 2;
+        expected[16] = 5;
+        expected[24] = 11;
+        assert_eq!(refused.encode(), expected);
     }
 
     #[test]

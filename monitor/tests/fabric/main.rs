@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod ipc;
+mod ipc_wasm;
 mod netns;
 
 use common::{wasm, weft};

@@ -96,6 +96,7 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
         if left == 0 {
             return true;
         }
+        let kept = fds.ipc_pending(fd);
         let Some(stream) = fds.stream(fd) else {
             // Closed by the app: the interest goes with it.
             return false;
@@ -109,7 +110,8 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
             (READABLE, kind::READABLE, Interest::Read),
             (WRITABLE, kind::WRITABLE, Interest::Write),
         ] {
-            if bits & bit != 0 && left > 0 && stream.ready(interest) {
+            let ready = (kept && bit == READABLE) || stream.ready(interest);
+            if bits & bit != 0 && left > 0 && ready {
                 push(k, fd as u32, 0);
                 left -= 1;
             }
@@ -139,11 +141,11 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
 
 type C<'a, H> = Caller<'a, Ctx<H>>;
 
-/// A socket's (or a fabric watch's) descriptor for `interest`: it must be
-/// one.
+/// A socket's (or a fabric watch's, or an IPC) descriptor for `interest`:
+/// it must be one.
 fn socket<H: Host>(e: &mut Env<'_, H>, fd: i32) -> WasiResult<()> {
     match e.ctx.fds.get(fd)? {
-        Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } | Fd::Watch(_) => Ok(()),
+        Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } | Fd::Watch(_) | Fd::Ipc(_) => Ok(()),
         _ => Err(errno::NOTSOCK),
     }
 }

@@ -17,6 +17,7 @@ use crate::host::{
     Conn, File, FileKind, Host, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom,
     WasiResult, Watch,
 };
+use crate::ipc_end::IpcEnd;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -61,6 +62,8 @@ pub enum Fd<H: Host> {
     },
     /// A watch of the fabric (always non-blocking).
     Watch(Box<H::Watch>),
+    /// An `IPC` stream: a service provided, or one for sending.
+    Ipc(Box<IpcEnd<H>>),
 }
 
 /// The descriptor table. Invariant: a closed descriptor's slot is `None`
@@ -175,7 +178,7 @@ impl<H: Host> Fds<H> {
             Fd::Conn { conn, .. } => conn.try_read(buf),
             Fd::Dir(_) => Err(errno::ISDIR),
             Fd::Grant(_) | Fd::Listener { .. } => Err(errno::NOTCONN),
-            Fd::Stdout | Fd::Stderr | Fd::Watch(_) => Err(errno::BADF),
+            Fd::Stdout | Fd::Stderr | Fd::Watch(_) | Fd::Ipc(_) => Err(errno::BADF),
         }
     }
 
@@ -194,7 +197,7 @@ impl<H: Host> Fds<H> {
             }
             Fd::Dir(_) => return Err(errno::ISDIR),
             Fd::Grant(_) | Fd::Listener { .. } => return Err(errno::NOTCONN),
-            Fd::Stdin | Fd::Watch(_) => return Err(errno::BADF),
+            Fd::Stdin | Fd::Watch(_) | Fd::Ipc(_) => return Err(errno::BADF),
         };
         self.host.write(to, bytes)?;
         Ok(Some(bytes.len()))
@@ -263,8 +266,23 @@ impl<H: Host> Fds<H> {
             Fd::Listener { listener, .. } => Some(listener.stream()),
             Fd::Conn { conn, .. } => Some(conn.stream()),
             Fd::Watch(watch) => Some(watch.stream()),
+            Fd::Ipc(end) => Some(end.stream()),
             _ => None,
         }
+    }
+
+    /// IPC descriptor `fd`; `EBADF` for another descriptor.
+    pub fn ipc(&mut self, fd: i32) -> WasiResult<&mut IpcEnd<H>> {
+        match self.get(fd)? {
+            Fd::Ipc(end) => Ok(end),
+            _ => Err(errno::BADF),
+        }
+    }
+
+    /// Whether `fd` is an IPC descriptor holding something taken but not
+    /// delivered (readable whatever its stream says).
+    pub fn ipc_pending(&mut self, fd: i32) -> bool {
+        self.ipc(fd).is_ok_and(|end| end.has_pending())
     }
 
     /// The next event of watch `fd`: its `EVENT` frame, `Ok(None)` if none
@@ -294,6 +312,7 @@ impl<H: Host> Fds<H> {
                 Some(Fd::Listener { listener, .. }) => out.push((listener.stream(), interest)),
                 Some(Fd::Conn { conn, .. }) => out.push((conn.stream(), interest)),
                 Some(Fd::Watch(watch)) => out.push((watch.stream(), interest)),
+                Some(Fd::Ipc(end)) => out.push((end.stream(), interest)),
                 _ => {}
             }
         }

@@ -14,6 +14,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::SocketAddr;
+use weft_control::ipc_proto::Guid;
 
 /// A WASI errno (`weft_control::app::errno`), never `SUCCESS`.
 pub type Errno = i32;
@@ -115,6 +116,61 @@ pub trait Watch<H: Host> {
     fn stream(&mut self) -> &mut H::Stream;
 }
 
+/// What an IPC descriptor delivers (PROTOCOL.md §18): a message to a
+/// service, or what became of a message sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IpcItem {
+    /// A message to the served service.
+    Message {
+        id: u64,
+        /// Whether it is a request (it must be answered, exactly once).
+        request: bool,
+        /// Who sent it: a pid `DEVICE:N`, or a device's name.
+        sender: String,
+        data: Vec<u8>,
+    },
+    /// Message `request` got this answer (empty for a one-way message,
+    /// once queued at a provider).
+    Answer { request: u32, data: Vec<u8> },
+    /// Message `request` failed: the `IpcError` number and the fabric's
+    /// message.
+    Failed {
+        request: u32,
+        error: u32,
+        message: String,
+    },
+}
+
+/// A service this app provides (an `IPC` stream after `SERVING`).
+pub trait IpcService<H: Host> {
+    /// The next message if one is there, `Ok(None)` if none is yet.
+    fn try_message(&mut self) -> WasiResult<Option<IpcItem>>;
+    /// Answers request `id` with `data` (at most `MAX_DATA` bytes,
+    /// checked by the runtime).
+    fn reply(&mut self, id: u64, data: &[u8]) -> WasiResult<()>;
+    /// Refuses request `id`, saying why (at most `MAX_TEXT` bytes).
+    fn refuse(&mut self, id: u64, reason: &str) -> WasiResult<()>;
+    fn stream(&mut self) -> &mut H::Stream;
+}
+
+/// An `IPC` stream for sending (§18).
+pub trait IpcSender<H: Host> {
+    /// Sends `data` to service `guid` (instance `pid`, or any): a request
+    /// waiting at most `timeout_ms` for its answer (0: the default), or
+    /// one way (`None`). Its id; the answer comes by [`Self::try_answer`].
+    fn submit(
+        &mut self,
+        guid: Guid,
+        pid: Option<&str>,
+        data: &[u8],
+        timeout_ms: Option<u32>,
+    ) -> WasiResult<u32>;
+    /// The next answer ([`IpcItem::Answer`] or [`IpcItem::Failed`]) if one
+    /// is there, `Ok(None)` if none is yet.
+    fn try_answer(&mut self) -> WasiResult<Option<IpcItem>>;
+    fn stream(&mut self) -> &mut H::Stream;
+}
+
 /// A bound TCP listener.
 pub trait Listener<H: Host> {
     /// A waiting connection, `Ok(None)` if none is.
@@ -144,6 +200,8 @@ pub trait Host: Clone + 'static {
     type Listener: Listener<Self>;
     type Conn: Conn<Self>;
     type Watch: Watch<Self>;
+    type IpcService: IpcService<Self>;
+    type IpcSender: IpcSender<Self>;
 
     /// Monotonic time, nanoseconds.
     fn monotonic_ns(&self) -> u64;
@@ -193,6 +251,16 @@ pub trait Host: Clone + 'static {
     /// answered `WATCHING`. `ENOTCAPABLE` where the guest is no device of
     /// a fabric.
     fn fabric_watch(&self) -> WasiResult<Self::Watch>;
+
+    /// Provides service `guid`, shown as `name` (1 to `MAX_NAME` bytes,
+    /// checked by the runtime), on an `IPC` stream of its own (§18).
+    /// `ENOTCAPABLE` where the guest is no device of a fabric, `EACCES`
+    /// if the service is not this program's to provide.
+    fn ipc_serve(&self, guid: Guid, name: &str) -> WasiResult<Self::IpcService>;
+
+    /// Opens an `IPC` stream for sending (§18). `ENOTCAPABLE` where the
+    /// guest is no device of a fabric.
+    fn ipc_open(&self) -> WasiResult<Self::IpcSender>;
 
     /// Sleeps until one of `streams` is ready for its interest (or ended),
     /// or `timeout_ns` passed (`None`: no limit).

@@ -1,7 +1,7 @@
 //! `weft-wasm-run`: the Weft Wasm runtime. It runs Wasm modules as apps in
 //! an interpreter (`wasmi`), with WASI preview 1 ([`wasi`]) and the event
-//! app ABI ([`events`], PROTOCOL.md §13) and fabric calls ([`fabric`],
-//! §17) on top of the system's streams,
+//! app ABI ([`events`], PROTOCOL.md §13), fabric calls ([`fabric`], §17)
+//! and IPC by GUID ([`ipc`], §18) on top of the system's streams,
 //! and schedules every app a slice of fuel at a time ([`sched`]).
 //!
 //! What it owns: the engine configuration ([`engine`], also used by the
@@ -39,6 +39,8 @@ pub mod events;
 pub mod fabric;
 pub mod fds;
 pub mod host;
+pub mod ipc;
+pub mod ipc_end;
 pub mod mem;
 pub mod ops;
 pub mod sched;

@@ -1,5 +1,5 @@
-//! The host calls that may wait: reads, writes and accepts on sockets, and
-//! `poll_oneoff`. Each is an [`Op`] that either finishes (an errno) or says
+//! The host calls that may wait: reads, writes and accepts on sockets,
+//! `poll_oneoff`, and `ipc_receive`. Each is an [`Op`] that either finishes (an errno) or says
 //! what it waits for ([`Wait`]); a waiting call is suspended and the same
 //! `Op` is run again once that is ready, so a wait costs the other apps
 //! nothing.
@@ -11,7 +11,7 @@ use crate::mem::{Env, with_env};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use wasmi::{AsContextMut, Caller, Store};
-use weft_control::app::errno;
+use weft_control::app::{IpcRecord, errno};
 
 /// The most one read moves; WASI allows short reads.
 const MAX_READ: usize = 1 << 20;
@@ -58,6 +58,14 @@ pub enum Op {
     },
     /// `sock_accept`.
     Accept { fd: i32, flags: u16, out: i32 },
+    /// `ipc_receive` (PROTOCOL.md §13.7): waits only if `block`.
+    Receive {
+        fd: i32,
+        buf: i32,
+        cap: i32,
+        record: i32,
+        block: bool,
+    },
     /// `poll_oneoff`, first called at `start` (monotonic ns).
     Poll {
         subs: i32,
@@ -127,6 +135,13 @@ impl Op {
             } => read(e, fd, iovs, n, out, flags_at),
             Op::Write { fd, iovs, n, out } => write(e, fd, iovs, n, out),
             Op::Accept { fd, flags, out } => accept(e, fd, flags, out),
+            Op::Receive {
+                fd,
+                buf,
+                cap,
+                record,
+                block,
+            } => receive(e, fd, (buf, cap), record, block),
             Op::Poll {
                 subs,
                 events,
@@ -197,6 +212,37 @@ fn accept<H: Host>(e: &mut Env<'_, H>, fd: i32, flags: u16, out: i32) -> Result<
         }
         None => would_wait(e, fd, Interest::Read),
     }
+}
+
+/// `ipc_receive`: the next thing IPC descriptor `fd` delivers, its record
+/// at `record` and its bytes at `buf`; one that does not fit `cap` bytes
+/// is kept (`ERANGE`, the record written so the app sees the size).
+/// Nothing there: `EAGAIN`, or a wait for the stream if `block`.
+fn receive<H: Host>(
+    e: &mut Env<'_, H>,
+    fd: i32,
+    (buf, cap): (i32, i32),
+    record: i32,
+    block: bool,
+) -> Result<(), Flow> {
+    let cap = usize::try_from(cap).map_err(|_| errno::INVAL)?;
+    e.bytes(buf, cap as i32)?;
+    e.bytes(record, IpcRecord::SIZE as i32)?;
+    let Some(taken) = e.ctx.fds.ipc(fd)?.take()? else {
+        if !block {
+            return Err(errno::AGAIN.into());
+        }
+        return Err(Flow::Wait(Wait {
+            fds: alloc::vec![(fd, Interest::Read)],
+            deadline: None,
+        }));
+    };
+    e.write(record, &taken.record.encode())?;
+    if taken.bytes.len() > cap {
+        e.ctx.fds.ipc(fd)?.keep(taken);
+        return Err(errno::RANGE.into());
+    }
+    Ok(e.write(buf, &taken.bytes)?)
 }
 
 /// Bytes of a subscription and of an event.

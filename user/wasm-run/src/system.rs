@@ -93,6 +93,7 @@ impl<H: Host> System<H> {
         wasi::define(&mut linker)?;
         events::define(&mut linker)?;
         crate::fabric::define(&mut linker)?;
+        crate::ipc::define(&mut linker)?;
         Ok(Rc::new(Self {
             host,
             engine,

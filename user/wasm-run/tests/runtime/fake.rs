@@ -10,9 +10,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use weft_control::app::errno;
+use weft_control::ipc_proto::Guid;
 use weft_wasm_run::Host;
 use weft_wasm_run::host::{
-    self, Conn, FileKind, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom, WasiResult,
+    self, Conn, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions, Output, SeekFrom,
+    WasiResult,
 };
 
 /// One connection's two directions, shared by the app's socket and the
@@ -57,6 +59,40 @@ pub struct State {
     pub fabric_replies: VecDeque<Vec<u8>>,
     /// Each fabric watch's stream: the test writes `EVENT` frames into it.
     pub watches: Vec<Rc<RefCell<Pipe>>>,
+    /// Each service provided (`ipc_serve`), in order.
+    pub services: Vec<Rc<RefCell<IpcPipe>>>,
+    /// Each sending stream (`ipc_open`), in order.
+    pub senders: Vec<Rc<RefCell<IpcPipe>>>,
+    /// `ipc_serve` fails with this errno when set.
+    pub serve_errno: Option<i32>,
+}
+
+/// A message sent: GUID, pid, data, timeout (`None`: one way).
+pub type Sent = (Guid, Option<String>, Vec<u8>, Option<u32>);
+
+/// One IPC stream, shared by the app's descriptor and the test.
+#[derive(Default)]
+pub struct IpcPipe {
+    /// The service's GUID and name (a service's stream).
+    pub serving: Option<(Guid, String)>,
+    /// What the stream delivers next: messages, or answers.
+    pub incoming: VecDeque<IpcItem>,
+    /// Messages sent; their ids are 1, 2, 3, …
+    pub sent: Vec<Sent>,
+    /// Answers given by the service: id and `Ok(data)` or `Err(reason)`.
+    pub answers: Vec<(u64, Result<Vec<u8>, String>)>,
+}
+
+impl IpcPipe {
+    /// A message to this service.
+    pub fn deliver(&mut self, id: u64, request: bool, sender: &str, data: &[u8]) {
+        self.incoming.push_back(IpcItem::Message {
+            id,
+            request,
+            sender: sender.into(),
+            data: data.to_vec(),
+        });
+    }
 }
 
 /// The fake host; clones share one state.
@@ -156,6 +192,7 @@ impl host::File<Fake> for FakeFile {
 pub enum FakeStream {
     Backlog(Backlog),
     Pipe(Rc<RefCell<Pipe>>),
+    Ipc(Rc<RefCell<IpcPipe>>),
 }
 
 impl host::Stream<Fake> for FakeStream {
@@ -163,6 +200,7 @@ impl host::Stream<Fake> for FakeStream {
         match (self, interest) {
             (_, Interest::Write) => true,
             (FakeStream::Backlog(b), _) => !b.borrow().is_empty(),
+            (FakeStream::Ipc(p), _) => !p.borrow().incoming.is_empty(),
             (FakeStream::Pipe(p), _) => {
                 let p = p.borrow();
                 interest == Interest::Both || !p.incoming.is_empty() || p.ended
@@ -249,6 +287,69 @@ impl host::Watch<Fake> for FakeWatch {
     }
 }
 
+/// An app's IPC stream (a service's or a sender's): what its pipe holds.
+pub struct FakeIpc {
+    pipe: Rc<RefCell<IpcPipe>>,
+    stream: FakeStream,
+}
+
+impl FakeIpc {
+    fn new(pipe: IpcPipe) -> (Self, Rc<RefCell<IpcPipe>>) {
+        let pipe = Rc::new(RefCell::new(pipe));
+        let ipc = FakeIpc {
+            stream: FakeStream::Ipc(pipe.clone()),
+            pipe: pipe.clone(),
+        };
+        (ipc, pipe)
+    }
+}
+
+impl host::IpcService<Fake> for FakeIpc {
+    fn try_message(&mut self) -> WasiResult<Option<IpcItem>> {
+        Ok(self.pipe.borrow_mut().incoming.pop_front())
+    }
+
+    fn reply(&mut self, id: u64, data: &[u8]) -> WasiResult<()> {
+        self.pipe.borrow_mut().answers.push((id, Ok(data.to_vec())));
+        Ok(())
+    }
+
+    fn refuse(&mut self, id: u64, reason: &str) -> WasiResult<()> {
+        self.pipe
+            .borrow_mut()
+            .answers
+            .push((id, Err(reason.into())));
+        Ok(())
+    }
+
+    fn stream(&mut self) -> &mut FakeStream {
+        &mut self.stream
+    }
+}
+
+impl host::IpcSender<Fake> for FakeIpc {
+    fn submit(
+        &mut self,
+        guid: Guid,
+        pid: Option<&str>,
+        data: &[u8],
+        timeout_ms: Option<u32>,
+    ) -> WasiResult<u32> {
+        let mut p = self.pipe.borrow_mut();
+        p.sent
+            .push((guid, pid.map(String::from), data.to_vec(), timeout_ms));
+        Ok(p.sent.len() as u32)
+    }
+
+    fn try_answer(&mut self) -> WasiResult<Option<IpcItem>> {
+        Ok(self.pipe.borrow_mut().incoming.pop_front())
+    }
+
+    fn stream(&mut self) -> &mut FakeStream {
+        &mut self.stream
+    }
+}
+
 /// The parent directory of absolute `path`.
 fn parent(path: &str) -> &str {
     match path.rfind('/') {
@@ -263,6 +364,8 @@ impl Host for Fake {
     type Listener = FakeListener;
     type Conn = FakeConn;
     type Watch = FakeWatch;
+    type IpcService = FakeIpc;
+    type IpcSender = FakeIpc;
 
     fn monotonic_ns(&self) -> u64 {
         self.0.borrow().now
@@ -422,6 +525,25 @@ impl Host for Fake {
             stream: FakeStream::Pipe(pipe.clone()),
             pipe,
         })
+    }
+
+    fn ipc_serve(&self, guid: Guid, name: &str) -> WasiResult<FakeIpc> {
+        let mut s = self.0.borrow_mut();
+        if let Some(e) = s.serve_errno {
+            return Err(e);
+        }
+        let (ipc, pipe) = FakeIpc::new(IpcPipe {
+            serving: Some((guid, name.into())),
+            ..IpcPipe::default()
+        });
+        s.services.push(pipe);
+        Ok(ipc)
+    }
+
+    fn ipc_open(&self) -> WasiResult<FakeIpc> {
+        let (ipc, pipe) = FakeIpc::new(IpcPipe::default());
+        self.0.borrow_mut().senders.push(pipe);
+        Ok(ipc)
     }
 
     fn wait(&self, streams: &mut [(&mut FakeStream, Interest)], timeout_ns: Option<u64>) {

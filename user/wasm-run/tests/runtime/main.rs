@@ -5,6 +5,7 @@ mod events;
 mod fabric;
 mod fake;
 mod fds;
+mod ipc;
 mod sched;
 mod wasi;
 
@@ -35,6 +36,12 @@ const PRELUDE: &str = r#"
   (import "weft" "fabric_reply" (func $fabric_reply (param i32 i32 i32) (result i32)))
   (import "weft" "fabric_watch" (func $fabric_watch (param i32) (result i32)))
   (import "weft" "fabric_event" (func $fabric_event (param i32 i32 i32 i32) (result i32)))
+  (import "weft" "ipc_serve" (func $ipc_serve (param i32 i32 i32 i32) (result i32)))
+  (import "weft" "ipc_open" (func $ipc_open (param i32) (result i32)))
+  (import "weft" "ipc_send" (func $ipc_send (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "weft" "ipc_receive" (func $ipc_receive (param i32 i32 i32 i32 i32) (result i32)))
+  (import "weft" "ipc_reply" (func $ipc_reply (param i32 i64 i32 i32) (result i32)))
+  (import "weft" "ipc_refuse" (func $ipc_refuse (param i32 i64 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func $print (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
     (i32.store (i32.const 0) (local.get $ptr))

@@ -37,8 +37,14 @@
 //! In a device guest, [`fabric`] makes fabric calls: devices, processes,
 //! spawn, kill, wait; and watches the fabric ([`fabric::watch`]): its
 //! events come as [`Event::Readable`] of the watch's descriptor.
+//!
+//! [`ipc`] provides services by GUID and sends them messages and requests,
+//! wherever in the fabric they run: a service's messages and a request's
+//! answer come as [`Event::Readable`] of their descriptors, and commands
+//! have blocking forms that suspend only the calling app.
 
 pub mod fabric;
+pub mod ipc;
 
 use std::cell::RefCell;
 use std::io;
@@ -89,6 +95,22 @@ mod sys {
         pub fn fabric_reply(reply: *mut u8, cap: usize, len: *mut u32) -> i32;
         pub fn fabric_watch(fd: *mut i32) -> i32;
         pub fn fabric_event(fd: i32, buf: *mut u8, cap: usize, len: *mut u32) -> i32;
+        pub fn ipc_serve(guid: *const u8, name: *const u8, name_len: usize, fd: *mut i32) -> i32;
+        pub fn ipc_open(fd: *mut i32) -> i32;
+        #[allow(clippy::too_many_arguments)]
+        pub fn ipc_send(
+            fd: i32,
+            guid: *const u8,
+            pid: *const u8,
+            pid_len: usize,
+            data: *const u8,
+            data_len: usize,
+            timeout_ms: i32,
+            id: *mut u32,
+        ) -> i32;
+        pub fn ipc_receive(fd: i32, buf: *mut u8, cap: usize, record: *mut u8, wait: i32) -> i32;
+        pub fn ipc_reply(fd: i32, id: u64, data: *const u8, len: usize) -> i32;
+        pub fn ipc_refuse(fd: i32, id: u64, reason: *const u8, len: usize) -> i32;
     }
 }
 

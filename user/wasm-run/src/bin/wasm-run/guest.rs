@@ -1,5 +1,6 @@
 //! The runtime's [`Host`] in the guest: `weft-user`'s standard streams,
-//! file and TCP streams (PROTOCOL.md §8–§11), fabric calls (§17), clocks and random bytes. The
+//! file and TCP streams (PROTOCOL.md §8–§11), fabric calls (§17), IPC
+//! streams (§18), clocks and random bytes. The
 //! monitor's refusals (stream error codes, §6) become the WASI errnos of
 //! §13.3 here, and nowhere else.
 
@@ -10,12 +11,14 @@ use embedded_io::{Read, Seek, Write};
 use weft_control::app::errno;
 use weft_user::fabric::{Fabric, FabricError, Watch};
 use weft_user::fs::{self, OpenOptions as FsOpen};
+use weft_user::ipc::{Guid, Ipc, IpcError, IpcFailure, Service, To};
 use weft_user::net::{TcpListener, TcpStream};
 use weft_user::stream::{self, Stream};
 use weft_user::{Code, Error, time};
 use weft_wasm_run::Host;
 use weft_wasm_run::host::{
-    self, Conn, FileKind, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom, WasiResult,
+    self, Conn, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions, Output, SeekFrom,
+    WasiResult,
 };
 
 /// The guest's system: every call goes to `weft-user`.
@@ -159,12 +162,100 @@ impl host::Watch<Guest> for Watch {
     }
 }
 
+/// The WASI errno for an IPC call that failed on the stream or was
+/// refused outright (a failed message is an [`IpcItem::Failed`] instead).
+fn ipc_errno(e: IpcFailure) -> i32 {
+    match e {
+        IpcFailure::Stream(e) => errno_for(&e),
+        IpcFailure::Failed {
+            error: IpcError::Denied,
+            ..
+        } => errno::ACCES,
+        IpcFailure::Failed {
+            error: IpcError::Invalid,
+            ..
+        } => errno::INVAL,
+        IpcFailure::Failed { .. } | IpcFailure::Invalid(_) => errno::IO,
+    }
+}
+
+impl host::IpcService<Guest> for Service {
+    fn try_message(&mut self) -> WasiResult<Option<IpcItem>> {
+        if !self.stream().ready(stream::Interest::Read) {
+            return Ok(None);
+        }
+        // A whole frame is there or on its way: the wait is short.
+        let m = self.next_message(None).map_err(ipc_errno)?;
+        Ok(m.map(|m| IpcItem::Message {
+            id: m.id,
+            request: m.request,
+            sender: m.sender,
+            data: m.data,
+        }))
+    }
+
+    fn reply(&mut self, id: u64, data: &[u8]) -> WasiResult<()> {
+        Service::reply(self, id, data).map_err(ipc_errno)
+    }
+
+    fn refuse(&mut self, id: u64, reason: &str) -> WasiResult<()> {
+        Service::refuse(self, id, reason).map_err(ipc_errno)
+    }
+
+    fn stream(&mut self) -> &mut Stream {
+        Service::stream(self)
+    }
+}
+
+impl host::IpcSender<Guest> for Ipc {
+    fn submit(
+        &mut self,
+        guid: Guid,
+        pid: Option<&str>,
+        data: &[u8],
+        timeout_ms: Option<u32>,
+    ) -> WasiResult<u32> {
+        // 0: the protocol's default timeout.
+        let timeout = timeout_ms.map(|ms| {
+            let ms = if ms == 0 {
+                weft_control::ipc_proto::DEFAULT_TIMEOUT_MS
+            } else {
+                ms
+            };
+            core::time::Duration::from_millis(u64::from(ms))
+        });
+        Ipc::submit(self, To { guid, pid }, data, timeout).map_err(ipc_errno)
+    }
+
+    fn try_answer(&mut self) -> WasiResult<Option<IpcItem>> {
+        if !self.stream().ready(stream::Interest::Read) {
+            return Ok(None);
+        }
+        let (request, answer) = self.next_answer().map_err(ipc_errno)?;
+        Ok(Some(match answer {
+            Ok(data) => IpcItem::Answer { request, data },
+            Err(IpcFailure::Failed { error, message }) => IpcItem::Failed {
+                request,
+                error: error as u32,
+                message,
+            },
+            Err(e) => return Err(ipc_errno(e)),
+        }))
+    }
+
+    fn stream(&mut self) -> &mut Stream {
+        Ipc::stream(self)
+    }
+}
+
 impl Host for Guest {
     type File = fs::File;
     type Stream = Stream;
     type Listener = TcpListener;
     type Conn = TcpStream;
     type Watch = Watch;
+    type IpcService = Service;
+    type IpcSender = Ipc;
 
     fn monotonic_ns(&self) -> u64 {
         time::monotonic_ns()
@@ -256,6 +347,14 @@ impl Host for Guest {
     /// A `FABRIC` stream of the watch's own.
     fn fabric_watch(&self) -> WasiResult<Watch> {
         Fabric::open().and_then(Fabric::watch).map_err(fabric_errno)
+    }
+
+    fn ipc_serve(&self, guid: Guid, name: &str) -> WasiResult<Service> {
+        Service::create(guid, name).map_err(ipc_errno)
+    }
+
+    fn ipc_open(&self) -> WasiResult<Ipc> {
+        Ipc::open().map_err(ipc_errno)
     }
 
     fn wait(&self, streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) {

@@ -1,0 +1,164 @@
+//! IPC by GUID from Wasm apps (PROTOCOL.md §13.7, §18), on two daemons on
+//! loopback: the Wasm key-value service (`kv-app`, an event app) answers
+//! the CLI while another app of its runtime is blocked in a receive, the
+//! blocked app wakes for its own message, and the Wasm client talks to the
+//! native `kv`.
+
+use super::common::{self, wasm};
+use super::{Daemon, Scratch, cli, device_names, eventually, json, ok, pair, serial};
+use std::path::Path;
+use std::time::Duration;
+
+const KV: &str = "2d7e4c1a-9b8f-4a6e-8d5c-3b2a1f0e9d8c";
+const NATIVE: &str = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
+const IDLE: &str = "7c6b5a49-3827-4615-9a0b-1c2d3e4f5a6b";
+
+/// `weft ipc call` from `dir`: (status, stdout, stderr).
+fn call(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["ipc", "call"];
+    all.extend_from_slice(args);
+    cli(dir, &all)
+}
+
+/// Waits until `dir`'s daemon lists an instance of `guid`.
+fn listed(dir: &Path, guid: &str) {
+    eventually("the service is listed", Duration::from_secs(20), || {
+        json(dir, &["ipc", "services", "--json"])
+            .iter()
+            .any(|s| s["guid"] == guid)
+    });
+}
+
+#[test]
+fn wasm_apps_provide_and_use_services_by_guid() {
+    let _serial = serial();
+    let scratch = Scratch::new("ipcwasm");
+    let (a, b) = (scratch.state("a"), scratch.state("b"));
+    // b's guest sees this directory as `/`: the runtime spawns from it.
+    let root = scratch.state("b-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let kv_app = wasm("kv-app");
+    std::fs::copy(&kv_app, root.join("kv-app.wasm")).unwrap();
+
+    let addr_a = format!("127.0.0.1:{}", common::free_port());
+    ok(&a, &["fabric", "create", "--name", "a"]);
+    let da = Daemon::start(common::weft(), &a, &addr_a, &[]);
+    pair(&a, &b, "b", common::weft());
+    // The registries (PROTOCOL.md §18.7): on b, the Wasm module (by its
+    // hash) provides KV and IDLE, the native kv provides NATIVE; a names
+    // NATIVE, so that its apps may send to it.
+    let module = std::fs::read(&kv_app).unwrap();
+    let hash: String = ring::digest::digest(&ring::digest::SHA256, &module)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let named = |guid: &str, provider: &str| {
+        format!(r#"{{"guid":"{guid}","name":"kv","provider":"{provider}"}}"#)
+    };
+    let wasm_provider = format!("sha256:{hash}");
+    let on_b = [
+        named(KV, &wasm_provider),
+        named(IDLE, &wasm_provider),
+        named(NATIVE, "program:kv"),
+    ]
+    .join(",");
+    std::fs::write(b.join("services.json"), format!(r#"{{"services":[{on_b}]}}"#)).unwrap();
+    let on_a = named(NATIVE, "program:kv");
+    std::fs::write(a.join("services.json"), format!(r#"{{"services":[{on_a}]}}"#)).unwrap();
+    let addr_b = format!("127.0.0.1:{}", common::free_port());
+    let root_arg = root.display().to_string();
+    let db = Daemon::start_with(
+        common::weft(),
+        &b,
+        &addr_b,
+        std::slice::from_ref(&addr_a),
+        &["--fs-root", &root_arg, "--read-only"],
+    );
+    eventually("both available at a", Duration::from_secs(20), || {
+        device_names(&a, true) == ["a", "b"]
+    });
+
+    // The Wasm kv service on b; beside it, in the same runtime, an app
+    // blocked in a receive for a service nobody has called yet.
+    let serve = [
+        "spawn",
+        "--device",
+        "b",
+        &kv_app,
+        "serve",
+        KV,
+        "beside",
+        "/kv-app.wasm",
+        "wait",
+        IDLE,
+    ];
+    let pid = ok(&a, &serve).trim().to_string();
+    assert!(pid.starts_with("b:"), "{pid}");
+    listed(&a, KV);
+    listed(&a, IDLE);
+    eventually("both apps started", Duration::from_secs(10), || {
+        let log = db.log();
+        log.contains("serving") && log.contains("waiting")
+    });
+
+    // The event app answers while the other app waits.
+    assert_eq!(call(&a, &[KV, "set colour teal"]).1, "ok");
+    assert_eq!(call(&a, &[KV, "get colour"]).1, "teal");
+    assert_eq!(call(&a, &[KV, "del colour"]).1, "ok");
+    let (code, _, err) = call(&a, &[KV, "get colour"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("refused: no such key"), "{err}");
+    let (code, _, err) = call(&a, &[KV, "frobnicate"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("refused: bad request"), "{err}");
+    assert!(!db.log().contains("woke"), "{}", db.log());
+
+    // The blocked app wakes for its own message; the service goes on.
+    let (code, out, err) = call(&a, &[IDLE, "hello"]);
+    assert_eq!((code, out.as_str()), (0, "woke"), "{err}");
+    eventually("the waiter ends", Duration::from_secs(10), || {
+        let log = db.log();
+        log.contains("woke hello") && log.contains("beside ended 0")
+    });
+    assert_eq!(call(&a, &[KV, "set after woke"]).1, "ok");
+    assert_eq!(call(&b, &[KV, "get after"]).1, "woke");
+
+    // The Wasm client on a, against the native kv on b.
+    let native = ok(&a, &["spawn", "--device", "b", "kv", "serve", NATIVE]);
+    assert!(native.trim().starts_with("b:"), "{native}");
+    listed(&a, NATIVE);
+    let client = |args: &[&str]| {
+        let mut all = vec!["spawn", "--device", "a", "--wait", kv_app.as_str()];
+        all.extend_from_slice(args);
+        cli(&a, &all)
+    };
+    let (code, _, err) = client(&["set", NATIVE, "shape", "round"]);
+    assert_eq!(code, 0, "{err}{}", da.log());
+    assert_eq!(call(&b, &[NATIVE, "get shape"]).1, "round");
+    let (code, _, err) = client(&["get", NATIVE, "shape"]);
+    assert_eq!(code, 0, "{err}");
+    eventually("the answer in a's output", Duration::from_secs(5), || {
+        da.log().lines().any(|l| l == "round")
+    });
+    let (code, _, err) = client(&["put", NATIVE, "size", "large"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(call(&b, &[NATIVE, "get size"]).1, "large");
+    let (code, _, _) = client(&["get", NATIVE, "weight"]);
+    assert_eq!(code, 1);
+    eventually("the refusal in a's output", Duration::from_secs(5), || {
+        da.log().contains("kv-app: refused: no such key")
+    });
+
+    for log in [da.log(), db.log()] {
+        assert!(!log.contains("panicked"), "{log}");
+    }
+}
+
+/// Under `weft run` there is no fabric: the app is told so, and exits 1.
+#[test]
+fn a_wasm_client_without_a_daemon_is_told_ipc_is_unavailable() {
+    let (code, _, err) = common::run(&["run", &wasm("kv-app"), "get", KV, "colour"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("IPC is not available"), "{err}");
+}

@@ -1,0 +1,151 @@
+//! `kv-app serve GUID [beside PATH ARGS...] | kv-app wait GUID |
+//! kv-app set|get|del GUID KEY [VALUE] | kv-app put GUID KEY VALUE`: a
+//! key-value service on IPC by GUID (PROTOCOL.md §13.7, §18) and its
+//! client, in a device guest; the Wasm twin of the native `kv`.
+//!
+//! `serve` is an event app providing service GUID (named `kv`): the
+//! requests `set KEY VALUE`, `get KEY` and `del KEY` are answered `ok`,
+//! the value, or refused (`no such key`, `bad request`); a one-way `set`
+//! or `del` is applied without an answer. With `beside`, it first starts
+//! the module at guest path PATH with ARGS as its child in the same
+//! runtime, and prints `beside ended STATUS` when that ends.
+//!
+//! `wait` is a command that provides GUID (named `kv-wait`), prints
+//! `waiting`, waits for one message (only this app waits), answers a
+//! request `woke`, prints `woke DATA` and ends.
+//!
+//! The client sends one request and prints the answer; `put` sends a
+//! one-way `set` and prints `queued` once a provider has it. A failure
+//! prints `kv-app: WHY` on standard error and exits 1; bad arguments exit
+//! 2.
+
+use std::collections::BTreeMap;
+use weft_app::ipc::{Error, Guid, Ipc, Service};
+use weft_app::{App, Event, Interest};
+
+const USAGE: &str = "usage: kv-app serve GUID [beside PATH ARGS...] | kv-app wait GUID | \
+                     kv-app set GUID KEY VALUE | kv-app get GUID KEY | kv-app del GUID KEY | \
+                     kv-app put GUID KEY VALUE";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some(guid) = words.get(1).and_then(|g| Guid::parse(g)) else {
+        usage();
+    };
+    let request = match words.as_slice() {
+        ["serve", _] => return report(serve(guid, None)),
+        ["serve", _, "beside", path, rest @ ..] => return report(serve(guid, Some((path, rest)))),
+        ["wait", _] => return report(wait(guid)),
+        ["put", _, key, value] => {
+            let sent = Ipc::open()
+                .and_then(|mut ipc| ipc.send(guid, None, format!("set {key} {value}").as_bytes()));
+            return report(sent.map(|()| println!("queued")));
+        }
+        ["set", _, key, value] => format!("set {key} {value}"),
+        ["get", _, key] => format!("get {key}"),
+        ["del", _, key] => format!("del {key}"),
+        _ => usage(),
+    };
+    let answer = Ipc::open().and_then(|mut ipc| ipc.request(guid, None, request.as_bytes(), None));
+    report(answer.map(|a| println!("{}", String::from_utf8_lossy(&a))));
+}
+
+fn usage() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2)
+}
+
+fn report(r: Result<(), Error>) {
+    if let Err(e) = r {
+        fail(&e.to_string());
+    }
+}
+
+fn fail(why: &str) -> ! {
+    eprintln!("kv-app: {why}");
+    std::process::exit(1)
+}
+
+/// The answer to one request: `Ok` bytes, or `Err` a refusal's reason
+/// (the semantics of the native `kv`).
+fn apply<'a>(
+    store: &'a mut BTreeMap<Vec<u8>, Vec<u8>>,
+    data: &[u8],
+) -> Result<&'a [u8], &'static str> {
+    let mut words = data.splitn(3, |b| *b == b' ');
+    match (words.next(), words.next(), words.next()) {
+        (Some(b"set"), Some(key), Some(value)) => {
+            store.insert(key.to_vec(), value.to_vec());
+            Ok(b"ok")
+        }
+        (Some(b"get"), Some(key), None) => store.get(key).map(Vec::as_slice).ok_or("no such key"),
+        (Some(b"del"), Some(key), None) => {
+            store.remove(key).map(|_| &b"ok"[..]).ok_or("no such key")
+        }
+        _ => Err("bad request"),
+    }
+}
+
+/// The service as an event app.
+struct Kv {
+    service: Service,
+    store: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Kv {
+    /// Answers every message that is there now.
+    fn drain(&mut self) -> Result<(), Error> {
+        while let Some(m) = self.service.next_message()? {
+            let answer = apply(&mut self.store, &m.data).map(<[u8]>::to_vec);
+            if m.request {
+                match answer {
+                    Ok(value) => self.service.reply(m.id, &value)?,
+                    Err(why) => self.service.refuse(m.id, why)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl App for Kv {
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Readable(_) => report(self.drain()),
+            Event::Closed { code, .. } => fail(&format!("the service's stream ended ({code})")),
+            Event::Exited { status, .. } => println!("beside ended {status}"),
+            _ => {}
+        }
+    }
+}
+
+fn serve(guid: Guid, beside: Option<(&str, &[&str])>) -> Result<(), Error> {
+    if let Some((path, args)) = beside {
+        match weft_app::spawn(path, args) {
+            Ok(pid) => println!("beside {pid}"),
+            Err(e) => fail(&format!("cannot start {path}: {e}")),
+        }
+    }
+    let service = Service::create(guid, "kv")?;
+    if let Err(e) = weft_app::interest(&service, Interest::Readable) {
+        fail(&format!("interest: {e}"));
+    }
+    println!("serving");
+    weft_app::run(Kv {
+        service,
+        store: BTreeMap::new(),
+    });
+    Ok(())
+}
+
+fn wait(guid: Guid) -> Result<(), Error> {
+    let mut service = Service::create(guid, "kv-wait")?;
+    println!("waiting");
+    let m = service.wait_message()?;
+    if m.request {
+        service.reply(m.id, b"woke")?;
+    }
+    println!("woke {}", String::from_utf8_lossy(&m.data));
+    Ok(())
+}
