@@ -63,9 +63,17 @@ fn wasm_apps_provide_and_use_services_by_guid() {
         named(NATIVE, "program:kv"),
     ]
     .join(",");
-    std::fs::write(b.join("services.json"), format!(r#"{{"services":[{on_b}]}}"#)).unwrap();
+    std::fs::write(
+        b.join("services.json"),
+        format!(r#"{{"services":[{on_b}]}}"#),
+    )
+    .unwrap();
     let on_a = named(NATIVE, "program:kv");
-    std::fs::write(a.join("services.json"), format!(r#"{{"services":[{on_a}]}}"#)).unwrap();
+    std::fs::write(
+        a.join("services.json"),
+        format!(r#"{{"services":[{on_a}]}}"#),
+    )
+    .unwrap();
     let addr_b = format!("127.0.0.1:{}", common::free_port());
     let root_arg = root.display().to_string();
     let db = Daemon::start_with(
