@@ -42,6 +42,10 @@ pub const USER_ARGS_ADDR: u64 = 0x0000_7FFF_F000_0000;
 pub const USER_ARGS_MAX: u64 = 64 * 1024;
 /// The system page (§4.2) is mapped read-only here.
 pub const USER_SYSTEM_ADDR: u64 = 0x0000_7FFF_F010_0000;
+/// The process status page (§14.6) is mapped read-only here, in every
+/// program: a ring end polls it to learn whether another process waits for
+/// the CPU (§8.4).
+pub const USER_STATUS_ADDR: u64 = 0x0000_7FFF_F020_0000;
 /// Top of the user stack; the page below its lowest page is unmapped.
 pub const USER_STACK_TOP: u64 = 0x0000_7FFF_E000_0000;
 /// Size of the user stack.
@@ -124,7 +128,8 @@ pub const fn is_user_range(addr: u64, len: u64) -> bool {
 
 const _: () = {
     assert!(USER_ARGS_ADDR + USER_ARGS_MAX <= USER_SYSTEM_ADDR);
-    assert!(USER_SYSTEM_ADDR + PAGE_SIZE <= USER_TOP);
+    assert!(USER_SYSTEM_ADDR + PAGE_SIZE <= USER_STATUS_ADDR);
+    assert!(USER_STATUS_ADDR + PAGE_SIZE <= USER_TOP);
     assert!(USER_STACK_TOP <= USER_ARGS_ADDR);
     assert!(USER_HEAP_TOP <= USER_STACK_TOP - USER_STACK_SIZE);
     assert!(USER_HEAP_TOP <= USER_PAYLOAD_ADDR);

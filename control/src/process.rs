@@ -147,7 +147,7 @@ crate::wire_layout! {
     /// and unchanged around it). Only the slots `occupied` names mean
     /// anything.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct StatusPage: 416, in_place {
+    pub struct StatusPage: 424, in_place {
         /// Even when the page is whole; odd while the kernel writes it.
         [0] pub seq: u64,
         /// Bit `i` set: slot `i` holds a process.
@@ -158,7 +158,16 @@ crate::wire_layout! {
         [16] pub switched_in: u64,
         /// 1 while the CPU halts with nothing to run.
         [24] pub idle: u32,
+        /// Bit `i` set: slot `i`'s process is runnable (`current`'s
+        /// included, while it runs).
+        [28] pub runnable: u32,
         [32] pub slots: [SlotStatus; MAX_PROCESSES],
+        /// The monitor's word, outside the sequence lock: bit `i` set when
+        /// it raised the stream interrupt for pipe region `i`, whose
+        /// process slot is `i` (§8.3). The monitor sets bits with an
+        /// atomic OR before raising the interrupt; the kernel takes them
+        /// with an atomic swap at each scheduling decision.
+        [416] pub wake: u32,
     }
 }
 

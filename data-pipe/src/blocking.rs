@@ -1,6 +1,6 @@
 //! Blocking I/O over a non-blocking ring end: [`Blocking`] implements the
-//! `embedded-io` traits, spinning adaptively and then sleeping through a
-//! [`Wait`] strategy with the §7.6 protocol.
+//! `embedded-io` traits, polling as long as its [`Wait`] strategy allows
+//! and then sleeping through it with the §7.6 protocol.
 
 use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
 
@@ -10,48 +10,36 @@ use crate::error::Error;
 use crate::producer::Producer;
 use crate::wake::{Notify, Wait, WaitDecision, Waitable};
 
-/// How long to poll before sleeping. The budget doubles when polling found
-/// work and halves when it had to sleep, between 1 and `max` iterations
-/// (`max == 0` sleeps at once).
-#[derive(Clone, Copy, Debug)]
-struct AdaptiveSpin {
-    budget: u32,
-    max: u32,
-}
-
-impl AdaptiveSpin {
-    fn poll<E: Waitable>(&mut self, end: &mut E) -> Result<bool, Error> {
-        for _ in 0..self.budget {
-            if end.ready()? {
-                self.budget = self.budget.saturating_mul(2).min(self.max);
-                return Ok(true);
-            }
-            core::hint::spin_loop();
-        }
-        self.budget = (self.budget / 2).max(self.max.min(1));
-        Ok(false)
-    }
-}
-
 /// A ring end ([`Producer`] or [`Consumer`]) whose `read`/`write` block
 /// until they can move at least one byte, using `W` to sleep.
 pub struct Blocking<E, W> {
     end: E,
     wait: W,
-    spin: AdaptiveSpin,
+    max_spin: u32,
 }
 
 impl<E: Waitable, W: Wait> Blocking<E, W> {
-    /// Polls up to `max_spin` iterations before each sleep.
+    /// Polls up to `max_spin` times before each sleep, fewer if `wait`'s
+    /// [`Wait::poll_again`] says so (`max_spin == 0` sleeps at once).
     pub fn new(end: E, wait: W, max_spin: u32) -> Self {
         Self {
             end,
             wait,
-            spin: AdaptiveSpin {
-                budget: max_spin,
-                max: max_spin,
-            },
+            max_spin,
         }
+    }
+
+    /// Polls the end until it is ready (`true`) or the spin is over.
+    fn spin(&mut self) -> Result<bool, Error> {
+        let mut polls = 0;
+        while polls < self.max_spin && self.wait.poll_again(polls) {
+            if self.end.ready()? {
+                return Ok(true);
+            }
+            core::hint::spin_loop();
+            polls += 1;
+        }
+        Ok(false)
     }
 
     /// The non-blocking end.
@@ -66,7 +54,7 @@ impl<E: Waitable, W: Wait> Blocking<E, W> {
                 Err(Error::WouldBlock) => {}
                 done => return done,
             }
-            if self.spin.poll(&mut self.end)? {
+            if self.spin()? {
                 continue;
             }
             if self.end.prepare_wait()? == WaitDecision::Sleep {

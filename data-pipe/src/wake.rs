@@ -46,6 +46,16 @@ impl<T: Notify + ?Sized> Notify for std::sync::Arc<T> {
 pub trait Wait {
     /// Sleeps until notified (or returns early).
     fn wait(&mut self);
+
+    /// Whether to poll a ring end that is not ready once more rather than
+    /// sleep, `polls` polls into this spin (0 before the first). Polling is
+    /// cheaper than a sleep and a wake-up when the peer answers soon, and
+    /// wasted when the CPU has other work. By default, up to the
+    /// [`Blocking`](crate::Blocking) end's count.
+    fn poll_again(&mut self, polls: u32) -> bool {
+        let _ = polls;
+        true
+    }
 }
 
 /// A [`Wait`] that only pauses the CPU briefly: for a side that polls.

@@ -39,7 +39,7 @@ pub fn start(info: *mut BootInfo) -> ! {
     {
         let mut t = TABLE.lock();
         t.start(p.root, p.heap_base, KERNEL_STACK_TOP, cpu::rdtsc());
-        sched::publish(&t);
+        sched::publish(&mut t);
     }
     // SAFETY: as above; the stamp is a plain report for the monitor (§2.3).
     unsafe {
@@ -92,7 +92,7 @@ pub fn spawn(request: u64) -> Result<u64, ErrorCode> {
             kernel_stack: top,
         })
     })?;
-    sched::publish(&t);
+    sched::publish(&mut t);
     Ok(u64::from(pid))
 }
 
@@ -105,7 +105,7 @@ fn end_slot(slot: usize, end: End, report: Option<&FaultReport>) {
     hypercall::process_end(slot, pid, end.how(), report);
     let mut t = TABLE.lock();
     t.end(slot, end.status());
-    sched::publish(&t);
+    sched::publish(&mut t);
 }
 
 /// Ends the running process and runs the others; never returns. The first
@@ -156,7 +156,7 @@ pub fn await_child(pid: u64, timeout_ns: u64) -> Result<u64, ErrorCode> {
     loop {
         let mut t = TABLE.lock();
         if let Some(status) = t.collect(pid)? {
-            sched::publish(&t);
+            sched::publish(&mut t);
             return Ok(u64::from(status));
         }
         drop(t);

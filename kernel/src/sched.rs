@@ -24,7 +24,7 @@
 use crate::apic;
 use crate::arch::{self, FIRST_FRAME_WORDS, cpu};
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 use weft_control::boot::PerCpu;
 use weft_control::process::{MAX_PROCESSES, StatusPage};
@@ -92,6 +92,34 @@ pub fn block(wait: Wait, timeout_ns: Option<u64>) {
     schedule();
 }
 
+/// Takes the slots the monitor woke since the last call (§8.3).
+fn take_wakes() -> u32 {
+    let page = STATUS.load(Ordering::Relaxed);
+    if page.is_null() {
+        return 0;
+    }
+    // SAFETY: `page` is the status page (see `publish`); its `wake` word is
+    // 4-aligned (`StatusPage` is `repr(C)`), and the kernel and the monitor
+    // reach it only atomically.
+    unsafe { AtomicU32::from_ptr(addr_of_mut!((*page).wake)).swap(0, Ordering::AcqRel) }
+}
+
+/// The timer's deadline as last written (TSC), 0 while it is stopped or
+/// once it fired (the timer stub zeroes it: a clamped count fires early):
+/// a decision with the same deadline writes nothing (no conversion, no
+/// trap).
+pub static ARMED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Arms the timer for TSC `deadline` (or stops it) unless it already is.
+fn arm(now: u64, deadline: Option<u64>) {
+    let at = deadline.unwrap_or(0);
+    if at == ARMED_AT.load(Ordering::Relaxed) && at > now {
+        return;
+    }
+    ARMED_AT.store(at, Ordering::Relaxed);
+    apic::arm_ns(clock::until(now, deadline, tsc_hz()));
+}
+
 /// Called by the timer and stream interrupt stubs when they interrupted
 /// ring 3: lets another process run if one can.
 pub extern "C" fn weft_preempt() {
@@ -104,21 +132,17 @@ pub fn schedule() {
     loop {
         let now = cpu::rdtsc();
         let mut t = TABLE.lock();
-        let decision = t.pick(
-            now,
-            apic::stream_events(),
-            SLICE_TICKS.load(Ordering::Relaxed),
-        );
-        apic::arm_ns(clock::until(now, decision.arm, tsc_hz()));
+        let decision = t.pick(now, take_wakes(), SLICE_TICKS.load(Ordering::Relaxed));
+        arm(now, decision.arm);
         match decision.next {
             Next::Stay => {
                 t.stay(now);
-                publish(&t);
+                publish(&mut t);
                 return;
             }
             Next::Run(slot) => {
                 let to = t.switch_to(slot, now);
-                publish(&t);
+                publish(&mut t);
                 drop(t);
                 if let Some(to) = to {
                     switch(to);
@@ -127,7 +151,7 @@ pub fn schedule() {
             }
             Next::Idle => {
                 t.halt(now);
-                publish(&t);
+                publish(&mut t);
                 drop(t);
                 cpu::wait_for_interrupt();
             }
@@ -136,10 +160,11 @@ pub fn schedule() {
 }
 
 /// Writes the table's state on the status page (§14.6): `seq` odd, the
-/// header, each occupied slot's entry, `seq` even again. Called at each
+/// header with the runnable slots, the entry of each slot
+/// that changed since the last call, `seq` even again. Called at each
 /// scheduling decision and after each change of the table's slots (a
 /// spawn, an end, a collection).
-pub fn publish(t: &Table) {
+pub fn publish(t: &mut Table) {
     let page = STATUS.load(Ordering::Relaxed);
     if page.is_null() {
         return;
@@ -157,7 +182,8 @@ pub fn publish(t: &Table) {
         write_volatile(addr_of_mut!((*page).current), t.current() as u32);
         write_volatile(addr_of_mut!((*page).switched_in), t.switched_in());
         write_volatile(addr_of_mut!((*page).idle), u32::from(t.idle()));
-        for slot in t.occupied() {
+        write_volatile(addr_of_mut!((*page).runnable), t.runnable_bits());
+        for slot in t.take_dirty() {
             write_volatile(addr_of_mut!((*page).slots[slot]), t.slot_status(slot));
         }
         write_volatile(seq, (before | 1).wrapping_add(1));

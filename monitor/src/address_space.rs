@@ -1,7 +1,8 @@
 //! Address spaces (PROTOCOL.md §1.2, §1.3): the kernel half every space
 //! shares (the direct map of guest RAM and the pipe regions, the kernel
 //! image, its stacks), each program's half (image, stack, heap, arguments,
-//! system page, payload, its pipe region and the doorbell page), and the
+//! system page, status page, payload, its pipe region and the doorbell
+//! page), and the
 //! pipe regions' last-level tables, built once and linked into every space
 //! that maps the region.
 //!
@@ -74,6 +75,9 @@ pub struct ProgramImage<'a> {
     pub heap_bytes: u64,
     /// The last-level tables that map its pipe region ([`pipe_tables`]).
     pub pipe_tables: &'a [u64],
+    /// Guest-physical address of the process status page (§14.6), which
+    /// every program sees read-only.
+    pub status_page: u64,
 }
 
 /// Last-level tables that map one pipe region.
@@ -161,7 +165,8 @@ pub fn kernel_space(
 
 /// A program's address space (§1.3): a new PML4 sharing the kernel half,
 /// the image, stack, initial heap, the arguments block, the system page
-/// (left for the caller to fill), the payload block and its pipe region.
+/// (left for the caller to fill), the status page, the payload block and
+/// its pipe region.
 /// Returns the PML4 and the system page.
 pub fn program_space<F: Frames>(
     ram: &Ram,
@@ -211,6 +216,8 @@ pub fn program_space<F: Frames>(
     write(ram, args_phys, image.args)?;
     // The system page, filled once the vCPU exists (§4.2).
     let system_phys = space.map_anonymous(USER_SYSTEM_ADDR, 1, ro, kind, "the system page")?;
+    // The kernel's status page: shared, so not the program's to free.
+    space.map_range(USER_STATUS_ADDR, image.status_page, 1, ro)?;
     // Always mapped, so a program can tell "no payload" (length 0).
     {
         let payload = image.payload.unwrap_or(&[]);

@@ -234,6 +234,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
             payload: spec.payload,
             heap_bytes,
             pipe_tables: &tables,
+            status_page: status_phys,
         },
     )?;
     cpu_tables(

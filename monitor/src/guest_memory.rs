@@ -70,6 +70,19 @@ pub fn pipe_region(memory: &Ram, index: u64) -> Option<(std::ptr::NonNull<u8>, u
     Some((std::ptr::NonNull::new(host)?, PIPE_REGION_SIZE as usize))
 }
 
+/// The host address of the 4-aligned guest word at `gpa` of `memory`.
+pub fn host_word(memory: &Ram, gpa: u64) -> Option<std::ptr::NonNull<u32>> {
+    if gpa % 4 != 0 {
+        return None;
+    }
+    let start = GuestAddress(gpa);
+    let region = memory.find_region(start)?;
+    let offset = region.to_region_addr(start)?;
+    region.check_address(offset.checked_add(3)?)?;
+    let host = region.get_host_address(offset).ok()?;
+    std::ptr::NonNull::new(host.cast())
+}
+
 /// Zeroes pipe region `index` of `memory` by handing its pages back to the
 /// host (`MADV_DONTNEED`): the next access reads a fresh zero page, in the
 /// monitor and, through KVM's MMU notifier, in the guest.

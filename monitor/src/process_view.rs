@@ -304,7 +304,9 @@ mod tests {
             current,
             switched_in: 10_000,
             idle: u32::from(idle),
+            runnable: 1,
             slots,
+            wake: 0,
         }
     }
 

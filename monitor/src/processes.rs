@@ -131,6 +131,8 @@ pub struct Booted<'a> {
     pub pool: (u64, u64),
     /// The kernel's PML4, whose upper half every address space shares.
     pub kernel_root: u64,
+    /// The process status page (§14.6), mapped into every program.
+    pub status_page: u64,
     /// The kernel ELF (for symbolizing crash reports).
     pub kernel_elf: &'a [u8],
     /// The system page every program sees.
@@ -151,6 +153,7 @@ pub struct Processes<'a, R: Regions> {
     catalog: &'a dyn Catalog,
     pool: Pool,
     kernel_root: u64,
+    status_page: u64,
     kernel_elf: &'a [u8],
     /// The first program's system page; spawned programs get a copy with
     /// their own seed and heap size.
@@ -178,6 +181,7 @@ impl<'a, R: Regions> Processes<'a, R> {
         let Booted {
             pool,
             kernel_root,
+            status_page,
             kernel_elf,
             system,
             first,
@@ -200,6 +204,7 @@ impl<'a, R: Regions> Processes<'a, R> {
             catalog,
             pool: Pool::new(pool.0, pool.1),
             kernel_root,
+            status_page,
             kernel_elf,
             system,
             slots,
@@ -337,6 +342,7 @@ impl<'a, R: Regions> Processes<'a, R> {
                 payload: program.payload.as_deref(),
                 heap_bytes,
                 pipe_tables: &self.pipe_tables[index],
+                status_page: self.status_page,
             },
         );
         let (root, system_phys) = match built {

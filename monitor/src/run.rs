@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::boot::{BootInfo, BootStamps};
+use weft_control::process::StatusPage;
 use weft_control::system::SystemInfo;
 
 /// Local APIC timer frequency under KVM (one bus cycle per nanosecond).
@@ -148,6 +149,13 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         apic_timer_hz: KVM_APIC_TIMER_HZ,
     };
     let state = boot::build(&ram, &spec)?;
+    let wake = state.status_phys + std::mem::offset_of!(StatusPage, wake) as u64;
+    let word = guest_memory::host_word(&ram, wake).ok_or(BootError::Write(wake))?;
+    // SAFETY: the status page is a BOOT page of guest RAM (`ram`, which the
+    // relay's VMM holds for as long as the relay lives); `wake` is 4-aligned
+    // (the page is, and `StatusPage` is `repr(C)`); the monitor otherwise
+    // only reads the page (`ProcessView`), never that word.
+    unsafe { relay.set_wake_word(word) };
     let mut vcpu = vm::create_vcpu(guest.vm(), &state)?;
     let tsc_hz = vm::tsc_hz(&vcpu);
     ram.write_obj(
@@ -189,6 +197,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
             Booted {
                 pool: state.process_pool,
                 kernel_root: state.kernel_root,
+                status_page: state.status_phys,
                 kernel_elf: cfg.kernel,
                 system,
                 first: FirstProgram {

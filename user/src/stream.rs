@@ -11,12 +11,16 @@
 use crate::cell::ExclusiveCell;
 use crate::error::Error;
 use crate::syscall;
+use crate::time;
 use alloc::vec::Vec;
+use core::ptr::{addr_of, read_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
 use embedded_io::{ErrorType, Read, Write};
 use weft_abi::nr;
 use weft_control::control_pipe::{self, Reply, Request};
 use weft_control::frame::{self, Code, ErrorBody, HEADER, Header, kind};
+use weft_control::layout::USER_STATUS_ADDR;
+use weft_control::process::StatusPage;
 use weft_control::streams::{
     self, PIPE_REGION_SIZE, RING_CAPACITY, USER_DOORBELLS_ADDR, USER_PIPES_ADDR, bell, slot,
 };
@@ -24,15 +28,62 @@ use weft_data_pipe::{
     Blocking, Consumer, Memory, Notify, Producer, RawRegion, Wait, WaitDecision, Waitable,
 };
 
-/// The most a ring end polls before sleeping in the kernel (the budget of a
-/// blocking end adapts, see `weft_data_pipe::Blocking`; [`poll`] shares it
-/// among its streams). Sleeping costs a `wait` syscall and an interrupt, both
-/// emulated ring-0 work on nested KVM (~100 µs), while the monitor usually
-/// answers within ~50 µs, so polling that long is cheaper. Measured: 240
-/// open/close round trips, 64 polls → 240 interrupts and 37 ms, 8192 polls →
-/// 2 interrupts and 16 ms; reading a 100 MiB file went from 1500 sleeps to
-/// none and twice as fast.
-const MAX_SPIN: u32 = 1 << 14;
+/// How long a ring end polls before sleeping in the kernel: about what a
+/// sleep and its wake-up cost, which are emulated ring-0 work on nested KVM
+/// (a `wait` syscall, the halt, the stream interrupt, two switches: ~1 ms
+/// of a process's CPU time measured per IPC request served asleep), so
+/// polling costs at most about twice the better choice. A spin counted in
+/// polls instead, halving after each sleep, decayed to nothing under
+/// requests ~1 ms apart: every one then paid the sleep.
+const SPIN_NS: u64 = 100_000;
+/// The most polls of one spin, whatever the clock says (it reads 0 when the
+/// monitor could not tell the TSC's rate).
+const MAX_POLLS: u32 = 1 << 16;
+/// Polls between two looks at the clock and the status page.
+const CHECK_EVERY: u32 = 32;
+
+/// One spin of a ring end: polls until [`SPIN_NS`] pass, and not at all
+/// while another process is runnable (it may be the peer, and the CPU is
+/// better given away).
+#[derive(Clone, Copy, Debug, Default)]
+struct Spin {
+    until_ns: u64,
+}
+
+impl Spin {
+    fn start() -> Self {
+        Self {
+            until_ns: time::monotonic_ns().saturating_add(SPIN_NS),
+        }
+    }
+
+    /// Whether to poll again, `polls` polls in.
+    fn go_on(&self, polls: u32) -> bool {
+        if polls >= MAX_POLLS {
+            return false;
+        }
+        polls % CHECK_EVERY != 0 || (!others_runnable() && time::monotonic_ns() < self.until_ns)
+    }
+}
+
+/// Whether a process other than this one is runnable, from the process
+/// status page (§14.6), which the kernel rewrites at every scheduling
+/// decision. A hint: a stale read costs one spin or one sleep, no more.
+fn others_runnable() -> bool {
+    let page = USER_STATUS_ADDR as *const StatusPage;
+    // SAFETY: the monitor maps the status page read-only at
+    // USER_STATUS_ADDR for every program's whole life (§1.3); `runnable`
+    // and `current` are aligned u32s inside it (`StatusPage` is `repr(C)`
+    // with its layout asserted). The kernel writes them meanwhile, hence
+    // volatile. The caller runs, so `current` is its own slot.
+    let (runnable, current) = unsafe {
+        (
+            read_volatile(addr_of!((*page).runnable)),
+            read_volatile(addr_of!((*page).current)),
+        )
+    };
+    runnable & !1u32.checked_shl(current).unwrap_or(0) != 0
+}
 
 /// The stream-interrupt count the last `wait` syscall returned. Read before
 /// a ring end announces it will sleep, so an interrupt raised after that
@@ -82,13 +133,23 @@ impl Notify for Doorbell {
     }
 }
 
-/// Sleeps in the kernel until the next stream interrupt.
+/// Polls for a while ([`Spin`]), then sleeps in the kernel until the next
+/// stream interrupt.
 #[derive(Default)]
-pub struct StreamWait;
+pub struct StreamWait {
+    spin: Spin,
+}
 
 impl Wait for StreamWait {
     fn wait(&mut self) {
         wait_interrupt(SEEN.load(Ordering::Relaxed), u64::MAX);
+    }
+
+    fn poll_again(&mut self, polls: u32) -> bool {
+        if polls == 0 {
+            self.spin = Spin::start();
+        }
+        self.spin.go_on(polls)
     }
 }
 
@@ -116,7 +177,7 @@ pub fn writer(slot: u64) -> Option<Writer> {
         Doorbell::new(slot, bell::DATA),
     )
     .ok()?;
-    Some(Blocking::new(tx, StreamWait, MAX_SPIN))
+    Some(Blocking::new(tx, StreamWait::default(), MAX_POLLS))
 }
 
 /// The reader of slot `slot`'s `to_guest` ring.
@@ -129,7 +190,7 @@ pub fn reader(slot: u64) -> Option<Reader> {
         Doorbell::new(slot, bell::SPACE),
     )
     .ok()?;
-    Some(Blocking::new(rx, StreamWait, MAX_SPIN))
+    Some(Blocking::new(rx, StreamWait::default(), MAX_POLLS))
 }
 
 /// The reader of standard input: rings the slot once, which asks the
@@ -441,14 +502,21 @@ pub fn poll(streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) ->
         }
         bits
     };
-    let rounds = (MAX_SPIN as usize / len.max(1)).max(16);
     loop {
-        for _ in 0..rounds {
+        // Each round looks at the streams at least once: a stream found
+        // ready only by `prepare_wait` below must be seen here next.
+        let spin = Spin::start();
+        let mut polls = 0;
+        loop {
             let r = ready(streams);
             if r != 0 {
                 return r;
             }
+            if !spin.go_on(polls) {
+                break;
+            }
             core::hint::spin_loop();
+            polls += 1;
         }
         let seen = SEEN.load(Ordering::Relaxed);
         let mut woke = false;

@@ -80,10 +80,11 @@ impl Table {
                 self.free(s);
             } else {
                 child.orphan();
+                self.dirty |= 1 << s;
             }
         }
-        match self.slots[slot].as_mut() {
-            Some(p) if p.parent() != 0 => p.state = State::Ended(status),
+        match self.slots[slot].as_ref() {
+            Some(p) if p.parent() != 0 => self.set_state(slot, State::Ended(status)),
             _ => self.free(slot),
         }
     }

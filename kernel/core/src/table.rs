@@ -17,6 +17,12 @@
 //!   and the next switch it may name an ended or free slot.
 //! - CPU time is charged to `current` from `switched_in` until the next
 //!   switch, or until the CPU halts (`idle`): halted time is no one's.
+//! - The masks `runnable`, `streams`, `timed` and `children` say, bit per
+//!   slot, which processes are runnable, blocked on streams, blocked with a
+//!   deadline and blocked on a child; they always agree with the states
+//!   (only `set_state` and `free` change a state or a mask), so a decision
+//!   looks at the few slots concerned, with bit operations. `dirty` names
+//!   the slots whose status-page entry changed since [`Table::take_dirty`].
 //!
 //! The kernel does the work (the monitor's hypercalls, the stack and page
 //! table switch) in callbacks the methods take or after they answer; the
@@ -143,7 +149,7 @@ pub struct Switch {
 
 /// The occupied slots of a table, in increasing order.
 #[derive(Clone, Copy, Debug)]
-pub struct Slots(u32);
+pub struct Slots(pub(crate) u32);
 
 impl Iterator for Slots {
     type Item = usize;
@@ -170,6 +176,14 @@ pub struct Table {
     switched_in: u64,
     /// The CPU halts with nothing to run.
     idle: bool,
+    runnable: u32,
+    streams: u32,
+    timed: u32,
+    children: u32,
+    /// Slots the monitor woke (§8.3) that were not blocked on streams then:
+    /// the next such block returns at once.
+    pub(crate) pending: u32,
+    pub(crate) dirty: u32,
 }
 
 impl Default for Table {
@@ -188,6 +202,12 @@ impl Table {
             next_pid: 2,
             switched_in: 0,
             idle: false,
+            runnable: 0,
+            streams: 0,
+            timed: 0,
+            children: 0,
+            pending: 0,
+            dirty: 0,
         }
     }
 
@@ -210,13 +230,71 @@ impl Table {
     }
 
     fn put(&mut self, slot: usize, p: Process) {
+        let state = p.state;
         self.slots[slot] = Some(p);
         self.occupied |= 1 << slot;
+        self.pending &= !(1 << slot);
+        self.set_state(slot, state);
     }
 
     pub(crate) fn free(&mut self, slot: usize) {
         self.slots[slot] = None;
-        self.occupied &= !(1 << slot);
+        let keep = !(1u32 << slot);
+        self.occupied &= keep;
+        self.runnable &= keep;
+        self.streams &= keep;
+        self.timed &= keep;
+        self.children &= keep;
+        self.pending &= keep;
+    }
+
+    /// Sets the state of the process in `slot` (if any), keeping the masks.
+    pub(crate) fn set_state(&mut self, slot: usize, state: State) {
+        let Some(p) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        p.state = state;
+        let bit = 1u32 << slot;
+        let keep = !bit;
+        self.runnable &= keep;
+        self.streams &= keep;
+        self.timed &= keep;
+        self.children &= keep;
+        self.dirty |= bit;
+        match state {
+            State::Runnable => self.runnable |= bit,
+            State::Blocked { wait, deadline } => {
+                match wait {
+                    Wait::Streams => self.streams |= bit,
+                    Wait::Child(_) => self.children |= bit,
+                    Wait::Timer => {}
+                }
+                if deadline.is_some() {
+                    self.timed |= bit;
+                }
+            }
+            State::Ended(_) => {}
+        }
+    }
+
+    /// Bits of the runnable slots.
+    #[inline]
+    pub fn runnable_bits(&self) -> u32 {
+        self.runnable
+    }
+
+    /// Bits of the slots blocked on streams, with a deadline, on a child.
+    #[inline]
+    pub(crate) fn blocked_bits(&self) -> (u32, u32, u32) {
+        (self.streams, self.timed, self.children)
+    }
+
+    /// The slots whose status-page entry changed since the last call.
+    #[inline]
+    pub fn take_dirty(&mut self) -> Slots {
+        let d = self.dirty & self.occupied;
+        self.dirty = 0;
+        Slots(d)
     }
 
     /// The occupied slots, in order.
@@ -326,9 +404,7 @@ impl Table {
     /// `deadline`.
     #[inline]
     pub fn block(&mut self, wait: Wait, deadline: Option<u64>) {
-        if let Some(p) = self.running_mut() {
-            p.state = State::Blocked { wait, deadline };
-        }
+        self.set_state(self.current, State::Blocked { wait, deadline });
     }
 
     /// Makes `slot` the running one at TSC `now`, charging the time since
@@ -370,6 +446,7 @@ impl Table {
             // A u64 of TSC ticks lasts centuries: no overflow check on
             // the switch path.
             p.cpu_ticks = p.cpu_ticks.wrapping_add(ran);
+            self.dirty |= 1 << self.current;
         }
         self.switched_in = now;
     }

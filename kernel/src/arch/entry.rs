@@ -93,13 +93,14 @@ global_asm!(
     "    ud2",
     // Local APIC interrupts: acknowledge (x2APIC EOI), count the stream
     // interrupt (the timer's needs no count: its handler is the scheduler,
-    // which re-checks every deadline), and, if the
+    // which re-checks every deadline; it forgets the deadline the timer
+    // was armed for, so the next decision arms it again), and, if the
     // interrupt came from ring 3, let the scheduler run (it may switch to
     // another process and come back here later). From ring 0 (the idle
     // halt) nothing else happens: the scheduler's loop re-checks.
     // Alignment: the CPU pushed 5 words onto the 16-aligned RSP0; 9 more
     // make 112 bytes, so the call is made with RSP 16-aligned.
-    ".macro WEFT_IRQ name, counter=",
+    ".macro WEFT_IRQ name, counter=, fired=",
     "\\name:",
     "    push rax", "    push rcx", "    push rdx",
     "    mov ecx, 0x80B",
@@ -108,6 +109,9 @@ global_asm!(
     "    wrmsr",
     ".ifnb \\counter",
     "    lock inc qword ptr [rip + \\counter]",
+    ".endif",
+    ".ifnb \\fired",
+    "    mov qword ptr [rip + \\fired], 0",
     ".endif",
     "    test byte ptr [rsp + 32], 3",
     "    jz 2f",
@@ -118,7 +122,7 @@ global_asm!(
     "    pop rdx", "    pop rcx", "    pop rax",
     "    iretq",
     ".endm",
-    "WEFT_IRQ weft_timer_entry",
+    "WEFT_IRQ weft_timer_entry, , {armed_at}",
     "WEFT_IRQ weft_stream_entry, {events}",
     // Spurious interrupts need no EOI.
     "weft_spurious_entry:",
@@ -127,6 +131,7 @@ global_asm!(
     handler = sym crate::exception::weft_exception,
     events = sym crate::apic::STREAM_EVENTS,
     preempt = sym crate::sched::weft_preempt,
+    armed_at = sym crate::sched::ARMED_AT,
 );
 
 // The kernel manifest (§2.1), read by the monitor from the ELF before boot.

@@ -2,11 +2,10 @@
 //! ring ends as tokio reader and writer, whole frames in and out, the status
 //! word, and how a failure becomes an error frame and a status code.
 
-use super::Interrupt;
+use super::RegionIrq;
 use super::bells::SlotWake;
 use super::region::Shared;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_control::frame::{Code, ErrorBody, HEADER, Header, MAX_MESSAGE, WireError};
@@ -23,9 +22,9 @@ use weft_data_pipe::{
 pub const RELAY_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 /// Reads the ring the guest writes.
-pub type Reader = AsyncReader<RawRegion, Arc<Interrupt>>;
+pub type Reader = AsyncReader<RawRegion, RegionIrq>;
 /// Writes the ring the guest reads.
-pub type Writer = AsyncWriter<RawRegion, Arc<Interrupt>>;
+pub type Writer = AsyncWriter<RawRegion, RegionIrq>;
 
 /// Why a stream ends: the code its status word gets and what to tell.
 #[derive(Debug)]

@@ -83,7 +83,8 @@ use device::DeviceSlot;
 use dispatch::Services;
 use region::{Regions, Shared};
 use serve::Startup;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -144,23 +145,61 @@ pub struct RelayStats {
     pub doorbells: AtomicU64,
 }
 
-/// The stream interrupt, counted.
+/// The stream interrupt, counted, and the guest's wake word (§8.3).
 pub struct Interrupt {
     fd: EventFd,
     stats: Arc<RelayStats>,
+    /// The status page's `wake` word in host memory; null until the boot
+    /// placed it ([`Relay::set_wake_word`]).
+    wake: AtomicPtr<u32>,
 }
 
-impl Notify for Interrupt {
-    fn notify(&self) {
+impl Interrupt {
+    /// Names the slots of `bits` in the wake word, then raises the
+    /// interrupt: the kernel wakes the processes of those slots only.
+    fn raise(&self, bits: u32) {
+        let word = self.wake.load(Ordering::Acquire);
+        if !word.is_null() {
+            // SAFETY: `set_wake_word`'s contract: a 4-aligned word of guest
+            // memory, mapped for as long as the relay lives, which the
+            // monitor and the guest reach only atomically.
+            unsafe { AtomicU32::from_ptr(word) }.fetch_or(bits, Ordering::SeqCst);
+        }
         self.stats.interrupts.fetch_add(1, Ordering::Relaxed);
         self.fd.notify();
     }
 }
 
+/// The stream interrupt as the rings of one pipe region raise it: naming
+/// the region's process slot (region `i` is slot `i`'s).
+#[derive(Clone)]
+pub struct RegionIrq {
+    irq: Arc<Interrupt>,
+    bit: u32,
+}
+
+impl RegionIrq {
+    fn new(irq: &Arc<Interrupt>, region: u64) -> Self {
+        Self {
+            irq: irq.clone(),
+            bit: u32::try_from(region)
+                .ok()
+                .and_then(|r| 1u32.checked_shl(r))
+                .unwrap_or(0),
+        }
+    }
+}
+
+impl Notify for RegionIrq {
+    fn notify(&self) {
+        self.irq.raise(self.bit);
+    }
+}
+
 /// The monitor's end of a ring the guest reads.
-pub type Tx = Producer<RawRegion, Arc<Interrupt>>;
+pub type Tx = Producer<RawRegion, RegionIrq>;
 /// The monitor's end of a ring the guest writes.
-pub type Rx = Consumer<RawRegion, Arc<Interrupt>>;
+pub type Rx = Consumer<RawRegion, RegionIrq>;
 
 /// Streams open in region `index` of `regions`.
 fn open_in(regions: &Regions, index: u64) -> u32 {
@@ -232,13 +271,15 @@ impl Relay {
         let irq = Arc::new(Interrupt {
             fd: vmm.stream_interrupt().map_err(RelayError::Vmm)?,
             stats: stats.clone(),
+            wake: AtomicPtr::new(std::ptr::null_mut()),
         });
         let policy = Arc::new(policy);
         let base = vmm.pipe_region(0).ok_or(RelayError::Region)?;
         // SAFETY: region 0 is mapped for as long as `vmm` lives (`Vmm`'s
         // contract), which the relay thread holds (below) until its runtime,
         // with every task, is gone, and which outlives the `Relay`.
-        let first = unsafe { Shared::new(0, (base, PIPE_REGION_SIZE as usize), irq.clone()) }?;
+        let first =
+            unsafe { Shared::new(0, (base, PIPE_REGION_SIZE as usize), RegionIrq::new(&irq, 0)) }?;
         let device = Arc::new(DeviceSlot::new(device));
         let startup = Startup::new(
             first.clone(),
@@ -274,6 +315,20 @@ impl Relay {
             doorbell,
             forwarded: AtomicU64::new(0),
         })
+    }
+
+    /// Tells the relay where the guest kernel's wake word is (the status
+    /// page's `wake`, §8.3, §14.6): from then on each stream interrupt
+    /// names the slots it is for there. Until then (before boot placed the
+    /// page, when the guest cannot run yet) interrupts name none.
+    ///
+    /// # Safety
+    ///
+    /// `word` must be 4-aligned guest memory, mapped for as long as the
+    /// relay lives, which the monitor reaches only through the relay
+    /// (atomically) from now on.
+    pub unsafe fn set_wake_word(&self, word: NonNull<u32>) {
+        self.irq.wake.store(word.as_ptr(), Ordering::Release);
     }
 
     /// Forwards a doorbell the guest rang (an exit the VMM saw), and
@@ -322,7 +377,7 @@ impl Relay {
         // SAFETY: region `index` is mapped for as long as `self.vmm` lives
         // (`Vmm`'s contract; see the field).
         let region =
-            unsafe { Shared::new(index, (base, PIPE_REGION_SIZE as usize), self.irq.clone()) }?;
+            unsafe { Shared::new(index, (base, PIPE_REGION_SIZE as usize), RegionIrq::new(&self.irq, index)) }?;
         let startup = Startup::new(
             region.clone(),
             services(&self.policy, &self.stats, &self.fabric, None),

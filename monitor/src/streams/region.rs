@@ -22,7 +22,7 @@
 //! before they sleep.
 
 use super::bells::{BellPage, SlotWake};
-use super::{DRAIN_LIMIT, Interrupt, RelayError};
+use super::{DRAIN_LIMIT, RegionIrq, RelayError};
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
@@ -65,7 +65,7 @@ pub struct Shared {
     /// Its bell page (the region's first bytes).
     bells: BellPage,
     /// The stream interrupt (one for the VM).
-    pub irq: Arc<Interrupt>,
+    pub irq: RegionIrq,
     /// The wake-up objects of each open slot, by slot.
     wakes: Mutex<Vec<Option<Arc<SlotWake>>>>,
     /// Starts region 0's stdin copier, until the program first asks for
@@ -95,7 +95,7 @@ impl Shared {
     pub unsafe fn new(
         index: u64,
         (base, len): (NonNull<u8>, usize),
-        irq: Arc<Interrupt>,
+        irq: RegionIrq,
     ) -> Result<Arc<Self>, RelayError> {
         // SAFETY: the bytes are mapped for as long as any copy of the region
         // may be used and reached only through `RawRegion`s and the bell

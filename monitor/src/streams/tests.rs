@@ -12,7 +12,7 @@ use weft_control::control_pipe::{MAX_FRAME, Reply, Request};
 use weft_control::frame::{self, Code};
 use weft_control::streams::region_gpa;
 use weft_control::streams::{PIPE_REGION_SIZE, RING_CAPACITY, bell, rings, slot};
-use weft_data_pipe::{Error, Memory, NoNotify};
+use weft_data_pipe::{Error, Memory, NoNotify, Waitable};
 
 const CAPACITY: usize = RING_CAPACITY as usize;
 
@@ -220,6 +220,28 @@ fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
     let stats = relay.finish();
     assert_eq!(stats.bytes_out.load(SeqCst), line.len() as u64);
     assert_eq!(stats.opened.load(SeqCst), 2);
+}
+
+#[test]
+fn each_interrupt_names_the_region_it_is_for() {
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None, None).unwrap();
+    let word = Box::new(AtomicU32::new(0));
+    // SAFETY: a 4-aligned word that outlives the relay (dropped after
+    // `finish` below), reached only atomically.
+    unsafe { relay.set_wake_word(NonNull::from(&*word).cast()) };
+    relay.open_region(3).unwrap();
+    let mut p = Process::attach(&relay, 3);
+    // A reply into a ring the process sleeps on raises the interrupt.
+    assert_eq!(
+        p.control_rx.prepare_wait(),
+        Ok(weft_data_pipe::WaitDecision::Sleep)
+    );
+    assert_eq!(p.open(&relay, 1), slot::FIRST_DYNAMIC as u32);
+    assert_eq!(word.load(SeqCst), 1 << 3, "only region 3's bit");
+    drop(p);
+    let stats = relay.finish();
+    assert!(stats.interrupts.load(SeqCst) >= 1);
+    drop(word);
 }
 
 #[test]

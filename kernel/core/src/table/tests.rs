@@ -160,7 +160,7 @@ fn cpu_time_is_charged_at_switches_and_reported() {
 #[test]
 fn a_blocked_process_is_reported_blocked() {
     let mut t = started();
-    t.block(Wait::Streams(0), Some(10));
+    t.block(Wait::Streams, Some(10));
     let (records, n) = t.records(8, &[SlotFigures::default(); MAX_PROCESSES], 1);
     assert_eq!(
         (n, records[0].state, records[0].status),

@@ -42,15 +42,14 @@ enum Op {
         block: bool,
         timeout: Option<u64>,
     },
-    /// `wait(seen)` with `seen` the current count (it blocks) or, with
-    /// `stale`, one behind (it is over at once).
-    WaitStreams { stale: bool, timeout: Option<u64> },
+    /// A block on streams (`wait` found no interrupt since `seen`).
+    WaitStreams { timeout: Option<u64> },
     /// `sleep`.
     Sleep(u64),
     /// `map(len)`; with `fail`, the monitor refuses.
     Map { len: u64, fail: bool },
-    /// A stream interrupt.
-    Event,
+    /// A stream interrupt waking these slots (bit per slot).
+    Wake(u32),
     /// Time passes.
     Tick(u64),
     /// The scheduler decides and carries out its decision.
@@ -68,11 +67,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => pid.clone().prop_map(Op::Kill),
         3 => (pid, any::<bool>(), timeout.clone())
             .prop_map(|(pid, block, timeout)| Op::Await { pid, block, timeout }),
-        1 => (any::<bool>(), timeout).prop_map(|(stale, timeout)| Op::WaitStreams { stale, timeout }),
+        1 => timeout.prop_map(|timeout| Op::WaitStreams { timeout }),
         1 => (0u64..5_000).prop_map(Op::Sleep),
         1 => (prop_oneof![0u64..3 * PAGE_SIZE, Just(u64::MAX), Just(USER_HEAP_TOP)], prop::bool::weighted(0.2))
             .prop_map(|(len, fail)| Op::Map { len, fail }),
-        2 => Just(Op::Event),
+        2 => (1u32..=u32::MAX >> (32 - MAX_PROCESSES)).prop_map(Op::Wake),
         2 => (0u64..3_000).prop_map(Op::Tick),
         6 => Just(Op::Schedule),
     ]
@@ -87,7 +86,9 @@ fn admitted() -> Admitted {
 }
 
 /// Applies `op` to both; returns an error describing the first difference.
-fn step(t: &mut Table, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
+/// Applies `op` to both; `wakes` holds the monitor's wake bits until the
+/// next decision takes them.
+fn step(t: &mut Table, m: &mut Model, wakes: &mut u32, op: &Op) -> Result<(), TestCaseError> {
     let running = m.running().map(|p| p.slot);
     prop_assert_eq!(
         t.running()
@@ -96,11 +97,16 @@ fn step(t: &mut Table, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
         running
     );
     match *op {
-        Op::Event => m.events += 1,
+        // The kernel takes the monitor's wake bits at its next decision.
+        Op::Wake(bits) => *wakes |= bits,
         Op::Tick(dt) => m.now += dt,
         Op::Schedule => {
+            let bits = std::mem::take(wakes);
+            for (slot, pending) in m.pending.iter_mut().enumerate() {
+                *pending |= bits & (1 << slot) != 0;
+            }
             let want = m.pick();
-            let got = t.pick(m.now, m.events, SLICE);
+            let got = t.pick(m.now, bits, SLICE);
             prop_assert_eq!(got, want);
             match got.next {
                 Next::Run(slot) => {
@@ -175,14 +181,9 @@ fn step(t: &mut Table, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 t.block(Wait::Child(pid), timeout.map(|d| m.now + d));
             }
         }
-        Op::WaitStreams { stale, timeout } => {
-            let seen = if stale {
-                m.events.wrapping_sub(1)
-            } else {
-                m.events
-            };
-            m.block(Wait::Streams(seen), timeout);
-            t.block(Wait::Streams(seen), timeout.map(|d| m.now + d));
+        Op::WaitStreams { timeout } => {
+            m.block(Wait::Streams, timeout);
+            t.block(Wait::Streams, timeout.map(|d| m.now + d));
         }
         Op::Sleep(ns) => {
             m.block(Wait::Timer, Some(ns));
@@ -256,8 +257,9 @@ proptest! {
         let mut t = Table::new();
         t.start(t_root(0), HEAP, 0xFFFF_FFFF_C000_0000, 0);
         let mut m = Model::new();
+        let mut wakes = 0;
         for op in &ops {
-            step(&mut t, &mut m, op)?;
+            step(&mut t, &mut m, &mut wakes, op)?;
         }
     }
 

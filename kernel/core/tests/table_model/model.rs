@@ -29,7 +29,8 @@ pub struct Model {
     pub next_pid: u32,
     pub switched_in: u64,
     pub now: u64,
-    pub events: u64,
+    /// Slots the monitor woke whose process has not yet been woken by it.
+    pub pending: [bool; MAX_PROCESSES],
     /// The status each pid ended with, to check that what `await` returns
     /// is what the child ended with.
     pub ended_with: Vec<(u32, u32)>,
@@ -52,7 +53,7 @@ impl Model {
             next_pid: 2,
             switched_in: 0,
             now: 0,
-            events: 0,
+            pending: [false; MAX_PROCESSES],
             ended_with: Vec::new(),
             last_spawned: 1,
         }
@@ -96,6 +97,7 @@ impl Model {
             if fail {
                 return (offered, Err(ErrorCode::OutOfMemory));
             }
+            self.pending[slot] = false;
             self.procs.push(Proc {
                 slot,
                 pid,
@@ -174,9 +176,11 @@ impl Model {
         self.running_mut().state = State::Blocked { wait, deadline };
     }
 
-    pub fn wait_over(&self, wait: Wait) -> bool {
+    /// Whether the wait of the process in `slot` is over (not counting its
+    /// deadline).
+    pub fn wait_over(&self, slot: usize, wait: Wait) -> bool {
         match wait {
-            Wait::Streams(seen) => self.events != seen,
+            Wait::Streams => self.pending[slot],
             Wait::Timer => false,
             Wait::Child(pid) => self
                 .by_pid(pid)
@@ -191,13 +195,18 @@ impl Model {
             .iter()
             .map(|p| match p.state {
                 State::Blocked { wait, deadline } => {
-                    deadline.is_some_and(|d| d <= now) || self.wait_over(wait)
+                    deadline.is_some_and(|d| d <= now) || self.wait_over(p.slot, wait)
                 }
                 _ => false,
             })
             .collect();
         for (p, wake) in self.procs.iter_mut().zip(wakes) {
             if wake {
+                // A wake is used up by the process blocked on streams it
+                // woke, however else it would have woken.
+                if matches!(p.state, State::Blocked { wait: Wait::Streams, .. }) {
+                    self.pending[p.slot] = false;
+                }
                 p.state = State::Runnable;
             }
         }
