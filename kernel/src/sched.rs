@@ -113,7 +113,7 @@ pub static ARMED_AT: AtomicU64 = AtomicU64::new(0);
 /// Arms the timer for TSC `deadline` (or stops it) unless it already is.
 fn arm(now: u64, deadline: Option<u64>) {
     let at = deadline.unwrap_or(0);
-    if at == ARMED_AT.load(Ordering::Relaxed) && at > now {
+    if at == ARMED_AT.load(Ordering::Relaxed) && (at == 0 || at > now) {
         return;
     }
     ARMED_AT.store(at, Ordering::Relaxed);
