@@ -13,6 +13,7 @@
 //! - [`keys`]: the Zenoh key space; [`wire`]: the payloads on it;
 //! - [`zconfig`]: the device's Zenoh configuration; [`node`]: its session
 //!   (presence, calls served and made, modules offered, exits, removals);
+//! - [`udp`]: the payloads of UDP sockets on the fabric's addresses;
 //! - [`local`]: the daemon's local socket (the CLI's requests);
 //! - [`bounded`]: the bounded maps that keep a long-running daemon flat.
 #![forbid(unsafe_code)]
@@ -28,5 +29,6 @@ mod reader;
 pub mod registry;
 pub mod renewal;
 pub mod state;
+pub mod udp;
 pub mod wire;
 pub mod zconfig;

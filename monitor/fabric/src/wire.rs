@@ -136,6 +136,17 @@ pub enum Request {
     /// for the key and name of `csr` (PEM, PKCS#10), whose device must be
     /// a member; see [`crate::renewal`].
     Renew { csr: String },
+    /// Asks the device that owns the fabric address of `addr` to bind a
+    /// UDP socket there for an app of `device`, whose own id for the socket
+    /// is `socket`: datagrams for it go to `weft/dev/<device>/udp/<socket>`
+    /// ([`crate::udp`]).
+    UdpBind {
+        addr: std::net::SocketAddr,
+        device: String,
+        socket: u64,
+    },
+    /// Closes the socket `socket` (the owner's id) that `device` bound.
+    UdpClose { device: String, socket: u64 },
 }
 
 /// A device's answer to a [`Request`].
@@ -160,6 +171,18 @@ pub enum Response {
     /// The renewed device certificate (PEM).
     Renewed {
         certificate: String,
+    },
+    /// A UDP socket bound on `addr` for the caller; the owner's id for it is
+    /// `socket` (the caller's sends go to `weft/dev/<owner>/udp/<socket>`).
+    UdpBound {
+        addr: std::net::SocketAddr,
+        socket: u64,
+    },
+    /// A `udp_bind` refused: the stream error code (PROTOCOL.md §9.4) the
+    /// app gets, and why.
+    UdpRefused {
+        code: u32,
+        message: String,
     },
     Done,
     /// The call was refused: `message` says why.
@@ -246,6 +269,15 @@ mod tests {
             Request::Kill { pid: 3 },
             Request::Renew {
                 csr: "-----BEGIN CERTIFICATE REQUEST-----".into(),
+            },
+            Request::UdpBind {
+                addr: "10.0.0.1:9000".parse().unwrap(),
+                device: "b".into(),
+                socket: u64::MAX,
+            },
+            Request::UdpClose {
+                device: "b".into(),
+                socket: 7,
             },
             Request::Spawn {
                 image: Image::Wasm {

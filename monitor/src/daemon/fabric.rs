@@ -11,6 +11,7 @@
 use super::device::{LocalDevice, MAX_MODULE, check_image, sha256_hex};
 use super::identity::Identity;
 use super::say;
+use super::udp::FabricUdp;
 use crate::streams::SpawnImage;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct Daemon {
     removals: mpsc::Sender<String>,
     /// Set once this device learns it was removed: it serves nothing more.
     removed: std::sync::atomic::AtomicBool,
+    /// UDP sockets on the fabric's addresses, held here or for apps here.
+    pub(super) udp: Arc<FabricUdp>,
 }
 
 impl Daemon {
@@ -51,11 +54,12 @@ impl Daemon {
         device: LocalDevice,
         mut node_cfg: NodeConfig,
         registry: Registry,
+        udp: Arc<FabricUdp>,
     ) -> Result<Arc<Daemon>, FabricError> {
         let (calls, calls_rx) = mpsc::channel(64);
         let (removals, removals_rx) = mpsc::channel(16);
         node_cfg.denied = registry.removed();
-        let node = Node::open(&node_cfg, calls.clone(), removals.clone()).await?;
+        let node = Node::open(&node_cfg, calls.clone(), removals.clone(), udp.sink()).await?;
         let daemon = Arc::new(Daemon {
             identity,
             device,
@@ -65,6 +69,7 @@ impl Daemon {
             calls,
             removals,
             removed: Default::default(),
+            udp,
         });
         tokio::spawn(daemon.clone().serve_calls(calls_rx));
         tokio::spawn(daemon.clone().follow_removals(removals_rx));
@@ -92,7 +97,8 @@ impl Daemon {
         cfg.denied = self.registry().removed();
         let mut node = self.node.write().await;
         node.close().await;
-        *node = Arc::new(Node::open(&cfg, self.calls.clone(), self.removals.clone()).await?);
+        let udp = self.udp.sink();
+        *node = Arc::new(Node::open(&cfg, self.calls.clone(), self.removals.clone(), udp).await?);
         Ok(())
     }
 
@@ -112,7 +118,16 @@ impl Daemon {
         while let Some(Incoming { request, reply }) = calls.recv().await {
             let daemon = self.clone();
             tokio::spawn(async move {
-                let _ = reply.send(daemon.answer(request).await);
+                let response = match request {
+                    // The socket's task holds the daemon.
+                    Request::UdpBind {
+                        addr,
+                        device,
+                        socket,
+                    } => FabricUdp::bind_owned(daemon, addr, device, socket).await,
+                    request => daemon.answer(request).await,
+                };
+                let _ = reply.send(response);
             });
         }
     }
@@ -262,6 +277,8 @@ impl Daemon {
                 Err(e) => err(e),
             },
             Request::Renew { csr } => self.renew_for(&csr),
+            Request::UdpBind { .. } => err("udp_bind is a call of other devices".into()),
+            Request::UdpClose { device, socket } => self.udp.close(&device, socket),
         }
     }
 

@@ -20,6 +20,7 @@ mod fabric;
 mod identity;
 mod local;
 mod renewal;
+mod udp;
 mod watch;
 
 pub use identity::Identity;
@@ -31,7 +32,7 @@ use crate::streams::Policy;
 use crate::streams::host_output;
 use crate::streams::{DeviceHandle, FabricAsk, FabricCall, device_link};
 use fabric::Daemon;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -55,6 +56,8 @@ pub struct DaemonConfig<'a> {
     pub mem_bytes: u64,
     /// The grants of the device's apps.
     pub policy: Policy,
+    /// The fabric addresses the device owns (`--fabric-ip`).
+    pub fabric_ips: Vec<IpAddr>,
     pub catalog: &'a dyn Catalog,
 }
 
@@ -132,7 +135,19 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             peers: identity.peers(&registry, &cfg.peers),
         },
         denied: Vec::new(),
+        fabric_ips: cfg.fabric_ips.clone(),
     };
+    // Sockets on this device's fabric addresses are held within its apps'
+    // network grants.
+    let udp = udp::FabricUdp::new(
+        identity.name.clone(),
+        cfg.fabric_ips.clone(),
+        Policy {
+            listen: cfg.policy.listen.clone(),
+            connect: cfg.policy.connect.clone(),
+            ..Policy::default()
+        },
+    );
     let (link, handle) = device_link();
     // The guest's apps' fabric calls (FABRIC streams, §17), answered as the
     // CLI's are once the node is up.
@@ -148,6 +163,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             listener,
             fabric_calls,
         },
+        udp,
         running.clone(),
         failed.clone(),
     ));
@@ -210,6 +226,7 @@ async fn start_fabric(
     node_cfg: NodeConfig,
     registry: weft_fabric::registry::Registry,
     clients: Clients,
+    udp: Arc<udp::FabricUdp>,
     running: Arc<Mutex<Option<Arc<Daemon>>>>,
     failed: Arc<Mutex<Option<String>>>,
 ) {
@@ -219,7 +236,7 @@ async fn start_fabric(
             .await
             .map_err(|e| format!("the device guest did not start: {e}"))?;
         let device = device::LocalDevice::new(identity.name.clone(), handle.clone());
-        let daemon = Daemon::start(identity, device, node_cfg, registry)
+        let daemon = Daemon::start(identity, device, node_cfg, registry, udp)
             .await
             .map_err(|e| format!("cannot join the fabric: {e}"))?;
         identity::serve_pairing(daemon.clone()).await?;
@@ -245,6 +262,9 @@ async fn start_fabric(
                     }
                     FabricAsk::Watch(granted) => {
                         let _ = granted.send(events.subscribe());
+                    }
+                    FabricAsk::Udp(ask) => {
+                        tokio::spawn(udp::FabricUdp::route(daemon.clone(), ask));
                     }
                 }
             }

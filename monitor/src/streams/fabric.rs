@@ -56,6 +56,8 @@ pub enum FabricAsk {
     /// A watch: the daemon answers with the devices available now and a
     /// subscription to its events.
     Watch(oneshot::Sender<FabricWatch>),
+    /// A UDP stream's bind: the daemon says where it is served (§16.7).
+    Udp(super::udp::UdpBindAsk),
 }
 
 /// How the guest's FABRIC streams reach the daemon.

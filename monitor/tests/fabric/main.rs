@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod netns;
+mod udp;
 
 use common::{wasm, weft};
 use netns::Net;
