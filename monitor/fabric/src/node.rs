@@ -202,7 +202,12 @@ impl Node {
     /// Puts `payload` (a [`crate::udp::UdpPut`]) on socket `id` of
     /// `device`. Dropped rather than waited for when the network is
     /// congested, as UDP may.
-    pub async fn put_udp(&self, device: &str, id: u64, payload: Vec<u8>) -> Result<(), FabricError> {
+    pub async fn put_udp(
+        &self,
+        device: &str,
+        id: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), FabricError> {
         self.session
             .put(keys::udp(device, id), payload)
             .congestion_control(CongestionControl::Drop)

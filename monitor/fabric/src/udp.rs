@@ -54,10 +54,7 @@ pub enum UdpPut<'a> {
     /// A datagram for the owner to send from the socket to `to`.
     Send { to: SocketAddr, payload: &'a [u8] },
     /// A datagram the owner's socket received from `from`.
-    Datagram {
-        from: SocketAddr,
-        payload: &'a [u8],
-    },
+    Datagram { from: SocketAddr, payload: &'a [u8] },
     /// A send the owner refused or the host failed: a §9.4 code and why.
     Error { code: u32, message: &'a str },
 }
@@ -107,8 +104,7 @@ impl<'a> UdpPut<'a> {
                 let (raw, payload) = rest
                     .split_first_chunk::<ADDR>()
                     .ok_or(UdpError::Truncated("address"))?;
-                let addr =
-                    addr_from_bytes(raw).map_err(|e| UdpError::Address(format!("{e:?}")))?;
+                let addr = addr_from_bytes(raw).map_err(|e| UdpError::Address(format!("{e:?}")))?;
                 Ok(if k == kind::SEND {
                     UdpPut::Send { to: addr, payload }
                 } else {
@@ -188,10 +184,7 @@ mod tests {
         );
         let mut family = good.clone();
         family[1] = 5;
-        assert!(matches!(
-            UdpPut::decode(&family),
-            Err(UdpError::Address(_))
-        ));
+        assert!(matches!(UdpPut::decode(&family), Err(UdpError::Address(_))));
         assert_eq!(
             UdpPut::decode(&[kind::ERROR, 1, 0]),
             Err(UdpError::Truncated("error code"))
@@ -201,10 +194,7 @@ mod tests {
             Err(UdpError::Message(1))
         ));
         let huge = vec![kind::SEND; MAX_PUT + 1];
-        assert_eq!(
-            UdpPut::decode(&huge),
-            Err(UdpError::TooLarge(MAX_PUT + 1))
-        );
+        assert_eq!(UdpPut::decode(&huge), Err(UdpError::TooLarge(MAX_PUT + 1)));
         // Every prefix and every bit flip of a good payload decodes or is
         // refused, never panics.
         for n in 0..good.len() {

@@ -157,13 +157,13 @@ impl FabricUdp {
             let mut raw = [0u8; 8];
             // SystemRandom fails only without an entropy source; a clock
             // reading then keeps ids distinct, if guessable.
-            let id = match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
-            {
-                Ok(()) => u64::from_le_bytes(raw),
-                Err(_) => std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64),
-            };
+            let id =
+                match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw) {
+                    Ok(()) => u64::from_le_bytes(raw),
+                    Err(_) => std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(1, |d| d.as_nanos() as u64),
+                };
             if let std::collections::hash_map::Entry::Vacant(v) = table.entry(id) {
                 v.insert(endpoint);
                 return id;
@@ -205,6 +205,12 @@ impl FabricUdp {
             code: f.code as u32,
             message: f.message,
         };
+        if !weft_fabric::keys::valid_name(&app) {
+            return refused(Failure::new(
+                Code::Invalid,
+                format!("{app:?} is not a device name"),
+            ));
+        }
         if !udp.owned_ips.contains(&addr.ip()) {
             return refused(Failure::new(
                 Code::NotAllowed,
@@ -391,9 +397,7 @@ impl Holder {
 
     async fn put(&self, put: UdpPut<'_>) {
         let node = self.daemon.node().await;
-        let _ = node
-            .put_udp(&self.app, self.app_socket, put.encode())
-            .await;
+        let _ = node.put_udp(&self.app, self.app_socket, put.encode()).await;
     }
 }
 
@@ -412,7 +416,11 @@ impl Relay {
     /// Puts the app's sends to the owner until the stream ends (then the
     /// owner is told to close the socket) or the owner is unavailable
     /// (then the stream is told why on `gone`).
-    async fn run(self, mut queue: mpsc::Receiver<(SocketAddr, Vec<u8>)>, gone: oneshot::Sender<String>) {
+    async fn run(
+        self,
+        mut queue: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+        gone: oneshot::Sender<String>,
+    ) {
         let ended = {
             let lost = unavailable(&self.daemon, &self.owner);
             tokio::pin!(lost);

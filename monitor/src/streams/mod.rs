@@ -74,8 +74,8 @@ pub use device::{DeviceError, DeviceHandle, DeviceLink, Exit, SpawnImage, device
 pub use fabric::{
     FabricAsk, FabricCall, FabricEvent, FabricLink, FabricWatch, MAX_IN_FLIGHT, MAX_QUEUED,
 };
-pub use policy::{Policy, PolicyError};
 pub use framed::Failure;
+pub use policy::{Policy, PolicyError};
 pub use udp::{Arrival, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
 pub use vmm::{Vmm, VmmError};
 

@@ -33,19 +33,24 @@ fn main(args: Args) -> i32 {
     };
     eprintln!("udp-echo: bound to {}", socket.local_addr());
     let mut buf = alloc::vec![0u8; MAX_DATAGRAM];
+    // Errors in a row: a refused or failed send is one, and the socket goes
+    // on; an ended stream repeats its error forever.
+    let mut errors = 0u32;
     loop {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
-            Err(e) if matches!(e.code(), Code::Closed | Code::Protocol) => {
+            Err(e) if matches!(e.code(), Code::Closed | Code::Protocol) || errors == 64 => {
                 eprintln!("udp-echo: {e}");
                 return 1;
             }
             // A refused or failed earlier send: report it and go on.
             Err(e) => {
                 eprintln!("udp-echo: {e}");
+                errors += 1;
                 continue;
             }
         };
+        errors = 0;
         if let Err(e) = socket.send_to(&buf[..n], from) {
             eprintln!("udp-echo: send to {from}: {e}");
             return 1;
