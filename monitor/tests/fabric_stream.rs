@@ -294,6 +294,11 @@ async fn answer(mut calls: mpsc::Receiver<FabricAsk>, script: Vec<FabricEvent>) 
                 }
                 continue;
             }
+            // No fabric addresses here: every UDP bind is local.
+            FabricAsk::Udp(ask) => {
+                let _ = ask.reply.send(weft_monitor::streams::UdpRoute::Local);
+                continue;
+            }
         };
         let response = match request {
             LocalRequest::Devices { available: false } => LocalResponse::Devices {

@@ -157,13 +157,15 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
     runtime.spawn(start_fabric(
         identity,
         handle,
-        node_cfg,
-        registry,
+        Joining {
+            node_cfg,
+            registry,
+            udp,
+        },
         Clients {
             listener,
             fabric_calls,
         },
-        udp,
         running.clone(),
         failed.clone(),
     ));
@@ -217,16 +219,22 @@ struct Clients {
     fabric_calls: tokio::sync::mpsc::Receiver<FabricAsk>,
 }
 
+/// What the device joins the fabric with: its node's configuration, the
+/// known devices, and the table of its fabric UDP sockets.
+struct Joining {
+    node_cfg: NodeConfig,
+    registry: weft_fabric::registry::Registry,
+    udp: Arc<udp::FabricUdp>,
+}
+
 /// Waits for the guest's agent, then opens the node and serves the fabric
 /// and the local socket. On failure the guest is shut down, so that the
 /// daemon ends instead of running a device nobody can reach.
 async fn start_fabric(
     identity: Identity,
     handle: DeviceHandle,
-    node_cfg: NodeConfig,
-    registry: weft_fabric::registry::Registry,
+    joining: Joining,
     clients: Clients,
-    udp: Arc<udp::FabricUdp>,
     running: Arc<Mutex<Option<Arc<Daemon>>>>,
     failed: Arc<Mutex<Option<String>>>,
 ) {
@@ -236,6 +244,11 @@ async fn start_fabric(
             .await
             .map_err(|e| format!("the device guest did not start: {e}"))?;
         let device = device::LocalDevice::new(identity.name.clone(), handle.clone());
+        let Joining {
+            node_cfg,
+            registry,
+            udp,
+        } = joining;
         let daemon = Daemon::start(identity, device, node_cfg, registry, udp)
             .await
             .map_err(|e| format!("cannot join the fabric: {e}"))?;

@@ -142,7 +142,7 @@ impl FabricUdp {
 
     fn bad_put(&self, id: u64, why: &str) {
         let n = self.bad_puts.fetch_add(1, Ordering::Relaxed);
-        if n < LOG_FIRST || n % LOG_EVERY == 0 {
+        if n < LOG_FIRST || n.is_multiple_of(LOG_EVERY) {
             say(&format!(
                 "ignored a put on UDP socket {id}: {why} ({} such so far)",
                 n + 1
