@@ -18,6 +18,9 @@
 //!   socket round trip, a raw Zenoh get/reply between the namespaces, and
 //!   the same messages to the sender's own device. Target: cross-device
 //!   round trip ≤ 1.5× the raw get/reply.
+//! - `udp_fabric_rtt_us` ([`udp_rtt`]): a UDP round trip from a host
+//!   client in `a`'s namespace to an echo app on `b` bound on `a`'s fabric
+//!   address; baseline the same echo app on `a`.
 //! - `fabric_device_down_ms` ([`device_down`]): `kill -9` of `b`'s daemon
 //!   to `a` listing `b` unavailable; baseline the same kill seen on a raw
 //!   TCP connection to `b`'s Zenoh port.
@@ -47,6 +50,8 @@ mod netns;
 mod remote_spawn;
 #[path = "fabric/roles.rs"]
 mod roles;
+#[path = "fabric/udp_rtt.rs"]
+mod udp_rtt;
 
 use devices::Fabric;
 use error::BenchError;
@@ -85,6 +90,7 @@ fn bench() -> Result<(), BenchError> {
     let mut figures = Vec::from(call::measure(&fabric)?);
     figures.push(remote_spawn::measure(&fabric)?);
     figures.extend(ipc::measure(&fabric)?);
+    figures.push(udp_rtt::measure(&fabric)?);
     figures.push(device_down::measure(&mut fabric)?);
     drop(fabric);
     let records: Vec<Record> = figures

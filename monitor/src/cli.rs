@@ -2,7 +2,7 @@
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 /// Boot programs in the Weft unikernel under KVM.
@@ -127,6 +127,11 @@ pub struct DaemonArgs {
     /// connected to as well.
     #[arg(long, value_name = "ADDR:PORT")]
     pub peer: Vec<SocketAddr>,
+    /// A fabric address this device owns (repeatable): an address of this
+    /// host on which apps of any device may bind UDP sockets, within this
+    /// device's --listen grants; this device holds the sockets.
+    #[arg(long = "fabric-ip", value_name = "IP")]
+    pub fabric_ip: Vec<IpAddr>,
     /// Boot the device guest with this kernel ELF instead of the bundled one.
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,

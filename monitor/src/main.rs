@@ -73,6 +73,7 @@ fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
         agent: &agent,
         mem_bytes: args.grants.mem.next_multiple_of(2) << 20,
         policy,
+        fabric_ips: args.fabric_ip.clone(),
         catalog: &programs::Bundled,
     };
     weft_monitor::daemon::run(cfg, start)

@@ -105,13 +105,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon of `state` in `command` (`ip netns exec NS weft`)
     /// and waits until it answers its CLI.
-    fn start(mut command: Command, state: &Path, bind: SocketAddr) -> Result<Daemon, BenchError> {
+    fn start(
+        mut command: Command,
+        state: &Path,
+        bind: SocketAddr,
+        options: &[String],
+    ) -> Result<Daemon, BenchError> {
         let log = state.with_extension("log");
         let err = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
         let mut child = command
             .args(["daemon", "--state"])
             .arg(state)
             .args(["--bind", &bind.to_string()])
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(err)
@@ -233,12 +239,27 @@ impl Fabric {
         &self.daemons[i]
     }
 
+    /// The UDP ports every device grants on its own address (`--listen`),
+    /// which is also its fabric address (`--fabric-ip`).
+    pub const UDP_PORTS: [u16; 2] = [9600, 9601];
+
     fn start(&self, i: usize) -> Result<Daemon, BenchError> {
+        let ip = self.net.addr(i).to_string();
+        let mut options = vec!["--fabric-ip".to_string(), ip.clone()];
+        for port in Self::UDP_PORTS {
+            options.extend(["--listen".to_string(), format!("{ip}:{port}")]);
+        }
         Daemon::start(
             self.net.command(i, WEFT),
             &self.state(i),
             self.zenoh_addr(i),
+            &options,
         )
+    }
+
+    /// Device `i`'s address in its namespace (its fabric address).
+    pub fn ip(&self, i: usize) -> std::net::Ipv4Addr {
+        self.net.addr(i)
     }
 
     /// `kill -9` of device `i`'s daemon.

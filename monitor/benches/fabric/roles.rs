@@ -20,6 +20,10 @@
 //!   ends.
 //! - `watcher ADDR`: a plain TCP connection to ADDR; prints `connected`,
 //!   then `closed` when the other side closes it (or resets it).
+//! - `pinger ROUNDS ADDR...`: a UDP socket that sends a 64-byte datagram
+//!   to each ADDR in turn and waits for its echo, [`WARMUP`] rounds
+//!   unrecorded and ROUNDS recorded; prints `{"samples_us": [[...], ...]}`,
+//!   per address.
 
 use crate::error::{BenchError, io, zerr};
 use crate::lines::StampedLines;
@@ -44,6 +48,7 @@ const FIRST_ANSWER_LIMIT: Duration = Duration::from_secs(20);
 pub const QUERIER: &str = "querier";
 pub const REPLIER: &str = "replier";
 pub const WATCHER: &str = "watcher";
+pub const PINGER: &str = "pinger";
 
 /// Runs the role `args[0]` with its arguments, if `args[0]` names one.
 pub fn run(args: &[String]) -> Option<Result<(), BenchError>> {
@@ -52,6 +57,7 @@ pub fn run(args: &[String]) -> Option<Result<(), BenchError>> {
         QUERIER => Some(querier(rest)),
         REPLIER => Some(replier(rest)),
         WATCHER => Some(watcher(rest)),
+        PINGER => Some(pinger(rest)),
         _ => None,
     }
 }
@@ -201,6 +207,46 @@ fn watcher(args: &[String]) -> Result<(), BenchError> {
     let mut buf = [0u8; 512];
     while let Ok(1..) = stream.read(&mut buf) {}
     say("closed")
+}
+
+fn pinger(args: &[String]) -> Result<(), BenchError> {
+    let [rounds, targets @ ..] = args else {
+        return Err(usage(PINGER, args));
+    };
+    let rounds: usize = parse(PINGER, args, rounds)?;
+    let targets = targets
+        .iter()
+        .map(|t| parse::<SocketAddr>(PINGER, args, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(io("binding the pinger"))?;
+    socket
+        .set_read_timeout(Some(ASK_LIMIT))
+        .map_err(io("the pinger's timeout"))?;
+    let mut samples = vec![Vec::with_capacity(rounds); targets.len()];
+    let mut buf = [0u8; 512];
+    for round in 0..WARMUP + rounds {
+        for (i, &to) in targets.iter().enumerate() {
+            let mut ping = [0u8; 64];
+            ping[..8].copy_from_slice(&(round as u64).to_le_bytes());
+            let start = Instant::now();
+            socket
+                .send_to(&ping, to)
+                .map_err(io(format!("sending to {to}")))?;
+            // An echo of an earlier round (late) is skipped.
+            loop {
+                let (n, from) = socket
+                    .recv_from(&mut buf)
+                    .map_err(io(format!("the echo from {to}")))?;
+                if from == to && buf[..n] == ping {
+                    break;
+                }
+            }
+            if round >= WARMUP {
+                samples[i].push(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+    }
+    say(&json!({ "samples_us": samples }).to_string())
 }
 
 /// A role running in a device's namespace; killed when dropped.

@@ -11,9 +11,12 @@
 //! | `weft/dev/<name>/blob/<sha256>` | queryable | a Wasm module this device offers by content hash |
 //! | `weft/dev/<name>/exit/<n>` | put | process `<name>:<n>` ended ([`crate::wire::Exit`]) |
 //! | `weft/dev/<name>/start/<n>` | put | process `<name>:<n>` started ([`crate::wire::Start`]) |
+//! | `weft/dev/<name>/ip/<ip>` | liveliness token | the device owns fabric address `<ip>` |
+//! | `weft/dev/<name>/udp/<id>` | put | a datagram for socket `<id>` of the device ([`crate::udp`]) |
 //! | `weft/fabric/removed/<name>` | put | device `<name>` was removed from the fabric |
 
 use crate::identity::DeviceName;
+use std::net::IpAddr;
 
 /// The liveliness key expression every device's presence matches.
 pub const PRESENCE_ALL: &str = "weft/dev/*";
@@ -23,6 +26,9 @@ pub const REMOVED_ALL: &str = "weft/fabric/removed/*";
 pub const EXIT_ALL: &str = "weft/dev/*/exit/*";
 /// Every device's process starts.
 pub const START_ALL: &str = "weft/dev/*/start/*";
+
+/// Every device's fabric addresses (liveliness tokens).
+pub const FABRIC_IPS_ALL: &str = "weft/dev/*/ip/*";
 
 /// Whether `name` is a valid device name ([`DeviceName`]'s rule: 1 to 32
 /// characters of `[a-z0-9-]`, not starting with `-`).
@@ -76,6 +82,41 @@ pub fn pid_of_process_key(key: &str) -> Option<String> {
     let canonical = number.to_string() == n;
     (valid_name(name) && matches!(what, "exit" | "start") && canonical)
         .then(|| crate::wire::Pid::text(name, number))
+}
+
+/// `weft/dev/<name>/ip/<ip>`: device `name` owns fabric address `ip`.
+pub fn fabric_ip(name: &str, ip: IpAddr) -> String {
+    format!("weft/dev/{name}/ip/{ip}")
+}
+
+/// The device and address of a fabric-address token's key, if it is one
+/// of a valid name and an address in its canonical text.
+pub fn of_fabric_ip(key: &str) -> Option<(&str, IpAddr)> {
+    let rest = key.strip_prefix("weft/dev/")?;
+    let (name, text) = rest.split_once("/ip/")?;
+    let ip: IpAddr = text.parse().ok()?;
+    (valid_name(name) && ip.to_string() == text).then_some((name, ip))
+}
+
+/// `weft/dev/<name>/udp/<id>`: datagrams for socket `id` of device `name`.
+pub fn udp(name: &str, id: u64) -> String {
+    format!("weft/dev/{name}/udp/{id}")
+}
+
+/// Every socket of device `name`.
+pub fn udp_all(name: &str) -> String {
+    format!("weft/dev/{name}/udp/*")
+}
+
+/// The socket id of a key under [`udp_all`]`(name)` (decimal, no sign, no
+/// leading zeros).
+pub fn udp_id(name: &str, key: &str) -> Option<u64> {
+    let n = key
+        .strip_prefix("weft/dev/")?
+        .strip_prefix(name)?
+        .strip_prefix("/udp/")?;
+    let id: u64 = n.parse().ok()?;
+    (id.to_string() == n).then_some(id)
 }
 
 /// `weft/fabric/removed/<name>`: device `name` was removed.
@@ -137,6 +178,36 @@ mod tests {
             "weft/dev/c/exit/99999999999",
         ] {
             assert_eq!(pid_of_process_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fabric_addresses_and_sockets_have_one_spelling() {
+        let v4: IpAddr = "10.77.0.1".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        assert_eq!(fabric_ip("a", v4), "weft/dev/a/ip/10.77.0.1");
+        assert_eq!(of_fabric_ip(&fabric_ip("a-1", v4)), Some(("a-1", v4)));
+        assert_eq!(of_fabric_ip(&fabric_ip("b", v6)), Some(("b", v6)));
+        for bad in [
+            "weft/dev/A/ip/10.0.0.1",
+            "weft/dev/a/ip/010.0.0.1",
+            "weft/dev/a/ip/fd00:0::1",
+            "weft/dev/a/ip/",
+            "weft/dev/a/ip/x",
+            "weft/dev/a/udp/1",
+        ] {
+            assert_eq!(of_fabric_ip(bad), None, "{bad}");
+        }
+        assert_eq!(udp_id("a", &udp("a", 42)), Some(42));
+        for bad in [
+            "weft/dev/b/udp/1",
+            "weft/dev/ab/udp/1",
+            "weft/dev/a/udp/01",
+            "weft/dev/a/udp/-1",
+            "weft/dev/a/udp/",
+            "weft/dev/a/udp/1/2",
+        ] {
+            assert_eq!(udp_id("a", bad), None, "{bad}");
         }
     }
 }

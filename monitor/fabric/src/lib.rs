@@ -15,6 +15,7 @@
 //!   (presence, calls served and made, modules offered, exits, removals);
 //! - [`ipc`]: services by GUID between devices (tokens, queryables,
 //!   payloads);
+//! - [`udp`]: the payloads of UDP sockets on the fabric's addresses;
 //! - [`local`]: the daemon's local socket (the CLI's requests);
 //! - [`bounded`]: the bounded maps that keep a long-running daemon flat.
 #![forbid(unsafe_code)]
@@ -31,5 +32,6 @@ mod reader;
 pub mod registry;
 pub mod renewal;
 pub mod state;
+pub mod udp;
 pub mod wire;
 pub mod zconfig;

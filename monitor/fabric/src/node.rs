@@ -1,7 +1,8 @@
 //! A device's Zenoh session: its presence, the fabric's view of which
 //! devices are available, its fabric calls (served and made), the Wasm
 //! modules it offers by content hash, process starts and exits, and removal
-//! notices.
+//! notices, the fabric addresses devices own and the puts of UDP sockets
+//! on those addresses ([`crate::udp`]).
 //!
 //! The node maps the fabric onto Zenoh and nothing more: Zenoh finds the
 //! other devices, routes between them, authenticates them (mutual TLS) and
@@ -18,6 +19,7 @@ use crate::wire::{self, Exit, Request, Response, Start};
 use crate::zconfig::{self, Endpoints, TlsFiles};
 use std::collections::BTreeSet;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
@@ -26,6 +28,8 @@ use tokio::task::JoinHandle;
 use weft_control::ipc_proto::{Guid, IpcError};
 use zenoh::Session;
 use zenoh::liveliness::LivelinessToken;
+use zenoh::pubsub::Subscriber;
+use zenoh::qos::CongestionControl;
 use zenoh::sample::SampleKind;
 
 /// How long a served call may take before the caller gets an error.
@@ -47,7 +51,15 @@ pub struct NodeConfig {
     pub endpoints: Endpoints,
     /// Devices whose every message is dropped (removed devices).
     pub denied: Vec<String>,
+    /// The fabric addresses this device owns (`--fabric-ip`), announced
+    /// with a liveliness token each.
+    pub fabric_ips: Vec<IpAddr>,
 }
+
+/// Where the puts on this device's UDP keys go: called with the socket id
+/// of the key and the payload, on Zenoh's own threads, so it must not
+/// block.
+pub type UdpSink = Arc<dyn Fn(u64, &[u8]) + Send + Sync>;
 
 /// A failure of the fabric.
 #[derive(Debug, Error)]
@@ -94,23 +106,29 @@ pub struct Node {
     available: watch::Receiver<BTreeSet<String>>,
     /// Modules on offer by hex SHA-256, at most [`OFFER_BYTES`].
     offers: Arc<Mutex<Bounded<Arc<Vec<u8>>>>>,
+    /// Every device's fabric addresses: (address, owner).
+    fabric_ips: watch::Receiver<BTreeSet<(IpAddr, String)>>,
     tasks: Vec<JoinHandle<()>>,
     ipc: Ipc,
     /// The stamps of IPC messages sent (§18.5).
     lanes: Mutex<Lanes>,
     _token: LivelinessToken,
+    _ip_tokens: Vec<LivelinessToken>,
+    _udp: Subscriber<()>,
 }
 
 impl Node {
     /// Opens the session, declares the device present, and starts serving
     /// its calls (to `calls`) and blobs, watching presence and removal
-    /// notices (names to `removals`), and following the fabric's IPC
-    /// providers (messages to this device's go to `deliver`).
+    /// notices (names to `removals`) and the fabric's addresses, following
+    /// the fabric's IPC providers (messages to this device's go to
+    /// `deliver`), and taking the puts on its UDP keys (to `udp`).
     pub async fn open(
         cfg: &NodeConfig,
         calls: mpsc::Sender<Incoming>,
         removals: mpsc::Sender<String>,
         deliver: Deliver,
+        udp: UdpSink,
     ) -> Result<Node, FabricError> {
         let config = zconfig::config(&cfg.tls, &cfg.endpoints, &cfg.denied)?;
         let session = zenoh::open(config).await.map_err(zerr)?;
@@ -119,8 +137,22 @@ impl Node {
             m.len()
         })));
         let (available_tx, available) = watch::channel(BTreeSet::new());
+        let (fabric_ips_tx, fabric_ips) = watch::channel(BTreeSet::new());
+        let udp_sub = {
+            let name = name.clone();
+            session
+                .declare_subscriber(keys::udp_all(&name))
+                .callback(move |sample| {
+                    if let Some(id) = keys::udp_id(&name, sample.key_expr().as_str()) {
+                        udp(id, &sample.payload().to_bytes());
+                    }
+                })
+                .await
+                .map_err(zerr)?
+        };
         let tasks = vec![
             tokio::spawn(watch_presence(session.clone(), available_tx)),
+            tokio::spawn(watch_fabric_ips(session.clone(), fabric_ips_tx)),
             tokio::spawn(serve_calls(session.clone(), name.clone(), calls)),
             tokio::spawn(serve_blobs(session.clone(), name.clone(), offers.clone())),
             tokio::spawn(watch_removals(session.clone(), removals)),
@@ -131,15 +163,27 @@ impl Node {
             .declare_token(keys::presence(&name))
             .await
             .map_err(zerr)?;
+        let mut ip_tokens = Vec::new();
+        for ip in &cfg.fabric_ips {
+            let token = session
+                .liveliness()
+                .declare_token(keys::fabric_ip(&name, *ip))
+                .await
+                .map_err(zerr)?;
+            ip_tokens.push(token);
+        }
         Ok(Node {
             name,
             session,
             available,
             offers,
+            fabric_ips,
             tasks,
             ipc,
             lanes: Mutex::new(Lanes::new()?),
             _token: token,
+            _ip_tokens: ip_tokens,
+            _udp: udp_sub,
         })
     }
 
@@ -152,6 +196,35 @@ impl Node {
     /// and go.
     pub fn available(&self) -> watch::Receiver<BTreeSet<String>> {
         self.available.clone()
+    }
+
+    /// The device that owns fabric address `ip`, if one does; this device
+    /// if it is one of the owners.
+    pub fn fabric_owner(&self, ip: IpAddr) -> Option<String> {
+        let owners = self.fabric_ips.borrow();
+        let mut found = owners.iter().filter(|(a, _)| *a == ip).map(|(_, d)| d);
+        let first = found.next()?.clone();
+        if first == self.name || found.any(|d| *d == self.name) {
+            return Some(self.name.clone());
+        }
+        Some(first)
+    }
+
+    /// Puts `payload` (a [`crate::udp::UdpPut`]) on socket `id` of
+    /// `device`. Dropped rather than waited for when the network is
+    /// congested, as UDP may.
+    pub async fn put_udp(
+        &self,
+        device: &str,
+        id: u64,
+        payload: Vec<u8>,
+    ) -> Result<(), FabricError> {
+        self.session
+            .put(keys::udp(device, id), payload)
+            .congestion_control(CongestionControl::Drop)
+            .express(true)
+            .await
+            .map_err(zerr)
     }
 
     /// Calls `device` and waits for its answer, at most `limit`. A refusal
@@ -560,6 +633,30 @@ async fn watch_presence(session: Session, available: watch::Sender<BTreeSet<Stri
                 set.insert(device);
             } else {
                 set.remove(&device);
+            }
+        });
+    }
+}
+
+async fn watch_fabric_ips(session: Session, owned: watch::Sender<BTreeSet<(IpAddr, String)>>) {
+    let Ok(sub) = session
+        .liveliness()
+        .declare_subscriber(keys::FABRIC_IPS_ALL)
+        .history(true)
+        .await
+    else {
+        return;
+    };
+    while let Ok(sample) = sub.recv_async().await {
+        let Some((device, ip)) = keys::of_fabric_ip(sample.key_expr().as_str()) else {
+            continue;
+        };
+        let entry = (ip, device.to_string());
+        owned.send_modify(|set| {
+            if sample.kind() == SampleKind::Put {
+                set.insert(entry);
+            } else {
+                set.remove(&entry);
             }
         });
     }

@@ -141,6 +141,17 @@ pub enum Request {
     /// Start a provider of `guid` unless one runs there (§18.7); answered
     /// `done` once one runs.
     Activate { guid: String },
+    /// Asks the device that owns the fabric address of `addr` to bind a
+    /// UDP socket there for an app of `device`, whose own id for the socket
+    /// is `socket`: datagrams for it go to `weft/dev/<device>/udp/<socket>`
+    /// ([`crate::udp`]).
+    UdpBind {
+        addr: std::net::SocketAddr,
+        device: String,
+        socket: u64,
+    },
+    /// Closes the socket `socket` (the owner's id) that `device` bound.
+    UdpClose { device: String, socket: u64 },
 }
 
 /// A device's answer to a [`Request`].
@@ -169,6 +180,18 @@ pub enum Response {
     /// The services its processes provide, one entry per instance.
     Services {
         services: Vec<Service>,
+    },
+    /// A UDP socket bound on `addr` for the caller; the owner's id for it is
+    /// `socket` (the caller's sends go to `weft/dev/<owner>/udp/<socket>`).
+    UdpBound {
+        addr: std::net::SocketAddr,
+        socket: u64,
+    },
+    /// A `udp_bind` refused: the stream error code (PROTOCOL.md §9.4) the
+    /// app gets, and why.
+    UdpRefused {
+        code: u32,
+        message: String,
     },
     Done,
     /// The call was refused: `message` says why.
@@ -267,6 +290,15 @@ mod tests {
             Request::Kill { pid: 3 },
             Request::Renew {
                 csr: "-----BEGIN CERTIFICATE REQUEST-----".into(),
+            },
+            Request::UdpBind {
+                addr: "10.0.0.1:9000".parse().unwrap(),
+                device: "b".into(),
+                socket: u64::MAX,
+            },
+            Request::UdpClose {
+                device: "b".into(),
+                socket: 7,
             },
             Request::Spawn {
                 image: Image::Wasm {

@@ -12,6 +12,7 @@ use super::device::{LocalDevice, MAX_MODULE, check_image, sha256_hex};
 use super::identity::Identity;
 use super::ipc::Hub;
 use super::say;
+use super::udp::FabricUdp;
 use crate::streams::SpawnImage;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct Daemon {
     removals: mpsc::Sender<String>,
     /// Set once this device learns it was removed: it serves nothing more.
     removed: std::sync::atomic::AtomicBool,
+    /// UDP sockets on the fabric's addresses, held here or for apps here.
+    pub(super) udp: Arc<FabricUdp>,
 }
 
 impl Daemon {
@@ -58,6 +61,7 @@ impl Daemon {
         device: LocalDevice,
         mut node_cfg: NodeConfig,
         registry: Registry,
+        udp: Arc<FabricUdp>,
     ) -> Result<Arc<Daemon>, FabricError> {
         let (calls, calls_rx) = mpsc::channel(64);
         let (removals, removals_rx) = mpsc::channel(16);
@@ -67,7 +71,14 @@ impl Daemon {
             device.handle.clone(),
             identity.state().path(),
         );
-        let node = Node::open(&node_cfg, calls.clone(), removals.clone(), ipc.deliverer()).await?;
+        let node = Node::open(
+            &node_cfg,
+            calls.clone(),
+            removals.clone(),
+            ipc.deliverer(),
+            udp.sink(),
+        )
+        .await?;
         let daemon = Arc::new(Daemon {
             identity,
             device,
@@ -78,6 +89,7 @@ impl Daemon {
             calls,
             removals,
             removed: Default::default(),
+            udp,
         });
         daemon.ipc.attach(&daemon);
         tokio::spawn(daemon.clone().keep_activatable());
@@ -108,7 +120,8 @@ impl Daemon {
         let mut node = self.node.write().await;
         node.close().await;
         let (calls, removals) = (self.calls.clone(), self.removals.clone());
-        *node = Arc::new(Node::open(&cfg, calls, removals, self.ipc.deliverer()).await?);
+        let udp = self.udp.sink();
+        *node = Arc::new(Node::open(&cfg, calls, removals, self.ipc.deliverer(), udp).await?);
         // The new session declares this device's services again.
         for (guid, pid) in self.ipc.declared() {
             node.provide(guid, pid).await?;
@@ -132,7 +145,16 @@ impl Daemon {
         while let Some(Incoming { request, reply }) = calls.recv().await {
             let daemon = self.clone();
             tokio::spawn(async move {
-                let _ = reply.send(daemon.answer(request).await);
+                let response = match request {
+                    // The socket's task holds the daemon.
+                    Request::UdpBind {
+                        addr,
+                        device,
+                        socket,
+                    } => FabricUdp::bind_owned(daemon, addr, device, socket).await,
+                    request => daemon.answer(request).await,
+                };
+                let _ = reply.send(response);
             });
         }
     }
@@ -292,6 +314,8 @@ impl Daemon {
                     Err((_, why)) => err(why),
                 },
             },
+            Request::UdpBind { .. } => err("udp_bind is a call of other devices".into()),
+            Request::UdpClose { device, socket } => self.udp.close(&device, socket),
         }
     }
 

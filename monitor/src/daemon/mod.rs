@@ -22,6 +22,7 @@ mod ipc;
 mod local;
 mod renewal;
 mod services;
+mod udp;
 mod watch;
 
 pub use identity::Identity;
@@ -33,7 +34,7 @@ use crate::streams::Policy;
 use crate::streams::host_output;
 use crate::streams::{DeviceHandle, FabricAsk, FabricCall, IpcAsk, device_link};
 use fabric::Daemon;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -57,6 +58,8 @@ pub struct DaemonConfig<'a> {
     pub mem_bytes: u64,
     /// The grants of the device's apps.
     pub policy: Policy,
+    /// The fabric addresses the device owns (`--fabric-ip`).
+    pub fabric_ips: Vec<IpAddr>,
     pub catalog: &'a dyn Catalog,
 }
 
@@ -134,7 +137,19 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             peers: identity.peers(&registry, &cfg.peers),
         },
         denied: Vec::new(),
+        fabric_ips: cfg.fabric_ips.clone(),
     };
+    // Sockets on this device's fabric addresses are held within its apps'
+    // network grants.
+    let udp = udp::FabricUdp::new(
+        identity.name.clone(),
+        cfg.fabric_ips.clone(),
+        Policy {
+            listen: cfg.policy.listen.clone(),
+            connect: cfg.policy.connect.clone(),
+            ..Policy::default()
+        },
+    );
     let (link, handle) = device_link();
     // The guest's apps' fabric calls (FABRIC streams, §17), answered as the
     // CLI's are once the node is up.
@@ -144,8 +159,11 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
     runtime.spawn(start_fabric(
         identity,
         handle,
-        node_cfg,
-        registry,
+        Joining {
+            node_cfg,
+            registry,
+            udp,
+        },
         Clients {
             listener,
             fabric_calls,
@@ -203,14 +221,21 @@ struct Clients {
     fabric_calls: tokio::sync::mpsc::Receiver<FabricAsk>,
 }
 
+/// What the device joins the fabric with: its node's configuration, the
+/// known devices, and the table of its fabric UDP sockets.
+struct Joining {
+    node_cfg: NodeConfig,
+    registry: weft_fabric::registry::Registry,
+    udp: Arc<udp::FabricUdp>,
+}
+
 /// Waits for the guest's agent, then opens the node and serves the fabric
 /// and the local socket. On failure the guest is shut down, so that the
 /// daemon ends instead of running a device nobody can reach.
 async fn start_fabric(
     identity: Identity,
     handle: DeviceHandle,
-    node_cfg: NodeConfig,
-    registry: weft_fabric::registry::Registry,
+    joining: Joining,
     clients: Clients,
     running: Arc<Mutex<Option<Arc<Daemon>>>>,
     failed: Arc<Mutex<Option<String>>>,
@@ -221,7 +246,12 @@ async fn start_fabric(
             .await
             .map_err(|e| format!("the device guest did not start: {e}"))?;
         let device = device::LocalDevice::new(identity.name.clone(), handle.clone());
-        let daemon = Daemon::start(identity, device, node_cfg, registry)
+        let Joining {
+            node_cfg,
+            registry,
+            udp,
+        } = joining;
+        let daemon = Daemon::start(identity, device, node_cfg, registry, udp)
             .await
             .map_err(|e| format!("cannot join the fabric: {e}"))?;
         identity::serve_pairing(daemon.clone()).await?;
@@ -258,6 +288,9 @@ async fn start_fabric(
                         granted,
                     }) => {
                         let _ = granted.send(daemon.ipc.serve(&daemon, region, guid, name).await);
+                    }
+                    FabricAsk::Udp(ask) => {
+                        tokio::spawn(udp::FabricUdp::route(daemon.clone(), ask));
                     }
                 }
             }

@@ -49,7 +49,9 @@ pub async fn serve(mut io: StreamIo, shared: Arc<Shared>, services: Arc<Services
             let (policy, pending) = (&services.policy, &services.pending);
             tcp::serve(io, header.kind, params, &shared, policy, pending).await
         }
-        kind::UDP_BIND => super::udp::serve(io, params, &services.policy).await,
+        kind::UDP_BIND => {
+            super::udp::serve(io, params, &services.policy, services.fabric.as_ref()).await
+        }
         kind::DEVICE => device::serve(io, params, services.device.as_deref()).await,
         kind::FABRIC => fabric::serve(io, params, services.fabric.as_ref()).await,
         kind::IPC => super::ipc::serve(io, params, services.fabric.as_ref(), shared.index()).await,

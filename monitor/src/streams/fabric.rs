@@ -58,6 +58,8 @@ pub enum FabricAsk {
     Watch(oneshot::Sender<FabricWatch>),
     /// IPC (§18) from an `IPC` stream: handled in the order asked.
     Ipc(super::ipc::IpcAsk),
+    /// A UDP stream's bind: the daemon says where it is served (§16.7).
+    Udp(super::udp::UdpBindAsk),
 }
 
 /// How the guest's FABRIC streams reach the daemon.

@@ -76,7 +76,9 @@ pub use fabric::{
     FabricAsk, FabricCall, FabricEvent, FabricLink, FabricWatch, MAX_IN_FLIGHT, MAX_QUEUED,
 };
 pub use ipc::{Answer, Delivery, INBOX, Inbox, IpcAsk, Outgoing};
+pub use framed::Failure;
 pub use policy::{Policy, PolicyError};
+pub use udp::{Arrival, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
 pub use vmm::{Vmm, VmmError};
 
 use device::DeviceSlot;

@@ -7,6 +7,7 @@ mod common;
 mod ipc;
 mod ipc_wasm;
 mod netns;
+mod udp;
 
 use common::{wasm, weft};
 use netns::Net;

@@ -1,5 +1,7 @@
-//! `udp-echo PORT`: binds UDP `0.0.0.0:PORT` (the `--listen` address with
-//! that port) and sends each datagram back to its sender. Runs until killed.
+//! `udp-echo PORT [IP]`: binds UDP `IP:PORT` (without IP, `0.0.0.0:PORT`:
+//! the `--listen` address with that port; under a daemon IP may be a
+//! fabric address of another device) and sends each datagram back to its
+//! sender. Runs until killed.
 #![no_std]
 #![no_main]
 
@@ -12,11 +14,16 @@ use weft_user::{Args, Code, eprintln};
 weft_user::entry!(main);
 
 fn main(args: Args) -> i32 {
-    let Some(port) = args.get(1).and_then(|p| p.parse::<u16>().ok()) else {
-        eprintln!("usage: udp-echo PORT");
+    let port = args.get(1).and_then(|p| p.parse::<u16>().ok());
+    let ip = match args.get(2) {
+        None => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        Some(ip) => ip.parse::<IpAddr>().ok(),
+    };
+    let (Some(port), Some(ip), None) = (port, ip, args.get(3)) else {
+        eprintln!("usage: udp-echo PORT [IP]");
         return 2;
     };
-    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+    let addr = SocketAddr::new(ip, port);
     let mut socket = match UdpSocket::bind(addr) {
         Ok(s) => s,
         Err(e) => {
@@ -26,19 +33,24 @@ fn main(args: Args) -> i32 {
     };
     eprintln!("udp-echo: bound to {}", socket.local_addr());
     let mut buf = alloc::vec![0u8; MAX_DATAGRAM];
+    // Errors in a row: a refused or failed send is one, and the socket goes
+    // on; an ended stream repeats its error forever.
+    let mut errors = 0u32;
     loop {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
-            Err(e) if matches!(e.code(), Code::Closed | Code::Protocol) => {
+            Err(e) if matches!(e.code(), Code::Closed | Code::Protocol) || errors == 64 => {
                 eprintln!("udp-echo: {e}");
                 return 1;
             }
             // A refused or failed earlier send: report it and go on.
             Err(e) => {
                 eprintln!("udp-echo: {e}");
+                errors += 1;
                 continue;
             }
         };
+        errors = 0;
         if let Err(e) = socket.send_to(&buf[..n], from) {
             eprintln!("udp-echo: send to {from}: {e}");
             return 1;

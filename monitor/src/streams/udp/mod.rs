@@ -12,7 +12,16 @@
 //! distinct addresses a datagram came from (so a server can answer). While
 //! the guest does not read its datagrams the task stops receiving, and the
 //! host drops what overflows the socket's buffer, as UDP may.
+//!
+//! Under `weft daemon`, a bind on a fabric address another device owns is
+//! served by [`remote`]: that device holds the socket (PROTOCOL.md §16.7).
+//! Every other bind is local, as under `weft run`.
 
+mod remote;
+
+pub use remote::{Arrival, RemoteSocket, UdpBindAsk, UdpRoute};
+
+use super::fabric::{FabricAsk, FabricLink};
 use super::framed::{Failure, Reader, StreamIo, code_of};
 use super::policy::Policy;
 use std::collections::VecDeque;
@@ -34,9 +43,26 @@ const PEERS: usize = 1024;
 /// whole and dropped rather than cut.
 const RECV_BUF: usize = 64 * 1024;
 
-/// Serves a stream whose first frame was `UDP_BIND` with `params`.
-pub async fn serve(mut io: StreamIo, params: &[u8], policy: &Policy) {
-    let socket = match bind(params, policy).await {
+/// Serves a stream whose first frame was `UDP_BIND` with `params`; under
+/// a daemon (`fabric`), a fabric address another device owns is bound
+/// there.
+pub async fn serve(mut io: StreamIo, params: &[u8], policy: &Policy, fabric: Option<&FabricLink>) {
+    let asked = match decode_lone_addr(params) {
+        Ok(a) => a,
+        Err(e) => return io.fail(Failure::protocol(e)).await,
+    };
+    if let Some(link) = fabric
+        && !asked.ip().is_unspecified()
+    {
+        match route(link, asked).await {
+            UdpRoute::Local => {}
+            UdpRoute::Remote(socket) => return remote::serve(io, socket).await,
+            UdpRoute::Refused { code, message } => {
+                return io.fail(Failure::new(code, message)).await;
+            }
+        }
+    }
+    let socket = match bind(asked, policy).await {
         Ok(s) => s,
         Err(f) => return io.fail(f).await,
     };
@@ -48,10 +74,22 @@ pub async fn serve(mut io: StreamIo, params: &[u8], policy: &Policy) {
     }
 }
 
-/// Binds the socket the parameters ask for, if `--listen` grants it, and
-/// returns it once the guest was told its address.
-async fn bind(params: &[u8], policy: &Policy) -> Result<UdpSocket, Failure> {
-    let asked = decode_lone_addr(params).map_err(Failure::protocol)?;
+/// Asks the daemon where a bind on `addr` is served.
+async fn route(link: &FabricLink, addr: SocketAddr) -> UdpRoute {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if link
+        .send(FabricAsk::Udp(UdpBindAsk { addr, reply }))
+        .await
+        .is_err()
+    {
+        return UdpRoute::Local;
+    }
+    // A daemon that drops the question has no fabric to route to.
+    answer.await.unwrap_or(UdpRoute::Local)
+}
+
+/// Binds the socket asked for, if `--listen` grants it.
+async fn bind(asked: SocketAddr, policy: &Policy) -> Result<UdpSocket, Failure> {
     let addr = policy.grant_listen(asked, "binding UDP to")?;
     UdpSocket::bind(addr)
         .await
@@ -65,14 +103,9 @@ async fn exchange(io: &mut StreamIo, socket: &UdpSocket, policy: &Policy) -> Res
         .local_addr()
         .map_err(|e| Failure::io("socket address", &e))?;
     let mut out = vec![0u8; datagram_frame_len(MAX_DATAGRAM)];
-    let n = {
-        let mut e = weft_control::frame::Encoder::new(&mut out, net_kind::BOUND);
-        encode_addr(&mut e, local);
-        e.finish().unwrap_or(0)
-    };
-    io.write_frame(&out[..n]).await?;
+    write_bound(io, local, &mut out).await?;
     let mut incoming = Incoming::default();
-    let mut peers = VecDeque::with_capacity(PEERS);
+    let mut peers = Peers::default();
     let mut recv = vec![0u8; RECV_BUF];
     loop {
         let event = poll_fn(|cx| {
@@ -95,17 +128,12 @@ async fn exchange(io: &mut StreamIo, socket: &UdpSocket, policy: &Policy) -> Res
                     )));
                 }
                 let d = Datagram::decode(&incoming.body).map_err(Failure::protocol)?;
-                if let Err(f) = send(socket, d, &peers, policy).await {
+                if let Err(f) = send(socket, d.addr, d.payload, &peers, policy).await {
                     io.write_error(f.code, &f.message).await?;
                 }
             }
             Event::Socket(Ok((from, len))) if len <= MAX_DATAGRAM => {
-                if !peers.contains(&from) {
-                    if peers.len() == PEERS {
-                        peers.pop_front();
-                    }
-                    peers.push_back(from);
-                }
+                peers.saw(from);
                 let d = Datagram {
                     addr: from,
                     payload: &recv[..len],
@@ -120,19 +148,54 @@ async fn exchange(io: &mut StreamIo, socket: &UdpSocket, policy: &Policy) -> Res
     }
 }
 
-/// Sends `d` if the policy allows its destination.
-async fn send(
+/// Tells the guest its socket's address (`BOUND`), using `out` (at least
+/// a datagram frame long).
+async fn write_bound(io: &mut StreamIo, local: SocketAddr, out: &mut [u8]) -> Result<(), Failure> {
+    let n = {
+        let mut e = weft_control::frame::Encoder::new(out, net_kind::BOUND);
+        encode_addr(&mut e, local);
+        e.finish().unwrap_or(0)
+    };
+    io.write_frame(&out[..n]).await
+}
+
+/// The last [`PEERS`] distinct addresses datagrams came from: a socket may
+/// answer them whatever `--connect` says.
+#[derive(Default)]
+pub struct Peers(VecDeque<SocketAddr>);
+
+impl Peers {
+    /// Remembers `from`, forgetting the oldest beyond [`PEERS`].
+    pub fn saw(&mut self, from: SocketAddr) {
+        if !self.0.contains(&from) {
+            if self.0.len() == PEERS {
+                self.0.pop_front();
+            }
+            self.0.push_back(from);
+        }
+    }
+
+    fn contains(&self, addr: SocketAddr) -> bool {
+        self.0.contains(&addr)
+    }
+}
+
+/// Sends `payload` to `to` from `socket` if the policy allows `to` (a
+/// `--connect` address or one of `peers`); a refusal or the host's error
+/// says why, with its §9.4 code.
+pub async fn send(
     socket: &UdpSocket,
-    d: Datagram<'_>,
-    peers: &VecDeque<SocketAddr>,
+    to: SocketAddr,
+    payload: &[u8],
+    peers: &Peers,
     policy: &Policy,
 ) -> Result<(), Failure> {
-    policy.grant_send(d.addr, peers.contains(&d.addr))?;
+    policy.grant_send(to, peers.contains(to))?;
     socket
-        .send_to(d.payload, d.addr)
+        .send_to(payload, to)
         .await
         .map(drop)
-        .map_err(|e| Failure::new(code_of(&e), format!("send to {}: {e}", d.addr)))
+        .map_err(|e| Failure::new(code_of(&e), format!("send to {to}: {e}")))
 }
 
 /// What woke a UDP stream's task.
