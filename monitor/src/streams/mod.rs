@@ -75,8 +75,8 @@ pub use device::{DeviceError, DeviceHandle, DeviceLink, Exit, SpawnImage, device
 pub use fabric::{
     FabricAsk, FabricCall, FabricEvent, FabricLink, FabricWatch, MAX_IN_FLIGHT, MAX_QUEUED,
 };
-pub use ipc::{Answer, Delivery, INBOX, Inbox, IpcAsk, Outgoing};
 pub use framed::Failure;
+pub use ipc::{Answer, Delivery, INBOX, Inbox, IpcAsk, Outgoing};
 pub use policy::{Policy, PolicyError};
 pub use udp::{Arrival, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
 pub use vmm::{Vmm, VmmError};
@@ -280,8 +280,13 @@ impl Relay {
         // SAFETY: region 0 is mapped for as long as `vmm` lives (`Vmm`'s
         // contract), which the relay thread holds (below) until its runtime,
         // with every task, is gone, and which outlives the `Relay`.
-        let first =
-            unsafe { Shared::new(0, (base, PIPE_REGION_SIZE as usize), RegionIrq::new(&irq, 0)) }?;
+        let first = unsafe {
+            Shared::new(
+                0,
+                (base, PIPE_REGION_SIZE as usize),
+                RegionIrq::new(&irq, 0),
+            )
+        }?;
         let device = Arc::new(DeviceSlot::new(device));
         let startup = Startup::new(
             first.clone(),
@@ -378,8 +383,13 @@ impl Relay {
         let base = self.vmm.pipe_region(index).ok_or(RelayError::Region)?;
         // SAFETY: region `index` is mapped for as long as `self.vmm` lives
         // (`Vmm`'s contract; see the field).
-        let region =
-            unsafe { Shared::new(index, (base, PIPE_REGION_SIZE as usize), RegionIrq::new(&self.irq, index)) }?;
+        let region = unsafe {
+            Shared::new(
+                index,
+                (base, PIPE_REGION_SIZE as usize),
+                RegionIrq::new(&self.irq, index),
+            )
+        }?;
         let startup = Startup::new(
             region.clone(),
             services(&self.policy, &self.stats, &self.fabric, None),
