@@ -72,7 +72,7 @@ pub fn pipe_region(memory: &Ram, index: u64) -> Option<(std::ptr::NonNull<u8>, u
 
 /// The host address of the 4-aligned guest word at `gpa` of `memory`.
 pub fn host_word(memory: &Ram, gpa: u64) -> Option<std::ptr::NonNull<u32>> {
-    if gpa % 4 != 0 {
+    if !gpa.is_multiple_of(4) {
         return None;
     }
     let start = GuestAddress(gpa);

@@ -62,7 +62,8 @@ impl Spin {
         if polls >= MAX_POLLS {
             return false;
         }
-        polls % CHECK_EVERY != 0 || (!others_runnable() && time::monotonic_ns() < self.until_ns)
+        !polls.is_multiple_of(CHECK_EVERY)
+            || (!others_runnable() && time::monotonic_ns() < self.until_ns)
     }
 }
 

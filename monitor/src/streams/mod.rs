@@ -278,8 +278,13 @@ impl Relay {
         // SAFETY: region 0 is mapped for as long as `vmm` lives (`Vmm`'s
         // contract), which the relay thread holds (below) until its runtime,
         // with every task, is gone, and which outlives the `Relay`.
-        let first =
-            unsafe { Shared::new(0, (base, PIPE_REGION_SIZE as usize), RegionIrq::new(&irq, 0)) }?;
+        let first = unsafe {
+            Shared::new(
+                0,
+                (base, PIPE_REGION_SIZE as usize),
+                RegionIrq::new(&irq, 0),
+            )
+        }?;
         let device = Arc::new(DeviceSlot::new(device));
         let startup = Startup::new(
             first.clone(),
@@ -376,8 +381,13 @@ impl Relay {
         let base = self.vmm.pipe_region(index).ok_or(RelayError::Region)?;
         // SAFETY: region `index` is mapped for as long as `self.vmm` lives
         // (`Vmm`'s contract; see the field).
-        let region =
-            unsafe { Shared::new(index, (base, PIPE_REGION_SIZE as usize), RegionIrq::new(&self.irq, index)) }?;
+        let region = unsafe {
+            Shared::new(
+                index,
+                (base, PIPE_REGION_SIZE as usize),
+                RegionIrq::new(&self.irq, index),
+            )
+        }?;
         let startup = Startup::new(
             region.clone(),
             services(&self.policy, &self.stats, &self.fabric, None),

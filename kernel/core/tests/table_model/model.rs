@@ -204,7 +204,13 @@ impl Model {
             if wake {
                 // A wake is used up by the process blocked on streams it
                 // woke, however else it would have woken.
-                if matches!(p.state, State::Blocked { wait: Wait::Streams, .. }) {
+                if matches!(
+                    p.state,
+                    State::Blocked {
+                        wait: Wait::Streams,
+                        ..
+                    }
+                ) {
                     self.pending[p.slot] = false;
                 }
                 p.state = State::Runnable;
