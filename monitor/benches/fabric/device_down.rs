@@ -5,11 +5,12 @@
 //! runs' durations are kept as `weft_cli_poll_ms`). `b` is started again,
 //! and seen by `a`, before the next sample.
 //!
-//! Baseline, from the same kill: a plain TCP connection from `a`'s
-//! namespace to `b`'s Zenoh port seeing the connection closed — when the
-//! kernel closes the dead daemon's sockets, the earliest moment anything
-//! on `a` can know. The fabric's figure adds what it takes Zenoh on `a` to
-//! drop `b`'s link and its presence, and the CLI to ask.
+//! Baseline, from the same kill: a raw Zenoh session in `a`'s namespace
+//! (`a`'s identity, the device configuration, so the same QUIC link and
+//! lease) connected to `b`'s router, seeing `b`'s presence token go. A
+//! killed daemon resets no connection over UDP: both learn of it when the
+//! link's lease ends (`zconfig::LEASE_MS`). The fabric's figure adds what it
+//! takes `a`'s daemon to drop `b`'s presence, and the CLI to ask.
 
 use crate::Figure;
 use crate::devices::{Fabric, poll};
@@ -24,12 +25,16 @@ const NOTICE_LIMIT: Duration = Duration::from_secs(10);
 pub fn measure(fabric: &mut Fabric) -> Result<Figure, BenchError> {
     let (a, b) = (0, 1);
     let program = this_program()?;
-    let (mut fabric_ms, mut tcp_ms, mut poll_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut fabric_ms, mut raw_ms, mut poll_ms) = (Vec::new(), Vec::new(), Vec::new());
     for sample in 0..SAMPLES {
         let watcher = Helper::start(
             fabric.command_in(a, &program),
             WATCHER,
-            &[fabric.zenoh_addr(b).to_string()],
+            &[
+                fabric.state(a).display().to_string(),
+                fabric.zenoh_addr(b).to_string(),
+                fabric.name(b).to_string(),
+            ],
         )?;
         watcher
             .output()
@@ -51,7 +56,7 @@ pub fn measure(fabric: &mut Fabric) -> Result<Figure, BenchError> {
                 .next("the watcher's connection closed", NOTICE_LIMIT, |l| {
                     l == "closed"
                 })?;
-        tcp_ms.push(closed.saturating_duration_since(start).as_secs_f64() * 1e3);
+        raw_ms.push(closed.saturating_duration_since(start).as_secs_f64() * 1e3);
         if sample + 1 < SAMPLES {
             fabric.restart(b)?;
         }
@@ -60,9 +65,9 @@ pub fn measure(fabric: &mut Fabric) -> Result<Figure, BenchError> {
         name: "fabric_device_down_ms",
         unit: "ms",
         samples: fabric_ms,
-        baseline: "the same kill seen on a raw TCP connection to its Zenoh port",
-        baseline_name: "tcp_close_seen_ms",
-        baseline_samples: tcp_ms,
+        baseline: "the same kill seen by a raw Zenoh session following its presence",
+        baseline_name: "zenoh_presence_gone_ms",
+        baseline_samples: raw_ms,
         resolution: Some(("weft_cli_poll_ms", poll_ms)),
     })
 }

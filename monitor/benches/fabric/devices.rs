@@ -219,6 +219,11 @@ impl Fabric {
         Ok(fabric)
     }
 
+    /// Device `i`'s name.
+    pub fn name(&self, i: usize) -> &'static str {
+        self.names[i]
+    }
+
     /// Device `i`'s state directory.
     pub fn state(&self, i: usize) -> PathBuf {
         self.scratch.0.join(self.names[i])

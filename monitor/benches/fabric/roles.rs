@@ -18,8 +18,10 @@
 //!   PEER, that answers every query on KEY with PAYLOAD; prints `ready`
 //!   once its queryable is declared, and exits when its standard input
 //!   ends.
-//! - `watcher ADDR`: a plain TCP connection to ADDR; prints `connected`,
-//!   then `closed` when the other side closes it (or resets it).
+//! - `watcher STATE ROUTER NAME`: a Zenoh session like the querier's,
+//!   connected to the router ROUTER only, following the presence token of
+//!   device NAME (`weft/dev/NAME`); prints `connected` once it sees it,
+//!   then `closed` when it goes (the router's link lost: its lease ended).
 //! - `pinger ROUNDS ADDR...`: a UDP socket that sends a 64-byte datagram
 //!   to each ADDR in turn and waits for its echo, [`WARMUP`] rounds
 //!   unrecorded and ROUNDS recorded; prints `{"samples_us": [[...], ...]}`,
@@ -28,14 +30,16 @@
 use crate::error::{BenchError, io, zerr};
 use crate::lines::StampedLines;
 use serde_json::json;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 use weft_fabric::state::{CA_CRT, DEVICE_CRT, DEVICE_KEY};
+use weft_fabric::keys;
 use weft_fabric::zconfig::{self, Endpoints, TlsFiles};
 use zenoh::Wait;
+use zenoh::sample::SampleKind;
 
 /// Rounds of queries before the recorded ones.
 const WARMUP: usize = 20;
@@ -96,19 +100,8 @@ fn querier(args: &[String]) -> Result<(), BenchError> {
     if targets.is_empty() || targets.len() % 2 != 0 {
         return Err(usage(QUERIER, args));
     }
-    let endpoints = Endpoints {
-        listen: Vec::new(),
-        peers: vec![parse(QUERIER, args, router)?],
-    };
     let rounds: usize = parse(QUERIER, args, rounds)?;
-    let mut config = zconfig::config(&tls(Path::new(state)), &endpoints, &[])
-        .map_err(zerr("the querier's configuration"))?;
-    config
-        .insert_json5("mode", "\"client\"")
-        .map_err(zerr("the querier's client mode"))?;
-    let session = zenoh::open(config)
-        .wait()
-        .map_err(zerr("opening the querier's session"))?;
+    let session = client_of(QUERIER, state, parse(QUERIER, args, router)?)?;
     let targets: Vec<(&str, &[u8])> = targets
         .chunks_exact(2)
         .map(|t| (t[0].as_str(), t[1].as_bytes()))
@@ -197,15 +190,46 @@ fn replier(args: &[String]) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// A client session with the device configuration of `state` (its TLS
+/// identity), connected to `router` only.
+fn client_of(role: &str, state: &str, router: SocketAddr) -> Result<zenoh::Session, BenchError> {
+    let endpoints = Endpoints {
+        listen: Vec::new(),
+        peers: vec![router],
+    };
+    let mut config = zconfig::config(&tls(Path::new(state)), &endpoints, &[])
+        .map_err(zerr(&format!("the {role}'s configuration")))?;
+    config
+        .insert_json5("mode", "\"client\"")
+        .map_err(zerr(&format!("the {role}'s client mode")))?;
+    zenoh::open(config)
+        .wait()
+        .map_err(zerr(&format!("opening the {role}'s session")))
+}
+
 fn watcher(args: &[String]) -> Result<(), BenchError> {
-    let [addr] = args else {
+    let [state, router, name] = args else {
         return Err(usage(WATCHER, args));
     };
-    let addr: SocketAddr = parse(WATCHER, args, addr)?;
-    let mut stream = TcpStream::connect(addr).map_err(io(format!("connecting to {addr}")))?;
-    say("connected")?;
-    let mut buf = [0u8; 512];
-    while let Ok(1..) = stream.read(&mut buf) {}
+    let session = client_of(WATCHER, state, parse(WATCHER, args, router)?)?;
+    let presence = keys::presence(name);
+    let tokens = session
+        .liveliness()
+        .declare_subscriber(&presence)
+        .history(true)
+        .wait()
+        .map_err(zerr("following the presence token"))?;
+    let mut seen = false;
+    while let Ok(sample) = tokens.recv() {
+        match (sample.kind(), seen) {
+            (SampleKind::Put, false) => {
+                seen = true;
+                say("connected")?;
+            }
+            (SampleKind::Delete, true) => return say("closed"),
+            _ => {}
+        }
+    }
     say("closed")
 }
 
