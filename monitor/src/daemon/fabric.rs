@@ -36,6 +36,8 @@ const REFRESH: Duration = Duration::from_secs(5);
 const ACTIVATABLE_EVERY: Duration = Duration::from_secs(1);
 /// How long a device's figures may take when listing devices.
 const FIGURES_LIMIT: Duration = Duration::from_secs(2);
+/// How long a reopened session may wait for the closed one's port.
+const PORT_RELEASE: Duration = Duration::from_secs(10);
 
 /// One running daemon.
 pub struct Daemon {
@@ -119,9 +121,23 @@ impl Daemon {
         cfg.denied = self.registry().removed();
         let mut node = self.node.write().await;
         node.close().await;
-        let (calls, removals) = (self.calls.clone(), self.removals.clone());
-        let udp = self.udp.sink();
-        *node = Arc::new(Node::open(&cfg, calls, removals, self.ipc.deliverer(), udp).await?);
+        // The closed session's QUIC endpoint lets its UDP port go only once
+        // its connections have drained: until then the new one cannot
+        // listen there, and is tried again.
+        let since = tokio::time::Instant::now();
+        let opened = loop {
+            let (calls, removals) = (self.calls.clone(), self.removals.clone());
+            let (deliver, udp) = (self.ipc.deliverer(), self.udp.sink());
+            match Node::open(&cfg, calls, removals, deliver, udp).await {
+                Err(FabricError::Zenoh(e))
+                    if e.contains("Address already in use") && since.elapsed() < PORT_RELEASE =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => break other?,
+            }
+        };
+        *node = Arc::new(opened);
         // The new session declares this device's services again.
         for (guid, pid) in self.ipc.declared() {
             node.provide(guid, pid).await?;
