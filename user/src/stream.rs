@@ -28,13 +28,14 @@ use weft_data_pipe::{
     Blocking, Consumer, Memory, Notify, Producer, RawRegion, Wait, WaitDecision, Waitable,
 };
 
-/// How long a ring end polls before sleeping in the kernel: about what a
-/// sleep and its wake-up cost, which are emulated ring-0 work on nested KVM
-/// (a `wait` syscall, the halt, the stream interrupt, two switches: ~1 ms
-/// of a process's CPU time measured per IPC request served asleep), so
-/// polling costs at most about twice the better choice. A spin counted in
-/// polls instead, halving after each sleep, decayed to nothing under
-/// requests ~1 ms apart: every one then paid the sleep.
+/// How long a ring end polls before sleeping in the kernel. A sleep and its
+/// wake-up are emulated ring-0 work on nested KVM (~430 µs of latency per
+/// IPC request served asleep), but a polling vCPU holds a host CPU the
+/// monitor needs: on a 2-core host, polling 1-2 ms made cross-device IPC
+/// round trips slower (2.3-4.0 ms) than not polling (1.3 ms). 100 µs covers
+/// what the local monitor answers at once (file and control-pipe calls,
+/// ~50 µs). A spin counted in polls instead, halving after each sleep,
+/// decayed to nothing under requests ~1 ms apart.
 const SPIN_NS: u64 = 100_000;
 /// The most polls of one spin, whatever the clock says (it reads 0 when the
 /// monitor could not tell the TSC's rate).

@@ -241,11 +241,16 @@ impl Table {
         self.slots[slot] = None;
         let keep = !(1u32 << slot);
         self.occupied &= keep;
+        self.pending &= keep;
+        self.clear_state_bits(keep);
+    }
+
+    /// Clears the state masks' bits outside `keep`.
+    fn clear_state_bits(&mut self, keep: u32) {
         self.runnable &= keep;
         self.streams &= keep;
         self.timed &= keep;
         self.children &= keep;
-        self.pending &= keep;
     }
 
     /// Sets the state of the process in `slot` (if any), keeping the masks.
@@ -255,11 +260,7 @@ impl Table {
         };
         p.state = state;
         let bit = 1u32 << slot;
-        let keep = !bit;
-        self.runnable &= keep;
-        self.streams &= keep;
-        self.timed &= keep;
-        self.children &= keep;
+        self.clear_state_bits(!bit);
         self.dirty |= bit;
         match state {
             State::Runnable => self.runnable |= bit,

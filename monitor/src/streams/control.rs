@@ -3,9 +3,10 @@
 //!
 //! `OPEN` takes the lowest free slot, zeroes its rings and status word, starts
 //! its task (which waits for the first frame) and replies with where the
-//! rings are. `CLOSE` stops the slot's task, waits until it is gone (so no
-//! monitor code touches the slot any more), and replies with the stream's
-//! final status; only then may the slot be handed out again. A control frame
+//! rings are. `CLOSE` lets the slot's task take what the guest wrote before
+//! closing (for at most [`CLOSE_GRACE`]), stops it, waits until it is gone
+//! (so no monitor code touches the slot any more), and replies with the
+//! stream's final status; only then may the slot be handed out again. A control frame
 //! that breaks the protocol closes the control pipe: the guest can open no
 //! more streams, the open ones go on. Each region (process) has its own
 //! control pipe; the stream tasks it starts are its region's tasks.
@@ -16,10 +17,18 @@ use super::framed::{Failure, Status, StreamIo, reset_slot};
 use super::region::{OpenError, Shared};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use weft_control::control_pipe::{MAX_FRAME, Reply, Request};
 use weft_control::frame::Code;
-use weft_control::streams::{RING_CAPACITY, SLOTS, rings, slot};
+use weft_control::streams::{RING_CAPACITY, SLOTS, SlotRings, bell, rings, slot};
+use weft_data_pipe::{CONSUMED, Memory, PRODUCED};
+
+/// How long `CLOSE` waits for a stream's task to take what the guest wrote
+/// before closing (a request's reply, a socket's last bytes). A task that
+/// is busy elsewhere is stopped after it; what it left is the protocol's
+/// to deliver or drop (§9.1).
+pub const CLOSE_GRACE: Duration = Duration::from_millis(20);
 
 /// The control pipe before its task starts.
 pub struct ControlPipe {
@@ -129,6 +138,15 @@ impl Slots {
                 code: Code::BadSlot,
             };
         };
+        shared.wake(slot.into(), bell::DATA);
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            // The woken task runs before a yielding one (one thread).
+            tokio::task::yield_now().await;
+            while !task.is_finished() && unread(shared, r) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
         task.abort();
         // Cancelled or finished: either way no monitor code holds the slot.
         let _ = task.await;
@@ -140,4 +158,15 @@ impl Slots {
             status,
         }
     }
+}
+
+/// Whether the guest's ring of `r` holds bytes the slot's task has not
+/// taken yet.
+fn unread(shared: &Shared, r: SlotRings) -> bool {
+    let at = |field| {
+        shared
+            .region
+            .load_u64(r.to_monitor as usize + field, Ordering::Acquire)
+    };
+    at(PRODUCED) != at(CONSUMED)
 }

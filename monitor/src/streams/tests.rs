@@ -760,3 +760,82 @@ fn without_a_link_a_fabric_stream_is_refused() {
     drop((app, p));
     relay.finish();
 }
+
+#[test]
+fn a_reply_written_just_before_close_reaches_its_requester() {
+    use super::ipc::{Delivery, Inbox, IpcAsk};
+    use weft_control::ipc_proto::{Guid, Request, Response, kind};
+
+    let (link, mut asks) = tokio::sync::mpsc::channel(4);
+    let relay = Relay::start(FakeVmm::new(), Policy::default(), None, Some(link)).unwrap();
+    let mut p = Process::attach(&relay, 0);
+    let slot = p.open(&relay, 1);
+    let mut app = Ends::new(&p, slot);
+    let mut first = [0u8; frame::HEADER + 4];
+    let mut e = frame::Encoder::new(&mut first, frame::kind::IPC);
+    e.u32(frame::VERSION);
+    let n = e.finish().unwrap();
+    app.send(&p, &relay, &first[..n]);
+    assert_eq!(app.recv(), (kind::READY, Vec::new()));
+
+    let encode = |r: Request<'_>| {
+        let mut buf = vec![0u8; frame::HEADER + 256];
+        let n = r.encode(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let guid = Guid::parse("0f0e0d0c-0b0a-0908-0706-050403020100").unwrap();
+    let serve = Request::Serve {
+        request: 1,
+        guid,
+        name: "late",
+    };
+    app.send(&p, &relay, &encode(serve));
+    let (inbox, messages) = tokio::sync::mpsc::channel(4);
+    match asks.blocking_recv().unwrap() {
+        super::FabricAsk::Ipc(IpcAsk::Serve { granted, .. }) => granted
+            .send(Ok(Inbox {
+                messages,
+                registration: Box::new(()),
+            }))
+            .unwrap(),
+        other => panic!("not a SERVE: {other:?}"),
+    }
+    let (kind, body) = app.recv();
+    assert_eq!(
+        Response::decode(kind, &body).unwrap(),
+        Response::Serving { request: 1 }
+    );
+
+    // A request comes; the program answers it and closes the stream at
+    // once, without ringing for the reply (the monitor learns of it only
+    // through the CLOSE).
+    let (way_back, answer) = tokio::sync::oneshot::channel();
+    inbox
+        .blocking_send(Delivery {
+            id: 7,
+            request: true,
+            sender: "a:1".into(),
+            data: b"hello".to_vec(),
+            answer: Some(way_back),
+        })
+        .unwrap();
+    let (kind, _) = app.recv();
+    assert_eq!(kind, weft_control::ipc_proto::kind::MESSAGE);
+    let reply = encode(Request::Reply {
+        message: 7,
+        data: b"woke",
+    });
+    assert_eq!(app.tx.write(&reply), Ok(reply.len()));
+    app.tx.close();
+    assert!(matches!(
+        p.control(
+            &relay,
+            weft_control::control_pipe::Request::Close { request: 2, slot }
+        ),
+        Reply::Closed { .. }
+    ));
+    assert_eq!(answer.blocking_recv().unwrap(), Ok(b"woke".to_vec()));
+    drop((app, p));
+    relay.finish();
+}

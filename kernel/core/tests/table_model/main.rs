@@ -86,8 +86,7 @@ fn admitted() -> Admitted {
 }
 
 /// Applies `op` to both; returns an error describing the first difference.
-/// Applies `op` to both; `wakes` holds the monitor's wake bits until the
-/// next decision takes them.
+/// `wakes` holds the monitor's wake bits until the next decision takes them.
 fn step(t: &mut Table, m: &mut Model, wakes: &mut u32, op: &Op) -> Result<(), TestCaseError> {
     let running = m.running().map(|p| p.slot);
     prop_assert_eq!(
