@@ -7,9 +7,13 @@
 //! deadline or for a stop signal (the handler writes an eventfd, which is
 //! async-signal-safe), records why, and then kicks the vCPU thread with
 //! SIGRTMIN every 5 ms, so a kick that lands just before `KVM_RUN` is not
-//! lost. The run loop asks [`requested`] after every exit.
+//! lost. The run loop asks [`requested`] after every exit. A hook set with
+//! [`on_request`] runs on the stopper thread as soon as the request is
+//! recorded, before the guest has stopped (the daemon withdraws its device
+//! from the fabric there, while the guest's streams still drain).
 
 use crate::host;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 use vmm_sys_util::eventfd::EventFd;
@@ -18,6 +22,14 @@ use vmm_sys_util::eventfd::EventFd;
 static REQUEST: AtomicI32 = AtomicI32::new(0);
 /// The eventfd the stop-signal handler writes (-1 before `arm`).
 static WAKE: AtomicI32 = AtomicI32::new(-1);
+/// What runs once a stop is requested.
+static HOOK: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
+
+/// Runs `hook` on the stopper thread once a stop is requested (the first
+/// hook set is kept).
+pub fn on_request(hook: impl Fn() + Send + Sync + 'static) {
+    let _ = HOOK.set(Box::new(hook));
+}
 
 /// A request from outside to stop the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +89,9 @@ pub fn arm(timeout: Option<Duration>) -> std::io::Result<()> {
             };
             if expired {
                 let _ = REQUEST.compare_exchange(0, -1, Ordering::SeqCst, Ordering::SeqCst);
+            }
+            if let Some(hook) = HOOK.get() {
+                hook();
             }
             // The handler may have run on another thread: kick until the
             // process ends.

@@ -38,6 +38,8 @@ pub const SERVE_LIMIT: Duration = Duration::from_secs(30);
 pub const MAX_IN_FLIGHT: usize = 64;
 /// How soon a call that reached no one is made again.
 pub const RETRY: Duration = Duration::from_millis(50);
+/// How long closing waits for the other devices to take the withdrawal.
+pub const WITHDRAW_LIMIT: Duration = Duration::from_millis(500);
 /// Bytes of Wasm modules a node keeps on offer (oldest dropped first).
 pub const OFFER_BYTES: usize = 64 << 20;
 /// Process starts and ends [`Node::lifecycle`] holds for its reader.
@@ -112,7 +114,8 @@ pub struct Node {
     ipc: Ipc,
     /// The stamps of IPC messages sent (§18.5).
     lanes: Mutex<Lanes>,
-    _token: LivelinessToken,
+    /// The device's presence, until [`Node::close`] withdraws it.
+    presence: Mutex<Option<LivelinessToken>>,
     _ip_tokens: Vec<LivelinessToken>,
     _udp: Subscriber<()>,
 }
@@ -181,7 +184,7 @@ impl Node {
             tasks,
             ipc,
             lanes: Mutex::new(Lanes::new()?),
-            _token: token,
+            presence: Mutex::new(Some(token)),
             _ip_tokens: ip_tokens,
             _udp: udp_sub,
         })
@@ -545,13 +548,34 @@ impl Node {
             .map_err(zerr)
     }
 
-    /// Withdraws the device's presence and closes the session.
+    /// Withdraws the device's presence and closes the session. The
+    /// withdrawal is sent first, then a call to every device, whose
+    /// answers (or [`WITHDRAW_LIMIT`]) say it was taken (a link delivers
+    /// in order): the others see the device go at once, even when the
+    /// session's own close does not reach them (a QUIC connection closed
+    /// by a process on its way out).
     pub async fn close(&self) {
         for t in &self.tasks {
             t.abort();
         }
         self.ipc.stop();
-        // Presence goes with the session: the others see it go at once.
+        let presence = self
+            .presence
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(token) = presence {
+            let _ = token.undeclare().await;
+            let asked = self
+                .session
+                .get(keys::call("*"))
+                .target(zenoh::query::QueryTarget::All)
+                .timeout(WITHDRAW_LIMIT)
+                .await;
+            if let Ok(answers) = asked {
+                while answers.recv_async().await.is_ok() {}
+            }
+        }
         let _ = self.session.close().await;
     }
 }

@@ -172,6 +172,14 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
         failed.clone(),
     ));
 
+    // A stop signal withdraws the device at once; the guest's streams
+    // drain after that, for up to `DRAIN_LIMIT`.
+    let (stopping, on_stop) = (running.clone(), runtime.handle().clone());
+    crate::stopper::on_request(move || {
+        if let Some(daemon) = stopping.lock().ok().and_then(|d| d.clone()) {
+            on_stop.spawn(async move { daemon.stop().await });
+        }
+    });
     let status = match run::run(
         RunConfig {
             kernel: cfg.kernel,
