@@ -38,6 +38,13 @@ pub const SERVE_LIMIT: Duration = Duration::from_secs(30);
 pub const MAX_IN_FLIGHT: usize = 64;
 /// How soon a call that reached no one is made again.
 pub const RETRY: Duration = Duration::from_millis(50);
+/// How long an IPC message waits in silence before it is sent again (the
+/// wait doubles each time).
+pub const RESEND_AFTER: Duration = Duration::from_secs(1);
+/// The longest silence after which a message is sent again: the last time
+/// is 31 s after the first, well within the receiver's memory of stamps
+/// (`ipc::recent::KEEP`), so that it is never delivered twice.
+pub const RESEND_LAST: Duration = Duration::from_secs(16);
 /// How long closing waits for the other devices to take the withdrawal.
 pub const WITHDRAW_LIMIT: Duration = Duration::from_millis(500);
 /// Bytes of Wasm modules a node keeps on offer (oldest dropped first).
@@ -467,6 +474,9 @@ impl Node {
     /// provider and time is left; such a message reached no one, so it is
     /// safe to send again (only a message sent again may arrive after a
     /// later one of the same sender; the device puts them back in order).
+    /// A message with no reply after [`RESEND_AFTER`] (then twice that,
+    /// up to [`RESEND_LAST`]) is sent again too: the device delivers a
+    /// stamp once.
     /// With `expected` (a provider was just started there) it is asked
     /// again while time is left, listed or not.
     pub async fn send_message(
@@ -491,8 +501,27 @@ impl Node {
         let (node, device) = (self.clone(), device.to_string());
         Ok(async move {
             let mut replies = first;
+            let mut quiet = RESEND_AFTER;
             loop {
-                if let Ok(reply) = replies.recv_async().await {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                // Silence is not an answer: on a link that broke, the query
+                // or its reply may be gone without a trace. Asked again
+                // with the same stamp, the device answers with the first
+                // one's answer, which is never delivered twice.
+                let heard = if quiet <= RESEND_LAST && left > quiet + RETRY * 2 {
+                    tokio::time::timeout(quiet, replies.recv_async()).await
+                } else {
+                    Ok(replies.recv_async().await)
+                };
+                let Ok(heard) = heard else {
+                    quiet *= 2;
+                    match node.get_answer(&key, payload.clone(), left).await {
+                        Ok(r) => replies = r,
+                        Err(e) => return Err((IpcError::Unreachable, e.to_string())),
+                    }
+                    continue;
+                };
+                if let Ok(reply) = heard {
                     return match reply.into_result() {
                         Ok(sample) => ipc::decode_answer(&sample.payload().to_bytes())
                             .unwrap_or_else(|e| {

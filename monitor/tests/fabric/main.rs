@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod ipc;
+mod ipc_resend;
 mod ipc_wasm;
 mod netns;
 mod udp;
