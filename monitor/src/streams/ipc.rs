@@ -17,16 +17,19 @@
 //! lives; every request delivered to the stream gets exactly one answer:
 //! the program's, or `ProviderEnded` when the stream ends first (its
 //! [`Inbox`] and the ways back it held are dropped, and the daemon
-//! withdraws the instance); a frame that breaks the protocol ends the
-//! stream as a protocol violation.
+//! withdraws the instance); a program that closes its end is withdrawn
+//! at once (it can answer nothing more), while the answers to its sends
+//! in flight are still written until its process ends; a frame that breaks
+//! the protocol ends the stream as a protocol violation.
 
 use super::fabric::{FabricAsk, FabricLink};
 use super::framed::{Failure, Reader, StreamIo, Writer, read_frame, write_frame};
+use super::region::Shared;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use weft_control::frame::HEADER;
 use weft_control::ipc_proto::{
     DEFAULT_TIMEOUT_MS, Guid, IpcError, MAX_DATA, MAX_TEXT, Request, Response, kind, send_flags,
@@ -112,8 +115,8 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Serves a stream whose first frame was `IPC` with `params` (none), for
-/// the process of pipe region `region`.
-pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, region: u64) {
+/// the process of pipe region `shared`.
+pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, shared: &Shared) {
     let Some((mut io, link)) = super::fabric::open(io, params, link, "IPC", kind::READY).await
     else {
         return;
@@ -123,18 +126,23 @@ pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, regio
     let ended = {
         let stream = Stream {
             link,
-            region,
+            region: shared.index(),
             frames,
             ways_back: WaysBack::default(),
             switches: Switches::default(),
-            serving: false,
+            serving: None,
         };
         let reading = stream.read(&mut io.rx, &mut tasks);
         let writing = write_all(&mut io.tx, &mut out);
         tokio::pin!(reading, writing);
         tokio::select! {
+            // The program closed its end: the answers to its sends in
+            // flight are still written, unless it ended.
             r = &mut reading => match r {
-                Ok(()) => writing.await,
+                Ok(()) => tokio::select! {
+                    r = writing => r,
+                    _ = shared.stopped() => Ok(()),
+                },
                 Err(f) => Err(f),
             },
             r = &mut writing => r,
@@ -164,7 +172,8 @@ struct Stream<'a> {
     frames: mpsc::Sender<Vec<u8>>,
     ways_back: WaysBack,
     switches: Switches,
-    serving: bool,
+    /// The delivery task, once the stream provides a service.
+    serving: Option<AbortHandle>,
 }
 
 impl Stream<'_> {
@@ -174,6 +183,12 @@ impl Stream<'_> {
         let mut body = Vec::new();
         loop {
             let Some(header) = read_frame(rx, &mut body).await? else {
+                // A provider that closed its end answers nothing more: its
+                // instance is withdrawn now (the delivery task drops the
+                // inbox), not when the stream's last task is gone.
+                if let Some(delivery) = self.serving.take() {
+                    delivery.abort();
+                }
                 return Ok(());
             };
             // Forget the sends answered so far: a stream may live for
@@ -265,7 +280,7 @@ impl Stream<'_> {
     /// Asks the daemon to make this process an instance of `guid`; on
     /// success answers `SERVING` and starts delivering its messages.
     async fn serve(&mut self, request: u32, guid: Guid, name: &str, tasks: &mut JoinSet<()>) {
-        if self.serving {
+        if self.serving.is_some() {
             let why = (
                 IpcError::Invalid,
                 "this stream provides a service already".to_string(),
@@ -286,9 +301,9 @@ impl Stream<'_> {
         };
         match inbox {
             Ok(inbox) => {
-                self.serving = true;
                 let _ = self.frames.send(small(Response::Serving { request })).await;
-                tasks.spawn(deliver(inbox, self.frames.clone(), self.ways_back.clone()));
+                let delivery = deliver(inbox, self.frames.clone(), self.ways_back.clone());
+                self.serving = Some(tasks.spawn(delivery));
             }
             Err(why) => {
                 let _ = self.frames.send(failed(request, &why)).await;

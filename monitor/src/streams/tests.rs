@@ -761,9 +761,27 @@ fn without_a_link_a_fabric_stream_is_refused() {
     relay.finish();
 }
 
-#[test]
-fn a_reply_written_just_before_close_reaches_its_requester() {
-    use super::ipc::{Delivery, Inbox, IpcAsk};
+/// An IPC frame as the program writes it.
+fn ipc_request(r: weft_control::ipc_proto::Request<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; frame::HEADER + 256];
+    let n = r.encode(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// A program's IPC stream that provides a service: the relay, the program's
+/// side, its stream's ends, the inbox the test delivers to, and what
+/// tells when the instance's registration is dropped (withdrawn).
+struct Serving {
+    relay: Relay,
+    p: Process,
+    app: Ends,
+    inbox: tokio::sync::mpsc::Sender<super::ipc::Delivery>,
+    withdrawn: tokio::sync::oneshot::Receiver<()>,
+}
+
+fn serving() -> Serving {
+    use super::ipc::{Inbox, IpcAsk};
     use weft_control::ipc_proto::{Guid, Request, Response, kind};
 
     let (link, mut asks) = tokio::sync::mpsc::channel(4);
@@ -777,26 +795,19 @@ fn a_reply_written_just_before_close_reaches_its_requester() {
     let n = e.finish().unwrap();
     app.send(&p, &relay, &first[..n]);
     assert_eq!(app.recv(), (kind::READY, Vec::new()));
-
-    let encode = |r: Request<'_>| {
-        let mut buf = vec![0u8; frame::HEADER + 256];
-        let n = r.encode(&mut buf).unwrap();
-        buf.truncate(n);
-        buf
-    };
-    let guid = Guid::parse("0f0e0d0c-0b0a-0908-0706-050403020100").unwrap();
     let serve = Request::Serve {
         request: 1,
-        guid,
+        guid: Guid::parse("0f0e0d0c-0b0a-0908-0706-050403020100").unwrap(),
         name: "late",
     };
-    app.send(&p, &relay, &encode(serve));
+    app.send(&p, &relay, &ipc_request(serve));
     let (inbox, messages) = tokio::sync::mpsc::channel(4);
+    let (registration, withdrawn) = tokio::sync::oneshot::channel::<()>();
     match asks.blocking_recv().unwrap() {
         super::FabricAsk::Ipc(IpcAsk::Serve { granted, .. }) => granted
             .send(Ok(Inbox {
                 messages,
-                registration: Box::new(()),
+                registration: Box::new(registration),
             }))
             .unwrap(),
         other => panic!("not a SERVE: {other:?}"),
@@ -806,13 +817,32 @@ fn a_reply_written_just_before_close_reaches_its_requester() {
         Response::decode(kind, &body).unwrap(),
         Response::Serving { request: 1 }
     );
+    Serving {
+        relay,
+        p,
+        app,
+        inbox,
+        withdrawn,
+    }
+}
 
+#[test]
+fn a_reply_written_just_before_close_reaches_its_requester() {
+    use weft_control::ipc_proto::kind;
+
+    let Serving {
+        relay,
+        mut p,
+        mut app,
+        inbox,
+        withdrawn: _withdrawn,
+    } = serving();
     // A request comes; the program answers it and closes the stream at
     // once, without ringing for the reply (the monitor learns of it only
     // through the CLOSE).
     let (way_back, answer) = tokio::sync::oneshot::channel();
     inbox
-        .blocking_send(Delivery {
+        .blocking_send(super::ipc::Delivery {
             id: 7,
             request: true,
             sender: "a:1".into(),
@@ -820,22 +850,43 @@ fn a_reply_written_just_before_close_reaches_its_requester() {
             answer: Some(way_back),
         })
         .unwrap();
-    let (kind, _) = app.recv();
-    assert_eq!(kind, weft_control::ipc_proto::kind::MESSAGE);
-    let reply = encode(Request::Reply {
+    assert_eq!(app.recv().0, kind::MESSAGE);
+    let reply = ipc_request(weft_control::ipc_proto::Request::Reply {
         message: 7,
         data: b"woke",
     });
     assert_eq!(app.tx.write(&reply), Ok(reply.len()));
     app.tx.close();
+    let slot = app.slot as u32;
     assert!(matches!(
-        p.control(
-            &relay,
-            weft_control::control_pipe::Request::Close { request: 2, slot }
-        ),
+        p.control(&relay, Request::Close { request: 2, slot }),
         Reply::Closed { .. }
     ));
     assert_eq!(answer.blocking_recv().unwrap(), Ok(b"woke".to_vec()));
+    drop((app, p));
+    relay.finish();
+}
+
+#[test]
+fn a_provider_that_closes_its_end_is_withdrawn_at_once() {
+    let Serving {
+        relay,
+        p,
+        mut app,
+        inbox,
+        mut withdrawn,
+    } = serving();
+    // The program closes its writing end and goes on: nothing it could
+    // answer is delivered to it any more.
+    app.tx.close();
+    p.signal(&relay, app.slot, bell::DATA);
+    eventually("withdrew the instance", || {
+        withdrawn
+            .try_recv()
+            .err()
+            .filter(|e| *e == tokio::sync::oneshot::error::TryRecvError::Closed)
+    });
+    assert!(inbox.is_closed());
     drop((app, p));
     relay.finish();
 }
