@@ -59,6 +59,10 @@ const ALL_MESSAGES: [&str; 9] = [
 /// keep-alives per lease).
 pub const LEASE_MS: u64 = 2_000;
 
+/// How long a droppable message (a relayed UDP datagram) waits for room
+/// in its link's queue before it is dropped, in microseconds.
+pub const DROP_WAIT_US: u64 = 20_000;
+
 fn locator(addr: &SocketAddr) -> String {
     format!("quic/{addr}")
 }
@@ -83,7 +87,19 @@ pub fn config_json(tls: &TlsFiles, endpoints: &Endpoints, denied: &[String]) -> 
         },
         "transport": {
             "link": {
-                "tx": { "lease": LEASE_MS, "keep_alive": 4 },
+                "tx": {
+                    "lease": LEASE_MS,
+                    "keep_alive": 4,
+                    // Datagrams relayed for fabric UDP sockets (the only
+                    // droppable messages) wait for room in a queue of 16
+                    // batches for up to DROP_WAIT_US: with Zenoh's 2 and
+                    // 1 ms, a scheduling hiccup of the link's task dropped
+                    // whole bursts.
+                    "queue": {
+                        "size": { "data": 16 },
+                        "congestion_control": { "drop": { "wait_before_drop": DROP_WAIT_US } },
+                    },
+                },
                 "protocols": ["quic"],
                 "tls": {
                     "root_ca_certificate": tls.ca,

@@ -156,10 +156,9 @@ fn an_app_on_another_device_serves_udp_on_a_fabric_address() {
 
     // 10,000 datagrams from a host client in a's namespace, echoed by the
     // app on b: none duplicated, none corrupted, and few lost. The client
-    // keeps at most 16 unanswered, far below every queue's bound, yet some
-    // are lost: about 0.5% on this (2-core) machine over QUIC links, with
-    // no cause found yet (over Zenoh's TLS links, which broke every few
-    // seconds under this traffic, it was 0.7-3.5%). UDP may lose datagrams;
+    // keeps at most 16 unanswered, far below every queue's bound: none is
+    // lost on a quiet machine (with Zenoh's default link queue, 2 batches
+    // and 1 ms before a drop, about 0.5% were). UDP may lose datagrams;
     // the bound catches a path that loses them wholesale.
     let counts = exchange(&net, 0, &ip, port, DATAGRAMS);
     eprintln!("host client: {counts}");
