@@ -3,7 +3,7 @@
 //! a paired device `g`, speaking Zenoh directly, provides a service and
 //! keeps the first query it gets unanswered.
 
-use super::{Daemon, Scratch, cli, ok, pair, raw_session, serial};
+use super::{Daemon, Scratch, cli, ok, pair, raw_session, serial, zenoh_runtime};
 use crate::common::{self, weft};
 use std::time::{Duration, Instant};
 
@@ -19,11 +19,7 @@ fn a_message_met_with_silence_is_sent_again_with_its_stamp() {
     let _da = Daemon::start(weft(), &a, &addr_a, &[]);
     pair(&a, &g, "g", weft());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = zenoh_runtime();
     let (session, queryable, _token) = runtime.block_on(async {
         let session = raw_session(&g, &addr_a).await;
         let queryable = session

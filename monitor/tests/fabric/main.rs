@@ -488,6 +488,15 @@ fn signed_device(creator: &Path, name: &str, dir: &Path, validity: Duration) -> 
     dir.to_path_buf()
 }
 
+/// A runtime for a raw Zenoh session of the test's own.
+fn zenoh_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The one reply to a `get` on `key` with `payload`, as text.
 async fn ask_raw(session: &zenoh::Session, key: &str, payload: Vec<u8>) -> Result<String, String> {
     let replies = session
@@ -534,11 +543,7 @@ fn loopback_peers_and_a_hostile_member() {
 
     // g is a paired device that speaks Zenoh directly, and badly.
     pair(&a, &g, "g", weft());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = zenoh_runtime();
     runtime.block_on(async {
         let session = raw_session(&g, &addr_a).await;
         let call = "weft/dev/b/call";

@@ -32,6 +32,18 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(0.05)
 sent, waiting, got, expired = 0, {}, set(), set()
 dup = bad = lost = 0
+def take(data):
+    global dup, bad, lost
+    seq = struct.unpack('<Q', data[:8])[0] if len(data) >= 16 else None
+    if seq is None or seq >= n or data != datagram(seq):
+        bad += 1
+    elif seq in got:
+        dup += 1
+    else:
+        got.add(seq)
+        waiting.pop(seq, None)
+        if seq in expired:
+            lost -= 1
 while sent < n or waiting:
     while sent < n and len(waiting) < window:
         s.sendto(datagram(sent), (ip, port))
@@ -42,16 +54,7 @@ while sent < n or waiting:
     except socket.timeout:
         data = None
     if data is not None:
-        seq = struct.unpack('<Q', data[:8])[0] if len(data) >= 16 else None
-        if seq is None or seq >= n or data != datagram(seq):
-            bad += 1
-        elif seq in got:
-            dup += 1
-        else:
-            got.add(seq)
-            waiting.pop(seq, None)
-            if seq in expired:
-                lost -= 1
+        take(data)
     now = time.monotonic()
     for seq in [q for q, t in waiting.items() if now - t > 3.0]:
         del waiting[seq]
@@ -61,15 +64,7 @@ while sent < n or waiting:
 s.settimeout(0.5)
 try:
     while True:
-        data = s.recv(70000)
-        seq = struct.unpack('<Q', data[:8])[0] if len(data) >= 16 else None
-        if seq is None or seq >= n or data != datagram(seq):
-            bad += 1
-        elif seq in got:
-            dup += 1
-        else:
-            got.add(seq)
-            lost -= 1
+        take(s.recv(70000))
 except socket.timeout:
     pass
 print(json.dumps({"received": len(got), "duplicated": dup, "corrupted": bad, "lost": lost}))

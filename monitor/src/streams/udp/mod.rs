@@ -121,13 +121,7 @@ async fn exchange(io: &mut StreamIo, socket: &UdpSocket, policy: &Policy) -> Res
         match event {
             Event::Guest(r) => {
                 let Some(header) = r? else { return Ok(()) };
-                if header.kind != net_kind::SEND_TO {
-                    return Err(Failure::protocol(format!(
-                        "frame kind {:#06x} on a UDP stream",
-                        header.kind
-                    )));
-                }
-                let d = Datagram::decode(&incoming.body).map_err(Failure::protocol)?;
+                let d = incoming.send_to(header)?;
                 if let Err(f) = send(socket, d.addr, d.payload, &peers, policy).await {
                     io.write_error(f.code, &f.message).await?;
                 }
@@ -221,6 +215,18 @@ struct Incoming {
 }
 
 impl Incoming {
+    /// The datagram of the whole frame `header` heads: a `SEND_TO`, the
+    /// only frame the guest sends on a bound UDP stream.
+    fn send_to(&self, header: Header) -> Result<Datagram<'_>, Failure> {
+        if header.kind != net_kind::SEND_TO {
+            return Err(Failure::protocol(format!(
+                "frame kind {:#06x} on a UDP stream",
+                header.kind
+            )));
+        }
+        Datagram::decode(&self.body).map_err(Failure::protocol)
+    }
+
     /// Reads until a frame is whole: its header (body in `self.body`), or
     /// `None` if the stream ended between frames.
     fn poll_next(

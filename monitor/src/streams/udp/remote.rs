@@ -102,13 +102,7 @@ async fn exchange(io: &mut StreamIo, mut socket: RemoteSocket) -> Result<(), Fai
         match event {
             Event::Guest(r) => {
                 let Some(header) = r? else { return Ok(()) };
-                if header.kind != net_kind::SEND_TO {
-                    return Err(Failure::protocol(format!(
-                        "frame kind {:#06x} on a UDP stream",
-                        header.kind
-                    )));
-                }
-                let d = Datagram::decode(&incoming.body).map_err(Failure::protocol)?;
+                let d = incoming.send_to(header)?;
                 if socket
                     .sends
                     .send((d.addr, d.payload.to_vec()))
