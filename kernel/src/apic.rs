@@ -8,7 +8,7 @@
 //! machines Weft targets, so nothing here runs at boot).
 
 use crate::arch::cpu;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use weft_kernel_core::clock;
 
 const MSR_TIMER_INITIAL: u32 = 0x838;
@@ -27,20 +27,11 @@ pub fn stream_events() -> u64 {
     STREAM_EVENTS.load(Ordering::Relaxed)
 }
 
-/// Whether the timer may be counting (so stopping it needs a write).
-static ARMED: AtomicBool = AtomicBool::new(false);
-
 /// Arms the one-shot timer to fire in `ns` nanoseconds (at most one
-/// 32-bit count; the scheduler re-arms after an early interrupt), or stops
-/// it (`None`). Each write traps to the host, so a stopped timer is not
-/// stopped again ([`clock::timer_write`]).
-pub fn arm_ns(ns: Option<u64>) {
-    let armed = ARMED.load(Ordering::Relaxed);
-    let Some(count) = clock::timer_write(armed, ns, TIMER_HZ.load(Ordering::Relaxed)) else {
-        return;
-    };
-    ARMED.store(count != 0, Ordering::Relaxed);
+/// 32-bit count; the scheduler re-arms after an early interrupt).
+pub fn arm_ns(ns: u64) {
+    let count = clock::timer_count(ns, TIMER_HZ.load(Ordering::Relaxed));
     // SAFETY: the initial-count register of the x2APIC timer, which the
-    // monitor configured one-shot; writing it (re)arms or, with 0, stops it.
+    // monitor configured one-shot; writing it (re)arms it (`count` >= 1).
     unsafe { cpu::wrmsr(MSR_TIMER_INITIAL, count) };
 }

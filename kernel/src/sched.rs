@@ -104,20 +104,18 @@ fn take_wakes() -> u32 {
     unsafe { AtomicU32::from_ptr(addr_of_mut!((*page).wake)).swap(0, Ordering::AcqRel) }
 }
 
-/// The timer's deadline as last written (TSC), 0 while it is stopped or
-/// once it fired (the timer stub zeroes it: a clamped count fires early):
-/// a decision with the same deadline writes nothing (no conversion, no
-/// trap).
+/// The timer's deadline as last written (TSC), 0 before the first and
+/// once it fired (the timer stub zeroes it: a clamped count fires early).
 pub static ARMED_AT: AtomicU64 = AtomicU64::new(0);
 
-/// Arms the timer for TSC `deadline` (or stops it) unless it already is.
+/// Makes the timer fire by TSC `deadline` if it would not (§14.5: a timer
+/// armed for later than needed, or when nothing is needed, is left to fire
+/// early rather than written again).
 fn arm(now: u64, deadline: Option<u64>) {
-    let at = deadline.unwrap_or(0);
-    if at == ARMED_AT.load(Ordering::Relaxed) && (at == 0 || at > now) {
-        return;
+    if let Some(at) = clock::rearm(ARMED_AT.load(Ordering::Relaxed), deadline) {
+        ARMED_AT.store(at, Ordering::Relaxed);
+        apic::arm_ns(clock::until(now, at, tsc_hz()));
     }
-    ARMED_AT.store(at, Ordering::Relaxed);
-    apic::arm_ns(clock::until(now, deadline, tsc_hz()));
 }
 
 /// Called by the timer and stream interrupt stubs when they interrupted

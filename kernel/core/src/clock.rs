@@ -7,10 +7,12 @@
 //! program or the boot info can make one panic.
 //!
 //! The one-shot timer: each write of its count traps to the host, so
-//! [`timer_write`] says when a write can be skipped (stopping a timer that
-//! is already stopped), and clamps the count to what the register holds (a
-//! longer wait fires early and the scheduler, which re-checks deadlines,
-//! arms again).
+//! [`rearm`] writes only for a deadline earlier than the one armed, and
+//! never stops the timer (one that fires early, or when nothing waits for
+//! it, makes the scheduler decide again: one interrupt, at most once per
+//! deadline, against two traps per sleep and wake); [`timer_count`] clamps
+//! the count to what the register holds (a longer wait fires early and the
+//! scheduler, which re-checks deadlines, arms again).
 
 /// How long a process runs before another runnable one gets the CPU.
 pub const SLICE_NS: u64 = 10_000_000;
@@ -44,10 +46,10 @@ pub fn deadline(now: u64, ns: u64, tsc_hz: u64) -> u64 {
 }
 
 /// Nanoseconds from `now` until the TSC reaches `deadline`, at least 1 (a
-/// deadline already passed fires at once), or `None` for no deadline.
+/// deadline already passed fires at once).
 #[inline]
-pub fn until(now: u64, deadline: Option<u64>, tsc_hz: u64) -> Option<u64> {
-    deadline.map(|d| ticks_to_ns(d.saturating_sub(now), tsc_hz).max(1))
+pub fn until(now: u64, deadline: u64, tsc_hz: u64) -> u64 {
+    ticks_to_ns(deadline.saturating_sub(now), tsc_hz).max(1)
 }
 
 /// The timer count to write for a one-shot of `ns` nanoseconds at
@@ -60,17 +62,15 @@ pub fn timer_count(ns: u64, timer_hz: u64) -> u64 {
     t.clamp(1, u128::from(u32::MAX)) as u64
 }
 
-/// What to write to the timer's count register to fire in `ns`
-/// nanoseconds (`None`: stop it), given whether it may be counting now;
-/// `None` when no write is needed. A returned 0 stops the timer; anything
-/// else arms it.
+/// The TSC deadline to arm the timer for, given the one it is armed for
+/// (`armed_at`: 0 when it is not counting, stopped or fired) and the
+/// earliest the scheduler needs (`None`: none); `None` when it needs no
+/// write: nothing is needed, or the timer fires no later than needed.
 #[inline]
-pub fn timer_write(armed: bool, ns: Option<u64>, timer_hz: u64) -> Option<u64> {
-    match ns {
-        Some(ns) => Some(timer_count(ns, timer_hz)),
-        None if armed => Some(0),
-        None => None,
-    }
+pub fn rearm(armed_at: u64, needed: Option<u64>) -> Option<u64> {
+    // 0 means "not counting": a deadline of 0 is armed as 1.
+    let at = needed?.max(1);
+    (armed_at == 0 || at < armed_at).then_some(at)
 }
 
 #[cfg(test)]
@@ -100,10 +100,9 @@ mod tests {
 
     #[test]
     fn a_passed_deadline_fires_at_once() {
-        assert_eq!(until(100, Some(50), GHZ), Some(1));
-        assert_eq!(until(100, Some(100), GHZ), Some(1));
-        assert_eq!(until(100, Some(1_100), GHZ), Some(1_000));
-        assert_eq!(until(100, None, GHZ), None);
+        assert_eq!(until(100, 50, GHZ), 1);
+        assert_eq!(until(100, 100, GHZ), 1);
+        assert_eq!(until(100, 1_100, GHZ), 1_000);
     }
 
     #[test]
@@ -117,10 +116,16 @@ mod tests {
     }
 
     #[test]
-    fn a_stopped_timer_is_not_stopped_again() {
-        assert_eq!(timer_write(false, None, GHZ), None);
-        assert_eq!(timer_write(true, None, GHZ), Some(0));
-        assert_eq!(timer_write(false, Some(7), GHZ), Some(7));
-        assert_eq!(timer_write(true, Some(0), GHZ), Some(1));
+    fn the_timer_is_written_only_for_an_earlier_deadline() {
+        // Not counting: any need arms it; no need, no write (never stopped).
+        assert_eq!(rearm(0, Some(7)), Some(7));
+        assert_eq!(rearm(0, None), None);
+        assert_eq!(rearm(0, Some(0)), Some(1));
+        // Counting for 50: an earlier need re-arms; a later or no need
+        // lets it fire early (the scheduler decides again then).
+        assert_eq!(rearm(50, Some(40)), Some(40));
+        assert_eq!(rearm(50, Some(50)), None);
+        assert_eq!(rearm(50, Some(60)), None);
+        assert_eq!(rearm(50, None), None);
     }
 }

@@ -8,10 +8,11 @@
 //! - Round-robin: the next to run is the first runnable slot after the
 //!   current one, wrapping around, the current one last. Blocked and ended
 //!   processes are never picked; when none is runnable the CPU idles.
-//! - The timer is armed only when needed: for a slice when another process
-//!   is runnable besides the one picked, and for the earliest deadline of a
-//!   process still blocked; whichever comes first. A process alone, with no
-//!   deadline pending, costs no timer interrupt.
+//! - The timer is needed only for a slice when another process is runnable
+//!   besides the one picked, and for the earliest deadline of a process
+//!   still blocked; whichever comes first ([`Decision::arm`]; the kernel
+//!   writes the timer only for a deadline earlier than the one armed,
+//!   `clock::rearm`).
 //!
 //! A decision works on the table's bit masks and visits only the slots
 //! with a deadline or a child to wait for, so it costs a few dozen
@@ -46,8 +47,8 @@ pub enum Next {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
     pub next: Next,
-    /// The TSC value at which the timer must fire, if any (the kernel stops
-    /// the timer otherwise).
+    /// The TSC value by which the timer must fire, if any (a timer armed
+    /// for another time may fire anyway: the next decision then says).
     pub arm: Option<u64>,
 }
 
