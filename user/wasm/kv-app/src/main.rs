@@ -19,6 +19,12 @@
 //! prints `kv-app: WHY` on standard error and exits 1; bad arguments exit
 //! 2.
 
+extern crate alloc;
+
+#[path = "../../../src/bin/kv/rules.rs"]
+mod rules;
+
+use rules::apply;
 use std::collections::BTreeMap;
 use weft_app::ipc::{Error, Guid, Ipc, Service};
 use weft_app::{App, Event, Interest};
@@ -65,26 +71,6 @@ fn report(r: Result<(), Error>) {
 fn fail(why: &str) -> ! {
     eprintln!("kv-app: {why}");
     std::process::exit(1)
-}
-
-/// The answer to one request: `Ok` bytes, or `Err` a refusal's reason
-/// (the semantics of the native `kv`).
-fn apply<'a>(
-    store: &'a mut BTreeMap<Vec<u8>, Vec<u8>>,
-    data: &[u8],
-) -> Result<&'a [u8], &'static str> {
-    let mut words = data.splitn(3, |b| *b == b' ');
-    match (words.next(), words.next(), words.next()) {
-        (Some(b"set"), Some(key), Some(value)) => {
-            store.insert(key.to_vec(), value.to_vec());
-            Ok(b"ok")
-        }
-        (Some(b"get"), Some(key), None) => store.get(key).map(Vec::as_slice).ok_or("no such key"),
-        (Some(b"del"), Some(key), None) => {
-            store.remove(key).map(|_| &b"ok"[..]).ok_or("no such key")
-        }
-        _ => Err("bad request"),
-    }
 }
 
 /// The service as an event app.

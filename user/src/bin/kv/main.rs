@@ -12,9 +12,12 @@
 
 extern crate alloc;
 
+mod rules;
+
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec::Vec;
+use rules::apply;
 use weft_user::ipc::{Guid, Ipc, IpcFailure, Service, To};
 use weft_user::{Args, eprintln, println};
 
@@ -56,25 +59,6 @@ fn report(r: Result<(), IpcFailure>) -> i32 {
             eprintln!("kv: {e}");
             1
         }
-    }
-}
-
-/// The answer to one request: `Ok` bytes, or `Err` a refusal's reason.
-fn apply<'a>(
-    store: &'a mut BTreeMap<Vec<u8>, Vec<u8>>,
-    data: &[u8],
-) -> Result<&'a [u8], &'static str> {
-    let mut words = data.splitn(3, |b| *b == b' ');
-    match (words.next(), words.next(), words.next()) {
-        (Some(b"set"), Some(key), Some(value)) => {
-            store.insert(key.to_vec(), value.to_vec());
-            Ok(b"ok")
-        }
-        (Some(b"get"), Some(key), None) => store.get(key).map(Vec::as_slice).ok_or("no such key"),
-        (Some(b"del"), Some(key), None) => {
-            store.remove(key).map(|_| &b"ok"[..]).ok_or("no such key")
-        }
-        _ => Err("bad request"),
     }
 }
 
