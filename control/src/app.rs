@@ -52,6 +52,7 @@ pub mod import {
     pub const IPC_RECEIVE: &str = "ipc_receive";
     pub const IPC_REPLY: &str = "ipc_reply";
     pub const IPC_REFUSE: &str = "ipc_refuse";
+    pub const IPC_CANCEL: &str = "ipc_cancel";
 }
 
 /// The first app's process id; it cannot be killed (§13.3).

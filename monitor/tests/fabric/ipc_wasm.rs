@@ -2,7 +2,7 @@
 //! loopback: the Wasm key-value service (`kv-app`, an event app) answers
 //! the CLI while another app of its runtime is blocked in a receive, the
 //! blocked app wakes for its own message, and the Wasm client talks to the
-//! native `kv`.
+//! native `kv` and cancels a request.
 
 use super::common::{self, wasm};
 use super::{Daemon, Scratch, cli, device_names, eventually, json, ok, pair, serial};
@@ -12,6 +12,7 @@ use std::time::Duration;
 const KV: &str = "2d7e4c1a-9b8f-4a6e-8d5c-3b2a1f0e9d8c";
 const NATIVE: &str = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
 const IDLE: &str = "7c6b5a49-3827-4615-9a0b-1c2d3e4f5a6b";
+const HOLD: &str = "4e3d2c1b-0a9f-4e8d-9c7b-6a5f4e3d2c1b";
 
 /// `weft ipc call` from `dir`: (status, stdout, stderr).
 fn call(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -45,8 +46,9 @@ fn wasm_apps_provide_and_use_services_by_guid() {
     let da = Daemon::start(common::weft(), &a, &addr_a, &[]);
     pair(&a, &b, "b", common::weft());
     // The registries (PROTOCOL.md §18.7): on b, the Wasm module (by its
-    // hash) provides KV and IDLE, the native kv provides NATIVE; a names
-    // NATIVE, so that its apps may send to it.
+    // hash) provides KV and IDLE, the native kv provides NATIVE and
+    // ipc-check HOLD; a names NATIVE and HOLD, so that its apps may send
+    // to them.
     let module = std::fs::read(&kv_app).unwrap();
     let hash: String = ring::digest::digest(&ring::digest::SHA256, &module)
         .as_ref()
@@ -61,6 +63,7 @@ fn wasm_apps_provide_and_use_services_by_guid() {
         named(KV, &wasm_provider),
         named(IDLE, &wasm_provider),
         named(NATIVE, "program:kv"),
+        named(HOLD, "program:ipc-check"),
     ]
     .join(",");
     std::fs::write(
@@ -68,7 +71,11 @@ fn wasm_apps_provide_and_use_services_by_guid() {
         format!(r#"{{"services":[{on_b}]}}"#),
     )
     .unwrap();
-    let on_a = named(NATIVE, "program:kv");
+    let on_a = [
+        named(NATIVE, "program:kv"),
+        named(HOLD, "program:ipc-check"),
+    ]
+    .join(",");
     std::fs::write(
         a.join("services.json"),
         format!(r#"{{"services":[{on_a}]}}"#),
@@ -157,6 +164,18 @@ fn wasm_apps_provide_and_use_services_by_guid() {
     eventually("the refusal in a's output", Duration::from_secs(5), || {
         da.log().contains("kv-app: refused: no such key")
     });
+
+    // The Wasm client cancels a request that its provider holds (ipc-check
+    // never answers `hold`).
+    ok(&a, &["spawn", "--device", "b", "ipc-check", "serve", HOLD]);
+    listed(&a, HOLD);
+    let (code, _, err) = client(&["cancel", HOLD, "hold"]);
+    assert_eq!(code, 0, "{err}");
+    eventually(
+        "the cancellation in a's output",
+        Duration::from_secs(5),
+        || da.log().lines().any(|l| l == "cancelled"),
+    );
 
     for log in [da.log(), db.log()] {
         assert!(!log.contains("panicked"), "{log}");

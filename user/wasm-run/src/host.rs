@@ -168,6 +168,9 @@ pub trait IpcSender<H: Host> {
     /// The next answer ([`IpcItem::Answer`] or [`IpcItem::Failed`]) if one
     /// is there, `Ok(None)` if none is yet.
     fn try_answer(&mut self) -> WasiResult<Option<IpcItem>>;
+    /// Gives up waiting for request `id`'s answer: it comes as
+    /// [`IpcItem::Failed`] with `Cancelled`, unless the answer came first.
+    fn cancel(&mut self, id: u32) -> WasiResult<()>;
     fn stream(&mut self) -> &mut H::Stream;
 }
 

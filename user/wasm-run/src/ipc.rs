@@ -202,5 +202,12 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
             errno_of(with_env(&mut c, |e| answer(e, fd, id, (at, len), true)))
         },
     )?;
+    l.func_wrap(
+        MODULE,
+        import::IPC_CANCEL,
+        |mut c: C<'_, H>, fd: i32, id: i32| {
+            errno_of(with_env(&mut c, |e| e.ctx.fds.ipc(fd)?.cancel(id as u32)))
+        },
+    )?;
     Ok(())
 }

@@ -115,6 +115,15 @@ impl<H: Host> IpcEnd<H> {
         Ok(id)
     }
 
+    /// Cancels request `id` of a sending descriptor (see
+    /// [`IpcSender::cancel`]); `EBADF` for a service's.
+    pub fn cancel(&mut self, id: u32) -> WasiResult<()> {
+        match &mut self.side {
+            Side::Sender { sender, .. } => sender.cancel(id),
+            Side::Service(_) => Err(errno::BADF),
+        }
+    }
+
     pub fn stream(&mut self) -> &mut H::Stream {
         match &mut self.side {
             Side::Service(s) => s.stream(),

@@ -81,6 +81,8 @@ pub struct IpcPipe {
     pub sent: Vec<Sent>,
     /// Answers given by the service: id and `Ok(data)` or `Err(reason)`.
     pub answers: Vec<(u64, Result<Vec<u8>, String>)>,
+    /// The ids of the requests cancelled.
+    pub cancelled: Vec<u32>,
 }
 
 impl IpcPipe {
@@ -343,6 +345,11 @@ impl host::IpcSender<Fake> for FakeIpc {
 
     fn try_answer(&mut self) -> WasiResult<Option<IpcItem>> {
         Ok(self.pipe.borrow_mut().incoming.pop_front())
+    }
+
+    fn cancel(&mut self, id: u32) -> WasiResult<()> {
+        self.pipe.borrow_mut().cancelled.push(id);
+        Ok(())
     }
 
     fn stream(&mut self) -> &mut FakeStream {

@@ -146,9 +146,9 @@ fn a_blocking_receive_suspends_only_its_app() {
 }
 
 /// A command that opens a sending stream, sends `hello` one way to
-/// instance `b:1` and as a request to any instance, then takes two
-/// outcomes with a blocking receive; it prints the three errnos, then each
-/// outcome's record and bytes.
+/// instance `b:1` and as a request to any instance, cancels the request,
+/// then takes two outcomes with a blocking receive; it prints the four
+/// errnos, then each outcome's record and bytes.
 fn sender() -> Vec<u8> {
     module(&format!(
         r#"{GUID_DATA}
@@ -165,7 +165,8 @@ fn sender() -> Vec<u8> {
                (i32.const 272) (i32.const 3) (i32.const 280) (i32.const 5) (i32.const -1) (i32.const 296)))
              (i32.store8 (i32.const 202) (call $ipc_send (i32.load (i32.const 300)) (i32.const 256)
                (i32.const 0) (i32.const 0) (i32.const 280) (i32.const 5) (i32.const 0) (i32.const 292)))
-             (drop (call $print (i32.const 1) (i32.const 200) (i32.const 3)))
+             (i32.store8 (i32.const 203) (call $ipc_cancel (i32.load (i32.const 300)) (i32.load (i32.const 292))))
+             (drop (call $print (i32.const 1) (i32.const 200) (i32.const 4)))
              (call $take)
              (call $take))"#
     ))
@@ -195,8 +196,9 @@ fn outcomes_of_messages_sent_arrive_on_the_sending_descriptor() {
             (guid(), None, b"hello".to_vec(), Some(0)),
         ]
     );
-    assert_eq!(s.stdout[..3], [0, 0, 0]);
-    let (sent, rest) = record(&s.stdout[3..]);
+    assert_eq!(s.senders[0].borrow().cancelled, [2], "the request's id");
+    assert_eq!(s.stdout[..4], [0, 0, 0, 0]);
+    let (sent, rest) = record(&s.stdout[4..]);
     assert_eq!(
         sent,
         IpcRecord {
@@ -250,6 +252,9 @@ fn bad_calls() -> Vec<u8> {
         // Answering on the sending stream; a reason that is not UTF-8.
         "(call $ipc_reply (i32.load (i32.const 304)) (i64.const 1) (i32.const 280) (i32.const 5))",
         "(call $ipc_refuse (i32.load (i32.const 300)) (i64.const 1) (i32.const 600) (i32.const 1))",
+        // Cancelling on the service, on standard output.
+        "(call $ipc_cancel (i32.load (i32.const 300)) (i32.const 1))",
+        "(call $ipc_cancel (i32.const 1) (i32.const 1))",
         // The message into 4 bytes (kept), then into 64.
         "(call $ipc_receive (i32.load (i32.const 300)) (i32.const 1024) (i32.const 4) (i32.const 320) (i32.const 1))",
         "(call $ipc_receive (i32.load (i32.const 300)) (i32.const 1024) (i32.const 64) (i32.const 320) (i32.const 0))",
@@ -301,6 +306,8 @@ fn bad_calls_are_errnos_and_a_message_too_long_for_the_buffer_is_kept() {
         errno::AGAIN,
         badf,
         ilseq,
+        badf,
+        badf,
         errno::RANGE,
         errno::SUCCESS,
     ]

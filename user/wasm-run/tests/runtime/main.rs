@@ -42,6 +42,7 @@ const PRELUDE: &str = r#"
   (import "weft" "ipc_receive" (func $ipc_receive (param i32 i32 i32 i32 i32) (result i32)))
   (import "weft" "ipc_reply" (func $ipc_reply (param i32 i64 i32 i32) (result i32)))
   (import "weft" "ipc_refuse" (func $ipc_refuse (param i32 i64 i32 i32) (result i32)))
+  (import "weft" "ipc_cancel" (func $ipc_cancel (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func $print (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
     (i32.store (i32.const 0) (local.get $ptr))

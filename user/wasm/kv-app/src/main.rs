@@ -1,5 +1,6 @@
 //! `kv-app serve GUID [beside PATH ARGS...] | kv-app wait GUID |
-//! kv-app set|get|del GUID KEY [VALUE] | kv-app put GUID KEY VALUE`: a
+//! kv-app set|get|del GUID KEY [VALUE] | kv-app put GUID KEY VALUE |
+//! kv-app cancel GUID DATA`: a
 //! key-value service on IPC by GUID (PROTOCOL.md §13.7, §18) and its
 //! client, in a device guest; the Wasm twin of the native `kv`.
 //!
@@ -15,7 +16,9 @@
 //! request `woke`, prints `woke DATA` and ends.
 //!
 //! The client sends one request and prints the answer; `put` sends a
-//! one-way `set` and prints `queued` once a provider has it. A failure
+//! one-way `set` and prints `queued` once a provider has it; `cancel`
+//! sends DATA as a request, cancels it at once and prints `cancelled` (or
+//! the answer, if it came first). A failure
 //! prints `kv-app: WHY` on standard error and exits 1; bad arguments exit
 //! 2.
 
@@ -26,12 +29,13 @@ mod rules;
 
 use rules::apply;
 use std::collections::BTreeMap;
-use weft_app::ipc::{Error, Guid, Ipc, Service};
+use std::time::Duration;
+use weft_app::ipc::{Error, Guid, Ipc, IpcError, Outcome, Service};
 use weft_app::{App, Event, Interest};
 
 const USAGE: &str = "usage: kv-app serve GUID [beside PATH ARGS...] | kv-app wait GUID | \
                      kv-app set GUID KEY VALUE | kv-app get GUID KEY | kv-app del GUID KEY | \
-                     kv-app put GUID KEY VALUE";
+                     kv-app put GUID KEY VALUE | kv-app cancel GUID DATA";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +47,7 @@ fn main() {
         ["serve", _] => return report(serve(guid, None)),
         ["serve", _, "beside", path, rest @ ..] => return report(serve(guid, Some((path, rest)))),
         ["wait", _] => return report(wait(guid)),
+        ["cancel", _, data] => return report(cancel(guid, data)),
         ["put", _, key, value] => {
             let sent = Ipc::open()
                 .and_then(|mut ipc| ipc.send(guid, None, format!("set {key} {value}").as_bytes()));
@@ -55,6 +60,24 @@ fn main() {
     };
     let answer = Ipc::open().and_then(|mut ipc| ipc.request(guid, None, request.as_bytes(), None));
     report(answer.map(|a| println!("{}", String::from_utf8_lossy(&a))));
+}
+
+/// Sends `data` as a request, cancels it at once, and prints `cancelled`
+/// (or the answer, if it came first).
+fn cancel(guid: Guid, data: &str) -> Result<(), Error> {
+    let mut ipc = Ipc::open()?;
+    let id = ipc.submit(guid, None, data.as_bytes(), Some(Duration::from_secs(30)))?;
+    ipc.cancel(id)?;
+    match ipc.wait_for(id)? {
+        Outcome::Failed(Error::Failed {
+            error: IpcError::Cancelled,
+            ..
+        }) => println!("cancelled"),
+        Outcome::Failed(e) => return Err(e),
+        Outcome::Answer(a) => println!("{}", String::from_utf8_lossy(&a)),
+        Outcome::Sent => println!("queued"),
+    }
+    Ok(())
 }
 
 fn usage() -> ! {

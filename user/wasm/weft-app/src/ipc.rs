@@ -286,9 +286,17 @@ impl Ipc {
         Ok(Some((r.id as u32, outcome)))
     }
 
+    /// Gives up waiting for request `id`'s answer: its outcome is
+    /// [`Outcome::Failed`] with [`IpcError::Cancelled`], unless the answer
+    /// came first. An id with nothing in flight is ignored.
+    pub fn cancel(&mut self, id: u32) -> Result<(), Error> {
+        // SAFETY: no pointer arguments.
+        check(unsafe { sys::ipc_cancel(self.0.fd.as_raw_fd(), id) })
+    }
+
     /// Waits for message `id`'s outcome (only this app waits); outcomes
     /// of other messages that come first are dropped.
-    fn wait_for(&mut self, id: u32) -> Result<Outcome, Error> {
+    pub fn wait_for(&mut self, id: u32) -> Result<Outcome, Error> {
         loop {
             if let Some((got, outcome)) = self.take(true)?
                 && got == id

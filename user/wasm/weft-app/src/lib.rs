@@ -111,6 +111,7 @@ mod sys {
         pub fn ipc_receive(fd: i32, buf: *mut u8, cap: usize, record: *mut u8, wait: i32) -> i32;
         pub fn ipc_reply(fd: i32, id: u64, data: *const u8, len: usize) -> i32;
         pub fn ipc_refuse(fd: i32, id: u64, reason: *const u8, len: usize) -> i32;
+        pub fn ipc_cancel(fd: i32, id: u32) -> i32;
     }
 }
 

@@ -243,6 +243,10 @@ impl host::IpcSender<Guest> for Ipc {
         }))
     }
 
+    fn cancel(&mut self, id: u32) -> WasiResult<()> {
+        Ipc::cancel(self, id).map_err(ipc_errno)
+    }
+
     fn stream(&mut self) -> &mut Stream {
         Ipc::stream(self)
     }
