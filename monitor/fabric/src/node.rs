@@ -497,31 +497,34 @@ impl Node {
             .stamp(device, guid)?;
         let payload = message.encode(stamp);
         let deadline = tokio::time::Instant::now() + limit;
-        let first = self.get_answer(&key, payload.clone(), limit).await?;
+        let mut round = self.ask(&key, payload.clone(), limit).await?;
         let (node, device) = (self.clone(), device.to_string());
         Ok(async move {
-            let mut replies = first;
             let mut quiet = RESEND_AFTER;
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 // Silence is not an answer: on a link that broke, the query
                 // or its reply may be gone without a trace. Asked again
                 // with the same stamp, the device answers with the first
-                // one's answer, which is never delivered twice.
+                // one's answer, which is never delivered twice; the gets
+                // asked before go on, and whichever reply comes first is
+                // the answer.
                 let heard = if quiet <= RESEND_LAST && left > quiet + RETRY * 2 {
-                    tokio::time::timeout(quiet, replies.recv_async()).await
+                    tokio::time::timeout(quiet, round.replies.recv()).await
                 } else {
-                    Ok(replies.recv_async().await)
+                    Ok(round.replies.recv().await)
                 };
                 let Ok(heard) = heard else {
                     quiet *= 2;
-                    match node.get_answer(&key, payload.clone(), left).await {
-                        Ok(r) => replies = r,
-                        Err(e) => return Err((IpcError::Unreachable, e.to_string())),
+                    if let Err(e) = node
+                        .ask_again(&mut round, &key, payload.clone(), left)
+                        .await
+                    {
+                        return Err((IpcError::Unreachable, e.to_string()));
                     }
                     continue;
                 };
-                if let Ok(reply) = heard {
+                if let Some(reply) = heard {
                     return match reply.into_result() {
                         Ok(sample) => ipc::decode_answer(&sample.payload().to_bytes())
                             .unwrap_or_else(|e| {
@@ -536,6 +539,7 @@ impl Node {
                         )),
                     };
                 }
+                // Every get ended without a reply.
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 // A provider just started there (`expected`) may not be
                 // listed yet.
@@ -555,24 +559,58 @@ impl Node {
                     return Err(why);
                 }
                 tokio::time::sleep(RETRY).await;
-                match node.get_answer(&key, payload.clone(), left - RETRY).await {
-                    Ok(r) => replies = r,
+                match node.ask(&key, payload.clone(), left - RETRY).await {
+                    Ok(r) => round = r,
                     Err(e) => return Err((IpcError::Unreachable, e.to_string())),
                 }
             }
         })
     }
 
-    async fn get_answer(
+    /// Sends a get on `key` lasting at most `limit`: a new round.
+    async fn ask(
         &self,
         key: &str,
         payload: Vec<u8>,
         limit: Duration,
-    ) -> Result<zenoh::handlers::FifoChannelHandler<zenoh::query::Reply>, FabricError> {
+    ) -> Result<Round, FabricError> {
+        let (to, replies) = mpsc::channel(ROUND_REPLIES);
+        let again = to.downgrade();
+        self.get_into(key, payload, limit, to).await?;
+        Ok(Round { replies, again })
+    }
+
+    /// Sends one more get of `round`, unless every get of it ended (its
+    /// channel then ends at once).
+    async fn ask_again(
+        &self,
+        round: &mut Round,
+        key: &str,
+        payload: Vec<u8>,
+        limit: Duration,
+    ) -> Result<(), FabricError> {
+        match round.again.upgrade() {
+            Some(to) => self.get_into(key, payload, limit, to).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Sends a get whose replies go to `to`, which it holds until it ends.
+    async fn get_into(
+        &self,
+        key: &str,
+        payload: Vec<u8>,
+        limit: Duration,
+        to: mpsc::Sender<zenoh::query::Reply>,
+    ) -> Result<(), FabricError> {
         self.session
             .get(key)
             .payload(payload)
             .timeout(limit)
+            .callback(move |reply| {
+                // One reply is the answer: more are dropped.
+                let _ = to.try_send(reply);
+            })
             .await
             .map_err(zerr)
     }
@@ -608,6 +646,18 @@ impl Node {
         let _ = self.session.close().await;
     }
 }
+
+/// The gets of one message, sent again while it meets silence: their
+/// replies come on one channel, which ends once every get has ended.
+struct Round {
+    replies: mpsc::Receiver<zenoh::query::Reply>,
+    /// What another get of the round sends its replies on (weak: the
+    /// channel ends with the round's last get).
+    again: mpsc::WeakSender<zenoh::query::Reply>,
+}
+
+/// Replies one round keeps: the first is the answer.
+const ROUND_REPLIES: usize = 8;
 
 /// The lanes of the IPC messages a session sends: one per (device,
 /// service), numbered from 0 under the session's random origin. At most
