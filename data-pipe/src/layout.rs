@@ -33,6 +33,15 @@ pub const PRODUCER_WAIT: usize = 3 * CACHE_LINE;
 pub const PRODUCER_CLOSED: usize = 3 * CACHE_LINE + 8;
 /// Size of the header; the data area starts here (§7.2).
 pub const HEADER: usize = 4 * CACHE_LINE;
+
+/// Bytes published into the ring at `base` of `mem` and not yet released,
+/// as its header says: a view from outside both ends (whether a consumer
+/// has caught up). A header the peer corrupted gives a meaningless count.
+pub fn unconsumed<M: crate::Memory>(mem: &M, base: usize) -> u64 {
+    let produced = mem.load_u64(base + PRODUCED, core::sync::atomic::Ordering::Acquire);
+    let consumed = mem.load_u64(base + CONSUMED, core::sync::atomic::Ordering::Acquire);
+    produced.wrapping_sub(consumed)
+}
 // The pipe region's slot layout (weft-control, PROTOCOL.md §8.1) reserves
 // this much before each ring's data.
 const _: () = assert!(HEADER as u64 == weft_control::streams::RING_HEADER);

@@ -83,7 +83,7 @@ pub use consumer::Consumer;
 pub use error::Error;
 pub use layout::{
     CACHE_LINE, CONSUMED, CONSUMER_CLOSED, CONSUMER_WAIT, Geometry, HEADER, Header, LayoutError,
-    MAX_CAPACITY, PRODUCED, PRODUCER_CLOSED, PRODUCER_WAIT, ring_size,
+    MAX_CAPACITY, PRODUCED, PRODUCER_CLOSED, PRODUCER_WAIT, ring_size, unconsumed,
 };
 pub use pipe::{Pipe, Side, pipe_size};
 pub use producer::Producer;

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use proptest::prelude::*;
 use weft_data_pipe::{
     CONSUMED, Consumer, Error, HeapRegion, Memory, NoNotify, PRODUCED, PRODUCER_CLOSED, Producer,
-    ring_size,
+    ring_size, unconsumed,
 };
 
 proptest! {
@@ -76,4 +76,19 @@ fn index_changes_after_close_are_ignored() {
     assert_eq!(rx.read(&mut [0; 8]), Ok(0));
     mem.store_u64(PRODUCED, 40, Ordering::Release);
     assert_eq!(rx.read(&mut [0; 8]), Ok(0));
+}
+
+#[test]
+fn unconsumed_counts_what_the_consumer_has_not_released_whatever_the_header() {
+    let mem = ring(64);
+    let mut tx = Producer::new(&mem, 0, 64, NoNotify).unwrap();
+    let mut rx = Consumer::new(&mem, 0, 64, NoNotify).unwrap();
+    assert_eq!(unconsumed(&mem, 0), 0);
+    assert_eq!(tx.write(b"hello"), Ok(5));
+    assert_eq!(unconsumed(&mem, 0), 5);
+    assert_eq!(rx.read(&mut [0; 3]), Ok(3));
+    assert_eq!(unconsumed(&mem, 0), 2);
+    // A header rewritten backwards: a count, not a panic.
+    mem.store_u64(CONSUMED, 9, Ordering::Release);
+    assert_eq!(unconsumed(&mem, 0), 5u64.wrapping_sub(9));
 }

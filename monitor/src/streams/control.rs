@@ -21,8 +21,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use weft_control::control_pipe::{MAX_FRAME, Reply, Request};
 use weft_control::frame::Code;
-use weft_control::streams::{RING_CAPACITY, SLOTS, SlotRings, bell, rings, slot};
-use weft_data_pipe::{CONSUMED, Memory, PRODUCED};
+use weft_control::streams::{RING_CAPACITY, SLOTS, bell, rings, slot};
+use weft_data_pipe::unconsumed;
 
 /// How long `CLOSE` waits for a stream's task to take what the guest wrote
 /// before closing (a request's reply, a socket's last bytes). A task that
@@ -142,7 +142,7 @@ impl Slots {
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             // The woken task runs before a yielding one (one thread).
             tokio::task::yield_now().await;
-            while !task.is_finished() && unread(shared, r) {
+            while !task.is_finished() && unconsumed(&shared.region, r.to_monitor as usize) != 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
@@ -158,15 +158,4 @@ impl Slots {
             status,
         }
     }
-}
-
-/// Whether the guest's ring of `r` holds bytes the slot's task has not
-/// taken yet.
-fn unread(shared: &Shared, r: SlotRings) -> bool {
-    let at = |field| {
-        shared
-            .region
-            .load_u64(r.to_monitor as usize + field, Ordering::Acquire)
-    };
-    at(PRODUCED) != at(CONSUMED)
 }
