@@ -123,8 +123,6 @@ pub struct Node {
     lanes: Mutex<Lanes>,
     /// The device's presence, until [`Node::close`] withdraws it.
     presence: Mutex<Option<LivelinessToken>>,
-    /// Set once the node is closed: a second close waits for the first.
-    closed: tokio::sync::OnceCell<()>,
     _ip_tokens: Vec<LivelinessToken>,
     _udp: Subscriber<()>,
 }
@@ -194,7 +192,6 @@ impl Node {
             ipc,
             lanes: Mutex::new(Lanes::new()?),
             presence: Mutex::new(Some(token)),
-            closed: tokio::sync::OnceCell::new(),
             _ip_tokens: ip_tokens,
             _udp: udp_sub,
         })
@@ -623,13 +620,8 @@ impl Node {
     /// answers (or [`WITHDRAW_LIMIT`]) say it was taken (a link delivers
     /// in order): the others see the device go at once, even when the
     /// session's own close does not reach them (a QUIC connection closed
-    /// by a process on its way out). Closing again (from anywhere) returns
-    /// once the first close is done.
+    /// by a process on its way out).
     pub async fn close(&self) {
-        self.closed.get_or_init(|| self.close_once()).await;
-    }
-
-    async fn close_once(&self) {
         for t in &self.tasks {
             t.abort();
         }
@@ -641,15 +633,15 @@ impl Node {
             .take();
         if let Some(token) = presence {
             let _ = token.undeclare().await;
-        }
-        let asked = self
-            .session
-            .get(keys::call("*"))
-            .target(zenoh::query::QueryTarget::All)
-            .timeout(WITHDRAW_LIMIT)
-            .await;
-        if let Ok(answers) = asked {
-            while answers.recv_async().await.is_ok() {}
+            let asked = self
+                .session
+                .get(keys::call("*"))
+                .target(zenoh::query::QueryTarget::All)
+                .timeout(WITHDRAW_LIMIT)
+                .await;
+            if let Ok(answers) = asked {
+                while answers.recv_async().await.is_ok() {}
+            }
         }
         let _ = self.session.close().await;
     }

@@ -173,12 +173,19 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
     ));
 
     // A stop signal withdraws the device at once; the guest's streams
-    // drain after that, for up to `DRAIN_LIMIT` (the stop below then waits
-    // for this one).
-    let (stopping, on_stop) = (running.clone(), runtime.handle().clone());
+    // drain after that, for up to `DRAIN_LIMIT`.
+    let withdrawing: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>> = Arc::default();
+    let (stopping, on_stop, started) = (
+        running.clone(),
+        runtime.handle().clone(),
+        withdrawing.clone(),
+    );
     crate::stopper::on_request(move || {
         if let Some(daemon) = stopping.lock().ok().and_then(|d| d.clone()) {
-            on_stop.spawn(async move { daemon.stop().await });
+            let stop = on_stop.spawn(async move { daemon.stop().await });
+            if let Ok(mut s) = started.lock() {
+                *s = Some(stop);
+            }
         }
     });
     let status = match run::run(
@@ -205,8 +212,14 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
         }
     };
     let daemon = running.lock().ok().and_then(|mut d| d.take());
-    if let Some(daemon) = daemon {
-        runtime.block_on(daemon.stop());
+    let withdrawn = withdrawing.lock().ok().and_then(|mut w| w.take());
+    match (withdrawn, daemon) {
+        // The stop signal's withdrawal is under way: it closes the node.
+        (Some(stop), _) => {
+            let _ = runtime.block_on(stop);
+        }
+        (None, Some(daemon)) => runtime.block_on(daemon.stop()),
+        (None, None) => {}
     }
     let _ = std::fs::remove_file(weft_fabric::local::socket_path(&cfg.state));
     if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
