@@ -8,8 +8,12 @@
 //! tickless and short: one table lock per decision, the timer written only
 //! when its deadline changes, no work for free slots.
 //!
-//! Each decision, and each change of the slots, is published on the
-//! process status page (§14.6), from
+//! A process alone that waits for streams sleeps and wakes without a
+//! decision ([`block_on_streams`]): the common case of a device guest
+//! running one program, and most of its sleep's cost otherwise.
+//!
+//! Each decision, each lone sleep and wake-up, and each change of the
+//! slots is published on the process status page (§14.6), from
 //! which the monitor answers for the processes without entering the guest:
 //! the occupied slots' entries only, under a sequence word.
 //!
@@ -92,16 +96,63 @@ pub fn block(wait: Wait, timeout_ns: Option<u64>) {
     schedule();
 }
 
-/// Takes the slots the monitor woke since the last call (§8.3).
-fn take_wakes() -> u32 {
+/// Blocks the running process until the monitor names its slot in a
+/// stream interrupt (§8.3), with no timeout. A process alone
+/// ([`Table::alone`]) halts the CPU at once, and if the first interrupt
+/// is a stream interrupt naming its slot alone it runs again: no decision
+/// on either side, which is most of the emulated ring-0 work of a sleep
+/// and its wake-up. Anything else (the timer fired, another slot was
+/// named) leaves the rest to [`schedule`].
+pub fn block_on_streams() {
+    let mut t = TABLE.lock();
+    if !t.alone() || wake_word().is_none_or(|w| w.load(Ordering::Relaxed) != 0) {
+        t.block(Wait::Streams, None);
+        drop(t);
+        return schedule();
+    }
+    let me = 1u32 << t.current();
+    t.sleep_alone(cpu::rdtsc());
+    publish_current(&mut t);
+    drop(t);
+    let armed = ARMED_AT.load(Ordering::Relaxed);
+    let wake = wake_word();
+    loop {
+        cpu::wait_for_interrupt();
+        if ARMED_AT.load(Ordering::Relaxed) != armed {
+            break;
+        }
+        match wake.map(|w| w.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed)) {
+            Some(Ok(_)) => {
+                let mut t = TABLE.lock();
+                t.resume(cpu::rdtsc());
+                publish_current(&mut t);
+                return;
+            }
+            // An interrupt that named no one: the monitor's wake bits
+            // always come before their interrupt, so it is spurious.
+            Some(Err(0)) => {}
+            _ => break,
+        }
+    }
+    schedule();
+}
+
+/// The status page's `wake` word (§8.3), once the page is known.
+fn wake_word() -> Option<&'static AtomicU32> {
     let page = STATUS.load(Ordering::Relaxed);
     if page.is_null() {
-        return 0;
+        return None;
     }
-    // SAFETY: `page` is the status page (see `publish`); its `wake` word is
-    // 4-aligned (`StatusPage` is `repr(C)`), and the kernel and the monitor
-    // reach it only atomically.
-    unsafe { AtomicU32::from_ptr(addr_of_mut!((*page).wake)).swap(0, Ordering::AcqRel) }
+    // SAFETY: `page` is the status page (see `publish`), which stays
+    // mapped for the guest's life; its `wake` word is 4-aligned
+    // (`StatusPage` is `repr(C)`), and the kernel and the monitor reach it
+    // only atomically.
+    Some(unsafe { AtomicU32::from_ptr(addr_of_mut!((*page).wake)) })
+}
+
+/// Takes the slots the monitor woke since the last call (§8.3).
+fn take_wakes() -> u32 {
+    wake_word().map_or(0, |w| w.swap(0, Ordering::AcqRel))
 }
 
 /// The timer's deadline as last written (TSC), 0 before the first and
@@ -184,6 +235,30 @@ pub fn publish(t: &mut Table) {
         for slot in t.take_dirty() {
             write_volatile(addr_of_mut!((*page).slots[slot]), t.slot_status(slot));
         }
+        write_volatile(seq, (before | 1).wrapping_add(1));
+    }
+}
+
+/// [`publish`] for a change of the current slot alone (a sleep alone
+/// or its wake-up): the header's `switched_in`, `idle` and `runnable`, and
+/// that slot's entry. Anything more changed: the whole of [`publish`].
+fn publish_current(t: &mut Table) {
+    let page = STATUS.load(Ordering::Relaxed);
+    if page.is_null() || !t.take_dirty_current() {
+        return publish(t);
+    }
+    let slot = t.current();
+    // SAFETY: as in `publish`, whose sequence protocol this follows;
+    // `slot` indexes `slots` (the current slot of a process that was
+    // running, below MAX_PROCESSES).
+    unsafe {
+        let seq = addr_of_mut!((*page).seq);
+        let before = read_volatile(seq);
+        write_volatile(seq, before | 1);
+        write_volatile(addr_of_mut!((*page).switched_in), t.switched_in());
+        write_volatile(addr_of_mut!((*page).idle), u32::from(t.idle()));
+        write_volatile(addr_of_mut!((*page).runnable), t.runnable_bits());
+        write_volatile(addr_of_mut!((*page).slots[slot]), t.slot_status(slot));
         write_volatile(seq, (before | 1).wrapping_add(1));
     }
 }

@@ -56,7 +56,10 @@ fn write(fd: u64, addr: u64, len: u64) -> Result<u64, ErrorCode> {
 /// passes (`u64::MAX`: no limit); returns the count.
 fn wait(seen: u64, timeout_ns: u64) -> u64 {
     if apic::stream_events() == seen && timeout_ns != 0 {
-        sched::block(Wait::Streams, clock::timeout(timeout_ns));
+        match clock::timeout(timeout_ns) {
+            None => sched::block_on_streams(),
+            deadline => sched::block(Wait::Streams, deadline),
+        }
     }
     apic::stream_events()
 }

@@ -75,7 +75,14 @@ pub struct Figure {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = roles::run(&args).unwrap_or_else(bench);
+    let result = roles::run(&args).unwrap_or_else(|| {
+        // `cargo bench` adds `--bench`; a word before it picks the parts.
+        let only = args
+            .iter()
+            .find(|a| !a.starts_with("--"))
+            .map(String::as_str);
+        bench(only)
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -85,13 +92,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn bench() -> Result<(), BenchError> {
+/// Measures every figure, or with `only` those of the parts whose name
+/// contains it (`call`, `remote_spawn`, `ipc`, `udp_rtt`, `device_down`:
+/// `cargo bench --bench fabric -- ipc`).
+fn bench(only: Option<&str>) -> Result<(), BenchError> {
+    let wanted = |part: &str| only.is_none_or(|o| part.contains(o));
     let mut fabric = Fabric::new(&["a", "b"])?;
-    let mut figures = Vec::from(call::measure(&fabric)?);
-    figures.push(remote_spawn::measure(&fabric)?);
-    figures.extend(ipc::measure(&fabric)?);
-    figures.push(udp_rtt::measure(&fabric)?);
-    figures.push(device_down::measure(&mut fabric)?);
+    let mut figures = Vec::new();
+    if wanted("call") {
+        figures.extend(call::measure(&fabric)?);
+    }
+    if wanted("remote_spawn") {
+        figures.push(remote_spawn::measure(&fabric)?);
+    }
+    if wanted("ipc") {
+        figures.extend(ipc::measure(&fabric)?);
+    }
+    if wanted("udp_rtt") {
+        figures.push(udp_rtt::measure(&fabric)?);
+    }
+    if wanted("device_down") {
+        figures.push(device_down::measure(&mut fabric)?);
+    }
     drop(fabric);
     let records: Vec<Record> = figures
         .iter()

@@ -125,6 +125,21 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Whether the running process may sleep on streams (no deadline) by
+    /// halting the CPU at once, with no decision: it is the only runnable
+    /// process and no wake of its slot is pending, so [`Table::pick`] would
+    /// say [`Next::Idle`] (and arm nothing new: deadlines of the others are
+    /// armed already, §14.5). The caller blocks it ([`Table::block`]) and
+    /// halts; if the first interrupt is a stream interrupt naming its slot
+    /// alone, [`Table::resume`] is the decision `pick` would take.
+    #[inline]
+    pub fn alone(&self) -> bool {
+        let me = 1u32 << self.current;
+        self.runnable_bits() == me && self.pending & me == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +261,30 @@ mod tests {
         t.block(Wait::Streams, None);
         assert_eq!(t.pick(4, 0, SLICE).next, Next::Run(1));
         assert_eq!(t.runnable_bits(), 0b10);
+    }
+
+    #[test]
+    fn a_lone_sleeper_resumes_as_a_decision_would() {
+        let mut t = table(1);
+        assert!(!t.alone(), "slot 1 is runnable too");
+        t.switch_to(1, 0).unwrap();
+        t.block(Wait::Timer, Some(90));
+        t.switch_to(0, 1).unwrap();
+        assert!(t.alone(), "a timed sleeper does not count");
+        let mut fast = t.clone();
+        // The general way: idle, then woken by the monitor, stay.
+        t.block(Wait::Streams, None);
+        assert_eq!(t.pick(2, 0, SLICE).next, Next::Idle);
+        t.halt(2);
+        assert_eq!(t.pick(5, 0b1, SLICE).next, Next::Stay);
+        t.stay(5);
+        // The fast way.
+        fast.sleep_alone(2);
+        fast.resume(5);
+        assert_eq!(fast, t);
+        // A wake that came while it ran makes its next sleep the general one.
+        t.pick(6, 0b1, SLICE);
+        assert!(!t.alone());
     }
 
     #[test]

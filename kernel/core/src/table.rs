@@ -165,7 +165,7 @@ impl Iterator for Slots {
 }
 
 /// The table.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Table {
     pub(crate) slots: [Option<Process>; MAX_PROCESSES],
     /// Bit `i` set: slot `i` holds a process.
@@ -296,6 +296,17 @@ impl Table {
         let d = self.dirty & self.occupied;
         self.dirty = 0;
         Slots(d)
+    }
+
+    /// Whether no slot but the current one changed since the last
+    /// [`Table::take_dirty`]; if so, it takes that one too.
+    #[inline]
+    pub fn take_dirty_current(&mut self) -> bool {
+        if self.dirty & self.occupied & !(1u32 << self.current) != 0 {
+            return false;
+        }
+        self.dirty = 0;
+        true
     }
 
     /// The occupied slots, in order.
@@ -468,6 +479,43 @@ impl Table {
             self.switched_in = now;
             self.idle = false;
         }
+    }
+
+    /// The running process, alone, sleeps on streams with no deadline and
+    /// the CPU halts at TSC `now`: what [`Table::block`], the decision
+    /// (`Idle`) and [`Table::halt`] would do, in a few stores.
+    #[inline]
+    pub fn sleep_alone(&mut self, now: u64) {
+        let me = 1u32 << self.current;
+        let ran = now.saturating_sub(self.switched_in);
+        if let Some(p) = self.running_mut() {
+            p.state = State::Blocked {
+                wait: Wait::Streams,
+                deadline: None,
+            };
+            p.cpu_ticks = p.cpu_ticks.wrapping_add(ran);
+        }
+        self.runnable &= !me;
+        self.streams |= me;
+        self.dirty |= me;
+        self.switched_in = now;
+        self.idle = true;
+    }
+
+    /// The process asleep alone was woken by the monitor (its slot alone)
+    /// while the CPU halted: it runs again from TSC `now`, as the decision
+    /// (`Stay`) would have it.
+    #[inline]
+    pub fn resume(&mut self, now: u64) {
+        let me = 1u32 << self.current;
+        if let Some(p) = self.running_mut() {
+            p.state = State::Runnable;
+        }
+        self.streams &= !me;
+        self.runnable |= me;
+        self.dirty |= me;
+        self.switched_in = now;
+        self.idle = false;
     }
 
     /// Bit `i` set: slot `i` holds a process.

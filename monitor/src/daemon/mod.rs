@@ -226,13 +226,16 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
         eprintln!("weft daemon: {e}");
         return ExitStatus::Usage;
     }
-    match status {
-        ExitStatus::Signal(_) => say("stopped"),
-        s => say(&format!(
+    let last = match status {
+        ExitStatus::Signal(_) => "stopped".to_string(),
+        s => format!(
             "the device guest ended (status {}); the device is unavailable",
             s.code()
-        )),
-    }
+        ),
+    };
+    // The last words, written before the process ends (`say` only queues
+    // them for the writer thread, which ends with the process).
+    host_output::settle(&format!("weft daemon: {last}\n"), Instant::now());
     status
 }
 
