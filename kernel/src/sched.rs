@@ -239,11 +239,16 @@ pub fn publish(t: &mut Table) {
     }
 }
 
-/// [`publish`] for a change of the current slot alone (a sleep alone
-/// or its wake-up): the header's `switched_in`, `idle` and `runnable`, and
-/// that slot's entry. Anything more changed: the whole of [`publish`].
+/// [`publish`] for a sleep alone or its wake-up, which change only the
+/// header's `switched_in`, `idle` and `runnable`, and the current slot's
+/// `state` and `cpu_ticks`. Anything more changed: the whole of
+/// [`publish`].
 fn publish_current(t: &mut Table) {
     let page = STATUS.load(Ordering::Relaxed);
+    let Some(running) = t.running() else {
+        return publish(t);
+    };
+    let (state, cpu_ticks) = (running.state().code().0, running.cpu_ticks());
     if page.is_null() || !t.take_dirty_current() {
         return publish(t);
     }
@@ -258,7 +263,8 @@ fn publish_current(t: &mut Table) {
         write_volatile(addr_of_mut!((*page).switched_in), t.switched_in());
         write_volatile(addr_of_mut!((*page).idle), u32::from(t.idle()));
         write_volatile(addr_of_mut!((*page).runnable), t.runnable_bits());
-        write_volatile(addr_of_mut!((*page).slots[slot]), t.slot_status(slot));
+        write_volatile(addr_of_mut!((*page).slots[slot].state), state);
+        write_volatile(addr_of_mut!((*page).slots[slot].cpu_ticks), cpu_ticks);
         write_volatile(seq, (before | 1).wrapping_add(1));
     }
 }
