@@ -147,7 +147,7 @@ crate::wire_layout! {
     /// and unchanged around it). Only the slots `occupied` names mean
     /// anything.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct StatusPage: 424, in_place {
+    pub struct StatusPage: 432, in_place {
         /// Even when the page is whole; odd while the kernel writes it.
         [0] pub seq: u64,
         /// Bit `i` set: slot `i` holds a process.
@@ -168,6 +168,12 @@ crate::wire_layout! {
         /// atomic OR before raising the interrupt; the kernel takes them
         /// with an atomic swap at each scheduling decision.
         [416] pub wake: u32,
+        /// Bit `i` set: the monitor woke slot `i` while its process did not
+        /// wait for streams; its next wait ends at once (§8.3).
+        [420] pub pending: u32,
+        /// Guest TSC the timer is armed to fire by; 0 if it is not armed
+        /// (or, for a while after it fired, may still say when it was).
+        [424] pub armed: u64,
     }
 }
 

@@ -27,6 +27,10 @@ pub const PIPE_REGION_GPA: u64 = 0x1_0000_0000;
 pub const PIPE_REGION_SIZE: u64 = 64 << 20;
 /// Guest-physical address of the doorbell page.
 pub const DOORBELL_GPA: u64 = 0x1_4000_0000;
+/// Guest-physical address of the park page (§8.4), right after the doorbell
+/// page: a program's read of it asks the monitor to hold the CPU until a
+/// stream interrupt would wake it.
+pub const PARK_GPA: u64 = DOORBELL_GPA + PAGE_SIZE;
 /// Pipe regions: one per process slot (§14), region `i` at
 /// [`region_gpa`]`(i)`. Region 0 is the first program's and exists from
 /// boot; the others are created with the first spawn.
@@ -57,6 +61,19 @@ pub const SLOTS: u64 = (PIPE_REGION_SIZE - SLOTS_BASE) / SLOT_SIZE;
 pub const USER_PIPES_ADDR: u64 = 0x0000_7000_0000_0000;
 /// User virtual address of the doorbell page in a program.
 pub const USER_DOORBELLS_ADDR: u64 = 0x0000_7100_0000_0000;
+/// User virtual address of the park page in a program (read-only).
+pub const USER_PARK_ADDR: u64 = USER_DOORBELLS_ADDR + PAGE_SIZE;
+
+/// What a read of the park page returns (§8.4).
+pub mod park {
+    /// The monitor did not hold the CPU, or stopped holding it for
+    /// another reason than a wake of the reader's slot: wait in the
+    /// kernel (`wait`, §5.2).
+    pub const NOT_PARKED: u32 = 0;
+    /// A stream interrupt for the reader's slot ended the hold; the
+    /// interrupt itself was not raised.
+    pub const WOKEN: u32 = 1;
+}
 
 /// Slots with a fixed meaning, open from boot.
 pub mod slot {
@@ -123,7 +140,7 @@ const _: () = {
     assert!(DOORBELL_GPA >= PIPE_REGION_GPA + REGIONS * PIPE_REGION_SIZE);
     assert!(USER_PIPES_ADDR + PIPE_REGION_SIZE <= USER_DOORBELLS_ADDR);
     assert!(
-        USER_DOORBELLS_ADDR + PAGE_SIZE
+        USER_PARK_ADDR + PAGE_SIZE
             <= crate::layout::USER_STACK_TOP - crate::layout::USER_STACK_SIZE
     );
     assert!(crate::layout::USER_HEAP_TOP <= USER_PIPES_ADDR);

@@ -232,6 +232,11 @@ pub fn publish(t: &mut Table) {
         write_volatile(addr_of_mut!((*page).switched_in), t.switched_in());
         write_volatile(addr_of_mut!((*page).idle), u32::from(t.idle()));
         write_volatile(addr_of_mut!((*page).runnable), t.runnable_bits());
+        write_volatile(addr_of_mut!((*page).pending), t.pending_bits());
+        write_volatile(
+            addr_of_mut!((*page).armed),
+            ARMED_AT.load(Ordering::Relaxed),
+        );
         for slot in t.take_dirty() {
             write_volatile(addr_of_mut!((*page).slots[slot]), t.slot_status(slot));
         }

@@ -20,8 +20,8 @@ use vm_memory::{Bytes, GuestAddress};
 use weft_control::boot::region_kind;
 use weft_control::layout::*;
 use weft_control::streams::{
-    DOORBELL_GPA, PIPE_REGION_GPA, PIPE_REGION_SIZE, USER_DOORBELLS_ADDR, USER_PIPES_ADDR,
-    region_gpa,
+    DOORBELL_GPA, PARK_GPA, PIPE_REGION_GPA, PIPE_REGION_SIZE, USER_DOORBELLS_ADDR, USER_PARK_ADDR,
+    USER_PIPES_ADDR, region_gpa,
 };
 use weft_image::elf::LoadPlan;
 use weft_image::paging::{MapError, PageFlags, leaf_table, link_table, map_2m};
@@ -235,12 +235,13 @@ pub fn program_space<F: Frames>(
         write(ram, phys, &(payload.len() as u64).to_le_bytes())?;
         write(ram, phys + 8, payload)?;
     }
-    // The pipe region and the doorbell page (§8).
+    // The pipe region, the doorbell page and the park page (§8).
     for (k, table) in image.pipe_tables.iter().enumerate() {
         let vaddr = USER_PIPES_ADDR + k as u64 * LARGE_PAGE;
         link_table(&mut PhysRam(ram), space.frames, root, vaddr, *table)
             .map_err(SpaceError::Map)?;
     }
     space.map_range(USER_DOORBELLS_ADDR, DOORBELL_GPA, 1, rw)?;
+    space.map_range(USER_PARK_ADDR, PARK_GPA, 1, ro)?;
     Ok((root, system_phys))
 }

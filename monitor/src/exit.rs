@@ -87,6 +87,9 @@ pub enum Outcome {
     /// The guest rang the stream doorbell (§8.2); resume after waking the
     /// relay.
     Doorbell,
+    /// A program read the park page (§8.4): hold the vCPU while the relay
+    /// says so, then complete the read with what ended the hold.
+    Park,
     /// The running program accessed memory that is not RAM (§3.6): resume
     /// with this page fault taken in place of the access, which the
     /// kernel's fault path turns into the program's end (§14.1).
@@ -190,6 +193,9 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
             if write && is_doorbell(addr) {
                 return Outcome::Doorbell;
             }
+            if !write && matches!(ring, Ring::User { .. }) && is_park(addr) {
+                return Outcome::Park;
+            }
             let refused = match ring {
                 Ring::User { cr3 } => stray_mmio::refusal(&PhysRam(cx.ram), cr3, addr, write),
                 Ring::Kernel => None,
@@ -220,7 +226,16 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
 
 /// Whether `addr` is in the doorbell page (§8.2).
 fn is_doorbell(addr: u64) -> bool {
-    addr.checked_sub(streams::DOORBELL_GPA)
+    in_page(addr, streams::DOORBELL_GPA)
+}
+
+/// Whether `addr` is in the park page (§8.4).
+fn is_park(addr: u64) -> bool {
+    in_page(addr, streams::PARK_GPA)
+}
+
+fn in_page(addr: u64, page: u64) -> bool {
+    addr.checked_sub(page)
         .is_some_and(|off| off < weft_control::layout::PAGE_SIZE)
 }
 

@@ -70,15 +70,16 @@ pub fn pipe_region(memory: &Ram, index: u64) -> Option<(std::ptr::NonNull<u8>, u
     Some((std::ptr::NonNull::new(host)?, PIPE_REGION_SIZE as usize))
 }
 
-/// The host address of the 4-aligned guest word at `gpa` of `memory`.
-pub fn host_word(memory: &Ram, gpa: u64) -> Option<std::ptr::NonNull<u32>> {
-    if !gpa.is_multiple_of(4) {
+/// The host address of the `T` at `gpa` of `memory`, if `gpa` is aligned
+/// for `T` and the whole `T` lies in one region.
+pub fn host_object<T>(memory: &Ram, gpa: u64) -> Option<std::ptr::NonNull<T>> {
+    if !gpa.is_multiple_of(std::mem::align_of::<T>() as u64) {
         return None;
     }
     let start = GuestAddress(gpa);
     let region = memory.find_region(start)?;
     let offset = region.to_region_addr(start)?;
-    region.check_address(offset.checked_add(3)?)?;
+    region.check_address(offset.checked_add(std::mem::size_of::<T>().checked_sub(1)? as u64)?)?;
     let host = region.get_host_address(offset).ok()?;
     std::ptr::NonNull::new(host.cast())
 }

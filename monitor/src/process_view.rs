@@ -307,6 +307,8 @@ mod tests {
             runnable: 1,
             slots,
             wake: 0,
+            pending: 0,
+            armed: 0,
         }
     }
 

@@ -149,13 +149,12 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         apic_timer_hz: KVM_APIC_TIMER_HZ,
     };
     let state = boot::build(&ram, &spec)?;
-    let wake = state.status_phys + std::mem::offset_of!(StatusPage, wake) as u64;
-    let word = guest_memory::host_word(&ram, wake).ok_or(BootError::Write(wake))?;
+    let page = guest_memory::host_object::<StatusPage>(&ram, state.status_phys)
+        .ok_or(BootError::Write(state.status_phys))?;
     // SAFETY: the status page is a BOOT page of guest RAM (`ram`, which the
-    // relay's VMM holds for as long as the relay lives); `wake` is 4-aligned
-    // (the page is, and `StatusPage` is `repr(C)`); the monitor otherwise
-    // only reads the page (`ProcessView`), never that word.
-    unsafe { relay.set_wake_word(word) };
+    // relay's VMM holds for as long as the relay lives); the monitor
+    // otherwise only reads the page (`ProcessView`), never its `wake` word.
+    unsafe { relay.set_status_page(page) };
     let mut vcpu = vm::create_vcpu(guest.vm(), &state)?;
     let tsc_hz = vm::tsc_hz(&vcpu);
     ram.write_obj(
@@ -230,6 +229,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
                 Outcome::Continue => {}
                 Outcome::Stop(s) => break s,
                 Outcome::Doorbell => relay.ring(),
+                Outcome::Park => vm::complete_read(&mut vcpu, relay.park()),
                 Outcome::Refuse(fault) => vm::inject_page_fault(&mut vcpu, fault)?,
             }
         }

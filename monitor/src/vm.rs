@@ -363,6 +363,20 @@ pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
     Ok(Exit::Mmio { addr, write, ring })
 }
 
+/// Completes the MMIO read of the last exit with `value` (little-endian,
+/// as wide as the read, at most 8 bytes); KVM hands it to the reading
+/// instruction on the next run.
+pub fn complete_read(vcpu: &mut VcpuFd, value: u32) {
+    let run = vcpu.get_kvm_run();
+    // SAFETY: `kvm_run`'s exit union holds plain integers, so writing its
+    // `mmio` member is defined whatever the last exit was; KVM reads it
+    // back only after an MMIO read exit, which is when this is called.
+    let mmio = unsafe { &mut run.__bindgen_anon_1.mmio };
+    let bytes = u64::from(value).to_le_bytes();
+    let len = (mmio.len as usize).min(bytes.len());
+    mmio.data[..len].copy_from_slice(&bytes[..len]);
+}
+
 /// The page-fault exception's vector.
 const PAGE_FAULT: u8 = 14;
 /// How many more exits one instruction may make while KVM finishes it: an

@@ -22,7 +22,8 @@ use weft_control::frame::{self, Code, ErrorBody, HEADER, Header, kind};
 use weft_control::layout::USER_STATUS_ADDR;
 use weft_control::process::StatusPage;
 use weft_control::streams::{
-    self, PIPE_REGION_SIZE, RING_CAPACITY, USER_DOORBELLS_ADDR, USER_PIPES_ADDR, bell, slot,
+    self, PIPE_REGION_SIZE, RING_CAPACITY, USER_DOORBELLS_ADDR, USER_PARK_ADDR, USER_PIPES_ADDR,
+    bell, park, slot,
 };
 use weft_data_pipe::{
     Blocking, Consumer, Memory, Notify, Producer, RawRegion, Wait, WaitDecision, Waitable,
@@ -68,23 +69,41 @@ impl Spin {
     }
 }
 
-/// Whether a process other than this one is runnable, from the process
-/// status page (§14.6), which the kernel rewrites at every scheduling
-/// decision. A hint: a stale read costs one spin or one sleep, no more.
-fn others_runnable() -> bool {
+/// What the process status page (§14.6), which the kernel rewrites at
+/// every scheduling decision, says of the caller's chances: a hint, as a
+/// stale read costs one spin, one sleep or one exit, no more.
+struct Outlook {
+    /// Another process is runnable.
+    others_runnable: bool,
+    /// The monitor may hold the CPU for the caller's wait (§8.4): it runs
+    /// alone, with no wake pending and no timer armed.
+    may_park: bool,
+}
+
+fn outlook() -> Outlook {
     let page = USER_STATUS_ADDR as *const StatusPage;
     // SAFETY: the monitor maps the status page read-only at
-    // USER_STATUS_ADDR for every program's whole life (§1.3); `runnable`
-    // and `current` are aligned u32s inside it (`StatusPage` is `repr(C)`
-    // with its layout asserted). The kernel writes them meanwhile, hence
+    // USER_STATUS_ADDR for every program's whole life (§1.3); the fields
+    // read are aligned integers inside it (`StatusPage` is `repr(C)` with
+    // its layout asserted). The kernel writes them meanwhile, hence
     // volatile. The caller runs, so `current` is its own slot.
-    let (runnable, current) = unsafe {
+    let (runnable, current, pending, armed) = unsafe {
         (
             read_volatile(addr_of!((*page).runnable)),
             read_volatile(addr_of!((*page).current)),
+            read_volatile(addr_of!((*page).pending)),
+            read_volatile(addr_of!((*page).armed)),
         )
     };
-    runnable & !1u32.checked_shl(current).unwrap_or(0) != 0
+    let me = 1u32.checked_shl(current).unwrap_or(0);
+    Outlook {
+        others_runnable: runnable & !me != 0,
+        may_park: runnable == me && pending & me == 0 && armed == 0,
+    }
+}
+
+fn others_runnable() -> bool {
+    outlook().others_runnable
 }
 
 /// The stream-interrupt count the last `wait` syscall returned. Read before
@@ -93,8 +112,19 @@ fn others_runnable() -> bool {
 static SEEN: AtomicU64 = AtomicU64::new(0);
 
 /// Sleeps until the stream-interrupt count moves past [`SEEN`] or
-/// `timeout_ns` passes (`u64::MAX`: no limit). Returns whether it moved.
+/// `timeout_ns` passes (`u64::MAX`: no limit), or, alone and with no
+/// limit, until the monitor ends its hold of the CPU (§8.4). Returns
+/// whether it was woken.
 fn wait_interrupt(seen: u64, timeout_ns: u64) -> bool {
+    if timeout_ns == u64::MAX && outlook().may_park {
+        // SAFETY: the monitor maps the park page read-only at
+        // USER_PARK_ADDR for every program's whole life (§1.3); reading it
+        // exits to the monitor, which answers with a `park` code.
+        let parked = unsafe { read_volatile(USER_PARK_ADDR as *const u32) };
+        if parked == park::WOKEN {
+            return true;
+        }
+    }
     // SAFETY: no pointer arguments.
     match unsafe { syscall::syscall(nr::WAIT, seen, timeout_ns, 0, 0) } {
         Ok(count) => {

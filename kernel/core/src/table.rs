@@ -530,6 +530,12 @@ impl Table {
         self.switched_in
     }
 
+    /// Slots the monitor woke while they did not wait for streams (§8.3).
+    #[inline]
+    pub fn pending_bits(&self) -> u32 {
+        self.pending
+    }
+
     /// Whether the CPU halts with nothing to run.
     #[inline]
     pub fn idle(&self) -> bool {

@@ -61,6 +61,7 @@ mod fabric;
 mod framed;
 mod fs;
 pub(crate) mod host_output;
+mod interrupt;
 mod ipc;
 mod policy;
 mod region;
@@ -76,6 +77,7 @@ pub use fabric::{
     FabricAsk, FabricCall, FabricEvent, FabricLink, FabricWatch, MAX_IN_FLIGHT, MAX_QUEUED,
 };
 pub use framed::Failure;
+pub use interrupt::PARK_LIMIT;
 pub use ipc::{Answer, Delivery, INBOX, Inbox, IpcAsk, Outgoing};
 pub use policy::{Policy, PolicyError};
 pub use udp::{Arrival, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
@@ -83,16 +85,18 @@ pub use vmm::{Vmm, VmmError};
 
 use device::DeviceSlot;
 use dispatch::Services;
+use interrupt::{Interrupt, RegionIrq};
 use region::{Regions, Shared};
 use serve::Startup;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::mpsc;
 use vmm_sys_util::eventfd::EventFd;
+use weft_control::process::StatusPage;
 use weft_control::streams::{self, PIPE_REGION_SIZE, REGIONS};
 use weft_data_pipe::{Consumer, Notify, Producer, RawRegion};
 
@@ -145,57 +149,6 @@ pub struct RelayStats {
     pub opened: AtomicU64,
     /// Doorbells the guest rang (forwarded or through the ioeventfd).
     pub doorbells: AtomicU64,
-}
-
-/// The stream interrupt, counted, and the guest's wake word (§8.3).
-pub struct Interrupt {
-    fd: EventFd,
-    stats: Arc<RelayStats>,
-    /// The status page's `wake` word in host memory; null until the boot
-    /// placed it ([`Relay::set_wake_word`]).
-    wake: AtomicPtr<u32>,
-}
-
-impl Interrupt {
-    /// Names the slots of `bits` in the wake word, then raises the
-    /// interrupt: the kernel wakes the processes of those slots only.
-    fn raise(&self, bits: u32) {
-        let word = self.wake.load(Ordering::Acquire);
-        if !word.is_null() {
-            // SAFETY: `set_wake_word`'s contract: a 4-aligned word of guest
-            // memory, mapped for as long as the relay lives, which the
-            // monitor and the guest reach only atomically.
-            unsafe { AtomicU32::from_ptr(word) }.fetch_or(bits, Ordering::SeqCst);
-        }
-        self.stats.interrupts.fetch_add(1, Ordering::Relaxed);
-        self.fd.notify();
-    }
-}
-
-/// The stream interrupt as the rings of one pipe region raise it: naming
-/// the region's process slot (region `i` is slot `i`'s).
-#[derive(Clone)]
-pub struct RegionIrq {
-    irq: Arc<Interrupt>,
-    bit: u32,
-}
-
-impl RegionIrq {
-    fn new(irq: &Arc<Interrupt>, region: u64) -> Self {
-        Self {
-            irq: irq.clone(),
-            bit: u32::try_from(region)
-                .ok()
-                .and_then(|r| 1u32.checked_shl(r))
-                .unwrap_or(0),
-        }
-    }
-}
-
-impl Notify for RegionIrq {
-    fn notify(&self) {
-        self.irq.raise(self.bit);
-    }
 }
 
 /// The monitor's end of a ring the guest reads.
@@ -270,11 +223,10 @@ impl Relay {
         fabric: Option<FabricLink>,
     ) -> Result<Self, RelayError> {
         let stats = Arc::new(RelayStats::default());
-        let irq = Arc::new(Interrupt {
-            fd: vmm.stream_interrupt().map_err(RelayError::Vmm)?,
-            stats: stats.clone(),
-            wake: AtomicPtr::new(std::ptr::null_mut()),
-        });
+        let irq = Arc::new(Interrupt::new(
+            vmm.stream_interrupt().map_err(RelayError::Vmm)?,
+            stats.clone(),
+        ));
         let policy = Arc::new(policy);
         let base = vmm.pipe_region(0).ok_or(RelayError::Region)?;
         // SAFETY: region 0 is mapped for as long as `vmm` lives (`Vmm`'s
@@ -324,18 +276,27 @@ impl Relay {
         })
     }
 
-    /// Tells the relay where the guest kernel's wake word is (the status
-    /// page's `wake`, §8.3, §14.6): from then on each stream interrupt
-    /// names the slots it is for there. Until then (before boot placed the
-    /// page, when the guest cannot run yet) interrupts name none.
+    /// Tells the relay where the guest kernel's status page is (§14.6):
+    /// from then on each stream interrupt names the slots it is for in its
+    /// `wake` word (§8.3), and a program may park (§8.4). Until then
+    /// (before boot placed the page, when the guest cannot run yet)
+    /// interrupts name none.
     ///
     /// # Safety
     ///
-    /// `word` must be 4-aligned guest memory, mapped for as long as the
-    /// relay lives, which the monitor reaches only through the relay
+    /// `page` must be guest memory, mapped for as long as the relay lives,
+    /// whose `wake` word the monitor reaches only through the relay
     /// (atomically) from now on.
-    pub unsafe fn set_wake_word(&self, word: NonNull<u32>) {
-        self.irq.wake.store(word.as_ptr(), Ordering::Release);
+    pub unsafe fn set_status_page(&self, page: NonNull<StatusPage>) {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.irq.set_status_page(page.as_ptr()) };
+    }
+
+    /// Holds the vCPU for the program that read the park page, while the
+    /// status page allows it and until its streams would wake it (§8.4);
+    /// what the read returns.
+    pub fn park(&self) -> u32 {
+        self.irq.park()
     }
 
     /// Forwards a doorbell the guest rang (an exit the VMM saw), and

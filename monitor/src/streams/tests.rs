@@ -5,6 +5,7 @@
 use super::*;
 use crate::host;
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
@@ -225,10 +226,12 @@ fn a_spawned_region_serves_its_streams_and_is_zeroed_for_reuse() {
 #[test]
 fn each_interrupt_names_the_region_it_is_for() {
     let relay = Relay::start(FakeVmm::new(), Policy::default(), None, None).unwrap();
-    let word = Box::new(AtomicU32::new(0));
-    // SAFETY: a 4-aligned word that outlives the relay (dropped after
-    // `finish` below), reached only atomically.
-    unsafe { relay.set_wake_word(NonNull::from(&*word).cast()) };
+    let page = Box::into_raw(Box::new(StatusPage::decode(&[0; StatusPage::SIZE])));
+    // SAFETY: a status page that outlives the relay (freed after `finish`
+    // below), whose `wake` word is reached only atomically meanwhile.
+    unsafe { relay.set_status_page(NonNull::new(page).unwrap()) };
+    // SAFETY: `page` is live until freed below; `wake` is 4-aligned.
+    let word = unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*page).wake)) };
     relay.open_region(3).unwrap();
     let mut p = Process::attach(&relay, 3);
     // A reply into a ring the process sleeps on raises the interrupt.
@@ -241,7 +244,8 @@ fn each_interrupt_names_the_region_it_is_for() {
     drop(p);
     let stats = relay.finish();
     assert!(stats.interrupts.load(SeqCst) >= 1);
-    drop(word);
+    // SAFETY: made by `Box::into_raw` above; the relay is gone.
+    drop(unsafe { Box::from_raw(page) });
 }
 
 #[test]
