@@ -219,6 +219,19 @@ mod tests {
         (irq, page)
     }
 
+    /// A thread that parks on `irq`, once it holds; its join is what the
+    /// read returned.
+    fn parked(irq: &Arc<Interrupt>) -> std::thread::JoinHandle<u32> {
+        let held = std::thread::spawn({
+            let irq = irq.clone();
+            move || irq.park()
+        });
+        while irq.hold().slot.is_none() {
+            std::thread::yield_now();
+        }
+        held
+    }
+
     fn interrupts(irq: &Interrupt) -> u64 {
         irq.stats.interrupts.load(SeqCst)
     }
@@ -226,13 +239,7 @@ mod tests {
     #[test]
     fn a_raise_for_the_parked_slot_ends_the_hold_without_an_interrupt() {
         let (irq, page) = alone(2);
-        let parked = std::thread::spawn({
-            let irq = irq.clone();
-            move || irq.park()
-        });
-        while irq.hold().slot.is_none() {
-            std::thread::yield_now();
-        }
+        let parked = parked(&irq);
         irq.raise(1 << 2);
         assert_eq!(parked.join().unwrap(), park::WOKEN);
         assert_eq!((page.wake, interrupts(&irq)), (0, 0));
@@ -244,13 +251,7 @@ mod tests {
     #[test]
     fn a_raise_for_another_slot_is_raised_and_ends_the_hold() {
         let (irq, page) = alone(0);
-        let parked = std::thread::spawn({
-            let irq = irq.clone();
-            move || irq.park()
-        });
-        while irq.hold().slot.is_none() {
-            std::thread::yield_now();
-        }
+        let parked = parked(&irq);
         irq.raise(1 << 5);
         assert_eq!(parked.join().unwrap(), park::NOT_PARKED);
         assert_eq!((page.wake, interrupts(&irq)), (1 << 5, 1));
