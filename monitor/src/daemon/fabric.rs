@@ -412,6 +412,7 @@ impl Daemon {
             timeout,
             data,
             answer,
+            waits_on: None,
         };
         self.ipc.send(out).await;
         let result = match tokio::time::timeout(timeout, answered).await {

@@ -67,6 +67,8 @@ struct Routed {
     sender: String,
     data: Vec<u8>,
     answer: oneshot::Sender<Answer>,
+    /// Where a remote answer is awaited ([`Outgoing::waits_on`]).
+    waits_on: Option<tokio::runtime::Handle>,
 }
 
 /// The outcome of an activation, shared by everyone who waits for it.
@@ -274,6 +276,7 @@ impl Hub {
             sender,
             data: out.data,
             answer: out.answer,
+            waits_on: out.waits_on,
         };
         self.route(routed, None).await;
     }
@@ -340,9 +343,13 @@ impl Hub {
         {
             Ok(answer) => {
                 let way = m.answer;
-                tokio::spawn(async move {
+                let forward = async move {
                     let _ = way.send(answer.await);
-                });
+                };
+                match m.waits_on {
+                    Some(runtime) => drop(runtime.spawn(forward)),
+                    None => drop(tokio::spawn(forward)),
+                }
             }
             Err(e) => {
                 let _ = m.answer.send(Err((IpcError::Unreachable, e.to_string())));

@@ -62,6 +62,11 @@ pub struct Outgoing {
     pub data: Vec<u8>,
     /// Where its answer goes, exactly once.
     pub answer: oneshot::Sender<Answer>,
+    /// The runtime of the task that waits for the answer (the relay's,
+    /// for a program's message), where the daemon awaits an answer from
+    /// another device: the reply then wakes that thread alone. `None`:
+    /// the daemon's own.
+    pub waits_on: Option<tokio::runtime::Handle>,
 }
 
 /// A message delivered to an instance of a service.
@@ -231,6 +236,7 @@ impl Stream<'_> {
                         timeout,
                         data: data.to_vec(),
                         answer,
+                        waits_on: Some(tokio::runtime::Handle::current()),
                     };
                     let (cancel, cancelled) = oneshot::channel();
                     locked(&self.switches).insert(request, cancel);
