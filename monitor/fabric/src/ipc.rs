@@ -281,13 +281,14 @@ impl Ipc {
     }
 
     /// Declares process `device:pid` a provider of `guid`, and the
-    /// device's queryable for it if it is the first.
+    /// device's queryable for it if it is the first, served on `runtime`.
     pub(crate) async fn add(
         &self,
         session: &Session,
         device: &str,
         guid: Guid,
         pid: u32,
+        runtime: &tokio::runtime::Handle,
     ) -> Result<(), String> {
         let token = session
             .liveliness()
@@ -296,7 +297,7 @@ impl Ipc {
             .map_err(|e| e.to_string())?;
         let mut declared = locked(&self.declared);
         let entry = declared.entry(guid).or_insert_with(|| Declared {
-            serving: tokio::spawn(serve(
+            serving: runtime.spawn(serve(
                 session.clone(),
                 service_key(&guid, device),
                 guid,
@@ -388,7 +389,8 @@ struct Arrival {
 
 /// Serves `key`: each query is decoded and, unless its stamp was seen
 /// lately, delivered in its lane's order; its answer (the first one's,
-/// for a message seen again) is the one reply.
+/// for a message seen again) is the one reply. Its answers are awaited,
+/// and replied, on the runtime this runs on.
 async fn serve(
     session: Session,
     key: String,

@@ -431,10 +431,17 @@ impl Node {
     }
 
     /// Declares process `pid` of this device a provider of `guid`
-    /// (§18.5).
-    pub async fn provide(&self, guid: Guid, pid: u32) -> Result<(), FabricError> {
+    /// (§18.5). The service's messages are taken, and its answers sent, on
+    /// `runtime`: the one its instances' streams run on, so that a message
+    /// wakes one thread on its way in and none on its way out.
+    pub async fn provide(
+        &self,
+        guid: Guid,
+        pid: u32,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(), FabricError> {
         self.ipc
-            .add(&self.session, &self.name, guid, pid)
+            .add(&self.session, &self.name, guid, pid, runtime)
             .await
             .map_err(FabricError::Zenoh)
     }

@@ -139,8 +139,8 @@ impl Daemon {
         };
         *node = Arc::new(opened);
         // The new session declares this device's services again.
-        for (guid, pid) in self.ipc.declared() {
-            node.provide(guid, pid).await?;
+        for (guid, pid, runtime) in self.ipc.declared() {
+            node.provide(guid, pid, &runtime).await?;
         }
         Ok(())
     }
@@ -412,7 +412,6 @@ impl Daemon {
             timeout,
             data,
             answer,
-            waits_on: None,
         };
         self.ipc.send(out).await;
         let result = match tokio::time::timeout(timeout, answered).await {

@@ -27,9 +27,10 @@ mod activation;
 
 use super::fabric::Daemon;
 use super::services::Services;
-use crate::streams::{Answer, Delivery, DeviceHandle, INBOX, Inbox, Outgoing};
+use crate::streams::{Answer, Delivery, DeviceHandle, INBOX, Inbox, Outgoing, Route};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
@@ -48,6 +49,9 @@ struct Instance {
     pid: u32,
     name: String,
     inbox: mpsc::Sender<Delivery>,
+    /// The runtime its stream runs on, where its service's queryable is
+    /// served.
+    runtime: tokio::runtime::Handle,
 }
 
 /// A service instance as `weft ipc services` lists it.
@@ -67,8 +71,6 @@ struct Routed {
     sender: String,
     data: Vec<u8>,
     answer: oneshot::Sender<Answer>,
-    /// Where a remote answer is awaited ([`Outgoing::waits_on`]).
-    waits_on: Option<tokio::runtime::Handle>,
 }
 
 /// The outcome of an activation, shared by everyone who waits for it.
@@ -174,22 +176,25 @@ impl Hub {
             .collect()
     }
 
-    /// Every instance's (service, pid), to declare again on a new node.
-    pub fn declared(&self) -> Vec<(Guid, u32)> {
+    /// Every instance's (service, pid, stream's runtime), to declare again
+    /// on a new node.
+    pub fn declared(&self) -> Vec<(Guid, u32, tokio::runtime::Handle)> {
         locked(&self.instances)
             .iter()
-            .flat_map(|(g, list)| list.iter().map(|i| (*g, i.pid)))
+            .flat_map(|(g, list)| list.iter().map(|i| (*g, i.pid, i.runtime.clone())))
             .collect()
     }
 
     /// Makes the process of pipe region `region` an instance of `guid`,
-    /// shown as `name`: listed here, declared on the fabric.
+    /// shown as `name`, whose stream runs on `runtime`: listed here,
+    /// declared on the fabric.
     pub async fn serve(
         self: &Arc<Self>,
         daemon: &Arc<Daemon>,
         region: u64,
         guid: Guid,
         name: String,
+        runtime: tokio::runtime::Handle,
     ) -> Result<Inbox, (IpcError, String)> {
         let (pid, identity) = self.handle.process_of_region(region).ok_or((
             IpcError::Invalid,
@@ -217,6 +222,7 @@ impl Hub {
                 pid,
                 name,
                 inbox,
+                runtime: runtime.clone(),
             });
         }
         self.served.notify_waiters();
@@ -227,7 +233,7 @@ impl Hub {
             key,
             pid,
         };
-        node.provide(guid, pid).await.map_err(|e| {
+        node.provide(guid, pid, &runtime).await.map_err(|e| {
             (
                 IpcError::Unreachable,
                 format!("cannot declare the service: {e}"),
@@ -237,6 +243,11 @@ impl Hub {
             messages,
             registration: Box::new(registration),
         })
+    }
+
+    /// The hub as IPC streams reach it, to route from their own thread.
+    pub fn router(self: &Arc<Self>) -> Arc<dyn Route> {
+        Arc::new(self.clone())
     }
 
     /// Routes `out` (§18.4) if its sender may send it (§18.7).
@@ -276,7 +287,6 @@ impl Hub {
             sender,
             data: out.data,
             answer: out.answer,
-            waits_on: out.waits_on,
         };
         self.route(routed, None).await;
     }
@@ -341,15 +351,13 @@ impl Hub {
             .send_message(&device, m.guid, message, limit, expected)
             .await
         {
+            // Awaited where it was routed: for a program's message, on its
+            // stream's thread, which the reply then wakes alone.
             Ok(answer) => {
                 let way = m.answer;
-                let forward = async move {
+                tokio::spawn(async move {
                     let _ = way.send(answer.await);
-                };
-                match m.waits_on {
-                    Some(runtime) => drop(runtime.spawn(forward)),
-                    None => drop(tokio::spawn(forward)),
-                }
+                });
             }
             Err(e) => {
                 let _ = m.answer.send(Err((IpcError::Unreachable, e.to_string())));
@@ -424,6 +432,12 @@ impl Hub {
                 instances.remove(&guid);
             }
         }
+    }
+}
+
+impl Route for Arc<Hub> {
+    fn send(&self, out: Outgoing) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Hub::send(self, out))
     }
 }
 

@@ -303,16 +303,20 @@ async fn start_fabric(
                     FabricAsk::Watch(granted) => {
                         let _ = granted.send(events.subscribe());
                     }
-                    // In the order asked: one stream's messages are
-                    // routed, and so queued, in the order it sent them.
-                    FabricAsk::Ipc(IpcAsk::Send(out)) => daemon.ipc.send(out).await,
+                    // A stream routes its messages itself, on its own
+                    // thread, in the order it sent them.
+                    FabricAsk::Ipc(IpcAsk::Route(granted)) => {
+                        let _ = granted.send(daemon.ipc.router());
+                    }
                     FabricAsk::Ipc(IpcAsk::Serve {
                         region,
                         guid,
                         name,
+                        runtime,
                         granted,
                     }) => {
-                        let _ = granted.send(daemon.ipc.serve(&daemon, region, guid, name).await);
+                        let serving = daemon.ipc.serve(&daemon, region, guid, name, runtime);
+                        let _ = granted.send(serving.await);
                     }
                     FabricAsk::Udp(ask) => {
                         tokio::spawn(udp::FabricUdp::route(daemon.clone(), ask));

@@ -2,8 +2,9 @@
 //! and requests, for a program in a device guest.
 //!
 //! The stream's task reads the program's frames in order. A `SEND` is
-//! handed to the daemon at once (in the order it came, so one sender's
-//! messages to one service are queued in order) as an [`Outgoing`], and a
+//! routed at once, on the stream's own thread, through the daemon's
+//! [`Route`] (in the order it came, so one sender's messages to one
+//! service are queued in order) as an [`Outgoing`], and a
 //! task of its own waits for the answer, at most the request's timeout or
 //! until the program cancels it; at most [`MAX_IN_FLIGHT`] sends of one
 //! stream wait at once, and the next frame is read only once one is
@@ -26,6 +27,7 @@ use super::fabric::{FabricAsk, FabricLink};
 use super::framed::{Failure, Reader, StreamIo, Writer, read_frame, write_frame};
 use super::region::Shared;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -62,11 +64,16 @@ pub struct Outgoing {
     pub data: Vec<u8>,
     /// Where its answer goes, exactly once.
     pub answer: oneshot::Sender<Answer>,
-    /// The runtime of the task that waits for the answer (the relay's,
-    /// for a program's message), where the daemon awaits an answer from
-    /// another device: the reply then wakes that thread alone. `None`:
-    /// the daemon's own.
-    pub waits_on: Option<tokio::runtime::Handle>,
+}
+
+/// The daemon's routing of messages, as an IPC stream reaches it: called
+/// on the stream's own thread (the relay's), so that no other thread lies
+/// between a program's `SEND` and its way out, and an answer from another
+/// device is awaited there too.
+pub trait Route: Send + Sync {
+    /// Routes `out`; returns once it is queued or on its way, so that one
+    /// stream's messages are routed in the order it sent them.
+    fn send(&self, out: Outgoing) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 /// A message delivered to an instance of a service.
@@ -98,15 +105,23 @@ impl std::fmt::Debug for Inbox {
 /// What an IPC stream asks of the daemon.
 #[derive(Debug)]
 pub enum IpcAsk {
-    /// Register the process of `region` as an instance of `guid`.
+    /// Register the process of `region` as an instance of `guid`, whose
+    /// stream runs on `runtime`.
     Serve {
         region: u64,
         guid: Guid,
         name: String,
+        runtime: tokio::runtime::Handle,
         granted: oneshot::Sender<Result<Inbox, (IpcError, String)>>,
     },
-    /// Route a message (its answer comes on its own channel).
-    Send(Outgoing),
+    /// The way to route messages (asked once, at a stream's first `SEND`).
+    Route(oneshot::Sender<Arc<dyn Route>>),
+}
+
+impl std::fmt::Debug for dyn Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Route")
+    }
 }
 
 /// Requests delivered to this stream, by id, with their ways back.
@@ -136,6 +151,7 @@ pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, share
             ways_back: WaysBack::default(),
             switches: Switches::default(),
             serving: None,
+            route: None,
         };
         let reading = stream.read(&mut io.rx, &mut tasks);
         let writing = write_all(&mut io.tx, &mut out);
@@ -179,6 +195,8 @@ struct Stream<'a> {
     switches: Switches,
     /// The delivery task, once the stream provides a service.
     serving: Option<AbortHandle>,
+    /// The daemon's routing, once the stream has sent.
+    route: Option<Arc<dyn Route>>,
 }
 
 impl Stream<'_> {
@@ -236,18 +254,24 @@ impl Stream<'_> {
                         timeout,
                         data: data.to_vec(),
                         answer,
-                        waits_on: Some(tokio::runtime::Handle::current()),
                     };
                     let (cancel, cancelled) = oneshot::channel();
                     locked(&self.switches).insert(request, cancel);
-                    // Handed over here, in order: one sender's messages
-                    // are routed in the order they were sent.
-                    let gone = self.link.send(FabricAsk::Ipc(IpcAsk::Send(out))).await;
+                    // Routed here, in order: one sender's messages are
+                    // routed in the order they were sent.
+                    let routed = match self.route().await {
+                        Some(route) => {
+                            route.send(out).await;
+                            true
+                        }
+                        None => false,
+                    };
                     let (frames, switches) = (self.frames.clone(), self.switches.clone());
                     tasks.spawn(async move {
-                        let result = match gone {
-                            Err(_) => Err(gone_daemon()),
-                            Ok(()) => tokio::select! {
+                        let result = if !routed {
+                            Err(gone_daemon())
+                        } else {
+                            tokio::select! {
                                 a = answered => a.unwrap_or_else(|_| Err(gone_daemon())),
                                 _ = tokio::time::sleep(timeout) => Err((
                                     IpcError::Timeout,
@@ -257,7 +281,7 @@ impl Stream<'_> {
                                     IpcError::Cancelled,
                                     "cancelled by the sender".to_string(),
                                 )),
-                            },
+                            }
                         };
                         locked(&switches).remove(&request);
                         let _ = frames.send(send_answer(request, is_request, result)).await;
@@ -283,6 +307,19 @@ impl Stream<'_> {
         }
     }
 
+    /// The daemon's routing, asked for once; `None` if the daemon is gone.
+    async fn route(&mut self) -> Option<Arc<dyn Route>> {
+        if self.route.is_none() {
+            let (granted, route) = oneshot::channel();
+            self.link
+                .send(FabricAsk::Ipc(IpcAsk::Route(granted)))
+                .await
+                .ok()?;
+            self.route = Some(route.await.ok()?);
+        }
+        self.route.clone()
+    }
+
     /// Asks the daemon to make this process an instance of `guid`; on
     /// success answers `SERVING` and starts delivering its messages.
     async fn serve(&mut self, request: u32, guid: Guid, name: &str, tasks: &mut JoinSet<()>) {
@@ -299,6 +336,7 @@ impl Stream<'_> {
             region: self.region,
             guid,
             name: name.to_string(),
+            runtime: tokio::runtime::Handle::current(),
             granted,
         };
         let inbox = match self.link.send(FabricAsk::Ipc(ask)).await {

@@ -78,7 +78,7 @@ pub use fabric::{
 };
 pub use framed::Failure;
 pub use interrupt::PARK_LIMIT;
-pub use ipc::{Answer, Delivery, INBOX, Inbox, IpcAsk, Outgoing};
+pub use ipc::{Answer, Delivery, INBOX, Inbox, IpcAsk, Outgoing, Route};
 pub use policy::{Policy, PolicyError};
 pub use udp::{Arrival, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
 pub use vmm::{Vmm, VmmError};
