@@ -10,9 +10,10 @@
 //!   datagram socket round trip of a message of the same size between two
 //!   threads of this benchmark.
 //! - `ipc_rtt_cross_device_us`: the same client on `a`: app → `a`'s
-//!   daemon → Zenoh → `b`'s daemon → the service and back. Baseline, in
-//!   the same run after the IPC runs: a raw Zenoh get/reply of the same
-//!   payloads from a client session in `a`'s namespace (`a`'s identity,
+//!   daemon → Zenoh → `b`'s daemon → the service and back, in four runs.
+//!   Baseline, in the same run, in turns with those runs: a raw Zenoh
+//!   get/reply of the same payloads from a client session in `a`'s
+//!   namespace (`a`'s identity,
 //!   the device configuration) connected straight to a router of its own
 //!   in `b`'s namespace (`b`'s identity, the device configuration; like
 //!   the call baseline's, also linked to `a`'s router) that answers with
@@ -46,6 +47,9 @@ use std::time::{Duration, Instant};
 const GUID: &str = "6f1c2a4e-8b3d-4f0a-9c11-223344556677";
 /// Requests timed per `rtt` run (each recorded), and by each baseline.
 const RTT_ROUNDS: usize = 1000;
+/// Turns the cross-device runs and their baseline take (each
+/// `RTT_ROUNDS / RTT_TURNS` round trips).
+const RTT_TURNS: usize = 4;
 /// Requests of the unrecorded `rtt` runs.
 const RTT_WARMUP: usize = 50;
 /// Recorded `send` runs per side, and messages per run.
@@ -108,7 +112,15 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 3], BenchError> {
     clients.rtt_us(a, RTT_WARMUP)?;
     let same = clients.rtt_us(b, RTT_ROUNDS)?;
     let unix = unix_rtt_us(RTT_ROUNDS)?;
-    let cross = clients.rtt_us(a, RTT_ROUNDS)?;
+    // The cross-device runs and their baseline take turns, so that what
+    // else the machine does weighs on both alike.
+    let replier = start_replier(fabric, a, b)?;
+    let (mut cross, mut zenoh) = (Vec::new(), Vec::new());
+    for _ in 0..RTT_TURNS {
+        cross.extend(clients.rtt_us(a, RTT_ROUNDS / RTT_TURNS)?);
+        zenoh.extend(zenoh_rtt_us(fabric, a, &replier, RTT_ROUNDS / RTT_TURNS)?);
+    }
+    drop(replier);
     clients.send_rate(a, SEND_WARMUP)?;
     clients.send_rate(b, SEND_WARMUP)?;
     let (mut remote, mut local) = (Vec::new(), Vec::new());
@@ -116,7 +128,6 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 3], BenchError> {
         remote.push(clients.send_rate(a, SEND_COUNT)?);
         local.push(clients.send_rate(b, SEND_COUNT)?);
     }
-    let zenoh = zenoh_rtt_us(fabric, a, b)?;
     // Every request and message of the recorded runs reached the service
     // (and those of a run cut short by a lost link, some of them).
     let requests = 2 * (RTT_WARMUP + RTT_ROUNDS);
@@ -384,32 +395,52 @@ fn unix_rtt_us(rounds: usize) -> Result<Vec<f64>, BenchError> {
 
 /// Raw Zenoh get/reply rounds from device `a`'s namespace to a replier
 /// router in `b`'s, the querier connected to the replier only: µs each.
-fn zenoh_rtt_us(fabric: &Fabric, a: usize, b: usize) -> Result<Vec<f64>, BenchError> {
+fn start_replier(fabric: &Fabric, a: usize, b: usize) -> Result<Replier, BenchError> {
     let program = this_program()?;
-    let replier_addr = SocketAddr::new(fabric.zenoh_addr(b).ip(), REPLIER_PORT);
-    let replier = Helper::start(
+    let addr = SocketAddr::new(fabric.zenoh_addr(b).ip(), REPLIER_PORT);
+    let helper = Helper::start(
         fabric.command_in(b, &program),
         REPLIER,
         &[
             state(&fabric.state(b)),
-            replier_addr.to_string(),
+            addr.to_string(),
             fabric.zenoh_addr(a).to_string(),
             BASELINE_KEY.into(),
             REPLY.into(),
         ],
     )?;
-    replier
+    helper
         .output()
         .next("the IPC baseline's replier is ready", READY_LIMIT, |l| {
             l == "ready"
         })?;
+    Ok(Replier {
+        _helper: helper,
+        addr,
+    })
+}
+
+/// The baseline's replier, running until dropped.
+struct Replier {
+    _helper: Helper,
+    addr: SocketAddr,
+}
+
+/// `rounds` raw Zenoh round trips from `a` to `replier` (a querier
+/// process of their own, after its own warm-up), in microseconds.
+fn zenoh_rtt_us(
+    fabric: &Fabric,
+    a: usize,
+    replier: &Replier,
+    rounds: usize,
+) -> Result<Vec<f64>, BenchError> {
     let querier = Helper::start(
-        fabric.command_in(a, &program),
+        fabric.command_in(a, &this_program()?),
         QUERIER,
         &[
             state(&fabric.state(a)),
-            replier_addr.to_string(),
-            RTT_ROUNDS.to_string(),
+            replier.addr.to_string(),
+            rounds.to_string(),
             BASELINE_KEY.into(),
             REQUEST.into(),
         ],
@@ -428,7 +459,7 @@ fn zenoh_rtt_us(fabric: &Fabric, a: usize, b: usize) -> Result<Vec<f64>, BenchEr
         .iter()
         .filter_map(Value::as_f64)
         .collect();
-    if samples.len() != RTT_ROUNDS {
+    if samples.len() != rounds {
         return Err(bad());
     }
     Ok(samples)
