@@ -97,15 +97,27 @@ pub fn block(wait: Wait, timeout_ns: Option<u64>) {
 }
 
 /// Blocks the running process until the monitor names its slot in a
-/// stream interrupt (§8.3), with no timeout. A process alone
-/// ([`Table::alone`]) halts the CPU at once, and if the first interrupt
-/// is a stream interrupt naming its slot alone it runs again: no decision
-/// on either side, which is most of the emulated ring-0 work of a sleep
-/// and its wake-up. Anything else (the timer fired, another slot was
-/// named) leaves the rest to [`schedule`].
+/// stream interrupt (§8.3), with no timeout. With no wake to take, a
+/// process that leaves one other runnable switches to it
+/// ([`Table::pass`]), and a process alone ([`Table::alone`]) halts the
+/// CPU at once, and if the first interrupt is a stream interrupt naming
+/// its slot alone it runs again: no decision on either side, which is most
+/// of the emulated ring-0 work of a sleep and its wake-up. Anything else
+/// (the timer fired, another slot was named) leaves the rest to
+/// [`schedule`].
 pub fn block_on_streams() {
     let mut t = TABLE.lock();
-    if !t.alone() || wake_word().is_none_or(|w| w.load(Ordering::Relaxed) != 0) {
+    if wake_word().is_none_or(|w| w.load(Ordering::Relaxed) != 0) {
+        t.block(Wait::Streams, None);
+        drop(t);
+        return schedule();
+    }
+    if let Some(to) = t.pass(cpu::rdtsc()) {
+        publish_switch(&mut t, to.from);
+        drop(t);
+        return switch(to);
+    }
+    if !t.alone() {
         t.block(Wait::Streams, None);
         drop(t);
         return schedule();
@@ -170,18 +182,36 @@ fn arm(now: u64, deadline: Option<u64>) {
 }
 
 /// Called by the timer and stream interrupt stubs when they interrupted
-/// ring 3: lets another process run if one can.
+/// ring 3: lets another process run if one can. A stream interrupt that
+/// wakes one process while the interrupted one ran alone hands it the CPU
+/// with no decision ([`Table::hand_over`]): the other half of a round
+/// trip between two processes.
 pub extern "C" fn weft_preempt() {
-    schedule();
+    let wakes = take_wakes();
+    let now = cpu::rdtsc();
+    let mut t = TABLE.lock();
+    let Some(to) = t.hand_over(wakes, now) else {
+        drop(t);
+        return decide(wakes);
+    };
+    arm(now, Some(now.saturating_add(SLICE_TICKS.load(Ordering::Relaxed))));
+    publish_switch(&mut t, to.from);
+    drop(t);
+    switch(to);
 }
 
 /// Runs whichever process should run next, halting while none can; returns
 /// when the calling process is picked again (never, if it has ended).
 pub fn schedule() {
+    decide(take_wakes());
+}
+
+/// [`schedule`], with `wakes` taken from the wake word already.
+fn decide(mut wakes: u32) {
     loop {
         let now = cpu::rdtsc();
         let mut t = TABLE.lock();
-        let decision = t.pick(now, take_wakes(), SLICE_TICKS.load(Ordering::Relaxed));
+        let decision = t.pick(now, wakes, SLICE_TICKS.load(Ordering::Relaxed));
         arm(now, decision.arm);
         match decision.next {
             Next::Stay => {
@@ -203,6 +233,7 @@ pub fn schedule() {
                 publish(&mut t);
                 drop(t);
                 cpu::wait_for_interrupt();
+                wakes = take_wakes();
             }
         }
     }
@@ -249,25 +280,45 @@ pub fn publish(t: &mut Table) {
 /// `state` and `cpu_ticks`. Anything more changed: the whole of
 /// [`publish`].
 fn publish_current(t: &mut Table) {
+    publish_switch(t, t.current());
+}
+
+/// [`publish`] for a switch without a decision from slot `from` to the
+/// current one ([`Table::hand_over`], [`Table::pass`]) or a sleep alone
+/// (`from` the current slot), which change only the header's `current`,
+/// `switched_in`, `idle`, `runnable` and `armed`, and the two slots'
+/// `state` and `cpu_ticks`. Anything more changed: the whole of
+/// [`publish`].
+fn publish_switch(t: &mut Table, from: usize) {
     let page = STATUS.load(Ordering::Relaxed);
-    let Some(running) = t.running() else {
+    let slot = t.current();
+    let (Some(running), Some(before)) = (t.running(), t.process(from)) else {
         return publish(t);
     };
     let (state, cpu_ticks) = (running.state().code().0, running.cpu_ticks());
-    if page.is_null() || !t.take_dirty_current() {
+    let (from_state, from_ticks) = (before.state().code().0, before.cpu_ticks());
+    if page.is_null() || !t.take_dirty_within(1 << slot | 1 << from) {
         return publish(t);
     }
-    let slot = t.current();
     // SAFETY: as in `publish`, whose sequence protocol this follows;
-    // `slot` indexes `slots` (the current slot of a process that was
-    // running, below MAX_PROCESSES).
+    // `slot` and `from` index `slots`: both hold a process, so both are
+    // table slots, below MAX_PROCESSES.
     unsafe {
         let seq = addr_of_mut!((*page).seq);
         let before = read_volatile(seq);
         write_volatile(seq, before | 1);
+        write_volatile(addr_of_mut!((*page).current), slot as u32);
         write_volatile(addr_of_mut!((*page).switched_in), t.switched_in());
         write_volatile(addr_of_mut!((*page).idle), u32::from(t.idle()));
         write_volatile(addr_of_mut!((*page).runnable), t.runnable_bits());
+        write_volatile(
+            addr_of_mut!((*page).armed),
+            ARMED_AT.load(Ordering::Relaxed),
+        );
+        if from != slot {
+            write_volatile(addr_of_mut!((*page).slots[from].state), from_state);
+            write_volatile(addr_of_mut!((*page).slots[from].cpu_ticks), from_ticks);
+        }
         write_volatile(addr_of_mut!((*page).slots[slot].state), state);
         write_volatile(addr_of_mut!((*page).slots[slot].cpu_ticks), cpu_ticks);
         write_volatile(seq, (before | 1).wrapping_add(1));

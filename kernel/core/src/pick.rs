@@ -19,7 +19,7 @@
 //! instructions (ring 0 is emulated on the machines Weft targets, ~0.6 µs
 //! each).
 
-use crate::table::{Slots, State, Table};
+use crate::table::{Slots, State, Switch, Table};
 
 /// What a blocked process waits for (besides its deadline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +137,50 @@ impl Table {
     pub fn alone(&self) -> bool {
         let me = 1u32 << self.current;
         self.runnable_bits() == me && self.pending & me == 0
+    }
+
+    /// A stream interrupt that took `wakes` while the running process was
+    /// the only runnable one, with no wake pending: if `wakes` names one
+    /// slot alone, blocked on streams with no deadline, it runs at TSC
+    /// `now`, as [`Table::pick`] would have it (woken, and the first
+    /// runnable after the current one, wrapping) with no other decision.
+    /// The caller arms a slice (the current process stays runnable) and
+    /// switches. `None` (and no change): anything else, for `pick`.
+    ///
+    /// What `pick` also does and this does not, wake sleepers whose
+    /// deadline passed, the timer armed for them does at once.
+    #[inline]
+    pub fn hand_over(&mut self, wakes: u32, now: u64) -> Option<Switch> {
+        let me = 1u32 << self.current;
+        let (streams, timed, _) = self.blocked_bits();
+        if self.runnable_bits() != me
+            || self.pending != 0
+            || !wakes.is_power_of_two()
+            || wakes & streams & !timed == 0
+        {
+            return None;
+        }
+        let slot = wakes.trailing_zeros() as usize;
+        self.set_state(slot, State::Runnable);
+        self.switch_to(slot, now)
+    }
+
+    /// The running process blocks on streams with no deadline and the one
+    /// other runnable process runs at TSC `now`, as [`Table::pick`] would
+    /// have it (no slice: it runs alone), for a caller that took no wake
+    /// since the last decision and found none to take. `None` (and no
+    /// change) unless exactly one other process is runnable and no wake is
+    /// pending; what `pick` also does and this does not is as for
+    /// [`Table::hand_over`].
+    #[inline]
+    pub fn pass(&mut self, now: u64) -> Option<Switch> {
+        let me = 1u32 << self.current;
+        let other = self.runnable_bits() & !me;
+        if self.runnable_bits() & me == 0 || self.pending != 0 || !other.is_power_of_two() {
+            return None;
+        }
+        self.block(Wait::Streams, None);
+        self.switch_to(other.trailing_zeros() as usize, now)
     }
 }
 
@@ -285,6 +329,75 @@ mod tests {
         // A wake that came while it ran makes its next sleep the general one.
         t.pick(6, 0b1, SLICE);
         assert!(!t.alone());
+    }
+
+    #[test]
+    fn a_hand_over_runs_the_woken_slot_as_a_decision_would() {
+        // Slot 0 runs; slot 1 waits on streams, slot 2 on its deadline.
+        let mut t = table(2);
+        t.switch_to(1, 0).unwrap();
+        t.block(Wait::Streams, None);
+        t.switch_to(2, 1).unwrap();
+        t.block(Wait::Timer, Some(900));
+        t.switch_to(0, 2).unwrap();
+        let mut fast = t.clone();
+        let d = t.pick(5, 0b10, SLICE);
+        assert_eq!(d.next, Next::Run(1));
+        assert_eq!(d.arm, Some(5 + SLICE), "a slice: slot 0 is runnable too");
+        let general = t.switch_to(1, 5);
+        assert_eq!(fast.hand_over(0b10, 5), general);
+        assert_eq!(fast, t);
+        // Not for a slot with a deadline, two slots, no slot, a pending
+        // wake, or while another runs too.
+        let mut t = table(2);
+        t.switch_to(1, 0).unwrap();
+        t.block(Wait::Streams, Some(50));
+        t.switch_to(2, 1).unwrap();
+        t.block(Wait::Streams, None);
+        t.switch_to(0, 2).unwrap();
+        let before = t.clone();
+        for wakes in [0b10, 0b110, 0, 0b1] {
+            assert_eq!(t.hand_over(wakes, 5), None);
+            assert_eq!(t, before);
+        }
+        t.pick(6, 0b1, SLICE);
+        let before = t.clone();
+        assert_eq!(t.hand_over(0b100, 7), None, "slot 0's wake is pending");
+        assert_eq!(t, before);
+        let mut t = table(2);
+        t.switch_to(2, 0).unwrap();
+        t.block(Wait::Streams, None);
+        t.switch_to(0, 1).unwrap();
+        assert_eq!(t.hand_over(0b100, 5), None, "slot 1 is runnable");
+    }
+
+    #[test]
+    fn a_pass_runs_the_other_runnable_slot_as_a_decision_would() {
+        let mut t = table(2);
+        t.switch_to(2, 0).unwrap();
+        t.block(Wait::Timer, Some(900));
+        t.switch_to(0, 1).unwrap();
+        let mut fast = t.clone();
+        t.block(Wait::Streams, None);
+        let d = t.pick(5, 0, SLICE);
+        assert_eq!(d, Decision { next: Next::Run(1), arm: Some(900) });
+        let general = t.switch_to(1, 5);
+        assert_eq!(fast.pass(5), general);
+        assert_eq!(fast, t);
+        // Not with two others runnable, none, or a wake pending.
+        let mut t = table(2);
+        assert_eq!(t.pass(5), None);
+        t.switch_to(1, 0).unwrap();
+        t.block(Wait::Streams, None);
+        t.switch_to(2, 1).unwrap();
+        t.block(Wait::Streams, None);
+        t.switch_to(0, 2).unwrap();
+        let before = t.clone();
+        assert_eq!(t.pass(5), None);
+        assert_eq!(t, before);
+        t.pick(6, 0b1, SLICE);
+        t.pick(7, 0b10, SLICE);
+        assert_eq!(t.pass(8), None, "slot 0's wake is pending");
     }
 
     #[test]

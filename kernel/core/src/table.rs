@@ -298,11 +298,11 @@ impl Table {
         Slots(d)
     }
 
-    /// Whether no slot but the current one changed since the last
-    /// [`Table::take_dirty`]; if so, it takes that one too.
+    /// Whether no slot outside `slots` (bit per slot) changed since the
+    /// last [`Table::take_dirty`]; if so, it takes those too.
     #[inline]
-    pub fn take_dirty_current(&mut self) -> bool {
-        if self.dirty & self.occupied & !(1u32 << self.current) != 0 {
+    pub fn take_dirty_within(&mut self, slots: u32) -> bool {
+        if self.dirty & self.occupied & !slots != 0 {
             return false;
         }
         self.dirty = 0;
