@@ -140,7 +140,7 @@ impl Table {
     }
 
     /// A stream interrupt that took `wakes` while the running process was
-    /// the only runnable one, with no wake pending: if `wakes` names one
+    /// the only runnable one: if `wakes` names one
     /// slot alone, blocked on streams with no deadline, it runs at TSC
     /// `now`, as [`Table::pick`] would have it (woken, and the first
     /// runnable after the current one, wrapping) with no other decision.
@@ -154,7 +154,7 @@ impl Table {
         let me = 1u32 << self.current;
         let (streams, timed, _) = self.blocked_bits();
         if self.runnable_bits() != me
-            || self.pending != 0
+            || self.pending & streams != 0
             || !wakes.is_power_of_two()
             || wakes & streams & !timed == 0
         {
@@ -170,13 +170,18 @@ impl Table {
     /// have it (no slice: it runs alone), for a caller that took no wake
     /// since the last decision and found none to take. `None` (and no
     /// change) unless exactly one other process is runnable and no wake is
-    /// pending; what `pick` also does and this does not is as for
-    /// [`Table::hand_over`].
+    /// pending for the running one or one blocked on streams (wakes kept
+    /// for processes that wait for something else stay kept); what `pick`
+    /// also does and this does not is as for [`Table::hand_over`].
     #[inline]
     pub fn pass(&mut self, now: u64) -> Option<Switch> {
         let me = 1u32 << self.current;
         let other = self.runnable_bits() & !me;
-        if self.runnable_bits() & me == 0 || self.pending != 0 || !other.is_power_of_two() {
+        let (streams, ..) = self.blocked_bits();
+        if self.runnable_bits() & me == 0
+            || self.pending & (streams | me) != 0
+            || !other.is_power_of_two()
+        {
             return None;
         }
         self.block(Wait::Streams, None);
@@ -360,10 +365,13 @@ mod tests {
             assert_eq!(t.hand_over(wakes, 5), None);
             assert_eq!(t, before);
         }
+        // A wake kept for the running process changes nothing.
         t.pick(6, 0b1, SLICE);
-        let before = t.clone();
-        assert_eq!(t.hand_over(0b100, 7), None, "slot 0's wake is pending");
-        assert_eq!(t, before);
+        let mut fast = t.clone();
+        assert_eq!(t.pick(7, 0b100, SLICE).next, Next::Run(2));
+        let general = t.switch_to(2, 7);
+        assert_eq!(fast.hand_over(0b100, 7), general);
+        assert_eq!(fast, t);
         let mut t = table(2);
         t.switch_to(2, 0).unwrap();
         t.block(Wait::Streams, None);
@@ -398,6 +406,19 @@ mod tests {
         t.pick(6, 0b1, SLICE);
         t.pick(7, 0b10, SLICE);
         assert_eq!(t.pass(8), None, "slot 0's wake is pending");
+        // A wake kept for a process that waits for a child changes
+        // nothing.
+        let mut t = table(2);
+        t.switch_to(2, 0).unwrap();
+        t.block(Wait::Child(2), None);
+        t.switch_to(0, 1).unwrap();
+        t.pick(2, 0b100, SLICE);
+        let mut fast = t.clone();
+        t.block(Wait::Streams, None);
+        assert_eq!(t.pick(3, 0, SLICE).next, Next::Run(1));
+        let general = t.switch_to(1, 3);
+        assert_eq!(fast.pass(3), general);
+        assert_eq!(fast, t);
     }
 
     #[test]
