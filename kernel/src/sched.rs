@@ -194,7 +194,10 @@ pub extern "C" fn weft_preempt() {
         drop(t);
         return decide(wakes);
     };
-    arm(now, Some(now.saturating_add(SLICE_TICKS.load(Ordering::Relaxed))));
+    arm(
+        now,
+        Some(now.saturating_add(SLICE_TICKS.load(Ordering::Relaxed))),
+    );
     publish_switch(&mut t, to.from);
     drop(t);
     switch(to);

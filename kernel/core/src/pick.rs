@@ -388,7 +388,13 @@ mod tests {
         let mut fast = t.clone();
         t.block(Wait::Streams, None);
         let d = t.pick(5, 0, SLICE);
-        assert_eq!(d, Decision { next: Next::Run(1), arm: Some(900) });
+        assert_eq!(
+            d,
+            Decision {
+                next: Next::Run(1),
+                arm: Some(900)
+            }
+        );
         let general = t.switch_to(1, 5);
         assert_eq!(fast.pass(5), general);
         assert_eq!(fast, t);
