@@ -18,6 +18,8 @@ pub(crate) struct Code<'m> {
     /// Offsets in the body being rewritten after which [`SetCurrent`] goes.
     /// Kept between bodies so a module's rewrite allocates it once.
     cuts: Vec<usize>,
+    /// Whether a body read so far changes a table or drops a segment.
+    pub(crate) changes_tables: bool,
 }
 
 impl<'m> Code<'m> {
@@ -26,6 +28,7 @@ impl<'m> Code<'m> {
             module,
             globals,
             cuts: Vec::new(),
+            changes_tables: false,
         }
     }
 
@@ -85,6 +88,7 @@ impl<'m> Code<'m> {
             match kind {
                 Kind::Call => after_call = Some(end),
                 Kind::Global(index) => self.check_global(index, offset)?,
+                Kind::ChangesTables => self.changes_tables = true,
                 Kind::Return | Kind::End | Kind::Other => {}
             }
         }
@@ -125,6 +129,9 @@ enum Kind {
     End,
     /// `global.get` or `global.set` of this global.
     Global(u32),
+    /// Changes a table or drops a segment: `table.set`, `table.grow`,
+    /// `table.fill`, `table.copy`, `table.init`, `elem.drop`, `data.drop`.
+    ChangesTables,
     Other,
 }
 
@@ -149,6 +156,13 @@ macro_rules! classify {
     (@kind End) => { Kind::End };
     (@kind GlobalGet $index:ident) => { Kind::Global($index) };
     (@kind GlobalSet $index:ident) => { Kind::Global($index) };
+    (@kind TableSet $($arg:ident)*) => { Kind::ChangesTables };
+    (@kind TableGrow $($arg:ident)*) => { Kind::ChangesTables };
+    (@kind TableFill $($arg:ident)*) => { Kind::ChangesTables };
+    (@kind TableCopy $($arg:ident)*) => { Kind::ChangesTables };
+    (@kind TableInit $($arg:ident)*) => { Kind::ChangesTables };
+    (@kind ElemDrop $($arg:ident)*) => { Kind::ChangesTables };
+    (@kind DataDrop $($arg:ident)*) => { Kind::ChangesTables };
     (@kind $op:ident $($arg:ident)*) => { Kind::Other };
 }
 

@@ -4,7 +4,7 @@ use core::fmt;
 
 use wasmparser::BinaryReaderError;
 
-use crate::CURRENT_FUNCTION;
+use crate::RESERVED_PREFIX;
 
 /// Why [`instrument`](crate::instrument) refused a module. Every variant
 /// describes the input, not this crate: a well-formed core module version 1
@@ -56,7 +56,8 @@ pub enum Error {
         /// Byte offset of the instruction.
         offset: usize,
     },
-    /// The module already exports [`CURRENT_FUNCTION`].
+    /// The module exports a name the instrumentation reserves (one that
+    /// starts with [`RESERVED_PREFIX`]).
     ExportNameTaken,
     /// The instrumented module would exceed a size the format can encode
     /// (a section or a body over 4 GiB).
@@ -99,9 +100,10 @@ impl fmt::Display for Error {
             Self::GlobalOutOfRange { index, offset } => {
                 write!(f, "global index {index} out of range (at byte {offset:#x})")
             }
-            Self::ExportNameTaken => {
-                write!(f, "the module already exports `{CURRENT_FUNCTION}`")
-            }
+            Self::ExportNameTaken => write!(
+                f,
+                "the module exports a name starting with `{RESERVED_PREFIX}`, which Weft reserves"
+            ),
             Self::TooLarge => f.write_str("the instrumented module would be too large to encode"),
         }
     }

@@ -23,6 +23,11 @@
 //!   where nothing can trap. `return_call*` need nothing after them.
 //! - A function's name comes from the `name` custom section, else from an
 //!   export, else it is shown as `function[N]` ([`FunctionNames`]).
+//! - Each mutable global the module defines is exported too, as
+//!   [`global_export`]`(index)`, so that the runtime can read and write the
+//!   whole of an instance's state (to move an app), and [`State`] says
+//!   which they are and whether any function changes a table or drops a
+//!   segment.
 //!
 //! # Invariants
 //!
@@ -101,6 +106,20 @@ pub const CURRENT_FUNCTION: &str = "weft:current-function";
 /// The global's value before any function of the module has started.
 pub const NOT_STARTED: i32 = -1;
 
+/// The start of every export name the instrumentation adds; a module that
+/// exports such a name itself is refused.
+pub const RESERVED_PREFIX: &str = "weft:";
+
+/// The start of the export name of each of the module's own mutable
+/// globals, followed by its index in decimal ([`global_export`]).
+pub const GLOBAL_PREFIX: &str = "weft:global:";
+
+/// The name under which the instrumented module exports its mutable global
+/// `index` (in the module's global index space).
+pub fn global_export(index: u32) -> alloc::string::String {
+    alloc::format!("{GLOBAL_PREFIX}{index}")
+}
+
 /// An instrumented module and the names of its functions.
 #[derive(Debug, Clone)]
 pub struct Instrumented {
@@ -109,6 +128,25 @@ pub struct Instrumented {
     pub module: Vec<u8>,
     /// The name of each function, for [`FunctionNames::describe`].
     pub names: FunctionNames,
+    /// What of an instance's state lies outside its memories.
+    pub state: State,
+}
+
+/// What of an instance's state lies outside its linear memories, as the
+/// instrumented module exposes it: what moving an app must carry besides
+/// its memory (PROTOCOL.md §19).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    /// The indices of the module's own mutable globals, in increasing
+    /// order, each exported as [`global_export`]`(index)` (imported
+    /// globals belong to the host).
+    pub globals: Vec<u32>,
+    /// Whether some function changes a table or drops a segment
+    /// (`table.set`, `table.grow`, `table.fill`, `table.copy`,
+    /// `table.init`, `elem.drop`, `data.drop`). If not, an instance's
+    /// tables and segments are always those of a fresh instance of the
+    /// module.
+    pub changes_tables: bool,
 }
 
 /// Rewrites `module` (a core Wasm module binary) to keep the index of the
@@ -117,8 +155,8 @@ pub struct Instrumented {
 /// # Errors
 ///
 /// [`Error`] if `module` is not a well-formed core module of binary version
-/// 1, or if it already exports [`CURRENT_FUNCTION`] or refers to a global
-/// it does not have.
+/// 1, or if it exports a name that starts with [`RESERVED_PREFIX`] or
+/// refers to a global it does not have.
 pub fn instrument(module: &[u8]) -> Result<Instrumented, Error> {
     module::instrument(module)
 }

@@ -13,7 +13,7 @@ use wasmparser::{
 use crate::code::{Code, bytes};
 use crate::encode::{self, len_leb, u32_leb};
 use crate::names::FunctionNames;
-use crate::{CURRENT_FUNCTION, Error, Instrumented};
+use crate::{CURRENT_FUNCTION, Error, Instrumented, RESERVED_PREFIX, State, global_export};
 
 /// Section ids this walk writes.
 const CUSTOM: u8 = 0;
@@ -61,6 +61,8 @@ struct Walk<'m> {
     declared_functions: u32,
     /// Globals the global section defines.
     defined_globals: u32,
+    /// The indices of the mutable ones among them.
+    mutable_globals: Vec<u32>,
     global_written: bool,
     export_written: bool,
     /// Set at the code section's start, for its bodies.
@@ -84,6 +86,7 @@ pub(crate) fn instrument(module: &[u8]) -> Result<Instrumented, Error> {
         imported_globals: 0,
         declared_functions: 0,
         defined_globals: 0,
+        mutable_globals: Vec::new(),
         global_written: false,
         export_written: false,
         code: None,
@@ -145,9 +148,14 @@ pub(crate) fn instrument(module: &[u8]) -> Result<Instrumented, Error> {
         .imported_functions
         .saturating_add(walk.declared_functions);
     walk.names.finish(functions);
+    let changes_tables = walk.code.as_ref().is_some_and(|c| c.changes_tables);
     Ok(Instrumented {
         module: walk.out,
         names: walk.names,
+        state: State {
+            globals: walk.mutable_globals,
+            changes_tables,
+        },
     })
 }
 
@@ -240,8 +248,12 @@ impl Walk<'_> {
             // it against the bytes.
             self.defined_globals = globals.count();
             entries = globals.original_position()..globals.range().end;
-            for global in globals.clone() {
-                self.check_const_expr(&global?.init_expr)?;
+            for (i, global) in (self.imported_globals..).zip(globals.clone()) {
+                let global = global?;
+                self.check_const_expr(&global.init_expr)?;
+                if global.ty.mutable {
+                    self.mutable_globals.push(i);
+                }
             }
         }
         let count = self.defined_globals.checked_add(1).ok_or(Error::TooLarge)?;
@@ -255,7 +267,8 @@ impl Walk<'_> {
     }
 
     /// Writes the export section: the module's exports byte for byte, then
-    /// the added global's. Notes export names of functions on the way.
+    /// the added global's, then each mutable global's. Notes export names
+    /// of functions on the way.
     fn export_section(&mut self, exports: Option<&ExportSectionReader<'_>>) -> Result<(), Error> {
         self.export_written = true;
         let mut entries = 0..0;
@@ -265,7 +278,7 @@ impl Walk<'_> {
             entries = exports.original_position()..exports.range().end;
             for export in exports.clone() {
                 let export = export?;
-                if export.name == CURRENT_FUNCTION {
+                if export.name.starts_with(RESERVED_PREFIX) {
                     return Err(Error::ExportNameTaken);
                 }
                 if export.kind == ExternalKind::Func {
@@ -273,16 +286,21 @@ impl Walk<'_> {
                 }
             }
         }
-        let count = count.checked_add(1).ok_or(Error::TooLarge)?;
+        let added = u32::try_from(self.mutable_globals.len()).map_err(|_| Error::TooLarge)?;
+        let count = count
+            .checked_add(1)
+            .and_then(|c| c.checked_add(added))
+            .ok_or(Error::TooLarge)?;
         let global = self.added_global()?;
         let entries = bytes(self.module, entries)?;
+        let mutable = &self.mutable_globals;
         encode::section(&mut self.out, EXPORT, |out| {
             u32_leb(out, count);
             out.extend_from_slice(entries);
-            len_leb(out, CURRENT_FUNCTION.len())?;
-            out.extend_from_slice(CURRENT_FUNCTION.as_bytes());
-            out.push(GLOBAL_EXPORT_KIND);
-            u32_leb(out, global);
+            export_global(out, CURRENT_FUNCTION, global)?;
+            for &index in mutable {
+                export_global(out, &global_export(index), index)?;
+            }
             Ok(())
         })
     }
@@ -345,4 +363,13 @@ impl Walk<'_> {
     fn added_global(&self) -> Result<u32, Error> {
         self.globals()
     }
+}
+
+/// Appends an export entry of global `index` under `name`.
+fn export_global(out: &mut Vec<u8>, name: &str, index: u32) -> Result<(), Error> {
+    len_leb(out, name.len())?;
+    out.extend_from_slice(name.as_bytes());
+    out.push(GLOBAL_EXPORT_KIND);
+    u32_leb(out, index);
+    Ok(())
 }

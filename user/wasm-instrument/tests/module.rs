@@ -6,7 +6,9 @@ mod common;
 
 use common::{Run, assert_valid, instrumented, wasm};
 use wasmparser::{Parser, Payload};
-use weft_wasm_instrument::{CURRENT_FUNCTION, Error, instrument};
+use weft_wasm_instrument::{
+    CURRENT_FUNCTION, Error, RESERVED_PREFIX, State, global_export, instrument,
+};
 
 /// A module's sections as (id, content), custom sections' content
 /// including their name.
@@ -103,21 +105,87 @@ fn existing_global_and_export_sections_are_extended() {
     assert_eq!(ids(&input), ids(&out.module));
     for ((id, old), (_, new)) in before.iter().zip(&after) {
         match id {
-            // The old entries, byte for byte after the count, then the new one.
+            // The old entries, byte for byte after the count, then the new
+            // ones: one global; its export and that of the mutable `$a`.
             6 | 7 => {
-                assert_eq!(new[0], old[0] + 1, "count of section {id}");
+                let added = if *id == 6 { 1 } else { 2 };
+                assert_eq!(new[0], old[0] + added, "count of section {id}");
                 assert_eq!(new[1..old.len()], old[1..], "entries of section {id}");
             }
             10 => assert_ne!(new, old),
             _ => assert_eq!(new, old, "section {id} unchanged"),
         }
     }
-    // The added global is the fourth (index 3), exported last.
+    // The added global is the fourth (index 3), exported next to last;
+    // `$a` (index 1) last.
     let export = &after.iter().find(|(id, _)| *id == 7).unwrap().1;
-    let mut tail = vec![CURRENT_FUNCTION.len() as u8];
-    tail.extend_from_slice(CURRENT_FUNCTION.as_bytes());
-    tail.extend_from_slice(&[0x03, 3]);
+    let mut tail = Vec::new();
+    for (name, index) in [(CURRENT_FUNCTION.to_string(), 3), (global_export(1), 1)] {
+        tail.push(name.len() as u8);
+        tail.extend_from_slice(name.as_bytes());
+        tail.extend_from_slice(&[0x03, index]);
+    }
     assert!(export.ends_with(&tail));
+    assert_eq!(
+        out.state,
+        State {
+            globals: vec![1],
+            changes_tables: false
+        }
+    );
+}
+
+#[test]
+fn mutable_globals_are_reachable_and_table_changes_are_seen() {
+    let wat = r#"
+        (module
+          (import "env" "g" (global (mut i32)))
+          (global $hidden (mut i64) (i64.const 5))
+          (global $fixed f32 (f32.const 1))
+          (global $shown (export "shown") (mut f64) (f64.const 2))
+          (func (export "bump") (global.set $hidden (i64.add (global.get $hidden) (i64.const 1)))))
+    "#;
+    let out = instrumented(&wasm(wat));
+    assert_eq!(
+        out.state,
+        State {
+            globals: vec![1, 3],
+            changes_tables: false
+        }
+    );
+    let engine = wasmi::Engine::default();
+    let module = wasmi::Module::new(&engine, &out.module).unwrap();
+    let mut store = wasmi::Store::new(&engine, ());
+    let mut linker = wasmi::Linker::new(&engine);
+    let g = wasmi::Global::new(&mut store, wasmi::Val::I32(0), wasmi::Mutability::Var);
+    linker.define("env", "g", g).unwrap();
+    let instance = linker.instantiate_and_start(&mut store, &module).unwrap();
+    let bump = instance.get_typed_func::<(), ()>(&store, "bump").unwrap();
+    bump.call(&mut store, ()).unwrap();
+    let hidden = instance.get_global(&store, &global_export(1)).unwrap();
+    assert_eq!(hidden.get(&store).i64(), Some(6));
+    hidden.set(&mut store, wasmi::Val::I64(40)).unwrap();
+    bump.call(&mut store, ()).unwrap();
+    assert_eq!(hidden.get(&store).i64(), Some(41));
+    assert!(instance.get_global(&store, &global_export(2)).is_none());
+
+    for body in [
+        "(table.set 0 (i32.const 0) (ref.null func))",
+        "(drop (table.grow 0 (ref.null func) (i32.const 1)))",
+        "(table.fill 0 (i32.const 0) (ref.null func) (i32.const 1))",
+        "(table.copy (i32.const 0) (i32.const 0) (i32.const 1))",
+        "(table.init 0 (i32.const 0) (i32.const 0) (i32.const 0))",
+        "(elem.drop 0)",
+        "(data.drop 0)",
+    ] {
+        let wat = format!(
+            r#"(module (table 1 funcref) (memory 1) (elem func) (data "x")
+                 (func {body}))"#
+        );
+        assert!(instrumented(&wasm(&wat)).state.changes_tables, "{body}");
+    }
+    let reads = r#"(module (table 1 funcref) (func (drop (table.get 0 (i32.const 0)))))"#;
+    assert!(!instrumented(&wasm(reads)).state.changes_tables);
 }
 
 #[test]
@@ -150,10 +218,16 @@ fn only_code_global_and_export_sections_change() {
 
 #[test]
 fn already_exported_name_is_refused() {
-    let wat = format!(r#"(module (global (export "{CURRENT_FUNCTION}") i32 (i32.const 0)))"#);
-    let error = instrument(&wasm(&wat)).unwrap_err();
-    assert!(matches!(error, Error::ExportNameTaken), "{error}");
-    assert!(error.to_string().contains(CURRENT_FUNCTION));
+    for name in [
+        CURRENT_FUNCTION.to_string(),
+        global_export(0),
+        "weft:x".into(),
+    ] {
+        let wat = format!(r#"(module (global (export "{name}") i32 (i32.const 0)))"#);
+        let error = instrument(&wasm(&wat)).unwrap_err();
+        assert!(matches!(error, Error::ExportNameTaken), "{error}");
+        assert!(error.to_string().contains(RESERVED_PREFIX), "{error}");
+    }
 }
 
 #[test]

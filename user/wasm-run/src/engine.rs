@@ -45,7 +45,13 @@ pub struct Compiled {
 
 /// Instruments and compiles the module of `bytes` for `engine`.
 pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Compiled, LoadError> {
-    let Instrumented { module, names } = instrument(bytes).map_err(LoadError::Instrument)?;
+    // `state` says what a snapshot of an instance carries besides its
+    // memory; nothing takes snapshots yet.
+    let Instrumented {
+        module,
+        names,
+        state: _,
+    } = instrument(bytes).map_err(LoadError::Instrument)?;
     Ok(Compiled {
         module: Module::new(engine, &module).map_err(LoadError::Compile)?,
         names: Rc::new(names),
