@@ -5,8 +5,9 @@
 //! boot-info block and the kernel manifest (§2), the hypercall port, numbers and
 //! mailbox (§3), the program arguments block (§4), the error codes (§6) and the
 //! pipe region's stream slots and doorbell (§8), the frames of the control
-//! pipe and of every stream protocol (§9–§12, §15, §17, §18), the process records (§14), and
-//! the exit statuses with a fixed meaning.
+//! pipe and of every stream protocol (§9–§12, §15, §17, §18), the process records (§14),
+//! the exit statuses with a fixed meaning, and the snapshot of a Wasm app that
+//! moves between devices (§19.1, [`snapshot`]).
 //!
 //! What it does not own: any I/O, any `unsafe`, the syscall ABI between the kernel
 //! and user programs (`weft-abi`), or how either side reaches guest memory.
@@ -47,6 +48,7 @@ pub mod ipc_proto;
 pub mod layout;
 pub mod net_proto;
 pub mod process;
+pub mod snapshot;
 pub mod status;
 pub mod streams;
 pub mod system;
