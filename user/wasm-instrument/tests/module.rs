@@ -130,7 +130,7 @@ fn existing_global_and_export_sections_are_extended() {
         out.state,
         State {
             globals: vec![1],
-            changes_tables: false
+            changes_tables: false,
         }
     );
 }
@@ -150,7 +150,7 @@ fn mutable_globals_are_reachable_and_table_changes_are_seen() {
         out.state,
         State {
             globals: vec![1, 3],
-            changes_tables: false
+            changes_tables: false,
         }
     );
     let engine = wasmi::Engine::default();

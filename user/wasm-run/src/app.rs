@@ -35,7 +35,7 @@ use wasmi::{
 use weft_control::app::{
     INTERFACE_BYTES, INTERFACE_SECTION, MODULE, ON_EVENTS, TRAPPED_STATUS, errno,
 };
-use weft_wasm_instrument::{CURRENT_FUNCTION, FunctionNames};
+use weft_wasm_instrument::{CURRENT_FUNCTION, FunctionNames, State};
 
 /// What the host functions of one app see.
 pub struct Ctx<H: Host> {
@@ -102,11 +102,15 @@ impl End {
 pub struct App<H: Host> {
     pub name: String,
     pub store: Store<Ctx<H>>,
-    instance: Instance,
+    pub(crate) instance: Instance,
     /// Whether it is an event app (it exports `weft_on_events`).
-    event_app: bool,
+    pub(crate) event_app: bool,
     /// Its functions' names, for trap reports.
     names: Rc<FunctionNames>,
+    /// What of its instance's state lies outside its memory.
+    pub(crate) state: Rc<State>,
+    /// The cap on its linear memory, in bytes.
+    pub(crate) memory_limit: usize,
     pub run: Run,
     /// Guest time spent running the app, in nanoseconds.
     pub cpu_ns: u64,
@@ -127,7 +131,11 @@ impl<H: Host> App<H> {
     /// Compiles and instantiates a module; `Err` says why it cannot run.
     pub fn load(system: &Rc<System<H>>, s: Spawn<'_>) -> Result<Self, LoadError> {
         let engine = system.engine();
-        let Compiled { module, names } = system.compile(s.bytes)?;
+        let Compiled {
+            module,
+            names,
+            state,
+        } = system.compile(s.bytes)?;
         let name = s
             .args
             .first()
@@ -166,6 +174,8 @@ impl<H: Host> App<H> {
             instance,
             event_app,
             names,
+            state,
+            memory_limit: s.memory_limit,
             run: Run::Begin(entry, Vec::new()),
             cpu_ns: 0,
         })

@@ -17,7 +17,7 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use core::fmt;
 use wasmi::{CompilationMode, Config, Engine, Module};
-use weft_wasm_instrument::{FunctionNames, Instrumented, instrument};
+use weft_wasm_instrument::{FunctionNames, Instrumented, State, instrument};
 
 /// Fuel an app runs on before another app gets a turn (about a million Wasm
 /// instructions, a few milliseconds here; PROTOCOL.md §13.6).
@@ -36,25 +36,26 @@ pub fn engine() -> Engine {
     Engine::new(&config())
 }
 
-/// A module ready to instantiate, with its function names.
+/// A module ready to instantiate, with its function names and what of an
+/// instance's state lies outside its memory.
 #[derive(Clone)]
 pub struct Compiled {
     pub module: Module,
     pub names: Rc<FunctionNames>,
+    pub state: Rc<State>,
 }
 
 /// Instruments and compiles the module of `bytes` for `engine`.
 pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Compiled, LoadError> {
-    // `state` says what a snapshot of an instance carries besides its
-    // memory; nothing takes snapshots yet.
     let Instrumented {
         module,
         names,
-        state: _,
+        state,
     } = instrument(bytes).map_err(LoadError::Instrument)?;
     Ok(Compiled {
         module: Module::new(engine, &module).map_err(LoadError::Compile)?,
         names: Rc::new(names),
+        state: Rc::new(state),
     })
 }
 

@@ -20,6 +20,7 @@ use weft_control::app::interest::{READABLE, WRITABLE};
 use weft_control::app::{
     EventRecord, MODULE, ProcessRecord, errno, import, interest as bits_of, kind, name_of,
 };
+use weft_control::snapshot::HostRecord;
 
 /// An event app's registrations and undelivered events.
 #[derive(Default)]
@@ -50,6 +51,56 @@ impl EventState {
             })
             .collect();
         (fds, self.timers.iter().map(|t| t.0).min())
+    }
+
+    /// The registrations as snapshot host records (PROTOCOL.md §19.1):
+    /// the event buffer, interests, timers by the time left at `now`, and
+    /// the children's ends not delivered yet.
+    pub fn records(&self, now: u64) -> Vec<HostRecord<'static>> {
+        let buffer = self
+            .buffer
+            .map(|(at, capacity)| HostRecord::EventBuffer { at, capacity });
+        let interests = self
+            .interests
+            .iter()
+            .map(|&(fd, bits)| HostRecord::Interest {
+                fd: fd as u32,
+                bits,
+            });
+        let timers = self
+            .timers
+            .iter()
+            .map(|&(deadline, token)| HostRecord::Timer {
+                remaining_ns: deadline.saturating_sub(now),
+                token,
+            });
+        let exits = self
+            .exits
+            .iter()
+            .map(|&(pid, status)| HostRecord::Exit { pid, status });
+        buffer
+            .into_iter()
+            .chain(interests)
+            .chain(timers)
+            .chain(exits)
+            .collect()
+    }
+
+    /// Takes `record` back from a snapshot restored at `now` (timers are
+    /// due their time left from then); `false` if it is not one of
+    /// [`EventState::records`]'s.
+    pub fn restore(&mut self, record: &HostRecord<'_>, now: u64) -> bool {
+        match *record {
+            HostRecord::EventBuffer { at, capacity } => self.buffer = Some((at, capacity)),
+            HostRecord::Interest { fd, bits } => self.interests.push((fd as i32, bits)),
+            HostRecord::Timer {
+                remaining_ns,
+                token,
+            } => self.timers.push((now.saturating_add(remaining_ns), token)),
+            HostRecord::Exit { pid, status } => self.exits.push((pid, status)),
+            _ => return false,
+        }
+        true
     }
 
     /// Whether nothing can wake the app any more.

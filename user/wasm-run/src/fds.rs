@@ -97,6 +97,18 @@ impl<H: Host> Fds<H> {
         Self { host, table }
     }
 
+    /// The first open descriptor past the root's: one an app could not
+    /// take along when it moves (none can yet, PROTOCOL.md §19).
+    pub fn first_held(&self) -> Option<i32> {
+        let past_root = (ROOT_FD + 1) as usize;
+        let at = self
+            .table
+            .iter()
+            .skip(past_root)
+            .position(Option::is_some)?;
+        i32::try_from(past_root + at).ok()
+    }
+
     pub fn get(&mut self, fd: i32) -> WasiResult<&mut Fd<H>> {
         usize::try_from(fd)
             .ok()

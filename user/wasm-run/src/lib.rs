@@ -2,7 +2,9 @@
 //! an interpreter (`wasmi`), with WASI preview 1 ([`wasi`]) and the event
 //! app ABI ([`events`], PROTOCOL.md §13), fabric calls ([`fabric`], §17)
 //! and IPC by GUID ([`ipc`], §18) on top of the system's streams,
-//! and schedules every app a slice of fuel at a time ([`sched`]).
+//! and schedules every app a slice of fuel at a time ([`sched`]). An event
+//! app between batches can be captured as a snapshot and restored from one
+//! ([`snapshot`], §19).
 //!
 //! What it owns: the engine configuration ([`engine`], also used by the
 //! host-engine benchmark `monitor/benches/wasm.rs`), the apps and their
@@ -44,6 +46,7 @@ pub mod ipc_end;
 pub mod mem;
 pub mod ops;
 pub mod sched;
+pub mod snapshot;
 pub mod system;
 pub mod wasi;
 

@@ -142,6 +142,12 @@ impl<H: Host> System<H> {
     /// scheduler, or why the module cannot run.
     pub fn load(self: &Rc<Self>, parent: u32, s: Spawn<'_>) -> Result<App<H>, LoadError> {
         let app = App::load(self, s)?;
+        self.admit(parent, &app);
+        Ok(app)
+    }
+
+    /// Lists `app` in the process table as a child of `parent`.
+    pub fn admit(&self, parent: u32, app: &App<H>) {
         self.table.borrow_mut().procs.insert(
             app.pid(),
             Info {
@@ -153,7 +159,6 @@ impl<H: Host> System<H> {
                 sockets: 0,
             },
         );
-        Ok(app)
     }
 
     /// A fresh process id.

@@ -7,6 +7,7 @@ mod fake;
 mod fds;
 mod ipc;
 mod sched;
+mod snapshot;
 mod wasi;
 
 use fake::Fake;
