@@ -147,6 +147,9 @@ pub struct State {
     /// tables and segments are always those of a fresh instance of the
     /// module.
     pub changes_tables: bool,
+    /// Whether the module has a start function, which runs whenever an
+    /// instance is made.
+    pub start: bool,
 }
 
 /// Rewrites `module` (a core Wasm module binary) to keep the index of the

@@ -63,6 +63,8 @@ struct Walk<'m> {
     defined_globals: u32,
     /// The indices of the mutable ones among them.
     mutable_globals: Vec<u32>,
+    /// Whether there is a start section.
+    start: bool,
     global_written: bool,
     export_written: bool,
     /// Set at the code section's start, for its bodies.
@@ -87,6 +89,7 @@ pub(crate) fn instrument(module: &[u8]) -> Result<Instrumented, Error> {
         declared_functions: 0,
         defined_globals: 0,
         mutable_globals: Vec::new(),
+        start: false,
         global_written: false,
         export_written: false,
         code: None,
@@ -155,6 +158,7 @@ pub(crate) fn instrument(module: &[u8]) -> Result<Instrumented, Error> {
         state: State {
             globals: walk.mutable_globals,
             changes_tables,
+            start: walk.start,
         },
     })
 }
@@ -196,6 +200,7 @@ impl Walk<'_> {
             }
             Payload::GlobalSection(globals) => return self.global_section(Some(globals)),
             Payload::ExportSection(exports) => return self.export_section(Some(exports)),
+            Payload::StartSection { .. } => self.start = true,
             Payload::ElementSection(elements) => self.check_elements(elements)?,
             Payload::DataSection(data) => self.check_data(data)?,
             Payload::CodeSectionStart { count, .. } => {

@@ -131,6 +131,7 @@ fn existing_global_and_export_sections_are_extended() {
         State {
             globals: vec![1],
             changes_tables: false,
+            start: false,
         }
     );
 }
@@ -151,6 +152,7 @@ fn mutable_globals_are_reachable_and_table_changes_are_seen() {
         State {
             globals: vec![1, 3],
             changes_tables: false,
+            start: false,
         }
     );
     let engine = wasmi::Engine::default();
@@ -186,6 +188,8 @@ fn mutable_globals_are_reachable_and_table_changes_are_seen() {
     }
     let reads = r#"(module (table 1 funcref) (func (drop (table.get 0 (i32.const 0)))))"#;
     assert!(!instrumented(&wasm(reads)).state.changes_tables);
+    let started = instrumented(&wasm("(module (func $s) (start $s))"));
+    assert!(started.state.start);
 }
 
 #[test]

@@ -14,7 +14,7 @@
 //!   `weft_on_events` runs for each batch of events ([`crate::events`]); it
 //!   ends when it exits or nothing can wake it any more.
 
-use crate::engine::{Compiled, FUEL_SLICE, LoadError};
+use crate::engine::{Compiled, FUEL_SLICE, LoadError, START_FUEL};
 use crate::events::EventState;
 use crate::fds::Fds;
 use crate::host::Host;
@@ -156,6 +156,8 @@ impl<H: Host> App<H> {
         };
         let mut store = Store::new(engine, ctx);
         store.limiter(|c| &mut c.limits);
+        // Fails only without fuel metering, which the engine always has.
+        let _ = store.set_fuel(START_FUEL);
         let linker = linker_for(system.linker(), &module)?;
         let instance = linker
             .instantiate_and_start(&mut store, &module)

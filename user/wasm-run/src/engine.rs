@@ -22,6 +22,10 @@ use weft_wasm_instrument::{FunctionNames, Instrumented, State, instrument};
 /// Fuel an app runs on before another app gets a turn (about a million Wasm
 /// instructions, a few milliseconds here; PROTOCOL.md §13.6).
 pub const FUEL_SLICE: u64 = 1_000_000;
+/// Fuel a module's start function may use. It runs while the app is made,
+/// in one go (it cannot be suspended as a call can), so one slice bounds
+/// it: a start function that runs longer fails the load.
+pub const START_FUEL: u64 = FUEL_SLICE;
 
 /// The engine configuration (see the module docs).
 pub fn config() -> Config {

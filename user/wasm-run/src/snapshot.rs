@@ -10,10 +10,10 @@
 //! does not carry yet, and so what an app must not hold to move: a
 //! descriptor past the root directory (a file, a socket, an IPC end, a
 //! watch), a fabric reply it has not read, or a module that changes its
-//! tables or drops segments. The tables and segments of an app that may
-//! move are therefore always those of a fresh instance of its module, which
-//! is what a restore makes. (A module with a start function does not load
-//! as an app at all: it would run before the app has fuel.)
+//! tables or drops segments, or one with a start function (making the
+//! instance again would run it again). The tables and segments of an app
+//! that may move are therefore always those of a fresh instance of its
+//! module, which is what a restore makes.
 //!
 //! Invariants: a capture changes nothing in the app and writes nothing
 //! unless the app may move; a restore returns an idle event app whose
@@ -46,6 +46,8 @@ pub enum CaptureError {
     FabricReply,
     /// Its module changes a table or drops a segment.
     ChangesTables,
+    /// Its module has a start function.
+    Start,
     /// Its global of this index holds a value a snapshot cannot carry (a
     /// reference or a vector), or is not reachable.
     Global(u32),
@@ -68,6 +70,9 @@ impl fmt::Display for CaptureError {
             Self::FabricReply => f.write_str("a fabric reply waits for it to read it"),
             Self::ChangesTables => f.write_str(
                 "its module changes its tables or drops segments, which a move cannot carry yet",
+            ),
+            Self::Start => f.write_str(
+                "its module has a start function, which would run again at the destination",
             ),
             Self::Global(index) => write!(f, "its global {index} holds a value that cannot move"),
             Self::Write(e) => write!(f, "cannot write its snapshot: {e}"),
@@ -135,6 +140,9 @@ fn may_move<H: Host>(app: &App<H>) -> Result<(), CaptureError> {
     if app.state.changes_tables {
         return Err(CaptureError::ChangesTables);
     }
+    if app.state.start {
+        return Err(CaptureError::Start);
+    }
     let ctx = app.store.data();
     if let Some(fd) = ctx.fds.first_held() {
         return Err(CaptureError::Holds(fd));
@@ -181,6 +189,8 @@ pub enum RestoreError {
     Missing(&'static str),
     /// Its pid names a process that runs here already.
     PidTaken(u32),
+    /// Its module has a start function, which making the app would run.
+    Start,
 }
 
 impl fmt::Display for RestoreError {
@@ -196,6 +206,7 @@ impl fmt::Display for RestoreError {
             Self::Record(kind) => write!(f, "its host record of kind {kind} cannot be restored"),
             Self::Missing(what) => write!(f, "it has no {what} record"),
             Self::PidTaken(pid) => write!(f, "process {pid} runs here already"),
+            Self::Start => f.write_str("its module has a start function, which would run again"),
         }
     }
 }
@@ -237,6 +248,14 @@ pub fn restore<H: Host>(
     let pid = pid.ok_or(RestoreError::Missing("PID"))?;
     if system.table.borrow().procs.contains_key(&pid) {
         return Err(RestoreError::PidTaken(pid));
+    }
+    if system
+        .compile(bytes)
+        .map_err(RestoreError::Load)?
+        .state
+        .start
+    {
+        return Err(RestoreError::Start);
     }
     let spawn = Spawn {
         pid,

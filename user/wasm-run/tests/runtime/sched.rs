@@ -109,3 +109,25 @@ fn the_first_app_trapping_ends_the_runtime_with_125() {
     assert_eq!(run(&fake, &trap, &[]), TRAPPED_STATUS);
     assert!(fake.0.borrow().reports[0].starts_with("weft: app.wasm (process 1): trap:"));
 }
+
+#[test]
+fn a_start_function_runs_when_the_app_is_made_and_a_runaway_one_fails_the_load() {
+    let started = module(
+        r#"(global $g (mut i32) (i32.const 0))
+           (func $init (global.set $g (i32.const 1)))
+           (start $init)
+           (data (i32.const 256) "AB")
+           (func (export "_start")
+             (drop (call $print (i32.const 1) (i32.add (i32.const 256) (global.get $g)) (i32.const 1))))"#,
+    );
+    let fake = Fake::new();
+    assert_eq!(run(&fake, &started, &[]), 0);
+    assert_eq!(fake.stdout(), "B");
+
+    let runaway =
+        module(r#"(func $spin (loop $l (br $l))) (start $spin) (func (export "_start"))"#);
+    let fake = Fake::new();
+    assert_eq!(run(&fake, &runaway, &[]), weft_wasm_run::UNUSABLE);
+    let reports = fake.0.borrow().reports.clone();
+    assert!(reports[0].contains("fuel"), "{reports:?}");
+}

@@ -189,16 +189,24 @@ fn what_cannot_move_is_refused_with_why() {
     let error = captured(&app).unwrap_err();
     assert!(matches!(error, CaptureError::Holds(4)), "{error}");
     assert!(error.to_string().contains("descriptor 4"), "{error}");
-    // A module that changes a table.
-    let wasm = module(
-        r#"(table 1 funcref) (func (export "t") (table.set 0 (i32.const 0) (ref.null func)))
-           (func (export "_start") (drop (call $timer (i64.const 1) (i64.const 1000))))
-           (func (export "weft_on_events") (param i32))"#,
-    );
-    let (_, mut app) = first(&fake, &wasm);
-    handle(&fake, &mut app, 0);
-    let error = captured(&app).unwrap_err();
-    assert!(matches!(error, CaptureError::ChangesTables), "{error}");
+    // A module that changes a table, and one with a start function.
+    for body in [
+        r#"(table 1 funcref) (func (export "t") (table.set 0 (i32.const 0) (ref.null func)))"#,
+        "(func $s) (start $s)",
+    ] {
+        let wasm = module(&format!(
+            r#"{body}
+               (func (export "_start") (drop (call $timer (i64.const 1) (i64.const 1000))))
+               (func (export "weft_on_events") (param i32))"#
+        ));
+        let (_, mut app) = first(&fake, &wasm);
+        handle(&fake, &mut app, 0);
+        let error = captured(&app).unwrap_err();
+        assert!(
+            matches!(error, CaptureError::ChangesTables | CaptureError::Start),
+            "{body}: {error}"
+        );
+    }
 }
 
 #[test]
