@@ -212,7 +212,16 @@ impl<H: Host> App<H> {
     }
 
     fn slice(&mut self) -> Option<End> {
-        let _ = self.store.set_fuel(FUEL_SLICE);
+        // A slice, or what the instruction the call stopped at needs if that
+        // is more: wasmi charges `memory.grow`, `memory.fill`, `memory.copy`
+        // and the like by the byte (64 a unit), so one instruction can cost
+        // more than a slice (growing by 62 MiB does), and a call resumed
+        // with less would run out at the same instruction on every turn.
+        let fuel = match &self.run {
+            Run::Fuel(call) => FUEL_SLICE.max(call.required_fuel()),
+            _ => FUEL_SLICE,
+        };
+        let _ = self.store.set_fuel(fuel);
         let out: &mut [Val] = &mut [];
         let called = match core::mem::replace(&mut self.run, Run::Idle) {
             Run::Begin(f, params) => f.call_resumable(&mut self.store, &params, out),
