@@ -53,6 +53,7 @@ pub mod import {
     pub const IPC_REPLY: &str = "ipc_reply";
     pub const IPC_REFUSE: &str = "ipc_refuse";
     pub const IPC_CANCEL: &str = "ipc_cancel";
+    pub const MOVE_SELF: &str = "move_self";
 }
 
 /// The first app's process id; it cannot be killed (§13.3).

@@ -54,6 +54,8 @@ pub mod kind {
     pub const WAIT: u16 = 0x0507;
     /// Request: send events from now on (devices, processes).
     pub const WATCH: u16 = 0x0508;
+    /// Request: move a Wasm event app to another device (§19.4).
+    pub const MOVE: u16 = 0x0509;
 
     /// Reply to the first frame: the stream serves fabric calls.
     pub const READY: u16 = 0x8500;
@@ -69,7 +71,7 @@ pub mod kind {
     pub const EXITED: u16 = 0x8505;
     /// Reply to `WAIT`: the time ran out with the process still running.
     pub const RUNNING: u16 = 0x8506;
-    /// Reply to `KILL`.
+    /// Reply to `KILL` and `MOVE`.
     pub const DONE: u16 = 0x8507;
     /// Reply to any request the fabric could not carry out: why.
     pub const FAILED: u16 = 0x8508;
@@ -236,7 +238,19 @@ pub enum Request<'a> {
     },
     /// Send events from now on.
     Watch { request: u32 },
+    /// Move process `pid` to `device`, waiting at most `wait_ms` (at most
+    /// [`MAX_MOVE_WAIT_MS`]) for its event batch to end.
+    Move {
+        request: u32,
+        wait_ms: u32,
+        pid: &'a str,
+        device: &'a str,
+    },
 }
+
+/// The longest a `MOVE` may wait for the app's batch to end, in
+/// milliseconds.
+pub const MAX_MOVE_WAIT_MS: u32 = crate::move_proto::MAX_WAIT_MS;
 
 impl<'a> Request<'a> {
     /// The request id.
@@ -249,6 +263,7 @@ impl<'a> Request<'a> {
             | Self::Kill { request, .. }
             | Self::Image { request, .. }
             | Self::Wait { request, .. }
+            | Self::Move { request, .. }
             | Self::Watch { request } => request,
         }
     }
@@ -264,6 +279,7 @@ impl<'a> Request<'a> {
             Self::Image { .. } => kind::IMAGE,
             Self::Wait { .. } => kind::WAIT,
             Self::Watch { .. } => kind::WATCH,
+            Self::Move { .. } => kind::MOVE,
         }
     }
 
@@ -301,6 +317,19 @@ impl<'a> Request<'a> {
             }
             Self::Watch { request } => {
                 e.u32(request);
+            }
+            Self::Move {
+                request,
+                wait_ms,
+                pid,
+                device,
+            } => {
+                if wait_ms > MAX_MOVE_WAIT_MS {
+                    return None;
+                }
+                e.u32(request).u32(wait_ms);
+                put_text(&mut e, pid)?;
+                put_text(&mut e, device)?;
             }
         }
         e.finish()
@@ -363,6 +392,19 @@ impl<'a> Request<'a> {
                 pid: some_text(&mut d, "pid")?,
             },
             kind::WATCH => Self::Watch { request: d.u32()? },
+            kind::MOVE => {
+                let request = d.u32()?;
+                let wait_ms = d.u32()?;
+                if wait_ms > MAX_MOVE_WAIT_MS {
+                    return Err(WireError::Field("wait_ms"));
+                }
+                Self::Move {
+                    request,
+                    wait_ms,
+                    pid: some_text(&mut d, "pid")?,
+                    device: some_text(&mut d, "device")?,
+                }
+            }
             other => return Err(WireError::Kind(other)),
         };
         d.finish()?;

@@ -55,6 +55,9 @@ pub mod kind {
     /// First frame: IPC services and messages of a program in a device
     /// guest (§18).
     pub const IPC: u16 = 0x0600;
+    /// First frame: the moves of the Wasm app a runtime runs, in a device
+    /// guest (§19.3).
+    pub const MOVE: u16 = 0x0700;
 
     /// Any protocol: the request failed (body: [`super::ErrorBody`]).
     pub const ERROR: u16 = 0xFFFF;
@@ -72,6 +75,7 @@ pub mod kind {
                 | DEVICE
                 | FABRIC
                 | IPC
+                | MOVE
         )
     }
 }

@@ -46,6 +46,7 @@ pub mod fs_proto;
 pub mod hypercall;
 pub mod ipc_proto;
 pub mod layout;
+pub mod move_proto;
 pub mod net_proto;
 pub mod process;
 pub mod snapshot;
@@ -55,7 +56,7 @@ pub mod system;
 pub mod wire;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 14;
+pub const INTERFACE_VERSION: u32 = 15;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

@@ -42,6 +42,12 @@ pub enum Command {
     Kill(PidArgs),
     /// Show one process: device, name, state, CPU time, memory, streams.
     Stats(StatsArgs),
+    /// Move a running Wasm event app to another device, with its state.
+    ///
+    /// The app keeps its pid, memory, globals, timers and arguments; it
+    /// goes on at DEVICE from its next event batch. A native program, a
+    /// command, or an app holding files or connections cannot move.
+    Move(MoveArgs),
     /// Services by GUID: list them, call one (print its reply), send to one.
     #[command(subcommand)]
     Ipc(IpcCommand),
@@ -236,6 +242,27 @@ pub struct PidArgs {
     pub state: State,
     /// The process, DEVICE:N.
     pub pid: String,
+}
+
+/// Options of `weft move`.
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    pub pid: PidArgs,
+    /// The device to move it to.
+    pub device: String,
+    /// How long to wait for the app's event batch to end, in seconds
+    /// (0.001 to 60); a busy app fails the move after it.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_move_wait)]
+    pub wait: f64,
+}
+
+/// A move's wait: 0.001 to 60 seconds.
+fn parse_move_wait(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.001..=60.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0.001 to 60")),
+    }
 }
 
 /// Options of `weft stats`.

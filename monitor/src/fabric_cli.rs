@@ -3,7 +3,7 @@
 //! directory alone; the others ask the daemon of that directory, and say
 //! so (status 2) when none runs.
 
-use crate::cli::{FabricCommand, PidArgs, PsArgs, SpawnArgs, StatsArgs};
+use crate::cli::{FabricCommand, MoveArgs, PidArgs, PsArgs, SpawnArgs, StatsArgs};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -249,6 +249,25 @@ pub fn spawn(a: &SpawnArgs) -> ExitStatus {
 pub fn kill(a: &PidArgs) -> ExitStatus {
     let request = LocalRequest::Kill { pid: a.pid.clone() };
     finish(ask(&a.state.state, request, ANSWER_LIMIT).map(|_| ExitStatus::Program(0)))
+}
+
+/// `weft move`: prints where the app runs now.
+pub fn move_app(a: &MoveArgs) -> ExitStatus {
+    let request = LocalRequest::Move {
+        pid: a.pid.pid.clone(),
+        to: a.device.clone(),
+        wait_ms: (a.wait * 1000.0).round() as u32,
+    };
+    let limit = ANSWER_LIMIT + Duration::from_secs_f64(a.wait);
+    finish(
+        ask(&a.pid.state.state, request, limit).and_then(|r| match r {
+            LocalResponse::Done => {
+                println!("{} runs on {}", a.pid.pid, a.device);
+                Ok(ExitStatus::Program(0))
+            }
+            other => Err(unexpected(&other)),
+        }),
+    )
 }
 
 /// `weft stats`.

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Ps(args) => fabric_cli::ps(&args),
         cli::Command::Spawn(args) => fabric_cli::spawn(&args),
         cli::Command::Kill(args) => fabric_cli::kill(&args),
+        cli::Command::Move(args) => fabric_cli::move_app(&args),
         cli::Command::Stats(args) => fabric_cli::stats(&args),
         cli::Command::Ipc(command) => ipc_cli::ipc(&command),
     };

@@ -77,6 +77,14 @@ impl ProcessBook {
         Some((pid, ids.get(slot)?.clone()?))
     }
 
+    /// The identity of running process `pid`.
+    pub fn identity_of(&self, pid: u32) -> Option<Arc<str>> {
+        (0..MAX_PROCESSES)
+            .find(|&slot| self.pid(slot) == Some(pid))
+            .and_then(|slot| self.process(slot))
+            .map(|(_, identity)| identity)
+    }
+
     /// The pid of the process in slot `slot`, if one is there and has not
     /// ended.
     pub fn pid(&self, slot: usize) -> Option<u32> {

@@ -311,6 +311,8 @@ async fn answer(mut calls: mpsc::Receiver<FabricAsk>, script: Vec<FabricEvent>) 
             // No IPC here (monitor/tests/fabric/ipc.rs has it): the ask is
             // dropped, which the stream answers as a daemon gone.
             FabricAsk::Ipc(_) => continue,
+            // No moves here (monitor/tests/fabric/moves.rs has them).
+            FabricAsk::Move(_) => continue,
             // No fabric addresses here: every UDP bind is local.
             FabricAsk::Udp(ask) => {
                 let _ = ask.reply.send(weft_monitor::streams::UdpRoute::Local);

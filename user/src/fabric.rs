@@ -129,6 +129,13 @@ impl Fabric {
         self.client.kill(pid)
     }
 
+    /// Moves process `pid`, a Wasm event app, to `device` with its state,
+    /// waiting at most `wait_ms` for its event batch to end (PROTOCOL.md
+    /// §19.4). A native program cannot move: the call fails saying so.
+    pub fn move_to(&mut self, pid: &str, device: &str, wait_ms: u32) -> Result<(), FabricError> {
+        self.client.move_to(pid, device, wait_ms)
+    }
+
     /// Starts `image` on `device` (this one if `None`) with `args` (the
     /// program's name first); returns the new process's pid.
     pub fn spawn(

@@ -181,6 +181,24 @@ impl<T: Transport> Client<T> {
         )
     }
 
+    /// Moves process `pid` (a Wasm event app) to `device`, waiting at most
+    /// `wait_ms` for its event batch to end (§19.4).
+    pub fn move_to(&mut self, pid: &str, device: &str, wait_ms: u32) -> Result<(), T::Error> {
+        self.call(
+            "move",
+            |request| Request::Move {
+                request,
+                wait_ms,
+                pid,
+                device,
+            },
+            |r| match r {
+                Reply::Done { .. } => Some(()),
+                _ => None,
+            },
+        )
+    }
+
     /// Starts `image` on `device` (this one if `None`) with `args` (the
     /// program's name first); returns its pid.
     pub fn spawn(

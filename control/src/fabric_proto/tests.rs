@@ -36,6 +36,12 @@ fn requests_round_trip() {
         request: 5,
         pid: "a:2",
     });
+    round_trip_request(Request::Move {
+        request: 9,
+        wait_ms: 5000,
+        pid: "a:2",
+        device: "c",
+    });
     let head = SpawnHead {
         request: 6,
         source: source::MODULE,

@@ -42,7 +42,10 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 2], BenchError> {
         what: "weft spawn --device b sleep".into(),
         text,
     })?;
-    let request = text(wire::encode(&Request::Stats { pid: pid.n }));
+    let request = text(wire::encode(&Request::Stats {
+        pid: pid.n,
+        of: None,
+    }));
     let fixed_reply = text(wire::encode(&Response::Process {
         process: Process {
             pid: pid.to_string(),

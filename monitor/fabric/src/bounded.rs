@@ -31,6 +31,14 @@ impl<V: Clone> Bounded<V> {
         self.map.get(key).cloned()
     }
 
+    /// Removes `key`'s entry; returns it.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let value = self.map.remove(key)?;
+        self.weight -= (self.weigh)(&value);
+        self.order.retain(|k| k != key);
+        Some(value)
+    }
+
     /// Adds or replaces `key`'s entry, then evicts the oldest entries
     /// until the map is within its bound.
     pub fn insert(&mut self, key: String, value: V) {
@@ -53,6 +61,17 @@ impl<V: Clone> Bounded<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removed_entry_no_longer_weighs() {
+        let mut b: Bounded<Vec<u8>> = Bounded::new(10, |v| v.len());
+        b.insert("a".into(), vec![0; 6]);
+        assert_eq!(b.remove("a"), Some(vec![0; 6]));
+        assert_eq!(b.remove("a"), None);
+        b.insert("b".into(), vec![0; 5]);
+        b.insert("c".into(), vec![0; 5]);
+        assert!(b.get("b").is_some() && b.get("c").is_some());
+    }
 
     #[test]
     fn bounded_evicts_oldest_by_weight() {

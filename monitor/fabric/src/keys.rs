@@ -51,6 +51,11 @@ pub fn call(name: &str) -> String {
     format!("weft/dev/{name}/call")
 }
 
+/// `weft/dev/<name>/adopt`: the device takes apps moved to it (§19.4).
+pub fn adopt(name: &str) -> String {
+    format!("weft/dev/{name}/adopt")
+}
+
 /// `weft/dev/<name>/blob/<sha256>`: a module offered by content hash.
 pub fn blob(name: &str, sha256_hex: &str) -> String {
     format!("weft/dev/{name}/blob/{sha256_hex}")

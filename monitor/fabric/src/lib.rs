@@ -15,11 +15,14 @@
 //!   (presence, calls served and made, modules offered, exits, removals);
 //! - [`ipc`]: services by GUID between devices (tokens, queryables,
 //!   payloads);
+//! - [`adopt`]: an app's snapshot handed to the device it moves to, in
+//!   parts;
 //! - [`udp`]: the payloads of UDP sockets on the fabric's addresses;
 //! - [`local`]: the daemon's local socket (the CLI's requests);
 //! - [`bounded`]: the bounded maps that keep a long-running daemon flat.
 #![forbid(unsafe_code)]
 
+pub mod adopt;
 pub mod bounded;
 pub mod identity;
 pub mod invite;

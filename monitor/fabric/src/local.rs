@@ -49,6 +49,13 @@ pub enum LocalRequest {
     },
     /// Waits for process `pid` to end, at most `limit_secs`.
     Wait { pid: String, limit_secs: u64 },
+    /// Moves process `pid` (a Wasm event app) to device `to`, waiting at
+    /// most `wait_ms` for its event batch to end (§19.4).
+    Move {
+        pid: String,
+        to: String,
+        wait_ms: u32,
+    },
     /// Answers `available` now and again whenever the set of available
     /// devices changes, until the client goes.
     Watch,

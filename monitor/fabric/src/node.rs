@@ -12,6 +12,7 @@
 //! [`MAX_IN_FLIGHT`] are served at once, so no peer can make the node hold
 //! unbounded work.
 
+use crate::adopt;
 use crate::bounded::Bounded;
 use crate::ipc::{self, Answer, Deliver, Ipc, Message};
 use crate::keys;
@@ -163,6 +164,11 @@ impl Node {
         let tasks = vec![
             tokio::spawn(watch_presence(session.clone(), available_tx)),
             tokio::spawn(watch_fabric_ips(session.clone(), fabric_ips_tx)),
+            tokio::spawn(serve_adoptions(
+                session.clone(),
+                name.clone(),
+                calls.clone(),
+            )),
             tokio::spawn(serve_calls(session.clone(), name.clone(), calls)),
             tokio::spawn(serve_blobs(session.clone(), name.clone(), offers.clone())),
             tokio::spawn(watch_removals(session.clone(), removals)),
@@ -333,14 +339,68 @@ impl Node {
         }
     }
 
-    /// Tells whoever waits that process `pid` of this device ended.
-    pub async fn publish_exit(&self, pid: u32, status: u32) -> Result<(), FabricError> {
+    /// Hands `device` an app moved to it (§19.4): its `snapshot` in parts
+    /// ([`adopt`]), then `request` (a [`Request::Adopt`]) naming it; waits
+    /// at most `limit` in all for the answer.
+    pub async fn adopt(
+        &self,
+        device: &str,
+        request: &Request,
+        snapshot: Vec<u8>,
+        limit: Duration,
+    ) -> Result<Response, FabricError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let transfer = u64::from_le_bytes(crate::identity::random().map_err(zerr)?);
+        let total = snapshot.len() as u64;
+        let snapshot = Arc::new(snapshot);
+        let mut parts = tokio::task::JoinSet::new();
+        let mut offsets = (0..snapshot.len()).step_by(adopt::PART);
+        loop {
+            while parts.len() < adopt::WINDOW {
+                let Some(at) = offsets.next() else { break };
+                let head = adopt::Head {
+                    kind: adopt::Kind::Part,
+                    transfer,
+                    offset: at as u64,
+                    total,
+                };
+                let (session, device, snapshot) =
+                    (self.session.clone(), device.to_string(), snapshot.clone());
+                parts.spawn(async move {
+                    let end = (at + adopt::PART).min(snapshot.len());
+                    let payload = snapshot[at..end].to_vec();
+                    adopt_query(&session, &device, head.encode().to_vec(), payload, deadline).await
+                });
+            }
+            match parts.join_next().await {
+                None => break,
+                Some(Ok(Ok(Response::Done))) => {}
+                Some(Ok(Ok(other))) => return Err(unexpected_reply(device, &other)),
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(FabricError::Zenoh(e.to_string())),
+            }
+        }
+        let head = adopt::Head {
+            kind: adopt::Kind::Adopt,
+            transfer,
+            offset: 0,
+            total,
+        };
+        let mut attachment = head.encode().to_vec();
+        attachment.extend_from_slice(&wire::encode(request));
+        adopt_query(&self.session, device, attachment, Vec::new(), deadline).await
+    }
+
+    /// Tells whoever waits that process `pid` ended here: a process born
+    /// on this device, or one that moved here and keeps the pid it was born
+    /// with (its exit goes under its first device's key, §19.4).
+    pub async fn publish_exit(&self, pid: &wire::Pid, status: u32) -> Result<(), FabricError> {
         let exit = Exit {
-            pid: wire::Pid::text(&self.name, pid),
+            pid: pid.to_string(),
             status,
         };
         self.session
-            .put(keys::exit(&self.name, pid), wire::encode(&exit))
+            .put(keys::exit(&pid.device, pid.n), wire::encode(&exit))
             .await
             .map_err(zerr)
     }
@@ -831,6 +891,130 @@ async fn serve_blobs(session: Session, name: String, offers: Arc<Mutex<Bounded<A
             Some(m) => query.reply(key, m.as_slice().to_vec()).await,
             None => query.reply_err(format!("no module {hash}")).await,
         };
+    }
+}
+
+/// One adopt query to `device`, answered by the time `deadline`.
+async fn adopt_query(
+    session: &Session,
+    device: &str,
+    attachment: Vec<u8>,
+    payload: Vec<u8>,
+    deadline: tokio::time::Instant,
+) -> Result<Response, FabricError> {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let replies = session
+        .get(keys::adopt(device))
+        .attachment(attachment)
+        .payload(payload)
+        .timeout(left)
+        .await
+        .map_err(zerr)?;
+    let Ok(reply) = replies.recv_async().await else {
+        return Err(FabricError::NoReply(device.to_string()));
+    };
+    let sample = reply.into_result().map_err(|_| FabricError::Refused {
+        device: device.to_string(),
+        message: "an error reply to a move".into(),
+    })?;
+    match wire::decode(&sample.payload().to_bytes()) {
+        Ok(Response::Error { message }) => Err(FabricError::Refused {
+            device: device.to_string(),
+            message,
+        }),
+        Ok(r) => Ok(r),
+        Err(error) => Err(FabricError::BadReply {
+            device: device.to_string(),
+            error,
+        }),
+    }
+}
+
+fn unexpected_reply(device: &str, r: &Response) -> FabricError {
+    FabricError::Refused {
+        device: device.to_string(),
+        message: format!("unexpected answer {r:?} to a part of a move"),
+    }
+}
+
+/// Serves `weft/dev/<name>/adopt` (§19.4): stores the parts of the
+/// snapshot under way ([`adopt::Assemblies`]: one transfer at a time), and
+/// hands an adopt query's request, with its assembled snapshot, to the
+/// daemon; one adoption is answered at a time, others are answered busy.
+async fn serve_adoptions(session: Session, name: String, calls: mpsc::Sender<Incoming>) {
+    let Ok(queryable) = session.declare_queryable(keys::adopt(&name)).await else {
+        return;
+    };
+    let mut assemblies = adopt::Assemblies::default();
+    let one = Arc::new(Semaphore::new(1));
+    let mut sweep = tokio::time::interval(adopt::STALE);
+    loop {
+        let query = tokio::select! {
+            q = queryable.recv_async() => match q {
+                Ok(q) => q,
+                Err(_) => return,
+            },
+            _ = sweep.tick() => {
+                assemblies.expire();
+                continue;
+            }
+        };
+        let key = keys::adopt(&name);
+        let attachment = query.attachment().map(|a| a.to_bytes().into_owned());
+        let attachment = attachment.unwrap_or_default();
+        let error = |message: String| wire::encode(&Response::Error { message });
+        let (head, rest) = match adopt::Head::decode(&attachment) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = query.reply(key, error(e)).await;
+                continue;
+            }
+        };
+        if head.kind == adopt::Kind::Part {
+            let bytes = query.payload().map(|p| p.to_bytes().into_owned());
+            let reply = match assemblies.part(&head, bytes.as_deref().unwrap_or_default()) {
+                Ok(()) => wire::encode(&Response::Done),
+                Err(e) => error(e),
+            };
+            let _ = query.reply(key, reply).await;
+            continue;
+        }
+        let request = match wire::decode::<Request>(rest) {
+            Ok(Request::Adopt {
+                pid, name, module, ..
+            }) => match assemblies.take(&head) {
+                Ok(snapshot) => Request::Adopt {
+                    pid,
+                    name,
+                    module,
+                    snapshot,
+                },
+                Err(e) => {
+                    let _ = query.reply(key, error(e)).await;
+                    continue;
+                }
+            },
+            Ok(_) => {
+                let why = "only an adopt request comes on this key".to_string();
+                let _ = query.reply(key, error(why)).await;
+                continue;
+            }
+            Err(e) => {
+                let _ = query.reply(key, error(e.to_string())).await;
+                continue;
+            }
+        };
+        let Ok(permit) = one.clone().try_acquire_owned() else {
+            let busy = "busy: the device is taking another app".to_string();
+            let _ = query.reply(key, error(busy)).await;
+            continue;
+        };
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            let response = answer(&calls, request).await;
+            let _ = query.reply(key, wire::encode(&response)).await;
+            drop(permit);
+        });
     }
 }
 

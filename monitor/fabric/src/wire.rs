@@ -126,10 +126,21 @@ pub enum Request {
     Registry,
     /// Its processes.
     Ps,
-    /// One process (`n` of `DEVICE:n`).
-    Stats { pid: u32 },
-    /// Ends one process (it exits with status 137).
-    Kill { pid: u32 },
+    /// One process: `pid` of `DEVICE:pid`, where `DEVICE` is `of`, or the
+    /// called device when `of` is absent (a process moved there from
+    /// another device keeps its first device's name, §19.4).
+    Stats {
+        pid: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        of: Option<String>,
+    },
+    /// Ends one process (it exits with status 137), named as `Stats` names
+    /// it.
+    Kill {
+        pid: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        of: Option<String>,
+    },
     /// Starts a program with `args` (its name first).
     Spawn { image: Image, args: Vec<String> },
     /// Asks a device that holds the fabric's CA key for a fresh certificate
@@ -152,6 +163,28 @@ pub enum Request {
     },
     /// Closes the socket `socket` (the owner's id) that `device` bound.
     UdpClose { device: String, socket: u64 },
+    /// Moves process `pid` (`DEVICE:N`, wherever it runs now) to device
+    /// `to` (§19.4), waiting at most `wait_ms` for its batch to end.
+    Move {
+        pid: String,
+        to: String,
+        wait_ms: u32,
+    },
+    /// Takes app `pid` (`DEVICE:N`), moved here from `from`: the Wasm
+    /// module `module` (fetched by hash unless cached), its process named
+    /// `name`, and the snapshot the query carries as its payload. Only on
+    /// `weft/dev/<name>/adopt` ([`crate::node::Node::adopt`]); a call
+    /// carrying it is refused.
+    Adopt {
+        pid: String,
+        name: String,
+        module: Image,
+        #[serde(skip)]
+        snapshot: Vec<u8>,
+    },
+    /// Process `pid`, of the called device, now runs on `at` (told by the
+    /// device that moved it, so that calls for it find it).
+    Located { pid: String, at: String },
 }
 
 /// A device's answer to a [`Request`].
@@ -194,6 +227,10 @@ pub enum Response {
         message: String,
     },
     Done,
+    /// The process the call names runs on `device` now: call it there.
+    Elsewhere {
+        device: String,
+    },
     /// The call was refused: `message` says why.
     Error {
         message: String,
@@ -287,7 +324,20 @@ mod tests {
         let requests = [
             Request::Info,
             Request::Ps,
-            Request::Kill { pid: 3 },
+            Request::Kill { pid: 3, of: None },
+            Request::Stats {
+                pid: 4,
+                of: Some("c".into()),
+            },
+            Request::Move {
+                pid: "a:7".into(),
+                to: "b".into(),
+                wait_ms: 5000,
+            },
+            Request::Located {
+                pid: "a:7".into(),
+                at: "c".into(),
+            },
             Request::Renew {
                 csr: "-----BEGIN CERTIFICATE REQUEST-----".into(),
             },

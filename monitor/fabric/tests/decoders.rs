@@ -61,8 +61,8 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                 Request::Info,
                 Request::Registry,
                 Request::Ps,
-                Request::Stats { pid: 3 },
-                Request::Kill { pid: 4 },
+                Request::Stats { pid: 3, of: None },
+                Request::Kill { pid: 4, of: None },
                 Request::Renew {
                     csr: "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n".into(),
                 },

@@ -3,10 +3,18 @@
 //! ([`DeviceHandle`]); Wasm modules other devices offer are fetched by
 //! content hash and kept in a bounded cache; exits are remembered for a
 //! while so that a waiter that asks late still learns the status.
+//!
+//! A process keeps its fabric pid wherever it moves (§19.4): one that came
+//! here from another device runs under a local pid of this guest but is
+//! listed, stopped and reported under the pid it was born with
+//! ([`LocalDevice::adopted`]); one that left is remembered with where it
+//! went ([`LocalDevice::moved_away`]), so that calls naming it are sent on,
+//! and its runtime's end is no exit.
 
 pub use crate::catalog::sha256_hex;
 use crate::streams::{DeviceHandle, SpawnImage};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use weft_control::process::{ProcessRecord, state};
 use weft_fabric::bounded::Bounded;
 use weft_fabric::wire::{Figures, Image, Pid, Process};
@@ -24,10 +32,37 @@ pub const AGENT_PID: u32 = 1;
 pub struct LocalDevice {
     pub name: String,
     pub handle: DeviceHandle,
+    /// Statuses of the processes that ended lately, by fabric pid.
     exits: Mutex<Bounded<u32>>,
-    /// Names of the processes spawned lately (for their ended records).
+    /// Names of the processes spawned lately (for their ended records), by
+    /// local pid.
     names: Mutex<Bounded<String>>,
     modules: Mutex<Bounded<Arc<Vec<u8>>>>,
+    /// Processes running here that were born elsewhere: local pid → the
+    /// fabric pid they keep.
+    adopted: Mutex<HashMap<u32, Pid>>,
+    /// Processes that moved away from here lately: fabric pid → the device
+    /// they went to.
+    away: Mutex<Bounded<String>>,
+    /// Local pids whose end is no exit of theirs (their app moved on, or
+    /// an adoption failed).
+    silent: Mutex<HashSet<u32>>,
+}
+
+/// Where a process named by its fabric pid is, as this device knows.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// Here, under this local pid.
+    Here(u32),
+    /// It moved from here to this device.
+    Went(String),
+    /// Not here, and this device never held it.
+    Unknown,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each update is one insert or remove: never left half done.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn state_name(s: u32) -> &'static str {
@@ -47,13 +82,68 @@ impl LocalDevice {
             exits: Mutex::new(Bounded::new(RECENT_EXITS, |_| 1)),
             names: Mutex::new(Bounded::new(RECENT_EXITS, |_| 1)),
             modules: Mutex::new(Bounded::new(CACHE_BYTES, |m: &Arc<Vec<u8>>| m.len())),
+            adopted: Mutex::default(),
+            away: Mutex::new(Bounded::new(RECENT_EXITS, |_| 1)),
+            silent: Mutex::default(),
+        }
+    }
+
+    /// The fabric pid of local process `local`.
+    pub fn fabric_pid(&self, local: u32) -> Pid {
+        lock(&self.adopted).get(&local).cloned().unwrap_or(Pid {
+            device: self.name.clone(),
+            n: local,
+        })
+    }
+
+    /// Where process `pid` is, as far as this device knows.
+    pub fn whereabouts(&self, pid: &Pid) -> Whereabouts {
+        let adopted = lock(&self.adopted);
+        if let Some((&local, _)) = adopted.iter().find(|(_, p)| *p == pid) {
+            return Whereabouts::Here(local);
+        }
+        if let Some(to) = lock(&self.away).get(&pid.to_string()) {
+            return Whereabouts::Went(to);
+        }
+        let born_here = pid.device == self.name && pid.n != AGENT_PID;
+        if born_here && !adopted.contains_key(&pid.n) && !lock(&self.silent).contains(&pid.n) {
+            return Whereabouts::Here(pid.n);
+        }
+        Whereabouts::Unknown
+    }
+
+    /// Records that local process `local` is `pid`, moved here.
+    pub fn adopted(&self, local: u32, pid: Pid) {
+        lock(&self.away).remove(&pid.to_string());
+        lock(&self.adopted).insert(local, pid);
+    }
+
+    /// Records that local process `local`'s app moved to `to`: its
+    /// runtime's end is no exit.
+    pub fn moved_away(&self, local: u32, to: &str) {
+        let pid = self.fabric_pid(local);
+        lock(&self.silent).insert(local);
+        lock(&self.adopted).remove(&local);
+        lock(&self.away).insert(pid.to_string(), to.to_string());
+    }
+
+    /// Records that local process `local` ends without an exit of its own
+    /// (a runtime whose adoption failed).
+    pub fn silence(&self, local: u32) {
+        lock(&self.silent).insert(local);
+    }
+
+    /// Records that `pid`, which moved from here, runs on `at` now.
+    pub fn located(&self, pid: &Pid, at: &str) {
+        if !matches!(self.whereabouts(pid), Whereabouts::Here(_)) {
+            lock(&self.away).insert(pid.to_string(), at.to_string());
         }
     }
 
     /// A process record as the fabric lists it.
     pub fn process(&self, r: &ProcessRecord) -> Process {
         Process {
-            pid: Pid::text(&self.name, r.pid),
+            pid: self.fabric_pid(r.pid).to_string(),
             device: self.name.clone(),
             name: String::from_utf8_lossy(r.name()).into_owned(),
             state: state_name(r.state).to_string(),
@@ -64,24 +154,37 @@ impl LocalDevice {
         }
     }
 
-    /// Records that `pid` ended with `status`.
-    pub fn ended(&self, pid: u32, status: u32) {
-        if let Ok(mut e) = self.exits.lock() {
-            e.insert(pid.to_string(), status);
+    /// Records that local process `local` ended with `status`; the fabric
+    /// pid whose exit that is, or `None` when its end is no exit (its app
+    /// moved on).
+    pub fn ended(&self, local: u32, status: u32) -> Option<Pid> {
+        if lock(&self.silent).remove(&local) {
+            return None;
         }
+        let pid = self.fabric_pid(local);
+        lock(&self.adopted).remove(&local);
+        let mut names = lock(&self.names);
+        if let Some(name) = names.remove(&Pid::text(&self.name, local)) {
+            names.insert(pid.to_string(), name);
+        }
+        lock(&self.exits).insert(pid.to_string(), status);
+        Some(pid)
     }
 
-    /// The status `pid` ended with, if it ended lately.
-    pub fn exit_of(&self, pid: u32) -> Option<u32> {
-        self.exits.lock().ok()?.get(&pid.to_string())
+    /// The status process `pid` (its fabric pid) ended with, if it ended
+    /// here lately.
+    pub fn exit_of(&self, pid: &Pid) -> Option<u32> {
+        lock(&self.exits).get(&pid.to_string())
     }
 
-    /// The apps running in the guest (the agent left out).
+    /// The apps running in the guest (the agent, and runtimes whose app
+    /// moved on, left out).
     pub async fn processes(&self) -> Result<Vec<Process>, String> {
         let records = self.handle.list().await.map_err(|e| e.to_string())?;
+        let silent = lock(&self.silent).clone();
         Ok(records
             .iter()
-            .filter(|r| r.pid != AGENT_PID)
+            .filter(|r| r.pid != AGENT_PID && !silent.contains(&r.pid))
             .map(|r| self.process(r))
             .collect())
     }
@@ -95,43 +198,41 @@ impl LocalDevice {
         }
     }
 
-    /// One process, running or lately ended.
-    pub async fn stats(&self, pid: u32) -> Result<Process, String> {
-        if pid == AGENT_PID {
-            return Err(format!("no process {}:{pid}", self.name));
-        }
-        match self.handle.stats(pid).await {
-            Ok(r) => Ok(self.process(&r)),
-            Err(e) => match self.exit_of(pid) {
+    /// One process, running here (under local pid `local`, if it runs)
+    /// or lately ended here.
+    pub async fn stats(&self, pid: &Pid, local: Option<u32>) -> Result<Process, String> {
+        let running = match local {
+            Some(local) if local != AGENT_PID => self.handle.stats(local).await.ok(),
+            _ => None,
+        };
+        match running {
+            Some(r) => Ok(self.process(&r)),
+            None => match self.exit_of(pid) {
                 Some(status) => Ok(Process {
-                    pid: Pid::text(&self.name, pid),
+                    pid: pid.to_string(),
                     device: self.name.clone(),
-                    name: self
-                        .names
-                        .lock()
-                        .ok()
-                        .and_then(|n| n.get(&pid.to_string()))
-                        .unwrap_or_default(),
+                    name: lock(&self.names).get(&pid.to_string()).unwrap_or_default(),
                     state: "ended".into(),
                     cpu_ns: 0,
                     memory: 0,
                     streams: 0,
                     status: Some(status),
                 }),
-                None => Err(format!("no process {}:{pid} ({e})", self.name)),
+                None => Err(format!("no process {pid} on {}", self.name)),
             },
         }
     }
 
-    /// Ends a process.
-    pub async fn kill(&self, pid: u32) -> Result<(), String> {
-        if pid == AGENT_PID {
-            return Err(format!("process {}:{pid} is the device's agent", self.name));
+    /// Ends local process `local`.
+    pub async fn kill(&self, local: u32) -> Result<(), String> {
+        let pid = self.fabric_pid(local);
+        if local == AGENT_PID {
+            return Err(format!("process {pid} is the device's agent"));
         }
         self.handle
-            .kill(pid)
+            .kill(local)
             .await
-            .map_err(|e| format!("kill {}:{pid}: {e}", self.name))
+            .map_err(|e| format!("kill {pid}: {e}"))
     }
 
     /// A cached module.
@@ -155,9 +256,7 @@ impl LocalDevice {
             .spawn(image, args)
             .await
             .map_err(|e| format!("spawn on {}: {e}", self.name))?;
-        if let Ok(mut names) = self.names.lock() {
-            names.insert(pid.to_string(), name);
-        }
+        lock(&self.names).insert(Pid::text(&self.name, pid), name);
         Ok(pid)
     }
 }

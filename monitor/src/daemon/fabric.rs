@@ -8,9 +8,11 @@
 //! access-control deny list, and the registry, where removal is for good,
 //! is saved first); calls to this device itself never leave the daemon.
 
+use super::device::Whereabouts;
 use super::device::{LocalDevice, MAX_MODULE, check_image, sha256_hex};
 use super::identity::Identity;
 use super::ipc::Hub;
+use super::moves::{MAX_REDIRECTS, Moves};
 use super::say;
 use super::udp::FabricUdp;
 use crate::streams::SpawnImage;
@@ -54,6 +56,8 @@ pub struct Daemon {
     removed: std::sync::atomic::AtomicBool,
     /// UDP sockets on the fabric's addresses, held here or for apps here.
     pub(super) udp: Arc<FabricUdp>,
+    /// The moves of this device's apps (§19.4).
+    pub(super) moves: Moves,
 }
 
 impl Daemon {
@@ -92,6 +96,7 @@ impl Daemon {
             removals,
             removed: Default::default(),
             udp,
+            moves: Moves::default(),
         });
         daemon.ipc.attach(&daemon);
         tokio::spawn(daemon.clone().keep_activatable());
@@ -209,8 +214,11 @@ impl Daemon {
         loop {
             match exits.recv().await {
                 Ok(exit) => {
-                    self.device.ended(exit.pid, exit.status);
-                    let _ = self.node().await.publish_exit(exit.pid, exit.status).await;
+                    self.moves.ended(exit.pid);
+                    // A runtime whose app moved on has no exit of its own.
+                    if let Some(pid) = self.device.ended(exit.pid, exit.status) {
+                        let _ = self.node().await.publish_exit(&pid, exit.status).await;
+                    }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -305,12 +313,62 @@ impl Daemon {
                 Ok(processes) => Response::Processes { processes },
                 Err(e) => err(e),
             },
-            Request::Stats { pid } => match self.device.stats(pid).await {
-                Ok(process) => Response::Process { process },
+            Request::Stats { pid, of } => {
+                let pid = self.named(pid, of);
+                match self.device.whereabouts(&pid) {
+                    Whereabouts::Went(device) => Response::Elsewhere { device },
+                    Whereabouts::Here(local) => match self.device.stats(&pid, Some(local)).await {
+                        Ok(process) => Response::Process { process },
+                        Err(e) => err(e),
+                    },
+                    Whereabouts::Unknown => match self.device.stats(&pid, None).await {
+                        Ok(process) => Response::Process { process },
+                        Err(e) => err(e),
+                    },
+                }
+            }
+            Request::Kill { pid, of } => {
+                let pid = self.named(pid, of);
+                match self.device.whereabouts(&pid) {
+                    Whereabouts::Went(device) => Response::Elsewhere { device },
+                    Whereabouts::Here(local) => match self.device.kill(local).await {
+                        Ok(()) => Response::Done,
+                        Err(e) => err(e),
+                    },
+                    Whereabouts::Unknown => {
+                        err(format!("no process {pid} on {}", self.identity.name))
+                    }
+                }
+            }
+            Request::Move { pid, to, wait_ms } => match Pid::parse(&pid) {
+                Err(e) => err(e),
+                Ok(pid) => match self.device.whereabouts(&pid) {
+                    Whereabouts::Went(device) => Response::Elsewhere { device },
+                    Whereabouts::Here(local) => {
+                        match self.move_from_here(&pid, local, &to, wait_ms).await {
+                            Ok(()) => Response::Done,
+                            Err(e) => err(e),
+                        }
+                    }
+                    Whereabouts::Unknown => {
+                        err(format!("no process {pid} on {}", self.identity.name))
+                    }
+                },
+            },
+            Request::Adopt {
+                pid,
+                name,
+                module,
+                snapshot,
+            } => match self.adopt(&pid, name, module, snapshot).await {
+                Ok(()) => Response::Done,
                 Err(e) => err(e),
             },
-            Request::Kill { pid } => match self.device.kill(pid).await {
-                Ok(()) => Response::Done,
+            Request::Located { pid, at } => match Pid::parse(&pid) {
+                Ok(pid) => {
+                    self.device.located(&pid, &at);
+                    Response::Done
+                }
                 Err(e) => err(e),
             },
             Request::Spawn { image, args } => match self.spawn_here(image, args).await {
@@ -442,33 +500,38 @@ impl Daemon {
         check_image(&image)?;
         let image = match image {
             Image::Program { name } => SpawnImage::Bundled(name),
-            Image::Wasm { sha256, size, from } => {
-                let module = match self.device.module(&sha256) {
-                    Some(m) => m,
-                    None => {
-                        let bytes = self
-                            .node()
-                            .await
-                            .fetch(&from, &sha256, CALL_LIMIT)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        if bytes.len() as u64 != size || sha256_hex(&bytes) != sha256 {
-                            return Err(format!(
-                                "module {sha256} from {from} does not match its hash and size"
-                            ));
-                        }
-                        let m = Arc::new(bytes);
-                        self.device.cache(sha256, m.clone());
-                        m
-                    }
-                };
-                SpawnImage::Bytes(module.as_ref().clone())
-            }
+            wasm => SpawnImage::Bytes(self.module_bytes(wasm).await?.as_ref().clone()),
         };
         let pid = self.device.spawn(image, args).await?;
         // For the fabric's watchers (§17.4); an exit is published anyway.
         let _ = self.node().await.publish_start(pid).await;
         Ok(pid)
+    }
+
+    /// The bytes of Wasm module `image`: cached here, or fetched from the
+    /// device that offers it (and cached).
+    pub(super) async fn module_bytes(&self, image: Image) -> Result<Arc<Vec<u8>>, String> {
+        check_image(&image)?;
+        let Image::Wasm { sha256, size, from } = image else {
+            return Err("a program's name is no module".into());
+        };
+        if let Some(m) = self.device.module(&sha256) {
+            return Ok(m);
+        }
+        let bytes = self
+            .node()
+            .await
+            .fetch(&from, &sha256, CALL_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if bytes.len() as u64 != size || sha256_hex(&bytes) != sha256 {
+            return Err(format!(
+                "module {sha256} from {from} does not match its hash and size"
+            ));
+        }
+        let m = Arc::new(bytes);
+        self.device.cache(sha256, m.clone());
+        Ok(m)
     }
 
     async fn this_device(&self) -> Device {
@@ -500,6 +563,41 @@ impl Daemon {
             Response::Error { message } => Err(message),
             r => Ok(r),
         }
+    }
+
+    /// The fabric pid `n` of `of`, or of this device.
+    fn named(&self, n: u32, of: Option<String>) -> Pid {
+        Pid {
+            device: of.unwrap_or_else(|| self.identity.name.clone()),
+            n,
+        }
+    }
+
+    /// Calls the device that runs `pid` with the request `make` builds
+    /// from its number and its first device (`None` when that is the
+    /// called one): first where this device last knew it, else its first
+    /// device; a device it moved from sends the call on (`Elsewhere`), at
+    /// most [`MAX_REDIRECTS`] times.
+    async fn call_holder(
+        &self,
+        pid: &Pid,
+        make: impl Fn(u32, Option<String>) -> Request,
+    ) -> Result<Response, String> {
+        let mut device = match self.device.whereabouts(pid) {
+            Whereabouts::Here(_) => self.identity.name.clone(),
+            Whereabouts::Went(to) => to,
+            Whereabouts::Unknown => pid.device.clone(),
+        };
+        for _ in 0..=MAX_REDIRECTS {
+            let of = (device != pid.device).then(|| pid.device.clone());
+            match self.call(&device, make(pid.n, of)).await? {
+                Response::Elsewhere { device: next } => device = next,
+                answer => return Ok(answer),
+            }
+        }
+        Err(format!(
+            "{pid} moved on more than {MAX_REDIRECTS} times while it was looked for"
+        ))
     }
 
     /// Writes the available devices to `client` now and at every change,
@@ -568,7 +666,7 @@ impl Daemon {
             LocalRequest::Stats { pid } => {
                 let pid = Pid::parse(&pid)?;
                 match self
-                    .call(&pid.device, Request::Stats { pid: pid.n })
+                    .call_holder(&pid, |pid, of| Request::Stats { pid, of })
                     .await?
                 {
                     Response::Process { process } => LocalResponse::Process { process },
@@ -577,8 +675,22 @@ impl Daemon {
             }
             LocalRequest::Kill { pid } => {
                 let pid = Pid::parse(&pid)?;
-                self.call(&pid.device, Request::Kill { pid: pid.n }).await?;
+                self.call_holder(&pid, |pid, of| Request::Kill { pid, of })
+                    .await?;
                 LocalResponse::Done
+            }
+            LocalRequest::Move { pid, to, wait_ms } => {
+                let pid = Pid::parse(&pid)?;
+                let text = pid.to_string();
+                let request = |_, _| Request::Move {
+                    pid: text.clone(),
+                    to: to.clone(),
+                    wait_ms,
+                };
+                match self.call_holder(&pid, request).await? {
+                    Response::Done => LocalResponse::Done,
+                    other => return Err(unexpected(&other)),
+                }
             }
             LocalRequest::Spawn {
                 device,
@@ -731,7 +843,7 @@ impl Daemon {
         let parsed = Pid::parse(pid)?;
         let check = async {
             match self
-                .call(&parsed.device, Request::Stats { pid: parsed.n })
+                .call_holder(&parsed, |pid, of| Request::Stats { pid, of })
                 .await
             {
                 Ok(Response::Process { process }) => process.status,

@@ -20,6 +20,7 @@ mod fabric;
 mod identity;
 mod ipc;
 mod local;
+mod moves;
 mod renewal;
 mod services;
 mod udp;
@@ -320,6 +321,10 @@ async fn start_fabric(
                     }
                     FabricAsk::Udp(ask) => {
                         tokio::spawn(udp::FabricUdp::route(daemon.clone(), ask));
+                    }
+                    FabricAsk::Move(ask) => {
+                        let daemon = daemon.clone();
+                        tokio::spawn(async move { daemon.mover_asks(ask).await });
                     }
                 }
             }

@@ -291,6 +291,11 @@ impl DeviceHandle {
         view.book().process(usize::try_from(region).ok()?)
     }
 
+    /// The identity (what it runs) of running process `pid`.
+    pub fn identity_of(&self, pid: u32) -> Option<std::sync::Arc<str>> {
+        self.view.get()?.book().identity_of(pid)
+    }
+
     /// Process `pid`'s record, as [`DeviceHandle::list`] reads it.
     ///
     /// # Cancel safety

@@ -55,6 +55,7 @@ pub async fn serve(mut io: StreamIo, shared: Arc<Shared>, services: Arc<Services
         kind::DEVICE => device::serve(io, params, services.device.as_deref()).await,
         kind::FABRIC => fabric::serve(io, params, services.fabric.as_ref()).await,
         kind::IPC => super::ipc::serve(io, params, services.fabric.as_ref(), &shared).await,
+        kind::MOVE => super::mover::serve(io, params, services.fabric.as_ref(), &shared).await,
         other => {
             io.fail(Failure::protocol(format!(
                 "first frame kind {other:#06x} names no protocol"

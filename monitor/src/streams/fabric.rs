@@ -60,6 +60,8 @@ pub enum FabricAsk {
     Ipc(super::ipc::IpcAsk),
     /// A UDP stream's bind: the daemon says where it is served (§16.7).
     Udp(super::udp::UdpBindAsk),
+    /// A Wasm runtime's MOVE stream (§19.3).
+    Move(super::mover::MoveAsk),
 }
 
 /// How the guest's FABRIC streams reach the daemon.
@@ -185,6 +187,19 @@ async fn read_requests(
             ),
             Request::Stats { pid, .. } => (LocalRequest::Stats { pid: pid.into() }, Wants::Process),
             Request::Kill { pid, .. } => (LocalRequest::Kill { pid: pid.into() }, Wants::Done),
+            Request::Move {
+                pid,
+                device,
+                wait_ms,
+                ..
+            } => (
+                LocalRequest::Move {
+                    pid: pid.into(),
+                    to: device.into(),
+                    wait_ms,
+                },
+                Wants::Done,
+            ),
             Request::Wait {
                 limit_secs, pid, ..
             } => (

@@ -63,6 +63,7 @@ mod fs;
 pub(crate) mod host_output;
 mod interrupt;
 mod ipc;
+mod mover;
 mod policy;
 mod region;
 mod serve;
@@ -79,6 +80,7 @@ pub use fabric::{
 pub use framed::Failure;
 pub use interrupt::PARK_LIMIT;
 pub use ipc::{Answer, Delivery, INBOX, Inbox, IpcAsk, Outgoing, Route};
+pub use mover::{Begin, MoveAsk, MoveOrder};
 pub use policy::{Policy, PolicyError};
 pub use udp::{Arrival, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
 pub use vmm::{Vmm, VmmError};

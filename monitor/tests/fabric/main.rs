@@ -7,6 +7,7 @@ mod common;
 mod ipc;
 mod ipc_resend;
 mod ipc_wasm;
+mod moves;
 mod netns;
 mod udp;
 

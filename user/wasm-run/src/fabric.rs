@@ -25,7 +25,7 @@ use crate::host::{Host, WasiResult};
 use crate::mem::{Env, errno_of, with_env};
 use alloc::vec::Vec;
 use wasmi::{Caller, Linker};
-use weft_control::app::{MODULE, errno, import};
+use weft_control::app::{FIRST_PID, MODULE, errno, import};
 use weft_control::fabric_proto::{Event, check_call};
 
 type C<'a, H> = Caller<'a, Ctx<H>>;
@@ -82,7 +82,37 @@ fn event<H: Host>(e: &mut Env<'_, H>, fd: i32, (at, cap): (i32, i32), out: i32) 
     e.write(at, &frame)
 }
 
+/// `move_self`: the first app asks to be moved to the device named at
+/// `device` (§19.4); the move happens after its batch.
+fn move_self<H: Host>(e: &mut Env<'_, H>, device: i32, len: i32) -> WasiResult<()> {
+    let name = e.read_str(device, len)?;
+    let valid = (1..=32).contains(&name.len())
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        return Err(errno::INVAL);
+    }
+    if e.ctx.pid != FIRST_PID {
+        return Err(errno::PERM);
+    }
+    let mut table = e.ctx.system.table.borrow_mut();
+    if !table.movable {
+        return Err(errno::NOTCAPABLE);
+    }
+    table.go = Some(name);
+    Ok(())
+}
+
 pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
+    l.func_wrap(
+        MODULE,
+        import::MOVE_SELF,
+        |mut c: C<'_, H>, device: i32, len: i32| {
+            errno_of(with_env(&mut c, |e| move_self(e, device, len)))
+        },
+    )?;
     l.func_wrap(
         MODULE,
         import::FABRIC_CALL,

@@ -1,14 +1,17 @@
 //! The boundary between the runtime and the system it runs on: the streams,
 //! files, sockets, clocks and randomness that apps reach through WASI and
-//! the `weft` module. The guest binary implements [`Host`] over `weft-user`
-//! (the monitor's streams, PROTOCOL.md §8–§11); the host tests implement it
-//! with in-memory files and scripted sockets.
+//! the `weft` module, and the move stream over which the monitor moves the
+//! first app ([`Mover`], §19.3). The guest binary implements [`Host`] over
+//! `weft-user` (the monitor's streams, PROTOCOL.md §8–§11); the host tests
+//! implement it with in-memory files and scripted sockets.
 //!
-//! Every failure is already a WASI errno ([`Errno`]): the implementation
-//! maps its own errors (the stream error codes of §6, §13.3), so the
-//! runtime never sees them. Nothing here waits except [`Host::wait`]:
-//! socket calls report `Ok(None)` when they would, and the runtime decides
-//! whether to suspend the app or return `EAGAIN`.
+//! Every failure of an app's call is already a WASI errno ([`Errno`]): the
+//! implementation maps its own errors (the stream error codes of §6,
+//! §13.3), so the runtime never sees them; the move stream's say why in
+//! words, for the runtime's report. Nothing here waits except
+//! [`Host::wait`] and the move stream's [`Mover::order`] and
+//! [`Mover::send`]: socket calls report `Ok(None)` when they would, and the
+//! runtime decides whether to suspend the app or return `EAGAIN`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -174,6 +177,34 @@ pub trait IpcSender<H: Host> {
     fn stream(&mut self) -> &mut H::Stream;
 }
 
+/// A frame the monitor sent on the move stream, as it came: its kind and
+/// its body. The runtime decodes and checks it ([`crate::mover`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderFrame {
+    /// Its kind (`weft_control::move_proto::kind`).
+    pub kind: u16,
+    /// Its body, after the header.
+    pub body: Vec<u8>,
+}
+
+/// The move stream (PROTOCOL.md §19.3): the monitor's orders to start,
+/// restore, capture, release and end the first app, and the runtime's
+/// reports. Frames pass whole and undecoded, so every check of what the
+/// monitor sends is the runtime's ([`crate::mover`]). An `Err` says why the
+/// stream failed (the monitor ended it or it broke); the runtime then goes
+/// on without moves.
+pub trait Mover<H: Host> {
+    /// The next order's frame if one is there, `Ok(None)` if none is yet.
+    fn try_order(&mut self) -> Result<Option<OrderFrame>, String>;
+    /// The next order's frame, waiting for it as long as it takes: only
+    /// at the beginning and while the app is held, when nothing else runs.
+    fn order(&mut self) -> Result<OrderFrame, String>;
+    /// Sends one whole report frame, waiting for room.
+    fn send(&mut self, frame: &[u8]) -> Result<(), String>;
+    /// The stream, as the scheduler waits on it for the next order.
+    fn stream(&mut self) -> &mut H::Stream;
+}
+
 /// A bound TCP listener.
 pub trait Listener<H: Host> {
     /// A waiting connection, `Ok(None)` if none is.
@@ -205,6 +236,7 @@ pub trait Host: Clone + 'static {
     type Watch: Watch<Self>;
     type IpcService: IpcService<Self>;
     type IpcSender: IpcSender<Self>;
+    type Mover: Mover<Self>;
 
     /// Monotonic time, nanoseconds.
     fn monotonic_ns(&self) -> u64;
@@ -264,6 +296,11 @@ pub trait Host: Clone + 'static {
     /// Opens an `IPC` stream for sending (§18). `ENOTCAPABLE` where the
     /// guest is no device of a fabric.
     fn ipc_open(&self) -> WasiResult<Self::IpcSender>;
+
+    /// Opens the move stream (§19.3), before the first app is made:
+    /// `None` where apps do not move (under `weft run` the monitor refuses
+    /// it, `Unsupported`) or it cannot be opened.
+    fn mover(&self) -> Option<Self::Mover>;
 
     /// Sleeps until one of `streams` is ready for its interest (or ended),
     /// or `timeout_ns` passed (`None`: no limit).

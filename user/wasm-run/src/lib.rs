@@ -4,15 +4,17 @@
 //! and IPC by GUID ([`ipc`], §18) on top of the system's streams,
 //! and schedules every app a slice of fuel at a time ([`sched`]). An event
 //! app between batches can be captured as a snapshot and restored from one
-//! ([`snapshot`], §19).
+//! ([`snapshot`], §19); over the move stream ([`mover`], §19.3) the monitor
+//! starts the first app afresh or from a snapshot, and captures it to move
+//! it to another device.
 //!
 //! What it owns: the engine configuration ([`engine`], also used by the
 //! host-engine benchmark `monitor/benches/wasm.rs`), the apps and their
-//! descriptor tables, the WASI and `weft` host functions, the process table
-//! and the scheduler. What it does not own: the app-facing byte layouts
-//! (`weft_control::app`, shared with the SDK `user/wasm/weft-app`), or any
-//! I/O: every stream, file, socket, clock and random byte comes through the
-//! [`Host`] trait. The ring-3 binary `wasm-run` (built with the `guest`
+//! descriptor tables, the WASI and `weft` host functions, the process
+//! table, the scheduler and the moves. What it does not own: the app-facing
+//! byte layouts (`weft_control::app`, shared with the SDK
+//! `user/wasm/weft-app`), or any I/O: every stream, file, socket, clock,
+//! random byte and order to move comes through the [`Host`] trait. The ring-3 binary `wasm-run` (built with the `guest`
 //! feature for `x86_64-unknown-none`) implements it over `weft-user`; the
 //! host tests implement it with in-memory files and scripted sockets.
 //!
@@ -22,7 +24,10 @@
 //! - an app's trap, exhausted memory or bad call ends only that app
 //!   (status 125 for a trap); the first app's end ends the runtime;
 //! - a host call that would wait suspends only its app; the runtime sleeps
-//!   in [`Host::wait`] only when no app can move.
+//!   in [`Host::wait`] only when no app can go on (and waits for the
+//!   monitor's next order only while an app it captured is held);
+//! - nothing the monitor sends on the move stream panics the runtime: a
+//!   violation ends the moves, not the app.
 //!
 //! ```no_run
 //! # fn demo<H: weft_wasm_run::Host>(host: H, module: &[u8]) -> i32 {
@@ -44,6 +49,7 @@ pub mod host;
 pub mod ipc;
 pub mod ipc_end;
 pub mod mem;
+pub mod mover;
 pub mod ops;
 pub mod sched;
 pub mod snapshot;
@@ -57,6 +63,7 @@ pub use wasmi;
 use alloc::vec::Vec;
 use app::Spawn;
 use core::net::SocketAddr;
+use mover::Begin;
 use system::System;
 use weft_control::app::DEFAULT_MEMORY_LIMIT;
 
@@ -70,6 +77,12 @@ pub const UNUSABLE: i32 = weft_control::status::UNUSABLE as i32;
 /// an event app has nothing left to wait for), 125 when it traps (with a
 /// report on standard error), [`UNUSABLE`] when it cannot be loaded (not
 /// valid Wasm, an import this runtime lacks, no entry point).
+///
+/// Where the host has a move stream ([`Host::mover`]), the monitor says
+/// first whether the app starts afresh or from a snapshot (then its own
+/// arguments, and no grants; [`UNUSABLE`] if the snapshot cannot be
+/// restored), and may later move it: the runtime then returns 0 once the
+/// app is captured and the monitor ends it.
 pub fn run<H: Host>(host: H, module: &[u8], args: Vec<Vec<u8>>, grants: Vec<SocketAddr>) -> i32 {
     let name = args
         .first()
@@ -82,6 +95,12 @@ pub fn run<H: Host>(host: H, module: &[u8], args: Vec<Vec<u8>>, grants: Vec<Sock
             return UNUSABLE;
         }
     };
+    let moves = match mover::begin(&system, module, &name) {
+        Begin::Start(moves) => Some(moves),
+        Begin::Restored(app, moves) => return sched::run(&system, *app, Some(moves)),
+        Begin::WithoutMoves => None,
+        Begin::Unusable => return UNUSABLE,
+    };
     let first = system.load(
         0,
         Spawn {
@@ -93,7 +112,7 @@ pub fn run<H: Host>(host: H, module: &[u8], args: Vec<Vec<u8>>, grants: Vec<Sock
         },
     );
     match first {
-        Ok(app) => sched::run(&system, app),
+        Ok(app) => sched::run(&system, app, moves),
         Err(e) => {
             host.report(format_args!("weft: {name}: {e}"));
             UNUSABLE

@@ -9,19 +9,41 @@
 //!
 //! The first app is the runtime's life: when it ends, the runtime exits
 //! with its status and the others end with it.
+//!
+//! With a move stream ([`Moves`]), each round begins with the monitor's
+//! orders, between two batches of every app: a capture is answered there
+//! once the first app is idle, before it is given new events; a captured
+//! app holds the runtime until it is released (the round goes on) or has
+//! moved (the runtime exits with status 0). The runtime's sleep also wakes
+//! for the next order, and when a capture's wait runs out.
 
 use crate::app::{App, End, Run};
 use crate::events;
 use crate::host::{Host, Interest};
+use crate::mover::{Moves, Next};
 use crate::system::{State, System};
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use weft_control::app::{FIRST_PID, KILLED_STATUS};
 
-/// Runs `first` and what it spawns; returns the first app's status.
-pub fn run<H: Host>(system: &Rc<System<H>>, first: App<H>) -> i32 {
+/// Runs `first` and what it spawns, following the orders of `moves` if
+/// there is a move stream; returns the first app's status, or 0 when it
+/// moved.
+pub fn run<H: Host>(system: &Rc<System<H>>, first: App<H>, mut moves: Option<Moves<H>>) -> i32 {
     let mut apps = alloc::vec![first];
+    system.table.borrow_mut().movable = moves.is_some();
     loop {
+        if let Some(m) = moves.as_mut() {
+            let go = system.table.borrow_mut().go.take();
+            match m.between(&apps, go.as_deref()) {
+                Next::Run => {}
+                Next::WithoutMoves => {
+                    moves = None;
+                    system.table.borrow_mut().movable = false;
+                }
+                Next::Moved => return 0,
+            }
+        }
         let mut moved = false;
         let mut i = 0;
         while i < apps.len() {
@@ -73,7 +95,7 @@ pub fn run<H: Host>(system: &Rc<System<H>>, first: App<H>) -> i32 {
             }
         }
         if !moved {
-            sleep(system.host(), &mut apps);
+            sleep(system.host(), &mut apps, moves.as_mut());
         }
     }
 }
@@ -118,9 +140,9 @@ fn ended<H: Host>(system: &System<H>, apps: &mut [App<H>], app: App<H>, end: End
     first.then_some(status)
 }
 
-/// Waits until a stream some app waits on is ready, or the earliest
-/// deadline.
-fn sleep<H: Host>(host: &H, apps: &mut [App<H>]) {
+/// Waits until a stream some app waits on is ready, or the move stream has
+/// an order, or the earliest deadline (a capture's included).
+fn sleep<H: Host>(host: &H, apps: &mut [App<H>], moves: Option<&mut Moves<H>>) {
     let mut list: Vec<(&mut H::Stream, Interest)> = Vec::new();
     let mut deadline: Option<u64> = None;
     let mut earliest = |d: Option<u64>| {
@@ -128,6 +150,11 @@ fn sleep<H: Host>(host: &H, apps: &mut [App<H>]) {
             deadline = Some(deadline.map_or(d, |e| e.min(d)));
         }
     };
+    if let Some(m) = moves {
+        let (stream, capture) = m.waits();
+        earliest(capture);
+        list.push((stream, Interest::Read));
+    }
     for app in apps.iter_mut() {
         let App { run, store, .. } = app;
         let ctx = store.data_mut();

@@ -69,6 +69,11 @@ pub struct Table<H: Host> {
     pub spawned: Vec<App<H>>,
     /// Processes killed during a slice, not yet ended.
     pub killed: Vec<u32>,
+    /// Whether the runtime has a move stream, so its first app may move.
+    pub movable: bool,
+    /// The device the first app asked to move to (`move_self`), for the
+    /// scheduler to hand the monitor after the slice.
+    pub go: Option<String>,
 }
 
 impl<H: Host> Table<H> {
@@ -103,6 +108,8 @@ impl<H: Host> System<H> {
                 procs: BTreeMap::new(),
                 spawned: Vec::new(),
                 killed: Vec::new(),
+                movable: false,
+                go: None,
             }),
             cache: RefCell::new(VecDeque::new()),
         }))

@@ -184,7 +184,11 @@ impl Hub {
             if locked(&self.instances).contains_key(&guid) {
                 return Ok(());
             }
-            if let Some(status) = daemon.device.exit_of(pid) {
+            let born = weft_fabric::wire::Pid {
+                device: self.device.clone(),
+                n: pid,
+            };
+            if let Some(status) = daemon.device.exit_of(&born) {
                 return Err(refused(format!(
                     "its provider {} ended with status {status} before it served",
                     weft_fabric::wire::Pid::text(&self.device, pid)

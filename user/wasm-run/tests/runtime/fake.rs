@@ -1,8 +1,11 @@
-//! A fake [`Host`]: in-memory files, scripted sockets, and a clock that
-//! moves only when the runtime sleeps, so every test is deterministic.
+//! A fake [`Host`]: in-memory files, scripted sockets, a scripted move
+//! stream, and a clock that moves only when the runtime sleeps (or, if a
+//! test says so, by a tick at each reading), so every test is
+//! deterministic.
 //!
-//! The runtime sleeping with nothing scripted and no deadline would be a
-//! hang in the guest; here it fails the test.
+//! The runtime sleeping with nothing scripted and no deadline, or waiting
+//! for an order that never comes, would be a hang in the guest; here it
+//! fails the test.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -10,11 +13,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use weft_control::app::errno;
+use weft_control::frame::{self, MAX_BODY};
 use weft_control::ipc_proto::Guid;
+use weft_control::move_proto::{MAX_PART, Order, Report};
 use weft_wasm_run::Host;
 use weft_wasm_run::host::{
-    self, Conn, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions, Output, SeekFrom,
-    WasiResult,
+    self, Conn, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions, OrderFrame, Output,
+    SeekFrom, WasiResult,
 };
 
 /// One connection's two directions, shared by the app's socket and the
@@ -38,6 +43,9 @@ type Script = Box<dyn FnOnce(&mut State)>;
 pub struct State {
     /// Monotonic nanoseconds.
     pub now: u64,
+    /// How far the clock moves at each reading (0: only when the runtime
+    /// sleeps).
+    pub tick: u64,
     pub files: BTreeMap<String, Vec<u8>>,
     pub dirs: BTreeSet<String>,
     pub stdin: VecDeque<u8>,
@@ -65,6 +73,90 @@ pub struct State {
     pub senders: Vec<Rc<RefCell<IpcPipe>>>,
     /// `ipc_serve` fails with this errno when set.
     pub serve_errno: Option<i32>,
+    /// The monitor's end of the move stream; `None`: it refuses the
+    /// stream (as under `weft run`).
+    pub mover: Option<MovePipe>,
+}
+
+/// The monitor's end of a move stream (PROTOCOL.md §19.3), scripted.
+#[derive(Default)]
+pub struct MovePipe {
+    /// Whole order frames, each with the monotonic time it arrives at.
+    pub orders: VecDeque<(u64, Vec<u8>)>,
+    /// When the monitor ends the stream (after its last order).
+    pub ends: Option<u64>,
+    /// Each report frame the runtime sent, whole.
+    pub sent: Vec<Vec<u8>>,
+}
+
+/// What the runtime said on the move stream, a capture's parts joined.
+#[derive(Debug, PartialEq)]
+pub enum Said {
+    Restored,
+    Captured(Vec<u8>),
+    Failed(String),
+}
+
+impl MovePipe {
+    /// The monitor sends `order` when the clock reaches `at`.
+    pub fn order(&mut self, at: u64, order: Order<'_>) -> &mut Self {
+        let mut frame = vec![0; frame::HEADER + MAX_BODY];
+        let n = order.encode(&mut frame).expect("an order that encodes");
+        frame.truncate(n);
+        self.orders.push_back((at, frame));
+        self
+    }
+
+    /// The monitor sends a frame of `kind` with `body` as it is, at `at`.
+    pub fn raw(&mut self, at: u64, kind: u16, body: &[u8]) -> &mut Self {
+        let mut frame = frame::Header::new(kind, body.len()).encode().to_vec();
+        frame.extend_from_slice(body);
+        self.orders.push_back((at, frame));
+        self
+    }
+
+    /// The monitor sends `snapshot` in parts of at most `size` bytes, at
+    /// `at`.
+    pub fn parts(&mut self, at: u64, snapshot: &[u8], size: usize) -> &mut Self {
+        for part in snapshot.chunks(size) {
+            self.order(at, Order::Part(part));
+        }
+        self
+    }
+
+    /// What the runtime said, in order. Every report must decode, a
+    /// capture's parts carry at most [`MAX_PART`] bytes each and exactly
+    /// what `CAPTURED` states, and a `FAILED` comes after no part.
+    pub fn said(&self) -> Vec<Said> {
+        let mut said = Vec::new();
+        let mut parts: Vec<u8> = Vec::new();
+        for sent in &self.sent {
+            let (header, body) = frame::split(sent).expect("a whole frame");
+            assert_eq!(header.len as usize + frame::HEADER, sent.len(), "one frame");
+            match Report::decode(header.kind, body).expect("a report that decodes") {
+                Report::Part(part) => {
+                    assert!(part.len() <= MAX_PART);
+                    parts.extend_from_slice(part);
+                }
+                Report::Captured { len } => {
+                    assert_eq!(
+                        len as usize,
+                        parts.len(),
+                        "CAPTURED states its parts' length"
+                    );
+                    said.push(Said::Captured(std::mem::take(&mut parts)));
+                }
+                Report::Restored => said.push(Said::Restored),
+                Report::Failed(why) => {
+                    assert!(parts.is_empty(), "FAILED after parts");
+                    said.push(Said::Failed(why.into()));
+                }
+                other => panic!("the runtime sent {other:?}"),
+            }
+        }
+        assert!(parts.is_empty(), "parts without CAPTURED");
+        said
+    }
 }
 
 /// A message sent: GUID, pid, data, timeout (`None`: one way).
@@ -124,6 +216,23 @@ impl Fake {
 
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.0.borrow().stdout).into_owned()
+    }
+
+    /// Gives the runtime a move stream (if it has none yet) and scripts
+    /// its monitor's end with `f`.
+    pub fn moves(&self, f: impl FnOnce(&mut MovePipe)) -> &Self {
+        f(self.0.borrow_mut().mover.get_or_insert_default());
+        self
+    }
+
+    /// What the runtime said on its move stream.
+    pub fn said(&self) -> Vec<Said> {
+        self.0
+            .borrow()
+            .mover
+            .as_ref()
+            .expect("a move stream")
+            .said()
     }
 }
 
@@ -195,6 +304,8 @@ pub enum FakeStream {
     Backlog(Backlog),
     Pipe(Rc<RefCell<Pipe>>),
     Ipc(Rc<RefCell<IpcPipe>>),
+    /// The move stream, in the host's state.
+    Move(Fake),
 }
 
 impl host::Stream<Fake> for FakeStream {
@@ -203,6 +314,12 @@ impl host::Stream<Fake> for FakeStream {
             (_, Interest::Write) => true,
             (FakeStream::Backlog(b), _) => !b.borrow().is_empty(),
             (FakeStream::Ipc(p), _) => !p.borrow().incoming.is_empty(),
+            (FakeStream::Move(host), _) => {
+                let s = host.0.borrow();
+                let pipe = s.mover.as_ref().expect("a move stream");
+                let due = |at: u64| at <= s.now;
+                pipe.orders.front().is_some_and(|o| due(o.0)) || pipe.ends.is_some_and(due)
+            }
             (FakeStream::Pipe(p), _) => {
                 let p = p.borrow();
                 interest == Interest::Both || !p.incoming.is_empty() || p.ended
@@ -357,6 +474,69 @@ impl host::IpcSender<Fake> for FakeIpc {
     }
 }
 
+/// The runtime's end of the move stream.
+pub struct FakeMover {
+    host: Fake,
+    stream: FakeStream,
+}
+
+/// The order frame `whole` is.
+fn order_frame(whole: Vec<u8>) -> OrderFrame {
+    let (header, body) = frame::split(&whole).expect("a whole frame");
+    OrderFrame {
+        kind: header.kind,
+        body: body.to_vec(),
+    }
+}
+
+/// Why a read of an ended move stream fails.
+const ENDED: &str = "the monitor ended the stream";
+
+impl host::Mover<Fake> for FakeMover {
+    fn try_order(&mut self) -> Result<Option<OrderFrame>, String> {
+        let mut s = self.host.0.borrow_mut();
+        let now = s.now;
+        let pipe = s.mover.as_mut().expect("a move stream");
+        match pipe.orders.front() {
+            Some(&(at, _)) if at <= now => Ok(pipe.orders.pop_front().map(|o| order_frame(o.1))),
+            None if pipe.ends.is_some_and(|end| end <= now) => Err(ENDED.into()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Waits for the next order: the clock moves on to when it comes (or
+    /// the stream ends).
+    fn order(&mut self) -> Result<OrderFrame, String> {
+        let mut s = self.host.0.borrow_mut();
+        let pipe = s.mover.as_mut().expect("a move stream");
+        let (at, order) = match pipe.orders.pop_front() {
+            Some((at, whole)) => (at, Ok(order_frame(whole))),
+            None => {
+                let end = pipe
+                    .ends
+                    .expect("the runtime waits for an order that never comes");
+                (end, Err(ENDED.into()))
+            }
+        };
+        s.now = s.now.max(at);
+        order
+    }
+
+    fn send(&mut self, frame: &[u8]) -> Result<(), String> {
+        let mut s = self.host.0.borrow_mut();
+        s.mover
+            .as_mut()
+            .expect("a move stream")
+            .sent
+            .push(frame.to_vec());
+        Ok(())
+    }
+
+    fn stream(&mut self) -> &mut FakeStream {
+        &mut self.stream
+    }
+}
+
 /// The parent directory of absolute `path`.
 fn parent(path: &str) -> &str {
     match path.rfind('/') {
@@ -373,9 +553,13 @@ impl Host for Fake {
     type Watch = FakeWatch;
     type IpcService = FakeIpc;
     type IpcSender = FakeIpc;
+    type Mover = FakeMover;
 
     fn monotonic_ns(&self) -> u64 {
-        self.0.borrow().now
+        let mut s = self.0.borrow_mut();
+        let now = s.now;
+        s.now += s.tick;
+        now
     }
 
     fn realtime_ns(&self) -> u64 {
@@ -551,6 +735,14 @@ impl Host for Fake {
         let (ipc, pipe) = FakeIpc::new(IpcPipe::default());
         self.0.borrow_mut().senders.push(pipe);
         Ok(ipc)
+    }
+
+    fn mover(&self) -> Option<FakeMover> {
+        self.0.borrow().mover.as_ref()?;
+        Some(FakeMover {
+            host: self.clone(),
+            stream: FakeStream::Move(self.clone()),
+        })
     }
 
     fn wait(&self, streams: &mut [(&mut FakeStream, Interest)], timeout_ns: Option<u64>) {

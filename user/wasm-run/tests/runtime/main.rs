@@ -6,6 +6,7 @@ mod fabric;
 mod fake;
 mod fds;
 mod ipc;
+mod mover;
 mod sched;
 mod snapshot;
 mod wasi;

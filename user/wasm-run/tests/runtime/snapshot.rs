@@ -13,9 +13,9 @@ use weft_wasm_run::{events, sched};
 
 /// The module's SHA-256, as the monitor would state it (any 32 bytes do
 /// here: the runtime only compares them).
-const MODULE: [u8; 32] = [7; 32];
+pub const MODULE: [u8; 32] = [7; 32];
 /// The delay of each of the app's timers.
-const TICK: u64 = 1000;
+pub const TICK: u64 = 1000;
 /// Events the app counts before it reports and ends.
 const EVENTS: u32 = 10;
 
@@ -24,7 +24,7 @@ const EVENTS: u32 = 10;
 /// a float, and a record of each hash in memory it grew at its start. Each
 /// batch sets the next timer; after [`EVENTS`] events it prints the hash,
 /// the float and the sum of what memory holds (24 bytes), and ends.
-fn stateful() -> Vec<u8> {
+pub fn stateful() -> Vec<u8> {
     module(&format!(
         r#"(global $hash (mut i64) (i64.const 0xcbf29ce484222325))
            (global $count (mut i32) (i32.const 0))
@@ -66,7 +66,7 @@ fn stateful() -> Vec<u8> {
 }
 
 /// Loads `wasm` as the first app of a new runtime over `fake`.
-fn first(fake: &Fake, wasm: &[u8]) -> (Rc<System<Fake>>, App<Fake>) {
+pub fn first(fake: &Fake, wasm: &[u8]) -> (Rc<System<Fake>>, App<Fake>) {
     let system = System::new(fake.clone()).unwrap();
     let spawn = Spawn {
         pid: system.next_pid(),
@@ -81,7 +81,7 @@ fn first(fake: &Fake, wasm: &[u8]) -> (Rc<System<Fake>>, App<Fake>) {
 
 /// Runs `app` until it has handled `batches` batches of events (its entry
 /// point first), moving `fake`'s clock on when it waits for a timer.
-fn handle(fake: &Fake, app: &mut App<Fake>, batches: usize) {
+pub fn handle(fake: &Fake, app: &mut App<Fake>, batches: usize) {
     let mut seen = 0;
     loop {
         while app.runnable() {
@@ -99,7 +99,7 @@ fn handle(fake: &Fake, app: &mut App<Fake>, batches: usize) {
 }
 
 /// The snapshot of `app`.
-fn captured(app: &App<Fake>) -> Result<Vec<u8>, CaptureError> {
+pub fn captured(app: &App<Fake>) -> Result<Vec<u8>, CaptureError> {
     let mut out = Vec::new();
     let len = capture(app, MODULE, |b: &[u8]| out.extend_from_slice(b))?;
     assert_eq!(len as usize, out.len());
@@ -135,7 +135,7 @@ fn a_restored_app_goes_on_as_if_it_never_moved() {
         let destination = Fake::new();
         let system = System::new(destination.clone()).unwrap();
         let app = restore(&system, 0, &wasm, MODULE, &snap).unwrap();
-        assert_eq!(sched::run(&system, app), 0, "hop {hop}");
+        assert_eq!(sched::run(&system, app, None), 0, "hop {hop}");
         assert_eq!(destination.0.borrow().stdout, expected, "hop {hop}");
         // A timer keeps the time it had left: the first sleep of the
         // destination waits what the source had not waited yet.

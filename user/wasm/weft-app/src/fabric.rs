@@ -137,6 +137,27 @@ pub fn kill(pid: &str) -> Result<(), Error> {
     client().kill(pid)
 }
 
+/// Moves process `pid`, another Wasm event app, to `device` with its state,
+/// waiting at most `wait_ms` for its event batch to end (PROTOCOL.md
+/// §19.4). The call waits for the move, and the runtime's other apps with
+/// it; an app moves itself with [`move_self`].
+pub fn move_to(pid: &str, device: &str, wait_ms: u32) -> Result<(), Error> {
+    client().move_to(pid, device, wait_ms)
+}
+
+/// Asks to move this app to `device` once its current event batch ends: it
+/// goes on there from its next batch, with its state. Returns at once; a
+/// move that fails (the device is unavailable, the app holds something
+/// that cannot move) leaves the app where it is, and the daemon's log
+/// says why. Only the runtime's first app can move.
+pub fn move_self(device: &str) -> Result<(), Error> {
+    // SAFETY: `device` is valid for its length.
+    match unsafe { sys::move_self(device.as_ptr(), device.len()) } {
+        errno::SUCCESS => Ok(()),
+        e => Err(Error::Unavailable(e)),
+    }
+}
+
 /// Starts `image` on `device` (this one if `None`) with `args` (the
 /// program's name first); returns the new process's pid.
 pub fn spawn(device: Option<&str>, image: Image<'_>, args: &[&str]) -> Result<String, Error> {

@@ -94,6 +94,7 @@ mod sys {
         ) -> i32;
         pub fn fabric_reply(reply: *mut u8, cap: usize, len: *mut u32) -> i32;
         pub fn fabric_watch(fd: *mut i32) -> i32;
+        pub fn move_self(device: *const u8, len: usize) -> i32;
         pub fn fabric_event(fd: i32, buf: *mut u8, cap: usize, len: *mut u32) -> i32;
         pub fn ipc_serve(guid: *const u8, name: *const u8, name_len: usize, fd: *mut i32) -> i32;
         pub fn ipc_open(fd: *mut i32) -> i32;

@@ -1,14 +1,15 @@
 //! The runtime's [`Host`] in the guest: `weft-user`'s standard streams,
 //! file and TCP streams (PROTOCOL.md §8–§11), fabric calls (§17), IPC
-//! streams (§18), clocks and random bytes. The
+//! streams (§18), the move stream (§19.3), clocks and random bytes. The
 //! monitor's refusals (stream error codes, §6) become the WASI errnos of
 //! §13.3 here, and nowhere else.
 
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 use embedded_io::{Read, Seek, Write};
 use weft_control::app::errno;
+use weft_control::frame;
 use weft_user::fabric::{Fabric, FabricError, Watch};
 use weft_user::fs::{self, OpenOptions as FsOpen};
 use weft_user::ipc::{Guid, Ipc, IpcError, IpcFailure, Service, To};
@@ -17,8 +18,8 @@ use weft_user::stream::{self, Stream};
 use weft_user::{Code, Error, time};
 use weft_wasm_run::Host;
 use weft_wasm_run::host::{
-    self, Conn, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions, Output, SeekFrom,
-    WasiResult,
+    self, Conn, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions, OrderFrame, Output,
+    SeekFrom, WasiResult,
 };
 
 /// The guest's system: every call goes to `weft-user`.
@@ -252,6 +253,40 @@ impl host::IpcSender<Guest> for Ipc {
     }
 }
 
+/// The `MOVE` stream (§19.3). The monitor answers its first frame with
+/// the first order, which `first` keeps for the runtime's first read.
+pub struct MoveStream {
+    stream: Stream,
+    first: Option<OrderFrame>,
+}
+
+impl host::Mover<Guest> for MoveStream {
+    fn try_order(&mut self) -> Result<Option<OrderFrame>, String> {
+        if self.first.is_none() && !self.stream.ready(stream::Interest::Read) {
+            return Ok(None);
+        }
+        // A whole frame is there or on its way: the wait is short.
+        self.order().map(Some)
+    }
+
+    fn order(&mut self) -> Result<OrderFrame, String> {
+        if let Some(first) = self.first.take() {
+            return Ok(first);
+        }
+        let mut body = Vec::new();
+        let kind = self.stream.recv(&mut body).map_err(|e| e.to_string())?;
+        Ok(OrderFrame { kind, body })
+    }
+
+    fn send(&mut self, frame: &[u8]) -> Result<(), String> {
+        self.stream.send(frame).map_err(|e| e.to_string())
+    }
+
+    fn stream(&mut self) -> &mut Stream {
+        &mut self.stream
+    }
+}
+
 impl Host for Guest {
     type File = fs::File;
     type Stream = Stream;
@@ -260,6 +295,7 @@ impl Host for Guest {
     type Watch = Watch;
     type IpcService = Service;
     type IpcSender = Ipc;
+    type Mover = MoveStream;
 
     fn monotonic_ns(&self) -> u64 {
         time::monotonic_ns()
@@ -359,6 +395,23 @@ impl Host for Guest {
 
     fn ipc_open(&self) -> WasiResult<Ipc> {
         Ipc::open().map_err(ipc_errno)
+    }
+
+    /// `Unsupported` (under `weft run`, or a process that cannot move) is
+    /// the ordinary refusal; another failure is reported too.
+    fn mover(&self) -> Option<MoveStream> {
+        let mut body = Vec::new();
+        match Stream::connect(frame::kind::MOVE, &[], &mut body) {
+            Ok((stream, kind)) => Some(MoveStream {
+                stream,
+                first: Some(OrderFrame { kind, body }),
+            }),
+            Err(e) if e.code() == Code::Unsupported => None,
+            Err(e) => {
+                self.report(format_args!("weft: no move stream: {e}"));
+                None
+            }
+        }
     }
 
     fn wait(&self, streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) {

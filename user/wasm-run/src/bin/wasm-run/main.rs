@@ -2,9 +2,11 @@
 //! ARGS` boots it with the module in its payload block (PROTOCOL.md §4.1);
 //! it runs the module with `weft_wasm_run::run` over the guest's streams
 //! ([`guest::Guest`]), the `--listen` grants preopened for the first app.
+//! Under `weft daemon` its move stream (§19.3) may start the app from a
+//! snapshot instead, and move it to another device later.
 //!
-//! Exit status: the first app's (see `weft_wasm_run::run`); 2 when there is
-//! no module.
+//! Exit status: the first app's (see `weft_wasm_run::run`), 0 when it
+//! moved; 2 when there is no module, or its snapshot cannot be restored.
 #![no_std]
 #![no_main]
 

@@ -1,0 +1,418 @@
+//! Moving apps between devices (PROTOCOL.md §19.4): the source captures
+//! the app through its runtime's MOVE stream (§19.3), hands the snapshot to
+//! the destination in one Zenoh query on `weft/dev/<to>/adopt`, and ends
+//! its copy only once the destination answers that the app runs there;
+//! on any failure the held app is released and goes on at the source.
+//!
+//! Invariants:
+//! - an app is never lost: the source's copy stays (held) until the
+//!   destination has restored it, and is released on every failure;
+//! - an app runs in one place at a time: the source's copy is held from
+//!   its capture and ended once the destination runs it; a destination
+//!   whose restore fails ends its runtime without an exit;
+//! - one move of a process at a time, and one adoption at a time per
+//!   device (the node answers others busy): a snapshot is held whole in
+//!   memory only while it travels.
+
+use super::device::Whereabouts;
+use super::fabric::{CALL_LIMIT, Daemon};
+use super::say;
+use crate::streams::{Begin, MoveAsk, MoveOrder, SpawnImage};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use weft_control::snapshot;
+use weft_fabric::wire::{Image, Pid, Request, Response};
+
+/// How long a runtime may take to write its snapshot once its batch ended.
+const CAPTURE_LIMIT: Duration = Duration::from_secs(30);
+/// How long the destination may take to fetch the module, start the
+/// runtime and restore the app (its node gives up answering after 30 s).
+const ADOPT_LIMIT: Duration = Duration::from_secs(40);
+/// How long a restoring runtime may take to take its snapshot.
+const RESTORE_LIMIT: Duration = Duration::from_secs(20);
+/// How long a runtime that opens its MOVE stream waits for a restore's
+/// spawn in flight to say whether the runtime is its.
+const SPAWN_LIMIT: Duration = Duration::from_secs(10);
+/// How long a move the app asked for itself waits for its batch to end
+/// (it asks from inside one).
+const SELF_WAIT_MS: u32 = 10_000;
+/// How long a move waits for a Wasm runtime that just started to open its
+/// MOVE stream, and how often it looks.
+const MOVER_LIMIT: Duration = Duration::from_secs(5);
+const MOVER_POLL: Duration = Duration::from_millis(20);
+/// How many times a call naming a moved process is sent on.
+pub const MAX_REDIRECTS: usize = 4;
+
+/// The moves of this device's apps.
+#[derive(Default)]
+pub struct Moves {
+    /// The MOVE streams of the guest's runtimes, by local pid.
+    movers: Mutex<HashMap<u32, mpsc::Sender<MoveOrder>>>,
+    /// Snapshots waiting for the runtime started to restore them, by local
+    /// pid.
+    restores: Mutex<HashMap<u32, Restore>>,
+    /// Spawns of restoring runtimes in flight.
+    spawning: watch::Sender<usize>,
+    /// Processes (fabric pids) being moved from here now.
+    moving: Mutex<HashSet<String>>,
+}
+
+/// A snapshot for a runtime to restore.
+struct Restore {
+    module: [u8; 32],
+    snapshot: Arc<Vec<u8>>,
+    restored: oneshot::Sender<Result<(), String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each update is one insert or remove: never left half done.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts a restoring spawn in flight while it lives.
+struct Spawning<'a>(&'a watch::Sender<usize>);
+
+impl<'a> Spawning<'a> {
+    fn new(count: &'a watch::Sender<usize>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Spawning(count)
+    }
+}
+
+impl Drop for Spawning<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Marks a process as moving while it lives.
+struct Moving<'a>(&'a Mutex<HashSet<String>>, String);
+
+impl Drop for Moving<'_> {
+    fn drop(&mut self) {
+        lock(self.0).remove(&self.1);
+    }
+}
+
+/// The module a process's identity (`sha256:HEX`) names, as bytes.
+fn module_of(identity: &str) -> Option<[u8; 32]> {
+    let hex = identity.strip_prefix("sha256:")?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut sha = [0u8; 32];
+    for (i, b) in sha.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(sha)
+}
+
+impl Moves {
+    /// Forgets what was kept for local process `local`, which ended.
+    pub fn ended(&self, local: u32) {
+        lock(&self.movers).remove(&local);
+    }
+}
+
+impl Daemon {
+    /// Serves what a runtime's MOVE stream asks.
+    pub async fn mover_asks(&self, ask: MoveAsk) {
+        match ask {
+            MoveAsk::Open { region, granted } => self.open_mover(region, granted).await,
+            MoveAsk::Go { region, to } => {
+                let Some((local, _)) = self.device.handle.process_of_region(region) else {
+                    return;
+                };
+                let pid = self.device.fabric_pid(local);
+                if let Err(why) = self.move_from_here(&pid, local, &to, SELF_WAIT_MS).await {
+                    say(&why);
+                }
+            }
+        }
+    }
+
+    /// Answers a runtime's MOVE stream: restore the snapshot waiting for
+    /// it, or start afresh; from then on its app can be moved.
+    async fn open_mover(&self, region: u64, granted: oneshot::Sender<Begin>) {
+        let Some((local, identity)) = self.device.handle.process_of_region(region) else {
+            let _ = granted.send(Begin::Refused("no process runs in that region".into()));
+            return;
+        };
+        let Some(module) = module_of(&identity) else {
+            let why = format!(
+                "process {} runs {identity}: only an app given as a Wasm module's bytes can move",
+                self.device.fabric_pid(local)
+            );
+            let _ = granted.send(Begin::Refused(why));
+            return;
+        };
+        let restore = self.restore_for(local).await;
+        let (orders, orders_rx) = mpsc::channel(1);
+        lock(&self.moves.movers).insert(local, orders);
+        let begin = match restore {
+            Some(r) => Begin::Restore {
+                module: r.module,
+                snapshot: r.snapshot,
+                restored: r.restored,
+                orders: orders_rx,
+            },
+            None => Begin::Start {
+                module,
+                orders: orders_rx,
+            },
+        };
+        let _ = granted.send(begin);
+    }
+
+    /// The snapshot waiting for the runtime of `local`, once the restoring
+    /// spawns in flight have said whose it is.
+    async fn restore_for(&self, local: u32) -> Option<Restore> {
+        let mut spawning = self.moves.spawning.subscribe();
+        let deadline = tokio::time::Instant::now() + SPAWN_LIMIT;
+        loop {
+            if let Some(r) = lock(&self.moves.restores).remove(&local) {
+                return Some(r);
+            }
+            if *spawning.borrow_and_update() == 0 {
+                return None;
+            }
+            if tokio::time::timeout_at(deadline, spawning.changed())
+                .await
+                .is_err()
+            {
+                return None;
+            }
+        }
+    }
+
+    /// Moves `pid`, which runs here as local process `local`, to `to`.
+    pub(super) async fn move_from_here(
+        &self,
+        pid: &Pid,
+        local: u32,
+        to: &str,
+        wait_ms: u32,
+    ) -> Result<(), String> {
+        let me = self.identity.name.clone();
+        if to == me {
+            return Err(format!("{pid} runs on {me} already"));
+        }
+        if !self.available_members().await.iter().any(|d| d == to) {
+            return Err(format!(
+                "device {to} is not an available device of this fabric"
+            ));
+        }
+        let mover = self.mover_of(pid, local).await?;
+        if !lock(&self.moves.moving).insert(pid.to_string()) {
+            return Err(format!("{pid} is moving already"));
+        }
+        let _moving = Moving(&self.moves.moving, pid.to_string());
+        let snapshot = capture(&mover, wait_ms)
+            .await
+            .map_err(|why| format!("{pid} cannot move: {why}"))?;
+        let header = snapshot::check(&snapshot).map_err(|e| format!("{pid}: its snapshot: {e}"))?;
+        let sha = sha256_hex_of(&header.module);
+        let adopted = match self.offer_module_of(&sha).await {
+            Err(why) => Err(why),
+            Ok(size) => {
+                let name = self
+                    .device
+                    .stats(pid, Some(local))
+                    .await
+                    .map(|p| p.name)
+                    .unwrap_or_default();
+                let request = Request::Adopt {
+                    pid: pid.to_string(),
+                    name,
+                    module: Image::Wasm {
+                        sha256: sha,
+                        size,
+                        from: me.clone(),
+                    },
+                    snapshot: Vec::new(),
+                };
+                let node = self.node().await;
+                match node.adopt(to, &request, snapshot, ADOPT_LIMIT).await {
+                    Ok(Response::Done) => Ok(()),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        if let Err(why) = adopted {
+            let _ = mover.send(MoveOrder::Release).await;
+            return Err(format!(
+                "moving {pid} to {to} failed ({why}); it goes on on {me}"
+            ));
+        }
+        self.device.moved_away(local, to);
+        lock(&self.moves.movers).remove(&local);
+        let _ = mover.send(MoveOrder::End).await;
+        say(&format!("{pid} moved to {to}"));
+        if pid.device != me && pid.device != to {
+            // Calls naming it go to its first device first: tell it.
+            let located = Request::Located {
+                pid: pid.to_string(),
+                at: to.to_string(),
+            };
+            let _ = self
+                .node()
+                .await
+                .call(&pid.device, &located, CALL_LIMIT)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// The MOVE stream of `pid`'s runtime (local process `local`): a Wasm
+    /// runtime that just started may not have opened it yet.
+    async fn mover_of(&self, pid: &Pid, local: u32) -> Result<mpsc::Sender<MoveOrder>, String> {
+        let native =
+            || format!("{pid} cannot move: it is a native program; only a Wasm event app can");
+        let identity = self
+            .device
+            .handle
+            .identity_of(local)
+            .ok_or_else(|| format!("{pid} has ended"))?;
+        let sha = identity.strip_prefix("sha256:").ok_or_else(native)?;
+        let module = self
+            .device
+            .module(sha)
+            .ok_or_else(|| format!("{pid} cannot move: its module is no longer at hand here"))?;
+        if !module.starts_with(b"\0asm") {
+            return Err(native());
+        }
+        let deadline = tokio::time::Instant::now() + MOVER_LIMIT;
+        loop {
+            if let Some(mover) = lock(&self.moves.movers).get(&local) {
+                return Ok(mover.clone());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("{pid} cannot move: its runtime takes no moves"));
+            }
+            tokio::time::sleep(MOVER_POLL).await;
+        }
+    }
+
+    /// Offers the module whose hex SHA-256 is `sha` to the fabric (for a
+    /// destination that lacks it); its size.
+    async fn offer_module_of(&self, sha: &str) -> Result<u64, String> {
+        let module = self
+            .device
+            .module(sha)
+            .ok_or_else(|| format!("its module {sha} is no longer at hand here"))?;
+        let size = module.len() as u64;
+        self.node().await.offer(sha.to_string(), module);
+        Ok(size)
+    }
+
+    /// Takes app `pid` moved here: starts a runtime of `module` that
+    /// restores `snapshot`, and answers once it runs.
+    pub(super) async fn adopt(
+        &self,
+        pid: &str,
+        name: String,
+        module: Image,
+        snapshot: Vec<u8>,
+    ) -> Result<(), String> {
+        let pid = Pid::parse(pid)?;
+        if snapshot.is_empty() {
+            return Err("an adopt comes with a snapshot, on the adopt key only (§19.4)".into());
+        }
+        if let Whereabouts::Here(_) = self.device.whereabouts(&pid) {
+            return Err(format!("{pid} runs here already"));
+        }
+        let header =
+            snapshot::check(&snapshot).map_err(|e| format!("the snapshot of {pid}: {e}"))?;
+        let Image::Wasm { ref sha256, .. } = module else {
+            return Err("only a Wasm app moves".into());
+        };
+        if sha256_hex_of(&header.module) != *sha256 {
+            return Err(format!(
+                "the snapshot of {pid} is of another module than {sha256}"
+            ));
+        }
+        let bytes = self.module_bytes(module).await?;
+        let (restored, done) = oneshot::channel();
+        let local = {
+            let _spawning = Spawning::new(&self.moves.spawning);
+            let name = if name.is_empty() {
+                pid.to_string()
+            } else {
+                name
+            };
+            let local = self
+                .device
+                .spawn(SpawnImage::Bytes(bytes.as_ref().clone()), vec![name])
+                .await?;
+            let restore = Restore {
+                module: header.module,
+                snapshot: Arc::new(snapshot),
+                restored,
+            };
+            lock(&self.moves.restores).insert(local, restore);
+            local
+        };
+        let outcome = match tokio::time::timeout(RESTORE_LIMIT, done).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("its runtime ended before it restored the app".into()),
+            Err(_) => Err(format!(
+                "its runtime did not restore the app within {RESTORE_LIMIT:?}"
+            )),
+        };
+        match outcome {
+            Ok(()) => {
+                self.device.adopted(local, pid.clone());
+                say(&format!("{pid} moved here (process {local} of this guest)"));
+                Ok(())
+            }
+            Err(why) => {
+                lock(&self.moves.restores).remove(&local);
+                self.device.silence(local);
+                let _ = self.device.kill(local).await;
+                Err(format!(
+                    "{pid} could not be restored on {}: {why}",
+                    self.identity.name
+                ))
+            }
+        }
+    }
+}
+
+/// Asks a runtime for its app's snapshot.
+async fn capture(mover: &mpsc::Sender<MoveOrder>, wait_ms: u32) -> Result<Vec<u8>, String> {
+    let (captured, snapshot) = oneshot::channel();
+    mover
+        .send(MoveOrder::Capture { wait_ms, captured })
+        .await
+        .map_err(|_| "its runtime has ended".to_string())?;
+    let limit = Duration::from_millis(wait_ms.into()) + CAPTURE_LIMIT;
+    match tokio::time::timeout(limit, snapshot).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err("its runtime ended or broke the move protocol".into()),
+        Err(_) => Err(format!("its runtime wrote no snapshot within {limit:?}")),
+    }
+}
+
+/// Lowercase hex of a SHA-256.
+fn sha256_hex_of(sha: &[u8; 32]) -> String {
+    sha.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::device::sha256_hex;
+    use super::*;
+
+    #[test]
+    fn a_module_is_named_by_its_identity() {
+        let hex = sha256_hex(b"abc");
+        let sha = module_of(&format!("sha256:{hex}")).unwrap();
+        assert_eq!(sha256_hex_of(&sha), hex);
+        assert_eq!(module_of("program:kv"), None);
+        assert_eq!(module_of("sha256:00"), None);
+        assert_eq!(module_of(&format!("sha256:{}", "zz".repeat(32))), None);
+    }
+}

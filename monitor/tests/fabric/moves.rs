@@ -1,0 +1,257 @@
+//! Moving a running Wasm app between devices (PROTOCOL.md §19), with three
+//! real daemons in network namespaces: the stateful app (`stateful`: a
+//! running FNV hash over every event it has seen, and MiBs of memory it
+//! keeps rewriting and checking) goes round a→b→c→a and every tick it
+//! prints, on whichever device, carries the hash of a run that never
+//! moved; moves that cannot happen fail saying why and leave the app where
+//! it was; a destination killed mid-move leaves the app running at the
+//! source with its state.
+//!
+//! `make test` goes round three times; `make move-soak` a thousand hops.
+
+use super::common::wasm;
+use super::netns::Net;
+use super::{Daemon, Scratch, cli, device_names, eventually, json, ok, pair, serial, weft_in};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The hash `stateful` prints at tick `n`: FNV-1a over the records of its
+/// timer events 1..=n (kind 4, id 0, value the token), little-endian.
+fn expected_hash(n: u64) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for t in 1..=n {
+        let mut record = [0u8; 16];
+        record[..4].copy_from_slice(&4u32.to_le_bytes());
+        record[8..].copy_from_slice(&t.to_le_bytes());
+        for b in record {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Every `tick N HASH` line in `log`: N → HASH.
+fn ticks(log: &str) -> BTreeMap<u64, String> {
+    log.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next()? == "tick").then_some(())?;
+            let n = words.next()?.parse().ok()?;
+            Some((n, words.next()?.to_string()))
+        })
+        .collect()
+}
+
+/// The ticks of every log, each N once (a tick printed twice, by two
+/// devices or one, fails), each with the hash a run that never moved has.
+fn checked_ticks(logs: &[String]) -> u64 {
+    let mut all = BTreeMap::new();
+    for log in logs {
+        for (n, hash) in ticks(log) {
+            assert!(!log.contains("CORRUPT"), "memory corrupted: {log}");
+            assert!(all.insert(n, hash).is_none(), "tick {n} printed twice");
+        }
+    }
+    let last = all.keys().next_back().copied().unwrap_or(0);
+    for n in 1..=last {
+        let hash = all.get(&n).unwrap_or_else(|| panic!("tick {n} is missing"));
+        assert_eq!(*hash, expected_hash(n), "tick {n}'s hash");
+    }
+    last
+}
+
+/// Three devices a, b, c in namespaces of one bridge.
+struct Fabric {
+    _net: Net,
+    _scratch: Scratch,
+    dirs: Vec<PathBuf>,
+    daemons: Vec<Daemon>,
+}
+
+impl Fabric {
+    fn new() -> Fabric {
+        let net = Net::new(3);
+        let scratch = Scratch::new("moves");
+        let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| scratch.state(n)).collect();
+        let addr = |i: usize| format!("{}:7447", net.addr(i));
+        ok(&dirs[0], &["fabric", "create", "--name", "a"]);
+        // Room for an app of tens of MiB and its snapshot.
+        let start = |i: usize| {
+            Daemon::start_with(weft_in(&net, i), &dirs[i], &addr(i), &[], &["--mem", "512"])
+        };
+        let mut daemons = vec![start(0)];
+        for (i, name) in [(1, "b"), (2, "c")] {
+            pair(&dirs[0], &dirs[i], name, weft_in(&net, i));
+            daemons.push(start(i));
+        }
+        for d in &dirs {
+            eventually("three available", Duration::from_secs(20), || {
+                device_names(d, true) == ["a", "b", "c"]
+            });
+        }
+        Fabric {
+            _net: net,
+            _scratch: scratch,
+            dirs,
+            daemons,
+        }
+    }
+
+    fn dir(&self, device: &str) -> &Path {
+        &self.dirs[index(device)]
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.daemons.iter().map(Daemon::log).collect()
+    }
+
+    /// The highest tick `device`'s log holds.
+    fn last_tick(&self, device: &str) -> u64 {
+        let log = self.daemons[index(device)].log();
+        ticks(&log).keys().next_back().copied().unwrap_or(0)
+    }
+}
+
+fn index(device: &str) -> usize {
+    match device {
+        "a" => 0,
+        "b" => 1,
+        _ => 2,
+    }
+}
+
+/// The device `pid` runs on, as `from` sees it.
+fn device_of(from: &Path, pid: &str) -> String {
+    let out = ok(from, &["stats", "--json", pid]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["pid"], pid, "{v}");
+    v["device"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_stateful_app_moves_round_three_devices_with_its_state() {
+    let _serial = serial();
+    go_round(9);
+}
+
+/// The thousand-hop loop of `make move-soak`.
+#[test]
+#[ignore = "a soak: run by `make move-soak`"]
+fn a_stateful_app_moves_a_thousand_times() {
+    let _serial = serial();
+    go_round(1000);
+}
+
+fn go_round(hops: usize) {
+    let f = Fabric::new();
+    let app = wasm("stateful");
+    let pid = ok(f.dir("a"), &["spawn", "--device", "a", &app, "4", "20"])
+        .trim()
+        .to_string();
+    assert!(pid.starts_with("a:"), "{pid}");
+    eventually("it ticks on a", Duration::from_secs(20), || {
+        f.last_tick("a") >= 3
+    });
+    let route = ["b", "c", "a"];
+    for hop in 0..hops {
+        let to = route[hop % 3];
+        // Each hop asked from another device than the last.
+        let from = route[(hop + 1) % 3];
+        let out = ok(f.dir(from), &["move", &pid, to]);
+        assert_eq!(out.trim(), format!("{pid} runs on {to}"));
+        let before = checked_ticks(&f.logs());
+        eventually(
+            "it ticks on at its destination",
+            Duration::from_secs(20),
+            || f.last_tick(to) > before,
+        );
+        assert_eq!(device_of(f.dir(from), &pid), to);
+    }
+    let last = checked_ticks(&f.logs());
+    assert!(last as usize > hops, "{last} ticks over {hops} hops");
+    // It is listed once, under its pid, on the device it ended on.
+    let listed = json(f.dir("b"), &["ps", "--json"]);
+    let mine: Vec<_> = listed.iter().filter(|p| p["pid"] == pid.as_str()).collect();
+    assert_eq!(mine.len(), 1, "{listed:?}");
+    // Killed and waited for from devices it never ran on as such.
+    let at = route[(hops + 2) % 3];
+    ok(f.dir("b"), &["kill", &pid]);
+    let (code, _, err) = cli(f.dir("c"), &["ps", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    eventually("its end is seen", Duration::from_secs(10), || {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(f.dir("a"), &["stats", "--json", &pid])).unwrap();
+        v["status"] == 137 && v["device"] == at
+    });
+}
+
+#[test]
+fn moves_that_cannot_happen_fail_clearly_and_lose_nothing() {
+    let _serial = serial();
+    let mut f = Fabric::new();
+    let app = wasm("stateful");
+    let refused = |from: &str, pid: &str, to: &str, wait: &str, why: &str| {
+        let (code, out, err) = cli(f.dir(from), &["move", pid, to, "--wait", wait]);
+        assert_ne!(code, 0, "{out}");
+        assert!(err.contains(why), "moving {pid} to {to}: {err}");
+    };
+
+    // A native program, and a Wasm command inside its entry point.
+    let native = ok(f.dir("a"), &["spawn", "--device", "a", "sleep", "600000"]);
+    refused("b", native.trim(), "c", "1", "cannot move");
+    let spin = ok(f.dir("a"), &["spawn", "--device", "a", &wasm("spin")]);
+    refused("a", spin.trim(), "b", "1", "a command cannot move");
+
+    // An event app busy in a batch longer than the move's wait.
+    let busy = ok(
+        f.dir("a"),
+        &["spawn", "--device", "a", &app, "1", "10", "1500"],
+    );
+    eventually("the busy app ticks", Duration::from_secs(20), || {
+        f.daemons[0].log().contains("tick 1 ")
+    });
+    refused("a", busy.trim(), "b", "0.2", "busy");
+    ok(f.dir("a"), &["kill", busy.trim()]);
+
+    // Nowhere to go.
+    let pid = ok(f.dir("a"), &["spawn", "--device", "a", &app, "32", "20"])
+        .trim()
+        .to_string();
+    eventually("it ticks", Duration::from_secs(30), || {
+        f.last_tick("a") >= 2
+    });
+    refused("b", &pid, "a", "1", "runs on a already");
+    refused("b", &pid, "nowhere", "1", "not an available device");
+
+    // The destination dies while the app's 32 MiB travel: the app goes on
+    // at the source with its state.
+    let mover = {
+        let dir = f.dir("a").to_path_buf();
+        let pid = pid.clone();
+        std::thread::spawn(move || cli(&dir, &["move", &pid, "c"]))
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    f.daemons[2].kill9();
+    let (code, _, err) = mover.join().unwrap();
+    assert_ne!(code, 0, "the move went through before c died");
+    assert!(err.contains("goes on on a"), "{err}");
+    let before = f.last_tick("a");
+    eventually("it ticks on at a", Duration::from_secs(20), || {
+        f.last_tick("a") > before + 2
+    });
+    checked_ticks(&f.logs());
+    // Asked from b once the fabric has noticed c is gone (its lease).
+    std::thread::sleep(Duration::from_secs(5));
+    for (i, l) in f.logs().iter().enumerate() {
+        let kept: Vec<&str> = l.lines().filter(|l| !l.starts_with("tick")).collect();
+        std::fs::write(format!("/tmp/movedebug-{i}.log"), kept.join("\n")).unwrap();
+    }
+    let took = eventually("b finds it on a", Duration::from_secs(5), || {
+        let (code, out, err) = cli(f.dir("b"), &["stats", "--json", &pid]);
+        eprintln!("DEBUG {code} {out} {err}");
+        code == 0 && out.contains("\"device\":\"a\"")
+    });
+    eprintln!("DEBUGTOOK {took:?}");
+}

@@ -1,0 +1,388 @@
+//! The runtime's side of the move stream (PROTOCOL.md §19.3): how the first
+//! app begins ([`begin`]: afresh from its module, or restored from a
+//! snapshot), and its captures between two event batches ([`Moves`], which
+//! the scheduler consults at the start of every round).
+//!
+//! A capture the monitor orders waits until the first app is idle (between
+//! two batches, before it is given new events), then the app's snapshot
+//! goes out in `CAPTURE_PART` frames of at most [`MAX_PART`] bytes and
+//! `CAPTURED`; or `FAILED` says why it cannot move, `busy: ...` when the
+//! order's wait ran out first. A captured app is *held*: the runtime waits
+//! for the next order and runs nothing meanwhile (a capture needs the first
+//! app to be the only one, so nothing else could run); `RELEASE` lets the
+//! app go on with the events that waited, `END` ends the runtime.
+//!
+//! Invariants: every frame the monitor sends is decoded and checked here,
+//! and nothing it sends panics the runtime; a protocol violation or a
+//! failed stream is reported on standard error and ends the moves, never
+//! the app (a held app is released), except during a restore, which then
+//! fails; at most one capture is answered at a time, and only the first
+//! app ([`FIRST_PID`]) moves.
+
+use crate::app::{App, Run};
+use crate::host::{Host, Mover, OrderFrame};
+use crate::snapshot::{self, CaptureError};
+use crate::system::System;
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use weft_control::app::FIRST_PID;
+use weft_control::frame::{HEADER, Header};
+use weft_control::move_proto::{MAX_PART, MAX_SMALL, Order, Report, kind};
+
+/// How the first app begins, as the monitor said.
+pub enum Begin<H: Host> {
+    /// Make it from its module, as spawned; it may move later.
+    Start(Moves<H>),
+    /// It was restored from a snapshot (idle, its entry point not run);
+    /// it may move again later.
+    Restored(Box<App<H>>, Moves<H>),
+    /// No move stream (refused, or it failed or broke the protocol, which
+    /// was reported): make the app from its module; it cannot move.
+    WithoutMoves,
+    /// The restore failed (answered `FAILED` and reported): the runtime
+    /// exits with `UNUSABLE`.
+    Unusable,
+}
+
+/// What the scheduler does after [`Moves::between`].
+pub enum Next {
+    /// Go on with the round.
+    Run,
+    /// Go on without moves: the stream failed or the monitor broke the
+    /// protocol (reported). A held app was released.
+    WithoutMoves,
+    /// The app moved (`END`): the runtime exits with status 0.
+    Moved,
+}
+
+/// The move stream of a runtime whose first app may move.
+pub struct Moves<H: Host> {
+    host: H,
+    mover: H::Mover,
+    /// The SHA-256 of the first app's module, which its snapshots name.
+    module: [u8; 32],
+    /// The capture ordered and not answered yet.
+    capture: Option<Pending>,
+}
+
+/// A capture waiting for the first app to be between two batches.
+#[derive(Clone, Copy)]
+struct Pending {
+    /// When its wait runs out (monotonic nanoseconds).
+    deadline: u64,
+    /// The wait it was ordered with.
+    wait_ms: u32,
+}
+
+/// Why the moves end.
+enum Broken {
+    /// The stream failed or ended.
+    Stream(String),
+    /// The monitor sent what the protocol does not allow here.
+    Protocol(String),
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stream(why) => write!(f, "the move stream failed: {why}"),
+            Self::Protocol(why) => write!(f, "the monitor broke the move protocol: {why}"),
+        }
+    }
+}
+
+/// Opens the move stream and follows its first order for the first app,
+/// the module `bytes` run as `name`: a start, or a restore (answered
+/// `RESTORED` or `FAILED`).
+pub fn begin<H: Host>(system: &Rc<System<H>>, bytes: &[u8], name: &str) -> Begin<H> {
+    let host = system.host();
+    let Some(mut mover) = host.mover() else {
+        return Begin::WithoutMoves;
+    };
+    let frame = match mover.order() {
+        Ok(frame) => frame,
+        Err(e) => return without_moves(host, name, &Broken::Stream(e)),
+    };
+    match decode(&frame) {
+        Ok(Order::Start { module }) => Begin::Start(Moves::new(host, mover, module)),
+        Ok(Order::Restore { module, len }) => restore(system, mover, bytes, module, len, name),
+        Ok(other) => {
+            let broken = unexpected(&other, "where START or RESTORE was due");
+            without_moves(host, name, &broken)
+        }
+        Err(broken) => without_moves(host, name, &broken),
+    }
+}
+
+/// Reports why the app begins without moves.
+fn without_moves<H: Host>(host: &H, name: &str, broken: &Broken) -> Begin<H> {
+    give_up(host, name, broken);
+    Begin::WithoutMoves
+}
+
+/// Reports that the moves end, and why.
+fn give_up<H: Host>(host: &H, name: &str, broken: &Broken) {
+    host.report(format_args!("weft: {name}: cannot move any more: {broken}"));
+}
+
+/// Restores the first app from the snapshot of `len` bytes that follows in
+/// parts, of module `bytes` whose SHA-256 is `module`, and answers.
+fn restore<H: Host>(
+    system: &Rc<System<H>>,
+    mut mover: H::Mover,
+    bytes: &[u8],
+    module: [u8; 32],
+    len: u64,
+    name: &str,
+) -> Begin<H> {
+    let made =
+        receive::<H>(&mut mover, len).and_then(|snap| restore_first(system, bytes, module, &snap));
+    let answer = match &made {
+        Ok(_) => Report::Restored,
+        Err(why) => Report::Failed(why),
+    };
+    let sent = send::<H>(&mut mover, answer);
+    let host = system.host();
+    match (made, sent) {
+        (Ok(app), Ok(())) => Begin::Restored(Box::new(app), Moves::new(host, mover, module)),
+        // The monitor never learns that the app runs here: it must not.
+        (Ok(_), Err(broken)) => {
+            host.report(format_args!("weft: {name}: cannot restore: {broken}"));
+            Begin::Unusable
+        }
+        (Err(why), _) => {
+            host.report(format_args!("weft: {name}: cannot restore: {why}"));
+            Begin::Unusable
+        }
+    }
+}
+
+/// Reads the `len` bytes of a snapshot from the parts that follow a
+/// `RESTORE`; why not, if they do not carry exactly that.
+fn receive<H: Host>(mover: &mut H::Mover, len: u64) -> Result<Vec<u8>, String> {
+    let too_big = || format!("its snapshot of {len} bytes does not fit in memory");
+    let len = usize::try_from(len).map_err(|_| too_big())?;
+    let mut snap = Vec::new();
+    snap.try_reserve_exact(len).map_err(|_| too_big())?;
+    while snap.len() < len {
+        let frame = mover.order().map_err(|e| Broken::Stream(e).to_string())?;
+        match decode(&frame).map_err(|b| b.to_string())? {
+            Order::Part(part) if part.len() <= len - snap.len() => snap.extend_from_slice(part),
+            Order::Part(_) => {
+                let broken = Broken::Protocol(format!("parts of more than the {len} bytes stated"));
+                return Err(broken.to_string());
+            }
+            other => return Err(unexpected(&other, "inside a restore's parts").to_string()),
+        }
+    }
+    Ok(snap)
+}
+
+/// The first app made from `snap`; why not.
+fn restore_first<H: Host>(
+    system: &Rc<System<H>>,
+    bytes: &[u8],
+    module: [u8; 32],
+    snap: &[u8],
+) -> Result<App<H>, String> {
+    // The restored app is the runtime's first: the apps it spawns take the
+    // process ids after it.
+    let first = system.next_pid();
+    let app = snapshot::restore(system, 0, bytes, module, snap).map_err(|e| e.to_string())?;
+    if app.pid() != first {
+        return Err(format!(
+            "its app is process {}, not a runtime's first ({first})",
+            app.pid()
+        ));
+    }
+    Ok(app)
+}
+
+impl<H: Host> Moves<H> {
+    fn new(host: &H, mover: H::Mover, module: [u8; 32]) -> Self {
+        Self {
+            host: host.clone(),
+            mover,
+            module,
+            capture: None,
+        }
+    }
+
+    /// At the start of a round, between two batches of every app: hands
+    /// the monitor the first app's own request to move to `go` (`GO`),
+    /// takes the orders that came, answers a capture the first app is
+    /// ready for (or whose wait ran out), and holds a captured app until
+    /// the next order. `apps` are the runtime's apps.
+    pub fn between(&mut self, apps: &[App<H>], go: Option<&str>) -> Next {
+        let asked = match go {
+            Some(to) => send::<H>(&mut self.mover, Report::Go(to)),
+            None => Ok(()),
+        };
+        match asked.and_then(|()| self.follow(apps)) {
+            Ok(next) => next,
+            Err(broken) => {
+                let name = first(apps).map_or("module", |a| a.name.as_str());
+                give_up(&self.host, name, &broken);
+                Next::WithoutMoves
+            }
+        }
+    }
+
+    /// What the scheduler waits on for the next order: the stream, and when
+    /// the wait of a capture runs out.
+    pub fn waits(&mut self) -> (&mut H::Stream, Option<u64>) {
+        (self.mover.stream(), self.capture.map(|c| c.deadline))
+    }
+
+    fn follow(&mut self, apps: &[App<H>]) -> Result<Next, Broken> {
+        let now = self.host.monotonic_ns();
+        while let Some(frame) = self.mover.try_order().map_err(Broken::Stream)? {
+            match (decode(&frame)?, self.capture) {
+                (Order::Capture { wait_ms }, None) => {
+                    let wait_ns = u64::from(wait_ms) * 1_000_000;
+                    self.capture = Some(Pending {
+                        deadline: now.saturating_add(wait_ns),
+                        wait_ms,
+                    });
+                }
+                (other, None) => return Err(unexpected(&other, "where only CAPTURE may come")),
+                (other, Some(_)) => return Err(unexpected(&other, "while a capture is answered")),
+            }
+        }
+        let (Some(pending), Some(app)) = (self.capture, first(apps)) else {
+            return Ok(Next::Run);
+        };
+        // A command is never between batches: it is answered at once.
+        if app.event_app && !matches!(app.run, Run::Idle) && now < pending.deadline {
+            return Ok(Next::Run);
+        }
+        self.capture = None;
+        if self.answer(app, apps.len() - 1, pending.wait_ms)? {
+            self.hold()
+        } else {
+            Ok(Next::Run)
+        }
+    }
+
+    /// Captures `app`, which has `others` apps beside it, or says why it
+    /// cannot move; whether it was captured (and is now held).
+    fn answer(&mut self, app: &App<H>, others: usize, wait_ms: u32) -> Result<bool, Broken> {
+        let why = if others > 0 && matches!(app.run, Run::Idle) {
+            format!("it has {others} child apps running, which cannot move")
+        } else {
+            let mut parts = Parts::<H>::new(&mut self.mover);
+            match snapshot::capture(app, self.module, |b| parts.write(b)) {
+                Ok(len) => {
+                    parts.finish().map_err(Broken::Stream)?;
+                    send::<H>(&mut self.mover, Report::Captured { len })?;
+                    return Ok(true);
+                }
+                Err(CaptureError::Busy) => format!("{} (waited {wait_ms} ms)", CaptureError::Busy),
+                Err(e) => e.to_string(),
+            }
+        };
+        send::<H>(&mut self.mover, Report::Failed(&why))?;
+        Ok(false)
+    }
+
+    /// Waits for what becomes of the held app.
+    fn hold(&mut self) -> Result<Next, Broken> {
+        let frame = self.mover.order().map_err(Broken::Stream)?;
+        match decode(&frame)? {
+            Order::Release => Ok(Next::Run),
+            Order::End => Ok(Next::Moved),
+            other => Err(unexpected(&other, "while the app is held")),
+        }
+    }
+}
+
+/// The runtime's first app, among `apps`.
+fn first<H: Host>(apps: &[App<H>]) -> Option<&App<H>> {
+    apps.iter().find(|a| a.pid() == FIRST_PID)
+}
+
+/// The order `frame` holds.
+fn decode(frame: &OrderFrame) -> Result<Order<'_>, Broken> {
+    Order::decode(frame.kind, &frame.body)
+        .map_err(|e| Broken::Protocol(format!("a frame that does not decode: {e}")))
+}
+
+/// A violation: `order` came `when` (where it may not).
+fn unexpected(order: &Order<'_>, when: &str) -> Broken {
+    let name = match order {
+        Order::Start { .. } => "START",
+        Order::Restore { .. } => "RESTORE",
+        Order::Part(_) => "RESTORE_PART",
+        Order::Capture { .. } => "CAPTURE",
+        Order::Release => "RELEASE",
+        Order::End => "END",
+    };
+    Broken::Protocol(format!("{name} {when}"))
+}
+
+/// Sends a report other than a part.
+fn send<H: Host>(mover: &mut H::Mover, report: Report<'_>) -> Result<(), Broken> {
+    let mut frame = [0u8; MAX_SMALL];
+    let n = report
+        .encode(&mut frame)
+        .ok_or_else(|| Broken::Stream("a report does not fit its frame".into()))?;
+    mover.send(&frame[..n]).map_err(Broken::Stream)
+}
+
+/// A capture's sink: its bytes in `CAPTURE_PART` frames of [`MAX_PART`]
+/// bytes, the last one shorter, each built in place and sent when full.
+/// The first failed send is kept, and nothing is sent after it.
+struct Parts<'m, H: Host> {
+    mover: &'m mut H::Mover,
+    /// The frame being filled: a header's room, then its body.
+    frame: Vec<u8>,
+    failed: Option<String>,
+}
+
+impl<'m, H: Host> Parts<'m, H> {
+    fn new(mover: &'m mut H::Mover) -> Self {
+        let mut frame = Vec::with_capacity(HEADER + MAX_PART);
+        frame.resize(HEADER, 0);
+        Self {
+            mover,
+            frame,
+            failed: None,
+        }
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.failed.is_none() {
+            let room = HEADER + MAX_PART - self.frame.len();
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            self.frame.extend_from_slice(now);
+            bytes = later;
+            if self.frame.len() == HEADER + MAX_PART {
+                self.flush();
+            }
+        }
+    }
+
+    /// Sends the frame filled so far, if it has a body.
+    fn flush(&mut self) {
+        let len = self.frame.len() - HEADER;
+        if len == 0 || self.failed.is_some() {
+            return;
+        }
+        let header = Header::new(kind::CAPTURE_PART, len).encode();
+        self.frame[..HEADER].copy_from_slice(&header);
+        if let Err(e) = self.mover.send(&self.frame) {
+            self.failed = Some(e);
+        }
+        self.frame.truncate(HEADER);
+    }
+
+    /// Sends the last part; why a send failed, if one did.
+    fn finish(mut self) -> Result<(), String> {
+        self.flush();
+        self.failed.map_or(Ok(()), Err)
+    }
+}

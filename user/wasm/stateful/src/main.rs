@@ -1,0 +1,219 @@
+//! `stateful MIB PERIOD_MS [BUSY_MS]`: an event app (PROTOCOL.md §13.2)
+//! for the tests and benchmarks that move a running app between devices
+//! (§19). It keeps a lot of state whose correctness shows in its output,
+//! and holds no descriptor past the standard streams and the root: only
+//! its event buffer and one timer at a time.
+//!
+//! At start it allocates MIB mebibytes (0 to 256; the runtime caps an app's
+//! memory at 256 MiB by default, so 256 itself only fits under a larger
+//! cap) as 64 KiB blocks, fills block `i` with a pseudo-random sequence
+//! seeded from `i` and records a 64-bit checksum of each block. It then
+//! registers its event buffer, starts timer token 1 due after PERIOD_MS
+//! milliseconds, prints `stateful ready MIB` and returns.
+//!
+//! Its state is `n`, the number of events seen, and `h`, a 64-bit FNV-1a
+//! hash (offset basis `0xcbf29ce484222325`, prime `0x100000001b3`, one
+//! byte at a time) of every event's 16-byte record as §13.4 lays it out,
+//! in delivery order: `kind: u32`, `id: u32`, `value: u64`, little-endian.
+//! Only timers occur (kind 4, id 0, value the token). On each timer with
+//! token `t` it:
+//!
+//! 1. feeds the record into `h` and counts it in `n`;
+//! 2. overwrites block `n mod B` (B = MIB × 16 blocks; nothing when MIB is
+//!    0) with a sequence seeded from `h` and records its checksum;
+//! 3. checks block `(n + B/2) mod B` against its recorded checksum: on a
+//!    mismatch it prints `stateful CORRUPT block BLOCK at n N` and exits
+//!    with status 3;
+//! 4. with BUSY_MS, computes (checking the monotonic clock) for BUSY_MS
+//!    milliseconds inside this batch;
+//! 5. prints `tick N HASH`: `n` in decimal and `h` as 16 lowercase hex
+//!    digits;
+//! 6. starts timer token `t + 1`, due after PERIOD_MS.
+//!
+//! So the app's `n`-th line is `tick N HASH` with HASH the FNV-1a of the
+//! concatenation, for `t` = 1 to N, of the records `(4u32, 0u32, t as u64)`,
+//! all little-endian. In Python:
+//!
+//! ```text
+//! h = 0xcbf29ce484222325
+//! for t in range(1, n + 1):
+//!     for b in struct.pack("<IIQ", 4, 0, t):
+//!         h = ((h ^ b) * 0x100000001b3) % 2**64
+//! expected = f"tick {n} {h:016x}"
+//! ```
+//!
+//! Every line goes to standard output and is flushed when written. The
+//! app never ends by itself. An event other than a timer (which the app
+//! never asks for) prints `stateful UNEXPECTED EVENT` and the event, and
+//! exits with status 4. Memory it cannot allocate prints
+//! `stateful: cannot allocate MIB MiB` on standard error and exits 1; bad
+//! arguments print the usage on standard error and exit 2.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+use weft_app::{App, Event};
+
+const USAGE: &str = "usage: stateful MIB PERIOD_MS [BUSY_MS] (MIB 0 to 256)";
+
+/// The most memory the app fills, in MiB.
+const MAX_MIB: usize = 256;
+/// Words (u64) of a 64 KiB block.
+const BLOCK_WORDS: usize = (64 << 10) / 8;
+/// Blocks of a MiB.
+const BLOCKS_PER_MIB: usize = 16;
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// The `kind` of a timer's record (§13.4).
+const TIMER: u32 = 4;
+/// Mixed into the seed of the initial fill of block `i`.
+const FILL_SEED: u64 = 0x5354_4154_4546_554c;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (mib, period, busy) = match args.as_slice() {
+        [mib, period] => (mib, period, None),
+        [mib, period, busy] => (mib, period, Some(busy)),
+        _ => usage(),
+    };
+    let mib = match mib.parse::<usize>() {
+        Ok(m) if m <= MAX_MIB => m,
+        _ => usage(),
+    };
+    let period = Duration::from_millis(millis(period));
+    let busy = busy.map_or(Duration::ZERO, |b| Duration::from_millis(millis(b)));
+
+    let blocks = mib * BLOCKS_PER_MIB;
+    let mut memory = Vec::new();
+    if memory.try_reserve_exact(blocks * BLOCK_WORDS).is_err() {
+        eprintln!("stateful: cannot allocate {mib} MiB");
+        std::process::exit(1);
+    }
+    memory.resize(blocks * BLOCK_WORDS, 0);
+    let sums = memory
+        .chunks_exact_mut(BLOCK_WORDS)
+        .enumerate()
+        .map(|(i, block)| fill(block, FILL_SEED ^ i as u64))
+        .collect();
+
+    weft_app::run(Stateful {
+        memory,
+        sums,
+        hash: FNV_OFFSET,
+        seen: 0,
+        period,
+        busy,
+    });
+    weft_app::timer(1, period);
+    line(format_args!("stateful ready {mib}"));
+}
+
+/// A number of milliseconds, or the usage.
+fn millis(arg: &str) -> u64 {
+    arg.parse().unwrap_or_else(|_| usage())
+}
+
+fn usage() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2)
+}
+
+/// Prints one line on standard output and flushes it.
+fn line(args: std::fmt::Arguments) {
+    let mut out = std::io::stdout().lock();
+    if out.write_fmt(format_args!("{args}\n")).is_err() || out.flush().is_err() {
+        std::process::exit(1);
+    }
+}
+
+struct Stateful {
+    /// The blocks, one after another.
+    memory: Vec<u64>,
+    /// The checksum of each block as last written.
+    sums: Vec<u64>,
+    /// `h`: FNV-1a of every event record seen.
+    hash: u64,
+    /// `n`: events seen.
+    seen: u64,
+    period: Duration,
+    busy: Duration,
+}
+
+impl App for Stateful {
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Timer(token) => self.tick(token),
+            other => {
+                line(format_args!("stateful UNEXPECTED EVENT {other:?}"));
+                std::process::exit(4);
+            }
+        }
+    }
+}
+
+impl Stateful {
+    fn tick(&mut self, token: u64) {
+        let mut record = [0; 16];
+        record[0..4].copy_from_slice(&TIMER.to_le_bytes());
+        record[4..8].copy_from_slice(&0u32.to_le_bytes());
+        record[8..16].copy_from_slice(&token.to_le_bytes());
+        self.hash = fnv1a(self.hash, &record);
+        self.seen += 1;
+
+        let blocks = self.sums.len() as u64;
+        if blocks > 0 {
+            let write = (self.seen % blocks) as usize;
+            let seed = self.hash ^ write as u64;
+            self.sums[write] = fill(self.block(write), seed);
+            let check = ((self.seen + blocks / 2) % blocks) as usize;
+            if checksum(self.block(check)) != self.sums[check] {
+                line(format_args!(
+                    "stateful CORRUPT block {check} at n {}",
+                    self.seen
+                ));
+                std::process::exit(3);
+            }
+        }
+
+        if !self.busy.is_zero() {
+            let start = Instant::now();
+            while start.elapsed() < self.busy {
+                std::hint::spin_loop();
+            }
+        }
+
+        line(format_args!("tick {} {:016x}", self.seen, self.hash));
+        weft_app::timer(token.wrapping_add(1), self.period);
+    }
+
+    fn block(&mut self, i: usize) -> &mut [u64] {
+        &mut self.memory[i * BLOCK_WORDS..(i + 1) * BLOCK_WORDS]
+    }
+}
+
+/// 64-bit FNV-1a of `bytes`, continuing from `hash`.
+fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(hash, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
+}
+
+/// Fills `block` with the SplitMix64 sequence from `seed`; its checksum.
+fn fill(block: &mut [u64], seed: u64) -> u64 {
+    let mut state = seed;
+    for word in block.iter_mut() {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        *word = z ^ (z >> 31);
+    }
+    checksum(block)
+}
+
+/// A cheap 64-bit checksum of a block: FNV-1a-like, a word at a time.
+fn checksum(block: &[u64]) -> u64 {
+    block.iter().fold(FNV_OFFSET, |c, &w| {
+        (c ^ w).rotate_left(23).wrapping_mul(FNV_PRIME)
+    })
+}
