@@ -255,3 +255,45 @@ fn moves_that_cannot_happen_fail_clearly_and_lose_nothing() {
     });
     eprintln!("DEBUGTOOK {took:?}");
 }
+
+#[test]
+fn apps_move_themselves_and_native_programs_move_them() {
+    let _serial = serial();
+    let f = Fabric::new();
+    // Every fourth tick it asks to go to the next of c, b, a.
+    let app = wasm("stateful");
+    let pid = ok(
+        f.dir("a"),
+        &[
+            "spawn", "--device", "a", &app, "1", "20", "0", "4", "c", "b", "a",
+        ],
+    )
+    .trim()
+    .to_string();
+    eventually("it went round by itself", Duration::from_secs(30), || {
+        let logs = f.logs();
+        logs.iter().all(|l| l.contains("going")) && f.last_tick("a") > 12
+    });
+    checked_ticks(&f.logs());
+    for (device, log) in ["a", "b", "c"].iter().zip(f.logs()) {
+        assert!(!log.contains("stay "), "{device} refused a move: {log}");
+        assert!(ticks(&log).len() >= 3, "{device} ran no ticks: {log}");
+    }
+
+    // A native program in b's guest moves another app of a's.
+    let still = ok(f.dir("a"), &["spawn", "--device", "a", &app, "1", "50"])
+        .trim()
+        .to_string();
+    let (code, _, err) = cli(
+        f.dir("b"),
+        &["spawn", "--wait", "fabric-ls", "move", &still, "c"],
+    );
+    assert_eq!(code, 0, "{err}");
+    eventually(
+        "the native program said so",
+        Duration::from_secs(10),
+        || f.daemons[1].log().contains(&format!("moved {still} c")),
+    );
+    assert_eq!(device_of(f.dir("a"), &still), "c");
+    ok(f.dir("b"), &["kill", &pid]);
+}

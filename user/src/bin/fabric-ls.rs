@@ -1,12 +1,14 @@
-//! `fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS | watch
-//! COUNT [slow]]`: fabric calls from a device guest (PROTOCOL.md §17).
+//! `fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS | move PID
+//! DEVICE | watch COUNT [slow]]`: fabric calls from a device guest
+//! (PROTOCOL.md §17).
 //!
 //! Without arguments it prints every known device (`device NAME
 //! available|unavailable`) and every process of the available devices
 //! (`process PID DEVICE NAME STATE`), one per line. `spawn` starts a
 //! device's own program (on DEVICE, or this device) and prints `spawned
 //! PID`; `kill` prints `killed PID`; `wait` prints `exited PID STATUS` or
-//! `running PID`. `watch` prints the fabric's events as they come (`event
+//! `running PID`; `move` moves a Wasm event app (§19.4) and prints `moved
+//! PID DEVICE`. `watch` prints the fabric's events as they come (`event
 //! up NAME`, `event down NAME`, `event started PID`, `event ended PID
 //! STATUS`, `event lost N`) until COUNT events are told (a `lost N` tells
 //! N); with `slow` it lets a second pass before it reads the first. A
@@ -28,8 +30,7 @@ weft_user::entry!(main);
 /// One of the calls, over an open stream with the arguments after its name.
 type Call = fn(&mut Fabric, &[&str]) -> Result<String, FabricError>;
 
-const USAGE: &str =
-    "usage: fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS | watch COUNT [slow]]";
+const USAGE: &str = "usage: fabric-ls [spawn PROGRAM [DEVICE] | kill PID | wait PID SECS | move PID DEVICE | watch COUNT [slow]]";
 
 fn main(args: Args) -> i32 {
     let words: Vec<&str> = args.iter().skip(1).collect();
@@ -43,6 +44,7 @@ fn main(args: Args) -> i32 {
         [] => ("list", list),
         ["spawn", _] | ["spawn", _, _] => ("spawn", spawn),
         ["kill", _] => ("kill", kill),
+        ["move", _, _] => ("move", move_to),
         ["wait", _, secs] if secs.parse::<u32>().is_ok() => ("wait", wait),
         _ => {
             eprintln!("{USAGE}");
@@ -93,6 +95,16 @@ fn kill(f: &mut Fabric, words: &[&str]) -> Result<String, FabricError> {
     let pid = words.first().copied().unwrap_or_default();
     f.kill(pid)?;
     Ok(alloc::format!("killed {pid}\n"))
+}
+
+/// How long a move waits for the app's batch to end.
+const MOVE_WAIT_MS: u32 = 5000;
+
+fn move_to(f: &mut Fabric, words: &[&str]) -> Result<String, FabricError> {
+    let pid = words.first().copied().unwrap_or_default();
+    let device = words.get(1).copied().unwrap_or_default();
+    f.move_to(pid, device, MOVE_WAIT_MS)?;
+    Ok(alloc::format!("moved {pid} {device}\n"))
 }
 
 fn wait(f: &mut Fabric, words: &[&str]) -> Result<String, FabricError> {

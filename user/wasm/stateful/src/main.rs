@@ -1,4 +1,5 @@
-//! `stateful MIB PERIOD_MS [BUSY_MS]`: an event app (PROTOCOL.md §13.2)
+//! `stateful MIB PERIOD_MS [BUSY_MS [EVERY DEVICE...]]`: an event app
+//! (PROTOCOL.md §13.2)
 //! for the tests and benchmarks that move a running app between devices
 //! (§19). It keeps a lot of state whose correctness shows in its output,
 //! and holds no descriptor past the standard streams and the root: only
@@ -28,7 +29,10 @@
 //!    milliseconds inside this batch;
 //! 5. prints `tick N HASH`: `n` in decimal and `h` as 16 lowercase hex
 //!    digits;
-//! 6. starts timer token `t + 1`, due after PERIOD_MS.
+//! 6. starts timer token `t + 1`, due after PERIOD_MS;
+//! 7. with EVERY and DEVICEs, on every EVERY-th tick, asks to move itself
+//!    (`move_self`) to the next DEVICE in turn, round and round, and prints
+//!    `going DEVICE` (or `stay DEVICE: WHY` when the runtime refuses).
 //!
 //! So the app's `n`-th line is `tick N HASH` with HASH the FNV-1a of the
 //! concatenation, for `t` = 1 to N, of the records `(4u32, 0u32, t as u64)`,
@@ -53,7 +57,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 use weft_app::{App, Event};
 
-const USAGE: &str = "usage: stateful MIB PERIOD_MS [BUSY_MS] (MIB 0 to 256)";
+const USAGE: &str = "usage: stateful MIB PERIOD_MS [BUSY_MS [EVERY DEVICE...]] (MIB 0 to 256)";
 
 /// The most memory the app fills, in MiB.
 const MAX_MIB: usize = 256;
@@ -71,17 +75,21 @@ const FILL_SEED: u64 = 0x5354_4154_4546_554c;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mib, period, busy) = match args.as_slice() {
-        [mib, period] => (mib, period, None),
-        [mib, period, busy] => (mib, period, Some(busy)),
+    let (mib, period, busy, tour) = match args.as_slice() {
+        [mib, period] => (mib, period, None, None),
+        [mib, period, busy] => (mib, period, Some(busy), None),
+        [mib, period, busy, every, devices @ ..] if !devices.is_empty() => {
+            let every = number(every).max(1);
+            (mib, period, Some(busy), Some((every, devices.to_vec())))
+        }
         _ => usage(),
     };
     let mib = match mib.parse::<usize>() {
         Ok(m) if m <= MAX_MIB => m,
         _ => usage(),
     };
-    let period = Duration::from_millis(millis(period));
-    let busy = busy.map_or(Duration::ZERO, |b| Duration::from_millis(millis(b)));
+    let period = Duration::from_millis(number(period));
+    let busy = busy.map_or(Duration::ZERO, |b| Duration::from_millis(number(b)));
 
     let blocks = mib * BLOCKS_PER_MIB;
     let mut memory = Vec::new();
@@ -103,13 +111,14 @@ fn main() {
         seen: 0,
         period,
         busy,
+        tour,
     });
     weft_app::timer(1, period);
     line(format_args!("stateful ready {mib}"));
 }
 
-/// A number of milliseconds, or the usage.
-fn millis(arg: &str) -> u64 {
+/// A whole number, or the usage.
+fn number(arg: &str) -> u64 {
     arg.parse().unwrap_or_else(|_| usage())
 }
 
@@ -137,6 +146,8 @@ struct Stateful {
     seen: u64,
     period: Duration,
     busy: Duration,
+    /// Every how many ticks it moves itself, and where to, in turn.
+    tour: Option<(u64, Vec<String>)>,
 }
 
 impl App for Stateful {
@@ -184,6 +195,15 @@ impl Stateful {
 
         line(format_args!("tick {} {:016x}", self.seen, self.hash));
         weft_app::timer(token.wrapping_add(1), self.period);
+        if let Some((every, devices)) = &self.tour
+            && self.seen % every == 0
+        {
+            let next = &devices[((self.seen / every - 1) % devices.len() as u64) as usize];
+            match weft_app::fabric::move_self(next) {
+                Ok(()) => line(format_args!("going {next}")),
+                Err(e) => line(format_args!("stay {next}: {e}")),
+            }
+        }
     }
 
     fn block(&mut self, i: usize) -> &mut [u64] {
