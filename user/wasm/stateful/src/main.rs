@@ -196,7 +196,7 @@ impl Stateful {
         line(format_args!("tick {} {:016x}", self.seen, self.hash));
         weft_app::timer(token.wrapping_add(1), self.period);
         if let Some((every, devices)) = &self.tour
-            && self.seen % every == 0
+            && self.seen.is_multiple_of(*every)
         {
             let next = &devices[((self.seen / every - 1) % devices.len() as u64) as usize];
             match weft_app::fabric::move_self(next) {
