@@ -331,6 +331,10 @@ impl Daemon {
                 let pid = self.named(pid, of);
                 match self.device.whereabouts(&pid) {
                     Whereabouts::Went(device) => Response::Elsewhere { device },
+                    // Killed mid-move, it would end here and run on there.
+                    Whereabouts::Here(_) if self.moves.is_moving(&pid) => {
+                        err(format!("busy: {pid} is moving; kill it once it has moved"))
+                    }
                     Whereabouts::Here(local) => match self.device.kill(local).await {
                         Ok(()) => Response::Done,
                         Err(e) => err(e),

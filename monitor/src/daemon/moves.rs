@@ -30,8 +30,11 @@ const CAPTURE_LIMIT: Duration = Duration::from_secs(30);
 /// How long the destination may take to fetch the module, start the
 /// runtime and restore the app (its node gives up answering after 30 s).
 const ADOPT_LIMIT: Duration = Duration::from_secs(40);
-/// How long a restoring runtime may take to take its snapshot.
-const RESTORE_LIMIT: Duration = Duration::from_secs(20);
+/// How long a restoring runtime may take to take its snapshot: with the
+/// module's fetch (at most `CALL_LIMIT`, 10 s) well within the 30 s the
+/// node gives an answer, so that no source gives up on a move its
+/// destination then completes.
+const RESTORE_LIMIT: Duration = Duration::from_secs(12);
 /// How long a runtime that opens its MOVE stream waits for a restore's
 /// spawn in flight to say whether the runtime is its.
 const SPAWN_LIMIT: Duration = Duration::from_secs(10);
@@ -110,6 +113,11 @@ fn module_of(identity: &str) -> Option<[u8; 32]> {
 }
 
 impl Moves {
+    /// Whether `pid` is being moved from here now.
+    pub fn is_moving(&self, pid: &Pid) -> bool {
+        lock(&self.moving).contains(&pid.to_string())
+    }
+
     /// Forgets what was kept for local process `local`, which ended.
     pub fn ended(&self, local: u32) {
         lock(&self.movers).remove(&local);
@@ -252,16 +260,14 @@ impl Daemon {
         let _ = mover.send(MoveOrder::End).await;
         say(&format!("{pid} moved to {to}"));
         if pid.device != me && pid.device != to {
-            // Calls naming it go to its first device first: tell it.
+            // Calls naming it go to its first device first: tell it,
+            // without holding up the answer (it may be away).
             let located = Request::Located {
                 pid: pid.to_string(),
                 at: to.to_string(),
             };
-            let _ = self
-                .node()
-                .await
-                .call(&pid.device, &located, CALL_LIMIT)
-                .await;
+            let (node, first) = (self.node().await, pid.device.clone());
+            tokio::spawn(async move { node.call(&first, &located, CALL_LIMIT).await });
         }
         Ok(())
     }
