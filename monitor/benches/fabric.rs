@@ -24,6 +24,15 @@
 //! - `fabric_device_down_ms` ([`device_down`]): `kill -9` of `b`'s daemon
 //!   to `a` listing `b` unavailable; baseline the same kill seen on a raw
 //!   TCP connection to `b`'s Zenoh port.
+//! - `move_downtime_1mib_ms`, `move_downtime_64mib_ms` ([`moves`]): `weft
+//!   move` of a Wasm event app holding 1 MiB / 64 MiB and ticking every
+//!   millisecond, a→b and back, from its last tick at the source to its
+//!   first at the destination (each as its line arrives on the daemon's
+//!   output); baseline one raw Zenoh put of as many bytes from `a`'s
+//!   namespace to a subscriber in `b`'s, the device configuration. Target:
+//!   ≤ 2× baseline + 5 ms. The daemons are started again for it with
+//!   `--mem 512` and without the UDP grants, and the app's ticks on both
+//!   devices must come out whole.
 //!
 //! Figures are medians; every sample goes to `target/bench/raw/`. Code
 //! that must run inside a namespace runs in this benchmark started again
@@ -43,6 +52,8 @@ mod error;
 mod ipc;
 #[path = "fabric/lines.rs"]
 mod lines;
+#[path = "fabric/moves.rs"]
+mod moves;
 #[path = "../tests/fabric/netns.rs"]
 #[allow(dead_code, reason = "shared with the tests, which also cut links")]
 mod netns;
@@ -93,8 +104,8 @@ fn main() -> ExitCode {
 }
 
 /// Measures every figure, or with `only` those of the parts whose name
-/// contains it (`call`, `remote_spawn`, `ipc`, `udp_rtt`, `device_down`:
-/// `cargo bench --bench fabric -- ipc`).
+/// contains it (`call`, `remote_spawn`, `ipc`, `udp_rtt`, `device_down`,
+/// `moves`: `cargo bench --bench fabric -- ipc`).
 fn bench(only: Option<&str>) -> Result<(), BenchError> {
     let wanted = |part: &str| only.is_none_or(|o| part.contains(o));
     let mut fabric = Fabric::new(&["a", "b"])?;
@@ -113,6 +124,10 @@ fn bench(only: Option<&str>) -> Result<(), BenchError> {
     }
     if wanted("device_down") {
         figures.push(device_down::measure(&mut fabric)?);
+    }
+    // Last: it starts the daemons again (more guest memory, no UDP grants).
+    if wanted("moves") {
+        figures.extend(moves::measure(&mut fabric)?);
     }
     drop(fabric);
     let records: Vec<Record> = figures
@@ -160,5 +175,6 @@ fn bench(only: Option<&str>) -> Result<(), BenchError> {
             );
         }
     }
+    moves::targets(&figures);
     Ok(())
 }

@@ -154,6 +154,11 @@ impl Daemon {
         self.output.skip();
     }
 
+    /// The daemon's output lines, as they come.
+    pub fn output(&self) -> &StampedLines {
+        &self.output
+    }
+
     /// The next output line that `wanted` accepts (earlier ones dropped),
     /// within `limit`; a failure carries the daemon's log.
     pub fn next_line(
@@ -190,6 +195,9 @@ pub struct Fabric {
     net: Net,
     scratch: Scratch,
     names: Vec<&'static str>,
+    /// Options every daemon is started with instead of the UDP grants
+    /// ([`Fabric::restart_all_with`]).
+    options: Option<Vec<String>>,
 }
 
 impl Fabric {
@@ -201,6 +209,7 @@ impl Fabric {
             net: Net::new(names.len()),
             scratch: Scratch::new()?,
             names: names.to_vec(),
+            options: None,
         };
         fabric.cli(0, &["fabric", "create", "--name", names[0]])?;
         fabric.daemons.push(fabric.start(0)?);
@@ -251,8 +260,13 @@ impl Fabric {
     fn start(&self, i: usize) -> Result<Daemon, BenchError> {
         let ip = self.net.addr(i).to_string();
         let mut options = vec!["--fabric-ip".to_string(), ip.clone()];
-        for port in Self::UDP_PORTS {
-            options.extend(["--listen".to_string(), format!("{ip}:{port}")]);
+        match &self.options {
+            Some(instead) => options.extend(instead.iter().cloned()),
+            None => {
+                for port in Self::UDP_PORTS {
+                    options.extend(["--listen".to_string(), format!("{ip}:{port}")]);
+                }
+            }
         }
         Daemon::start(
             self.net.command(i, WEFT),
@@ -278,6 +292,25 @@ impl Fabric {
         let name = self.names[i];
         for j in 0..self.names.len() {
             self.await_available(j, |seen| seen.iter().any(|n| n == name))?;
+        }
+        Ok(())
+    }
+
+    /// Kills every daemon, then starts them all again with `options`
+    /// instead of the UDP grants (this time and every later start: the
+    /// grants are preopened in every app, and an app that holds a socket
+    /// cannot move), and waits until every device sees every other.
+    pub fn restart_all_with(&mut self, options: &[&str]) -> Result<(), BenchError> {
+        self.options = Some(options.iter().map(|o| o.to_string()).collect());
+        for daemon in &mut self.daemons {
+            daemon.kill9();
+        }
+        for i in 0..self.daemons.len() {
+            self.daemons[i] = self.start(i)?;
+        }
+        let all = self.names.len();
+        for i in 0..all {
+            self.await_available(i, |seen| seen.len() == all)?;
         }
         Ok(())
     }

@@ -26,6 +26,20 @@
 //!   to each ADDR in turn and waits for its echo, [`WARMUP`] rounds
 //!   unrecorded and ROUNDS recorded; prints `{"samples_us": [[...], ...]}`,
 //!   per address.
+//! - `subscriber STATE LISTEN KEY`: a Zenoh router with the device
+//!   configuration of STATE, listening on LISTEN, subscribed to KEY;
+//!   prints `ready` once its subscriber is declared, then `got SEQ LEN NS`
+//!   for each sample, from its callback: SEQ the payload's first 8 bytes
+//!   (little-endian), LEN its length, NS the monotonic clock
+//!   ([`monotonic_ns`]) when the callback had the whole payload. Exits
+//!   when its standard input ends.
+//! - `putter STATE LISTEN PEER KEY`: a Zenoh router with the device
+//!   configuration of STATE, listening on LISTEN and connected to PEER, a
+//!   publisher on KEY (congestion control `Block`: a large payload waits
+//!   for room, never dropped); prints `ready` once a subscriber matches.
+//!   For each line `put SEQ SIZE` on its standard input it makes a payload
+//!   of SIZE bytes starting with SEQ, then reads the monotonic clock (NS),
+//!   puts it and prints `sent SEQ NS`. Exits when its standard input ends.
 
 use crate::error::{BenchError, io, zerr};
 use crate::lines::StampedLines;
@@ -39,6 +53,8 @@ use weft_fabric::keys;
 use weft_fabric::state::{CA_CRT, DEVICE_CRT, DEVICE_KEY};
 use weft_fabric::zconfig::{self, Endpoints, TlsFiles};
 use zenoh::Wait;
+use zenoh::bytes::ZBytes;
+use zenoh::qos::CongestionControl;
 use zenoh::sample::SampleKind;
 
 /// Rounds of queries before the recorded ones.
@@ -53,6 +69,10 @@ pub const QUERIER: &str = "querier";
 pub const REPLIER: &str = "replier";
 pub const WATCHER: &str = "watcher";
 pub const PINGER: &str = "pinger";
+pub const SUBSCRIBER: &str = "subscriber";
+pub const PUTTER: &str = "putter";
+/// How long the putter waits for a subscriber to match.
+const MATCH_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs the role `args[0]` with its arguments, if `args[0]` names one.
 pub fn run(args: &[String]) -> Option<Result<(), BenchError>> {
@@ -62,6 +82,8 @@ pub fn run(args: &[String]) -> Option<Result<(), BenchError>> {
         REPLIER => Some(replier(rest)),
         WATCHER => Some(watcher(rest)),
         PINGER => Some(pinger(rest)),
+        SUBSCRIBER => Some(subscriber(rest)),
+        PUTTER => Some(putter(rest)),
         _ => None,
     }
 }
@@ -273,6 +295,122 @@ fn pinger(args: &[String]) -> Result<(), BenchError> {
     say(&json!({ "samples_us": samples }).to_string())
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the
+/// machine (network namespaces share it), so times taken in two roles
+/// compare.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec for the call's duration.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    assert_eq!(r, 0, "CLOCK_MONOTONIC is always there");
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// A router session with the device configuration of `state`, listening on
+/// `listen` and connected to `peers`.
+fn router_of(
+    role: &str,
+    state: &str,
+    listen: SocketAddr,
+    peers: Vec<SocketAddr>,
+) -> Result<zenoh::Session, BenchError> {
+    let endpoints = Endpoints {
+        listen: vec![listen],
+        peers,
+    };
+    let config = zconfig::config(&tls(Path::new(state)), &endpoints, &[])
+        .map_err(zerr(&format!("the {role}'s configuration")))?;
+    zenoh::open(config)
+        .wait()
+        .map_err(zerr(&format!("opening the {role}'s session")))
+}
+
+fn subscriber(args: &[String]) -> Result<(), BenchError> {
+    let [state, listen, key] = args else {
+        return Err(usage(SUBSCRIBER, args));
+    };
+    let session = router_of(
+        SUBSCRIBER,
+        state,
+        parse(SUBSCRIBER, args, listen)?,
+        Vec::new(),
+    )?;
+    let _subscriber = session
+        .declare_subscriber(key.as_str())
+        .callback(|sample| {
+            let at = monotonic_ns();
+            let payload = sample.payload();
+            let mut seq = [0u8; 8];
+            let seq = match std::io::Read::read_exact(&mut payload.reader(), &mut seq) {
+                Ok(()) => u64::from_le_bytes(seq),
+                Err(_) => u64::MAX,
+            };
+            // The benchmark sees a failed write as a missing line.
+            let _ = say(&format!("got {seq} {} {at}", payload.len()));
+        })
+        .wait()
+        .map_err(zerr("declaring the subscriber"))?;
+    say("ready")?;
+    let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    Ok(())
+}
+
+fn putter(args: &[String]) -> Result<(), BenchError> {
+    let [state, listen, peer, key] = args else {
+        return Err(usage(PUTTER, args));
+    };
+    let session = router_of(
+        PUTTER,
+        state,
+        parse(PUTTER, args, listen)?,
+        vec![parse(PUTTER, args, peer)?],
+    )?;
+    let publisher = session
+        .declare_publisher(key.as_str())
+        .congestion_control(CongestionControl::Block)
+        .wait()
+        .map_err(zerr("declaring the publisher"))?;
+    let start = Instant::now();
+    while !publisher
+        .matching_status()
+        .wait()
+        .map_err(zerr("the publisher's matching status"))?
+        .matching()
+    {
+        if start.elapsed() > MATCH_LIMIT {
+            return Err(BenchError::Timeout {
+                what: format!("a subscriber matching {key}"),
+                limit: MATCH_LIMIT,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    say("ready")?;
+    for line in std::io::stdin().lines() {
+        let line = line.map_err(io("the putter's orders"))?;
+        let order: Vec<&str> = line.split(' ').collect();
+        let bad = || usage(PUTTER, std::slice::from_ref(&line));
+        let ["put", seq, size] = order.as_slice() else {
+            return Err(bad());
+        };
+        let seq: u64 = seq.parse().map_err(|_| bad())?;
+        let size: usize = size.parse().map_err(|_| bad())?;
+        let mut payload = vec![0xa5u8; size.max(8)];
+        payload[..8].copy_from_slice(&seq.to_le_bytes());
+        let payload = ZBytes::from(payload);
+        let at = monotonic_ns();
+        publisher
+            .put(payload)
+            .wait()
+            .map_err(zerr("putting the payload"))?;
+        say(&format!("sent {seq} {at}"))?;
+    }
+    Ok(())
+}
+
 /// A role running in a device's namespace; killed when dropped.
 pub struct Helper {
     child: Child,
@@ -303,6 +441,17 @@ impl Helper {
     /// The helper's standard output.
     pub fn output(&self) -> &StampedLines {
         &self.output
+    }
+
+    /// Writes `line` to the helper's standard input.
+    pub fn tell(&mut self, line: &str) -> Result<(), BenchError> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| BenchError::Output {
+            what: "a helper's standard input".into(),
+            text: "closed".into(),
+        })?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .map_err(io("writing to a helper"))
     }
 }
 

@@ -283,27 +283,7 @@ impl Node {
             .timeout(limit)
             .await
             .map_err(zerr)?;
-        let Ok(reply) = replies.recv_async().await else {
-            return Err(FabricError::NoReply(device.to_string()));
-        };
-        let sample = reply.into_result().map_err(|e| FabricError::Refused {
-            device: device.to_string(),
-            message: e.payload().try_to_string().map_or_else(
-                |_| "an error reply that is not text".to_string(),
-                |s| s.into_owned(),
-            ),
-        })?;
-        match wire::decode(&sample.payload().to_bytes()) {
-            Ok(Response::Error { message }) => Err(FabricError::Refused {
-                device: device.to_string(),
-                message,
-            }),
-            Ok(r) => Ok(r),
-            Err(error) => Err(FabricError::BadReply {
-                device: device.to_string(),
-                error,
-            }),
-        }
+        response_of(device, replies.recv_async().await.ok())
     }
 
     /// Offers `module` by its hex SHA-256 `hash` until the offer store
@@ -910,12 +890,19 @@ async fn adopt_query(
         .timeout(left)
         .await
         .map_err(zerr)?;
-    let Ok(reply) = replies.recv_async().await else {
-        return Err(FabricError::NoReply(device.to_string()));
-    };
-    let sample = reply.into_result().map_err(|_| FabricError::Refused {
+    response_of(device, replies.recv_async().await.ok())
+}
+
+/// The answer `device` gave to a call or an adopt query (its first reply):
+/// a refusal as [`FabricError::Refused`], none as [`FabricError::NoReply`].
+fn response_of(device: &str, reply: Option<zenoh::query::Reply>) -> Result<Response, FabricError> {
+    let reply = reply.ok_or_else(|| FabricError::NoReply(device.to_string()))?;
+    let sample = reply.into_result().map_err(|e| FabricError::Refused {
         device: device.to_string(),
-        message: "an error reply to a move".into(),
+        message: e.payload().try_to_string().map_or_else(
+            |_| "an error reply that is not text".to_string(),
+            |s| s.into_owned(),
+        ),
     })?;
     match wire::decode(&sample.payload().to_bytes()) {
         Ok(Response::Error { message }) => Err(FabricError::Refused {

@@ -329,12 +329,13 @@ impl Daemon {
             }
             Request::Kill { pid, of } => {
                 let pid = self.named(pid, of);
+                // Killed mid-move, it would end here and run on there: the
+                // kill waits for the move's outcome.
+                if !self.moves.settled(&pid).await {
+                    return err(format!("busy: {pid} is still moving"));
+                }
                 match self.device.whereabouts(&pid) {
                     Whereabouts::Went(device) => Response::Elsewhere { device },
-                    // Killed mid-move, it would end here and run on there.
-                    Whereabouts::Here(_) if self.moves.is_moving(&pid) => {
-                        err(format!("busy: {pid} is moving; kill it once it has moved"))
-                    }
                     Whereabouts::Here(local) => match self.device.kill(local).await {
                         Ok(()) => Response::Done,
                         Err(e) => err(e),

@@ -45,6 +45,9 @@ const SELF_WAIT_MS: u32 = 10_000;
 /// MOVE stream, and how often it looks.
 const MOVER_LIMIT: Duration = Duration::from_secs(5);
 const MOVER_POLL: Duration = Duration::from_millis(20);
+/// How long a kill waits for a move of its process to end (within the
+/// 10 s a caller gives a call).
+const SETTLE_LIMIT: Duration = Duration::from_secs(8);
 /// How many times a call naming a moved process is sent on.
 pub const MAX_REDIRECTS: usize = 4;
 
@@ -113,9 +116,18 @@ fn module_of(identity: &str) -> Option<[u8; 32]> {
 }
 
 impl Moves {
-    /// Whether `pid` is being moved from here now.
-    pub fn is_moving(&self, pid: &Pid) -> bool {
-        lock(&self.moving).contains(&pid.to_string())
+    /// Waits until `pid` is not being moved from here (at most a move's
+    /// longest, [`SETTLE_LIMIT`]); whether it is not.
+    pub async fn settled(&self, pid: &Pid) -> bool {
+        let key = pid.to_string();
+        let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
+        while lock(&self.moving).contains(&key) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(MOVER_POLL).await;
+        }
+        true
     }
 
     /// Forgets what was kept for local process `local`, which ended.

@@ -288,7 +288,7 @@ fn apps_move_themselves_and_native_programs_move_them() {
         f.dir("b"),
         &["spawn", "--wait", "fabric-ls", "move", &still, "c"],
     );
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 0, "{err}{}", f.daemons[1].log());
     eventually(
         "the native program said so",
         Duration::from_secs(10),

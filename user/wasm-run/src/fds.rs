@@ -97,15 +97,17 @@ impl<H: Host> Fds<H> {
         Self { host, table }
     }
 
-    /// The first open descriptor past the root's: one an app could not
-    /// take along when it moves (none can yet, PROTOCOL.md §19).
+    /// The first open descriptor past the root's that an app could not
+    /// take along when it moves (none can yet, PROTOCOL.md §19). A listener
+    /// granted and not yet bound is the device's, as the root is: a
+    /// restored app gets its new device's grants.
     pub fn first_held(&self) -> Option<i32> {
         let past_root = (ROOT_FD + 1) as usize;
         let at = self
             .table
             .iter()
             .skip(past_root)
-            .position(Option::is_some)?;
+            .position(|fd| fd.as_ref().is_some_and(|fd| !matches!(fd, Fd::Grant(_))))?;
         i32::try_from(past_root + at).ok()
     }
 

@@ -80,7 +80,7 @@ pub const UNUSABLE: i32 = weft_control::status::UNUSABLE as i32;
 ///
 /// Where the host has a move stream ([`Host::mover`]), the monitor says
 /// first whether the app starts afresh or from a snapshot (then its own
-/// arguments, and no grants; [`UNUSABLE`] if the snapshot cannot be
+/// arguments, and these `grants`; [`UNUSABLE`] if the snapshot cannot be
 /// restored), and may later move it: the runtime then returns 0 once the
 /// app is captured and the monitor ends it.
 pub fn run<H: Host>(host: H, module: &[u8], args: Vec<Vec<u8>>, grants: Vec<SocketAddr>) -> i32 {
@@ -95,7 +95,7 @@ pub fn run<H: Host>(host: H, module: &[u8], args: Vec<Vec<u8>>, grants: Vec<Sock
             return UNUSABLE;
         }
     };
-    let moves = match mover::begin(&system, module, &name) {
+    let moves = match mover::begin(&system, module, &name, &grants) {
         Begin::Start(moves) => Some(moves),
         Begin::Restored(app, moves) => return sched::run(&system, *app, Some(moves)),
         Begin::WithoutMoves => None,

@@ -29,6 +29,7 @@ use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
+use core::net::SocketAddr;
 use weft_control::app::FIRST_PID;
 use weft_control::frame::{HEADER, Header};
 use weft_control::move_proto::{MAX_PART, MAX_SMALL, Order, Report, kind};
@@ -96,9 +97,14 @@ impl fmt::Display for Broken {
 }
 
 /// Opens the move stream and follows its first order for the first app,
-/// the module `bytes` run as `name`: a start, or a restore (answered
-/// `RESTORED` or `FAILED`).
-pub fn begin<H: Host>(system: &Rc<System<H>>, bytes: &[u8], name: &str) -> Begin<H> {
+/// the module `bytes` run as `name` with the listeners `grants`: a start,
+/// or a restore (answered `RESTORED` or `FAILED`).
+pub fn begin<H: Host>(
+    system: &Rc<System<H>>,
+    bytes: &[u8],
+    name: &str,
+    grants: &[SocketAddr],
+) -> Begin<H> {
     let host = system.host();
     let Some(mut mover) = host.mover() else {
         return Begin::WithoutMoves;
@@ -109,7 +115,11 @@ pub fn begin<H: Host>(system: &Rc<System<H>>, bytes: &[u8], name: &str) -> Begin
     };
     match decode(&frame) {
         Ok(Order::Start { module }) => Begin::Start(Moves::new(host, mover, module)),
-        Ok(Order::Restore { module, len }) => restore(system, mover, bytes, module, len, name),
+        Ok(Order::Restore { module, len }) => {
+            let made = receive::<H>(&mut mover, len)
+                .and_then(|snap| restore_first(system, bytes, module, &snap, grants));
+            restored(system, mover, made, module, name)
+        }
         Ok(other) => {
             let broken = unexpected(&other, "where START or RESTORE was due");
             without_moves(host, name, &broken)
@@ -129,18 +139,15 @@ fn give_up<H: Host>(host: &H, name: &str, broken: &Broken) {
     host.report(format_args!("weft: {name}: cannot move any more: {broken}"));
 }
 
-/// Restores the first app from the snapshot of `len` bytes that follows in
-/// parts, of module `bytes` whose SHA-256 is `module`, and answers.
-fn restore<H: Host>(
+/// Answers a restore of the first app (of the module whose SHA-256 is
+/// `module`): `made`, or why not.
+fn restored<H: Host>(
     system: &Rc<System<H>>,
     mut mover: H::Mover,
-    bytes: &[u8],
+    made: Result<App<H>, String>,
     module: [u8; 32],
-    len: u64,
     name: &str,
 ) -> Begin<H> {
-    let made =
-        receive::<H>(&mut mover, len).and_then(|snap| restore_first(system, bytes, module, &snap));
     let answer = match &made {
         Ok(_) => Report::Restored,
         Err(why) => Report::Failed(why),
@@ -188,11 +195,13 @@ fn restore_first<H: Host>(
     bytes: &[u8],
     module: [u8; 32],
     snap: &[u8],
+    grants: &[SocketAddr],
 ) -> Result<App<H>, String> {
     // The restored app is the runtime's first: the apps it spawns take the
     // process ids after it.
     let first = system.next_pid();
-    let app = snapshot::restore(system, 0, bytes, module, snap).map_err(|e| e.to_string())?;
+    let app = snapshot::restore(system, 0, bytes, module, snap, grants.to_vec())
+        .map_err(|e| e.to_string())?;
     if app.pid() != first {
         return Err(format!(
             "its app is process {}, not a runtime's first ({first})",

@@ -220,13 +220,16 @@ impl From<SnapshotError> for RestoreError {
 }
 
 /// Makes an idle app of module `bytes` (whose SHA-256 is `module`) from
-/// `snapshot`, in `system`; registers it as a child of `parent`.
+/// `snapshot`, in `system`, with the listeners `grants` of this device
+/// preopened (as for a first app, §13.1); registers it as a child of
+/// `parent`.
 pub fn restore<H: Host>(
     system: &Rc<System<H>>,
     parent: u32,
     bytes: &[u8],
     module: [u8; 32],
     snapshot: &[u8],
+    grants: Vec<core::net::SocketAddr>,
 ) -> Result<App<H>, RestoreError> {
     let contents = snapshot::read(snapshot)?;
     if contents.header.module != module {
@@ -261,7 +264,7 @@ pub fn restore<H: Host>(
         pid,
         bytes,
         args: args.ok_or(RestoreError::Missing("ARGS"))?,
-        grants: Vec::new(),
+        grants,
         memory_limit,
     };
     let mut app = App::load(system, spawn).map_err(RestoreError::Load)?;

@@ -67,12 +67,21 @@ pub fn stateful() -> Vec<u8> {
 
 /// Loads `wasm` as the first app of a new runtime over `fake`.
 pub fn first(fake: &Fake, wasm: &[u8]) -> (Rc<System<Fake>>, App<Fake>) {
+    first_granted(fake, wasm, Vec::new())
+}
+
+/// [`first`], with the listeners `grants` preopened.
+fn first_granted(
+    fake: &Fake,
+    wasm: &[u8],
+    grants: Vec<std::net::SocketAddr>,
+) -> (Rc<System<Fake>>, App<Fake>) {
     let system = System::new(fake.clone()).unwrap();
     let spawn = Spawn {
         pid: system.next_pid(),
         bytes: wasm,
         args: vec![b"app.wasm".to_vec(), b"x".to_vec()],
-        grants: Vec::new(),
+        grants,
         memory_limit: DEFAULT_MEMORY_LIMIT as usize,
     };
     let app = system.load(0, spawn).map_err(|e| e.to_string()).unwrap();
@@ -126,7 +135,7 @@ fn a_restored_app_goes_on_as_if_it_never_moved() {
         let middle = Fake::new();
         middle.0.borrow_mut().now = 5_000_000;
         let system = System::new(middle.clone()).unwrap();
-        let mut app = restore(&system, 0, &wasm, MODULE, &snap).unwrap();
+        let mut app = restore(&system, 0, &wasm, MODULE, &snap, Vec::new()).unwrap();
         assert_eq!(app.pid(), FIRST_PID);
         assert_eq!(app.name, "app.wasm");
         handle(&middle, &mut app, 1);
@@ -134,7 +143,7 @@ fn a_restored_app_goes_on_as_if_it_never_moved() {
 
         let destination = Fake::new();
         let system = System::new(destination.clone()).unwrap();
-        let app = restore(&system, 0, &wasm, MODULE, &snap).unwrap();
+        let app = restore(&system, 0, &wasm, MODULE, &snap, Vec::new()).unwrap();
         assert_eq!(sched::run(&system, app, None), 0, "hop {hop}");
         assert_eq!(destination.0.borrow().stdout, expected, "hop {hop}");
         // A timer keeps the time it had left: the first sleep of the
@@ -217,11 +226,11 @@ fn a_bad_or_foreign_snapshot_is_refused() {
     handle(&fake, &mut app, 2);
     let snap = captured(&app).unwrap();
     let system = System::new(Fake::new()).unwrap();
-    let other = restore(&system, 0, &wasm, [8; 32], &snap).map(|_| ());
+    let other = restore(&system, 0, &wasm, [8; 32], &snap, Vec::new()).map(|_| ());
     assert!(matches!(other, Err(RestoreError::OtherModule)));
     let mut bent = snap.clone();
     bent[snapshot::HEADER + 20] ^= 1;
-    let bad = restore(&system, 0, &wasm, MODULE, &bent).map(|_| ());
+    let bad = restore(&system, 0, &wasm, MODULE, &bent, Vec::new()).map(|_| ());
     assert!(
         matches!(
             bad,
@@ -234,8 +243,25 @@ fn a_bad_or_foreign_snapshot_is_refused() {
     let (_, mut tiny) = first(&fake, &small);
     handle(&fake, &mut tiny, 0);
     let tiny = captured(&tiny).unwrap();
-    let restored = restore(&system, 0, &wasm, MODULE, &tiny).unwrap();
-    let taken = restore(&system, 0, &wasm, MODULE, &snap).map(|_| ());
+    let restored = restore(&system, 0, &wasm, MODULE, &tiny, Vec::new()).unwrap();
+    let taken = restore(&system, 0, &wasm, MODULE, &snap, Vec::new()).map(|_| ());
     assert!(matches!(taken, Err(RestoreError::PidTaken(1))), "{taken:?}");
     drop(restored);
+}
+
+#[test]
+fn a_granted_listener_not_yet_bound_stays_with_its_device() {
+    // Preopened at 4 and never used: the device's, as the root is.
+    let fake = Fake::new();
+    let here = "127.0.0.1:9000".parse().unwrap();
+    let (_, mut app) = first_granted(&fake, &stateful(), vec![here]);
+    handle(&fake, &mut app, 1);
+    let snap = captured(&app).expect("a grant does not hold the app");
+    // The destination preopens its own grants for the restored app.
+    let there = Fake::new();
+    let system = System::new(there.clone()).unwrap();
+    let elsewhere = "127.0.0.1:9100".parse().unwrap();
+    let mut app = restore(&system, 0, &stateful(), MODULE, &snap, vec![elsewhere]).unwrap();
+    handle(&there, &mut app, 1);
+    assert!(captured(&app).is_ok());
 }
