@@ -20,7 +20,7 @@ use super::say;
 use crate::streams::{Begin, MoveAsk, MoveOrder, SpawnImage};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use weft_control::snapshot;
 use weft_fabric::wire::{Image, Pid, Request, Response};
@@ -229,9 +229,11 @@ impl Daemon {
             return Err(format!("{pid} is moving already"));
         }
         let _moving = Moving(&self.moves.moving, pid.to_string());
+        let asked = Instant::now();
         let snapshot = capture(&mover, wait_ms)
             .await
             .map_err(|why| format!("{pid} cannot move: {why}"))?;
+        let captured = Instant::now();
         let header = snapshot::check(&snapshot).map_err(|e| format!("{pid}: its snapshot: {e}"))?;
         let sha = sha256_hex_of(&header.module);
         let adopted = match self.offer_module_of(&sha).await {
@@ -270,7 +272,12 @@ impl Daemon {
         self.device.moved_away(local, to);
         lock(&self.moves.movers).remove(&local);
         let _ = mover.send(MoveOrder::End).await;
-        say(&format!("{pid} moved to {to}"));
+        say(&format!(
+            "{pid} moved to {to}: {} bytes, captured in {:?}, handed over in {:?}",
+            header.body_len + 52,
+            captured - asked,
+            captured.elapsed()
+        ));
         if pid.device != me && pid.device != to {
             // Calls naming it go to its first device first: tell it,
             // without holding up the answer (it may be away).
@@ -352,6 +359,7 @@ impl Daemon {
                 "the snapshot of {pid} is of another module than {sha256}"
             ));
         }
+        let arrived = Instant::now();
         let bytes = self.module_bytes(module).await?;
         let (restored, done) = oneshot::channel();
         let local = {
@@ -383,7 +391,10 @@ impl Daemon {
         match outcome {
             Ok(()) => {
                 self.device.adopted(local, pid.clone());
-                say(&format!("{pid} moved here (process {local} of this guest)"));
+                say(&format!(
+                    "{pid} moved here (process {local} of this guest), restored in {:?}",
+                    arrived.elapsed()
+                ));
                 Ok(())
             }
             Err(why) => {
