@@ -243,17 +243,10 @@ fn moves_that_cannot_happen_fail_clearly_and_lose_nothing() {
     });
     checked_ticks(&f.logs());
     // Asked from b once the fabric has noticed c is gone (its lease).
-    std::thread::sleep(Duration::from_secs(5));
-    for (i, l) in f.logs().iter().enumerate() {
-        let kept: Vec<&str> = l.lines().filter(|l| !l.starts_with("tick")).collect();
-        std::fs::write(format!("/tmp/movedebug-{i}.log"), kept.join("\n")).unwrap();
-    }
-    let took = eventually("b finds it on a", Duration::from_secs(5), || {
-        let (code, out, err) = cli(f.dir("b"), &["stats", "--json", &pid]);
-        eprintln!("DEBUG {code} {out} {err}");
+    eventually("b finds it on a", Duration::from_secs(10), || {
+        let (code, out, _) = cli(f.dir("b"), &["stats", "--json", &pid]);
         code == 0 && out.contains("\"device\":\"a\"")
     });
-    eprintln!("DEBUGTOOK {took:?}");
 }
 
 #[test]
