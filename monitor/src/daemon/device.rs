@@ -105,7 +105,8 @@ impl LocalDevice {
         if let Some(to) = lock(&self.away).get(&pid.to_string()) {
             return Whereabouts::Went(to);
         }
-        let born_here = pid.device == self.name && pid.n != AGENT_PID;
+        // The agent (pid 1) included: a kill names it to be refused.
+        let born_here = pid.device == self.name;
         if born_here && !adopted.contains_key(&pid.n) && !lock(&self.silent).contains(&pid.n) {
             return Whereabouts::Here(pid.n);
         }
