@@ -74,6 +74,19 @@ fn wat_string(text: &str) -> String {
 }
 
 /// A command that prints `text` (at most 64 bytes) to standard output.
+/// A command that sleeps one second (`poll_oneoff` on a clock), then
+/// prints `woke`.
+pub fn sleeper() -> Vec<u8> {
+    module(
+        r#"(data (i32.const 256) "woke\n")
+           (func (export "_start")
+             (i32.store (i32.const 528) (i32.const 1))
+             (i64.store (i32.const 536) (i64.const 1000000000))
+             (drop (call $poll_oneoff (i32.const 512) (i32.const 1024) (i32.const 1) (i32.const 16)))
+             (drop (call $print (i32.const 1) (i32.const 256) (i32.const 5))))"#,
+    )
+}
+
 pub fn printer(text: &str) -> Vec<u8> {
     module(&format!(
         r#"(data (i32.const 256) "{}")

@@ -5,7 +5,7 @@
 
 use crate::fake::{MovePipe, Said};
 use crate::snapshot::{MODULE, TICK, captured, handle, stateful};
-use crate::{Fake, module, run, spinner, supervisor};
+use crate::{Fake, module, run, sleeper, spinner, supervisor};
 use weft_control::app::DEFAULT_MEMORY_LIMIT;
 use weft_control::move_proto::{MAX_PART, Order, kind};
 use weft_control::snapshot;
@@ -186,14 +186,7 @@ fn a_command_cannot_move_and_runs_on() {
 
 #[test]
 fn an_app_with_children_running_cannot_move() {
-    let sleeper = module(
-        r#"(data (i32.const 256) "woke\n")
-           (func (export "_start")
-             (i32.store (i32.const 528) (i32.const 1))
-             (i64.store (i32.const 536) (i64.const 1000000000))
-             (drop (call $poll_oneoff (i32.const 512) (i32.const 1024) (i32.const 1) (i32.const 16)))
-             (drop (call $print (i32.const 1) (i32.const 256) (i32.const 5))))"#,
-    );
+    let sleeper = sleeper();
     let fake = Fake::new();
     fake.file("/sleep.wasm", &sleeper);
     fake.moves(|m| {

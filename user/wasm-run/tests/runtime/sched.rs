@@ -1,7 +1,7 @@
 //! The scheduler: fuel slices, fairness, waits and traps (PROTOCOL.md
 //! §13.6).
 
-use crate::{Fake, batches, module, printer, run, spinner, supervisor};
+use crate::{Fake, batches, module, printer, run, sleeper, spinner, supervisor};
 use std::rc::Rc;
 use weft_control::app::{DEFAULT_MEMORY_LIMIT, EventRecord, TRAPPED_STATUS, kind};
 use weft_wasm_run::app::{End, Spawn};
@@ -62,14 +62,7 @@ fn a_spinning_app_does_not_starve_another() {
 
 #[test]
 fn a_waiting_app_suspends_only_itself() {
-    let sleeper = module(
-        r#"(data (i32.const 256) "woke\n")
-           (func (export "_start")
-             (i32.store (i32.const 528) (i32.const 1))
-             (i64.store (i32.const 536) (i64.const 1000000000))
-             (drop (call $poll_oneoff (i32.const 512) (i32.const 1024) (i32.const 1) (i32.const 16)))
-             (drop (call $print (i32.const 1) (i32.const 256) (i32.const 5))))"#,
-    );
+    let sleeper = sleeper();
     let fake = Fake::new();
     fake.file("/sleep.wasm", &sleeper)
         .file("/hello.wasm", &printer("hello\n"));
