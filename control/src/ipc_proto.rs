@@ -49,6 +49,12 @@ pub mod kind {
     pub const FAILED: u16 = 0x8604;
     /// Sent by the monitor on a serving stream, unasked: one message.
     pub const MESSAGE: u16 = 0x8605;
+    /// Sent by the monitor on a serving stream, unasked: no message follows
+    /// until `RESUMED` (the app is being moved, PROTOCOL.md §19.5).
+    pub const PAUSED: u16 = 0x8606;
+    /// Sent by the monitor on a paused serving stream: messages follow
+    /// again (the move failed).
+    pub const RESUMED: u16 = 0x8607;
 }
 
 /// The longest text a frame carries (a pid, a message, a reason).
@@ -381,6 +387,11 @@ pub enum Response<'a> {
         sender: &'a str,
         data: &'a [u8],
     },
+    /// No message follows until [`Response::Resumed`]: the monitor holds
+    /// them (the app is being moved).
+    Paused,
+    /// Messages follow again after [`Response::Paused`].
+    Resumed,
 }
 
 impl<'a> Response<'a> {
@@ -392,6 +403,8 @@ impl<'a> Response<'a> {
             Self::Answer { .. } => kind::ANSWER,
             Self::Failed { .. } => kind::FAILED,
             Self::Message { .. } => kind::MESSAGE,
+            Self::Paused => kind::PAUSED,
+            Self::Resumed => kind::RESUMED,
         }
     }
 
@@ -430,6 +443,7 @@ impl<'a> Response<'a> {
                 put_text(&mut e, sender, MAX_TEXT)?;
                 e.bytes(data);
             }
+            Self::Paused | Self::Resumed => {}
         }
         e.finish()
     }
@@ -458,6 +472,8 @@ impl<'a> Response<'a> {
                 },
                 data: data(&mut d)?,
             },
+            kind::PAUSED => Self::Paused,
+            kind::RESUMED => Self::Resumed,
             other => return Err(WireError::Kind(other)),
         };
         d.finish()?;

@@ -240,6 +240,9 @@ pub struct Message {
 pub struct Service {
     stream: Stream,
     body: Vec<u8>,
+    /// Whether the monitor said it holds the messages (`PAUSED`, not
+    /// followed by `RESUMED` yet).
+    paused: bool,
 }
 
 impl Service {
@@ -255,7 +258,11 @@ impl Service {
         send_request(&mut stream, &serve, name.len())?;
         let k = stream.recv(&mut body)?;
         match Response::decode(k, &body) {
-            Ok(Response::Serving { .. }) => Ok(Self { stream, body }),
+            Ok(Response::Serving { .. }) => Ok(Self {
+                stream,
+                body,
+                paused: false,
+            }),
             Ok(Response::Failed { error, message, .. }) => Err(IpcFailure::Failed {
                 error,
                 message: message.to_string(),
@@ -267,31 +274,54 @@ impl Service {
     }
 
     /// The next message; `None` if none came within `timeout` (`None`:
-    /// wait as long as it takes; zero: only look).
+    /// wait as long as it takes; zero: only look). A `PAUSED` or `RESUMED`
+    /// frame on the way is taken and noted ([`Service::paused`]).
     pub fn next_message(
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<Option<Message>, IpcFailure> {
-        if timeout.is_some() && !wait_readable(&mut self.stream, timeout) {
-            return Ok(None);
+        let deadline = timeout.map(|t| {
+            let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+            crate::time::monotonic_ns().saturating_add(ns)
+        });
+        loop {
+            let left = deadline.map(|d| {
+                Duration::from_nanos(d.saturating_sub(crate::time::monotonic_ns()))
+            });
+            if left.is_some() && !wait_readable(&mut self.stream, left) {
+                return Ok(None);
+            }
+            let k = self.stream.recv(&mut self.body)?;
+            match Response::decode(k, &self.body) {
+                Ok(Response::Message {
+                    message,
+                    flags,
+                    sender,
+                    data,
+                }) => {
+                    return Ok(Some(Message {
+                        id: message,
+                        request: flags & send_flags::REQUEST != 0,
+                        sender: sender.to_string(),
+                        data: data.to_vec(),
+                    }));
+                }
+                Ok(Response::Paused) => self.paused = true,
+                Ok(Response::Resumed) => self.paused = false,
+                _ => {
+                    return Err(IpcFailure::Invalid(alloc::format!(
+                        "a serving stream got kind {k:#06x}"
+                    )));
+                }
+            }
         }
-        let k = self.stream.recv(&mut self.body)?;
-        match Response::decode(k, &self.body) {
-            Ok(Response::Message {
-                message,
-                flags,
-                sender,
-                data,
-            }) => Ok(Some(Message {
-                id: message,
-                request: flags & send_flags::REQUEST != 0,
-                sender: sender.to_string(),
-                data: data.to_vec(),
-            })),
-            _ => Err(IpcFailure::Invalid(alloc::format!(
-                "a serving stream got kind {k:#06x}"
-            ))),
-        }
+    }
+
+    /// Whether the monitor holds this service's messages (it said
+    /// `PAUSED` and not `RESUMED` since, PROTOCOL.md §19.5): the app is
+    /// being moved, and nothing more comes on this stream until then.
+    pub fn paused(&self) -> bool {
+        self.paused
     }
 
     /// Answers request `id` with `data` (at most 64 KiB).

@@ -102,6 +102,8 @@ fn responses_round_trip() {
         sender: "a:2",
         data: b"x",
     });
+    round_response(Response::Paused);
+    round_response(Response::Resumed);
 }
 
 #[test]
@@ -180,6 +182,10 @@ fn bad_frames_are_refused() {
         Err(WireError::Field("sender"))
     );
     assert_eq!(Request::decode(0x06FF, &[]), Err(WireError::Kind(0x06FF)));
+    assert_eq!(
+        Response::decode(kind::PAUSED, &[0]),
+        Err(WireError::Trailing)
+    );
 }
 
 #[test]

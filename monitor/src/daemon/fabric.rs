@@ -366,7 +366,9 @@ impl Daemon {
                 module,
                 snapshot,
             } => match self.adopt(&pid, name, module, snapshot).await {
-                Ok(()) => Response::Done,
+                Ok(local) => Response::Spawned {
+                    pid: Pid::text(&self.identity.name, local),
+                },
                 Err(e) => err(e),
             },
             Request::Located { pid, at } => match Pid::parse(&pid) {

@@ -257,18 +257,25 @@ impl Daemon {
                 };
                 let node = self.node().await;
                 match node.adopt(to, &request, snapshot, ADOPT_LIMIT).await {
-                    Ok(Response::Done) => Ok(()),
+                    Ok(Response::Spawned { pid: there }) => Pid::parse(&there)
+                        .ok()
+                        .filter(|p| p.device == to)
+                        .map(|p| p.n)
+                        .ok_or_else(|| format!("it answered process {there:?}")),
                     Ok(other) => Err(format!("unexpected answer {other:?}")),
                     Err(e) => Err(e.to_string()),
                 }
             }
         };
-        if let Err(why) = adopted {
-            let _ = mover.send(MoveOrder::Release).await;
-            return Err(format!(
-                "moving {pid} to {to} failed ({why}); it goes on on {me}"
-            ));
-        }
+        let _there = match adopted {
+            Ok(there) => there,
+            Err(why) => {
+                let _ = mover.send(MoveOrder::Release).await;
+                return Err(format!(
+                    "moving {pid} to {to} failed ({why}); it goes on on {me}"
+                ));
+            }
+        };
         self.device.moved_away(local, to);
         lock(&self.moves.movers).remove(&local);
         let _ = mover.send(MoveOrder::End).await;
@@ -334,14 +341,15 @@ impl Daemon {
     }
 
     /// Takes app `pid` moved here: starts a runtime of `module` that
-    /// restores `snapshot`, and answers once it runs.
+    /// restores `snapshot`, and answers once it runs: with the local
+    /// process it runs as.
     pub(super) async fn adopt(
         &self,
         pid: &str,
         name: String,
         module: Image,
         snapshot: Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<u32, String> {
         let pid = Pid::parse(pid)?;
         if snapshot.is_empty() {
             return Err("an adopt comes with a snapshot, on the adopt key only (§19.4)".into());
@@ -395,7 +403,7 @@ impl Daemon {
                     "{pid} moved here (process {local} of this guest), restored in {:?}",
                     arrived.elapsed()
                 ));
-                Ok(())
+                Ok(local)
             }
             Err(why) => {
                 lock(&self.moves.restores).remove(&local);
