@@ -24,10 +24,11 @@
 //! reopenings of the node; the hub never waits for a program.
 
 mod activation;
+mod follow;
 
 use super::fabric::Daemon;
 use super::services::Services;
-use crate::streams::{Answer, Delivery, DeviceHandle, INBOX, Inbox, Outgoing, Route};
+use crate::streams::{Answer, Delivery, DeviceHandle, Hold, INBOX, Inbox, Outgoing, Route};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::pin::Pin;
@@ -41,6 +42,8 @@ use weft_fabric::wire::Pid;
 
 /// How much longer a query to another device lasts than its sender waits.
 const QUERY_GRACE: Duration = Duration::from_secs(1);
+/// Holds queued for one instance's delivery at most.
+const HOLDS: usize = 4;
 
 /// One running instance of a service on this device.
 struct Instance {
@@ -49,6 +52,8 @@ struct Instance {
     pid: u32,
     name: String,
     inbox: mpsc::Sender<Delivery>,
+    /// Its delivery's holds, while its app is moved.
+    holds: mpsc::Sender<Hold>,
     /// The runtime its stream runs on, where its service's queryable is
     /// served.
     runtime: tokio::runtime::Handle,
@@ -91,6 +96,9 @@ pub struct Hub {
     parked: Mutex<HashMap<Guid, VecDeque<Routed>>>,
     /// Activations of this device's services in progress.
     starting: Mutex<HashMap<Guid, watch::Receiver<Started>>>,
+    /// Where the instances of apps moved away went, by service, for the
+    /// messages that still come here ([`follow`]).
+    forwards: Mutex<HashMap<Guid, follow::Forward>>,
     /// Message ids and registration keys.
     next: AtomicU64,
     /// The daemon's runtime, for withdrawals made where no runtime runs.
@@ -116,6 +124,7 @@ impl Hub {
             served: Notify::new(),
             parked: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashMap::new()),
+            forwards: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             runtime: tokio::runtime::Handle::current(),
         })
@@ -149,7 +158,16 @@ impl Hub {
             match hub.upgrade() {
                 Some(hub) => {
                     let target = (m.target != ANY).then_some(m.target);
-                    hub.deliver(guid, target, m.request, m.sender, m.data, answer);
+                    let routed = Routed {
+                        guid,
+                        target: None,
+                        request: m.request,
+                        timeout: Duration::from_millis(m.timeout_ms.into()),
+                        sender: m.sender,
+                        data: m.data,
+                        answer,
+                    };
+                    hub.deliver(target, routed);
                 }
                 None => {
                     let _ = answer.send(Err((
@@ -205,6 +223,7 @@ impl Hub {
             .may_provide(&guid, &identity)
             .map_err(|why| (IpcError::Denied, why))?;
         let (inbox, messages) = mpsc::channel(INBOX);
+        let (holds, held) = mpsc::channel(HOLDS);
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         // A reopening of the node in between declares the instance on the
         // new node if it is listed by then; if not, declaring it on the
@@ -222,6 +241,7 @@ impl Hub {
                 pid,
                 name,
                 inbox,
+                holds,
                 runtime: runtime.clone(),
             });
         }
@@ -241,6 +261,7 @@ impl Hub {
         })?;
         Ok(Inbox {
             messages,
+            holds: held,
             registration: Box::new(registration),
         })
     }
@@ -305,7 +326,7 @@ impl Hub {
         let (device, number, expected) = match &m.target {
             Some(p) if p.device == self.device => {
                 let n = p.n;
-                return self.deliver(m.guid, Some(n), m.request, m.sender, m.data, m.answer);
+                return self.deliver(Some(n), m);
             }
             Some(p) => {
                 let node = daemon.node().await;
@@ -319,10 +340,13 @@ impl Hub {
             None if locked(&self.instances).contains_key(&m.guid)
                 || started == Some(&self.device) =>
             {
-                return self.deliver(m.guid, None, m.request, m.sender, m.data, m.answer);
+                return self.deliver(None, m);
             }
             None => match started {
                 Some(device) => (device.to_string(), ANY, true),
+                None if self.forward_of(m.guid, None).is_some() => {
+                    return self.deliver(None, m);
+                }
                 None => {
                     let node = daemon.node().await;
                     let elsewhere = node
@@ -365,41 +389,37 @@ impl Hub {
         }
     }
 
-    /// Queues a message for an instance of `guid` on this device (process
-    /// `target` if given); a one-way message is answered once queued.
-    fn deliver(
-        &self,
-        guid: Guid,
-        target: Option<u32>,
-        request: bool,
-        sender: String,
-        data: Vec<u8>,
-        answer: oneshot::Sender<Answer>,
-    ) {
+    /// Queues message `m` for an instance of its service on this device
+    /// (process `target` if given), or forwards it to where that instance
+    /// moved; a one-way message is answered once queued.
+    fn deliver(self: &Arc<Self>, target: Option<u32>, m: Routed) {
+        let guid = m.guid;
         let inbox = locked(&self.instances).get(&guid).and_then(|list| {
             list.iter()
                 .find(|i| target.is_none_or(|t| t == i.pid))
                 .map(|i| i.inbox.clone())
         });
         let Some(inbox) = inbox else {
+            if let Some(forward) = self.forward_of(guid, target) {
+                let delivery = self.delivery(m);
+                let hub = self.clone();
+                self.runtime
+                    .spawn(async move { hub.forward_one(guid, &forward, delivery).await });
+                return;
+            }
             let why = match target {
                 Some(n) => format!("process {}:{n} provides no service {guid}", self.device),
                 None => format!("no instance of service {guid} runs on {}", self.device),
             };
-            let _ = answer.send(Err((IpcError::NoProvider, why)));
+            let _ = m.answer.send(Err((IpcError::NoProvider, why)));
             return;
         };
-        let (way_back, ack) = if request {
-            (Some(answer), None)
+        let request = m.request;
+        let mut delivery = self.delivery(m);
+        let ack = if request {
+            None
         } else {
-            (None, Some(answer))
-        };
-        let delivery = Delivery {
-            id: self.next.fetch_add(1, Ordering::Relaxed),
-            request,
-            sender,
-            data,
-            answer: way_back,
+            delivery.answer.take()
         };
         let refused = match inbox.try_send(delivery) {
             Ok(()) => {
@@ -420,6 +440,18 @@ impl Hub {
         let (d, error, why) = refused;
         if let Some(way) = d.answer.or(ack) {
             let _ = way.send(Err((error, why)));
+        }
+    }
+
+    /// `m` as an instance's queue holds it, with an id of this device.
+    fn delivery(&self, m: Routed) -> Delivery {
+        Delivery {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            request: m.request,
+            sender: m.sender,
+            data: m.data,
+            timeout: m.timeout,
+            answer: Some(m.answer),
         }
     }
 

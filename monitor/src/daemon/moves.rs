@@ -230,11 +230,25 @@ impl Daemon {
         }
         let _moving = Moving(&self.moves.moving, pid.to_string());
         let asked = Instant::now();
-        let snapshot = capture(&mover, wait_ms)
-            .await
-            .map_err(|why| format!("{pid} cannot move: {why}"))?;
+        // Its services hold their messages from now on: the runtime
+        // captures it once it has taken and answered those before (§19.5).
+        self.ipc.pause(local).await;
+        let snapshot = match capture(&mover, wait_ms).await {
+            Ok(snapshot) => snapshot,
+            Err(why) => {
+                self.ipc.resume(local).await;
+                return Err(format!("{pid} cannot move: {why}"));
+            }
+        };
+        let header = match snapshot::check(&snapshot) {
+            Ok(header) => header,
+            Err(e) => {
+                self.ipc.resume(local).await;
+                let _ = mover.send(MoveOrder::Release).await;
+                return Err(format!("{pid}: its snapshot: {e}"));
+            }
+        };
         let captured = Instant::now();
-        let header = snapshot::check(&snapshot).map_err(|e| format!("{pid}: its snapshot: {e}"))?;
         let sha = sha256_hex_of(&header.module);
         let adopted = match self.offer_module_of(&sha).await {
             Err(why) => Err(why),
@@ -267,9 +281,10 @@ impl Daemon {
                 }
             }
         };
-        let _there = match adopted {
+        let there = match adopted {
             Ok(there) => there,
             Err(why) => {
+                self.ipc.resume(local).await;
                 let _ = mover.send(MoveOrder::Release).await;
                 return Err(format!(
                     "moving {pid} to {to} failed ({why}); it goes on on {me}"
@@ -277,6 +292,8 @@ impl Daemon {
             }
         };
         self.device.moved_away(local, to);
+        // Before the runtime ends, which would end its services' queues.
+        self.ipc.moved(local, to, there).await;
         lock(&self.moves.movers).remove(&local);
         let _ = mover.send(MoveOrder::End).await;
         say(&format!(

@@ -12,7 +12,10 @@
 //! instance of the service and hand back its [`Inbox`]: from then on the
 //! stream's delivery task writes each message as a `MESSAGE` frame, and
 //! keeps each request's way back until the program answers it (`REPLY`,
-//! `REFUSE`).
+//! `REFUSE`). While the app is being moved the daemon [`Hold`]s the
+//! delivery: it writes `PAUSED` and leaves the messages in the inbox,
+//! then either writes `RESUMED` and goes on, or hands the inbox over to
+//! the daemon, which forwards it to where the app went (§19.5).
 //!
 //! Invariants: every `SEND` is answered exactly once while the stream
 //! lives; every request delivered to the stream gets exactly one answer:
@@ -85,13 +88,30 @@ pub struct Delivery {
     /// The sender's pid (`DEVICE:N`), or a device's name for its CLI.
     pub sender: String,
     pub data: Vec<u8>,
+    /// How long its sender waits for the answer.
+    pub timeout: Duration,
     /// A request's way back (none for a one-way message).
     pub answer: Option<oneshot::Sender<Answer>>,
+}
+
+/// What the daemon asks of an instance's delivery while its app is moved
+/// (PROTOCOL.md §19.5).
+#[derive(Debug)]
+pub enum Hold {
+    /// Write `PAUSED` and no message after it; answered once `PAUSED` is
+    /// queued for the program (every message before it is, too).
+    Pause(oneshot::Sender<()>),
+    /// Write `RESUMED` and deliver again (the move failed).
+    Resume,
+    /// Hand the inbox over (the app runs elsewhere now): delivery ends.
+    Surrender(oneshot::Sender<Inbox>),
 }
 
 /// An instance's messages; dropping it withdraws the instance.
 pub struct Inbox {
     pub messages: mpsc::Receiver<Delivery>,
+    /// What the daemon asks of the delivery while the app is moved.
+    pub holds: mpsc::Receiver<Hold>,
     /// What keeps the instance registered while the stream lives.
     pub registration: Box<dyn Send + Sync>,
 }
@@ -357,37 +377,79 @@ impl Stream<'_> {
 }
 
 /// Writes the inbox's messages as `MESSAGE` frames, keeping each
-/// request's way back; ends with the stream.
+/// request's way back, and follows the daemon's [`Hold`]s; ends with the
+/// stream, or when the inbox is handed over.
 async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<Vec<u8>>, ways_back: WaysBack) {
     let mut buf = vec![0u8; HEADER + 14 + MAX_TEXT + MAX_DATA];
-    while let Some(d) = inbox.messages.recv().await {
-        let flags = if d.request { send_flags::REQUEST } else { 0 };
-        let frame = Response::Message {
-            message: d.id,
-            flags,
-            sender: &d.sender,
-            data: &d.data,
-        };
-        let Some(n) = frame.encode(&mut buf) else {
-            if let Some(way) = d.answer {
-                let _ = way.send(Err((
-                    IpcError::Invalid,
-                    "the message does not fit a frame".into(),
-                )));
-            }
-            continue;
-        };
-        if let Some(way) = d.answer {
-            let mut ways = locked(&ways_back);
-            if ways.len() >= PRUNE_AT {
-                ways.retain(|_, w| !w.is_closed());
-            }
-            ways.insert(d.id, way);
-        }
-        if frames.send(buf[..n].to_vec()).await.is_err() {
-            return;
+    let mut paused = false;
+    let mut held = true;
+    loop {
+        tokio::select! {
+            biased;
+            hold = inbox.holds.recv(), if held => match hold {
+                Some(Hold::Pause(queued)) => {
+                    if !paused && frames.send(small(Response::Paused)).await.is_err() {
+                        return;
+                    }
+                    paused = true;
+                    let _ = queued.send(());
+                }
+                Some(Hold::Resume) => {
+                    if paused && frames.send(small(Response::Resumed)).await.is_err() {
+                        return;
+                    }
+                    paused = false;
+                }
+                Some(Hold::Surrender(way)) => {
+                    let _ = way.send(inbox);
+                    return;
+                }
+                None => held = false,
+            },
+            d = inbox.messages.recv(), if !paused => match d {
+                Some(d) => {
+                    if !write_message(d, &mut buf, &frames, &ways_back).await {
+                        return;
+                    }
+                }
+                None => return,
+            },
         }
     }
+}
+
+/// Writes `d` as a `MESSAGE` frame, keeping a request's way back; whether
+/// the stream still takes frames.
+async fn write_message(
+    d: Delivery,
+    buf: &mut [u8],
+    frames: &mpsc::Sender<Vec<u8>>,
+    ways_back: &WaysBack,
+) -> bool {
+    let flags = if d.request { send_flags::REQUEST } else { 0 };
+    let frame = Response::Message {
+        message: d.id,
+        flags,
+        sender: &d.sender,
+        data: &d.data,
+    };
+    let Some(n) = frame.encode(buf) else {
+        if let Some(way) = d.answer {
+            let _ = way.send(Err((
+                IpcError::Invalid,
+                "the message does not fit a frame".into(),
+            )));
+        }
+        return true;
+    };
+    if let Some(way) = d.answer {
+        let mut ways = locked(ways_back);
+        if ways.len() >= PRUNE_AT {
+            ways.retain(|_, w| !w.is_closed());
+        }
+        ways.insert(d.id, way);
+    }
+    frames.send(buf[..n].to_vec()).await.is_ok()
 }
 
 fn gone_daemon() -> (IpcError, String) {

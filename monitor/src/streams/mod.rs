@@ -79,7 +79,7 @@ pub use fabric::{
 };
 pub use framed::Failure;
 pub use interrupt::PARK_LIMIT;
-pub use ipc::{Answer, Delivery, INBOX, Inbox, IpcAsk, Outgoing, Route};
+pub use ipc::{Answer, Delivery, Hold, INBOX, Inbox, IpcAsk, Outgoing, Route};
 pub use mover::{Begin, MoveAsk, MoveOrder};
 pub use policy::{Policy, PolicyError};
 pub use udp::{Arrival, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};

@@ -304,6 +304,19 @@ impl Ends {
         })
     }
 
+    /// Whether the relay has written nothing not taken yet.
+    fn quiet(&mut self) -> bool {
+        let mut chunk = [0u8; 512];
+        match self.rx.read(&mut chunk) {
+            Ok(n) => {
+                self.got.extend_from_slice(&chunk[..n]);
+                false
+            }
+            Err(Error::WouldBlock) => self.got.is_empty(),
+            Err(e) => panic!("stream {}: {e}", self.slot),
+        }
+    }
+
     /// The code of the `ERROR` frame the relay answers with.
     fn error(&mut self) -> Code {
         let (kind, body) = self.recv();
@@ -781,6 +794,7 @@ struct Serving {
     p: Process,
     app: Ends,
     inbox: tokio::sync::mpsc::Sender<super::ipc::Delivery>,
+    holds: tokio::sync::mpsc::Sender<super::ipc::Hold>,
     withdrawn: tokio::sync::oneshot::Receiver<()>,
 }
 
@@ -806,11 +820,13 @@ fn serving() -> Serving {
     };
     app.send(&p, &relay, &ipc_request(serve));
     let (inbox, messages) = tokio::sync::mpsc::channel(4);
+    let (holds, held) = tokio::sync::mpsc::channel(4);
     let (registration, withdrawn) = tokio::sync::oneshot::channel::<()>();
     match asks.blocking_recv().unwrap() {
         super::FabricAsk::Ipc(IpcAsk::Serve { granted, .. }) => granted
             .send(Ok(Inbox {
                 messages,
+                holds: held,
                 registration: Box::new(registration),
             }))
             .unwrap(),
@@ -826,6 +842,7 @@ fn serving() -> Serving {
         p,
         app,
         inbox,
+        holds,
         withdrawn,
     }
 }
@@ -840,6 +857,7 @@ fn a_reply_written_just_before_close_reaches_its_requester() {
         mut app,
         inbox,
         withdrawn: _withdrawn,
+        ..
     } = serving();
     // A request comes; the program answers it and closes the stream at
     // once, without ringing for the reply (the monitor learns of it only
@@ -851,6 +869,7 @@ fn a_reply_written_just_before_close_reaches_its_requester() {
             request: true,
             sender: "a:1".into(),
             data: b"hello".to_vec(),
+            timeout: std::time::Duration::from_secs(5),
             answer: Some(way_back),
         })
         .unwrap();
@@ -879,6 +898,7 @@ fn a_provider_that_closes_its_end_is_withdrawn_at_once() {
         mut app,
         inbox,
         mut withdrawn,
+        ..
     } = serving();
     // The program closes its writing end and goes on: nothing it could
     // answer is delivered to it any more.
@@ -891,6 +911,61 @@ fn a_provider_that_closes_its_end_is_withdrawn_at_once() {
             .filter(|e| *e == tokio::sync::oneshot::error::TryRecvError::Closed)
     });
     assert!(inbox.is_closed());
+    drop((app, p));
+    relay.finish();
+}
+
+/// A one-way message for a served instance's queue.
+fn one_way(id: u64) -> super::ipc::Delivery {
+    super::ipc::Delivery {
+        id,
+        request: false,
+        sender: "a:1".into(),
+        data: id.to_le_bytes().to_vec(),
+        timeout: std::time::Duration::from_secs(5),
+        answer: None,
+    }
+}
+
+#[test]
+fn a_paused_delivery_holds_its_messages_until_resumed_or_handed_over() {
+    use super::ipc::Hold;
+    use weft_control::ipc_proto::kind;
+
+    let Serving {
+        relay,
+        p,
+        mut app,
+        inbox,
+        holds,
+        withdrawn: _withdrawn,
+    } = serving();
+    // Paused: PAUSED is written, then nothing while messages queue.
+    let (queued, paused) = tokio::sync::oneshot::channel();
+    holds.blocking_send(Hold::Pause(queued)).unwrap();
+    paused.blocking_recv().unwrap();
+    assert_eq!(app.recv(), (kind::PAUSED, Vec::new()));
+    inbox.blocking_send(one_way(1)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(app.quiet(), "a paused delivery wrote a message");
+    // Resumed: RESUMED, then the message that waited.
+    holds.blocking_send(Hold::Resume).unwrap();
+    assert_eq!(app.recv(), (kind::RESUMED, Vec::new()));
+    assert_eq!(app.recv().0, kind::MESSAGE);
+    // Paused again, then handed over: the queue comes back whole, with
+    // what came while paused, and nothing more is written.
+    let (queued, paused) = tokio::sync::oneshot::channel();
+    holds.blocking_send(Hold::Pause(queued)).unwrap();
+    paused.blocking_recv().unwrap();
+    assert_eq!(app.recv(), (kind::PAUSED, Vec::new()));
+    inbox.blocking_send(one_way(2)).unwrap();
+    let (way, taken) = tokio::sync::oneshot::channel();
+    holds.blocking_send(Hold::Surrender(way)).unwrap();
+    let mut taken = taken.blocking_recv().unwrap();
+    assert_eq!(taken.messages.blocking_recv().unwrap().id, 2);
+    inbox.blocking_send(one_way(3)).unwrap();
+    assert_eq!(taken.messages.blocking_recv().unwrap().id, 3);
+    assert!(app.quiet(), "a handed-over delivery wrote a message");
     drop((app, p));
     relay.finish();
 }

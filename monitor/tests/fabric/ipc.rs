@@ -4,7 +4,7 @@
 //! and the device's own CLI as a client.
 
 use super::netns::Net;
-use super::{Daemon, Scratch, cli, device_names, eventually, json, ok, pair, serial, weft_in};
+use super::{Daemon, Scratch, device_names, eventually, ipc_call, json, ok, pair, serial, weft_in};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -111,11 +111,6 @@ fn waiting(t: &Three, from: usize, on: &str, args: &[&str]) -> Child {
 }
 
 /// `weft ipc call` from `dir`: (status, stdout, stderr).
-fn call(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["ipc", "call"];
-    all.extend_from_slice(args);
-    cli(dir, &all)
-}
 
 #[test]
 fn ipc_across_three_devices_in_namespaces() {
@@ -133,21 +128,21 @@ fn ipc_across_three_devices_in_namespaces() {
     assert_eq!(entry["name"], "ipc-check");
     assert_eq!(entry["device"], "c");
     let data = format!("bytes é ✓ {} 0", "x".repeat(3000));
-    let (code, out, err) = call(a, &[CHECK, &data]);
+    let (code, out, err) = ipc_call(a, &[CHECK, &data]);
     assert_eq!((code, out), (0, format!("echo:{data}")), "{err}");
 
     // A key-value service on b, used from a's CLI and from an app on c.
     let kv = spawn(a, "b", &["kv", "serve", KV]);
     listed_everywhere(&t, KV, &kv);
-    assert_eq!(call(a, &[KV, "set colour teal"]).1, "ok");
+    assert_eq!(ipc_call(a, &[KV, "set colour teal"]).1, "ok");
     let (code, _, err) = finished(waiting(&t, 2, "c", &["kv", "get", KV, "colour"]));
     assert_eq!(code, 0, "{err}");
     eventually("kv's answer in c's output", Duration::from_secs(5), || {
         t.daemons[2].log().contains("teal")
     });
-    assert_eq!(call(c, &[KV, "get colour"]).1, "teal");
-    assert_eq!(call(c, &[KV, "del colour"]).1, "ok");
-    let (code, _, err) = call(a, &[KV, "get colour"]);
+    assert_eq!(ipc_call(c, &[KV, "get colour"]).1, "teal");
+    assert_eq!(ipc_call(c, &[KV, "del colour"]).1, "ok");
+    let (code, _, err) = ipc_call(a, &[KV, "get colour"]);
     assert_eq!(code, 1);
     assert!(err.contains("refused: no such key"), "{err}");
 
@@ -186,7 +181,7 @@ fn ipc_across_three_devices_in_namespaces() {
         let log = t.daemons[if i < 5 { 0 } else { 1 }].log();
         assert_eq!(code, 0, "sender {i}: {err}{}", tail(&log));
     }
-    let (code, stats, err) = call(b, &[CHECK, "stats"]);
+    let (code, stats, err) = ipc_call(b, &[CHECK, "stats"]);
     assert_eq!(code, 0, "{err}");
     let dbg: Vec<usize> = t
         .daemons
@@ -205,21 +200,21 @@ fn ipc_across_three_devices_in_namespaces() {
     assert_eq!(code, 0, "{err}");
 
     // One instance by pid; a pid that provides nothing.
-    let (code, out, err) = call(a, &["--pid", &check, CHECK, "p 0"]);
+    let (code, out, err) = ipc_call(a, &["--pid", &check, CHECK, "p 0"]);
     assert_eq!((code, out.as_str()), (0, "echo:p 0"), "{err}");
-    let (code, _, err) = call(a, &["--pid", "b:999", CHECK, "p 1"]);
+    let (code, _, err) = ipc_call(a, &["--pid", "b:999", CHECK, "p 1"]);
     assert_eq!(code, 1);
     assert!(err.contains("no provider"), "{err}");
 
     // The error answers: no provider, refused, timeout, cancelled,
     // provider ended mid-request.
-    let (code, _, err) = call(a, &[NOBODY, "x"]);
+    let (code, _, err) = ipc_call(a, &[NOBODY, "x"]);
     assert_eq!(code, 1);
     assert!(err.contains("no provider"), "{err}");
-    let (code, _, err) = call(a, &[CHECK, "refuse"]);
+    let (code, _, err) = ipc_call(a, &[CHECK, "refuse"]);
     assert_eq!(code, 1);
     assert!(err.contains("refused: asked to refuse"), "{err}");
-    let (code, _, err) = call(a, &["--timeout", "0.5", CHECK, "hold"]);
+    let (code, _, err) = ipc_call(a, &["--timeout", "0.5", CHECK, "hold"]);
     assert_eq!(code, 1);
     assert!(err.contains("timeout"), "{err}");
     let (code, _, err) = finished(waiting(&t, 1, "b", &["ipc-check", "cancel", CHECK]));
@@ -250,7 +245,7 @@ fn ipc_across_three_devices_in_namespaces() {
                 .any(|s: &Value| s["guid"] == HOLDER)
         });
     }
-    let (code, _, err) = call(a, &[HOLDER, "x"]);
+    let (code, _, err) = ipc_call(a, &[HOLDER, "x"]);
     assert_eq!(code, 1);
     assert!(err.contains("no provider"), "{err}");
 
@@ -278,7 +273,7 @@ fn ipc_across_three_devices_in_namespaces() {
                 .contains("is not named in this device's registry")
         },
     );
-    let (code, out, err) = call(a, &[CHECK, "still 0"]);
+    let (code, out, err) = ipc_call(a, &[CHECK, "still 0"]);
     assert_eq!((code, out.as_str()), (0, "echo:still 0"), "{err}");
     // Grants: on b, kv may send only to the key-value service.
     let (code, _, err) = finished(waiting(&t, 0, "b", &["kv", "get", CHECK, "k"]));
@@ -346,7 +341,7 @@ fn ipc_across_three_devices_in_namespaces() {
     );
 
     // A bad GUID is the CLI's error.
-    let (code, _, err) = call(a, &["not-a-guid", "x"]);
+    let (code, _, err) = ipc_call(a, &["not-a-guid", "x"]);
     assert_eq!(code, 1);
     assert!(err.contains("not a GUID"), "{err}");
 }

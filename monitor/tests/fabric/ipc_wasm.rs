@@ -5,7 +5,10 @@
 //! native `kv` and cancels a request.
 
 use super::common::{self, wasm};
-use super::{Daemon, Scratch, cli, device_names, eventually, json, ok, pair, serial};
+use super::{
+    Daemon, Scratch, cli, device_names, eventually, ipc_call, json, module_identity, ok, pair,
+    serial,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,11 +18,6 @@ const IDLE: &str = "7c6b5a49-3827-4615-9a0b-1c2d3e4f5a6b";
 const HOLD: &str = "4e3d2c1b-0a9f-4e8d-9c7b-6a5f4e3d2c1b";
 
 /// `weft ipc call` from `dir`: (status, stdout, stderr).
-fn call(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["ipc", "call"];
-    all.extend_from_slice(args);
-    cli(dir, &all)
-}
 
 /// Waits until `dir`'s daemon lists an instance of `guid`.
 fn listed(dir: &Path, guid: &str) {
@@ -49,16 +47,10 @@ fn wasm_apps_provide_and_use_services_by_guid() {
     // hash) provides KV and IDLE, the native kv provides NATIVE and
     // ipc-check HOLD; a names NATIVE and HOLD, so that its apps may send
     // to them.
-    let module = std::fs::read(&kv_app).unwrap();
-    let hash: String = ring::digest::digest(&ring::digest::SHA256, &module)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let named = |guid: &str, provider: &str| {
         format!(r#"{{"guid":"{guid}","name":"kv","provider":"{provider}"}}"#)
     };
-    let wasm_provider = format!("sha256:{hash}");
+    let wasm_provider = module_identity(&kv_app);
     let on_b = [
         named(KV, &wasm_provider),
         named(IDLE, &wasm_provider),
@@ -118,26 +110,26 @@ fn wasm_apps_provide_and_use_services_by_guid() {
     });
 
     // The event app answers while the other app waits.
-    assert_eq!(call(&a, &[KV, "set colour teal"]).1, "ok");
-    assert_eq!(call(&a, &[KV, "get colour"]).1, "teal");
-    assert_eq!(call(&a, &[KV, "del colour"]).1, "ok");
-    let (code, _, err) = call(&a, &[KV, "get colour"]);
+    assert_eq!(ipc_call(&a, &[KV, "set colour teal"]).1, "ok");
+    assert_eq!(ipc_call(&a, &[KV, "get colour"]).1, "teal");
+    assert_eq!(ipc_call(&a, &[KV, "del colour"]).1, "ok");
+    let (code, _, err) = ipc_call(&a, &[KV, "get colour"]);
     assert_eq!(code, 1);
     assert!(err.contains("refused: no such key"), "{err}");
-    let (code, _, err) = call(&a, &[KV, "frobnicate"]);
+    let (code, _, err) = ipc_call(&a, &[KV, "frobnicate"]);
     assert_eq!(code, 1);
     assert!(err.contains("refused: bad request"), "{err}");
     assert!(!db.log().contains("woke"), "{}", db.log());
 
     // The blocked app wakes for its own message; the service goes on.
-    let (code, out, err) = call(&a, &[IDLE, "hello"]);
+    let (code, out, err) = ipc_call(&a, &[IDLE, "hello"]);
     assert_eq!((code, out.as_str()), (0, "woke"), "{err}");
     eventually("the waiter ends", Duration::from_secs(10), || {
         let log = db.log();
         log.contains("woke hello") && log.contains("beside ended 0")
     });
-    assert_eq!(call(&a, &[KV, "set after woke"]).1, "ok");
-    assert_eq!(call(&b, &[KV, "get after"]).1, "woke");
+    assert_eq!(ipc_call(&a, &[KV, "set after woke"]).1, "ok");
+    assert_eq!(ipc_call(&b, &[KV, "get after"]).1, "woke");
 
     // The Wasm client on a, against the native kv on b.
     let native = ok(&a, &["spawn", "--device", "b", "kv", "serve", NATIVE]);
@@ -150,7 +142,7 @@ fn wasm_apps_provide_and_use_services_by_guid() {
     };
     let (code, _, err) = client(&["set", NATIVE, "shape", "round"]);
     assert_eq!(code, 0, "{err}{}", da.log());
-    assert_eq!(call(&b, &[NATIVE, "get shape"]).1, "round");
+    assert_eq!(ipc_call(&b, &[NATIVE, "get shape"]).1, "round");
     let (code, _, err) = client(&["get", NATIVE, "shape"]);
     assert_eq!(code, 0, "{err}");
     eventually("the answer in a's output", Duration::from_secs(5), || {
@@ -158,7 +150,7 @@ fn wasm_apps_provide_and_use_services_by_guid() {
     });
     let (code, _, err) = client(&["put", NATIVE, "size", "large"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(call(&b, &[NATIVE, "get size"]).1, "large");
+    assert_eq!(ipc_call(&b, &[NATIVE, "get size"]).1, "large");
     let (code, _, _) = client(&["get", NATIVE, "weight"]);
     assert_eq!(code, 1);
     eventually("the refusal in a's output", Duration::from_secs(5), || {

@@ -91,6 +91,24 @@ fn ok(state: &Path, args: &[&str]) -> String {
     out
 }
 
+/// `weft ipc call ARGS...` against `state`'s daemon.
+fn ipc_call(state: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["ipc", "call"];
+    all.extend_from_slice(args);
+    cli(state, &all)
+}
+
+/// The registry identity (`sha256:HEX`) of the module at `path`.
+fn module_identity(path: &str) -> String {
+    let module = std::fs::read(path).unwrap();
+    let hex: String = ring::digest::digest(&ring::digest::SHA256, &module)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
 fn json(state: &Path, args: &[&str]) -> Vec<Value> {
     let out = ok(state, args);
     serde_json::from_str::<Vec<Value>>(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))

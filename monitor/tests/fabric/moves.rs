@@ -5,16 +5,25 @@
 //! prints, on whichever device, carries the hash of a run that never
 //! moved; moves that cannot happen fail saying why and leave the app where
 //! it was; a destination killed mid-move leaves the app running at the
-//! source with its state.
+//! source with its state; a service the app provides moves with it, and
+//! two clients calling it all along get every answer once, in order.
 //!
 //! `make test` goes round three times; `make move-soak` a thousand hops.
 
 use super::common::wasm;
 use super::netns::Net;
-use super::{Daemon, Scratch, cli, device_names, eventually, json, ok, pair, serial, weft_in};
+use super::{
+    Daemon, Scratch, cli, device_names, eventually, ipc_call, json, module_identity, ok, pair,
+    serial, weft_in,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+/// The key-value service the moving `kv-app` provides.
+const KV: &str = "5c0f7a2e-1d3b-4e5f-8a6b-7c8d9e0f1a2b";
 
 /// The hash `stateful` prints at tick `n`: FNV-1a over the records of its
 /// timer events 1..=n (kind 4, id 0, value the token), little-endian.
@@ -289,4 +298,109 @@ fn apps_move_themselves_and_native_programs_move_them() {
     );
     assert_eq!(device_of(f.dir("a"), &still), "c");
     ok(f.dir("b"), &["kill", &pid]);
+}
+
+/// A client that calls `count KEY` on the service from `dir`'s CLI, one
+/// request at a time, until `stop`; each answer must be the next number.
+/// Its count of answers, or what went wrong.
+fn counting_client(
+    dir: PathBuf,
+    key: &'static str,
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<Result<u64, String>> {
+    std::thread::spawn(move || {
+        let request = format!("count {key}");
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let (code, out, err) = ipc_call(&dir, &["--timeout", "20", KV, &request]);
+            if code != 0 {
+                return Err(format!("request {} of {key}: {err}", n + 1));
+            }
+            n += 1;
+            if out.trim() != n.to_string() {
+                return Err(format!("request {n} of {key} was answered {out:?}"));
+            }
+            answered.store(n, Ordering::Relaxed);
+        }
+        Ok(n)
+    })
+}
+
+#[test]
+fn a_service_moves_with_its_app_and_its_clients_lose_nothing() {
+    let _serial = serial();
+    let f = Fabric::new();
+    let app = wasm("kv-app");
+    // Every device's registry names the module as the service's provider.
+    let registry = format!(
+        r#"{{"services":[{{"guid":"{KV}","name":"kv","provider":"{}"}}]}}"#,
+        module_identity(&app)
+    );
+    for d in ["a", "b", "c"] {
+        std::fs::write(f.dir(d).join("services.json"), &registry).unwrap();
+    }
+    let pid = ok(f.dir("a"), &["spawn", "--device", "a", &app, "serve", KV])
+        .trim()
+        .to_string();
+    eventually("the service is seen", Duration::from_secs(20), || {
+        ["b", "c"].iter().all(|d| {
+            json(f.dir(d), &["ipc", "services", "--json"])
+                .iter()
+                .any(|s| s["guid"] == KV)
+        })
+    });
+
+    // Two clients, on b and on c, call it all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+    let clients: Vec<_> = [("b", "from-b"), ("c", "from-c")]
+        .iter()
+        .zip(&counts)
+        .map(|((d, key), count)| {
+            counting_client(f.dir(d).to_path_buf(), key, stop.clone(), count.clone())
+        })
+        .collect();
+    let route = ["b", "c", "a", "c", "b", "a"];
+    for (hop, to) in route.iter().enumerate() {
+        // Each client is answered a few times more before the next move.
+        let before: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        eventually("the clients are answered", Duration::from_secs(30), || {
+            counts
+                .iter()
+                .zip(&before)
+                .all(|(c, b)| c.load(Ordering::Relaxed) >= b + 3)
+                || clients.iter().any(|c| c.is_finished())
+        });
+        let from = route[(hop + 1) % route.len()];
+        let (code, out, err) = cli(f.dir(from), &["move", &pid, to, "--wait", "10"]);
+        assert_eq!(code, 0, "hop {hop} to {to}: {out}{err}{:#?}", f.logs());
+        assert_eq!(out.trim(), format!("{pid} runs on {to}"));
+    }
+    let before: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    eventually(
+        "answered at the last device",
+        Duration::from_secs(30),
+        || {
+            counts
+                .iter()
+                .zip(&before)
+                .all(|(c, b)| c.load(Ordering::Relaxed) >= b + 3)
+                || clients.iter().any(|c| c.is_finished())
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    for (client, key) in clients.into_iter().zip(["from-b", "from-c"]) {
+        let answered = client.join().unwrap();
+        let n = answered.unwrap_or_else(|why| panic!("{why}\n{:#?}", f.logs()));
+        assert!(n >= 3 * (route.len() as u64 + 1), "{key}: {n} answers");
+        // The store moved whole: the count is where the client left it.
+        let (code, out, err) = ipc_call(f.dir("a"), &[KV, &format!("get {key}")]);
+        assert_eq!((code, out.trim()), (0, n.to_string().as_str()), "{err}");
+    }
+    // One instance, on the device the app ended on.
+    let services = json(f.dir("b"), &["ipc", "services", "--json"]);
+    let ours: Vec<_> = services.iter().filter(|s| s["guid"] == KV).collect();
+    assert_eq!(ours.len(), 1, "{services:?}");
+    assert_eq!(ours[0]["device"], "a", "{services:?}");
 }

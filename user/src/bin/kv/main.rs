@@ -2,8 +2,9 @@
 //! on IPC (PROTOCOL.md §18), and its client, in a device guest.
 //!
 //! `serve` provides service GUID (named `kv`) until the process ends: the
-//! requests `set KEY VALUE`, `get KEY` and `del KEY` are answered `ok`,
-//! the value, or refused (`no such key`, `bad request`); a one-way `set`
+//! requests `set KEY VALUE`, `get KEY`, `del KEY` and `count KEY` are
+//! answered `ok`, the value, the new count, or refused (`no such key`,
+//! `bad request`, `not a count`); a one-way `set`
 //! or `del` is applied without an answer. The client sends one request and
 //! prints the answer; a failure prints `kv: WHY` on standard error and
 //! exits 1; bad arguments exit 2.

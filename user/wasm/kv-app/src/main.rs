@@ -5,8 +5,9 @@
 //! client, in a device guest; the Wasm twin of the native `kv`.
 //!
 //! `serve` is an event app providing service GUID (named `kv`): the
-//! requests `set KEY VALUE`, `get KEY` and `del KEY` are answered `ok`,
-//! the value, or refused (`no such key`, `bad request`); a one-way `set`
+//! requests `set KEY VALUE`, `get KEY`, `del KEY` and `count KEY` are
+//! answered `ok`, the value, the new count, or refused (`no such key`,
+//! `bad request`, `not a count`); a one-way `set`
 //! or `del` is applied without an answer. With `beside`, it first starts
 //! the module at guest path PATH with ARGS as its child in the same
 //! runtime, and prints `beside ended STATUS` when that ends.
