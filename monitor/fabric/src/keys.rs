@@ -13,6 +13,7 @@
 //! | `weft/dev/<name>/start/<n>` | put | process `<name>:<n>` started ([`crate::wire::Start`]) |
 //! | `weft/dev/<name>/ip/<ip>` | liveliness token | the device owns fabric address `<ip>` |
 //! | `weft/dev/<name>/udp/<id>` | put | a datagram for socket `<id>` of the device ([`crate::udp`]) |
+//! | `weft/dev/<name>/holds/<first>/<n>/<local>` | liveliness token | the device runs process `<first>:<n>`, moved there, as its process `<local>` |
 //! | `weft/fabric/removed/<name>` | put | device `<name>` was removed from the fabric |
 
 use crate::identity::DeviceName;
@@ -29,6 +30,8 @@ pub const START_ALL: &str = "weft/dev/*/start/*";
 
 /// Every device's fabric addresses (liveliness tokens).
 pub const FABRIC_IPS_ALL: &str = "weft/dev/*/ip/*";
+/// Every device's processes moved there (liveliness tokens).
+pub const HOLDS_ALL: &str = "weft/dev/*/holds/*/*/*";
 
 /// Whether `name` is a valid device name ([`DeviceName`]'s rule: 1 to 32
 /// characters of `[a-z0-9-]`, not starting with `-`).
@@ -103,6 +106,30 @@ pub fn of_fabric_ip(key: &str) -> Option<(&str, IpAddr)> {
     (valid_name(name) && ip.to_string() == text).then_some((name, ip))
 }
 
+/// `weft/dev/<name>/holds/<first>/<n>/<local>`: device `name` runs
+/// process `pid` (born `<first>:<n>`), moved there, as its process `local`.
+pub fn holds(name: &str, pid: &crate::wire::Pid, local: u32) -> String {
+    format!("weft/dev/{name}/holds/{}/{}/{local}", pid.device, pid.n)
+}
+
+/// What a holds token's key says: the pid (`FIRST:N`), the device that
+/// runs it and its process number there, if every part is valid and every
+/// number canonical.
+pub fn of_holds(key: &str) -> Option<(String, String, u32)> {
+    let mut parts = key.strip_prefix("weft/dev/")?.split('/');
+    let (holder, what, first, n, local) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let number = |t: &str| t.parse::<u32>().ok().filter(|v| v.to_string() == t);
+    let (n, local) = (number(n)?, number(local)?);
+    (parts.next().is_none() && what == "holds" && valid_name(holder) && valid_name(first))
+        .then(|| (crate::wire::Pid::text(first, n), holder.to_string(), local))
+}
+
 /// `weft/dev/<name>/udp/<id>`: datagrams for socket `id` of device `name`.
 pub fn udp(name: &str, id: u64) -> String {
     format!("weft/dev/{name}/udp/{id}")
@@ -157,6 +184,28 @@ mod tests {
             &"x".repeat(33),
         ] {
             assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn holds_keys_name_a_pid_its_holder_and_its_number_there() {
+        let pid = crate::wire::Pid {
+            device: "a".into(),
+            n: 5,
+        };
+        let key = holds("c", &pid, 2);
+        assert_eq!(key, "weft/dev/c/holds/a/5/2");
+        assert_eq!(of_holds(&key), Some(("a:5".into(), "c".into(), 2)));
+        for bad in [
+            "weft/dev/c/holds/a/05/2",
+            "weft/dev/c/holds/a/5/+2",
+            "weft/dev/c/holds/A/5/2",
+            "weft/dev/c/holds/a/5/2/9",
+            "weft/dev/c/holds/a/5",
+            "weft/dev/c/exit/a/5/2",
+            "weft/dev/C/holds/a/5/2",
+        ] {
+            assert_eq!(of_holds(bad), None, "{bad}");
         }
     }
 

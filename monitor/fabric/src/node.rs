@@ -12,6 +12,9 @@
 //! [`MAX_IN_FLIGHT`] are served at once, so no peer can make the node hold
 //! unbounded work.
 
+mod holds;
+mod tokens;
+
 use crate::adopt;
 use crate::bounded::Bounded;
 use crate::ipc::{self, Answer, Deliver, Ipc, Message};
@@ -118,6 +121,10 @@ pub struct Node {
     offers: Arc<Mutex<Bounded<Arc<Vec<u8>>>>>,
     /// Every device's fabric addresses: (address, owner).
     fabric_ips: watch::Receiver<BTreeSet<(IpAddr, String)>>,
+    /// Every moved process's holder: (pid, holder, its number there).
+    holders: watch::Receiver<BTreeSet<(String, String, u32)>>,
+    /// The holds tokens of the processes moved here, by pid.
+    held: Mutex<HashMap<String, LivelinessToken>>,
     tasks: Vec<JoinHandle<()>>,
     ipc: Ipc,
     /// The stamps of IPC messages sent (§18.5).
@@ -149,6 +156,7 @@ impl Node {
         })));
         let (available_tx, available) = watch::channel(BTreeSet::new());
         let (fabric_ips_tx, fabric_ips) = watch::channel(BTreeSet::new());
+        let (holders_tx, holders) = watch::channel(BTreeSet::new());
         let udp_sub = {
             let name = name.clone();
             session
@@ -163,7 +171,18 @@ impl Node {
         };
         let tasks = vec![
             tokio::spawn(watch_presence(session.clone(), available_tx)),
-            tokio::spawn(watch_fabric_ips(session.clone(), fabric_ips_tx)),
+            tokio::spawn(tokens::follow(
+                session.clone(),
+                keys::FABRIC_IPS_ALL,
+                |key| keys::of_fabric_ip(key).map(|(device, ip)| (ip, device.to_string())),
+                fabric_ips_tx,
+            )),
+            tokio::spawn(tokens::follow(
+                session.clone(),
+                keys::HOLDS_ALL,
+                keys::of_holds,
+                holders_tx,
+            )),
             tokio::spawn(serve_adoptions(
                 session.clone(),
                 name.clone(),
@@ -194,6 +213,8 @@ impl Node {
             available,
             offers,
             fabric_ips,
+            holders,
+            held: Mutex::default(),
             tasks,
             ipc,
             lanes: Mutex::new(Lanes::new()?),
@@ -783,30 +804,6 @@ async fn watch_presence(session: Session, available: watch::Sender<BTreeSet<Stri
                 set.insert(device);
             } else {
                 set.remove(&device);
-            }
-        });
-    }
-}
-
-async fn watch_fabric_ips(session: Session, owned: watch::Sender<BTreeSet<(IpAddr, String)>>) {
-    let Ok(sub) = session
-        .liveliness()
-        .declare_subscriber(keys::FABRIC_IPS_ALL)
-        .history(true)
-        .await
-    else {
-        return;
-    };
-    while let Ok(sample) = sub.recv_async().await {
-        let Some((device, ip)) = keys::of_fabric_ip(sample.key_expr().as_str()) else {
-            continue;
-        };
-        let entry = (ip, device.to_string());
-        owned.send_modify(|set| {
-            if sample.kind() == SampleKind::Put {
-                set.insert(entry);
-            } else {
-                set.remove(&entry);
             }
         });
     }

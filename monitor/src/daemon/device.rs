@@ -119,6 +119,14 @@ impl LocalDevice {
         lock(&self.adopted).insert(local, pid);
     }
 
+    /// The processes moved here that run now: (local process, pid).
+    pub fn moved_here(&self) -> Vec<(u32, Pid)> {
+        lock(&self.adopted)
+            .iter()
+            .map(|(l, p)| (*l, p.clone()))
+            .collect()
+    }
+
     /// Records that local process `local`'s app moved to `to`: its
     /// runtime's end is no exit.
     pub fn moved_away(&self, local: u32, to: &str) {

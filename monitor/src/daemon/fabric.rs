@@ -143,9 +143,13 @@ impl Daemon {
             }
         };
         *node = Arc::new(opened);
-        // The new session declares this device's services again.
+        // The new session declares this device's services and the
+        // processes moved here again.
         for (guid, pid, runtime) in self.ipc.declared() {
             node.provide(guid, pid, &runtime).await?;
+        }
+        for (local, pid) in self.device.moved_here() {
+            node.hold(&pid, local).await?;
         }
         Ok(())
     }
@@ -217,7 +221,9 @@ impl Daemon {
                     self.moves.ended(exit.pid);
                     // A runtime whose app moved on has no exit of its own.
                     if let Some(pid) = self.device.ended(exit.pid, exit.status) {
-                        let _ = self.node().await.publish_exit(&pid, exit.status).await;
+                        let node = self.node().await;
+                        node.release(&pid);
+                        let _ = node.publish_exit(&pid, exit.status).await;
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
@@ -315,7 +321,7 @@ impl Daemon {
             },
             Request::Stats { pid, of } => {
                 let pid = self.named(pid, of);
-                match self.device.whereabouts(&pid) {
+                match self.whereabouts(&pid).await {
                     Whereabouts::Went(device) => Response::Elsewhere { device },
                     Whereabouts::Here(local) => match self.device.stats(&pid, Some(local)).await {
                         Ok(process) => Response::Process { process },
@@ -334,7 +340,7 @@ impl Daemon {
                 if !self.moves.settled(&pid).await {
                     return err(format!("busy: {pid} is still moving"));
                 }
-                match self.device.whereabouts(&pid) {
+                match self.whereabouts(&pid).await {
                     Whereabouts::Went(device) => Response::Elsewhere { device },
                     Whereabouts::Here(local) => match self.device.kill(local).await {
                         Ok(()) => Response::Done,
@@ -347,7 +353,7 @@ impl Daemon {
             }
             Request::Move { pid, to, wait_ms } => match Pid::parse(&pid) {
                 Err(e) => err(e),
-                Ok(pid) => match self.device.whereabouts(&pid) {
+                Ok(pid) => match self.whereabouts(&pid).await {
                     Whereabouts::Went(device) => Response::Elsewhere { device },
                     Whereabouts::Here(local) => {
                         match self.move_from_here(&pid, local, &to, wait_ms).await {
@@ -366,9 +372,12 @@ impl Daemon {
                 module,
                 snapshot,
             } => match self.adopt(&pid, name, module, snapshot).await {
-                Ok(local) => Response::Spawned {
-                    pid: Pid::text(&self.identity.name, local),
-                },
+                Ok(local) => {
+                    self.holding(&pid, local).await;
+                    Response::Spawned {
+                        pid: Pid::text(&self.identity.name, local),
+                    }
+                }
                 Err(e) => err(e),
             },
             Request::Located { pid, at } => match Pid::parse(&pid) {
@@ -430,7 +439,7 @@ impl Daemon {
             .map(|l| Service {
                 guid: l.guid.to_string(),
                 name: l.name,
-                pid: Pid::text(device, l.pid),
+                pid: self.device.fabric_pid(l.pid).to_string(),
                 device: device.clone(),
             })
             .collect()
@@ -580,6 +589,19 @@ impl Daemon {
         }
     }
 
+    /// Where process `pid` is: as this device knows, else the device whose
+    /// holds token names it (§19.4), which finds a moved process when the
+    /// devices that moved it are away.
+    pub(super) async fn whereabouts(&self, pid: &Pid) -> Whereabouts {
+        match self.device.whereabouts(pid) {
+            Whereabouts::Unknown => match self.node().await.holder_of(pid) {
+                Some((holder, _)) if holder != self.identity.name => Whereabouts::Went(holder),
+                _ => Whereabouts::Unknown,
+            },
+            known => known,
+        }
+    }
+
     /// Calls the device that runs `pid` with the request `make` builds
     /// from its number and its first device (`None` when that is the
     /// called one): first where this device last knew it, else its first
@@ -590,7 +612,7 @@ impl Daemon {
         pid: &Pid,
         make: impl Fn(u32, Option<String>) -> Request,
     ) -> Result<Response, String> {
-        let mut device = match self.device.whereabouts(pid) {
+        let mut device = match self.whereabouts(pid).await {
             Whereabouts::Here(_) => self.identity.name.clone(),
             Whereabouts::Went(to) => to,
             Whereabouts::Unknown => pid.device.clone(),

@@ -26,6 +26,7 @@
 mod activation;
 mod follow;
 
+use super::device::Whereabouts;
 use super::fabric::Daemon;
 use super::services::Services;
 use crate::streams::{Answer, Delivery, DeviceHandle, Hold, INBOX, Inbox, Outgoing, Route};
@@ -324,18 +325,18 @@ impl Hub {
             return;
         };
         let (device, number, expected) = match &m.target {
-            Some(p) if p.device == self.device => {
-                let n = p.n;
-                return self.deliver(Some(n), m);
-            }
             Some(p) => {
+                let (device, n) = locate(&daemon, p).await;
+                if device == self.device {
+                    return self.deliver(Some(n), m);
+                }
                 let node = daemon.node().await;
-                if !node.providers(&m.guid).contains(&(p.device.clone(), p.n)) {
+                if !node.providers(&m.guid).contains(&(device.clone(), n)) {
                     let why = format!("process {p} provides no service {}", m.guid);
                     let _ = m.answer.send(Err((IpcError::NoProvider, why)));
                     return;
                 }
-                (p.device.clone(), p.n, false)
+                (device, n, false)
             }
             None if locked(&self.instances).contains_key(&m.guid)
                 || started == Some(&self.device) =>
@@ -470,6 +471,19 @@ impl Hub {
 impl Route for Arc<Hub> {
     fn send(&self, out: Outgoing) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(Hub::send(self, out))
+    }
+}
+
+/// The device process `p` runs on and its number there: where it was
+/// moved, if it was (§19.4), else where it was born.
+async fn locate(daemon: &Daemon, p: &Pid) -> (String, u32) {
+    match daemon.whereabouts(p).await {
+        Whereabouts::Here(local) => (daemon.identity.name.clone(), local),
+        _ => daemon
+            .node()
+            .await
+            .holder_of(p)
+            .unwrap_or_else(|| (p.device.clone(), p.n)),
     }
 }
 

@@ -292,6 +292,7 @@ impl Daemon {
             }
         };
         self.device.moved_away(local, to);
+        self.node().await.release(pid);
         // Before the runtime ends, which would end its services' queues.
         self.ipc.moved(local, to, there).await;
         lock(&self.moves.movers).remove(&local);
@@ -313,6 +314,16 @@ impl Daemon {
             tokio::spawn(async move { node.call(&first, &located, CALL_LIMIT).await });
         }
         Ok(())
+    }
+
+    /// Declares that this device runs `pid` (a pid's text), moved here, as
+    /// local process `local`; a failure is only logged (calls still find
+    /// it through the devices that moved it).
+    pub(super) async fn holding(&self, pid: &str, local: u32) {
+        let Ok(pid) = Pid::parse(pid) else { return };
+        if let Err(e) = self.node().await.hold(&pid, local).await {
+            say(&format!("cannot declare that {pid} runs here: {e}"));
+        }
     }
 
     /// The MOVE stream of `pid`'s runtime (local process `local`): a Wasm

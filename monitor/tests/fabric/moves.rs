@@ -300,6 +300,31 @@ fn apps_move_themselves_and_native_programs_move_them() {
     ok(f.dir("b"), &["kill", &pid]);
 }
 
+/// Starts the key-value service `kv-app` on a, which every device's
+/// registry names as the service's provider; its pid, once every device
+/// sees the service.
+fn serve_kv(f: &Fabric) -> String {
+    let app = wasm("kv-app");
+    let registry = format!(
+        r#"{{"services":[{{"guid":"{KV}","name":"kv","provider":"{}"}}]}}"#,
+        module_identity(&app)
+    );
+    for d in ["a", "b", "c"] {
+        std::fs::write(f.dir(d).join("services.json"), &registry).unwrap();
+    }
+    let pid = ok(f.dir("a"), &["spawn", "--device", "a", &app, "serve", KV])
+        .trim()
+        .to_string();
+    eventually("the service is seen", Duration::from_secs(20), || {
+        ["b", "c"].iter().all(|d| {
+            json(f.dir(d), &["ipc", "services", "--json"])
+                .iter()
+                .any(|s| s["guid"] == KV && s["pid"] == pid.as_str())
+        })
+    });
+    pid
+}
+
 /// A client that calls `count KEY` on the service from `dir`'s CLI, one
 /// request at a time, until `stop`; each answer must be the next number.
 /// Its count of answers, or what went wrong.
@@ -331,25 +356,7 @@ fn counting_client(
 fn a_service_moves_with_its_app_and_its_clients_lose_nothing() {
     let _serial = serial();
     let f = Fabric::new();
-    let app = wasm("kv-app");
-    // Every device's registry names the module as the service's provider.
-    let registry = format!(
-        r#"{{"services":[{{"guid":"{KV}","name":"kv","provider":"{}"}}]}}"#,
-        module_identity(&app)
-    );
-    for d in ["a", "b", "c"] {
-        std::fs::write(f.dir(d).join("services.json"), &registry).unwrap();
-    }
-    let pid = ok(f.dir("a"), &["spawn", "--device", "a", &app, "serve", KV])
-        .trim()
-        .to_string();
-    eventually("the service is seen", Duration::from_secs(20), || {
-        ["b", "c"].iter().all(|d| {
-            json(f.dir(d), &["ipc", "services", "--json"])
-                .iter()
-                .any(|s| s["guid"] == KV)
-        })
-    });
+    let pid = serve_kv(&f);
 
     // Two clients, on b and on c, call it all along.
     let stop = Arc::new(AtomicBool::new(false));
@@ -403,4 +410,31 @@ fn a_service_moves_with_its_app_and_its_clients_lose_nothing() {
     let ours: Vec<_> = services.iter().filter(|s| s["guid"] == KV).collect();
     assert_eq!(ours.len(), 1, "{services:?}");
     assert_eq!(ours[0]["device"], "a", "{services:?}");
+}
+
+#[test]
+fn a_moved_app_is_found_when_its_first_device_is_gone() {
+    let _serial = serial();
+    let mut f = Fabric::new();
+    let pid = serve_kv(&f);
+    assert_eq!(ipc_call(f.dir("c"), &[KV, "count z"]).1.trim(), "1");
+    // Moved by a, to b: c sees neither the move nor, once a is gone, the
+    // device that remembers it.
+    assert_eq!(
+        ok(f.dir("a"), &["move", &pid, "b"]).trim(),
+        format!("{pid} runs on b")
+    );
+    eventually("c sees it served from b", Duration::from_secs(20), || {
+        json(f.dir("c"), &["ipc", "services", "--json"])
+            .iter()
+            .any(|s| s["guid"] == KV && s["pid"] == pid.as_str() && s["device"] == "b")
+    });
+    f.daemons[0].kill9();
+    eventually("c finds it on b", Duration::from_secs(20), || {
+        let (code, out, _) = cli(f.dir("c"), &["stats", "--json", &pid]);
+        code == 0 && out.contains("\"device\":\"b\"")
+    });
+    // A message to it by its pid reaches it there, with its state.
+    let (code, out, err) = ipc_call(f.dir("c"), &["--pid", &pid, KV, "count z"]);
+    assert_eq!((code, out.trim()), (0, "2"), "{err}");
 }
