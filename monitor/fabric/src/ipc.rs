@@ -36,7 +36,6 @@ use tokio::task::JoinHandle;
 use weft_control::ipc_proto::{Guid, IpcError, MAX_DATA, MAX_TEXT};
 use zenoh::Session;
 use zenoh::liveliness::LivelinessToken;
-use zenoh::sample::SampleKind;
 
 /// The payload version.
 pub const VERSION: u8 = 1;
@@ -242,6 +241,9 @@ pub(crate) struct Ipc {
 struct Declared {
     serving: JoinHandle<()>,
     tokens: BTreeMap<u32, LivelinessToken>,
+    /// Whether the queryable stays with no instance left (messages for
+    /// an instance that moved away are still taken, to be sent on).
+    lingers: bool,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -256,17 +258,17 @@ impl Ipc {
         let providers = Arc::new(Mutex::new(BTreeSet::new()));
         let activators = Arc::new(Mutex::new(BTreeSet::new()));
         let watchers = [
-            tokio::spawn(watch_tokens(
+            tokio::spawn(crate::tokens::follow(
                 session.clone(),
                 PROVIDERS_ALL,
-                providers.clone(),
                 instance_of,
+                providers.clone(),
             )),
-            tokio::spawn(watch_tokens(
+            tokio::spawn(crate::tokens::follow(
                 session.clone(),
                 ACTIVATORS_ALL,
-                activators.clone(),
                 activator_of,
+                activators.clone(),
             )),
         ];
         Ipc {
@@ -305,18 +307,32 @@ impl Ipc {
                 self.pending.clone(),
             )),
             tokens: BTreeMap::new(),
+            lingers: false,
         });
         entry.tokens.insert(pid, token);
         Ok(())
     }
 
     /// Withdraws process `pid`'s token for `guid`, and the queryable with
-    /// the last one.
+    /// the last one unless it lingers.
     pub(crate) fn remove(&self, guid: Guid, pid: u32) {
         let mut declared = locked(&self.declared);
         if let Some(d) = declared.get_mut(&guid) {
             d.tokens.remove(&pid);
-            if d.tokens.is_empty() {
+            if d.tokens.is_empty() && !d.lingers {
+                d.serving.abort();
+                declared.remove(&guid);
+            }
+        }
+    }
+
+    /// Keeps the queryable of `guid`, if declared, when its last instance
+    /// goes (`on`), or no longer (then it goes if no instance is left).
+    pub(crate) fn linger(&self, guid: Guid, on: bool) {
+        let mut declared = locked(&self.declared);
+        if let Some(d) = declared.get_mut(&guid) {
+            d.lingers = on;
+            if d.tokens.is_empty() && !on {
                 d.serving.abort();
                 declared.remove(&guid);
             }
@@ -500,32 +516,5 @@ fn forgotten() -> (IpcError, String) {
 
 /// Keeps `set` equal to what the live tokens matching `keys` name (as
 /// `parse` reads their keys; a key it refuses is ignored).
-async fn watch_tokens<T: Ord>(
-    session: Session,
-    keys: &'static str,
-    set: Arc<Mutex<BTreeSet<T>>>,
-    parse: fn(&str) -> Option<T>,
-) {
-    let Ok(sub) = session
-        .liveliness()
-        .declare_subscriber(keys)
-        .history(true)
-        .await
-    else {
-        return;
-    };
-    while let Ok(sample) = sub.recv_async().await {
-        let Some(item) = parse(sample.key_expr().as_str()) else {
-            continue;
-        };
-        let mut set = locked(&set);
-        if sample.kind() == SampleKind::Put {
-            set.insert(item);
-        } else {
-            set.remove(&item);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests;

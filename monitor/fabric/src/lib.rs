@@ -35,6 +35,7 @@ mod reader;
 pub mod registry;
 pub mod renewal;
 pub mod state;
+mod tokens;
 pub mod udp;
 pub mod wire;
 pub mod zconfig;

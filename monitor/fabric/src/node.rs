@@ -13,7 +13,6 @@
 //! unbounded work.
 
 mod holds;
-mod tokens;
 
 use crate::adopt;
 use crate::bounded::Bounded;
@@ -171,13 +170,13 @@ impl Node {
         };
         let tasks = vec![
             tokio::spawn(watch_presence(session.clone(), available_tx)),
-            tokio::spawn(tokens::follow(
+            tokio::spawn(crate::tokens::follow(
                 session.clone(),
                 keys::FABRIC_IPS_ALL,
                 |key| keys::of_fabric_ip(key).map(|(device, ip)| (ip, device.to_string())),
                 fabric_ips_tx,
             )),
-            tokio::spawn(tokens::follow(
+            tokio::spawn(crate::tokens::follow(
                 session.clone(),
                 keys::HOLDS_ALL,
                 keys::of_holds,
@@ -510,6 +509,13 @@ impl Node {
     /// Withdraws what [`Node::provide`] declared.
     pub fn withdraw(&self, guid: Guid, pid: u32) {
         self.ipc.remove(guid, pid);
+    }
+
+    /// Keeps this device's queryable for `guid` when its last instance
+    /// is withdrawn (`on`: the instance moved away and what still comes
+    /// for it is sent on, PROTOCOL.md §19.5), or no longer.
+    pub fn linger(&self, guid: Guid, on: bool) {
+        self.ipc.linger(guid, on);
     }
 
     /// The instances of `guid` running in the fabric: (device, process

@@ -282,7 +282,12 @@ impl Hub {
                         let _ = out.answer.send(Err((IpcError::Denied, why)));
                         return;
                     }
-                    Pid::text(&self.device, pid)
+                    // A process moved here sends under the pid it was born
+                    // with.
+                    match self.daemon() {
+                        Some(daemon) => daemon.device.fabric_pid(pid).to_string(),
+                        None => Pid::text(&self.device, pid),
+                    }
                 }
                 None => {
                     let _ = out.answer.send(Err((

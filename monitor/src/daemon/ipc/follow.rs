@@ -11,8 +11,8 @@
 //! answer goes back to its sender. The instance here stays listed (so
 //! senders that still pick this device are forwarded in the same order)
 //! until this device sees the destination's instance, at most
-//! [`LISTED_LIMIT`]; after that a [`Forward`] sends the stragglers on for
-//! [`FORWARD_KEEP`].
+//! [`LISTED_LIMIT`]; after that its service's queryable lingers and a
+//! [`Forward`] sends the stragglers on, for [`FORWARD_KEEP`].
 //!
 //! Invariants: a message queued here for a moved app is forwarded exactly
 //! once, and its sender gets exactly one answer (the destination's, or
@@ -130,16 +130,16 @@ impl Hub {
         let listed_until = tokio::time::Instant::now() + LISTED_LIMIT;
         loop {
             if registration.is_some() {
-                let seen = match self.daemon() {
-                    Some(daemon) => daemon
-                        .node()
-                        .await
-                        .providers(&guid)
-                        .contains(&(forward.to.clone(), forward.there)),
-                    None => true,
-                };
+                let Some(daemon) = self.daemon() else { return };
+                let node = daemon.node().await;
+                let seen = node
+                    .providers(&guid)
+                    .contains(&(forward.to.clone(), forward.there));
                 if seen || tokio::time::Instant::now() >= listed_until {
-                    // Withdraws it: its queue closes once drained.
+                    // Withdraws it, but not the service's queryable: a
+                    // sender that still picked this device reaches the
+                    // forward. Its queue closes once drained.
+                    node.linger(guid, true);
                     registration = None;
                 }
             }
@@ -153,8 +153,16 @@ impl Hub {
             };
             match next {
                 Some(d) => self.forward_one(guid, &forward, d).await,
-                None => return,
+                None => break,
             }
+        }
+        // The queryable goes with the forward (unless a newer one came).
+        tokio::time::sleep_until(forward.until.into()).await;
+        let newer = locked(&self.forwards)
+            .get(&guid)
+            .is_some_and(|f| f.until > forward.until);
+        if !newer && let Some(daemon) = self.daemon() {
+            daemon.node().await.linger(guid, false);
         }
     }
 
