@@ -4,7 +4,8 @@
 //! reads them; neither repeats a number given here.
 //!
 //! Owned here: the `weft` import module's name and function names (§13.3),
-//! the event record and its kinds (§13.4), the interest bits (§13.3), the
+//! the event record and its kinds (§13.4) with what a descriptor that did
+//! not follow a moved app was ([`moved`]), the interest bits (§13.3), the
 //! process record (§13.5), the IPC record and its kinds (§13.7), the
 //! statuses and limits apps see (§13.3, §13.6) and the WASI preview 1
 //! errnos the runtime returns (§13.1, §13.3).
@@ -86,6 +87,33 @@ pub mod kind {
     /// A child ended; `id` is its process id, `value` its status
     /// (sign-extended).
     pub const EXITED: u32 = 5;
+    /// The app was moved to this device (§19.2) and descriptor `id` could
+    /// not follow it: it is closed here; `value` is what it was
+    /// ([`moved`]). One per such descriptor, in the app's first batch.
+    pub const MOVED: u32 = 6;
+}
+
+/// What a descriptor that could not follow a moved app was: the `value` of
+/// a [`kind::MOVED`] event (§13.4), and the `what` of a snapshot's
+/// `CLOSED` descriptor record (§19.1).
+pub mod moved {
+    /// A file.
+    pub const FILE: u16 = 1;
+    /// A directory (other than the root, descriptor 3).
+    pub const DIRECTORY: u16 = 2;
+    /// A TCP listener the app bound (or a granted one it used).
+    pub const TCP_LISTENER: u16 = 3;
+    /// A TCP connection.
+    pub const TCP_CONNECTION: u16 = 4;
+    /// A UDP socket not bound on a fabric address.
+    pub const UDP_SOCKET: u16 = 5;
+    /// A watch of the fabric (`fabric_watch`).
+    pub const FABRIC_WATCH: u16 = 6;
+
+    /// Whether `what` is one of the values above.
+    pub const fn known(what: u16) -> bool {
+        matches!(what, FILE..=FABRIC_WATCH)
+    }
 }
 
 crate::wire_layout! {
@@ -103,6 +131,16 @@ crate::wire_layout! {
 }
 
 impl EventRecord {
+    /// A `MOVED` record: descriptor `fd`, which was `what` ([`moved`]),
+    /// did not follow the app.
+    pub fn moved(fd: u32, what: u16) -> Self {
+        Self {
+            kind: kind::MOVED,
+            id: fd,
+            value: u64::from(what),
+        }
+    }
+
     /// An `EXITED` record for child `pid` that ended with `status`.
     pub fn exited(pid: u32, status: i32) -> Self {
         Self {

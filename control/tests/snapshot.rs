@@ -18,6 +18,7 @@ enum Desc {
     Udp([u8; 16], u16),
     Service([u8; 16], String),
     Sender,
+    Closed(u16),
 }
 
 /// An app's state, owned: what a snapshot is written from.
@@ -62,6 +63,7 @@ impl Model {
                     name,
                 },
                 Desc::Sender => Descriptor::IpcSender,
+                Desc::Closed(what) => Descriptor::Closed { what: *what },
             };
             r.push(HostRecord::Descriptor { fd: *fd, kind });
         }
@@ -272,6 +274,7 @@ fn desc() -> impl Strategy<Value = Desc> {
             Desc::Service(guid, name)
         }),
         Just(Desc::Sender),
+        (1..=6u16).prop_map(Desc::Closed),
     ]
 }
 

@@ -14,7 +14,7 @@
 use super::cursor::Cursor;
 use super::out::{Out, measure};
 use super::{MAX_HOST_RECORD, SnapshotError};
-use crate::app::interest;
+use crate::app::{interest, moved};
 use crate::ipc_proto::{Guid, MAX_NAME};
 use core::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -56,6 +56,10 @@ pub mod descriptor {
     pub const IPC_SERVICE: u16 = 2;
     /// An IPC sending descriptor (§13.7): nothing more.
     pub const IPC_SENDER: u16 = 3;
+    /// A descriptor that cannot follow the app: it is closed at the
+    /// destination, and the app told (a `MOVED` event, §13.4). `what: u16`
+    /// (`app::moved`, 1 to 6), 2 reserved bytes.
+    pub const CLOSED: u16 = 4;
 }
 
 /// The lowest descriptor a record names: 0–3 are the runtime's own
@@ -167,6 +171,9 @@ pub enum Descriptor<'a> {
     IpcService { guid: Guid, name: &'a str },
     /// An IPC sending descriptor.
     IpcSender,
+    /// A descriptor that cannot follow the app, which was `what`
+    /// (`app::moved`): closed at the destination, the app told.
+    Closed { what: u16 },
 }
 
 impl Descriptor<'_> {
@@ -198,6 +205,7 @@ impl Descriptor<'_> {
             Self::Udp { .. } => descriptor::UDP,
             Self::IpcService { .. } => descriptor::IPC_SERVICE,
             Self::IpcSender => descriptor::IPC_SENDER,
+            Self::Closed { .. } => descriptor::CLOSED,
         }
     }
 
@@ -216,6 +224,10 @@ impl Descriptor<'_> {
                 out(name.as_bytes());
             }
             Self::IpcSender => {}
+            Self::Closed { what } => {
+                out(&what.to_le_bytes());
+                out(&[0; 2]);
+            }
         }
     }
 }
@@ -252,6 +264,11 @@ fn parse_descriptor<'a>(c: &mut Cursor<'a>, at: u64) -> Result<Descriptor<'a>, S
             Descriptor::IpcService { guid, name }
         }
         descriptor::IPC_SENDER => Descriptor::IpcSender,
+        descriptor::CLOSED => {
+            let what = c.u16("closed descriptor's kind")?;
+            reserved(c, "closed descriptor")?;
+            Descriptor::Closed { what }
+        }
         other => return Err(SnapshotError::UnknownDescriptor { kind: other, at }),
     })
 }
@@ -358,6 +375,9 @@ impl<'a> HostRecord<'a> {
                         if name.is_empty() || name.len() > MAX_NAME =>
                     {
                         Err(out_of_range("service name length", name.len() as u64, at))
+                    }
+                    Descriptor::Closed { what } if !moved::known(what) => {
+                        Err(out_of_range("closed descriptor's kind", what.into(), at))
                     }
                     _ => Ok(()),
                 }

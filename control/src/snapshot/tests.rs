@@ -78,7 +78,7 @@ fn memory_error(pages: u32, runs: &[(u32, u32)]) -> SnapshotError {
 const ARGS: [&[u8]; 2] = [b"kv", b"--port=7"];
 
 /// Host records with one of each kind.
-fn every_record() -> [HostRecord<'static>; 11] {
+fn every_record() -> [HostRecord<'static>; 12] {
     [
         HostRecord::Pid(3),
         HostRecord::Args(ByteStrings::new(&ARGS)),
@@ -98,6 +98,12 @@ fn every_record() -> [HostRecord<'static>; 11] {
         HostRecord::Descriptor {
             fd: 7,
             kind: Descriptor::IpcSender,
+        },
+        HostRecord::Descriptor {
+            fd: 9,
+            kind: Descriptor::Closed {
+                what: crate::app::moved::TCP_CONNECTION,
+            },
         },
         HostRecord::EventBuffer {
             at: 1024,
@@ -635,6 +641,76 @@ fn host_records_round_trip_alone() {
         },
     };
     assert!(long.encode(&mut |_: &[u8]| {}).is_err());
+}
+
+#[test]
+fn a_closed_descriptor_is_twelve_bytes_and_names_a_known_kind() {
+    use crate::app::moved;
+    // fd 5, kind 4 CLOSED, reserved, what 4 (a TCP connection), reserved.
+    let bytes = record_bytes(HostRecord::Descriptor {
+        fd: 5,
+        kind: Descriptor::Closed {
+            what: moved::TCP_CONNECTION,
+        },
+    });
+    assert_eq!(
+        bytes,
+        [5, 0, 12, 0, 0, 0, 5, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0]
+    );
+    for what in [moved::FILE, moved::FABRIC_WATCH] {
+        let r = HostRecord::Descriptor {
+            fd: 4,
+            kind: Descriptor::Closed { what },
+        };
+        assert_eq!(HostRecord::decode(&record_bytes(r)), Ok((r, 18)));
+    }
+    let pid = pid_only();
+    let closed = |what: u16, reserved: u16| {
+        let mut body = vec![4, 0, 0, 0, 4, 0, 0, 0];
+        body.extend_from_slice(&what.to_le_bytes());
+        body.extend_from_slice(&reserved.to_le_bytes());
+        raw_record(record::DESCRIPTOR, &body)
+    };
+    assert!(read(&assemble(&[(5, [pid.clone(), closed(1, 0)].concat())])).is_ok());
+    for what in [0, 7, 0xFFFF] {
+        assert!(
+            matches!(
+                host_error(&[pid.clone(), closed(what, 0)]),
+                SnapshotError::OutOfRange {
+                    what: "closed descriptor's kind",
+                    value,
+                    ..
+                } if value == u64::from(what)
+            ),
+            "{what}"
+        );
+        let r = HostRecord::Descriptor {
+            fd: 4,
+            kind: Descriptor::Closed { what },
+        };
+        assert!(r.encode(&mut |_: &[u8]| {}).is_err(), "{what}");
+    }
+    assert!(matches!(
+        host_error(&[pid.clone(), closed(1, 1)]),
+        SnapshotError::Reserved {
+            what: "closed descriptor",
+            ..
+        }
+    ));
+    // Nothing after `what` and its reserved bytes.
+    let mut long = vec![4, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0];
+    assert!(matches!(
+        host_error(&[pid.clone(), raw_record(record::DESCRIPTOR, &long)]),
+        SnapshotError::Trailing { .. }
+    ));
+    long.truncate(10);
+    assert!(
+        read(&assemble(&[(
+            5,
+            [pid, raw_record(record::DESCRIPTOR, &long)].concat()
+        )]))
+        .is_err()
+    );
 }
 
 #[test]

@@ -33,6 +33,9 @@ pub struct EventState {
     timers: Vec<(u64, u64)>,
     /// Children that ended: id and status.
     pub exits: Vec<(u32, i32)>,
+    /// Descriptors that did not follow the app when it was moved here, not
+    /// told yet (`MOVED`, §13.4): number and what it was.
+    pub moved: Vec<(u32, u16)>,
 }
 
 impl EventState {
@@ -105,7 +108,10 @@ impl EventState {
 
     /// Whether nothing can wake the app any more.
     fn exhausted(&self) -> bool {
-        self.interests.is_empty() && self.timers.is_empty() && self.exits.is_empty()
+        self.interests.is_empty()
+            && self.timers.is_empty()
+            && self.exits.is_empty()
+            && self.moved.is_empty()
     }
 }
 
@@ -126,13 +132,19 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
     let mut push = |kind: u32, id: u32, value: u64| out.push(EventRecord { kind, id, value });
     let cap = cap as usize;
     let state = &mut ctx.events;
-    // Children's ends first, then timers, then sockets.
-    let take = state.exits.len().min(cap);
+    // What did not follow a move first, then children's ends, then timers,
+    // then sockets.
+    let moved = state.moved.len().min(cap);
+    for (fd, what) in state.moved.drain(..moved) {
+        let r = EventRecord::moved(fd, what);
+        push(r.kind, r.id, r.value);
+    }
+    let take = state.exits.len().min(cap - moved);
     for (id, status) in state.exits.drain(..take) {
         let r = EventRecord::exited(id, status);
         push(r.kind, r.id, r.value);
     }
-    let mut left = cap.saturating_sub(take);
+    let mut left = cap.saturating_sub(moved + take);
     state.timers.retain(|&(deadline, token)| {
         if deadline <= now && left > 0 {
             push(kind::TIMER, 0, token);

@@ -7,6 +7,11 @@
 //! A granted listener binds on its first use, so an app that listens on the
 //! same address itself (`weft.tcp_listen`) does not collide with it.
 //!
+//! When an app moves (PROTOCOL.md §19), its descriptors keep their
+//! numbers: a restore puts each IPC end back at its number
+//! ([`Fds::insert_at`]) and closes the numbers of those that could not
+//! follow ([`Fds::close_at`]), in place of this device's grants there.
+//!
 //! Reads, writes and accepts on sockets never wait here: they report
 //! `Ok(None)` when they would, and the caller either fails with `EAGAIN`
 //! (a non-blocking descriptor) or suspends the app until the stream is
@@ -17,12 +22,13 @@ use crate::host::{
     Conn, File, FileKind, Host, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom,
     WasiResult, Watch,
 };
-use crate::ipc_end::IpcEnd;
+use crate::ipc_end::{IpcEnd, Unsettled};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
-use weft_control::app::errno;
+use weft_control::app::{errno, moved};
+use weft_control::snapshot::Descriptor;
 
 /// The preopened root directory's descriptor and name.
 pub const ROOT_FD: i32 = 3;
@@ -97,18 +103,68 @@ impl<H: Host> Fds<H> {
         Self { host, table }
     }
 
-    /// The first open descriptor past the root's that an app could not
-    /// take along when it moves (none can yet, PROTOCOL.md §19). A listener
-    /// granted and not yet bound is the device's, as the root is: a
-    /// restored app gets its new device's grants.
-    pub fn first_held(&self) -> Option<i32> {
-        let past_root = (ROOT_FD + 1) as usize;
-        let at = self
-            .table
+    /// What each open descriptor past the root's is to a move (PROTOCOL.md
+    /// §19.1), by ascending number: an IPC end follows the app, anything
+    /// else (a file, a directory, a TCP listener or connection, a fabric
+    /// watch) is closed at the destination and the app told. A listener
+    /// granted and not yet bound is the device's, as the root is: it has
+    /// no record, and a restored app gets its new device's grants.
+    pub fn moving(&self) -> impl Iterator<Item = (u32, Descriptor<'_>)> + '_ {
+        let closed = |what| Some(Descriptor::Closed { what });
+        self.table
             .iter()
-            .skip(past_root)
-            .position(|fd| fd.as_ref().is_some_and(|fd| !matches!(fd, Fd::Grant(_))))?;
-        i32::try_from(past_root + at).ok()
+            .enumerate()
+            .skip((ROOT_FD + 1) as usize)
+            .filter_map(move |(i, slot)| {
+                let d = match slot.as_ref()? {
+                    Fd::Ipc(end) => Some(end.descriptor()),
+                    Fd::Grant(_) => None,
+                    Fd::Dir(_) => closed(moved::DIRECTORY),
+                    Fd::File(_) => closed(moved::FILE),
+                    Fd::Listener { .. } => closed(moved::TCP_LISTENER),
+                    Fd::Conn { .. } => closed(moved::TCP_CONNECTION),
+                    Fd::Watch(_) => closed(moved::FABRIC_WATCH),
+                    // Only ever at 0–2.
+                    Fd::Stdin | Fd::Stdout | Fd::Stderr => None,
+                };
+                Some((u32::try_from(i).ok()?, d?))
+            })
+    }
+
+    /// Settles every IPC descriptor ([`IpcEnd::settle`]); the first that
+    /// is not: its number, whether it is a service's, and why.
+    pub fn settle(&mut self) -> Result<(), (i32, bool, Unsettled)> {
+        for (i, slot) in self.table.iter_mut().enumerate() {
+            if let Some(Fd::Ipc(end)) = slot {
+                end.settle()
+                    .map_err(|why| (i as i32, end.is_service(), why))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `fd` at number `fd` (4 or more), in place of what is there (a
+    /// listener granted here, which the app never saw at that number).
+    pub fn insert_at(&mut self, at: u32, fd: Fd<H>) -> WasiResult<()> {
+        let i = usize::try_from(at).map_err(|_| errno::BADF)?;
+        if at <= ROOT_FD as u32 || at > i32::MAX as u32 {
+            return Err(errno::BADF);
+        }
+        if self.table.len() <= i {
+            self.table.resize_with(i + 1, || None);
+        }
+        self.table[i] = Some(fd);
+        Ok(())
+    }
+
+    /// Closes number `at` past the root's, whatever is there (a listener
+    /// granted here), so a later use of it is `EBADF` until it is reused.
+    pub fn close_at(&mut self, at: u32) {
+        if at > ROOT_FD as u32
+            && let Some(slot) = usize::try_from(at).ok().and_then(|i| self.table.get_mut(i))
+        {
+            *slot = None;
+        }
     }
 
     pub fn get(&mut self, fd: i32) -> WasiResult<&mut Fd<H>> {
@@ -309,18 +365,27 @@ impl<H: Host> Fds<H> {
     }
 
     /// The streams of the sockets among `wanted`, each once, to wait on
-    /// them together.
+    /// them together; with `pauses`, also for reading the streams of the
+    /// services that wait for the monitor's `PAUSED` (a capture waits for
+    /// them, [`IpcEnd::awaits_pause`]).
     pub fn streams_for<'a>(
         &'a mut self,
         wanted: &[(i32, Interest)],
+        pauses: bool,
         out: &mut Vec<(&'a mut H::Stream, Interest)>,
     ) {
         for (i, slot) in self.table.iter_mut().enumerate() {
-            let want = wanted
+            let mut want = wanted
                 .iter()
                 .filter(|(fd, _)| *fd as usize == i)
                 .map(|&(_, interest)| interest)
                 .reduce(Interest::union);
+            if let Some(Fd::Ipc(end)) = slot
+                && pauses
+                && end.awaits_pause()
+            {
+                want = Some(want.map_or(Interest::Read, |w| w.union(Interest::Read)));
+            }
             let Some(interest) = want else { continue };
             match slot {
                 Some(Fd::Listener { listener, .. }) => out.push((listener.stream(), interest)),

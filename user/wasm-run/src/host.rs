@@ -146,8 +146,14 @@ pub enum IpcItem {
 
 /// A service this app provides (an `IPC` stream after `SERVING`).
 pub trait IpcService<H: Host> {
-    /// The next message if one is there, `Ok(None)` if none is yet.
+    /// The next message if one is there, `Ok(None)` if none is yet. The
+    /// monitor's `PAUSED` and `RESUMED` frames on the way (§18.3) are
+    /// taken and noted ([`Self::paused`]), never returned, and never make
+    /// the call wait for a message.
     fn try_message(&mut self) -> WasiResult<Option<IpcItem>>;
+    /// Whether the monitor holds the service's messages: it said `PAUSED`
+    /// (the app is about to be captured to move) and not `RESUMED` since.
+    fn paused(&self) -> bool;
     /// Answers request `id` with `data` (at most `MAX_DATA` bytes,
     /// checked by the runtime).
     fn reply(&mut self, id: u64, data: &[u8]) -> WasiResult<()>;

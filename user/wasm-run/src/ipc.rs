@@ -17,7 +17,7 @@
 
 use crate::app::Ctx;
 use crate::fds::Fd;
-use crate::host::{Host, IpcService, WasiResult};
+use crate::host::{Host, WasiResult};
 use crate::ipc_end::IpcEnd;
 use crate::mem::{Env, errno_of, with_env};
 use crate::ops::{self, Op};
@@ -73,10 +73,8 @@ fn serve<H: Host>(
     // The out pointer is checked before the stream is opened.
     e.write_u32(out, 0)?;
     let service = e.ctx.system.host().ipc_serve(guid, &name)?;
-    let fd = e
-        .ctx
-        .fds
-        .insert(Fd::Ipc(Box::new(IpcEnd::service(service))));
+    let end = IpcEnd::service(service, guid, name);
+    let fd = e.ctx.fds.insert(Fd::Ipc(Box::new(end)));
     e.write_u32(out, fd as u32)
 }
 
@@ -129,10 +127,10 @@ fn answer<H: Host>(
 ) -> WasiResult<()> {
     if refuse {
         let reason = text(e, at, len, MAX_TEXT)?;
-        return e.ctx.fds.ipc(fd)?.service_mut()?.refuse(id as u64, &reason);
+        return e.ctx.fds.ipc(fd)?.refuse(id as u64, &reason);
     }
     let bytes = data(e, at, len)?.to_vec();
-    e.ctx.fds.ipc(fd)?.service_mut()?.reply(id as u64, &bytes)
+    e.ctx.fds.ipc(fd)?.reply(id as u64, &bytes)
 }
 
 pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {

@@ -4,10 +4,14 @@
 //! the scheduler consults at the start of every round).
 //!
 //! A capture the monitor orders waits until the first app is idle (between
-//! two batches, before it is given new events), then the app's snapshot
-//! goes out in `CAPTURE_PART` frames of at most [`MAX_PART`] bytes and
-//! `CAPTURED`; or `FAILED` says why it cannot move, `busy: ...` when the
-//! order's wait ran out first. A captured app is *held*: the runtime waits
+//! two batches, before it is given new events) and its IPC descriptors are
+//! settled (its services paused by the monitor, every request it took
+//! answered, every outcome of its sends taken: [`snapshot::ready`]; the app
+//! goes on running its batches meanwhile, and each moment between two of
+//! them is checked again), then the app's snapshot goes out in
+//! `CAPTURE_PART` frames of at most [`MAX_PART`] bytes and `CAPTURED`; or
+//! `FAILED` says why it cannot move, `busy: ...` with what is not settled
+//! when the order's wait ran out first. A captured app is *held*: the runtime waits
 //! for the next order and runs nothing meanwhile (a capture needs the first
 //! app to be the only one, so nothing else could run); `RELEASE` lets the
 //! app go on with the events that waited, `END` ends the runtime.
@@ -21,7 +25,7 @@
 
 use crate::app::{App, Run};
 use crate::host::{Host, Mover, OrderFrame};
-use crate::snapshot::{self, CaptureError};
+use crate::snapshot;
 use crate::system::System;
 use alloc::boxed::Box;
 use alloc::format;
@@ -77,6 +81,16 @@ struct Pending {
     deadline: u64,
     /// The wait it was ordered with.
     wait_ms: u32,
+}
+
+/// How a capture was answered.
+enum Answer {
+    /// The app is captured, and held.
+    Captured,
+    /// `FAILED` said why not; the app goes on.
+    Failed,
+    /// Not yet: the app is not settled, and the capture's wait goes on.
+    Waits,
 }
 
 /// Why the moves end.
@@ -226,7 +240,7 @@ impl<H: Host> Moves<H> {
     /// takes the orders that came, answers a capture the first app is
     /// ready for (or whose wait ran out), and holds a captured app until
     /// the next order. `apps` are the runtime's apps.
-    pub fn between(&mut self, apps: &[App<H>], go: Option<&str>) -> Next {
+    pub fn between(&mut self, apps: &mut [App<H>], go: Option<&str>) -> Next {
         let asked = match go {
             Some(to) => send::<H>(&mut self.mover, Report::Go(to)),
             None => Ok(()),
@@ -247,7 +261,13 @@ impl<H: Host> Moves<H> {
         (self.mover.stream(), self.capture.map(|c| c.deadline))
     }
 
-    fn follow(&mut self, apps: &[App<H>]) -> Result<Next, Broken> {
+    /// Whether a capture was ordered and is not answered yet (it waits for
+    /// the first app to be between batches, with its IPC settled).
+    pub fn capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    fn follow(&mut self, apps: &mut [App<H>]) -> Result<Next, Broken> {
         let now = self.host.monotonic_ns();
         while let Some(frame) = self.mover.try_order().map_err(Broken::Stream)? {
             match (decode(&frame)?, self.capture) {
@@ -262,40 +282,69 @@ impl<H: Host> Moves<H> {
                 (other, Some(_)) => return Err(unexpected(&other, "while a capture is answered")),
             }
         }
-        let (Some(pending), Some(app)) = (self.capture, first(apps)) else {
+        let others = apps.len().saturating_sub(1);
+        let (Some(pending), Some(app)) = (self.capture, first_mut(apps)) else {
             return Ok(Next::Run);
         };
+        let waiting = now < pending.deadline;
         // A command is never between batches: it is answered at once.
-        if app.event_app && !matches!(app.run, Run::Idle) && now < pending.deadline {
+        if app.event_app && !matches!(app.run, Run::Idle) && waiting {
             return Ok(Next::Run);
         }
-        self.capture = None;
-        if self.answer(app, apps.len() - 1, pending.wait_ms)? {
-            self.hold()
-        } else {
-            Ok(Next::Run)
+        match self.answer(app, others, pending.wait_ms, waiting)? {
+            Answer::Waits => Ok(Next::Run),
+            Answer::Failed => {
+                self.capture = None;
+                Ok(Next::Run)
+            }
+            Answer::Captured => {
+                self.capture = None;
+                self.hold()
+            }
         }
     }
 
     /// Captures `app`, which has `others` apps beside it, or says why it
-    /// cannot move; whether it was captured (and is now held).
-    fn answer(&mut self, app: &App<H>, others: usize, wait_ms: u32) -> Result<bool, Broken> {
-        let why = if others > 0 && matches!(app.run, Run::Idle) {
-            format!("it has {others} child apps running, which cannot move")
+    /// cannot move; or, if it is not settled yet and the capture is still
+    /// `waiting`, leaves the capture for the next moment between batches.
+    fn answer(
+        &mut self,
+        app: &mut App<H>,
+        others: usize,
+        wait_ms: u32,
+        waiting: bool,
+    ) -> Result<Answer, Broken> {
+        let checked = if others > 0 && matches!(app.run, Run::Idle) {
+            Err(format!(
+                "it has {others} child apps running, which cannot move"
+            ))
         } else {
-            let mut parts = Parts::<H>::new(&mut self.mover);
-            match snapshot::capture(app, self.module, |b| parts.write(b)) {
-                Ok(len) => {
-                    parts.finish().map_err(Broken::Stream)?;
-                    send::<H>(&mut self.mover, Report::Captured { len })?;
-                    return Ok(true);
-                }
-                Err(CaptureError::Busy) => format!("{} (waited {wait_ms} ms)", CaptureError::Busy),
-                Err(e) => e.to_string(),
+            match snapshot::ready(app) {
+                Ok(()) => Ok(()),
+                Err(e) if e.waits() && waiting => return Ok(Answer::Waits),
+                Err(e) if e.waits() => Err(format!("{e} (waited {wait_ms} ms)")),
+                Err(e) => Err(e.to_string()),
             }
         };
+        let why = match checked {
+            Ok(()) => {
+                let mut parts = Parts::<H>::new(&mut self.mover);
+                match snapshot::capture(app, self.module, |b| parts.write(b)) {
+                    Ok(len) => {
+                        parts.finish().map_err(Broken::Stream)?;
+                        send::<H>(&mut self.mover, Report::Captured { len })?;
+                        return Ok(Answer::Captured);
+                    }
+                    // Something came on a stream since: nothing was written.
+                    Err(e) if e.waits() && waiting => return Ok(Answer::Waits),
+                    Err(e) if e.waits() => format!("{e} (waited {wait_ms} ms)"),
+                    Err(e) => e.to_string(),
+                }
+            }
+            Err(why) => why,
+        };
         send::<H>(&mut self.mover, Report::Failed(&why))?;
-        Ok(false)
+        Ok(Answer::Failed)
     }
 
     /// Waits for what becomes of the held app.
@@ -312,6 +361,11 @@ impl<H: Host> Moves<H> {
 /// The runtime's first app, among `apps`.
 fn first<H: Host>(apps: &[App<H>]) -> Option<&App<H>> {
     apps.iter().find(|a| a.pid() == FIRST_PID)
+}
+
+/// The runtime's first app, among `apps`, to capture.
+fn first_mut<H: Host>(apps: &mut [App<H>]) -> Option<&mut App<H>> {
+    apps.iter_mut().find(|a| a.pid() == FIRST_PID)
 }
 
 /// The order `frame` holds.

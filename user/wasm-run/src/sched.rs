@@ -35,7 +35,7 @@ pub fn run<H: Host>(system: &Rc<System<H>>, first: App<H>, mut moves: Option<Mov
     loop {
         if let Some(m) = moves.as_mut() {
             let go = system.table.borrow_mut().go.take();
-            match m.between(&apps, go.as_deref()) {
+            match m.between(&mut apps, go.as_deref()) {
                 Next::Run => {}
                 Next::WithoutMoves => {
                     moves = None;
@@ -141,7 +141,9 @@ fn ended<H: Host>(system: &System<H>, apps: &mut [App<H>], app: App<H>, end: End
 }
 
 /// Waits until a stream some app waits on is ready, or the move stream has
-/// an order, or the earliest deadline (a capture's included).
+/// an order, or the earliest deadline (a capture's included); while a
+/// capture waits, also until a service of the first app not paused yet
+/// has something on its stream (the monitor's `PAUSED`).
 fn sleep<H: Host>(host: &H, apps: &mut [App<H>], moves: Option<&mut Moves<H>>) {
     let mut list: Vec<(&mut H::Stream, Interest)> = Vec::new();
     let mut deadline: Option<u64> = None;
@@ -150,23 +152,29 @@ fn sleep<H: Host>(host: &H, apps: &mut [App<H>], moves: Option<&mut Moves<H>>) {
             deadline = Some(deadline.map_or(d, |e| e.min(d)));
         }
     };
+    let mut capturing = false;
     if let Some(m) = moves {
+        capturing = m.capturing();
         let (stream, capture) = m.waits();
         earliest(capture);
         list.push((stream, Interest::Read));
     }
     for app in apps.iter_mut() {
+        // A capture waits for the first app's services to be paused. Only
+        // when it is idle: the round's start just took what their streams
+        // held (kept for it), so they are quiet until something comes.
+        let pauses = capturing && app.pid() == FIRST_PID;
         let App { run, store, .. } = app;
         let ctx = store.data_mut();
         match run {
             Run::Blocked(_, _, wait) => {
                 earliest(wait.deadline);
-                ctx.fds.streams_for(&wait.fds, &mut list);
+                ctx.fds.streams_for(&wait.fds, false, &mut list);
             }
             Run::Idle => {
                 let (fds, timer) = ctx.events.wait();
                 earliest(timer);
-                ctx.fds.streams_for(&fds, &mut list);
+                ctx.fds.streams_for(&fds, pauses, &mut list);
             }
             _ => {}
         }

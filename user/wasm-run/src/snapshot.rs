@@ -5,31 +5,50 @@
 //! A snapshot carries the linear memory, the module's own mutable globals
 //! (reachable through the exports the load-time instrumentation adds,
 //! `weft_wasm_instrument::global_export`), and the host records: the app's
-//! pid, arguments and memory cap, and its event registrations
-//! ([`EventState::records`](crate::events::EventState::records)). What it
-//! does not carry yet, and so what an app must not hold to move: a
-//! descriptor past the root directory (a file, a socket, an IPC end, a
-//! watch), a fabric reply it has not read, or a module that changes its
-//! tables or drops segments, or one with a start function (making the
-//! instance again would run it again). The tables and segments of an app
-//! that may move are therefore always those of a fresh instance of its
-//! module, which is what a restore makes.
+//! pid, arguments and memory cap, its descriptors, and its event
+//! registrations ([`EventState::records`](crate::events::EventState::records)).
+//! Its IPC descriptors follow it (a restore provides the service again,
+//! opens a sending stream again, at the same numbers); every other
+//! descriptor past the root (a file, a directory, a TCP listener or
+//! connection, a fabric watch) is listed as `CLOSED`: the restored app
+//! finds its number closed and is told by a `MOVED` event in its first
+//! batch, and its interest in it is dropped.
 //!
-//! Invariants: a capture changes nothing in the app and writes nothing
-//! unless the app may move; a restore returns an idle event app whose
-//! memory, globals and registrations are the snapshot's, or an error saying
-//! what did not fit.
+//! What an app must not hold to move: a fabric reply it has not read, a
+//! module that changes its tables or drops segments, or one with a start
+//! function (making the instance again would run it again); and its IPC
+//! descriptors must be *settled* ([`IpcEnd::settle`](crate::ipc_end::IpcEnd::settle)):
+//! its services paused by the monitor with every request taken answered,
+//! its sends' outcomes all taken, nothing left for it to take. An app that
+//! is not settled yet is [`CaptureError::Unsettled`]: the capture waits for
+//! it ([`crate::mover`]). The tables and segments of an app that may move
+//! are always those of a fresh instance of its module, which is what a
+//! restore makes.
+//!
+//! Invariants: a capture writes nothing unless the app may move, and
+//! changes nothing in the app but what settling its IPC descriptors takes
+//! from their streams (kept for the app); a restore returns an idle event
+//! app whose memory, globals, descriptors and registrations are the
+//! snapshot's, or an error saying what did not fit (the descriptors it made
+//! are then closed with it).
 
 use crate::app::{App, Run, Spawn};
 use crate::engine::LoadError;
-use crate::host::Host;
+use crate::fds::Fd;
+use crate::host::{Host, WasiResult};
+use crate::ipc_end::{IpcEnd, Unsettled};
 use crate::system::System;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use wasmi::Val;
+use weft_control::app::errno;
+use weft_control::ipc_proto::Guid;
 use weft_control::snapshot::{
-    self, ByteStrings, Global, HostRecord, Plan, SnapshotError, ValType, Writer,
+    self, ByteStrings, Descriptor, Global, HostRecord, Plan, SnapshotError, ValType, Writer,
 };
 use weft_wasm_instrument::global_export;
 
@@ -40,8 +59,13 @@ pub enum CaptureError {
     Command,
     /// It is inside a call (an event batch, its entry point).
     Busy,
-    /// It holds this descriptor, which cannot move.
-    Holds(i32),
+    /// Its IPC descriptor `fd` (a service's if `service`) is not settled
+    /// yet: a move now would lose what `why` says.
+    Unsettled {
+        fd: i32,
+        service: bool,
+        why: Unsettled,
+    },
     /// A fabric reply waits for it to read it.
     FabricReply,
     /// Its module changes a table or drops a segment.
@@ -56,6 +80,15 @@ pub enum CaptureError {
     Write(SnapshotError),
 }
 
+impl CaptureError {
+    /// Whether waiting may cure it (the app is in a batch, or its IPC
+    /// descriptors are not settled yet): a capture waits, and fails only
+    /// when its wait runs out.
+    pub fn waits(&self) -> bool {
+        matches!(self, Self::Busy | Self::Unsettled { .. })
+    }
+}
+
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -63,10 +96,10 @@ impl fmt::Display for CaptureError {
                 f.write_str("a command cannot move: only an event app between batches")
             }
             Self::Busy => f.write_str("busy: it is handling events"),
-            Self::Holds(fd) => write!(
-                f,
-                "it holds descriptor {fd} (a file, socket, IPC end or watch), which cannot move yet"
-            ),
+            Self::Unsettled { fd, service, why } => {
+                let side = if *service { "service" } else { "sending" };
+                write!(f, "busy: its {side} descriptor {fd} {why}")
+            }
             Self::FabricReply => f.write_str("a fabric reply waits for it to read it"),
             Self::ChangesTables => f.write_str(
                 "its module changes its tables or drops segments, which a move cannot carry yet",
@@ -90,13 +123,15 @@ impl From<SnapshotError> for CaptureError {
 
 /// Writes the snapshot of `app`, whose module's SHA-256 is `module`, to
 /// `sink`; returns its length. The app must be an idle event app holding
-/// nothing that cannot move (see the [module](self) docs).
+/// nothing that cannot move, its IPC descriptors settled (see the
+/// [module](self) docs); settling them may take what waits on their
+/// streams (kept for the app).
 pub fn capture<H: Host>(
-    app: &App<H>,
+    app: &mut App<H>,
     module: [u8; 32],
     sink: impl FnMut(&[u8]),
 ) -> Result<u64, CaptureError> {
-    may_move(app)?;
+    ready(app)?;
     let ctx = app.store.data();
     let globals = app
         .state
@@ -109,12 +144,34 @@ pub fn capture<H: Host>(
         (m.data(&app.store), max.and_then(|p| u32::try_from(p).ok()))
     });
     let args: Vec<&[u8]> = ctx.args.iter().map(Vec::as_slice).collect();
+    // The descriptors it holds, and those it has not been told about yet
+    // since it was last moved (unless it holds that number again).
+    let mut descriptors: BTreeMap<u32, Descriptor<'_>> = ctx.fds.moving().collect();
+    for &(fd, what) in &ctx.events.moved {
+        descriptors.entry(fd).or_insert(Descriptor::Closed { what });
+    }
+    let follows = |fd: u32| {
+        descriptors
+            .get(&fd)
+            .is_some_and(|d| !matches!(d, Descriptor::Closed { .. }))
+    };
     let mut host = alloc::vec![
         HostRecord::Pid(ctx.pid),
         HostRecord::Args(ByteStrings::new(&args)),
         HostRecord::MemoryLimit(app.memory_limit as u64),
     ];
-    host.extend(ctx.events.records(ctx.system.host().monotonic_ns()));
+    host.extend(
+        descriptors
+            .iter()
+            .map(|(&fd, &kind)| HostRecord::Descriptor { fd, kind }),
+    );
+    // An interest in a descriptor that does not follow goes with it.
+    let events = ctx.events.records(ctx.system.host().monotonic_ns());
+    host.extend(
+        events
+            .into_iter()
+            .filter(|r| !matches!(*r, HostRecord::Interest { fd, .. } if !follows(fd))),
+    );
     let mut plan = Plan::new().globals(&globals).host(&host);
     if let Some((bytes, _)) = memory {
         plan = plan.memory(bytes);
@@ -129,7 +186,19 @@ pub fn capture<H: Host>(
     Ok(writer.finish()?)
 }
 
-/// Whether `app` may be captured now.
+/// Whether `app` may be captured now ([`capture`] checks it first): what
+/// cannot move at all, then whether its IPC descriptors are settled
+/// (which may take what waits on their streams, kept for the app).
+pub fn ready<H: Host>(app: &mut App<H>) -> Result<(), CaptureError> {
+    may_move(app)?;
+    app.store
+        .data_mut()
+        .fds
+        .settle()
+        .map_err(|(fd, service, why)| CaptureError::Unsettled { fd, service, why })
+}
+
+/// Whether `app` may be captured now, but for its IPC descriptors.
 fn may_move<H: Host>(app: &App<H>) -> Result<(), CaptureError> {
     if !app.event_app {
         return Err(CaptureError::Command);
@@ -143,11 +212,7 @@ fn may_move<H: Host>(app: &App<H>) -> Result<(), CaptureError> {
     if app.state.start {
         return Err(CaptureError::Start);
     }
-    let ctx = app.store.data();
-    if let Some(fd) = ctx.fds.first_held() {
-        return Err(CaptureError::Holds(fd));
-    }
-    if ctx.fabric_reply.is_some() {
+    if app.store.data().fabric_reply.is_some() {
         return Err(CaptureError::FabricReply);
     }
     Ok(())
@@ -191,6 +256,32 @@ pub enum RestoreError {
     PidTaken(u32),
     /// Its module has a start function, which making the app would run.
     Start,
+    /// Its service descriptor `fd` (service `guid`, shown as `name`) could
+    /// not be provided here: `ipc_serve` failed with `errno` (`EACCES`:
+    /// this device's registry does not let the app provide it).
+    Serve {
+        fd: u32,
+        guid: Guid,
+        name: String,
+        errno: i32,
+    },
+    /// Its sending descriptor `fd` could not be opened here (`errno`).
+    Open { fd: u32, errno: i32 },
+    /// Its descriptor `fd` is a UDP socket on a fabric address, which a
+    /// restore cannot make yet.
+    Udp { fd: u32 },
+    /// It has an interest in descriptor `fd`, which it does not hold.
+    Interest { fd: u32 },
+}
+
+/// What an errno of `ipc_serve` or `ipc_open` means, for a report.
+fn ipc_refusal(e: i32) -> &'static str {
+    match e {
+        errno::ACCES => "this device's registry does not let it provide the service (Denied)",
+        errno::NOTCAPABLE => "this guest is no device of a fabric",
+        errno::INVAL => "the monitor refused it as invalid",
+        _ => "the IPC stream failed",
+    }
 }
 
 impl fmt::Display for RestoreError {
@@ -207,6 +298,31 @@ impl fmt::Display for RestoreError {
             Self::Missing(what) => write!(f, "it has no {what} record"),
             Self::PidTaken(pid) => write!(f, "process {pid} runs here already"),
             Self::Start => f.write_str("its module has a start function, which would run again"),
+            Self::Serve {
+                fd,
+                guid,
+                name,
+                errno,
+            } => write!(
+                f,
+                "its service descriptor {fd} ({name}, {guid}) cannot be provided here: {} (errno {errno})",
+                ipc_refusal(*errno)
+            ),
+            Self::Open { fd, errno } => write!(
+                f,
+                "its sending descriptor {fd} cannot be opened here: {} (errno {errno})",
+                ipc_refusal(*errno)
+            ),
+            Self::Udp { fd } => write!(
+                f,
+                "its descriptor {fd} is a UDP socket on a fabric address, which cannot move yet"
+            ),
+            Self::Interest { fd } => {
+                write!(
+                    f,
+                    "it has an interest in descriptor {fd}, which it does not hold"
+                )
+            }
         }
     }
 }
@@ -276,19 +392,70 @@ pub fn restore<H: Host>(
         set_global(&mut app, global)?;
     }
     let now = system.host().monotonic_ns();
+    // Descriptors come before interests (records ascend by kind).
+    let mut closed = BTreeSet::new();
     for record in contents.host.iter() {
-        // An interest names a descriptor, and none moves yet.
-        let taken = match record {
-            HostRecord::Pid(_) | HostRecord::Args(_) | HostRecord::MemoryLimit(_) => true,
-            HostRecord::Interest { .. } => false,
-            _ => app.store.data_mut().events.restore(&record, now),
-        };
-        if !taken {
-            return Err(RestoreError::Record(record.kind()));
+        match record {
+            HostRecord::Pid(_) | HostRecord::Args(_) | HostRecord::MemoryLimit(_) => {}
+            HostRecord::Descriptor { fd, kind } => {
+                descriptor(&mut app, fd, kind, &mut closed)?;
+            }
+            // Dropped with the descriptor that did not follow.
+            HostRecord::Interest { fd, .. } if closed.contains(&fd) => {}
+            HostRecord::Interest { fd, .. } if app.store.data_mut().fds.ipc(fd as i32).is_err() => {
+                return Err(RestoreError::Interest { fd });
+            }
+            _ => {
+                if !app.store.data_mut().events.restore(&record, now) {
+                    return Err(RestoreError::Record(record.kind()));
+                }
+            }
         }
     }
     system.admit(parent, &app);
     Ok(app)
+}
+
+/// Makes `app`'s descriptor `fd` again as `kind` says: an IPC end provided
+/// or opened here, at that number; or, for one that did not follow, the
+/// number closed, the app to be told (`MOVED`), and `fd` added to `closed`.
+fn descriptor<H: Host>(
+    app: &mut App<H>,
+    fd: u32,
+    kind: Descriptor<'_>,
+    closed: &mut BTreeSet<u32>,
+) -> Result<(), RestoreError> {
+    let ctx = app.store.data_mut();
+    let host = ctx.system.host().clone();
+    let end = match kind {
+        Descriptor::IpcService { guid, name } => {
+            let service = host
+                .ipc_serve(guid, name)
+                .map_err(|errno| RestoreError::Serve {
+                    fd,
+                    guid,
+                    name: name.into(),
+                    errno,
+                })?;
+            IpcEnd::service(service, guid, name.into())
+        }
+        Descriptor::IpcSender => {
+            let sender = host
+                .ipc_open()
+                .map_err(|errno| RestoreError::Open { fd, errno })?;
+            IpcEnd::sender(sender)
+        }
+        Descriptor::Closed { what } => {
+            ctx.fds.close_at(fd);
+            ctx.events.moved.push((fd, what));
+            closed.insert(fd);
+            return Ok(());
+        }
+        Descriptor::Udp { .. } => return Err(RestoreError::Udp { fd }),
+    };
+    // The reader admits only numbers from 4 to 2^31-1.
+    let put: WasiResult<()> = ctx.fds.insert_at(fd, Fd::Ipc(Box::new(end)));
+    put.map_err(|_| RestoreError::Record(snapshot::record::DESCRIPTOR))
 }
 
 /// Grows `app`'s memory to the snapshot's size and copies it in.

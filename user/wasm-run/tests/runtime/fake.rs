@@ -73,6 +73,10 @@ pub struct State {
     pub senders: Vec<Rc<RefCell<IpcPipe>>>,
     /// `ipc_serve` fails with this errno when set.
     pub serve_errno: Option<i32>,
+    /// Addresses a connection may be made to (others are refused).
+    pub reachable: BTreeSet<SocketAddr>,
+    /// Each connection the runtime made (`tcp_connect`): the peer's end.
+    pub connections: Vec<Rc<RefCell<Pipe>>>,
     /// The monitor's end of the move stream; `None`: it refuses the
     /// stream (as under `weft run`).
     pub mover: Option<MovePipe>,
@@ -162,13 +166,34 @@ impl MovePipe {
 /// A message sent: GUID, pid, data, timeout (`None`: one way).
 pub type Sent = (Guid, Option<String>, Vec<u8>, Option<u32>);
 
+/// A frame on an IPC stream, as the monitor writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IpcFrame {
+    /// A message (to a service), or an answer (to a sender).
+    Item(IpcItem),
+    /// `PAUSED`: the monitor holds the service's messages.
+    Paused,
+    /// `RESUMED`: they come again.
+    Resumed,
+}
+
+impl From<IpcItem> for IpcFrame {
+    fn from(item: IpcItem) -> Self {
+        Self::Item(item)
+    }
+}
+
 /// One IPC stream, shared by the app's descriptor and the test.
 #[derive(Default)]
 pub struct IpcPipe {
     /// The service's GUID and name (a service's stream).
     pub serving: Option<(Guid, String)>,
-    /// What the stream delivers next: messages, or answers.
-    pub incoming: VecDeque<IpcItem>,
+    /// What the stream delivers next: messages, or answers, and the
+    /// monitor's `PAUSED` and `RESUMED`.
+    pub incoming: VecDeque<IpcFrame>,
+    /// Whether the runtime's end took a `PAUSED` not followed by a
+    /// `RESUMED` (as `weft_user::ipc::Service` notes it).
+    pub paused: bool,
     /// Messages sent; their ids are 1, 2, 3, …
     pub sent: Vec<Sent>,
     /// Answers given by the service: id and `Ok(data)` or `Err(reason)`.
@@ -180,12 +205,34 @@ pub struct IpcPipe {
 impl IpcPipe {
     /// A message to this service.
     pub fn deliver(&mut self, id: u64, request: bool, sender: &str, data: &[u8]) {
-        self.incoming.push_back(IpcItem::Message {
+        self.incoming.push_back(IpcFrame::Item(IpcItem::Message {
             id,
             request,
             sender: sender.into(),
             data: data.to_vec(),
-        });
+        }));
+    }
+
+    /// The monitor's `PAUSED` on this (service's) stream.
+    pub fn pause(&mut self) {
+        self.incoming.push_back(IpcFrame::Paused);
+    }
+
+    /// The monitor's `RESUMED` on this (service's) stream.
+    pub fn resume(&mut self) {
+        self.incoming.push_back(IpcFrame::Resumed);
+    }
+
+    /// The next message or answer, the control frames before it taken
+    /// and noted, as `weft_user::ipc` does when it only looks.
+    fn next_item(&mut self) -> Option<IpcItem> {
+        loop {
+            match self.incoming.pop_front()? {
+                IpcFrame::Item(item) => return Some(item),
+                IpcFrame::Paused => self.paused = true,
+                IpcFrame::Resumed => self.paused = false,
+            }
+        }
     }
 }
 
@@ -425,7 +472,11 @@ impl FakeIpc {
 
 impl host::IpcService<Fake> for FakeIpc {
     fn try_message(&mut self) -> WasiResult<Option<IpcItem>> {
-        Ok(self.pipe.borrow_mut().incoming.pop_front())
+        Ok(self.pipe.borrow_mut().next_item())
+    }
+
+    fn paused(&self) -> bool {
+        self.pipe.borrow().paused
     }
 
     fn reply(&mut self, id: u64, data: &[u8]) -> WasiResult<()> {
@@ -461,7 +512,7 @@ impl host::IpcSender<Fake> for FakeIpc {
     }
 
     fn try_answer(&mut self) -> WasiResult<Option<IpcItem>> {
-        Ok(self.pipe.borrow_mut().incoming.pop_front())
+        Ok(self.pipe.borrow_mut().next_item())
     }
 
     fn cancel(&mut self, id: u32) -> WasiResult<()> {
@@ -699,8 +750,17 @@ impl Host for Fake {
         })
     }
 
-    fn connect(&self, _addr: SocketAddr) -> WasiResult<FakeConn> {
-        Err(errno::CONNREFUSED)
+    fn connect(&self, addr: SocketAddr) -> WasiResult<FakeConn> {
+        let mut s = self.0.borrow_mut();
+        if !s.reachable.contains(&addr) {
+            return Err(errno::CONNREFUSED);
+        }
+        let pipe = Rc::new(RefCell::new(Pipe::default()));
+        s.connections.push(pipe.clone());
+        Ok(FakeConn {
+            stream: FakeStream::Pipe(pipe.clone()),
+            pipe,
+        })
     }
 
     fn fabric(&self, frames: &[u8]) -> WasiResult<Vec<u8>> {

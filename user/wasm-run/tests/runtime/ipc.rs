@@ -9,10 +9,10 @@ use weft_wasm_run::host::IpcItem;
 
 /// The GUID the test modules use (bytes 1 to 16), as a WAT data segment
 /// at 256.
-const GUID_DATA: &str =
+pub const GUID_DATA: &str =
     r#"(data (i32.const 256) "\01\02\03\04\05\06\07\08\09\0a\0b\0c\0d\0e\0f\10")"#;
 
-fn guid() -> Guid {
+pub fn guid() -> Guid {
     Guid(core::array::from_fn(|i| i as u8 + 1))
 }
 
@@ -177,15 +177,21 @@ fn outcomes_of_messages_sent_arrive_on_the_sending_descriptor() {
     let fake = Fake::new();
     fake.on_sleep(|s| {
         let mut p = s.senders[0].borrow_mut();
-        p.incoming.push_back(IpcItem::Answer {
-            request: 1,
-            data: Vec::new(),
-        });
-        p.incoming.push_back(IpcItem::Failed {
-            request: 2,
-            error: 5,
-            message: "no such key".into(),
-        });
+        p.incoming.push_back(
+            IpcItem::Answer {
+                request: 1,
+                data: Vec::new(),
+            }
+            .into(),
+        );
+        p.incoming.push_back(
+            IpcItem::Failed {
+                request: 2,
+                error: 5,
+                message: "no such key".into(),
+            }
+            .into(),
+        );
     });
     assert_eq!(run(&fake, &sender(), &[]), 0);
     let s = fake.0.borrow();
@@ -326,4 +332,39 @@ fn bad_calls_are_errnos_and_a_message_too_long_for_the_buffer_is_kept() {
     );
     assert!(s.senders[0].borrow().sent.is_empty());
     assert!(s.services[0].borrow().answers.is_empty());
+}
+
+#[test]
+fn paused_and_resumed_frames_reach_no_app_and_wait_for_nothing() {
+    // A message between the monitor's frames, and a PAUSED after it that
+    // is the last thing on the stream: the batch takes the message, then
+    // gets EAGAIN at once (the service only looked).
+    let fake = Fake::new();
+    fake.on_sleep(|s| {
+        let mut p = s.services[0].borrow_mut();
+        p.pause();
+        p.resume();
+        p.deliver(7, true, "b:3", b"hello");
+        p.pause();
+    });
+    assert_eq!(run(&fake, &echo_service(), &[]), 0);
+    let s = fake.0.borrow();
+    let p = s.services[0].borrow();
+    assert!(p.paused && p.incoming.is_empty());
+    assert_eq!(p.answers, [(7, Ok(b"hello".to_vec()))]);
+    let (r, rest) = record(&s.stdout[1..]);
+    assert_eq!((r.kind, r.id), (ipc_kind::MESSAGE, 7));
+    assert_eq!(rest, [&b"b:3hello"[..], &[errno::AGAIN as u8]].concat());
+    drop(p);
+    drop(s);
+
+    // Nothing but a PAUSED: the stream was readable, the app finds nothing.
+    let fake = Fake::new();
+    fake.on_sleep(|s| s.services[0].borrow_mut().pause());
+    assert_eq!(run(&fake, &echo_service(), &[]), 0);
+    assert_eq!(
+        fake.0.borrow().stdout,
+        [errno::SUCCESS as u8, errno::AGAIN as u8]
+    );
+    assert!(fake.0.borrow().services[0].borrow().paused);
 }

@@ -1,6 +1,7 @@
 //! Host tests of the runtime: real (small) Wasm modules, written as WAT,
 //! run by `weft_wasm_run` over a fake host ([`fake::Fake`]).
 
+mod descriptors;
 mod events;
 mod fabric;
 mod fake;
@@ -33,6 +34,8 @@ const PRELUDE: &str = r#"
   (import "weft" "event_buffer" (func $event_buffer (param i32 i32) (result i32)))
   (import "weft" "interest" (func $interest (param i32 i32) (result i32)))
   (import "weft" "timer" (func $timer (param i64 i64) (result i32)))
+  (import "weft" "tcp_listen" (func $tcp_listen (param i32 i32 i32) (result i32)))
+  (import "weft" "tcp_connect" (func $tcp_connect (param i32 i32 i32) (result i32)))
   (import "weft" "spawn" (func $spawn (param i32 i32 i32 i32 i64 i32) (result i32)))
   (import "weft" "fabric_call" (func $fabric_call (param i32 i32 i32 i32 i32) (result i32)))
   (import "weft" "fabric_reply" (func $fabric_reply (param i32 i32 i32) (result i32)))

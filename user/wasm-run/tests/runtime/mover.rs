@@ -31,7 +31,7 @@ fn snapshot_after(batches: usize) -> Vec<u8> {
     let fake = Fake::new();
     let (_, mut app) = crate::snapshot::first(&fake, &stateful());
     handle(&fake, &mut app, batches);
-    captured(&app).unwrap()
+    captured(&mut app).unwrap()
 }
 
 /// Orders a restore of `snap` whole, in parts of `size` bytes.
@@ -299,7 +299,7 @@ fn a_snapshot_that_cannot_be_restored_fails_the_runtime() {
         let mut app = system.load(1, spawn).map_err(|e| e.to_string()).unwrap();
         handle(&fake, &mut app, 0);
         let mut out = Vec::new();
-        capture(&app, MODULE, |b: &[u8]| out.extend_from_slice(b)).unwrap();
+        capture(&mut app, MODULE, |b: &[u8]| out.extend_from_slice(b)).unwrap();
         out
     };
     let len = snap.len() as u64;

@@ -100,7 +100,8 @@ impl App for Echo {
         match event {
             Event::Readable(fd) if fd == self.listener.as_raw_fd() => self.accept(),
             Event::Readable(fd) | Event::Writable(fd) => self.serve(fd),
-            Event::Closed { fd, .. } => {
+            // Ended, or left behind when the app moved (§19.2): gone.
+            Event::Closed { fd, .. } | Event::Moved { fd, .. } => {
                 self.conns.remove(&fd);
             }
             Event::Timer(_) | Event::Exited { .. } => {}

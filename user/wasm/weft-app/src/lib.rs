@@ -130,6 +130,13 @@ pub enum Event {
     Timer(u64),
     /// A child process ended with this status.
     Exited { pid: u32, status: i32 },
+    /// The app was moved to this device, and its descriptor `fd` could not
+    /// follow it: `fd` is closed here (its interest dropped); `what` says
+    /// what it was (`weft_control::app::moved`: 1 a file, 2 a directory,
+    /// 3 a TCP listener, 4 a TCP connection, 5 a UDP socket, 6 a fabric
+    /// watch). One per such descriptor, in the app's first batch there
+    /// (PROTOCOL.md §13.4, §19.2).
+    Moved { fd: RawFd, what: u16 },
 }
 
 /// What an app waits for on a socket.
@@ -228,6 +235,10 @@ fn decode(r: EventRecord) -> Option<Event> {
         kind::EXITED => Event::Exited {
             pid: id,
             status: value as i32,
+        },
+        kind::MOVED => Event::Moved {
+            fd: id as RawFd,
+            what: u16::try_from(value).ok()?,
         },
         _ => return None,
     })

@@ -185,14 +185,22 @@ impl host::IpcService<Guest> for Service {
         if !self.stream().ready(stream::Interest::Read) {
             return Ok(None);
         }
-        // A whole frame is there or on its way: the wait is short.
-        let m = self.next_message(None).map_err(ipc_errno)?;
+        // A whole frame is there or on its way: the wait is short. Only
+        // looking after it: a `PAUSED` or `RESUMED` (taken and noted) may
+        // be all there was, and no message follows a `PAUSED`.
+        let m = self
+            .next_message(Some(core::time::Duration::ZERO))
+            .map_err(ipc_errno)?;
         Ok(m.map(|m| IpcItem::Message {
             id: m.id,
             request: m.request,
             sender: m.sender,
             data: m.data,
         }))
+    }
+
+    fn paused(&self) -> bool {
+        Service::paused(self)
     }
 
     fn reply(&mut self, id: u64, data: &[u8]) -> WasiResult<()> {
