@@ -285,9 +285,8 @@ impl Service {
             crate::time::monotonic_ns().saturating_add(ns)
         });
         loop {
-            let left = deadline.map(|d| {
-                Duration::from_nanos(d.saturating_sub(crate::time::monotonic_ns()))
-            });
+            let left = deadline
+                .map(|d| Duration::from_nanos(d.saturating_sub(crate::time::monotonic_ns())));
             if left.is_some() && !wait_readable(&mut self.stream, left) {
                 return Ok(None);
             }

@@ -110,8 +110,6 @@ fn waiting(t: &Three, from: usize, on: &str, args: &[&str]) -> Child {
         .expect("spawn weft")
 }
 
-/// `weft ipc call` from `dir`: (status, stdout, stderr).
-
 #[test]
 fn ipc_across_three_devices_in_namespaces() {
     let _serial = serial();

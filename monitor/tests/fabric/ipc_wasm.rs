@@ -17,8 +17,6 @@ const NATIVE: &str = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
 const IDLE: &str = "7c6b5a49-3827-4615-9a0b-1c2d3e4f5a6b";
 const HOLD: &str = "4e3d2c1b-0a9f-4e8d-9c7b-6a5f4e3d2c1b";
 
-/// `weft ipc call` from `dir`: (status, stdout, stderr).
-
 /// Waits until `dir`'s daemon lists an instance of `guid`.
 fn listed(dir: &Path, guid: &str) {
     eventually("the service is listed", Duration::from_secs(20), || {
