@@ -127,6 +127,7 @@ impl Hub {
             ..
         } = inbox;
         let mut registration = Some(registration);
+        let mut sent = 0u64;
         let listed_until = tokio::time::Instant::now() + LISTED_LIMIT;
         loop {
             if registration.is_some() {
@@ -152,9 +153,18 @@ impl Hub {
                 messages.recv().await
             };
             match next {
-                Some(d) => self.forward_one(guid, &forward, d).await,
+                Some(d) => {
+                    self.forward_one(guid, &forward, d).await;
+                    sent += 1;
+                }
                 None => break,
             }
+        }
+        if sent > 0 {
+            super::super::say(&format!(
+                "{sent} messages for service {guid} sent on to {}:{}, where its instance moved",
+                forward.to, forward.there
+            ));
         }
         // The queryable goes with the forward (unless a newer one came).
         tokio::time::sleep_until(forward.until.into()).await;
