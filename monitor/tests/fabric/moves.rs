@@ -8,7 +8,9 @@
 //! source with its state; a service the app provides moves with it, and
 //! two clients calling it all along get every answer once, in order.
 //!
-//! `make test` goes round three times; `make move-soak` a thousand hops.
+//! `make test` goes round three times; `make move-soak` a thousand hops;
+//! the stateful app provides a service on its way round, which two clients
+//! call all along.
 
 use super::common::wasm;
 use super::netns::Net;
@@ -155,14 +157,13 @@ fn a_stateful_app_moves_a_thousand_times() {
 
 fn go_round(hops: usize) {
     let f = Fabric::new();
-    let app = wasm("stateful");
-    let pid = ok(f.dir("a"), &["spawn", "--device", "a", &app, "4", "20"])
-        .trim()
-        .to_string();
+    // It provides a service too, which two clients call all along.
+    let pid = serve(&f, &wasm("stateful"), &["--serve", KV, "4", "20"]);
     assert!(pid.starts_with("a:"), "{pid}");
     eventually("it ticks on a", Duration::from_secs(20), || {
         f.last_tick("a") >= 3
     });
+    let clients = Clients::start(&f);
     let route = ["b", "c", "a"];
     for hop in 0..hops {
         let to = route[hop % 3];
@@ -180,6 +181,10 @@ fn go_round(hops: usize) {
     }
     let last = checked_ticks(&f.logs());
     assert!(last as usize > hops, "{last} ticks over {hops} hops");
+    clients.answered_more(1);
+    for (n, key) in clients.finish(&f).into_iter().zip(KEYS) {
+        eprintln!("{key}: {n} answers, in order, across {hops} moves");
+    }
     // It is listed once, under its pid, on the device it ended on.
     let listed = json(f.dir("b"), &["ps", "--json"]);
     let mine: Vec<_> = listed.iter().filter(|p| p["pid"] == pid.as_str()).collect();
@@ -302,21 +307,19 @@ fn apps_move_themselves_and_native_programs_move_them() {
     assert_eq!(device_of(f.dir("a"), &still), "c");
 }
 
-/// Starts the key-value service `kv-app` on a, which every device's
-/// registry names as the service's provider; its pid, once every device
-/// sees the service.
-fn serve_kv(f: &Fabric) -> String {
-    let app = wasm("kv-app");
+/// Starts `app ARGS...` on a, whose module every device's registry names
+/// as the provider of [`KV`]; its pid, once every device sees the service.
+fn serve(f: &Fabric, app: &str, args: &[&str]) -> String {
     let registry = format!(
         r#"{{"services":[{{"guid":"{KV}","name":"kv","provider":"{}"}}]}}"#,
-        module_identity(&app)
+        module_identity(app)
     );
     for d in ["a", "b", "c"] {
         std::fs::write(f.dir(d).join("services.json"), &registry).unwrap();
     }
-    let pid = ok(f.dir("a"), &["spawn", "--device", "a", &app, "serve", KV])
-        .trim()
-        .to_string();
+    let mut spawn = vec!["spawn", "--device", "a", app];
+    spawn.extend_from_slice(args);
+    let pid = ok(f.dir("a"), &spawn).trim().to_string();
     eventually("the service is seen", Duration::from_secs(20), || {
         ["b", "c"].iter().all(|d| {
             json(f.dir(d), &["ipc", "services", "--json"])
@@ -327,31 +330,89 @@ fn serve_kv(f: &Fabric) -> String {
     pid
 }
 
-/// A client that calls `count KEY` on the service from `dir`'s CLI, one
-/// request at a time, until `stop`; each answer must be the next number.
-/// Its count of answers, or what went wrong.
-fn counting_client(
-    dir: PathBuf,
-    key: &'static str,
+/// The key-value service `kv-app`, started on a.
+fn serve_kv(f: &Fabric) -> String {
+    serve(f, &wasm("kv-app"), &["serve", KV])
+}
+
+/// Two clients, on b and on c, that call `count from-b` and `count
+/// from-c` on [`KV`] from their device's CLI, one request at a time, until
+/// stopped: each answer must be the next number, so each request was
+/// handled once, in order, by one store.
+struct Clients {
     stop: Arc<AtomicBool>,
-    answered: Arc<AtomicU64>,
-) -> std::thread::JoinHandle<Result<u64, String>> {
-    std::thread::spawn(move || {
-        let request = format!("count {key}");
-        let mut n = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            let (code, out, err) = ipc_call(&dir, &["--timeout", "20", KV, &request]);
-            if code != 0 {
-                return Err(format!("request {} of {key}: {err}", n + 1));
-            }
-            n += 1;
-            if out.trim() != n.to_string() {
-                return Err(format!("request {n} of {key} was answered {out:?}"));
-            }
-            answered.store(n, Ordering::Relaxed);
+    answered: [Arc<AtomicU64>; 2],
+    threads: Vec<std::thread::JoinHandle<Result<u64, String>>>,
+}
+
+const KEYS: [&str; 2] = ["from-b", "from-c"];
+
+impl Clients {
+    fn start(f: &Fabric) -> Clients {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+        let threads = ["b", "c"]
+            .iter()
+            .zip(KEYS)
+            .zip(&answered)
+            .map(|((d, key), count)| {
+                let (dir, stop, count) = (f.dir(d).to_path_buf(), stop.clone(), count.clone());
+                std::thread::spawn(move || count_on(&dir, key, &stop, &count))
+            })
+            .collect();
+        Clients {
+            stop,
+            answered,
+            threads,
         }
-        Ok(n)
-    })
+    }
+
+    /// Waits until each client is answered `n` times more (or one failed).
+    fn answered_more(&self, n: u64) {
+        let before: Vec<u64> = self
+            .answered
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        eventually("the clients are answered", Duration::from_secs(30), || {
+            self.answered
+                .iter()
+                .zip(&before)
+                .all(|(c, b)| c.load(Ordering::Relaxed) >= b + n)
+                || self.threads.iter().any(|t| t.is_finished())
+        });
+    }
+
+    /// Stops them; how many answers each had (a client that failed fails
+    /// the test with why, and the daemons' logs).
+    fn finish(self, f: &Fabric) -> [u64; 2] {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut counts = [0; 2];
+        for (i, t) in self.threads.into_iter().enumerate() {
+            let answered = t.join().unwrap();
+            counts[i] = answered.unwrap_or_else(|why| panic!("{why}\n{:#?}", f.logs()));
+        }
+        counts
+    }
+}
+
+/// One client's loop (see [`Clients`]): its count of answers, or what went
+/// wrong.
+fn count_on(dir: &Path, key: &str, stop: &AtomicBool, answered: &AtomicU64) -> Result<u64, String> {
+    let request = format!("count {key}");
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let (code, out, err) = ipc_call(dir, &["--timeout", "20", KV, &request]);
+        if code != 0 {
+            return Err(format!("request {} of {key}: {err}", n + 1));
+        }
+        n += 1;
+        if out.trim() != n.to_string() {
+            return Err(format!("request {n} of {key} was answered {out:?}"));
+        }
+        answered.store(n, Ordering::Relaxed);
+    }
+    Ok(n)
 }
 
 #[test]
@@ -361,29 +422,11 @@ fn a_service_moves_with_its_app_and_its_clients_lose_nothing() {
     let pid = serve_kv(&f);
 
     // Two clients, on b and on c, call it all along.
-    let stop = Arc::new(AtomicBool::new(false));
-    let counts = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
-    let clients: Vec<_> = [("b", "from-b"), ("c", "from-c")]
-        .iter()
-        .zip(&counts)
-        .map(|((d, key), count)| {
-            counting_client(f.dir(d).to_path_buf(), key, stop.clone(), count.clone())
-        })
-        .collect();
-    let answered_more = || {
-        let before: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        eventually("the clients are answered", Duration::from_secs(30), || {
-            counts
-                .iter()
-                .zip(&before)
-                .all(|(c, b)| c.load(Ordering::Relaxed) >= b + 3)
-                || clients.iter().any(|c| c.is_finished())
-        });
-    };
+    let clients = Clients::start(&f);
     let route = ["b", "c", "a", "c", "b", "a"];
     for (hop, to) in route.iter().enumerate() {
         // Each client is answered a few times more before the next move.
-        answered_more();
+        clients.answered_more(3);
         let from = route[(hop + 1) % route.len()];
         let (code, out, err) = cli(f.dir(from), &["move", &pid, to, "--wait", "10"]);
         assert_eq!(code, 0, "hop {hop} to {to}: {out}{err}{:#?}", f.logs());
@@ -392,16 +435,13 @@ fn a_service_moves_with_its_app_and_its_clients_lose_nothing() {
     // A move that fails once the app is captured (c's registry no longer
     // names the module, so the restored app cannot provide the service
     // there): the app goes on at a, and so do the requests held meanwhile.
-    answered_more();
+    clients.answered_more(3);
     std::fs::write(f.dir("c").join("services.json"), r#"{"services":[]}"#).unwrap();
     let (code, _, err) = cli(f.dir("a"), &["move", &pid, "c", "--wait", "10"]);
     assert_ne!(code, 0, "moved to c without a provider entry");
     assert!(err.contains("goes on on a"), "{err}");
-    answered_more();
-    stop.store(true, Ordering::Relaxed);
-    for (client, key) in clients.into_iter().zip(["from-b", "from-c"]) {
-        let answered = client.join().unwrap();
-        let n = answered.unwrap_or_else(|why| panic!("{why}\n{:#?}", f.logs()));
+    clients.answered_more(3);
+    for (n, key) in clients.finish(&f).into_iter().zip(KEYS) {
         eprintln!("{key}: {n} answers, in order, across {} moves", route.len());
         assert!(n >= 3 * (route.len() as u64 + 1), "{key}: {n} answers");
         // The store moved whole: the count is where the client left it.

@@ -1,9 +1,17 @@
-//! `stateful MIB PERIOD_MS [BUSY_MS [EVERY DEVICE...]]`: an event app
-//! (PROTOCOL.md §13.2)
-//! for the tests and benchmarks that move a running app between devices
-//! (§19). It keeps a lot of state whose correctness shows in its output,
-//! and holds no descriptor past the standard streams and the root: only
-//! its event buffer and one timer at a time.
+//! `stateful [--serve GUID] MIB PERIOD_MS [BUSY_MS [EVERY DEVICE...]]`: an
+//! event app (PROTOCOL.md §13.2) for the tests and benchmarks that move a
+//! running app between devices (§19). It keeps a lot of state whose
+//! correctness shows in its output, and holds no descriptor past the
+//! standard streams and the root but, with `--serve`, one service: its
+//! event buffer, one timer at a time, and the service's descriptor.
+//!
+//! With `--serve GUID` it provides service GUID (named `stateful`) as the
+//! key-value service `kv` does (`set`, `get`, `del`, `count`, over a store
+//! of its own that moves with it): a client that counts a key sees each of
+//! its requests handled once and in order wherever the app runs. The
+//! service's READABLE events are not part of the hash below (how many come
+//! depends on timing), and its requests are answered in the batch that
+//! reports them.
 //!
 //! At start it allocates MIB mebibytes (0 to 256; the runtime caps an app's
 //! memory at 256 MiB by default, so 256 itself only fits under a larger
@@ -16,7 +24,7 @@
 //! hash (offset basis `0xcbf29ce484222325`, prime `0x100000001b3`, one
 //! byte at a time) of every event's 16-byte record as §13.4 lays it out,
 //! in delivery order: `kind: u32`, `id: u32`, `value: u64`, little-endian.
-//! Only timers occur (kind 4, id 0, value the token). On each timer with
+//! Only timers count (kind 4, id 0, value the token). On each timer with
 //! token `t` it:
 //!
 //! 1. feeds the record into `h` and counts it in `n`;
@@ -47,17 +55,27 @@
 //! ```
 //!
 //! Every line goes to standard output and is flushed when written. The
-//! app never ends by itself. An event other than a timer (which the app
-//! never asks for) prints `stateful UNEXPECTED EVENT` and the event, and
-//! exits with status 4. Memory it cannot allocate prints
+//! app never ends by itself. An event other than a timer or its service's
+//! (which the app never asks for) prints `stateful UNEXPECTED EVENT` and
+//! the event, and exits with status 4; a failure of its service prints
+//! `stateful: service: WHY` and exits with status 5. Memory it cannot allocate prints
 //! `stateful: cannot allocate MIB MiB` on standard error and exits 1; bad
 //! arguments print the usage on standard error and exit 2.
 
-use std::io::Write;
-use std::time::{Duration, Instant};
-use weft_app::{App, Event};
+extern crate alloc;
 
-const USAGE: &str = "usage: stateful MIB PERIOD_MS [BUSY_MS [EVERY DEVICE...]] (MIB 0 to 256)";
+#[path = "../../../src/bin/kv/rules.rs"]
+mod rules;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+use weft_app::ipc::{Guid, Service};
+use weft_app::{App, Event, Interest};
+
+const USAGE: &str =
+    "usage: stateful [--serve GUID] MIB PERIOD_MS [BUSY_MS [EVERY DEVICE...]] (MIB 0 to 256)";
 
 /// The most memory the app fills, in MiB.
 const MAX_MIB: usize = 256;
@@ -74,7 +92,15 @@ const TIMER: u32 = 4;
 const FILL_SEED: u64 = 0x5354_4154_4546_554c;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let serve = match args.first().map(String::as_str) {
+        Some("--serve") if args.len() > 1 => {
+            let guid = Guid::parse(&args[1]).unwrap_or_else(|| usage());
+            args.drain(..2);
+            Some(guid)
+        }
+        _ => None,
+    };
     let (mib, period, busy, tour) = match args.as_slice() {
         [mib, period] => (mib, period, None, None),
         [mib, period, busy] => (mib, period, Some(busy), None),
@@ -104,6 +130,13 @@ fn main() {
         .map(|(i, block)| fill(block, FILL_SEED ^ i as u64))
         .collect();
 
+    let service = serve.map(|guid| {
+        let service = Service::create(guid, "stateful").unwrap_or_else(|e| service_failed(&e));
+        if let Err(e) = weft_app::interest(&service, Interest::Readable) {
+            service_failed(&e);
+        }
+        (service, BTreeMap::new())
+    });
     weft_app::run(Stateful {
         memory,
         sums,
@@ -112,6 +145,7 @@ fn main() {
         period,
         busy,
         tour,
+        service,
     });
     weft_app::timer(1, period);
     line(format_args!("stateful ready {mib}"));
@@ -148,12 +182,27 @@ struct Stateful {
     busy: Duration,
     /// Every how many ticks it moves itself, and where to, in turn.
     tour: Option<(u64, Vec<String>)>,
+    /// With `--serve`: the service and its store.
+    service: Option<(Service, BTreeMap<Vec<u8>, Vec<u8>>)>,
+}
+
+fn service_failed(e: &dyn std::fmt::Display) -> ! {
+    line(format_args!("stateful: service: {e}"));
+    std::process::exit(5)
 }
 
 impl App for Stateful {
     fn event(&mut self, event: Event) {
         match event {
             Event::Timer(token) => self.tick(token),
+            Event::Readable(fd)
+                if self
+                    .service
+                    .as_ref()
+                    .is_some_and(|(s, _)| s.as_raw_fd() == fd) =>
+            {
+                self.answer();
+            }
             other => {
                 line(format_args!("stateful UNEXPECTED EVENT {other:?}"));
                 std::process::exit(4);
@@ -202,6 +251,29 @@ impl Stateful {
             match weft_app::fabric::move_self(next) {
                 Ok(()) => line(format_args!("going {next}")),
                 Err(e) => line(format_args!("stay {next}: {e}")),
+            }
+        }
+    }
+
+    /// Answers every request its service has now.
+    fn answer(&mut self) {
+        let Some((service, store)) = &mut self.service else {
+            return;
+        };
+        loop {
+            let m = match service.next_message() {
+                Ok(Some(m)) => m,
+                Ok(None) => return,
+                Err(e) => service_failed(&e),
+            };
+            let answer = rules::apply(store, &m.data).map(<[u8]>::to_vec);
+            let sent = match (m.request, answer) {
+                (false, _) => Ok(()),
+                (true, Ok(value)) => service.reply(m.id, &value),
+                (true, Err(why)) => service.refuse(m.id, why),
+            };
+            if let Err(e) = sent {
+                service_failed(&e);
             }
         }
     }
