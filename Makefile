@@ -8,7 +8,7 @@ WASM_DIR   := target/wasm
 # Wasm apps: WASI programs also built for the host (the tests' reference),
 # and apps for the guest only (event apps and test apps).
 WASM_APPS  := hello wc coremark
-WASM_GUEST := echo-server supervise spin trap hog spawn-bench fabric-ls kv-app stateful
+WASM_GUEST := echo-server supervise spin trap hog spawn-bench fabric-ls kv-app stateful udp-echo-app
 WEFT       := target/release/weft
 
 .PHONY: help setup guest build run test lint bench move-soak fuzz clean
@@ -20,7 +20,7 @@ help:
 	@echo "  make test    build, check formatting and lints, then run every test (unit, property, model, and KVM boot tests)"
 	@echo "  make lint    rustfmt and clippy (warnings are errors) over every crate, guest and Wasm apps included"
 	@echo "  make bench   build, then run the benchmarks (results in target/bench/)"
-	@echo "  make move-soak  move a stateful Wasm app a->b->c->a 1000 times between three daemons"
+	@echo "  make move-soak  move a stateful Wasm app a->b->c->a 1000 times between three daemons while two clients call its service"
 	@echo "  make fuzz    fuzz the data pipe against a hostile peer, every decoder in control/ and the fabric's (nightly Rust; FUZZ_SECONDS=60 each)"
 	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2)"
 	@echo "  make clean   remove build output"
