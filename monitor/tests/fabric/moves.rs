@@ -88,9 +88,20 @@ impl Fabric {
         let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| scratch.state(n)).collect();
         let addr = |i: usize| format!("{}:7447", net.addr(i));
         ok(&dirs[0], &["fabric", "create", "--name", "a"]);
-        // Room for an app of tens of MiB and its snapshot.
+        // Room for an app of tens of MiB and its snapshot; a file an app
+        // can open on each.
+        let roots: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                let root = scratch.state(&format!("{n}-root"));
+                std::fs::create_dir_all(&root).unwrap();
+                std::fs::write(root.join("data.txt"), n).unwrap();
+                root.display().to_string()
+            })
+            .collect();
         let start = |i: usize| {
-            Daemon::start_with(weft_in(&net, i), &dirs[i], &addr(i), &[], &["--mem", "512"])
+            let options = ["--mem", "512", "--fs-root", &roots[i], "--read-only"];
+            Daemon::start_with(weft_in(&net, i), &dirs[i], &addr(i), &[], &options)
         };
         let mut daemons = vec![start(0)];
         for (i, name) in [(1, "b"), (2, "c")] {
@@ -488,4 +499,43 @@ fn a_moved_app_is_found_when_its_first_device_is_gone() {
     // A message to it by its pid reaches it there, with its state.
     let (code, out, err) = ipc_call(f.dir("c"), &["--pid", &pid, KV, "count z"]);
     assert_eq!((code, out.trim()), (0, "2"), "{err}");
+}
+
+#[test]
+fn what_cannot_follow_an_app_is_closed_and_the_app_told() {
+    let _serial = serial();
+    let f = Fabric::new();
+    let app = wasm("stateful");
+    let pid = ok(
+        f.dir("a"),
+        &[
+            "spawn",
+            "--device",
+            "a",
+            &app,
+            "--open",
+            "/data.txt",
+            "1",
+            "20",
+        ],
+    )
+    .trim()
+    .to_string();
+    eventually("it ticks on a", Duration::from_secs(20), || {
+        f.last_tick("a") >= 2
+    });
+    assert_eq!(
+        ok(f.dir("a"), &["move", &pid, "b"]).trim(),
+        format!("{pid} runs on b")
+    );
+    eventually("it ticks on at b", Duration::from_secs(20), || {
+        f.last_tick("b") > 0
+    });
+    // Its file (descriptor 4, the first after the root) stayed behind,
+    // and it was told, once, in its first batch at b.
+    let told = "stateful: descriptor 4 (file) was closed by the move";
+    let logs = f.logs();
+    assert_eq!(logs[1].matches(told).count(), 1, "{}", logs[1]);
+    assert!(!logs[0].contains(told), "{}", logs[0]);
+    checked_ticks(&logs);
 }

@@ -1,4 +1,5 @@
-//! `stateful [--serve GUID] MIB PERIOD_MS [BUSY_MS [EVERY DEVICE...]]`: an
+//! `stateful [--serve GUID] [--open PATH] MIB PERIOD_MS [BUSY_MS [EVERY
+//! DEVICE...]]`: an
 //! event app (PROTOCOL.md §13.2) for the tests and benchmarks that move a
 //! running app between devices (§19). It keeps a lot of state whose
 //! correctness shows in its output, and holds no descriptor past the
@@ -12,6 +13,12 @@
 //! service's READABLE events are not part of the hash below (how many come
 //! depends on timing), and its requests are answered in the batch that
 //! reports them.
+//!
+//! With `--open PATH` it opens the file PATH and keeps it open: a file
+//! cannot follow a move, so at the device it moves to the app is told (a
+//! `MOVED` event, not hashed either) and prints `stateful: descriptor FD
+//! (WHAT) was closed by the move`, WHAT being `file` or the event's
+//! number.
 //!
 //! At start it allocates MIB mebibytes (0 to 256; the runtime caps an app's
 //! memory at 256 MiB by default, so 256 itself only fits under a larger
@@ -74,8 +81,8 @@ use std::time::{Duration, Instant};
 use weft_app::ipc::{Guid, Service};
 use weft_app::{App, Event, Interest};
 
-const USAGE: &str =
-    "usage: stateful [--serve GUID] MIB PERIOD_MS [BUSY_MS [EVERY DEVICE...]] (MIB 0 to 256)";
+const USAGE: &str = "usage: stateful [--serve GUID] [--open PATH] MIB PERIOD_MS \
+                     [BUSY_MS [EVERY DEVICE...]] (MIB 0 to 256)";
 
 /// The most memory the app fills, in MiB.
 const MAX_MIB: usize = 256;
@@ -98,6 +105,20 @@ fn main() {
             let guid = Guid::parse(&args[1]).unwrap_or_else(|| usage());
             args.drain(..2);
             Some(guid)
+        }
+        _ => None,
+    };
+    let held = match args.first().map(String::as_str) {
+        Some("--open") if args.len() > 1 => {
+            let path = args[1].clone();
+            args.drain(..2);
+            match std::fs::File::open(&path) {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    eprintln!("stateful: cannot open {path}: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         _ => None,
     };
@@ -146,6 +167,7 @@ fn main() {
         busy,
         tour,
         service,
+        _held: held,
     });
     weft_app::timer(1, period);
     line(format_args!("stateful ready {mib}"));
@@ -184,6 +206,8 @@ struct Stateful {
     tour: Option<(u64, Vec<String>)>,
     /// With `--serve`: the service and its store.
     service: Option<(Service, BTreeMap<Vec<u8>, Vec<u8>>)>,
+    /// With `--open`: the file it keeps open.
+    _held: Option<std::fs::File>,
 }
 
 fn service_failed(e: &dyn std::fmt::Display) -> ! {
@@ -202,6 +226,15 @@ impl App for Stateful {
                     .is_some_and(|(s, _)| s.as_raw_fd() == fd) =>
             {
                 self.answer();
+            }
+            Event::Moved { fd, what } => {
+                let what = match what {
+                    1 => "file".to_string(),
+                    other => other.to_string(),
+                };
+                line(format_args!(
+                    "stateful: descriptor {fd} ({what}) was closed by the move"
+                ));
             }
             other => {
                 line(format_args!("stateful UNEXPECTED EVENT {other:?}"));
