@@ -6,7 +6,8 @@
 //! Owned here: the `weft` import module's name and function names (§13.3),
 //! the event record and its kinds (§13.4) with what a descriptor that did
 //! not follow a moved app was ([`moved`]), the interest bits (§13.3), the
-//! process record (§13.5), the IPC record and its kinds (§13.7), the
+//! process record (§13.5), the UDP limits ([`ADDR_TEXT_MAX`],
+//! [`MAX_DATAGRAM`], §13.3), the IPC record and its kinds (§13.7), the
 //! statuses and limits apps see (§13.3, §13.6) and the WASI preview 1
 //! errnos the runtime returns (§13.1, §13.3).
 //!
@@ -55,7 +56,21 @@ pub mod import {
     pub const IPC_REFUSE: &str = "ipc_refuse";
     pub const IPC_CANCEL: &str = "ipc_cancel";
     pub const MOVE_SELF: &str = "move_self";
+    pub const UDP_BIND: &str = "udp_bind";
+    pub const UDP_SEND_TO: &str = "udp_send_to";
+    pub const UDP_RECV_FROM: &str = "udp_recv_from";
+    pub const UDP_LOCAL_ADDR: &str = "udp_local_addr";
 }
+
+/// The most bytes of a socket address as text (`IP:PORT`, `[IPv6]:PORT`):
+/// 39 for the longest IPv6 address, its brackets, the colon and five port
+/// digits. `udp_recv_from` and `udp_local_addr` refuse an address buffer
+/// smaller than this (§13.3), so the address always fits.
+pub const ADDR_TEXT_MAX: usize = 47;
+
+/// The largest datagram `udp_send_to` takes, and the longest that
+/// `udp_recv_from` delivers (§12.1, §13.3).
+pub const MAX_DATAGRAM: usize = crate::net_proto::MAX_DATAGRAM;
 
 /// The first app's process id; it cannot be killed (§13.3).
 pub const FIRST_PID: u32 = 1;

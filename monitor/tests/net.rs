@@ -1,10 +1,11 @@
 //! Integration tests of the network streams (PROTOCOL.md §11, §12): real
 //! KVM guests running the bundled `echo-server`, `http-get` and `udp-echo`
-//! against real host sockets on the loopback interface.
+//! (and the Wasm `udp-echo-app`) against real host sockets on the loopback
+//! interface.
 
 mod common;
 
-use common::{Server, connect_when_up, echo_round_trip, free_port, random_bytes, run, weft};
+use common::{Server, connect_when_up, echo_round_trip, free_port, random_bytes, run, wasm, weft};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -230,8 +231,18 @@ fn udp_echo_returns_each_datagram_to_its_sender() {
         "udp-echo",
         &port.to_string(),
     ]);
+    echo_datagrams(&listen);
+    server.assert_running();
+    let err = server.stop();
+    assert!(err.contains(&format!("bound to {listen}")), "{err}");
+}
+
+/// Pings the UDP echo server at `listen` from a host socket until it
+/// answers, then checks that datagrams of 1 to 60,000 bytes come back
+/// byte-exact.
+fn echo_datagrams(listen: &str) {
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client.connect(&listen).unwrap();
+    client.connect(listen).unwrap();
     client
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -243,7 +254,7 @@ fn udp_echo_returns_each_datagram_to_its_sender() {
             assert_eq!(&buf[..n], b"ping");
             break;
         }
-        assert!(Instant::now() < deadline, "udp-echo never answered");
+        assert!(Instant::now() < deadline, "the echo server never answered");
     }
     // Drain duplicate answers to the retried pings.
     while client.recv(&mut buf).is_ok() {}
@@ -256,9 +267,40 @@ fn udp_echo_returns_each_datagram_to_its_sender() {
         let n = client.recv(&mut buf).expect("echo");
         assert_eq!(&buf[..n], &data[..], "datagram of {len} bytes");
     }
+}
+
+/// The Wasm twin of `udp-echo` (the `weft` module's `udp_*` imports,
+/// PROTOCOL.md §13.3) bound on a granted address, echoing a host client;
+/// without a grant its bind is refused and it says so.
+#[test]
+fn the_wasm_udp_echo_app_returns_each_datagram_to_its_sender() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let app = wasm("udp-echo-app");
+    let mut server = Server::start(&[
+        "run",
+        "--listen",
+        &listen,
+        "--timeout",
+        "120",
+        &app,
+        &port.to_string(),
+        "127.0.0.1",
+    ]);
+    echo_datagrams(&listen);
     server.assert_running();
     let err = server.stop();
-    assert!(err.contains(&format!("bound to {listen}")), "{err}");
+    assert!(
+        err.contains(&format!("udp-echo-app: bound to {listen}")),
+        "{err}"
+    );
+
+    let (code, _, err) = run(&["run", "--timeout", "60", &app, "8080"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("udp-echo-app: bind 0.0.0.0:8080: Permission denied"),
+        "{err}"
+    );
 }
 
 #[test]

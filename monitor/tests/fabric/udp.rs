@@ -1,8 +1,9 @@
 //! UDP on the fabric's addresses (PROTOCOL.md §16.7): device `a` owns its
 //! namespace's address (`--fabric-ip`); the bundled `udp-echo` on device
 //! `b` binds it, and a host client in `a`'s namespace talks to the app on
-//! `b` through it.
+//! `b` through it; the same with the Wasm app `udp-echo-app` on `b`.
 
+use super::common::wasm;
 use super::{Daemon, Scratch, cli, eventually, ok, pair, serial, weft_in};
 use crate::netns::Net;
 use serde_json::Value;
@@ -195,4 +196,69 @@ fn an_app_on_another_device_serves_udp_on_a_fabric_address() {
         Duration::from_secs(15),
         || port_free(&net, 0, &ip, port),
     );
+}
+
+/// Datagrams the host client exchanges with the Wasm app.
+const WASM_DATAGRAMS: usize = 2_000;
+/// Of them, lost at most: 5%, the bound of the native app's test.
+const WASM_MAX_LOST: u64 = 100;
+
+/// The Wasm twin of the test above (PROTOCOL.md §13.3 `udp_bind`): the
+/// event app `udp-echo-app` on `b` binds `a`'s fabric address, its socket
+/// is held by `a`, and a host client in `a`'s namespace exchanges
+/// datagrams with it: none duplicated, none corrupted, few lost. Its end
+/// closes the socket at `a`.
+#[test]
+fn a_wasm_app_on_another_device_serves_udp_on_a_fabric_address() {
+    let _serial = serial();
+    let net = Net::new(2);
+    let scratch = Scratch::new("udp-wasm");
+    let (a, b) = (scratch.state("a"), scratch.state("b"));
+    let zenoh = |i: usize| format!("{}:7447", net.addr(i));
+    let ip = net.addr(0).to_string();
+    let port = 9510u16;
+    let granted = format!("{ip}:{port}");
+
+    ok(&a, &["fabric", "create", "--name", "a"]);
+    let _da = Daemon::start_with(
+        weft_in(&net, 0),
+        &a,
+        &zenoh(0),
+        &[],
+        &["--fabric-ip", &ip, "--listen", &granted],
+    );
+    pair(&a, &b, "b", weft_in(&net, 1));
+    let db = Daemon::start(weft_in(&net, 1), &b, &zenoh(1), &[]);
+    for s in [&a, &b] {
+        eventually("both available", Duration::from_secs(20), || {
+            super::device_names(s, true) == ["a", "b"]
+        });
+    }
+
+    let app = wasm("udp-echo-app");
+    let pid = ok(
+        &b,
+        &["spawn", "--device", "b", &app, &port.to_string(), &ip],
+    );
+    let pid = pid.trim().to_string();
+    let bound = format!("udp-echo-app: bound to {granted}");
+    eventually(
+        "udp-echo-app bound on a's address",
+        Duration::from_secs(10),
+        || db.log().contains(&bound),
+    );
+    assert!(!port_free(&net, 0, &ip, port), "a holds the socket");
+
+    let counts = exchange(&net, 0, &ip, port, WASM_DATAGRAMS);
+    eprintln!("host client: {counts}");
+    assert_eq!(counts["duplicated"], 0, "{counts}");
+    assert_eq!(counts["corrupted"], 0, "{counts}");
+    let lost = counts["lost"].as_u64().unwrap_or(u64::MAX);
+    assert!(lost <= WASM_MAX_LOST, "{counts}");
+    assert_eq!(counts["received"], WASM_DATAGRAMS as u64 - lost, "{counts}");
+
+    ok(&b, &["kill", &pid]);
+    eventually("a closes the socket", Duration::from_secs(10), || {
+        port_free(&net, 0, &ip, port)
+    });
 }

@@ -12,9 +12,9 @@ use crate::fds::Fd;
 use crate::host::{Host, Interest, Stream, WasiResult};
 use crate::mem::{Env, errno_of, with_env};
 use crate::system::KillError;
+use crate::udp::addr_at;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::net::SocketAddr;
 use wasmi::{AsContextMut, Caller, Linker};
 use weft_control::app::interest::{READABLE, WRITABLE};
 use weft_control::app::{
@@ -159,7 +159,7 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
         if left == 0 {
             return true;
         }
-        let kept = fds.ipc_pending(fd);
+        let kept = fds.pending(fd);
         let Some(stream) = fds.stream(fd) else {
             // Closed by the app: the interest goes with it.
             return false;
@@ -204,11 +204,17 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
 
 type C<'a, H> = Caller<'a, Ctx<H>>;
 
-/// A socket's (or a fabric watch's, or an IPC) descriptor for `interest`:
+/// A socket's (TCP or UDP; or a fabric watch's, or an IPC) descriptor for
+/// `interest`:
 /// it must be one.
 fn socket<H: Host>(e: &mut Env<'_, H>, fd: i32) -> WasiResult<()> {
     match e.ctx.fds.get(fd)? {
-        Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } | Fd::Watch(_) | Fd::Ipc(_) => Ok(()),
+        Fd::Grant(_)
+        | Fd::Listener { .. }
+        | Fd::Conn { .. }
+        | Fd::Watch(_)
+        | Fd::Ipc(_)
+        | Fd::Udp(_) => Ok(()),
         _ => Err(errno::NOTSOCK),
     }
 }
@@ -236,8 +242,7 @@ fn listen_or_connect<H: Host>(
     out: i32,
     listen: bool,
 ) -> WasiResult<()> {
-    let text = e.read_str(addr, len)?;
-    let addr: SocketAddr = text.parse().map_err(|_| errno::INVAL)?;
+    let addr = addr_at(e, addr, len)?;
     let host = e.ctx.system.host();
     let fd = if listen {
         Fd::Listener {

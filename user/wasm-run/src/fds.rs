@@ -12,6 +12,9 @@
 //! ([`Fds::insert_at`]) and closes the numbers of those that could not
 //! follow ([`Fds::close_at`]), in place of this device's grants there.
 //!
+//! A UDP socket ([`Fd::Udp`]) does not move yet: an app holding one
+//! cannot be captured ([`Fds::unmovable`]).
+//!
 //! Reads, writes and accepts on sockets never wait here: they report
 //! `Ok(None)` when they would, and the caller either fails with `EAGAIN`
 //! (a non-blocking descriptor) or suspends the app until the stream is
@@ -23,6 +26,7 @@ use crate::host::{
     WasiResult, Watch,
 };
 use crate::ipc_end::{IpcEnd, Unsettled};
+use crate::udp::UdpEnd;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -40,6 +44,7 @@ pub mod filetype {
     pub const CHARACTER_DEVICE: u8 = 2;
     pub const DIRECTORY: u8 = 3;
     pub const REGULAR_FILE: u8 = 4;
+    pub const SOCKET_DGRAM: u8 = 5;
     pub const SOCKET_STREAM: u8 = 6;
     pub const SYMBOLIC_LINK: u8 = 7;
 }
@@ -70,6 +75,8 @@ pub enum Fd<H: Host> {
     Watch(Box<H::Watch>),
     /// An `IPC` stream: a service provided, or one for sending.
     Ipc(Box<IpcEnd<H>>),
+    /// A bound UDP socket (always non-blocking).
+    Udp(Box<UdpEnd<H>>),
 }
 
 /// The descriptor table. Invariant: a closed descriptor's slot is `None`
@@ -108,7 +115,10 @@ impl<H: Host> Fds<H> {
     /// else (a file, a directory, a TCP listener or connection, a fabric
     /// watch) is closed at the destination and the app told. A listener
     /// granted and not yet bound is the device's, as the root is: it has
-    /// no record, and a restored app gets its new device's grants.
+    /// no record, and a restored app gets its new device's grants. A UDP
+    /// socket cannot move yet: a capture refuses an app holding one
+    /// ([`Fds::unmovable`]) before it asks this, so its `CLOSED` record
+    /// here is never written.
     pub fn moving(&self) -> impl Iterator<Item = (u32, Descriptor<'_>)> + '_ {
         let closed = |what| Some(Descriptor::Closed { what });
         self.table
@@ -124,10 +134,25 @@ impl<H: Host> Fds<H> {
                     Fd::Listener { .. } => closed(moved::TCP_LISTENER),
                     Fd::Conn { .. } => closed(moved::TCP_CONNECTION),
                     Fd::Watch(_) => closed(moved::FABRIC_WATCH),
+                    Fd::Udp(_) => closed(moved::UDP_SOCKET),
                     // Only ever at 0–2.
                     Fd::Stdin | Fd::Stdout | Fd::Stderr => None,
                 };
                 Some((u32::try_from(i).ok()?, d?))
+            })
+    }
+
+    /// The first descriptor that stops the app from moving at all, and
+    /// what it is: a UDP socket (PROTOCOL.md §19: UDP sockets do not
+    /// follow their app yet, and closing one under it would lose its
+    /// address).
+    pub fn unmovable(&self) -> Option<(i32, &'static str)> {
+        self.table
+            .iter()
+            .enumerate()
+            .find_map(|(i, slot)| match slot {
+                Some(Fd::Udp(_)) => Some((i as i32, "a UDP socket")),
+                _ => None,
             })
     }
 
@@ -248,7 +273,7 @@ impl<H: Host> Fds<H> {
             Fd::Conn { conn, .. } => conn.try_read(buf),
             Fd::Dir(_) => Err(errno::ISDIR),
             Fd::Grant(_) | Fd::Listener { .. } => Err(errno::NOTCONN),
-            Fd::Stdout | Fd::Stderr | Fd::Watch(_) | Fd::Ipc(_) => Err(errno::BADF),
+            Fd::Stdout | Fd::Stderr | Fd::Watch(_) | Fd::Ipc(_) | Fd::Udp(_) => Err(errno::BADF),
         }
     }
 
@@ -267,7 +292,7 @@ impl<H: Host> Fds<H> {
             }
             Fd::Dir(_) => return Err(errno::ISDIR),
             Fd::Grant(_) | Fd::Listener { .. } => return Err(errno::NOTCONN),
-            Fd::Stdin | Fd::Watch(_) | Fd::Ipc(_) => return Err(errno::BADF),
+            Fd::Stdin | Fd::Watch(_) | Fd::Ipc(_) | Fd::Udp(_) => return Err(errno::BADF),
         };
         self.host.write(to, bytes)?;
         Ok(Some(bytes.len()))
@@ -337,6 +362,7 @@ impl<H: Host> Fds<H> {
             Fd::Conn { conn, .. } => Some(conn.stream()),
             Fd::Watch(watch) => Some(watch.stream()),
             Fd::Ipc(end) => Some(end.stream()),
+            Fd::Udp(end) => Some(end.stream()),
             _ => None,
         }
     }
@@ -349,10 +375,14 @@ impl<H: Host> Fds<H> {
         }
     }
 
-    /// Whether `fd` is an IPC descriptor holding something taken but not
-    /// delivered (readable whatever its stream says).
-    pub fn ipc_pending(&mut self, fd: i32) -> bool {
-        self.ipc(fd).is_ok_and(|end| end.has_pending())
+    /// Whether `fd` is an IPC or UDP descriptor holding something taken
+    /// but not delivered (readable whatever its stream says).
+    pub fn pending(&mut self, fd: i32) -> bool {
+        match self.get(fd) {
+            Ok(Fd::Ipc(end)) => end.has_pending(),
+            Ok(Fd::Udp(end)) => end.held(),
+            _ => false,
+        }
     }
 
     /// The next event of watch `fd`: its `EVENT` frame, `Ok(None)` if none
@@ -392,6 +422,7 @@ impl<H: Host> Fds<H> {
                 Some(Fd::Conn { conn, .. }) => out.push((conn.stream(), interest)),
                 Some(Fd::Watch(watch)) => out.push((watch.stream(), interest)),
                 Some(Fd::Ipc(end)) => out.push((end.stream(), interest)),
+                Some(Fd::Udp(end)) => out.push((end.stream(), interest)),
                 _ => {}
             }
         }
@@ -401,7 +432,7 @@ impl<H: Host> Fds<H> {
     pub fn sockets(&self) -> usize {
         self.table
             .iter()
-            .filter(|f| matches!(f, Some(Fd::Listener { .. } | Fd::Conn { .. })))
+            .filter(|f| matches!(f, Some(Fd::Listener { .. } | Fd::Conn { .. } | Fd::Udp(_))))
             .count()
     }
 
@@ -420,6 +451,7 @@ impl<H: Host> Fds<H> {
             Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } => {
                 Ok((filetype::SOCKET_STREAM, None))
             }
+            Fd::Udp(_) => Ok((filetype::SOCKET_DGRAM, None)),
             Fd::File(f) => f.metadata().map(|m| (filetype_of(m.kind), Some(m))),
             Fd::Dir(path) => {
                 let path = path.clone();

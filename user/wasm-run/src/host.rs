@@ -2,7 +2,7 @@
 //! files, sockets, clocks and randomness that apps reach through WASI and
 //! the `weft` module, and the move stream over which the monitor moves the
 //! first app ([`Mover`], §19.3). The guest binary implements [`Host`] over
-//! `weft-user` (the monitor's streams, PROTOCOL.md §8–§11); the host tests
+//! `weft-user` (the monitor's streams, PROTOCOL.md §8–§12); the host tests
 //! implement it with in-memory files and scripted sockets.
 //!
 //! Every failure of an app's call is already a WASI errno ([`Errno`]): the
@@ -230,6 +230,24 @@ pub trait Conn<H: Host> {
     fn stream(&mut self) -> &mut H::Stream;
 }
 
+/// A bound UDP socket (PROTOCOL.md §12): one stream, one datagram per
+/// frame.
+pub trait UdpSocket<H: Host> {
+    /// The address it is bound to (the monitor's `BOUND`).
+    fn local_addr(&self) -> SocketAddr;
+    /// The next datagram (its sender and payload) if one is there,
+    /// `Ok(None)` if none is yet. An `ERROR` frame the monitor sent for an
+    /// earlier send (§12.3) is `Err` with its errno, once, and the socket
+    /// goes on; a stream the monitor ended is `Err` at every call.
+    fn try_recv(&mut self) -> WasiResult<Option<(SocketAddr, Vec<u8>)>>;
+    /// Sends `payload` (at most `MAX_DATAGRAM` bytes, checked by the
+    /// runtime) to `to`. The monitor checks the destination after the send
+    /// returns; a refusal comes by [`Self::try_recv`]. Waits only while
+    /// the stream's ring is full.
+    fn send_to(&mut self, payload: &[u8], to: SocketAddr) -> WasiResult<()>;
+    fn stream(&mut self) -> &mut H::Stream;
+}
+
 /// The system the runtime runs on. The traits of its parts take the host
 /// as a parameter so an implementation can be written for another crate's
 /// types. Cloning is cheap and shares the system
@@ -239,6 +257,7 @@ pub trait Host: Clone + 'static {
     type Stream: Stream<Self>;
     type Listener: Listener<Self>;
     type Conn: Conn<Self>;
+    type Udp: UdpSocket<Self>;
     type Watch: Watch<Self>;
     type IpcService: IpcService<Self>;
     type IpcSender: IpcSender<Self>;
@@ -281,6 +300,9 @@ pub trait Host: Clone + 'static {
     fn bind(&self, addr: SocketAddr) -> WasiResult<Self::Listener>;
     /// Connects to `addr` (granted by `--connect`).
     fn connect(&self, addr: SocketAddr) -> WasiResult<Self::Conn>;
+    /// Binds a UDP socket on `addr` (granted by `--listen`; under a
+    /// daemon, possibly a fabric address another device serves, §12.4).
+    fn udp_bind(&self, addr: SocketAddr) -> WasiResult<Self::Udp>;
 
     /// Makes one fabric call (PROTOCOL.md §17): sends `frames` (one call's
     /// request frames, already checked) and returns the whole reply frame,

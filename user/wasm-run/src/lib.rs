@@ -1,7 +1,7 @@
 //! `weft-wasm-run`: the Weft Wasm runtime. It runs Wasm modules as apps in
 //! an interpreter (`wasmi`), with WASI preview 1 ([`wasi`]) and the event
-//! app ABI ([`events`], PROTOCOL.md §13), fabric calls ([`fabric`], §17)
-//! and IPC by GUID ([`ipc`], §18) on top of the system's streams,
+//! app ABI ([`events`], PROTOCOL.md §13), UDP sockets ([`udp`], §12),
+//! fabric calls ([`fabric`], §17) and IPC by GUID ([`ipc`], §18) on top of the system's streams,
 //! and schedules every app a slice of fuel at a time ([`sched`]). An event
 //! app between batches can be captured as a snapshot and restored from one
 //! ([`snapshot`], §19); over the move stream ([`mover`], §19.3) the monitor
@@ -54,6 +54,7 @@ pub mod ops;
 pub mod sched;
 pub mod snapshot;
 pub mod system;
+pub mod udp;
 pub mod wasi;
 
 pub use host::Host;

@@ -298,7 +298,8 @@ fn poll<H: Host>(
                 } else {
                     Interest::Write
                 };
-                match e.ctx.fds.stream(fd).map(|s| s.ready(interest)) {
+                let held = interest == Interest::Read && e.ctx.fds.pending(fd);
+                match e.ctx.fds.stream(fd).map(|s| held || s.ready(interest)) {
                     Some(false) => wait.fds.push((fd, interest)),
                     Some(true) => {
                         event[16..24].copy_from_slice(&1u64.to_le_bytes());

@@ -14,7 +14,7 @@
 //! finds its number closed and is told by a `MOVED` event in its first
 //! batch, and its interest in it is dropped.
 //!
-//! What an app must not hold to move: a fabric reply it has not read, a
+//! What an app must not hold to move: a UDP socket, a fabric reply it has not read, a
 //! module that changes its tables or drops segments, or one with a start
 //! function (making the instance again would run it again); and its IPC
 //! descriptors must be *settled* ([`IpcEnd::settle`](crate::ipc_end::IpcEnd::settle)):
@@ -68,6 +68,9 @@ pub enum CaptureError {
     },
     /// A fabric reply waits for it to read it.
     FabricReply,
+    /// It holds descriptor `fd`, which is `what` (a UDP socket), which
+    /// cannot move yet ([`crate::fds::Fds::unmovable`]).
+    Holds { fd: i32, what: &'static str },
     /// Its module changes a table or drops a segment.
     ChangesTables,
     /// Its module has a start function.
@@ -101,6 +104,9 @@ impl fmt::Display for CaptureError {
                 write!(f, "busy: its {side} descriptor {fd} {why}")
             }
             Self::FabricReply => f.write_str("a fabric reply waits for it to read it"),
+            Self::Holds { fd, what } => {
+                write!(f, "it holds descriptor {fd}, {what}, which cannot move yet")
+            }
             Self::ChangesTables => f.write_str(
                 "its module changes its tables or drops segments, which a move cannot carry yet",
             ),
@@ -214,6 +220,9 @@ fn may_move<H: Host>(app: &App<H>) -> Result<(), CaptureError> {
     }
     if app.store.data().fabric_reply.is_some() {
         return Err(CaptureError::FabricReply);
+    }
+    if let Some((fd, what)) = app.store.data().fds.unmovable() {
+        return Err(CaptureError::Holds { fd, what });
     }
     Ok(())
 }

@@ -99,6 +99,7 @@ impl<H: Host> System<H> {
         events::define(&mut linker)?;
         crate::fabric::define(&mut linker)?;
         crate::ipc::define(&mut linker)?;
+        crate::udp::define(&mut linker)?;
         Ok(Rc::new(Self {
             host,
             engine,

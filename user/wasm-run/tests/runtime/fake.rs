@@ -80,6 +80,32 @@ pub struct State {
     /// The monitor's end of the move stream; `None`: it refuses the
     /// stream (as under `weft run`).
     pub mover: Option<MovePipe>,
+    /// Each UDP socket bound (`udp_bind`), in order.
+    pub udp: Vec<Rc<RefCell<UdpPipe>>>,
+    /// Addresses a UDP bind is refused on, with the errno (others are
+    /// granted; a bound address is in use).
+    pub udp_refused: BTreeMap<SocketAddr, i32>,
+}
+
+impl State {
+    /// The errno of every call on a UDP socket whose stream the monitor
+    /// ended.
+    pub const UDP_ENDED_ERRNO: i32 = errno::PIPE;
+}
+
+/// A UDP socket's stream as the monitor sees it (PROTOCOL.md §12),
+/// shared by the app's socket and the test.
+pub struct UdpPipe {
+    /// The bound address (`BOUND`).
+    pub local: SocketAddr,
+    /// What arrives, in order: a datagram (sender, payload) or the errno
+    /// of an `ERROR` frame (a refused send).
+    pub incoming: VecDeque<Result<(SocketAddr, Vec<u8>), i32>>,
+    /// Each datagram the app sent: destination and payload.
+    pub sent: Vec<(SocketAddr, Vec<u8>)>,
+    /// The monitor ended the stream with this §9.4 code (every call fails
+    /// with [`State::udp_ended_errno`] from then on).
+    pub ended: Option<u32>,
 }
 
 /// The monitor's end of a move stream (PROTOCOL.md §19.3), scripted.
@@ -351,6 +377,7 @@ pub enum FakeStream {
     Backlog(Backlog),
     Pipe(Rc<RefCell<Pipe>>),
     Ipc(Rc<RefCell<IpcPipe>>),
+    Udp(Rc<RefCell<UdpPipe>>),
     /// The move stream, in the host's state.
     Move(Fake),
 }
@@ -361,6 +388,10 @@ impl host::Stream<Fake> for FakeStream {
             (_, Interest::Write) => true,
             (FakeStream::Backlog(b), _) => !b.borrow().is_empty(),
             (FakeStream::Ipc(p), _) => !p.borrow().incoming.is_empty(),
+            (FakeStream::Udp(p), _) => {
+                let p = p.borrow();
+                !p.incoming.is_empty() || p.ended.is_some()
+            }
             (FakeStream::Move(host), _) => {
                 let s = host.0.borrow();
                 let pipe = s.mover.as_ref().expect("a move stream");
@@ -375,7 +406,10 @@ impl host::Stream<Fake> for FakeStream {
     }
 
     fn status(&self) -> Option<u32> {
-        None
+        match self {
+            FakeStream::Udp(p) => p.borrow().ended,
+            _ => None,
+        }
     }
 }
 
@@ -422,6 +456,44 @@ impl Conn<Fake> for FakeConn {
     }
 
     fn shutdown_write(&mut self) {}
+
+    fn stream(&mut self) -> &mut FakeStream {
+        &mut self.stream
+    }
+}
+
+/// A UDP socket: datagrams from its pipe.
+pub struct FakeUdp {
+    pipe: Rc<RefCell<UdpPipe>>,
+    stream: FakeStream,
+}
+
+impl host::UdpSocket<Fake> for FakeUdp {
+    fn local_addr(&self) -> SocketAddr {
+        self.pipe.borrow().local
+    }
+
+    fn try_recv(&mut self) -> WasiResult<Option<(SocketAddr, Vec<u8>)>> {
+        let mut p = self.pipe.borrow_mut();
+        match p.incoming.pop_front() {
+            Some(item) => item.map(Some),
+            None if p.ended.is_some() => Err(State::UDP_ENDED_ERRNO),
+            None => Ok(None),
+        }
+    }
+
+    fn send_to(&mut self, payload: &[u8], to: SocketAddr) -> WasiResult<()> {
+        let mut p = self.pipe.borrow_mut();
+        if p.ended.is_some() {
+            return Err(State::UDP_ENDED_ERRNO);
+        }
+        assert!(
+            payload.len() <= weft_control::app::MAX_DATAGRAM,
+            "checked by the runtime"
+        );
+        p.sent.push((to, payload.to_vec()));
+        Ok(())
+    }
 
     fn stream(&mut self) -> &mut FakeStream {
         &mut self.stream
@@ -601,6 +673,7 @@ impl Host for Fake {
     type Stream = FakeStream;
     type Listener = FakeListener;
     type Conn = FakeConn;
+    type Udp = FakeUdp;
     type Watch = FakeWatch;
     type IpcService = FakeIpc;
     type IpcSender = FakeIpc;
@@ -759,6 +832,32 @@ impl Host for Fake {
         s.connections.push(pipe.clone());
         Ok(FakeConn {
             stream: FakeStream::Pipe(pipe.clone()),
+            pipe,
+        })
+    }
+
+    /// Port 0 is given 40000 and up, in the order of the binds.
+    fn udp_bind(&self, addr: SocketAddr) -> WasiResult<FakeUdp> {
+        let mut s = self.0.borrow_mut();
+        if let Some(&e) = s.udp_refused.get(&addr) {
+            return Err(e);
+        }
+        let mut local = addr;
+        if local.port() == 0 {
+            local.set_port(40000 + s.udp.len() as u16);
+        }
+        if s.udp.iter().any(|p| p.borrow().local == local) {
+            return Err(errno::ADDRINUSE);
+        }
+        let pipe = Rc::new(RefCell::new(UdpPipe {
+            local,
+            incoming: VecDeque::new(),
+            sent: Vec::new(),
+            ended: None,
+        }));
+        s.udp.push(pipe.clone());
+        Ok(FakeUdp {
+            stream: FakeStream::Udp(pipe.clone()),
             pipe,
         })
     }

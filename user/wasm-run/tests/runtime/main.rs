@@ -10,6 +10,7 @@ mod ipc;
 mod mover;
 mod sched;
 mod snapshot;
+mod udp;
 mod wasi;
 
 use fake::Fake;
@@ -48,6 +49,10 @@ const PRELUDE: &str = r#"
   (import "weft" "ipc_reply" (func $ipc_reply (param i32 i64 i32 i32) (result i32)))
   (import "weft" "ipc_refuse" (func $ipc_refuse (param i32 i64 i32 i32) (result i32)))
   (import "weft" "ipc_cancel" (func $ipc_cancel (param i32 i32) (result i32)))
+  (import "weft" "udp_bind" (func $udp_bind (param i32 i32 i32) (result i32)))
+  (import "weft" "udp_send_to" (func $udp_send_to (param i32 i32 i32 i32 i32) (result i32)))
+  (import "weft" "udp_recv_from" (func $udp_recv_from (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "weft" "udp_local_addr" (func $udp_local_addr (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func $print (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
     (i32.store (i32.const 0) (local.get $ptr))

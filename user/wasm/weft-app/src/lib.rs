@@ -42,9 +42,14 @@
 //! wherever in the fabric they run: a service's messages and a request's
 //! answer come as [`Event::Readable`] of their descriptors, and commands
 //! have blocking forms that suspend only the calling app.
+//!
+//! [`net::UdpSocket`] is a UDP socket, used like the TCP ones: its
+//! datagrams come as [`Event::Readable`] of its descriptor; under a
+//! daemon it may be bound on a fabric address another device serves.
 
 pub mod fabric;
 pub mod ipc;
+pub mod net;
 
 use std::cell::RefCell;
 use std::io;
@@ -113,6 +118,23 @@ mod sys {
         pub fn ipc_reply(fd: i32, id: u64, data: *const u8, len: usize) -> i32;
         pub fn ipc_refuse(fd: i32, id: u64, reason: *const u8, len: usize) -> i32;
         pub fn ipc_cancel(fd: i32, id: u32) -> i32;
+        pub fn udp_bind(addr: *const u8, len: usize, fd: *mut i32) -> i32;
+        pub fn udp_send_to(
+            fd: i32,
+            data: *const u8,
+            data_len: usize,
+            addr: *const u8,
+            addr_len: usize,
+        ) -> i32;
+        pub fn udp_recv_from(
+            fd: i32,
+            buf: *mut u8,
+            cap: usize,
+            addr: *mut u8,
+            addr_cap: usize,
+            out: *mut u32,
+        ) -> i32;
+        pub fn udp_local_addr(fd: i32, addr: *mut u8, cap: usize, len: *mut u32) -> i32;
     }
 }
 

@@ -1,5 +1,5 @@
 //! The runtime's [`Host`] in the guest: `weft-user`'s standard streams,
-//! file and TCP streams (PROTOCOL.md §8–§11), fabric calls (§17), IPC
+//! file, TCP and UDP streams (PROTOCOL.md §8–§12), fabric calls (§17), IPC
 //! streams (§18), the move stream (§19.3), clocks and random bytes. The
 //! monitor's refusals (stream error codes, §6) become the WASI errnos of
 //! §13.3 here, and nowhere else.
@@ -10,10 +10,11 @@ use core::net::SocketAddr;
 use embedded_io::{Read, Seek, Write};
 use weft_control::app::errno;
 use weft_control::frame;
+use weft_control::net_proto::{Datagram, net_kind};
 use weft_user::fabric::{Fabric, FabricError, Watch};
 use weft_user::fs::{self, OpenOptions as FsOpen};
 use weft_user::ipc::{Guid, Ipc, IpcError, IpcFailure, Service, To};
-use weft_user::net::{TcpListener, TcpStream};
+use weft_user::net::{TcpListener, TcpStream, UdpSocket};
 use weft_user::stream::{self, Stream};
 use weft_user::{Code, Error, time};
 use weft_wasm_run::Host;
@@ -142,6 +143,41 @@ impl Conn<Guest> for TcpStream {
 
     fn stream(&mut self) -> &mut Stream {
         self.as_stream_mut()
+    }
+}
+
+/// A UDP socket (§12) and the frame buffer its receives use.
+pub struct Udp {
+    socket: UdpSocket,
+    frame: Vec<u8>,
+}
+
+impl host::UdpSocket<Guest> for Udp {
+    fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr()
+    }
+
+    fn try_recv(&mut self) -> WasiResult<Option<(SocketAddr, Vec<u8>)>> {
+        let stream = self.socket.as_stream_mut();
+        if !stream.ready(stream::Interest::Read) {
+            return Ok(None);
+        }
+        // A whole frame is there or on its way: the wait is short. An
+        // `ERROR` frame (a refused send) is `Err` with its code.
+        let kind = wasi(stream.recv(&mut self.frame))?;
+        if kind != net_kind::DATAGRAM {
+            return Err(errno::IO);
+        }
+        let d = Datagram::decode(&self.frame).map_err(|_| errno::IO)?;
+        Ok(Some((d.addr, d.payload.to_vec())))
+    }
+
+    fn send_to(&mut self, payload: &[u8], to: SocketAddr) -> WasiResult<()> {
+        wasi(self.socket.send_to(payload, to)).map(drop)
+    }
+
+    fn stream(&mut self) -> &mut Stream {
+        self.socket.as_stream_mut()
     }
 }
 
@@ -300,6 +336,7 @@ impl Host for Guest {
     type Stream = Stream;
     type Listener = TcpListener;
     type Conn = TcpStream;
+    type Udp = Udp;
     type Watch = Watch;
     type IpcService = Service;
     type IpcSender = Ipc;
@@ -383,6 +420,13 @@ impl Host for Guest {
 
     fn connect(&self, addr: SocketAddr) -> WasiResult<TcpStream> {
         wasi(TcpStream::connect(addr))
+    }
+
+    fn udp_bind(&self, addr: SocketAddr) -> WasiResult<Udp> {
+        Ok(Udp {
+            socket: wasi(UdpSocket::bind(addr))?,
+            frame: Vec::new(),
+        })
     }
 
     /// One `FABRIC` stream per call: calls are rare, and a stream per

@@ -1,0 +1,220 @@
+//! UDP sockets for apps (PROTOCOL.md §12, §13.3): the `udp_*` imports of
+//! the `weft` module, and the descriptor they make ([`UdpEnd`]).
+//!
+//! A UDP descriptor is one UDP stream of the [`Host`] (one datagram per
+//! frame), always non-blocking: `udp_recv_from` takes the next datagram or
+//! returns `EAGAIN`, and an event app registers interest (`READABLE`: a
+//! datagram, or an error, waits) to be told when to call it again. Sends
+//! return at once (they wait in place only while the stream's ring is
+//! full); the monitor checks each destination after the send, and a
+//! refusal comes back in order with the datagrams, as an `ERROR` frame.
+//!
+//! Invariants:
+//! - everything the app passes is checked before the [`Host`] sees it:
+//!   ranges (`EFAULT`), address texts (UTF-8, `EILSEQ`; `IP:PORT`,
+//!   `EINVAL`), address buffers of at least [`ADDR_TEXT_MAX`] bytes
+//!   (`EINVAL`), datagrams of at most [`MAX_DATAGRAM`] bytes (`EMSGSIZE`);
+//!   so a call that fails on the app's arguments takes nothing from the
+//!   stream and sends nothing;
+//! - an `ERROR` frame is reported exactly once, by the first
+//!   `udp_recv_from` or `udp_send_to` that finds it at the head of what
+//!   waits: a send looks at most one item ahead, and a datagram it finds
+//!   there is held ([`UdpEnd::held`]) and is the next one `udp_recv_from`
+//!   delivers, so nothing is lost or reordered;
+//! - a datagram longer than the app's buffer is delivered cut, as
+//!   `recvfrom` does, and its whole length is written, so the app knows.
+
+use crate::app::Ctx;
+use crate::fds::Fd;
+use crate::host::{Host, Stream, UdpSocket, WasiResult};
+use crate::mem::{Env, errno_of, with_env};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+use core::net::SocketAddr;
+use wasmi::{Caller, Linker};
+use weft_control::app::{ADDR_TEXT_MAX, MAX_DATAGRAM, MODULE, errno, import};
+
+type C<'a, H> = Caller<'a, Ctx<H>>;
+
+/// A UDP descriptor: its socket, and a datagram a send found waiting and
+/// took from the stream before `udp_recv_from` asked for it.
+pub struct UdpEnd<H: Host> {
+    socket: H::Udp,
+    /// Taken from the stream, not delivered yet: the next one delivered.
+    held: Option<(SocketAddr, Vec<u8>)>,
+}
+
+impl<H: Host> UdpEnd<H> {
+    pub fn new(socket: H::Udp) -> Self {
+        Self { socket, held: None }
+    }
+
+    /// Whether a datagram was taken from the stream and not delivered
+    /// (readable whatever the stream says).
+    pub fn held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    pub fn stream(&mut self) -> &mut H::Stream {
+        self.socket.stream()
+    }
+
+    /// The next datagram: the one held, else the stream's; `Ok(None)` if
+    /// none is there; an `ERROR` frame at the head as its errno.
+    pub fn take(&mut self) -> WasiResult<Option<(SocketAddr, Vec<u8>)>> {
+        match self.held.take() {
+            Some(d) => Ok(Some(d)),
+            None => self.socket.try_recv(),
+        }
+    }
+
+    /// Sends `payload` to `to`, unless an `ERROR` frame waits at the head
+    /// of what came (then its errno, and nothing is sent). A datagram
+    /// found there instead is held for the next [`Self::take`].
+    pub fn send_to(&mut self, payload: &[u8], to: SocketAddr) -> WasiResult<()> {
+        if self.held.is_none() && self.socket.stream().ready(crate::host::Interest::Read) {
+            self.held = self.socket.try_recv()?;
+        }
+        self.socket.send_to(payload, to)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr()
+    }
+}
+
+/// The socket address whose UTF-8 text (`IP:PORT`, `[IPv6]:PORT`) is the
+/// `len` bytes at `at`. Shared with `tcp_listen` and `tcp_connect`.
+pub fn addr_at<H: Host>(e: &Env<'_, H>, at: i32, len: i32) -> WasiResult<SocketAddr> {
+    e.read_str(at, len)?.parse().map_err(|_| errno::INVAL)
+}
+
+/// Checks that the address buffer of `cap` bytes at `at` is in memory and
+/// holds any address text.
+fn addr_buffer<H: Host>(e: &Env<'_, H>, at: i32, cap: i32) -> WasiResult<()> {
+    if usize::try_from(cap).map_err(|_| errno::INVAL)? < ADDR_TEXT_MAX {
+        return Err(errno::INVAL);
+    }
+    e.bytes(at, cap).map(drop)
+}
+
+/// `addr` as text (at most [`ADDR_TEXT_MAX`] bytes).
+fn addr_text(addr: SocketAddr) -> alloc::string::String {
+    let mut text = alloc::string::String::new();
+    // Writing to a String cannot fail.
+    let _ = write!(text, "{addr}");
+    text
+}
+
+/// UDP descriptor `fd`; `EBADF` for another descriptor.
+fn end<'a, H: Host>(e: &'a mut Env<'_, H>, fd: i32) -> WasiResult<&'a mut UdpEnd<H>> {
+    match e.ctx.fds.get(fd)? {
+        Fd::Udp(end) => Ok(end),
+        _ => Err(errno::BADF),
+    }
+}
+
+/// `udp_bind`: a socket bound on the address text at `addr`; its
+/// descriptor at `out`.
+fn bind<H: Host>(e: &mut Env<'_, H>, (addr, len): (i32, i32), out: i32) -> WasiResult<()> {
+    let addr = addr_at(e, addr, len)?;
+    // The out pointer is checked before the socket is made.
+    e.write_u32(out, 0)?;
+    let socket = e.ctx.system.host().udp_bind(addr)?;
+    let fd = e.ctx.fds.insert(Fd::Udp(Box::new(UdpEnd::new(socket))));
+    e.write_u32(out, fd as u32)
+}
+
+/// `udp_send_to`: the `data_len` bytes at `data` to the address text at
+/// `addr`.
+fn send_to<H: Host>(
+    e: &mut Env<'_, H>,
+    fd: i32,
+    (data, data_len): (i32, i32),
+    (addr, addr_len): (i32, i32),
+) -> WasiResult<()> {
+    end(e, fd)?;
+    if usize::try_from(data_len).map_err(|_| errno::INVAL)? > MAX_DATAGRAM {
+        return Err(errno::MSGSIZE);
+    }
+    let to = addr_at(e, addr, addr_len)?;
+    let payload = e.bytes(data, data_len)?.to_vec();
+    end(e, fd)?.send_to(&payload, to)
+}
+
+/// `udp_recv_from`: the next datagram, what fits of it at `buf` and its
+/// sender's text at `addr`; its whole length and the text's at `out`.
+fn recv_from<H: Host>(
+    e: &mut Env<'_, H>,
+    fd: i32,
+    (buf, cap): (i32, i32),
+    (addr, addr_cap): (i32, i32),
+    out: i32,
+) -> WasiResult<()> {
+    end(e, fd)?;
+    let cap = usize::try_from(cap).map_err(|_| errno::INVAL)?;
+    e.bytes(buf, cap as i32)?;
+    addr_buffer(e, addr, addr_cap)?;
+    e.bytes(out, 8)?;
+    let Some((from, payload)) = end(e, fd)?.take()? else {
+        return Err(errno::AGAIN);
+    };
+    let text = addr_text(from);
+    e.write(buf, &payload[..payload.len().min(cap)])?;
+    e.write(addr, text.as_bytes())?;
+    e.write_u32(out, payload.len() as u32)?;
+    e.write_u32(out.wrapping_add(4), text.len() as u32)
+}
+
+/// `udp_local_addr`: the socket's address text at `addr`, its length at
+/// `out`.
+fn local_addr<H: Host>(
+    e: &mut Env<'_, H>,
+    fd: i32,
+    (addr, cap): (i32, i32),
+    out: i32,
+) -> WasiResult<()> {
+    let local = end(e, fd)?.local_addr();
+    addr_buffer(e, addr, cap)?;
+    e.bytes(out, 4)?;
+    let text = addr_text(local);
+    e.write(addr, text.as_bytes())?;
+    e.write_u32(out, text.len() as u32)
+}
+
+pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
+    l.func_wrap(
+        MODULE,
+        import::UDP_BIND,
+        |mut c: C<'_, H>, addr: i32, len: i32, out: i32| {
+            errno_of(with_env(&mut c, |e| bind(e, (addr, len), out)))
+        },
+    )?;
+    l.func_wrap(
+        MODULE,
+        import::UDP_SEND_TO,
+        |mut c: C<'_, H>, fd: i32, data: i32, data_len: i32, addr: i32, addr_len: i32| {
+            errno_of(with_env(&mut c, |e| {
+                send_to(e, fd, (data, data_len), (addr, addr_len))
+            }))
+        },
+    )?;
+    l.func_wrap(
+        MODULE,
+        import::UDP_RECV_FROM,
+        |mut c: C<'_, H>, fd: i32, buf: i32, cap: i32, addr: i32, addr_cap: i32, out: i32| {
+            errno_of(with_env(&mut c, |e| {
+                recv_from(e, fd, (buf, cap), (addr, addr_cap), out)
+            }))
+        },
+    )?;
+    l.func_wrap(
+        MODULE,
+        import::UDP_LOCAL_ADDR,
+        |mut c: C<'_, H>, fd: i32, addr: i32, cap: i32, out: i32| {
+            errno_of(with_env(&mut c, |e| local_addr(e, fd, (addr, cap), out)))
+        },
+    )?;
+    Ok(())
+}
