@@ -207,7 +207,7 @@ const WASM_MAX_LOST: u64 = 100;
 /// event app `udp-echo-app` on `b` binds `a`'s fabric address, its socket
 /// is held by `a`, and a host client in `a`'s namespace exchanges
 /// datagrams with it: none duplicated, none corrupted, few lost. Its end
-/// closes the socket at `a`.
+/// closes the socket at `a`; a bind `a` does not grant is refused.
 #[test]
 fn a_wasm_app_on_another_device_serves_udp_on_a_fabric_address() {
     let _serial = serial();
@@ -235,7 +235,16 @@ fn a_wasm_app_on_another_device_serves_udp_on_a_fabric_address() {
         });
     }
 
+    // A port a's --listen does not grant: the app's bind is refused (its
+    // errno, EACCES), and it says so and ends with status 1.
     let app = wasm("udp-echo-app");
+    let (code, _, err) = cli(&b, &["spawn", "--wait", "--device", "b", &app, "9511", &ip]);
+    assert_eq!(code, 1, "{err}");
+    let refusal = format!("udp-echo-app: bind {ip}:9511: Permission denied");
+    eventually("the refusal logged", Duration::from_secs(5), || {
+        db.log().contains(&refusal)
+    });
+
     let pid = ok(
         &b,
         &["spawn", "--device", "b", &app, &port.to_string(), &ip],
