@@ -191,6 +191,9 @@ fn line(args: std::fmt::Arguments) {
     }
 }
 
+/// The key-value store its service keeps.
+type Store = BTreeMap<Vec<u8>, Vec<u8>>;
+
 struct Stateful {
     /// The blocks, one after another.
     memory: Vec<u64>,
@@ -205,7 +208,7 @@ struct Stateful {
     /// Every how many ticks it moves itself, and where to, in turn.
     tour: Option<(u64, Vec<String>)>,
     /// With `--serve`: the service and its store.
-    service: Option<(Service, BTreeMap<Vec<u8>, Vec<u8>>)>,
+    service: Option<(Service, Store)>,
     /// With `--open`: the file it keeps open.
     _held: Option<std::fs::File>,
 }
