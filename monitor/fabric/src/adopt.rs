@@ -6,9 +6,14 @@
 //! part, so a destination that dies mid-move holds up at most a window of
 //! its link's queue, never the source's whole session.
 //!
+//! A **prepare** query may come first, alongside the parts: it names the
+//! app as the adopt will (its attachment goes on with the same JSON
+//! request), so that the destination starts the app's runtime while the
+//! snapshot travels; the adopt then only hands it the snapshot.
+//!
 //! Every query's attachment starts with a 33-byte head ([`Head`]); a part's
-//! payload is its bytes, an adopt's attachment goes on with the JSON
-//! request. The receiving side keeps one assembly at a time
+//! payload is its bytes, a prepare's or an adopt's attachment goes on with
+//! the JSON request. The receiving side keeps one assembly at a time
 //! ([`Assembly`]), forgotten when it is taken, replaced by a newer
 //! transfer once idle for [`STALE`], and bounded by [`MAX_SNAPSHOT`].
 //!
@@ -38,13 +43,17 @@ pub enum Kind {
     Part = 1,
     /// The request that takes the assembled snapshot.
     Adopt = 2,
+    /// The request the adopt will make, ahead of the snapshot: start the
+    /// app's runtime and have it wait for its snapshot.
+    Prepare = 3,
 }
 
 /// The head of every adopt query's attachment, 33 bytes, little-endian:
-/// `version: u8` (1), `kind: u8` (1 part, 2 adopt), 7 reserved zero bytes,
-/// `transfer: u64` (the sender's random id for this snapshot's transfer),
-/// `offset: u64` (a part's first byte; 0 for an adopt), `total: u64` (the
-/// snapshot's whole length, 1 to [`MAX_SNAPSHOT`]).
+/// `version: u8` (1), `kind: u8` (1 part, 2 adopt, 3 prepare), 7 reserved
+/// zero bytes, `transfer: u64` (the sender's random id for this snapshot's
+/// transfer), `offset: u64` (a part's first byte; 0 for an adopt or a
+/// prepare), `total: u64` (the snapshot's whole length, 1 to
+/// [`MAX_SNAPSHOT`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Head {
     pub kind: Kind,
@@ -79,6 +88,7 @@ impl Head {
         let kind = match b[1] {
             1 => Kind::Part,
             2 => Kind::Adopt,
+            3 => Kind::Prepare,
             k => return Err(format!("adopt query kind {k}")),
         };
         if b[2..9].iter().any(|&r| r != 0) {
@@ -97,6 +107,9 @@ impl Head {
         };
         if head.total == 0 || head.total > MAX_SNAPSHOT {
             return Err(format!("a snapshot of {} bytes", head.total));
+        }
+        if head.kind != Kind::Part && head.offset != 0 {
+            return Err(format!("an adopt or prepare at offset {}", head.offset));
         }
         Ok((head, rest))
     }
@@ -223,8 +236,12 @@ mod tests {
         bad[0] = 2;
         assert!(Head::decode(&bad).is_err());
         let mut bad = bytes.clone();
-        bad[1] = 3;
+        bad[1] = 4;
         assert!(Head::decode(&bad).is_err());
+        let prepare = head(Kind::Prepare, 7, 0, 10_000);
+        assert_eq!(Head::decode(&prepare.encode()), Ok((prepare, &[][..])));
+        let astray = head(Kind::Prepare, 7, 4096, 10_000).encode();
+        assert!(Head::decode(&astray).is_err());
         let mut bad = bytes.clone();
         bad[5] = 1;
         assert!(Head::decode(&bad).is_err());

@@ -339,9 +339,32 @@ impl Node {
         }
     }
 
-    /// Hands `device` an app moved to it (§19.4): its `snapshot` in parts
-    /// ([`adopt`]), then `request` (a [`Request::Adopt`]) naming it; waits
-    /// at most `limit` in all for the answer.
+    /// Asks `device` to get ready for an app moving to it (§19.4): to start
+    /// its runtime, which then waits for the snapshot (of about `total`
+    /// bytes) that a later [`Node::adopt`] with the same `request` (a
+    /// [`Request::Adopt`], its snapshot left out) hands it. Answered
+    /// `done` once the runtime waits; waits at most `limit`. A failed
+    /// prepare costs nothing but time: the adopt then starts the runtime
+    /// itself.
+    pub async fn prepare(
+        &self,
+        device: &str,
+        request: &Request,
+        total: u64,
+        limit: Duration,
+    ) -> Result<Response, FabricError> {
+        let transfer = u64::from_le_bytes(crate::identity::random().map_err(zerr)?);
+        let deadline = tokio::time::Instant::now() + limit;
+        let attachment = prepare_attachment(transfer, total, request);
+        adopt_query(&self.session, device, attachment, Vec::new(), deadline).await
+    }
+
+    /// Hands `device` an app moved to it (§19.4): a prepare of `request`
+    /// (a [`Request::Adopt`] naming the app, its snapshot left out) and the
+    /// `snapshot` in parts ([`adopt`]) at once, then, once every part is
+    /// stored and the prepare answered, `request` itself, which takes
+    /// the snapshot; waits at most `limit` in all for the answer. The
+    /// prepare's failure is not the move's: the adopt goes on without it.
     pub async fn adopt(
         &self,
         device: &str,
@@ -352,6 +375,13 @@ impl Node {
         let deadline = tokio::time::Instant::now() + limit;
         let transfer = u64::from_le_bytes(crate::identity::random().map_err(zerr)?);
         let total = snapshot.len() as u64;
+        let prepared = {
+            let attachment = prepare_attachment(transfer, total, request);
+            let (session, device) = (self.session.clone(), device.to_string());
+            tokio::spawn(async move {
+                adopt_query(&session, &device, attachment, Vec::new(), deadline).await
+            })
+        };
         let snapshot = Arc::new(snapshot);
         let mut parts = tokio::task::JoinSet::new();
         let mut offsets = (0..snapshot.len()).step_by(adopt::PART);
@@ -380,6 +410,9 @@ impl Node {
                 Some(Err(e)) => return Err(FabricError::Zenoh(e.to_string())),
             }
         }
+        // Whatever it answered: a destination that could not prepare (or
+        // does not know prepares) starts the runtime on the adopt.
+        let _ = prepared.await;
         let head = adopt::Head {
             kind: adopt::Kind::Adopt,
             transfer,
@@ -896,6 +929,19 @@ async fn adopt_query(
     response_of(device, replies.recv_async().await.ok())
 }
 
+/// A prepare query's attachment: its head, then `request`.
+fn prepare_attachment(transfer: u64, total: u64, request: &Request) -> Vec<u8> {
+    let head = adopt::Head {
+        kind: adopt::Kind::Prepare,
+        transfer,
+        offset: 0,
+        total,
+    };
+    let mut attachment = head.encode().to_vec();
+    attachment.extend_from_slice(&wire::encode(request));
+    attachment
+}
+
 /// The answer `device` gave to a call or an adopt query (its first reply):
 /// a refusal as [`FabricError::Refused`], none as [`FabricError::NoReply`].
 fn response_of(device: &str, reply: Option<zenoh::query::Reply>) -> Result<Response, FabricError> {
@@ -928,15 +974,19 @@ fn unexpected_reply(device: &str, r: &Response) -> FabricError {
 }
 
 /// Serves `weft/dev/<name>/adopt` (§19.4): stores the parts of the
-/// snapshot under way ([`adopt::Assemblies`]: one transfer at a time), and
-/// hands an adopt query's request, with its assembled snapshot, to the
-/// daemon; one adoption is answered at a time, others are answered busy.
+/// snapshot under way ([`adopt::Assemblies`]: one transfer at a time), hands
+/// a prepare's request to the daemon (as a [`Request::Prepare`]; the daemon
+/// keeps at most one runtime prepared), and an adopt query's request, with
+/// its assembled snapshot; one prepare and one adoption are answered at a
+/// time, others are answered busy. Prepares and adopts are answered by tasks of their own,
+/// so parts are stored meanwhile.
 async fn serve_adoptions(session: Session, name: String, calls: mpsc::Sender<Incoming>) {
     let Ok(queryable) = session.declare_queryable(keys::adopt(&name)).await else {
         return;
     };
     let mut assemblies = adopt::Assemblies::default();
     let one = Arc::new(Semaphore::new(1));
+    let preparing = Arc::new(Semaphore::new(1));
     let mut sweep = tokio::time::interval(adopt::STALE);
     loop {
         let query = tokio::select! {
@@ -969,21 +1019,10 @@ async fn serve_adoptions(session: Session, name: String, calls: mpsc::Sender<Inc
             let _ = query.reply(key, reply).await;
             continue;
         }
-        let request = match wire::decode::<Request>(rest) {
+        let (pid, app, module) = match wire::decode::<Request>(rest) {
             Ok(Request::Adopt {
                 pid, name, module, ..
-            }) => match assemblies.take(&head) {
-                Ok(snapshot) => Request::Adopt {
-                    pid,
-                    name,
-                    module,
-                    snapshot,
-                },
-                Err(e) => {
-                    let _ = query.reply(key, error(e)).await;
-                    continue;
-                }
-            },
+            }) => (pid, name, module),
             Ok(_) => {
                 let why = "only an adopt request comes on this key".to_string();
                 let _ = query.reply(key, error(why)).await;
@@ -991,6 +1030,38 @@ async fn serve_adoptions(session: Session, name: String, calls: mpsc::Sender<Inc
             }
             Err(e) => {
                 let _ = query.reply(key, error(e.to_string())).await;
+                continue;
+            }
+        };
+        if head.kind == adopt::Kind::Prepare {
+            let Ok(permit) = preparing.clone().try_acquire_owned() else {
+                let busy = "busy: the device is preparing for another app".to_string();
+                let _ = query.reply(key, error(busy)).await;
+                continue;
+            };
+            let request = Request::Prepare {
+                pid,
+                name: app,
+                module,
+                total: head.total,
+            };
+            let calls = calls.clone();
+            tokio::spawn(async move {
+                let response = answer(&calls, request).await;
+                let _ = query.reply(key, wire::encode(&response)).await;
+                drop(permit);
+            });
+            continue;
+        }
+        let request = match assemblies.take(&head) {
+            Ok(snapshot) => Request::Adopt {
+                pid,
+                name: app,
+                module,
+                snapshot,
+            },
+            Err(e) => {
+                let _ = query.reply(key, error(e)).await;
                 continue;
             }
         };

@@ -182,6 +182,19 @@ pub enum Request {
         #[serde(skip)]
         snapshot: Vec<u8>,
     },
+    /// Gets ready to take app `pid` (`DEVICE:N`), whose snapshot of
+    /// `total` bytes is on its way: starts its runtime, which waits for the
+    /// adopt that follows ([`Request::Adopt`], the same `pid`, `name` and
+    /// `module`). Made by the node from a prepare query on
+    /// `weft/dev/<name>/adopt` (whose JSON is that adopt request); never
+    /// on the wire itself.
+    #[serde(skip)]
+    Prepare {
+        pid: String,
+        name: String,
+        module: Image,
+        total: u64,
+    },
     /// Process `pid`, of the called device, now runs on `at` (told by the
     /// device that moved it, so that calls for it find it).
     Located { pid: String, at: String },

@@ -380,6 +380,12 @@ impl Daemon {
                 }
                 Err(e) => err(e),
             },
+            Request::Prepare {
+                pid, name, module, ..
+            } => match self.prepare(&pid, name, module).await {
+                Ok(()) => Response::Done,
+                Err(e) => err(e),
+            },
             Request::Located { pid, at } => match Pid::parse(&pid) {
                 Ok(pid) => {
                     self.device.located(&pid, &at);

@@ -13,6 +13,10 @@
 //! - one move of a process at a time, and one adoption at a time per
 //!   device (the node answers others busy): a snapshot is held whole in
 //!   memory only while it travels.
+//! - a runtime prepared for an adoption (§19.4's prepare) runs no app
+//!   until the adopt hands it its snapshot, and is ended without an exit
+//!   when none comes within [`PREPARED_LIMIT`]; at most one is prepared at
+//!   a time, never for a pid that runs here.
 
 use super::device::Whereabouts;
 use super::fabric::{CALL_LIMIT, Daemon};
@@ -36,8 +40,12 @@ const ADOPT_LIMIT: Duration = Duration::from_secs(40);
 /// destination then completes.
 const RESTORE_LIMIT: Duration = Duration::from_secs(12);
 /// How long a runtime that opens its MOVE stream waits for a restore's
-/// spawn in flight to say whether the runtime is its.
+/// spawn in flight to say whether the runtime is its; and how long a
+/// prepared runtime may take to open it.
 const SPAWN_LIMIT: Duration = Duration::from_secs(10);
+/// How long a runtime prepared for an adoption waits for its snapshot:
+/// the source gives up on the move within [`ADOPT_LIMIT`] of its prepare.
+const PREPARED_LIMIT: Duration = ADOPT_LIMIT;
 /// How long a move the app asked for itself waits for its batch to end
 /// (it asks from inside one).
 const SELF_WAIT_MS: u32 = 10_000;
@@ -61,6 +69,14 @@ pub struct Moves {
     restores: Mutex<HashMap<u32, Restore>>,
     /// Spawns of restoring runtimes in flight.
     spawning: watch::Sender<usize>,
+    /// The runtime started ahead of an adoption (§19.4's prepare), until
+    /// the adopt takes it or it is ended: at most one.
+    prepared: Mutex<Option<Prepared>>,
+    /// Prepared runtimes that have not opened their MOVE stream yet, by
+    /// local pid.
+    waiting: Mutex<HashMap<u32, Waiting>>,
+    /// One prepare at a time.
+    preparing: tokio::sync::Mutex<()>,
     /// Processes (fabric pids) being moved from here now.
     moving: Mutex<HashSet<String>>,
 }
@@ -70,6 +86,33 @@ struct Restore {
     module: [u8; 32],
     snapshot: Arc<Vec<u8>>,
     restored: oneshot::Sender<Result<(), String>>,
+}
+
+/// A runtime started for app `pid` (module `sha256`) ahead of its
+/// snapshot; the adopt sends the snapshot down `snapshot`.
+struct Prepared {
+    pid: Pid,
+    sha256: String,
+    local: u32,
+    snapshot: oneshot::Sender<Restore>,
+}
+
+/// What a prepared runtime's MOVE stream waits on: its snapshot, until
+/// `until`; `opened` tells the prepare that the runtime is ready.
+struct Waiting {
+    snapshot: oneshot::Receiver<Restore>,
+    opened: oneshot::Sender<()>,
+    until: tokio::time::Instant,
+}
+
+/// How a runtime that opened its MOVE stream begins, as far as moves go.
+enum Ahead {
+    /// It restores this snapshot.
+    Restore(Restore),
+    /// It starts its app afresh (no adoption is its).
+    Start,
+    /// It was prepared for an adoption that never came, and is ended.
+    Abandoned,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,41 +211,160 @@ impl Daemon {
             let _ = granted.send(Begin::Refused(why));
             return;
         };
-        let restore = self.restore_for(local).await;
+        let ahead = self.restore_for(local).await;
         let (orders, orders_rx) = mpsc::channel(1);
-        lock(&self.moves.movers).insert(local, orders);
-        let begin = match restore {
-            Some(r) => Begin::Restore {
+        let begin = match ahead {
+            Ahead::Restore(r) => Begin::Restore {
                 module: r.module,
                 snapshot: r.snapshot,
                 restored: r.restored,
                 orders: orders_rx,
             },
-            None => Begin::Start {
+            Ahead::Start => Begin::Start {
                 module,
                 orders: orders_rx,
             },
+            Ahead::Abandoned => {
+                // Ended already; should it still read its stream, a
+                // snapshot it must refuse makes it exit (status 2) rather
+                // than start its app afresh.
+                let (restored, _) = oneshot::channel();
+                let _ = granted.send(Begin::Restore {
+                    module,
+                    snapshot: Arc::new(vec![0]),
+                    restored,
+                    orders: orders_rx,
+                });
+                return;
+            }
         };
+        lock(&self.moves.movers).insert(local, orders);
         let _ = granted.send(begin);
     }
 
-    /// The snapshot waiting for the runtime of `local`, once the restoring
-    /// spawns in flight have said whose it is.
-    async fn restore_for(&self, local: u32) -> Option<Restore> {
+    /// How the runtime of `local` begins: with the snapshot waiting for it,
+    /// once the restoring spawns in flight have said whose it is; or, if it
+    /// was prepared for an adoption, with the snapshot the adopt hands it.
+    async fn restore_for(&self, local: u32) -> Ahead {
         let mut spawning = self.moves.spawning.subscribe();
         let deadline = tokio::time::Instant::now() + SPAWN_LIMIT;
         loop {
             if let Some(r) = lock(&self.moves.restores).remove(&local) {
-                return Some(r);
+                return Ahead::Restore(r);
+            }
+            let waiting = lock(&self.moves.waiting).remove(&local);
+            if let Some(w) = waiting {
+                return self.snapshot_for(local, w).await;
             }
             if *spawning.borrow_and_update() == 0 {
-                return None;
+                return Ahead::Start;
             }
             if tokio::time::timeout_at(deadline, spawning.changed())
                 .await
                 .is_err()
             {
-                return None;
+                return Ahead::Start;
+            }
+        }
+    }
+
+    /// Tells the prepare that runtime `local` is ready, and waits for the
+    /// snapshot its adopt hands it; ends the runtime (no exit is published
+    /// for it) if none comes in time.
+    async fn snapshot_for(&self, local: u32, w: Waiting) -> Ahead {
+        let _ = w.opened.send(());
+        let mut snapshot = w.snapshot;
+        match tokio::time::timeout_at(w.until, &mut snapshot).await {
+            Ok(Ok(r)) => return Ahead::Restore(r),
+            Ok(Err(_)) => {}
+            Err(_) => {
+                // Out of time, unless an adopt took it just now: it then
+                // sends the snapshot at once.
+                let ours = lock(&self.moves.prepared)
+                    .take_if(|p| p.local == local)
+                    .is_some();
+                if !ours && let Ok(r) = snapshot.await {
+                    return Ahead::Restore(r);
+                }
+            }
+        }
+        say(&format!(
+            "process {local} of this guest, prepared for an app, got no snapshot: ended"
+        ));
+        self.abandon(local).await;
+        Ahead::Abandoned
+    }
+
+    /// Ends runtime `local`, prepared for an adoption that it will not get,
+    /// without an exit.
+    async fn abandon(&self, local: u32) {
+        lock(&self.moves.prepared).take_if(|p| p.local == local);
+        self.device.silence(local);
+        let _ = self.device.kill(local).await;
+    }
+
+    /// Gets ready to take app `pid` (§19.4's prepare): starts a runtime of
+    /// `module` (fetched if need be), which compiles it, opens its MOVE
+    /// stream and waits there for the snapshot of the adopt that follows
+    /// (at most [`PREPARED_LIMIT`]); answers once it waits. At most one
+    /// runtime is prepared at a time; a prepare of the app already
+    /// prepared is answered at once.
+    pub(super) async fn prepare(
+        &self,
+        pid: &str,
+        name: String,
+        module: Image,
+    ) -> Result<(), String> {
+        let pid = Pid::parse(pid)?;
+        if let Whereabouts::Here(_) = self.device.whereabouts(&pid) {
+            return Err(format!("{pid} runs here already"));
+        }
+        let Image::Wasm { ref sha256, .. } = module else {
+            return Err("only a Wasm app moves".into());
+        };
+        let sha256 = sha256.clone();
+        let _one = self.moves.preparing.lock().await;
+        if let Some(p) = lock(&self.moves.prepared).as_ref() {
+            return if p.pid == pid && p.sha256 == sha256 {
+                Ok(())
+            } else {
+                Err(format!("busy: the device is prepared for {}", p.pid))
+            };
+        }
+        let bytes = self.module_bytes(module).await?;
+        let (snapshot, waits) = oneshot::channel();
+        let (opened_tx, opened) = oneshot::channel();
+        let local = {
+            let _spawning = Spawning::new(&self.moves.spawning);
+            let local = self
+                .device
+                .spawn(
+                    SpawnImage::Bytes(bytes.as_ref().clone()),
+                    vec![app_name(name, &pid)],
+                )
+                .await?;
+            let waiting = Waiting {
+                snapshot: waits,
+                opened: opened_tx,
+                until: tokio::time::Instant::now() + PREPARED_LIMIT,
+            };
+            lock(&self.moves.waiting).insert(local, waiting);
+            *lock(&self.moves.prepared) = Some(Prepared {
+                pid: pid.clone(),
+                sha256,
+                local,
+                snapshot,
+            });
+            local
+        };
+        match tokio::time::timeout(SPAWN_LIMIT, opened).await {
+            Ok(Ok(())) => Ok(()),
+            _ => {
+                lock(&self.moves.waiting).remove(&local);
+                self.abandon(local).await;
+                Err(format!(
+                    "the runtime prepared for {pid} did not open its MOVE stream"
+                ))
             }
         }
     }
@@ -368,9 +530,9 @@ impl Daemon {
         Ok(size)
     }
 
-    /// Takes app `pid` moved here: starts a runtime of `module` that
-    /// restores `snapshot`, and answers once it runs: with the local
-    /// process it runs as.
+    /// Takes app `pid` moved here: hands `snapshot` to the runtime prepared
+    /// for it, or else starts a runtime of `module` that restores it, and
+    /// answers once it runs: with the local process it runs as.
     pub(super) async fn adopt(
         &self,
         pid: &str,
@@ -396,26 +558,25 @@ impl Daemon {
             ));
         }
         let arrived = Instant::now();
-        let bytes = self.module_bytes(module).await?;
         let (restored, done) = oneshot::channel();
-        let local = {
-            let _spawning = Spawning::new(&self.moves.spawning);
-            let name = if name.is_empty() {
-                pid.to_string()
-            } else {
-                name
-            };
-            let local = self
-                .device
-                .spawn(SpawnImage::Bytes(bytes.as_ref().clone()), vec![name])
-                .await?;
-            let restore = Restore {
-                module: header.module,
-                snapshot: Arc::new(snapshot),
-                restored,
-            };
-            lock(&self.moves.restores).insert(local, restore);
-            local
+        let restore = Restore {
+            module: header.module,
+            snapshot: Arc::new(snapshot),
+            restored,
+        };
+        let prepared = lock(&self.moves.prepared).take_if(|p| p.pid == pid && p.sha256 == *sha256);
+        // A prepared runtime that is gone (it ended) leaves the snapshot
+        // to a runtime started now.
+        let sent = match prepared {
+            Some(p) => p.snapshot.send(restore).map(|()| p.local),
+            None => Err(restore),
+        };
+        let (local, how) = match sent {
+            Ok(local) => (local, "prepared"),
+            Err(restore) => (
+                self.restoring(module, name, &pid, restore).await?,
+                "started",
+            ),
         };
         let outcome = match tokio::time::timeout(RESTORE_LIMIT, done).await {
             Ok(Ok(r)) => r,
@@ -428,7 +589,7 @@ impl Daemon {
             Ok(()) => {
                 self.device.adopted(local, pid.clone());
                 say(&format!(
-                    "{pid} moved here (process {local} of this guest), restored in {:?}",
+                    "{pid} moved here (process {local} of this guest, {how}), restored in {:?}",
                     arrived.elapsed()
                 ));
                 Ok(local)
@@ -443,6 +604,37 @@ impl Daemon {
                 ))
             }
         }
+    }
+
+    /// Starts a runtime of `module` (fetched if need be) that restores
+    /// `restore`, for app `pid` named `name`: its local process.
+    async fn restoring(
+        &self,
+        module: Image,
+        name: String,
+        pid: &Pid,
+        restore: Restore,
+    ) -> Result<u32, String> {
+        let bytes = self.module_bytes(module).await?;
+        let _spawning = Spawning::new(&self.moves.spawning);
+        let local = self
+            .device
+            .spawn(
+                SpawnImage::Bytes(bytes.as_ref().clone()),
+                vec![app_name(name, pid)],
+            )
+            .await?;
+        lock(&self.moves.restores).insert(local, restore);
+        Ok(local)
+    }
+}
+
+/// The name a moved app's runtime is spawned with: its own, or its pid.
+fn app_name(name: String, pid: &Pid) -> String {
+    if name.is_empty() {
+        pid.to_string()
+    } else {
+        name
     }
 }
 

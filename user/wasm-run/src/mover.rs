@@ -120,6 +120,11 @@ pub fn begin<H: Host>(
     grants: &[SocketAddr],
 ) -> Begin<H> {
     let host = system.host();
+    // Compiled before the first order is awaited, so that it overlaps the
+    // snapshot's journey (a prepared runtime, §19.4) or the monitor's
+    // answer; a module that does not compile is refused by the load or the
+    // restore that follows, which find it in the cache otherwise.
+    let _ = system.compile(bytes);
     let Some(mut mover) = host.mover() else {
         return Begin::WithoutMoves;
     };
