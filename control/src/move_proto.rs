@@ -38,6 +38,9 @@ pub mod kind {
     pub const RELEASE: u16 = 0x8704;
     /// The app moved: the runtime ends.
     pub const END: u16 = 0x8705;
+    /// A snapshot of about this many bytes is on its way: ready the memory
+    /// it will need. Only before `RESTORE`.
+    pub const PREPARE: u16 = 0x8706;
 
     /// The app was restored and runs.
     pub const RESTORED: u16 = 0x0701;
@@ -79,6 +82,10 @@ pub enum Order<'a> {
     Release,
     /// The held app moved: the runtime ends.
     End,
+    /// A snapshot of about `len` bytes (1 to [`MAX_SNAPSHOT`]) is on its
+    /// way: the runtime readies the memory a restore of it needs while it
+    /// waits for `RESTORE`. Only as the first order.
+    Prepare { len: u64 },
 }
 
 impl<'a> Order<'a> {
@@ -90,6 +97,7 @@ impl<'a> Order<'a> {
             Self::Capture { .. } => kind::CAPTURE,
             Self::Release => kind::RELEASE,
             Self::End => kind::END,
+            Self::Prepare { .. } => kind::PREPARE,
         }
     }
 
@@ -104,6 +112,9 @@ impl<'a> Order<'a> {
             }
             Self::Restore { module, len } => {
                 e.bytes(&module).u64(len);
+            }
+            Self::Prepare { len } => {
+                e.u64(len);
             }
             Self::Part(bytes) => {
                 if bytes.is_empty() || bytes.len() > MAX_PART {
@@ -129,14 +140,10 @@ impl<'a> Order<'a> {
             kind::START => Self::Start {
                 module: module(&mut d)?,
             },
-            kind::RESTORE => {
-                let module = module(&mut d)?;
-                let len = d.u64()?;
-                if len == 0 || len > MAX_SNAPSHOT {
-                    return Err(WireError::Field("snapshot length"));
-                }
-                Self::Restore { module, len }
-            }
+            kind::RESTORE => Self::Restore {
+                module: module(&mut d)?,
+                len: snapshot_len(&mut d)?,
+            },
             kind::RESTORE_PART => Self::Part(part(&mut d)?),
             kind::CAPTURE => {
                 let wait_ms = d.u32()?;
@@ -147,6 +154,9 @@ impl<'a> Order<'a> {
             }
             kind::RELEASE => Self::Release,
             kind::END => Self::End,
+            kind::PREPARE => Self::Prepare {
+                len: snapshot_len(&mut d)?,
+            },
             other => return Err(WireError::Kind(other)),
         };
         d.finish()?;
@@ -250,6 +260,14 @@ fn cut(why: &str) -> &str {
     &why[..end]
 }
 
+/// A snapshot's length: 1 to [`MAX_SNAPSHOT`].
+fn snapshot_len(d: &mut Decoder<'_>) -> Result<u64, WireError> {
+    match d.u64()? {
+        len @ 1..=MAX_SNAPSHOT => Ok(len),
+        _ => Err(WireError::Field("snapshot length")),
+    }
+}
+
 fn module(d: &mut Decoder<'_>) -> Result<[u8; 32], WireError> {
     d.bytes(32)?
         .try_into()
@@ -287,6 +305,7 @@ mod tests {
     #[test]
     fn every_frame_round_trips() {
         order_round_trip(Order::Start { module: [7; 32] });
+        order_round_trip(Order::Prepare { len: 1 << 20 });
         order_round_trip(Order::Restore {
             module: [9; 32],
             len: MAX_SNAPSHOT,
@@ -324,6 +343,9 @@ mod tests {
         assert!(Order::decode(kind::RESTORE, &restore).is_err());
         restore[32..].copy_from_slice(&(MAX_SNAPSHOT + 1).to_le_bytes());
         assert!(Order::decode(kind::RESTORE, &restore).is_err());
+        assert!(Order::decode(kind::PREPARE, &[0; 8]).is_err());
+        assert!(Order::decode(kind::PREPARE, &(MAX_SNAPSHOT + 1).to_le_bytes()).is_err());
+        assert!(Order::decode(kind::PREPARE, &[1, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(Order::decode(kind::CAPTURED, &[0; 8]).is_err());
         assert!(Report::decode(kind::CAPTURE, &[0; 4]).is_err());
         assert!(Report::decode(kind::FAILED, &[2, 0, 0xFF, 0xFE]).is_err());

@@ -381,8 +381,11 @@ impl Daemon {
                 Err(e) => err(e),
             },
             Request::Prepare {
-                pid, name, module, ..
-            } => match self.prepare(&pid, name, module).await {
+                pid,
+                name,
+                module,
+                total,
+            } => match self.prepare(&pid, name, module, total).await {
                 Ok(()) => Response::Done,
                 Err(e) => err(e),
             },

@@ -100,6 +100,8 @@ struct Prepared {
 /// What a prepared runtime's MOVE stream waits on: its snapshot, until
 /// `until`; `opened` tells the prepare that the runtime is ready.
 struct Waiting {
+    /// About how long the snapshot is, for the runtime to ready its memory.
+    len: u64,
     snapshot: oneshot::Receiver<Restore>,
     opened: oneshot::Sender<()>,
     until: tokio::time::Instant,
@@ -113,6 +115,8 @@ enum Ahead {
     Start,
     /// It was prepared for an adoption that never came, and is ended.
     Abandoned,
+    /// It was prepared for an adoption: it waits for the snapshot.
+    Prepared(Waiting),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -211,7 +215,19 @@ impl Daemon {
             let _ = granted.send(Begin::Refused(why));
             return;
         };
-        let ahead = self.restore_for(local).await;
+        let mut granted = granted;
+        let mut ahead = self.restore_for(local).await;
+        if let Ahead::Prepared(w) = ahead {
+            // Told at once, so that it readies its memory while the
+            // snapshot travels; how it begins follows.
+            let (then, begin) = oneshot::channel();
+            let _ = granted.send(Begin::Prepare {
+                len: w.len,
+                then: begin,
+            });
+            granted = then;
+            ahead = self.snapshot_for(local, w).await;
+        }
         let (orders, orders_rx) = mpsc::channel(1);
         let begin = match ahead {
             Ahead::Restore(r) => Begin::Restore {
@@ -224,6 +240,10 @@ impl Daemon {
                 module,
                 orders: orders_rx,
             },
+            Ahead::Prepared(_) => {
+                let _ = granted.send(Begin::Refused("prepared twice".into()));
+                return;
+            }
             Ahead::Abandoned => {
                 // Ended already; should it still read its stream, a
                 // snapshot it must refuse makes it exit (status 2) rather
@@ -254,7 +274,7 @@ impl Daemon {
             }
             let waiting = lock(&self.moves.waiting).remove(&local);
             if let Some(w) = waiting {
-                return self.snapshot_for(local, w).await;
+                return Ahead::Prepared(w);
             }
             if *spawning.borrow_and_update() == 0 {
                 return Ahead::Start;
@@ -314,6 +334,7 @@ impl Daemon {
         pid: &str,
         name: String,
         module: Image,
+        len: u64,
     ) -> Result<(), String> {
         let pid = Pid::parse(pid)?;
         if let Whereabouts::Here(_) = self.device.whereabouts(&pid) {
@@ -324,12 +345,21 @@ impl Daemon {
         };
         let sha256 = sha256.clone();
         let _one = self.moves.preparing.lock().await;
-        if let Some(p) = lock(&self.moves.prepared).as_ref() {
-            return if p.pid == pid && p.sha256 == sha256 {
-                Ok(())
-            } else {
-                Err(format!("busy: the device is prepared for {}", p.pid))
-            };
+        let stale = {
+            let mut prepared = lock(&self.moves.prepared);
+            match prepared.as_ref() {
+                Some(p) if p.pid == pid && p.sha256 == sha256 => return Ok(()),
+                Some(_) => prepared.take(),
+                None => None,
+            }
+        };
+        if let Some(p) = stale {
+            // Left by a move whose capture failed: dropped, its snapshot's
+            // sender ends its wait, and it is ended.
+            say(&format!(
+                "the runtime prepared for {} makes way for {pid}",
+                p.pid
+            ));
         }
         let bytes = self.module_bytes(module).await?;
         let (snapshot, waits) = oneshot::channel();
@@ -344,6 +374,7 @@ impl Daemon {
                 )
                 .await?;
             let waiting = Waiting {
+                len,
                 snapshot: waits,
                 opened: opened_tx,
                 until: tokio::time::Instant::now() + PREPARED_LIMIT,
@@ -391,6 +422,12 @@ impl Daemon {
             return Err(format!("{pid} is moving already"));
         }
         let _moving = Moving(&self.moves.moving, pid.to_string());
+        let request = self.adopt_request(pid, local).await?;
+        // The destination starts the app's runtime, which readies itself
+        // for the snapshot, while the app still runs here; a failure only
+        // leaves that to the adopt.
+        let node = self.node().await;
+        let _ = node.prepare(to, &request.0, request.1, SPAWN_LIMIT).await;
         let asked = Instant::now();
         // Its services hold their messages from now on: the runtime
         // captures it once it has taken and answered those before (§19.5).
@@ -411,36 +448,22 @@ impl Daemon {
             }
         };
         let captured = Instant::now();
-        let sha = sha256_hex_of(&header.module);
-        let adopted = match self.offer_module_of(&sha).await {
-            Err(why) => Err(why),
-            Ok(size) => {
-                let name = self
-                    .device
-                    .stats(pid, Some(local))
-                    .await
-                    .map(|p| p.name)
-                    .unwrap_or_default();
-                let request = Request::Adopt {
-                    pid: pid.to_string(),
-                    name,
-                    module: Image::Wasm {
-                        sha256: sha,
-                        size,
-                        from: me.clone(),
-                    },
-                    snapshot: Vec::new(),
-                };
-                let node = self.node().await;
-                match node.adopt(to, &request, snapshot, ADOPT_LIMIT).await {
-                    Ok(Response::Spawned { pid: there }) => Pid::parse(&there)
-                        .ok()
-                        .filter(|p| p.device == to)
-                        .map(|p| p.n)
-                        .ok_or_else(|| format!("it answered process {there:?}")),
-                    Ok(other) => Err(format!("unexpected answer {other:?}")),
-                    Err(e) => Err(e.to_string()),
-                }
+        let adopted = if let Request::Adopt {
+            module: Image::Wasm { ref sha256, .. },
+            ..
+        } = request.0
+            && *sha256 != sha256_hex_of(&header.module)
+        {
+            Err("its snapshot is of another module than it runs".to_string())
+        } else {
+            match node.adopt(to, &request.0, snapshot, ADOPT_LIMIT).await {
+                Ok(Response::Spawned { pid: there }) => Pid::parse(&there)
+                    .ok()
+                    .filter(|p| p.device == to)
+                    .map(|p| p.n)
+                    .ok_or_else(|| format!("it answered process {there:?}")),
+                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Err(e) => Err(e.to_string()),
             }
         };
         let there = match adopted {
@@ -486,6 +509,39 @@ impl Daemon {
         if let Err(e) = self.node().await.hold(&pid, local).await {
             say(&format!("cannot declare that {pid} runs here: {e}"));
         }
+    }
+
+    /// The adopt request (§19.4, its snapshot left out) that hands `pid`,
+    /// local process `local`, to another device, with its module on offer
+    /// here; and about how long its snapshot will be (its memory).
+    async fn adopt_request(&self, pid: &Pid, local: u32) -> Result<(Request, u64), String> {
+        let identity = self
+            .device
+            .handle
+            .identity_of(local)
+            .ok_or_else(|| format!("{pid} has ended"))?;
+        let sha = identity
+            .strip_prefix("sha256:")
+            .ok_or_else(|| format!("{pid} cannot move: it runs {identity}"))?
+            .to_string();
+        let size = self.offer_module_of(&sha).await?;
+        let (name, memory) = self
+            .device
+            .stats(pid, Some(local))
+            .await
+            .map(|p| (p.name, p.memory))
+            .unwrap_or_default();
+        let request = Request::Adopt {
+            pid: pid.to_string(),
+            name,
+            module: Image::Wasm {
+                sha256: sha,
+                size,
+                from: self.identity.name.clone(),
+            },
+            snapshot: Vec::new(),
+        };
+        Ok((request, memory.max(1)))
     }
 
     /// The MOVE stream of `pid`'s runtime (local process `local`): a Wasm

@@ -57,6 +57,13 @@ pub enum Begin {
     /// The process cannot move (why): the stream ends `Unsupported`, and
     /// the runtime runs its app without moves.
     Refused(String),
+    /// A snapshot of about `len` bytes is on its way (the runtime was
+    /// started ahead of it, §19.4): the runtime is told to ready its memory
+    /// (`PREPARE`), and `then` says how it begins once it is here.
+    Prepare {
+        len: u64,
+        then: oneshot::Receiver<Begin>,
+    },
 }
 
 /// What the daemon orders a runtime's stream.
@@ -93,14 +100,27 @@ pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, share
         region: shared.index(),
         granted,
     };
-    let begin = match link.send(FabricAsk::Move(ask)).await {
+    let mut begin = match link.send(FabricAsk::Move(ask)).await {
         Ok(()) => begin.await.ok(),
         Err(_) => None,
     };
     let mut io = io;
+    if let Some(Begin::Prepare { len, then }) = begin {
+        let prepare = Order::Prepare {
+            len: len.clamp(1, MAX_SNAPSHOT),
+        };
+        if let Err(f) = io.write_frame(&small(prepare)).await {
+            return io.fail(f).await;
+        }
+        begin = then.await.ok();
+    }
     let ended = match begin {
         None => Err(Failure::new(Code::Unsupported, "the fabric daemon is gone")),
         Some(Begin::Refused(why)) => Err(Failure::new(Code::Unsupported, why)),
+        Some(Begin::Prepare { .. }) => Err(Failure::new(
+            Code::Invalid,
+            "the daemon prepared the runtime twice",
+        )),
         Some(Begin::Start { module, orders }) => {
             match io.write_frame(&small(Order::Start { module })).await {
                 Ok(()) => follow(&mut io, orders, link, shared.index()).await,

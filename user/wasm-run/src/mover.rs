@@ -128,10 +128,21 @@ pub fn begin<H: Host>(
     let Some(mut mover) = host.mover() else {
         return Begin::WithoutMoves;
     };
-    let frame = match mover.order() {
+    let mut frame = match mover.order() {
         Ok(frame) => frame,
         Err(e) => return without_moves(host, name, &Broken::Stream(e)),
     };
+    if let Ok(Order::Prepare { len }) = decode(&frame) {
+        let next = match warm::<H>(&mut mover, len) {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => mover.order(),
+            Err(e) => Err(e),
+        };
+        frame = match next {
+            Ok(frame) => frame,
+            Err(e) => return without_moves(host, name, &Broken::Stream(e)),
+        };
+    }
     match decode(&frame) {
         Ok(Order::Start { module }) => Begin::Start(Moves::new(host, mover, module)),
         Ok(Order::Restore { module, len }) => {
@@ -145,6 +156,38 @@ pub fn begin<H: Host>(
         }
         Err(broken) => without_moves(host, name, &broken),
     }
+}
+
+/// How much fresh heap [`warm`] touches at most, and between two looks at
+/// the stream.
+const WARM_MAX: usize = 320 << 20;
+const WARM_STEP: usize = 1 << 20;
+
+/// Readies the memory a restore of a snapshot of about `len` bytes needs
+/// (its buffer, then the app's linear memory as it grows): touches up to
+/// twice that much fresh heap, a step at a time, and frees it, so that the
+/// restore reuses memory the guest has mapped already rather than paying a
+/// page fault (an exit to the monitor) per page of it while the app is
+/// away (PROTOCOL.md §19.3). It stops as soon as the next order is there,
+/// and returns it: the restore never waits for it.
+fn warm<H: Host>(mover: &mut H::Mover, len: u64) -> Result<Option<OrderFrame>, String> {
+    let want = usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2)
+        .min(WARM_MAX);
+    let mut heap: Vec<u8> = Vec::new();
+    if heap.try_reserve_exact(want).is_err() {
+        return Ok(None);
+    }
+    while heap.len() < want {
+        let step = WARM_STEP.min(want - heap.len());
+        heap.resize(heap.len() + step, 0);
+        if let Some(frame) = mover.try_order()? {
+            return Ok(Some(frame));
+        }
+    }
+    core::hint::black_box(&heap);
+    Ok(None)
 }
 
 /// Reports why the app begins without moves.
@@ -388,6 +431,7 @@ fn unexpected(order: &Order<'_>, when: &str) -> Broken {
         Order::Capture { .. } => "CAPTURE",
         Order::Release => "RELEASE",
         Order::End => "END",
+        Order::Prepare { .. } => "PREPARE",
     };
     Broken::Protocol(format!("{name} {when}"))
 }

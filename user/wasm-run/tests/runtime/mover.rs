@@ -88,8 +88,18 @@ fn an_app_captured_and_ended_goes_on_where_it_is_restored() {
         panic!("{:?}", middle.said());
     };
 
+    // Told first that a snapshot of about its size comes (PREPARE), as a
+    // runtime started ahead of it is.
     let destination = Fake::new();
-    destination.moves(|m| restore(m, snap, MAX_PART));
+    destination.moves(|m| {
+        m.order(
+            0,
+            Order::Prepare {
+                len: snap.len() as u64,
+            },
+        );
+        restore(m, snap, MAX_PART);
+    });
     assert_eq!(run(&destination, &wasm, &["ignored"]), 0);
     assert_eq!(destination.0.borrow().stdout, expected);
     assert_eq!(destination.said(), [Said::Restored]);
@@ -162,8 +172,18 @@ fn a_snapshot_goes_in_parts_of_at_most_max_part_bytes() {
     assert_eq!(parts, snap.len().div_ceil(MAX_PART));
     snapshot::check(snap).unwrap();
 
+    // Told first that a snapshot of about its size comes (PREPARE), as a
+    // runtime started ahead of it is.
     let destination = Fake::new();
-    destination.moves(|m| restore(m, snap, MAX_PART));
+    destination.moves(|m| {
+        m.order(
+            0,
+            Order::Prepare {
+                len: snap.len() as u64,
+            },
+        );
+        restore(m, snap, MAX_PART);
+    });
     assert_eq!(run(&destination, &wasm, &[]), 0);
     assert_eq!(destination.0.borrow().stdout, [0xAB; 4]);
 }
