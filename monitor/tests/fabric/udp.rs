@@ -98,32 +98,78 @@ fn exchange(net: &Net, i: usize, addr: &str, port: u16, n: usize) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// Devices `a`, owner of its namespace's address (`--fabric-ip`, granting
+/// `--listen` on `port` there), and `b`, paired, both available.
+struct Devices {
+    net: Net,
+    _scratch: Scratch,
+    b: std::path::PathBuf,
+    /// a's fabric address, and `IP:PORT` on it.
+    ip: String,
+    granted: String,
+    da: Daemon,
+    db: Daemon,
+}
+
+impl Devices {
+    fn new(tag: &str, port: u16) -> Devices {
+        let net = Net::new(2);
+        let scratch = Scratch::new(tag);
+        let (a, b) = (scratch.state("a"), scratch.state("b"));
+        let zenoh = |i: usize| format!("{}:7447", net.addr(i));
+        let ip = net.addr(0).to_string();
+        let granted = format!("{ip}:{port}");
+        ok(&a, &["fabric", "create", "--name", "a"]);
+        let da = Daemon::start_with(
+            weft_in(&net, 0),
+            &a,
+            &zenoh(0),
+            &[],
+            &["--fabric-ip", &ip, "--listen", &granted],
+        );
+        pair(&a, &b, "b", weft_in(&net, 1));
+        let db = Daemon::start(weft_in(&net, 1), &b, &zenoh(1), &[]);
+        for s in [&a, &b] {
+            eventually("both available", Duration::from_secs(20), || {
+                super::device_names(s, true) == ["a", "b"]
+            });
+        }
+        Devices {
+            net,
+            _scratch: scratch,
+            b,
+            ip,
+            granted,
+            da,
+            db,
+        }
+    }
+}
+
+/// Checks the host client's `counts` for `sent` datagrams: none
+/// duplicated or corrupted, at most `max_lost` lost, every other one back.
+fn whole(counts: &Value, sent: usize, max_lost: u64) {
+    assert_eq!(counts["duplicated"], 0, "{counts}");
+    assert_eq!(counts["corrupted"], 0, "{counts}");
+    let lost = counts["lost"].as_u64().unwrap_or(u64::MAX);
+    assert!(lost <= max_lost, "{counts}");
+    assert_eq!(counts["received"], sent as u64 - lost, "{counts}");
+}
+
 #[test]
 fn an_app_on_another_device_serves_udp_on_a_fabric_address() {
     let _serial = serial();
-    let net = Net::new(2);
-    let scratch = Scratch::new("udp");
-    let (a, b) = (scratch.state("a"), scratch.state("b"));
-    let zenoh = |i: usize| format!("{}:7447", net.addr(i));
-    let ip = net.addr(0).to_string();
     let port = 9500u16;
-    let granted = format!("{ip}:{port}");
-
-    ok(&a, &["fabric", "create", "--name", "a"]);
-    let da = Daemon::start_with(
-        weft_in(&net, 0),
-        &a,
-        &zenoh(0),
-        &[],
-        &["--fabric-ip", &ip, "--listen", &granted],
-    );
-    pair(&a, &b, "b", weft_in(&net, 1));
-    let mut db = Daemon::start(weft_in(&net, 1), &b, &zenoh(1), &[]);
-    for s in [&a, &b] {
-        eventually("both available", Duration::from_secs(20), || {
-            super::device_names(s, true) == ["a", "b"]
-        });
-    }
+    let Devices {
+        net,
+        _scratch,
+        b,
+        ip,
+        granted,
+        da,
+        mut db,
+        ..
+    } = Devices::new("udp", port);
 
     // A port a's --listen does not grant: refused by a, clearly (b has no
     // grants at all, so the refusal is a's).
@@ -166,11 +212,7 @@ fn an_app_on_another_device_serves_udp_on_a_fabric_address() {
             .collect();
         eprintln!("{name}'s daemon said: {daemon_lines:#?}");
     }
-    assert_eq!(counts["duplicated"], 0, "{counts}");
-    assert_eq!(counts["corrupted"], 0, "{counts}");
-    let lost = counts["lost"].as_u64().unwrap_or(u64::MAX);
-    assert!(lost <= MAX_LOST, "{counts}");
-    assert_eq!(counts["received"], DATAGRAMS as u64 - lost, "{counts}");
+    whole(&counts, DATAGRAMS, MAX_LOST);
 
     // The app ends: a closes the socket, and the address can be bound
     // again (by the app again, and it echoes).
@@ -211,29 +253,16 @@ const WASM_MAX_LOST: u64 = 100;
 #[test]
 fn a_wasm_app_on_another_device_serves_udp_on_a_fabric_address() {
     let _serial = serial();
-    let net = Net::new(2);
-    let scratch = Scratch::new("udp-wasm");
-    let (a, b) = (scratch.state("a"), scratch.state("b"));
-    let zenoh = |i: usize| format!("{}:7447", net.addr(i));
-    let ip = net.addr(0).to_string();
     let port = 9510u16;
-    let granted = format!("{ip}:{port}");
-
-    ok(&a, &["fabric", "create", "--name", "a"]);
-    let _da = Daemon::start_with(
-        weft_in(&net, 0),
-        &a,
-        &zenoh(0),
-        &[],
-        &["--fabric-ip", &ip, "--listen", &granted],
-    );
-    pair(&a, &b, "b", weft_in(&net, 1));
-    let db = Daemon::start(weft_in(&net, 1), &b, &zenoh(1), &[]);
-    for s in [&a, &b] {
-        eventually("both available", Duration::from_secs(20), || {
-            super::device_names(s, true) == ["a", "b"]
-        });
-    }
+    let Devices {
+        net,
+        _scratch,
+        b,
+        ip,
+        granted,
+        db,
+        ..
+    } = Devices::new("udp-wasm", port);
 
     // A port a's --listen does not grant: the app's bind is refused (its
     // errno, EACCES), and it says so and ends with status 1.
@@ -260,11 +289,7 @@ fn a_wasm_app_on_another_device_serves_udp_on_a_fabric_address() {
 
     let counts = exchange(&net, 0, &ip, port, WASM_DATAGRAMS);
     eprintln!("host client: {counts}");
-    assert_eq!(counts["duplicated"], 0, "{counts}");
-    assert_eq!(counts["corrupted"], 0, "{counts}");
-    let lost = counts["lost"].as_u64().unwrap_or(u64::MAX);
-    assert!(lost <= WASM_MAX_LOST, "{counts}");
-    assert_eq!(counts["received"], WASM_DATAGRAMS as u64 - lost, "{counts}");
+    whole(&counts, WASM_DATAGRAMS, WASM_MAX_LOST);
 
     ok(&b, &["kill", &pid]);
     eventually("a closes the socket", Duration::from_secs(10), || {
