@@ -168,7 +168,6 @@ fn an_app_on_another_device_serves_udp_on_a_fabric_address() {
         granted,
         da,
         mut db,
-        ..
     } = Devices::new("udp", port);
 
     // A port a's --listen does not grant: refused by a, clearly (b has no
@@ -260,8 +259,8 @@ fn a_wasm_app_on_another_device_serves_udp_on_a_fabric_address() {
         b,
         ip,
         granted,
+        da: _da,
         db,
-        ..
     } = Devices::new("udp-wasm", port);
 
     // A port a's --listen does not grant: the app's bind is refused (its
