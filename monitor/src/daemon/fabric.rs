@@ -372,12 +372,9 @@ impl Daemon {
                 module,
                 snapshot,
             } => match self.adopt(&pid, name, module, snapshot).await {
-                Ok(local) => {
-                    self.holding(&pid, local).await;
-                    Response::Spawned {
-                        pid: Pid::text(&self.identity.name, local),
-                    }
-                }
+                Ok(local) => Response::Spawned {
+                    pid: Pid::text(&self.identity.name, local),
+                },
                 Err(e) => err(e),
             },
             Request::Prepare {

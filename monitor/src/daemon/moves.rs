@@ -81,6 +81,15 @@ pub struct Moves {
     moving: Mutex<HashSet<String>>,
 }
 
+/// What a move hands to its destination: the adopt request (its snapshot
+/// left out), the module's hex SHA-256, and about how long the snapshot
+/// will be (the app's memory), for the prepare.
+struct Handover {
+    request: Request,
+    sha: String,
+    estimate: u64,
+}
+
 /// A snapshot for a runtime to restore.
 struct Restore {
     module: [u8; 32],
@@ -115,6 +124,12 @@ enum Ahead {
     Start,
     /// It was prepared for an adoption that never came, and is ended.
     Abandoned,
+}
+
+/// What a runtime that opened its MOVE stream finds.
+enum Found {
+    /// How it begins, known now.
+    Now(Ahead),
     /// It was prepared for an adoption: it waits for the snapshot.
     Prepared(Waiting),
 }
@@ -216,18 +231,20 @@ impl Daemon {
             return;
         };
         let mut granted = granted;
-        let mut ahead = self.restore_for(local).await;
-        if let Ahead::Prepared(w) = ahead {
-            // Told at once, so that it readies its memory while the
-            // snapshot travels; how it begins follows.
-            let (then, begin) = oneshot::channel();
-            let _ = granted.send(Begin::Prepare {
-                len: w.len,
-                then: begin,
-            });
-            granted = then;
-            ahead = self.snapshot_for(local, w).await;
-        }
+        let ahead = match self.restore_for(local).await {
+            Found::Now(ahead) => ahead,
+            Found::Prepared(w) => {
+                // Told at once, so that it readies its memory while the
+                // snapshot travels; how it begins follows.
+                let (then, begin) = oneshot::channel();
+                let _ = granted.send(Begin::Prepare {
+                    len: w.len,
+                    then: begin,
+                });
+                granted = then;
+                self.snapshot_for(local, w).await
+            }
+        };
         let (orders, orders_rx) = mpsc::channel(1);
         let begin = match ahead {
             Ahead::Restore(r) => Begin::Restore {
@@ -240,10 +257,6 @@ impl Daemon {
                 module,
                 orders: orders_rx,
             },
-            Ahead::Prepared(_) => {
-                let _ = granted.send(Begin::Refused("prepared twice".into()));
-                return;
-            }
             Ahead::Abandoned => {
                 // Ended already; should it still read its stream, a
                 // snapshot it must refuse makes it exit (status 2) rather
@@ -265,25 +278,25 @@ impl Daemon {
     /// How the runtime of `local` begins: with the snapshot waiting for it,
     /// once the restoring spawns in flight have said whose it is; or, if it
     /// was prepared for an adoption, with the snapshot the adopt hands it.
-    async fn restore_for(&self, local: u32) -> Ahead {
+    async fn restore_for(&self, local: u32) -> Found {
         let mut spawning = self.moves.spawning.subscribe();
         let deadline = tokio::time::Instant::now() + SPAWN_LIMIT;
         loop {
             if let Some(r) = lock(&self.moves.restores).remove(&local) {
-                return Ahead::Restore(r);
+                return Found::Now(Ahead::Restore(r));
             }
             let waiting = lock(&self.moves.waiting).remove(&local);
             if let Some(w) = waiting {
-                return Ahead::Prepared(w);
+                return Found::Prepared(w);
             }
             if *spawning.borrow_and_update() == 0 {
-                return Ahead::Start;
+                return Found::Now(Ahead::Start);
             }
             if tokio::time::timeout_at(deadline, spawning.changed())
                 .await
                 .is_err()
             {
-                return Ahead::Start;
+                return Found::Now(Ahead::Start);
             }
         }
     }
@@ -417,17 +430,20 @@ impl Daemon {
                 "device {to} is not an available device of this fabric"
             ));
         }
-        let mover = self.mover_of(pid, local).await?;
+        let (mover, sha) = self.mover_of(pid, local).await?;
         if !lock(&self.moves.moving).insert(pid.to_string()) {
             return Err(format!("{pid} is moving already"));
         }
         let _moving = Moving(&self.moves.moving, pid.to_string());
-        let request = self.adopt_request(pid, local).await?;
+        let handover = self.handover(pid, local, sha).await?;
         // The destination starts the app's runtime, which readies itself
         // for the snapshot, while the app still runs here; a failure only
         // leaves that to the adopt.
         let node = self.node().await;
-        let _ = node.prepare(to, &request.0, request.1, SPAWN_LIMIT).await;
+        let request = &handover.request;
+        let _ = node
+            .prepare(to, request, handover.estimate, SPAWN_LIMIT)
+            .await;
         let asked = Instant::now();
         // Its services hold their messages from now on: the runtime
         // captures it once it has taken and answered those before (§19.5).
@@ -442,21 +458,15 @@ impl Daemon {
         let header = match snapshot::check(&snapshot) {
             Ok(header) => header,
             Err(e) => {
-                self.ipc.resume(local).await;
-                let _ = mover.send(MoveOrder::Release).await;
+                self.give_back(&mover, local).await;
                 return Err(format!("{pid}: its snapshot: {e}"));
             }
         };
         let captured = Instant::now();
-        let adopted = if let Request::Adopt {
-            module: Image::Wasm { ref sha256, .. },
-            ..
-        } = request.0
-            && *sha256 != sha256_hex_of(&header.module)
-        {
+        let adopted = if handover.sha != sha256_hex_of(&header.module) {
             Err("its snapshot is of another module than it runs".to_string())
         } else {
-            match node.adopt(to, &request.0, snapshot, ADOPT_LIMIT).await {
+            match node.adopt(to, request, snapshot, ADOPT_LIMIT).await {
                 Ok(Response::Spawned { pid: there }) => Pid::parse(&there)
                     .ok()
                     .filter(|p| p.device == to)
@@ -469,8 +479,7 @@ impl Daemon {
         let there = match adopted {
             Ok(there) => there,
             Err(why) => {
-                self.ipc.resume(local).await;
-                let _ = mover.send(MoveOrder::Release).await;
+                self.give_back(&mover, local).await;
                 return Err(format!(
                     "moving {pid} to {to} failed ({why}); it goes on on {me}"
                 ));
@@ -501,29 +510,10 @@ impl Daemon {
         Ok(())
     }
 
-    /// Declares that this device runs `pid` (a pid's text), moved here, as
-    /// local process `local`; a failure is only logged (calls still find
-    /// it through the devices that moved it).
-    pub(super) async fn holding(&self, pid: &str, local: u32) {
-        let Ok(pid) = Pid::parse(pid) else { return };
-        if let Err(e) = self.node().await.hold(&pid, local).await {
-            say(&format!("cannot declare that {pid} runs here: {e}"));
-        }
-    }
-
-    /// The adopt request (§19.4, its snapshot left out) that hands `pid`,
-    /// local process `local`, to another device, with its module on offer
-    /// here; and about how long its snapshot will be (its memory).
-    async fn adopt_request(&self, pid: &Pid, local: u32) -> Result<(Request, u64), String> {
-        let identity = self
-            .device
-            .handle
-            .identity_of(local)
-            .ok_or_else(|| format!("{pid} has ended"))?;
-        let sha = identity
-            .strip_prefix("sha256:")
-            .ok_or_else(|| format!("{pid} cannot move: it runs {identity}"))?
-            .to_string();
+    /// What hands `pid`, local process `local` running the module whose hex
+    /// SHA-256 is `sha`, to another device (§19.4), with its module on
+    /// offer here.
+    async fn handover(&self, pid: &Pid, local: u32, sha: String) -> Result<Handover, String> {
         let size = self.offer_module_of(&sha).await?;
         let (name, memory) = self
             .device
@@ -535,18 +525,34 @@ impl Daemon {
             pid: pid.to_string(),
             name,
             module: Image::Wasm {
-                sha256: sha,
+                sha256: sha.clone(),
                 size,
                 from: self.identity.name.clone(),
             },
             snapshot: Vec::new(),
         };
-        Ok((request, memory.max(1)))
+        Ok(Handover {
+            request,
+            sha,
+            estimate: memory.max(1),
+        })
+    }
+
+    /// Gives a held app back to its runtime (its move failed): its services
+    /// deliver again and it goes on.
+    async fn give_back(&self, mover: &mpsc::Sender<MoveOrder>, local: u32) {
+        self.ipc.resume(local).await;
+        let _ = mover.send(MoveOrder::Release).await;
     }
 
     /// The MOVE stream of `pid`'s runtime (local process `local`): a Wasm
     /// runtime that just started may not have opened it yet.
-    async fn mover_of(&self, pid: &Pid, local: u32) -> Result<mpsc::Sender<MoveOrder>, String> {
+    /// With it, the hex SHA-256 of the module it runs.
+    async fn mover_of(
+        &self,
+        pid: &Pid,
+        local: u32,
+    ) -> Result<(mpsc::Sender<MoveOrder>, String), String> {
         let native =
             || format!("{pid} cannot move: it is a native program; only a Wasm event app can");
         let identity = self
@@ -565,7 +571,7 @@ impl Daemon {
         let deadline = tokio::time::Instant::now() + MOVER_LIMIT;
         loop {
             if let Some(mover) = lock(&self.moves.movers).get(&local) {
-                return Ok(mover.clone());
+                return Ok((mover.clone(), sha.to_string()));
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(format!("{pid} cannot move: its runtime takes no moves"));
@@ -644,6 +650,12 @@ impl Daemon {
         match outcome {
             Ok(()) => {
                 self.device.adopted(local, pid.clone());
+                // Calls naming it find it here even when the devices that
+                // moved it are away; without the token they still do
+                // through those.
+                if let Err(e) = self.node().await.hold(&pid, local).await {
+                    say(&format!("cannot declare that {pid} runs here: {e}"));
+                }
                 say(&format!(
                     "{pid} moved here (process {local} of this guest, {how}), restored in {:?}",
                     arrived.elapsed()
