@@ -39,6 +39,28 @@ pub mod net_kind {
     pub const BOUND: u16 = 0x8300;
     /// UDP: one datagram arrived.
     pub const DATAGRAM: u16 = 0x8301;
+    /// UDP, a socket that follows its app: no datagram comes after this
+    /// one until `RESUMED` (its owner holds them while the app moves).
+    pub const PAUSED: u16 = 0x8302;
+    /// UDP, a socket that follows its app: datagrams come again.
+    pub const RESUMED: u16 = 0x8303;
+}
+
+/// The flags of a `UDP_BIND` that carries them (PROTOCOL.md §12.5).
+pub mod bind_flags {
+    /// The binder is a runtime whose app may move: `BOUND` says whether
+    /// the socket can follow it, and the stream may carry `PAUSED` and
+    /// `RESUMED`.
+    pub const MOVABLE: u32 = 1;
+    /// Every flag this monitor knows.
+    pub const ALL: u32 = MOVABLE;
+}
+
+/// The flags of a `BOUND` that answers a `UDP_BIND` with flags.
+pub mod bound_flags {
+    /// The socket is held by its fabric address's owner and follows the
+    /// app when it moves (§12.5).
+    pub const FOLLOWS: u32 = 1;
 }
 
 /// `addr` in its [`ADDR`]-byte form.
@@ -264,6 +286,20 @@ pub fn encode_bind(addr: SocketAddr, buf: &mut [u8; HEADER + ADDR]) -> &[u8] {
     &buf[HEADER..n]
 }
 
+/// Encodes the parameters of a `UDP_BIND` first frame with `flags`
+/// ([`bind_flags`]).
+pub fn encode_bind_flagged(
+    addr: SocketAddr,
+    flags: u32,
+    buf: &mut [u8; HEADER + ADDR + 4],
+) -> &[u8] {
+    let mut e = Encoder::new(buf, kind::UDP_BIND);
+    encode_addr(&mut e, addr);
+    e.u32(flags);
+    let n = e.finish().unwrap_or(HEADER);
+    &buf[HEADER..n]
+}
+
 /// Decodes a single address that is a whole body: `UDP_BIND`'s parameters
 /// and `BOUND`'s body.
 pub fn decode_lone_addr(body: &[u8]) -> Result<SocketAddr, WireError> {
@@ -273,9 +309,76 @@ pub fn decode_lone_addr(body: &[u8]) -> Result<SocketAddr, WireError> {
     Ok(addr)
 }
 
+/// Decodes an address that may be followed by `flags: u32`, as the whole
+/// body (`UDP_BIND`'s parameters, `BOUND`'s body): the address and the
+/// flags (`None` without them). Flags outside `known` are refused.
+pub fn decode_flagged(body: &[u8], known: u32) -> Result<(SocketAddr, Option<u32>), WireError> {
+    let mut d = Decoder::new(body);
+    let addr = decode_addr(&mut d)?;
+    let flags = if body.len() == ADDR {
+        None
+    } else {
+        let flags = d.u32()?;
+        if flags & !known != 0 {
+            return Err(WireError::Field("flags"));
+        }
+        Some(flags)
+    };
+    d.finish()?;
+    Ok((addr, flags))
+}
+
+/// Encodes a `BOUND` frame naming `local`, with `flags` ([`bound_flags`])
+/// when the bind carried flags, into `buf`.
+pub fn encode_bound(local: SocketAddr, flags: Option<u32>, buf: &mut [u8]) -> Option<usize> {
+    let mut e = Encoder::new(buf, net_kind::BOUND);
+    encode_addr(&mut e, local);
+    if let Some(f) = flags {
+        e.u32(f);
+    }
+    e.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_and_bound_carry_flags_only_when_asked() {
+        let a = "10.77.0.1:9000".parse().unwrap();
+        let mut buf = [0u8; HEADER + ADDR + 4];
+        let params = encode_bind_flagged(a, bind_flags::MOVABLE, &mut buf).to_vec();
+        assert_eq!(params.len(), ADDR + 4);
+        assert_eq!(decode_flagged(&params, bind_flags::ALL), Ok((a, Some(1))));
+        assert_eq!(
+            decode_flagged(&params[..ADDR], bind_flags::ALL),
+            Ok((a, None))
+        );
+        assert_eq!(
+            decode_flagged(&params[..ADDR + 2], bind_flags::ALL),
+            Err(WireError::Truncated)
+        );
+        let mut unknown = params.clone();
+        unknown[ADDR] = 2;
+        assert_eq!(
+            decode_flagged(&unknown, bind_flags::ALL),
+            Err(WireError::Field("flags"))
+        );
+        // Without flags a BOUND is as it always was.
+        let mut frame = [0u8; HEADER + ADDR + 4];
+        let n = encode_bound(a, None, &mut frame).unwrap();
+        assert_eq!(n, HEADER + ADDR);
+        assert_eq!(decode_lone_addr(&frame[HEADER..n]), Ok(a));
+        let n = encode_bound(a, Some(bound_flags::FOLLOWS), &mut frame).unwrap();
+        assert_eq!(
+            decode_flagged(&frame[HEADER..n], u32::MAX),
+            Ok((a, Some(bound_flags::FOLLOWS)))
+        );
+        assert_eq!(
+            decode_lone_addr(&frame[HEADER..n]),
+            Err(WireError::Trailing)
+        );
+    }
     use crate::frame::tests::whole as split;
 
     fn v4() -> SocketAddr {
