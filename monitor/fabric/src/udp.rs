@@ -10,6 +10,8 @@
 //! | `1` SEND | app's device → owner | `to` (§11.1 address, 19 bytes), payload (the rest) |
 //! | `2` DATAGRAM | owner → app's device | `from` (19 bytes), payload (the rest) |
 //! | `3` ERROR | owner → app's device | `code: u32` LE (§9.4), message (UTF-8, the rest, ≤ [`MAX_MESSAGE`]) |
+//! | `4` HELD | owner → app's device | none: nothing comes after it until RESUMED (the app moves) |
+//! | `5` RESUMED | owner → app's device | none: what was held comes next |
 //!
 //! A payload is at most [`MAX_PUT`] bytes. [`UdpPut::decode`] refuses
 //! anything else with a [`UdpError`]; nothing a peer puts can make a
@@ -24,6 +26,8 @@ pub mod kind {
     pub const SEND: u8 = 1;
     pub const DATAGRAM: u8 = 2;
     pub const ERROR: u8 = 3;
+    pub const HELD: u8 = 4;
+    pub const RESUMED: u8 = 5;
 }
 
 /// The longest message of an ERROR payload, in bytes.
@@ -40,6 +44,8 @@ pub enum UdpError {
     TooLarge(usize),
     #[error("unknown kind {0}")]
     Kind(u8),
+    #[error("kind {0} carries no fields, but bytes follow")]
+    Trailing(u8),
     #[error("truncated {0}")]
     Truncated(&'static str),
     #[error("bad address: {0}")]
@@ -57,6 +63,10 @@ pub enum UdpPut<'a> {
     Datagram { from: SocketAddr, payload: &'a [u8] },
     /// A send the owner refused or the host failed: a §9.4 code and why.
     Error { code: u32, message: &'a str },
+    /// The owner holds what comes from now on (the app is moving).
+    Held,
+    /// The owner delivers again, what it held first (the move failed).
+    Resumed,
 }
 
 impl<'a> UdpPut<'a> {
@@ -90,6 +100,8 @@ impl<'a> UdpPut<'a> {
                 out.extend_from_slice(&message.as_bytes()[..end]);
                 out
             }
+            UdpPut::Held => vec![kind::HELD],
+            UdpPut::Resumed => vec![kind::RESUMED],
         }
     }
 
@@ -127,6 +139,9 @@ impl<'a> UdpPut<'a> {
                     message,
                 })
             }
+            kind::HELD | kind::RESUMED if !rest.is_empty() => Err(UdpError::Trailing(k)),
+            kind::HELD => Ok(UdpPut::Held),
+            kind::RESUMED => Ok(UdpPut::Resumed),
             other => Err(UdpError::Kind(other)),
         }
     }
@@ -158,6 +173,13 @@ mod tests {
         let bytes = e.encode();
         assert_eq!(bytes[..5], [kind::ERROR, 4, 0, 0, 0]);
         assert_eq!(UdpPut::decode(&bytes), Ok(e));
+        assert_eq!(UdpPut::Held.encode(), [kind::HELD]);
+        assert_eq!(UdpPut::decode(&[kind::HELD]), Ok(UdpPut::Held));
+        assert_eq!(UdpPut::decode(&[kind::RESUMED]), Ok(UdpPut::Resumed));
+        assert_eq!(
+            UdpPut::decode(&[kind::RESUMED, 0]),
+            Err(UdpError::Trailing(kind::RESUMED))
+        );
         // A long message is cut on a character boundary.
         let long = "é".repeat(MAX_MESSAGE);
         let cut = UdpPut::Error {

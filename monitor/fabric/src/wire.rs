@@ -163,6 +163,17 @@ pub enum Request {
     },
     /// Closes the socket `socket` (the owner's id) that `device` bound.
     UdpClose { device: String, socket: u64 },
+    /// Holds what socket `socket` (the owner's id), which `device` uses,
+    /// receives: the app is moving to device `to`, whose `udp_bind` of the
+    /// same address takes the socket over (§19.6).
+    UdpHold {
+        device: String,
+        socket: u64,
+        to: String,
+    },
+    /// Delivers to `device` again what socket `socket` receives, and what
+    /// it held: the move of its app failed (§19.6).
+    UdpRelease { device: String, socket: u64 },
     /// Moves process `pid` (`DEVICE:N`, wherever it runs now) to device
     /// `to` (§19.4), waiting at most `wait_ms` for its batch to end.
     Move {
@@ -360,6 +371,15 @@ mod tests {
                 socket: u64::MAX,
             },
             Request::UdpClose {
+                device: "b".into(),
+                socket: 7,
+            },
+            Request::UdpHold {
+                device: "b".into(),
+                socket: 7,
+                to: "c".into(),
+            },
+            Request::UdpRelease {
                 device: "b".into(),
                 socket: 7,
             },

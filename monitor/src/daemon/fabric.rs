@@ -412,6 +412,8 @@ impl Daemon {
             },
             Request::UdpBind { .. } => err("udp_bind is a call of other devices".into()),
             Request::UdpClose { device, socket } => self.udp.close(&device, socket),
+            Request::UdpHold { device, socket, to } => self.udp.hold(&device, socket, to).await,
+            Request::UdpRelease { device, socket } => self.udp.release(&device, socket).await,
         }
     }
 

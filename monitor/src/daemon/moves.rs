@@ -21,6 +21,7 @@
 use super::device::Whereabouts;
 use super::fabric::{CALL_LIMIT, Daemon};
 use super::say;
+use super::udp::FabricUdp;
 use crate::streams::{Begin, MoveAsk, MoveOrder, SpawnImage};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -445,13 +446,18 @@ impl Daemon {
             .prepare(to, request, handover.estimate, SPAWN_LIMIT)
             .await;
         let asked = Instant::now();
-        // Its services hold their messages from now on: the runtime
-        // captures it once it has taken and answered those before (§19.5).
+        // Its services hold their messages from now on, and the owners of
+        // its fabric UDP sockets their datagrams: the runtime captures it
+        // once it has taken (and answered) those before (§19.5, §19.6).
         self.ipc.pause(local).await;
+        if let Err(why) = FabricUdp::pause(self, local, to).await {
+            self.ipc.resume(local).await;
+            return Err(format!("{pid} cannot move: {why}"));
+        }
         let snapshot = match capture(&mover, wait_ms).await {
             Ok(snapshot) => snapshot,
             Err(why) => {
-                self.ipc.resume(local).await;
+                self.resume(local).await;
                 return Err(format!("{pid} cannot move: {why}"));
             }
         };
@@ -486,6 +492,7 @@ impl Daemon {
             }
         };
         self.device.moved_away(local, to);
+        self.udp.moved(local);
         self.node().await.release(pid);
         // Before the runtime ends, which would end its services' queues.
         self.ipc.moved(local, to, there).await;
@@ -541,8 +548,15 @@ impl Daemon {
     /// Gives a held app back to its runtime (its move failed): its services
     /// deliver again and it goes on.
     async fn give_back(&self, mover: &mpsc::Sender<MoveOrder>, local: u32) {
-        self.ipc.resume(local).await;
+        self.resume(local).await;
         let _ = mover.send(MoveOrder::Release).await;
+    }
+
+    /// Delivers again to local process `local`'s services and fabric UDP
+    /// sockets: its move failed.
+    async fn resume(&self, local: u32) {
+        self.ipc.resume(local).await;
+        FabricUdp::resume(self, local).await;
     }
 
     /// The MOVE stream of `pid`'s runtime (local process `local`): a Wasm

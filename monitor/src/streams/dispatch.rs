@@ -50,7 +50,8 @@ pub async fn serve(mut io: StreamIo, shared: Arc<Shared>, services: Arc<Services
             tcp::serve(io, header.kind, params, &shared, policy, pending).await
         }
         kind::UDP_BIND => {
-            super::udp::serve(io, params, &services.policy, services.fabric.as_ref()).await
+            let (policy, fabric) = (&services.policy, services.fabric.as_ref());
+            super::udp::serve(io, params, shared.index(), policy, fabric).await
         }
         kind::DEVICE => device::serve(io, params, services.device.as_deref()).await,
         kind::FABRIC => fabric::serve(io, params, services.fabric.as_ref()).await,

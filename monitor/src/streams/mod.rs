@@ -82,7 +82,7 @@ pub use interrupt::PARK_LIMIT;
 pub use ipc::{Answer, Delivery, Hold, INBOX, Inbox, IpcAsk, Outgoing, Route};
 pub use mover::{Begin, MoveAsk, MoveOrder};
 pub use policy::{Policy, PolicyError};
-pub use udp::{Arrival, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
+pub use udp::{Arrival, MARKER_ROOM, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
 pub use vmm::{Vmm, VmmError};
 
 use device::DeviceSlot;

@@ -13,13 +13,14 @@
 //! the guest does not read its datagrams the task stops receiving, and the
 //! host drops what overflows the socket's buffer, as UDP may.
 //!
-//! Under `weft daemon`, a bind on a fabric address another device owns is
-//! served by [`remote`]: that device holds the socket (PROTOCOL.md §16.7).
-//! Every other bind is local, as under `weft run`.
+//! Under `weft daemon`, a bind on a fabric address (this device's or
+//! another's) is served by [`remote`]: the address's owner holds the
+//! socket (PROTOCOL.md §16.7), so that it can follow its app when the app
+//! moves (§12.5). Every other bind is local, as under `weft run`.
 
 mod remote;
 
-pub use remote::{Arrival, RemoteSocket, UdpBindAsk, UdpRoute};
+pub use remote::{Arrival, MARKER_ROOM, RemoteSocket, UdpBindAsk, UdpRoute};
 
 use super::fabric::{FabricAsk, FabricLink};
 use super::framed::{Failure, Reader, StreamIo, code_of};
@@ -34,7 +35,8 @@ use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::UdpSocket;
 use weft_control::frame::{HEADER, Header};
 use weft_control::net_proto::{
-    Datagram, MAX_DATAGRAM, datagram_frame_len, decode_lone_addr, encode_addr, net_kind,
+    Datagram, MAX_DATAGRAM, bind_flags, bound_flags, datagram_frame_len, decode_flagged,
+    encode_bound, net_kind,
 };
 
 /// Senders remembered as allowed destinations.
@@ -43,20 +45,45 @@ const PEERS: usize = 1024;
 /// whole and dropped rather than cut.
 const RECV_BUF: usize = 64 * 1024;
 
-/// Serves a stream whose first frame was `UDP_BIND` with `params`; under
-/// a daemon (`fabric`), a fabric address another device owns is bound
-/// there.
-pub async fn serve(mut io: StreamIo, params: &[u8], policy: &Policy, fabric: Option<&FabricLink>) {
-    let asked = match decode_lone_addr(params) {
+/// How a UDP stream's binder asked: with flags or not (§12.5: with flags
+/// `BOUND` carries flags too), and whether its app may move (then a socket
+/// that follows it carries `PAUSED` and `RESUMED`).
+#[derive(Clone, Copy, Debug)]
+pub struct Binder {
+    pub movable: Option<bool>,
+}
+
+impl Binder {
+    /// The flags `BOUND` carries for a socket that `follows` or not.
+    fn bound_flags(self, follows: bool) -> Option<u32> {
+        self.movable
+            .map(|_| if follows { bound_flags::FOLLOWS } else { 0 })
+    }
+}
+
+/// Serves a stream of the process of pipe region `region` whose first
+/// frame was `UDP_BIND` with `params`; under a daemon (`fabric`), a bind on
+/// a fabric address is served by its owner.
+pub async fn serve(
+    mut io: StreamIo,
+    params: &[u8],
+    region: u64,
+    policy: &Policy,
+    fabric: Option<&FabricLink>,
+) {
+    let (asked, flags) = match decode_flagged(params, bind_flags::ALL) {
         Ok(a) => a,
         Err(e) => return io.fail(Failure::protocol(e)).await,
+    };
+    let binder = Binder {
+        movable: flags.map(|f| f & bind_flags::MOVABLE != 0),
     };
     if let Some(link) = fabric
         && !asked.ip().is_unspecified()
     {
-        match route(link, asked).await {
+        match route(link, asked, region).await {
             UdpRoute::Local => {}
-            UdpRoute::Remote(socket) => return remote::serve(io, socket).await,
+            UdpRoute::Remote(socket) => return remote::serve(io, socket, binder).await,
             UdpRoute::Refused { code, message } => {
                 return io.fail(Failure::new(code, message)).await;
             }
@@ -66,7 +93,7 @@ pub async fn serve(mut io: StreamIo, params: &[u8], policy: &Policy, fabric: Opt
         Ok(s) => s,
         Err(f) => return io.fail(f).await,
     };
-    match exchange(&mut io, &socket, policy).await {
+    match exchange(&mut io, &socket, policy, binder.bound_flags(false)).await {
         Ok(()) => {
             let _ = io.tx.shutdown().await;
         }
@@ -74,11 +101,16 @@ pub async fn serve(mut io: StreamIo, params: &[u8], policy: &Policy, fabric: Opt
     }
 }
 
-/// Asks the daemon where a bind on `addr` is served.
-async fn route(link: &FabricLink, addr: SocketAddr) -> UdpRoute {
+/// Asks the daemon where a bind on `addr` by the process of `region` is
+/// served.
+async fn route(link: &FabricLink, addr: SocketAddr, region: u64) -> UdpRoute {
     let (reply, answer) = tokio::sync::oneshot::channel();
     if link
-        .send(FabricAsk::Udp(UdpBindAsk { addr, reply }))
+        .send(FabricAsk::Udp(UdpBindAsk {
+            addr,
+            region,
+            reply,
+        }))
         .await
         .is_err()
     {
@@ -96,14 +128,20 @@ async fn bind(asked: SocketAddr, policy: &Policy) -> Result<UdpSocket, Failure> 
         .map_err(|e| Failure::io(&format!("bind UDP to {addr}"), &e))
 }
 
-/// Tells the guest the bound address, then relays datagrams until the guest
-/// closes its side (`Ok`) or breaks the protocol.
-async fn exchange(io: &mut StreamIo, socket: &UdpSocket, policy: &Policy) -> Result<(), Failure> {
+/// Tells the guest the bound address (with `flags`, if the bind had them),
+/// then relays datagrams until the guest closes its side (`Ok`) or breaks
+/// the protocol.
+async fn exchange(
+    io: &mut StreamIo,
+    socket: &UdpSocket,
+    policy: &Policy,
+    flags: Option<u32>,
+) -> Result<(), Failure> {
     let local = socket
         .local_addr()
         .map_err(|e| Failure::io("socket address", &e))?;
     let mut out = vec![0u8; datagram_frame_len(MAX_DATAGRAM)];
-    write_bound(io, local, &mut out).await?;
+    write_bound(io, local, flags, &mut out).await?;
     let mut incoming = Incoming::default();
     let mut peers = Peers::default();
     let mut recv = vec![0u8; RECV_BUF];
@@ -142,14 +180,15 @@ async fn exchange(io: &mut StreamIo, socket: &UdpSocket, policy: &Policy) -> Res
     }
 }
 
-/// Tells the guest its socket's address (`BOUND`), using `out` (at least
-/// a datagram frame long).
-async fn write_bound(io: &mut StreamIo, local: SocketAddr, out: &mut [u8]) -> Result<(), Failure> {
-    let n = {
-        let mut e = weft_control::frame::Encoder::new(out, net_kind::BOUND);
-        encode_addr(&mut e, local);
-        e.finish().unwrap_or(0)
-    };
+/// Tells the guest its socket's address (`BOUND`, with `flags` if the
+/// bind had them), using `out` (at least a datagram frame long).
+async fn write_bound(
+    io: &mut StreamIo,
+    local: SocketAddr,
+    flags: Option<u32>,
+    out: &mut [u8],
+) -> Result<(), Failure> {
+    let n = encode_bound(local, flags, out).unwrap_or(0);
     io.write_frame(&out[..n]).await
 }
 

@@ -6,14 +6,16 @@
 //! owner, through a [`RemoteSocket`] whose queues the daemon moves over
 //! the fabric. From then on the task relays as a local socket's does:
 //! `SEND_TO` frames become sends, arrivals become `DATAGRAM` and `ERROR`
-//! frames.
+//! frames, and, for a binder that asked with flags (§12.5), the owner's
+//! hold and release become `PAUSED` and `RESUMED`.
 //!
 //! Invariants: the arrivals queue is bounded and its producer never waits
-//! (a guest that does not read loses datagrams, as UDP may); dropping the
+//! (a guest that does not read loses datagrams, as UDP may, but the last
+//! [`MARKER_ROOM`] places are kept for the owner's markers); dropping the
 //! [`RemoteSocket`] (the stream ends) closes the sends queue, which tells
 //! the daemon to close the owner's socket.
 
-use super::{Incoming, write_bound};
+use super::{Binder, Incoming, write_bound};
 use crate::streams::framed::{Failure, StreamIo};
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -23,11 +25,16 @@ use tokio::sync::{mpsc, oneshot};
 use weft_control::frame::Code;
 use weft_control::net_proto::{Datagram, MAX_DATAGRAM, datagram_frame_len, net_kind};
 
-/// A UDP stream's question to the daemon: where is a bind on `addr`
-/// served?
+/// Places of an arrivals queue only the owner's markers (`Paused`,
+/// `Resumed`) take.
+pub const MARKER_ROOM: usize = 2;
+
+/// A UDP stream's question to the daemon: where is a bind on `addr` by the
+/// process of pipe region `region` served?
 #[derive(Debug)]
 pub struct UdpBindAsk {
     pub addr: SocketAddr,
+    pub region: u64,
     pub reply: oneshot::Sender<UdpRoute>,
 }
 
@@ -49,6 +56,10 @@ pub enum Arrival {
     Datagram { from: SocketAddr, payload: Vec<u8> },
     /// A send the owner refused or the host failed.
     Error { code: Code, message: String },
+    /// The owner holds what comes from now on: the app is moving.
+    Paused,
+    /// The owner delivers again (the move failed), what it held first.
+    Resumed,
 }
 
 /// A socket held by another device, as the stream sees it.
@@ -71,10 +82,10 @@ enum Event {
     Gone(Result<String, oneshot::error::RecvError>),
 }
 
-/// Serves the stream over `socket` until the guest closes its side or the
-/// socket is gone.
-pub async fn serve(mut io: StreamIo, socket: RemoteSocket) {
-    match exchange(&mut io, socket).await {
+/// Serves `binder`'s stream over `socket` until the guest closes its side
+/// or the socket is gone.
+pub async fn serve(mut io: StreamIo, socket: RemoteSocket, binder: Binder) {
+    match exchange(&mut io, socket, binder).await {
         Ok(()) => {
             let _ = io.tx.shutdown().await;
         }
@@ -82,9 +93,14 @@ pub async fn serve(mut io: StreamIo, socket: RemoteSocket) {
     }
 }
 
-async fn exchange(io: &mut StreamIo, mut socket: RemoteSocket) -> Result<(), Failure> {
+async fn exchange(
+    io: &mut StreamIo,
+    mut socket: RemoteSocket,
+    binder: Binder,
+) -> Result<(), Failure> {
     let mut out = vec![0u8; datagram_frame_len(MAX_DATAGRAM)];
-    write_bound(io, socket.local, &mut out).await?;
+    write_bound(io, socket.local, binder.bound_flags(true), &mut out).await?;
+    let movable = binder.movable == Some(true);
     let mut incoming = Incoming::default();
     loop {
         let event = poll_fn(|cx| {
@@ -122,6 +138,20 @@ async fn exchange(io: &mut StreamIo, mut socket: RemoteSocket) -> Result<(), Fai
             }
             Event::Arrival(Some(Arrival::Error { code, message })) => {
                 io.write_error(code, &message).await?;
+            }
+            // Only a runtime that asked is told; no one else's app moves.
+            Event::Arrival(Some(marker @ (Arrival::Paused | Arrival::Resumed))) => {
+                if movable {
+                    let k = if marker == Arrival::Paused {
+                        net_kind::PAUSED
+                    } else {
+                        net_kind::RESUMED
+                    };
+                    let n = weft_control::frame::Encoder::new(&mut out, k)
+                        .finish()
+                        .unwrap_or(0);
+                    io.write_frame(&out[..n]).await?;
+                }
             }
             Event::Arrival(None) => return Err(gone("the fabric daemon is gone".into())),
             Event::Gone(why) => {
