@@ -492,7 +492,7 @@ impl Daemon {
             }
         };
         self.device.moved_away(local, to);
-        self.udp.moved(local);
+        self.udp.left(local);
         self.node().await.release(pid);
         // Before the runtime ends, which would end its services' queues.
         self.ipc.moved(local, to, there).await;
@@ -678,6 +678,8 @@ impl Daemon {
             }
             Err(why) => {
                 lock(&self.moves.restores).remove(&local);
+                // The source takes back the sockets it took over.
+                self.udp.left(local);
                 self.device.silence(local);
                 let _ = self.device.kill(local).await;
                 Err(format!(

@@ -40,7 +40,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use weft_control::frame::Code;
@@ -71,8 +71,12 @@ struct Owned {
     /// While its app moves: the device it moves to, which may take it.
     held_for: Option<String>,
     /// The device (and its id) that last gave it up to a move, which may
-    /// take it back if that move fails.
-    previous: Option<(String, u64)>,
+    /// take it back if that move fails, and when.
+    previous: Option<(String, u64, Instant)>,
+    /// Closed by the device that took it over while the device it came
+    /// from may still take it back: held until that one does, or the hold
+    /// runs out (then closed).
+    orphaned: bool,
     sends: mpsc::Sender<(SocketAddr, Vec<u8>)>,
     control: mpsc::Sender<Control>,
 }
@@ -228,7 +232,7 @@ impl FabricUdp {
         match table.get_mut(&id) {
             Some(Endpoint::Owned(o))
                 if o.app == device
-                    || (previous && o.previous.as_ref().is_some_and(|(d, _)| d == device)) =>
+                    || (previous && o.previous.as_ref().is_some_and(|(d, ..)| d == device)) =>
             {
                 Some(o)
             }
@@ -243,11 +247,24 @@ impl FabricUdp {
     }
 
     /// Closes the socket `id` this device holds for `app` (the `udp_close`
-    /// call).
+    /// call); but one `app` took over from another device lately is only
+    /// held, as that device may take it back (its app's move failed at
+    /// `app`, whose runtime ended).
     pub fn close(&self, app: &str, id: u64) -> Response {
         let mut table = self.table();
-        if Self::owned_by(&mut table, id, app, false).is_none() {
+        let Some(owned) = Self::owned_by(&mut table, id, app, false) else {
             return Self::no_socket(id, app);
+        };
+        if owned
+            .previous
+            .as_ref()
+            .is_some_and(|(.., at)| at.elapsed() < owned::HOLD_KEEP)
+        {
+            owned.orphaned = true;
+            owned.held_for = None;
+            let (done, _) = oneshot::channel();
+            let _ = owned.control.try_send(Control::Hold(done));
+            return Response::Done;
         }
         // Its task sees its queues closed and closes the socket.
         table.remove(&id);
@@ -292,11 +309,12 @@ impl FabricUdp {
                 return Self::no_socket(id, app);
             };
             if owned.app != app
-                && let Some((device, socket)) = owned.previous.take()
+                && let Some((device, socket, _)) = owned.previous.take()
             {
                 (owned.app, owned.app_socket) = (device, socket);
             }
             owned.held_for = None;
+            owned.orphaned = false;
             (owned.control.clone(), owned.app_socket)
         };
         let deliver = Control::Deliver {
@@ -312,10 +330,19 @@ impl FabricUdp {
         }
     }
 
-    /// Ends the hold of socket `id` where it is (its task's hold ran out).
-    fn unhold(&self, id: u64) {
-        if let Some(Endpoint::Owned(o)) = self.table().get_mut(&id) {
-            o.held_for = None;
+    /// Ends the hold of socket `id`, whose task's hold ran out: where it
+    /// is (`true`), or, for an orphaned one, by closing it (`false`).
+    fn unhold(&self, id: u64) -> bool {
+        let mut table = self.table();
+        match table.get_mut(&id) {
+            Some(Endpoint::Owned(o)) if !o.orphaned => {
+                o.held_for = None;
+                true
+            }
+            _ => {
+                table.remove(&id);
+                false
+            }
         }
     }
 
@@ -331,7 +358,7 @@ impl FabricUdp {
                 _ => None,
             })?;
             let was = std::mem::replace(&mut owned.app, device.to_string());
-            owned.previous = Some((was, owned.app_socket));
+            owned.previous = Some((was, owned.app_socket, Instant::now()));
             owned.app_socket = app_socket;
             owned.held_for = None;
             (id, owned.control.clone())
@@ -395,6 +422,7 @@ impl FabricUdp {
             local,
             held_for: None,
             previous: None,
+            orphaned: false,
             sends,
             control,
         }));
@@ -570,6 +598,7 @@ mod tests {
             local: local.parse().unwrap(),
             held_for: None,
             previous: None,
+            orphaned: false,
             sends,
             control,
         };
@@ -687,8 +716,12 @@ mod tests {
                 ..
             })
         ));
-        // The move failed after all: the device it came from takes it back,
-        // once; the device it went to no longer closes it.
+        // The move failed after all, and the runtime that took it over
+        // ended first: its close only holds the socket, and the device it
+        // came from takes it back, once; the device it went to no longer
+        // closes it.
+        assert_eq!(udp.close("c", id), Response::Done);
+        assert!(matches!(control.recv().await, Some(Control::Hold(_))));
         assert!(matches!(udp.release("d", id).await, Response::Error { .. }));
         assert_eq!(udp.release("b", id).await, Response::Done);
         assert_eq!(app_of(&udp, id), ("b".into(), 11, None));
@@ -712,7 +745,7 @@ mod tests {
         if let Some(Endpoint::Remote(r)) = udp.table().get_mut(&other) {
             r.process = Some(8);
         }
-        udp.moved(7);
+        udp.left(7);
         assert!(!udp.forget(mine));
         assert!(udp.forget(other));
     }

@@ -10,6 +10,7 @@ use super::super::fabric::CALL_LIMIT;
 use super::super::fabric::Daemon;
 use super::super::say;
 use super::{Bound, Endpoint, FabricUdp};
+use crate::streams::Arrival;
 use weft_fabric::wire::{Request, Response};
 
 impl FabricUdp {
@@ -47,16 +48,33 @@ impl FabricUdp {
     }
 
     /// Asks the owners of local process `process`'s fabric sockets to
-    /// deliver again (its move failed).
+    /// deliver again (its move failed). Each stream says `RESUMED` at once,
+    /// before the runtime is released: a later capture must not take the
+    /// owner's RESUMED, still on its way, for a pause that is over.
     pub async fn resume(daemon: &Daemon, process: u32) {
+        daemon.udp.resumed(process);
         for bound in daemon.udp.sockets_of(process) {
             release(daemon, &bound).await;
         }
     }
 
-    /// Forgets local process `process`'s fabric sockets: it moved away
-    /// with them.
-    pub fn moved(&self, process: u32) {
+    /// Tells each stream of local process `process`'s fabric sockets that
+    /// it is resumed (the owner's RESUMED is then a second one, which
+    /// changes nothing).
+    fn resumed(&self, process: u32) {
+        for e in self.table().values() {
+            if let Endpoint::Remote(r) = e
+                && r.process == Some(process)
+            {
+                let _ = r.arrivals.try_send(Arrival::Resumed);
+            }
+        }
+    }
+
+    /// Forgets local process `process`'s fabric sockets without closing
+    /// them: the app moved away with them, or (on a destination whose
+    /// restore failed) goes on where it came from, with them.
+    pub fn left(&self, process: u32) {
         let mut table = self.table();
         table.retain(|_, e| !matches!(e, Endpoint::Remote(r) if r.process == Some(process)));
     }

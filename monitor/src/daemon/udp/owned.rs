@@ -145,11 +145,17 @@ impl Holder {
                     }
                 },
                 () = tokio::time::sleep_until(held.unwrap_or_else(Instant::now)), if held.is_some() => {
+                    if !self.daemon.udp.unhold(self.id) {
+                        say(&format!(
+                            "UDP socket {} was closed by the device its app moved to, and not taken back within {HOLD_KEEP:?}: it is closed",
+                            self.name()
+                        ));
+                        return Step::Closed;
+                    }
                     say(&format!(
                         "UDP socket {} was held for {HOLD_KEEP:?} while its app moved: device {} gets it again",
                         self.name(), self.app
                     ));
-                    self.daemon.udp.unhold(self.id);
                     self.deliver(true).await;
                 }
                 () = &mut gone, if held.is_none() => {
