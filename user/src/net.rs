@@ -257,37 +257,112 @@ impl Write for TcpStream {
 }
 
 /// A UDP socket: one datagram per frame.
+///
+/// A socket bound with [`UdpSocket::bind_movable`] (a runtime whose app may
+/// move, PROTOCOL.md §12.5) knows whether it follows its app
+/// ([`UdpSocket::follows`]) and takes the monitor's `PAUSED` and `RESUMED`
+/// frames as they come, noting them ([`UdpSocket::paused`]); they are
+/// never returned as datagrams.
 pub struct UdpSocket {
     stream: Stream,
     local: SocketAddr,
     /// Frame buffer for both directions.
     frame: Vec<u8>,
+    /// Bound with `MOVABLE`: its stream may carry `PAUSED` and `RESUMED`.
+    movable: bool,
+    /// `BOUND` said `FOLLOWS`.
+    follows: bool,
+    /// The monitor said `PAUSED`, and not `RESUMED` since.
+    paused: bool,
+}
+
+/// What a frame on a UDP stream is, besides an `ERROR` (which
+/// [`Stream::recv`] makes an `Err`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UdpFrame {
+    Datagram,
+    Paused,
+    Resumed,
+}
+
+/// The frame of `kind` with a `len`-byte body on a UDP stream; `PAUSED`
+/// and `RESUMED` (empty) only on a stream bound `movable`.
+fn udp_frame(kind: u16, len: usize, movable: bool) -> Result<UdpFrame, Error> {
+    let control = match kind {
+        net_kind::DATAGRAM => return Ok(UdpFrame::Datagram),
+        net_kind::PAUSED if movable => UdpFrame::Paused,
+        net_kind::RESUMED if movable => UdpFrame::Resumed,
+        other => return Err(unexpected(other)),
+    };
+    if len != 0 {
+        return Err(wire(WireError::Trailing));
+    }
+    Ok(control)
 }
 
 impl UdpSocket {
     /// Binds to `addr` (granted by `--listen`, as for [`TcpListener::bind`]).
     pub fn bind(addr: SocketAddr) -> Result<Self, Error> {
-        let mut params = [0u8; HEADER + proto::ADDR];
+        Self::open(addr, None)
+    }
+
+    /// Binds to `addr` as [`Self::bind`] does, for an app that may move
+    /// (`UDP_BIND` with `MOVABLE`, PROTOCOL.md §12.5): `BOUND` says whether
+    /// the socket follows the app ([`Self::follows`]), and its stream may
+    /// carry `PAUSED` and `RESUMED` ([`Self::paused`]).
+    pub fn bind_movable(addr: SocketAddr) -> Result<Self, Error> {
+        Self::open(addr, Some(proto::bind_flags::MOVABLE))
+    }
+
+    /// Binds with `flags`, or as §12.2 says without them.
+    fn open(addr: SocketAddr, flags: Option<u32>) -> Result<Self, Error> {
+        let mut plain = [0u8; HEADER + proto::ADDR];
+        let mut flagged = [0u8; HEADER + proto::ADDR + 4];
+        let params = match flags {
+            None => proto::encode_bind(addr, &mut plain),
+            Some(f) => proto::encode_bind_flagged(addr, f, &mut flagged),
+        };
         let mut frame = Vec::new();
-        let (stream, k) = Stream::connect(
-            kind::UDP_BIND,
-            proto::encode_bind(addr, &mut params),
-            &mut frame,
-        )?;
+        let (stream, k) = Stream::connect(kind::UDP_BIND, params, &mut frame)?;
         if k != net_kind::BOUND {
             return Err(unexpected(k));
         }
-        let local = proto::decode_lone_addr(&frame).map_err(wire)?;
+        let (local, bound) =
+            proto::decode_flagged(&frame, proto::bound_flags::FOLLOWS).map_err(wire)?;
+        // A `BOUND` carries flags exactly when the bind did.
+        if bound.is_some() != flags.is_some() {
+            return Err(Error::new(
+                Code::Protocol,
+                "BOUND's flags do not answer the UDP_BIND's",
+            ));
+        }
         Ok(Self {
             stream,
             local,
             frame,
+            movable: flags.is_some(),
+            follows: bound.is_some_and(|b| b & proto::bound_flags::FOLLOWS != 0),
+            paused: false,
         })
     }
 
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Whether the socket follows its app when it moves (bound with
+    /// [`Self::bind_movable`] on a fabric address, §12.5); `false` for a
+    /// socket bound with [`Self::bind`].
+    pub fn follows(&self) -> bool {
+        self.follows
+    }
+
+    /// Whether the monitor holds the socket's datagrams (it said `PAUSED`,
+    /// and not `RESUMED` since): the app is about to be captured, and no
+    /// datagram comes until then.
+    pub fn paused(&self) -> bool {
+        self.paused
     }
 
     /// Sends one datagram to `to` (at most [`MAX_DATAGRAM`] bytes). The
@@ -313,14 +388,36 @@ impl UdpSocket {
     /// Waits for a datagram; copies what fits of it into `buf` (the rest is
     /// dropped) and returns that length and the sender.
     pub fn recv_from(&mut self, buf: &mut [u8]) -> Result<(usize, SocketAddr), Error> {
-        let k = self.stream.recv(&mut self.frame)?;
-        if k != net_kind::DATAGRAM {
-            return Err(unexpected(k));
+        loop {
+            if let Some(d) = self.try_datagram()? {
+                let n = d.payload.len().min(buf.len());
+                buf[..n].copy_from_slice(&d.payload[..n]);
+                return Ok((n, d.addr));
+            }
+            poll(&mut [(&mut self.stream, Interest::Read)], None);
         }
-        let d = Datagram::decode(&self.frame).map_err(wire)?;
-        let n = d.payload.len().min(buf.len());
-        buf[..n].copy_from_slice(&d.payload[..n]);
-        Ok((n, d.addr))
+    }
+
+    /// The next datagram if one is there, without waiting for one:
+    /// `Ok(None)` if none is. The `PAUSED` and `RESUMED` frames before it
+    /// are taken and noted ([`Self::paused`]); after a `PAUSED` no
+    /// datagram comes until `RESUMED`. An `ERROR` frame (a refused send,
+    /// §12.3) is `Err`, once, and the socket goes on; an ended stream is
+    /// `Err` at every call.
+    pub fn try_datagram(&mut self) -> Result<Option<Datagram<'_>>, Error> {
+        loop {
+            if !self.stream.ready(Interest::Read) {
+                return Ok(None);
+            }
+            // A whole frame is there or on its way: the wait is short.
+            let k = self.stream.recv(&mut self.frame)?;
+            match udp_frame(k, self.frame.len(), self.movable)? {
+                UdpFrame::Datagram => break,
+                UdpFrame::Paused => self.paused = true,
+                UdpFrame::Resumed => self.paused = false,
+            }
+        }
+        Datagram::decode(&self.frame).map(Some).map_err(wire)
     }
 
     /// The socket's stream, to wait on it with
@@ -333,6 +430,24 @@ impl UdpSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paused_and_resumed_come_empty_and_only_on_a_movable_stream() {
+        let frame = |kind, len, movable| udp_frame(kind, len, movable).map_err(|e| e.code());
+        assert_eq!(frame(net_kind::DATAGRAM, 30, false), Ok(UdpFrame::Datagram));
+        assert_eq!(frame(net_kind::DATAGRAM, 30, true), Ok(UdpFrame::Datagram));
+        assert_eq!(frame(net_kind::PAUSED, 0, true), Ok(UdpFrame::Paused));
+        assert_eq!(frame(net_kind::RESUMED, 0, true), Ok(UdpFrame::Resumed));
+        for (kind, len, movable) in [
+            (net_kind::PAUSED, 0, false),
+            (net_kind::RESUMED, 0, false),
+            (net_kind::PAUSED, 1, true),
+            (net_kind::RESUMED, 4, true),
+            (net_kind::BOUND, 19, true),
+        ] {
+            assert_eq!(frame(kind, len, movable), Err(Code::Protocol), "{kind:#x}");
+        }
+    }
 
     #[test]
     fn addresses_parse_as_ip_and_port_only() {

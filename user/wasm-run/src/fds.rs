@@ -8,12 +8,11 @@
 //! same address itself (`weft.tcp_listen`) does not collide with it.
 //!
 //! When an app moves (PROTOCOL.md §19), its descriptors keep their
-//! numbers: a restore puts each IPC end back at its number
-//! ([`Fds::insert_at`]) and closes the numbers of those that could not
-//! follow ([`Fds::close_at`]), in place of this device's grants there.
-//!
-//! A UDP socket ([`Fd::Udp`]) does not move yet: an app holding one
-//! cannot be captured ([`Fds::unmovable`]).
+//! numbers: a restore puts each IPC end and each UDP socket on a fabric
+//! address back at its number ([`Fds::insert_at`]) and closes the numbers
+//! of those that could not follow ([`Fds::close_at`]), in place of this
+//! device's grants there. Those that follow must be settled before the
+//! capture ([`Fds::settle`]).
 //!
 //! Reads, writes and accepts on sockets never wait here: they report
 //! `Ok(None)` when they would, and the caller either fails with `EAGAIN`
@@ -25,11 +24,12 @@ use crate::host::{
     Conn, File, FileKind, Host, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom,
     WasiResult, Watch,
 };
-use crate::ipc_end::{IpcEnd, Unsettled};
-use crate::udp::UdpEnd;
+use crate::ipc_end::{self, IpcEnd};
+use crate::udp::{self, UdpEnd};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 use core::net::SocketAddr;
 use weft_control::app::{errno, moved};
 use weft_control::snapshot::Descriptor;
@@ -111,14 +111,13 @@ impl<H: Host> Fds<H> {
     }
 
     /// What each open descriptor past the root's is to a move (PROTOCOL.md
-    /// §19.1), by ascending number: an IPC end follows the app, anything
-    /// else (a file, a directory, a TCP listener or connection, a fabric
-    /// watch) is closed at the destination and the app told. A listener
-    /// granted and not yet bound is the device's, as the root is: it has
-    /// no record, and a restored app gets its new device's grants. A UDP
-    /// socket cannot move yet: a capture refuses an app holding one
-    /// ([`Fds::unmovable`]) before it asks this, so its `CLOSED` record
-    /// here is never written.
+    /// §19.1), by ascending number: an IPC end and a UDP socket that
+    /// follows (one on a fabric address, §12.5) follow the app, anything
+    /// else (a file, a directory, a TCP listener or connection, another
+    /// UDP socket, a fabric watch) is closed at the destination and the
+    /// app told. A listener granted and not yet bound is the device's, as
+    /// the root is: it has no record, and a restored app gets its new
+    /// device's grants.
     pub fn moving(&self) -> impl Iterator<Item = (u32, Descriptor<'_>)> + '_ {
         let closed = |what| Some(Descriptor::Closed { what });
         self.table
@@ -128,6 +127,7 @@ impl<H: Host> Fds<H> {
             .filter_map(move |(i, slot)| {
                 let d = match slot.as_ref()? {
                     Fd::Ipc(end) => Some(end.descriptor()),
+                    Fd::Udp(end) if end.follows() => Some(Descriptor::udp(end.local_addr())),
                     Fd::Grant(_) => None,
                     Fd::Dir(_) => closed(moved::DIRECTORY),
                     Fd::File(_) => closed(moved::FILE),
@@ -142,30 +142,34 @@ impl<H: Host> Fds<H> {
             })
     }
 
-    /// The first descriptor that stops the app from moving at all, and
-    /// what it is: a UDP socket (PROTOCOL.md §19: UDP sockets do not
-    /// follow their app yet, and closing one under it would lose its
-    /// address).
-    pub fn unmovable(&self) -> Option<(i32, &'static str)> {
-        self.table
-            .iter()
-            .enumerate()
-            .find_map(|(i, slot)| match slot {
-                Some(Fd::Udp(_)) => Some((i as i32, "a UDP socket")),
-                _ => None,
-            })
-    }
-
-    /// Settles every IPC descriptor ([`IpcEnd::settle`]); the first that
-    /// is not: its number, whether it is a service's, and why.
-    pub fn settle(&mut self) -> Result<(), (i32, bool, Unsettled)> {
+    /// Settles every descriptor that follows the app ([`IpcEnd::settle`],
+    /// [`UdpEnd::settle`]); the first that is not: which, and why.
+    pub fn settle(&mut self) -> Result<(), Unsettled> {
         for (i, slot) in self.table.iter_mut().enumerate() {
-            if let Some(Fd::Ipc(end)) = slot {
-                end.settle()
-                    .map_err(|why| (i as i32, end.is_service(), why))?;
+            let fd = i as i32;
+            match slot {
+                Some(Fd::Ipc(end)) => end.settle().map_err(|why| Unsettled::Ipc {
+                    fd,
+                    service: end.is_service(),
+                    why,
+                })?,
+                Some(Fd::Udp(end)) if end.follows() => {
+                    end.settle().map_err(|why| Unsettled::Udp { fd, why })?;
+                }
+                _ => {}
             }
         }
         Ok(())
+    }
+
+    /// Whether `fd` is open and follows the app when it moves (an IPC end,
+    /// a following UDP socket).
+    pub fn follows(&mut self, fd: i32) -> bool {
+        match self.get(fd) {
+            Ok(Fd::Ipc(_)) => true,
+            Ok(Fd::Udp(end)) => end.follows(),
+            _ => false,
+        }
     }
 
     /// Puts `fd` at number `fd` (4 or more), in place of what is there (a
@@ -396,8 +400,9 @@ impl<H: Host> Fds<H> {
 
     /// The streams of the sockets among `wanted`, each once, to wait on
     /// them together; with `pauses`, also for reading the streams of the
-    /// services that wait for the monitor's `PAUSED` (a capture waits for
-    /// them, [`IpcEnd::awaits_pause`]).
+    /// services and following UDP sockets that wait for the monitor's
+    /// `PAUSED` (a capture waits for them, [`IpcEnd::awaits_pause`],
+    /// [`UdpEnd::awaits_pause`]).
     pub fn streams_for<'a>(
         &'a mut self,
         wanted: &[(i32, Interest)],
@@ -410,10 +415,13 @@ impl<H: Host> Fds<H> {
                 .filter(|(fd, _)| *fd as usize == i)
                 .map(|&(_, interest)| interest)
                 .reduce(Interest::union);
-            if let Some(Fd::Ipc(end)) = slot
-                && pauses
-                && end.awaits_pause()
-            {
+            let awaits = pauses
+                && match slot {
+                    Some(Fd::Ipc(end)) => end.awaits_pause(),
+                    Some(Fd::Udp(end)) => end.awaits_pause(),
+                    _ => false,
+                };
+            if awaits {
                 want = Some(want.map_or(Interest::Read, |w| w.union(Interest::Read)));
             }
             let Some(interest) = want else { continue };
@@ -484,6 +492,33 @@ impl<H: Host> Fds<H> {
             out.push((name, filetype_of(kind)));
         }
         Ok(out)
+    }
+}
+
+/// A descriptor that follows the app and is not settled: its number and
+/// why (a service's or a sending IPC descriptor, or a UDP socket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unsettled {
+    Ipc {
+        fd: i32,
+        service: bool,
+        why: ipc_end::Unsettled,
+    },
+    Udp {
+        fd: i32,
+        why: udp::Unsettled,
+    },
+}
+
+impl fmt::Display for Unsettled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ipc { fd, service, why } => {
+                let side = if *service { "service" } else { "sending" };
+                write!(f, "its {side} descriptor {fd} {why}")
+            }
+            Self::Udp { fd, why } => write!(f, "its UDP socket {fd} {why}"),
+        }
     }
 }
 

@@ -231,14 +231,25 @@ pub trait Conn<H: Host> {
 }
 
 /// A bound UDP socket (PROTOCOL.md §12): one stream, one datagram per
-/// frame.
+/// frame. Bound movable (§12.5): it knows whether it follows its app, and
+/// its stream may carry the monitor's `PAUSED` and `RESUMED`.
 pub trait UdpSocket<H: Host> {
     /// The address it is bound to (the monitor's `BOUND`).
     fn local_addr(&self) -> SocketAddr;
+    /// Whether it follows its app when it moves (`BOUND` said `FOLLOWS`:
+    /// it is on a fabric address, held by the address's owner).
+    fn follows(&self) -> bool;
+    /// Whether the monitor holds its datagrams: it said `PAUSED` (the app
+    /// is about to be captured) and not `RESUMED` since. No datagram comes
+    /// meanwhile.
+    fn paused(&self) -> bool;
     /// The next datagram (its sender and payload) if one is there,
-    /// `Ok(None)` if none is yet. An `ERROR` frame the monitor sent for an
-    /// earlier send (§12.3) is `Err` with its errno, once, and the socket
-    /// goes on; a stream the monitor ended is `Err` at every call.
+    /// `Ok(None)` if none is yet. The monitor's `PAUSED` and `RESUMED`
+    /// frames on the way are taken and noted ([`Self::paused`]), never
+    /// returned, and never make the call wait for a datagram. An `ERROR`
+    /// frame the monitor sent for an earlier send (§12.3) is `Err` with
+    /// its errno, once, and the socket goes on; a stream the monitor ended
+    /// is `Err` at every call.
     fn try_recv(&mut self) -> WasiResult<Option<(SocketAddr, Vec<u8>)>>;
     /// Sends `payload` (at most `MAX_DATAGRAM` bytes, checked by the
     /// runtime) to `to`. The monitor checks the destination after the send
@@ -301,7 +312,9 @@ pub trait Host: Clone + 'static {
     /// Connects to `addr` (granted by `--connect`).
     fn connect(&self, addr: SocketAddr) -> WasiResult<Self::Conn>;
     /// Binds a UDP socket on `addr` (granted by `--listen`; under a
-    /// daemon, possibly a fabric address another device serves, §12.4).
+    /// daemon, possibly a fabric address another device serves, §12.4),
+    /// movable (`UDP_BIND` with `MOVABLE`, §12.5): whether it follows the
+    /// app is the socket's [`UdpSocket::follows`].
     fn udp_bind(&self, addr: SocketAddr) -> WasiResult<Self::Udp>;
 
     /// Makes one fabric call (PROTOCOL.md §17): sends `frames` (one call's

@@ -4,17 +4,21 @@
 //! the scheduler consults at the start of every round).
 //!
 //! A capture the monitor orders waits until the first app is idle (between
-//! two batches, before it is given new events) and its IPC descriptors are
-//! settled (its services paused by the monitor, every request it took
-//! answered, every outcome of its sends taken: [`snapshot::ready`]; the app
-//! goes on running its batches meanwhile, and each moment between two of
-//! them is checked again), then the app's snapshot goes out in
+//! two batches, before it is given new events) and the descriptors that
+//! follow it are settled (its services and its UDP sockets on fabric
+//! addresses paused by the monitor, every request it took answered, every
+//! outcome of its sends and every datagram before the pause taken:
+//! [`snapshot::ready`]; the app goes on running its batches meanwhile, and
+//! each moment between two of them is checked again, the streams that are
+//! to bring a `PAUSED` waking the runtime), then the app's snapshot goes
+//! out in
 //! `CAPTURE_PART` frames of at most [`MAX_PART`] bytes and `CAPTURED`; or
 //! `FAILED` says why it cannot move, `busy: ...` with what is not settled
 //! when the order's wait ran out first. A captured app is *held*: the runtime waits
 //! for the next order and runs nothing meanwhile (a capture needs the first
 //! app to be the only one, so nothing else could run); `RELEASE` lets the
-//! app go on with the events that waited, `END` ends the runtime.
+//! app go on with the events that waited (its paused streams then say
+//! `RESUMED`, and their datagrams come again), `END` ends the runtime.
 //!
 //! Invariants: every frame the monitor sends is decoded and checked here,
 //! and nothing it sends panics the runtime; a protocol violation or a
@@ -310,7 +314,8 @@ impl<H: Host> Moves<H> {
     }
 
     /// Whether a capture was ordered and is not answered yet (it waits for
-    /// the first app to be between batches, with its IPC settled).
+    /// the first app to be between batches, with the descriptors that
+    /// follow it settled).
     pub fn capturing(&self) -> bool {
         self.capture.is_some()
     }

@@ -142,8 +142,9 @@ fn ended<H: Host>(system: &System<H>, apps: &mut [App<H>], app: App<H>, end: End
 
 /// Waits until a stream some app waits on is ready, or the move stream has
 /// an order, or the earliest deadline (a capture's included); while a
-/// capture waits, also until a service of the first app not paused yet
-/// has something on its stream (the monitor's `PAUSED`).
+/// capture waits, also until a service or following UDP socket of the
+/// first app not paused yet has something on its stream (the monitor's
+/// `PAUSED`).
 fn sleep<H: Host>(host: &H, apps: &mut [App<H>], moves: Option<&mut Moves<H>>) {
     let mut list: Vec<(&mut H::Stream, Interest)> = Vec::new();
     let mut deadline: Option<u64> = None;
@@ -160,9 +161,10 @@ fn sleep<H: Host>(host: &H, apps: &mut [App<H>], moves: Option<&mut Moves<H>>) {
         list.push((stream, Interest::Read));
     }
     for app in apps.iter_mut() {
-        // A capture waits for the first app's services to be paused. Only
-        // when it is idle: the round's start just took what their streams
-        // held (kept for it), so they are quiet until something comes.
+        // A capture waits for the first app's services and following UDP
+        // sockets to be paused. Only when it is idle: the round's start
+        // just took what their streams held (kept for it), so they are
+        // quiet until something comes.
         let pauses = capturing && app.pid() == FIRST_PID;
         let App { run, store, .. } = app;
         let ctx = store.data_mut();

@@ -8,25 +8,30 @@
 //! pid, arguments and memory cap, its descriptors, and its event
 //! registrations ([`EventState::records`](crate::events::EventState::records)).
 //! Its IPC descriptors follow it (a restore provides the service again,
-//! opens a sending stream again, at the same numbers); every other
-//! descriptor past the root (a file, a directory, a TCP listener or
-//! connection, a fabric watch) is listed as `CLOSED`: the restored app
-//! finds its number closed and is told by a `MOVED` event in its first
-//! batch, and its interest in it is dropped.
+//! opens a sending stream again, at the same numbers), and so do its UDP
+//! sockets on fabric addresses (PROTOCOL.md §12.5: a restore binds the
+//! same address again, at the same number, and the address's owner hands
+//! the socket over); every other descriptor past the root (a file, a
+//! directory, a TCP listener or connection, another UDP socket, a fabric
+//! watch) is listed as `CLOSED`: the restored app finds its number closed
+//! and is told by a `MOVED` event in its first batch, and its interest in
+//! it is dropped. The interests in descriptors that follow go with them.
 //!
-//! What an app must not hold to move: a UDP socket, a fabric reply it has not read, a
+//! What an app must not hold to move: a fabric reply it has not read, a
 //! module that changes its tables or drops segments, or one with a start
-//! function (making the instance again would run it again); and its IPC
-//! descriptors must be *settled* ([`IpcEnd::settle`](crate::ipc_end::IpcEnd::settle)):
-//! its services paused by the monitor with every request taken answered,
-//! its sends' outcomes all taken, nothing left for it to take. An app that
-//! is not settled yet is [`CaptureError::Unsettled`]: the capture waits for
-//! it ([`crate::mover`]). The tables and segments of an app that may move
-//! are always those of a fresh instance of its module, which is what a
-//! restore makes.
+//! function (making the instance again would run it again); and the
+//! descriptors that follow it must be *settled*
+//! ([`Fds::settle`](crate::fds::Fds::settle)): its services paused by the
+//! monitor with every request taken answered, its sends' outcomes all
+//! taken, its following UDP sockets paused by the monitor with every
+//! datagram before the pause taken, nothing left for it to take. An app
+//! that is not settled yet is [`CaptureError::Unsettled`]: the capture
+//! waits for it ([`crate::mover`]). The tables and segments of an app that
+//! may move are always those of a fresh instance of its module, which is
+//! what a restore makes.
 //!
 //! Invariants: a capture writes nothing unless the app may move, and
-//! changes nothing in the app but what settling its IPC descriptors takes
+//! changes nothing in the app but what settling its descriptors takes
 //! from their streams (kept for the app); a restore returns an idle event
 //! app whose memory, globals, descriptors and registrations are the
 //! snapshot's, or an error saying what did not fit (the descriptors it made
@@ -34,16 +39,18 @@
 
 use crate::app::{App, Run, Spawn};
 use crate::engine::LoadError;
-use crate::fds::Fd;
-use crate::host::{Host, WasiResult};
-use crate::ipc_end::{IpcEnd, Unsettled};
+use crate::fds::{Fd, Unsettled};
+use crate::host::{Host, UdpSocket, WasiResult};
+use crate::ipc_end::IpcEnd;
 use crate::system::System;
+use crate::udp::UdpEnd;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::net::SocketAddr;
 use wasmi::Val;
 use weft_control::app::errno;
 use weft_control::ipc_proto::Guid;
@@ -59,18 +66,11 @@ pub enum CaptureError {
     Command,
     /// It is inside a call (an event batch, its entry point).
     Busy,
-    /// Its IPC descriptor `fd` (a service's if `service`) is not settled
-    /// yet: a move now would lose what `why` says.
-    Unsettled {
-        fd: i32,
-        service: bool,
-        why: Unsettled,
-    },
+    /// A descriptor that follows it is not settled yet: a move now would
+    /// lose what this says.
+    Unsettled(Unsettled),
     /// A fabric reply waits for it to read it.
     FabricReply,
-    /// It holds descriptor `fd`, which is `what` (a UDP socket), which
-    /// cannot move yet ([`crate::fds::Fds::unmovable`]).
-    Holds { fd: i32, what: &'static str },
     /// Its module changes a table or drops a segment.
     ChangesTables,
     /// Its module has a start function.
@@ -84,11 +84,11 @@ pub enum CaptureError {
 }
 
 impl CaptureError {
-    /// Whether waiting may cure it (the app is in a batch, or its IPC
-    /// descriptors are not settled yet): a capture waits, and fails only
-    /// when its wait runs out.
+    /// Whether waiting may cure it (the app is in a batch, or the
+    /// descriptors that follow it are not settled yet): a capture waits,
+    /// and fails only when its wait runs out.
     pub fn waits(&self) -> bool {
-        matches!(self, Self::Busy | Self::Unsettled { .. })
+        matches!(self, Self::Busy | Self::Unsettled(_))
     }
 }
 
@@ -99,14 +99,8 @@ impl fmt::Display for CaptureError {
                 f.write_str("a command cannot move: only an event app between batches")
             }
             Self::Busy => f.write_str("busy: it is handling events"),
-            Self::Unsettled { fd, service, why } => {
-                let side = if *service { "service" } else { "sending" };
-                write!(f, "busy: its {side} descriptor {fd} {why}")
-            }
+            Self::Unsettled(what) => write!(f, "busy: {what}"),
             Self::FabricReply => f.write_str("a fabric reply waits for it to read it"),
-            Self::Holds { fd, what } => {
-                write!(f, "it holds descriptor {fd}, {what}, which cannot move yet")
-            }
             Self::ChangesTables => f.write_str(
                 "its module changes its tables or drops segments, which a move cannot carry yet",
             ),
@@ -129,8 +123,8 @@ impl From<SnapshotError> for CaptureError {
 
 /// Writes the snapshot of `app`, whose module's SHA-256 is `module`, to
 /// `sink`; returns its length. The app must be an idle event app holding
-/// nothing that cannot move, its IPC descriptors settled (see the
-/// [module](self) docs); settling them may take what waits on their
+/// nothing that cannot move, the descriptors that follow it settled (see
+/// the [module](self) docs); settling them may take what waits on their
 /// streams (kept for the app).
 pub fn capture<H: Host>(
     app: &mut App<H>,
@@ -193,18 +187,19 @@ pub fn capture<H: Host>(
 }
 
 /// Whether `app` may be captured now ([`capture`] checks it first): what
-/// cannot move at all, then whether its IPC descriptors are settled
-/// (which may take what waits on their streams, kept for the app).
+/// cannot move at all, then whether the descriptors that follow it are
+/// settled (which may take what waits on their streams, kept for the app).
 pub fn ready<H: Host>(app: &mut App<H>) -> Result<(), CaptureError> {
     may_move(app)?;
     app.store
         .data_mut()
         .fds
         .settle()
-        .map_err(|(fd, service, why)| CaptureError::Unsettled { fd, service, why })
+        .map_err(CaptureError::Unsettled)
 }
 
-/// Whether `app` may be captured now, but for its IPC descriptors.
+/// Whether `app` may be captured now, but for the descriptors that follow
+/// it.
 fn may_move<H: Host>(app: &App<H>) -> Result<(), CaptureError> {
     if !app.event_app {
         return Err(CaptureError::Command);
@@ -220,9 +215,6 @@ fn may_move<H: Host>(app: &App<H>) -> Result<(), CaptureError> {
     }
     if app.store.data().fabric_reply.is_some() {
         return Err(CaptureError::FabricReply);
-    }
-    if let Some((fd, what)) = app.store.data().fds.unmovable() {
-        return Err(CaptureError::Holds { fd, what });
     }
     Ok(())
 }
@@ -276,11 +268,29 @@ pub enum RestoreError {
     },
     /// Its sending descriptor `fd` could not be opened here (`errno`).
     Open { fd: u32, errno: i32 },
-    /// Its descriptor `fd` is a UDP socket on a fabric address, which a
-    /// restore cannot make yet.
-    Udp { fd: u32 },
+    /// Its UDP socket `fd` on `addr` could not be bound here: `udp_bind`
+    /// failed with `errno`.
+    Udp {
+        fd: u32,
+        addr: SocketAddr,
+        errno: i32,
+    },
+    /// Its UDP socket `fd` on `addr` was bound here, but does not follow
+    /// the app (`BOUND` did not say `FOLLOWS`: `addr` is no fabric address
+    /// here), so it is not the socket the app held.
+    UdpStays { fd: u32, addr: SocketAddr },
     /// It has an interest in descriptor `fd`, which it does not hold.
     Interest { fd: u32 },
+}
+
+/// What an errno of `udp_bind` means, for a report.
+fn udp_refusal(e: i32) -> &'static str {
+    match e {
+        errno::ACCES => "it is not granted (NotAllowed)",
+        errno::ADDRINUSE => "the address is in use",
+        errno::HOSTUNREACH => "the address's owner cannot be reached",
+        _ => "the UDP stream failed",
+    }
 }
 
 /// What an errno of `ipc_serve` or `ipc_open` means, for a report.
@@ -322,9 +332,14 @@ impl fmt::Display for RestoreError {
                 "its sending descriptor {fd} cannot be opened here: {} (errno {errno})",
                 ipc_refusal(*errno)
             ),
-            Self::Udp { fd } => write!(
+            Self::Udp { fd, addr, errno } => write!(
                 f,
-                "its descriptor {fd} is a UDP socket on a fabric address, which cannot move yet"
+                "its UDP socket {fd} on {addr} could not be bound here: {} (errno {errno})",
+                udp_refusal(*errno)
+            ),
+            Self::UdpStays { fd, addr } => write!(
+                f,
+                "its UDP socket {fd} on {addr} does not follow here ({addr} is no fabric address here)"
             ),
             Self::Interest { fd } => {
                 write!(
@@ -354,7 +369,7 @@ pub fn restore<H: Host>(
     bytes: &[u8],
     module: [u8; 32],
     snapshot: &[u8],
-    grants: Vec<core::net::SocketAddr>,
+    grants: Vec<SocketAddr>,
 ) -> Result<App<H>, RestoreError> {
     let contents = snapshot::read(snapshot)?;
     if contents.header.module != module {
@@ -411,7 +426,7 @@ pub fn restore<H: Host>(
             }
             // Dropped with the descriptor that did not follow.
             HostRecord::Interest { fd, .. } if closed.contains(&fd) => {}
-            HostRecord::Interest { fd, .. } if app.store.data_mut().fds.ipc(fd as i32).is_err() => {
+            HostRecord::Interest { fd, .. } if !app.store.data_mut().fds.follows(fd as i32) => {
                 return Err(RestoreError::Interest { fd });
             }
             _ => {
@@ -426,7 +441,8 @@ pub fn restore<H: Host>(
 }
 
 /// Makes `app`'s descriptor `fd` again as `kind` says: an IPC end provided
-/// or opened here, at that number; or, for one that did not follow, the
+/// or opened here, or a UDP socket bound here on the same address and
+/// following the app, at that number; or, for one that did not follow, the
 /// number closed, the app to be told (`MOVED`), and `fd` added to `closed`.
 fn descriptor<H: Host>(
     app: &mut App<H>,
@@ -446,13 +462,13 @@ fn descriptor<H: Host>(
                     name: name.into(),
                     errno,
                 })?;
-            IpcEnd::service(service, guid, name.into())
+            Fd::Ipc(Box::new(IpcEnd::service(service, guid, name.into())))
         }
         Descriptor::IpcSender => {
             let sender = host
                 .ipc_open()
                 .map_err(|errno| RestoreError::Open { fd, errno })?;
-            IpcEnd::sender(sender)
+            Fd::Ipc(Box::new(IpcEnd::sender(sender)))
         }
         Descriptor::Closed { what } => {
             ctx.fds.close_at(fd);
@@ -460,11 +476,28 @@ fn descriptor<H: Host>(
             closed.insert(fd);
             return Ok(());
         }
-        Descriptor::Udp { .. } => return Err(RestoreError::Udp { fd }),
+        Descriptor::Udp { .. } => {
+            // `Some` for every `Udp` descriptor.
+            let addr = kind
+                .socket_addr()
+                .ok_or(RestoreError::Record(snapshot::record::DESCRIPTOR))?;
+            Fd::Udp(Box::new(UdpEnd::new(rebind(&host, fd, addr)?)))
+        }
     };
     // The reader admits only numbers from 4 to 2^31-1.
-    let put: WasiResult<()> = ctx.fds.insert_at(fd, Fd::Ipc(Box::new(end)));
+    let put: WasiResult<()> = ctx.fds.insert_at(fd, end);
     put.map_err(|_| RestoreError::Record(snapshot::record::DESCRIPTOR))
+}
+
+/// UDP socket `fd` of a restored app bound on `addr` again, following it.
+fn rebind<H: Host>(host: &H, fd: u32, addr: SocketAddr) -> Result<H::Udp, RestoreError> {
+    let socket = host
+        .udp_bind(addr)
+        .map_err(|errno| RestoreError::Udp { fd, addr, errno })?;
+    if !socket.follows() {
+        return Err(RestoreError::UdpStays { fd, addr });
+    }
+    Ok(socket)
 }
 
 /// Grows `app`'s memory to the snapshot's size and copies it in.

@@ -18,31 +18,71 @@
 //!   stream and sends nothing;
 //! - an `ERROR` frame is reported exactly once, by the first
 //!   `udp_recv_from` or `udp_send_to` that finds it at the head of what
-//!   waits: a send looks at most one item ahead, and a datagram it finds
-//!   there is held ([`UdpEnd::held`]) and is the next one `udp_recv_from`
-//!   delivers, so nothing is lost or reordered;
+//!   waits: what the runtime takes from the stream before the app asks
+//!   for it (a send looks at most one item ahead; a capture settles the
+//!   socket, below) is held ([`UdpEnd::held`]), a datagram or an error,
+//!   and is the next thing the app is given, so nothing is lost or
+//!   reordered;
 //! - a datagram longer than the app's buffer is delivered cut, as
 //!   `recvfrom` does, and its whole length is written, so the app knows.
+//!
+//! When the app moves (PROTOCOL.md §19), a socket on a fabric address
+//! follows it (§12.5: the [`Host`] binds movable, and the socket says
+//! whether it [`follows`](UdpSocket::follows)); any other is closed at the
+//! destination. A following socket must be *settled* first
+//! ([`UdpEnd::settle`]): the monitor said `PAUSED` (every datagram that
+//! came before it is on the stream ahead of it, and none comes after it
+//! until `RESUMED`) and the app has taken everything before it, so a move
+//! neither loses a datagram nor delivers one twice.
 
 use crate::app::Ctx;
 use crate::fds::Fd;
-use crate::host::{Host, Stream, UdpSocket, WasiResult};
+use crate::host::{Host, Interest, Stream, UdpSocket, WasiResult};
 use crate::mem::{Env, errno_of, with_env};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::fmt::Write as _;
+use core::fmt::{self, Write as _};
 use core::net::SocketAddr;
 use wasmi::{Caller, Linker};
 use weft_control::app::{ADDR_TEXT_MAX, MAX_DATAGRAM, MODULE, errno, import};
 
 type C<'a, H> = Caller<'a, Ctx<H>>;
 
-/// A UDP descriptor: its socket, and a datagram a send found waiting and
-/// took from the stream before `udp_recv_from` asked for it.
+/// A datagram: its sender and payload.
+type Received = (SocketAddr, Vec<u8>);
+
+/// A UDP descriptor: its socket, and what the runtime took from its stream
+/// before the app asked for it.
 pub struct UdpEnd<H: Host> {
     socket: H::Udp,
-    /// Taken from the stream, not delivered yet: the next one delivered.
-    held: Option<(SocketAddr, Vec<u8>)>,
+    /// Taken from the stream, not delivered yet: the next thing delivered,
+    /// a datagram or a refused send's errno.
+    held: Option<WasiResult<Received>>,
+}
+
+/// Why a following UDP descriptor is not settled: what a move now would
+/// lose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unsettled {
+    /// The monitor has not said `PAUSED` yet: datagrams still come.
+    NotPaused,
+    /// A datagram waits for the app to take it.
+    Unread,
+    /// A refused send's error waits for the app to take it.
+    ErrorUnread,
+    /// The stream failed with this errno.
+    Failed(i32),
+}
+
+impl fmt::Display for Unsettled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotPaused => f.write_str("is not paused yet (its datagrams still come)"),
+            Self::Unread => f.write_str("has datagrams unread"),
+            Self::ErrorUnread => f.write_str("has a refused send's error unread"),
+            Self::Failed(e) => write!(f, "has a failed stream (errno {e})"),
+        }
+    }
 }
 
 impl<H: Host> UdpEnd<H> {
@@ -50,7 +90,7 @@ impl<H: Host> UdpEnd<H> {
         Self { socket, held: None }
     }
 
-    /// Whether a datagram was taken from the stream and not delivered
+    /// Whether something was taken from the stream and not delivered
     /// (readable whatever the stream says).
     pub fn held(&self) -> bool {
         self.held.is_some()
@@ -62,10 +102,17 @@ impl<H: Host> UdpEnd<H> {
 
     /// The next datagram: the one held, else the stream's; `Ok(None)` if
     /// none is there; an `ERROR` frame at the head as its errno.
-    pub fn take(&mut self) -> WasiResult<Option<(SocketAddr, Vec<u8>)>> {
+    pub fn take(&mut self) -> WasiResult<Option<Received>> {
         match self.held.take() {
-            Some(d) => Ok(Some(d)),
+            Some(d) => d.map(Some),
             None => self.socket.try_recv(),
+        }
+    }
+
+    /// Holds what the stream has next, if nothing is held yet.
+    fn look(&mut self) {
+        if self.held.is_none() {
+            self.held = self.socket.try_recv().transpose();
         }
     }
 
@@ -73,14 +120,51 @@ impl<H: Host> UdpEnd<H> {
     /// of what came (then its errno, and nothing is sent). A datagram
     /// found there instead is held for the next [`Self::take`].
     pub fn send_to(&mut self, payload: &[u8], to: SocketAddr) -> WasiResult<()> {
-        if self.held.is_none() && self.socket.stream().ready(crate::host::Interest::Read) {
-            self.held = self.socket.try_recv()?;
+        self.look();
+        if let Some(Err(e)) = self.held {
+            self.held = None;
+            return Err(e);
         }
         self.socket.send_to(payload, to)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.socket.local_addr()
+    }
+
+    /// Whether the socket follows the app when it moves.
+    pub fn follows(&self) -> bool {
+        self.socket.follows()
+    }
+
+    /// Whether a move now would lose nothing of this (following) socket:
+    /// the monitor said `PAUSED` and nothing waits for the app, held or on
+    /// the stream. It first takes, without waiting, what the stream has
+    /// next, so a `PAUSED` that came is noted (a datagram or an error
+    /// found so is held for the app; an ended stream's is not).
+    pub fn settle(&mut self) -> Result<(), Unsettled> {
+        self.look();
+        match self.held {
+            Some(Err(e)) if self.socket.stream().status().is_some() => {
+                self.held = None;
+                Err(Unsettled::Failed(e))
+            }
+            Some(Err(_)) => Err(Unsettled::ErrorUnread),
+            Some(Ok(_)) => Err(Unsettled::Unread),
+            None if !self.socket.paused() => Err(Unsettled::NotPaused),
+            None if self.socket.stream().ready(Interest::Read) => Err(Unsettled::Unread),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether it follows the app and the monitor has not said `PAUSED`
+    /// yet, with nothing held for the app and its stream not ended: a
+    /// `PAUSED` to come on its stream is what a capture waits for.
+    pub fn awaits_pause(&mut self) -> bool {
+        self.follows()
+            && !self.socket.paused()
+            && self.held.is_none()
+            && self.socket.stream().status().is_none()
     }
 }
 

@@ -10,6 +10,7 @@ use crate::{Fake, batches, module, run};
 use weft_control::app::{EventRecord, errno, moved};
 use weft_control::move_proto::Order;
 use weft_control::snapshot::{self, ByteStrings, Descriptor, HostRecord, Plan, Writer};
+use weft_wasm_run::fds;
 use weft_wasm_run::host::IpcItem;
 use weft_wasm_run::ipc_end::Unsettled;
 use weft_wasm_run::sched;
@@ -60,7 +61,7 @@ fn relay() -> Vec<u8> {
 /// Whether capturing `app` fails because descriptor `fd` is unsettled
 /// for `why`.
 fn unsettled(error: &CaptureError, fd: i32, why: Unsettled) -> bool {
-    matches!(error, CaptureError::Unsettled { fd: f, why: w, .. } if *f == fd && *w == why)
+    matches!(error, CaptureError::Unsettled(fds::Unsettled::Ipc { fd: f, why: w, .. }) if *f == fd && *w == why)
 }
 
 #[test]

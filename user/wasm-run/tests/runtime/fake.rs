@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use weft_control::app::errno;
 use weft_control::frame::{self, MAX_BODY};
@@ -82,9 +82,16 @@ pub struct State {
     pub mover: Option<MovePipe>,
     /// Each UDP socket bound (`udp_bind`), in order.
     pub udp: Vec<Rc<RefCell<UdpPipe>>>,
+    /// The address of each UDP bind asked for, refused ones included. The
+    /// runtime binds movable (`UDP_BIND` with `MOVABLE`, §12.5), as its
+    /// [`Host`] promises: every one here was.
+    pub udp_binds: Vec<SocketAddr>,
     /// Addresses a UDP bind is refused on, with the errno (others are
     /// granted; a bound address is in use).
     pub udp_refused: BTreeMap<SocketAddr, i32>,
+    /// The fabric addresses (§12.4): a UDP socket bound on one follows its
+    /// app (its `BOUND` says `FOLLOWS`), any other does not.
+    pub fabric_ips: BTreeSet<IpAddr>,
 }
 
 impl State {
@@ -93,19 +100,63 @@ impl State {
     pub const UDP_ENDED_ERRNO: i32 = errno::PIPE;
 }
 
+/// A frame on a UDP stream, as the monitor writes it (PROTOCOL.md §12).
+#[derive(Clone, Debug, PartialEq)]
+pub enum UdpFrame {
+    /// `DATAGRAM`: its sender and payload.
+    Datagram(SocketAddr, Vec<u8>),
+    /// `ERROR` for a refused send, as its errno.
+    Error(i32),
+    /// `PAUSED`: the owner holds the socket's datagrams (§12.5).
+    Paused,
+    /// `RESUMED`: they come again.
+    Resumed,
+}
+
 /// A UDP socket's stream as the monitor sees it (PROTOCOL.md §12),
 /// shared by the app's socket and the test.
 pub struct UdpPipe {
     /// The bound address (`BOUND`).
     pub local: SocketAddr,
-    /// What arrives, in order: a datagram (sender, payload) or the errno
-    /// of an `ERROR` frame (a refused send).
-    pub incoming: VecDeque<Result<(SocketAddr, Vec<u8>), i32>>,
+    /// Whether `BOUND` said `FOLLOWS` (the address is a fabric address).
+    pub follows: bool,
+    /// What arrives, in order.
+    pub incoming: VecDeque<UdpFrame>,
+    /// Whether the runtime's end took a `PAUSED` not followed by a
+    /// `RESUMED` (as `weft_user::net::UdpSocket` notes it).
+    pub paused: bool,
     /// Each datagram the app sent: destination and payload.
     pub sent: Vec<(SocketAddr, Vec<u8>)>,
     /// The monitor ended the stream with this §9.4 code (every call fails
     /// with [`State::udp_ended_errno`] from then on).
     pub ended: Option<u32>,
+}
+
+impl UdpPipe {
+    /// A datagram from `from` arrives.
+    pub fn datagram(&mut self, from: SocketAddr, payload: &[u8]) -> &mut Self {
+        let frame = UdpFrame::Datagram(from, payload.to_vec());
+        self.incoming.push_back(frame);
+        self
+    }
+
+    /// An `ERROR` frame with `errno` arrives (a refused send).
+    pub fn error(&mut self, errno: i32) -> &mut Self {
+        self.incoming.push_back(UdpFrame::Error(errno));
+        self
+    }
+
+    /// The monitor's `PAUSED`.
+    pub fn pause(&mut self) -> &mut Self {
+        self.incoming.push_back(UdpFrame::Paused);
+        self
+    }
+
+    /// The monitor's `RESUMED`.
+    pub fn resume(&mut self) -> &mut Self {
+        self.incoming.push_back(UdpFrame::Resumed);
+        self
+    }
 }
 
 /// The monitor's end of a move stream (PROTOCOL.md §19.3), scripted.
@@ -473,12 +524,27 @@ impl host::UdpSocket<Fake> for FakeUdp {
         self.pipe.borrow().local
     }
 
+    fn follows(&self) -> bool {
+        self.pipe.borrow().follows
+    }
+
+    fn paused(&self) -> bool {
+        self.pipe.borrow().paused
+    }
+
+    /// As `weft_user::net::UdpSocket` does: `PAUSED` and `RESUMED` on the
+    /// way are taken and noted.
     fn try_recv(&mut self) -> WasiResult<Option<(SocketAddr, Vec<u8>)>> {
         let mut p = self.pipe.borrow_mut();
-        match p.incoming.pop_front() {
-            Some(item) => item.map(Some),
-            None if p.ended.is_some() => Err(State::UDP_ENDED_ERRNO),
-            None => Ok(None),
+        loop {
+            match p.incoming.pop_front() {
+                Some(UdpFrame::Datagram(from, payload)) => return Ok(Some((from, payload))),
+                Some(UdpFrame::Error(e)) => return Err(e),
+                Some(UdpFrame::Paused) => p.paused = true,
+                Some(UdpFrame::Resumed) => p.paused = false,
+                None if p.ended.is_some() => return Err(State::UDP_ENDED_ERRNO),
+                None => return Ok(None),
+            }
         }
     }
 
@@ -839,6 +905,7 @@ impl Host for Fake {
     /// Port 0 is given 40000 and up, in the order of the binds.
     fn udp_bind(&self, addr: SocketAddr) -> WasiResult<FakeUdp> {
         let mut s = self.0.borrow_mut();
+        s.udp_binds.push(addr);
         if let Some(&e) = s.udp_refused.get(&addr) {
             return Err(e);
         }
@@ -851,7 +918,9 @@ impl Host for Fake {
         }
         let pipe = Rc::new(RefCell::new(UdpPipe {
             local,
+            follows: s.fabric_ips.contains(&local.ip()),
             incoming: VecDeque::new(),
+            paused: false,
             sent: Vec::new(),
             ended: None,
         }));

@@ -11,6 +11,7 @@ mod mover;
 mod sched;
 mod snapshot;
 mod udp;
+mod udp_moves;
 mod wasi;
 
 use fake::Fake;

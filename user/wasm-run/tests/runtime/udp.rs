@@ -1,14 +1,12 @@
 //! UDP sockets through the `weft` module (PROTOCOL.md §12, §13.3): bind,
 //! send and receive through the fake host's sockets, readiness as events,
-//! the app's bad arguments, refused sends, and closing.
+//! the app's bad arguments, refused sends, and closing. What becomes of
+//! them when their app moves is `udp_moves`.
 
-use crate::fake::Said;
-use crate::snapshot::MODULE;
 use crate::{Fake, batches, module, run};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use weft_control::app::{EventRecord, errno, kind};
-use weft_control::move_proto::Order;
 
 fn peer() -> SocketAddr {
     "10.0.0.1:5000".parse().unwrap()
@@ -54,10 +52,7 @@ fn an_event_app_binds_waits_receives_echoes_and_closes() {
     );
     let fake = Fake::new();
     fake.on_sleep(|s| {
-        s.udp[0]
-            .borrow_mut()
-            .incoming
-            .push_back(Ok((peer(), b"hello!".to_vec())))
+        s.udp[0].borrow_mut().datagram(peer(), b"hello!");
     });
     assert_eq!(run(&fake, &wasm, &[]), 0);
     let mut expected = vec![
@@ -206,11 +201,12 @@ fn a_refused_send_is_reported_once_in_order_with_the_datagrams() {
     );
     let fake = Fake::new();
     fake.on_sleep(|s| {
-        let mut p = s.udp[0].borrow_mut();
-        p.incoming.push_back(Ok((peer(), b"1".to_vec())));
-        p.incoming.push_back(Err(errno::ACCES));
-        p.incoming.push_back(Ok((peer(), b"2".to_vec())));
-        p.incoming.push_back(Err(errno::HOSTUNREACH));
+        s.udp[0]
+            .borrow_mut()
+            .datagram(peer(), b"1")
+            .error(errno::ACCES)
+            .datagram(peer(), b"2")
+            .error(errno::HOSTUNREACH);
     });
     assert_eq!(run(&fake, &wasm, &[]), 0);
     let expected: Vec<u8> = [
@@ -271,34 +267,4 @@ fn a_socket_the_monitor_ends_is_closed_with_its_code() {
         fake.0.borrow().stdout,
         [crate::fake::State::UDP_ENDED_ERRNO as u8]
     );
-}
-
-/// An app holding a UDP socket cannot move yet: the capture fails saying
-/// so (the socket is not closed under it), and the app runs on.
-#[test]
-fn an_app_holding_a_udp_socket_cannot_move_yet() {
-    let wasm = module(
-        r#"(data (i32.const 256) "127.0.0.1:0")
-           (data (i32.const 300) "ran on")
-           (func (export "_start")
-             (drop (call $udp_bind (i32.const 256) (i32.const 11) (i32.const 200)))
-             (drop (call $event_buffer (i32.const 1024) (i32.const 8)))
-             (drop (call $timer (i64.const 1) (i64.const 1000000))))
-           (func (export "weft_on_events") (param $n i32)
-             (drop (call $print (i32.const 1) (i32.const 300) (i32.const 6))))"#,
-    );
-    let fake = Fake::new();
-    fake.moves(|m| {
-        m.order(0, Order::Start { module: MODULE })
-            .order(0, Order::Capture { wait_ms: 1000 });
-    });
-    assert_eq!(run(&fake, &wasm, &[]), 0);
-    assert_eq!(fake.stdout(), "ran on");
-    assert_eq!(
-        fake.said(),
-        [Said::Failed(
-            "it holds descriptor 4, a UDP socket, which cannot move yet".into()
-        )]
-    );
-    assert_eq!(fake.0.borrow().udp.len(), 1);
 }

@@ -1,10 +1,11 @@
-//! `stateful [--serve GUID] [--open PATH] MIB PERIOD_MS [BUSY_MS [EVERY
-//! DEVICE...]]`: an
-//! event app (PROTOCOL.md §13.2) for the tests and benchmarks that move a
-//! running app between devices (§19). It keeps a lot of state whose
-//! correctness shows in its output, and holds no descriptor past the
-//! standard streams and the root but, with `--serve`, one service: its
-//! event buffer, one timer at a time, and the service's descriptor.
+//! `stateful [--serve GUID] [--open PATH] [--udp ADDR] MIB PERIOD_MS
+//! [BUSY_MS [EVERY DEVICE...]]`: an event app (PROTOCOL.md §13.2) for the
+//! tests and benchmarks that move a running app between devices (§19). It
+//! keeps a lot of state whose correctness shows in its output, and holds
+//! no descriptor past the standard streams and the root but, with the
+//! options, a service, a file and a UDP socket: its event buffer, one
+//! timer at a time, and those descriptors. The options come first, in any
+//! order, each at most once.
 //!
 //! With `--serve GUID` it provides service GUID (named `stateful`) as the
 //! key-value service `kv` does (`set`, `get`, `del`, `count`, over a store
@@ -17,8 +18,21 @@
 //! With `--open PATH` it opens the file PATH and keeps it open: a file
 //! cannot follow a move, so at the device it moves to the app is told (a
 //! `MOVED` event, not hashed either) and prints `stateful: descriptor FD
-//! (WHAT) was closed by the move`, WHAT being `file` or the event's
-//! number.
+//! (WHAT) was closed by the move`, WHAT being `file`, `UDP socket` (a
+//! `--udp` socket that could not follow) or the event's number.
+//!
+//! With `--udp ADDR` it binds a UDP socket on ADDR (`IP:PORT`; under a
+//! daemon a fabric address, whose socket follows the app when it moves,
+//! §12.5) and prints `stateful udp BOUND_ADDR` (before `stateful ready`).
+//! At each of the socket's READABLE events it takes every datagram that
+//! waits and sends each back, unchanged, to its sender, one after the
+//! other in the order they came (a send that would block is made again
+//! when the socket is writable, before any other datagram is taken).
+//! These events are not part of the hash below either. A refused earlier send's error, which the socket reports
+//! once, is printed on standard error (`stateful: udp: ...`) and the call
+//! made again; a socket that fails (the same errors 64 times in a row, or
+//! ended by the monitor) prints `stateful: udp: WHY` and exits with
+//! status 6.
 //!
 //! At start it allocates MIB mebibytes (0 to 256; the runtime caps an app's
 //! memory at 256 MiB by default, so 256 itself only fits under a larger
@@ -65,7 +79,8 @@
 //! app never ends by itself. An event other than a timer or its service's
 //! (which the app never asks for) prints `stateful UNEXPECTED EVENT` and
 //! the event, and exits with status 4; a failure of its service prints
-//! `stateful: service: WHY` and exits with status 5. Memory it cannot allocate prints
+//! `stateful: service: WHY` and exits with status 5 (a UDP failure: 6,
+//! above). Memory it cannot allocate prints
 //! `stateful: cannot allocate MIB MiB` on standard error and exits 1; bad
 //! arguments print the usage on standard error and exit 2.
 
@@ -73,15 +88,17 @@ extern crate alloc;
 
 #[path = "../../../src/bin/kv/rules.rs"]
 mod rules;
+mod udp;
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use weft_app::ipc::{Guid, Service};
 use weft_app::{App, Event, Interest};
 
-const USAGE: &str = "usage: stateful [--serve GUID] [--open PATH] MIB PERIOD_MS \
+const USAGE: &str = "usage: stateful [--serve GUID] [--open PATH] [--udp ADDR] MIB PERIOD_MS \
                      [BUSY_MS [EVERY DEVICE...]] (MIB 0 to 256)";
 
 /// The most memory the app fills, in MiB.
@@ -100,28 +117,14 @@ const FILL_SEED: u64 = 0x5354_4154_4546_554c;
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let serve = match args.first().map(String::as_str) {
-        Some("--serve") if args.len() > 1 => {
-            let guid = Guid::parse(&args[1]).unwrap_or_else(|| usage());
-            args.drain(..2);
-            Some(guid)
+    let options = Options::take(&mut args);
+    let held = options.open.map(|path| match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("stateful: cannot open {path}: {e}");
+            std::process::exit(1);
         }
-        _ => None,
-    };
-    let held = match args.first().map(String::as_str) {
-        Some("--open") if args.len() > 1 => {
-            let path = args[1].clone();
-            args.drain(..2);
-            match std::fs::File::open(&path) {
-                Ok(file) => Some(file),
-                Err(e) => {
-                    eprintln!("stateful: cannot open {path}: {e}");
-                    std::process::exit(1);
-                }
-            }
-        }
-        _ => None,
-    };
+    });
     let (mib, period, busy, tour) = match args.as_slice() {
         [mib, period] => (mib, period, None, None),
         [mib, period, busy] => (mib, period, Some(busy), None),
@@ -151,13 +154,14 @@ fn main() {
         .map(|(i, block)| fill(block, FILL_SEED ^ i as u64))
         .collect();
 
-    let service = serve.map(|guid| {
+    let service = options.serve.map(|guid| {
         let service = Service::create(guid, "stateful").unwrap_or_else(|e| service_failed(&e));
         if let Err(e) = weft_app::interest(&service, Interest::Readable) {
             service_failed(&e);
         }
         (service, BTreeMap::new())
     });
+    let udp = options.udp.map(udp::Echo::bind);
     weft_app::run(Stateful {
         memory,
         sums,
@@ -167,10 +171,47 @@ fn main() {
         busy,
         tour,
         service,
+        udp,
         _held: held,
     });
     weft_app::timer(1, period);
     line(format_args!("stateful ready {mib}"));
+}
+
+/// The options before the other arguments.
+#[derive(Default)]
+struct Options {
+    serve: Option<Guid>,
+    open: Option<String>,
+    udp: Option<SocketAddr>,
+}
+
+impl Options {
+    /// Takes the options at the front of `args`; the usage for a bad one.
+    fn take(args: &mut Vec<String>) -> Self {
+        let mut options = Self::default();
+        while let [option, value, ..] = args.as_slice()
+            && option.starts_with("--")
+        {
+            let fresh = match option.as_str() {
+                "--serve" => options
+                    .serve
+                    .replace(Guid::parse(value).unwrap_or_else(|| usage()))
+                    .is_none(),
+                "--open" => options.open.replace(value.clone()).is_none(),
+                "--udp" => options
+                    .udp
+                    .replace(value.parse().unwrap_or_else(|_| usage()))
+                    .is_none(),
+                _ => usage(),
+            };
+            if !fresh {
+                usage();
+            }
+            args.drain(..2);
+        }
+        options
+    }
 }
 
 /// A whole number, or the usage.
@@ -209,6 +250,8 @@ struct Stateful {
     tour: Option<(u64, Vec<String>)>,
     /// With `--serve`: the service and its store.
     service: Option<(Service, Store)>,
+    /// With `--udp`: the socket it echoes on.
+    udp: Option<udp::Echo>,
     /// With `--open`: the file it keeps open.
     _held: Option<std::fs::File>,
 }
@@ -230,9 +273,16 @@ impl App for Stateful {
             {
                 self.answer();
             }
+            Event::Readable(fd) | Event::Writable(fd) if self.udp_fd() == Some(fd) => {
+                self.udp.iter_mut().for_each(udp::Echo::echo);
+            }
+            Event::Closed { fd, code } if self.udp_fd() == Some(fd) => {
+                udp::failed(format_args!("the socket was ended (code {code})"));
+            }
             Event::Moved { fd, what } => {
                 let what = match what {
                     1 => "file".to_string(),
+                    5 => "UDP socket".to_string(),
                     other => other.to_string(),
                 };
                 line(format_args!(
@@ -248,6 +298,11 @@ impl App for Stateful {
 }
 
 impl Stateful {
+    /// The descriptor of its `--udp` socket.
+    fn udp_fd(&self) -> Option<i32> {
+        self.udp.as_ref().map(udp::Echo::fd)
+    }
+
     fn tick(&mut self, token: u64) {
         let mut record = [0; 16];
         record[0..4].copy_from_slice(&TIMER.to_le_bytes());

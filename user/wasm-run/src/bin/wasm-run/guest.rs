@@ -10,7 +10,6 @@ use core::net::SocketAddr;
 use embedded_io::{Read, Seek, Write};
 use weft_control::app::errno;
 use weft_control::frame;
-use weft_control::net_proto::{Datagram, net_kind};
 use weft_user::fabric::{Fabric, FabricError, Watch};
 use weft_user::fs::{self, OpenOptions as FsOpen};
 use weft_user::ipc::{Guid, Ipc, IpcError, IpcFailure, Service, To};
@@ -146,38 +145,33 @@ impl Conn<Guest> for TcpStream {
     }
 }
 
-/// A UDP socket (§12) and the frame buffer its receives use.
-pub struct Udp {
-    socket: UdpSocket,
-    frame: Vec<u8>,
-}
-
-impl host::UdpSocket<Guest> for Udp {
+/// Bound movable (§12.5): `weft-user` takes the monitor's `PAUSED` and
+/// `RESUMED` on the way to a datagram.
+impl host::UdpSocket<Guest> for UdpSocket {
     fn local_addr(&self) -> SocketAddr {
-        self.socket.local_addr()
+        UdpSocket::local_addr(self)
+    }
+
+    fn follows(&self) -> bool {
+        UdpSocket::follows(self)
+    }
+
+    fn paused(&self) -> bool {
+        UdpSocket::paused(self)
     }
 
     fn try_recv(&mut self) -> WasiResult<Option<(SocketAddr, Vec<u8>)>> {
-        let stream = self.socket.as_stream_mut();
-        if !stream.ready(stream::Interest::Read) {
-            return Ok(None);
-        }
-        // A whole frame is there or on its way: the wait is short. An
-        // `ERROR` frame (a refused send) is `Err` with its code.
-        let kind = wasi(stream.recv(&mut self.frame))?;
-        if kind != net_kind::DATAGRAM {
-            return Err(errno::IO);
-        }
-        let d = Datagram::decode(&self.frame).map_err(|_| errno::IO)?;
-        Ok(Some((d.addr, d.payload.to_vec())))
+        // An `ERROR` frame (a refused send) is `Err` with its code.
+        let d = wasi(self.try_datagram())?;
+        Ok(d.map(|d| (d.addr, d.payload.to_vec())))
     }
 
     fn send_to(&mut self, payload: &[u8], to: SocketAddr) -> WasiResult<()> {
-        wasi(self.socket.send_to(payload, to)).map(drop)
+        wasi(UdpSocket::send_to(self, payload, to)).map(drop)
     }
 
     fn stream(&mut self) -> &mut Stream {
-        self.socket.as_stream_mut()
+        self.as_stream_mut()
     }
 }
 
@@ -336,7 +330,7 @@ impl Host for Guest {
     type Stream = Stream;
     type Listener = TcpListener;
     type Conn = TcpStream;
-    type Udp = Udp;
+    type Udp = UdpSocket;
     type Watch = Watch;
     type IpcService = Service;
     type IpcSender = Ipc;
@@ -422,11 +416,9 @@ impl Host for Guest {
         wasi(TcpStream::connect(addr))
     }
 
-    fn udp_bind(&self, addr: SocketAddr) -> WasiResult<Udp> {
-        Ok(Udp {
-            socket: wasi(UdpSocket::bind(addr))?,
-            frame: Vec::new(),
-        })
+    /// Always movable: whether the socket follows the app is `BOUND`'s.
+    fn udp_bind(&self, addr: SocketAddr) -> WasiResult<UdpSocket> {
+        wasi(UdpSocket::bind_movable(addr))
     }
 
     /// One `FABRIC` stream per call: calls are rare, and a stream per
