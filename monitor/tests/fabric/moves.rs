@@ -12,6 +12,8 @@
 //! the stateful app provides a service on its way round, which two clients
 //! call all along.
 
+mod udp;
+
 use super::common::wasm;
 use super::netns::Net;
 use super::{
@@ -75,7 +77,7 @@ fn checked_ticks(logs: &[String]) -> u64 {
 
 /// Three devices a, b, c in namespaces of one bridge.
 struct Fabric {
-    _net: Net,
+    net: Net,
     _scratch: Scratch,
     dirs: Vec<PathBuf>,
     daemons: Vec<Daemon>,
@@ -83,7 +85,15 @@ struct Fabric {
 
 impl Fabric {
     fn new() -> Fabric {
+        Fabric::owning(None)
+    }
+
+    /// With `Some(port)`, device a owns its namespace's address as a
+    /// fabric address (`--fabric-ip`) and grants `--listen` on `port`
+    /// there.
+    fn owning(port: Option<u16>) -> Fabric {
         let net = Net::new(3);
+        let fabric = port.map(|p| (net.addr(0).to_string(), format!("{}:{p}", net.addr(0))));
         let scratch = Scratch::new("moves");
         let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| scratch.state(n)).collect();
         let addr = |i: usize| format!("{}:7447", net.addr(i));
@@ -100,7 +110,10 @@ impl Fabric {
             })
             .collect();
         let start = |i: usize| {
-            let options = ["--mem", "512", "--fs-root", &roots[i], "--read-only"];
+            let mut options = vec!["--mem", "512", "--fs-root", &roots[i], "--read-only"];
+            if let (0, Some((ip, granted))) = (i, &fabric) {
+                options.extend(["--fabric-ip", ip, "--listen", granted]);
+            }
             Daemon::start_with(weft_in(&net, i), &dirs[i], &addr(i), &[], &options)
         };
         let mut daemons = vec![start(0)];
@@ -114,7 +127,7 @@ impl Fabric {
             });
         }
         Fabric {
-            _net: net,
+            net,
             _scratch: scratch,
             dirs,
             daemons,

@@ -154,6 +154,10 @@ fn main() {
         .map(|(i, block)| fill(block, FILL_SEED ^ i as u64))
         .collect();
 
+    // The socket first: a restore makes descriptors in their order, so a
+    // destination that cannot provide the service has taken the socket
+    // over by then, and gives it back.
+    let udp = options.udp.map(udp::Echo::bind);
     let service = options.serve.map(|guid| {
         let service = Service::create(guid, "stateful").unwrap_or_else(|e| service_failed(&e));
         if let Err(e) = weft_app::interest(&service, Interest::Readable) {
@@ -161,7 +165,6 @@ fn main() {
         }
         (service, BTreeMap::new())
     });
-    let udp = options.udp.map(udp::Echo::bind);
     weft_app::run(Stateful {
         memory,
         sums,
