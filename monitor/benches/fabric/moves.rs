@@ -153,6 +153,7 @@ fn measure_size(
     for device in [A, B] {
         fabric.daemon(device).skip_output();
     }
+    let logged = [A, B].map(|i| fabric.daemon(i).log().len());
     let spawned = fabric.cli(
         A,
         &[
@@ -193,6 +194,16 @@ fn measure_size(
         size.mib,
         WARMUP_MOVES + downtimes.len()
     );
+    // This size's moves only: what the logs gained meanwhile.
+    let logs = [A, B].map(|i| {
+        fabric
+            .daemon(i)
+            .log()
+            .get(logged[i]..)
+            .unwrap_or_default()
+            .to_string()
+    });
+    println!("moves: {} MiB: {}", size.mib, phases(&logs));
     Ok(Figure {
         name: size.name,
         unit: "ms",
@@ -491,4 +502,36 @@ impl Baseline {
             )),
         }
     }
+}
+
+/// The medians of a move's phases, from the daemons' `logs`: the capture
+/// (from the order to the snapshot in hand), the hand-over (from then to
+/// the destination's answer) and, within it, the destination's restore.
+fn phases(logs: &[String; 2]) -> String {
+    let figures = |label: &str| {
+        let mut v: Vec<f64> = logs
+            .iter()
+            .flat_map(|log| log.lines())
+            .filter_map(|line| {
+                let rest = &line[line.find(label)? + label.len()..];
+                rest.split(" ms").next()?.parse().ok()
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let median_of = |label: &str| {
+        let v = figures(label);
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.1} ms", v[v.len() / 2])
+        }
+    };
+    format!(
+        "phases (median over the moves, warm-ups included): capture {}, hand-over {}, of which the restore {}",
+        median_of("captured in "),
+        median_of("handed over in "),
+        median_of("restored in ")
+    )
 }

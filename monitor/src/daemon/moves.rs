@@ -499,10 +499,10 @@ impl Daemon {
         lock(&self.moves.movers).remove(&local);
         let _ = mover.send(MoveOrder::End).await;
         say(&format!(
-            "{pid} moved to {to}: {} bytes, captured in {:?}, handed over in {:?}",
+            "{pid} moved to {to}: {} bytes, captured in {:.1} ms, handed over in {:.1} ms",
             header.body_len + 52,
-            captured - asked,
-            captured.elapsed()
+            (captured - asked).as_secs_f64() * 1e3,
+            captured.elapsed().as_secs_f64() * 1e3
         ));
         if pid.device != me && pid.device != to {
             // Calls naming it go to its first device first: tell it,
@@ -671,8 +671,8 @@ impl Daemon {
                     say(&format!("cannot declare that {pid} runs here: {e}"));
                 }
                 say(&format!(
-                    "{pid} moved here (process {local} of this guest, {how}), restored in {:?}",
-                    arrived.elapsed()
+                    "{pid} moved here (process {local} of this guest, {how}), restored in {:.1} ms",
+                    arrived.elapsed().as_secs_f64() * 1e3
                 ));
                 Ok(local)
             }
