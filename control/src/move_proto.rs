@@ -52,6 +52,8 @@ pub mod kind {
     pub const FAILED: u16 = 0x0704;
     /// The app asks to be moved to a device: its name follows.
     pub const GO: u16 = 0x0705;
+    /// The memory a `PREPARE` asked for is ready.
+    pub const READY: u16 = 0x0706;
 }
 
 /// The most snapshot bytes one part frame carries.
@@ -177,6 +179,8 @@ pub enum Report<'a> {
     Failed(&'a str),
     /// The app asks to be moved to this device (`move_self`, §13.3).
     Go(&'a str),
+    /// The memory a `PREPARE` asked for is ready (the answer to it).
+    Ready,
 }
 
 impl<'a> Report<'a> {
@@ -187,6 +191,7 @@ impl<'a> Report<'a> {
             Self::Captured { .. } => kind::CAPTURED,
             Self::Failed(_) => kind::FAILED,
             Self::Go(_) => kind::GO,
+            Self::Ready => kind::READY,
         }
     }
 
@@ -196,7 +201,7 @@ impl<'a> Report<'a> {
     pub fn encode(&self, buf: &mut [u8]) -> Option<usize> {
         let mut e = Encoder::new(buf, self.kind());
         match *self {
-            Self::Restored => {}
+            Self::Restored | Self::Ready => {}
             Self::Part(bytes) => {
                 if bytes.is_empty() || bytes.len() > MAX_PART {
                     return None;
@@ -224,6 +229,7 @@ impl<'a> Report<'a> {
         let mut d = Decoder::new(body);
         let report = match kind {
             kind::RESTORED => Self::Restored,
+            kind::READY => Self::Ready,
             kind::CAPTURE_PART => Self::Part(part(&mut d)?),
             kind::CAPTURED => Self::Captured { len: d.u64()? },
             kind::FAILED => Self::Failed(text(&mut d, "reason")?),
@@ -315,6 +321,7 @@ mod tests {
         order_round_trip(Order::Release);
         order_round_trip(Order::End);
         report_round_trip(Report::Restored);
+        report_round_trip(Report::Ready);
         report_round_trip(Report::Part(&[1, 2, 3]));
         report_round_trip(Report::Captured { len: 74 });
         report_round_trip(Report::Failed("busy: it is handling events"));

@@ -113,7 +113,8 @@ struct Waiting {
     /// About how long the snapshot is, for the runtime to ready its memory.
     len: u64,
     snapshot: oneshot::Receiver<Restore>,
-    opened: oneshot::Sender<()>,
+    /// Told once the runtime's memory is ready (`READY`).
+    ready: oneshot::Sender<()>,
     until: tokio::time::Instant,
 }
 
@@ -234,12 +235,15 @@ impl Daemon {
         let mut granted = granted;
         let ahead = match self.restore_for(local).await {
             Found::Now(ahead) => ahead,
-            Found::Prepared(w) => {
-                // Told at once, so that it readies its memory while the
-                // snapshot travels; how it begins follows.
+            Found::Prepared(mut w) => {
+                // Told at once, so that it readies its memory before the
+                // app is captured (the prepare is answered once it has);
+                // how it begins follows.
                 let (then, begin) = oneshot::channel();
+                let (ready, _) = oneshot::channel();
                 let _ = granted.send(Begin::Prepare {
                     len: w.len,
+                    ready: std::mem::replace(&mut w.ready, ready),
                     then: begin,
                 });
                 granted = then;
@@ -302,11 +306,9 @@ impl Daemon {
         }
     }
 
-    /// Tells the prepare that runtime `local` is ready, and waits for the
-    /// snapshot its adopt hands it; ends the runtime (no exit is published
-    /// for it) if none comes in time.
+    /// Waits for the snapshot runtime `local`'s adopt hands it; ends the
+    /// runtime (no exit is published for it) if none comes in time.
     async fn snapshot_for(&self, local: u32, w: Waiting) -> Ahead {
-        let _ = w.opened.send(());
         let mut snapshot = w.snapshot;
         match tokio::time::timeout_at(w.until, &mut snapshot).await {
             Ok(Ok(r)) => return Ahead::Restore(r),
@@ -340,7 +342,7 @@ impl Daemon {
     /// Gets ready to take app `pid` (§19.4's prepare): starts a runtime of
     /// `module` (fetched if need be), which compiles it, opens its MOVE
     /// stream and waits there for the snapshot of the adopt that follows
-    /// (at most [`PREPARED_LIMIT`]); answers once it waits. At most one
+    /// (at most [`PREPARED_LIMIT`]); answers once it has readied its memory (`READY`). At most one
     /// runtime is prepared at a time; a prepare of the app already
     /// prepared is answered at once.
     pub(super) async fn prepare(
@@ -377,7 +379,7 @@ impl Daemon {
         }
         let bytes = self.module_bytes(module).await?;
         let (snapshot, waits) = oneshot::channel();
-        let (opened_tx, opened) = oneshot::channel();
+        let (ready_tx, ready) = oneshot::channel();
         let local = {
             let _spawning = Spawning::new(&self.moves.spawning);
             let local = self
@@ -390,7 +392,7 @@ impl Daemon {
             let waiting = Waiting {
                 len,
                 snapshot: waits,
-                opened: opened_tx,
+                ready: ready_tx,
                 until: tokio::time::Instant::now() + PREPARED_LIMIT,
             };
             lock(&self.moves.waiting).insert(local, waiting);
@@ -402,13 +404,13 @@ impl Daemon {
             });
             local
         };
-        match tokio::time::timeout(SPAWN_LIMIT, opened).await {
+        match tokio::time::timeout(SPAWN_LIMIT, ready).await {
             Ok(Ok(())) => Ok(()),
             _ => {
                 lock(&self.moves.waiting).remove(&local);
                 self.abandon(local).await;
                 Err(format!(
-                    "the runtime prepared for {pid} did not open its MOVE stream"
+                    "the runtime prepared for {pid} did not ready itself in its MOVE stream"
                 ))
             }
         }

@@ -59,9 +59,11 @@ pub enum Begin {
     Refused(String),
     /// A snapshot of about `len` bytes is on its way (the runtime was
     /// started ahead of it, §19.4): the runtime is told to ready its memory
-    /// (`PREPARE`), and `then` says how it begins once it is here.
+    /// (`PREPARE`); `ready` learns when it has (`READY`), and `then` says
+    /// how it begins once the snapshot is here.
     Prepare {
         len: u64,
+        ready: oneshot::Sender<()>,
         then: oneshot::Receiver<Begin>,
     },
 }
@@ -105,13 +107,11 @@ pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, share
         Err(_) => None,
     };
     let mut io = io;
-    if let Some(Begin::Prepare { len, then }) = begin {
-        let prepare = Order::Prepare {
-            len: len.clamp(1, MAX_SNAPSHOT),
-        };
-        if let Err(f) = io.write_frame(&small(prepare)).await {
+    if let Some(Begin::Prepare { len, ready, then }) = begin {
+        if let Err(f) = prepare(&mut io, len).await {
             return io.fail(f).await;
         }
+        let _ = ready.send(());
         begin = then.await.ok();
     }
     let ended = match begin {
@@ -145,6 +145,20 @@ pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, share
     };
     if let Err(f) = ended {
         io.fail(f).await;
+    }
+}
+
+/// Tells the runtime to ready its memory for a snapshot of about `len`
+/// bytes, and waits until it has.
+async fn prepare(io: &mut StreamIo, len: u64) -> Result<(), Failure> {
+    let order = Order::Prepare {
+        len: len.clamp(1, MAX_SNAPSHOT),
+    };
+    io.write_frame(&small(order)).await?;
+    let mut body = Vec::new();
+    match read_report(io, &mut body).await? {
+        Report::Ready => Ok(()),
+        other => Err(Failure::protocol(format!("{other:?} where READY was due"))),
     }
 }
 

@@ -137,14 +137,12 @@ pub fn begin<H: Host>(
         Err(e) => return without_moves(host, name, &Broken::Stream(e)),
     };
     if let Ok(Order::Prepare { len }) = decode(&frame) {
-        let next = match warm::<H>(&mut mover, len) {
-            Ok(Some(frame)) => Ok(frame),
-            Ok(None) => mover.order(),
-            Err(e) => Err(e),
-        };
+        warm(len);
+        let next = send::<H>(&mut mover, Report::Ready)
+            .and_then(|()| mover.order().map_err(Broken::Stream));
         frame = match next {
             Ok(frame) => frame,
-            Err(e) => return without_moves(host, name, &Broken::Stream(e)),
+            Err(broken) => return without_moves(host, name, &broken),
         };
     }
     match decode(&frame) {
@@ -162,36 +160,30 @@ pub fn begin<H: Host>(
     }
 }
 
-/// How much fresh heap [`warm`] touches at most, and between two looks at
-/// the stream.
+/// How much fresh heap [`warm`] touches at most, and beyond twice the
+/// snapshot's size.
 const WARM_MAX: usize = 320 << 20;
-const WARM_STEP: usize = 1 << 20;
+const WARM_SLACK: usize = 4 << 20;
 
-/// Readies the memory a restore of a snapshot of about `len` bytes needs
-/// (its buffer, then the app's linear memory as it grows): touches up to
-/// twice that much fresh heap, a step at a time, and frees it, so that the
-/// restore reuses memory the guest has mapped already rather than paying a
-/// page fault (an exit to the monitor) per page of it while the app is
-/// away (PROTOCOL.md §19.3). It stops as soon as the next order is there,
-/// and returns it: the restore never waits for it.
-fn warm<H: Host>(mover: &mut H::Mover, len: u64) -> Result<Option<OrderFrame>, String> {
+/// Readies the memory a restore of a snapshot of about `len` bytes needs:
+/// its buffer, the app's linear memory as the module makes it and as it
+/// grows to the snapshot's size (a copy, while both are live). Touches
+/// twice that much fresh heap and more (at most [`WARM_MAX`]) and frees
+/// it, so that the restore reuses memory the guest has mapped already
+/// rather than paying a page fault (an exit to the monitor) per page of it
+/// while the app is away (PROTOCOL.md §19.3). The monitor captures the app
+/// at the source only once this is done (`READY`).
+fn warm(len: u64) {
     let want = usize::try_from(len)
         .unwrap_or(usize::MAX)
         .saturating_mul(2)
+        .saturating_add(WARM_SLACK)
         .min(WARM_MAX);
     let mut heap: Vec<u8> = Vec::new();
-    if heap.try_reserve_exact(want).is_err() {
-        return Ok(None);
+    if heap.try_reserve_exact(want).is_ok() {
+        heap.resize(want, 0);
+        core::hint::black_box(&heap);
     }
-    while heap.len() < want {
-        let step = WARM_STEP.min(want - heap.len());
-        heap.resize(heap.len() + step, 0);
-        if let Some(frame) = mover.try_order()? {
-            return Ok(Some(frame));
-        }
-    }
-    core::hint::black_box(&heap);
-    Ok(None)
 }
 
 /// Reports why the app begins without moves.

@@ -174,6 +174,7 @@ pub struct MovePipe {
 #[derive(Debug, PartialEq)]
 pub enum Said {
     Restored,
+    Ready,
     Captured(Vec<u8>),
     Failed(String),
 }
@@ -228,6 +229,7 @@ impl MovePipe {
                     said.push(Said::Captured(std::mem::take(&mut parts)));
                 }
                 Report::Restored => said.push(Said::Restored),
+                Report::Ready => said.push(Said::Ready),
                 Report::Failed(why) => {
                     assert!(parts.is_empty(), "FAILED after parts");
                     said.push(Said::Failed(why.into()));

@@ -89,7 +89,7 @@ fn an_app_captured_and_ended_goes_on_where_it_is_restored() {
     };
 
     // Told first that a snapshot of about its size comes (PREPARE), as a
-    // runtime started ahead of it is.
+    // runtime started ahead of it is: it answers READY.
     let destination = Fake::new();
     destination.moves(|m| {
         m.order(
@@ -102,7 +102,7 @@ fn an_app_captured_and_ended_goes_on_where_it_is_restored() {
     });
     assert_eq!(run(&destination, &wasm, &["ignored"]), 0);
     assert_eq!(destination.0.borrow().stdout, expected);
-    assert_eq!(destination.said(), [Said::Restored]);
+    assert_eq!(destination.said(), [Said::Ready, Said::Restored]);
     assert!(reports(&destination).is_empty());
 }
 
@@ -173,7 +173,7 @@ fn a_snapshot_goes_in_parts_of_at_most_max_part_bytes() {
     snapshot::check(snap).unwrap();
 
     // Told first that a snapshot of about its size comes (PREPARE), as a
-    // runtime started ahead of it is.
+    // runtime started ahead of it is: it answers READY.
     let destination = Fake::new();
     destination.moves(|m| {
         m.order(
@@ -186,6 +186,7 @@ fn a_snapshot_goes_in_parts_of_at_most_max_part_bytes() {
     });
     assert_eq!(run(&destination, &wasm, &[]), 0);
     assert_eq!(destination.0.borrow().stdout, [0xAB; 4]);
+    assert_eq!(destination.said(), [Said::Ready, Said::Restored]);
 }
 
 #[test]
