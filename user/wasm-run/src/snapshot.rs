@@ -71,8 +71,9 @@ pub enum CaptureError {
     Unsettled(Unsettled),
     /// A fabric reply waits for it to read it.
     FabricReply,
-    /// Its module changes a table or drops a segment.
-    ChangesTables,
+    /// Its tables hold what a snapshot cannot carry
+    /// ([`tables::CaptureError`](crate::tables::CaptureError)).
+    Tables(crate::tables::CaptureError),
     /// Its module has a start function.
     Start,
     /// Its global of this index holds a value a snapshot cannot carry (a
@@ -101,9 +102,7 @@ impl fmt::Display for CaptureError {
             Self::Busy => f.write_str("busy: it is handling events"),
             Self::Unsettled(what) => write!(f, "busy: {what}"),
             Self::FabricReply => f.write_str("a fabric reply waits for it to read it"),
-            Self::ChangesTables => f.write_str(
-                "its module changes its tables or drops segments, which a move cannot carry yet",
-            ),
+            Self::Tables(e) => write!(f, "{e}"),
             Self::Start => f.write_str(
                 "its module has a start function, which would run again at the destination",
             ),
@@ -172,7 +171,13 @@ pub fn capture<H: Host>(
             .into_iter()
             .filter(|r| !matches!(*r, HostRecord::Interest { fd, .. } if !follows(fd))),
     );
-    let mut plan = Plan::new().globals(&globals).host(&host);
+    let moved = crate::tables::capture(app).map_err(CaptureError::Tables)?;
+    let (tables, segments) = (moved.tables(), moved.segments());
+    let mut plan = Plan::new()
+        .globals(&globals)
+        .tables(&tables)
+        .segments(&segments)
+        .host(&host);
     if let Some((bytes, _)) = memory {
         plan = plan.memory(bytes);
     }
@@ -182,6 +187,8 @@ pub fn capture<H: Host>(
         writer.memory(bytes, max)?;
     }
     writer.globals(&globals)?;
+    writer.tables(&tables)?;
+    writer.segments(&segments)?;
     writer.host(&host)?;
     Ok(writer.finish()?)
 }
@@ -206,9 +213,6 @@ fn may_move<H: Host>(app: &App<H>) -> Result<(), CaptureError> {
     }
     if !matches!(app.run, Run::Idle) {
         return Err(CaptureError::Busy);
-    }
-    if app.state.changes_tables {
-        return Err(CaptureError::ChangesTables);
     }
     if app.state.start {
         return Err(CaptureError::Start);
@@ -281,6 +285,9 @@ pub enum RestoreError {
     UdpStays { fd: u32, addr: SocketAddr },
     /// It has an interest in descriptor `fd`, which it does not hold.
     Interest { fd: u32 },
+    /// Its tables or dropped segments do not fit the module
+    /// ([`tables::RestoreError`](crate::tables::RestoreError)).
+    Tables(crate::tables::RestoreError),
 }
 
 /// What an errno of `udp_bind` means, for a report.
@@ -341,6 +348,7 @@ impl fmt::Display for RestoreError {
                 f,
                 "its UDP socket {fd} on {addr} does not follow here ({addr} is no fabric address here)"
             ),
+            Self::Tables(e) => write!(f, "{e}"),
             Self::Interest { fd } => {
                 write!(
                     f,
@@ -415,6 +423,8 @@ pub fn restore<H: Host>(
     for global in contents.globals.iter() {
         set_global(&mut app, global)?;
     }
+    crate::tables::restore(&mut app, &contents.tables, &contents.segments)
+        .map_err(RestoreError::Tables)?;
     let now = system.host().monotonic_ns();
     // Descriptors come before interests (records ascend by kind).
     let mut closed = BTreeSet::new();
