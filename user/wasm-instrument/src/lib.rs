@@ -16,7 +16,9 @@
 //! - Function indices, types, tables, memories, data and every custom
 //!   section stay as they are, byte for byte and in place. Only the global,
 //!   export and code sections are rewritten (the first two are added, in
-//!   their place in the section order, if absent).
+//!   their place in the section order, if absent); for a module that
+//!   changes its tables, the type and function sections too (entries are
+//!   appended, see below).
 //! - Each body starts with `i32.const <own index>; global.set <global>`, and
 //!   the same two instructions follow every `call`, `call_indirect` and
 //!   `call_ref`, except right before `return` or the body's final `end`,
@@ -28,6 +30,20 @@
 //!   whole of an instance's state (to move an app), and [`State`] says
 //!   which they are and whether any function changes a table or drops a
 //!   segment.
+//! - A module that changes a table or drops a segment (`table.set`,
+//!   `table.grow`, `table.fill`, `table.copy`, `table.init`, `elem.drop`,
+//!   `data.drop`; [`State::changes_tables`]) also exports every table as
+//!   [`table_export`]`(index)` and every function that can ever be a table
+//!   element as [`func_export`]`(index)` (those its element segments,
+//!   `ref.func`s in code and globals' initial values name, imported ones
+//!   included); each `data.drop k` and `elem.drop k` first sets bit
+//!   `k % 64` of an added mutable `i64` global, exported as
+//!   [`dropped_export`]`(kind, k / 64)`; and an added function, exported
+//!   as [`DROP`], replays a drop (notes included). The notes go after the
+//!   added global, the function after the module's functions, its type
+//!   after the module's types: no index the module uses changes. To know
+//!   all this before the sections it goes in, such a module is walked
+//!   twice; any other module once, and its output is as before.
 //!
 //! # Invariants
 //!
@@ -43,7 +59,8 @@
 //!   [`CURRENT_FUNCTION`] or names a global past its last one, which would
 //!   otherwise alias the added global.
 //! - Work is linear in the module's size (bar sorting the function names):
-//!   one pass over the sections and one over each body's instructions,
+//!   one pass (two for a module that changes its tables) over the sections
+//!   and one over each body's instructions,
 //!   copying the bytes between insertions in bulk, with no allocation per
 //!   instruction.
 //! - Malformed input gives an [`Error`] saying what is wrong; nothing here

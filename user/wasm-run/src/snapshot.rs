@@ -17,24 +17,32 @@
 //! and is told by a `MOVED` event in its first batch, and its interest in
 //! it is dropped. The interests in descriptors that follow go with them.
 //!
+//! A module that changes its tables or drops segments has its tables and
+//! dropped segments in its snapshot too ([`crate::tables`]): each table's
+//! size and entries as function indices, and which segments are dropped;
+//! a restore grows and sets the tables of the fresh instance and drops
+//! those segments again. Any other module's tables and segments are always
+//! those of a fresh instance of it, which is what a restore makes, and its
+//! snapshot has no tables or segments section.
+//!
 //! What an app must not hold to move: a fabric reply it has not read, a
-//! module that changes its tables or drops segments, or one with a start
-//! function (making the instance again would run it again); and the
+//! table entry the snapshot cannot name (a function its module does not
+//! export as a possible table element, or a non-null `externref`), or a
+//! module with a start function (making the instance again would run it
+//! again); and the
 //! descriptors that follow it must be *settled*
 //! ([`Fds::settle`](crate::fds::Fds::settle)): its services paused by the
 //! monitor with every request taken answered, its sends' outcomes all
 //! taken, its following UDP sockets paused by the monitor with every
 //! datagram before the pause taken, nothing left for it to take. An app
 //! that is not settled yet is [`CaptureError::Unsettled`]: the capture
-//! waits for it ([`crate::mover`]). The tables and segments of an app that
-//! may move are always those of a fresh instance of its module, which is
-//! what a restore makes.
+//! waits for it ([`crate::mover`]).
 //!
 //! Invariants: a capture writes nothing unless the app may move, and
 //! changes nothing in the app but what settling its descriptors takes
 //! from their streams (kept for the app); a restore returns an idle event
-//! app whose memory, globals, descriptors and registrations are the
-//! snapshot's, or an error saying what did not fit (the descriptors it made
+//! app whose memory, globals, tables, dropped segments, descriptors and
+//! registrations are the snapshot's, or an error saying what did not fit (the descriptors it made
 //! are then closed with it).
 
 use crate::app::{App, Run, Spawn};
