@@ -5,8 +5,25 @@ use alloc::vec::Vec;
 
 use wasmparser::{FunctionBody, OperatorsReader, VisitOperator};
 
-use crate::Error;
-use crate::encode::{self, SetCurrent};
+use crate::encode::{self, NoteDrop, SetCurrent};
+use crate::{Error, SegmentKind};
+
+/// The bytes inserted at a cut.
+enum Bytes {
+    Current(SetCurrent),
+    Note(NoteDrop),
+    None,
+}
+
+impl Bytes {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Current(set) => set.as_bytes(),
+            Self::Note(note) => note.as_bytes(),
+            Self::None => &[],
+        }
+    }
+}
 
 /// What every body rewrite needs to know about the module.
 pub(crate) struct Code<'m> {
@@ -15,20 +32,56 @@ pub(crate) struct Code<'m> {
     /// Globals the input module has, so also the index of the added
     /// global; an instruction naming a global at or past it is refused.
     globals: u32,
-    /// Offsets in the body being rewritten after which [`SetCurrent`] goes.
-    /// Kept between bodies so a module's rewrite allocates it once.
-    cuts: Vec<usize>,
+    /// Where the notes of dropped segments go, if drops are noted (a
+    /// module that changes its tables, on the walk that knows it).
+    notes: Option<DropNotes>,
+    /// Offsets in the body being rewritten, and what goes there. Kept
+    /// between bodies so a module's rewrite allocates it once.
+    cuts: Vec<(usize, Insert)>,
     /// Whether a body read so far changes a table or drops a segment.
     pub(crate) changes_tables: bool,
+    /// The functions `ref.func` names in the bodies read so far (with
+    /// repeats).
+    pub(crate) refs: Vec<u32>,
+}
+
+/// The first global of the notes of dropped segments of each kind
+/// ([`NoteDrop`]): segment `k` is bit `k % 64` of global `first + k / 64`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DropNotes {
+    pub(crate) data: u32,
+    pub(crate) elements: u32,
+}
+
+impl DropNotes {
+    /// The note that segment `index` of `kind` is dropped.
+    pub(crate) fn note(&self, kind: SegmentKind, index: u32) -> NoteDrop {
+        let first = match kind {
+            SegmentKind::Data => self.data,
+            SegmentKind::Element => self.elements,
+        };
+        NoteDrop::new(first.saturating_add(index / 64), index % 64)
+    }
+}
+
+/// What goes at a cut.
+#[derive(Debug, Clone, Copy)]
+enum Insert {
+    /// [`SetCurrent`] of the body's function.
+    Current,
+    /// The note that this segment is dropped, before the drop.
+    Drop(SegmentKind, u32),
 }
 
 impl<'m> Code<'m> {
-    pub(crate) fn new(module: &'m [u8], globals: u32) -> Self {
+    pub(crate) fn new(module: &'m [u8], globals: u32, notes: Option<DropNotes>) -> Self {
         Self {
             module,
             globals,
+            notes,
             cuts: Vec::new(),
             changes_tables: false,
+            refs: Vec::new(),
         }
     }
 
@@ -39,8 +92,9 @@ impl<'m> Code<'m> {
     /// the instructions, with `SetCurrent(function)` again after each
     /// `call`, `call_indirect` and `call_ref`, unless the next instruction
     /// is `return` or the body's final `end` (nothing there can trap).
-    /// `return_call*` leave the function, so nothing follows them. Bytes
-    /// between insertions are copied in bulk.
+    /// `return_call*` leave the function, so nothing follows them. When
+    /// drops are noted, [`NoteDrop`] goes right before each `data.drop` and
+    /// `elem.drop`. Bytes between insertions are copied in bulk.
     pub(crate) fn rewrite(
         &mut self,
         body: &FunctionBody<'_>,
@@ -53,14 +107,26 @@ impl<'m> Code<'m> {
         let first_op = ops.original_position();
         self.find_cuts(&mut ops)?;
 
-        let insertions = self.cuts.len() + 1;
-        let added = set.as_bytes().len() * insertions;
+        let notes = self.notes;
+        let insert = |what: Insert| match (what, notes) {
+            (Insert::Current, _) => Bytes::Current(set),
+            (Insert::Drop(kind, index), Some(notes)) => Bytes::Note(notes.note(kind, index)),
+            (Insert::Drop(..), None) => Bytes::None,
+        };
+        let added = set.as_bytes().len()
+            + self
+                .cuts
+                .iter()
+                .map(|&(_, what)| insert(what).as_bytes().len())
+                .sum::<usize>();
         encode::len_leb(out, range.len() + added)?;
         out.reserve(range.len() + added);
-        let mut copied = range.start;
-        for &cut in core::iter::once(&first_op).chain(&self.cuts) {
+        out.extend_from_slice(self.bytes(range.start..first_op)?);
+        out.extend_from_slice(set.as_bytes());
+        let mut copied = first_op;
+        for &(cut, what) in &self.cuts {
             out.extend_from_slice(self.bytes(copied..cut)?);
-            out.extend_from_slice(set.as_bytes());
+            out.extend_from_slice(insert(what).as_bytes());
             copied = cut;
         }
         out.extend_from_slice(self.bytes(copied..range.end)?);
@@ -68,8 +134,10 @@ impl<'m> Code<'m> {
     }
 
     /// Reads every instruction of a body, noting in `cuts` the end of each
-    /// call that needs [`SetCurrent`] after it, and refusing global indices
-    /// past the module's globals.
+    /// call that needs [`SetCurrent`] after it and (when drops are noted)
+    /// the start of each `data.drop` and `elem.drop`, noting the functions
+    /// `ref.func` names, and refusing global indices past the module's
+    /// globals.
     fn find_cuts(&mut self, ops: &mut OperatorsReader<'_>) -> Result<(), Error> {
         self.cuts.clear();
         // The end of a call just read: cut there unless the instruction
@@ -82,19 +150,27 @@ impl<'m> Code<'m> {
             if let Some(cut) = after_call.take() {
                 let leaves = kind == Kind::Return || (kind == Kind::End && ops.eof());
                 if !leaves {
-                    self.cuts.push(cut);
+                    self.cuts.push((cut, Insert::Current));
                 }
             }
             match kind {
                 Kind::Call => after_call = Some(end),
                 Kind::Global(index) => self.check_global(index, offset)?,
                 Kind::ChangesTables => self.changes_tables = true,
+                Kind::Drop(segment, index) => {
+                    self.changes_tables = true;
+                    if self.notes.is_some() {
+                        self.cuts.push((offset, Insert::Drop(segment, index)));
+                    }
+                }
+                Kind::RefFunc(function) => self.refs.push(function),
                 Kind::Return | Kind::End | Kind::Other => {}
             }
         }
         // A body whose last instruction is a call has no final `end`: it is
         // invalid, and the runtime's validator will say so.
-        self.cuts.extend(after_call);
+        self.cuts
+            .extend(after_call.map(|cut| (cut, Insert::Current)));
         Ok(())
     }
 
@@ -129,9 +205,13 @@ enum Kind {
     End,
     /// `global.get` or `global.set` of this global.
     Global(u32),
-    /// Changes a table or drops a segment: `table.set`, `table.grow`,
-    /// `table.fill`, `table.copy`, `table.init`, `elem.drop`, `data.drop`.
+    /// Changes a table: `table.set`, `table.grow`, `table.fill`,
+    /// `table.copy`, `table.init`.
     ChangesTables,
+    /// Drops a segment: `data.drop`, `elem.drop`.
+    Drop(SegmentKind, u32),
+    /// `ref.func` of this function.
+    RefFunc(u32),
     Other,
 }
 
@@ -161,8 +241,9 @@ macro_rules! classify {
     (@kind TableFill $($arg:ident)*) => { Kind::ChangesTables };
     (@kind TableCopy $($arg:ident)*) => { Kind::ChangesTables };
     (@kind TableInit $($arg:ident)*) => { Kind::ChangesTables };
-    (@kind ElemDrop $($arg:ident)*) => { Kind::ChangesTables };
-    (@kind DataDrop $($arg:ident)*) => { Kind::ChangesTables };
+    (@kind ElemDrop $index:ident) => { Kind::Drop(SegmentKind::Element, $index) };
+    (@kind DataDrop $index:ident) => { Kind::Drop(SegmentKind::Data, $index) };
+    (@kind RefFunc $index:ident) => { Kind::RefFunc($index) };
     (@kind $op:ident $($arg:ident)*) => { Kind::Other };
 }
 

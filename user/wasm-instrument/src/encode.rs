@@ -75,6 +75,80 @@ impl SetCurrent {
     }
 }
 
+/// `global.get <g> ; i64.const <1 << bit> ; i64.or ; global.set <g>`: the
+/// instructions that set bit `bit` (0 to 63) of the `i64` global `g`, which
+/// note that a segment was dropped. At most 24 bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct NoteDrop {
+    bytes: [u8; 24],
+    len: usize,
+}
+
+impl NoteDrop {
+    pub(crate) fn new(global: u32, bit: u32) -> Self {
+        // Staged on the stack: no allocation per instruction.
+        let mut bytes = [0; 24];
+        let mut len = 0;
+        let mut push = |byte: u8| {
+            if let Some(b) = bytes.get_mut(len) {
+                *b = byte;
+                len += 1;
+            }
+        };
+        let mut staged = [0u8; 10];
+        push(0x23); // global.get
+        let n = u32_leb_into(&mut staged, global);
+        staged[..n].iter().for_each(|&b| push(b));
+        push(0x42); // i64.const
+        let n = i64_leb_into(&mut staged, 1i64.wrapping_shl(bit));
+        staged[..n].iter().for_each(|&b| push(b));
+        push(0x84); // i64.or
+        push(0x24); // global.set
+        let n = u32_leb_into(&mut staged, global);
+        staged[..n].iter().for_each(|&b| push(b));
+        Self { bytes, len }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Writes `value` as unsigned LEB128 into `out`; returns its length (1 to
+/// 5).
+fn u32_leb_into(out: &mut [u8; 10], mut value: u32) -> usize {
+    let mut len = 0;
+    for slot in out.iter_mut() {
+        let byte = (value & 0x7F) as u8;
+        value >>= 7;
+        len += 1;
+        if value == 0 {
+            *slot = byte;
+            break;
+        }
+        *slot = byte | 0x80;
+    }
+    len
+}
+
+/// Writes `value` as signed LEB128 into `out`; returns its length (1 to
+/// 10).
+fn i64_leb_into(out: &mut [u8; 10], mut value: i64) -> usize {
+    let mut len = 0;
+    for slot in out.iter_mut() {
+        let byte = (value & 0x7F) as u8;
+        value >>= 7;
+        len += 1;
+        let done = (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0);
+        if done {
+            *slot = byte;
+            break;
+        }
+        *slot = byte | 0x80;
+    }
+    len
+}
+
 /// Writes a section whose content `content` appends to `out`.
 pub(crate) fn section(
     out: &mut Vec<u8>,
@@ -132,6 +206,23 @@ mod tests {
         );
         let widest = SetCurrent::new(i32::MAX as u32, u32::MAX);
         assert_eq!(widest.as_bytes().len(), 12);
+    }
+
+    #[test]
+    fn note_drop_sets_one_bit() {
+        // Bit 0: i64.const 1; bit 63: i64.const i64::MIN, ten bytes.
+        assert_eq!(
+            NoteDrop::new(3, 0).as_bytes(),
+            [0x23, 3, 0x42, 1, 0x84, 0x24, 3]
+        );
+        let widest = NoteDrop::new(u32::MAX, 63);
+        assert_eq!(widest.as_bytes().len(), 1 + 5 + 1 + 10 + 1 + 1 + 5);
+        let mut min = [0; 10];
+        assert_eq!(i64_leb_into(&mut min, i64::MIN), 10);
+        assert_eq!(
+            min,
+            [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7F]
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! - Function indices, types, tables, memories, data and every custom
 //!   section stay as they are, byte for byte and in place. Only the global,
 //!   export and code sections are rewritten (the first two are added, in
-//!   their place in the section order, if absent).
+//!   their place in the section order, if absent); for a module that
+//!   changes its tables, the type and function sections too (entries are
+//!   appended, see below).
 //! - Each body starts with `i32.const <own index>; global.set <global>`, and
 //!   the same two instructions follow every `call`, `call_indirect` and
 //!   `call_ref`, except right before `return` or the body's final `end`,
@@ -28,6 +30,20 @@
 //!   whole of an instance's state (to move an app), and [`State`] says
 //!   which they are and whether any function changes a table or drops a
 //!   segment.
+//! - A module that changes a table or drops a segment (`table.set`,
+//!   `table.grow`, `table.fill`, `table.copy`, `table.init`, `elem.drop`,
+//!   `data.drop`; [`State::changes_tables`]) also exports every table as
+//!   [`table_export`]`(index)` and every function that can ever be a table
+//!   element as [`func_export`]`(index)` (those its element segments,
+//!   `ref.func`s in code and globals' initial values name, imported ones
+//!   included); each `data.drop k` and `elem.drop k` first sets bit
+//!   `k % 64` of an added mutable `i64` global, exported as
+//!   [`dropped_export`]`(kind, k / 64)`; and an added function, exported
+//!   as [`DROP`], replays a drop (notes included). The notes go after the
+//!   added global, the function after the module's functions, its type
+//!   after the module's types: no index the module uses changes. To know
+//!   all this before the sections it goes in, such a module is walked
+//!   twice; any other module once, and its output is as before.
 //!
 //! # Invariants
 //!
@@ -43,7 +59,8 @@
 //!   [`CURRENT_FUNCTION`] or names a global past its last one, which would
 //!   otherwise alias the added global.
 //! - Work is linear in the module's size (bar sorting the function names):
-//!   one pass over the sections and one over each body's instructions,
+//!   one pass (two for a module that changes its tables) over the sections
+//!   and one over each body's instructions,
 //!   copying the bytes between insertions in bulk, with no allocation per
 //!   instruction.
 //! - Malformed input gives an [`Error`] saying what is wrong; nothing here
@@ -120,6 +137,67 @@ pub fn global_export(index: u32) -> alloc::string::String {
     alloc::format!("{GLOBAL_PREFIX}{index}")
 }
 
+/// The start of the export name of each table of a module that changes
+/// its tables, followed by its index in decimal ([`table_export`]).
+pub const TABLE_PREFIX: &str = "weft:table:";
+
+/// The name under which the instrumented module exports table `index` (in
+/// the module's table index space), when it changes its tables
+/// ([`State::changes_tables`]).
+pub fn table_export(index: u32) -> alloc::string::String {
+    alloc::format!("{TABLE_PREFIX}{index}")
+}
+
+/// The start of the export name of each function that can be a table
+/// element of a module that changes its tables, followed by its index in
+/// decimal ([`func_export`]).
+pub const FUNC_PREFIX: &str = "weft:func:";
+
+/// The name under which the instrumented module exports function `index`
+/// (in the module's function index space, imports first), when it changes
+/// its tables and `index` is one of [`State::functions`].
+pub fn func_export(index: u32) -> alloc::string::String {
+    alloc::format!("{FUNC_PREFIX}{index}")
+}
+
+/// The start of the export names of the `i64` globals that note which data
+/// segments were dropped, followed by the number of the global in decimal
+/// ([`dropped_export`]).
+pub const DROPPED_DATA_PREFIX: &str = "weft:dropped-data:";
+
+/// The same as [`DROPPED_DATA_PREFIX`], for element segments.
+pub const DROPPED_ELEMENTS_PREFIX: &str = "weft:dropped-elem:";
+
+/// Which kind of segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// A data segment (`data.drop`). Its number in [`DROP`]'s first
+    /// parameter is 0.
+    Data = 0,
+    /// An element segment (`elem.drop`); 1 in [`DROP`]'s first parameter.
+    Element = 1,
+}
+
+/// The name under which a module that changes its tables exports its
+/// `i64` global `word` (0 first) of notes of dropped segments of `kind`:
+/// bit `i` (least significant first) of word `w` is set once segment
+/// `64 w + i` of that kind was dropped by `data.drop` or `elem.drop`
+/// (active segments, dropped when the instance is made, are not noted).
+pub fn dropped_export(kind: SegmentKind, word: u32) -> alloc::string::String {
+    let prefix = match kind {
+        SegmentKind::Data => DROPPED_DATA_PREFIX,
+        SegmentKind::Element => DROPPED_ELEMENTS_PREFIX,
+    };
+    alloc::format!("{prefix}{word}")
+}
+
+/// The name of the function, of type `(i32 kind, i32 index) -> ()`, that
+/// a module that changes its tables exports to drop its segment `index` of
+/// kind `kind` ([`SegmentKind`] as `i32`), as `data.drop index` or
+/// `elem.drop index` in its code would, noting the drop as they do; any
+/// other `kind` or `index` does nothing. A restore calls it.
+pub const DROP: &str = "weft:drop";
+
 /// An instrumented module and the names of its functions.
 #[derive(Debug, Clone)]
 pub struct Instrumented {
@@ -150,6 +228,24 @@ pub struct State {
     /// Whether the module has a start function, which runs whenever an
     /// instance is made.
     pub start: bool,
+    /// The module's tables, imported ones included, each exported as
+    /// [`table_export`]`(index)`, when it changes its tables; else 0 (none
+    /// exported).
+    pub tables: u32,
+    /// When it changes its tables: the index of every function that can
+    /// be a table element, in increasing order, each exported as
+    /// [`func_export`]`(index)`: those an element segment names (as an
+    /// index or a `ref.func`), and those a `ref.func` names in code or in
+    /// a global's initial value. Else empty.
+    pub functions: Vec<u32>,
+    /// When it changes its tables: whether each data segment, by index,
+    /// is passive (the others are dropped when the instance is made), the
+    /// drops of which it notes in the globals [`dropped_export`] names and
+    /// [`DROP`] makes. Else empty.
+    pub data_passive: Vec<bool>,
+    /// The same as [`data_passive`](Self::data_passive), for element
+    /// segments (declarative ones are not passive).
+    pub elements_passive: Vec<bool>,
 }
 
 /// Rewrites `module` (a core Wasm module binary) to keep the index of the

@@ -132,6 +132,7 @@ fn existing_global_and_export_sections_are_extended() {
             globals: vec![1],
             changes_tables: false,
             start: false,
+            ..State::default()
         }
     );
 }
@@ -153,6 +154,7 @@ fn mutable_globals_are_reachable_and_table_changes_are_seen() {
             globals: vec![1, 3],
             changes_tables: false,
             start: false,
+            ..State::default()
         }
     );
     let engine = wasmi::Engine::default();

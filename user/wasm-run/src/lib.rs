@@ -54,6 +54,7 @@ pub mod ops;
 pub mod sched;
 pub mod snapshot;
 pub mod system;
+pub mod tables;
 pub mod udp;
 pub mod wasi;
 

@@ -17,24 +17,32 @@
 //! and is told by a `MOVED` event in its first batch, and its interest in
 //! it is dropped. The interests in descriptors that follow go with them.
 //!
+//! A module that changes its tables or drops segments has its tables and
+//! dropped segments in its snapshot too ([`crate::tables`]): each table's
+//! size and entries as function indices, and which segments are dropped;
+//! a restore grows and sets the tables of the fresh instance and drops
+//! those segments again. Any other module's tables and segments are always
+//! those of a fresh instance of it, which is what a restore makes, and its
+//! snapshot has no tables or segments section.
+//!
 //! What an app must not hold to move: a fabric reply it has not read, a
-//! module that changes its tables or drops segments, or one with a start
-//! function (making the instance again would run it again); and the
+//! table entry the snapshot cannot name (a function its module does not
+//! export as a possible table element, or a non-null `externref`), or a
+//! module with a start function (making the instance again would run it
+//! again); and the
 //! descriptors that follow it must be *settled*
 //! ([`Fds::settle`](crate::fds::Fds::settle)): its services paused by the
 //! monitor with every request taken answered, its sends' outcomes all
 //! taken, its following UDP sockets paused by the monitor with every
 //! datagram before the pause taken, nothing left for it to take. An app
 //! that is not settled yet is [`CaptureError::Unsettled`]: the capture
-//! waits for it ([`crate::mover`]). The tables and segments of an app that
-//! may move are always those of a fresh instance of its module, which is
-//! what a restore makes.
+//! waits for it ([`crate::mover`]).
 //!
 //! Invariants: a capture writes nothing unless the app may move, and
 //! changes nothing in the app but what settling its descriptors takes
 //! from their streams (kept for the app); a restore returns an idle event
-//! app whose memory, globals, descriptors and registrations are the
-//! snapshot's, or an error saying what did not fit (the descriptors it made
+//! app whose memory, globals, tables, dropped segments, descriptors and
+//! registrations are the snapshot's, or an error saying what did not fit (the descriptors it made
 //! are then closed with it).
 
 use crate::app::{App, Run, Spawn};
@@ -71,8 +79,9 @@ pub enum CaptureError {
     Unsettled(Unsettled),
     /// A fabric reply waits for it to read it.
     FabricReply,
-    /// Its module changes a table or drops a segment.
-    ChangesTables,
+    /// Its tables hold what a snapshot cannot carry
+    /// ([`tables::CaptureError`](crate::tables::CaptureError)).
+    Tables(crate::tables::CaptureError),
     /// Its module has a start function.
     Start,
     /// Its global of this index holds a value a snapshot cannot carry (a
@@ -101,9 +110,7 @@ impl fmt::Display for CaptureError {
             Self::Busy => f.write_str("busy: it is handling events"),
             Self::Unsettled(what) => write!(f, "busy: {what}"),
             Self::FabricReply => f.write_str("a fabric reply waits for it to read it"),
-            Self::ChangesTables => f.write_str(
-                "its module changes its tables or drops segments, which a move cannot carry yet",
-            ),
+            Self::Tables(e) => write!(f, "{e}"),
             Self::Start => f.write_str(
                 "its module has a start function, which would run again at the destination",
             ),
@@ -172,7 +179,13 @@ pub fn capture<H: Host>(
             .into_iter()
             .filter(|r| !matches!(*r, HostRecord::Interest { fd, .. } if !follows(fd))),
     );
-    let mut plan = Plan::new().globals(&globals).host(&host);
+    let moved = crate::tables::capture(app).map_err(CaptureError::Tables)?;
+    let (tables, segments) = (moved.tables(), moved.segments());
+    let mut plan = Plan::new()
+        .globals(&globals)
+        .tables(&tables)
+        .segments(&segments)
+        .host(&host);
     if let Some((bytes, _)) = memory {
         plan = plan.memory(bytes);
     }
@@ -182,6 +195,8 @@ pub fn capture<H: Host>(
         writer.memory(bytes, max)?;
     }
     writer.globals(&globals)?;
+    writer.tables(&tables)?;
+    writer.segments(&segments)?;
     writer.host(&host)?;
     Ok(writer.finish()?)
 }
@@ -206,9 +221,6 @@ fn may_move<H: Host>(app: &App<H>) -> Result<(), CaptureError> {
     }
     if !matches!(app.run, Run::Idle) {
         return Err(CaptureError::Busy);
-    }
-    if app.state.changes_tables {
-        return Err(CaptureError::ChangesTables);
     }
     if app.state.start {
         return Err(CaptureError::Start);
@@ -281,6 +293,9 @@ pub enum RestoreError {
     UdpStays { fd: u32, addr: SocketAddr },
     /// It has an interest in descriptor `fd`, which it does not hold.
     Interest { fd: u32 },
+    /// Its tables or dropped segments do not fit the module
+    /// ([`tables::RestoreError`](crate::tables::RestoreError)).
+    Tables(crate::tables::RestoreError),
 }
 
 /// What an errno of `udp_bind` means, for a report.
@@ -341,6 +356,7 @@ impl fmt::Display for RestoreError {
                 f,
                 "its UDP socket {fd} on {addr} does not follow here ({addr} is no fabric address here)"
             ),
+            Self::Tables(e) => write!(f, "{e}"),
             Self::Interest { fd } => {
                 write!(
                     f,
@@ -415,6 +431,8 @@ pub fn restore<H: Host>(
     for global in contents.globals.iter() {
         set_global(&mut app, global)?;
     }
+    crate::tables::restore(&mut app, &contents.tables, &contents.segments)
+        .map_err(RestoreError::Tables)?;
     let now = system.host().monotonic_ns();
     // Descriptors come before interests (records ascend by kind).
     let mut closed = BTreeSet::new();

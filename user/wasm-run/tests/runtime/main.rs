@@ -10,6 +10,7 @@ mod ipc;
 mod mover;
 mod sched;
 mod snapshot;
+mod tables;
 mod udp;
 mod udp_moves;
 mod wasi;
