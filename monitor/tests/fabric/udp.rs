@@ -89,6 +89,11 @@ fn exchange(net: &Net, i: usize, addr: &str, port: u16, n: usize) -> Value {
         .args(["-c", CLIENT, addr, &port.to_string(), &n.to_string(), "16"])
         .output()
         .expect("python3 (the host client)");
+    client_counts(&out)
+}
+
+/// The counts a host client printed as JSON, once it ended well.
+pub(super) fn client_counts(out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
         "host client: {}",

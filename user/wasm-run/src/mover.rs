@@ -173,6 +173,10 @@ const WARM_SLACK: usize = 4 << 20;
 /// rather than paying a page fault (an exit to the monitor) per page of it
 /// while the app is away (PROTOCOL.md §19.3). The monitor captures the app
 /// at the source only once this is done (`READY`).
+#[expect(
+    clippy::slow_vector_initialization,
+    reason = "fallible, unlike `vec![0; want]`: a guest short of memory skips the warming"
+)]
 fn warm(len: u64) {
     let want = usize::try_from(len)
         .unwrap_or(usize::MAX)

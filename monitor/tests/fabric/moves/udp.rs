@@ -7,6 +7,7 @@
 //! which goes on echoing where it is.
 
 use super::super::common::wasm;
+use super::super::udp::client_counts;
 use super::super::{module_identity, ok, serial};
 use super::{Fabric, KV, checked_ticks, device_of, serve};
 use serde_json::Value;
@@ -93,13 +94,7 @@ impl Client {
         let mut child = self.0.take().expect("a running client");
         drop(child.stdin.take());
         let out = child.wait_with_output().expect("the client's output");
-        assert!(
-            out.status.success(),
-            "host client: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+        client_counts(&out)
     }
 }
 
