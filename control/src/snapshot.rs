@@ -66,7 +66,7 @@ pub use instance::{
     BitSet, Global, GlobalsView, Segments, SegmentsView, Table, TableView, TablesView, ValType,
 };
 pub use memory::{MemoryView, restore_memory};
-pub use reader::{Contents, Reader, Section, read};
+pub use reader::{Contents, Reader, Section, read, read_summed};
 pub use writer::{Plan, Writer};
 
 /// The first four bytes of every snapshot, `WSNP`.
@@ -229,6 +229,24 @@ impl Header {
 /// missing, none after the trailer), and the checksum. The sections are
 /// not looked into ([`Reader`] does that).
 pub fn check(bytes: &[u8]) -> Result<Header, SnapshotError> {
+    let header = check_frame(bytes)?;
+    let (covered, trailer) =
+        bytes
+            .split_last_chunk::<TRAILER>()
+            .ok_or(SnapshotError::Truncated {
+                at: bytes.len() as u64,
+            })?;
+    let expected = crc32fast::hash(covered);
+    let found = u32::from_le_bytes(*trailer);
+    if expected != found {
+        return Err(SnapshotError::Checksum { expected, found });
+    }
+    Ok(header)
+}
+
+/// What [`check`] checks but the checksum: for a runtime handed a snapshot
+/// its monitor checked whole (§19.3), which need not compute it again.
+pub fn check_frame(bytes: &[u8]) -> Result<Header, SnapshotError> {
     let len = bytes.len() as u64;
     let magic = bytes
         .first_chunk::<4>()
@@ -248,14 +266,6 @@ pub fn check(bytes: &[u8]) -> Result<Header, SnapshotError> {
     }
     if len > total {
         return Err(SnapshotError::Trailing { at: total });
-    }
-    let (covered, trailer) = bytes
-        .split_last_chunk::<TRAILER>()
-        .ok_or(SnapshotError::Truncated { at: len })?;
-    let expected = crc32fast::hash(covered);
-    let found = u32::from_le_bytes(*trailer);
-    if expected != found {
-        return Err(SnapshotError::Checksum { expected, found });
     }
     Ok(header)
 }

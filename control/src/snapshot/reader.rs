@@ -59,7 +59,14 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// [`check`]s `bytes` and starts reading their sections.
     pub fn new(bytes: &'a [u8]) -> Result<Self, SnapshotError> {
-        let header = check(bytes)?;
+        check(bytes)?;
+        Self::framed(bytes)
+    }
+
+    /// Starts reading the sections of `bytes`, whose checksum was checked
+    /// already ([`super::check_frame`]: the rest is checked here).
+    pub fn framed(bytes: &'a [u8]) -> Result<Self, SnapshotError> {
+        let header = super::check_frame(bytes)?;
         let end = bytes.len().saturating_sub(super::TRAILER);
         let body = bytes
             .get(HEADER..end)
@@ -144,7 +151,15 @@ pub struct Contents<'a> {
 
 /// Checks a whole snapshot, every section of it.
 pub fn read(bytes: &[u8]) -> Result<Contents<'_>, SnapshotError> {
-    let mut reader = Reader::new(bytes)?;
+    check(bytes)?;
+    read_summed(bytes)
+}
+
+/// Checks every section of a snapshot whose checksum was checked already
+/// (by the monitor that hands it to a runtime, §19.3); everything but the
+/// checksum is checked as [`read`] does.
+pub fn read_summed(bytes: &[u8]) -> Result<Contents<'_>, SnapshotError> {
+    let mut reader = Reader::framed(bytes)?;
     let mut out = Contents {
         header: *reader.header(),
         memory: None,

@@ -47,6 +47,8 @@ const SPAWN_LIMIT: Duration = Duration::from_secs(10);
 /// How long a runtime prepared for an adoption waits for its snapshot:
 /// the source gives up on the move within [`ADOPT_LIMIT`] of its prepare.
 const PREPARED_LIMIT: Duration = ADOPT_LIMIT;
+/// Bytes of a Wasm page.
+const WASM_PAGE: u64 = 64 << 10;
 /// How long a move the app asked for itself waits for its batch to end
 /// (it asks from inside one).
 const SELF_WAIT_MS: u32 = 10_000;
@@ -80,6 +82,11 @@ pub struct Moves {
     preparing: tokio::sync::Mutex<()>,
     /// Processes (fabric pids) being moved from here now.
     moving: Mutex<HashSet<String>>,
+    /// What the restore of each app moved here needed (its snapshot and
+    /// its linear memory, bytes), by local pid: the estimate its next
+    /// move's prepare states. An app that never moved states what its
+    /// runtime was given, which the memory a prepare readies would swell.
+    needs: Mutex<HashMap<u32, u64>>,
 }
 
 /// What a move hands to its destination: the adopt request (its snapshot
@@ -197,6 +204,7 @@ impl Moves {
     /// Forgets what was kept for local process `local`, which ended.
     pub fn ended(&self, local: u32) {
         lock(&self.movers).remove(&local);
+        lock(&self.needs).remove(&local);
     }
 }
 
@@ -540,10 +548,11 @@ impl Daemon {
             },
             snapshot: Vec::new(),
         };
+        let estimate = lock(&self.moves.needs).get(&local).copied();
         Ok(Handover {
             request,
             sha,
-            estimate: memory.max(1),
+            estimate: estimate.unwrap_or(memory).max(1),
         })
     }
 
@@ -636,6 +645,10 @@ impl Daemon {
             ));
         }
         let arrived = Instant::now();
+        let pages = snapshot::read(&snapshot)
+            .ok()
+            .and_then(|c| c.memory.map(|m| u64::from(m.pages())));
+        let need = snapshot.len() as u64 + pages.unwrap_or(0) * WASM_PAGE;
         let (restored, done) = oneshot::channel();
         let restore = Restore {
             module: header.module,
@@ -666,6 +679,7 @@ impl Daemon {
         match outcome {
             Ok(()) => {
                 self.device.adopted(local, pid.clone());
+                lock(&self.moves.needs).insert(local, need);
                 // Calls naming it find it here even when the devices that
                 // moved it are away; without the token they still do
                 // through those.

@@ -287,6 +287,13 @@ pub trait Host: Clone + 'static {
     fn read_stdin(&self, buf: &mut [u8]) -> WasiResult<usize>;
     /// Writes all of `bytes` to `to`.
     fn write(&self, to: Output, bytes: &[u8]) -> WasiResult<()>;
+    /// Touches the pages of the runtime's own program (its code and
+    /// constants), so that the first event batch of an app restored here
+    /// does not pay a page fault (an exit to the monitor) per page of
+    /// interpreter code it runs first (PROTOCOL.md §19.3's `PREPARE`).
+    /// Nothing by default.
+    fn ready_code(&self) {}
+
     /// Reports a runtime message (a trap, a failed spawn) on standard
     /// error, followed by a newline.
     fn report(&self, message: fmt::Arguments<'_>) {

@@ -138,6 +138,7 @@ pub fn begin<H: Host>(
     };
     if let Ok(Order::Prepare { len }) = decode(&frame) {
         warm(len);
+        host.ready_code();
         let next = send::<H>(&mut mover, Report::Ready)
             .and_then(|()| mover.order().map_err(Broken::Stream));
         frame = match next {
@@ -160,34 +161,37 @@ pub fn begin<H: Host>(
     }
 }
 
-/// How much fresh heap [`warm`] touches at most, and beyond twice the
-/// snapshot's size.
+/// How much fresh heap [`warm`] touches at most, beyond the estimate, and
+/// at least (less is not worth it).
 const WARM_MAX: usize = 320 << 20;
 const WARM_SLACK: usize = 4 << 20;
+const WARM_MIN: usize = 1 << 20;
 
-/// Readies the memory a restore of a snapshot of about `len` bytes needs:
-/// its buffer, the app's linear memory as the module makes it and as it
-/// grows to the snapshot's size (a copy, while both are live). Touches
-/// twice that much fresh heap and more (at most [`WARM_MAX`]) and frees
-/// it, so that the restore reuses memory the guest has mapped already
-/// rather than paying a page fault (an exit to the monitor) per page of it
-/// while the app is away (PROTOCOL.md §19.3). The monitor captures the app
-/// at the source only once this is done (`READY`).
-#[expect(
-    clippy::slow_vector_initialization,
-    reason = "fallible, unlike `vec![0; want]`: a guest short of memory skips the warming"
-)]
+/// Readies the memory a restore needs, `len` being the source's estimate
+/// of it (what the app's last restore needed, or what its runtime was
+/// given, §19.4): the snapshot's buffer, the
+/// app's linear memory as the module makes it and as it grows to the
+/// snapshot's size (a copy, while both are live). Touches that much fresh
+/// heap and [`WARM_SLACK`] more (at most [`WARM_MAX`]; halved until the
+/// guest has it) and frees it, so that the restore reuses memory the guest
+/// has mapped already rather than paying a page fault (an exit to the
+/// monitor) per page of it while the app is away (PROTOCOL.md §19.3). The
+/// monitor captures the app at the source only once this is done
+/// (`READY`).
 fn warm(len: u64) {
-    let want = usize::try_from(len)
+    let mut want = usize::try_from(len)
         .unwrap_or(usize::MAX)
-        .saturating_mul(2)
         .saturating_add(WARM_SLACK)
         .min(WARM_MAX);
     let mut heap: Vec<u8> = Vec::new();
-    if heap.try_reserve_exact(want).is_ok() {
-        heap.resize(want, 0);
-        core::hint::black_box(&heap);
+    while heap.try_reserve_exact(want).is_err() {
+        want /= 2;
+        if want < WARM_MIN {
+            return;
+        }
     }
+    heap.resize(want, 0);
+    core::hint::black_box(&heap);
 }
 
 /// Reports why the app begins without moves.
@@ -262,7 +266,9 @@ fn restore_first<H: Host>(
     // The restored app is the runtime's first: the apps it spawns take the
     // process ids after it.
     let first = system.next_pid();
-    let app = snapshot::restore(system, 0, bytes, module, snap, grants.to_vec())
+    // The monitor checked the snapshot whole before it sent it.
+    let snap = (snap, snapshot::Checking::Summed);
+    let app = snapshot::restore_checked(system, 0, bytes, module, snap, grants.to_vec())
         .map_err(|e| e.to_string())?;
     if app.pid() != first {
         return Err(format!(
