@@ -166,8 +166,14 @@ pub fn begin<H: Host>(
 const WARM_MAX: usize = 320 << 20;
 const WARM_SLACK: usize = 4 << 20;
 const WARM_MIN: usize = 1 << 20;
+/// The smallest estimate warmed. Below it a restore's page faults cost a
+/// few milliseconds, and warming every move was measured to slow a
+/// thousand-hop loop of a 4 MiB app down more and more (from 0.24 to
+/// several seconds a hop after 300 hops), a cost not yet understood.
+const WARM_FROM: u64 = 16 << 20;
 
-/// Readies the memory a restore needs, `len` being the source's estimate
+/// Readies the memory a restore needs (for an estimate of at least
+/// [`WARM_FROM`]), `len` being the source's estimate
 /// of it (what the app's last restore needed, or what its runtime was
 /// given, §19.4): the snapshot's buffer, the
 /// app's linear memory as the module makes it and as it grows to the
@@ -179,6 +185,9 @@ const WARM_MIN: usize = 1 << 20;
 /// monitor captures the app at the source only once this is done
 /// (`READY`).
 fn warm(len: u64) {
+    if len < WARM_FROM {
+        return;
+    }
     let mut want = usize::try_from(len)
         .unwrap_or(usize::MAX)
         .saturating_add(WARM_SLACK)
