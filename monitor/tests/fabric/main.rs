@@ -44,8 +44,14 @@ impl Scratch {
 }
 
 impl Drop for Scratch {
+    /// Removes the directory, unless the test failed: its daemons' logs
+    /// are then kept for a look, and where they are is said.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::thread::panicking() {
+            eprintln!("the failed test's files are kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 

@@ -45,9 +45,19 @@ fn expected_hash(n: u64) -> String {
     format!("{h:016x}")
 }
 
-/// Every `tick N HASH` line in `log`: N → HASH.
+/// Every `tick N HASH` line in `log`: N → HASH. The daemon's own lines
+/// (each written whole) are taken out first: the app's output and the
+/// daemon's go to the log through two streams, so one of those may land
+/// inside a line of the app's.
 fn ticks(log: &str) -> BTreeMap<u64, String> {
-    log.lines()
+    let mut app = String::with_capacity(log.len());
+    let mut rest = log;
+    while let Some(at) = rest.find("weft daemon: ") {
+        app.push_str(&rest[..at]);
+        rest = rest[at..].split_once('\n').map_or("", |(_, after)| after);
+    }
+    app.push_str(rest);
+    app.lines()
         .filter_map(|l| {
             let mut words = l.split_whitespace();
             (words.next()? == "tick").then_some(())?;
