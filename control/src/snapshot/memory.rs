@@ -67,12 +67,16 @@ pub(super) fn check_input(bytes: &[u8], max: Option<u32>, at: u64) -> Result<(),
     check_limits(len / PAGE as u64, max, at)
 }
 
-/// Whether a chunk's bytes are all zero (in blocks the compiler can
-/// vectorize).
+/// Whether a chunk's bytes are all zero: eight at a time, in blocks of
+/// 64 (the guest's code has no vector unit: a byte at a time made the scan
+/// of a 64 MiB memory take ~25 ms there; the host's compiler vectorizes
+/// the blocks).
 fn is_zero(chunk: &[u8]) -> bool {
-    chunk
-        .chunks(64)
-        .all(|block| block.iter().fold(0, |acc, b| acc | b) == 0)
+    let (words, rest) = chunk.as_chunks::<8>();
+    rest.iter().all(|&b| b == 0)
+        && words
+            .chunks(8)
+            .all(|block| block.iter().fold(0, |acc, w| acc | u64::from_ne_bytes(*w)) == 0)
 }
 
 /// The runs of chunks of a memory that are not all zero: the first chunk

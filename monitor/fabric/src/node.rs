@@ -29,6 +29,7 @@ use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use weft_control::ipc_proto::{Guid, IpcError};
+use weft_control::snapshot;
 use zenoh::Session;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
@@ -84,6 +85,8 @@ pub enum FabricError {
     NoReply(String),
     #[error("device {device}: {message}")]
     Refused { device: String, message: String },
+    #[error("the snapshot for device {0} was not written whole: nothing was adopted")]
+    Unfinished(String),
     #[error("device {device} sent a bad reply: {error}")]
     BadReply {
         device: String,
@@ -100,6 +103,15 @@ fn zerr(e: impl std::fmt::Display) -> FabricError {
 pub struct Incoming {
     pub request: Request,
     pub reply: oneshot::Sender<Response>,
+}
+
+/// An app's snapshot on its way out while its runtime writes it, for
+/// [`Node::adopt`]: its parts in order, each at most [`adopt::PART`]
+/// bytes, the first holding at least its header; and, once it was written
+/// whole and checked, a word on `checked` (dropped if it was not).
+pub struct Outgoing {
+    pub parts: mpsc::UnboundedReceiver<Vec<u8>>,
+    pub checked: oneshot::Receiver<()>,
 }
 
 /// A process's start or end somewhere in the fabric.
@@ -359,22 +371,38 @@ impl Node {
         adopt_query(&self.session, device, attachment, Vec::new(), deadline).await
     }
 
-    /// Hands `device` an app moved to it (§19.4): a prepare of `request`
-    /// (a [`Request::Adopt`] naming the app, its snapshot left out) and the
-    /// `snapshot` in parts ([`adopt`]) at once, then, once every part is
-    /// stored and the prepare answered, `request` itself, which takes
-    /// the snapshot; waits at most `limit` in all for the answer. The
-    /// prepare's failure is not the move's: the adopt goes on without it.
+    /// Hands `device` an app moved to it (§19.4) while its snapshot is
+    /// being written: a prepare of `request` (a [`Request::Adopt`] naming
+    /// the app, its snapshot left out) once the snapshot's first part gives
+    /// its length, each part as it comes ([`adopt`], at most
+    /// [`adopt::WINDOW`] in flight), then, once every part is stored, the
+    /// snapshot was checked whole (`outgoing.checked`) and the prepare
+    /// answered, `request` itself, which takes the snapshot; waits at most
+    /// `limit` in all for the answer. The prepare's failure is not the
+    /// move's: the adopt goes on without it. A snapshot left unfinished
+    /// (its parts end short, or `checked` is dropped) sends no adopt.
     pub async fn adopt(
         &self,
         device: &str,
         request: &Request,
-        snapshot: Vec<u8>,
+        outgoing: Outgoing,
         limit: Duration,
     ) -> Result<Response, FabricError> {
         let deadline = tokio::time::Instant::now() + limit;
         let transfer = u64::from_le_bytes(crate::identity::random().map_err(zerr)?);
-        let total = snapshot.len() as u64;
+        let Outgoing { mut parts, checked } = outgoing;
+        let unfinished = || FabricError::Unfinished(device.to_string());
+        let first = tokio::time::timeout_at(deadline, parts.recv())
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(unfinished)?;
+        let total = first
+            .get(..snapshot::HEADER)
+            .and_then(|h| <&[u8; snapshot::HEADER]>::try_from(h).ok())
+            .and_then(|h| snapshot::Header::decode(h).ok())
+            .and_then(|h| h.total_len())
+            .ok_or_else(unfinished)?;
         let prepared = {
             let attachment = prepare_attachment(transfer, total, request);
             let (session, device) = (self.session.clone(), device.to_string());
@@ -382,33 +410,64 @@ impl Node {
                 adopt_query(&session, &device, attachment, Vec::new(), deadline).await
             })
         };
-        let snapshot = Arc::new(snapshot);
-        let mut parts = tokio::task::JoinSet::new();
-        let mut offsets = (0..snapshot.len()).step_by(adopt::PART);
-        loop {
-            while parts.len() < adopt::WINDOW {
-                let Some(at) = offsets.next() else { break };
+        let mut sent = tokio::task::JoinSet::new();
+        let (mut offset, mut next, mut ended) = (0u64, Some(first), false);
+        while !ended || !sent.is_empty() {
+            if let Some(mut part) = next.take() {
+                // What came meanwhile goes along, up to a part's size: the
+                // runtime writes small parts, and a full window lets them
+                // gather.
+                while part.len() < adopt::PART {
+                    match parts.try_recv() {
+                        Ok(more) if part.len() + more.len() <= adopt::PART => {
+                            part.extend_from_slice(&more)
+                        }
+                        Ok(more) => {
+                            next = Some(more);
+                            break;
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            ended = true;
+                            break;
+                        }
+                    }
+                }
+                let len = part.len() as u64;
+                if part.is_empty() || part.len() > adopt::PART || offset + len > total {
+                    return Err(unfinished());
+                }
                 let head = adopt::Head {
                     kind: adopt::Kind::Part,
                     transfer,
-                    offset: at as u64,
+                    offset,
                     total,
                 };
-                let (session, device, snapshot) =
-                    (self.session.clone(), device.to_string(), snapshot.clone());
-                parts.spawn(async move {
-                    let end = (at + adopt::PART).min(snapshot.len());
-                    let payload = snapshot[at..end].to_vec();
-                    adopt_query(&session, &device, head.encode().to_vec(), payload, deadline).await
+                offset += len;
+                let (session, device) = (self.session.clone(), device.to_string());
+                sent.spawn(async move {
+                    adopt_query(&session, &device, head.encode().to_vec(), part, deadline).await
                 });
             }
-            match parts.join_next().await {
-                None => break,
-                Some(Ok(Ok(Response::Done))) => {}
-                Some(Ok(Ok(other))) => return Err(unexpected_reply(device, &other)),
-                Some(Ok(Err(e))) => return Err(e),
-                Some(Err(e)) => return Err(FabricError::Zenoh(e.to_string())),
+            if next.is_some() && sent.len() < adopt::WINDOW {
+                continue;
             }
+            tokio::select! {
+                part = parts.recv(), if !ended && next.is_none() && sent.len() < adopt::WINDOW => match part {
+                    Some(part) => next = Some(part),
+                    None => ended = true,
+                },
+                done = sent.join_next(), if !sent.is_empty() => match done {
+                    Some(Ok(Ok(Response::Done))) | None => {}
+                    Some(Ok(Ok(other))) => return Err(unexpected_reply(device, &other)),
+                    Some(Ok(Err(e))) => return Err(e),
+                    Some(Err(e)) => return Err(FabricError::Zenoh(e.to_string())),
+                },
+                () = tokio::time::sleep_until(deadline) => return Err(FabricError::NoReply(device.to_string())),
+            }
+        }
+        if offset != total || checked.await.is_err() {
+            return Err(unfinished());
         }
         // Whatever it answered: a destination that could not prepare (or
         // does not know prepares) starts the runtime on the adopt.

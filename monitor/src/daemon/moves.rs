@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use weft_control::snapshot;
+use weft_fabric::node::Outgoing;
 use weft_fabric::wire::{Image, Pid, Request, Response};
 
 /// How long a runtime may take to write its snapshot once its batch ended.
@@ -464,9 +465,22 @@ impl Daemon {
             self.ipc.resume(local).await;
             return Err(format!("{pid} cannot move: {why}"));
         }
-        let snapshot = match capture(&mover, wait_ms).await {
+        // The snapshot goes to the destination part by part as the runtime
+        // writes it; the adopt itself only once it was checked whole.
+        let (parts, outgoing) = mpsc::unbounded_channel();
+        let (checked, checked_rx) = oneshot::channel();
+        let adopting = {
+            let (node, to, request) = (node.clone(), to.to_string(), request.clone());
+            let outgoing = Outgoing {
+                parts: outgoing,
+                checked: checked_rx,
+            };
+            tokio::spawn(async move { node.adopt(&to, &request, outgoing, ADOPT_LIMIT).await })
+        };
+        let snapshot = match capture(&mover, wait_ms, parts).await {
             Ok(snapshot) => snapshot,
             Err(why) => {
+                adopting.abort();
                 self.resume(local).await;
                 return Err(format!("{pid} cannot move: {why}"));
             }
@@ -474,21 +488,25 @@ impl Daemon {
         let header = match snapshot::check(&snapshot) {
             Ok(header) => header,
             Err(e) => {
+                adopting.abort();
                 self.give_back(&mover, local).await;
                 return Err(format!("{pid}: its snapshot: {e}"));
             }
         };
         let captured = Instant::now();
         let adopted = if handover.sha != sha256_hex_of(&header.module) {
+            adopting.abort();
             Err("its snapshot is of another module than it runs".to_string())
         } else {
-            match node.adopt(to, request, snapshot, ADOPT_LIMIT).await {
-                Ok(Response::Spawned { pid: there }) => Pid::parse(&there)
+            let _ = checked.send(());
+            match adopting.await {
+                Ok(Ok(Response::Spawned { pid: there })) => Pid::parse(&there)
                     .ok()
                     .filter(|p| p.device == to)
                     .map(|p| p.n)
                     .ok_or_else(|| format!("it answered process {there:?}")),
-                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Ok(Ok(other)) => Err(format!("unexpected answer {other:?}")),
+                Ok(Err(e)) => Err(e.to_string()),
                 Err(e) => Err(e.to_string()),
             }
         };
@@ -738,11 +756,23 @@ fn app_name(name: String, pid: &Pid) -> String {
     }
 }
 
-/// Asks a runtime for its app's snapshot.
-async fn capture(mover: &mpsc::Sender<MoveOrder>, wait_ms: u32) -> Result<Vec<u8>, String> {
+// A runtime's snapshot part goes on to the destination as one part query.
+const _: () = assert!(weft_control::move_proto::MAX_PART <= weft_fabric::adopt::PART);
+
+/// Asks a runtime for its app's snapshot, whose parts go to `parts` as
+/// they come.
+async fn capture(
+    mover: &mpsc::Sender<MoveOrder>,
+    wait_ms: u32,
+    parts: mpsc::UnboundedSender<Vec<u8>>,
+) -> Result<Vec<u8>, String> {
     let (captured, snapshot) = oneshot::channel();
     mover
-        .send(MoveOrder::Capture { wait_ms, captured })
+        .send(MoveOrder::Capture {
+            wait_ms,
+            parts,
+            captured,
+        })
         .await
         .map_err(|_| "its runtime has ended".to_string())?;
     let limit = Duration::from_millis(wait_ms.into()) + CAPTURE_LIMIT;

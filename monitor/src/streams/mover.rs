@@ -21,7 +21,7 @@ use crate::streams::FabricAsk;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use weft_control::frame::Code;
-use weft_control::move_proto::{MAX_PART, MAX_SMALL, MAX_SNAPSHOT, Order, Report};
+use weft_control::move_proto::{MAX_SMALL, MAX_SNAPSHOT, Order, PART, Report};
 use weft_control::snapshot;
 
 /// What a MOVE stream asks the daemon.
@@ -71,10 +71,12 @@ pub enum Begin {
 /// What the daemon orders a runtime's stream.
 #[derive(Debug)]
 pub enum MoveOrder {
-    /// Capture the app within `wait_ms`; `captured` gets the checked
-    /// snapshot, or why there is none. The app is held after a snapshot.
+    /// Capture the app within `wait_ms`: each part of its snapshot goes
+    /// to `parts` as it comes, and `captured` gets the checked snapshot, or
+    /// why there is none. The app is held after a snapshot.
     Capture {
         wait_ms: u32,
+        parts: mpsc::UnboundedSender<Vec<u8>>,
         captured: oneshot::Sender<Result<Vec<u8>, String>>,
     },
     /// The move failed: the held app goes on.
@@ -176,8 +178,8 @@ async fn restore(io: &mut StreamIo, module: [u8; 32], snapshot: &[u8]) -> Result
     let len = snapshot.len() as u64;
     io.write_frame(&small(Order::Restore { module, len }))
         .await?;
-    let mut buf = vec![0u8; MAX_PART + 64];
-    for part in snapshot.chunks(MAX_PART) {
+    let mut buf = vec![0u8; PART + 64];
+    for part in snapshot.chunks(PART) {
         let n = Order::Part(part)
             .encode(&mut buf)
             .ok_or_else(|| Failure::protocol("a snapshot part does not fit a frame"))?;
@@ -239,9 +241,13 @@ async fn follow(
         };
         match order {
             None => return Ok(()),
-            Some(MoveOrder::Capture { wait_ms, captured }) => {
+            Some(MoveOrder::Capture {
+                wait_ms,
+                parts,
+                captured,
+            }) => {
                 io.write_frame(&small(Order::Capture { wait_ms })).await?;
-                let result = capture(io, &mut body).await?;
+                let result = capture(io, &mut body, &parts).await?;
                 let _ = captured.send(result);
             }
             Some(MoveOrder::Release) => io.write_frame(&small(Order::Release)).await?,
@@ -250,11 +256,13 @@ async fn follow(
     }
 }
 
-/// Reads a capture's answer: the checked snapshot, or why there is none.
-/// A frame that breaks the protocol ends the stream (`Err`).
+/// Reads a capture's answer, handing each part to `parts` as it comes:
+/// the checked snapshot, or why there is none. A frame that breaks the
+/// protocol ends the stream (`Err`).
 async fn capture(
     io: &mut StreamIo,
     body: &mut Vec<u8>,
+    parts: &mpsc::UnboundedSender<Vec<u8>>,
 ) -> Result<Result<Vec<u8>, String>, Failure> {
     let mut bytes = Vec::new();
     loop {
@@ -266,6 +274,8 @@ async fn capture(
                     )));
                 }
                 bytes.extend_from_slice(part);
+                // Nobody takes them once the hand-over failed.
+                let _ = parts.send(part.to_vec());
             }
             Report::Captured { len } => {
                 if len != bytes.len() as u64 {

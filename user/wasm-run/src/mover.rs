@@ -12,7 +12,7 @@
 //! each moment between two of them is checked again, the streams that are
 //! to bring a `PAUSED` waking the runtime), then the app's snapshot goes
 //! out in
-//! `CAPTURE_PART` frames of at most [`MAX_PART`] bytes and `CAPTURED`; or
+//! `CAPTURE_PART` frames of [`PART`] bytes (the last one fewer) and `CAPTURED`; or
 //! `FAILED` says why it cannot move, `busy: ...` with what is not settled
 //! when the order's wait ran out first. A captured app is *held*: the runtime waits
 //! for the next order and runs nothing meanwhile (a capture needs the first
@@ -40,7 +40,7 @@ use core::fmt;
 use core::net::SocketAddr;
 use weft_control::app::FIRST_PID;
 use weft_control::frame::{HEADER, Header};
-use weft_control::move_proto::{MAX_PART, MAX_SMALL, Order, Report, kind};
+use weft_control::move_proto::{MAX_SMALL, Order, PART, Report, kind};
 
 /// How the first app begins, as the monitor said.
 pub enum Begin<H: Host> {
@@ -166,28 +166,19 @@ pub fn begin<H: Host>(
 const WARM_MAX: usize = 320 << 20;
 const WARM_SLACK: usize = 4 << 20;
 const WARM_MIN: usize = 1 << 20;
-/// The smallest estimate warmed. Below it a restore's page faults cost a
-/// few milliseconds, and warming every move was measured to slow a
-/// thousand-hop loop of a 4 MiB app down more and more (from 0.24 to
-/// several seconds a hop after 300 hops), a cost not yet understood.
-const WARM_FROM: u64 = 16 << 20;
 
-/// Readies the memory a restore needs (for an estimate of at least
-/// [`WARM_FROM`]), `len` being the source's estimate
+/// Readies the memory a restore needs, `len` being the source's estimate
 /// of it (what the app's last restore needed, or what its runtime was
-/// given, §19.4): the snapshot's buffer, the
-/// app's linear memory as the module makes it and as it grows to the
-/// snapshot's size (a copy, while both are live). Touches that much fresh
-/// heap and [`WARM_SLACK`] more (at most [`WARM_MAX`]; halved until the
-/// guest has it) and frees it, so that the restore reuses memory the guest
-/// has mapped already rather than paying a page fault (an exit to the
-/// monitor) per page of it while the app is away (PROTOCOL.md §19.3). The
-/// monitor captures the app at the source only once this is done
-/// (`READY`).
+/// given, §19.4): the snapshot's buffer, the app's linear memory as the
+/// module makes it and as it grows to the snapshot's size (a copy, while
+/// both are live). Touches that much fresh heap and [`WARM_SLACK`] more
+/// (at most [`WARM_MAX`]; halved until the guest has it) and frees it, so
+/// that the restore reuses memory this process has touched already: the
+/// first touch of a page costs ~30 µs on a machine with shadow paging
+/// (the host builds its entry), which made a 1 MiB app's restore take
+/// ~25 ms while the app was away (PROTOCOL.md §19.3). The monitor captures
+/// the app at the source only once this is done (`READY`).
 fn warm(len: u64) {
-    if len < WARM_FROM {
-        return;
-    }
     let mut want = usize::try_from(len)
         .unwrap_or(usize::MAX)
         .saturating_add(WARM_SLACK)
@@ -461,7 +452,7 @@ fn send<H: Host>(mover: &mut H::Mover, report: Report<'_>) -> Result<(), Broken>
     mover.send(&frame[..n]).map_err(Broken::Stream)
 }
 
-/// A capture's sink: its bytes in `CAPTURE_PART` frames of [`MAX_PART`]
+/// A capture's sink: its bytes in `CAPTURE_PART` frames of [`PART`]
 /// bytes, the last one shorter, each built in place and sent when full.
 /// The first failed send is kept, and nothing is sent after it.
 struct Parts<'m, H: Host> {
@@ -473,7 +464,7 @@ struct Parts<'m, H: Host> {
 
 impl<'m, H: Host> Parts<'m, H> {
     fn new(mover: &'m mut H::Mover) -> Self {
-        let mut frame = Vec::with_capacity(HEADER + MAX_PART);
+        let mut frame = Vec::with_capacity(HEADER + PART);
         frame.resize(HEADER, 0);
         Self {
             mover,
@@ -484,11 +475,11 @@ impl<'m, H: Host> Parts<'m, H> {
 
     fn write(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() && self.failed.is_none() {
-            let room = HEADER + MAX_PART - self.frame.len();
+            let room = HEADER + PART - self.frame.len();
             let (now, later) = bytes.split_at(room.min(bytes.len()));
             self.frame.extend_from_slice(now);
             bytes = later;
-            if self.frame.len() == HEADER + MAX_PART {
+            if self.frame.len() == HEADER + PART {
                 self.flush();
             }
         }

@@ -7,7 +7,7 @@ use crate::fake::{MovePipe, Said};
 use crate::snapshot::{MODULE, TICK, captured, handle, stateful};
 use crate::{Fake, module, run, sleeper, spinner, supervisor};
 use weft_control::app::DEFAULT_MEMORY_LIMIT;
-use weft_control::move_proto::{MAX_PART, Order, kind};
+use weft_control::move_proto::{MAX_PART, Order, PART, kind};
 use weft_control::snapshot;
 use weft_wasm_run::app::Spawn;
 use weft_wasm_run::engine::FUEL_SLICE;
@@ -167,9 +167,9 @@ fn a_snapshot_goes_in_parts_of_at_most_max_part_bytes() {
     let [Said::Captured(snap)] = &source.said()[..] else {
         panic!("{:?}", source.said());
     };
-    assert!(snap.len() > MAX_PART);
+    assert!(snap.len() > PART);
     let parts = source.0.borrow().mover.as_ref().unwrap().sent.len() - 1;
-    assert_eq!(parts, snap.len().div_ceil(MAX_PART));
+    assert_eq!(parts, snap.len().div_ceil(PART));
     snapshot::check(snap).unwrap();
 
     // Told first that a snapshot of about its size comes (PREPARE), as a

@@ -229,8 +229,12 @@ fn usage() -> ! {
 
 /// Prints one line on standard output and flushes it.
 fn line(args: std::fmt::Arguments) {
+    // Formatted first and written whole: the standard output writes the
+    // pieces of a format one by one, and another writer's line (the
+    // daemon's, in a shared log) could land between them.
+    let text = format!("{args}\n");
     let mut out = std::io::stdout().lock();
-    if out.write_fmt(format_args!("{args}\n")).is_err() || out.flush().is_err() {
+    if out.write_all(text.as_bytes()).is_err() || out.flush().is_err() {
         std::process::exit(1);
     }
 }
