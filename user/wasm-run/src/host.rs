@@ -207,6 +207,9 @@ pub trait Mover<H: Host> {
     fn order(&mut self) -> Result<OrderFrame, String>;
     /// Sends one whole report frame, waiting for room.
     fn send(&mut self, frame: &[u8]) -> Result<(), String>;
+    /// Readies the stream for a capture's parts: touches the pages they
+    /// will be written to, where that costs (§19.3's `PREPARE`).
+    fn ready_send(&mut self);
     /// The stream, as the scheduler waits on it for the next order.
     fn stream(&mut self) -> &mut H::Stream;
 }

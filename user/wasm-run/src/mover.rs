@@ -139,6 +139,8 @@ pub fn begin<H: Host>(
     if let Ok(Order::Prepare { len }) = decode(&frame) {
         warm(len);
         host.ready_code();
+        // For the app's next move: its capture writes its parts there.
+        mover.ready_send();
         let next = send::<H>(&mut mover, Report::Ready)
             .and_then(|()| mover.order().map_err(Broken::Stream));
         frame = match next {

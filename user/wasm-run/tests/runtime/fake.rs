@@ -723,6 +723,9 @@ impl host::Mover<Fake> for FakeMover {
         Ok(())
     }
 
+    /// Nothing costs here.
+    fn ready_send(&mut self) {}
+
     fn stream(&mut self) -> &mut FakeStream {
         &mut self.stream
     }

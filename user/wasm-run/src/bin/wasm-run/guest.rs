@@ -320,6 +320,10 @@ impl host::Mover<Guest> for MoveStream {
         self.stream.send(frame).map_err(|e| e.to_string())
     }
 
+    fn ready_send(&mut self) {
+        self.stream.touch_room();
+    }
+
     fn stream(&mut self) -> &mut Stream {
         &mut self.stream
     }
