@@ -2,7 +2,9 @@
 //! on `weft/dev/<name>/adopt`: the snapshot goes in **parts** of at most
 //! [`PART`] bytes, each one query answered once it is stored, at most
 //! [`WINDOW`] in flight; then one **adopt** query names the assembled
-//! snapshot and carries the request. No Zenoh message is ever larger than a
+//! snapshot and carries the request. The adopt follows the last parts at
+//! once: one that comes while some of its transfer's bytes are still on
+//! their way waits for them (at most [`STALE`]). No Zenoh message is ever larger than a
 //! part, so a destination that dies mid-move holds up at most a window of
 //! its link's queue, never the source's whole session.
 //!
@@ -187,6 +189,14 @@ impl Assemblies {
         }
     }
 
+    /// Whether transfer `head.transfer` is under way here and some of its
+    /// bytes have not come yet.
+    pub fn waits_for(&self, head: &Head) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|a| a.transfer == head.transfer && a.got < a.bytes.len() as u64)
+    }
+
     /// Takes the whole snapshot of transfer `head.transfer`.
     pub fn take(&mut self, head: &Head) -> Result<Vec<u8>, String> {
         match self.0.take() {
@@ -255,12 +265,17 @@ mod tests {
     fn parts_in_any_order_make_the_snapshot() {
         let snapshot: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let mut a = Assemblies::default();
+        let adopt = head(Kind::Adopt, 1, 0, 10_000);
+        assert!(!a.waits_for(&adopt), "nothing of it came yet");
         for offset in [8192u64, 0, 4096] {
             let end = (offset as usize + 4096).min(snapshot.len());
             let h = head(Kind::Part, 1, offset, 10_000);
             a.part(&h, &snapshot[offset as usize..end]).unwrap();
+            // An adopt waits while some of its bytes are on their way.
+            assert_eq!(a.waits_for(&adopt), offset != 4096);
+            assert!(!a.waits_for(&head(Kind::Adopt, 2, 0, 10_000)));
         }
-        assert_eq!(a.take(&head(Kind::Adopt, 1, 0, 10_000)).unwrap(), snapshot);
+        assert_eq!(a.take(&adopt).unwrap(), snapshot);
         // Taken: gone.
         assert!(a.take(&head(Kind::Adopt, 1, 0, 10_000)).is_err());
     }

@@ -375,9 +375,10 @@ impl Node {
     /// being written: a prepare of `request` (a [`Request::Adopt`] naming
     /// the app, its snapshot left out) once the snapshot's first part gives
     /// its length, each part as it comes ([`adopt`], at most
-    /// [`adopt::WINDOW`] in flight), then, once every part is stored, the
+    /// [`adopt::WINDOW`] in flight), then, once every part is sent, the
     /// snapshot was checked whole (`outgoing.checked`) and the prepare
-    /// answered, `request` itself, which takes the snapshot; waits at most
+    /// answered, `request` itself, which takes the snapshot (the
+    /// destination waits for the parts still on their way); waits at most
     /// `limit` in all for the answer. The prepare's failure is not the
     /// move's: the adopt goes on without it. A snapshot left unfinished
     /// (its parts end short, or `checked` is dropped) sends no adopt.
@@ -412,7 +413,7 @@ impl Node {
         };
         let mut sent = tokio::task::JoinSet::new();
         let (mut offset, mut next, mut ended) = (0u64, Some(first), false);
-        while !ended || !sent.is_empty() {
+        while !ended {
             if let Some(mut part) = next.take() {
                 // What came meanwhile goes along, up to a part's size: the
                 // runtime writes small parts, and a full window lets them
@@ -457,12 +458,7 @@ impl Node {
                     Some(part) => next = Some(part),
                     None => ended = true,
                 },
-                done = sent.join_next(), if !sent.is_empty() => match done {
-                    Some(Ok(Ok(Response::Done))) | None => {}
-                    Some(Ok(Ok(other))) => return Err(unexpected_reply(device, &other)),
-                    Some(Ok(Err(e))) => return Err(e),
-                    Some(Err(e)) => return Err(FabricError::Zenoh(e.to_string())),
-                },
+                done = sent.join_next(), if !sent.is_empty() => part_stored(device, done)?,
                 () = tokio::time::sleep_until(deadline) => return Err(FabricError::NoReply(device.to_string())),
             }
         }
@@ -480,7 +476,16 @@ impl Node {
         };
         let mut attachment = head.encode().to_vec();
         attachment.extend_from_slice(&wire::encode(request));
-        adopt_query(&self.session, device, attachment, Vec::new(), deadline).await
+        // Right behind the last parts (the destination waits for those
+        // still on their way), whose refusal fails the move meanwhile.
+        let adopted = adopt_query(&self.session, device, attachment, Vec::new(), deadline);
+        tokio::pin!(adopted);
+        loop {
+            tokio::select! {
+                answer = &mut adopted => return answer,
+                done = sent.join_next(), if !sent.is_empty() => part_stored(device, done)?,
+            }
+        }
     }
 
     /// Tells whoever waits that process `pid` ended here: a process born
@@ -988,6 +993,20 @@ async fn adopt_query(
     response_of(device, replies.recv_async().await.ok())
 }
 
+/// What a part query's answer (`done`, from its task) says: `Ok` if the
+/// part was stored.
+fn part_stored(
+    device: &str,
+    done: Option<Result<Result<Response, FabricError>, tokio::task::JoinError>>,
+) -> Result<(), FabricError> {
+    match done {
+        Some(Ok(Ok(Response::Done))) | None => Ok(()),
+        Some(Ok(Ok(other))) => Err(unexpected_reply(device, &other)),
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(FabricError::Zenoh(e.to_string())),
+    }
+}
+
 /// A prepare query's attachment: its head, then `request`.
 fn prepare_attachment(transfer: u64, total: u64, request: &Request) -> Vec<u8> {
     let head = adopt::Head {
@@ -1047,6 +1066,9 @@ async fn serve_adoptions(session: Session, name: String, calls: mpsc::Sender<Inc
     let one = Arc::new(Semaphore::new(1));
     let preparing = Arc::new(Semaphore::new(1));
     let mut sweep = tokio::time::interval(adopt::STALE);
+    // An adopt that came before the last parts of its snapshot (its
+    // source sends it right after them), until they come.
+    let mut parked: Option<Parked> = None;
     loop {
         let query = tokio::select! {
             q = queryable.recv_async() => match q {
@@ -1055,13 +1077,16 @@ async fn serve_adoptions(session: Session, name: String, calls: mpsc::Sender<Inc
             },
             _ = sweep.tick() => {
                 assemblies.expire();
+                if let Some(p) = parked.take_if(|p| p.since.elapsed() >= adopt::STALE) {
+                    let why = "its snapshot's last parts never came".to_string();
+                    let _ = p.query.reply(keys::adopt(&name), error(why)).await;
+                }
                 continue;
             }
         };
         let key = keys::adopt(&name);
         let attachment = query.attachment().map(|a| a.to_bytes().into_owned());
         let attachment = attachment.unwrap_or_default();
-        let error = |message: String| wire::encode(&Response::Error { message });
         let (head, rest) = match adopt::Head::decode(&attachment) {
             Ok(h) => h,
             Err(e) => {
@@ -1075,7 +1100,10 @@ async fn serve_adoptions(session: Session, name: String, calls: mpsc::Sender<Inc
                 Ok(()) => wire::encode(&Response::Done),
                 Err(e) => error(e),
             };
-            let _ = query.reply(key, reply).await;
+            let _ = query.reply(key.clone(), reply).await;
+            if let Some(p) = parked.take_if(|p| !assemblies.waits_for(&p.head)) {
+                adopt_now(p, &mut assemblies, &one, &calls, key).await;
+            }
             continue;
         }
         let (pid, app, module) = match wire::decode::<Request>(rest) {
@@ -1112,30 +1140,76 @@ async fn serve_adoptions(session: Session, name: String, calls: mpsc::Sender<Inc
             });
             continue;
         }
-        let request = match assemblies.take(&head) {
-            Ok(snapshot) => Request::Adopt {
-                pid,
-                name: app,
-                module,
-                snapshot,
-            },
-            Err(e) => {
-                let _ = query.reply(key, error(e)).await;
-                continue;
+        let adopting = Parked {
+            query,
+            head,
+            request: (pid, app, module),
+            since: std::time::Instant::now(),
+        };
+        if assemblies.waits_for(&head) {
+            if let Some(old) = parked.replace(adopting) {
+                let why = "another adopt of that snapshot came".to_string();
+                let _ = old.query.reply(key, error(why)).await;
             }
-        };
-        let Ok(permit) = one.clone().try_acquire_owned() else {
-            let busy = "busy: the device is taking another app".to_string();
-            let _ = query.reply(key, error(busy)).await;
             continue;
-        };
-        let calls = calls.clone();
-        tokio::spawn(async move {
-            let response = answer(&calls, request).await;
-            let _ = query.reply(key, wire::encode(&response)).await;
-            drop(permit);
-        });
+        }
+        adopt_now(adopting, &mut assemblies, &one, &calls, key).await;
     }
+}
+
+/// An adopt query, its head and what its request names (pid, name,
+/// module), and when it came.
+struct Parked {
+    query: zenoh::query::Query,
+    head: adopt::Head,
+    request: (String, String, wire::Image),
+    since: std::time::Instant,
+}
+
+/// An error answer's payload.
+fn error(message: String) -> Vec<u8> {
+    wire::encode(&Response::Error { message })
+}
+
+/// Answers adopt `p` (on `key`): takes its snapshot and hands the daemon
+/// the adoption, one at a time (`one`); refuses it if its snapshot is not
+/// whole or the device is taking another app.
+async fn adopt_now(
+    p: Parked,
+    assemblies: &mut adopt::Assemblies,
+    one: &Arc<Semaphore>,
+    calls: &mpsc::Sender<Incoming>,
+    key: String,
+) {
+    let Parked {
+        query,
+        head,
+        request: (pid, app, module),
+        ..
+    } = p;
+    let request = match assemblies.take(&head) {
+        Ok(snapshot) => Request::Adopt {
+            pid,
+            name: app,
+            module,
+            snapshot,
+        },
+        Err(e) => {
+            let _ = query.reply(key, error(e)).await;
+            return;
+        }
+    };
+    let Ok(permit) = one.clone().try_acquire_owned() else {
+        let busy = "busy: the device is taking another app".to_string();
+        let _ = query.reply(key, error(busy)).await;
+        return;
+    };
+    let calls = calls.clone();
+    tokio::spawn(async move {
+        let response = answer(&calls, request).await;
+        let _ = query.reply(key, wire::encode(&response)).await;
+        drop(permit);
+    });
 }
 
 async fn watch_removals(session: Session, removals: mpsc::Sender<String>) {
