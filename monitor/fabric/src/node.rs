@@ -372,16 +372,16 @@ impl Node {
     }
 
     /// Hands `device` an app moved to it (§19.4) while its snapshot is
-    /// being written: a prepare of `request` (a [`Request::Adopt`] naming
-    /// the app, its snapshot left out) once the snapshot's first part gives
-    /// its length, each part as it comes ([`adopt`], at most
-    /// [`adopt::WINDOW`] in flight), then, once every part is sent, the
-    /// snapshot was checked whole (`outgoing.checked`) and the prepare
-    /// answered, `request` itself, which takes the snapshot (the
-    /// destination waits for the parts still on their way); waits at most
-    /// `limit` in all for the answer. The prepare's failure is not the
-    /// move's: the adopt goes on without it. A snapshot left unfinished
-    /// (its parts end short, or `checked` is dropped) sends no adopt.
+    /// being written (after [`Node::prepare`], whose failure is not the
+    /// move's: the adopt then starts the runtime): each part as it comes
+    /// ([`adopt`], at most [`adopt::WINDOW`] in flight; the first gives
+    /// the snapshot's length), then, once every part is sent and the
+    /// snapshot was checked whole (`outgoing.checked`), `request` (a
+    /// [`Request::Adopt`] naming the app, its snapshot left out), which
+    /// takes the snapshot (the destination waits for the parts still on
+    /// their way); waits at most `limit` in all for the answer. A snapshot
+    /// left unfinished (its parts end short, or `checked` is dropped) sends
+    /// no adopt.
     pub async fn adopt(
         &self,
         device: &str,
@@ -404,13 +404,6 @@ impl Node {
             .and_then(|h| snapshot::Header::decode(h).ok())
             .and_then(|h| h.total_len())
             .ok_or_else(unfinished)?;
-        let prepared = {
-            let attachment = prepare_attachment(transfer, total, request);
-            let (session, device) = (self.session.clone(), device.to_string());
-            tokio::spawn(async move {
-                adopt_query(&session, &device, attachment, Vec::new(), deadline).await
-            })
-        };
         let mut sent = tokio::task::JoinSet::new();
         let (mut offset, mut next, mut ended) = (0u64, Some(first), false);
         while !ended {
@@ -465,9 +458,6 @@ impl Node {
         if offset != total || checked.await.is_err() {
             return Err(unfinished());
         }
-        // Whatever it answered: a destination that could not prepare (or
-        // does not know prepares) starts the runtime on the adopt.
-        let _ = prepared.await;
         let head = adopt::Head {
             kind: adopt::Kind::Adopt,
             transfer,
@@ -1095,12 +1085,17 @@ async fn serve_adoptions(session: Session, name: String, calls: mpsc::Sender<Inc
             }
         };
         if head.kind == adopt::Kind::Part {
-            let bytes = query.payload().map(|p| p.to_bytes().into_owned());
-            let reply = match assemblies.part(&head, bytes.as_deref().unwrap_or_default()) {
+            let stored = {
+                let bytes = query.payload().map(|p| p.to_bytes());
+                assemblies.part(&head, bytes.as_deref().unwrap_or_default())
+            };
+            let reply = match stored {
                 Ok(()) => wire::encode(&Response::Done),
                 Err(e) => error(e),
             };
-            let _ = query.reply(key.clone(), reply).await;
+            // Answered aside: the next part is taken meanwhile.
+            let answer = key.clone();
+            tokio::spawn(async move { query.reply(answer, reply).await });
             if let Some(p) = parked.take_if(|p| !assemblies.waits_for(&p.head)) {
                 adopt_now(p, &mut assemblies, &one, &calls, key).await;
             }
