@@ -229,19 +229,100 @@ impl Header {
 /// missing, none after the trailer), and the checksum. The sections are
 /// not looked into ([`Reader`] does that).
 pub fn check(bytes: &[u8]) -> Result<Header, SnapshotError> {
-    let header = check_frame(bytes)?;
-    let (covered, trailer) =
-        bytes
-            .split_last_chunk::<TRAILER>()
-            .ok_or(SnapshotError::Truncated {
-                at: bytes.len() as u64,
-            })?;
-    let expected = crc32fast::hash(covered);
-    let found = u32::from_le_bytes(*trailer);
-    if expected != found {
-        return Err(SnapshotError::Checksum { expected, found });
+    let mut checker = Checker::new();
+    checker.update(bytes);
+    checker.finish()
+}
+
+/// [`check`] for a snapshot that comes in parts, without holding it: for
+/// a monitor that forwards each part as it comes (§19.4). It keeps the
+/// header's bytes, the checksum so far and the last [`TRAILER`] bytes
+/// (which are not covered until more come).
+#[derive(Clone)]
+pub struct Checker {
+    crc: crc32fast::Hasher,
+    head: [u8; HEADER],
+    /// The last `min(len, TRAILER)` bytes so far, not yet in `crc`.
+    tail: [u8; TRAILER],
+    len: u64,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Self::new()
     }
-    Ok(header)
+}
+
+impl Checker {
+    /// A check of a snapshot none of whose bytes came yet.
+    pub fn new() -> Self {
+        Self {
+            crc: crc32fast::Hasher::new(),
+            head: [0; HEADER],
+            tail: [0; TRAILER],
+            len: 0,
+        }
+    }
+
+    /// Takes the next bytes of the snapshot.
+    pub fn update(&mut self, part: &[u8]) {
+        let at = usize::try_from(self.len).unwrap_or(HEADER);
+        if let Some(room) = self.head.get_mut(at..) {
+            let n = room.len().min(part.len());
+            room[..n].copy_from_slice(&part[..n]);
+        }
+        let held = at.min(TRAILER);
+        match part.split_last_chunk::<TRAILER>() {
+            Some((covered, last)) => {
+                self.crc.update(&self.tail[..held]);
+                self.crc.update(covered);
+                self.tail = *last;
+            }
+            None => {
+                let mut both = [0u8; 2 * TRAILER];
+                both[..held].copy_from_slice(&self.tail[..held]);
+                both[held..held + part.len()].copy_from_slice(part);
+                let n = held + part.len();
+                let keep = n.min(TRAILER);
+                self.crc.update(&both[..n - keep]);
+                self.tail[..keep].copy_from_slice(&both[n - keep..n]);
+            }
+        }
+        self.len += part.len() as u64;
+    }
+
+    /// The snapshot's header, if every byte it states came, no more, and
+    /// the checksum holds.
+    pub fn finish(self) -> Result<Header, SnapshotError> {
+        let len = self.len;
+        let magic = self
+            .head
+            .first_chunk::<4>()
+            .filter(|_| len >= 4)
+            .ok_or(SnapshotError::Truncated { at: len })?;
+        if *magic != MAGIC.to_le_bytes() {
+            return Err(SnapshotError::BadMagic(u32::from_le_bytes(*magic)));
+        }
+        if len < HEADER as u64 {
+            return Err(SnapshotError::Truncated { at: len });
+        }
+        let header = Header::decode(&self.head)?;
+        let total = header
+            .total_len()
+            .ok_or(SnapshotError::Truncated { at: len })?;
+        if len < total {
+            return Err(SnapshotError::Truncated { at: len });
+        }
+        if len > total {
+            return Err(SnapshotError::Trailing { at: total });
+        }
+        let expected = self.crc.finalize();
+        let found = u32::from_le_bytes(self.tail);
+        if expected != found {
+            return Err(SnapshotError::Checksum { expected, found });
+        }
+        Ok(header)
+    }
 }
 
 /// What [`check`] checks but the checksum: for a runtime handed a snapshot

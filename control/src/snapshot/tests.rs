@@ -233,6 +233,39 @@ fn every_truncation_and_trailing_bytes_are_refused() {
 }
 
 #[test]
+fn a_snapshot_checked_in_parts_is_checked_as_a_whole() {
+    let snap = small();
+    let mut flipped = snap.clone();
+    flipped[HEADER + 20] ^= 1;
+    let mut long = snap.clone();
+    long.push(0);
+    let cases = [
+        snap.clone(),
+        flipped,
+        long,
+        snap[..snap.len() - 1].to_vec(),
+        snap[..3].to_vec(),
+    ];
+    for bytes in &cases {
+        // Cut in every way into two parts, and into parts of 1 to 7 bytes.
+        for cut in 0..=bytes.len() {
+            let mut c = Checker::new();
+            c.update(&bytes[..cut]);
+            c.update(&bytes[cut..]);
+            assert_eq!(c.finish(), check(bytes), "cut at {cut}");
+        }
+        for size in 1..8 {
+            let mut c = Checker::new();
+            for part in bytes.chunks(size) {
+                c.update(part);
+            }
+            assert_eq!(c.finish(), check(bytes), "parts of {size}");
+        }
+    }
+    assert!(check(&snap).is_ok());
+}
+
+#[test]
 fn wrong_magic_version_and_flags_say_so() {
     let mut snap = small();
     snap[..4].copy_from_slice(b"ELF\x7f");

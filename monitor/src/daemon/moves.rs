@@ -22,7 +22,7 @@ use super::device::Whereabouts;
 use super::fabric::{CALL_LIMIT, Daemon};
 use super::say;
 use super::udp::FabricUdp;
-use crate::streams::{Begin, MoveAsk, MoveOrder, SpawnImage};
+use crate::streams::{Begin, MoveAsk, MoveOrder, SpawnImage, Uncaptured};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -477,20 +477,17 @@ impl Daemon {
             };
             tokio::spawn(async move { node.adopt(&to, &request, outgoing, ADOPT_LIMIT).await })
         };
-        let snapshot = match capture(&mover, wait_ms, parts).await {
-            Ok(snapshot) => snapshot,
-            Err(why) => {
+        let header = match capture(&mover, wait_ms, parts).await {
+            Ok(header) => header,
+            Err(Uncaptured::Refused(why)) => {
                 adopting.abort();
                 self.resume(local).await;
                 return Err(format!("{pid} cannot move: {why}"));
             }
-        };
-        let header = match snapshot::check(&snapshot) {
-            Ok(header) => header,
-            Err(e) => {
+            Err(Uncaptured::Broken(why)) => {
                 adopting.abort();
                 self.give_back(&mover, local).await;
-                return Err(format!("{pid}: its snapshot: {e}"));
+                return Err(format!("{pid} cannot move: {why}"));
             }
         };
         let captured = Instant::now();
@@ -760,12 +757,12 @@ fn app_name(name: String, pid: &Pid) -> String {
 const _: () = assert!(weft_control::move_proto::MAX_PART <= weft_fabric::adopt::PART);
 
 /// Asks a runtime for its app's snapshot, whose parts go to `parts` as
-/// they come.
+/// they come: its header, once it was checked whole.
 async fn capture(
     mover: &mpsc::Sender<MoveOrder>,
     wait_ms: u32,
     parts: mpsc::UnboundedSender<Vec<u8>>,
-) -> Result<Vec<u8>, String> {
+) -> Result<snapshot::Header, Uncaptured> {
     let (captured, snapshot) = oneshot::channel();
     mover
         .send(MoveOrder::Capture {
@@ -774,12 +771,16 @@ async fn capture(
             captured,
         })
         .await
-        .map_err(|_| "its runtime has ended".to_string())?;
+        .map_err(|_| Uncaptured::Refused("its runtime has ended".into()))?;
     let limit = Duration::from_millis(wait_ms.into()) + CAPTURE_LIMIT;
     match tokio::time::timeout(limit, snapshot).await {
         Ok(Ok(r)) => r,
-        Ok(Err(_)) => Err("its runtime ended or broke the move protocol".into()),
-        Err(_) => Err(format!("its runtime wrote no snapshot within {limit:?}")),
+        Ok(Err(_)) => Err(Uncaptured::Refused(
+            "its runtime ended or broke the move protocol".into(),
+        )),
+        Err(_) => Err(Uncaptured::Refused(format!(
+            "its runtime wrote no snapshot within {limit:?}"
+        ))),
     }
 }
 

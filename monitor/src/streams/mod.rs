@@ -80,7 +80,7 @@ pub use fabric::{
 pub use framed::Failure;
 pub use interrupt::PARK_LIMIT;
 pub use ipc::{Answer, Delivery, Hold, INBOX, Inbox, IpcAsk, Outgoing, Route};
-pub use mover::{Begin, MoveAsk, MoveOrder};
+pub use mover::{Begin, MoveAsk, MoveOrder, Uncaptured};
 pub use policy::{Policy, PolicyError};
 pub use udp::{Arrival, MARKER_ROOM, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
 pub use vmm::{Vmm, VmmError};

@@ -68,16 +68,28 @@ pub enum Begin {
     },
 }
 
+/// Why a capture gave no snapshot.
+#[derive(Debug)]
+pub enum Uncaptured {
+    /// The runtime said why (`FAILED`), or its stream ended: the app goes
+    /// on (a runtime whose stream ends releases a held app).
+    Refused(String),
+    /// Its snapshot failed the check: the runtime holds the app until it
+    /// is told `RELEASE`.
+    Broken(String),
+}
+
 /// What the daemon orders a runtime's stream.
 #[derive(Debug)]
 pub enum MoveOrder {
     /// Capture the app within `wait_ms`: each part of its snapshot goes
-    /// to `parts` as it comes, and `captured` gets the checked snapshot, or
-    /// why there is none. The app is held after a snapshot.
+    /// to `parts` as it comes, and `captured` gets the header of the
+    /// snapshot once it was checked whole, or why there is none. The app
+    /// is held after a snapshot.
     Capture {
         wait_ms: u32,
         parts: mpsc::UnboundedSender<Vec<u8>>,
-        captured: oneshot::Sender<Result<Vec<u8>, String>>,
+        captured: oneshot::Sender<Result<snapshot::Header, Uncaptured>>,
     },
     /// The move failed: the held app goes on.
     Release,
@@ -256,40 +268,44 @@ async fn follow(
     }
 }
 
-/// Reads a capture's answer, handing each part to `parts` as it comes:
-/// the checked snapshot, or why there is none. A frame that breaks the
-/// protocol ends the stream (`Err`).
+/// Reads a capture's answer, handing each part to `parts` as it comes
+/// and checking the snapshot on the way ([`snapshot::Checker`]; it is
+/// never held whole here): its header once it passed the check, or why
+/// there is none. A frame that breaks the protocol ends the stream
+/// (`Err`).
 async fn capture(
     io: &mut StreamIo,
     body: &mut Vec<u8>,
     parts: &mpsc::UnboundedSender<Vec<u8>>,
-) -> Result<Result<Vec<u8>, String>, Failure> {
-    let mut bytes = Vec::new();
+) -> Result<Result<snapshot::Header, Uncaptured>, Failure> {
+    let mut checker = snapshot::Checker::new();
+    let mut carried = 0u64;
     loop {
         match read_report(io, body).await? {
             Report::Part(part) => {
-                if (bytes.len() + part.len()) as u64 > MAX_SNAPSHOT {
+                carried += part.len() as u64;
+                if carried > MAX_SNAPSHOT {
                     return Err(Failure::protocol(format!(
                         "a snapshot of more than {MAX_SNAPSHOT} bytes"
                     )));
                 }
-                bytes.extend_from_slice(part);
+                checker.update(part);
                 // Nobody takes them once the hand-over failed.
                 let _ = parts.send(part.to_vec());
             }
             Report::Captured { len } => {
-                if len != bytes.len() as u64 {
+                if len != carried {
                     return Err(Failure::protocol(format!(
-                        "CAPTURED says {len} bytes, its parts carried {}",
-                        bytes.len()
+                        "CAPTURED says {len} bytes, its parts carried {carried}"
                     )));
                 }
-                return Ok(match snapshot::check(&bytes) {
-                    Ok(_) => Ok(bytes),
-                    Err(e) => Err(format!("its snapshot is broken: {e}")),
-                });
+                return Ok(checker
+                    .finish()
+                    .map_err(|e| Uncaptured::Broken(format!("its snapshot is broken: {e}"))));
             }
-            Report::Failed(why) if bytes.is_empty() => return Ok(Err(why.to_string())),
+            Report::Failed(why) if carried == 0 => {
+                return Ok(Err(Uncaptured::Refused(why.to_string())));
+            }
             other => {
                 return Err(Failure::protocol(format!(
                     "{other:?} inside a capture's answer"
