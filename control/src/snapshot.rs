@@ -294,28 +294,8 @@ impl Checker {
     /// The snapshot's header, if every byte it states came, no more, and
     /// the checksum holds.
     pub fn finish(self) -> Result<Header, SnapshotError> {
-        let len = self.len;
-        let magic = self
-            .head
-            .first_chunk::<4>()
-            .filter(|_| len >= 4)
-            .ok_or(SnapshotError::Truncated { at: len })?;
-        if *magic != MAGIC.to_le_bytes() {
-            return Err(SnapshotError::BadMagic(u32::from_le_bytes(*magic)));
-        }
-        if len < HEADER as u64 {
-            return Err(SnapshotError::Truncated { at: len });
-        }
-        let header = Header::decode(&self.head)?;
-        let total = header
-            .total_len()
-            .ok_or(SnapshotError::Truncated { at: len })?;
-        if len < total {
-            return Err(SnapshotError::Truncated { at: len });
-        }
-        if len > total {
-            return Err(SnapshotError::Trailing { at: total });
-        }
+        let seen = usize::try_from(self.len).map_or(HEADER, |n| n.min(HEADER));
+        let header = frame(&self.head[..seen], self.len)?;
         let expected = self.crc.finalize();
         let found = u32::from_le_bytes(self.tail);
         if expected != found {
@@ -328,14 +308,20 @@ impl Checker {
 /// What [`check`] checks but the checksum: for a runtime handed a snapshot
 /// its monitor checked whole (§19.3), which need not compute it again.
 pub fn check_frame(bytes: &[u8]) -> Result<Header, SnapshotError> {
-    let len = bytes.len() as u64;
-    let magic = bytes
+    frame(bytes, bytes.len() as u64)
+}
+
+/// The header of a snapshot of `len` bytes that starts with `start` (at
+/// least its first [`HEADER`] bytes, or all of them if it is shorter):
+/// magic, version and flags, and that `len` is what the header states.
+fn frame(start: &[u8], len: u64) -> Result<Header, SnapshotError> {
+    let magic = start
         .first_chunk::<4>()
         .ok_or(SnapshotError::Truncated { at: len })?;
     if *magic != MAGIC.to_le_bytes() {
         return Err(SnapshotError::BadMagic(u32::from_le_bytes(*magic)));
     }
-    let raw = bytes
+    let raw = start
         .first_chunk::<HEADER>()
         .ok_or(SnapshotError::Truncated { at: len })?;
     let header = Header::decode(raw)?;
