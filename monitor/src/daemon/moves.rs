@@ -660,7 +660,8 @@ impl Daemon {
             ));
         }
         let arrived = Instant::now();
-        let pages = snapshot::read(&snapshot)
+        // Its checksum was checked just now.
+        let pages = snapshot::read_summed(&snapshot)
             .ok()
             .and_then(|c| c.memory.map(|m| u64::from(m.pages())));
         let need = snapshot.len() as u64 + pages.unwrap_or(0) * WASM_PAGE;
