@@ -27,6 +27,11 @@ pub const CACHE_BYTES: usize = 256 << 20;
 pub const MAX_MODULE: u64 = 16 << 20;
 /// The device agent's pid: infrastructure, not listed among the apps.
 pub const AGENT_PID: u32 = 1;
+/// How long a look at a process that has just ended waits for its end to
+/// be recorded (the guest's report of it comes a moment after), and how
+/// often it looks.
+const END_RECORDED: std::time::Duration = std::time::Duration::from_millis(500);
+const END_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What the daemon keeps of its device guest.
 pub struct LocalDevice {
@@ -214,6 +219,13 @@ impl LocalDevice {
             Some(local) if local != AGENT_PID => self.handle.stats(local).await.ok(),
             _ => None,
         };
+        if running.is_none() && local.is_some() {
+            // It ran here a moment ago: its end is being recorded.
+            let deadline = tokio::time::Instant::now() + END_RECORDED;
+            while self.exit_of(pid).is_none() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(END_POLL).await;
+            }
+        }
         match running {
             Some(r) => Ok(self.process(&r)),
             None => match self.exit_of(pid) {
