@@ -47,12 +47,27 @@ impl<E: Waitable, W: Wait> Blocking<E, W> {
         &mut self.end
     }
 
+    /// The wait strategy.
+    pub fn wait_mut(&mut self) -> &mut W {
+        &mut self.wait
+    }
+
     /// Runs `op` until it does not fail with [`Error::WouldBlock`].
     fn block<T>(&mut self, mut op: impl FnMut(&mut E) -> Result<T, Error>) -> Result<T, Error> {
+        let mut blocked = false;
         loop {
             match op(&mut self.end) {
                 Err(Error::WouldBlock) => {}
-                done => return done,
+                done => {
+                    if blocked {
+                        self.wait.unblocked();
+                    }
+                    return done;
+                }
+            }
+            if !blocked {
+                blocked = true;
+                self.wait.blocked();
             }
             if self.spin()? {
                 continue;

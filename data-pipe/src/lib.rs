@@ -90,7 +90,7 @@ pub use producer::Producer;
 #[cfg(feature = "std")]
 pub use region::{HeapRegion, MemfdRegion};
 #[cfg(feature = "tokio")]
-pub use tokio_adapter::{AsyncReader, AsyncWriter};
+pub use tokio_adapter::{AsyncReader, AsyncWriter, Cue};
 #[cfg(feature = "std")]
 pub use wake::Yield;
 pub use wake::{NoNotify, Notify, Spin, Wait, WaitDecision, Waitable};

@@ -15,6 +15,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -36,8 +38,45 @@ use crate::wake::{Notify, WaitDecision, Waitable};
 struct Waiter {
     fd: AsyncFd<EventFd>,
     spin: Duration,
-    /// When the ring first would block since the last progress.
-    idle_since: Option<Instant>,
+    /// Until when it spins, once the ring would block (set then, from
+    /// `spin`, or by a cue; cleared by progress).
+    spin_until: Option<Instant>,
+    /// A reader's: the cue its writer raises ([`AsyncReader::cue`]), and
+    /// how long it spins after one.
+    cued: Option<(Arc<CueState>, Duration)>,
+    /// A writer's: the cue it raises at each progress.
+    cues: Option<Cue>,
+}
+
+/// A writer's hint to the reader of the same stream that the peer is
+/// likely to answer what was just written: each progress of the writer
+/// restarts the reader's spin, waking the reader if it sleeps. A request
+/// and its answer then cost the peer no notification and the reader no
+/// wake-up when the answer comes within the spin. A hint only: a cue
+/// missed costs one wake-up, no more.
+pub struct Cue {
+    state: Arc<CueState>,
+}
+
+struct CueState {
+    /// Raised and not yet seen by the reader.
+    fresh: AtomicBool,
+    /// The reader sleeps on its eventfd (or is about to).
+    asleep: AtomicBool,
+    /// The reader's eventfd (a duplicate of its descriptor).
+    wake: EventFd,
+}
+
+impl Cue {
+    fn raise(&self) {
+        let s = &self.state;
+        // Paired with the reader's store of `asleep` before its load of
+        // `fresh`: at least one of the two sees the other's store.
+        s.fresh.store(true, Ordering::SeqCst);
+        if s.asleep.load(Ordering::SeqCst) {
+            let _ = s.wake.write(1);
+        }
+    }
 }
 
 impl Waiter {
@@ -50,17 +89,38 @@ impl Waiter {
         Ok(Self {
             fd,
             spin: Duration::ZERO,
-            idle_since: None,
+            spin_until: None,
+            cued: None,
+            cues: None,
         })
     }
 
-    /// Whether to keep yielding instead of sleeping.
+    /// Whether to keep yielding instead of sleeping: for `spin` after the
+    /// last progress, and for the cue's spin after the last cue.
     fn keep_spinning(&mut self) -> bool {
         if self.spin.is_zero() {
             return false;
         }
         let now = Instant::now();
-        now.duration_since(*self.idle_since.get_or_insert(now)) < self.spin
+        let until = *self.spin_until.get_or_insert(now + self.spin);
+        if let Some((cue, spin)) = &self.cued
+            && cue.fresh.swap(false, Ordering::SeqCst)
+        {
+            self.spin_until = Some(until.max(now + *spin));
+        }
+        self.spin_until.is_some_and(|u| now < u)
+    }
+
+    /// Marks the reader asleep (or awake); asleep, whether a cue came
+    /// meanwhile (then it must not sleep).
+    fn set_asleep(&self, asleep: bool) -> bool {
+        match &self.cued {
+            Some((c, _)) => {
+                c.asleep.store(asleep, Ordering::SeqCst);
+                asleep && c.fresh.load(Ordering::SeqCst)
+            }
+            None => false,
+        }
     }
 }
 
@@ -72,12 +132,16 @@ fn poll_ring<E: Waitable, T>(
     cx: &mut Context<'_>,
     mut op: impl FnMut(&mut E) -> Result<T, Error>,
 ) -> Poll<io::Result<T>> {
+    waiter.set_asleep(false);
     loop {
         match op(end) {
             Err(Error::WouldBlock) => {}
             done => {
                 end.end_wait();
-                waiter.idle_since = None;
+                waiter.spin_until = None;
+                if let (Ok(_), Some(cue)) = (&done, &waiter.cues) {
+                    cue.raise();
+                }
                 return Poll::Ready(done.map_err(io::Error::from));
             }
         }
@@ -86,6 +150,10 @@ fn poll_ring<E: Waitable, T>(
             return Poll::Pending;
         }
         if end.prepare_wait()? == WaitDecision::Ready {
+            continue;
+        }
+        if waiter.set_asleep(true) {
+            end.end_wait();
             continue;
         }
         let mut guard = ready!(waiter.fd.poll_read_ready(cx))?;
@@ -119,6 +187,19 @@ impl<M: Memory, N: Notify> AsyncReader<M, N> {
     pub fn spin_for(mut self, spin: Duration) -> Self {
         self.wait.spin = spin;
         self
+    }
+
+    /// The cue by which a writer makes this reader spin for `spin` from
+    /// then on ([`AsyncWriter::cue_on_progress`]); meaningful with a spin
+    /// ([`spin_for`](Self::spin_for)).
+    pub fn cue(&mut self, spin: Duration) -> io::Result<Cue> {
+        let state = Arc::new(CueState {
+            fresh: AtomicBool::new(false),
+            asleep: AtomicBool::new(false),
+            wake: self.wait.fd.get_ref().try_clone()?,
+        });
+        self.wait.cued = Some((state.clone(), spin));
+        Ok(Cue { state })
     }
 
     /// Waits until there are bytes to read (or the producer closed) and
@@ -173,6 +254,13 @@ impl<M: Memory, N: Notify> AsyncWriter<M, N> {
     /// As [`AsyncReader::spin_for`], waiting for space.
     pub fn spin_for(mut self, spin: Duration) -> Self {
         self.wait.spin = spin;
+        self
+    }
+
+    /// Raises `cue` at each progress: what this writer writes is likely
+    /// to be answered on the cue's reader.
+    pub fn cue_on_progress(mut self, cue: Cue) -> Self {
+        self.wait.cues = Some(cue);
         self
     }
 

@@ -56,6 +56,12 @@ pub trait Wait {
         let _ = polls;
         true
     }
+
+    /// An operation found the ring end not ready and is about to wait.
+    fn blocked(&mut self) {}
+
+    /// The operation that [`blocked`](Self::blocked) went through.
+    fn unblocked(&mut self) {}
 }
 
 /// A [`Wait`] that only pauses the CPU briefly: for a side that polls.

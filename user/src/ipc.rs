@@ -26,7 +26,7 @@
 //! ```
 
 use crate::error::Error;
-use crate::stream::{Interest, Stream, poll};
+use crate::stream::{Interest, Polling, Stream, poll};
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -67,10 +67,13 @@ impl fmt::Display for IpcFailure {
 
 impl core::error::Error for IpcFailure {}
 
-/// Opens an `IPC` stream.
+/// Opens an `IPC` stream. Its answers and messages come from other
+/// programs: it polls before sleeping only while they run on this device
+/// ([`Polling::WhenShared`]).
 fn open_stream() -> Result<(Stream, Vec<u8>), IpcFailure> {
     let mut body = Vec::new();
-    let (stream, k) = Stream::connect(frame::kind::IPC, &[], &mut body)?;
+    let (mut stream, k) = Stream::connect(frame::kind::IPC, &[], &mut body)?;
+    stream.set_polling(Polling::WhenShared);
     if k != kind::READY || !body.is_empty() {
         return Err(IpcFailure::Invalid(alloc::format!(
             "IPC answered with kind {k:#06x} and {} bytes",
