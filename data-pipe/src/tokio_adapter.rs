@@ -15,9 +15,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, ready};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
@@ -41,19 +41,17 @@ struct Waiter {
     /// Until when it spins, once the ring would block (set then, from
     /// `spin`, or by a cue; cleared by progress).
     spin_until: Option<Instant>,
-    /// A reader's: the cue its writer raises ([`AsyncReader::cue`]), and
-    /// how long it spins after one.
+    /// A reader's cue ([`AsyncReader::cue`]), and how long it spins after
+    /// one.
     cued: Option<(Arc<CueState>, Duration)>,
-    /// A writer's: the cue it raises at each progress.
-    cues: Option<Cue>,
 }
 
-/// A writer's hint to the reader of the same stream that the peer is
-/// likely to answer what was just written: each progress of the writer
-/// restarts the reader's spin, waking the reader if it sleeps. A request
-/// and its answer then cost the peer no notification and the reader no
-/// wake-up when the answer comes within the spin. A hint only: a cue
-/// missed costs one wake-up, no more.
+/// A hint to a reader that its peer is likely to write soon (it was just
+/// sent something it answers): [`raise`](Cue::raise) makes the reader spin
+/// again for the cue's spin, waking it if it sleeps. An answer that comes
+/// within that spin then costs the peer no notification and the reader no
+/// wake-up. A hint only: a cue missed costs one wake-up, no more.
+#[derive(Clone)]
 pub struct Cue {
     state: Arc<CueState>,
 }
@@ -61,20 +59,26 @@ pub struct Cue {
 struct CueState {
     /// Raised and not yet seen by the reader.
     fresh: AtomicBool,
-    /// The reader sleeps on its eventfd (or is about to).
-    asleep: AtomicBool,
-    /// The reader's eventfd (a duplicate of its descriptor).
-    wake: EventFd,
+    /// The reader's task while it sleeps on its eventfd.
+    sleeper: Mutex<Option<Waker>>,
+}
+
+impl CueState {
+    fn sleeper(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.sleeper.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Cue {
-    fn raise(&self) {
+    /// Makes the reader spin again from now on.
+    pub fn raise(&self) {
         let s = &self.state;
-        // Paired with the reader's store of `asleep` before its load of
-        // `fresh`: at least one of the two sees the other's store.
+        // Stored before the lock is taken: a reader that registers itself
+        // under the lock after this sees it (`Waiter::sleep_unless_cued`).
         s.fresh.store(true, Ordering::SeqCst);
-        if s.asleep.load(Ordering::SeqCst) {
-            let _ = s.wake.write(1);
+        let sleeper = s.sleeper().take();
+        if let Some(waker) = sleeper {
+            waker.wake();
         }
     }
 }
@@ -91,7 +95,6 @@ impl Waiter {
             spin: Duration::ZERO,
             spin_until: None,
             cued: None,
-            cues: None,
         })
     }
 
@@ -111,13 +114,13 @@ impl Waiter {
         self.spin_until.is_some_and(|u| now < u)
     }
 
-    /// Marks the reader asleep (or awake); asleep, whether a cue came
-    /// meanwhile (then it must not sleep).
-    fn set_asleep(&self, asleep: bool) -> bool {
+    /// Before a sleep: registers the task with the cue (if any) and says
+    /// whether one came meanwhile (then it must not sleep).
+    fn cued_before_sleep(&self, cx: &Context<'_>) -> bool {
         match &self.cued {
             Some((c, _)) => {
-                c.asleep.store(asleep, Ordering::SeqCst);
-                asleep && c.fresh.load(Ordering::SeqCst)
+                *c.sleeper() = Some(cx.waker().clone());
+                c.fresh.load(Ordering::SeqCst)
             }
             None => false,
         }
@@ -132,16 +135,12 @@ fn poll_ring<E: Waitable, T>(
     cx: &mut Context<'_>,
     mut op: impl FnMut(&mut E) -> Result<T, Error>,
 ) -> Poll<io::Result<T>> {
-    waiter.set_asleep(false);
     loop {
         match op(end) {
             Err(Error::WouldBlock) => {}
             done => {
                 end.end_wait();
                 waiter.spin_until = None;
-                if let (Ok(_), Some(cue)) = (&done, &waiter.cues) {
-                    cue.raise();
-                }
                 return Poll::Ready(done.map_err(io::Error::from));
             }
         }
@@ -152,7 +151,7 @@ fn poll_ring<E: Waitable, T>(
         if end.prepare_wait()? == WaitDecision::Ready {
             continue;
         }
-        if waiter.set_asleep(true) {
+        if waiter.cued_before_sleep(cx) {
             end.end_wait();
             continue;
         }
@@ -189,17 +188,15 @@ impl<M: Memory, N: Notify> AsyncReader<M, N> {
         self
     }
 
-    /// The cue by which a writer makes this reader spin for `spin` from
-    /// then on ([`AsyncWriter::cue_on_progress`]); meaningful with a spin
-    /// ([`spin_for`](Self::spin_for)).
-    pub fn cue(&mut self, spin: Duration) -> io::Result<Cue> {
+    /// The cue that makes this reader spin for `spin` from when it is
+    /// raised; meaningful with a spin ([`spin_for`](Self::spin_for)).
+    pub fn cue(&mut self, spin: Duration) -> Cue {
         let state = Arc::new(CueState {
             fresh: AtomicBool::new(false),
-            asleep: AtomicBool::new(false),
-            wake: self.wait.fd.get_ref().try_clone()?,
+            sleeper: Mutex::new(None),
         });
         self.wait.cued = Some((state.clone(), spin));
-        Ok(Cue { state })
+        Cue { state }
     }
 
     /// Waits until there are bytes to read (or the producer closed) and
@@ -254,13 +251,6 @@ impl<M: Memory, N: Notify> AsyncWriter<M, N> {
     /// As [`AsyncReader::spin_for`], waiting for space.
     pub fn spin_for(mut self, spin: Duration) -> Self {
         self.wait.spin = spin;
-        self
-    }
-
-    /// Raises `cue` at each progress: what this writer writes is likely
-    /// to be answered on the cue's reader.
-    pub fn cue_on_progress(mut self, cue: Cue) -> Self {
-        self.wait.cues = Some(cue);
         self
     }
 

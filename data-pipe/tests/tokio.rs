@@ -118,23 +118,21 @@ fn a_spinning_reader_needs_no_notification_within_its_spin() {
     });
 }
 
-/// A writer's progress cues its reader (`cue_on_progress`): the reader,
-/// asleep since its own spin ended, spins again and finds data that its
-/// producer published without notifying (which it would otherwise sleep
-/// through for ever).
+/// A raised cue makes its reader, asleep since its own spin ended, spin
+/// again and find data that its producer published without notifying
+/// (which it would otherwise sleep through for ever).
 #[test]
-fn a_cued_reader_spins_again_after_its_writer_progresses() {
+fn a_cued_reader_spins_again() {
     use std::time::Duration;
     use weft_data_pipe::{Consumer, NoNotify, Producer, ring_size};
 
     // The reader's task must own what it reads ('static).
-    let to_monitor: &'static HeapRegion = Box::leak(Box::new(HeapRegion::new(ring_size(CAPACITY))));
-    let to_guest = HeapRegion::new(ring_size(CAPACITY));
+    let region: &'static HeapRegion = Box::leak(Box::new(HeapRegion::new(ring_size(CAPACITY))));
     std::thread::scope(|s| {
         s.spawn(|| {
-            let mut tx = Producer::new(to_monitor, 0, CAPACITY, NoNotify).unwrap();
-            // The reader's own spin (10 ms) is long over; the writer wrote
-            // at 50 ms, cueing a spin of 500 ms.
+            let mut tx = Producer::new(region, 0, CAPACITY, NoNotify).unwrap();
+            // The reader's own spin (10 ms) is long over; the cue came at
+            // 50 ms, for a spin of 500 ms.
             std::thread::sleep(Duration::from_millis(150));
             tx.write(b"answer").unwrap();
         });
@@ -144,23 +142,20 @@ fn a_cued_reader_spins_again_after_its_writer_progresses() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let rx = Consumer::new(to_monitor, 0, CAPACITY, NoNotify).unwrap();
+            let rx = Consumer::new(region, 0, CAPACITY, NoNotify).unwrap();
             let mut reader = AsyncReader::new(rx, EventFd::new(EFD_NONBLOCK).unwrap())
                 .unwrap()
                 .spin_for(Duration::from_millis(10));
-            let cue = reader.cue(Duration::from_millis(500)).unwrap();
-            let tx = Producer::new(&to_guest, 0, CAPACITY, NoNotify).unwrap();
-            let space = EventFd::new(EFD_NONBLOCK).unwrap();
-            let mut writer = AsyncWriter::new(tx, space).unwrap().cue_on_progress(cue);
-            // The reader is a task of its own: only its eventfd (or its
-            // spin) wakes it.
+            let cue = reader.cue(Duration::from_millis(500));
+            // The reader is a task of its own: only its eventfd, its spin
+            // or the cue wakes it.
             let reading = tokio::spawn(async move {
                 let mut buf = [0u8; 16];
                 let n = reader.read(&mut buf).await.unwrap();
                 buf[..n].to_vec()
             });
             tokio::time::sleep(Duration::from_millis(50)).await;
-            writer.write_all(b"request").await.unwrap();
+            cue.raise();
             let got = tokio::time::timeout(Duration::from_secs(5), reading)
                 .await
                 .expect("the cued reader slept through the answer")

@@ -20,12 +20,12 @@ use weft_data_pipe::{
 /// guest's time here, and waking the relay's thread costs as much again.
 /// Measured reading a 256 MiB file: without polling, ~24 doorbells per MiB.
 pub const RELAY_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
-/// How long a relay task keeps polling the ring the guest writes after a
-/// frame was written to the guest on the same stream: the program's answer
-/// (an IPC reply, its next request) then needs no doorbell and wakes no
-/// thread. It covers a program parked in the monitor resuming and
-/// answering (measured: ~40 µs from the raise to its reply here); at
-/// 50 µs a cross-device IPC round trip took ~455 µs, at 100 µs ~350 µs.
+/// How long a relay task keeps polling the ring the guest writes after it
+/// wrote the program a frame the program is likely to answer soon (an IPC
+/// request, the answer to its send): the answer then needs no doorbell and
+/// wakes no thread. It covers a program parked in the monitor resuming
+/// and answering (measured: ~40 µs from the raise to its reply here); with
+/// 50 µs a cross-device IPC round trip took ~455 µs, with 100 µs ~350 µs.
 pub const CUE_SPIN: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Reads the ring the guest writes.
@@ -191,14 +191,10 @@ impl StreamIo {
             shared.irq.clone(),
         )
         .map_err(layout)?;
-        let mut rx = AsyncReader::new(rx, wake.data.try_clone()?)?.spin_for(RELAY_SPIN);
-        let cue = rx.cue(CUE_SPIN)?;
         Ok(Self {
             slot,
-            rx,
-            tx: AsyncWriter::new(tx, wake.space.try_clone()?)?
-                .spin_for(RELAY_SPIN)
-                .cue_on_progress(cue),
+            rx: AsyncReader::new(rx, wake.data.try_clone()?)?.spin_for(RELAY_SPIN),
+            tx: AsyncWriter::new(tx, wake.space.try_clone()?)?.spin_for(RELAY_SPIN),
             status: Status::of(shared.region, rings),
             region: shared.region,
         })

@@ -27,7 +27,7 @@
 //! the protocol ends the stream as a protocol violation.
 
 use super::fabric::{FabricAsk, FabricLink};
-use super::framed::{Failure, Reader, StreamIo, Writer, read_frame, write_frame};
+use super::framed::{CUE_SPIN, Failure, Reader, StreamIo, Writer, read_frame, write_frame};
 use super::region::Shared;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -39,6 +39,7 @@ use weft_control::frame::HEADER;
 use weft_control::ipc_proto::{
     DEFAULT_TIMEOUT_MS, Guid, IpcError, MAX_DATA, MAX_TEXT, Request, Response, kind, send_flags,
 };
+use weft_data_pipe::Cue;
 pub use weft_fabric::ipc::Answer;
 use weft_fabric::ipc::DELIVERY_LIMIT;
 
@@ -173,8 +174,9 @@ pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, share
             serving: None,
             route: None,
         };
+        let cue = io.rx.cue(CUE_SPIN);
         let reading = stream.read(&mut io.rx, &mut tasks);
-        let writing = write_all(&mut io.tx, &mut out);
+        let writing = write_all(&mut io.tx, &mut out, cue);
         tokio::pin!(reading, writing);
         tokio::select! {
             // The program closed its end: the answers to its sends in
@@ -197,10 +199,33 @@ pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, share
     }
 }
 
-/// Writes each frame as it comes, until every sender is gone.
-async fn write_all(tx: &mut Writer, frames: &mut mpsc::Receiver<Vec<u8>>) -> Result<(), Failure> {
-    while let Some(frame) = frames.recv().await {
-        write_frame(tx, &frame).await?;
+/// A frame for the program.
+struct ToProgram {
+    frame: Vec<u8>,
+    /// The program is likely to write soon after reading it (a request's
+    /// reply, its next send): the stream's reader spins for it.
+    cues: bool,
+}
+
+impl ToProgram {
+    /// A frame the program need not answer.
+    fn quiet(frame: Vec<u8>) -> Self {
+        Self { frame, cues: false }
+    }
+}
+
+/// Writes each frame as it comes, until every sender is gone, raising
+/// `cue` after those the program is likely to answer.
+async fn write_all(
+    tx: &mut Writer,
+    frames: &mut mpsc::Receiver<ToProgram>,
+    cue: Cue,
+) -> Result<(), Failure> {
+    while let Some(out) = frames.recv().await {
+        write_frame(tx, &out.frame).await?;
+        if out.cues {
+            cue.raise();
+        }
     }
     Ok(())
 }
@@ -210,7 +235,7 @@ struct Stream<'a> {
     link: &'a FabricLink,
     region: u64,
     /// Frames for the program.
-    frames: mpsc::Sender<Vec<u8>>,
+    frames: mpsc::Sender<ToProgram>,
     ways_back: WaysBack,
     switches: Switches,
     /// The delivery task, once the stream provides a service.
@@ -304,7 +329,11 @@ impl Stream<'_> {
                             }
                         };
                         locked(&switches).remove(&request);
-                        let _ = frames.send(send_answer(request, is_request, result)).await;
+                        let answer = ToProgram {
+                            frame: send_answer(request, is_request, result),
+                            cues: is_request,
+                        };
+                        let _ = frames.send(answer).await;
                         drop(slot);
                     });
                 }
@@ -348,7 +377,10 @@ impl Stream<'_> {
                 IpcError::Invalid,
                 "this stream provides a service already".to_string(),
             );
-            let _ = self.frames.send(failed(request, &why)).await;
+            let _ = self
+                .frames
+                .send(ToProgram::quiet(failed(request, &why)))
+                .await;
             return;
         }
         let (granted, inbox) = oneshot::channel();
@@ -365,12 +397,16 @@ impl Stream<'_> {
         };
         match inbox {
             Ok(inbox) => {
-                let _ = self.frames.send(small(Response::Serving { request })).await;
+                let serving = small(Response::Serving { request });
+                let _ = self.frames.send(ToProgram::quiet(serving)).await;
                 let delivery = deliver(inbox, self.frames.clone(), self.ways_back.clone());
                 self.serving = Some(tasks.spawn(delivery));
             }
             Err(why) => {
-                let _ = self.frames.send(failed(request, &why)).await;
+                let _ = self
+                    .frames
+                    .send(ToProgram::quiet(failed(request, &why)))
+                    .await;
             }
         }
     }
@@ -379,7 +415,7 @@ impl Stream<'_> {
 /// Writes the inbox's messages as `MESSAGE` frames, keeping each
 /// request's way back, and follows the daemon's [`Hold`]s; ends with the
 /// stream, or when the inbox is handed over.
-async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<Vec<u8>>, ways_back: WaysBack) {
+async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<ToProgram>, ways_back: WaysBack) {
     let mut buf = vec![0u8; HEADER + 14 + MAX_TEXT + MAX_DATA];
     let mut paused = false;
     let mut held = true;
@@ -388,14 +424,14 @@ async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<Vec<u8>>, ways_back: Way
             biased;
             hold = inbox.holds.recv(), if held => match hold {
                 Some(Hold::Pause(queued)) => {
-                    if !paused && frames.send(small(Response::Paused)).await.is_err() {
+                    if !paused && frames.send(ToProgram::quiet(small(Response::Paused))).await.is_err() {
                         return;
                     }
                     paused = true;
                     let _ = queued.send(());
                 }
                 Some(Hold::Resume) => {
-                    if paused && frames.send(small(Response::Resumed)).await.is_err() {
+                    if paused && frames.send(ToProgram::quiet(small(Response::Resumed))).await.is_err() {
                         return;
                     }
                     paused = false;
@@ -423,7 +459,7 @@ async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<Vec<u8>>, ways_back: Way
 async fn write_message(
     d: Delivery,
     buf: &mut [u8],
-    frames: &mpsc::Sender<Vec<u8>>,
+    frames: &mpsc::Sender<ToProgram>,
     ways_back: &WaysBack,
 ) -> bool {
     let flags = if d.request { send_flags::REQUEST } else { 0 };
@@ -449,7 +485,11 @@ async fn write_message(
         }
         ways.insert(d.id, way);
     }
-    frames.send(buf[..n].to_vec()).await.is_ok()
+    let out = ToProgram {
+        frame: buf[..n].to_vec(),
+        cues: d.request,
+    };
+    frames.send(out).await.is_ok()
 }
 
 fn gone_daemon() -> (IpcError, String) {
