@@ -90,6 +90,10 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 2], BenchError> {
         ],
     )?;
     let ([stats, registry, baseline], replies) = querier_report(querier.output())?;
+    // The sleeper goes: a process with a timer armed keeps the others of
+    // its guest from parking (PROTOCOL.md §8.4), which would weigh on the
+    // figures measured after this one.
+    fabric.cli(a, &["kill", &pid.to_string()])?;
     let stats_answered = matches!(
         wire::decode::<Response>(replies[0].as_bytes()),
         Ok(Response::Process { process }) if process.pid == pid.to_string()
