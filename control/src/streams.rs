@@ -73,6 +73,11 @@ pub mod park {
     /// A stream interrupt for the reader's slot ended the hold; the
     /// interrupt itself was not raised.
     pub const WOKEN: u32 = 1;
+    /// With a timer armed, the monitor holds the CPU only if it is due
+    /// later than this (ns), and ends the hold half this before it is due:
+    /// the kernel takes the timer's interrupt, which cannot come while the
+    /// CPU is held.
+    pub const TIMER_CLEARANCE_NS: u64 = 600_000;
 }
 
 /// Slots with a fixed meaning, open from boot.

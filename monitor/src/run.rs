@@ -229,7 +229,10 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
                 Outcome::Continue => {}
                 Outcome::Stop(s) => break s,
                 Outcome::Doorbell => relay.ring(),
-                Outcome::Park => vm::complete_read(&mut vcpu, relay.park()),
+                Outcome::Park => {
+                    let parked = relay.park(|due| vm::due_in(&vcpu, due, tsc_hz));
+                    vm::complete_read(&mut vcpu, parked);
+                }
                 Outcome::Refuse(fault) => vm::inject_page_fault(&mut vcpu, fault)?,
             }
         }

@@ -322,6 +322,19 @@ pub fn guest_tsc(vcpu: &VcpuFd) -> Option<u64> {
     (vcpu.get_msrs(&mut msrs).ok()? == 1).then(|| msrs.as_slice()[0].data)
 }
 
+/// How long until the guest TSC of `vcpu` (at `hz`) reads `tsc`: zero if
+/// it is past, `None` if the TSC or its rate cannot be read.
+pub fn due_in(vcpu: &VcpuFd, tsc: u64, hz: u64) -> Option<std::time::Duration> {
+    if hz == 0 {
+        return None;
+    }
+    let ticks = tsc.saturating_sub(guest_tsc(vcpu)?);
+    let ns = u128::from(ticks) * 1_000_000_000 / u128::from(hz);
+    Some(std::time::Duration::from_nanos(
+        u64::try_from(ns).unwrap_or(u64::MAX),
+    ))
+}
+
 /// Runs the vCPU until the next exit the monitor must see.
 pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
     let (addr, write) = match vcpu.run() {

@@ -76,7 +76,7 @@ struct Outlook {
     /// Another process is runnable.
     others_runnable: bool,
     /// The monitor may hold the CPU for the caller's wait (§8.4): it runs
-    /// alone, with no wake pending and no timer armed.
+    /// alone, with no wake pending and no timer armed to fire soon.
     may_park: bool,
 }
 
@@ -98,7 +98,9 @@ fn outlook() -> Outlook {
     let me = 1u32.checked_shl(current).unwrap_or(0);
     Outlook {
         others_runnable: runnable & !me != 0,
-        may_park: runnable == me && pending & me == 0 && armed == 0,
+        may_park: runnable == me
+            && pending & me == 0
+            && (armed == 0 || time::ns_until_tsc(armed) > park::TIMER_CLEARANCE_NS),
     }
 }
 

@@ -44,6 +44,11 @@ fn ticks() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// Nanoseconds until the guest TSC reads `tsc` (0 if it did).
+pub(crate) fn ns_until_tsc(tsc: u64) -> u64 {
+    clock().ticks_to_ns(tsc.saturating_sub(ticks()))
+}
+
 /// Nanoseconds since the guest started (monotonic).
 pub fn monotonic_ns() -> u64 {
     clock().ticks_to_ns(ticks())

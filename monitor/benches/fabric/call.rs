@@ -90,9 +90,8 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 2], BenchError> {
         ],
     )?;
     let ([stats, registry, baseline], replies) = querier_report(querier.output())?;
-    // The sleeper goes: a process with a timer armed keeps the others of
-    // its guest from parking (PROTOCOL.md §8.4), which would weigh on the
-    // figures measured after this one.
+    // The sleeper goes: the figures measured after this one find only
+    // their own programs in the guests.
     fabric.cli(a, &["kill", &pid.to_string()])?;
     let stats_answered = matches!(
         wire::decode::<Response>(replies[0].as_bytes()),

@@ -14,10 +14,14 @@
 //! Invariant (no lost wake-up): the vCPU is held only while the status
 //! page (read under the hold's lock, with the vCPU stopped, so the kernel
 //! cannot be writing it) says the program is the only runnable process,
-//! with no wake bit set, no wake pending for its slot and no timer armed;
-//! and every raise takes that lock before it names a slot in the wake word
-//! or signals the interrupt. A hold also ends after [`PARK_LIMIT`], so the
-//! run loop sees a stop request and a long wait sleeps in the kernel.
+//! with no wake bit set, no wake pending for its slot and no timer armed
+//! to fire within [`park::TIMER_CLEARANCE_NS`]; and every raise takes that
+//! lock before it names a slot in the wake word or signals the interrupt.
+//! A hold also ends after [`PARK_LIMIT`], so the run loop sees a stop
+//! request and a long wait sleeps in the kernel, and half the clearance
+//! before an armed timer is due, so the kernel takes its interrupt in time
+//! (a sleeping process's timer would otherwise keep every other process of
+//! the guest from parking).
 //!
 //! A hold first polls for [`PARK_SPIN`], giving the host CPU away at every
 //! poll (`sched_yield`) to whichever thread wants it, then sleeps: a wake-up
@@ -41,6 +45,8 @@ use weft_data_pipe::Notify;
 const PARK_SPIN: Duration = Duration::from_micros(1500);
 /// The longest one hold of the vCPU lasts.
 pub const PARK_LIMIT: Duration = Duration::from_millis(20);
+/// [`park::TIMER_CLEARANCE_NS`].
+const TIMER_CLEARANCE: Duration = Duration::from_nanos(park::TIMER_CLEARANCE_NS);
 
 /// The stream interrupt, counted, the guest's status page and the park.
 pub struct Interrupt {
@@ -119,37 +125,49 @@ impl Interrupt {
     /// Holds the calling thread (the vCPU's, stopped in a program's read
     /// of the park page) until a raise or [`PARK_LIMIT`], if the status
     /// page allows it; returns what the read returns (`park::WOKEN` or
-    /// `park::NOT_PARKED`).
-    pub fn park(&self) -> u32 {
+    /// `park::NOT_PARKED`). `due_in` tells how long until the guest TSC
+    /// reads a given value (`None`: unknown), for an armed timer.
+    pub fn park(&self, due_in: impl FnOnce(u64) -> Option<Duration>) -> u32 {
         let page = self.page.load(Ordering::Acquire);
         if page.is_null() {
             return park::NOT_PARKED;
         }
+        // SAFETY: `set_status_page`'s contract; the vCPU is stopped, so
+        // the kernel (the only writer of `armed`) is not writing it.
+        let armed = unsafe { read_volatile(addr_of!((*page).armed)) };
+        let limit = match armed {
+            0 => PARK_LIMIT,
+            due => match due_in(due) {
+                Some(left) if left > TIMER_CLEARANCE => {
+                    (left - TIMER_CLEARANCE / 2).min(PARK_LIMIT)
+                }
+                _ => return park::NOT_PARKED,
+            },
+        };
         let mut hold = self.hold();
         // SAFETY: `set_status_page`'s contract. The vCPU is stopped in an
         // exit from ring 3, so the kernel is not writing the page: the
         // fields read agree with each other. `wake` is written by raises,
         // which hold the lock held here.
-        let (current, runnable, pending, armed, wake) = unsafe {
+        let (current, runnable, pending, wake) = unsafe {
             (
                 read_volatile(addr_of!((*page).current)),
                 read_volatile(addr_of!((*page).runnable)),
                 read_volatile(addr_of!((*page).pending)),
-                read_volatile(addr_of!((*page).armed)),
                 AtomicU32::from_ptr(addr_of_mut!((*page).wake)).load(Ordering::SeqCst),
             )
         };
         let Some(me) = 1u32.checked_shl(current) else {
             return park::NOT_PARKED;
         };
-        if runnable != me || pending & me != 0 || armed != 0 || wake != 0 {
+        if runnable != me || pending & me != 0 || wake != 0 {
             return park::NOT_PARKED;
         }
         hold.slot = Some(current);
         hold.woken = false;
         let start = Instant::now();
-        let until = start + PARK_LIMIT;
-        while hold.slot.is_some() && start.elapsed() < PARK_SPIN {
+        let until = start + limit;
+        while hold.slot.is_some() && start.elapsed() < PARK_SPIN.min(limit) {
             drop(hold);
             std::thread::yield_now();
             hold = self.hold();
@@ -224,7 +242,7 @@ mod tests {
     fn parked(irq: &Arc<Interrupt>) -> std::thread::JoinHandle<u32> {
         let held = std::thread::spawn({
             let irq = irq.clone();
-            move || irq.park()
+            move || irq.park(|_| None)
         });
         while irq.hold().slot.is_none() {
             std::thread::yield_now();
@@ -263,19 +281,58 @@ mod tests {
         for change in [
             |p: &mut StatusPage| p.runnable |= 1 << 3,
             |p: &mut StatusPage| p.pending = 1 << 1,
-            |p: &mut StatusPage| p.armed = 12345,
             |p: &mut StatusPage| p.wake = 1 << 4,
         ] {
             let saved = *page;
             change(page);
             let asked = Instant::now();
-            assert_eq!(irq.park(), park::NOT_PARKED);
+            assert_eq!(irq.park(|_| None), park::NOT_PARKED);
             assert!(asked.elapsed() < PARK_LIMIT, "it held the vCPU");
             *page = saved;
         }
+        // A timer armed, due soon or when no one can tell: no hold.
+        page.armed = 12345;
+        for due in [None, Some(TIMER_CLEARANCE / 2)] {
+            let asked = Instant::now();
+            assert_eq!(
+                irq.park(|tsc| due.filter(|_| tsc == 12345)),
+                park::NOT_PARKED
+            );
+            assert!(asked.elapsed() < PARK_LIMIT, "it held the vCPU");
+        }
+        page.armed = 0;
         // Allowed, with nothing raised: held until the limit.
         let asked = Instant::now();
-        assert_eq!(irq.park(), park::NOT_PARKED);
+        assert_eq!(irq.park(|_| None), park::NOT_PARKED);
         assert!(asked.elapsed() >= PARK_LIMIT);
+    }
+
+    #[test]
+    fn a_hold_ends_before_an_armed_timer_is_due() {
+        let (irq, page) = alone(1);
+        page.armed = 777;
+        let due = TIMER_CLEARANCE + Duration::from_millis(5);
+        let asked = Instant::now();
+        assert_eq!(
+            irq.park(|tsc| (tsc == 777).then_some(due)),
+            park::NOT_PARKED
+        );
+        let held = asked.elapsed();
+        assert!(
+            held >= due - TIMER_CLEARANCE / 2,
+            "released early: {held:?}"
+        );
+        assert!(held < PARK_LIMIT, "held past the timer: {held:?}");
+        // Due after the limit: held until the limit, and a raise for the
+        // slot still ends it as usual.
+        let parked = std::thread::spawn({
+            let irq = irq.clone();
+            move || irq.park(|_| Some(Duration::from_secs(600)))
+        });
+        while irq.hold().slot.is_none() {
+            std::thread::yield_now();
+        }
+        irq.raise(1 << 1);
+        assert_eq!(parked.join().unwrap(), park::WOKEN);
     }
 }

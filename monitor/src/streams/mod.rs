@@ -297,8 +297,8 @@ impl Relay {
     /// Holds the vCPU for the program that read the park page, while the
     /// status page allows it and until its streams would wake it (§8.4);
     /// what the read returns.
-    pub fn park(&self) -> u32 {
-        self.irq.park()
+    pub fn park(&self, due_in: impl FnOnce(u64) -> Option<Duration>) -> u32 {
+        self.irq.park(due_in)
     }
 
     /// Forwards a doorbell the guest rang (an exit the VMM saw), and
