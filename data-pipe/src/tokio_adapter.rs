@@ -6,6 +6,10 @@
 //! Each half owns its own eventfd: a single `AsyncFd` keeps one waker per
 //! interest, so a reader and a writer in different tasks could not share one.
 //!
+//! A half that would block polls for a while before it sleeps
+//! ([`AsyncReader::spin_for`]); a reader's [`Cue`] makes it poll again
+//! when its peer is likely to write soon.
+//!
 //! # Cancel safety
 //!
 //! `poll_read`, `poll_write` and `poll_shutdown` either move bytes and
@@ -74,7 +78,7 @@ impl Cue {
     pub fn raise(&self) {
         let s = &self.state;
         // Stored before the lock is taken: a reader that registers itself
-        // under the lock after this sees it (`Waiter::sleep_unless_cued`).
+        // under the lock after this sees it (`Waiter::cued_before_sleep`).
         s.fresh.store(true, Ordering::SeqCst);
         let sleeper = s.sleeper().take();
         if let Some(waker) = sleeper {
