@@ -291,6 +291,16 @@ impl Checker {
         self.len += part.len() as u64;
     }
 
+    /// How many bytes came so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no byte came yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The snapshot's header, if every byte it states came, no more, and
     /// the checksum holds.
     pub fn finish(self) -> Result<Header, SnapshotError> {

@@ -55,7 +55,6 @@ struct Waiter {
 /// again for the cue's spin, waking it if it sleeps. An answer that comes
 /// within that spin then costs the peer no notification and the reader no
 /// wake-up. A hint only: a cue missed costs one wake-up, no more.
-#[derive(Clone)]
 pub struct Cue {
     state: Arc<CueState>,
 }

@@ -210,12 +210,15 @@ pub enum Polling {
     WhenShared,
 }
 
-/// A ring end's [`Polling`], and what its last wait saw.
+/// A ring end's [`Polling`], and, for [`Polling::WhenShared`], what its
+/// last wait saw (the other ends look at nothing).
 #[derive(Clone, Copy, Debug, Default)]
 struct Pace {
     polling: Polling,
     /// Another process ran during the last wait.
     shared: bool,
+    /// [`others_ticks`] when the current wait began.
+    others_then: u64,
 }
 
 impl Pace {
@@ -223,24 +226,19 @@ impl Pace {
     fn polls(&self) -> bool {
         self.polling == Polling::Always || self.shared
     }
-}
 
-/// The CPU time charged to the guest's other processes when a wait began,
-/// to tell when it ends whether another process ran meanwhile.
-#[derive(Clone, Copy, Debug, Default)]
-struct Waiting {
-    others_ticks: u64,
-}
-
-impl Waiting {
-    fn start() -> Self {
-        Self {
-            others_ticks: others_ticks(),
+    /// A wait begins.
+    fn begin(&mut self) {
+        if self.polling == Polling::WhenShared {
+            self.others_then = others_ticks();
         }
     }
 
-    fn shared(&self) -> bool {
-        others_ticks() != self.others_ticks
+    /// The wait that began ended.
+    fn end(&mut self) {
+        if self.polling == Polling::WhenShared {
+            self.shared = others_ticks() != self.others_then;
+        }
     }
 }
 
@@ -250,7 +248,6 @@ impl Waiting {
 pub struct StreamWait {
     spin: Spin,
     pace: Pace,
-    waiting: Waiting,
 }
 
 impl Wait for StreamWait {
@@ -269,11 +266,11 @@ impl Wait for StreamWait {
     }
 
     fn blocked(&mut self) {
-        self.waiting = Waiting::start();
+        self.pace.begin();
     }
 
     fn unblocked(&mut self) {
-        self.pace.shared = self.waiting.shared();
+        self.pace.end();
     }
 }
 
@@ -670,14 +667,13 @@ pub fn poll(streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) ->
     if first != 0 {
         return first;
     }
-    let waiting = Waiting::start();
     let deadline = timeout_ns.map(|ns| time::monotonic_ns().saturating_add(ns));
-    let r = wait_ready(streams, deadline, ready);
-    let shared = waiting.shared();
     for (s, i) in streams.iter_mut() {
-        for pace in s.paces(*i) {
-            pace.shared = shared;
-        }
+        s.paces(*i).for_each(Pace::begin);
+    }
+    let r = wait_ready(streams, deadline, ready);
+    for (s, i) in streams.iter_mut() {
+        s.paces(*i).for_each(Pace::end);
     }
     r
 }

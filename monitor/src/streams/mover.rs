@@ -279,12 +279,10 @@ async fn capture(
     parts: &mpsc::UnboundedSender<Vec<u8>>,
 ) -> Result<Result<snapshot::Header, Uncaptured>, Failure> {
     let mut checker = snapshot::Checker::new();
-    let mut carried = 0u64;
     loop {
         match read_report(io, body).await? {
             Report::Part(part) => {
-                carried += part.len() as u64;
-                if carried > MAX_SNAPSHOT {
+                if checker.len() + part.len() as u64 > MAX_SNAPSHOT {
                     return Err(Failure::protocol(format!(
                         "a snapshot of more than {MAX_SNAPSHOT} bytes"
                     )));
@@ -294,16 +292,17 @@ async fn capture(
                 let _ = parts.send(part.to_vec());
             }
             Report::Captured { len } => {
-                if len != carried {
+                if len != checker.len() {
                     return Err(Failure::protocol(format!(
-                        "CAPTURED says {len} bytes, its parts carried {carried}"
+                        "CAPTURED says {len} bytes, its parts carried {}",
+                        checker.len()
                     )));
                 }
                 return Ok(checker
                     .finish()
                     .map_err(|e| Uncaptured::Broken(format!("its snapshot is broken: {e}"))));
             }
-            Report::Failed(why) if carried == 0 => {
+            Report::Failed(why) if checker.is_empty() => {
                 return Ok(Err(Uncaptured::Refused(why.to_string())));
             }
             other => {
