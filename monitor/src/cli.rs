@@ -323,6 +323,12 @@ pub struct RunArgs {
     /// figures to stderr when the guest stops.
     #[arg(long)]
     pub stats: bool,
+    /// Do not confine the monitor once the VM is built (by default it may
+    /// then open files only beneath --fs-root, use only the granted TCP
+    /// ports, and make only the system calls it needs; see PROTOCOL.md
+    /// §20). For debugging the monitor.
+    #[arg(long)]
+    pub no_sandbox: bool,
     /// The program: a bundled program's name, or a path to an ELF file or a
     /// Wasm module.
     pub program: String,

@@ -31,7 +31,8 @@
 //! - the end: `symbols` + `report` (crash reports), `stats`
 //!   (`--stats`), [`status`] (exit statuses), `stopper` (`--timeout` and
 //!   stop signals);
-//! - [`run`]: the orchestration of one `weft run`.
+//! - [`run`]: the orchestration of one `weft run`; [`sandbox`]: what
+//!   `weft run` gives up once its VM is built.
 //!
 //! Dependencies point one way: `run` → the VMM, boot, exit, processes and
 //! the relay; the process host → boot and the relay's region table (through
@@ -54,6 +55,7 @@ pub mod process_view;
 mod processes;
 mod report;
 pub mod run;
+pub mod sandbox;
 mod stats;
 pub mod status;
 mod stopper;

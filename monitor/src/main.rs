@@ -114,6 +114,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         catalog: &programs::Bundled,
         device: None,
         fabric: None,
+        sandbox: !args.no_sandbox,
     };
     match run::run(cfg, start) {
         Ok(status) => status,

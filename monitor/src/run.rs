@@ -10,6 +10,7 @@ use crate::kvm_streams::KvmGuest;
 use crate::process_view::{GuestClock, ProcessBook, ProcessView};
 use crate::processes::{Booted, FirstProgram, Processes};
 use crate::report::{self, Context};
+use crate::sandbox::{self, SandboxError};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
 use crate::stopper::{self, StopRequest};
@@ -52,6 +53,10 @@ pub struct RunConfig<'a> {
     /// For a device guest: where its programs' fabric calls (`FABRIC`
     /// streams, PROTOCOL.md §17) go. Without it they are refused.
     pub fabric: Option<FabricLink>,
+    /// Whether the monitor enters its sandbox (`crate::sandbox`) once the
+    /// VM is built: `weft run`'s own process, not a daemon's (whose Zenoh
+    /// session needs more).
+    pub sandbox: bool,
 }
 
 /// Why `weft run` could not run the guest to an end.
@@ -71,6 +76,8 @@ pub enum RunError {
     /// `--timeout` and the stop signals could not be armed.
     #[error("cannot install the stop signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
 }
 
 impl RunError {
@@ -85,7 +92,8 @@ impl RunError {
             | RunError::Boot(_)
             | RunError::Memory(_)
             | RunError::Seed(_)
-            | RunError::Signals(_) => ExitStatus::Usage,
+            | RunError::Signals(_)
+            | RunError::Sandbox(_) => ExitStatus::Usage,
         }
     }
 
@@ -134,6 +142,16 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
 
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let guest = Arc::new(KvmGuest::new(vm::create(&ram)?, ram.clone()));
+    // Files and ports, while this is the only thread; `/dev/kvm` is open.
+    if cfg.sandbox {
+        let p = &cfg.policy;
+        stats.sandbox = Some(sandbox::restrict_files(&sandbox::Grants {
+            fs_root: p.fs_root.as_ref(),
+            read_only: p.read_only,
+            listen: &p.listen,
+            connect: &p.connect,
+        })?);
+    }
     let listen = cfg.policy.listen.clone();
     let view_slot = cfg.device.as_ref().map(DeviceLink::view_slot);
     let relay = Relay::start(guest.clone(), cfg.policy, cfg.device, cfg.fabric)?;
@@ -185,6 +203,9 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     }
     stats.phases.kernel_loaded = Some(start.elapsed());
     stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
+    if cfg.sandbox {
+        sandbox::restrict_calls()?;
+    }
 
     affinity::pin(Role::Vcpu);
     let stop = {

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
+use crate::sandbox::FileRules;
 use weft_control::boot::BootStamps;
 
 /// VM exits by kind.
@@ -45,6 +46,8 @@ pub struct Stats {
     /// Doorbells rung, all ways.
     pub stream_doorbells: u64,
     pub phases: Phases,
+    /// The file rules of the monitor's sandbox, if it entered one.
+    pub sandbox: Option<FileRules>,
 }
 
 /// Host times of the boot phases, measured from the monitor's start.
@@ -157,6 +160,13 @@ impl Stats {
             "  memory: guest_mib={} rss_peak_kib={} guest_resident_kib={}",
             mem.guest_mib, mem.rss_peak_kib, mem.guest_resident_kib
         );
+        let sandbox = match self.sandbox {
+            None => "off",
+            Some(FileRules::Full) => "system_calls files ports",
+            Some(FileRules::Partial) => "system_calls files(partial)",
+            Some(FileRules::Absent) => "system_calls (no landlock)",
+        };
+        let _ = writeln!(out, "  sandbox: {sandbox}");
         out
     }
 }
@@ -209,5 +219,6 @@ mod tests {
         assert!(out.contains("hypercalls: console_write=0 exit=1"));
         assert!(out.contains("vm_created=-"));
         assert!(out.contains("rss_peak_kib=10 guest_resident_kib=4"));
+        assert!(out.contains("sandbox: off"));
     }
 }

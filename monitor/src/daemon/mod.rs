@@ -203,6 +203,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             catalog: cfg.catalog,
             device: Some(link),
             fabric: Some(fabric_link),
+            sandbox: false,
         },
         start,
     ) {

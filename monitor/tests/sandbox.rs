@@ -1,0 +1,205 @@
+//! The monitor's sandbox (`weft_monitor::sandbox`, PROTOCOL.md §20), each
+//! case in a child process of its own (a sandbox is for good, and its file
+//! rules bind only a process's one thread): this binary (no test harness,
+//! so a child is single-threaded) runs itself with [`CHILD`] naming the
+//! case, and the parent asserts on how the child ended and what it said.
+//! That every other call the monitor makes is allowed is shown by the
+//! guest-booting tests, which all run `weft run` in its sandbox.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Command;
+use weft_monitor::sandbox::{self, FileRules, Grants};
+
+/// Set in a child: the case, then its directory.
+const CHILD: &str = "WEFT_SANDBOX_CASE";
+
+fn main() {
+    if let Ok(case) = std::env::var(CHILD) {
+        let (case, dir) = case.split_once(' ').expect("case and directory");
+        child(case, Path::new(dir));
+        std::process::exit(0);
+    }
+    for (name, test) in TESTS {
+        println!("test {name} ...");
+        test();
+        println!("test {name} ... ok");
+    }
+    println!("test result: ok. {} passed", TESTS.len());
+}
+
+const TESTS: &[(&str, fn())] = &[
+    ("a_refused_call_ends_the_process_with_a_report", || {
+        let out = run_child("execve");
+        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
+        assert_eq!(out.status.core_dumped(), false);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("weft: the sandbox refused system call execve (59); stopping"),
+            "{err}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("ran"));
+    }),
+    ("starting_a_process_is_refused", || {
+        let out = run_child("fork");
+        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused system call clone (56)"), "{err}");
+    }),
+    ("executable_memory_is_refused", || {
+        let out = run_child("exec-memory");
+        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused system call mmap (9)"), "{err}");
+    }),
+    ("threads_files_and_sockets_work_in_the_sandbox", || {
+        let out = run_child("allowed");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "allowed: ok\n");
+    }),
+    ("files_outside_the_root_and_ungranted_ports_are_refused", || {
+        let out = run_child("files");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "files: ok\n");
+    }),
+    ("a_read_only_root_is_read_only", || {
+        let out = run_child("read-only");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "read-only: ok\n");
+    }),
+    ("weft_run_says_its_sandbox_holds", || {
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["run", "--stats", "hello"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("  sandbox: system_calls files ports\n"), "{err}");
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["run", "--stats", "--no-sandbox", "hello"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("  sandbox: off\n"), "{err}");
+    }),
+];
+
+/// Runs `case` in a child with a fresh directory; its output.
+fn run_child(case: &str) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("weft-sandbox-{}-{case}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    std::fs::write(dir.join("root/inside.txt"), b"inside\n").unwrap();
+    std::fs::write(dir.join("outside.txt"), b"outside\n").unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, format!("{case} {}", dir.display()))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+fn child(case: &str, dir: &Path) {
+    match case {
+        "execve" => {
+            sandbox::restrict_calls().unwrap();
+            let path = c"/bin/true";
+            let argv = [path.as_ptr(), std::ptr::null()];
+            // SAFETY: a NUL-terminated path and argument vector.
+            unsafe { libc::execv(path.as_ptr(), argv.as_ptr()) };
+            println!("ran");
+        }
+        "fork" => {
+            sandbox::restrict_calls().unwrap();
+            // SAFETY: the child, if there were one, would only exit.
+            if unsafe { libc::fork() } == 0 {
+                std::process::exit(0);
+            }
+            println!("ran");
+        }
+        "exec-memory" => {
+            sandbox::restrict_calls().unwrap();
+            // SAFETY: an anonymous private mapping, never used.
+            unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            println!("ran");
+        }
+        "allowed" => {
+            let root = std::fs::File::open(dir.join("root")).unwrap();
+            let granted = [SocketAddr::from(([127, 0, 0, 1], free_port()))];
+            let rules = sandbox::restrict_files(&grants(&root, false, &granted, &granted)).unwrap();
+            assert_eq!(rules, FileRules::Full);
+            sandbox::restrict_calls().unwrap();
+            let worker = std::thread::spawn(|| vec![7u8; 1 << 20].iter().map(|b| u64::from(*b)).sum::<u64>());
+            assert_eq!(worker.join().unwrap(), 7u64 << 20);
+            let _listener = TcpListener::bind(granted[0]).unwrap();
+            let mut conn = std::net::TcpStream::connect(granted[0]).unwrap();
+            conn.write_all(b"x").unwrap();
+            let path = dir.join("root/made.txt");
+            std::fs::write(&path, b"made").unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"made");
+            println!("allowed: ok");
+        }
+        "files" => {
+            let root = std::fs::File::open(dir.join("root")).unwrap();
+            let granted = free_port();
+            let other = free_port();
+            let listen = [SocketAddr::from(([127, 0, 0, 1], granted))];
+            sandbox::restrict_files(&grants(&root, false, &listen, &[])).unwrap();
+            assert_eq!(read(&dir.join("root/inside.txt")), Ok(b"inside\n".to_vec()));
+            assert_eq!(read(&dir.join("outside.txt")), Err(libc::EACCES));
+            assert_eq!(read(Path::new("/etc/hostname")), Err(libc::EACCES));
+            assert!(TcpListener::bind(("127.0.0.1", granted)).is_ok());
+            let refused = TcpListener::bind(("127.0.0.1", other)).unwrap_err();
+            assert_eq!(refused.raw_os_error(), Some(libc::EACCES));
+            println!("files: ok");
+        }
+        "read-only" => {
+            let root = std::fs::File::open(dir.join("root")).unwrap();
+            sandbox::restrict_files(&grants(&root, true, &[], &[])).unwrap();
+            assert_eq!(read(&dir.join("root/inside.txt")), Ok(b"inside\n".to_vec()));
+            let made = std::fs::write(dir.join("root/made.txt"), b"x").unwrap_err();
+            assert_eq!(made.raw_os_error(), Some(libc::EACCES));
+            println!("read-only: ok");
+        }
+        other => panic!("no case {other}"),
+    }
+}
+
+fn grants<'a>(
+    root: &'a std::fs::File,
+    read_only: bool,
+    listen: &'a [SocketAddr],
+    connect: &'a [SocketAddr],
+) -> Grants<'a> {
+    Grants {
+        fs_root: Some(root),
+        read_only,
+        listen,
+        connect,
+    }
+}
+
+/// A file's bytes, or the error number reading it gave.
+fn read(path: &Path) -> Result<Vec<u8>, i32> {
+    std::fs::read(path).map_err(|e| e.raw_os_error().unwrap_or(0))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
