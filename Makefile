@@ -11,7 +11,7 @@ WASM_APPS  := hello wc coremark
 WASM_GUEST := echo-server supervise spin trap hog spawn-bench fabric-ls kv-app stateful udp-echo-app
 WEFT       := target/release/weft
 
-.PHONY: help setup guest build run test lint bench move-soak fuzz clean
+.PHONY: help setup guest build run test lint bench bench-setup move-soak fuzz clean
 
 help:
 	@echo "Weft make targets:"
@@ -19,7 +19,7 @@ help:
 	@echo "  make run     build, then boot the hello demo in a KVM guest"
 	@echo "  make test    build, check formatting and lints, then run every test (unit, property, model, and KVM boot tests)"
 	@echo "  make lint    rustfmt and clippy (warnings are errors) over every crate, guest and Wasm apps included"
-	@echo "  make bench   build, then run the benchmarks (results in target/bench/)"
+	@echo "  make bench   build, then run the benchmarks (results in target/bench/; installs wrk and nginx, the httpd bench's load generator and baseline)"
 	@echo "  make move-soak  move a stateful Wasm app a->b->c->a 1000 times between three daemons while two clients call its service"
 	@echo "  make fuzz    fuzz the data pipe against a hostile peer, every decoder in control/ and the fabric's (nightly Rust; FUZZ_SECONDS=60 each)"
 	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2)"
@@ -82,12 +82,21 @@ test: build lint
 	$(CARGO) test --release -p weft-user --lib
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom $(CARGO) test --release -p weft-data-pipe --test loom
 
-bench: build
+# The httpd bench drives the guest's web server and its baseline, nginx with
+# one worker (started by the bench with a configuration of its own), with
+# wrk. Debian's package may start an nginx service on port 80 as it
+# installs; the bench does not use it.
+bench-setup:
+	@{ command -v wrk && { command -v nginx || test -x /usr/sbin/nginx; }; } >/dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk nginx; }
+
+bench: build bench-setup
 	$(CARGO) bench -p weft-monitor --bench boot
 	$(CARGO) bench -p weft-monitor --bench streams
 	$(CARGO) bench -p weft-monitor --bench wasm
 	$(CARGO) bench -p weft-monitor --bench spawn
 	$(CARGO) bench -p weft-monitor --bench fabric
+	$(CARGO) bench -p weft-monitor --bench httpd
 	$(CARGO) bench -p weft-data-pipe --bench ring
 	@echo "results: target/bench/results.json, target/bench/report.md"
 

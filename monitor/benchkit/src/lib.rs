@@ -7,7 +7,8 @@
 //! raw samples go to `target/bench/raw/<name>.json`, and `target/bench/report.md`
 //! is rewritten from the whole array each time.
 //!
-//! `ratio` is always `value / baseline_value`.
+//! `ratio` is always `value / baseline_value`. A figure that is not a number
+//! (a zero baseline's ratio, say) is written as `null` and read back as NaN.
 
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -20,17 +21,26 @@ pub struct Record {
     /// Stable name, e.g. `hello_wall_ms`.
     pub name: String,
     /// The measured value.
+    #[serde(deserialize_with = "nan_if_null")]
     pub value: f64,
     /// Unit of `value` and `baseline_value`.
     pub unit: String,
     /// What the baseline is.
     pub baseline: String,
     /// The baseline, measured in the same run.
+    #[serde(deserialize_with = "nan_if_null")]
     pub baseline_value: f64,
     /// `value / baseline_value`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub ratio: f64,
     /// The machine the run happened on ([`machine`]).
     pub machine: String,
+}
+
+/// JSON has no NaN: `serde_json` writes it as `null`, which must read back as
+/// NaN, or one such record would make [`record`] drop every earlier result.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl Record {
@@ -192,6 +202,26 @@ mod tests {
             fs::read_to_string(dir.join("raw/a.json")).unwrap(),
             "[1.0,2.0]"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_zero_baseline_keeps_earlier_results() {
+        let dir = std::env::temp_dir().join(format!("weft-benchkit-nan-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let a = Record::new("a", 2.0, "ms", "floor", 1.0);
+        let zero = Record::new("errors", 0.0, "errors", "none", 0.0);
+        assert!(zero.ratio.is_nan());
+        record_in(&dir, &[a.clone(), zero], &[]).unwrap();
+        let b = Record::new("b", 1.0, "GB/s", "memcpy", 4.0);
+        record_in(&dir, std::slice::from_ref(&b), &[]).unwrap();
+        let back: Vec<Record> =
+            serde_json::from_slice(&fs::read(dir.join("results.json")).unwrap()).unwrap();
+        assert_eq!(back.len(), 3, "{back:?}");
+        assert_eq!(back[0], a);
+        assert_eq!(back[1].name, "errors");
+        assert!(back[1].ratio.is_nan());
+        assert_eq!(back[2], b);
         let _ = fs::remove_dir_all(&dir);
     }
 }
