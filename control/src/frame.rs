@@ -356,11 +356,14 @@ pub enum Code {
     Closed = 22,
     /// The value is too large (a datagram, a file offset).
     TooLarge = 23,
+    /// A budget of the guest or of the process is used up (open streams;
+    /// PROTOCOL.md §20.1).
+    OverBudget = 24,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 24] = [
         Self::Protocol,
         Self::Version,
         Self::Unsupported,
@@ -384,6 +387,7 @@ impl Code {
         Self::Io,
         Self::Closed,
         Self::TooLarge,
+        Self::OverBudget,
     ];
 
     /// The code numbered `n`, if any.
@@ -417,6 +421,7 @@ impl Code {
             Self::Io => "input/output error",
             Self::Closed => "closed",
             Self::TooLarge => "too large",
+            Self::OverBudget => "stream budget used up (--max-streams, --max-process-streams)",
         }
     }
 }

@@ -4,6 +4,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use weft_monitor::streams::budget::Limits;
 
 /// Boot programs in the Weft unikernel under KVM.
 #[derive(Debug, Parser)]
@@ -306,6 +307,43 @@ pub struct Grants {
     /// Guest RAM in MiB (16-3072; rounded up to an even number).
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(16..=3072))]
     pub mem: u64,
+    /// Streams the whole guest may hold open at once (default: as many as
+    /// fit in host memory the size of --mem, at least 128; PROTOCOL.md
+    /// §20.1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_streams: Option<u32>,
+    /// Streams one process may hold open at once (default: half of
+    /// --max-streams).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_process_streams: Option<u32>,
+    /// Closed TCP streams that may go on delivering their last bytes at
+    /// once (default: a quarter of --max-streams); past it a close resets
+    /// its connection.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub max_lingering: Option<u32>,
+}
+
+impl Grants {
+    /// Guest RAM in bytes.
+    pub fn mem_bytes(&self) -> u64 {
+        self.mem.next_multiple_of(2) << 20
+    }
+
+    /// The budgets' limits: those given, the others derived from what is
+    /// given (streams) or from the guest's RAM.
+    pub fn limits(&self) -> Limits {
+        let mut l = Limits::for_mem(self.mem_bytes());
+        if let Some(n) = self.max_streams {
+            l = Limits::for_streams(n as usize);
+        }
+        if let Some(n) = self.max_process_streams {
+            l.process_streams = n as usize;
+        }
+        if let Some(n) = self.max_lingering {
+            l.lingering = n as usize;
+        }
+        l
+    }
 }
 
 /// Options of `weft run`.
@@ -326,7 +364,7 @@ pub struct RunArgs {
     /// Do not confine the monitor once the VM is built (by default it may
     /// then open files only beneath --fs-root, use only the granted TCP
     /// ports, and make only the system calls it needs; see PROTOCOL.md
-    /// §20). For debugging the monitor.
+    /// §20.2). For debugging the monitor.
     #[arg(long)]
     pub no_sandbox: bool,
     /// The program: a bundled program's name, or a path to an ELF file or a

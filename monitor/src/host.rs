@@ -160,6 +160,28 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     retry(|| unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })
 }
 
+/// Makes closing the TCP socket `fd` reset the connection (`SO_LINGER`
+/// with a zero time) instead of ending it in order, so that a peer can
+/// tell bytes were lost.
+pub fn reset_on_close(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid option value of the size passed; the
+    // borrow keeps `fd` open for the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    check(r.into()).map(drop)
+}
+
 /// Which of the pages of `[base, base + len)` are resident in host memory:
 /// one byte per page, bit 0 set if resident. An unmapped range is an error.
 pub fn resident_pages(base: NonNull<u8>, len: usize, page: usize) -> io::Result<Vec<u8>> {

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
 }
 
 fn policy(grants: &cli::Grants) -> Result<Policy, ExitStatus> {
-    Policy::new(
+    let mut policy = Policy::new(
         grants.fs_root.as_deref(),
         grants.read_only,
         grants.listen.clone(),
@@ -47,7 +47,9 @@ fn policy(grants: &cli::Grants) -> Result<Policy, ExitStatus> {
     .map_err(|e| {
         eprintln!("weft: {e}");
         ExitStatus::Usage
-    })
+    })?;
+    policy.limits = grants.limits();
+    Ok(policy)
 }
 
 fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
@@ -72,7 +74,7 @@ fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
         peers: args.peer.clone(),
         kernel: &kernel,
         agent: &agent,
-        mem_bytes: args.grants.mem.next_multiple_of(2) << 20,
+        mem_bytes: args.grants.mem_bytes(),
         policy,
         fabric_ips: args.fabric_ip.clone(),
         catalog: &programs::Bundled,
@@ -107,7 +109,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         payload: program.payload.as_deref(),
         program_name: &args.program,
         args: argv,
-        mem_bytes: args.grants.mem.next_multiple_of(2) << 20,
+        mem_bytes: args.grants.mem_bytes(),
         timeout: args.timeout.map(Duration::from_secs_f64),
         stats: args.stats,
         policy,

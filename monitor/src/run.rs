@@ -262,7 +262,9 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     // Nothing waits on `weft`'s output past this (§8.5).
     let deadline = Instant::now() + DRAIN_LIMIT;
     stats.doorbells = relay.forwarded();
+    let budgets = relay.budgets();
     let relay_stats = relay.finish();
+    stats.budgets = Some(budgets.figures());
     stats.stream_bytes = relay_stats.bytes_out.load(Ordering::Relaxed);
     stats.stream_interrupts = relay_stats.interrupts.load(Ordering::Relaxed);
     stats.streams_opened = relay_stats.opened.load(Ordering::Relaxed);

@@ -1,5 +1,5 @@
 //! The sandbox `weft run` puts itself in once the VM is built (PROTOCOL.md
-//! §20): a second line behind the relay's own checks, for a monitor bug
+//! §20.2): a second line behind the relay's own checks, for a monitor bug
 //! that a guest might find. Two layers, each given up for good:
 //!
 //! 1. **Files and ports** (Landlock, [`restrict_files`]), applied right
@@ -233,10 +233,7 @@ fn checked() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::BackendErro
         )?)?],
     );
     for call in [Sysno::mmap, Sysno::mprotect] {
-        rules.insert(
-            call.id().into(),
-            vec![one(arg(2, Op::MaskedEq(exec), 0)?)?],
-        );
+        rules.insert(call.id().into(), vec![one(arg(2, Op::MaskedEq(exec), 0)?)?]);
     }
     rules.insert(
         Sysno::socket.id().into(),
@@ -311,7 +308,12 @@ extern "C" fn refused(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::
     // handler (`host::on_signal` installs it so); for a seccomp `SIGSYS`
     // the call's number is an `int` at `SIGSYS_SYSCALL_OFFSET`, inside the
     // 128-byte structure.
-    let nr = unsafe { info.cast::<u8>().add(SIGSYS_SYSCALL_OFFSET).cast::<i32>().read() };
+    let nr = unsafe {
+        info.cast::<u8>()
+            .add(SIGSYS_SYSCALL_OFFSET)
+            .cast::<i32>()
+            .read()
+    };
     let name = usize::try_from(nr)
         .ok()
         .and_then(Sysno::new)

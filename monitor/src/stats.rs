@@ -1,8 +1,9 @@
 //! Counters and boot-phase times for `--stats`.
 
+use crate::sandbox::FileRules;
+use crate::streams::budget::BudgetFigures;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
-use crate::sandbox::FileRules;
 use weft_control::boot::BootStamps;
 
 /// VM exits by kind.
@@ -48,6 +49,8 @@ pub struct Stats {
     pub phases: Phases,
     /// The file rules of the monitor's sandbox, if it entered one.
     pub sandbox: Option<FileRules>,
+    /// The guest's budgets at the end.
+    pub budgets: Option<BudgetFigures>,
 }
 
 /// Host times of the boot phases, measured from the monitor's start.
@@ -166,6 +169,19 @@ impl Stats {
             Some(FileRules::Partial) => "system_calls files(partial)",
             Some(FileRules::Absent) => "system_calls (no landlock)",
         };
+        if let Some(b) = self.budgets {
+            let _ = writeln!(
+                out,
+                "  budgets: streams={}/{} per_process={} refused={} lingering={}/{} lingering_dropped={}",
+                b.streams_open,
+                b.limits.streams,
+                b.limits.process_streams,
+                b.streams_refused,
+                b.lingering,
+                b.limits.lingering,
+                b.lingering_dropped
+            );
+        }
         let _ = writeln!(out, "  sandbox: {sandbox}");
         out
     }

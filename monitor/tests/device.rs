@@ -69,6 +69,8 @@ fn boot() -> Device {
             catalog: &Built,
             device: Some(link),
             fabric: None,
+            // A thread of the test runs beside it, as in a daemon.
+            sandbox: false,
         };
         run::run(cfg, Instant::now())
     });

@@ -266,6 +266,8 @@ fn child(case: &str) -> i32 {
         catalog: &NoPrograms,
         device: None,
         fabric: Some(link),
+        // A thread of the test runs beside it, as in a daemon.
+        sandbox: false,
     };
     let status = run::run(cfg, Instant::now()).unwrap();
     // The link is gone with the run: the daemon's task ends.

@@ -1,4 +1,4 @@
-//! The monitor's sandbox (`weft_monitor::sandbox`, PROTOCOL.md §20), each
+//! The monitor's sandbox (`weft_monitor::sandbox`, PROTOCOL.md §20.2), each
 //! case in a child process of its own (a sandbox is for good, and its file
 //! rules bind only a process's one thread): this binary (no test harness,
 //! so a child is single-threaded) runs itself with [`CHILD`] naming the
@@ -34,7 +34,7 @@ const TESTS: &[(&str, fn())] = &[
     ("a_refused_call_ends_the_process_with_a_report", || {
         let out = run_child("execve");
         assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
-        assert_eq!(out.status.core_dumped(), false);
+        assert!(!out.status.core_dumped());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("weft: the sandbox refused system call execve (59); stopping"),
@@ -59,11 +59,14 @@ const TESTS: &[(&str, fn())] = &[
         assert!(out.status.success(), "{out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "allowed: ok\n");
     }),
-    ("files_outside_the_root_and_ungranted_ports_are_refused", || {
-        let out = run_child("files");
-        assert!(out.status.success(), "{out:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "files: ok\n");
-    }),
+    (
+        "files_outside_the_root_and_ungranted_ports_are_refused",
+        || {
+            let out = run_child("files");
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "files: ok\n");
+        },
+    ),
     ("a_read_only_root_is_read_only", || {
         let out = run_child("read-only");
         assert!(out.status.success(), "{out:?}");
@@ -76,7 +79,10 @@ const TESTS: &[(&str, fn())] = &[
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("  sandbox: system_calls files ports\n"), "{err}");
+        assert!(
+            err.contains("  sandbox: system_calls files ports\n"),
+            "{err}"
+        );
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["run", "--stats", "--no-sandbox", "hello"])
             .output()
@@ -141,7 +147,12 @@ fn child(case: &str, dir: &Path) {
             let rules = sandbox::restrict_files(&grants(&root, false, &granted, &granted)).unwrap();
             assert_eq!(rules, FileRules::Full);
             sandbox::restrict_calls().unwrap();
-            let worker = std::thread::spawn(|| vec![7u8; 1 << 20].iter().map(|b| u64::from(*b)).sum::<u64>());
+            let worker = std::thread::spawn(|| {
+                vec![7u8; 1 << 20]
+                    .iter()
+                    .map(|b| u64::from(*b))
+                    .sum::<u64>()
+            });
             assert_eq!(worker.join().unwrap(), 7u64 << 20);
             let _listener = TcpListener::bind(granted[0]).unwrap();
             let mut conn = std::net::TcpStream::connect(granted[0]).unwrap();

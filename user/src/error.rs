@@ -88,7 +88,7 @@ impl embedded_io::Error for Error {
             Code::Protocol => ErrorKind::InvalidData,
             Code::Closed => ErrorKind::BrokenPipe,
             Code::Unsupported => ErrorKind::Unsupported,
-            Code::NoSlots | Code::TooLarge => ErrorKind::OutOfMemory,
+            Code::NoSlots | Code::TooLarge | Code::OverBudget => ErrorKind::OutOfMemory,
             _ => ErrorKind::Other,
         }
     }

@@ -96,6 +96,11 @@ impl Slots {
         else {
             return refused(Code::NoSlots);
         };
+        let open = self.tasks.iter().filter(|t| t.is_some()).count();
+        let ticket = match services.budgets.open_stream(open) {
+            Ok(t) => t,
+            Err(_) => return refused(Code::OverBudget),
+        };
         let Some(r) = rings(slot) else {
             return refused(Code::NoSlots);
         };
@@ -116,7 +121,11 @@ impl Slots {
             }
         };
         let task = dispatch::serve(io, shared.clone(), services.clone());
-        self.tasks[slot as usize] = Some(shared.spawn(task));
+        // The ticket goes back when the task is gone, finished or aborted.
+        self.tasks[slot as usize] = Some(shared.spawn(async move {
+            let _ticket = ticket;
+            task.await
+        }));
         services.stats.opened.fetch_add(1, Ordering::Relaxed);
         Reply::Opened {
             request,

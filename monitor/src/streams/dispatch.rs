@@ -4,6 +4,7 @@
 //! [`Services`].
 
 use super::RelayStats;
+use super::budget::Budgets;
 use super::device::{self, DeviceSlot};
 use super::fabric::{self, FabricLink};
 use super::framed::{Failure, StreamIo};
@@ -19,6 +20,8 @@ pub struct Services {
     pub policy: Arc<Policy>,
     /// The relay's figures (one for the VM).
     pub stats: Arc<RelayStats>,
+    /// The guest's budgets (one for the VM).
+    pub budgets: Arc<Budgets>,
     /// TCP connections the region's listeners accepted and announced, not
     /// yet taken (§11).
     pub pending: tcp::Pending,
@@ -46,8 +49,7 @@ pub async fn serve(mut io: StreamIo, shared: Arc<Shared>, services: Arc<Services
             super::fs::serve(io, header.kind, params, &services.policy).await
         }
         kind::TCP_LISTEN | kind::TCP_CONNECT | kind::TCP_ACCEPT => {
-            let (policy, pending) = (&services.policy, &services.pending);
-            tcp::serve(io, header.kind, params, &shared, policy, pending).await
+            tcp::serve(io, header.kind, params, &shared, &services).await
         }
         kind::UDP_BIND => {
             let (policy, fabric) = (&services.policy, services.fabric.as_ref());

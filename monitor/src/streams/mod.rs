@@ -54,6 +54,7 @@
 //! `region` and the monitor's end of the run → `host_output`.
 
 mod bells;
+pub mod budget;
 mod control;
 mod device;
 mod dispatch;
@@ -85,6 +86,7 @@ pub use policy::{Policy, PolicyError};
 pub use udp::{Arrival, MARKER_ROOM, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};
 pub use vmm::{Vmm, VmmError};
 
+use budget::Budgets;
 use device::DeviceSlot;
 use dispatch::Services;
 use interrupt::{Interrupt, RegionIrq};
@@ -196,6 +198,8 @@ pub struct Relay {
     /// What the guest may reach.
     policy: Arc<Policy>,
     stats: Arc<RelayStats>,
+    /// The guest's budgets, from the policy's limits.
+    budgets: Arc<Budgets>,
     /// The daemon's end of the guest's fabric calls, for every region.
     fabric: Option<FabricLink>,
     /// Hands each region opened to the relay thread. Dropping it (`finish`)
@@ -229,6 +233,7 @@ impl Relay {
             vmm.stream_interrupt().map_err(RelayError::Vmm)?,
             stats.clone(),
         ));
+        let budgets = Arc::new(Budgets::new(policy.limits));
         let policy = Arc::new(policy);
         let base = vmm.pipe_region(0).ok_or(RelayError::Region)?;
         // SAFETY: region 0 is mapped for as long as `vmm` lives (`Vmm`'s
@@ -244,7 +249,7 @@ impl Relay {
         let device = Arc::new(DeviceSlot::new(device));
         let startup = Startup::new(
             first.clone(),
-            services(&policy, &stats, &fabric, Some(device)),
+            services(&policy, &stats, &budgets, &fabric, Some(device)),
         )?;
         stdio::copy_input(&vmm, &first)?;
         let regions = Arc::new(Regions::default());
@@ -270,6 +275,7 @@ impl Relay {
             irq,
             policy,
             stats,
+            budgets,
             fabric,
             startups,
             opening: Mutex::new(()),
@@ -355,7 +361,7 @@ impl Relay {
         }?;
         let startup = Startup::new(
             region.clone(),
-            services(&self.policy, &self.stats, &self.fabric, None),
+            services(&self.policy, &self.stats, &self.budgets, &self.fabric, None),
         )?;
         stdio::no_input(&region)?;
         // Sent before the region is in the table: its tasks end (and take
@@ -402,6 +408,11 @@ impl Relay {
     /// what is left (at most [`DRAIN_LIMIT`] in total: regions closed
     /// earlier drain until their own, earlier, limit), waits for it and
     /// returns its figures.
+    /// The guest's budgets (their figures stay readable after `finish`).
+    pub fn budgets(&self) -> Arc<Budgets> {
+        self.budgets.clone()
+    }
+
     pub fn finish(self) -> Arc<RelayStats> {
         self.regions.for_each(Shared::stop);
         let Self {
@@ -429,12 +440,14 @@ impl Relay {
 fn services(
     policy: &Arc<Policy>,
     stats: &Arc<RelayStats>,
+    budgets: &Arc<Budgets>,
     fabric: &Option<FabricLink>,
     device: Option<Arc<DeviceSlot>>,
 ) -> Arc<Services> {
     Arc::new(Services {
         policy: policy.clone(),
         stats: stats.clone(),
+        budgets: budgets.clone(),
         pending: tcp::Pending::default(),
         device,
         fabric: fabric.clone(),

@@ -3,7 +3,9 @@
 //! `--connect`) and every check made against them. Default deny: a stream
 //! reaches a file, an address to listen on or a peer only if a grant names
 //! it, and the check is made before any host object (file, socket) exists.
+//! It also carries the limits of the guest's budgets ([`super::budget`]).
 
+use super::budget::Limits;
 use super::framed::Failure;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,8 @@ pub struct Policy {
     pub listen: Vec<SocketAddr>,
     /// Addresses the guest may connect to.
     pub connect: Vec<SocketAddr>,
+    /// The guest's budgets of host resources (§20.1).
+    pub limits: Limits,
 }
 
 impl Policy {
@@ -63,6 +67,7 @@ impl Policy {
             read_only,
             listen,
             connect,
+            limits: Limits::default(),
         })
     }
 

@@ -22,6 +22,8 @@
 //! are one region's: a process takes only connections its own listeners
 //! announced.
 
+use super::budget::Budgets;
+use super::dispatch::Services;
 use super::framed::{self, Failure, Reader, StreamIo};
 use super::policy::Policy;
 use super::region::Shared;
@@ -31,7 +33,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
@@ -53,16 +55,17 @@ const LINGER: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` (e.g. out of descriptors) before retrying.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
-/// Serves a stream whose first frame was `kind` with `params`.
-/// `pending` is the backlog of the stream's region.
+/// Serves a stream whose first frame was `kind` with `params`, with its
+/// region's services (the grants, the region's backlog, the budgets).
 pub async fn serve(
     mut io: StreamIo,
     kind: u16,
     params: &[u8],
     shared: &Shared,
-    policy: &Policy,
-    pending: &Pending,
+    services: &Services,
 ) {
+    let (policy, pending) = (&services.policy, &services.pending);
+    let budgets = &services.budgets;
     let request = match TcpRequest::decode_params(kind, params) {
         Ok(r) => r,
         Err(e) => return io.fail(Failure::protocol(e)).await,
@@ -70,11 +73,13 @@ pub async fn serve(
     let result = match request {
         TcpRequest::Listen { addr } => listen(&mut io, addr, policy, pending).await,
         TcpRequest::Connect { addr } => match connect(addr, policy).await {
-            Ok(s) => return relay(io, s, addr, Connection::Connected, shared).await,
+            Ok(s) => return relay(io, s, addr, Connection::Connected, shared, budgets).await,
             Err(f) => Err(f),
         },
         TcpRequest::Accept { listener, id } => match pending.take(listener.into(), id) {
-            Some((s, peer)) => return relay(io, s, peer, Connection::Accepted, shared).await,
+            Some((s, peer)) => {
+                return relay(io, s, peer, Connection::Accepted, shared, budgets).await;
+            }
             None => Err(Failure::new(
                 Code::Closed,
                 format!(
@@ -193,6 +198,7 @@ async fn relay(
     peer: SocketAddr,
     how: Connection,
     shared: &Shared,
+    budgets: &Arc<Budgets>,
 ) {
     let local = match socket.local_addr() {
         Ok(a) => a,
@@ -218,6 +224,7 @@ async fn relay(
         rx,
         socket: Some(to_socket),
         region,
+        budgets: budgets.clone(),
     };
     let result = {
         let up = upstream.run();
@@ -268,11 +275,13 @@ async fn relay(
 /// early — the guest closed the stream, so `CLOSE` aborted it — [`Drop`]
 /// takes what the guest wrote before closing (the rest of its ring) and a
 /// detached task delivers it, then shuts the write side down, as closing a
-/// socket does on a host.
+/// socket does on a host, if the guest's linger budget has room (§20.1);
+/// otherwise what is left is dropped and the connection shut at once.
 struct Upstream {
     rx: Reader,
     socket: Option<OwnedWriteHalf>,
     region: RawRegion,
+    budgets: Arc<Budgets>,
 }
 
 impl Upstream {
@@ -307,8 +316,10 @@ impl Drop for Upstream {
         // The ring is still the stream's until the task is gone; what the
         // guest published before `CLOSE` is all there, at most a ring's
         // capacity (a guest that goes on writing gets no more than that).
+        // Copied through a small buffer: a stream that left its ring empty
+        // (the usual close) costs no allocation.
         let mut rest = Vec::new();
-        let mut chunk = vec![0u8; RING_CAPACITY as usize];
+        let mut chunk = [0u8; 16 << 10];
         let mut cx = Context::from_waker(Waker::noop());
         while rest.len() < RING_CAPACITY as usize {
             let mut buf = ReadBuf::new(&mut chunk);
@@ -323,8 +334,20 @@ impl Drop for Upstream {
             // Dropping the write half shuts it down.
             return;
         }
+        // Without room in the budget the bytes are dropped, and the peer
+        // is told so: the connection is reset, not ended in order (once the
+        // read half is gone too).
+        let Some(ticket) = self.budgets.linger() else {
+            use std::os::fd::AsFd;
+            let _ = crate::host::reset_on_close(socket.as_ref().as_fd());
+            socket.forget();
+            return;
+        };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(deliver(socket, rest));
+            runtime.spawn(async move {
+                deliver(socket, rest).await;
+                drop(ticket);
+            });
         }
     }
 }

@@ -15,6 +15,10 @@
 //!   `to_guest` ring, connects again (the peer's cue to send) and reads:
 //!   the monitor must end the first connection with `Protocol` when the
 //!   peer's bytes arrive (§7.7).
+//! - `stream-errors hog PATH N MS`: opens PATH (under `--fs-root`) up to N
+//!   times, keeping every stream open, until the monitor refuses one (a
+//!   budget, §20.1); prints how many it got and the refusal, holds them for
+//!   MS milliseconds, then closes them and opens PATH once more.
 #![no_std]
 #![no_main]
 
@@ -96,6 +100,26 @@ fn grow(path: &str) -> i32 {
     0
 }
 
+fn hog(path: &str, n: usize, ms: u64) -> i32 {
+    let mut held = Vec::new();
+    let mut refused = (None, String::new());
+    while held.len() < n {
+        match File::open(path) {
+            Ok(f) => held.push(f),
+            Err(e) => {
+                refused = (Some(e.code()), e.message().into());
+                break;
+            }
+        }
+    }
+    let (code, message) = refused;
+    println!("opened {}; refused: {code:?} ({message})", held.len());
+    weft_user::sleep(core::time::Duration::from_millis(ms));
+    drop(held);
+    println!("after closing: {:?}", File::open(path).map(drop));
+    0
+}
+
 fn corrupt(addr: &str) -> i32 {
     let connected = parse_addr(addr).and_then(TcpStream::connect);
     let mut c = match connected {
@@ -126,8 +150,17 @@ fn main(args: Args) -> i32 {
         (Some("accept"), None) => accept(),
         (Some("grow"), Some(path)) => grow(path),
         (Some("corrupt"), Some(addr)) => corrupt(addr),
+        (Some("hog"), Some(path)) => {
+            match (args.get(3).map(str::parse), args.get(4).map(str::parse)) {
+                (Some(Ok(n)), Some(Ok(ms))) => hog(path, n, ms),
+                _ => {
+                    println!("usage: stream-errors hog PATH N MS");
+                    2
+                }
+            }
+        }
         _ => {
-            println!("usage: stream-errors accept | grow PATH | corrupt ADDR");
+            println!("usage: stream-errors accept | grow PATH | corrupt ADDR | hog PATH N MS");
             2
         }
     }

@@ -47,6 +47,8 @@ fn errno_for(e: &Error) -> i32 {
         Code::Unreachable => errno::HOSTUNREACH,
         Code::TimedOut => errno::TIMEDOUT,
         Code::Closed => errno::PIPE,
+        Code::NoSlots => errno::MFILE,
+        Code::OverBudget => errno::NFILE,
         _ => errno::IO,
     }
 }
