@@ -8,7 +8,7 @@ use crate::streams::zero_copy;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use weft_control::frame::{Code, HEADER, Header, MAX_BODY};
+use weft_control::frame::{Code, HEADER, Header};
 use weft_control::fs_proto::{
     FileKind, FileOpen, FileRequest, MAX_FILE_SIZE, METADATA_LEN, OpenFlags, Reply, Whence, kind,
 };
@@ -20,7 +20,8 @@ const MIN_DIRECT: usize = 4096;
 struct OpenFile {
     file: File,
     flags: OpenFlags,
-    /// Room for the longest reply (a full `DATA` frame), reused.
+    /// Room for the `DATA` frames copied out of the file, as long as the
+    /// longest read asked for yet, reused.
     buf: Vec<u8>,
 }
 
@@ -82,7 +83,7 @@ fn open_file(root: Root<'_>, open: FileOpen<'_>) -> Result<OpenFile, Failure> {
         FileKind::File => Ok(OpenFile {
             file,
             flags,
-            buf: vec![0; HEADER + MAX_BODY],
+            buf: Vec::new(),
         }),
         FileKind::Dir => Err(Failure::new(Code::IsDirectory, format!("open {path}"))),
         _ => Err(Failure::new(
@@ -125,7 +126,13 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
             if direct.is_some() {
                 return Ok(());
             }
-            let data = &mut f.buf[HEADER..HEADER + max as usize];
+            // Grown to the largest read asked for yet, never zeroed again:
+            // opening a file costs no ring-sized buffer.
+            let want = HEADER + max as usize;
+            if f.buf.len() < want {
+                f.buf.resize(want, 0);
+            }
+            let data = &mut f.buf[HEADER..want];
             let n = retry(|| f.file.read(data)).map_err(|e| host("read", e))?;
             f.buf[..HEADER].copy_from_slice(&Header::new(kind::DATA, n).encode());
             return send(io, &f.buf[..HEADER + n]).await;
@@ -156,8 +163,9 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
             Reply::Done
         }
     };
-    let n = reply.encode(&mut f.buf).unwrap_or(0);
-    send(io, &f.buf[..n]).await
+    let mut out = [0u8; HEADER + METADATA_LEN];
+    let n = reply.encode(&mut out).unwrap_or(0);
+    send(io, &out[..n]).await
 }
 
 /// Refuses a write of `len` bytes at the file position (at the end with
