@@ -530,3 +530,77 @@ fn a_corrupted_connection_ring_ends_that_connection_with_protocol() {
         "{err}"
     );
 }
+
+/// Reads one HTTP response from `conn`: its head and its body (by its
+/// `Content-Length`).
+fn read_response(conn: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(conn.read(&mut byte).unwrap(), 1, "cut short: {raw:?}");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8(raw).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[test]
+fn httpd_keeps_connections_answers_pipelined_requests_and_sees_changed_files() {
+    let root = std::env::temp_dir().join(format!("weft-httpd-keep-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), b"first\n").unwrap();
+    let big = random_bytes(3, 300 << 10);
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    let port = free_port();
+    let mut server = Server::start(&[
+        "run",
+        "--fs-root",
+        &root.display().to_string(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--timeout",
+        "300",
+        "httpd",
+        &port.to_string(),
+    ]);
+    let mut conn = connect_when_up(port);
+    // Two requests in one write: two answers, in order, the connection kept.
+    conn.write_all(
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let (head, body) = read_response(&mut conn);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Connection: keep-alive\r\n"), "{head}");
+    assert_eq!(body, b"first\n");
+    let (_, body) = read_response(&mut conn);
+    assert!(body == big, "big.bin differs");
+    // A changed file is served as it is now (the cache checks it).
+    std::fs::write(root.join("a.txt"), b"second, longer\n").unwrap();
+    conn.write_all(b"GET /a.txt HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut conn).1, b"second, longer\n");
+    // Asking to close: the answer says so, and the connection ends.
+    conn.write_all(b"GET /missing HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (head, _) = read_response(&mut conn);
+    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    assert_eq!(conn.read(&mut [0u8; 16]).unwrap(), 0);
+    // HTTP/1.0 closes unless asked to keep the connection.
+    let mut old = connect_when_up(port);
+    old.write_all(b"GET /a.txt HTTP/1.0\r\n\r\n").unwrap();
+    let (head, _) = read_response(&mut old);
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    assert_eq!(old.read(&mut [0u8; 16]).unwrap(), 0);
+    server.assert_running();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -67,6 +67,10 @@ pub struct TcpListener {
     /// A partly read announcement.
     frame: [u8; HEADER + MAX_ANNOUNCEMENT],
     got: usize,
+    /// An announced connection not taken yet: taking it failed for want of
+    /// a stream (a budget or every slot used up), so the next
+    /// [`TcpListener::try_accept`] tries again before reading on.
+    untaken: Option<(u64, SocketAddr)>,
 }
 
 /// The longest frame body a listener stream carries: an `ERROR` frame.
@@ -82,6 +86,7 @@ impl TcpListener {
                 local,
                 frame: [0; HEADER + MAX_ANNOUNCEMENT],
                 got: 0,
+                untaken: None,
             }),
             (_, other) => Err(unexpected(other)),
         }
@@ -90,6 +95,12 @@ impl TcpListener {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Whether a connection waits that could not be taken for want of a
+    /// stream (a server may close one of its own to make room).
+    pub fn has_untaken(&self) -> bool {
+        self.untaken.is_some()
     }
 
     /// Waits for a connection and takes it.
@@ -103,12 +114,24 @@ impl TcpListener {
     }
 
     /// Takes a connection if one was announced, without waiting for one.
+    /// If no stream can be opened for it (`OverBudget`, `NoSlots`), the
+    /// connection stays announced and the next call tries it again.
     pub fn try_accept(&mut self) -> Result<Option<(TcpStream, SocketAddr)>, Error> {
-        let Some((id, peer)) = self.try_announcement()? else {
+        let Some((id, peer)) = self
+            .untaken
+            .take()
+            .map_or_else(|| self.try_announcement(), |u| Ok(Some(u)))?
+        else {
             return Ok(None);
         };
         let listener = self.stream.slot() as u32;
-        match tcp_stream(TcpRequest::Accept { listener, id })? {
+        let taken = tcp_stream(TcpRequest::Accept { listener, id });
+        if let Err(e) = &taken
+            && matches!(e.code(), Code::OverBudget | Code::NoSlots)
+        {
+            self.untaken = Some((id, peer));
+        }
+        match taken? {
             (stream, TcpReply::Accepted { local, peer }) => Ok(Some((
                 TcpStream {
                     stream,

@@ -646,16 +646,19 @@ impl Write for Stream {
 /// which woke a 1 ms timer of a Wasm app ~0.3 ms late.
 const DEADLINE_SPIN_NS: u64 = 400_000;
 
+/// The most streams [`poll`] looks at: one bit each in its result.
+pub const POLL_MAX: usize = 128;
+
 /// Blocks until at least one of `streams` is ready for its interest (or
 /// ended), or `timeout_ns` passes (`None`: no limit). Returns the indices
-/// ready, as a bit per entry in the result's order (at most 64 entries are
-/// considered). A deadline within [`DEADLINE_SPIN_NS`] is waited for by
+/// ready, as a bit per entry in the result's order (at most [`POLL_MAX`]
+/// entries are considered: more than a process has slots). A deadline within [`DEADLINE_SPIN_NS`] is waited for by
 /// polling, while no other process is runnable.
-pub fn poll(streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) -> u64 {
-    let len = streams.len().min(64);
+pub fn poll(streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) -> u128 {
+    let len = streams.len().min(POLL_MAX);
     let streams = &mut streams[..len];
     let ready = |streams: &mut [(&mut Stream, Interest)]| {
-        let mut bits = 0u64;
+        let mut bits = 0u128;
         for (n, (s, i)) in streams.iter_mut().enumerate() {
             if s.ready(*i) {
                 bits |= 1 << n;
@@ -684,8 +687,8 @@ pub fn poll(streams: &mut [(&mut Stream, Interest)], timeout_ns: Option<u64>) ->
 fn wait_ready(
     streams: &mut [(&mut Stream, Interest)],
     deadline: Option<u64>,
-    ready: impl Fn(&mut [(&mut Stream, Interest)]) -> u64,
-) -> u64 {
+    ready: impl Fn(&mut [(&mut Stream, Interest)]) -> u128,
+) -> u128 {
     let spins = streams
         .iter_mut()
         .any(|(s, i)| s.paces(*i).any(|p| p.polls()));

@@ -1,8 +1,20 @@
-//! `httpd PORT`: serves the files under the file-system root over HTTP/1.1,
-//! one connection at a time: `GET` and `HEAD`, 404 for a missing file, 403 for
-//! a path that climbs out of the root (refused here and, independently, by
-//! the monitor), a directory's `index.html` or else a plain listing of it. Each response carries
-//! `Content-Length` and `Connection: close`.
+//! `httpd PORT`: serves the files under the file-system root over HTTP/1.1:
+//! `GET` and `HEAD`, 404 for a missing file, 403 for a path that climbs out
+//! of the root (refused here and, independently, by the monitor), a
+//! directory's `index.html` or else a plain listing of it. Each response
+//! carries `Content-Length`.
+//!
+//! Up to [`MAX_CONNS`] connections are served at once, one event loop
+//! polling them and the listener; a connection stays open for further
+//! requests (HTTP/1.1 keep-alive, pipelined requests answered in order)
+//! unless the client asks to close it, speaks HTTP/1.0 without asking to
+//! keep it, stays idle for [`IDLE_NS`], or places are short: all
+//! [`MAX_CONNS`] are taken, or a connection waits that the process has no
+//! stream left for (its budget); then each answer closes its connection,
+//! so waiting clients get their turn. A response is written whole before
+//! the loop goes on: a client that does not read a large file holds the
+//! others up. Small files are served from memory while their metadata says
+//! they are unchanged ([`Cache`]).
 #![no_std]
 #![no_main]
 
@@ -12,14 +24,34 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use embedded_io::{Read, Write};
-use weft_user::fs::{self, File, FileKind};
-use weft_user::net::TcpListener;
-use weft_user::{Args, Code, Error, eprintln};
+use weft_user::fs::{self, File, FileKind, Metadata};
+use weft_user::net::{TcpListener, TcpStream};
+use weft_user::stream::{Interest, Stream, poll};
+use weft_user::{Args, Code, Error, eprintln, time};
 
 weft_user::entry!(main);
 
 /// The longest request head read.
 const MAX_HEAD: usize = 8192;
+/// Connections served at once at most: with the listener, the file-system
+/// session and a file, within the slots a process has. The process's
+/// stream budget (PROTOCOL.md §20.1) may allow fewer: a connection that
+/// could not be taken for it lowers the number served to one less than
+/// those open then (one stream left for a file), for [`CAP_NS`].
+const MAX_CONNS: usize = 110;
+/// How long a lowered number of connections holds.
+const CAP_NS: u64 = 10_000_000_000;
+/// How long a kept connection may stay idle.
+const IDLE_NS: u64 = 10_000_000_000;
+/// How long the loop waits at most, to close idle connections.
+const TICK_NS: u64 = 1_000_000_000;
+
+/// One client's connection and what it sent that is not answered yet.
+struct Conn {
+    tcp: TcpStream,
+    pending: Vec<u8>,
+    last_ns: u64,
+}
 
 fn main(args: Args) -> i32 {
     let Some(port) = args.get(1).and_then(|p| p.parse::<u16>().ok()) else {
@@ -34,37 +66,139 @@ fn main(args: Args) -> i32 {
             return 1;
         }
     };
+    let mut conns: Vec<Conn> = Vec::new();
+    let mut cache = Cache::default();
+    let (mut cap, mut capped_ns) = (MAX_CONNS, 0);
     loop {
-        match listener.accept() {
-            Ok((mut conn, _peer)) => {
-                if let Err(e) = serve(&mut conn) {
+        let room = conns.len() < cap;
+        let ready = {
+            let mut set: Vec<(&mut Stream, Interest)> = Vec::with_capacity(MAX_CONNS + 1);
+            for c in conns.iter_mut() {
+                set.push((c.tcp.as_stream_mut(), Interest::Read));
+            }
+            if room {
+                set.push((listener.as_stream_mut(), Interest::Read));
+            }
+            poll(&mut set, Some(TICK_NS))
+        };
+        let now = time::monotonic_ns();
+        // Places are short: answers close their connections.
+        let full = !room || listener.has_untaken();
+        let mut i = 0;
+        conns.retain_mut(|c| {
+            let bit = ready & (1u128 << i) != 0;
+            i += 1;
+            if !bit {
+                return now.saturating_sub(c.last_ns) < IDLE_NS;
+            }
+            c.last_ns = now;
+            match take_requests(c, !full, &mut cache) {
+                Ok(open) => open,
+                Err(e) => {
                     eprintln!("httpd: {e}");
+                    false
                 }
             }
-            Err(e) => {
-                eprintln!("httpd: accept: {e}");
-                return 1;
-            }
+        });
+        if let Err(e) = accept(&mut listener, &mut conns, cap, now) {
+            eprintln!("httpd: accept: {e}");
+            return 1;
+        }
+        if listener.has_untaken() && cap > conns.len().saturating_sub(1).max(1) {
+            (cap, capped_ns) = (conns.len().saturating_sub(1).max(1), now);
+        } else if now.saturating_sub(capped_ns) > CAP_NS {
+            cap = MAX_CONNS;
         }
     }
+}
+
+/// Takes the connections announced, up to `cap` in all. A stream budget
+/// used up is waited out: the listener keeps the connection for the next
+/// try, once one of ours closed.
+fn accept(
+    listener: &mut TcpListener,
+    conns: &mut Vec<Conn>,
+    cap: usize,
+    now: u64,
+) -> Result<(), Error> {
+    while conns.len() < cap {
+        match listener.try_accept() {
+            Ok(Some((tcp, _peer))) => conns.push(Conn {
+                tcp,
+                pending: Vec::new(),
+                last_ns: now,
+            }),
+            Ok(None) => return Ok(()),
+            // Taken later, once a connection closes.
+            Err(e) if matches!(e.code(), Code::OverBudget | Code::NoSlots) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads what `c` sent and answers every whole request in it; whether the
+/// connection stays open (`keep`: whether it may).
+fn take_requests(c: &mut Conn, keep: bool, cache: &mut Cache) -> Result<bool, Error> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.tcp.try_read(&mut buf)? {
+            None => break,
+            Some(0) => return Ok(false),
+            Some(n) => c.pending.extend_from_slice(&buf[..n]),
+        }
+        if c.pending.len() > MAX_HEAD {
+            break;
+        }
+    }
+    while let Some(end) = head_end(&c.pending) {
+        let head: Vec<u8> = c.pending.drain(..end).collect();
+        if !serve(&mut c.tcp, &head, keep, cache)? {
+            return Ok(false);
+        }
+    }
+    if c.pending.len() > MAX_HEAD {
+        respond(&mut c.tcp, 431, "text/plain", b"", false, false)?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Where the first request head in `bytes` ends (after its blank line).
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4)
 }
 
 /// A parsed request line.
 struct Request {
     head_only: bool,
     path: String,
+    /// Whether the connection stays open after the answer.
+    keep: bool,
 }
 
-fn serve<S: Read<Error = Error> + Write<Error = Error>>(conn: &mut S) -> Result<(), Error> {
-    let Some(head) = read_head(conn)? else {
-        return Ok(());
-    };
-    let request = match parse(&head) {
+/// Answers the request `head`; whether the connection stays open (`keep`:
+/// whether it may).
+fn serve(conn: &mut TcpStream, head: &[u8], keep: bool, cache: &mut Cache) -> Result<bool, Error> {
+    let request = match parse(head, keep) {
         Ok(r) => r,
-        Err(status) => return respond(conn, status, "text/plain", b"", false),
+        Err(status) => {
+            respond(conn, status, "text/plain", b"", false, false)?;
+            return Ok(false);
+        }
     };
+    answer(conn, &request, cache)
+}
+
+/// Answers `request`; whether the connection stays open.
+fn answer(conn: &mut TcpStream, request: &Request, cache: &mut Cache) -> Result<bool, Error> {
+    let (head_only, keep) = (request.head_only, request.keep);
     if climbs_out(&request.path) {
-        return respond(conn, 403, "text/plain", b"forbidden\n", request.head_only);
+        respond(conn, 403, "text/plain", b"forbidden\n", head_only, keep)?;
+        return Ok(keep);
     }
     match fs::metadata(&request.path) {
         Ok(m) if m.kind == FileKind::Dir => {
@@ -73,10 +207,11 @@ fn serve<S: Read<Error = Error> + Write<Error = Error>>(conn: &mut S) -> Result<
                 && i.kind == FileKind::File
             {
                 let request = Request {
-                    head_only: request.head_only,
+                    head_only,
                     path: index,
+                    keep,
                 };
-                return send_file(conn, &request, i.size);
+                return send_file(conn, &request, &i, cache);
             }
             let mut names: Vec<String> = fs::read_dir(&request.path)?
                 .into_iter()
@@ -91,75 +226,112 @@ fn serve<S: Read<Error = Error> + Write<Error = Error>>(conn: &mut S) -> Result<
                 .collect();
             names.sort();
             let body = names.concat();
-            respond(conn, 200, "text/plain", body.as_bytes(), request.head_only)
+            respond(conn, 200, "text/plain", body.as_bytes(), head_only, keep)?;
+            Ok(keep)
         }
-        Ok(m) => send_file(conn, &request, m.size),
-        Err(e) => {
-            let status = status_of(&e);
-            respond(
-                conn,
-                status,
-                "text/plain",
-                reason(status).as_bytes(),
-                request.head_only,
-            )
-        }
+        Ok(m) => send_file(conn, request, &m, cache),
+        Err(e) => refuse(conn, &e, request),
     }
 }
 
-/// Streams a file after its header.
-fn send_file<S: Write<Error = Error>>(
-    conn: &mut S,
+/// Answers `request` with the status for error `e`; whether the connection
+/// stays open (not after a 503: closing it makes room).
+fn refuse(conn: &mut TcpStream, e: &Error, request: &Request) -> Result<bool, Error> {
+    let status = status_of(e);
+    let keep = request.keep && status != 503;
+    let body = reason(status).as_bytes();
+    respond(conn, status, "text/plain", body, request.head_only, keep)?;
+    Ok(keep)
+}
+
+/// Files of at most this many bytes are kept in [`Cache`].
+const CACHE_MAX: u64 = 64 << 10;
+/// Files [`Cache`] keeps at most.
+const CACHE_FILES: usize = 64;
+
+/// Small files' contents, each served again only while the file's size and
+/// modification time are those it was read with (checked on every
+/// request, as the metadata is read anyway). As with any such cache, a
+/// file rewritten with the same size within one tick of the host's file
+/// clock may be served as it was.
+#[derive(Default)]
+struct Cache {
+    /// Oldest first.
+    files: Vec<(String, Metadata, Vec<u8>)>,
+}
+
+impl Cache {
+    fn get(&self, path: &str, m: &Metadata) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(p, at, _)| p == path && at.size == m.size && at.modified_ns == m.modified_ns)
+            .map(|(_, _, body)| body.as_slice())
+    }
+
+    fn put(&mut self, path: &str, m: &Metadata, body: Vec<u8>) {
+        self.files.retain(|(p, _, _)| p != path);
+        if self.files.len() >= CACHE_FILES {
+            self.files.remove(0);
+        }
+        self.files.push((path.into(), *m, body));
+    }
+}
+
+/// Sends the file `m` describes after its header: exactly `m.size` bytes,
+/// so that a kept connection stays in step (a file that shrank meanwhile
+/// ends the connection with an error). A small file comes from `cache`
+/// while it is unchanged. Whether the connection stays open.
+fn send_file(
+    conn: &mut TcpStream,
     request: &Request,
-    len: u64,
-) -> Result<(), Error> {
+    m: &Metadata,
+    cache: &mut Cache,
+) -> Result<bool, Error> {
+    let (head_only, keep) = (request.head_only, request.keep);
+    let ty = content_type(&request.path);
+    if let Some(body) = cache.get(&request.path, m) {
+        header(conn, 200, ty, m.size, keep)?;
+        if !head_only {
+            conn.write_all(body)?;
+        }
+        return Ok(keep);
+    }
     let mut file = match File::open(&request.path) {
         Ok(f) => f,
-        Err(e) => {
-            let status = status_of(&e);
-            return respond(
-                conn,
-                status,
-                "text/plain",
-                reason(status).as_bytes(),
-                request.head_only,
-            );
-        }
+        Err(e) => return refuse(conn, &e, request),
     };
-    header(conn, 200, content_type(&request.path), len)?;
-    if request.head_only {
-        return Ok(());
+    header(conn, 200, ty, m.size, keep)?;
+    if head_only {
+        return Ok(keep);
     }
-    let mut buf = alloc::vec![0u8; 32 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
+    let small = m.size <= CACHE_MAX;
+    let mut kept = Vec::new();
+    let mut buf = alloc::vec![0u8; (m.size as usize).clamp(1, 32 * 1024)];
+    let mut left = m.size;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut buf[..want])?;
         if n == 0 {
-            return Ok(());
+            return Err(Error::new(
+                Code::Closed,
+                format!("{} shrank while it was sent", request.path),
+            ));
         }
         conn.write_all(&buf[..n])?;
+        if small {
+            kept.extend_from_slice(&buf[..n]);
+        }
+        left -= n as u64;
     }
+    if small {
+        cache.put(&request.path, m, kept);
+    }
+    Ok(keep)
 }
 
-/// Reads up to the blank line ending the request head; `None` if the client
-/// closed first.
-fn read_head<S: Read<Error = Error>>(conn: &mut S) -> Result<Option<Vec<u8>>, Error> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() > MAX_HEAD {
-            return Ok(Some(head));
-        }
-        let n = conn.read(&mut buf)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Ok(Some(head))
-}
-
-/// Parses the request line; the error is the status to answer.
-fn parse(head: &[u8]) -> Result<Request, u16> {
+/// Parses the request line and the `Connection` header (`keep`: whether the
+/// connection may stay open); the error is the status to answer.
+fn parse(head: &[u8], keep: bool) -> Result<Request, u16> {
     if head.len() > MAX_HEAD {
         return Err(431);
     }
@@ -183,7 +355,28 @@ fn parse(head: &[u8]) -> Result<Request, u16> {
     if !path.starts_with('/') {
         return Err(400);
     }
-    Ok(Request { head_only, path })
+    let asked = connection_header(head);
+    let keep = keep
+        && match version {
+            "HTTP/1.0" => asked.as_deref() == Some("keep-alive"),
+            _ => asked.as_deref() != Some("close"),
+        };
+    Ok(Request {
+        head_only,
+        path,
+        keep,
+    })
+}
+
+/// The value of the head's `Connection` header, lower-cased.
+fn connection_header(head: &[u8]) -> Option<String> {
+    let text = core::str::from_utf8(head).ok()?;
+    text.split("\r\n").skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("connection")
+            .then(|| value.trim().to_ascii_lowercase())
+    })
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -225,6 +418,8 @@ fn status_of(e: &Error) -> u16 {
     match e.code() {
         Code::NotFound | Code::NotDirectory => 404,
         Code::Escape | Code::PermissionDenied => 403,
+        // No stream left for the file: the connection closes to make room.
+        Code::OverBudget | Code::NoSlots => 503,
         _ => 500,
     }
 }
@@ -237,6 +432,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "Internal Server Error",
     }
@@ -261,9 +457,11 @@ fn header<S: Write<Error = Error>>(
     status: u16,
     ty: &str,
     len: u64,
+    keep: bool,
 ) -> Result<(), Error> {
+    let connection = if keep { "keep-alive" } else { "close" };
     let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {ty}\r\nContent-Length: {len}\r\nConnection: close\r\nServer: weft-httpd\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ty}\r\nContent-Length: {len}\r\nConnection: {connection}\r\nServer: weft-httpd\r\n\r\n",
         reason(status)
     );
     conn.write_all(head.as_bytes())
@@ -275,13 +473,14 @@ fn respond<S: Write<Error = Error>>(
     ty: &str,
     body: &[u8],
     head_only: bool,
+    keep: bool,
 ) -> Result<(), Error> {
     let body: &[u8] = if body.is_empty() && status != 200 {
         reason(status).as_bytes()
     } else {
         body
     };
-    header(conn, status, ty, body.len() as u64)?;
+    header(conn, status, ty, body.len() as u64, keep)?;
     if !head_only {
         conn.write_all(body)?;
     }
