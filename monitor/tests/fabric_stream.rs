@@ -35,14 +35,7 @@ const CHILD: &str = "WEFT_FABRIC_STREAM_CASE";
 fn main() {
     match std::env::var(CHILD) {
         Ok(case) => std::process::exit(child(&case)),
-        Err(_) => {
-            for (name, test) in TESTS {
-                println!("test {name} ...");
-                test();
-                println!("test {name} ... ok");
-            }
-            println!("test result: ok. {} passed", TESTS.len());
-        }
+        Err(_) => common::run_cases(TESTS),
     }
 }
 

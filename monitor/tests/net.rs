@@ -363,6 +363,22 @@ fn curl(args: &[&str]) -> (i32, Vec<u8>) {
     (out.status.code().unwrap_or(-1), out.stdout)
 }
 
+/// `httpd` serving `root` (`--read-only` if `read_only`), and its port.
+fn start_httpd(root: &std::path::Path, read_only: bool) -> (Server, u16) {
+    let port = free_port();
+    let (root, listen, port_arg) = (
+        root.display().to_string(),
+        format!("127.0.0.1:{port}"),
+        port.to_string(),
+    );
+    let mut args = vec!["run", "--fs-root", &root];
+    if read_only {
+        args.push("--read-only");
+    }
+    args.extend(["--listen", &listen, "--timeout", "300", "httpd", &port_arg]);
+    (Server::start(&args), port)
+}
+
 #[test]
 fn curl_fetches_files_from_httpd_and_gets_404_and_403() {
     let root = std::env::temp_dir().join(format!("weft-httpd-test-{}", std::process::id()));
@@ -372,19 +388,7 @@ fn curl_fetches_files_from_httpd_and_gets_404_and_403() {
     std::fs::write(root.join("index.html"), b"<h1>weft</h1>\n").unwrap();
     let secret = root.with_extension("secret");
     std::fs::write(&secret, b"outside the root\n").unwrap();
-    let port = free_port();
-    let mut server = Server::start(&[
-        "run",
-        "--fs-root",
-        &root.display().to_string(),
-        "--read-only",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--timeout",
-        "300",
-        "httpd",
-        &port.to_string(),
-    ]);
+    let (mut server, port) = start_httpd(&root, true);
     drop(connect_when_up(port));
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
 
@@ -559,18 +563,7 @@ fn httpd_keeps_connections_answers_pipelined_requests_and_sees_changed_files() {
     std::fs::write(root.join("a.txt"), b"first\n").unwrap();
     let big = random_bytes(3, 300 << 10);
     std::fs::write(root.join("big.bin"), &big).unwrap();
-    let port = free_port();
-    let mut server = Server::start(&[
-        "run",
-        "--fs-root",
-        &root.display().to_string(),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--timeout",
-        "300",
-        "httpd",
-        &port.to_string(),
-    ]);
+    let (mut server, port) = start_httpd(&root, false);
     let mut conn = connect_when_up(port);
     // Two requests in one write: two answers, in order, the connection kept.
     conn.write_all(

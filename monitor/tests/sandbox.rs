@@ -6,6 +6,8 @@
 //! That every other call the monitor makes is allowed is shown by the
 //! guest-booting tests, which all run `weft run` in its sandbox.
 
+mod common;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::ExitStatusExt;
@@ -22,12 +24,7 @@ fn main() {
         child(case, Path::new(dir));
         std::process::exit(0);
     }
-    for (name, test) in TESTS {
-        println!("test {name} ...");
-        test();
-        println!("test {name} ... ok");
-    }
-    println!("test result: ok. {} passed", TESTS.len());
+    common::run_cases(TESTS);
 }
 
 const TESTS: &[(&str, fn())] = &[

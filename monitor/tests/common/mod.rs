@@ -9,6 +9,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Runs each case of a test binary without the harness (one whose cases
+/// run in child processes of their own), in order, saying so as the
+/// harness would; a failing case panics.
+pub fn run_cases(cases: &[(&str, fn())]) {
+    for (name, test) in cases {
+        println!("test {name} ...");
+        test();
+        println!("test {name} ... ok");
+    }
+    println!("test result: ok. {} passed", cases.len());
+}
+
 pub fn weft() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weft"))
 }
