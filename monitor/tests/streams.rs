@@ -12,6 +12,11 @@ fn control_pipe_opens_closes_and_refuses_cleanly() {
         "--timeout",
         "60",
         "--stats",
+        // Budgets above the slots: the slots are what runs out here.
+        "--max-streams",
+        "200",
+        "--max-process-streams",
+        "200",
         &guest_program("stream-check"),
     ]);
     assert_eq!(code, 0, "{out}{err}");
