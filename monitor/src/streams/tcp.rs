@@ -106,9 +106,8 @@ async fn listen(
     pending: &Pending,
 ) -> Result<(), Failure> {
     let addr = policy.grant_listen(asked, "listening on")?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| Failure::io(&format!("listen on {addr}"), &e))?;
+    let listener =
+        bind_listener(addr).map_err(|e| Failure::io(&format!("listen on {addr}"), &e))?;
     let local = listener
         .local_addr()
         .map_err(|e| Failure::io("listener address", &e))?;
@@ -360,6 +359,24 @@ async fn deliver(mut socket: OwnedWriteHalf, rest: Vec<u8>) {
         socket.shutdown().await
     })
     .await;
+}
+
+/// The host's queue of connections not yet accepted, per listener: as long
+/// as the kernel allows (`somaxconn` caps it), so that a burst of clients
+/// waiting for the guest is queued rather than refused or reset (tokio's
+/// own `bind` asks for 128).
+const LISTEN_QUEUE: u32 = 4096;
+
+/// A listening socket on `addr` (address reuse on, as tokio's `bind`).
+fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_QUEUE)
 }
 
 /// Connections accepted by listeners and not yet taken by the guest, by
