@@ -35,6 +35,7 @@
 mod common;
 
 use common::{free_port, random_bytes};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -98,7 +99,7 @@ fn soak_briefly() {
         duration: Duration::from_secs(20),
         http_clients: 100,
         echo_clients: 100,
-        sample_every: Duration::from_secs(1),
+        sample_every: Duration::from_millis(500),
     });
 }
 
@@ -183,6 +184,9 @@ fn soak(cfg: &Soak) {
         "soak: errors: connect {}, i/o {}, mismatches {}",
         t.connect_errors, t.io_errors, t.mismatches
     );
+    for (kind, n) in tally.failure_kinds.lock().unwrap().iter() {
+        println!("soak:   {n} x {kind}");
+    }
     let flat = Flatness::of(&samples, cfg.duration);
     println!("soak: {flat}");
     println!("soak: weft's log:\n{log}");
@@ -386,6 +390,8 @@ struct Tally {
     slowest_echo_us: AtomicU64,
     /// The first [`MAX_REPORTED`] failures, described.
     failures: Mutex<Vec<String>>,
+    /// Failures by client kind, step and error kind.
+    failure_kinds: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A [`Tally`]'s counts at one moment.
@@ -406,8 +412,14 @@ struct Counts {
 /// How one exchange failed.
 enum Failure {
     Connect(io::Error),
-    Io(String),
+    /// A step (`send`, `read`, …), the error's kind, and a description.
+    Io(&'static str, io::ErrorKind, String),
     Mismatch(String),
+}
+
+/// A failure in the middle of an exchange.
+fn io_failure(step: &'static str, e: &io::Error, what: String) -> Failure {
+    Failure::Io(step, e.kind(), format!("{what}: {e}"))
 }
 
 impl Tally {
@@ -429,12 +441,27 @@ impl Tally {
 
     /// Counts `failure` of `client` and describes it (the first few).
     fn fail(&self, client: &str, start: Instant, failure: Failure) {
-        let (counter, what) = match failure {
-            Failure::Connect(e) => (&self.connect_errors, format!("connect: {e}")),
-            Failure::Io(e) => (&self.io_errors, e),
-            Failure::Mismatch(e) => (&self.mismatches, format!("MISMATCH: {e}")),
+        let (counter, kind, what) = match failure {
+            Failure::Connect(e) => (
+                &self.connect_errors,
+                format!("connect: {:?}", e.kind()),
+                format!("connect: {e}"),
+            ),
+            Failure::Io(step, kind, e) => (&self.io_errors, format!("{step}: {kind:?}"), e),
+            Failure::Mismatch(e) => (
+                &self.mismatches,
+                "mismatch".to_owned(),
+                format!("MISMATCH: {e}"),
+            ),
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        let class = client.split(' ').next().unwrap_or(client);
+        *self
+            .failure_kinds
+            .lock()
+            .unwrap()
+            .entry(format!("{class} {kind}"))
+            .or_default() += 1;
         let line = format!("{client} at {:.1} s: {what}", start.elapsed().as_secs_f64());
         let mut failures = self.failures.lock().unwrap();
         if failures.len() < MAX_REPORTED {
@@ -494,13 +521,11 @@ fn get(addr: SocketAddr, path: &str, body: &[u8], response: &mut Vec<u8>) -> Res
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: soak\r\n\r\n"
     );
     conn.write_all(request.as_bytes())
-        .map_err(|e| Failure::Io(format!("GET {path}: send: {e}")))?;
+        .map_err(|e| io_failure("send", &e, format!("GET {path}: send")))?;
     response.clear();
     conn.read_to_end(response).map_err(|e| {
-        Failure::Io(format!(
-            "GET {path}: read after {} bytes: {e}",
-            response.len()
-        ))
+        let what = format!("GET {path}: read after {} bytes", response.len());
+        io_failure("read", &e, what)
     })?;
     let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Err(Failure::Mismatch(format!(
@@ -580,21 +605,25 @@ fn echo_session(
         let data = random_bytes(rng.next(), len);
         let began = Instant::now();
         conn.write_all(&data)
-            .map_err(|e| Failure::Io(format!("message {m} ({len} B): send: {e}")))?;
+            .map_err(|e| io_failure("send", &e, format!("message {m} ({len} B): send")))?;
         let mut got = 0;
         while got < len {
             match conn.read(&mut back[got..len]) {
                 Ok(0) => {
-                    return Err(Failure::Io(format!(
-                        "message {m} ({len} B): the server closed after {got} bytes of the echo"
-                    )));
+                    return Err(Failure::Io(
+                        "read",
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "message {m} ({len} B): the server closed after {got} bytes of \
+                             the echo"
+                        ),
+                    ));
                 }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    return Err(Failure::Io(format!(
-                        "message {m} ({len} B): read after {got} bytes of the echo: {e}"
-                    )));
+                    let what = format!("message {m} ({len} B): read after {got} bytes of the echo");
+                    return Err(io_failure("read", &e, what));
                 }
             }
         }
@@ -613,11 +642,11 @@ fn echo_session(
     // Our end first: the server sees end-of-file, and must have nothing
     // more to say.
     conn.shutdown(Shutdown::Write)
-        .map_err(|e| Failure::Io(format!("shutdown: {e}")))?;
+        .map_err(|e| io_failure("shutdown", &e, "shutdown".into()))?;
     match conn.read(&mut back[..1]) {
         Ok(0) => Ok(()),
         Ok(_) => Err(Failure::Mismatch("bytes after the last echo".into())),
-        Err(e) => Err(Failure::Io(format!("waiting for the server's end: {e}"))),
+        Err(e) => Err(io_failure("end", &e, "waiting for the server's end".into())),
     }
 }
 
