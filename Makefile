@@ -11,7 +11,7 @@ WASM_APPS  := hello wc coremark
 WASM_GUEST := echo-server supervise spin trap hog spawn-bench fabric-ls kv-app stateful udp-echo-app
 WEFT       := target/release/weft
 
-.PHONY: help setup guest build run test lint bench bench-setup move-soak fuzz clean
+.PHONY: help setup guest build run test lint bench bench-setup move-soak soak fuzz clean
 
 help:
 	@echo "Weft make targets:"
@@ -20,6 +20,7 @@ help:
 	@echo "  make test    build, check formatting and lints, then run every test (unit, property, model, and KVM boot tests)"
 	@echo "  make lint    rustfmt and clippy (warnings are errors) over every crate, guest and Wasm apps included"
 	@echo "  make bench   build, then run the benchmarks (results in target/bench/; installs wrk and nginx, the httpd bench's load generator and baseline)"
+	@echo "  make soak    one guest serves HTTP and echo to 1,000 clients for 10 minutes (WEFT_SOAK_SECS=600): byte-exact, flat RSS and descriptors"
 	@echo "  make move-soak  move a stateful Wasm app a->b->c->a 1000 times between three daemons while two clients call its service"
 	@echo "  make fuzz    fuzz the data pipe against a hostile peer, every decoder in control/ and the fabric's (nightly Rust; FUZZ_SECONDS=60 each)"
 	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2)"
@@ -99,6 +100,11 @@ bench: build bench-setup
 	$(CARGO) bench -p weft-monitor --bench httpd
 	$(CARGO) bench -p weft-data-pipe --bench ring
 	@echo "results: target/bench/results.json, target/bench/report.md"
+
+# One guest serving HTTP and echo to a thousand clients for ten minutes
+# (WEFT_SOAK_SECS seconds); `make test` runs a 20-second, 200-client variant.
+soak: build
+	$(CARGO) test --release -p weft-monitor --test soak soak_a_thousand_clients -- --ignored --exact --nocapture
 
 # The thousand-hop move loop (minutes; `make test` goes round three times).
 move-soak: build
