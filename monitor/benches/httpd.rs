@@ -357,20 +357,7 @@ impl Server {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: `kill` has no memory effects; `pid` is our child, not
-            // yet waited for, so the id is still its own.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        weft_benchkit::terminate(&mut child, Duration::from_secs(10));
     }
 }
 

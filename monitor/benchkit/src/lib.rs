@@ -166,6 +166,26 @@ pub fn render(records: &[Record]) -> String {
     out
 }
 
+/// Ends `child`, which the caller has not waited for: `SIGTERM` (so that a
+/// `weft` prints its `--stats`), then `SIGKILL` if it is still there after
+/// `grace`; reaped either way.
+pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: `kill` has no memory effects; `pid` is the caller's child,
+        // not yet waited for, so the id is still its own.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
