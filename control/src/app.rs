@@ -292,8 +292,10 @@ pub mod errno {
     pub const INVAL: i32 = 28;
     pub const IO: i32 = 29;
     pub const ISDIR: i32 = 31;
+    pub const LOOP: i32 = 32;
     pub const MFILE: i32 = 33;
     pub const MSGSIZE: i32 = 35;
+    pub const NAMETOOLONG: i32 = 37;
     pub const NFILE: i32 = 41;
     pub const NOENT: i32 = 44;
     pub const NOEXEC: i32 = 45;

@@ -359,11 +359,16 @@ pub enum Code {
     /// A budget of the guest or of the process is used up (open streams;
     /// PROTOCOL.md §20.1).
     OverBudget = 24,
+    /// Too many symlinks in a path, or a symlink where none may be
+    /// followed.
+    Loop = 25,
+    /// A path or one of its names is too long for the host.
+    NameTooLong = 26,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 26] = [
         Self::Protocol,
         Self::Version,
         Self::Unsupported,
@@ -388,6 +393,8 @@ impl Code {
         Self::Closed,
         Self::TooLarge,
         Self::OverBudget,
+        Self::Loop,
+        Self::NameTooLong,
     ];
 
     /// The code numbered `n`, if any.
@@ -422,6 +429,8 @@ impl Code {
             Self::Closed => "closed",
             Self::TooLarge => "too large",
             Self::OverBudget => "stream budget used up (--max-streams, --max-process-streams)",
+            Self::Loop => "too many levels of symbolic links",
+            Self::NameTooLong => "name too long",
         }
     }
 }

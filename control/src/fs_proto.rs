@@ -1,7 +1,12 @@
 //! The file-system protocols (PROTOCOL.md §10): a `FILE_OPEN` stream is one
-//! open file (read, write, seek, stat, sync); an `FS_SESSION` stream carries
-//! path operations (stat, list, create and remove directories, remove and
-//! rename files).
+//! open file (read, write, seek, stat, sync, set its size and times); an
+//! `FS_SESSION` stream carries path operations (stat, list, create and
+//! remove directories, remove and rename files, read and make links, set
+//! times).
+//!
+//! Every path is an [`At`]: a directory beneath the root, and a path beneath
+//! that directory, so a program's directory descriptor confines the paths
+//! resolved from it as the root confines every path.
 //!
 //! Requests are answered in order, one reply each, except `READ_DIR`, whose
 //! reply is any number of `ENTRIES` frames and then `END`. A failing request
@@ -25,7 +30,11 @@ pub mod kind {
     pub const FSTAT: u16 = 0x0113;
     /// File stream: flush the file to the host's storage.
     pub const SYNC: u16 = 0x0114;
-    /// Session: a path's metadata (symlinks followed).
+    /// File stream: cut or extend the file to a length.
+    pub const SET_SIZE: u16 = 0x0115;
+    /// File stream: set the file's access and modification times.
+    pub const SET_FILE_TIMES: u16 = 0x0116;
+    /// Session: a path's metadata (symlinks followed, or not).
     pub const STAT: u16 = 0x0120;
     /// Session: list a directory.
     pub const READ_DIR: u16 = 0x0121;
@@ -37,6 +46,14 @@ pub mod kind {
     pub const REMOVE_DIR: u16 = 0x0124;
     /// Session: rename a file or directory.
     pub const RENAME: u16 = 0x0125;
+    /// Session: the target of a symlink.
+    pub const READ_LINK: u16 = 0x0126;
+    /// Session: make a symlink.
+    pub const SYMLINK: u16 = 0x0127;
+    /// Session: make a hard link.
+    pub const HARD_LINK: u16 = 0x0128;
+    /// Session: set a path's access and modification times.
+    pub const SET_TIMES: u16 = 0x0129;
 
     /// Reply to `FILE_OPEN`: the file is open; its metadata.
     pub const FILE_OPENED: u16 = 0x8100;
@@ -50,20 +67,22 @@ pub mod kind {
     pub const POSITION: u16 = 0x8112;
     /// Reply to `FSTAT` and `STAT`.
     pub const METADATA: u16 = 0x8113;
-    /// Reply to `SYNC`, `CREATE_DIR`, `REMOVE_FILE`, `REMOVE_DIR`, `RENAME`.
+    /// Reply to the requests that only change something.
     pub const DONE: u16 = 0x8114;
     /// Part of the reply to `READ_DIR`: some entries.
     pub const ENTRIES: u16 = 0x8121;
     /// Last frame of the reply to `READ_DIR`.
     pub const END: u16 = 0x8122;
+    /// Reply to `READ_LINK`: the link's target.
+    pub const LINK_TARGET: u16 = 0x8123;
 }
 
 /// Bytes of an encoded [`Metadata`].
-pub const METADATA_LEN: usize = 1 + 4 + 8 + 8;
+pub const METADATA_LEN: usize = 1 + 4 + 8 * 7;
 
-/// The longest file a guest may make, 64 GiB (§10.2): a `WRITE` that would
-/// put a file's end past it is refused with `TooLarge`, so a guest cannot
-/// make huge sparse files on the host.
+/// The longest file a guest may make, 64 GiB (§10.2): a `WRITE` or
+/// `SET_SIZE` that would put a file's end past it is refused with
+/// `TooLarge`, so a guest cannot make huge sparse files on the host.
 pub const MAX_FILE_SIZE: u64 = 64 << 30;
 
 /// `FILE_OPEN` flags (a `u32` bit set). Any other bit is refused.
@@ -83,7 +102,9 @@ impl OpenFlags {
     pub const APPEND: Self = Self(16);
     /// Create the file; fail if it exists.
     pub const EXCLUSIVE: Self = Self(32);
-    const ALL: u32 = 63;
+    /// Do not follow a symlink as the last component (`Loop` if it is one).
+    pub const NO_FOLLOW: Self = Self(64);
+    const ALL: u32 = 127;
     /// Flags that may change the file system.
     const MODIFYING: u32 =
         Self::WRITE.0 | Self::CREATE.0 | Self::TRUNCATE.0 | Self::APPEND.0 | Self::EXCLUSIVE.0;
@@ -157,7 +178,7 @@ pub enum FileKind {
     File = 0,
     /// A directory.
     Dir = 1,
-    /// A symbolic link (only in directory listings: `STAT` follows links).
+    /// A symbolic link (in listings, and from `STAT` without `follow`).
     Symlink = 2,
     /// Anything else (device, FIFO, socket).
     Other = 3,
@@ -175,7 +196,9 @@ impl FileKind {
     }
 }
 
-/// A file's metadata: `kind: u8, mode: u32, size: u64, modified_ns: i64`.
+/// A file's metadata (61 bytes): `kind: u8, mode: u32, size: u64,
+/// modified_ns: i64, accessed_ns: i64, changed_ns: i64, device: u64,
+/// inode: u64, links: u64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Metadata {
     /// What the path names.
@@ -186,6 +209,16 @@ pub struct Metadata {
     pub size: u64,
     /// Last modification, nanoseconds since the Unix epoch.
     pub modified_ns: i64,
+    /// Last access, nanoseconds since the Unix epoch.
+    pub accessed_ns: i64,
+    /// Last change of the file's metadata, nanoseconds since the Unix epoch.
+    pub changed_ns: i64,
+    /// The host's device number of the file system holding it.
+    pub device: u64,
+    /// The host's inode number.
+    pub inode: u64,
+    /// How many hard links name it.
+    pub links: u64,
 }
 
 impl Metadata {
@@ -193,7 +226,12 @@ impl Metadata {
         e.u8(self.kind as u8)
             .u32(self.mode)
             .u64(self.size)
-            .u64(self.modified_ns as u64);
+            .u64(self.modified_ns as u64)
+            .u64(self.accessed_ns as u64)
+            .u64(self.changed_ns as u64)
+            .u64(self.device)
+            .u64(self.inode)
+            .u64(self.links);
     }
 
     fn decode(d: &mut Decoder<'_>) -> Result<Self, WireError> {
@@ -202,6 +240,11 @@ impl Metadata {
             mode: d.u32()?,
             size: d.u64()?,
             modified_ns: d.u64()? as i64,
+            accessed_ns: d.u64()? as i64,
+            changed_ns: d.u64()? as i64,
+            device: d.u64()?,
+            inode: d.u64()?,
+            links: d.u64()?,
         })
     }
 }
@@ -218,8 +261,125 @@ pub enum Whence {
     End = 2,
 }
 
-fn path<'a>(d: &mut Decoder<'a>) -> Result<&'a str, WireError> {
-    core::str::from_utf8(d.short_bytes()?).map_err(|_| WireError::Field("path"))
+/// A UTF-8 `bytes16`; `field` names it in the error.
+fn text<'a>(d: &mut Decoder<'a>, field: &'static str) -> Result<&'a str, WireError> {
+    core::str::from_utf8(d.short_bytes()?).map_err(|_| WireError::Field(field))
+}
+
+/// A `follow: u8` flag: 0 or 1.
+fn flag(d: &mut Decoder<'_>, field: &'static str) -> Result<bool, WireError> {
+    match d.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(WireError::Field(field)),
+    }
+}
+
+/// A path beneath a directory (`dir: bytes16, path: bytes16`): `dir` is
+/// resolved beneath the root (empty: the root itself), then `path` beneath
+/// `dir`, which it may not leave (§10.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct At<'a> {
+    /// The directory, a path beneath the root.
+    pub dir: &'a str,
+    /// The path, beneath `dir`.
+    pub path: &'a str,
+}
+
+impl<'a> From<&'a str> for At<'a> {
+    fn from(path: &'a str) -> Self {
+        Self::root(path)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<'a> From<&'a alloc::string::String> for At<'a> {
+    fn from(path: &'a alloc::string::String) -> Self {
+        Self::root(path)
+    }
+}
+
+impl<'a> At<'a> {
+    /// `path` beneath the root.
+    pub const fn root(path: &'a str) -> Self {
+        Self { dir: "", path }
+    }
+
+    /// Bytes of the encoded pair.
+    pub const fn encoded_len(&self) -> usize {
+        4 + self.dir.len() + self.path.len()
+    }
+
+    fn encode(&self, e: &mut Encoder<'_>) {
+        e.short_bytes(self.dir.as_bytes())
+            .short_bytes(self.path.as_bytes());
+    }
+
+    fn decode(d: &mut Decoder<'a>) -> Result<Self, WireError> {
+        Ok(Self {
+            dir: text(d, "dir")?,
+            path: text(d, "path")?,
+        })
+    }
+}
+
+/// What to set a time to (`how: u8` — 0 leave it, 1 now, 2 `ns` — then
+/// `ns: i64`, 0 unless `how` is 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetTime {
+    /// Leave it as it is.
+    Keep,
+    /// The host's current time.
+    Now,
+    /// Nanoseconds since the Unix epoch.
+    To(i64),
+}
+
+impl SetTime {
+    fn encode(&self, e: &mut Encoder<'_>) {
+        let (how, ns) = match *self {
+            Self::Keep => (0, 0),
+            Self::Now => (1, 0),
+            Self::To(ns) => (2, ns),
+        };
+        e.u8(how).u64(ns as u64);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, WireError> {
+        let how = d.u8()?;
+        let ns = d.u64()? as i64;
+        match (how, ns) {
+            (0, 0) => Ok(Self::Keep),
+            (1, 0) => Ok(Self::Now),
+            (2, ns) => Ok(Self::To(ns)),
+            _ => Err(WireError::Field("time")),
+        }
+    }
+}
+
+/// A file's new access and modification times (34 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Times {
+    /// The access time.
+    pub accessed: SetTime,
+    /// The modification time.
+    pub modified: SetTime,
+}
+
+impl Times {
+    const LEN: usize = 18;
+
+    fn encode(&self, e: &mut Encoder<'_>) {
+        self.accessed.encode(e);
+        self.modified.encode(e);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, WireError> {
+        Ok(Self {
+            accessed: SetTime::decode(d)?,
+            modified: SetTime::decode(d)?,
+        })
+    }
 }
 
 /// A `FILE_OPEN` first frame: `version: u32` (§9.2), then these parameters.
@@ -227,23 +387,22 @@ fn path<'a>(d: &mut Decoder<'a>) -> Result<&'a str, WireError> {
 pub struct FileOpen<'a> {
     /// Raw [`OpenFlags`] bits (checked by [`OpenFlags::from_bits`]).
     pub flags: u32,
-    /// The guest path.
-    pub path: &'a str,
+    /// The file.
+    pub at: At<'a>,
 }
 
 impl<'a> FileOpen<'a> {
     /// Bytes of the whole first frame.
     pub fn frame_len(&self) -> usize {
-        HEADER + 4 + 4 + 2 + self.path.len()
+        HEADER + 4 + 4 + self.at.encoded_len()
     }
 
     /// Encodes the whole `FILE_OPEN` first frame (version included) into
     /// `buf`; `None` if it does not fit.
     pub fn encode(&self, buf: &mut [u8]) -> Option<usize> {
         let mut e = Encoder::new(buf, crate::frame::kind::FILE_OPEN);
-        e.u32(crate::frame::VERSION)
-            .u32(self.flags)
-            .short_bytes(self.path.as_bytes());
+        e.u32(crate::frame::VERSION).u32(self.flags);
+        self.at.encode(&mut e);
         e.finish()
     }
 
@@ -252,7 +411,7 @@ impl<'a> FileOpen<'a> {
         let mut d = Decoder::new(params);
         let r = Self {
             flags: d.u32()?,
-            path: path(&mut d)?,
+            at: At::decode(&mut d)?,
         };
         d.finish()?;
         Ok(r)
@@ -280,6 +439,10 @@ pub enum FileRequest<'a> {
     Fstat,
     /// `SYNC {}`.
     Sync,
+    /// `SET_SIZE { size: u64 }`.
+    SetSize(u64),
+    /// `SET_FILE_TIMES { times }`.
+    SetTimes(Times),
 }
 
 impl<'a> FileRequest<'a> {
@@ -301,6 +464,14 @@ impl<'a> FileRequest<'a> {
             }
             Self::Fstat => e = Encoder::new(buf, kind::FSTAT),
             Self::Sync => e = Encoder::new(buf, kind::SYNC),
+            Self::SetSize(size) => {
+                e = Encoder::new(buf, kind::SET_SIZE);
+                e.u64(size);
+            }
+            Self::SetTimes(times) => {
+                e = Encoder::new(buf, kind::SET_FILE_TIMES);
+                times.encode(&mut e);
+            }
         }
         e.finish()
     }
@@ -328,6 +499,8 @@ impl<'a> FileRequest<'a> {
             },
             kind::FSTAT => Self::Fstat,
             kind::SYNC => Self::Sync,
+            kind::SET_SIZE => Self::SetSize(d.u64()?),
+            kind::SET_FILE_TIMES => Self::SetTimes(Times::decode(&mut d)?),
             other => return Err(WireError::Kind(other)),
         };
         d.finish()?;
@@ -335,25 +508,58 @@ impl<'a> FileRequest<'a> {
     }
 }
 
-/// A request on a session stream. Every path is a `bytes16`.
+/// A request on a session stream. Every path is an [`At`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionRequest<'a> {
-    /// `STAT { path }`.
-    Stat(&'a str),
-    /// `READ_DIR { path }`.
-    ReadDir(&'a str),
-    /// `CREATE_DIR { path }`.
-    CreateDir(&'a str),
-    /// `REMOVE_FILE { path }`.
-    RemoveFile(&'a str),
-    /// `REMOVE_DIR { path }`.
-    RemoveDir(&'a str),
+    /// `STAT { at, follow: u8 }`: with `follow`, a symlink's target.
+    Stat {
+        /// What to describe.
+        at: At<'a>,
+        /// Follow a symlink as the last component.
+        follow: bool,
+    },
+    /// `READ_DIR { at }`.
+    ReadDir(At<'a>),
+    /// `CREATE_DIR { at }`.
+    CreateDir(At<'a>),
+    /// `REMOVE_FILE { at }`.
+    RemoveFile(At<'a>),
+    /// `REMOVE_DIR { at }`.
+    RemoveDir(At<'a>),
     /// `RENAME { from, to }`.
     Rename {
         /// The existing path.
-        from: &'a str,
+        from: At<'a>,
         /// Its new path (replaced if it exists, as `rename(2)` does).
-        to: &'a str,
+        to: At<'a>,
+    },
+    /// `READ_LINK { at }`.
+    ReadLink(At<'a>),
+    /// `SYMLINK { target: bytes16, at }`: a symlink at `at` to `target`.
+    Symlink {
+        /// What the link names, stored as given (relative, and not
+        /// leaving the root).
+        target: &'a str,
+        /// Where the link is made.
+        at: At<'a>,
+    },
+    /// `HARD_LINK { from, follow: u8, to }`: `to` names what `from` names.
+    HardLink {
+        /// The existing file.
+        from: At<'a>,
+        /// Follow `from` if it is a symlink.
+        follow: bool,
+        /// The new name.
+        to: At<'a>,
+    },
+    /// `SET_TIMES { at, follow: u8, times }`.
+    SetTimes {
+        /// Whose times.
+        at: At<'a>,
+        /// Follow a symlink as the last component.
+        follow: bool,
+        /// The new times.
+        times: Times,
     },
 }
 
@@ -362,60 +568,117 @@ impl<'a> SessionRequest<'a> {
     pub fn frame_len(&self) -> usize {
         HEADER
             + match *self {
-                Self::Rename { from, to } => 4 + from.len() + to.len(),
-                Self::Stat(p)
-                | Self::ReadDir(p)
-                | Self::CreateDir(p)
-                | Self::RemoveFile(p)
-                | Self::RemoveDir(p) => 2 + p.len(),
+                Self::Stat { at, .. } => at.encoded_len() + 1,
+                Self::ReadDir(at)
+                | Self::CreateDir(at)
+                | Self::RemoveFile(at)
+                | Self::RemoveDir(at)
+                | Self::ReadLink(at) => at.encoded_len(),
+                Self::Rename { from, to } => from.encoded_len() + to.encoded_len(),
+                Self::Symlink { target, at } => 2 + target.len() + at.encoded_len(),
+                Self::HardLink { from, to, .. } => from.encoded_len() + 1 + to.encoded_len(),
+                Self::SetTimes { at, .. } => at.encoded_len() + 1 + Times::LEN,
             }
     }
 
     /// Encodes the request as a frame into `buf`; `None` if it does not fit
     /// (or a path is longer than a `bytes16`).
     pub fn encode(&self, buf: &mut [u8]) -> Option<usize> {
-        let (k, p) = match *self {
-            Self::Stat(p) => (kind::STAT, p),
-            Self::ReadDir(p) => (kind::READ_DIR, p),
-            Self::CreateDir(p) => (kind::CREATE_DIR, p),
-            Self::RemoveFile(p) => (kind::REMOVE_FILE, p),
-            Self::RemoveDir(p) => (kind::REMOVE_DIR, p),
-            Self::Rename { from, to } => {
-                let mut e = Encoder::new(buf, kind::RENAME);
-                e.short_bytes(from.as_bytes()).short_bytes(to.as_bytes());
-                return e.finish();
+        let mut e;
+        match *self {
+            Self::Stat { at, follow } => {
+                e = Encoder::new(buf, kind::STAT);
+                at.encode(&mut e);
+                e.u8(follow.into());
             }
-        };
-        let mut e = Encoder::new(buf, k);
-        e.short_bytes(p.as_bytes());
+            Self::ReadDir(at)
+            | Self::CreateDir(at)
+            | Self::RemoveFile(at)
+            | Self::RemoveDir(at)
+            | Self::ReadLink(at) => {
+                let k = match self {
+                    Self::ReadDir(_) => kind::READ_DIR,
+                    Self::CreateDir(_) => kind::CREATE_DIR,
+                    Self::RemoveFile(_) => kind::REMOVE_FILE,
+                    Self::RemoveDir(_) => kind::REMOVE_DIR,
+                    _ => kind::READ_LINK,
+                };
+                e = Encoder::new(buf, k);
+                at.encode(&mut e);
+            }
+            Self::Rename { from, to } => {
+                e = Encoder::new(buf, kind::RENAME);
+                from.encode(&mut e);
+                to.encode(&mut e);
+            }
+            Self::Symlink { target, at } => {
+                e = Encoder::new(buf, kind::SYMLINK);
+                e.short_bytes(target.as_bytes());
+                at.encode(&mut e);
+            }
+            Self::HardLink { from, follow, to } => {
+                e = Encoder::new(buf, kind::HARD_LINK);
+                from.encode(&mut e);
+                e.u8(follow.into());
+                to.encode(&mut e);
+            }
+            Self::SetTimes { at, follow, times } => {
+                e = Encoder::new(buf, kind::SET_TIMES);
+                at.encode(&mut e);
+                e.u8(follow.into());
+                times.encode(&mut e);
+            }
+        }
         e.finish()
     }
 
     /// Decodes a request frame.
     pub fn decode(header: Header, body: &'a [u8]) -> Result<Self, WireError> {
-        let mut d = Decoder::new(body);
+        let mut dec = Decoder::new(body);
+        let d = &mut dec;
         let r = match header.kind {
-            kind::STAT => Self::Stat(path(&mut d)?),
-            kind::READ_DIR => Self::ReadDir(path(&mut d)?),
-            kind::CREATE_DIR => Self::CreateDir(path(&mut d)?),
-            kind::REMOVE_FILE => Self::RemoveFile(path(&mut d)?),
-            kind::REMOVE_DIR => Self::RemoveDir(path(&mut d)?),
+            kind::STAT => Self::Stat {
+                at: At::decode(d)?,
+                follow: flag(d, "follow")?,
+            },
+            kind::READ_DIR => Self::ReadDir(At::decode(d)?),
+            kind::CREATE_DIR => Self::CreateDir(At::decode(d)?),
+            kind::REMOVE_FILE => Self::RemoveFile(At::decode(d)?),
+            kind::REMOVE_DIR => Self::RemoveDir(At::decode(d)?),
+            kind::READ_LINK => Self::ReadLink(At::decode(d)?),
             kind::RENAME => Self::Rename {
-                from: path(&mut d)?,
-                to: path(&mut d)?,
+                from: At::decode(d)?,
+                to: At::decode(d)?,
+            },
+            kind::SYMLINK => Self::Symlink {
+                target: text(d, "target")?,
+                at: At::decode(d)?,
+            },
+            kind::HARD_LINK => Self::HardLink {
+                from: At::decode(d)?,
+                follow: flag(d, "follow")?,
+                to: At::decode(d)?,
+            },
+            kind::SET_TIMES => Self::SetTimes {
+                at: At::decode(d)?,
+                follow: flag(d, "follow")?,
+                times: Times::decode(d)?,
             },
             other => return Err(WireError::Kind(other)),
         };
-        d.finish()?;
+        dec.finish()?;
         Ok(r)
     }
 }
 
-/// One directory entry: `kind: u8, name: bytes16` (UTF-8, not empty).
+/// One directory entry: `kind: u8, inode: u64, name: bytes16` (UTF-8, not
+/// empty, no `/`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DirEntry<'a> {
     /// What the entry names (a symlink is not followed).
     pub kind: FileKind,
+    /// The host's inode number of what it names.
+    pub inode: u64,
     /// The entry's name (no `/`).
     pub name: &'a str,
 }
@@ -423,7 +686,7 @@ pub struct DirEntry<'a> {
 impl DirEntry<'_> {
     /// Bytes of the encoded entry.
     pub fn encoded_len(&self) -> usize {
-        3 + self.name.len()
+        1 + 8 + 2 + self.name.len()
     }
 }
 
@@ -463,11 +726,12 @@ impl<'a> EntryIter<'a> {
             return Ok(None);
         }
         let kind = FileKind::decode(self.d.u8()?)?;
+        let inode = self.d.u64()?;
         let name = core::str::from_utf8(self.d.short_bytes()?)
             .ok()
             .filter(|n| !n.is_empty() && !n.contains('/'))
             .ok_or(WireError::Field("name"))?;
-        Ok(Some(DirEntry { kind, name }))
+        Ok(Some(DirEntry { kind, inode, name }))
     }
 }
 
@@ -487,7 +751,9 @@ pub fn encode_entries(entries: &[DirEntry<'_>], buf: &mut [u8]) -> (usize, usize
     }
     let mut e = Encoder::new(&mut buf[..len], kind::ENTRIES);
     for entry in &entries[..taken] {
-        e.u8(entry.kind as u8).short_bytes(entry.name.as_bytes());
+        e.u8(entry.kind as u8)
+            .u64(entry.inode)
+            .short_bytes(entry.name.as_bytes());
     }
     (e.finish().unwrap_or(0), taken)
 }
@@ -513,6 +779,8 @@ pub enum Reply<'a> {
     Entries(Entries<'a>),
     /// `END {}`.
     End,
+    /// `LINK_TARGET { target: rest of body }` (UTF-8).
+    LinkTarget(&'a str),
 }
 
 impl<'a> Reply<'a> {
@@ -548,6 +816,10 @@ impl<'a> Reply<'a> {
                 e.bytes(entries.raw);
             }
             Self::End => e = Encoder::new(buf, kind::END),
+            Self::LinkTarget(target) => {
+                e = Encoder::new(buf, kind::LINK_TARGET);
+                e.bytes(target.as_bytes());
+            }
         }
         e.finish()
     }
@@ -565,6 +837,9 @@ impl<'a> Reply<'a> {
             kind::DONE => Self::Done,
             kind::ENTRIES => Self::Entries(Entries::decode(d.rest())?),
             kind::END => Self::End,
+            kind::LINK_TARGET => Self::LinkTarget(
+                core::str::from_utf8(d.rest()).map_err(|_| WireError::Field("target"))?,
+            ),
             other => return Err(WireError::Kind(other)),
         };
         d.finish()?;
@@ -582,7 +857,10 @@ mod tests {
     /// bytes take any length and are skipped.
     fn check_lengths(frame: &[u8], error: impl Fn(Header, &[u8]) -> Option<WireError>) {
         let (h, body) = split(frame);
-        if matches!(h.kind, kind::WRITE | kind::DATA | kind::ENTRIES) {
+        if matches!(
+            h.kind,
+            kind::WRITE | kind::DATA | kind::ENTRIES | kind::LINK_TARGET
+        ) {
             return;
         }
         for cut in 0..body.len() {
@@ -599,6 +877,16 @@ mod tests {
         mode: 0o755,
         size: 1 << 40,
         modified_ns: -5,
+        accessed_ns: 7,
+        changed_ns: 1 << 62,
+        device: 0x803,
+        inode: u64::MAX,
+        links: 2,
+    };
+
+    const TIMES: Times = Times {
+        accessed: SetTime::Now,
+        modified: SetTime::To(-1_500_000_000),
     };
 
     #[test]
@@ -613,6 +901,8 @@ mod tests {
             },
             FileRequest::Fstat,
             FileRequest::Sync,
+            FileRequest::SetSize(1 << 33),
+            FileRequest::SetTimes(TIMES),
         ] {
             let n = r.encode(&mut buf).unwrap();
             let (h, body) = split(&buf[..n]);
@@ -641,15 +931,39 @@ mod tests {
 
     #[test]
     fn session_requests_round_trip_and_check_lengths() {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 96];
+        let sub = At { dir: "sub", path: "x" };
         for r in [
-            SessionRequest::Stat("/a"),
-            SessionRequest::ReadDir("/"),
-            SessionRequest::CreateDir("d"),
-            SessionRequest::RemoveFile("d/f"),
-            SessionRequest::RemoveDir("d"),
+            SessionRequest::Stat {
+                at: At::root("/a"),
+                follow: true,
+            },
+            SessionRequest::Stat {
+                at: sub,
+                follow: false,
+            },
+            SessionRequest::ReadDir(At::root("/")),
+            SessionRequest::CreateDir(At::root("d")),
+            SessionRequest::RemoveFile(sub),
+            SessionRequest::RemoveDir(At::root("d")),
+            SessionRequest::ReadLink(sub),
             SessionRequest::Rename {
-                from: "a", to: "é"
+                from: At::root("a"),
+                to: At { dir: "é", path: "b" },
+            },
+            SessionRequest::Symlink {
+                target: "../t",
+                at: sub,
+            },
+            SessionRequest::HardLink {
+                from: sub,
+                follow: true,
+                to: At::root("h"),
+            },
+            SessionRequest::SetTimes {
+                at: sub,
+                follow: false,
+                times: TIMES,
             },
         ] {
             let n = r.encode(&mut buf).unwrap();
@@ -659,10 +973,24 @@ mod tests {
             check_lengths(&buf[..n], |h, b| SessionRequest::decode(h, b).err());
         }
         assert_eq!(
-            SessionRequest::decode(Header::new(kind::STAT, 3), &[1, 0, 0xFF]),
+            SessionRequest::decode(Header::new(kind::READ_DIR, 5), &[0, 0, 1, 0, 0xFF]),
             Err(WireError::Field("path"))
         );
-        assert_eq!(SessionRequest::Stat("abcdef").encode(&mut buf[..12]), None);
+        assert_eq!(
+            SessionRequest::decode(Header::new(kind::STAT, 5), &[0, 0, 0, 0, 2]),
+            Err(WireError::Field("follow"))
+        );
+        let times = |how: u8, ns: u64| {
+            let mut body = [0u8; 4 + 1 + 18];
+            body[5] = how;
+            body[6..14].copy_from_slice(&ns.to_le_bytes());
+            SessionRequest::decode(Header::new(kind::SET_TIMES, body.len()), &body).map(|_| ())
+        };
+        assert!(times(2, 5).is_ok());
+        assert_eq!(times(1, 5), Err(WireError::Field("time")));
+        assert_eq!(times(3, 0), Err(WireError::Field("time")));
+        let stat = SessionRequest::ReadDir(At::root("abcdef"));
+        assert_eq!(stat.encode(&mut buf[..14]), None);
     }
 
     #[test]
@@ -670,7 +998,7 @@ mod tests {
         let mut buf = [0u8; 32];
         let p = FileOpen {
             flags: OpenFlags::READ.bits(),
-            path: "/x/y",
+            at: At { dir: "d", path: "/x/y" },
         };
         let n = p.encode(&mut buf).unwrap();
         assert_eq!(n, p.frame_len());
@@ -696,21 +1024,24 @@ mod tests {
         assert!(!ok(F::READ.with(F::CREATE)));
         assert!(!ok(F::READ.with(F::TRUNCATE)));
         assert!(!ok(F::APPEND.with(F::TRUNCATE)));
-        assert_eq!(F::from_bits(64), Err("unknown open flag"));
+        assert!(ok(F::READ.with(F::NO_FOLLOW)));
+        assert_eq!(F::from_bits(128), Err("unknown open flag"));
         assert!(!F::READ.modifies() && F::APPEND.modifies() && F::WRITE.writes());
     }
 
     #[test]
     fn replies_round_trip_and_check_lengths() {
-        let mut buf = [0u8; 64];
-        let mut raw = [0u8; 32];
+        let mut buf = [0u8; 96];
+        let mut raw = [0u8; 48];
         let entries = [
             DirEntry {
                 kind: FileKind::File,
+                inode: 12,
                 name: "a",
             },
             DirEntry {
                 kind: FileKind::Symlink,
+                inode: 1 << 40,
                 name: "λ",
             },
         ];
@@ -732,6 +1063,7 @@ mod tests {
             Reply::Done,
             Reply::Entries(list),
             Reply::End,
+            Reply::LinkTarget("../a"),
         ] {
             let n = r.encode(&mut buf).unwrap();
             let (h, body) = split(&buf[..n]);
@@ -742,19 +1074,28 @@ mod tests {
 
     #[test]
     fn entries_are_checked_and_split_across_frames() {
-        let bad_kind = [9u8, 1, 0, b'a'];
-        assert_eq!(Entries::decode(&bad_kind), Err(WireError::Field("kind")));
-        assert_eq!(Entries::decode(&[0, 0, 0]), Err(WireError::Field("name")));
-        assert_eq!(
-            Entries::decode(&[0, 1, 0, b'/']),
-            Err(WireError::Field("name"))
-        );
-        assert_eq!(Entries::decode(&[0, 2, 0, b'a']), Err(WireError::Truncated));
+        let entry = |kind: u8, name: &[u8]| {
+            let mut e = [0u8; 12];
+            e[0] = kind;
+            e[1] = 1;
+            e[9..9 + name.len()].copy_from_slice(name);
+            (e, 9 + name.len())
+        };
+        let decode = |(e, n): ([u8; 12], usize)| Entries::decode(&e[..n]).map(|_| ());
+        let bad_kind = entry(9, &[1, 0, b'a']);
+        assert_eq!(decode(bad_kind), Err(WireError::Field("kind")));
+        assert_eq!(decode(entry(0, &[0, 0])), Err(WireError::Field("name")));
+        let slash = entry(0, &[1, 0, b'/']);
+        assert_eq!(decode(slash), Err(WireError::Field("name")));
+        let short = entry(0, &[2, 0, b'a']);
+        assert_eq!(decode(short), Err(WireError::Truncated));
+        assert_eq!(Entries::decode(&[0, 1, 0]), Err(WireError::Truncated));
         let entries = [DirEntry {
             kind: FileKind::Dir,
+            inode: 3,
             name: "0123456789",
         }; 3];
-        let mut buf = [0u8; HEADER + 2 * 13 + 5];
+        let mut buf = [0u8; HEADER + 2 * 21 + 5];
         assert_eq!(encode_entries(&entries, &mut buf).1, 2);
         assert_eq!(
             encode_entries(&entries, &mut buf[..HEADER + 5]),
@@ -764,7 +1105,7 @@ mod tests {
 
     #[test]
     fn metadata_refuses_unknown_kinds() {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 96];
         let n = Reply::Metadata(META).encode(&mut buf).unwrap();
         buf[HEADER] = 4;
         let (h, body) = split(&buf[..n]);

@@ -17,7 +17,8 @@ use weft_control::error::ErrorCode;
 use weft_control::fabric_proto;
 use weft_control::frame::{Code, ErrorBody};
 use weft_control::fs_proto::{
-    DirEntry, FileKind, FileOpen, FileRequest, Metadata, OpenFlags, Reply, SessionRequest, Whence,
+    At, DirEntry, FileKind, FileOpen, FileRequest, Metadata, OpenFlags, Reply, SessionRequest,
+    SetTime, Times, Whence,
     encode_entries,
 };
 use weft_control::net_proto::{
@@ -47,6 +48,11 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
         mode: 0o644,
         size: 12,
         modified_ns: -5,
+        accessed_ns: 3,
+        changed_ns: 1 << 60,
+        device: 0x803,
+        inode: 77,
+        links: 1,
     };
     match driver {
         "control_pipe" => [
@@ -72,16 +78,35 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
             },
             FileRequest::Fstat,
             FileRequest::Sync,
+            FileRequest::SetSize(4096),
         ]
         .iter()
         .map(|r| encoded(|b| r.encode(b)))
         .collect(),
         "session_frames" => [
-            SessionRequest::Stat("/a"),
-            SessionRequest::ReadDir("/"),
+            SessionRequest::Stat {
+                at: "/a".into(),
+                follow: true,
+            },
+            SessionRequest::ReadDir("/".into()),
             SessionRequest::Rename {
-                from: "/x",
-                to: "/y/z",
+                from: "/x".into(),
+                to: At {
+                    dir: "/y",
+                    path: "z",
+                },
+            },
+            SessionRequest::Symlink {
+                target: "../t",
+                at: "l".into(),
+            },
+            SessionRequest::SetTimes {
+                at: "f".into(),
+                follow: false,
+                times: Times {
+                    accessed: SetTime::Now,
+                    modified: SetTime::To(1_000_000_000),
+                },
             },
         ]
         .iter()
@@ -91,10 +116,12 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
             let entries = [
                 DirEntry {
                     kind: FileKind::Dir,
+                    inode: 2,
                     name: "sub",
                 },
                 DirEntry {
                     kind: FileKind::File,
+                    inode: 3,
                     name: "notes.txt",
                 },
             ];
@@ -107,6 +134,7 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                 Reply::Written(3),
                 Reply::Position(1 << 40),
                 Reply::Done,
+                Reply::LinkTarget("../a"),
             ]
             .iter()
             .map(|r| encoded(|b| r.encode(b)))
@@ -117,7 +145,7 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
         "first_frames" => {
             let open = FileOpen {
                 flags: OpenFlags::READ.bits(),
-                path: "/etc/notes",
+                at: "/etc/notes".into(),
             };
             let frame = encoded(|b| open.encode(b));
             let mut out = vec![frame[8 + 4..].to_vec()];

@@ -13,7 +13,7 @@
 //! `# Safety` names what the caller must have established; the others are
 //! safe.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -313,6 +313,110 @@ pub fn renameat(from_dir: &File, from: &CStr, to_dir: &File, to: &CStr) -> io::R
             from.as_ptr(),
             to_dir.as_raw_fd(),
             to.as_ptr(),
+        )
+    };
+    check(ret.into()).map(drop)
+}
+
+/// `readlinkat(dir, name)`: the symlink's target, as stored.
+pub fn readlinkat(dir: &File, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `name` is NUL-terminated and `buf` writable for its length;
+    // both outlive the call. `dir` keeps its descriptor open.
+    let ret = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    buf.truncate(check(ret as i64)? as usize);
+    Ok(buf)
+}
+
+/// `symlinkat(target, dir, name)`.
+pub fn symlinkat(target: &CStr, dir: &File, name: &CStr) -> io::Result<()> {
+    // SAFETY: as in `mkdirat`; `target` is NUL-terminated too.
+    check(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }.into())
+        .map(drop)
+}
+
+/// The `/proc` link of `file`'s own descriptor: resolving it reaches that
+/// very file, whatever has been renamed since, and no other path.
+fn proc_link(file: &File) -> CString {
+    // A formatted integer holds no NUL byte.
+    CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap_or_default()
+}
+
+/// `linkat`: a new hard link `to_dir/to` to what `file` (opened with
+/// `O_PATH`) is, through its `/proc` link, which needs no capability.
+pub fn link_to(file: &File, to_dir: &File, to: &CStr) -> io::Result<()> {
+    let from = proc_link(file);
+    // SAFETY: both names are NUL-terminated and outlive the call; `file`
+    // and `to_dir` keep their descriptors open.
+    let ret = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    check(ret.into()).map(drop)
+}
+
+/// `linkat(from_dir, from, to_dir, to, 0)`: a new hard link to `from`
+/// itself (a symlink is linked, not followed).
+pub fn linkat(from_dir: &File, from: &CStr, to_dir: &File, to: &CStr) -> io::Result<()> {
+    // SAFETY: as in `renameat`.
+    let ret = unsafe {
+        libc::linkat(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+            0,
+        )
+    };
+    check(ret.into()).map(drop)
+}
+
+/// A time for [`set_times`]: `None` leaves it, `Some(None)` is now,
+/// `Some(Some((secs, nanos)))` that time.
+pub type TimeSpec = Option<Option<(i64, i64)>>;
+
+fn timespec(t: TimeSpec) -> libc::timespec {
+    let (tv_sec, tv_nsec) = match t {
+        None => (0, libc::UTIME_OMIT),
+        Some(None) => (0, libc::UTIME_NOW),
+        Some(Some(at)) => at,
+    };
+    libc::timespec { tv_sec, tv_nsec }
+}
+
+/// Sets the access and modification times of what `file` is: through its
+/// `/proc` link, so a file opened with `O_PATH` works too.
+pub fn set_times(file: &File, accessed: TimeSpec, modified: TimeSpec) -> io::Result<()> {
+    let path = proc_link(file);
+    let times = [timespec(accessed), timespec(modified)];
+    // SAFETY: `path` is NUL-terminated and `times` two live timespecs; both
+    // outlive the call, which only reads them.
+    let ret = unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) };
+    check(ret.into()).map(drop)
+}
+
+/// Sets the times of `dir/name` itself (a symlink is not followed).
+pub fn set_times_at(dir: &File, name: &CStr, accessed: TimeSpec, modified: TimeSpec) -> io::Result<()> {
+    let times = [timespec(accessed), timespec(modified)];
+    // SAFETY: as in `set_times`; `dir` keeps its descriptor open.
+    let ret = unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
         )
     };
     check(ret.into()).map(drop)

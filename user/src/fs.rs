@@ -1,11 +1,13 @@
 //! Files and directories under the file-system root (PROTOCOL.md §10).
 //!
 //! The guest sees `weft run --fs-root DIR` as `/`; relative paths start at
-//! `/` too. A [`File`] is one `FILE_OPEN` stream; the path operations
-//! ([`metadata`], [`read_dir`], [`create_dir`], [`remove_file`],
-//! [`remove_dir`], [`rename`]) share one `FS_SESSION` stream, opened on first
-//! use. Everything runs at ring 3 over shared rings; the kernel is entered
-//! only to sleep.
+//! `/` too. Every path argument is a `&str` or an [`At`] (a path beneath a
+//! directory that it may not leave). A [`File`] is one `FILE_OPEN` stream;
+//! the path operations ([`metadata`], [`symlink_metadata`], [`read_dir`],
+//! [`create_dir`], [`remove_file`], [`remove_dir`], [`rename`],
+//! [`read_link`], [`symlink`], [`hard_link`], [`set_times`]) share one
+//! `FS_SESSION` stream, opened on first use. Everything runs at ring 3 over
+//! shared rings; the kernel is entered only to sleep.
 //!
 //! Reading a file opened only for reading is pipelined: [`READ_AHEAD`]
 //! requests of [`READ_CHUNK`] bytes stay in flight, so the monitor fills
@@ -32,7 +34,7 @@ use weft_control::fs_proto::{
     FileOpen, FileRequest, OpenFlags, Reply, SessionRequest, Whence, kind,
 };
 
-pub use weft_control::fs_proto::{FileKind, Metadata};
+pub use weft_control::fs_proto::{At, FileKind, Metadata, SetTime, Times};
 
 /// Bytes each read-ahead request asks for.
 pub const READ_CHUNK: u32 = 64 * 1024;
@@ -100,11 +102,17 @@ impl OpenOptions {
         self.set(OpenFlags::EXCLUSIVE, on)
     }
 
+    /// Fail with `Loop` if the path's last component is a symlink,
+    /// rather than follow it.
+    pub fn no_follow(&mut self, on: bool) -> &mut Self {
+        self.set(OpenFlags::NO_FOLLOW, on)
+    }
+
     /// Opens `path` with these options.
-    pub fn open(&self, path: &str) -> Result<File, Error> {
+    pub fn open<'a>(&self, path: impl Into<At<'a>>) -> Result<File, Error> {
         let open = FileOpen {
             flags: self.flags.bits(),
-            path,
+            at: path.into(),
         };
         let mut first = vec![0u8; open.frame_len()];
         let n = open
@@ -167,7 +175,22 @@ impl File {
 
     /// Flushes the file to the host's storage.
     pub fn sync_all(&mut self) -> Result<(), Error> {
-        match self.call(FileRequest::Sync)? {
+        self.call_done(FileRequest::Sync)
+    }
+
+    /// Cuts or extends the file to `size` bytes (it must be open for
+    /// writing); the position stays.
+    pub fn set_len(&mut self, size: u64) -> Result<(), Error> {
+        self.call_done(FileRequest::SetSize(size))
+    }
+
+    /// Sets the file's access and modification times.
+    pub fn set_times(&mut self, times: Times) -> Result<(), Error> {
+        self.call_done(FileRequest::SetTimes(times))
+    }
+
+    fn call_done(&mut self, request: FileRequest<'_>) -> Result<(), Error> {
+        match self.call(request)? {
             Reply::Done => Ok(()),
             _ => Err(unexpected()),
         }
@@ -180,7 +203,7 @@ impl File {
     }
 
     fn call_now(&mut self, request: FileRequest<'_>) -> Result<Reply<'_>, Error> {
-        let mut frame = [0u8; HEADER + 16];
+        let mut frame = [0u8; HEADER + 40];
         let n = request.encode(&mut frame).ok_or_else(unexpected)?;
         let k = self.stream.call(&frame[..n], &mut self.reply)?;
         decode(k, &self.reply)
@@ -331,11 +354,13 @@ impl Seek for File {
     }
 }
 
-/// A directory entry: its name and what it is (symlinks not followed).
+/// A directory entry: its name, what it is (symlinks not followed) and
+/// its inode number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
     name: String,
     kind: FileKind,
+    inode: u64,
 }
 
 impl DirEntry {
@@ -347,6 +372,11 @@ impl DirEntry {
     /// What the entry is.
     pub fn file_type(&self) -> FileKind {
         self.kind
+    }
+
+    /// The host's inode number of what it names.
+    pub fn inode(&self) -> u64 {
+        self.inode
     }
 }
 
@@ -386,16 +416,25 @@ fn done(request: SessionRequest<'_>) -> Result<(), Error> {
 }
 
 /// The metadata of `path` (symlinks followed).
-pub fn metadata(path: &str) -> Result<Metadata, Error> {
-    session(SessionRequest::Stat(path), |_, reply| match reply {
+pub fn metadata<'a>(path: impl Into<At<'a>>) -> Result<Metadata, Error> {
+    stat(path.into(), true)
+}
+
+/// The metadata of `path` itself: a symlink is described, not followed.
+pub fn symlink_metadata<'a>(path: impl Into<At<'a>>) -> Result<Metadata, Error> {
+    stat(path.into(), false)
+}
+
+fn stat(at: At<'_>, follow: bool) -> Result<Metadata, Error> {
+    session(SessionRequest::Stat { at, follow }, |_, reply| match reply {
         Reply::Metadata(m) => Ok(m),
         _ => Err(unexpected()),
     })
 }
 
 /// The entries of directory `path`, in the host's order.
-pub fn read_dir(path: &str) -> Result<Vec<DirEntry>, Error> {
-    session(SessionRequest::ReadDir(path), |s, first| {
+pub fn read_dir<'a>(path: impl Into<At<'a>>) -> Result<Vec<DirEntry>, Error> {
+    session(SessionRequest::ReadDir(path.into()), |s, first| {
         let mut out = Vec::new();
         let mut body = Vec::new();
         let mut reply = first;
@@ -404,6 +443,7 @@ pub fn read_dir(path: &str) -> Result<Vec<DirEntry>, Error> {
                 Reply::Entries(list) => out.extend(list.iter().map(|e| DirEntry {
                     name: e.name.to_string(),
                     kind: e.kind,
+                    inode: e.inode,
                 })),
                 Reply::End => return Ok(out),
                 _ => return Err(unexpected()),
@@ -415,23 +455,67 @@ pub fn read_dir(path: &str) -> Result<Vec<DirEntry>, Error> {
 }
 
 /// Creates directory `path` (its parent must exist).
-pub fn create_dir(path: &str) -> Result<(), Error> {
-    done(SessionRequest::CreateDir(path))
+pub fn create_dir<'a>(path: impl Into<At<'a>>) -> Result<(), Error> {
+    done(SessionRequest::CreateDir(path.into()))
 }
 
 /// Removes file (or symlink) `path`.
-pub fn remove_file(path: &str) -> Result<(), Error> {
-    done(SessionRequest::RemoveFile(path))
+pub fn remove_file<'a>(path: impl Into<At<'a>>) -> Result<(), Error> {
+    done(SessionRequest::RemoveFile(path.into()))
 }
 
 /// Removes empty directory `path`.
-pub fn remove_dir(path: &str) -> Result<(), Error> {
-    done(SessionRequest::RemoveDir(path))
+pub fn remove_dir<'a>(path: impl Into<At<'a>>) -> Result<(), Error> {
+    done(SessionRequest::RemoveDir(path.into()))
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists.
-pub fn rename(from: &str, to: &str) -> Result<(), Error> {
-    done(SessionRequest::Rename { from, to })
+pub fn rename<'a, 'b>(from: impl Into<At<'a>>, to: impl Into<At<'b>>) -> Result<(), Error> {
+    done(SessionRequest::Rename {
+        from: from.into(),
+        to: to.into(),
+    })
+}
+
+/// The target of symlink `path`, as stored.
+pub fn read_link<'a>(path: impl Into<At<'a>>) -> Result<String, Error> {
+    session(SessionRequest::ReadLink(path.into()), |_, reply| match reply {
+        Reply::LinkTarget(t) => Ok(t.to_string()),
+        _ => Err(unexpected()),
+    })
+}
+
+/// Makes a symlink at `link` to `target` (relative: an absolute target is
+/// refused with `Escape`).
+pub fn symlink<'a>(target: &str, link: impl Into<At<'a>>) -> Result<(), Error> {
+    done(SessionRequest::Symlink {
+        target,
+        at: link.into(),
+    })
+}
+
+/// Makes `link` a new name of what `original` names (following
+/// `original` if it is a symlink and `follow`).
+pub fn hard_link<'a, 'b>(
+    original: impl Into<At<'a>>,
+    link: impl Into<At<'b>>,
+    follow: bool,
+) -> Result<(), Error> {
+    done(SessionRequest::HardLink {
+        from: original.into(),
+        follow,
+        to: link.into(),
+    })
+}
+
+/// Sets the access and modification times of `path` (of a symlink itself
+/// unless `follow`).
+pub fn set_times<'a>(path: impl Into<At<'a>>, follow: bool, times: Times) -> Result<(), Error> {
+    done(SessionRequest::SetTimes {
+        at: path.into(),
+        follow,
+        times,
+    })
 }
 
 /// The whole contents of file `path`.

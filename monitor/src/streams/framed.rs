@@ -100,6 +100,11 @@ pub fn report(slot: u64, f: &Failure) {
 /// The stream code for a host I/O error.
 pub fn code_of(e: &io::Error) -> Code {
     use io::ErrorKind as K;
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => return Code::Loop,
+        Some(libc::ENAMETOOLONG) => return Code::NameTooLong,
+        _ => {}
+    }
     match e.kind() {
         K::NotFound => Code::NotFound,
         K::PermissionDenied => Code::PermissionDenied,

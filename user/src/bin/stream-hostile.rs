@@ -50,7 +50,7 @@ fn corrupt_to_guest(name: &str, path: &str, poke: impl FnOnce(usize), request: F
     let mut first = [0u8; 256];
     let open = FileOpen {
         flags: OpenFlags::READ.bits(),
-        path,
+        at: path.into(),
     };
     let Some(n) = open.encode(&mut first) else {
         println!("{name}: path too long");

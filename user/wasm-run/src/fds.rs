@@ -2,7 +2,8 @@
 //! directory (the `--fs-root` directory, preopened as `/`), for the first
 //! app the listeners `--listen` granted (4, 5, … in the order given), then
 //! what it opens. Files and sockets are the [`Host`]'s; a directory
-//! descriptor is only a path (for `*at` calls and `fd_readdir`).
+//! descriptor is only a path (for `*at` calls and `fd_readdir`), and the
+//! paths resolved from it stay beneath it ([`Path`]).
 //!
 //! A granted listener binds on its first use, so an app that listens on the
 //! same address itself (`weft.tcp_listen`) does not collide with it.
@@ -21,7 +22,7 @@
 //! waits are short and bounded by the monitor.
 
 use crate::host::{
-    Conn, File, FileKind, Host, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom,
+    At, Conn, File, FileKind, Host, Interest, Listener, Metadata, OpenOptions, Output, SeekFrom,
     WasiResult, Watch,
 };
 use crate::ipc_end::{self, IpcEnd};
@@ -60,7 +61,7 @@ pub enum Fd<H: Host> {
     /// A directory, by its absolute guest path.
     Dir(String),
     /// Boxed: a file may be much larger than the other kinds.
-    File(Box<H::File>),
+    File(Box<H::File>, Access),
     /// A listener `--listen` granted, not bound yet.
     Grant(SocketAddr),
     Listener {
@@ -77,6 +78,64 @@ pub enum Fd<H: Host> {
     Ipc(Box<IpcEnd<H>>),
     /// A bound UDP socket (always non-blocking).
     Udp(Box<UdpEnd<H>>),
+}
+
+/// What an open file may be used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub read: bool,
+    pub write: bool,
+    /// Every write goes to the end.
+    pub append: bool,
+}
+
+/// The rights `fd_fdstat_get` reports, as wasmtime's: every right (30 bits)
+/// for a file open for reading and writing, less `fd_write` or `fd_read`
+/// for one open only for reading or writing; for a directory, every right
+/// but seeking, writing and setting sizes; the preopened root's own.
+pub mod rights {
+    pub const ALL: u64 = (1 << 30) - 1;
+    pub const FD_READ: u64 = 1 << 1;
+    pub const FD_WRITE: u64 = 1 << 6;
+    pub const DIRECTORY: u64 = 0x3FB7_FFBB;
+    pub const ROOT: u64 = 0x07B7_FE00;
+    pub const ROOT_INHERITING: u64 = 0x0FF7_FFFF;
+}
+
+/// The `fdflags` bit for appending.
+pub const APPEND: u16 = 1;
+
+/// A path beneath a directory descriptor's directory: the directory's
+/// absolute guest path and the path relative to it, which the monitor
+/// resolves without leaving the directory (PROTOCOL.md §10.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Path {
+    pub dir: String,
+    pub path: String,
+}
+
+impl Path {
+    /// The path as the host takes it.
+    pub fn at(&self) -> At<'_> {
+        At {
+            dir: &self.dir,
+            path: &self.path,
+        }
+    }
+
+    /// The absolute guest path (for a directory descriptor opened here):
+    /// the two joined, `.` components dropped.
+    fn joined(&self) -> String {
+        let mut out = String::from(self.dir.trim_end_matches('/'));
+        for part in self.path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            out.push('/');
+            out.push_str(part);
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
 }
 
 /// The descriptor table. Invariant: a closed descriptor's slot is `None`
@@ -130,7 +189,7 @@ impl<H: Host> Fds<H> {
                     Fd::Udp(end) if end.follows() => Some(Descriptor::udp(end.local_addr())),
                     Fd::Grant(_) => None,
                     Fd::Dir(_) => closed(moved::DIRECTORY),
-                    Fd::File(_) => closed(moved::FILE),
+                    Fd::File(..) => closed(moved::FILE),
                     Fd::Listener { .. } => closed(moved::TCP_LISTENER),
                     Fd::Conn { .. } => closed(moved::TCP_CONNECTION),
                     Fd::Watch(_) => closed(moved::FABRIC_WATCH),
@@ -222,60 +281,79 @@ impl<H: Host> Fds<H> {
         Ok(())
     }
 
-    /// The absolute guest path of `path` relative to directory `dir`.
-    pub fn resolve(&mut self, dir: i32, path: &str) -> WasiResult<String> {
+    /// `path` beneath directory `dir`: `ENOTDIR` if `dir` is not a
+    /// directory, `EPERM` for an absolute path (WASI paths are relative to
+    /// their directory descriptor).
+    pub fn resolve(&mut self, dir: i32, path: &str) -> WasiResult<Path> {
         let Fd::Dir(base) = self.get(dir)? else {
             return Err(errno::NOTDIR);
         };
         if path.starts_with('/') {
-            // WASI paths are relative to their directory descriptor.
-            return Err(errno::NOTCAPABLE);
+            return Err(errno::PERM);
         }
-        let mut out = base.clone();
-        if !out.ends_with('/') {
-            out.push('/');
-        }
-        out.push_str(path);
-        Ok(out)
+        Ok(Path {
+            dir: base.clone(),
+            path: String::from(path),
+        })
     }
 
     /// `path_open`: a file (opened as asked) or a directory.
-    pub fn open(&mut self, path: &str, want: Open) -> WasiResult<i32> {
-        let is_dir = match self.host.metadata(path) {
-            Ok(m) => m.kind == FileKind::Dir,
-            Err(errno::NOENT) if want.create => false,
+    pub fn open(&mut self, path: &Path, want: Open) -> WasiResult<i32> {
+        let kind = match self.host.metadata(path.at(), want.follow) {
+            Ok(m) => Some(m.kind),
+            Err(errno::NOENT) if want.create => None,
             Err(e) => return Err(e),
         };
-        if is_dir {
-            if want.write || want.truncate || (want.create && want.exclusive) {
-                return Err(errno::ISDIR);
-            }
-            return Ok(self.insert(Fd::Dir(String::from(path))));
+        if kind.is_some() && want.create && want.exclusive {
+            return Err(errno::EXIST);
         }
-        if want.directory {
-            return Err(errno::NOTDIR);
+        match kind {
+            Some(FileKind::Dir) if want.write || want.truncate => return Err(errno::ISDIR),
+            Some(FileKind::Dir) => return Ok(self.insert(Fd::Dir(path.joined()))),
+            Some(FileKind::Symlink) => return Err(errno::LOOP),
+            _ if want.directory => return Err(errno::NOTDIR),
+            _ => {}
         }
+        let read = want.read || !want.write;
         let file = self.host.open(
-            path,
+            path.at(),
             OpenOptions {
-                read: want.read || !want.write,
+                read,
                 write: want.write,
                 create: want.create,
                 create_new: want.create && want.exclusive,
                 truncate: want.truncate,
                 append: want.append,
+                no_follow: !want.follow,
             },
         )?;
-        Ok(self.insert(Fd::File(Box::new(file))))
+        let access = Access {
+            read,
+            write: want.write || want.append,
+            append: want.append,
+        };
+        Ok(self.insert(Fd::File(Box::new(file), access)))
+    }
+
+    /// `fd_renumber`: `from` takes number `to`, closing what was there;
+    /// both must be open.
+    pub fn renumber(&mut self, from: i32, to: i32) -> WasiResult<()> {
+        self.get(from)?;
+        self.get(to)?;
+        if from != to {
+            let fd = self.table[from as usize].take();
+            self.table[to as usize] = fd;
+        }
+        Ok(())
     }
 
     /// Reads into `buf`: `Ok(None)` if a socket has nothing yet.
     pub fn read(&mut self, fd: i32, buf: &mut [u8]) -> WasiResult<Option<usize>> {
         match self.get(fd)? {
             Fd::Stdin => self.host.read_stdin(buf).map(Some),
-            Fd::File(f) => f.read(buf).map(Some),
+            Fd::File(f, access) if access.read => f.read(buf).map(Some),
             Fd::Conn { conn, .. } => conn.try_read(buf),
-            Fd::Dir(_) => Err(errno::ISDIR),
+            Fd::Dir(_) | Fd::File(..) => Err(errno::BADF),
             Fd::Grant(_) | Fd::Listener { .. } => Err(errno::NOTCONN),
             Fd::Stdout | Fd::Stderr | Fd::Watch(_) | Fd::Ipc(_) | Fd::Udp(_) => Err(errno::BADF),
         }
@@ -287,14 +365,16 @@ impl<H: Host> Fds<H> {
         let to = match self.get(fd)? {
             Fd::Stdout => Output::Stdout,
             Fd::Stderr => Output::Stderr,
-            Fd::File(f) => return f.write_all(bytes).map(|()| Some(bytes.len())),
+            Fd::File(f, access) if access.write => {
+                return f.write_all(bytes).map(|()| Some(bytes.len()));
+            }
             Fd::Conn { conn, .. } => {
                 return match conn.try_write(bytes)? {
                     0 if !bytes.is_empty() => Ok(None),
                     n => Ok(Some(n)),
                 };
             }
-            Fd::Dir(_) => return Err(errno::ISDIR),
+            Fd::Dir(_) | Fd::File(..) => return Err(errno::BADF),
             Fd::Grant(_) | Fd::Listener { .. } => return Err(errno::NOTCONN),
             Fd::Stdin | Fd::Watch(_) | Fd::Ipc(_) | Fd::Udp(_) => return Err(errno::BADF),
         };
@@ -322,6 +402,38 @@ impl<H: Host> Fds<H> {
             });
         }
         Ok(())
+    }
+
+    /// The `fdflags` of `fd`: `NONBLOCK` for a non-blocking socket,
+    /// `APPEND` for a file opened to append.
+    pub fn fd_flags(&mut self, fd: i32) -> WasiResult<u16> {
+        if let Fd::File(_, access) = self.get(fd)? {
+            return Ok(if access.append { APPEND } else { 0 });
+        }
+        Ok(if self.nonblocking(fd)? { NONBLOCK } else { 0 })
+    }
+
+    /// The rights of `fd`, base and inheriting ([`rights`]).
+    pub fn rights(&mut self, fd: i32) -> WasiResult<(u64, u64)> {
+        use rights::*;
+        let both = |r| (r, r);
+        Ok(match self.get(fd)? {
+            Fd::Stdin => (FD_READ, 0),
+            Fd::Stdout | Fd::Stderr => (FD_WRITE, 0),
+            Fd::Dir(_) if fd == ROOT_FD => (ROOT, ROOT_INHERITING),
+            Fd::Dir(_) => both(DIRECTORY),
+            Fd::File(_, access) => {
+                let mut r = ALL;
+                if !access.read {
+                    r &= !FD_READ;
+                }
+                if !access.write {
+                    r &= !FD_WRITE;
+                }
+                both(r)
+            }
+            _ => both(ALL),
+        })
     }
 
     /// Whether `fd` is non-blocking.
@@ -446,8 +558,8 @@ impl<H: Host> Fds<H> {
 
     pub fn seek(&mut self, fd: i32, to: SeekFrom) -> WasiResult<u64> {
         match self.get(fd)? {
-            Fd::File(f) => f.seek(to),
-            Fd::Dir(_) => Err(errno::ISDIR),
+            Fd::File(f, _) => f.seek(to),
+            Fd::Dir(_) => Err(errno::BADF),
             _ => Err(errno::SPIPE),
         }
     }
@@ -460,36 +572,64 @@ impl<H: Host> Fds<H> {
                 Ok((filetype::SOCKET_STREAM, None))
             }
             Fd::Udp(_) => Ok((filetype::SOCKET_DGRAM, None)),
-            Fd::File(f) => f.metadata().map(|m| (filetype_of(m.kind), Some(m))),
+            Fd::File(f, _) => f.metadata().map(|m| (filetype_of(m.kind), Some(m))),
             Fd::Dir(path) => {
                 let path = path.clone();
                 self.host
-                    .metadata(&path)
+                    .metadata(At::root(&path), true)
                     .map(|m| (filetype::DIRECTORY, Some(m)))
             }
-            _ => Ok((filetype::CHARACTER_DEVICE, None)),
+            _ => Ok((filetype::UNKNOWN, None)),
         }
     }
 
     pub fn sync(&mut self, fd: i32) -> WasiResult<()> {
         match self.get(fd)? {
-            Fd::File(f) => f.sync(),
+            Fd::File(f, _) => f.sync(),
             _ => Ok(()),
         }
     }
 
-    /// The entries of directory `fd`: `.` and `..` first, then the host's.
-    pub fn entries(&mut self, fd: i32) -> WasiResult<Vec<(String, u8)>> {
+    /// Open file `fd` (`EBADF` for anything else) and what it may do.
+    pub fn file(&mut self, fd: i32) -> WasiResult<(&mut H::File, Access)> {
+        match self.get(fd)? {
+            Fd::File(f, access) => Ok((f, *access)),
+            _ => Err(errno::BADF),
+        }
+    }
+
+    /// The directory `fd` is, as a path to act on itself.
+    pub fn dir_itself(&mut self, fd: i32) -> WasiResult<Path> {
+        match self.get(fd)? {
+            Fd::Dir(path) => Ok(Path {
+                dir: path.clone(),
+                path: String::new(),
+            }),
+            _ => Err(errno::BADF),
+        }
+    }
+
+    /// The entries of directory `fd` (name, file type, inode): `.` and
+    /// `..` first, then the host's. `..` of the root is the root.
+    pub fn entries(&mut self, fd: i32) -> WasiResult<Vec<(String, u8, u64)>> {
         let Fd::Dir(path) = self.get(fd)? else {
-            return Err(errno::NOTDIR);
+            return Err(errno::BADF);
         };
         let path = path.clone();
+        let here = At::root(&path);
+        let inode = |at: At<'_>| self.host.metadata(at, true).map(|m| m.inode);
+        let own = inode(here)?;
+        let up = At {
+            dir: &path,
+            path: "..",
+        };
+        let parent = inode(up).unwrap_or(own);
         let mut out = alloc::vec![
-            (String::from("."), filetype::DIRECTORY),
-            (String::from(".."), filetype::DIRECTORY),
+            (String::from("."), filetype::DIRECTORY, own),
+            (String::from(".."), filetype::DIRECTORY, parent),
         ];
-        for (name, kind) in self.host.read_dir(&path)? {
-            out.push((name, filetype_of(kind)));
+        for e in self.host.read_dir(here)? {
+            out.push((e.name, filetype_of(e.kind), e.inode));
         }
         Ok(out)
     }
@@ -532,4 +672,7 @@ pub struct Open {
     pub exclusive: bool,
     pub truncate: bool,
     pub append: bool,
+    /// Follow a symlink as the last component (`ELOOP` if not and it is
+    /// one).
+    pub follow: bool,
 }

@@ -42,23 +42,17 @@ impl Interest {
     }
 }
 
-/// What a path names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
+/// A path beneath a directory, what a path names, its metadata, and
+/// times to set: the file-system protocol's own (PROTOCOL.md §10).
+pub use weft_control::fs_proto::{At, FileKind, Metadata, SetTime, Times};
 
-/// What the runtime reads of a file's metadata.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Metadata {
+/// A directory entry: its name, what it names (a symlink not followed)
+/// and the inode number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
     pub kind: FileKind,
-    /// Length in bytes.
-    pub size: u64,
-    /// Last modification, nanoseconds since the Unix epoch.
-    pub modified_ns: i64,
+    pub inode: u64,
 }
 
 /// How to open a file (the host's open flags, already decided by the
@@ -72,6 +66,8 @@ pub struct OpenOptions {
     pub create_new: bool,
     pub truncate: bool,
     pub append: bool,
+    /// Fail with `ELOOP` if the last component is a symlink.
+    pub no_follow: bool,
 }
 
 /// A position to seek to.
@@ -101,6 +97,9 @@ pub trait File<H: Host> {
     fn metadata(&mut self) -> WasiResult<Metadata>;
     /// Flushes the file to storage.
     fn sync(&mut self) -> WasiResult<()>;
+    /// Cuts or extends the file to `size` bytes.
+    fn set_len(&mut self, size: u64) -> WasiResult<()>;
+    fn set_times(&mut self, times: Times) -> WasiResult<()>;
 }
 
 /// A stream an app's socket rides on, as the scheduler waits on it.
@@ -305,16 +304,27 @@ pub trait Host: Clone + 'static {
         let _ = self.write(Output::Stderr, line.as_bytes());
     }
 
-    /// Opens the file at absolute guest path `path`.
-    fn open(&self, path: &str, how: OpenOptions) -> WasiResult<Self::File>;
-    fn metadata(&self, path: &str) -> WasiResult<Metadata>;
-    /// The entries of directory `path` (without `.` and `..`).
-    fn read_dir(&self, path: &str) -> WasiResult<Vec<(String, FileKind)>>;
-    fn create_dir(&self, path: &str) -> WasiResult<()>;
-    fn remove_dir(&self, path: &str) -> WasiResult<()>;
-    fn remove_file(&self, path: &str) -> WasiResult<()>;
-    fn rename(&self, from: &str, to: &str) -> WasiResult<()>;
-    /// The whole file at `path` (a module to spawn).
+    /// Opens the file `at` names (beneath its directory, which is beneath
+    /// the root, as every path here).
+    fn open(&self, at: At<'_>, how: OpenOptions) -> WasiResult<Self::File>;
+    /// What `at` names: with `follow`, what a symlink leads to.
+    fn metadata(&self, at: At<'_>, follow: bool) -> WasiResult<Metadata>;
+    /// The entries of directory `at` (without `.` and `..`).
+    fn read_dir(&self, at: At<'_>) -> WasiResult<Vec<DirEntry>>;
+    fn create_dir(&self, at: At<'_>) -> WasiResult<()>;
+    fn remove_dir(&self, at: At<'_>) -> WasiResult<()>;
+    fn remove_file(&self, at: At<'_>) -> WasiResult<()>;
+    fn rename(&self, from: At<'_>, to: At<'_>) -> WasiResult<()>;
+    /// The target of symlink `at`, as stored.
+    fn read_link(&self, at: At<'_>) -> WasiResult<String>;
+    /// Makes a symlink at `at` to `target`.
+    fn symlink(&self, target: &str, at: At<'_>) -> WasiResult<()>;
+    /// Makes `to` a new name of what `from` names (following a symlink
+    /// `from` if `follow`).
+    fn hard_link(&self, from: At<'_>, to: At<'_>, follow: bool) -> WasiResult<()>;
+    /// Sets the times of `at` (of a symlink itself unless `follow`).
+    fn set_times(&self, at: At<'_>, follow: bool, times: Times) -> WasiResult<()>;
+    /// The whole file at absolute guest path `path` (a module to spawn).
     fn read_file(&self, path: &str) -> WasiResult<Vec<u8>>;
 
     /// Listens on `addr` (granted by `--listen`).

@@ -51,6 +51,7 @@ pub mod ipc_end;
 pub mod mem;
 pub mod mover;
 pub mod ops;
+pub mod paths;
 pub mod sched;
 pub mod snapshot;
 pub mod system;

@@ -1,6 +1,7 @@
 //! WASI preview 1 (`wasi_snapshot_preview1`) for the Wasm runtime: the
 //! arguments, an empty environment, the standard streams, files and
-//! directories under the root (`--fs-root`, preopened as `/`, descriptor 3),
+//! directories under the root (`--fs-root`, preopened as `/`, descriptor 3;
+//! the calls on paths and metadata are [`paths`]'s),
 //! sockets on granted listeners (`sock_accept`, `sock_recv`, `sock_send`,
 //! `sock_shutdown`), clocks, randomness, `poll_oneoff` and `proc_exit`.
 //! Every other import of that module returns `ENOSYS` (it never traps the
@@ -11,26 +12,17 @@
 //! go through [`ops`]: the app's call is suspended, not the runtime.
 
 use crate::app::Ctx;
-use crate::fds::{self, Open, ROOT_FD, ROOT_NAME};
-use crate::host::{Host, Metadata, SeekFrom, WasiResult};
+use crate::fds::{ROOT_FD, ROOT_NAME};
+use crate::host::{Host, SeekFrom, WasiResult};
 use crate::mem::{Env, errno_of, with_env};
 use crate::ops::{self, Op};
-use alloc::string::String;
+use crate::paths;
 use alloc::vec::Vec;
 use wasmi::{Caller, Linker};
 use weft_control::app::errno;
 
 pub const MODULE: &str = "wasi_snapshot_preview1";
 const WASI: &str = MODULE;
-/// Every right: descriptors here are not restricted beyond what the
-/// monitor enforces.
-const ALL_RIGHTS: u64 = (1 << 29) - 1;
-/// `rights` bits that ask for reading and writing.
-const RIGHT_FD_READ: u64 = 1 << 1;
-const RIGHT_FD_WRITE: u64 = 1 << 6;
-
-/// An operation of the host on one absolute guest path.
-type PathOp<H> = fn(&H, &str) -> WasiResult<()>;
 
 /// `args_sizes_get` / `environ_sizes_get`: the count and the bytes of the
 /// NUL-terminated strings.
@@ -60,59 +52,6 @@ fn strings_get<H: Host>(
         at = at.wrapping_add(s.len() as i32 + 1);
     }
     Ok(())
-}
-
-/// A 64-byte `filestat`.
-fn write_filestat<H: Host>(
-    e: &mut Env<'_, H>,
-    at: i32,
-    ty: u8,
-    m: Option<Metadata>,
-) -> WasiResult<()> {
-    let mut b = [0u8; 64];
-    b[16] = ty;
-    b[24..32].copy_from_slice(&1u64.to_le_bytes());
-    if let Some(m) = m {
-        let t = m.modified_ns.max(0) as u64;
-        b[32..40].copy_from_slice(&m.size.to_le_bytes());
-        for off in [40, 48, 56] {
-            b[off..off + 8].copy_from_slice(&t.to_le_bytes());
-        }
-    }
-    e.write(at, &b)
-}
-
-/// The absolute guest path of the string at `(p, len)` under `dir`.
-fn path_at<H: Host>(e: &mut Env<'_, H>, dir: i32, p: i32, len: i32) -> WasiResult<String> {
-    let rel = e.read_str(p, len)?;
-    e.ctx.fds.resolve(dir, &rel)
-}
-
-/// `fd_readdir`: entries from `cookie` on, as many as fit in `len` bytes.
-fn readdir<H: Host>(
-    e: &mut Env<'_, H>,
-    fd: i32,
-    buf: i32,
-    len: i32,
-    cookie: i64,
-    used: i32,
-) -> WasiResult<()> {
-    let entries = e.ctx.fds.entries(fd)?;
-    let mut out = Vec::new();
-    for (i, (name, ty)) in entries.iter().enumerate().skip(cookie.max(0) as usize) {
-        let mut d = [0u8; 24];
-        d[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-        d[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
-        d[20] = *ty;
-        out.extend_from_slice(&d);
-        out.extend_from_slice(name.as_bytes());
-        if out.len() >= len as u32 as usize {
-            break;
-        }
-    }
-    out.truncate(len as u32 as usize);
-    e.write(buf, &out)?;
-    e.write_u32(used, out.len() as u32)
 }
 
 type C<'a, H> = Caller<'a, Ctx<H>>;
@@ -258,46 +197,35 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         |mut c: C<'_, H>, fd: i32, out: i32| {
             call(&mut c, |e| {
                 let (ty, _) = e.ctx.fds.stat(fd)?;
-                let flags = if e.ctx.fds.nonblocking(fd)? {
-                    fds::NONBLOCK
-                } else {
-                    0
-                };
+                let flags = e.ctx.fds.fd_flags(fd)?;
+                let (base, inheriting) = e.ctx.fds.rights(fd)?;
                 let mut b = [0u8; 24];
                 b[0] = ty;
                 b[2..4].copy_from_slice(&flags.to_le_bytes());
-                b[8..16].copy_from_slice(&ALL_RIGHTS.to_le_bytes());
-                b[16..24].copy_from_slice(&ALL_RIGHTS.to_le_bytes());
+                b[8..16].copy_from_slice(&base.to_le_bytes());
+                b[16..24].copy_from_slice(&inheriting.to_le_bytes());
                 e.write(out, &b)
             })
         },
+    )?;
+    // As wasmtime: rights cannot be changed.
+    l.func_wrap(
+        WASI,
+        "fd_fdstat_set_rights",
+        |mut c: C<'_, H>, fd: i32, _base: i64, _inheriting: i64| {
+            errno_of(c.data_mut().fds.get(fd).and(Err(errno::NOTSUP)))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "fd_renumber",
+        |mut c: C<'_, H>, from: i32, to: i32| errno_of(c.data_mut().fds.renumber(from, to)),
     )?;
     l.func_wrap(
         WASI,
         "fd_fdstat_set_flags",
         |mut c: C<'_, H>, fd: i32, flags: i32| {
             errno_of(c.data_mut().fds.set_flags(fd, flags as u16))
-        },
-    )?;
-    l.func_wrap(
-        WASI,
-        "fd_filestat_get",
-        |mut c: C<'_, H>, fd: i32, out: i32| {
-            call(&mut c, |e| {
-                let (ty, m) = e.ctx.fds.stat(fd)?;
-                write_filestat(e, out, ty, m)
-            })
-        },
-    )?;
-    l.func_wrap(
-        WASI,
-        "path_filestat_get",
-        |mut c: C<'_, H>, dir: i32, _flags: i32, p: i32, len: i32, out: i32| {
-            call(&mut c, |e| {
-                let path = path_at(e, dir, p, len)?;
-                let m = e.ctx.system.host().metadata(&path)?;
-                write_filestat(e, out, fds::filetype_of(m.kind), Some(m))
-            })
         },
     )?;
     l.func_wrap(
@@ -323,70 +251,6 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
             call(&mut c, |e| {
                 e.write(out, &name[..name.len().min(len as u32 as usize)])
             })
-        },
-    )?;
-    l.func_wrap(
-        WASI,
-        "path_open",
-        |mut c: C<'_, H>,
-         dir: i32,
-         _dirflags: i32,
-         p: i32,
-         len: i32,
-         oflags: i32,
-         rights: i64,
-         _inheriting: i64,
-         fdflags: i32,
-         out: i32| {
-            let want = Open {
-                read: rights as u64 & RIGHT_FD_READ != 0,
-                write: rights as u64 & RIGHT_FD_WRITE != 0,
-                create: oflags & 1 != 0,
-                directory: oflags & 2 != 0,
-                exclusive: oflags & 4 != 0,
-                truncate: oflags & 8 != 0,
-                append: fdflags & 1 != 0,
-            };
-            call(&mut c, |e| {
-                let path = path_at(e, dir, p, len)?;
-                let fd = e.ctx.fds.open(&path, want)?;
-                e.write_u32(out, fd as u32)
-            })
-        },
-    )?;
-    let one_path: [(&str, PathOp<H>); 3] = [
-        ("path_create_directory", H::create_dir),
-        ("path_remove_directory", H::remove_dir),
-        ("path_unlink_file", H::remove_file),
-    ];
-    for (name, op) in one_path {
-        l.func_wrap(
-            WASI,
-            name,
-            move |mut c: C<'_, H>, dir: i32, p: i32, len: i32| {
-                call(&mut c, |e| {
-                    let path = path_at(e, dir, p, len)?;
-                    op(e.ctx.system.host(), &path)
-                })
-            },
-        )?;
-    }
-    l.func_wrap(
-        WASI,
-        "path_rename",
-        |mut c: C<'_, H>, dir: i32, p: i32, len: i32, to_dir: i32, q: i32, qlen: i32| {
-            call(&mut c, |e| {
-                let from = path_at(e, dir, p, len)?;
-                let to = path_at(e, to_dir, q, qlen)?;
-                e.ctx.system.host().rename(&from, &to)
-            })
-        },
-    )?;
-    l.func_wrap(
-        WASI,
-        "fd_readdir",
-        |mut c: C<'_, H>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32| {
-            call(&mut c, |e| readdir(e, fd, buf, len, cookie, used))
         },
     )?;
     l.func_wrap(
@@ -448,7 +312,7 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
             Err(wasmi::Error::i32_exit(status))
         },
     )?;
-    Ok(())
+    paths::define(l)
 }
 
 /// The time on WASI clock `id` (realtime, monotonic, process and thread

@@ -17,7 +17,9 @@ use crate::host;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
+use std::ops::Deref;
 use weft_control::frame::Code;
+use weft_control::fs_proto::At;
 
 /// Times `openat2` is retried when a concurrent rename made it give up
 /// (`EAGAIN`).
@@ -49,6 +51,42 @@ impl PathError {
     }
 }
 
+/// How an [`At`] is named in messages: its directory and path joined.
+pub fn shown(at: At<'_>) -> String {
+    match (at.dir.trim_end_matches('/'), at.path) {
+        ("", path) => path.to_string(),
+        (dir, "") => dir.to_string(),
+        (dir, path) => format!("{dir}/{path}"),
+    }
+}
+
+/// The directory an [`At`] starts from: the root itself, or a directory
+/// opened beneath it.
+pub enum Base<'a> {
+    Root(&'a File),
+    Dir(File),
+}
+
+impl Deref for Base<'_> {
+    type Target = File;
+
+    fn deref(&self) -> &File {
+        match self {
+            Self::Root(f) => f,
+            Self::Dir(f) => f,
+        }
+    }
+}
+
+/// The directory `dir` names beneath `root` (`root` itself if `dir` is
+/// empty or `/`s only), opened `O_PATH`.
+pub fn base<'a>(root: &'a File, dir: &str) -> Result<Base<'a>, PathError> {
+    if dir.trim_start_matches('/').is_empty() {
+        return Ok(Base::Root(root));
+    }
+    open(root, dir, libc::O_PATH | libc::O_DIRECTORY, 0).map(Base::Dir)
+}
+
 impl From<io::Error> for PathError {
     fn from(e: io::Error) -> Self {
         Self::Io(e)
@@ -61,6 +99,16 @@ fn relative(path: &str) -> Result<CString, PathError> {
     let rel = path.trim_start_matches('/');
     CString::new(if rel.is_empty() { "." } else { rel })
         .map_err(|_| PathError::Invalid("the path contains a NUL byte"))
+}
+
+/// Opens `at` beneath `root` as [`open`] does.
+pub fn open_at(root: &File, at: At<'_>, flags: i32, mode: u32) -> Result<File, PathError> {
+    open(&*base(root, at.dir)?, at.path, flags, mode)
+}
+
+/// The parent directory of `at` and its last component, as [`parent`].
+pub fn parent_at(root: &File, at: At<'_>) -> Result<(File, CString), PathError> {
+    parent(&*base(root, at.dir)?, at.path)
 }
 
 /// Opens `path` beneath `root` with `open(2)` `flags` (`O_CLOEXEC` is
@@ -105,6 +153,13 @@ pub fn mkdir_at(dir: &File, name: &CString) -> io::Result<()> {
 /// symlink (never followed).
 pub fn unlink_at(dir: &File, name: &CString, is_dir: bool) -> io::Result<()> {
     host::unlinkat(dir, name, if is_dir { libc::AT_REMOVEDIR } else { 0 })
+}
+
+/// Whether `path`'s last component is a name (not empty, `.` or `..`):
+/// only a name can be a symlink.
+pub fn names_entry(path: &str) -> bool {
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    !matches!(last, "" | "." | "..")
 }
 
 /// Renames `from_dir/from` to `to_dir/to` (replacing `to`, as `rename(2)`

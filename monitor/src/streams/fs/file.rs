@@ -1,8 +1,10 @@
 //! A `FILE_OPEN` stream (PROTOCOL.md §10.2): one open regular file, read,
-//! written, sought, stat'ed and synced at the guest's request.
+//! written, sought, stat'ed, synced, resized and given new times at the
+//! guest's request.
 
-use super::beneath::{self, PathError};
-use super::{Fault, Root, broken, metadata, send, serve_requests};
+use super::beneath::{self, PathError, shown};
+use super::{Fault, Root, broken, metadata, send, serve_requests, time_spec};
+use crate::host as raw;
 use crate::streams::framed::{Failure, StreamIo};
 use crate::streams::zero_copy;
 use std::fs::File;
@@ -37,7 +39,7 @@ pub async fn serve(mut io: StreamIo, params: &[u8], root: Root<'_>) {
     };
     let opened = match file.file.metadata() {
         Ok(m) => Reply::FileOpened(metadata(&m)),
-        Err(e) => return io.fail(PathError::Io(e).failure("open", open.path)).await,
+        Err(e) => return io.fail(PathError::Io(e).failure("open", &shown(open.at))).await,
     };
     let mut frame = [0u8; HEADER + METADATA_LEN];
     let n = opened.encode(&mut frame).unwrap_or(0);
@@ -50,7 +52,7 @@ pub async fn serve(mut io: StreamIo, params: &[u8], root: Root<'_>) {
 /// Opens `open.path` beneath the root: only regular files, and nothing
 /// that modifies under `--read-only`.
 fn open_file(root: Root<'_>, open: FileOpen<'_>) -> Result<OpenFile, Failure> {
-    let path = open.path;
+    let path = &shown(open.at);
     let flags = OpenFlags::from_bits(open.flags)
         .map_err(|why| Failure::new(Code::Invalid, format!("open {path}: {why}")))?;
     if flags.modifies() {
@@ -66,6 +68,7 @@ fn open_file(root: Root<'_>, open: FileOpen<'_>) -> Result<OpenFile, Failure> {
         (OpenFlags::TRUNCATE, libc::O_TRUNC),
         (OpenFlags::APPEND, libc::O_APPEND),
         (OpenFlags::EXCLUSIVE, libc::O_CREAT | libc::O_EXCL),
+        (OpenFlags::NO_FOLLOW, libc::O_NOFOLLOW),
     ] {
         if flags.contains(flag) {
             oflags |= bits;
@@ -74,7 +77,8 @@ fn open_file(root: Root<'_>, open: FileOpen<'_>) -> Result<OpenFile, Failure> {
     // O_NONBLOCK: opening a FIFO or device must not stall the relay; it
     // changes nothing for the regular files that are accepted.
     oflags |= libc::O_NOCTTY | libc::O_NONBLOCK;
-    let file = beneath::open(root.dir, path, oflags, 0o666).map_err(|e| e.failure("open", path))?;
+    let file =
+        beneath::open_at(root.dir, open.at, oflags, 0o666).map_err(|e| e.failure("open", path))?;
     let kind = file
         .metadata()
         .map(|m| super::file_kind(m.file_type()))
@@ -162,6 +166,24 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
             f.file.sync_all().map_err(|e| host("sync", e))?;
             Reply::Done
         }
+        FileRequest::SetSize(size) => {
+            if !f.flags.writes() {
+                let why = "set size: file not open for writing";
+                return Err(Failure::new(Code::Invalid, why).into());
+            }
+            let now = f.file.metadata().map_err(|e| host("set size", e))?.len();
+            if size > MAX_FILE_SIZE && size > now {
+                let why = format!("set size {size}: past {}", largest());
+                return Err(Failure::new(Code::TooLarge, why).into());
+            }
+            f.file.set_len(size).map_err(|e| host("set size", e))?;
+            Reply::Done
+        }
+        FileRequest::SetTimes(times) => {
+            let (accessed, modified) = (time_spec(times.accessed), time_spec(times.modified));
+            raw::set_times(&f.file, accessed, modified).map_err(|e| host("set times", e))?;
+            Reply::Done
+        }
     };
     let mut out = [0u8; HEADER + METADATA_LEN];
     let n = reply.encode(&mut out).unwrap_or(0);
@@ -190,8 +212,15 @@ fn check_growth(f: &mut OpenFile, len: usize) -> Result<(), Fault> {
 /// The message of a write refused by [`check_growth`].
 fn too_large(at: u64, end: u64) -> String {
     format!(
-        "write at offset {at}: the file would grow to {end} bytes, past the largest a guest \
-         may make ({MAX_FILE_SIZE} bytes, {} GiB)",
+        "write at offset {at}: the file would grow to {end} bytes, past {}",
+        largest()
+    )
+}
+
+/// The limit on a file's size, in words.
+fn largest() -> String {
+    format!(
+        "the largest a guest may make ({MAX_FILE_SIZE} bytes, {} GiB)",
         MAX_FILE_SIZE >> 30
     )
 }

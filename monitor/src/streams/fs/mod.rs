@@ -17,11 +17,12 @@ mod file;
 mod session;
 
 use super::framed::{Failure, StreamIo};
+use crate::host;
 use super::policy::Policy;
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use weft_control::frame::{Code, kind};
-use weft_control::fs_proto::{FileKind, Metadata};
+use weft_control::fs_proto::{FileKind, Metadata, SetTime};
 
 /// Serves a stream whose first frame was `kind` with `params`.
 pub async fn serve(io: StreamIo, kind: u16, params: &[u8], policy: &Policy) {
@@ -69,16 +70,32 @@ fn file_kind(t: std::fs::FileType) -> FileKind {
     }
 }
 
+/// Nanoseconds since the Unix epoch of a host time.
+fn ns(secs: i64, nanos: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
 /// Host metadata in the protocol's terms.
 fn metadata(m: &std::fs::Metadata) -> Metadata {
     Metadata {
         kind: file_kind(m.file_type()),
         mode: m.permissions().mode() & 0o7777,
         size: m.len(),
-        modified_ns: m
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(m.mtime_nsec()),
+        modified_ns: ns(m.mtime(), m.mtime_nsec()),
+        accessed_ns: ns(m.atime(), m.atime_nsec()),
+        changed_ns: ns(m.ctime(), m.ctime_nsec()),
+        device: m.dev(),
+        inode: m.ino(),
+        links: m.nlink(),
+    }
+}
+
+/// A time to set, as the host takes it.
+fn time_spec(t: SetTime) -> host::TimeSpec {
+    match t {
+        SetTime::Keep => None,
+        SetTime::Now => Some(None),
+        SetTime::To(ns) => Some(Some((ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000)))),
     }
 }
 

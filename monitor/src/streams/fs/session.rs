@@ -1,12 +1,17 @@
 //! An `FS_SESSION` stream (PROTOCOL.md §10.3): path operations, each on a
 //! path resolved beneath the root.
 
-use super::beneath::{self, PathError};
-use super::{Fault, Root, broken, file_kind, metadata, send, serve_requests};
+use super::beneath::{self, PathError, shown};
+use super::{Fault, Root, broken, file_kind, metadata, send, serve_requests, time_spec};
+use crate::host;
 use crate::streams::framed::{Failure, StreamIo};
+use std::ffi::CString;
 use std::os::fd::AsRawFd;
-use weft_control::frame::{HEADER, Header, MAX_BODY};
-use weft_control::fs_proto::{DirEntry, FileKind, Reply, SessionRequest, encode_entries};
+use std::os::unix::fs::DirEntryExt;
+use weft_control::frame::{Code, HEADER, Header, MAX_BODY};
+use weft_control::fs_proto::{
+    At, DirEntry, FileKind, METADATA_LEN, Reply, SessionRequest, Times, encode_entries,
+};
 
 /// Answers `SESSION_OPENED` and serves path operations.
 pub async fn serve(mut io: StreamIo, params: &[u8], root: Root<'_>) {
@@ -23,6 +28,16 @@ pub async fn serve(mut io: StreamIo, params: &[u8], root: Root<'_>) {
     serve_requests(io, &mut state, answer).await
 }
 
+/// The failure of operation `op` on `at`.
+fn failed(op: &'static str, at: At<'_>) -> impl FnOnce(PathError) -> Failure {
+    move |e| e.failure(op, &shown(at))
+}
+
+/// A host error of operation `op` on `at`.
+fn host_failed(op: &'static str, at: At<'_>) -> impl FnOnce(std::io::Error) -> Failure {
+    move |e| PathError::Io(e).failure(op, &shown(at))
+}
+
 /// Answers one request.
 async fn answer(
     root: &mut Root<'_>,
@@ -33,54 +48,119 @@ async fn answer(
     let header = Header::new(kind, body.len());
     let request = SessionRequest::decode(header, body).map_err(broken)?;
     let reply = match request {
-        SessionRequest::Stat(path) => {
-            let file = beneath::open(root.dir, path, libc::O_PATH, 0)
-                .map_err(|e| e.failure("stat", path))?;
-            let m = file
-                .metadata()
-                .map_err(|e| PathError::Io(e).failure("stat", path))?;
+        SessionRequest::ReadDir(at) => return list(root, io, at).await,
+        SessionRequest::ReadLink(at) => return read_link(root, io, at).await,
+        SessionRequest::Stat { at, follow } => {
+            let flags = libc::O_PATH | if follow { 0 } else { libc::O_NOFOLLOW };
+            let file = beneath::open_at(root.dir, at, flags, 0).map_err(failed("stat", at))?;
+            let m = file.metadata().map_err(host_failed("stat", at))?;
             Reply::Metadata(metadata(&m))
         }
-        SessionRequest::ReadDir(path) => return list(root, io, path).await,
-        SessionRequest::CreateDir(path) => {
-            root.check_writable("create directory", path)?;
-            let (dir, name) =
-                beneath::parent(root.dir, path).map_err(|e| e.failure("create directory", path))?;
-            beneath::mkdir_at(&dir, &name)
-                .map_err(|e| PathError::Io(e).failure("create directory", path))?;
+        SessionRequest::CreateDir(at) => {
+            let op = "create directory";
+            root.check_writable(op, &shown(at))?;
+            let (dir, name) = beneath::parent_at(root.dir, at).map_err(failed(op, at))?;
+            beneath::mkdir_at(&dir, &name).map_err(host_failed(op, at))?;
             Reply::Done
         }
-        SessionRequest::RemoveFile(path) | SessionRequest::RemoveDir(path) => {
+        SessionRequest::RemoveFile(at) | SessionRequest::RemoveDir(at) => {
             let is_dir = matches!(request, SessionRequest::RemoveDir(_));
             let op = if is_dir { "remove directory" } else { "remove" };
-            root.check_writable(op, path)?;
-            let (dir, name) = beneath::parent(root.dir, path).map_err(|e| e.failure(op, path))?;
-            beneath::unlink_at(&dir, &name, is_dir)
-                .map_err(|e| PathError::Io(e).failure(op, path))?;
+            root.check_writable(op, &shown(at))?;
+            let (dir, name) = beneath::parent_at(root.dir, at).map_err(failed(op, at))?;
+            beneath::unlink_at(&dir, &name, is_dir).map_err(host_failed(op, at))?;
             Reply::Done
         }
         SessionRequest::Rename { from, to } => {
-            root.check_writable("rename", from)?;
+            root.check_writable("rename", &shown(from))?;
             let (from_dir, from_name) =
-                beneath::parent(root.dir, from).map_err(|e| e.failure("rename", from))?;
+                beneath::parent_at(root.dir, from).map_err(failed("rename", from))?;
             let (to_dir, to_name) =
-                beneath::parent(root.dir, to).map_err(|e| e.failure("rename to", to))?;
+                beneath::parent_at(root.dir, to).map_err(failed("rename to", to))?;
             beneath::rename_at(&from_dir, &from_name, &to_dir, &to_name)
-                .map_err(|e| PathError::Io(e).failure("rename", from))?;
+                .map_err(host_failed("rename", from))?;
+            Reply::Done
+        }
+        SessionRequest::Symlink { target, at } => {
+            let op = "make symlink";
+            root.check_writable(op, &shown(at))?;
+            symlink(root, target, at)?;
+            Reply::Done
+        }
+        SessionRequest::HardLink { from, follow, to } => {
+            root.check_writable("link", &shown(to))?;
+            let (to_dir, to_name) =
+                beneath::parent_at(root.dir, to).map_err(failed("link to", to))?;
+            if follow {
+                let file = beneath::open_at(root.dir, from, libc::O_PATH, 0)
+                    .map_err(failed("link", from))?;
+                host::link_to(&file, &to_dir, &to_name).map_err(host_failed("link to", to))?;
+            } else {
+                let (from_dir, from_name) =
+                    beneath::parent_at(root.dir, from).map_err(failed("link", from))?;
+                host::linkat(&from_dir, &from_name, &to_dir, &to_name)
+                    .map_err(host_failed("link to", to))?;
+            }
+            Reply::Done
+        }
+        SessionRequest::SetTimes { at, follow, times } => {
+            root.check_writable("set times of", &shown(at))?;
+            set_times(root, at, follow, times)?;
             Reply::Done
         }
     };
-    let mut buf = [0u8; HEADER + weft_control::fs_proto::METADATA_LEN];
+    let mut buf = [0u8; HEADER + METADATA_LEN];
     let n = reply.encode(&mut buf).unwrap_or(0);
     send(io, &buf[..n]).await
 }
 
-/// Lists directory `path`: every entry (names that are not UTF-8 are
-/// left out), as `ENTRIES` frames and then `END`. The whole listing is read
+/// Makes a symlink at `at` to `target`, stored as given. An absolute
+/// target is refused (`Escape`): it could only ever lead out of the root.
+fn symlink(root: &Root<'_>, target: &str, at: At<'_>) -> Result<(), Failure> {
+    let op = "make symlink";
+    if target.starts_with('/') {
+        return Err(PathError::Escape.failure(op, &format!("{} -> {target}", shown(at))));
+    }
+    let target = CString::new(target)
+        .map_err(|_| PathError::Invalid("the target contains a NUL byte").failure(op, &shown(at)))?;
+    let (dir, name) = beneath::parent_at(root.dir, at).map_err(failed(op, at))?;
+    host::symlinkat(&target, &dir, &name).map_err(host_failed(op, at))
+}
+
+/// Sets the times of `at`: of a symlink itself unless `follow`.
+fn set_times(root: &Root<'_>, at: At<'_>, follow: bool, times: Times) -> Result<(), Failure> {
+    let op = "set times of";
+    let (accessed, modified) = (time_spec(times.accessed), time_spec(times.modified));
+    if !follow && beneath::names_entry(at.path) {
+        let (dir, name) = beneath::parent_at(root.dir, at).map_err(failed(op, at))?;
+        return host::set_times_at(&dir, &name, accessed, modified).map_err(host_failed(op, at));
+    }
+    let file = beneath::open_at(root.dir, at, libc::O_PATH, 0).map_err(failed(op, at))?;
+    host::set_times(&file, accessed, modified).map_err(host_failed(op, at))
+}
+
+/// Answers `READ_LINK`: the target of the symlink `at` names.
+async fn read_link(root: &Root<'_>, io: &mut StreamIo, at: At<'_>) -> Result<(), Fault> {
+    let op = "read link";
+    let (dir, name) = beneath::parent_at(root.dir, at).map_err(failed(op, at))?;
+    let target = host::readlinkat(&dir, &name).map_err(host_failed(op, at))?;
+    let target = String::from_utf8(target).map_err(|_| {
+        Failure::new(
+            Code::Invalid,
+            format!("{op} {}: the target is not UTF-8", shown(at)),
+        )
+    })?;
+    let mut buf = vec![0u8; HEADER + target.len()];
+    let n = Reply::LinkTarget(&target).encode(&mut buf).unwrap_or(0);
+    send(io, &buf[..n]).await
+}
+
+/// Lists directory `at`: every entry (names that are not UTF-8 are left
+/// out), as `ENTRIES` frames and then `END`. The whole listing is read
 /// before the first frame, so a host error is the only reply.
-async fn list(root: &Root<'_>, io: &mut StreamIo, path: &str) -> Result<(), Fault> {
-    let fail = |e: PathError| e.failure("list", path);
-    let dir = beneath::open(root.dir, path, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(fail)?;
+async fn list(root: &Root<'_>, io: &mut StreamIo, at: At<'_>) -> Result<(), Fault> {
+    let dir = beneath::open_at(root.dir, at, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        .map_err(failed("list", at))?;
     // The descriptor's own /proc link reopens that very directory: no path
     // is resolved again.
     let entries = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))
@@ -88,15 +168,23 @@ async fn list(root: &Root<'_>, io: &mut StreamIo, path: &str) -> Result<(), Faul
             it.map(|e| {
                 let e = e?;
                 let kind = e.file_type().map(file_kind)?;
-                Ok(e.file_name().into_string().ok().map(|name| (kind, name)))
+                let inode = e.ino();
+                Ok(e.file_name()
+                    .into_string()
+                    .ok()
+                    .map(|name| (kind, inode, name)))
             })
-            .collect::<std::io::Result<Vec<Option<(FileKind, String)>>>>()
+            .collect::<std::io::Result<Vec<Option<(FileKind, u64, String)>>>>()
         })
-        .map_err(|e| fail(PathError::Io(e)))?;
+        .map_err(host_failed("list", at))?;
     let entries: Vec<DirEntry<'_>> = entries
         .iter()
         .flatten()
-        .map(|(kind, name)| DirEntry { kind: *kind, name })
+        .map(|(kind, inode, name)| DirEntry {
+            kind: *kind,
+            inode: *inode,
+            name,
+        })
         .collect();
     let mut buf = vec![0u8; HEADER + MAX_BODY];
     let mut rest = &entries[..];

@@ -18,8 +18,8 @@ use weft_control::ipc_proto::Guid;
 use weft_control::move_proto::{MAX_PART, Order, Report};
 use weft_wasm_run::Host;
 use weft_wasm_run::host::{
-    self, Conn, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions, OrderFrame, Output,
-    SeekFrom, WasiResult,
+    self, At, Conn, DirEntry, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions,
+    OrderFrame, Output, SeekFrom, Times, WasiResult,
 };
 
 /// One connection's two directions, shared by the app's socket and the
@@ -417,10 +417,21 @@ impl host::File<Fake> for FakeFile {
     }
 
     fn metadata(&mut self) -> WasiResult<Metadata> {
-        self.host.metadata(&self.path)
+        self.host.metadata(At::root(&self.path), true)
     }
 
     fn sync(&mut self) -> WasiResult<()> {
+        Ok(())
+    }
+
+    fn set_len(&mut self, size: u64) -> WasiResult<()> {
+        let mut s = self.host.0.borrow_mut();
+        let data = s.files.get_mut(&self.path).ok_or(errno::NOENT)?;
+        data.resize(size as usize, 0);
+        Ok(())
+    }
+
+    fn set_times(&mut self, _: Times) -> WasiResult<()> {
         Ok(())
     }
 }
@@ -732,6 +743,30 @@ impl host::Mover<Fake> for FakeMover {
 }
 
 /// The parent directory of absolute `path`.
+/// The absolute path `at` names: its directory and path joined, `.` and
+/// `..` applied; `EPERM` if `..` would leave the directory.
+fn abs(at: At<'_>) -> WasiResult<String> {
+    let mut parts: Vec<&str> = at.dir.split('/').filter(|p| !p.is_empty()).collect();
+    let floor = parts.len();
+    for part in at.path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.len() == floor => return Err(errno::PERM),
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// A stable inode number for `path`.
+fn inode(path: &str) -> u64 {
+    path.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
 fn parent(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) | None => "/",
@@ -792,7 +827,8 @@ impl Host for Fake {
         self.0.borrow_mut().reports.push(message.to_string());
     }
 
-    fn open(&self, path: &str, how: OpenOptions) -> WasiResult<FakeFile> {
+    fn open(&self, at: At<'_>, how: OpenOptions) -> WasiResult<FakeFile> {
+        let path = &abs(at)?;
         let mut s = self.0.borrow_mut();
         if !s.dirs.contains(parent(path)) {
             return Err(errno::NOENT);
@@ -802,22 +838,23 @@ impl Host for Fake {
             (true, _, true) => return Err(errno::EXIST),
             (false, false, _) => return Err(errno::NOENT),
             (false, true, _) => {
-                s.files.insert(path.into(), Vec::new());
+                s.files.insert(path.clone(), Vec::new());
             }
             (true, _, false) => {}
         }
         if how.truncate {
-            s.files.insert(path.into(), Vec::new());
+            s.files.insert(path.clone(), Vec::new());
         }
         Ok(FakeFile {
             host: self.clone(),
-            path: path.into(),
+            path: path.clone(),
             pos: 0,
             append: how.append,
         })
     }
 
-    fn metadata(&self, path: &str) -> WasiResult<Metadata> {
+    fn metadata(&self, at: At<'_>, _follow: bool) -> WasiResult<Metadata> {
+        let path = &abs(at)?;
         let s = self.0.borrow();
         let (kind, size) = if s.dirs.contains(path) {
             (FileKind::Dir, 0)
@@ -826,55 +863,76 @@ impl Host for Fake {
         };
         Ok(Metadata {
             kind,
+            mode: 0o644,
             size: size as u64,
             modified_ns: 0,
+            accessed_ns: 0,
+            changed_ns: 0,
+            device: 1,
+            inode: inode(path),
+            links: 1,
         })
     }
 
-    fn read_dir(&self, path: &str) -> WasiResult<Vec<(String, FileKind)>> {
+    fn read_dir(&self, at: At<'_>) -> WasiResult<Vec<DirEntry>> {
+        let path = &abs(at)?;
         let s = self.0.borrow();
         if !s.dirs.contains(path) {
             return Err(errno::NOTDIR);
         }
         let under = |p: &&String| parent(p) == path && p.as_str() != "/";
-        let name = |p: &String| p.rsplit('/').next().unwrap_or("").to_string();
-        let dirs = s
-            .dirs
-            .iter()
-            .filter(under)
-            .map(|p| (name(p), FileKind::Dir));
-        let files = s
-            .files
-            .keys()
-            .filter(under)
-            .map(|p| (name(p), FileKind::File));
+        let entry = |p: &String, kind| DirEntry {
+            name: p.rsplit('/').next().unwrap_or("").to_string(),
+            kind,
+            inode: inode(p),
+        };
+        let dirs = s.dirs.iter().filter(under).map(|p| entry(p, FileKind::Dir));
+        let files = s.files.keys().filter(under).map(|p| entry(p, FileKind::File));
         Ok(dirs.chain(files).collect())
     }
 
-    fn create_dir(&self, path: &str) -> WasiResult<()> {
-        if !self.0.borrow_mut().dirs.insert(path.into()) {
+    fn create_dir(&self, at: At<'_>) -> WasiResult<()> {
+        if !self.0.borrow_mut().dirs.insert(abs(at)?) {
             return Err(errno::EXIST);
         }
         Ok(())
     }
 
-    fn remove_dir(&self, path: &str) -> WasiResult<()> {
-        if !self.0.borrow_mut().dirs.remove(path) {
+    fn remove_dir(&self, at: At<'_>) -> WasiResult<()> {
+        if !self.0.borrow_mut().dirs.remove(&abs(at)?) {
             return Err(errno::NOENT);
         }
         Ok(())
     }
 
-    fn remove_file(&self, path: &str) -> WasiResult<()> {
-        self.0.borrow_mut().files.remove(path).ok_or(errno::NOENT)?;
+    fn remove_file(&self, at: At<'_>) -> WasiResult<()> {
+        self.0.borrow_mut().files.remove(&abs(at)?).ok_or(errno::NOENT)?;
         Ok(())
     }
 
-    fn rename(&self, from: &str, to: &str) -> WasiResult<()> {
+    fn rename(&self, from: At<'_>, to: At<'_>) -> WasiResult<()> {
+        let (from, to) = (abs(from)?, abs(to)?);
         let mut s = self.0.borrow_mut();
-        let data = s.files.remove(from).ok_or(errno::NOENT)?;
-        s.files.insert(to.into(), data);
+        let data = s.files.remove(&from).ok_or(errno::NOENT)?;
+        s.files.insert(to, data);
         Ok(())
+    }
+
+    /// The fake has no links.
+    fn read_link(&self, _: At<'_>) -> WasiResult<String> {
+        Err(errno::INVAL)
+    }
+
+    fn symlink(&self, _: &str, _: At<'_>) -> WasiResult<()> {
+        Err(errno::NOTSUP)
+    }
+
+    fn hard_link(&self, _: At<'_>, _: At<'_>, _: bool) -> WasiResult<()> {
+        Err(errno::NOTSUP)
+    }
+
+    fn set_times(&self, at: At<'_>, follow: bool, _: Times) -> WasiResult<()> {
+        self.metadata(at, follow).map(drop)
     }
 
     fn read_file(&self, path: &str) -> WasiResult<Vec<u8>> {

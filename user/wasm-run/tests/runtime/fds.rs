@@ -3,7 +3,7 @@
 use crate::Fake;
 use std::net::SocketAddr;
 use weft_control::app::errno;
-use weft_wasm_run::fds::{Fd, Fds, ROOT_FD};
+use weft_wasm_run::fds::{Fd, Fds, Open, ROOT_FD};
 
 fn dir(path: &str) -> Fd<Fake> {
     Fd::Dir(path.into())
@@ -42,13 +42,55 @@ fn closed_descriptors_are_reused_lowest_first() {
 fn wrong_kinds_of_descriptor_are_refused() {
     let mut fds = Fds::new(Fake::new(), []);
     let mut buf = [0u8; 4];
-    assert_eq!(fds.read(ROOT_FD, &mut buf), Err(errno::ISDIR));
+    assert_eq!(fds.read(ROOT_FD, &mut buf), Err(errno::BADF));
+    assert_eq!(fds.write(ROOT_FD, b"x"), Err(errno::BADF));
     assert_eq!(fds.read(1, &mut buf), Err(errno::BADF));
     assert_eq!(fds.write(0, b"x"), Err(errno::BADF));
     assert_eq!(fds.shutdown(1, 2), Err(errno::NOTSOCK));
-    assert_eq!(fds.entries(1).err(), Some(errno::NOTDIR));
-    assert_eq!(fds.resolve(ROOT_FD, "/etc"), Err(errno::NOTCAPABLE));
-    assert_eq!(fds.resolve(ROOT_FD, "a/b").as_deref(), Ok("/a/b"));
+    assert_eq!(fds.entries(1).err(), Some(errno::BADF));
+    assert_eq!(fds.resolve(1, "a"), Err(errno::NOTDIR));
+    assert_eq!(fds.resolve(ROOT_FD, "/etc"), Err(errno::PERM));
+    let p = fds.resolve(ROOT_FD, "a/b").unwrap();
+    assert_eq!((p.dir.as_str(), p.path.as_str()), ("/", "a/b"));
+}
+
+#[test]
+fn directories_open_as_descriptors_that_confine_their_paths() {
+    let fake = Fake::new();
+    fake.0.borrow_mut().dirs.insert("/d".into());
+    fake.0.borrow_mut().dirs.insert("/d/e".into());
+    let mut fds = Fds::new(fake, []);
+    let open = Open {
+        read: true,
+        follow: true,
+        ..Open::default()
+    };
+    let at_d = fds.resolve(ROOT_FD, "d").unwrap();
+    let d = fds.open(&at_d, open).unwrap();
+    assert!(matches!(fds.get(d), Ok(Fd::Dir(p)) if p == "/d"));
+    let at_e = fds.resolve(d, "./e/").unwrap();
+    let e = fds.open(&at_e, open).unwrap();
+    assert!(matches!(fds.get(e), Ok(Fd::Dir(p)) if p == "/d/e"));
+    let names: Vec<String> = fds.entries(d).unwrap().into_iter().map(|e| e.0).collect();
+    assert_eq!(names, [".", "..", "e"]);
+    let up = fds.resolve(e, "../x").unwrap();
+    assert_eq!(fds.open(&up, open), Err(errno::PERM));
+    let write = Open {
+        write: true,
+        ..open
+    };
+    assert_eq!(fds.open(&at_d, write), Err(errno::ISDIR));
+    let exclusive = Open {
+        create: true,
+        exclusive: true,
+        ..write
+    };
+    assert_eq!(fds.open(&at_d, exclusive), Err(errno::EXIST));
+    fds.renumber(e, d).unwrap();
+    assert!(matches!(fds.get(d), Ok(Fd::Dir(p)) if p == "/d/e"));
+    assert_eq!(fds.get(e).err(), Some(errno::BADF));
+    assert_eq!(fds.renumber(e, d), Err(errno::BADF));
+    assert_eq!(fds.renumber(d, 99), Err(errno::BADF));
 }
 
 #[test]

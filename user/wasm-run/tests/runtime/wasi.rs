@@ -78,7 +78,7 @@ fn path_open_refuses_absolute_paths_and_missing_files() {
     let fake = Fake::new();
     assert_eq!(
         run(&fake, &wasm, &[]),
-        errno::NOTCAPABLE * 100 + errno::NOENT
+        errno::PERM * 100 + errno::NOENT
     );
 }
 
@@ -165,10 +165,10 @@ fn bad_descriptors_and_pointers_are_errnos_not_traps() {
 fn unknown_wasi_functions_return_enosys() {
     let wasm = wat::parse_str(
         r#"(module
-             (import "wasi_snapshot_preview1" "fd_advise" (func $advise (param i32 i64 i64 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "proc_raise" (func $raise (param i32) (result i32)))
              (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
              (func (export "_start")
-               (call $exit (call $advise (i32.const 1) (i64.const 0) (i64.const 0) (i32.const 0)))))"#,
+               (call $exit (call $raise (i32.const 6)))))"#,
     )
     .unwrap();
     assert_eq!(run(&Fake::new(), &wasm, &[]), errno::NOSYS);

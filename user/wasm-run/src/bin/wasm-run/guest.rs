@@ -18,8 +18,8 @@ use weft_user::stream::{self, Stream};
 use weft_user::{Code, Error, time};
 use weft_wasm_run::Host;
 use weft_wasm_run::host::{
-    self, Conn, FileKind, Interest, IpcItem, Listener, Metadata, OpenOptions, OrderFrame, Output,
-    SeekFrom, WasiResult,
+    self, At, Conn, DirEntry, Interest, IpcItem, Listener, Metadata, OpenOptions, OrderFrame,
+    Output, SeekFrom, Times, WasiResult,
 };
 
 /// The guest's system: every call goes to `weft-user`.
@@ -36,7 +36,9 @@ fn errno_for(e: &Error) -> i32 {
         Code::NotEmpty => errno::NOTEMPTY,
         Code::PermissionDenied => errno::ACCES,
         Code::ReadOnly => errno::ROFS,
-        Code::Escape => errno::NOTCAPABLE,
+        Code::Escape => errno::PERM,
+        Code::Loop => errno::LOOP,
+        Code::NameTooLong => errno::NAMETOOLONG,
         Code::Invalid => errno::INVAL,
         Code::Unsupported => errno::NOTCAPABLE,
         Code::TooLarge => errno::FBIG,
@@ -55,23 +57,6 @@ fn errno_for(e: &Error) -> i32 {
 
 fn wasi<T>(r: Result<T, Error>) -> WasiResult<T> {
     r.map_err(|e| errno_for(&e))
-}
-
-fn kind_of(kind: fs::FileKind) -> FileKind {
-    match kind {
-        fs::FileKind::File => FileKind::File,
-        fs::FileKind::Dir => FileKind::Dir,
-        fs::FileKind::Symlink => FileKind::Symlink,
-        fs::FileKind::Other => FileKind::Other,
-    }
-}
-
-fn metadata_of(m: fs::Metadata) -> Metadata {
-    Metadata {
-        kind: kind_of(m.kind),
-        size: m.size,
-        modified_ns: m.modified_ns,
-    }
 }
 
 fn interest_of(i: Interest) -> stream::Interest {
@@ -101,11 +86,19 @@ impl host::File<Guest> for fs::File {
     }
 
     fn metadata(&mut self) -> WasiResult<Metadata> {
-        wasi(fs::File::metadata(self)).map(metadata_of)
+        wasi(fs::File::metadata(self))
     }
 
     fn sync(&mut self) -> WasiResult<()> {
         wasi(self.sync_all())
+    }
+
+    fn set_len(&mut self, size: u64) -> WasiResult<()> {
+        wasi(fs::File::set_len(self, size))
+    }
+
+    fn set_times(&mut self, times: Times) -> WasiResult<()> {
+        wasi(fs::File::set_times(self, times))
     }
 }
 
@@ -390,7 +383,7 @@ impl Host for Guest {
         stream.write_all(bytes).map_err(|_| errno::IO)
     }
 
-    fn open(&self, path: &str, how: OpenOptions) -> WasiResult<fs::File> {
+    fn open(&self, at: At<'_>, how: OpenOptions) -> WasiResult<fs::File> {
         wasi(
             FsOpen::new()
                 .read(how.read)
@@ -399,35 +392,60 @@ impl Host for Guest {
                 .create_new(how.create_new)
                 .truncate(how.truncate)
                 .append(how.append)
-                .open(path),
+                .no_follow(how.no_follow)
+                .open(at),
         )
     }
 
-    fn metadata(&self, path: &str) -> WasiResult<Metadata> {
-        wasi(fs::metadata(path)).map(metadata_of)
+    fn metadata(&self, at: At<'_>, follow: bool) -> WasiResult<Metadata> {
+        wasi(if follow {
+            fs::metadata(at)
+        } else {
+            fs::symlink_metadata(at)
+        })
     }
 
-    fn read_dir(&self, path: &str) -> WasiResult<Vec<(String, FileKind)>> {
-        Ok(wasi(fs::read_dir(path))?
+    fn read_dir(&self, at: At<'_>) -> WasiResult<Vec<DirEntry>> {
+        Ok(wasi(fs::read_dir(at))?
             .into_iter()
-            .map(|e| (String::from(e.name()), kind_of(e.file_type())))
+            .map(|e| DirEntry {
+                name: String::from(e.name()),
+                kind: e.file_type(),
+                inode: e.inode(),
+            })
             .collect())
     }
 
-    fn create_dir(&self, path: &str) -> WasiResult<()> {
-        wasi(fs::create_dir(path))
+    fn create_dir(&self, at: At<'_>) -> WasiResult<()> {
+        wasi(fs::create_dir(at))
     }
 
-    fn remove_dir(&self, path: &str) -> WasiResult<()> {
-        wasi(fs::remove_dir(path))
+    fn remove_dir(&self, at: At<'_>) -> WasiResult<()> {
+        wasi(fs::remove_dir(at))
     }
 
-    fn remove_file(&self, path: &str) -> WasiResult<()> {
-        wasi(fs::remove_file(path))
+    fn remove_file(&self, at: At<'_>) -> WasiResult<()> {
+        wasi(fs::remove_file(at))
     }
 
-    fn rename(&self, from: &str, to: &str) -> WasiResult<()> {
+    fn rename(&self, from: At<'_>, to: At<'_>) -> WasiResult<()> {
         wasi(fs::rename(from, to))
+    }
+
+    fn read_link(&self, at: At<'_>) -> WasiResult<String> {
+        wasi(fs::read_link(at))
+    }
+
+    fn symlink(&self, target: &str, at: At<'_>) -> WasiResult<()> {
+        wasi(fs::symlink(target, at))
+    }
+
+    fn hard_link(&self, from: At<'_>, to: At<'_>, follow: bool) -> WasiResult<()> {
+        wasi(fs::hard_link(from, to, follow))
+    }
+
+    fn set_times(&self, at: At<'_>, follow: bool, times: Times) -> WasiResult<()> {
+        wasi(fs::set_times(at, follow, times))
     }
 
     fn read_file(&self, path: &str) -> WasiResult<Vec<u8>> {

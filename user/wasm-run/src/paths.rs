@@ -1,0 +1,340 @@
+//! WASI preview 1's calls on paths and on files' metadata: `path_*`, and
+//! `fd_filestat_*`, `fd_readdir`, `fd_advise`, `fd_allocate`. A path is
+//! resolved beneath its directory descriptor ([`crate::fds::Path`]), which
+//! the monitor enforces (PROTOCOL.md §10.1); errnos follow wasmtime's
+//! (PROTOCOL.md §13.1).
+
+use crate::app::Ctx;
+use crate::fds::{self, Open, Path};
+use crate::host::{File, Host, Metadata, SetTime, Times, WasiResult};
+use crate::mem::{Env, errno_of, with_env};
+use alloc::vec::Vec;
+use wasmi::{Caller, Linker};
+use weft_control::app::errno;
+
+const WASI: &str = crate::wasi::MODULE;
+
+/// `lookupflags`: follow a symlink as the last component.
+const SYMLINK_FOLLOW: i32 = 1;
+/// `oflags`.
+const O_CREAT: i32 = 1;
+const O_DIRECTORY: i32 = 2;
+const O_EXCL: i32 = 4;
+const O_TRUNC: i32 = 8;
+/// `fdflags`: append.
+const APPEND: i32 = 1;
+/// `fstflags`.
+const ATIM: i32 = 1;
+const ATIM_NOW: i32 = 2;
+const MTIM: i32 = 4;
+const MTIM_NOW: i32 = 8;
+/// `rights` bits that ask for reading and writing.
+const RIGHT_FD_READ: u64 = 1 << 1;
+const RIGHT_FD_WRITE: u64 = 1 << 6;
+/// The largest `advice` (`noreuse`).
+const MAX_ADVICE: i32 = 5;
+
+type C<'a, H> = Caller<'a, Ctx<H>>;
+
+/// Runs `f` on the calling app's memory and context; its errno.
+fn call<H: Host>(c: &mut C<'_, H>, f: impl FnOnce(&mut Env<'_, H>) -> WasiResult<()>) -> i32 {
+    errno_of(with_env(c, f))
+}
+
+/// A 64-byte `filestat`: `dev, ino, filetype, nlink, size, atim, mtim,
+/// ctim` (zeros past the type where there is no metadata).
+pub fn write_filestat<H: Host>(
+    e: &mut Env<'_, H>,
+    at: i32,
+    ty: u8,
+    m: Option<Metadata>,
+) -> WasiResult<()> {
+    let mut b = [0u8; 64];
+    b[16] = ty;
+    if let Some(m) = m {
+        let ns = |t: i64| t.max(0) as u64;
+        for (off, v) in [
+            (0, m.device),
+            (8, m.inode),
+            (24, m.links),
+            (32, m.size),
+            (40, ns(m.accessed_ns)),
+            (48, ns(m.modified_ns)),
+            (56, ns(m.changed_ns)),
+        ] {
+            b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    e.write(at, &b)
+}
+
+/// The string at `(p, len)` beneath directory descriptor `dir`.
+fn path_at<H: Host>(e: &mut Env<'_, H>, dir: i32, p: i32, len: i32) -> WasiResult<Path> {
+    let rel = e.read_str(p, len)?;
+    e.ctx.fds.resolve(dir, &rel)
+}
+
+/// The times `fstflags` asks for: `EINVAL` if a time is both given and
+/// now.
+fn times(atim: i64, mtim: i64, flags: i32) -> WasiResult<Times> {
+    let one = |ns: i64, set: i32, now: i32| match (flags & set != 0, flags & now != 0) {
+        (true, true) => Err(errno::INVAL),
+        (true, false) => Ok(SetTime::To(ns)),
+        (false, true) => Ok(SetTime::Now),
+        (false, false) => Ok(SetTime::Keep),
+    };
+    if flags & !(ATIM | ATIM_NOW | MTIM | MTIM_NOW) != 0 {
+        return Err(errno::INVAL);
+    }
+    Ok(Times {
+        accessed: one(atim, ATIM, ATIM_NOW)?,
+        modified: one(mtim, MTIM, MTIM_NOW)?,
+    })
+}
+
+/// `fd_readdir`: entries from `cookie` on, as many as fit in `len` bytes
+/// (the last one cut short if it does not fit, as the specification
+/// says, so the caller sees the buffer is full).
+fn readdir<H: Host>(
+    e: &mut Env<'_, H>,
+    fd: i32,
+    buf: i32,
+    len: i32,
+    cookie: i64,
+    used: i32,
+) -> WasiResult<()> {
+    let entries = e.ctx.fds.entries(fd)?;
+    let room = len as u32 as usize;
+    let mut out = Vec::new();
+    let skip = usize::try_from(cookie as u64).unwrap_or(usize::MAX);
+    for (i, (name, ty, inode)) in entries.iter().enumerate().skip(skip) {
+        let mut d = [0u8; 24];
+        d[0..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        d[8..16].copy_from_slice(&inode.to_le_bytes());
+        d[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
+        d[20] = *ty;
+        out.extend_from_slice(&d);
+        out.extend_from_slice(name.as_bytes());
+        if out.len() >= room {
+            break;
+        }
+    }
+    out.truncate(room);
+    e.write(buf, &out)?;
+    e.write_u32(used, out.len() as u32)
+}
+
+/// An operation of the host on one path.
+type PathOp<H> = fn(&H, crate::host::At<'_>) -> WasiResult<()>;
+
+pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
+    l.func_wrap(
+        WASI,
+        "fd_filestat_get",
+        |mut c: C<'_, H>, fd: i32, out: i32| {
+            call(&mut c, |e| {
+                let (ty, m) = e.ctx.fds.stat(fd)?;
+                write_filestat(e, out, ty, m)
+            })
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "fd_filestat_set_size",
+        |mut c: C<'_, H>, fd: i32, size: i64| {
+            call(&mut c, |e| {
+                let (file, access) = e.ctx.fds.file(fd)?;
+                if !access.write {
+                    return Err(errno::INVAL);
+                }
+                file.set_len(size as u64)
+            })
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "fd_filestat_set_times",
+        |mut c: C<'_, H>, fd: i32, atim: i64, mtim: i64, flags: i32| {
+            call(&mut c, |e| {
+                let t = times(atim, mtim, flags)?;
+                if let Ok(dir) = e.ctx.fds.dir_itself(fd) {
+                    return e.ctx.system.host().set_times(dir.at(), true, t);
+                }
+                e.ctx.fds.file(fd)?.0.set_times(t)
+            })
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "fd_advise",
+        |mut c: C<'_, H>, fd: i32, _offset: i64, _len: i64, advice: i32| {
+            let known = (0..=MAX_ADVICE).contains(&advice);
+            let r = c.data_mut().fds.file(fd).map(drop);
+            errno_of(r.and(if known { Ok(()) } else { Err(errno::INVAL) }))
+        },
+    )?;
+    // As wasmtime: allocating is not supported, on any file.
+    l.func_wrap(
+        WASI,
+        "fd_allocate",
+        |mut c: C<'_, H>, fd: i32, _offset: i64, _len: i64| {
+            errno_of(c.data_mut().fds.file(fd).and(Err(errno::NOTSUP)))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "fd_readdir",
+        |mut c: C<'_, H>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32| {
+            call(&mut c, |e| readdir(e, fd, buf, len, cookie, used))
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_filestat_get",
+        |mut c: C<'_, H>, dir: i32, flags: i32, p: i32, len: i32, out: i32| {
+            call(&mut c, |e| {
+                let path = path_at(e, dir, p, len)?;
+                let follow = flags & SYMLINK_FOLLOW != 0;
+                let m = e.ctx.system.host().metadata(path.at(), follow)?;
+                write_filestat(e, out, fds::filetype_of(m.kind), Some(m))
+            })
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_filestat_set_times",
+        |mut c: C<'_, H>,
+         dir: i32,
+         flags: i32,
+         p: i32,
+         len: i32,
+         atim: i64,
+         mtim: i64,
+         fst: i32| {
+            call(&mut c, |e| {
+                let path = path_at(e, dir, p, len)?;
+                let t = times(atim, mtim, fst)?;
+                let follow = flags & SYMLINK_FOLLOW != 0;
+                e.ctx.system.host().set_times(path.at(), follow, t)
+            })
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_open",
+        |mut c: C<'_, H>,
+         dir: i32,
+         dirflags: i32,
+         p: i32,
+         len: i32,
+         oflags: i32,
+         rights: i64,
+         _inheriting: i64,
+         fdflags: i32,
+         out: i32| {
+            let want = Open {
+                read: rights as u64 & RIGHT_FD_READ != 0,
+                write: rights as u64 & RIGHT_FD_WRITE != 0,
+                create: oflags & O_CREAT != 0,
+                directory: oflags & O_DIRECTORY != 0,
+                exclusive: oflags & O_EXCL != 0,
+                truncate: oflags & O_TRUNC != 0,
+                append: fdflags & APPEND != 0,
+                follow: dirflags & SYMLINK_FOLLOW != 0,
+            };
+            call(&mut c, |e| {
+                let path = path_at(e, dir, p, len)?;
+                let fd = e.ctx.fds.open(&path, want)?;
+                e.write_u32(out, fd as u32)
+            })
+        },
+    )?;
+    let one_path: [(&str, PathOp<H>); 3] = [
+        ("path_create_directory", H::create_dir),
+        ("path_remove_directory", H::remove_dir),
+        ("path_unlink_file", H::remove_file),
+    ];
+    for (name, op) in one_path {
+        l.func_wrap(
+            WASI,
+            name,
+            move |mut c: C<'_, H>, dir: i32, p: i32, len: i32| {
+                call(&mut c, |e| {
+                    let path = path_at(e, dir, p, len)?;
+                    op(e.ctx.system.host(), path.at())
+                })
+            },
+        )?;
+    }
+    l.func_wrap(
+        WASI,
+        "path_rename",
+        |mut c: C<'_, H>, dir: i32, p: i32, len: i32, to_dir: i32, q: i32, qlen: i32| {
+            call(&mut c, |e| {
+                let from = path_at(e, dir, p, len)?;
+                let to = path_at(e, to_dir, q, qlen)?;
+                e.ctx.system.host().rename(from.at(), to.at())
+            })
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_link",
+        |mut c: C<'_, H>,
+         dir: i32,
+         flags: i32,
+         p: i32,
+         len: i32,
+         to_dir: i32,
+         q: i32,
+         qlen: i32| {
+            call(&mut c, |e| {
+                let from = path_at(e, dir, p, len)?;
+                let to = path_at(e, to_dir, q, qlen)?;
+                let follow = flags & SYMLINK_FOLLOW != 0;
+                e.ctx.system.host().hard_link(from.at(), to.at(), follow)
+            })
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_symlink",
+        |mut c: C<'_, H>, t: i32, tlen: i32, dir: i32, p: i32, len: i32| {
+            call(&mut c, |e| {
+                let target = e.read_str(t, tlen)?;
+                let path = path_at(e, dir, p, len)?;
+                e.ctx.system.host().symlink(&target, path.at())
+            })
+        },
+    )?;
+    l.func_wrap(
+        WASI,
+        "path_readlink",
+        |mut c: C<'_, H>, dir: i32, p: i32, len: i32, buf: i32, cap: i32, used: i32| {
+            call(&mut c, |e| {
+                let path = path_at(e, dir, p, len)?;
+                let target = e.ctx.system.host().read_link(path.at())?;
+                let n = target.len().min(cap as u32 as usize);
+                e.write(buf, &target.as_bytes()[..n])?;
+                e.write_u32(used, n as u32)
+            })
+        },
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_follow_fstflags() {
+        let t = times(5, 7, ATIM | MTIM_NOW).unwrap();
+        assert_eq!(t.accessed, SetTime::To(5));
+        assert_eq!(t.modified, SetTime::Now);
+        assert_eq!(times(0, 0, 0).unwrap().accessed, SetTime::Keep);
+        assert_eq!(times(0, 0, ATIM | ATIM_NOW), Err(errno::INVAL));
+        assert_eq!(times(0, 0, MTIM | MTIM_NOW), Err(errno::INVAL));
+        assert_eq!(times(0, 0, 16), Err(errno::INVAL));
+    }
+}
