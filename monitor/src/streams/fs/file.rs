@@ -22,6 +22,8 @@ const MIN_DIRECT: usize = 4096;
 struct OpenFile {
     file: File,
     flags: OpenFlags,
+    /// The root is read-only: the file's times stay too.
+    read_only: bool,
     /// Room for the `DATA` frames copied out of the file, as long as the
     /// longest read asked for yet, reused.
     buf: Vec<u8>,
@@ -87,6 +89,7 @@ fn open_file(root: Root<'_>, open: FileOpen<'_>) -> Result<OpenFile, Failure> {
         FileKind::File => Ok(OpenFile {
             file,
             flags,
+            read_only: root.read_only,
             buf: Vec::new(),
         }),
         FileKind::Dir => Err(Failure::new(Code::IsDirectory, format!("open {path}"))),
@@ -180,6 +183,9 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
             Reply::Done
         }
         FileRequest::SetTimes(times) => {
+            if f.read_only {
+                return Err(Failure::new(Code::ReadOnly, "set times").into());
+            }
             let (accessed, modified) = (time_spec(times.accessed), time_spec(times.modified));
             raw::set_times(&f.file, accessed, modified).map_err(|e| host("set times", e))?;
             Reply::Done
@@ -269,6 +275,7 @@ mod tests {
         OpenFile {
             file,
             flags,
+            read_only: false,
             buf: Vec::new(),
         }
     }

@@ -89,18 +89,7 @@ async fn answer(
         }
         SessionRequest::HardLink { from, follow, to } => {
             root.check_writable("link", &shown(to))?;
-            let (to_dir, to_name) =
-                beneath::parent_at(root.dir, to).map_err(failed("link to", to))?;
-            if follow {
-                let file = beneath::open_at(root.dir, from, libc::O_PATH, 0)
-                    .map_err(failed("link", from))?;
-                host::link_to(&file, &to_dir, &to_name).map_err(host_failed("link to", to))?;
-            } else {
-                let (from_dir, from_name) =
-                    beneath::parent_at(root.dir, from).map_err(failed("link", from))?;
-                host::linkat(&from_dir, &from_name, &to_dir, &to_name)
-                    .map_err(host_failed("link to", to))?;
-            }
+            hard_link(root, from, follow, to)?;
             Reply::Done
         }
         SessionRequest::SetTimes { at, follow, times } => {
@@ -125,6 +114,20 @@ fn symlink(root: &Root<'_>, target: &str, at: At<'_>) -> Result<(), Failure> {
         .map_err(|_| PathError::Invalid("the target contains a NUL byte").failure(op, &shown(at)))?;
     let (dir, name) = beneath::parent_at(root.dir, at).map_err(failed(op, at))?;
     host::symlinkat(&target, &dir, &name).map_err(host_failed(op, at))
+}
+
+/// Makes `to` a new name of what `from` names. Following a symlink
+/// `from` goes through a descriptor opened beneath the root, so a link
+/// leading out of the root is refused like any other path.
+fn hard_link(root: &Root<'_>, from: At<'_>, follow: bool, to: At<'_>) -> Result<(), Failure> {
+    let (to_dir, to_name) = beneath::parent_at(root.dir, to).map_err(failed("link to", to))?;
+    if follow {
+        let file =
+            beneath::open_at(root.dir, from, libc::O_PATH, 0).map_err(failed("link", from))?;
+        return host::link_to(&file, &to_dir, &to_name).map_err(host_failed("link to", to));
+    }
+    let (from_dir, from_name) = beneath::parent_at(root.dir, from).map_err(failed("link", from))?;
+    host::linkat(&from_dir, &from_name, &to_dir, &to_name).map_err(host_failed("link to", to))
 }
 
 /// Sets the times of `at`: of a symlink itself unless `follow`.
@@ -196,4 +199,88 @@ async fn list(root: &Root<'_>, io: &mut StreamIo, at: At<'_>) -> Result<(), Faul
     }
     let n = Reply::End.encode(&mut buf).unwrap_or(0);
     send(io, &buf[..n]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+    use std::os::unix::fs::MetadataExt;
+    use weft_control::fs_proto::SetTime;
+
+    /// A scratch root holding `f` (a file), `sub/` and `out` (a symlink
+    /// to a file outside the root), removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> (Self, File) {
+            let dir = std::env::temp_dir().join(format!("weft-session-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(dir.join("sub")).unwrap();
+            std::fs::write(dir.join("f"), b"inside").unwrap();
+            std::fs::write(dir.with_extension("secret"), b"outside").unwrap();
+            let outside = dir.with_extension("secret");
+            std::os::unix::fs::symlink(&outside, dir.join("out")).unwrap();
+            let root = File::open(&dir).unwrap();
+            (Self(dir), root)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+            let _ = std::fs::remove_file(self.0.with_extension("secret"));
+        }
+    }
+
+    fn code(r: Result<(), Failure>) -> Option<Code> {
+        r.err().map(|f| f.code)
+    }
+
+    #[test]
+    fn links_never_reach_outside_the_root() {
+        let (dir, file) = Scratch::new("links");
+        let root = Root {
+            dir: &file,
+            read_only: false,
+        };
+        assert_eq!(code(symlink(&root, "/etc/passwd", At::root("abs"))), Some(Code::Escape));
+        assert_eq!(code(symlink(&root, "../f", At { dir: "sub", path: "up" })), None);
+        let followed = hard_link(&root, At::root("out"), true, At::root("copy"));
+        assert_eq!(code(followed), Some(Code::Escape));
+        assert!(!dir.0.join("copy").exists());
+        let from_sub = At { dir: "sub", path: "../f" };
+        assert_eq!(code(hard_link(&root, from_sub, true, At::root("h"))), Some(Code::Escape));
+        assert_eq!(code(hard_link(&root, At::root("f"), true, At::root("h"))), None);
+        let meta = std::fs::metadata(dir.0.join("h")).unwrap();
+        assert_eq!(meta.nlink(), 2);
+        // Without following, the symlink itself gets the new name.
+        assert_eq!(code(hard_link(&root, At::root("out"), false, At::root("l"))), None);
+        assert!(std::fs::symlink_metadata(dir.0.join("l")).unwrap().is_symlink());
+    }
+
+    #[test]
+    fn times_are_set_on_the_file_or_the_link_and_never_outside() {
+        let (dir, file) = Scratch::new("times");
+        let root = Root {
+            dir: &file,
+            read_only: false,
+        };
+        let times = Times {
+            accessed: SetTime::Keep,
+            modified: SetTime::To(1_000_000_000_500),
+        };
+        assert_eq!(code(set_times(&root, At::root("f"), true, times)), None);
+        let m = std::fs::metadata(dir.0.join("f")).unwrap();
+        assert_eq!((m.mtime(), m.mtime_nsec()), (1000, 500));
+        let secret = std::fs::metadata(dir.0.with_extension("secret")).unwrap();
+        assert_eq!(code(set_times(&root, At::root("out"), true, times)), Some(Code::Escape));
+        assert_eq!(code(set_times(&root, At::root("out"), false, times)), None);
+        let after = std::fs::metadata(dir.0.with_extension("secret")).unwrap();
+        assert_eq!(after.mtime(), secret.mtime());
+        let link = std::fs::symlink_metadata(dir.0.join("out")).unwrap();
+        assert_eq!(link.mtime(), 1000);
+        let dir_itself = At { dir: "sub", path: "" };
+        assert_eq!(code(set_times(&root, dir_itself, false, times)), None);
+        assert_eq!(std::fs::metadata(dir.0.join("sub")).unwrap().mtime(), 1000);
+    }
 }
