@@ -14,7 +14,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// What a run left behind.
-#[derive(Default)]
 pub struct Outcome {
     pub stdout: String,
     pub stderr: String,

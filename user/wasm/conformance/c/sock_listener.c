@@ -1,7 +1,8 @@
 /* A granted TCP listener (fd 4): its fdstat, accepting with NONBLOCK set
- * and nothing pending (EAGAIN), then a client's connection: fdstat,
- * sock_recv to the end, sock_send, fd_write, shutdown, poll, recv after
- * the end. The test's client sends "ping 0\n" and closes its side. */
+ * and nothing pending (EAGAIN), polling it until a client comes; then the
+ * connection: fdstat, sock_recv to the end, sock_send, fd_write, shutdown,
+ * poll, recv after the end. The test's client sends "ping 0\n" and closes
+ * its side. */
 #include "common.h"
 #include <unistd.h>
 
@@ -25,6 +26,19 @@ int main(void) {
     WASI("clear NONBLOCK", __wasi_fd_fdstat_set_flags(4, 0));
     printf("waiting for a client on listener 0\n");
     fflush(stdout);
+    __wasi_subscription_t ls[2];
+    memset(ls, 0, sizeof ls);
+    ls[0].userdata = 40;
+    ls[0].u.tag = __WASI_EVENTTYPE_FD_READ;
+    ls[0].u.u.fd_read.file_descriptor = 4;
+    ls[1].userdata = 41;
+    ls[1].u.tag = __WASI_EVENTTYPE_CLOCK;
+    ls[1].u.u.clock.id = __WASI_CLOCKID_MONOTONIC;
+    ls[1].u.u.clock.timeout = 3000000000ull;
+    __wasi_event_t lev[2];
+    __wasi_size_t ln;
+    WASI("poll the listener (3s clock beside)", __wasi_poll_oneoff(ls, lev, 2, &ln));
+    printf("first event userdata %llu error %s\n", (unsigned long long)lev[0].userdata, en(lev[0].error));
     WASI("accept", __wasi_sock_accept(4, 0, &conn));
     printf("new descriptor: %s\n", conn > 4 ? "yes" : "no");
     show_fdstat("connection", conn);
