@@ -27,85 +27,63 @@ pub struct Settings {
     pub env: &'static [(&'static str, &'static str)],
     /// The tree is granted read-only.
     pub read_only: bool,
+    /// No tree is granted at all (no `--fs-root`, no preopen).
+    pub no_root: bool,
     /// The program ends in a trap: stderr is compared only as "a message
     /// was printed", as the two runtimes word traps differently.
     pub traps: bool,
     /// TCP listeners granted (fds 4, 5, ...). The reference runner cannot
     /// grant sockets, so such programs are compared with a checked-in
-    /// expected output instead (see `sockets`).
+    /// expected output instead (see `run::expected`).
     pub listeners: usize,
 }
 
 /// Programs whose settings are not the defaults.
 const SETTINGS: &[(&str, Settings)] = &[
-    ("c/args", Settings { args: ARGS, ..NONE }),
-    ("rust/args", Settings { args: ARGS, ..NONE }),
-    ("c/environ_vars", Settings { env: ENV, ..NONE }),
-    ("rust/env_vars", Settings { env: ENV, ..NONE }),
-    (
-        "c/read_only_tree",
-        Settings {
-            read_only: true,
-            ..NONE
-        },
-    ),
-    (
-        "c/trap_unreachable",
-        Settings {
-            traps: true,
-            ..NONE
-        },
-    ),
-    (
-        "c/trap_div_zero",
-        Settings {
-            traps: true,
-            ..NONE
-        },
-    ),
-    (
-        "c/trap_oob",
-        Settings {
-            traps: true,
-            ..NONE
-        },
-    ),
-    (
-        "rust/panic",
-        Settings {
-            traps: true,
-            ..NONE
-        },
-    ),
-    (
-        "c/sock_listener",
-        Settings {
-            listeners: 1,
-            ..NONE
-        },
-    ),
-    (
-        "c/sock_two_listeners",
-        Settings {
-            listeners: 2,
-            ..NONE
-        },
-    ),
-    (
-        "rust/net_listener",
-        Settings {
-            listeners: 1,
-            ..NONE
-        },
-    ),
+    ("c/args", WITH_ARGS),
+    ("rust/args", WITH_ARGS),
+    ("c/environ_vars", WITH_ENV),
+    ("rust/env_vars", WITH_ENV),
+    ("c/read_only_tree", READ_ONLY),
+    ("c/no_root", NO_ROOT),
+    ("c/trap_unreachable", TRAPS),
+    ("c/trap_div_zero", TRAPS),
+    ("c/trap_oob", TRAPS),
+    ("rust/panic", TRAPS),
+    ("c/sock_listener", ONE_LISTENER),
+    ("c/sock_two_listeners", TWO_LISTENERS),
+    ("rust/net_listener", ONE_LISTENER),
 ];
 
 const NONE: Settings = Settings {
     args: &[],
     env: &[],
     read_only: false,
+    no_root: false,
     traps: false,
     listeners: 0,
+};
+const WITH_ARGS: Settings = Settings { args: ARGS, ..NONE };
+const WITH_ENV: Settings = Settings { env: ENV, ..NONE };
+const READ_ONLY: Settings = Settings {
+    read_only: true,
+    ..NONE
+};
+const NO_ROOT: Settings = Settings {
+    no_root: true,
+    ..NONE
+};
+const TRAPS: Settings = Settings {
+    traps: true,
+    ..NONE
+};
+const ONE_LISTENER: Settings = Settings {
+    listeners: 1,
+    ..NONE
+};
+const TWO_LISTENERS: Settings = Settings {
+    listeners: 2,
+    ..NONE
 };
 
 /// One program of the suite.

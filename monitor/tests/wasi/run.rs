@@ -50,7 +50,10 @@ pub fn weft(weft: &Path, program: &Program, dir: &Path) -> Outcome {
     let (tree, stdin) = prepare(dir);
     let s = &program.settings;
     let mut cmd = Command::new(weft);
-    cmd.args(["run", "--timeout", "60", "--fs-root"]).arg(&tree);
+    cmd.args(["run", "--timeout", "60"]);
+    if !s.no_root {
+        cmd.arg("--fs-root").arg(&tree);
+    }
     if s.read_only {
         cmd.arg("--read-only");
     }
@@ -85,7 +88,10 @@ pub fn reference(program: &Program, dir: &Path) -> Outcome {
     let s = &program.settings;
     let (out, err) = (dir.join("stdout"), dir.join("stderr"));
     let mut cmd = Command::new("python3");
-    cmd.arg(reference_py()).arg("--fs-root").arg(&tree);
+    cmd.arg(reference_py());
+    if !s.no_root {
+        cmd.arg("--fs-root").arg(&tree);
+    }
     if s.read_only {
         cmd.arg("--read-only");
     }

@@ -23,6 +23,7 @@ int main(void) {
     printf("dir/c.txt dev equal to a.txt %s\n", c.st_dev == a.st_dev ? "yes" : "no");
     printf("root: directory %d, ino differs from dir %s\n", S_ISDIR(root.st_mode), root.st_ino != d.st_ino ? "yes" : "no");
     printf("inode numbers nonzero %s\n", a.st_ino && b.st_ino && d.st_ino && root.st_ino ? "yes" : "no");
+    printf("device number nonzero %s\n", a.st_dev ? "yes" : "no");
     struct stat l;
     stat("link-file", &l);
     printf("link-file follows to a.txt: ino equal %s\n", l.st_ino == a.st_ino ? "yes" : "no");
