@@ -8,13 +8,14 @@ command under wasmtime (the PyPI package, pinned to 51.0.0) set up as
                  PROGRAM.wasm [ARG]...
 
 Mirrors weft: argv is PROGRAM.wasm as given followed by the arguments; the
-environment is exactly the `--env` pairs; DIR is preopened as "/" (fd 3),
+environment is exactly the `--env` variables; DIR is preopened as "/" (fd 3),
 read-only with `--read-only`; the standard streams are the files given, or
 this process's own. The exit status is proc_exit's code, 0 when `_start`
 returns, and 125 on a trap (its message on standard error), as weft's.
 """
 
 import argparse
+import os
 import sys
 
 import wasmtime
@@ -34,11 +35,23 @@ def parse(argv):
     return p.parse_args(argv)
 
 
+def environment(options):
+    """The program's variables: KEY=VALUE as given, KEY alone taking this
+    process's value (left out when it has none), as weft's --env does."""
+    pairs = []
+    for option in options:
+        if "=" in option:
+            pairs.append(option.split("=", 1))
+        elif option in os.environ:
+            pairs.append([option, os.environ[option]])
+    return pairs
+
+
 def wasi_config(opts):
     """The WASI context: argv, environment, preopen and standard streams."""
     wasi = wasmtime.WasiConfig()
     wasi.argv = [opts.program] + opts.args
-    wasi.env = [pair.split("=", 1) if "=" in pair else [pair, ""] for pair in opts.env]
+    wasi.env = environment(opts.env)
     if opts.fs_root is not None:
         wasi.preopen_dir(opts.fs_root, "/", fs_mutable=not opts.read_only)
     if opts.stdin:
