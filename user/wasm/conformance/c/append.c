@@ -1,5 +1,5 @@
 /* O_APPEND: writes go to the end whatever the position; pwrite on an
- * append file; fd_fdstat_get shows the flag. */
+ * append file; fd_fdstat_get shows the flag; O_APPEND with O_TRUNC. */
 #include "common.h"
 #include <fcntl.h>
 #include <unistd.h>
@@ -23,5 +23,9 @@ int main(void) {
     SHOW("read from 0", read(fd, buf, 8));
     close(fd);
     show_file("n.txt");
+    SHOW("O_APPEND|O_TRUNC", fd = open("dir/c.txt", O_WRONLY | O_APPEND | O_TRUNC));
+    SHOW("write", write(fd, "t\n", 2));
+    close(fd);
+    show_file("dir/c.txt");
     return 0;
 }
