@@ -8,10 +8,17 @@ WASM_DIR   := target/wasm
 # Wasm apps: WASI programs also built for the host (the tests' reference),
 # and apps for the guest only (event apps and test apps).
 WASM_APPS  := hello wc coremark
-WASM_GUEST := echo-server supervise spin trap hog spawn-bench fabric-ls kv-app stateful udp-echo-app
+WASM_GUEST := echo-server supervise spin trap hog spawn-bench fabric-ls kv-app stateful udp-echo-app \
+              conformance/rust
+# The C programs of the WASI conformance suite (clang and wasi-libc), built
+# into target/wasm/conformance/; monitor/tests/wasi_conformance.rs runs them
+# and the Rust ones (conformance/rust above) under weft and under wasmtime.
+CONF_SRC   := user/wasm/conformance/c
+CONF_DIR   := $(WASM_DIR)/conformance
+CONF_WASM  := $(patsubst $(CONF_SRC)/%.c,$(CONF_DIR)/%.wasm,$(wildcard $(CONF_SRC)/*.c))
 WEFT       := target/release/weft
 
-.PHONY: help setup guest build run test lint bench bench-setup move-soak soak fuzz clean
+.PHONY: help setup guest conformance build run test lint bench bench-setup move-soak soak fuzz clean
 
 help:
 	@echo "Weft make targets:"
@@ -23,25 +30,30 @@ help:
 	@echo "  make soak    one guest serves HTTP and echo to 1,000 clients for 10 minutes (WEFT_SOAK_SECS=600): byte-exact, flat RSS and descriptors"
 	@echo "  make move-soak  move a stateful Wasm app a->b->c->a 1000 times between three daemons while two clients call its service"
 	@echo "  make fuzz    fuzz the data pipe against a hostile peer, every decoder in control/ and the fabric's (nightly Rust; FUZZ_SECONDS=60 each)"
-	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2)"
+	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2, clang and wasi-libc, the wasmtime Python package)"
 	@echo "  make clean   remove build output"
 
 # The guest target is added on demand, and `curl` (the HTTP client the
 # integration tests drive the guest's web server with) and `iproute2` (the
 # fabric tests' network namespaces) are installed from Debian if missing,
-# so a fresh machine needs nothing else.
+# so a fresh machine needs nothing else. The WASI conformance suite needs
+# clang, lld, wasi-libc and the wasm32 compiler runtime (Debian packages) to
+# build its C programs, and wasmtime from PyPI (pinned) as its reference.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+WASI_CC_PKGS := clang lld wasi-libc libclang-rt-14-dev-wasm32
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx $(GUEST) || rustup target add $(GUEST)
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v curl >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq curl; }
 	@command -v ip >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iproute2; }
+	@dpkg -s $(WASI_CC_PKGS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(WASI_CC_PKGS); }
+	@python3 -c 'import wasmtime' 2>/dev/null || python3 -m pip install --quiet wasmtime==51.0.0
 
 # The kernel and user programs, a kernel with the crash-test syscall for the
 # integration tests of the kernel's crash reports, and the Wasm examples
 # (target/wasm/wasm32-wasip1/release/*.wasm, with host builds of the WASI
-# programs as the tests' reference).
-guest: setup
+# programs as the tests' reference), and the conformance suite's programs.
+guest: setup conformance
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel -p weft-user -p weft-wasm-run --features weft-wasm-run/guest
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel --features crash-test --target-dir $(CRASH_DIR)
 	for app in $(WASM_APPS); do \
@@ -51,6 +63,12 @@ guest: setup
 	for app in $(WASM_GUEST); do \
 		$(CARGO) build --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) || exit 1; \
 	done
+
+conformance: setup $(CONF_WASM)
+
+$(CONF_DIR)/%.wasm: $(CONF_SRC)/%.c $(CONF_SRC)/common.h
+	@mkdir -p $(CONF_DIR)
+	clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -o $@ $<
 
 build: guest
 	$(CARGO) build --release -p weft-monitor

@@ -1,0 +1,145 @@
+//! The WASI conformance suite: every program of user/wasm/conformance/ (C
+//! programs built with clang and wasi-libc, Rust std programs) runs under
+//! weft and under wasmtime (the PyPI package, by tests/wasi/reference.py),
+//! each in a fresh copy of the same fixture tree with the same argv,
+//! environment and stdin; stdout, stderr, the exit status and the tree left
+//! behind must match. Socket programs, which the reference cannot grant
+//! listeners to, are compared with checked-in expected output instead.
+//!
+//! Known differences are listed in user/wasm/conformance/differences.txt
+//! (PROTOCOL.md §13.1): the test fails when an unlisted aspect differs and
+//! when a listed one matches, so the list stays honest.
+
+mod common;
+#[path = "wasi/diff.rs"]
+mod diff;
+#[path = "wasi/differences.rs"]
+mod differences;
+#[path = "wasi/fixture.rs"]
+mod fixture;
+#[path = "wasi/programs.rs"]
+mod programs;
+#[path = "wasi/run.rs"]
+mod run;
+
+use programs::Program;
+use run::Outcome;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+/// Programs run at a time (each run is one guest or one wasmtime).
+const PARALLEL: usize = 2;
+
+#[test]
+fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
+    let python = Command::new("python3")
+        .args(["-c", "import wasmtime"])
+        .status()
+        .expect("run python3");
+    assert!(
+        python.success(),
+        "the wasmtime Python package is missing: run `make setup`"
+    );
+    let source = programs::source_dir();
+    let listed = differences::load(&source.join("differences.txt"));
+    let programs = programs::all(&common::target());
+    let mut named: Vec<&str> = programs::configured().collect();
+    named.extend(listed.keys().map(|(p, _)| p.as_str()));
+    for name in named {
+        assert!(
+            programs.iter().any(|p| p.name == name),
+            "{name} is configured or listed but is no program of the suite"
+        );
+    }
+    let scratch =
+        std::env::temp_dir().join(format!("weft-wasi-conformance-{}", std::process::id()));
+    let results = run_all(&programs, &source, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let mut failures = Vec::new();
+    let mut known = 0;
+    for (program, (weft, reference)) in programs.iter().zip(&results) {
+        for &aspect in differences::ASPECTS {
+            let (a, b) = (
+                view(program, aspect, reference),
+                view(program, aspect, weft),
+            );
+            let key = (program.name.clone(), aspect.to_string());
+            match (a == b, listed.get(&key)) {
+                (true, None) => {}
+                (false, Some(_)) => known += 1,
+                (false, None) => failures.push(format!(
+                    "{} differs in {aspect} (- wasmtime, + weft):\n{}",
+                    program.name,
+                    diff::unified(&a, &b)
+                )),
+                (true, Some(reason)) => failures.push(format!(
+                    "{} now matches in {aspect}: delete its line from differences.txt ({reason})",
+                    program.name
+                )),
+            }
+        }
+    }
+    println!(
+        "{} programs, {} listed differences seen, {} failures",
+        programs.len(),
+        known,
+        failures.len()
+    );
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// One aspect of an outcome as compared. A trapping program's stderr is
+/// reduced to whether there is a message (the runtimes word traps
+/// differently); the status is shown as a line.
+fn view(program: &Program, aspect: &str, o: &Outcome) -> String {
+    match aspect {
+        "stdout" => o.stdout.clone(),
+        "stderr" if program.settings.traps => {
+            format!("a message on stderr: {}\n", !o.stderr.trim().is_empty())
+        }
+        "stderr" => o.stderr.clone(),
+        "status" => format!("exit status {}\n", o.status),
+        "tree" => o.tree.clone(),
+        "client" => o.client.clone(),
+        _ => unreachable!("aspect {aspect}"),
+    }
+}
+
+/// Runs every program under both runtimes, `PARALLEL` programs at a time;
+/// (weft, reference) outcomes in the programs' order.
+fn run_all(programs: &[Program], source: &Path, scratch: &Path) -> Vec<(Outcome, Outcome)> {
+    let weft = PathBuf::from(env!("CARGO_BIN_EXE_weft"));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<(Outcome, Outcome)>>> =
+        Mutex::new(programs.iter().map(|_| None).collect());
+    thread::scope(|s| {
+        for _ in 0..PARALLEL {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(program) = programs.get(i) else {
+                        return;
+                    };
+                    let dir = scratch.join(program.name.replace('/', "-"));
+                    let w = run::weft(&weft, program, &dir.join("weft"));
+                    let r = if program.settings.listeners > 0 {
+                        run::expected(program, source, &dir.join("expected"))
+                    } else {
+                        run::reference(program, &dir.join("reference"))
+                    };
+                    results.lock().unwrap()[i] = Some((w, r));
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(Option::unwrap)
+        .collect()
+}

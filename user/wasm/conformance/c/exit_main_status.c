@@ -1,0 +1,7 @@
+/* A status returned from main: 7. */
+#include <stdio.h>
+
+int main(void) {
+    puts("returning 7");
+    return 7;
+}
