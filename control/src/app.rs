@@ -282,6 +282,7 @@ pub mod errno {
     pub const ADDRINUSE: i32 = 3;
     pub const AGAIN: i32 = 6;
     pub const BADF: i32 = 8;
+    pub const BUSY: i32 = 10;
     pub const CONNREFUSED: i32 = 14;
     pub const CONNRESET: i32 = 15;
     pub const EXIST: i32 = 20;

@@ -364,11 +364,15 @@ pub enum Code {
     Loop = 25,
     /// A path or one of its names is too long for the host.
     NameTooLong = 26,
+    /// The host does not permit the operation on what the path names (a
+    /// hard link to a directory, say): `EPERM`, where `PermissionDenied`
+    /// is `EACCES`.
+    NotPermitted = 27,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 27] = [
         Self::Protocol,
         Self::Version,
         Self::Unsupported,
@@ -395,6 +399,7 @@ impl Code {
         Self::OverBudget,
         Self::Loop,
         Self::NameTooLong,
+        Self::NotPermitted,
     ];
 
     /// The code numbered `n`, if any.
@@ -431,6 +436,7 @@ impl Code {
             Self::OverBudget => "stream budget used up (--max-streams, --max-process-streams)",
             Self::Loop => "too many levels of symbolic links",
             Self::NameTooLong => "name too long",
+            Self::NotPermitted => "operation not permitted",
         }
     }
 }

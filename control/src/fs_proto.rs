@@ -148,22 +148,16 @@ impl OpenFlags {
     }
 
     /// Checks raw flags: no unknown bit, reading or writing asked for,
-    /// `CREATE`/`TRUNCATE`/`EXCLUSIVE` only when writing, not `TRUNCATE`
-    /// with `APPEND`. The error names the rule broken.
+    /// `TRUNCATE` only when writing (a file may be created to be only
+    /// read, as `open(2)` allows). The error names the rule broken.
     pub fn from_bits(bits: u32) -> Result<Self, &'static str> {
         let f = Self(bits);
         if bits & !Self::ALL != 0 {
             Err("unknown open flag")
         } else if !f.contains(Self::READ) && !f.writes() {
             Err("open neither for reading nor for writing")
-        } else if !f.writes()
-            && (f.contains(Self::CREATE)
-                || f.contains(Self::TRUNCATE)
-                || f.contains(Self::EXCLUSIVE))
-        {
-            Err("create or truncate without write")
-        } else if f.contains(Self::TRUNCATE) && f.contains(Self::APPEND) {
-            Err("truncate with append")
+        } else if !f.writes() && f.contains(Self::TRUNCATE) {
+            Err("truncate without write")
         } else {
             Ok(f)
         }
@@ -1020,10 +1014,10 @@ mod tests {
         assert!(ok(F::WRITE.with(F::CREATE).with(F::TRUNCATE)));
         assert!(ok(F::APPEND.with(F::CREATE)));
         assert!(ok(F::WRITE.with(F::EXCLUSIVE)));
+        assert!(ok(F::READ.with(F::CREATE).with(F::EXCLUSIVE)));
+        assert!(ok(F::APPEND.with(F::TRUNCATE)));
         assert!(!ok(F::empty()));
-        assert!(!ok(F::READ.with(F::CREATE)));
         assert!(!ok(F::READ.with(F::TRUNCATE)));
-        assert!(!ok(F::APPEND.with(F::TRUNCATE)));
         assert!(ok(F::READ.with(F::NO_FOLLOW)));
         assert_eq!(F::from_bits(128), Err("unknown open flag"));
         assert!(!F::READ.modifies() && F::APPEND.modifies() && F::WRITE.writes());

@@ -9,6 +9,10 @@
 //! Known differences are listed in user/wasm/conformance/differences.txt
 //! (PROTOCOL.md §13.1): the test fails when an unlisted aspect differs and
 //! when a listed one matches, so the list stays honest.
+//!
+//! For whoever works on a difference: `WEFT_WASI_ONLY=c/times,rust/env`
+//! runs only those programs, and `WEFT_WASI_SHOW=1` prints the listed
+//! differences too.
 
 mod common;
 #[path = "wasi/diff.rs"]
@@ -45,7 +49,9 @@ fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
     );
     let source = programs::source_dir();
     let listed = differences::load(&source.join("differences.txt"));
-    let programs = programs::all(&common::target());
+    let mut programs = programs::all(&common::target());
+    let show = std::env::var_os("WEFT_WASI_SHOW").is_some();
+    let only = std::env::var("WEFT_WASI_ONLY").ok();
     let mut named: Vec<&str> = programs::configured().collect();
     named.extend(listed.keys().map(|(p, _)| p.as_str()));
     for name in named {
@@ -53,6 +59,9 @@ fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
             programs.iter().any(|p| p.name == name),
             "{name} is configured or listed but is no program of the suite"
         );
+    }
+    if let Some(only) = &only {
+        programs.retain(|p| only.split(',').any(|name| name == p.name));
     }
     let scratch =
         std::env::temp_dir().join(format!("weft-wasi-conformance-{}", std::process::id()));
@@ -70,7 +79,16 @@ fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
             let key = (program.name.clone(), aspect.to_string());
             match (a == b, listed.get(&key)) {
                 (true, None) => {}
-                (false, Some(_)) => known += 1,
+                (false, Some(_)) => {
+                    known += 1;
+                    if show {
+                        println!(
+                            "listed: {} differs in {aspect} (- wasmtime, + weft):\n{}",
+                            program.name,
+                            diff::unified(&a, &b)
+                        );
+                    }
+                }
                 (false, None) => failures.push(format!(
                     "{} differs in {aspect} (- wasmtime, + weft):\n{}",
                     program.name,

@@ -76,7 +76,11 @@ impl embedded_io::Error for Error {
     fn kind(&self) -> ErrorKind {
         match self.code {
             Code::NotFound => ErrorKind::NotFound,
-            Code::PermissionDenied | Code::NotAllowed | Code::Escape | Code::ReadOnly => {
+            Code::PermissionDenied
+            | Code::NotPermitted
+            | Code::NotAllowed
+            | Code::Escape
+            | Code::ReadOnly => {
                 ErrorKind::PermissionDenied
             }
             Code::Exists => ErrorKind::AlreadyExists,

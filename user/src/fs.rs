@@ -82,7 +82,7 @@ impl OpenOptions {
         self.set(OpenFlags::WRITE, on)
     }
 
-    /// Create the file if it does not exist (needs write or append).
+    /// Create the file if it does not exist.
     pub fn create(&mut self, on: bool) -> &mut Self {
         self.set(OpenFlags::CREATE, on)
     }
@@ -97,7 +97,7 @@ impl OpenOptions {
         self.set(OpenFlags::APPEND, on)
     }
 
-    /// Create the file, failing if it exists (needs write or append).
+    /// Create the file, failing if it exists.
     pub fn create_new(&mut self, on: bool) -> &mut Self {
         self.set(OpenFlags::EXCLUSIVE, on)
     }

@@ -103,6 +103,7 @@ pub fn code_of(e: &io::Error) -> Code {
     match e.raw_os_error() {
         Some(libc::ELOOP) => return Code::Loop,
         Some(libc::ENAMETOOLONG) => return Code::NameTooLong,
+        Some(libc::EPERM) => return Code::NotPermitted,
         _ => {}
     }
     match e.kind() {

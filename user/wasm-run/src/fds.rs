@@ -87,23 +87,29 @@ pub struct Access {
     pub write: bool,
     /// Every write goes to the end.
     pub append: bool,
+    /// Only noted and reported: a file never makes its app wait long.
+    pub nonblock: bool,
 }
 
 /// The rights `fd_fdstat_get` reports, as wasmtime's: every right (30 bits)
-/// for a file open for reading and writing, less `fd_write` or `fd_read`
-/// for one open only for reading or writing; for a directory, every right
+/// for a file open for reading and writing, less `fd_write` for one open
+/// only for reading, less `fd_read` and `fd_readdir` for one open only for
+/// writing; for a directory, every right
 /// but seeking, writing and setting sizes; the preopened root's own.
 pub mod rights {
     pub const ALL: u64 = (1 << 30) - 1;
     pub const FD_READ: u64 = 1 << 1;
     pub const FD_WRITE: u64 = 1 << 6;
+    pub const FD_READDIR: u64 = 1 << 14;
     pub const DIRECTORY: u64 = 0x3FB7_FFBB;
     pub const ROOT: u64 = 0x07B7_FE00;
     pub const ROOT_INHERITING: u64 = 0x0FF7_FFFF;
 }
 
-/// The `fdflags` bit for appending.
+/// The `fdflags` bits: appending, and the synchronous writes no
+/// descriptor here offers.
 pub const APPEND: u16 = 1;
+pub const SYNCS: u16 = 2 | 8 | 16;
 
 /// A path beneath a directory descriptor's directory: the directory's
 /// absolute guest path and the path relative to it, which the monitor
@@ -143,6 +149,9 @@ impl Path {
 pub struct Fds<H: Host> {
     host: H,
     table: Vec<Option<Fd<H>>>,
+    /// The number the preopened root has (it can be renumbered or
+    /// closed).
+    preopen: Option<i32>,
 }
 
 /// The WASI file type of `kind`.
@@ -166,7 +175,11 @@ impl<H: Host> Fds<H> {
             Some(Fd::Dir(String::from(ROOT_NAME))),
         ];
         table.extend(grants.into_iter().map(|a| Some(Fd::Grant(a))));
-        Self { host, table }
+        Self {
+            host,
+            table,
+            preopen: Some(ROOT_FD),
+        }
     }
 
     /// What each open descriptor past the root's is to a move (PROTOCOL.md
@@ -278,15 +291,31 @@ impl<H: Host> Fds<H> {
     pub fn close(&mut self, fd: i32) -> WasiResult<()> {
         self.get(fd)?;
         self.table[fd as usize] = None;
+        if self.preopen == Some(fd) {
+            self.preopen = None;
+        }
         Ok(())
     }
 
-    /// `path` beneath directory `dir`: `ENOTDIR` if `dir` is not a
+    /// Whether `fd` is the preopened root (`fd_prestat_get`): `EBADF` if
+    /// not, `ENOTDIR` if it is open but no preopen (as wasmtime's
+    /// `fd_prestat_dir_name`) when `open_is_notdir`.
+    pub fn preopened(&mut self, fd: i32, open_is_notdir: bool) -> WasiResult<()> {
+        if self.preopen == Some(fd) {
+            return Ok(());
+        }
+        match self.get(fd) {
+            Ok(_) if open_is_notdir => Err(errno::NOTDIR),
+            _ => Err(errno::BADF),
+        }
+    }
+
+    /// `path` beneath directory `dir`: `EBADF` if `dir` is not a
     /// directory, `EPERM` for an absolute path (WASI paths are relative to
     /// their directory descriptor).
     pub fn resolve(&mut self, dir: i32, path: &str) -> WasiResult<Path> {
         let Fd::Dir(base) = self.get(dir)? else {
-            return Err(errno::NOTDIR);
+            return Err(errno::BADF);
         };
         if path.starts_with('/') {
             return Err(errno::PERM);
@@ -308,7 +337,9 @@ impl<H: Host> Fds<H> {
             return Err(errno::EXIST);
         }
         match kind {
-            Some(FileKind::Dir) if want.write || want.truncate => return Err(errno::ISDIR),
+            Some(FileKind::Dir) if want.write || want.truncate || want.create => {
+                return Err(errno::ISDIR);
+            }
             Some(FileKind::Dir) => return Ok(self.insert(Fd::Dir(path.joined()))),
             Some(FileKind::Symlink) => return Err(errno::LOOP),
             _ if want.directory => return Err(errno::NOTDIR),
@@ -331,6 +362,7 @@ impl<H: Host> Fds<H> {
             read,
             write: want.write || want.append,
             append: want.append,
+            nonblock: want.nonblock,
         };
         Ok(self.insert(Fd::File(Box::new(file), access)))
     }
@@ -343,8 +375,22 @@ impl<H: Host> Fds<H> {
         if from != to {
             let fd = self.table[from as usize].take();
             self.table[to as usize] = fd;
+            if self.preopen == Some(to) {
+                self.preopen = None;
+            }
+            if self.preopen == Some(from) {
+                self.preopen = Some(to);
+            }
         }
         Ok(())
+    }
+
+    /// Whether `fd` is a socket (`EBADF` if it is not open).
+    pub fn is_socket(&mut self, fd: i32) -> WasiResult<bool> {
+        Ok(matches!(
+            self.get(fd)?,
+            Fd::Grant(_) | Fd::Listener { .. } | Fd::Conn { .. } | Fd::Udp(_)
+        ))
     }
 
     /// Reads into `buf`: `Ok(None)` if a socket has nothing yet.
@@ -366,6 +412,9 @@ impl<H: Host> Fds<H> {
             Fd::Stdout => Output::Stdout,
             Fd::Stderr => Output::Stderr,
             Fd::File(f, access) if access.write => {
+                if access.append {
+                    f.seek(SeekFrom::End(0))?;
+                }
                 return f.write_all(bytes).map(|()| Some(bytes.len()));
             }
             Fd::Conn { conn, .. } => {
@@ -408,7 +457,8 @@ impl<H: Host> Fds<H> {
     /// `APPEND` for a file opened to append.
     pub fn fd_flags(&mut self, fd: i32) -> WasiResult<u16> {
         if let Fd::File(_, access) = self.get(fd)? {
-            return Ok(if access.append { APPEND } else { 0 });
+            let append = if access.append { APPEND } else { 0 };
+            return Ok(append | if access.nonblock { NONBLOCK } else { 0 });
         }
         Ok(if self.nonblocking(fd)? { NONBLOCK } else { 0 })
     }
@@ -425,7 +475,7 @@ impl<H: Host> Fds<H> {
             Fd::File(_, access) => {
                 let mut r = ALL;
                 if !access.read {
-                    r &= !FD_READ;
+                    r &= !(FD_READ | FD_READDIR);
                 }
                 if !access.write {
                     r &= !FD_WRITE;
@@ -444,12 +494,22 @@ impl<H: Host> Fds<H> {
         })
     }
 
-    /// `fd_fdstat_set_flags`: only `NONBLOCK`, only on sockets, changes
-    /// anything.
+    /// `fd_fdstat_set_flags`: `NONBLOCK` on sockets and files, `APPEND`
+    /// on files (writes then go to the end); the synchronous-write flags
+    /// are `EINVAL`, anything but a file or socket `EBADF`.
     pub fn set_flags(&mut self, fd: i32, flags: u16) -> WasiResult<()> {
         self.bind_grant(fd)?;
-        if let Fd::Listener { nonblock, .. } | Fd::Conn { nonblock, .. } = self.get(fd)? {
-            *nonblock = flags & NONBLOCK != 0;
+        match self.get(fd)? {
+            Fd::Listener { nonblock, .. } | Fd::Conn { nonblock, .. } => {
+                *nonblock = flags & NONBLOCK != 0;
+            }
+            Fd::File(_, _) if flags & SYNCS != 0 => return Err(errno::INVAL),
+            Fd::File(_, access) => {
+                access.nonblock = flags & NONBLOCK != 0;
+                access.append = flags & APPEND != 0;
+            }
+            Fd::Udp(_) | Fd::Watch(_) | Fd::Ipc(_) => {}
+            _ => return Err(errno::BADF),
         }
         Ok(())
     }
@@ -583,11 +643,9 @@ impl<H: Host> Fds<H> {
         }
     }
 
+    /// `fd_sync`: only a file (wasmtime: `EBADF` for anything else).
     pub fn sync(&mut self, fd: i32) -> WasiResult<()> {
-        match self.get(fd)? {
-            Fd::File(f, _) => f.sync(),
-            _ => Ok(()),
-        }
+        self.file(fd)?.0.sync()
     }
 
     /// Open file `fd` (`EBADF` for anything else) and what it may do.
@@ -675,4 +733,6 @@ pub struct Open {
     /// Follow a symlink as the last component (`ELOOP` if not and it is
     /// one).
     pub follow: bool,
+    /// `NONBLOCK` was given (noted, and reported by `fd_fdstat_get`).
+    pub nonblock: bool,
 }

@@ -21,8 +21,11 @@ const O_CREAT: i32 = 1;
 const O_DIRECTORY: i32 = 2;
 const O_EXCL: i32 = 4;
 const O_TRUNC: i32 = 8;
-/// `fdflags`: append.
+/// `fdflags`: append, non-blocking, and the synchronous writes (not
+/// offered, as under wasmtime).
 const APPEND: i32 = 1;
+const NONBLOCK: i32 = 4;
+const SYNCS: i32 = 2 | 8 | 16;
 /// `fstflags`.
 const ATIM: i32 = 1;
 const ATIM_NOW: i32 = 2;
@@ -126,6 +129,53 @@ fn readdir<H: Host>(
 
 /// An operation of the host on one path.
 type PathOp<H> = fn(&H, crate::host::At<'_>) -> WasiResult<()>;
+
+/// A check of a path's last component before an operation on it.
+type Special = fn(&str) -> WasiResult<()>;
+
+/// The errnos wasmtime gives for paths whose last component names no entry
+/// (empty, `.`, `..`), which the monitor refuses as invalid.
+mod special {
+    use crate::host::WasiResult;
+    use weft_control::app::errno;
+
+    /// The last component, trailing `/`s ignored (`""` for none).
+    fn last(path: &str) -> &str {
+        path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+    }
+
+    pub fn none(_: &str) -> WasiResult<()> {
+        Ok(())
+    }
+
+    /// Making a directory that is there already, or `..`.
+    pub fn create_dir(path: &str) -> WasiResult<()> {
+        match last(path) {
+            "" | "." => Err(errno::EXIST),
+            ".." => Err(errno::PERM),
+            _ => Ok(()),
+        }
+    }
+
+    /// Unlinking the directory itself.
+    pub fn unlink(path: &str) -> WasiResult<()> {
+        match path {
+            "" => Err(errno::ISDIR),
+            _ => Ok(()),
+        }
+    }
+
+    /// Renaming the directory itself, or onto `..`.
+    pub fn rename(from: &str, to: &str) -> WasiResult<()> {
+        if last(from) == "." {
+            return Err(errno::BUSY);
+        }
+        if last(to) == ".." {
+            return Err(errno::PERM);
+        }
+        Ok(())
+    }
+}
 
 pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
     l.func_wrap(
@@ -241,26 +291,35 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
                 truncate: oflags & O_TRUNC != 0,
                 append: fdflags & APPEND != 0,
                 follow: dirflags & SYMLINK_FOLLOW != 0,
+                nonblock: fdflags & NONBLOCK != 0,
             };
             call(&mut c, |e| {
+                // As wasmtime: a path opened from a file is `ENOTDIR`.
+                if e.ctx.fds.file(dir).is_ok() {
+                    return Err(errno::NOTDIR);
+                }
                 let path = path_at(e, dir, p, len)?;
+                if fdflags & SYNCS != 0 {
+                    return Err(errno::NOTSUP);
+                }
                 let fd = e.ctx.fds.open(&path, want)?;
                 e.write_u32(out, fd as u32)
             })
         },
     )?;
-    let one_path: [(&str, PathOp<H>); 3] = [
-        ("path_create_directory", H::create_dir),
-        ("path_remove_directory", H::remove_dir),
-        ("path_unlink_file", H::remove_file),
+    let one_path: [(&str, PathOp<H>, Special); 3] = [
+        ("path_create_directory", H::create_dir, special::create_dir),
+        ("path_remove_directory", H::remove_dir, special::none),
+        ("path_unlink_file", H::remove_file, special::unlink),
     ];
-    for (name, op) in one_path {
+    for (name, op, special) in one_path {
         l.func_wrap(
             WASI,
             name,
             move |mut c: C<'_, H>, dir: i32, p: i32, len: i32| {
                 call(&mut c, |e| {
                     let path = path_at(e, dir, p, len)?;
+                    special(&path.path)?;
                     op(e.ctx.system.host(), path.at())
                 })
             },
@@ -273,6 +332,7 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
             call(&mut c, |e| {
                 let from = path_at(e, dir, p, len)?;
                 let to = path_at(e, to_dir, q, qlen)?;
+                special::rename(&from.path, &to.path)?;
                 e.ctx.system.host().rename(from.at(), to.at())
             })
         },
@@ -291,8 +351,11 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
             call(&mut c, |e| {
                 let from = path_at(e, dir, p, len)?;
                 let to = path_at(e, to_dir, q, qlen)?;
-                let follow = flags & SYMLINK_FOLLOW != 0;
-                e.ctx.system.host().hard_link(from.at(), to.at(), follow)
+                // As wasmtime: a link is never made to what a symlink names.
+                if flags & SYMLINK_FOLLOW != 0 {
+                    return Err(errno::INVAL);
+                }
+                e.ctx.system.host().hard_link(from.at(), to.at(), false)
             })
         },
     )?;
@@ -314,6 +377,10 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
             call(&mut c, |e| {
                 let path = path_at(e, dir, p, len)?;
                 let target = e.ctx.system.host().read_link(path.at())?;
+                // As wasmtime: an absolute target could only lead out.
+                if target.starts_with('/') {
+                    return Err(errno::PERM);
+                }
                 let n = target.len().min(cap as u32 as usize);
                 e.write(buf, &target.as_bytes()[..n])?;
                 e.write_u32(used, n as u32)

@@ -12,7 +12,7 @@
 //! go through [`ops`]: the app's call is suspended, not the runtime.
 
 use crate::app::Ctx;
-use crate::fds::{ROOT_FD, ROOT_NAME};
+use crate::fds::ROOT_NAME;
 use crate::host::{Host, SeekFrom, WasiResult};
 use crate::mem::{Env, errno_of, with_env};
 use crate::ops::{self, Op};
@@ -65,6 +65,14 @@ fn with_args<H: Host>(
     let r = f(e, &args);
     e.ctx.args = args;
     r
+}
+
+/// Checks that `fd` is a socket: `ENOTSOCK` if not, `EBADF` if not open.
+fn socket<H: Host>(c: &mut C<'_, H>, fd: i32) -> WasiResult<()> {
+    match c.data_mut().fds.is_socket(fd)? {
+        true => Ok(()),
+        false => Err(errno::NOTSOCK),
+    }
 }
 
 /// Runs `f` on the calling app's memory and context; its errno.
@@ -131,6 +139,9 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         WASI,
         "sock_recv",
         |mut c: C<'_, H>, fd: i32, iovs: i32, n: i32, _flags: i32, out: i32, flags_at: i32| {
+            if let Err(errno) = socket(&mut c, fd) {
+                return Ok(errno);
+            }
             ops::call(&mut c, Op::read(fd, iovs, n, out, Some(flags_at)))
         },
     )?;
@@ -138,6 +149,9 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         WASI,
         "sock_send",
         |mut c: C<'_, H>, fd: i32, iovs: i32, n: i32, _flags: i32, out: i32| {
+            if let Err(errno) = socket(&mut c, fd) {
+                return Ok(errno);
+            }
             ops::call(&mut c, Op::Write { fd, iovs, n, out })
         },
     )?;
@@ -165,6 +179,7 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         "fd_seek",
         |mut c: C<'_, H>, fd: i32, offset: i64, whence: i32, out: i32| {
             let to = match whence {
+                0 if offset < 0 => return errno::INVAL,
                 0 => SeekFrom::Start(offset as u64),
                 1 => SeekFrom::Current(offset),
                 2 => SeekFrom::End(offset),
@@ -232,24 +247,25 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         WASI,
         "fd_prestat_get",
         |mut c: C<'_, H>, fd: i32, out: i32| {
-            if fd != ROOT_FD {
-                return errno::BADF;
-            }
             let mut b = [0u8; 8];
             b[4..8].copy_from_slice(&(ROOT_NAME.len() as u32).to_le_bytes());
-            call(&mut c, |e| e.write(out, &b))
+            call(&mut c, |e| {
+                e.ctx.fds.preopened(fd, false)?;
+                e.write(out, &b)
+            })
         },
     )?;
     l.func_wrap(
         WASI,
         "fd_prestat_dir_name",
         |mut c: C<'_, H>, fd: i32, out: i32, len: i32| {
-            if fd != ROOT_FD {
-                return errno::BADF;
-            }
             let name = ROOT_NAME.as_bytes();
             call(&mut c, |e| {
-                e.write(out, &name[..name.len().min(len as u32 as usize)])
+                e.ctx.fds.preopened(fd, true)?;
+                if (len as u32 as usize) < name.len() {
+                    return Err(errno::NAMETOOLONG);
+                }
+                e.write(out, name)
             })
         },
     )?;

@@ -130,14 +130,19 @@ pub fn open(root: &File, path: &str, flags: i32, mode: u32) -> Result<File, Path
 }
 
 /// A path's parent directory (opened beneath the root, `O_PATH`) and its
-/// last component, which is not empty, `.` or `..`; trailing `/`s are
-/// ignored.
+/// last component, which is not empty, `.` or `..`. Trailing `/`s stay on
+/// the component, so the host requires it to be a directory (`ENOTDIR`
+/// otherwise) as `unlink("file/")` does; the callers that would then follow a
+/// symlink go another way ([`names_entry`]).
 pub fn parent(root: &File, path: &str) -> Result<(File, CString), PathError> {
     let trimmed = path.trim_end_matches('/');
-    let (dir, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
-    if matches!(name, "" | "." | "..") {
+    let start = trimmed.rfind('/').map_or(0, |i| i + 1);
+    let dir = &trimmed[..start.saturating_sub(1)];
+    if matches!(&trimmed[start..], "" | "." | "..") {
         return Err(PathError::Invalid("the path names no entry"));
     }
+    // The component with its trailing `/`s.
+    let name = &path[start..];
     let name =
         CString::new(name).map_err(|_| PathError::Invalid("the path contains a NUL byte"))?;
     let dir = open(root, dir, libc::O_PATH | libc::O_DIRECTORY, 0)?;
@@ -155,10 +160,11 @@ pub fn unlink_at(dir: &File, name: &CString, is_dir: bool) -> io::Result<()> {
     host::unlinkat(dir, name, if is_dir { libc::AT_REMOVEDIR } else { 0 })
 }
 
-/// Whether `path`'s last component is a name (not empty, `.` or `..`):
-/// only a name can be a symlink.
+/// Whether `path`'s last component is a name (not empty, `.` or `..`)
+/// with no `/` after it: only then can an operation act on a symlink
+/// itself (a trailing `/` makes the host follow it).
 pub fn names_entry(path: &str) -> bool {
-    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let last = path.rsplit('/').next().unwrap_or("");
     !matches!(last, "" | "." | "..")
 }
 
@@ -202,7 +208,7 @@ mod tests {
             );
         }
         let (d, name) = parent(&root, "/sub/new/").unwrap();
-        assert_eq!(name.as_bytes(), b"new");
+        assert_eq!(name.as_bytes(), b"new/");
         mkdir_at(&d, &name).unwrap();
         assert!(dir.join("sub/new").is_dir());
         unlink_at(&d, &name, true).unwrap();

@@ -121,7 +121,8 @@ fn symlink(root: &Root<'_>, target: &str, at: At<'_>) -> Result<(), Failure> {
 /// leading out of the root is refused like any other path.
 fn hard_link(root: &Root<'_>, from: At<'_>, follow: bool, to: At<'_>) -> Result<(), Failure> {
     let (to_dir, to_name) = beneath::parent_at(root.dir, to).map_err(failed("link to", to))?;
-    if follow {
+    // A trailing `/` would make the host follow `from` past the root.
+    if follow || !beneath::names_entry(from.path) {
         let file =
             beneath::open_at(root.dir, from, libc::O_PATH, 0).map_err(failed("link", from))?;
         return host::link_to(&file, &to_dir, &to_name).map_err(host_failed("link to", to));
@@ -142,9 +143,18 @@ fn set_times(root: &Root<'_>, at: At<'_>, follow: bool, times: Times) -> Result<
     host::set_times(&file, accessed, modified).map_err(host_failed(op, at))
 }
 
-/// Answers `READ_LINK`: the target of the symlink `at` names.
+/// Answers `READ_LINK`: the target of the symlink `at` names. A path
+/// ending in `/` names what a symlink leads to, which is no link: a
+/// directory is `Invalid`, anything else as the lookup fails (beneath the
+/// root).
 async fn read_link(root: &Root<'_>, io: &mut StreamIo, at: At<'_>) -> Result<(), Fault> {
     let op = "read link";
+    if at.path.ends_with('/') {
+        beneath::open_at(root.dir, at, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(failed(op, at))?;
+        let why = PathError::Invalid("a directory is not a symlink");
+        return Err(why.failure(op, &shown(at)).into());
+    }
     let (dir, name) = beneath::parent_at(root.dir, at).map_err(failed(op, at))?;
     let target = host::readlinkat(&dir, &name).map_err(host_failed(op, at))?;
     let target = String::from_utf8(target).map_err(|_| {

@@ -35,7 +35,9 @@ fn errno_for(e: &Error) -> i32 {
         Code::IsDirectory => errno::ISDIR,
         Code::NotEmpty => errno::NOTEMPTY,
         Code::PermissionDenied => errno::ACCES,
-        Code::ReadOnly => errno::ROFS,
+        // As wasmtime, whose read-only directories refuse with EPERM.
+        Code::ReadOnly => errno::PERM,
+        Code::NotPermitted => errno::PERM,
         Code::Escape => errno::PERM,
         Code::Loop => errno::LOOP,
         Code::NameTooLong => errno::NAMETOOLONG,
