@@ -345,12 +345,14 @@ impl<H: Host> Fds<H> {
             _ if want.directory => return Err(errno::NOTDIR),
             _ => {}
         }
-        let read = want.read || !want.write;
+        // As wasmtime: a file opened to create it is opened for writing too.
+        let write = want.write || want.create;
+        let read = want.read || !write;
         let file = self.host.open(
             path.at(),
             OpenOptions {
                 read,
-                write: want.write,
+                write,
                 create: want.create,
                 create_new: want.create && want.exclusive,
                 truncate: want.truncate,
@@ -360,7 +362,7 @@ impl<H: Host> Fds<H> {
         )?;
         let access = Access {
             read,
-            write: want.write || want.append,
+            write: write || want.append,
             append: want.append,
             nonblock: want.nonblock,
         };

@@ -159,8 +159,8 @@ mod special {
 
     /// Unlinking the directory itself.
     pub fn unlink(path: &str) -> WasiResult<()> {
-        match path {
-            "" => Err(errno::ISDIR),
+        match last(path) {
+            "" | "." => Err(errno::ISDIR),
             _ => Ok(()),
         }
     }
