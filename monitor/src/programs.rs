@@ -61,6 +61,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "hello [ARGS]...",
         "prints a greeting, then each argument on its own line",
     ),
+    (
+        "env",
+        "prints its environment (--env), one KEY=VALUE a line",
+    ),
     ("exit-code N", "exits with status N"),
     (
         "fault",

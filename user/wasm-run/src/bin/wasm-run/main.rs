@@ -14,6 +14,7 @@
 extern crate alloc;
 
 mod guest;
+mod refusal;
 
 use weft_control::layout::{USER_PAYLOAD_ADDR, USER_PAYLOAD_MAX};
 use weft_user::{Args, eprintln};
