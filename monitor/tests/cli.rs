@@ -287,7 +287,10 @@ fn wasm_refusals_name_what_was_asked_and_the_option() {
         ),
         "{err}"
     );
-    assert!(err.contains("tcp_listen: Permission denied"), "{err}");
+    assert!(
+        err.contains("Permission denied (os error 2), in tcp_listen"),
+        "{err}"
+    );
     assert!(!err.contains("WASI error"), "{err}");
 
     // A file without --fs-root.

@@ -205,7 +205,7 @@ thread_local! {
 /// The outcome of the `weft` import `call` that returned `errno`: an
 /// error of std's kind for the errno (`WouldBlock` for `EAGAIN`,
 /// `PermissionDenied` for `EACCES`, `AddrInUse`, ...) whose message names
-/// the call (`tcp_listen: Permission denied (os error 2)`). A refusal for
+/// the call (`Permission denied (os error 2), in tcp_listen`). A refusal for
 /// want of a grant is also told by the runtime on standard error, naming
 /// what was asked and the option that allows it.
 pub(crate) fn check(call: &str, errno: i32) -> io::Result<()> {
@@ -215,7 +215,7 @@ pub(crate) fn check(call: &str, errno: i32) -> io::Result<()> {
         errno::AGAIN => Err(io::ErrorKind::WouldBlock.into()),
         e => {
             let os = io::Error::from_raw_os_error(e);
-            Err(io::Error::new(os.kind(), format!("{call}: {os}")))
+            Err(io::Error::new(os.kind(), format!("{os}, in {call}")))
         }
     }
 }
