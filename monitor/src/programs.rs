@@ -15,17 +15,18 @@ pub enum ProgramError {
     /// A path ([`names_a_file`]) to no file.
     #[error("{name}: no such file")]
     NoFile { name: String },
-    /// A name of no bundled program.
+    /// A name of no bundled program; `file_here` if the current directory
+    /// has a file by that name (which a bundled name never means).
     #[error(
         "{name}: no bundled program by that name (bundled: {}){}",
         bundled_names(),
-        if Path::new(name).exists() {
+        if *file_here {
             format!("; to run the file {name} in this directory, give it as ./{name}")
         } else {
             String::new()
         }
     )]
-    NotBundled { name: String },
+    NotBundled { name: String, file_here: bool },
     /// A Wasm module, and no Wasm runtime bundled.
     #[error("{0}")]
     NoRuntime(catalog::NoRuntime),
@@ -170,6 +171,7 @@ pub fn resolve(name: &str) -> Result<Program, ProgramError> {
             .flatten()
             .ok_or_else(|| ProgramError::NotBundled {
                 name: name.to_owned(),
+                file_here: Path::new(name).exists(),
             })?
     };
     catalog::runnable(&Bundled, bytes).map_err(ProgramError::NoRuntime)
