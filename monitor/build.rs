@@ -6,6 +6,7 @@ use std::path::PathBuf;
 /// Bundled programs: (name, file in the guest build directory).
 const PROGRAMS: &[&str] = &[
     "hello",
+    "env",
     "exit-code",
     "fault",
     "spin",

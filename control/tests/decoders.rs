@@ -241,8 +241,10 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
         "args_block" => {
             let mut buf = vec![0u8; 256];
             let n = args::encode(&[&b"prog"[..], b"two words", b""], &mut buf).expect("seed args");
-            buf.truncate(n);
-            vec![buf]
+            let plain = buf[..n].to_vec();
+            let env = [("HOME", "/"), ("EMPTY", "")];
+            let n = args::encode_with_env(&["prog"], &env, &mut buf).expect("seed env");
+            vec![plain, buf[..n].to_vec()]
         }
         "device_frames" => {
             let mut raw = [0u8; 64];

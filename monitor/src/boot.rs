@@ -49,9 +49,10 @@ pub enum BootError {
         "the program was built for interface version {found}, this weft speaks {INTERFACE_VERSION} (rebuild it against this weft-user)"
     )]
     ProgramVersion { found: u32 },
-    /// The arguments do not fit.
-    #[error("the program's arguments exceed {USER_ARGS_MAX} bytes")]
-    ArgsTooLarge,
+    /// The arguments and environment do not make a block (too large, or
+    /// a malformed variable).
+    #[error("the program's arguments block: {0}")]
+    Args(args::ArgsError),
     /// Guest memory is too small or could not be laid out.
     #[error(transparent)]
     Memory(#[from] MemoryError),
@@ -70,7 +71,7 @@ impl BootError {
             BootError::ProgramElf(_)
             | BootError::ProgramManifest(_)
             | BootError::ProgramVersion { .. }
-            | BootError::ArgsTooLarge => true,
+            | BootError::Args(_) => true,
             BootError::Space(e) => e.is_program_error(),
             _ => false,
         }
@@ -87,6 +88,8 @@ pub struct BootSpec<'a> {
     pub program: &'a [u8],
     /// The program's arguments, its name first.
     pub args: &'a [Vec<u8>],
+    /// The program's environment variables, `(KEY, VALUE)`.
+    pub env: &'a [(Vec<u8>, Vec<u8>)],
     /// Bytes for the payload block (§4.1), if any.
     pub payload: Option<&'a [u8]>,
     /// Guest TSC frequency.
@@ -191,8 +194,8 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     let (kplan, manifest) = kernel_plan(spec.kernel)?;
     let pplan = program_plan(spec.program)?;
     let mut args_block = vec![0u8; USER_ARGS_MAX as usize];
-    let args_len =
-        args::encode(spec.args, &mut args_block).map_err(|_| BootError::ArgsTooLarge)? as u64;
+    let args_len = args::encode_with_env(spec.args, spec.env, &mut args_block)
+        .map_err(BootError::Args)? as u64;
 
     let mut frames = BootFrames::new(spec.mem_size);
     // Boot structures: boot info, CPU page (GDT, TSS, per-CPU), IDT, mailbox,

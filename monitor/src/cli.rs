@@ -25,6 +25,12 @@ pub enum Command {
     /// Wasm runtime. The program's standard input, output and error are
     /// weft's own; it reaches files and the network only as the options
     /// below grant.
+    ///
+    /// Everything after PROGRAM is the program's: `weft run hello --help`
+    /// passes `--help` to hello. PROGRAM names a file if it contains a `/`
+    /// or ends in `.wasm` (`./hello` is the file hello in the current
+    /// directory), and a bundled program otherwise.
+    #[command(override_usage = "weft run [OPTIONS] <PROGRAM> [ARGS]...")]
     Run(RunArgs),
     /// Run this device of a fabric: a long-running guest whose processes
     /// are the device's apps, reachable from every device of the fabric.
@@ -292,8 +298,9 @@ pub struct Grants {
     /// The directory the guest sees as `/` (file streams are refused without it).
     #[arg(long, value_name = "DIR")]
     pub fs_root: Option<PathBuf>,
-    /// File streams cannot modify the --fs-root directory.
-    #[arg(long)]
+    /// File streams cannot modify the --fs-root directory (only with
+    /// --fs-root).
+    #[arg(long, requires = "fs_root")]
     pub read_only: bool,
     /// Allow the guest to listen (TCP) or bind (UDP) on ADDR:PORT
     /// (repeatable); the guest asks for 0.0.0.0:PORT to get the granted
@@ -367,12 +374,28 @@ pub struct RunArgs {
     /// §20.2). For debugging the monitor.
     #[arg(long)]
     pub no_sandbox: bool,
-    /// The program: a bundled program's name, or a path to an ELF file or a
-    /// Wasm module.
-    pub program: String,
-    /// Arguments passed to the program.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<OsString>,
+    /// Set the program's environment variable KEY to VALUE; KEY alone
+    /// passes weft's own value of KEY (none if weft has none). Repeatable;
+    /// the program sees no other variables.
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub env: Vec<OsString>,
+    /// The program (a bundled program's name, or a path to an ELF file or a
+    /// Wasm module), then its arguments: everything after PROGRAM is the
+    /// program's, also what looks like an option of weft's.
+    #[arg(
+        value_name = "PROGRAM",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// PROGRAM as given, if it is UTF-8 (`command` holds at least it).
+    pub fn program(&self) -> Option<&str> {
+        self.command.first().and_then(|p| p.to_str())
+    }
 }
 
 /// The exit statuses (the contract in the README), at the end of `--help`.
@@ -384,14 +407,24 @@ that is not a valid Weft program or Wasm module); 124 when --timeout expired;
 a Wasm trap), with a report on stderr; 128+N when stopped by signal N (SIGINT,
 SIGTERM), after the guest's output and --stats.";
 
+/// How `weft run` runs a Wasm module, in `weft run --help`.
+const WASM_HELP: &str = "\
+Wasm modules: a file that starts with the Wasm magic bytes runs in the bundled
+Wasm runtime (an interpreter at ring 3): WASI preview 1 programs built for
+wasm32-wasip1 run unchanged, with --fs-root preopened as `/` (descriptor 3),
+the --listen grants preopened as TCP listeners (descriptors 4, 5, ... in the
+order given) and --env as their environment; event apps use the `weft`
+module (PROTOCOL.md section 13). A refused grant is reported on stderr.";
+
 impl Cli {
-    /// Parses the command line; `run --help` lists `examples` (the bundled
-    /// programs), and both helps end with the exit statuses.
+    /// Parses the command line; `run --help` says how Wasm modules run and
+    /// lists `examples` (the bundled programs), and both helps end with the
+    /// exit statuses.
     pub fn parse_with_examples(examples: String) -> Self {
         let command = Self::command()
             .after_help(EXIT_STATUSES)
             .mut_subcommand("run", |run| {
-                run.after_help(format!("{examples}\n{EXIT_STATUSES}"))
+                run.after_help(format!("{WASM_HELP}\n\n{examples}\n{EXIT_STATUSES}"))
             });
         let matches = command.get_matches();
         match Self::from_arg_matches(&matches) {
@@ -421,23 +454,58 @@ mod tests {
     }
 
     #[test]
-    fn program_args_keep_their_dashes() {
+    fn everything_after_the_program_is_its_own() {
         let r = parse(&[
             "run",
             "--stats",
             "--timeout",
             "2.5",
+            "--env",
+            "A=1",
             "hello",
             "-x",
             "--mem",
             "y",
+            "--stats",
+            "--help",
+            "--timeout",
+            "1",
+            "--env",
+            "B",
+            "--",
+            "z",
         ])
         .unwrap();
         assert!(r.stats);
         assert_eq!(r.timeout, Some(2.5));
-        assert_eq!(r.program, "hello");
-        assert_eq!(r.args, ["-x", "--mem", "y"]);
+        assert_eq!(r.env, ["A=1"]);
+        assert_eq!(r.program(), Some("hello"));
+        assert_eq!(
+            r.command[1..],
+            [
+                "-x",
+                "--mem",
+                "y",
+                "--stats",
+                "--help",
+                "--timeout",
+                "1",
+                "--env",
+                "B",
+                "--",
+                "z"
+            ]
+        );
         assert_eq!(r.grants.mem, 64);
+        assert_eq!(parse(&["run", "--", "--odd"]).unwrap().command, ["--odd"]);
+    }
+
+    #[test]
+    fn read_only_needs_a_root() {
+        let e = parse(&["run", "--read-only", "hello"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--fs-root"), "{e}");
+        assert!(parse(&["run", "--fs-root", "/", "--read-only", "hello"]).is_ok());
     }
 
     #[test]
@@ -446,6 +514,7 @@ mod tests {
             &["run"][..],
             &["run", "--timeout", "0", "hello"],
             &["run", "--mem", "8", "hello"],
+            &["run", "--no-such-option", "hello"],
             &["fly"],
         ] {
             let e = parse(bad).unwrap_err();

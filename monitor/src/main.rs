@@ -2,13 +2,15 @@
 //! virtual machine, runs one program in it, and relays its output and exit
 //! status.
 //!
-//! Module map: `cli` (the command line), `programs` (the kernel and the
-//! programs bundled into the binary, and how PROGRAM is resolved). The
+//! Module map: `cli` (the command line), `environment` (the program's
+//! environment from `--env`), `programs` (the kernel and the programs
+//! bundled into the binary, and how PROGRAM is resolved). The
 //! monitor itself is the `weft_monitor` library (`src/lib.rs` has its map):
 //! this file turns the command line into a [`run::RunConfig`] and the
 //! outcome into an exit status.
 
 mod cli;
+mod environment;
 mod fabric_cli;
 mod ipc_cli;
 mod programs;
@@ -94,21 +96,37 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
             return ExitStatus::Usage;
         }
     };
-    let program = match programs::resolve(&args.program) {
+    let Some(name) = args.program() else {
+        eprintln!(
+            "weft: the program's name {:?} is not UTF-8",
+            args.command[0]
+        );
+        return ExitStatus::Usage;
+    };
+    let program = match programs::resolve(name) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("weft: {e}");
             return ExitStatus::Usage;
         }
     };
-    let mut argv = vec![args.program.as_bytes().to_vec()];
-    argv.extend(args.args.iter().map(|a| a.as_bytes().to_vec()));
+    let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let env = match environment::environment(&args.env, |k| std::env::var_os(k))
+        .and_then(|env| environment::check_block(&argv, &env).map(|()| env))
+    {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("weft: {e}");
+            return ExitStatus::Usage;
+        }
+    };
     let cfg = run::RunConfig {
         kernel: &kernel,
         program: &program.elf,
         payload: program.payload.as_deref(),
-        program_name: &args.program,
+        program_name: name,
         args: argv,
+        env,
         mem_bytes: args.grants.mem_bytes(),
         timeout: args.timeout.map(Duration::from_secs_f64),
         stats: args.stats,
@@ -122,7 +140,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         Ok(status) => status,
         Err(e) => {
             if e.is_program_error() {
-                eprintln!("weft: {}: {e}", args.program)
+                eprintln!("weft: {name}: {e}")
             } else {
                 eprintln!("weft: {e}")
             }

@@ -5,19 +5,31 @@
 use std::borrow::Cow;
 use std::path::Path;
 use thiserror::Error;
-use weft_monitor::catalog::{self, Catalog, Program, WASM_RUNTIME};
+use weft_monitor::catalog::{self, Catalog, Program};
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
 /// Why a program could not be found or read.
 #[derive(Debug, Error)]
 pub enum ProgramError {
-    /// Neither a bundled program nor a readable file.
+    /// A path ([`names_a_file`]) to no file.
+    #[error("{name}: no such file")]
+    NoFile { name: String },
+    /// A name of no bundled program; `file_here` if the current directory
+    /// has a file by that name (which a bundled name never means).
     #[error(
-        "{name}: no such file, and no bundled program by that name (bundled: {})",
-        bundled_names()
+        "{name}: no bundled program by that name (bundled: {}){}",
+        bundled_names(),
+        if *file_here {
+            format!("; to run the file {name} in this directory, give it as ./{name}")
+        } else {
+            String::new()
+        }
     )]
-    NotFound { name: String },
+    NotBundled { name: String, file_here: bool },
+    /// A Wasm module, and no Wasm runtime bundled.
+    #[error("{0}")]
+    NoRuntime(catalog::NoRuntime),
     /// The file exists but could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -38,7 +50,7 @@ impl Catalog for Bundled {
 
 /// The bundled programs a user runs by name: each one's usage and what it
 /// does (`weft run --help`). Every other bundled program is internal and
-/// cannot be named: the Wasm runtime ([`WASM_RUNTIME`]), which runs `.wasm`
+/// cannot be named: the Wasm runtime ([`catalog::WASM_RUNTIME`]), which runs `.wasm`
 /// files, the device agent ([`catalog::DEVICE_AGENT`]), which `weft daemon`
 /// boots as its guest's first program (`Bundled.find(DEVICE_AGENT)` gives
 /// its ELF), and `crash-kernel`, which asks a kernel built with the
@@ -49,6 +61,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     (
         "hello [ARGS]...",
         "prints a greeting, then each argument on its own line",
+    ),
+    (
+        "env",
+        "prints its environment (--env), one KEY=VALUE a line",
     ),
     ("exit-code N", "exits with status N"),
     (
@@ -120,16 +136,23 @@ pub fn examples_help() -> String {
     text
 }
 
-/// What PROGRAM names: a path if it names an existing file or contains a
-/// `/`, otherwise a bundled program. A Wasm module (recognised by its magic
-/// bytes) runs in the bundled Wasm runtime.
+/// Whether PROGRAM names a file rather than a bundled program: it contains
+/// a `/` or ends in `.wasm`. Which one it names never depends on what the
+/// current directory holds: `hello` is always the bundled program, `./hello`
+/// the file. No bundled name contains a `/` or ends in `.wasm`.
+pub fn names_a_file(name: &str) -> bool {
+    name.contains('/') || name.ends_with(".wasm")
+}
+
+/// What PROGRAM names ([`names_a_file`]): a file, or a bundled program. A
+/// Wasm module (recognised by its magic bytes) runs in the bundled Wasm
+/// runtime.
 pub fn resolve(name: &str) -> Result<Program, ProgramError> {
-    let path = Path::new(name);
-    let bytes = if name.contains('/') || path.is_file() {
-        match std::fs::read(path) {
+    let bytes = if names_a_file(name) {
+        match std::fs::read(name) {
             Ok(b) => Cow::Owned(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ProgramError::NotFound {
+                return Err(ProgramError::NoFile {
                     name: name.to_owned(),
                 });
             }
@@ -146,13 +169,12 @@ pub fn resolve(name: &str) -> Result<Program, ProgramError> {
             .any(|(usage, _)| example_name(usage) == name)
             .then(|| bundled(name))
             .flatten()
-            .ok_or_else(|| ProgramError::NotFound {
+            .ok_or_else(|| ProgramError::NotBundled {
                 name: name.to_owned(),
+                file_here: Path::new(name).exists(),
             })?
     };
-    catalog::runnable(&Bundled, bytes).map_err(|catalog::NoRuntime| ProgramError::NotFound {
-        name: WASM_RUNTIME.to_owned(),
-    })
+    catalog::runnable(&Bundled, bytes).map_err(ProgramError::NoRuntime)
 }
 
 /// The bundled program called `name`.
@@ -179,6 +201,7 @@ pub fn kernel(path: Option<&Path>) -> Result<Cow<'static, [u8]>, ProgramError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_monitor::catalog::WASM_RUNTIME;
 
     #[test]
     fn bundled_programs_resolve_and_unknown_names_do_not() {
@@ -194,11 +217,19 @@ mod tests {
             err.contains("no bundled program") && err.contains("hello"),
             "{err}"
         );
-        assert!(matches!(
-            resolve("./no/such/file"),
-            Err(ProgramError::NotFound { .. })
-        ));
+        for file in ["./no/such/file", "no-such.wasm"] {
+            assert!(matches!(resolve(file), Err(ProgramError::NoFile { .. })));
+        }
         assert!(kernel(None).unwrap().starts_with(b"\x7fELF"));
+    }
+
+    #[test]
+    fn no_bundled_name_could_be_taken_for_a_file() {
+        for (name, _) in PROGRAMS {
+            assert!(!names_a_file(name), "{name}");
+        }
+        assert!(names_a_file("./hello") && names_a_file("app.wasm"));
+        assert!(!names_a_file("hello"));
     }
 
     /// The bundled programs that are not examples.
@@ -219,7 +250,7 @@ mod tests {
         for internal in INTERNAL {
             assert!(matches!(
                 resolve(internal),
-                Err(ProgramError::NotFound { .. })
+                Err(ProgramError::NotBundled { .. })
             ));
             assert!(!bundled_names().contains(internal));
             let elf = Bundled.find(internal).unwrap();

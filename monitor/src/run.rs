@@ -39,6 +39,8 @@ pub struct RunConfig<'a> {
     pub program_name: &'a str,
     /// The program's arguments, its name first.
     pub args: Vec<Vec<u8>>,
+    /// The program's environment variables, `(KEY, VALUE)` (PROTOCOL.md §4).
+    pub env: Vec<(Vec<u8>, Vec<u8>)>,
     pub mem_bytes: u64,
     pub timeout: Option<Duration>,
     pub stats: bool,
@@ -162,6 +164,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         kernel: cfg.kernel,
         program: cfg.program,
         args: &cfg.args,
+        env: &cfg.env,
         payload: cfg.payload,
         tsc_hz: 0,
         apic_timer_hz: KVM_APIC_TIMER_HZ,
@@ -319,6 +322,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_control::args::ArgsError;
 
     #[test]
     fn a_vm_that_fails_while_running_is_a_crash_and_setup_errors_are_usage() {
@@ -331,7 +335,7 @@ mod tests {
         }
         let usage = [
             RunError::Vm(VmError::Open(kvm_ioctls::Error::new(libc::ENOENT))),
-            RunError::Boot(BootError::ArgsTooLarge),
+            RunError::Boot(BootError::Args(ArgsError::TooLarge)),
             RunError::Signals(std::io::ErrorKind::Other.into()),
         ];
         for e in usage {
@@ -341,7 +345,7 @@ mod tests {
 
     #[test]
     fn only_the_programs_own_faults_name_it() {
-        assert!(RunError::Boot(BootError::ArgsTooLarge).is_program_error());
+        assert!(RunError::Boot(BootError::Args(ArgsError::TooLarge)).is_program_error());
         assert!(!RunError::Boot(BootError::Write(0)).is_program_error());
         assert!(!RunError::Relay(RelayError::Stopped).is_program_error());
     }

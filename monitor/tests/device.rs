@@ -62,6 +62,7 @@ fn boot() -> Device {
             payload: None,
             program_name: DEVICE_AGENT,
             args: vec![DEVICE_AGENT.as_bytes().to_vec()],
+            env: Vec::new(),
             mem_bytes: 256 << 20,
             timeout: None,
             stats: false,

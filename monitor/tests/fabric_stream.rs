@@ -252,6 +252,7 @@ fn child(case: &str) -> i32 {
         payload: payload.as_deref(),
         program_name: "fabric-ls",
         args: argv,
+        env: Vec::new(),
         mem_bytes: 256 << 20,
         timeout: Some(std::time::Duration::from_secs(60)),
         stats: false,

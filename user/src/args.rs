@@ -1,10 +1,11 @@
-//! The program's arguments (PROTOCOL.md §4), read from the block the monitor
-//! mapped read-only.
+//! The program's arguments and environment (PROTOCOL.md §4), read from the
+//! block the monitor mapped read-only.
 
 use weft_control::args;
 use weft_control::layout::{USER_ARGS_ADDR, USER_ARGS_MAX};
 
-/// The program's arguments; argument 0 is the program's name.
+/// The program's arguments (argument 0 is the program's name) and its
+/// environment variables.
 #[derive(Clone, Copy, Debug)]
 pub struct Args<'a> {
     inner: Option<args::Args<'a>>,
@@ -51,6 +52,24 @@ impl<'a> Args<'a> {
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
         (0..self.len()).map(|i| self.get(i).unwrap_or(""))
     }
+
+    /// The value of the environment variable `key` (`weft run --env`) as
+    /// UTF-8, if it is set and valid.
+    pub fn var(&self, key: &str) -> Option<&'a str> {
+        self.var_bytes(key.as_bytes())
+            .and_then(|v| core::str::from_utf8(v).ok())
+    }
+
+    /// The value of the environment variable `key` as bytes, if it is set.
+    pub fn var_bytes(&self, key: &[u8]) -> Option<&'a [u8]> {
+        self.inner.and_then(|a| a.var(key))
+    }
+
+    /// Every environment variable as `(KEY, VALUE)` bytes, in the order
+    /// given.
+    pub fn vars(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
+        self.inner.into_iter().flat_map(|a| a.vars())
+    }
 }
 
 #[cfg(test)]
@@ -83,5 +102,25 @@ mod tests {
         assert_eq!((a.get(2), a.get_bytes(2)), (None, Some(&b"\xff\xfe"[..])));
         assert_eq!(a.iter().collect::<Vec<_>>(), ["prog", "two words", ""]);
         assert_eq!(a.get(3), None);
+        assert_eq!((a.var("HOME"), a.vars().count()), (None, 0));
+    }
+
+    #[test]
+    fn the_environment_reads_as_text_or_bytes() {
+        let mut block = [0u8; 256];
+        let env = [(&b"HOME"[..], &b"/root"[..]), (&b"RAW"[..], &b"\xff"[..])];
+        let n = args::encode_with_env(&["prog"], &env, &mut block).unwrap();
+        let a = Args {
+            inner: args::Args::parse(&block[..n]).ok(),
+        };
+        assert_eq!(
+            (a.len(), a.var("HOME"), a.var("NONE")),
+            (1, Some("/root"), None)
+        );
+        assert_eq!(
+            (a.var("RAW"), a.var_bytes(b"RAW")),
+            (None, Some(&b"\xff"[..]))
+        );
+        assert!(a.vars().eq(env));
     }
 }

@@ -48,8 +48,8 @@ pub fn spawn_with_heap<A: AsRef<[u8]>>(
     args: &[A],
     heap_bytes: u64,
 ) -> Result<Pid, ErrorCode> {
-    // The block's exact size (§4): header, one entry per argument, bytes.
-    let need = 8 + args.iter().map(|a| 8 + a.as_ref().len()).sum::<usize>();
+    // The block's exact size (§4); the spawned program's environment is empty.
+    let need = args::block_len::<_, &[u8], &[u8]>(args, &[]).ok_or(ErrorCode::BadLength)?;
     let mut block = vec![0u8; need.min(USER_ARGS_MAX as usize)];
     let len = args::encode(args, &mut block).map_err(|_| ErrorCode::BadLength)?;
     let (kind, bytes) = match image {

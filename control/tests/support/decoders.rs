@@ -243,11 +243,15 @@ pub fn args_block(data: &[u8]) -> usize {
         accepted += 1;
         let listed: Vec<&[u8]> = args.iter().collect();
         assert_eq!(listed.len(), args.len());
-        let size = data.len() + listed.iter().map(|a| a.len()).sum::<usize>();
+        let vars: Vec<(&[u8], &[u8])> = args.vars().collect();
+        assert_eq!(vars.len(), args.env().count());
+        let size = weft_control::args::block_len(&listed, &vars).expect("decoded arguments fit");
         let mut buf = vec![0u8; size];
-        let n = weft_control::args::encode(&listed, &mut buf).expect("decoded arguments fit again");
+        let n = weft_control::args::encode_with_env(&listed, &vars, &mut buf)
+            .expect("decoded arguments fit again");
         let again = Args::parse(&buf[..n]).expect("re-encoded arguments parse");
         assert!(again.iter().eq(listed.iter().copied()));
+        assert!(again.vars().eq(vars.iter().copied()));
     }
     accepted
 }

@@ -196,6 +196,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             payload: None,
             program_name: "device",
             args: vec![b"device".to_vec()],
+            env: Vec::new(),
             mem_bytes: cfg.mem_bytes,
             timeout: None,
             stats: false,

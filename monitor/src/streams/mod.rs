@@ -66,6 +66,7 @@ mod interrupt;
 mod ipc;
 mod mover;
 mod policy;
+pub mod prebound;
 mod region;
 mod serve;
 mod stdio;

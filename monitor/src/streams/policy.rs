@@ -2,11 +2,15 @@
 //! on the command line (`--fs-root`, `--read-only`, `--listen`,
 //! `--connect`) and every check made against them. Default deny: a stream
 //! reaches a file, an address to listen on or a peer only if a grant names
-//! it, and the check is made before any host object (file, socket) exists.
-//! It also carries the limits of the guest's budgets ([`super::budget`]).
+//! it, and the check is made before any host object (file, socket) is made
+//! or reaches the guest. The one host object made up front is each
+//! `--listen` grant's listening socket ([`super::prebound`]), which reaches
+//! the guest only through a listen the grant allows. It also carries the
+//! limits of the guest's budgets ([`super::budget`]).
 
 use super::budget::Limits;
 use super::framed::Failure;
+use super::prebound::{BindError, Prebound};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -21,6 +25,9 @@ pub enum PolicyError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A `--listen` address cannot be bound (§11.4).
+    #[error(transparent)]
+    Listen(#[from] BindError),
 }
 
 /// What the guest may reach (`--fs-root`, `--read-only`, `--listen`,
@@ -33,6 +40,8 @@ pub struct Policy {
     pub read_only: bool,
     /// Addresses the guest may listen on.
     pub listen: Vec<SocketAddr>,
+    /// Their TCP sockets, bound by [`Policy::new`] before the guest starts.
+    pub listeners: Prebound,
     /// Addresses the guest may connect to.
     pub connect: Vec<SocketAddr>,
     /// The guest's budgets of host resources (§20.1).
@@ -40,7 +49,8 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Opens `fs_root` (which must be a directory) and records the grants.
+    /// Opens `fs_root` (which must be a directory), binds a listening TCP
+    /// socket on each `listen` address (§11.4) and records the grants.
     pub fn new(
         fs_root: Option<&Path>,
         read_only: bool,
@@ -65,6 +75,7 @@ impl Policy {
         Ok(Self {
             fs_root,
             read_only,
+            listeners: Prebound::bind(&listen)?,
             listen,
             connect,
             limits: Limits::default(),

@@ -18,7 +18,9 @@
 //! error (§7.7).
 //!
 //! The policy ([`Policy::grant_listen`], [`Policy::grant_connect`]) is
-//! checked before any socket is made. The parked connections ([`Pending`])
+//! checked before any socket is made or handed over: a listener takes the
+//! grant's socket bound at start ([`super::prebound`]) only once the grant
+//! is found. The parked connections ([`Pending`])
 //! are one region's: a process takes only connections its own listeners
 //! announced.
 
@@ -106,8 +108,11 @@ async fn listen(
     pending: &Pending,
 ) -> Result<(), Failure> {
     let addr = policy.grant_listen(asked, "listening on")?;
-    let listener =
-        bind_listener(addr).map_err(|e| Failure::io(&format!("listen on {addr}"), &e))?;
+    let listener = policy
+        .listeners
+        .listener(addr)
+        .and_then(TcpListener::from_std)
+        .map_err(|e| Failure::io(&format!("listen on {addr}"), &e))?;
     let local = listener
         .local_addr()
         .map_err(|e| Failure::io("listener address", &e))?;
@@ -359,24 +364,6 @@ async fn deliver(mut socket: OwnedWriteHalf, rest: Vec<u8>) {
         socket.shutdown().await
     })
     .await;
-}
-
-/// The host's queue of connections not yet accepted, per listener: as long
-/// as the kernel allows (`somaxconn` caps it), so that a burst of clients
-/// waiting for the guest is queued rather than refused or reset (tokio's
-/// own `bind` asks for 128).
-const LISTEN_QUEUE: u32 = 4096;
-
-/// A listening socket on `addr` (address reuse on, as tokio's `bind`).
-fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_QUEUE)
 }
 
 /// Connections accepted by listeners and not yet taken by the guest, by

@@ -42,6 +42,9 @@ pub struct Ctx<H: Host> {
     pub pid: u32,
     /// The app's arguments, its name first.
     pub args: Vec<Vec<u8>>,
+    /// The app's environment variables, each `KEY=VALUE` (`weft run --env`
+    /// for the first app; spawned and restored apps have none).
+    pub env: Vec<Vec<u8>>,
     pub fds: Fds<H>,
     /// The app's exported memory, once known.
     pub memory: Option<Memory>,
@@ -144,6 +147,7 @@ impl<H: Host> App<H> {
         let ctx = Ctx {
             pid: s.pid,
             args: s.args,
+            env: Vec::new(),
             fds: Fds::new(system.host().clone(), s.grants),
             memory: None,
             limits: StoreLimitsBuilder::new()

@@ -32,7 +32,7 @@
 //! ```no_run
 //! # fn demo<H: weft_wasm_run::Host>(host: H, module: &[u8]) -> i32 {
 //! let args = vec![b"app.wasm".to_vec()];
-//! weft_wasm_run::run(host, module, args, Vec::new())
+//! weft_wasm_run::run(host, module, args, Vec::new(), Vec::new())
 //! # }
 //! ```
 #![no_std]
@@ -74,8 +74,9 @@ use weft_control::app::DEFAULT_MEMORY_LIMIT;
 /// a valid ELF ([`weft_control::status::UNUSABLE`]).
 pub const UNUSABLE: i32 = weft_control::status::UNUSABLE as i32;
 
-/// Runs `module` as the first app with `args` (its name first) and the
-/// listeners `grants` preopened, and everything it spawns; returns the
+/// Runs `module` as the first app with `args` (its name first), the
+/// environment `env` (each `KEY=VALUE`) and the listeners `grants`
+/// preopened, and everything it spawns; returns the
 /// first app's status: its own (`proc_exit`, or 0 when `_start` returns or
 /// an event app has nothing left to wait for), 125 when it traps (with a
 /// report on standard error), [`UNUSABLE`] when it cannot be loaded (not
@@ -86,7 +87,13 @@ pub const UNUSABLE: i32 = weft_control::status::UNUSABLE as i32;
 /// arguments, and these `grants`; [`UNUSABLE`] if the snapshot cannot be
 /// restored), and may later move it: the runtime then returns 0 once the
 /// app is captured and the monitor ends it.
-pub fn run<H: Host>(host: H, module: &[u8], args: Vec<Vec<u8>>, grants: Vec<SocketAddr>) -> i32 {
+pub fn run<H: Host>(
+    host: H,
+    module: &[u8],
+    args: Vec<Vec<u8>>,
+    env: Vec<Vec<u8>>,
+    grants: Vec<SocketAddr>,
+) -> i32 {
     let name = args
         .first()
         .map(|a| alloc::string::String::from_utf8_lossy(a).into_owned())
@@ -115,7 +122,10 @@ pub fn run<H: Host>(host: H, module: &[u8], args: Vec<Vec<u8>>, grants: Vec<Sock
         },
     );
     match first {
-        Ok(app) => sched::run(&system, app, moves),
+        Ok(mut app) => {
+            app.store.data_mut().env = env;
+            sched::run(&system, app, moves)
+        }
         Err(e) => {
             host.report(format_args!("weft: {name}: {e}"));
             UNUSABLE

@@ -1,5 +1,5 @@
 //! WASI preview 1 (`wasi_snapshot_preview1`) for the Wasm runtime: the
-//! arguments, an empty environment, the standard streams, files and
+//! arguments, the environment, the standard streams, files and
 //! directories under the root (`--fs-root`, preopened as `/`, descriptor 3;
 //! the calls on paths and metadata are [`paths`]'s),
 //! sockets on granted listeners (`sock_accept`, `sock_recv`, `sock_send`,
@@ -56,14 +56,24 @@ fn strings_get<H: Host>(
 
 type C<'a, H> = Caller<'a, Ctx<H>>;
 
-/// Runs `f` with the app's arguments beside its memory and context.
-fn with_args<H: Host>(
+fn args<H: Host>(c: &mut Ctx<H>) -> &mut Vec<Vec<u8>> {
+    &mut c.args
+}
+
+fn env<H: Host>(c: &mut Ctx<H>) -> &mut Vec<Vec<u8>> {
+    &mut c.env
+}
+
+/// Runs `f` with the app's arguments or environment (the strings `list`
+/// picks from its context) beside its memory and context.
+fn with_strings<H: Host>(
     e: &mut Env<'_, H>,
+    list: fn(&mut Ctx<H>) -> &mut Vec<Vec<u8>>,
     f: impl FnOnce(&mut Env<'_, H>, &[Vec<u8>]) -> WasiResult<()>,
 ) -> WasiResult<()> {
-    let args = core::mem::take(&mut e.ctx.args);
-    let r = f(e, &args);
-    e.ctx.args = args;
+    let strings = core::mem::take(list(e.ctx));
+    let r = f(e, &strings);
+    *list(e.ctx) = strings;
     r
 }
 
@@ -85,23 +95,33 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         WASI,
         "args_sizes_get",
         |mut c: C<'_, H>, n: i32, size: i32| {
-            call(&mut c, |e| with_args(e, |e, args| sizes(e, args, n, size)))
+            call(&mut c, |e| {
+                with_strings(e, args, |e, args| sizes(e, args, n, size))
+            })
         },
     )?;
     l.func_wrap(WASI, "args_get", |mut c: C<'_, H>, ptrs: i32, buf: i32| {
         call(&mut c, |e| {
-            with_args(e, |e, args| strings_get(e, args, ptrs, buf))
+            with_strings(e, args, |e, args| strings_get(e, args, ptrs, buf))
         })
     })?;
     l.func_wrap(
         WASI,
         "environ_sizes_get",
-        |mut c: C<'_, H>, n: i32, size: i32| call(&mut c, |e| sizes(e, &[], n, size)),
+        |mut c: C<'_, H>, n: i32, size: i32| {
+            call(&mut c, |e| {
+                with_strings(e, env, |e, env| sizes(e, env, n, size))
+            })
+        },
     )?;
     l.func_wrap(
         WASI,
         "environ_get",
-        |mut c: C<'_, H>, ptrs: i32, buf: i32| call(&mut c, |e| strings_get(e, &[], ptrs, buf)),
+        |mut c: C<'_, H>, ptrs: i32, buf: i32| {
+            call(&mut c, |e| {
+                with_strings(e, env, |e, env| strings_get(e, env, ptrs, buf))
+            })
+        },
     )?;
     l.func_wrap(
         WASI,

@@ -58,7 +58,10 @@ fn a_connection_makes_its_listener_readable() {
         s.connect_to(addr).borrow_mut().incoming.extend(b"hi");
     });
     let argv = vec![b"app.wasm".to_vec()];
-    assert_eq!(weft_wasm_run::run(fake.clone(), &wasm, argv, vec![addr]), 0);
+    assert_eq!(
+        weft_wasm_run::run(fake.clone(), &wasm, argv, Vec::new(), vec![addr]),
+        0
+    );
     assert_eq!(batches(&fake), [vec![record(kind::READABLE, 4, 0)]]);
     assert_eq!(fake.0.borrow().sleeps, [None]);
 }
@@ -74,7 +77,7 @@ fn interest_is_only_for_sockets_and_known_bits() {
     );
     let argv = vec![b"app.wasm".to_vec()];
     assert_eq!(
-        weft_wasm_run::run(Fake::new(), &wasm, argv, vec![addr]),
+        weft_wasm_run::run(Fake::new(), &wasm, argv, Vec::new(), vec![addr]),
         errno::NOTSOCK * 100 + errno::INVAL
     );
 }

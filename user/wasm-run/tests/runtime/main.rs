@@ -2,6 +2,7 @@
 //! run by `weft_wasm_run` over a fake host ([`fake::Fake`]).
 
 mod descriptors;
+mod environ;
 mod events;
 mod fabric;
 mod fake;
@@ -30,6 +31,7 @@ const PRELUDE: &str = r#"
   (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))
@@ -111,7 +113,7 @@ pub fn printer(text: &str) -> Vec<u8> {
 pub fn run(fake: &Fake, wasm: &[u8], args: &[&str]) -> i32 {
     let mut argv = vec![b"app.wasm".to_vec()];
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
-    weft_wasm_run::run(fake.clone(), wasm, argv, Vec::new())
+    weft_wasm_run::run(fake.clone(), wasm, argv, Vec::new(), Vec::new())
 }
 
 /// An event app that spawns `children` (guest paths, in order) and writes

@@ -1,6 +1,7 @@
 //! `hello.wasm`: a plain Rust `std` program for `wasm32-wasip1`. It greets,
 //! prints each argument on its own line and a line on standard error, copies
-//! standard input to standard output if the first argument is `-`, checks
+//! standard input to standard output if the first argument is `-`, prints
+//! its environment (`env: KEY=VALUE` a line) if an argument is `env`, checks
 //! the clocks, sleeping and randomness if an argument is `time`, and exits
 //! with the status N given as `exit=N`.
 
@@ -21,6 +22,11 @@ fn main() {
         if let Err(e) = copied {
             eprintln!("hello: copying standard input: {}", e.kind());
             std::process::exit(1);
+        }
+    }
+    if args.iter().any(|a| a == "env") {
+        for (key, value) in std::env::vars_os() {
+            println!("env: {}={}", key.to_string_lossy(), value.to_string_lossy());
         }
     }
     if args.iter().any(|a| a == "time") {

@@ -68,7 +68,9 @@ impl fmt::Display for Error {
             Self::Unavailable(errno::NOTCAPABLE) => f.write_str(
                 "fabric calls are not available: the app does not run in a device guest (`weft daemon`)",
             ),
-            Self::Unavailable(e) => write!(f, "the fabric call failed: WASI error {e}"),
+            Self::Unavailable(e) => {
+                write!(f, "the fabric call failed: {}", std::io::Error::from_raw_os_error(*e))
+            }
             Self::Call(e) => e.fmt(f),
         }
     }

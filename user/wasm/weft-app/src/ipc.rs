@@ -62,7 +62,13 @@ impl fmt::Display for Error {
             Self::Unavailable(errno::NOTCAPABLE) => f.write_str(
                 "IPC is not available: the app does not run in a device guest (`weft daemon`)",
             ),
-            Self::Unavailable(e) => write!(f, "the IPC call failed: WASI error {e}"),
+            Self::Unavailable(e) => {
+                write!(
+                    f,
+                    "the IPC call failed: {}",
+                    std::io::Error::from_raw_os_error(*e)
+                )
+            }
             Self::Failed { error, message } => write!(f, "{error}: {message}"),
         }
     }

@@ -202,11 +202,21 @@ thread_local! {
     static BUFFER: RefCell<Box<[u8; BATCH * EVENT]>> = RefCell::new(Box::new([0; BATCH * EVENT]));
 }
 
-fn check(errno: i32) -> io::Result<()> {
+/// The outcome of the `weft` import `call` that returned `errno`: an
+/// error of std's kind for the errno (`WouldBlock` for `EAGAIN`,
+/// `PermissionDenied` for `EACCES`, `AddrInUse`, ...) whose message names
+/// the call (`Permission denied (os error 2), in tcp_listen`). A refusal for
+/// want of a grant is also told by the runtime on standard error, naming
+/// what was asked and the option that allows it.
+pub(crate) fn check(call: &str, errno: i32) -> io::Result<()> {
     match errno {
         errno::SUCCESS => Ok(()),
+        // Asked often by non-blocking sockets: no message to build.
         errno::AGAIN => Err(io::ErrorKind::WouldBlock.into()),
-        e => Err(io::Error::other(format!("weft: WASI error {e}"))),
+        e => {
+            let os = io::Error::from_raw_os_error(e);
+            Err(io::Error::new(os.kind(), format!("{os}, in {call}")))
+        }
     }
 }
 
@@ -216,7 +226,9 @@ pub fn run(app: impl App) {
     let at = BUFFER.with(|b| b.borrow_mut().as_mut_ptr());
     // SAFETY: the buffer is a live, never-moved heap allocation of
     // BATCH * EVENT bytes owned by this thread-local for the program's life.
-    if let Err(e) = check(unsafe { sys::event_buffer(at, BATCH as u32) }) {
+    if let Err(e) = check("event_buffer", unsafe {
+        sys::event_buffer(at, BATCH as u32)
+    }) {
         eprintln!("weft-app: cannot register the event buffer: {e}");
         exit(1);
     }
@@ -275,7 +287,7 @@ pub fn interest(fd: &impl AsRawFd, interest: Interest) -> io::Result<()> {
         Interest::None => 0,
     };
     // SAFETY: plain values.
-    check(unsafe { sys::interest(fd.as_raw_fd(), bits) })
+    check("interest", unsafe { sys::interest(fd.as_raw_fd(), bits) })
 }
 
 /// Delivers [`Event::Timer`]`(token)` once, after `delay`.
@@ -288,7 +300,9 @@ pub fn timer(token: u64, delay: Duration) {
 pub fn listen(addr: &str) -> io::Result<TcpListener> {
     let mut fd = -1;
     // SAFETY: `addr` is valid for its length; `fd` is a valid out pointer.
-    check(unsafe { sys::tcp_listen(addr.as_ptr(), addr.len(), &mut fd) })?;
+    check("tcp_listen", unsafe {
+        sys::tcp_listen(addr.as_ptr(), addr.len(), &mut fd)
+    })?;
     // SAFETY: the runtime just opened `fd` for this app, and nothing else
     // owns it.
     Ok(unsafe { TcpListener::from_raw_fd(fd) })
@@ -298,7 +312,9 @@ pub fn listen(addr: &str) -> io::Result<TcpListener> {
 pub fn connect(addr: &str) -> io::Result<TcpStream> {
     let mut fd = -1;
     // SAFETY: as for `listen`.
-    check(unsafe { sys::tcp_connect(addr.as_ptr(), addr.len(), &mut fd) })?;
+    check("tcp_connect", unsafe {
+        sys::tcp_connect(addr.as_ptr(), addr.len(), &mut fd)
+    })?;
     // SAFETY: as for `listen`.
     Ok(unsafe { TcpStream::from_raw_fd(fd) })
 }
@@ -320,7 +336,7 @@ pub fn spawn_with_memory(path: &str, args: &[&str], limit: u64) -> io::Result<u3
     let mut pid = 0;
     // SAFETY: the slices are valid for their lengths; `pid` is a valid out
     // pointer.
-    check(unsafe {
+    check("spawn", unsafe {
         sys::spawn(
             path.as_ptr(),
             path.len(),
@@ -336,7 +352,7 @@ pub fn spawn_with_memory(path: &str, args: &[&str], limit: u64) -> io::Result<u3
 /// Ends process `pid` (not the first app); its parent sees status 137.
 pub fn kill(pid: u32) -> io::Result<()> {
     // SAFETY: a plain value.
-    check(unsafe { sys::kill(pid) })
+    check("kill", unsafe { sys::kill(pid) })
 }
 
 /// This process's id.
@@ -351,7 +367,9 @@ pub fn processes() -> io::Result<Vec<Process>> {
     let mut buf = vec![0u8; MAX * ProcessRecord::SIZE];
     let mut count = 0u32;
     // SAFETY: `buf` holds MAX records; `count` is a valid out pointer.
-    check(unsafe { sys::processes(buf.as_mut_ptr(), MAX as u32, &mut count) })?;
+    check("processes", unsafe {
+        sys::processes(buf.as_mut_ptr(), MAX as u32, &mut count)
+    })?;
     Ok(buf
         .chunks_exact(ProcessRecord::SIZE)
         .take(count as usize)

@@ -40,21 +40,13 @@
 //! weft_app::run(Echo(socket));
 //! ```
 
+use crate::check;
 use crate::sys;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use weft_control::app::ADDR_TEXT_MAX;
 pub use weft_control::app::MAX_DATAGRAM;
-use weft_control::app::{ADDR_TEXT_MAX, errno};
-
-/// The `io::Error` of a WASI errno (its `ErrorKind` is std's for it:
-/// `WouldBlock` for `EAGAIN`, `AddrInUse`, `PermissionDenied`, ...).
-fn check(e: i32) -> io::Result<()> {
-    match e {
-        errno::SUCCESS => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
-    }
-}
 
 /// An address text the runtime wrote.
 fn parse(text: &[u8]) -> io::Result<SocketAddr> {
@@ -78,7 +70,9 @@ impl UdpSocket {
         let text = addr.to_string();
         let mut fd = -1;
         // SAFETY: `text` is valid for its length; `fd` is a valid out pointer.
-        check(unsafe { sys::udp_bind(text.as_ptr(), text.len(), &mut fd) })?;
+        check("udp_bind", unsafe {
+            sys::udp_bind(text.as_ptr(), text.len(), &mut fd)
+        })?;
         // SAFETY: the runtime just opened `fd` for this app, and nothing
         // else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -91,7 +85,7 @@ impl UdpSocket {
         let mut len = 0u32;
         // SAFETY: `text` is valid for its length; `len` is a valid out
         // pointer.
-        check(unsafe {
+        check("udp_local_addr", unsafe {
             sys::udp_local_addr(self.as_raw_fd(), text.as_mut_ptr(), text.len(), &mut len)
         })?;
         parse(text.get(..len as usize).unwrap_or_default())
@@ -103,7 +97,7 @@ impl UdpSocket {
     pub fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         let text = to.to_string();
         // SAFETY: both slices are valid for their lengths.
-        check(unsafe {
+        check("udp_send_to", unsafe {
             sys::udp_send_to(
                 self.as_raw_fd(),
                 buf.as_ptr(),
@@ -124,7 +118,7 @@ impl UdpSocket {
         let mut out = [0u32; 2];
         // SAFETY: `buf` and `addr` are valid for their lengths; `out` is
         // two u32s, as the runtime writes.
-        check(unsafe {
+        check("udp_recv_from", unsafe {
             sys::udp_recv_from(
                 self.as_raw_fd(),
                 buf.as_mut_ptr(),

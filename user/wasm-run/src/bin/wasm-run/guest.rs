@@ -26,8 +26,10 @@ use weft_wasm_run::host::{
 #[derive(Clone, Copy, Debug)]
 pub struct Guest;
 
-/// The WASI errno for a stream error.
+/// The WASI errno for a stream error; a refusal for want of a grant is
+/// told on standard error first ([`crate::refusal`]).
 fn errno_for(e: &Error) -> i32 {
+    crate::refusal::note(e);
     match e.code() {
         Code::NotFound => errno::NOENT,
         Code::Exists => errno::EXIST,

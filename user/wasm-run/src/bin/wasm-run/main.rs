@@ -1,7 +1,8 @@
 //! `wasm-run`: the Wasm runtime as a ring-3 program. `weft run app.wasm
 //! ARGS` boots it with the module in its payload block (PROTOCOL.md §4.1);
 //! it runs the module with `weft_wasm_run::run` over the guest's streams
-//! ([`guest::Guest`]), the `--listen` grants preopened for the first app.
+//! ([`guest::Guest`]), with its arguments and environment (§4) and the
+//! `--listen` grants preopened for the first app.
 //! Under `weft daemon` its move stream (§19.3) may start the app from a
 //! snapshot instead, and move it to another device later.
 //!
@@ -13,6 +14,7 @@
 extern crate alloc;
 
 mod guest;
+mod refusal;
 
 use weft_control::layout::{USER_PAYLOAD_ADDR, USER_PAYLOAD_MAX};
 use weft_user::{Args, eprintln};
@@ -41,7 +43,10 @@ fn main(args: Args) -> i32 {
     weft_wasm_run::run(
         guest::Guest,
         module,
-        args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        (0..args.len())
+            .filter_map(|i| args.get_bytes(i).map(<[u8]>::to_vec))
+            .collect(),
+        args.vars().map(|(k, v)| [k, b"=", v].concat()).collect(),
         weft_user::net::listen_grants().collect(),
     )
 }
