@@ -926,7 +926,10 @@ mod tests {
     #[test]
     fn session_requests_round_trip_and_check_lengths() {
         let mut buf = [0u8; 96];
-        let sub = At { dir: "sub", path: "x" };
+        let sub = At {
+            dir: "sub",
+            path: "x",
+        };
         for r in [
             SessionRequest::Stat {
                 at: At::root("/a"),
@@ -943,7 +946,10 @@ mod tests {
             SessionRequest::ReadLink(sub),
             SessionRequest::Rename {
                 from: At::root("a"),
-                to: At { dir: "é", path: "b" },
+                to: At {
+                    dir: "é",
+                    path: "b",
+                },
             },
             SessionRequest::Symlink {
                 target: "../t",
@@ -992,7 +998,10 @@ mod tests {
         let mut buf = [0u8; 32];
         let p = FileOpen {
             flags: OpenFlags::READ.bits(),
-            at: At { dir: "d", path: "/x/y" },
+            at: At {
+                dir: "d",
+                path: "/x/y",
+            },
         };
         let n = p.encode(&mut buf).unwrap();
         assert_eq!(n, p.frame_len());

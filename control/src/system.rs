@@ -9,7 +9,7 @@
 //! 16  seed              [u8; 32] fresh random bytes from the host
 //! 48  heap_mapped       u64  bytes of the anonymous area mapped at entry
 //! 56  listen_count      u32  addresses granted by `--listen` listed below
-//! 60  reserved          u32  zero
+//! 60  flags             u32  bit 0 `FILES`: `--fs-root` was given; others zero
 //! 64  listen            [address; MAX_LISTEN], 19 bytes each (net_proto::ADDR)
 //! ```
 
@@ -36,7 +36,12 @@ pub struct SystemInfo {
     /// The first [`MAX_LISTEN`] addresses `--listen` granted, in order; the
     /// rest `None`.
     pub listen: [Option<SocketAddr>; MAX_LISTEN],
+    /// Files are granted (`--fs-root` was given).
+    pub files: bool,
 }
+
+/// `flags` bit: files are granted.
+const FILES: u32 = 1;
 
 crate::wire_layout! {
     /// The system page's bytes (§4.2); [`SystemInfo`] is what they mean.
@@ -47,6 +52,7 @@ crate::wire_layout! {
         [16] seed: [u8; 32],
         [48] heap_mapped: u64,
         [56] listen_count: u32,
+        [60] flags: u32,
         [64] listen: [[u8; ADDR]; MAX_LISTEN],
     }
 }
@@ -61,6 +67,7 @@ impl SystemInfo {
             seed: self.seed,
             heap_mapped: self.heap_mapped,
             listen_count: 0,
+            flags: if self.files { FILES } else { 0 },
             listen: [[0; ADDR]; MAX_LISTEN],
         };
         for (slot, addr) in page.listen.iter_mut().zip(self.listen.iter().flatten()) {
@@ -93,6 +100,7 @@ impl SystemInfo {
             seed: page.seed,
             heap_mapped: page.heap_mapped,
             listen,
+            files: page.flags & FILES != 0,
         }
     }
 
@@ -120,9 +128,11 @@ mod tests {
             realtime_at_tsc0: 1_700_000_000_000_000_000,
             seed: [7; 32],
             heap_mapped: 32 << 20,
+            files: true,
             ..SystemInfo::default()
         }
         .with_listen(&grants);
+        assert_eq!(s.encode()[60], 1);
         assert_eq!(s.listen[..2], [Some(grants[0]), Some(grants[1])]);
         assert_eq!(SystemInfo::decode(&s.encode()), s);
         assert_eq!(s.ticks_to_ns(3_000_000_000), 1_500_000_000);

@@ -18,8 +18,7 @@ use weft_control::fabric_proto;
 use weft_control::frame::{Code, ErrorBody};
 use weft_control::fs_proto::{
     At, DirEntry, FileKind, FileOpen, FileRequest, Metadata, OpenFlags, Reply, SessionRequest,
-    SetTime, Times, Whence,
-    encode_entries,
+    SetTime, Times, Whence, encode_entries,
 };
 use weft_control::net_proto::{
     self, Datagram, MAX_TCP_FIRST, MAX_TCP_FRAME, TcpReply, TcpRequest, net_kind,

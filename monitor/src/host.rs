@@ -408,7 +408,12 @@ pub fn set_times(file: &File, accessed: TimeSpec, modified: TimeSpec) -> io::Res
 }
 
 /// Sets the times of `dir/name` itself (a symlink is not followed).
-pub fn set_times_at(dir: &File, name: &CStr, accessed: TimeSpec, modified: TimeSpec) -> io::Result<()> {
+pub fn set_times_at(
+    dir: &File,
+    name: &CStr,
+    accessed: TimeSpec,
+    modified: TimeSpec,
+) -> io::Result<()> {
     let times = [timespec(accessed), timespec(modified)];
     // SAFETY: as in `set_times`; `dir` keeps its descriptor open.
     let ret = unsafe {

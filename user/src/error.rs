@@ -80,9 +80,7 @@ impl embedded_io::Error for Error {
             | Code::NotPermitted
             | Code::NotAllowed
             | Code::Escape
-            | Code::ReadOnly => {
-                ErrorKind::PermissionDenied
-            }
+            | Code::ReadOnly => ErrorKind::PermissionDenied,
             Code::Exists => ErrorKind::AlreadyExists,
             Code::ConnectionRefused => ErrorKind::ConnectionRefused,
             Code::ConnectionReset => ErrorKind::ConnectionReset,

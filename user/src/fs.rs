@@ -380,6 +380,12 @@ impl DirEntry {
     }
 }
 
+/// Whether files are granted (`weft run --fs-root`): without, every
+/// file and path operation fails `Unsupported`.
+pub fn granted() -> bool {
+    crate::time::info().files
+}
+
 /// The path-operation session, opened on first use.
 static SESSION: ExclusiveCell<Option<Stream>> = ExclusiveCell::new(None);
 
@@ -426,10 +432,13 @@ pub fn symlink_metadata<'a>(path: impl Into<At<'a>>) -> Result<Metadata, Error> 
 }
 
 fn stat(at: At<'_>, follow: bool) -> Result<Metadata, Error> {
-    session(SessionRequest::Stat { at, follow }, |_, reply| match reply {
-        Reply::Metadata(m) => Ok(m),
-        _ => Err(unexpected()),
-    })
+    session(
+        SessionRequest::Stat { at, follow },
+        |_, reply| match reply {
+            Reply::Metadata(m) => Ok(m),
+            _ => Err(unexpected()),
+        },
+    )
 }
 
 /// The entries of directory `path`, in the host's order.
@@ -479,10 +488,13 @@ pub fn rename<'a, 'b>(from: impl Into<At<'a>>, to: impl Into<At<'b>>) -> Result<
 
 /// The target of symlink `path`, as stored.
 pub fn read_link<'a>(path: impl Into<At<'a>>) -> Result<String, Error> {
-    session(SessionRequest::ReadLink(path.into()), |_, reply| match reply {
-        Reply::LinkTarget(t) => Ok(t.to_string()),
-        _ => Err(unexpected()),
-    })
+    session(
+        SessionRequest::ReadLink(path.into()),
+        |_, reply| match reply {
+            Reply::LinkTarget(t) => Ok(t.to_string()),
+            _ => Err(unexpected()),
+        },
+    )
 }
 
 /// Makes a symlink at `link` to `target` (relative: an absolute target is

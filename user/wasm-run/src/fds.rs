@@ -1,5 +1,6 @@
 //! An app's file descriptors: 0–2 the standard streams, 3 the root
-//! directory (the `--fs-root` directory, preopened as `/`), for the first
+//! directory (the `--fs-root` directory, preopened as `/`; without
+//! `--fs-root` 3 is not open, as under wasmtime without a directory), for the first
 //! app the listeners `--listen` granted (4, 5, … in the order given), then
 //! what it opens. Files and sockets are the [`Host`]'s; a directory
 //! descriptor is only a path (for `*at` calls and `fd_readdir`), and the
@@ -145,7 +146,8 @@ impl Path {
 }
 
 /// The descriptor table. Invariant: a closed descriptor's slot is `None`
-/// and is the first reused by [`Fds::insert`]; 0–3 are open from the start.
+/// and is the first reused by [`Fds::insert`]; 0–2 are open from the start,
+/// and 3 too where files are granted.
 pub struct Fds<H: Host> {
     host: H,
     table: Vec<Option<Fd<H>>>,
@@ -168,17 +170,14 @@ impl<H: Host> Fds<H> {
     /// The standard streams, the root, and a descriptor for each of
     /// `grants`, over `host`.
     pub fn new(host: H, grants: impl IntoIterator<Item = SocketAddr>) -> Self {
-        let mut table = alloc::vec![
-            Some(Fd::Stdin),
-            Some(Fd::Stdout),
-            Some(Fd::Stderr),
-            Some(Fd::Dir(String::from(ROOT_NAME))),
-        ];
+        let files = host.files_granted();
+        let root = files.then(|| Fd::Dir(String::from(ROOT_NAME)));
+        let mut table = alloc::vec![Some(Fd::Stdin), Some(Fd::Stdout), Some(Fd::Stderr), root];
         table.extend(grants.into_iter().map(|a| Some(Fd::Grant(a))));
         Self {
             host,
             table,
-            preopen: Some(ROOT_FD),
+            preopen: files.then_some(ROOT_FD),
         }
     }
 

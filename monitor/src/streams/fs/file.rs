@@ -41,7 +41,11 @@ pub async fn serve(mut io: StreamIo, params: &[u8], root: Root<'_>) {
     };
     let opened = match file.file.metadata() {
         Ok(m) => Reply::FileOpened(metadata(&m)),
-        Err(e) => return io.fail(PathError::Io(e).failure("open", &shown(open.at))).await,
+        Err(e) => {
+            return io
+                .fail(PathError::Io(e).failure("open", &shown(open.at)))
+                .await;
+        }
     };
     let mut frame = [0u8; HEADER + METADATA_LEN];
     let n = opened.encode(&mut frame).unwrap_or(0);

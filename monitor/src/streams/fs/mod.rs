@@ -17,8 +17,8 @@ mod file;
 mod session;
 
 use super::framed::{Failure, StreamIo};
-use crate::host;
 use super::policy::Policy;
+use crate::host;
 use std::fs::File;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use weft_control::frame::{Code, kind};
@@ -95,7 +95,10 @@ fn time_spec(t: SetTime) -> host::TimeSpec {
     match t {
         SetTime::Keep => None,
         SetTime::Now => Some(None),
-        SetTime::To(ns) => Some(Some((ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000)))),
+        SetTime::To(ns) => Some(Some((
+            ns.div_euclid(1_000_000_000),
+            ns.rem_euclid(1_000_000_000),
+        ))),
     }
 }
 

@@ -110,8 +110,9 @@ fn symlink(root: &Root<'_>, target: &str, at: At<'_>) -> Result<(), Failure> {
     if target.starts_with('/') {
         return Err(PathError::Escape.failure(op, &format!("{} -> {target}", shown(at))));
     }
-    let target = CString::new(target)
-        .map_err(|_| PathError::Invalid("the target contains a NUL byte").failure(op, &shown(at)))?;
+    let target = CString::new(target).map_err(|_| {
+        PathError::Invalid("the target contains a NUL byte").failure(op, &shown(at))
+    })?;
     let (dir, name) = beneath::parent_at(root.dir, at).map_err(failed(op, at))?;
     host::symlinkat(&target, &dir, &name).map_err(host_failed(op, at))
 }
@@ -224,7 +225,8 @@ mod tests {
 
     impl Scratch {
         fn new(name: &str) -> (Self, File) {
-            let dir = std::env::temp_dir().join(format!("weft-session-{name}-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("weft-session-{name}-{}", std::process::id()));
             std::fs::create_dir_all(dir.join("sub")).unwrap();
             std::fs::write(dir.join("f"), b"inside").unwrap();
             std::fs::write(dir.with_extension("secret"), b"outside").unwrap();
@@ -253,19 +255,48 @@ mod tests {
             dir: &file,
             read_only: false,
         };
-        assert_eq!(code(symlink(&root, "/etc/passwd", At::root("abs"))), Some(Code::Escape));
-        assert_eq!(code(symlink(&root, "../f", At { dir: "sub", path: "up" })), None);
+        assert_eq!(
+            code(symlink(&root, "/etc/passwd", At::root("abs"))),
+            Some(Code::Escape)
+        );
+        assert_eq!(
+            code(symlink(
+                &root,
+                "../f",
+                At {
+                    dir: "sub",
+                    path: "up"
+                }
+            )),
+            None
+        );
         let followed = hard_link(&root, At::root("out"), true, At::root("copy"));
         assert_eq!(code(followed), Some(Code::Escape));
         assert!(!dir.0.join("copy").exists());
-        let from_sub = At { dir: "sub", path: "../f" };
-        assert_eq!(code(hard_link(&root, from_sub, true, At::root("h"))), Some(Code::Escape));
-        assert_eq!(code(hard_link(&root, At::root("f"), true, At::root("h"))), None);
+        let from_sub = At {
+            dir: "sub",
+            path: "../f",
+        };
+        assert_eq!(
+            code(hard_link(&root, from_sub, true, At::root("h"))),
+            Some(Code::Escape)
+        );
+        assert_eq!(
+            code(hard_link(&root, At::root("f"), true, At::root("h"))),
+            None
+        );
         let meta = std::fs::metadata(dir.0.join("h")).unwrap();
         assert_eq!(meta.nlink(), 2);
         // Without following, the symlink itself gets the new name.
-        assert_eq!(code(hard_link(&root, At::root("out"), false, At::root("l"))), None);
-        assert!(std::fs::symlink_metadata(dir.0.join("l")).unwrap().is_symlink());
+        assert_eq!(
+            code(hard_link(&root, At::root("out"), false, At::root("l"))),
+            None
+        );
+        assert!(
+            std::fs::symlink_metadata(dir.0.join("l"))
+                .unwrap()
+                .is_symlink()
+        );
     }
 
     #[test]
@@ -283,13 +314,19 @@ mod tests {
         let m = std::fs::metadata(dir.0.join("f")).unwrap();
         assert_eq!((m.mtime(), m.mtime_nsec()), (1000, 500));
         let secret = std::fs::metadata(dir.0.with_extension("secret")).unwrap();
-        assert_eq!(code(set_times(&root, At::root("out"), true, times)), Some(Code::Escape));
+        assert_eq!(
+            code(set_times(&root, At::root("out"), true, times)),
+            Some(Code::Escape)
+        );
         assert_eq!(code(set_times(&root, At::root("out"), false, times)), None);
         let after = std::fs::metadata(dir.0.with_extension("secret")).unwrap();
         assert_eq!(after.mtime(), secret.mtime());
         let link = std::fs::symlink_metadata(dir.0.join("out")).unwrap();
         assert_eq!(link.mtime(), 1000);
-        let dir_itself = At { dir: "sub", path: "" };
+        let dir_itself = At {
+            dir: "sub",
+            path: "",
+        };
         assert_eq!(code(set_times(&root, dir_itself, false, times)), None);
         assert_eq!(std::fs::metadata(dir.0.join("sub")).unwrap().mtime(), 1000);
     }

@@ -763,8 +763,9 @@ fn abs(at: At<'_>) -> WasiResult<String> {
 
 /// A stable inode number for `path`.
 fn inode(path: &str) -> u64 {
-    path.bytes()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    path.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 fn parent(path: &str) -> &str {
@@ -887,7 +888,11 @@ impl Host for Fake {
             inode: inode(p),
         };
         let dirs = s.dirs.iter().filter(under).map(|p| entry(p, FileKind::Dir));
-        let files = s.files.keys().filter(under).map(|p| entry(p, FileKind::File));
+        let files = s
+            .files
+            .keys()
+            .filter(under)
+            .map(|p| entry(p, FileKind::File));
         Ok(dirs.chain(files).collect())
     }
 
@@ -906,7 +911,11 @@ impl Host for Fake {
     }
 
     fn remove_file(&self, at: At<'_>) -> WasiResult<()> {
-        self.0.borrow_mut().files.remove(&abs(at)?).ok_or(errno::NOENT)?;
+        self.0
+            .borrow_mut()
+            .files
+            .remove(&abs(at)?)
+            .ok_or(errno::NOENT)?;
         Ok(())
     }
 

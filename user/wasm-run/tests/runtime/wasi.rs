@@ -76,10 +76,7 @@ fn path_open_refuses_absolute_paths_and_missing_files() {
                  (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16)))))"#,
     );
     let fake = Fake::new();
-    assert_eq!(
-        run(&fake, &wasm, &[]),
-        errno::PERM * 100 + errno::NOENT
-    );
+    assert_eq!(run(&fake, &wasm, &[]), errno::PERM * 100 + errno::NOENT);
 }
 
 #[test]

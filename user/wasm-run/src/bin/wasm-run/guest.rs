@@ -387,6 +387,10 @@ impl Host for Guest {
         stream.write_all(bytes).map_err(|_| errno::IO)
     }
 
+    fn files_granted(&self) -> bool {
+        fs::granted()
+    }
+
     fn open(&self, at: At<'_>, how: OpenOptions) -> WasiResult<fs::File> {
         wasi(
             FsOpen::new()
