@@ -218,9 +218,10 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         WASI,
         "fd_advise",
         |mut c: C<'_, H>, fd: i32, _offset: i64, _len: i64, advice: i32| {
-            let known = (0..=MAX_ADVICE).contains(&advice);
-            let r = c.data_mut().fds.file(fd).map(drop);
-            errno_of(r.and(if known { Ok(()) } else { Err(errno::INVAL) }))
+            if !(0..=MAX_ADVICE).contains(&advice) {
+                return Err(crate::wasi::invalid("fd_advise", "advice", advice));
+            }
+            Ok(errno_of(c.data_mut().fds.file(fd).map(drop)))
         },
     )?;
     // As wasmtime: allocating is not supported, on any file.

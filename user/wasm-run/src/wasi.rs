@@ -199,16 +199,16 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         "fd_seek",
         |mut c: C<'_, H>, fd: i32, offset: i64, whence: i32, out: i32| {
             let to = match whence {
-                0 if offset < 0 => return errno::INVAL,
+                0 if offset < 0 => return Ok(errno::INVAL),
                 0 => SeekFrom::Start(offset as u64),
                 1 => SeekFrom::Current(offset),
                 2 => SeekFrom::End(offset),
-                _ => return errno::INVAL,
+                _ => return Err(invalid("fd_seek", "whence", whence)),
             };
-            call(&mut c, |e| {
+            Ok(call(&mut c, |e| {
                 let p = e.ctx.fds.seek(fd, to)?;
                 e.write_u64(out, p)
-            })
+            }))
         },
     )?;
     l.func_wrap(WASI, "fd_tell", |mut c: C<'_, H>, fd: i32, out: i32| {
@@ -293,20 +293,20 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         WASI,
         "clock_time_get",
         |mut c: C<'_, H>, id: i32, _precision: i64, out: i32| {
-            call(&mut c, |e| {
+            known_clock("clock_time_get", id)?;
+            Ok(call(&mut c, |e| {
                 e.write_u64(out, clock_now(e.ctx.system.host(), id)?)
-            })
+            }))
         },
     )?;
     l.func_wrap(
         WASI,
         "clock_res_get",
         |mut c: C<'_, H>, id: i32, out: i32| {
-            call(&mut c, |e| {
-                let host = e.ctx.system.host();
-                clock_now(host, id)?;
-                e.write_u64(out, host.resolution_ns())
-            })
+            known_clock("clock_res_get", id)?;
+            Ok(call(&mut c, |e| {
+                e.write_u64(out, e.ctx.system.host().resolution_ns())
+            }))
         },
     )?;
     l.func_wrap(WASI, "random_get", |mut c: C<'_, H>, buf: i32, len: i32| {
@@ -348,7 +348,25 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
             Err(wasmi::Error::i32_exit(status))
         },
     )?;
+    // As wasmtime: signals are not supported.
+    l.func_wrap(WASI, "proc_raise", |_: C<'_, H>, _signal: i32| errno::NOTSUP)?;
     paths::define(l)
+}
+
+/// The trap for a call given `value` where only an enumerated `what` may
+/// be: as wasmtime, the app ends (status 125) with a report naming the
+/// call.
+pub fn invalid(call: &str, what: &str, value: i32) -> wasmi::Error {
+    wasmi::Error::new(alloc::format!("{call}: {value} is no {what}"))
+}
+
+/// Checks that `id`, given to `call`, names a WASI clock ([`invalid`] if
+/// not).
+fn known_clock(call: &str, id: i32) -> Result<(), wasmi::Error> {
+    match id {
+        0..=3 => Ok(()),
+        _ => Err(invalid(call, "clock id", id)),
+    }
 }
 
 /// The time on WASI clock `id` (realtime, monotonic, process and thread

@@ -40,7 +40,7 @@ fn main(args: Args) -> i32 {
         eprintln!("wasm-run: no module: run a .wasm file with `weft run app.wasm`");
         return UNUSABLE;
     }
-    weft_wasm_run::run(
+    let status = weft_wasm_run::run(
         guest::Guest,
         module,
         (0..args.len())
@@ -48,5 +48,13 @@ fn main(args: Args) -> i32 {
             .collect(),
         args.vars().map(|(k, v)| [k, b"=", v].concat()).collect(),
         weft_user::net::listen_grants().collect(),
-    )
+    );
+    // A process status is 0..=125 (the rest are weft's own, or a shell's
+    // for signals): say why the program ends with 125 instead, as wasmtime
+    // refuses such a status with a message.
+    if !(0..=125).contains(&status) {
+        let name = alloc::string::String::from_utf8_lossy(args.get_bytes(0).unwrap_or(b"module"));
+        eprintln!("weft: {name}: exit status {status} is outside 0..=125; ending with 125");
+    }
+    status
 }
