@@ -386,6 +386,21 @@ impl<H: Host> Fds<H> {
         Ok(())
     }
 
+    /// For `poll_oneoff`, a descriptor with no stream to wait on: files
+    /// and the standard streams are always ready, with the bytes a file
+    /// has left to read (1 where that is unknown); anything else fails the
+    /// whole call with `EBADF`, as under wasmtime.
+    pub fn always_ready(&mut self, fd: i32, interest: Interest) -> WasiResult<u64> {
+        match self.get(fd)? {
+            Fd::File(f, _) if interest == Interest::Read => {
+                let at = f.seek(SeekFrom::Current(0))?;
+                Ok(f.metadata()?.size.saturating_sub(at))
+            }
+            Fd::File(..) | Fd::Stdin | Fd::Stdout | Fd::Stderr => Ok(1),
+            _ => Err(errno::BADF),
+        }
+    }
+
     /// Whether `fd` is a socket (`EBADF` if it is not open).
     pub fn is_socket(&mut self, fd: i32) -> WasiResult<bool> {
         Ok(matches!(

@@ -306,9 +306,8 @@ fn poll<H: Host>(
                         ready.push(event);
                     }
                     None => {
-                        if let Err(errno) = e.ctx.fds.get(fd) {
-                            event[8..10].copy_from_slice(&(errno as u16).to_le_bytes());
-                        }
+                        let nbytes = e.ctx.fds.always_ready(fd, interest)?;
+                        event[16..24].copy_from_slice(&nbytes.to_le_bytes());
                         ready.push(event);
                     }
                 }
