@@ -235,11 +235,28 @@ pub struct SpawnArgs {
     /// Wait for the process to end and exit with its status.
     #[arg(long)]
     pub wait: bool,
-    /// A Wasm module's path, or a native program's name.
-    pub file: String,
-    /// Arguments passed to the program.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    /// FILE (a Wasm module's path, or a native program's name), then its
+    /// arguments: everything after FILE is the program's, also what looks
+    /// like an option of weft's.
+    #[arg(
+        value_name = "FILE",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    pub command: Vec<String>,
+}
+
+impl SpawnArgs {
+    /// FILE as given (`command` holds at least it).
+    pub fn file(&self) -> &str {
+        self.command.first().map_or("", String::as_str)
+    }
+
+    /// The program's arguments, after FILE.
+    pub fn args(&self) -> &[String] {
+        self.command.get(1..).unwrap_or_default()
+    }
 }
 
 /// A command on one process.
@@ -498,6 +515,20 @@ mod tests {
         );
         assert_eq!(r.grants.mem, 64);
         assert_eq!(parse(&["run", "--", "--odd"]).unwrap().command, ["--odd"]);
+    }
+
+    #[test]
+    fn everything_after_the_file_to_spawn_is_its_own() {
+        let spawn = [
+            "weft", "spawn", "--state", "/s", "--wait", "app.wasm", "--wait", "-x",
+        ];
+        let cli = Cli::try_parse_from(spawn).unwrap();
+        let Command::Spawn(s) = cli.command else {
+            panic!("not spawn");
+        };
+        assert!(s.wait);
+        assert_eq!(s.file(), "app.wasm");
+        assert_eq!(s.args(), ["--wait", "-x"]);
     }
 
     #[test]

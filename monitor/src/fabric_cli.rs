@@ -205,20 +205,20 @@ pub fn ps(a: &PsArgs) -> ExitStatus {
 /// `weft spawn`.
 pub fn spawn(a: &SpawnArgs) -> ExitStatus {
     finish((|| {
-        let program = if a.file.contains('/') || a.file.ends_with(".wasm") {
-            let path =
-                std::fs::canonicalize(&a.file).map_err(|e| failed(format!("{}: {e}", a.file)))?;
+        let file = a.file();
+        let program = if file.contains('/') || file.ends_with(".wasm") {
+            let path = std::fs::canonicalize(file).map_err(|e| failed(format!("{file}: {e}")))?;
             Program::Wasm { path }
         } else {
             Program::Name {
-                name: a.file.clone(),
+                name: file.to_string(),
             }
         };
-        let name = Path::new(&a.file)
+        let name = Path::new(file)
             .file_name()
-            .map_or(a.file.clone(), |n| n.to_string_lossy().into_owned());
+            .map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
         let mut args = vec![name];
-        args.extend(a.args.iter().cloned());
+        args.extend(a.args().iter().cloned());
         let request = LocalRequest::Spawn {
             device: a.device.clone(),
             program,
