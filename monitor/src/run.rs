@@ -122,10 +122,13 @@ fn write_system_page(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
+    use std::io::IsTerminal;
     let mut info = SystemInfo {
         tsc_hz,
         heap_mapped: weft_control::layout::heap_premapped(mem_bytes),
         files,
+        stdout_terminal: std::io::stdout().is_terminal(),
+        stderr_terminal: std::io::stderr().is_terminal(),
         ..SystemInfo::default()
     }
     .with_listen(listen);

@@ -190,3 +190,34 @@ fn a_wasi_program_cannot_leave_the_root() {
     }
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// A Wasm program sees its standard output as a terminal exactly when
+/// weft's is one (`script` gives weft a terminal), as under wasmtime.
+#[test]
+fn standard_output_is_a_terminal_only_when_weft_s_is() {
+    let isatty = target().join("wasm/conformance/isatty.wasm");
+    assert!(
+        isatty.is_file(),
+        "{} missing: run `make guest`",
+        isatty.display()
+    );
+    let line = format!(
+        "{} run --timeout 60 {}",
+        env!("CARGO_BIN_EXE_weft"),
+        isatty.display()
+    );
+    let on_terminal = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let text = String::from_utf8_lossy(&on_terminal.stdout);
+    assert!(text.contains("isatty(1) 1 ok"), "{text}");
+    let piped = weft()
+        .args(["run", "--timeout", "60"])
+        .arg(&isatty)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&piped.stdout);
+    assert!(text.contains("isatty(1) 0 ENOTTY"), "{text}");
+}

@@ -19,6 +19,17 @@ pub enum Stream {
     Stderr,
 }
 
+impl Stream {
+    /// Whether weft's own stream this one reaches is a terminal.
+    pub fn is_terminal(self) -> bool {
+        let info = crate::time::info();
+        match self {
+            Self::Stdout => info.stdout_terminal,
+            Self::Stderr => info.stderr_terminal,
+        }
+    }
+}
+
 static STDOUT: ExclusiveCell<Option<Writer>> = ExclusiveCell::new(None);
 static STDERR: ExclusiveCell<Option<Writer>> = ExclusiveCell::new(None);
 static STDIN: ExclusiveCell<Option<Reader>> = ExclusiveCell::new(None);

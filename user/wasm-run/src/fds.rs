@@ -655,6 +655,8 @@ impl<H: Host> Fds<H> {
                     .metadata(At::root(&path), true)
                     .map(|m| (filetype::DIRECTORY, Some(m)))
             }
+            Fd::Stdout => Ok((self.output_type(Output::Stdout), None)),
+            Fd::Stderr => Ok((self.output_type(Output::Stderr), None)),
             _ => Ok((filetype::UNKNOWN, None)),
         }
     }
@@ -662,6 +664,17 @@ impl<H: Host> Fds<H> {
     /// `fd_sync`: only a file (wasmtime: `EBADF` for anything else).
     pub fn sync(&mut self, fd: i32) -> WasiResult<()> {
         self.file(fd)?.0.sync()
+    }
+
+    /// The file type of standard output or error: a character device if
+    /// it reaches a terminal, else unknown (as wasmtime types a pipe or
+    /// file).
+    fn output_type(&self, to: Output) -> u8 {
+        if self.host.is_terminal(to) {
+            filetype::CHARACTER_DEVICE
+        } else {
+            filetype::UNKNOWN
+        }
     }
 
     /// Open file `fd` (`EBADF` for anything else) and what it may do.

@@ -289,6 +289,11 @@ pub trait Host: Clone + 'static {
     fn read_stdin(&self, buf: &mut [u8]) -> WasiResult<usize>;
     /// Writes all of `bytes` to `to`.
     fn write(&self, to: Output, bytes: &[u8]) -> WasiResult<()>;
+    /// Whether `to` reaches a terminal (it is then typed a character
+    /// device, as wasmtime types a terminal). No by default.
+    fn is_terminal(&self, _to: Output) -> bool {
+        false
+    }
     /// Touches the pages of the runtime's own program (its code and
     /// constants), so that the first event batch of an app restored here
     /// does not pay a page fault (an exit to the monitor) per page of

@@ -387,6 +387,13 @@ impl Host for Guest {
         stream.write_all(bytes).map_err(|_| errno::IO)
     }
 
+    fn is_terminal(&self, to: Output) -> bool {
+        match to {
+            Output::Stdout => weft_user::Stream::Stdout.is_terminal(),
+            Output::Stderr => weft_user::Stream::Stderr.is_terminal(),
+        }
+    }
+
     fn files_granted(&self) -> bool {
         fs::granted()
     }
