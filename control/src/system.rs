@@ -9,8 +9,8 @@
 //! 16  seed              [u8; 32] fresh random bytes from the host
 //! 48  heap_mapped       u64  bytes of the anonymous area mapped at entry
 //! 56  listen_count      u32  addresses granted by `--listen` listed below
-//! 60  flags             u32  bit 0 `FILES`: `--fs-root` was given; bits 1, 2:
-//!                             weft's standard output, error is a terminal
+//! 60  flags             u32  bits 0, 1: weft's standard output, error is a
+//!                             terminal; others zero
 //! 64  listen            [address; MAX_LISTEN], 19 bytes each (net_proto::ADDR)
 //! ```
 
@@ -37,18 +37,15 @@ pub struct SystemInfo {
     /// The first [`MAX_LISTEN`] addresses `--listen` granted, in order; the
     /// rest `None`.
     pub listen: [Option<SocketAddr>; MAX_LISTEN],
-    /// Files are granted (`--fs-root` was given).
-    pub files: bool,
     /// Weft's standard output is a terminal.
     pub stdout_terminal: bool,
     /// Weft's standard error is a terminal.
     pub stderr_terminal: bool,
 }
 
-/// `flags` bits: files are granted; standard output, error is a terminal.
-const FILES: u32 = 1;
-const STDOUT_TERMINAL: u32 = 2;
-const STDERR_TERMINAL: u32 = 4;
+/// `flags` bits: standard output, error is a terminal.
+const STDOUT_TERMINAL: u32 = 1;
+const STDERR_TERMINAL: u32 = 2;
 
 crate::wire_layout! {
     /// The system page's bytes (§4.2); [`SystemInfo`] is what they mean.
@@ -74,14 +71,15 @@ impl SystemInfo {
             seed: self.seed,
             heap_mapped: self.heap_mapped,
             listen_count: 0,
-            flags: [
-                (self.files, FILES),
-                (self.stdout_terminal, STDOUT_TERMINAL),
-                (self.stderr_terminal, STDERR_TERMINAL),
-            ]
-            .iter()
-            .filter(|(on, _)| *on)
-            .fold(0, |flags, (_, bit)| flags | bit),
+            flags: if self.stdout_terminal {
+                STDOUT_TERMINAL
+            } else {
+                0
+            } | if self.stderr_terminal {
+                STDERR_TERMINAL
+            } else {
+                0
+            },
             listen: [[0; ADDR]; MAX_LISTEN],
         };
         for (slot, addr) in page.listen.iter_mut().zip(self.listen.iter().flatten()) {
@@ -114,7 +112,6 @@ impl SystemInfo {
             seed: page.seed,
             heap_mapped: page.heap_mapped,
             listen,
-            files: page.flags & FILES != 0,
             stdout_terminal: page.flags & STDOUT_TERMINAL != 0,
             stderr_terminal: page.flags & STDERR_TERMINAL != 0,
         }
@@ -144,12 +141,11 @@ mod tests {
             realtime_at_tsc0: 1_700_000_000_000_000_000,
             seed: [7; 32],
             heap_mapped: 32 << 20,
-            files: true,
             stderr_terminal: true,
             ..SystemInfo::default()
         }
         .with_listen(&grants);
-        assert_eq!(s.encode()[60], 5);
+        assert_eq!(s.encode()[60], 2);
         assert_eq!(s.listen[..2], [Some(grants[0]), Some(grants[1])]);
         assert_eq!(SystemInfo::decode(&s.encode()), s);
         assert_eq!(s.ticks_to_ns(3_000_000_000), 1_500_000_000);

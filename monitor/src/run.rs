@@ -117,7 +117,6 @@ fn write_system_page(
     tsc_hz: u64,
     mem_bytes: u64,
     listen: &[std::net::SocketAddr],
-    files: bool,
 ) -> Result<SystemInfo, RunError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -126,7 +125,6 @@ fn write_system_page(
     let mut info = SystemInfo {
         tsc_hz,
         heap_mapped: weft_control::layout::heap_premapped(mem_bytes),
-        files,
         stdout_terminal: std::io::stdout().is_terminal(),
         stderr_terminal: std::io::stderr().is_terminal(),
         ..SystemInfo::default()
@@ -160,7 +158,6 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         })?);
     }
     let listen = cfg.policy.listen.clone();
-    let files = cfg.policy.fs_root.is_some();
     let view_slot = cfg.device.as_ref().map(DeviceLink::view_slot);
     let relay = Relay::start(guest.clone(), cfg.policy, cfg.device, cfg.fabric)?;
     stats.phases.vm_created = Some(start.elapsed());
@@ -196,7 +193,6 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         tsc_hz,
         cfg.mem_bytes,
         &listen,
-        files,
     )?;
     let book = Arc::new(ProcessBook::default());
     if let Some(slot) = view_slot {

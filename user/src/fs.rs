@@ -380,12 +380,6 @@ impl DirEntry {
     }
 }
 
-/// Whether files are granted (`weft run --fs-root`): without, every
-/// file and path operation fails `Unsupported`.
-pub fn granted() -> bool {
-    crate::time::info().files
-}
-
 /// The path-operation session, opened on first use.
 static SESSION: ExclusiveCell<Option<Stream>> = ExclusiveCell::new(None);
 

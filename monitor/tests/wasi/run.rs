@@ -4,7 +4,7 @@
 //! the test's clients received.
 
 use crate::fixture;
-use crate::programs::{Program, STDIN};
+use crate::programs::{Program, STDIN, Settings};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -34,6 +34,20 @@ fn reference_py() -> PathBuf {
     ))
 }
 
+/// The options both runners take alike: the tree (read-only or not, or
+/// none) and the environment.
+fn grant(cmd: &mut Command, s: &Settings, tree: &Path) {
+    if !s.no_root {
+        cmd.arg("--fs-root").arg(tree);
+    }
+    if s.read_only {
+        cmd.arg("--read-only");
+    }
+    for (k, v) in s.env {
+        cmd.arg("--env").arg(format!("{k}={v}"));
+    }
+}
+
 /// A fresh fixture at `dir/tree` and the stdin file at `dir/stdin`.
 fn prepare(dir: &Path) -> (PathBuf, PathBuf) {
     let _ = fs::remove_dir_all(dir);
@@ -51,15 +65,7 @@ pub fn weft(weft: &Path, program: &Program, dir: &Path) -> Outcome {
     let s = &program.settings;
     let mut cmd = Command::new(weft);
     cmd.args(["run", "--timeout", "60"]);
-    if !s.no_root {
-        cmd.arg("--fs-root").arg(&tree);
-    }
-    if s.read_only {
-        cmd.arg("--read-only");
-    }
-    for (k, v) in s.env {
-        cmd.arg("--env").arg(format!("{k}={v}"));
-    }
+    grant(&mut cmd, s, &tree);
     let ports: Vec<u16> = (0..s.listeners).map(|_| free_port()).collect();
     for p in &ports {
         cmd.arg("--listen").arg(format!("127.0.0.1:{p}"));
@@ -89,15 +95,7 @@ pub fn reference(program: &Program, dir: &Path) -> Outcome {
     let (out, err) = (dir.join("stdout"), dir.join("stderr"));
     let mut cmd = Command::new("python3");
     cmd.arg(reference_py());
-    if !s.no_root {
-        cmd.arg("--fs-root").arg(&tree);
-    }
-    if s.read_only {
-        cmd.arg("--read-only");
-    }
-    for (k, v) in s.env {
-        cmd.arg("--env").arg(format!("{k}={v}"));
-    }
+    grant(&mut cmd, s, &tree);
     cmd.arg("--stdin").arg(&stdin);
     cmd.arg("--stdout").arg(&out).arg("--stderr").arg(&err);
     cmd.arg(&program.wasm).args(s.args);

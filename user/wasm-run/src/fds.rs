@@ -1,6 +1,7 @@
 //! An app's file descriptors: 0–2 the standard streams, 3 the root
 //! directory (the `--fs-root` directory, preopened as `/`; without
-//! `--fs-root` 3 is not open, as under wasmtime without a directory), for the first
+//! `--fs-root` too, so that a program reaching for a file is told which
+//! option grants files), for the first
 //! app the listeners `--listen` granted (4, 5, … in the order given), then
 //! what it opens. Files and sockets are the [`Host`]'s; a directory
 //! descriptor is only a path (for `*at` calls and `fd_readdir`), and the
@@ -146,8 +147,7 @@ impl Path {
 }
 
 /// The descriptor table. Invariant: a closed descriptor's slot is `None`
-/// and is the first reused by [`Fds::insert`]; 0–2 are open from the start,
-/// and 3 too where files are granted.
+/// and is the first reused by [`Fds::insert`]; 0–3 are open from the start.
 pub struct Fds<H: Host> {
     host: H,
     table: Vec<Option<Fd<H>>>,
@@ -170,14 +170,17 @@ impl<H: Host> Fds<H> {
     /// The standard streams, the root, and a descriptor for each of
     /// `grants`, over `host`.
     pub fn new(host: H, grants: impl IntoIterator<Item = SocketAddr>) -> Self {
-        let files = host.files_granted();
-        let root = files.then(|| Fd::Dir(String::from(ROOT_NAME)));
-        let mut table = alloc::vec![Some(Fd::Stdin), Some(Fd::Stdout), Some(Fd::Stderr), root];
+        let mut table = alloc::vec![
+            Some(Fd::Stdin),
+            Some(Fd::Stdout),
+            Some(Fd::Stderr),
+            Some(Fd::Dir(String::from(ROOT_NAME))),
+        ];
         table.extend(grants.into_iter().map(|a| Some(Fd::Grant(a))));
         Self {
             host,
             table,
-            preopen: files.then_some(ROOT_FD),
+            preopen: Some(ROOT_FD),
         }
     }
 

@@ -309,12 +309,6 @@ pub trait Host: Clone + 'static {
         let _ = self.write(Output::Stderr, line.as_bytes());
     }
 
-    /// Whether files are granted at all: without, apps get no preopened
-    /// root (as wasmtime without a preopened directory).
-    fn files_granted(&self) -> bool {
-        true
-    }
-
     /// Opens the file `at` names (beneath its directory, which is beneath
     /// the root, as every path here).
     fn open(&self, at: At<'_>, how: OpenOptions) -> WasiResult<Self::File>;

@@ -394,10 +394,6 @@ impl Host for Guest {
         }
     }
 
-    fn files_granted(&self) -> bool {
-        fs::granted()
-    }
-
     fn open(&self, at: At<'_>, how: OpenOptions) -> WasiResult<fs::File> {
         wasi(
             FsOpen::new()
