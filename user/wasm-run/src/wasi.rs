@@ -349,7 +349,9 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         },
     )?;
     // As wasmtime: signals are not supported.
-    l.func_wrap(WASI, "proc_raise", |_: C<'_, H>, _signal: i32| errno::NOTSUP)?;
+    l.func_wrap(WASI, "proc_raise", |_: C<'_, H>, _signal: i32| {
+        errno::NOTSUP
+    })?;
     paths::define(l)
 }
 

@@ -120,7 +120,10 @@ fn clocks_read_the_host_s_and_trap_on_unknown_ids() {
     );
     assert_eq!(run(&fake, &wasm, &[]), 125);
     let reports = fake.0.borrow().reports.join("\n");
-    assert!(reports.contains("clock_time_get: 9 is no clock id"), "{reports}");
+    assert!(
+        reports.contains("clock_time_get: 9 is no clock id"),
+        "{reports}"
+    );
     let out = fake.0.borrow().stdout.clone();
     assert_eq!(u64_at(&out, 0), 12_345);
     assert_eq!(u64_at(&out, 8), 1_700_000_000_000_012_345);
