@@ -2,8 +2,7 @@
 //! writes, then reads the file back into memory (a buffer allocated for it)
 //! in `CHUNK`-byte reads, and prints the time that took (from the monotonic
 //! clock, around that alone: the bytes are checked after) as
-//! `file_io_us=N`. Exits 1 if a
-//! byte differs or a call fails.
+//! `file_io_us=N`. Exits 1 if a byte differs or a call fails.
 //!
 //! `file-io [MIB [CHUNK]]` moves MIB mebibytes instead of 5, CHUNK bytes
 //! per call.
@@ -20,7 +19,11 @@ const SIZE: usize = 5 * MIB;
 const CHUNK: usize = 64 * 1024;
 
 fn main() {
-    let arg = |i: usize| std::env::args().nth(i).and_then(|a| a.parse::<usize>().ok());
+    let arg = |i: usize| {
+        std::env::args()
+            .nth(i)
+            .and_then(|a| a.parse::<usize>().ok())
+    };
     let size = arg(1).map_or(SIZE, |m| m * MIB);
     let chunk = arg(2).unwrap_or(CHUNK).max(1);
     let block: Vec<u8> = (0..chunk).map(|i| (i * 7 + i / 251) as u8).collect();
