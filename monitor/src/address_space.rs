@@ -199,9 +199,9 @@ pub fn program_space<F: Frames>(
         kind,
         "the program stack",
     )?;
-    space.map_fresh(
+    space.map_fresh_large(
         USER_HEAP_BASE,
-        image.heap_bytes / PAGE_SIZE,
+        image.heap_bytes,
         rw,
         kind,
         "the program heap",
