@@ -58,6 +58,9 @@ const MAX_SESSION: u64 = 100;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Failures described in full (all are counted).
 const MAX_REPORTED: usize = 20;
+/// The longest the guest may take, after the clients are gone, to close
+/// the descriptors of their connections.
+const SETTLE: Duration = Duration::from_secs(10);
 /// Guest RAM; its default stream budget (682 at 512 MiB) covers the ~550
 /// streams of the full run (`echo-server`s' and `httpd`'s listeners and
 /// connections, files, standard streams).
@@ -141,7 +144,8 @@ fn soak(cfg: &Soak) {
         }));
     }
 
-    // Sample until the deadline, then once more after the clients are done.
+    // Sample until the deadline, then once more after the clients are done
+    // (and the descriptors they left settled).
     let mut samples = vec![Sample::take(guest.pid(), start)];
     samples[0].print(&tally);
     while Instant::now() < deadline {
@@ -157,7 +161,16 @@ fn soak(cfg: &Soak) {
         c.join().expect("a client thread panicked");
     }
     let elapsed = start.elapsed();
-    let last = Sample::take(guest.pid(), start);
+    // The guest closes its ends of the last connections at its own pace
+    // (on a loaded machine, a second or more after the clients are gone):
+    // wait up to SETTLE for the descriptors to come back before the last
+    // sample. Leaked ones never do.
+    let settle_by = Instant::now() + SETTLE;
+    let mut last = Sample::take(guest.pid(), start);
+    while last.fds > idle.fds + 16 && Instant::now() < settle_by {
+        thread::sleep(Duration::from_millis(100));
+        last = Sample::take(guest.pid(), start);
+    }
     last.print(&tally);
     samples.push(last);
     let running = guest.running();
