@@ -199,9 +199,9 @@ pub fn program_space<F: Frames>(
         kind,
         "the program stack",
     )?;
-    space.map_fresh_large(
+    space.map_fresh(
         USER_HEAP_BASE,
-        image.heap_bytes,
+        image.heap_bytes / PAGE_SIZE,
         rw,
         kind,
         "the program heap",

@@ -14,7 +14,7 @@ use vm_memory::{
 use weft_control::boot::{MAX_REGIONS, MemoryRegion, region_kind};
 use weft_control::layout::PAGE_SIZE;
 use weft_control::streams::{PIPE_REGION_GPA, PIPE_REGION_SIZE, REGIONS, region_gpa};
-use weft_image::paging::{Access, FrameAllocator, PhysMemory, SIZE_2M, translate_range};
+use weft_image::paging::{Access, FrameAllocator, PhysMemory, translate_range};
 
 /// Guest RAM as the monitor sees it.
 pub type Ram = GuestMemoryMmap<()>;
@@ -45,24 +45,6 @@ pub fn create(size: u64) -> Result<Ram, MemoryError> {
         (GuestAddress(PIPE_REGION_GPA), PIPE_REGION_SIZE as usize),
     ])
     .map_err(|e| MemoryError::Map(size, e))
-}
-
-/// Asks the host to back the guest RAM `[gpa, gpa + len)` with transparent
-/// huge pages where it has them, so that guest 2 MiB pages over it are
-/// shadowed 2 MiB at a time ([`crate::loader::Space::map_fresh_large`]).
-/// Only advice: without it, or outside RAM, nothing changes. Untouched
-/// memory still costs the host nothing; a touched 2 MiB is resident whole.
-pub fn advise_huge_pages(ram: &Ram, gpa: u64, len: u64) {
-    let Ok(len) = usize::try_from(len) else {
-        return;
-    };
-    let base = ram
-        .get_slice(GuestAddress(gpa), len)
-        .ok()
-        .and_then(|s| std::ptr::NonNull::new(s.ptr_guard_mut().as_ptr()));
-    if let Some(base) = base {
-        let _ = host::advise_huge_pages(base, len);
-    }
 }
 
 /// Maps the zeroed memory of pipe regions 1.. (PROTOCOL.md §8.1): one
@@ -195,20 +177,6 @@ impl BootFrames {
             }),
         }
         Ok(base)
-    }
-
-    /// `pages` (a whole number of 2 MiB) contiguous zeroed frames for
-    /// `kind` from the next 2 MiB boundary; returns the first. The frames
-    /// skipped to reach the boundary (under 2 MiB) go to `kind` too, unused.
-    pub fn alloc_large(
-        &mut self,
-        pages: u64,
-        kind: u32,
-        what: &'static str,
-    ) -> Result<u64, MemoryError> {
-        let skip = self.next.next_multiple_of(SIZE_2M) - self.next;
-        self.alloc(skip / PAGE_SIZE, kind, what)?;
-        self.alloc(pages, kind, what)
     }
 
     /// Reserves `pages` frames from which [`FrameAllocator::alloc_zeroed`] serves
