@@ -8,7 +8,7 @@ WASM_DIR   := target/wasm
 # Wasm apps: WASI programs also built for the host (the tests' reference),
 # and apps for the guest only (event apps and test apps).
 WASM_APPS  := hello wc coremark
-WASM_GUEST := echo-server supervise spin trap hog listeners spawn-bench fabric-ls kv-app stateful udp-echo-app \
+WASM_GUEST := echo-server supervise spin trap hog listeners spawn-bench fabric-ls kv-app stateful udp-echo-app file-io \
               conformance/rust
 # The C programs of the WASI conformance suite (clang and wasi-libc), built
 # into target/wasm/conformance/; monitor/tests/wasi_conformance.rs runs them

@@ -1,6 +1,9 @@
 //! `make bench`: Wasm CoreMark in the guest, beside the same module on the
 //! host with the same engine, and beside a native build of the same source,
-//! all measured in the same run.
+//! all measured in the same run; then file I/O from Wasm against wasmtime
+//! ([`file_io`]: `wasm_file_io`) and the wall time of a Wasm hello against
+//! the native one ([`hello`]: `hello_wasm_wall_ms`), each printed with its
+//! ratio and its raw samples kept.
 //!
 //! Every figure is CoreMark's own score (iterations per second of its timed
 //! loop, from its `coremark_iterations_per_sec=` line), so boot and module
@@ -23,6 +26,11 @@
 use std::process::Command;
 use weft_benchkit::{Record, median, record};
 
+#[path = "wasm/file_io.rs"]
+mod file_io;
+#[path = "wasm/hello.rs"]
+mod hello;
+
 const WEFT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/weft");
 const WASM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -38,6 +46,10 @@ const ITERATIONS: &str = "1200";
 /// ticks cost no precision.
 const NATIVE_ITERATIONS: &str = "30000";
 const RUNS: usize = 7;
+/// Runs of `file-io.wasm` under each (about 0.3 s each).
+const FILE_IO_RUNS: usize = 11;
+/// Runs of each hello (tens of milliseconds each).
+const HELLO_RUNS: usize = 21;
 /// The line CoreMark's program prints its score on.
 const SCORE: &str = "coremark_iterations_per_sec=";
 
@@ -112,6 +124,48 @@ fn main() {
     for r in &records {
         println!(
             "{:<32} {:>10.1} {unit} baseline {:>10.1}  ratio {:.3}",
+            r.name, r.value, r.baseline_value, r.ratio
+        );
+    }
+    startup_and_files();
+}
+
+/// `wasm_file_io` and `hello_wasm_wall_ms`, recorded and printed.
+fn startup_and_files() {
+    let (io_weft, io_wasmtime) = file_io::measure(WEFT, FILE_IO_RUNS);
+    let (hello_wasm, hello_native) = hello::measure(WEFT, HELLO_RUNS);
+    let records = [
+        Record::new(
+            "wasm_file_io",
+            median(&io_weft),
+            "ms",
+            "the same file-io.wasm (write then read back 5 MiB, 64 KiB a call) under wasmtime 51, timed inside the module",
+            median(&io_wasmtime),
+        ),
+        Record::new(
+            "hello_wasm_wall_ms",
+            median(&hello_wasm),
+            "ms",
+            "`weft run hello`, the native bundled program (whole process)",
+            median(&hello_native),
+        ),
+    ];
+    record(
+        &records,
+        &[
+            ("wasm_file_io", &io_weft),
+            ("wasm_file_io_wasmtime", &io_wasmtime),
+            ("hello_wasm_wall_ms", &hello_wasm),
+            ("hello_native_wall_ms", &hello_native),
+        ],
+    )
+    .expect("write results");
+    println!(
+        "Wasm file I/O (median of {FILE_IO_RUNS}) and hello wall time (median of {HELLO_RUNS}):"
+    );
+    for r in &records {
+        println!(
+            "{:<32} {:>10.1} ms baseline {:>10.1} ms ratio {:.2}",
             r.name, r.value, r.baseline_value, r.ratio
         );
     }
