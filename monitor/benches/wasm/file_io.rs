@@ -22,7 +22,10 @@ const FIGURE: &str = "file_io_us=";
 /// Milliseconds of `runs` runs under weft and under wasmtime, alternated so
 /// drift hits both alike (after one warm-up run of each).
 pub fn measure(weft: &str, runs: usize) -> (Vec<f64>, Vec<f64>) {
-    assert!(Path::new(WASM).exists(), "{WASM} missing (run `make build`)");
+    assert!(
+        Path::new(WASM).exists(),
+        "{WASM} missing (run `make build`)"
+    );
     let root = std::env::temp_dir().join(format!("weft-bench-file-io-{}", std::process::id()));
     std::fs::create_dir_all(&root).expect("temporary root");
     let root_arg = root.to_str().expect("a UTF-8 temporary directory");

@@ -20,7 +20,11 @@ const SIZE: usize = 5 * MIB;
 const CHUNK: usize = 64 * 1024;
 
 fn main() {
-    let arg = |i: usize| std::env::args().nth(i).and_then(|a| a.parse::<usize>().ok());
+    let arg = |i: usize| {
+        std::env::args()
+            .nth(i)
+            .and_then(|a| a.parse::<usize>().ok())
+    };
     let size = arg(1).map_or(SIZE, |m| m * MIB);
     let chunk = arg(2).unwrap_or(CHUNK).max(1);
     let block: Vec<u8> = (0..chunk).map(|i| (i * 7 + i / 251) as u8).collect();
