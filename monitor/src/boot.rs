@@ -214,13 +214,10 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         (hi - lo) / PAGE_SIZE
     };
     let payload_pages = (8 + spec.payload.map_or(0, <[u8]>::len) as u64).div_ceil(PAGE_SIZE);
-    // One page table per 2 MiB of premapped heap.
-    let heap_tables = heap_premapped(spec.mem_size) >> 21;
+    // The premapped heap takes no last-level tables: it is mapped with
+    // 2 MiB pages (`Space::map_fresh_large`).
     frames.reserve_page_tables(
-        80 + PIPE_TABLES
-            + gib
-            + heap_tables
-            + (image_pages(&kplan) + image_pages(&pplan) + payload_pages) / 256,
+        80 + PIPE_TABLES + gib + (image_pages(&kplan) + image_pages(&pplan) + payload_pages) / 256,
     )?;
 
     let kernel_root = kernel_space(ram, &mut frames, spec.mem_size, spec.kernel, &kplan)?;

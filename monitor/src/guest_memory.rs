@@ -10,11 +10,12 @@ use crate::host;
 use thiserror::Error;
 use vm_memory::{
     Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+    MemoryRegionAddress,
 };
 use weft_control::boot::{MAX_REGIONS, MemoryRegion, region_kind};
 use weft_control::layout::PAGE_SIZE;
 use weft_control::streams::{PIPE_REGION_GPA, PIPE_REGION_SIZE, REGIONS, region_gpa};
-use weft_image::paging::{Access, FrameAllocator, PhysMemory, translate_range};
+use weft_image::paging::{Access, FrameAllocator, PhysMemory, SIZE_2M, translate_range};
 
 /// Guest RAM as the monitor sees it.
 pub type Ram = GuestMemoryMmap<()>;
@@ -35,16 +36,31 @@ pub enum MemoryError {
 
 /// Maps `size` bytes of zeroed guest RAM at guest-physical 0 and the zeroed
 /// pipe region at `PIPE_REGION_GPA` (PROTOCOL.md §1.1, §8).
+///
+/// RAM is backed by the host's transparent huge pages where it has them
+/// (`MADV_HUGEPAGE`), so the guest's 2 MiB pages (the direct map, the
+/// first program's heap) are shadowed 2 MiB at a time
+/// ([`crate::loader::Space::map_fresh_large`]). Untouched RAM still costs
+/// the host nothing.
 pub fn create(size: u64) -> Result<Ram, MemoryError> {
     let len = usize::try_from(size).map_err(|_| MemoryError::TooSmall {
         needed: size,
         what: "RAM",
     })?;
-    GuestMemoryMmap::from_ranges(&[
+    let ram = GuestMemoryMmap::from_ranges(&[
         (GuestAddress(0), len),
         (GuestAddress(PIPE_REGION_GPA), PIPE_REGION_SIZE as usize),
     ])
-    .map_err(|e| MemoryError::Map(size, e))
+    .map_err(|e| MemoryError::Map(size, e))?;
+    let base = ram
+        .find_region(GuestAddress(0))
+        .and_then(|r| r.get_host_address(MemoryRegionAddress(0)).ok())
+        .and_then(std::ptr::NonNull::new);
+    if let Some(base) = base {
+        // Only advice: a host without huge pages maps RAM as before.
+        let _ = host::advise_huge_pages(base, len);
+    }
+    Ok(ram)
 }
 
 /// Maps the zeroed memory of pipe regions 1.. (PROTOCOL.md §8.1): one
@@ -177,6 +193,20 @@ impl BootFrames {
             }),
         }
         Ok(base)
+    }
+
+    /// `pages` (a whole number of 2 MiB) contiguous zeroed frames for
+    /// `kind` from the next 2 MiB boundary; returns the first. The frames
+    /// skipped to reach the boundary (under 2 MiB) go to `kind` too, unused.
+    pub fn alloc_large(
+        &mut self,
+        pages: u64,
+        kind: u32,
+        what: &'static str,
+    ) -> Result<u64, MemoryError> {
+        let skip = self.next.next_multiple_of(SIZE_2M) - self.next;
+        self.alloc(skip / PAGE_SIZE, kind, what)?;
+        self.alloc(pages, kind, what)
     }
 
     /// Reserves `pages` frames from which [`FrameAllocator::alloc_zeroed`] serves

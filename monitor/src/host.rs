@@ -209,6 +209,15 @@ pub unsafe fn discard_pages(base: NonNull<u8>, len: usize) -> io::Result<()> {
     check(rc.into()).map(drop)
 }
 
+/// Asks the host to back `[base, base + len)` with transparent huge pages
+/// (`MADV_HUGEPAGE`). Changes no contents.
+pub fn advise_huge_pages(base: NonNull<u8>, len: usize) -> io::Result<()> {
+    // SAFETY: `MADV_HUGEPAGE` only changes how the host backs the range,
+    // never its contents; an unmapped or unaligned range is an error return.
+    let rc = unsafe { libc::madvise(base.as_ptr().cast(), len, libc::MADV_HUGEPAGE) };
+    check(rc.into()).map(drop)
+}
+
 /// Scatter/gather addresses for [`readv`] and [`writev`].
 pub type IoVec = libc::iovec;
 
