@@ -10,7 +10,6 @@ use crate::host;
 use thiserror::Error;
 use vm_memory::{
     Address, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
-    MemoryRegionAddress,
 };
 use weft_control::boot::{MAX_REGIONS, MemoryRegion, region_kind};
 use weft_control::layout::PAGE_SIZE;
@@ -36,31 +35,34 @@ pub enum MemoryError {
 
 /// Maps `size` bytes of zeroed guest RAM at guest-physical 0 and the zeroed
 /// pipe region at `PIPE_REGION_GPA` (PROTOCOL.md §1.1, §8).
-///
-/// RAM is backed by the host's transparent huge pages where it has them
-/// (`MADV_HUGEPAGE`), so the guest's 2 MiB pages (the direct map, the
-/// first program's heap) are shadowed 2 MiB at a time
-/// ([`crate::loader::Space::map_fresh_large`]). Untouched RAM still costs
-/// the host nothing.
 pub fn create(size: u64) -> Result<Ram, MemoryError> {
     let len = usize::try_from(size).map_err(|_| MemoryError::TooSmall {
         needed: size,
         what: "RAM",
     })?;
-    let ram = GuestMemoryMmap::from_ranges(&[
+    GuestMemoryMmap::from_ranges(&[
         (GuestAddress(0), len),
         (GuestAddress(PIPE_REGION_GPA), PIPE_REGION_SIZE as usize),
     ])
-    .map_err(|e| MemoryError::Map(size, e))?;
+    .map_err(|e| MemoryError::Map(size, e))
+}
+
+/// Asks the host to back the guest RAM `[gpa, gpa + len)` with transparent
+/// huge pages where it has them, so that guest 2 MiB pages over it are
+/// shadowed 2 MiB at a time ([`crate::loader::Space::map_fresh_large`]).
+/// Only advice: without it, or outside RAM, nothing changes. Untouched
+/// memory still costs the host nothing; a touched 2 MiB is resident whole.
+pub fn advise_huge_pages(ram: &Ram, gpa: u64, len: u64) {
+    let Ok(len) = usize::try_from(len) else {
+        return;
+    };
     let base = ram
-        .find_region(GuestAddress(0))
-        .and_then(|r| r.get_host_address(MemoryRegionAddress(0)).ok())
-        .and_then(std::ptr::NonNull::new);
+        .get_slice(GuestAddress(gpa), len)
+        .ok()
+        .and_then(|s| std::ptr::NonNull::new(s.ptr_guard_mut().as_ptr()));
     if let Some(base) = base {
-        // Only advice: a host without huge pages maps RAM as before.
         let _ = host::advise_huge_pages(base, len);
     }
-    Ok(ram)
 }
 
 /// Maps the zeroed memory of pipe regions 1.. (PROTOCOL.md §8.1): one

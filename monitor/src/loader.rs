@@ -3,7 +3,7 @@
 //! allowed range, no byte overlap, shared pages only with equal permissions) come
 //! from `weft_image::elf::parse`; this module adds only the copying.
 
-use crate::guest_memory::{BootFrames, MemoryError, PhysRam, Ram};
+use crate::guest_memory::{self, BootFrames, MemoryError, PhysRam, Ram};
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::layout::PAGE_SIZE;
@@ -200,8 +200,9 @@ impl<F: Frames> Space<'_, F> {
     ///
     /// Under shadow paging (the nested KVM Weft targets) the first touch of
     /// each guest page is a fault the host handles (~40–65 µs); a 2 MiB page
-    /// over host memory backed by huge pages (`guest_memory::create`) costs
-    /// one such fault instead of 512. A Wasm app growing its memory by
+    /// over host memory backed by huge pages (asked for here,
+    /// [`guest_memory::advise_huge_pages`]) costs one such fault instead of
+    /// 512. A Wasm app growing its memory by
     /// 5 MiB (which the runtime zeroes) took ~80 ms with 4 KiB pages and
     /// 2–17 ms with 2 MiB pages.
     pub fn map_fresh_large(
@@ -216,6 +217,7 @@ impl<F: Frames> Space<'_, F> {
         let Some(first) = self.frames.alloc_large(pages, kind, what)? else {
             return self.map_fresh(bottom, pages, flags, kind, what);
         };
+        guest_memory::advise_huge_pages(self.ram, first, bytes);
         for offset in (0..bytes).step_by(SIZE_2M as usize) {
             map_2m(
                 &mut PhysRam(self.ram),
