@@ -199,7 +199,13 @@ pub fn program_space<F: Frames>(
         kind,
         "the program stack",
     )?;
-    space.map_fresh_large(USER_HEAP_BASE, image.heap_bytes, rw, kind, "the program heap")?;
+    space.map_fresh_large(
+        USER_HEAP_BASE,
+        image.heap_bytes,
+        rw,
+        kind,
+        "the program heap",
+    )?;
     let ro = PageFlags {
         writable: false,
         ..rw

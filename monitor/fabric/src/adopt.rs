@@ -4,7 +4,7 @@
 //! [`WINDOW`] in flight; then one **adopt** query names the assembled
 //! snapshot and carries the request. The adopt follows the last parts at
 //! once: one that comes while some of its transfer's bytes are still on
-//! their way waits for them (at most [`STALE`]). No Zenoh message is ever larger than a
+//! their way (even before its first part) waits for them (at most [`STALE`]). No Zenoh message is ever larger than a
 //! part, so a destination that dies mid-move holds up at most a window of
 //! its link's queue, never the source's whole session.
 //!
@@ -130,9 +130,11 @@ pub struct Assembly {
     touched: Instant,
 }
 
-/// Where a receiving device keeps the transfer under way.
+/// Where a receiving device keeps the transfer under way, and the last
+/// transfer taken (so that an adopt of it again does not wait for parts
+/// that will never come).
 #[derive(Default)]
-pub struct Assemblies(Option<Assembly>);
+pub struct Assemblies(Option<Assembly>, Option<u64>);
 
 impl Assemblies {
     /// Stores a part of transfer `head.transfer`.
@@ -192,12 +194,16 @@ impl Assemblies {
         }
     }
 
-    /// Whether transfer `head.transfer` is under way here and some of its
-    /// bytes have not come yet.
+    /// Whether some bytes of transfer `head.transfer` have not come yet:
+    /// some of its parts are stored and not all, or none is and it is not
+    /// the transfer taken last. (The source sends its last parts and the
+    /// adopt at once, each on its own query, so the adopt may even come
+    /// before the first part.)
     pub fn waits_for(&self, head: &Head) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|a| a.transfer == head.transfer && a.got < a.bytes.len() as u64)
+        match &self.0 {
+            Some(a) if a.transfer == head.transfer => a.got < a.bytes.len() as u64,
+            _ => self.1 != Some(head.transfer),
+        }
     }
 
     /// Takes the whole snapshot of transfer `head.transfer`.
@@ -208,6 +214,7 @@ impl Assemblies {
                     && a.got == head.total
                     && a.got == a.bytes.len() as u64 =>
             {
+                self.1 = Some(a.transfer);
                 Ok(a.bytes)
             }
             Some(a) if a.transfer == head.transfer => {
@@ -269,18 +276,20 @@ mod tests {
         let snapshot: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let mut a = Assemblies::default();
         let adopt = head(Kind::Adopt, 1, 0, 10_000);
-        assert!(!a.waits_for(&adopt), "nothing of it came yet");
+        // An adopt waits while some of its bytes are on their way, the
+        // first part's too.
+        assert!(a.waits_for(&adopt), "nothing of it came yet");
         for offset in [8192u64, 0, 4096] {
             let end = (offset as usize + 4096).min(snapshot.len());
             let h = head(Kind::Part, 1, offset, 10_000);
             a.part(&h, &snapshot[offset as usize..end]).unwrap();
-            // An adopt waits while some of its bytes are on their way.
             assert_eq!(a.waits_for(&adopt), offset != 4096);
-            assert!(!a.waits_for(&head(Kind::Adopt, 2, 0, 10_000)));
         }
         assert_eq!(a.take(&adopt).unwrap(), snapshot);
-        // Taken: gone.
+        // Taken: gone, and an adopt of it again does not wait.
+        assert!(!a.waits_for(&adopt));
         assert!(a.take(&head(Kind::Adopt, 1, 0, 10_000)).is_err());
+        assert!(a.waits_for(&head(Kind::Adopt, 2, 0, 10_000)));
     }
 
     #[test]
