@@ -7,7 +7,7 @@ use crate::guest_memory::{self, BootFrames, MemoryError, PhysRam, Ram};
 use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::layout::PAGE_SIZE;
-use weft_image::elf::LoadPlan;
+use weft_image::elf::{LoadPlan, Segment};
 use weft_image::paging::{
     Access, FrameAllocator, MapError, PageFlags, SIZE_2M, map_2m, map_4k, map_4k_range, translate,
 };
@@ -82,6 +82,29 @@ impl Frames for BootFrames {
     }
 }
 
+/// The least of a 2 MiB stretch of address space a segment must fill for
+/// [`Space::load`] to map the stretch with one 2 MiB page (the rest of the
+/// page is zero and the segment's): half, so at most as much memory goes
+/// unused as is used.
+pub const LARGE_MIN: u64 = SIZE_2M / 2;
+
+/// Whether segment `i` of `segments` is the only one with a byte in the
+/// 2 MiB at `region`, and covers at least [`LARGE_MIN`] of it.
+fn alone_and_large(segments: &[Segment], i: usize, region: u64) -> bool {
+    let overlap = |s: &Segment| {
+        let (lo, hi) = (
+            s.vaddr.max(region),
+            (s.vaddr + s.mem_size).min(region + SIZE_2M),
+        );
+        hi.saturating_sub(lo)
+    };
+    overlap(&segments[i]) >= LARGE_MIN
+        && segments
+            .iter()
+            .enumerate()
+            .all(|(j, s)| j == i || overlap(s) == 0)
+}
+
 /// One address space being built: guest RAM, the frames to build it from and
 /// its PML4.
 pub struct Space<'a, F: Frames> {
@@ -92,7 +115,10 @@ pub struct Space<'a, F: Frames> {
 
 impl<F: Frames> Space<'_, F> {
     /// Loads every segment of `plan` from `image` into fresh frames and maps
-    /// them.
+    /// them: with a 2 MiB page each 2 MiB of address space that one segment
+    /// alone touches and fills at least [`LARGE_MIN`] of, when the frames
+    /// give aligned runs ([`Frames::alloc_large`]; see
+    /// [`Self::map_fresh_large`] for why); with 4 KiB pages the rest.
     pub fn load(
         &mut self,
         image: &[u8],
@@ -100,7 +126,8 @@ impl<F: Frames> Space<'_, F> {
         owner: Owner,
         kind: u32,
     ) -> Result<(), LoadError> {
-        for seg in plan.segments() {
+        let segments = plan.segments();
+        for (i, seg) in segments.iter().enumerate() {
             let flags = PageFlags {
                 writable: seg.flags.write,
                 user: owner == Owner::Program,
@@ -108,28 +135,61 @@ impl<F: Frames> Space<'_, F> {
                 global: owner == Owner::Kernel,
             };
             let end = seg.vaddr + seg.mem_size;
-            let file_end = seg.vaddr + seg.file_size;
             let mut page = seg.vaddr & !(PAGE_SIZE - 1);
             while page < end {
-                let frame = self.page_frame(page, flags, kind)?;
-                // Copy the part of the file image that falls in this page.
-                let from = page.max(seg.vaddr);
-                let to = (page + PAGE_SIZE).min(file_end);
-                if from < to {
-                    let off = (seg.file_offset + (from - seg.vaddr)) as usize;
-                    let dst = frame + (from - page);
-                    // In bounds by the plan's invariants; checked anyway.
-                    let bytes = image
-                        .get(off..off + (to - from) as usize)
-                        .ok_or(LoadError::Copy(dst))?;
-                    self.ram
-                        .write_slice(bytes, GuestAddress(dst))
-                        .map_err(|_| LoadError::Copy(dst))?;
+                let region = page & !(SIZE_2M - 1);
+                if page == region.max(seg.vaddr & !(PAGE_SIZE - 1))
+                    && alone_and_large(segments, i, region)
+                    && let Some(frame) =
+                        self.frames
+                            .alloc_large(SIZE_2M / PAGE_SIZE, kind, "an ELF segment")?
+                {
+                    guest_memory::advise_huge_pages(self.ram, frame, SIZE_2M);
+                    map_2m(
+                        &mut PhysRam(self.ram),
+                        self.frames,
+                        self.root,
+                        region,
+                        frame,
+                        flags,
+                    )
+                    .map_err(LoadError::Map)?;
+                    self.copy(image, seg, region, region + SIZE_2M, frame)?;
+                    page = region + SIZE_2M;
+                    continue;
                 }
+                let frame = self.page_frame(page, flags, kind)?;
+                self.copy(image, seg, page, page + PAGE_SIZE, frame)?;
                 page += PAGE_SIZE;
             }
         }
         Ok(())
+    }
+
+    /// Copies the part of `seg`'s file image that falls in `[lo, hi)` to
+    /// the frames from `frame` (which back `lo`).
+    fn copy(
+        &self,
+        image: &[u8],
+        seg: &Segment,
+        lo: u64,
+        hi: u64,
+        frame: u64,
+    ) -> Result<(), LoadError> {
+        let from = lo.max(seg.vaddr);
+        let to = hi.min(seg.vaddr + seg.file_size);
+        if from >= to {
+            return Ok(());
+        }
+        let off = (seg.file_offset + (from - seg.vaddr)) as usize;
+        let dst = frame + (from - lo);
+        // In bounds by the plan's invariants; checked anyway.
+        let bytes = image
+            .get(off..off + (to - from) as usize)
+            .ok_or(LoadError::Copy(dst))?;
+        self.ram
+            .write_slice(bytes, GuestAddress(dst))
+            .map_err(|_| LoadError::Copy(dst))
     }
 
     /// The frame backing `page`: the existing one when an earlier segment

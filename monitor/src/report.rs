@@ -14,8 +14,8 @@ use weft_control::streams::USER_DOORBELLS_ADDR;
 /// What a report needs besides the stop itself.
 pub struct Context<'a> {
     pub ram: &'a Ram,
-    pub kernel: &'a Symbols,
-    pub program: &'a Symbols,
+    pub kernel: &'a Symbols<'a>,
+    pub program: &'a Symbols<'a>,
 }
 
 /// The exit status for `stop` and the report to print (empty if none).
@@ -65,7 +65,7 @@ pub fn report(stop: &Stop, cx: &Context<'_>) -> (ExitStatus, String) {
     (status, out)
 }
 
-fn backtrace(out: &mut String, frames: &[u64], tables: &[&Symbols]) {
+fn backtrace(out: &mut String, frames: &[u64], tables: &[&Symbols<'_>]) {
     let _ = writeln!(out, "  backtrace:");
     for (i, ret) in frames.iter().enumerate() {
         // A return address points after the call; name the call itself.
