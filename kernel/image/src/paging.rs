@@ -9,10 +9,14 @@
 //!   error (`BadTable`), never a panic. A walk visits at most four entries, so a
 //!   table that points at itself cannot make it loop.
 //! - Entries this module creates: intermediate entries (PML4E, PDPTE, PDE pointing
-//!   to a table) are `PRESENT | WRITABLE | USER`, so the leaf alone decides the
-//!   effective permissions; leaves are `PRESENT`, plus `WRITABLE`, `USER`,
-//!   `GLOBAL` as asked, plus `NX` unless executable. Existing intermediate entries
-//!   are never modified, and no existing leaf is ever replaced.
+//!   to a table) are `PRESENT | WRITABLE | USER | ACCESSED`, so the leaf alone
+//!   decides the effective permissions; leaves are `PRESENT | ACCESSED`, plus
+//!   `WRITABLE | DIRTY`, `USER`, `GLOBAL` as asked, plus `NX` unless executable.
+//!   Nothing reads the accessed and dirty bits; set from the start, they leave
+//!   a hypervisor that shadows these tables no bit to set on a first access
+//!   (an exit each), and let it map a faulting page's neighbours at once.
+//!   Existing intermediate entries are never modified, and no existing leaf is
+//!   ever replaced.
 //! - The low 12 bits of `root` are ignored, as the CPU ignores CR3's flag bits.
 //! - Physical addresses are bits 12..51 of an entry ([`PTE_ADDR_MASK`]).
 //!
@@ -43,6 +47,9 @@ pub const PTE_HUGE: u64 = 1 << 7;
 pub const PTE_GLOBAL: u64 = 1 << 8;
 /// No instruction fetch (with EFER.NXE).
 pub const PTE_NX: u64 = 1 << 63;
+/// An intermediate entry's bits (besides the table's address): the leaf
+/// alone decides the permissions.
+const TABLE_BITS: u64 = PTE_PRESENT | PTE_WRITABLE | PTE_USER | PTE_ACCESSED;
 /// Physical-address bits 12..51 of an entry.
 pub const PTE_ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
@@ -80,9 +87,9 @@ pub struct PageFlags {
 impl PageFlags {
     /// The leaf-entry bits for these flags (without `PRESENT` or `HUGE`).
     pub const fn bits(self) -> u64 {
-        let mut bits = 0;
+        let mut bits = PTE_ACCESSED;
         if self.writable {
-            bits |= PTE_WRITABLE;
+            bits |= PTE_WRITABLE | PTE_DIRTY;
         }
         if self.user {
             bits |= PTE_USER;
@@ -245,7 +252,7 @@ pub fn link_table(
     if entry & PTE_PRESENT != 0 {
         return Err(MapError::AlreadyMapped { vaddr });
     }
-    mem.write_u64(slot, table | PTE_PRESENT | PTE_WRITABLE | PTE_USER)
+    mem.write_u64(slot, table | TABLE_BITS)
         .ok_or(MapError::BadTable { phys: pd })
 }
 
@@ -299,7 +306,7 @@ fn walk_create(
             if frame & !PTE_ADDR_MASK != 0 {
                 return Err(MapError::BadTable { phys: frame });
             }
-            let new = frame | PTE_PRESENT | PTE_WRITABLE | PTE_USER;
+            let new = frame | TABLE_BITS;
             mem.write_u64(slot, new)
                 .ok_or(MapError::BadTable { phys: table })?;
             table = frame;

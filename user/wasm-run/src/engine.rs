@@ -4,11 +4,15 @@
 //!
 //! - `wasmi` with the features of this crate's manifest (`validate`,
 //!   `stable`, `portable-dispatch`), fuel metering on;
-//! - functions compiled eagerly, when the module is: lazy compilation
-//!   charges a function's compilation to the fuel of its first call, and
-//!   running out there is not resumable in wasmi 2 (a large function called
-//!   near the end of a slice would trap). Compiled modules are cached by
-//!   the runtime, so eager compilation is paid once;
+//! - every function validated when the module is compiled (an invalid
+//!   module is refused at load, as wasmtime does), but translated to
+//!   wasmi's code only when first called: a program runs a small part of
+//!   what it links (`hello.wasm` compiled in 0.6 ms rather than 2.1 ms on
+//!   the host). A translation costs no fuel: wasmi 2 charges it to the
+//!   fuel of the function's first call, where running out is not
+//!   resumable (a large function first called near the end of a slice
+//!   would trap), so its cost is set to zero; a call's fuel then counts
+//!   what it runs, as it did when everything was translated up front;
 //! - every module rewritten first by the load-time instrumentation
 //!   (`weft_wasm_instrument`) so a trap report can name its function;
 //! - calls run [`FUEL_SLICE`] units of fuel at a time.
@@ -16,7 +20,7 @@
 use alloc::rc::Rc;
 use alloc::string::String;
 use core::fmt;
-use wasmi::{CompilationMode, Config, Engine, Module};
+use wasmi::{CompilationMode, Config, CustomFuelCosts, Engine, Module};
 use weft_wasm_instrument::{FunctionNames, Instrumented, State, instrument};
 
 /// Fuel an app runs on before another app gets a turn (about a million Wasm
@@ -31,7 +35,13 @@ pub const START_FUEL: u64 = FUEL_SLICE;
 pub fn config() -> Config {
     let mut config = Config::default();
     config.consume_fuel(true);
-    config.compilation_mode(CompilationMode::Eager);
+    config.compilation_mode(CompilationMode::LazyTranslation);
+    config.fuel_cost(CustomFuelCosts {
+        // wasmi's own default for `memory.copy`, `memory.fill` and the like.
+        bytes_copied_per_fuel: 64,
+        fuel_per_bytes_translated: 0,
+        fuel_per_bytes_validated: 0,
+    });
     config
 }
 

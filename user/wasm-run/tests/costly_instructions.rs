@@ -103,3 +103,29 @@ fn filling_more_memory_than_a_slice_pays_for_finishes() {
     assert!(slices <= 3, "{slices} slices");
     assert_eq!(fake.stdout(), "done");
 }
+
+#[test]
+fn a_function_larger_than_a_slice_translates_and_runs() {
+    // Functions are translated when first called, at no fuel: under
+    // wasmi's default costs (9 a byte) this one's translation alone would
+    // cost more than a slice, and running out there cannot be resumed.
+    let fake = Fake::new();
+    let body = "(drop (i32.const 1))\n".repeat(60_000);
+    let wasm = wat::parse_str(format!(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 16) "done")
+             (func $big {body})
+             (func (export "_start")
+               (call $big)
+               (i32.store (i32.const 0) (i32.const 16))
+               (i32.store (i32.const 4) (i32.const 4))
+               (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    ))
+    .expect("valid WAT");
+    assert!(wasm.len() as u64 * 9 > FUEL_SLICE, "{} bytes", wasm.len());
+    let (end, _) = run_slices(&fake, &wasm, 10);
+    assert_eq!(exited(&end), Some(0));
+    assert_eq!(fake.stdout(), "done");
+}

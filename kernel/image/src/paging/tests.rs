@@ -129,12 +129,15 @@ fn map_4k_translates_back_with_exact_entry_bits() {
     for level in 2..=4 {
         assert_eq!(
             entry(&mem, va, level) & !PTE_ADDR_MASK,
-            PTE_PRESENT | PTE_WRITABLE | PTE_USER
+            PTE_PRESENT | PTE_WRITABLE | PTE_USER | PTE_ACCESSED
         );
     }
+    // Accessed and dirty from the start (nothing reads them), so the
+    // hypervisor's shadow paging has no bit to set on a first access and
+    // may map the neighbouring pages at once.
     assert_eq!(
         entry(&mem, va, 1),
-        0x7_0000_0000 | PTE_PRESENT | PTE_WRITABLE | PTE_USER | PTE_NX
+        0x7_0000_0000 | PTE_PRESENT | PTE_WRITABLE | PTE_USER | PTE_NX | PTE_ACCESSED | PTE_DIRTY
     );
     assert_eq!(alloc.next, 4 * SIZE_4K, "three tables allocated");
     // A neighbour shares all three tables.
@@ -142,7 +145,7 @@ fn map_4k_translates_back_with_exact_entry_bits() {
     assert_eq!(alloc.next, 4 * SIZE_4K);
     assert_eq!(
         entry(&mem, va + SIZE_4K, 1),
-        0x5000 | PTE_PRESENT | PTE_WRITABLE | PTE_NX | PTE_GLOBAL
+        0x5000 | PTE_PRESENT | PTE_WRITABLE | PTE_NX | PTE_GLOBAL | PTE_ACCESSED | PTE_DIRTY
     );
     // The low 12 bits of the root (CR3 flags) are ignored.
     assert_eq!(translate(&mem, ROOT | 0x18, va, READ), Ok(0x7_0000_0000));
