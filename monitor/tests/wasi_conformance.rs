@@ -6,9 +6,9 @@
 //! behind must match. Socket programs, which the reference cannot grant
 //! listeners to, are compared with checked-in expected output instead.
 //!
-//! Known differences are listed in user/wasm/conformance/differences.txt
-//! (PROTOCOL.md §13.1): the test fails when an unlisted aspect differs and
-//! when a listed one matches, so the list stays honest.
+//! Known differences are listed in PROTOCOL.md §13.1's table, which the
+//! test reads: it fails when an unlisted aspect differs and when a listed
+//! one matches, so the table stays honest.
 //!
 //! For whoever works on a difference: `WEFT_WASI_ONLY=c/times,rust/env`
 //! runs only those programs, and `WEFT_WASI_SHOW=1` prints the listed
@@ -48,7 +48,7 @@ fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
         "the wasmtime Python package is missing: run `make setup`"
     );
     let source = programs::source_dir();
-    let listed = differences::load(&source.join("differences.txt"));
+    let listed = differences::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../PROTOCOL.md"));
     let mut programs = programs::all(&common::target());
     let show = std::env::var_os("WEFT_WASI_SHOW").is_some();
     let only = std::env::var("WEFT_WASI_ONLY").ok();
@@ -95,7 +95,7 @@ fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
                     diff::unified(&a, &b)
                 )),
                 (true, Some(reason)) => failures.push(format!(
-                    "{} now matches in {aspect}: delete its line from differences.txt ({reason})",
+                    "{} now matches in {aspect}: delete its row from PROTOCOL.md §13.1 ({reason})",
                     program.name
                 )),
             }
