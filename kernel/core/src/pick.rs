@@ -5,9 +5,13 @@
 //! - A blocked process wakes when its deadline has passed or its wait is
 //!   over ([`Wait`]); one blocked on streams wakes when the monitor names
 //!   its slot in a stream interrupt's wake bits (§8.3), and only then.
-//! - Round-robin: the next to run is the first runnable slot after the
-//!   current one, wrapping around, the current one last. Blocked and ended
-//!   processes are never picked; when none is runnable the CPU idles.
+//! - Woken first, then round-robin: the next to run is the first slot
+//!   this decision woke after the current one (other than the current
+//!   one), else the first runnable slot
+//!   after the current one, wrapping around, the current one last (so a
+//!   process woken by I/O does not wait for a slice of every busy one).
+//!   Blocked and ended processes are never picked; when none is runnable
+//!   the CPU idles.
 //! - The timer is needed only for a slice when another process is runnable
 //!   besides the one picked, and for the earliest deadline of a process
 //!   still blocked; whichever comes first ([`Decision::arm`]; the kernel
@@ -110,9 +114,16 @@ impl Table {
                 arm: earliest,
             };
         }
-        // The first runnable slot after the current one, else the first.
-        let later = runnable & !(u32::MAX >> (31 - self.current.min(31)));
-        let next = if later != 0 { later } else { runnable }.trailing_zeros() as usize;
+        // The first slot this decision woke after the current one (it
+        // waited, and mostly runs briefly before it waits again), else the
+        // first runnable one after the current one; wrapping. The current
+        // one, whose wait ended as it began, goes last as ever.
+        let first = match woken & runnable & !(1 << self.current) {
+            0 => runnable,
+            woke => woke,
+        };
+        let later = first & !(u32::MAX >> (31 - self.current.min(31)));
+        let next = if later != 0 { later } else { first }.trailing_zeros() as usize;
         let slice = (runnable & !(1 << next) != 0).then(|| now.saturating_add(slice_ticks));
         Decision {
             next: if next == self.current {
@@ -275,6 +286,26 @@ mod tests {
                 arm: Some(70)
             }
         );
+    }
+
+    #[test]
+    fn a_woken_process_runs_before_the_busy_ones() {
+        let mut t = table(3);
+        // Slot 2 waits for streams; 0, 1 and 3 are busy, 0 runs.
+        t.switch_to(2, 0).unwrap();
+        t.block(Wait::Streams, None);
+        t.switch_to(0, 0).unwrap();
+        // The monitor wakes slot 2: it runs next, not slot 1, with a slice.
+        assert_eq!(
+            t.pick(10, 0b100, SLICE),
+            Decision {
+                next: Next::Run(2),
+                arm: Some(10 + SLICE)
+            }
+        );
+        t.switch_to(2, 10).unwrap();
+        // Then round-robin goes on after it.
+        assert_eq!(t.pick(20, 0, SLICE).next, Next::Run(3));
     }
 
     #[test]

@@ -200,8 +200,12 @@ impl Model {
                 _ => false,
             })
             .collect();
+        let mut woken = Vec::new();
         for (p, wake) in self.procs.iter_mut().zip(wakes) {
             if wake {
+                if p.slot != self.current {
+                    woken.push(p.slot);
+                }
                 // A wake is used up by the process blocked on streams it
                 // woke, however else it would have woken.
                 if matches!(
@@ -231,10 +235,13 @@ impl Model {
             .map(|p| p.slot)
             .collect();
         runnable.sort();
-        let next = runnable
+        woken.sort();
+        // Those it woke first (the running one aside), then round-robin.
+        let first = if woken.is_empty() { &runnable } else { &woken };
+        let next = first
             .iter()
             .find(|&&s| s > self.current)
-            .or(runnable.first())
+            .or(first.first())
             .copied();
         let Some(next) = next else {
             return Decision {
