@@ -1,6 +1,8 @@
 /* poll_oneoff on descriptors of every kind: a file (read and write),
  * stdin (a file here), stdout, a directory, a bad fd; with and without a
- * clock. Events are printed sorted by userdata. */
+ * clock. Events are printed sorted by userdata. A call with several
+ * subscriptions subscribes to no file for reading: wasmtime then reports
+ * that read event in some runs and not in others (weft always does). */
 #include "common.h"
 #include <fcntl.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@ static void poll(const char *label, __wasi_subscription_t *s, int count) {
 int main(void) {
     int f = open("b.txt", O_RDWR);
     int d = open("dir", O_RDONLY | O_DIRECTORY);
+    int g = open("dir/c.txt", O_RDWR);
     __wasi_subscription_t s[6];
     s[0] = fd_sub(1, f, 0);
     poll("file read", s, 1);
@@ -49,10 +52,9 @@ int main(void) {
     poll("directory read", s, 1);
     s[0] = fd_sub(6, 99, 0);
     poll("fd 99 read", s, 1);
-    s[0] = fd_sub(7, f, 0);
-    s[1] = fd_sub(8, f, 1);
-    s[2] = fd_sub(9, 1, 1);
-    poll("three at once", s, 3);
+    s[0] = fd_sub(8, g, 1);
+    s[1] = fd_sub(9, 1, 1);
+    poll("two at once", s, 2);
     s[0] = fd_sub(10, f, 0);
     memset(&s[1], 0, sizeof s[1]);
     s[1].userdata = 11;
