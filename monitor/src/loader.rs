@@ -141,19 +141,8 @@ impl<F: Frames> Space<'_, F> {
                 if page == region.max(seg.vaddr & !(PAGE_SIZE - 1))
                     && alone_and_large(segments, i, region)
                     && let Some(frame) =
-                        self.frames
-                            .alloc_large(SIZE_2M / PAGE_SIZE, kind, "an ELF segment")?
+                        self.map_large(region, SIZE_2M, flags, kind, "an ELF segment")?
                 {
-                    guest_memory::advise_huge_pages(self.ram, frame, SIZE_2M);
-                    map_2m(
-                        &mut PhysRam(self.ram),
-                        self.frames,
-                        self.root,
-                        region,
-                        frame,
-                        flags,
-                    )
-                    .map_err(LoadError::Map)?;
                     self.copy(image, seg, region, region + SIZE_2M, frame)?;
                     page = region + SIZE_2M;
                     continue;
@@ -273,9 +262,26 @@ impl<F: Frames> Space<'_, F> {
         kind: u32,
         what: &'static str,
     ) -> Result<(), LoadError> {
-        let pages = bytes / PAGE_SIZE;
-        let Some(first) = self.frames.alloc_large(pages, kind, what)? else {
-            return self.map_fresh(bottom, pages, flags, kind, what);
+        if self.map_large(bottom, bytes, flags, kind, what)?.is_none() {
+            self.map_fresh(bottom, bytes / PAGE_SIZE, flags, kind, what)?;
+        }
+        Ok(())
+    }
+
+    /// Maps `bytes` (a whole number of 2 MiB) at `bottom` (2 MiB-aligned)
+    /// with 2 MiB pages over one aligned run of fresh zeroed frames, advised
+    /// to huge host pages; returns the run's first frame, or `None` (and
+    /// maps nothing) if the frames give no such runs.
+    fn map_large(
+        &mut self,
+        bottom: u64,
+        bytes: u64,
+        flags: PageFlags,
+        kind: u32,
+        what: &'static str,
+    ) -> Result<Option<u64>, LoadError> {
+        let Some(first) = self.frames.alloc_large(bytes / PAGE_SIZE, kind, what)? else {
+            return Ok(None);
         };
         guest_memory::advise_huge_pages(self.ram, first, bytes);
         for offset in (0..bytes).step_by(SIZE_2M as usize) {
@@ -289,7 +295,7 @@ impl<F: Frames> Space<'_, F> {
             )
             .map_err(LoadError::Map)?;
         }
-        Ok(())
+        Ok(Some(first))
     }
 
     /// Maps `pages` pages at `vaddr` to the guest-physical range at `phys`
@@ -311,5 +317,105 @@ impl<F: Frames> Space<'_, F> {
             flags,
         )
         .map_err(LoadError::Map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_control::boot::region_kind;
+    use weft_control::layout::{USER_BASE, USER_HEAP_BASE};
+    use weft_image::elf;
+
+    /// A static x86_64 executable with one program header per
+    /// `(flags, vaddr, offset, bytes, mem_size)`; segment bytes are
+    /// `offset`'s low byte plus their index, so each byte tells where it
+    /// came from.
+    fn image(segments: &[(u32, u64, u64, u64, u64)], entry: u64) -> Vec<u8> {
+        let end = segments.iter().map(|s| s.2 + s.3).max().unwrap_or(0);
+        let mut out = vec![0u8; end.max(64 + 56 * segments.len() as u64) as usize];
+        for &(_, _, offset, bytes, _) in segments {
+            for i in 0..bytes {
+                out[(offset + i) as usize] = (offset as u8).wrapping_add(i as u8) | 1;
+            }
+        }
+        out[..4].copy_from_slice(b"\x7fELF");
+        out[4..8].copy_from_slice(&[2, 1, 1, 0]); // 64-bit, little-endian, v1, SysV
+        let put = |out: &mut Vec<u8>, at: usize, v: &[u8]| out[at..at + v.len()].copy_from_slice(v);
+        put(&mut out, 16, &2u16.to_le_bytes()); // EXEC
+        put(&mut out, 18, &62u16.to_le_bytes()); // x86_64
+        put(&mut out, 20, &1u32.to_le_bytes());
+        put(&mut out, 24, &entry.to_le_bytes());
+        put(&mut out, 32, &64u64.to_le_bytes()); // program headers
+        put(&mut out, 52, &64u16.to_le_bytes());
+        put(&mut out, 54, &56u16.to_le_bytes());
+        put(&mut out, 56, &(segments.len() as u16).to_le_bytes());
+        for (i, &(flags, vaddr, offset, bytes, mem)) in segments.iter().enumerate() {
+            let at = 64 + 56 * i;
+            put(&mut out, at, &1u32.to_le_bytes()); // LOAD
+            put(&mut out, at + 4, &flags.to_le_bytes());
+            put(&mut out, at + 8, &offset.to_le_bytes());
+            put(&mut out, at + 16, &vaddr.to_le_bytes());
+            put(&mut out, at + 24, &vaddr.to_le_bytes());
+            put(&mut out, at + 32, &bytes.to_le_bytes());
+            put(&mut out, at + 40, &mem.to_le_bytes());
+            put(&mut out, at + 48, &PAGE_SIZE.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn a_segment_alone_in_half_a_large_page_is_mapped_with_one() {
+        const R: u32 = 4;
+        const RX: u32 = 5;
+        const RW: u32 = 6;
+        // Rodata, code filling 1.2 MiB of [4 MiB, 6 MiB) alone, data.
+        let segments = [
+            (R, 0x20_0000, 0x1000, 0x1000, 0x1000),
+            (RX, 0x43_a000, 0x2000, 0x13_0000, 0x13_0000),
+            (RW, 0x7a_0000, 0x13_2000, 0x10, 0x2000),
+        ];
+        let bytes = image(&segments, 0x43_a010);
+        let plan = elf::parse(&bytes, USER_BASE..USER_HEAP_BASE).unwrap();
+        let ram = guest_memory::create(64 << 20).unwrap();
+        let mut frames = BootFrames::new(64 << 20);
+        frames.reserve_page_tables(16).unwrap();
+        let root = frames.alloc_zeroed().unwrap();
+        let mut space = Space {
+            ram: &ram,
+            frames: &mut frames,
+            root,
+        };
+        space
+            .load(&bytes, &plan, Owner::Program, region_kind::PROGRAM)
+            .unwrap();
+        let read = Access {
+            user: true,
+            write: false,
+            execute: false,
+        };
+        let at = |vaddr: u64| translate(&PhysRam(&ram), root, vaddr, read).ok();
+        let byte = |vaddr: u64| {
+            ram.read_obj::<u8>(GuestAddress(at(vaddr).unwrap()))
+                .unwrap()
+        };
+        // Every byte of every segment is where the image put it.
+        for &(_, vaddr, offset, len, _) in &segments {
+            for i in [0, 1, len / 2, len - 1] {
+                let want = (offset as u8).wrapping_add(i as u8) | 1;
+                assert_eq!(byte(vaddr + i), want, "{:#x}", vaddr + i);
+            }
+        }
+        // The code's 2 MiB is one page: mapped (zero) outside the segment
+        // too, and physically contiguous and aligned.
+        let base = at(0x40_0000).expect("the whole 2 MiB is mapped");
+        assert_eq!(base % SIZE_2M, 0);
+        assert_eq!(at(0x5f_ffff), Some(base + SIZE_2M - 1));
+        assert_eq!(byte(0x40_0000), 0);
+        // The small segments are 4 KiB pages: nothing around them.
+        assert_eq!(at(0x20_1000), None);
+        assert_eq!(at(0x79_f000), None);
+        assert_eq!(byte(0x7a_1000), 0, "the rest of the data is zero");
+        assert_eq!(at(0x7a_2000), None);
     }
 }
