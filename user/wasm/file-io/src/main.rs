@@ -2,8 +2,7 @@
 //! writes, then reads the file back into memory (a buffer allocated for it)
 //! in `CHUNK`-byte reads, and prints the time that took (from the monotonic
 //! clock, around that alone: the bytes are checked after) as
-//! `file_io_us=N`. Exits 1 if a
-//! byte differs or a call fails.
+//! `file_io_us=N`. Exits 1 if a byte differs or a call fails.
 //!
 //! `file-io [MIB [CHUNK]]` moves MIB mebibytes instead of 5, CHUNK bytes
 //! per call.
