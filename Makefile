@@ -54,7 +54,7 @@ setup:
 # (target/wasm/wasm32-wasip1/release/*.wasm, with host builds of the WASI
 # programs as the tests' reference), and the conformance suite's programs.
 guest: setup conformance
-	$(CARGO) build --release --target $(GUEST) -p weft-kernel -p weft-user -p weft-wasm-run --features weft-wasm-run/guest
+	$(CARGO) build --release --target $(GUEST) -p weft-kernel -p weft-user -p weft-countdown -p weft-wasm-run --features weft-wasm-run/guest
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel --features crash-test --target-dir $(CRASH_DIR)
 	for app in $(WASM_APPS); do \
 		$(CARGO) build --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) && \
@@ -89,7 +89,7 @@ lint: setup
 	$(CARGO) fmt --check --manifest-path control/fuzz/Cargo.toml
 	$(CARGO) fmt --check --manifest-path monitor/fabric/fuzz/Cargo.toml
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) clippy --release --target $(GUEST) -p weft-kernel -p weft-user -p weft-wasm-run --features weft-wasm-run/guest -- -D warnings
+	$(CARGO) clippy --release --target $(GUEST) -p weft-kernel -p weft-user -p weft-countdown -p weft-wasm-run --features weft-wasm-run/guest -- -D warnings
 	$(CARGO) clippy --release -p weft-user --lib --tests -- -D warnings
 	for app in $(WASM_CRATES); do \
 		$(CARGO) clippy --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) \

@@ -33,6 +33,10 @@ pub mod nr {
     /// Per-slot figures (§14.4): `data` receives `MAX_PROCESSES`
     /// `SlotFigures` records.
     pub const FIGURES: u32 = 8;
+    /// A program took an exception (§21): a [`super::FaultReport`] in
+    /// `data`. `result` 0: a debugger handled it; the program resumes with
+    /// the frame now in `data`. Otherwise the exception takes its course.
+    pub const DEBUG: u32 = 9;
 }
 
 /// `CONSOLE_WRITE` stream numbers (`args[0]`).

@@ -56,7 +56,7 @@ pub mod system;
 pub mod wire;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 18;
+pub const INTERFACE_VERSION: u32 = 19;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

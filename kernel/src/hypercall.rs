@@ -11,7 +11,7 @@ use core::ptr::{addr_of_mut, write_volatile};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use weft_control::boot::ProgramInfo;
 use weft_control::error::ErrorCode;
-use weft_control::hypercall::{DATA_LEN, FaultReport, Mailbox, console, nr};
+use weft_control::hypercall::{DATA_LEN, FaultFrame, FaultReport, Mailbox, console, nr};
 use weft_control::process::{MAX_PROCESSES, SlotFigures};
 
 static MAILBOX: AtomicPtr<Mailbox> = AtomicPtr::new(core::ptr::null_mut());
@@ -148,6 +148,17 @@ pub fn panic(message: fmt::Arguments<'_>, rip: u64) -> ! {
     let (rbp, rsp) = cpu::frame_registers();
     let _ = call(nr::PANIC, &[w.len as u64, rip, rbp, rsp, cpu::cr3()]);
     cpu::halt_forever()
+}
+
+/// Offers a program's exception to a debugger (§21); returns the frame to
+/// resume the program with, if one handled it.
+pub fn debug(report: &FaultReport) -> Option<FaultFrame> {
+    let mb = mailbox();
+    // SAFETY: as in `fault`.
+    unsafe { write_volatile(addr_of_mut!((*mb).data).cast::<FaultReport>(), *report) };
+    call(nr::DEBUG, &[]).ok()?;
+    // SAFETY: as above; the monitor wrote the frame before resuming us.
+    Some(unsafe { core::ptr::read_volatile(addr_of_mut!((*mb).data).cast::<FaultFrame>()) })
 }
 
 /// Reports an exception the kernel cannot handle and stops.

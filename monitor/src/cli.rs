@@ -58,6 +58,24 @@ pub enum Command {
     /// Services by GUID: list them, call one (print its reply), send to one.
     #[command(subcommand)]
     Ipc(IpcCommand),
+    /// Write the bundled kernel and programs as ELF files, for gdb.
+    ///
+    /// Writes DIR/weft-kernel and DIR/NAME for each bundled PROGRAM named
+    /// (every bundled program if none is) and prints each path. With
+    /// `weft run --gdb PORT NAME`: `gdb DIR/NAME -ex 'add-symbol-file
+    /// DIR/weft-kernel' -ex 'target remote :PORT'`.
+    Symbols(SymbolsArgs),
+}
+
+/// Options of `weft symbols`.
+#[derive(Debug, Args)]
+pub struct SymbolsArgs {
+    /// The directory to write into (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "weft-symbols")]
+    pub out: PathBuf,
+    /// Bundled programs to write (default: all).
+    #[arg(value_name = "PROGRAM")]
+    pub programs: Vec<String>,
 }
 
 /// `weft ipc ...`.
@@ -391,6 +409,11 @@ pub struct RunArgs {
     /// §20.2). For debugging the monitor.
     #[arg(long)]
     pub no_sandbox: bool,
+    /// Wait for gdb on 127.0.0.1:PORT before the guest's first instruction
+    /// and serve it (`target remote :PORT`); `weft symbols` writes the
+    /// files that hold the symbols.
+    #[arg(long, value_name = "PORT")]
+    pub gdb: Option<u16>,
     /// Set the program's environment variable KEY to VALUE; KEY alone
     /// passes weft's own value of KEY (none if weft has none). Repeatable;
     /// the program sees no other variables.

@@ -37,6 +37,10 @@ pub enum Exit {
     Shutdown,
     /// `KVM_RUN` was interrupted by a signal.
     Interrupted,
+    /// A debug exception for the debugger (`weft run --gdb`): `exception`
+    /// 1 (#DB: a step or a hardware breakpoint) or 3 (#BP: `int3`), at
+    /// linear address `pc`.
+    Debug { exception: u32, pc: u64 },
     /// Anything else, by name.
     Other(&'static str),
 }
@@ -221,6 +225,13 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
             e.other += 1;
             Outcome::Stop(Stop::Violation(Violation::UnexpectedExit(name)))
         }
+        // Only a debugger turns debug exits on, and it takes them first.
+        Exit::Debug { .. } => {
+            e.other += 1;
+            Outcome::Stop(Stop::Violation(Violation::UnexpectedExit(
+                "debug exception with no debugger",
+            )))
+        }
     }
 }
 
@@ -301,6 +312,14 @@ fn hypercall_exit<O: Write, E: Write>(
                 .read_slice(&mut bytes, GuestAddress(mb + DATA_OFFSET as u64))
                 .map_err(|_| Violation::Mailbox(mb))?;
             Outcome::Stop(Stop::Fault(FaultReport::decode(&bytes)))
+        }
+        // No debugger (`weft run --gdb` takes these first): the program's
+        // exception takes its course (§21).
+        nr::DEBUG => {
+            cx.ram
+                .write_obj(ErrorCode::Unsupported as u64, GuestAddress(mb + 48))
+                .map_err(|_| Violation::Mailbox(mb))?;
+            Outcome::Continue
         }
         nr::SPAWN | nr::MAP | nr::PROCESS_END | nr::FIGURES => {
             h.process += 1;

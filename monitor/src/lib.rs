@@ -46,6 +46,7 @@ mod cpuid;
 pub mod daemon;
 mod descriptors;
 mod exit;
+mod gdb;
 mod guest_memory;
 mod host;
 mod kvm_streams;

@@ -35,8 +35,35 @@ fn main() -> ExitCode {
         cli::Command::Move(args) => fabric_cli::move_app(&args),
         cli::Command::Stats(args) => fabric_cli::stats(&args),
         cli::Command::Ipc(command) => ipc_cli::ipc(&command),
+        cli::Command::Symbols(args) => symbols(&args),
     };
     ExitCode::from(status.code())
+}
+
+/// `weft symbols`: writes the files and prints their paths.
+fn symbols(args: &cli::SymbolsArgs) -> ExitStatus {
+    let files = match programs::symbol_files(&args.programs) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("weft: {e}");
+            return ExitStatus::Usage;
+        }
+    };
+    let written = std::fs::create_dir_all(&args.out).and_then(|()| {
+        files.iter().try_for_each(|(name, elf)| {
+            let path = args.out.join(name);
+            std::fs::write(&path, elf)?;
+            println!("{}", path.display());
+            Ok(())
+        })
+    });
+    match written {
+        Ok(()) => ExitStatus::Program(0),
+        Err(e) => {
+            eprintln!("weft: writing into {}: {e}", args.out.display());
+            ExitStatus::Program(1)
+        }
+    }
 }
 
 fn policy(grants: &cli::Grants) -> Result<Policy, ExitStatus> {
@@ -135,6 +162,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         device: None,
         fabric: None,
         sandbox: !args.no_sandbox,
+        gdb: args.gdb,
     };
     match run::run(cfg, start) {
         Ok(status) => status,

@@ -3,7 +3,8 @@
 use crate::affinity::{self, Role};
 use crate::boot::{self, BootError, BootSpec};
 use crate::catalog::Catalog;
-use crate::exit::{ExitContext, Outcome, Stop, handle_exit};
+use crate::exit::{Exit, ExitContext, Outcome, Stop, handle_exit};
+use crate::gdb;
 use crate::guest_memory::{self, MemoryError};
 use crate::host;
 use crate::kvm_streams::KvmGuest;
@@ -17,6 +18,7 @@ use crate::stopper::{self, StopRequest};
 use crate::streams::{DRAIN_LIMIT, DeviceLink, FabricLink, Policy, Relay, RelayError, host_output};
 use crate::symbols::Symbols;
 use crate::vm::{self, VmError};
+use kvm_ioctls::VcpuFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -59,6 +61,9 @@ pub struct RunConfig<'a> {
     /// VM is built: `weft run`'s own process, not a daemon's (whose Zenoh
     /// session needs more).
     pub sandbox: bool,
+    /// `--gdb PORT`: wait for a debugger on this loopback port before the
+    /// first guest instruction (PROTOCOL.md §21).
+    pub gdb: Option<u16>,
 }
 
 /// Why `weft run` could not run the guest to an end.
@@ -80,6 +85,9 @@ pub enum RunError {
     Signals(std::io::Error),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// `--gdb`'s port could not be listened on.
+    #[error("cannot listen for gdb: {0}")]
+    Gdb(std::io::Error),
 }
 
 impl RunError {
@@ -95,7 +103,8 @@ impl RunError {
             | RunError::Memory(_)
             | RunError::Seed(_)
             | RunError::Signals(_)
-            | RunError::Sandbox(_) => ExitStatus::Usage,
+            | RunError::Sandbox(_)
+            | RunError::Gdb(_) => ExitStatus::Usage,
         }
     }
 
@@ -145,6 +154,8 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     boot::kernel_plan(cfg.kernel)?;
     boot::program_plan(cfg.program)?;
 
+    // Bound before the sandbox, which allows binding `--listen` ports only.
+    let gdb = cfg.gdb.map(gdb::listen).transpose().map_err(RunError::Gdb)?;
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let guest = Arc::new(KvmGuest::new(vm::create(&ram)?, ram.clone()));
     // Files and ports, while this is the only thread; `/dev/kvm` is open.
@@ -234,11 +245,12 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
                 book,
             },
         );
-        loop {
-            let exit = vm::run(&mut vcpu)?;
+        // One exit's handling: the run loop's body, and the debugger's
+        // when one is attached (`--gdb`).
+        let mut exits = |vcpu: &mut VcpuFd, exit: Exit| -> Result<Option<Stop>, VmError> {
             match stopper::requested() {
-                Some(StopRequest::Timeout) => break Stop::Timeout,
-                Some(StopRequest::Signal(sig)) => break Stop::Signal(sig),
+                Some(StopRequest::Timeout) => return Ok(Some(Stop::Timeout)),
+                Some(StopRequest::Signal(sig)) => return Ok(Some(Stop::Signal(sig))),
                 None => {}
             }
             // Console writes (§3.3) join the queues the relay's copies go
@@ -254,14 +266,37 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
             };
             match handle_exit(exit, &mut cx) {
                 Outcome::Continue => {}
-                Outcome::Stop(s) => break s,
+                Outcome::Stop(s) => return Ok(Some(s)),
                 Outcome::Doorbell => relay.ring(),
                 Outcome::Park => {
-                    let parked = relay.park(|due| vm::due_in(&vcpu, due, tsc_hz));
-                    vm::complete_read(&mut vcpu, parked);
+                    let parked = relay.park(|due| vm::due_in(vcpu, due, tsc_hz));
+                    vm::complete_read(vcpu, parked);
                 }
-                Outcome::Refuse(fault) => vm::inject_page_fault(&mut vcpu, fault)?,
+                Outcome::Refuse(fault) => vm::inject_page_fault(vcpu, fault)?,
             }
+            Ok(None)
+        };
+        let debugged = match gdb {
+            Some(listener) => gdb::debug(
+                listener,
+                gdb::Guest {
+                    vcpu: &mut vcpu,
+                    ram: &ram,
+                    mailbox: state.mailbox_phys,
+                    program_root: state.program_root,
+                    exits: &mut exits,
+                },
+            )?,
+            None => gdb::Session::Detached,
+        };
+        match debugged {
+            gdb::Session::Ended(stop) => stop,
+            gdb::Session::Detached => loop {
+                let exit = vm::run(&mut vcpu)?;
+                if let Some(stop) = exits(&mut vcpu, exit)? {
+                    break stop;
+                }
+            },
         }
     };
     stats.phases.exit = Some(start.elapsed());

@@ -358,6 +358,10 @@ pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
                 VcpuExit::FailEntry(..) => Exit::Other("hardware entry failure"),
                 VcpuExit::InternalError => Exit::Other("KVM internal error"),
                 VcpuExit::SystemEvent(..) => Exit::Other("system event"),
+                VcpuExit::Debug(arch) => Exit::Debug {
+                    exception: arch.exception,
+                    pc: arch.pc,
+                },
                 _ => Exit::Other("unhandled exit reason"),
             });
         }
@@ -374,6 +378,50 @@ pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
         Ring::Kernel
     };
     Ok(Exit::Mmio { addr, write, ring })
+}
+
+/// Steps the vCPU one instruction at its next run (`on`), with
+/// interrupts blocked, through KVM's guest debugging, or no longer. The
+/// debugger steps the kernel this way before its first instruction; a
+/// program is stepped with its own trap flag (PROTOCOL.md §21).
+pub fn step_in_kvm(vcpu: &VcpuFd, on: bool) -> Result<(), VmError> {
+    let mut debug = kvm_bindings::kvm_guest_debug::default();
+    if on {
+        debug.control = kvm_bindings::KVM_GUESTDBG_ENABLE
+            | kvm_bindings::KVM_GUESTDBG_SINGLESTEP
+            | kvm_bindings::KVM_GUESTDBG_BLOCKIRQ;
+    }
+    vcpu.set_guest_debug(&debug).map_err(kvm("set guest debug"))
+}
+
+/// DR6 with no debug condition recorded (its reserved bits set).
+const DR6_CLEAR: u64 = 0xFFFF_0FF0;
+
+/// Sets the guest's own execution breakpoints: debug registers 0-3 at
+/// `breaks` (local enables in DR7), none where `None`.
+pub fn set_breakpoints(vcpu: &VcpuFd, breaks: &[Option<u64>; 4]) -> Result<(), VmError> {
+    let mut regs = kvm_bindings::kvm_debugregs {
+        dr6: DR6_CLEAR,
+        ..Default::default()
+    };
+    for (i, addr) in breaks.iter().enumerate() {
+        if let Some(addr) = addr {
+            regs.db[i] = *addr;
+            // L`i`; R/W and LEN 0: break on execution.
+            regs.dr7 |= 1 << (2 * i);
+        }
+    }
+    vcpu.set_debug_regs(&regs).map_err(kvm("set debug registers"))
+}
+
+/// The guest's DR6 (which debug conditions were met), which is then
+/// cleared.
+pub fn take_dr6(vcpu: &VcpuFd) -> Result<u64, VmError> {
+    let mut regs = vcpu.get_debug_regs().map_err(kvm("get debug registers"))?;
+    let dr6 = regs.dr6;
+    regs.dr6 = DR6_CLEAR;
+    vcpu.set_debug_regs(&regs).map_err(kvm("set debug registers"))?;
+    Ok(dr6)
 }
 
 /// Completes the MMIO read of the last exit with `value` (little-endian,

@@ -60,7 +60,8 @@ global_asm!(
 
 // Exception vectors 0..=31 except 3, the syscall gate (§2.5). Each pushes a zero error code when the CPU
 // pushes none, then its vector, then jumps to the common path, which pushes the
-// general-purpose registers so the stack holds a `FaultFrame` (§3.4).
+// general-purpose registers so the stack holds a `FaultFrame` (§3.4). The
+// handler returns only when a debugger resumes the program (§21).
 global_asm!(
     ".pushsection .text, \"ax\"",
     ".macro WEFT_EXC_NOERR n",
@@ -90,7 +91,13 @@ global_asm!(
     "    mov rdi, rsp",
     "    xor ebp, ebp",
     "    call {handler}",
-    "    ud2",
+    // A debugger resumed the program (§21): back to ring 3 with the frame.
+    "    pop r15", "    pop r14", "    pop r13", "    pop r12",
+    "    pop r11", "    pop r10", "    pop r9", "    pop r8",
+    "    pop rbp", "    pop rdi", "    pop rsi", "    pop rdx",
+    "    pop rcx", "    pop rbx", "    pop rax",
+    "    add rsp, 16",
+    "    iretq",
     // Local APIC interrupts: acknowledge (x2APIC EOI), count the stream
     // interrupt (the timer's needs no count: its handler is the scheduler,
     // which re-checks every deadline; it forgets the deadline the timer

@@ -205,6 +205,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             device: Some(link),
             fabric: Some(fabric_link),
             sandbox: false,
+            gdb: None,
         },
         start,
     ) {

@@ -1,0 +1,556 @@
+//! `weft run --gdb PORT` (PROTOCOL.md §21): a GDB remote-protocol stub
+//! (the `gdbstub` crate) over the guest's one vCPU.
+//!
+//! The guest stops before its first instruction (in the kernel, ring 0),
+//! and runs only when the debugger says so; while it runs, the monitor's
+//! exit loop serves it as always ([`Exits`]). A program stops where it
+//! takes an exception: the kernel offers every ring-3 exception to the
+//! monitor first (the `DEBUG` hypercall, with the program's registers),
+//! and the stub either resumes the program with the registers as the
+//! debugger left them or lets the exception take its course. So:
+//!
+//! - a software breakpoint is the byte [`BREAK`] (`into`, which is #UD in
+//!   64-bit mode) written over the instruction: `int3` is the system call
+//!   gate (§2.5), and ring-0 code is emulated on the machines Weft targets,
+//!   where KVM's own breakpoints are not reliable;
+//! - a hardware breakpoint is one of the guest's debug registers 0-3
+//!   (execution), and a step is the program's trap flag: both end in #DB;
+//! - any other exception stops the program too, at the faulting
+//!   instruction, as the signal a Unix debugger would show; resuming with
+//!   that signal lets it end the program as without a debugger.
+//!
+//! Memory is read and written through the page tables the vCPU runs on
+//! (the kernel's at the start, else the running program's, which map the
+//! kernel too), and where they map nothing, through the first program's,
+//! so that its breakpoints can be set before it first runs. Writes go
+//! straight to guest RAM, so a breakpoint in a program's code lies in every
+//! process that shares that code frame.
+//!
+//! Invariant: when the session ends without ending the guest (the debugger
+//! detached, or its connection broke), every breakpoint is taken back, a
+//! stopped program is resumed as the debugger left it, and the guest runs
+//! on as if no debugger had come. A Ctrl-C from the debugger stops the
+//! guest at its next exit to the monitor (a program that computes without
+//! an exit runs on until it makes one).
+
+use crate::exit::{Exit, Stop};
+use crate::guest_memory::{PhysRam, Ram};
+use crate::vm::{self, VmError};
+use gdbstub::common::Signal;
+use gdbstub::conn::{Connection, ConnectionExt};
+use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
+use gdbstub::stub::{DisconnectReason, GdbStub, SingleThreadStopReason};
+use gdbstub::target::ext::base::BaseOps;
+use gdbstub::target::ext::base::singlethread::{
+    SingleThreadBase, SingleThreadResume, SingleThreadResumeOps, SingleThreadSingleStep,
+    SingleThreadSingleStepOps,
+};
+use gdbstub::target::ext::breakpoints::{
+    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, SwBreakpoint, SwBreakpointOps,
+};
+use gdbstub::target::{Target, TargetError, TargetResult};
+use gdbstub_arch::x86::X86_64_SSE;
+use gdbstub_arch::x86::reg::X86_64CoreRegs;
+use kvm_ioctls::VcpuFd;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use vm_memory::{Bytes, GuestAddress};
+use weft_control::error::ErrorCode;
+use weft_control::hypercall::{self, DATA_OFFSET, FaultFrame, FaultReport, nr};
+use weft_image::paging::{Access, translate};
+
+/// What the monitor does with one exit that is not the debugger's: the
+/// run loop's body. `Some` when the guest has ended.
+pub type Exits<'r> = dyn FnMut(&mut VcpuFd, Exit) -> Result<Option<Stop>, VmError> + 'r;
+
+/// The software breakpoint: `into`, invalid (#UD) in 64-bit mode.
+const BREAK: u8 = 0xce;
+/// Exception vectors.
+const DEBUG_VECTOR: u64 = 1;
+const INVALID_OPCODE: u64 = 6;
+/// RFLAGS bits: the trap flag (step), interrupts enabled, I/O privilege,
+/// resume (no instruction breakpoint for one instruction), and the
+/// reserved bit that is always 1.
+const TF: u64 = 1 << 8;
+const IF: u64 = 1 << 9;
+const IOPL: u64 = 3 << 12;
+const RF: u64 = 1 << 16;
+const RESERVED_1: u64 = 1 << 1;
+/// DR6: breakpoint conditions 0-3 met.
+const DR6_HITS: u64 = 0xf;
+/// Where the program half of the address space ends.
+const USER_END: u64 = 0x0000_8000_0000_0000;
+const PAGE: u64 = 4096;
+
+/// Listens for the debugger on loopback port `port` (before the sandbox,
+/// which allows binding only the `--listen` ports).
+pub fn listen(port: u16) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
+    eprintln!(
+        "weft: waiting for gdb on {} (target remote {0})",
+        listener.local_addr()?
+    );
+    Ok(listener)
+}
+
+/// How a debugging session ended.
+pub enum Session {
+    /// The guest ended (or the debugger killed it).
+    Ended(Stop),
+    /// The debugger left; the guest runs on undebugged.
+    Detached,
+}
+
+/// Where the guest is stopped.
+enum Halt {
+    /// Between two exits (before the first instruction, or at a Ctrl-C):
+    /// the vCPU's registers; a step is KVM's.
+    Vcpu,
+    /// A program's exception, offered by the kernel: its registers.
+    Trap(FaultFrame),
+    /// Running.
+    Running,
+}
+
+/// The guest's parts the stub works on, borrowed from the run.
+pub struct Guest<'r, 'e> {
+    pub vcpu: &'r mut VcpuFd,
+    pub ram: &'r Ram,
+    /// The vCPU's hypercall mailbox (guest-physical).
+    pub mailbox: u64,
+    /// The first program's page-table root.
+    pub program_root: u64,
+    pub exits: &'r mut Exits<'e>,
+}
+
+/// Takes one debugger on `listener` and serves it until the guest ends or
+/// the debugger leaves. The guest has not run yet.
+pub fn debug(listener: TcpListener, guest: Guest<'_, '_>) -> Result<Session, VmError> {
+    let conn = match listener.accept() {
+        Ok((conn, _)) => conn,
+        Err(e) => {
+            eprintln!("weft: gdb: no debugger came ({e}); running without one");
+            return Ok(Session::Detached);
+        }
+    };
+    drop(listener);
+    let _ = conn.set_nodelay(true);
+    let mut machine = Machine {
+        guest,
+        soft: BTreeMap::new(),
+        hard: [None; 4],
+        halt: Halt::Vcpu,
+        stepping: false,
+        ended: None,
+    };
+    let outcome = GdbStub::new(conn).run_blocking::<Loop<'_, '_>>(&mut machine);
+    let session = match outcome {
+        Ok(DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_)) => machine
+            .ended
+            .take()
+            .map_or(Session::Detached, Session::Ended),
+        Ok(DisconnectReason::Kill) => Session::Ended(Stop::Signal(libc::SIGKILL)),
+        Ok(DisconnectReason::Disconnect) => Session::Detached,
+        Err(e) if e.is_target_error() => match e.into_target_error() {
+            Some(e) => return Err(e),
+            None => Session::Detached,
+        },
+        Err(e) => {
+            eprintln!("weft: gdb: the connection failed ({e}); running without a debugger");
+            Session::Detached
+        }
+    };
+    if let Session::Detached = session {
+        machine.forget()?;
+    }
+    Ok(session)
+}
+
+/// The guest and the breakpoints, as the stub sees them.
+struct Machine<'r, 'e> {
+    guest: Guest<'r, 'e>,
+    /// Software breakpoints: address → (guest-physical address, the byte
+    /// [`BREAK`] replaced).
+    soft: BTreeMap<u64, (u64, u8)>,
+    /// Hardware breakpoints (debug registers 0-3).
+    hard: [Option<u64>; 4],
+    halt: Halt,
+    /// Whether the guest was resumed for one step.
+    stepping: bool,
+    /// How the guest ended, once it has.
+    ended: Option<Stop>,
+}
+
+impl Machine<'_, '_> {
+    /// The guest-physical address of `addr` in the current address space,
+    /// else in the first program's.
+    fn physical(&self, addr: u64) -> Result<Option<u64>, VmError> {
+        let any = Access {
+            user: false,
+            write: false,
+            execute: false,
+        };
+        let memory = PhysRam(self.guest.ram);
+        let root = self.guest.vcpu.get_sregs().map_err(VmError::Run)?.cr3;
+        Ok(translate(&memory, root, addr, any)
+            .or_else(|_| translate(&memory, self.guest.program_root, addr, any))
+            .ok())
+    }
+
+    /// Lets the guest go on from where it stopped: one step if `step`;
+    /// `deliver` lets a program's exception take its course.
+    fn go(&mut self, step: bool, deliver: bool) -> Result<(), VmError> {
+        vm::set_breakpoints(self.guest.vcpu, &self.hard)?;
+        self.stepping = step;
+        match std::mem::replace(&mut self.halt, Halt::Running) {
+            Halt::Vcpu => vm::step_in_kvm(self.guest.vcpu, step),
+            Halt::Trap(mut frame) => {
+                let result = if deliver {
+                    ErrorCode::Unsupported as u64
+                } else {
+                    frame.rflags = (frame.rflags & !(TF | IOPL)) | IF | RF | RESERVED_1;
+                    if step {
+                        frame.rflags |= TF;
+                    }
+                    self.write_mailbox(DATA_OFFSET as u64, &frame.encode())?;
+                    0
+                };
+                self.write_mailbox(
+                    std::mem::offset_of!(hypercall::Mailbox, result) as u64,
+                    &result.to_le_bytes(),
+                )
+            }
+            Halt::Running => Ok(()),
+        }
+    }
+
+    fn write_mailbox(&self, offset: u64, bytes: &[u8]) -> Result<(), VmError> {
+        self.guest
+            .ram
+            .write_slice(bytes, GuestAddress(self.guest.mailbox + offset))
+            .map_err(|_| VmError::Run(kvm_ioctls::Error::new(libc::EFAULT)))
+    }
+
+    /// Takes back every breakpoint and lets a stopped program go on.
+    fn forget(&mut self) -> Result<(), VmError> {
+        for (_, (phys, byte)) in std::mem::take(&mut self.soft) {
+            let _ = self.guest.ram.write_obj(byte, GuestAddress(phys));
+        }
+        self.hard = [None; 4];
+        self.go(false, false)
+    }
+
+    /// Why the program stopped at the exception in `report`.
+    fn trapped(&mut self, report: &FaultReport) -> Result<SingleThreadStopReason<u64>, VmError> {
+        let frame = report.frame;
+        let reason = match frame.vector {
+            DEBUG_VECTOR => {
+                let dr6 = vm::take_dr6(self.guest.vcpu)?;
+                if self.stepping {
+                    SingleThreadStopReason::DoneStep
+                } else if dr6 & DR6_HITS != 0 {
+                    SingleThreadStopReason::HwBreak(())
+                } else {
+                    SingleThreadStopReason::Signal(Signal::SIGTRAP)
+                }
+            }
+            INVALID_OPCODE if self.soft.contains_key(&frame.rip) => {
+                SingleThreadStopReason::SwBreak(())
+            }
+            v => SingleThreadStopReason::Signal(signal_of(v)),
+        };
+        self.halt = Halt::Trap(frame);
+        Ok(reason)
+    }
+}
+
+/// The Unix signal a debugger shows for exception vector `v`.
+fn signal_of(v: u64) -> Signal {
+    match v {
+        0 | 16 | 19 => Signal::SIGFPE,
+        1 | 3 => Signal::SIGTRAP,
+        6 => Signal::SIGILL,
+        17 => Signal::SIGBUS,
+        _ => Signal::SIGSEGV,
+    }
+}
+
+/// A KVM error as the stub reports it: fatal, the run ends with it.
+fn kvm(e: kvm_ioctls::Error) -> TargetError<VmError> {
+    TargetError::Fatal(VmError::Run(e))
+}
+
+fn efault() -> TargetError<VmError> {
+    TargetError::Errno(libc::EFAULT as u8)
+}
+
+impl Target for Machine<'_, '_> {
+    type Arch = X86_64_SSE;
+    type Error = VmError;
+
+    fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
+        BaseOps::SingleThread(self)
+    }
+
+    fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl SingleThreadBase for Machine<'_, '_> {
+    fn read_registers(&mut self, regs: &mut X86_64CoreRegs) -> TargetResult<(), Self> {
+        let vcpu = &self.guest.vcpu;
+        let s = vcpu.get_sregs().map_err(kvm)?;
+        (regs.segments.ds, regs.segments.es) = (s.ds.selector.into(), s.es.selector.into());
+        (regs.segments.fs, regs.segments.gs) = (s.fs.selector.into(), s.gs.selector.into());
+        if let Halt::Trap(f) = &self.halt {
+            regs.regs = [
+                f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
+                f.r12, f.r13, f.r14, f.r15,
+            ];
+            (regs.rip, regs.eflags) = (f.rip, f.rflags as u32);
+            (regs.segments.cs, regs.segments.ss) = (f.cs as u32, f.ss as u32);
+        } else {
+            let r = vcpu.get_regs().map_err(kvm)?;
+            regs.regs = [
+                r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
+                r.r12, r.r13, r.r14, r.r15,
+            ];
+            (regs.rip, regs.eflags) = (r.rip, r.rflags as u32);
+            (regs.segments.cs, regs.segments.ss) = (s.cs.selector.into(), s.ss.selector.into());
+        }
+        // The kernel uses no floating point: these are the program's.
+        let f = vcpu.get_fpu().map_err(kvm)?;
+        for (st, fpr) in regs.st.iter_mut().zip(f.fpr.iter()) {
+            st.copy_from_slice(&fpr[..10]);
+        }
+        regs.fpu.fctrl = u32::from(f.fcw);
+        regs.fpu.fstat = u32::from(f.fsw);
+        regs.fpu.ftag = u32::from(f.ftwx);
+        regs.fpu.fop = u32::from(f.last_opcode);
+        regs.fpu.fioff = f.last_ip as u32;
+        regs.fpu.fooff = f.last_dp as u32;
+        for (x, bytes) in regs.xmm.iter_mut().zip(f.xmm.iter()) {
+            *x = u128::from_le_bytes(*bytes);
+        }
+        regs.mxcsr = f.mxcsr;
+        Ok(())
+    }
+
+    /// The general registers, RIP and the arithmetic flags, XMM and MXCSR;
+    /// segments and the system flags stay as they are.
+    fn write_registers(&mut self, regs: &X86_64CoreRegs) -> TargetResult<(), Self> {
+        const ARITHMETIC: u64 = 0x8d5 | (1 << 10);
+        let g = &regs.regs;
+        let flags = u64::from(regs.eflags) & ARITHMETIC;
+        let vcpu = &self.guest.vcpu;
+        match &mut self.halt {
+            Halt::Trap(f) => {
+                (f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp) =
+                    (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
+                (f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15) =
+                    (g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+                f.rip = regs.rip;
+                f.rflags = (f.rflags & !ARITHMETIC) | flags;
+            }
+            _ => {
+                let mut r = vcpu.get_regs().map_err(kvm)?;
+                (r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp) =
+                    (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
+                (r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15) =
+                    (g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+                r.rip = regs.rip;
+                r.rflags = (r.rflags & !ARITHMETIC) | flags;
+                vcpu.set_regs(&r).map_err(kvm)?;
+            }
+        }
+        let mut f = vcpu.get_fpu().map_err(kvm)?;
+        for (bytes, x) in f.xmm.iter_mut().zip(regs.xmm.iter()) {
+            *bytes = x.to_le_bytes();
+        }
+        f.mxcsr = regs.mxcsr;
+        vcpu.set_fpu(&f).map_err(kvm)
+    }
+
+    fn read_addrs(&mut self, start: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
+        let mut done = 0;
+        while done < data.len() {
+            let addr = start.wrapping_add(done as u64);
+            let Some(phys) = self.physical(addr).map_err(TargetError::Fatal)? else {
+                break;
+            };
+            let n = ((PAGE - addr % PAGE) as usize).min(data.len() - done);
+            let into = &mut data[done..done + n];
+            if self.guest.ram.read_slice(into, GuestAddress(phys)).is_err() {
+                break;
+            }
+            done += n;
+        }
+        if done == 0 && !data.is_empty() {
+            return Err(efault());
+        }
+        Ok(done)
+    }
+
+    fn write_addrs(&mut self, start: u64, data: &[u8]) -> TargetResult<(), Self> {
+        let mut done = 0;
+        while done < data.len() {
+            let addr = start.wrapping_add(done as u64);
+            let phys = self
+                .physical(addr)
+                .map_err(TargetError::Fatal)?
+                .ok_or_else(efault)?;
+            let n = ((PAGE - addr % PAGE) as usize).min(data.len() - done);
+            self.guest
+                .ram
+                .write_slice(&data[done..done + n], GuestAddress(phys))
+                .map_err(|_| efault())?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn support_resume(&mut self) -> Option<SingleThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl SingleThreadResume for Machine<'_, '_> {
+    /// A signal (the debugger passes on the exception the program stopped
+    /// at) lets the exception take its course.
+    fn resume(&mut self, signal: Option<Signal>) -> Result<(), VmError> {
+        self.go(false, signal.is_some())
+    }
+
+    fn support_single_step(&mut self) -> Option<SingleThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl SingleThreadSingleStep for Machine<'_, '_> {
+    fn step(&mut self, signal: Option<Signal>) -> Result<(), VmError> {
+        self.go(true, signal.is_some())
+    }
+}
+
+impl Breakpoints for Machine<'_, '_> {
+    fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_hw_breakpoint(&mut self) -> Option<HwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+/// Breakpoints go in programs only: an exception in the kernel stops the
+/// guest.
+impl SwBreakpoint for Machine<'_, '_> {
+    fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        if self.soft.contains_key(&addr) {
+            return Ok(true);
+        }
+        if addr >= USER_END {
+            return Ok(false);
+        }
+        let Some(phys) = self.physical(addr).map_err(TargetError::Fatal)? else {
+            return Ok(false);
+        };
+        let ram = self.guest.ram;
+        let Ok(byte) = ram.read_obj::<u8>(GuestAddress(phys)) else {
+            return Ok(false);
+        };
+        if ram.write_obj(BREAK, GuestAddress(phys)).is_err() {
+            return Ok(false);
+        }
+        self.soft.insert(addr, (phys, byte));
+        Ok(true)
+    }
+
+    fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        let Some((phys, byte)) = self.soft.remove(&addr) else {
+            return Ok(false);
+        };
+        Ok(self.guest.ram.write_obj(byte, GuestAddress(phys)).is_ok())
+    }
+}
+
+impl HwBreakpoint for Machine<'_, '_> {
+    fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        match self.hard.iter_mut().find(|b| b.is_none()) {
+            Some(free) if addr < USER_END => {
+                *free = Some(addr);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        match self.hard.iter_mut().find(|b| **b == Some(addr)) {
+            Some(used) => {
+                *used = None;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// The stub's event loop: runs the guest through the monitor's exit loop
+/// until it stops for the debugger, ends, or the debugger sends a byte.
+struct Loop<'r, 'e>(std::marker::PhantomData<Machine<'r, 'e>>);
+
+impl<'r, 'e> BlockingEventLoop for Loop<'r, 'e> {
+    type Target = Machine<'r, 'e>;
+    type Connection = TcpStream;
+    type StopReason = SingleThreadStopReason<u64>;
+
+    fn wait_for_stop_reason(
+        target: &mut Machine<'r, 'e>,
+        conn: &mut TcpStream,
+    ) -> Result<
+        Event<Self::StopReason>,
+        WaitForStopReasonError<VmError, <TcpStream as Connection>::Error>,
+    > {
+        use WaitForStopReasonError::{Connection as Conn, Target as Guest};
+        loop {
+            if conn.peek().map_err(Conn)?.is_some() {
+                return Ok(Event::IncomingData(conn.read().map_err(Conn)?));
+            }
+            let exit = vm::run(target.guest.vcpu).map_err(Guest)?;
+            match exit {
+                // A step of the kernel (before the first instruction).
+                Exit::Debug { .. } => {
+                    vm::step_in_kvm(target.guest.vcpu, false).map_err(Guest)?;
+                    target.halt = Halt::Vcpu;
+                    return Ok(Event::TargetStopped(SingleThreadStopReason::DoneStep));
+                }
+                Exit::IoOut { port, size: 4, value } if port == hypercall::PORT && value == nr::DEBUG => {
+                    let mut bytes = [0u8; FaultReport::SIZE];
+                    let at = GuestAddress(target.guest.mailbox + DATA_OFFSET as u64);
+                    if target.guest.ram.read_slice(&mut bytes, at).is_ok() {
+                        let reason = target.trapped(&FaultReport::decode(&bytes)).map_err(Guest)?;
+                        return Ok(Event::TargetStopped(reason));
+                    }
+                }
+                _ => {}
+            }
+            if let Some(stop) = (target.guest.exits)(target.guest.vcpu, exit).map_err(Guest)? {
+                let reason = match &stop {
+                    Stop::Exited(code) => SingleThreadStopReason::Exited(*code),
+                    Stop::Fault(_) => SingleThreadStopReason::Terminated(Signal::SIGSEGV),
+                    _ => SingleThreadStopReason::Terminated(Signal::SIGKILL),
+                };
+                target.ended = Some(stop);
+                return Ok(Event::TargetStopped(reason));
+            }
+        }
+    }
+
+    /// The guest is stopped whenever the stub reads: it stops at once.
+    fn on_interrupt(target: &mut Machine<'r, 'e>) -> Result<Option<Self::StopReason>, VmError> {
+        target.halt = Halt::Vcpu;
+        Ok(Some(SingleThreadStopReason::Signal(Signal::SIGINT)))
+    }
+}
