@@ -1,0 +1,181 @@
+//! `weft run --gdb` and `weft symbols` (PROTOCOL.md §21): real gdb
+//! sessions, in batch mode, against real KVM guests. `countdown` is built
+//! with full debug information by `make guest`; gdb is installed by
+//! `make setup`.
+
+mod common;
+
+use common::{free_port, guest_program, lines, run, target, wait_for_line, weft};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What a session printed: gdb's output, then `weft`'s status, standard
+/// output and standard error.
+struct Session {
+    gdb: String,
+    status: i32,
+    out: String,
+    err: String,
+}
+
+/// Runs `weft run --gdb PORT PROGRAM ARGS...` and, once it listens, gdb on
+/// `PROGRAM`'s file (and the kernel's, written by `weft symbols`) with
+/// `commands` after `target remote`.
+fn session(program: &str, args: &[&str], commands: &[&str]) -> Session {
+    let symbols = symbols_dir("session");
+    let port = free_port().to_string();
+    let mut child = weft()
+        .args(["run", "--timeout", "120", "--gdb", &port, program])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weft");
+    let err_lines = lines(child.stderr.take().expect("stderr"));
+    let first = wait_for_line(&err_lines, "waiting for gdb");
+    assert!(first.contains(&format!("127.0.0.1:{port}")), "{first}");
+    let mut gdb = Command::new("timeout");
+    gdb.args(["120", "gdb", "-nx", "-batch", "-ex", "set pagination off"]);
+    gdb.args(["-ex", &format!("file {program}")]);
+    gdb.args([
+        "-ex",
+        &format!(
+            "add-symbol-file {}",
+            symbols.join("weft-kernel").display()
+        ),
+    ]);
+    gdb.args(["-ex", &format!("target remote 127.0.0.1:{port}")]);
+    for c in commands {
+        gdb.args(["-ex", c]);
+    }
+    let gdb = gdb.output().expect("run gdb (make setup installs it)");
+    let output = child.wait_with_output().expect("weft ends");
+    // The reader ends with weft's standard error.
+    let err: Vec<String> = err_lines.iter().collect();
+    Session {
+        gdb: String::from_utf8_lossy(&gdb.stdout).into_owned()
+            + &String::from_utf8_lossy(&gdb.stderr),
+        status: output.status.code().expect("weft exited by a signal"),
+        out: String::from_utf8_lossy(&output.stdout).into_owned(),
+        err: err.join("\n"),
+    }
+}
+
+/// A fresh directory with the bundled kernel written by `weft symbols`.
+fn symbols_dir(tag: &str) -> PathBuf {
+    static DIRS: AtomicUsize = AtomicUsize::new(0);
+    let n = DIRS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("weft-gdb-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (code, out, err) = run(&["symbols", "--out", &dir.display().to_string(), "hello"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "{}\n{}\n",
+            dir.join("weft-kernel").display(),
+            dir.join("hello").display()
+        )
+    );
+    dir
+}
+
+#[test]
+fn gdb_breaks_in_a_program_reads_its_frame_steps_and_follows_it_to_its_exit() {
+    let s = session(
+        &guest_program("countdown"),
+        &["6"],
+        &[
+            // Stopped before the guest's first instruction: the kernel's.
+            "info symbol $pc",
+            "break countdown::sum_down",
+            "continue",
+            "bt",
+            "print from",
+            "stepi",
+            "print $pc",
+            "continue",
+        ],
+    );
+    let g = &s.gdb;
+    assert!(g.contains("_start in section .text"), "{g}");
+    assert!(
+        g.contains("Breakpoint 1, countdown::sum_down (from=6) at user/countdown/src/main.rs"),
+        "{g}"
+    );
+    assert!(g.contains("in countdown::main"), "{g}");
+    assert!(g.contains("$1 = 6"), "{g}");
+    // One instruction on: still in sum_down, past the breakpoint.
+    let pc = g
+        .lines()
+        .find(|l| l.starts_with("$2 = "))
+        .unwrap_or_else(|| panic!("no $pc printed: {g}"));
+    assert!(pc.contains("<countdown::sum_down+"), "{pc}");
+    assert!(g.contains("[Inferior 1 (process 1) exited normally]"), "{g}");
+    assert_eq!((s.status, s.out.as_str()), (0, "sum 21\n"), "{}", s.err);
+}
+
+#[test]
+fn a_register_the_debugger_writes_is_what_the_program_goes_on_with() {
+    // At the breakpoint, `from` is still in RDI, untested.
+    let s = session(
+        &guest_program("countdown"),
+        &[],
+        &[
+            "break countdown::sum_down",
+            "continue",
+            "set var $rdi = 3",
+            "continue",
+        ],
+    );
+    assert_eq!((s.status, s.out.as_str()), (0, "sum 6\n"), "{}\n{}", s.gdb, s.err);
+}
+
+#[test]
+fn after_gdb_detaches_the_program_runs_on_without_its_breakpoints() {
+    let s = session(
+        &guest_program("countdown"),
+        &[],
+        &["break countdown::sum_down", "continue", "detach"],
+    );
+    assert!(s.gdb.contains("Breakpoint 1, countdown::sum_down"), "{}", s.gdb);
+    assert_eq!((s.status, s.out.as_str()), (0, "sum 55\n"), "{}", s.err);
+}
+
+#[test]
+fn a_fault_stops_the_program_in_gdb_and_passing_it_on_ends_the_program() {
+    let s = session(
+        &guest_program_bundled("fault"),
+        &[],
+        &["continue", "x/i $pc", "continue"],
+    );
+    let g = &s.gdb;
+    assert!(g.contains("Program received signal SIGSEGV"), "{g}");
+    assert!(g.contains("<weft_program_main+"), "{g}");
+    assert!(g.contains("0xdead"), "{g}");
+    assert!(g.contains("Program terminated with signal SIGSEGV"), "{g}");
+    // Then as without a debugger: the fault report, status 125.
+    assert_eq!(s.status, 125, "{}", s.err);
+    assert!(s.err.contains("page fault at address 0xdead"), "{}", s.err);
+}
+
+/// The build's file of bundled program `name` (`weft symbols` writes the
+/// same bytes).
+fn guest_program_bundled(name: &str) -> String {
+    let dir = symbols_dir(name);
+    let (code, _, err) = run(&["symbols", "--out", &dir.display().to_string(), name]);
+    assert_eq!(code, 0, "{err}");
+    let written = std::fs::read(dir.join(name)).expect("weft symbols wrote it");
+    let built = target().join("x86_64-unknown-none/release").join(name);
+    assert!(written == std::fs::read(&built).expect("make guest built it"));
+    dir.join(name).display().to_string()
+}
+
+#[test]
+fn weft_symbols_refuses_a_program_it_does_not_bundle() {
+    let (code, out, err) = run(&["symbols", "--out", "/nonexistent/x", "no-such-program"]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("no-such-program: no bundled program"), "{err}");
+}
