@@ -15,8 +15,9 @@ use weft_control::hypercall::{FaultFrame, FaultReport};
 pub extern "C" fn weft_exception(frame: *mut FaultFrame) {
     // SAFETY: the stub passes the address of the `FaultFrame` it just pushed on
     // the current stack (§3.4); it stays valid until the stub pops it.
+    let frame_now = unsafe { frame.read() };
     let report = FaultReport {
-        frame: unsafe { frame.read() },
+        frame: frame_now,
         cr2: cpu::cr2(),
         cr3: cpu::cr3(),
     };

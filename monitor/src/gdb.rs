@@ -526,11 +526,17 @@ impl<'r, 'e> BlockingEventLoop for Loop<'r, 'e> {
                     target.halt = Halt::Vcpu;
                     return Ok(Event::TargetStopped(SingleThreadStopReason::DoneStep));
                 }
-                Exit::IoOut { port, size: 4, value } if port == hypercall::PORT && value == nr::DEBUG => {
+                Exit::IoOut {
+                    port,
+                    size: 4,
+                    value,
+                } if port == hypercall::PORT && value == nr::DEBUG => {
                     let mut bytes = [0u8; FaultReport::SIZE];
                     let at = GuestAddress(target.guest.mailbox + DATA_OFFSET as u64);
                     if target.guest.ram.read_slice(&mut bytes, at).is_ok() {
-                        let reason = target.trapped(&FaultReport::decode(&bytes)).map_err(Guest)?;
+                        let reason = target
+                            .trapped(&FaultReport::decode(&bytes))
+                            .map_err(Guest)?;
                         return Ok(Event::TargetStopped(reason));
                     }
                 }

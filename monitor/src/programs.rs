@@ -198,6 +198,29 @@ pub fn kernel(path: Option<&Path>) -> Result<Cow<'static, [u8]>, ProgramError> {
     }
 }
 
+/// The bundled ELF files `weft symbols` writes for a debugger: the kernel
+/// (`weft-kernel`), then each program of `names` (every bundled one if
+/// none), by name; a name of no bundled program is refused.
+pub fn symbol_files(names: &[String]) -> Result<Vec<(String, &'static [u8])>, ProgramError> {
+    let mut files = vec![("weft-kernel".to_string(), KERNEL)];
+    if names.is_empty() {
+        files.extend(PROGRAMS.iter().map(|(n, elf)| (n.to_string(), *elf)));
+        return Ok(files);
+    }
+    for name in names {
+        let (_, elf) =
+            PROGRAMS
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| ProgramError::NotBundled {
+                    name: name.clone(),
+                    file_here: false,
+                })?;
+        files.push((name.clone(), *elf));
+    }
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,26 +293,4 @@ mod tests {
         assert_eq!(p.payload.as_deref(), Some(&b"\0asm\x01\0\0\0"[..]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// The bundled ELF files `weft symbols` writes for a debugger: the kernel
-/// (`weft-kernel`), then each program of `names` (every bundled one if
-/// none), by name; a name of no bundled program is refused.
-pub fn symbol_files(names: &[String]) -> Result<Vec<(String, &'static [u8])>, ProgramError> {
-    let mut files = vec![("weft-kernel".to_string(), KERNEL)];
-    if names.is_empty() {
-        files.extend(PROGRAMS.iter().map(|(n, elf)| (n.to_string(), *elf)));
-        return Ok(files);
-    }
-    for name in names {
-        let (_, elf) = PROGRAMS
-            .iter()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| ProgramError::NotBundled {
-                name: name.clone(),
-                file_here: false,
-            })?;
-        files.push((name.clone(), *elf));
-    }
-    Ok(files)
 }

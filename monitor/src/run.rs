@@ -155,7 +155,11 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     boot::program_plan(cfg.program)?;
 
     // Bound before the sandbox, which allows binding `--listen` ports only.
-    let gdb = cfg.gdb.map(gdb::listen).transpose().map_err(RunError::Gdb)?;
+    let gdb = cfg
+        .gdb
+        .map(gdb::listen)
+        .transpose()
+        .map_err(RunError::Gdb)?;
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let guest = Arc::new(KvmGuest::new(vm::create(&ram)?, ram.clone()));
     // Files and ports, while this is the only thread; `/dev/kvm` is open.

@@ -411,7 +411,8 @@ pub fn set_breakpoints(vcpu: &VcpuFd, breaks: &[Option<u64>; 4]) -> Result<(), V
             regs.dr7 |= 1 << (2 * i);
         }
     }
-    vcpu.set_debug_regs(&regs).map_err(kvm("set debug registers"))
+    vcpu.set_debug_regs(&regs)
+        .map_err(kvm("set debug registers"))
 }
 
 /// The guest's DR6 (which debug conditions were met), which is then
@@ -420,7 +421,8 @@ pub fn take_dr6(vcpu: &VcpuFd) -> Result<u64, VmError> {
     let mut regs = vcpu.get_debug_regs().map_err(kvm("get debug registers"))?;
     let dr6 = regs.dr6;
     regs.dr6 = DR6_CLEAR;
-    vcpu.set_debug_regs(&regs).map_err(kvm("set debug registers"))?;
+    vcpu.set_debug_regs(&regs)
+        .map_err(kvm("set debug registers"))?;
     Ok(dr6)
 }
 

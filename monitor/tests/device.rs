@@ -72,6 +72,7 @@ fn boot() -> Device {
             fabric: None,
             // A thread of the test runs beside it, as in a daemon.
             sandbox: false,
+            gdb: None,
         };
         run::run(cfg, Instant::now())
     });

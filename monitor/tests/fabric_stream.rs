@@ -262,6 +262,7 @@ fn child(case: &str) -> i32 {
         fabric: Some(link),
         // A thread of the test runs beside it, as in a daemon.
         sandbox: false,
+        gdb: None,
     };
     let status = run::run(cfg, Instant::now()).unwrap();
     // The link is gone with the run: the daemon's task ends.

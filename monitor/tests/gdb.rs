@@ -40,10 +40,7 @@ fn session(program: &str, args: &[&str], commands: &[&str]) -> Session {
     gdb.args(["-ex", &format!("file {program}")]);
     gdb.args([
         "-ex",
-        &format!(
-            "add-symbol-file {}",
-            symbols.join("weft-kernel").display()
-        ),
+        &format!("add-symbol-file {}", symbols.join("weft-kernel").display()),
     ]);
     gdb.args(["-ex", &format!("target remote 127.0.0.1:{port}")]);
     for c in commands {
@@ -112,7 +109,10 @@ fn gdb_breaks_in_a_program_reads_its_frame_steps_and_follows_it_to_its_exit() {
         .find(|l| l.starts_with("$2 = "))
         .unwrap_or_else(|| panic!("no $pc printed: {g}"));
     assert!(pc.contains("<countdown::sum_down+"), "{pc}");
-    assert!(g.contains("[Inferior 1 (process 1) exited normally]"), "{g}");
+    assert!(
+        g.contains("[Inferior 1 (process 1) exited normally]"),
+        "{g}"
+    );
     assert_eq!((s.status, s.out.as_str()), (0, "sum 21\n"), "{}", s.err);
 }
 
@@ -129,7 +129,13 @@ fn a_register_the_debugger_writes_is_what_the_program_goes_on_with() {
             "continue",
         ],
     );
-    assert_eq!((s.status, s.out.as_str()), (0, "sum 6\n"), "{}\n{}", s.gdb, s.err);
+    assert_eq!(
+        (s.status, s.out.as_str()),
+        (0, "sum 6\n"),
+        "{}\n{}",
+        s.gdb,
+        s.err
+    );
 }
 
 #[test]
@@ -139,7 +145,11 @@ fn after_gdb_detaches_the_program_runs_on_without_its_breakpoints() {
         &[],
         &["break countdown::sum_down", "continue", "detach"],
     );
-    assert!(s.gdb.contains("Breakpoint 1, countdown::sum_down"), "{}", s.gdb);
+    assert!(
+        s.gdb.contains("Breakpoint 1, countdown::sum_down"),
+        "{}",
+        s.gdb
+    );
     assert_eq!((s.status, s.out.as_str()), (0, "sum 55\n"), "{}", s.err);
 }
 

@@ -9,7 +9,11 @@ use weft_user::{Args, println};
 weft_user::entry!(main);
 
 fn main(args: Args) -> i32 {
-    let from = args.iter().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let from = args
+        .iter()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10);
     let total = sum_down(core::hint::black_box(from));
     println!("sum {total}");
     0
