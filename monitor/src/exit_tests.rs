@@ -338,6 +338,14 @@ fn panic_and_fault_reports_are_decoded() {
 }
 
 #[test]
+fn a_programs_exception_offered_with_no_debugger_takes_its_course() {
+    let mut h = Harness::new();
+    h.ram.write_obj(0u64, GuestAddress(MB + 48)).unwrap();
+    assert_eq!(h.hypercall(nr::DEBUG), Outcome::Continue);
+    assert_eq!(h.result(), ErrorCode::Unsupported as u64);
+}
+
+#[test]
 fn stray_exits_are_violations_and_halts_continue() {
     let mut h = Harness::new();
     assert_eq!(
@@ -517,6 +525,7 @@ mod hostile {
             1 => Just(Exit::Hlt),
             1 => Just(Exit::Shutdown),
             1 => Just(Exit::Interrupted),
+            1 => (any::<u32>(), any::<u64>()).prop_map(|(exception, pc)| Exit::Debug { exception, pc }),
         ]
     }
 
