@@ -51,6 +51,7 @@ use gdbstub::target::ext::breakpoints::{
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::X86_64_SSE;
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
+use kvm_bindings::kvm_regs;
 use kvm_ioctls::VcpuFd;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -297,28 +298,79 @@ impl Target for Machine<'_, '_> {
     }
 }
 
+/// The general registers in gdb's order (RAX, RBX, RCX, RDX, RSI, RDI,
+/// RBP, RSP, R8-R15), then RIP and RFLAGS, of a program's frame.
+fn frame_slots(f: &mut FaultFrame) -> [&mut u64; 18] {
+    [
+        &mut f.rax,
+        &mut f.rbx,
+        &mut f.rcx,
+        &mut f.rdx,
+        &mut f.rsi,
+        &mut f.rdi,
+        &mut f.rbp,
+        &mut f.rsp,
+        &mut f.r8,
+        &mut f.r9,
+        &mut f.r10,
+        &mut f.r11,
+        &mut f.r12,
+        &mut f.r13,
+        &mut f.r14,
+        &mut f.r15,
+        &mut f.rip,
+        &mut f.rflags,
+    ]
+}
+
+/// The same of the vCPU.
+fn vcpu_slots(r: &mut kvm_regs) -> [&mut u64; 18] {
+    [
+        &mut r.rax,
+        &mut r.rbx,
+        &mut r.rcx,
+        &mut r.rdx,
+        &mut r.rsi,
+        &mut r.rdi,
+        &mut r.rbp,
+        &mut r.rsp,
+        &mut r.r8,
+        &mut r.r9,
+        &mut r.r10,
+        &mut r.r11,
+        &mut r.r12,
+        &mut r.r13,
+        &mut r.r14,
+        &mut r.r15,
+        &mut r.rip,
+        &mut r.rflags,
+    ]
+}
+
+/// RFLAGS bits a debugger may write: CF, PF, AF, ZF, SF, DF, OF.
+const ARITHMETIC: u64 = 0x8d5 | (1 << 10);
+
 impl SingleThreadBase for Machine<'_, '_> {
     fn read_registers(&mut self, regs: &mut X86_64CoreRegs) -> TargetResult<(), Self> {
         let vcpu = &self.guest.vcpu;
         let s = vcpu.get_sregs().map_err(kvm)?;
         (regs.segments.ds, regs.segments.es) = (s.ds.selector.into(), s.es.selector.into());
         (regs.segments.fs, regs.segments.gs) = (s.fs.selector.into(), s.gs.selector.into());
-        if let Halt::Trap(f) = &self.halt {
-            regs.regs = [
-                f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
-                f.r12, f.r13, f.r14, f.r15,
-            ];
-            (regs.rip, regs.eflags) = (f.rip, f.rflags as u32);
-            (regs.segments.cs, regs.segments.ss) = (f.cs as u32, f.ss as u32);
-        } else {
-            let r = vcpu.get_regs().map_err(kvm)?;
-            regs.regs = [
-                r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11,
-                r.r12, r.r13, r.r14, r.r15,
-            ];
-            (regs.rip, regs.eflags) = (r.rip, r.rflags as u32);
-            (regs.segments.cs, regs.segments.ss) = (s.cs.selector.into(), s.ss.selector.into());
+        let mut r = vcpu.get_regs().map_err(kvm)?;
+        let slots = match &mut self.halt {
+            Halt::Trap(f) => {
+                (regs.segments.cs, regs.segments.ss) = (f.cs as u32, f.ss as u32);
+                frame_slots(f)
+            }
+            _ => {
+                (regs.segments.cs, regs.segments.ss) = (s.cs.selector.into(), s.ss.selector.into());
+                vcpu_slots(&mut r)
+            }
+        };
+        for (to, from) in regs.regs.iter_mut().zip(&slots) {
+            *to = **from;
         }
+        (regs.rip, regs.eflags) = (*slots[16], *slots[17] as u32);
         // The kernel uses no floating point: these are the program's.
         let f = vcpu.get_fpu().map_err(kvm)?;
         for (st, fpr) in regs.st.iter_mut().zip(f.fpr.iter()) {
@@ -340,29 +392,22 @@ impl SingleThreadBase for Machine<'_, '_> {
     /// The general registers, RIP and the arithmetic flags, XMM and MXCSR;
     /// segments and the system flags stay as they are.
     fn write_registers(&mut self, regs: &X86_64CoreRegs) -> TargetResult<(), Self> {
-        const ARITHMETIC: u64 = 0x8d5 | (1 << 10);
-        let g = &regs.regs;
-        let flags = u64::from(regs.eflags) & ARITHMETIC;
         let vcpu = &self.guest.vcpu;
-        match &mut self.halt {
-            Halt::Trap(f) => {
-                (f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp) =
-                    (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
-                (f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15) =
-                    (g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
-                f.rip = regs.rip;
-                f.rflags = (f.rflags & !ARITHMETIC) | flags;
-            }
-            _ => {
-                let mut r = vcpu.get_regs().map_err(kvm)?;
-                (r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp) =
-                    (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
-                (r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15) =
-                    (g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
-                r.rip = regs.rip;
-                r.rflags = (r.rflags & !ARITHMETIC) | flags;
-                vcpu.set_regs(&r).map_err(kvm)?;
-            }
+        let mut r = vcpu.get_regs().map_err(kvm)?;
+        let trapped = matches!(self.halt, Halt::Trap(_));
+        let slots = match &mut self.halt {
+            Halt::Trap(f) => frame_slots(f),
+            _ => vcpu_slots(&mut r),
+        };
+        for (i, to) in slots.into_iter().enumerate() {
+            *to = match i {
+                16 => regs.rip,
+                17 => (*to & !ARITHMETIC) | (u64::from(regs.eflags) & ARITHMETIC),
+                _ => regs.regs[i],
+            };
+        }
+        if !trapped {
+            vcpu.set_regs(&r).map_err(kvm)?;
         }
         let mut f = vcpu.get_fpu().map_err(kvm)?;
         for (bytes, x) in f.xmm.iter_mut().zip(regs.xmm.iter()) {
