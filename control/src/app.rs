@@ -285,6 +285,7 @@ pub mod errno {
     pub const BUSY: i32 = 10;
     pub const CONNREFUSED: i32 = 14;
     pub const CONNRESET: i32 = 15;
+    pub const DQUOT: i32 = 19;
     pub const EXIST: i32 = 20;
     pub const FAULT: i32 = 21;
     pub const FBIG: i32 = 22;

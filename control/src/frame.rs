@@ -368,11 +368,13 @@ pub enum Code {
     /// hard link to a directory, say): `EPERM`, where `PermissionDenied`
     /// is `EACCES`.
     NotPermitted = 27,
+    /// The file-system quota (`--fs-quota`, PROTOCOL.md §10.4) is used up.
+    QuotaExceeded = 28,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Self::Protocol,
         Self::Version,
         Self::Unsupported,
@@ -400,6 +402,7 @@ impl Code {
         Self::Loop,
         Self::NameTooLong,
         Self::NotPermitted,
+        Self::QuotaExceeded,
     ];
 
     /// The code numbered `n`, if any.
@@ -437,6 +440,7 @@ impl Code {
             Self::Loop => "too many levels of symbolic links",
             Self::NameTooLong => "name too long",
             Self::NotPermitted => "operation not permitted",
+            Self::QuotaExceeded => "file-system quota used up (--fs-quota)",
         }
     }
 }

@@ -337,6 +337,12 @@ pub struct Grants {
     /// --fs-root).
     #[arg(long, requires = "fs_root")]
     pub read_only: bool,
+    /// The most the guest may add, net, to the sizes of the files under
+    /// --fs-root while it runs: BYTES, or with a suffix K, M, G or T
+    /// (powers of 1024). Past it a write fails with QuotaExceeded
+    /// (PROTOCOL.md §10.4). Only with --fs-root.
+    #[arg(long, value_name = "BYTES", requires = "fs_root", value_parser = parse_size)]
+    pub fs_quota: Option<u64>,
     /// Allow the guest to listen (TCP) or bind (UDP) on ADDR:PORT
     /// (repeatable); the guest asks for 0.0.0.0:PORT to get the granted
     /// address with that port.
@@ -474,6 +480,22 @@ impl Cli {
     }
 }
 
+/// A size in bytes: digits, then optionally K, M, G or T (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 30),
+        Some((i, 'T' | 't')) => (&s[..i], 40),
+        _ => (s, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a size (BYTES, or a number with K, M, G or T)"))
+}
+
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(v),
@@ -560,6 +582,26 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--fs-root"), "{e}");
         assert!(parse(&["run", "--fs-root", "/", "--read-only", "hello"]).is_ok());
+    }
+
+    #[test]
+    fn a_quota_needs_a_root_and_takes_a_size() {
+        assert!(parse(&["run", "--fs-quota", "1M", "hello"]).is_err());
+        let quota = |q: &str| -> Option<u64> {
+            parse(&["run", "--fs-root", "/", "--fs-quota", q, "hello"])
+                .ok()?
+                .grants
+                .fs_quota
+        };
+        assert_eq!(quota("0"), Some(0));
+        assert_eq!(quota("4096"), Some(4096));
+        assert_eq!(quota("3k"), Some(3 << 10));
+        assert_eq!(quota("100M"), Some(100 << 20));
+        assert_eq!(quota("2G"), Some(2 << 30));
+        assert_eq!(quota("1T"), Some(1 << 40));
+        for bad in ["", "M", "-1", "1.5G", "1P", "99999999999T"] {
+            assert_eq!(quota(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -78,6 +78,7 @@ fn policy(grants: &cli::Grants) -> Result<Policy, ExitStatus> {
         ExitStatus::Usage
     })?;
     policy.limits = grants.limits();
+    policy.fs_quota = grants.fs_quota.map(weft_monitor::streams::Quota::new);
     Ok(policy)
 }
 

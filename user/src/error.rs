@@ -90,7 +90,9 @@ impl embedded_io::Error for Error {
             Code::Protocol => ErrorKind::InvalidData,
             Code::Closed => ErrorKind::BrokenPipe,
             Code::Unsupported => ErrorKind::Unsupported,
-            Code::NoSlots | Code::TooLarge | Code::OverBudget => ErrorKind::OutOfMemory,
+            Code::NoSlots | Code::TooLarge | Code::OverBudget | Code::QuotaExceeded => {
+                ErrorKind::OutOfMemory
+            }
             _ => ErrorKind::Other,
         }
     }

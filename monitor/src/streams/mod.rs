@@ -80,6 +80,7 @@ pub use fabric::{
     FabricAsk, FabricCall, FabricEvent, FabricLink, FabricWatch, MAX_IN_FLIGHT, MAX_QUEUED,
 };
 pub use framed::Failure;
+pub use fs::Quota;
 pub use interrupt::PARK_LIMIT;
 pub use ipc::{Answer, Delivery, Hold, INBOX, Inbox, IpcAsk, Outgoing, Route};
 pub use mover::{Begin, MoveAsk, MoveOrder, Uncaptured};

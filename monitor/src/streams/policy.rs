@@ -46,6 +46,8 @@ pub struct Policy {
     pub connect: Vec<SocketAddr>,
     /// The guest's budgets of host resources (§20.1).
     pub limits: Limits,
+    /// `--fs-quota`: how much the guest may add under `fs_root` (§10.4).
+    pub fs_quota: Option<super::fs::Quota>,
 }
 
 impl Policy {
@@ -79,6 +81,7 @@ impl Policy {
             listen,
             connect,
             limits: Limits::default(),
+            fs_quota: None,
         })
     }
 

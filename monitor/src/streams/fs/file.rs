@@ -3,7 +3,7 @@
 //! guest's request.
 
 use super::beneath::{self, PathError, shown};
-use super::{Fault, Root, broken, metadata, send, serve_requests, time_spec};
+use super::{Fault, Quota, Root, broken, metadata, send, serve_requests, time_spec};
 use crate::host as raw;
 use crate::streams::framed::{Failure, StreamIo};
 use crate::streams::zero_copy;
@@ -19,11 +19,13 @@ use weft_control::fs_proto::{
 const MIN_DIRECT: usize = 4096;
 
 /// An open file and what the guest may do with it.
-struct OpenFile {
+struct OpenFile<'a> {
     file: File,
     flags: OpenFlags,
     /// The root is read-only: the file's times stay too.
     read_only: bool,
+    /// The guest's file-system quota, if it has one.
+    quota: Option<&'a Quota>,
     /// Room for the `DATA` frames copied out of the file, as long as the
     /// longest read asked for yet, reused.
     buf: Vec<u8>,
@@ -57,7 +59,7 @@ pub async fn serve(mut io: StreamIo, params: &[u8], root: Root<'_>) {
 
 /// Opens `open.path` beneath the root: only regular files, and nothing
 /// that modifies under `--read-only`.
-fn open_file(root: Root<'_>, open: FileOpen<'_>) -> Result<OpenFile, Failure> {
+fn open_file<'a>(root: Root<'a>, open: FileOpen<'_>) -> Result<OpenFile<'a>, Failure> {
     let path = &shown(open.at);
     let flags = OpenFlags::from_bits(open.flags)
         .map_err(|why| Failure::new(Code::Invalid, format!("open {path}: {why}")))?;
@@ -69,9 +71,12 @@ fn open_file(root: Root<'_>, open: FileOpen<'_>) -> Result<OpenFile, Failure> {
         (false, true) => libc::O_WRONLY,
         _ => libc::O_RDONLY,
     };
+    // Under a quota the file is cut after the open, so that the size it
+    // had is known and given back.
+    let truncate = flags.contains(OpenFlags::TRUNCATE);
     for (flag, bits) in [
         (OpenFlags::CREATE, libc::O_CREAT),
-        (OpenFlags::TRUNCATE, libc::O_TRUNC),
+        (OpenFlags::TRUNCATE, if root.quota.is_some() { 0 } else { libc::O_TRUNC }),
         (OpenFlags::APPEND, libc::O_APPEND),
         (OpenFlags::EXCLUSIVE, libc::O_CREAT | libc::O_EXCL),
         (OpenFlags::NO_FOLLOW, libc::O_NOFOLLOW),
@@ -90,12 +95,19 @@ fn open_file(root: Root<'_>, open: FileOpen<'_>) -> Result<OpenFile, Failure> {
         .map(|m| super::file_kind(m.file_type()))
         .map_err(|e| PathError::Io(e).failure("open", path))?;
     match kind {
-        FileKind::File => Ok(OpenFile {
-            file,
-            flags,
-            read_only: root.read_only,
-            buf: Vec::new(),
-        }),
+        FileKind::File => {
+            if let (Some(quota), true) = (root.quota, truncate) {
+                let cut = file.metadata().and_then(|m| file.set_len(0).map(|()| m.len()));
+                quota.credit(cut.map_err(|e| PathError::Io(e).failure("open", path))?);
+            }
+            Ok(OpenFile {
+                file,
+                flags,
+                read_only: root.read_only,
+                quota: root.quota,
+                buf: Vec::new(),
+            })
+        }
         FileKind::Dir => Err(Failure::new(Code::IsDirectory, format!("open {path}"))),
         _ => Err(Failure::new(
             Code::Invalid,
@@ -110,7 +122,12 @@ fn host(op: &str, e: io::Error) -> Fault {
 }
 
 /// Answers one request.
-async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> Result<(), Fault> {
+async fn answer(
+    f: &mut OpenFile<'_>,
+    io: &mut StreamIo,
+    kind: u16,
+    body: &[u8],
+) -> Result<(), Fault> {
     let header = Header::new(kind, body.len());
     let reply = match FileRequest::decode(header, body).map_err(broken)? {
         FileRequest::Read { max } => {
@@ -152,8 +169,12 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
             if !f.flags.writes() {
                 return Err(Failure::new(Code::Invalid, "write: file not open for writing").into());
             }
-            check_growth(f, bytes.len())?;
-            Reply::Written(write_some(&mut f.file, bytes)? as u32)
+            let charged = check_growth(f, bytes.len())?;
+            let written = write_some(&mut f.file, bytes);
+            if let Some(c) = charged {
+                c.settle(&f.file);
+            }
+            Reply::Written(written? as u32)
         }
         FileRequest::Seek { whence, offset } => {
             let to = match whence {
@@ -183,7 +204,15 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
                 let why = format!("set size {size}: past {}", largest());
                 return Err(Failure::new(Code::TooLarge, why).into());
             }
-            f.file.set_len(size).map_err(|e| host("set size", e))?;
+            if let Some(quota) = f.quota {
+                quota.resize(now, size, &format!("set size {size}"))?;
+            }
+            if let Err(e) = f.file.set_len(size) {
+                if let Some(quota) = f.quota {
+                    let _ = quota.resize(size, now, "set size");
+                }
+                return Err(host("set size", e));
+            }
             Reply::Done
         }
         FileRequest::SetTimes(times) => {
@@ -204,7 +233,8 @@ async fn answer(f: &mut OpenFile, io: &mut StreamIo, kind: u16, body: &[u8]) -> 
 /// `APPEND`) that would make the file longer than [`MAX_FILE_SIZE`]
 /// (§10.2): a guest must not make huge sparse files on the host. A write
 /// that does not move the end (of a file the host made longer) is allowed.
-fn check_growth(f: &mut OpenFile, len: usize) -> Result<(), Fault> {
+/// Under a quota (§10.4), charges the growth the write would make.
+fn check_growth<'a>(f: &mut OpenFile<'a>, len: usize) -> Result<Option<Charged<'a>>, Fault> {
     let size = |file: &File| file.metadata().map(|m| m.len());
     let at = if f.flags.contains(OpenFlags::APPEND) {
         size(&f.file)
@@ -213,10 +243,42 @@ fn check_growth(f: &mut OpenFile, len: usize) -> Result<(), Fault> {
     }
     .map_err(|e| host("write", e))?;
     let end = at.saturating_add(len as u64);
-    if end <= MAX_FILE_SIZE || end <= size(&f.file).map_err(|e| host("write", e))? {
-        return Ok(());
+    if end <= MAX_FILE_SIZE && f.quota.is_none() {
+        return Ok(None);
     }
-    Err(Failure::new(Code::TooLarge, too_large(at, end)).into())
+    let now = size(&f.file).map_err(|e| host("write", e))?;
+    if end > MAX_FILE_SIZE && end > now {
+        return Err(Failure::new(Code::TooLarge, too_large(at, end)).into());
+    }
+    let Some(quota) = f.quota else {
+        return Ok(None);
+    };
+    let bytes = end.saturating_sub(now);
+    quota.charge(bytes, &format!("write at offset {at}"))?;
+    Ok(Some(Charged {
+        quota,
+        size: now,
+        bytes,
+    }))
+}
+
+/// Growth a write was charged for, before it was made.
+struct Charged<'a> {
+    quota: &'a Quota,
+    /// The file's size before the write.
+    size: u64,
+    bytes: u64,
+}
+
+impl Charged<'_> {
+    /// Gives back what the write did not grow the file by (all of it if
+    /// it failed).
+    fn settle(self, file: &File) {
+        let grown = file
+            .metadata()
+            .map_or(0, |m| m.len().saturating_sub(self.size));
+        self.quota.credit(self.bytes.saturating_sub(grown));
+    }
 }
 
 /// The message of a write refused by [`check_growth`].
@@ -266,7 +328,7 @@ mod tests {
 
     /// An open scratch file named after `test` (removed at once: the
     /// descriptor keeps it).
-    fn scratch(test: &str, flags: OpenFlags) -> OpenFile {
+    fn scratch(test: &str, flags: OpenFlags) -> OpenFile<'static> {
         let name = format!("weft-growth-{test}-{}", std::process::id());
         let path = std::env::temp_dir().join(name);
         let file = File::options()
@@ -280,13 +342,14 @@ mod tests {
             file,
             flags,
             read_only: false,
+            quota: None,
             buf: Vec::new(),
         }
     }
 
-    fn refused(f: &mut OpenFile, len: usize) -> Option<Failure> {
+    fn refused(f: &mut OpenFile<'_>, len: usize) -> Option<Failure> {
         match check_growth(f, len) {
-            Ok(()) => None,
+            Ok(_) => None,
             Err(Fault::Request(f)) | Err(Fault::Stream(f)) => Some(f),
         }
     }

@@ -14,7 +14,10 @@
 
 mod beneath;
 mod file;
+mod quota;
 mod session;
+
+pub use quota::Quota;
 
 use super::framed::{Failure, StreamIo};
 use super::policy::Policy;
@@ -30,6 +33,7 @@ pub async fn serve(io: StreamIo, kind: u16, params: &[u8], policy: &Policy) {
         Ok(dir) => Root {
             dir,
             read_only: policy.read_only,
+            quota: policy.fs_quota.as_ref(),
         },
         Err(f) => return io.fail(f).await,
     };
@@ -39,14 +43,22 @@ pub async fn serve(io: StreamIo, kind: u16, params: &[u8], policy: &Policy) {
     }
 }
 
-/// The root directory and whether it may be changed.
+/// The root directory, whether it may be changed, and the guest's quota.
 #[derive(Clone, Copy)]
 struct Root<'a> {
     dir: &'a File,
     read_only: bool,
+    quota: Option<&'a Quota>,
 }
 
 impl Root<'_> {
+    /// Gives `bytes` back to the quota, if there is one.
+    fn credit(&self, bytes: u64) {
+        if let Some(q) = self.quota {
+            q.credit(bytes);
+        }
+    }
+
     /// Refuses operation `op` on `path` under `--read-only`.
     fn check_writable(&self, op: &str, path: &str) -> Result<(), Failure> {
         if self.read_only {
@@ -55,6 +67,19 @@ impl Root<'_> {
             Ok(())
         }
     }
+}
+
+/// The bytes removing what `at` names would free: its size if it is a
+/// regular file with no other name (none without a quota).
+fn freed_by_removing(root: &Root<'_>, at: weft_control::fs_proto::At<'_>) -> u64 {
+    if root.quota.is_none() {
+        return 0;
+    }
+    beneath::open_at(root.dir, at, libc::O_PATH | libc::O_NOFOLLOW, 0)
+        .and_then(|f| f.metadata().map_err(beneath::PathError::Io))
+        .ok()
+        .filter(|m| m.is_file() && m.nlink() == 1)
+        .map_or(0, |m| m.len())
 }
 
 /// What `t` is, in the protocol's terms.

@@ -2,12 +2,14 @@
 //! path resolved beneath the root.
 
 use super::beneath::{self, PathError, shown};
-use super::{Fault, Root, broken, file_kind, metadata, send, serve_requests, time_spec};
+use super::{
+    Fault, Root, broken, file_kind, freed_by_removing, metadata, send, serve_requests, time_spec,
+};
 use crate::host;
 use crate::streams::framed::{Failure, StreamIo};
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::DirEntryExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use weft_control::frame::{Code, HEADER, Header, MAX_BODY};
 use weft_control::fs_proto::{
     At, DirEntry, FileKind, METADATA_LEN, Reply, SessionRequest, Times, encode_entries,
@@ -68,7 +70,9 @@ async fn answer(
             let op = if is_dir { "remove directory" } else { "remove" };
             root.check_writable(op, &shown(at))?;
             let (dir, name) = beneath::parent_at(root.dir, at).map_err(failed(op, at))?;
+            let freed = freed_by_removing(root, at);
             beneath::unlink_at(&dir, &name, is_dir).map_err(host_failed(op, at))?;
+            root.credit(freed);
             Reply::Done
         }
         SessionRequest::Rename { from, to } => {
@@ -77,8 +81,10 @@ async fn answer(
                 beneath::parent_at(root.dir, from).map_err(failed("rename", from))?;
             let (to_dir, to_name) =
                 beneath::parent_at(root.dir, to).map_err(failed("rename to", to))?;
+            let freed = freed_by_replacing(root, from, to);
             beneath::rename_at(&from_dir, &from_name, &to_dir, &to_name)
                 .map_err(host_failed("rename", from))?;
+            root.credit(freed);
             Reply::Done
         }
         SessionRequest::Symlink { target, at } => {
@@ -101,6 +107,21 @@ async fn answer(
     let mut buf = [0u8; HEADER + METADATA_LEN];
     let n = reply.encode(&mut buf).unwrap_or(0);
     send(io, &buf[..n]).await
+}
+
+/// The bytes renaming `from` onto `to` frees (§10.4): what `to` names,
+/// unless it is `from` itself (none without a quota).
+fn freed_by_replacing(root: &Root<'_>, from: At<'_>, to: At<'_>) -> u64 {
+    let id = |at| {
+        beneath::open_at(root.dir, at, libc::O_PATH | libc::O_NOFOLLOW, 0)
+            .and_then(|f| f.metadata().map_err(PathError::Io))
+            .map(|m| (m.dev(), m.ino()))
+            .ok()
+    };
+    if root.quota.is_none() || id(from) == id(to) {
+        return 0;
+    }
+    freed_by_removing(root, to)
 }
 
 /// Makes a symlink at `at` to `target`, stored as given. An absolute
@@ -254,6 +275,7 @@ mod tests {
         let root = Root {
             dir: &file,
             read_only: false,
+            quota: None,
         };
         assert_eq!(
             code(symlink(&root, "/etc/passwd", At::root("abs"))),
@@ -305,6 +327,7 @@ mod tests {
         let root = Root {
             dir: &file,
             read_only: false,
+            quota: None,
         };
         let times = Times {
             accessed: SetTime::Keep,

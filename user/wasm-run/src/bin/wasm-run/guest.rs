@@ -46,6 +46,7 @@ fn errno_for(e: &Error) -> i32 {
         Code::Invalid => errno::INVAL,
         Code::Unsupported => errno::NOTCAPABLE,
         Code::TooLarge => errno::FBIG,
+        Code::QuotaExceeded => errno::DQUOT,
         Code::NotAllowed => errno::ACCES,
         Code::AddressInUse => errno::ADDRINUSE,
         Code::ConnectionRefused => errno::CONNREFUSED,
