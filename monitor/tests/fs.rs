@@ -240,3 +240,38 @@ fn a_write_past_the_largest_file_size_is_refused_and_makes_no_sparse_file() {
     let big = fs::metadata(s.root().join("big")).unwrap();
     assert_eq!(big.len(), 1, "no sparse file was made");
 }
+
+#[test]
+fn a_quota_refuses_growth_past_it_and_counts_a_truncated_file_as_freed() {
+    let s = Scratch::new("quota");
+    let data = pattern(300_000, 5);
+    fs::write(s.root().join("src"), &data).unwrap();
+    fs::write(s.root().join("old"), pattern(300_000, 6)).unwrap();
+    let root = s.root_arg();
+    // Files found there are not charged; a copy of 300,000 bytes is.
+    let o = s.run(
+        &["--fs-root", &root, "--fs-quota", "200K"],
+        &["cp", "src", "dst"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("file-system quota used up (--fs-quota)")
+            && err.contains("would pass --fs-quota 204800"),
+        "{err}"
+    );
+    let copied = fs::read(s.root().join("dst")).unwrap();
+    assert!(copied.len() <= 200 << 10 && data.starts_with(&copied));
+    let o = s.run(
+        &["--fs-root", &root, "--fs-quota", "300000"],
+        &["cp", "src", "dst2"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Overwriting a file first frees what it held: no net growth.
+    let o = s.run(
+        &["--fs-root", &root, "--fs-quota", "1000"],
+        &["cp", "src", "old"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(fs::read(s.root().join("old")).unwrap() == data);
+}

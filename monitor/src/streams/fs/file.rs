@@ -76,7 +76,14 @@ fn open_file<'a>(root: Root<'a>, open: FileOpen<'_>) -> Result<OpenFile<'a>, Fai
     let truncate = flags.contains(OpenFlags::TRUNCATE);
     for (flag, bits) in [
         (OpenFlags::CREATE, libc::O_CREAT),
-        (OpenFlags::TRUNCATE, if root.quota.is_some() { 0 } else { libc::O_TRUNC }),
+        (
+            OpenFlags::TRUNCATE,
+            if root.quota.is_some() {
+                0
+            } else {
+                libc::O_TRUNC
+            },
+        ),
         (OpenFlags::APPEND, libc::O_APPEND),
         (OpenFlags::EXCLUSIVE, libc::O_CREAT | libc::O_EXCL),
         (OpenFlags::NO_FOLLOW, libc::O_NOFOLLOW),
@@ -97,7 +104,9 @@ fn open_file<'a>(root: Root<'a>, open: FileOpen<'_>) -> Result<OpenFile<'a>, Fai
     match kind {
         FileKind::File => {
             if let (Some(quota), true) = (root.quota, truncate) {
-                let cut = file.metadata().and_then(|m| file.set_len(0).map(|()| m.len()));
+                let cut = file
+                    .metadata()
+                    .and_then(|m| file.set_len(0).map(|()| m.len()));
                 quota.credit(cut.map_err(|e| PathError::Io(e).failure("open", path))?);
             }
             Ok(OpenFile {

@@ -95,7 +95,11 @@ mod tests {
         q.charge(60, "write").unwrap();
         let e = q.charge(41, "write at 60").unwrap_err();
         assert_eq!(e.code, Code::QuotaExceeded);
-        assert!(e.message.starts_with("write at 60: 41 more bytes"), "{}", e.message);
+        assert!(
+            e.message.starts_with("write at 60: 41 more bytes"),
+            "{}",
+            e.message
+        );
         assert_eq!(q.added(), 60, "a refused charge takes nothing");
         q.charge(40, "write").unwrap();
         q.resize(100, 30, "set size").unwrap();
