@@ -30,11 +30,13 @@
 //! detached, or its connection broke), every breakpoint is taken back, a
 //! stopped program is resumed as the debugger left it, and the guest runs
 //! on as if no debugger had come. A Ctrl-C from the debugger stops the
-//! guest at its next exit to the monitor (a program that computes without
-//! an exit runs on until it makes one).
+//! guest at once: while it runs, a watcher thread kicks the vCPU out of
+//! `KVM_RUN` (the stopper's signal) when the debugger sends anything, and
+//! the loop reads it between exits.
 
 use crate::exit::{Exit, Stop};
 use crate::guest_memory::{PhysRam, Ram};
+use crate::host;
 use crate::vm::{self, VmError};
 use gdbstub::common::Signal;
 use gdbstub::conn::{Connection, ConnectionExt};
@@ -55,6 +57,10 @@ use kvm_bindings::kvm_regs;
 use kvm_ioctls::VcpuFd;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::error::ErrorCode;
 use weft_control::hypercall::{self, DATA_OFFSET, FaultFrame, FaultReport, nr};
@@ -82,6 +88,11 @@ const DR6_HITS: u64 = 0xf;
 /// Where the program half of the address space ends.
 const USER_END: u64 = 0x0000_8000_0000_0000;
 const PAGE: u64 = 4096;
+/// How often the watcher looks whether its session ended, and how soon
+/// it kicks again while the debugger's bytes wait (a kick that lands just
+/// before `KVM_RUN` is lost, as the stopper's may be).
+const WATCH_POLL: Duration = Duration::from_millis(50);
+const KICK_AGAIN: Duration = Duration::from_millis(5);
 
 /// Listens for the debugger on loopback port `port` (before the sandbox,
 /// which allows binding only the `--listen` ports).
@@ -136,6 +147,7 @@ pub fn debug(listener: TcpListener, guest: Guest<'_, '_>) -> Result<Session, VmE
     };
     drop(listener);
     let _ = conn.set_nodelay(true);
+    let watch = Watch::start(&conn);
     let mut machine = Machine {
         guest,
         soft: BTreeMap::new(),
@@ -143,6 +155,7 @@ pub fn debug(listener: TcpListener, guest: Guest<'_, '_>) -> Result<Session, VmE
         halt: Halt::Vcpu,
         stepping: false,
         ended: None,
+        running: watch.as_ref().map(|w| w.running.clone()),
     };
     let outcome = GdbStub::new(conn).run_blocking::<Loop<'_, '_>>(&mut machine);
     let session = match outcome {
@@ -161,10 +174,67 @@ pub fn debug(listener: TcpListener, guest: Guest<'_, '_>) -> Result<Session, VmE
             Session::Detached
         }
     };
+    drop(watch);
     if let Session::Detached = session {
         machine.forget()?;
     }
     Ok(session)
+}
+
+/// The watcher of the debugger's connection while the guest runs.
+struct Watch {
+    /// Whether the guest runs (the loop sets it around its runs).
+    running: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    /// Starts watching `conn` for the vCPU thread, the calling one (`None`
+    /// if no thread or descriptor could be had: Ctrl-C then waits for the
+    /// guest's next exit).
+    fn start(conn: &TcpStream) -> Option<Watch> {
+        let peer = conn.try_clone().ok()?;
+        let vcpu = host::Thread::current();
+        let (running, done) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (r, d) = (running.clone(), done.clone());
+        let thread = std::thread::Builder::new()
+            .name("weft-gdb-watch".into())
+            .spawn(move || {
+                let mut byte = [0u8];
+                while !d.load(Ordering::Acquire) {
+                    let ready = host::wait_readable(peer.as_raw_fd(), Some(WATCH_POLL));
+                    if !matches!(ready, Ok(true)) {
+                        continue;
+                    }
+                    match peer.peek(&mut byte) {
+                        // The debugger went away: the loop finds out.
+                        Ok(0) => return,
+                        Ok(_) if r.load(Ordering::Acquire) => vcpu.kick(host::kick_signal()),
+                        _ => {}
+                    }
+                    std::thread::sleep(KICK_AGAIN);
+                }
+            })
+            .ok()?;
+        Some(Watch {
+            running,
+            done,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The guest and the breakpoints, as the stub sees them.
@@ -180,6 +250,8 @@ struct Machine<'r, 'e> {
     stepping: bool,
     /// How the guest ended, once it has.
     ended: Option<Stop>,
+    /// Set while the guest runs, for the watcher.
+    running: Option<Arc<AtomicBool>>,
 }
 
 impl Machine<'_, '_> {
@@ -542,6 +614,22 @@ impl HwBreakpoint for Machine<'_, '_> {
     }
 }
 
+/// Marks the guest running for the watcher while it lives.
+struct Running<'a>(&'a AtomicBool);
+
+impl<'a> Running<'a> {
+    fn new(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        Self(flag)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// The stub's event loop: runs the guest through the monitor's exit loop
 /// until it stops for the debugger, ends, or the debugger sends a byte.
 struct Loop<'r, 'e>(std::marker::PhantomData<Machine<'r, 'e>>);
@@ -559,6 +647,8 @@ impl<'r, 'e> BlockingEventLoop for Loop<'r, 'e> {
         WaitForStopReasonError<VmError, <TcpStream as Connection>::Error>,
     > {
         use WaitForStopReasonError::{Connection as Conn, Target as Guest};
+        let flag = target.running.clone();
+        let _running = flag.as_deref().map(Running::new);
         loop {
             if conn.peek().map_err(Conn)?.is_some() {
                 return Ok(Event::IncomingData(conn.read().map_err(Conn)?));

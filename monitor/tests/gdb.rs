@@ -9,6 +9,10 @@ use common::{free_port, guest_program, lines, run, target, wait_for_line, weft};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// How long one gdb session may take.
+const GDB_LIMIT: Duration = Duration::from_secs(120);
 
 /// What a session printed: gdb's output, then `weft`'s status, standard
 /// output and standard error.
@@ -23,6 +27,17 @@ struct Session {
 /// `PROGRAM`'s file (and the kernel's, written by `weft symbols`) with
 /// `commands` after `target remote`.
 fn session(program: &str, args: &[&str], commands: &[&str]) -> Session {
+    session_interrupted(program, args, commands, None)
+}
+
+/// [`session`], and SIGINT to gdb (a Ctrl-C at its terminal) `interrupt`
+/// after it starts.
+fn session_interrupted(
+    program: &str,
+    args: &[&str],
+    commands: &[&str],
+    interrupt: Option<Duration>,
+) -> Session {
     let symbols = symbols_dir("session");
     let port = free_port().to_string();
     let mut child = weft()
@@ -35,8 +50,8 @@ fn session(program: &str, args: &[&str], commands: &[&str]) -> Session {
     let err_lines = lines(child.stderr.take().expect("stderr"));
     let first = wait_for_line(&err_lines, "waiting for gdb");
     assert!(first.contains(&format!("127.0.0.1:{port}")), "{first}");
-    let mut gdb = Command::new("timeout");
-    gdb.args(["120", "gdb", "-nx", "-batch", "-ex", "set pagination off"]);
+    let mut gdb = Command::new("gdb");
+    gdb.args(["-nx", "-batch", "-ex", "set pagination off"]);
     gdb.args(["-ex", &format!("file {program}")]);
     gdb.args([
         "-ex",
@@ -46,7 +61,30 @@ fn session(program: &str, args: &[&str], commands: &[&str]) -> Session {
     for c in commands {
         gdb.args(["-ex", c]);
     }
-    let gdb = gdb.output().expect("run gdb (make setup installs it)");
+    let gdb = gdb
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gdb (make setup installs it)");
+    let pid = gdb.id() as libc::pid_t;
+    // Ends gdb if it hangs (or interrupts it first); stopped once gdb ends.
+    let (ended, watchdog) = std::sync::mpsc::channel::<()>();
+    let guard = std::thread::spawn(move || {
+        if let Some(after) = interrupt
+            && watchdog.recv_timeout(after).is_err()
+        {
+            // SAFETY: `kill` has no memory effects; `pid` is gdb's, which
+            // is not reaped before `ended` is sent.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        }
+        if watchdog.recv_timeout(GDB_LIMIT).is_err() {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let gdb = gdb.wait_with_output().expect("gdb ends");
+    let _ = ended.send(());
+    guard.join().expect("the watchdog ends");
     let output = child.wait_with_output().expect("weft ends");
     // The reader ends with weft's standard error.
     let err: Vec<String> = err_lines.iter().collect();
@@ -180,6 +218,20 @@ fn guest_program_bundled(name: &str) -> String {
     let built = target().join("x86_64-unknown-none/release").join(name);
     assert!(written == std::fs::read(&built).expect("make guest built it"));
     dir.join(name).display().to_string()
+}
+
+#[test]
+fn a_ctrl_c_in_gdb_stops_a_program_that_never_leaves_ring_3_and_kill_ends_the_guest() {
+    let s = session_interrupted(
+        &guest_program_bundled("spin"),
+        &[],
+        &["continue", "bt 1", "kill"],
+        Some(Duration::from_secs(5)),
+    );
+    let g = &s.gdb;
+    assert!(g.contains("Program received signal SIGINT"), "{g}");
+    assert!(g.contains("in weft_program_main"), "{g}");
+    assert_eq!(s.status, 137, "{}", s.err);
 }
 
 #[test]
