@@ -308,6 +308,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let deadline = Instant::now() + DRAIN_LIMIT;
     stats.doorbells = relay.forwarded();
     let budgets = relay.budgets();
+    stats.fs_quota = relay.fs_quota();
     let relay_stats = relay.finish();
     stats.budgets = Some(budgets.figures());
     stats.stream_bytes = relay_stats.bytes_out.load(Ordering::Relaxed);

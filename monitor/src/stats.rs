@@ -1,6 +1,7 @@
 //! Counters and boot-phase times for `--stats`.
 
 use crate::sandbox::FileRules;
+use crate::streams::QuotaFigures;
 use crate::streams::budget::BudgetFigures;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -51,6 +52,8 @@ pub struct Stats {
     pub sandbox: Option<FileRules>,
     /// The guest's budgets at the end.
     pub budgets: Option<BudgetFigures>,
+    /// The file-system quota at the end, if there is one.
+    pub fs_quota: Option<QuotaFigures>,
 }
 
 /// Host times of the boot phases, measured from the monitor's start.
@@ -180,6 +183,13 @@ impl Stats {
                 b.lingering,
                 b.limits.lingering,
                 b.lingering_dropped
+            );
+        }
+        if let Some(q) = self.fs_quota {
+            let _ = writeln!(
+                out,
+                "  fs_quota: added={} limit={} refused={}",
+                q.added, q.limit, q.refused
             );
         }
         let _ = writeln!(out, "  sandbox: {sandbox}");

@@ -250,11 +250,15 @@ fn a_quota_refuses_growth_past_it_and_counts_a_truncated_file_as_freed() {
     let root = s.root_arg();
     // Files found there are not charged; a copy of 300,000 bytes is.
     let o = s.run(
-        &["--fs-root", &root, "--fs-quota", "200K"],
+        &["--stats", "--fs-root", &root, "--fs-quota", "200K"],
         &["cp", "src", "dst"],
     );
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
+    assert!(
+        err.contains("fs_quota: added=196608 limit=204800 refused=1"),
+        "{err}"
+    );
     assert!(
         err.contains("file-system quota used up (--fs-quota)")
             && err.contains("would pass --fs-quota 204800"),

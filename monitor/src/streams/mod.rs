@@ -80,7 +80,7 @@ pub use fabric::{
     FabricAsk, FabricCall, FabricEvent, FabricLink, FabricWatch, MAX_IN_FLIGHT, MAX_QUEUED,
 };
 pub use framed::Failure;
-pub use fs::Quota;
+pub use fs::{Quota, QuotaFigures};
 pub use interrupt::PARK_LIMIT;
 pub use ipc::{Answer, Delivery, Hold, INBOX, Inbox, IpcAsk, Outgoing, Route};
 pub use mover::{Begin, MoveAsk, MoveOrder, Uncaptured};
@@ -413,6 +413,11 @@ impl Relay {
     /// The guest's budgets (their figures stay readable after `finish`).
     pub fn budgets(&self) -> Arc<Budgets> {
         self.budgets.clone()
+    }
+
+    /// The file-system quota's figures, if the guest has one (§10.4).
+    pub fn fs_quota(&self) -> Option<QuotaFigures> {
+        self.policy.fs_quota.as_ref().map(Quota::figures)
     }
 
     pub fn finish(self) -> Arc<RelayStats> {

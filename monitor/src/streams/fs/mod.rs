@@ -17,7 +17,7 @@ mod file;
 mod quota;
 mod session;
 
-pub use quota::Quota;
+pub use quota::{Quota, QuotaFigures};
 
 use super::framed::{Failure, StreamIo};
 use super::policy::Policy;

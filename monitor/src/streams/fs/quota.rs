@@ -15,7 +15,7 @@
 //! may then add as much).
 
 use crate::streams::framed::Failure;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use weft_control::frame::Code;
 
 /// A guest's quota, shared by all its file streams.
@@ -24,6 +24,16 @@ pub struct Quota {
     limit: i64,
     /// Bytes added, net, so far.
     added: AtomicI64,
+    /// Requests refused.
+    refused: AtomicU64,
+}
+
+/// A quota's figures, for `--stats`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaFigures {
+    pub limit: u64,
+    pub added: i64,
+    pub refused: u64,
 }
 
 impl Quota {
@@ -31,6 +41,7 @@ impl Quota {
         Self {
             limit: i64::try_from(limit).unwrap_or(i64::MAX),
             added: AtomicI64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -73,7 +84,16 @@ impl Quota {
         self.added.load(Ordering::Acquire)
     }
 
+    pub fn figures(&self) -> QuotaFigures {
+        QuotaFigures {
+            limit: self.limit as u64,
+            added: self.added(),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
+    }
+
     fn refusal(&self, what: &str, bytes: u64) -> Failure {
+        self.refused.fetch_add(1, Ordering::Relaxed);
         Failure::new(
             Code::QuotaExceeded,
             format!(
@@ -109,5 +129,7 @@ mod tests {
         q.charge(120, "write").unwrap();
         assert!(q.resize(0, 1, "set size").is_err());
         assert!(q.charge(u64::MAX, "write").is_err());
+        let f = q.figures();
+        assert_eq!((f.limit, f.added, f.refused), (100, 100, 3));
     }
 }
