@@ -279,3 +279,27 @@ fn a_quota_refuses_growth_past_it_and_counts_a_truncated_file_as_freed() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(fs::read(s.root().join("old")).unwrap() == data);
 }
+
+#[test]
+fn a_wasi_program_past_the_quota_sees_edquot() {
+    let s = Scratch::new("quota-wasi");
+    fs::write(s.root().join("a.txt"), b"hello").unwrap();
+    let program = common::target().join("wasm/conformance/file_write.wasm");
+    let root = s.root_arg();
+    let o = s.run(
+        &["--fs-root", &root, "--fs-quota", "8"],
+        &[program.to_str().unwrap()],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    // 6 bytes fit; the hole's byte at 10 and 3 more at 6 would not.
+    for line in [
+        "write: 6\n",
+        "pwrite at 10 (hole): -1 EDQUOT\n",
+        "write after the hole: -1 EDQUOT\n",
+        "content of new.txt: \"abXYef\"\n",
+        "content of a.txt: \"Jello\"\n",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+}
