@@ -14,7 +14,9 @@
 //!   gate (§2.5), and ring-0 code is emulated on the machines Weft targets,
 //!   where KVM's own breakpoints are not reliable;
 //! - a hardware breakpoint is one of the guest's debug registers 0-3
-//!   (execution), and a step is the program's trap flag: both end in #DB;
+//!   (execution; not offered on nested KVM in PVM mode, where they do not
+//!   fire at ring 3), and a step is the program's trap flag: both end in
+//!   #DB;
 //! - any other exception stops the program too, at the faulting
 //!   instruction, as the signal a Unix debugger would show; resuming with
 //!   that signal lets it end the program as without a debugger.
@@ -94,15 +96,30 @@ const PAGE: u64 = 4096;
 const WATCH_POLL: Duration = Duration::from_millis(50);
 const KICK_AGAIN: Duration = Duration::from_millis(5);
 
+/// A debugger's port, listened on.
+pub struct Listening {
+    listener: TcpListener,
+    /// Whether the guest's debug registers fire at ring 3 here: not on
+    /// nested KVM in PVM mode (measured), where hardware breakpoints are
+    /// then not offered rather than never hit.
+    debug_registers: bool,
+}
+
 /// Listens for the debugger on loopback port `port` (before the sandbox,
-/// which allows binding only the `--listen` ports).
-pub fn listen(port: u16) -> std::io::Result<TcpListener> {
+/// which allows binding only the `--listen` ports and reading no
+/// `/proc/cmdline`).
+pub fn listen(port: u16) -> std::io::Result<Listening> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
     eprintln!(
         "weft: waiting for gdb on {} (target remote {0})",
         listener.local_addr()?
     );
-    Ok(listener)
+    let pvm = std::fs::read_to_string("/proc/cmdline")
+        .is_ok_and(|c| c.split_whitespace().any(|w| w.starts_with("nested_pvm")));
+    Ok(Listening {
+        listener,
+        debug_registers: !pvm,
+    })
 }
 
 /// How a debugging session ended.
@@ -137,7 +154,11 @@ pub struct Guest<'r, 'e> {
 
 /// Takes one debugger on `listener` and serves it until the guest ends or
 /// the debugger leaves. The guest has not run yet.
-pub fn debug(listener: TcpListener, guest: Guest<'_, '_>) -> Result<Session, VmError> {
+pub fn debug(listening: Listening, guest: Guest<'_, '_>) -> Result<Session, VmError> {
+    let Listening {
+        listener,
+        debug_registers,
+    } = listening;
     let conn = match listener.accept() {
         Ok((conn, _)) => conn,
         Err(e) => {
@@ -152,6 +173,7 @@ pub fn debug(listener: TcpListener, guest: Guest<'_, '_>) -> Result<Session, VmE
         guest,
         soft: BTreeMap::new(),
         hard: [None; 4],
+        debug_registers,
         halt: Halt::Vcpu,
         stepping: false,
         ended: None,
@@ -245,6 +267,8 @@ struct Machine<'r, 'e> {
     soft: BTreeMap<u64, (u64, u8)>,
     /// Hardware breakpoints (debug registers 0-3).
     hard: [Option<u64>; 4],
+    /// Whether hardware breakpoints are offered ([`Listening`]).
+    debug_registers: bool,
     halt: Halt,
     /// Whether the guest was resumed for one step.
     stepping: bool,
@@ -556,7 +580,11 @@ impl Breakpoints for Machine<'_, '_> {
     }
 
     fn support_hw_breakpoint(&mut self) -> Option<HwBreakpointOps<'_, Self>> {
-        Some(self)
+        if self.debug_registers {
+            Some(self)
+        } else {
+            None
+        }
     }
 }
 

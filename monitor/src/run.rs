@@ -281,8 +281,8 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
             Ok(None)
         };
         let debugged = match gdb {
-            Some(listener) => gdb::debug(
-                listener,
+            Some(listening) => gdb::debug(
+                listening,
                 gdb::Guest {
                     vcpu: &mut vcpu,
                     ram: &ram,

@@ -235,6 +235,35 @@ fn a_ctrl_c_in_gdb_stops_a_program_that_never_leaves_ring_3_and_kill_ends_the_gu
 }
 
 #[test]
+fn hardware_breakpoints_stop_a_program_where_the_debug_registers_fire() {
+    let s = session(
+        &guest_program("countdown"),
+        &["3"],
+        &[
+            "hbreak countdown::sum_down",
+            "continue",
+            "print from",
+            "continue",
+        ],
+    );
+    let g = &s.gdb;
+    let pvm = std::fs::read_to_string("/proc/cmdline")
+        .is_ok_and(|c| c.split_whitespace().any(|w| w.starts_with("nested_pvm")));
+    if pvm {
+        // Not offered where they would never fire: gdb cannot insert one,
+        // and the program runs on once gdb leaves.
+        assert!(g.contains("Cannot insert hardware breakpoint 1"), "{g}");
+    } else {
+        assert!(
+            g.contains("Breakpoint 1, countdown::sum_down (from=3)"),
+            "{g}"
+        );
+        assert!(g.contains("$1 = 3"), "{g}");
+    }
+    assert_eq!((s.status, s.out.as_str()), (0, "sum 6\n"), "{}", s.err);
+}
+
+#[test]
 fn weft_symbols_refuses_a_program_it_does_not_bundle() {
     let (code, out, err) = run(&["symbols", "--out", "/nonexistent/x", "no-such-program"]);
     assert_eq!(code, 2);
