@@ -37,10 +37,9 @@ pub enum Exit {
     Shutdown,
     /// `KVM_RUN` was interrupted by a signal.
     Interrupted,
-    /// A debug exception for the debugger (`weft run --gdb`): `exception`
-    /// 1 (#DB: a step or a hardware breakpoint) or 3 (#BP: `int3`), at
-    /// linear address `pc`.
-    Debug { exception: u32, pc: u64 },
+    /// A debug exit: KVM's single step, which only the debugger turns on
+    /// (`weft run --gdb`, stepping the kernel before the first program).
+    Debug,
     /// Anything else, by name.
     Other(&'static str),
 }
@@ -226,7 +225,7 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
             Outcome::Stop(Stop::Violation(Violation::UnexpectedExit(name)))
         }
         // Only a debugger turns debug exits on, and it takes them first.
-        Exit::Debug { .. } => {
+        Exit::Debug => {
             e.other += 1;
             Outcome::Stop(Stop::Violation(Violation::UnexpectedExit(
                 "debug exception with no debugger",

@@ -684,7 +684,7 @@ impl<'r, 'e> BlockingEventLoop for Loop<'r, 'e> {
             let exit = vm::run(target.guest.vcpu).map_err(Guest)?;
             match exit {
                 // A step of the kernel (before the first instruction).
-                Exit::Debug { .. } => {
+                Exit::Debug => {
                     vm::step_in_kvm(target.guest.vcpu, false).map_err(Guest)?;
                     target.halt = Halt::Vcpu;
                     return Ok(Event::TargetStopped(SingleThreadStopReason::DoneStep));

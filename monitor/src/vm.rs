@@ -358,10 +358,7 @@ pub fn run(vcpu: &mut VcpuFd) -> Result<Exit, VmError> {
                 VcpuExit::FailEntry(..) => Exit::Other("hardware entry failure"),
                 VcpuExit::InternalError => Exit::Other("KVM internal error"),
                 VcpuExit::SystemEvent(..) => Exit::Other("system event"),
-                VcpuExit::Debug(arch) => Exit::Debug {
-                    exception: arch.exception,
-                    pc: arch.pc,
-                },
+                VcpuExit::Debug(_) => Exit::Debug,
                 _ => Exit::Other("unhandled exit reason"),
             });
         }
