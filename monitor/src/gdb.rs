@@ -297,7 +297,9 @@ impl Machine<'_, '_> {
     /// Lets the guest go on from where it stopped: one step if `step`;
     /// `deliver` lets a program's exception take its course.
     fn go(&mut self, step: bool, deliver: bool) -> Result<(), VmError> {
-        vm::set_breakpoints(self.guest.vcpu, &self.hard)?;
+        if self.debug_registers {
+            vm::set_breakpoints(self.guest.vcpu, &self.hard)?;
+        }
         self.stepping = step;
         match std::mem::replace(&mut self.halt, Halt::Running) {
             Halt::Vcpu => vm::step_in_kvm(self.guest.vcpu, step),
@@ -342,10 +344,9 @@ impl Machine<'_, '_> {
         let frame = report.frame;
         let reason = match frame.vector {
             DEBUG_VECTOR => {
-                let dr6 = vm::take_dr6(self.guest.vcpu)?;
                 if self.stepping {
                     SingleThreadStopReason::DoneStep
-                } else if dr6 & DR6_HITS != 0 {
+                } else if self.debug_registers && vm::dr6(self.guest.vcpu)? & DR6_HITS != 0 {
                     SingleThreadStopReason::HwBreak(())
                 } else {
                     SingleThreadStopReason::Signal(Signal::SIGTRAP)

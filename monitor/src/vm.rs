@@ -395,7 +395,7 @@ pub fn step_in_kvm(vcpu: &VcpuFd, on: bool) -> Result<(), VmError> {
 const DR6_CLEAR: u64 = 0xFFFF_0FF0;
 
 /// Sets the guest's own execution breakpoints: debug registers 0-3 at
-/// `breaks` (local enables in DR7), none where `None`.
+/// `breaks` (local enables in DR7), none where `None`; DR6 is cleared.
 pub fn set_breakpoints(vcpu: &VcpuFd, breaks: &[Option<u64>; 4]) -> Result<(), VmError> {
     let mut regs = kvm_bindings::kvm_debugregs {
         dr6: DR6_CLEAR,
@@ -412,15 +412,13 @@ pub fn set_breakpoints(vcpu: &VcpuFd, breaks: &[Option<u64>; 4]) -> Result<(), V
         .map_err(kvm("set debug registers"))
 }
 
-/// The guest's DR6 (which debug conditions were met), which is then
-/// cleared.
-pub fn take_dr6(vcpu: &VcpuFd) -> Result<u64, VmError> {
-    let mut regs = vcpu.get_debug_regs().map_err(kvm("get debug registers"))?;
-    let dr6 = regs.dr6;
-    regs.dr6 = DR6_CLEAR;
-    vcpu.set_debug_regs(&regs)
-        .map_err(kvm("set debug registers"))?;
-    Ok(dr6)
+/// The guest's DR6: which debug conditions were met since
+/// [`set_breakpoints`] cleared it.
+pub fn dr6(vcpu: &VcpuFd) -> Result<u64, VmError> {
+    Ok(vcpu
+        .get_debug_regs()
+        .map_err(kvm("get debug registers"))?
+        .dr6)
 }
 
 /// Completes the MMIO read of the last exit with `value` (little-endian,

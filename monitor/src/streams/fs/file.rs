@@ -214,11 +214,11 @@ async fn answer(
                 return Err(Failure::new(Code::TooLarge, why).into());
             }
             if let Some(quota) = f.quota {
-                quota.resize(now, size, &format!("set size {size}"))?;
+                quota.resize(now, size, || format!("set size {size}"))?;
             }
             if let Err(e) = f.file.set_len(size) {
                 if let Some(quota) = f.quota {
-                    let _ = quota.resize(size, now, "set size");
+                    let _ = quota.resize(size, now, String::new);
                 }
                 return Err(host("set size", e));
             }
@@ -259,11 +259,11 @@ fn check_growth<'a>(f: &mut OpenFile<'a>, len: usize) -> Result<Option<Charged<'
     if end > MAX_FILE_SIZE && end > now {
         return Err(Failure::new(Code::TooLarge, too_large(at, end)).into());
     }
-    let Some(quota) = f.quota else {
+    let bytes = end.saturating_sub(now);
+    let Some(quota) = f.quota.filter(|_| bytes > 0) else {
         return Ok(None);
     };
-    let bytes = end.saturating_sub(now);
-    quota.charge(bytes, &format!("write at offset {at}"))?;
+    quota.charge(bytes, || format!("write at offset {at}"))?;
     Ok(Some(Charged {
         quota,
         size: now,

@@ -69,15 +69,20 @@ impl Root<'_> {
     }
 }
 
+/// What `at` names itself (a symlink is not followed), if it exists.
+fn lstat(root: &Root<'_>, at: weft_control::fs_proto::At<'_>) -> Option<std::fs::Metadata> {
+    beneath::open_at(root.dir, at, libc::O_PATH | libc::O_NOFOLLOW, 0)
+        .and_then(|f| f.metadata().map_err(beneath::PathError::Io))
+        .ok()
+}
+
 /// The bytes removing what `at` names would free: its size if it is a
 /// regular file with no other name (none without a quota).
 fn freed_by_removing(root: &Root<'_>, at: weft_control::fs_proto::At<'_>) -> u64 {
     if root.quota.is_none() {
         return 0;
     }
-    beneath::open_at(root.dir, at, libc::O_PATH | libc::O_NOFOLLOW, 0)
-        .and_then(|f| f.metadata().map_err(beneath::PathError::Io))
-        .ok()
+    lstat(root, at)
         .filter(|m| m.is_file() && m.nlink() == 1)
         .map_or(0, |m| m.len())
 }

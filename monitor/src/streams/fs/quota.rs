@@ -45,18 +45,18 @@ impl Quota {
         }
     }
 
-    /// Takes `bytes` of growth for `what` (the request, for the error), or
-    /// refuses it, taking nothing.
-    pub fn charge(&self, bytes: u64, what: &str) -> Result<(), Failure> {
+    /// Takes `bytes` of growth for the request `what` names (only for the
+    /// error), or refuses it, taking nothing.
+    pub fn charge(&self, bytes: u64, what: impl FnOnce() -> String) -> Result<(), Failure> {
         let Ok(bytes) = i64::try_from(bytes) else {
-            return Err(self.refusal(what, u64::MAX));
+            return Err(self.refusal(&what(), u64::MAX));
         };
         self.added
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |added| {
                 added.checked_add(bytes).filter(|now| *now <= self.limit)
             })
             .map(drop)
-            .map_err(|_| self.refusal(what, bytes as u64))
+            .map_err(|_| self.refusal(&what(), bytes as u64))
     }
 
     /// Gives back `bytes` (growth that did not happen, or space freed).
@@ -70,7 +70,7 @@ impl Quota {
     }
 
     /// Charges (`to > from`) or credits the change of a size.
-    pub fn resize(&self, from: u64, to: u64, what: &str) -> Result<(), Failure> {
+    pub fn resize(&self, from: u64, to: u64, what: impl FnOnce() -> String) -> Result<(), Failure> {
         if to > from {
             self.charge(to - from, what)
         } else {
@@ -112,8 +112,8 @@ mod tests {
     #[test]
     fn growth_is_refused_past_the_limit_and_freed_space_is_given_back() {
         let q = Quota::new(100);
-        q.charge(60, "write").unwrap();
-        let e = q.charge(41, "write at 60").unwrap_err();
+        q.charge(60, || "write".into()).unwrap();
+        let e = q.charge(41, || "write at 60".into()).unwrap_err();
         assert_eq!(e.code, Code::QuotaExceeded);
         assert!(
             e.message.starts_with("write at 60: 41 more bytes"),
@@ -121,14 +121,14 @@ mod tests {
             e.message
         );
         assert_eq!(q.added(), 60, "a refused charge takes nothing");
-        q.charge(40, "write").unwrap();
-        q.resize(100, 30, "set size").unwrap();
+        q.charge(40, || "write".into()).unwrap();
+        q.resize(100, 30, || "set size".into()).unwrap();
         assert_eq!(q.added(), 30);
         q.credit(50);
         assert_eq!(q.added(), -20, "removing files found there makes room");
-        q.charge(120, "write").unwrap();
-        assert!(q.resize(0, 1, "set size").is_err());
-        assert!(q.charge(u64::MAX, "write").is_err());
+        q.charge(120, || "write".into()).unwrap();
+        assert!(q.resize(0, 1, || "set size".into()).is_err());
+        assert!(q.charge(u64::MAX, || "write".into()).is_err());
         let f = q.figures();
         assert_eq!((f.limit, f.added, f.refused), (100, 100, 3));
     }

@@ -3,7 +3,8 @@
 
 use super::beneath::{self, PathError, shown};
 use super::{
-    Fault, Root, broken, file_kind, freed_by_removing, metadata, send, serve_requests, time_spec,
+    Fault, Root, broken, file_kind, freed_by_removing, lstat, metadata, send, serve_requests,
+    time_spec,
 };
 use crate::host;
 use crate::streams::framed::{Failure, StreamIo};
@@ -112,12 +113,7 @@ async fn answer(
 /// The bytes renaming `from` onto `to` frees (§10.4): what `to` names,
 /// unless it is `from` itself (none without a quota).
 fn freed_by_replacing(root: &Root<'_>, from: At<'_>, to: At<'_>) -> u64 {
-    let id = |at| {
-        beneath::open_at(root.dir, at, libc::O_PATH | libc::O_NOFOLLOW, 0)
-            .and_then(|f| f.metadata().map_err(PathError::Io))
-            .map(|m| (m.dev(), m.ino()))
-            .ok()
-    };
+    let id = |at| lstat(root, at).map(|m| (m.dev(), m.ino()));
     if root.quota.is_none() || id(from) == id(to) {
         return 0;
     }
