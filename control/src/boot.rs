@@ -24,15 +24,17 @@ pub const MAX_REGIONS: usize = 32;
 crate::wire_layout! {
     /// What the kernel states about itself, in its ELF section `.weft_manifest` (§2.1).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct KernelManifest: 296, in_place {
+    pub struct KernelManifest: 312, in_place {
         /// [`MANIFEST_MAGIC`].
         [0] pub magic: u64,
         /// The interface version the kernel was built against.
         [8] pub version: u32,
         /// Number of valid entries in `vectors` ([`vector::TABLE_LEN`]).
         [12] pub vector_count: u32,
-        /// Entry points for vectors 0..=32, [`vector::STREAM`], then
-        /// [`vector::SPURIOUS`]; entry [`vector::SYSCALL`] is the syscall gate.
+        /// Entry points for vectors 0..=32, [`vector::STREAM`],
+        /// [`vector::SPURIOUS`], then the xAPIC variants of the timer and
+        /// stream entries (§2.5); entry [`vector::SYSCALL`] is the syscall
+        /// gate.
         [16] pub vectors: [u64; vector::TABLE_LEN],
     }
 }
@@ -47,9 +49,23 @@ impl KernelManifest {
     pub const fn vector_of(index: usize) -> u8 {
         match index {
             0..=32 => index as u8,
-            33 => vector::STREAM,
+            33 | 36 => vector::STREAM,
+            35 => vector::TIMER,
             _ => vector::SPURIOUS,
         }
+    }
+
+    /// The IDT's gates: `(vector, entry point)` for every vector the kernel
+    /// serves, with the local APIC's two taken from the xAPIC variants if
+    /// `xapic` (the APIC is reached through memory, not MSRs, §2.5).
+    pub fn gates(&self, xapic: bool) -> impl Iterator<Item = (u8, u64)> + '_ {
+        let apic = |i: usize| (32..=33).contains(&i) || (35..=36).contains(&i);
+        let chosen = move |i: usize| !apic(i) || (i >= 35) == xapic;
+        self.vectors
+            .iter()
+            .enumerate()
+            .filter(move |&(i, _)| chosen(i))
+            .map(|(i, &entry)| (Self::vector_of(i), entry))
     }
 }
 
@@ -79,6 +95,17 @@ impl ProgramManifest {
     pub fn decode_prefix(bytes: &[u8]) -> Option<Self> {
         bytes.first_chunk::<{ Self::SIZE }>().and_then(Self::decode)
     }
+}
+
+/// Bits of [`BootInfo::flags`] (§2.2). Under Weft's own monitor none is
+/// set.
+pub mod boot_flags {
+    /// The local APIC is in xAPIC mode: its registers are memory at
+    /// `DIRECT_MAP_BASE + 0xFEE0_0000`, not x2APIC MSRs.
+    pub const XAPIC: u64 = 1 << 0;
+    /// No stream interrupt comes (§8.3): an idle CPU halts for at most
+    /// [`super::BootInfo::idle_poll_ns`] and then takes the wake word.
+    pub const NO_STREAM_INTERRUPT: u64 = 1 << 1;
 }
 
 /// Kinds of [`MemoryRegion`] (§2.2).
@@ -184,7 +211,7 @@ crate::wire_layout! {
     /// The boot-info block (§2.2), one page at a page-aligned guest-physical
     /// address.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct BootInfo: 928, in_place {
+    pub struct BootInfo: 944, in_place {
         /// [`BOOT_MAGIC`].
         [0] pub magic: u64,
         /// [`crate::INTERFACE_VERSION`].
@@ -207,6 +234,11 @@ crate::wire_layout! {
         [128] pub stamps: BootStamps,
         /// The physical memory map.
         [160] pub regions: [MemoryRegion; MAX_REGIONS],
+        /// [`boot_flags`]: how this VMM differs from Weft's own.
+        [928] pub flags: u64,
+        /// With [`boot_flags::NO_STREAM_INTERRUPT`]: the longest an idle
+        /// CPU halts before it looks at the wake word again, in ns.
+        [936] pub idle_poll_ns: u64,
     }
 }
 
@@ -243,6 +275,8 @@ impl BootInfo {
                 reserved: 0,
             },
             regions: [MemoryRegion::EMPTY; MAX_REGIONS],
+            flags: 0,
+            idle_poll_ns: 0,
         }
     }
 
@@ -326,6 +360,26 @@ mod tests {
         assert_eq!(KernelManifest::vector_of(32), vector::TIMER);
         assert_eq!(KernelManifest::vector_of(33), vector::STREAM);
         assert_eq!(KernelManifest::vector_of(34), vector::SPURIOUS);
+        assert_eq!(KernelManifest::vector_of(35), vector::TIMER);
+        assert_eq!(KernelManifest::vector_of(36), vector::STREAM);
+    }
+
+    #[test]
+    fn gates_take_the_apic_entries_of_the_apic_mode() {
+        let mut m = KernelManifest::decode(&[0; KernelManifest::SIZE]);
+        for (i, v) in m.vectors.iter_mut().enumerate() {
+            *v = i as u64;
+        }
+        for xapic in [false, true] {
+            let gates: Vec<(u8, u64)> = m.gates(xapic).collect();
+            assert_eq!(gates.len(), 35);
+            let entry = |v: u8| gates.iter().find(|g| g.0 == v).map(|g| g.1);
+            let (timer, stream) = if xapic { (35, 36) } else { (32, 33) };
+            assert_eq!(entry(vector::TIMER), Some(timer));
+            assert_eq!(entry(vector::STREAM), Some(stream));
+            assert_eq!(entry(vector::SPURIOUS), Some(34));
+            assert_eq!(entry(vector::SYSCALL), Some(3));
+        }
     }
 
     #[test]

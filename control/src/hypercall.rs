@@ -6,8 +6,18 @@
 //! VM exit (10–40 µs here), so they are for rare control only: the data path never
 //! uses them.
 
-/// The I/O port a hypercall writes its number to.
-pub const PORT: u16 = 0x0510;
+/// A hypercall's access width in bytes: one (`out dx, al`). QEMU's
+/// debug-port device passes single bytes only (§22.3), so a number is at
+/// most 255.
+pub const WIDTH: u8 = 1;
+
+/// The I/O port a hypercall writes its number to: QEMU's conventional
+/// debug port, free on both VMMs (QEMU's firmware configuration device
+/// holds 0x510).
+pub const PORT: u16 = 0x00E9;
+
+/// The mailbox's `done` once the monitor has answered the call.
+pub const DONE: u64 = 1;
 
 /// Hypercall numbers (§3.3). Numbers are never reused.
 pub mod nr {
@@ -69,8 +79,9 @@ crate::wire_layout! {
         /// Written by the monitor before the guest resumes: 0 or an
         /// [`crate::error::ErrorCode`].
         [48] pub result: u64,
-        /// Zero.
-        [56] pub reserved: u64,
+        /// Zeroed by the kernel before the call; the monitor sets it to
+        /// [`DONE`] once `result` and `data` are written (§3.1).
+        [56] pub done: u64,
         /// Inline payload.
         [DATA_OFFSET] pub data: [u8; DATA_LEN],
     }

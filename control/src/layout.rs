@@ -11,6 +11,11 @@ pub const PAGE_SIZE: u64 = 4096;
 /// Kernel virtual address at which all guest RAM is mapped, read/write, no-execute,
 /// supervisor-only: physical address `p` is at `DIRECT_MAP_BASE + p`.
 pub const DIRECT_MAP_BASE: u64 = 0xFFFF_8000_0000_0000;
+/// The local APIC's registers in xAPIC mode (physical 0xFEE0_0000), where
+/// the kernel reaches them when the boot info says `XAPIC` (§1.2).
+pub const XAPIC_BASE: u64 = DIRECT_MAP_BASE + XAPIC_PHYS;
+/// The local APIC's guest-physical address.
+pub const XAPIC_PHYS: u64 = 0xFEE0_0000;
 
 /// Lowest address of the kernel half; the kernel ELF must load at or above it.
 pub const KERNEL_SPACE_BASE: u64 = 0xFFFF_8000_0000_0000;
@@ -112,9 +117,9 @@ pub mod vector {
     pub const SPURIOUS: u8 = 0xFF;
     /// The double-fault exception, which runs on IST1.
     pub const DOUBLE_FAULT: u8 = 8;
-    /// Number of entries in the kernel's vector table: 0..=32, STREAM, then
-    /// SPURIOUS.
-    pub const TABLE_LEN: usize = 35;
+    /// Number of entries in the kernel's vector table: 0..=32, STREAM,
+    /// SPURIOUS, then the xAPIC variants of TIMER and STREAM.
+    pub const TABLE_LEN: usize = 37;
 }
 
 /// True if `[addr, addr + len)` is a non-empty or empty range that lies entirely in

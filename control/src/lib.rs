@@ -41,6 +41,7 @@ pub mod control_pipe;
 pub mod device_proto;
 pub mod error;
 pub mod fabric_proto;
+pub mod firmware;
 pub mod frame;
 pub mod fs_proto;
 pub mod hypercall;
@@ -56,7 +57,7 @@ pub mod system;
 pub mod wire;
 
 /// The version of the guest/monitor interface described by PROTOCOL.md.
-pub const INTERFACE_VERSION: u32 = 19;
+pub const INTERFACE_VERSION: u32 = 20;
 
 /// Asserts at compile time that `$ty` is `$size` bytes and each named field sits at
 /// the given offset.

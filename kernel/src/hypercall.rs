@@ -11,7 +11,7 @@ use core::ptr::{addr_of_mut, write_volatile};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use weft_control::boot::ProgramInfo;
 use weft_control::error::ErrorCode;
-use weft_control::hypercall::{DATA_LEN, FaultFrame, FaultReport, Mailbox, console, nr};
+use weft_control::hypercall::{DATA_LEN, DONE, FaultFrame, FaultReport, Mailbox, console, nr};
 use weft_control::process::{MAX_PROCESSES, SlotFigures};
 
 static MAILBOX: AtomicPtr<Mailbox> = AtomicPtr::new(core::ptr::null_mut());
@@ -33,8 +33,16 @@ fn call(number: u32, args: &[u64]) -> Result<(), ErrorCode> {
         // lifetime (§3.2); `i < 6` keeps the write inside `args`.
         unsafe { write_volatile(addr_of_mut!((*mb).args[i]), *a) };
     }
+    // SAFETY: as above.
+    unsafe { write_volatile(addr_of_mut!((*mb).done), 0) };
     cpu::hypercall(number);
-    // SAFETY: as above; the monitor wrote `result` before resuming us.
+    // Weft's monitor answers before the `out` completes; under QEMU the
+    // `out` only queues the number, and the answer comes later (§3.1).
+    // SAFETY: as above.
+    while unsafe { core::ptr::read_volatile(addr_of_mut!((*mb).done)) } != DONE {
+        core::hint::spin_loop();
+    }
+    // SAFETY: as above; the monitor wrote `result` before `done`.
     let result = unsafe { core::ptr::read_volatile(addr_of_mut!((*mb).result)) };
     match result {
         0 => Ok(()),

@@ -31,7 +31,7 @@ mod usercopy;
 
 use arch::cpu;
 use core::ptr::{addr_of_mut, write_volatile};
-use weft_control::boot::{BootInfo, PerCpu};
+use weft_control::boot::{BootInfo, PerCpu, boot_flags};
 
 /// Called by `_start` with the boot info's kernel virtual address.
 extern "C" fn kernel_main(info: *mut BootInfo) -> ! {
@@ -42,9 +42,13 @@ extern "C" fn kernel_main(info: *mut BootInfo) -> ! {
     // while the kernel runs (§2.2).
     let boot: &BootInfo = unsafe { &*info };
     memory::init(boot);
-    apic::init(boot.apic_timer_hz);
+    apic::init(boot.apic_timer_hz, boot.flags & boot_flags::XAPIC != 0);
+    let idle_poll = match boot.flags & boot_flags::NO_STREAM_INTERRUPT {
+        0 => 0,
+        _ => boot.idle_poll_ns,
+    };
     // SAFETY: as for the mailbox.
-    sched::init(boot.tsc_hz, unsafe { &*percpu }, boot.kernel_root);
+    sched::init(boot.tsc_hz, unsafe { &*percpu }, boot.kernel_root, idle_poll);
     // SAFETY: as above; the stamp is a plain report for the monitor (§2.3).
     unsafe { write_volatile(addr_of_mut!((*info).stamps.kernel_ready), cpu::rdtsc()) };
     process::start(info)

@@ -44,6 +44,9 @@ static SAVED_RSP: [AtomicU64; MAX_PROCESSES] = [const { AtomicU64::new(0) }; MAX
 static TSC_HZ: AtomicU64 = AtomicU64::new(1);
 /// [`SLICE_NS`] in TSC ticks.
 static SLICE_TICKS: AtomicU64 = AtomicU64::new(0);
+/// Where no stream interrupt comes (QEMU, §8.3): the longest an idle halt
+/// lasts before the wake word is looked at again; 0 elsewhere.
+static IDLE_POLL_TICKS: AtomicU64 = AtomicU64::new(0);
 /// Kernel address of the TSS.
 static TSS: AtomicU64 = AtomicU64::new(0);
 /// The kernel's own PML4 (the kernel half only).
@@ -53,10 +56,11 @@ static STATUS: AtomicPtr<StatusPage> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Records the TSC rate, where the TSS and the status page are (from the
 /// per-CPU block) and the kernel's PML4.
-pub fn init(tsc_hz: u64, percpu: &PerCpu, kernel_root: u64) {
+pub fn init(tsc_hz: u64, percpu: &PerCpu, kernel_root: u64, idle_poll_ns: u64) {
     let hz = tsc_hz.max(1);
     TSC_HZ.store(hz, Ordering::Relaxed);
     SLICE_TICKS.store(clock::ns_to_ticks(SLICE_NS, hz), Ordering::Relaxed);
+    IDLE_POLL_TICKS.store(clock::ns_to_ticks(idle_poll_ns, hz), Ordering::Relaxed);
     TSS.store(percpu.tss, Ordering::Relaxed);
     STATUS.store(percpu.status as *mut StatusPage, Ordering::Relaxed);
     KERNEL_ROOT.store(kernel_root, Ordering::Relaxed);
@@ -126,6 +130,7 @@ pub fn block_on_streams() {
     t.sleep_alone(cpu::rdtsc());
     publish_current(&mut t);
     drop(t);
+    idle_poll(cpu::rdtsc());
     let armed = ARMED_AT.load(Ordering::Relaxed);
     let wake = wake_word();
     loop {
@@ -178,6 +183,15 @@ fn arm(now: u64, deadline: Option<u64>) {
     if let Some(at) = clock::rearm(ARMED_AT.load(Ordering::Relaxed), deadline) {
         ARMED_AT.store(at, Ordering::Relaxed);
         apic::arm_ns(clock::until(now, at, tsc_hz()));
+    }
+}
+
+/// Where no stream interrupt comes, makes the timer end the coming idle
+/// halt within the poll period, so the wake word is seen (§8.3).
+fn idle_poll(now: u64) {
+    let poll = IDLE_POLL_TICKS.load(Ordering::Relaxed);
+    if poll != 0 {
+        arm(now, Some(now.saturating_add(poll)));
     }
 }
 
@@ -235,6 +249,7 @@ fn decide(mut wakes: u32) {
                 t.halt(now);
                 publish(&mut t);
                 drop(t);
+                idle_poll(now);
                 cpu::wait_for_interrupt();
                 wakes = take_wakes();
             }

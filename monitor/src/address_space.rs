@@ -13,6 +13,7 @@
 //! 256..512 are copies of the kernel's, so the kernel half is one set of
 //! tables shared by every space.
 
+use crate::boot::VmmShape;
 use crate::guest_memory::{BootFrames, MemoryError, PhysRam, Ram};
 use crate::loader::{Frames, LoadError, Owner, Space};
 use thiserror::Error;
@@ -130,6 +131,7 @@ pub fn kernel_space(
     mem_size: u64,
     kernel: &[u8],
     plan: &LoadPlan,
+    vmm: VmmShape,
 ) -> Result<u64, SpaceError> {
     let root =
         weft_image::paging::FrameAllocator::alloc_zeroed(frames).ok_or_else(no_page_tables)?;
@@ -140,11 +142,28 @@ pub fn kernel_space(
         global: true,
     };
     let regions = weft_control::streams::REGIONS * PIPE_REGION_SIZE;
-    for (start, len) in [(0, mem_size), (PIPE_REGION_GPA, regions)] {
+    // Under QEMU's TCG the APIC's page joins the direct map (§1.2).
+    let apic = if vmm.xapic { LARGE_PAGE } else { 0 };
+    for (start, len) in [
+        (0, mem_size),
+        (PIPE_REGION_GPA, regions),
+        (XAPIC_PHYS, apic),
+    ] {
         for phys in (start..start + len).step_by(LARGE_PAGE as usize) {
             map_2m(&mut PhysRam(ram), frames, root, kva(phys), phys, direct)
                 .map_err(SpaceError::Map)?;
         }
+    }
+    if vmm.firmware {
+        // The firmware turns paging on inside its ROM (§22).
+        let rom = PageFlags {
+            writable: false,
+            user: false,
+            executable: true,
+            global: false,
+        };
+        let page = weft_control::firmware::IDENTITY_PAGE;
+        map_2m(&mut PhysRam(ram), frames, root, page, page, rom).map_err(SpaceError::Map)?;
     }
     let mut space = Space { ram, frames, root };
     space.load(kernel, plan, Owner::Kernel, region_kind::KERNEL)?;

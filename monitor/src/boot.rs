@@ -15,6 +15,7 @@ use thiserror::Error;
 use weft_control::INTERFACE_VERSION;
 use weft_control::args;
 use weft_control::boot::{
+    boot_flags,
     BootInfo, KernelManifest, MANIFEST_MAGIC, MANIFEST_SECTION, PROGRAM_MAGIC, PROGRAM_SECTION,
     PerCpu, ProgramManifest, region_kind,
 };
@@ -96,6 +97,22 @@ pub struct BootSpec<'a> {
     pub tsc_hz: u64,
     /// Local APIC timer frequency.
     pub apic_timer_hz: u64,
+    /// How the VMM differs from Weft's own (§2.2, §22).
+    pub vmm: VmmShape,
+}
+
+/// What the boot state must allow for in the VMM that runs it: nothing
+/// under Weft's own monitor (the default); QEMU's firmware, APIC mode and
+/// missing stream interrupt under QEMU (PROTOCOL.md §22).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmmShape {
+    /// The kernel is entered by Weft's firmware (QEMU): its page tables
+    /// identity-map the firmware's 2 MiB page.
+    pub firmware: bool,
+    /// The local APIC is in xAPIC mode (QEMU's TCG has no x2APIC).
+    pub xapic: bool,
+    /// No stream interrupt comes: idle halts last at most this long (ns).
+    pub idle_poll_ns: Option<u64>,
 }
 
 /// Where things are, for setting up the vCPU and reading results back.
@@ -220,7 +237,14 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         80 + PIPE_TABLES + gib + (image_pages(&kplan) + image_pages(&pplan) + payload_pages) / 256,
     )?;
 
-    let kernel_root = kernel_space(ram, &mut frames, spec.mem_size, spec.kernel, &kplan)?;
+    let kernel_root = kernel_space(
+        ram,
+        &mut frames,
+        spec.mem_size,
+        spec.kernel,
+        &kplan,
+        spec.vmm,
+    )?;
     let heap_bytes = heap_premapped(spec.mem_size);
     let tables = pipe_tables(ram, &mut frames, 0)?;
     let (program_root, system_phys) = program_space(
@@ -240,6 +264,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     cpu_tables(
         ram,
         &manifest,
+        spec.vmm.xapic,
         CpuPage {
             gdt: gdt_phys,
             tss: tss_phys,
@@ -259,6 +284,13 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
     info.apic_timer_hz = spec.apic_timer_hz;
     info.mem_size = spec.mem_size;
     info.kernel_root = kernel_root;
+    if spec.vmm.xapic {
+        info.flags |= boot_flags::XAPIC;
+    }
+    if let Some(ns) = spec.vmm.idle_poll_ns {
+        info.flags |= boot_flags::NO_STREAM_INTERRUPT;
+        info.idle_poll_ns = ns;
+    }
     info.program.root = program_root;
     info.program.entry = pplan.entry;
     info.program.stack_top = USER_STACK_TOP;
@@ -312,6 +344,7 @@ struct BootPages {
 fn cpu_tables(
     ram: &Ram,
     manifest: &KernelManifest,
+    xapic: bool,
     at: CpuPage,
     pages: BootPages,
 ) -> Result<(), BootError> {
@@ -322,8 +355,8 @@ fn cpu_tables(
         &descriptors::tss(KERNEL_STACK_TOP, FAULT_STACK_TOP),
     )?;
     let mut idt = vec![0u8; IDT_LEN];
-    for (i, handler) in manifest.vectors.iter().enumerate() {
-        let v = usize::from(KernelManifest::vector_of(i));
+    for (v, handler) in manifest.gates(xapic) {
+        let v = usize::from(v);
         let ist = if v == usize::from(vector::DOUBLE_FAULT) {
             1
         } else {
@@ -334,7 +367,7 @@ fn cpu_tables(
         } else {
             GateDpl::Kernel
         };
-        idt[v * 16..v * 16 + 16].copy_from_slice(&descriptors::idt_gate(*handler, ist, dpl));
+        idt[v * 16..v * 16 + 16].copy_from_slice(&descriptors::idt_gate(handler, ist, dpl));
     }
     write(ram, at.idt, &idt)?;
     let percpu = PerCpu {

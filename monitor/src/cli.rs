@@ -4,6 +4,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use weft_monitor::run::{Accel, Engine};
 use weft_monitor::streams::budget::Limits;
 
 /// Boot programs in the Weft unikernel under KVM.
@@ -394,6 +395,20 @@ impl Grants {
     }
 }
 
+/// `--vmm`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum VmmArg {
+    Weft,
+    Qemu,
+}
+
+/// `--accel`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccelArg {
+    Kvm,
+    Tcg,
+}
+
 /// Options of `weft run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -420,6 +435,15 @@ pub struct RunArgs {
     /// files that hold the symbols.
     #[arg(long, value_name = "PORT")]
     pub gdb: Option<u16>,
+    /// The VMM that runs the guest: weft (its own KVM monitor) or qemu
+    /// (qemu-system-x86_64 in a child process; PROTOCOL.md §22).
+    #[arg(long, value_enum, default_value_t = VmmArg::Weft)]
+    pub vmm: VmmArg,
+    /// QEMU's accelerator: kvm, or tcg (translation, no /dev/kvm needed);
+    /// by default kvm where /dev/kvm exists, else tcg. Only with --vmm
+    /// qemu.
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelArg>,
     /// Set the program's environment variable KEY to VALUE; KEY alone
     /// passes weft's own value of KEY (none if weft has none). Repeatable;
     /// the program sees no other variables.
@@ -438,6 +462,21 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The VMM `--vmm` and `--accel` name; an error message for an
+    /// `--accel` without `--vmm qemu`.
+    pub fn engine(&self) -> Result<Engine, &'static str> {
+        match (self.vmm, self.accel) {
+            (VmmArg::Weft, None) => Ok(Engine::Weft),
+            (VmmArg::Weft, Some(_)) => Err("--accel applies to --vmm qemu only"),
+            (VmmArg::Qemu, Some(AccelArg::Kvm)) => Ok(Engine::Qemu(Accel::Kvm)),
+            (VmmArg::Qemu, Some(AccelArg::Tcg)) => Ok(Engine::Qemu(Accel::Tcg)),
+            (VmmArg::Qemu, None) if std::path::Path::new("/dev/kvm").exists() => {
+                Ok(Engine::Qemu(Accel::Kvm))
+            }
+            (VmmArg::Qemu, None) => Ok(Engine::Qemu(Accel::Tcg)),
+        }
+    }
+
     /// PROGRAM as given, if it is UTF-8 (`command` holds at least it).
     pub fn program(&self) -> Option<&str> {
         self.command.first().and_then(|p| p.to_str())

@@ -18,7 +18,7 @@ use thiserror::Error;
 use vm_memory::{Bytes, GuestAddress};
 use weft_control::boot::ProgramInfo;
 use weft_control::error::ErrorCode;
-use weft_control::hypercall::{self, DATA_LEN, DATA_OFFSET, FaultReport, console, nr};
+use weft_control::hypercall::{self, DATA_LEN, DATA_OFFSET, DONE, FaultReport, console, nr};
 use weft_control::process::{MAX_PROCESSES, SlotFigures, end};
 use weft_control::streams;
 
@@ -105,8 +105,8 @@ pub enum Violation {
     /// Port I/O to a port that is not the hypercall port.
     #[error("port {direction} on port {port:#x}, which no device serves")]
     UnexpectedPort { port: u16, direction: &'static str },
-    /// The hypercall `out` was not 32 bits wide.
-    #[error("hypercall written with a {0}-byte access (must be 4)")]
+    /// The hypercall `out` was not one byte wide.
+    #[error("hypercall written with a {0}-byte access (must be 1)")]
     HypercallWidth(u8),
     /// An unknown hypercall number.
     #[error("unknown hypercall {0}")]
@@ -169,7 +169,7 @@ pub fn handle_exit<O: Write, E: Write>(exit: Exit, cx: &mut ExitContext<'_, O, E
     match exit {
         Exit::IoOut { port, size, value } if port == hypercall::PORT => {
             e.io += 1;
-            if size != 4 {
+            if size != hypercall::WIDTH {
                 return Outcome::Stop(Stop::Violation(Violation::HypercallWidth(size)));
             }
             match hypercall_exit(value, cx) {
@@ -330,6 +330,12 @@ fn hypercall_exit<O: Write, E: Write>(
             return Err(Violation::UnknownHypercall(other));
         }
     };
+    // The answer is complete: the kernel may read it (§3.1).
+    if outcome == Outcome::Continue {
+        cx.ram
+            .write_obj(DONE, GuestAddress(mb + 56))
+            .map_err(|_| Violation::Mailbox(mb))?;
+    }
     Ok(outcome)
 }
 

@@ -91,7 +91,7 @@ impl Harness {
     fn hypercall(&mut self, number: u32) -> Outcome {
         self.run(Exit::IoOut {
             port: hypercall::PORT,
-            size: 4,
+            size: hypercall::WIDTH,
             value: number,
         })
     }
@@ -355,10 +355,10 @@ fn stray_exits_are_violations_and_halts_continue() {
     assert_eq!(
         h.run(Exit::IoOut {
             port: hypercall::PORT,
-            size: 1,
+            size: 4,
             value: 2
         }),
-        Outcome::Stop(Stop::Violation(Violation::HypercallWidth(1)))
+        Outcome::Stop(Stop::Violation(Violation::HypercallWidth(4)))
     );
     assert_eq!(
         h.run(Exit::IoOut {
@@ -437,7 +437,7 @@ fn stray_exits_are_violations_and_halts_continue() {
         handle_exit(
             Exit::IoOut {
                 port: hypercall::PORT,
-                size: 4,
+                size: hypercall::WIDTH,
                 value: nr::EXIT
             },
             &mut cx
@@ -451,7 +451,7 @@ fn process_calls_reach_the_host_and_answer_in_the_mailbox() {
     let mut h = Harness::new();
     let call = |n| Exit::IoOut {
         port: hypercall::PORT,
-        size: 4,
+        size: hypercall::WIDTH,
         value: n,
     };
     let data = MB + DATA_OFFSET as u64;
@@ -513,8 +513,8 @@ mod hostile {
 
     fn exit() -> impl Strategy<Value = Exit> {
         prop_oneof![
-            4 => (0u32..24).prop_map(|value| Exit::IoOut { port: hypercall::PORT, size: 4, value }),
-            1 => any::<u32>().prop_map(|value| Exit::IoOut { port: hypercall::PORT, size: 4, value }),
+            4 => (0u32..24).prop_map(|value| Exit::IoOut { port: hypercall::PORT, size: hypercall::WIDTH, value }),
+            1 => any::<u32>().prop_map(|value| Exit::IoOut { port: hypercall::PORT, size: hypercall::WIDTH, value }),
             1 => (any::<u16>(), any::<u8>(), any::<u32>())
                 .prop_map(|(port, size, value)| Exit::IoOut { port, size, value }),
             1 => any::<u16>().prop_map(|port| Exit::IoIn { port }),

@@ -317,6 +317,10 @@ impl Machine<'_, '_> {
                 self.write_mailbox(
                     std::mem::offset_of!(hypercall::Mailbox, result) as u64,
                     &result.to_le_bytes(),
+                )?;
+                self.write_mailbox(
+                    std::mem::offset_of!(hypercall::Mailbox, done) as u64,
+                    &hypercall::DONE.to_le_bytes(),
                 )
             }
             Halt::Running => Ok(()),
@@ -690,11 +694,11 @@ impl<'r, 'e> BlockingEventLoop for Loop<'r, 'e> {
                     target.halt = Halt::Vcpu;
                     return Ok(Event::TargetStopped(SingleThreadStopReason::DoneStep));
                 }
-                Exit::IoOut {
-                    port,
-                    size: 4,
-                    value,
-                } if port == hypercall::PORT && value == nr::DEBUG => {
+                Exit::IoOut { port, size, value }
+                    if port == hypercall::PORT
+                        && size == hypercall::WIDTH
+                        && value == nr::DEBUG =>
+                {
                     let mut bytes = [0u8; FaultReport::SIZE];
                     let at = GuestAddress(target.guest.mailbox + DATA_OFFSET as u64);
                     if target.guest.ram.read_slice(&mut bytes, at).is_ok() {

@@ -16,6 +16,11 @@ use weft_control::layout::PAGE_SIZE;
 use weft_control::streams::{PIPE_REGION_GPA, PIPE_REGION_SIZE, REGIONS, region_gpa};
 use weft_image::paging::{Access, FrameAllocator, PhysMemory, SIZE_2M, translate_range};
 
+/// The first frame handed out at boot: the first MiB is never used, so
+/// that QEMU's legacy window (0xA_0000..0x10_0000: VGA memory, the BIOS
+/// shadow) holds nothing of the guest's (§1.1).
+pub const FIRST_FRAME: u64 = 0x10_0000;
+
 /// Guest RAM as the monitor sees it.
 pub type Ram = GuestMemoryMmap<()>;
 
@@ -25,6 +30,9 @@ pub enum MemoryError {
     /// The host could not map guest RAM.
     #[error("cannot allocate {0} bytes of guest memory: {1}")]
     Map(u64, vm_memory::mmap::FromRangesError),
+    /// The host could not make the memory file QEMU shares.
+    #[error("cannot make a {0}-byte guest memory file: {1}")]
+    File(u64, std::io::Error),
     /// Boot allocations did not fit.
     #[error("guest memory is too small: {needed} more bytes needed while laying out {what}")]
     TooSmall { needed: u64, what: &'static str },
@@ -165,7 +173,7 @@ impl BootFrames {
     /// An allocator over `[PAGE_SIZE, mem_size)`.
     pub fn new(mem_size: u64) -> Self {
         Self {
-            next: PAGE_SIZE,
+            next: FIRST_FRAME,
             end: mem_size,
             regions: Vec::new(),
             pt_next: 0,

@@ -209,6 +209,43 @@ pub unsafe fn discard_pages(base: NonNull<u8>, len: usize) -> io::Result<()> {
     check(rc.into()).map(drop)
 }
 
+/// A memory file (`memfd`) of `len` zero bytes, closed on `exec` unless
+/// handed on ([`keep_on_exec`]).
+pub fn memory_file(name: &str, len: u64) -> io::Result<File> {
+    let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call.
+    let fd = check(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) }.into())?;
+    // SAFETY: `memfd_create` returned a new descriptor that nothing else
+    // owns.
+    let file = unsafe { File::from_raw_fd(fd as RawFd) };
+    file.set_len(len)?;
+    Ok(file)
+}
+
+/// Zeroes `[offset, offset + len)` of `file` by punching a hole in it:
+/// every mapping of those bytes, in any process, reads zeroes after.
+pub fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let to_off = |v: u64| libc::off_t::try_from(v).map_err(|_| io::ErrorKind::InvalidInput);
+    // SAFETY: `fallocate` on an open descriptor this process owns; it only
+    // changes the file's contents.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            to_off(offset)?,
+            to_off(len)?,
+        )
+    };
+    check(rc.into()).map(drop)
+}
+
+/// Clears `fd`'s close-on-exec flag, so a child `exec`ed next inherits
+/// it. Called between `fork` and `exec` (async-signal-safe).
+pub fn keep_on_exec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: `fcntl(F_SETFD)` only changes the descriptor's flags.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }.into()).map(drop)
+}
+
 /// Asks the host to back `[base, base + len)` with transparent huge pages
 /// (`MADV_HUGEPAGE`). Changes no contents.
 pub fn advise_huge_pages(base: NonNull<u8>, len: usize) -> io::Result<()> {

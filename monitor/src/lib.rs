@@ -54,6 +54,7 @@ mod loader;
 mod process_memory;
 pub mod process_view;
 mod processes;
+mod qemu;
 mod report;
 pub mod run;
 pub mod sandbox;

@@ -148,6 +148,13 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
             return ExitStatus::Usage;
         }
     };
+    let engine = match args.engine() {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("weft: {e}");
+            return ExitStatus::Usage;
+        }
+    };
     let cfg = run::RunConfig {
         kernel: &kernel,
         program: &program.elf,
@@ -164,6 +171,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         fabric: None,
         sandbox: !args.no_sandbox,
         gdb: args.gdb,
+        engine,
     };
     match run::run(cfg, start) {
         Ok(status) => status,

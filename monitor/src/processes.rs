@@ -146,8 +146,10 @@ pub struct Booted<'a> {
 /// The monitor's process state.
 pub struct Processes<'a, R: Regions> {
     ram: &'a Ram,
-    /// The VM `ram` is registered with (slot 0), for laundering the pool.
-    vm: &'a VmFd,
+    /// The KVM VM `ram` is registered with (slot 0), for laundering the
+    /// pool; none under QEMU, whose memory slots the monitor cannot reset
+    /// (the pool then reuses no frame for page tables, §22.4).
+    vm: Option<&'a VmFd>,
     regions: &'a R,
     /// The programs a spawn request may name.
     catalog: &'a dyn Catalog,
@@ -173,7 +175,7 @@ impl<'a, R: Regions> Processes<'a, R> {
     /// free.
     pub fn new(
         ram: &'a Ram,
-        vm: &'a VmFd,
+        vm: Option<&'a VmFd>,
         regions: &'a R,
         catalog: &'a dyn Catalog,
         booted: Booted<'a>,
@@ -230,13 +232,13 @@ impl<'a, R: Regions> Processes<'a, R> {
     /// stopped in an exit. False if there was nothing to launder or the
     /// host refused.
     fn launder(&mut self) -> bool {
-        if !self.pool.launderable() {
+        let Some(vm) = self.vm.filter(|_| self.pool.launderable()) else {
             return false;
-        }
+        };
         // SAFETY: `ram` is the memory `vm::create` registered with `vm`,
         // mapped for the whole run (`run::run` keeps both), and the vCPU
         // is stopped: this runs inside an exit.
-        match unsafe { vm::reset_ram_slot(self.vm, self.ram) } {
+        match unsafe { vm::reset_ram_slot(vm, self.ram) } {
             Ok(()) => {
                 self.pool.launder();
                 true

@@ -1,7 +1,7 @@
 //! `weft run`: build the VM, boot, serve exits until the guest stops, report.
 
 use crate::affinity::{self, Role};
-use crate::boot::{self, BootError, BootSpec};
+use crate::boot::{self, BootError, BootSpec, VmmShape};
 use crate::catalog::Catalog;
 use crate::exit::{Exit, ExitContext, Outcome, Stop, handle_exit};
 use crate::gdb;
@@ -9,7 +9,7 @@ use crate::guest_memory::{self, MemoryError};
 use crate::host;
 use crate::kvm_streams::KvmGuest;
 use crate::process_view::{GuestClock, ProcessBook, ProcessView};
-use crate::processes::{Booted, FirstProgram, Processes};
+use crate::processes::{self, FirstProgram, Processes};
 use crate::report::{self, Context};
 use crate::sandbox::{self, SandboxError};
 use crate::stats::{self, MemoryFigures, Stats};
@@ -28,8 +28,9 @@ use weft_control::boot::{BootInfo, BootStamps};
 use weft_control::process::StatusPage;
 use weft_control::system::SystemInfo;
 
-/// Local APIC timer frequency under KVM (one bus cycle per nanosecond).
-const KVM_APIC_TIMER_HZ: u64 = 1_000_000_000;
+/// Local APIC timer frequency under KVM and QEMU alike (one bus cycle per
+/// nanosecond).
+const APIC_TIMER_HZ: u64 = 1_000_000_000;
 
 /// What to run.
 pub struct RunConfig<'a> {
@@ -64,6 +65,27 @@ pub struct RunConfig<'a> {
     /// `--gdb PORT`: wait for a debugger on this loopback port before the
     /// first guest instruction (PROTOCOL.md §21).
     pub gdb: Option<u16>,
+    /// Which VMM runs the guest (`--vmm`, `--accel`).
+    pub engine: Engine,
+}
+
+/// The VMM that runs the guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// Weft's own KVM monitor, in this process.
+    #[default]
+    Weft,
+    /// QEMU, in a child process, with this accelerator (PROTOCOL.md §22).
+    Qemu(Accel),
+}
+
+/// QEMU's accelerator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM: the guest runs on the CPU.
+    Kvm,
+    /// TCG: QEMU translates the guest's code; no `/dev/kvm` needed.
+    Tcg,
 }
 
 /// Why `weft run` could not run the guest to an end.
@@ -88,6 +110,9 @@ pub enum RunError {
     /// `--gdb`'s port could not be listened on.
     #[error("cannot listen for gdb: {0}")]
     Gdb(std::io::Error),
+    /// QEMU could not be started, or failed while running the guest.
+    #[error(transparent)]
+    Qemu(#[from] crate::qemu::QemuError),
 }
 
 impl RunError {
@@ -95,16 +120,17 @@ impl RunError {
     /// that fails while running is a crash.
     pub fn status(&self) -> ExitStatus {
         match self {
-            RunError::Vm(VmError::Run(_) | VmError::Refuse { .. }) | RunError::Relay(_) => {
-                ExitStatus::Crash
-            }
+            RunError::Vm(VmError::Run(_) | VmError::Refuse { .. })
+            | RunError::Relay(_)
+            | RunError::Qemu(crate::qemu::QemuError::Lost(_)) => ExitStatus::Crash,
             RunError::Vm(VmError::Open(_) | VmError::Kvm { .. })
             | RunError::Boot(_)
             | RunError::Memory(_)
             | RunError::Seed(_)
             | RunError::Signals(_)
             | RunError::Sandbox(_)
-            | RunError::Gdb(_) => ExitStatus::Usage,
+            | RunError::Gdb(_)
+            | RunError::Qemu(_) => ExitStatus::Usage,
         }
     }
 
@@ -121,7 +147,7 @@ impl RunError {
 /// programs' pages.
 fn write_system_page(
     ram: &guest_memory::Ram,
-    vcpu: &kvm_ioctls::VcpuFd,
+    guest_tsc: Option<u64>,
     phys: u64,
     tsc_hz: u64,
     mem_bytes: u64,
@@ -139,7 +165,7 @@ fn write_system_page(
         ..SystemInfo::default()
     }
     .with_listen(listen);
-    let guest_ns = vm::guest_tsc(vcpu).map_or(0, |t| info.ticks_to_ns(t));
+    let guest_ns = guest_tsc.map_or(0, |t| info.ticks_to_ns(t));
     info.realtime_at_tsc0 = now.saturating_sub(guest_ns);
     host::fill_random(&mut info.seed).map_err(RunError::Seed)?;
     ram.write_slice(&info.encode(), GuestAddress(phys))
@@ -149,11 +175,18 @@ fn write_system_page(
 
 /// Runs the guest; returns its exit status after printing any report.
 pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
-    let mut stats = Stats::default();
     // Validate both images before creating anything.
     boot::kernel_plan(cfg.kernel)?;
     boot::program_plan(cfg.program)?;
+    match cfg.engine {
+        Engine::Weft => run_kvm(cfg, start),
+        Engine::Qemu(accel) => crate::qemu::run(cfg, accel, start),
+    }
+}
 
+/// The guest under Weft's own KVM monitor: the vCPU runs on this thread.
+fn run_kvm(mut cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
+    let mut stats = Stats::default();
     // Bound before the sandbox, which allows binding `--listen` ports only.
     let gdb = cfg
         .gdb
@@ -164,64 +197,24 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let guest = Arc::new(KvmGuest::new(vm::create(&ram)?, ram.clone()));
     // Files and ports, while this is the only thread; `/dev/kvm` is open.
     if cfg.sandbox {
-        let p = &cfg.policy;
-        stats.sandbox = Some(sandbox::restrict_files(&sandbox::Grants {
-            fs_root: p.fs_root.as_ref(),
-            read_only: p.read_only,
-            listen: &p.listen,
-            connect: &p.connect,
-        })?);
+        stats.sandbox = Some(restrict_files(&cfg.policy)?);
     }
-    let listen = cfg.policy.listen.clone();
-    let view_slot = cfg.device.as_ref().map(DeviceLink::view_slot);
-    let relay = Relay::start(guest.clone(), cfg.policy, cfg.device, cfg.fabric)?;
+    let (relay, launch) = Launch::start(&mut cfg, guest.clone())?;
     stats.phases.vm_created = Some(start.elapsed());
-    // The vCPU is created after the boot state, but the TSC rate is the host's.
-    let spec = BootSpec {
-        mem_size: cfg.mem_bytes,
-        kernel: cfg.kernel,
-        program: cfg.program,
-        args: &cfg.args,
-        env: &cfg.env,
-        payload: cfg.payload,
-        tsc_hz: 0,
-        apic_timer_hz: KVM_APIC_TIMER_HZ,
-    };
-    let state = boot::build(&ram, &spec)?;
-    let page = guest_memory::host_object::<StatusPage>(&ram, state.status_phys)
-        .ok_or(BootError::Write(state.status_phys))?;
-    // SAFETY: the status page is a BOOT page of guest RAM (`ram`, which the
-    // relay's VMM holds for as long as the relay lives); the monitor
-    // otherwise only reads the page (`ProcessView`), never its `wake` word.
-    unsafe { relay.set_status_page(page) };
-    let mut vcpu = vm::create_vcpu(guest.vm(), &state)?;
+    // The TSC rate is the host's: the vCPU can tell it before it has state.
+    let mut vcpu = vm::create_vcpu(guest.vm())?;
     let tsc_hz = vm::tsc_hz(&vcpu);
-    ram.write_obj(
-        tsc_hz,
-        GuestAddress(state.boot_info_phys + std::mem::offset_of!(BootInfo, tsc_hz) as u64),
-    )
-    .map_err(|_| BootError::Write(state.boot_info_phys))?;
-    let system = write_system_page(
+    let booted = launch.boot(
+        &cfg,
         &ram,
-        &vcpu,
-        state.system_phys,
-        tsc_hz,
-        cfg.mem_bytes,
-        &listen,
+        &relay,
+        Shape {
+            vmm: VmmShape::default(),
+            tsc_hz,
+        },
+        || vm::guest_tsc(&vcpu),
     )?;
-    let book = Arc::new(ProcessBook::default());
-    if let Some(slot) = view_slot {
-        let clock = GuestClock::new(Instant::now(), vm::guest_tsc(&vcpu).unwrap_or(0), system);
-        let view = ProcessView::new(
-            ram.clone(),
-            state.status_phys,
-            clock,
-            book.clone(),
-            relay.stream_counts(),
-        );
-        // Empty: a link goes to one run only (the run takes it).
-        let _ = slot.set(view);
-    }
+    vm::set_boot_state(&vcpu, &booted.state)?;
     stats.phases.kernel_loaded = Some(start.elapsed());
     stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
     if cfg.sandbox {
@@ -230,55 +223,27 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
 
     affinity::pin(Role::Vcpu);
     let stop = {
-        let mut processes = Processes::new(
-            &ram,
-            guest.vm(),
-            &relay,
-            cfg.catalog,
-            Booted {
-                pool: state.process_pool,
-                kernel_root: state.kernel_root,
-                status_page: state.status_phys,
-                kernel_elf: cfg.kernel,
-                system,
-                first: FirstProgram {
-                    root: state.program_root,
-                    arg0: cfg.args.first().cloned().unwrap_or_default(),
-                    bytes: state.program_bytes,
-                },
-                book,
-            },
-        );
+        let mut processes = booted.processes(&cfg, &ram, Some(guest.vm()), &relay);
         // One exit's handling: the run loop's body, and the debugger's
         // when one is attached (`--gdb`).
         let mut exits = |vcpu: &mut VcpuFd, exit: Exit| -> Result<Option<Stop>, VmError> {
-            match stopper::requested() {
-                Some(StopRequest::Timeout) => return Ok(Some(Stop::Timeout)),
-                Some(StopRequest::Signal(sig)) => return Ok(Some(Stop::Signal(sig))),
-                None => {}
-            }
-            // Console writes (§3.3) join the queues the relay's copies go
-            // to, waiting for room only until a stop is requested.
-            let stopping = || stopper::requested().is_some();
-            let mut cx = ExitContext {
-                ram: &ram,
-                mailbox: state.mailbox_phys,
-                stdout: host_output::stdout().until(stopping),
-                stderr: host_output::stderr().until(stopping),
-                stats: &mut stats,
-                processes: &mut processes,
-            };
-            match handle_exit(exit, &mut cx) {
-                Outcome::Continue => {}
-                Outcome::Stop(s) => return Ok(Some(s)),
-                Outcome::Doorbell => relay.ring(),
-                Outcome::Park => {
+            match dispatch(exit, &ram, booted.state.mailbox_phys, &mut stats, &mut processes) {
+                Ok(()) => Ok(None),
+                Err(Dispatched::Stop(s)) => Ok(Some(s)),
+                Err(Dispatched::Doorbell) => {
+                    relay.ring();
+                    Ok(None)
+                }
+                Err(Dispatched::Park) => {
                     let parked = relay.park(|due| vm::due_in(vcpu, due, tsc_hz));
                     vm::complete_read(vcpu, parked);
+                    Ok(None)
                 }
-                Outcome::Refuse(fault) => vm::inject_page_fault(vcpu, fault)?,
+                Err(Dispatched::Refuse(fault)) => {
+                    vm::inject_page_fault(vcpu, fault)?;
+                    Ok(None)
+                }
             }
-            Ok(None)
         };
         let debugged = match gdb {
             Some(listening) => gdb::debug(
@@ -286,8 +251,8 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
                 gdb::Guest {
                     vcpu: &mut vcpu,
                     ram: &ram,
-                    mailbox: state.mailbox_phys,
-                    program_root: state.program_root,
+                    mailbox: booted.state.mailbox_phys,
+                    program_root: booted.state.program_root,
                     exits: &mut exits,
                 },
             )?,
@@ -304,6 +269,230 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         }
     };
     stats.phases.exit = Some(start.elapsed());
+    Ok(conclude(
+        stop,
+        Ending {
+            cfg: &cfg,
+            ram: &ram,
+            relay,
+            state: &booted.state,
+            stats,
+            start,
+            tsc_hz,
+            tsc_now: vm::guest_tsc(&vcpu),
+        },
+    ))
+}
+
+/// Landlock's half of the sandbox for `policy` (`crate::sandbox`).
+pub(crate) fn restrict_files(policy: &Policy) -> Result<sandbox::FileRules, RunError> {
+    Ok(sandbox::restrict_files(&sandbox::Grants {
+        fs_root: policy.fs_root.as_ref(),
+        read_only: policy.read_only,
+        listen: &policy.listen,
+        connect: &policy.connect,
+    })?)
+}
+
+/// What differs in the boot state between VMMs.
+pub(crate) struct Shape {
+    pub vmm: VmmShape,
+    pub tsc_hz: u64,
+}
+
+/// What the run keeps of its configuration once the relay took the policy
+/// and the links.
+pub(crate) struct Launch {
+    listen: Vec<std::net::SocketAddr>,
+    view_slot: Option<Arc<std::sync::OnceLock<ProcessView>>>,
+}
+
+/// The guest as booted: its boot state, the system page, the book of
+/// process figures.
+pub(crate) struct Booted {
+    pub state: boot::BootState,
+    system: SystemInfo,
+    book: Arc<ProcessBook>,
+}
+
+impl Launch {
+    /// Starts the relay over `vmm`, handing it the run's policy and links.
+    pub fn start(
+        cfg: &mut RunConfig<'_>,
+        vmm: Arc<dyn crate::streams::Vmm>,
+    ) -> Result<(Relay, Self), RunError> {
+        let launch = Self {
+            listen: cfg.policy.listen.clone(),
+            view_slot: cfg.device.as_ref().map(DeviceLink::view_slot),
+        };
+        let relay = Relay::start(
+            vmm,
+            std::mem::take(&mut cfg.policy),
+            cfg.device.take(),
+            cfg.fabric.take(),
+        )?;
+        Ok((relay, launch))
+    }
+
+    /// Builds the boot state in `ram` (PROTOCOL.md §2), tells the relay
+    /// where the status page is, fills the system page with the guest TSC
+    /// `guest_tsc` reads now, and gives a device link its process view.
+    pub fn boot(
+        self,
+        cfg: &RunConfig<'_>,
+        ram: &guest_memory::Ram,
+        relay: &Relay,
+        shape: Shape,
+        guest_tsc: impl Fn() -> Option<u64>,
+    ) -> Result<Booted, RunError> {
+        let spec = BootSpec {
+            mem_size: cfg.mem_bytes,
+            kernel: cfg.kernel,
+            program: cfg.program,
+            args: &cfg.args,
+            env: &cfg.env,
+            payload: cfg.payload,
+            tsc_hz: shape.tsc_hz,
+            apic_timer_hz: APIC_TIMER_HZ,
+            vmm: shape.vmm,
+        };
+        let state = boot::build(ram, &spec)?;
+        let page = guest_memory::host_object::<StatusPage>(ram, state.status_phys)
+            .ok_or(BootError::Write(state.status_phys))?;
+        // SAFETY: the status page is a BOOT page of guest RAM (`ram`, which
+        // the relay's VMM holds for as long as the relay lives); the
+        // monitor otherwise only reads the page (`ProcessView`), never its
+        // `wake` word.
+        unsafe { relay.set_status_page(page) };
+        let system = write_system_page(
+            ram,
+            guest_tsc(),
+            state.system_phys,
+            shape.tsc_hz,
+            cfg.mem_bytes,
+            &self.listen,
+        )?;
+        let book = Arc::new(ProcessBook::default());
+        if let Some(slot) = self.view_slot {
+            let clock = GuestClock::new(Instant::now(), guest_tsc().unwrap_or(0), system);
+            let view = ProcessView::new(
+                ram.clone(),
+                state.status_phys,
+                clock,
+                book.clone(),
+                relay.stream_counts(),
+            );
+            // Empty: a link goes to one run only (the run takes it).
+            let _ = slot.set(view);
+        }
+        Ok(Booted {
+            state,
+            system,
+            book,
+        })
+    }
+}
+
+impl Booted {
+    /// The monitor's side of the guest's processes, the first one running.
+    pub fn processes<'a>(
+        &self,
+        cfg: &'a RunConfig<'_>,
+        ram: &'a guest_memory::Ram,
+        vm: Option<&'a kvm_ioctls::VmFd>,
+        relay: &'a Relay,
+    ) -> Processes<'a, Relay> {
+        Processes::new(
+            ram,
+            vm,
+            relay,
+            cfg.catalog,
+            processes::Booted {
+                pool: self.state.process_pool,
+                kernel_root: self.state.kernel_root,
+                status_page: self.state.status_phys,
+                kernel_elf: cfg.kernel,
+                system: self.system,
+                first: FirstProgram {
+                    root: self.state.program_root,
+                    arg0: cfg.args.first().cloned().unwrap_or_default(),
+                    bytes: self.state.program_bytes,
+                },
+                book: self.book.clone(),
+            },
+        )
+    }
+}
+
+/// What an exit asks of the VMM beyond the dispatcher's own work.
+pub(crate) enum Dispatched {
+    Stop(Stop),
+    Doorbell,
+    Park,
+    Refuse(crate::stray_mmio::PageFault),
+}
+
+/// Handles one exit (PROTOCOL.md §3), first honouring a requested stop:
+/// `Ok` to resume the guest, else what the VMM must do.
+pub(crate) fn dispatch(
+    exit: Exit,
+    ram: &guest_memory::Ram,
+    mailbox: u64,
+    stats: &mut Stats,
+    processes: &mut Processes<'_, Relay>,
+) -> Result<(), Dispatched> {
+    match stopper::requested() {
+        Some(StopRequest::Timeout) => return Err(Dispatched::Stop(Stop::Timeout)),
+        Some(StopRequest::Signal(sig)) => return Err(Dispatched::Stop(Stop::Signal(sig))),
+        None => {}
+    }
+    // Console writes (§3.3) join the queues the relay's copies go to,
+    // waiting for room only until a stop is requested.
+    let stopping = || stopper::requested().is_some();
+    let mut cx = ExitContext {
+        ram,
+        mailbox,
+        stdout: host_output::stdout().until(stopping),
+        stderr: host_output::stderr().until(stopping),
+        stats,
+        processes,
+    };
+    match handle_exit(exit, &mut cx) {
+        Outcome::Continue => Ok(()),
+        Outcome::Stop(s) => Err(Dispatched::Stop(s)),
+        Outcome::Doorbell => Err(Dispatched::Doorbell),
+        Outcome::Park => Err(Dispatched::Park),
+        Outcome::Refuse(fault) => Err(Dispatched::Refuse(fault)),
+    }
+}
+
+/// What the end of a run reports from.
+pub(crate) struct Ending<'a, 'c> {
+    pub cfg: &'a RunConfig<'c>,
+    pub ram: &'a guest_memory::Ram,
+    pub relay: Relay,
+    pub state: &'a boot::BootState,
+    pub stats: Stats,
+    pub start: Instant,
+    pub tsc_hz: u64,
+    /// The guest TSC now, if the VMM can tell.
+    pub tsc_now: Option<u64>,
+}
+
+/// Ends the run after the guest stopped with `stop`: lets the relay
+/// deliver what is left (§8.5), prints the report and `--stats`, and
+/// returns the exit status.
+pub(crate) fn conclude(stop: Stop, end: Ending<'_, '_>) -> ExitStatus {
+    let Ending {
+        cfg,
+        ram,
+        relay,
+        state,
+        mut stats,
+        start,
+        tsc_hz,
+        tsc_now,
+    } = end;
     // Nothing waits on `weft`'s output past this (§8.5).
     let deadline = Instant::now() + DRAIN_LIMIT;
     stats.doorbells = relay.forwarded();
@@ -321,7 +510,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     let (status, text) = report::report(
         &stop,
         &Context {
-            ram: &ram,
+            ram,
             kernel: &kernel_syms,
             program: &program_syms,
         },
@@ -339,10 +528,7 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
     if cfg.stats {
         let mut raw = [0u8; BootStamps::SIZE];
         let at = state.boot_info_phys + std::mem::offset_of!(BootInfo, stamps) as u64;
-        if let (Ok(()), Some(tsc_now)) = (
-            ram.read_slice(&mut raw, GuestAddress(at)),
-            vm::guest_tsc(&vcpu),
-        ) {
+        if let (Ok(()), Some(tsc_now)) = (ram.read_slice(&mut raw, GuestAddress(at)), tsc_now) {
             stats.phases.set_guest_stamps(
                 start,
                 &BootStamps::decode(&raw),
@@ -354,12 +540,12 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
         let mem = MemoryFigures {
             guest_mib: cfg.mem_bytes >> 20,
             rss_peak_kib: stats::rss_peak_kib(),
-            guest_resident_kib: guest_memory::resident_bytes(&ram) / 1024,
+            guest_resident_kib: guest_memory::resident_bytes(ram) / 1024,
         };
         last += &stats.render(&mem);
     }
     host_output::settle(&last, deadline);
-    Ok(status)
+    status
 }
 
 #[cfg(test)]

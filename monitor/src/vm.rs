@@ -213,12 +213,17 @@ fn set_lapic_reg(state: &mut kvm_bindings::kvm_lapic_state, offset: usize, value
     }
 }
 
-/// Creates vCPU 0 with the given boot state.
-pub fn create_vcpu(vm: &VmFd, boot: &BootState) -> Result<VcpuFd, VmError> {
+/// Creates vCPU 0 with the guest's CPUID; [`set_boot_state`] gives it
+/// the state to start in.
+pub fn create_vcpu(vm: &VmFd) -> Result<VcpuFd, VmError> {
     let vcpu = vm.create_vcpu(0).map_err(kvm("create vCPU"))?;
     let cpuid = filtered_cpuid()?;
     vcpu.set_cpuid2(&cpuid).map_err(kvm("set CPUID"))?;
+    Ok(vcpu)
+}
 
+/// Puts the vCPU in the state the kernel starts in (PROTOCOL.md §2.4).
+pub fn set_boot_state(vcpu: &VcpuFd, boot: &BootState) -> Result<(), VmError> {
     let mut sregs = vcpu.get_sregs().map_err(kvm("get special registers"))?;
     let code = kvm_segment {
         base: 0,
@@ -293,8 +298,7 @@ pub fn create_vcpu(vm: &VmFd, boot: &BootState) -> Result<VcpuFd, VmError> {
         rflags: 2,
         ..Default::default()
     };
-    vcpu.set_regs(&regs).map_err(kvm("set registers"))?;
-    Ok(vcpu)
+    vcpu.set_regs(&regs).map_err(kvm("set registers"))
 }
 
 /// The guest CPUID table (see `cpuid`).

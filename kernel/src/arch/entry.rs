@@ -107,13 +107,20 @@ global_asm!(
     // halt) nothing else happens: the scheduler's loop re-checks.
     // Alignment: the CPU pushed 5 words onto the 16-aligned RSP0; 9 more
     // make 112 bytes, so the call is made with RSP 16-aligned.
-    ".macro WEFT_IRQ name, counter=, fired=",
+    // The xAPIC variants (`xapic` = the EOI register's kernel address)
+    // write the register in memory instead (§2.5).
+    ".macro WEFT_IRQ name, counter=, fired=, xapic=",
     "\\name:",
     "    push rax", "    push rcx", "    push rdx",
+    ".ifb \\xapic",
     "    mov ecx, 0x80B",
     "    xor eax, eax",
     "    xor edx, edx",
     "    wrmsr",
+    ".else",
+    "    movabs rax, \\xapic",
+    "    mov dword ptr [rax], 0",
+    ".endif",
     ".ifnb \\counter",
     "    lock inc qword ptr [rip + \\counter]",
     ".endif",
@@ -131,6 +138,8 @@ global_asm!(
     ".endm",
     "WEFT_IRQ weft_timer_entry, , {armed_at}",
     "WEFT_IRQ weft_stream_entry, {events}",
+    "WEFT_IRQ weft_timer_entry_xapic, , {armed_at}, {eoi}",
+    "WEFT_IRQ weft_stream_entry_xapic, {events}, , {eoi}",
     // Spurious interrupts need no EOI.
     "weft_spurious_entry:",
     "    iretq",
@@ -139,6 +148,7 @@ global_asm!(
     events = sym crate::apic::STREAM_EVENTS,
     preempt = sym crate::sched::weft_preempt,
     armed_at = sym crate::sched::ARMED_AT,
+    eoi = const weft_control::layout::XAPIC_BASE + 0xB0,
 );
 
 // The kernel manifest (§2.1), read by the monitor from the ELF before boot.
@@ -159,6 +169,8 @@ global_asm!(
     "    .quad weft_timer_entry",
     "    .quad weft_stream_entry",
     "    .quad weft_spurious_entry",
+    "    .quad weft_timer_entry_xapic",
+    "    .quad weft_stream_entry_xapic",
     ".popsection",
     magic = const MANIFEST_MAGIC,
     version = const weft_control::INTERFACE_VERSION,

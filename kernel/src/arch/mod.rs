@@ -6,5 +6,6 @@
 
 pub mod cpu;
 mod entry;
+mod firmware;
 
 pub use entry::{FIRST_FRAME_WORDS, enter_user, first_frame, switch};

@@ -206,6 +206,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             fabric: Some(fabric_link),
             sandbox: false,
             gdb: None,
+            engine: run::Engine::Weft,
         },
         start,
     ) {

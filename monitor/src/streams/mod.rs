@@ -262,11 +262,12 @@ impl Relay {
         let bell = doorbell.try_clone().map_err(RelayError::Thread)?;
         let keep_mapped = vmm.clone();
         let (thread_regions, thread_stats) = (regions.clone(), stats.clone());
+        let bell_poll = vmm.bell_poll();
         let thread = std::thread::Builder::new()
             .name("weft-relay".into())
             .spawn(move || {
                 keep_mapped.pin_relay_thread();
-                serve::run(bell, thread_regions, thread_stats, queue);
+                serve::run(bell, bell_poll, thread_regions, thread_stats, queue);
                 drop(keep_mapped);
             })
             .map_err(RelayError::Thread)?;

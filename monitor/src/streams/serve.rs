@@ -15,6 +15,7 @@ use super::stdio::Output;
 use super::{RelayError, RelayStats};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
@@ -70,9 +71,11 @@ impl Startup {
 }
 
 /// The relay thread: serves the doorbell and every region handed to it
-/// until `startups` is closed and every region is gone.
+/// until `startups` is closed and every region is gone; with `bell_poll`,
+/// also looks at every bell page that often (`Vmm::bell_poll`).
 pub fn run(
     doorbell: EventFd,
+    bell_poll: Option<Duration>,
     regions: Arc<Regions>,
     stats: Arc<RelayStats>,
     mut startups: mpsc::UnboundedReceiver<Startup>,
@@ -90,6 +93,9 @@ pub fn run(
     };
     runtime.block_on(async {
         tokio::spawn(ring_bells(doorbell, regions.clone(), stats));
+        if let Some(period) = bell_poll {
+            tokio::spawn(poll_bells(period, regions.clone()));
+        }
         let mut served = tokio::task::JoinSet::new();
         while let Some(startup) = startups.recv().await {
             while served.try_join_next().is_some() {}
@@ -97,6 +103,17 @@ pub fn run(
         }
         while served.join_next().await.is_some() {}
     });
+}
+
+/// Answers every bell page every `period`, as if the doorbell had rung,
+/// until the runtime stops.
+async fn poll_bells(period: Duration, regions: Arc<Regions>) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        regions.for_each(Shared::answer_bells);
+    }
 }
 
 /// Serves the doorbell until the runtime stops: every pending bit of every

@@ -46,4 +46,11 @@ pub unsafe trait Vmm: Send + Sync {
 
     /// Places the calling thread, the relay's, on the host's CPUs.
     fn pin_relay_thread(&self);
+
+    /// How often the relay must look at the bell pages itself, for a VMM
+    /// whose guest's doorbell writes reach no one (QEMU, §22.4); `None`
+    /// (the default) where they signal the doorbell.
+    fn bell_poll(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

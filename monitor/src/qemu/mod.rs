@@ -1,0 +1,142 @@
+//! `weft run --vmm qemu [--accel kvm|tcg]` (PROTOCOL.md §22): the same
+//! kernel, programs, streams and reports, with QEMU running the guest in a
+//! child process. The monitor builds the boot state in a memory file QEMU
+//! uses as the machine's RAM, gives QEMU a firmware ROM that enters the
+//! kernel, serves hypercalls from a socket QEMU's debug-port device writes
+//! their numbers to, and serves the streams from the shared pipe regions
+//! with the same relay as under its own KVM monitor.
+
+mod guest;
+mod machine;
+
+use crate::boot::VmmShape;
+use crate::exit::{Exit, Stop};
+use crate::guest_memory::MemoryError;
+use crate::run::{self, Accel, Dispatched, Ending, Launch, RunConfig, RunError, Shape};
+use crate::stats::Stats;
+use crate::status::ExitStatus;
+use crate::stopper::{self, StopRequest};
+use guest::QemuGuest;
+use machine::Machine;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use weft_control::hypercall;
+
+/// The longest the idle guest halts before it looks at its wake word:
+/// the guest's half of the polling that stands in for the stream
+/// interrupt (§22.4).
+const IDLE_POLL: Duration = Duration::from_millis(1);
+
+/// How long the monitor waits for a hypercall before it looks for a
+/// requested stop again.
+const STOP_CHECK: Duration = Duration::from_millis(20);
+
+/// Why QEMU could not run the guest.
+#[derive(Debug, Error)]
+pub enum QemuError {
+    /// No QEMU binary on `PATH`.
+    #[error(
+        "cannot run {}: not found (install Debian's qemu-system-x86, or run `make setup`)",
+        machine::QEMU
+    )]
+    Missing,
+    /// `--accel kvm` on a host without `/dev/kvm`.
+    #[error("--accel kvm needs /dev/kvm, which this host does not have (use --accel tcg)")]
+    NoKvm,
+    /// The kernel ELF carries no usable firmware for QEMU.
+    #[error("cannot build QEMU's firmware: {0}")]
+    NoFirmware(&'static str),
+    /// Setting QEMU up failed on the host.
+    #[error("cannot start QEMU: {0}")]
+    Setup(std::io::Error),
+    /// QEMU ended without the guest stopping.
+    #[error("QEMU ended while the guest ran ({0})")]
+    Lost(String),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
+
+/// Runs the guest under QEMU; returns its exit status after printing any
+/// report.
+pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitStatus, RunError> {
+    let mut stats = Stats::default();
+    let tsc_hz = machine::tsc_hz();
+    let guest = Arc::new(QemuGuest::create(cfg.mem_bytes).map_err(QemuError::from)?);
+    let ram = guest.ram().clone();
+    let (relay, launch) = Launch::start(&mut cfg, guest.clone())?;
+    stats.phases.vm_created = Some(start.elapsed());
+    let shape = Shape {
+        vmm: VmmShape {
+            firmware: true,
+            xapic: accel == Accel::Tcg,
+            idle_poll_ns: Some(IDLE_POLL.as_nanos() as u64),
+        },
+        tsc_hz,
+    };
+    // QEMU starts the guest's TSC at 0 as it starts the vCPU, right after
+    // this: the guest's clock runs behind by QEMU's start-up (§22.5).
+    let booted = launch.boot(&cfg, &ram, &relay, shape, || Some(0))?;
+    let mut machine = Machine::spawn(&machine::Spec {
+        accel,
+        mem_size: cfg.mem_bytes,
+        memory: guest.file(),
+        kernel: cfg.kernel,
+        boot: &booted.state,
+        gdb: cfg.gdb,
+    })?;
+    if let Some(port) = cfg.gdb {
+        crate::streams::host_output::stderr().notice(&format!(
+            "weft: waiting for gdb on 127.0.0.1:{port} (target remote 127.0.0.1:{port}; QEMU's stub)\n"
+        ));
+    }
+    stats.phases.kernel_loaded = Some(start.elapsed());
+    stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
+    let stop = {
+        let mut processes = booted.processes(&cfg, &ram, None, &relay);
+        loop {
+            match stopper::requested() {
+                Some(StopRequest::Timeout) => break Stop::Timeout,
+                Some(StopRequest::Signal(sig)) => break Stop::Signal(sig),
+                None => {}
+            }
+            let number = match machine.next_hypercall(STOP_CHECK) {
+                Ok(Some(n)) => n,
+                Ok(None) => continue,
+                // `-no-reboot`: a triple fault ends QEMU, with status 0.
+                Err(QemuError::Lost(how)) if how.contains("exit status: 0") => {
+                    break Stop::TripleFault;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let exit = Exit::IoOut {
+                port: hypercall::PORT,
+                size: hypercall::WIDTH,
+                value: number,
+            };
+            let mailbox = booted.state.mailbox_phys;
+            match run::dispatch(exit, &ram, mailbox, &mut stats, &mut processes) {
+                Ok(()) => {}
+                Err(Dispatched::Stop(s)) => break s,
+                // Only memory exits ask for these, and none reaches the
+                // monitor under QEMU.
+                Err(Dispatched::Doorbell | Dispatched::Park | Dispatched::Refuse(_)) => {}
+            }
+        }
+    };
+    machine.end();
+    stats.phases.exit = Some(start.elapsed());
+    Ok(run::conclude(
+        stop,
+        Ending {
+            cfg: &cfg,
+            ram: &ram,
+            relay,
+            state: &booted.state,
+            stats,
+            start,
+            tsc_hz,
+            tsc_now: None,
+        },
+    ))
+}
