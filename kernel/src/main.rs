@@ -48,7 +48,12 @@ extern "C" fn kernel_main(info: *mut BootInfo) -> ! {
         _ => boot.idle_poll_ns,
     };
     // SAFETY: as for the mailbox.
-    sched::init(boot.tsc_hz, unsafe { &*percpu }, boot.kernel_root, idle_poll);
+    sched::init(
+        boot.tsc_hz,
+        unsafe { &*percpu },
+        boot.kernel_root,
+        idle_poll,
+    );
     // SAFETY: as above; the stamp is a plain report for the monitor (§2.3).
     unsafe { write_volatile(addr_of_mut!((*info).stamps.kernel_ready), cpu::rdtsc()) };
     process::start(info)

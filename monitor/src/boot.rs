@@ -15,9 +15,8 @@ use thiserror::Error;
 use weft_control::INTERFACE_VERSION;
 use weft_control::args;
 use weft_control::boot::{
-    boot_flags,
     BootInfo, KernelManifest, MANIFEST_MAGIC, MANIFEST_SECTION, PROGRAM_MAGIC, PROGRAM_SECTION,
-    PerCpu, ProgramManifest, region_kind,
+    PerCpu, ProgramManifest, boot_flags, region_kind,
 };
 use weft_control::layout::*;
 use weft_image::elf::{self, ElfError, LoadPlan};

@@ -227,7 +227,13 @@ fn run_kvm(mut cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunErro
         // One exit's handling: the run loop's body, and the debugger's
         // when one is attached (`--gdb`).
         let mut exits = |vcpu: &mut VcpuFd, exit: Exit| -> Result<Option<Stop>, VmError> {
-            match dispatch(exit, &ram, booted.state.mailbox_phys, &mut stats, &mut processes) {
+            match dispatch(
+                exit,
+                &ram,
+                booted.state.mailbox_phys,
+                &mut stats,
+                &mut processes,
+            ) {
                 Ok(()) => Ok(None),
                 Err(Dispatched::Stop(s)) => Ok(Some(s)),
                 Err(Dispatched::Doorbell) => {

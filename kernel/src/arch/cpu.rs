@@ -88,7 +88,9 @@ pub fn hypercall(nr: u32) {
     // SAFETY: the port is the monitor's; the exit is synchronous and the monitor
     // only reads and writes this CPU's mailbox during it.
     // Numbers are at most 255 (`WIDTH`): one byte.
-    unsafe { asm!("out dx, al", in("dx") PORT, in("al") nr as u8, options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") PORT, in("al") nr as u8, options(nostack, preserves_flags))
+    };
 }
 
 /// The current frame pointer and stack pointer, for panic reports.

@@ -1,0 +1,247 @@
+//! The same guests under every VMM Weft runs on (PROTOCOL.md §22): Weft's
+//! own KVM monitor, QEMU with KVM and QEMU with TCG. Each case is one body
+//! run three times, with `--vmm`/`--accel` the only difference, asserting
+//! the same output, exit status and reports; one more case hides
+//! `/dev/kvm` from `weft` and QEMU and still runs under TCG.
+
+mod common;
+
+use common::{Server, connect_when_up, echo_round_trip, free_port, random_bytes, wasm, weft};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Output;
+use std::thread;
+
+/// `weft run` with `vmm`'s options, then `args`.
+fn run(vmm: &[&str], args: &[&str]) -> Output {
+    weft()
+        .arg("run")
+        .args(vmm)
+        .args(["--timeout", "120"])
+        .args(args)
+        .output()
+        .expect("spawn weft")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// One test per VMM for each body: `name::weft`, `name::qemu_kvm`,
+/// `name::qemu_tcg`.
+macro_rules! across_vmms {
+    ($($name:ident => $body:expr;)*) => {$(
+        mod $name {
+            #[test]
+            fn weft() {
+                $body(&[]);
+            }
+            #[test]
+            fn qemu_kvm() {
+                $body(&["--vmm", "qemu", "--accel", "kvm"]);
+            }
+            #[test]
+            fn qemu_tcg() {
+                $body(&["--vmm", "qemu", "--accel", "tcg"]);
+            }
+        }
+    )*};
+}
+
+across_vmms! {
+    boot_prints_each_argument => super::boot_prints_each_argument;
+    exit_statuses_are_the_programs => super::exit_statuses_are_the_programs;
+    a_fault_is_reported_with_symbols => super::a_fault_is_reported_with_symbols;
+    a_timeout_stops_a_spinning_guest => super::a_timeout_stops_a_spinning_guest;
+    files_are_read_and_written_beneath_the_root => super::files_are_read_and_written_beneath_the_root;
+    tcp_is_served_both_ways => super::tcp_is_served_both_ways;
+    wasm_hello_runs => super::wasm_hello_runs;
+}
+
+fn boot_prints_each_argument(vmm: &[&str]) {
+    let o = run(vmm, &["hello", "one", "two words", "-x", "--mem"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "Hello from Weft!\none\ntwo words\n-x\n--mem\n"
+    );
+    assert_eq!(text(&o.stderr), "");
+}
+
+fn exit_statuses_are_the_programs(vmm: &[&str]) {
+    for status in ["0", "7", "125"] {
+        let o = run(vmm, &["exit-code", status]);
+        assert_eq!(o.status.code(), status.parse().ok(), "{}", text(&o.stderr));
+        assert!(o.stdout.is_empty());
+    }
+    let o = run(vmm, &["exit-code", "abc"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("usage: exit-code N"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+fn a_fault_is_reported_with_symbols(vmm: &[&str]) {
+    let o = run(vmm, &["fault"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert_eq!(text(&o.stdout), "reading address 0xdead\n");
+    assert!(
+        err.contains(
+            "program `fault` fault: page fault at address 0xdead (read from ring 3, page not mapped)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("weft_program_main+"), "{err}");
+    assert!(err.contains("weft_user::rt::weft_user_start"), "{err}");
+    assert!(err.contains("cr2=0x000000000000dead"), "{err}");
+}
+
+fn a_timeout_stops_a_spinning_guest(vmm: &[&str]) {
+    let o = weft()
+        .arg("run")
+        .args(vmm)
+        .args(["--timeout", "1", "spin"])
+        .output()
+        .expect("spawn weft");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(124), "{err}");
+    assert!(err.contains("weft: timed out after 1.0 s"), "{err}");
+}
+
+/// A scratch directory for `--fs-root`, removed at the end.
+struct Root(PathBuf);
+
+impl Root {
+    fn new(vmm: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "weft-vmms-{}-{}",
+            vmm.join("-").replace("--", ""),
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn files_are_read_and_written_beneath_the_root(vmm: &[&str]) {
+    let root = Root::new(vmm);
+    let data = random_bytes(11, 700_000);
+    fs::write(root.0.join("src"), &data).unwrap();
+    let dir = root.0.display().to_string();
+    let o = run(vmm, &["--fs-root", &dir, "cp", "/src", "/dst"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        fs::read(root.0.join("dst")).unwrap() == data,
+        "cp's copy differs"
+    );
+    let o = run(vmm, &["--fs-root", &dir, "cat", "/dst", "/src"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(o.stdout.len() == 2 * data.len() && o.stdout[..data.len()] == data[..]);
+    let o = run(vmm, &["--fs-root", &dir, "cat", "/../etc/passwd"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(o.stdout.is_empty());
+}
+
+fn tcp_is_served_both_ways(vmm: &[&str]) {
+    // In: the guest's echo server, a host client.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let port_arg = port.to_string();
+    let mut args = vec!["run"];
+    args.extend(vmm);
+    args.extend([
+        "--listen",
+        &listen,
+        "--timeout",
+        "300",
+        "echo-server",
+        &port_arg,
+    ]);
+    let server = Server::start(&args);
+    let data = random_bytes(5, 300_000);
+    let back = echo_round_trip(connect_when_up(port), data.clone());
+    assert!(back == data, "echo differs ({} bytes back)", back.len());
+    drop(server);
+
+    // Out: the guest's HTTP client, a host server.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let body = random_bytes(6, 200_000);
+    let served = body.clone();
+    let host = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "request ended early");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            served.len()
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        conn.write_all(&served).unwrap();
+        String::from_utf8(request).unwrap()
+    });
+    let o = run(vmm, &["--connect", &target, "http-get", &target, "/data"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(o.stdout == body, "body differs ({} bytes)", o.stdout.len());
+    assert!(host.join().unwrap().starts_with("GET /data HTTP/1.1\r\n"));
+}
+
+fn wasm_hello_runs(vmm: &[&str]) {
+    let o = run(vmm, &[&wasm("hello"), "a", "b"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).starts_with("Hello from Wasm!"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+/// With no `/dev/kvm` (a mount namespace whose `/dev` lacks it), `--vmm
+/// qemu` picks TCG and the guest runs.
+#[test]
+fn without_dev_kvm_qemu_runs_the_guest_with_tcg() {
+    let weft = env!("CARGO_BIN_EXE_weft");
+    let script = format!(
+        "set -e; orig=$(mktemp -d); mount --bind /dev \"$orig\"; \
+         mount -t tmpfs tmpfs /dev; \
+         for n in null zero full random urandom; do touch /dev/$n; mount --bind \"$orig/$n\" /dev/$n; done; \
+         umount -l \"$orig\"; rmdir \"$orig\"; \
+         test ! -e /dev/kvm; \
+         exec {weft} run --vmm qemu --timeout 120 hello without kvm"
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "Hello from Weft!\nwithout\nkvm\n");
+    // And asking for KVM there is a clear usage error.
+    let script = script.replace("run --vmm qemu", "run --vmm qemu --accel kvm");
+    let o = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("--accel kvm needs /dev/kvm"),
+        "{}",
+        text(&o.stderr)
+    );
+}
