@@ -30,13 +30,14 @@ help:
 	@echo "  make soak    one guest serves HTTP and echo to 1,000 clients for 10 minutes (WEFT_SOAK_SECS=600): byte-exact, flat RSS and descriptors"
 	@echo "  make move-soak  move a stateful Wasm app a->b->c->a 1000 times between three daemons while two clients call its service"
 	@echo "  make fuzz    fuzz the data pipe against a hostile peer, every decoder in control/ and the fabric's (nightly Rust; FUZZ_SECONDS=60 each)"
-	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2, gdb, clang and wasi-libc, the wasmtime Python package)"
+	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2, gdb, qemu-system-x86, clang and wasi-libc, the wasmtime Python package)"
 	@echo "  make clean   remove build output"
 
 # The guest target is added on demand, and `curl` (the HTTP client the
 # integration tests drive the guest's web server with), `iproute2` (the
-# fabric tests' network namespaces) and `gdb` (the debugger tests' client)
-# are installed from Debian if missing, so a fresh machine needs nothing
+# fabric tests' network namespaces), `gdb` (the debugger tests' client) and
+# `qemu-system-x86` (the second VMM the tests boot guests under) are
+# installed from Debian if missing, so a fresh machine needs nothing
 # else. The WASI conformance suite needs
 # clang, lld, wasi-libc and the wasm32 compiler runtime (Debian packages) to
 # build its C programs, and wasmtime from PyPI (pinned) as its reference.
@@ -48,6 +49,7 @@ setup:
 	@command -v curl >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq curl; }
 	@command -v ip >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iproute2; }
 	@command -v gdb >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gdb; }
+	@command -v qemu-system-x86_64 >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends qemu-system-x86; }
 	@dpkg -s $(WASI_CC_PKGS) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(WASI_CC_PKGS); }
 	@python3 -c 'import wasmtime' 2>/dev/null || python3 -m pip install --quiet wasmtime==51.0.0
 
