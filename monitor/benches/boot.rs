@@ -7,6 +7,11 @@
 //!   re-executed with `floor`).
 //! - `monitor_rss_mib`: peak RSS of `weft run hello` minus the guest RAM it
 //!   touched (from `--stats`), against the floor process's peak RSS.
+//! - `qemu_hello_wall_ms`, `qemu_tcg_hello_wall_ms`: median wall time of
+//!   `weft run --vmm qemu --accel kvm|tcg hello` (the same kernel and
+//!   program under QEMU, whole process), against `hello_wall_ms` of the
+//!   same run: the ratio is how many times faster Weft's own monitor is
+//!   (target: at least 5 against QEMU-KVM).
 
 use kvm_bindings::{kvm_regs, kvm_segment, kvm_userspace_memory_region};
 use kvm_ioctls::{Kvm, VcpuExit};
@@ -36,10 +41,20 @@ fn main() {
     // Warm the page cache, then alternate so drift hits both alike.
     time(Command::new(weft).args(["run", "hello"]));
     time(Command::new(&me).arg("floor"));
+    let qemu = |accel: &str| -> Command {
+        let mut c = Command::new(weft);
+        c.args(["run", "--vmm", "qemu", "--accel", accel, "hello"]);
+        c
+    };
+    time(&mut qemu("kvm"));
+    time(&mut qemu("tcg"));
     let (mut hello, mut floor) = (Vec::new(), Vec::new());
+    let (mut qemu_kvm, mut qemu_tcg) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         hello.push(time(Command::new(weft).args(["run", "hello"])));
         floor.push(time(Command::new(&me).arg("floor")));
+        qemu_kvm.push(time(&mut qemu("kvm")));
+        qemu_tcg.push(time(&mut qemu("tcg")));
     }
 
     let stats = Command::new(weft)
@@ -74,6 +89,20 @@ fn main() {
             median(&floor),
         ),
         Record::new(
+            "qemu_hello_wall_ms",
+            median(&qemu_kvm),
+            "ms",
+            "hello_wall_ms: the same hello under weft's own monitor",
+            median(&hello),
+        ),
+        Record::new(
+            "qemu_tcg_hello_wall_ms",
+            median(&qemu_tcg),
+            "ms",
+            "hello_wall_ms: the same hello under weft's own monitor",
+            median(&hello),
+        ),
+        Record::new(
             "monitor_rss_mib",
             rss_mib,
             "MiB",
@@ -83,12 +112,17 @@ fn main() {
     ];
     record(
         &records,
-        &[("hello_wall_ms", &hello), ("vm_floor_ms", &floor)],
+        &[
+            ("hello_wall_ms", &hello),
+            ("vm_floor_ms", &floor),
+            ("qemu_hello_wall_ms", &qemu_kvm),
+            ("qemu_tcg_hello_wall_ms", &qemu_tcg),
+        ],
     )
     .expect("write results");
     for r in &records {
         println!(
-            "{:<18} {:>9.3} {:<4} baseline {:>9.3}  ratio {:.2}",
+            "{:<22} {:>9.3} {:<4} baseline {:>9.3}  ratio {:.2}",
             r.name, r.value, r.unit, r.baseline_value, r.ratio
         );
     }

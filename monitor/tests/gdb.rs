@@ -27,12 +27,13 @@ struct Session {
 /// `PROGRAM`'s file (and the kernel's, written by `weft symbols`) with
 /// `commands` after `target remote`.
 fn session(program: &str, args: &[&str], commands: &[&str]) -> Session {
-    session_interrupted(program, args, commands, None)
+    session_interrupted(&[], program, args, commands, None)
 }
 
-/// [`session`], and SIGINT to gdb (a Ctrl-C at its terminal) `interrupt`
-/// after it starts.
+/// [`session`], under the VMM `vmm` names (`--vmm`, `--accel`), and SIGINT
+/// to gdb (a Ctrl-C at its terminal) `interrupt` after it starts.
 fn session_interrupted(
+    vmm: &[&str],
     program: &str,
     args: &[&str],
     commands: &[&str],
@@ -41,7 +42,9 @@ fn session_interrupted(
     let symbols = symbols_dir("session");
     let port = free_port().to_string();
     let mut child = weft()
-        .args(["run", "--timeout", "120", "--gdb", &port, program])
+        .arg("run")
+        .args(vmm)
+        .args(["--timeout", "120", "--gdb", &port, program])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -154,6 +157,43 @@ fn gdb_breaks_in_a_program_reads_its_frame_steps_and_follows_it_to_its_exit() {
     assert_eq!((s.status, s.out.as_str()), (0, "sum 21\n"), "{}", s.err);
 }
 
+/// The same session under QEMU's own stub (TCG, PROTOCOL.md §22.5):
+/// stopped at the reset vector, gdb breaks in the program by its
+/// symbols, reads the frame, steps, and sees the guest end with it.
+#[test]
+fn under_qemu_gdb_breaks_in_a_program_reads_its_frame_and_steps() {
+    let s = session_interrupted(
+        &["--vmm", "qemu", "--accel", "tcg"],
+        &guest_program("countdown"),
+        &["6"],
+        &[
+            "print/x $pc",
+            "break countdown::sum_down",
+            "continue",
+            "bt",
+            "print from",
+            "stepi",
+            "print $pc",
+            "continue",
+        ],
+        None,
+    );
+    let g = &s.gdb;
+    assert!(g.contains("$1 = 0xfff0"), "not at the reset vector: {g}");
+    assert!(
+        g.contains("Breakpoint 1, countdown::sum_down (from=6) at user/countdown/src/main.rs"),
+        "{g}"
+    );
+    assert!(g.contains("in countdown::main"), "{g}");
+    assert!(g.contains("$2 = 6"), "{g}");
+    let pc = g
+        .lines()
+        .find(|l| l.starts_with("$3 = "))
+        .unwrap_or_else(|| panic!("no $pc printed: {g}"));
+    assert!(pc.contains("<countdown::sum_down+"), "{pc}");
+    assert_eq!((s.status, s.out.as_str()), (0, "sum 21\n"), "{}\n{g}", s.err);
+}
+
 #[test]
 fn a_register_the_debugger_writes_is_what_the_program_goes_on_with() {
     // At the breakpoint, `from` is still in RDI, untested.
@@ -223,6 +263,7 @@ fn guest_program_bundled(name: &str) -> String {
 #[test]
 fn a_ctrl_c_in_gdb_stops_a_program_that_never_leaves_ring_3_and_kill_ends_the_guest() {
     let s = session_interrupted(
+        &[],
         &guest_program_bundled("spin"),
         &[],
         &["continue", "bt 1", "kill"],
