@@ -246,6 +246,16 @@ pub fn keep_on_exec(fd: RawFd) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }.into()).map(drop)
 }
 
+/// Makes the kernel kill this process when the thread that created it
+/// ends: a child that must not outlive `weft` (QEMU). Called between
+/// `fork` and `exec` (async-signal-safe).
+pub fn die_with_parent() -> io::Result<()> {
+    // SAFETY: `PR_SET_PDEATHSIG` only sets this process's parent-death
+    // signal.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    check(rc.into()).map(drop)
+}
+
 /// Asks the host to back `[base, base + len)` with transparent huge pages
 /// (`MADV_HUGEPAGE`). Changes no contents.
 pub fn advise_huge_pages(base: NonNull<u8>, len: usize) -> io::Result<()> {

@@ -65,9 +65,12 @@ impl Machine {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         // SAFETY: the closure runs between `fork` and `exec` and only calls
-        // `fcntl` (async-signal-safe) on descriptors open in this process.
+        // `fcntl` and `prctl` (async-signal-safe) on this process.
         unsafe {
-            command.pre_exec(move || passed.iter().try_for_each(|&fd| host::keep_on_exec(fd)));
+            command.pre_exec(move || {
+                host::die_with_parent()?;
+                passed.iter().try_for_each(|&fd| host::keep_on_exec(fd))
+            });
         }
         let mut child = command.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => QemuError::Missing,
@@ -129,6 +132,9 @@ fn arguments(spec: &Spec<'_>, passed: [RawFd; 3]) -> Vec<String> {
         Accel::Tcg => ("tcg", "max"),
     };
     let mut args: Vec<String> = [
+        // QEMU's own seccomp filter: no new processes or privileges.
+        "-sandbox",
+        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
         "-nodefaults",
         "-no-user-config",
         "-display",
