@@ -191,7 +191,12 @@ fn under_qemu_gdb_breaks_in_a_program_reads_its_frame_and_steps() {
         .find(|l| l.starts_with("$3 = "))
         .unwrap_or_else(|| panic!("no $pc printed: {g}"));
     assert!(pc.contains("<countdown::sum_down+"), "{pc}");
-    assert_eq!((s.status, s.out.as_str()), (0, "sum 21\n"), "{}\n{g}", s.err);
+    assert_eq!(
+        (s.status, s.out.as_str()),
+        (0, "sum 21\n"),
+        "{}\n{g}",
+        s.err
+    );
 }
 
 #[test]

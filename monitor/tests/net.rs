@@ -5,9 +5,12 @@
 
 mod common;
 
-use common::{Server, connect_when_up, echo_round_trip, free_port, random_bytes, run, wasm, weft};
+use common::{
+    Server, connect_when_up, echo_datagrams, echo_round_trip, free_port, random_bytes, run, wasm,
+    weft,
+};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -235,38 +238,6 @@ fn udp_echo_returns_each_datagram_to_its_sender() {
     server.assert_running();
     let err = server.stop();
     assert!(err.contains(&format!("bound to {listen}")), "{err}");
-}
-
-/// Pings the UDP echo server at `listen` from a host socket until it
-/// answers, then checks that datagrams of 1 to 60,000 bytes come back
-/// byte-exact.
-fn echo_datagrams(listen: &str) {
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client.connect(listen).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut buf = vec![0u8; 65536];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        client.send(b"ping").unwrap();
-        if let Ok(n) = client.recv(&mut buf) {
-            assert_eq!(&buf[..n], b"ping");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the echo server never answered");
-    }
-    // Drain duplicate answers to the retried pings.
-    while client.recv(&mut buf).is_ok() {}
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    for (i, len) in [1, 100, 1400, 9000, 60_000].into_iter().enumerate() {
-        let data = random_bytes(i as u64 + 20, len);
-        client.send(&data).unwrap();
-        let n = client.recv(&mut buf).expect("echo");
-        assert_eq!(&buf[..n], &data[..], "datagram of {len} bytes");
-    }
 }
 
 /// The Wasm twin of `udp-echo` (the `weft` module's `udp_*` imports,

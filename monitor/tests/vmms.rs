@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{Server, connect_when_up, echo_round_trip, free_port, random_bytes, wasm, weft};
+use common::{
+    Server, connect_when_up, crash_kernel, echo_datagrams, echo_round_trip, free_port,
+    guest_program, random_bytes, wasm, weft,
+};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -54,9 +57,11 @@ across_vmms! {
     boot_prints_each_argument => super::boot_prints_each_argument;
     exit_statuses_are_the_programs => super::exit_statuses_are_the_programs;
     a_fault_is_reported_with_symbols => super::a_fault_is_reported_with_symbols;
+    a_kernel_panic_is_reported_with_symbols => super::a_kernel_panic_is_reported_with_symbols;
     a_timeout_stops_a_spinning_guest => super::a_timeout_stops_a_spinning_guest;
     files_are_read_and_written_beneath_the_root => super::files_are_read_and_written_beneath_the_root;
     tcp_is_served_both_ways => super::tcp_is_served_both_ways;
+    udp_datagrams_are_echoed => super::udp_datagrams_are_echoed;
     wasm_hello_runs => super::wasm_hello_runs;
 }
 
@@ -99,6 +104,24 @@ fn a_fault_is_reported_with_symbols(vmm: &[&str]) {
     assert!(err.contains("weft_program_main+"), "{err}");
     assert!(err.contains("weft_user::rt::weft_user_start"), "{err}");
     assert!(err.contains("cr2=0x000000000000dead"), "{err}");
+}
+
+fn a_kernel_panic_is_reported_with_symbols(vmm: &[&str]) {
+    let kernel = crash_kernel();
+    let o = run(
+        vmm,
+        &["--kernel", &kernel, &guest_program("crash-kernel"), "panic"],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    for fragment in [
+        "guest crash: kernel panic",
+        "crash test: the program asked the kernel to panic",
+        "weft_kernel::syscall::crash::nested_panic",
+        "[kernel]",
+    ] {
+        assert!(err.contains(fragment), "missing {fragment:?} in: {err}");
+    }
 }
 
 fn a_timeout_stops_a_spinning_guest(vmm: &[&str]) {
@@ -201,6 +224,24 @@ fn tcp_is_served_both_ways(vmm: &[&str]) {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(o.stdout == body, "body differs ({} bytes)", o.stdout.len());
     assert!(host.join().unwrap().starts_with("GET /data HTTP/1.1\r\n"));
+}
+
+fn udp_datagrams_are_echoed(vmm: &[&str]) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let port_arg = port.to_string();
+    let mut args = vec!["run"];
+    args.extend(vmm);
+    args.extend([
+        "--listen",
+        &listen,
+        "--timeout",
+        "300",
+        "udp-echo",
+        &port_arg,
+    ]);
+    let _server = Server::start(&args);
+    echo_datagrams(&listen);
 }
 
 fn wasm_hello_runs(vmm: &[&str]) {

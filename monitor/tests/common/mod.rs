@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -198,4 +198,36 @@ pub fn echo_round_trip(mut conn: TcpStream, data: Vec<u8>) -> Vec<u8> {
     conn.read_to_end(&mut back).unwrap();
     writer.join().unwrap();
     back
+}
+
+/// Pings the UDP echo server at `listen` from a host socket until it
+/// answers, then checks that datagrams of 1 to 60,000 bytes come back
+/// byte-exact.
+pub fn echo_datagrams(listen: &str) {
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(listen).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        client.send(b"ping").unwrap();
+        if let Ok(n) = client.recv(&mut buf) {
+            assert_eq!(&buf[..n], b"ping");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the echo server never answered");
+    }
+    // Drain duplicate answers to the retried pings.
+    while client.recv(&mut buf).is_ok() {}
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for (i, len) in [1, 100, 1400, 9000, 60_000].into_iter().enumerate() {
+        let data = random_bytes(i as u64 + 20, len);
+        client.send(&data).unwrap();
+        let n = client.recv(&mut buf).expect("echo");
+        assert_eq!(&buf[..n], &data[..], "datagram of {len} bytes");
+    }
 }
