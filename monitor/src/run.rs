@@ -199,26 +199,22 @@ fn run_kvm(mut cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunErro
     if cfg.sandbox {
         stats.sandbox = Some(restrict_files(&cfg.policy)?);
     }
-    let (relay, launch) = Launch::start(&mut cfg, guest.clone())?;
-    stats.phases.vm_created = Some(start.elapsed());
     // The TSC rate is the host's: the vCPU can tell it before it has state.
     let mut vcpu = vm::create_vcpu(guest.vm())?;
     let tsc_hz = vm::tsc_hz(&vcpu);
-    let booted = launch.boot(
-        &cfg,
-        &ram,
-        &relay,
-        Shape {
-            vmm: VmmShape::default(),
-            tsc_hz,
-        },
-        || vm::guest_tsc(&vcpu),
-    )?;
+    let shape = Shape {
+        vmm: VmmShape::default(),
+        tsc_hz,
+    };
+    let booted = Booted::build(&cfg, &ram, shape, vm::guest_tsc(&vcpu))?;
+    let (relay, launch) = Launch::start(&mut cfg, guest.clone())?;
+    launch.attach(&ram, &relay, &booted, vm::guest_tsc(&vcpu))?;
+    stats.phases.vm_created = Some(start.elapsed());
     vm::set_boot_state(&vcpu, &booted.state)?;
     stats.phases.kernel_loaded = Some(start.elapsed());
     stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
     if cfg.sandbox {
-        sandbox::restrict_calls()?;
+        sandbox::restrict_calls(None)?;
     }
 
     affinity::pin(Role::Vcpu);
@@ -309,7 +305,6 @@ pub(crate) struct Shape {
 /// What the run keeps of its configuration once the relay took the policy
 /// and the links.
 pub(crate) struct Launch {
-    listen: Vec<std::net::SocketAddr>,
     view_slot: Option<Arc<std::sync::OnceLock<ProcessView>>>,
 }
 
@@ -328,7 +323,6 @@ impl Launch {
         vmm: Arc<dyn crate::streams::Vmm>,
     ) -> Result<(Relay, Self), RunError> {
         let launch = Self {
-            listen: cfg.policy.listen.clone(),
             view_slot: cfg.device.as_ref().map(DeviceLink::view_slot),
         };
         let relay = Relay::start(
@@ -340,17 +334,48 @@ impl Launch {
         Ok((relay, launch))
     }
 
-    /// Builds the boot state in `ram` (PROTOCOL.md §2), tells the relay
-    /// where the status page is, fills the system page with the guest TSC
-    /// `guest_tsc` reads now, and gives a device link its process view.
-    pub fn boot(
+    /// Tells the relay where the booted guest's status page is, and gives
+    /// a device link its process view; `guest_tsc` is the guest's TSC now.
+    pub fn attach(
         self,
-        cfg: &RunConfig<'_>,
         ram: &guest_memory::Ram,
         relay: &Relay,
+        booted: &Booted,
+        guest_tsc: Option<u64>,
+    ) -> Result<(), RunError> {
+        let status = booted.state.status_phys;
+        let page =
+            guest_memory::host_object::<StatusPage>(ram, status).ok_or(BootError::Write(status))?;
+        // SAFETY: the status page is a BOOT page of guest RAM (`ram`, which
+        // the relay's VMM holds for as long as the relay lives); the
+        // monitor otherwise only reads the page (`ProcessView`), never its
+        // `wake` word.
+        unsafe { relay.set_status_page(page) };
+        if let Some(slot) = self.view_slot {
+            let clock = GuestClock::new(Instant::now(), guest_tsc.unwrap_or(0), booted.system);
+            let view = ProcessView::new(
+                ram.clone(),
+                status,
+                clock,
+                booted.book.clone(),
+                relay.stream_counts(),
+            );
+            // Empty: a link goes to one run only (the run takes it).
+            let _ = slot.set(view);
+        }
+        Ok(())
+    }
+}
+
+impl Booted {
+    /// Builds the boot state in `ram` (PROTOCOL.md §2) and fills the
+    /// system page as if the guest TSC read `guest_tsc` now.
+    pub fn build(
+        cfg: &RunConfig<'_>,
+        ram: &guest_memory::Ram,
         shape: Shape,
-        guest_tsc: impl Fn() -> Option<u64>,
-    ) -> Result<Booted, RunError> {
+        guest_tsc: Option<u64>,
+    ) -> Result<Self, RunError> {
         let spec = BootSpec {
             mem_size: cfg.mem_bytes,
             kernel: cfg.kernel,
@@ -363,38 +388,18 @@ impl Launch {
             vmm: shape.vmm,
         };
         let state = boot::build(ram, &spec)?;
-        let page = guest_memory::host_object::<StatusPage>(ram, state.status_phys)
-            .ok_or(BootError::Write(state.status_phys))?;
-        // SAFETY: the status page is a BOOT page of guest RAM (`ram`, which
-        // the relay's VMM holds for as long as the relay lives); the
-        // monitor otherwise only reads the page (`ProcessView`), never its
-        // `wake` word.
-        unsafe { relay.set_status_page(page) };
         let system = write_system_page(
             ram,
-            guest_tsc(),
+            guest_tsc,
             state.system_phys,
             shape.tsc_hz,
             cfg.mem_bytes,
-            &self.listen,
+            &cfg.policy.listen,
         )?;
-        let book = Arc::new(ProcessBook::default());
-        if let Some(slot) = self.view_slot {
-            let clock = GuestClock::new(Instant::now(), guest_tsc().unwrap_or(0), system);
-            let view = ProcessView::new(
-                ram.clone(),
-                state.status_phys,
-                clock,
-                book.clone(),
-                relay.stream_counts(),
-            );
-            // Empty: a link goes to one run only (the run takes it).
-            let _ = slot.set(view);
-        }
-        Ok(Booted {
+        Ok(Self {
             state,
             system,
-            book,
+            book: Arc::new(ProcessBook::default()),
         })
     }
 }

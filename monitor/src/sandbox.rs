@@ -222,8 +222,12 @@ const KVMIO: u64 = 0xae;
 /// thread; `clone3`, whose flags a filter cannot read, fails with
 /// `ENOSYS` and the C library falls back to `clone`), memory that is never
 /// executable, IPv4 and IPv6 sockets, KVM's `ioctl`s and `FIONBIO`, and
-/// naming threads (and making the process not dumpable as it dies).
-fn checked() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::BackendError> {
+/// naming threads (and making the process not dumpable as it dies); with
+/// a `child` (QEMU, PROTOCOL.md §22.5), killing and reaping that process
+/// alone.
+fn checked(
+    child: Option<libc::pid_t>,
+) -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::BackendError> {
     let arg = |index, op, value| SeccompCondition::new(index, Len::Qword, op, value);
     let exec = libc::PROT_EXEC as u64;
     let one = |c: SeccompCondition| SeccompRule::new(vec![c]);
@@ -250,6 +254,17 @@ fn checked() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::BackendErro
     // `std`'s `set_nonblocking` on a socket.
     ioctls.push(one(arg(1, Op::Eq, libc::FIONBIO)?)?);
     rules.insert(Sysno::ioctl.id().into(), ioctls);
+    if let Some(pid) = child {
+        let pid = u64::from(pid.unsigned_abs());
+        rules.insert(
+            Sysno::kill.id().into(),
+            vec![SeccompRule::new(vec![
+                arg(0, Op::Eq, pid)?,
+                arg(1, Op::Eq, libc::SIGKILL as u64)?,
+            ])?],
+        );
+        rules.insert(Sysno::wait4.id().into(), vec![one(arg(0, Op::Eq, pid)?)?]);
+    }
     rules.insert(
         Sysno::prctl.id().into(),
         vec![
@@ -265,8 +280,8 @@ fn checked() -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::BackendErro
 /// (the kernel takes the strictest answer of all filters: `ENOSYS` over
 /// the second's "allow"). Installing the second takes calls the first
 /// allows (`prctl`, `seccomp`) but the second would not.
-fn filters() -> Result<[BpfProgram; 2], SandboxError> {
-    let mut rules = checked()?;
+fn filters(child: Option<libc::pid_t>) -> Result<[BpfProgram; 2], SandboxError> {
+    let mut rules = checked(child)?;
     for call in ALLOWED.iter().chain([&Sysno::clone3]) {
         rules.insert(call.id().into(), Vec::new());
     }
@@ -289,9 +304,10 @@ fn filters() -> Result<[BpfProgram; 2], SandboxError> {
 
 /// Layer 2: from now on, on every thread of the process (and those it
 /// starts), only the calls the filters allow; any other is reported and
-/// ends the process.
-pub fn restrict_calls() -> Result<(), SandboxError> {
-    let filters = filters()?;
+/// ends the process. `child` is a process the monitor started and may
+/// still kill and reap (QEMU).
+pub fn restrict_calls(child: Option<libc::pid_t>) -> Result<(), SandboxError> {
+    let filters = filters(child)?;
     crate::host::on_signal(libc::SIGSYS, refused).map_err(SandboxError::Signal)?;
     for f in &filters {
         seccompiler::apply_filter_all_threads(f)?;

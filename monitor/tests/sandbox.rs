@@ -108,7 +108,7 @@ fn run_child(case: &str) -> std::process::Output {
 fn child(case: &str, dir: &Path) {
     match case {
         "execve" => {
-            sandbox::restrict_calls().unwrap();
+            sandbox::restrict_calls(None).unwrap();
             let path = c"/bin/true";
             let argv = [path.as_ptr(), std::ptr::null()];
             // SAFETY: a NUL-terminated path and argument vector.
@@ -116,7 +116,7 @@ fn child(case: &str, dir: &Path) {
             println!("ran");
         }
         "fork" => {
-            sandbox::restrict_calls().unwrap();
+            sandbox::restrict_calls(None).unwrap();
             // SAFETY: the child, if there were one, would only exit.
             if unsafe { libc::fork() } == 0 {
                 std::process::exit(0);
@@ -124,7 +124,7 @@ fn child(case: &str, dir: &Path) {
             println!("ran");
         }
         "exec-memory" => {
-            sandbox::restrict_calls().unwrap();
+            sandbox::restrict_calls(None).unwrap();
             // SAFETY: an anonymous private mapping, never used.
             unsafe {
                 libc::mmap(
@@ -143,7 +143,7 @@ fn child(case: &str, dir: &Path) {
             let granted = [SocketAddr::from(([127, 0, 0, 1], free_port()))];
             let rules = sandbox::restrict_files(&grants(&root, false, &granted, &granted)).unwrap();
             assert_eq!(rules, FileRules::Full);
-            sandbox::restrict_calls().unwrap();
+            sandbox::restrict_calls(None).unwrap();
             let worker = std::thread::spawn(|| {
                 vec![7u8; 1 << 20]
                     .iter()

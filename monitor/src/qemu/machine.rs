@@ -1,6 +1,7 @@
 //! The QEMU process (PROTOCOL.md §22.2): its command line, the firmware
-//! ROM it boots, the hypercall socket, and its standard error, passed on
-//! to `weft`'s without the one warning its memory layout always causes.
+//! ROM it boots, the hypercall socket, the monitor socket that lets the
+//! stopped machine start, and its standard error, passed on to `weft`'s
+//! without the one warning its memory layout always causes.
 
 use super::QemuError;
 use crate::boot::BootState;
@@ -24,6 +25,9 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// number of GiB, which Weft's layout never is (§22.1).
 const LAYOUT_WARNING: &str = "not a multiple of 1G; possible bad performance";
 
+/// How long QEMU may take to answer its control socket.
+const QMP_LIMIT: Duration = Duration::from_secs(10);
+
 /// What QEMU runs.
 pub struct Spec<'a> {
     pub accel: Accel,
@@ -39,15 +43,19 @@ pub struct Spec<'a> {
     pub gdb: Option<u16>,
 }
 
-/// A running QEMU.
+/// A QEMU process, started stopped.
 pub struct Machine {
     child: Child,
     /// The monitor's end of the hypercall socket.
     hypercalls: UnixStream,
+    /// The monitor's end of QEMU's control socket (QMP).
+    control: UnixStream,
 }
 
 impl Machine {
-    /// Starts QEMU on the ROM and memory of `spec`.
+    /// Starts QEMU on the ROM and memory of `spec`, stopped before the
+    /// guest's first instruction ([`Machine::resume`] starts it; with
+    /// `--gdb`, gdb does).
     pub fn spawn(spec: &Spec<'_>) -> Result<Self, QemuError> {
         if spec.accel == Accel::Kvm && !std::path::Path::new("/dev/kvm").exists() {
             return Err(QemuError::NoKvm);
@@ -57,7 +65,13 @@ impl Machine {
             .write_all(&rom_image(spec.kernel, spec.boot, spec.accel)?)
             .map_err(QemuError::Setup)?;
         let (hypercalls, theirs) = UnixStream::pair().map_err(QemuError::Setup)?;
-        let passed = [spec.memory.as_raw_fd(), rom.as_raw_fd(), theirs.as_raw_fd()];
+        let (control, qmp) = UnixStream::pair().map_err(QemuError::Setup)?;
+        let passed = [
+            spec.memory.as_raw_fd(),
+            rom.as_raw_fd(),
+            theirs.as_raw_fd(),
+            qmp.as_raw_fd(),
+        ];
         let mut command = Command::new(QEMU);
         command
             .args(arguments(spec, passed))
@@ -72,17 +86,53 @@ impl Machine {
                 passed.iter().try_for_each(|&fd| host::keep_on_exec(fd))
             });
         }
-        let mut child = command.spawn().map_err(|e| match e.kind() {
+        let child = command.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => QemuError::Missing,
             _ => QemuError::Setup(e),
         })?;
-        if let Some(err) = child.stderr.take() {
+        Ok(Self {
+            child,
+            hypercalls,
+            control,
+        })
+    }
+
+    /// Passes QEMU's standard error on to `weft`'s from now on, from a
+    /// thread of its own.
+    pub fn pass_on_stderr(&mut self) -> Result<(), QemuError> {
+        if let Some(err) = self.child.stderr.take() {
             std::thread::Builder::new()
                 .name("weft-qemu-stderr".into())
                 .spawn(move || pass_on_stderr(err))
                 .map_err(QemuError::Setup)?;
         }
-        Ok(Self { child, hypercalls })
+        Ok(())
+    }
+
+    /// Lets the stopped machine run: QMP's capabilities handshake, then
+    /// `cont`, each answered with a `return` (§22.2).
+    pub fn resume(&mut self) -> Result<(), QemuError> {
+        let commands = b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"cont\"}\n";
+        self.control
+            .write_all(commands)
+            .map_err(|_| QemuError::Lost(self.end()))?;
+        self.control
+            .set_read_timeout(Some(QMP_LIMIT))
+            .map_err(QemuError::Setup)?;
+        let mut answers = BufReader::new(&self.control);
+        let mut returned = 0;
+        let mut line = String::new();
+        while returned < 2 {
+            line.clear();
+            match answers.read_line(&mut line) {
+                Ok(0) | Err(_) => return Err(QemuError::Lost(self.end())),
+                Ok(_) if line.contains("\"error\"") => {
+                    return Err(QemuError::Control(line.trim().to_owned()));
+                }
+                Ok(_) => returned += usize::from(line.starts_with("{\"return\"")),
+            }
+        }
+        Ok(())
     }
 
     /// The next hypercall number the guest wrote (§22.3), waiting at most
@@ -104,6 +154,12 @@ impl Machine {
         }
     }
 
+    /// QEMU's process id.
+    pub fn pid(&self) -> libc::pid_t {
+        // Process ids fit: the kernel's are at most 2^22.
+        self.child.id() as libc::pid_t
+    }
+
     /// Ends QEMU (if it still runs) and returns how it ended.
     pub fn end(&mut self) -> String {
         // Already gone, or killed now: either way `wait` reaps it.
@@ -121,10 +177,10 @@ impl Drop for Machine {
     }
 }
 
-/// QEMU's arguments; `passed` are the memory file, the ROM and the
-/// hypercall socket, inherited at the same numbers.
-fn arguments(spec: &Spec<'_>, passed: [RawFd; 3]) -> Vec<String> {
-    let [memory, rom, socket] = passed;
+/// QEMU's arguments; `passed` are the memory file, the ROM, the
+/// hypercall socket and the control socket, inherited at the same numbers.
+fn arguments(spec: &Spec<'_>, passed: [RawFd; 4]) -> Vec<String> {
+    let [memory, rom, socket, control] = passed;
     let mib = spec.mem_size >> 20;
     let total = mib + (super::guest::REGION_BYTES >> 20);
     let (accel, cpu) = match spec.accel {
@@ -142,6 +198,7 @@ fn arguments(spec: &Spec<'_>, passed: [RawFd; 3]) -> Vec<String> {
         "-no-reboot",
         "-smp",
         "1",
+        "-S",
     ]
     .map(String::from)
     .to_vec();
@@ -168,9 +225,13 @@ fn arguments(spec: &Spec<'_>, passed: [RawFd; 3]) -> Vec<String> {
             "isa-debugcon,iobase={:#x},chardev=weft-hypercalls",
             hypercall::PORT
         ),
+        "-chardev".into(),
+        format!("socket,id=weft-control,fd={control}"),
+        "-mon".into(),
+        "chardev=weft-control,mode=control".into(),
     ]);
     if let Some(port) = spec.gdb {
-        args.extend(["-S".into(), "-gdb".into(), format!("tcp:127.0.0.1:{port}")]);
+        args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}")]);
     }
     args
 }

@@ -12,7 +12,8 @@ mod machine;
 use crate::boot::VmmShape;
 use crate::exit::{Exit, Stop};
 use crate::guest_memory::MemoryError;
-use crate::run::{self, Accel, Dispatched, Ending, Launch, RunConfig, RunError, Shape};
+use crate::run::{self, Accel, Booted, Dispatched, Ending, Launch, RunConfig, RunError, Shape};
+use crate::sandbox;
 use crate::stats::Stats;
 use crate::status::ExitStatus;
 use crate::stopper::{self, StopRequest};
@@ -53,19 +54,25 @@ pub enum QemuError {
     /// QEMU ended without the guest stopping.
     #[error("QEMU ended while the guest ran ({0})")]
     Lost(String),
+    /// QEMU refused a command on its control socket.
+    #[error("QEMU refused to start the guest: {0}")]
+    Control(String),
     #[error(transparent)]
     Memory(#[from] MemoryError),
 }
 
 /// Runs the guest under QEMU; returns its exit status after printing any
 /// report.
+///
+/// QEMU starts stopped. The monitor enters its sandbox (unless told not
+/// to) while it is still the only thread, once QEMU, which the rules
+/// would bind too, runs; only then do the relay and the other threads
+/// start, and then the guest (§22.5).
 pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitStatus, RunError> {
     let mut stats = Stats::default();
     let tsc_hz = machine::tsc_hz();
     let guest = Arc::new(QemuGuest::create(cfg.mem_bytes).map_err(QemuError::from)?);
     let ram = guest.ram().clone();
-    let (relay, launch) = Launch::start(&mut cfg, guest.clone())?;
-    stats.phases.vm_created = Some(start.elapsed());
     let shape = Shape {
         vmm: VmmShape {
             firmware: true,
@@ -74,9 +81,9 @@ pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitS
         },
         tsc_hz,
     };
-    // QEMU starts the guest's TSC at 0 as it starts the vCPU, right after
-    // this: the guest's clock runs behind by QEMU's start-up (§22.5).
-    let booted = launch.boot(&cfg, &ram, &relay, shape, || Some(0))?;
+    // QEMU starts the guest's TSC at 0 as it starts the vCPU, shortly
+    // after this: the guest's clock runs behind by QEMU's start-up.
+    let booted = Booted::build(&cfg, &ram, shape, Some(0))?;
     let mut machine = Machine::spawn(&machine::Spec {
         accel,
         mem_size: cfg.mem_bytes,
@@ -85,13 +92,24 @@ pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitS
         boot: &booted.state,
         gdb: cfg.gdb,
     })?;
-    if let Some(port) = cfg.gdb {
-        crate::streams::host_output::stderr().notice(&format!(
+    if cfg.sandbox {
+        stats.sandbox = Some(run::restrict_files(&cfg.policy)?);
+    }
+    let (relay, launch) = Launch::start(&mut cfg, guest.clone())?;
+    launch.attach(&ram, &relay, &booted, Some(0))?;
+    machine.pass_on_stderr()?;
+    stats.phases.vm_created = Some(start.elapsed());
+    stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
+    if cfg.sandbox {
+        sandbox::restrict_calls(Some(machine.pid()))?;
+    }
+    match cfg.gdb {
+        Some(port) => crate::streams::host_output::stderr().notice(&format!(
             "weft: waiting for gdb on 127.0.0.1:{port} (target remote 127.0.0.1:{port}; QEMU's stub)\n"
-        ));
+        )),
+        None => machine.resume()?,
     }
     stats.phases.kernel_loaded = Some(start.elapsed());
-    stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
     let stop = {
         let mut processes = booted.processes(&cfg, &ram, None, &relay);
         loop {
