@@ -138,23 +138,30 @@ fn gdb_breaks_in_a_program_reads_its_frame_steps_and_follows_it_to_its_exit() {
     );
     let g = &s.gdb;
     assert!(g.contains("_start in section .text"), "{g}");
-    assert!(
-        g.contains("Breakpoint 1, countdown::sum_down (from=6) at user/countdown/src/main.rs"),
-        "{g}"
-    );
-    assert!(g.contains("in countdown::main"), "{g}");
-    assert!(g.contains("$1 = 6"), "{g}");
-    // One instruction on: still in sum_down, past the breakpoint.
-    let pc = g
-        .lines()
-        .find(|l| l.starts_with("$2 = "))
-        .unwrap_or_else(|| panic!("no $pc printed: {g}"));
-    assert!(pc.contains("<countdown::sum_down+"), "{pc}");
+    assert_stopped_in_sum_down(g, 1);
     assert!(
         g.contains("[Inferior 1 (process 1) exited normally]"),
         "{g}"
     );
     assert_eq!((s.status, s.out.as_str()), (0, "sum 21\n"), "{}", s.err);
+}
+
+/// Asserts gdb's output `g` shows the stop at `sum_down(6)`, the caller in
+/// the backtrace, `from` printed as gdb's value `$first`, and after one
+/// `stepi` the program counter (value `$first + 1`) still in `sum_down`.
+fn assert_stopped_in_sum_down(g: &str, first: usize) {
+    assert!(
+        g.contains("Breakpoint 1, countdown::sum_down (from=6) at user/countdown/src/main.rs"),
+        "{g}"
+    );
+    assert!(g.contains("in countdown::main"), "{g}");
+    assert!(g.contains(&format!("${first} = 6")), "{g}");
+    // One instruction on: still in sum_down, past the breakpoint.
+    let pc = g
+        .lines()
+        .find(|l| l.starts_with(&format!("${} = ", first + 1)))
+        .unwrap_or_else(|| panic!("no $pc printed: {g}"));
+    assert!(pc.contains("<countdown::sum_down+"), "{pc}");
 }
 
 /// The same session under QEMU's own stub (TCG, PROTOCOL.md §22.5):
@@ -180,17 +187,7 @@ fn under_qemu_gdb_breaks_in_a_program_reads_its_frame_and_steps() {
     );
     let g = &s.gdb;
     assert!(g.contains("$1 = 0xfff0"), "not at the reset vector: {g}");
-    assert!(
-        g.contains("Breakpoint 1, countdown::sum_down (from=6) at user/countdown/src/main.rs"),
-        "{g}"
-    );
-    assert!(g.contains("in countdown::main"), "{g}");
-    assert!(g.contains("$2 = 6"), "{g}");
-    let pc = g
-        .lines()
-        .find(|l| l.starts_with("$3 = "))
-        .unwrap_or_else(|| panic!("no $pc printed: {g}"));
-    assert!(pc.contains("<countdown::sum_down+"), "{pc}");
+    assert_stopped_in_sum_down(g, 2);
     assert_eq!(
         (s.status, s.out.as_str()),
         (0, "sum 21\n"),

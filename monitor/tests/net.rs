@@ -6,11 +6,11 @@
 mod common;
 
 use common::{
-    Server, connect_when_up, echo_datagrams, echo_round_trip, free_port, random_bytes, run, wasm,
-    weft,
+    Server, connect_when_up, echo_datagrams, echo_round_trip, free_port, http_server, random_bytes,
+    run, wasm, weft,
 };
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -99,43 +99,6 @@ fn echo_server_goes_on_after_a_peer_resets_and_a_peer_leaves_mid_transfer() {
     server.assert_running();
     let err = server.stop();
     assert!(err.contains("listening on 127.0.0.1:"), "{err}");
-}
-
-/// Serves HTTP/1.1 on a host thread: `/data` is 200 with `body`, anything
-/// else 404. Answers `requests` connections, then stops.
-fn http_server(body: Vec<u8>, requests: usize) -> (SocketAddr, thread::JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handle = thread::spawn(move || {
-        let mut seen = Vec::new();
-        for _ in 0..requests {
-            let (mut conn, _) = listener.accept().unwrap();
-            conn.set_read_timeout(Some(Duration::from_secs(60)))
-                .unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.ends_with(b"\r\n\r\n") {
-                let n = conn.read(&mut buf).unwrap();
-                assert!(n > 0, "request ended early");
-                request.extend_from_slice(&buf[..n]);
-            }
-            let request = String::from_utf8(request).unwrap();
-            let (status, payload) = if request.starts_with("GET /data HTTP/1.1\r\n") {
-                ("200 OK", body.clone())
-            } else {
-                ("404 Not Found", b"not found\n".to_vec())
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                payload.len()
-            );
-            conn.write_all(head.as_bytes()).unwrap();
-            conn.write_all(&payload).unwrap();
-            seen.push(request);
-        }
-        seen
-    });
-    (addr, handle)
 }
 
 #[test]

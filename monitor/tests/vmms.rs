@@ -8,14 +8,11 @@ mod common;
 
 use common::{
     Server, connect_when_up, crash_kernel, echo_datagrams, echo_round_trip, free_port,
-    guest_program, random_bytes, wasm, weft,
+    guest_program, http_server, random_bytes, wasm, weft,
 };
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Output;
-use std::thread;
 
 /// `weft run` with `vmm`'s options, then `args`.
 fn run(vmm: &[&str], args: &[&str]) -> Output {
@@ -177,71 +174,39 @@ fn files_are_read_and_written_beneath_the_root(vmm: &[&str]) {
     assert!(o.stdout.is_empty());
 }
 
-fn tcp_is_served_both_ways(vmm: &[&str]) {
-    // In: the guest's echo server, a host client.
+/// `weft run` with `vmm`'s options of the server `program`, granted and
+/// told to listen on a free port; the server and its address.
+fn start_server(vmm: &[&str], program: &str) -> (Server, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let port_arg = port.to_string();
     let mut args = vec!["run"];
     args.extend(vmm);
-    args.extend([
-        "--listen",
-        &listen,
-        "--timeout",
-        "300",
-        "echo-server",
-        &port_arg,
-    ]);
-    let server = Server::start(&args);
+    args.extend(["--listen", &listen, "--timeout", "300", program, &port_arg]);
+    (Server::start(&args), port)
+}
+
+fn tcp_is_served_both_ways(vmm: &[&str]) {
+    // In: the guest's echo server, a host client.
+    let (server, port) = start_server(vmm, "echo-server");
     let data = random_bytes(5, 300_000);
     let back = echo_round_trip(connect_when_up(port), data.clone());
     assert!(back == data, "echo differs ({} bytes back)", back.len());
     drop(server);
 
     // Out: the guest's HTTP client, a host server.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let target = listener.local_addr().unwrap().to_string();
     let body = random_bytes(6, 200_000);
-    let served = body.clone();
-    let host = thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !request.ends_with(b"\r\n\r\n") {
-            let n = conn.read(&mut buf).unwrap();
-            assert!(n > 0, "request ended early");
-            request.extend_from_slice(&buf[..n]);
-        }
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            served.len()
-        );
-        conn.write_all(head.as_bytes()).unwrap();
-        conn.write_all(&served).unwrap();
-        String::from_utf8(request).unwrap()
-    });
+    let (addr, host) = http_server(body.clone(), 1);
+    let target = addr.to_string();
     let o = run(vmm, &["--connect", &target, "http-get", &target, "/data"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(o.stdout == body, "body differs ({} bytes)", o.stdout.len());
-    assert!(host.join().unwrap().starts_with("GET /data HTTP/1.1\r\n"));
+    assert!(host.join().unwrap()[0].starts_with("GET /data HTTP/1.1\r\n"));
 }
 
 fn udp_datagrams_are_echoed(vmm: &[&str]) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let port_arg = port.to_string();
-    let mut args = vec!["run"];
-    args.extend(vmm);
-    args.extend([
-        "--listen",
-        &listen,
-        "--timeout",
-        "300",
-        "udp-echo",
-        &port_arg,
-    ]);
-    let _server = Server::start(&args);
-    echo_datagrams(&listen);
+    let (_server, port) = start_server(vmm, "udp-echo");
+    echo_datagrams(&format!("127.0.0.1:{port}"));
 }
 
 fn wasm_hello_runs(vmm: &[&str]) {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread;
@@ -230,4 +230,44 @@ pub fn echo_datagrams(listen: &str) {
         let n = client.recv(&mut buf).expect("echo");
         assert_eq!(&buf[..n], &data[..], "datagram of {len} bytes");
     }
+}
+
+/// Serves HTTP/1.1 on a host thread: `/data` is 200 with `body`, anything
+/// else 404. Answers `requests` connections, then stops.
+pub fn http_server(
+    body: Vec<u8>,
+    requests: usize,
+) -> (SocketAddr, thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..requests {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "request ended early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let request = String::from_utf8(request).unwrap();
+            let (status, payload) = if request.starts_with("GET /data HTTP/1.1\r\n") {
+                ("200 OK", body.clone())
+            } else {
+                ("404 Not Found", b"not found\n".to_vec())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                payload.len()
+            );
+            conn.write_all(head.as_bytes()).unwrap();
+            conn.write_all(&payload).unwrap();
+            seen.push(request);
+        }
+        seen
+    });
+    (addr, handle)
 }
