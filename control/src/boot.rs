@@ -333,7 +333,7 @@ mod tests {
         bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
         bytes[12..16].copy_from_slice(&(vector::TABLE_LEN as u32).to_le_bytes());
         bytes[16..24].copy_from_slice(&0xFFFF_FFFF_8000_1000u64.to_le_bytes());
-        bytes[16 + 8 * 34..].copy_from_slice(&0xFFFF_FFFF_8000_2000u64.to_le_bytes());
+        bytes[16 + 8 * 34..16 + 8 * 35].copy_from_slice(&0xFFFF_FFFF_8000_2000u64.to_le_bytes());
         let m = KernelManifest::decode_prefix(&bytes).unwrap();
         assert_eq!(m.magic, MANIFEST_MAGIC);
         assert_eq!(m.version, 7);
@@ -371,9 +371,8 @@ mod tests {
             *v = i as u64;
         }
         for xapic in [false, true] {
-            let gates: Vec<(u8, u64)> = m.gates(xapic).collect();
-            assert_eq!(gates.len(), 35);
-            let entry = |v: u8| gates.iter().find(|g| g.0 == v).map(|g| g.1);
+            assert_eq!(m.gates(xapic).count(), 35);
+            let entry = |v: u8| m.gates(xapic).find(|g| g.0 == v).map(|g| g.1);
             let (timer, stream) = if xapic { (35, 36) } else { (32, 33) };
             assert_eq!(entry(vector::TIMER), Some(timer));
             assert_eq!(entry(vector::STREAM), Some(stream));

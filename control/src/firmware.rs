@@ -62,6 +62,12 @@ crate::wire_layout! {
     }
 }
 
+const _: () = {
+    assert!(ROM_BASE == 0xFFFF_0000);
+    assert!(PARAMS + Params::SIZE as u64 <= ROM_BASE + RESET_OFFSET);
+    assert!(IDENTITY_PAGE.is_multiple_of(2 << 20) && IDENTITY_PAGE <= ROM_BASE);
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,10 +78,6 @@ mod tests {
         let after = (RESET_OFFSET as u16).wrapping_add(3);
         let disp = u16::from_le_bytes([RESET_JUMP[1], RESET_JUMP[2]]);
         assert_eq!(after.wrapping_add(disp), 0);
-        assert_eq!(ROM_BASE, 0xFFFF_0000);
-        assert!(PARAMS + Params::SIZE as u64 <= ROM_BASE + RESET_OFFSET);
-        assert_eq!(IDENTITY_PAGE % (2 << 20), 0);
-        assert!(IDENTITY_PAGE <= ROM_BASE);
     }
 
     #[test]

@@ -230,22 +230,16 @@ fn run_kvm(mut cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunErro
                 &mut stats,
                 &mut processes,
             ) {
-                Ok(()) => Ok(None),
-                Err(Dispatched::Stop(s)) => Ok(Some(s)),
-                Err(Dispatched::Doorbell) => {
-                    relay.ring();
-                    Ok(None)
-                }
-                Err(Dispatched::Park) => {
+                Outcome::Continue => {}
+                Outcome::Stop(s) => return Ok(Some(s)),
+                Outcome::Doorbell => relay.ring(),
+                Outcome::Park => {
                     let parked = relay.park(|due| vm::due_in(vcpu, due, tsc_hz));
                     vm::complete_read(vcpu, parked);
-                    Ok(None)
                 }
-                Err(Dispatched::Refuse(fault)) => {
-                    vm::inject_page_fault(vcpu, fault)?;
-                    Ok(None)
-                }
+                Outcome::Refuse(fault) => vm::inject_page_fault(vcpu, fault)?,
             }
+            Ok(None)
         };
         let debugged = match gdb {
             Some(listening) => gdb::debug(
@@ -435,26 +429,18 @@ impl Booted {
     }
 }
 
-/// What an exit asks of the VMM beyond the dispatcher's own work.
-pub(crate) enum Dispatched {
-    Stop(Stop),
-    Doorbell,
-    Park,
-    Refuse(crate::stray_mmio::PageFault),
-}
-
-/// Handles one exit (PROTOCOL.md §3), first honouring a requested stop:
-/// `Ok` to resume the guest, else what the VMM must do.
+/// Handles one exit (PROTOCOL.md §3), first honouring a requested stop;
+/// says what the VMM must do next.
 pub(crate) fn dispatch(
     exit: Exit,
     ram: &guest_memory::Ram,
     mailbox: u64,
     stats: &mut Stats,
     processes: &mut Processes<'_, Relay>,
-) -> Result<(), Dispatched> {
+) -> Outcome {
     match stopper::requested() {
-        Some(StopRequest::Timeout) => return Err(Dispatched::Stop(Stop::Timeout)),
-        Some(StopRequest::Signal(sig)) => return Err(Dispatched::Stop(Stop::Signal(sig))),
+        Some(StopRequest::Timeout) => return Outcome::Stop(Stop::Timeout),
+        Some(StopRequest::Signal(sig)) => return Outcome::Stop(Stop::Signal(sig)),
         None => {}
     }
     // Console writes (§3.3) join the queues the relay's copies go to,
@@ -468,13 +454,7 @@ pub(crate) fn dispatch(
         stats,
         processes,
     };
-    match handle_exit(exit, &mut cx) {
-        Outcome::Continue => Ok(()),
-        Outcome::Stop(s) => Err(Dispatched::Stop(s)),
-        Outcome::Doorbell => Err(Dispatched::Doorbell),
-        Outcome::Park => Err(Dispatched::Park),
-        Outcome::Refuse(fault) => Err(Dispatched::Refuse(fault)),
-    }
+    handle_exit(exit, &mut cx)
 }
 
 /// What the end of a run reports from.

@@ -73,6 +73,7 @@ fn boot() -> Device {
             // A thread of the test runs beside it, as in a daemon.
             sandbox: false,
             gdb: None,
+            engine: weft_monitor::run::Engine::Weft,
         };
         run::run(cfg, Instant::now())
     });

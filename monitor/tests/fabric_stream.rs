@@ -263,6 +263,7 @@ fn child(case: &str) -> i32 {
         // A thread of the test runs beside it, as in a daemon.
         sandbox: false,
         gdb: None,
+        engine: weft_monitor::run::Engine::Weft,
     };
     let status = run::run(cfg, Instant::now()).unwrap();
     // The link is gone with the run: the daemon's task ends.

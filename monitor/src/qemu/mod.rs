@@ -10,9 +10,9 @@ mod guest;
 mod machine;
 
 use crate::boot::VmmShape;
-use crate::exit::{Exit, Stop};
+use crate::exit::{Exit, Outcome, Stop};
 use crate::guest_memory::MemoryError;
-use crate::run::{self, Accel, Booted, Dispatched, Ending, Launch, RunConfig, RunError, Shape};
+use crate::run::{self, Accel, Booted, Ending, Launch, RunConfig, RunError, Shape};
 use crate::sandbox;
 use crate::stats::Stats;
 use crate::status::ExitStatus;
@@ -133,12 +133,11 @@ pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitS
                 value: number,
             };
             let mailbox = booted.state.mailbox_phys;
-            match run::dispatch(exit, &ram, mailbox, &mut stats, &mut processes) {
-                Ok(()) => {}
-                Err(Dispatched::Stop(s)) => break s,
-                // Only memory exits ask for these, and none reaches the
-                // monitor under QEMU.
-                Err(Dispatched::Doorbell | Dispatched::Park | Dispatched::Refuse(_)) => {}
+            // Only memory exits ask for more than going on or stopping,
+            // and none reaches the monitor under QEMU.
+            if let Outcome::Stop(s) = run::dispatch(exit, &ram, mailbox, &mut stats, &mut processes)
+            {
+                break s;
             }
         }
     };
