@@ -1,6 +1,6 @@
 //! Hypercalls: the port, the numbers and the per-CPU mailbox (PROTOCOL.md §3).
 //!
-//! A hypercall is one 32-bit `out` to [`PORT`] whose value is the hypercall
+//! A hypercall is one 8-bit `out` to [`PORT`] whose value is the hypercall
 //! number; its arguments and result live in the calling CPU's [`Mailbox`] page,
 //! whose guest-physical address the monitor chose at boot. Every hypercall is a
 //! VM exit (10–40 µs here), so they are for rare control only: the data path never

@@ -7,7 +7,7 @@ use weft_control::error::ErrorCode;
 use weft_image::paging::{PageFlags, map_4k};
 
 const MB: u64 = 0x1000;
-const MEM: u64 = 1 << 20;
+const MEM: u64 = 2 << 20;
 
 /// Process calls, recorded; spawn succeeds for slot 1 only.
 #[derive(Default)]

@@ -290,26 +290,28 @@ mod tests {
 
     #[test]
     fn boot_frames_record_merged_regions_and_usable_rest() {
-        let mut f = BootFrames::new(64 * PAGE_SIZE);
-        assert_eq!(f.alloc(2, region_kind::BOOT, "boot").unwrap(), PAGE_SIZE);
+        // Frames start at the first MiB's end.
+        const F: u64 = FIRST_FRAME;
+        let mut f = BootFrames::new(F + 64 * PAGE_SIZE);
+        assert_eq!(f.alloc(2, region_kind::BOOT, "boot").unwrap(), F);
         assert_eq!(
             f.alloc(1, region_kind::BOOT, "boot").unwrap(),
-            3 * PAGE_SIZE
+            F + 2 * PAGE_SIZE
         );
         f.reserve_page_tables(4).unwrap();
-        assert_eq!(f.alloc_zeroed(), Some(4 * PAGE_SIZE));
+        assert_eq!(f.alloc_zeroed(), Some(F + 3 * PAGE_SIZE));
         let (map, pool) = f.memory_map(8 * PAGE_SIZE).unwrap();
         assert_eq!(map.len(), 4);
-        assert_eq!(pool, (16 * PAGE_SIZE, 64 * PAGE_SIZE));
+        assert_eq!(pool, (F + 15 * PAGE_SIZE, F + 64 * PAGE_SIZE));
         assert_eq!(map[3].kind, region_kind::PROCESSES);
         assert_eq!(
             (map[0].base, map[0].len, map[0].kind),
-            (PAGE_SIZE, 3 * PAGE_SIZE, region_kind::BOOT)
+            (F, 3 * PAGE_SIZE, region_kind::BOOT)
         );
         assert_eq!(map[1].kind, region_kind::PAGE_TABLES);
         assert_eq!(
             (map[2].base, map[2].kind),
-            (8 * PAGE_SIZE, region_kind::USABLE)
+            (F + 7 * PAGE_SIZE, region_kind::USABLE)
         );
         assert!(matches!(
             f.alloc(100, region_kind::KERNEL, "kernel"),
