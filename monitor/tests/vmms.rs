@@ -11,8 +11,9 @@ use common::{
     guest_program, http_server, random_bytes, wasm, weft,
 };
 use std::fs;
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Output, Stdio};
 
 /// `weft run` with `vmm`'s options, then `args`.
 fn run(vmm: &[&str], args: &[&str]) -> Output {
@@ -60,6 +61,8 @@ across_vmms! {
     tcp_is_served_both_ways => super::tcp_is_served_both_ways;
     udp_datagrams_are_echoed => super::udp_datagrams_are_echoed;
     wasm_hello_runs => super::wasm_hello_runs;
+    standard_input_is_copied => super::standard_input_is_copied;
+    processes_and_the_timer_work => super::processes_and_the_timer_work;
 }
 
 fn boot_prints_each_argument(vmm: &[&str]) {
@@ -250,4 +253,58 @@ fn without_dev_kvm_qemu_runs_the_guest_with_tcg() {
         "{}",
         text(&o.stderr)
     );
+}
+
+fn standard_input_is_copied(vmm: &[&str]) {
+    let data = random_bytes(9, 400_000);
+    let mut child = weft()
+        .arg("run")
+        .args(vmm)
+        .args(["--timeout", "120", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weft");
+    let mut input = child.stdin.take().expect("stdin");
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || input.write_all(&sent));
+    let o = child.wait_with_output().expect("weft ends");
+    writer
+        .join()
+        .expect("the writer ends")
+        .expect("write stdin");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        o.stdout == data,
+        "stdin came back different ({} bytes)",
+        o.stdout.len()
+    );
+}
+
+fn processes_and_the_timer_work(vmm: &[&str]) {
+    let o = run(
+        vmm,
+        &[
+            "procs",
+            "hello",
+            "a",
+            "--",
+            "exit-code",
+            "3",
+            "--",
+            "sleep",
+            "50",
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    for line in [
+        "Hello from Weft!",
+        "procs: exit-code (pid 3) exited with status 3",
+        "slept 50 ms",
+        "procs: sleep (pid 4) exited with status 0",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in: {out}");
+    }
 }
