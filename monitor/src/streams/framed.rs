@@ -24,9 +24,12 @@ pub const RELAY_SPIN: std::time::Duration = std::time::Duration::from_micros(50)
 /// wrote the program a frame the program is likely to answer soon (an IPC
 /// request, the answer to its send): the answer then needs no doorbell and
 /// wakes no thread. It covers a program parked in the monitor resuming
-/// and answering (measured: ~40 µs from the raise to its reply here); with
-/// 50 µs a cross-device IPC round trip took ~455 µs, with 100 µs ~350 µs.
-pub const CUE_SPIN: std::time::Duration = std::time::Duration::from_micros(100);
+/// and answering (measured: ~40 µs from the raise to its reply on an
+/// idle Xeon host); with 50 µs a cross-device IPC round trip took ~455 µs,
+/// with 100 µs ~350 µs there. On a 2-CPU AMD host with two daemons the
+/// answer comes later: 100 µs gave 434–448 µs, 300 µs 380–449 µs, 600 µs
+/// 410–442 µs.
+pub const CUE_SPIN: std::time::Duration = std::time::Duration::from_micros(300);
 
 /// Reads the ring the guest writes.
 pub type Reader = AsyncReader<RawRegion, RegionIrq>;

@@ -28,7 +28,13 @@
 //! within the poll costs no thread wake-up (measured: 7 µs from the raise
 //! to the vCPU running again, against 27-43 µs through the sleep). On a
 //! 2-CPU host this took the cross-device IPC round trip from ~870 µs to
-//! ~630-700 µs; the price is host CPU time nobody else wanted.
+//! ~630-700 µs; the price is host CPU time nobody else wanted. A poll
+//! that gets the CPU back late ([`CONTENDED`]: another thread ran in its
+//! yield) ends the polling at once: the host is busy, and the threads that
+//! carry the wake-up (the relay's, the fabric's) need the CPU more than the
+//! poll does (measured on a 2-CPU AMD host, two daemons: the cross-device
+//! IPC round trip went from 485-502 µs polling the whole 1.5 ms to 434-448
+//! µs).
 
 use super::RelayStats;
 use std::ptr::{addr_of, addr_of_mut, read_volatile};
@@ -43,6 +49,8 @@ use weft_data_pipe::Notify;
 /// How long a hold polls (giving the CPU to any other thread that wants
 /// it) before it sleeps.
 const PARK_SPIN: Duration = Duration::from_micros(1500);
+/// A yield that takes longer than this gave the CPU to another thread.
+const CONTENDED: Duration = Duration::from_micros(30);
 /// The longest one hold of the vCPU lasts.
 pub const PARK_LIMIT: Duration = Duration::from_millis(20);
 /// [`park::TIMER_CLEARANCE_NS`].
@@ -169,8 +177,13 @@ impl Interrupt {
         let until = start + limit;
         while hold.slot.is_some() && start.elapsed() < PARK_SPIN.min(limit) {
             drop(hold);
+            let yielded = Instant::now();
             std::thread::yield_now();
+            let contended = yielded.elapsed() > CONTENDED;
             hold = self.hold();
+            if contended {
+                break;
+            }
         }
         while hold.slot.is_some() {
             let left = until.saturating_duration_since(Instant::now());
