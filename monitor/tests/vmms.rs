@@ -57,6 +57,7 @@ across_vmms! {
     a_fault_is_reported_with_symbols => super::a_fault_is_reported_with_symbols;
     a_kernel_panic_is_reported_with_symbols => super::a_kernel_panic_is_reported_with_symbols;
     a_timeout_stops_a_spinning_guest => super::a_timeout_stops_a_spinning_guest;
+    a_signal_to_the_group_stops_the_guest => super::a_signal_to_the_group_stops_the_guest;
     files_are_read_and_written_beneath_the_root => super::files_are_read_and_written_beneath_the_root;
     tcp_is_served_both_ways => super::tcp_is_served_both_ways;
     udp_datagrams_are_echoed => super::udp_datagrams_are_echoed;
@@ -134,6 +135,34 @@ fn a_timeout_stops_a_spinning_guest(vmm: &[&str]) {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(124), "{err}");
     assert!(err.contains("weft: timed out after 1.0 s"), "{err}");
+}
+
+/// SIGINT to `weft`'s whole process group (a Ctrl-C at its terminal)
+/// stops the guest, with the output so far and status 130, whichever
+/// VMM runs it.
+fn a_signal_to_the_group_stops_the_guest(vmm: &[&str]) {
+    use std::os::unix::process::CommandExt;
+    let mut child = weft()
+        .arg("run")
+        .args(vmm)
+        .args(["--timeout", "120", "spin"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weft");
+    let out = common::lines(child.stdout.take().expect("stdout"));
+    common::wait_for_line(&out, "spinning");
+    let group = child.id() as libc::pid_t;
+    // SAFETY: `kill` has no memory effects; the group is the child's own,
+    // which is not reaped before this.
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().expect("weft ends");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    // The signal was `weft`'s to handle: QEMU, in a group of its own, saw
+    // none (it would say it terminated on it).
+    assert!(!err.contains("terminating on signal"), "{err}");
 }
 
 /// A scratch directory for `--fs-root`, removed at the end.

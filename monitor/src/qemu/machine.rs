@@ -78,6 +78,10 @@ impl Machine {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // Its own process group: a terminal's Ctrl-C (or a signal to
+        // `weft`'s group) reaches `weft`, which stops the guest and reports
+        // as it would under its own monitor, not QEMU.
+        command.process_group(0);
         // SAFETY: the closure runs between `fork` and `exec` and only calls
         // `fcntl` and `prctl` (async-signal-safe) on this process.
         unsafe {
