@@ -202,11 +202,13 @@ fn run_kvm(mut cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunErro
     // The TSC rate is the host's: the vCPU can tell it before it has state.
     let mut vcpu = vm::create_vcpu(guest.vm())?;
     let tsc_hz = vm::tsc_hz(&vcpu);
-    let shape = Shape {
-        vmm: VmmShape::default(),
+    let booted = Booted::build(
+        &cfg,
+        &ram,
+        VmmShape::default(),
         tsc_hz,
-    };
-    let booted = Booted::build(&cfg, &ram, shape, vm::guest_tsc(&vcpu))?;
+        vm::guest_tsc(&vcpu),
+    )?;
     let (relay, launch) = Launch::start(&mut cfg, guest.clone())?;
     launch.attach(&ram, &relay, &booted, vm::guest_tsc(&vcpu))?;
     stats.phases.vm_created = Some(start.elapsed());
@@ -290,12 +292,6 @@ pub(crate) fn restrict_files(policy: &Policy) -> Result<sandbox::FileRules, RunE
     })?)
 }
 
-/// What differs in the boot state between VMMs.
-pub(crate) struct Shape {
-    pub vmm: VmmShape,
-    pub tsc_hz: u64,
-}
-
 /// What the run keeps of its configuration once the relay took the policy
 /// and the links.
 pub(crate) struct Launch {
@@ -362,12 +358,14 @@ impl Launch {
 }
 
 impl Booted {
-    /// Builds the boot state in `ram` (PROTOCOL.md §2) and fills the
-    /// system page as if the guest TSC read `guest_tsc` now.
+    /// Builds the boot state for the VMM `vmm` in `ram` (PROTOCOL.md
+    /// §2) and fills the system page as if the guest TSC, running at
+    /// `tsc_hz`, read `guest_tsc` now.
     pub fn build(
         cfg: &RunConfig<'_>,
         ram: &guest_memory::Ram,
-        shape: Shape,
+        vmm: VmmShape,
+        tsc_hz: u64,
         guest_tsc: Option<u64>,
     ) -> Result<Self, RunError> {
         let spec = BootSpec {
@@ -377,16 +375,16 @@ impl Booted {
             args: &cfg.args,
             env: &cfg.env,
             payload: cfg.payload,
-            tsc_hz: shape.tsc_hz,
+            tsc_hz,
             apic_timer_hz: APIC_TIMER_HZ,
-            vmm: shape.vmm,
+            vmm,
         };
         let state = boot::build(ram, &spec)?;
         let system = write_system_page(
             ram,
             guest_tsc,
             state.system_phys,
-            shape.tsc_hz,
+            tsc_hz,
             cfg.mem_bytes,
             &cfg.policy.listen,
         )?;

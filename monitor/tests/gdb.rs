@@ -121,21 +121,8 @@ fn symbols_dir(tag: &str) -> PathBuf {
 
 #[test]
 fn gdb_breaks_in_a_program_reads_its_frame_steps_and_follows_it_to_its_exit() {
-    let s = session(
-        &guest_program("countdown"),
-        &["6"],
-        &[
-            // Stopped before the guest's first instruction: the kernel's.
-            "info symbol $pc",
-            "break countdown::sum_down",
-            "continue",
-            "bt",
-            "print from",
-            "stepi",
-            "print $pc",
-            "continue",
-        ],
-    );
+    // Stopped before the guest's first instruction: the kernel's.
+    let s = sum_down_session(&[], "info symbol $pc");
     let g = &s.gdb;
     assert!(g.contains("_start in section .text"), "{g}");
     assert_stopped_in_sum_down(g, 1);
@@ -144,6 +131,28 @@ fn gdb_breaks_in_a_program_reads_its_frame_steps_and_follows_it_to_its_exit() {
         "{g}"
     );
     assert_eq!((s.status, s.out.as_str()), (0, "sum 21\n"), "{}", s.err);
+}
+
+/// `countdown 6` under the VMM `vmm` names, with gdb running `first`,
+/// then breaking in `sum_down`: `bt`, `print from`, `stepi`, `print $pc`,
+/// and on to the end.
+fn sum_down_session(vmm: &[&str], first: &str) -> Session {
+    session_interrupted(
+        vmm,
+        &guest_program("countdown"),
+        &["6"],
+        &[
+            first,
+            "break countdown::sum_down",
+            "continue",
+            "bt",
+            "print from",
+            "stepi",
+            "print $pc",
+            "continue",
+        ],
+        None,
+    )
 }
 
 /// Asserts gdb's output `g` shows the stop at `sum_down(6)`, the caller in
@@ -169,22 +178,7 @@ fn assert_stopped_in_sum_down(g: &str, first: usize) {
 /// symbols, reads the frame, steps, and sees the guest end with it.
 #[test]
 fn under_qemu_gdb_breaks_in_a_program_reads_its_frame_and_steps() {
-    let s = session_interrupted(
-        &["--vmm", "qemu", "--accel", "tcg"],
-        &guest_program("countdown"),
-        &["6"],
-        &[
-            "print/x $pc",
-            "break countdown::sum_down",
-            "continue",
-            "bt",
-            "print from",
-            "stepi",
-            "print $pc",
-            "continue",
-        ],
-        None,
-    );
+    let s = sum_down_session(&["--vmm", "qemu", "--accel", "tcg"], "print/x $pc");
     let g = &s.gdb;
     assert!(g.contains("$1 = 0xfff0"), "not at the reset vector: {g}");
     assert_stopped_in_sum_down(g, 2);

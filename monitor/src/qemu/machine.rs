@@ -12,8 +12,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 use weft_control::firmware::{self, Params};
 use weft_control::hypercall;
 use weft_control::layout::KERNEL_STACK_TOP;
@@ -24,6 +24,9 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// The warning QEMU prints for any `max-ram-below-4g` that is not a whole
 /// number of GiB, which Weft's layout never is (§22.1).
 const LAYOUT_WARNING: &str = "not a multiple of 1G; possible bad performance";
+
+/// How long QEMU may take to exit once it closed a socket.
+const EXIT_LIMIT: Duration = Duration::from_secs(2);
 
 /// How long QEMU may take to answer its control socket.
 const QMP_LIMIT: Duration = Duration::from_secs(10);
@@ -119,7 +122,7 @@ impl Machine {
         let commands = b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"cont\"}\n";
         self.control
             .write_all(commands)
-            .map_err(|_| QemuError::Lost(self.end()))?;
+            .map_err(|_| QemuError::Lost(self.ended()))?;
         self.control
             .set_read_timeout(Some(QMP_LIMIT))
             .map_err(QemuError::Setup)?;
@@ -129,7 +132,7 @@ impl Machine {
         while returned < 2 {
             line.clear();
             match answers.read_line(&mut line) {
-                Ok(0) | Err(_) => return Err(QemuError::Lost(self.end())),
+                Ok(0) | Err(_) => return Err(QemuError::Lost(self.ended())),
                 Ok(_) if line.contains("\"error\"") => {
                     return Err(QemuError::Control(line.trim().to_owned()));
                 }
@@ -154,7 +157,7 @@ impl Machine {
         let mut number = [0u8; hypercall::WIDTH as usize];
         match self.hypercalls.read_exact(&mut number) {
             Ok(()) => Ok(Some(u32::from(number[0]))),
-            Err(_) => Err(QemuError::Lost(self.end())),
+            Err(_) => Err(QemuError::Lost(self.ended())),
         }
     }
 
@@ -164,14 +167,27 @@ impl Machine {
         self.child.id() as libc::pid_t
     }
 
-    /// Ends QEMU (if it still runs) and returns how it ended.
-    pub fn end(&mut self) -> String {
+    /// How QEMU ended, once its end of a socket closed: it is given
+    /// [`EXIT_LIMIT`] to exit by itself (a triple fault's exit, §22.3),
+    /// then killed.
+    fn ended(&mut self) -> Option<ExitStatus> {
+        let deadline = Instant::now() + EXIT_LIMIT;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => break,
+            }
+        }
+        self.end()
+    }
+
+    /// Ends QEMU (if it still runs) and returns how it ended, if that can
+    /// be had.
+    pub fn end(&mut self) -> Option<ExitStatus> {
         // Already gone, or killed now: either way `wait` reaps it.
         let _ = self.child.kill();
-        match self.child.wait() {
-            Ok(status) => status.to_string(),
-            Err(e) => format!("cannot wait for QEMU: {e}"),
-        }
+        self.child.wait().ok()
     }
 }
 

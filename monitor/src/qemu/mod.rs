@@ -12,7 +12,7 @@ mod machine;
 use crate::boot::VmmShape;
 use crate::exit::{Exit, Outcome, Stop};
 use crate::guest_memory::MemoryError;
-use crate::run::{self, Accel, Booted, Ending, Launch, RunConfig, RunError, Shape};
+use crate::run::{self, Accel, Booted, Ending, Launch, RunConfig, RunError};
 use crate::sandbox;
 use crate::stats::Stats;
 use crate::status::ExitStatus;
@@ -51,14 +51,19 @@ pub enum QemuError {
     /// Setting QEMU up failed on the host.
     #[error("cannot start QEMU: {0}")]
     Setup(std::io::Error),
-    /// QEMU ended without the guest stopping.
-    #[error("QEMU ended while the guest ran ({0})")]
-    Lost(String),
+    /// QEMU ended without the guest stopping (how, if known).
+    #[error("QEMU ended while the guest ran ({})", how(.0))]
+    Lost(Option<std::process::ExitStatus>),
     /// QEMU refused a command on its control socket.
     #[error("QEMU refused to start the guest: {0}")]
     Control(String),
     #[error(transparent)]
     Memory(#[from] MemoryError),
+}
+
+/// How QEMU ended, for a message.
+fn how(status: &Option<std::process::ExitStatus>) -> String {
+    status.map_or("its status is unknown".into(), |s| s.to_string())
 }
 
 /// Runs the guest under QEMU; returns its exit status after printing any
@@ -73,17 +78,14 @@ pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitS
     let tsc_hz = machine::tsc_hz();
     let guest = Arc::new(QemuGuest::create(cfg.mem_bytes).map_err(QemuError::from)?);
     let ram = guest.ram().clone();
-    let shape = Shape {
-        vmm: VmmShape {
-            firmware: true,
-            xapic: accel == Accel::Tcg,
-            idle_poll_ns: Some(IDLE_POLL.as_nanos() as u64),
-        },
-        tsc_hz,
+    let vmm = VmmShape {
+        firmware: true,
+        xapic: accel == Accel::Tcg,
+        idle_poll_ns: Some(IDLE_POLL.as_nanos() as u64),
     };
     // QEMU starts the guest's TSC at 0 as it starts the vCPU, shortly
     // after this: the guest's clock runs behind by QEMU's start-up.
-    let booted = Booted::build(&cfg, &ram, shape, Some(0))?;
+    let booted = Booted::build(&cfg, &ram, vmm, tsc_hz, Some(0))?;
     let mut machine = Machine::spawn(&machine::Spec {
         accel,
         mem_size: cfg.mem_bytes,
@@ -122,7 +124,7 @@ pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitS
                 Ok(Some(n)) => n,
                 Ok(None) => continue,
                 // `-no-reboot`: a triple fault ends QEMU, with status 0.
-                Err(QemuError::Lost(how)) if how.contains("exit status: 0") => {
+                Err(QemuError::Lost(Some(status))) if status.success() => {
                     break Stop::TripleFault;
                 }
                 Err(e) => return Err(e.into()),
