@@ -768,6 +768,11 @@ impl Node {
             .get(key)
             .payload(payload)
             .timeout(limit)
+            // The first reply is the answer, taken as it comes: Zenoh's
+            // default consolidation would hold it until the query's end
+            // arrived too. Only another device serves these keys.
+            .consolidation(zenoh::query::ConsolidationMode::None)
+            .allowed_destination(zenoh::sample::Locality::Remote)
             .callback(move |reply| {
                 // One reply is the answer: more are dropped.
                 let _ = to.try_send(reply);
