@@ -164,6 +164,8 @@ fn ask(session: &zenoh::Session, key: &str, payload: &[u8]) -> Result<Vec<u8>, B
         .get(key)
         .payload(payload.to_vec())
         .timeout(ASK_LIMIT)
+        // As the devices ask: the first reply as it comes.
+        .consolidation(zenoh::query::ConsolidationMode::None)
         .wait()
         .map_err(zerr(&what))?;
     let reply = replies.recv().map_err(zerr(&what))?;

@@ -313,6 +313,7 @@ impl Node {
             .get(keys::call(device))
             .payload(wire::encode(request))
             .timeout(limit)
+            .consolidation(FIRST_REPLY)
             .await
             .map_err(zerr)?;
         response_of(device, replies.recv_async().await.ok())
@@ -337,6 +338,7 @@ impl Node {
             .session
             .get(keys::blob(device, hash))
             .timeout(limit)
+            .consolidation(FIRST_REPLY)
             .await
             .map_err(zerr)?;
         match replies.recv_async().await {
@@ -768,10 +770,8 @@ impl Node {
             .get(key)
             .payload(payload)
             .timeout(limit)
-            // The first reply is the answer, taken as it comes: Zenoh's
-            // default consolidation would hold it until the query's end
-            // arrived too. Only another device serves these keys.
-            .consolidation(zenoh::query::ConsolidationMode::None)
+            // Only another device serves these keys.
+            .consolidation(FIRST_REPLY)
             .allowed_destination(zenoh::sample::Locality::Remote)
             .callback(move |reply| {
                 // One reply is the answer: more are dropped.
@@ -812,6 +812,11 @@ impl Node {
         let _ = self.session.close().await;
     }
 }
+
+/// How the gets that take their first reply as the answer consolidate
+/// replies: not at all, so that the reply is handed over as it arrives
+/// (Zenoh's default holds it until the query's end has arrived too).
+const FIRST_REPLY: zenoh::query::ConsolidationMode = zenoh::query::ConsolidationMode::None;
 
 /// The gets of one message, sent again while it meets silence: their
 /// replies come on one channel, which ends once every get has ended.
@@ -983,6 +988,7 @@ async fn adopt_query(
         .attachment(attachment)
         .payload(payload)
         .timeout(left)
+        .consolidation(FIRST_REPLY)
         .await
         .map_err(zerr)?;
     response_of(device, replies.recv_async().await.ok())
