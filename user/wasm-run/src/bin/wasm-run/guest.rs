@@ -348,19 +348,18 @@ impl Host for Guest {
         unsafe extern "C" {
             /// The program's ELF header: its image's first byte (linker).
             static __ehdr_start: u8;
-            /// The end of its code and constants (linker).
-            static etext: u8;
         }
-        let start = (&raw const __ehdr_start) as usize;
-        let end = (&raw const etext) as usize;
-        let mut at = start;
-        while at < end {
-            // SAFETY: `at` lies within the program's loaded image, from its
-            // first byte to the end of its code, which the monitor maps
-            // readable for the program's whole life (§5.1); a volatile
-            // read of one byte changes nothing.
-            unsafe { core::ptr::read_volatile(at as *const u8) };
-            at += 4096;
+        let ehdr = &raw const __ehdr_start;
+        for (start, end) in read_only_segments(ehdr) {
+            let mut at = start & !(PAGE - 1);
+            while at < end {
+                // SAFETY: `at` lies in a page of a loadable segment of the
+                // program's image (its program headers say so), which the
+                // monitor maps for the program's whole life (§5.1); a
+                // volatile read of one byte changes nothing.
+                unsafe { core::ptr::read_volatile(at as *const u8) };
+                at += PAGE;
+            }
         }
     }
 
@@ -521,4 +520,46 @@ impl Host for Guest {
             .collect();
         stream::poll(&mut list, timeout_ns);
     }
+}
+
+const PAGE: usize = 4096;
+
+/// The address ranges of the loadable segments of the program's image
+/// that are not writable (its code and constants), from the program
+/// headers of the ELF header at `ehdr`. Only those are touched: the
+/// segments lie apart (aligned to 2 MiB), and the gaps between them are
+/// not mapped.
+fn read_only_segments(ehdr: *const u8) -> impl Iterator<Item = (usize, usize)> {
+    const PT_LOAD: u32 = 1;
+    const PF_W: u32 = 2;
+    // SAFETY: `ehdr` is the program's ELF header, in its first loadable
+    // segment (the linker defines `__ehdr_start` only then), mapped for
+    // the program's life; the fields read are within its 64 bytes.
+    let (phoff, phentsize, phnum) = unsafe {
+        (
+            core::ptr::read_unaligned(ehdr.add(32).cast::<u64>()),
+            core::ptr::read_unaligned(ehdr.add(54).cast::<u16>()),
+            core::ptr::read_unaligned(ehdr.add(56).cast::<u16>()),
+        )
+    };
+    (0..usize::from(phnum)).filter_map(move |i| {
+        let at = usize::try_from(phoff).ok()? + i * usize::from(phentsize);
+        // SAFETY: the program headers lie in the first loadable segment
+        // too (the `PHDR` entry says so for every bundled program), at
+        // `e_phoff` from the header; each field read is inside entry `i`.
+        let (kind, flags, vaddr, memsz) = unsafe {
+            let ph = ehdr.add(at);
+            (
+                core::ptr::read_unaligned(ph.cast::<u32>()),
+                core::ptr::read_unaligned(ph.add(4).cast::<u32>()),
+                core::ptr::read_unaligned(ph.add(16).cast::<u64>()),
+                core::ptr::read_unaligned(ph.add(40).cast::<u64>()),
+            )
+        };
+        // Program addresses are absolute: programs are linked at fixed
+        // addresses (`ET_EXEC`).
+        let start = usize::try_from(vaddr).ok()?;
+        let end = start.saturating_add(usize::try_from(memsz).ok()?);
+        (kind == PT_LOAD && flags & PF_W == 0 && memsz > 0).then_some((start, end))
+    })
 }
