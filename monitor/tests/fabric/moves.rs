@@ -219,6 +219,7 @@ fn go_round(hops: usize) {
     }
     let last = checked_ticks(&f.logs());
     assert!(last as usize > hops, "{last} ticks over {hops} hops");
+    prepared_every_time(&f.logs(), hops);
     clients.answered_more(1);
     for (n, key) in clients.finish(&f).into_iter().zip(KEYS) {
         eprintln!("{key}: {n} answers, in order, across {hops} moves");
@@ -237,6 +238,20 @@ fn go_round(hops: usize) {
             serde_json::from_str(&ok(f.dir("a"), &["stats", "--json", &pid])).unwrap();
         v["status"] == 137 && v["device"] == at
     });
+}
+
+/// Each of the `hops` moves in `logs` restored the app in a runtime its
+/// destination prepared before the capture (§19.4), not one started in
+/// the app's downtime, and no process crashed (a prepared runtime that
+/// crashes leaves every move to the slow way, unseen otherwise).
+fn prepared_every_time(logs: &[String], hops: usize) {
+    let all = logs.concat();
+    assert!(!all.contains("crashed"), "a process crashed: {all}");
+    let adopted: Vec<&str> = all.lines().filter(|l| l.contains("moved here")).collect();
+    assert_eq!(adopted.len(), hops, "{adopted:#?}");
+    for line in adopted {
+        assert!(line.contains(", prepared)"), "not restored where prepared: {line}");
+    }
 }
 
 #[test]
