@@ -164,6 +164,10 @@ pub struct DaemonArgs {
     /// device's --listen grants; this device holds the sockets.
     #[arg(long = "fabric-ip", value_name = "IP")]
     pub fabric_ip: Vec<IpAddr>,
+    /// Run without the sandbox (the daemon makes only the system calls it
+    /// needs; see PROTOCOL.md §20.2). For debugging the daemon.
+    #[arg(long)]
+    pub no_sandbox: bool,
     /// Boot the device guest with this kernel ELF instead of the bundled one.
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,

@@ -108,6 +108,7 @@ fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
         policy,
         fabric_ips: args.fabric_ip.clone(),
         catalog: &programs::Bundled,
+        sandbox: !args.no_sandbox,
     };
     weft_monitor::daemon::run(cfg, start)
 }
@@ -169,7 +170,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         catalog: &programs::Bundled,
         device: None,
         fabric: None,
-        sandbox: !args.no_sandbox,
+        sandbox: (!args.no_sandbox).then_some(weft_monitor::sandbox::Profile::Run { child: None }),
         gdb: args.gdb,
         engine,
     };

@@ -11,7 +11,7 @@ use crate::kvm_streams::KvmGuest;
 use crate::process_view::{GuestClock, ProcessBook, ProcessView};
 use crate::processes::{self, FirstProgram, Processes};
 use crate::report::{self, Context};
-use crate::sandbox::{self, SandboxError};
+use crate::sandbox::{self, Profile, SandboxError};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
 use crate::stopper::{self, StopRequest};
@@ -58,10 +58,11 @@ pub struct RunConfig<'a> {
     /// For a device guest: where its programs' fabric calls (`FABRIC`
     /// streams, PROTOCOL.md §17) go. Without it they are refused.
     pub fabric: Option<FabricLink>,
-    /// Whether the monitor enters its sandbox (`crate::sandbox`) once the
-    /// VM is built: `weft run`'s own process, not a daemon's (whose Zenoh
-    /// session needs more).
-    pub sandbox: bool,
+    /// The sandbox the monitor enters once the VM is built
+    /// (`crate::sandbox`), if any: `weft run`'s (files, ports and system
+    /// calls), or a daemon's (system calls only: its threads run already,
+    /// and its Zenoh node and state directory need more).
+    pub sandbox: Option<sandbox::Profile>,
     /// `--gdb PORT`: wait for a debugger on this loopback port before the
     /// first guest instruction (PROTOCOL.md §21).
     pub gdb: Option<u16>,
@@ -196,7 +197,7 @@ fn run_kvm(mut cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunErro
     let ram = guest_memory::create(cfg.mem_bytes)?;
     let guest = Arc::new(KvmGuest::new(vm::create(&ram)?, ram.clone()));
     // Files and ports, while this is the only thread; `/dev/kvm` is open.
-    if cfg.sandbox {
+    if cfg.sandbox.is_some_and(Profile::is_run) {
         stats.sandbox = Some(restrict_files(&cfg.policy)?);
     }
     // The TSC rate is the host's: the vCPU can tell it before it has state.
@@ -215,8 +216,8 @@ fn run_kvm(mut cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunErro
     vm::set_boot_state(&vcpu, &booted.state)?;
     stats.phases.kernel_loaded = Some(start.elapsed());
     stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
-    if cfg.sandbox {
-        sandbox::restrict_calls(None)?;
+    if let Some(profile) = cfg.sandbox {
+        sandbox::restrict_calls(profile)?;
     }
 
     affinity::pin(Role::Vcpu);

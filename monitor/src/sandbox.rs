@@ -1,4 +1,4 @@
-//! The sandbox `weft run` puts itself in once the VM is built (PROTOCOL.md
+//! The sandbox the monitor puts itself in once the VM is built (PROTOCOL.md
 //! §20.2): a second line behind the relay's own checks, for a monitor bug
 //! that a guest might find. Two layers, each given up for good:
 //!
@@ -22,6 +22,12 @@
 //! other process's memory (`ptrace`, `process_vm_*`), mounting, changing
 //! identity, kernel modules, BPF, `perf_event_open`, `userfaultfd`, keys,
 //! sockets other than IPv4 and IPv6, and executable memory.
+//!
+//! `weft daemon` enters the second layer only ([`Profile::Daemon`]), at
+//! the same point: its fabric's threads run by then, so the file rules
+//! could not bind them, and its state directory, its Zenoh node and its
+//! local socket need a few calls more ([`DAEMON_ALLOWED`], and Unix and
+//! netlink sockets and interface queries in [`checked`]).
 //!
 //! Invariants: [`restrict_files`] runs while the process has one thread
 //! (Landlock binds only the calling thread and the threads it starts;
@@ -214,6 +220,18 @@ pub const ALLOWED: &[Sysno] = &[
     Sysno::exit_group,
 ];
 
+/// The calls a daemon makes beyond [`ALLOWED`], with any arguments: its
+/// state directory's files are replaced by renaming and removed by
+/// unlinking, and its Zenoh node asks the kernel's name and the host's
+/// memory (measured over the fabric tests with `perf trace`).
+pub const DAEMON_ALLOWED: &[Sysno] = &[Sysno::rename, Sysno::unlink, Sysno::uname, Sysno::sysinfo];
+
+/// The network interface queries (`ioctl`s of type 0x89) a daemon's Zenoh
+/// node may make, all of them reads: an interface's name, the list,
+/// flags, address, netmask, MTU and index (`if_nametoindex` asks that
+/// one).
+const INTERFACE_QUERIES: [u64; 7] = [0x8910, 0x8912, 0x8913, 0x8915, 0x891b, 0x8921, 0x8933];
+
 /// The type of KVM's `ioctl` requests (the VM, its vCPU, the guest's
 /// ioeventfds and irqfds, memory slots).
 const KVMIO: u64 = 0xae;
@@ -224,10 +242,9 @@ const KVMIO: u64 = 0xae;
 /// executable, IPv4 and IPv6 sockets, KVM's `ioctl`s and `FIONBIO`, and
 /// naming threads (and making the process not dumpable as it dies); with
 /// a `child` (QEMU, PROTOCOL.md §22.5), killing and reaping that process
-/// alone.
-fn checked(
-    child: Option<libc::pid_t>,
-) -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::BackendError> {
+/// alone; for a daemon, Unix sockets (the CLI's) and netlink ones and
+/// [`INTERFACE_QUERIES`] (Zenoh reads the host's interfaces) too.
+fn checked(profile: Profile) -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompiler::BackendError> {
     let arg = |index, op, value| SeccompCondition::new(index, Len::Qword, op, value);
     let exec = libc::PROT_EXEC as u64;
     let one = |c: SeccompCondition| SeccompRule::new(vec![c]);
@@ -243,18 +260,25 @@ fn checked(
     for call in [Sysno::mmap, Sysno::mprotect] {
         rules.insert(call.id().into(), vec![one(arg(2, Op::MaskedEq(exec), 0)?)?]);
     }
-    rules.insert(
-        Sysno::socket.id().into(),
-        vec![
-            one(arg(0, Op::Eq, libc::AF_INET as u64)?)?,
-            one(arg(0, Op::Eq, libc::AF_INET6 as u64)?)?,
-        ],
-    );
+    let mut families = vec![libc::AF_INET, libc::AF_INET6];
+    if profile == Profile::Daemon {
+        families.extend([libc::AF_UNIX, libc::AF_NETLINK]);
+    }
+    let sockets = families
+        .into_iter()
+        .map(|f| one(arg(0, Op::Eq, f as u64)?))
+        .collect::<Result<_, _>>()?;
+    rules.insert(Sysno::socket.id().into(), sockets);
     let mut ioctls = vec![one(arg(1, Op::MaskedEq(0xff00), KVMIO << 8)?)?];
     // `std`'s `set_nonblocking` on a socket.
     ioctls.push(one(arg(1, Op::Eq, libc::FIONBIO)?)?);
+    if profile == Profile::Daemon {
+        for query in INTERFACE_QUERIES {
+            ioctls.push(one(arg(1, Op::Eq, query)?)?);
+        }
+    }
     rules.insert(Sysno::ioctl.id().into(), ioctls);
-    if let Some(pid) = child {
+    if let Profile::Run { child: Some(pid) } = profile {
         let pid = u64::from(pid.unsigned_abs());
         rules.insert(
             Sysno::kill.id().into(),
@@ -280,9 +304,13 @@ fn checked(
 /// (the kernel takes the strictest answer of all filters: `ENOSYS` over
 /// the second's "allow"). Installing the second takes calls the first
 /// allows (`prctl`, `seccomp`) but the second would not.
-fn filters(child: Option<libc::pid_t>) -> Result<[BpfProgram; 2], SandboxError> {
-    let mut rules = checked(child)?;
-    for call in ALLOWED.iter().chain([&Sysno::clone3]) {
+fn filters(profile: Profile) -> Result<[BpfProgram; 2], SandboxError> {
+    let mut rules = checked(profile)?;
+    let daemon: &[Sysno] = match profile {
+        Profile::Daemon => DAEMON_ALLOWED,
+        Profile::Run { .. } => &[],
+    };
+    for call in ALLOWED.iter().chain(daemon).chain([&Sysno::clone3]) {
         rules.insert(call.id().into(), Vec::new());
     }
     let allowed = SeccompFilter::new(
@@ -302,12 +330,29 @@ fn filters(child: Option<libc::pid_t>) -> Result<[BpfProgram; 2], SandboxError> 
     Ok([enosys.try_into()?, allowed.try_into()?])
 }
 
+/// Whose calls the filter allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `weft run`'s; `child` is a process it started and may still kill
+    /// and reap (QEMU).
+    Run { child: Option<libc::pid_t> },
+    /// `weft daemon`'s: also its Zenoh node's, its local socket's and its
+    /// state directory's ([`DAEMON_ALLOWED`], [`checked`]).
+    Daemon,
+}
+
+impl Profile {
+    /// Whether it is `weft run`'s (whose file rules apply too).
+    pub fn is_run(self) -> bool {
+        matches!(self, Profile::Run { .. })
+    }
+}
+
 /// Layer 2: from now on, on every thread of the process (and those it
-/// starts), only the calls the filters allow; any other is reported and
-/// ends the process. `child` is a process the monitor started and may
-/// still kill and reap (QEMU).
-pub fn restrict_calls(child: Option<libc::pid_t>) -> Result<(), SandboxError> {
-    let filters = filters(child)?;
+/// starts), only the calls the filters allow for `profile`; any other is
+/// reported and ends the process.
+pub fn restrict_calls(profile: Profile) -> Result<(), SandboxError> {
+    let filters = filters(profile)?;
     crate::host::on_signal(libc::SIGSYS, refused).map_err(SandboxError::Signal)?;
     for f in &filters {
         seccompiler::apply_filter_all_threads(f)?;

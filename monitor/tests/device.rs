@@ -70,8 +70,8 @@ fn boot() -> Device {
             catalog: &Built,
             device: Some(link),
             fabric: None,
-            // A thread of the test runs beside it, as in a daemon.
-            sandbox: false,
+            // The test's own threads run beside it: no sandbox.
+            sandbox: None,
             gdb: None,
             engine: weft_monitor::run::Engine::Weft,
         };

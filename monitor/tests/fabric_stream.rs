@@ -261,7 +261,7 @@ fn child(case: &str) -> i32 {
         device: None,
         fabric: Some(link),
         // A thread of the test runs beside it, as in a daemon.
-        sandbox: false,
+        sandbox: None,
         gdb: None,
         engine: weft_monitor::run::Engine::Weft,
     };

@@ -15,6 +15,9 @@ use std::path::Path;
 use std::process::Command;
 use weft_monitor::sandbox::{self, FileRules, Grants};
 
+/// `weft run`'s filter, with no process of its own to kill.
+const RUN: sandbox::Profile = sandbox::Profile::Run { child: None };
+
 /// Set in a child: the case, then its directory.
 const CHILD: &str = "WEFT_SANDBOX_CASE";
 
@@ -69,6 +72,27 @@ const TESTS: &[(&str, fn())] = &[
         assert!(out.status.success(), "{out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "read-only: ok\n");
     }),
+    ("a_unix_socket_is_refused_to_weft_run", || {
+        let out = run_child("run-unix");
+        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused system call socket (41)"), "{err}");
+    }),
+    ("the_daemon_filter_allows_what_a_daemon_does", || {
+        let out = run_child("daemon-allowed");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "daemon: ok\n");
+    }),
+    ("the_daemon_filter_refuses_starting_a_program", || {
+        let out = run_child("daemon-execve");
+        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("weft: the sandbox refused system call execve (59); stopping"),
+            "{err}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("ran"));
+    }),
     ("weft_run_says_its_sandbox_holds", || {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["run", "--stats", "hello"])
@@ -107,8 +131,13 @@ fn run_child(case: &str) -> std::process::Output {
 
 fn child(case: &str, dir: &Path) {
     match case {
-        "execve" => {
-            sandbox::restrict_calls(None).unwrap();
+        "execve" | "daemon-execve" => {
+            let profile = if case == "execve" {
+                RUN
+            } else {
+                sandbox::Profile::Daemon
+            };
+            sandbox::restrict_calls(profile).unwrap();
             let path = c"/bin/true";
             let argv = [path.as_ptr(), std::ptr::null()];
             // SAFETY: a NUL-terminated path and argument vector.
@@ -116,7 +145,7 @@ fn child(case: &str, dir: &Path) {
             println!("ran");
         }
         "fork" => {
-            sandbox::restrict_calls(None).unwrap();
+            sandbox::restrict_calls(RUN).unwrap();
             // SAFETY: the child, if there were one, would only exit.
             if unsafe { libc::fork() } == 0 {
                 std::process::exit(0);
@@ -124,7 +153,7 @@ fn child(case: &str, dir: &Path) {
             println!("ran");
         }
         "exec-memory" => {
-            sandbox::restrict_calls(None).unwrap();
+            sandbox::restrict_calls(RUN).unwrap();
             // SAFETY: an anonymous private mapping, never used.
             unsafe {
                 libc::mmap(
@@ -143,7 +172,7 @@ fn child(case: &str, dir: &Path) {
             let granted = [SocketAddr::from(([127, 0, 0, 1], free_port()))];
             let rules = sandbox::restrict_files(&grants(&root, false, &granted, &granted)).unwrap();
             assert_eq!(rules, FileRules::Full);
-            sandbox::restrict_calls(None).unwrap();
+            sandbox::restrict_calls(RUN).unwrap();
             let worker = std::thread::spawn(|| {
                 vec![7u8; 1 << 20]
                     .iter()
@@ -158,6 +187,33 @@ fn child(case: &str, dir: &Path) {
             std::fs::write(&path, b"made").unwrap();
             assert_eq!(std::fs::read(&path).unwrap(), b"made");
             println!("allowed: ok");
+        }
+        "run-unix" => {
+            sandbox::restrict_calls(RUN).unwrap();
+            let _ = std::os::unix::net::UnixDatagram::unbound();
+            println!("ran");
+        }
+        "daemon-allowed" => {
+            sandbox::restrict_calls(sandbox::Profile::Daemon).unwrap();
+            // The local socket, and what Zenoh asks of the host's
+            // interfaces (a netlink socket, an interface's index).
+            let socket = dir.join("daemon.sock");
+            let _local = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+            // SAFETY: plain calls; the name is NUL-terminated.
+            unsafe {
+                let netlink = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0);
+                assert!(netlink >= 0);
+                libc::close(netlink);
+                assert!(libc::if_nametoindex(c"lo".as_ptr()) > 0);
+            }
+            // A state file replaced by a rename, then removed.
+            let (new, old) = (dir.join("state.new"), dir.join("state"));
+            std::fs::write(&new, b"state").unwrap();
+            std::fs::rename(&new, &old).unwrap();
+            std::fs::remove_file(&old).unwrap();
+            let thread = std::thread::spawn(|| 7);
+            assert_eq!(thread.join().unwrap(), 7);
+            println!("daemon: ok");
         }
         "files" => {
             let root = std::fs::File::open(dir.join("root")).unwrap();

@@ -62,6 +62,9 @@ pub struct DaemonConfig<'a> {
     /// The fabric addresses the device owns (`--fabric-ip`).
     pub fabric_ips: Vec<IpAddr>,
     pub catalog: &'a dyn Catalog,
+    /// Whether it enters its sandbox (system calls, `crate::sandbox`'s
+    /// daemon profile) once its guest is built.
+    pub sandbox: bool,
 }
 
 /// A line of the daemon's own on its standard error (never blocking).
@@ -204,7 +207,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             catalog: cfg.catalog,
             device: Some(link),
             fabric: Some(fabric_link),
-            sandbox: false,
+            sandbox: cfg.sandbox.then_some(crate::sandbox::Profile::Daemon),
             gdb: None,
             engine: run::Engine::Weft,
         },

@@ -94,7 +94,8 @@ pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitS
         boot: &booted.state,
         gdb: cfg.gdb,
     })?;
-    if cfg.sandbox {
+    let sandboxed = cfg.sandbox.is_some_and(sandbox::Profile::is_run);
+    if sandboxed {
         stats.sandbox = Some(run::restrict_files(&cfg.policy)?);
     }
     let (relay, launch) = Launch::start(&mut cfg, guest.clone())?;
@@ -102,8 +103,10 @@ pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitS
     machine.pass_on_stderr()?;
     stats.phases.vm_created = Some(start.elapsed());
     stopper::arm(cfg.timeout).map_err(RunError::Signals)?;
-    if cfg.sandbox {
-        sandbox::restrict_calls(Some(machine.pid()))?;
+    if sandboxed {
+        sandbox::restrict_calls(sandbox::Profile::Run {
+            child: Some(machine.pid()),
+        })?;
     }
     match cfg.gdb {
         Some(port) => crate::streams::host_output::stderr().notice(&format!(

@@ -194,6 +194,10 @@ impl Daemon {
             );
             cli(&d.state, &["fabric", "devices"]).0 == 0
         });
+        // Every daemon of these tests runs in its sandbox's system-call
+        // filter (PROTOCOL.md §20.2), entered before its node opened.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+        assert!(status.contains("\nSeccomp:\t2\n"), "{status}");
         d
     }
 

@@ -250,7 +250,10 @@ fn prepared_every_time(logs: &[String], hops: usize) {
     let adopted: Vec<&str> = all.lines().filter(|l| l.contains("moved here")).collect();
     assert_eq!(adopted.len(), hops, "{adopted:#?}");
     for line in adopted {
-        assert!(line.contains(", prepared)"), "not restored where prepared: {line}");
+        assert!(
+            line.contains(", prepared)"),
+            "not restored where prepared: {line}"
+        );
     }
 }
 
