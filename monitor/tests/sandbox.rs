@@ -32,66 +32,30 @@ fn main() {
 
 const TESTS: &[(&str, fn())] = &[
     ("a_refused_call_ends_the_process_with_a_report", || {
-        let out = run_child("execve");
-        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
-        assert!(!out.status.core_dumped());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("weft: the sandbox refused system call execve (59); stopping"),
-            "{err}"
-        );
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("ran"));
+        refused("execve", "execve (59)");
     }),
     ("starting_a_process_is_refused", || {
-        let out = run_child("fork");
-        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("refused system call clone (56)"), "{err}");
+        refused("fork", "clone (56)")
     }),
     ("executable_memory_is_refused", || {
-        let out = run_child("exec-memory");
-        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("refused system call mmap (9)"), "{err}");
+        refused("exec-memory", "mmap (9)");
     }),
     ("threads_files_and_sockets_work_in_the_sandbox", || {
-        let out = run_child("allowed");
-        assert!(out.status.success(), "{out:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "allowed: ok\n");
+        passed("allowed");
     }),
     (
         "files_outside_the_root_and_ungranted_ports_are_refused",
-        || {
-            let out = run_child("files");
-            assert!(out.status.success(), "{out:?}");
-            assert_eq!(String::from_utf8_lossy(&out.stdout), "files: ok\n");
-        },
+        || passed("files"),
     ),
-    ("a_read_only_root_is_read_only", || {
-        let out = run_child("read-only");
-        assert!(out.status.success(), "{out:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "read-only: ok\n");
-    }),
+    ("a_read_only_root_is_read_only", || passed("read-only")),
     ("a_unix_socket_is_refused_to_weft_run", || {
-        let out = run_child("run-unix");
-        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("refused system call socket (41)"), "{err}");
+        refused("run-unix", "socket (41)");
     }),
     ("the_daemon_filter_allows_what_a_daemon_does", || {
-        let out = run_child("daemon-allowed");
-        assert!(out.status.success(), "{out:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "daemon: ok\n");
+        passed("daemon-allowed");
     }),
     ("the_daemon_filter_refuses_starting_a_program", || {
-        let out = run_child("daemon-execve");
-        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("weft: the sandbox refused system call execve (59); stopping"),
-            "{err}"
-        );
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("ran"));
+        refused("daemon-execve", "execve (59)");
     }),
     ("weft_run_says_its_sandbox_holds", || {
         let out = Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -113,6 +77,28 @@ const TESTS: &[(&str, fn())] = &[
         assert!(err.contains("  sandbox: off\n"), "{err}");
     }),
 ];
+
+/// Asserts that case `case` ends by the sandbox's refusal of `call`
+/// (`NAME (N)`), reported, without a core file, before it ran on.
+fn refused(case: &str, call: &str) {
+    let out = run_child(case);
+    assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{out:?}");
+    assert!(!out.status.core_dumped());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let report = format!("weft: the sandbox refused system call {call}; stopping");
+    assert!(err.contains(&report), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ran"));
+}
+
+/// Asserts that case `case` ran to its end (`CASE: ok`).
+fn passed(case: &str) {
+    let out = run_child(case);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{case}: ok\n")
+    );
+}
 
 /// Runs `case` in a child with a fresh directory; its output.
 fn run_child(case: &str) -> std::process::Output {
@@ -213,7 +199,7 @@ fn child(case: &str, dir: &Path) {
             std::fs::remove_file(&old).unwrap();
             let thread = std::thread::spawn(|| 7);
             assert_eq!(thread.join().unwrap(), 7);
-            println!("daemon: ok");
+            println!("daemon-allowed: ok");
         }
         "files" => {
             let root = std::fs::File::open(dir.join("root")).unwrap();
