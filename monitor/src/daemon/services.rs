@@ -29,7 +29,7 @@
 use super::say;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 use weft_control::ipc_proto::Guid;
 
@@ -204,27 +204,28 @@ impl Registry {
     }
 }
 
-/// The registry file of a state directory, read again when it changes.
+/// The registry file of a state directory, read again when it changes
+/// (looked at on every message: shared, not copied, while it does not).
 pub struct Services {
     path: PathBuf,
-    cache: Mutex<(Option<(SystemTime, u64)>, Registry)>,
+    cache: Mutex<(Option<(SystemTime, u64)>, Arc<Registry>)>,
 }
 
 impl Services {
     pub fn new(state: &Path) -> Services {
         Services {
             path: state.join(FILE),
-            cache: Mutex::new((None, Registry::default())),
+            cache: Mutex::new((None, Arc::default())),
         }
     }
 
-    fn locked(&self) -> MutexGuard<'_, (Option<(SystemTime, u64)>, Registry)> {
+    fn locked(&self) -> MutexGuard<'_, (Option<(SystemTime, u64)>, Arc<Registry>)> {
         // Replaced whole, never left half changed.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The registry as the file says now.
-    pub fn current(&self) -> Registry {
+    pub fn current(&self) -> Arc<Registry> {
         let stamp = std::fs::metadata(&self.path)
             .ok()
             .and_then(|m| Some((m.modified().ok()?, m.len())));
@@ -241,7 +242,7 @@ impl Services {
                 .and_then(|t| Registry::parse(&t)),
         };
         match read {
-            Ok(r) => cache.1 = r,
+            Ok(r) => cache.1 = Arc::new(r),
             Err(e) => say(&format!(
                 "{}: {e}; the registry stays as it was",
                 self.path.display()
@@ -325,7 +326,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("weft-services-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let s = Services::new(&dir);
-        assert_eq!(s.current(), Registry::default());
+        assert_eq!(*s.current(), Registry::default());
         let text = format!(
             r#"{{"services":[{{"guid":"{KV}","name":"kv","provider":"program:kv","activate":true}}]}}"#
         );
@@ -335,7 +336,7 @@ mod tests {
         std::fs::write(dir.join(FILE), "{ broken").unwrap();
         assert_eq!(s.current().activatable().len(), 1);
         std::fs::remove_file(dir.join(FILE)).unwrap();
-        assert_eq!(s.current(), Registry::default());
+        assert_eq!(*s.current(), Registry::default());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
