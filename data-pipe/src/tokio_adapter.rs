@@ -102,17 +102,21 @@ impl Waiter {
     }
 
     /// Whether to keep yielding instead of sleeping: for `spin` after the
-    /// last progress, and for the cue's spin after the last cue.
+    /// last progress, and for the cue's spin after the last cue (also when
+    /// `spin` is zero).
     fn keep_spinning(&mut self) -> bool {
-        if self.spin.is_zero() {
+        let cued = self
+            .cued
+            .as_ref()
+            .filter(|(cue, _)| cue.fresh.swap(false, Ordering::SeqCst))
+            .map(|(_, spin)| *spin);
+        if self.spin.is_zero() && cued.is_none() && self.spin_until.is_none() {
             return false;
         }
         let now = Instant::now();
         let until = *self.spin_until.get_or_insert(now + self.spin);
-        if let Some((cue, spin)) = &self.cued
-            && cue.fresh.swap(false, Ordering::SeqCst)
-        {
-            self.spin_until = Some(until.max(now + *spin));
+        if let Some(spin) = cued {
+            self.spin_until = Some(until.max(now + spin));
         }
         self.spin_until.is_some_and(|u| now < u)
     }
@@ -191,8 +195,15 @@ impl<M: Memory, N: Notify> AsyncReader<M, N> {
         self
     }
 
+    /// Changes the spin of [`spin_for`](Self::spin_for) from now on (a
+    /// cue's spin stays).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.wait.spin = spin;
+    }
+
     /// The cue that makes this reader spin for `spin` from when it is
-    /// raised; meaningful with a spin ([`spin_for`](Self::spin_for)).
+    /// raised, whether or not it spins after its own progress
+    /// ([`spin_for`](Self::spin_for)).
     pub fn cue(&mut self, spin: Duration) -> Cue {
         let state = Arc::new(CueState {
             fresh: AtomicBool::new(false),

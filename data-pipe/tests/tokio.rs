@@ -123,6 +123,19 @@ fn a_spinning_reader_needs_no_notification_within_its_spin() {
 /// (which it would otherwise sleep through for ever).
 #[test]
 fn a_cued_reader_spins_again() {
+    cued_reader_finds_the_answer(std::time::Duration::from_millis(10));
+}
+
+/// A reader with no spin of its own spins after a cue all the same.
+#[test]
+fn a_reader_that_never_spins_spins_after_a_cue() {
+    cued_reader_finds_the_answer(std::time::Duration::ZERO);
+}
+
+/// A reader that spins `own` after its progress, cued at 50 ms for a spin
+/// of 500 ms, reads what its producer publishes at 150 ms without
+/// notifying.
+fn cued_reader_finds_the_answer(own: std::time::Duration) {
     use std::time::Duration;
     use weft_data_pipe::{Consumer, NoNotify, Producer, ring_size};
 
@@ -131,8 +144,8 @@ fn a_cued_reader_spins_again() {
     std::thread::scope(|s| {
         s.spawn(|| {
             let mut tx = Producer::new(region, 0, CAPACITY, NoNotify).unwrap();
-            // The reader's own spin (10 ms) is long over; the cue came at
-            // 50 ms, for a spin of 500 ms.
+            // The reader's own spin (at most 10 ms) is long over; the cue
+            // came at 50 ms, for a spin of 500 ms.
             std::thread::sleep(Duration::from_millis(150));
             tx.write(b"answer").unwrap();
         });
@@ -145,7 +158,7 @@ fn a_cued_reader_spins_again() {
             let rx = Consumer::new(region, 0, CAPACITY, NoNotify).unwrap();
             let mut reader = AsyncReader::new(rx, EventFd::new(EFD_NONBLOCK).unwrap())
                 .unwrap()
-                .spin_for(Duration::from_millis(10));
+                .spin_for(own);
             let cue = reader.cue(Duration::from_millis(500));
             // The reader is a task of its own: only its eventfd, its spin
             // or the cue wakes it.
