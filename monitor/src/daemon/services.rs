@@ -208,8 +208,12 @@ impl Registry {
 /// (looked at on every message: shared, not copied, while it does not).
 pub struct Services {
     path: PathBuf,
-    cache: Mutex<(Option<(SystemTime, u64)>, Arc<Registry>)>,
+    cache: Mutex<Cached>,
 }
+
+/// The file's stamp (modified time and length) when it was last read, if
+/// it was there, and the registry read then.
+type Cached = (Option<(SystemTime, u64)>, Arc<Registry>);
 
 impl Services {
     pub fn new(state: &Path) -> Services {
@@ -219,7 +223,7 @@ impl Services {
         }
     }
 
-    fn locked(&self) -> MutexGuard<'_, (Option<(SystemTime, u64)>, Arc<Registry>)> {
+    fn locked(&self) -> MutexGuard<'_, Cached> {
         // Replaced whole, never left half changed.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
