@@ -125,10 +125,12 @@ impl Server {
         );
     }
 
-    /// Kills the server and returns what it wrote to standard error.
+    /// Stops the server as a user would (`SIGTERM`: `weft` ends its guest
+    /// and writes out what its streams hold), killing it if it is still
+    /// there after 20 s, and returns what it wrote to standard error. A
+    /// kill at once could lose a guest's last lines still on their way out.
     pub fn stop(mut self) -> String {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        weft_benchkit::terminate(&mut self.0, Duration::from_secs(20));
         let mut err = String::new();
         if let Some(mut e) = self.0.stderr.take() {
             let _ = e.read_to_string(&mut err);
