@@ -223,8 +223,28 @@ pub const ALLOWED: &[Sysno] = &[
 /// The calls a daemon makes beyond [`ALLOWED`], with any arguments: its
 /// state directory's files are replaced by renaming and removed by
 /// unlinking, and its Zenoh node asks the kernel's name and the host's
-/// memory (measured over the fabric tests with `perf trace`).
-pub const DAEMON_ALLOWED: &[Sysno] = &[Sysno::rename, Sysno::unlink, Sysno::uname, Sysno::sysinfo];
+/// memory (measured over the fabric tests with `perf trace`); a path made
+/// absolute asks the working directory (seen once, renewing a
+/// certificate). The rest only read what path resolution and the
+/// process's identity are (a rare path of a library is not worth the
+/// daemon's life).
+pub const DAEMON_ALLOWED: &[Sysno] = &[
+    Sysno::rename,
+    Sysno::unlink,
+    Sysno::uname,
+    Sysno::sysinfo,
+    Sysno::getcwd,
+    Sysno::readlink,
+    Sysno::access,
+    Sysno::faccessat,
+    Sysno::faccessat2,
+    Sysno::stat,
+    Sysno::lstat,
+    Sysno::getuid,
+    Sysno::geteuid,
+    Sysno::getgid,
+    Sysno::getegid,
+];
 
 /// The network interface queries (`ioctl`s of type 0x89) a daemon's Zenoh
 /// node may make, all of them reads: an interface's name, the list,
