@@ -54,6 +54,16 @@ const TESTS: &[(&str, fn())] = &[
     ("the_daemon_filter_allows_what_a_daemon_does", || {
         passed("daemon-allowed");
     }),
+    ("a_panic_in_the_daemon_filter_prints_its_backtrace", || {
+        let out = run_child("daemon-panic");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "daemon-panic: ok\n");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("a library's bug") && err.contains("stack backtrace"),
+            "{err}"
+        );
+    }),
     ("the_daemon_filter_refuses_starting_a_program", || {
         refused("daemon-execve", "execve (59)");
     }),
@@ -200,6 +210,17 @@ fn child(case: &str, dir: &Path) {
             let thread = std::thread::spawn(|| 7);
             assert_eq!(thread.join().unwrap(), 7);
             println!("daemon-allowed: ok");
+        }
+        "daemon-panic" => {
+            // A thread of a library (Zenoh's, say) that panics with
+            // backtraces on: the report is printed (it asks the working
+            // directory, among others) and the daemon goes on.
+            // SAFETY: the child has one thread here.
+            unsafe { std::env::set_var("RUST_BACKTRACE", "1") };
+            sandbox::restrict_calls(sandbox::Profile::Daemon).unwrap();
+            let panicked = std::thread::spawn(|| panic!("a library's bug")).join();
+            assert!(panicked.is_err());
+            println!("daemon-panic: ok");
         }
         "files" => {
             let root = std::fs::File::open(dir.join("root")).unwrap();
