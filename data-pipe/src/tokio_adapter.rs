@@ -191,7 +191,7 @@ impl<M: Memory, N: Notify> AsyncReader<M, N> {
     /// answers sooner than a wake-up costs and the runtime's thread has a CPU
     /// of its own.
     pub fn spin_for(mut self, spin: Duration) -> Self {
-        self.wait.spin = spin;
+        self.set_spin(spin);
         self
     }
 
