@@ -6,16 +6,20 @@
 //! --read-only --listen 127.0.0.1:PORT httpd PORT`, and nginx from Debian with
 //! one worker (`worker_processes 1`, in the foreground as a single process,
 //! no access log, its default keep-alive) from a configuration this bench
-//! writes. Load comes from wrk with 2 threads; each figure is measured in
-//! turns (weft, then nginx, [`TURNS`] times, after a short warm-up of each),
+//! writes. `httpd` keeps the small file in memory and looks at its
+//! metadata at most once a second (as lighttpd's stat cache does); nginx
+//! opens the file for every request unless its `open_file_cache` is on.
+//! Load comes from wrk with 2 threads; each figure is measured in turns (weft, then nginx, [`TURNS`] times, after a short warm-up of each),
 //! and between two runs the bench waits for the last server to go idle so a
 //! backlog of dropped connections does not eat the next run's CPU.
 //!
 //! - `httpd_rps`: requests/s of `wrk -t2 -c100 -d10s` (median of the
 //!   turns); baseline nginx under the same load. Target: ratio ≥ 0.5.
+//! - `httpd_rps_vs_caching_nginx`: the same `httpd` samples against nginx
+//!   with `open_file_cache` on and valid for a second, as `httpd`'s cache.
 //! - `httpd_rps_vs_closing_nginx`: the same `httpd` samples against nginx
 //!   with `keepalive_timeout 0`, which closes every connection after its
-//!   response as `httpd` does (wrk then opens one connection per request).
+//!   response (wrk then opens one connection per request).
 //! - `httpd_cpu_us_per_request`: CPU time (user + system, all threads) the
 //!   server process spent per request answered during the 100-connection
 //!   runs; baseline nginx's.
@@ -99,6 +103,11 @@ fn bench() -> Result<(), BenchError> {
             nginx.close_port,
             nginx.server.pid(),
         ),
+        (
+            "nginx (open_file_cache)",
+            nginx.cache_port,
+            nginx.server.pid(),
+        ),
     ];
     let turns_100 = turns(&wrk, &targets, LOAD_100)?;
     per_request.push(("100 connections", weft.stop()?, turns_100.requests(0)));
@@ -112,6 +121,15 @@ fn bench() -> Result<(), BenchError> {
         samples: rps(0),
         baseline_name: "httpd_rps_nginx",
         baseline_samples: rps(1),
+        worst: false,
+    });
+    figures.push(Figure {
+        name: "httpd_rps_vs_caching_nginx",
+        unit: "req/s",
+        baseline: "nginx, 1 worker, open_file_cache valid 1s, same file, wrk -t2 -c100 -d10s",
+        samples: rps(0),
+        baseline_name: "httpd_rps_nginx_cache",
+        baseline_samples: rps(3),
         worst: false,
     });
     figures.push(Figure {
@@ -367,17 +385,20 @@ impl Drop for Server {
     }
 }
 
-/// nginx with one worker, keep-alive on `port` and off on `close_port`.
+/// nginx with one worker: keep-alive on `port`, off on `close_port`, and
+/// with `open_file_cache` on `cache_port`.
 struct Nginx {
     server: Server,
     port: u16,
     close_port: u16,
+    cache_port: u16,
 }
 
 impl Nginx {
     fn start(bin: &Path, dir: &Path, www: &Path) -> Result<Self, BenchError> {
         let port = free_port()?;
         let close_port = free_port()?;
+        let cache_port = free_port()?;
         let prefix = dir.join("nginx");
         fs::create_dir_all(prefix.join("temp"))
             .map_err(|e| error(format!("create {}: {e}", prefix.display())))?;
@@ -401,6 +422,8 @@ impl Nginx {
              \x20 scgi_temp_path {t}/scgi;\n\
              \x20 server {{ listen 127.0.0.1:{port}; root {www}; }}\n\
              \x20 server {{ listen 127.0.0.1:{close_port}; root {www}; keepalive_timeout 0; }}\n\
+             \x20 server {{ listen 127.0.0.1:{cache_port}; root {www}; \
+             open_file_cache max=64 inactive=20s; open_file_cache_valid 1s; }}\n\
              }}\n",
             pid = p("nginx.pid"),
             log = p("error.log"),
@@ -421,6 +444,7 @@ impl Nginx {
             server,
             port,
             close_port,
+            cache_port,
         })
     }
 }

@@ -365,8 +365,8 @@ pub struct Grants {
     /// §20.1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_streams: Option<u32>,
-    /// Streams one process may hold open at once (default: half of
-    /// --max-streams).
+    /// Streams one process may hold open at once (default: all but an
+    /// eighth of --max-streams, which the other processes keep).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_process_streams: Option<u32>,
     /// Closed TCP streams that may go on delivering their last bytes at

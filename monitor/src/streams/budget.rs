@@ -24,6 +24,9 @@ use weft_control::streams::RING_CAPACITY;
 pub const STREAM_HOST_BYTES: u64 = 3 * RING_CAPACITY;
 /// The guest's open streams at least, whatever its RAM.
 pub const MIN_STREAMS: usize = 128;
+/// The share of the guest's streams no one process may take: the others
+/// keep `1/RESERVE_SHARE` of them (16 of 128) whatever one process holds.
+pub const RESERVE_SHARE: usize = 8;
 
 /// The limits, as given or derived from the guest's RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,8 +41,9 @@ pub struct Limits {
 
 impl Limits {
     /// The defaults for a guest of `mem_bytes` of RAM: as many streams as
-    /// [`STREAM_HOST_BYTES`] fit in it (at least [`MIN_STREAMS`]), half of
-    /// them for any one process, a quarter lingering.
+    /// [`STREAM_HOST_BYTES`] fit in it (at least [`MIN_STREAMS`]), all but
+    /// a [`RESERVE_SHARE`]th of them for any one process, a quarter
+    /// lingering.
     pub fn for_mem(mem_bytes: u64) -> Self {
         let streams = usize::try_from(mem_bytes / STREAM_HOST_BYTES)
             .unwrap_or(usize::MAX)
@@ -47,12 +51,14 @@ impl Limits {
         Self::for_streams(streams)
     }
 
-    /// The limits for `streams` open in the guest: half of them for any
-    /// one process, a quarter lingering.
+    /// The limits for `streams` open in the guest: all but a
+    /// [`RESERVE_SHARE`]th of them for any one process (a server holding
+    /// its clients' connections may use most of the guest's budget, and
+    /// the other processes keep the rest), a quarter lingering.
     pub fn for_streams(streams: usize) -> Self {
         Self {
             streams,
-            process_streams: (streams / 2).max(1),
+            process_streams: (streams - streams / RESERVE_SHARE).max(1),
             lingering: streams / 4,
         }
     }
@@ -191,9 +197,10 @@ mod tests {
     fn defaults_follow_the_guest_ram() {
         let small = Limits::for_mem(16 << 20);
         assert_eq!(small.streams, MIN_STREAMS);
+        assert_eq!(small.process_streams, 112);
         let big = Limits::for_mem(3 << 30);
         assert_eq!(big.streams, (3usize << 30) / (3 * (RING_CAPACITY as usize)));
-        assert_eq!(big.process_streams, big.streams / 2);
+        assert_eq!(big.process_streams, big.streams - big.streams / 8);
         assert_eq!(big.lingering, big.streams / 4);
     }
 

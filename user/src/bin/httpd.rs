@@ -14,7 +14,8 @@
 //! so waiting clients get their turn. A response is written whole before
 //! the loop goes on: a client that does not read a large file holds the
 //! others up. Small files are served from memory while their metadata says
-//! they are unchanged ([`Cache`]).
+//! they are unchanged, looked at again at most once per [`FRESH_NS`]
+//! ([`Cache`]).
 #![no_std]
 #![no_main]
 
@@ -200,6 +201,10 @@ fn answer(conn: &mut TcpStream, request: &Request, cache: &mut Cache) -> Result<
         respond(conn, 403, "text/plain", b"forbidden\n", head_only, keep)?;
         return Ok(keep);
     }
+    let now = time::monotonic_ns();
+    if let Some(m) = cache.fresh(&request.path, now) {
+        return send_file(conn, request, &m, cache);
+    }
     match fs::metadata(&request.path) {
         Ok(m) if m.kind == FileKind::Dir => {
             let index = format!("{}/index.html", request.path.trim_end_matches('/'));
@@ -249,31 +254,67 @@ const CACHE_MAX: u64 = 64 << 10;
 /// Files [`Cache`] keeps at most.
 const CACHE_FILES: usize = 64;
 
+/// How long a cached file's metadata is taken as current: a file changed
+/// on the host is served as it is now within this long (as lighttpd's
+/// stat cache does), and a busy server asks the monitor for a file's
+/// metadata once per this long rather than once per request.
+const FRESH_NS: u64 = 1_000_000_000;
+
 /// Small files' contents, each served again only while the file's size and
-/// modification time are those it was read with (checked on every
-/// request, as the metadata is read anyway). As with any such cache, a
-/// file rewritten with the same size within one tick of the host's file
-/// clock may be served as it was.
+/// modification time are those it was read with, as last looked at (at
+/// most [`FRESH_NS`] ago). As with any such cache, a file rewritten with
+/// the same size within one tick of the host's file clock may be served
+/// as it was.
 #[derive(Default)]
 struct Cache {
     /// Oldest first.
-    files: Vec<(String, Metadata, Vec<u8>)>,
+    files: Vec<Cached>,
+}
+
+/// One file in [`Cache`].
+struct Cached {
+    path: String,
+    /// The metadata the body was read with.
+    meta: Metadata,
+    body: Vec<u8>,
+    /// When the file's metadata was last found to be `meta`.
+    checked_ns: u64,
 }
 
 impl Cache {
-    fn get(&self, path: &str, m: &Metadata) -> Option<&[u8]> {
+    /// The metadata of `path` if it is cached and was looked at less than
+    /// [`FRESH_NS`] before `now`.
+    fn fresh(&self, path: &str, now: u64) -> Option<Metadata> {
         self.files
             .iter()
-            .find(|(p, at, _)| p == path && at.size == m.size && at.modified_ns == m.modified_ns)
-            .map(|(_, _, body)| body.as_slice())
+            .find(|f| f.path == path && now.saturating_sub(f.checked_ns) < FRESH_NS)
+            .map(|f| f.meta)
+    }
+
+    /// The body of `path` if it was read with the metadata `m` (found
+    /// current now).
+    fn get(&mut self, path: &str, m: &Metadata) -> Option<&[u8]> {
+        let f = self.files.iter_mut().find(|f| {
+            f.path == path && f.meta.size == m.size && f.meta.modified_ns == m.modified_ns
+        })?;
+        let now = time::monotonic_ns();
+        if now.saturating_sub(f.checked_ns) >= FRESH_NS {
+            f.checked_ns = now;
+        }
+        Some(f.body.as_slice())
     }
 
     fn put(&mut self, path: &str, m: &Metadata, body: Vec<u8>) {
-        self.files.retain(|(p, _, _)| p != path);
+        self.files.retain(|f| f.path != path);
         if self.files.len() >= CACHE_FILES {
             self.files.remove(0);
         }
-        self.files.push((path.into(), *m, body));
+        self.files.push(Cached {
+            path: path.into(),
+            meta: *m,
+            body,
+            checked_ns: time::monotonic_ns(),
+        });
     }
 }
 
@@ -290,17 +331,15 @@ fn send_file(
     let (head_only, keep) = (request.head_only, request.keep);
     let ty = content_type(&request.path);
     if let Some(body) = cache.get(&request.path, m) {
-        header(conn, 200, ty, m.size, keep)?;
-        if !head_only {
-            conn.write_all(body)?;
-        }
+        let body = if head_only { &[][..] } else { body };
+        conn.write_all(&whole(head(200, ty, m.size, keep), body))?;
         return Ok(keep);
     }
     let mut file = match File::open(&request.path) {
         Ok(f) => f,
         Err(e) => return refuse(conn, &e, request),
     };
-    header(conn, 200, ty, m.size, keep)?;
+    conn.write_all(head(200, ty, m.size, keep).as_bytes())?;
     if head_only {
         return Ok(keep);
     }
@@ -452,19 +491,21 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn header<S: Write<Error = Error>>(
-    conn: &mut S,
-    status: u16,
-    ty: &str,
-    len: u64,
-    keep: bool,
-) -> Result<(), Error> {
+/// A response's head: the status line and headers, up to the blank line.
+fn head(status: u16, ty: &str, len: u64, keep: bool) -> String {
     let connection = if keep { "keep-alive" } else { "close" };
-    let head = format!(
+    format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {ty}\r\nContent-Length: {len}\r\nConnection: {connection}\r\nServer: weft-httpd\r\n\r\n",
         reason(status)
-    );
-    conn.write_all(head.as_bytes())
+    )
+}
+
+/// A response's head and body as one write: one ring write for the
+/// monitor to take and one send on the socket.
+fn whole(head: String, body: &[u8]) -> Vec<u8> {
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 fn respond<S: Write<Error = Error>>(
@@ -480,9 +521,6 @@ fn respond<S: Write<Error = Error>>(
     } else {
         body
     };
-    header(conn, status, ty, body.len() as u64, keep)?;
-    if !head_only {
-        conn.write_all(body)?;
-    }
-    Ok(())
+    let head = head(status, ty, body.len() as u64, keep);
+    conn.write_all(&whole(head, if head_only { &[] } else { body }))
 }
