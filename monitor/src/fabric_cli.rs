@@ -38,7 +38,18 @@ pub(crate) fn ask(
     request: LocalRequest,
     limit: Duration,
 ) -> Result<LocalResponse, Failed> {
-    match local::request(dir, &request, limit)? {
+    ask_with(dir, request, None, limit)
+}
+
+/// [`ask`], with `file`'s descriptor sent along (a module file's).
+fn ask_with(
+    dir: &Path,
+    request: LocalRequest,
+    file: Option<&std::fs::File>,
+    limit: Duration,
+) -> Result<LocalResponse, Failed> {
+    let fd = file.map(std::os::fd::AsFd::as_fd);
+    match local::request_with(dir, &request, fd, limit)? {
         LocalResponse::Error { message } => Err(failed(message)),
         r => Ok(r),
     }
@@ -123,7 +134,7 @@ fn devices(dir: &Path, available: bool, json: bool) -> Result<ExitStatus, Failed
 /// Prints each device that comes or goes, until the daemon ends.
 fn watch(dir: &Path, json: bool) -> Result<ExitStatus, Failed> {
     let mut known: Option<BTreeSet<String>> = None;
-    local::exchange(dir, &LocalRequest::Watch, None, |r| {
+    local::exchange(dir, &LocalRequest::Watch, None, None, |r| {
         let LocalResponse::Available { names } = r else {
             return false;
         };
@@ -206,13 +217,15 @@ pub fn ps(a: &PsArgs) -> ExitStatus {
 pub fn spawn(a: &SpawnArgs) -> ExitStatus {
     finish((|| {
         let file = a.file();
-        let program = if file.contains('/') || file.ends_with(".wasm") {
-            let path = std::fs::canonicalize(file).map_err(|e| failed(format!("{file}: {e}")))?;
-            Program::Wasm { path }
+        // A module file is opened here and its descriptor sent: the
+        // daemon opens no path of ours.
+        let (program, module) = if file.contains('/') || file.ends_with(".wasm") {
+            let module = std::fs::File::open(file).map_err(|e| failed(format!("{file}: {e}")))?;
+            let name = file.to_string();
+            (Program::File { name }, Some(module))
         } else {
-            Program::Name {
-                name: file.to_string(),
-            }
+            let name = file.to_string();
+            (Program::Name { name }, None)
         };
         let name = Path::new(file)
             .file_name()
@@ -224,7 +237,7 @@ pub fn spawn(a: &SpawnArgs) -> ExitStatus {
             program,
             args,
         };
-        let pid = match ask(&a.state.state, request, ANSWER_LIMIT)? {
+        let pid = match ask_with(&a.state.state, request, module.as_ref(), ANSWER_LIMIT)? {
             LocalResponse::Spawned { pid } => pid,
             other => return Err(unexpected(&other)),
         };

@@ -285,12 +285,17 @@ fn run_kvm(mut cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunErro
 
 /// Landlock's half of the sandbox for `policy` (`crate::sandbox`).
 pub(crate) fn restrict_files(policy: &Policy) -> Result<sandbox::FileRules, RunError> {
-    Ok(sandbox::restrict_files(&sandbox::Grants {
+    Ok(sandbox::restrict_files(&grants(policy))?)
+}
+
+/// What `policy` grants the guest, as the sandbox's file rules see it.
+pub(crate) fn grants(policy: &Policy) -> sandbox::Grants<'_> {
+    sandbox::Grants {
         fs_root: policy.fs_root.as_ref(),
         read_only: policy.read_only,
         listen: &policy.listen,
         connect: &policy.connect,
-    })?)
+    }
 }
 
 /// What the run keeps of its configuration once the relay took the policy

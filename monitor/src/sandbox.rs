@@ -83,6 +83,22 @@ pub struct Grants<'a> {
 /// the granted ports. Must run while the calling thread is the process's
 /// only one.
 pub fn restrict_files(grants: &Grants<'_>) -> Result<FileRules, SandboxError> {
+    enforce(grants, None)
+}
+
+/// Layer 1 for `weft daemon`, at its start: files as [`restrict_files`]
+/// allows them, and also every right beneath the state directory `state`
+/// (its identity, certificates, registry, local socket and modules) and
+/// `/dev/kvm` (its device guest is built later). Its ports are not
+/// limited: its Zenoh node connects to whatever its peers are. Must run
+/// while the calling thread is the process's only one.
+pub fn restrict_daemon_files(state: &File, grants: &Grants<'_>) -> Result<FileRules, SandboxError> {
+    enforce(grants, Some(state))
+}
+
+/// The rule set of [`restrict_files`] (`state: None`) or of
+/// [`restrict_daemon_files`].
+fn enforce(grants: &Grants<'_>, state: Option<&File>) -> Result<FileRules, SandboxError> {
     use landlock::{
         ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
         RulesetAttr, RulesetCreatedAttr, RulesetStatus,
@@ -92,11 +108,15 @@ pub fn restrict_files(grants: &Grants<'_>) -> Result<FileRules, SandboxError> {
         return Err(SandboxError::Threads(threads));
     }
     let abi = ABI::V5;
-    let mut ruleset = Ruleset::default()
+    let ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(AccessFs::from_all(abi))?
-        .handle_access(AccessNet::from_all(abi))?
-        .create()?;
+        .handle_access(AccessFs::from_all(abi))?;
+    let ruleset = if state.is_none() {
+        ruleset.handle_access(AccessNet::from_all(abi))?
+    } else {
+        ruleset
+    };
+    let mut ruleset = ruleset.create()?;
     if let Some(root) = grants.fs_root {
         let rights = if grants.read_only {
             AccessFs::from_read(abi)
@@ -109,11 +129,19 @@ pub fn restrict_files(grants: &Grants<'_>) -> Result<FileRules, SandboxError> {
     if let Ok(own) = File::open("/proc/self") {
         ruleset = ruleset.add_rule(PathBeneath::new(&own, AccessFs::ReadFile))?;
     }
-    for a in grants.listen {
-        ruleset = ruleset.add_rule(NetPort::new(a.port(), AccessNet::BindTcp))?;
-    }
-    for a in grants.connect {
-        ruleset = ruleset.add_rule(NetPort::new(a.port(), AccessNet::ConnectTcp))?;
+    if let Some(state) = state {
+        ruleset = ruleset.add_rule(PathBeneath::new(state, AccessFs::from_all(abi)))?;
+        if let Ok(kvm) = File::open(KVM) {
+            let rights = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
+            ruleset = ruleset.add_rule(PathBeneath::new(&kvm, rights))?;
+        }
+    } else {
+        for a in grants.listen {
+            ruleset = ruleset.add_rule(NetPort::new(a.port(), AccessNet::BindTcp))?;
+        }
+        for a in grants.connect {
+            ruleset = ruleset.add_rule(NetPort::new(a.port(), AccessNet::ConnectTcp))?;
+        }
     }
     let status = ruleset.restrict_self()?;
     Ok(match status.ruleset {
@@ -122,6 +150,9 @@ pub fn restrict_files(grants: &Grants<'_>) -> Result<FileRules, SandboxError> {
         RulesetStatus::NotEnforced => FileRules::Absent,
     })
 }
+
+/// The device the daemon's guest is built with.
+const KVM: &str = "/dev/kvm";
 
 /// The threads of this process, from `/proc/self/status` (0 if unknown).
 fn thread_count() -> usize {

@@ -5,11 +5,17 @@
 //! state directory). A client connects, writes one request as one line of
 //! JSON, and reads one response line (a `watch`: one line per change); the
 //! daemon closes the connection after answering. Requests over
-//! [`MAX_LINE`] bytes are refused.
+//! [`MAX_LINE`] bytes are refused. A `spawn` of a module file
+//! ([`Program::File`]) carries the file's open descriptor with the
+//! request's first bytes (`SCM_RIGHTS`): the daemon reads the module from
+//! it, so it opens no path of the CLI's (its sandbox lets it open files
+//! only beneath its state directory and `--fs-root`).
 
 use crate::wire::{Device, Process};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -80,8 +86,9 @@ pub enum LocalRequest {
 pub enum Program {
     /// One of the target device's own programs.
     Name { name: String },
-    /// A Wasm module file on this machine (an absolute path).
-    Wasm { path: PathBuf },
+    /// A Wasm module file on this machine, named `name`, whose open
+    /// descriptor comes with the request.
+    File { name: String },
     /// A Wasm module's bytes (what an app in the device guest sends).
     Module { bytes: Vec<u8> },
 }
@@ -148,20 +155,33 @@ pub fn request(
     request: &LocalRequest,
     limit: Duration,
 ) -> Result<LocalResponse, LocalError> {
+    request_with(dir, request, None, limit)
+}
+
+/// [`request`], with `file`'s descriptor attached to the request (a
+/// [`Program::File`]).
+pub fn request_with(
+    dir: &Path,
+    request: &LocalRequest,
+    file: Option<BorrowedFd<'_>>,
+    limit: Duration,
+) -> Result<LocalResponse, LocalError> {
     let mut answer = None;
-    exchange(dir, request, Some(limit), |r| {
+    exchange(dir, request, file, Some(limit), |r| {
         answer = Some(r);
         false
     })?;
     answer.ok_or_else(|| LocalError::Answer("the daemon closed the connection".into()))
 }
 
-/// Sends `request` and hands each answer line to `each` until it returns
-/// false or the daemon closes the connection (a `watch`), waiting at most
-/// `limit` for each line (`None`: for ever).
+/// Sends `request` (with `file`'s descriptor, if any) and hands each
+/// answer line to `each` until it returns false or the daemon closes the
+/// connection (a `watch`), waiting at most `limit` for each line (`None`:
+/// for ever).
 pub fn exchange(
     dir: &Path,
     request: &LocalRequest,
+    file: Option<BorrowedFd<'_>>,
     limit: Option<Duration>,
     mut each: impl FnMut(LocalResponse) -> bool,
 ) -> Result<(), LocalError> {
@@ -179,7 +199,21 @@ pub fn exchange(
     stream.set_read_timeout(limit).map_err(io)?;
     let mut line = serde_json::to_vec(request).map_err(|e| LocalError::Answer(e.to_string()))?;
     line.push(b'\n');
-    stream.write_all(&line).map_err(io)?;
+    let mut sent = 0;
+    if let Some(fd) = file {
+        let fds = [fd];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+        sent = rustix::net::sendmsg(
+            &stream,
+            &[IoSlice::new(&line)],
+            &mut control,
+            rustix::net::SendFlags::empty(),
+        )
+        .map_err(|e| io(e.into()))?;
+    }
+    stream.write_all(&line[sent..]).map_err(io)?;
     let mut reader = BufReader::new(stream);
     loop {
         let mut answer = String::new();
@@ -198,18 +232,51 @@ pub fn exchange(
     }
 }
 
-/// Reads one request line from a client (at most [`MAX_LINE`] bytes).
-pub async fn read_request<R>(reader: R) -> Result<LocalRequest, String>
-where
-    R: tokio::io::AsyncRead + Unpin,
-{
+/// Reads one request line from a client (at most [`MAX_LINE`] bytes), and
+/// the descriptor that came with its first bytes, if any.
+pub async fn read_request(
+    stream: &mut tokio::net::UnixStream,
+) -> Result<(LocalRequest, Option<OwnedFd>), String> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt};
-    let mut line = String::new();
-    tokio::io::BufReader::new(reader.take(MAX_LINE as u64))
-        .read_line(&mut line)
+    let failed = |e: std::io::Error| format!("reading the request: {e}");
+    let mut first = vec![0u8; 4096];
+    let (n, fd) = loop {
+        stream.readable().await.map_err(failed)?;
+        match stream.try_io(tokio::io::Interest::READABLE, || {
+            receive(stream.as_fd(), &mut first)
+        }) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => break r.map_err(failed)?,
+        }
+    };
+    first.truncate(n);
+    let mut line = Vec::new();
+    let rest = AsyncReadExt::chain(first.as_slice(), stream);
+    tokio::io::BufReader::new(AsyncReadExt::take(rest, MAX_LINE as u64))
+        .read_until(b'\n', &mut line)
         .await
-        .map_err(|e| format!("reading the request: {e}"))?;
-    serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))
+        .map_err(failed)?;
+    let request = serde_json::from_slice(&line).map_err(|e| format!("bad request: {e}"))?;
+    Ok((request, fd))
+}
+
+/// One `recvmsg` of `stream` into `buf`: the bytes read, and the first
+/// descriptor that came with them (any others are closed).
+fn receive(stream: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<(usize, Option<OwnedFd>)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = recvmsg(
+        stream,
+        &mut [IoSliceMut::new(buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let fd = control.drain().find_map(|m| match m {
+        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    });
+    Ok((got.bytes, fd))
 }
 
 /// Writes one response line to a client.

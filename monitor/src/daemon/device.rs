@@ -25,6 +25,22 @@ pub const RECENT_EXITS: usize = 1024;
 pub const CACHE_BYTES: usize = 256 << 20;
 /// The largest Wasm module a spawn takes.
 pub const MAX_MODULE: u64 = 16 << 20;
+
+/// Whether `bytes` may be spawned as a Wasm module (`what` names it in the
+/// error): at most [`MAX_MODULE`] bytes, with Wasm's magic number.
+pub fn check_module(what: &str, bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() as u64 > MAX_MODULE {
+        return Err(format!(
+            "{what}: more than {MAX_MODULE} bytes; a module may have at most that"
+        ));
+    }
+    if !bytes.starts_with(b"\0asm") {
+        return Err(format!(
+            "{what}: not a Wasm module (native programs run only from the target device's own programs)"
+        ));
+    }
+    Ok(())
+}
 /// The device agent's pid: infrastructure, not listed among the apps.
 pub const AGENT_PID: u32 = 1;
 /// How long a look at a process that has just ended waits for its end to

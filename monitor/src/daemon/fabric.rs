@@ -9,7 +9,7 @@
 //! is saved first); calls to this device itself never leave the daemon.
 
 use super::device::Whereabouts;
-use super::device::{LocalDevice, MAX_MODULE, check_image, sha256_hex};
+use super::device::{LocalDevice, check_image, check_module, sha256_hex};
 use super::identity::Identity;
 use super::ipc::Hub;
 use super::moves::{MAX_REDIRECTS, Moves};
@@ -840,12 +840,10 @@ impl Daemon {
     async fn image_of(&self, program: Program) -> Result<Image, String> {
         Ok(match program {
             Program::Name { name } => Image::Program { name },
-            Program::Wasm { path } => {
-                let bytes = tokio::fs::read(&path)
-                    .await
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                self.offer_module(&path.display().to_string(), bytes)
-                    .await?
+            Program::File { name } => {
+                return Err(format!(
+                    "{name}: its descriptor did not come with the request"
+                ));
             }
             Program::Module { bytes } => self.offer_module("the module", bytes).await?,
         })
@@ -853,17 +851,7 @@ impl Daemon {
 
     /// Checks a Wasm module, caches it here and offers it to the fabric.
     async fn offer_module(&self, what: &str, bytes: Vec<u8>) -> Result<Image, String> {
-        if bytes.len() as u64 > MAX_MODULE {
-            return Err(format!(
-                "{what}: {} bytes; a module may have at most {MAX_MODULE}",
-                bytes.len()
-            ));
-        }
-        if !bytes.starts_with(b"\0asm") {
-            return Err(format!(
-                "{what}: not a Wasm module (native programs run only from the target device's own programs)"
-            ));
-        }
+        check_module(what, &bytes)?;
         let sha256 = sha256_hex(&bytes);
         let size = bytes.len() as u64;
         let module = Arc::new(bytes);

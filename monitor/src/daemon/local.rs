@@ -3,14 +3,17 @@
 //! that sends nothing or garbage gets an error answer or is dropped after
 //! [`CLIENT_LIMIT`]; it never holds the daemon.
 
+use super::device::{MAX_MODULE, check_module};
 use super::fabric::Daemon;
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixListener;
-use weft_fabric::local::{self, LocalRequest, LocalResponse};
+use weft_fabric::local::{self, LocalRequest, LocalResponse, Program};
 
 /// How long a client may take to send its request.
 pub const CLIENT_LIMIT: Duration = Duration::from_secs(10);
@@ -38,9 +41,11 @@ pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
     while let Ok((stream, _)) = listener.accept().await {
         let daemon = daemon.clone();
         tokio::spawn(async move {
+            let mut stream = stream;
+            let request = tokio::time::timeout(CLIENT_LIMIT, local::read_request(&mut stream))
+                .await
+                .map(|r| r.and_then(|(request, fd)| with_module(request, fd)));
             let (mut reader, mut writer) = stream.into_split();
-            let request =
-                tokio::time::timeout(CLIENT_LIMIT, local::read_request(&mut reader)).await;
             let response = match request {
                 Ok(Ok(LocalRequest::Watch)) => {
                     // Until the watcher goes (its end reads as closed).
@@ -60,4 +65,31 @@ pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
             let _ = local::write_response(&mut writer, &response).await;
         });
     }
+}
+
+/// `request` with the module file its descriptor `fd` came for read in: a
+/// spawn of a [`Program::File`] becomes one of its bytes (at most
+/// `MAX_MODULE`, and a Wasm module's). The read is of a regular file the
+/// CLI opened, bounded in size.
+fn with_module(request: LocalRequest, fd: Option<OwnedFd>) -> Result<LocalRequest, String> {
+    let LocalRequest::Spawn {
+        device,
+        program: Program::File { name },
+        args,
+    } = request
+    else {
+        return Ok(request);
+    };
+    let fd = fd.ok_or_else(|| format!("{name}: its descriptor did not come with the request"))?;
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_MODULE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{name}: {e}"))?;
+    check_module(&name, &bytes)?;
+    Ok(LocalRequest::Spawn {
+        device,
+        program: Program::Module { bytes },
+        args,
+    })
 }

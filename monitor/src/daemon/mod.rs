@@ -62,9 +62,20 @@ pub struct DaemonConfig<'a> {
     /// The fabric addresses the device owns (`--fabric-ip`).
     pub fabric_ips: Vec<IpAddr>,
     pub catalog: &'a dyn Catalog,
-    /// Whether it enters its sandbox (system calls, `crate::sandbox`'s
-    /// daemon profile) once its guest is built.
+    /// Whether it enters its sandbox (`crate::sandbox`): its file rules
+    /// before its first thread starts, its system-call filter (the daemon
+    /// profile) once its guest is built.
     pub sandbox: bool,
+}
+
+/// The daemon's file rules (`crate::sandbox::restrict_daemon_files`):
+/// its state directory, its guest's `--fs-root`, `/dev/kvm`. Runs while
+/// the daemon has one thread.
+fn restrict_files(cfg: &DaemonConfig<'_>) -> Result<crate::sandbox::FileRules, String> {
+    let state = std::fs::File::open(&cfg.state)
+        .map_err(|e| format!("the sandbox: {}: {e}", cfg.state.display()))?;
+    crate::sandbox::restrict_daemon_files(&state, &run::grants(&cfg.policy))
+        .map_err(|e| e.to_string())
 }
 
 /// A line of the daemon's own on its standard error (never blocking).
@@ -106,6 +117,12 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
             "weft daemon: device {} was removed from its fabric; it reaches nothing more",
             identity.name
         );
+        return ExitStatus::Usage;
+    }
+    if cfg.sandbox
+        && let Err(e) = restrict_files(&cfg)
+    {
+        eprintln!("weft daemon: {e}");
         return ExitStatus::Usage;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

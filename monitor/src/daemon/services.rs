@@ -8,7 +8,7 @@
 //!                "provider": "program:kv", "args": ["serve", "0b5e1a7c-..."],
 //!                "activate": true},
 //!               {"guid": "...", "name": "echo", "provider": "sha256:9f2c...",
-//!                "path": "/srv/echo.wasm", "activate": true}],
+//!                "path": "modules/echo.wasm", "activate": true}],
 //!  "grants": [{"to": "*", "send": ["*"]}]}
 //! ```
 //!
@@ -50,7 +50,9 @@ pub struct Named {
     #[serde(default)]
     pub args: Vec<String>,
     /// For a `sha256:` provider that a first message starts: the module's
-    /// file (its bytes must have that hash).
+    /// file (its bytes must have that hash), relative to the state
+    /// directory and beneath it (the daemon's sandbox lets it read files
+    /// only there, [`Services::module`]).
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// Whether a first message starts it.
@@ -120,6 +122,18 @@ impl Registry {
                 return Err(format!(
                     "service {}: a sha256: provider that activates needs its module's path",
                     n.guid
+                ));
+            }
+            if let Some(path) = &n.path
+                && !path
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(format!(
+                    "service {}: module path {} is not a path beneath the state directory \
+                     (relative, without `..`), where the daemon reads modules",
+                    n.guid,
+                    path.display()
                 ));
             }
             named.push((guid, n));
@@ -207,6 +221,7 @@ impl Registry {
 /// The registry file of a state directory, read again when it changes
 /// (looked at on every message: shared, not copied, while it does not).
 pub struct Services {
+    state: PathBuf,
     path: PathBuf,
     cache: Mutex<Cached>,
 }
@@ -218,6 +233,7 @@ type Cached = (Option<(SystemTime, u64)>, Arc<Registry>);
 impl Services {
     pub fn new(state: &Path) -> Services {
         Services {
+            state: state.to_path_buf(),
             path: state.join(FILE),
             cache: Mutex::new((None, Arc::default())),
         }
@@ -226,6 +242,12 @@ impl Services {
     fn locked(&self) -> MutexGuard<'_, Cached> {
         // Replaced whole, never left half changed.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where a registry entry's module `path` is (checked to lie beneath
+    /// the state directory when the registry was read).
+    pub fn module(&self, path: &Path) -> PathBuf {
+        self.state.join(path)
     }
 
     /// The registry as the file says now.
@@ -323,6 +345,33 @@ mod tests {
         ] {
             assert!(Registry::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn module_paths_lie_beneath_the_state_directory() {
+        let hash = "ab".repeat(32);
+        let entry = |path: &str| {
+            format!(
+                r#"{{"services":[{{"guid":"{KV}","name":"kv","provider":"sha256:{hash}","path":"{path}","activate":true}}]}}"#
+            )
+        };
+        for good in ["echo.wasm", "modules/echo.wasm"] {
+            assert!(Registry::parse(&entry(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "/srv/echo.wasm",
+            "../echo.wasm",
+            "modules/../../echo.wasm",
+            "./echo.wasm",
+        ] {
+            let e = Registry::parse(&entry(bad)).unwrap_err();
+            assert!(e.contains("beneath the state directory"), "{bad}: {e}");
+        }
+        let services = Services::new(Path::new("/var/lib/weft"));
+        assert_eq!(
+            services.module(Path::new("modules/echo.wasm")),
+            Path::new("/var/lib/weft/modules/echo.wasm")
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::{Hub, Routed, Started, locked};
 use crate::catalog::sha256_hex;
 use crate::streams::{INBOX, SpawnImage};
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -156,7 +157,9 @@ impl Hub {
             (SpawnImage::Bundled(name.to_string()), name.to_string())
         } else {
             let hash = entry.provider.trim_start_matches("sha256:");
-            let path = entry.path.clone().unwrap_or_default();
+            let path = self
+                .registry
+                .module(entry.path.as_deref().unwrap_or(Path::new("")));
             let bytes = tokio::fs::read(&path)
                 .await
                 .map_err(|e| refused(format!("{}: {e}", path.display())))?;
