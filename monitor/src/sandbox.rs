@@ -23,13 +23,14 @@
 //! identity, kernel modules, BPF, `perf_event_open`, `userfaultfd`, keys,
 //! sockets other than IPv4 and IPv6, and executable memory.
 //!
-//! `weft daemon` enters the second layer only ([`Profile::Daemon`]), at
-//! the same point: its fabric's threads run by then, so the file rules
-//! could not bind them, and its state directory, its Zenoh node and its
-//! local socket need a few calls more ([`DAEMON_ALLOWED`], and Unix and
-//! netlink sockets and interface queries in [`checked`]).
+//! `weft daemon` enters the first layer at its start, before its fabric's
+//! threads run ([`restrict_daemon_files`]: also its state directory and
+//! `/dev/kvm`, and no port rules), and the second at the same point as
+//! `weft run` ([`Profile::Daemon`]): its state directory, its Zenoh node
+//! and its local socket need a few calls more ([`DAEMON_ALLOWED`], and
+//! Unix and netlink sockets and interface queries in [`checked`]).
 //!
-//! Invariants: [`restrict_files`] runs while the process has one thread
+//! Invariants: the file rules run while the process has one thread
 //! (Landlock binds only the calling thread and the threads it starts;
 //! with more it refuses); [`restrict_calls`] runs after every setup call
 //! (opening `/dev/kvm`, creating the VM) is made.

@@ -64,6 +64,10 @@ const TESTS: &[(&str, fn())] = &[
             "{err}"
         );
     }),
+    (
+        "the_daemon_opens_files_only_beneath_its_state_directory_and_root",
+        || passed("daemon-files"),
+    ),
     ("the_daemon_filter_refuses_starting_a_program", || {
         refused("daemon-execve", "execve (59)");
     }),
@@ -235,6 +239,34 @@ fn child(case: &str, dir: &Path) {
             let refused = TcpListener::bind(("127.0.0.1", other)).unwrap_err();
             assert_eq!(refused.raw_os_error(), Some(libc::EACCES));
             println!("files: ok");
+        }
+        "daemon-files" => {
+            let state = dir.join("state");
+            std::fs::create_dir_all(&state).unwrap();
+            let root = std::fs::File::open(dir.join("root")).unwrap();
+            let state_dir = std::fs::File::open(&state).unwrap();
+            let any = free_port();
+            let rules =
+                sandbox::restrict_daemon_files(&state_dir, &grants(&root, true, &[], &[])).unwrap();
+            assert_eq!(rules, FileRules::Full);
+            // Its state directory: every right (files replaced, a socket).
+            std::fs::write(state.join("new.json"), b"{}").unwrap();
+            std::fs::rename(state.join("new.json"), state.join("services.json")).unwrap();
+            assert_eq!(read(&state.join("services.json")), Ok(b"{}".to_vec()));
+            std::os::unix::net::UnixListener::bind(state.join("daemon.sock")).unwrap();
+            // The guest's root as granted (here read only), and the VM's device.
+            assert_eq!(read(&dir.join("root/inside.txt")), Ok(b"inside\n".to_vec()));
+            let made = std::fs::write(dir.join("root/made.txt"), b"x").unwrap_err();
+            assert_eq!(made.raw_os_error(), Some(libc::EACCES));
+            kvm_ioctls::Kvm::new().expect("/dev/kvm opens and answers");
+            // Nothing else.
+            assert_eq!(read(&dir.join("outside.txt")), Err(libc::EACCES));
+            assert_eq!(read(Path::new("/etc/hostname")), Err(libc::EACCES));
+            let outside = std::fs::write(dir.join("made.txt"), b"x").unwrap_err();
+            assert_eq!(outside.raw_os_error(), Some(libc::EACCES));
+            // Its ports are its peers' to choose: not limited.
+            assert!(TcpListener::bind(("127.0.0.1", any)).is_ok());
+            println!("daemon-files: ok");
         }
         "read-only" => {
             let root = std::fs::File::open(dir.join("root")).unwrap();

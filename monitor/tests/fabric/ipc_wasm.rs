@@ -16,6 +16,9 @@ const KV: &str = "2d7e4c1a-9b8f-4a6e-8d5c-3b2a1f0e9d8c";
 const NATIVE: &str = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
 const IDLE: &str = "7c6b5a49-3827-4615-9a0b-1c2d3e4f5a6b";
 const HOLD: &str = "4e3d2c1b-0a9f-4e8d-9c7b-6a5f4e3d2c1b";
+/// Started on its first message, from a module file in b's state
+/// directory.
+const STARTED: &str = "6f5e4d3c-2b1a-4098-8f7e-6d5c4b3a2910";
 
 /// Waits until `dir`'s daemon lists an instance of `guid`.
 fn listed(dir: &Path, guid: &str) {
@@ -49,11 +52,18 @@ fn wasm_apps_provide_and_use_services_by_guid() {
         format!(r#"{{"guid":"{guid}","name":"kv","provider":"{provider}"}}"#)
     };
     let wasm_provider = module_identity(&kv_app);
+    // The daemon reads a module only beneath its state directory.
+    std::fs::create_dir_all(b.join("modules")).unwrap();
+    std::fs::copy(&kv_app, b.join("modules/kv.wasm")).unwrap();
+    let started = format!(
+        r#"{{"guid":"{STARTED}","name":"kv","provider":"{wasm_provider}","args":["serve","{STARTED}"],"path":"modules/kv.wasm","activate":true}}"#
+    );
     let on_b = [
         named(KV, &wasm_provider),
         named(IDLE, &wasm_provider),
         named(NATIVE, "program:kv"),
         named(HOLD, "program:ipc-check"),
+        started,
     ]
     .join(",");
     std::fs::write(
@@ -166,6 +176,18 @@ fn wasm_apps_provide_and_use_services_by_guid() {
         Duration::from_secs(5),
         || da.log().lines().any(|l| l == "cancelled"),
     );
+
+    // A first message starts the provider from b's module file.
+    assert_eq!(ipc_call(&a, &[STARTED, "set started yes"]).1, "ok");
+    assert_eq!(ipc_call(&a, &[STARTED, "get started"]).1, "yes");
+
+    // A file that is not a module is refused by name (the daemon read it
+    // through the descriptor the CLI sent).
+    let text = scratch.state("not-a-module.txt");
+    std::fs::write(&text, b"plain text").unwrap();
+    let (code, _, err) = cli(&a, &["spawn", "--device", "b", &text.display().to_string()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not-a-module.txt: not a Wasm module"), "{err}");
 
     for log in [da.log(), db.log()] {
         assert!(!log.contains("panicked"), "{log}");
