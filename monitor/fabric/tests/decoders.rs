@@ -125,8 +125,8 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                 },
                 LocalRequest::Spawn {
                     device: None,
-                    program: Program::Wasm {
-                        path: "/tmp/app.wasm".into(),
+                    program: Program::File {
+                        name: "app.wasm".into(),
                     },
                     args: Vec::new(),
                 },
