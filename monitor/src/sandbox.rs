@@ -21,7 +21,8 @@
 //! What the list leaves out: starting programs (`execve`, `fork`), any
 //! other process's memory (`ptrace`, `process_vm_*`), mounting, changing
 //! identity, kernel modules, BPF, `perf_event_open`, `userfaultfd`, keys,
-//! sockets other than IPv4 and IPv6, and executable memory.
+//! sockets other than IPv4 and IPv6 TCP and UDP ones (raw sockets among
+//! them), and executable memory.
 //!
 //! `weft daemon` enters the first layer at its start, before its fabric's
 //! threads run ([`restrict_daemon_files`]: also its state directory and
@@ -284,6 +285,10 @@ pub const DAEMON_ALLOWED: &[Sysno] = &[
 /// one).
 const INTERFACE_QUERIES: [u64; 7] = [0x8910, 0x8912, 0x8913, 0x8915, 0x891b, 0x8921, 0x8933];
 
+/// The bits of `socket`'s second argument that give the socket's type
+/// (the rest are `SOCK_NONBLOCK` and `SOCK_CLOEXEC`).
+const SOCKET_TYPE: u64 = 0xf;
+
 /// The type of KVM's `ioctl` requests (the VM, its vCPU, the guest's
 /// ioeventfds and irqfds, memory slots).
 const KVMIO: u64 = 0xae;
@@ -291,7 +296,7 @@ const KVMIO: u64 = 0xae;
 /// The calls allowed only with some arguments: threads (`clone` of a
 /// thread; `clone3`, whose flags a filter cannot read, fails with
 /// `ENOSYS` and the C library falls back to `clone`), memory that is never
-/// executable, IPv4 and IPv6 sockets, KVM's `ioctl`s and `FIONBIO`, and
+/// executable, IPv4 and IPv6 sockets of TCP and UDP, KVM's `ioctl`s and `FIONBIO`, and
 /// naming threads (and making the process not dumpable as it dies); with
 /// a `child` (QEMU, PROTOCOL.md §22.5), killing and reaping that process
 /// alone; for a daemon, Unix sockets (the CLI's) and netlink ones and
@@ -312,14 +317,23 @@ fn checked(profile: Profile) -> Result<BTreeMap<i64, Vec<SeccompRule>>, seccompi
     for call in [Sysno::mmap, Sysno::mprotect] {
         rules.insert(call.id().into(), vec![one(arg(2, Op::MaskedEq(exec), 0)?)?]);
     }
-    let mut families = vec![libc::AF_INET, libc::AF_INET6];
-    if profile == Profile::Daemon {
-        families.extend([libc::AF_UNIX, libc::AF_NETLINK]);
+    // IP sockets of TCP and UDP only: a raw socket (which root may open)
+    // is a privilege the monitor does not use.
+    let (stream, datagram) = (libc::SOCK_STREAM as u64, libc::SOCK_DGRAM as u64);
+    let mut sockets = Vec::new();
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        for kind in [stream, datagram] {
+            sockets.push(SeccompRule::new(vec![
+                arg(0, Op::Eq, family as u64)?,
+                arg(1, Op::MaskedEq(SOCKET_TYPE), kind)?,
+            ])?);
+        }
     }
-    let sockets = families
-        .into_iter()
-        .map(|f| one(arg(0, Op::Eq, f as u64)?))
-        .collect::<Result<_, _>>()?;
+    if profile == Profile::Daemon {
+        for family in [libc::AF_UNIX, libc::AF_NETLINK] {
+            sockets.push(one(arg(0, Op::Eq, family as u64)?)?);
+        }
+    }
     rules.insert(Sysno::socket.id().into(), sockets);
     let mut ioctls = vec![one(arg(1, Op::MaskedEq(0xff00), KVMIO << 8)?)?];
     // `std`'s `set_nonblocking` on a socket.

@@ -51,6 +51,14 @@ const TESTS: &[(&str, fn())] = &[
     ("a_unix_socket_is_refused_to_weft_run", || {
         refused("run-unix", "socket (41)");
     }),
+    ("a_raw_socket_is_refused", || {
+        for case in ["raw-socket", "daemon-raw-socket"] {
+            refused(case, "socket (41)");
+            // Refused at the raw socket, not before it.
+            let out = String::from_utf8_lossy(&run_child(case).stdout).into_owned();
+            assert_eq!(out, "tcp and udp: ok\n", "{case}");
+        }
+    }),
     ("the_daemon_filter_allows_what_a_daemon_does", || {
         passed("daemon-allowed");
     }),
@@ -191,6 +199,31 @@ fn child(case: &str, dir: &Path) {
         "run-unix" => {
             sandbox::restrict_calls(RUN).unwrap();
             let _ = std::os::unix::net::UnixDatagram::unbound();
+            println!("ran");
+        }
+        "raw-socket" | "daemon-raw-socket" => {
+            let profile = if case == "raw-socket" {
+                RUN
+            } else {
+                sandbox::Profile::Daemon
+            };
+            sandbox::restrict_calls(profile).unwrap();
+            // TCP and UDP sockets (non-blocking, as tokio makes them) are
+            // allowed; a raw one is not.
+            // SAFETY: plain calls without pointers.
+            unsafe {
+                let tcp = libc::socket(
+                    libc::AF_INET,
+                    libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    0,
+                );
+                assert!(tcp >= 0);
+                let udp = libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+                assert!(udp >= 0);
+                println!("tcp and udp: ok");
+                std::io::stdout().flush().unwrap();
+                libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+            }
             println!("ran");
         }
         "daemon-allowed" => {
