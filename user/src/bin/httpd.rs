@@ -283,8 +283,12 @@ struct Cached {
 
 impl Cache {
     /// The metadata of `path` if it is cached and was looked at less than
-    /// [`FRESH_NS`] before `now`.
+    /// [`FRESH_NS`] before `now` (never with no clock: it reads 0 when the
+    /// monitor could not tell the TSC's rate).
     fn fresh(&self, path: &str, now: u64) -> Option<Metadata> {
+        if now == 0 {
+            return None;
+        }
         self.files
             .iter()
             .find(|f| f.path == path && now.saturating_sub(f.checked_ns) < FRESH_NS)
