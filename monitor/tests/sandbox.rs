@@ -137,15 +137,19 @@ fn run_child(case: &str) -> std::process::Output {
     out
 }
 
+/// The filter a case runs under: the daemon's for `daemon-…` cases.
+fn profile_of(case: &str) -> sandbox::Profile {
+    if case.starts_with("daemon-") {
+        sandbox::Profile::Daemon
+    } else {
+        RUN
+    }
+}
+
 fn child(case: &str, dir: &Path) {
     match case {
         "execve" | "daemon-execve" => {
-            let profile = if case == "execve" {
-                RUN
-            } else {
-                sandbox::Profile::Daemon
-            };
-            sandbox::restrict_calls(profile).unwrap();
+            sandbox::restrict_calls(profile_of(case)).unwrap();
             let path = c"/bin/true";
             let argv = [path.as_ptr(), std::ptr::null()];
             // SAFETY: a NUL-terminated path and argument vector.
@@ -202,12 +206,7 @@ fn child(case: &str, dir: &Path) {
             println!("ran");
         }
         "raw-socket" | "daemon-raw-socket" => {
-            let profile = if case == "raw-socket" {
-                RUN
-            } else {
-                sandbox::Profile::Daemon
-            };
-            sandbox::restrict_calls(profile).unwrap();
+            sandbox::restrict_calls(profile_of(case)).unwrap();
             // TCP and UDP sockets (non-blocking, as tokio makes them) are
             // allowed; a raw one is not.
             // SAFETY: plain calls without pointers.
