@@ -69,8 +69,8 @@ pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
 
 /// `request` with the module file its descriptor `fd` came for read in: a
 /// spawn of a [`Program::File`] becomes one of its bytes (at most
-/// `MAX_MODULE`, and a Wasm module's). The read is of a regular file the
-/// CLI opened, bounded in size.
+/// `MAX_MODULE`, and a Wasm module's). Only a regular file is read (one
+/// the CLI opened, bounded in size), so the read cannot block.
 fn with_module(request: LocalRequest, fd: Option<OwnedFd>) -> Result<LocalRequest, String> {
     let LocalRequest::Spawn {
         device,
@@ -81,9 +81,13 @@ fn with_module(request: LocalRequest, fd: Option<OwnedFd>) -> Result<LocalReques
         return Ok(request);
     };
     let fd = fd.ok_or_else(|| format!("{name}: its descriptor did not come with the request"))?;
+    let file = std::fs::File::from(fd);
+    // A pipe or a device could block the daemon's thread in the read.
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("{name}: not a regular file"));
+    }
     let mut bytes = Vec::new();
-    std::fs::File::from(fd)
-        .take(MAX_MODULE + 1)
+    file.take(MAX_MODULE + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("{name}: {e}"))?;
     check_module(&name, &bytes)?;

@@ -188,6 +188,10 @@ fn wasm_apps_provide_and_use_services_by_guid() {
     let (code, _, err) = cli(&a, &["spawn", "--device", "b", &text.display().to_string()]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not-a-module.txt: not a Wasm module"), "{err}");
+    // Nor is what is not a regular file read (it could block the daemon).
+    let (code, _, err) = cli(&a, &["spawn", "--device", "b", "/dev/zero"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/dev/zero: not a regular file"), "{err}");
 
     for log in [da.log(), db.log()] {
         assert!(!log.contains("panicked"), "{log}");
