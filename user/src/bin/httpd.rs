@@ -202,8 +202,8 @@ fn answer(conn: &mut TcpStream, request: &Request, cache: &mut Cache) -> Result<
         return Ok(keep);
     }
     let now = time::monotonic_ns();
-    if let Some(m) = cache.fresh(&request.path, now) {
-        return send_file(conn, request, &m, cache);
+    if let Some((m, body)) = cache.fresh(&request.path, now) {
+        return cached(conn, request, m, body);
     }
     match fs::metadata(&request.path) {
         Ok(m) if m.kind == FileKind::Dir => {
@@ -216,7 +216,7 @@ fn answer(conn: &mut TcpStream, request: &Request, cache: &mut Cache) -> Result<
                     path: index,
                     keep,
                 };
-                return send_file(conn, &request, &i, cache);
+                return send_file(conn, &request, &i, cache, now);
             }
             let mut names: Vec<String> = fs::read_dir(&request.path)?
                 .into_iter()
@@ -234,7 +234,7 @@ fn answer(conn: &mut TcpStream, request: &Request, cache: &mut Cache) -> Result<
             respond(conn, 200, "text/plain", body.as_bytes(), head_only, keep)?;
             Ok(keep)
         }
-        Ok(m) => send_file(conn, request, &m, cache),
+        Ok(m) => send_file(conn, request, &m, cache, now),
         Err(e) => refuse(conn, &e, request),
     }
 }
@@ -282,33 +282,31 @@ struct Cached {
 }
 
 impl Cache {
-    /// The metadata of `path` if it is cached and was looked at less than
-    /// [`FRESH_NS`] before `now` (never with no clock: it reads 0 when the
-    /// monitor could not tell the TSC's rate).
-    fn fresh(&self, path: &str, now: u64) -> Option<Metadata> {
+    /// The metadata and body of `path` if it is cached and was looked at
+    /// less than [`FRESH_NS`] before `now` (never with no clock: it reads 0
+    /// when the monitor could not tell the TSC's rate).
+    fn fresh(&self, path: &str, now: u64) -> Option<(&Metadata, &[u8])> {
         if now == 0 {
             return None;
         }
         self.files
             .iter()
             .find(|f| f.path == path && now.saturating_sub(f.checked_ns) < FRESH_NS)
-            .map(|f| f.meta)
+            .map(|f| (&f.meta, f.body.as_slice()))
     }
 
-    /// The body of `path` if it was read with the metadata `m` (found
-    /// current now).
-    fn get(&mut self, path: &str, m: &Metadata) -> Option<&[u8]> {
+    /// The body of `path` if it was read with the metadata `m`, which was
+    /// found current at `now`.
+    fn confirm(&mut self, path: &str, m: &Metadata, now: u64) -> Option<&[u8]> {
         let f = self.files.iter_mut().find(|f| {
             f.path == path && f.meta.size == m.size && f.meta.modified_ns == m.modified_ns
         })?;
-        let now = time::monotonic_ns();
-        if now.saturating_sub(f.checked_ns) >= FRESH_NS {
-            f.checked_ns = now;
-        }
+        f.checked_ns = now;
         Some(f.body.as_slice())
     }
 
-    fn put(&mut self, path: &str, m: &Metadata, body: Vec<u8>) {
+    /// Keeps `body`, read with the metadata `m` found current at `now`.
+    fn put(&mut self, path: &str, m: &Metadata, body: Vec<u8>, now: u64) {
         self.files.retain(|f| f.path != path);
         if self.files.len() >= CACHE_FILES {
             self.files.remove(0);
@@ -317,7 +315,7 @@ impl Cache {
             path: path.into(),
             meta: *m,
             body,
-            checked_ns: time::monotonic_ns(),
+            checked_ns: now,
         });
     }
 }
@@ -325,19 +323,19 @@ impl Cache {
 /// Sends the file `m` describes after its header: exactly `m.size` bytes,
 /// so that a kept connection stays in step (a file that shrank meanwhile
 /// ends the connection with an error). A small file comes from `cache`
-/// while it is unchanged. Whether the connection stays open.
+/// while it is unchanged (`m` was read at `now`). Whether the connection
+/// stays open.
 fn send_file(
     conn: &mut TcpStream,
     request: &Request,
     m: &Metadata,
     cache: &mut Cache,
+    now: u64,
 ) -> Result<bool, Error> {
     let (head_only, keep) = (request.head_only, request.keep);
     let ty = content_type(&request.path);
-    if let Some(body) = cache.get(&request.path, m) {
-        let body = if head_only { &[][..] } else { body };
-        conn.write_all(&whole(head(200, ty, m.size, keep), body))?;
-        return Ok(keep);
+    if let Some(body) = cache.confirm(&request.path, m, now) {
+        return cached(conn, request, m, body);
     }
     let mut file = match File::open(&request.path) {
         Ok(f) => f,
@@ -367,9 +365,23 @@ fn send_file(
         left -= n as u64;
     }
     if small {
-        cache.put(&request.path, m, kept);
+        cache.put(&request.path, m, kept, now);
     }
     Ok(keep)
+}
+
+/// Answers `request` with a cached file's `body` (`m` its metadata), head
+/// and body in one write; whether the connection stays open.
+fn cached(
+    conn: &mut TcpStream,
+    request: &Request,
+    m: &Metadata,
+    body: &[u8],
+) -> Result<bool, Error> {
+    let body = if request.head_only { &[][..] } else { body };
+    let ty = content_type(&request.path);
+    conn.write_all(&whole(head(200, ty, m.size, request.keep), body))?;
+    Ok(request.keep)
 }
 
 /// Parses the request line and the `Connection` header (`keep`: whether the
