@@ -219,12 +219,11 @@ pub fn spawn(a: &SpawnArgs) -> ExitStatus {
         let file = a.file();
         // A module file is opened here and its descriptor sent: the
         // daemon opens no path of ours.
+        let name = file.to_string();
         let (program, module) = if file.contains('/') || file.ends_with(".wasm") {
             let module = std::fs::File::open(file).map_err(|e| failed(format!("{file}: {e}")))?;
-            let name = file.to_string();
             (Program::File { name }, Some(module))
         } else {
-            let name = file.to_string();
             (Program::Name { name }, None)
         };
         let name = Path::new(file)

@@ -25,6 +25,13 @@ pub const RECENT_EXITS: usize = 1024;
 pub const CACHE_BYTES: usize = 256 << 20;
 /// The largest Wasm module a spawn takes.
 pub const MAX_MODULE: u64 = 16 << 20;
+/// The device agent's pid: infrastructure, not listed among the apps.
+pub const AGENT_PID: u32 = 1;
+/// How long a look at a process that has just ended waits for its end to
+/// be recorded (the guest's report of it comes a moment after), and how
+/// often it looks.
+const END_RECORDED: std::time::Duration = std::time::Duration::from_millis(500);
+const END_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Whether `bytes` may be spawned as a Wasm module (`what` names it in the
 /// error): at most [`MAX_MODULE`] bytes, with Wasm's magic number.
@@ -41,13 +48,6 @@ pub fn check_module(what: &str, bytes: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
-/// The device agent's pid: infrastructure, not listed among the apps.
-pub const AGENT_PID: u32 = 1;
-/// How long a look at a process that has just ended waits for its end to
-/// be recorded (the guest's report of it comes a moment after), and how
-/// often it looks.
-const END_RECORDED: std::time::Duration = std::time::Duration::from_millis(500);
-const END_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// What the daemon keeps of its device guest.
 pub struct LocalDevice {

@@ -840,11 +840,8 @@ impl Daemon {
     async fn image_of(&self, program: Program) -> Result<Image, String> {
         Ok(match program {
             Program::Name { name } => Image::Program { name },
-            Program::File { name } => {
-                return Err(format!(
-                    "{name}: its descriptor did not come with the request"
-                ));
-            }
+            // Read by the local socket's server; never here.
+            Program::File { name } => return Err(super::local::no_descriptor(&name)),
             Program::Module { bytes } => self.offer_module("the module", bytes).await?,
         })
     }

@@ -42,9 +42,11 @@ pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
         let daemon = daemon.clone();
         tokio::spawn(async move {
             let mut stream = stream;
-            let request = tokio::time::timeout(CLIENT_LIMIT, local::read_request(&mut stream))
-                .await
-                .map(|r| r.and_then(|(request, fd)| with_module(request, fd)));
+            let read = async {
+                let (request, fd) = local::read_request(&mut stream).await?;
+                with_module(request, fd).await
+            };
+            let request = tokio::time::timeout(CLIENT_LIMIT, read).await;
             let (mut reader, mut writer) = stream.into_split();
             let response = match request {
                 Ok(Ok(LocalRequest::Watch)) => {
@@ -70,8 +72,9 @@ pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
 /// `request` with the module file its descriptor `fd` came for read in: a
 /// spawn of a [`Program::File`] becomes one of its bytes (at most
 /// `MAX_MODULE`, and a Wasm module's). Only a regular file is read (one
-/// the CLI opened, bounded in size), so the read cannot block.
-fn with_module(request: LocalRequest, fd: Option<OwnedFd>) -> Result<LocalRequest, String> {
+/// the CLI opened, bounded in size), so the read cannot block for long;
+/// it runs off the runtime's threads all the same.
+async fn with_module(request: LocalRequest, fd: Option<OwnedFd>) -> Result<LocalRequest, String> {
     let LocalRequest::Spawn {
         device,
         program: Program::File { name },
@@ -80,20 +83,31 @@ fn with_module(request: LocalRequest, fd: Option<OwnedFd>) -> Result<LocalReques
     else {
         return Ok(request);
     };
-    let fd = fd.ok_or_else(|| format!("{name}: its descriptor did not come with the request"))?;
-    let file = std::fs::File::from(fd);
-    // A pipe or a device could block the daemon's thread in the read.
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(format!("{name}: not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_MODULE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{name}: {e}"))?;
-    check_module(&name, &bytes)?;
+    let fd = fd.ok_or_else(|| no_descriptor(&name))?;
+    let read = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::from(fd);
+        // A pipe or a device could block the read.
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(format!("{name}: not a regular file"));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_MODULE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("{name}: {e}"))?;
+        check_module(&name, &bytes)?;
+        Ok(bytes)
+    });
+    let bytes = read
+        .await
+        .map_err(|e| format!("reading the module: {e}"))??;
     Ok(LocalRequest::Spawn {
         device,
         program: Program::Module { bytes },
         args,
     })
+}
+
+/// Why a [`Program::File`] named `name` cannot be read.
+pub(super) fn no_descriptor(name: &str) -> String {
+    format!("{name}: its descriptor did not come with the request")
 }
