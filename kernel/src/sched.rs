@@ -27,6 +27,7 @@
 
 use crate::apic;
 use crate::arch::{self, FIRST_FRAME_WORDS, cpu};
+use cpu::FxArea;
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
@@ -41,6 +42,9 @@ pub static TABLE: Mutex<Table> = Mutex::new(Table::new());
 
 /// Each slot's kernel stack pointer while it is switched out.
 static SAVED_RSP: [AtomicU64; MAX_PROCESSES] = [const { AtomicU64::new(0) }; MAX_PROCESSES];
+/// Each slot's x87/SSE registers while it is switched out (ring-3 code may
+/// use them, compiled Wasm does; the kernel does not).
+static mut FX: [FxArea; MAX_PROCESSES] = [const { FxArea::CLEAN }; MAX_PROCESSES];
 static TSC_HZ: AtomicU64 = AtomicU64::new(1);
 /// [`SLICE_NS`] in TSC ticks.
 static SLICE_TICKS: AtomicU64 = AtomicU64::new(0);
@@ -89,6 +93,9 @@ pub fn prepare(slot: usize, top: u64, frame: [u64; FIRST_FRAME_WORDS]) {
     // switched out for good when it ended.
     unsafe { core::ptr::write(rsp as *mut [u64; FIRST_FRAME_WORDS], frame) };
     SAVED_RSP[slot].store(rsp, Ordering::Relaxed);
+    // SAFETY: the slot is free (as above): no switch reads its area now,
+    // and interrupts are masked.
+    unsafe { (&raw mut FX[slot]).write(FxArea::CLEAN) };
 }
 
 /// Blocks the running process until `wait` is over or `timeout_ns` passes
@@ -349,8 +356,14 @@ fn switch(to: Switch) {
     // shared (§14.4); `to.kernel_stack` is the slot's own kernel stack;
     // interrupts are masked; the next RSP was stored by that slot's last
     // switch or by `prepare`, and `SAVED_RSP[to.from]` is a static word
-    // (both indices are table slots, below MAX_PROCESSES).
+    // (both indices are table slots, below MAX_PROCESSES). The x87/SSE
+    // registers are the running process's (the kernel never uses them):
+    // they are saved to its area and the next one's loaded before the
+    // stacks change, which a new process's clean area (`prepare`) covers
+    // too; only this function, with interrupts masked, touches the areas.
     unsafe {
+        cpu::fxsave(&raw mut FX[to.from]);
+        cpu::fxrstor(&raw const FX[to.to]);
         cpu::write_cr3(to.root);
         cpu::set_rsp0(TSS.load(Ordering::Relaxed), to.kernel_stack);
         arch::switch(

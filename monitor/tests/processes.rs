@@ -301,3 +301,38 @@ fn a_doorbell_read_by_the_first_program_is_its_fault() {
     assert!(!err.contains("protocol violation"), "{err}");
     assert!(!out.contains("was not refused"), "{out}");
 }
+
+/// Each process keeps its own SSE registers across switches (§14.5):
+/// three processes load theirs with different patterns and spin past
+/// several timer slices, checking them after every round.
+#[test]
+fn each_process_keeps_its_own_sse_registers() {
+    let dir = guest_programs_dir("sse-check");
+    let (code, out, err) = run(&[
+        "run",
+        "--timeout",
+        "120",
+        "--fs-root",
+        &dir,
+        "procs",
+        "/sse-check",
+        "1",
+        "300",
+        "--",
+        "/sse-check",
+        "2",
+        "300",
+        "--",
+        "/sse-check",
+        "3",
+        "300",
+    ]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    for (pid, seed) in [(2, 1), (3, 2), (4, 3)] {
+        assert!(ended(&out, "/sse-check", pid, 0), "{out}\nstderr: {err}");
+        assert!(
+            out.contains(&format!("sse-check {seed}: kept over ")),
+            "{out}"
+        );
+    }
+}

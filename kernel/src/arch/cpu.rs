@@ -25,6 +25,45 @@ pub fn cr3() -> u64 {
     v
 }
 
+/// A process's x87/SSE register state as `fxsave64` writes it.
+#[repr(C, align(16))]
+pub struct FxArea(pub [u8; 512]);
+
+impl FxArea {
+    /// The state a process starts with (as after `fninit`: FCW 0x037F,
+    /// MXCSR 0x1F80, every register zero).
+    pub const CLEAN: FxArea = {
+        let mut a = [0u8; 512];
+        a[0] = 0x7F;
+        a[1] = 0x03;
+        a[24] = 0x80;
+        a[25] = 0x1F;
+        FxArea(a)
+    };
+}
+
+/// Saves the x87/SSE registers (ring-3 code's: the kernel itself is built
+/// without them) to `area`.
+///
+/// # Safety
+///
+/// `area` must be valid for a 512-byte write; CR4.OSFXSR is set (§2.4).
+pub unsafe fn fxsave(area: *mut FxArea) {
+    // SAFETY: forwarded to the caller; `FxArea` is 16-aligned.
+    unsafe { asm!("fxsave64 [{}]", in(reg) area, options(nostack, preserves_flags)) };
+}
+
+/// Loads the x87/SSE registers from `area`.
+///
+/// # Safety
+///
+/// `area` must hold a state an `fxsave64` wrote (or the clean one): a
+/// reserved MXCSR bit set would fault.
+pub unsafe fn fxrstor(area: *const FxArea) {
+    // SAFETY: forwarded to the caller; `FxArea` is 16-aligned.
+    unsafe { asm!("fxrstor64 [{}]", in(reg) area, options(nostack, preserves_flags, readonly)) };
+}
+
 /// Loads CR3: switches to the address space whose PML4 is at `root`.
 ///
 /// # Safety
