@@ -27,9 +27,9 @@
 
 use crate::apic;
 use crate::arch::{self, FIRST_FRAME_WORDS, cpu};
-use cpu::FxArea;
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use cpu::FxArea;
 use spin::Mutex;
 use weft_control::boot::PerCpu;
 use weft_control::process::{MAX_PROCESSES, StatusPage};

@@ -37,8 +37,11 @@ use weft_control::app::{
 };
 use weft_wasm_instrument::{CURRENT_FUNCTION, FunctionNames, State};
 
-/// What the host functions of one app see.
-pub struct Ctx<H: Host> {
+/// What the host functions of one app see, whichever engine runs it: the
+/// app's own state, and `x`, what its engine keeps beside it ([`Interp`]
+/// for the interpreter, the default; the ahead-of-time tier's in
+/// [`crate::aot`]).
+pub struct Ctx<H: Host, X = Interp<H>> {
     pub pid: u32,
     /// The app's arguments, its name first.
     pub args: Vec<Vec<u8>>,
@@ -46,16 +49,23 @@ pub struct Ctx<H: Host> {
     /// for the first app; spawned and restored apps have none).
     pub env: Vec<Vec<u8>>,
     pub fds: Fds<H>,
+    pub events: EventState,
+    /// The reply of the latest fabric call, kept when it did not fit the
+    /// app's buffer ([`crate::fabric`]).
+    pub fabric_reply: Option<Vec<u8>>,
+    /// The streams, files, clocks and randomness.
+    pub host: H,
+    pub x: X,
+}
+
+/// What the interpreter keeps beside an app's state.
+pub struct Interp<H: Host> {
     /// The app's exported memory, once known.
     pub memory: Option<Memory>,
     pub limits: StoreLimits,
     /// Set by a host call that would wait: what to do again, and when.
     pub blocked: Option<(Op, Wait)>,
-    pub events: EventState,
-    /// The reply of the latest fabric call, kept when it did not fit the
-    /// app's buffer ([`crate::fabric`]).
-    pub fabric_reply: Option<Vec<u8>>,
-    /// The runtime's shared state: the process table, the engine, the host.
+    /// The runtime's shared state: the process table, the engine.
     pub system: Rc<System<H>>,
 }
 
@@ -149,24 +159,27 @@ impl<H: Host> App<H> {
             args: s.args,
             env: Vec::new(),
             fds: Fds::new(system.host().clone(), s.grants),
-            memory: None,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(s.memory_limit)
-                .build(),
-            blocked: None,
             events: EventState::default(),
             fabric_reply: None,
-            system: system.clone(),
+            host: system.host().clone(),
+            x: Interp {
+                memory: None,
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(s.memory_limit)
+                    .build(),
+                blocked: None,
+                system: system.clone(),
+            },
         };
         let mut store = Store::new(engine, ctx);
-        store.limiter(|c| &mut c.limits);
+        store.limiter(|c| &mut c.x.limits);
         // Fails only without fuel metering, which the engine always has.
         let _ = store.set_fuel(START_FUEL);
         let linker = linker_for(system.linker(), &module)?;
         let instance = linker
             .instantiate_and_start(&mut store, &module)
             .map_err(LoadError::Instantiate)?;
-        store.data_mut().memory = instance.get_memory(&store, "memory");
+        store.data_mut().x.memory = instance.get_memory(&store, "memory");
         let func = |n| instance.get_func(&store, n);
         let event_app = func(ON_EVENTS).is_some();
         let entry = match (func("_start"), func("_initialize")) {
@@ -208,7 +221,7 @@ impl<H: Host> App<H> {
     /// Runs the current call for one slice of fuel; `Some` if the app
     /// ended.
     pub fn step(&mut self) -> Option<End> {
-        let host = self.store.data().system.host().clone();
+        let host = self.store.data().host.clone();
         let t0 = host.monotonic_ns();
         let end = self.slice();
         self.cpu_ns += host.monotonic_ns().saturating_sub(t0);
@@ -249,7 +262,7 @@ impl<H: Host> App<H> {
                     return Some(End::Exit(status));
                 }
                 if call.host_error().downcast_ref::<MustWait>().is_some()
-                    && let Some((op, wait)) = self.store.data_mut().blocked.take()
+                    && let Some((op, wait)) = self.store.data_mut().x.blocked.take()
                 {
                     self.run = Run::Blocked(call, op, wait);
                     return None;
@@ -299,6 +312,7 @@ impl<H: Host> App<H> {
     pub fn memory_bytes(&self) -> u64 {
         self.store
             .data()
+            .x
             .memory
             .map_or(0, |m| m.data(&self.store).len() as u64)
     }

@@ -123,11 +123,11 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
         return Some(false);
     }
     // No memory or no buffer: nothing can be delivered, ever.
-    let memory = app.store.data().memory?;
+    let memory = app.store.data().x.memory?;
     let (mem, ctx) = memory.data_and_store_mut(app.store.as_context_mut());
     let pid = ctx.pid;
     let (at, cap) = ctx.events.buffer?;
-    let now = ctx.system.host().monotonic_ns();
+    let now = ctx.host.monotonic_ns();
     let mut out: Vec<EventRecord> = Vec::new();
     let mut push = |kind: u32, id: u32, value: u64| out.push(EventRecord { kind, id, value });
     let cap = cap as usize;
@@ -182,7 +182,7 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
         true
     });
     if out.is_empty() {
-        let children = ctx.system.table.borrow().has_children(pid);
+        let children = ctx.x.system.table.borrow().has_children(pid);
         return if state.exhausted() && !children {
             None
         } else {
@@ -243,7 +243,7 @@ fn listen_or_connect<H: Host>(
     listen: bool,
 ) -> WasiResult<()> {
     let addr = addr_at(e, addr, len)?;
-    let host = e.ctx.system.host();
+    let host = &e.ctx.host;
     let fd = if listen {
         Fd::Listener {
             listener: Box::new(host.bind(addr)?),
@@ -279,7 +279,7 @@ fn spawn<H: Host>(
         let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
         args.extend(raw.split(|b| *b == 0).map(<[u8]>::to_vec));
     }
-    let system = e.ctx.system.clone();
+    let system = e.ctx.x.system.clone();
     let bytes = system.host().read_file(&path)?;
     let limit = (limit > 0).then_some(usize::try_from(limit).unwrap_or(usize::MAX));
     match system.spawn(e.ctx.pid, &bytes, args, limit) {
@@ -296,7 +296,7 @@ fn spawn<H: Host>(
 /// `processes`: up to `cap` records; the count at `out`.
 fn processes<H: Host>(e: &mut Env<'_, H>, buf: i32, cap: i32, out: i32) -> WasiResult<()> {
     let records: Vec<ProcessRecord> = {
-        let t = e.ctx.system.table.borrow();
+        let t = e.ctx.x.system.table.borrow();
         t.procs
             .iter()
             .take(cap.max(0) as usize)
@@ -344,7 +344,7 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         MODULE,
         import::TIMER,
         |mut c: C<'_, H>, token: i64, delay_ns: i64| {
-            let now = c.data().system.host().monotonic_ns();
+            let now = c.data().host.monotonic_ns();
             let deadline = now.saturating_add(delay_ns.max(0) as u64);
             c.data_mut().events.timers.push((deadline, token as u64));
             errno::SUCCESS
@@ -384,7 +384,7 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
         },
     )?;
     l.func_wrap(MODULE, import::KILL, |c: C<'_, H>, pid: i32| {
-        match c.data().system.kill(pid as u32) {
+        match c.data().x.system.kill(pid as u32) {
             Ok(()) => errno::SUCCESS,
             Err(KillError::NoSuchProcess) => errno::SRCH,
             Err(KillError::First) => errno::PERM,

@@ -39,7 +39,7 @@ fn call<H: Host>(
 ) -> WasiResult<()> {
     let frames = e.bytes(req, req_len)?;
     check_call(frames).map_err(|_| errno::INVAL)?;
-    let answer = e.ctx.system.host().fabric(frames)?;
+    let answer = e.ctx.host.fabric(frames)?;
     deliver(e, answer, reply, cap, out)
 }
 
@@ -64,7 +64,7 @@ fn deliver<H: Host>(
 fn watch<H: Host>(e: &mut Env<'_, H>, out: i32) -> WasiResult<()> {
     // The out pointer is checked before the stream is opened.
     e.write_u32(out, 0)?;
-    let watch = e.ctx.system.host().fabric_watch()?;
+    let watch = e.ctx.host.fabric_watch()?;
     let fd = e.ctx.fds.insert(Fd::Watch(alloc::boxed::Box::new(watch)));
     e.write_u32(out, fd as u32)
 }
@@ -97,7 +97,7 @@ fn move_self<H: Host>(e: &mut Env<'_, H>, device: i32, len: i32) -> WasiResult<(
     if e.ctx.pid != FIRST_PID {
         return Err(errno::PERM);
     }
-    let mut table = e.ctx.system.table.borrow_mut();
+    let mut table = e.ctx.x.system.table.borrow_mut();
     if !table.movable {
         return Err(errno::NOTCAPABLE);
     }

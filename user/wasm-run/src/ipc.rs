@@ -16,11 +16,12 @@
 //! flags (`EINVAL`).
 
 use crate::app::Ctx;
+use crate::bind::Call as _;
 use crate::fds::Fd;
 use crate::host::{Host, WasiResult};
 use crate::ipc_end::IpcEnd;
 use crate::mem::{Env, errno_of, with_env};
-use crate::ops::{self, Op};
+use crate::ops::Op;
 use alloc::boxed::Box;
 use wasmi::{Caller, Linker};
 use weft_control::app::{IPC_ONE_WAY, MODULE, errno, import, ipc_wait};
@@ -72,7 +73,7 @@ fn serve<H: Host>(
     }
     // The out pointer is checked before the stream is opened.
     e.write_u32(out, 0)?;
-    let service = e.ctx.system.host().ipc_serve(guid, &name)?;
+    let service = e.ctx.host.ipc_serve(guid, &name)?;
     let end = IpcEnd::service(service, guid, name);
     let fd = e.ctx.fds.insert(Fd::Ipc(Box::new(end)));
     e.write_u32(out, fd as u32)
@@ -81,7 +82,7 @@ fn serve<H: Host>(
 /// `ipc_open`: a sending descriptor at `out`.
 fn open<H: Host>(e: &mut Env<'_, H>, out: i32) -> WasiResult<()> {
     e.write_u32(out, 0)?;
-    let sender = e.ctx.system.host().ipc_open()?;
+    let sender = e.ctx.host.ipc_open()?;
     let fd = e.ctx.fds.insert(Fd::Ipc(Box::new(IpcEnd::sender(sender))));
     e.write_u32(out, fd as u32)
 }
@@ -183,7 +184,7 @@ pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
                 record,
                 block,
             };
-            ops::call(&mut c, op)
+            c.op(op)
         },
     )?;
     l.func_wrap(

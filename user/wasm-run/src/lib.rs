@@ -41,6 +41,7 @@
 extern crate alloc;
 
 pub mod app;
+pub mod bind;
 pub mod engine;
 pub mod events;
 pub mod fabric;

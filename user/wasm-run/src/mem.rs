@@ -2,7 +2,7 @@
 //! pointer and length comes from the app: out-of-bounds accesses become
 //! `EFAULT`, never a trap of the runtime.
 
-use crate::app::Ctx;
+use crate::app::{Ctx, Interp};
 use crate::host::{Host, WasiResult};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -16,9 +16,9 @@ pub fn errno_of(r: WasiResult<()>) -> i32 {
 }
 
 /// An app's memory and its context, borrowed together for one host call.
-pub struct Env<'a, H: Host> {
+pub struct Env<'a, H: Host, X = Interp<H>> {
     pub mem: &'a mut [u8],
-    pub ctx: &'a mut Ctx<H>,
+    pub ctx: &'a mut Ctx<H, X>,
 }
 
 /// Runs `f` on the calling app's memory and context; `EFAULT` if the app
@@ -27,14 +27,14 @@ pub fn with_env<H: Host, R>(
     c: &mut Caller<'_, Ctx<H>>,
     f: impl FnOnce(&mut Env<'_, H>) -> WasiResult<R>,
 ) -> WasiResult<R> {
-    let memory = match c.data().memory {
+    let memory = match c.data().x.memory {
         Some(m) => m,
         None => {
             let m = c
                 .get_export("memory")
                 .and_then(Extern::into_memory)
                 .ok_or(errno::FAULT)?;
-            c.data_mut().memory = Some(m);
+            c.data_mut().x.memory = Some(m);
             m
         }
     };
@@ -42,7 +42,7 @@ pub fn with_env<H: Host, R>(
     f(&mut Env { mem, ctx })
 }
 
-impl<H: Host> Env<'_, H> {
+impl<H: Host, X> Env<'_, H, X> {
     fn range(&self, at: i32, len: usize) -> WasiResult<Range<usize>> {
         let start = at as u32 as usize;
         let end = start.checked_add(len).ok_or(errno::FAULT)?;

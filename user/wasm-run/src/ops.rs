@@ -4,13 +4,13 @@
 //! `Op` is run again once that is ready, so a wait costs the other apps
 //! nothing.
 
-use crate::app::{Ctx, MustWait};
+use crate::app::Ctx;
 use crate::fds::{Fd, NONBLOCK};
 use crate::host::{Host, Interest, Stream};
-use crate::mem::{Env, with_env};
+use crate::mem::Env;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use wasmi::{AsContextMut, Caller, Store};
+use wasmi::{AsContextMut, Store};
 use weft_control::app::{IpcRecord, errno};
 
 /// The most one read moves; WASI allows short reads.
@@ -90,21 +90,9 @@ impl Op {
     }
 }
 
-/// Runs `op` for a host call: its errno, or `MustWait` (the call is
-/// suspended until the wait is over).
-pub fn call<H: Host>(c: &mut Caller<'_, Ctx<H>>, op: Op) -> Result<i32, wasmi::Error> {
-    match with_env(c, |e| Ok(op.run(e))) {
-        Err(errno) | Ok(Flow::Done(errno)) => Ok(errno),
-        Ok(Flow::Wait(wait)) => {
-            c.data_mut().blocked = Some((op, wait));
-            Err(wasmi::Error::host(MustWait))
-        }
-    }
-}
-
 /// Runs `op` again for a suspended call: `Some(errno)` once it finished.
 pub fn retry<H: Host>(store: &mut Store<Ctx<H>>, op: &Op) -> Option<i32> {
-    let Some(memory) = store.data().memory else {
+    let Some(memory) = store.data().x.memory else {
         return Some(errno::FAULT);
     };
     let (mem, ctx) = memory.data_and_store_mut(store.as_context_mut());
@@ -116,7 +104,7 @@ pub fn retry<H: Host>(store: &mut Store<Ctx<H>>, op: &Op) -> Option<i32> {
 
 /// Runs `op` where waiting is impossible (a file): its errno, `EAGAIN` if
 /// it would have waited.
-pub fn run_in_place<H: Host>(e: &mut Env<'_, H>, op: Op) -> i32 {
+pub fn run_in_place<H: Host, X>(e: &mut Env<'_, H, X>, op: Op) -> i32 {
     match op.run(e) {
         Flow::Done(errno) => errno,
         Flow::Wait(_) => errno::AGAIN,
@@ -124,7 +112,8 @@ pub fn run_in_place<H: Host>(e: &mut Env<'_, H>, op: Op) -> i32 {
 }
 
 impl Op {
-    fn run<H: Host>(&self, e: &mut Env<'_, H>) -> Flow {
+    /// Runs the call once: done, or what it waits for.
+    pub fn run<H: Host, X>(&self, e: &mut Env<'_, H, X>) -> Flow {
         let r = match *self {
             Op::Read {
                 fd,
@@ -158,7 +147,7 @@ impl Op {
 }
 
 /// `EAGAIN` for a non-blocking descriptor, else a wait for `interest`.
-fn would_wait<H: Host>(e: &mut Env<'_, H>, fd: i32, interest: Interest) -> Result<(), Flow> {
+fn would_wait<H: Host, X>(e: &mut Env<'_, H, X>, fd: i32, interest: Interest) -> Result<(), Flow> {
     if e.ctx.fds.nonblocking(fd)? {
         return Err(Flow::Done(errno::AGAIN));
     }
@@ -168,8 +157,8 @@ fn would_wait<H: Host>(e: &mut Env<'_, H>, fd: i32, interest: Interest) -> Resul
     }))
 }
 
-fn read<H: Host>(
-    e: &mut Env<'_, H>,
+fn read<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     fd: i32,
     iovs: i32,
     n: i32,
@@ -193,7 +182,13 @@ fn read<H: Host>(
     Ok(e.write_u32(out, k as u32)?)
 }
 
-fn write<H: Host>(e: &mut Env<'_, H>, fd: i32, iovs: i32, n: i32, out: i32) -> Result<(), Flow> {
+fn write<H: Host, X>(
+    e: &mut Env<'_, H, X>,
+    fd: i32,
+    iovs: i32,
+    n: i32,
+    out: i32,
+) -> Result<(), Flow> {
     let data = e.gather(iovs, n)?;
     match e.ctx.fds.write(fd, &data)? {
         Some(k) => Ok(e.write_u32(out, k as u32)?),
@@ -201,7 +196,7 @@ fn write<H: Host>(e: &mut Env<'_, H>, fd: i32, iovs: i32, n: i32, out: i32) -> R
     }
 }
 
-fn accept<H: Host>(e: &mut Env<'_, H>, fd: i32, flags: u16, out: i32) -> Result<(), Flow> {
+fn accept<H: Host, X>(e: &mut Env<'_, H, X>, fd: i32, flags: u16, out: i32) -> Result<(), Flow> {
     match e.ctx.fds.accept(fd)? {
         Some(conn) => {
             let new = e.ctx.fds.insert(Fd::Conn {
@@ -218,8 +213,8 @@ fn accept<H: Host>(e: &mut Env<'_, H>, fd: i32, flags: u16, out: i32) -> Result<
 /// at `record` and its bytes at `buf`; one that does not fit `cap` bytes
 /// is kept (`ERANGE`, the record written so the app sees the size).
 /// Nothing there: `EAGAIN`, or a wait for the stream if `block`.
-fn receive<H: Host>(
-    e: &mut Env<'_, H>,
+fn receive<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     fd: i32,
     (buf, cap): (i32, i32),
     record: i32,
@@ -256,8 +251,8 @@ const FD_WRITE: u8 = 2;
 /// `poll_oneoff`: reports every subscription ready now; waits if none is.
 /// Clock timeouts count from the call's first run (`start`); sockets are
 /// ready when their stream is; files and the standard streams always are.
-fn poll<H: Host>(
-    e: &mut Env<'_, H>,
+fn poll<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     subs: i32,
     events: i32,
     n: i32,
@@ -267,7 +262,7 @@ fn poll<H: Host>(
     if n <= 0 {
         return Err(errno::INVAL.into());
     }
-    let host = e.ctx.system.host().clone();
+    let host = e.ctx.host.clone();
     let now = host.monotonic_ns();
     let mut ready: Vec<[u8; EVENT as usize]> = Vec::new();
     let mut wait = Wait::default();

@@ -146,7 +146,7 @@ pub fn capture<H: Host>(
         .iter()
         .map(|&index| global_of(app, index))
         .collect::<Result<Vec<_>, _>>()?;
-    let memory = ctx.memory.map(|m| {
+    let memory = ctx.x.memory.map(|m| {
         let max = m.ty(&app.store).maximum();
         (m.data(&app.store), max.and_then(|p| u32::try_from(p).ok()))
     });
@@ -173,7 +173,7 @@ pub fn capture<H: Host>(
             .map(|(&fd, &kind)| HostRecord::Descriptor { fd, kind }),
     );
     // An interest in a descriptor that does not follow goes with it.
-    let events = ctx.events.records(ctx.system.host().monotonic_ns());
+    let events = ctx.events.records(ctx.host.monotonic_ns());
     host.extend(
         events
             .into_iter()
@@ -496,7 +496,7 @@ fn descriptor<H: Host>(
     closed: &mut BTreeSet<u32>,
 ) -> Result<(), RestoreError> {
     let ctx = app.store.data_mut();
-    let host = ctx.system.host().clone();
+    let host = ctx.host.clone();
     let end = match kind {
         Descriptor::IpcService { guid, name } => {
             let service = host
@@ -555,6 +555,7 @@ fn fill_memory<H: Host>(
     let memory = app
         .store
         .data()
+        .x
         .memory
         .ok_or(RestoreError::Memory { pages })?;
     let now = memory.size(&app.store);

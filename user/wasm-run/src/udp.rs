@@ -205,7 +205,7 @@ fn bind<H: Host>(e: &mut Env<'_, H>, (addr, len): (i32, i32), out: i32) -> WasiR
     let addr = addr_at(e, addr, len)?;
     // The out pointer is checked before the socket is made.
     e.write_u32(out, 0)?;
-    let socket = e.ctx.system.host().udp_bind(addr)?;
+    let socket = e.ctx.host.udp_bind(addr)?;
     let fd = e.ctx.fds.insert(Fd::Udp(Box::new(UdpEnd::new(socket))));
     e.write_u32(out, fd as u32)
 }
