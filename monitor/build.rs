@@ -23,6 +23,7 @@ const PROGRAMS: &[&str] = &[
     "kv",
     "ipc-check",
     "wasm-run",
+    "wasm-aot",
     "device",
     "crash-kernel",
 ];

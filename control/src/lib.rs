@@ -34,6 +34,7 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod aot;
 pub mod app;
 pub mod args;
 pub mod boot;

@@ -63,6 +63,14 @@ pub fn write(ram: &Ram, phys: u64, bytes: &[u8]) -> Result<(), SpaceError> {
         .map_err(|_| SpaceError::Write(phys))
 }
 
+/// A payload block's bytes (§4.1) and whether the program may run them
+/// (the ahead-of-time runtime's compiled module, §13.8); never writable.
+#[derive(Clone, Copy, Debug)]
+pub struct Payload<'a> {
+    pub bytes: &'a [u8],
+    pub executable: bool,
+}
+
 /// What goes into a program's address space (§1.3).
 pub struct ProgramImage<'a> {
     /// The ELF and its validated plan.
@@ -70,8 +78,8 @@ pub struct ProgramImage<'a> {
     pub plan: &'a LoadPlan,
     /// The encoded arguments block (§4).
     pub args: &'a [u8],
-    /// The payload block's bytes (§4.1), if any.
-    pub payload: Option<&'a [u8]>,
+    /// The payload block (§4.1), if any.
+    pub payload: Option<Payload<'a>>,
     /// Anonymous memory mapped before entry, a multiple of 2 MiB.
     pub heap_bytes: u64,
     /// The last-level tables that map its pipe region ([`pipe_tables`]).
@@ -239,7 +247,9 @@ pub fn program_space<F: Frames>(
     space.map_range(USER_STATUS_ADDR, image.status_page, 1, ro)?;
     // Always mapped, so a program can tell "no payload" (length 0).
     {
-        let payload = image.payload.unwrap_or(&[]);
+        let (payload, executable) = image
+            .payload
+            .map_or((&[][..], false), |p| (p.bytes, p.executable));
         let len = 8 + payload.len() as u64;
         if len > USER_PAYLOAD_MAX {
             return Err(SpaceError::PayloadTooLarge(payload.len()));
@@ -247,7 +257,7 @@ pub fn program_space<F: Frames>(
         let phys = space.map_anonymous(
             USER_PAYLOAD_ADDR,
             len.div_ceil(PAGE_SIZE),
-            ro,
+            PageFlags { executable, ..ro },
             kind,
             "the payload",
         )?;

@@ -7,7 +7,8 @@
 //! kernel would otherwise compute at boot is computed here, natively.
 
 use crate::address_space::{
-    PIPE_TABLES, ProgramImage, SpaceError, kernel_space, kva, pipe_tables, program_space, write,
+    PIPE_TABLES, Payload, ProgramImage, SpaceError, kernel_space, kva, pipe_tables, program_space,
+    write,
 };
 use crate::descriptors::{self, GDT_LEN, GateDpl, IDT_LEN, TSS_LEN};
 use crate::guest_memory::{BootFrames, MemoryError, Ram};
@@ -90,8 +91,8 @@ pub struct BootSpec<'a> {
     pub args: &'a [Vec<u8>],
     /// The program's environment variables, `(KEY, VALUE)`.
     pub env: &'a [(Vec<u8>, Vec<u8>)],
-    /// Bytes for the payload block (§4.1), if any.
-    pub payload: Option<&'a [u8]>,
+    /// The payload block (§4.1), if any.
+    pub payload: Option<Payload<'a>>,
     /// Guest TSC frequency.
     pub tsc_hz: u64,
     /// Local APIC timer frequency.
@@ -229,7 +230,7 @@ pub fn build(ram: &Ram, spec: &BootSpec<'_>) -> Result<BootState, BootError> {
         let (lo, hi) = p.page_span();
         (hi - lo) / PAGE_SIZE
     };
-    let payload_pages = (8 + spec.payload.map_or(0, <[u8]>::len) as u64).div_ceil(PAGE_SIZE);
+    let payload_pages = (8 + spec.payload.map_or(0, |p| p.bytes.len()) as u64).div_ceil(PAGE_SIZE);
     // The premapped heap takes no last-level tables: it is mapped with
     // 2 MiB pages (`Space::map_fresh_large`).
     frames.reserve_page_tables(

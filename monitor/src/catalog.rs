@@ -8,6 +8,7 @@
 //! runs as itself, a Wasm module (recognised by its magic bytes) runs in
 //! the catalog's Wasm runtime ([`WASM_RUNTIME`]) as that runtime's payload.
 
+use crate::address_space::Payload;
 use std::borrow::Cow;
 use thiserror::Error;
 
@@ -36,6 +37,19 @@ pub struct Program {
     pub elf: Cow<'static, [u8]>,
     /// The payload block's bytes: the Wasm module, for the runtime.
     pub payload: Option<Cow<'static, [u8]>>,
+    /// Whether the program runs its payload (the ahead-of-time runtime's
+    /// compiled module, PROTOCOL.md §13.8): mapped executable then.
+    pub payload_executable: bool,
+}
+
+impl Program {
+    /// The payload block as the address space maps it.
+    pub fn payload(&self) -> Option<Payload<'_>> {
+        self.payload.as_deref().map(|bytes| Payload {
+            bytes,
+            executable: self.payload_executable,
+        })
+    }
 }
 
 /// A Wasm module was given, and the catalog has no [`WASM_RUNTIME`].
@@ -66,11 +80,13 @@ pub fn runnable(catalog: &dyn Catalog, bytes: Cow<'static, [u8]>) -> Result<Prog
         return Ok(Program {
             elf,
             payload: Some(bytes),
+            payload_executable: false,
         });
     }
     Ok(Program {
         elf: bytes,
         payload: None,
+        payload_executable: false,
     })
 }
 

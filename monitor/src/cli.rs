@@ -413,6 +413,16 @@ pub enum AccelArg {
     Tcg,
 }
 
+/// `--engine`'s values: how a Wasm module runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WasmEngine {
+    /// Compiled ahead of time by the monitor (Cranelift), run as native
+    /// code at ring 3 (PROTOCOL.md §13.8).
+    Aot,
+    /// Interpreted at ring 3 (wasmi), with fuel, event apps and moves.
+    Interp,
+}
+
 /// Options of `weft run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -448,6 +458,11 @@ pub struct RunArgs {
     /// qemu.
     #[arg(long, value_enum)]
     pub accel: Option<AccelArg>,
+    /// How a Wasm module runs: aot (compiled by the monitor, cached, run
+    /// as native code) or interp (interpreted; event apps need it). Only
+    /// for a Wasm module.
+    #[arg(long = "engine", value_enum, default_value_t = WasmEngine::Interp)]
+    pub wasm_engine: WasmEngine,
     /// Set the program's environment variable KEY to VALUE; KEY alone
     /// passes weft's own value of KEY (none if weft has none). Repeatable;
     /// the program sees no other variables.
@@ -503,7 +518,10 @@ Wasm runtime (an interpreter at ring 3): WASI preview 1 programs built for
 wasm32-wasip1 run unchanged, with --fs-root preopened as `/` (descriptor 3),
 the --listen grants preopened as TCP listeners (descriptors 4, 5, ... in the
 order given) and --env as their environment; event apps use the `weft`
-module (PROTOCOL.md section 13). A refused grant is reported on stderr.";
+module (PROTOCOL.md section 13). A refused grant is reported on stderr.
+With --engine aot the monitor compiles the module with Cranelift first
+(cached in ~/.cache/weft/aot by its hash) and the guest runs the native code:
+many times faster for code that computes; WASI commands only.";
 
 impl Cli {
     /// Parses the command line; `run --help` says how Wasm modules run and

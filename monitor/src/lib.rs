@@ -40,6 +40,7 @@
 
 mod address_space;
 mod affinity;
+pub mod aot;
 mod boot;
 pub mod catalog;
 mod cpuid;

@@ -15,6 +15,7 @@ mod fabric_cli;
 mod ipc_cli;
 mod programs;
 
+use cli::WasmEngine;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -132,7 +133,12 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         );
         return ExitStatus::Usage;
     };
-    let program = match programs::resolve(name) {
+    let program = match programs::resolve(name)
+        .map_err(|e| e.to_string())
+        .and_then(|p| match args.wasm_engine {
+            WasmEngine::Interp => Ok(p),
+            WasmEngine::Aot => programs::compiled(p).map_err(|e| format!("{name}: {e}")),
+        }) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("weft: {e}");
@@ -159,7 +165,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
     let cfg = run::RunConfig {
         kernel: &kernel,
         program: &program.elf,
-        payload: program.payload.as_deref(),
+        payload: program.payload(),
         program_name: name,
         args: argv,
         env,

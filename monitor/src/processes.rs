@@ -341,7 +341,7 @@ impl<'a, R: Regions> Processes<'a, R> {
                 elf: &program.elf,
                 plan: &plan,
                 args: &args,
-                payload: program.payload.as_deref(),
+                payload: program.payload(),
                 heap_bytes,
                 pipe_tables: &self.pipe_tables[index],
                 status_page: self.status_page,

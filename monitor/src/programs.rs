@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 use thiserror::Error;
+use weft_monitor::aot;
 use weft_monitor::catalog::{self, Catalog, Program};
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
@@ -176,6 +177,27 @@ pub fn resolve(name: &str) -> Result<Program, ProgramError> {
     };
     catalog::runnable(&Bundled, bytes).map_err(ProgramError::NoRuntime)
 }
+
+/// `program` to run in the ahead-of-time tier (PROTOCOL.md §13.8): a
+/// Wasm module is compiled (or taken from the cache) and runs in the
+/// bundled `wasm-aot`, its payload mapped executable. An error says why:
+/// not a Wasm module, or the compiler's reason.
+pub fn compiled(program: Program) -> Result<Program, String> {
+    let Some(module) = program.payload.as_deref() else {
+        return Err("--engine applies to Wasm modules only".into());
+    };
+    let compiler = aot::Compiler::new().map_err(|e| e.to_string())?;
+    let payload = compiler.payload(module).map_err(|e| e.to_string())?;
+    let elf = bundled(AOT_RUNTIME).ok_or("no ahead-of-time runtime (wasm-aot) is bundled")?;
+    Ok(Program {
+        elf,
+        payload: Some(Cow::Owned(payload)),
+        payload_executable: true,
+    })
+}
+
+/// The ahead-of-time tier's runtime among the bundled programs.
+const AOT_RUNTIME: &str = "wasm-aot";
 
 /// The bundled program called `name`.
 fn bundled(name: &str) -> Option<Cow<'static, [u8]>> {

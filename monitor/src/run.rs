@@ -1,5 +1,6 @@
 //! `weft run`: build the VM, boot, serve exits until the guest stops, report.
 
+use crate::address_space::Payload;
 use crate::affinity::{self, Role};
 use crate::boot::{self, BootError, BootSpec, VmmShape};
 use crate::catalog::Catalog;
@@ -36,8 +37,8 @@ const APIC_TIMER_HZ: u64 = 1_000_000_000;
 pub struct RunConfig<'a> {
     pub kernel: &'a [u8],
     pub program: &'a [u8],
-    /// The payload block's bytes (a Wasm module), if any.
-    pub payload: Option<&'a [u8]>,
+    /// The payload block (a Wasm module, or one compiled), if any.
+    pub payload: Option<Payload<'a>>,
     /// The program's name as given (for reports).
     pub program_name: &'a str,
     /// The program's arguments, its name first.

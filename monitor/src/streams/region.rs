@@ -207,7 +207,7 @@ impl Shared {
             if self.stopped.borrow().is_some() {
                 return;
             }
-            let open = (0..SLOTS)
+            let open: Vec<u64> = (0..SLOTS)
                 .filter(|&s| s != slot::STDIN && wakes[s as usize].is_some())
                 .collect();
             for &s in &open {
