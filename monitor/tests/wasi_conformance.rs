@@ -1,6 +1,8 @@
 //! The WASI conformance suite: every program of user/wasm/conformance/ (C
 //! programs built with clang and wasi-libc, Rust std programs) runs under
-//! weft and under wasmtime (the PyPI package, by tests/wasi/reference.py),
+//! weft, in each of its engines ([`ENGINES`]: the interpreter and the
+//! ahead-of-time tier, whose WASI functions are the same code), and under
+//! wasmtime (the PyPI package, by tests/wasi/reference.py),
 //! each in a fresh copy of the same fixture tree with the same argv,
 //! environment and stdin; stdout, stderr, the exit status and the tree left
 //! behind must match. Socket programs, which the reference cannot grant
@@ -36,6 +38,8 @@ use std::thread;
 
 /// Programs run at a time (each run is one guest or one wasmtime).
 const PARALLEL: usize = 2;
+/// The engines of `weft run --engine`, each compared with the reference.
+const ENGINES: [&str; 2] = ["interp", "aot"];
 
 #[test]
 fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
@@ -70,34 +74,34 @@ fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
 
     let mut failures = Vec::new();
     let mut known = 0;
-    for (program, (weft, reference)) in programs.iter().zip(&results) {
-        for &aspect in differences::ASPECTS {
-            let (a, b) = (
-                view(program, aspect, reference),
-                view(program, aspect, weft),
-            );
-            let key = (program.name.clone(), aspect.to_string());
-            match (a == b, listed.get(&key)) {
-                (true, None) => {}
-                (false, Some(_)) => {
-                    known += 1;
-                    if show {
-                        println!(
-                            "listed: {} differs in {aspect} (- wasmtime, + weft):\n{}",
-                            program.name,
-                            diff::unified(&a, &b)
-                        );
+    for (program, (wefts, reference)) in programs.iter().zip(&results) {
+        for (engine, weft) in ENGINES.iter().zip(wefts) {
+            for &aspect in differences::ASPECTS {
+                let (a, b) = (
+                    view(program, aspect, reference),
+                    view(program, aspect, weft),
+                );
+                let key = (program.name.clone(), aspect.to_string());
+                let name = format!("{} (--engine {engine})", program.name);
+                match (a == b, listed.get(&key)) {
+                    (true, None) => {}
+                    (false, Some(_)) => {
+                        known += 1;
+                        if show {
+                            println!(
+                                "listed: {name} differs in {aspect} (- wasmtime, + weft):\n{}",
+                                diff::unified(&a, &b)
+                            );
+                        }
                     }
+                    (false, None) => failures.push(format!(
+                        "{name} differs in {aspect} (- wasmtime, + weft):\n{}",
+                        diff::unified(&a, &b)
+                    )),
+                    (true, Some(reason)) => failures.push(format!(
+                        "{name} now matches in {aspect}: delete its row from PROTOCOL.md §13.1 ({reason})"
+                    )),
                 }
-                (false, None) => failures.push(format!(
-                    "{} differs in {aspect} (- wasmtime, + weft):\n{}",
-                    program.name,
-                    diff::unified(&a, &b)
-                )),
-                (true, Some(reason)) => failures.push(format!(
-                    "{} now matches in {aspect}: delete its row from PROTOCOL.md §13.1 ({reason})",
-                    program.name
-                )),
             }
         }
     }
@@ -127,12 +131,13 @@ fn view(program: &Program, aspect: &str, o: &Outcome) -> String {
     }
 }
 
-/// Runs every program under both runtimes, `PARALLEL` programs at a time;
-/// (weft, reference) outcomes in the programs' order.
-fn run_all(programs: &[Program], source: &Path, scratch: &Path) -> Vec<(Outcome, Outcome)> {
+/// Runs every program under weft's engines and the reference, `PARALLEL`
+/// programs at a time; (weft's by engine, reference) outcomes in the
+/// programs' order.
+fn run_all(programs: &[Program], source: &Path, scratch: &Path) -> Vec<(Vec<Outcome>, Outcome)> {
     let weft = PathBuf::from(env!("CARGO_BIN_EXE_weft"));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(Outcome, Outcome)>>> =
+    let results: Mutex<Vec<Option<(Vec<Outcome>, Outcome)>>> =
         Mutex::new(programs.iter().map(|_| None).collect());
     thread::scope(|s| {
         for _ in 0..PARALLEL {
@@ -143,7 +148,10 @@ fn run_all(programs: &[Program], source: &Path, scratch: &Path) -> Vec<(Outcome,
                         return;
                     };
                     let dir = scratch.join(program.name.replace('/', "-"));
-                    let w = run::weft(&weft, program, &dir.join("weft"));
+                    let w = ENGINES
+                        .iter()
+                        .map(|e| run::weft(&weft, e, program, &dir.join(format!("weft-{e}"))))
+                        .collect();
                     let r = if program.settings.listeners > 0 {
                         run::expected(program, source, &dir.join("expected"))
                     } else {

@@ -59,12 +59,13 @@ fn prepare(dir: &Path) -> (PathBuf, PathBuf) {
     (tree, stdin)
 }
 
-/// Runs `program` under `weft run` in a fixture under `dir`.
-pub fn weft(weft: &Path, program: &Program, dir: &Path) -> Outcome {
+/// Runs `program` under `weft run --engine ENGINE` in a fixture under
+/// `dir`.
+pub fn weft(weft: &Path, engine: &str, program: &Program, dir: &Path) -> Outcome {
     let (tree, stdin) = prepare(dir);
     let s = &program.settings;
     let mut cmd = Command::new(weft);
-    cmd.args(["run", "--timeout", "60"]);
+    cmd.args(["run", "--timeout", "60", "--engine", engine]);
     grant(&mut cmd, s, &tree);
     let ports: Vec<u16> = (0..s.listeners).map(|_| free_port()).collect();
     for p in &ports {
