@@ -1,16 +1,19 @@
 //! `make bench`: Wasm CoreMark in the guest, beside the same module on the
 //! host with the same engine, and beside a native build of the same source,
-//! all measured in the same run; then file I/O from Wasm against wasmtime
-//! ([`file_io`]: `wasm_file_io`) and the wall time of a Wasm hello against
-//! the native one ([`hello`]: `hello_wasm_wall_ms`), each printed with its
-//! ratio and its raw samples kept.
+//! all measured in the same run, under both of the guest's engines (the
+//! interpreter and the ahead-of-time tier, [`aot`]); then file I/O from Wasm
+//! against wasmtime ([`file_io`]: `wasm_file_io`), the wall time of a Wasm
+//! hello against the native one ([`hello`]: `hello_wasm_wall_ms`) and the
+//! cost of starting a cached AOT module ([`aot::spawn`]: `aot_spawn_us`),
+//! each printed with its ratio and its raw samples kept.
 //!
 //! Every figure is CoreMark's own score (iterations per second of its timed
 //! loop, from its `coremark_iterations_per_sec=` line), so boot and module
-//! loading are left out alike. Each is the median of [`RUNS`] runs, the three
-//! kinds alternated so drift hits them alike; each run must validate its CRCs
-//! (exit status 0). Raw samples: `coremark_guest`, `coremark_host_engine`,
-//! `coremark_native`.
+//! loading are left out alike (and so is compiling, under AOT). Each is the
+//! median of [`RUNS`] runs, the five kinds alternated so drift hits them
+//! alike; each run must validate its CRCs (exit status 0). Raw samples:
+//! `coremark_guest`, `coremark_host_engine`, `coremark_native`,
+//! `coremark_aot`, `coremark_host_wasmtime`.
 //!
 //! - `coremark_guest_vs_host_engine`: `weft run coremark.wasm N` (the guest's
 //!   Wasm runtime at ring 3) against the same `.wasm` run in this process by
@@ -22,10 +25,25 @@
 //!   iterations than the interpreters so it also lasts about a second).
 //! - `coremark_host_engine_vs_native`: the host engine against native: the
 //!   cost of interpreting, without the guest.
+//! - `coremark_aot_vs_native`: `weft run --engine aot coremark.wasm N` (the
+//!   monitor's Cranelift artifact, from a cache warmed by one untimed run,
+//!   run by the guest's `wasm-aot` at ring 3; [`AOT_ITERATIONS`], about as
+//!   long as a native run) against the native build. Target: ratio ≥ 0.75.
+//! - `coremark_aot_vs_host_wasmtime`: the guest's AOT run against the same
+//!   `.wasm` and N under wasmtime in this process, compiled with the
+//!   guest's settings for the host ([`aot::HostWasmtime`]): what the guest
+//!   costs compiled code. Target: ratio ≥ 0.9.
+//! - `aot_spawn_us` ([`aot::spawn`]): median wall time of `weft run --engine
+//!   aot noop.wasm` (a cached module whose `_start` returns at once) minus
+//!   that of `weft run exit-code 0`, a native bundled program, in the same
+//!   run, alternated, [`SPAWN_RUNS`] of each. Target: ≤ 1000 µs. Raw
+//!   samples: `aot_noop_wall_us`, `exit_code_wall_us`.
 
 use std::process::Command;
 use weft_benchkit::{Record, median, record};
 
+#[path = "wasm/aot.rs"]
+mod aot;
 #[path = "wasm/file_io.rs"]
 mod file_io;
 #[path = "wasm/hello.rs"]
@@ -45,11 +63,16 @@ const ITERATIONS: &str = "1200";
 /// Iterations per native run: about 1 s here, so CoreMark's 1 ms clock
 /// ticks cost no precision.
 const NATIVE_ITERATIONS: &str = "30000";
+/// Iterations per AOT run (in the guest and under wasmtime on the host):
+/// about as long as a native run here.
+const AOT_ITERATIONS: &str = "18000";
 const RUNS: usize = 7;
 /// Runs of `file-io.wasm` under each (about 0.3 s each).
 const FILE_IO_RUNS: usize = 11;
 /// Runs of each hello (tens of milliseconds each).
 const HELLO_RUNS: usize = 21;
+/// Runs of each side of `aot_spawn_us` (under 10 ms each).
+const SPAWN_RUNS: usize = 101;
 /// The line CoreMark's program prints its score on.
 const SCORE: &str = "coremark_iterations_per_sec=";
 
@@ -74,13 +97,28 @@ fn main() {
             .expect("spawn native coremark");
         score("native", out.status.code(), &out.stdout, &out.stderr)
     };
-    // Warm the page cache and the binaries, then alternate.
-    let _ = (guest(), host(), native());
+    let cache = aot::Cache::new();
+    let guest_aot = || {
+        let out = cache.coremark(WEFT, WASM, AOT_ITERATIONS);
+        score("guest AOT", out.status.code(), &out.stdout, &out.stderr)
+    };
+    let wasmtime = aot::HostWasmtime::new(&wasm);
+    let host_wasmtime = || {
+        let out = wasmtime
+            .run(&["coremark.wasm", AOT_ITERATIONS])
+            .expect("host wasmtime");
+        score("host wasmtime", Some(out.status), &out.stdout, &out.stderr)
+    };
+    // Warm the page cache, the binaries and the AOT cache, then alternate.
+    let _ = (guest(), host(), native(), guest_aot(), host_wasmtime());
     let (mut g, mut h, mut n) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut a, mut w) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         g.push(guest());
         h.push(host());
         n.push(native());
+        a.push(guest_aot());
+        w.push(host_wasmtime());
     }
 
     let unit = "iterations/s";
@@ -108,6 +146,20 @@ fn main() {
             native_baseline,
             median(&n),
         ),
+        Record::new(
+            "coremark_aot_vs_native",
+            median(&a),
+            unit,
+            native_baseline,
+            median(&n),
+        ),
+        Record::new(
+            "coremark_aot_vs_host_wasmtime",
+            median(&a),
+            unit,
+            "same .wasm and iterations under wasmtime 48 on the host in-process, compiled with the guest's settings (weft_wasm_run::aot::config, the same CPU flags)",
+            median(&w),
+        ),
     ];
     record(
         &records,
@@ -115,11 +167,13 @@ fn main() {
             ("coremark_guest", &g),
             ("coremark_host_engine", &h),
             ("coremark_native", &n),
+            ("coremark_aot", &a),
+            ("coremark_host_wasmtime", &w),
         ],
     )
     .expect("write results");
     println!(
-        "CoreMark, {ITERATIONS} iterations ({NATIVE_ITERATIONS} native), median of {RUNS} runs:"
+        "CoreMark, {ITERATIONS} iterations ({NATIVE_ITERATIONS} native, {AOT_ITERATIONS} AOT), median of {RUNS} runs:"
     );
     for r in &records {
         println!(
@@ -127,7 +181,40 @@ fn main() {
             r.name, r.value, r.baseline_value, r.ratio
         );
     }
+    println!(
+        "targets: coremark_guest_vs_host_engine ratio >= 0.9, coremark_aot_vs_native ratio >= 0.75, coremark_aot_vs_host_wasmtime ratio >= 0.9"
+    );
     startup_and_files();
+    aot_spawn(&cache);
+}
+
+/// `aot_spawn_us`, recorded and printed.
+fn aot_spawn(cache: &aot::Cache) {
+    let (noop, exit_code) = aot::spawn(WEFT, cache, SPAWN_RUNS);
+    let (noop_us, exit_code_us) = (median(&noop), median(&exit_code));
+    let records = [Record::new(
+        "aot_spawn_us",
+        noop_us - exit_code_us,
+        "us",
+        "`weft run exit-code 0`, a native program, same run (whole process; the figure is `weft run --engine aot noop.wasm`, cached, minus it)",
+        exit_code_us,
+    )];
+    record(
+        &records,
+        &[
+            ("aot_noop_wall_us", &noop),
+            ("exit_code_wall_us", &exit_code),
+        ],
+    )
+    .expect("write results");
+    println!("AOT start of a cached module (median of {SPAWN_RUNS}):");
+    for r in &records {
+        println!(
+            "{:<32} {:>10.1} us (AOT noop.wasm {noop_us:.1} us - exit-code {exit_code_us:.1} us) baseline {:>10.1} us ratio {:.2}",
+            r.name, r.value, r.baseline_value, r.ratio
+        );
+    }
+    println!("target: aot_spawn_us <= 1000 us");
 }
 
 /// `wasm_file_io` and `hello_wasm_wall_ms`, recorded and printed.

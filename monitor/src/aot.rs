@@ -14,6 +14,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 use thiserror::Error;
 use weft_control::aot::{HEADER, Header};
@@ -41,6 +42,8 @@ pub struct Compiler {
     engine: wasmtime::Engine,
     /// Where artifacts are cached, if anywhere.
     cache: Option<PathBuf>,
+    /// Whether the cache is still used ([`Compiler::stop_caching`]).
+    caching: AtomicBool,
 }
 
 impl Compiler {
@@ -64,7 +67,18 @@ impl Compiler {
             }
         }
         let engine = wasmtime::Engine::new(&c).map_err(AotError::Engine)?;
-        Ok(Self { engine, cache })
+        Ok(Self {
+            engine,
+            cache,
+            caching: AtomicBool::new(true),
+        })
+    }
+
+    /// Compiles without the cache from now on: a sandboxed monitor (whose
+    /// guest spawns modules) may not reach the cache directory
+    /// (PROTOCOL.md §20.2).
+    pub fn stop_caching(&self) {
+        self.caching.store(false, Ordering::Relaxed);
     }
 
     /// The payload block for `wasm-aot` running `module` (PROTOCOL.md
@@ -84,15 +98,18 @@ impl Compiler {
     /// `module` compiled for the guest: from the cache, else compiled
     /// (and cached).
     pub fn artifact(&self, module: &[u8]) -> Result<Vec<u8>, AotError> {
-        let file = self.cache.as_ref().map(|dir| {
-            let mut h = std::hash::DefaultHasher::new();
-            self.engine.precompile_compatibility_hash().hash(&mut h);
-            dir.join(format!(
-                "{}-{:016x}.cwasm",
-                hex(&sha256(module)),
-                h.finish()
-            ))
-        });
+        let cache = self.cache.as_ref();
+        let file = cache
+            .filter(|_| self.caching.load(Ordering::Relaxed))
+            .map(|dir| {
+                let mut h = std::hash::DefaultHasher::new();
+                self.engine.precompile_compatibility_hash().hash(&mut h);
+                dir.join(format!(
+                    "{}-{:016x}.cwasm",
+                    hex(&sha256(module)),
+                    h.finish()
+                ))
+            });
         if let Some(f) = &file
             && let Ok(bytes) = std::fs::read(f)
             && wasmtime::Engine::detect_precompiled(&bytes).is_some()

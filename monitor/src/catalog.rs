@@ -24,11 +24,22 @@ pub const WASM_RUNTIME: &str = "wasm-run";
 /// (PROTOCOL.md §15; [`crate::streams::device_link`]).
 pub const DEVICE_AGENT: &str = "device";
 
-/// Programs known by name.
+/// Programs known by name, and how Wasm modules run.
 pub trait Catalog: Sync {
     /// The ELF of the program called `name`, if there is one.
     fn find(&self, name: &str) -> Option<Cow<'static, [u8]>>;
+
+    /// For the ahead-of-time tier (PROTOCOL.md §13.8): `module` compiled,
+    /// as [`AOT_RUNTIME`]'s payload, or why it cannot be. `None`: modules
+    /// run in the interpreter ([`WASM_RUNTIME`]).
+    fn compile(&self, _module: &[u8]) -> Option<Result<Vec<u8>, String>> {
+        None
+    }
 }
+
+/// The name of the ahead-of-time tier's runtime in a catalog: the program
+/// that runs the compiled module in its (executable) payload block.
+pub const AOT_RUNTIME: &str = "wasm-aot";
 
 /// What the kernel starts for an image.
 #[derive(Debug)]
@@ -52,10 +63,16 @@ impl Program {
     }
 }
 
-/// A Wasm module was given, and the catalog has no [`WASM_RUNTIME`].
+/// Why an image cannot run.
 #[derive(Debug, Error)]
-#[error("no Wasm runtime ({WASM_RUNTIME}) to run the module")]
-pub struct NoRuntime;
+pub enum NotRunnable {
+    /// A Wasm module was given, and the catalog has no runtime for it.
+    #[error("no Wasm runtime ({0}) to run the module")]
+    NoRuntime(&'static str),
+    /// The ahead-of-time compiler refused the module.
+    #[error("{0}")]
+    Compile(String),
+}
 
 /// The hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -72,11 +89,25 @@ pub fn identity_of_bytes(bytes: &[u8]) -> String {
 }
 
 /// What runs `bytes`: an ELF runs as itself; a Wasm module runs in the
-/// catalog's runtime, as its payload. (Whether the ELF is valid is checked
-/// when it is loaded.)
-pub fn runnable(catalog: &dyn Catalog, bytes: Cow<'static, [u8]>) -> Result<Program, NoRuntime> {
+/// catalog's runtime, as its payload: compiled, in [`AOT_RUNTIME`], if the
+/// catalog compiles ([`Catalog::compile`]), else in [`WASM_RUNTIME`].
+/// (Whether the ELF is valid is checked when it is loaded.)
+pub fn runnable(catalog: &dyn Catalog, bytes: Cow<'static, [u8]>) -> Result<Program, NotRunnable> {
     if bytes.starts_with(WASM_MAGIC) {
-        let elf = catalog.find(WASM_RUNTIME).ok_or(NoRuntime)?;
+        if let Some(compiled) = catalog.compile(&bytes) {
+            let payload = compiled.map_err(NotRunnable::Compile)?;
+            let elf = catalog
+                .find(AOT_RUNTIME)
+                .ok_or(NotRunnable::NoRuntime(AOT_RUNTIME))?;
+            return Ok(Program {
+                elf,
+                payload: Some(Cow::Owned(payload)),
+                payload_executable: true,
+            });
+        }
+        let elf = catalog
+            .find(WASM_RUNTIME)
+            .ok_or(NotRunnable::NoRuntime(WASM_RUNTIME))?;
         return Ok(Program {
             elf,
             payload: Some(bytes),

@@ -133,18 +133,30 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         );
         return ExitStatus::Usage;
     };
-    let program = match programs::resolve(name)
-        .map_err(|e| e.to_string())
-        .and_then(|p| match args.wasm_engine {
-            WasmEngine::Interp => Ok(p),
-            WasmEngine::Aot => programs::compiled(p).map_err(|e| format!("{name}: {e}")),
-        }) {
+    let compiled = match args.wasm_engine {
+        WasmEngine::Interp => None,
+        WasmEngine::Aot => match programs::Compiled::new() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("weft: {e}");
+                return ExitStatus::Usage;
+            }
+        },
+    };
+    let catalog: &dyn Catalog = match &compiled {
+        Some(c) => c,
+        None => &programs::Bundled,
+    };
+    let program = match programs::resolve(name, catalog) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("weft: {e}");
             return ExitStatus::Usage;
         }
     };
+    if let Some(c) = &compiled {
+        c.stop_caching();
+    }
     let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
     let env = match environment::environment(&args.env, |k| std::env::var_os(k))
         .and_then(|env| environment::check_block(&argv, &env).map(|()| env))
@@ -173,7 +185,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         timeout: args.timeout.map(Duration::from_secs_f64),
         stats: args.stats,
         policy,
-        catalog: &programs::Bundled,
+        catalog,
         device: None,
         fabric: None,
         sandbox: (!args.no_sandbox).then_some(weft_monitor::sandbox::Profile::Run { child: None }),

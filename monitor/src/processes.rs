@@ -309,7 +309,10 @@ impl<'a, R: Regions> Processes<'a, R> {
             .ok_or(ErrorCode::BadArgument)?
             .to_vec();
         let (image, identity) = self.image(caller_root, req)?;
-        let program = catalog::runnable(self.catalog, image).map_err(|_| ErrorCode::NotFound)?;
+        let program = catalog::runnable(self.catalog, image).map_err(|e| match e {
+            catalog::NotRunnable::NoRuntime(_) => ErrorCode::NotFound,
+            catalog::NotRunnable::Compile(_) => ErrorCode::BadImage,
+        })?;
         let plan = boot::program_plan(&program.elf).map_err(|_| ErrorCode::BadImage)?;
         if self.pipe_tables[index].is_empty() {
             let mut owned = Owned::default();

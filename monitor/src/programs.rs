@@ -28,9 +28,13 @@ pub enum ProgramError {
         }
     )]
     NotBundled { name: String, file_here: bool },
-    /// A Wasm module, and no Wasm runtime bundled.
-    #[error("{0}")]
-    NoRuntime(catalog::NoRuntime),
+    /// A Wasm module that cannot run: no runtime for it, or the
+    /// ahead-of-time compiler refused it.
+    #[error("{name}: {why}")]
+    NotRunnable {
+        name: String,
+        why: catalog::NotRunnable,
+    },
     /// The file exists but could not be read.
     #[error("{path}: {source}")]
     Read {
@@ -46,6 +50,34 @@ pub struct Bundled;
 impl Catalog for Bundled {
     fn find(&self, name: &str) -> Option<Cow<'static, [u8]>> {
         bundled(name)
+    }
+}
+
+/// The bundled programs, with Wasm modules compiled ahead of time
+/// (`weft run --engine aot`, PROTOCOL.md §13.8).
+pub struct Compiled(aot::Compiler);
+
+impl Compiled {
+    /// A catalog compiling with a compiler that caches in the user's
+    /// cache directory.
+    pub fn new() -> Result<Self, aot::AotError> {
+        aot::Compiler::new().map(Self)
+    }
+
+    /// Compiles without the cache from now on ([`aot::Compiler::stop_caching`]):
+    /// the modules the guest spawns are compiled in the sandbox.
+    pub fn stop_caching(&self) {
+        self.0.stop_caching();
+    }
+}
+
+impl Catalog for Compiled {
+    fn find(&self, name: &str) -> Option<Cow<'static, [u8]>> {
+        bundled(name)
+    }
+
+    fn compile(&self, module: &[u8]) -> Option<Result<Vec<u8>, String>> {
+        Some(self.0.payload(module).map_err(|e| e.to_string()))
     }
 }
 
@@ -146,9 +178,9 @@ pub fn names_a_file(name: &str) -> bool {
 }
 
 /// What PROGRAM names ([`names_a_file`]): a file, or a bundled program. A
-/// Wasm module (recognised by its magic bytes) runs in the bundled Wasm
-/// runtime.
-pub fn resolve(name: &str) -> Result<Program, ProgramError> {
+/// Wasm module (recognised by its magic bytes) runs in a bundled Wasm
+/// runtime, as `catalog` says ([`catalog::runnable`]).
+pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Program, ProgramError> {
     let bytes = if names_a_file(name) {
         match std::fs::read(name) {
             Ok(b) => Cow::Owned(b),
@@ -175,29 +207,11 @@ pub fn resolve(name: &str) -> Result<Program, ProgramError> {
                 file_here: Path::new(name).exists(),
             })?
     };
-    catalog::runnable(&Bundled, bytes).map_err(ProgramError::NoRuntime)
-}
-
-/// `program` to run in the ahead-of-time tier (PROTOCOL.md §13.8): a
-/// Wasm module is compiled (or taken from the cache) and runs in the
-/// bundled `wasm-aot`, its payload mapped executable. An error says why:
-/// not a Wasm module, or the compiler's reason.
-pub fn compiled(program: Program) -> Result<Program, String> {
-    let Some(module) = program.payload.as_deref() else {
-        return Err("--engine applies to Wasm modules only".into());
-    };
-    let compiler = aot::Compiler::new().map_err(|e| e.to_string())?;
-    let payload = compiler.payload(module).map_err(|e| e.to_string())?;
-    let elf = bundled(AOT_RUNTIME).ok_or("no ahead-of-time runtime (wasm-aot) is bundled")?;
-    Ok(Program {
-        elf,
-        payload: Some(Cow::Owned(payload)),
-        payload_executable: true,
+    catalog::runnable(catalog, bytes).map_err(|why| ProgramError::NotRunnable {
+        name: name.to_owned(),
+        why,
     })
 }
-
-/// The ahead-of-time tier's runtime among the bundled programs.
-const AOT_RUNTIME: &str = "wasm-aot";
 
 /// The bundled program called `name`.
 fn bundled(name: &str) -> Option<Cow<'static, [u8]>> {
@@ -251,19 +265,24 @@ mod tests {
     #[test]
     fn bundled_programs_resolve_and_unknown_names_do_not() {
         for name in ["hello", "exit-code", "fault", "spin", "sleep", "cat"] {
-            let p = resolve(name).unwrap();
+            let p = resolve(name, &Bundled).unwrap();
             assert!(
                 p.elf.starts_with(b"\x7fELF") && p.payload.is_none(),
                 "{name}"
             );
         }
-        let err = resolve("no-such-program").unwrap_err().to_string();
+        let err = resolve("no-such-program", &Bundled)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("no bundled program") && err.contains("hello"),
             "{err}"
         );
         for file in ["./no/such/file", "no-such.wasm"] {
-            assert!(matches!(resolve(file), Err(ProgramError::NoFile { .. })));
+            assert!(matches!(
+                resolve(file, &Bundled),
+                Err(ProgramError::NoFile { .. })
+            ));
         }
         assert!(kernel(None).unwrap().starts_with(b"\x7fELF"));
     }
@@ -294,7 +313,7 @@ mod tests {
         assert_eq!(bundled, examples);
         for internal in INTERNAL {
             assert!(matches!(
-                resolve(internal),
+                resolve(internal, &Bundled),
                 Err(ProgramError::NotBundled { .. })
             ));
             assert!(!bundled_names().contains(internal));
@@ -310,7 +329,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("app.wasm");
         std::fs::write(&f, b"\0asm\x01\0\0\0").unwrap();
-        let p = resolve(f.to_str().unwrap()).unwrap();
+        let p = resolve(f.to_str().unwrap(), &Bundled).unwrap();
         assert_eq!(p.elf, bundled(WASM_RUNTIME).unwrap());
         assert_eq!(p.payload.as_deref(), Some(&b"\0asm\x01\0\0\0"[..]));
         std::fs::remove_dir_all(&dir).unwrap();
