@@ -13,8 +13,11 @@ use crate::app::{Ctx, Interp, MustWait};
 use crate::host::{Host, WasiResult};
 use crate::mem::{Env, errno_of, with_env};
 use crate::ops::{Flow, Op};
+use crate::system::KillError;
 use alloc::string::String;
+use alloc::vec::Vec;
 use wasmi::Caller;
+use weft_control::app::{ProcessRecord, errno, name_of};
 
 /// The engine's side of a host call.
 pub trait Call<H: Host> {
@@ -96,5 +99,81 @@ impl<H: Host> Call<H> for Caller<'_, Ctx<H>> {
     /// The app's turn ends at the next fuel check.
     fn yield_now(&mut self) {
         let _ = self.set_fuel(0);
+    }
+}
+
+/// What an engine's apps may do with processes: the event ABI's `spawn`,
+/// `kill`, `processes` and `move_self` (PROTOCOL.md §13.3, §19.4).
+pub trait Procs<H: Host>: Sized {
+    /// Starts the module at guest path `path` as a child of the calling
+    /// app, its linear memory capped at `limit` bytes (`None`: the
+    /// default); its process id.
+    fn spawn(
+        ctx: &mut Ctx<H, Self>,
+        path: &str,
+        args: Vec<Vec<u8>>,
+        limit: Option<usize>,
+    ) -> WasiResult<u32>;
+    /// Ends process `pid`: its errno.
+    fn kill(ctx: &mut Ctx<H, Self>, pid: u32) -> i32;
+    /// The processes, as `processes` lists them, in id order.
+    fn processes(ctx: &Ctx<H, Self>) -> Vec<ProcessRecord>;
+    /// Asks for the app to be moved to `device` after its batch.
+    fn move_self(ctx: &mut Ctx<H, Self>, device: String) -> WasiResult<()>;
+    /// Whether the app has children still alive.
+    fn has_children(ctx: &Ctx<H, Self>) -> bool;
+}
+
+impl<H: Host> Procs<H> for Interp<H> {
+    fn spawn(
+        ctx: &mut Ctx<H>,
+        path: &str,
+        args: Vec<Vec<u8>>,
+        limit: Option<usize>,
+    ) -> WasiResult<u32> {
+        let system = ctx.x.system.clone();
+        let bytes = ctx.host.read_file(path)?;
+        system.spawn(ctx.pid, &bytes, args, limit).map_err(|why| {
+            ctx.host
+                .report(format_args!("weft: cannot spawn {path}: {why}"));
+            errno::NOEXEC
+        })
+    }
+
+    fn kill(ctx: &mut Ctx<H>, pid: u32) -> i32 {
+        match ctx.x.system.kill(pid) {
+            Ok(()) => errno::SUCCESS,
+            Err(KillError::NoSuchProcess) => errno::SRCH,
+            Err(KillError::First) => errno::PERM,
+        }
+    }
+
+    fn processes(ctx: &Ctx<H>) -> Vec<ProcessRecord> {
+        let t = ctx.x.system.table.borrow();
+        t.procs
+            .iter()
+            .map(|(&pid, p)| ProcessRecord {
+                pid,
+                parent: p.parent,
+                state: p.state as u32,
+                sockets: p.sockets,
+                cpu_ns: p.cpu_ns,
+                memory: p.memory,
+                name: name_of(p.name.as_bytes()),
+            })
+            .collect()
+    }
+
+    fn move_self(ctx: &mut Ctx<H>, device: String) -> WasiResult<()> {
+        let mut table = ctx.x.system.table.borrow_mut();
+        if !table.movable {
+            return Err(errno::NOTCAPABLE);
+        }
+        table.go = Some(device);
+        Ok(())
+    }
+
+    fn has_children(ctx: &Ctx<H>) -> bool {
+        ctx.x.system.table.borrow().has_children(ctx.pid)
     }
 }

@@ -8,18 +8,16 @@
 //! is there.
 
 use crate::app::{App, Ctx, Run};
+use crate::bind::Procs;
 use crate::fds::Fd;
 use crate::host::{Host, Interest, Stream, WasiResult};
-use crate::mem::{Env, errno_of, with_env};
-use crate::system::KillError;
+use crate::mem::Env;
 use crate::udp::addr_at;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use wasmi::{AsContextMut, Caller, Linker};
+use wasmi::{AsContextMut, Linker};
 use weft_control::app::interest::{READABLE, WRITABLE};
-use weft_control::app::{
-    EventRecord, MODULE, ProcessRecord, errno, import, interest as bits_of, kind, name_of,
-};
+use weft_control::app::{EventRecord, ProcessRecord, errno, interest as bits_of, kind};
 use weft_control::snapshot::HostRecord;
 
 /// An event app's registrations and undelivered events.
@@ -122,10 +120,23 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
     if !matches!(app.run, Run::Idle) {
         return Some(false);
     }
-    // No memory or no buffer: nothing can be delivered, ever.
+    // No memory: nothing can be delivered, ever.
     let memory = app.store.data().x.memory?;
     let (mem, ctx) = memory.data_and_store_mut(app.store.as_context_mut());
-    let pid = ctx.pid;
+    match gather(&mut Env { mem, ctx })? {
+        0 => Some(false),
+        count => {
+            app.deliver(count);
+            Some(true)
+        }
+    }
+}
+
+/// Writes the events due to an idle event app into its buffer: how many
+/// (0: none now), or `None` if nothing can ever wake it (no buffer, or no
+/// registration, pending event or child left).
+pub fn gather<H: Host, X: Procs<H>>(e: &mut Env<'_, H, X>) -> Option<u32> {
+    let ctx = &mut *e.ctx;
     let (at, cap) = ctx.events.buffer?;
     let now = ctx.host.monotonic_ns();
     let mut out: Vec<EventRecord> = Vec::new();
@@ -182,32 +193,28 @@ pub fn deliver<H: Host>(app: &mut App<H>) -> Option<bool> {
         true
     });
     if out.is_empty() {
-        let children = ctx.x.system.table.borrow().has_children(pid);
-        return if state.exhausted() && !children {
+        let children = X::has_children(ctx);
+        return if ctx.events.exhausted() && !children {
             None
         } else {
-            Some(false)
+            Some(0)
         };
     }
-    let mut env = Env { mem, ctx };
     for (i, r) in out.iter().enumerate() {
         let at = at.wrapping_add((i * EventRecord::SIZE) as u32) as i32;
-        if env.write(at, &r.encode()).is_err() {
+        if e.write(at, &r.encode()).is_err() {
             // The buffer left memory (it cannot shrink; a bug in the app's
             // registration, checked when made): deliver nothing.
-            return Some(false);
+            return Some(0);
         }
     }
-    app.deliver(out.len() as u32);
-    Some(true)
+    Some(out.len() as u32)
 }
-
-type C<'a, H> = Caller<'a, Ctx<H>>;
 
 /// A socket's (TCP or UDP; or a fabric watch's, or an IPC) descriptor for
 /// `interest`:
 /// it must be one.
-fn socket<H: Host>(e: &mut Env<'_, H>, fd: i32) -> WasiResult<()> {
+pub(crate) fn socket<H: Host, X>(e: &mut Env<'_, H, X>, fd: i32) -> WasiResult<()> {
     match e.ctx.fds.get(fd)? {
         Fd::Grant(_)
         | Fd::Listener { .. }
@@ -219,7 +226,7 @@ fn socket<H: Host>(e: &mut Env<'_, H>, fd: i32) -> WasiResult<()> {
     }
 }
 
-fn interest<H: Host>(e: &mut Env<'_, H>, fd: i32, bits: i32) -> WasiResult<()> {
+pub(crate) fn interest<H: Host, X>(e: &mut Env<'_, H, X>, fd: i32, bits: i32) -> WasiResult<()> {
     let bits = bits as u32;
     if bits & !bits_of::ALL != 0 {
         return Err(errno::INVAL);
@@ -235,8 +242,8 @@ fn interest<H: Host>(e: &mut Env<'_, H>, fd: i32, bits: i32) -> WasiResult<()> {
     Ok(())
 }
 
-fn listen_or_connect<H: Host>(
-    e: &mut Env<'_, H>,
+pub(crate) fn listen_or_connect<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     addr: i32,
     len: i32,
     out: i32,
@@ -262,8 +269,8 @@ fn listen_or_connect<H: Host>(
 
 /// `spawn`: the module at the guest path, its arguments NUL-separated, its
 /// linear memory capped at `limit` bytes (0: the default).
-fn spawn<H: Host>(
-    e: &mut Env<'_, H>,
+pub(crate) fn spawn<H: Host, X: Procs<H>>(
+    e: &mut Env<'_, H, X>,
     (path, path_len): (i32, i32),
     (argv, argv_len): (i32, i32),
     limit: i64,
@@ -279,38 +286,20 @@ fn spawn<H: Host>(
         let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
         args.extend(raw.split(|b| *b == 0).map(<[u8]>::to_vec));
     }
-    let system = e.ctx.x.system.clone();
-    let bytes = system.host().read_file(&path)?;
     let limit = (limit > 0).then_some(usize::try_from(limit).unwrap_or(usize::MAX));
-    match system.spawn(e.ctx.pid, &bytes, args, limit) {
-        Ok(pid) => e.write_u32(out, pid),
-        Err(why) => {
-            system
-                .host()
-                .report(format_args!("weft: cannot spawn {path}: {why}"));
-            Err(errno::NOEXEC)
-        }
-    }
+    let pid = X::spawn(e.ctx, &path, args, limit)?;
+    e.write_u32(out, pid)
 }
 
 /// `processes`: up to `cap` records; the count at `out`.
-fn processes<H: Host>(e: &mut Env<'_, H>, buf: i32, cap: i32, out: i32) -> WasiResult<()> {
-    let records: Vec<ProcessRecord> = {
-        let t = e.ctx.x.system.table.borrow();
-        t.procs
-            .iter()
-            .take(cap.max(0) as usize)
-            .map(|(&pid, p)| ProcessRecord {
-                pid,
-                parent: p.parent,
-                state: p.state as u32,
-                sockets: p.sockets,
-                cpu_ns: p.cpu_ns,
-                memory: p.memory,
-                name: name_of(p.name.as_bytes()),
-            })
-            .collect()
-    };
+pub(crate) fn processes<H: Host, X: Procs<H>>(
+    e: &mut Env<'_, H, X>,
+    buf: i32,
+    cap: i32,
+    out: i32,
+) -> WasiResult<()> {
+    let mut records = X::processes(e.ctx);
+    records.truncate(cap.max(0) as usize);
     for (i, r) in records.iter().enumerate() {
         e.write(
             buf.wrapping_add((i * ProcessRecord::SIZE) as i32),
@@ -320,83 +309,93 @@ fn processes<H: Host>(e: &mut Env<'_, H>, buf: i32, cap: i32, out: i32) -> WasiR
     e.write_u32(out, records.len() as u32)
 }
 
+/// Defines the event ABI's functions on linker `$l` (closures over the
+/// engine's caller `$C`, [`crate::bind`]), with the fabric's, IPC's and
+/// UDP's: the whole `weft` module, written once for both engines.
+macro_rules! define_events {
+    ($l:ident, $C:ty, $T:ty) => {{
+        use weft_control::app::{EventRecord, MODULE, errno, import};
+        #[allow(unused_imports)]
+        use $crate::bind::{Call as _, Procs, call};
+        use $crate::events::*;
+        $l.func_wrap(
+            MODULE,
+            import::EVENT_BUFFER,
+            |mut c: $C, at: i32, cap: i32| {
+                call(&mut c, |e| {
+                    if cap <= 0 {
+                        return Err(errno::INVAL);
+                    }
+                    e.bytes(at, cap.saturating_mul(EventRecord::SIZE as i32))?;
+                    e.ctx.events.buffer = Some((at as u32, cap as u32));
+                    Ok(())
+                })
+            },
+        )?;
+        $l.func_wrap(MODULE, import::INTEREST, |mut c: $C, fd: i32, bits: i32| {
+            call(&mut c, |e| interest(e, fd, bits))
+        })?;
+        $l.func_wrap(
+            MODULE,
+            import::TIMER,
+            |mut c: $C, token: i64, delay_ns: i64| {
+                let ctx = c.ctx();
+                let deadline = ctx
+                    .host
+                    .monotonic_ns()
+                    .saturating_add(delay_ns.max(0) as u64);
+                ctx.events.timers.push((deadline, token as u64));
+                errno::SUCCESS
+            },
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::TCP_LISTEN,
+            |mut c: $C, addr: i32, len: i32, out: i32| {
+                call(&mut c, |e| listen_or_connect(e, addr, len, out, true))
+            },
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::TCP_CONNECT,
+            |mut c: $C, addr: i32, len: i32, out: i32| {
+                call(&mut c, |e| listen_or_connect(e, addr, len, out, false))
+            },
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::SPAWN,
+            |mut c: $C,
+             path: i32,
+             path_len: i32,
+             argv: i32,
+             argv_len: i32,
+             limit: i64,
+             out: i32| {
+                call(&mut c, |e| {
+                    spawn(e, (path, path_len), (argv, argv_len), limit, out)
+                })
+            },
+        )?;
+        $l.func_wrap(MODULE, import::KILL, |mut c: $C, pid: i32| {
+            Procs::kill(c.ctx(), pid as u32)
+        })?;
+        $l.func_wrap(
+            MODULE,
+            import::PROCESSES,
+            |mut c: $C, buf: i32, cap: i32, out: i32| call(&mut c, |e| processes(e, buf, cap, out)),
+        )?;
+        $l.func_wrap(MODULE, import::PID, |mut c: $C| c.ctx().pid as i32)?;
+        $crate::fabric::define_fabric!($l, $C, $T);
+        $crate::ipc::define_ipc!($l, $C, $T);
+        $crate::udp::define_udp!($l, $C, $T);
+    }};
+}
+#[cfg_attr(not(feature = "aot"), allow(unused_imports))]
+pub(crate) use define_events;
+
+/// Defines the `weft` module for the interpreter.
 pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
-    l.func_wrap(
-        MODULE,
-        import::EVENT_BUFFER,
-        |mut c: C<'_, H>, at: i32, cap: i32| {
-            errno_of(with_env(&mut c, |e| {
-                if cap <= 0 {
-                    return Err(errno::INVAL);
-                }
-                e.bytes(at, cap.saturating_mul(EventRecord::SIZE as i32))?;
-                e.ctx.events.buffer = Some((at as u32, cap as u32));
-                Ok(())
-            }))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::INTEREST,
-        |mut c: C<'_, H>, fd: i32, bits: i32| errno_of(with_env(&mut c, |e| interest(e, fd, bits))),
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::TIMER,
-        |mut c: C<'_, H>, token: i64, delay_ns: i64| {
-            let now = c.data().host.monotonic_ns();
-            let deadline = now.saturating_add(delay_ns.max(0) as u64);
-            c.data_mut().events.timers.push((deadline, token as u64));
-            errno::SUCCESS
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::TCP_LISTEN,
-        |mut c: C<'_, H>, addr: i32, len: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| {
-                listen_or_connect(e, addr, len, out, true)
-            }))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::TCP_CONNECT,
-        |mut c: C<'_, H>, addr: i32, len: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| {
-                listen_or_connect(e, addr, len, out, false)
-            }))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::SPAWN,
-        |mut c: C<'_, H>,
-         path: i32,
-         path_len: i32,
-         argv: i32,
-         argv_len: i32,
-         limit: i64,
-         out: i32| {
-            errno_of(with_env(&mut c, |e| {
-                spawn(e, (path, path_len), (argv, argv_len), limit, out)
-            }))
-        },
-    )?;
-    l.func_wrap(MODULE, import::KILL, |c: C<'_, H>, pid: i32| {
-        match c.data().x.system.kill(pid as u32) {
-            Ok(()) => errno::SUCCESS,
-            Err(KillError::NoSuchProcess) => errno::SRCH,
-            Err(KillError::First) => errno::PERM,
-        }
-    })?;
-    l.func_wrap(
-        MODULE,
-        import::PROCESSES,
-        |mut c: C<'_, H>, buf: i32, cap: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| processes(e, buf, cap, out)))
-        },
-    )?;
-    l.func_wrap(MODULE, import::PID, |c: C<'_, H>| c.data().pid as i32)?;
+    define_events!(l, wasmi::Caller<'_, Ctx<H>>, wasmi::Error);
     Ok(())
 }

@@ -19,20 +19,17 @@
 //! takes the next event's whole `EVENT` frame (`EAGAIN` if none is there),
 //! so waiting for events suspends only that app.
 
-use crate::app::Ctx;
+use crate::bind::Procs;
 use crate::fds::Fd;
 use crate::host::{Host, WasiResult};
-use crate::mem::{Env, errno_of, with_env};
+use crate::mem::Env;
 use alloc::vec::Vec;
-use wasmi::{Caller, Linker};
-use weft_control::app::{FIRST_PID, MODULE, errno, import};
+use weft_control::app::{FIRST_PID, errno};
 use weft_control::fabric_proto::{Event, check_call};
 
-type C<'a, H> = Caller<'a, Ctx<H>>;
-
 /// `fabric_call`: checks and makes the call, then delivers its reply.
-fn call<H: Host>(
-    e: &mut Env<'_, H>,
+pub(crate) fn fabric_call<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     (req, req_len): (i32, i32),
     (reply, cap): (i32, i32),
     out: i32,
@@ -45,8 +42,8 @@ fn call<H: Host>(
 
 /// Writes `answer`'s length at `out` and the reply at `at` if it fits
 /// `cap` bytes; else keeps it for `fabric_reply` (`ERANGE`).
-fn deliver<H: Host>(
-    e: &mut Env<'_, H>,
+pub(crate) fn deliver<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     answer: Vec<u8>,
     at: i32,
     cap: i32,
@@ -61,7 +58,7 @@ fn deliver<H: Host>(
 }
 
 /// `fabric_watch`: a watch's descriptor at `out`.
-fn watch<H: Host>(e: &mut Env<'_, H>, out: i32) -> WasiResult<()> {
+pub(crate) fn watch<H: Host, X>(e: &mut Env<'_, H, X>, out: i32) -> WasiResult<()> {
     // The out pointer is checked before the stream is opened.
     e.write_u32(out, 0)?;
     let watch = e.ctx.host.fabric_watch()?;
@@ -71,7 +68,12 @@ fn watch<H: Host>(e: &mut Env<'_, H>, out: i32) -> WasiResult<()> {
 
 /// `fabric_event`: the next event of watch `fd` at `at` (its length at
 /// `out`); `cap` must hold the longest event frame.
-fn event<H: Host>(e: &mut Env<'_, H>, fd: i32, (at, cap): (i32, i32), out: i32) -> WasiResult<()> {
+pub(crate) fn event<H: Host, X>(
+    e: &mut Env<'_, H, X>,
+    fd: i32,
+    (at, cap): (i32, i32),
+    out: i32,
+) -> WasiResult<()> {
     if (cap.max(0) as usize) < Event::MAX_FRAME {
         return Err(errno::INVAL);
     }
@@ -84,7 +86,11 @@ fn event<H: Host>(e: &mut Env<'_, H>, fd: i32, (at, cap): (i32, i32), out: i32) 
 
 /// `move_self`: the first app asks to be moved to the device named at
 /// `device` (§19.4); the move happens after its batch.
-fn move_self<H: Host>(e: &mut Env<'_, H>, device: i32, len: i32) -> WasiResult<()> {
+pub(crate) fn move_self<H: Host, X: Procs<H>>(
+    e: &mut Env<'_, H, X>,
+    device: i32,
+    len: i32,
+) -> WasiResult<()> {
     let name = e.read_str(device, len)?;
     let valid = (1..=32).contains(&name.len())
         && !name.starts_with('-')
@@ -97,50 +103,52 @@ fn move_self<H: Host>(e: &mut Env<'_, H>, device: i32, len: i32) -> WasiResult<(
     if e.ctx.pid != FIRST_PID {
         return Err(errno::PERM);
     }
-    let mut table = e.ctx.x.system.table.borrow_mut();
-    if !table.movable {
-        return Err(errno::NOTCAPABLE);
-    }
-    table.go = Some(name);
-    Ok(())
+    X::move_self(e.ctx, name)
 }
 
-pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
-    l.func_wrap(
-        MODULE,
-        import::MOVE_SELF,
-        |mut c: C<'_, H>, device: i32, len: i32| {
-            errno_of(with_env(&mut c, |e| move_self(e, device, len)))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::FABRIC_CALL,
-        |mut c: C<'_, H>, req: i32, req_len: i32, reply: i32, cap: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| {
-                call(e, (req, req_len), (reply, cap), out)
-            }))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::FABRIC_REPLY,
-        |mut c: C<'_, H>, reply: i32, cap: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| {
-                let kept = e.ctx.fabric_reply.take().ok_or(errno::NOENT)?;
-                deliver(e, kept, reply, cap, out)
-            }))
-        },
-    )?;
-    l.func_wrap(MODULE, import::FABRIC_WATCH, |mut c: C<'_, H>, out: i32| {
-        errno_of(with_env(&mut c, |e| watch(e, out)))
-    })?;
-    l.func_wrap(
-        MODULE,
-        import::FABRIC_EVENT,
-        |mut c: C<'_, H>, fd: i32, at: i32, cap: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| event(e, fd, (at, cap), out)))
-        },
-    )?;
-    Ok(())
+/// Defines this module's `weft` functions on linker `$l`, as
+/// [`crate::events::define_events`] (which expands this) does.
+macro_rules! define_fabric {
+    ($l:ident, $C:ty, $T:ty) => {{
+        #[allow(unused_imports)]
+        use weft_control::app::{MODULE, errno, import};
+        #[allow(unused_imports)]
+        use $crate::bind::{Call as _, call};
+        use $crate::fabric::*;
+        $l.func_wrap(
+            MODULE,
+            import::MOVE_SELF,
+            |mut c: $C, device: i32, len: i32| call(&mut c, |e| move_self(e, device, len)),
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::FABRIC_CALL,
+            |mut c: $C, req: i32, req_len: i32, reply: i32, cap: i32, out: i32| {
+                call(&mut c, |e| {
+                    fabric_call(e, (req, req_len), (reply, cap), out)
+                })
+            },
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::FABRIC_REPLY,
+            |mut c: $C, reply: i32, cap: i32, out: i32| {
+                call(&mut c, |e| {
+                    let kept = e.ctx.fabric_reply.take().ok_or(errno::NOENT)?;
+                    deliver(e, kept, reply, cap, out)
+                })
+            },
+        )?;
+        $l.func_wrap(MODULE, import::FABRIC_WATCH, |mut c: $C, out: i32| {
+            call(&mut c, |e| watch(e, out))
+        })?;
+        $l.func_wrap(
+            MODULE,
+            import::FABRIC_EVENT,
+            |mut c: $C, fd: i32, at: i32, cap: i32, out: i32| {
+                call(&mut c, |e| event(e, fd, (at, cap), out))
+            },
+        )?;
+    }};
 }
+pub(crate) use define_fabric;

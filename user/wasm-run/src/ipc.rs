@@ -15,22 +15,16 @@
 //! lengths), data (at most `MAX_DATA` bytes, `EMSGSIZE`), timeouts and
 //! flags (`EINVAL`).
 
-use crate::app::Ctx;
-use crate::bind::Call as _;
 use crate::fds::Fd;
 use crate::host::{Host, WasiResult};
 use crate::ipc_end::IpcEnd;
-use crate::mem::{Env, errno_of, with_env};
-use crate::ops::Op;
+use crate::mem::Env;
 use alloc::boxed::Box;
-use wasmi::{Caller, Linker};
-use weft_control::app::{IPC_ONE_WAY, MODULE, errno, import, ipc_wait};
+use weft_control::app::{IPC_ONE_WAY, errno};
 use weft_control::ipc_proto::{Guid, MAX_DATA, MAX_NAME, MAX_TEXT, MAX_TIMEOUT_MS};
 
-type C<'a, H> = Caller<'a, Ctx<H>>;
-
 /// The GUID at `at`: 16 bytes, not nil.
-fn guid<H: Host>(e: &Env<'_, H>, at: i32) -> WasiResult<Guid> {
+pub(crate) fn guid<H: Host, X>(e: &Env<'_, H, X>, at: i32) -> WasiResult<Guid> {
     let raw: [u8; 16] = e.bytes(at, 16)?.try_into().map_err(|_| errno::FAULT)?;
     if raw == [0; 16] {
         return Err(errno::INVAL);
@@ -39,7 +33,11 @@ fn guid<H: Host>(e: &Env<'_, H>, at: i32) -> WasiResult<Guid> {
 }
 
 /// The `len` bytes of data at `at`: at most `MAX_DATA`.
-fn data<'a, H: Host>(e: &'a Env<'_, H>, at: i32, len: i32) -> WasiResult<&'a [u8]> {
+pub(crate) fn data<'a, H: Host, X>(
+    e: &'a Env<'_, H, X>,
+    at: i32,
+    len: i32,
+) -> WasiResult<&'a [u8]> {
     if usize::try_from(len).map_err(|_| errno::INVAL)? > MAX_DATA {
         return Err(errno::MSGSIZE);
     }
@@ -47,8 +45,8 @@ fn data<'a, H: Host>(e: &'a Env<'_, H>, at: i32, len: i32) -> WasiResult<&'a [u8
 }
 
 /// The UTF-8 text of `len` bytes at `at`, at most `limit` bytes.
-fn text<H: Host>(
-    e: &Env<'_, H>,
+pub(crate) fn text<H: Host, X>(
+    e: &Env<'_, H, X>,
     at: i32,
     len: i32,
     limit: usize,
@@ -60,8 +58,8 @@ fn text<H: Host>(
 }
 
 /// `ipc_serve`: provides the service, its descriptor at `out`.
-fn serve<H: Host>(
-    e: &mut Env<'_, H>,
+pub(crate) fn serve<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     at: i32,
     (name, len): (i32, i32),
     out: i32,
@@ -80,7 +78,7 @@ fn serve<H: Host>(
 }
 
 /// `ipc_open`: a sending descriptor at `out`.
-fn open<H: Host>(e: &mut Env<'_, H>, out: i32) -> WasiResult<()> {
+pub(crate) fn open<H: Host, X>(e: &mut Env<'_, H, X>, out: i32) -> WasiResult<()> {
     e.write_u32(out, 0)?;
     let sender = e.ctx.host.ipc_open()?;
     let fd = e.ctx.fds.insert(Fd::Ipc(Box::new(IpcEnd::sender(sender))));
@@ -88,17 +86,17 @@ fn open<H: Host>(e: &mut Env<'_, H>, out: i32) -> WasiResult<()> {
 }
 
 /// What `ipc_send` is given, pointers and lengths as the app passed them.
-struct Send {
-    fd: i32,
-    guid: i32,
-    pid: (i32, i32),
-    data: (i32, i32),
-    timeout_ms: i32,
-    id_out: i32,
+pub(crate) struct Send {
+    pub(crate) fd: i32,
+    pub(crate) guid: i32,
+    pub(crate) pid: (i32, i32),
+    pub(crate) data: (i32, i32),
+    pub(crate) timeout_ms: i32,
+    pub(crate) id_out: i32,
 }
 
 /// `ipc_send`: the message's id at `id_out`.
-fn send<H: Host>(e: &mut Env<'_, H>, s: Send) -> WasiResult<()> {
+pub(crate) fn send<H: Host, X>(e: &mut Env<'_, H, X>, s: Send) -> WasiResult<()> {
     let timeout = match s.timeout_ms {
         IPC_ONE_WAY => None,
         t if (0..=MAX_TIMEOUT_MS as i32).contains(&t) => Some(t as u32),
@@ -119,8 +117,8 @@ fn send<H: Host>(e: &mut Env<'_, H>, s: Send) -> WasiResult<()> {
 
 /// `ipc_reply`, or `ipc_refuse` if `refuse`: answers message `id` of
 /// service descriptor `fd`.
-fn answer<H: Host>(
-    e: &mut Env<'_, H>,
+pub(crate) fn answer<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     fd: i32,
     id: i64,
     (at, len): (i32, i32),
@@ -134,79 +132,86 @@ fn answer<H: Host>(
     e.ctx.fds.ipc(fd)?.reply(id as u64, &bytes)
 }
 
-pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
-    l.func_wrap(
-        MODULE,
-        import::IPC_SERVE,
-        |mut c: C<'_, H>, guid: i32, name: i32, len: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| serve(e, guid, (name, len), out)))
-        },
-    )?;
-    l.func_wrap(MODULE, import::IPC_OPEN, |mut c: C<'_, H>, out: i32| {
-        errno_of(with_env(&mut c, |e| open(e, out)))
-    })?;
-    l.func_wrap(
-        MODULE,
-        import::IPC_SEND,
-        |mut c: C<'_, H>,
-         fd: i32,
-         guid: i32,
-         pid: i32,
-         pid_len: i32,
-         data: i32,
-         data_len: i32,
-         timeout_ms: i32,
-         id_out: i32| {
-            let s = Send {
-                fd,
-                guid,
-                pid: (pid, pid_len),
-                data: (data, data_len),
-                timeout_ms,
-                id_out,
-            };
-            errno_of(with_env(&mut c, |e| send(e, s)))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::IPC_RECEIVE,
-        |mut c: C<'_, H>, fd: i32, buf: i32, cap: i32, record: i32, wait: i32| {
-            let block = match wait {
-                ipc_wait::NOW => false,
-                ipc_wait::BLOCK => true,
-                _ => return Ok(errno::INVAL),
-            };
-            let op = Op::Receive {
-                fd,
-                buf,
-                cap,
-                record,
-                block,
-            };
-            c.op(op)
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::IPC_REPLY,
-        |mut c: C<'_, H>, fd: i32, id: i64, at: i32, len: i32| {
-            errno_of(with_env(&mut c, |e| answer(e, fd, id, (at, len), false)))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::IPC_REFUSE,
-        |mut c: C<'_, H>, fd: i32, id: i64, at: i32, len: i32| {
-            errno_of(with_env(&mut c, |e| answer(e, fd, id, (at, len), true)))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::IPC_CANCEL,
-        |mut c: C<'_, H>, fd: i32, id: i32| {
-            errno_of(with_env(&mut c, |e| e.ctx.fds.ipc(fd)?.cancel(id as u32)))
-        },
-    )?;
-    Ok(())
+/// Defines this module's `weft` functions on linker `$l`, as
+/// [`crate::events::define_events`] (which expands this) does.
+macro_rules! define_ipc {
+    ($l:ident, $C:ty, $T:ty) => {{
+        use weft_control::app::ipc_wait;
+        #[allow(unused_imports)]
+        use weft_control::app::{MODULE, errno, import};
+        #[allow(unused_imports)]
+        use $crate::bind::{Call as _, call};
+        use $crate::ipc::*;
+        use $crate::ops::Op;
+        $l.func_wrap(
+            MODULE,
+            import::IPC_SERVE,
+            |mut c: $C, guid: i32, name: i32, len: i32, out: i32| {
+                call(&mut c, |e| serve(e, guid, (name, len), out))
+            },
+        )?;
+        $l.func_wrap(MODULE, import::IPC_OPEN, |mut c: $C, out: i32| {
+            call(&mut c, |e| open(e, out))
+        })?;
+        $l.func_wrap(
+            MODULE,
+            import::IPC_SEND,
+            |mut c: $C,
+             fd: i32,
+             guid: i32,
+             pid: i32,
+             pid_len: i32,
+             data: i32,
+             data_len: i32,
+             timeout_ms: i32,
+             id_out: i32| {
+                let s = Send {
+                    fd,
+                    guid,
+                    pid: (pid, pid_len),
+                    data: (data, data_len),
+                    timeout_ms,
+                    id_out,
+                };
+                call(&mut c, |e| send(e, s))
+            },
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::IPC_RECEIVE,
+            |mut c: $C, fd: i32, buf: i32, cap: i32, record: i32, wait: i32| {
+                let block = match wait {
+                    ipc_wait::NOW => false,
+                    ipc_wait::BLOCK => true,
+                    _ => return Ok(errno::INVAL),
+                };
+                let op = Op::Receive {
+                    fd,
+                    buf,
+                    cap,
+                    record,
+                    block,
+                };
+                c.op(op)
+            },
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::IPC_REPLY,
+            |mut c: $C, fd: i32, id: i64, at: i32, len: i32| {
+                call(&mut c, |e| answer(e, fd, id, (at, len), false))
+            },
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::IPC_REFUSE,
+            |mut c: $C, fd: i32, id: i64, at: i32, len: i32| {
+                call(&mut c, |e| answer(e, fd, id, (at, len), true))
+            },
+        )?;
+        $l.func_wrap(MODULE, import::IPC_CANCEL, |mut c: $C, fd: i32, id: i32| {
+            call(&mut c, |e| e.ctx.fds.ipc(fd)?.cancel(id as u32))
+        })?;
+    }};
 }
+pub(crate) use define_ipc;

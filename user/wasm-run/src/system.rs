@@ -97,9 +97,6 @@ impl<H: Host> System<H> {
         let mut linker = <Linker<Ctx<H>>>::new(&engine);
         wasi::define(&mut linker)?;
         events::define(&mut linker)?;
-        crate::fabric::define(&mut linker)?;
-        crate::ipc::define(&mut linker)?;
-        crate::udp::define(&mut linker)?;
         Ok(Rc::new(Self {
             host,
             engine,

@@ -35,18 +35,14 @@
 //! until `RESUMED`) and the app has taken everything before it, so a move
 //! neither loses a datagram nor delivers one twice.
 
-use crate::app::Ctx;
 use crate::fds::Fd;
 use crate::host::{Host, Interest, Stream, UdpSocket, WasiResult};
-use crate::mem::{Env, errno_of, with_env};
+use crate::mem::Env;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 use core::net::SocketAddr;
-use wasmi::{Caller, Linker};
-use weft_control::app::{ADDR_TEXT_MAX, MAX_DATAGRAM, MODULE, errno, import};
-
-type C<'a, H> = Caller<'a, Ctx<H>>;
+use weft_control::app::{ADDR_TEXT_MAX, MAX_DATAGRAM, errno};
 
 /// A datagram: its sender and payload.
 type Received = (SocketAddr, Vec<u8>);
@@ -170,13 +166,13 @@ impl<H: Host> UdpEnd<H> {
 
 /// The socket address whose UTF-8 text (`IP:PORT`, `[IPv6]:PORT`) is the
 /// `len` bytes at `at`. Shared with `tcp_listen` and `tcp_connect`.
-pub fn addr_at<H: Host>(e: &Env<'_, H>, at: i32, len: i32) -> WasiResult<SocketAddr> {
+pub fn addr_at<H: Host, X>(e: &Env<'_, H, X>, at: i32, len: i32) -> WasiResult<SocketAddr> {
     e.read_str(at, len)?.parse().map_err(|_| errno::INVAL)
 }
 
 /// Checks that the address buffer of `cap` bytes at `at` is in memory and
 /// holds any address text.
-fn addr_buffer<H: Host>(e: &Env<'_, H>, at: i32, cap: i32) -> WasiResult<()> {
+pub(crate) fn addr_buffer<H: Host, X>(e: &Env<'_, H, X>, at: i32, cap: i32) -> WasiResult<()> {
     if usize::try_from(cap).map_err(|_| errno::INVAL)? < ADDR_TEXT_MAX {
         return Err(errno::INVAL);
     }
@@ -192,7 +188,10 @@ fn addr_text(addr: SocketAddr) -> alloc::string::String {
 }
 
 /// UDP descriptor `fd`; `EBADF` for another descriptor.
-fn end<'a, H: Host>(e: &'a mut Env<'_, H>, fd: i32) -> WasiResult<&'a mut UdpEnd<H>> {
+pub(crate) fn end<'a, H: Host, X>(
+    e: &'a mut Env<'_, H, X>,
+    fd: i32,
+) -> WasiResult<&'a mut UdpEnd<H>> {
     match e.ctx.fds.get(fd)? {
         Fd::Udp(end) => Ok(end),
         _ => Err(errno::BADF),
@@ -201,7 +200,11 @@ fn end<'a, H: Host>(e: &'a mut Env<'_, H>, fd: i32) -> WasiResult<&'a mut UdpEnd
 
 /// `udp_bind`: a socket bound on the address text at `addr`; its
 /// descriptor at `out`.
-fn bind<H: Host>(e: &mut Env<'_, H>, (addr, len): (i32, i32), out: i32) -> WasiResult<()> {
+pub(crate) fn bind<H: Host, X>(
+    e: &mut Env<'_, H, X>,
+    (addr, len): (i32, i32),
+    out: i32,
+) -> WasiResult<()> {
     let addr = addr_at(e, addr, len)?;
     // The out pointer is checked before the socket is made.
     e.write_u32(out, 0)?;
@@ -212,8 +215,8 @@ fn bind<H: Host>(e: &mut Env<'_, H>, (addr, len): (i32, i32), out: i32) -> WasiR
 
 /// `udp_send_to`: the `data_len` bytes at `data` to the address text at
 /// `addr`.
-fn send_to<H: Host>(
-    e: &mut Env<'_, H>,
+pub(crate) fn send_to<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     fd: i32,
     (data, data_len): (i32, i32),
     (addr, addr_len): (i32, i32),
@@ -229,8 +232,8 @@ fn send_to<H: Host>(
 
 /// `udp_recv_from`: the next datagram, what fits of it at `buf` and its
 /// sender's text at `addr`; its whole length and the text's at `out`.
-fn recv_from<H: Host>(
-    e: &mut Env<'_, H>,
+pub(crate) fn recv_from<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     fd: i32,
     (buf, cap): (i32, i32),
     (addr, addr_cap): (i32, i32),
@@ -253,8 +256,8 @@ fn recv_from<H: Host>(
 
 /// `udp_local_addr`: the socket's address text at `addr`, its length at
 /// `out`.
-fn local_addr<H: Host>(
-    e: &mut Env<'_, H>,
+pub(crate) fn local_addr<H: Host, X>(
+    e: &mut Env<'_, H, X>,
     fd: i32,
     (addr, cap): (i32, i32),
     out: i32,
@@ -267,38 +270,45 @@ fn local_addr<H: Host>(
     e.write_u32(out, text.len() as u32)
 }
 
-pub fn define<H: Host>(l: &mut Linker<Ctx<H>>) -> Result<(), wasmi::Error> {
-    l.func_wrap(
-        MODULE,
-        import::UDP_BIND,
-        |mut c: C<'_, H>, addr: i32, len: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| bind(e, (addr, len), out)))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::UDP_SEND_TO,
-        |mut c: C<'_, H>, fd: i32, data: i32, data_len: i32, addr: i32, addr_len: i32| {
-            errno_of(with_env(&mut c, |e| {
-                send_to(e, fd, (data, data_len), (addr, addr_len))
-            }))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::UDP_RECV_FROM,
-        |mut c: C<'_, H>, fd: i32, buf: i32, cap: i32, addr: i32, addr_cap: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| {
-                recv_from(e, fd, (buf, cap), (addr, addr_cap), out)
-            }))
-        },
-    )?;
-    l.func_wrap(
-        MODULE,
-        import::UDP_LOCAL_ADDR,
-        |mut c: C<'_, H>, fd: i32, addr: i32, cap: i32, out: i32| {
-            errno_of(with_env(&mut c, |e| local_addr(e, fd, (addr, cap), out)))
-        },
-    )?;
-    Ok(())
+/// Defines this module's `weft` functions on linker `$l`, as
+/// [`crate::events::define_events`] (which expands this) does.
+macro_rules! define_udp {
+    ($l:ident, $C:ty, $T:ty) => {{
+        #[allow(unused_imports)]
+        use weft_control::app::{MODULE, errno, import};
+        #[allow(unused_imports)]
+        use $crate::bind::{Call as _, call};
+        use $crate::udp::*;
+        $l.func_wrap(
+            MODULE,
+            import::UDP_BIND,
+            |mut c: $C, addr: i32, len: i32, out: i32| call(&mut c, |e| bind(e, (addr, len), out)),
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::UDP_SEND_TO,
+            |mut c: $C, fd: i32, data: i32, data_len: i32, addr: i32, addr_len: i32| {
+                call(&mut c, |e| {
+                    send_to(e, fd, (data, data_len), (addr, addr_len))
+                })
+            },
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::UDP_RECV_FROM,
+            |mut c: $C, fd: i32, buf: i32, cap: i32, addr: i32, addr_cap: i32, out: i32| {
+                call(&mut c, |e| {
+                    recv_from(e, fd, (buf, cap), (addr, addr_cap), out)
+                })
+            },
+        )?;
+        $l.func_wrap(
+            MODULE,
+            import::UDP_LOCAL_ADDR,
+            |mut c: $C, fd: i32, addr: i32, cap: i32, out: i32| {
+                call(&mut c, |e| local_addr(e, fd, (addr, cap), out))
+            },
+        )?;
+    }};
 }
+pub(crate) use define_udp;

@@ -358,6 +358,7 @@ macro_rules! define_wasi {
         $crate::paths::define_paths!($l, $C, $T);
     }};
 }
+#[cfg_attr(not(feature = "aot"), allow(unused_imports))]
 pub(crate) use define_wasi;
 
 /// Defines the WASI functions for the interpreter.
