@@ -58,7 +58,10 @@ setup:
 # (target/wasm/wasm32-wasip1/release/*.wasm, with host builds of the WASI
 # programs as the tests' reference), and the conformance suite's programs.
 guest: setup conformance
-	$(CARGO) build --release --target $(GUEST) -p weft-kernel -p weft-user -p weft-countdown -p weft-wasm-run --features weft-wasm-run/guest,weft-wasm-run/aot
+	$(CARGO) build --release --target $(GUEST) -p weft-kernel -p weft-user -p weft-countdown -p weft-wasm-run --features weft-wasm-run/guest
+	# The ahead-of-time runtime alone links wasmtime (and defines its
+	# platform symbols): built apart, so the interpreter's runtime does not.
+	$(CARGO) build --release --target $(GUEST) -p weft-wasm-run --features weft-wasm-run/guest,weft-wasm-run/aot --bin wasm-aot
 	$(CARGO) build --release --target $(GUEST) -p weft-kernel --features crash-test --target-dir $(CRASH_DIR)
 	for app in $(WASM_APPS); do \
 		$(CARGO) build --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) && \

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 use thiserror::Error;
 use weft_control::aot::{HEADER, Header};
+use weft_control::app::{INTERFACE_BYTES, INTERFACE_SECTION, MODULE};
 
 /// Artifacts kept in the cache.
 pub const KEPT: usize = 64;
@@ -32,6 +33,10 @@ pub enum AotError {
     /// tier does not support).
     #[error("{0:#}")]
     Compile(wasmtime::Error),
+    /// It uses the event ABI without stating this runtime's interface
+    /// version (PROTOCOL.md §13.3), as the interpreter refuses it.
+    #[error("{0}")]
+    Interface(String),
     /// The engine could not be made for the guest (a bug).
     #[error("the compiler for the guest cannot be set up: {0:#}")]
     Engine(wasmtime::Error),
@@ -84,6 +89,7 @@ impl Compiler {
     /// The payload block for `wasm-aot` running `module` (PROTOCOL.md
     /// §13.8): a header, then the artifact from the block's second page.
     pub fn payload(&self, module: &[u8]) -> Result<Vec<u8>, AotError> {
+        check_interface(module)?;
         let artifact = self.artifact(module)?;
         let header = Header {
             artifact_len: artifact.len() as u64,
@@ -130,6 +136,38 @@ impl Compiler {
         }
         Ok(artifact)
     }
+}
+
+/// Checks that a module importing the event ABI (`weft`) states this
+/// runtime's interface version in one [`INTERFACE_SECTION`], as the
+/// interpreter does at load. A module that does not parse is left to the
+/// compiler, which says why.
+fn check_interface(module: &[u8]) -> Result<(), AotError> {
+    use wasmparser::{Parser, Payload};
+    let mut imports_weft = false;
+    let mut stated = Vec::new();
+    for payload in Parser::new(0).parse_all(module) {
+        match payload {
+            Ok(Payload::ImportSection(imports)) => {
+                imports_weft |= imports.into_iter().flatten().any(|i| i.module == MODULE);
+            }
+            Ok(Payload::CustomSection(c)) if c.name() == INTERFACE_SECTION => {
+                stated.push(c.data().to_vec());
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    let found = match stated.as_slice() {
+        _ if !imports_weft => return Ok(()),
+        [data] if data.as_slice() == INTERFACE_BYTES => return Ok(()),
+        [data] => <[u8; 4]>::try_from(data.as_slice())
+            .ok()
+            .map(u32::from_le_bytes),
+        _ => None,
+    };
+    let refusal = weft_wasm_run::engine::LoadError::Interface { found };
+    Err(AotError::Interface(refusal.to_string()))
 }
 
 /// `$XDG_CACHE_HOME/weft/aot`, else `~/.cache/weft/aot`.

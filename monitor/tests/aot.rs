@@ -124,13 +124,26 @@ fn a_module_that_cannot_run_compiled_is_refused_with_status_2() {
             "env::f",
         ),
         (
-            "event-app",
+            "no-interface",
             wat::parse_str(
-                "(module (import \"weft\" \"timer\" (func (param i64 i64) (result i32)))
-                         (func (export \"_start\")))",
+                "(module (import \"weft\" \"no_such\" (func)) (func (export \"_start\")))",
             )
             .unwrap(),
-            "--engine interp",
+            "states no interface version",
+        ),
+        (
+            "unknown-weft-import",
+            wat::parse_str(format!(
+                "(module (@custom \"weft_interface\" \"{}\")
+                         (import \"weft\" \"no_such\" (func)) (func (export \"_start\")))",
+                weft_control::INTERFACE_VERSION
+                    .to_le_bytes()
+                    .iter()
+                    .map(|b| format!("\\{b:02x}"))
+                    .collect::<String>()
+            ))
+            .unwrap(),
+            "no_such",
         ),
         (
             "no-start",
@@ -146,7 +159,9 @@ fn a_module_that_cannot_run_compiled_is_refused_with_status_2() {
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert!(err.contains(says), "{name}: {err}");
     }
-    assert_eq!(cached(&dir).len(), 3, "the three valid modules are cached");
+    // The modules Cranelift compiled are cached (the event app without an
+    // interface version was refused before).
+    assert_eq!(cached(&dir).len(), 3, "{:?}", cached(&dir));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

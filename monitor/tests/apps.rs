@@ -63,10 +63,24 @@ fn echo_once(port: u16, msg: &[u8]) {
 
 #[test]
 fn the_event_abi_echo_server_serves_twenty_clients_at_once_byte_exact() {
+    echo_twenty_clients("interp");
+}
+
+/// The same app compiled ahead of time (PROTOCOL.md §13.8).
+#[test]
+fn the_compiled_event_abi_echo_server_serves_twenty_clients_at_once_byte_exact() {
+    echo_twenty_clients("aot");
+}
+
+/// The event ABI's echo server under `--engine ENGINE`: twenty clients at
+/// once, a MiB each, echoed byte-exact.
+fn echo_twenty_clients(engine: &str) {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let (mut server, lines) = Server::start_watched(&[
         "run",
+        "--engine",
+        engine,
         "--listen",
         &addr,
         "--timeout",

@@ -7,7 +7,11 @@
 //! One app per process: the kernel's timer preempts it as any program, so
 //! a call that must wait waits in place ([`Host::wait`]), and no fuel is
 //! counted. Its linear memory is a heap allocation with explicit bounds
-//! checks (no guard pages), capped as the interpreter's is.
+//! checks (no guard pages), capped as the interpreter's is. An event app
+//! (PROTOCOL.md §13.2) gets its batches as under the interpreter
+//! ([`crate::events::gather`]); its process calls ([`Procs`]) see only
+//! itself: `spawn` is `ENOTSUP` and `move_self` `ENOTCAPABLE` in this
+//! tier.
 //!
 //! [`config`] holds every setting the artifact records and the runtime
 //! checks: the monitor compiles with it (adding the target and the
@@ -16,7 +20,7 @@
 //! version.
 
 use crate::app::Ctx;
-use crate::bind::{Call, Trap};
+use crate::bind::{Call, Procs, Trap};
 use crate::events::EventState;
 use crate::fds::Fds;
 use crate::host::{Host, Interest, WasiResult};
@@ -28,7 +32,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::SocketAddr;
 use wasmtime::{Caller, Config, Extern, Memory, StoreLimits};
-use weft_control::app::{MODULE, errno};
+use weft_control::app::{FIRST_PID, MODULE, ON_EVENTS, ProcessRecord, errno, name_of};
 
 /// The most native stack Wasm code may use. A ring-3 program's stack is
 /// 256 KiB (PROTOCOL.md §1); the rest is left to the runtime and the host
@@ -75,6 +79,41 @@ pub struct Aot {
     /// The app's exported memory, once known.
     memory: Option<Memory>,
     limits: StoreLimits,
+}
+
+/// The app alone: it spawns nothing, and cannot be moved in this tier.
+impl<H: Host> Procs<H> for Aot {
+    fn spawn(_: &mut Ctx<H, Aot>, _: &str, _: Vec<Vec<u8>>, _: Option<usize>) -> WasiResult<u32> {
+        Err(errno::NOTSUP)
+    }
+
+    fn kill(ctx: &mut Ctx<H, Aot>, pid: u32) -> i32 {
+        match pid == ctx.pid {
+            true => errno::PERM,
+            false => errno::SRCH,
+        }
+    }
+
+    fn processes(ctx: &Ctx<H, Aot>) -> Vec<ProcessRecord> {
+        let name = ctx.args.first().map_or(&[][..], Vec::as_slice);
+        alloc::vec![ProcessRecord {
+            pid: ctx.pid,
+            parent: 0,
+            state: crate::system::State::Running as u32,
+            sockets: ctx.fds.sockets() as u32,
+            cpu_ns: 0,
+            memory: 0,
+            name: name_of(name),
+        }]
+    }
+
+    fn move_self(_: &mut Ctx<H, Aot>, _: String) -> WasiResult<()> {
+        Err(errno::NOTCAPABLE)
+    }
+
+    fn has_children(_: &Ctx<H, Aot>) -> bool {
+        false
+    }
 }
 
 /// `proc_exit`'s status, carried out of the app's call.
@@ -167,6 +206,8 @@ pub enum LoadError {
     Artifact(wasmtime::Error),
     /// It imports `module::name`, which this tier does not provide.
     Import { module: String, name: String },
+    /// Its `weft_on_events` is not `(i32) -> ()`.
+    Handler,
     /// Instantiating it failed (its start function trapped, a memory or
     /// table too large).
     Instantiate(wasmtime::Error),
@@ -178,13 +219,15 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Artifact(e) => write!(f, "the compiled module does not load: {e:#}"),
-            LoadError::Import { module, name } if module == MODULE => write!(
+            LoadError::Import { module, name } => write!(
                 f,
-                "unknown import {module}::{name}: event apps run in the interpreter (--engine interp)"
+                "imports {module}::{name}, which this runtime does not provide"
             ),
-            LoadError::Import { module, name } => write!(f, "unknown import {module}::{name}"),
+            LoadError::Handler => write!(f, "its `{ON_EVENTS}` is not a function (i32) -> ()"),
             LoadError::Instantiate(e) => write!(f, "cannot instantiate: {e:#}"),
-            LoadError::NoEntry => f.write_str("no `_start` to run"),
+            LoadError::NoEntry => {
+                f.write_str("the module exports neither `_start` nor `weft_on_events`")
+            }
         }
     }
 }
@@ -210,7 +253,9 @@ pub enum End {
 }
 
 /// Runs the module compiled in `artifact` (already executable, in place)
-/// as a WASI command with `start` on `host`.
+/// with `start` on `host`: a command's `_start` to its end; an event
+/// app's entry point, then a `weft_on_events` call for each batch of its
+/// events until it exits or nothing can wake it.
 ///
 /// # Safety
 ///
@@ -224,38 +269,13 @@ pub unsafe fn run<H: Host>(
     artifact: &'static [u8],
     start: Start,
 ) -> Result<End, LoadError> {
-    use wasmtime::{Linker, Module, Store, StoreLimitsBuilder};
+    use wasmtime::{Module, Store, StoreLimitsBuilder};
     // SAFETY: forwarded to the caller.
     let module = unsafe { Module::deserialize_raw(engine, core::ptr::NonNull::from(artifact)) }
         .map_err(LoadError::Artifact)?;
-    let mut linker: Linker<Ctx<H, Aot>> = Linker::new(engine);
-    define(&mut linker).map_err(LoadError::Instantiate)?;
-    for import in module.imports() {
-        let Some(ty) = import.ty().func().cloned() else {
-            continue;
-        };
-        if import.module() != crate::wasi::MODULE {
-            return Err(LoadError::Import {
-                module: import.module().into(),
-                name: import.name().into(),
-            });
-        }
-        let results = ty.results().len();
-        // Fails only for a name the runtime provides: nothing to do.
-        let _ = linker.func_new(
-            crate::wasi::MODULE,
-            import.name(),
-            ty,
-            move |_, _, out: &mut [wasmtime::Val]| {
-                if results == 1 {
-                    out[0] = wasmtime::Val::I32(errno::NOSYS);
-                }
-                Ok(())
-            },
-        );
-    }
+    let linker = linker_for(engine, &module)?;
     let ctx = Ctx {
-        pid: weft_control::app::FIRST_PID,
+        pid: FIRST_PID,
         args: start.args,
         env: start.env,
         fds: Fds::new(host.clone(), start.grants),
@@ -274,21 +294,112 @@ pub unsafe fn run<H: Host>(
     let instance = linker
         .instantiate(&mut store, &module)
         .map_err(LoadError::Instantiate)?;
-    let entry = instance
-        .get_typed_func::<(), ()>(&mut store, "_start")
-        .map_err(|_| LoadError::NoEntry)?;
-    Ok(match entry.call(&mut store, ()) {
-        Ok(()) => End::Exit(0),
-        Err(e) => match e.downcast_ref::<Exit>() {
-            Some(Exit(status)) => End::Exit(*status),
-            None => End::Trap(describe(&e)),
-        },
+    store.data_mut().x.memory = instance.get_memory(&mut store, "memory");
+    let on_events = match instance.get_func(&mut store, ON_EVENTS) {
+        Some(f) => Some(f.typed::<i32, ()>(&store).map_err(|_| LoadError::Handler)?),
+        None => None,
+    };
+    let typed = |store: &mut Store<_>, name| instance.get_typed_func::<(), ()>(store, name).ok();
+    let entry = match (
+        typed(&mut store, "_start"),
+        typed(&mut store, "_initialize"),
+    ) {
+        (Some(f), _) => f,
+        (None, Some(f)) if on_events.is_some() => f,
+        _ => return Err(LoadError::NoEntry),
+    };
+    if let Err(end) = ended(entry.call(&mut store, ())) {
+        return Ok(end);
+    }
+    let Some(on_events) = on_events else {
+        return Ok(End::Exit(0));
+    };
+    loop {
+        let Some(memory) = store.data().x.memory else {
+            return Ok(End::Exit(0));
+        };
+        let (mem, ctx) = memory.data_and_store_mut(&mut store);
+        match crate::events::gather(&mut Env { mem, ctx }) {
+            None => return Ok(End::Exit(0)),
+            Some(0) => wait_for_events(store.data_mut()),
+            Some(count) => {
+                if let Err(end) = ended(on_events.call(&mut store, count as i32)) {
+                    return Ok(end);
+                }
+            }
+        }
+    }
+}
+
+/// `Err` with how the app ended if a call of it ended it (`proc_exit`, a
+/// trap).
+fn ended(called: wasmtime::Result<()>) -> Result<(), End> {
+    called.map_err(|e| match e.downcast_ref::<Exit>() {
+        Some(Exit(status)) => End::Exit(*status),
+        None => End::Trap(describe(&e)),
     })
 }
 
-/// Binds the WASI functions to wasmtime's caller.
+/// Sleeps until a socket the idle event app registered is ready or its
+/// earliest timer is due.
+fn wait_for_events<H: Host>(ctx: &mut Ctx<H, Aot>) {
+    let (fds, timer) = ctx.events.wait();
+    let Ctx {
+        fds: table, host, ..
+    } = ctx;
+    let mut streams: Vec<(&mut H::Stream, Interest)> = Vec::new();
+    table.streams_for(&fds, false, &mut streams);
+    let timeout = timer.map(|d| d.saturating_sub(host.monotonic_ns()));
+    if timeout != Some(0) {
+        host.wait(&mut streams, timeout);
+    }
+}
+
+/// The linker for `module`: the WASI and `weft` functions, and an
+/// `ENOSYS` stub for each WASI function it imports that the runtime does
+/// not provide; other modules' imports are refused.
+fn linker_for<H: Host>(
+    engine: &wasmtime::Engine,
+    module: &wasmtime::Module,
+) -> Result<wasmtime::Linker<Ctx<H, Aot>>, LoadError> {
+    let mut linker = wasmtime::Linker::new(engine);
+    define(&mut linker).map_err(LoadError::Instantiate)?;
+    for import in module.imports() {
+        let Some(ty) = import.ty().func().cloned() else {
+            continue;
+        };
+        match import.module() {
+            // A `weft` name the runtime lacks fails the instantiation.
+            MODULE => continue,
+            crate::wasi::MODULE => {}
+            other => {
+                return Err(LoadError::Import {
+                    module: other.into(),
+                    name: import.name().into(),
+                });
+            }
+        }
+        let results = ty.results().len();
+        // Fails only for a name the runtime provides: nothing to do.
+        let _ = linker.func_new(
+            crate::wasi::MODULE,
+            import.name(),
+            ty,
+            move |_, _, out: &mut [wasmtime::Val]| {
+                if results == 1 {
+                    out[0] = wasmtime::Val::I32(errno::NOSYS);
+                }
+                Ok(())
+            },
+        );
+    }
+    Ok(linker)
+}
+
+/// Binds the WASI and `weft` functions to wasmtime's caller.
 fn define<H: Host>(l: &mut wasmtime::Linker<Ctx<H, Aot>>) -> Result<(), wasmtime::Error> {
     crate::wasi::define_wasi!(l, Caller<'_, Ctx<H, Aot>>, wasmtime::Error);
+    crate::events::define_events!(l, Caller<'_, Ctx<H, Aot>>, wasmtime::Error);
     Ok(())
 }
 

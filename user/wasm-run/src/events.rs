@@ -24,11 +24,11 @@ use weft_control::snapshot::HostRecord;
 #[derive(Default)]
 pub struct EventState {
     /// Where events are written: address and capacity in records.
-    buffer: Option<(u32, u32)>,
+    pub(crate) buffer: Option<(u32, u32)>,
     /// Sockets and their interest bits.
     interests: Vec<(i32, u32)>,
     /// One-shot timers: monotonic deadline and token.
-    timers: Vec<(u64, u64)>,
+    pub(crate) timers: Vec<(u64, u64)>,
     /// Children that ended: id and status.
     pub exits: Vec<(u32, i32)>,
     /// Descriptors that did not follow the app when it was moved here, not
