@@ -97,6 +97,7 @@ lint: setup
 	$(CARGO) fmt --check --manifest-path monitor/fabric/fuzz/Cargo.toml
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	$(CARGO) clippy --release --target $(GUEST) -p weft-kernel -p weft-user -p weft-countdown -p weft-wasm-run --features weft-wasm-run/guest -- -D warnings
+	$(CARGO) clippy --release --target $(GUEST) -p weft-wasm-run --features weft-wasm-run/guest,weft-wasm-run/aot --bin wasm-aot -- -D warnings
 	$(CARGO) clippy --release -p weft-user --lib --tests -- -D warnings
 	for app in $(WASM_CRATES); do \
 		$(CARGO) clippy --release --manifest-path user/wasm/$$app/Cargo.toml --target wasm32-wasip1 --target-dir $(WASM_DIR) \

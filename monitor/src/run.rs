@@ -1,6 +1,6 @@
 //! `weft run`: build the VM, boot, serve exits until the guest stops, report.
 
-use crate::address_space::Payload;
+pub use crate::address_space::Payload;
 use crate::affinity::{self, Role};
 use crate::boot::{self, BootError, BootSpec, VmmShape};
 use crate::catalog::Catalog;

@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, mpsc};
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
 use weft_fabric::wire::{Device, Process};
 use weft_monitor::catalog::{Catalog, WASM_RUNTIME};
-use weft_monitor::run::{self, RunConfig};
+use weft_monitor::run::{self, Payload, RunConfig};
 use weft_monitor::status::ExitStatus;
 use weft_monitor::streams::{FabricAsk, FabricCall, FabricEvent, FabricWatch, MAX_QUEUED, Policy};
 
@@ -249,7 +249,10 @@ fn child(case: &str) -> i32 {
     let cfg = RunConfig {
         kernel: &kernel,
         program: &program,
-        payload: payload.as_deref(),
+        payload: payload.as_deref().map(|bytes| Payload {
+            bytes,
+            executable: false,
+        }),
         program_name: "fabric-ls",
         args: argv,
         env: Vec::new(),

@@ -41,6 +41,10 @@ const PARALLEL: usize = 2;
 /// The engines of `weft run --engine`, each compared with the reference.
 const ENGINES: [&str; 2] = ["interp", "aot"];
 
+/// A program's outcomes: weft's by engine ([`ENGINES`]), and the
+/// reference's.
+type Outcomes = (Vec<Outcome>, Outcome);
+
 #[test]
 fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
     let python = Command::new("python3")
@@ -134,11 +138,10 @@ fn view(program: &Program, aspect: &str, o: &Outcome) -> String {
 /// Runs every program under weft's engines and the reference, `PARALLEL`
 /// programs at a time; (weft's by engine, reference) outcomes in the
 /// programs' order.
-fn run_all(programs: &[Program], source: &Path, scratch: &Path) -> Vec<(Vec<Outcome>, Outcome)> {
+fn run_all(programs: &[Program], source: &Path, scratch: &Path) -> Vec<Outcomes> {
     let weft = PathBuf::from(env!("CARGO_BIN_EXE_weft"));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(Vec<Outcome>, Outcome)>>> =
-        Mutex::new(programs.iter().map(|_| None).collect());
+    let results: Mutex<Vec<Option<Outcomes>>> = Mutex::new(programs.iter().map(|_| None).collect());
     thread::scope(|s| {
         for _ in 0..PARALLEL {
             s.spawn(|| {
