@@ -81,7 +81,7 @@ fn main() {
         std::fs::read(WASM).unwrap_or_else(|e| panic!("{WASM}: {e} (run `make build` first)"));
     let guest = || {
         let out = Command::new(WEFT)
-            .args(["run", WASM, ITERATIONS])
+            .args(["run", "--engine", "interp", WASM, ITERATIONS])
             .output()
             .expect("spawn weft");
         score("guest", out.status.code(), &out.stdout, &out.stderr)

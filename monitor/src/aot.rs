@@ -3,7 +3,9 @@
 //! runtime shares ([`weft_wasm_run::aot::config`]), for the guest's target
 //! (`x86_64-unknown-none`) and the SSE features its CPU has.
 //!
-//! Artifacts are cached by the module's SHA-256 and the engine's
+//! A compiler keeps its last [`RECENT`] payloads in memory, so a module a
+//! guest spawns again is not compiled again. Artifacts are also cached on
+//! disk by the module's SHA-256 and the engine's
 //! compatibility hash (wasmtime's version and every setting the artifact
 //! records) in `$XDG_CACHE_HOME/weft/aot` (or `~/.cache/weft/aot`): the
 //! next run of the same module loads it without compiling. The cache
@@ -12,16 +14,21 @@
 //! input to the guest's runtime, which checks its header but not its
 //! code; whatever it holds runs at ring 3 in the guest, as any program.
 
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 use thiserror::Error;
 use weft_control::aot::{HEADER, Header};
-use weft_control::app::{INTERFACE_BYTES, INTERFACE_SECTION, MODULE};
+use weft_control::app::{INTERFACE_BYTES, INTERFACE_SECTION, MODULE, import};
 
 /// Artifacts kept in the cache.
 pub const KEPT: usize = 64;
+/// Payloads a compiler keeps in memory, for the modules a guest spawns
+/// again (the disk cache is out of the sandbox's reach).
+pub const RECENT: usize = 8;
 /// The guest's target: the artifact's code runs in a `no_std` ring-3
 /// program.
 const TARGET: &str = "x86_64-unknown-none";
@@ -49,6 +56,9 @@ pub struct Compiler {
     cache: Option<PathBuf>,
     /// Whether the cache is still used ([`Compiler::stop_caching`]).
     caching: AtomicBool,
+    /// The last [`RECENT`] payloads made, by their module's SHA-256;
+    /// newest last.
+    recent: Mutex<VecDeque<([u8; 32], Vec<u8>)>>,
 }
 
 impl Compiler {
@@ -76,6 +86,7 @@ impl Compiler {
             engine,
             cache,
             caching: AtomicBool::new(true),
+            recent: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -89,15 +100,31 @@ impl Compiler {
     /// The payload block for `wasm-aot` running `module` (PROTOCOL.md
     /// §13.8): a header, then the artifact from the block's second page.
     pub fn payload(&self, module: &[u8]) -> Result<Vec<u8>, AotError> {
+        let hash = sha256(module);
+        let recent = |r: &mut VecDeque<([u8; 32], Vec<u8>)>| {
+            let i = r.iter().position(|(h, _)| *h == hash)?;
+            let entry = r.remove(i)?;
+            let payload = entry.1.clone();
+            r.push_back(entry);
+            Some(payload)
+        };
+        if let Some(p) = recent(&mut self.recent.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(p);
+        }
         check_interface(module)?;
         let artifact = self.artifact(module)?;
         let header = Header {
             artifact_len: artifact.len() as u64,
-            module_sha256: sha256(module),
+            module_sha256: hash,
         };
         let mut payload = Vec::with_capacity(HEADER + artifact.len());
         payload.extend_from_slice(&header.encode());
         payload.extend_from_slice(&artifact);
+        let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() == RECENT {
+            r.pop_front();
+        }
+        r.push_back((hash, payload.clone()));
         Ok(payload)
     }
 
@@ -136,6 +163,29 @@ impl Compiler {
         }
         Ok(artifact)
     }
+}
+
+/// The `weft` functions only the interpreter serves in full: an app that
+/// imports one runs there by default (`--engine auto`, PROTOCOL.md §13.8).
+const INTERPRETER_ONLY: [&str; 4] = [
+    import::SPAWN,
+    import::KILL,
+    import::PROCESSES,
+    import::MOVE_SELF,
+];
+
+/// Whether `module` imports a process call of the event ABI that the
+/// compiled tier does not serve ([`INTERPRETER_ONLY`]). A module that does
+/// not parse says no: the compiler will say why.
+pub fn needs_interpreter(module: &[u8]) -> bool {
+    use wasmparser::{Parser, Payload};
+    Parser::new(0).parse_all(module).any(|p| match p {
+        Ok(Payload::ImportSection(imports)) => imports
+            .into_iter()
+            .flatten()
+            .any(|i| i.module == MODULE && INTERPRETER_ONLY.contains(&i.name)),
+        _ => false,
+    })
 }
 
 /// Checks that a module importing the event ABI (`weft`) states this
@@ -259,9 +309,15 @@ mod tests {
         assert!(first[HEADER..].starts_with(b"\x7fELF"));
         let cached: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(cached.len(), 1);
-        // A corrupt cache entry is compiled again, not handed out.
+        // The same compiler answers again from memory (the disk is not
+        // read: a junk entry there goes unnoticed)...
         let path = cached[0].as_ref().unwrap().path();
         std::fs::write(&path, b"junk").unwrap();
+        assert_eq!(c.payload(EMPTY).unwrap(), first);
+        assert_eq!(std::fs::read(&path).unwrap(), b"junk");
+        // ... and a new one compiles a corrupt entry again rather than
+        // handing it out.
+        let c = Compiler::with_cache(Some(dir.clone())).unwrap();
         assert_eq!(c.payload(EMPTY).unwrap(), first);
         assert!(std::fs::read(&path).unwrap().starts_with(b"\x7fELF"));
         let _ = std::fs::remove_dir_all(&dir);

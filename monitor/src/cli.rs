@@ -416,6 +416,10 @@ pub enum AccelArg {
 /// `--engine`'s values: how a Wasm module runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum WasmEngine {
+    /// Compiled ahead of time, unless the module imports a process call
+    /// (`spawn`, `kill`, `processes`, `move_self`) only the interpreter
+    /// serves.
+    Auto,
     /// Compiled ahead of time by the monitor (Cranelift), run as native
     /// code at ring 3 (PROTOCOL.md §13.8).
     Aot,
@@ -458,10 +462,12 @@ pub struct RunArgs {
     /// qemu.
     #[arg(long, value_enum)]
     pub accel: Option<AccelArg>,
-    /// How a Wasm module runs: aot (compiled by the monitor, cached, run
-    /// as native code) or interp (interpreted; event apps need it). Only
-    /// for a Wasm module.
-    #[arg(long = "engine", value_enum, default_value_t = WasmEngine::Interp)]
+    /// How Wasm modules run (the program, and those the guest spawns):
+    /// aot (compiled by the monitor with Cranelift, cached, run as native
+    /// code), interp (interpreted), or auto: aot unless the module imports
+    /// a process call only the interpreter serves (spawn, kill, processes,
+    /// move_self).
+    #[arg(long = "engine", value_enum, default_value_t = WasmEngine::Auto)]
     pub wasm_engine: WasmEngine,
     /// Set the program's environment variable KEY to VALUE; KEY alone
     /// passes weft's own value of KEY (none if weft has none). Repeatable;
@@ -513,15 +519,16 @@ SIGTERM), after the guest's output and --stats.";
 
 /// How `weft run` runs a Wasm module, in `weft run --help`.
 const WASM_HELP: &str = "\
-Wasm modules: a file that starts with the Wasm magic bytes runs in the bundled
-Wasm runtime (an interpreter at ring 3): WASI preview 1 programs built for
+Wasm modules: a file that starts with the Wasm magic bytes runs in a bundled
+Wasm runtime at ring 3: WASI preview 1 programs built for
 wasm32-wasip1 run unchanged, with --fs-root preopened as `/` (descriptor 3),
 the --listen grants preopened as TCP listeners (descriptors 4, 5, ... in the
 order given) and --env as their environment; event apps use the `weft`
 module (PROTOCOL.md section 13). A refused grant is reported on stderr.
-With --engine aot the monitor compiles the module with Cranelift first
-(cached in ~/.cache/weft/aot by its hash) and the guest runs the native code:
-many times faster for code that computes; WASI commands only.";
+By default (--engine auto) the monitor compiles the module with Cranelift
+first (cached in ~/.cache/weft/aot by its hash) and the guest runs the native
+code, unless the module spawns, kills or lists apps or moves itself, which
+only the interpreter serves; --engine interp or aot chooses.";
 
 impl Cli {
     /// Parses the command line; `run --help` says how Wasm modules run and

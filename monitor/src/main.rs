@@ -135,7 +135,7 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
     };
     let compiled = match args.wasm_engine {
         WasmEngine::Interp => None,
-        WasmEngine::Aot => match programs::Compiled::new() {
+        e => match programs::Compiled::new(e == WasmEngine::Auto) {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("weft: {e}");

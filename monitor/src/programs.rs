@@ -54,20 +54,27 @@ impl Catalog for Bundled {
 }
 
 /// The bundled programs, with Wasm modules compiled ahead of time
-/// (`weft run --engine aot`, PROTOCOL.md §13.8).
-pub struct Compiled(aot::Compiler);
+/// (`weft run --engine aot`, PROTOCOL.md §13.8): all of them, or
+/// (`--engine auto`) those that import no process call only the
+/// interpreter serves ([`aot::needs_interpreter`]).
+pub struct Compiled {
+    compiler: aot::Compiler,
+    auto: bool,
+}
 
 impl Compiled {
     /// A catalog compiling with a compiler that caches in the user's
-    /// cache directory.
-    pub fn new() -> Result<Self, aot::AotError> {
-        aot::Compiler::new().map(Self)
+    /// cache directory; `auto` leaves to the interpreter the modules that
+    /// need it.
+    pub fn new(auto: bool) -> Result<Self, aot::AotError> {
+        let compiler = aot::Compiler::new()?;
+        Ok(Self { compiler, auto })
     }
 
     /// Compiles without the cache from now on ([`aot::Compiler::stop_caching`]):
     /// the modules the guest spawns are compiled in the sandbox.
     pub fn stop_caching(&self) {
-        self.0.stop_caching();
+        self.compiler.stop_caching();
     }
 }
 
@@ -77,7 +84,10 @@ impl Catalog for Compiled {
     }
 
     fn compile(&self, module: &[u8]) -> Option<Result<Vec<u8>, String>> {
-        Some(self.0.payload(module).map_err(|e| e.to_string()))
+        if self.auto && aot::needs_interpreter(module) {
+            return None;
+        }
+        Some(self.compiler.payload(module).map_err(|e| e.to_string()))
     }
 }
 

@@ -225,3 +225,42 @@ fn a_spinning_compiled_app_is_preempted_and_can_be_killed() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// By default (`--engine auto`) a module is compiled, unless it imports a
+/// process call only the interpreter serves: `supervise` spawns apps, so
+/// it is interpreted (and the apps it spawns run beside it there), while
+/// `hello` is compiled.
+#[test]
+fn the_default_engine_compiles_unless_the_module_needs_the_interpreter() {
+    let dir = scratch("auto");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(wasm("hello"), root.join("hello.wasm")).unwrap();
+    let run = |args: &[&str]| {
+        weft()
+            .env("XDG_CACHE_HOME", &dir)
+            .args([
+                "run",
+                "--timeout",
+                "60",
+                "--fs-root",
+                root.to_str().unwrap(),
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[&wasm("supervise"), "hello.wasm", "inside"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("arg: inside"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(cached(&dir).is_empty(), "{:?}", cached(&dir));
+    let out = run(&[&wasm("hello"), "alone"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("arg: alone"));
+    assert_eq!(cached(&dir).len(), 1, "{:?}", cached(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
