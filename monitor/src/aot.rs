@@ -44,6 +44,10 @@ pub enum AotError {
     /// version (PROTOCOL.md §13.3), as the interpreter refuses it.
     #[error("{0}")]
     Interface(String),
+    /// The CPU lacks SSE 4.1, without which Cranelift would call float
+    /// helpers across the guest's soft-float boundary.
+    #[error("this CPU lacks SSE 4.1, which compiled Wasm needs here (use --engine interp)")]
+    NoSse41,
     /// The engine could not be made for the guest (a bug).
     #[error("the compiler for the guest cannot be set up: {0:#}")]
     Engine(wasmtime::Error),
@@ -69,6 +73,9 @@ impl Compiler {
 
     /// A compiler caching in `cache` (none: compile every time).
     pub fn with_cache(cache: Option<PathBuf>) -> Result<Self, AotError> {
+        if !host_has("sse4.1") {
+            return Err(AotError::NoSse41);
+        }
         let mut c = weft_wasm_run::aot::config();
         c.target(TARGET).map_err(AotError::Engine)?;
         for (flag, feature) in weft_wasm_run::aot::CPU_FLAGS {

@@ -137,6 +137,8 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         WasmEngine::Interp => None,
         e => match programs::Compiled::new(e == WasmEngine::Auto) {
             Ok(c) => Some(c),
+            // Where nothing can be compiled, auto means the interpreter.
+            Err(_) if e == WasmEngine::Auto => None,
             Err(e) => {
                 eprintln!("weft: {e}");
                 return ExitStatus::Usage;

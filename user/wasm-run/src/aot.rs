@@ -54,9 +54,9 @@ pub fn config() -> Config {
     c.max_wasm_stack(MAX_WASM_STACK);
     // SAFETY: the guest's programs are built soft-float; the artifact's
     // code passes floats in SSE registers. No float crosses between the
-    // two: every host function takes and returns integers, and the
-    // compiler's SSE 4.1 flags (which the monitor sets) keep Cranelift
-    // from calling libm.
+    // two: every host function takes and returns integers, and SSE 4.1
+    // (which the monitor requires and compiles for, `CPU_FLAGS`) keeps
+    // Cranelift from calling float helpers of the runtime.
     unsafe {
         c.x86_float_abi_ok(true);
     }
