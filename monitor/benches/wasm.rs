@@ -48,6 +48,8 @@ mod aot;
 mod file_io;
 #[path = "wasm/hello.rs"]
 mod hello;
+#[path = "wasm/shim.rs"]
+mod shim;
 
 const WEFT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/weft");
 const WASM: &str = concat!(
@@ -279,19 +281,13 @@ fn score(what: &str, status: Option<i32>, stdout: &[u8], stderr: &[u8]) -> f64 {
 /// Wasm runtime time-slices modules with (`weft_wasm_run::engine`: fuel
 /// metering on, functions compiled eagerly, the module rewritten first by
 /// the load-time instrumentation), `_start` called resumably and given
-/// [`FUEL_SLICE`] more fuel each time it runs out.
+/// [`FUEL_SLICE`] more fuel each time it runs out. Its WASI calls are
+/// [`shim`]'s.
 mod host_engine {
+    use crate::shim::{self, Ctx, Outcome};
     use weft_wasm_run::engine::{self, FUEL_SLICE};
-    use weft_wasm_run::wasmi::{
-        Caller, Engine, Error, Extern, Linker, Module, Store, TypedResumableCall,
-    };
-
-    /// How a run ended and what it printed.
-    pub struct Outcome {
-        pub status: i32,
-        pub stdout: Vec<u8>,
-        pub stderr: Vec<u8>,
-    }
+    use weft_wasm_run::wasi::MODULE as WASI;
+    use weft_wasm_run::wasmi::{Caller, Engine, Error, Linker, Module, Store, TypedResumableCall};
 
     /// Runs `wasm`'s `_start` with `args` (its name first) to its end.
     pub fn run(wasm: &[u8], args: &[&str]) -> Result<Outcome, Error> {
@@ -299,8 +295,8 @@ mod host_engine {
         let module = engine::compile(&engine, wasm)
             .map_err(|e| Error::new(e.to_string()))?
             .module;
-        let mut store = Store::new(&engine, wasi::Ctx::new(args));
-        let linker = wasi::linker(&engine, &module)?;
+        let mut store = Store::new(&engine, Ctx::new(args));
+        let linker = linker(&engine, &module)?;
         store.set_fuel(FUEL_SLICE)?;
         let instance = linker.instantiate_and_start(&mut store, &module)?;
         let start = instance.get_typed_func::<(), ()>(&store, "_start")?;
@@ -320,190 +316,17 @@ mod host_engine {
                 },
             };
         };
-        let ctx = store.into_data();
-        Ok(Outcome {
-            status,
-            stdout: ctx.stdout,
-            stderr: ctx.stderr,
-        })
+        Ok(store.into_data().outcome(status))
     }
 
-    /// The WASI preview 1 calls CoreMark makes: arguments, an empty
-    /// environment, standard output and error (kept in memory), the clocks
-    /// and `proc_exit`. Every other import of `wasi_snapshot_preview1`
-    /// returns `ENOSYS`.
-    mod wasi {
-        use super::*;
-        use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-        use weft_control::app::errno::{BADF, FAULT, INVAL, NOSYS};
-        use weft_wasm_run::wasi::MODULE as WASI;
-
-        /// The program's side of the host.
-        pub struct Ctx {
-            args: Vec<Vec<u8>>,
-            started: Instant,
-            pub stdout: Vec<u8>,
-            pub stderr: Vec<u8>,
-        }
-
-        impl Ctx {
-            pub fn new(args: &[&str]) -> Self {
-                Self {
-                    args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-                    started: Instant::now(),
-                    stdout: Vec::new(),
-                    stderr: Vec::new(),
-                }
-            }
-        }
-
-        type C<'a> = Caller<'a, Ctx>;
-        /// A WASI call's result: `Err` holds its errno.
-        type Errno = Result<(), i32>;
-
-        fn errno(r: Errno) -> i32 {
-            r.err().unwrap_or(0)
-        }
-
-        /// The module's memory and the context.
-        fn memory<'a>(c: &'a mut C<'_>) -> Result<(&'a mut [u8], &'a mut Ctx), i32> {
-            let mem = c
-                .get_export("memory")
-                .and_then(Extern::into_memory)
-                .ok_or(FAULT)?;
-            Ok(mem.data_and_store_mut(c))
-        }
-
-        /// A Wasm address (an `i32` argument) as an offset in memory.
-        fn addr(a: i32) -> usize {
-            a as u32 as usize
-        }
-
-        /// `len` bytes at offset `at` of the module's memory, bounds-checked.
-        fn span(mem: &mut [u8], at: usize, len: usize) -> Result<&mut [u8], i32> {
-            mem.get_mut(at..at.checked_add(len).ok_or(FAULT)?)
-                .ok_or(FAULT)
-        }
-
-        fn read_u32(mem: &mut [u8], at: usize) -> Result<u32, i32> {
-            let b = span(mem, at, 4)?;
-            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        }
-
-        fn write(mem: &mut [u8], at: usize, bytes: &[u8]) -> Errno {
-            span(mem, at, bytes.len())?.copy_from_slice(bytes);
-            Ok(())
-        }
-
-        fn args_sizes_get(c: &mut C<'_>, count: usize, size: usize) -> Errno {
-            let (mem, ctx) = memory(c)?;
-            let bytes: usize = ctx.args.iter().map(|a| a.len() + 1).sum();
-            write(mem, count, &(ctx.args.len() as u32).to_le_bytes())?;
-            write(mem, size, &(bytes as u32).to_le_bytes())
-        }
-
-        fn args_get(c: &mut C<'_>, ptrs: usize, buf: usize) -> Errno {
-            let (mem, ctx) = memory(c)?;
-            let mut at = buf;
-            for (i, arg) in ctx.args.iter().enumerate() {
-                write(mem, ptrs + 4 * i, &(at as u32).to_le_bytes())?;
-                write(mem, at, arg)?;
-                write(mem, at + arg.len(), &[0])?;
-                at += arg.len() + 1;
-            }
-            Ok(())
-        }
-
-        fn fd_write(c: &mut C<'_>, fd: i32, iovs: usize, n: usize, written: usize) -> Errno {
-            let (mem, ctx) = memory(c)?;
-            let out = match fd {
-                1 => &mut ctx.stdout,
-                2 => &mut ctx.stderr,
-                _ => return Err(BADF),
-            };
-            let mut total = 0u32;
-            for i in 0..n {
-                let ptr = read_u32(mem, iovs + 8 * i)?;
-                let len = read_u32(mem, iovs + 8 * i + 4)?;
-                out.extend_from_slice(span(mem, ptr as usize, len as usize)?);
-                total = total.wrapping_add(len);
-            }
-            write(mem, written, &total.to_le_bytes())
-        }
-
-        /// Realtime (0) from the system clock; monotonic (1) and the CPU-time
-        /// clocks (2, 3) as time since the program started.
-        fn clock_time_get(c: &mut C<'_>, id: i32, out: usize) -> Errno {
-            let ns = match id {
-                0 => SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_err(|_| INVAL)?
-                    .as_nanos() as u64,
-                1..=3 => c.data().started.elapsed().as_nanos() as u64,
-                _ => return Err(INVAL),
-            };
-            let (mem, _) = memory(c)?;
-            write(mem, out, &ns.to_le_bytes())
-        }
-
-        /// A linker with the calls above and `ENOSYS` for every other WASI
-        /// import of `module`.
-        pub fn linker(engine: &Engine, module: &Module) -> Result<Linker<Ctx>, Error> {
-            let mut l = Linker::new(engine);
-            l.func_wrap(WASI, "args_sizes_get", |mut c: C<'_>, n: i32, size: i32| {
-                errno(args_sizes_get(&mut c, addr(n), addr(size)))
-            })?;
-            l.func_wrap(WASI, "args_get", |mut c: C<'_>, ptrs: i32, buf: i32| {
-                errno(args_get(&mut c, addr(ptrs), addr(buf)))
-            })?;
-            l.func_wrap(
-                WASI,
-                "environ_sizes_get",
-                |mut c: C<'_>, n: i32, size: i32| {
-                    errno(memory(&mut c).and_then(|(mem, _)| {
-                        write(mem, addr(n), &0u32.to_le_bytes())?;
-                        write(mem, addr(size), &0u32.to_le_bytes())
-                    }))
-                },
-            )?;
-            l.func_wrap(WASI, "environ_get", |_: C<'_>, _: i32, _: i32| 0)?;
-            l.func_wrap(
-                WASI,
-                "fd_write",
-                |mut c: C<'_>, fd: i32, iovs: i32, n: i32, written: i32| {
-                    errno(fd_write(&mut c, fd, addr(iovs), addr(n), addr(written)))
-                },
-            )?;
-            l.func_wrap(
-                WASI,
-                "clock_time_get",
-                |mut c: C<'_>, id: i32, _precision: i64, out: i32| {
-                    errno(clock_time_get(&mut c, id, addr(out)))
-                },
-            )?;
-            l.func_wrap(
-                WASI,
-                "proc_exit",
-                |_: C<'_>, status: i32| -> Result<(), Error> { Err(Error::i32_exit(status)) },
-            )?;
-            for import in module.imports() {
-                let Some(ty) = import.ty().func() else {
-                    continue;
-                };
-                if import.module() != WASI {
-                    continue;
-                }
-                let returns_errno = ty.results().len() == 1;
-                // Fails only for a name defined above: nothing to do.
-                let _ = l.func_new(WASI, import.name(), ty.clone(), move |_, _, out| {
-                    if returns_errno {
-                        out[0] = weft_wasm_run::wasmi::Val::I32(NOSYS);
-                    }
-                    Ok(())
-                });
-            }
-            Ok(l)
-        }
+    /// A linker with [`shim`]'s WASI calls for `module`, `proc_exit` ending
+    /// the run with wasmi's exit trap.
+    fn linker(engine: &Engine, module: &Module) -> Result<Linker<Ctx>, Error> {
+        let mut l = Linker::new(engine);
+        l.func_wrap(WASI, "proc_exit", |_: Caller<'_, Ctx>, status: i32| {
+            Err::<(), _>(Error::i32_exit(status))
+        })?;
+        shim::link_wasi!(weft_wasm_run::wasmi, l, module);
+        Ok(l)
     }
 }
