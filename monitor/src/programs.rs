@@ -93,7 +93,8 @@ impl Catalog for Compiled {
 
 /// The bundled programs a user runs by name: each one's usage and what it
 /// does (`weft run --help`). Every other bundled program is internal and
-/// cannot be named: the Wasm runtime ([`catalog::WASM_RUNTIME`]), which runs `.wasm`
+/// cannot be named: the Wasm runtimes ([`catalog::WASM_RUNTIME`] and
+/// [`catalog::AOT_RUNTIME`], for compiled modules), which run `.wasm`
 /// files, the device agent ([`catalog::DEVICE_AGENT`]), which `weft daemon`
 /// boots as its guest's first program (`Bundled.find(DEVICE_AGENT)` gives
 /// its ELF), and `crash-kernel`, which asks a kernel built with the
@@ -309,6 +310,7 @@ mod tests {
     /// The bundled programs that are not examples.
     const INTERNAL: &[&str] = &[
         WASM_RUNTIME,
+        weft_monitor::catalog::AOT_RUNTIME,
         weft_monitor::catalog::DEVICE_AGENT,
         "crash-kernel",
     ];
