@@ -362,8 +362,12 @@ fn linker_for<H: Host>(
     engine: &wasmtime::Engine,
     module: &wasmtime::Module,
 ) -> Result<wasmtime::Linker<Ctx<H, Aot>>, LoadError> {
-    let mut linker = wasmtime::Linker::new(engine);
+    let mut linker = Imported {
+        linker: wasmtime::Linker::new(engine),
+        module,
+    };
     define(&mut linker).map_err(LoadError::Instantiate)?;
+    let mut linker = linker.linker;
     for import in module.imports() {
         let Some(ty) = import.ty().func().cloned() else {
             continue;
@@ -396,8 +400,35 @@ fn linker_for<H: Host>(
     Ok(linker)
 }
 
-/// Binds the WASI and `weft` functions to wasmtime's caller.
-fn define<H: Host>(l: &mut wasmtime::Linker<Ctx<H, Aot>>) -> Result<(), wasmtime::Error> {
+/// A linker that takes only the functions its module imports: making one
+/// costs a few microseconds, and a program imports a few of the ~75.
+struct Imported<'a, T: 'static> {
+    linker: wasmtime::Linker<T>,
+    module: &'a wasmtime::Module,
+}
+
+impl<T: 'static> Imported<'_, T> {
+    /// Defines `module::name` as `func` if the module imports it.
+    fn func_wrap<Params, Args>(
+        &mut self,
+        module: &str,
+        name: &str,
+        func: impl wasmtime::IntoFunc<T, Params, Args>,
+    ) -> wasmtime::Result<&mut Self> {
+        if self
+            .module
+            .imports()
+            .any(|i| i.module() == module && i.name() == name)
+        {
+            self.linker.func_wrap(module, name, func)?;
+        }
+        Ok(self)
+    }
+}
+
+/// Binds the WASI and `weft` functions its module imports to wasmtime's
+/// caller.
+fn define<H: Host>(l: &mut Imported<'_, Ctx<H, Aot>>) -> Result<(), wasmtime::Error> {
     crate::wasi::define_wasi!(l, Caller<'_, Ctx<H, Aot>>, wasmtime::Error);
     crate::events::define_events!(l, Caller<'_, Ctx<H, Aot>>, wasmtime::Error);
     Ok(())
