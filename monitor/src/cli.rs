@@ -423,7 +423,7 @@ pub enum WasmEngine {
     /// Compiled ahead of time by the monitor (Cranelift), run as native
     /// code at ring 3 (PROTOCOL.md §13.8).
     Aot,
-    /// Interpreted at ring 3 (wasmi), with fuel, event apps and moves.
+    /// Interpreted at ring 3 (wasmi), with fuel; apps spawn apps and move.
     Interp,
 }
 
