@@ -71,10 +71,10 @@ pub mod source {
 }
 
 crate::wire_layout! {
-    /// The fixed start of a `SPAWN` body: 12 bytes (§15.2; the FABRIC
+    /// The fixed start of a `SPAWN` body: 16 bytes (§15.2; the FABRIC
     /// stream's `SPAWN` has the same, §17.2).
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct SpawnHead: 12 {
+    pub struct SpawnHead: 16 {
         /// The request id.
         [0] pub request: u32,
         /// [`source`] (the FABRIC stream's: `fabric_proto::source`).
@@ -82,6 +82,9 @@ crate::wire_layout! {
         /// Bytes of the image the `IMAGE` frames carry: 1..=[`MAX_IMAGE`]
         /// ([`MAX_NAME`] for a name; the FABRIC stream's own limits).
         [8] pub image_len: u32,
+        /// How a Wasm module runs: a [`crate::process::tier`] value, 0 for
+        /// any other image.
+        [12] pub tier: u32,
     }
 }
 
@@ -387,6 +390,7 @@ mod tests {
             request: 7,
             source: source::BYTES,
             image_len: 100,
+            tier: crate::process::tier::COMPILED,
         };
         round_trip_request(Request::Spawn { head, args });
         round_trip_request(Request::Image {
@@ -409,7 +413,7 @@ mod tests {
             Err(WireError::Truncated)
         );
         // Bytes after the last argument.
-        body[12] = 1;
+        body[16] = 1;
         body.push(0);
         assert_eq!(
             Request::decode(kind::SPAWN, &body),

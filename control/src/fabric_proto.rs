@@ -371,6 +371,13 @@ impl<'a> Request<'a> {
                 if !(1..=limit).contains(&(head.image_len as usize)) {
                     return Err(WireError::Field("image_len"));
                 }
+                let tier_fits = match head.source {
+                    source::MODULE => crate::process::tier::is_valid(head.tier),
+                    _ => head.tier == crate::process::tier::DEFAULT,
+                };
+                if !tier_fits {
+                    return Err(WireError::Field("tier"));
+                }
                 let device = device(&mut d)?;
                 let args = ArgList::decode(&mut d)?;
                 if args.iter().any(|a| core::str::from_utf8(a).is_err()) {

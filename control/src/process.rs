@@ -43,13 +43,31 @@ pub mod source {
     pub const ELF: u32 = 2;
 }
 
+/// [`SpawnRequest::tier`] values: how a Wasm module runs (PROTOCOL.md
+/// §13.8). Any other image takes only [`tier::DEFAULT`].
+pub mod tier {
+    /// As the guest runs modules by default (`weft run --engine`,
+    /// `weft daemon --engine`).
+    pub const DEFAULT: u32 = 0;
+    /// In the interpreter (the bundled Wasm runtime).
+    pub const INTERP: u32 = 1;
+    /// Compiled ahead of time by the monitor.
+    pub const COMPILED: u32 = 2;
+
+    /// Whether `t` is one of the values above.
+    pub const fn is_valid(t: u32) -> bool {
+        t <= COMPILED
+    }
+}
+
 crate::wire_layout! {
-    /// What to run: 48 bytes in the caller's memory (§14.2). Bytes 4..8 are
-    /// reserved and must be zero.
+    /// What to run: 48 bytes in the caller's memory (§14.2).
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct SpawnRequest: 48, strict {
         /// [`source`].
         [0] pub source: u32,
+        /// [`tier`]: for a Wasm module, how it runs.
+        [4] pub tier: u32,
         /// User address of the name or ELF bytes.
         [8] pub image_addr: u64,
         /// Their length.
@@ -200,9 +218,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spawn_requests_round_trip_and_reject_reserved_bits() {
+    fn spawn_requests_round_trip() {
         let r = SpawnRequest {
             source: source::ELF,
+            tier: tier::COMPILED,
             image_addr: 0x1000,
             image_len: 2,
             args_addr: 0x2000,
@@ -211,9 +230,10 @@ mod tests {
         };
         let mut b = r.encode();
         assert_eq!(SpawnRequest::decode(&b), Some(r));
+        assert_eq!(&b[4..8], &2u32.to_le_bytes());
         assert_eq!(&b[8..16], &0x1000u64.to_le_bytes());
-        b[4] = 1;
-        assert_eq!(SpawnRequest::decode(&b), None);
+        b[4] = 9;
+        assert_eq!(SpawnRequest::decode(&b).map(|r| r.tier), Some(9));
     }
 
     #[test]

@@ -206,6 +206,7 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
         "fixed_layouts" => {
             let spawn = SpawnRequest {
                 source: source::ELF,
+                tier: 0,
                 image_addr: 0x10000,
                 image_len: 4096,
                 args_addr: 0x20000,
@@ -252,6 +253,7 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                 request: 1,
                 source: device_proto::source::BYTES,
                 image_len: 4,
+                tier: 0,
             };
             let target = Target { request: 2, pid: 3 };
             let mut out: Vec<Vec<u8>> = [
@@ -293,6 +295,7 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                 request: 1,
                 source: fabric_proto::source::MODULE,
                 image_len: 4,
+                tier: 0,
             };
             let spawn = fabric_proto::Request::Spawn {
                 head,

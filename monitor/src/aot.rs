@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 use thiserror::Error;
 use weft_control::aot::{HEADER, Header};
-use weft_control::app::{INTERFACE_BYTES, INTERFACE_SECTION, MODULE, import};
+use weft_control::app::{INTERFACE_BYTES, INTERFACE_SECTION, MODULE, ON_EVENTS, import};
 
 /// Artifacts kept in the cache.
 pub const KEPT: usize = 64;
@@ -182,17 +182,34 @@ const INTERPRETER_ONLY: [&str; 4] = [
 ];
 
 /// Whether `module` imports a process call of the event ABI that the
-/// compiled tier does not serve ([`INTERPRETER_ONLY`]). A module that does
-/// not parse says no: the compiler will say why.
-pub fn needs_interpreter(module: &[u8]) -> bool {
+/// compiled tier does not serve ([`INTERPRETER_ONLY`]), or, where apps
+/// move (`movable`: a device's guest), is an event app (it exports
+/// `weft_on_events`), which only the interpreter moves (PROTOCOL.md
+/// §19). A module that does not parse says no: the compiler will say why.
+pub fn needs_interpreter(module: &[u8], movable: bool) -> bool {
     use wasmparser::{Parser, Payload};
     Parser::new(0).parse_all(module).any(|p| match p {
         Ok(Payload::ImportSection(imports)) => imports
             .into_iter()
             .flatten()
             .any(|i| i.module == MODULE && INTERPRETER_ONLY.contains(&i.name)),
+        Ok(Payload::ExportSection(exports)) if movable => exports_on_events(exports),
         _ => false,
     })
+}
+
+/// Whether `module` is an event app (PROTOCOL.md §13.2: it exports
+/// `weft_on_events`). A module that does not parse is not.
+pub fn is_event_app(module: &[u8]) -> bool {
+    use wasmparser::{Parser, Payload};
+    Parser::new(0).parse_all(module).any(|p| match p {
+        Ok(Payload::ExportSection(exports)) => exports_on_events(exports),
+        _ => false,
+    })
+}
+
+fn exports_on_events(exports: wasmparser::ExportSectionReader<'_>) -> bool {
+    exports.into_iter().flatten().any(|e| e.name == ON_EVENTS)
 }
 
 /// Checks that a module importing the event ABI (`weft`) states this

@@ -29,11 +29,48 @@ pub trait Catalog: Sync {
     /// The ELF of the program called `name`, if there is one.
     fn find(&self, name: &str) -> Option<Cow<'static, [u8]>>;
 
-    /// For the ahead-of-time tier (PROTOCOL.md §13.8): `module` compiled,
-    /// as [`AOT_RUNTIME`]'s payload, or why it cannot be. `None`: modules
-    /// run in the interpreter ([`WASM_RUNTIME`]).
-    fn compile(&self, _module: &[u8]) -> Option<Result<Vec<u8>, String>> {
-        None
+    /// For the ahead-of-time tier (PROTOCOL.md §13.8): `module`, which a
+    /// spawn asked to run in `tier`, compiled as [`AOT_RUNTIME`]'s payload,
+    /// or why it cannot be. `None`: it runs in the interpreter
+    /// ([`WASM_RUNTIME`]). A catalog without a compiler interprets every
+    /// module but those asked compiled.
+    fn compile(&self, _module: &[u8], tier: Tier) -> Option<Result<Vec<u8>, NotRunnable>> {
+        (tier == Tier::Compiled).then_some(Err(NotRunnable::NoCompiler))
+    }
+}
+
+/// How a spawn asks a Wasm module to run (PROTOCOL.md §14.2's `tier`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tier {
+    /// As the guest runs modules by default (`--engine`).
+    #[default]
+    Default,
+    /// In the interpreter.
+    Interp,
+    /// Compiled ahead of time.
+    Compiled,
+}
+
+impl Tier {
+    /// The wire value's tier (`weft_control::process::tier`), if it is one.
+    pub fn from_wire(t: u32) -> Option<Self> {
+        use weft_control::process::tier;
+        match t {
+            tier::DEFAULT => Some(Self::Default),
+            tier::INTERP => Some(Self::Interp),
+            tier::COMPILED => Some(Self::Compiled),
+            _ => None,
+        }
+    }
+
+    /// The wire value.
+    pub fn wire(self) -> u32 {
+        use weft_control::process::tier;
+        match self {
+            Self::Default => tier::DEFAULT,
+            Self::Interp => tier::INTERP,
+            Self::Compiled => tier::COMPILED,
+        }
     }
 }
 
@@ -54,6 +91,15 @@ pub struct Program {
 }
 
 impl Program {
+    /// The tier its Wasm module runs in; `None` for a native program.
+    pub fn tier(&self) -> Option<Tier> {
+        match (&self.payload, self.payload_executable) {
+            (None, _) => None,
+            (Some(_), false) => Some(Tier::Interp),
+            (Some(_), true) => Some(Tier::Compiled),
+        }
+    }
+
     /// The payload block as the address space maps it.
     pub fn payload(&self) -> Option<Payload<'_>> {
         self.payload.as_deref().map(|bytes| Payload {
@@ -72,6 +118,12 @@ pub enum NotRunnable {
     /// The ahead-of-time compiler refused the module.
     #[error("{0}")]
     Compile(String),
+    /// The module was asked compiled, and this monitor cannot compile.
+    #[error("this monitor cannot compile Wasm (the compiled tier needs an x86-64 CPU with SSE4.1)")]
+    NoCompiler,
+    /// A tier was asked for an image that is not a Wasm module.
+    #[error("a tier was asked for a program that is not a Wasm module")]
+    NotWasm,
 }
 
 /// The hex SHA-256 of `bytes`.
@@ -88,14 +140,19 @@ pub fn identity_of_bytes(bytes: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(bytes))
 }
 
-/// What runs `bytes`: an ELF runs as itself; a Wasm module runs in the
-/// catalog's runtime, as its payload: compiled, in [`AOT_RUNTIME`], if the
-/// catalog compiles ([`Catalog::compile`]), else in [`WASM_RUNTIME`].
+/// What runs `bytes`: an ELF runs as itself (and takes only
+/// [`Tier::Default`]); a Wasm module runs in the catalog's runtime, as its
+/// payload: compiled, in [`AOT_RUNTIME`], if the catalog compiles it in
+/// `tier` ([`Catalog::compile`]), else in [`WASM_RUNTIME`].
 /// (Whether the ELF is valid is checked when it is loaded.)
-pub fn runnable(catalog: &dyn Catalog, bytes: Cow<'static, [u8]>) -> Result<Program, NotRunnable> {
+pub fn runnable(
+    catalog: &dyn Catalog,
+    bytes: Cow<'static, [u8]>,
+    tier: Tier,
+) -> Result<Program, NotRunnable> {
     if bytes.starts_with(WASM_MAGIC) {
-        if let Some(compiled) = catalog.compile(&bytes) {
-            let payload = compiled.map_err(NotRunnable::Compile)?;
+        if let Some(compiled) = catalog.compile(&bytes, tier) {
+            let payload = compiled?;
             let elf = catalog
                 .find(AOT_RUNTIME)
                 .ok_or(NotRunnable::NoRuntime(AOT_RUNTIME))?;
@@ -113,6 +170,9 @@ pub fn runnable(catalog: &dyn Catalog, bytes: Cow<'static, [u8]>) -> Result<Prog
             payload: Some(bytes),
             payload_executable: false,
         });
+    }
+    if tier != Tier::Default {
+        return Err(NotRunnable::NotWasm);
     }
     Ok(Program {
         elf: bytes,
@@ -142,18 +202,36 @@ mod tests {
     }
 
     #[test]
-    fn an_elf_runs_as_itself() {
-        let p = runnable(&NoPrograms, Cow::Borrowed(b"\x7fELF")).unwrap();
+    fn an_elf_runs_as_itself_and_in_no_tier() {
+        let p = runnable(&NoPrograms, Cow::Borrowed(b"\x7fELF"), Tier::Default).unwrap();
         assert_eq!(&*p.elf, b"\x7fELF");
         assert!(p.payload.is_none());
+        for tier in [Tier::Interp, Tier::Compiled] {
+            let e = runnable(&NoPrograms, Cow::Borrowed(b"\x7fELF"), tier).unwrap_err();
+            assert!(matches!(e, NotRunnable::NotWasm), "{e:?}");
+        }
     }
 
     #[test]
     fn a_wasm_module_runs_in_the_runtime_as_its_payload() {
         let module = Cow::Borrowed(&b"\0asm\x01\0\0\0"[..]);
-        let p = runnable(&OnlyRuntime, module.clone()).unwrap();
-        assert_eq!(&*p.elf, b"\x7fELF runtime");
-        assert_eq!(p.payload, Some(module.clone()));
-        assert!(runnable(&NoPrograms, module).is_err());
+        for tier in [Tier::Default, Tier::Interp] {
+            let p = runnable(&OnlyRuntime, module.clone(), tier).unwrap();
+            assert_eq!(&*p.elf, b"\x7fELF runtime");
+            assert_eq!(p.payload, Some(module.clone()));
+        }
+        assert!(runnable(&NoPrograms, module.clone(), Tier::Default).is_err());
+        // Without a compiler, a module asked compiled is refused, not
+        // interpreted.
+        let e = runnable(&OnlyRuntime, module, Tier::Compiled).unwrap_err();
+        assert!(matches!(e, NotRunnable::NoCompiler), "{e:?}");
+    }
+
+    #[test]
+    fn tiers_round_trip_on_the_wire() {
+        for t in [Tier::Default, Tier::Interp, Tier::Compiled] {
+            assert_eq!(Tier::from_wire(t.wire()), Some(t));
+        }
+        assert_eq!(Tier::from_wire(3), None);
     }
 }

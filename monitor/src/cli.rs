@@ -171,6 +171,14 @@ pub struct DaemonArgs {
     /// Boot the device guest with this kernel ELF instead of the bundled one.
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
+    /// How the Wasm modules spawned on this device run, unless a spawn
+    /// asks (`weft spawn --engine`): aot (compiled by the monitor with
+    /// Cranelift, run as native code; such apps do not move), interp
+    /// (interpreted), or auto: aot unless the module is an event app
+    /// (which moves only interpreted) or imports a process call only the
+    /// interpreter serves (spawn, kill, processes, move_self).
+    #[arg(long = "engine", value_enum, default_value_t = WasmEngine::Auto)]
+    pub wasm_engine: WasmEngine,
     #[command(flatten)]
     pub grants: Grants,
 }
@@ -258,6 +266,11 @@ pub struct SpawnArgs {
     /// Wait for the process to end and exit with its status.
     #[arg(long)]
     pub wait: bool,
+    /// How a Wasm module runs: aot (compiled by the device's monitor, run
+    /// as native code; it cannot move) or interp (interpreted; event apps
+    /// move). Default: as the device's `weft daemon --engine` says.
+    #[arg(long = "engine", value_enum, value_name = "ENGINE")]
+    pub engine: Option<SpawnEngine>,
     /// FILE (a Wasm module's path, or a native program's name), then its
     /// arguments: everything after FILE is the program's, also what looks
     /// like an option of weft's.
@@ -424,6 +437,15 @@ pub enum WasmEngine {
     /// code at ring 3 (PROTOCOL.md §13.8).
     Aot,
     /// Interpreted at ring 3 (wasmi), with fuel; apps spawn apps and move.
+    Interp,
+}
+
+/// `weft spawn --engine`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpawnEngine {
+    /// Compiled ahead of time.
+    Aot,
+    /// Interpreted.
     Interp,
 }
 

@@ -3,12 +3,12 @@
 //! directory alone; the others ask the daemon of that directory, and say
 //! so (status 2) when none runs.
 
-use crate::cli::{FabricCommand, MoveArgs, PidArgs, PsArgs, SpawnArgs, StatsArgs};
+use crate::cli::{FabricCommand, MoveArgs, PidArgs, PsArgs, SpawnArgs, SpawnEngine, StatsArgs};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 use weft_fabric::local::{self, LocalError, LocalRequest, LocalResponse, Program};
-use weft_fabric::wire::{Device, Process};
+use weft_fabric::wire::{Device, Engine, Process};
 use weft_monitor::daemon::Identity;
 use weft_monitor::status::ExitStatus;
 
@@ -231,10 +231,15 @@ pub fn spawn(a: &SpawnArgs) -> ExitStatus {
             .map_or(file.to_string(), |n| n.to_string_lossy().into_owned());
         let mut args = vec![name];
         args.extend(a.args().iter().cloned());
+        let engine = a.engine.map(|e| match e {
+            SpawnEngine::Aot => Engine::Aot,
+            SpawnEngine::Interp => Engine::Interp,
+        });
         let request = LocalRequest::Spawn {
             device: a.device.clone(),
             program,
             args,
+            engine,
         };
         let pid = match ask_with(&a.state.state, request, module.as_ref(), ANSWER_LIMIT)? {
             LocalResponse::Spawned { pid } => pid,
@@ -302,6 +307,13 @@ pub fn stats(a: &StatsArgs) -> ExitStatus {
             println!("cpu_ns   {}", process.cpu_ns);
             println!("memory   {}", process.memory);
             println!("streams  {}", process.streams);
+            if let Some(engine) = process.engine {
+                let engine = match engine {
+                    Engine::Aot => "aot",
+                    Engine::Interp => "interp",
+                };
+                println!("engine   {engine}");
+            }
             if let Some(status) = process.status {
                 println!("status   {status}");
             }

@@ -99,6 +99,14 @@ fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
         eprintln!("weft: this build bundles no device agent");
         return ExitStatus::Usage;
     };
+    let compiled = match compiled_catalog(args.wasm_engine, Where::Device) {
+        Ok(c) => c,
+        Err(s) => return s,
+    };
+    let catalog: &dyn Catalog = match &compiled {
+        Some(c) => c,
+        None => &programs::Bundled,
+    };
     let cfg = weft_monitor::daemon::DaemonConfig {
         state: args.state.state.clone(),
         bind: args.bind,
@@ -108,10 +116,51 @@ fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
         mem_bytes: args.grants.mem_bytes(),
         policy,
         fabric_ips: args.fabric_ip.clone(),
-        catalog: &programs::Bundled,
+        catalog,
         sandbox: !args.no_sandbox,
     };
     weft_monitor::daemon::run(cfg, start)
+}
+
+/// Whose guest a catalog serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Where {
+    /// `weft run`'s: it caches artifacts in the user's cache directory
+    /// until its sandbox.
+    Run,
+    /// A device's (`weft daemon`): apps move there, and its sandbox holds
+    /// it to its state directory from the start (no disk cache).
+    Device,
+}
+
+/// The catalog that compiles Wasm modules as `engine` says, for spawns
+/// that leave it the choice (every spawn may ask for a tier of its own);
+/// `None` where nothing can be compiled and `engine` does not insist.
+fn compiled_catalog(
+    engine: WasmEngine,
+    place: Where,
+) -> Result<Option<programs::Compiled>, ExitStatus> {
+    let default = match engine {
+        WasmEngine::Auto => programs::DefaultTier::Auto {
+            movable: place == Where::Device,
+        },
+        WasmEngine::Aot => programs::DefaultTier::Compiled,
+        WasmEngine::Interp => programs::DefaultTier::Interp,
+    };
+    let made = match place {
+        Where::Run => programs::Compiled::new(default),
+        Where::Device => programs::Compiled::uncached(default),
+    };
+    match made {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if engine == WasmEngine::Aot => {
+            eprintln!("weft: {e}");
+            Err(ExitStatus::Usage)
+        }
+        // Where nothing can be compiled, the interpreter runs every module
+        // but those a spawn asks compiled, which are refused.
+        Err(_) => Ok(None),
+    }
 }
 
 fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
@@ -133,17 +182,9 @@ fn run(args: &cli::RunArgs, start: Instant) -> ExitStatus {
         );
         return ExitStatus::Usage;
     };
-    let compiled = match args.wasm_engine {
-        WasmEngine::Interp => None,
-        e => match programs::Compiled::new(e == WasmEngine::Auto) {
-            Ok(c) => Some(c),
-            // Where nothing can be compiled, auto means the interpreter.
-            Err(_) if e == WasmEngine::Auto => None,
-            Err(e) => {
-                eprintln!("weft: {e}");
-                return ExitStatus::Usage;
-            }
-        },
+    let compiled = match compiled_catalog(args.wasm_engine, Where::Run) {
+        Ok(c) => c,
+        Err(s) => return s,
     };
     let catalog: &dyn Catalog = match &compiled {
         Some(c) => c,

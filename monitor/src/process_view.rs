@@ -15,6 +15,7 @@
 //! same pid there, so a record never shows another process's; an ended
 //! process keeps its name and shows no memory and no streams.
 
+use crate::catalog::Tier;
 use crate::guest_memory::Ram;
 use crate::streams::StreamCounts;
 use std::sync::atomic::{Ordering, fence};
@@ -48,8 +49,9 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct ProcessBook {
     slots: Mutex<[Entry; MAX_PROCESSES]>,
-    /// What each slot's process runs (`catalog::identity_of_bytes`).
-    identities: Mutex<[Option<Arc<str>>; MAX_PROCESSES]>,
+    /// What each slot's process runs (`catalog::identity_of_bytes`), and
+    /// for a Wasm module, its tier.
+    identities: Mutex<[Option<(Arc<str>, Option<Tier>)>; MAX_PROCESSES]>,
     ended: Notify,
 }
 
@@ -61,11 +63,13 @@ impl ProcessBook {
         }
     }
 
-    /// Slot `slot`'s process runs `identity`.
-    pub fn identify(&self, slot: usize, identity: Arc<str>) {
+    /// Slot `slot`'s process runs `identity`, a Wasm module in `tier`
+    /// ([`Tier::Interp`] or [`Tier::Compiled`], PROTOCOL.md §13.8) or a
+    /// native program (`None`).
+    pub fn identify(&self, slot: usize, identity: Arc<str>, tier: Option<Tier>) {
         let mut ids = self.identities.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = ids.get_mut(slot) {
-            *i = Some(identity);
+            *i = Some((identity, tier));
         }
     }
 
@@ -74,7 +78,15 @@ impl ProcessBook {
     pub fn process(&self, slot: usize) -> Option<(u32, Arc<str>)> {
         let pid = self.pid(slot)?;
         let ids = self.identities.lock().unwrap_or_else(|e| e.into_inner());
-        Some((pid, ids.get(slot)?.clone()?))
+        Some((pid, ids.get(slot)?.as_ref()?.0.clone()))
+    }
+
+    /// The tier of the Wasm module running process `pid` runs (`None`
+    /// for a native program).
+    pub fn tier_of(&self, pid: u32) -> Option<Tier> {
+        let slot = (0..MAX_PROCESSES).find(|&slot| self.pid(slot) == Some(pid))?;
+        let ids = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+        ids.get(slot)?.as_ref()?.1
     }
 
     /// The identity of running process `pid`.

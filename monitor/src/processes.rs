@@ -12,7 +12,7 @@
 
 use crate::address_space::{self, ProgramImage};
 use crate::boot;
-use crate::catalog::{self, Catalog};
+use crate::catalog::{self, Catalog, Tier};
 use crate::exit::ProcessHost;
 use crate::guest_memory::{Ram, read_user};
 use crate::host;
@@ -86,6 +86,8 @@ struct Slot {
     /// What it runs, as the IPC registry names it
     /// ([`catalog::identity_of_bytes`]).
     identity: Arc<str>,
+    /// The tier of the Wasm module it runs; `None` for a native program.
+    tier: Option<Tier>,
     /// Memory handed out after boot.
     owned: Owned,
     /// Memory it was given at boot (the first program's).
@@ -195,6 +197,7 @@ impl<'a, R: Regions> Processes<'a, R> {
             root: first.root,
             name: name_of(&first.arg0),
             identity: format!("program:{}", String::from_utf8_lossy(&first.arg0)).into(),
+            tier: None,
             owned: Owned::default(),
             boot_bytes: first.bytes,
             elf: Cow::Borrowed(&[]),
@@ -222,7 +225,7 @@ impl<'a, R: Regions> Processes<'a, R> {
     fn publish(&self, index: usize) {
         if let Some(Some(s)) = self.slots.get(index) {
             self.book.set(index, s.pid, s.memory(), s.name);
-            self.book.identify(index, s.identity.clone());
+            self.book.identify(index, s.identity.clone(), s.tier);
         }
     }
 
@@ -309,9 +312,12 @@ impl<'a, R: Regions> Processes<'a, R> {
             .ok_or(ErrorCode::BadArgument)?
             .to_vec();
         let (image, identity) = self.image(caller_root, req)?;
-        let program = catalog::runnable(self.catalog, image).map_err(|e| match e {
+        let tier = catalog::Tier::from_wire(req.tier).ok_or(ErrorCode::BadArgument)?;
+        let program = catalog::runnable(self.catalog, image, tier).map_err(|e| match e {
             catalog::NotRunnable::NoRuntime(_) => ErrorCode::NotFound,
             catalog::NotRunnable::Compile(_) => ErrorCode::BadImage,
+            catalog::NotRunnable::NoCompiler => ErrorCode::Unsupported,
+            catalog::NotRunnable::NotWasm => ErrorCode::BadArgument,
         })?;
         let plan = boot::program_plan(&program.elf).map_err(|_| ErrorCode::BadImage)?;
         if self.pipe_tables[index].is_empty() {
@@ -386,6 +392,7 @@ impl<'a, R: Regions> Processes<'a, R> {
             root,
             name: name_of(&arg0),
             identity: identity.into(),
+            tier: program.tier(),
             owned,
             boot_bytes: 0,
             elf: program.elf,

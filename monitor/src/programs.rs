@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use thiserror::Error;
 use weft_monitor::aot;
-use weft_monitor::catalog::{self, Catalog, Program};
+use weft_monitor::catalog::{self, Catalog, NotRunnable, Program, Tier};
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
@@ -53,22 +53,41 @@ impl Catalog for Bundled {
     }
 }
 
+/// How a guest runs the Wasm modules whose spawn leaves it the choice
+/// (`--engine`, PROTOCOL.md §13.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultTier {
+    /// Compiled, unless the module needs the interpreter
+    /// ([`aot::needs_interpreter`]; `movable` in a device's guest, where
+    /// event apps move).
+    Auto { movable: bool },
+    /// Compiled.
+    Compiled,
+    /// Interpreted.
+    Interp,
+}
+
 /// The bundled programs, with Wasm modules compiled ahead of time
-/// (`weft run --engine aot`, PROTOCOL.md §13.8): all of them, or
-/// (`--engine auto`) those that import no process call only the
-/// interpreter serves ([`aot::needs_interpreter`]).
+/// (PROTOCOL.md §13.8) as each spawn asks ([`Tier`]), and as `default`
+/// says where it leaves the choice.
 pub struct Compiled {
     compiler: aot::Compiler,
-    auto: bool,
+    default: DefaultTier,
 }
 
 impl Compiled {
     /// A catalog compiling with a compiler that caches in the user's
-    /// cache directory; `auto` leaves to the interpreter the modules that
-    /// need it.
-    pub fn new(auto: bool) -> Result<Self, aot::AotError> {
+    /// cache directory.
+    pub fn new(default: DefaultTier) -> Result<Self, aot::AotError> {
         let compiler = aot::Compiler::new()?;
-        Ok(Self { compiler, auto })
+        Ok(Self { compiler, default })
+    }
+
+    /// A catalog whose compiler caches nothing on disk (a daemon's, whose
+    /// sandbox holds it to its state directory from the start).
+    pub fn uncached(default: DefaultTier) -> Result<Self, aot::AotError> {
+        let compiler = aot::Compiler::with_cache(None)?;
+        Ok(Self { compiler, default })
     }
 
     /// Compiles without the cache from now on ([`aot::Compiler::stop_caching`]):
@@ -83,11 +102,19 @@ impl Catalog for Compiled {
         bundled(name)
     }
 
-    fn compile(&self, module: &[u8]) -> Option<Result<Vec<u8>, String>> {
-        if self.auto && aot::needs_interpreter(module) {
-            return None;
-        }
-        Some(self.compiler.payload(module).map_err(|e| e.to_string()))
+    fn compile(&self, module: &[u8], tier: Tier) -> Option<Result<Vec<u8>, NotRunnable>> {
+        let compiled = match (tier, self.default) {
+            (Tier::Compiled, _) | (Tier::Default, DefaultTier::Compiled) => true,
+            (Tier::Interp, _) | (Tier::Default, DefaultTier::Interp) => false,
+            (Tier::Default, DefaultTier::Auto { movable }) => {
+                !aot::needs_interpreter(module, movable)
+            }
+        };
+        compiled.then(|| {
+            self.compiler
+                .payload(module)
+                .map_err(|e| NotRunnable::Compile(e.to_string()))
+        })
     }
 }
 
@@ -218,7 +245,7 @@ pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Program, ProgramErro
                 file_here: Path::new(name).exists(),
             })?
     };
-    catalog::runnable(catalog, bytes).map_err(|why| ProgramError::NotRunnable {
+    catalog::runnable(catalog, bytes, Tier::Default).map_err(|why| ProgramError::NotRunnable {
         name: name.to_owned(),
         why,
     })

@@ -168,6 +168,8 @@ fn hostile_process_calls_get_errors() {
         "processes into kernel memory: Err(BadAddress)",
         "process unknown pid: Err(NoProcess)",
         "spawn unknown source: Err(BadArgument)",
+        "spawn unknown tier: Err(BadArgument)",
+        "spawn bundled program compiled: Err(BadArgument)",
         "spawn unknown name: Err(NotFound)",
         "spawn huge heap: Err(BadArgument)",
         "spawn bad arguments block: Err(BadArgument)",

@@ -20,7 +20,7 @@ use weft_abi::{ErrorCode, nr};
 use weft_control::args;
 use weft_control::layout::USER_ARGS_MAX;
 pub use weft_control::process::ProcessRecord;
-use weft_control::process::{MAX_PROCESSES, SpawnRequest, source};
+use weft_control::process::{MAX_PROCESSES, SpawnRequest, source, tier};
 
 /// A process id.
 pub type Pid = u32;
@@ -33,6 +33,9 @@ pub enum Image<'a> {
     /// An ELF executable (or a Wasm module, which runs in the bundled Wasm
     /// runtime), for example read with [`crate::fs::read`].
     Bytes(&'a [u8]),
+    /// A Wasm module run in a tier: a `weft_control::process::tier` value
+    /// (0, the guest's default, for an ELF).
+    Tiered(&'a [u8], u32),
 }
 
 /// Starts `image` in a new process with `args` (its name first) and the
@@ -52,12 +55,14 @@ pub fn spawn_with_heap<A: AsRef<[u8]>>(
     let need = args::block_len::<_, &[u8], &[u8]>(args, &[]).ok_or(ErrorCode::BadLength)?;
     let mut block = vec![0u8; need.min(USER_ARGS_MAX as usize)];
     let len = args::encode(args, &mut block).map_err(|_| ErrorCode::BadLength)?;
-    let (kind, bytes) = match image {
-        Image::Bundled(name) => (source::BUNDLED, name.as_bytes()),
-        Image::Bytes(b) => (source::ELF, b),
+    let (kind, bytes, tier) = match image {
+        Image::Bundled(name) => (source::BUNDLED, name.as_bytes(), tier::DEFAULT),
+        Image::Bytes(b) => (source::ELF, b, tier::DEFAULT),
+        Image::Tiered(b, t) => (source::ELF, b, t),
     };
     let request = SpawnRequest {
         source: kind,
+        tier,
         image_addr: bytes.as_ptr() as u64,
         image_len: bytes.len() as u64,
         args_addr: block.as_ptr() as u64,

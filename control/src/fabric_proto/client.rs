@@ -222,6 +222,7 @@ impl<T: Transport> Client<T> {
             request: id,
             source,
             image_len: bytes.len() as u32,
+            tier: 0,
         };
         let mut frames = encode(&Request::Spawn { head, device, args })?;
         for chunk in bytes.chunks(MAX_CHUNK) {

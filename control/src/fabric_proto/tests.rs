@@ -46,6 +46,7 @@ fn requests_round_trip() {
         request: 6,
         source: source::MODULE,
         image_len: 100,
+        tier: 0,
     };
     round_trip_request(Request::Spawn {
         head,
@@ -91,6 +92,7 @@ fn malformed_requests_are_refused() {
         request: 1,
         source: 9,
         image_len: 5,
+        tier: 0,
     }
     .encode()
     .to_vec();
@@ -107,8 +109,23 @@ fn malformed_requests_are_refused() {
     );
     spawn[8..12].copy_from_slice(&5u32.to_le_bytes());
     assert!(Request::decode(kind::SPAWN, &spawn).is_ok());
+    // A tier for a program by name, and a tier that does not exist.
+    spawn[12] = 2;
+    assert_eq!(
+        Request::decode(kind::SPAWN, &spawn),
+        Err(WireError::Field("tier"))
+    );
+    spawn[4] = source::MODULE as u8;
+    assert!(Request::decode(kind::SPAWN, &spawn).is_ok());
+    spawn[12] = 3;
+    assert_eq!(
+        Request::decode(kind::SPAWN, &spawn),
+        Err(WireError::Field("tier"))
+    );
+    spawn[4] = source::NAME as u8;
+    spawn[12] = 0;
     // An argument that is not UTF-8.
-    spawn.truncate(14);
+    spawn.truncate(18);
     spawn.extend_from_slice(&[1, 0, 1, 0, 0xff]);
     assert_eq!(
         Request::decode(kind::SPAWN, &spawn),

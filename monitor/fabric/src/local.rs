@@ -11,7 +11,7 @@
 //! it, so it opens no path of the CLI's (its sandbox lets it open files
 //! only beneath its state directory and `--fs-root`).
 
-use crate::wire::{Device, Process};
+use crate::wire::{Device, Engine, Process};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
@@ -47,11 +47,14 @@ pub enum LocalRequest {
     Stats { pid: String },
     /// Ends a process, `DEVICE:N`.
     Kill { pid: String },
-    /// Starts `program` on `device` (default: this one).
+    /// Starts `program` on `device` (default: this one); a Wasm module in
+    /// `engine`'s tier (default: as that device runs modules).
     Spawn {
         device: Option<String>,
         program: Program,
         args: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<Engine>,
     },
     /// Waits for process `pid` to end, at most `limit_secs`.
     Wait { pid: String, limit_secs: u64 },

@@ -99,6 +99,9 @@ pub struct Process {
     /// The exit status, once ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u32>,
+    /// How it runs, if it is a Wasm app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
 }
 
 /// The program a spawn runs.
@@ -114,6 +117,16 @@ pub enum Image {
         size: u64,
         from: String,
     },
+}
+
+/// How a spawned Wasm module runs (PROTOCOL.md §13.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// Compiled ahead of time by the device's monitor.
+    Aot,
+    /// Interpreted (the only tier whose apps move).
+    Interp,
 }
 
 /// A fabric call to a device (the query payload on `weft/dev/<name>/call`).
@@ -141,8 +154,14 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         of: Option<String>,
     },
-    /// Starts a program with `args` (its name first).
-    Spawn { image: Image, args: Vec<String> },
+    /// Starts a program with `args` (its name first); a Wasm module in
+    /// `engine`'s tier (default: as the device runs modules).
+    Spawn {
+        image: Image,
+        args: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<Engine>,
+    },
     /// Asks a device that holds the fabric's CA key for a fresh certificate
     /// for the key and name of `csr` (PEM, PKCS#10), whose device must be
     /// a member; see [`crate::renewal`].
@@ -390,6 +409,7 @@ mod tests {
                     from: "a".into(),
                 },
                 args: vec!["x".into()],
+                engine: Some(Engine::Aot),
             },
         ];
         for r in requests {

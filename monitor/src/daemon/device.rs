@@ -11,13 +11,14 @@
 //! went ([`LocalDevice::moved_away`]), so that calls naming it are sent on,
 //! and its runtime's end is no exit.
 
+use crate::catalog::Tier;
 pub use crate::catalog::sha256_hex;
 use crate::streams::{DeviceHandle, SpawnImage};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use weft_control::process::{ProcessRecord, state};
 use weft_fabric::bounded::Bounded;
-use weft_fabric::wire::{Figures, Image, Pid, Process};
+use weft_fabric::wire::{Engine, Figures, Image, Pid, Process};
 
 /// Ended processes remembered (oldest forgotten first).
 pub const RECENT_EXITS: usize = 1024;
@@ -181,6 +182,10 @@ impl LocalDevice {
             memory: r.memory,
             streams: r.streams,
             status: (r.state == state::ENDED).then_some(r.status),
+            engine: self.handle.tier_of(r.pid).map(|t| match t {
+                Tier::Compiled => Engine::Aot,
+                _ => Engine::Interp,
+            }),
         }
     }
 
@@ -254,6 +259,7 @@ impl LocalDevice {
                     memory: 0,
                     streams: 0,
                     status: Some(status),
+                    engine: None,
                 }),
                 None => Err(format!("no process {pid} on {}", self.name)),
             },

@@ -15,6 +15,7 @@ use super::ipc::Hub;
 use super::moves::{MAX_REDIRECTS, Moves};
 use super::say;
 use super::udp::FabricUdp;
+use crate::catalog::Tier;
 use crate::streams::SpawnImage;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use weft_control::ipc_proto::{Guid, IpcError, MAX_DATA, MAX_TIMEOUT_MS};
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
 use weft_fabric::node::{FabricError, Incoming, Node, NodeConfig};
 use weft_fabric::registry::Registry;
-use weft_fabric::wire::{Device, Image, Pid, Process, Request, Response, Service};
+use weft_fabric::wire::{Device, Engine, Image, Pid, Process, Request, Response, Service};
 
 /// How long a call to another device may take.
 pub const CALL_LIMIT: Duration = Duration::from_secs(10);
@@ -393,7 +394,11 @@ impl Daemon {
                 }
                 Err(e) => err(e),
             },
-            Request::Spawn { image, args } => match self.spawn_here(image, args).await {
+            Request::Spawn {
+                image,
+                args,
+                engine,
+            } => match self.spawn_here(image, args, engine).await {
                 Ok(pid) => Response::Spawned {
                     pid: Pid::text(&self.identity.name, pid),
                 },
@@ -520,11 +525,24 @@ impl Daemon {
         }
     }
 
-    async fn spawn_here(&self, image: Image, args: Vec<String>) -> Result<u32, String> {
+    async fn spawn_here(
+        &self,
+        image: Image,
+        args: Vec<String>,
+        engine: Option<Engine>,
+    ) -> Result<u32, String> {
         check_image(&image)?;
-        let image = match image {
-            Image::Program { name } => SpawnImage::Bundled(name),
-            wasm => SpawnImage::Bytes(self.module_bytes(wasm).await?.as_ref().clone()),
+        let image = match (image, engine) {
+            (Image::Program { name }, None) => SpawnImage::Bundled(name),
+            (Image::Program { name }, Some(_)) => {
+                return Err(format!(
+                    "{name}: an engine applies only to a Wasm module, not a native program"
+                ));
+            }
+            (wasm, engine) => {
+                let bytes = self.module_bytes(wasm).await?.as_ref().clone();
+                SpawnImage::Wasm(bytes, tier(engine))
+            }
         };
         let pid = self.device.spawn(image, args).await?;
         // For the fabric's watchers (§17.4); an exit is published anyway.
@@ -733,10 +751,16 @@ impl Daemon {
                 device,
                 program,
                 args,
+                engine,
             } => {
                 let device = device.unwrap_or_else(|| self.identity.name.clone());
                 let image = self.image_of(program).await?;
-                match self.call(&device, Request::Spawn { image, args }).await? {
+                let spawn = Request::Spawn {
+                    image,
+                    args,
+                    engine,
+                };
+                match self.call(&device, spawn).await? {
                     Response::Spawned { pid } => LocalResponse::Spawned { pid },
                     other => return Err(unexpected(&other)),
                 }
@@ -923,6 +947,15 @@ impl Daemon {
     /// The registry's entries.
     pub fn known(&self) -> Vec<weft_fabric::wire::Known> {
         self.registry().list()
+    }
+}
+
+/// The tier a spawn's `engine` asks for (none: the device's default).
+pub(super) fn tier(engine: Option<Engine>) -> Tier {
+    match engine {
+        None => Tier::Default,
+        Some(Engine::Aot) => Tier::Compiled,
+        Some(Engine::Interp) => Tier::Interp,
     }
 }
 

@@ -79,6 +79,7 @@ async fn with_module(request: LocalRequest, fd: Option<OwnedFd>) -> Result<Local
         device,
         program: Program::File { name },
         args,
+        engine,
     } = request
     else {
         return Ok(request);
@@ -104,6 +105,7 @@ async fn with_module(request: LocalRequest, fd: Option<OwnedFd>) -> Result<Local
         device,
         program: Program::Module { bytes },
         args,
+        engine,
     })
 }
 

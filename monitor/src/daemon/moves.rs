@@ -22,6 +22,7 @@ use super::device::Whereabouts;
 use super::fabric::{CALL_LIMIT, Daemon};
 use super::say;
 use super::udp::FabricUdp;
+use crate::catalog::Tier;
 use crate::streams::{Begin, MoveAsk, MoveOrder, SpawnImage, Uncaptured};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -394,7 +395,8 @@ impl Daemon {
             let local = self
                 .device
                 .spawn(
-                    SpawnImage::Bytes(bytes.as_ref().clone()),
+                    // Only the interpreter restores an app.
+                    SpawnImage::Wasm(bytes.as_ref().clone(), Tier::Interp),
                     vec![app_name(name, &pid)],
                 )
                 .await?;
@@ -608,6 +610,14 @@ impl Daemon {
         if !module.starts_with(b"\0asm") {
             return Err(native());
         }
+        if self.device.handle.tier_of(local) == Some(Tier::Compiled) {
+            return Err(match crate::aot::is_event_app(&module) {
+                true => format!(
+                    "{pid} cannot move: it runs compiled (engine aot), and only interpreted apps move (spawn it with --engine interp to move it)"
+                ),
+                false => format!("{pid} cannot move: a command cannot move, only an event app"),
+            });
+        }
         let deadline = tokio::time::Instant::now() + MOVER_LIMIT;
         loop {
             if let Some(mover) = lock(&self.moves.movers).get(&local) {
@@ -736,7 +746,8 @@ impl Daemon {
         let local = self
             .device
             .spawn(
-                SpawnImage::Bytes(bytes.as_ref().clone()),
+                // Only the interpreter restores an app.
+                SpawnImage::Wasm(bytes.as_ref().clone(), Tier::Interp),
                 vec![app_name(name, pid)],
             )
             .await?;

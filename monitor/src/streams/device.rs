@@ -24,6 +24,7 @@
 //! may open a `DEVICE` stream, once per guest.
 
 use super::framed::{Failure, Reader, StreamIo, Writer, read_frame, write_frame};
+use crate::catalog::Tier;
 use crate::process_view::ProcessView;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -76,8 +77,11 @@ pub enum DeviceError {
 pub enum SpawnImage {
     /// A program bundled with `weft`, by name.
     Bundled(String),
-    /// An ELF executable, or a Wasm module (run in the bundled runtime).
+    /// An ELF executable, or a Wasm module (run as the guest runs modules
+    /// by default).
     Bytes(Vec<u8>),
+    /// A Wasm module run in the tier given (PROTOCOL.md §13.8).
+    Wasm(Vec<u8>, Tier),
 }
 
 /// A process the agent spawned ended.
@@ -224,14 +228,17 @@ impl DeviceHandle {
     /// Not cancel safe: once sent, the request is carried out even if the
     /// future is dropped (and the process's end is still announced).
     pub async fn spawn(&self, image: SpawnImage, args: Vec<Vec<u8>>) -> Result<u32, DeviceError> {
-        let (source, image) = match image {
+        let (source, image, tier) = match image {
             SpawnImage::Bundled(name) if (1..=MAX_NAME).contains(&name.len()) => {
-                (source::BUNDLED, name.into_bytes())
+                (source::BUNDLED, name.into_bytes(), Tier::Default)
             }
             SpawnImage::Bundled(name) => return Err(DeviceError::NameSize(name.len())),
-            SpawnImage::Bytes(b) if (1..=MAX_IMAGE).contains(&b.len()) => (source::BYTES, b),
-            SpawnImage::Bytes(b) => return Err(DeviceError::ImageSize(b.len())),
+            SpawnImage::Bytes(b) => (source::BYTES, b, Tier::Default),
+            SpawnImage::Wasm(b, tier) => (source::BYTES, b, tier),
         };
+        if !(1..=MAX_IMAGE).contains(&image.len()) {
+            return Err(DeviceError::ImageSize(image.len()));
+        }
         let request = self.next_id();
         let mut raw = vec![0u8; args.iter().map(|a| 2 + a.len()).sum()];
         let args = ArgList::new(&args, &mut raw).ok_or(DeviceError::Args)?;
@@ -239,6 +246,7 @@ impl DeviceHandle {
             request,
             source,
             image_len: image.len() as u32,
+            tier: tier.wire(),
         };
         let spawned = |r: Reply| match r {
             Reply::Spawned(t) if t.pid > 1 => Some(t.pid),
@@ -294,6 +302,12 @@ impl DeviceHandle {
     /// The identity (what it runs) of running process `pid`.
     pub fn identity_of(&self, pid: u32) -> Option<std::sync::Arc<str>> {
         self.view.get()?.book().identity_of(pid)
+    }
+
+    /// The tier of the Wasm module process `pid` runs (`None` for a
+    /// native program, or one that ended).
+    pub fn tier_of(&self, pid: u32) -> Option<Tier> {
+        self.view.get()?.book().tier_of(pid)
     }
 
     /// Process `pid`'s record, as [`DeviceHandle::list`] reads it.

@@ -35,8 +35,9 @@ use weft_control::fabric_proto::{
     self as proto, DeviceEntry, DeviceHead, List, ProcessHead, Reply, Request, kind, source,
 };
 use weft_control::frame::{Code, HEADER, Header, MAX_BODY};
+use weft_control::process::tier;
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
-use weft_fabric::wire::{Device, Process};
+use weft_fabric::wire::{Device, Engine, Process};
 
 /// Calls of one stream in flight at most.
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -225,10 +226,16 @@ async fn read_requests(
                     },
                     _ => Program::Module { bytes: image },
                 };
+                let engine = match head.tier {
+                    tier::INTERP => Some(Engine::Interp),
+                    tier::COMPILED => Some(Engine::Aot),
+                    _ => None,
+                };
                 let call = LocalRequest::Spawn {
                     device,
                     program,
                     args,
+                    engine,
                 };
                 (call, Wants::Spawned)
             }

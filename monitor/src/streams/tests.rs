@@ -517,6 +517,7 @@ fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
         request: 12,
         source: source::MODULE,
         image_len: module.len() as u32,
+        tier: 0,
     };
     let spawn = Request::Spawn {
         head,
@@ -727,6 +728,7 @@ fn hostile_fabric_frames_end_only_their_stream() {
                 request: 2,
                 source: source::NAME,
                 image_len: 5,
+                tier: 0,
             };
             let args = ArgList::new(&["a"], &mut raw).unwrap();
             let mut f = fabric_request(Request::Spawn {

@@ -317,6 +317,49 @@ fn moves_that_cannot_happen_fail_clearly_and_lose_nothing() {
         let (code, out, _) = cli(f.dir("b"), &["stats", "--json", &pid]);
         code == 0 && out.contains("\"device\":\"a\"")
     });
+
+    // The engine: by default a device compiles commands and interprets
+    // event apps (which move); a spawn may ask. A compiled event app runs
+    // (and ticks) but does not move, and says so.
+    let engine = |pid: &str| {
+        let out = ok(f.dir("a"), &["stats", "--json", pid]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["engine"].as_str().unwrap_or("none").to_string()
+    };
+    assert_eq!(engine(spin.trim()), "aot");
+    assert_eq!(engine(&pid), "interp");
+    assert_eq!(engine(native.trim()), "none");
+    let interpreted = ok(
+        f.dir("a"),
+        &[
+            "spawn",
+            "--device",
+            "b",
+            "--engine",
+            "interp",
+            &wasm("spin"),
+        ],
+    );
+    assert_eq!(engine(interpreted.trim()), "interp");
+    ok(f.dir("a"), &["kill", &pid]);
+    let compiled = ok(
+        f.dir("a"),
+        &["spawn", "--device", "b", "--engine", "aot", &app, "1", "20"],
+    );
+    let compiled = compiled.trim();
+    assert!(compiled.starts_with("b:"), "{compiled}");
+    assert_eq!(engine(compiled), "aot");
+    eventually(
+        "the compiled app ticks on b",
+        Duration::from_secs(20),
+        || f.last_tick("b") >= 2,
+    );
+    let (code, _, err) = cli(f.dir("a"), &["move", compiled, "a", "--wait", "1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("runs compiled (engine aot)"), "{err}");
+    let (code, _, err) = cli(f.dir("a"), &["spawn", "--engine", "aot", "sleep", "1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("only to a Wasm module"), "{err}");
 }
 
 #[test]

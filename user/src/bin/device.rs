@@ -29,7 +29,7 @@ use weft_control::device_proto::{
     source,
 };
 use weft_control::frame;
-use weft_control::process::state;
+use weft_control::process::{state, tier};
 use weft_user::process::{self, Image, Pid};
 use weft_user::stream::{Interest, Stream, poll};
 use weft_user::{Args, Code, Error, ErrorCode, eprintln};
@@ -167,6 +167,12 @@ impl Agent {
             source::BYTES => MAX_IMAGE,
             other => return Err(protocol(format_args!("SPAWN source {other}"))),
         };
+        if !tier::is_valid(head.tier) || (head.source == source::BUNDLED && head.tier != 0) {
+            return Err(protocol(format_args!(
+                "SPAWN tier {} with source {}",
+                head.tier, head.source
+            )));
+        }
         if len == 0 || len > limit {
             return Err(protocol(format_args!(
                 "SPAWN image of {len} bytes (1..={limit})"
@@ -209,7 +215,7 @@ impl Agent {
                 Ok(name) => process::spawn(Image::Bundled(name), &args),
                 Err(_) => Err(ErrorCode::NotFound),
             },
-            _ => process::spawn(Image::Bytes(&image), &args),
+            _ => process::spawn(Image::Tiered(&image, head.tier), &args),
         };
         Ok(match started {
             Ok(pid) => {

@@ -66,6 +66,7 @@ fn main(_: Args) -> i32 {
         request: 2,
         source: source::NAME,
         image_len: 5,
+        tier: 0,
     };
     let mut cut = frame_of(&Request::Spawn {
         head,

@@ -60,12 +60,13 @@ fn try_all(cases: &[(&str, u64, [u64; 3])]) {
 
 /// Spawn requests that are well placed but wrong inside.
 fn spawn_requests() {
-    use weft_control::process::{SpawnRequest, source};
+    use weft_control::process::{SpawnRequest, source, tier};
     let name = b"hello";
     let mut args = [0u8; 64];
     let args_len = weft_control::args::encode(&["hello"], &mut args).unwrap_or(0);
     let good = SpawnRequest {
         source: source::BUNDLED,
+        tier: tier::DEFAULT,
         image_addr: name.as_ptr() as u64,
         image_len: name.len() as u64,
         args_addr: args.as_ptr() as u64,
@@ -74,6 +75,14 @@ fn spawn_requests() {
     };
     let cases = [
         ("spawn unknown source", SpawnRequest { source: 9, ..good }),
+        ("spawn unknown tier", SpawnRequest { tier: 9, ..good }),
+        (
+            "spawn bundled program compiled",
+            SpawnRequest {
+                tier: tier::COMPILED,
+                ..good
+            },
+        ),
         (
             "spawn unknown name",
             SpawnRequest {
