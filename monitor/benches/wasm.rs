@@ -33,6 +33,12 @@
 //!   `.wasm` and N under wasmtime in this process, compiled with the
 //!   guest's settings for the host ([`aot::HostWasmtime`]): what the guest
 //!   costs compiled code. Target: ratio ≥ 0.9.
+//! - `coremark_host_wasmtime_default_vs_native`: the same `.wasm` under
+//!   wasmtime with its own defaults on the host
+//!   ([`aot::HostWasmtime::unconstrained`]: guard pages instead of bounds
+//!   checks, signals, every CPU feature) against the native build: the
+//!   most `coremark_aot_vs_native` could reach with Cranelift here. No
+//!   target.
 //! - `aot_spawn_us` ([`aot::spawn`]): median wall time of `weft run --engine
 //!   aot noop.wasm` (a cached module whose `_start` returns at once) minus
 //!   that of `weft run exit-code 0`, a native bundled program, in the same
@@ -104,23 +110,36 @@ fn main() {
         let out = cache.coremark(WEFT, WASM, AOT_ITERATIONS);
         score("guest AOT", out.status.code(), &out.stdout, &out.stderr)
     };
-    let wasmtime = aot::HostWasmtime::new(&wasm);
-    let host_wasmtime = || {
-        let out = wasmtime
+    let on_host = |what: &str, engine: &aot::HostWasmtime| {
+        let out = engine
             .run(&["coremark.wasm", AOT_ITERATIONS])
             .expect("host wasmtime");
-        score("host wasmtime", Some(out.status), &out.stdout, &out.stderr)
+        score(what, Some(out.status), &out.stdout, &out.stderr)
     };
+    let (wasmtime, unconstrained) = (
+        aot::HostWasmtime::new(&wasm),
+        aot::HostWasmtime::unconstrained(&wasm),
+    );
+    let host_wasmtime = || on_host("host wasmtime", &wasmtime);
+    let host_default = || on_host("host wasmtime, defaults", &unconstrained);
     // Warm the page cache, the binaries and the AOT cache, then alternate.
-    let _ = (guest(), host(), native(), guest_aot(), host_wasmtime());
+    let _ = (
+        guest(),
+        host(),
+        native(),
+        guest_aot(),
+        host_wasmtime(),
+        host_default(),
+    );
     let (mut g, mut h, mut n) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut a, mut w) = (Vec::new(), Vec::new());
+    let (mut a, mut w, mut d) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         g.push(guest());
         h.push(host());
         n.push(native());
         a.push(guest_aot());
         w.push(host_wasmtime());
+        d.push(host_default());
     }
 
     let unit = "iterations/s";
@@ -162,6 +181,13 @@ fn main() {
             "same .wasm and iterations under wasmtime 48 on the host in-process, compiled with the guest's settings (weft_wasm_run::aot::config, the same CPU flags)",
             median(&w),
         ),
+        Record::new(
+            "coremark_host_wasmtime_default_vs_native",
+            median(&d),
+            unit,
+            "the ceiling of coremark_aot_vs_native: the same .wasm under wasmtime 48 on the host with its defaults (guard pages instead of bounds checks, signals, every CPU feature) against the native build",
+            median(&n),
+        ),
     ];
     record(
         &records,
@@ -171,6 +197,7 @@ fn main() {
             ("coremark_native", &n),
             ("coremark_aot", &a),
             ("coremark_host_wasmtime", &w),
+            ("coremark_host_wasmtime_default", &d),
         ],
     )
     .expect("write results");

@@ -99,13 +99,11 @@ fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
         eprintln!("weft: this build bundles no device agent");
         return ExitStatus::Usage;
     };
-    let compiled = match compiled_catalog(args.wasm_engine, Where::Device) {
-        Ok(c) => c,
+    let catalog: &'static dyn Catalog = match compiled_catalog(args.wasm_engine, Where::Device) {
+        // The daemon's tasks hold it for as long as the process runs.
+        Ok(Some(c)) => DEVICE_CATALOG.get_or_init(|| c),
+        Ok(None) => &programs::Bundled,
         Err(s) => return s,
-    };
-    let catalog: &dyn Catalog = match &compiled {
-        Some(c) => c,
-        None => &programs::Bundled,
     };
     let cfg = weft_monitor::daemon::DaemonConfig {
         state: args.state.state.clone(),
@@ -121,6 +119,10 @@ fn daemon(args: &cli::DaemonArgs, start: Instant) -> ExitStatus {
     };
     weft_monitor::daemon::run(cfg, start)
 }
+
+/// A daemon's catalog: its tasks may use it for as long as the process
+/// runs.
+static DEVICE_CATALOG: std::sync::OnceLock<programs::Compiled> = std::sync::OnceLock::new();
 
 /// Whose guest a catalog serves.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -288,6 +288,7 @@ fn process(pid: &str, name: &str, state: &str, status: Option<u32>) -> Process {
         memory: 4096,
         streams: 3,
         status,
+        engine: None,
     }
 }
 
@@ -350,6 +351,7 @@ async fn answer(mut calls: mpsc::Receiver<FabricAsk>, script: Vec<FabricEvent>) 
                 device: Some(device),
                 program: Program::Name { name },
                 args,
+                engine: None,
             } if device == "b" && name == "hello" && args == ["hello"] => {
                 LocalResponse::Spawned { pid: "b:7".into() }
             }

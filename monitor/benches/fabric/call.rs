@@ -56,6 +56,7 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 2], BenchError> {
             memory: 1 << 20,
             streams: 3,
             status: None,
+            engine: None,
         },
     }));
     let program = this_program()?;

@@ -156,7 +156,7 @@ const OTHER_X86_FLAGS: &[&str] = &[
 ];
 
 impl HostWasmtime {
-    /// `wasm` compiled for the host.
+    /// `wasm` compiled for the host as for the guest.
     pub fn new(wasm: &[u8]) -> Self {
         let mut c: Config = weft_wasm_run::aot::config();
         for flag in OTHER_X86_FLAGS {
@@ -165,7 +165,20 @@ impl HostWasmtime {
                 c.cranelift_flag_set(flag, "false");
             }
         }
-        let engine = Engine::new(&c).expect("wasmtime engine for the host");
+        Self::with(&c, wasm)
+    }
+
+    /// `wasm` compiled with wasmtime's own defaults on this host: linear
+    /// memory behind guard pages (no bounds checks in code), traps by
+    /// signals, every CPU feature Cranelift finds (AVX included). What
+    /// Cranelift's code reaches here at best: the ceiling of
+    /// `coremark_aot_vs_native`.
+    pub fn unconstrained(wasm: &[u8]) -> Self {
+        Self::with(&Config::new(), wasm)
+    }
+
+    fn with(c: &Config, wasm: &[u8]) -> Self {
+        let engine = Engine::new(c).expect("wasmtime engine for the host");
         let module = Module::new(&engine, wasm).expect("compile the module for the host");
         let linker = linker(&engine, &module).expect("WASI functions");
         Self {

@@ -12,7 +12,9 @@ use decoders::DRIVERS;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use weft_fabric::invite::Invitation;
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
-use weft_fabric::wire::{self, Device, Exit, Figures, Image, Known, Process, Request, Response};
+use weft_fabric::wire::{
+    self, Device, Engine, Exit, Figures, Image, Known, Process, Request, Response,
+};
 
 /// Pseudo-random inputs per driver.
 const RANDOM_INPUTS: usize = 50_000;
@@ -27,6 +29,7 @@ fn process() -> Process {
         memory: 1 << 20,
         streams: 3,
         status: Some(137),
+        engine: Some(Engine::Aot),
     }
 }
 
@@ -73,12 +76,14 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                         from: "a".into(),
                     },
                     args: vec!["x".into(), "".into(), "é ✓".into()],
+                    engine: Some(Engine::Interp),
                 },
                 Request::Spawn {
                     image: Image::Program {
                         name: "hello".into(),
                     },
                     args: Vec::new(),
+                    engine: None,
                 },
             ];
             let responses = [
@@ -122,6 +127,7 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                         bytes: b"\0asm\x01\0\0\0".to_vec(),
                     },
                     args: vec!["app".into()],
+                    engine: Some(Engine::Aot),
                 },
                 LocalRequest::Spawn {
                     device: None,
@@ -129,6 +135,7 @@ fn seeds(driver: &str) -> Vec<Vec<u8>> {
                         name: "app.wasm".into(),
                     },
                     args: Vec::new(),
+                    engine: None,
                 },
                 LocalRequest::Wait {
                     pid: "a:2".into(),

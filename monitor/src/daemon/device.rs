@@ -11,8 +11,8 @@
 //! went ([`LocalDevice::moved_away`]), so that calls naming it are sent on,
 //! and its runtime's end is no exit.
 
-use crate::catalog::Tier;
 pub use crate::catalog::sha256_hex;
+use crate::catalog::{Catalog, Tier};
 use crate::streams::{DeviceHandle, SpawnImage};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,6 +59,9 @@ pub struct LocalDevice {
     /// Names of the processes spawned lately (for their ended records), by
     /// local pid.
     names: Mutex<Bounded<String>>,
+    /// How its Wasm modules run: those it compiles are compiled before
+    /// their spawn ([`LocalDevice::precompile`]).
+    catalog: &'static dyn Catalog,
     modules: Mutex<Bounded<Arc<Vec<u8>>>>,
     /// Processes running here that were born elsewhere: local pid → the
     /// fabric pid they keep.
@@ -97,10 +100,11 @@ fn state_name(s: u32) -> &'static str {
 }
 
 impl LocalDevice {
-    pub fn new(name: String, handle: DeviceHandle) -> Self {
+    pub fn new(name: String, handle: DeviceHandle, catalog: &'static dyn Catalog) -> Self {
         LocalDevice {
             name,
             handle,
+            catalog,
             exits: Mutex::new(Bounded::new(RECENT_EXITS, |_| 1)),
             names: Mutex::new(Bounded::new(RECENT_EXITS, |_| 1)),
             modules: Mutex::new(Bounded::new(CACHE_BYTES, |m: &Arc<Vec<u8>>| m.len())),
@@ -292,6 +296,7 @@ impl LocalDevice {
 
     /// Starts a program already resolved to an image.
     pub async fn spawn(&self, image: SpawnImage, args: Vec<String>) -> Result<u32, String> {
+        let image = self.precompile(image).await?;
         let name = args.first().cloned().unwrap_or_default();
         let args = args.into_iter().map(String::into_bytes).collect();
         let pid = self
@@ -301,6 +306,33 @@ impl LocalDevice {
             .map_err(|e| format!("spawn on {}: {e}", self.name))?;
         lock(&self.names).insert(Pid::text(&self.name, pid), name);
         Ok(pid)
+    }
+
+    /// Compiles a Wasm module that runs compiled here (PROTOCOL.md §13.8)
+    /// on a thread of its own, before it is handed to the guest: the
+    /// spawn's hypercall then finds it compiled (`aot::RECENT`) and the
+    /// guest's vCPU never waits for Cranelift; a module the compiler
+    /// refuses is refused here, saying why.
+    async fn precompile(&self, image: SpawnImage) -> Result<SpawnImage, String> {
+        let (bytes, tier) = match image {
+            SpawnImage::Wasm(bytes, tier) => (bytes, tier),
+            SpawnImage::Bytes(bytes) if bytes.starts_with(b"\0asm") => (bytes, Tier::Default),
+            other => return Ok(other),
+        };
+        let catalog = self.catalog;
+        let (bytes, refused) = tokio::task::spawn_blocking(move || {
+            let refused = match catalog.compile(&bytes, tier) {
+                Some(Err(e)) => Some(e.to_string()),
+                _ => None,
+            };
+            (bytes, refused)
+        })
+        .await
+        .map_err(|e| format!("compiling the module: {e}"))?;
+        match refused {
+            Some(why) => Err(format!("the module cannot run compiled: {why}")),
+            None => Ok(SpawnImage::Wasm(bytes, tier)),
+        }
     }
 }
 

@@ -61,7 +61,9 @@ pub struct DaemonConfig<'a> {
     pub policy: Policy,
     /// The fabric addresses the device owns (`--fabric-ip`).
     pub fabric_ips: Vec<IpAddr>,
-    pub catalog: &'a dyn Catalog,
+    /// How the device's Wasm modules run (`--engine`); it lives as long
+    /// as the daemon's tasks.
+    pub catalog: &'static dyn Catalog,
     /// Whether it enters its sandbox (`crate::sandbox`): its file rules
     /// before its first thread starts, its system-call filter (the daemon
     /// profile) once its guest is built.
@@ -181,6 +183,7 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
         identity,
         handle,
         Joining {
+            catalog: cfg.catalog,
             node_cfg,
             registry,
             udp,
@@ -274,6 +277,7 @@ struct Clients {
 /// What the device joins the fabric with: its node's configuration, the
 /// known devices, and the table of its fabric UDP sockets.
 struct Joining {
+    catalog: &'static dyn Catalog,
     node_cfg: NodeConfig,
     registry: weft_fabric::registry::Registry,
     udp: Arc<udp::FabricUdp>,
@@ -295,8 +299,10 @@ async fn start_fabric(
             .ready()
             .await
             .map_err(|e| format!("the device guest did not start: {e}"))?;
-        let device = device::LocalDevice::new(identity.name.clone(), handle.clone());
+        let device =
+            device::LocalDevice::new(identity.name.clone(), handle.clone(), joining.catalog);
         let Joining {
+            catalog: _,
             node_cfg,
             registry,
             udp,

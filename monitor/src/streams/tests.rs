@@ -517,7 +517,7 @@ fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
         request: 12,
         source: source::MODULE,
         image_len: module.len() as u32,
-        tier: 0,
+        tier: weft_control::process::tier::COMPILED,
     };
     let spawn = Request::Spawn {
         head,
@@ -551,6 +551,7 @@ fn fabric_calls_reach_the_link_and_are_answered_by_id_in_any_order() {
             device: Some("b".into()),
             program: Program::Module { bytes: module },
             args: vec!["app.wasm".into(), "x".into()],
+            engine: Some(weft_fabric::wire::Engine::Aot),
         }
     );
     // Answered last to first.
