@@ -3,8 +3,9 @@
 //! runtime shares ([`weft_wasm_run::aot::config`]), for the guest's target
 //! (`x86_64-unknown-none`) and the SSE features its CPU has.
 //!
-//! A compiler keeps its last [`RECENT`] payloads in memory, so a module a
-//! guest spawns again is not compiled again. Artifacts are also cached on
+//! A compiler keeps its last [`RECENT`] payloads in memory (at most
+//! [`RECENT_BYTES`] together, but always the newest), so a module a guest
+//! spawns again is not compiled again. Artifacts are also cached on
 //! disk by the module's SHA-256 and the engine's
 //! compatibility hash (wasmtime's version and every setting the artifact
 //! records) in `$XDG_CACHE_HOME/weft/aot` (or `~/.cache/weft/aot`): the
@@ -29,6 +30,10 @@ pub const KEPT: usize = 64;
 /// Payloads a compiler keeps in memory, for the modules a guest spawns
 /// again (the disk cache is out of the sandbox's reach).
 pub const RECENT: usize = 8;
+/// The most bytes those payloads hold together, past the newest one: a
+/// daemon runs for months, and a module of 16 MiB compiles to several
+/// times that.
+pub const RECENT_BYTES: usize = 64 << 20;
 /// The guest's target: the artifact's code runs in a `no_std` ring-3
 /// program.
 const TARGET: &str = "x86_64-unknown-none";
@@ -128,10 +133,12 @@ impl Compiler {
         payload.extend_from_slice(&header.encode());
         payload.extend_from_slice(&artifact);
         let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if r.len() == RECENT {
+        r.push_back((hash, payload.clone()));
+        while r.len() > RECENT
+            || (r.len() > 1 && r.iter().map(|(_, p)| p.len()).sum::<usize>() > RECENT_BYTES)
+        {
             r.pop_front();
         }
-        r.push_back((hash, payload.clone()));
         Ok(payload)
     }
 

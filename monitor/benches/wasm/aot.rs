@@ -158,13 +158,19 @@ const OTHER_X86_FLAGS: &[&str] = &[
 impl HostWasmtime {
     /// `wasm` compiled for the host as for the guest.
     pub fn new(wasm: &[u8]) -> Self {
-        let mut c: Config = weft_wasm_run::aot::config();
-        for flag in OTHER_X86_FLAGS {
-            // SAFETY: turning a feature off only narrows the code.
-            unsafe {
-                c.cranelift_flag_set(flag, "false");
-            }
-        }
+        Self::with(&guest_config(), wasm)
+    }
+
+    /// `wasm` compiled as for the guest, but with its linear memory behind
+    /// guard pages (a 4 GiB reservation and 2 GiB of guard: no bounds
+    /// checks in code) and traps by signals: the other way of trapping
+    /// (PROTOCOL.md §13.8), measured against the guest's explicit checks
+    /// ([`HostWasmtime::new`]) on the host, where signals exist.
+    pub fn guarded(wasm: &[u8]) -> Self {
+        let mut c = guest_config();
+        c.signals_based_traps(true);
+        c.memory_reservation(4 << 30);
+        c.memory_guard_size(2 << 30);
         Self::with(&c, wasm)
     }
 
@@ -203,6 +209,19 @@ impl HostWasmtime {
         };
         Ok(store.into_data().outcome(status))
     }
+}
+
+/// The guest's settings, for the host: `weft_wasm_run::aot::config()` with
+/// every CPU feature the guest's artifact does not use turned off.
+fn guest_config() -> Config {
+    let mut c = weft_wasm_run::aot::config();
+    for flag in OTHER_X86_FLAGS {
+        // SAFETY: turning a feature off only narrows the code.
+        unsafe {
+            c.cranelift_flag_set(flag, "false");
+        }
+    }
+    c
 }
 
 /// A linker with [`shim`]'s WASI calls for `module`, `proc_exit` failing

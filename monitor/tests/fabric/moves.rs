@@ -360,6 +360,22 @@ fn moves_that_cannot_happen_fail_clearly_and_lose_nothing() {
     let (code, _, err) = cli(f.dir("a"), &["spawn", "--engine", "aot", "sleep", "1"]);
     assert_ne!(code, 0);
     assert!(err.contains("only to a Wasm module"), "{err}");
+    // A module the compiler refuses (it uses the event ABI without
+    // stating its interface version) is refused at its spawn, saying why.
+    let unstated = f.dir("a").join("unstated.wasm");
+    let module =
+        "(module (import \"weft\" \"pid\" (func (result i32))) (func (export \"_start\")))";
+    std::fs::write(&unstated, wat::parse_str(module).unwrap()).unwrap();
+    let unstated = unstated.to_str().unwrap();
+    let (code, _, err) = cli(
+        f.dir("a"),
+        &["spawn", "--device", "b", "--engine", "aot", unstated],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("cannot run compiled") && err.contains("interface"),
+        "{err}"
+    );
 }
 
 #[test]
