@@ -8,7 +8,7 @@
 
 use alloc::sync::Arc;
 use core::arch::x86_64::__cpuid;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use weft_wasm_run::aot;
 
 /// wasmtime's thread-local words: the program has one thread.
@@ -56,10 +56,22 @@ impl wasmtime::CustomCodeMemory for PayloadCode {
     }
 }
 
+/// CPUID leaf 1's ECX, once read (the top bit set: not read yet). Every
+/// CPUID exits to the monitor (10-40 µs here), and the load asks for each
+/// of the artifact's features in turn.
+static LEAF1_ECX: AtomicU64 = AtomicU64::new(u64::MAX);
+
 /// Whether the CPU has `feature` (a name of [`aot::CPU_FLAGS`]); `None` for
 /// another name, which fails the load.
 fn has_feature(feature: &str) -> Option<bool> {
-    let ecx = __cpuid(1).ecx;
+    let ecx = match LEAF1_ECX.load(Ordering::Relaxed) {
+        u64::MAX => {
+            let ecx = __cpuid(1).ecx;
+            LEAF1_ECX.store(ecx.into(), Ordering::Relaxed);
+            ecx
+        }
+        known => known as u32,
+    };
     let bit = match feature {
         "sse3" => 0,
         "ssse3" => 9,
