@@ -325,6 +325,56 @@ mod tests {
         assert!(kernel(None).unwrap().starts_with(b"\x7fELF"));
     }
 
+    /// Which modules a catalog compiles: what a spawn asks, else the
+    /// guest's default, whose `auto` interprets what needs the interpreter
+    /// (and, where apps move, event apps).
+    #[test]
+    fn each_spawn_gets_the_tier_it_asks_or_the_guests_default() {
+        let parse = |text: &str| wat::parse_str(text).unwrap();
+        let command = parse(r#"(module (func (export "_start")))"#);
+        let event_app = parse(
+            r#"(module (func (export "_initialize"))
+                (func (export "weft_on_events") (param i32) (result i32) i32.const 0))"#,
+        );
+        // It imports a process call, and states no interface version:
+        // compiled, it is refused.
+        let spawner = parse(
+            r#"(module (import "weft" "spawn"
+                (func (param i32 i32 i32 i32 i64 i32) (result i32)))
+                (func (export "_start")))"#,
+        );
+        // Some(true): compiled; Some(false): refused; None: interpreted.
+        let runs = |default, module: &[u8], tier| {
+            Compiled::uncached(default)
+                .unwrap()
+                .compile(module, tier)
+                .map(|r| r.is_ok())
+        };
+        let auto = DefaultTier::Auto { movable: false };
+        let device = DefaultTier::Auto { movable: true };
+        for (default, module, tier, expected) in [
+            (auto, &command, Tier::Default, Some(true)),
+            (auto, &event_app, Tier::Default, Some(true)),
+            (auto, &spawner, Tier::Default, None),
+            (device, &command, Tier::Default, Some(true)),
+            (device, &event_app, Tier::Default, None),
+            (device, &event_app, Tier::Compiled, Some(true)),
+            (device, &spawner, Tier::Default, None),
+            (DefaultTier::Interp, &command, Tier::Default, None),
+            (DefaultTier::Interp, &command, Tier::Compiled, Some(true)),
+            (DefaultTier::Compiled, &command, Tier::Interp, None),
+            (DefaultTier::Compiled, &spawner, Tier::Default, Some(false)),
+            (DefaultTier::Compiled, &spawner, Tier::Interp, None),
+        ] {
+            assert_eq!(
+                runs(default, module, tier),
+                expected,
+                "{default:?}, {tier:?}, {}",
+                String::from_utf8_lossy(module)
+            );
+        }
+    }
+
     #[test]
     fn no_bundled_name_could_be_taken_for_a_file() {
         for (name, _) in PROGRAMS {
