@@ -31,7 +31,9 @@ use weft_control::fabric_proto::client::{Client, Transport};
 use weft_control::fabric_proto::kind;
 use weft_control::frame::{self, Code, Header};
 
-pub use weft_control::fabric_proto::client::{CallError, Device, Event, Figures, Image, Process};
+pub use weft_control::fabric_proto::client::{
+    CallError, Device, Engine, Event, Figures, Image, Process,
+};
 
 /// Why a fabric call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]

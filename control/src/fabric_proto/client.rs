@@ -19,6 +19,7 @@ use super::{
 };
 use crate::device_proto::ArgList;
 use crate::frame::{self, HEADER, MAX_BODY, WireError};
+use crate::process::tier;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -68,8 +69,21 @@ pub struct Process {
 pub enum Image<'a> {
     /// One of the target device's own programs, by name.
     Name(&'a str),
-    /// A Wasm module's bytes.
+    /// A Wasm module's bytes, run as the target device runs modules by
+    /// default (`weft daemon --engine`).
     Module(&'a [u8]),
+    /// A Wasm module's bytes, run by the given engine.
+    ModuleWith(&'a [u8], Engine),
+}
+
+/// How a spawned Wasm module runs (PROTOCOL.md §13.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Compiled ahead of time by the target's monitor; the app cannot
+    /// move.
+    Aot,
+    /// Interpreted; an event app can move.
+    Interp,
 }
 
 /// Why a call failed (besides its transport).
@@ -207,9 +221,15 @@ impl<T: Transport> Client<T> {
         image: Image<'_>,
         args: &[&str],
     ) -> Result<String, T::Error> {
-        let (source, bytes, limit) = match image {
-            Image::Name(name) => (source::NAME, name.as_bytes(), MAX_NAME),
-            Image::Module(bytes) => (source::MODULE, bytes, MAX_MODULE),
+        let (source, bytes, limit, tier) = match image {
+            Image::Name(name) => (source::NAME, name.as_bytes(), MAX_NAME, tier::DEFAULT),
+            Image::Module(bytes) => (source::MODULE, bytes, MAX_MODULE, tier::DEFAULT),
+            Image::ModuleWith(bytes, Engine::Aot) => {
+                (source::MODULE, bytes, MAX_MODULE, tier::COMPILED)
+            }
+            Image::ModuleWith(bytes, Engine::Interp) => {
+                (source::MODULE, bytes, MAX_MODULE, tier::INTERP)
+            }
         };
         if !(1..=limit).contains(&bytes.len()) {
             return Err(CallError::Argument("the spawn image's size").into());
@@ -222,7 +242,7 @@ impl<T: Transport> Client<T> {
             request: id,
             source,
             image_len: bytes.len() as u32,
-            tier: 0,
+            tier,
         };
         let mut frames = encode(&Request::Spawn { head, device, args })?;
         for chunk in bytes.chunks(MAX_CHUNK) {

@@ -324,7 +324,7 @@ fn malformed_events_are_refused() {
 
 #[cfg(feature = "alloc")]
 mod client {
-    use super::super::client::{CallError, Client, Image, Transport};
+    use super::super::client::{CallError, Client, Engine, Image, Transport};
     use super::*;
     use std::string::ToString;
     use std::vec;
@@ -385,7 +385,11 @@ mod client {
         });
         let module = vec![1u8; MAX_CHUNK + 1];
         assert_eq!(
-            c.spawn(Some("b"), Image::Module(&module), &["app.wasm"]),
+            c.spawn(
+                Some("b"),
+                Image::ModuleWith(&module, Engine::Aot),
+                &["app.wasm"]
+            ),
             Ok("b:7".to_string())
         );
         let stats = c.stats("b:7").unwrap();
@@ -413,7 +417,12 @@ mod client {
         assert_eq!(check_call(&sent[0]), Ok(()));
         assert_eq!(
             sent[0].len(),
-            3 * HEADER + 12 + 2 + 1 + 2 + 2 + 8 + 2 * 4 + module.len()
+            3 * HEADER + SpawnHead::SIZE + 2 + 1 + 2 + 2 + 8 + 2 * 4 + module.len()
+        );
+        let head = &sent[0][HEADER..HEADER + SpawnHead::SIZE];
+        assert_eq!(
+            SpawnHead::decode(head.try_into().unwrap()).tier,
+            crate::process::tier::COMPILED
         );
         assert_eq!(
             c.spawn(None, Image::Name(""), &["x"]),

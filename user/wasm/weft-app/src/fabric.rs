@@ -44,7 +44,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use weft_control::app::errno;
 use weft_control::fabric_proto::client::{Client, Transport};
 
-pub use weft_control::fabric_proto::client::{CallError, Device, Event, Figures, Image, Process};
+pub use weft_control::fabric_proto::client::{
+    CallError, Device, Engine, Event, Figures, Image, Process,
+};
 
 /// Why a fabric call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
