@@ -18,8 +18,8 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 use thiserror::Error;
 use weft_control::aot::{HEADER, Header};
@@ -58,9 +58,10 @@ pub enum AotError {
     Engine(wasmtime::Error),
 }
 
-/// The compiler: an engine for the guest's target.
+/// The compiler: an engine for the guest's target, made at its first use
+/// (a guest that runs no Wasm never pays for it).
 pub struct Compiler {
-    engine: wasmtime::Engine,
+    engine: OnceLock<wasmtime::Engine>,
     /// Where artifacts are cached, if anywhere.
     cache: Option<PathBuf>,
     /// Whether the cache is still used ([`Compiler::stop_caching`]).
@@ -81,6 +82,19 @@ impl Compiler {
         if !host_has("sse4.1") {
             return Err(AotError::NoSse41);
         }
+        Ok(Self {
+            engine: OnceLock::new(),
+            cache,
+            caching: AtomicBool::new(true),
+            recent: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// The engine, made now if it is the first use.
+    fn engine(&self) -> Result<&wasmtime::Engine, AotError> {
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
         let mut c = weft_wasm_run::aot::config();
         c.target(TARGET).map_err(AotError::Engine)?;
         for (flag, feature) in weft_wasm_run::aot::CPU_FLAGS {
@@ -94,12 +108,7 @@ impl Compiler {
             }
         }
         let engine = wasmtime::Engine::new(&c).map_err(AotError::Engine)?;
-        Ok(Self {
-            engine,
-            cache,
-            caching: AtomicBool::new(true),
-            recent: Mutex::new(VecDeque::new()),
-        })
+        Ok(self.engine.get_or_init(|| engine))
     }
 
     /// Compiles without the cache from now on: a sandboxed monitor (whose
@@ -145,12 +154,13 @@ impl Compiler {
     /// `module` compiled for the guest: from the cache, else compiled
     /// (and cached).
     pub fn artifact(&self, module: &[u8]) -> Result<Vec<u8>, AotError> {
+        let engine = self.engine()?;
         let cache = self.cache.as_ref();
         let file = cache
             .filter(|_| self.caching.load(Ordering::Relaxed))
             .map(|dir| {
                 let mut h = std::hash::DefaultHasher::new();
-                self.engine.precompile_compatibility_hash().hash(&mut h);
+                engine.precompile_compatibility_hash().hash(&mut h);
                 dir.join(format!(
                     "{}-{:016x}.cwasm",
                     hex(&sha256(module)),
@@ -168,8 +178,7 @@ impl Compiler {
                 .and_then(|h| h.set_modified(SystemTime::now()));
             return Ok(bytes);
         }
-        let artifact = self
-            .engine
+        let artifact = engine
             .precompile_module(module)
             .map_err(AotError::Compile)?;
         if let Some(f) = &file {
