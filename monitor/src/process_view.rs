@@ -43,15 +43,18 @@ struct Entry {
     name: [u8; NAME_LEN],
 }
 
+/// What a process runs: its identity (`catalog::identity_of_bytes`), and
+/// for a Wasm module, its tier.
+type Runs = (Arc<str>, Option<Tier>);
+
 /// The monitor's figures of each slot, kept by the vCPU thread as it
 /// builds, grows and ends processes, and read by whoever lists them; and a
 /// signal for each end.
 #[derive(Debug, Default)]
 pub struct ProcessBook {
     slots: Mutex<[Entry; MAX_PROCESSES]>,
-    /// What each slot's process runs (`catalog::identity_of_bytes`), and
-    /// for a Wasm module, its tier.
-    identities: Mutex<[Option<(Arc<str>, Option<Tier>)>; MAX_PROCESSES]>,
+    /// What each slot's process runs.
+    identities: Mutex<[Option<Runs>; MAX_PROCESSES]>,
     ended: Notify,
 }
 
