@@ -431,7 +431,8 @@ pub enum AccelArg {
 pub enum WasmEngine {
     /// Compiled ahead of time, unless the module imports a process call
     /// (`spawn`, `kill`, `processes`, `move_self`) only the interpreter
-    /// serves.
+    /// serves, or, on a device, is an event app (only interpreted apps
+    /// move).
     Auto,
     /// Compiled ahead of time by the monitor (Cranelift), run as native
     /// code at ring 3 (PROTOCOL.md §13.8).

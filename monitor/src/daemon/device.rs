@@ -315,7 +315,7 @@ impl LocalDevice {
     /// refuses is refused here, saying why.
     async fn precompile(&self, image: SpawnImage) -> Result<SpawnImage, String> {
         let (bytes, tier) = match image {
-            SpawnImage::Wasm(bytes, tier) => (bytes, tier),
+            SpawnImage::Wasm(bytes, tier) if tier != Tier::Interp => (bytes, tier),
             SpawnImage::Bytes(bytes) if bytes.starts_with(b"\0asm") => (bytes, Tier::Default),
             other => return Ok(other),
         };
