@@ -199,18 +199,33 @@ pub fn ps(a: &PsArgs) -> ExitStatus {
             print_json(&processes);
         } else {
             println!(
-                "{:<20} {:<16} {:<16} {:<8} {:>14} {:>10}",
+                "{:<20} {:<16} {:<16} {:<8} {:>14} {:>10}  ENGINE",
                 "PID", "DEVICE", "NAME", "STATE", "CPU_NS", "MEMORY"
             );
             for p in &processes {
                 println!(
-                    "{:<20} {:<16} {:<16} {:<8} {:>14} {:>10}",
-                    p.pid, p.device, p.name, p.state, p.cpu_ns, p.memory
+                    "{:<20} {:<16} {:<16} {:<8} {:>14} {:>10}  {}",
+                    p.pid,
+                    p.device,
+                    p.name,
+                    p.state,
+                    p.cpu_ns,
+                    p.memory,
+                    engine_name(p.engine).unwrap_or("-")
                 );
             }
         }
         Ok(ExitStatus::Program(0))
     })())
+}
+
+/// How a Wasm app runs, as `weft ps` and `weft stats` print it; `None`
+/// for a native program.
+fn engine_name(engine: Option<Engine>) -> Option<&'static str> {
+    engine.map(|e| match e {
+        Engine::Aot => "aot",
+        Engine::Interp => "interp",
+    })
 }
 
 /// `weft spawn`.
@@ -307,11 +322,7 @@ pub fn stats(a: &StatsArgs) -> ExitStatus {
             println!("cpu_ns   {}", process.cpu_ns);
             println!("memory   {}", process.memory);
             println!("streams  {}", process.streams);
-            if let Some(engine) = process.engine {
-                let engine = match engine {
-                    Engine::Aot => "aot",
-                    Engine::Interp => "interp",
-                };
+            if let Some(engine) = engine_name(process.engine) {
                 println!("engine   {engine}");
             }
             if let Some(status) = process.status {

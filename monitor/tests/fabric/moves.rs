@@ -349,6 +349,13 @@ fn moves_that_cannot_happen_fail_clearly_and_lose_nothing() {
     let compiled = compiled.trim();
     assert!(compiled.starts_with("b:"), "{compiled}");
     assert_eq!(engine(compiled), "aot");
+    let table = ok(f.dir("a"), &["ps", "--device", "b"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(compiled) && l.ends_with("  aot")),
+        "{table}"
+    );
     eventually(
         "the compiled app ticks on b",
         Duration::from_secs(20),
