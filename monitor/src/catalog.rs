@@ -11,6 +11,7 @@
 use crate::address_space::Payload;
 use std::borrow::Cow;
 use thiserror::Error;
+use weft_fabric::wire::Engine;
 
 /// The four bytes every Wasm module starts with.
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
@@ -60,6 +61,24 @@ impl Tier {
             tier::INTERP => Some(Self::Interp),
             tier::COMPILED => Some(Self::Compiled),
             _ => None,
+        }
+    }
+
+    /// The tier a fabric spawn's `engine` asks for (none: the default).
+    pub fn of_engine(engine: Option<Engine>) -> Self {
+        match engine {
+            None => Self::Default,
+            Some(Engine::Aot) => Self::Compiled,
+            Some(Engine::Interp) => Self::Interp,
+        }
+    }
+
+    /// The fabric's `engine` for this tier (none for the default).
+    pub fn engine(self) -> Option<Engine> {
+        match self {
+            Self::Default => None,
+            Self::Interp => Some(Engine::Interp),
+            Self::Compiled => Some(Engine::Aot),
         }
     }
 
@@ -231,6 +250,7 @@ mod tests {
     fn tiers_round_trip_on_the_wire() {
         for t in [Tier::Default, Tier::Interp, Tier::Compiled] {
             assert_eq!(Tier::from_wire(t.wire()), Some(t));
+            assert_eq!(Tier::of_engine(t.engine()), t);
         }
         assert_eq!(Tier::from_wire(3), None);
     }

@@ -86,6 +86,16 @@ pub enum Engine {
     Interp,
 }
 
+impl Engine {
+    /// Its `SPAWN` head's `tier` (a [`tier`] value).
+    fn tier(self) -> u32 {
+        match self {
+            Self::Aot => tier::COMPILED,
+            Self::Interp => tier::INTERP,
+        }
+    }
+}
+
 /// Why a call failed (besides its transport).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallError {
@@ -224,12 +234,7 @@ impl<T: Transport> Client<T> {
         let (source, bytes, limit, tier) = match image {
             Image::Name(name) => (source::NAME, name.as_bytes(), MAX_NAME, tier::DEFAULT),
             Image::Module(bytes) => (source::MODULE, bytes, MAX_MODULE, tier::DEFAULT),
-            Image::ModuleWith(bytes, Engine::Aot) => {
-                (source::MODULE, bytes, MAX_MODULE, tier::COMPILED)
-            }
-            Image::ModuleWith(bytes, Engine::Interp) => {
-                (source::MODULE, bytes, MAX_MODULE, tier::INTERP)
-            }
+            Image::ModuleWith(bytes, engine) => (source::MODULE, bytes, MAX_MODULE, engine.tier()),
         };
         if !(1..=limit).contains(&bytes.len()) {
             return Err(CallError::Argument("the spawn image's size").into());

@@ -109,21 +109,21 @@ fn malformed_requests_are_refused() {
     );
     spawn[8..12].copy_from_slice(&5u32.to_le_bytes());
     assert!(Request::decode(kind::SPAWN, &spawn).is_ok());
-    // A tier for a program by name, and a tier that does not exist.
-    spawn[12] = 2;
-    assert_eq!(
-        Request::decode(kind::SPAWN, &spawn),
-        Err(WireError::Field("tier"))
-    );
-    spawn[4] = source::MODULE as u8;
-    assert!(Request::decode(kind::SPAWN, &spawn).is_ok());
-    spawn[12] = 3;
-    assert_eq!(
-        Request::decode(kind::SPAWN, &spawn),
-        Err(WireError::Field("tier"))
-    );
-    spawn[4] = source::NAME as u8;
-    spawn[12] = 0;
+    // A tier only for a module, and only one that exists.
+    for (source, tier, fits) in [
+        (source::NAME, 2, false),
+        (source::MODULE, 2, true),
+        (source::MODULE, 3, false),
+        (source::NAME, 0, true),
+    ] {
+        spawn[4] = source as u8;
+        spawn[12] = tier;
+        let decoded = Request::decode(kind::SPAWN, &spawn);
+        match fits {
+            true => assert!(decoded.is_ok(), "{source} {tier}: {decoded:?}"),
+            false => assert_eq!(decoded, Err(WireError::Field("tier")), "{source} {tier}"),
+        }
+    }
     // An argument that is not UTF-8.
     spawn.truncate(18);
     spawn.extend_from_slice(&[1, 0, 1, 0, 0xff]);

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use weft_control::process::{ProcessRecord, state};
 use weft_fabric::bounded::Bounded;
-use weft_fabric::wire::{Engine, Figures, Image, Pid, Process};
+use weft_fabric::wire::{Figures, Image, Pid, Process};
 
 /// Ended processes remembered (oldest forgotten first).
 pub const RECENT_EXITS: usize = 1024;
@@ -186,10 +186,7 @@ impl LocalDevice {
             memory: r.memory,
             streams: r.streams,
             status: (r.state == state::ENDED).then_some(r.status),
-            engine: self.handle.tier_of(r.pid).map(|t| match t {
-                Tier::Compiled => Engine::Aot,
-                _ => Engine::Interp,
-            }),
+            engine: self.handle.tier_of(r.pid).and_then(Tier::engine),
         }
     }
 

@@ -541,7 +541,7 @@ impl Daemon {
             }
             (wasm, engine) => {
                 let bytes = self.module_bytes(wasm).await?.as_ref().clone();
-                SpawnImage::Wasm(bytes, tier(engine))
+                SpawnImage::Wasm(bytes, Tier::of_engine(engine))
             }
         };
         let pid = self.device.spawn(image, args).await?;
@@ -947,15 +947,6 @@ impl Daemon {
     /// The registry's entries.
     pub fn known(&self) -> Vec<weft_fabric::wire::Known> {
         self.registry().list()
-    }
-}
-
-/// The tier a spawn's `engine` asks for (none: the device's default).
-pub(super) fn tier(engine: Option<Engine>) -> Tier {
-    match engine {
-        None => Tier::Default,
-        Some(Engine::Aot) => Tier::Compiled,
-        Some(Engine::Interp) => Tier::Interp,
     }
 }
 

@@ -28,6 +28,7 @@ mod watch;
 pub use watch::{FabricEvent, FabricWatch, MAX_QUEUED};
 
 use super::framed::{Failure, Reader, StreamIo, Writer, read_frame, write_frame};
+use crate::catalog::Tier;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -35,9 +36,8 @@ use weft_control::fabric_proto::{
     self as proto, DeviceEntry, DeviceHead, List, ProcessHead, Reply, Request, kind, source,
 };
 use weft_control::frame::{Code, HEADER, Header, MAX_BODY};
-use weft_control::process::tier;
 use weft_fabric::local::{LocalRequest, LocalResponse, Program};
-use weft_fabric::wire::{Device, Engine, Process};
+use weft_fabric::wire::{Device, Process};
 
 /// Calls of one stream in flight at most.
 pub const MAX_IN_FLIGHT: usize = 16;
@@ -226,11 +226,8 @@ async fn read_requests(
                     },
                     _ => Program::Module { bytes: image },
                 };
-                let engine = match head.tier {
-                    tier::INTERP => Some(Engine::Interp),
-                    tier::COMPILED => Some(Engine::Aot),
-                    _ => None,
-                };
+                // Validated by the decoder.
+                let engine = Tier::from_wire(head.tier).and_then(Tier::engine);
                 let call = LocalRequest::Spawn {
                     device,
                     program,
