@@ -21,10 +21,12 @@
 //! answered `Busy`); every delivered message gets one reply, within its
 //! timeout (the requester stops waiting then anyway).
 
+mod answerer;
 mod order;
 mod recent;
 
 use crate::keys::valid_name;
+pub use answerer::Answerer;
 use order::Order;
 pub use recent::Stamp;
 use recent::{Recent, Seen};
@@ -405,8 +407,12 @@ struct Arrival {
 
 /// Serves `key`: each query is decoded and, unless its stamp was seen
 /// lately, delivered in its lane's order; its answer (the first one's,
-/// for a message seen again) is the one reply. Its answers are awaited,
-/// and replied, on the runtime this runs on.
+/// for a message seen again) is the one reply. Queries are taken on the
+/// Zenoh thread they arrive on, which hands each message to `deliver`
+/// there (an instance's stream is written from that thread, with none
+/// woken in between); their answers are awaited, and replied, on the
+/// runtime this runs on, which also lets go of the messages held behind a
+/// gap too long. The queryable lives as long as this task.
 async fn serve(
     session: Session,
     key: String,
@@ -414,15 +420,115 @@ async fn serve(
     deliver: Deliver,
     pending: Arc<Semaphore>,
 ) {
-    let Ok(queryable) = session.declare_queryable(&key).complete(true).await else {
+    let lanes = Arc::new(Lanes {
+        key: key.clone(),
+        guid,
+        deliver,
+        pending,
+        recent: Arc::new(Recent::default()),
+        order: Mutex::new(Order::default()),
+        runtime: tokio::runtime::Handle::current(),
+        held: tokio::sync::Notify::new(),
+    });
+    let taker = lanes.clone();
+    let Ok(_queryable) = session
+        .declare_queryable(&key)
+        .complete(true)
+        .callback(move |query| taker.arrive(query))
+        .await
+    else {
         return;
     };
-    let recent = Arc::new(Recent::default());
-    let mut order = Order::default();
-    let start = |a: Arrival| {
-        let answer = deliver(guid, a.message);
-        let (key, recent) = (key.clone(), recent.clone());
-        tokio::spawn(async move {
+    loop {
+        let deadline = locked(&lanes.order).deadline();
+        tokio::select! {
+            () = lanes.held.notified() => {}
+            () = sleep_until(deadline), if deadline.is_some() => {
+                let mut order = locked(&lanes.order);
+                let late = order.expire(std::time::Instant::now());
+                late.into_iter().for_each(|a| lanes.start(a));
+            }
+        }
+    }
+}
+
+/// What one service's queryable keeps: the messages seen lately and the
+/// lanes' order.
+struct Lanes {
+    key: String,
+    guid: Guid,
+    deliver: Deliver,
+    pending: Arc<Semaphore>,
+    recent: Arc<Recent>,
+    order: Mutex<Order<Arrival>>,
+    /// Where answers are awaited and replied.
+    runtime: tokio::runtime::Handle,
+    /// Told when a message is held behind a gap (a new deadline).
+    held: tokio::sync::Notify,
+}
+
+impl Lanes {
+    /// Takes one query, on the thread it arrived on.
+    fn arrive(&self, query: zenoh::query::Query) {
+        let payload = query.payload().map(|p| p.to_bytes().into_owned());
+        let (stamp, message) = match Message::decode(payload.as_deref().unwrap_or(b"")) {
+            Ok(m) => m,
+            Err(e) => {
+                self.reply_now(query, Err((IpcError::Invalid, e.to_string())));
+                return;
+            }
+        };
+        let Ok(permit) = self.pending.clone().try_acquire_owned() else {
+            let busy = Err((
+                IpcError::Busy,
+                format!("{MAX_PENDING} messages wait for answers on this device"),
+            ));
+            self.reply_now(query, busy);
+            return;
+        };
+        let limit = Duration::from_millis(u64::from(message.timeout_ms)).max(DELIVERY_LIMIT);
+        match self.recent.check(stamp) {
+            Seen::New(first) => {
+                let arrival = Arrival {
+                    stamp,
+                    message,
+                    query,
+                    first,
+                    permit,
+                    limit,
+                };
+                let now = std::time::Instant::now();
+                // Delivered under the lock: one lane's messages reach the
+                // daemon in their order whichever thread took them.
+                let mut order = locked(&self.order);
+                let ready = order.arrive(stamp.0, stamp.1, arrival, now);
+                let waits = order.deadline().is_some();
+                ready.into_iter().for_each(|a| self.start(a));
+                drop(order);
+                if waits {
+                    self.held.notify_one();
+                }
+            }
+            Seen::Again(mut rx) => {
+                let key = self.key.clone();
+                self.runtime.spawn(async move {
+                    let first = tokio::time::timeout(limit, rx.wait_for(Option::is_some))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok().and_then(|a| a.clone()));
+                    let answer = first.unwrap_or_else(|| Err(forgotten()));
+                    let _ = query.reply(&key, encode_answer(&answer)).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    /// Hands `a` to the daemon and replies with its answer once it comes.
+    fn start(&self, a: Arrival) {
+        let answer = (self.deliver)(self.guid, a.message);
+        let (key, recent) = (self.key.clone(), self.recent.clone());
+        self.runtime.spawn(async move {
             let answer = match tokio::time::timeout(a.limit, answer).await {
                 Ok(Ok(answer)) => answer,
                 Ok(Err(_)) => Err((
@@ -435,66 +541,16 @@ async fn serve(
             let _ = a.query.reply(&key, encode_answer(&answer)).await;
             drop(a.permit);
         });
-    };
-    loop {
-        let deadline = order.deadline();
-        let query = tokio::select! {
-            q = queryable.recv_async() => match q {
-                Ok(q) => q,
-                Err(_) => return,
-            },
-            () = sleep_until(deadline), if deadline.is_some() => {
-                order.expire(std::time::Instant::now()).into_iter().for_each(start);
-                continue;
-            }
-        };
-        let payload = query.payload().map(|p| p.to_bytes().into_owned());
-        let (stamp, message) = match Message::decode(payload.as_deref().unwrap_or(b"")) {
-            Ok(m) => m,
-            Err(e) => {
-                let answer = Err((IpcError::Invalid, e.to_string()));
-                let _ = query.reply(&key, encode_answer(&answer)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            let busy = Err((
-                IpcError::Busy,
-                format!("{MAX_PENDING} messages wait for answers on this device"),
-            ));
-            let _ = query.reply(&key, encode_answer(&busy)).await;
-            continue;
-        };
-        let limit = Duration::from_millis(u64::from(message.timeout_ms)).max(DELIVERY_LIMIT);
-        match recent.check(stamp) {
-            Seen::New(first) => {
-                let arrival = Arrival {
-                    stamp,
-                    message,
-                    query,
-                    first,
-                    permit,
-                    limit,
-                };
-                let now = std::time::Instant::now();
-                order
-                    .arrive(stamp.0, stamp.1, arrival, now)
-                    .into_iter()
-                    .for_each(start);
-            }
-            Seen::Again(mut rx) => {
-                let key = key.clone();
-                tokio::spawn(async move {
-                    let first = tokio::time::timeout(limit, rx.wait_for(Option::is_some))
-                        .await
-                        .ok()
-                        .and_then(|r| r.ok().and_then(|a| a.clone()));
-                    let answer = first.unwrap_or_else(|| Err(forgotten()));
-                    let _ = query.reply(&key, encode_answer(&answer)).await;
-                    drop(permit);
-                });
-            }
-        }
+    }
+
+    /// Replies to `query` with `answer` (a refusal), on the runtime: a
+    /// reply may wait for room in its link's queue, and Zenoh's thread
+    /// must not.
+    fn reply_now(&self, query: zenoh::query::Query, answer: Answer) {
+        let key = self.key.clone();
+        self.runtime.spawn(async move {
+            let _ = query.reply(&key, encode_answer(&answer)).await;
+        });
     }
 }
 

@@ -642,6 +642,11 @@ impl Node {
     /// stamp once.
     /// With `expected` (a provider was just started there) it is asked
     /// again while time is left, listed or not.
+    ///
+    /// The provider's answer goes to `answerer` on the thread its reply
+    /// arrives on (one of Zenoh's), before the future has it: the
+    /// requester's stream is written from there, with no thread woken in
+    /// between. The future's answer is then a second, ignored one.
     pub async fn send_message(
         self: &Arc<Self>,
         device: &str,
@@ -649,6 +654,7 @@ impl Node {
         message: Message,
         limit: Duration,
         expected: bool,
+        answerer: &ipc::Answerer,
     ) -> Result<impl Future<Output = Answer> + Send + 'static, FabricError> {
         let key = ipc::service_key(&guid, device);
         // One stamp for every time it is sent: the device delivers it once,
@@ -660,8 +666,8 @@ impl Node {
             .stamp(device, guid)?;
         let payload = message.encode(stamp);
         let deadline = tokio::time::Instant::now() + limit;
-        let mut round = self.ask(&key, payload.clone(), limit).await?;
-        let (node, device) = (self.clone(), device.to_string());
+        let mut round = self.ask(&key, payload.clone(), limit, answerer).await?;
+        let (node, device, answerer) = (self.clone(), device.to_string(), answerer.clone());
         Ok(async move {
             let mut quiet = RESEND_AFTER;
             loop {
@@ -722,7 +728,10 @@ impl Node {
                     return Err(why);
                 }
                 tokio::time::sleep(RETRY).await;
-                match node.ask(&key, payload.clone(), left - RETRY).await {
+                match node
+                    .ask(&key, payload.clone(), left - RETRY, &answerer)
+                    .await
+                {
                     Ok(r) => round = r,
                     Err(e) => return Err((IpcError::Unreachable, e.to_string())),
                 }
@@ -736,11 +745,17 @@ impl Node {
         key: &str,
         payload: Vec<u8>,
         limit: Duration,
+        answerer: &ipc::Answerer,
     ) -> Result<Round, FabricError> {
         let (to, replies) = mpsc::channel(ROUND_REPLIES);
         let again = to.downgrade();
-        self.get_into(key, payload, limit, to).await?;
-        Ok(Round { replies, again })
+        self.get_into(key, payload, limit, to, answerer.clone())
+            .await?;
+        Ok(Round {
+            replies,
+            again,
+            answerer: answerer.clone(),
+        })
     }
 
     /// Sends one more get of `round`, unless every get of it ended (its
@@ -753,18 +768,24 @@ impl Node {
         limit: Duration,
     ) -> Result<(), FabricError> {
         match round.again.upgrade() {
-            Some(to) => self.get_into(key, payload, limit, to).await,
+            Some(to) => {
+                self.get_into(key, payload, limit, to, round.answerer.clone())
+                    .await
+            }
             None => Ok(()),
         }
     }
 
-    /// Sends a get whose replies go to `to`, which it holds until it ends.
+    /// Sends a get whose replies go to `to`, which it holds until it ends;
+    /// a reply that carries an answer goes to `answerer` first, on the
+    /// thread it arrives on.
     async fn get_into(
         &self,
         key: &str,
         payload: Vec<u8>,
         limit: Duration,
         to: mpsc::Sender<zenoh::query::Reply>,
+        answerer: ipc::Answerer,
     ) -> Result<(), FabricError> {
         self.session
             .get(key)
@@ -774,7 +795,13 @@ impl Node {
             .consolidation(FIRST_REPLY)
             .allowed_destination(zenoh::sample::Locality::Remote)
             .callback(move |reply| {
-                // One reply is the answer: more are dropped.
+                // One reply is the answer: more are dropped. One that does
+                // not decode is left to the round, which says why.
+                if let Ok(sample) = reply.result()
+                    && let Ok(answer) = ipc::decode_answer(&sample.payload().to_bytes())
+                {
+                    answerer.answer(answer);
+                }
                 let _ = to.try_send(reply);
             })
             .await
@@ -825,6 +852,8 @@ struct Round {
     /// What another get of the round sends its replies on (weak: the
     /// channel ends with the round's last get).
     again: mpsc::WeakSender<zenoh::query::Reply>,
+    /// Where the message's answer goes.
+    answerer: ipc::Answerer,
 }
 
 /// Replies one round keeps: the first is the answer.

@@ -490,7 +490,7 @@ impl Daemon {
             return Err(format!("the timeout is 1 to {MAX_TIMEOUT_MS} ms"));
         }
         let timeout = Duration::from_millis(timeout_ms.into());
-        let (answer, answered) = tokio::sync::oneshot::channel();
+        let (answer, answered) = crate::streams::Answerer::channel();
         let out = crate::streams::Outgoing {
             region: None,
             guid,

@@ -29,14 +29,16 @@ mod follow;
 use super::device::Whereabouts;
 use super::fabric::Daemon;
 use super::services::Services;
-use crate::streams::{Answer, Delivery, DeviceHandle, Hold, INBOX, Inbox, Outgoing, Route};
+use crate::streams::{
+    Answerer, Delivery, DeviceHandle, Direct, Hold, INBOX, Inbox, Outgoing, Route, WayBack,
+};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use weft_control::ipc_proto::{Guid, IpcError};
 use weft_fabric::ipc::{ANY, Deliver, Message};
 use weft_fabric::wire::Pid;
@@ -53,6 +55,8 @@ struct Instance {
     pid: u32,
     name: String,
     inbox: mpsc::Sender<Delivery>,
+    /// The way into its stream that skips the inbox.
+    direct: Arc<Direct>,
     /// Its delivery's holds, while its app is moved.
     holds: mpsc::Sender<Hold>,
     /// The runtime its stream runs on, where its service's queryable is
@@ -76,7 +80,7 @@ struct Routed {
     timeout: Duration,
     sender: String,
     data: Vec<u8>,
-    answer: oneshot::Sender<Answer>,
+    answer: Answerer,
 }
 
 /// The outcome of an activation, shared by everyone who waits for it.
@@ -155,7 +159,7 @@ impl Hub {
     pub fn deliverer(self: &Arc<Self>) -> Deliver {
         let hub = Arc::downgrade(self);
         Arc::new(move |guid, m: Message| {
-            let (answer, answered) = oneshot::channel();
+            let (answer, answered) = Answerer::channel();
             match hub.upgrade() {
                 Some(hub) => {
                     let target = (m.target != ANY).then_some(m.target);
@@ -171,7 +175,7 @@ impl Hub {
                     hub.deliver(target, routed);
                 }
                 None => {
-                    let _ = answer.send(Err((
+                    answer.answer(Err((
                         IpcError::Unreachable,
                         "the device is stopping".into(),
                     )));
@@ -205,8 +209,8 @@ impl Hub {
     }
 
     /// Makes the process of pipe region `region` an instance of `guid`,
-    /// shown as `name`, whose stream runs on `runtime`: listed here,
-    /// declared on the fabric.
+    /// shown as `name`, whose stream runs on `runtime` and is written
+    /// through `direct`: listed here, declared on the fabric.
     pub async fn serve(
         self: &Arc<Self>,
         daemon: &Arc<Daemon>,
@@ -214,6 +218,7 @@ impl Hub {
         guid: Guid,
         name: String,
         runtime: tokio::runtime::Handle,
+        direct: Arc<Direct>,
     ) -> Result<Inbox, (IpcError, String)> {
         let (pid, identity) = self.handle.process_of_region(region).ok_or((
             IpcError::Invalid,
@@ -242,6 +247,7 @@ impl Hub {
                 pid,
                 name,
                 inbox,
+                direct,
                 holds,
                 runtime: runtime.clone(),
             });
@@ -279,7 +285,7 @@ impl Hub {
             Some(region) => match self.handle.process_of_region(region) {
                 Some((pid, identity)) => {
                     if let Err(why) = self.registry.current().may_send(&out.guid, &identity) {
-                        let _ = out.answer.send(Err((IpcError::Denied, why)));
+                        out.answer.answer(Err((IpcError::Denied, why)));
                         return;
                     }
                     // A process moved here sends under the pid it was born
@@ -290,7 +296,7 @@ impl Hub {
                     }
                 }
                 None => {
-                    let _ = out.answer.send(Err((
+                    out.answer.answer(Err((
                         IpcError::Invalid,
                         "the sending process is not running".into(),
                     )));
@@ -302,7 +308,7 @@ impl Hub {
             None => None,
             Some(Ok(p)) => Some(p),
             Some(Err(e)) => {
-                let _ = out.answer.send(Err((IpcError::Invalid, e)));
+                out.answer.answer(Err((IpcError::Invalid, e)));
                 return;
             }
         };
@@ -323,7 +329,7 @@ impl Hub {
     /// if given), else it waits for one to be started.
     async fn route(self: &Arc<Self>, m: Routed, started: Option<&str>) {
         let Some(daemon) = self.daemon() else {
-            let _ = m.answer.send(Err((
+            m.answer.answer(Err((
                 IpcError::Unreachable,
                 "the device is stopping".into(),
             )));
@@ -338,7 +344,7 @@ impl Hub {
                 let node = daemon.node().await;
                 if !node.providers(&m.guid).contains(&(device.clone(), n)) {
                     let why = format!("process {p} provides no service {}", m.guid);
-                    let _ = m.answer.send(Err((IpcError::NoProvider, why)));
+                    m.answer.answer(Err((IpcError::NoProvider, why)));
                     return;
                 }
                 (device, n, false)
@@ -378,19 +384,20 @@ impl Hub {
         // longer, so that it is the requester's `Timeout` that answers.
         let limit = m.timeout + QUERY_GRACE;
         match node
-            .send_message(&device, m.guid, message, limit, expected)
+            .send_message(&device, m.guid, message, limit, expected, &m.answer)
             .await
         {
-            // Awaited where it was routed: for a program's message, on its
-            // stream's thread, which the reply then wakes alone.
+            // The reply answers on the thread it arrives on (a Zenoh
+            // thread writes it into the requester's ring); the round goes
+            // on here, sent again after silence, until it has one.
             Ok(answer) => {
                 let way = m.answer;
                 tokio::spawn(async move {
-                    let _ = way.send(answer.await);
+                    way.answer(answer.await);
                 });
             }
             Err(e) => {
-                let _ = m.answer.send(Err((IpcError::Unreachable, e.to_string())));
+                m.answer.answer(Err((IpcError::Unreachable, e.to_string())));
             }
         }
     }
@@ -403,9 +410,9 @@ impl Hub {
         let inbox = locked(&self.instances).get(&guid).and_then(|list| {
             list.iter()
                 .find(|i| target.is_none_or(|t| t == i.pid))
-                .map(|i| i.inbox.clone())
+                .map(|i| (i.inbox.clone(), i.direct.clone()))
         });
-        let Some(inbox) = inbox else {
+        let Some((inbox, direct)) = inbox else {
             if let Some(forward) = self.forward_of(guid, target) {
                 let delivery = self.delivery(m);
                 let hub = self.clone();
@@ -417,7 +424,7 @@ impl Hub {
                 Some(n) => format!("process {}:{n} provides no service {guid}", self.device),
                 None => format!("no instance of service {guid} runs on {}", self.device),
             };
-            let _ = m.answer.send(Err((IpcError::NoProvider, why)));
+            m.answer.answer(Err((IpcError::NoProvider, why)));
             return;
         };
         let request = m.request;
@@ -427,10 +434,10 @@ impl Hub {
         } else {
             delivery.answer.take()
         };
-        let refused = match inbox.try_send(delivery) {
+        let refused = match direct.post(delivery, &inbox) {
             Ok(()) => {
                 if let Some(ack) = ack {
-                    let _ = ack.send(Ok(Vec::new()));
+                    ack.answer(Ok(Vec::new()));
                 }
                 return;
             }
@@ -445,7 +452,7 @@ impl Hub {
         };
         let (d, error, why) = refused;
         if let Some(way) = d.answer.or(ack) {
-            let _ = way.send(Err((error, why)));
+            way.answer(Err((error, why)));
         }
     }
 
@@ -457,7 +464,7 @@ impl Hub {
             sender: m.sender,
             data: m.data,
             timeout: m.timeout,
-            answer: Some(m.answer),
+            answer: Some(WayBack::new(m.answer)),
         }
     }
 

@@ -344,9 +344,12 @@ async fn start_fabric(
                         guid,
                         name,
                         runtime,
+                        direct,
                         granted,
                     }) => {
-                        let serving = daemon.ipc.serve(&daemon, region, guid, name, runtime);
+                        let serving = daemon
+                            .ipc
+                            .serve(&daemon, region, guid, name, runtime, direct);
                         let _ = granted.send(serving.await);
                     }
                     FabricAsk::Udp(ask) => {

@@ -27,9 +27,11 @@
 //! the protocol ends the stream as a protocol violation.
 
 use super::fabric::{FabricAsk, FabricLink};
-use super::framed::{CUE_SPIN, Failure, Reader, StreamIo, Writer, read_frame, write_frame};
+use super::framed::{CUE_SPIN, Failure, Reader, StreamIo, read_frame, report};
+use super::outbox::{Frame, Outbox};
 use super::region::Shared;
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -37,11 +39,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 use weft_control::frame::HEADER;
 use weft_control::ipc_proto::{
-    DEFAULT_TIMEOUT_MS, Guid, IpcError, MAX_DATA, MAX_TEXT, Request, Response, kind, send_flags,
+    DEFAULT_TIMEOUT_MS, Guid, IpcError, MAX_TEXT, Request, Response, kind, send_flags,
 };
-use weft_data_pipe::Cue;
-pub use weft_fabric::ipc::Answer;
 use weft_fabric::ipc::DELIVERY_LIMIT;
+pub use weft_fabric::ipc::{Answer, Answerer};
 
 /// Sends of one stream waiting for their answers at most.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -67,7 +68,7 @@ pub struct Outgoing {
     pub timeout: Duration,
     pub data: Vec<u8>,
     /// Where its answer goes, exactly once.
-    pub answer: oneshot::Sender<Answer>,
+    pub answer: Answerer,
 }
 
 /// The daemon's routing of messages, as an IPC stream reaches it: called
@@ -92,7 +93,7 @@ pub struct Delivery {
     /// How long its sender waits for the answer.
     pub timeout: Duration,
     /// A request's way back (none for a one-way message).
-    pub answer: Option<oneshot::Sender<Answer>>,
+    pub answer: Option<WayBack>,
 }
 
 /// What the daemon asks of an instance's delivery while its app is moved
@@ -133,6 +134,8 @@ pub enum IpcAsk {
         guid: Guid,
         name: String,
         runtime: tokio::runtime::Handle,
+        /// The way to write its messages into the stream at once.
+        direct: Arc<Direct>,
         granted: oneshot::Sender<Result<Inbox, (IpcError, String)>>,
     },
     /// The way to route messages (asked once, at a stream's first `SEND`).
@@ -145,8 +148,157 @@ impl std::fmt::Debug for dyn Route {
     }
 }
 
+/// A delivered message's way back to its sender: answering it answers
+/// the sender; dropped unanswered (the instance's stream ended, or the
+/// message was dropped on its way), it answers `ProviderEnded`.
+#[derive(Debug)]
+pub struct WayBack(Answerer);
+
+impl WayBack {
+    pub fn new(to: Answerer) -> WayBack {
+        WayBack(to)
+    }
+
+    pub fn answer(self, answer: Answer) {
+        self.0.answer(answer);
+    }
+
+    /// Where the answer goes.
+    pub fn answerer(&self) -> &Answerer {
+        &self.0
+    }
+}
+
+impl Drop for WayBack {
+    fn drop(&mut self) {
+        self.0.answer(Err((
+            IpcError::ProviderEnded,
+            "the provider ended before it answered".to_string(),
+        )));
+    }
+}
+
 /// Requests delivered to this stream, by id, with their ways back.
-type WaysBack = Arc<Mutex<HashMap<u64, oneshot::Sender<Answer>>>>;
+type WaysBack = Arc<Mutex<HashMap<u64, WayBack>>>;
+
+/// An instance's way in that skips its inbox: the thread that routes a
+/// message (a Zenoh thread, for one from another device) writes it into
+/// the stream's ring itself, while none of the instance's messages waits
+/// in the inbox or in the delivery task's hands, its delivery is not held
+/// (§19.5) and the ring has room. Otherwise the message goes to the
+/// inbox, and the delivery task writes it in its turn.
+///
+/// Invariant: the instance's messages reach the ring in the order they
+/// were posted: a message is written here only when none is queued, and
+/// the delivery task writes each queued one, and counts it done, under
+/// the same lock.
+pub struct Direct {
+    state: Mutex<DirectState>,
+    outbox: Arc<Outbox>,
+    ways_back: WaysBack,
+}
+
+#[derive(Default)]
+struct DirectState {
+    /// Messages posted to the inbox and not yet written.
+    queued: usize,
+    /// The delivery is held (`PAUSED` was written).
+    paused: bool,
+    /// The inbox was handed over: every message goes through it.
+    surrendered: bool,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Direct").finish_non_exhaustive()
+    }
+}
+
+impl Direct {
+    fn state(&self) -> MutexGuard<'_, DirectState> {
+        locked(&self.state)
+    }
+
+    /// Delivers `d`: into the ring now if it may go there at once, else
+    /// into `inbox` (the instance's), as `try_send` would.
+    pub fn post(
+        &self,
+        d: Delivery,
+        inbox: &mpsc::Sender<Delivery>,
+    ) -> Result<(), mpsc::error::TrySendError<Delivery>> {
+        let mut s = self.state();
+        let d = if s.queued == 0 && !s.paused && !s.surrendered {
+            match self.write_now(d) {
+                Ok(()) => {
+                    return Ok(());
+                }
+                Err(d) => d,
+            }
+        } else {
+            d
+        };
+        inbox.try_send(d)?;
+        s.queued += 1;
+        Ok(())
+    }
+
+    /// Writes `d` as a `MESSAGE` frame if the ring takes it now, keeping
+    /// a request's way back; gives it back otherwise.
+    fn write_now(&self, d: Delivery) -> Result<(), Delivery> {
+        let Some(bytes) = message_frame(&d) else {
+            return Err(d);
+        };
+        // The way back is kept before the program can see the request.
+        let mut d = d;
+        if let Some(way) = d.answer.take() {
+            keep_way(&self.ways_back, d.id, way);
+        }
+        let frame = Frame {
+            bytes,
+            cues: d.request,
+            hold: None,
+        };
+        match self.outbox.try_write(frame) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                d.answer = locked(&self.ways_back).remove(&d.id);
+                Err(d)
+            }
+        }
+    }
+}
+
+/// `d` as a `MESSAGE` frame; `None` if it does not fit one.
+fn message_frame(d: &Delivery) -> Option<Vec<u8>> {
+    let flags = if d.request { send_flags::REQUEST } else { 0 };
+    let frame = Response::Message {
+        message: d.id,
+        flags,
+        sender: &d.sender,
+        data: &d.data,
+    };
+    let mut buf = vec![0u8; HEADER + 14 + d.sender.len() + d.data.len()];
+    let n = frame.encode(&mut buf)?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// Drops every way back (their senders learn the provider ended), outside
+/// the lock: an answer may write another stream's frame.
+fn forget_ways_back(ways_back: &WaysBack) {
+    let ways = std::mem::take(&mut *locked(ways_back));
+    drop(ways);
+}
+
+/// Keeps request `id`'s way back, forgetting those already answered
+/// (their requesters stopped waiting) once there are many.
+fn keep_way(ways_back: &WaysBack, id: u64, way: WayBack) {
+    let mut ways = locked(ways_back);
+    if ways.len() >= PRUNE_AT {
+        ways.retain(|_, w| !w.answerer().is_done());
+    }
+    ways.insert(id, way);
+}
 /// The cancel switches of the stream's requests in flight, by request id.
 type Switches = Arc<Mutex<HashMap<u32, oneshot::Sender<()>>>>;
 
@@ -158,32 +310,45 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Serves a stream whose first frame was `IPC` with `params` (none), for
 /// the process of pipe region `shared`.
 pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, shared: &Shared) {
-    let Some((mut io, link)) = super::fabric::open(io, params, link, "IPC", kind::READY).await
-    else {
+    let Some((io, link)) = super::fabric::open(io, params, link, "IPC", kind::READY).await else {
         return;
     };
-    let (frames, mut out) = mpsc::channel(MAX_IN_FLIGHT);
+    let StreamIo {
+        slot,
+        mut rx,
+        tx,
+        status,
+        region,
+    } = io;
+    // The reader spins only after a cue: what the program writes after
+    // a frame of its own is rarely quick (a request waits for its
+    // answer), and a relay that polls holds a CPU the fabric's threads
+    // need (cross-device round trip, medians of 5 runs each on a 2-CPU
+    // AMD host: 380 µs polling 50 µs after every frame, 344 µs not;
+    // one-way messages per second unchanged).
+    rx.set_spin(Duration::ZERO);
+    let outbox = Arc::new(Outbox::new(tx, rx.cue(CUE_SPIN)));
+    let (alive, mut gone) = mpsc::channel::<Infallible>(1);
+    let ways_back = WaysBack::default();
     let mut tasks = JoinSet::new();
     let ended = {
         let stream = Stream {
             link,
             region: shared.index(),
-            frames,
-            ways_back: WaysBack::default(),
+            out: Out {
+                outbox: outbox.clone(),
+                _alive: alive,
+            },
+            ways_back: ways_back.clone(),
             switches: Switches::default(),
             serving: None,
             route: None,
         };
-        // The reader spins only after a cue: what the program writes after
-        // a frame of its own is rarely quick (a request waits for its
-        // answer), and a relay that polls holds a CPU the fabric's threads
-        // need (cross-device round trip, medians of 5 runs each on a
-        // 2-CPU AMD host: 380 µs polling 50 µs after every frame, 344 µs
-        // not; one-way messages per second unchanged).
-        io.rx.set_spin(Duration::ZERO);
-        let cue = io.rx.cue(CUE_SPIN);
-        let reading = stream.read(&mut io.rx, &mut tasks);
-        let writing = write_all(&mut io.tx, &mut out, cue);
+        let reading = stream.read(&mut rx, &mut tasks);
+        // Ends once nothing can push a frame any more.
+        let writing = outbox.run(async move {
+            let _ = gone.recv().await;
+        });
         tokio::pin!(reading, writing);
         tokio::select! {
             // The program closed its end: the answers to its sends in
@@ -199,42 +364,47 @@ pub async fn serve(io: StreamIo, params: &[u8], link: Option<&FabricLink>, share
         }
     };
     // Abandons the sends in flight and the delivery task, which drops the
-    // inbox and the ways back (their requesters learn the provider ended).
+    // inbox and the ways back (their requesters learn the provider ended);
+    // an answer that comes later is written nowhere.
     drop(tasks);
+    forget_ways_back(&ways_back);
+    let tx = outbox.close();
     if let Err(f) = ended {
-        io.fail(f).await;
-    }
-}
-
-/// A frame for the program.
-struct ToProgram {
-    frame: Vec<u8>,
-    /// The program is likely to write soon after reading it (a request's
-    /// reply, its next send): the stream's reader spins for it.
-    cues: bool,
-}
-
-impl ToProgram {
-    /// A frame the program need not answer.
-    fn quiet(frame: Vec<u8>) -> Self {
-        Self { frame, cues: false }
-    }
-}
-
-/// Writes each frame as it comes, until every sender is gone, raising
-/// `cue` after those the program is likely to answer.
-async fn write_all(
-    tx: &mut Writer,
-    frames: &mut mpsc::Receiver<ToProgram>,
-    cue: Cue,
-) -> Result<(), Failure> {
-    while let Some(out) = frames.recv().await {
-        write_frame(tx, &out.frame).await?;
-        if out.cues {
-            cue.raise();
+        match tx {
+            Some(tx) => {
+                let io = StreamIo {
+                    slot,
+                    rx,
+                    tx,
+                    status,
+                    region,
+                };
+                io.fail(f).await;
+            }
+            None => {
+                report(slot, &f);
+                status.set(f.code);
+            }
         }
     }
-    Ok(())
+}
+
+/// A way to push frames to the program; the stream's writer runs while
+/// one lives.
+#[derive(Clone)]
+struct Out {
+    outbox: Arc<Outbox>,
+    _alive: mpsc::Sender<Infallible>,
+}
+
+impl Out {
+    fn push(&self, frame: Frame) {
+        self.outbox.push(frame);
+    }
+
+    fn quiet(&self, bytes: Vec<u8>) {
+        self.push(Frame::quiet(bytes));
+    }
 }
 
 /// One IPC stream's reading side.
@@ -242,7 +412,7 @@ struct Stream<'a> {
     link: &'a FabricLink,
     region: u64,
     /// Frames for the program.
-    frames: mpsc::Sender<ToProgram>,
+    out: Out,
     ways_back: WaysBack,
     switches: Switches,
     /// The delivery task, once the stream provides a service.
@@ -263,6 +433,7 @@ impl Stream<'_> {
                 // inbox), not when the stream's last task is gone.
                 if let Some(delivery) = self.serving.take() {
                     delivery.abort();
+                    forget_ways_back(&self.ways_back);
                 }
                 return Ok(());
             };
@@ -297,7 +468,24 @@ impl Stream<'_> {
                     } else {
                         DELIVERY_LIMIT
                     };
-                    let (answer, answered) = oneshot::channel();
+                    let (cancel, cancelled) = oneshot::channel();
+                    locked(&self.switches).insert(request, cancel);
+                    // The answer is written by whoever has it first (a
+                    // reply on a Zenoh thread, the timeout, a cancel),
+                    // and the send's slot freed once it is in the ring.
+                    let (settled, done) = oneshot::channel::<()>();
+                    let answer = {
+                        let (out, switches) = (self.out.clone(), self.switches.clone());
+                        Answerer::new(move |result| {
+                            locked(&switches).remove(&request);
+                            out.push(Frame {
+                                bytes: send_answer(request, is_request, result),
+                                cues: is_request,
+                                hold: Some(slot),
+                            });
+                            let _ = settled.send(());
+                        })
+                    };
                     let out = Outgoing {
                         region: Some(self.region),
                         guid,
@@ -305,43 +493,35 @@ impl Stream<'_> {
                         request: is_request,
                         timeout,
                         data: data.to_vec(),
-                        answer,
+                        answer: answer.clone(),
                     };
-                    let (cancel, cancelled) = oneshot::channel();
-                    locked(&self.switches).insert(request, cancel);
                     // Routed here, in order: one sender's messages are
                     // routed in the order they were sent.
-                    let routed = match self.route().await {
+                    match self.route().await {
                         Some(route) => {
                             route.send(out).await;
-                            true
                         }
-                        None => false,
-                    };
-                    let (frames, switches) = (self.frames.clone(), self.switches.clone());
+                        None => {
+                            answer.answer(Err(gone_daemon()));
+                            continue;
+                        }
+                    }
                     tasks.spawn(async move {
-                        let result = if !routed {
-                            Err(gone_daemon())
-                        } else {
-                            tokio::select! {
-                                a = answered => a.unwrap_or_else(|_| Err(gone_daemon())),
-                                _ = tokio::time::sleep(timeout) => Err((
+                        tokio::select! {
+                            _ = done => {}
+                            _ = tokio::time::sleep(timeout) => {
+                                answer.answer(Err((
                                     IpcError::Timeout,
                                     format!("no answer within {} ms", timeout.as_millis()),
-                                )),
-                                Ok(()) = cancelled => Err((
+                                )));
+                            }
+                            Ok(()) = cancelled => {
+                                answer.answer(Err((
                                     IpcError::Cancelled,
                                     "cancelled by the sender".to_string(),
-                                )),
+                                )));
                             }
-                        };
-                        locked(&switches).remove(&request);
-                        let answer = ToProgram {
-                            frame: send_answer(request, is_request, result),
-                            cues: is_request,
-                        };
-                        let _ = frames.send(answer).await;
-                        drop(slot);
+                        }
                     });
                 }
                 Request::Cancel { request } => {
@@ -351,12 +531,12 @@ impl Stream<'_> {
                 }
                 Request::Reply { message, data } => {
                     if let Some(way) = locked(&self.ways_back).remove(&message) {
-                        let _ = way.send(Ok(data.to_vec()));
+                        way.answer(Ok(data.to_vec()));
                     }
                 }
                 Request::Refuse { message, reason } => {
                     if let Some(way) = locked(&self.ways_back).remove(&message) {
-                        let _ = way.send(Err((IpcError::Refused, reason.to_string())));
+                        way.answer(Err((IpcError::Refused, reason.to_string())));
                     }
                 }
             }
@@ -384,18 +564,21 @@ impl Stream<'_> {
                 IpcError::Invalid,
                 "this stream provides a service already".to_string(),
             );
-            let _ = self
-                .frames
-                .send(ToProgram::quiet(failed(request, &why)))
-                .await;
+            self.out.quiet(failed(request, &why));
             return;
         }
         let (granted, inbox) = oneshot::channel();
+        let direct = Arc::new(Direct {
+            state: Mutex::default(),
+            outbox: self.out.outbox.clone(),
+            ways_back: self.ways_back.clone(),
+        });
         let ask = IpcAsk::Serve {
             region: self.region,
             guid,
             name: name.to_string(),
             runtime: tokio::runtime::Handle::current(),
+            direct: direct.clone(),
             granted,
         };
         let inbox = match self.link.send(FabricAsk::Ipc(ask)).await {
@@ -404,46 +587,47 @@ impl Stream<'_> {
         };
         match inbox {
             Ok(inbox) => {
-                let serving = small(Response::Serving { request });
-                let _ = self.frames.send(ToProgram::quiet(serving)).await;
-                let delivery = deliver(inbox, self.frames.clone(), self.ways_back.clone());
+                self.out.quiet(small(Response::Serving { request }));
+                let delivery = deliver(inbox, self.out.clone(), direct);
                 self.serving = Some(tasks.spawn(delivery));
             }
-            Err(why) => {
-                let _ = self
-                    .frames
-                    .send(ToProgram::quiet(failed(request, &why)))
-                    .await;
-            }
+            Err(why) => self.out.quiet(failed(request, &why)),
         }
     }
 }
 
 /// Writes the inbox's messages as `MESSAGE` frames, keeping each
 /// request's way back, and follows the daemon's [`Hold`]s; ends with the
-/// stream, or when the inbox is handed over.
-async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<ToProgram>, ways_back: WaysBack) {
-    let mut buf = vec![0u8; HEADER + 14 + MAX_TEXT + MAX_DATA];
-    let mut paused = false;
+/// stream, or when the inbox is handed over. It pushes a message only
+/// while fewer than [`MAX_IN_FLIGHT`] frames wait for the program to
+/// read: the rest wait in the inbox, which is bounded. Each change of the
+/// delivery's state is made under [`Direct`]'s lock, so that no message
+/// goes around the inbox meanwhile.
+async fn deliver(mut inbox: Inbox, out: Out, direct: Arc<Direct>) {
     let mut held = true;
     loop {
+        let paused = direct.state().paused;
         tokio::select! {
             biased;
             hold = inbox.holds.recv(), if held => match hold {
                 Some(Hold::Pause(queued)) => {
-                    if !paused && frames.send(ToProgram::quiet(small(Response::Paused))).await.is_err() {
-                        return;
+                    let mut s = direct.state();
+                    if !s.paused {
+                        out.quiet(small(Response::Paused));
                     }
-                    paused = true;
+                    s.paused = true;
+                    drop(s);
                     let _ = queued.send(());
                 }
                 Some(Hold::Resume) => {
-                    if paused && frames.send(ToProgram::quiet(small(Response::Resumed))).await.is_err() {
-                        return;
+                    let mut s = direct.state();
+                    if s.paused {
+                        out.quiet(small(Response::Resumed));
                     }
-                    paused = false;
+                    s.paused = false;
                 }
                 Some(Hold::Surrender(way)) => {
+                    direct.state().surrendered = true;
                     let _ = way.send(inbox);
                     return;
                 }
@@ -451,9 +635,12 @@ async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<ToProgram>, ways_back: W
             },
             d = inbox.messages.recv(), if !paused => match d {
                 Some(d) => {
-                    if !write_message(d, &mut buf, &frames, &ways_back).await {
-                        return;
-                    }
+                    out.outbox.room(MAX_IN_FLIGHT).await;
+                    let mut s = direct.state();
+                    write_message(d, &out, &direct.ways_back);
+                    // A message sent into the inbox around `post` (a
+                    // test's) was never counted.
+                    s.queued = s.queued.saturating_sub(1);
                 }
                 None => return,
             },
@@ -461,42 +648,25 @@ async fn deliver(mut inbox: Inbox, frames: mpsc::Sender<ToProgram>, ways_back: W
     }
 }
 
-/// Writes `d` as a `MESSAGE` frame, keeping a request's way back; whether
-/// the stream still takes frames.
-async fn write_message(
-    d: Delivery,
-    buf: &mut [u8],
-    frames: &mpsc::Sender<ToProgram>,
-    ways_back: &WaysBack,
-) -> bool {
-    let flags = if d.request { send_flags::REQUEST } else { 0 };
-    let frame = Response::Message {
-        message: d.id,
-        flags,
-        sender: &d.sender,
-        data: &d.data,
-    };
-    let Some(n) = frame.encode(buf) else {
+/// Pushes `d` as a `MESSAGE` frame, keeping a request's way back.
+fn write_message(d: Delivery, out: &Out, ways_back: &WaysBack) {
+    let Some(bytes) = message_frame(&d) else {
         if let Some(way) = d.answer {
-            let _ = way.send(Err((
+            way.answer(Err((
                 IpcError::Invalid,
                 "the message does not fit a frame".into(),
             )));
         }
-        return true;
+        return;
     };
     if let Some(way) = d.answer {
-        let mut ways = locked(ways_back);
-        if ways.len() >= PRUNE_AT {
-            ways.retain(|_, w| !w.is_closed());
-        }
-        ways.insert(d.id, way);
+        keep_way(ways_back, d.id, way);
     }
-    let out = ToProgram {
-        frame: buf[..n].to_vec(),
+    out.push(Frame {
+        bytes,
         cues: d.request,
-    };
-    frames.send(out).await.is_ok()
+        hold: None,
+    });
 }
 
 fn gone_daemon() -> (IpcError, String) {

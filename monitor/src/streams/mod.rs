@@ -65,6 +65,7 @@ pub(crate) mod host_output;
 mod interrupt;
 mod ipc;
 mod mover;
+mod outbox;
 mod policy;
 pub mod prebound;
 mod region;
@@ -82,7 +83,9 @@ pub use fabric::{
 pub use framed::Failure;
 pub use fs::{Quota, QuotaFigures};
 pub use interrupt::PARK_LIMIT;
-pub use ipc::{Answer, Delivery, Hold, INBOX, Inbox, IpcAsk, Outgoing, Route};
+pub use ipc::{
+    Answer, Answerer, Delivery, Direct, Hold, INBOX, Inbox, IpcAsk, Outgoing, Route, WayBack,
+};
 pub use mover::{Begin, MoveAsk, MoveOrder, Uncaptured};
 pub use policy::{Policy, PolicyError};
 pub use udp::{Arrival, MARKER_ROOM, Peers, RemoteSocket, UdpBindAsk, UdpRoute, send as udp_send};

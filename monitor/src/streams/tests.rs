@@ -797,6 +797,8 @@ struct Serving {
     p: Process,
     app: Ends,
     inbox: tokio::sync::mpsc::Sender<super::ipc::Delivery>,
+    /// The way around the inbox the daemon delivers through.
+    direct: std::sync::Arc<super::ipc::Direct>,
     holds: tokio::sync::mpsc::Sender<super::ipc::Hold>,
     withdrawn: tokio::sync::oneshot::Receiver<()>,
 }
@@ -825,16 +827,21 @@ fn serving() -> Serving {
     let (inbox, messages) = tokio::sync::mpsc::channel(4);
     let (holds, held) = tokio::sync::mpsc::channel(4);
     let (registration, withdrawn) = tokio::sync::oneshot::channel::<()>();
-    match asks.blocking_recv().unwrap() {
-        super::FabricAsk::Ipc(IpcAsk::Serve { granted, .. }) => granted
-            .send(Ok(Inbox {
-                messages,
-                holds: held,
-                registration: Box::new(registration),
-            }))
-            .unwrap(),
+    let direct = match asks.blocking_recv().unwrap() {
+        super::FabricAsk::Ipc(IpcAsk::Serve {
+            granted, direct, ..
+        }) => {
+            granted
+                .send(Ok(Inbox {
+                    messages,
+                    holds: held,
+                    registration: Box::new(registration),
+                }))
+                .unwrap();
+            direct
+        }
         other => panic!("not a SERVE: {other:?}"),
-    }
+    };
     let (kind, body) = app.recv();
     assert_eq!(
         Response::decode(kind, &body).unwrap(),
@@ -845,6 +852,7 @@ fn serving() -> Serving {
         p,
         app,
         inbox,
+        direct,
         holds,
         withdrawn,
     }
@@ -859,23 +867,29 @@ fn a_reply_written_just_before_close_reaches_its_requester() {
         mut p,
         mut app,
         inbox,
+        direct,
         withdrawn: _withdrawn,
         ..
     } = serving();
-    // A request comes; the program answers it and closes the stream at
-    // once, without ringing for the reply (the monitor learns of it only
+    // A request comes (written straight into the ring: nothing waits
+    // before it); the program answers it and closes the stream at once,
+    // without ringing for the reply (the monitor learns of it only
     // through the CLOSE).
-    let (way_back, answer) = tokio::sync::oneshot::channel();
-    inbox
-        .blocking_send(super::ipc::Delivery {
-            id: 7,
-            request: true,
-            sender: "a:1".into(),
-            data: b"hello".to_vec(),
-            timeout: std::time::Duration::from_secs(5),
-            answer: Some(way_back),
-        })
-        .unwrap();
+    let (way_back, answer) = super::ipc::Answerer::channel();
+    let request = super::ipc::Delivery {
+        id: 7,
+        request: true,
+        sender: "a:1".into(),
+        data: b"hello".to_vec(),
+        timeout: std::time::Duration::from_secs(5),
+        answer: Some(super::ipc::WayBack::new(way_back)),
+    };
+    direct.post(request, &inbox).unwrap();
+    assert_eq!(
+        inbox.capacity(),
+        inbox.max_capacity(),
+        "it went through the inbox"
+    );
     assert_eq!(app.recv().0, kind::MESSAGE);
     let reply = ipc_request(weft_control::ipc_proto::Request::Reply {
         message: 7,
@@ -895,16 +909,34 @@ fn a_reply_written_just_before_close_reaches_its_requester() {
 
 #[test]
 fn a_provider_that_closes_its_end_is_withdrawn_at_once() {
+    use weft_control::ipc_proto::{IpcError, kind};
+
     let Serving {
         relay,
         p,
         mut app,
         inbox,
+        direct,
         mut withdrawn,
         ..
     } = serving();
+    // A request is delivered; its requester (on this device, say) holds
+    // its answerer too, as its timeout does.
+    let (way_back, answer) = super::ipc::Answerer::channel();
+    let held = way_back.clone();
+    let request = super::ipc::Delivery {
+        id: 9,
+        request: true,
+        sender: "a:1".into(),
+        data: b"never answered".to_vec(),
+        timeout: std::time::Duration::from_secs(5),
+        answer: Some(super::ipc::WayBack::new(way_back)),
+    };
+    direct.post(request, &inbox).unwrap();
+    assert_eq!(app.recv().0, kind::MESSAGE);
     // The program closes its writing end and goes on: nothing it could
-    // answer is delivered to it any more.
+    // answer is delivered to it any more, and the request in its hands
+    // is answered at once: the provider ended.
     app.tx.close();
     p.signal(&relay, app.slot, bell::DATA);
     eventually("withdrew the instance", || {
@@ -914,6 +946,9 @@ fn a_provider_that_closes_its_end_is_withdrawn_at_once() {
             .filter(|e| *e == tokio::sync::oneshot::error::TryRecvError::Closed)
     });
     assert!(inbox.is_closed());
+    let ended = answer.blocking_recv().unwrap().unwrap_err();
+    assert_eq!(ended.0, IpcError::ProviderEnded);
+    assert!(held.is_done());
     drop((app, p));
     relay.finish();
 }
@@ -940,15 +975,17 @@ fn a_paused_delivery_holds_its_messages_until_resumed_or_handed_over() {
         p,
         mut app,
         inbox,
+        direct,
         holds,
         withdrawn: _withdrawn,
     } = serving();
+    let post = |d| direct.post(d, &inbox).unwrap();
     // Paused: PAUSED is written, then nothing while messages queue.
     let (queued, paused) = tokio::sync::oneshot::channel();
     holds.blocking_send(Hold::Pause(queued)).unwrap();
     paused.blocking_recv().unwrap();
     assert_eq!(app.recv(), (kind::PAUSED, Vec::new()));
-    inbox.blocking_send(one_way(1)).unwrap();
+    post(one_way(1));
     std::thread::sleep(std::time::Duration::from_millis(50));
     assert!(app.quiet(), "a paused delivery wrote a message");
     // Resumed: RESUMED, then the message that waited.
@@ -961,14 +998,55 @@ fn a_paused_delivery_holds_its_messages_until_resumed_or_handed_over() {
     holds.blocking_send(Hold::Pause(queued)).unwrap();
     paused.blocking_recv().unwrap();
     assert_eq!(app.recv(), (kind::PAUSED, Vec::new()));
-    inbox.blocking_send(one_way(2)).unwrap();
+    post(one_way(2));
     let (way, taken) = tokio::sync::oneshot::channel();
     holds.blocking_send(Hold::Surrender(way)).unwrap();
     let mut taken = taken.blocking_recv().unwrap();
     assert_eq!(taken.messages.blocking_recv().unwrap().id, 2);
-    inbox.blocking_send(one_way(3)).unwrap();
+    post(one_way(3));
     assert_eq!(taken.messages.blocking_recv().unwrap().id, 3);
     assert!(app.quiet(), "a handed-over delivery wrote a message");
+    drop((app, p));
+    relay.finish();
+}
+
+#[test]
+fn messages_the_ring_cannot_take_now_wait_and_arrive_whole_in_order() {
+    use weft_control::ipc_proto::{Response, kind};
+
+    let Serving {
+        relay,
+        p,
+        mut app,
+        inbox,
+        direct,
+        withdrawn: _withdrawn,
+        ..
+    } = serving();
+    // Eight messages of 60 KiB while the program reads nothing: the first
+    // four go straight into the 256 KiB ring, the rest wait (in the inbox,
+    // then in the stream's outbox) until the program makes room.
+    let big = |id: u64| super::ipc::Delivery {
+        data: vec![id as u8; 60 * 1024],
+        ..one_way(id)
+    };
+    for id in 1..=8 {
+        direct.post(big(id), &inbox).unwrap();
+    }
+    assert!(inbox.capacity() < inbox.max_capacity(), "none waited");
+    for id in 1..=8u64 {
+        // What the program's ring end would say once it read: room.
+        p.signal(&relay, app.slot, bell::SPACE);
+        let (k, body) = app.recv();
+        assert_eq!(k, kind::MESSAGE);
+        match Response::decode(k, &body).unwrap() {
+            Response::Message { message, data, .. } => {
+                assert_eq!(message, id);
+                assert!(data.len() == 60 * 1024 && data.iter().all(|&b| b == id as u8));
+            }
+            other => panic!("not a message: {other:?}"),
+        }
+    }
     drop((app, p));
     relay.finish();
 }

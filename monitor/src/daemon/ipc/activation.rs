@@ -37,7 +37,7 @@ impl Hub {
             if let Some(queue) = parked.get_mut(&guid) {
                 if queue.len() >= INBOX {
                     let why = format!("{INBOX} messages wait for service {guid} to start");
-                    let _ = m.answer.send(Err((IpcError::Busy, why)));
+                    m.answer.answer(Err((IpcError::Busy, why)));
                 } else {
                     queue.push_back(m);
                 }
@@ -62,7 +62,7 @@ impl Hub {
                 match &started {
                     Ok(device) => hub.route(next, Some(device)).await,
                     Err(why) => {
-                        let _ = next.answer.send(Err(why.clone()));
+                        next.answer.answer(Err(why.clone()));
                     }
                 }
             }

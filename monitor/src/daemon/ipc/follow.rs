@@ -20,7 +20,7 @@
 //! this device's hub and expire.
 
 use super::{Hub, QUERY_GRACE, locked};
-use crate::streams::{Delivery, Hold, Inbox};
+use crate::streams::{Answerer, Delivery, Hold, Inbox};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -182,7 +182,7 @@ impl Hub {
         let unreachable = |why: String| Err((IpcError::Unreachable, why));
         let Some(daemon) = self.daemon() else {
             if let Some(way) = d.answer {
-                let _ = way.send(unreachable("the device is stopping".into()));
+                way.answer(unreachable("the device is stopping".into()));
             }
             return;
         };
@@ -195,20 +195,27 @@ impl Hub {
         };
         let node = daemon.node().await;
         let limit = d.timeout + QUERY_GRACE;
+        // A message whose sender was answered already (a one-way message
+        // acknowledged once queued here) still has its answer taken.
+        let way = d.answer;
+        let to = way
+            .as_ref()
+            .map_or_else(|| Answerer::new(drop), |w| w.answerer().clone());
         match node
-            .send_message(&forward.to, guid, message, limit, true)
+            .send_message(&forward.to, guid, message, limit, true, &to)
             .await
         {
             Ok(answer) => {
-                if let Some(way) = d.answer {
-                    tokio::spawn(async move {
-                        let _ = way.send(answer.await);
-                    });
-                }
+                tokio::spawn(async move {
+                    let answer = answer.await;
+                    if let Some(way) = way {
+                        way.answer(answer);
+                    }
+                });
             }
             Err(e) => {
-                if let Some(way) = d.answer {
-                    let _ = way.send(unreachable(e.to_string()));
+                if let Some(way) = way {
+                    way.answer(unreachable(e.to_string()));
                 }
             }
         }
