@@ -220,9 +220,10 @@ fn cut(message: &str) -> &str {
 }
 
 /// What the daemon does with a message that arrived for `guid`: queue it
-/// (synchronously, so that order is kept) and return where its answer
-/// will come.
-pub type Deliver = Arc<dyn Fn(Guid, Message) -> oneshot::Receiver<Answer> + Send + Sync>;
+/// (synchronously, so that order is kept), to be answered through the
+/// [`Answerer`] given, which replies to the query on the thread that
+/// answers.
+pub type Deliver = Arc<dyn Fn(Guid, Message, Answerer) + Send + Sync>;
 
 /// The services a node declares and the providers it sees.
 pub(crate) struct Ipc {
@@ -524,22 +525,34 @@ impl Lanes {
         }
     }
 
-    /// Hands `a` to the daemon and replies with its answer once it comes.
+    /// Hands `a` to the daemon; its answer is the query's reply, sent by
+    /// whoever answers first: the provider (on the thread its answer is
+    /// read on), or a task of the runtime once `a`'s time is up.
     fn start(&self, a: Arrival) {
-        let answer = (self.deliver)(self.guid, a.message);
-        let (key, recent) = (self.key.clone(), self.recent.clone());
+        let Arrival {
+            stamp,
+            message,
+            query,
+            first,
+            permit,
+            limit,
+        } = a;
+        let (settled, done) = oneshot::channel::<()>();
+        let answerer = {
+            let (key, recent) = (self.key.clone(), self.recent.clone());
+            Answerer::new(move |answer| {
+                use zenoh::Wait;
+                recent.answered(stamp, &first, &answer);
+                let _ = query.reply(&key, encode_answer(&answer)).wait();
+                drop(permit);
+                let _ = settled.send(());
+            })
+        };
+        (self.deliver)(self.guid, message, answerer.clone());
         self.runtime.spawn(async move {
-            let answer = match tokio::time::timeout(a.limit, answer).await {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(_)) => Err((
-                    IpcError::ProviderEnded,
-                    "the provider ended before it answered".to_string(),
-                )),
-                Err(_) => Err((IpcError::Timeout, "no answer in time".to_string())),
-            };
-            recent.answered(a.stamp, &a.first, &answer);
-            let _ = a.query.reply(&key, encode_answer(&answer)).await;
-            drop(a.permit);
+            if tokio::time::timeout(limit, done).await.is_err() {
+                answerer.answer(Err((IpcError::Timeout, "no answer in time".to_string())));
+            }
         });
     }
 

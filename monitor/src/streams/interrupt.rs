@@ -75,6 +75,9 @@ struct Hold {
     slot: Option<u32>,
     /// A raise for that slot ended the hold.
     woken: bool,
+    /// The holder sleeps on the condition variable (it no longer polls):
+    /// only then does a raise signal it.
+    sleeping: bool,
 }
 
 impl Interrupt {
@@ -112,7 +115,7 @@ impl Interrupt {
         {
             hold.slot = None;
             hold.woken = true;
-            self.released.notify_one();
+            self.release(hold);
             return;
         }
         let page = self.page.load(Ordering::Acquire);
@@ -126,6 +129,18 @@ impl Interrupt {
         self.stats.interrupts.fetch_add(1, Ordering::Relaxed);
         self.fd.notify();
         if hold.slot.take().is_some() {
+            self.release(hold);
+        }
+    }
+
+    /// Lets the holder go, its hold just ended: a polling holder sees it
+    /// at its next poll; one asleep is signalled, after the lock is let go
+    /// (it takes the lock first thing). A signal is a system call, and a
+    /// poller waiting for the lock would wait for it too.
+    fn release(&self, hold: MutexGuard<'_, Hold>) {
+        let sleeping = hold.sleeping;
+        drop(hold);
+        if sleeping {
             self.released.notify_one();
         }
     }
@@ -190,11 +205,13 @@ impl Interrupt {
             if left.is_zero() {
                 break;
             }
+            hold.sleeping = true;
             hold = self
                 .released
                 .wait_timeout(hold, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            hold.sleeping = false;
         }
         hold.slot = None;
         if std::mem::take(&mut hold.woken) {
@@ -277,6 +294,21 @@ mod tests {
         // Not parked: the same raise is an interrupt naming the slot.
         irq.raise(1 << 2);
         assert_eq!((page.wake, interrupts(&irq)), (1 << 2, 1));
+    }
+
+    #[test]
+    fn a_holder_asleep_past_its_polls_is_woken_by_a_raise() {
+        let (irq, _page) = alone(3);
+        let parked = parked(&irq);
+        while !irq.hold().sleeping {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let raised = Instant::now();
+        irq.raise(1 << 3);
+        assert_eq!(parked.join().unwrap(), park::WOKEN);
+        // Woken by the signal, not by the end of the hold (which would
+        // come at least PARK_LIMIT - PARK_SPIN after the raise).
+        assert!(raised.elapsed() < PARK_LIMIT / 2, "{:?}", raised.elapsed());
     }
 
     #[test]
