@@ -158,27 +158,29 @@ impl Hub {
     /// send it.
     pub fn deliverer(self: &Arc<Self>) -> Deliver {
         let hub = Arc::downgrade(self);
-        Arc::new(move |guid, m: Message, answer: Answerer| match hub.upgrade() {
-            Some(hub) => {
-                let target = (m.target != ANY).then_some(m.target);
-                let routed = Routed {
-                    guid,
-                    target: None,
-                    request: m.request,
-                    timeout: Duration::from_millis(m.timeout_ms.into()),
-                    sender: m.sender,
-                    data: m.data,
-                    answer,
-                };
-                hub.deliver(target, routed);
-            }
-            None => {
-                answer.answer(Err((
-                    IpcError::Unreachable,
-                    "the device is stopping".into(),
-                )));
-            }
-        })
+        Arc::new(
+            move |guid, m: Message, answer: Answerer| match hub.upgrade() {
+                Some(hub) => {
+                    let target = (m.target != ANY).then_some(m.target);
+                    let routed = Routed {
+                        guid,
+                        target: None,
+                        request: m.request,
+                        timeout: Duration::from_millis(m.timeout_ms.into()),
+                        sender: m.sender,
+                        data: m.data,
+                        answer,
+                    };
+                    hub.deliver(target, routed);
+                }
+                None => {
+                    answer.answer(Err((
+                        IpcError::Unreachable,
+                        "the device is stopping".into(),
+                    )));
+                }
+            },
+        )
     }
 
     /// The instances on this device, by service.
