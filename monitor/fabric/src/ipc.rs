@@ -11,9 +11,13 @@
 //! The node keeps the fabric's providers (every token it sees) so that a
 //! sender picks a device without asking around, and declares this device's
 //! own instances as the daemon adds and removes them. Messages that arrive
-//! are handed to the daemon's [`Deliver`] function, synchronously and in
-//! the order the queryable received them, so the order one sender's
-//! messages were sent in is the order they are queued in.
+//! are handed to the daemon's [`Deliver`] function on the Zenoh thread
+//! that took them, synchronously and in their lane's order, so the order
+//! one sender's messages were sent in is the order they are queued in;
+//! each comes with an [`Answerer`] that replies on the thread that
+//! answers. A reply that comes back to this device answers its message
+//! on the thread it arrives on too: no thread is woken between Zenoh and
+//! a program's ring either way.
 //!
 //! Invariants: a payload that does not decode is answered with an error
 //! reply naming what was wrong, never delivered; at most
@@ -529,17 +533,10 @@ impl Lanes {
     /// whoever answers first: the provider (on the thread its answer is
     /// read on), or a task of the runtime once `a`'s time is up.
     fn start(&self, a: Arrival) {
-        let Arrival {
-            stamp,
-            message,
-            query,
-            first,
-            permit,
-            limit,
-        } = a;
         let (settled, done) = oneshot::channel::<()>();
         let answerer = {
             let (key, recent) = (self.key.clone(), self.recent.clone());
+            let (stamp, first, query, permit) = (a.stamp, a.first, a.query, a.permit);
             Answerer::new(move |answer| {
                 use zenoh::Wait;
                 recent.answered(stamp, &first, &answer);
@@ -548,7 +545,8 @@ impl Lanes {
                 let _ = settled.send(());
             })
         };
-        (self.deliver)(self.guid, message, answerer.clone());
+        (self.deliver)(self.guid, a.message, answerer.clone());
+        let limit = a.limit;
         self.runtime.spawn(async move {
             if tokio::time::timeout(limit, done).await.is_err() {
                 answerer.answer(Err((IpcError::Timeout, "no answer in time".to_string())));

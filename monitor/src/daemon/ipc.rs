@@ -4,10 +4,12 @@
 //!
 //! A message to a service goes, in this order of preference: to the
 //! instance its pid names; to an instance on this device (the same-device
-//! path: from one stream's task to another's through a queue, never
-//! through Zenoh); to the first device, in name order, that lists one
-//! (a Zenoh `get` on its queryable, whose reply is the answer). Each
-//! instance has a bounded queue ([`INBOX`]); a full one answers `Busy`.
+//! path: from one stream to another, never through Zenoh); to the first
+//! device, in name order, that lists one (a Zenoh `get` on its
+//! queryable, whose reply is the answer). A message is written into its
+//! instance's stream by the thread that routes it when nothing of that
+//! instance waits before it ([`Direct`]); else it waits in the instance's
+//! bounded queue ([`INBOX`]); a full one answers `Busy`.
 //! Messages are queued in the order the hub routes them, which is the
 //! order each stream sent them.
 //!

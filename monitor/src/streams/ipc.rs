@@ -8,11 +8,14 @@
 //! task of its own waits for the answer, at most the request's timeout or
 //! until the program cancels it; at most [`MAX_IN_FLIGHT`] sends of one
 //! stream wait at once, and the next frame is read only once one is
-//! answered. A `SERVE` makes the daemon register the process as an
-//! instance of the service and hand back its [`Inbox`]: from then on the
-//! stream's delivery task writes each message as a `MESSAGE` frame, and
-//! keeps each request's way back until the program answers it (`REPLY`,
-//! `REFUSE`). While the app is being moved the daemon [`Hold`]s the
+//! answered. A send's answer is written by whichever thread has it first
+//! (a Zenoh thread with the reply, the timeout, a cancel), into the
+//! stream's [`Outbox`]. A `SERVE` makes the daemon register the process
+//! as an instance of the service and hand back its [`Inbox`]: from then
+//! on each message is written as a `MESSAGE` frame, by the thread that
+//! routes it ([`Direct`]) or, when others wait before it, by the stream's
+//! delivery task, and each request's way back is kept until the program
+//! answers it (`REPLY`, `REFUSE`). While the app is being moved the daemon [`Hold`]s the
 //! delivery: it writes `PAUSED` and leaves the messages in the inbox,
 //! then either writes `RESUMED` and goes on, or hands the inbox over to
 //! the daemon, which forwards it to where the app went (§19.5).

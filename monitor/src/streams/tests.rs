@@ -876,15 +876,7 @@ fn a_reply_written_just_before_close_reaches_its_requester() {
     // without ringing for the reply (the monitor learns of it only
     // through the CLOSE).
     let (way_back, answer) = super::ipc::Answerer::channel();
-    let request = super::ipc::Delivery {
-        id: 7,
-        request: true,
-        sender: "a:1".into(),
-        data: b"hello".to_vec(),
-        timeout: std::time::Duration::from_secs(5),
-        answer: Some(super::ipc::WayBack::new(way_back)),
-    };
-    direct.post(request, &inbox).unwrap();
+    direct.post(request(7, b"hello", way_back), &inbox).unwrap();
     assert_eq!(
         inbox.capacity(),
         inbox.max_capacity(),
@@ -924,15 +916,9 @@ fn a_provider_that_closes_its_end_is_withdrawn_at_once() {
     // its answerer too, as its timeout does.
     let (way_back, answer) = super::ipc::Answerer::channel();
     let held = way_back.clone();
-    let request = super::ipc::Delivery {
-        id: 9,
-        request: true,
-        sender: "a:1".into(),
-        data: b"never answered".to_vec(),
-        timeout: std::time::Duration::from_secs(5),
-        answer: Some(super::ipc::WayBack::new(way_back)),
-    };
-    direct.post(request, &inbox).unwrap();
+    direct
+        .post(request(9, b"never answered", way_back), &inbox)
+        .unwrap();
     assert_eq!(app.recv().0, kind::MESSAGE);
     // The program closes its writing end and goes on: nothing it could
     // answer is delivered to it any more, and the request in its hands
@@ -951,6 +937,18 @@ fn a_provider_that_closes_its_end_is_withdrawn_at_once() {
     assert!(held.is_done());
     drop((app, p));
     relay.finish();
+}
+
+/// Request `id` carrying `data` for a served instance, answered to `way`.
+fn request(id: u64, data: &[u8], way: super::ipc::Answerer) -> super::ipc::Delivery {
+    super::ipc::Delivery {
+        id,
+        request: true,
+        sender: "a:1".into(),
+        data: data.to_vec(),
+        timeout: std::time::Duration::from_secs(5),
+        answer: Some(super::ipc::WayBack::new(way)),
+    }
 }
 
 /// A one-way message for a served instance's queue.
