@@ -207,8 +207,9 @@ struct DirectState {
     queued: usize,
     /// The delivery is held (`PAUSED` was written).
     paused: bool,
-    /// The inbox was handed over: every message goes through it.
-    surrendered: bool,
+    /// Every message goes through the inbox from now on: it was handed
+    /// over, or the provider closed its end (and will drop it).
+    closed: bool,
 }
 
 impl std::fmt::Debug for Direct {
@@ -230,7 +231,7 @@ impl Direct {
         inbox: &mpsc::Sender<Delivery>,
     ) -> Result<(), mpsc::error::TrySendError<Delivery>> {
         let mut s = self.state();
-        let d = if s.queued == 0 && !s.paused && !s.surrendered {
+        let d = if s.queued == 0 && !s.paused && !s.closed {
             match self.write_now(d) {
                 Ok(()) => {
                     return Ok(());
@@ -418,8 +419,9 @@ struct Stream<'a> {
     out: Out,
     ways_back: WaysBack,
     switches: Switches,
-    /// The delivery task, once the stream provides a service.
-    serving: Option<AbortHandle>,
+    /// The delivery task and the way around it, once the stream provides
+    /// a service.
+    serving: Option<(AbortHandle, Arc<Direct>)>,
     /// The daemon's routing, once the stream has sent.
     route: Option<Arc<dyn Route>>,
 }
@@ -434,7 +436,8 @@ impl Stream<'_> {
                 // A provider that closed its end answers nothing more: its
                 // instance is withdrawn now (the delivery task drops the
                 // inbox), not when the stream's last task is gone.
-                if let Some(delivery) = self.serving.take() {
+                if let Some((delivery, direct)) = self.serving.take() {
+                    direct.state().closed = true;
                     delivery.abort();
                     forget_ways_back(&self.ways_back);
                 }
@@ -591,8 +594,8 @@ impl Stream<'_> {
         match inbox {
             Ok(inbox) => {
                 self.out.quiet(small(Response::Serving { request }));
-                let delivery = deliver(inbox, self.out.clone(), direct);
-                self.serving = Some(tasks.spawn(delivery));
+                let delivery = deliver(inbox, self.out.clone(), direct.clone());
+                self.serving = Some((tasks.spawn(delivery), direct));
             }
             Err(why) => self.out.quiet(failed(request, &why)),
         }
@@ -630,7 +633,7 @@ async fn deliver(mut inbox: Inbox, out: Out, direct: Arc<Direct>) {
                     s.paused = false;
                 }
                 Some(Hold::Surrender(way)) => {
-                    direct.state().surrendered = true;
+                    direct.state().closed = true;
                     let _ = way.send(inbox);
                     return;
                 }
