@@ -13,11 +13,11 @@
 //! own instances as the daemon adds and removes them. Messages that arrive
 //! are handed to the daemon's [`Deliver`] function on the Zenoh thread
 //! that took them, synchronously and in their lane's order, so the order
-//! one sender's messages were sent in is the order they are queued in;
-//! each comes with an [`Answerer`] that replies on the thread that
-//! answers. A reply that comes back to this device answers its message
-//! on the thread it arrives on too: no thread is woken between Zenoh and
-//! a program's ring either way.
+//! one sender's messages were sent in is the order they are queued in
+//! (and written into the provider's ring from there, when nothing waits
+//! before them). A reply that comes back to this device answers its
+//! message on the thread it arrives on: no monitor thread is woken
+//! between Zenoh and a program's ring either way.
 //!
 //! Invariants: a payload that does not decode is answered with an error
 //! reply naming what was wrong, never delivered; at most
@@ -37,7 +37,7 @@ use recent::{Recent, Seen};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use weft_control::ipc_proto::{Guid, IpcError, MAX_DATA, MAX_TEXT};
 use zenoh::Session;
@@ -225,8 +225,7 @@ fn cut(message: &str) -> &str {
 
 /// What the daemon does with a message that arrived for `guid`: queue it
 /// (synchronously, so that order is kept), to be answered through the
-/// [`Answerer`] given, which replies to the query on the thread that
-/// answers.
+/// [`Answerer`] given; its answer becomes the query's reply.
 pub type Deliver = Arc<dyn Fn(Guid, Message, Answerer) + Send + Sync>;
 
 /// The services a node declares and the providers it sees.
@@ -529,28 +528,26 @@ impl Lanes {
         }
     }
 
-    /// Hands `a` to the daemon; its answer is the query's reply, sent by
-    /// whoever answers first: the provider (on the thread its answer is
-    /// read on), or a task of the runtime once `a`'s time is up.
+    /// Hands `a` to the daemon; its answer is the query's reply, sent from
+    /// the runtime (a one-way message is answered as it is queued, on this
+    /// thread: replying here would hold Zenoh's receiving thread for every
+    /// message).
     fn start(&self, a: Arrival) {
-        let (settled, done) = oneshot::channel::<()>();
-        let answerer = {
-            let (key, recent) = (self.key.clone(), self.recent.clone());
-            let (stamp, first, query, permit) = (a.stamp, a.first, a.query, a.permit);
-            Answerer::new(move |answer| {
-                use zenoh::Wait;
-                recent.answered(stamp, &first, &answer);
-                let _ = query.reply(&key, encode_answer(&answer)).wait();
-                drop(permit);
-                let _ = settled.send(());
-            })
-        };
-        (self.deliver)(self.guid, a.message, answerer.clone());
-        let limit = a.limit;
+        let (answerer, answer) = Answerer::channel();
+        (self.deliver)(self.guid, a.message, answerer);
+        let (key, recent) = (self.key.clone(), self.recent.clone());
         self.runtime.spawn(async move {
-            if tokio::time::timeout(limit, done).await.is_err() {
-                answerer.answer(Err((IpcError::Timeout, "no answer in time".to_string())));
-            }
+            let answer = match tokio::time::timeout(a.limit, answer).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err((
+                    IpcError::ProviderEnded,
+                    "the provider ended before it answered".to_string(),
+                )),
+                Err(_) => Err((IpcError::Timeout, "no answer in time".to_string())),
+            };
+            recent.answered(a.stamp, &a.first, &answer);
+            let _ = a.query.reply(&key, encode_answer(&answer)).await;
+            drop(a.permit);
         });
     }
 
