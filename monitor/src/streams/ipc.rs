@@ -203,6 +203,10 @@ pub struct Direct {
 
 #[derive(Default)]
 struct DirectState {
+    /// The delivery task runs: the stream's `SERVING` went before
+    /// anything written here (until then every message waits in the
+    /// inbox).
+    live: bool,
     /// Messages posted to the inbox and not yet written.
     queued: usize,
     /// The delivery is held (`PAUSED` was written).
@@ -231,7 +235,7 @@ impl Direct {
         inbox: &mpsc::Sender<Delivery>,
     ) -> Result<(), mpsc::error::TrySendError<Delivery>> {
         let mut s = self.state();
-        let d = if s.queued == 0 && !s.paused && !s.closed {
+        let d = if s.live && s.queued == 0 && !s.paused && !s.closed {
             match self.write_now(d) {
                 Ok(()) => {
                     return Ok(());
@@ -610,6 +614,7 @@ impl Stream<'_> {
 /// delivery's state is made under [`Direct`]'s lock, so that no message
 /// goes around the inbox meanwhile.
 async fn deliver(mut inbox: Inbox, out: Out, direct: Arc<Direct>) {
+    direct.state().live = true;
     let mut held = true;
     loop {
         let paused = direct.state().paused;
