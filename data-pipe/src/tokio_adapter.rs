@@ -152,6 +152,10 @@ fn poll_ring<E: Waitable, T>(
             }
         }
         if waiter.keep_spinning() {
+            // A spinning end needs no notification: clear the wait word a
+            // sleep left published (a cue ended that sleep), or the peer
+            // would ring for what the spin will see anyway.
+            end.end_wait();
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

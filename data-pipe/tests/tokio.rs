@@ -132,18 +132,32 @@ fn a_reader_that_never_spins_spins_after_a_cue() {
     cued_reader_finds_the_answer(std::time::Duration::ZERO);
 }
 
+/// Counts the notifications a producer sends.
+#[derive(Clone, Default)]
+struct Counted(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl weft_data_pipe::Notify for Counted {
+    fn notify(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// A reader that spins `own` after its progress, cued at 50 ms for a spin
-/// of 500 ms, reads what its producer publishes at 150 ms without
-/// notifying.
+/// of 500 ms, reads what its producer publishes at 150 ms, and the
+/// producer, seeing the spinning reader's wait word clear (the sleep before
+/// the cue had published it), does not notify.
 fn cued_reader_finds_the_answer(own: std::time::Duration) {
     use std::time::Duration;
     use weft_data_pipe::{Consumer, NoNotify, Producer, ring_size};
 
+    let told = Counted::default();
+
     // The reader's task must own what it reads ('static).
     let region: &'static HeapRegion = Box::leak(Box::new(HeapRegion::new(ring_size(CAPACITY))));
     std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut tx = Producer::new(region, 0, CAPACITY, NoNotify).unwrap();
+        let told = told.clone();
+        s.spawn(move || {
+            let mut tx = Producer::new(region, 0, CAPACITY, told).unwrap();
             // The reader's own spin (at most 10 ms) is long over; the cue
             // came at 50 ms, for a spin of 500 ms.
             std::thread::sleep(Duration::from_millis(150));
@@ -176,4 +190,9 @@ fn cued_reader_finds_the_answer(own: std::time::Duration) {
             assert_eq!(got, b"answer");
         });
     });
+    assert_eq!(
+        told.0.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the producer notified a spinning reader"
+    );
 }
