@@ -171,7 +171,17 @@ fn other_streams_flow_while_standard_output_is_stalled() {
     // Let `flood` fill the pipe, the queue and its ring.
     thread::sleep(Duration::from_secs(2));
     let data = random_bytes(16, 1 << 20);
-    let back = echo_round_trip(conn, data.clone());
+    // A failed echo says what the guest said (a connection it dropped is
+    // reported on standard error).
+    let echoed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        echo_round_trip(conn, data.clone())
+    }));
+    let Ok(back) = echoed else {
+        panic!(
+            "the echo failed; weft's standard error so far:\n{}",
+            weft.stderr_so_far()
+        );
+    };
     assert!(back == data, "the echo differs ({} bytes back)", back.len());
     let err = weft.stderr_so_far();
     assert!(err.contains("echo-server: listening"), "{err}");
