@@ -143,9 +143,10 @@ impl weft_data_pipe::Notify for Counted {
 }
 
 /// A reader that spins `own` after its progress, cued at 50 ms for a spin
-/// of 500 ms, reads what its producer publishes at 150 ms, and the
-/// producer, seeing the spinning reader's wait word clear (the sleep before
-/// the cue had published it), does not notify.
+/// of 500 ms, reads what its producer publishes at 300 ms (well inside
+/// that spin, on a loaded machine too), and the producer, seeing the
+/// spinning reader's wait word clear (the sleep before the cue had
+/// published it), does not notify.
 fn cued_reader_finds_the_answer(own: std::time::Duration) {
     use std::time::Duration;
     use weft_data_pipe::{Consumer, NoNotify, Producer, ring_size};
@@ -160,7 +161,7 @@ fn cued_reader_finds_the_answer(own: std::time::Duration) {
             let mut tx = Producer::new(region, 0, CAPACITY, told).unwrap();
             // The reader's own spin (at most 10 ms) is long over; the cue
             // came at 50 ms, for a spin of 500 ms.
-            std::thread::sleep(Duration::from_millis(150));
+            std::thread::sleep(Duration::from_millis(300));
             tx.write(b"answer").unwrap();
         });
         let rt = tokio::runtime::Builder::new_current_thread()
