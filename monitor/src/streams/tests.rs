@@ -871,11 +871,21 @@ fn a_reply_written_just_before_close_reaches_its_requester() {
         withdrawn: _withdrawn,
         ..
     } = serving();
-    // A request comes; the program answers it and closes the stream at
-    // once, without ringing for the reply (the monitor learns of it only
+    // A first message, taken by the program, shows the delivery task
+    // running (until then a message waits in the inbox, after SERVING).
+    direct.post(one_way(6), &inbox).unwrap();
+    assert_eq!(app.recv().0, kind::MESSAGE);
+    // A request comes (written straight into the ring: nothing waits
+    // before it); the program answers it and closes the stream at once,
+    // without ringing for the reply (the monitor learns of it only
     // through the CLOSE).
     let (way_back, answer) = super::ipc::Answerer::channel();
     direct.post(request(7, b"hello", way_back), &inbox).unwrap();
+    assert_eq!(
+        inbox.capacity(),
+        inbox.max_capacity(),
+        "it went through the inbox"
+    );
     assert_eq!(app.recv().0, kind::MESSAGE);
     let reply = ipc_request(weft_control::ipc_proto::Request::Reply {
         message: 7,
