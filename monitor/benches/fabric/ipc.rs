@@ -18,7 +18,9 @@
 //!   in `b`'s namespace (`b`'s identity, the device configuration; like
 //!   the call baseline's, also linked to `a`'s router) that answers with
 //!   a fixed reply: one mutual-TLS link between the namespaces, as
-//!   between the daemons. Target: ≤ 1.5×.
+//!   between the daemons. Target: ≤ 1.5×. Each turn's own ratio (its
+//!   median against its baseline's) is printed too: how far the figure
+//!   moves with what else the machine does.
 //! - `ipc_msgs_per_s`: `ipc-check send GUID N TAG` on `a` (one-way
 //!   messages, 32 in flight, each acknowledged once queued at the service
 //!   on `b`), the rate the client prints. Baseline, in turn with it: the
@@ -42,6 +44,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use weft_benchkit::median;
 
 /// The service's GUID (the fabric test's `ipc-check` GUID).
 const GUID: &str = "6f1c2a4e-8b3d-4f0a-9c11-223344556677";
@@ -116,11 +119,20 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 3], BenchError> {
     // else the machine does weighs on both alike.
     let replier = start_replier(fabric, a, b)?;
     let (mut cross, mut zenoh) = (Vec::new(), Vec::new());
+    let mut turns = Vec::with_capacity(RTT_TURNS);
     for _ in 0..RTT_TURNS {
-        cross.extend(clients.rtt_us(a, RTT_ROUNDS / RTT_TURNS)?);
-        zenoh.extend(zenoh_rtt_us(fabric, a, &replier, RTT_ROUNDS / RTT_TURNS)?);
+        let weft = clients.rtt_us(a, RTT_ROUNDS / RTT_TURNS)?;
+        let raw = zenoh_rtt_us(fabric, a, &replier, RTT_ROUNDS / RTT_TURNS)?;
+        turns.push(format!("{:.2}", median(&weft) / median(&raw)));
+        cross.extend(weft);
+        zenoh.extend(raw);
     }
     drop(replier);
+    // The figure's spread on this machine: each turn's own ratio.
+    println!(
+        "ipc_rtt_cross_device_us: each turn's ratio to its baseline: {}",
+        turns.join(" ")
+    );
     clients.send_rate(a, SEND_WARMUP)?;
     clients.send_rate(b, SEND_WARMUP)?;
     let (mut remote, mut local) = (Vec::new(), Vec::new());
