@@ -18,7 +18,7 @@ CONF_DIR   := $(WASM_DIR)/conformance
 CONF_WASM  := $(patsubst $(CONF_SRC)/%.c,$(CONF_DIR)/%.wasm,$(wildcard $(CONF_SRC)/*.c))
 WEFT       := target/release/weft
 
-.PHONY: help setup guest conformance build run test lint bench bench-setup move-soak soak fuzz clean
+.PHONY: help setup guest conformance build run test lint bench bench-setup move-soak soak daemon-soak fuzz clean
 
 help:
 	@echo "Weft make targets:"
@@ -29,6 +29,7 @@ help:
 	@echo "  make bench   build, then run the benchmarks (results in target/bench/; installs wrk and nginx, the httpd bench's load generator and baseline)"
 	@echo "  make soak    one guest serves HTTP and echo to 1,000 clients for 10 minutes (WEFT_SOAK_SECS=600): byte-exact, flat RSS and descriptors"
 	@echo "  make move-soak  move a stateful Wasm app a->b->c->a 1000 times between three daemons while two clients call its service"
+	@echo "  make daemon-soak  three daemons under IPC, service, spawn and kill churn for 10 minutes (WEFT_CHURN_SECS=600): every answer checked, flat RSS and descriptors"
 	@echo "  make fuzz    fuzz the data pipe against a hostile peer, every decoder in control/ and the fabric's (nightly Rust; FUZZ_SECONDS=60 each)"
 	@echo "  make setup   install what the build needs (the $(GUEST) and wasm32-wasip1 Rust targets, curl, iproute2, gdb, qemu-system-x86, clang and wasi-libc, the wasmtime Python package)"
 	@echo "  make clean   remove build output"
@@ -131,6 +132,11 @@ bench: build bench-setup
 # (WEFT_SOAK_SECS seconds); `make test` runs a 20-second, 200-client variant.
 soak: build
 	$(CARGO) test --release -p weft-monitor --test soak soak_a_thousand_clients -- --ignored --exact --nocapture
+
+# Three daemons under churn for ten minutes (WEFT_CHURN_SECS seconds);
+# `make test` runs a 40-second variant.
+daemon-soak: build
+	$(CARGO) test --release -p weft-monitor --test fabric churn::daemons_stay_flat_under_churn_for_long -- --ignored --exact --nocapture
 
 # The thousand-hop move loop (minutes; `make test` goes round three times).
 move-soak: build

@@ -37,12 +37,13 @@
 
 mod common;
 
+use common::resources::{Flatness, Sample};
 use common::{free_port, random_bytes};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -150,13 +151,13 @@ fn soak(cfg: &Soak) {
     // Sample until the deadline, then once more after the clients are done
     // (and the descriptors they left settled).
     let mut samples = vec![Sample::take(guest.pid(), start)];
-    samples[0].print(&tally);
+    print(&samples[0], &tally);
     while Instant::now() < deadline {
         let next = start + cfg.sample_every * samples.len() as u32;
         thread::sleep(next.min(deadline).saturating_duration_since(Instant::now()));
         if Instant::now() >= next {
             let s = Sample::take(guest.pid(), start);
-            s.print(&tally);
+            print(&s, &tally);
             samples.push(s);
         }
     }
@@ -168,13 +169,8 @@ fn soak(cfg: &Soak) {
     // (on a loaded machine, a second or more after the clients are gone):
     // wait up to SETTLE for the descriptors to come back before the last
     // sample. Leaked ones never do.
-    let settle_by = Instant::now() + SETTLE;
-    let mut last = Sample::take(guest.pid(), start);
-    while last.fds > idle.fds + 16 && Instant::now() < settle_by {
-        thread::sleep(Duration::from_millis(100));
-        last = Sample::take(guest.pid(), start);
-    }
-    last.print(&tally);
+    let last = Sample::settled(guest.pid(), start, &idle, SETTLE);
+    print(&last, &tally);
     samples.push(last);
     let running = guest.running();
     let log = guest.stop();
@@ -229,7 +225,7 @@ fn soak(cfg: &Soak) {
         t.io_errors
     );
     assert!(t.http_requests > 0 && t.echo_messages > 0, "no traffic");
-    flat.assert();
+    flat.assert("weft");
 }
 
 fn spawn_client(name: String, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
@@ -368,16 +364,7 @@ impl Guest {
     /// The guest at rest: sampled until two samples 200 ms apart hold the
     /// same descriptors (the probes' connections closed), at most 10 s.
     fn at_rest(&self, start: Instant) -> Sample {
-        let by = Instant::now() + SETTLE;
-        let mut last = Sample::take(self.pid(), start);
-        loop {
-            thread::sleep(Duration::from_millis(200));
-            let now = Sample::take(self.pid(), start);
-            if now.fds == last.fds || Instant::now() >= by {
-                return now;
-            }
-            last = now;
-        }
+        Sample::at_rest(self.pid(), start, SETTLE)
     }
 
     fn pid(&self) -> u32 {
@@ -711,146 +698,16 @@ impl Rng {
     }
 }
 
-/// `weft`'s resources at one moment.
-#[derive(Clone, Copy)]
-struct Sample {
-    at: Duration,
-    rss_kib: u64,
-    fds: usize,
-}
-
-impl Sample {
-    fn take(pid: u32, start: Instant) -> Self {
-        let proc = PathBuf::from(format!("/proc/{pid}"));
-        Self {
-            at: start.elapsed(),
-            rss_kib: rss_kib(&proc),
-            fds: fs::read_dir(proc.join("fd"))
-                .map(Iterator::count)
-                .unwrap_or_else(|e| panic!("read {}/fd: {e}", proc.display())),
-        }
-    }
-
-    fn print(&self, tally: &Tally) {
-        let t = tally.snapshot();
-        println!(
-            "soak: t={:>4}s rss={:>7} KiB fds={:>4}  http={} echo={} errors={}",
-            self.at.as_secs(),
-            self.rss_kib,
-            self.fds,
-            t.http_requests,
-            t.echo_messages,
-            t.connect_errors + t.io_errors + t.mismatches
-        );
-    }
-}
-
-fn rss_kib(proc: &Path) -> u64 {
-    let status = fs::read_to_string(proc.join("status"))
-        .unwrap_or_else(|e| panic!("read {}/status: {e}", proc.display()));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in {}/status", proc.display()))
-}
-
-/// The largest RSS and descriptor count of the 20%–50% window and of the
-/// last 20% of the run.
-struct Flatness {
-    early_rss_kib: u64,
-    late_rss_kib: u64,
-    early_fds: usize,
-    late_fds: usize,
-    first: Sample,
-    last: Sample,
-    /// Before the clients came.
-    idle: Sample,
-    /// Clients at once: connections come and go, so the descriptors
-    /// sampled under load vary with them.
-    clients: usize,
-}
-
-impl Flatness {
-    fn of(samples: &[Sample], run: Duration, idle: Sample, clients: usize) -> Self {
-        let window = |from: f64, to: f64| {
-            let w: Vec<Sample> = samples
-                .iter()
-                .filter(|s| {
-                    let f = s.at.as_secs_f64() / run.as_secs_f64();
-                    f >= from && f <= to
-                })
-                .copied()
-                .collect();
-            assert!(
-                !w.is_empty(),
-                "no sample between {from} and {to} of the run"
-            );
-            w
-        };
-        let (early, late) = (window(0.2, 0.5), window(0.8, f64::INFINITY));
-        Self {
-            early_rss_kib: early.iter().map(|s| s.rss_kib).max().unwrap(),
-            late_rss_kib: late.iter().map(|s| s.rss_kib).max().unwrap(),
-            early_fds: early.iter().map(|s| s.fds).max().unwrap(),
-            late_fds: late.iter().map(|s| s.fds).max().unwrap(),
-            first: samples[0],
-            last: *samples.last().unwrap(),
-            idle,
-            clients,
-        }
-    }
-
-    /// The RSS the last 20% may reach: 10% + 4 MiB over 20%–50%'s.
-    fn rss_limit_kib(&self) -> u64 {
-        self.early_rss_kib + self.early_rss_kib / 10 + 4096
-    }
-
-    /// The descriptors the last 20% may reach: 20%–50%'s, plus one per
-    /// client (connections in flux when a sample is taken: samples under
-    /// load varied by ~400 with 200 clients) and 16. A leak is caught after
-    /// the load, when the count must come back to the idle one.
-    fn fds_limit(&self) -> usize {
-        self.early_fds + self.clients + 16
-    }
-
-    fn assert(&self) {
-        assert!(
-            self.last.fds <= self.idle.fds + 16,
-            "weft kept descriptors after the load: {} before the clients, {} after: {self}",
-            self.idle.fds,
-            self.last.fds
-        );
-        assert!(
-            self.late_rss_kib <= self.rss_limit_kib(),
-            "weft's RSS grew: {self}"
-        );
-        assert!(
-            self.late_fds <= self.fds_limit(),
-            "weft's descriptors grew: {self}"
-        );
-    }
-}
-
-impl std::fmt::Display for Flatness {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "RSS max {} KiB at 20-50% of the run, {} KiB in the last 20% (limit {}); \
-             descriptors max {} at 20-50%, {} in the last 20% (limit {}); \
-             at rest {} KiB / {} fds, first sample {} KiB / {} fds, last {} KiB / {} fds",
-            self.early_rss_kib,
-            self.late_rss_kib,
-            self.rss_limit_kib(),
-            self.early_fds,
-            self.late_fds,
-            self.fds_limit(),
-            self.idle.rss_kib,
-            self.idle.fds,
-            self.first.rss_kib,
-            self.first.fds,
-            self.last.rss_kib,
-            self.last.fds
-        )
-    }
+/// Prints sample `s` beside the clients' tally so far.
+fn print(s: &Sample, tally: &Tally) {
+    let t = tally.snapshot();
+    println!(
+        "soak: t={:>4}s rss={:>7} KiB fds={:>4}  http={} echo={} errors={}",
+        s.at.as_secs(),
+        s.rss_kib,
+        s.fds,
+        t.http_requests,
+        t.echo_messages,
+        t.connect_errors + t.io_errors + t.mismatches
+    );
 }

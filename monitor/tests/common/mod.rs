@@ -2,6 +2,8 @@
 //! build directory, and running `weft` to completion.
 #![allow(dead_code)]
 
+pub mod resources;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;

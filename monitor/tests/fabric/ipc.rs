@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-const CHECK: &str = "6f1c2a4e-8b3d-4f0a-9c11-223344556677";
+pub(super) const CHECK: &str = "6f1c2a4e-8b3d-4f0a-9c11-223344556677";
 const KV: &str = "0b5e1a7c-3d2f-4e6a-8b9c-0d1e2f3a4b5c";
-const HOLDER: &str = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d";
-const NOBODY: &str = "11111111-2222-4333-8444-555555555555";
+pub(super) const HOLDER: &str = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d";
+pub(super) const NOBODY: &str = "11111111-2222-4333-8444-555555555555";
 const STARTED: &str = "5d6e7f80-91a2-4b3c-8d4e-5f60718293a4";
 
 /// Each device's registry (`services.json`): every service named, so
@@ -44,14 +44,14 @@ fn registry(device: &str) -> String {
 }
 
 /// Three devices a, b, c, each in its namespace.
-struct Three {
+pub(super) struct Three {
     net: Net,
     _scratch: Scratch,
-    dirs: [PathBuf; 3],
-    daemons: Vec<Daemon>,
+    pub(super) dirs: [PathBuf; 3],
+    pub(super) daemons: Vec<Daemon>,
 }
 
-fn three(tag: &str) -> Three {
+pub(super) fn three(tag: &str) -> Three {
     let net = Net::new(3);
     let scratch = Scratch::new(tag);
     let dirs = ["a", "b", "c"].map(|n| scratch.state(n));
@@ -78,14 +78,14 @@ fn three(tag: &str) -> Three {
 }
 
 /// Starts `args` on device `on` from `from`'s CLI and returns its pid.
-fn spawn(from: &Path, on: &str, args: &[&str]) -> String {
+pub(super) fn spawn(from: &Path, on: &str, args: &[&str]) -> String {
     let mut all = vec!["spawn", "--device", on];
     all.extend_from_slice(args);
     ok(from, &all).trim().to_string()
 }
 
 /// Waits until every device lists `pid` as an instance of `guid`.
-fn listed_everywhere(t: &Three, guid: &str, pid: &str) {
+pub(super) fn listed_everywhere(t: &Three, guid: &str, pid: &str) {
     for d in &t.dirs {
         eventually("the service is listed", Duration::from_secs(20), || {
             json(d, &["ipc", "services", "--json"])
@@ -96,7 +96,7 @@ fn listed_everywhere(t: &Three, guid: &str, pid: &str) {
 }
 
 /// `weft spawn --wait` of `args` on device `on`, from `from`, as a child.
-fn waiting(t: &Three, from: usize, on: &str, args: &[&str]) -> Child {
+pub(super) fn waiting(t: &Three, from: usize, on: &str, args: &[&str]) -> Child {
     t.net
         .command(from, env!("CARGO_BIN_EXE_weft"))
         .args(["spawn", "--state"])
@@ -345,7 +345,7 @@ fn ipc_across_three_devices_in_namespaces() {
 }
 
 /// Waits for `child`: (status, stdout, stderr).
-fn finished(child: Child) -> (i32, String, String) {
+pub(super) fn finished(child: Child) -> (i32, String, String) {
     let out = child.wait_with_output().expect("wait");
     (
         out.status.code().unwrap_or(-1),

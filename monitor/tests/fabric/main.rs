@@ -2,6 +2,7 @@
 //! Zenoh router with mutual TLS) in network namespaces joined by a bridge,
 //! and on loopback with `--peer`, driven by the `weft` CLI as a user would.
 
+mod churn;
 #[path = "../common/mod.rs"]
 mod common;
 mod ipc;
