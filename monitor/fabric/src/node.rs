@@ -12,6 +12,7 @@
 //! [`MAX_IN_FLIGHT`] are served at once, so no peer can make the node hold
 //! unbounded work.
 
+mod exits;
 mod holds;
 
 use crate::adopt;
@@ -144,6 +145,9 @@ pub struct Node {
     presence: Mutex<Option<LivelinessToken>>,
     _ip_tokens: Vec<LivelinessToken>,
     _udp: Subscriber<()>,
+    /// The `spawn --wait`s in progress, fed by `_exits`.
+    exit_waits: Arc<exits::ExitWaits>,
+    _exits: Subscriber<()>,
 }
 
 impl Node {
@@ -204,6 +208,8 @@ impl Node {
             tokio::spawn(watch_removals(session.clone(), removals)),
         ];
         let ipc = Ipc::start(&session, deliver);
+        let exit_waits = Arc::new(exits::ExitWaits::default());
+        let exits_sub = exits::follow(&session, exit_waits.clone()).await?;
         let token = session
             .liveliness()
             .declare_token(keys::presence(&name))
@@ -232,6 +238,8 @@ impl Node {
             presence: Mutex::new(Some(token)),
             _ip_tokens: ip_tokens,
             _udp: udp_sub,
+            exit_waits,
+            _exits: exits_sub,
         })
     }
 
@@ -537,38 +545,6 @@ impl Node {
             }
         });
         Ok(rx)
-    }
-
-    /// Waits for the exit of process `device:pid`, at most `limit`;
-    /// `check` runs once the subscription is in place (to find an exit
-    /// that happened before it) and its `Some` ends the wait at once.
-    pub async fn wait_exit<F>(
-        &self,
-        device: &str,
-        pid: u32,
-        limit: Duration,
-        check: F,
-    ) -> Result<Option<u32>, FabricError>
-    where
-        F: Future<Output = Option<u32>>,
-    {
-        let sub = self
-            .session
-            .declare_subscriber(keys::exit(device, pid))
-            .await
-            .map_err(zerr)?;
-        if let Some(status) = check.await {
-            return Ok(Some(status));
-        }
-        let wait = async {
-            while let Ok(sample) = sub.recv_async().await {
-                if let Ok(exit) = wire::decode::<Exit>(&sample.payload().to_bytes()) {
-                    return Some(exit.status);
-                }
-            }
-            None
-        };
-        Ok(tokio::time::timeout(limit, wait).await.ok().flatten())
     }
 
     /// Tells every device that `name` is removed from the fabric.
