@@ -13,9 +13,9 @@
 //! it, whatever ended the wait, removes the entry), so the map holds no
 //! more than the waits in progress.
 
-use super::{FabricError, Node, zerr};
+use super::{FabricError, Lifecycle, Node, lifecycle_of, zerr};
 use crate::keys;
-use crate::wire::{self, Exit};
+use crate::wire;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -97,13 +97,8 @@ pub(super) async fn follow(
     session
         .declare_subscriber(keys::EXIT_ALL)
         .callback(move |sample| {
-            let Some(pid) = keys::pid_of_process_key(sample.key_expr().as_str()) else {
-                return;
-            };
-            if let Ok(exit) = wire::decode::<Exit>(&sample.payload().to_bytes())
-                && exit.pid == pid
-            {
-                waits.ended(&pid, exit.status);
+            if let Some(Lifecycle::Ended { pid, status }) = lifecycle_of(&sample, true) {
+                waits.ended(&pid, status);
             }
         })
         .await
