@@ -14,6 +14,7 @@
 
 mod exits;
 mod holds;
+mod round;
 
 use crate::adopt;
 use crate::bounded::Bounded;
@@ -21,6 +22,8 @@ use crate::ipc::{self, Answer, Deliver, Ipc, Message};
 use crate::keys;
 use crate::wire::{self, Exit, Request, Response, Start};
 use crate::zconfig::{self, Endpoints, TlsFiles};
+pub use round::{OVERLAP, RESEND_AFTER, RESEND_LAST};
+use round::{ROUND_REPLIES, Round, get_life, resends};
 use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -43,13 +46,6 @@ pub const SERVE_LIMIT: Duration = Duration::from_secs(30);
 pub const MAX_IN_FLIGHT: usize = 64;
 /// How soon a call that reached no one is made again.
 pub const RETRY: Duration = Duration::from_millis(50);
-/// How long an IPC message waits in silence before it is sent again (the
-/// wait doubles each time).
-pub const RESEND_AFTER: Duration = Duration::from_secs(1);
-/// The longest silence after which a message is sent again: the last time
-/// is 31 s after the first, well within the receiver's memory of stamps
-/// (`ipc::recent::KEEP`), so that it is never delivered twice.
-pub const RESEND_LAST: Duration = Duration::from_secs(16);
 /// How long closing waits for the other devices to take the withdrawal.
 pub const WITHDRAW_LIMIT: Duration = Duration::from_millis(500);
 /// Bytes of Wasm modules a node keeps on offer (oldest dropped first).
@@ -615,7 +611,11 @@ impl Node {
     /// later one of the same sender; the device puts them back in order).
     /// A message with no reply after [`RESEND_AFTER`] (then twice that,
     /// up to [`RESEND_LAST`]) is sent again too: the device delivers a
-    /// stamp once.
+    /// stamp once. Each get lasts only until the message is next sent
+    /// again, and [`OVERLAP`] more ([`get_life`]): Zenoh keeps a task
+    /// for every get until its time is up, answered or not, so a get as
+    /// long as the message's limit (up to an hour) would keep a daemon's
+    /// memory growing with its message rate times that limit.
     /// With `expected` (a provider was just started there) it is asked
     /// again while time is left, listed or not.
     ///
@@ -641,51 +641,53 @@ impl Node {
             .unwrap_or_else(|p| p.into_inner())
             .stamp(device, guid)?;
         let payload = message.encode(stamp);
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut round = self.ask(&key, payload.clone(), limit, answerer).await?;
+        let now = tokio::time::Instant::now();
+        let deadline = now + limit;
+        let mut quiet = RESEND_AFTER;
+        // When the message is sent again if no reply comes by then.
+        let mut resend_at = resends(quiet, limit).then_some(now + quiet);
+        let life = get_life(limit, quiet);
+        let mut round = self.ask(&key, payload.clone(), life, answerer).await?;
         let (node, device, answerer) = (self.clone(), device.to_string(), answerer.clone());
         Ok(async move {
-            let mut quiet = RESEND_AFTER;
             loop {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 // Silence is not an answer: on a link that broke, the query
                 // or its reply may be gone without a trace. Asked again
                 // with the same stamp, the device answers with the first
                 // one's answer, which is never delivered twice; the gets
-                // asked before go on, and whichever reply comes first is
-                // the answer.
-                let heard = if quiet <= RESEND_LAST && left > quiet + RETRY * 2 {
-                    tokio::time::timeout(quiet, round.replies.recv()).await
-                } else {
-                    Ok(round.replies.recv().await)
+                // asked before go on until their time is up, and whichever
+                // reply comes first is the answer.
+                let heard = match resend_at {
+                    Some(at) => tokio::time::timeout_at(at, round.replies.recv()).await,
+                    None => Ok(round.replies.recv().await),
                 };
+                let now = tokio::time::Instant::now();
+                let left = deadline.saturating_duration_since(now);
                 let Ok(heard) = heard else {
                     quiet *= 2;
+                    resend_at = resends(quiet, left).then_some(now + quiet);
+                    let life = get_life(left, quiet);
                     if let Err(e) = node
-                        .ask_again(&mut round, &key, payload.clone(), left)
+                        .ask_again(&mut round, &key, payload.clone(), life)
                         .await
                     {
                         return Err((IpcError::Unreachable, e.to_string()));
                     }
                     continue;
                 };
-                if let Some(reply) = heard {
-                    return match reply.into_result() {
-                        Ok(sample) => ipc::decode_answer(&sample.payload().to_bytes())
-                            .unwrap_or_else(|e| {
-                                Err((IpcError::Unreachable, format!("{device}: {e}")))
-                            }),
-                        Err(e) => Err((
-                            IpcError::Unreachable,
-                            format!(
-                                "{device}: {}",
-                                e.payload().try_to_string().unwrap_or_default()
-                            ),
-                        )),
-                    };
+                match heard.map(zenoh::query::Reply::into_result) {
+                    Some(Ok(sample)) => {
+                        return ipc::decode_answer(&sample.payload().to_bytes()).unwrap_or_else(
+                            |e| Err((IpcError::Unreachable, format!("{device}: {e}"))),
+                        );
+                    }
+                    // Zenoh's own error: a get of the round whose time was
+                    // up. The others go on; with none left, the channel
+                    // ends.
+                    Some(Err(_)) => continue,
+                    // Every get ended without a reply.
+                    None => {}
                 }
-                // Every get ended without a reply.
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 // A provider just started there (`expected`) may not be
                 // listed yet.
                 let listed = expected || node.providers(&guid).iter().any(|(d, _)| *d == device);
@@ -704,10 +706,10 @@ impl Node {
                     return Err(why);
                 }
                 tokio::time::sleep(RETRY).await;
-                match node
-                    .ask(&key, payload.clone(), left - RETRY, &answerer)
-                    .await
-                {
+                let left = left - RETRY;
+                resend_at = resends(quiet, left).then(|| tokio::time::Instant::now() + quiet);
+                let life = get_life(left, quiet);
+                match node.ask(&key, payload.clone(), life, &answerer).await {
                     Ok(r) => round = r,
                     Err(e) => return Err((IpcError::Unreachable, e.to_string())),
                 }
@@ -820,20 +822,6 @@ impl Node {
 /// replies: not at all, so that the reply is handed over as it arrives
 /// (Zenoh's default holds it until the query's end has arrived too).
 const FIRST_REPLY: zenoh::query::ConsolidationMode = zenoh::query::ConsolidationMode::None;
-
-/// The gets of one message, sent again while it meets silence: their
-/// replies come on one channel, which ends once every get has ended.
-struct Round {
-    replies: mpsc::Receiver<zenoh::query::Reply>,
-    /// What another get of the round sends its replies on (weak: the
-    /// channel ends with the round's last get).
-    again: mpsc::WeakSender<zenoh::query::Reply>,
-    /// Where the message's answer goes.
-    answerer: ipc::Answerer,
-}
-
-/// Replies one round keeps: the first is the answer.
-const ROUND_REPLIES: usize = 8;
 
 /// The lanes of the IPC messages a session sends: one per (device,
 /// service), numbered from 0 under the session's random origin. At most
