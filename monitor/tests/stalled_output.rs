@@ -171,8 +171,10 @@ fn other_streams_flow_while_standard_output_is_stalled() {
     // Let `flood` fill the pipe, the queue and its ring.
     thread::sleep(Duration::from_secs(2));
     let data = random_bytes(16, 1 << 20);
+    let ends = format!("{:?} to {:?}", conn.local_addr(), conn.peer_addr());
     // A failed echo says what the guest and the relay said (a connection
-    // either dropped is reported on standard error).
+    // either dropped is reported on standard error), and whether `weft`
+    // still runs.
     let echoed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         echo_round_trip(conn, data.clone())
     }));
@@ -180,8 +182,11 @@ fn other_streams_flow_while_standard_output_is_stalled() {
         // What the guest or the relay reports of the failure comes a moment
         // later.
         thread::sleep(Duration::from_secs(1));
+        let mut weft = weft;
+        let status = weft.child.try_wait();
         panic!(
-            "the echo failed; weft's standard error so far:\n{}",
+            "the echo failed (connection {ends}; weft's exit status so far: {status:?}); \
+             weft's standard error so far:\n{}",
             weft.stderr_so_far()
         );
     };
