@@ -4,7 +4,9 @@
 //! the message's time is up.
 //!
 //! Invariant: from the first get to the message's end, some get of the
-//! round is live (each outlives the next one's start by [`OVERLAP`]), and
+//! round is live (each outlives the next one's start by [`OVERLAP`]; only
+//! gets that no route reached end sooner, and the round asks again after
+//! `RETRY`), and
 //! no get but the last lasts longer than its silence and [`OVERLAP`]:
 //! Zenoh keeps a task for every get until its time is up, answered or not,
 //! so a device's memory for gets grows with its message rate times a get's
