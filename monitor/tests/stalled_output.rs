@@ -150,7 +150,7 @@ fn other_streams_flow_while_standard_output_is_stalled() {
         .to_owned();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let weft = Stalled::start(&[
+    let mut weft = Stalled::start(&[
         "run",
         "--timeout",
         "300",
@@ -182,7 +182,6 @@ fn other_streams_flow_while_standard_output_is_stalled() {
         // What the guest or the relay reports of the failure comes a moment
         // later.
         thread::sleep(Duration::from_secs(1));
-        let mut weft = weft;
         let status = weft.child.try_wait();
         panic!(
             "the echo failed (connection {ends}; weft's exit status so far: {status:?}); \
