@@ -159,6 +159,9 @@ impl Node {
         deliver: Deliver,
         udp: UdpSink,
     ) -> Result<Node, FabricError> {
+        // `RUST_LOG` (e.g. `zenoh_transport=debug`) turns on Zenoh's own
+        // log, on standard error: links opened, leases run out, queues full.
+        zenoh::try_init_log_from_env();
         let config = zconfig::config(&cfg.tls, &cfg.endpoints, &cfg.denied)?;
         let session = zenoh::open(config).await.map_err(zerr)?;
         let name = cfg.name.clone();

@@ -63,6 +63,16 @@ pub const LEASE_MS: u64 = 2_000;
 /// in its link's queue before it is dropped, in microseconds.
 pub const DROP_WAIT_US: u64 = 20_000;
 
+/// How long any other message waits for room in its link's queue before
+/// the link is taken for dead and closed, in microseconds: half a lease.
+/// The wait holds the Zenoh thread that routes the message, and that
+/// thread also reads other links; with Zenoh's 5 s, a device that died
+/// with a full queue (a move's snapshot on its way to it) stalled the
+/// devices routing to it until their links with each other, too, went a
+/// lease without a word and were closed.
+pub const CLOSE_WAIT_US: u64 = LEASE_MS * 1_000 / 2;
+const _: () = assert!(CLOSE_WAIT_US < LEASE_MS * 1_000);
+
 fn locator(addr: &SocketAddr) -> String {
     format!("quic/{addr}")
 }
@@ -97,7 +107,10 @@ pub fn config_json(tls: &TlsFiles, endpoints: &Endpoints, denied: &[String]) -> 
                     // whole bursts.
                     "queue": {
                         "size": { "data": 16 },
-                        "congestion_control": { "drop": { "wait_before_drop": DROP_WAIT_US } },
+                        "congestion_control": {
+                            "drop": { "wait_before_drop": DROP_WAIT_US },
+                            "block": { "wait_before_close": CLOSE_WAIT_US },
+                        },
                     },
                 },
                 "protocols": ["quic"],
@@ -162,7 +175,13 @@ mod tests {
             listen: vec!["127.0.0.1:7447".parse().unwrap()],
             peers: vec!["10.0.0.2:7447".parse().unwrap()],
         };
-        config(&files(), &endpoints, &[]).unwrap();
+        let zenoh = config(&files(), &endpoints, &[]).unwrap();
+        assert_eq!(
+            zenoh
+                .get_json("transport/link/tx/queue/congestion_control/block/wait_before_close")
+                .unwrap(),
+            CLOSE_WAIT_US.to_string()
+        );
         config(&files(), &endpoints, &["gone".into()]).unwrap();
         let json = config_json(&files(), &endpoints, &["gone".into()]);
         assert_eq!(json["mode"], "router");
