@@ -23,7 +23,7 @@ use crate::keys;
 use crate::wire::{self, Exit, Request, Response, Start};
 use crate::zconfig::{self, Endpoints, TlsFiles};
 pub use round::{OVERLAP, RESEND_AFTER, RESEND_LAST};
-use round::{ROUND_REPLIES, Round, get_life, resends};
+use round::{ROUND_REPLIES, Round, schedule};
 use std::collections::BTreeSet;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -615,7 +615,7 @@ impl Node {
     /// A message with no reply after [`RESEND_AFTER`] (then twice that,
     /// up to [`RESEND_LAST`]) is sent again too: the device delivers a
     /// stamp once. Each get lasts only until the message is next sent
-    /// again, and [`OVERLAP`] more ([`get_life`]): Zenoh keeps a task
+    /// again, and [`OVERLAP`] more ([`schedule`]): Zenoh keeps a task
     /// for every get until its time is up, answered or not, so a get as
     /// long as the message's limit (up to an hour) would keep a daemon's
     /// memory growing with its message rate times that limit.
@@ -648,8 +648,7 @@ impl Node {
         let deadline = now + limit;
         let mut quiet = RESEND_AFTER;
         // When the message is sent again if no reply comes by then.
-        let mut resend_at = resends(quiet, limit).then_some(now + quiet);
-        let life = get_life(limit, quiet);
+        let (mut resend_at, life) = schedule(now, limit, quiet);
         let mut round = self.ask(&key, payload.clone(), life, answerer).await?;
         let (node, device, answerer) = (self.clone(), device.to_string(), answerer.clone());
         Ok(async move {
@@ -668,8 +667,8 @@ impl Node {
                 let left = deadline.saturating_duration_since(now);
                 let Ok(heard) = heard else {
                     quiet *= 2;
-                    resend_at = resends(quiet, left).then_some(now + quiet);
-                    let life = get_life(left, quiet);
+                    let life;
+                    (resend_at, life) = schedule(now, left, quiet);
                     if let Err(e) = node
                         .ask_again(&mut round, &key, payload.clone(), life)
                         .await
@@ -709,9 +708,8 @@ impl Node {
                     return Err(why);
                 }
                 tokio::time::sleep(RETRY).await;
-                let left = left - RETRY;
-                resend_at = resends(quiet, left).then(|| tokio::time::Instant::now() + quiet);
-                let life = get_life(left, quiet);
+                let life;
+                (resend_at, life) = schedule(tokio::time::Instant::now(), left - RETRY, quiet);
                 match node.ask(&key, payload.clone(), life, &answerer).await {
                     Ok(r) => round = r,
                     Err(e) => return Err((IpcError::Unreachable, e.to_string())),

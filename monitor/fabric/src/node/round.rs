@@ -16,6 +16,7 @@ use super::RETRY;
 use crate::ipc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// How long an IPC message waits in silence before it is sent again (the
 /// wait doubles each time).
@@ -57,6 +58,20 @@ pub(super) fn get_life(left: Duration, quiet: Duration) -> Duration {
     } else {
         left
     }
+}
+
+/// For a get sent at `now`, with `left` to go and `quiet` of silence
+/// before the round sends its message again: when that is, if it is, and
+/// how long the get lasts.
+pub(super) fn schedule(
+    now: Instant,
+    left: Duration,
+    quiet: Duration,
+) -> (Option<Instant>, Duration) {
+    (
+        resends(quiet, left).then(|| now + quiet),
+        get_life(left, quiet),
+    )
 }
 
 #[cfg(test)]
