@@ -4,6 +4,7 @@
 //! so (status 2) when none runs.
 
 use crate::cli::{FabricCommand, MoveArgs, PidArgs, PsArgs, SpawnArgs, SpawnEngine, StatsArgs};
+use crate::out::say;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -71,7 +72,7 @@ pub(crate) fn finish(result: Result<ExitStatus, Failed>) -> ExitStatus {
 
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => say!("{text}"),
         Err(e) => eprintln!("weft: {e}"),
     }
 }
@@ -81,13 +82,13 @@ pub fn fabric(command: &FabricCommand) -> ExitStatus {
     finish(match command {
         FabricCommand::Create(a) => Identity::create_fabric(&a.state.state, &a.name)
             .map(|fabric| {
-                println!("created fabric {fabric}; this device is {}", a.name);
+                say!("created fabric {fabric}; this device is {}", a.name);
                 ExitStatus::Program(0)
             })
             .map_err(|e| Failed(e, ExitStatus::Usage)),
         FabricCommand::Join(a) => Identity::join(&a.state.state, &a.name, &a.token)
             .map(|fabric| {
-                println!("device {} joined fabric {fabric}", a.name);
+                say!("device {} joined fabric {fabric}", a.name);
                 ExitStatus::Program(0)
             })
             .map_err(|e| Failed(e, ExitStatus::Usage)),
@@ -111,7 +112,7 @@ pub fn fabric(command: &FabricCommand) -> ExitStatus {
 fn invite(dir: &Path, expires_secs: u64) -> Result<ExitStatus, Failed> {
     match ask(dir, LocalRequest::Invite { expires_secs }, ANSWER_LIMIT)? {
         LocalResponse::Invitation { token } => {
-            println!("{token}");
+            say!("{token}");
             Ok(ExitStatus::Program(0))
         }
         other => Err(unexpected(&other)),
@@ -144,7 +145,7 @@ fn watch(dir: &Path, json: bool) -> Result<ExitStatus, Failed> {
             let went = before.difference(&now).map(|n| (n, false));
             for (name, available) in came.chain(went) {
                 if json {
-                    println!(
+                    say!(
                         "{}",
                         serde_json::json!({ "name": name, "available": available })
                     );
@@ -154,7 +155,7 @@ fn watch(dir: &Path, json: bool) -> Result<ExitStatus, Failed> {
                     } else {
                         "unavailable"
                     };
-                    println!("{name} {state}");
+                    say!("{name} {state}");
                 }
             }
         }
@@ -165,15 +166,19 @@ fn watch(dir: &Path, json: bool) -> Result<ExitStatus, Failed> {
 }
 
 fn print_devices(devices: &[Device]) {
-    println!(
+    say!(
         "{:<16} {:<16} {:<9} {:>9} {:>10}  ADDRESSES",
-        "NAME", "ID", "AVAILABLE", "PROCESSES", "MEMORY"
+        "NAME",
+        "ID",
+        "AVAILABLE",
+        "PROCESSES",
+        "MEMORY"
     );
     for d in devices {
         let (processes, memory) = d.figures.map_or(("-".into(), "-".into()), |f| {
             (f.processes.to_string(), f.memory.to_string())
         });
-        println!(
+        say!(
             "{:<16} {:<16} {:<9} {:>9} {:>10}  {}",
             d.name,
             d.id,
@@ -198,12 +203,17 @@ pub fn ps(a: &PsArgs) -> ExitStatus {
         if a.json {
             print_json(&processes);
         } else {
-            println!(
+            say!(
                 "{:<20} {:<16} {:<16} {:<8} {:>14} {:>10}  ENGINE",
-                "PID", "DEVICE", "NAME", "STATE", "CPU_NS", "MEMORY"
+                "PID",
+                "DEVICE",
+                "NAME",
+                "STATE",
+                "CPU_NS",
+                "MEMORY"
             );
             for p in &processes {
-                println!(
+                say!(
                     "{:<20} {:<16} {:<16} {:<8} {:>14} {:>10}  {}",
                     p.pid,
                     p.device,
@@ -260,7 +270,7 @@ pub fn spawn(a: &SpawnArgs) -> ExitStatus {
             LocalResponse::Spawned { pid } => pid,
             other => return Err(unexpected(&other)),
         };
-        println!("{pid}");
+        say!("{pid}");
         if !a.wait {
             return Ok(ExitStatus::Program(0));
         }
@@ -294,7 +304,7 @@ pub fn move_app(a: &MoveArgs) -> ExitStatus {
     finish(
         ask(&a.pid.state.state, request, limit).and_then(|r| match r {
             LocalResponse::Done => {
-                println!("{} runs on {}", a.pid.pid, a.device);
+                say!("{} runs on {}", a.pid.pid, a.device);
                 Ok(ExitStatus::Program(0))
             }
             other => Err(unexpected(&other)),
@@ -315,18 +325,18 @@ pub fn stats(a: &StatsArgs) -> ExitStatus {
         if a.json {
             print_json(&process);
         } else {
-            println!("pid      {}", process.pid);
-            println!("device   {}", process.device);
-            println!("name     {}", process.name);
-            println!("state    {}", process.state);
-            println!("cpu_ns   {}", process.cpu_ns);
-            println!("memory   {}", process.memory);
-            println!("streams  {}", process.streams);
+            say!("pid      {}", process.pid);
+            say!("device   {}", process.device);
+            say!("name     {}", process.name);
+            say!("state    {}", process.state);
+            say!("cpu_ns   {}", process.cpu_ns);
+            say!("memory   {}", process.memory);
+            say!("streams  {}", process.streams);
             if let Some(engine) = engine_name(process.engine) {
-                println!("engine   {engine}");
+                say!("engine   {engine}");
             }
             if let Some(status) = process.status {
-                println!("status   {status}");
+                say!("status   {status}");
             }
         }
         Ok(ExitStatus::Program(0))

@@ -2,8 +2,8 @@
 //! IPC client, through its daemon's local socket.
 
 use crate::cli::{IpcCallArgs, IpcCommand, IpcSendArgs, ServicesArgs};
-use crate::fabric_cli::{ANSWER_LIMIT, Failed, ask, failed, finish, print_json, unexpected};
-use std::io::Write;
+use crate::fabric_cli::{ANSWER_LIMIT, Failed, ask, finish, print_json, unexpected};
+use crate::out::{self, say};
 use std::time::Duration;
 use weft_fabric::local::{LocalRequest, LocalResponse};
 use weft_monitor::status::ExitStatus;
@@ -28,9 +28,9 @@ fn services(a: &ServicesArgs) -> Result<ExitStatus, Failed> {
     if a.json {
         print_json(&services);
     } else {
-        println!("{:<36} {:<20} {:<20}", "GUID", "NAME", "PID");
+        say!("{:<36} {:<20} {:<20}", "GUID", "NAME", "PID");
         for s in &services {
-            println!("{:<36} {:<20} {:<20}", s.guid, s.name, s.pid);
+            say!("{:<36} {:<20} {:<20}", s.guid, s.name, s.pid);
         }
     }
     Ok(ExitStatus::Program(0))
@@ -40,10 +40,7 @@ fn call(a: &IpcCallArgs) -> Result<ExitStatus, Failed> {
     // Whole milliseconds, at least one (the parser keeps it in range).
     let ms = ((a.timeout * 1000.0).round() as u32).max(1);
     let data = send(&a.send, true, ms)?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&data)
-        .and_then(|()| out.flush())
-        .map_err(|e| failed(format!("writing the reply: {e}")))?;
+    out::raw(&data);
     Ok(ExitStatus::Program(0))
 }
 

@@ -3,8 +3,10 @@
 //! status.
 //!
 //! Module map: `cli` (the command line), `environment` (the program's
-//! environment from `--env`), `programs` (the kernel and the programs
-//! bundled into the binary, and how PROGRAM is resolved). The
+//! environment from `--env`), `fabric_cli` and `ipc_cli` (the commands
+//! that ask a device's daemon), `out` (their standard output), `programs`
+//! (the kernel and the programs bundled into the binary, and how PROGRAM
+//! is resolved). The
 //! monitor itself is the `weft_monitor` library (`src/lib.rs` has its map):
 //! this file turns the command line into a [`run::RunConfig`] and the
 //! outcome into an exit status.
@@ -13,9 +15,11 @@ mod cli;
 mod environment;
 mod fabric_cli;
 mod ipc_cli;
+mod out;
 mod programs;
 
 use cli::WasmEngine;
+use out::say;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -54,7 +58,7 @@ fn symbols(args: &cli::SymbolsArgs) -> ExitStatus {
         files.iter().try_for_each(|(name, elf)| {
             let path = args.out.join(name);
             std::fs::write(&path, elf)?;
-            println!("{}", path.display());
+            say!("{}", path.display());
             Ok(())
         })
     });

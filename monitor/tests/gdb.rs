@@ -307,3 +307,27 @@ fn weft_symbols_refuses_a_program_it_does_not_bundle() {
     assert!(out.is_empty());
     assert!(err.contains("no-such-program: no bundled program"), "{err}");
 }
+
+#[test]
+fn weft_symbols_ends_quietly_when_its_reader_is_gone() {
+    // `weft symbols | head -1`, with a reader that has already gone: the
+    // first line written fails with EPIPE, and `weft` ends as SIGPIPE ends
+    // a filter (141), with nothing on standard error (no panic).
+    let dir = std::env::temp_dir().join(format!("weft-gdb-gone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = weft()
+        .args(["symbols", "--out", &dir.display().to_string(), "hello"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run weft symbols");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(err.is_empty(), "{err}");
+    // It wrote the kernel's file, then ended at the line naming it.
+    assert!(dir.join("weft-kernel").exists());
+    assert!(!dir.join("hello").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
