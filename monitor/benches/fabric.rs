@@ -12,12 +12,15 @@
 //! - `fabric_remote_spawn_ms` ([`remote_spawn`]): `weft spawn --device b
 //!   hello.wasm` from `a` to hello's first line on `b`; baseline the same
 //!   spawn on `a` itself.
-//! - `ipc_rtt_same_device_us`, `ipc_rtt_cross_device_us`, `ipc_msgs_per_s`
-//!   ([`ipc`]): an app's requests to a service by GUID on its own device
-//!   and on another, and one-way messages to another; baselines a Unix
-//!   socket round trip, a raw Zenoh get/reply between the namespaces, and
-//!   the same messages to the sender's own device. Target: cross-device
-//!   round trip ≤ 1.5× the raw get/reply.
+//! - `ipc_rtt_same_device_us`, `ipc_rtt_same_runtime_us`,
+//!   `ipc_rtt_cross_device_us`, `ipc_msgs_per_s` ([`ipc`]): an app's
+//!   requests to a service by GUID on its own device (from another
+//!   process, and from beside it in its Wasm runtime) and on another, and
+//!   one-way messages to another; baselines a Unix socket round trip, a
+//!   raw Zenoh get/reply between the namespaces, and the same messages to
+//!   the sender's own device. Target: cross-device round trip ≤ 1.5× the
+//!   raw get/reply. Every daemon's `--fs-root` is the built Wasm apps,
+//!   read-only, so that an app can start another beside it by path.
 //! - `udp_fabric_rtt_us` ([`udp_rtt`]): a UDP round trip from a host
 //!   client in `a`'s namespace to an echo app on `b` bound on `a`'s fabric
 //!   address; baseline the same echo app on `a`.

@@ -21,6 +21,12 @@ use std::time::{Duration, Instant};
 
 /// The `weft` binary `make build` produces.
 pub const WEFT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/weft");
+/// The built Wasm apps: every daemon's `--fs-root` (read-only), so that an
+/// app may start another beside it in its runtime by path.
+pub const WASM_ROOT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../target/wasm/wasm32-wasip1/release"
+);
 /// The port every device's Zenoh router listens on.
 const ZENOH_PORT: u16 = 7447;
 /// How long a daemon may take to answer its CLI, and a device to be seen.
@@ -266,6 +272,7 @@ impl Fabric {
                 for port in Self::UDP_PORTS {
                     options.extend(["--listen".to_string(), format!("{ip}:{port}")]);
                 }
+                options.extend(["--fs-root", WASM_ROOT, "--read-only"].map(String::from));
             }
         }
         Daemon::start(

@@ -9,6 +9,13 @@
 //!   daemon's hub → the service on `b` and back. Baseline: a Unix
 //!   datagram socket round trip of a message of the same size between two
 //!   threads of this benchmark.
+//! - `ipc_rtt_same_runtime_us`: the Wasm `kv-app rtt GUID N` against
+//!   `kv-app serve GUID` on `b`, the client started beside the service in
+//!   its runtime (`serve GUID beside /kv-app.wasm rtt ...`): two apps of
+//!   one guest process, so a round trip switches no process in the guest
+//!   kernel, where the two native programs of `ipc_rtt_same_device_us` are
+//!   switched twice. Every request's time as the client measures it (the
+//!   first [`RTT_WARMUP`] not recorded); the same baseline.
 //! - `ipc_rtt_cross_device_us`: the same client on `a`: app → `a`'s
 //!   daemon → Zenoh → `b`'s daemon → the service and back, in four runs.
 //!   Baseline, in the same run, in turns with those runs: a raw Zenoh
@@ -35,7 +42,7 @@
 //! once they do, a few times at most, and the benchmark says how often.
 
 use crate::Figure;
-use crate::devices::{Fabric, WEFT, poll, run};
+use crate::devices::{Fabric, WASM_ROOT, WEFT, poll, run};
 use crate::error::{BenchError, io};
 use crate::roles::{Helper, QUERIER, REPLIER, this_program};
 use serde_json::Value;
@@ -48,6 +55,10 @@ use weft_benchkit::median;
 
 /// The service's GUID (the fabric test's `ipc-check` GUID).
 const GUID: &str = "6f1c2a4e-8b3d-4f0a-9c11-223344556677";
+/// The Wasm key-value service's GUID, for `ipc_rtt_same_runtime_us`.
+const KV_GUID: &str = "3c9d2e1f-7a6b-4c5d-8e9f-0a1b2c3d4e5f";
+/// The Wasm key-value service and client, under `WASM_ROOT`.
+const KV_APP: &str = "kv-app.wasm";
 /// Requests timed per `rtt` run (each recorded), and by each baseline.
 const RTT_ROUNDS: usize = 1000;
 /// Turns the cross-device runs and their baseline take (each
@@ -84,13 +95,17 @@ const NAMES: [&str; 2] = ["a", "b"];
 const A: usize = 0;
 const B: usize = 1;
 
-pub fn measure(fabric: &Fabric) -> Result<[Figure; 3], BenchError> {
+pub fn measure(fabric: &Fabric) -> Result<[Figure; 4], BenchError> {
     let (a, b) = (A, B);
     // Both devices' registries name the service (PROTOCOL.md §18.7): `b`'s
     // so that ipc-check may provide it there, both so that their apps may
-    // send to it.
+    // send to it; and the Wasm key-value service, by its module's hash.
+    let kv_app = std::path::Path::new(WASM_ROOT).join(KV_APP);
+    let module = std::fs::read(&kv_app).map_err(io(format!("reading {}", kv_app.display())))?;
+    let kv_provider = weft_monitor::catalog::identity_of_bytes(&module);
     let registry = format!(
-        r#"{{"services":[{{"guid":"{GUID}","name":"ipc-check","provider":"program:ipc-check"}}]}}"#
+        r#"{{"services":[{{"guid":"{GUID}","name":"ipc-check","provider":"program:ipc-check"}},
+            {{"guid":"{KV_GUID}","name":"kv","provider":"{kv_provider}"}}]}}"#
     );
     for device in [a, b] {
         let path = fabric.state(device).join("services.json");
@@ -115,6 +130,7 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 3], BenchError> {
     clients.rtt_us(a, RTT_WARMUP)?;
     let same = clients.rtt_us(b, RTT_ROUNDS)?;
     let unix = unix_rtt_us(RTT_ROUNDS)?;
+    let same_runtime = same_runtime_rtt_us(fabric, b, &kv_app)?;
     // The cross-device runs and their baseline take turns, so that what
     // else the machine does weighs on both alike.
     let replier = start_replier(fabric, a, b)?;
@@ -165,6 +181,15 @@ pub fn measure(fabric: &Fabric) -> Result<[Figure; 3], BenchError> {
             name: "ipc_rtt_same_device_us",
             unit: "us",
             samples: same,
+            baseline: "Unix datagram socket round trip between two threads",
+            baseline_name: "unix_socket_rtt_us",
+            baseline_samples: unix.clone(),
+            resolution: None,
+        },
+        Figure {
+            name: "ipc_rtt_same_runtime_us",
+            unit: "us",
+            samples: same_runtime,
             baseline: "Unix datagram socket round trip between two threads",
             baseline_name: "unix_socket_rtt_us",
             baseline_samples: unix,
@@ -345,6 +370,47 @@ impl Clients<'_> {
             .and_then(|r| r.parse().ok())
             .ok_or_else(|| bad_report("ipc-check send's rate", line))
     }
+}
+
+/// `kv-app serve KV_GUID beside /kv-app.wasm rtt KV_GUID N` on device
+/// `on`: the client's round trips after the first [`RTT_WARMUP`], in µs
+/// (read from the device's output, as `ipc-check`'s are); the service is
+/// killed after.
+fn same_runtime_rtt_us(fabric: &Fabric, on: usize, kv_app: &Path) -> Result<Vec<f64>, BenchError> {
+    let daemon = fabric.daemon(on);
+    daemon.skip_output();
+    let n = (RTT_WARMUP + RTT_ROUNDS).to_string();
+    let module = kv_app.display().to_string();
+    let beside = format!("/{KV_APP}");
+    let pid = fabric.cli(
+        on,
+        &[
+            "spawn", &module, "serve", KV_GUID, "beside", &beside, "rtt", KV_GUID, &n,
+        ],
+    )?;
+    let mut samples = Vec::with_capacity(RTT_WARMUP + RTT_ROUNDS);
+    loop {
+        let (_, line) = daemon.next_line("kv-app rtt's report", OUTPUT_LIMIT, |l| {
+            l.starts_with("rtt_samples_ns ") || l.starts_with("rtt_ns ")
+        })?;
+        if line.starts_with("rtt_ns ") {
+            break;
+        }
+        for word in line.split(' ').skip(1) {
+            let ns: f64 = word
+                .parse()
+                .map_err(|_| bad_report("kv-app rtt's samples", &line))?;
+            samples.push(ns / 1e3);
+        }
+    }
+    fabric.cli(on, &["kill", pid.trim()])?;
+    if samples.len() != RTT_WARMUP + RTT_ROUNDS {
+        return Err(bad_report(
+            "kv-app rtt's samples",
+            &format!("{} of them", samples.len()),
+        ));
+    }
+    Ok(samples.split_off(RTT_WARMUP))
 }
 
 /// Whether `a` and `b` each see the other available.

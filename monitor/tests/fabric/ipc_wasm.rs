@@ -16,6 +16,8 @@ const KV: &str = "2d7e4c1a-9b8f-4a6e-8d5c-3b2a1f0e9d8c";
 const NATIVE: &str = "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d";
 const IDLE: &str = "7c6b5a49-3827-4615-9a0b-1c2d3e4f5a6b";
 const HOLD: &str = "4e3d2c1b-0a9f-4e8d-9c7b-6a5f4e3d2c1b";
+/// Served with its client beside it, in one runtime.
+const PAIRED: &str = "1b2c3d4e-5f60-4718-8293-a4b5c6d7e8f9";
 /// Started on its first message, from a module file in b's state
 /// directory.
 const STARTED: &str = "6f5e4d3c-2b1a-4098-8f7e-6d5c4b3a2910";
@@ -61,6 +63,7 @@ fn wasm_apps_provide_and_use_services_by_guid() {
     let on_b = [
         named(KV, &wasm_provider),
         named(IDLE, &wasm_provider),
+        named(PAIRED, &wasm_provider),
         named(NATIVE, "program:kv"),
         named(HOLD, "program:ipc-check"),
         started,
@@ -138,6 +141,36 @@ fn wasm_apps_provide_and_use_services_by_guid() {
     });
     assert_eq!(ipc_call(&a, &[KV, "set after woke"]).1, "ok");
     assert_eq!(ipc_call(&b, &[KV, "get after"]).1, "woke");
+
+    // A client beside its service, in the service's runtime: its requests
+    // are each answered once, in order (`rtt` checks that the counts go
+    // up by one), and it reports every round trip.
+    let paired = [
+        "spawn",
+        "--device",
+        "b",
+        &kv_app,
+        "serve",
+        PAIRED,
+        "beside",
+        "/kv-app.wasm",
+        "rtt",
+        PAIRED,
+        "40",
+    ];
+    let pid = ok(&a, &paired).trim().to_string();
+    eventually("the client beside ends", Duration::from_secs(20), || {
+        db.log().matches("beside ended").count() == 2
+    });
+    let log = db.log();
+    assert_eq!(log.matches("beside ended 0").count(), 2, "{log}");
+    let reported: usize = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("rtt_samples_ns "))
+        .map(|l| l.split(' ').count())
+        .sum();
+    assert_eq!(reported, 40, "{log}");
+    ok(&a, &["kill", &pid]);
 
     // The Wasm client on a, against the native kv on b.
     let native = ok(&a, &["spawn", "--device", "b", "kv", "serve", NATIVE]);

@@ -1,6 +1,6 @@
 //! `kv-app serve GUID [beside PATH ARGS...] | kv-app wait GUID |
 //! kv-app set|get|del GUID KEY [VALUE] | kv-app put GUID KEY VALUE |
-//! kv-app cancel GUID DATA`: a
+//! kv-app cancel GUID DATA | kv-app rtt GUID N`: a
 //! key-value service on IPC by GUID (PROTOCOL.md §13.7, §18) and its
 //! client, in a device guest; the Wasm twin of the native `kv`.
 //!
@@ -19,7 +19,11 @@
 //! The client sends one request and prints the answer; `put` sends a
 //! one-way `set` and prints `queued` once a provider has it; `cancel`
 //! sends DATA as a request, cancels it at once and prints `cancelled` (or
-//! the answer, if it came first). A failure
+//! the answer, if it came first). `rtt` sends `count rtt` N times, one
+//! request after the other, checks that the answers count up by one (each
+//! request handled once, in order), and prints each round trip as
+//! `rtt_samples_ns T1 T2 ...` (up to 32 a line), then `rtt_ns MEDIAN`, as
+//! the native `ipc-check rtt` does. A failure
 //! prints `kv-app: WHY` on standard error and exits 1; bad arguments exit
 //! 2.
 
@@ -36,7 +40,9 @@ use weft_app::{App, Event, Interest};
 
 const USAGE: &str = "usage: kv-app serve GUID [beside PATH ARGS...] | kv-app wait GUID | \
                      kv-app set GUID KEY VALUE | kv-app get GUID KEY | kv-app del GUID KEY | \
-                     kv-app put GUID KEY VALUE | kv-app cancel GUID DATA";
+                     kv-app put GUID KEY VALUE | kv-app cancel GUID DATA | kv-app rtt GUID N";
+/// Round trips `rtt` prints on one line.
+const SAMPLES_PER_LINE: usize = 32;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +55,10 @@ fn main() {
         ["serve", _, "beside", path, rest @ ..] => return report(serve(guid, Some((path, rest)))),
         ["wait", _] => return report(wait(guid)),
         ["cancel", _, data] => return report(cancel(guid, data)),
+        ["rtt", _, n] => match n.parse() {
+            Ok(n) if n > 0 => return report(rtt(guid, n)),
+            _ => usage(),
+        },
         ["put", _, key, value] => {
             let sent = Ipc::open()
                 .and_then(|mut ipc| ipc.send(guid, None, format!("set {key} {value}").as_bytes()));
@@ -78,6 +88,36 @@ fn cancel(guid: Guid, data: &str) -> Result<(), Error> {
         Outcome::Answer(a) => println!("{}", String::from_utf8_lossy(&a)),
         Outcome::Sent => println!("queued"),
     }
+    Ok(())
+}
+
+/// `rtt`: `n` requests `count rtt`, one after the other (see the module).
+fn rtt(guid: Guid, n: usize) -> Result<(), Error> {
+    let mut ipc = Ipc::open()?;
+    let mut times = Vec::with_capacity(n);
+    let mut last: Option<u64> = None;
+    for _ in 0..n {
+        let start = std::time::Instant::now();
+        let answer = ipc.request(guid, None, b"count rtt", None)?;
+        times.push(start.elapsed().as_nanos());
+        let count = std::str::from_utf8(&answer)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok());
+        match (last, count) {
+            (None, Some(c)) => last = Some(c),
+            (Some(l), Some(c)) if c == l + 1 => last = Some(c),
+            _ => fail(&format!(
+                "rtt: after count {last:?} the answer was {:?}",
+                String::from_utf8_lossy(&answer)
+            )),
+        }
+    }
+    for line in times.chunks(SAMPLES_PER_LINE) {
+        let words: Vec<String> = line.iter().map(u128::to_string).collect();
+        println!("rtt_samples_ns {}", words.join(" "));
+    }
+    times.sort_unstable();
+    println!("rtt_ns {}", times[n / 2]);
     Ok(())
 }
 
