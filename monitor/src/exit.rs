@@ -12,6 +12,7 @@
 
 use crate::guest_memory::{PhysRam, Ram, read_user};
 use crate::stats::Stats;
+use crate::stopper::StopRequest;
 use crate::stray_mmio::{self, PageFault};
 use std::io::Write;
 use thiserror::Error;
@@ -78,6 +79,15 @@ pub enum Stop {
     Timeout,
     /// `weft` was asked to stop by this signal (SIGINT, SIGTERM).
     Signal(i32),
+}
+
+impl From<StopRequest> for Stop {
+    fn from(request: StopRequest) -> Self {
+        match request {
+            StopRequest::Timeout => Stop::Timeout,
+            StopRequest::Signal(sig) => Stop::Signal(sig),
+        }
+    }
 }
 
 /// What the dispatcher decided.

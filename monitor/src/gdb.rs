@@ -39,6 +39,7 @@
 use crate::exit::{Exit, Stop};
 use crate::guest_memory::{PhysRam, Ram};
 use crate::host;
+use crate::stopper::{self, StopRequest};
 use crate::vm::{self, VmError};
 use gdbstub::common::Signal;
 use gdbstub::conn::{Connection, ConnectionExt};
@@ -99,6 +100,8 @@ const KICK_AGAIN: Duration = Duration::from_millis(5);
 /// A debugger's port, listened on.
 pub struct Listening {
     listener: TcpListener,
+    /// Where: what `waiting for gdb` names.
+    addr: std::net::SocketAddr,
     /// Whether the guest's debug registers fire at ring 3 here: not on
     /// nested KVM in PVM mode (measured), where hardware breakpoints are
     /// then not offered rather than never hit.
@@ -110,16 +113,33 @@ pub struct Listening {
 /// `/proc/cmdline`).
 pub fn listen(port: u16) -> std::io::Result<Listening> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
-    eprintln!(
-        "weft: waiting for gdb on {} (target remote {0})",
-        listener.local_addr()?
-    );
+    let addr = listener.local_addr()?;
     let pvm = std::fs::read_to_string("/proc/cmdline")
         .is_ok_and(|c| c.split_whitespace().any(|w| w.starts_with("nested_pvm")));
     Ok(Listening {
         listener,
+        addr,
         debug_registers: !pvm,
     })
+}
+
+/// Waits for the debugger on `listener`: its connection (or why none
+/// came), or `Err` with the stop requested first (`--timeout`, SIGINT,
+/// SIGTERM). The standard library's `accept` retries when a signal
+/// interrupts it, and would wait through a stop: the listener is polled
+/// instead, as often as the watch polls.
+fn await_debugger(listener: &TcpListener) -> Result<std::io::Result<TcpStream>, StopRequest> {
+    loop {
+        if let Some(stop) = stopper::requested() {
+            return Err(stop);
+        }
+        match host::wait_readable(listener.as_raw_fd(), Some(WATCH_POLL)) {
+            Ok(true) => return Ok(listener.accept().map(|(conn, _)| conn)),
+            Ok(false) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Ok(Err(e)),
+        }
+    }
 }
 
 /// How a debugging session ended.
@@ -157,14 +177,20 @@ pub struct Guest<'r, 'e> {
 pub fn debug(listening: Listening, guest: Guest<'_, '_>) -> Result<Session, VmError> {
     let Listening {
         listener,
+        addr,
         debug_registers,
     } = listening;
-    let conn = match listener.accept() {
-        Ok((conn, _)) => conn,
-        Err(e) => {
+    // Said once a stop is honoured (the stopper is armed): from here on,
+    // `--timeout`, SIGINT and SIGTERM end the wait.
+    eprintln!("weft: waiting for gdb on {addr} (target remote {addr})");
+    let conn = match await_debugger(&listener) {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
             eprintln!("weft: gdb: no debugger came ({e}); running without one");
             return Ok(Session::Detached);
         }
+        // The guest has not run.
+        Err(stop) => return Ok(Session::Ended(stop.into())),
     };
     drop(listener);
     let _ = conn.set_nodelay(true);

@@ -15,7 +15,7 @@ use crate::report::{self, Context};
 use crate::sandbox::{self, Profile, SandboxError};
 use crate::stats::{self, MemoryFigures, Stats};
 use crate::status::ExitStatus;
-use crate::stopper::{self, StopRequest};
+use crate::stopper;
 use crate::streams::{DRAIN_LIMIT, DeviceLink, FabricLink, Policy, Relay, RelayError, host_output};
 use crate::symbols::Symbols;
 use crate::vm::{self, VmError};
@@ -443,10 +443,8 @@ pub(crate) fn dispatch(
     stats: &mut Stats,
     processes: &mut Processes<'_, Relay>,
 ) -> Outcome {
-    match stopper::requested() {
-        Some(StopRequest::Timeout) => return Outcome::Stop(Stop::Timeout),
-        Some(StopRequest::Signal(sig)) => return Outcome::Stop(Stop::Signal(sig)),
-        None => {}
+    if let Some(request) = stopper::requested() {
+        return Outcome::Stop(request.into());
     }
     // Console writes (§3.3) join the queues the relay's copies go to,
     // waiting for room only until a stop is requested.

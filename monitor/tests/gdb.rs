@@ -331,3 +331,53 @@ fn weft_symbols_ends_quietly_when_its_reader_is_gone() {
     assert!(!dir.join("hello").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `weft run --gdb PORT ARGS` that no debugger comes to, stopped by
+/// `stop` (after `waiting for gdb`): its status and standard error, or a
+/// failure if it is still waiting after [`GDB_LIMIT`].
+fn stopped_while_waiting(args: &[&str], stop: impl FnOnce(u32)) -> (Option<i32>, String) {
+    let port = free_port().to_string();
+    let mut child = weft()
+        .args(["run", "--gdb", &port])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weft");
+    let err_lines = lines(child.stderr.take().expect("stderr"));
+    wait_for_line(&err_lines, "waiting for gdb");
+    stop(child.id());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll weft") {
+            break status;
+        }
+        if start.elapsed() > GDB_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("weft still waiting for gdb {GDB_LIMIT:?} after the stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    (
+        status.code(),
+        err_lines.try_iter().collect::<Vec<_>>().join("\n"),
+    )
+}
+
+#[test]
+fn a_stop_ends_weft_while_it_waits_for_the_debugger() {
+    let (code, err) = stopped_while_waiting(&["--timeout", "1", "hello"], |_| {});
+    assert_eq!(code, Some(124), "{err}");
+    assert!(err.contains("timed out after 1.0 s"), "{err}");
+    let (code, err) = stopped_while_waiting(&["hello"], |pid| {
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success());
+    });
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("stopped by signal 15"), "{err}");
+}

@@ -16,7 +16,7 @@ use crate::run::{self, Accel, Booted, Ending, Launch, RunConfig, RunError};
 use crate::sandbox;
 use crate::stats::Stats;
 use crate::status::ExitStatus;
-use crate::stopper::{self, StopRequest};
+use crate::stopper;
 use guest::QemuGuest;
 use machine::Machine;
 use std::sync::Arc;
@@ -118,10 +118,8 @@ pub fn run(mut cfg: RunConfig<'_>, accel: Accel, start: Instant) -> Result<ExitS
     let stop = {
         let mut processes = booted.processes(&cfg, &ram, None, &relay);
         loop {
-            match stopper::requested() {
-                Some(StopRequest::Timeout) => break Stop::Timeout,
-                Some(StopRequest::Signal(sig)) => break Stop::Signal(sig),
-                None => {}
+            if let Some(request) = stopper::requested() {
+                break request.into();
             }
             let number = match machine.next_hypercall(STOP_CHECK) {
                 Ok(Some(n)) => n,
