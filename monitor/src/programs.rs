@@ -41,7 +41,18 @@ pub enum ProgramError {
         path: String,
         source: std::io::Error,
     },
+    /// Not a file nor a pipe (a directory, a device such as `/dev/zero`):
+    /// what could have no end is not read.
+    #[error("{path}: not a regular file or a pipe")]
+    NotAFile { path: String },
+    /// Longer than any program may be ([`MAX_PROGRAM`]).
+    #[error("{path}: larger than {} MiB, the most a program may be", MAX_PROGRAM >> 20)]
+    TooLarge { path: String },
 }
+
+/// The longest program file `weft run` reads: what the payload block can
+/// hold (PROTOCOL.md §4.1).
+pub const MAX_PROGRAM: u64 = weft_control::layout::USER_PAYLOAD_MAX;
 
 /// The programs bundled into `weft`.
 #[derive(Clone, Copy, Debug)]
@@ -220,20 +231,7 @@ pub fn names_a_file(name: &str) -> bool {
 /// runtime, as `catalog` says ([`catalog::runnable`]).
 pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Program, ProgramError> {
     let bytes = if names_a_file(name) {
-        match std::fs::read(name) {
-            Ok(b) => Cow::Owned(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ProgramError::NoFile {
-                    name: name.to_owned(),
-                });
-            }
-            Err(source) => {
-                return Err(ProgramError::Read {
-                    path: name.to_owned(),
-                    source,
-                });
-            }
-        }
+        Cow::Owned(read_program(name)?)
     } else {
         EXAMPLES
             .iter()
@@ -249,6 +247,39 @@ pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Program, ProgramErro
         name: name.to_owned(),
         why,
     })
+}
+
+/// The file `path` names, whole: a regular file, or a pipe (`weft run
+/// <(...)`), of at most [`MAX_PROGRAM`] bytes.
+fn read_program(path: &str) -> Result<Vec<u8>, ProgramError> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let read = |source| ProgramError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ProgramError::NoFile {
+            name: path.to_owned(),
+        },
+        _ => read(e),
+    })?;
+    let kind = file.metadata().map_err(read)?.file_type();
+    if !(kind.is_file() || kind.is_fifo()) {
+        return Err(ProgramError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PROGRAM + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_PROGRAM {
+        return Err(ProgramError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// The bundled program called `name`.

@@ -168,6 +168,37 @@ fn a_bundled_name_is_never_taken_for_a_file_of_that_name() {
 }
 
 #[test]
+fn a_program_is_read_from_a_file_or_a_pipe_and_nothing_else() {
+    // What could have no end (a device) or is no file is refused by name.
+    for path in ["/dev/zero", "/"] {
+        let (code, out, err) = run(&["run", path]);
+        assert_eq!((code, out.as_str()), (2, ""), "{path}: {err}");
+        assert!(
+            err.contains(&format!("{path}: not a regular file or a pipe")),
+            "{err}"
+        );
+    }
+    // A pipe (as `weft run <(...)` gives) is read to its end.
+    let fifo = std::env::temp_dir().join(format!("weft-cli-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let elf = std::fs::read(common::guest_program("hello")).expect("the built hello");
+    let writer = {
+        let fifo = fifo.clone();
+        thread::spawn(move || std::fs::write(&fifo, elf).expect("write the pipe"))
+    };
+    let (code, out, err) = run(&["run", &fifo.display().to_string(), "through a pipe"]);
+    writer.join().unwrap();
+    let _ = std::fs::remove_file(&fifo);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "Hello from Weft!\nthrough a pipe\n");
+}
+
+#[test]
 fn read_only_without_a_root_is_a_usage_error() {
     let (code, out, err) = run(&["run", "--read-only", "hello"]);
     assert_eq!((code, out.as_str()), (2, ""), "{err}");
