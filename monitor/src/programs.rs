@@ -45,13 +45,13 @@ pub enum ProgramError {
     /// what could have no end is not read.
     #[error("{path}: not a regular file or a pipe")]
     NotAFile { path: String },
-    /// Longer than any program may be ([`MAX_PROGRAM`]).
-    #[error("{path}: larger than {} MiB, the most a program may be", MAX_PROGRAM >> 20)]
+    /// Longer than any program or kernel may be ([`MAX_PROGRAM`]).
+    #[error("{path}: larger than {} MiB, the most weft reads of a program or kernel", MAX_PROGRAM >> 20)]
     TooLarge { path: String },
 }
 
-/// The longest program file `weft run` reads: what the payload block can
-/// hold (PROTOCOL.md §4.1).
+/// The longest program (or kernel) file `weft run` reads: what the
+/// payload block can hold (PROTOCOL.md §4.1).
 pub const MAX_PROGRAM: u64 = weft_control::layout::USER_PAYLOAD_MAX;
 
 /// The programs bundled into `weft`.
@@ -231,7 +231,7 @@ pub fn names_a_file(name: &str) -> bool {
 /// runtime, as `catalog` says ([`catalog::runnable`]).
 pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Program, ProgramError> {
     let bytes = if names_a_file(name) {
-        Cow::Owned(read_program(name)?)
+        Cow::Owned(read_image(name)?)
     } else {
         EXAMPLES
             .iter()
@@ -251,7 +251,7 @@ pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Program, ProgramErro
 
 /// The file `path` names, whole: a regular file, or a pipe (`weft run
 /// <(...)`), of at most [`MAX_PROGRAM`] bytes.
-fn read_program(path: &str) -> Result<Vec<u8>, ProgramError> {
+fn read_image(path: &str) -> Result<Vec<u8>, ProgramError> {
     use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
     let read = |source| ProgramError::Read {
@@ -294,12 +294,7 @@ fn bundled(name: &str) -> Option<Cow<'static, [u8]>> {
 pub fn kernel(path: Option<&Path>) -> Result<Cow<'static, [u8]>, ProgramError> {
     match path {
         None => Ok(Cow::Borrowed(KERNEL)),
-        Some(p) => std::fs::read(p)
-            .map(Cow::Owned)
-            .map_err(|source| ProgramError::Read {
-                path: p.display().to_string(),
-                source,
-            }),
+        Some(p) => read_image(&p.display().to_string()).map(Cow::Owned),
     }
 }
 
