@@ -7,10 +7,6 @@
 use std::io::{ErrorKind, Write};
 use weft_monitor::status::ExitStatus;
 
-/// SIGPIPE's number.
-const SIGPIPE: u8 = 13;
-const _: () = assert!(SIGPIPE as i32 == libc::SIGPIPE);
-
 /// `println!` for the commands' output (see the module).
 macro_rules! say {
     ($($arg:tt)*) => {
@@ -39,7 +35,7 @@ pub(crate) fn raw(bytes: &[u8]) {
 /// if its reader is gone, else with 1 and a line on standard error.
 fn failed(e: &std::io::Error) -> ! {
     if e.kind() == ErrorKind::BrokenPipe {
-        std::process::exit(ExitStatus::Signal(SIGPIPE).code().into());
+        std::process::exit(ExitStatus::Signal(libc::SIGPIPE as u8).code().into());
     }
     eprintln!("weft: writing standard output: {e}");
     std::process::exit(ExitStatus::Program(1).code().into())

@@ -231,7 +231,7 @@ pub fn names_a_file(name: &str) -> bool {
 /// runtime, as `catalog` says ([`catalog::runnable`]).
 pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Program, ProgramError> {
     let bytes = if names_a_file(name) {
-        Cow::Owned(read_image(name)?)
+        Cow::Owned(read_image(Path::new(name))?)
     } else {
         EXAMPLES
             .iter()
@@ -251,33 +251,28 @@ pub fn resolve(name: &str, catalog: &dyn Catalog) -> Result<Program, ProgramErro
 
 /// The file `path` names, whole: a regular file, or a pipe (`weft run
 /// <(...)`), of at most [`MAX_PROGRAM`] bytes.
-fn read_image(path: &str) -> Result<Vec<u8>, ProgramError> {
+fn read_image(path: &Path) -> Result<Vec<u8>, ProgramError> {
     use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
+    let shown = || path.display().to_string();
     let read = |source| ProgramError::Read {
-        path: path.to_owned(),
+        path: shown(),
         source,
     };
     let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ProgramError::NoFile {
-            name: path.to_owned(),
-        },
+        std::io::ErrorKind::NotFound => ProgramError::NoFile { name: shown() },
         _ => read(e),
     })?;
     let kind = file.metadata().map_err(read)?.file_type();
     if !(kind.is_file() || kind.is_fifo()) {
-        return Err(ProgramError::NotAFile {
-            path: path.to_owned(),
-        });
+        return Err(ProgramError::NotAFile { path: shown() });
     }
     let mut bytes = Vec::new();
     file.take(MAX_PROGRAM + 1)
         .read_to_end(&mut bytes)
         .map_err(read)?;
     if bytes.len() as u64 > MAX_PROGRAM {
-        return Err(ProgramError::TooLarge {
-            path: path.to_owned(),
-        });
+        return Err(ProgramError::TooLarge { path: shown() });
     }
     Ok(bytes)
 }
@@ -294,7 +289,7 @@ fn bundled(name: &str) -> Option<Cow<'static, [u8]>> {
 pub fn kernel(path: Option<&Path>) -> Result<Cow<'static, [u8]>, ProgramError> {
     match path {
         None => Ok(Cow::Borrowed(KERNEL)),
-        Some(p) => read_image(&p.display().to_string()).map(Cow::Owned),
+        Some(p) => read_image(p).map(Cow::Owned),
     }
 }
 

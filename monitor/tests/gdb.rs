@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, guest_program, lines, run, target, wait_for_line, weft};
+use common::{free_port, guest_program, lines, run, target, wait_at_most, wait_for_line, weft};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -347,18 +347,7 @@ fn stopped_while_waiting(args: &[&str], stop: impl FnOnce(u32)) -> (Option<i32>,
     let err_lines = lines(child.stderr.take().expect("stderr"));
     wait_for_line(&err_lines, "waiting for gdb");
     stop(child.id());
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll weft") {
-            break status;
-        }
-        if start.elapsed() > GDB_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("weft still waiting for gdb {GDB_LIMIT:?} after the stop");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (status, _) = wait_at_most(&mut child, GDB_LIMIT, "waiting for gdb after the stop");
     std::thread::sleep(Duration::from_millis(100));
     (
         status.code(),

@@ -17,7 +17,7 @@ use std::os::fd::OwnedFd;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What `flood` writes: far more than the rings, the queue and a pipe hold.
 const FLOOD: &str = "100000000";
@@ -72,18 +72,7 @@ impl Stalled {
     /// Waits for `weft` to exit, at most `limit`; kills it (and fails)
     /// otherwise. Returns its status and how long it took.
     fn wait_at_most(&mut self, limit: Duration) -> (ExitStatus, Duration) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll weft") {
-                return (status, start.elapsed());
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("weft still running {limit:?} later while its reader stalled");
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_at_most(&mut self.child, limit, "while its reader stalled")
     }
 
     /// Every line of standard error received so far.

@@ -42,7 +42,7 @@
 //! once they do, a few times at most, and the benchmark says how often.
 
 use crate::Figure;
-use crate::devices::{Fabric, WASM_ROOT, WEFT, poll, run};
+use crate::devices::{Daemon, Fabric, WASM_ROOT, WEFT, poll, run};
 use crate::error::{BenchError, io};
 use crate::roles::{Helper, QUERIER, REPLIER, this_program};
 use serde_json::Value;
@@ -317,42 +317,15 @@ impl Clients<'_> {
                 }
             }
         }
-        let mut lines = Vec::new();
-        loop {
-            let what = format!("ipc-check {}'s report", args.join(" "));
-            let (_, line) = daemon.next_line(&what, OUTPUT_LIMIT, |l| {
-                prefixes.iter().any(|p| l.starts_with(p))
-            })?;
-            let done = line.starts_with(last);
-            lines.push(line);
-            if done {
-                return Ok(lines);
-            }
-        }
+        let what = format!("ipc-check {}'s report", args.join(" "));
+        report_lines(daemon, &what, prefixes, last)
     }
 
     /// `ipc-check rtt GUID ROUNDS` on device `on`: every request's time, µs.
     fn rtt_us(&mut self, on: usize, rounds: usize) -> Result<Vec<f64>, BenchError> {
         let n = rounds.to_string();
-        let lines = self.run(
-            on,
-            &["rtt", GUID, &n],
-            &["rtt_samples_ns ", "rtt_ns "],
-            "rtt_ns ",
-        )?;
-        let mut samples = Vec::with_capacity(rounds);
-        for line in &lines[..lines.len() - 1] {
-            for word in line.split(' ').skip(1) {
-                let ns: f64 = word
-                    .parse()
-                    .map_err(|_| bad_report("ipc-check rtt's samples", line))?;
-                samples.push(ns / 1e3);
-            }
-        }
-        if samples.len() != rounds {
-            return Err(bad_report("ipc-check rtt's samples", &lines.join("\n")));
-        }
-        Ok(samples)
+        let lines = self.run(on, &["rtt", GUID, &n], &RTT_REPORT, RTT_MEDIAN)?;
+        rtt_samples_us(&lines, "ipc-check rtt's samples", rounds)
     }
 
     /// `ipc-check send GUID COUNT TAG` on device `on`: the rate it printed.
@@ -388,29 +361,52 @@ fn same_runtime_rtt_us(fabric: &Fabric, on: usize, kv_app: &Path) -> Result<Vec<
             "spawn", &module, "serve", KV_GUID, "beside", &beside, "rtt", KV_GUID, &n,
         ],
     )?;
-    let mut samples = Vec::with_capacity(RTT_WARMUP + RTT_ROUNDS);
+    let lines = report_lines(daemon, "kv-app rtt's report", &RTT_REPORT, RTT_MEDIAN)?;
+    fabric.cli(on, &["kill", pid.trim()])?;
+    let mut samples = rtt_samples_us(&lines, "kv-app rtt's samples", RTT_WARMUP + RTT_ROUNDS)?;
+    Ok(samples.split_off(RTT_WARMUP))
+}
+
+/// What an `rtt` client prints (`ipc-check`, `kv-app`): its samples'
+/// lines, then its median's, which ends the report.
+const RTT_REPORT: [&str; 2] = ["rtt_samples_ns ", RTT_MEDIAN];
+const RTT_MEDIAN: &str = "rtt_ns ";
+
+/// The output lines of `daemon` that start with one of `prefixes`, up to
+/// and including the first that starts with `last`.
+fn report_lines(
+    daemon: &Daemon,
+    what: &str,
+    prefixes: &[&str],
+    last: &str,
+) -> Result<Vec<String>, BenchError> {
+    let mut lines = Vec::new();
     loop {
-        let (_, line) = daemon.next_line("kv-app rtt's report", OUTPUT_LIMIT, |l| {
-            l.starts_with("rtt_samples_ns ") || l.starts_with("rtt_ns ")
+        let (_, line) = daemon.next_line(what, OUTPUT_LIMIT, |l| {
+            prefixes.iter().any(|p| l.starts_with(p))
         })?;
-        if line.starts_with("rtt_ns ") {
-            break;
+        let done = line.starts_with(last);
+        lines.push(line);
+        if done {
+            return Ok(lines);
         }
+    }
+}
+
+/// The round trips of an `rtt` report ([`report_lines`] of [`RTT_REPORT`]),
+/// in µs, which must be `expected` of them.
+fn rtt_samples_us(lines: &[String], what: &str, expected: usize) -> Result<Vec<f64>, BenchError> {
+    let mut samples = Vec::with_capacity(expected);
+    for line in lines.iter().filter(|l| !l.starts_with(RTT_MEDIAN)) {
         for word in line.split(' ').skip(1) {
-            let ns: f64 = word
-                .parse()
-                .map_err(|_| bad_report("kv-app rtt's samples", &line))?;
+            let ns: f64 = word.parse().map_err(|_| bad_report(what, line))?;
             samples.push(ns / 1e3);
         }
     }
-    fabric.cli(on, &["kill", pid.trim()])?;
-    if samples.len() != RTT_WARMUP + RTT_ROUNDS {
-        return Err(bad_report(
-            "kv-app rtt's samples",
-            &format!("{} of them", samples.len()),
-        ));
+    if samples.len() != expected {
+        return Err(bad_report(what, &lines.join("\n")));
     }
-    Ok(samples.split_off(RTT_WARMUP))
+    Ok(samples)
 }
 
 /// Whether `a` and `b` each see the other available.

@@ -148,6 +148,27 @@ impl Drop for Server {
     }
 }
 
+/// Waits for `child` to exit, at most `limit`: its status and how long
+/// it took; kills it and fails, saying it was still running `while_`, after.
+pub fn wait_at_most(
+    child: &mut Child,
+    limit: Duration,
+    while_: &str,
+) -> (std::process::ExitStatus, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("poll weft") {
+            return (status, start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("weft still running {limit:?} later {while_}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits (up to a minute) for a line containing `what`; returns it.
 pub fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
