@@ -60,7 +60,7 @@ use kvm_bindings::kvm_regs;
 use kvm_ioctls::VcpuFd;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -129,16 +129,60 @@ pub fn listen(port: u16) -> std::io::Result<Listening> {
 /// interrupts it, and would wait through a stop: the listener is polled
 /// instead, as often as the watch polls.
 fn await_debugger(listener: &TcpListener) -> Result<std::io::Result<TcpStream>, StopRequest> {
+    Ok(readable_unless_stopped(listener.as_raw_fd())?
+        .and_then(|()| listener.accept().map(|(conn, _)| conn)))
+}
+
+/// Waits until `fd` is readable (`Ok(Ok(()))`), fails (`Ok(Err)`), or a
+/// stop is requested (`Err`), looking for the stop every [`WATCH_POLL`]:
+/// a blocking call would be retried through the stop's signal.
+fn readable_unless_stopped(fd: RawFd) -> Result<std::io::Result<()>, StopRequest> {
     loop {
         if let Some(stop) = stopper::requested() {
             return Err(stop);
         }
-        match host::wait_readable(listener.as_raw_fd(), Some(WATCH_POLL)) {
-            Ok(true) => return Ok(listener.accept().map(|(conn, _)| conn)),
+        match host::wait_readable(fd, Some(WATCH_POLL)) {
+            Ok(true) => return Ok(Ok(())),
             Ok(false) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Ok(Err(e)),
         }
+    }
+}
+
+/// The debugger's connection. The stub reads it blocking while the guest
+/// is stopped; that read gives way to a stop (`--timeout`, SIGINT,
+/// SIGTERM) with an error, which ends the session ([`debug`] then finds
+/// the stop requested).
+struct Debugger(TcpStream);
+
+impl Connection for Debugger {
+    type Error = std::io::Error;
+
+    fn write(&mut self, byte: u8) -> std::io::Result<()> {
+        Connection::write(&mut self.0, byte)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        Connection::write_all(&mut self.0, buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Connection::flush(&mut self.0)
+    }
+}
+
+impl ConnectionExt for Debugger {
+    fn read(&mut self) -> std::io::Result<u8> {
+        match readable_unless_stopped(self.0.as_raw_fd()) {
+            Ok(Ok(())) => ConnectionExt::read(&mut self.0),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(std::io::Error::other("the run was stopped")),
+        }
+    }
+
+    fn peek(&mut self) -> std::io::Result<Option<u8>> {
+        ConnectionExt::peek(&mut self.0)
     }
 }
 
@@ -205,7 +249,7 @@ pub fn debug(listening: Listening, guest: Guest<'_, '_>) -> Result<Session, VmEr
         ended: None,
         running: watch.as_ref().map(|w| w.running.clone()),
     };
-    let outcome = GdbStub::new(conn).run_blocking::<Loop<'_, '_>>(&mut machine);
+    let outcome = GdbStub::new(Debugger(conn)).run_blocking::<Loop<'_, '_>>(&mut machine);
     let session = match outcome {
         Ok(DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_)) => machine
             .ended
@@ -217,10 +261,14 @@ pub fn debug(listening: Listening, guest: Guest<'_, '_>) -> Result<Session, VmEr
             Some(e) => return Err(e),
             None => Session::Detached,
         },
-        Err(e) => {
-            eprintln!("weft: gdb: the connection failed ({e}); running without a debugger");
-            Session::Detached
-        }
+        Err(e) => match stopper::requested() {
+            // Asked while the guest was stopped: the read gave way to it.
+            Some(stop) => Session::Ended(stop.into()),
+            None => {
+                eprintln!("weft: gdb: the connection failed ({e}); running without a debugger");
+                Session::Detached
+            }
+        },
     };
     drop(watch);
     if let Session::Detached = session {
@@ -695,15 +743,15 @@ struct Loop<'r, 'e>(std::marker::PhantomData<Machine<'r, 'e>>);
 
 impl<'r, 'e> BlockingEventLoop for Loop<'r, 'e> {
     type Target = Machine<'r, 'e>;
-    type Connection = TcpStream;
+    type Connection = Debugger;
     type StopReason = SingleThreadStopReason<u64>;
 
     fn wait_for_stop_reason(
         target: &mut Machine<'r, 'e>,
-        conn: &mut TcpStream,
+        conn: &mut Debugger,
     ) -> Result<
         Event<Self::StopReason>,
-        WaitForStopReasonError<VmError, <TcpStream as Connection>::Error>,
+        WaitForStopReasonError<VmError, <Debugger as Connection>::Error>,
     > {
         use WaitForStopReasonError::{Connection as Conn, Target as Guest};
         let flag = target.running.clone();

@@ -25,7 +25,7 @@ struct Session {
 
 /// Runs `weft run --gdb PORT PROGRAM ARGS...` and, once it listens, gdb on
 /// `PROGRAM`'s file (and the kernel's, written by `weft symbols`) with
-/// `commands` after `target remote`.
+/// `commands` after `target remote` (where `{weft}` is weft's pid).
 fn session(program: &str, args: &[&str], commands: &[&str]) -> Session {
     session_interrupted(&[], program, args, commands, None)
 }
@@ -62,7 +62,7 @@ fn session_interrupted(
     ]);
     gdb.args(["-ex", &format!("target remote 127.0.0.1:{port}")]);
     for c in commands {
-        gdb.args(["-ex", c]);
+        gdb.args(["-ex", &c.replace("{weft}", &child.id().to_string())]);
     }
     let gdb = gdb
         .stdout(Stdio::piped())
@@ -269,6 +269,21 @@ fn a_ctrl_c_in_gdb_stops_a_program_that_never_leaves_ring_3_and_kill_ends_the_gu
     assert!(g.contains("Program received signal SIGINT"), "{g}");
     assert!(g.contains("in weft_program_main"), "{g}");
     assert_eq!(s.status, 137, "{}", s.err);
+}
+
+#[test]
+fn a_stop_ends_weft_while_an_attached_debugger_is_idle() {
+    // gdb attached, the guest stopped at its first instruction: the stub
+    // waits for gdb's next packet, and SIGTERM ends that wait.
+    let s = session(
+        &guest_program_bundled("hello"),
+        &[],
+        &["shell kill -TERM {weft}", "shell sleep 2", "info registers rip"],
+    );
+    assert_eq!(s.status, 143, "{}", s.err);
+    assert!(s.err.contains("stopped by signal 15"), "{}", s.err);
+    assert!(s.gdb.contains("Remote connection closed"), "{}", s.gdb);
+    assert_eq!(s.out, "", "the guest never ran");
 }
 
 #[test]
