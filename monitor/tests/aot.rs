@@ -5,16 +5,13 @@
 
 mod common;
 
-use common::{wasm, weft};
+use common::{TempDir, wasm, weft};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// A fresh directory for this test's files.
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weft-aot-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(tag: &str) -> TempDir {
+    TempDir::new(&format!("aot-{tag}"))
 }
 
 /// `weft run --engine aot ARGS...` with its artifact cache in `cache`.
@@ -58,7 +55,6 @@ fn a_module_runs_compiled_as_it_runs_interpreted_and_its_artifact_is_cached() {
     assert_eq!(text(&again.stdout), text(&interp.stdout));
     assert_eq!(cached(&dir), artifacts);
     assert_eq!(std::fs::metadata(&artifacts[0]).unwrap().len(), made);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Each trap ends the app with 125 and a report naming the trap and the
@@ -107,7 +103,6 @@ fn traps_end_the_app_with_125_and_name_the_trap_and_its_function() {
         "{}",
         text(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// What cannot run in this tier is a usage error (status 2) that says why,
@@ -162,7 +157,6 @@ fn a_module_that_cannot_run_compiled_is_refused_with_status_2() {
     // The modules Cranelift compiled are cached (the event app without an
     // interface version was refused before).
     assert_eq!(cached(&dir).len(), 3, "{:?}", cached(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A compiled app's linear memory stops at the cap (256 MiB), with enough
@@ -183,7 +177,6 @@ fn a_compiled_app_cannot_grow_its_memory_past_its_cap() {
         })
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!((200..256).contains(&held), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A compiled app that never yields is its own kernel process, preempted
@@ -223,7 +216,6 @@ fn a_spinning_compiled_app_is_preempted_and_can_be_killed() {
         stdout.contains("procs: /hello.wasm (pid 3) exited with status 0"),
         "{stdout}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// By default (`--engine auto`) a module is compiled, unless it imports a
@@ -238,7 +230,7 @@ fn the_default_engine_compiles_unless_the_module_needs_the_interpreter() {
     std::fs::copy(wasm("hello"), root.join("hello.wasm")).unwrap();
     let run = |args: &[&str]| {
         weft()
-            .env("XDG_CACHE_HOME", &dir)
+            .env("XDG_CACHE_HOME", dir.as_os_str())
             .args([
                 "run",
                 "--timeout",
@@ -262,5 +254,4 @@ fn the_default_engine_compiles_unless_the_module_needs_the_interpreter() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("arg: alone"));
     assert_eq!(cached(&dir).len(), 1, "{:?}", cached(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
 }

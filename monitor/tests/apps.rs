@@ -5,17 +5,15 @@
 mod common;
 
 use common::{
-    Server, connect_when_up, echo_round_trip, free_port, random_bytes, wait_for_line, wasm,
+    Server, TempDir, connect_when_up, echo_round_trip, free_port, random_bytes, wait_for_line, wasm,
 };
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::thread;
 
 /// A directory holding the test apps, to serve as `--fs-root` (apps spawn
 /// others from there).
-fn apps_root() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weft-apps-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn apps_root() -> TempDir {
+    let dir = TempDir::new("apps");
     for app in [
         "echo-server",
         "spin",

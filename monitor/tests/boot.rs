@@ -4,12 +4,11 @@
 
 mod common;
 
-use common::{crash_kernel, guest_program, run, weft};
-use std::path::PathBuf;
+use common::{TempDir, crash_kernel, guest_program, run, weft};
+use std::path::{Path, PathBuf};
 
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weft-boot-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// File `name` of `dir`, written with `bytes`.
+fn temp_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
@@ -137,7 +136,8 @@ fn sleep_wakes_on_the_timer_interrupt() {
 
 #[test]
 fn non_elf_and_truncated_programs_are_clean_usage_errors() {
-    let text = temp_file("notes.txt", b"just some text, not a program\n");
+    let dir = TempDir::new("boot-bad");
+    let text = temp_file(&dir, "notes.txt", b"just some text, not a program\n");
     let (code, out, err) = run(&["run", text.to_str().unwrap()]);
     assert_eq!(code, 2, "stderr: {err}");
     assert!(out.is_empty());
@@ -146,7 +146,7 @@ fn non_elf_and_truncated_programs_are_clean_usage_errors() {
 
     let hello = std::fs::read(guest_program("hello")).unwrap();
     for len in [10, 64, 200, hello.len() / 2] {
-        let t = temp_file(&format!("hello-{len}"), &hello[..len]);
+        let t = temp_file(&dir, &format!("hello-{len}"), &hello[..len]);
         let (code, _, err) = run(&["run", t.to_str().unwrap()]);
         assert_eq!(code, 2, "truncated to {len}: {err}");
         assert!(
@@ -155,7 +155,7 @@ fn non_elf_and_truncated_programs_are_clean_usage_errors() {
         );
     }
 
-    let wasm = temp_file("app.wasm", b"\0asm\x01\0\0\0");
+    let wasm = temp_file(&dir, "app.wasm", b"\0asm\x01\0\0\0");
     let (code, _, err) = run(&["run", wasm.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(
@@ -176,7 +176,8 @@ fn programs_built_for_another_interface_are_refused() {
         .expect("hello has a .weft_program manifest");
     let mut old = hello.clone();
     old[at + 8..at + 12].copy_from_slice(&3u32.to_le_bytes());
-    let old = temp_file("hello-v3", &old);
+    let dir = TempDir::new("boot-versions");
+    let old = temp_file(&dir, "hello-v3", &old);
     let (code, out, err) = run(&["run", old.to_str().unwrap()]);
     assert_eq!(code, 2, "stderr: {err}");
     assert!(out.is_empty(), "{out}");
@@ -187,7 +188,7 @@ fn programs_built_for_another_interface_are_refused() {
 
     let mut none = hello.clone();
     none[at..at + 8].copy_from_slice(b"NOTAPROG");
-    let none = temp_file("hello-unmarked", &none);
+    let none = temp_file(&dir, "hello-unmarked", &none);
     let (code, _, err) = run(&["run", none.to_str().unwrap()]);
     assert_eq!(code, 2, "stderr: {err}");
     assert!(err.contains("not a Weft program"), "{err}");

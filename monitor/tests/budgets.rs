@@ -6,20 +6,19 @@
 
 mod common;
 
+use common::TempDir;
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// A root directory holding a file to open and the test programs, which
 /// `procs` starts by path.
-struct Root(PathBuf);
+struct Root(TempDir);
 
 impl Root {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("weft-budgets-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new(&format!("budgets-{name}"));
         std::fs::write(dir.join("f"), b"budget\n").unwrap();
         for program in ["stream-errors", "tcp-send"] {
             std::fs::copy(common::guest_program(program), dir.join(program)).unwrap();
@@ -29,12 +28,6 @@ impl Root {
 
     fn path(&self) -> &Path {
         &self.0
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

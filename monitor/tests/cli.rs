@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::{Server, connect_when_up, free_port, run, wasm, weft};
+use common::{Server, TempDir, connect_when_up, free_port, run, wasm, weft};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::Output;
 use std::thread;
 
@@ -114,35 +113,17 @@ fn everything_after_the_program_is_passed_to_it() {
     assert_eq!(out, "Hello from Wasm!\narg: --stats\narg: --help\n");
 }
 
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(what: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("weft-cli-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn a_bundled_name_is_never_taken_for_a_file_of_that_name() {
-    let dir = Scratch::new("names");
+    let dir = TempDir::new("cli-names");
     // Files named like bundled programs (and one like none), in the
     // current directory: the Wasm hello module.
     let module = std::fs::read(wasm("hello")).unwrap();
     for name in ["hello", "mine", "app.wasm"] {
-        std::fs::write(dir.0.join(name), &module).unwrap();
+        std::fs::write(dir.join(name), &module).unwrap();
     }
     let in_dir = |args: &[&str]| {
-        let o = weft().args(args).current_dir(&dir.0).output().unwrap();
+        let o = weft().args(args).current_dir(&*dir).output().unwrap();
         (
             o.status.code().unwrap(),
             String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -333,9 +314,9 @@ fn wasm_refusals_name_what_was_asked_and_the_option() {
     );
 
     // Given what it needs, a program prints nothing extra.
-    let dir = Scratch::new("granted");
-    std::fs::write(dir.0.join("notes.txt"), "one two\n").unwrap();
-    let root = dir.0.display().to_string();
+    let dir = TempDir::new("cli-granted");
+    std::fs::write(dir.join("notes.txt"), "one two\n").unwrap();
+    let root = dir.display().to_string();
     let listen = format!("127.0.0.1:{}", free_port());
     let (code, out, err) = run(&[
         "run",

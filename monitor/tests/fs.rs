@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::weft;
+use common::{TempDir, weft};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
@@ -13,13 +13,12 @@ use std::process::Output;
 /// A temporary directory holding `root/` (the guest's `/`) and files next to
 /// it; removed on drop.
 struct Scratch {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Scratch {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("weft-fs-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = TempDir::new(&format!("fs-{name}"));
         fs::create_dir_all(dir.join("root")).unwrap();
         Self { dir }
     }
@@ -45,12 +44,6 @@ impl Scratch {
     fn run_in_root(&self, program: &[&str]) -> Output {
         let root = self.root_arg();
         self.run(&["--fs-root", &root], program)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

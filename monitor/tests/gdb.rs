@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{free_port, guest_program, lines, run, target, wait_at_most, wait_for_line, weft};
-use std::path::PathBuf;
+use common::{
+    TempDir, free_port, guest_program, lines, run, target, wait_at_most, wait_for_line, weft,
+};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How long one gdb session may take.
@@ -101,11 +101,8 @@ fn session_interrupted(
 }
 
 /// A fresh directory with the bundled kernel written by `weft symbols`.
-fn symbols_dir(tag: &str) -> PathBuf {
-    static DIRS: AtomicUsize = AtomicUsize::new(0);
-    let n = DIRS.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("weft-gdb-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn symbols_dir(tag: &str) -> TempDir {
+    let dir = TempDir::new(&format!("gdb-{tag}"));
     let (code, out, err) = run(&["symbols", "--out", &dir.display().to_string(), "hello"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
@@ -244,16 +241,31 @@ fn a_fault_stops_the_program_in_gdb_and_passing_it_on_ends_the_program() {
     assert!(s.err.contains("page fault at address 0xdead"), "{}", s.err);
 }
 
+/// A bundled program's file, in a directory of its own while it lives.
+struct Bundled {
+    _dir: TempDir,
+    path: String,
+}
+
+impl std::ops::Deref for Bundled {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.path
+    }
+}
+
 /// The build's file of bundled program `name` (`weft symbols` writes the
 /// same bytes).
-fn guest_program_bundled(name: &str) -> String {
+fn guest_program_bundled(name: &str) -> Bundled {
     let dir = symbols_dir(name);
     let (code, _, err) = run(&["symbols", "--out", &dir.display().to_string(), name]);
     assert_eq!(code, 0, "{err}");
     let written = std::fs::read(dir.join(name)).expect("weft symbols wrote it");
     let built = target().join("x86_64-unknown-none/release").join(name);
     assert!(written == std::fs::read(&built).expect("make guest built it"));
-    dir.join(name).display().to_string()
+    let path = dir.join(name).display().to_string();
+    Bundled { _dir: dir, path }
 }
 
 #[test]
@@ -278,7 +290,11 @@ fn a_stop_ends_weft_while_an_attached_debugger_is_idle() {
     let s = session(
         &guest_program_bundled("hello"),
         &[],
-        &["shell kill -TERM {weft}", "shell sleep 2", "info registers rip"],
+        &[
+            "shell kill -TERM {weft}",
+            "shell sleep 2",
+            "info registers rip",
+        ],
     );
     assert_eq!(s.status, 143, "{}", s.err);
     assert!(s.err.contains("stopped by signal 15"), "{}", s.err);
@@ -328,8 +344,7 @@ fn weft_symbols_ends_quietly_when_its_reader_is_gone() {
     // `weft symbols | head -1`, with a reader that has already gone: the
     // first line written fails with EPIPE, and `weft` ends as SIGPIPE ends
     // a filter (141), with nothing on standard error (no panic).
-    let dir = std::env::temp_dir().join(format!("weft-gdb-gone-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::new("gdb-gone");
     let (reader, writer) = std::io::pipe().expect("a pipe");
     drop(reader);
     let out = weft()
@@ -344,7 +359,6 @@ fn weft_symbols_ends_quietly_when_its_reader_is_gone() {
     // It wrote the kernel's file, then ended at the line naming it.
     assert!(dir.join("weft-kernel").exists());
     assert!(!dir.join("hello").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `weft run --gdb PORT ARGS` that no debugger comes to, stopped by

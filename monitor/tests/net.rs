@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    Server, connect_when_up, echo_datagrams, echo_round_trip, free_port, http_server, random_bytes,
-    run, wasm, weft,
+    Server, TempDir, connect_when_up, echo_datagrams, echo_round_trip, free_port, http_server,
+    random_bytes, run, wasm, weft,
 };
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -315,12 +315,13 @@ fn start_httpd(root: &std::path::Path, read_only: bool) -> (Server, u16) {
 
 #[test]
 fn curl_fetches_files_from_httpd_and_gets_404_and_403() {
-    let root = std::env::temp_dir().join(format!("weft-httpd-test-{}", std::process::id()));
+    let base = TempDir::new("httpd");
+    let root = base.join("root");
     std::fs::create_dir_all(root.join("docs")).unwrap();
     let blob = random_bytes(9, 2 << 20);
     std::fs::write(root.join("docs/blob.bin"), &blob).unwrap();
     std::fs::write(root.join("index.html"), b"<h1>weft</h1>\n").unwrap();
-    let secret = root.with_extension("secret");
+    let secret = base.join("secret");
     std::fs::write(&secret, b"outside the root\n").unwrap();
     let (mut server, port) = start_httpd(&root, true);
     drop(connect_when_up(port));
@@ -353,8 +354,6 @@ fn curl_fetches_files_from_httpd_and_gets_404_and_403() {
     assert!(head.contains("Content-Length: 2097152"), "{head}");
     server.assert_running();
     drop(server);
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_file(&secret);
 }
 
 #[test]
@@ -492,8 +491,7 @@ fn read_response(conn: &mut TcpStream) -> (String, Vec<u8>) {
 
 #[test]
 fn httpd_keeps_connections_answers_pipelined_requests_and_sees_changed_files() {
-    let root = std::env::temp_dir().join(format!("weft-httpd-keep-{}", std::process::id()));
-    std::fs::create_dir_all(&root).unwrap();
+    let root = TempDir::new("httpd-keep");
     std::fs::write(root.join("a.txt"), b"first\n").unwrap();
     let big = random_bytes(3, 300 << 10);
     std::fs::write(root.join("big.bin"), &big).unwrap();
@@ -531,5 +529,4 @@ fn httpd_keeps_connections_answers_pipelined_requests_and_sees_changed_files() {
     assert_eq!(old.read(&mut [0u8; 16]).unwrap(), 0);
     server.assert_running();
     drop(server);
-    let _ = std::fs::remove_dir_all(&root);
 }

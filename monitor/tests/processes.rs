@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{guest_program, run, wasm};
-use std::path::PathBuf;
+use common::{TempDir, guest_program, run, wasm};
 
 fn procs(args: &[&str]) -> (i32, String, String) {
     let mut all = vec!["run", "--timeout", "120", "procs"];
@@ -89,10 +88,8 @@ fn processes_are_listed_with_their_figures() {
     assert!(ended(&out, "spin", 3, 137), "{out}");
 }
 
-fn fs_root(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("weft-procs-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn fs_root(tag: &str) -> TempDir {
+    TempDir::new(&format!("procs-{tag}"))
 }
 
 /// Whether `lines` are whole lines of `out`, in this order (others may
@@ -129,7 +126,6 @@ fn programs_are_spawned_from_files_and_use_their_own_streams() {
         "--",
         "nosuch",
     ]);
-    std::fs::remove_dir_all(&root).unwrap();
     assert_eq!(code, 1, "stderr: {err}");
     // The programs run at once: each one's lines come in its order, but
     // another's may come between them.

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::TempDir;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::ExitStatusExt;
@@ -124,8 +125,7 @@ fn passed(case: &str) {
 
 /// Runs `case` in a child with a fresh directory; its output.
 fn run_child(case: &str) -> std::process::Output {
-    let dir = std::env::temp_dir().join(format!("weft-sandbox-{}-{case}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir::new(&format!("sandbox-{case}"));
     std::fs::create_dir_all(dir.join("root")).unwrap();
     std::fs::write(dir.join("root/inside.txt"), b"inside\n").unwrap();
     std::fs::write(dir.join("outside.txt"), b"outside\n").unwrap();
@@ -133,7 +133,6 @@ fn run_child(case: &str) -> std::process::Output {
         .env(CHILD, format!("{case} {}", dir.display()))
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     out
 }
 

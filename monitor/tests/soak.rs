@@ -38,7 +38,7 @@
 mod common;
 
 use common::resources::{Flatness, Sample};
-use common::{free_port, random_bytes};
+use common::{TempDir, free_port, random_bytes};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -238,15 +238,14 @@ fn spawn_client(name: String, f: impl FnOnce() + Send + 'static) -> thread::Join
 
 /// The served directory and what it holds.
 struct Root {
-    dir: PathBuf,
+    dir: TempDir,
     /// Each file's URL path and contents.
     files: Vec<(String, Vec<u8>)>,
 }
 
 impl Root {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("weft-soak-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = TempDir::new("soak");
         fs::create_dir_all(dir.join("www")).unwrap();
         let page: Vec<u8> = (0..4096u32)
             .map(|i| b"0123456789abcdef"[i as usize % 16])
@@ -268,12 +267,6 @@ impl Root {
 
     fn log(&self) -> PathBuf {
         self.dir.join("weft.log")
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

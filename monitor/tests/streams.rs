@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{guest_program, run};
+use common::{TempDir, guest_program, run};
 
 #[test]
 fn control_pipe_opens_closes_and_refuses_cleanly() {
@@ -47,8 +47,7 @@ fn control_pipe_opens_closes_and_refuses_cleanly() {
 
 #[test]
 fn hostile_frames_and_indices_end_only_their_stream() {
-    let root = std::env::temp_dir().join(format!("weft-hostile-test-{}", std::process::id()));
-    std::fs::create_dir_all(&root).unwrap();
+    let root = TempDir::new("hostile");
     std::fs::write(root.join("data"), vec![7u8; 100_000]).unwrap();
     let (code, out, err) = run(&[
         "run",
@@ -59,7 +58,6 @@ fn hostile_frames_and_indices_end_only_their_stream() {
         &guest_program("stream-hostile"),
         "/data",
     ]);
-    let _ = std::fs::remove_dir_all(&root);
     assert_eq!(code, 0, "{out}{err}");
     for attack in ["flags", "oversized", "noise", "truncated"] {
         assert!(

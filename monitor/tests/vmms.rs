@@ -7,12 +7,11 @@
 mod common;
 
 use common::{
-    Server, connect_when_up, crash_kernel, echo_datagrams, echo_round_trip, free_port,
+    Server, TempDir, connect_when_up, crash_kernel, echo_datagrams, echo_round_trip, free_port,
     guest_program, http_server, random_bytes, wasm, weft,
 };
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
 /// `weft run` with `vmm`'s options, then `args`.
@@ -166,36 +165,19 @@ fn a_signal_to_the_group_stops_the_guest(vmm: &[&str]) {
 }
 
 /// A scratch directory for `--fs-root`, removed at the end.
-struct Root(PathBuf);
-
-impl Root {
-    fn new(vmm: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "weft-vmms-{}-{}",
-            vmm.join("-").replace("--", ""),
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+fn scratch_root(vmm: &[&str]) -> TempDir {
+    TempDir::new(&format!("vmms-{}", vmm.join("-").replace("--", "")))
 }
 
 fn files_are_read_and_written_beneath_the_root(vmm: &[&str]) {
-    let root = Root::new(vmm);
+    let root = scratch_root(vmm);
     let data = random_bytes(11, 700_000);
-    fs::write(root.0.join("src"), &data).unwrap();
-    let dir = root.0.display().to_string();
+    fs::write(root.join("src"), &data).unwrap();
+    let dir = root.display().to_string();
     let o = run(vmm, &["--fs-root", &dir, "cp", "/src", "/dst"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(
-        fs::read(root.0.join("dst")).unwrap() == data,
+        fs::read(root.join("dst")).unwrap() == data,
         "cp's copy differs"
     );
     let o = run(vmm, &["--fs-root", &dir, "cat", "/dst", "/src"]);

@@ -28,6 +28,7 @@ mod programs;
 #[path = "wasi/run.rs"]
 mod run;
 
+use common::TempDir;
 use programs::Program;
 use run::Outcome;
 use std::path::{Path, PathBuf};
@@ -71,10 +72,9 @@ fn every_program_behaves_as_under_wasmtime_or_its_difference_is_listed() {
     if let Some(only) = &only {
         programs.retain(|p| only.split(',').any(|name| name == p.name));
     }
-    let scratch =
-        std::env::temp_dir().join(format!("weft-wasi-conformance-{}", std::process::id()));
+    let scratch = TempDir::new("wasi-conformance");
     let results = run_all(&programs, &source, &scratch);
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch);
 
     let mut failures = Vec::new();
     let mut known = 0;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{target, wasm, weft};
+use common::{TempDir, target, wasm, weft};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -66,8 +66,7 @@ const TRAPS: &[u8] = &[
 
 #[test]
 fn a_trap_ends_the_program_with_125_and_bad_modules_with_2() {
-    let dir = std::env::temp_dir().join(format!("weft-wasm-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("wasm-traps");
     let traps = dir.join("traps.wasm");
     std::fs::write(&traps, TRAPS).unwrap();
     let mut bad_import = TRAPS[..8].to_vec();
@@ -108,12 +107,11 @@ fn a_trap_ends_the_program_with_125_and_bad_modules_with_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.starts_with("weft: "), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn wasi_files_behave_as_in_the_native_build() {
-    let base = std::env::temp_dir().join(format!("weft-wasm-wc-{}", std::process::id()));
+    let base = TempDir::new("wasm-wc");
     let (guest_root, host_root) = (base.join("guest"), base.join("host"));
     for root in [&guest_root, &host_root] {
         std::fs::create_dir_all(root).unwrap();
@@ -156,12 +154,11 @@ fn wasi_files_behave_as_in_the_native_build() {
         .unwrap();
     assert_ne!(ro.status.code(), Some(0));
     assert!(!guest_root.join("reports").exists());
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 #[test]
 fn a_wasi_program_cannot_leave_the_root() {
-    let base = std::env::temp_dir().join(format!("weft-wasm-escape-{}", std::process::id()));
+    let base = TempDir::new("wasm-escape");
     let root = base.join("root");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(base.join("secret.txt"), "not for the guest\n").unwrap();
@@ -188,7 +185,6 @@ fn a_wasi_program_cannot_leave_the_root() {
             "{path}: {stdout}"
         );
     }
-    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// A Wasm program sees its standard output as a terminal exactly when
