@@ -129,11 +129,10 @@ fn run_child(case: &str) -> std::process::Output {
     std::fs::create_dir_all(dir.join("root")).unwrap();
     std::fs::write(dir.join("root/inside.txt"), b"inside\n").unwrap();
     std::fs::write(dir.join("outside.txt"), b"outside\n").unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
+    Command::new(std::env::current_exe().unwrap())
         .env(CHILD, format!("{case} {}", dir.display()))
         .output()
-        .unwrap();
-    out
+        .unwrap()
 }
 
 /// The filter a case runs under: the daemon's for `daemon-…` cases.
