@@ -185,6 +185,7 @@ impl<H: Host> Call<H> for Caller<'_, Ctx<H, Aot>> {
                 Ok(Flow::Wait(wait)) => wait,
             };
             let Ctx { fds, host, .. } = self.data_mut();
+            fds.flush_output();
             let mut streams: Vec<(&mut H::Stream, Interest)> = Vec::new();
             fds.streams_for(&wait.fds, false, &mut streams);
             let timeout = wait.deadline.map(|d| d.saturating_sub(host.monotonic_ns()));
@@ -347,6 +348,7 @@ fn wait_for_events<H: Host>(ctx: &mut Ctx<H, Aot>) {
     let Ctx {
         fds: table, host, ..
     } = ctx;
+    table.flush_output();
     let mut streams: Vec<(&mut H::Stream, Interest)> = Vec::new();
     table.streams_for(&fds, false, &mut streams);
     let timeout = timer.map(|d| d.saturating_sub(host.monotonic_ns()));

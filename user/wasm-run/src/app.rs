@@ -219,11 +219,13 @@ impl<H: Host> App<H> {
     }
 
     /// Runs the current call for one slice of fuel; `Some` if the app
-    /// ended.
+    /// ended. What it wrote in the slice goes out, its lines whole
+    /// ([`crate::lines`]).
     pub fn step(&mut self) -> Option<End> {
         let host = self.store.data().host.clone();
         let t0 = host.monotonic_ns();
         let end = self.slice();
+        self.store.data_mut().fds.flush_output();
         self.cpu_ns += host.monotonic_ns().saturating_sub(t0);
         end
     }

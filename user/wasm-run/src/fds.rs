@@ -28,6 +28,7 @@ use crate::host::{
     WasiResult, Watch,
 };
 use crate::ipc_end::{self, IpcEnd};
+use crate::lines::Lines;
 use crate::udp::{self, UdpEnd};
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -151,6 +152,9 @@ impl Path {
 pub struct Fds<H: Host> {
     host: H,
     table: Vec<Option<Fd<H>>>,
+    /// What was written to standard output and error after the last
+    /// newline.
+    lines: Lines,
     /// The number the preopened root has (it can be renumbered or
     /// closed).
     preopen: Option<i32>,
@@ -180,6 +184,7 @@ impl<H: Host> Fds<H> {
         Self {
             host,
             table,
+            lines: Lines::default(),
             preopen: Some(ROOT_FD),
         }
     }
@@ -446,8 +451,15 @@ impl<H: Host> Fds<H> {
             Fd::Grant(_) | Fd::Listener { .. } => return Err(errno::NOTCONN),
             Fd::Stdin | Fd::Watch(_) | Fd::Ipc(_) | Fd::Udp(_) => return Err(errno::BADF),
         };
-        self.host.write(to, bytes)?;
+        self.lines.write(&self.host, to, bytes)?;
         Ok(Some(bytes.len()))
+    }
+
+    /// Writes what the app wrote to standard output or error after its
+    /// last newline: it stops running (the end of its turn, a wait).
+    pub fn flush_output(&mut self) {
+        // A failing output fails the app's next write to it.
+        let _ = self.lines.flush(&self.host);
     }
 
     /// Takes a connection from listener `fd` (binding a granted one first):
@@ -767,4 +779,11 @@ pub struct Open {
     pub follow: bool,
     /// `NONBLOCK` was given (noted, and reported by `fd_fdstat_get`).
     pub nonblock: bool,
+}
+
+/// What the app wrote last reaches its output when it ends.
+impl<H: Host> Drop for Fds<H> {
+    fn drop(&mut self) {
+        self.flush_output();
+    }
 }

@@ -54,6 +54,7 @@ pub mod fds;
 pub mod host;
 pub mod ipc;
 pub mod ipc_end;
+pub mod lines;
 pub mod mem;
 pub mod mover;
 pub mod ops;

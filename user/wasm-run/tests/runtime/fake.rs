@@ -52,6 +52,8 @@ pub struct State {
     pub stdout: Vec<u8>,
     /// Each write to standard error, as written.
     pub stderr: Vec<Vec<u8>>,
+    /// Each write to standard output or error, in order.
+    pub writes: Vec<(Output, Vec<u8>)>,
     /// The runtime's own reports.
     pub reports: Vec<String>,
     /// Connections waiting on each bound address.
@@ -817,6 +819,7 @@ impl Host for Fake {
 
     fn write(&self, to: Output, bytes: &[u8]) -> WasiResult<()> {
         let mut s = self.0.borrow_mut();
+        s.writes.push((to, bytes.to_vec()));
         match to {
             Output::Stdout => s.stdout.extend_from_slice(bytes),
             Output::Stderr => s.stderr.push(bytes.to_vec()),

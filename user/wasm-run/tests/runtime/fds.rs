@@ -4,6 +4,8 @@ use crate::Fake;
 use std::net::SocketAddr;
 use weft_control::app::errno;
 use weft_wasm_run::fds::{Fd, Fds, Open, ROOT_FD};
+use weft_wasm_run::host::Output::{Stderr, Stdout};
+use weft_wasm_run::lines::HELD_MAX;
 
 fn dir(path: &str) -> Fd<Fake> {
     Fd::Dir(path.into())
@@ -107,4 +109,48 @@ fn grants_follow_the_root_and_bind_on_first_use() {
     assert_eq!(fds.sockets(), 1);
     assert_eq!(fds.accept(4).map(|c| c.is_none()).ok(), Some(true));
     assert_eq!(fds.insert(dir("/a")), 5);
+}
+
+/// An app's writes to standard output and error reach the host in whole
+/// lines, in the order written: a line written in pieces goes out at its
+/// newline; a partial one when the app writes to its other output, when
+/// too much is held, at the end of its turn, and when it ends.
+#[test]
+fn standard_output_and_error_go_out_in_whole_lines_in_the_order_written() {
+    let fake = Fake::new();
+    let mut fds = Fds::new(fake.clone(), []);
+    let written = || core::mem::take(&mut fake.0.borrow_mut().writes);
+    let write = |fds: &mut Fds<Fake>, fd: i32, bytes: &[u8]| {
+        assert_eq!(fds.write(fd, bytes), Ok(Some(bytes.len())));
+    };
+    for piece in ["beside ended ", "0", "\n", "two ", "lines\nand a", " half"] {
+        write(&mut fds, 1, piece.as_bytes());
+    }
+    assert_eq!(
+        written(),
+        [
+            (Stdout, b"beside ended 0\n".to_vec()),
+            (Stdout, b"two lines\n".to_vec())
+        ]
+    );
+    write(&mut fds, 2, b"oops");
+    write(&mut fds, 2, b"!\n");
+    assert_eq!(
+        written(),
+        [
+            (Stdout, b"and a half".to_vec()),
+            (Stderr, b"oops!\n".to_vec())
+        ]
+    );
+    let long = vec![b'x'; HELD_MAX + 1];
+    write(&mut fds, 1, &long);
+    assert_eq!(written(), [(Stdout, long)]);
+    write(&mut fds, 1, b"tail");
+    assert_eq!(written(), []);
+    fds.flush_output();
+    assert_eq!(written(), [(Stdout, b"tail".to_vec())]);
+    fds.flush_output();
+    write(&mut fds, 2, b"last words");
+    drop(fds);
+    assert_eq!(written(), [(Stderr, b"last words".to_vec())]);
 }
