@@ -130,8 +130,6 @@ pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("weft-fabric")
-        // Off the vCPU's CPU, with the Zenoh threads they start.
-        .on_thread_start(|| crate::affinity::pin(crate::affinity::Role::Apart))
         .enable_all()
         .build()
     {
