@@ -35,22 +35,31 @@ pub struct Lines {
 
 impl Lines {
     /// Takes `bytes` written to `to`: writes what ends a line (with what
-    /// was held before it), holds the rest.
+    /// was held before it), holds the rest. Whole lines and long partial
+    /// ones go straight from `bytes` when nothing is held.
     pub fn write<H: Host>(&mut self, host: &H, to: Output, bytes: &[u8]) -> WasiResult<()> {
         if self.to != Some(to) {
             self.flush(host)?;
             self.to = Some(to);
         }
-        self.held.extend_from_slice(bytes);
-        match self.held.iter().rposition(|&b| b == b'\n') {
-            _ if self.held.len() > HELD_MAX => self.flush(host),
-            Some(last) => {
-                let rest = self.held.split_off(last + 1);
-                let lines = core::mem::replace(&mut self.held, rest);
-                host.write(to, &lines)
+        let ends = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let (lines, tail) = bytes.split_at(ends);
+        if !lines.is_empty() {
+            if self.held.is_empty() {
+                host.write(to, lines)?;
+            } else {
+                self.held.extend_from_slice(lines);
+                self.flush(host)?;
             }
-            None => Ok(()),
         }
+        if self.held.is_empty() && tail.len() > HELD_MAX {
+            return host.write(to, tail);
+        }
+        self.held.extend_from_slice(tail);
+        if self.held.len() > HELD_MAX {
+            self.flush(host)?;
+        }
+        Ok(())
     }
 
     /// Writes what is held.
