@@ -160,8 +160,8 @@ fn a_program_is_read_from_a_file_or_a_pipe_and_nothing_else() {
         );
     }
     // A pipe (as `weft run <(...)` gives) is read to its end.
-    let fifo = std::env::temp_dir().join(format!("weft-cli-fifo-{}", std::process::id()));
-    let _ = std::fs::remove_file(&fifo);
+    let dir = TempDir::new("cli-fifo");
+    let fifo = dir.join("program");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()
@@ -174,7 +174,6 @@ fn a_program_is_read_from_a_file_or_a_pipe_and_nothing_else() {
     };
     let (code, out, err) = run(&["run", &fifo.display().to_string(), "through a pipe"]);
     writer.join().unwrap();
-    let _ = std::fs::remove_file(&fifo);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "Hello from Weft!\nthrough a pipe\n");
 }
