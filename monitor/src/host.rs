@@ -1,6 +1,6 @@
 //! The host calls the monitor makes through `libc` (and signal
 //! installation), each behind a wrapper that states what the call needs and
-//! checks what it returns: random bytes, thread placement, signal handlers
+//! checks what it returns: random bytes, thread placement and byte locks, signal handlers
 //! and kicks, page residency and discarding, the relay's scatter/gather I/O,
 //! the writes to `weft`'s own output and its path calls beneath a directory.
 //!
@@ -59,19 +59,44 @@ pub fn allowed_cpus() -> Vec<usize> {
         .collect()
 }
 
-/// Restricts the calling thread to `cpu`. Out-of-range CPUs and host
-/// refusals are errors.
-pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
-    if cpu >= libc::CPU_SETSIZE as usize {
+/// Restricts the calling thread to `cpus` (the threads it starts later
+/// inherit them). An empty set, out-of-range CPUs and host refusals are
+/// errors.
+pub fn pin_current_thread(cpus: &[usize]) -> io::Result<()> {
+    if cpus.is_empty() || cpus.iter().any(|&c| c >= libc::CPU_SETSIZE as usize) {
         return Err(io::ErrorKind::InvalidInput.into());
     }
     // SAFETY: as in `allowed_cpus`.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
+    for &cpu in cpus {
+        // SAFETY: `cpu` is below CPU_SETSIZE (checked above).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
     // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is this thread.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
     check(r.into()).map(drop)
+}
+
+/// Takes an exclusive lock on byte `at` of `file` (an open file
+/// description's lock, `F_OFD_SETLK`), without waiting: held until the
+/// last descriptor of that description is closed, so also released when
+/// the process dies. `WouldBlock` if another description holds it.
+pub fn lock_byte(file: &File, at: u64) -> io::Result<()> {
+    // SAFETY: `flock` is plain data for which all-zero is valid.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = libc::off_t::try_from(at).map_err(|_| io::ErrorKind::InvalidInput)?;
+    lock.l_len = 1;
+    // SAFETY: `file` is an open descriptor and `lock` a valid `flock` that
+    // outlives the call; OFD locks require `l_pid` 0 (zeroed above).
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
+    match check(r.into()) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        other => other.map(drop),
+    }
 }
 
 /// A signal handler as `sigaction(2)` takes it with `SA_SIGINFO`.
@@ -509,9 +534,35 @@ mod tests {
     fn the_allowed_cpus_include_one_the_thread_can_be_pinned_to() {
         let cpus = allowed_cpus();
         assert!(!cpus.is_empty());
-        std::thread::spawn(move || pin_current_thread(cpus[0]).unwrap())
-            .join()
-            .unwrap();
-        assert!(pin_current_thread(libc::CPU_SETSIZE as usize).is_err());
+        std::thread::spawn(move || {
+            pin_current_thread(&cpus[..1]).unwrap();
+            assert_eq!(allowed_cpus(), cpus[..1]);
+        })
+        .join()
+        .unwrap();
+        assert!(pin_current_thread(&[libc::CPU_SETSIZE as usize]).is_err());
+        assert!(pin_current_thread(&[]).is_err());
+    }
+
+    #[test]
+    fn a_byte_locked_through_one_description_is_refused_through_another() {
+        let path = std::env::temp_dir().join(format!("weft-host-lock-{}", std::process::id()));
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .unwrap()
+        };
+        let (first, second) = (open(), open());
+        std::fs::remove_file(&path).unwrap();
+        lock_byte(&first, 3).unwrap();
+        let refused = lock_byte(&second, 3).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        lock_byte(&second, 4).unwrap();
+        drop(first);
+        lock_byte(&second, 3).unwrap();
     }
 }

@@ -188,6 +188,9 @@ pub fn run(cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
 
 /// The guest under Weft's own KVM monitor: the vCPU runs on this thread.
 fn run_kvm(mut cfg: RunConfig<'_>, start: Instant) -> Result<ExitStatus, RunError> {
+    // While this is the only thread: the threads started from here on run
+    // off the vCPU's CPU.
+    affinity::place_process();
     let mut stats = Stats::default();
     // Bound before the sandbox, which allows binding `--listen` ports only.
     let gdb = cfg

@@ -87,6 +87,9 @@ fn say(text: &str) {
 
 /// Runs a device until its guest ends; returns the daemon's exit status.
 pub fn run(cfg: DaemonConfig<'_>, start: Instant) -> ExitStatus {
+    // While this is the only thread: the runtime's threads, and Zenoh's
+    // started from them, run off the vCPU's CPU.
+    crate::affinity::place_process();
     if local::daemon_running(&cfg.state) {
         eprintln!(
             "weft daemon: a daemon already runs for {}",

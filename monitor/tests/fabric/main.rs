@@ -199,6 +199,12 @@ impl Daemon {
         // filter (PROTOCOL.md §20.2), entered before its node opened.
         let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
         assert!(status.contains("\nSeccomp:\t2\n"), "{status}");
+        // And its vCPU keeps a host CPU of its own (monitor/src/affinity.rs).
+        let pid = d.child.id();
+        eventually("the vCPU on a CPU of its own", Duration::from_secs(10), || {
+            vcpu_apart(pid).is_ok()
+        });
+        assert_eq!(vcpu_apart(pid), Ok(()));
         d
     }
 
@@ -216,6 +222,62 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// With two CPUs or more, whether the vCPU thread of daemon `pid` (its
+/// main thread) runs on one CPU, and the threads of its runtime and of
+/// Zenoh (started by them) on none of it; else what is wrong.
+fn vcpu_apart(pid: u32) -> Result<(), String> {
+    let cpus_of = |status: &str| {
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .expect("Cpus_allowed_list");
+        cpu_list(list.trim())
+    };
+    if cpus_of(&std::fs::read_to_string("/proc/self/status").unwrap()).len() < 2 {
+        return Ok(());
+    }
+    let threads: Vec<(String, Vec<usize>)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| {
+            let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+            let name = status.lines().find_map(|l| l.strip_prefix("Name:"))?;
+            Some((name.trim().to_string(), cpus_of(&status)))
+        })
+        .collect();
+    let main = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let vcpu = cpus_of(&main);
+    if vcpu.len() != 1 {
+        return Err(format!("the vCPU thread may run on {vcpu:?}: {threads:?}"));
+    }
+    let others: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| {
+            name == "weft-fabric"
+                || name == "weft-relay"
+                || ["rx-", "tx-", "net-", "acc-", "app-"]
+                    .iter()
+                    .any(|p| name.starts_with(p))
+        })
+        .collect();
+    if others.len() < 4 {
+        return Err(format!("too few runtime and Zenoh threads: {threads:?}"));
+    }
+    match others.iter().find(|(_, cpus)| cpus.contains(&vcpu[0])) {
+        Some((name, _)) => Err(format!("{name} may run on the vCPU's CPU: {threads:?}")),
+        None => Ok(()),
+    }
+}
+
+/// The CPUs of a `Cpus_allowed_list` ("0-2,5").
+fn cpu_list(list: &str) -> Vec<usize> {
+    list.split(',')
+        .flat_map(|range| {
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap()
+        })
+        .collect()
 }
 
 fn weft_in(net: &Net, host: usize) -> Command {
