@@ -201,9 +201,11 @@ impl Daemon {
         assert!(status.contains("\nSeccomp:\t2\n"), "{status}");
         // And its vCPU keeps a host CPU of its own (monitor/src/affinity.rs).
         let pid = d.child.id();
-        eventually("the vCPU on a CPU of its own", Duration::from_secs(10), || {
-            vcpu_apart(pid).is_ok()
-        });
+        eventually(
+            "the vCPU on a CPU of its own",
+            Duration::from_secs(10),
+            || vcpu_apart(pid).is_ok(),
+        );
         assert_eq!(vcpu_apart(pid), Ok(()));
         d
     }
