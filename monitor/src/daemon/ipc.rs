@@ -4,7 +4,9 @@
 //!
 //! A message to a service goes, in this order of preference: to the
 //! instance its pid names; to an instance on this device (the same-device
-//! path: from one stream to another, never through Zenoh); to the first
+//! path: from one stream to another, never through Zenoh), the sender's
+//! own if it provides one (two apps of one runtime then talk without a
+//! process switch), else the oldest; to the first
 //! device, in name order, that lists one (a Zenoh `get` on its
 //! queryable, whose reply is the answer). A message is written into its
 //! instance's stream by the thread that routes it when nothing of that
@@ -81,6 +83,9 @@ struct Routed {
     request: bool,
     timeout: Duration,
     sender: String,
+    /// The sending process on this device, whose own instance is
+    /// preferred (none for the CLI and other devices).
+    local: Option<u32>,
     data: Vec<u8>,
     answer: Answerer,
 }
@@ -170,6 +175,7 @@ impl Hub {
                         request: m.request,
                         timeout: Duration::from_millis(m.timeout_ms.into()),
                         sender: m.sender,
+                        local: None,
                         data: m.data,
                         answer,
                     };
@@ -280,8 +286,8 @@ impl Hub {
 
     /// Routes `out` (§18.4) if its sender may send it (§18.7).
     pub async fn send(self: &Arc<Self>, out: Outgoing) {
-        let sender = match out.region {
-            None => self.device.clone(),
+        let (sender, local) = match out.region {
+            None => (self.device.clone(), None),
             Some(region) => match self.handle.process_of_region(region) {
                 Some((pid, identity)) => {
                     if let Err(why) = self.registry.current().may_send(&out.guid, &identity) {
@@ -290,10 +296,11 @@ impl Hub {
                     }
                     // A process moved here sends under the pid it was born
                     // with.
-                    match self.daemon() {
+                    let sender = match self.daemon() {
                         Some(daemon) => daemon.device.fabric_pid(pid).to_string(),
                         None => Pid::text(&self.device, pid),
-                    }
+                    };
+                    (sender, Some(pid))
                 }
                 None => {
                     out.answer.answer(Err((
@@ -318,6 +325,7 @@ impl Hub {
             request: out.request,
             timeout: out.timeout,
             sender,
+            local,
             data: out.data,
             answer: out.answer,
         };
@@ -403,14 +411,20 @@ impl Hub {
     }
 
     /// Queues message `m` for an instance of its service on this device
-    /// (process `target` if given), or forwards it to where that instance
-    /// moved; a one-way message is answered once queued.
+    /// (process `target` if given; else the sender's own, if it provides
+    /// one; else the oldest), or forwards it to where that instance moved;
+    /// a one-way message is answered once queued.
     fn deliver(self: &Arc<Self>, target: Option<u32>, m: Routed) {
         let guid = m.guid;
         let inbox = locked(&self.instances).get(&guid).and_then(|list| {
-            list.iter()
-                .find(|i| target.is_none_or(|t| t == i.pid))
-                .map(|i| (i.inbox.clone(), i.direct.clone()))
+            let chosen = match target {
+                Some(t) => list.iter().find(|i| i.pid == t),
+                None => list
+                    .iter()
+                    .find(|i| Some(i.pid) == m.local)
+                    .or_else(|| list.first()),
+            };
+            chosen.map(|i| (i.inbox.clone(), i.direct.clone()))
         });
         let Some((inbox, direct)) = inbox else {
             if let Some(forward) = self.forward_of(guid, target) {

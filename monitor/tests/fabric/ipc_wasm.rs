@@ -144,7 +144,16 @@ fn wasm_apps_provide_and_use_services_by_guid() {
 
     // A client beside its service, in the service's runtime: its requests
     // are each answered once, in order (`rtt` checks that the counts go
-    // up by one), and it reports every round trip.
+    // up by one), and it reports every round trip. They go to its own
+    // runtime's instance (PROTOCOL.md §18.4), not to an older one in
+    // another process, which has counted none of them.
+    let older = ok(&a, &["spawn", "--device", "b", &kv_app, "serve", PAIRED]);
+    let older = older.trim().to_string();
+    eventually("the older instance listed", Duration::from_secs(10), || {
+        json(&a, &["ipc", "services", "--json"])
+            .iter()
+            .any(|s| s["guid"] == PAIRED && s["pid"] == older.as_str())
+    });
     let paired = [
         "spawn",
         "--device",
@@ -170,7 +179,11 @@ fn wasm_apps_provide_and_use_services_by_guid() {
         .map(|l| l.split(' ').count())
         .sum();
     assert_eq!(reported, 40, "{log}");
+    let (code, _, err) = ipc_call(&a, &["--pid", &older, PAIRED, "get rtt"]);
+    assert_eq!(code, 1, "the older instance counted: {err}");
+    assert!(err.contains("refused: no such key"), "{err}");
     ok(&a, &["kill", &pid]);
+    ok(&a, &["kill", &older]);
 
     // The Wasm client on a, against the native kv on b.
     let native = ok(&a, &["spawn", "--device", "b", "kv", "serve", NATIVE]);
