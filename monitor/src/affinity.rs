@@ -25,11 +25,13 @@
 //! 8 runs each, taken in turns with the placement before, where both
 //! vCPUs shared the first CPU and the other threads floated):
 //! `ipc_rtt_cross_device_us` went from 1.35–1.70 (median 1.49) to
-//! 1.23–1.37 (median 1.26) times raw Zenoh's round trip, and a 1 MiB
-//! move's downtime from 12.6–16.8 ms to 11.6–14.0 ms (3 runs each). Both
-//! daemons' vCPUs on one CPU and all their other threads on the other
-//! made the round trip as fast but the moves slower: the two daemons'
-//! Zenoh threads then shared one CPU.
+//! 1.23–1.37 (median 1.26) times raw Zenoh's round trip (1.21–1.53,
+//! median 1.31, over 26 runs in all), and a 1 MiB move's downtime from
+//! 12.6–16.8 ms to 11.6–14.0 ms (3 runs each); `weft run`'s stream
+//! figures (file reads, the TCP relay) did not move. Both daemons' vCPUs
+//! on one CPU and all their other threads on the other made the round
+//! trip as fast but the moves slower: the two daemons' Zenoh threads then
+//! shared one CPU.
 //!
 //! Invariant: [`place_process`] runs while the process has one thread, so
 //! every thread started later inherits "the others", but those started by
