@@ -72,10 +72,14 @@ static PLACEMENT: OnceLock<Option<Placement>> = OnceLock::new();
 /// the others, so that the threads it starts run there. Called first by a
 /// weft that runs a guest, while it has one thread; later calls do nothing.
 pub fn place_process() {
-    if let Some(p) = PLACEMENT.get_or_init(|| choose(claim(&claims_file()))) {
-        // Failure only costs speed, so it is ignored.
-        let _ = host::pin_current_thread(&p.others);
-    }
+    PLACEMENT.get_or_init(|| {
+        let placement = choose(claim(&claims_file()));
+        if let Some(p) = &placement {
+            // Failure only costs speed, so it is ignored.
+            let _ = host::pin_current_thread(&p.others);
+        }
+        placement
+    });
 }
 
 /// Pins the calling thread for `role`, if the process has two CPUs or more
